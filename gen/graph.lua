@@ -1,0 +1,137 @@
+-- gen/graph.lua
+-- ==============
+-- The op graph of one program: a list of nodes in program order and the tensors they read
+-- and write. Builders (gen/programs/*.lua) call g:input, g:weight, g:op and g:output; every
+-- op kind must be declared in ops.lua. Tensors are single-assignment: an op always makes a
+-- new tensor, and plan.lua decides which ones share memory.
+--
+-- A tensor records its dims (ops.lua explains the symbols), the dtype the original keeps it
+-- in under its autocast policy (reference §2.11: "bf16" or "f32"; inputs may be "f64"/"i64")
+-- for the CUDA backend to honour, and a name that follows the checkpoint's module names.
+
+local ops    = require("ops")
+local sorted = require("lib.sorted")
+
+local graph = {}
+
+local Graph = {}
+Graph.__index = Graph
+
+-- A new, empty graph for program `name` of spec `s`.
+function graph.new(name, s)
+    return setmetatable({ name = name, spec = s, nodes = {}, tensors = {}, by_name = {},
+                          weights = {}, inputs = {}, outputs = {} }, Graph)
+end
+
+-- Register a tensor; names must be unique within the program.
+function Graph:tensor(name, dims, dtype, kind)
+    assert(not self.by_name[name], "graph: duplicate tensor name " .. name)
+    local t = { id = #self.tensors + 1, name = name, dims = dims, dtype = dtype, kind = kind }
+    self.tensors[#self.tensors + 1] = t
+    self.by_name[name] = t
+    return t
+end
+
+-- A program input, written by the runtime before the program runs.
+function Graph:input(name, dims, dtype)
+    local t = self:tensor(name, dims, dtype, "input")
+    self.inputs[#self.inputs + 1] = t
+    return t
+end
+
+-- A checkpoint tensor: `name` in the original layout, `alias` in the diffusers layout.
+function Graph:weight(name, alias, shape)
+    assert(not self.weights[name], "graph: weight used twice: " .. name)
+    local w = { name = name, alias = alias, shape = shape, index = #self.weights + 1 }
+    self.weights[#self.weights + 1] = w
+    self.weights[name] = w
+    return w
+end
+
+-- Append op `kind` reading tensors `ins`; returns the new output tensor named `name`.
+function Graph:op(kind, ins, attrs, name, dtype)
+    local def = ops[kind]
+    assert(def, "graph: op kind not declared in ops.lua: " .. tostring(kind))
+    attrs = attrs or {}
+    local out = self:tensor(name, def.shape(ins, attrs), dtype, "act")
+    local node = { id = #self.nodes + 1, op = kind, ins = ins, out = out, attrs = attrs }
+    out.producer = node.id
+    self.nodes[#self.nodes + 1] = node
+    return out
+end
+
+-- Mark a tensor as a program output (never reused by the plan).
+function Graph:output(t)
+    t.kind = "output"
+    self.outputs[#self.outputs + 1] = t
+    return t
+end
+
+-- The value of a dim at its largest (symbols bounded by the spec).
+function graph.max_dim(s, d)
+    if math.type(d) == "integer" then return d end
+    local r = s.derived
+    if d == "L" then return r.max_tokens end
+    if d == "F" or d == "Ft" then return r.max_frames end
+    error("graph: unknown dim symbol " .. tostring(d))
+end
+
+-- Number of elements of a tensor at its largest.
+function graph.max_elems(s, t)
+    local n = 1
+    for _, d in ipairs(t.dims) do n = n * graph.max_dim(s, d) end
+    return n
+end
+
+-- Dims as text: [L,128], [16,F,8,8].
+function graph.dims_text(dims)
+    local parts = {}
+    for i, d in ipairs(dims) do parts[i] = tostring(d) end
+    return "[" .. table.concat(parts, ",") .. "]"
+end
+
+-- Attributes as sorted key=value text for dumps and comments.
+function graph.attrs_text(attrs)
+    local parts = {}
+    for _, k in ipairs(sorted.keys(attrs)) do
+        local v = attrs[k]
+        if type(v) == "table" then v = v.name or "{...}" end
+        if math.type(v) == "float" then v = string.format("%.9g", v) end
+        parts[#parts + 1] = k .. "=" .. tostring(v)
+    end
+    return table.concat(parts, " ")
+end
+
+-- Build every program the spec's variant needs: { dit_forward = g }.
+function graph.build(s)
+    local dit = require("programs.dit")
+    return { dit_forward = dit.build(graph.new("dit_forward", s), s) }
+end
+
+-- Text dump for --stop-after=graph: one line per node, a reviewer can diff it.
+function graph.dump(programs)
+    local lines = {}
+    for _, pname in ipairs(sorted.keys(programs)) do
+        local g = programs[pname]
+        lines[#lines + 1] = string.format("# %s  (%s)", pname, g.spec.path)
+        for _, t in ipairs(g.inputs) do
+            lines[#lines + 1] = string.format("%%%-4d = input %-22s %-16s %s", t.id, t.name,
+                                              graph.dims_text(t.dims), t.dtype)
+        end
+        for _, n in ipairs(g.nodes) do
+            local args = {}
+            for i, t in ipairs(n.ins) do args[i] = "%" .. t.id end
+            lines[#lines + 1] = string.format("%%%-4d = %-18s(%s)  %s  %s %s  %s", n.out.id, n.op,
+                table.concat(args, ", "), graph.attrs_text(n.attrs), graph.dims_text(n.out.dims),
+                n.out.dtype, n.out.name)
+        end
+        for _, t in ipairs(g.outputs) do
+            lines[#lines + 1] = string.format("output %%%d %s", t.id, t.name)
+        end
+        lines[#lines + 1] = string.format("# %d nodes, %d tensors, %d weights", #g.nodes, #g.tensors,
+                                          #g.weights)
+    end
+    return table.concat(lines, "\n") .. "\n"
+end
+
+return graph

@@ -1,0 +1,83 @@
+-- gen/ops.lua
+-- ============
+-- Every op kind an op graph may contain, as data. graph.lua refuses a kind not listed here;
+-- each backend says how it implements each kind (emit_c.lua for the CPU).
+--
+-- Shapes are lists of dims; a dim is an integer or a symbol whose value is known only at run
+-- time and bounded by the spec:
+--   "L"  tokens of this call        (F * tokens_per_frame, at most derived.max_tokens)
+--   "F"  latent frames of this call (at most derived.max_frames)
+--   "Ft" timestep rows: 1 for a plain timestep, F for per-frame (diffusion forcing) timesteps
+-- `shape(ins, attrs)` returns the output dims from the input tensors and attributes.
+-- `flops(dims_of, ins, out, attrs)` counts multiply-adds as 2 FLOPs (for --info / plan.txt).
+
+local ops = {}
+
+-- The leading dim and the last dim of a [rows, cols] tensor.
+local function rows(t) return t.dims[1] end
+local function cols(t) return t.dims[#t.dims] end
+
+ops.patchify = {        -- latent [C, F, H, W] (+ conditioning) -> patches [L, Cin*4] (§2.2)
+    inputs = { "x", "y?" },
+    shape  = function(_, a) return { "L", a.patch_in } end,
+}
+ops.linear = {          -- y = x W^T + b; W is [N, K] (PyTorch layout); attrs.weight, attrs.bias
+    inputs = { "x" },
+    shape  = function(ins, a) return { rows(ins[1]), a.n } end,
+    flops  = function(n, ins, _, a) return 2 * n(rows(ins[1])) * a.n * a.k end,
+}
+ops.silu      = { inputs = { "x" }, shape = function(ins) return ins[1].dims end }
+ops.gelu_tanh = { inputs = { "x" }, shape = function(ins) return ins[1].dims end }   -- tanh approx.
+ops.gelu_erf  = { inputs = { "x" }, shape = function(ins) return ins[1].dims end }   -- exact
+ops.add       = { inputs = { "a", "b" }, shape = function(ins) return ins[1].dims end }
+ops.add_row = {         -- y[r, :] = a[r, :] + b[0, :] (broadcast one row over all rows)
+    inputs = { "a", "b" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.sinusoid = {        -- t [Ft] (float64) -> [Ft, freq_dim]: cos half, then sin half (§2.4)
+    inputs = { "t" },
+    shape  = function(ins, a) return { ins[1].dims[1], a.freq_dim } end,
+}
+ops.embedding = {       -- y[0, :] = table[index, :] (fps embedding, §2.4 step 6)
+    inputs = { "index" },
+    shape  = function(_, a) return { 1, a.dim } end,
+}
+ops.modulation = {      -- mod[r, k, :] = table[k, :] + e[r, k-th slice or the whole row] (§2.7, §2.10)
+    inputs = { "e" },
+    shape  = function(ins, a) return { rows(ins[1]), a.chunks, a.dim } end,
+}
+ops.layernorm_modulate = {  -- y = LN(x) * (1 + mod[shift+1]) + mod[shift], no affine (§2.7)
+    inputs = { "x", "mod" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.layernorm_affine = {    -- y = LN(x) * weight + bias (norm3, image embedder)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.rmsnorm = {         -- y = x / sqrt(mean(x^2) + eps) * weight over the full width (§2.7)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.rope_table = {      -- cos/sin of every (token, pair) for the (F, H/2, W/2) grid (§2.8)
+    inputs = {},
+    shape  = function(_, a) return { "L", a.head_dim } end,
+}
+ops.rope = {            -- rotate interleaved pairs of every head of q or k (§2.8)
+    inputs = { "x", "table" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.attention = {       -- softmax(q k^T / sqrt(d)) v per head, no mask
+    inputs = { "q", "k", "v" },
+    shape  = function(ins) return ins[1].dims end,
+    flops  = function(n, ins) return 4 * n(rows(ins[1])) * n(rows(ins[2])) * cols(ins[1]) end,
+}
+ops.gated_residual = {  -- y = x + u * mod[gate] (fp32 residual stream, §2.7)
+    inputs = { "x", "u", "mod" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.unpatchify = {      -- [L, out_dim*4] -> velocity [out_dim, F, H, W] (§2.10: c fastest)
+    inputs = { "x" },
+    shape  = function(_, a) return { a.out_dim, "F", a.lat_h, a.lat_w } end,
+}
+
+return ops

@@ -1,0 +1,121 @@
+-- gen/plan.lua
+-- =============
+-- The static memory plan: every tensor of a program gets a fixed byte offset in one arena,
+-- computed here from liveness, so the emitted code allocates once and never inside a call.
+--
+-- Contract (ggml-alloc's): program inputs are placed first and live for the whole program;
+-- outputs are never reused; an activation lives from the node that makes it to the last node
+-- that reads it. Placement is first-fit in tensor-id order with a fixed tie-break (lowest
+-- offset), so the plan is deterministic. Sizes use each dim at its spec-bounded maximum; a
+-- call with fewer frames uses a prefix of each buffer.
+--
+-- Bytes per element come from the backend (`elem_bytes(tensor)`): the CPU backend stores
+-- every float tensor as fp32, the CUDA backend will follow the recorded dtypes.
+
+local graph  = require("graph")
+local sorted = require("lib.sorted")
+
+local plan = {}
+
+-- Round n up to a multiple of a (a power of two).
+local function align_up(n, a) return (n + a - 1) // a * a end
+
+-- Lifetimes: first and last node index touching each tensor (inputs/outputs span everything).
+local function lifetimes(g)
+    local first, last = {}, {}
+    local n_end = #g.nodes + 1
+    for _, t in ipairs(g.tensors) do
+        if t.kind == "input" then first[t.id], last[t.id] = 0, n_end
+        else first[t.id], last[t.id] = t.producer, t.producer end
+    end
+    for _, n in ipairs(g.nodes) do
+        for _, t in ipairs(n.ins) do
+            if last[t.id] < n.id then last[t.id] = n.id end
+        end
+    end
+    for _, t in ipairs(g.outputs) do last[t.id] = n_end end
+    return first, last
+end
+
+-- Plan one graph. `elem_bytes(t)` gives the bytes per element of tensor t on this backend.
+function plan.make_one(s, g, elem_bytes, alignment)
+    local first, last = lifetimes(g)
+    local placed = {}                    -- list of buffers, kept sorted by offset
+    local buffers = {}
+    for _, t in ipairs(g.tensors) do
+        local bytes = align_up(graph.max_elems(s, t) * elem_bytes(t), alignment)
+        -- Buffers whose lifetime overlaps t's, in offset order: t goes in the first gap.
+        local offset = 0
+        for _, b in ipairs(placed) do
+            local overlaps_time = b.first <= last[t.id] and first[t.id] <= b.last
+            if overlaps_time and b.offset < offset + bytes and offset < b.offset + b.bytes then
+                offset = b.offset + b.bytes
+            end
+        end
+        local buf = { tensor = t, offset = offset, bytes = bytes, first = first[t.id], last = last[t.id] }
+        buffers[#buffers + 1] = buf
+        local pos = #placed + 1
+        for i, b in ipairs(placed) do
+            if b.offset > offset or (b.offset == offset and b.tensor.id > t.id) then pos = i; break end
+        end
+        table.insert(placed, pos, buf)
+    end
+    local peak = 0
+    for _, b in ipairs(buffers) do peak = math.max(peak, b.offset + b.bytes) end
+    -- The lower bound: the most bytes live at any one node.
+    local live_max = 0
+    for step = 0, #g.nodes + 1 do
+        local live = 0
+        for _, b in ipairs(buffers) do
+            if b.first <= step and step <= b.last then live = live + b.bytes end
+        end
+        live_max = math.max(live_max, live)
+    end
+    return { program = g.name, graph = g, buffers = buffers, peak = peak, live_max = live_max,
+             alignment = alignment, by_tensor = (function()
+                 local m = {}
+                 for _, b in ipairs(buffers) do m[b.tensor.id] = b end
+                 return m
+             end)() }
+end
+
+-- CPU backend: float tensors are fp32, f64/i64 inputs are 8 bytes.
+function plan.cpu_elem_bytes(t)
+    if t.dtype == "f64" or t.dtype == "i64" then return 8 end
+    return 4
+end
+
+-- Plans for every program, for the CPU backend: { dit_forward = plan }.
+function plan.make(s, programs)
+    local plans = {}
+    for _, name in ipairs(sorted.keys(programs)) do
+        plans[name] = plan.make_one(s, programs[name], plan.cpu_elem_bytes, 64)
+    end
+    return plans
+end
+
+-- 1234567 -> "1,234,567".
+function plan.commas(n)
+    local s = string.format("%d", n)
+    local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+    return (out:gsub("^,", ""))
+end
+
+-- Text of plan.txt (also --stop-after=plan).
+function plan.dump(plans)
+    local lines = {}
+    for _, name in ipairs(sorted.keys(plans)) do
+        local p = plans[name]
+        lines[#lines + 1] = string.format("# arena %s (cpu backend, fp32): peak %s B (%.2f MiB), %d buffers, "
+            .. "alignment %d; most bytes live at once %s B", name, plan.commas(p.peak), p.peak / 1048576,
+            #p.buffers, p.alignment, plan.commas(p.live_max))
+        lines[#lines + 1] = string.format("%-16s %-16s %-11s %s", "offset", "bytes", "live", "tensor")
+        for _, b in ipairs(p.buffers) do
+            lines[#lines + 1] = string.format("%-16s %-16s %-11s %s %s", plan.commas(b.offset), plan.commas(b.bytes),
+                b.first .. ".." .. b.last, b.tensor.name, graph.dims_text(b.tensor.dims))
+        end
+    end
+    return table.concat(lines, "\n") .. "\n"
+end
+
+return plan

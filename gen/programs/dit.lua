@@ -1,0 +1,240 @@
+-- gen/programs/dit.lua
+-- ====================
+-- The op graph of `dit_forward`: one forward pass of the SkyReels-V2 / Wan2.1 DiT for one
+-- sample, mirroring the original `WanModel.forward` (shared/reference/dit-and-sampling.md §2):
+-- patch embedding, time embedding (plain or per-frame timesteps; fps injection for
+-- inject_sample_info), text embedding, image embedding (I2V), num_layers attention blocks,
+-- head and unpatchify. Tensor and weight names follow the original checkpoint; each weight
+-- also carries its diffusers name (§4) so the runtime accepts both layouts.
+--
+-- dtypes recorded on tensors are the original's (§2.11), for the CUDA backend; the CPU
+-- backend computes everything in fp32.
+--
+-- Dims: C model width, FF ffn width, L tokens, F latent frames, Ft timestep rows.
+
+local dit = {}
+
+-- Original -> diffusers names of the global modules (reference §4.1).
+local global_alias = {
+    ["patch_embedding"]  = "patch_embedding",
+    ["text_embedding.0"] = "condition_embedder.text_embedder.linear_1",
+    ["text_embedding.2"] = "condition_embedder.text_embedder.linear_2",
+    ["time_embedding.0"] = "condition_embedder.time_embedder.linear_1",
+    ["time_embedding.2"] = "condition_embedder.time_embedder.linear_2",
+    ["time_projection.1"] = "condition_embedder.time_proj",
+    ["fps_embedding"]    = "fps_embedding",
+    ["fps_projection.0"] = "fps_projection.net.0.proj",
+    ["fps_projection.2"] = "fps_projection.net.2",
+    ["head.head"]        = "proj_out",
+    ["img_emb.proj.0"]   = "condition_embedder.image_embedder.norm1",
+    ["img_emb.proj.1"]   = "condition_embedder.image_embedder.ff.net.0.proj",
+    ["img_emb.proj.3"]   = "condition_embedder.image_embedder.ff.net.2",
+    ["img_emb.proj.4"]   = "condition_embedder.image_embedder.norm2",
+}
+
+-- Original -> diffusers names inside `blocks.{i}.` (reference §4.2). Note norm3 <-> norm2.
+local block_alias = {
+    ["self_attn.q"] = "attn1.to_q", ["self_attn.k"] = "attn1.to_k", ["self_attn.v"] = "attn1.to_v",
+    ["self_attn.o"] = "attn1.to_out.0",
+    ["self_attn.norm_q"] = "attn1.norm_q", ["self_attn.norm_k"] = "attn1.norm_k",
+    ["norm3"] = "norm2",
+    ["cross_attn.q"] = "attn2.to_q", ["cross_attn.k"] = "attn2.to_k", ["cross_attn.v"] = "attn2.to_v",
+    ["cross_attn.o"] = "attn2.to_out.0",
+    ["cross_attn.norm_q"] = "attn2.norm_q", ["cross_attn.norm_k"] = "attn2.norm_k",
+    ["cross_attn.k_img"] = "attn2.add_k_proj", ["cross_attn.v_img"] = "attn2.add_v_proj",
+    ["cross_attn.norm_k_img"] = "attn2.norm_added_k",
+    ["ffn.0"] = "ffn.net.0.proj", ["ffn.2"] = "ffn.net.2",
+}
+
+-- Diffusers name of the original checkpoint name `name` (module path + ".weight"/".bias").
+local function alias_of(name)
+    if name == "head.modulation" then return "scale_shift_table" end
+    local i, rest = name:match("^blocks%.(%d+)%.(.+)$")
+    if i then
+        if rest == "modulation" then return "blocks." .. i .. ".scale_shift_table" end
+        local module, param = rest:match("^(.+)%.(%w+)$")
+        local a = assert(block_alias[module], "dit: no diffusers name for " .. name)
+        return "blocks." .. i .. "." .. a .. "." .. param
+    end
+    local module, param = name:match("^(.+)%.(%w+)$")
+    local a = assert(global_alias[module], "dit: no diffusers name for " .. name)
+    return a .. "." .. param
+end
+
+-- Weight `name` of shape `shape`, registered with its diffusers alias.
+local function weight(g, name, shape)
+    return g:weight(name, alias_of(name), shape)
+end
+
+-- y = x W^T + b for the Linear module `module` ([n, k] weight, [n] bias).
+local function linear(g, x, module, n, k, out, dtype, wshape)
+    local w = weight(g, module .. ".weight", wshape or { n, k })
+    local b = weight(g, module .. ".bias", { n })
+    return g:op("linear", { x }, { weight = w, bias = b, n = n, k = k }, out, dtype)
+end
+
+-- RMSNorm over the full width with the learned weight of `module` (qk_norm, §2.7).
+local function rmsnorm(g, s, x, module, out)
+    if not s.dit.qk_norm then return x end
+    local w = weight(g, module .. ".weight", { s.dit.dim })
+    return g:op("rmsnorm", { x }, { weight = w, eps = s.dit.eps, dim = s.dit.dim }, out, "f32")
+end
+
+-- Attention over keys k, v for queries q, NH heads of head_dim each.
+local function attention(g, s, q, k, v, out)
+    local d = s.derived
+    return g:op("attention", { q, k, v },
+                { num_heads = s.dit.num_heads, head_dim = d.head_dim }, out, "bf16")
+end
+
+-- Self-attention of block p on the modulated, normalised tokens a (§2.7 step 2).
+local function self_attention(g, s, p, a, rope)
+    local C = s.dit.dim
+    local m = p .. "self_attn."
+    local q = linear(g, a, m .. "q", C, C, m .. "q.out", "bf16")
+    local k = linear(g, a, m .. "k", C, C, m .. "k.out", "bf16")
+    local v = linear(g, a, m .. "v", C, C, m .. "v.out", "bf16")
+    q = rmsnorm(g, s, q, m .. "norm_q", m .. "norm_q.out")
+    k = rmsnorm(g, s, k, m .. "norm_k", m .. "norm_k.out")
+    q = g:op("rope", { q, rope }, { num_heads = s.dit.num_heads, head_dim = s.derived.head_dim },
+             m .. "q.rope", "bf16")
+    k = g:op("rope", { k, rope }, { num_heads = s.dit.num_heads, head_dim = s.derived.head_dim },
+             m .. "k.rope", "bf16")
+    local o = attention(g, s, q, k, v, m .. "attn")
+    return linear(g, o, m .. "o", C, C, m .. "o.out", "bf16")
+end
+
+-- Cross-attention of block p: queries from c, keys/values from the text context
+-- (and, for I2V, a second attention over the image context, outputs summed; §2.7 step 4).
+local function cross_attention(g, s, p, c, ctx, img)
+    local C = s.dit.dim
+    local m = p .. "cross_attn."
+    local q = linear(g, c, m .. "q", C, C, m .. "q.out", "bf16")
+    q = rmsnorm(g, s, q, m .. "norm_q", m .. "norm_q.out")
+    local k = linear(g, ctx, m .. "k", C, C, m .. "k.out", "bf16")
+    k = rmsnorm(g, s, k, m .. "norm_k", m .. "norm_k.out")
+    local v = linear(g, ctx, m .. "v", C, C, m .. "v.out", "bf16")
+    local o = attention(g, s, q, k, v, m .. "attn")
+    if img then
+        local ki = linear(g, img, m .. "k_img", C, C, m .. "k_img.out", "bf16")
+        ki = rmsnorm(g, s, ki, m .. "norm_k_img", m .. "norm_k_img.out")
+        local vi = linear(g, img, m .. "v_img", C, C, m .. "v_img.out", "bf16")
+        local oi = attention(g, s, q, ki, vi, m .. "attn_img")
+        o = g:op("add", { o, oi }, {}, m .. "attn_sum", "bf16")
+    end
+    return linear(g, o, m .. "o", C, C, m .. "o.out", "bf16")
+end
+
+-- One attention block (WanAttentionBlock.forward, §2.7). e0 is [Ft, 6C].
+-- Modulation chunks: shift_sa (e[0]), scale_sa (e[1]), gate_sa (e[2]),
+--                    shift_ff (e[3]), scale_ff (e[4]), gate_ff (e[5]).
+local function attention_block(g, s, i, x, e0, ctx, img, rope)
+    local C, eps = s.dit.dim, s.dit.eps
+    local p = "blocks." .. i .. "."
+    local table6 = weight(g, p .. "modulation", { 1, 6, C })
+    local mod = g:op("modulation", { e0 }, { table = table6, chunks = 6, dim = C, per_chunk = true },
+                     p .. "mod", "f32")                                       -- [Ft, 6, C]
+
+    local a = g:op("layernorm_modulate", { x, mod }, { eps = eps, shift = 0, scale = 1, chunks = 6, dim = C },
+                   p .. "norm1.out", "bf16")                                  -- LN1, no affine
+    local sa = self_attention(g, s, p, a, rope)
+    local x1 = g:op("gated_residual", { x, sa, mod }, { gate = 2, chunks = 6, dim = C },
+                    p .. "x1", "f32")                                         -- x + sa * gate_sa
+
+    local c = x1
+    if s.dit.cross_attn_norm then                                             -- norm3: affine LN
+        local nw = weight(g, p .. "norm3.weight", { C })
+        local nb = weight(g, p .. "norm3.bias", { C })
+        c = g:op("layernorm_affine", { x1 }, { weight = nw, bias = nb, eps = eps, dim = C },
+                 p .. "norm3.out", img and "f32" or "bf16")
+    end
+    local ca = cross_attention(g, s, p, c, ctx, img)
+    local x2 = g:op("add", { x1, ca }, {}, p .. "x2", "f32")
+
+    local f = g:op("layernorm_modulate", { x2, mod }, { eps = eps, shift = 3, scale = 4, chunks = 6, dim = C },
+                   p .. "norm2.out", "bf16")                                  -- LN2, no affine
+    local h = linear(g, f, p .. "ffn.0", s.dit.ffn_dim, C, p .. "ffn.0.out", "bf16")
+    h = g:op("gelu_tanh", { h }, {}, p .. "ffn.1.out", "bf16")
+    local ff = linear(g, h, p .. "ffn.2", C, s.dit.ffn_dim, p .. "ffn.2.out", "bf16")
+    return g:op("gated_residual", { x2, ff, mod }, { gate = 5, chunks = 6, dim = C },
+                p .. "out", "bf16")                                           -- rounded at block end
+end
+
+-- Fill graph g with dit_forward for spec s; returns g.
+function dit.build(g, s)
+    local d, r = s.dit, s.derived
+    local C = d.dim
+
+    -- Inputs of one sample (the runtime loops over the batch).
+    local x   = g:input("x", { r.x_channels, "F", r.lat_h, r.lat_w }, "f32")         -- noisy latent
+    local y   = r.has_image and g:input("y", { r.y_channels, "F", r.lat_h, r.lat_w }, "f32") or nil
+    local t   = g:input("t", { "Ft" }, "f64")                                        -- timesteps
+    local ctx_in = g:input("context", { d.text_len, d.text_dim }, "bf16")            -- umT5 output
+    local clip = r.has_image and g:input("clip_fea", { d.image_len, d.image_dim }, "f32") or nil
+    local fps = d.inject_sample_info and g:input("fps", { 1 }, "i64") or nil          -- 0 or 1
+
+    -- Patch embedding (§2.2): [L, Cin*4] x [C, Cin*4]^T.
+    local patches = g:op("patchify", { x, y }, { patch_in = r.patch_in, lat_h = r.lat_h, lat_w = r.lat_w },
+                         "patches", "bf16")
+    local tok = linear(g, patches, "patch_embedding", C, r.patch_in, "patch_embedding.out", "bf16",
+                       { C, d.in_dim, 1, 2, 2 })
+
+    -- Time embedding (§2.4): e [Ft, C], e0 [Ft, 6C].
+    local sin = g:op("sinusoid", { t }, { freq_dim = d.freq_dim }, "time_sinusoid", "bf16")
+    local e = linear(g, sin, "time_embedding.0", C, d.freq_dim, "time_embedding.0.out", "f32")
+    e = g:op("silu", { e }, {}, "time_embedding.1.out", "f32")
+    e = linear(g, e, "time_embedding.2", C, C, "time_embedding.2.out", "f32")
+    local e0 = g:op("silu", { e }, {}, "time_projection.0.out", "f32")
+    e0 = linear(g, e0, "time_projection.1", 6 * C, C, "time_projection.1.out", "f32")
+    if fps then                                  -- DF-1.3B: fps MLP added to e0 only (§2.4 step 6)
+        local table2 = weight(g, "fps_embedding.weight", { 2, C })
+        local fe = g:op("embedding", { fps }, { table = table2, dim = C, rows = 2 }, "fps_embedding.out", "f32")
+        fe = linear(g, fe, "fps_projection.0", C, C, "fps_projection.0.out", "f32")
+        fe = g:op("silu", { fe }, {}, "fps_projection.1.out", "f32")
+        fe = linear(g, fe, "fps_projection.2", 6 * C, C, "fps_projection.2.out", "f32")
+        e0 = g:op("add_row", { e0, fe }, {}, "time_projection.fps", "f32")
+    end
+
+    -- Text embedding (§2.5): [text_len, C], GELU tanh approximation.
+    local ctx = linear(g, ctx_in, "text_embedding.0", C, d.text_dim, "text_embedding.0.out", "bf16")
+    ctx = g:op("gelu_tanh", { ctx }, {}, "text_embedding.1.out", "bf16")
+    ctx = linear(g, ctx, "text_embedding.2", C, C, "text_embedding.2.out", "bf16")
+
+    -- Image embedding (§2.6, I2V): LN(eps 1e-5) -> Linear -> GELU (erf) -> Linear -> LN.
+    local img
+    if clip then
+        local n0w = weight(g, "img_emb.proj.0.weight", { d.image_dim })
+        local n0b = weight(g, "img_emb.proj.0.bias", { d.image_dim })
+        img = g:op("layernorm_affine", { clip }, { weight = n0w, bias = n0b, eps = 1e-5, dim = d.image_dim },
+                   "img_emb.proj.0.out", "f32")
+        img = linear(g, img, "img_emb.proj.1", d.image_dim, d.image_dim, "img_emb.proj.1.out", "f32")
+        img = g:op("gelu_erf", { img }, {}, "img_emb.proj.2.out", "f32")
+        img = linear(g, img, "img_emb.proj.3", C, d.image_dim, "img_emb.proj.3.out", "f32")
+        local n4w = weight(g, "img_emb.proj.4.weight", { C })
+        local n4b = weight(g, "img_emb.proj.4.bias", { C })
+        img = g:op("layernorm_affine", { img }, { weight = n4w, bias = n4b, eps = 1e-5, dim = C },
+                   "img_emb.proj.4.out", "f32")
+    end
+
+    -- 3-D RoPE table for this call's (F, H/2, W/2) grid, shared by all blocks (§2.8).
+    local rope = g:op("rope_table", {}, { head_dim = r.head_dim, t_dim = r.rope_t_dim, h_dim = r.rope_h_dim,
+                                          w_dim = r.rope_w_dim, theta = d.rope_theta }, "rope", "f32")
+
+    local h = tok
+    for i = 0, d.num_layers - 1 do
+        h = attention_block(g, s, i, h, e0, ctx, img, rope)
+    end
+
+    -- Head (§2.10): modulation from e (not e0), fp32, then unpatchify.
+    local table2 = weight(g, "head.modulation", { 1, 2, C })
+    local hm = g:op("modulation", { e }, { table = table2, chunks = 2, dim = C, per_chunk = false },
+                    "head.mod", "f32")                                        -- [Ft, 2, C]
+    local hn = g:op("layernorm_modulate", { h, hm }, { eps = d.eps, shift = 0, scale = 1, chunks = 2, dim = C },
+                    "head.norm.out", "f32")
+    local out = linear(g, hn, "head.head", r.head_out, C, "head.head.out", "f32")
+    local v = g:op("unpatchify", { out }, { out_dim = d.out_dim, lat_h = r.lat_h, lat_w = r.lat_w }, "v", "f32")
+    g:output(v)
+    return g
+end
+
+return dit

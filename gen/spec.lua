@@ -1,0 +1,299 @@
+-- gen/spec.lua
+-- =============
+-- Load a model spec (specs/<variant>.lua), validate it and derive every size the later stages
+-- need. A spec file is plain data: it runs in an empty environment and must return a table.
+-- Validation is a table of rules (one message per rule, all problems reported in one run);
+-- derived sizes are computed here once, stored in `s.derived`, and never recomputed
+-- downstream. Math of the derivations: shared/reference/dit-and-sampling.md §1, §2.2, §2.8.
+
+local fail   = require("lib.fail")
+local sorted = require("lib.sorted")
+
+local spec = {}
+
+-- Every field a spec may have: kind, whether required, and the rule's bounds.
+-- kind: "int", "float" (an integer literal is accepted), "bool", "string".
+local fields = {
+    { "variant",                 "string", required = true },
+    { "family",                  "string", required = true, one_of = { "t2v", "i2v", "df" } },
+    { "dit.dim",                 "int",    required = true, min = 8 },
+    { "dit.ffn_dim",             "int",    required = true, min = 1 },
+    { "dit.num_heads",           "int",    required = true, min = 1 },
+    { "dit.num_layers",          "int",    required = true, min = 1 },
+    { "dit.freq_dim",            "int",    required = true, min = 2, even = true },
+    { "dit.text_dim",            "int",    required = true, min = 1 },
+    { "dit.text_len",            "int",    required = true, min = 1 },
+    { "dit.in_dim",              "int",    required = true, min = 1 },
+    { "dit.out_dim",             "int",    required = true, min = 1 },
+    { "dit.eps",                 "float",  required = true, gt = 0 },
+    { "dit.inject_sample_info",  "bool",   required = true },
+    { "dit.image_dim",           "int",    min = 1 },
+    { "dit.image_len",           "int",    min = 1 },
+    { "dit.qk_norm",             "bool" },
+    { "dit.cross_attn_norm",     "bool" },
+    { "dit.rope_theta",          "float",  gt = 0 },
+    { "video.height",            "int",    required = true, min = 16, multiple_of = 16 },
+    { "video.width",             "int",    required = true, min = 16, multiple_of = 16 },
+    { "video.base_num_frames",   "int",    required = true, min = 1 },
+    { "sampler.steps",           "int",    required = true, min = 1 },
+    { "sampler.shift",           "float",  required = true, gt = 0 },
+    { "sampler.guidance",        "float",  required = true, min = 0 },
+}
+
+-- Defaults of the optional fields (the original ignores these keys in config.json and always
+-- uses these values: reference §1).
+local defaults = {
+    ["dit.qk_norm"] = true, ["dit.cross_attn_norm"] = true, ["dit.rope_theta"] = 10000.0,
+}
+
+local sections = { dit = true, video = true, sampler = true }
+
+-- Read a spec file in a sandbox: no io, os or require; it may only build a table.
+local function read_spec_file(path)
+    local f = io.open(path, "rb")
+    if not f then fail.user("%s: cannot open spec file", path) end
+    local text = f:read("a")
+    f:close()
+    local chunk, err = load(text, "@" .. path, "t", {})
+    if not chunk then fail.user("%s", err) end
+    local ok, t = pcall(chunk)
+    if not ok then fail.user("%s", tostring(t)) end
+    if type(t) ~= "table" then fail.user("%s: must return a table, got %s", path, type(t)) end
+    return t, text
+end
+
+-- Value at a dotted path ("dit.dim") or nil.
+local function get(t, dotted)
+    local v = t
+    for part in dotted:gmatch("[^.]+") do
+        if type(v) ~= "table" then return nil end
+        v = v[part]
+    end
+    return v
+end
+
+-- Number in the shortest form a reader expects: 1536, 1e-06, 8.0.
+local function show(v)
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    if type(v) == "number" then return string.format("%.9g", v) end
+    if type(v) == "string" then return string.format("%q", v) end
+    return tostring(v)
+end
+
+-- Levenshtein distance, for "did you mean" on unknown fields.
+local function distance(a, b)
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+        local cur = { [0] = i }
+        for j = 1, #b do
+            local cost = (a:sub(i, i) == b:sub(j, j)) and 0 or 1
+            cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+        end
+        prev = cur
+    end
+    return prev[#b]
+end
+
+-- Closest known field name to `name`, if it is close enough to be a typo.
+local function suggest(name)
+    local best, best_d = nil, 4
+    for _, rule in ipairs(fields) do
+        local d = distance(name, rule[1])
+        if d < best_d then best, best_d = rule[1], d end
+    end
+    return best
+end
+
+-- Report fields the rules do not know (typos must not pass silently).
+local function check_unknown(path, t, errs)
+    local known = {}
+    for _, rule in ipairs(fields) do known[rule[1]] = true end
+    for _, k in ipairs(sorted.keys(t)) do
+        local v = t[k]
+        if type(k) ~= "string" then
+            errs:add("%s: unexpected non-string key %s at top level", path, show(k))
+        elseif sections[k] then
+            if type(v) ~= "table" then
+                errs:add("%s: %s must be a table, got %s", path, k, type(v))
+            else
+                for _, sub in ipairs(sorted.keys(v)) do
+                    local name = k .. "." .. tostring(sub)
+                    if not known[name] then
+                        local s = suggest(name)
+                        errs:add("%s: unknown field %s%s", path, name, s and (" (" .. s .. "?)") or "")
+                    end
+                end
+            end
+        elseif not known[k] then
+            local s = suggest(k)
+            errs:add("%s: unknown field %s%s", path, k, s and (" (" .. s .. "?)") or "")
+        end
+    end
+end
+
+-- Check one field against its rule; returns the value if it is well-formed.
+local function check_field(path, t, rule, errs)
+    local name, kind = rule[1], rule[2]
+    local v = get(t, name)
+    if v == nil then
+        if rule.required then errs:add("%s: %s is required", path, name) end
+        return nil
+    end
+    local ok
+    if kind == "int" then ok = math.type(v) == "integer"
+    elseif kind == "float" then ok = type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+    elseif kind == "bool" then ok = type(v) == "boolean"
+    else ok = type(v) == "string" end
+    if not ok then
+        local want = ({ int = "an integer", float = "a finite number", bool = "true or false",
+                        string = "a string" })[kind]
+        errs:add("%s: %s = %s must be %s", path, name, show(v), want)
+        return nil
+    end
+    if rule.min and v < rule.min then
+        errs:add("%s: %s = %s must be at least %s", path, name, show(v), show(rule.min)); return nil
+    end
+    if rule.gt and not (v > rule.gt) then
+        errs:add("%s: %s = %s must be greater than %s", path, name, show(v), show(rule.gt)); return nil
+    end
+    if rule.even and v % 2 ~= 0 then
+        errs:add("%s: %s = %s must be even", path, name, show(v)); return nil
+    end
+    if rule.multiple_of and v % rule.multiple_of ~= 0 then
+        errs:add("%s: %s = %s must be a multiple of %d (the VAE's 8x and the patch's 2x)",
+                 path, name, show(v), rule.multiple_of)
+        return nil
+    end
+    if rule.one_of then
+        local found = false
+        for _, o in ipairs(rule.one_of) do if o == v then found = true end end
+        if not found then
+            errs:add("%s: %s = %s must be one of %s", path, name, show(v), table.concat(rule.one_of, ", "))
+            return nil
+        end
+    end
+    return v
+end
+
+-- Rules that relate several fields. `v` holds the values that passed their own rule.
+local function check_relations(path, v, errs)
+    local stem = path:match("([^/\\]+)%.lua$")
+    if v.variant then
+        if not v.variant:match("^[a-z0-9][a-z0-9_.]*$") then
+            errs:add("%s: variant = %s must use only a-z, 0-9, '_' and '.'", path, show(v.variant))
+        elseif stem and stem ~= v.variant then
+            errs:add("%s: variant = %s must match the file name (%s.lua)", path, show(v.variant), v.variant)
+        end
+    end
+    local dim, heads = v["dit.dim"], v["dit.num_heads"]
+    if dim and heads then
+        if dim % heads ~= 0 then
+            errs:add("%s: dit.num_heads = %d must divide dit.dim = %d", path, heads, dim)
+        else
+            local d = dim // heads
+            if d % 2 ~= 0 or d < 8 then
+                errs:add("%s: head dim dit.dim / dit.num_heads = %d must be even and at least 8 "
+                         .. "(3-D RoPE splits it into frame, height and width pairs)", path, d)
+            end
+        end
+    end
+    local family = v.family
+    local has_image = v["dit.image_dim"] ~= nil or v["dit.image_len"] ~= nil
+    if family == "i2v" then
+        if v["dit.image_dim"] == nil then errs:add("%s: dit.image_dim is required for family i2v", path) end
+        if v["dit.image_len"] == nil then errs:add("%s: dit.image_len is required for family i2v", path) end
+        local i, o = v["dit.in_dim"], v["dit.out_dim"]
+        if i and o and i ~= 2 * o + 4 then
+            errs:add("%s: dit.in_dim = %d must be 2 * dit.out_dim + 4 = %d for family i2v "
+                     .. "(noise, 4 mask channels, conditioning latent)", path, i, 2 * o + 4)
+        end
+    elseif family then
+        if has_image then
+            errs:add("%s: dit.image_dim and dit.image_len are only for family i2v (family is %s)", path, family)
+        end
+        local i, o = v["dit.in_dim"], v["dit.out_dim"]
+        if i and o and i ~= o then
+            errs:add("%s: dit.in_dim = %d must equal dit.out_dim = %d for family %s", path, i, o, family)
+        end
+    end
+    if v["dit.inject_sample_info"] == true and family and family ~= "df" then
+        errs:add("%s: dit.inject_sample_info = true needs family df (only the DF pipeline passes fps)", path)
+    end
+    local n = v["video.base_num_frames"]
+    if n and (n - 1) % 4 ~= 0 then
+        errs:add("%s: video.base_num_frames = %d must be 4k+1 (the VAE maps 4k+1 frames to k+1 latents)",
+                 path, n)
+    end
+end
+
+-- Sizes every later stage uses, computed once (reference §1 and §2.8).
+local function derive(s)
+    local d = s.dit
+    local hd = d.dim // d.num_heads
+    local lat_h, lat_w = s.video.height // 8, s.video.width // 8
+    local frames = (s.video.base_num_frames - 1) // 4 + 1
+    local rope_h = 2 * (hd // 6)                -- height and width axes, in dims
+    local out = {
+        head_dim        = hd,
+        rope_t_dim      = hd - 2 * rope_h,      -- frame axis: d - 4*(d//6) dims
+        rope_h_dim      = rope_h,
+        rope_w_dim      = rope_h,
+        lat_h           = lat_h,                -- latent height and width (pixels / 8)
+        lat_w           = lat_w,
+        grid_h          = lat_h // 2,           -- tokens per column / row after the 1x2x2 patch
+        grid_w          = lat_w // 2,
+        tokens_per_frame = (lat_h // 2) * (lat_w // 2),
+        max_frames      = frames,               -- latent frames of the largest window
+        max_tokens      = frames * (lat_h // 2) * (lat_w // 2),
+        x_channels      = d.out_dim,            -- channels of the noisy latent x
+        y_channels      = d.in_dim - d.out_dim, -- conditioning channels y (I2V), else 0
+        patch_in        = d.in_dim * 4,         -- (c, ph, pw) entries of one patch
+        head_out        = d.out_dim * 4,
+        has_image       = s.family == "i2v",
+    }
+    return out
+end
+
+-- Load, validate and derive. Raises one user error listing every problem found.
+function spec.load(path)
+    local t, text = read_spec_file(path)
+    local errs = fail.collect()
+    check_unknown(path, t, errs)
+    local values = {}
+    for _, rule in ipairs(fields) do values[rule[1]] = check_field(path, t, rule, errs) end
+    check_relations(path, values, errs)
+    errs:raise()
+
+    local s = { path = path, text = text, variant = t.variant, family = t.family,
+                dit = {}, video = {}, sampler = {} }
+    for _, rule in ipairs(fields) do
+        local section, key = rule[1]:match("^(%w+)%.(.+)$")
+        if section then
+            local v = values[rule[1]]
+            if v == nil then v = defaults[rule[1]] end
+            s[section][key] = v
+        end
+    end
+    s.dit.eps = s.dit.eps + 0.0
+    s.dit.rope_theta = s.dit.rope_theta + 0.0
+    s.sampler.shift = s.sampler.shift + 0.0
+    s.sampler.guidance = s.sampler.guidance + 0.0
+    s.derived = derive(s)
+    return s
+end
+
+-- Text dump for --stop-after=spec: every field and derived size, sorted.
+function spec.dump(s)
+    local lines = { "# spec " .. s.path }
+    lines[#lines + 1] = "variant = " .. s.variant
+    lines[#lines + 1] = "family = " .. s.family
+    for _, section in ipairs({ "dit", "video", "sampler", "derived" }) do
+        for _, k in ipairs(sorted.keys(s[section])) do
+            lines[#lines + 1] = section .. "." .. k .. " = " .. show(s[section][k])
+        end
+    end
+    return table.concat(lines, "\n") .. "\n"
+end
+
+return spec

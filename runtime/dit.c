@@ -1,0 +1,369 @@
+/* runtime/dit.c — run dit_forward on a file of inputs; random weights and inputs (dit.h). */
+#include "dit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dtype.h"
+#include "safetensors.h"
+#include "weights.h"
+
+/* One input as the program expects it: name, whether this variant has it, expected dims
+ * (-1: any, checked against another input afterwards). */
+typedef struct expect {
+    const char *name;
+    int         present;
+    int         ndim;
+    int64_t     dims[5];
+} expect;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *shape_fmt(char *buf, size_t size, int ndim, const int64_t *shape)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+/* Check tensor t against e: rank and every fixed dim. */
+static sky_status check_dims(const char *path, const sky_st_tensor *t, const expect *e, sky_err *err)
+{
+    char got[128], want[128];
+    int ok = t->ndim == e->ndim;
+    for (int i = 0; ok && i < e->ndim; i++) ok = e->dims[i] < 0 || e->dims[i] == t->shape[i];
+    if (ok) return SKY_OK;
+    size_t used = (size_t)snprintf(want, sizeof want, "[");
+    for (int i = 0; i < e->ndim; i++)
+        used += (size_t)(e->dims[i] < 0 ? snprintf(want + used, sizeof want - used, "%s*", i ? ", " : "")
+                                        : snprintf(want + used, sizeof want - used, "%s%lld", i ? ", " : "",
+                                                   (long long)e->dims[i]));
+    snprintf(want + used, sizeof want - used, "]");
+    return sky_fail(err, "%s: input '%s' has shape %s, this variant expects %s (* = any)", path, e->name,
+                    shape_fmt(got, sizeof got, t->ndim, t->shape), want);
+}
+
+/* Float inputs: F32, BF16, F16, F64. */
+static sky_status check_float(const char *path, const sky_st_tensor *t, sky_err *err)
+{
+    if (t->dtype == SKY_DTYPE_F32 || t->dtype == SKY_DTYPE_BF16 || t->dtype == SKY_DTYPE_F16 ||
+        t->dtype == SKY_DTYPE_F64)
+        return SKY_OK;
+    return sky_fail(err, "%s: input '%s' has dtype %s; it must be F32, BF16, F16 or F64", path, t->name,
+                    sky_dtype_name(t->dtype));
+}
+
+/* Element i of an integer or float tensor as double (t, fps). */
+static double number_at(const sky_st_tensor *t, size_t i)
+{
+    const unsigned char *p = t->data;
+    switch (t->dtype) {
+    case SKY_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); return (double)v; }
+    case SKY_DTYPE_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); return (double)v; }
+    case SKY_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return v; }
+    case SKY_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return (double)v; }
+    default: SKY_ASSERT(!"number_at: dtype checked before");
+    }
+    return 0.0;
+}
+
+static sky_status check_number(const char *path, const sky_st_tensor *t, sky_err *err)
+{
+    if (t->dtype == SKY_DTYPE_I64 || t->dtype == SKY_DTYPE_I32 || t->dtype == SKY_DTYPE_F64 ||
+        t->dtype == SKY_DTYPE_F32)
+        return SKY_OK;
+    return sky_fail(err, "%s: input '%s' has dtype %s; it must be I64, I32, F64 or F32", path, t->name,
+                    sky_dtype_name(t->dtype));
+}
+
+/* The validated inputs of one call. */
+typedef struct inputs {
+    const sky_st_tensor *x, *t, *context, *y, *clip_fea, *fps;
+    int B, F, H, W, Ft;
+} inputs;
+
+/* Find and check every input before any work. */
+static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_dit_program *p, sky_err *err)
+{
+    const char *path = sky_safetensors_path(f);
+    memset(in, 0, sizeof *in);
+    const int has_image = p->y_channels > 0;
+    static const char *const known[] = { "x", "t", "context", "y", "clip_fea", "fps" };
+    const int present[] = { 1, 1, 1, has_image, has_image, p->inject_sample_info };
+    for (int i = 0; i < sky_safetensors_count(f); i++) {
+        const char *name = sky_safetensors_at(f, i)->name;
+        int ok = strcmp(name, "v") == 0;            /* an expected output beside the inputs is ignored */
+        for (int k = 0; k < 6; k++) ok |= present[k] && strcmp(name, known[k]) == 0;
+        if (!ok)
+            return sky_fail(err, "%s: input '%s' is not an input of this variant's dit_forward (it takes x, t, "
+                            "context%s%s)", path, name, has_image ? ", y, clip_fea" : "",
+                            p->inject_sample_info ? ", fps" : "");
+    }
+    for (int k = 0; k < 6; k++)
+        if (present[k] && !sky_safetensors_find(f, known[k]))
+            return sky_fail(err, "%s: input '%s' is missing (see `program --help` for the inputs)", path, known[k]);
+
+    in->x = sky_safetensors_find(f, "x");
+    expect ex = { "x", 1, 5, { -1, p->x_channels, -1, -1, -1 } };
+    if (check_dims(path, in->x, &ex, err) || check_float(path, in->x, err)) return SKY_ERR;
+    in->B = (int)in->x->shape[0];
+    in->F = (int)in->x->shape[2];
+    in->H = (int)in->x->shape[3];
+    in->W = (int)in->x->shape[4];
+    if (in->B < 1 || in->x->shape[0] > 4096)
+        return sky_fail(err, "%s: input 'x' has batch %lld; it must be 1 to 4096", path, (long long)in->x->shape[0]);
+    if (in->x->shape[2] < 1 || in->x->shape[2] > p->max_frames)
+        return sky_fail(err, "%s: input 'x' has %lld latent frames; this variant takes 1 to %d (its window)", path,
+                        (long long)in->x->shape[2], p->max_frames);
+    if (!((in->H == p->lat_h && in->W == p->lat_w) || (in->H == p->lat_w && in->W == p->lat_h)))
+        return sky_fail(err, "%s: input 'x' has latent size %dx%d; this variant was generated for %dx%d "
+                        "(or %dx%d portrait)", path, in->H, in->W, p->lat_h, p->lat_w, p->lat_w, p->lat_h);
+
+    in->t = sky_safetensors_find(f, "t");
+    if (check_number(path, in->t, err)) return SKY_ERR;
+    if (in->t->ndim == 1 && in->t->shape[0] == in->B) in->Ft = 1;
+    else if (in->t->ndim == 2 && in->t->shape[0] == in->B && in->t->shape[1] == in->F) in->Ft = in->F;
+    else {
+        char got[128];
+        return sky_fail(err, "%s: input 't' has shape %s; it must be [%d] (one timestep per sample) or [%d, %d] "
+                        "(one per frame)", path, shape_fmt(got, sizeof got, in->t->ndim, in->t->shape), in->B,
+                        in->B, in->F);
+    }
+    for (size_t i = 0; i < (size_t)in->B * (size_t)in->Ft; i++) {
+        double v = number_at(in->t, i);
+        if (!(v >= 0.0 && v <= 1000.0))
+            return sky_fail(err, "%s: input 't' element %zu is %g; timesteps must be in [0, 1000]", path, i, v);
+    }
+
+    in->context = sky_safetensors_find(f, "context");
+    expect ec = { "context", 1, 3, { in->B, p->text_len, p->text_dim } };
+    if (check_dims(path, in->context, &ec, err) || check_float(path, in->context, err)) return SKY_ERR;
+
+    if (has_image) {
+        in->y = sky_safetensors_find(f, "y");
+        expect ey = { "y", 1, 5, { in->B, p->y_channels, in->F, in->H, in->W } };
+        if (check_dims(path, in->y, &ey, err) || check_float(path, in->y, err)) return SKY_ERR;
+        in->clip_fea = sky_safetensors_find(f, "clip_fea");
+        expect ei = { "clip_fea", 1, 3, { in->B, p->image_len, p->image_dim } };
+        if (check_dims(path, in->clip_fea, &ei, err) || check_float(path, in->clip_fea, err)) return SKY_ERR;
+    }
+    if (p->inject_sample_info) {
+        in->fps = sky_safetensors_find(f, "fps");
+        expect ef = { "fps", 1, 1, { in->B } };
+        if (check_dims(path, in->fps, &ef, err) || check_number(path, in->fps, err)) return SKY_ERR;
+        for (int b = 0; b < in->B; b++) {
+            double v = number_at(in->fps, (size_t)b);
+            if (v != 0.0 && v != 1.0)
+                return sky_fail(err, "%s: input 'fps' element %d is %g; it is the fps embedding index, 0 (16 fps) "
+                                "or 1 (any other fps)", path, b, v);
+        }
+    }
+    return SKY_OK;
+}
+
+/* Copy sample b of float tensor t (per-sample size n elements) into the arena slot as fp32. */
+static sky_status put_floats(unsigned char *arena, sky_slot s, const sky_st_tensor *t, int b, size_t n, sky_err *err)
+{
+    SKY_ASSERT(n * sizeof(float) <= s.bytes);
+    const size_t esize = (size_t)sky_dtype_bits(t->dtype) / 8;
+    return sky_dtype_to_f32((float *)(arena + s.offset), (const unsigned char *)t->data + (size_t)b * n * esize,
+                            t->dtype, n, err);
+}
+
+sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err)
+{
+    const sky_dit_program *p = v->dit;
+    sky_status st = SKY_ERR;
+    sky_safetensors *in_file = NULL;
+    sky_checkpoint *ck = NULL;
+    sky_weights w = { 0 };
+    unsigned char *arena = NULL;
+    float *out = NULL;
+    inputs in;
+
+    if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
+    if (read_inputs(&in, in_file, p, err)) goto done;
+    if (sky_checkpoint_open(&ck, o->weights, err)) goto done;
+    double t0 = now_s();
+    if (sky_weights_bind_f32(&w, ck, p->weights, p->n_weights, v->name, err)) goto done;
+    if (!o->quiet) {
+        fprintf(stderr, "weights: %d tensors, %s layout, from %s (%.2f s)\n", w.n, sky_layout_name(w.layout),
+                sky_checkpoint_path(ck), now_s() - t0);
+        if (w.unused)
+            fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", w.unused,
+                    w.first_unused);
+    }
+
+    arena = aligned_alloc(64, (p->arena_bytes + 63) / 64 * 64);
+    const size_t per_v = (size_t)p->out_dim * (size_t)in.F * (size_t)in.H * (size_t)in.W;
+    out = malloc((size_t)in.B * per_v * sizeof(float));
+    if (!arena || !out) {
+        sky_fail(err, "out of host memory: the CPU arena needs %zu bytes", p->arena_bytes);
+        goto done;
+    }
+    memset(arena, 0, p->arena_bytes);
+
+    const size_t lat = (size_t)in.F * (size_t)in.H * (size_t)in.W;
+    for (int b = 0; b < in.B; b++) {
+        double ts = now_s();
+        if (put_floats(arena, p->x, in.x, b, (size_t)p->x_channels * lat, err)) goto done;
+        double *t = (double *)(arena + p->t.offset);
+        for (int i = 0; i < in.Ft; i++) t[i] = number_at(in.t, (size_t)b * (size_t)in.Ft + (size_t)i);
+        if (put_floats(arena, p->context, in.context, b, (size_t)p->text_len * (size_t)p->text_dim, err)) goto done;
+        if (in.y) {
+            if (put_floats(arena, p->y, in.y, b, (size_t)p->y_channels * lat, err)) goto done;
+            if (put_floats(arena, p->clip_fea, in.clip_fea, b, (size_t)p->image_len * (size_t)p->image_dim, err))
+                goto done;
+        }
+        if (in.fps) {
+            int64_t idx = (int64_t)number_at(in.fps, (size_t)b);
+            memcpy(arena + p->fps.offset, &idx, sizeof idx);
+        }
+        p->forward_cpu(arena, (const float *const *)w.data, in.F, in.H, in.W, in.Ft);
+        memcpy(out + (size_t)b * per_v, arena + p->v.offset, per_v * sizeof(float));
+        if (!o->quiet)
+            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps: %.2f s\n", b + 1,
+                    in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame", now_s() - ts);
+    }
+
+    sky_st_entry e = { "v", SKY_DTYPE_F32, 5, { in.B, p->out_dim, in.F, in.H, in.W }, out };
+    const char *meta[] = { "made_by", "skyreels program dit_forward", "variant", v->name, "backend", "cpu",
+                           "weights_layout", sky_layout_name(w.layout), NULL };
+    if (sky_safetensors_write(o->output, &e, 1, meta, err)) goto done;
+    st = SKY_OK;
+done:
+    free(out);
+    free(arena);
+    sky_weights_free(&w);
+    sky_checkpoint_close(ck);
+    sky_safetensors_close(in_file);
+    return st;
+}
+
+/* ---- random weights and inputs (demo and tests) ----------------------------------------- */
+
+/* splitmix64: a small, well-mixed, reproducible generator. */
+static uint64_t next_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Standard normal (Box-Muller). */
+static float next_normal(uint64_t *s)
+{
+    double u1 = ((double)(next_u64(s) >> 11) + 1.0) / 9007199254740993.0;
+    double u2 = (double)(next_u64(s) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* 1 if the tensor name ends with suffix. */
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+sky_status sky_dit_write_random_weights(const sky_variant_desc *v, const char *path, const char *layout,
+                                        int bf16, uint64_t seed, sky_err *err)
+{
+    const sky_dit_program *p = v->dit;
+    int diffusers = 0;
+    if (strcmp(layout, "diffusers") == 0) diffusers = 1;
+    else if (strcmp(layout, "original") != 0)
+        return sky_fail(err, "--layout %s: must be original or diffusers", layout);
+    sky_st_entry *e = calloc((size_t)p->n_weights, sizeof *e);
+    void **bufs = calloc((size_t)p->n_weights, sizeof *bufs);
+    sky_status st = SKY_ERR;
+    if (!e || !bufs) { sky_fail(err, "out of host memory"); goto done; }
+    for (int i = 0; i < p->n_weights; i++) {
+        const sky_weight_desc *d = &p->weights[i];
+        size_t n = 1;
+        for (int k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
+        bufs[i] = malloc(n * 4 + 1);
+        if (!bufs[i]) { sky_fail(err, "out of host memory for '%s'", d->name); goto done; }
+        /* Norm weights near 1, everything else small: activations stay O(1) through the blocks. */
+        const int is_norm = strstr(d->name, "norm") != NULL && ends_with(d->name, ".weight");
+        const int is_img_ln = (strstr(d->name, "img_emb.proj.0.") || strstr(d->name, "img_emb.proj.4.")) &&
+                              ends_with(d->name, ".weight");
+        for (size_t k = 0; k < n; k++) {
+            float x = next_normal(&seed) * 0.05f;
+            if (is_norm || is_img_ln) x = 1.0f + 0.5f * x;
+            if (bf16) {
+                uint16_t h = sky_f32_to_bf16(x);
+                memcpy((unsigned char *)bufs[i] + 2 * k, &h, 2);
+            } else {
+                memcpy((unsigned char *)bufs[i] + 4 * k, &x, 4);
+            }
+        }
+        e[i].name = diffusers ? d->alias : d->name;
+        e[i].dtype = bf16 ? SKY_DTYPE_BF16 : SKY_DTYPE_F32;
+        e[i].ndim = d->ndim;
+        memcpy(e[i].shape, d->shape, sizeof e[i].shape);
+        e[i].data = bufs[i];
+    }
+    const char *meta[] = { "made_by", "skyreels random-weights (random values: the model's output is noise)",
+                           "variant", v->name, "format", "pt", NULL };
+    st = sky_safetensors_write(path, e, p->n_weights, meta, err);
+done:
+    if (bufs)
+        for (int i = 0; i < p->n_weights; i++) free(bufs[i]);
+    free(bufs);
+    free(e);
+    return st;
+}
+
+sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *path, int batch, int frames,
+                                       int per_frame, uint64_t seed, sky_err *err)
+{
+    const sky_dit_program *p = v->dit;
+    if (batch < 1 || batch > 64) return sky_fail(err, "--batch %d: must be 1 to 64", batch);
+    if (frames < 1 || frames > p->max_frames)
+        return sky_fail(err, "--frames %d: must be 1 to %d latent frames (this variant's window)", frames,
+                        p->max_frames);
+    const size_t lat = (size_t)frames * (size_t)p->lat_h * (size_t)p->lat_w;
+    const size_t n_x = (size_t)batch * (size_t)p->x_channels * lat;
+    const size_t n_y = (size_t)batch * (size_t)p->y_channels * lat;
+    const size_t n_ctx = (size_t)batch * (size_t)p->text_len * (size_t)p->text_dim;
+    const size_t n_img = (size_t)batch * (size_t)p->image_len * (size_t)p->image_dim;
+    const int ft = per_frame ? frames : 1;
+    float *x = malloc(n_x * 4), *y = malloc(n_y * 4 + 4), *ctx = malloc(n_ctx * 4), *img = malloc(n_img * 4 + 4);
+    int64_t *t = malloc((size_t)batch * (size_t)ft * 8), *fps = malloc((size_t)batch * 8);
+    sky_status st = SKY_ERR;
+    if (!x || !y || !ctx || !img || !t || !fps) { sky_fail(err, "out of host memory"); goto done; }
+    for (size_t i = 0; i < n_x; i++) x[i] = next_normal(&seed);
+    for (size_t i = 0; i < n_y; i++) y[i] = next_normal(&seed);
+    for (size_t i = 0; i < n_ctx; i++) ctx[i] = next_normal(&seed);
+    for (size_t i = 0; i < n_img; i++) img[i] = next_normal(&seed);
+    for (size_t i = 0; i < (size_t)batch * (size_t)ft; i++) t[i] = (int64_t)(next_u64(&seed) % 1000);
+    for (int b = 0; b < batch; b++) fps[b] = b % 2;
+
+    sky_st_entry e[6];
+    int n = 0;
+    e[n++] = (sky_st_entry){ "x", SKY_DTYPE_F32, 5, { batch, p->x_channels, frames, p->lat_h, p->lat_w }, x };
+    e[n++] = per_frame ? (sky_st_entry){ "t", SKY_DTYPE_I64, 2, { batch, frames }, t }
+                       : (sky_st_entry){ "t", SKY_DTYPE_I64, 1, { batch }, t };
+    e[n++] = (sky_st_entry){ "context", SKY_DTYPE_F32, 3, { batch, p->text_len, p->text_dim }, ctx };
+    if (p->y_channels) {
+        e[n++] = (sky_st_entry){ "y", SKY_DTYPE_F32, 5, { batch, p->y_channels, frames, p->lat_h, p->lat_w }, y };
+        e[n++] = (sky_st_entry){ "clip_fea", SKY_DTYPE_F32, 3, { batch, p->image_len, p->image_dim }, img };
+    }
+    if (p->inject_sample_info) e[n++] = (sky_st_entry){ "fps", SKY_DTYPE_I64, 1, { batch }, fps };
+    const char *meta[] = { "made_by", "skyreels random-inputs", "variant", v->name, NULL };
+    st = sky_safetensors_write(path, e, n, meta, err);
+done:
+    free(x); free(y); free(ctx); free(img); free(t); free(fps);
+    return st;
+}

@@ -1,0 +1,43 @@
+/* runtime/dit.h — run the generated dit_forward program on a file of inputs.
+ *
+ * Inputs are named as in shared/reference/dit-and-sampling.md §2 (batch first):
+ *   x         [B, x_channels, F, H, W]  noisy latent (any float dtype)
+ *   t         [B] (one timestep per sample) or [B, F] (per frame, diffusion forcing); int or float
+ *   context   [B, text_len, text_dim]   text encoder output
+ *   y         [B, y_channels, F, H, W]  I2V only: mask + conditioning latent
+ *   clip_fea  [B, image_len, image_dim] I2V only: CLIP features
+ *   fps       [B] integer 0 or 1        inject_sample_info variants only (0 means 16 fps)
+ * F may be any count from 1 to the spec's window; H x W is the spec's latent size or its
+ * transpose (portrait). Output: v [B, out_dim, F, H, W] F32, the velocity prediction.
+ * A tensor named v in the inputs file (an expected output kept beside the inputs, as the test
+ * fixtures do) is ignored; any other name that is not an input of the variant is an error.
+ * Every input is checked (presence, rank, each dim, dtype, value ranges) before any work.
+ */
+#ifndef SKY_DIT_H
+#define SKY_DIT_H
+
+#include "program.h"
+#include "status.h"
+
+typedef struct sky_dit_run_opts {
+    const char *weights;                /* checkpoint: file, sharded index or directory */
+    const char *inputs;                 /* .safetensors with the tensors above */
+    const char *output;                 /* .safetensors to write (v) */
+    int         quiet;                  /* 1: no progress lines on stderr */
+} sky_dit_run_opts;
+
+/* Run dit_forward of variant v on the CPU backend, one sample at a time. */
+sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err);
+
+/* Write random weights for v (normal, std 0.05; norms near 1) in the given layout
+ * ("original" or "diffusers"), as F32 (or BF16 when bf16 != 0). For demos and tests:
+ * the output of a model with these weights is noise. */
+sky_status sky_dit_write_random_weights(const sky_variant_desc *v, const char *path, const char *layout,
+                                        int bf16, uint64_t seed, sky_err *err);
+
+/* Write random inputs for v: B samples of F latent frames, per-frame timesteps when
+ * per_frame != 0. */
+sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *path, int batch, int frames,
+                                       int per_frame, uint64_t seed, sky_err *err);
+
+#endif /* SKY_DIT_H */

@@ -1,0 +1,180 @@
+/* runtime/main.c — the command line of a per-variant binary, skyreels-<variant>.
+ *
+ *   skyreels-<variant> program dit_forward --weights PATH --inputs FILE --output FILE [--backend cpu]
+ *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
+ *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--seed N]
+ *   skyreels-<variant> info | --info | --help | --version
+ *
+ * Only this file prints and chooses exit codes: 0 success, 1 runtime failure (files, weights,
+ * memory), 2 usage error (flags), as the original argparse-based CLI does for usage.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dit.h"
+#include "program.h"
+#include "status.h"
+
+enum { EXIT_USAGE = 2 };
+
+static void print_usage(FILE *out, const char *argv0)
+{
+    const sky_dit_program *p = sky_variant.dit;
+    fprintf(out,
+            "usage: %s <command> [options]\n"
+            "\n"
+            "SkyReels-V2 %s (%s), generated from %s.\n"
+            "\n"
+            "commands:\n"
+            "  program dit_forward   run one DiT forward pass on a file of inputs (debugging, tests)\n"
+            "      --weights PATH    transformer checkpoint: .safetensors file, sharded index.json, or a directory\n"
+            "                        (original SkyReels/Wan names or diffusers names; F32/BF16/F16)\n"
+            "      --inputs FILE     .safetensors with x [B,%d,F,H,W], t [B] or [B,F], context [B,%d,%d]%s%s\n"
+            "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
+            "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
+            "      --backend cpu     the CPU reference backend (the only one in this build)\n"
+            "      -q, --quiet       no progress lines\n"
+            "  random-weights        write random weights for this variant (the model then makes noise)\n"
+            "      --output FILE  [--layout original|diffusers (default original)]  [--bf16]  [--seed N (default 0)]\n"
+            "  random-inputs         write random dit_forward inputs\n"
+            "      --output FILE  [--batch B (default 1)]  [--frames F (default %d)]  [--per-frame]  [--seed N]\n"
+            "  info, --info          sizes, the memory plan's peak, the weights table size\n"
+            "  -h, --help            this text\n"
+            "  --version             variant, spec and generator hashes\n"
+            "\n"
+            "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error\n",
+            argv0, sky_variant.name, sky_variant.family, sky_variant.spec_path, p->x_channels, p->text_len,
+            p->text_dim, p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "",
+            p->max_frames, p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->max_frames);
+}
+
+static int usage_error(const char *argv0, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: error: ", argv0);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(run %s --help for usage)\n", argv0);
+    return EXIT_USAGE;
+}
+
+/* Parse a non-negative decimal integer flag value; 0 on failure. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+static void print_info(void)
+{
+    const sky_dit_program *p = sky_variant.dit;
+    printf("variant     %s (%s)\n", sky_variant.name, sky_variant.family);
+    printf("spec        %s  xxh64 %s\n", sky_variant.spec_path, sky_variant.spec_xxh64);
+    printf("generator   xxh64 %s\n", sky_variant.generator_xxh64);
+    printf("video       %dx%d, %d frames per window; sampler %d steps, shift %g, guidance %g\n",
+           sky_variant.height, sky_variant.width, sky_variant.base_num_frames, sky_variant.steps,
+           sky_variant.shift, sky_variant.guidance);
+    printf("dit_forward C %d, ffn %d, %d heads, %d blocks; window %d latent frames of %dx%d\n", p->dim, p->ffn_dim,
+           p->num_heads, p->num_layers, p->max_frames, p->lat_h, p->lat_w);
+    printf("            %d weight tensors; cpu arena peak %zu bytes (%.2f MiB)\n", p->n_weights, p->arena_bytes,
+           (double)p->arena_bytes / 1048576.0);
+}
+
+/* program dit_forward ... */
+static int cmd_program(int argc, char **argv)
+{
+    if (argc < 3) return usage_error(argv[0], "program: which program? (%s)", "dit_forward");
+    if (strcmp(argv[2], "dit_forward") != 0)
+        return usage_error(argv[0], "program %s: unknown program (this binary has dit_forward)", argv[2]);
+    sky_dit_run_opts o = { 0 };
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--weights") == 0 && val) { o.weights = val; i++; }
+        else if (strcmp(a, "--inputs") == 0 && val) { o.inputs = val; i++; }
+        else if (strcmp(a, "--output") == 0 && val) { o.output = val; i++; }
+        else if (strcmp(a, "--backend") == 0 && val) {
+            if (strcmp(val, "cpu") != 0)
+                return usage_error(argv[0], "--backend %s: this build has only the cpu backend", val);
+            i++;
+        }
+        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o.quiet = 1;
+        else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
+                          strcmp(a, "--backend") == 0))
+            return usage_error(argv[0], "%s needs a value", a);
+        else return usage_error(argv[0], "program dit_forward: unknown option %s", a);
+    }
+    if (!o.weights) return usage_error(argv[0], "program dit_forward: %s is required", "--weights");
+    if (!o.inputs) return usage_error(argv[0], "program dit_forward: %s is required", "--inputs");
+    if (!o.output) return usage_error(argv[0], "program dit_forward: %s is required", "--output");
+    sky_err err;
+    if (sky_dit_run(&sky_variant, &o, &err) != SKY_OK) {
+        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* random-weights / random-inputs ... */
+static int cmd_random(int argc, char **argv, int weights)
+{
+    const char *output = NULL, *layout = "original";
+    int bf16 = 0, per_frame = 0;
+    uint64_t seed = 0, batch = 1, frames = (uint64_t)sky_variant.dit->max_frames;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--output") == 0 && val) { output = val; i++; }
+        else if (strcmp(a, "--seed") == 0 && val) {
+            if (!parse_u64(val, &seed)) return usage_error(argv[0], "--seed %s: must be a non-negative integer", val);
+            i++;
+        }
+        else if (weights && strcmp(a, "--layout") == 0 && val) { layout = val; i++; }
+        else if (weights && strcmp(a, "--bf16") == 0) bf16 = 1;
+        else if (!weights && strcmp(a, "--batch") == 0 && val) {
+            if (!parse_u64(val, &batch) || batch > 64) return usage_error(argv[0], "--batch %s: must be 1 to 64", val);
+            i++;
+        }
+        else if (!weights && strcmp(a, "--frames") == 0 && val) {
+            if (!parse_u64(val, &frames) || frames > 100000) return usage_error(argv[0], "--frames %s: bad count", val);
+            i++;
+        }
+        else if (!weights && strcmp(a, "--per-frame") == 0) per_frame = 1;
+        else return usage_error(argv[0], "unknown option or missing value: %s", a);
+    }
+    if (!output) return usage_error(argv[0], "%s is required", "--output");
+    sky_err err;
+    sky_status st = weights
+        ? sky_dit_write_random_weights(&sky_variant, output, layout, bf16, seed, &err)
+        : sky_dit_write_random_inputs(&sky_variant, output, (int)batch, (int)frames, per_frame, seed, &err);
+    if (st != SKY_OK) {
+        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr, argv[0]);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) { print_usage(stdout, argv[0]); return 0; }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("skyreels-%s  spec %s xxh64 %s  generator xxh64 %s\n", sky_variant.name, sky_variant.spec_path,
+               sky_variant.spec_xxh64, sky_variant.generator_xxh64);
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "--info") == 0) { print_info(); return 0; }
+    if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
+    if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1);
+    if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0);
+    return usage_error(argv[0], "unknown command %s", cmd);
+}

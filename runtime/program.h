@@ -1,0 +1,67 @@
+/* runtime/program.h — what generated code hands the runtime: the variant's description.
+ *
+ * gen/emit_c.lua writes one `sky_variant_desc` per variant (out/<variant>/gen/variant.c)
+ * and the runtime reads it; the runtime never depends on a particular variant. Sizes here
+ * were fixed at generation time from the spec; the arena offsets come from gen/plan.lua.
+ */
+#ifndef SKY_PROGRAM_H
+#define SKY_PROGRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* One checkpoint tensor the program reads: original name, diffusers name, shape. */
+typedef struct sky_weight_desc {
+    const char *name;                   /* original SkyReels/Wan key, e.g. blocks.0.self_attn.q.weight */
+    const char *alias;                  /* diffusers key, e.g. blocks.0.attn1.to_q.weight */
+    int         ndim;
+    int64_t     shape[SKY_MAX_DIMS];
+} sky_weight_desc;
+
+/* One arena slot the runtime writes before a call (an input) or reads after it (an output). */
+typedef struct sky_slot {
+    size_t offset;                      /* bytes from the arena start */
+    size_t bytes;                       /* capacity at the largest window */
+} sky_slot;
+
+/* CPU forward of one sample: arena laid out by the plan, weights as fp32 in table order.
+ * F latent frames, H x W latent size of this call, Ft timestep rows (1 or F). */
+typedef void (*sky_dit_forward_cpu_fn)(unsigned char *arena, const float *const *w,
+                                       int F, int H, int W, int Ft);
+
+/* The dit_forward program (shared/reference/dit-and-sampling.md §2). */
+typedef struct sky_dit_program {
+    int dim, ffn_dim, num_heads, num_layers, freq_dim;
+    int text_len, text_dim;             /* context [text_len, text_dim] */
+    int image_len, image_dim;           /* clip_fea [image_len, image_dim]; 0 without image branch */
+    int x_channels, y_channels;         /* x [x_channels, F, H, W]; y [y_channels, ...] (I2V) */
+    int out_dim;                        /* v [out_dim, F, H, W] */
+    int lat_h, lat_w;                   /* latent size (landscape; H and W may be swapped) */
+    int max_frames;                     /* latent frames of the largest window */
+    int inject_sample_info;             /* 1: the fps input exists */
+    size_t arena_bytes;                 /* the CPU plan's peak */
+    sky_slot x, y, t, context, clip_fea, fps, v;   /* bytes 0 where the input does not exist */
+    int n_weights;
+    const sky_weight_desc *weights;
+    sky_dit_forward_cpu_fn forward_cpu;
+} sky_dit_program;
+
+/* A variant: one generated binary. */
+typedef struct sky_variant_desc {
+    const char *name;                   /* e.g. df_1.3b_540p */
+    const char *family;                 /* t2v, i2v or df */
+    const char *spec_path;              /* as recorded by the generator (relative) */
+    const char *spec_xxh64;             /* hex */
+    const char *generator_xxh64;        /* hex, all gen/ sources */
+    int    steps;                       /* sampler defaults from the spec */
+    double shift, guidance;
+    int    height, width, base_num_frames;   /* pixels / frames */
+    const sky_dit_program *dit;
+} sky_variant_desc;
+
+/* Defined in the generated out/<variant>/gen/variant.c. */
+extern const sky_variant_desc sky_variant;
+
+#endif /* SKY_PROGRAM_H */

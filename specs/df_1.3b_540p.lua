@@ -1,0 +1,15 @@
+-- specs/df_1.3b_540p.lua — SkyReels-V2 Diffusion Forcing 1.3B, 540P (Skywork/SkyReels-V2-DF-1.3B-540P).
+-- Sizes: shared/reference/dit-and-sampling.md §1 (and the checkpoint's config.json).
+-- Fields are explained in specs/README.md.
+return {
+    variant = "df_1.3b_540p",
+    family  = "df",
+    dit = {
+        dim = 1536, ffn_dim = 8960, num_heads = 12, num_layers = 30,
+        freq_dim = 256, text_dim = 4096, text_len = 512,
+        in_dim = 16, out_dim = 16, eps = 1e-6,
+        inject_sample_info = true,
+    },
+    video   = { height = 544, width = 960, base_num_frames = 97 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}

@@ -1,0 +1,16 @@
+-- specs/i2v_1.3b_540p.lua — SkyReels-V2 Image-to-Video 1.3B, 540P (Skywork/SkyReels-V2-I2V-1.3B-540P).
+-- Sizes: shared/reference/dit-and-sampling.md §1 (and the checkpoint's config.json).
+-- Fields are explained in specs/README.md.
+return {
+    variant = "i2v_1.3b_540p",
+    family  = "i2v",
+    dit = {
+        dim = 1536, ffn_dim = 8960, num_heads = 12, num_layers = 30,
+        freq_dim = 256, text_dim = 4096, text_len = 512,
+        in_dim = 36, out_dim = 16, eps = 1e-6,
+        inject_sample_info = false,
+        image_dim = 1280, image_len = 257,
+    },
+    video   = { height = 544, width = 960, base_num_frames = 97 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}

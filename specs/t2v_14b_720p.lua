@@ -1,0 +1,15 @@
+-- specs/t2v_14b_720p.lua — SkyReels-V2 Text-to-Video 14B, 720P (Skywork/SkyReels-V2-T2V-14B-720P).
+-- Sizes: shared/reference/dit-and-sampling.md §1 (and the checkpoint's config.json).
+-- Fields are explained in specs/README.md.
+return {
+    variant = "t2v_14b_720p",
+    family  = "t2v",
+    dit = {
+        dim = 5120, ffn_dim = 13824, num_heads = 40, num_layers = 40,
+        freq_dim = 256, text_dim = 4096, text_len = 512,
+        in_dim = 16, out_dim = 16, eps = 1e-6,
+        inject_sample_info = false,
+    },
+    video   = { height = 720, width = 1280, base_num_frames = 121 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}

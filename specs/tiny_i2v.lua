@@ -1,0 +1,16 @@
+-- specs/tiny_i2v.lua — a tiny random-weight Image-to-Video DiT (image branch, 36 input channels).
+-- The text length stays 512: diffusers splits image and text context as ctx_len - 512.
+-- The latent is 6x8 (not square) so that a height/width mix-up shows in the numerics.
+return {
+    variant = "tiny_i2v",
+    family  = "i2v",
+    dit = {
+        dim = 128, ffn_dim = 256, num_heads = 2, num_layers = 2,
+        freq_dim = 256, text_dim = 64, text_len = 512,
+        in_dim = 36, out_dim = 16, eps = 1e-6,
+        inject_sample_info = false,
+        image_dim = 32, image_len = 9,
+    },
+    video   = { height = 48, width = 64, base_num_frames = 9 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}

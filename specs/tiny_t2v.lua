@@ -1,0 +1,15 @@
+-- specs/tiny_t2v.lua — a tiny random-weight Text-to-Video DiT for CI numerics and golden tests.
+-- Same structure as the released models, small sizes: 2 heads of 64, 2 blocks, 8x8 latent.
+-- The fixtures in tests/fixtures/dit/tiny_t2v/ were made by diffusers with this configuration.
+return {
+    variant = "tiny_t2v",
+    family  = "t2v",
+    dit = {
+        dim = 128, ffn_dim = 256, num_heads = 2, num_layers = 2,
+        freq_dim = 256, text_dim = 64, text_len = 32,
+        in_dim = 16, out_dim = 16, eps = 1e-6,
+        inject_sample_info = false,
+    },
+    video   = { height = 64, width = 64, base_num_frames = 17 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}

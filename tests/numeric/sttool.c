@@ -1,0 +1,89 @@
+/* tests/numeric/sttool.c — small test helper over runtime/safetensors.
+ *
+ *   sttool compare OUT REF NAME BOUND   compare tensor NAME of OUT with the reference in REF:
+ *                                       prints ||out-ref||/||ref||, max |out-ref|, the first values
+ *                                       side by side; exits 1 when the relative error > BOUND, when
+ *                                       shapes differ, or when any value is NaN/Inf
+ *   sttool meta FILE KEY                print __metadata__[KEY] of FILE (exit 1 when absent)
+ *
+ * Expected numbers always come from the reference file; nothing is pasted here.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtype.h"
+#include "safetensors.h"
+
+static float *load_f32(const sky_st_tensor *t, size_t *n, sky_err *err)
+{
+    *n = 1;
+    for (int i = 0; i < t->ndim; i++) *n *= (size_t)t->shape[i];
+    float *v = malloc(*n * sizeof(float) + 1);
+    if (!v || sky_dtype_to_f32(v, t->data, t->dtype, *n, err)) { free(v); return NULL; }
+    return v;
+}
+
+static int compare(const char *out_path, const char *ref_path, const char *name, double bound)
+{
+    sky_err err;
+    sky_safetensors *a = NULL, *b = NULL;
+    if (sky_safetensors_open(&a, out_path, &err) || sky_safetensors_open(&b, ref_path, &err)) {
+        fprintf(stderr, "sttool: %s\n", err.msg);
+        return 1;
+    }
+    const sky_st_tensor *ta = sky_safetensors_find(a, name), *tb = sky_safetensors_find(b, name);
+    if (!ta || !tb) {
+        fprintf(stderr, "sttool: tensor '%s' missing in %s\n", name, !ta ? out_path : ref_path);
+        return 1;
+    }
+    int same = ta->ndim == tb->ndim;
+    for (int i = 0; same && i < ta->ndim; i++) same = ta->shape[i] == tb->shape[i];
+    if (!same) {
+        fprintf(stderr, "sttool: '%s' shapes differ between %s and %s\n", name, out_path, ref_path);
+        return 1;
+    }
+    size_t n, m;
+    float *x = load_f32(ta, &n, &err), *r = load_f32(tb, &m, &err);
+    if (!x || !r) { fprintf(stderr, "sttool: %s\n", err.msg); return 1; }
+    double num = 0.0, den = 0.0, max_abs = 0.0;
+    size_t bad = 0, at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) bad++;
+        double d = (double)x[i] - (double)r[i];
+        num += d * d;
+        den += (double)r[i] * r[i];
+        if (fabs(d) > max_abs) { max_abs = fabs(d); at = i; }
+    }
+    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    int ok = bad == 0 && rel <= bound;
+    printf("%s %-44s rel_l2 %.3e  max_abs %.3e (at %zu: %.7g vs %.7g)  ||ref||_rms %.3e  bound %.1e\n",
+           ok ? "OK    " : "NOT OK", out_path, rel, max_abs, at, x[at], r[at], sqrt(den / (double)n), bound);
+    printf("       first values  ours:");
+    for (size_t i = 0; i < n && i < 4; i++) printf(" %+.7f", x[i]);
+    printf("   ref:");
+    for (size_t i = 0; i < n && i < 4; i++) printf(" %+.7f", r[i]);
+    printf("\n");
+    if (bad) printf("       %zu values are NaN or Inf\n", bad);
+    free(x); free(r);
+    sky_safetensors_close(a);
+    sky_safetensors_close(b);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 6 && strcmp(argv[1], "compare") == 0) return compare(argv[2], argv[3], argv[4], atof(argv[5]));
+    if (argc == 4 && strcmp(argv[1], "meta") == 0) {
+        sky_err err;
+        sky_safetensors *f;
+        if (sky_safetensors_open(&f, argv[2], &err)) { fprintf(stderr, "sttool: %s\n", err.msg); return 1; }
+        const char *v = sky_safetensors_metadata(f, argv[3]);
+        if (v) fputs(v, stdout);
+        sky_safetensors_close(f);
+        return v ? 0 : 1;
+    }
+    fprintf(stderr, "usage: sttool compare OUT REF NAME BOUND | sttool meta FILE KEY\n");
+    return 2;
+}
