@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# build.sh — the one entry point.
+#
+#   ./build.sh              install what is missing, then run the tiny demo on the CPU backend
+#   ./build.sh test         every CPU test tier (what CI runs); ends with "N passed, M failed"
+#   ./build.sh gen <spec>   generate out/<variant>/ from specs/<spec>.lua (or a path to a spec)
+#                           and build out/<variant>/skyreels-<variant>
+#   ./build.sh deps         install the Debian packages the build and tests need (root, apt-get)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Packages: the generator (lua5.4), the C toolchain and CMake.
+PACKAGES="lua5.4 cmake gcc make"
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+deps() {
+    local missing=""
+    need_cmd lua5.4 || missing="$missing lua5.4"
+    need_cmd cmake || missing="$missing cmake"
+    need_cmd cc || missing="$missing gcc"
+    need_cmd make || missing="$missing make"
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" = 0 ] && need_cmd apt-get; then
+        echo "== installing:$missing"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PACKAGES >/dev/null
+    else
+        echo "error: missing:$missing; install them with: sudo apt-get install -y $PACKAGES" >&2
+        exit 1
+    fi
+}
+
+# Spec name or path -> path.
+spec_path() {
+    case "$1" in
+        *.lua) echo "$1" ;;
+        *) echo "specs/$1.lua" ;;
+    esac
+}
+
+gen() {
+    [ $# -eq 1 ] || { echo "usage: ./build.sh gen <spec name or path>" >&2; exit 2; }
+    local spec variant
+    spec=$(spec_path "$1")
+    [ -f "$spec" ] || { echo "error: $spec: no such spec (see specs/)" >&2; exit 2; }
+    variant=$(basename "$spec" .lua)
+    echo "== gen $spec -> out/$variant/skyreels-$variant"
+    cmake -S . -B "build/$variant" -DSKY_SPECS="$spec" >"build/cmake-$variant.log" 2>&1 ||
+        { cat "build/cmake-$variant.log" >&2; exit 1; }
+    cmake --build "build/$variant" -j "$(nproc)" 2>&1 | grep -v -E '^\[ *[0-9]+%\] (Building|Linking|Built)' || true
+    [ -x "out/$variant/skyreels-$variant" ] || { echo "error: build of $variant failed" >&2; exit 1; }
+}
+
+demo() {
+    # The demo until the VAE lands (TODO(#5): DF pipeline end to end to out/demo.mp4): a tiny
+    # DF DiT with random weights, one forward pass on random inputs, on the CPU backend.
+    gen tiny_df
+    local b=out/tiny_df/skyreels-tiny_df d=out/demo
+    mkdir -p "$d"
+    "$b" random-weights --output "$d/weights.safetensors" --seed 1
+    "$b" random-inputs --output "$d/inputs.safetensors" --batch 2 --per-frame --seed 2
+    "$b" program dit_forward --weights "$d/weights.safetensors" --inputs "$d/inputs.safetensors" \
+         --output "$d/v.safetensors"
+    echo "== demo: wrote $d/v.safetensors (velocity of a random tiny model: numbers, not a video yet)"
+}
+
+mkdir -p build
+case "${1:-}" in
+    "") deps; demo ;;
+    deps) deps ;;
+    gen) shift; deps; gen "$@" ;;
+    test) deps; exec bash tests/run.sh ;;
+    -h|--help) sed -n '2,9p' "$0" ;;
+    *) echo "usage: ./build.sh [test | gen <spec> | deps]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,2 @@
+-- expect: must return a table, got number
+return 42

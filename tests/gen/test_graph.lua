@@ -1,0 +1,49 @@
+-- tests/gen/test_graph.lua: the dit_forward graph of each released variant reads exactly the
+-- reference's tensor table: parameter counts equal dit-and-sampling.md §1 (computed there from
+-- the §4 table), 27 tensors per block (32 for I2V), original and diffusers names each unique.
+local t     = require("t")
+local spec  = require("spec")
+local graph = require("graph")
+
+-- Parameter counts from reference §1.
+local want_params = {
+    df_1_3b = 1435525696, i2v_1_3b = 1564428608, t2v_df_14b = 14288491584, i2v_14b = 16394878784,
+}
+local cases = {
+    { "df_1.3b_540p", want_params.df_1_3b },  { "i2v_1.3b_540p", want_params.i2v_1_3b },
+    { "df_14b_540p", want_params.t2v_df_14b }, { "df_14b_720p", want_params.t2v_df_14b },
+    { "t2v_14b_540p", want_params.t2v_df_14b }, { "t2v_14b_720p", want_params.t2v_df_14b },
+    { "i2v_14b_540p", want_params.i2v_14b },  { "i2v_14b_720p", want_params.i2v_14b },
+}
+for _, c in ipairs(cases) do
+    local s = spec.load("specs/" .. c[1] .. ".lua")
+    local g = graph.build(s).dit_forward
+    local params, names, aliases, per_block = 0, {}, {}, {}
+    for _, w in ipairs(g.weights) do
+        local n = 1
+        for _, dim in ipairs(w.shape) do n = n * dim end
+        params = params + n
+        t.check(not names[w.name], "%s: weight %s twice", c[1], w.name)
+        t.check(not aliases[w.alias], "%s: diffusers name %s twice", c[1], w.alias)
+        names[w.name], aliases[w.alias] = true, true
+        local b = w.name:match("^blocks%.(%d+)%.")
+        if b then per_block[b] = (per_block[b] or 0) + 1 end
+    end
+    t.check_eq(params, c[2], c[1] .. " parameter count")
+    local want_block = s.family == "i2v" and 32 or 27
+    for i = 0, s.dit.num_layers - 1 do
+        t.check_eq(per_block[tostring(i)], want_block, c[1] .. " tensors in block " .. i)
+    end
+end
+
+-- Spot checks of the name map (reference §4, including the norm2/norm3 swap).
+local g = graph.build(spec.load("specs/i2v_14b_540p.lua")).dit_forward
+local alias = {}
+for _, w in ipairs(g.weights) do alias[w.name] = w.alias end
+t.check_eq(alias["blocks.3.norm3.weight"], "blocks.3.norm2.weight", "norm3 -> norm2")
+t.check_eq(alias["blocks.0.modulation"], "blocks.0.scale_shift_table", "block modulation")
+t.check_eq(alias["head.modulation"], "scale_shift_table", "head modulation")
+t.check_eq(alias["blocks.7.cross_attn.norm_k_img.weight"], "blocks.7.attn2.norm_added_k.weight", "norm_k_img")
+t.check_eq(alias["time_projection.1.weight"], "condition_embedder.time_proj.weight", "time_projection")
+t.check_eq(alias["img_emb.proj.3.bias"], "condition_embedder.image_embedder.ff.net.2.bias", "img_emb.proj.3")
+t.check_eq(alias["blocks.1.self_attn.o.weight"], "blocks.1.attn1.to_out.0.weight", "self_attn.o")
