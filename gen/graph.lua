@@ -113,7 +113,7 @@ function graph.dump(programs)
     local lines = {}
     for _, pname in ipairs(sorted.keys(programs)) do
         local g = programs[pname]
-        lines[#lines + 1] = string.format("# %s  (%s)", pname, g.spec.path)
+        lines[#lines + 1] = string.format("# %s  (%s)", pname, g.spec.rel_path)
         for _, t in ipairs(g.inputs) do
             lines[#lines + 1] = string.format("%%%-4d = input %-22s %-16s %s", t.id, t.name,
                                               graph.dims_text(t.dims), t.dtype)

@@ -80,6 +80,7 @@ end
 
 local function run(opts)
     local s = spec.load(opts.spec_path)                 -- validated, every derived size filled in
+    s.rel_path = spec_rel_path(opts.spec_path)          -- no absolute paths in generated files
     if opts.stop_after == "spec" then io.write(spec.dump(s)); return end
 
     local programs = graph.build(s)                     -- { dit_forward = g }
@@ -89,7 +90,7 @@ local function run(opts)
     if opts.stop_after == "plan" then io.write(plan.dump(plans)); return end
 
     local ctx = { inputs = {}, templates = {} }
-    ctx.spec_rel = spec_rel_path(opts.spec_path)
+    ctx.spec_rel = s.rel_path
     ctx.spec_hash = xxh64.hex(s.text)
     ctx.inputs[ctx.spec_rel] = ctx.spec_hash
     ctx.generator_hash, ctx.generator_count = generator_hash(ctx.inputs)

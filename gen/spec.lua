@@ -265,7 +265,8 @@ function spec.load(path)
     check_relations(path, values, errs)
     errs:raise()
 
-    local s = { path = path, text = text, variant = t.variant, family = t.family,
+    -- rel_path: how generated files name the spec (gen/main.lua makes it repository-relative).
+    local s = { path = path, rel_path = path, text = text, variant = t.variant, family = t.family,
                 dit = {}, video = {}, sampler = {} }
     for _, rule in ipairs(fields) do
         local section, key = rule[1]:match("^(%w+)%.(.+)$")
@@ -285,7 +286,7 @@ end
 
 -- Text dump for --stop-after=spec: every field and derived size, sorted.
 function spec.dump(s)
-    local lines = { "# spec " .. s.path }
+    local lines = { "# spec " .. s.rel_path }
     lines[#lines + 1] = "variant = " .. s.variant
     lines[#lines + 1] = "family = " .. s.family
     for _, section in ipairs({ "dit", "video", "sampler", "derived" }) do

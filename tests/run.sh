@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# tests/run.sh — every CPU test tier (design.md §6), what `./build.sh test` and CI run.
+# Each tier is a script that prints its own checks and ends with "N passed, M failed"; this
+# script sums them, prints a table, and exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tiers=(
+    "generator units         | lua5.4 tests/gen/run.lua"
+    "golden generated code   | bash tests/golden/check.sh"
+    "determinism + compile   | bash tests/gen/determinism.sh"
+    "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
+    "numerics vs diffusers   | bash tests/numeric/run.sh"
+)
+
+total_pass=0 total_fail=0
+rows=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for t in "${tiers[@]}"; do
+    name=${t%%|*}
+    cmd=${t#*|}
+    echo
+    echo "==== $name ($cmd )"
+    start=$(date +%s)
+    bash -c "$cmd" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    secs=$(( $(date +%s) - start ))
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); p=${p:-0}
+    f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p'); f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi      # a tier that crashed counts as failed
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+    rows+=("$(printf '%-24s %6d %6d %6ss  %s' "$name" "$p" "$f" "$secs" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")
+done
+
+echo
+echo "tier                      passed failed   time"
+for r in "${rows[@]}"; do echo "$r"; done
+echo "GPU tier: not run (no GPU in this tier; tests/gpu/ runs on a lent GPU)"
+echo
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
