@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 92cbba0fa642adfa
- * generator  gen/ (16 .lua files)                 xxh64 b0116db8375e11a3
+ * generator  gen/ (16 .lua files)                 xxh64 70cf7dc27aeb5570
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  */
 #include "program.h"
@@ -869,7 +869,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "92cbba0fa642adfa",
-    .generator_xxh64 = "b0116db8375e11a3",
+    .generator_xxh64 = "70cf7dc27aeb5570",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
     .dit = &dit_forward,

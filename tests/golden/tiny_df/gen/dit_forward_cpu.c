@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 1572f1295de036a5
- * generator  gen/ (16 .lua files)                 xxh64 b0116db8375e11a3
+ * generator  gen/ (16 .lua files)                 xxh64 70cf7dc27aeb5570
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151

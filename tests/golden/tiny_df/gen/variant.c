@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 1572f1295de036a5
- * generator  gen/ (16 .lua files)                 xxh64 b0116db8375e11a3
+ * generator  gen/ (16 .lua files)                 xxh64 70cf7dc27aeb5570
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  */
 #include "program.h"
@@ -113,7 +113,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "1572f1295de036a5",
-    .generator_xxh64 = "b0116db8375e11a3",
+    .generator_xxh64 = "70cf7dc27aeb5570",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,
     .dit = &dit_forward,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 8a4b9cb34e5cb01b
- * generator  gen/ (16 .lua files)                 xxh64 b0116db8375e11a3
+ * generator  gen/ (16 .lua files)                 xxh64 70cf7dc27aeb5570
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  */
 #include "program.h"
@@ -126,7 +126,7 @@ const sky_variant_desc sky_variant = {
     .family = "i2v",
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "8a4b9cb34e5cb01b",
-    .generator_xxh64 = "b0116db8375e11a3",
+    .generator_xxh64 = "70cf7dc27aeb5570",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
     .dit = &dit_forward,

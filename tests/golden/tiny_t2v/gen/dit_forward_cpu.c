@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 9144af0176dcc163
- * generator  gen/ (16 .lua files)                 xxh64 b0116db8375e11a3
+ * generator  gen/ (16 .lua files)                 xxh64 70cf7dc27aeb5570
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/gated_residual.c.in    xxh64 57d6b57017b8ad01

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 9144af0176dcc163
- * generator  gen/ (16 .lua files)                 xxh64 b0116db8375e11a3
+ * generator  gen/ (16 .lua files)                 xxh64 70cf7dc27aeb5570
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  */
 #include "program.h"
@@ -108,7 +108,7 @@ const sky_variant_desc sky_variant = {
     .family = "t2v",
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "9144af0176dcc163",
-    .generator_xxh64 = "b0116db8375e11a3",
+    .generator_xxh64 = "70cf7dc27aeb5570",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
     .dit = &dit_forward,
