@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages: the generator (lua5.4), the C toolchain and CMake.
-PACKAGES="lua5.4 cmake gcc make"
+# Packages: the generator (lua5.4), the C toolchain, CMake, and FFmpeg's libraries (video I/O).
+PACKAGES="lua5.4 cmake gcc make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -20,6 +20,11 @@ deps() {
     need_cmd cmake || missing="$missing cmake"
     need_cmd cc || missing="$missing gcc"
     need_cmd make || missing="$missing make"
+    need_cmd pkg-config || missing="$missing pkg-config"
+    if need_cmd pkg-config; then
+        pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
+            missing="$missing libavcodec-dev libavformat-dev libswscale-dev libavutil-dev"
+    fi
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ] && need_cmd apt-get; then
         echo "== installing:$missing"

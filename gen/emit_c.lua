@@ -23,15 +23,50 @@ local function ident(name)
     return (name:upper():gsub("[^A-Z0-9]", "_"))
 end
 
--- Expression for a dim inside the forward function.
+-- Expression for a dim inside a program function: a literal or a param/symbol name.
 local function dim_expr(d)
     if math.type(d) == "integer" then return clit.int(d) end
-    assert(d == "L" or d == "F" or d == "Ft", "emit_c: unknown dim " .. tostring(d))
+    assert(type(d) == "string" and d:match("^[%a_][%w_]*$"), "emit_c: bad dim " .. tostring(d))
     return d
 end
 
 local function rows(t) return dim_expr(t.dims[1]) end
 local function cols(t) return t.dims[#t.dims] end
+
+-- A tensor as [rows, COLS]: COLS = product of the trailing integer dims, rows = the product of
+-- the other dims as a C expression ([L, 128] -> "L", 128; [8, T2, H3, W3] -> "8 * T2 * H3 * W3", 1).
+local function split_dims(t)
+    local n = #t.dims
+    local c = 1
+    while n > 0 and math.type(t.dims[n]) == "integer" do
+        c = c * t.dims[n]
+        n = n - 1
+    end
+    if n == 0 then return clit.int(1), c end
+    local parts = {}
+    for i = 1, n do parts[i] = dim_expr(t.dims[i]) end
+    return table.concat(parts, " * "), c
+end
+
+-- Positions per channel of a channels-first [C, T, H, W] tensor, as C: "T0 * H0 * W0".
+local function positions(t)
+    local parts = {}
+    for i = 2, #t.dims do parts[#parts + 1] = dim_expr(t.dims[i]) end
+    return table.concat(parts, " * ")
+end
+
+-- C initializer of per-channel constants rounded to float32: "-0.7571f, ...".
+local function f32_list(values, map)
+    local parts = {}
+    for i, v in ipairs(values) do parts[i] = clit.f32(map and map(v) or v) end
+    return table.concat(parts, ", ")
+end
+
+-- fp32(1 / fp32(std)), as the original computes inv_std (reference vae-text-image-files.md §1.6).
+local function inv_f32(x)
+    local f = string.unpack("<f", string.pack("<f", x))
+    return 1.0 / f
+end
 
 -- Pointer to tensor t in the arena, typed by its CPU storage.
 local function act(t)
@@ -69,11 +104,11 @@ backend.linear = {
 local function elementwise(template)
     return {
         template = template,
-        consts = function(n) return { COLS = cols(n.out) } end,
+        consts = function(n) return { COLS = select(2, split_dims(n.out)) } end,
         call = function(k, n)
             local args = {}
             for i, t in ipairs(n.ins) do args[i] = act(t) end
-            return string.format("%s(%s, %s, %s);", k, act(n.out), table.concat(args, ", "), rows(n.out))
+            return string.format("%s(%s, %s, %s);", k, act(n.out), table.concat(args, ", "), (split_dims(n.out)))
         end,
     }
 end
@@ -82,6 +117,7 @@ backend.gelu_tanh = elementwise("gelu_tanh")
 backend.gelu_erf  = elementwise("gelu_erf")
 backend.add       = elementwise("add")
 backend.add_row   = elementwise("add_row")
+backend.clamp     = elementwise("clamp")
 backend.sinusoid = {
     template = "sinusoid",
     consts = function(n) return { HALF = n.attrs.freq_dim // 2 } end,
@@ -167,12 +203,108 @@ backend.unpatchify = {
     call = function(k, n) return string.format("%s(%s, %s, F, H, W);", k, act(n.out), act(n.ins[1])) end,
 }
 
--- Kernel name: template, then its constants in sorted order (CUTLASS-style procedural name).
+-- ---- VAE ops: channels-first [C, T, H, W] tensors; spatial sizes are runtime symbols ----
+backend.vae_denorm = {
+    template = "vae_denorm",
+    consts = function(n)
+        local a = n.attrs
+        return { Z = a.z, MEAN = f32_list(a.mean), INV_STD = f32_list(a.std, inv_f32) }
+    end,
+    call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), positions(n.ins[1])) end,
+}
+backend.vae_normalize = {
+    template = "vae_normalize",
+    consts = function(n)
+        local a = n.attrs
+        return { Z = a.z, MEAN = f32_list(a.mean), INV_STD = f32_list(a.std, inv_f32) }
+    end,
+    call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), positions(n.ins[1])) end,
+}
+backend.conv1x1 = {
+    template = "conv1x1",
+    consts = function(n) return { CIN = n.attrs.cin, COUT = n.attrs.cout } end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight),
+                             wref(n.attrs.bias), positions(n.ins[1]))
+    end,
+}
+-- Frames, height and width of a [C, T, H, W] tensor as C expressions.
+local function thw(t) return dim_expr(t.dims[2]), dim_expr(t.dims[3]), dim_expr(t.dims[4]) end
+backend.causal_conv3 = {
+    template = "causal_conv3",
+    consts = function(n) return { CIN = n.attrs.cin, COUT = n.attrs.cout } end,
+    call = function(k, n)
+        local T, H, W = thw(n.ins[1])
+        return string.format("%s(%s, %s, %s, %s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), act(n.ins[2]),
+                             wref(n.attrs.weight), wref(n.attrs.bias), T, H, W)
+    end,
+}
+backend.rms_norm_ch = {
+    template = "rms_norm_ch",
+    consts = function(n) return { C = n.attrs.c } end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.gamma), positions(n.ins[1]))
+    end,
+}
+backend.attention_frames = {
+    template = "attention_frames",
+    consts = function(n) return { C = n.attrs.c } end,
+    call = function(k, n)
+        local T, H, W = thw(n.ins[1])
+        return string.format("%s(%s, %s, %s, %s * %s);", k, act(n.out), act(n.ins[1]), T, H, W)
+    end,
+}
+-- time_conv_up / time_conv_down: (y, x, cache, w, b, T, H*W, first).
+local function time_conv(template)
+    return {
+        template = template,
+        consts = function(n) return { C = n.attrs.c } end,
+        call = function(k, n)
+            local T, H, W = thw(n.ins[1])
+            return string.format("%s(%s, %s, %s, %s, %s, %s, %s * %s, first);", k, act(n.out), act(n.ins[1]),
+                                 act(n.ins[2]), wref(n.attrs.weight), wref(n.attrs.bias), T, H, W)
+        end,
+    }
+end
+backend.time_conv_up = time_conv("time_conv_up")
+backend.time_conv_down = time_conv("time_conv_down")
+backend.upsample_nearest2x = {
+    template = "upsample_nearest2x",
+    consts = function(n) return { C = n.ins[1].dims[1] } end,
+    call = function(k, n)
+        local T, H, W = thw(n.ins[1])
+        return string.format("%s(%s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), T, H, W)
+    end,
+}
+backend.conv2d_k3 = {
+    template = "conv2d_k3",
+    consts = function(n) return { CIN = n.attrs.cin, COUT = n.attrs.cout } end,
+    call = function(k, n)
+        local T, H, W = thw(n.ins[1])
+        return string.format("%s(%s, %s, %s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight),
+                             wref(n.attrs.bias), T, H, W)
+    end,
+}
+backend.conv2d_k3_s2 = {
+    template = "conv2d_k3_s2",
+    consts = function(n) return { C = n.attrs.c } end,
+    call = function(k, n)
+        local T, H, W = thw(n.ins[1])
+        return string.format("%s(%s, %s, %s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight),
+                             wref(n.attrs.bias), T, H, W)
+    end,
+}
+
+-- Kernel name: template, then its integer-like constants in sorted order (CUTLASS-style
+-- procedural name). List constants (per-channel arrays) stay out of the name: there is one set
+-- per variant, and instantiate() checks that one name never means two texts.
 local function kernel_name(template, consts)
     local parts = { template }
     for _, key in ipairs(sorted.keys(consts)) do
-        local v = tostring(consts[key]):gsub("[^%w]", "")
-        parts[#parts + 1] = key:lower():gsub("_", "") .. v
+        local v = tostring(consts[key])
+        if not v:find(",", 1, true) then
+            parts[#parts + 1] = key:lower():gsub("_", "") .. v:gsub("[^%w]", "")
+        end
     end
     return table.concat(parts, "_")
 end
@@ -184,16 +316,19 @@ local function instances(n, s)
     return { { template = b.template, consts = b.consts(n), call = function(k) return b.call(k, n) end } }
 end
 
--- Render the kernel of one instance; `templates` caches template texts and their hashes.
-local function instantiate(ctx, inst)
+-- Render the kernel of one instance into `kernels` (name -> text); returns its name.
+local function instantiate(ctx, kernels, inst)
     local name = kernel_name(inst.template, inst.consts)
-    if not ctx.kernels[name] then
-        local path = "templates/cpu/" .. inst.template .. ".c.in"
-        local text = ctx.read_template(path)
-        local vars = { name = name }
-        for k, v in pairs(inst.consts) do vars[k] = type(v) == "string" and v or clit.int(v) end
-        ctx.kernels[name] = render.render(text, vars, path)
+    local path = "templates/cpu/" .. inst.template .. ".c.in"
+    local text = ctx.read_template(path)
+    local vars = { name = name }
+    for _, k in ipairs(sorted.keys(inst.consts)) do
+        local v = inst.consts[k]
+        vars[k] = type(v) == "string" and v or clit.int(v)
     end
+    local rendered = render.render(text, vars, path)
+    assert(kernels[name] == nil or kernels[name] == rendered, "emit_c: kernel name " .. name .. " means two texts")
+    kernels[name] = rendered
     return name
 end
 
@@ -212,36 +347,56 @@ local function node_comment(n)
                                       graph.dims_text(n.out.dims)))
 end
 
--- gen/dit_forward_cpu.c
-local function emit_forward(s, p, ctx)
+-- Section of a node for the "---- name ----" separators: the top module of its output's name
+-- ("blocks.3", "decoder.upsamples.4", "encoder.middle"), else "embeddings" / "head".
+local function section_of(n, seen, program)
+    local name = n.out.name
+    local sec = name:match("^(blocks%.%d+)%.") or name:match("^(%a+coder%.%a+%.%d+)%.")
+                or name:match("^(%a+coder%.middle)%.") or name:match("^(%a+coder%.head)%.")
+    if sec then return sec end
+    if program == "dit_forward" then return seen and "head" or "embeddings" end
+    return seen and "output" or "input"
+end
+
+-- C prototype of program g's CPU function (arena, fp32 weights, then its runtime params).
+local function prototype(g)
+    local params = { "unsigned char *arena", "const float *const *w" }
+    for _, p in ipairs(g.params) do params[#params + 1] = "int " .. p.name end
+    return string.format("void %s_cpu(%s)", g.name, table.concat(params, ", "))
+end
+
+-- gen/<program>_cpu.c: the program's kernels and its function (plus a reset for its caches).
+local function emit_program(s, p, ctx, extra_header)
     local g = p.graph
+    local kernels = {}
     local body = cwriter.new()
-    local current_section
-    local seen_block = false
+    local current, seen = nil, false
     for _, n in ipairs(g.nodes) do
-        local block = n.out.name:match("^(blocks%.%d+)%.")
-        seen_block = seen_block or block ~= nil
-        local section = block or (seen_block and "head" or "embeddings")
-        if section ~= current_section then
+        local sec = section_of(n, seen, g.name)
+        seen = seen or (sec ~= "embeddings" and sec ~= "input")
+        if sec ~= current then
             body:blank()
-            body:line("/* ---- %s %s */", section, string.rep("-", 72 - #section))
-            current_section = section
+            body:line("/* ---- %s %s */", sec, string.rep("-", math.max(4, 72 - #sec)))
+            current = sec
         end
         body:line("/* %s */", node_comment(n))
         for _, inst in ipairs(instances(n, s)) do
-            body:line("%s", inst.call(instantiate(ctx, inst)))
+            body:line("%s", inst.call(instantiate(ctx, kernels, inst)))
+            p.templates_used = p.templates_used or {}
+            p.templates_used["templates/cpu/" .. inst.template .. ".c.in"] = true
         end
     end
 
+    local common = ctx.read_template("templates/cpu/common.h.in")
+    local used = { ["templates/cpu/common.h.in"] = ctx.templates["templates/cpu/common.h.in"] }
+    for _, path in ipairs(sorted.keys(p.templates_used or {})) do used[path] = ctx.templates[path] end
+
     local w = cwriter.new()
-    w:raw(header.c_comment(s, ctx, "gen/dit_forward_cpu.c", {
-        string.format("program    dit_forward (cpu, fp32): %d blocks, C %d, %d heads x %d, ffn %d",
-                      s.dit.num_layers, s.dit.dim, s.dit.num_heads, s.derived.head_dim, s.dit.ffn_dim),
-        string.format("window     up to %d latent frames x %d tokens (frame count is a runtime argument)",
-                      s.derived.max_frames, s.derived.tokens_per_frame),
-        string.format("arena      %s bytes (see plan.txt)", require("plan").commas(p.peak)),
-    }, ctx.templates))
-    w:raw(ctx.read_template("templates/cpu/common.h.in"))
+    local lines = { string.format("program    %s (cpu, fp32)", g.name) }
+    for _, l in ipairs(extra_header) do lines[#lines + 1] = l end
+    lines[#lines + 1] = string.format("arena      %s bytes (see plan.txt)", require("plan").commas(p.peak))
+    w:raw(header.c_comment(s, ctx, "gen/" .. g.name .. "_cpu.c", lines, used))
+    w:raw(common)
     w:line("#include \"program.h\"")
     w:blank()
     w:line("#define ACT_F64(off) ((double *)(arena + (off)))")
@@ -250,7 +405,8 @@ local function emit_forward(s, p, ctx)
     w:blank()
     w:line("/* arena offsets (bytes), from gen/plan.lua */")
     for _, b in ipairs(p.buffers) do
-        w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset, require("plan").commas(b.bytes))
+        w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset,
+               require("plan").commas(b.bytes))
     end
     w:blank()
     w:line("/* weights, in the order of the table in variant.c */")
@@ -259,19 +415,43 @@ local function emit_forward(s, p, ctx)
     w:close("};")
     w:blank()
     w:line("/* ======== kernels (templates/cpu/) ======== */")
-    for _, name in ipairs(sorted.keys(ctx.kernels)) do
+    for _, name in ipairs(sorted.keys(kernels)) do
         w:blank()
-        w:raw(ctx.kernels[name])
+        w:raw(kernels[name])
+    end
+    if #g.states > 0 then
+        w:blank()
+        w:line("/* ======== %s: caches kept between calls ======== */", g.name)
+        w:blank()
+        w:line("void %s_cpu_reset(unsigned char *arena);", g.name)
+        w:line("void %s_cpu_reset(unsigned char *arena)", g.name)
+        w:open("{")
+        for _, t in ipairs(g.states) do
+            local b = p.by_tensor[t.id]
+            w:line("memset(arena + OFF_%s, 0, %s);", ident(t.name), clit.size(b.bytes))
+        end
+        w:close("}")
     end
     w:blank()
-    w:line("/* ======== dit_forward: one sample ======== */")
+    w:line("/* ======== %s ======== */", g.name)
     w:blank()
-    w:line("void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);")
-    w:line("void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)")
+    w:line("%s;", prototype(g))
+    w:line("%s", prototype(g))
     w:open("{")
-    w:line("const int L = F * (H / 2) * (W / 2);                 /* tokens of this call */")
-    w:line("const int tokens_per_row = (Ft == 1) ? L : L / F;     /* tokens sharing one modulation row */")
-    w:raw(body:text():gsub("[^\n]+", "    %0"))
+    for _, sym in ipairs(g.symbols) do
+        w:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+    end
+    local text = body:text()
+    local unused = {}                                      -- params no statement reads
+    for _, par in ipairs(g.params) do
+        local used_anywhere = text:find("%f[%w_]" .. par.name .. "%f[^%w_]")
+        for _, sym in ipairs(g.symbols) do
+            used_anywhere = used_anywhere or sym.expr:find("%f[%w_]" .. par.name .. "%f[^%w_]")
+        end
+        if not used_anywhere then unused[#unused + 1] = "(void)" .. par.name .. ";" end
+    end
+    if #unused > 0 then w:line("%s", table.concat(unused, " ")) end
+    w:raw(text:gsub("[^\n]+", "    %0"))
     w:close("}")
     return w:text()
 end
@@ -283,29 +463,45 @@ local function shape_init(shape)
     return "{" .. table.concat(parts, ", ") .. "}"
 end
 
--- gen/variant.c: weights table and the variant description.
-local function emit_variant(s, p, ctx)
-    local g, d, r = p.graph, s.dit, s.derived
-    local w = cwriter.new()
-    w:raw(header.c_comment(s, ctx, "gen/variant.c", {
-        string.format("weights    %d tensors of dit_forward (original name, diffusers name, shape)", #g.weights),
-    }))
-    w:line("#include \"program.h\"")
-    w:blank()
-    w:line("void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);")
-    w:blank()
-    w:open(string.format("static const sky_weight_desc dit_weights[%d] = {", #g.weights))
+-- The weights table of program g.
+local function weights_table(w, g)
+    w:open(string.format("static const sky_weight_desc %s_weights[%d] = {", g.name, #g.weights))
     for _, wt in ipairs(g.weights) do
         w:line("{%s, %s, %d, %s},", clit.str(wt.name), clit.str(wt.alias), #wt.shape, shape_init(wt.shape))
     end
     w:close("};")
     w:blank()
-    local function slot(name)
-        local t = g.by_name[name]
-        if not t then return "{0, 0}" end
-        local b = p.by_tensor[t.id]
-        return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
+end
+
+-- {offset, bytes} of tensor `name` of plan p, or {0, 0}.
+local function slot(p, name)
+    local t = p.graph.by_name[name]
+    if not t then return "{0, 0}" end
+    local b = p.by_tensor[t.id]
+    return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
+end
+
+-- gen/variant.c: the weights tables and the variant description (runtime/program.h).
+local function emit_variant(s, plans, ctx)
+    local d, r = s.dit, s.derived
+    local w = cwriter.new()
+    local lines = {}
+    for _, name in ipairs(sorted.keys(plans)) do
+        lines[#lines + 1] = string.format("weights    %d tensors of %s (original name, diffusers name, shape)",
+                                          #plans[name].graph.weights, name)
     end
+    w:raw(header.c_comment(s, ctx, "gen/variant.c", lines))
+    w:line("#include \"program.h\"")
+    w:blank()
+    for _, name in ipairs(sorted.keys(plans)) do
+        local g = plans[name].graph
+        w:line("%s;", prototype(g))
+        if #g.states > 0 then w:line("void %s_cpu_reset(unsigned char *arena);", g.name) end
+    end
+    w:blank()
+    for _, name in ipairs(sorted.keys(plans)) do weights_table(w, plans[name].graph) end
+
+    local p = plans.dit_forward
     w:open("static const sky_dit_program dit_forward = {")
     w:line(".dim = %d, .ffn_dim = %d, .num_heads = %d, .num_layers = %d, .freq_dim = %d,",
            d.dim, d.ffn_dim, d.num_heads, d.num_layers, d.freq_dim)
@@ -316,13 +512,30 @@ local function emit_variant(s, p, ctx)
     w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
     w:line(".arena_bytes = %s,", clit.size(p.peak))
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
-        w:line(".%s = %s,", name, slot(name))
+        w:line(".%s = %s,", name, slot(p, name))
     end
-    w:line(".n_weights = %d,", #g.weights)
-    w:line(".weights = dit_weights,")
+    w:line(".n_weights = %d,", #p.graph.weights)
+    w:line(".weights = dit_forward_weights,")
     w:line(".forward_cpu = dit_forward_cpu,")
     w:close("};")
     w:blank()
+    for _, name in ipairs({ "vae_decode", "vae_encode" }) do
+        local vp = plans[name]
+        if vp then
+            local decode = name == "vae_decode"
+            w:open(string.format("static const sky_vae_program %s = {", name))
+            w:line(".z_dim = %d, .lat_h = %d, .lat_w = %d, .height = %d, .width = %d,", s.vae.z_dim, r.lat_h, r.lat_w,
+                   s.video.height, s.video.width)
+            w:line(".arena_bytes = %s,", clit.size(vp.peak))
+            w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
+            w:line(".n_weights = %d,", #vp.graph.weights)
+            w:line(".weights = %s_weights,", name)
+            w:line(".forward_cpu = %s_cpu,", name)
+            w:line(".reset_cpu = %s_cpu_reset,", name)
+            w:close("};")
+            w:blank()
+        end
+    end
     w:open("const sky_variant_desc sky_variant = {")
     w:line(".name = %s,", clit.str(s.variant))
     w:line(".family = %s,", clit.str(s.family))
@@ -334,16 +547,30 @@ local function emit_variant(s, p, ctx)
     w:line(".height = %d, .width = %d, .base_num_frames = %d,", s.video.height, s.video.width,
            s.video.base_num_frames)
     w:line(".dit = &dit_forward,")
+    w:line(".vae_decode = %s,", plans.vae_decode and "&vae_decode" or "NULL")
+    w:line(".vae_encode = %s,", plans.vae_encode and "&vae_encode" or "NULL")
     w:close("};")
     return w:text()
 end
 
--- Add the CPU backend's files to `files` (path -> text).
+-- Add the CPU backend's files to `files` (path -> text): one gen/<program>_cpu.c per program
+-- and gen/variant.c.
 function emit_c.emit(s, plans, files, ctx)
-    ctx.kernels = {}
-    local p = plans.dit_forward
-    files["gen/dit_forward_cpu.c"] = emit_forward(s, p, ctx)
-    files["gen/variant.c"] = emit_variant(s, p, ctx)
+    local r, d = s.derived, s.dit
+    local describe = {
+        dit_forward = {
+            string.format("model      %d blocks, C %d, %d heads x %d, ffn %d", d.num_layers, d.dim, d.num_heads,
+                          r.head_dim, d.ffn_dim),
+            string.format("window     up to %d latent frames x %d tokens (frame count is a runtime argument)",
+                          r.max_frames, r.tokens_per_frame),
+        },
+        vae_decode = { "chunk      one latent frame per call -> 1 frame (first call) or 4 frames" },
+        vae_encode = { "chunk      1 frame (first call) or 4 frames per call -> one latent frame" },
+    }
+    for _, name in ipairs(sorted.keys(plans)) do
+        files["gen/" .. name .. "_cpu.c"] = emit_program(s, plans[name], ctx, describe[name])
+    end
+    files["gen/variant.c"] = emit_variant(s, plans, ctx)
 end
 
 return emit_c

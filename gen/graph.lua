@@ -20,7 +20,36 @@ Graph.__index = Graph
 -- A new, empty graph for program `name` of spec `s`.
 function graph.new(name, s)
     return setmetatable({ name = name, spec = s, nodes = {}, tensors = {}, by_name = {},
-                          weights = {}, inputs = {}, outputs = {} }, Graph)
+                          weights = {}, inputs = {}, outputs = {}, states = {},
+                          params = {}, symbols = {}, dim = {} }, Graph)
+end
+
+-- A runtime integer argument of the program (e.g. F, the latent frames of this call), at most
+-- `max`; usable as a dim.
+function Graph:param(name, max, doc)
+    assert(not self.dim[name], "graph: dim symbol defined twice: " .. name)
+    local p = { name = name, max = max, doc = doc }
+    self.params[#self.params + 1] = p
+    self.dim[name] = p
+    return name
+end
+
+-- A value computed from the params at the start of the program: `expr` is C over earlier
+-- params and symbols; `max` bounds it (nil for values that are not dims).
+function Graph:symbol(name, max, expr, doc)
+    assert(not self.dim[name], "graph: dim symbol defined twice: " .. name)
+    local d = { name = name, max = max, expr = expr, doc = doc }
+    self.symbols[#self.symbols + 1] = d
+    self.dim[name] = d
+    return name
+end
+
+-- State kept across calls of the program (a cache): placed like an input, never reused, and
+-- zeroed by the program's reset function.
+function Graph:state(name, dims, dtype)
+    local t = self:tensor(name, dims, dtype, "state")
+    self.states[#self.states + 1] = t
+    return t
 end
 
 -- Register a tensor; names must be unique within the program.
@@ -48,12 +77,14 @@ function Graph:weight(name, alias, shape)
     return w
 end
 
--- Append op `kind` reading tensors `ins`; returns the new output tensor named `name`.
-function Graph:op(kind, ins, attrs, name, dtype)
+-- Append op `kind` reading tensors `ins`; returns the new output tensor named `name`. Ops whose
+-- output dims depend on symbols the builder makes (ops.lua: no shape rule) pass `dims`.
+function Graph:op(kind, ins, attrs, name, dtype, dims)
     local def = ops[kind]
     assert(def, "graph: op kind not declared in ops.lua: " .. tostring(kind))
+    assert((dims == nil) == (def.shape ~= nil), "graph: op " .. kind .. ": dims given iff it has no shape rule")
     attrs = attrs or {}
-    local out = self:tensor(name, def.shape(ins, attrs), dtype, "act")
+    local out = self:tensor(name, dims or def.shape(ins, attrs), dtype, "act")
     local node = { id = #self.nodes + 1, op = kind, ins = ins, out = out, attrs = attrs }
     out.producer = node.id
     self.nodes[#self.nodes + 1] = node
@@ -67,19 +98,18 @@ function Graph:output(t)
     return t
 end
 
--- The value of a dim at its largest (symbols bounded by the spec).
-function graph.max_dim(s, d)
+-- The value of a dim of graph g at its largest.
+function graph.max_dim(g, d)
     if math.type(d) == "integer" then return d end
-    local r = s.derived
-    if d == "L" then return r.max_tokens end
-    if d == "F" or d == "Ft" then return r.max_frames end
-    error("graph: unknown dim symbol " .. tostring(d))
+    local sym = g.dim[d]
+    assert(sym and sym.max, "graph: unknown dim symbol " .. tostring(d))
+    return sym.max
 end
 
--- Number of elements of a tensor at its largest.
-function graph.max_elems(s, t)
+-- Number of elements of a tensor of graph g at its largest.
+function graph.max_elems(g, t)
     local n = 1
-    for _, d in ipairs(t.dims) do n = n * graph.max_dim(s, d) end
+    for _, d in ipairs(t.dims) do n = n * graph.max_dim(g, d) end
     return n
 end
 
@@ -102,10 +132,16 @@ function graph.attrs_text(attrs)
     return table.concat(parts, " ")
 end
 
--- Build every program the spec's variant needs: { dit_forward = g }.
+-- Build every program the spec's variant needs: { dit_forward = g, vae_decode = g, ... }.
 function graph.build(s)
     local dit = require("programs.dit")
-    return { dit_forward = dit.build(graph.new("dit_forward", s), s) }
+    local programs = { dit_forward = dit.build(graph.new("dit_forward", s), s) }
+    if s.vae then
+        local vae = require("programs.vae")
+        programs.vae_decode = vae.build_decode(graph.new("vae_decode", s), s)
+        programs.vae_encode = vae.build_encode(graph.new("vae_encode", s), s)
+    end
+    return programs
 end
 
 -- Text dump for --stop-after=graph: one line per node, a reviewer can diff it.

@@ -86,7 +86,7 @@ local function run(opts)
     local programs = graph.build(s)                     -- { dit_forward = g }
     if opts.stop_after == "graph" then io.write(graph.dump(programs)); return end
 
-    local plans = plan.make(s, programs)                -- one arena per program, peak known
+    local plans = plan.make(programs)                -- one arena per program, peak known
     if opts.stop_after == "plan" then io.write(plan.dump(plans)); return end
 
     local ctx = { inputs = {}, templates = {} }

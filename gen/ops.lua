@@ -80,4 +80,51 @@ ops.unpatchify = {      -- [L, out_dim*4] -> velocity [out_dim, F, H, W] (§2.10
     shape  = function(_, a) return { a.out_dim, "F", a.lat_h, a.lat_w } end,
 }
 
+-- ---- the VAE (reference vae-text-image-files.md §1): tensors [C, T, H, W], channels first ----
+
+-- [C, rest...] with C replaced.
+local function with_channels(t, c)
+    local d = { c }
+    for i = 2, #t.dims do d[i] = t.dims[i] end
+    return d
+end
+
+ops.vae_denorm = {      -- z * std[c] + mean[c], as z / inv_std + mean (§1.6)
+    inputs = { "z" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.vae_normalize = {   -- (mu[c] - mean[c]) * inv_std[c] for the first z channels (§1.6)
+    inputs = { "x" },
+    shape  = function(ins, a) return with_channels(ins[1], a.z) end,
+}
+ops.conv1x1 = {         -- per-position channel mix with bias (1x1x1 and 1x1 convs)
+    inputs = { "x" },
+    shape  = function(ins, a) return with_channels(ins[1], a.cout) end,
+}
+ops.causal_conv3 = {    -- 3x3x3 causal conv over [cache (2 frames) ++ x]; updates the cache (§1.2, §1.5)
+    inputs = { "x", "cache" },
+    shape  = function(ins, a) return with_channels(ins[1], a.cout) end,
+}
+ops.rms_norm_ch = {     -- x / max(||x||_C, 1e-12) * sqrt(C) * gamma at every position (§1.2)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.attention_frames = { -- single-head attention among the tokens of each frame; q|k|v channels (§1.2)
+    inputs = { "qkv" },
+    shape  = function(ins, a) return with_channels(ins[1], a.c) end,
+}
+ops.time_conv_up = {    -- upsample3d time_conv: C -> 2C causal (3,1,1) conv, frames doubled (§1.5)
+    inputs = { "x", "cache" },
+}
+ops.time_conv_down = {  -- downsample3d time_conv: stride-2 (3,1,1) conv over [last frame ++ x] (§1.5)
+    inputs = { "x", "cache" },
+}
+ops.upsample_nearest2x = { inputs = { "x" } }   -- out[i, j] = in[i / 2, j / 2] per frame
+ops.conv2d_k3 = { inputs = { "x" } }            -- 3x3 conv, pad 1, per frame
+ops.conv2d_k3_s2 = { inputs = { "x" } }         -- zero row/column at bottom/right, 3x3 stride 2, per frame
+ops.clamp = {           -- clamp to [-1, 1] (the decoder's output)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+
 return ops

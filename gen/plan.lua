@@ -25,7 +25,7 @@ local function lifetimes(g)
     local first, last = {}, {}
     local n_end = #g.nodes + 1
     for _, t in ipairs(g.tensors) do
-        if t.kind == "input" then first[t.id], last[t.id] = 0, n_end
+        if t.kind == "input" or t.kind == "state" then first[t.id], last[t.id] = 0, n_end
         else first[t.id], last[t.id] = t.producer, t.producer end
     end
     for _, n in ipairs(g.nodes) do
@@ -38,12 +38,12 @@ local function lifetimes(g)
 end
 
 -- Plan one graph. `elem_bytes(t)` gives the bytes per element of tensor t on this backend.
-function plan.make_one(s, g, elem_bytes, alignment)
+function plan.make_one(g, elem_bytes, alignment)
     local first, last = lifetimes(g)
     local placed = {}                    -- list of buffers, kept sorted by offset
     local buffers = {}
     for _, t in ipairs(g.tensors) do
-        local bytes = align_up(graph.max_elems(s, t) * elem_bytes(t), alignment)
+        local bytes = align_up(graph.max_elems(g, t) * elem_bytes(t), alignment)
         -- Buffers whose lifetime overlaps t's, in offset order: t goes in the first gap.
         local offset = 0
         for _, b in ipairs(placed) do
@@ -86,10 +86,10 @@ function plan.cpu_elem_bytes(t)
 end
 
 -- Plans for every program, for the CPU backend: { dit_forward = plan }.
-function plan.make(s, programs)
+function plan.make(programs)
     local plans = {}
     for _, name in ipairs(sorted.keys(programs)) do
-        plans[name] = plan.make_one(s, programs[name], plan.cpu_elem_bytes, 64)
+        plans[name] = plan.make_one(programs[name], plan.cpu_elem_bytes, 64)
     end
     return plans
 end

@@ -32,6 +32,13 @@ local fields = {
     { "dit.qk_norm",             "bool" },
     { "dit.cross_attn_norm",     "bool" },
     { "dit.rope_theta",          "float",  gt = 0 },
+    { "vae.base_dim",            "int",    min = 1 },
+    { "vae.z_dim",               "int",    min = 1 },
+    { "vae.dim_mult",            "int_list", min = 1 },
+    { "vae.num_res_blocks",      "int",    min = 1 },
+    { "vae.temporal_downsample", "bool_list" },
+    { "vae.latents_mean",        "float_list" },
+    { "vae.latents_std",         "float_list", gt = 0 },
     { "video.height",            "int",    required = true, min = 16, multiple_of = 16 },
     { "video.width",             "int",    required = true, min = 16, multiple_of = 16 },
     { "video.base_num_frames",   "int",    required = true, min = 1 },
@@ -46,7 +53,14 @@ local defaults = {
     ["dit.qk_norm"] = true, ["dit.cross_attn_norm"] = true, ["dit.rope_theta"] = 10000.0,
 }
 
-local sections = { dit = true, video = true, sampler = true }
+local sections = { dit = true, vae = true, video = true, sampler = true }
+
+-- Per-channel latent normalisation of the Wan2.1 VAE (reference vae-text-image-files.md §1.6):
+-- the default of vae.latents_mean / vae.latents_std when z_dim is 16.
+local wan_latents_mean = { -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+                           0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921 }
+local wan_latents_std = { 2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+                          3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160 }
 
 -- Read a spec file in a sandbox: no io, os or require; it may only build a table.
 local function read_spec_file(path)
@@ -132,6 +146,31 @@ local function check_unknown(path, t, errs)
     end
 end
 
+-- Check a list field (int_list, bool_list, float_list): a non-empty sequence whose items are
+-- each of the element kind and within the rule's bounds.
+local function check_list(path, name, kind, v, rule, errs)
+    local elem = kind:match("^(%a+)_list$")
+    if type(v) ~= "table" or #v == 0 then
+        errs:add("%s: %s must be a non-empty list of %s values", path, name, elem); return nil
+    end
+    for i, x in ipairs(v) do
+        local ok = (elem == "int" and math.type(x) == "integer") or (elem == "bool" and type(x) == "boolean")
+                   or (elem == "float" and type(x) == "number" and x == x and math.abs(x) ~= math.huge)
+        if not ok then
+            errs:add("%s: %s[%d] = %s must be %s", path, name, i, show(x),
+                     ({ int = "an integer", bool = "true or false", float = "a finite number" })[elem])
+            return nil
+        end
+        if rule.min and x < rule.min then
+            errs:add("%s: %s[%d] = %s must be at least %s", path, name, i, show(x), show(rule.min)); return nil
+        end
+        if rule.gt and not (x > rule.gt) then
+            errs:add("%s: %s[%d] = %s must be greater than %s", path, name, i, show(x), show(rule.gt)); return nil
+        end
+    end
+    return v
+end
+
 -- Check one field against its rule; returns the value if it is well-formed.
 local function check_field(path, t, rule, errs)
     local name, kind = rule[1], rule[2]
@@ -140,6 +179,7 @@ local function check_field(path, t, rule, errs)
         if rule.required then errs:add("%s: %s is required", path, name) end
         return nil
     end
+    if kind:match("_list$") then return check_list(path, name, kind, v, rule, errs) end
     local ok
     if kind == "int" then ok = math.type(v) == "integer"
     elseif kind == "float" then ok = type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
@@ -220,6 +260,41 @@ local function check_relations(path, v, errs)
     if v["dit.inject_sample_info"] == true and family and family ~= "df" then
         errs:add("%s: dit.inject_sample_info = true needs family df (only the DF pipeline passes fps)", path)
     end
+    local vae_fields = { "vae.base_dim", "vae.z_dim", "vae.dim_mult", "vae.num_res_blocks", "vae.temporal_downsample" }
+    local any_vae = false
+    for _, f in ipairs(vae_fields) do any_vae = any_vae or v[f] ~= nil end
+    if any_vae then
+        for _, f in ipairs(vae_fields) do
+            if v[f] == nil then errs:add("%s: %s is required when the spec has a vae section", path, f) end
+        end
+        local mult, td = v["vae.dim_mult"], v["vae.temporal_downsample"]
+        if mult and #mult ~= 4 then
+            errs:add("%s: vae.dim_mult has %d entries; the Wan VAE has 4 stages (spatial stride 8)", path, #mult)
+        end
+        if mult and td then
+            local down = 0
+            for _, b in ipairs(td) do if b then down = down + 1 end end
+            if #td ~= #mult - 1 then
+                errs:add("%s: vae.temporal_downsample has %d entries; it needs one per downsampling stage (%d)",
+                         path, #td, #mult - 1)
+            elseif down ~= 2 then
+                errs:add("%s: vae.temporal_downsample has %d temporal steps; the pipelines assume stride 4 (2 steps)",
+                         path, down)
+            end
+        end
+        local z, o = v["vae.z_dim"], v["dit.out_dim"]
+        if z and o and z ~= o then
+            errs:add("%s: vae.z_dim = %d must equal dit.out_dim = %d (the DiT denoises VAE latents)", path, z, o)
+        end
+        for _, f in ipairs({ "vae.latents_mean", "vae.latents_std" }) do
+            local list = v[f]
+            if list and z and #list ~= z then
+                errs:add("%s: %s has %d values; it needs vae.z_dim = %d", path, f, #list, z)
+            elseif not list and z and z ~= 16 then
+                errs:add("%s: %s is required when vae.z_dim is not 16 (the Wan2.1 constants have 16)", path, f)
+            end
+        end
+    end
     local n = v["video.base_num_frames"]
     if n and (n - 1) % 4 ~= 0 then
         errs:add("%s: video.base_num_frames = %d must be 4k+1 (the VAE maps 4k+1 frames to k+1 latents)",
@@ -267,7 +342,7 @@ function spec.load(path)
 
     -- rel_path: how generated files name the spec (gen/main.lua makes it repository-relative).
     local s = { path = path, rel_path = path, text = text, variant = t.variant, family = t.family,
-                dit = {}, video = {}, sampler = {} }
+                dit = {}, vae = {}, video = {}, sampler = {} }
     for _, rule in ipairs(fields) do
         local section, key = rule[1]:match("^(%w+)%.(.+)$")
         if section then
@@ -275,6 +350,12 @@ function spec.load(path)
             if v == nil then v = defaults[rule[1]] end
             s[section][key] = v
         end
+    end
+    if next(s.vae) == nil then
+        s.vae = nil                                     -- no VAE: the variant has DiT programs only
+    else
+        s.vae.latents_mean = s.vae.latents_mean or wan_latents_mean
+        s.vae.latents_std = s.vae.latents_std or wan_latents_std
     end
     s.dit.eps = s.dit.eps + 0.0
     s.dit.rope_theta = s.dit.rope_theta + 0.0
@@ -289,9 +370,17 @@ function spec.dump(s)
     local lines = { "# spec " .. s.rel_path }
     lines[#lines + 1] = "variant = " .. s.variant
     lines[#lines + 1] = "family = " .. s.family
-    for _, section in ipairs({ "dit", "video", "sampler", "derived" }) do
-        for _, k in ipairs(sorted.keys(s[section])) do
-            lines[#lines + 1] = section .. "." .. k .. " = " .. show(s[section][k])
+    for _, section in ipairs({ "dit", "vae", "video", "sampler", "derived" }) do
+        for _, k in ipairs(sorted.keys(s[section] or {})) do
+            local v = s[section][k]
+            if type(v) == "table" then
+                local parts = {}
+                for i, x in ipairs(v) do parts[i] = show(x) end
+                v = "{ " .. table.concat(parts, ", ") .. " }"
+            else
+                v = show(v)
+            end
+            lines[#lines + 1] = section .. "." .. k .. " = " .. v
         end
     end
     return table.concat(lines, "\n") .. "\n"

@@ -276,50 +276,57 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-sky_status sky_dit_write_random_weights(const sky_variant_desc *v, const char *path, const char *layout,
-                                        int bf16, uint64_t seed, sky_err *err)
+sky_status sky_write_random_weights(const sky_weight_desc *const *tables, const int *counts, int n_tables,
+                                   const char *path, const char *layout, int bf16, uint64_t seed,
+                                   const char *variant, sky_err *err)
 {
-    const sky_dit_program *p = v->dit;
     int diffusers = 0;
     if (strcmp(layout, "diffusers") == 0) diffusers = 1;
     else if (strcmp(layout, "original") != 0)
         return sky_fail(err, "--layout %s: must be original or diffusers", layout);
-    sky_st_entry *e = calloc((size_t)p->n_weights, sizeof *e);
-    void **bufs = calloc((size_t)p->n_weights, sizeof *bufs);
+    int total = 0;
+    for (int t = 0; t < n_tables; t++) total += counts[t];
+    sky_st_entry *e = calloc((size_t)total, sizeof *e);
+    void **bufs = calloc((size_t)total, sizeof *bufs);
     sky_status st = SKY_ERR;
+    int i = 0;
     if (!e || !bufs) { sky_fail(err, "out of host memory"); goto done; }
-    for (int i = 0; i < p->n_weights; i++) {
-        const sky_weight_desc *d = &p->weights[i];
-        size_t n = 1;
-        for (int k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
-        bufs[i] = malloc(n * 4 + 1);
-        if (!bufs[i]) { sky_fail(err, "out of host memory for '%s'", d->name); goto done; }
-        /* Norm weights near 1, everything else small: activations stay O(1) through the blocks. */
-        const int is_norm = strstr(d->name, "norm") != NULL && ends_with(d->name, ".weight");
-        const int is_img_ln = (strstr(d->name, "img_emb.proj.0.") || strstr(d->name, "img_emb.proj.4.")) &&
-                              ends_with(d->name, ".weight");
-        for (size_t k = 0; k < n; k++) {
-            float x = next_normal(&seed) * 0.05f;
-            if (is_norm || is_img_ln) x = 1.0f + 0.5f * x;
-            if (bf16) {
-                uint16_t h = sky_f32_to_bf16(x);
-                memcpy((unsigned char *)bufs[i] + 2 * k, &h, 2);
-            } else {
-                memcpy((unsigned char *)bufs[i] + 4 * k, &x, 4);
+    for (int t = 0; t < n_tables; t++)
+        for (int j = 0; j < counts[t]; j++, i++) {
+            const sky_weight_desc *d = &tables[t][j];
+            size_t n = 1, fan_in = 1;
+            for (int k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
+            for (int k = 1; k < d->ndim; k++) fan_in *= (size_t)d->shape[k];
+            bufs[i] = malloc(n * 4 + 1);
+            if (!bufs[i]) { sky_fail(err, "out of host memory for '%s'", d->name); goto done; }
+            /* Norm weights near 1; matrices and conv kernels ~ N(0, 1/fan_in) so activations stay
+             * O(1) through the layers; biases and tables small. */
+            const int is_norm = (strstr(d->name, "norm") || strstr(d->name, "gamma") ||
+                                 strstr(d->name, "img_emb.proj.0.") || strstr(d->name, "img_emb.proj.4.") ||
+                                 strstr(d->name, ".head.0.")) && !ends_with(d->name, ".bias");
+            const float std = (d->ndim >= 2 && !is_norm) ? (float)(1.0 / sqrt((double)fan_in)) : 0.05f;
+            for (size_t k = 0; k < n; k++) {
+                float x = next_normal(&seed) * std;
+                if (is_norm) x = 1.0f + 0.1f * next_normal(&seed);
+                if (bf16) {
+                    uint16_t h = sky_f32_to_bf16(x);
+                    memcpy((unsigned char *)bufs[i] + 2 * k, &h, 2);
+                } else {
+                    memcpy((unsigned char *)bufs[i] + 4 * k, &x, 4);
+                }
             }
+            e[i].name = diffusers ? d->alias : d->name;
+            e[i].dtype = bf16 ? SKY_DTYPE_BF16 : SKY_DTYPE_F32;
+            e[i].ndim = d->ndim;
+            memcpy(e[i].shape, d->shape, sizeof e[i].shape);
+            e[i].data = bufs[i];
         }
-        e[i].name = diffusers ? d->alias : d->name;
-        e[i].dtype = bf16 ? SKY_DTYPE_BF16 : SKY_DTYPE_F32;
-        e[i].ndim = d->ndim;
-        memcpy(e[i].shape, d->shape, sizeof e[i].shape);
-        e[i].data = bufs[i];
-    }
     const char *meta[] = { "made_by", "skyreels random-weights (random values: the model's output is noise)",
-                           "variant", v->name, "format", "pt", NULL };
-    st = sky_safetensors_write(path, e, p->n_weights, meta, err);
+                           "variant", variant, "format", "pt", NULL };
+    st = sky_safetensors_write(path, e, total, meta, err);
 done:
     if (bufs)
-        for (int i = 0; i < p->n_weights; i++) free(bufs[i]);
+        for (int k = 0; k < total; k++) free(bufs[k]);
     free(bufs);
     free(e);
     return st;

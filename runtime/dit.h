@@ -29,11 +29,13 @@ typedef struct sky_dit_run_opts {
 /* Run dit_forward of variant v on the CPU backend, one sample at a time. */
 sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err);
 
-/* Write random weights for v (normal, std 0.05; norms near 1) in the given layout
- * ("original" or "diffusers"), as F32 (or BF16 when bf16 != 0). For demos and tests:
- * the output of a model with these weights is noise. */
-sky_status sky_dit_write_random_weights(const sky_variant_desc *v, const char *path, const char *layout,
-                                        int bf16, uint64_t seed, sky_err *err);
+/* Write random weights for the tensors of n_tables weights tables (e.g. a variant's vae_decode
+ * and vae_encode tables, which share one checkpoint) in the given layout ("original" or
+ * "diffusers"), F32 (or BF16 when bf16 != 0): matrices and kernels ~ N(0, 1/fan_in), norm
+ * weights near 1, the rest N(0, 0.05). For demos and tests: a model with these weights makes noise. */
+sky_status sky_write_random_weights(const sky_weight_desc *const *tables, const int *counts, int n_tables,
+                                   const char *path, const char *layout, int bf16, uint64_t seed,
+                                   const char *variant, sky_err *err);
 
 /* Write random inputs for v: B samples of F latent frames, per-frame timesteps when
  * per_frame != 0. */

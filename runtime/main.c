@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dit.h"
+#include "vae.h"
 #include "program.h"
 #include "status.h"
 
@@ -36,8 +37,12 @@ static void print_usage(FILE *out, const char *argv0)
             "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
             "      --backend cpu     the CPU reference backend (the only one in this build)\n"
             "      -q, --quiet       no progress lines\n"
+            "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video [1,3,1+4(L-1),8h,8w]\n"
+            "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z [1,%d,1+(T-1)/4,H/8,W/8]\n"
+            "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
             "  random-weights        write random weights for this variant (the model then makes noise)\n"
-            "      --output FILE  [--layout original|diffusers (default original)]  [--bf16]  [--seed N (default 0)]\n"
+            "      --output FILE  [--program dit_forward|vae]  [--layout original|diffusers (default original)]\n"
+            "      [--bf16]  [--seed N (default 0)]\n"
             "  random-inputs         write random dit_forward inputs\n"
             "      --output FILE  [--batch B (default 1)]  [--frames F (default %d)]  [--per-frame]  [--seed N]\n"
             "  info, --info          sizes, the memory plan's peak, the weights table size\n"
@@ -47,7 +52,7 @@ static void print_usage(FILE *out, const char *argv0)
             "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error\n",
             argv0, sky_variant.name, sky_variant.family, sky_variant.spec_path, p->x_channels, p->text_len,
             p->text_dim, p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "",
-            p->max_frames, p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->max_frames);
+            p->max_frames, p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, p->out_dim, p->max_frames);
 }
 
 static int usage_error(const char *argv0, const char *fmt, const char *arg)
@@ -88,9 +93,13 @@ static void print_info(void)
 /* program dit_forward ... */
 static int cmd_program(int argc, char **argv)
 {
-    if (argc < 3) return usage_error(argv[0], "program: which program? (%s)", "dit_forward");
-    if (strcmp(argv[2], "dit_forward") != 0)
-        return usage_error(argv[0], "program %s: unknown program (this binary has dit_forward)", argv[2]);
+    if (argc < 3) return usage_error(argv[0], "program: which program? (%s)", "dit_forward, vae_decode, vae_encode");
+    const int is_dit = strcmp(argv[2], "dit_forward") == 0;
+    const int is_dec = strcmp(argv[2], "vae_decode") == 0, is_enc = strcmp(argv[2], "vae_encode") == 0;
+    if (!is_dit && !is_dec && !is_enc)
+        return usage_error(argv[0], "program %s: unknown program (dit_forward, vae_decode, vae_encode)", argv[2]);
+    if (!is_dit && !sky_variant.vae_decode)
+        return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
     sky_dit_run_opts o = { 0 };
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
@@ -107,13 +116,15 @@ static int cmd_program(int argc, char **argv)
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0))
             return usage_error(argv[0], "%s needs a value", a);
-        else return usage_error(argv[0], "program dit_forward: unknown option %s", a);
+        else return usage_error(argv[0], "program: unknown option %s", a);
     }
-    if (!o.weights) return usage_error(argv[0], "program dit_forward: %s is required", "--weights");
-    if (!o.inputs) return usage_error(argv[0], "program dit_forward: %s is required", "--inputs");
-    if (!o.output) return usage_error(argv[0], "program dit_forward: %s is required", "--output");
+    if (!o.weights) return usage_error(argv[0], "program: %s is required", "--weights");
+    if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
+    if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
     sky_err err;
-    if (sky_dit_run(&sky_variant, &o, &err) != SKY_OK) {
+    sky_status st = is_dit ? sky_dit_run(&sky_variant, &o, &err)
+                           : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, &err);
+    if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;
     }
@@ -123,7 +134,7 @@ static int cmd_program(int argc, char **argv)
 /* random-weights / random-inputs ... */
 static int cmd_random(int argc, char **argv, int weights)
 {
-    const char *output = NULL, *layout = "original";
+    const char *output = NULL, *layout = "original", *program = "dit_forward";
     int bf16 = 0, per_frame = 0;
     uint64_t seed = 0, batch = 1, frames = (uint64_t)sky_variant.dit->max_frames;
     for (int i = 2; i < argc; i++) {
@@ -135,6 +146,7 @@ static int cmd_random(int argc, char **argv, int weights)
             i++;
         }
         else if (weights && strcmp(a, "--layout") == 0 && val) { layout = val; i++; }
+        else if (weights && strcmp(a, "--program") == 0 && val) { program = val; i++; }
         else if (weights && strcmp(a, "--bf16") == 0) bf16 = 1;
         else if (!weights && strcmp(a, "--batch") == 0 && val) {
             if (!parse_u64(val, &batch) || batch > 64) return usage_error(argv[0], "--batch %s: must be 1 to 64", val);
@@ -149,9 +161,21 @@ static int cmd_random(int argc, char **argv, int weights)
     }
     if (!output) return usage_error(argv[0], "%s is required", "--output");
     sky_err err;
-    sky_status st = weights
-        ? sky_dit_write_random_weights(&sky_variant, output, layout, bf16, seed, &err)
-        : sky_dit_write_random_inputs(&sky_variant, output, (int)batch, (int)frames, per_frame, seed, &err);
+    sky_status st;
+    if (weights && strcmp(program, "dit_forward") == 0) {
+        const sky_weight_desc *t[] = { sky_variant.dit->weights };
+        const int n[] = { sky_variant.dit->n_weights };
+        st = sky_write_random_weights(t, n, 1, output, layout, bf16, seed, sky_variant.name, &err);
+    } else if (weights && strcmp(program, "vae") == 0) {
+        if (!sky_variant.vae_decode) return usage_error(argv[0], "--program vae: variant %s has no VAE", sky_variant.name);
+        const sky_weight_desc *t[] = { sky_variant.vae_decode->weights, sky_variant.vae_encode->weights };
+        const int n[] = { sky_variant.vae_decode->n_weights, sky_variant.vae_encode->n_weights };
+        st = sky_write_random_weights(t, n, 2, output, layout, bf16, seed, sky_variant.name, &err);
+    } else if (weights) {
+        return usage_error(argv[0], "--program %s: must be dit_forward or vae", program);
+    } else {
+        st = sky_dit_write_random_inputs(&sky_variant, output, (int)batch, (int)frames, per_frame, seed, &err);
+    }
     if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;

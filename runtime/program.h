@@ -48,6 +48,27 @@ typedef struct sky_dit_program {
     sky_dit_forward_cpu_fn forward_cpu;
 } sky_dit_program;
 
+/* CPU call of a VAE program: H x W is the latent size (decode) or the video size (encode) of
+ * this call; first = 1 for the first chunk of a sequence. */
+typedef void (*sky_vae_cpu_fn)(unsigned char *arena, const float *const *w, int H, int W, int first);
+typedef void (*sky_reset_fn)(unsigned char *arena);
+
+/* vae_decode (one latent frame -> 1 or 4 video frames) or vae_encode (1 or 4 video frames ->
+ * one latent frame), with per-layer caches kept in the arena between calls
+ * (shared/reference/vae-text-image-files.md §1.5). reset_cpu zeroes the caches: call it at the
+ * start of every sequence. */
+typedef struct sky_vae_program {
+    int z_dim;
+    int lat_h, lat_w;                   /* latent size (landscape) */
+    int height, width;                  /* video size in pixels (landscape) */
+    size_t arena_bytes;
+    sky_slot in, out;                   /* decode: z [z_dim,1,h,w] -> video [3,1|4,H,W]; encode: reverse */
+    int n_weights;
+    const sky_weight_desc *weights;
+    sky_vae_cpu_fn forward_cpu;
+    sky_reset_fn reset_cpu;
+} sky_vae_program;
+
 /* A variant: one generated binary. */
 typedef struct sky_variant_desc {
     const char *name;                   /* e.g. df_1.3b_540p */
@@ -59,6 +80,8 @@ typedef struct sky_variant_desc {
     double shift, guidance;
     int    height, width, base_num_frames;   /* pixels / frames */
     const sky_dit_program *dit;
+    const sky_vae_program *vae_decode;  /* NULL when the spec has no vae section */
+    const sky_vae_program *vae_encode;
 } sky_variant_desc;
 
 /* Defined in the generated out/<variant>/gen/variant.c. */

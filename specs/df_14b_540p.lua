@@ -10,6 +10,10 @@ return {
         in_dim = 16, out_dim = 16, eps = 1e-6,
         inject_sample_info = false,
     },
+    vae = {                                   -- Wan2.1 VAE (reference vae-text-image-files.md §1)
+        base_dim = 96, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
+        temporal_downsample = { false, true, true },
+    },
     video   = { height = 544, width = 960, base_num_frames = 97 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

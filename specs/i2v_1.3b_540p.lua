@@ -11,6 +11,10 @@ return {
         inject_sample_info = false,
         image_dim = 1280, image_len = 257,
     },
+    vae = {                                   -- Wan2.1 VAE (reference vae-text-image-files.md §1)
+        base_dim = 96, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
+        temporal_downsample = { false, true, true },
+    },
     video   = { height = 544, width = 960, base_num_frames = 97 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

@@ -9,6 +9,10 @@ return {
         in_dim = 16, out_dim = 16, eps = 1e-6,
         inject_sample_info = true,
     },
+    vae = {                                   -- the Wan VAE structure with base_dim 8 (tiny)
+        base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
+        temporal_downsample = { false, true, true },
+    },
     video   = { height = 64, width = 48, base_num_frames = 21 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

@@ -11,6 +11,10 @@ return {
         inject_sample_info = false,
         image_dim = 32, image_len = 9,
     },
+    vae = {                                   -- the Wan VAE structure with base_dim 8 (tiny)
+        base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
+        temporal_downsample = { false, true, true },
+    },
     video   = { height = 48, width = 64, base_num_frames = 9 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

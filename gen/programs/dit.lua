@@ -165,6 +165,15 @@ function dit.build(g, s)
     local d, r = s.dit, s.derived
     local C = d.dim
 
+    -- Runtime arguments and the values derived from them (the plan sizes every buffer for
+    -- the largest window; a call may have fewer frames; H and W may be swapped, same product).
+    g:param("F", r.max_frames, "latent frames of this call")
+    g:param("H", nil, "latent height of this call")
+    g:param("W", nil, "latent width of this call")
+    g:param("Ft", r.max_frames, "timestep rows: 1 (plain) or F (per frame)")
+    g:symbol("L", r.max_tokens, "F * (H / 2) * (W / 2)", "tokens of this call")
+    g:symbol("tokens_per_row", nil, "(Ft == 1) ? L : L / F", "tokens sharing one modulation row")
+
     -- Inputs of one sample (the runtime loops over the batch).
     local x   = g:input("x", { r.x_channels, "F", r.lat_h, r.lat_w }, "f32")         -- noisy latent
     local y   = r.has_image and g:input("y", { r.y_channels, "F", r.lat_h, r.lat_w }, "f32") or nil

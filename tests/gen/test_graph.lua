@@ -47,3 +47,32 @@ t.check_eq(alias["blocks.7.cross_attn.norm_k_img.weight"], "blocks.7.attn2.norm_
 t.check_eq(alias["time_projection.1.weight"], "condition_embedder.time_proj.weight", "time_projection")
 t.check_eq(alias["img_emb.proj.3.bias"], "condition_embedder.image_embedder.ff.net.2.bias", "img_emb.proj.3")
 t.check_eq(alias["blocks.1.self_attn.o.weight"], "blocks.1.attn1.to_out.0.weight", "self_attn.o")
+
+-- The VAE programs read the reference's VAE table (vae-text-image-files.md §1.8, §1.9): 194 tensors,
+-- encoder + quant_conv 53,596,928 parameters, decoder + post_quant_conv 73,295,603; names unique.
+local s = spec.load("specs/df_14b_720p.lua")
+local progs = graph.build(s)
+local want_vae = { vae_encode = 53596928, vae_decode = 73295603 }
+local count, seen = 0, {}
+for name, want in pairs(want_vae) do
+    local params = 0
+    for _, w in ipairs(progs[name].weights) do
+        local n = 1
+        for _, dim in ipairs(w.shape) do n = n * dim end
+        params = params + n
+        t.check(not seen[w.name] and not seen[w.alias], "%s: weight %s twice", name, w.name)
+        seen[w.name], seen[w.alias] = true, true
+        count = count + 1
+    end
+    t.check_eq(params, want, name .. " parameter count")
+end
+t.check_eq(count, 194, "VAE tensors")
+local dec_alias = {}
+for _, w in ipairs(progs.vae_decode.weights) do dec_alias[w.name] = w.alias end
+t.check_eq(dec_alias["decoder.upsamples.4.shortcut.weight"], "decoder.up_blocks.1.resnets.0.conv_shortcut.weight",
+           "decoder shortcut name")
+t.check_eq(dec_alias["decoder.upsamples.11.resample.1.bias"], "decoder.up_blocks.2.upsamplers.0.resample.1.bias",
+           "decoder upsampler name")
+t.check_eq(dec_alias["conv2.weight"], "post_quant_conv.weight", "post_quant_conv name")
+t.check_eq(dec_alias["decoder.middle.1.to_qkv.weight"], "decoder.mid_block.attentions.0.to_qkv.weight",
+           "decoder attention name")

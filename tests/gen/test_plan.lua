@@ -15,15 +15,16 @@ table.sort(paths)
 
 for _, path in ipairs(paths) do
     local s = spec.load(path)
-    local g = graph.build(s).dit_forward
-    local pl = plan.make(s, { dit_forward = g }).dit_forward
+  for _, pname in ipairs(require("lib.sorted").keys(graph.build(s))) do
+    local g = graph.build(s)[pname]
+    local pl = plan.make({ [pname] = g })[pname]
     t.check_eq(#pl.buffers, #g.tensors, path .. " buffers")
     local bufs = pl.buffers
     local last_node = #g.nodes + 1
     for i, a in ipairs(bufs) do
         t.check(a.offset % pl.alignment == 0, "%s: %s offset %d not aligned", path, a.tensor.name, a.offset)
         t.check(a.offset + a.bytes <= pl.peak, "%s: %s beyond the peak", path, a.tensor.name)
-        t.check(a.bytes >= graph.max_elems(s, a.tensor) * 4, "%s: %s too small", path, a.tensor.name)
+        t.check(a.bytes >= graph.max_elems(g, a.tensor) * 4, "%s: %s too small", path, a.tensor.name)
         if a.tensor.kind == "output" then t.check_eq(a.last, last_node, path .. " output lifetime") end
         for j = i + 1, #bufs do
             local b = bufs[j]
@@ -31,10 +32,12 @@ for _, path in ipairs(paths) do
             local same_bytes = a.offset < b.offset + b.bytes and b.offset < a.offset + a.bytes
             t.check(not (same_time and same_bytes), "%s: %s and %s overlap while both live", path,
                     a.tensor.name, b.tensor.name)
-            if a.tensor.kind == "input" or b.tensor.kind == "input" then
+            local fixed = { input = true, state = true }
+            if fixed[a.tensor.kind] or fixed[b.tensor.kind] then
                 t.check(not same_bytes, "%s: input %s shares bytes with %s", path, a.tensor.name, b.tensor.name)
             end
         end
     end
     t.check(pl.peak >= pl.live_max, "%s: peak %d below the most bytes live %d", path, pl.peak, pl.live_max)
+  end
 end

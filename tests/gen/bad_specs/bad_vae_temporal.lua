@@ -1,0 +1,18 @@
+-- expect: vae.temporal_downsample has 1 temporal steps; the pipelines assume stride 4
+-- (specs/tiny_df.lua with one thing changed)
+return {
+    variant = "bad_vae_temporal",
+    family  = "df",
+    dit = {
+        dim = 128, ffn_dim = 256, num_heads = 2, num_layers = 2,
+        freq_dim = 256, text_dim = 64, text_len = 32,
+        in_dim = 16, out_dim = 16, eps = 1e-6,
+        inject_sample_info = true,
+    },
+    vae = {                                   -- the Wan VAE structure with base_dim 8 (tiny)
+        base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
+        temporal_downsample = { false, false, true },
+    },
+    video   = { height = 64, width = 48, base_num_frames = 21 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}
