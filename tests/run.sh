@@ -11,7 +11,8 @@ tiers=(
     "determinism + compile   | bash tests/gen/determinism.sh"
     "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
-    "numerics vs diffusers   | bash tests/numeric/run.sh"
+    "DiT numerics vs diffusers | bash tests/numeric/run.sh"
+    "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
 )
 
 total_pass=0 total_fail=0
@@ -32,11 +33,11 @@ for t in "${tiers[@]}"; do
     f=$(sed -n 's/^[0-9][0-9]* passed, \([0-9][0-9]*\) failed.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi      # a tier that crashed counts as failed
     total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
-    rows+=("$(printf '%-24s %6d %6d %6ss  %s' "$name" "$p" "$f" "$secs" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")
+    rows+=("$(printf '%-26s %6d %6d %6ss  %s' "$name" "$p" "$f" "$secs" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")
 done
 
 echo
-echo "tier                      passed failed   time"
+echo "tier                        passed failed   time"
 for r in "${rows[@]}"; do echo "$r"; done
 echo "GPU tier: not run (no GPU in this tier; tests/gpu/ runs on a lent GPU)"
 echo

@@ -5,6 +5,7 @@
  *                                       side by side; exits 1 when the relative error > BOUND, when
  *                                       shapes differ, or when any value is NaN/Inf
  *   sttool meta FILE KEY                print __metadata__[KEY] of FILE (exit 1 when absent)
+ *   sttool shape FILE NAME DIM          print dimension DIM of tensor NAME (exit 1 when absent)
  *
  * Expected numbers always come from the reference file; nothing is pasted here.
  */
@@ -84,6 +85,17 @@ int main(int argc, char **argv)
         sky_safetensors_close(f);
         return v ? 0 : 1;
     }
-    fprintf(stderr, "usage: sttool compare OUT REF NAME BOUND | sttool meta FILE KEY\n");
+    if (argc == 5 && strcmp(argv[1], "shape") == 0) {
+        sky_err err;
+        sky_safetensors *f;
+        if (sky_safetensors_open(&f, argv[2], &err)) { fprintf(stderr, "sttool: %s\n", err.msg); return 1; }
+        const sky_st_tensor *t = sky_safetensors_find(f, argv[3]);
+        const int d = atoi(argv[4]);
+        const int ok = t && d >= 0 && d < t->ndim;
+        if (ok) printf("%lld\n", (long long)t->shape[d]);
+        sky_safetensors_close(f);
+        return ok ? 0 : 1;
+    }
+    fprintf(stderr, "usage: sttool compare OUT REF NAME BOUND | sttool meta FILE KEY | sttool shape FILE NAME DIM\n");
     return 2;
 }

@@ -11,10 +11,10 @@ CC="${CC:-cc}"
 OUT=build/tests
 mkdir -p "$OUT"
 
-CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE)
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime -Itests/runtime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c)
-TESTS=(test_json test_safetensors)
+LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/weights.c)
+TESTS=(test_json test_safetensors test_weights)
 
 failed=()
 summary=()

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# tests/numeric/run_vae.sh — the CPU backend's vae_decode and vae_encode against diffusers'
+# AutoencoderKLWan fixtures (tests/fixtures/vae/, made by tests/fixtures/make_vae_fixtures.py).
+#
+# Each fixture configuration carries its vae section in the metadata key spec_lua; the test wraps it
+# in a spec (the tiny T2V DiT, the fixture's video size) that exists only in a temporary directory,
+# builds that variant, and runs every case with the diffusers-layout weights (BF16 on disk) and, where
+# the fixture has one, the original-layout .pth.
+#
+# Bound on ||ours - ref|| / ||ref||: 1e-5. Both sides compute in fp32 from the same bf16-exact
+# weights and inputs; the peer rounds every conv output to fp32 and sums each output's 27*C (up to
+# 864 here) products in fp32, while we accumulate in double: per conv the peer's error is about
+# u*sqrt(27*C) ~ 2e-6 relative (u = 6e-8), and about 30 convs in sequence add up to a few 1e-6 in
+# the worst case. The fixture script's own float64 reference puts diffusers within 8.1e-7 of exact
+# math. 1e-5 is above that and far below the 1e-2 or more that a wrong tap, a wrong cache frame or a
+# misplaced clamp produces. Measured: 2.5e-7 to 8.3e-7.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BOUND=1e-5
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+mkdir -p build/tools
+cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/numeric/sttool.c \
+   runtime/safetensors.c runtime/json.c runtime/dtype.c runtime/status.c -lm -o build/tools/sttool
+st=build/tools/sttool
+
+pass=0 fail=0
+for dir in tests/fixtures/vae/*/; do
+    config=$(basename "$dir")
+    first=$(ls "$dir" | grep -E '^(decode|encode)_' | head -n 1)
+    # video size from the first case's video tensor: [1, 3, T, H, W]
+    H=$($st shape "$dir/$first" video 3)
+    W=$($st shape "$dir/$first" video 4)
+    mkdir -p "$tmp/specs"
+    spec=$tmp/specs/$config.lua
+    {
+        echo "-- made by tests/numeric/run_vae.sh from $dir$first (spec_lua) and specs/tiny_t2v.lua"
+        echo "return {"
+        echo "    variant = \"$config\", family = \"t2v\","
+        sed -n '/^    dit = {/,/^    },/p' specs/tiny_t2v.lua
+        echo "    $($st meta "$dir/$first" spec_lua | tr '\n' ' ')"
+        echo "    video = { height = $H, width = $W, base_num_frames = 17 },"
+        echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
+        echo "}"
+    } > "$spec"
+    ./build.sh gen "$spec" > "$tmp/gen-$config.log" 2>&1 || { cat "$tmp/gen-$config.log" "$spec"; fail=$((fail + 1)); continue; }
+    bin=out/$config/skyreels-$config
+    weights=("$dir/weights_diffusers.safetensors")
+    [ -f "$dir/weights_original.pth" ] && [ -n "${SKY_TEST_PTH:-}" ] && weights+=("$dir/weights_original.pth")
+    for case_file in "$dir"/decode_*.safetensors "$dir"/encode_*.safetensors; do
+        [ -f "$case_file" ] || continue
+        case_name=$(basename "$case_file" .safetensors)
+        case $case_name in decode_*) prog=vae_decode; want=video ;; *) prog=vae_encode; want=z ;; esac
+        for w in "${weights[@]}"; do
+            out=$tmp/$config-$case_name-$(basename "$w" | sed 's/\..*//').safetensors
+            if "$bin" program $prog -q --weights "$w" --inputs "$case_file" --output "$out" &&
+               $st compare "$out" "$case_file" $want $BOUND | sed "s|$tmp/||"; then
+                pass=$((pass + 1))
+            else
+                fail=$((fail + 1))
+            fi
+        done
+    done
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
