@@ -171,13 +171,78 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
     return SKY_OK;
 }
 
-/* Copy sample b of float tensor t (per-sample size n elements) into the arena slot as fp32. */
-static sky_status put_floats(unsigned char *arena, sky_slot s, const sky_st_tensor *t, int b, size_t n, sky_err *err)
+struct sky_dit {
+    const sky_dit_program *p;
+    sky_weights            w;
+    unsigned char         *arena;
+};
+
+sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
+                        sky_err *err)
 {
-    SKY_ASSERT(n * sizeof(float) <= s.bytes);
+    *out = NULL;
+    sky_checkpoint *ck = NULL;
+    sky_dit *d = calloc(1, sizeof *d);
+    if (!d) return sky_fail(err, "out of host memory");
+    d->p = p;
+    double t0 = now_s();
+    if (sky_checkpoint_open(&ck, weights, err)) goto fail;
+    if (sky_weights_bind_f32(&d->w, ck, p->weights, p->n_weights, who, err)) goto fail;
+    if (!quiet) {
+        fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->w.n,
+                sky_layout_name(d->w.layout), sky_checkpoint_path(ck), now_s() - t0);
+        if (d->w.unused)
+            fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", d->w.unused,
+                    d->w.first_unused);
+    }
+    sky_checkpoint_close(ck);
+    ck = NULL;
+    d->arena = aligned_alloc(64, (p->arena_bytes + 63) / 64 * 64);
+    if (!d->arena) {
+        sky_fail(err, "out of host memory: the CPU arena of dit_forward needs %zu bytes", p->arena_bytes);
+        goto fail;
+    }
+    memset(d->arena, 0, p->arena_bytes);
+    *out = d;
+    return SKY_OK;
+fail:
+    sky_checkpoint_close(ck);
+    sky_dit_close(d);
+    return SKY_ERR;
+}
+
+void sky_dit_close(sky_dit *d)
+{
+    if (!d) return;
+    sky_weights_free(&d->w);
+    free(d->arena);
+    free(d);
+}
+
+void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                     const float *context, const float *clip_fea, int64_t fps, float *v)
+{
+    const sky_dit_program *p = d->p;
+    const size_t lat = (size_t)F * (size_t)H * (size_t)W;
+    SKY_ASSERT(F >= 1 && F <= p->max_frames && (Ft == 1 || Ft == F));
+    SKY_ASSERT((size_t)p->x_channels * lat * sizeof(float) <= p->x.bytes);
+    memcpy(d->arena + p->x.offset, x, (size_t)p->x_channels * lat * sizeof(float));
+    memcpy(d->arena + p->t.offset, t, (size_t)Ft * sizeof(double));
+    memcpy(d->arena + p->context.offset, context, (size_t)p->text_len * (size_t)p->text_dim * sizeof(float));
+    if (p->y_channels) {
+        memcpy(d->arena + p->y.offset, y, (size_t)p->y_channels * lat * sizeof(float));
+        memcpy(d->arena + p->clip_fea.offset, clip_fea, (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
+    }
+    if (p->inject_sample_info) memcpy(d->arena + p->fps.offset, &fps, sizeof fps);
+    p->forward_cpu(d->arena, (const float *const *)d->w.data, F, H, W, Ft);
+    memcpy(v, d->arena + p->v.offset, (size_t)p->out_dim * lat * sizeof(float));
+}
+
+/* Sample b of float tensor t (n elements per sample) as fp32 into dst. */
+static sky_status sample_f32(float *dst, const sky_st_tensor *t, int b, size_t n, sky_err *err)
+{
     const size_t esize = (size_t)sky_dtype_bits(t->dtype) / 8;
-    return sky_dtype_to_f32((float *)(arena + s.offset), (const unsigned char *)t->data + (size_t)b * n * esize,
-                            t->dtype, n, err);
+    return sky_dtype_to_f32(dst, (const unsigned char *)t->data + (size_t)b * n * esize, t->dtype, n, err);
 }
 
 sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err)
@@ -185,67 +250,49 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     const sky_dit_program *p = v->dit;
     sky_status st = SKY_ERR;
     sky_safetensors *in_file = NULL;
-    sky_checkpoint *ck = NULL;
-    sky_weights w = { 0 };
-    unsigned char *arena = NULL;
-    float *out = NULL;
+    sky_dit *d = NULL;
+    float *out = NULL, *x = NULL, *y = NULL, *ctx = NULL, *clip = NULL;
+    double t[4096];
     inputs in;
 
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
-    if (sky_checkpoint_open(&ck, o->weights, err)) goto done;
-    double t0 = now_s();
-    if (sky_weights_bind_f32(&w, ck, p->weights, p->n_weights, v->name, err)) goto done;
-    if (!o->quiet) {
-        fprintf(stderr, "weights: %d tensors, %s layout, from %s (%.2f s)\n", w.n, sky_layout_name(w.layout),
-                sky_checkpoint_path(ck), now_s() - t0);
-        if (w.unused)
-            fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", w.unused,
-                    w.first_unused);
-    }
-
-    arena = aligned_alloc(64, (p->arena_bytes + 63) / 64 * 64);
-    const size_t per_v = (size_t)p->out_dim * (size_t)in.F * (size_t)in.H * (size_t)in.W;
-    out = malloc((size_t)in.B * per_v * sizeof(float));
-    if (!arena || !out) {
-        sky_fail(err, "out of host memory: the CPU arena needs %zu bytes", p->arena_bytes);
-        goto done;
-    }
-    memset(arena, 0, p->arena_bytes);
+    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, err)) goto done;
 
     const size_t lat = (size_t)in.F * (size_t)in.H * (size_t)in.W;
+    const size_t per_v = (size_t)p->out_dim * lat;
+    const size_t n_ctx = (size_t)p->text_len * (size_t)p->text_dim, n_img = (size_t)p->image_len * (size_t)p->image_dim;
+    out = malloc((size_t)in.B * per_v * sizeof(float));
+    x = malloc((size_t)p->x_channels * lat * sizeof(float));
+    y = malloc((size_t)p->y_channels * lat * sizeof(float) + 1);
+    ctx = malloc(n_ctx * sizeof(float));
+    clip = malloc(n_img * sizeof(float) + 1);
+    if (!out || !x || !y || !ctx || !clip) {
+        sky_fail(err, "out of host memory for %d samples of %d latent frames", in.B, in.F);
+        goto done;
+    }
     for (int b = 0; b < in.B; b++) {
         double ts = now_s();
-        if (put_floats(arena, p->x, in.x, b, (size_t)p->x_channels * lat, err)) goto done;
-        double *t = (double *)(arena + p->t.offset);
+        if (sample_f32(x, in.x, b, (size_t)p->x_channels * lat, err)) goto done;
         for (int i = 0; i < in.Ft; i++) t[i] = number_at(in.t, (size_t)b * (size_t)in.Ft + (size_t)i);
-        if (put_floats(arena, p->context, in.context, b, (size_t)p->text_len * (size_t)p->text_dim, err)) goto done;
-        if (in.y) {
-            if (put_floats(arena, p->y, in.y, b, (size_t)p->y_channels * lat, err)) goto done;
-            if (put_floats(arena, p->clip_fea, in.clip_fea, b, (size_t)p->image_len * (size_t)p->image_dim, err))
-                goto done;
-        }
-        if (in.fps) {
-            int64_t idx = (int64_t)number_at(in.fps, (size_t)b);
-            memcpy(arena + p->fps.offset, &idx, sizeof idx);
-        }
-        p->forward_cpu(arena, (const float *const *)w.data, in.F, in.H, in.W, in.Ft);
-        memcpy(out + (size_t)b * per_v, arena + p->v.offset, per_v * sizeof(float));
+        if (sample_f32(ctx, in.context, b, n_ctx, err)) goto done;
+        if (in.y && (sample_f32(y, in.y, b, (size_t)p->y_channels * lat, err) ||
+                     sample_f32(clip, in.clip_fea, b, n_img, err)))
+            goto done;
+        const int64_t fps = in.fps ? (int64_t)number_at(in.fps, (size_t)b) : 0;
+        sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v);
         if (!o->quiet)
             fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps: %.2f s\n", b + 1,
                     in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame", now_s() - ts);
     }
 
     sky_st_entry e = { "v", SKY_DTYPE_F32, 5, { in.B, p->out_dim, in.F, in.H, in.W }, out };
-    const char *meta[] = { "made_by", "skyreels program dit_forward", "variant", v->name, "backend", "cpu",
-                           "weights_layout", sky_layout_name(w.layout), NULL };
+    const char *meta[] = { "made_by", "skyreels program dit_forward", "variant", v->name, "backend", "cpu", NULL };
     if (sky_safetensors_write(o->output, &e, 1, meta, err)) goto done;
     st = SKY_OK;
 done:
-    free(out);
-    free(arena);
-    sky_weights_free(&w);
-    sky_checkpoint_close(ck);
+    free(out); free(x); free(y); free(ctx); free(clip);
+    sky_dit_close(d);
     sky_safetensors_close(in_file);
     return st;
 }

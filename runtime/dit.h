@@ -26,6 +26,22 @@ typedef struct sky_dit_run_opts {
     int         quiet;                  /* 1: no progress lines on stderr */
 } sky_dit_run_opts;
 
+/* A bound dit_forward program: weights as fp32 and the CPU arena. */
+typedef struct sky_dit sky_dit;
+
+/* Bind program p to the checkpoint at `weights` (file, index or directory; original or diffusers
+ * names); `who` names the variant in messages; unless quiet, one line about the weights on stderr. */
+sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
+                        sky_err *err);
+void sky_dit_close(sky_dit *d);
+
+/* One forward pass of one sample (shapes as above without the batch): x [x_channels, F, H, W],
+ * y and clip_fea for I2V (else ignored), t [Ft] with Ft 1 or F, context [text_len, text_dim],
+ * fps the embedding index (inject_sample_info only); v [out_dim, F, H, W]. Inputs were checked by
+ * the caller (asserts only). */
+void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                     const float *context, const float *clip_fea, int64_t fps, float *v);
+
 /* Run dit_forward of variant v on the CPU backend, one sample at a time. */
 sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err);
 

@@ -638,6 +638,10 @@ static sky_status ckpt_open_index(sky_checkpoint *c, const char *dir, const char
                      sky_json_type_name(v->type));
             goto done;
         }
+        if (v->key_len == 0 || strlen(v->key) != v->key_len) {
+            sky_fail(err, "%s: weight_map has an empty tensor name or one containing NUL ('%s')", ipath, v->key);
+            goto done;
+        }
         if (!plain_file_name(v->str, v->len)) {
             sky_fail(err, "%s: weight_map['%s'] = '%s' is not a plain file name (no '/', '\\' or '..')",
                      ipath, v->key, v->str);
@@ -688,7 +692,7 @@ static sky_status ckpt_open_dir(sky_checkpoint *c, sky_err *err) {
         for (int i = 0; i < n_idx && used < sizeof list; i++) {
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", idx[i]);
         }
-        sky_fail(err, "%s: %d index files (%s); expected at most one — move the others away", c->path,
+        sky_fail(err, "%s: %d index files (%s); expected at most one; move the others away", c->path,
                  n_idx, list);
     } else if (n_idx == 1) {
         char *ipath = path_join(c->path, idx[0]);

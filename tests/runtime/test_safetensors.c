@@ -393,7 +393,7 @@ static const char *mksub(char *buf, size_t n, const char *sub) {
 
 /* Write dir/file holding F32 [2] tensors with the given names (NULL-terminated). */
 static int write_shard(const char *dir, const char *file, const char *const *names) {
-    char path[1024], h[4096];
+    char path[2400], h[4096];
     size_t len = 0;
     int k = 0;
     len += (size_t)snprintf(h + len, sizeof h - len, "{");
@@ -408,7 +408,7 @@ static int write_shard(const char *dir, const char *file, const char *const *nam
 
 /* Write dir/name with the text q(json). */
 static int write_text(const char *dir, const char *name, const char *json) {
-    char path[1024];
+    char path[2400];
     char *t = q(json);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int ok = write_bytes(path, t, strlen(t));
