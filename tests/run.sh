@@ -10,6 +10,7 @@ tiers=(
     "golden generated code   | bash tests/golden/check.sh"
     "determinism + compile   | bash tests/gen/determinism.sh"
     "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
+    "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
