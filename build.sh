@@ -58,16 +58,20 @@ gen() {
 }
 
 demo() {
-    # The demo until the VAE lands (TODO(#5): DF pipeline end to end to out/demo.mp4): a tiny
-    # DF DiT with random weights, one forward pass on random inputs, on the CPU backend.
+    # The tiny built-in demo: a tiny Diffusion-Forcing model with RANDOM weights (made by our own
+    # random-weights tool: the video is noise, by construction), random prompt embeddings (the text
+    # encoder is not built yet), the real DF pipeline end to end on the CPU backend: a long video of
+    # two windows with overlap_history and addnoise_condition, VAE decode, mp4.
     gen tiny_df
     local b=out/tiny_df/skyreels-tiny_df d=out/demo
     mkdir -p "$d"
-    "$b" random-weights --output "$d/weights.safetensors" --seed 1
-    "$b" random-inputs --output "$d/inputs.safetensors" --batch 2 --per-frame --seed 2
-    "$b" program dit_forward --weights "$d/weights.safetensors" --inputs "$d/inputs.safetensors" \
-         --output "$d/v.safetensors"
-    echo "== demo: wrote $d/v.safetensors (velocity of a random tiny model: numbers, not a video yet)"
+    "$b" random-weights --output "$d/dit.safetensors" --seed 1
+    "$b" random-weights --program vae --output "$d/vae.safetensors" --seed 2
+    "$b" random-embeds --output "$d/prompt_embeds.safetensors" --seed 3
+    "$b" --dit_weights "$d/dit.safetensors" --vae_weights "$d/vae.safetensors" \
+         --prompt_embeds "$d/prompt_embeds.safetensors" --num_frames 37 --base_num_frames 21 \
+         --overlap_history 9 --addnoise_condition 20 --inference_steps 10 --seed 42 -o out/demo.mp4
+    echo "== demo: wrote out/demo.mp4 (random weights: the video is noise; see README for real checkpoints)"
 }
 
 mkdir -p build

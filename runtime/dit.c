@@ -421,3 +421,26 @@ done:
     free(x); free(y); free(ctx); free(img); free(t); free(fps);
     return st;
 }
+
+sky_status sky_dit_write_random_embeds(const sky_variant_desc *v, const char *path, uint64_t seed, sky_err *err)
+{
+    const sky_dit_program *p = v->dit;
+    const size_t n_ctx = (size_t)p->text_len * (size_t)p->text_dim, n_img = (size_t)p->image_len * (size_t)p->image_dim;
+    float *c = malloc(n_ctx * 4), *u = malloc(n_ctx * 4), *img = malloc(n_img * 4 + 4);
+    sky_status st = SKY_ERR;
+    if (!c || !u || !img) { sky_fail(err, "out of host memory"); goto done; }
+    for (size_t i = 0; i < n_ctx; i++) c[i] = next_normal(&seed);
+    for (size_t i = 0; i < n_ctx; i++) u[i] = next_normal(&seed);
+    for (size_t i = 0; i < n_img; i++) img[i] = next_normal(&seed);
+    sky_st_entry e[3] = {
+        { "context", SKY_DTYPE_F32, 2, { p->text_len, p->text_dim }, c },
+        { "context_null", SKY_DTYPE_F32, 2, { p->text_len, p->text_dim }, u },
+        { "clip_fea", SKY_DTYPE_F32, 2, { p->image_len, p->image_dim }, img },
+    };
+    const char *meta[] = { "made_by", "skyreels random-embeds (random values, not a real prompt)", "variant", v->name,
+                           NULL };
+    st = sky_safetensors_write(path, e, p->y_channels ? 3 : 2, meta, err);
+done:
+    free(c); free(u); free(img);
+    return st;
+}

@@ -58,4 +58,8 @@ sky_status sky_write_random_weights(const sky_weight_desc *const *tables, const 
 sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *path, int batch, int frames,
                                        int per_frame, uint64_t seed, sky_err *err);
 
+/* Write random prompt embeddings for --prompt_embeds: context and context_null [text_len,
+ * text_dim] (and clip_fea for I2V), standard normal. For the demo: not a real prompt. */
+sky_status sky_dit_write_random_embeds(const sky_variant_desc *v, const char *path, uint64_t seed, sky_err *err);
+
 #endif /* SKY_DIT_H */

@@ -4,6 +4,7 @@
  *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
  *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--seed N]
  *   skyreels-<variant> info | --info | --help | --version
+ *   skyreels-<variant> [generation flags]      the original CLI's flags (cli.c)
  *
  * Only this file prints and chooses exit codes: 0 success, 1 runtime failure (files, weights,
  * memory), 2 usage error (flags), as the original argparse-based CLI does for usage.
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "dit.h"
 #include "vae.h"
 #include "program.h"
@@ -24,7 +26,7 @@ static void print_usage(FILE *out, const char *argv0)
 {
     const sky_dit_program *p = sky_variant.dit;
     fprintf(out,
-            "usage: %s <command> [options]\n"
+            "usage: %s program|random-weights|random-inputs|info [options]\n"
             "\n"
             "SkyReels-V2 %s (%s), generated from %s.\n"
             "\n"
@@ -43,6 +45,8 @@ static void print_usage(FILE *out, const char *argv0)
             "  random-weights        write random weights for this variant (the model then makes noise)\n"
             "      --output FILE  [--program dit_forward|vae]  [--layout original|diffusers (default original)]\n"
             "      [--bf16]  [--seed N (default 0)]\n"
+            "  random-embeds         write random prompt embeddings for --prompt_embeds (not a real prompt)\n"
+            "      --output FILE  [--seed N]\n"
             "  random-inputs         write random dit_forward inputs\n"
             "      --output FILE  [--batch B (default 1)]  [--frames F (default %d)]  [--per-frame]  [--seed N]\n"
             "  info, --info          sizes, the memory plan's peak, the weights table size\n"
@@ -132,7 +136,7 @@ static int cmd_program(int argc, char **argv)
 }
 
 /* random-weights / random-inputs ... */
-static int cmd_random(int argc, char **argv, int weights)
+static int cmd_random(int argc, char **argv, int weights, int embeds)
 {
     const char *output = NULL, *layout = "original", *program = "dit_forward";
     int bf16 = 0, per_frame = 0;
@@ -148,15 +152,15 @@ static int cmd_random(int argc, char **argv, int weights)
         else if (weights && strcmp(a, "--layout") == 0 && val) { layout = val; i++; }
         else if (weights && strcmp(a, "--program") == 0 && val) { program = val; i++; }
         else if (weights && strcmp(a, "--bf16") == 0) bf16 = 1;
-        else if (!weights && strcmp(a, "--batch") == 0 && val) {
+        else if (!weights && !embeds && strcmp(a, "--batch") == 0 && val) {
             if (!parse_u64(val, &batch) || batch > 64) return usage_error(argv[0], "--batch %s: must be 1 to 64", val);
             i++;
         }
-        else if (!weights && strcmp(a, "--frames") == 0 && val) {
+        else if (!weights && !embeds && strcmp(a, "--frames") == 0 && val) {
             if (!parse_u64(val, &frames) || frames > 100000) return usage_error(argv[0], "--frames %s: bad count", val);
             i++;
         }
-        else if (!weights && strcmp(a, "--per-frame") == 0) per_frame = 1;
+        else if (!weights && !embeds && strcmp(a, "--per-frame") == 0) per_frame = 1;
         else return usage_error(argv[0], "unknown option or missing value: %s", a);
     }
     if (!output) return usage_error(argv[0], "%s is required", "--output");
@@ -173,6 +177,8 @@ static int cmd_random(int argc, char **argv, int weights)
         st = sky_write_random_weights(t, n, 2, output, layout, bf16, seed, sky_variant.name, &err);
     } else if (weights) {
         return usage_error(argv[0], "--program %s: must be dit_forward or vae", program);
+    } else if (embeds) {
+        st = sky_dit_write_random_embeds(&sky_variant, output, seed, &err);
     } else {
         st = sky_dit_write_random_inputs(&sky_variant, output, (int)batch, (int)frames, per_frame, seed, &err);
     }
@@ -186,11 +192,15 @@ static int cmd_random(int argc, char **argv, int weights)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        print_usage(stderr, argv[0]);
+        sky_cli_print_help(stderr, argv[0]);
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) { print_usage(stdout, argv[0]); return 0; }
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) { sky_cli_print_help(stdout, argv[0]); return 0; }
+    if (strcmp(cmd, "program") == 0 && argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        print_usage(stdout, argv[0]);
+        return 0;
+    }
     if (strcmp(cmd, "--version") == 0) {
         printf("skyreels-%s  spec %s xxh64 %s  generator xxh64 %s\n", sky_variant.name, sky_variant.spec_path,
                sky_variant.spec_xxh64, sky_variant.generator_xxh64);
@@ -198,7 +208,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "info") == 0 || strcmp(cmd, "--info") == 0) { print_info(); return 0; }
     if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
-    if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1);
-    if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0);
-    return usage_error(argv[0], "unknown command %s", cmd);
+    if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1, 0);
+    if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0, 0);
+    if (strcmp(cmd, "random-embeds") == 0) return cmd_random(argc, argv, 0, 1);
+    return sky_cli_generate(argc, argv);          /* generation flags (the original's command line) */
 }

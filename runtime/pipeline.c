@@ -1,0 +1,569 @@
+/* runtime/pipeline.c — T2V, I2V and diffusion-forcing pipelines (pipeline.h).
+ *
+ * Latents are [C, F, h, w] fp32, channels first (C = 16). A DF window keeps one sampler per latent
+ * frame; frame f of a latent is gathered into a contiguous [C, h, w] buffer to step it. Pixels are
+ * [3, T, H, W] in [-1, 1]. The mp4 is written as windows finish, so memory is bounded by one
+ * window, not by the length of the video.
+ */
+#include "pipeline.h"
+
+#include <libswscale/swscale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dit.h"
+#include "dtype.h"
+#include "forcing.h"
+#include "noise.h"
+#include "safetensors.h"
+#include "sampler.h"
+#include "vae.h"
+#include "video.h"
+
+/* ---- progress on stderr ------------------------------------------------------------------ */
+
+typedef struct progress {
+    const char *what;
+    int         total, done, quiet, tty;
+    double      start;
+} progress;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    int t = (int)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
+}
+
+/* "denoise  40%|████      | 12/30 [01:02<01:33,  5.18s/it]"; redrawn in place on a terminal,
+ * one line per step otherwise. */
+static void progress_show(progress *p)
+{
+    if (p->quiet) return;
+    const double el = now_s() - p->start;
+    const double rate = p->done > 0 ? el / p->done : 0.0;
+    char e[16], left[16], speed[32], bar[64] = "";
+    fmt_time(e, sizeof e, el);
+    fmt_time(left, sizeof left, rate * (p->total - p->done));
+    if (rate > 0 && rate < 1.0) snprintf(speed, sizeof speed, "%.2fit/s", 1.0 / rate);
+    else snprintf(speed, sizeof speed, "%.2fs/it", rate);
+    const int width = 20, fill = p->total ? p->done * width / p->total : width;
+    size_t k = 0;
+    for (int i = 0; i < width; i++) k += (size_t)snprintf(bar + k, sizeof bar - k, "%s", i < fill ? "#" : " ");
+    fprintf(stderr, "%s%s %3d%%|%s| %d/%d [%s<%s, %s]%s", p->tty ? "\r" : "", p->what,
+            p->total ? 100 * p->done / p->total : 100, bar, p->done, p->total, e, left, speed, p->tty ? "" : "\n");
+    if (p->tty && p->done == p->total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+/* Copy frames [f0, f0+n) of latent a [C, Fa, hw] into b [C, Fb, hw] at frame g0. */
+static void copy_latent_frames(float *b, int Fb, int g0, const float *a, int Fa, int f0, int n, int C, size_t hw)
+{
+    for (int c = 0; c < C; c++)
+        memcpy(b + ((size_t)c * Fb + g0) * hw, a + ((size_t)c * Fa + f0) * hw, (size_t)n * hw * sizeof(float));
+}
+
+/* A safetensors tensor as fp32, checked to have `want` elements. */
+static sky_status read_tensor(const sky_safetensors *f, const char *name, size_t want, float *dst, sky_err *err)
+{
+    const sky_st_tensor *t = sky_safetensors_find(f, name);
+    if (!t) return sky_fail(err, "%s: tensor '%s' is missing", sky_safetensors_path(f), name);
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    if (n != want)
+        return sky_fail(err, "%s: tensor '%s' has %zu elements, this variant needs %zu", sky_safetensors_path(f), name,
+                        n, want);
+    return sky_dtype_to_f32(dst, t->data, t->dtype, n, err);
+}
+
+/* An image as [3, H, W] in [-1, 1]: center-cropped to H:W, resized to W x H with swscale
+ * (`lanczos` for I2V as the original's VideoProcessor, else bicubic as its DF PIL resize; at the
+ * target size both are the identity; other sizes differ from PIL's filters in the last bits). */
+static sky_status load_image(const char *path, int H, int W, int lanczos, float *dst, sky_err *err)
+{
+    sky_image img;
+    if (sky_image_read(path, &img, err)) return SKY_ERR;
+    /* Crop box (reference §7.3 step 1): keep the full width or height, centered. */
+    int cw = img.width, ch = img.height;
+    if ((double)img.height / img.width > (double)H / W) ch = (int)((double)img.width * H / W);
+    else cw = (int)((double)img.height * W / H);
+    const int x0 = (int)floor((img.width - cw) / 2.0 + 0.5), y0 = (int)floor((img.height - ch) / 2.0 + 0.5);
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    if (!rgb) { sky_image_free(&img); return sky_fail(err, "out of host memory"); }
+    const uint8_t *src = img.data + ((size_t)y0 * img.width + x0) * 3;
+    if (cw == W && ch == H) {
+        for (int y = 0; y < H; y++) memcpy(rgb + (size_t)y * W * 3, src + (size_t)y * img.width * 3, (size_t)W * 3);
+    } else {
+        struct SwsContext *s = sws_getContext(cw, ch, AV_PIX_FMT_RGB24, W, H, AV_PIX_FMT_RGB24,
+                                              lanczos ? SWS_LANCZOS : SWS_BICUBIC, NULL, NULL, NULL);
+        if (!s) { free(rgb); sky_image_free(&img); return sky_fail(err, "%s: cannot set up the resize", path); }
+        const uint8_t *sp[4] = { src, NULL, NULL, NULL };
+        const int ss[4] = { img.width * 3, 0, 0, 0 };
+        uint8_t *dp[4] = { rgb, NULL, NULL, NULL };
+        const int ds[4] = { W * 3, 0, 0, 0 };
+        sws_scale(s, sp, ss, 0, ch, dp, ds);
+        sws_freeContext(s);
+    }
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < (size_t)W * H; i++) dst[(size_t)c * W * H + i] = rgb[i * 3 + c] / 127.5f - 1.0f;
+    free(rgb);
+    sky_image_free(&img);
+    return SKY_OK;
+}
+
+/* ---- the run's state -------------------------------------------------------------------------- */
+
+typedef struct run {
+    const sky_variant_desc *v;
+    const sky_gen_args     *a;
+    sky_dit                *dit;
+    sky_vae                *dec, *enc;
+    sky_noise               noise;
+    float                  *ctx, *ctx_null, *clip;      /* prompt embeddings (and CLIP features) */
+    int                     h, w;                       /* latent size of this run */
+    size_t                  hw;
+    sky_video_writer       *writer;
+    sky_st_entry            keep[64];                   /* tensors for --output_latents */
+    int                     n_keep;
+    float                  *video;                      /* all frames, only for --output_latents */
+    int                     video_frames;
+    progress                prog;
+} run;
+
+/* One model evaluation with classifier-free guidance: v = v_u + g (v_c - v_u). The uncond pass
+ * always runs for T2V/I2V and is skipped for DF when g <= 1 (reference §7.1). */
+static void guided(run *r, int F, const float *x, const float *y, const double *t, int Ft, float *v, float *tmp,
+                   int skip_uncond)
+{
+    const sky_dit_program *p = r->v->dit;
+    const int64_t fps_index = r->a->fps == 16 ? 0 : 1;
+    const size_t n = (size_t)p->out_dim * F * r->hw;
+    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v);
+    if (skip_uncond) return;
+    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx_null, r->clip, fps_index, tmp);
+    const float g = (float)r->a->guidance_scale;
+    for (size_t i = 0; i < n; i++) v[i] = tmp[i] + g * (v[i] - tmp[i]);
+}
+
+/* Keep a copy of a tensor for --output_latents (written at the end). */
+static sky_status keep_tensor(run *r, const char *name, const float *data, int ndim, const int64_t *shape,
+                              sky_err *err)
+{
+    if (!r->a->output_latents) return SKY_OK;
+    SKY_ASSERT(r->n_keep < 64);
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    float *copy = malloc(n * sizeof(float) + 1);
+    char *nm = malloc(strlen(name) + 1);
+    if (!copy || !nm) { free(copy); free(nm); return sky_fail(err, "out of host memory"); }
+    memcpy(copy, data, n * sizeof(float));
+    strcpy(nm, name);
+    sky_st_entry *e = &r->keep[r->n_keep++];
+    e->name = nm;
+    e->dtype = SKY_DTYPE_F32;
+    e->ndim = ndim;
+    memcpy(e->shape, shape, (size_t)ndim * sizeof(int64_t));
+    e->data = copy;
+    return SKY_OK;
+}
+
+/* Hand decoded frames [3, T, H, W] (frames [t0, T)) to the mp4 writer and, for
+ * --output_latents, to the kept video. */
+static sky_status emit_frames(run *r, const float *px, int T, int t0, sky_err *err)
+{
+    const int H = r->a->height, W = r->a->width;
+    const size_t phw = (size_t)H * W;
+    float *frame = malloc(3 * phw * sizeof(float));
+    uint8_t *rgb = malloc(3 * phw);
+    if (!frame || !rgb) { free(frame); free(rgb); return sky_fail(err, "out of host memory"); }
+    sky_status st = SKY_OK;
+    for (int t = t0; t < T && st == SKY_OK; t++) {
+        for (int c = 0; c < 3; c++) memcpy(frame + c * phw, px + ((size_t)c * T + t) * phw, phw * sizeof(float));
+        if (r->writer) {
+            sky_video_frame_from_float(rgb, frame, W, H);
+            st = sky_video_writer_add(r->writer, rgb, err);
+        }
+        if (st == SKY_OK && r->a->output_latents) {
+            float *grown = realloc(r->video, (size_t)(r->video_frames + 1) * 3 * phw * sizeof(float));
+            if (!grown) { st = sky_fail(err, "out of host memory"); break; }
+            r->video = grown;
+            memcpy(r->video + (size_t)r->video_frames * 3 * phw, frame, 3 * phw * sizeof(float));
+            r->video_frames++;
+        }
+    }
+    free(frame);
+    free(rgb);
+    return st;
+}
+
+/* Decode latents [C, F, h, w] and emit frames [drop, T). */
+static sky_status decode_and_emit(run *r, const float *z, int F, int drop, sky_err *err)
+{
+    if (!r->dec) return SKY_OK;
+    const int T = 1 + 4 * (F - 1);
+    float *px = malloc((size_t)3 * T * r->a->height * r->a->width * sizeof(float));
+    if (!px) return sky_fail(err, "out of host memory for %d decoded frames", T);
+    sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    if (st == SKY_OK) st = emit_frames(r, px, T, drop, err);
+    free(px);
+    return st;
+}
+
+/* Stop between steps when a signal asked for it. */
+static sky_status check_interrupt(const run *r, sky_err *err)
+{
+    if (r->a->interrupted && *r->a->interrupted) return sky_fail(err, "interrupted");
+    return SKY_OK;
+}
+
+/* ---- T2V and I2V (reference §7.2, §7.3) ---------------------------------------------------- */
+
+static sky_status run_t2v_i2v(run *r, sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    const sky_dit_program *p = r->v->dit;
+    const int C = p->out_dim, F = (a->num_frames - 1) / 4 + 1;
+    const size_t n = (size_t)C * F * r->hw;
+    sky_status st = SKY_ERR;
+    sky_unipc u = { 0 };
+    float *x = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
+    float *y = NULL, *video = NULL;
+    if (!x || !v || !tmp) { sky_fail(err, "out of host memory"); goto done; }
+    int64_t shape[4] = { C, F, r->h, r->w };
+    if (sky_noise_draw(&r->noise, x, 4, shape, "initial latent noise", err)) goto done;
+
+    if (p->y_channels) {
+        /* y = [mask: 4 channels, 1 at latent frame 0; VAE(image, zeros x (num_frames - 1))] */
+        const int H = a->height, W = a->width, T = a->num_frames;
+        y = calloc((size_t)p->y_channels * F * r->hw, sizeof(float));
+        video = calloc((size_t)3 * T * H * W, sizeof(float));
+        float *img = malloc((size_t)3 * H * W * sizeof(float));
+        if (!y || !video || !img) { free(img); sky_fail(err, "out of host memory"); goto done; }
+        if (load_image(a->image, H, W, 1, img, err)) { free(img); goto done; }
+        for (int c = 0; c < 3; c++) memcpy(video + (size_t)c * T * H * W, img + (size_t)c * H * W, (size_t)H * W * 4);
+        free(img);
+        for (int c = 0; c < 4; c++)
+            for (size_t i = 0; i < r->hw; i++) y[(size_t)c * F * r->hw + i] = 1.0f;
+        if (sky_vae_encode(r->enc, video, T, H, W, y + (size_t)4 * F * r->hw, err)) goto done;
+    }
+
+    if (sky_unipc_init(&u, a->inference_steps, a->shift, n, 0, err)) goto done;
+    r->prog = (progress){ "denoise", a->inference_steps, 0, a->quiet, isatty(2), now_s() };
+    progress_show(&r->prog);
+    for (int i = 0; i < a->inference_steps; i++) {
+        if (check_interrupt(r, err)) goto done;
+        const double t = (double)u.timesteps[i];
+        guided(r, F, x, y, &t, 1, v, tmp, 0);
+        sky_unipc_step(&u, v, x);
+        r->prog.done++;
+        progress_show(&r->prog);
+    }
+    if (keep_tensor(r, "latents", x, 4, shape, err)) goto done;
+    if (decode_and_emit(r, x, F, 0, err)) goto done;
+    st = SKY_OK;
+done:
+    sky_unipc_free(&u);
+    free(x); free(v); free(tmp); free(y); free(video);
+    return st;
+}
+
+/* ---- diffusion forcing (reference §7.4) -------------------------------------------------- */
+
+/* One DF window (§7.4.2): Z [C, Ftot, h, w] holds noise with the prefix (and end frame) filled. */
+static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_frame, const sky_unipc *proto,
+                            sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    const int C = r->v->dit->out_dim;
+    const size_t n = (size_t)C * Ftot * r->hw, fn = (size_t)C * r->hw;
+    sky_forcing_matrix m = { 0 };
+    sky_unipc *s = calloc((size_t)Ftot, sizeof *s);
+    float *inp = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
+    float *xf = malloc(fn * sizeof(float)), *vf = malloc(fn * sizeof(float));
+    float *an = malloc((size_t)C * (prefix ? prefix : 1) * r->hw * sizeof(float));
+    double *tt = malloc((size_t)Ftot * sizeof(double));
+    sky_status st = SKY_ERR;
+    if (!s || !inp || !v || !tmp || !xf || !vf || !an || !tt) { sky_fail(err, "out of host memory"); goto done; }
+    if (sky_forcing_step_matrix(Ftot, proto->timesteps, a->inference_steps, Ftot, a->ar_step, prefix,
+                                a->causal_block_size, &m, err))
+        goto done;
+    if (end_frame) sky_forcing_matrix_pin_end(&m, 1);
+    for (int f = 0; f < Ftot; f++)
+        if (sky_unipc_init(&s[f], a->inference_steps, a->shift, fn, 0, err)) goto done;
+    const float A = 0.001f * (float)a->addnoise_condition;
+    for (int row = 0; row < m.rows; row++) {
+        if (check_interrupt(r, err)) goto done;
+        memcpy(inp, Z, n * sizeof(float));
+        for (int f = 0; f < Ftot; f++) tt[f] = (double)m.timestep[(size_t)row * m.frames + f];
+        if (a->addnoise_condition > 0 && prefix > 0) {
+            /* Noise the clean prefix a little and tell the model so (t = addnoise_condition). */
+            int64_t shape[4] = { C, prefix, r->h, r->w };
+            if (sky_noise_draw(&r->noise, an, 4, shape, "addnoise_condition noise", err)) goto done;
+            for (int c = 0; c < C; c++)
+                for (int f = 0; f < prefix; f++)
+                    for (size_t i = 0; i < r->hw; i++) {
+                        const size_t zi = ((size_t)c * Ftot + f) * r->hw + i, ni = ((size_t)c * prefix + f) * r->hw + i;
+                        inp[zi] = inp[zi] * (1.0f - A) + an[ni] * A;
+                    }
+            for (int f = 0; f < prefix; f++) tt[f] = (double)a->addnoise_condition;
+        }
+        guided(r, Ftot, inp, NULL, tt, Ftot, v, tmp, a->guidance_scale <= 1.0);
+        for (int f = 0; f < Ftot; f++) {
+            if (!m.update[(size_t)row * m.frames + f]) continue;
+            copy_latent_frames(xf, 1, 0, Z, Ftot, f, 1, C, r->hw);
+            copy_latent_frames(vf, 1, 0, v, Ftot, f, 1, C, r->hw);
+            sky_unipc_step(&s[f], vf, xf);
+            copy_latent_frames(Z, Ftot, f, xf, 1, 0, 1, C, r->hw);
+        }
+        r->prog.done++;
+        progress_show(&r->prog);
+    }
+    st = SKY_OK;
+done:
+    if (s)
+        for (int f = 0; f < Ftot; f++) sky_unipc_free(&s[f]);
+    free(s);
+    sky_forcing_matrix_free(&m);
+    free(inp); free(v); free(tmp); free(xf); free(vf); free(an); free(tt);
+    return st;
+}
+
+/* The VAE latent of one image (start or end frame, §7.4.3): PIL-bicubic-style resize to W x H,
+ * /127.5 - 1, encoded alone -> [C, 1, h, w]. */
+static sky_status image_latent(run *r, const char *path, float *z, sky_err *err)
+{
+    const int H = r->a->height, W = r->a->width;
+    float *img = malloc((size_t)3 * H * W * sizeof(float));
+    if (!img) return sky_fail(err, "out of host memory");
+    sky_status st = load_image(path, H, W, 0, img, err);
+    if (st == SKY_OK) st = sky_vae_encode(r->enc, img, 1, H, W, z, err);
+    free(img);
+    return st;
+}
+
+static sky_status run_df(run *r, sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    const sky_dit_program *p = r->v->dit;
+    const int C = p->out_dim, H = a->height, W = a->width;
+    const size_t phw = (size_t)H * W;
+    sky_df_request req = { a->num_frames, a->base_num_frames, a->overlap_history, a->causal_block_size,
+                           a->image != NULL, a->end_image != NULL, 0 };
+    sky_frames input = { 0 };
+    sky_df_plan plan;
+    sky_unipc proto = { 0 };
+    float *Z = NULL, *end_z = NULL, *history = NULL;   /* history: last decoded pixels [3, n, H, W] */
+    int history_frames = 0;
+    sky_status st = SKY_ERR;
+
+    if (a->video_path) {
+        if (sky_video_read(a->video_path, 0, W, H, &input, err)) goto done;
+        req.video_frames = input.count;
+    }
+    if (sky_df_plan_make(&req, &plan, err)) goto done;
+    if (sky_unipc_init(&proto, a->inference_steps, a->shift, 1, 0, err)) goto done;
+
+    /* Count the model passes of every window for the progress bar (cheap: matrices only). */
+    int total = 0;
+    for (int k = 0; k < plan.windows; k++) {
+        sky_df_window win = sky_df_plan_window(&plan, k);
+        sky_forcing_matrix m;
+        if (sky_forcing_step_matrix(win.frames + win.end_frame, proto.timesteps, a->inference_steps,
+                                    win.frames + win.end_frame, a->ar_step, win.prefix, a->causal_block_size, &m, err))
+            goto done;
+        total += m.rows;
+        sky_forcing_matrix_free(&m);
+    }
+    r->prog = (progress){ "denoise", total, 0, a->quiet, isatty(2), now_s() };
+    progress_show(&r->prog);
+
+    if (a->end_image) {
+        end_z = malloc((size_t)C * r->hw * sizeof(float));
+        if (!end_z) { sky_fail(err, "out of host memory"); goto done; }
+        if (image_latent(r, a->end_image, end_z, err)) goto done;
+    }
+    if (input.count) {
+        /* The input video is the start of the output: emit it and keep its tail as history. */
+        history = malloc((size_t)3 * input.count * phw * sizeof(float));
+        if (!history) { sky_fail(err, "out of host memory"); goto done; }
+        for (int t = 0; t < input.count; t++)
+            for (int c = 0; c < 3; c++)
+                for (size_t i = 0; i < phw; i++)
+                    history[((size_t)c * input.count + t) * phw + i] = sky_frames_at(&input, t)[i * 3 + c] / 127.5f - 1.0f;
+        history_frames = input.count;
+        if (emit_frames(r, history, input.count, 0, err)) goto done;
+    }
+
+    for (int k = 0; k < plan.windows; k++) {
+        sky_df_window win = sky_df_plan_window(&plan, k);
+        const int Ftot = win.frames + win.end_frame;
+        free(Z);
+        Z = malloc((size_t)C * Ftot * r->hw * sizeof(float));
+        float *fresh = malloc((size_t)C * win.frames * r->hw * sizeof(float));
+        if (!Z || !fresh) { free(fresh); sky_fail(err, "out of host memory"); goto done; }
+        int64_t shape[4] = { C, win.frames, r->h, r->w };
+        if (sky_noise_draw(&r->noise, fresh, 4, shape, "window noise", err)) { free(fresh); goto done; }
+        copy_latent_frames(Z, Ftot, 0, fresh, win.frames, 0, win.frames, C, r->hw);
+        free(fresh);
+        if (win.prefix_from_video) {
+            /* Prefix: the VAE encoding of the last overlap_history frames so far (§7.4.4 step 1). */
+            const int n = a->overlap_history, used = 1 + 4 * ((n - 1) / 4), lat = (used - 1) / 4 + 1;
+            SKY_ASSERT(history_frames >= n && lat >= win.prefix);
+            float *tail = malloc((size_t)3 * used * phw * sizeof(float));
+            float *pz = malloc((size_t)C * lat * r->hw * sizeof(float));
+            if (!tail || !pz) { free(tail); free(pz); sky_fail(err, "out of host memory"); goto done; }
+            for (int c = 0; c < 3; c++)
+                memcpy(tail + (size_t)c * used * phw, history + ((size_t)c * history_frames + history_frames - n) * phw,
+                       (size_t)used * phw * sizeof(float));
+            sky_status es = sky_vae_encode(r->enc, tail, used, H, W, pz, err);
+            if (es == SKY_OK) copy_latent_frames(Z, Ftot, 0, pz, lat, 0, win.prefix, C, r->hw);
+            free(tail);
+            free(pz);
+            if (es) goto done;
+        } else if (win.prefix == 1 && a->image) {
+            float *iz = malloc((size_t)C * r->hw * sizeof(float));
+            if (!iz) { sky_fail(err, "out of host memory"); goto done; }
+            sky_status is = image_latent(r, a->image, iz, err);
+            if (is == SKY_OK) copy_latent_frames(Z, Ftot, 0, iz, 1, 0, 1, C, r->hw);
+            free(iz);
+            if (is) goto done;
+        }
+        if (win.end_frame) copy_latent_frames(Z, Ftot, win.frames, end_z, 1, 0, 1, C, r->hw);
+
+        if (df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
+
+        char name[32];
+        snprintf(name, sizeof name, "latents.w%d", k);
+        int64_t zshape[4] = { C, win.frames, r->h, r->w };
+        float *zw = malloc((size_t)C * win.frames * r->hw * sizeof(float));
+        if (!zw) { sky_fail(err, "out of host memory"); goto done; }
+        copy_latent_frames(zw, win.frames, 0, Z, Ftot, 0, win.frames, C, r->hw);
+        sky_status ks = keep_tensor(r, name, zw, 4, zshape, err);
+        if (ks == SKY_OK && plan.windows == 1) ks = keep_tensor(r, "latents", zw, 4, zshape, err);
+        if (ks == SKY_OK && r->dec) {
+            /* Decode, emit the new frames, keep the decoded window as history for the next prefix. */
+            const int T = 1 + 4 * (win.frames - 1);
+            float *px = malloc((size_t)3 * T * phw * sizeof(float));
+            if (!px) ks = sky_fail(err, "out of host memory");
+            if (ks == SKY_OK) ks = sky_vae_decode(r->dec, zw, win.frames, r->h, r->w, px, err);
+            if (ks == SKY_OK) ks = emit_frames(r, px, T, win.drop_pixels, err);
+            if (ks == SKY_OK) {
+                free(history);
+                history = px;
+                history_frames = T;
+            } else {
+                free(px);
+            }
+        }
+        free(zw);
+        if (ks) goto done;
+    }
+    st = SKY_OK;
+done:
+    sky_unipc_free(&proto);
+    sky_frames_free(&input);
+    free(Z); free(end_z); free(history);
+    return st;
+}
+
+/* ---- entry ----------------------------------------------------------------------------- */
+
+sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err)
+{
+    const sky_dit_program *p = v->dit;
+    run r = { .v = v, .a = a };
+    r.h = a->height / 8;
+    r.w = a->width / 8;
+    r.hw = (size_t)r.h * r.w;
+    sky_status st = SKY_ERR;
+    sky_safetensors *pe = NULL;
+    const size_t n_ctx = (size_t)p->text_len * p->text_dim, n_img = (size_t)p->image_len * p->image_dim;
+
+    /* Everything that can fail on input is checked before the first model pass. */
+    if (a->noise_file) { if (sky_noise_open_file(&r.noise, a->noise_file, err)) goto done; }
+    else sky_noise_seed(&r.noise, a->seed);
+    r.ctx = malloc(n_ctx * sizeof(float));
+    r.ctx_null = malloc(n_ctx * sizeof(float));
+    r.clip = malloc(n_img * sizeof(float) + 1);
+    if (!r.ctx || !r.ctx_null || !r.clip) { sky_fail(err, "out of host memory"); goto done; }
+    if (sky_safetensors_open(&pe, a->prompt_embeds, err) || read_tensor(pe, "context", n_ctx, r.ctx, err) ||
+        read_tensor(pe, "context_null", n_ctx, r.ctx_null, err))
+        goto done;
+    if (p->y_channels && read_tensor(pe, "clip_fea", n_img, r.clip, err)) goto done;
+    if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, err)) goto done;
+    if (a->vae_weights) {
+        if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }
+        if (sky_vae_open(&r.dec, v->vae_decode, a->vae_weights, v->name, err) ||
+            sky_vae_open(&r.enc, v->vae_encode, a->vae_weights, v->name, err))
+            goto done;
+    }
+    const int needs_encoder = a->image || a->end_image || a->video_path || (a->overlap_history > 0 &&
+                              a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
+    if (needs_encoder && !r.enc) {
+        sky_fail(err, "this run encodes images or video frames with the VAE: give the VAE weights (--model_id with "
+                 "a VAE, or --vae_weights)");
+        goto done;
+    }
+    if (a->output && r.dec) {
+        if (sky_video_writer_open(&r.writer, a->output, a->width, a->height, a->fps, SKY_VIDEO_DEFAULT_CRF,
+                                  a->args_json, err))
+            goto done;
+    }
+
+    double t0 = now_s();
+    st = strcmp(v->family, "df") == 0 ? run_df(&r, err) : run_t2v_i2v(&r, err);
+    if (st == SKY_OK) st = sky_noise_check_used(&r.noise, err);
+    if (st == SKY_OK && r.writer) {
+        st = sky_video_writer_close(r.writer, err);
+        r.writer = NULL;
+    }
+    if (st == SKY_OK && a->output_latents) {
+        if (r.video_frames) {
+            /* frames were kept as [T][3][H][W]; store [3, T, H, W] like the decoder's output */
+            const size_t phw = (size_t)a->height * a->width;
+            float *chw = malloc((size_t)3 * r.video_frames * phw * sizeof(float));
+            if (!chw) st = sky_fail(err, "out of host memory");
+            for (int t = 0; chw && t < r.video_frames; t++)
+                for (int c = 0; c < 3; c++)
+                    memcpy(chw + ((size_t)c * r.video_frames + t) * phw, r.video + ((size_t)t * 3 + c) * phw,
+                           phw * sizeof(float));
+            int64_t vs[4] = { 3, r.video_frames, a->height, a->width };
+            if (chw && st == SKY_OK) st = keep_tensor(&r, "video", chw, 4, vs, err);
+            free(chw);
+        }
+        const char *meta[] = { "made_by", "skyreels pipeline --output_latents", "variant", v->name, "args",
+                               a->args_json ? a->args_json : "{}", NULL };
+        if (st == SKY_OK) st = sky_safetensors_write(a->output_latents, r.keep, r.n_keep, meta, err);
+    }
+    if (st == SKY_OK && !a->quiet)
+        fprintf(stderr, "done in %.1f s%s%s%s%s\n", now_s() - t0, a->output && r.dec ? ": " : "",
+                a->output && r.dec ? a->output : "", a->output_latents ? "; latents: " : "",
+                a->output_latents ? a->output_latents : "");
+done:
+    sky_video_writer_abort(r.writer);
+    for (int i = 0; i < r.n_keep; i++) {
+        free((void *)r.keep[i].name);
+        free((void *)r.keep[i].data);
+    }
+    free(r.video);
+    sky_noise_close(&r.noise);
+    sky_safetensors_close(pe);
+    sky_dit_close(r.dit);
+    sky_vae_close(r.dec);
+    sky_vae_close(r.enc);
+    free(r.ctx); free(r.ctx_null); free(r.clip);
+    return st;
+}
