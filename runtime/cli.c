@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "forcing.h"
 #include "pipeline.h"
 #include "video.h"
 
@@ -66,7 +67,7 @@ typedef struct flag {
 static const flag flags[] = {
     { "--prompt", 's', 0, "(the original script's)", "text prompt" },
     { "--negative_prompt", 's', 0, "(the original script's)", "negative prompt for classifier-free guidance" },
-    { "--num_frames", 'i', 0, "97", "frames to generate, 4k+1 (DF: the whole video; longer than --base_num_frames "
+    { "--num_frames", 'i', 0, "97, or the binary's window if smaller", "frames to generate, 4k+1 (DF: the whole video; longer than --base_num_frames "
                                     "needs --overlap_history)" },
     { "--inference_steps", 'i', 0, "30", "denoising steps, >= 1" },
     { "--guidance_scale", 'f', 0, "6.0", "classifier-free guidance scale, >= 0 (DF skips the uncond pass at <= 1)" },
@@ -80,7 +81,7 @@ static const flag flags[] = {
     { "--video_path", 's', 1, "none", "DF: extend this video (needs --overlap_history)" },
     { "--ar_step", 'i', 1, "0", "DF: asynchronous step offset between blocks, >= 0 (0 = synchronous)" },
     { "--causal_block_size", 'i', 1, "1", "DF: latent frames per block, >= 1; must divide every window" },
-    { "--base_num_frames", 'i', 1, "97", "DF: frames per window, 4k+1, at most the binary's window" },
+    { "--base_num_frames", 'i', 1, "97, or the binary's window if smaller", "DF: frames per window, 4k+1, at most the binary's window" },
     { "--overlap_history", 'i', 1, "none", "DF: frames shared by consecutive windows, 4k+1 (17 or 37 recommended)" },
     { "--addnoise_condition", 'i', 1, "0", "DF: noise level added to the prefix, >= 0 (20 recommended; >60 warns)" },
     { "--outdir", 's', 0, "video_out / diffusion_forcing", "output under result/<outdir>/" },
@@ -291,13 +292,15 @@ int sky_cli_generate(int argc, char **argv)
     a.negative_prompt = given(&p, "--negative_prompt") ? get(&p, "--negative_prompt") : (is_df() ? negative_zh : negative_en);
     long long iv;
     double dv;
+    /* The original's 97 frames, or this binary's window when that is smaller (the tiny variants). */
+    const int default_frames = sky_variant.base_num_frames < 97 ? sky_variant.base_num_frames : 97;
     struct { const char *name; int *dst; long long def, lo, hi; } ints[] = {
-        { "--num_frames", &a.num_frames, 97, 1, 100000 },
+        { "--num_frames", &a.num_frames, default_frames, 1, 100000 },
         { "--inference_steps", &a.inference_steps, sky_variant.steps, 1, 1000 },
         { "--fps", &a.fps, 24, 1, 1000 },
         { "--ar_step", &a.ar_step, 0, 0, 100000 },
         { "--causal_block_size", &a.causal_block_size, 1, 1, 100000 },
-        { "--base_num_frames", &a.base_num_frames, sky_variant.base_num_frames, 1, 100000 },
+        { "--base_num_frames", &a.base_num_frames, default_frames, 1, 100000 },
         { "--overlap_history", &a.overlap_history, 0, 1, 100000 },
         { "--addnoise_condition", &a.addnoise_condition, 0, 0, 1000 },
     };
@@ -402,6 +405,15 @@ int sky_cli_generate(int argc, char **argv)
                          long_video ? "--base_num_frames" : "--num_frames", long_video ? a.base_num_frames : a.num_frames,
                          need, extra ? " plus the end frame" : "", window, sky_variant.base_num_frames,
                          long_video ? "" : "; for longer videos use --overlap_history");
+        if (!a.video_path) {
+            /* Every window and prefix against --causal_block_size etc. (forcing.c); an extension's
+             * windows depend on the input video's length and are checked when it is read. */
+            sky_df_request req = { a.num_frames, a.base_num_frames, a.overlap_history, a.causal_block_size,
+                                   a.image != NULL, a.end_image != NULL, 0 };
+            sky_df_plan plan;
+            sky_err err;
+            if (sky_df_plan_make(&req, &plan, &err)) return usage(argv0, "%s", err.msg);
+        }
         if (a.addnoise_condition > 60 && !quiet)
             fprintf(stderr, "warning: --addnoise_condition %d is above 60 (the original warns too; 20 is recommended)\n",
                     a.addnoise_condition);

@@ -12,6 +12,7 @@ tiers=(
     "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
     "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
+    "command line            | bash tests/runtime/test_cli.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
 )

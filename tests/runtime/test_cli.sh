@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# tests/runtime/test_cli.sh — the generation command line: every refused flag or combination
+# exits 2 with a message naming the flag and the rule (checked here), before any weight is read;
+# a few runs succeed (exit 0, outputs written). Uses the tiny specs' binaries.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for v in tiny_t2v tiny_i2v tiny_df; do ./build.sh gen "$v" > "$tmp/gen-$v.log" 2>&1 || { cat "$tmp/gen-$v.log"; exit 1; }; done
+T=out/tiny_t2v/skyreels-tiny_t2v I=out/tiny_i2v/skyreels-tiny_i2v D=out/tiny_df/skyreels-tiny_df
+$T random-embeds --output "$tmp/pe_t.safetensors" > /dev/null
+$D random-embeds --output "$tmp/pe_d.safetensors" > /dev/null
+$T random-weights --output "$tmp/w_t.safetensors" > /dev/null
+$D random-weights --output "$tmp/w_d.safetensors" > /dev/null
+$D random-weights --program vae --output "$tmp/vae.safetensors" > /dev/null
+: > "$tmp/img.png"
+pass=0 fail=0
+
+# expect CODE "message substring" -- command...
+expect() {
+    local code=$1 want=$2
+    shift 3
+    local out rc
+    out=$("$@" 2>&1 >/dev/null); rc=$?
+    if [ "$rc" -eq "$code" ] && [[ "$out" == *"$want"* ]]; then
+        pass=$((pass + 1)); echo "ok   exit $rc: $want"
+    else
+        fail=$((fail + 1)); echo "FAIL $*: exit $rc (want $code), message: $out (want: $want)"
+    fi
+}
+W_T=(--dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors" --output_latents "$tmp/l.safetensors")
+W_D=(--dit_weights "$tmp/w_d.safetensors" --prompt_embeds "$tmp/pe_d.safetensors" --output_latents "$tmp/l.safetensors")
+
+expect 2 "--prompt_embeds FILE is required" -- $T --dit_weights "$tmp/w_t.safetensors" --output_latents "$tmp/l.st"
+expect 2 "--image needs an image-to-video (I2V) or diffusion-forcing variant" -- $T "${W_T[@]}" --image "$tmp/img.png"
+expect 2 "--ar_step is a diffusion-forcing flag" -- $T "${W_T[@]}" --ar_step 1
+expect 2 "--num_frames 33 gives 9 latent frames; this binary's window is 5" -- $T "${W_T[@]}" --num_frames 33
+expect 2 "--shift 0: must be a number > 0" -- $T "${W_T[@]}" --shift 0
+expect 2 "--guidance_scale -1: must be a number >= 0" -- $T "${W_T[@]}" --guidance_scale -1
+expect 2 "--inference_steps 0: must be an integer from 1" -- $T "${W_T[@]}" --inference_steps 0
+expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames x
+expect 2 "--seed -1: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -1
+expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet" -- $T "${W_T[@]}" --use_usp
+expect 2 "--offload: CPU offload: not supported yet" -- $T "${W_T[@]}" --offload
+expect 2 "--prompt_enhancer: not supported" -- $T "${W_T[@]}" --prompt_enhancer
+expect 2 "--teacache: TeaCache: not supported yet" -- $T "${W_T[@]}" --teacache
+expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
+expect 2 "--resolution 720P is 720x1280; this binary was generated for 64x64" -- $T "${W_T[@]}" --resolution 720P
+expect 2 "unknown flag --foo" -- $T "${W_T[@]}" --foo
+expect 2 "--num_frames given twice" -- $T "${W_T[@]}" --num_frames 9 --num_frames 9
+expect 2 "--model_id /nonexistent/dir: no such directory" -- $T --model_id /nonexistent/dir --prompt_embeds "$tmp/pe_t.safetensors"
+expect 2 "no VAE found" -- $T --dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors"
+expect 2 "--backend cuda: this build has only the cpu backend" -- $T "${W_T[@]}" --backend cuda
+expect 2 "--image is required: tiny_i2v is an image-to-video variant" -- $I --dit_weights x --prompt_embeds y
+expect 2 "for longer videos use --overlap_history" -- $D "${W_D[@]}" --num_frames 37
+expect 2 "--causal_attention: DF: block-causal mask; not supported" -- $D "${W_D[@]}" --causal_attention
+expect 2 "gives a last window of 5 latent frames, not divisible by --causal_block_size 4" -- \
+    $D "${W_D[@]}" --num_frames 41 --base_num_frames 21 --overlap_history 9 --causal_block_size 4
+expect 2 "--overlap_history 21 (6 latent frames) must be shorter than --base_num_frames 21" -- \
+    $D "${W_D[@]}" --num_frames 41 --base_num_frames 21 --overlap_history 21
+expect 2 "--base_num_frames 25 gives windows of 7 latent frames; this binary's window is 6" -- \
+    $D "${W_D[@]}" --num_frames 41 --base_num_frames 25 --overlap_history 9
+expect 2 "--end_image" -- $D "${W_D[@]}" --num_frames 17 --end_image "$tmp/img.png" --causal_block_size 5
+expect 2 "/tmp/does-not-exist.png: no such file" -- $D "${W_D[@]}" --image /tmp/does-not-exist.png
+expect 2 "--addnoise_condition 70 is above 60" -- $D "${W_D[@]}" --addnoise_condition 70 --num_frames 21 --model_id /nonexistent
+# Runs that succeed: latents only (no VAE), and a whole DF video to mp4.
+expect 0 "seed: 7" -- $T "${W_T[@]}" --num_frames 5 --inference_steps 2 --seed 7
+expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" \
+    --prompt_embeds "$tmp/pe_d.safetensors" --num_frames 9 --inference_steps 2 -o "$tmp/x.mp4" --seed 1
+if [ -f "$tmp/x.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.x\.mp4')" ]; then pass=$((pass + 1)); echo "ok   mp4 written, no temp file left"
+else fail=$((fail + 1)); echo "FAIL mp4 missing or temp file left"; fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
