@@ -13,14 +13,16 @@
  *   - the pickle, run by a restricted stack machine that only builds values: opcodes of
  *     protocol 2 (plus the protocol 4 framing/short-string/memo opcodes); GLOBALs only
  *     from an allow-list (collections.OrderedDict, torch._utils._rebuild_tensor_v2,
- *     torch._utils._rebuild_parameter, torch.<Type>Storage); everything else refused
- *     naming the opcode or the global. Caps: values built, stack depth, MARK nesting,
+ *     torch._utils._rebuild_tensor_v3 (torch writes it for float8/uint16..64),
+ *     torch._utils._rebuild_parameter, torch.<Type>Storage, torch.UntypedStorage, and
+ *     torch.<dtype> as v3's argument; the table is ALLOWED in pth.c); everything else
+ *     is refused naming the opcode or the global. REDUCE and BUILD apply only to these. Caps: values built, stack depth, MARK nesting,
  *     memo size, string length (so memory stays within a small multiple of the
  *     pickle's size); memo indices checked; ints exact (LONG1 up to 8 bytes)
  *   - persistent ids ('storage', <Type>Storage, key, location, numel): the record
  *     "<prefix>/data/<key>" exists and holds exactly numel x element size bytes, and
  *     every reference to one key agrees on the dtype (shared storages are fine)
- *   - each tensor (_rebuild_tensor_v2): sizes >= 0 and strides >= 0, rank <= SKY_MAX_DIMS,
+ *   - each tensor (_rebuild_tensor_v2/_v3): sizes >= 0 and strides >= 0, rank <= SKY_MAX_DIMS,
  *     element count and byte size without overflow, storage offset >= 0, the view inside
  *     its storage, and strides row-major contiguous by torch's rule (dims of size 1 and
  *     empty tensors may have any stride); a non-contiguous view is refused (gathering it

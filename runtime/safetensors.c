@@ -10,6 +10,7 @@
 #endif
 
 #include "safetensors.h"
+#include "pth.h"
 
 #include "dtype.h"
 #include "json.h"
@@ -41,6 +42,7 @@ struct sky_checkpoint {
     char                 *path;
     sky_safetensors     **files;         /* in file name order */
     int                   n_files;
+    sky_pth              *pth;           /* a PyTorch .pth checkpoint instead of safetensors files */
     const sky_st_tensor **all;           /* every tensor of every file, sorted by name */
     int                   count;
 };
@@ -731,6 +733,15 @@ sky_status sky_checkpoint_open(sky_checkpoint **out, const char *path, sky_err *
     sky_status st;
     if (S_ISDIR(sb.st_mode)) {
         st = ckpt_open_dir(c, err);
+    } else if (ends_with(path, ".pth")) {
+        /* The original repos' VAE, T5 and CLIP files (pth.h: zip + restricted unpickler). */
+        st = sky_pth_open(&c->pth, path, err);
+        if (st == SKY_OK) {
+            c->count = sky_pth_count(c->pth);
+            c->all = calloc((size_t)(c->count ? c->count : 1), sizeof *c->all);
+            if (c->all == NULL) st = sky_fail(err, "%s: out of memory", path);
+            for (int i = 0; c->all && i < c->count; i++) c->all[i] = sky_pth_at(c->pth, i);   /* sorted by name */
+        }
     } else if (ends_with(path, ".index.json")) {
         char *dir = str_dup(path);
         char *slash = dir ? strrchr(dir, '/') : NULL;
@@ -786,6 +797,7 @@ const sky_safetensors *sky_checkpoint_file(const sky_checkpoint *c, int i) {
 void sky_checkpoint_close(sky_checkpoint *c) {
     if (c == NULL) return;
     for (int i = 0; i < c->n_files; i++) sky_safetensors_close(c->files[i]);
+    sky_pth_close(c->pth);
     free(c->files);
     free(c->all);
     free(c->path);

@@ -66,6 +66,7 @@ void sky_safetensors_close(sky_safetensors *f);
 
 /* A checkpoint is one of:
  *   - a .safetensors file;
+ *   - a PyTorch .pth file (the original repos' VAE, T5 and CLIP weights; pth.h);
  *   - a *.safetensors.index.json file, or a directory holding exactly one (a second
  *     one is an error naming both). Sharded, checked as reference §5.1 says: every
  *     shard name a plain file name (no '/', '\\', "..", not absolute); every listed

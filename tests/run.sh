@@ -10,6 +10,7 @@ tiers=(
     "golden generated code   | bash tests/golden/check.sh"
     "determinism + compile   | bash tests/gen/determinism.sh"
     "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
+    "pth reader (+ASan)      | bash tests/runtime/run_pth_tests.sh"
     "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
@@ -30,9 +31,10 @@ for t in "${tiers[@]}"; do
     bash -c "$cmd" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     secs=$(( $(date +%s) - start ))
-    # A tier may run several test programs: sum every "N passed, M failed" line it printed.
-    p=$(sed -n 's/^\([0-9][0-9]*\) passed, [0-9][0-9]* failed.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
-    f=$(sed -n 's/^[0-9][0-9]* passed, \([0-9][0-9]*\) failed.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
+    # Each tier script ends with its own total "N passed, M failed" line.
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); p=${p:-0}
+    f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p'); f=${f:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi      # a tier that crashed counts as failed
     total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
     rows+=("$(printf '%-26s %6d %6d %6ss  %s' "$name" "$p" "$f" "$secs" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")

@@ -5,7 +5,7 @@
 # Each fixture configuration carries its vae section in the metadata key spec_lua; the test wraps it
 # in a spec (the tiny T2V DiT, the fixture's video size) that exists only in a temporary directory,
 # builds that variant, and runs every case with the diffusers-layout weights (BF16 on disk) and, where
-# the fixture has one, the original-layout .pth.
+# the fixture has one, the original-layout .pth (read by runtime/pth.c, as the real Wan2.1_VAE.pth is).
 #
 # Bound on ||ours - ref|| / ||ref||: 1e-5. Both sides compute in fp32 from the same bf16-exact
 # weights and inputs; the peer rounds every conv output to fp32 and sums each output's 27*C (up to
@@ -22,7 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p build/tools
 cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/numeric/sttool.c \
-   runtime/safetensors.c runtime/json.c runtime/dtype.c runtime/status.c -lm -o build/tools/sttool
+   runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/json.c runtime/dtype.c runtime/status.c -lm -o build/tools/sttool
 st=build/tools/sttool
 
 pass=0 fail=0
@@ -47,7 +47,7 @@ for dir in tests/fixtures/vae/*/; do
     ./build.sh gen "$spec" > "$tmp/gen-$config.log" 2>&1 || { cat "$tmp/gen-$config.log" "$spec"; fail=$((fail + 1)); continue; }
     bin=out/$config/skyreels-$config
     weights=("$dir/weights_diffusers.safetensors")
-    [ -f "$dir/weights_original.pth" ] && [ -n "${SKY_TEST_PTH:-}" ] && weights+=("$dir/weights_original.pth")
+    [ -f "$dir/weights_original.pth" ] && weights+=("$dir/weights_original.pth")
     for case_file in "$dir"/decode_*.safetensors "$dir"/encode_*.safetensors; do
         [ -f "$case_file" ] || continue
         case_name=$(basename "$case_file" .safetensors)

@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 # reproduce the original's float32 roundings (runtime/sampler.h).
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/sampler.c runtime/forcing.c)
+LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/sampler.c runtime/forcing.c)
 TESTS=(test_sampler test_forcing)
 
 failed=()

@@ -13,10 +13,11 @@ mkdir -p "$OUT"
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime -Itests/runtime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/weights.c)
+LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/weights.c)
 TESTS=(test_json test_safetensors test_weights)
 
 failed=()
+tot_p=0 tot_f=0
 summary=()
 
 # run_one MODE TEST: build build/tests/TEST[-MODE] and run it, recording the result.
@@ -41,6 +42,10 @@ run_one() {
     cat "$log"
     local last
     last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+    if [[ -n $last ]]; then
+        tot_p=$((tot_p + ${last%% passed*}))
+        tot_f=$((tot_f + $(sed 's/.* \([0-9]*\) failed$/\1/' <<<"$last")))
+    fi
     # a sanitizer report exits non-zero, but check the output too in case it does not
     if [[ $rc -ne 0 || -z $last ]] || grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$log"; then
         failed+=("$mode/$test")
@@ -61,6 +66,7 @@ echo "runtime unit tests:"
 printf '  %s\n' "${summary[@]}"
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "FAILED: ${failed[*]}"
+    echo "$tot_p passed, $(( tot_f > 0 ? tot_f : ${#failed[@]} )) failed"
     exit 1
 fi
-echo "all passed"
+echo "$tot_p passed, $tot_f failed"

@@ -39,6 +39,7 @@ LIB=(runtime/status.c runtime/video.c)
 TEST=test_video
 
 failed=()
+tot_p=0 tot_f=0
 summary=()
 
 # run_one MODE: build build/tests/test_video[-asan] and run it, recording the result.
@@ -66,6 +67,10 @@ run_one() {
     cat "$log"
     local last
     last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+    if [[ -n $last ]]; then
+        tot_p=$((tot_p + ${last%% passed*}))
+        tot_f=$((tot_f + $(sed 's/.* \([0-9]*\) failed$/\1/' <<<"$last")))
+    fi
     if [[ $rc -ne 0 || -z $last ]] || grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$log"; then
         failed+=("$mode")
         summary+=("$(printf '%-10s %-12s %s (exit %d)' "$mode" "$TEST" "${last:-no summary line}" "$rc")")
@@ -82,6 +87,7 @@ echo "video unit tests:"
 printf '  %s\n' "${summary[@]}"
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "FAILED: ${failed[*]}"
+    echo "$tot_p passed, $(( tot_f > 0 ? tot_f : ${#failed[@]} )) failed"
     exit 1
 fi
-echo "all passed"
+echo "$tot_p passed, $tot_f failed"
