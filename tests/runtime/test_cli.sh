@@ -69,5 +69,15 @@ expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tm
     --prompt_embeds "$tmp/pe_d.safetensors" --num_frames 9 --inference_steps 2 -o "$tmp/x.mp4" --seed 1
 if [ -f "$tmp/x.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.x\.mp4')" ]; then pass=$((pass + 1)); echo "ok   mp4 written, no temp file left"
 else fail=$((fail + 1)); echo "FAIL mp4 missing or temp file left"; fi
+# The demo of ./build.sh (a DF long video of 3 windows from random weights) gives an mp4 that decodes
+# back with the asked frame count, size and fps.
+cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video.c \
+   runtime/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) -lpthread -lm \
+   -o "$tmp/mp4probe"
+if ./build.sh > "$tmp/demo.log" 2>&1 && [ "$("$tmp/mp4probe" out/demo.mp4)" = "37 48 64 24/1" ]; then
+    pass=$((pass + 1)); echo "ok   ./build.sh demo: out/demo.mp4 decodes to 37 frames of 48x64 at 24 fps"
+else
+    fail=$((fail + 1)); echo "FAIL ./build.sh demo: $(tail -3 "$tmp/demo.log"); probe: $("$tmp/mp4probe" out/demo.mp4 2>&1)"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
