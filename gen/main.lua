@@ -17,6 +17,7 @@ local spec     = require("spec")
 local graph    = require("graph")
 local plan     = require("plan")
 local emit_c   = require("emit_c")
+local emit_cuda = require("emit_cuda")
 local manifest = require("manifest")
 local cwriter  = require("lib.cwriter")
 
@@ -103,6 +104,7 @@ local function run(opts)
 
     local files = {}                                    -- path -> text, written at the end
     emit_c.emit(s, plans, files, ctx)
+    if s.targets.cuda then emit_cuda.emit(s, programs, files, ctx) end
     files["plan.txt"] = plan.dump(plans)
     files["graph.txt"] = graph.dump(programs)
     manifest.add(files, ctx)

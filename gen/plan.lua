@@ -10,7 +10,7 @@
 -- call with fewer frames uses a prefix of each buffer.
 --
 -- Bytes per element come from the backend (`elem_bytes(tensor)`): the CPU backend stores
--- every float tensor as fp32, the CUDA backend will follow the recorded dtypes.
+-- every float tensor as fp32, the CUDA backend follows the recorded dtypes (bf16 or fp32).
 
 local graph  = require("graph")
 local sorted = require("lib.sorted")
@@ -25,8 +25,10 @@ local function lifetimes(g)
     local first, last = {}, {}
     local n_end = #g.nodes + 1
     for _, t in ipairs(g.tensors) do
+        -- A fused graph (fuse.lua) shares its tensors with the unfused one and renumbers nodes.
+        local producer = g.producer and g.producer[t.id] or t.producer
         if t.kind == "input" or t.kind == "state" then first[t.id], last[t.id] = 0, n_end
-        else first[t.id], last[t.id] = t.producer, t.producer end
+        else first[t.id], last[t.id] = producer, producer end
     end
     for _, n in ipairs(g.nodes) do
         for _, t in ipairs(n.ins) do
@@ -38,7 +40,7 @@ local function lifetimes(g)
 end
 
 -- Plan one graph. `elem_bytes(t)` gives the bytes per element of tensor t on this backend.
-function plan.make_one(g, elem_bytes, alignment)
+function plan.make_one(g, elem_bytes, alignment, label)
     local first, last = lifetimes(g)
     local placed = {}                    -- list of buffers, kept sorted by offset
     local buffers = {}
@@ -72,7 +74,7 @@ function plan.make_one(g, elem_bytes, alignment)
         live_max = math.max(live_max, live)
     end
     return { program = g.name, graph = g, buffers = buffers, peak = peak, live_max = live_max,
-             alignment = alignment, by_tensor = (function()
+             alignment = alignment, label = label, by_tensor = (function()
                  local m = {}
                  for _, b in ipairs(buffers) do m[b.tensor.id] = b end
                  return m
@@ -89,9 +91,15 @@ end
 function plan.make(programs)
     local plans = {}
     for _, name in ipairs(sorted.keys(programs)) do
-        plans[name] = plan.make_one(programs[name], plan.cpu_elem_bytes, 64)
+        plans[name] = plan.make_one(programs[name], plan.cpu_elem_bytes, 64, "cpu backend, fp32")
     end
     return plans
+end
+
+-- CUDA backend: the original's dtypes (bf16 2 bytes, f32 4, f64 and i64 8).
+function plan.cuda_elem_bytes(t)
+    local bytes = { bf16 = 2, f32 = 4, f64 = 8, i64 = 8 }
+    return assert(bytes[t.dtype], "plan: unknown dtype " .. tostring(t.dtype))
 end
 
 -- 1234567 -> "1,234,567".
@@ -106,8 +114,8 @@ function plan.dump(plans)
     local lines = {}
     for _, name in ipairs(sorted.keys(plans)) do
         local p = plans[name]
-        lines[#lines + 1] = string.format("# arena %s (cpu backend, fp32): peak %s B (%.2f MiB), %d buffers, "
-            .. "alignment %d; most bytes live at once %s B", name, plan.commas(p.peak), p.peak / 1048576,
+        lines[#lines + 1] = string.format("# arena %s (%s): peak %s B (%.2f MiB), %d buffers, "
+            .. "alignment %d; most bytes live at once %s B", p.program, p.label, plan.commas(p.peak), p.peak / 1048576,
             #p.buffers, p.alignment, plan.commas(p.live_max))
         lines[#lines + 1] = string.format("%-16s %-16s %-11s %s", "offset", "bytes", "live", "tensor")
         for _, b in ipairs(p.buffers) do

@@ -32,6 +32,7 @@ local fields = {
     { "dit.qk_norm",             "bool" },
     { "dit.cross_attn_norm",     "bool" },
     { "dit.rope_theta",          "float",  gt = 0 },
+    { "targets",                 "string_list" },
     { "vae.base_dim",            "int",    min = 1 },
     { "vae.z_dim",               "int",    min = 1 },
     { "vae.dim_mult",            "int_list", min = 1 },
@@ -155,10 +156,12 @@ local function check_list(path, name, kind, v, rule, errs)
     end
     for i, x in ipairs(v) do
         local ok = (elem == "int" and math.type(x) == "integer") or (elem == "bool" and type(x) == "boolean")
+                   or (elem == "string" and (x == "cpu" or x == "cuda"))
                    or (elem == "float" and type(x) == "number" and x == x and math.abs(x) ~= math.huge)
         if not ok then
             errs:add("%s: %s[%d] = %s must be %s", path, name, i, show(x),
-                     ({ int = "an integer", bool = "true or false", float = "a finite number" })[elem])
+                     ({ int = "an integer", bool = "true or false", float = "a finite number",
+                        string = "\"cpu\" or \"cuda\"" })[elem])
             return nil
         end
         if rule.min and x < rule.min then
@@ -295,6 +298,15 @@ local function check_relations(path, v, errs)
             end
         end
     end
+    local targets = v["targets"]
+    if targets and dim and heads and dim % heads == 0 then
+        for _, t in ipairs(targets) do
+            if t == "cuda" and dim // heads ~= 128 then
+                errs:add("%s: targets has \"cuda\" but the head dim is %d; the CUDA attention kernel needs 128", path,
+                         dim // heads)
+            end
+        end
+    end
     local n = v["video.base_num_frames"]
     if n and (n - 1) % 4 ~= 0 then
         errs:add("%s: video.base_num_frames = %d must be 4k+1 (the VAE maps 4k+1 frames to k+1 latents)",
@@ -351,6 +363,11 @@ function spec.load(path)
             s[section][key] = v
         end
     end
+    -- Targets: cpu always; cuda by default where the CUDA kernels apply (head dim 128).
+    s.targets = {}
+    local default_targets = { "cpu", (t.dit.dim // t.dit.num_heads == 128) and "cuda" or nil }
+    for _, target in ipairs(values["targets"] or default_targets) do s.targets[target] = true end
+    s.targets.cpu = true
     if next(s.vae) == nil then
         s.vae = nil                                     -- no VAE: the variant has DiT programs only
     else

@@ -209,6 +209,28 @@ static sky_status emit_frames(run *r, const float *px, int T, int t0, sky_err *e
     return st;
 }
 
+/* Keep in *hist the last n frames of [*hist (hn frames) ++ frames [t0, T) of px]: the frames a
+ * long video's next prefix is encoded from are the last overlap_history frames of the OUTPUT so far
+ * (the original's), which reach back into earlier windows when a window adds fewer frames. */
+static sky_status keep_history(float **hist, int *hn, int n, const float *px, int T, int t0, size_t phw, sky_err *err)
+{
+    const int add = T - t0, total = *hn + add, keep = total < n ? total : n;
+    float *out = malloc((size_t)3 * (keep ? keep : 1) * phw * sizeof(float));
+    if (!out) return sky_fail(err, "out of host memory");
+    for (int j = 0; j < keep; j++) {
+        const int src = total - keep + j;                  /* index in the concatenation */
+        for (int c = 0; c < 3; c++) {
+            const float *from = src < *hn ? *hist + ((size_t)c * *hn + src) * phw
+                                          : px + ((size_t)c * T + t0 + (src - *hn)) * phw;
+            memcpy(out + ((size_t)c * keep + j) * phw, from, phw * sizeof(float));
+        }
+    }
+    free(*hist);
+    *hist = out;
+    *hn = keep;
+    return SKY_OK;
+}
+
 /* Decode latents [C, F, h, w] and emit frames [drop, T). */
 static sky_status decode_and_emit(run *r, const float *z, int F, int drop, sky_err *err)
 {
@@ -253,6 +275,9 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
         float *img = malloc((size_t)3 * H * W * sizeof(float));
         if (!y || !video || !img) { free(img); sky_fail(err, "out of host memory"); goto done; }
         if (load_image(a->image, H, W, 1, img, err)) { free(img); goto done; }
+        /* The original casts the image to the transformer's dtype (bf16) before the VAE encodes it
+         * (image2video_pipeline.py; not in reference §7.3): round it the same way. */
+        for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
         for (int c = 0; c < 3; c++) memcpy(video + (size_t)c * T * H * W, img + (size_t)c * H * W, (size_t)H * W * 4);
         free(img);
         for (int c = 0; c < 4; c++)
@@ -326,6 +351,12 @@ static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_fram
             copy_latent_frames(xf, 1, 0, Z, Ftot, f, 1, C, r->hw);
             copy_latent_frames(vf, 1, 0, v, Ftot, f, 1, C, r->hw);
             sky_unipc_step(&s[f], vf, xf);
+            /* The original's quirk, reproduced: its DF loop writes each frame's step result into the
+             * latent in place (`latents[0][:, idx] = scheduler.step(..., latents[0][:, idx])`), and
+             * the scheduler's first step keeps that very view as last_sample; so the corrector of the
+             * second step sees the frame's current sample as the "last" one. (T2V/I2V rebind the
+             * tensor instead, so they do not have it; diffusers' DF pipeline has it too.) */
+            if (s[f].done == 1) memcpy(s[f].last, xf, fn * sizeof(float));
             copy_latent_frames(Z, Ftot, f, xf, 1, 0, 1, C, r->hw);
         }
         r->prog.done++;
@@ -365,7 +396,7 @@ static sky_status run_df(run *r, sky_err *err)
     sky_frames input = { 0 };
     sky_df_plan plan;
     sky_unipc proto = { 0 };
-    float *Z = NULL, *end_z = NULL, *history = NULL;   /* history: last decoded pixels [3, n, H, W] */
+    float *Z = NULL, *end_z = NULL, *history = NULL;   /* history: the output's last overlap_history frames [3, n, H, W] */
     int history_frames = 0;
     sky_status st = SKY_ERR;
 
@@ -405,6 +436,12 @@ static sky_status run_df(run *r, sky_err *err)
                     history[((size_t)c * input.count + t) * phw + i] = sky_frames_at(&input, t)[i * 3 + c] / 127.5f - 1.0f;
         history_frames = input.count;
         if (emit_frames(r, history, input.count, 0, err)) goto done;
+        float *all = history;                               /* keep only the tail the prefix needs */
+        history = NULL;
+        history_frames = 0;
+        sky_status hs = keep_history(&history, &history_frames, a->overlap_history, all, input.count, 0, phw, err);
+        free(all);
+        if (hs) goto done;
     }
 
     for (int k = 0; k < plan.windows; k++) {
@@ -421,12 +458,12 @@ static sky_status run_df(run *r, sky_err *err)
         if (win.prefix_from_video) {
             /* Prefix: the VAE encoding of the last overlap_history frames so far (§7.4.4 step 1). */
             const int n = a->overlap_history, used = 1 + 4 * ((n - 1) / 4), lat = (used - 1) / 4 + 1;
-            SKY_ASSERT(history_frames >= n && lat >= win.prefix);
+            SKY_ASSERT(history_frames == n && lat >= win.prefix);
             float *tail = malloc((size_t)3 * used * phw * sizeof(float));
             float *pz = malloc((size_t)C * lat * r->hw * sizeof(float));
             if (!tail || !pz) { free(tail); free(pz); sky_fail(err, "out of host memory"); goto done; }
             for (int c = 0; c < 3; c++)
-                memcpy(tail + (size_t)c * used * phw, history + ((size_t)c * history_frames + history_frames - n) * phw,
+                memcpy(tail + (size_t)c * used * phw, history + (size_t)c * history_frames * phw,
                        (size_t)used * phw * sizeof(float));
             sky_status es = sky_vae_encode(r->enc, tail, used, H, W, pz, err);
             if (es == SKY_OK) copy_latent_frames(Z, Ftot, 0, pz, lat, 0, win.prefix, C, r->hw);
@@ -454,19 +491,15 @@ static sky_status run_df(run *r, sky_err *err)
         sky_status ks = keep_tensor(r, name, zw, 4, zshape, err);
         if (ks == SKY_OK && plan.windows == 1) ks = keep_tensor(r, "latents", zw, 4, zshape, err);
         if (ks == SKY_OK && r->dec) {
-            /* Decode, emit the new frames, keep the decoded window as history for the next prefix. */
+            /* Decode, emit the new frames, keep the output's tail for the next prefix. */
             const int T = 1 + 4 * (win.frames - 1);
             float *px = malloc((size_t)3 * T * phw * sizeof(float));
             if (!px) ks = sky_fail(err, "out of host memory");
             if (ks == SKY_OK) ks = sky_vae_decode(r->dec, zw, win.frames, r->h, r->w, px, err);
             if (ks == SKY_OK) ks = emit_frames(r, px, T, win.drop_pixels, err);
-            if (ks == SKY_OK) {
-                free(history);
-                history = px;
-                history_frames = T;
-            } else {
-                free(px);
-            }
+            if (ks == SKY_OK && a->overlap_history > 0)
+                ks = keep_history(&history, &history_frames, a->overlap_history, px, T, win.drop_pixels, phw, err);
+            free(px);
         }
         free(zw);
         if (ks) goto done;

@@ -1,5 +1,6 @@
 -- specs/tiny_df.lua — a tiny random-weight Diffusion Forcing DiT with the fps embedding
--- (inject_sample_info, as DF-1.3B-540P), per-frame timesteps, latent 8x6.
+-- (inject_sample_info, as DF-1.3B-540P), per-frame timesteps, latent 8x6, windows of up to 9 latent
+-- frames (room for an asynchronous long video of 3-frame blocks in the pipeline tests).
 return {
     variant = "tiny_df",
     family  = "df",
@@ -13,6 +14,6 @@ return {
         base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
         temporal_downsample = { false, true, true },
     },
-    video   = { height = 64, width = 48, base_num_frames = 21 },
+    video   = { height = 64, width = 48, base_num_frames = 33 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

@@ -16,6 +16,7 @@ tiers=(
     "command line            | bash tests/runtime/test_cli.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
+    "pipelines vs diffusers  | bash tests/numeric/run_pipeline.sh"
 )
 
 total_pass=0 total_fail=0

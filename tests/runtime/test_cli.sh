@@ -52,14 +52,14 @@ expect 2 "--model_id /nonexistent/dir: no such directory" -- $T --model_id /none
 expect 2 "no VAE found" -- $T --dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors"
 expect 2 "--backend cuda: this build has only the cpu backend" -- $T "${W_T[@]}" --backend cuda
 expect 2 "--image is required: tiny_i2v is an image-to-video variant" -- $I --dit_weights x --prompt_embeds y
-expect 2 "for longer videos use --overlap_history" -- $D "${W_D[@]}" --num_frames 37
+expect 2 "for longer videos use --overlap_history" -- $D "${W_D[@]}" --num_frames 41
 expect 2 "--causal_attention: DF: block-causal mask; not supported" -- $D "${W_D[@]}" --causal_attention
 expect 2 "gives a last window of 5 latent frames, not divisible by --causal_block_size 4" -- \
     $D "${W_D[@]}" --num_frames 41 --base_num_frames 21 --overlap_history 9 --causal_block_size 4
 expect 2 "--overlap_history 21 (6 latent frames) must be shorter than --base_num_frames 21" -- \
     $D "${W_D[@]}" --num_frames 41 --base_num_frames 21 --overlap_history 21
-expect 2 "--base_num_frames 25 gives windows of 7 latent frames; this binary's window is 6" -- \
-    $D "${W_D[@]}" --num_frames 41 --base_num_frames 25 --overlap_history 9
+expect 2 "--base_num_frames 37 gives windows of 10 latent frames; this binary's window is 9" -- \
+    $D "${W_D[@]}" --num_frames 41 --base_num_frames 37 --overlap_history 9
 expect 2 "--end_image" -- $D "${W_D[@]}" --num_frames 17 --end_image "$tmp/img.png" --causal_block_size 5
 expect 2 "/tmp/does-not-exist.png: no such file" -- $D "${W_D[@]}" --image /tmp/does-not-exist.png
 expect 2 "--addnoise_condition 70 is above 60" -- $D "${W_D[@]}" --addnoise_condition 70 --num_frames 21 --model_id /nonexistent

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 8f8fe110fab33596
- * generator  gen/ (17 .lua files)                 xxh64 82a5092f78ccd79d
+ * generator  gen/ (20 .lua files)                 xxh64 ba6f1e1696cd848f
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373

@@ -1,0 +1,371 @@
+-- gen/emit_cuda.lua
+-- ==================
+-- The CUDA backend of dit_forward: bf16 storage and fp32 where the original keeps fp32 (the dtypes
+-- recorded on the graph, reference §2.11), fused kernels from templates/cuda/*.cu.in, GEMMs through
+-- cuBLASLt (a descriptor table built once at start-up by the runtime), one arena planned for the
+-- recorded dtypes. Files written (relative to out/<variant>/):
+--   gen/dit_forward_kernels.cu     every kernel the program uses, self-contained (nvcc and NVRTC
+--                                  compile this same text)
+--   gen/dit_forward_kernels_src.c  that text as a C string, one literal per line, for NVRTC
+--   gen/dit_forward_cuda.c         the kernel and GEMM tables and the launch sequence of one forward
+--                                  (recorded into a CUDA Graph by the runtime)
+-- The CUDA program runs on the graph rewritten by fuse.lua; the CPU backend keeps the unfused one.
+--
+-- Dims in comments: L tokens of the call, F latent frames, Ft timestep rows (1 or F).
+
+local clit     = require("lib.clit")
+local cwriter  = require("lib.cwriter")
+local render   = require("lib.render")
+local sorted   = require("lib.sorted")
+local fail     = require("lib.fail")
+local graph    = require("graph")
+local header   = require("header")
+local fuse     = require("fuse")
+local plan     = require("plan")
+local schedule = require("schedule_sm90")
+
+local emit_cuda = {}
+
+local function ident(name) return (name:upper():gsub("[^A-Z0-9]", "_")) end
+
+-- CUDA type of a tensor's recorded dtype.
+local function ctype(t)
+    local types = { bf16 = "bf16", f32 = "float", f64 = "double", i64 = "long long" }
+    return assert(types[t.dtype], "emit_cuda: no CUDA type for " .. tostring(t.dtype))
+end
+
+local function dim_expr(d)
+    if math.type(d) == "integer" then return clit.int(d) end
+    return d
+end
+
+-- Number of elements of t as a C expression.
+local function numel(t)
+    local parts = {}
+    for i, d in ipairs(t.dims) do parts[i] = dim_expr(d) end
+    return "(long long)" .. table.concat(parts, " * ")
+end
+
+local function ptr(t) return "PTR(OFF_" .. ident(t.name) .. ")" end
+local function wptr(w) return "WPTR(W_" .. ident(w.name) .. ")" end
+local function rows(t) return dim_expr(t.dims[1]) end
+
+-- Threads of a row kernel over width values, or a user error naming the spec and op.
+local function row_threads(s, n, width)
+    local t = schedule.row_threads(width)
+    if not t then
+        fail.user("%s: %s needs a width that is a multiple of 32 for the CUDA backend, got %d", s.path, n.out.name, width)
+    end
+    return t
+end
+
+-- Per op kind: the kernel instance(s) of a node and their launch statement, or a GEMM.
+-- inst(n, s) returns { template, consts, launch = function(kernel_index_name) -> C statement }.
+local backend = {}
+
+-- Elementwise launch: one thread per element of `over`.
+local function elementwise_launch(over, args)
+    return function(k)
+        return string.format("LAUNCH(%s, GRID(%s), 1, %d, 0, %s);", k, numel(over), schedule.elementwise_threads,
+                             table.concat(args, ", "))
+    end
+end
+
+backend.patchify = function(n, s)
+    local out = {}
+    for i, t in ipairs(n.ins) do
+        local c0 = (i == 1) and 0 or s.derived.x_channels
+        out[i] = { template = "patchify", consts = { CX = t.dims[1], C0 = c0, PATCH_IN = n.attrs.patch_in },
+                   launch = function(k)
+                       return string.format("LAUNCH(%s, GRID((long long)L * %d), 1, %d, 0, %s, %s, INT(F), INT(H), INT(W));",
+                                            k, t.dims[1], schedule.elementwise_threads, ptr(n.out), ptr(t))
+                   end }
+    end
+    return out
+end
+backend.unpatchify = function(n)
+    return { { template = "unpatchify", consts = { OUT = n.attrs.out_dim },
+               launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), "INT(F)", "INT(H)", "INT(W)" }) } }
+end
+local function activation(fn)
+    return function(n)
+        return { { template = "activation", consts = { FN = fn, TX = ctype(n.ins[1]), TY = ctype(n.out) },
+                   launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), "LL(" .. numel(n.out) .. ")" }) } }
+    end
+end
+backend.silu = activation("silu")
+backend.gelu_tanh = activation("gelu_tanh")
+backend.gelu_erf = activation("gelu_erf")
+backend.add = function(n)
+    return { { template = "add", consts = { TA = ctype(n.ins[1]), TB = ctype(n.ins[2]), TY = ctype(n.out) },
+               launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]),
+                                                    "LL(" .. numel(n.out) .. ")" }) } }
+end
+backend.add_row = function(n)
+    return { { template = "add_row", consts = { COLS = n.out.dims[2] },
+               launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) } }
+end
+backend.embedding = function(n)
+    return { { template = "embedding", consts = { ROWS = n.attrs.rows, COLS = n.attrs.dim },
+               launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), wptr(n.attrs.table) }) } }
+end
+backend.sinusoid = function(n)
+    return { { template = "sinusoid", consts = { HALF = n.attrs.freq_dim // 2, TY = ctype(n.out) },
+               launch = function(k)
+                   return string.format("LAUNCH(%s, GRID((long long)%s * %d), 1, 128, 0, %s, %s, INT(%s));", k,
+                                        rows(n.ins[1]), n.attrs.freq_dim // 2, ptr(n.out), ptr(n.ins[1]), rows(n.ins[1]))
+               end } }
+end
+backend.modulation = function(n)
+    local a = n.attrs
+    return { { template = "modulation",
+               consts = { CHUNKS = a.chunks, C = a.dim, ESTRIDE = n.ins[1].dims[2], KSTRIDE = a.per_chunk and a.dim or 0 },
+               launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) } }
+end
+backend.layernorm_modulate = function(n, s)
+    local a = n.attrs
+    local th = row_threads(s, n, a.dim)
+    return { { template = "layernorm_modulate",
+               consts = { C = a.dim, THREADS = th, CHUNKS = a.chunks, SHIFT = a.shift, SCALE = a.scale,
+                          EPS = clit.f32(a.eps), TX = ctype(n.ins[1]), TY = ctype(n.out) },
+               launch = function(k)
+                   return string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, INT(tokens_per_row));", k, rows(n.ins[1]),
+                                        th, ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]))
+               end } }
+end
+backend.layernorm_affine = function(n, s)
+    local a = n.attrs
+    local th = row_threads(s, n, a.dim)
+    return { { template = "layernorm_affine",
+               consts = { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]), TY = ctype(n.out) },
+               launch = function(k)
+                   return string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
+                                        ptr(n.ins[1]), wptr(a.weight), wptr(a.bias))
+               end } }
+end
+backend.rmsnorm = function(n, s)
+    local a = n.attrs
+    local th = row_threads(s, n, a.dim)
+    return { { template = "rmsnorm", consts = { C = a.dim, THREADS = th, EPS = clit.f32(a.eps) },
+               launch = function(k)
+                   return string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
+                                        ptr(n.ins[1]), wptr(a.weight))
+               end } }
+end
+backend.rmsnorm_rope = function(n, s)
+    local a = n.attrs
+    local th = row_threads(s, n, a.dim // 2)
+    return { { template = "rmsnorm_rope", consts = { C = a.dim, D = a.head_dim, THREADS = th, EPS = clit.f32(a.eps) },
+               launch = function(k)
+                   return string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
+                                        ptr(n.ins[1]), wptr(a.weight), ptr(n.ins[2]))
+               end } }
+end
+backend.rope_table = function(n)
+    local a = n.attrs
+    return { { template = "rope_table",
+               consts = { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2, THETA = clit.f64(a.theta) },
+               launch = function(k)
+                   return string.format("LAUNCH(%s, GRID((long long)L * %d), 1, %d, 0, %s, INT(F), INT(H), INT(W));", k,
+                                        a.head_dim // 2, schedule.elementwise_threads, ptr(n.out))
+               end } }
+end
+backend.gated_residual = function(n)
+    local a = n.attrs
+    return { { template = "gated_residual",
+               consts = { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, TX = ctype(n.ins[1]), TU = ctype(n.ins[2]),
+                          TY = ctype(n.out) },
+               launch = elementwise_launch(n.out, { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
+                                                    "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) } }
+end
+backend.attention = function(n, s)
+    local a, sc = n.attrs, schedule.attention
+    if a.head_dim ~= 128 then
+        fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
+                  .. "(generate it for the cpu target only)", s.path, a.head_dim)
+    end
+    local q, k, v = n.ins[1], n.ins[2], n.ins[3]
+    return { { template = "attention_sm80",
+               consts = { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
+                          STAGES = sc.stages, THREADS = sc.threads },
+               launch = function(kn)
+                   return string.format("LAUNCH(%s, CDIV(%s, %d), %d, %d, ATTN_SMEM, %s, %s, %s, %s, INT(%s), INT(%s), "
+                                        .. "FLT(%s));", kn, rows(q), sc.block_m, a.num_heads, sc.threads, ptr(q), ptr(k),
+                                        ptr(v), ptr(n.out), rows(q), rows(k),
+                                        clit.f32(1.4426950408889634 / math.sqrt(a.head_dim)))
+               end } }
+end
+
+-- A GEMM descriptor for a linear node: dtypes and epilogue; m is bounded by the plan.
+local function gemm_desc(g, n)
+    local a = n.attrs
+    local epi = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS"
+    local dt = { bf16 = "SKY_GEMM_BF16", f32 = "SKY_GEMM_F32" }
+    return { m_max = graph.max_dim(g, n.ins[1].dims[1]), n = a.n, k = a.k, a_dtype = dt[n.ins[1].dtype],
+             out_dtype = dt[n.out.dtype], epilogue = epi,
+             key = string.format("%d_%d_%d_%s_%s_%s", graph.max_dim(g, n.ins[1].dims[1]), a.n, a.k, n.ins[1].dtype,
+                                 n.out.dtype, a.epilogue or "bias") }
+end
+
+-- Kernel name: template, then its constants in sorted order.
+local function kernel_name(template, consts)
+    local parts = { template }
+    for _, key in ipairs(sorted.keys(consts)) do
+        local v = tostring(consts[key]):gsub("long long", "i64"):gsub("[^%w]", "")
+        parts[#parts + 1] = key:lower():gsub("_", "") .. v
+    end
+    return table.concat(parts, "_")
+end
+
+-- The dtype each weight is stored in on the device: the A dtype of the GEMM that reads it, fp32
+-- for everything else (norm weights, modulation tables, the fps embedding).
+local function weight_dtypes(g)
+    local dt = {}
+    for _, n in ipairs(g.nodes) do
+        if n.op == "linear" then
+            dt[n.attrs.weight.name] = n.ins[1].dtype
+            dt[n.attrs.bias.name] = n.ins[1].dtype
+        end
+    end
+    return dt
+end
+
+-- Emit the three files of the CUDA dit_forward into `files`; ctx as emit_c's.
+function emit_cuda.emit(s, programs, files, ctx)
+    local g = fuse.apply(programs.dit_forward)
+    local p = plan.make_one(g, plan.cuda_elem_bytes, 256, "cuda backend, the original's dtypes")
+    local kernels, kernel_order, templates_used = {}, {}, {}
+    local gemms, gemm_index = {}, {}
+    local body = cwriter.new()
+    local current
+
+    for _, n in ipairs(g.nodes) do
+        local sec = n.out.name:match("^(blocks%.%d+)%.") or "embeddings / head"
+        if sec ~= current then
+            body:blank()
+            body:line("/* ---- %s %s */", sec, string.rep("-", math.max(4, 72 - #sec)))
+            current = sec
+        end
+        local args = {}
+        for i, t in ipairs(n.ins) do args[i] = t.name end
+        body:line("/* %s */", clit.comment(string.format("%s = %s(%s)%s  %s %s", n.out.name, n.op,
+            table.concat(args, ", "), n.attrs.epilogue and (" + " .. n.attrs.epilogue) or "",
+            graph.dims_text(n.out.dims), n.out.dtype)))
+        if n.op == "linear" then
+            local d = gemm_desc(g, n)
+            if not gemm_index[d.key] then
+                gemms[#gemms + 1] = d
+                gemm_index[d.key] = #gemms - 1
+            end
+            body:line("GEMM(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", gemm_index[d.key], rows(n.ins[1]), ident(n.ins[1].name),
+                      ident(n.attrs.weight.name), ident(n.attrs.bias.name), ident(n.out.name))
+        else
+            local b = assert(backend[n.op], "emit_cuda: no CUDA implementation of op " .. n.op)
+            for _, inst in ipairs(b(n, s)) do
+                local name = kernel_name(inst.template, inst.consts)
+                if not kernels[name] then
+                    local path = "templates/cuda/" .. inst.template .. ".cu.in"
+                    local vars = { name = name }
+                    for _, key in ipairs(sorted.keys(inst.consts)) do
+                        local v = inst.consts[key]
+                        vars[key] = type(v) == "string" and v or clit.int(v)
+                    end
+                    kernels[name] = render.render(ctx.read_template(path), vars, path)
+                    kernel_order[#kernel_order + 1] = name
+                    templates_used[path] = true
+                end
+                body:line("%s", inst.launch("K_" .. ident(name)))
+            end
+        end
+    end
+    table.sort(kernel_order)
+
+    -- gen/dit_forward_kernels.cu: helpers inlined, then every kernel (the same text for nvcc and NVRTC).
+    local common = ctx.read_template("templates/cuda/common.cuh")
+    local reduce = ctx.read_template("templates/cuda/reduce.cuh")
+    templates_used["templates/cuda/common.cuh"], templates_used["templates/cuda/reduce.cuh"] = true, true
+    local used = {}
+    for path in pairs(templates_used) do used[path] = ctx.templates[path] end
+    local cu = cwriter.new()
+    cu:raw(header.c_comment(s, ctx, "gen/dit_forward_kernels.cu", {
+        string.format("program    dit_forward (cuda): %d kernels, %d GEMM shapes (cuBLASLt)", #kernel_order, #gemms),
+        "compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)",
+    }, used))
+    cu:raw(common)
+    cu:raw(reduce)
+    for _, name in ipairs(kernel_order) do
+        cu:blank()
+        cu:raw(kernels[name])
+    end
+    files["gen/dit_forward_kernels.cu"] = cu:text()
+
+    -- gen/dit_forward_kernels_src.c: the same text for NVRTC.
+    local src = cwriter.new()
+    src:raw(header.c_comment(s, ctx, "gen/dit_forward_kernels_src.c",
+                             { "source     gen/dit_forward_kernels.cu as a C string, for NVRTC" }))
+    src:line("const char dit_forward_kernels_src[] =")
+    for line in files["gen/dit_forward_kernels.cu"]:gmatch("([^\n]*)\n") do src:line("    %s", clit.str(line .. "\n")) end
+    src:line("    ;")
+    files["gen/dit_forward_kernels_src.c"] = src:text()
+
+    -- gen/dit_forward_cuda.c: tables and the launch sequence.
+    local wdt = weight_dtypes(g)
+    local h = cwriter.new()
+    h:raw(header.c_comment(s, ctx, "gen/dit_forward_cuda.c", {
+        string.format("program    dit_forward (cuda): %d launches per forward", #g.nodes),
+        string.format("arena      %s bytes (the original's dtypes; see plan_cuda.txt)", plan.commas(p.peak)),
+    }))
+    h:line("#include <stdint.h>")
+    h:blank()
+    h:line("#include \"cuda_program.h\"")
+    h:blank()
+    h:line("/* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */")
+    for _, b in ipairs(p.buffers) do
+        h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset)
+    end
+    h:blank()
+    h:open("enum {                                      /* weights, in the order of variant.c's table */")
+    for i, wt in ipairs(g.weights) do h:line("W_%s = %d,", ident(wt.name), i - 1) end
+    h:close("};")
+    h:blank()
+    h:open("enum {                                      /* kernels, in the order of dit_forward_kernel_names */")
+    for i, name in ipairs(kernel_order) do h:line("K_%s = %d,", ident(name), i - 1) end
+    h:close("};")
+    h:blank()
+    h:open(string.format("const char *const dit_forward_kernel_names[%d] = {", #kernel_order))
+    for _, name in ipairs(kernel_order) do h:line("%s,", clit.str(name)) end
+    h:close("};")
+    h:blank()
+    h:line("/* GEMMs: y[m, n] = x[m, k] W[n, k]^T + b, m <= m_max; built once at start-up (runtime/gemm.h) */")
+    h:open(string.format("const sky_gemm_desc dit_forward_gemms[%d] = {", #gemms))
+    for _, d in ipairs(gemms) do
+        h:line("{%d, %d, %d, %s, %s, %s},", d.m_max, d.n, d.k, d.a_dtype, d.out_dtype, d.epilogue)
+    end
+    h:close("};")
+    h:blank()
+    h:line("/* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */")
+    h:open(string.format("const unsigned char dit_forward_weight_bf16[%d] = {", #g.weights))
+    for _, wt in ipairs(g.weights) do
+        h:line("%d, /* %s */", (wdt[wt.name] == "bf16") and 1 or 0, clit.comment(wt.name))
+    end
+    h:close("};")
+    h:blank()
+    h:line("const size_t dit_forward_cuda_arena_bytes = %s;", clit.size(p.peak))
+    h:line("const int dit_forward_cuda_attention_smem = ATTN_SMEM;")
+    h:blank()
+    h:line("/* One forward of one sample, launched on stream s (captured into a CUDA Graph by the runtime). */")
+    h:line("void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);")
+    h:line("void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)")
+    h:open("{")
+    for _, sym in ipairs(g.symbols) do
+        h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+    end
+    h:line("(void)Ft;")
+    h:raw(body:text():gsub("[^\n]+", "    %0"))
+    h:close("}")
+    files["gen/dit_forward_cuda.c"] = h:text()
+    files["plan_cuda.txt"] = plan.dump({ dit_forward = p })
+    return p
+end
+
+return emit_cuda

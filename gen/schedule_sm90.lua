@@ -1,0 +1,25 @@
+-- gen/schedule_sm90.lua
+-- =====================
+-- Launch shapes of the CUDA backend's kernels, one table (algorithm and schedule kept apart, as
+-- Halide does). No number here has a measurement behind it yet: no GPU was lent while it was
+-- written. Change a number only with a measurement in tests/bench/RESULTS.md, and note it here.
+
+local schedule = {}
+
+-- Threads for a row kernel over `width` values per row: the largest of 256, 128, 64, 32 that
+-- divides it (every thread then owns width / threads values in registers). nil if none does.
+function schedule.row_threads(width)
+    for _, t in ipairs({ 256, 128, 64, 32 }) do
+        if width % t == 0 then return t end
+    end
+    return nil
+end
+
+-- Elementwise kernels: threads per block (grid = ceil(n / threads)).
+schedule.elementwise_threads = 256
+
+-- Attention (templates/cuda/attention_sm80.cu.in): tile sizes and pipeline depth. The shared
+-- memory it needs follows from them (the template's header gives the formula).
+schedule.attention = { block_m = 128, block_n = 64, stages = 2, threads = 256 }
+
+return schedule

@@ -1,0 +1,19 @@
+-- specs/tiny_df128.lua — a tiny Diffusion Forcing DiT with the released models' head dim (128), so
+-- that the CUDA backend (whose attention kernel is written for head dim 128) can be generated and
+-- compared with the CPU backend on a small model: 2 heads of 128, 2 blocks, latent 8x6, fps embedding.
+return {
+    variant = "tiny_df128",
+    family  = "df",
+    dit = {
+        dim = 256, ffn_dim = 512, num_heads = 2, num_layers = 2,
+        freq_dim = 256, text_dim = 64, text_len = 32,
+        in_dim = 16, out_dim = 16, eps = 1e-6,
+        inject_sample_info = true,
+    },
+    vae = {                                   -- the Wan VAE structure with base_dim 8 (tiny)
+        base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
+        temporal_downsample = { false, true, true },
+    },
+    video   = { height = 64, width = 48, base_num_frames = 21 },
+    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+}
