@@ -187,7 +187,7 @@ backend.attention = function(n, s)
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
     return { { template = "attention_sm80",
                consts = { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
-                          STAGES = sc.stages, THREADS = sc.threads },
+                          STAGES = sc.stages, THREADS = sc.threads, SMEM = schedule.attention_smem(a.head_dim) },
                launch = function(kn)
                    return string.format("LAUNCH(%s, CDIV(%s, %d), %d, %d, ATTN_SMEM, %s, %s, %s, %s, INT(%s), INT(%s), "
                                         .. "FLT(%s));", kn, rows(q), sc.block_m, a.num_heads, sc.threads, ptr(q), ptr(k),
@@ -319,6 +319,9 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:blank()
     h:line("#include \"cuda_program.h\"")
     h:blank()
+    h:line("/* dynamic shared memory of the attention kernel (gen/schedule_sm90.lua) */")
+    h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
+    h:blank()
     h:line("/* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */")
     for _, b in ipairs(p.buffers) do
         h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset)
@@ -360,7 +363,7 @@ function emit_cuda.emit(s, programs, files, ctx)
     for _, sym in ipairs(g.symbols) do
         h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
     end
-    h:line("(void)Ft;")
+    -- Ft is a param; the symbols read it
     h:raw(body:text():gsub("[^\n]+", "    %0"))
     h:close("}")
     files["gen/dit_forward_cuda.c"] = h:text()

@@ -43,28 +43,33 @@ local rules = {
     },
 }
 
--- A fused copy of graph g (g itself is not changed). Node ids are renumbered in program order;
--- tensors keep their ids; outputs of absorbed nodes are dropped from the tensor list.
+-- A fused copy of graph g (g itself is not changed). The fused node takes the consumer's place in
+-- program order (its other inputs are defined by then); node ids are renumbered; tensors keep their
+-- ids; outputs of absorbed producers are dropped from the tensor list.
 function fuse.apply(g)
     local uses = consumers(g)
-    local nodes, dropped = {}, {}
-    local i = 1
-    while i <= #g.nodes do
-        local a, b = g.nodes[i], g.nodes[i + 1]
-        local fused
+    local consumer_of = {}                  -- tensor id -> the node reading it (when it is the only one)
+    for _, node in ipairs(g.nodes) do
+        for _, t in ipairs(node.ins) do consumer_of[t.id] = node end
+    end
+    local replaced, absorbed = {}, {}       -- node -> fused node; producer -> true
+    for _, a in ipairs(g.nodes) do
+        local b = consumer_of[a.out.id]
         for _, r in ipairs(rules) do
-            if b and a.op == r.first and b.op == r.second and b.ins[1] == a.out and uses[a.out.id] == 1
-               and a.out.kind == "act" then
-                fused = r.make(a, b)
+            if b and not absorbed[a] and not replaced[a] and a.op == r.first and b.op == r.second
+               and b.ins[1] == a.out and uses[a.out.id] == 1 and a.out.kind == "act" then
+                replaced[b] = r.make(a, b)
+                absorbed[a] = true
             end
         end
-        if fused then
-            nodes[#nodes + 1] = fused
-            dropped[a.out.id] = true
-            i = i + 2
+    end
+    local nodes, dropped = {}, {}
+    for _, n in ipairs(g.nodes) do
+        if absorbed[n] then
+            dropped[n.out.id] = true
         else
-            nodes[#nodes + 1] = { op = a.op, ins = a.ins, out = a.out, attrs = a.attrs }
-            i = i + 1
+            local f = replaced[n] or n
+            nodes[#nodes + 1] = { op = f.op, ins = f.ins, out = f.out, attrs = f.attrs }
         end
     end
     local out = graph.new(g.name, g.spec)

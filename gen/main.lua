@@ -104,7 +104,7 @@ local function run(opts)
 
     local files = {}                                    -- path -> text, written at the end
     emit_c.emit(s, plans, files, ctx)
-    if s.targets.cuda then emit_cuda.emit(s, programs, files, ctx) end
+    local cuda_plan = s.targets.cuda and emit_cuda.emit(s, programs, files, ctx) or nil
     files["plan.txt"] = plan.dump(plans)
     files["graph.txt"] = graph.dump(programs)
     manifest.add(files, ctx)
@@ -112,6 +112,10 @@ local function run(opts)
     for _, name in ipairs(sorted.keys(plans)) do
         io.stderr:write(string.format("gen: %s %s: arena peak %s bytes (%.2f MiB), %d weights\n", s.variant, name,
             plan.commas(plans[name].peak), plans[name].peak / 1048576, #programs[name].weights))
+    end
+    if cuda_plan then
+        io.stderr:write(string.format("gen: %s dit_forward (cuda): arena peak %s bytes (%.2f MiB)\n", s.variant,
+            plan.commas(cuda_plan.peak), cuda_plan.peak / 1048576))
     end
 end
 

@@ -22,4 +22,11 @@ schedule.elementwise_threads = 256
 -- memory it needs follows from them (the template's header gives the formula).
 schedule.attention = { block_m = 128, block_n = 64, stages = 2, threads = 256 }
 
+-- Dynamic shared memory of the attention kernel: the Q tile and STAGES K and V tiles, rows padded
+-- by 8 bf16 (the template's header gives the same formula and checks it).
+function schedule.attention_smem(head_dim)
+    local a = schedule.attention
+    return (a.block_m + 2 * a.stages * a.block_n) * (head_dim + 8) * 2
+end
+
 return schedule

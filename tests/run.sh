@@ -14,6 +14,8 @@ tiers=(
     "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
+    "compile: generated CUDA | bash tests/compile/run.sh"
+    "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
     "pipelines vs diffusers  | bash tests/numeric/run_pipeline.sh"

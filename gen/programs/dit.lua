@@ -77,7 +77,8 @@ end
 local function rmsnorm(g, s, x, module, out)
     if not s.dit.qk_norm then return x end
     local w = weight(g, module .. ".weight", { s.dit.dim })
-    return g:op("rmsnorm", { x }, { weight = w, eps = s.dit.eps, dim = s.dit.dim }, out, "f32")
+    -- fp32 math; the result is rounded to bf16 once, where RoPE or the attention reads it (§2.7)
+    return g:op("rmsnorm", { x }, { weight = w, eps = s.dit.eps, dim = s.dit.dim }, out, "bf16")
 end
 
 -- Attention over keys k, v for queries q, NH heads of head_dim each.

@@ -4,8 +4,11 @@
 # with the change that caused it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 for v in $(grep -v '^#' tests/golden/specs.txt); do
+    lua5.4 gen/main.lua "specs/$v.lua" "$tmp/$v" > /dev/null 2> "$tmp/$v.log" || { cat "$tmp/$v.log"; exit 1; }
     rm -rf "tests/golden/$v"
-    lua5.4 gen/main.lua "specs/$v.lua" "tests/golden/$v" 2>/dev/null
+    mv "$tmp/$v" "tests/golden/$v"
     echo "updated tests/golden/$v"
 done

@@ -26,9 +26,9 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L     /* clock_gettime, mkdtemp */
 #endif
-#include "cuda.h"
+#include "cuda_ctx.h"
 #include "gemm.h"
-#include "nvrtc.h"
+#include "nvrtc_cache.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -1,0 +1,50 @@
+/* runtime/cuda_program.h — what generated CUDA host code (out/<variant>/gen/<program>_cuda.c) uses.
+ *
+ * The generated launch sequence reads device pointers from a sky_cuda_program (the arena and the
+ * uploaded weights, both allocated once by the runtime), launches kernels by index into the
+ * program's CUfunction table, and runs GEMMs by index into its cuBLASLt descriptor table (built once
+ * at start-up: no descriptor, heuristic or allocation inside a step). The macros below keep the
+ * generated code one readable statement per op.
+ */
+#ifndef SKY_CUDA_PROGRAM_H
+#define SKY_CUDA_PROGRAM_H
+
+#include <cuda.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gemm.h"               /* sky_gemm_desc, the GEMM table's rows */
+
+/* The state a generated program's launches read. */
+typedef struct sky_cuda_program {
+    CUdeviceptr         arena;          /* the plan's arena */
+    const CUdeviceptr  *w;              /* one device pointer per weights-table entry */
+    const CUfunction   *fn;             /* one function per kernel name, table order */
+    void               *gemm;           /* the runtime's GEMM set (runtime/gemm.h) */
+    int                 sync_check;     /* --sync-check: synchronise after each launch */
+} sky_cuda_program;
+
+/* Launch f on stream s with the kernel parameters args (checked; on failure the runtime reports the
+ * kernel's index and the CUDA error and ends the process: a failed launch after validation means a
+ * bug or a lost device). */
+void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx,
+                     unsigned smem, CUstream s, void **args);
+
+/* GEMM number i of the program's table on m rows. */
+void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
+                   CUdeviceptr y, CUstream s);
+
+/* Macros of the generated launch sequence (st and s are in scope there). */
+#define PTR(off)   &(CUdeviceptr){ st->arena + (CUdeviceptr)(off) }
+#define WPTR(i)    &(CUdeviceptr){ st->w[i] }
+#define INT(v)     &(int){ (int)(v) }
+#define LL(v)      &(long long){ (long long)(v) }
+#define FLT(v)     &(float){ (v) }
+#define CDIV(a, b) ((unsigned)(((long long)(a) + (b) - 1) / (b)))
+#define GRID(n)    CDIV((n), 256)
+#define LAUNCH(k, gx, gy, bx, smem, ...) \
+    sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
+#define GEMM(i, m, x_off, w_i, b_i, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->arena + (y_off), s)
+
+#endif /* SKY_CUDA_PROGRAM_H */
