@@ -93,11 +93,17 @@ backend.patchify = {
     end,
 }
 backend.linear = {
-    template = "linear",
-    consts = function(n) return { N = n.attrs.n, K = n.attrs.k } end,
-    call = function(k, n)
-        return string.format("%s(%s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight),
-                             wref(n.attrs.bias), rows(n.ins[1]))
+    instances = function(n)
+        local a = n.attrs
+        return { { template = a.bias and "linear" or "linear_nobias", consts = { N = a.n, K = a.k },
+                   call = function(k)
+                       if a.bias then
+                           return string.format("%s(%s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]),
+                                                wref(a.weight), wref(a.bias), rows(n.ins[1]))
+                       end
+                       return string.format("%s(%s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(a.weight),
+                                            rows(n.ins[1]))
+                   end } }
     end,
 }
 -- Elementwise ops over [rows, COLS].
@@ -293,6 +299,49 @@ backend.conv2d_k3_s2 = {
         return string.format("%s(%s, %s, %s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight),
                              wref(n.attrs.bias), T, H, W)
     end,
+}
+
+-- ---- text and image encoders ----
+backend.gather_rows = {
+    template = "gather_rows",
+    consts = function(n) return { ROWS = n.attrs.rows, C = n.attrs.dim } end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.table), rows(n.ins[1]))
+    end,
+}
+backend.attention_relbias = {
+    template = "attention_relbias",
+    consts = function(n)
+        local a = n.attrs
+        return { NH = a.num_heads, D = a.head_dim, BUCKETS = a.buckets, MAXDIST = a.max_distance }
+    end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, %s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), act(n.ins[2]),
+                             act(n.ins[3]), wref(n.attrs.bias), rows(n.ins[1]))
+    end,
+}
+backend.gated_gelu = elementwise("gated_gelu")
+backend.zero_tail = {
+    template = "zero_tail",
+    consts = function(n) return { ROWS = n.attrs.rows, C = n.attrs.dim } end,
+    call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), rows(n.ins[1])) end,
+}
+backend.patch_embed = {
+    template = "patch_embed",
+    consts = function(n) return { C = n.attrs.dim, PATCH = n.attrs.patch, SIDE = n.attrs.side } end,
+    call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight)) end,
+}
+backend.cls_pos = {
+    template = "cls_pos",
+    consts = function(n) return { P = n.ins[1].dims[1], C = n.attrs.dim } end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.cls), wref(n.attrs.pos))
+    end,
+}
+backend.split3 = {
+    template = "split3",
+    consts = function(n) return { C = n.attrs.dim, PART = n.attrs.part } end,
+    call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), rows(n.ins[1])) end,
 }
 
 -- Kernel name: template, then its integer-like constants in sorted order (CUTLASS-style
@@ -536,6 +585,30 @@ local function emit_variant(s, plans, ctx)
             w:blank()
         end
     end
+    if plans.text_encode then
+        local tp = plans.text_encode
+        w:open("static const sky_encoder_program text_encode = {")
+        w:line(".rows = %d, .dim = %d, .vocab = %d,", d.text_len, s.t5.dim, s.t5.vocab)
+        w:line(".arena_bytes = %s,", clit.size(tp.peak))
+        w:line(".in = %s, .out = %s,", slot(tp, "ids"), slot(tp, "context"))
+        w:line(".n_weights = %d,", #tp.graph.weights)
+        w:line(".weights = text_encode_weights,")
+        w:line(".forward_cpu = text_encode_cpu,")
+        w:close("};")
+        w:blank()
+    end
+    if plans.clip_encode then
+        local cp = plans.clip_encode
+        w:open("static const sky_encoder_program clip_encode = {")
+        w:line(".rows = %d, .dim = %d, .image_size = %d,", d.image_len, s.clip.dim, s.clip.image_size)
+        w:line(".arena_bytes = %s,", clit.size(cp.peak))
+        w:line(".in = %s, .out = %s,", slot(cp, "pixels"), slot(cp, "clip_fea"))
+        w:line(".n_weights = %d,", #cp.graph.weights)
+        w:line(".weights = clip_encode_weights,")
+        w:line(".forward_cpu = clip_encode_cpu,")
+        w:close("};")
+        w:blank()
+    end
     w:open("const sky_variant_desc sky_variant = {")
     w:line(".name = %s,", clit.str(s.variant))
     w:line(".family = %s,", clit.str(s.family))
@@ -549,6 +622,8 @@ local function emit_variant(s, plans, ctx)
     w:line(".dit = &dit_forward,")
     w:line(".vae_decode = %s,", plans.vae_decode and "&vae_decode" or "NULL")
     w:line(".vae_encode = %s,", plans.vae_encode and "&vae_encode" or "NULL")
+    w:line(".text_encode = %s,", plans.text_encode and "&text_encode" or "NULL")
+    w:line(".clip_encode = %s,", plans.clip_encode and "&clip_encode" or "NULL")
     w:close("};")
     return w:text()
 end
@@ -566,6 +641,8 @@ function emit_c.emit(s, plans, files, ctx)
         },
         vae_decode = { "chunk      one latent frame per call -> 1 frame (first call) or 4 frames" },
         vae_encode = { "chunk      1 frame (first call) or 4 frames per call -> one latent frame" },
+        text_encode = { "encoder    umT5 on the N real tokens of a prompt; rows after them are zeros" },
+        clip_encode = { "encoder    CLIP ViT visual tower, the first use_layers blocks, no post-norm" },
     }
     for _, name in ipairs(sorted.keys(plans)) do
         files["gen/" .. name .. "_cpu.c"] = emit_program(s, plans[name], ctx, describe[name])

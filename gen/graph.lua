@@ -136,6 +136,8 @@ end
 function graph.build(s)
     local dit = require("programs.dit")
     local programs = { dit_forward = dit.build(graph.new("dit_forward", s), s) }
+    if s.t5 then programs.text_encode = require("programs.t5").build(graph.new("text_encode", s), s) end
+    if s.clip then programs.clip_encode = require("programs.clip").build(graph.new("clip_encode", s), s) end
     if s.vae then
         local vae = require("programs.vae")
         programs.vae_decode = vae.build_decode(graph.new("vae_decode", s), s)

@@ -127,4 +127,35 @@ ops.clamp = {           -- clamp to [-1, 1] (the decoder's output)
     shape  = function(ins) return ins[1].dims end,
 }
 
+-- ---- the text encoder (umT5, reference vae-text-image-files.md §2) and CLIP (§3) ----
+
+ops.gather_rows = {     -- y[i, :] = table[ids[i], :] (token embedding); the runtime checked the ids
+    inputs = { "ids" },
+    shape  = function(_, a) return { "N", a.dim } end,
+}
+ops.attention_relbias = { -- softmax(q k^T + bias[bucket(b - a), head]) v, no scaling, keys b < N (§2.2-§2.3)
+    inputs = { "q", "k", "v" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.gated_gelu = {      -- y = GELU_tanh(g) * u (umT5's gated feed-forward)
+    inputs = { "g", "u" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.zero_tail = {       -- y[:N] = x, y[N:rows] = 0 (the encoder's output after the real tokens, §2.5)
+    inputs = { "x" },
+    shape  = function(_, a) return { a.rows, a.dim } end,
+}
+ops.patch_embed = {     -- conv k = s = patch, no bias: pixels [3, S, S] -> tokens [P, C] row-major (§3.2)
+    inputs = { "pixels" },
+    shape  = function(_, a) return { a.patches, a.dim } end,
+}
+ops.cls_pos = {         -- [cls; tokens] + pos: [P, C] -> [P + 1, C] (§3.2)
+    inputs = { "x" },
+    shape  = function(ins) return { ins[1].dims[1] + 1, ins[1].dims[2] } end,
+}
+ops.split3 = {          -- part `part` (0, 1, 2) of a fused [rows, 3C] q|k|v projection -> [rows, C]
+    inputs = { "x" },
+    shape  = function(ins, a) return { ins[1].dims[1], a.dim } end,
+}
+
 return ops

@@ -40,6 +40,23 @@ local fields = {
     { "vae.temporal_downsample", "bool_list" },
     { "vae.latents_mean",        "float_list" },
     { "vae.latents_std",         "float_list", gt = 0 },
+    { "t5.vocab",                "int",    min = 1 },
+    { "t5.dim",                  "int",    min = 1 },
+    { "t5.heads",                "int",    min = 1 },
+    { "t5.head_dim",             "int",    min = 1 },
+    { "t5.ffn_dim",              "int",    min = 1 },
+    { "t5.layers",               "int",    min = 1 },
+    { "t5.buckets",              "int",    min = 2, even = true },
+    { "t5.max_distance",         "int",    min = 1 },
+    { "t5.eps",                  "float",  gt = 0 },
+    { "clip.image_size",         "int",    min = 1 },
+    { "clip.patch",              "int",    min = 1 },
+    { "clip.dim",                "int",    min = 1 },
+    { "clip.heads",              "int",    min = 1 },
+    { "clip.ffn_dim",            "int",    min = 1 },
+    { "clip.layers",             "int",    min = 1 },
+    { "clip.use_layers",         "int",    min = 1 },
+    { "clip.eps",                "float",  gt = 0 },
     { "video.height",            "int",    required = true, min = 16, multiple_of = 16 },
     { "video.width",             "int",    required = true, min = 16, multiple_of = 16 },
     { "video.base_num_frames",   "int",    required = true, min = 1 },
@@ -54,7 +71,7 @@ local defaults = {
     ["dit.qk_norm"] = true, ["dit.cross_attn_norm"] = true, ["dit.rope_theta"] = 10000.0,
 }
 
-local sections = { dit = true, vae = true, video = true, sampler = true }
+local sections = { dit = true, vae = true, t5 = true, clip = true, video = true, sampler = true }
 
 -- Per-channel latent normalisation of the Wan2.1 VAE (reference vae-text-image-files.md §1.6):
 -- the default of vae.latents_mean / vae.latents_std when z_dim is 16.
@@ -307,6 +324,43 @@ local function check_relations(path, v, errs)
             end
         end
     end
+    -- The encoders: all fields or none; their outputs must fit the DiT's inputs.
+    local function section_complete(name, list)
+        local any = false
+        for _, f in ipairs(list) do any = any or v[name .. "." .. f] ~= nil end
+        if not any then return false end
+        for _, f in ipairs(list) do
+            if v[name .. "." .. f] == nil then errs:add("%s: %s.%s is required when the spec has a %s section", path, name, f, name) end
+        end
+        return true
+    end
+    if section_complete("t5", { "vocab", "dim", "heads", "head_dim", "ffn_dim", "layers", "buckets", "max_distance", "eps" }) then
+        if v["t5.dim"] and v["dit.text_dim"] and v["t5.dim"] ~= v["dit.text_dim"] then
+            errs:add("%s: t5.dim = %d must equal dit.text_dim = %d (the DiT reads the encoder's output)", path,
+                     v["t5.dim"], v["dit.text_dim"])
+        end
+    end
+    if section_complete("clip", { "image_size", "patch", "dim", "heads", "ffn_dim", "layers", "use_layers", "eps" }) then
+        local is, pt = v["clip.image_size"], v["clip.patch"]
+        if is and pt and is % pt ~= 0 then
+            errs:add("%s: clip.patch = %d must divide clip.image_size = %d", path, pt, is)
+        elseif is and pt and v["dit.image_len"] and (is // pt) * (is // pt) + 1 ~= v["dit.image_len"] then
+            errs:add("%s: clip gives (%d/%d)^2 + 1 = %d tokens; dit.image_len is %d", path, is, pt, (is // pt) * (is // pt) + 1,
+                     v["dit.image_len"])
+        end
+        if v["clip.dim"] and v["dit.image_dim"] and v["clip.dim"] ~= v["dit.image_dim"] then
+            errs:add("%s: clip.dim = %d must equal dit.image_dim = %d", path, v["clip.dim"], v["dit.image_dim"])
+        end
+        if v["clip.use_layers"] and v["clip.layers"] and v["clip.use_layers"] > v["clip.layers"] then
+            errs:add("%s: clip.use_layers = %d must be at most clip.layers = %d", path, v["clip.use_layers"], v["clip.layers"])
+        end
+        if v["clip.dim"] and v["clip.heads"] and v["clip.dim"] % v["clip.heads"] ~= 0 then
+            errs:add("%s: clip.heads = %d must divide clip.dim = %d", path, v["clip.heads"], v["clip.dim"])
+        end
+        if v.family and v.family ~= "i2v" then
+            errs:add("%s: a clip section is only for family i2v (family is %s)", path, v.family)
+        end
+    end
     local n = v["video.base_num_frames"]
     if n and (n - 1) % 4 ~= 0 then
         errs:add("%s: video.base_num_frames = %d must be 4k+1 (the VAE maps 4k+1 frames to k+1 latents)",
@@ -354,7 +408,7 @@ function spec.load(path)
 
     -- rel_path: how generated files name the spec (gen/main.lua makes it repository-relative).
     local s = { path = path, rel_path = path, text = text, variant = t.variant, family = t.family,
-                dit = {}, vae = {}, video = {}, sampler = {} }
+                dit = {}, vae = {}, t5 = {}, clip = {}, video = {}, sampler = {} }
     for _, rule in ipairs(fields) do
         local section, key = rule[1]:match("^(%w+)%.(.+)$")
         if section then
@@ -368,6 +422,11 @@ function spec.load(path)
     local default_targets = { "cpu", (t.dit.dim // t.dit.num_heads == 128) and "cuda" or nil }
     for _, target in ipairs(values["targets"] or default_targets) do s.targets[target] = true end
     s.targets.cpu = true
+    for _, sec in ipairs({ "t5", "clip" }) do
+        if next(s[sec]) == nil then s[sec] = nil end           -- no encoder of that kind
+    end
+    if s.t5 then s.t5.eps = s.t5.eps + 0.0 end
+    if s.clip then s.clip.eps = s.clip.eps + 0.0 end
     if next(s.vae) == nil then
         s.vae = nil                                     -- no VAE: the variant has DiT programs only
     else
@@ -387,7 +446,7 @@ function spec.dump(s)
     local lines = { "# spec " .. s.rel_path }
     lines[#lines + 1] = "variant = " .. s.variant
     lines[#lines + 1] = "family = " .. s.family
-    for _, section in ipairs({ "dit", "vae", "video", "sampler", "derived" }) do
+    for _, section in ipairs({ "dit", "vae", "t5", "clip", "video", "sampler", "derived" }) do
         for _, k in ipairs(sorted.keys(s[section] or {})) do
             local v = s[section][k]
             if type(v) == "table" then

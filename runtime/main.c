@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "dit.h"
+#include "encoders.h"
 #include "vae.h"
 #include "program.h"
 #include "status.h"
@@ -42,6 +43,8 @@ static void print_usage(FILE *out, const char *argv0)
             "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video [1,3,1+4(L-1),8h,8w]\n"
             "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z [1,%d,1+(T-1)/4,H/8,W/8]\n"
             "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
+            "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
+            "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, image_dim]\n"
             "  random-weights        write random weights for this variant (the model then makes noise)\n"
             "      --output FILE  [--program dit_forward|vae]  [--layout original|diffusers (default original)]\n"
             "      [--bf16]  [--seed N (default 0)]\n"
@@ -100,9 +103,11 @@ static int cmd_program(int argc, char **argv)
     if (argc < 3) return usage_error(argv[0], "program: which program? (%s)", "dit_forward, vae_decode, vae_encode");
     const int is_dit = strcmp(argv[2], "dit_forward") == 0;
     const int is_dec = strcmp(argv[2], "vae_decode") == 0, is_enc = strcmp(argv[2], "vae_encode") == 0;
-    if (!is_dit && !is_dec && !is_enc)
-        return usage_error(argv[0], "program %s: unknown program (dit_forward, vae_decode, vae_encode)", argv[2]);
-    if (!is_dit && !sky_variant.vae_decode)
+    const int is_text = strcmp(argv[2], "text_encode") == 0, is_clip = strcmp(argv[2], "clip_encode") == 0;
+    if (!is_dit && !is_dec && !is_enc && !is_text && !is_clip)
+        return usage_error(argv[0], "program %s: unknown program (dit_forward, vae_decode, vae_encode, text_encode, "
+                           "clip_encode)", argv[2]);
+    if ((is_dec || is_enc) && !sky_variant.vae_decode)
         return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
     sky_dit_run_opts o = { 0 };
     for (int i = 3; i < argc; i++) {
@@ -127,7 +132,9 @@ static int cmd_program(int argc, char **argv)
     if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
     sky_err err;
     sky_status st = is_dit ? sky_dit_run(&sky_variant, &o, &err)
-                           : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, &err);
+                  : (is_text || is_clip) ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output,
+                                                                o.quiet, &err)
+                  : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, &err);
     if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;

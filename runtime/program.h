@@ -69,6 +69,22 @@ typedef struct sky_vae_program {
     sky_reset_fn reset_cpu;
 } sky_vae_program;
 
+/* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
+typedef void (*sky_encoder_cpu_fn)(unsigned char *arena, const float *const *w, int n);
+
+/* text_encode (umT5: ids [n] -> context [rows, dim], zeros after the n real tokens) or
+ * clip_encode (pixels [3, image_size, image_size] -> clip_fea [rows, dim]). */
+typedef struct sky_encoder_program {
+    int rows, dim;                      /* output [rows, dim] */
+    int vocab;                          /* text_encode: embedding rows (ids must be below) */
+    int image_size;                     /* clip_encode: input side in pixels */
+    size_t arena_bytes;
+    sky_slot in, out;
+    int n_weights;
+    const sky_weight_desc *weights;
+    sky_encoder_cpu_fn forward_cpu;
+} sky_encoder_program;
+
 /* A variant: one generated binary. */
 typedef struct sky_variant_desc {
     const char *name;                   /* e.g. df_1.3b_540p */
@@ -82,6 +98,8 @@ typedef struct sky_variant_desc {
     const sky_dit_program *dit;
     const sky_vae_program *vae_decode;  /* NULL when the spec has no vae section */
     const sky_vae_program *vae_encode;
+    const sky_encoder_program *text_encode; /* NULL when the spec has no t5 section */
+    const sky_encoder_program *clip_encode; /* NULL when the spec has no clip section */
 } sky_variant_desc;
 
 /* Defined in the generated out/<variant>/gen/variant.c. */

@@ -18,18 +18,42 @@ static const char *shape_fmt(char *buf, size_t size, int ndim, const int64_t *sh
     return buf;
 }
 
-static int shape_equal(const sky_st_tensor *t, const sky_weight_desc *w)
+/* Shapes equal after dropping leading unit dims ([1, 1, C] and [C] hold the same tensor: the
+ * original CLIP stores its class and position embeddings with them, Hugging Face without). */
+static int shape_equal_dims(int na, const int64_t *a, int nb, const int64_t *b)
 {
-    if (t->ndim != w->ndim) return 0;
-    for (int i = 0; i < w->ndim; i++)
-        if (t->shape[i] != w->shape[i]) return 0;
+    while (na > 0 && a[0] == 1) { a++; na--; }
+    while (nb > 0 && b[0] == 1) { b++; nb--; }
+    if (na != nb) return 0;
+    for (int i = 0; i < na; i++)
+        if (a[i] != b[i]) return 0;
     return 1;
 }
 
-/* Name of table entry w in layout l. */
-static const char *name_in(const sky_weight_desc *w, sky_layout l)
+/* A diffusers alias "cat0:a,b,c" names tensors concatenated along dim 0 (CLIP's fused q|k|v is
+ * three tensors on the Hugging Face side). Part i of it into buf; returns the number of parts. */
+static int alias_part(const char *alias, int i, char *buf, size_t size)
 {
-    return l == SKY_LAYOUT_ORIGINAL ? w->name : w->alias;
+    if (strncmp(alias, "cat0:", 5) != 0) {
+        if (i == 0) snprintf(buf, size, "%s", alias);
+        return 1;
+    }
+    const char *p = alias + 5;
+    int n = 1;
+    for (const char *q = p; *q; q++) n += *q == ',';
+    for (int k = 0; k < i; k++) p = strchr(p, ',') + 1;
+    const char *e = strchr(p, ',');
+    const size_t len = e ? (size_t)(e - p) : strlen(p);
+    snprintf(buf, size, "%.*s", (int)(len < size ? len : size - 1), p);
+    return n;
+}
+
+/* Name of table entry w in layout l (for a concatenated alias, its first part), in buf. */
+static const char *name_in(const sky_weight_desc *w, sky_layout l, char *buf, size_t size)
+{
+    if (l == SKY_LAYOUT_ORIGINAL) return w->name;
+    alias_part(w->alias, 0, buf, size);
+    return buf;
 }
 
 const char *sky_layout_name(sky_layout l)
@@ -43,10 +67,14 @@ static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const
 {
     int orig = 0, diff = 0;
     const char *orig_example = NULL, *diff_example = NULL;
+    char buf[512];
     for (int i = 0; i < n; i++) {
         if (strcmp(table[i].name, table[i].alias) == 0) continue;
         if (sky_checkpoint_find(ck, table[i].name)) { orig++; if (!orig_example) orig_example = table[i].name; }
-        if (sky_checkpoint_find(ck, table[i].alias)) { diff++; if (!diff_example) diff_example = table[i].alias; }
+        if (sky_checkpoint_find(ck, name_in(&table[i], SKY_LAYOUT_DIFFUSERS, buf, sizeof buf))) {
+            diff++;
+            if (!diff_example) diff_example = table[i].alias;
+        }
     }
     if (orig > 0 && diff > 0)
         return sky_fail(err, "%s: the checkpoint mixes the original layout ('%s', %d tensors) and the diffusers "
@@ -60,30 +88,57 @@ static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const
     return SKY_OK;
 }
 
+/* The checkpoint tensors of table entry w in layout l: one, or the parts of a concatenated
+ * alias. Each part must have the entry's shape with dim 0 divided by the number of parts.
+ * Returns the number of parts (0 when one is missing: *missing names it). */
+static int find_parts(const sky_checkpoint *ck, const sky_weight_desc *w, sky_layout l, const sky_st_tensor **parts,
+                      int max_parts, char *missing, size_t size)
+{
+    char buf[512];
+    const int n = l == SKY_LAYOUT_ORIGINAL ? 1 : alias_part(w->alias, 0, buf, sizeof buf);
+    SKY_ASSERT(n <= max_parts);
+    for (int i = 0; i < n; i++) {
+        const char *name = l == SKY_LAYOUT_ORIGINAL ? w->name : (alias_part(w->alias, i, buf, sizeof buf), buf);
+        parts[i] = sky_checkpoint_find(ck, name);
+        if (!parts[i]) {
+            snprintf(missing, size, "%s", name);
+            return 0;
+        }
+    }
+    return n;
+}
+
 /* Check every entry before converting any: presence, shape, dtype. */
 static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *table, int n, sky_layout l,
                             const char *who, sky_err *err)
 {
     int missing = 0;
-    const char *first_missing = NULL;
+    char first_missing[512] = "", name[512];
     for (int i = 0; i < n; i++) {
-        const sky_st_tensor *t = sky_checkpoint_find(ck, name_in(&table[i], l));
-        if (!t) {
-            if (!first_missing) first_missing = name_in(&table[i], l);
+        const sky_st_tensor *parts[4];
+        const int np = find_parts(ck, &table[i], l, parts, 4, name, sizeof name);
+        if (!np) {
+            if (!missing) snprintf(first_missing, sizeof first_missing, "%s", name);
             missing++;
             continue;
         }
-        if (!shape_equal(t, &table[i])) {
-            char got[128], want[128];
-            return sky_fail(err, "%s: tensor '%s' has shape %s but this binary was generated for %s (%s); "
-                            "is the checkpoint of another variant?", t->file, t->name,
-                            shape_fmt(got, sizeof got, t->ndim, t->shape),
-                            shape_fmt(want, sizeof want, table[i].ndim, table[i].shape), who);
+        int64_t want[SKY_MAX_DIMS];
+        memcpy(want, table[i].shape, sizeof want);
+        want[0] /= np;                                   /* each part of a concatenation */
+        for (int k = 0; k < np; k++) {
+            const sky_st_tensor *t = parts[k];
+            if (!shape_equal_dims(t->ndim, t->shape, table[i].ndim, want)) {
+                char got[128], exp[128];
+                return sky_fail(err, "%s: tensor '%s' has shape %s but this binary was generated for %s (%s); "
+                                "is the checkpoint of another variant?", t->file, t->name,
+                                shape_fmt(got, sizeof got, t->ndim, t->shape),
+                                shape_fmt(exp, sizeof exp, table[i].ndim, want), who);
+            }
+            if (t->dtype != SKY_DTYPE_F32 && t->dtype != SKY_DTYPE_BF16 && t->dtype != SKY_DTYPE_F16 &&
+                t->dtype != SKY_DTYPE_F64)
+                return sky_fail(err, "%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16 or F64",
+                                t->file, t->name, sky_dtype_name(t->dtype));
         }
-        if (t->dtype != SKY_DTYPE_F32 && t->dtype != SKY_DTYPE_BF16 && t->dtype != SKY_DTYPE_F16 &&
-            t->dtype != SKY_DTYPE_F64)
-            return sky_fail(err, "%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16 or F64",
-                            t->file, t->name, sky_dtype_name(t->dtype));
     }
     if (missing)
         return sky_fail(err, "%s: %d of %d tensors of the %s layout are missing, first '%s'; the checkpoint is "
@@ -97,10 +152,18 @@ static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *tab
 static void count_unused(sky_weights *w, const sky_checkpoint *ck, const sky_weight_desc *table, int n)
 {
     int count = sky_checkpoint_count(ck);
+    char buf[512];
     for (int i = 0; i < count; i++) {
         const char *name = sky_checkpoint_at(ck, i)->name;
         int used = 0;
-        for (int j = 0; j < n && !used; j++) used = strcmp(name, name_in(&table[j], w->layout)) == 0;
+        for (int j = 0; j < n && !used; j++) {
+            if (w->layout == SKY_LAYOUT_ORIGINAL) { used = strcmp(name, table[j].name) == 0; continue; }
+            const int np = alias_part(table[j].alias, 0, buf, sizeof buf);
+            for (int k = 0; k < np && !used; k++) {
+                alias_part(table[j].alias, k, buf, sizeof buf);
+                used = strcmp(name, buf) == 0;
+            }
+        }
         if (!used) {
             if (!w->unused) snprintf(w->first_unused, sizeof w->first_unused, "%s", name);
             w->unused++;
@@ -121,19 +184,24 @@ sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, cons
     out->n = n;
     out->data = calloc((size_t)n, sizeof *out->data);
     if (!out->data) return sky_fail(err, "out of host memory for the weights table of %s", who);
+    char name[512];
     for (int i = 0; i < n; i++) {
-        const sky_st_tensor *t = sky_checkpoint_find(ck, name_in(&table[i], layout));
+        const sky_st_tensor *parts[4];
+        const int np = find_parts(ck, &table[i], layout, parts, 4, name, sizeof name);
+        SKY_ASSERT(np > 0);
         size_t elems = 1;
-        for (int d = 0; d < t->ndim; d++) elems *= (size_t)t->shape[d];
+        for (int d = 0; d < table[i].ndim; d++) elems *= (size_t)table[i].shape[d];
         out->data[i] = malloc(elems ? elems * sizeof(float) : 1);
         if (!out->data[i]) {
             sky_weights_free(out);
-            return sky_fail(err, "out of host memory converting '%s' (%zu elements) to fp32", t->name, elems);
+            return sky_fail(err, "out of host memory converting '%s' (%zu elements) to fp32", table[i].name, elems);
         }
-        if (sky_dtype_to_f32(out->data[i], t->data, t->dtype, elems, err) != SKY_OK) {
-            sky_weights_free(out);
-            return SKY_ERR;
-        }
+        const size_t per = elems / (size_t)np;          /* the parts, one after another along dim 0 */
+        for (int k = 0; k < np; k++)
+            if (sky_dtype_to_f32(out->data[i] + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK) {
+                sky_weights_free(out);
+                return SKY_ERR;
+            }
     }
     count_unused(out, ck, table, n);
     return SKY_OK;

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 99f04e39f7c08c11
- * generator  gen/ (20 .lua files)                 xxh64 a9ac9c63dd2d78d8
+ * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -1095,10 +1095,12 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "99f04e39f7c08c11",
-    .generator_xxh64 = "a9ac9c63dd2d78d8",
+    .generator_xxh64 = "556de0ffb5ad2711",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,
+    .text_encode = NULL,
+    .clip_encode = NULL,
 };

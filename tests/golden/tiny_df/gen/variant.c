@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 536d52e7473dc59e
- * generator  gen/ (20 .lua files)                 xxh64 a9ac9c63dd2d78d8
+ * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -339,10 +339,12 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "536d52e7473dc59e",
-    .generator_xxh64 = "a9ac9c63dd2d78d8",
+    .generator_xxh64 = "556de0ffb5ad2711",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,
+    .text_encode = NULL,
+    .clip_encode = NULL,
 };

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 8f8fe110fab33596
- * generator  gen/ (20 .lua files)                 xxh64 a9ac9c63dd2d78d8
+ * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -352,10 +352,12 @@ const sky_variant_desc sky_variant = {
     .family = "i2v",
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "8f8fe110fab33596",
-    .generator_xxh64 = "a9ac9c63dd2d78d8",
+    .generator_xxh64 = "556de0ffb5ad2711",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,
+    .text_encode = NULL,
+    .clip_encode = NULL,
 };
