@@ -15,6 +15,7 @@ tiers=(
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
     "compile: generated CUDA | bash tests/compile/run.sh"
+    "compile: attention cfgs | bash tests/compile/attention_compile.sh"
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"

@@ -8,7 +8,7 @@
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
- *            templates/cuda/attention_sm80.cu.in  xxh64 762623263e2280b9
+ *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
  *            templates/cuda/common.cuh            xxh64 c0c9d8b0a217344d
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
@@ -321,17 +321,24 @@ add_tafloat_tbbf16_tyfloat(float *__restrict__ y, const float *__restrict__ a, c
 // barrier). STAGES = 1 is FlashAttention-2's schedule (V_j loads during Q K_j^T, K_{j+1} during
 // P V_j); STAGES = 2 keeps three half-tiles in flight.
 //
-// Configurations, compile-time facts from ptxas (CUDA 13.0.88, -Xptxas -v; sm_80 / sm_90a
-// registers; 0 bytes stack frame and 0 spills in every row). No timings yet: written on a
-// machine without a GPU; measure with tests/gpu/build_attention_test.sh and put the numbers in
-// tests/bench/RESULTS.md before choosing between them in gen/schedule_sm90.lua.
-//   BLOCK_M BLOCK_N STAGES THREADS MT   SMEM (B)  regs sm_80 / sm_90a   blocks/SM by smem A100|H100
-//     128      64      1     128    2    69,632         REGS_A             2 | 3
-//     128      64      2     128    2   104,448         REGS_B             1 | 2
-//     128      64      2     256    1   104,448         REGS_C             1 | 2
-//     128     128      1     256    1   104,448         REGS_D             1 | 2
-//      64      64      2     128    1    87,040         REGS_E             1 | 2
-// (registers per SM: 65,536, so 128 threads at <= 255 registers fit 2 blocks, 256 threads 1.)
+// Configurations: compile-time facts from ptxas (CUDA 13.0.88, -Xptxas -v, nvcc and NVRTC agree;
+// 0 bytes stack frame and 0 bytes spilled in every row, checked by tests/compile/
+// attention_compile.sh). No timings: this was written on a machine without a GPU. Measure with
+// tests/gpu/build_attention_test.sh --run (it times every row) and record the numbers in
+// tests/bench/RESULTS.md before gen/schedule_sm90.lua picks one.
+//   BLOCK_M BLOCK_N STAGES THREADS MT  SMEM (B)  regs sm_80/sm_90a  blocks/SM A100|H100  warps/SM
+//     128      64      1     128    2   69,632     255 / 255            2 | 2          8 | 8
+//     128      64      2     128    2  104,448     255 / 255            1 | 2          4 | 8
+//     128      64      2     256    1  104,448     178 / 178            1 | 1          8 | 8
+//     128     128      1     256    1  104,448     239 / 240            1 | 1          8 | 8
+//      64      64      2     128    1   87,040     174 / 174            1 | 2          4 | 8
+// blocks/SM is the smaller of the register limit (65,536 per SM: 2 blocks of 128 threads at
+// 255 registers, 1 of 256 threads at 178+) and the shared-memory limit (164 KB A100, 228 KB
+// H100, 1 KB reserved per block). Expectations, to be checked by measurement: MT = 2 reads
+// 192 KB of shared memory per 128x64 tile step against 288 KB for MT = 1 (B fragments are
+// reused by 32 rows instead of 16), so the MT = 2 rows should be faster where shared-memory
+// bandwidth binds (H100 issues mma.sync faster per SM than A100): the first row is
+// FlashAttention-2's own sm_80 choice, the second the candidate for sm_90.
 //
 // Parameters: attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256 kernel name, 2 heads, 128 head dim (128), 128 queries per
 //             block, 64 keys per tile, 2 K/V buffers, 256 threads per
