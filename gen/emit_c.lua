@@ -560,6 +560,8 @@ local function emit_variant(s, plans, ctx)
     w:line(".lat_h = %d, .lat_w = %d, .max_frames = %d,", r.lat_h, r.lat_w, r.max_frames)
     w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
     w:line(".arena_bytes = %s,", clit.size(p.peak))
+    w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention */",
+           string.format("%.17g", graph.flops(p.graph)))
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         w:line(".%s = %s,", name, slot(p, name))
     end

@@ -113,6 +113,18 @@ function graph.max_elems(g, t)
     return n
 end
 
+-- FLOPs of one call of graph g at its largest window (multiply-add = 2), from the op kinds'
+-- flops rules (GEMMs and attention; the rest is memory-bound and not counted).
+function graph.flops(g)
+    local total = 0
+    local function n(d) return graph.max_dim(g, d) end
+    for _, node in ipairs(g.nodes) do
+        local def = ops[node.op]
+        if def.flops then total = total + def.flops(n, node.ins, node.out, node.attrs) end
+    end
+    return total
+end
+
 -- Dims as text: [L,128], [16,F,8,8].
 function graph.dims_text(dims)
     local parts = {}

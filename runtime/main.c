@@ -95,6 +95,14 @@ static void print_info(void)
            p->num_heads, p->num_layers, p->max_frames, p->lat_h, p->lat_w);
     printf("            %d weight tensors; cpu arena peak %zu bytes (%.2f MiB)\n", p->n_weights, p->arena_bytes,
            (double)p->arena_bytes / 1048576.0);
+    printf("            %.3f TFLOP per forward at the full window (GEMMs + attention); a CFG step is two\n",
+           p->flops / 1e12);
+    const sky_vae_program *vps[] = { sky_variant.vae_decode, sky_variant.vae_encode };
+    const char *vnames[] = { "vae_decode", "vae_encode" };
+    for (int i = 0; i < 2; i++)
+        if (vps[i])
+            printf("%-11s %d weight tensors; cpu arena peak %zu bytes (%.2f MiB), one chunk per call\n", vnames[i],
+                   vps[i]->n_weights, vps[i]->arena_bytes, (double)vps[i]->arena_bytes / 1048576.0);
 }
 
 /* program dit_forward ... */

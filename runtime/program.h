@@ -42,6 +42,7 @@ typedef struct sky_dit_program {
     int max_frames;                     /* latent frames of the largest window */
     int inject_sample_info;             /* 1: the fps input exists */
     size_t arena_bytes;                 /* the CPU plan's peak */
+    double flops;                       /* one call at the largest window (GEMMs and attention) */
     sky_slot x, y, t, context, clip_fea, fps, v;   /* bytes 0 where the input does not exist */
     int n_weights;
     const sky_weight_desc *weights;

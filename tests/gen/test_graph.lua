@@ -76,3 +76,11 @@ t.check_eq(dec_alias["decoder.upsamples.11.resample.1.bias"], "decoder.up_blocks
 t.check_eq(dec_alias["conv2.weight"], "post_quant_conv.weight", "post_quant_conv name")
 t.check_eq(dec_alias["decoder.middle.1.to_qkv.weight"], "decoder.mid_block.attentions.0.to_qkv.weight",
            "decoder attention name")
+
+-- FLOPs per forward at the full window equal the reference's counts (performance.md §4: 612 TFLOP
+-- for 1.3B 540P, 12,920 TFLOP for 14B 720P; the table rounds, hence 0.5%).
+for name, want in pairs({ df_1_3b = 612e12, t2v_14b_720p = 12920e12 }) do
+    local file = name == "df_1_3b" and "specs/df_1.3b_540p.lua" or "specs/t2v_14b_720p.lua"
+    local f = graph.flops(graph.build(spec.load(file)).dit_forward)
+    t.check(math.abs(f - want) / want < 0.005, "%s: %.4g FLOP per forward, the reference counts %.4g", file, f, want)
+end

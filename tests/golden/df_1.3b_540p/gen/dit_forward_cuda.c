@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 99f04e39f7c08c11
- * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
+ * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
  * program    dit_forward (cuda): 710 launches per forward
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  */

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 536d52e7473dc59e
- * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
+ * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -302,6 +302,7 @@ static const sky_dit_program dit_forward = {
     .lat_h = 8, .lat_w = 6, .max_frames = 9,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)478400,
+    .flops = 98451456,   /* one call at the largest window, GEMMs + attention */
     .x = {(size_t)0, (size_t)27648},
     .y = {0, 0},
     .t = {(size_t)27648, (size_t)128},
@@ -339,7 +340,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "536d52e7473dc59e",
-    .generator_xxh64 = "556de0ffb5ad2711",
+    .generator_xxh64 = "36044aec4bfce13e",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,
     .dit = &dit_forward,

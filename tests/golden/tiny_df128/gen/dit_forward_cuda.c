@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 e357691cd5a80abd
- * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
+ * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
  * program    dit_forward (cuda): 66 launches per forward
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  */

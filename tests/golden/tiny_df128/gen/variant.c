@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 e357691cd5a80abd
- * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
+ * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -302,6 +302,7 @@ static const sky_dit_program dit_forward = {
     .lat_h = 8, .lat_w = 6, .max_frames = 6,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)635008,
+    .flops = 238026752,   /* one call at the largest window, GEMMs + attention */
     .x = {(size_t)0, (size_t)18432},
     .y = {0, 0},
     .t = {(size_t)18432, (size_t)64},
@@ -339,7 +340,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "e357691cd5a80abd",
-    .generator_xxh64 = "556de0ffb5ad2711",
+    .generator_xxh64 = "36044aec4bfce13e",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,
     .dit = &dit_forward,

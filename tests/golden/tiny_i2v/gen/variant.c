@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 8f8fe110fab33596
- * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
+ * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -315,6 +315,7 @@ static const sky_dit_program dit_forward = {
     .lat_h = 6, .lat_w = 8, .max_frames = 3,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)1038528,
+    .flops = 140474368,   /* one call at the largest window, GEMMs + attention */
     .x = {(size_t)0, (size_t)9216},
     .y = {(size_t)9216, (size_t)11520},
     .t = {(size_t)20736, (size_t)64},
@@ -352,7 +353,7 @@ const sky_variant_desc sky_variant = {
     .family = "i2v",
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "8f8fe110fab33596",
-    .generator_xxh64 = "556de0ffb5ad2711",
+    .generator_xxh64 = "36044aec4bfce13e",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
     .dit = &dit_forward,

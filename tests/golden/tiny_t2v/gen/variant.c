@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 e61ce9a2314959f1
- * generator  gen/ (22 .lua files)                 xxh64 556de0ffb5ad2711
+ * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -297,6 +297,7 @@ static const sky_dit_program dit_forward = {
     .lat_h = 8, .lat_w = 8, .max_frames = 5,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)347200,
+    .flops = 71467008,   /* one call at the largest window, GEMMs + attention */
     .x = {(size_t)0, (size_t)20480},
     .y = {0, 0},
     .t = {(size_t)20480, (size_t)64},
@@ -334,7 +335,7 @@ const sky_variant_desc sky_variant = {
     .family = "t2v",
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "e61ce9a2314959f1",
-    .generator_xxh64 = "556de0ffb5ad2711",
+    .generator_xxh64 = "36044aec4bfce13e",
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
     .dit = &dit_forward,
