@@ -79,5 +79,12 @@ if ./build.sh > "$tmp/demo.log" 2>&1 && [ "$("$tmp/mp4probe" out/demo.mp4)" = "3
 else
     fail=$((fail + 1)); echo "FAIL ./build.sh demo: $(tail -3 "$tmp/demo.log"); probe: $("$tmp/mp4probe" out/demo.mp4 2>&1)"
 fi
+# A released variant builds into a binary (compile and link, no weights) and reports its plan.
+if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
+   out/df_1.3b_540p/skyreels-df_1.3b_540p --info | grep -q "611.948 TFLOP per forward"; then
+    pass=$((pass + 1)); echo "ok   df_1.3b_540p builds; --info reports 611.948 TFLOP per forward"
+else
+    fail=$((fail + 1)); echo "FAIL df_1.3b_540p build or --info:"; tail -5 "$tmp/gen-real.log"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
