@@ -14,6 +14,10 @@ return {
         base_dim = 96, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
         temporal_downsample = { false, true, true },
     },
+    t5 = {                                    -- umT5-XXL encoder (reference vae-text-image-files.md §2.1)
+        vocab = 256384, dim = 4096, heads = 64, head_dim = 64, ffn_dim = 10240, layers = 24,
+        buckets = 32, max_distance = 128, eps = 1e-6,
+    },
     video   = { height = 720, width = 1280, base_num_frames = 121 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

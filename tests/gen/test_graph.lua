@@ -84,3 +84,16 @@ for name, want in pairs({ df_1_3b = 612e12, t2v_14b_720p = 12920e12 }) do
     local f = graph.flops(graph.build(spec.load(file)).dit_forward)
     t.check(math.abs(f - want) / want < 0.005, "%s: %.4g FLOP per forward, the reference counts %.4g", file, f, want)
 end
+
+-- The encoders read the reference's tables: umT5-XXL 5,680,910,336 parameters (§2.1), the CLIP path
+-- used (31 blocks, no post-norm or head) 611,086,080 (§3.1).
+local i2v = graph.build(spec.load("specs/i2v_14b_720p.lua"))
+for name, want in pairs({ text_encode = 5680910336, clip_encode = 611086080 }) do
+    local params = 0
+    for _, w in ipairs(i2v[name].weights) do
+        local n = 1
+        for _, dim in ipairs(w.shape) do n = n * dim end
+        params = params + n
+    end
+    t.check_eq(params, want, name .. " parameter count")
+end
