@@ -19,6 +19,7 @@ tiers=(
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
+    "encoders vs transformers | bash tests/numeric/run_encoders.sh"
     "pipelines vs diffusers  | bash tests/numeric/run_pipeline.sh"
 )
 

@@ -19,9 +19,7 @@ BOUND=2e-6
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-mkdir -p build/tools
-cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/numeric/sttool.c \
-   runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/json.c runtime/dtype.c runtime/status.c -lm -o build/tools/sttool
+bash tests/numeric/build_sttool.sh || exit 1
 st=build/tools/sttool
 
 pass=0 fail=0

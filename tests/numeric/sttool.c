@@ -6,6 +6,10 @@
  *                                       shapes differ, or when any value is NaN/Inf
  *   sttool meta FILE KEY                print __metadata__[KEY] of FILE (exit 1 when absent)
  *   sttool shape FILE NAME DIM          print dimension DIM of tensor NAME (exit 1 when absent)
+ *   sttool zero_rows FILE NAME FROM     exit 1 unless rows FROM.. of the 2-d tensor NAME are exactly 0
+ *   sttool clip_preprocess IN OUT S     runtime/encoders.c's CLIP preprocessing of IN's `image` [3,h,w]
+ *                                       to OUT's `pixels` [3,S,S]
+ * compare takes an optional sixth argument: the reference tensor's name when it differs.
  *
  * Expected numbers always come from the reference file; nothing is pasted here.
  */
@@ -15,6 +19,7 @@
 #include <string.h>
 
 #include "dtype.h"
+#include "encoders.h"
 #include "safetensors.h"
 
 static float *load_f32(const sky_st_tensor *t, size_t *n, sky_err *err)
@@ -26,7 +31,7 @@ static float *load_f32(const sky_st_tensor *t, size_t *n, sky_err *err)
     return v;
 }
 
-static int compare(const char *out_path, const char *ref_path, const char *name, double bound)
+static int compare(const char *out_path, const char *ref_path, const char *name, double bound, const char *ref_name)
 {
     sky_err err;
     sky_safetensors *a = NULL, *b = NULL;
@@ -34,7 +39,7 @@ static int compare(const char *out_path, const char *ref_path, const char *name,
         fprintf(stderr, "sttool: %s\n", err.msg);
         return 1;
     }
-    const sky_st_tensor *ta = sky_safetensors_find(a, name), *tb = sky_safetensors_find(b, name);
+    const sky_st_tensor *ta = sky_safetensors_find(a, name), *tb = sky_safetensors_find(b, ref_name);
     if (!ta || !tb) {
         fprintf(stderr, "sttool: tensor '%s' missing in %s\n", name, !ta ? out_path : ref_path);
         return 1;
@@ -75,7 +80,41 @@ static int compare(const char *out_path, const char *ref_path, const char *name,
 
 int main(int argc, char **argv)
 {
-    if (argc == 6 && strcmp(argv[1], "compare") == 0) return compare(argv[2], argv[3], argv[4], atof(argv[5]));
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "compare") == 0)
+        return compare(argv[2], argv[3], argv[4], atof(argv[5]), argc == 7 ? argv[6] : argv[4]);
+    if (argc == 5 && strcmp(argv[1], "zero_rows") == 0) {
+        sky_err err;
+        sky_safetensors *f;
+        if (sky_safetensors_open(&f, argv[2], &err)) { fprintf(stderr, "sttool: %s\n", err.msg); return 1; }
+        const sky_st_tensor *t = sky_safetensors_find(f, argv[3]);
+        size_t n;
+        float *v = t && t->ndim == 2 ? load_f32(t, &n, &err) : NULL;
+        const long from = atol(argv[4]);
+        long bad = v ? 0 : -1;
+        for (size_t i = (size_t)from * (size_t)(t ? t->shape[1] : 0); v && i < n; i++) bad += v[i] != 0.0f;
+        printf("%s %s rows %ld.. of '%s': %ld values not exactly 0\n", bad == 0 ? "OK    " : "NOT OK", argv[2], from,
+               argv[3], bad);
+        free(v);
+        sky_safetensors_close(f);
+        return bad == 0 ? 0 : 1;
+    }
+    if (argc == 5 && strcmp(argv[1], "clip_preprocess") == 0) {
+        sky_err err;
+        sky_safetensors *f;
+        if (sky_safetensors_open(&f, argv[2], &err)) { fprintf(stderr, "sttool: %s\n", err.msg); return 1; }
+        const sky_st_tensor *t = sky_safetensors_find(f, "image");
+        size_t n;
+        float *img = t && t->ndim == 3 ? load_f32(t, &n, &err) : NULL;
+        const int S = atoi(argv[4]);
+        float *px = malloc((size_t)3 * S * S * sizeof(float));
+        if (!img || !px) { fprintf(stderr, "sttool: no image [3,h,w] in %s\n", argv[2]); return 1; }
+        sky_clip_preprocess(img, (int)t->shape[1], (int)t->shape[2], S, px);
+        sky_st_entry e = { "pixels", SKY_DTYPE_F32, 3, { 3, S, S }, px };
+        int rc = sky_safetensors_write(argv[3], &e, 1, NULL, &err) ? 1 : 0;
+        free(img); free(px);
+        sky_safetensors_close(f);
+        return rc;
+    }
     if (argc == 4 && strcmp(argv[1], "meta") == 0) {
         sky_err err;
         sky_safetensors *f;
