@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Packages: the generator (lua5.4), the C toolchain, CMake, and FFmpeg's libraries (video I/O).
-PACKAGES="lua5.4 cmake gcc make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev"
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -20,6 +20,8 @@ deps() {
     need_cmd cmake || missing="$missing cmake"
     need_cmd cc || missing="$missing gcc"
     need_cmd make || missing="$missing make"
+    need_cmd g++ || missing="$missing g++"
+    [ -e /usr/include/sentencepiece_processor.h ] || missing="$missing libsentencepiece-dev"
     need_cmd pkg-config || missing="$missing pkg-config"
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
@@ -59,17 +61,18 @@ gen() {
 
 demo() {
     # The tiny built-in demo: a tiny Diffusion-Forcing model with RANDOM weights (made by our own
-    # random-weights tool: the video is noise, by construction), random prompt embeddings (the text
-    # encoder is not built yet), the real DF pipeline end to end on the CPU backend: a long video of
-    # two windows with overlap_history and addnoise_condition, VAE decode, mp4.
+    # random-weights tool: the video is noise, by construction), a tiny umT5 text encoder (random
+    # weights) with a tiny SentencePiece tokenizer (tests/fixtures/tokenizer/), the real DF pipeline
+    # end to end on the CPU backend: a long video of three windows with overlap_history and
+    # addnoise_condition, VAE decode, mp4.
     gen tiny_df
     local b=out/tiny_df/skyreels-tiny_df d=out/demo
     mkdir -p "$d"
     "$b" random-weights --output "$d/dit.safetensors" --seed 1
     "$b" random-weights --program vae --output "$d/vae.safetensors" --seed 2
-    "$b" random-embeds --output "$d/prompt_embeds.safetensors" --seed 3
-    "$b" --dit_weights "$d/dit.safetensors" --vae_weights "$d/vae.safetensors" \
-         --prompt_embeds "$d/prompt_embeds.safetensors" --num_frames 37 --base_num_frames 21 \
+    "$b" random-weights --program t5 --output "$d/t5.safetensors" --seed 3
+    "$b" --dit_weights "$d/dit.safetensors" --vae_weights "$d/vae.safetensors" --t5_weights "$d/t5.safetensors" \
+         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --num_frames 37 --base_num_frames 21 \
          --overlap_history 9 --addnoise_condition 20 --inference_steps 10 --seed 42 -o out/demo.mp4
     echo "== demo: wrote out/demo.mp4 (random weights: the video is noise; see README for real checkpoints)"
 }

@@ -90,8 +90,11 @@ static const flag flags[] = {
     { "--model_id", 's', 0, "Skywork/SkyReels-V2-<variant>", "checkpoint directory (original or diffusers layout)" },
     { "--dit_weights", 's', 0, "<model_id>[/transformer]", "transformer checkpoint (file, index or directory)" },
     { "--vae_weights", 's', 0, "<model_id>/vae or Wan2.1_VAE", "VAE checkpoint" },
-    { "--prompt_embeds", 's', 0, "required for now", "safetensors with context and context_null [text_len, text_dim] "
-                                                     "(and clip_fea for I2V): the text encoder is not built yet" },
+    { "--t5_weights", 's', 0, "<model_id>/models_t5_umt5-xxl-enc-bf16.pth or text_encoder/", "umT5 checkpoint" },
+    { "--tokenizer", 's', 0, "<model_id>/google/umt5-xxl or tokenizer/", "umT5 tokenizer (spiece.model)" },
+    { "--clip_weights", 's', 0, "<model_id>/models_clip_...-vit-huge-14.pth or image_encoder/", "I2V: CLIP checkpoint" },
+    { "--prompt_embeds", 's', 0, "none", "debug: safetensors with context and context_null [text_len, text_dim] (and "
+                                         "clip_fea for I2V) used instead of the encoders" },
     { "--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed" },
     { "--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here" },
     { "--backend", 's', 0, "cpu", "cpu (the only backend of this build)" },
@@ -449,10 +452,26 @@ int sky_cli_generate(int argc, char **argv)
                      "--output_latents to stop before the VAE", model_dir[0] ? model_dir : "<model_id>",
                      model_dir[0] ? model_dir : "<model_id>");
     a.prompt_embeds = get(&p, "--prompt_embeds");
-    if (!a.prompt_embeds)
-        return usage(argv0, "--prompt_embeds FILE is required: this build has no text encoder yet (issue #6); the "
-                     "file holds context and context_null [%d, %d]%s", sky_variant.dit->text_len,
-                     sky_variant.dit->text_dim, i2v ? " and clip_fea" : "");
+    /* The encoders' files: flags first, then the original layout, then the diffusers layout. */
+    static char t5_path[4096], tok_path[4096], clip_path[4096];
+    struct { const char *flag; const char **dst; char *buf; const char *orig, *diff; } enc[] = {
+        { "--t5_weights", &a.text_weights, t5_path, "models_t5_umt5-xxl-enc-bf16.pth", "text_encoder" },
+        { "--tokenizer", &a.tokenizer, tok_path, "google/umt5-xxl", "tokenizer" },
+        { "--clip_weights", &a.clip_weights, clip_path, "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
+          "image_encoder" },
+    };
+    for (size_t i = 0; i < sizeof enc / sizeof enc[0]; i++) {
+        *enc[i].dst = get(&p, enc[i].flag);
+        if (*enc[i].dst || !model_dir[0]) continue;
+        snprintf(enc[i].buf, 4096, "%s/%s", model_dir, enc[i].orig);
+        if (exists(enc[i].buf)) { *enc[i].dst = enc[i].buf; continue; }
+        snprintf(enc[i].buf, 4096, "%s/%s", model_dir, enc[i].diff);
+        if (exists(enc[i].buf)) *enc[i].dst = enc[i].buf;
+    }
+    if (!a.prompt_embeds && (!a.text_weights || !a.tokenizer || !sky_variant.text_encode))
+        return usage(argv0, "no text encoder found (the umT5 weights and tokenizer under --model_id, or --t5_weights "
+                     "and --tokenizer); --prompt_embeds FILE gives the embeddings instead (context and context_null "
+                     "[%d, %d]%s)", sky_variant.dit->text_len, sky_variant.dit->text_dim, i2v ? " and clip_fea" : "");
     a.noise_file = get(&p, "--noise");
     a.quiet = quiet;
     a.interrupted = &interrupted;

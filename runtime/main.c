@@ -46,7 +46,7 @@ static void print_usage(FILE *out, const char *argv0)
             "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
             "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, image_dim]\n"
             "  random-weights        write random weights for this variant (the model then makes noise)\n"
-            "      --output FILE  [--program dit_forward|vae]  [--layout original|diffusers (default original)]\n"
+            "      --output FILE  [--program dit_forward|vae|t5|clip]  [--layout original|diffusers (default original)]\n"
             "      [--bf16]  [--seed N (default 0)]\n"
             "  random-embeds         write random prompt embeddings for --prompt_embeds (not a real prompt)\n"
             "      --output FILE  [--seed N]\n"
@@ -190,8 +190,14 @@ static int cmd_random(int argc, char **argv, int weights, int embeds)
         const sky_weight_desc *t[] = { sky_variant.vae_decode->weights, sky_variant.vae_encode->weights };
         const int n[] = { sky_variant.vae_decode->n_weights, sky_variant.vae_encode->n_weights };
         st = sky_write_random_weights(t, n, 2, output, layout, bf16, seed, sky_variant.name, &err);
+    } else if (weights && (strcmp(program, "t5") == 0 || strcmp(program, "clip") == 0)) {
+        const sky_encoder_program *ep = strcmp(program, "t5") == 0 ? sky_variant.text_encode : sky_variant.clip_encode;
+        if (!ep) return usage_error(argv[0], "--program %s: this variant has no such encoder", program);
+        const sky_weight_desc *t[] = { ep->weights };
+        const int n[] = { ep->n_weights };
+        st = sky_write_random_weights(t, n, 1, output, layout, bf16, seed, sky_variant.name, &err);
     } else if (weights) {
-        return usage_error(argv[0], "--program %s: must be dit_forward or vae", program);
+        return usage_error(argv[0], "--program %s: must be dit_forward, vae, t5 or clip", program);
     } else if (embeds) {
         st = sky_dit_write_random_embeds(&sky_variant, output, seed, &err);
     } else {

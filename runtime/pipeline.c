@@ -17,10 +17,12 @@
 
 #include "dit.h"
 #include "dtype.h"
+#include "encoders.h"
 #include "forcing.h"
 #include "noise.h"
 #include "safetensors.h"
 #include "sampler.h"
+#include "text.h"
 #include "vae.h"
 #include "video.h"
 
@@ -512,6 +514,69 @@ done:
     return st;
 }
 
+/* ---- the encoders (reference vae-text-image-files.md §2, §3) ------------------------------ */
+
+/* The prompt and the negative prompt through the tokenizer and umT5 (§2.4, §2.5). */
+static sky_status encode_prompts(run *r, sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    const sky_encoder_program *tp = r->v->text_encode;
+    if (!tp || !a->text_weights || !a->tokenizer)
+        return sky_fail(err, "no text encoder: give --model_id with the umT5 weights and tokenizer (or "
+                        "--t5_weights and --tokenizer), or the embeddings with --prompt_embeds");
+    sky_tokenizer *tok = NULL;
+    sky_encoder *enc = NULL;
+    int32_t *ids32 = malloc((size_t)tp->rows * sizeof *ids32);
+    int64_t *ids = malloc((size_t)tp->rows * sizeof *ids);
+    uint8_t *mask = malloc((size_t)tp->rows);
+    sky_status st = SKY_ERR;
+    if (!ids32 || !ids || !mask) { sky_fail(err, "out of host memory"); goto done; }
+    if (sky_tokenizer_open(&tok, a->tokenizer, err) || sky_encoder_open(&enc, tp, a->text_weights, r->v->name, err))
+        goto done;
+    const char *texts[2] = { a->prompt, a->negative_prompt };
+    float *outs[2] = { r->ctx, r->ctx_null };
+    for (int i = 0; i < 2; i++) {
+        int n = 0;
+        if (sky_tokenizer_encode(tok, texts[i], tp->rows, ids32, mask, &n, err)) goto done;
+        for (int k = 0; k < n; k++) ids[k] = ids32[k];
+        if (sky_text_encode(enc, ids, n, outs[i], err)) goto done;
+        if (!a->quiet) fprintf(stderr, "text_encode: %s prompt, %d tokens\n", i ? "negative" : "the", n);
+    }
+    st = SKY_OK;
+done:
+    sky_encoder_close(enc);
+    sky_tokenizer_close(tok);
+    free(ids32); free(ids); free(mask);
+    return st;
+}
+
+/* The I2V image's CLIP features (§3.2, §3.3): the image at the video size in [-1, 1], rounded to
+ * bf16 as the original's pipeline holds it, squashed to 224 x 224 by torch-style bicubic,
+ * normalised, through the visual tower. */
+static sky_status encode_image(run *r, sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    const sky_encoder_program *cp = r->v->clip_encode;
+    if (!cp || !a->clip_weights)
+        return sky_fail(err, "no image encoder: give --model_id with the CLIP weights (or --clip_weights), or the "
+                        "features as clip_fea in --prompt_embeds");
+    const int H = a->height, W = a->width, S = cp->image_size;
+    float *img = malloc((size_t)3 * H * W * sizeof(float)), *px = malloc((size_t)3 * S * S * sizeof(float));
+    sky_encoder *enc = NULL;
+    sky_status st = SKY_ERR;
+    if (!img || !px) { sky_fail(err, "out of host memory"); goto done; }
+    if (load_image(a->image, H, W, 1, img, err)) goto done;
+    for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
+    sky_clip_preprocess(img, H, W, S, px);
+    if (sky_encoder_open(&enc, cp, a->clip_weights, r->v->name, err)) goto done;
+    sky_clip_encode(enc, px, r->clip);
+    st = SKY_OK;
+done:
+    sky_encoder_close(enc);
+    free(img); free(px);
+    return st;
+}
+
 /* ---- entry ----------------------------------------------------------------------------- */
 
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err)
@@ -532,10 +597,21 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
     r.ctx_null = malloc(n_ctx * sizeof(float));
     r.clip = malloc(n_img * sizeof(float) + 1);
     if (!r.ctx || !r.ctx_null || !r.clip) { sky_fail(err, "out of host memory"); goto done; }
-    if (sky_safetensors_open(&pe, a->prompt_embeds, err) || read_tensor(pe, "context", n_ctx, r.ctx, err) ||
-        read_tensor(pe, "context_null", n_ctx, r.ctx_null, err))
+    if (a->prompt_embeds) {
+        /* Debugging input: the embeddings (and CLIP features) from a file. */
+        if (sky_safetensors_open(&pe, a->prompt_embeds, err) || read_tensor(pe, "context", n_ctx, r.ctx, err) ||
+            read_tensor(pe, "context_null", n_ctx, r.ctx_null, err))
+            goto done;
+    } else if (encode_prompts(&r, err)) {
         goto done;
-    if (p->y_channels && read_tensor(pe, "clip_fea", n_img, r.clip, err)) goto done;
+    }
+    if (p->y_channels) {
+        if (pe && sky_safetensors_find(pe, "clip_fea")) {
+            if (read_tensor(pe, "clip_fea", n_img, r.clip, err)) goto done;
+        } else if (encode_image(&r, err)) {
+            goto done;
+        }
+    }
     if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, err)) goto done;
     if (a->vae_weights) {
         if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }

@@ -12,9 +12,9 @@
  * (the original keeps them in bf16); portrait video extension keeps its size; frame counts that
  * the original would silently leave as noise are refused.
  *
- * Until the text and image encoders exist (issue #6), the prompt embeddings come from
- * --prompt_embeds: a safetensors with context [text_len, text_dim] (the prompt), context_null
- * (the negative prompt) and, for I2V, clip_fea [image_len, image_dim].
+ * The prompts go through the tokenizer and umT5 (and, for I2V, the image through CLIP); for debugging,
+ * --prompt_embeds gives the embeddings instead: a safetensors with context [text_len, text_dim] (the
+ * prompt), context_null (the negative prompt) and, for I2V, optionally clip_fea [image_len, image_dim].
  */
 #ifndef SKY_PIPELINE_H
 #define SKY_PIPELINE_H
@@ -37,7 +37,10 @@ typedef struct sky_gen_args {
     const char *output;             /* the mp4 path (cli.c builds the original's name when not given) */
     const char *dit_weights;        /* transformer checkpoint */
     const char *vae_weights;        /* VAE checkpoint; NULL: stop after the latents */
-    const char *prompt_embeds;      /* see above */
+    const char *prompt_embeds;      /* see above; NULL: encode the prompts with umT5 */
+    const char *text_weights;       /* umT5 checkpoint (.pth or text_encoder/) */
+    const char *tokenizer;          /* tokenizer directory or spiece.model */
+    const char *clip_weights;       /* CLIP checkpoint (I2V) */
     const char *noise_file;         /* NULL: the seeded generator */
     const char *output_latents;     /* also write the final latents here */
     const char *args_json;          /* the run's parameters as JSON, for the mp4's comment */

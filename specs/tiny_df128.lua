@@ -14,6 +14,10 @@ return {
         base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
         temporal_downsample = { false, true, true },
     },
+    t5 = {                                    -- a tiny umT5 (the tokenizer tests/fixtures/tokenizer/tiny_umt5.model has 2000 pieces)
+        vocab = 2000, dim = 64, heads = 4, head_dim = 16, ffn_dim = 96, layers = 2,
+        buckets = 32, max_distance = 128, eps = 1e-6,
+    },
     video   = { height = 64, width = 48, base_num_frames = 21 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
 }

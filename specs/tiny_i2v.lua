@@ -9,11 +9,18 @@ return {
         freq_dim = 256, text_dim = 64, text_len = 512,
         in_dim = 36, out_dim = 16, eps = 1e-6,
         inject_sample_info = false,
-        image_dim = 32, image_len = 9,
+        image_dim = 32, image_len = 5,
     },
     vae = {                                   -- the Wan VAE structure with base_dim 8 (tiny)
         base_dim = 8, z_dim = 16, dim_mult = { 1, 2, 4, 4 }, num_res_blocks = 2,
         temporal_downsample = { false, true, true },
+    },
+    t5 = {                                    -- a tiny umT5 (the tokenizer tests/fixtures/tokenizer/tiny_umt5.model has 2000 pieces)
+        vocab = 2000, dim = 64, heads = 4, head_dim = 16, ffn_dim = 96, layers = 2,
+        buckets = 32, max_distance = 128, eps = 1e-6,
+    },
+    clip = {                                  -- a tiny ViT: 28 x 28 pixels, 4 patches + class = 9 tokens
+        image_size = 28, patch = 14, dim = 32, heads = 2, ffn_dim = 64, layers = 2, use_layers = 1, eps = 1e-5,
     },
     video   = { height = 48, width = 64, base_num_frames = 9 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },

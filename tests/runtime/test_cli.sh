@@ -31,7 +31,7 @@ expect() {
 W_T=(--dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors" --output_latents "$tmp/l.safetensors")
 W_D=(--dit_weights "$tmp/w_d.safetensors" --prompt_embeds "$tmp/pe_d.safetensors" --output_latents "$tmp/l.safetensors")
 
-expect 2 "--prompt_embeds FILE is required" -- $T --dit_weights "$tmp/w_t.safetensors" --output_latents "$tmp/l.st"
+expect 2 "no text encoder found" -- $T --dit_weights "$tmp/w_t.safetensors" --output_latents "$tmp/l.st"
 expect 2 "--image needs an image-to-video (I2V) or diffusion-forcing variant" -- $T "${W_T[@]}" --image "$tmp/img.png"
 expect 2 "--ar_step is a diffusion-forcing flag" -- $T "${W_T[@]}" --ar_step 1
 expect 2 "--num_frames 33 gives 9 latent frames; this binary's window is 5" -- $T "${W_T[@]}" --num_frames 33
