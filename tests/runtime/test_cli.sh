@@ -79,6 +79,19 @@ if ./build.sh > "$tmp/demo.log" 2>&1 && [ "$("$tmp/mp4probe" out/demo.mp4)" = "3
 else
     fail=$((fail + 1)); echo "FAIL ./build.sh demo: $(tail -3 "$tmp/demo.log"); probe: $("$tmp/mp4probe" out/demo.mp4 2>&1)"
 fi
+# Video extension (--video_path, reference §7.4.5) of the demo's 37 frames: --num_frames 41 gives
+# F = 11, Fb = 6, Fo = 3, three windows of 6, 6 and 5 latent frames, each adding 4(Fw-1)+1 - 9 new
+# frames (12, 12, 8): 37 + 32 = 69 frames, at the input's size.
+D=out/demo
+if out/tiny_df/skyreels-tiny_df -q --dit_weights "$D/dit.safetensors" --vae_weights "$D/vae.safetensors" \
+       --t5_weights "$D/t5.safetensors" --tokenizer tests/fixtures/tokenizer/tiny_umt5.model \
+       --video_path out/demo.mp4 --num_frames 41 --base_num_frames 21 --overlap_history 9 --inference_steps 2 \
+       --seed 3 -o "$tmp/ext.mp4" > /dev/null 2>&1 && [ "$("$tmp/mp4probe" "$tmp/ext.mp4")" = "69 48 64 24/1" ]; then
+    pass=$((pass + 1)); echo "ok   video extension: 37 input frames + 3 windows = 69 frames of 48x64"
+else
+    fail=$((fail + 1)); echo "FAIL video extension: $("$tmp/mp4probe" "$tmp/ext.mp4" 2>&1)"
+fi
+
 # A released variant builds into a binary (compile and link, no weights) and reports its plan.
 if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
    out/df_1.3b_540p/skyreels-df_1.3b_540p --info | grep -q "611.948 TFLOP per forward"; then
