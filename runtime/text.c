@@ -2,8 +2,9 @@
  * T5 tokenizer), for the text encoder's input ids and mask. The contract and the exact list of what is
  * reproduced are in text.h; the math is in shared/reference/vae-text-image-files.md §2.4 and §2.7.
  *
- * Layout: generated tables; code-point buffers and UTF-8; the ftfy fixers; NFC; HTML unescaping;
- * sky_text_clean; the SentencePiece model file (protobuf wire format) and its rewrite for the shim;
+ * Layout: generated tables; code-point buffers and UTF-8; table look-ups; NFC; HTML unescaping; the ftfy
+ * fixers; sky_text_clean; the vocabulary hash and the Unigram Viterbi; the model file (protobuf wire
+ * format: model type and charsmap; libsentencepiece, behind spm_shim.h, supplies pieces and scores);
  * tokenizer.json; the charsmap normaliser with grapheme clusters; pre-tokenising; the public API.
  *
  * Everything works on arrays of code points (uint32_t), because every rule being reproduced (Python's
@@ -2803,16 +2804,31 @@ sky_status sky_text_clean(const char *prompt, char **out, sky_err *err) {
 }
 
 /* ============================================================================================ */
-/* The SentencePiece model file                                                                 */
+/* Tokenising a cleaned text                                                                    */
 
-/* One piece of ModelProto as found in the file. */
-typedef struct spm_piece {
-    size_t off, len;          /* the piece string: bytes [off, off + len) of the file */
-    int    type;              /* 1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED, 6 BYTE */
-    size_t type_pos;          /* file offset of the one-byte type value, 0 when absent (NORMAL) */
-} spm_piece;
+typedef struct idbuf {
+    int32_t *v;
+    size_t   n, cap;
+    int      oom;
+} idbuf;
 
-/* An added token of transformers (matched in the raw cleaned text). */
+static void ib_push(idbuf *b, int32_t id) {
+    if (b->oom) return;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        int32_t *v = realloc(b->v, cap * sizeof *v);
+        if (!v) { b->oom = 1; return; }
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = id;
+}
+
+/* Run the Viterbi on one pre-token (UTF-8) and append its ids. */
+/* ============================================================================================ */
+/* The tokenizer: vocabulary, added tokens, charsmap                                            */
+
+/* An added token of transformers (matched verbatim in the cleaned text before anything else). */
 typedef struct added_tok {
     char   *content;
     size_t  len;
@@ -2821,19 +2837,131 @@ typedef struct added_tok {
 } added_tok;
 
 struct sky_tokenizer {
-    sky_spm         *spm;
-    int              n_pieces;      /* SentencePiece pieces */
-    int              n_vocab;       /* + appended entries (sentinels) */
-    int32_t          pad_id, eos_id;
-    added_tok       *added;
-    size_t           n_added;
-    uint32_t        *trie;          /* precompiled charsmap: Darts-clone double array */
-    size_t           trie_units;
-    char            *pool;          /* NUL-separated replacement strings */
-    size_t           pool_len;
+    sky_spm    *spm;            /* owns the strings of the SentencePiece pieces */
+    int         n_pieces;       /* SentencePiece pieces: ids 0 .. n_pieces-1 */
+    int         n_vocab;        /* + appended entries (sentinels): ids up to n_vocab-1 */
+    const char **piece;         /* [n_vocab] strings (pieces: in spm; appended: owned copies) */
+    size_t     *piece_len;      /* [n_vocab] */
+    double     *score;          /* [n_vocab] log probabilities, float32 values held in float64 */
+    int32_t    *slot;           /* open-addressing hash of piece strings -> id, -1 = empty */
+    size_t      n_slots;        /* power of two */
+    size_t      max_piece_len;  /* bytes */
+    double      unk_score;      /* lowest score - 10, as tokenizers' Unigram */
+    int32_t     pad_id, eos_id, unk_id;
+    added_tok  *added;
+    size_t      n_added;
+    uint32_t   *trie;           /* precompiled charsmap: Darts-clone double array */
+    size_t      trie_units;
+    char       *pool;           /* NUL-separated replacement strings */
+    size_t      pool_len;
 };
 
-/* Read a whole file (at most max bytes) into a malloc'd buffer. */
+/* FNV-1a over a byte string. */
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Id of the vocabulary entry whose string is s[0..n), or -1. */
+static int32_t vocab_find(const sky_tokenizer *t, const char *s, size_t n) {
+    size_t mask = t->n_slots - 1;
+    for (size_t h = (size_t)hash_bytes(s, n) & mask;; h = (h + 1) & mask) {
+        int32_t id = t->slot[h];
+        if (id < 0) return -1;
+        if (t->piece_len[id] == n && memcmp(t->piece[id], s, n) == 0) return id;
+    }
+}
+
+/* Build the hash; a string that occurs twice maps to its last id (a Rust HashMap insert, as tokenizers). */
+static int vocab_index(sky_tokenizer *t) {
+    size_t want = 16;
+    while (want < (size_t)t->n_vocab * 2) want *= 2;
+    t->slot = malloc(want * sizeof *t->slot);
+    if (!t->slot) return -1;
+    memset(t->slot, 0xFF, want * sizeof *t->slot);
+    t->n_slots = want;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        size_t mask = want - 1;
+        for (size_t h = (size_t)hash_bytes(t->piece[id], t->piece_len[id]) & mask;; h = (h + 1) & mask) {
+            int32_t o = t->slot[h];
+            if (o < 0 || (t->piece_len[o] == t->piece_len[id] &&
+                          memcmp(t->piece[o], t->piece[id], t->piece_len[id]) == 0)) {
+                t->slot[h] = id;
+                break;
+            }
+        }
+        if (t->piece_len[id] > t->max_piece_len) t->max_piece_len = t->piece_len[id];
+    }
+    return 0;
+}
+
+/* The Unigram Viterbi of tokenizers (Unigram::encode_optimized), on one pre-token s[0..n):
+ * best path scores in float64; candidates visited by start position, then by length, a later one
+ * replacing an earlier one only when strictly better; a character that no entry starts with one
+ * character long gets an <unk> node scored unk_score; then the path is read back, consecutive <unk>
+ * nodes fused, and each resulting string mapped to its id (unknown strings -> <unk>). */
+static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf *ids, sky_err *err) {
+    double *best = malloc((n + 1) * sizeof *best);
+    long *from = malloc((n + 1) * sizeof *from);
+    int32_t *node = malloc((n + 1) * sizeof *node);
+    size_t *tb = malloc((n + 1) * sizeof *tb), *te = malloc((n + 1) * sizeof *te);
+    if (!best || !from || !node || !tb || !te) {
+        free(best); free(from); free(node); free(tb); free(te);
+        return sky_fail(err, "tokenizer: out of memory for a word of %zu bytes", n);
+    }
+    for (size_t i = 0; i <= n; i++) { best[i] = 0.0; from[i] = -1; node[i] = -1; }
+    for (size_t at = 0; at < n;) {
+        double here = best[at];
+        uint32_t cp;
+        size_t mblen = utf8_decode1((const unsigned char *)s + at, n - at, &cp);
+        int single = 0;
+        /* every vocabulary string that is a prefix of s[at..], shortest first, at character ends */
+        for (size_t end = at + mblen;; ) {
+            size_t len = end - at;
+            if (len > t->max_piece_len) break;
+            int32_t id = vocab_find(t, s + at, len);
+            if (id >= 0) {
+                double cand = t->score[id] + here;
+                if (from[end] < 0 || cand > best[end]) { best[end] = cand; from[end] = (long)at; node[end] = id; }
+                if (len == mblen) single = 1;
+            }
+            if (end >= n) break;
+            uint32_t c2;
+            end += utf8_decode1((const unsigned char *)s + end, n - end, &c2);
+        }
+        if (!single) {
+            size_t end = at + mblen;
+            double cand = t->unk_score + here;
+            if (from[end] < 0 || cand > best[end]) { best[end] = cand; from[end] = (long)at; node[end] = t->unk_id; }
+        }
+        at += mblen;
+    }
+    /* read the path back to front as [begin, end) ranges, fusing runs of <unk> nodes */
+    size_t k = 0, ub = 0, ue = 0;
+    for (size_t e = n; e > 0;) {
+        size_t b = (size_t)from[e];
+        if (node[e] == t->unk_id) {
+            if (!ue) ue = e;
+            ub = b;
+        } else {
+            if (ue) { tb[k] = ub; te[k] = ue; k++; ue = 0; }
+            tb[k] = b; te[k] = e; k++;
+        }
+        e = b;
+    }
+    if (ue) { tb[k] = ub; te[k] = ue; k++; }
+    for (size_t i = k; i-- > 0;) {
+        size_t b = tb[i], e = te[i];
+        int32_t id = vocab_find(t, s + b, e - b);
+        ib_push(ids, id >= 0 ? id : t->unk_id);
+    }
+    free(best); free(from); free(node); free(tb); free(te);
+    if (ids->oom) return sky_fail(err, "tokenizer: out of memory");
+    return SKY_OK;
+}
+
+/* Read a whole file (at most max bytes) into a malloc'd, NUL-terminated buffer. */
 static sky_status read_whole_file(const char *path, size_t max, char **buf, size_t *len, sky_err *err) {
     *buf = NULL;
     *len = 0;
@@ -2885,80 +3013,37 @@ static int pb_skip(const uint8_t *p, size_t n, size_t *i, int wt, size_t *sub, s
     }
 }
 
-/* What sky_tokenizer_open needs from a ModelProto. */
+
+/* What text.c reads itself from the ModelProto: trainer_spec.model_type (field 2.3, 1 = UNIGRAM when
+ * absent), normalizer_spec.precompiled_charsmap (field 3.2) and the number of pieces (field 1). */
 typedef struct spm_info {
-    spm_piece *pieces;
-    size_t     n_pieces;
-    size_t     byte_fallback_pos;    /* offset of trainer_spec.byte_fallback's value when it is 1, else 0 */
-    uint64_t   model_type;           /* trainer_spec.model_type, 1 (UNIGRAM) when absent */
-    size_t     charsmap_off, charsmap_len;
+    size_t   n_pieces;
+    uint64_t model_type;
+    size_t   charsmap_off, charsmap_len;
 } spm_info;
 
-/* Walk the wire format of a ModelProto: pieces (1), trainer_spec (2), normalizer_spec (3). */
 static sky_status spm_parse(const char *path, const uint8_t *p, size_t n, spm_info *info, sky_err *err) {
     memset(info, 0, sizeof *info);
     info->model_type = 1;
-    size_t cap = 0, i = 0;
+    size_t i = 0;
     while (i < n) {
         size_t sub = 0, sub_len = 0;
         uint64_t key;
-        if (pb_varint(p, n, &i, &key) != 0 || pb_skip(p, n, &i, (int)(key & 7), &sub, &sub_len) != 0)
-            goto bad;
+        if (pb_varint(p, n, &i, &key) != 0 || pb_skip(p, n, &i, (int)(key & 7), &sub, &sub_len) != 0) goto bad;
         uint64_t field = key >> 3;
-        int wt = (int)(key & 7);
-        if (field == 1 && wt == 2) {                                /* SentencePiece */
-            if (info->n_pieces == cap) {
-                cap = cap ? cap * 2 : 1024;
-                spm_piece *np = realloc(info->pieces, cap * sizeof *np);
-                if (!np) return sky_fail(err, "%s: out of memory for %zu pieces", path, cap);
-                info->pieces = np;
-            }
-            spm_piece *pc = &info->pieces[info->n_pieces++];
-            memset(pc, 0, sizeof *pc);
-            pc->type = 1;
-            int have_piece = 0;
-            size_t j = sub, end = sub + sub_len;
-            while (j < end) {
-                uint64_t k2, v;
-                if (pb_varint(p, end, &j, &k2) != 0) goto bad;
-                if ((k2 >> 3) == 3 && (k2 & 7) == 0) {
-                    size_t vpos = j;
-                    if (pb_varint(p, end, &j, &v) != 0) goto bad;
-                    if (v < 1 || v > 6 || j != vpos + 1) goto bad;
-                    pc->type = (int)v;
-                    pc->type_pos = vpos;
-                } else if ((k2 >> 3) == 1 && (k2 & 7) == 2) {
-                    if (pb_skip(p, end, &j, 2, &pc->off, &pc->len) != 0) goto bad;
-                    have_piece = 1;
-                } else if (pb_skip(p, end, &j, (int)(k2 & 7), NULL, NULL) != 0) {
-                    goto bad;
-                }
-            }
-            if (!have_piece) goto bad;
-        } else if (field == 2 && wt == 2) {                         /* TrainerSpec */
-            size_t j = sub, end = sub + sub_len;
-            while (j < end) {
-                uint64_t k2, v;
-                if (pb_varint(p, end, &j, &k2) != 0) goto bad;
-                if ((k2 & 7) == 0 && ((k2 >> 3) == 3 || (k2 >> 3) == 35)) {
-                    size_t vpos = j;
-                    if (pb_varint(p, end, &j, &v) != 0) goto bad;
-                    if ((k2 >> 3) == 3) info->model_type = v;
-                    else info->byte_fallback_pos = (v == 1 && j == vpos + 1) ? vpos : 0;
-                } else if (pb_skip(p, end, &j, (int)(k2 & 7), NULL, NULL) != 0) {
-                    goto bad;
-                }
-            }
-        } else if (field == 3 && wt == 2) {                         /* NormalizerSpec */
-            size_t j = sub, end = sub + sub_len;
-            while (j < end) {
-                uint64_t k2;
-                if (pb_varint(p, end, &j, &k2) != 0) goto bad;
-                if ((k2 >> 3) == 2 && (k2 & 7) == 2) {
-                    if (pb_skip(p, end, &j, 2, &info->charsmap_off, &info->charsmap_len) != 0) goto bad;
-                } else if (pb_skip(p, end, &j, (int)(k2 & 7), NULL, NULL) != 0) {
-                    goto bad;
-                }
+        if ((key & 7) != 2) continue;
+        if (field == 1) info->n_pieces++;
+        if (field != 2 && field != 3) continue;
+        for (size_t j = sub, end = sub + sub_len; j < end;) {
+            uint64_t k2, v;
+            if (pb_varint(p, end, &j, &k2) != 0) goto bad;
+            if (field == 2 && k2 == ((3u << 3) | 0)) {
+                if (pb_varint(p, end, &j, &v) != 0) goto bad;
+                info->model_type = v;
+            } else if (field == 3 && k2 == ((2u << 3) | 2)) {
+                if (pb_skip(p, end, &j, 2, &info->charsmap_off, &info->charsmap_len) != 0) goto bad;
+            } else if (pb_skip(p, end, &j, (int)(k2 & 7), NULL, NULL) != 0) {
+                goto bad;
             }
         }
     }
@@ -2970,29 +3055,14 @@ bad:
                     path, i, n);
 }
 
-/* Index of the piece whose string is s (len bytes), or -1. Linear: used a handful of times at load. */
-static int spm_find(const uint8_t *file, const spm_info *info, const char *s, size_t len) {
-    for (size_t i = 0; i < info->n_pieces; i++)
-        if (info->pieces[i].len == len && memcmp(file + info->pieces[i].off, s, len) == 0) return (int)i;
-    return -1;
-}
-
-static void bytes_put_varint(strbuf *b, uint64_t v) {
-    do {
-        char c = (char)(v & 0x7F);
-        v >>= 7;
-        if (v) c = (char)(c | 0x80);
-        sb_append(b, &c, 1);
-    } while (v);
-}
-
 /* ============================================================================================ */
 /* tokenizer.json (optional): added tokens and vocabulary entries past the SentencePiece pieces */
 
+/* A vocabulary entry appended after the pieces. */
 typedef struct extra_piece {
-    const char *s;
-    size_t      len;
-    float       score;
+    char  *s;
+    size_t len;
+    double score;
 } extra_piece;
 
 static int json_flag(const sky_json *o, const char *key) {
@@ -3000,14 +3070,12 @@ static int json_flag(const sky_json *o, const char *key) {
     return v && v->type == SKY_JSON_BOOL && v->boolean;
 }
 
-/* Read added_tokens and model.vocab[n_pieces..] of tokenizer.json; check model.vocab[0..n_pieces)
- * against the SentencePiece pieces. */
-static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, const uint8_t *model,
-                                      const spm_info *info, sky_json_doc **doc_out, extra_piece **extra,
-                                      size_t *n_extra, sky_err *err) {
+/* Read added_tokens and model.vocab[n_pieces..] of tokenizer.json (into *extra, strings copied); check
+ * model.vocab[0..n_pieces) against the SentencePiece pieces. */
+static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, extra_piece **extra, size_t *n_extra,
+                                      sky_err *err) {
     char *text = NULL;
     size_t len = 0;
-    *doc_out = NULL;
     if (read_whole_file(path, (size_t)1 << 30, &text, &len, err) != SKY_OK) return SKY_ERR;
     sky_json_doc *doc = NULL;
     sky_err jerr;
@@ -3016,63 +3084,91 @@ static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, const 
         return sky_fail(err, "%s: %s", path, jerr.msg);
     }
     free(text);
-    *doc_out = doc;
+    sky_status st = SKY_ERR;
+    size_t np = (size_t)t->n_pieces;
     const sky_json *root = sky_json_root(doc);
     const sky_json *m = sky_json_get(root, "model");
     const sky_json *ty = m ? sky_json_get(m, "type") : NULL;
     const sky_json *vocab = m ? sky_json_get(m, "vocab") : NULL;
+    const sky_json *at = sky_json_get(root, "added_tokens");
     if (!ty || ty->type != SKY_JSON_STRING || strcmp(ty->str, "Unigram") != 0 || !vocab ||
-        vocab->type != SKY_JSON_ARRAY)
-        return sky_fail(err, "%s: model is not a Unigram model with a vocab list; the umT5 tokenizer is", path);
-    if (vocab->count < info->n_pieces)
-        return sky_fail(err, "%s: model.vocab has %zu entries, spiece.model %zu pieces; are they from the same "
-                        "checkpoint?", path, vocab->count, info->n_pieces);
-    *extra = calloc(vocab->count - info->n_pieces + 1, sizeof **extra);
-    if (!*extra) return sky_fail(err, "%s: out of memory", path);
+        vocab->type != SKY_JSON_ARRAY) {
+        sky_fail(err, "%s: model is not a Unigram model with a vocab list; the umT5 tokenizer is", path);
+        goto done;
+    }
+    if (vocab->count < np) {
+        sky_fail(err, "%s: model.vocab has %zu entries, spiece.model %zu pieces; are they from the same "
+                 "checkpoint?", path, vocab->count, np);
+        goto done;
+    }
+    if (!at || at->type != SKY_JSON_ARRAY) {
+        sky_fail(err, "%s: no added_tokens list", path);
+        goto done;
+    }
+    *extra = calloc(vocab->count - np + 1, sizeof **extra);
+    t->added = calloc(at->count + 1, sizeof *t->added);
+    if (!*extra || !t->added) {
+        sky_fail(err, "%s: out of memory", path);
+        goto done;
+    }
     for (size_t i = 0; i < vocab->count; i++) {
         const sky_json *e = vocab->items[i];
         if (e->type != SKY_JSON_ARRAY || e->count != 2 || e->items[0]->type != SKY_JSON_STRING ||
-            e->items[1]->type != SKY_JSON_NUMBER)
-            return sky_fail(err, "%s: model.vocab[%zu] is not a [piece, score] pair", path, i);
-        const sky_json *ps = e->items[0];
-        if (i < info->n_pieces) {
-            const spm_piece *pc = &info->pieces[i];
-            if (pc->len != ps->len || memcmp(model + pc->off, ps->str, ps->len) != 0)
-                return sky_fail(err, "%s: model.vocab[%zu] = \"%s\" differs from spiece.model's piece %zu; are they "
-                                "from the same checkpoint?", path, i, ps->str, i);
-        } else {
-            extra_piece *x = &(*extra)[(*n_extra)++];
-            x->s = ps->str;
-            x->len = ps->len;
-            x->score = strtof(e->items[1]->str, NULL);
+            e->items[1]->type != SKY_JSON_NUMBER) {
+            sky_fail(err, "%s: model.vocab[%zu] is not a [piece, score] pair", path, i);
+            goto done;
         }
+        const sky_json *ps = e->items[0];
+        if (i < np) {
+            if (t->piece_len[i] != ps->len || memcmp(t->piece[i], ps->str, ps->len) != 0) {
+                sky_fail(err, "%s: model.vocab[%zu] = \"%.100s\" differs from spiece.model's piece %zu; are they "
+                         "from the same checkpoint?", path, i, ps->str, i);
+                goto done;
+            }
+            continue;
+        }
+        extra_piece *x = &(*extra)[(*n_extra)++];
+        x->s = malloc(ps->len + 1);
+        if (!x->s) {
+            sky_fail(err, "%s: out of memory", path);
+            goto done;
+        }
+        memcpy(x->s, ps->str, ps->len + 1);
+        x->len = ps->len;
+        x->score = strtod(e->items[1]->str, NULL);
     }
-    const sky_json *at = sky_json_get(root, "added_tokens");
-    if (!at || at->type != SKY_JSON_ARRAY)
-        return sky_fail(err, "%s: no added_tokens list", path);
-    t->added = calloc(at->count + 1, sizeof *t->added);
-    if (!t->added) return sky_fail(err, "%s: out of memory", path);
     for (size_t i = 0; i < at->count; i++) {
         const sky_json *a = at->items[i];
         const sky_json *id = sky_json_get(a, "id");
         const sky_json *content = sky_json_get(a, "content");
         if (!id || !id->is_u64 || id->u64 >= (uint64_t)vocab->count || !content ||
-            content->type != SKY_JSON_STRING || content->len == 0)
-            return sky_fail(err, "%s: added_tokens[%zu] needs an id inside the vocabulary and a non-empty content",
-                            path, i);
-        if (json_flag(a, "single_word"))
-            return sky_fail(err, "%s: added token \"%s\" has single_word set, which this tokenizer does not "
-                            "implement", path, content->str);
-        added_tok *d = &t->added[t->n_added++];
+            content->type != SKY_JSON_STRING || content->len == 0) {
+            sky_fail(err, "%s: added_tokens[%zu] needs an id inside the vocabulary and a non-empty content",
+                     path, i);
+            goto done;
+        }
+        if (json_flag(a, "single_word")) {
+            sky_fail(err, "%s: added token \"%.100s\" has single_word set, which this tokenizer does not "
+                     "implement", path, content->str);
+            goto done;
+        }
+        added_tok *d = &t->added[t->n_added];
         d->content = malloc(content->len + 1);
-        if (!d->content) return sky_fail(err, "%s: out of memory", path);
+        if (!d->content) {
+            sky_fail(err, "%s: out of memory", path);
+            goto done;
+        }
+        t->n_added++;
         memcpy(d->content, content->str, content->len + 1);
         d->len = content->len;
         d->id = (int32_t)id->u64;
         d->lstrip = json_flag(a, "lstrip");
         d->rstrip = json_flag(a, "rstrip");
     }
-    return SKY_OK;
+    st = SKY_OK;
+done:
+    sky_json_free(doc);
+    return st;
 }
 
 /* ============================================================================================ */
@@ -3191,49 +3287,6 @@ static int charsmap_normalize(const sky_tokenizer *t, const uint32_t *s, size_t 
     return 0;
 }
 
-/* ============================================================================================ */
-/* Tokenising a cleaned text                                                                    */
-
-typedef struct idbuf {
-    int32_t *v;
-    size_t   n, cap;
-    int      oom;
-} idbuf;
-
-static void ib_push(idbuf *b, int32_t id) {
-    if (b->oom) return;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        int32_t *v = realloc(b->v, cap * sizeof *v);
-        if (!v) { b->oom = 1; return; }
-        b->v = v;
-        b->cap = cap;
-    }
-    b->v[b->n++] = id;
-}
-
-/* Run the Viterbi on one pre-token (UTF-8) and append its ids. */
-static sky_status encode_pretoken(const sky_tokenizer *t, const char *s, size_t len, idbuf *ids, sky_err *err) {
-    int32_t local[256];
-    size_t n = 0;
-    char msg[512];
-    if (sky_spm_encode(t->spm, s, len, local, 256, &n, msg, sizeof msg) != 0)
-        return sky_fail(err, "tokenizer: %s", msg);
-    if (n <= 256) {
-        for (size_t i = 0; i < n; i++) ib_push(ids, local[i]);
-        return SKY_OK;
-    }
-    int32_t *big = malloc(n * sizeof *big);
-    if (!big) return sky_fail(err, "tokenizer: out of memory for %zu ids", n);
-    size_t n2 = 0;
-    if (sky_spm_encode(t->spm, s, len, big, n, &n2, msg, sizeof msg) != 0 || n2 != n) {
-        free(big);
-        return sky_fail(err, "tokenizer: %s", n2 != n ? "sentencepiece gave two answers" : msg);
-    }
-    for (size_t i = 0; i < n; i++) ib_push(ids, big[i]);
-    free(big);
-    return SKY_OK;
-}
 
 #define META 0x2581u        /* '▁', SentencePiece's whitespace symbol */
 
@@ -3258,13 +3311,13 @@ static sky_status encode_segment(const sky_tokenizer *t, const char *s, size_t l
         for (size_t k = i; k < end; k++) {
             if (norm.v[k] == META && pre.n > 0) {
                 if (pre.oom) break;
-                if ((st = encode_pretoken(t, pre.s, pre.n, ids, err)) != SKY_OK) goto done;
+                if ((st = viterbi(t, pre.s, pre.n, ids, err)) != SKY_OK) goto done;
                 pre.n = 0;
             }
             sb_push_cp(&pre, norm.v[k]);
         }
         if (pre.oom) { st = sky_fail(err, "tokenizer: out of memory"); goto done; }
-        if (pre.n > 0 && (st = encode_pretoken(t, pre.s, pre.n, ids, err)) != SKY_OK) goto done;
+        if (pre.n > 0 && (st = viterbi(t, pre.s, pre.n, ids, err)) != SKY_OK) goto done;
         i = end;
     }
 done:
@@ -3347,6 +3400,7 @@ static int add_token(sky_tokenizer *t, size_t *cap, const char *content, int32_t
     return 0;
 }
 
+
 sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *err) {
     *out = NULL;
     if (!path) return sky_fail(err, "sky_tokenizer_open: path is NULL");
@@ -3360,21 +3414,16 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
             return sky_fail(err, "%s: no spiece.model in this folder; pass the checkpoint's tokenizer folder "
                             "(google/umt5-xxl/ or tokenizer/) or a .model file", path);
         have_json = file_exists(json_path);
-    } else {
-        if ((size_t)snprintf(model_path, sizeof model_path, "%s", path) >= sizeof model_path)
-            return sky_fail(err, "%s: path too long", path);
+    } else if ((size_t)snprintf(model_path, sizeof model_path, "%s", path) >= sizeof model_path) {
+        return sky_fail(err, "%s: path too long", path);
     }
 
     sky_tokenizer *t = calloc(1, sizeof *t);
     char *file = NULL;
-    size_t file_len = 0;
-    spm_info info;
-    memset(&info, 0, sizeof info);
-    sky_json_doc *doc = NULL;
+    size_t file_len = 0, n_extra = 0, added_cap = 0;
     extra_piece *extra = NULL;
-    size_t n_extra = 0, added_cap = 0;
-    strbuf proto = {0};
-    char (*names)[24] = NULL;
+    spm_info info;
+    char msg[1024];
     if (!t) return sky_fail(err, "%s: out of memory", path);
     if (read_whole_file(model_path, (size_t)1 << 30, &file, &file_len, err) != SKY_OK) goto fail;
     const uint8_t *m = (const uint8_t *)file;
@@ -3384,20 +3433,6 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
                  (unsigned long long)info.model_type);
         goto fail;
     }
-    if (info.n_pieces > (size_t)1 << 24) {
-        sky_fail(err, "%s: %zu pieces is more than this tokenizer accepts", model_path, info.n_pieces);
-        goto fail;
-    }
-    t->n_pieces = (int)info.n_pieces;
-    int pad = spm_find(m, &info, "<pad>", 5), eos = spm_find(m, &info, "</s>", 4), unk = spm_find(m, &info, "<unk>", 5);
-    if (pad < 0 || eos < 0 || unk < 0 || info.pieces[unk].type != 2) {
-        sky_fail(err, "%s: the model needs the T5 pieces <pad>, </s> and <unk> (<unk> of type UNKNOWN); "
-                 "is it a T5/umT5 spiece.model?", model_path);
-        goto fail;
-    }
-    t->pad_id = pad;
-    t->eos_id = eos;
-
     /* the charsmap: u32 trie size in bytes, the trie, then the replacement pool */
     if (info.charsmap_len > 0) {
         const uint8_t *c = m + info.charsmap_off;
@@ -3424,101 +3459,95 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
             goto fail;
         }
     }
-
-    /* added tokens and appended vocabulary: tokenizer.json, else T5's defaults */
-    if (have_json) {
-        if (read_tokenizer_json(t, json_path, m, &info, &doc, &extra, &n_extra, err) != SKY_OK) goto fail;
-    } else {
-        enum { N_SENTINELS = 100 };
-        names = calloc(N_SENTINELS, sizeof *names);
-        extra = calloc(N_SENTINELS, sizeof *extra);
-        if (!names || !extra ||
-            add_token(t, &added_cap, "<pad>", pad) || add_token(t, &added_cap, "</s>", eos) ||
-            add_token(t, &added_cap, "<unk>", unk)) {
-            sky_fail(err, "%s: out of memory", model_path);
-            goto fail;
-        }
-        for (int k = N_SENTINELS - 1; k >= 0; k--) {
-            int idx = N_SENTINELS - 1 - k;
-            snprintf(names[idx], sizeof names[idx], "<extra_id_%d>", k);
-            extra[n_extra].s = names[idx];
-            extra[n_extra].len = strlen(names[idx]);
-            extra[n_extra].score = 0.0f;
-            n_extra++;
-        }
-        for (int k = 0; k < N_SENTINELS; k++)
-            if (add_token(t, &added_cap, names[N_SENTINELS - 1 - k], t->n_pieces + N_SENTINELS - 1 - k)) {
-                sky_fail(err, "%s: out of memory", model_path);
-                goto fail;
-            }
-    }
-    t->n_vocab = t->n_pieces + (int)n_extra;
-
-    /* the model libsentencepiece runs: the file with CONTROL / UNUSED / BYTE pieces made NORMAL and
-     * byte_fallback off (tokenizers' Unigram sees one flat vocabulary and emits <unk>), then appended:
-     * an identity normaliser without dummy prefix or whitespace handling (text.c does those), and the
-     * extra vocabulary entries as NORMAL pieces */
-    sb_append(&proto, file, file_len);
-    if (proto.oom) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
-    for (size_t i = 0; i < info.n_pieces; i++) {
-        const spm_piece *pc = &info.pieces[i];
-        if ((pc->type == 3 || pc->type == 5 || pc->type == 6) && pc->type_pos) proto.s[pc->type_pos] = 1;
-    }
-    if (info.byte_fallback_pos) proto.s[info.byte_fallback_pos] = 0;
-    {
-        static const char norm[] = "\x0a\x08identity" "\x12\x00" "\x18\x00" "\x20\x00" "\x28\x00";
-        sb_append(&proto, "\x1a", 1);
-        bytes_put_varint(&proto, sizeof norm - 1);
-        sb_append(&proto, norm, sizeof norm - 1);
-    }
-    for (size_t i = 0; i < n_extra; i++) {
-        strbuf sub = {0};
-        unsigned char f[4];
-        memcpy(f, &extra[i].score, 4);     /* little-endian hosts only, as everywhere in the runtime */
-        sb_append(&sub, "\x0a", 1);
-        bytes_put_varint(&sub, extra[i].len);
-        sb_append(&sub, extra[i].s, extra[i].len);
-        sb_append(&sub, "\x15", 1);
-        sb_append(&sub, (const char *)f, 4);
-        sb_append(&sub, "\x18\x01", 2);
-        sb_append(&proto, "\x0a", 1);
-        bytes_put_varint(&proto, sub.n);
-        sb_append(&proto, sub.s, sub.n);
-        int oom = sub.oom;
-        free(sub.s);
-        if (oom) proto.oom = 1;
-    }
-    if (proto.oom) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
-    char msg[1024];
-    t->spm = sky_spm_load(proto.s, proto.n, msg, sizeof msg);
+    t->spm = sky_spm_load(file, file_len, msg, sizeof msg);
     if (!t->spm) {
         sky_fail(err, "%s: %s", model_path, msg);
         goto fail;
     }
-    if (sky_spm_piece_size(t->spm) != t->n_vocab) {
-        sky_fail(err, "%s: sentencepiece sees %d pieces, expected %d (duplicate entries in tokenizer.json's "
-                 "vocabulary?)", model_path, sky_spm_piece_size(t->spm), t->n_vocab);
+    t->n_pieces = sky_spm_piece_size(t->spm);
+    if (t->n_pieces < 3 || (size_t)t->n_pieces != info.n_pieces || t->n_pieces > (1 << 24)) {
+        sky_fail(err, "%s: sentencepiece reports %d pieces, the file holds %zu", model_path, t->n_pieces,
+                 info.n_pieces);
         goto fail;
     }
-    free(proto.s);
+
     free(file);
-    free(info.pieces);
+    file = NULL;
+
+    /* the vocabulary: the pieces, then the appended entries (tokenizer.json's, else T5's 100 sentinels
+     * <extra_id_99> .. <extra_id_0>); added tokens likewise */
+    t->piece = calloc((size_t)t->n_pieces, sizeof *t->piece);
+    t->piece_len = calloc((size_t)t->n_pieces, sizeof *t->piece_len);
+    if (!t->piece || !t->piece_len) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+    for (int i = 0; i < t->n_pieces; i++) {
+        t->piece[i] = sky_spm_piece(t->spm, i, &t->piece_len[i]);
+        if (!t->piece[i]) { sky_fail(err, "%s: sentencepiece has no piece %d", model_path, i); goto fail; }
+    }
+    if (have_json) {
+        if (read_tokenizer_json(t, json_path, &extra, &n_extra, err) != SKY_OK) goto fail;
+    } else {
+        enum { N_SENTINELS = 100 };
+        extra = calloc(N_SENTINELS, sizeof *extra);
+        if (!extra) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+        for (int k = N_SENTINELS - 1; k >= 0; k--) {
+            extra_piece *x = &extra[n_extra];
+            x->s = malloc(24);
+            if (!x->s) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+            n_extra++;
+            x->len = (size_t)snprintf(x->s, 24, "<extra_id_%d>", k);
+            x->score = 0.0;
+        }
+    }
+    if (n_extra > (size_t)(1 << 24)) { sky_fail(err, "%s: too many vocabulary entries", json_path); goto fail; }
+    int n_vocab = t->n_pieces + (int)n_extra;
+    const char **np = realloc(t->piece, (size_t)n_vocab * sizeof *np);
+    if (np) t->piece = np;
+    size_t *nl = realloc(t->piece_len, (size_t)n_vocab * sizeof *nl);
+    if (nl) t->piece_len = nl;
+    t->score = malloc((size_t)n_vocab * sizeof *t->score);
+    if (!np || !nl || !t->score) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+    for (size_t i = 0; i < n_extra; i++) {
+        t->piece[t->n_pieces + (int)i] = extra[i].s;        /* owned from here on */
+        t->piece_len[t->n_pieces + (int)i] = extra[i].len;
+        t->score[t->n_pieces + (int)i] = extra[i].score;
+        extra[i].s = NULL;
+    }
+    t->n_vocab = n_vocab;
+    double min_score = 0.0;
+    for (int i = 0; i < t->n_vocab; i++) {
+        if (i < t->n_pieces) t->score[i] = (double)sky_spm_score(t->spm, i);
+        if (i == 0 || t->score[i] < min_score) min_score = t->score[i];
+    }
+    t->unk_score = min_score - 10.0;                         /* tokenizers' K_UNK_PENALTY */
+    if (vocab_index(t) != 0) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+    t->pad_id = vocab_find(t, "<pad>", 5);
+    t->eos_id = vocab_find(t, "</s>", 4);
+    t->unk_id = vocab_find(t, "<unk>", 5);
+    if (t->pad_id < 0 || t->eos_id < 0 || t->unk_id < 0) {
+        sky_fail(err, "%s: the model has no <pad>, </s> or <unk> piece; is it a T5/umT5 spiece.model?", model_path);
+        goto fail;
+    }
+    if (!have_json) {
+        if (add_token(t, &added_cap, "<pad>", t->pad_id) || add_token(t, &added_cap, "</s>", t->eos_id) ||
+            add_token(t, &added_cap, "<unk>", t->unk_id)) {
+            sky_fail(err, "%s: out of memory", model_path);
+            goto fail;
+        }
+        for (int k = 0; k < (int)n_extra; k++) {
+            int32_t id = t->n_vocab - 1 - k;                  /* <extra_id_k> */
+            if (add_token(t, &added_cap, t->piece[id], id)) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+        }
+    }
     free(extra);
-    free(names);
-    sky_json_free(doc);
     *out = t;
     return SKY_OK;
 fail:
-    free(proto.s);
     free(file);
-    free(info.pieces);
+    for (size_t i = 0; extra && i < n_extra; i++) free(extra[i].s);
     free(extra);
-    free(names);
-    sky_json_free(doc);
     sky_tokenizer_close(t);
     return SKY_ERR;
 }
-
 int sky_tokenizer_vocab_size(const sky_tokenizer *t) { return t->n_vocab; }
 
 sky_status sky_tokenizer_tokenize(sky_tokenizer *t, const char *text, int32_t **ids, int *n, sky_err *err) {
@@ -3564,6 +3593,12 @@ sky_status sky_tokenizer_encode(sky_tokenizer *t, const char *prompt, int max_le
 
 void sky_tokenizer_close(sky_tokenizer *t) {
     if (!t) return;
+    if (t->piece)
+        for (int i = t->n_pieces; i < t->n_vocab; i++) free((char *)t->piece[i]);
+    free(t->piece);
+    free(t->piece_len);
+    free(t->score);
+    free(t->slot);
     sky_spm_free(t->spm);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);

@@ -3,14 +3,15 @@
  * Reference: shared/reference/vae-text-image-files.md §2.4 (the pipeline) and §2.7 (the files). The
  * pipelines run prompt_clean (ftfy.fix_text, html.unescape twice, strip, collapse \s+ to " ", strip) and
  * then transformers' T5 tokenizer (the `tokenizers` Unigram pipeline, not the SentencePiece library) with
- * add_special_tokens, truncation and padding to 512. This module reproduces both; the Viterbi itself is
- * Debian's libsentencepiece behind runtime/spm_shim.h, fed with what `tokenizers` would feed its model.
+ * add_special_tokens, truncation and padding to 512. This module reproduces both. Debian's
+ * libsentencepiece (behind runtime/spm_shim.h) parses and validates spiece.model and supplies the pieces
+ * and scores; the Viterbi is done here, as `tokenizers` does it (see step 4).
  *
  * Cleaning (sky_text_clean) implements ftfy 6.3's fix_text with its default configuration EXCEPT the
  * heuristic mojibake repair (fix_encoding: restore_byte_a0, replace_lossy_sequences,
  * decode_inconsistent_utf8 and re-decoding in another codec), which is a no-op on text that is not
- * mojibake and is not reproduced. Implemented, in ftfy's order and repeated until nothing changes, per
- * line as ftfy splits it:
+ * mojibake and is not reproduced; nor is ftfy's max_decode_length (a line over 1,000,000 characters).
+ * Implemented, in ftfy's order and repeated until nothing changes, per line as ftfy splits it:
  *   - unescape_html (ftfy's own: "&name;" from the HTML5 table plus upper-cased names, "&#...;"), only
  *     while no line so far contained '<' (ftfy's "auto");
  *   - fix_c1_controls (U+0080..U+009F read as sloppy windows-1252), fix_latin_ligatures (ﬁ -> fi, ĳ ...),
@@ -19,9 +20,11 @@
  *     U+0085 -> LF), remove_terminal_escapes (ESC [ digits/; letter), remove_control_chars (C0 except
  *     TAB LF FF CR, DEL, U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC), NFC (Unicode 14, Python 3.11's);
  * then Python's html.unescape twice (full HTML5 table, numeric references with its replacement rules),
- * str.strip(), every run of Unicode White_Space -> one space, strip.
+ * str.strip(), every run of Unicode White_Space -> one space, strip. The tables come from ftfy, Python and
+ * the `regex` module (tests/fixtures/tokenizer/make_tokenizer_fixtures.py --emit-c-tables).
  *
- * Tokenising (sky_tokenizer_encode) then follows transformers 5's T5Tokenizer (= T5TokenizerFast):
+ * Tokenising (sky_tokenizer_encode) then follows transformers' T5 tokenizer (5.x T5Tokenizer and 4.x
+ * T5TokenizerFast give the same ids on every fixture):
  *   1. split the cleaned text on the added tokens (<pad>, </s>, <unk>, <extra_id_N>), leftmost-longest,
  *      matched verbatim before any normalisation;
  *   2. each remaining piece of text through the model's precompiled charsmap the way `tokenizers`'
@@ -31,15 +34,20 @@
  *      sequences, and the reference is the former);
  *   3. split on Unicode White_Space, prefix each word with U+2581 '▁' unless it starts with one, split it
  *      again before every '▁' (Metaspace, prepend_scheme "always");
- *   4. each pre-token through the Unigram Viterbi (libsentencepiece) with no byte fallback: a character no
- *      piece covers becomes <unk> and runs of them fuse into one <unk> (tokenizers' T5 converter drops
- *      byte_fallback; the byte pieces <0xNN> stay ordinary pieces that only match their literal text);
+ *   4. each pre-token through tokenizers' Unigram Viterbi: every vocabulary string is a candidate (also
+ *      <pad>, </s>, <unk>, the byte pieces <0xNN> and the sentinels, which can then only match their
+ *      literal text), path scores summed in float64 (libsentencepiece sums in float32 and breaks exact
+ *      ties, such as "." + "..." against "..." + "." in "....", differently), ties keep the earlier
+ *      start; no byte fallback (the T5 converter drops it): a character no entry covers becomes <unk>
+ *      scored min score - 10, runs of <unk> fuse into one;
  *   5. ids concatenated, cut to max_len - 1, </s> appended, padded with <pad>.
  *
- * Not supported: USER_DEFINED pieces keep SentencePiece's meaning; added tokens' single_word flag is
- * refused; a tokenizer.json's own normaliser / pre-tokeniser are not read (transformers 5 ignores them
- * too and rebuilds the T5 pipeline; transformers 4 honoured them, which differs only in a trailing
- * charsmap-made space, e.g. a prompt ending in U+200B, where it yields one more "▁" token).
+ * Not supported: a NUL inside a prompt (C strings); added tokens' single_word flag (refused). A
+ * tokenizer.json's own normaliser and pre-tokeniser are not read: transformers 5 ignores them too and
+ * rebuilds the T5 pipeline above; transformers 4 runs the file's. A file written by a recent transformers 4
+ * (4.57: Precompiled, Strip right, Replace "  +" -> "▁"; Metaspace) gives the same ids; an older one
+ * (Precompiled, Replace "  +" -> " ") differs at least when the charsmap turns the LAST character into a
+ * space (a prompt ending in U+200B, say), where it yields one more "▁" token.
  */
 #ifndef SKY_TEXT_H
 #define SKY_TEXT_H

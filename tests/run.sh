@@ -11,6 +11,7 @@ tiers=(
     "determinism + compile   | bash tests/gen/determinism.sh"
     "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
     "pth reader (+ASan)      | bash tests/runtime/run_pth_tests.sh"
+    "tokenizer (+ASan)       | bash tests/runtime/run_text_tests.sh"
     "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
