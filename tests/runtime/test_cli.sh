@@ -92,6 +92,27 @@ else
     fail=$((fail + 1)); echo "FAIL video extension: $("$tmp/mp4probe" "$tmp/ext.mp4" 2>&1)"
 fi
 
+# Image to video from a prompt and an image (issue 6's end-to-end check): the tiny I2V variant with
+# random weights tokenizes and encodes the prompt (umT5) and the image (CLIP), and writes an mp4 of
+# 9 frames at the spec's 64x48 (landscape image).
+I=out/tiny_i2v/skyreels-tiny_i2v
+for prog in dit_forward vae t5 clip; do $I random-weights --program $prog --output "$tmp/i_$prog.safetensors" > /dev/null; done
+python3 - "$tmp/start.ppm" <<'PY' 2>/dev/null || printf 'P6\n64 48\n255\n' > "$tmp/start.ppm"
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"P6\n64 48\n255\n" + bytes((x * 4 + y * 5 + c * 60) % 256 for y in range(48) for x in range(64) for c in range(3)))
+PY
+[ "$(wc -c < "$tmp/start.ppm")" -gt 100 ] || head -c 9216 /dev/urandom >> "$tmp/start.ppm"
+if $I -q --dit_weights "$tmp/i_dit_forward.safetensors" --vae_weights "$tmp/i_vae.safetensors" \
+       --t5_weights "$tmp/i_t5.safetensors" --clip_weights "$tmp/i_clip.safetensors" \
+       --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --image "$tmp/start.ppm" \
+       --prompt "A cat walks on the grass, 一只猫在草地上" --num_frames 9 --inference_steps 3 --seed 1 \
+       -o "$tmp/i2v.mp4" > /dev/null 2>&1 && [ "$("$tmp/mp4probe" "$tmp/i2v.mp4")" = "9 64 48 24/1" ]; then
+    pass=$((pass + 1)); echo "ok   I2V from --prompt and --image (tokenizer, umT5, CLIP, DiT, VAE) -> 9 frames of 64x48"
+else
+    fail=$((fail + 1)); echo "FAIL I2V from --prompt and --image: $("$tmp/mp4probe" "$tmp/i2v.mp4" 2>&1)"
+fi
+
 # A released variant builds into a binary (compile and link, no weights) and reports its plan.
 if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
    out/df_1.3b_540p/skyreels-df_1.3b_540p --info | grep -q "611.948 TFLOP per forward"; then
