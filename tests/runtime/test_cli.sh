@@ -113,6 +113,22 @@ else
     fail=$((fail + 1)); echo "FAIL I2V from --prompt and --image: $("$tmp/mp4probe" "$tmp/i2v.mp4" 2>&1)"
 fi
 
+# Ctrl-C between steps: exit 130, and neither the mp4 nor its temporary file is left.
+mkdir -p "$tmp/intr"
+out/tiny_df/skyreels-tiny_df -q --dit_weights "$D/dit.safetensors" --vae_weights "$D/vae.safetensors" \
+    --t5_weights "$D/t5.safetensors" --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --num_frames 37 \
+    --base_num_frames 21 --overlap_history 9 --inference_steps 30 --seed 1 -o "$tmp/intr/x.mp4" > /dev/null 2>&1 &
+pid=$!
+sleep 2
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 130 ] && [ -z "$(ls -A "$tmp/intr")" ]; then
+    pass=$((pass + 1)); echo "ok   SIGINT: exit 130, nothing left in the output directory"
+else
+    fail=$((fail + 1)); echo "FAIL SIGINT: exit $rc, left: $(ls -A "$tmp/intr")"
+fi
+
 # A released variant builds into a binary (compile and link, no weights) and reports its plan.
 if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
    out/df_1.3b_540p/skyreels-df_1.3b_540p --info | grep -q "611.948 TFLOP per forward"; then
