@@ -173,49 +173,36 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
 
 struct sky_dit {
     const sky_dit_program *p;
-    sky_weights            w;
-    unsigned char         *arena;
+    sky_cpu_state          s;                /* fp32 weights and the arena */
 };
 
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
                         sky_err *err)
 {
     *out = NULL;
-    sky_checkpoint *ck = NULL;
     sky_dit *d = calloc(1, sizeof *d);
     if (!d) return sky_fail(err, "out of host memory");
     d->p = p;
     double t0 = now_s();
-    if (sky_checkpoint_open(&ck, weights, err)) goto fail;
-    if (sky_weights_bind_f32(&d->w, ck, p->weights, p->n_weights, who, err)) goto fail;
+    if (sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err)) {
+        free(d);
+        return SKY_ERR;
+    }
     if (!quiet) {
-        fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->w.n,
-                sky_layout_name(d->w.layout), sky_checkpoint_path(ck), now_s() - t0);
-        if (d->w.unused)
-            fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", d->w.unused,
-                    d->w.first_unused);
+        fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->s.w.n,
+                sky_layout_name(d->s.w.layout), weights, now_s() - t0);
+        if (d->s.w.unused)
+            fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n",
+                    d->s.w.unused, d->s.w.first_unused);
     }
-    sky_checkpoint_close(ck);
-    ck = NULL;
-    d->arena = aligned_alloc(64, (p->arena_bytes + 63) / 64 * 64);
-    if (!d->arena) {
-        sky_fail(err, "out of host memory: the CPU arena of dit_forward needs %zu bytes", p->arena_bytes);
-        goto fail;
-    }
-    memset(d->arena, 0, p->arena_bytes);
     *out = d;
     return SKY_OK;
-fail:
-    sky_checkpoint_close(ck);
-    sky_dit_close(d);
-    return SKY_ERR;
 }
 
 void sky_dit_close(sky_dit *d)
 {
     if (!d) return;
-    sky_weights_free(&d->w);
-    free(d->arena);
+    sky_cpu_state_free(&d->s);
     free(d);
 }
 
@@ -226,16 +213,16 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
     const size_t lat = (size_t)F * (size_t)H * (size_t)W;
     SKY_ASSERT(F >= 1 && F <= p->max_frames && (Ft == 1 || Ft == F));
     SKY_ASSERT((size_t)p->x_channels * lat * sizeof(float) <= p->x.bytes);
-    memcpy(d->arena + p->x.offset, x, (size_t)p->x_channels * lat * sizeof(float));
-    memcpy(d->arena + p->t.offset, t, (size_t)Ft * sizeof(double));
-    memcpy(d->arena + p->context.offset, context, (size_t)p->text_len * (size_t)p->text_dim * sizeof(float));
+    memcpy(d->s.arena + p->x.offset, x, (size_t)p->x_channels * lat * sizeof(float));
+    memcpy(d->s.arena + p->t.offset, t, (size_t)Ft * sizeof(double));
+    memcpy(d->s.arena + p->context.offset, context, (size_t)p->text_len * (size_t)p->text_dim * sizeof(float));
     if (p->y_channels) {
-        memcpy(d->arena + p->y.offset, y, (size_t)p->y_channels * lat * sizeof(float));
-        memcpy(d->arena + p->clip_fea.offset, clip_fea, (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
+        memcpy(d->s.arena + p->y.offset, y, (size_t)p->y_channels * lat * sizeof(float));
+        memcpy(d->s.arena + p->clip_fea.offset, clip_fea, (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
     }
-    if (p->inject_sample_info) memcpy(d->arena + p->fps.offset, &fps, sizeof fps);
-    p->forward_cpu(d->arena, (const float *const *)d->w.data, F, H, W, Ft);
-    memcpy(v, d->arena + p->v.offset, (size_t)p->out_dim * lat * sizeof(float));
+    if (p->inject_sample_info) memcpy(d->s.arena + p->fps.offset, &fps, sizeof fps);
+    p->forward_cpu(d->s.arena, (const float *const *)d->s.w.data, F, H, W, Ft);
+    memcpy(v, d->s.arena + p->v.offset, (size_t)p->out_dim * lat * sizeof(float));
 }
 
 /* Sample b of float tensor t (n elements per sample) as fp32 into dst. */

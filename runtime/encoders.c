@@ -12,41 +12,28 @@
 
 struct sky_encoder {
     const sky_encoder_program *p;
-    sky_weights                w;
-    unsigned char             *arena;
+    sky_cpu_state              s;            /* fp32 weights and the arena */
 };
 
 sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, const char *weights, const char *who,
                             sky_err *err)
 {
     *out = NULL;
-    sky_checkpoint *ck = NULL;
     sky_encoder *e = calloc(1, sizeof *e);
     if (!e) return sky_fail(err, "out of host memory");
     e->p = p;
-    if (sky_checkpoint_open(&ck, weights, err) || sky_weights_bind_f32(&e->w, ck, p->weights, p->n_weights, who, err))
-        goto fail;
-    sky_checkpoint_close(ck);
-    ck = NULL;
-    e->arena = aligned_alloc(64, (p->arena_bytes + 63) / 64 * 64);
-    if (!e->arena) {
-        sky_fail(err, "out of host memory: the encoder's CPU arena needs %zu bytes", p->arena_bytes);
-        goto fail;
+    if (sky_cpu_state_open(&e->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err)) {
+        free(e);
+        return SKY_ERR;
     }
-    memset(e->arena, 0, p->arena_bytes);
     *out = e;
     return SKY_OK;
-fail:
-    sky_checkpoint_close(ck);
-    sky_encoder_close(e);
-    return SKY_ERR;
 }
 
 void sky_encoder_close(sky_encoder *e)
 {
     if (!e) return;
-    sky_weights_free(&e->w);
-    free(e->arena);
+    sky_cpu_state_free(&e->s);
     free(e);
 }
 
@@ -58,18 +45,18 @@ sky_status sky_text_encode(sky_encoder *e, const int64_t *ids, int n, float *out
         if (ids[i] < 0 || ids[i] >= p->vocab)
             return sky_fail(err, "text_encode: token %d has id %lld, outside the vocabulary of %d", i,
                             (long long)ids[i], p->vocab);
-    memcpy(e->arena + p->in.offset, ids, (size_t)n * sizeof *ids);
-    p->forward_cpu(e->arena, (const float *const *)e->w.data, n);
-    memcpy(out, e->arena + p->out.offset, (size_t)p->rows * p->dim * sizeof(float));
+    memcpy(e->s.arena + p->in.offset, ids, (size_t)n * sizeof *ids);
+    p->forward_cpu(e->s.arena, (const float *const *)e->s.w.data, n);
+    memcpy(out, e->s.arena + p->out.offset, (size_t)p->rows * p->dim * sizeof(float));
     return SKY_OK;
 }
 
 void sky_clip_encode(sky_encoder *e, const float *pixels, float *out)
 {
     const sky_encoder_program *p = e->p;
-    memcpy(e->arena + p->in.offset, pixels, (size_t)3 * p->image_size * p->image_size * sizeof(float));
-    p->forward_cpu(e->arena, (const float *const *)e->w.data, 0);
-    memcpy(out, e->arena + p->out.offset, (size_t)p->rows * p->dim * sizeof(float));
+    memcpy(e->s.arena + p->in.offset, pixels, (size_t)3 * p->image_size * p->image_size * sizeof(float));
+    p->forward_cpu(e->s.arena, (const float *const *)e->s.w.data, 0);
+    memcpy(out, e->s.arena + p->out.offset, (size_t)p->rows * p->dim * sizeof(float));
 }
 
 /* torch's cubic convolution weight with A = -0.75 (upsample_bicubic2d). */

@@ -11,41 +11,28 @@
 
 struct sky_vae {
     const sky_vae_program *p;
-    sky_weights            w;
-    unsigned char         *arena;
+    sky_cpu_state          s;                /* fp32 weights and the arena (caches included) */
 };
 
 sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, const char *weights, const char *who,
                         sky_err *err)
 {
     *out = NULL;
-    sky_checkpoint *ck = NULL;
     sky_vae *v = calloc(1, sizeof *v);
     if (!v) return sky_fail(err, "out of host memory");
     v->p = p;
-    if (sky_checkpoint_open(&ck, weights, err)) goto fail;
-    if (sky_weights_bind_f32(&v->w, ck, p->weights, p->n_weights, who, err)) goto fail;
-    sky_checkpoint_close(ck);
-    ck = NULL;
-    v->arena = aligned_alloc(64, (p->arena_bytes + 63) / 64 * 64);
-    if (!v->arena) {
-        sky_fail(err, "out of host memory: the VAE's CPU arena needs %zu bytes", p->arena_bytes);
-        goto fail;
+    if (sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err)) {
+        free(v);
+        return SKY_ERR;
     }
-    memset(v->arena, 0, p->arena_bytes);
     *out = v;
     return SKY_OK;
-fail:
-    sky_checkpoint_close(ck);
-    sky_vae_close(v);
-    return SKY_ERR;
 }
 
 void sky_vae_close(sky_vae *v)
 {
     if (!v) return;
-    sky_weights_free(&v->w);
-    free(v->arena);
+    sky_cpu_state_free(&v->s);
     free(v);
 }
 
@@ -76,12 +63,12 @@ sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float
                         p->lat_h, p->lat_w, p->lat_w, p->lat_h);
     const int T = 1 + 4 * (L - 1);
     const size_t lat_hw = (size_t)h * w, px_hw = (size_t)(8 * h) * (8 * w);
-    p->reset_cpu(v->arena);
+    p->reset_cpu(v->s.arena);
     for (int l = 0; l < L; l++) {
-        copy_frames((float *)(v->arena + p->in.offset), (float *)z, p->z_dim, L, lat_hw, l, 1, 0);
-        p->forward_cpu(v->arena, (const float *const *)v->w.data, h, w, l == 0);
+        copy_frames((float *)(v->s.arena + p->in.offset), (float *)z, p->z_dim, L, lat_hw, l, 1, 0);
+        p->forward_cpu(v->s.arena, (const float *const *)v->s.w.data, h, w, l == 0);
         const int n = l == 0 ? 1 : 4;
-        copy_frames((float *)(v->arena + p->out.offset), video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n, 1);
+        copy_frames((float *)(v->s.arena + p->out.offset), video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n, 1);
     }
     return SKY_OK;
 }
@@ -95,13 +82,13 @@ sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, f
                         p->height, p->width, p->width, p->height);
     const int L = 1 + (T - 1) / 4;
     const size_t px_hw = (size_t)H * W, lat_hw = (size_t)(H / 8) * (W / 8);
-    p->reset_cpu(v->arena);
+    p->reset_cpu(v->s.arena);
     for (int l = 0; l < L; l++) {
         const int n = l == 0 ? 1 : 4;
-        copy_frames((float *)(v->arena + p->in.offset), (float *)video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n,
+        copy_frames((float *)(v->s.arena + p->in.offset), (float *)video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n,
                     0);
-        p->forward_cpu(v->arena, (const float *const *)v->w.data, H, W, l == 0);
-        copy_frames((float *)(v->arena + p->out.offset), z, p->z_dim, L, lat_hw, l, 1, 1);
+        p->forward_cpu(v->s.arena, (const float *const *)v->s.w.data, H, W, l == 0);
+        copy_frames((float *)(v->s.arena + p->out.offset), z, p->z_dim, L, lat_hw, l, 1, 1);
     }
     return SKY_OK;
 }

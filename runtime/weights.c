@@ -214,3 +214,28 @@ void sky_weights_free(sky_weights *w)
     free(w->data);
     memset(w, 0, sizeof *w);
 }
+
+sky_status sky_cpu_state_open(sky_cpu_state *s, const sky_weight_desc *table, int n, size_t arena_bytes,
+                              const char *weights, const char *who, sky_err *err)
+{
+    memset(s, 0, sizeof *s);
+    sky_checkpoint *ck = NULL;
+    if (sky_checkpoint_open(&ck, weights, err)) return SKY_ERR;
+    sky_status st = sky_weights_bind_f32(&s->w, ck, table, n, who, err);
+    sky_checkpoint_close(ck);
+    if (st) return SKY_ERR;
+    s->arena = aligned_alloc(64, (arena_bytes + 63) / 64 * 64);
+    if (!s->arena) {
+        sky_weights_free(&s->w);
+        return sky_fail(err, "out of host memory: the CPU arena of %s needs %zu bytes", who, arena_bytes);
+    }
+    memset(s->arena, 0, arena_bytes);
+    return SKY_OK;
+}
+
+void sky_cpu_state_free(sky_cpu_state *s)
+{
+    sky_weights_free(&s->w);
+    free(s->arena);
+    s->arena = NULL;
+}

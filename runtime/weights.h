@@ -31,6 +31,18 @@ sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, cons
 /* Free what sky_weights_bind_f32 allocated (safe on a zeroed struct). */
 void sky_weights_free(sky_weights *w);
 
+/* The CPU state of one generated program: its weights bound as fp32 and its arena (zeroed). */
+typedef struct sky_cpu_state {
+    sky_weights    w;
+    unsigned char *arena;
+} sky_cpu_state;
+
+/* Open the checkpoint at `weights`, bind `table` (n entries) and allocate `arena_bytes` (64-byte
+ * aligned, zeroed). `who` names the variant in messages. On error nothing stays allocated. */
+sky_status sky_cpu_state_open(sky_cpu_state *s, const sky_weight_desc *table, int n, size_t arena_bytes,
+                              const char *weights, const char *who, sky_err *err);
+void sky_cpu_state_free(sky_cpu_state *s);
+
 /* "original" or "diffusers". */
 const char *sky_layout_name(sky_layout l);
 
