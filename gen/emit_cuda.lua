@@ -353,9 +353,7 @@ function emit_cuda.emit(s, programs, files, ctx)
     end
     h:close("};")
     h:blank()
-    h:line("const size_t dit_forward_cuda_arena_bytes = %s;", clit.size(p.peak))
-    h:line("const int dit_forward_cuda_attention_smem = ATTN_SMEM;")
-    h:blank()
+
     h:line("/* One forward of one sample, launched on stream s (captured into a CUDA Graph by the runtime). */")
     h:line("void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);")
     h:line("void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)")
@@ -366,6 +364,26 @@ function emit_cuda.emit(s, programs, files, ctx)
     -- Ft is a param; the symbols read it
     h:raw(body:text():gsub("[^\n]+", "    %0"))
     h:close("}")
+    h:blank()
+    local function slot(name)
+        local t = g.by_name[name]
+        if not t or not p.by_tensor[t.id] then return "{0, 0}" end
+        local b = p.by_tensor[t.id]
+        return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
+    end
+    h:line("extern const char dit_forward_kernels_src[];")
+    h:blank()
+    h:open("const sky_dit_cuda_desc dit_forward_cuda = {")
+    h:line(".kernels_src = dit_forward_kernels_src,")
+    h:line(".n_kernels = %d, .kernel_names = dit_forward_kernel_names,", #kernel_order)
+    h:line(".n_gemms = %d, .gemms = dit_forward_gemms,", #gemms)
+    h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
+    h:line(".arena_bytes = %s, .attention_smem = ATTN_SMEM,", clit.size(p.peak))
+    for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
+        h:line(".%s = %s,", name, slot(name))
+    end
+    h:line(".record = dit_forward_cuda_record,")
+    h:close("};")
     files["gen/dit_forward_cuda.c"] = h:text()
     files["plan_cuda.txt"] = plan.dump({ dit_forward = p })
     return p

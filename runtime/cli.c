@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dit.h"
 #include "forcing.h"
 #include "pipeline.h"
 #include "video.h"
@@ -97,7 +98,7 @@ static const flag flags[] = {
                                          "clip_fea for I2V) used instead of the encoders" },
     { "--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed" },
     { "--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here" },
-    { "--backend", 's', 0, "cpu", "cpu (the only backend of this build)" },
+    { "--backend", 's', 0, "cpu", "cpu, or cuda: the transformer on the GPU (the CUDA plugin; not yet verified on a GPU)" },
     { "-q", 'b', 0, "", "" },
     { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
     /* Flags of the original that this engine refuses for now (never silently ignored). */
@@ -287,8 +288,11 @@ int sky_cli_generate(int argc, char **argv)
         if (flag_index(refused[i]) >= 0 && given(&p, refused[i]))
             return usage(argv0, "%s: %s", refused[i], flags[flag_index(refused[i])].help);
     if (given(&p, "--teacache_thresh")) return usage(argv0, "--teacache_thresh applies only with --teacache");
-    if (given(&p, "--backend") && strcmp(get(&p, "--backend"), "cpu") != 0)
-        return usage(argv0, "--backend %s: this build has only the cpu backend", get(&p, "--backend"));
+    sky_backend backend = SKY_BACKEND_CPU;
+    if (given(&p, "--backend")) {
+        sky_err e;
+        if (sky_backend_parse(get(&p, "--backend"), &backend, &e)) return usage(argv0, "%s", e.msg);
+    }
 
     sky_gen_args a = { 0 };
     a.prompt = given(&p, "--prompt") ? get(&p, "--prompt") : (is_df() ? prompt_df : prompt_t2v);
@@ -474,6 +478,7 @@ int sky_cli_generate(int argc, char **argv)
                      "[%d, %d]%s)", sky_variant.dit->text_len, sky_variant.dit->text_dim, i2v ? " and clip_fea" : "");
     a.noise_file = get(&p, "--noise");
     a.quiet = quiet;
+    a.backend = backend;
     a.interrupted = &interrupted;
 
     /* Output name. */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "gemm.h"               /* sky_gemm_desc, the GEMM table's rows */
+#include "dit_plugin.h"         /* sky_dit_cuda_plugin; program.h: sky_slot */
 
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {
@@ -23,6 +24,23 @@ typedef struct sky_cuda_program {
     void               *gemm;           /* the runtime's GEMM set (runtime/gemm.h) */
     int                 sync_check;     /* --sync-check: synchronise after each launch */
 } sky_cuda_program;
+
+/* What the generated gen/dit_forward_cuda.c describes: the kernels (their source for NVRTC and their
+ * names, table order), the GEMM table, each weight's device dtype, the CUDA plan's arena and input
+ * slots, and the launch sequence of one forward. */
+typedef struct sky_dit_cuda_desc {
+    const char                *kernels_src;
+    int                        n_kernels;
+    const char *const         *kernel_names;
+    int                        n_gemms;
+    const sky_gemm_desc       *gemms;
+    int                        n_weights;
+    const unsigned char       *weight_bf16;     /* 1: uploaded as bf16, 0: fp32 */
+    size_t                     arena_bytes;
+    int                        attention_smem;  /* dynamic shared memory of the attention kernels */
+    sky_slot                   x, y, t, context, clip_fea, fps, v;   /* bytes 0 where absent */
+    void (*record)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+} sky_dit_cuda_desc;
 
 /* Launch f on stream s with the kernel parameters args (checked; on failure the runtime reports the
  * kernel's index and the CUDA error and ends the process: a failed launch after validation means a

@@ -1,12 +1,16 @@
 /* runtime/dit.c — run dit_forward on a file of inputs; random weights and inputs (dit.h). */
 #include "dit.h"
 
+#include <dlfcn.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "dit_plugin.h"
 #include "dtype.h"
 #include "safetensors.h"
 #include "weights.h"
@@ -173,21 +177,71 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
 
 struct sky_dit {
     const sky_dit_program *p;
-    sky_cpu_state          s;                /* fp32 weights and the arena */
+    sky_cpu_state          s;                /* fp32 weights and the arena (CPU backend) */
+    void                      *dl;           /* the CUDA plugin (dlopen handle), its table and state */
+    const sky_dit_cuda_plugin *cuda;
+    void                      *cuda_state;
 };
 
+sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err)
+{
+    if (strcmp(s, "cpu") == 0) *b = SKY_BACKEND_CPU;
+    else if (strcmp(s, "cuda") == 0) *b = SKY_BACKEND_CUDA;
+    else return sky_fail(err, "--backend %s: unknown backend (cpu or cuda)", s);
+    return SKY_OK;
+}
+
+/* The CUDA plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the
+ * running binary. Loaded, its ABI and variant checked. */
+static sky_status load_plugin(void **dl, const sky_dit_cuda_plugin **plugin, const char *who, sky_err *err)
+{
+    char path[PATH_MAX + 64];
+    const char *env = getenv("SKY_CUDA_PLUGIN");
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else {
+        char exe[PATH_MAX];
+        const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) return sky_fail(err, "--backend cuda: cannot find the running binary (/proc/self/exe)");
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(path, sizeof path, "%s/libskyreels-%s-cuda.so", exe, who);
+    }
+    *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!*dl && strstr(dlerror(), "libcuda.so") && access(path, R_OK) == 0)
+        return sky_fail(err, "--backend cuda: no NVIDIA driver on this machine (%s needs libcuda.so.1); run with "
+                        "--backend cpu", path);
+    if (!*dl)
+        return sky_fail(err, "--backend cuda: cannot load the CUDA plugin %s (%s); it is built beside the binary "
+                        "when CMake finds the CUDA toolkit (./build.sh gen %s on a machine with nvcc), or set "
+                        "SKY_CUDA_PLUGIN", path, dlerror(), who);
+    *plugin = dlsym(*dl, SKY_DIT_CUDA_SYMBOL);
+    if (!*plugin) return sky_fail(err, "--backend cuda: %s has no %s: not a plugin of this engine", path,
+                                  SKY_DIT_CUDA_SYMBOL);
+    if ((*plugin)->abi != SKY_DIT_CUDA_ABI)
+        return sky_fail(err, "--backend cuda: %s has plugin ABI %d, this binary %d: rebuild both", path,
+                        (*plugin)->abi, SKY_DIT_CUDA_ABI);
+    if (strcmp((*plugin)->variant, who) != 0)
+        return sky_fail(err, "--backend cuda: %s was generated for %s, this binary is %s", path, (*plugin)->variant,
+                        who);
+    return SKY_OK;
+}
+
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_err *err)
+                        sky_backend b, sky_err *err)
 {
     *out = NULL;
     sky_dit *d = calloc(1, sizeof *d);
     if (!d) return sky_fail(err, "out of host memory");
     d->p = p;
     double t0 = now_s();
-    if (sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err)) {
-        free(d);
-        return SKY_ERR;
-    }
+    /* The plugin first: a missing plugin is reported before minutes of weight loading. */
+    if (b == SKY_BACKEND_CUDA && load_plugin(&d->dl, &d->cuda, who, err)) goto fail;
+    /* The CUDA backend reads the fp32 weights once and keeps no CPU arena. */
+    if (sky_cpu_state_open(&d->s, p->weights, p->n_weights, b == SKY_BACKEND_CUDA ? 64 : p->arena_bytes, weights,
+                           who, err))
+        goto fail;
     if (!quiet) {
         fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->s.w.n,
                 sky_layout_name(d->s.w.layout), weights, now_s() - t0);
@@ -195,13 +249,24 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
             fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n",
                     d->s.w.unused, d->s.w.first_unused);
     }
+    if (d->cuda) {
+        t0 = now_s();
+        if (d->cuda->open(&d->cuda_state, p, (const float *const *)d->s.w.data, err)) goto fail;
+        if (!quiet) fprintf(stderr, "cuda: %s; weights uploaded, kernels ready (%.2f s)\n",
+                            d->cuda->device(d->cuda_state), now_s() - t0);
+    }
     *out = d;
     return SKY_OK;
+fail:
+    sky_dit_close(d);
+    return SKY_ERR;
 }
 
 void sky_dit_close(sky_dit *d)
 {
     if (!d) return;
+    if (d->cuda && d->cuda_state) d->cuda->close(d->cuda_state);
+    if (d->dl) dlclose(d->dl);
     sky_cpu_state_free(&d->s);
     free(d);
 }
@@ -212,6 +277,10 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
     const sky_dit_program *p = d->p;
     const size_t lat = (size_t)F * (size_t)H * (size_t)W;
     SKY_ASSERT(F >= 1 && F <= p->max_frames && (Ft == 1 || Ft == F));
+    if (d->cuda) {
+        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, fps, v);
+        return;
+    }
     SKY_ASSERT((size_t)p->x_channels * lat * sizeof(float) <= p->x.bytes);
     memcpy(d->s.arena + p->x.offset, x, (size_t)p->x_channels * lat * sizeof(float));
     memcpy(d->s.arena + p->t.offset, t, (size_t)Ft * sizeof(double));
@@ -244,7 +313,7 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
 
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
-    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, err)) goto done;
+    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, o->backend, err)) goto done;
 
     const size_t lat = (size_t)in.F * (size_t)in.H * (size_t)in.W;
     const size_t per_v = (size_t)p->out_dim * lat;
@@ -274,7 +343,8 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     }
 
     sky_st_entry e = { "v", SKY_DTYPE_F32, 5, { in.B, p->out_dim, in.F, in.H, in.W }, out };
-    const char *meta[] = { "made_by", "skyreels program dit_forward", "variant", v->name, "backend", "cpu", NULL };
+    const char *meta[] = { "made_by", "skyreels program dit_forward", "variant", v->name, "backend",
+                           o->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu", NULL };
     if (sky_safetensors_write(o->output, &e, 1, meta, err)) goto done;
     st = SKY_OK;
 done:

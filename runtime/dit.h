@@ -19,20 +19,28 @@
 #include "program.h"
 #include "status.h"
 
+/* Where dit_forward runs: the CPU reference, or the CUDA plugin beside the binary (dit_plugin.h). */
+typedef enum sky_backend { SKY_BACKEND_CPU = 0, SKY_BACKEND_CUDA = 1 } sky_backend;
+
+/* "cpu" or "cuda" into *b; SKY_ERR (naming the flag) for anything else. */
+sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err);
+
 typedef struct sky_dit_run_opts {
     const char *weights;                /* checkpoint: file, sharded index or directory */
     const char *inputs;                 /* .safetensors with the tensors above */
     const char *output;                 /* .safetensors to write (v) */
     int         quiet;                  /* 1: no progress lines on stderr */
+    sky_backend backend;
 } sky_dit_run_opts;
 
-/* A bound dit_forward program: weights as fp32 and the CPU arena. */
+/* A bound dit_forward program: weights as fp32 and the CPU arena, or the CUDA plugin's state. */
 typedef struct sky_dit sky_dit;
 
 /* Bind program p to the checkpoint at `weights` (file, index or directory; original or diffusers
- * names); `who` names the variant in messages; unless quiet, one line about the weights on stderr. */
+ * names) on backend b; `who` names the variant in messages (and the plugin to load for
+ * SKY_BACKEND_CUDA); unless quiet, a line about the weights (and the device) on stderr. */
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_err *err);
+                        sky_backend b, sky_err *err);
 void sky_dit_close(sky_dit *d);
 
 /* One forward pass of one sample (shapes as above without the batch): x [x_channels, F, H, W],
@@ -42,7 +50,7 @@ void sky_dit_close(sky_dit *d);
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                      const float *context, const float *clip_fea, int64_t fps, float *v);
 
-/* Run dit_forward of variant v on the CPU backend, one sample at a time. */
+/* Run dit_forward of variant v on o->backend, one sample at a time. */
 sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err);
 
 /* Write random weights for the tensors of n_tables weights tables (e.g. a variant's vae_decode

@@ -1,6 +1,6 @@
 /* runtime/main.c — the command line of a per-variant binary, skyreels-<variant>.
  *
- *   skyreels-<variant> program dit_forward --weights PATH --inputs FILE --output FILE [--backend cpu]
+ *   skyreels-<variant> program dit_forward --weights PATH --inputs FILE --output FILE [--backend cpu|cuda]
  *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
  *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--seed N]
  *   skyreels-<variant> info | --info | --help | --version
@@ -38,7 +38,9 @@ static void print_usage(FILE *out, const char *argv0)
             "      --inputs FILE     .safetensors with x [B,%d,F,H,W], t [B] or [B,F], context [B,%d,%d]%s%s\n"
             "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
             "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
-            "      --backend cpu     the CPU reference backend (the only one in this build)\n"
+            "      --backend cpu     the CPU reference backend (default)\n"
+            "      --backend cuda    dit_forward on the GPU through libskyreels-<variant>-cuda.so beside the\n"
+            "                        binary (built when CMake finds the CUDA toolkit; NOT YET VERIFIED ON A GPU)\n"
             "      -q, --quiet       no progress lines\n"
             "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video [1,3,1+4(L-1),8h,8w]\n"
             "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z [1,%d,1+(T-1)/4,H/8,W/8]\n"
@@ -125,8 +127,10 @@ static int cmd_program(int argc, char **argv)
         else if (strcmp(a, "--inputs") == 0 && val) { o.inputs = val; i++; }
         else if (strcmp(a, "--output") == 0 && val) { o.output = val; i++; }
         else if (strcmp(a, "--backend") == 0 && val) {
-            if (strcmp(val, "cpu") != 0)
-                return usage_error(argv[0], "--backend %s: this build has only the cpu backend", val);
+            sky_err e;
+            if (sky_backend_parse(val, &o.backend, &e)) return usage_error(argv[0], "%s", e.msg);
+            if (o.backend == SKY_BACKEND_CUDA && !is_dit)
+                return usage_error(argv[0], "--backend %s: only dit_forward has a CUDA backend so far", val);
             i++;
         }
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o.quiet = 1;

@@ -612,7 +612,7 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
             goto done;
         }
     }
-    if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, err)) goto done;
+    if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err)) goto done;
     if (a->vae_weights) {
         if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }
         if (sky_vae_open(&r.dec, v->vae_decode, a->vae_weights, v->name, err) ||

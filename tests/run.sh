@@ -18,6 +18,7 @@ tiers=(
     "compile: generated CUDA | bash tests/compile/run.sh"
     "compile: attention cfgs | bash tests/compile/attention_compile.sh"
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
+    "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
     "encoders vs transformers | bash tests/numeric/run_encoders.sh"

@@ -6,7 +6,8 @@
 #     and no stack frame in any kernel;
 #   - NVRTC compiles the same text (tests/compile/nvrtc_compile.c) for sm_90a;
 #   - the generated host code (gen/dit_forward_cuda.c) compiles as C11 against cuda.h with -Werror;
-#   - two nvcc builds of the same file (-objtemp -frandom-seed=<path>) give identical objects.
+#   - two nvcc builds of the same file (-objtemp -frandom-seed=<path>) give identical objects;
+#   - the variant's CUDA plugin (runtime/dit_cuda.c + the generated host code) links, nothing undefined.
 # Skips with "compile tier: not run (no nvcc)" where the CUDA toolkit is missing; ends with
 # "N passed, M failed".
 set -uo pipefail
@@ -75,6 +76,14 @@ for v in $variants; do
     if cc -std=c11 -O2 -Wall -Wextra -Werror -iquote runtime -I"$CUDA_HOME/include" -c "$out/gen/dit_forward_cuda.c" \
           -o "$out/host.o" 2> "$out/host.log"; then ok "$v: generated host code compiles (C11, -Werror)"
     else bad "$v: host code:"; head -20 "$out/host.log"; fi
+    # The CUDA plugin of the variant links with nothing undefined (as CMakeLists.txt builds it).
+    if cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -shared -fvisibility=hidden \
+          -DSKY_PLUGIN_VARIANT="\"$v\"" -iquote runtime -I"$CUDA_HOME/include" runtime/cuda_ctx.c runtime/dit_cuda.c \
+          runtime/dtype.c runtime/gemm.c runtime/nvrtc_cache.c runtime/status.c "$out/gen/dit_forward_cuda.c" \
+          "$out/gen/dit_forward_kernels_src.c" -Wl,--no-undefined -L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" \
+          -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
+        ok "$v: the CUDA plugin links (--no-undefined) (compile-only)"
+    else bad "$v: plugin:"; head -20 "$out/plugin.log"; fi
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

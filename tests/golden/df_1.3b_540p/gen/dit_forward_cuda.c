@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (22 .lua files)                 xxh64 36044aec4bfce13e
+ * generator  gen/ (22 .lua files)                 xxh64 504067338a8a50bf
  * program    dit_forward (cuda): 710 launches per forward
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  */
@@ -2458,9 +2458,6 @@ const unsigned char dit_forward_weight_bf16[830] = {
     0, /* head.head.bias */
 };
 
-const size_t dit_forward_cuda_arena_bytes = (size_t)1903842816;
-const int dit_forward_cuda_attention_smem = ATTN_SMEM;
-
 /* One forward of one sample, launched on stream s (captured into a CUDA Graph by the runtime). */
 void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -3952,3 +3949,21 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     /* v = unpatchify(head.head.out)  [16,F,68,120] f32 */
     LAUNCH(K_UNPATCHIFY_OUT16, GRID((long long)16 * F * 68 * 120), 1, 256, 0, PTR(OFF_V), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));
 }
+
+extern const char dit_forward_kernels_src[];
+
+const sky_dit_cuda_desc dit_forward_cuda = {
+    .kernels_src = dit_forward_kernels_src,
+    .n_kernels = 19, .kernel_names = dit_forward_kernel_names,
+    .n_gemms = 12, .gemms = dit_forward_gemms,
+    .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16,
+    .arena_bytes = (size_t)1903842816, .attention_smem = ATTN_SMEM,
+    .x = {(size_t)0, (size_t)13056000},
+    .y = {0, 0},
+    .t = {(size_t)13056000, (size_t)256},
+    .context = {(size_t)13056256, (size_t)4194304},
+    .clip_fea = {0, 0},
+    .fps = {(size_t)17250560, (size_t)256},
+    .v = {(size_t)30306816, (size_t)13056000},
+    .record = dit_forward_cuda_record,
+};

@@ -1,0 +1,31 @@
+/* runtime/dit_plugin.h — the CUDA backend of dit_forward as a plugin.
+ *
+ * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
+ * CMakeLists.txt) holds runtime/dit_cuda.c and the generated gen/dit_forward_cuda.c. The binary
+ * dlopen's it only for --backend cuda, so the CPU binary starts on machines without a CUDA driver.
+ * The binary binds the weights as fp32 (weights.h) and hands them over; the plugin converts,
+ * uploads and runs. Plain C types only: this header needs no CUDA header.
+ */
+#ifndef SKY_DIT_PLUGIN_H
+#define SKY_DIT_PLUGIN_H
+
+#include <stdint.h>
+
+#include "program.h"
+#include "status.h"
+
+typedef struct sky_dit_cuda_plugin {
+    int         abi;                          /* SKY_DIT_CUDA_ABI */
+    const char *variant;                      /* the variant it was generated for */
+    sky_status (*open)(void **out, const sky_dit_program *p, const float *const *w, sky_err *err);
+    /* One forward of one sample; arguments as sky_dit_forward's (dit.h). */
+    void (*forward)(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                    const float *context, const float *clip_fea, int64_t fps, float *v);
+    const char *(*device)(void *d);           /* e.g. "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
+    void (*close)(void *d);
+} sky_dit_cuda_plugin;
+
+#define SKY_DIT_CUDA_ABI 1
+#define SKY_DIT_CUDA_SYMBOL "sky_dit_cuda_plugin_v1"
+
+#endif /* SKY_DIT_PLUGIN_H */

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# tests/compile/plugin_test.sh — the CUDA plugin (dit_plugin.h) built and loaded on a machine WITHOUT
+# a GPU (COMPILE-ONLY for the numbers: tests/gpu/run.sh compares it with the CPU backend):
+#   - ./build.sh gen tiny_df128 builds libskyreels-tiny_df128-cuda.so beside the binary (CMake found
+#     the toolkit), linked with --no-undefined, exporting one symbol: sky_dit_cuda_plugin_v1;
+#   - --backend cuda without a driver, with the toolkit's stub driver, with a missing plugin and with
+#     another variant's plugin each exit 1 with a message that says so, and write no output;
+#   - --backend cuda on vae_decode and an unknown backend exit 2 (usage).
+# Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+if [ ! -f "$CUDA_HOME/include/cuda.h" ] || [ ! -f "$CUDA_HOME/lib64/stubs/libcuda.so" ]; then
+    echo "plugin: not run (no CUDA toolkit at $CUDA_HOME)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+for v in tiny_df128 tiny_t2v; do
+    ./build.sh gen "$v" > "$tmp/gen-$v.log" 2>&1 || { bad "./build.sh gen $v"; cat "$tmp/gen-$v.log"; }
+done
+B=out/tiny_df128/skyreels-tiny_df128 P=out/tiny_df128/libskyreels-tiny_df128-cuda.so
+if [ -f "$P" ]; then ok "the plugin is built beside the binary ($P)"
+else bad "no $P (see $tmp/gen-tiny_df128.log: did CMake find the CUDA toolkit?)"; grep -i cuda build/cmake-tiny_df128.log; fi
+exported=$(nm -D --defined-only "$P" 2>/dev/null | awk '{print $3}' | grep -v '^_' | tr '\n' ' ')
+[ "$exported" = "sky_dit_cuda_plugin_v1 " ] && ok "it exports only sky_dit_cuda_plugin_v1" ||
+    bad "exported symbols: '$exported' (want sky_dit_cuda_plugin_v1 only)"
+
+$B random-weights --output "$tmp/w.safetensors" > /dev/null 2>&1
+$B random-inputs --output "$tmp/in.safetensors" > /dev/null 2>&1
+mkdir -p "$tmp/stub"
+ln -s "$CUDA_HOME/lib64/stubs/libcuda.so" "$tmp/stub/libcuda.so.1"
+
+# expect CODE "message substring" ENV... -- command...: exit code, message, and no output file.
+expect() {
+    local code=$1 want=$2 out rc
+    shift 2
+    rm -f "$tmp/v.safetensors"
+    out=$(env "$@" 2>&1 >/dev/null); rc=$?
+    if [ "$rc" -eq "$code" ] && [[ "$out" == *"$want"* ]] && [ ! -e "$tmp/v.safetensors" ]; then
+        ok "exit $rc: $want"
+    else
+        bad "$*: exit $rc (want $code), message: $out (want: $want), output left: $(ls "$tmp/v.safetensors" 2>/dev/null)"
+    fi
+}
+A=(program dit_forward --weights "$tmp/w.safetensors" --inputs "$tmp/in.safetensors" --output "$tmp/v.safetensors")
+# Without a driver: libcuda.so.1 is nowhere on the loader's path (the toolkit ships only the stub).
+expect 1 "no NVIDIA driver on this machine" LD_LIBRARY_PATH="$CUDA_HOME/lib64" "$B" "${A[@]}" --backend cuda
+expect 1 "no usable NVIDIA driver: cuInit failed with CUDA_ERROR_STUB_LIBRARY" \
+    LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64" "$B" "${A[@]}" --backend cuda
+expect 1 "cannot load the CUDA plugin $tmp/none.so" SKY_CUDA_PLUGIN="$tmp/none.so" "$B" "${A[@]}" --backend cuda
+T=out/tiny_t2v/skyreels-tiny_t2v
+$T random-weights --output "$tmp/wt.safetensors" > /dev/null 2>&1
+$T random-inputs --output "$tmp/int.safetensors" > /dev/null 2>&1
+expect 1 "was generated for tiny_df128, this binary is tiny_t2v" SKY_CUDA_PLUGIN="$PWD/$P" \
+    LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64" "$T" program dit_forward --weights "$tmp/wt.safetensors" \
+    --inputs "$tmp/int.safetensors" --output "$tmp/v.safetensors" --backend cuda
+expect 2 "--backend rocm: unknown backend (cpu or cuda)" "$B" "${A[@]}" --backend rocm
+expect 2 "--backend cuda: only dit_forward has a CUDA backend so far" "$B" program vae_decode \
+    --weights "$tmp/w.safetensors" --inputs "$tmp/in.safetensors" --output "$tmp/v.safetensors" --backend cuda
+# The CPU backend of the same binary still runs.
+if "$B" "${A[@]}" --backend cpu > /dev/null 2>&1 && [ -s "$tmp/v.safetensors" ]; then ok "--backend cpu runs"
+else bad "--backend cpu failed"; fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
