@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Packages: the generator (lua5.4), the C toolchain, CMake, and FFmpeg's libraries (video I/O).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev"
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -22,6 +22,7 @@ deps() {
     need_cmd make || missing="$missing make"
     need_cmd g++ || missing="$missing g++"
     [ -e /usr/include/sentencepiece_processor.h ] || missing="$missing libsentencepiece-dev"
+    [ -e /usr/include/xxhash.h ] || missing="$missing libxxhash-dev"
     need_cmd pkg-config || missing="$missing pkg-config"
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||

@@ -617,6 +617,7 @@ local function emit_variant(s, plans, ctx)
     w:line(".spec_path = %s,", clit.str(ctx.spec_rel))
     w:line(".spec_xxh64 = %s,", clit.str(ctx.spec_hash))
     w:line(".generator_xxh64 = %s,", clit.str(ctx.generator_hash))
+    w:line(".has_cuda = %d,", s.targets.cuda and 1 or 0)
     w:line(".steps = %d, .shift = %s, .guidance = %s,", s.sampler.steps, clit.f64(s.sampler.shift),
            clit.f64(s.sampler.guidance))
     w:line(".height = %d, .width = %d, .base_num_frames = %d,", s.video.height, s.video.width,

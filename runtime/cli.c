@@ -292,6 +292,9 @@ int sky_cli_generate(int argc, char **argv)
     if (given(&p, "--backend")) {
         sky_err e;
         if (sky_backend_parse(get(&p, "--backend"), &backend, &e)) return usage(argv0, "%s", e.msg);
+        if (backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
+            return usage(argv0, "--backend cuda: %s was generated for the cpu target only (its spec's targets)",
+                         sky_variant.name);
     }
 
     sky_gen_args a = { 0 };

@@ -209,13 +209,16 @@ static sky_status load_plugin(void **dl, const sky_dit_cuda_plugin **plugin, con
         snprintf(path, sizeof path, "%s/libskyreels-%s-cuda.so", exe, who);
     }
     *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!*dl && strstr(dlerror(), "libcuda.so") && access(path, R_OK) == 0)
-        return sky_fail(err, "--backend cuda: no NVIDIA driver on this machine (%s needs libcuda.so.1); run with "
-                        "--backend cpu", path);
-    if (!*dl)
+    if (!*dl) {
+        const char *why = dlerror();          /* read once: the next call returns NULL */
+        if (!why) why = "unknown dlopen error";
+        if (strstr(why, "libcuda.so") && access(path, R_OK) == 0)
+            return sky_fail(err, "--backend cuda: no NVIDIA driver on this machine (%s needs libcuda.so.1); run "
+                            "with --backend cpu", path);
         return sky_fail(err, "--backend cuda: cannot load the CUDA plugin %s (%s); it is built beside the binary "
                         "when CMake finds the CUDA toolkit (./build.sh gen %s on a machine with nvcc), or set "
-                        "SKY_CUDA_PLUGIN", path, dlerror(), who);
+                        "SKY_CUDA_PLUGIN", path, why, who);
+    }
     *plugin = dlsym(*dl, SKY_DIT_CUDA_SYMBOL);
     if (!*plugin) return sky_fail(err, "--backend cuda: %s has no %s: not a plugin of this engine", path,
                                   SKY_DIT_CUDA_SYMBOL);

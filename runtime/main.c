@@ -129,6 +129,9 @@ static int cmd_program(int argc, char **argv)
         else if (strcmp(a, "--backend") == 0 && val) {
             sky_err e;
             if (sky_backend_parse(val, &o.backend, &e)) return usage_error(argv[0], "%s", e.msg);
+            if (o.backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
+                return usage_error(argv[0], "--backend %s: this variant was generated for the cpu target only "
+                                   "(its spec's targets)", val);
             if (o.backend == SKY_BACKEND_CUDA && !is_dit)
                 return usage_error(argv[0], "--backend %s: only dit_forward has a CUDA backend so far", val);
             i++;

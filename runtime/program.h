@@ -93,6 +93,7 @@ typedef struct sky_variant_desc {
     const char *spec_path;              /* as recorded by the generator (relative) */
     const char *spec_xxh64;             /* hex */
     const char *generator_xxh64;        /* hex, all gen/ sources */
+    int    has_cuda;                    /* 1: the spec targets cuda (a CUDA plugin can exist) */
     int    steps;                       /* sampler defaults from the spec */
     double shift, guidance;
     int    height, width, base_num_frames;   /* pixels / frames */

@@ -5,6 +5,7 @@
 #     the toolkit), linked with --no-undefined, exporting one symbol: sky_dit_cuda_plugin_v1;
 #   - --backend cuda without a driver, with the toolkit's stub driver, with a missing plugin and with
 #     another variant's plugin each exit 1 with a message that says so, and write no output;
+#   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
 #   - --backend cuda on vae_decode and an unknown backend exit 2 (usage).
 # Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
 set -uo pipefail
@@ -54,12 +55,19 @@ expect 1 "no NVIDIA driver on this machine" LD_LIBRARY_PATH="$CUDA_HOME/lib64" "
 expect 1 "no usable NVIDIA driver: cuInit failed with CUDA_ERROR_STUB_LIBRARY" \
     LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64" "$B" "${A[@]}" --backend cuda
 expect 1 "cannot load the CUDA plugin $tmp/none.so" SKY_CUDA_PLUGIN="$tmp/none.so" "$B" "${A[@]}" --backend cuda
+# Another variant's plugin: a second CUDA-capable spec (tiny_df128 under another name, outside specs/).
+sed 's/variant = "tiny_df128"/variant = "tiny_df128_other"/' specs/tiny_df128.lua > "$tmp/tiny_df128_other.lua"
+./build.sh gen "$tmp/tiny_df128_other.lua" > "$tmp/gen-other.log" 2>&1 || { bad "./build.sh gen tiny_df128_other"; cat "$tmp/gen-other.log"; }
+O=out/tiny_df128_other/skyreels-tiny_df128_other
+expect 1 "was generated for tiny_df128, this binary is tiny_df128_other" SKY_CUDA_PLUGIN="$PWD/$P" \
+    LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64" "$O" "${A[@]}" --backend cuda
+rm -rf out/tiny_df128_other build/tiny_df128_other build/cmake-tiny_df128_other.log
+# A variant generated for the cpu target only (head dim 16) refuses --backend cuda as usage.
 T=out/tiny_t2v/skyreels-tiny_t2v
 $T random-weights --output "$tmp/wt.safetensors" > /dev/null 2>&1
 $T random-inputs --output "$tmp/int.safetensors" > /dev/null 2>&1
-expect 1 "was generated for tiny_df128, this binary is tiny_t2v" SKY_CUDA_PLUGIN="$PWD/$P" \
-    LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64" "$T" program dit_forward --weights "$tmp/wt.safetensors" \
-    --inputs "$tmp/int.safetensors" --output "$tmp/v.safetensors" --backend cuda
+expect 2 "--backend cuda: this variant was generated for the cpu target only" "$T" program dit_forward \
+    --weights "$tmp/wt.safetensors" --inputs "$tmp/int.safetensors" --output "$tmp/v.safetensors" --backend cuda
 expect 2 "--backend rocm: unknown backend (cpu or cuda)" "$B" "${A[@]}" --backend rocm
 expect 2 "--backend cuda: only dit_forward has a CUDA backend so far" "$B" program vae_decode \
     --weights "$tmp/w.safetensors" --inputs "$tmp/in.safetensors" --output "$tmp/v.safetensors" --backend cuda

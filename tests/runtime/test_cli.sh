@@ -50,7 +50,7 @@ expect 2 "unknown flag --foo" -- $T "${W_T[@]}" --foo
 expect 2 "--num_frames given twice" -- $T "${W_T[@]}" --num_frames 9 --num_frames 9
 expect 2 "--model_id /nonexistent/dir: no such directory" -- $T --model_id /nonexistent/dir --prompt_embeds "$tmp/pe_t.safetensors"
 expect 2 "no VAE found" -- $T --dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors"
-expect 2 "--backend cuda: this build has only the cpu backend" -- $T "${W_T[@]}" --backend cuda
+expect 2 "--backend cuda: tiny_t2v was generated for the cpu target only (its spec's targets)" -- $T "${W_T[@]}" --backend cuda
 expect 2 "--image is required: tiny_i2v is an image-to-video variant" -- $I --dit_weights x --prompt_embeds y
 expect 2 "for longer videos use --overlap_history" -- $D "${W_D[@]}" --num_frames 41
 expect 2 "--causal_attention: DF: block-causal mask; not supported" -- $D "${W_D[@]}" --causal_attention

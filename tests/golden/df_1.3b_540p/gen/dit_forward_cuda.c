@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (22 .lua files)                 xxh64 504067338a8a50bf
+ * generator  gen/ (22 .lua files)                 xxh64 ccd86982a6eeaa87
  * program    dit_forward (cuda): 710 launches per forward
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  */

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (22 .lua files)                 xxh64 504067338a8a50bf
+ * generator  gen/ (22 .lua files)                 xxh64 ccd86982a6eeaa87
  * program    dit_forward (cuda): 66 launches per forward
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  */
