@@ -434,6 +434,9 @@ local function emit_program(s, p, ctx, extra_header)
             p.templates_used = p.templates_used or {}
             p.templates_used["templates/cpu/" .. inst.template .. ".c.in"] = true
         end
+        local stored = (n.out.dtype == "f64" or n.out.dtype == "i64") and n.out.dtype:upper() or "F32"
+        body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s);", clit.str(n.out.name), ident(n.out.name), stored,
+                  graph.numel_expr(n.out.dims))
     end
 
     local common = ctx.read_template("templates/cpu/common.h.in")
@@ -451,6 +454,9 @@ local function emit_program(s, p, ctx, extra_header)
     w:line("#define ACT_F64(off) ((double *)(arena + (off)))")
     w:line("#define ACT_I64(off) ((int64_t *)(arena + (off)))")
     w:line("#define W(i) (w[i])")
+    w:line("/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */")
+    w:line("#define TRACE(name, off, dtype, n) \\")
+    w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n)); } while (0)")
     w:blank()
     w:line("/* arena offsets (bytes), from gen/plan.lua */")
     for _, b in ipairs(p.buffers) do

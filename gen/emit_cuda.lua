@@ -66,8 +66,8 @@ local backend = {}
 -- Elementwise launch: one thread per element of `over`.
 local function elementwise_launch(over, args)
     return function(k)
-        return string.format("LAUNCH(%s, GRID(%s), 1, %d, 0, %s);", k, numel(over), schedule.elementwise_threads,
-                             table.concat(args, ", "))
+        return string.format("LAUNCH(%s, CDIV(%s, %d), 1, %d, 0, %s);", k, numel(over), schedule.elementwise_threads,
+                             schedule.elementwise_threads, table.concat(args, ", "))
     end
 end
 
@@ -77,8 +77,9 @@ backend.patchify = function(n, s)
         local c0 = (i == 1) and 0 or s.derived.x_channels
         out[i] = { template = "patchify", consts = { CX = t.dims[1], C0 = c0, PATCH_IN = n.attrs.patch_in },
                    launch = function(k)
-                       return string.format("LAUNCH(%s, GRID((long long)L * %d), 1, %d, 0, %s, %s, INT(F), INT(H), INT(W));",
-                                            k, t.dims[1], schedule.elementwise_threads, ptr(n.out), ptr(t))
+                       return string.format("LAUNCH(%s, CDIV((long long)L * %d, %d), 1, %d, 0, %s, %s, INT(F), INT(H), INT(W));",
+                                            k, t.dims[1], schedule.elementwise_threads, schedule.elementwise_threads,
+                                            ptr(n.out), ptr(t))
                    end }
     end
     return out
@@ -112,7 +113,7 @@ end
 backend.sinusoid = function(n)
     return { { template = "sinusoid", consts = { HALF = n.attrs.freq_dim // 2, TY = ctype(n.out) },
                launch = function(k)
-                   return string.format("LAUNCH(%s, GRID((long long)%s * %d), 1, 128, 0, %s, %s, INT(%s));", k,
+                   return string.format("LAUNCH(%s, CDIV((long long)%s * %d, 128), 1, 128, 0, %s, %s, INT(%s));", k,
                                         rows(n.ins[1]), n.attrs.freq_dim // 2, ptr(n.out), ptr(n.ins[1]), rows(n.ins[1]))
                end } }
 end
@@ -166,8 +167,9 @@ backend.rope_table = function(n)
     return { { template = "rope_table",
                consts = { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2, THETA = clit.f64(a.theta) },
                launch = function(k)
-                   return string.format("LAUNCH(%s, GRID((long long)L * %d), 1, %d, 0, %s, INT(F), INT(H), INT(W));", k,
-                                        a.head_dim // 2, schedule.elementwise_threads, ptr(n.out))
+                   return string.format("LAUNCH(%s, CDIV((long long)L * %d, %d), 1, %d, 0, %s, INT(F), INT(H), INT(W));", k,
+                                        a.head_dim // 2, schedule.elementwise_threads, schedule.elementwise_threads,
+                                        ptr(n.out))
                end } }
 end
 backend.gated_residual = function(n)
@@ -217,14 +219,20 @@ local function kernel_name(template, consts)
     return table.concat(parts, "_")
 end
 
--- The dtype each weight is stored in on the device: the A dtype of the GEMM that reads it, fp32
--- for everything else (norm weights, modulation tables, the fps embedding).
+-- The dtype each weight is stored in on the device: a GEMM's weight has its A dtype and its bias
+-- its output dtype (cuBLASLt's bias epilogue reads the bias in the output type: runtime/gemm.h);
+-- everything else is fp32 (norm weights, modulation tables, the fps embedding).
 local function weight_dtypes(g)
     local dt = {}
+    local function set(w, dtype)
+        assert(dt[w.name] == nil or dt[w.name] == dtype,
+               "emit_cuda: weight " .. w.name .. " is read by GEMMs of two dtypes")
+        dt[w.name] = dtype
+    end
     for _, n in ipairs(g.nodes) do
         if n.op == "linear" then
-            dt[n.attrs.weight.name] = n.ins[1].dtype
-            dt[n.attrs.bias.name] = n.ins[1].dtype
+            set(n.attrs.weight, n.ins[1].dtype)
+            set(n.attrs.bias, n.out.dtype)
         end
     end
     return dt
@@ -277,13 +285,18 @@ function emit_cuda.emit(s, programs, files, ctx)
                 body:line("%s", inst.launch("K_" .. ident(name)))
             end
         end
+        body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s);", clit.str(n.out.name), ident(n.out.name), n.out.dtype:upper(),
+                  graph.numel_expr(n.out.dims))
     end
     table.sort(kernel_order)
 
     -- gen/dit_forward_kernels.cu: helpers inlined, then every kernel (the same text for nvcc and NVRTC).
+    local ptx = ctx.read_template("templates/cuda/ptx.cuh")
     local common = ctx.read_template("templates/cuda/common.cuh")
     local reduce = ctx.read_template("templates/cuda/reduce.cuh")
-    templates_used["templates/cuda/common.cuh"], templates_used["templates/cuda/reduce.cuh"] = true, true
+    for _, path in ipairs({ "templates/cuda/ptx.cuh", "templates/cuda/common.cuh", "templates/cuda/reduce.cuh" }) do
+        templates_used[path] = true
+    end
     local used = {}
     for path in pairs(templates_used) do used[path] = ctx.templates[path] end
     local cu = cwriter.new()
@@ -291,6 +304,7 @@ function emit_cuda.emit(s, programs, files, ctx)
         string.format("program    dit_forward (cuda): %d kernels, %d GEMM shapes (cuBLASLt)", #kernel_order, #gemms),
         "compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)",
     }, used))
+    cu:raw(ptx)
     cu:raw(common)
     cu:raw(reduce)
     for _, name in ipairs(kernel_order) do

@@ -132,6 +132,13 @@ function graph.dims_text(dims)
     return "[" .. table.concat(parts, ",") .. "]"
 end
 
+-- Element count of dims as a C expression: "(long long)L * 256" (symbols are C names in scope).
+function graph.numel_expr(dims)
+    local parts = {}
+    for i, d in ipairs(dims) do parts[i] = tostring(d) end
+    return "(long long)" .. table.concat(parts, " * ")
+end
+
 -- Attributes as sorted key=value text for dumps and comments.
 function graph.attrs_text(attrs)
     local parts = {}

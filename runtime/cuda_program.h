@@ -23,6 +23,10 @@ typedef struct sky_cuda_program {
     const CUfunction   *fn;             /* one function per kernel name, table order */
     void               *gemm;           /* the runtime's GEMM set (runtime/gemm.h) */
     int                 sync_check;     /* --sync-check: synchronise after each launch */
+    /* --trace: called after every op with the op's output in the arena (never while capturing) */
+    void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype,
+                  long long n);
+    void               *trace_ctx;
 } sky_cuda_program;
 
 /* What the generated gen/dit_forward_cuda.c describes: the kernels (their source for NVRTC and their
@@ -59,9 +63,10 @@ void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUde
 #define LL(v)      &(long long){ (long long)(v) }
 #define FLT(v)     &(float){ (v) }
 #define CDIV(a, b) ((unsigned)(((long long)(a) + (b) - 1) / (b)))
-#define GRID(n)    CDIV((n), 256)
 #define LAUNCH(k, gx, gy, bx, smem, ...) \
     sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
+#define TRACE(name, off, dtype, n) \
+    do { if (st->trace) st->trace(st, s, (name), (off), (dtype), (long long)(n)); } while (0)
 #define GEMM(i, m, x_off, w_i, b_i, y_off) \
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->arena + (y_off), s)
 

@@ -255,6 +255,7 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     if (d->cuda) {
         t0 = now_s();
         if (d->cuda->open(&d->cuda_state, p, (const float *const *)d->s.w.data, err)) goto fail;
+        if (sky_trace_hook) d->cuda->set_trace(d->cuda_state, sky_trace_hook, sky_trace_ctx);
         if (!quiet) fprintf(stderr, "cuda: %s; weights uploaded, kernels ready (%.2f s)\n",
                             d->cuda->device(d->cuda_state), now_s() - t0);
     }

@@ -42,6 +42,10 @@ typedef struct dit_cuda {
     sky_cuda_program         st;             /* what the launch sequence reads */
     uint16_t                *ctx_bf16;       /* host staging for the context */
     int                      F, H, W, Ft;    /* the call being recorded */
+    sky_trace_fn             trace;          /* --trace: the binary's hook, or NULL */
+    void                    *trace_ctx;
+    void                    *trace_host;     /* host staging for one traced output */
+    size_t                   trace_cap;
     char                     device[320];
 } dit_cuda;
 
@@ -74,6 +78,7 @@ static void dit_close(void *opaque)
     free(d->fn);
     free(d->w);
     free(d->ctx_bf16);
+    free(d->trace_host);
     free(d);
 }
 
@@ -162,6 +167,33 @@ fail:
     return SKY_ERR;
 }
 
+/* --trace: copy one op's output to the host and hand it to the binary's hook. */
+static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype, long long n)
+{
+    dit_cuda *d = st->trace_ctx;
+    const size_t bytes = (size_t)n * (dtype == SKY_TRACE_BF16 ? 2 : dtype == SKY_TRACE_F32 ? 4 : 8);
+    if (bytes > d->trace_cap) {
+        void *p = realloc(d->trace_host, bytes);
+        if (!p) {
+            fprintf(stderr, "dit_forward (cuda): out of host memory tracing %s\n", name);
+            exit(1);
+        }
+        d->trace_host = p, d->trace_cap = bytes;
+    }
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(d->trace_host, st->arena + off, bytes, s));
+    SKY_CU_CHECK(cuStreamSynchronize(s));
+    d->trace(d->trace_ctx, name, d->trace_host, dtype, n);
+}
+
+static void dit_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
+{
+    dit_cuda *d = opaque;
+    d->trace = fn;
+    d->trace_ctx = ctx;
+    d->st.trace = fn ? trace_op : NULL;
+    d->st.trace_ctx = fn ? d : NULL;
+}
+
 /* The launch sequence of the call in d (for the graph cache). */
 static void record(void *opaque, CUstream s)
 {
@@ -192,7 +224,9 @@ static void dit_forward(void *opaque, int F, int H, int W, const float *x, const
     sky_err err;
     /* One graph per (frames, timestep rows, orientation): the launch parameters differ between them. */
     const int key = (F * 2 + (Ft == 1)) * 2 + (H != p->lat_h);
-    if (sky_graph_run(d->graphs, key, record, d, &err)) {
+    if (d->trace) {
+        record(d, s);                        /* traced: eagerly, the hook reads every output */
+    } else if (sky_graph_run(d->graphs, key, record, d, &err)) {
         fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
         exit(1);
     }
@@ -209,5 +243,5 @@ static const char *dit_device(void *opaque)
 __attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
 const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
     .abi = SKY_DIT_CUDA_ABI, .variant = SKY_PLUGIN_VARIANT,
-    .open = dit_open, .forward = dit_forward, .device = dit_device, .close = dit_close,
+    .open = dit_open, .forward = dit_forward, .device = dit_device, .close = dit_close, .set_trace = dit_set_trace,
 };

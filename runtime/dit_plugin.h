@@ -23,9 +23,12 @@ typedef struct sky_dit_cuda_plugin {
                     const float *context, const float *clip_fea, int64_t fps, float *v);
     const char *(*device)(void *d);           /* e.g. "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
     void (*close)(void *d);
+    /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
+     * run without CUDA Graphs while a trace is set. */
+    void (*set_trace)(void *d, sky_trace_fn fn, void *ctx);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 1
+#define SKY_DIT_CUDA_ABI 2
 #define SKY_DIT_CUDA_SYMBOL "sky_dit_cuda_plugin_v1"
 
 #endif /* SKY_DIT_PLUGIN_H */

@@ -20,6 +20,7 @@
 #include "vae.h"
 #include "program.h"
 #include "status.h"
+#include "trace.h"
 
 enum { EXIT_USAGE = 2 };
 
@@ -41,6 +42,8 @@ static void print_usage(FILE *out, const char *argv0)
             "      --backend cpu     the CPU reference backend (default)\n"
             "      --backend cuda    dit_forward on the GPU through libskyreels-<variant>-cuda.so beside the\n"
             "                        binary (built when CMake finds the CUDA toolkit; NOT YET VERIFIED ON A GPU)\n"
+            "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
+            "                        names it; any program, either backend) to FILE, for op-by-op comparisons\n"
             "      -q, --quiet       no progress lines\n"
             "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video [1,3,1+4(L-1),8h,8w]\n"
             "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z [1,%d,1+(T-1)/4,H/8,W/8]\n"
@@ -120,6 +123,7 @@ static int cmd_program(int argc, char **argv)
     if ((is_dec || is_enc) && !sky_variant.vae_decode)
         return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
     sky_dit_run_opts o = { 0 };
+    const char *trace_path = NULL;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -136,9 +140,10 @@ static int cmd_program(int argc, char **argv)
                 return usage_error(argv[0], "--backend %s: only dit_forward has a CUDA backend so far", val);
             i++;
         }
+        else if (strcmp(a, "--trace") == 0 && val) { trace_path = val; i++; }
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o.quiet = 1;
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
-                          strcmp(a, "--backend") == 0))
+                          strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else return usage_error(argv[0], "program: unknown option %s", a);
     }
@@ -146,10 +151,17 @@ static int cmd_program(int argc, char **argv)
     if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
     if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
     sky_err err;
+    sky_trace *trace = NULL;
+    if (trace_path && sky_trace_open(&trace, &err)) {
+        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+        return 1;
+    }
     sky_status st = is_dit ? sky_dit_run(&sky_variant, &o, &err)
                   : (is_text || is_clip) ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output,
                                                                 o.quiet, &err)
                   : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, &err);
+    if (st == SKY_OK && trace) st = sky_trace_write(trace, trace_path, &err);
+    sky_trace_free(trace);
     if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;

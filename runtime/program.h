@@ -26,6 +26,14 @@ typedef struct sky_slot {
     size_t bytes;                       /* capacity at the largest window */
 } sky_slot;
 
+/* Op-by-op tracing, for debugging (`program ... --trace FILE`, runtime/trace.h). Generated CPU
+ * programs call the hook, when set, after every op with the op's output; the CUDA plugin does the
+ * same through its sky_cuda_program. One test per op when unset. */
+enum { SKY_TRACE_F32 = 0, SKY_TRACE_BF16 = 1, SKY_TRACE_F64 = 2, SKY_TRACE_I64 = 3 };
+typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int dtype, long long n);
+extern sky_trace_fn sky_trace_hook;
+extern void *sky_trace_ctx;
+
 /* CPU forward of one sample: arena laid out by the plan, weights as fp32 in table order.
  * F latent frames, H x W latent size of this call, Ft timestep rows (1 or F). */
 typedef void (*sky_dit_forward_cpu_fn)(unsigned char *arena, const float *const *w,

@@ -7,7 +7,7 @@
 #   bash tests/gpu/build_attention_test.sh --render-only DIR write DIR/attention_kernels.cu and
 #                                                            DIR/attention_configs.inc only
 #
-# attention_kernels.cu is templates/cuda/common.cuh followed by one rendered kernel per
+# attention_kernels.cu is templates/cuda/ptx.cuh and common.cuh followed by one rendered kernel per
 # (schedule, NH): the text a generated program holds, and the text tests/compile/ compiles with
 # nvcc and NVRTC. attention_configs.inc is the harness's table of those kernels. Rendering is a
 # plain sed of the ${...} placeholders (the generator uses gen/lib/render.lua); a placeholder
@@ -36,7 +36,7 @@ render_all() {
     mkdir -p "$dir"
     {
         echo "// attention_kernels.cu: rendered by tests/gpu/build_attention_test.sh; do not edit"
-        cat templates/cuda/common.cuh
+        cat templates/cuda/ptx.cuh templates/cuda/common.cuh
     } > "$kernels.tmp"
     echo "// attention_configs.inc: rendered by tests/gpu/build_attention_test.sh; do not edit" > "$table.tmp"
     local cfg bm bn st th nh name

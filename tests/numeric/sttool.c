@@ -9,6 +9,9 @@
  *   sttool zero_rows FILE NAME FROM     exit 1 unless rows FROM.. of the 2-d tensor NAME are exactly 0
  *   sttool clip_preprocess IN OUT S     runtime/encoders.c's CLIP preprocessing of IN's `image` [3,h,w]
  *                                       to OUT's `pixels` [3,S,S]
+ *   sttool compare-trace OUT REF        two op-by-op traces (runtime/trace.h): for every op of REF, in
+ *                                       execution order, that OUT also has, ||out-ref||/||ref|| and
+ *                                       max |out-ref| (a report; exits 1 only when a file is unusable)
  * compare takes an optional sixth argument: the reference tensor's name when it differs.
  *
  * Expected numbers always come from the reference file; nothing is pasted here.
@@ -78,8 +81,47 @@ static int compare(const char *out_path, const char *ref_path, const char *name,
     return ok ? 0 : 1;
 }
 
+/* The op-by-op report of two traces (trace.h), in REF's execution order. */
+static int compare_trace(const char *out_path, const char *ref_path)
+{
+    sky_err err;
+    sky_safetensors *a = NULL, *b = NULL;
+    if (sky_safetensors_open(&a, out_path, &err) || sky_safetensors_open(&b, ref_path, &err)) {
+        fprintf(stderr, "sttool: %s\n", err.msg);
+        return 1;
+    }
+    const char *ops = sky_safetensors_metadata(b, "ops");
+    if (!ops) { fprintf(stderr, "sttool: %s is not a trace (no 'ops' metadata)\n", ref_path); return 1; }
+    printf("%-48s %10s %10s %10s\n", "op output (in both traces)", "rel_l2", "max_abs", "rms(ref)");
+    for (const char *p = ops; *p;) {
+        const char *comma = strchr(p, ',');
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p += len + (comma != NULL);
+        const sky_st_tensor *ta = sky_safetensors_find(a, name), *tb = sky_safetensors_find(b, name);
+        if (!ta || !tb || ta->nbytes != tb->nbytes) continue;
+        size_t n, m;
+        float *x = load_f32(ta, &n, &err), *r = load_f32(tb, &m, &err);
+        if (!x || !r) { free(x); free(r); continue; }
+        double num = 0, den = 0, max_abs = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double d = (double)x[i] - (double)r[i];
+            num += d * d, den += (double)r[i] * r[i];
+            if (!(fabs(d) <= max_abs)) max_abs = fabs(d);
+        }
+        printf("%-48s %10.3e %10.3e %10.3e\n", name, den > 0 ? sqrt(num / den) : sqrt(num), max_abs,
+               n ? sqrt(den / (double)n) : 0.0);
+        free(x); free(r);
+    }
+    sky_safetensors_close(a);
+    sky_safetensors_close(b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "compare-trace") == 0) return compare_trace(argv[2], argv[3]);
     if ((argc == 6 || argc == 7) && strcmp(argv[1], "compare") == 0)
         return compare(argv[2], argv[3], argv[4], atof(argv[5]), argc == 7 ? argv[6] : argv[4]);
     if (argc == 5 && strcmp(argv[1], "zero_rows") == 0) {

@@ -4,18 +4,19 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (22 .lua files)                 xxh64 ccd86982a6eeaa87
+ * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
- *            templates/cuda/common.cuh            xxh64 c0c9d8b0a217344d
+ *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
  *            templates/cuda/layernorm_affine.cu.in xxh64 6191474d13fef89d
  *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
+ *            templates/cuda/ptx.cuh               xxh64 7aad41f341f8c9c6
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
@@ -25,6 +26,99 @@
  * program    dit_forward (cuda): 19 kernels, 12 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
+// templates/cuda/ptx.cuh
+//
+// The PTX primitives of the CUDA templates: every inline-asm instruction they use, and nothing
+// else, so that this one file names the hardware features the kernels depend on (sm_80+:
+// ex2.approx, cvt.rn.bf16x2, cp.async, ldmatrix, mma.sync m16n8k16 bf16; all also on sm_90a).
+// The generator writes it at the top of each generated kernels file, before common.cuh.
+//
+// tests/emu/ runs the generated kernels on the CPU: it defines SKY_PTX_CUH first and supplies
+// these functions with the semantics the PTX ISA gives them (fragment layouts, cp.async groups),
+// so everything else in a generated file is compiled and checked exactly as written.
+
+#ifndef SKY_PTX_CUH
+#define SKY_PTX_CUH
+
+// ---- scalar ----------------------------------------------------------------------------------
+
+// 2^x with the hardware approximation (MUFU.EX2, max relative error about 2^-22, which is far
+// below the bf16 rounding of its uses). Written as PTX so nvcc and NVRTC emit the same
+// instruction whatever the fast-math flags. ex2(-inf) = +0.
+__device__ __forceinline__ float ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Two floats rounded to nearest-even bf16 and packed: lo in bits 0-15, hi in bits 16-31 (the
+// order mma fragments and memory use: the lower address holds the lower half).
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
+{
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// ---- shared memory: cp.async, ldmatrix ------------------------------------------------------
+
+// 32-bit shared-state-space address of a pointer into shared memory (what cp.async and ldmatrix
+// take).
+__device__ __forceinline__ unsigned smem_u32(const void *p)
+{
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+
+// 16-byte global -> shared copy that bypasses L1 (.cg). src_bytes < 16 zero-fills the rest:
+// 0 reads nothing and writes 16 zero bytes (how tiles past the end of a tensor are padded).
+__device__ __forceinline__ void cp_async_16(unsigned dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                 :: "r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+// Wait until at most N of this thread's committed groups are still in flight. The data is
+// visible to other threads only after a barrier that follows the wait.
+template <int N>
+__device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
+}
+
+// Four 8x8 b16 matrices from shared memory; lanes 8i..8i+7 give the row addresses of matrix i,
+// and register i receives matrix i (lane t: row t/4, columns 2(t%4), 2(t%4)+1).
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// Same, each matrix transposed (lane t: rows 2(t%4), 2(t%4)+1 of column t/4).
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], unsigned addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// c += a b on the tensor cores: a 16x16 bf16 (row-major fragment, 4 registers), b 16x8 bf16
+// (column fragment, 2 registers), c 16x8 fp32. Fragment layouts: PTX ISA, "Matrix Fragments
+// for mma.m16n8k16 with floating point type".
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0,
+                                               unsigned b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+#endif // SKY_PTX_CUH
 // templates/cuda/common.cuh
 //
 // Device helpers shared by the CUDA templates (templates/cuda/*.cu.in). The generator writes this
@@ -45,7 +139,8 @@
 //   - size_t, uint4, __cvta_generic_to_shared and the __shfl_*_sync intrinsics are built in;
 //     <stdint.h>, <math.h> (INFINITY) and <cfloat> are not, so this file uses `unsigned` and
 //     __int_as_float(0xff800000) for -inf.
-// Everything here is sm_80+ (cp.async, ldmatrix, bf16 mma); it also builds for sm_90a.
+// The inline PTX these helpers build on (cp.async, ldmatrix, mma, ex2) is in templates/cuda/ptx.cuh,
+// which the generator writes just before this file.
 
 #ifndef SKY_COMMON_CUH
 #define SKY_COMMON_CUH
@@ -105,54 +200,7 @@ __device__ __forceinline__ float quad_max(float x)
 
 __device__ __forceinline__ float neg_inf(void) { return __int_as_float(0xff800000); }
 
-// 2^x with the hardware approximation (MUFU.EX2, max relative error about 2^-22, which is far
-// below the bf16 rounding of its uses). Written as PTX so nvcc and NVRTC emit the same
-// instruction whatever the fast-math flags. ex2(-inf) = +0.
-__device__ __forceinline__ float ex2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-// Two floats rounded to nearest-even bf16 and packed: lo in bits 0-15, hi in bits 16-31 (the
-// order mma fragments and memory use: the lower address holds the lower half).
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
-{
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-// ---- shared memory, cp.async, ldmatrix, mma (sm_80+) ---------------------------------------
-
-// 32-bit shared-state-space address of a pointer into shared memory (what cp.async and ldmatrix
-// take).
-__device__ __forceinline__ unsigned smem_u32(const void *p)
-{
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-
-// 16-byte global -> shared copy that bypasses L1 (.cg). src_bytes < 16 zero-fills the rest:
-// 0 reads nothing and writes 16 zero bytes (how tiles past the end of a tensor are padded).
-__device__ __forceinline__ void cp_async_16(unsigned dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                 :: "r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-
-__device__ __forceinline__ void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-// Wait until at most N of this thread's committed groups are still in flight. The data is
-// visible to other threads only after a barrier that follows the wait.
-template <int N>
-__device__ __forceinline__ void cp_async_wait(void)
-{
-    asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
-}
+// ---- shared memory (the PTX primitives are in templates/cuda/ptx.cuh) ------------------
 
 // Copies a [ROWS, COLS] bf16 tile, row stride ld elements in global memory, into shared memory
 // at dst with a row pitch of PITCH bytes, as 16-byte cp.async by the THREADS threads of the
@@ -172,33 +220,6 @@ __device__ __forceinline__ void cp_async_tile(unsigned dst, const bf16 *src, int
         const bool ok = r < rows_valid;
         cp_async_16(dst + r * PITCH + c * 16, src + (ok ? r : 0) * ld + c * 8, ok ? 16 : 0);
     }
-}
-
-// Four 8x8 b16 matrices from shared memory; lanes 8i..8i+7 give the row addresses of matrix i,
-// and register i receives matrix i (lane t: row t/4, columns 2(t%4), 2(t%4)+1).
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-// Same, each matrix transposed (lane t: rows 2(t%4), 2(t%4)+1 of column t/4).
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], unsigned addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-// c += a b on the tensor cores: a 16x16 bf16 (row-major fragment, 4 registers), b 16x8 bf16
-// (column fragment, 2 registers), c 16x8 fp32. Fragment layouts: PTX ISA, "Matrix Fragments
-// for mma.m16n8k16 with floating point type".
-__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0,
-                                               unsigned b1)
-{
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 #endif // SKY_COMMON_CUH

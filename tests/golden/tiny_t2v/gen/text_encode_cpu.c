@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 df56b76821522542
- * generator  gen/ (22 .lua files)                 xxh64 ccd86982a6eeaa87
+ * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_relbias.c.in xxh64 2fd82c02a1f17704
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -36,6 +36,9 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
+/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
+#define TRACE(name, off, dtype, n) \
+    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n)); } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_IDS                                      ((size_t)0)  /* 256 bytes */
@@ -268,66 +271,95 @@ void text_encode_cpu(unsigned char *arena, const float *const *w, int N)
     /* ---- input ------------------------------------------------------------------- */
     /* token_embedding.out = gather_rows(ids)  [N,64] */
     gather_rows_c64_rows2000(ACT(OFF_TOKEN_EMBEDDING_OUT), ACT_I64(OFF_IDS), W(W_TOKEN_EMBEDDING_WEIGHT), N);
+    TRACE("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, SKY_TRACE_F32, (long long)N * 64);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.norm1.out = rmsnorm(token_embedding.out)  eps=1e-06  [N,64] */
     rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_0_NORM1_OUT), ACT(OFF_TOKEN_EMBEDDING_OUT), W(W_BLOCKS_0_NORM1_WEIGHT), N);
+    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.attn.q.out = linear(blocks.0.norm1.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_Q_WEIGHT), N);
+    TRACE("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.attn.k.out = linear(blocks.0.norm1.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_K_WEIGHT), N);
+    TRACE("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.attn.v.out = linear(blocks.0.norm1.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_V_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_V_WEIGHT), N);
+    TRACE("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.attn.out = attention_relbias(blocks.0.attn.q.out, blocks.0.attn.k.out, blocks.0.attn.v.out)  [N,64] */
     attention_relbias_buckets32_d16_maxdist128_nh4(ACT(OFF_BLOCKS_0_ATTN_OUT), ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_ATTN_V_OUT), W(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
+    TRACE("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.attn.o.out = linear(blocks.0.attn.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_O_OUT), ACT(OFF_BLOCKS_0_ATTN_OUT), W(W_BLOCKS_0_ATTN_O_WEIGHT), N);
+    TRACE("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.x1 = add(token_embedding.out, blocks.0.attn.o.out)  [N,64] */
     add_cols64(ACT(OFF_BLOCKS_0_X1), ACT(OFF_TOKEN_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_ATTN_O_OUT), N);
+    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.norm2.out = rmsnorm(blocks.0.x1)  eps=1e-06  [N,64] */
     rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_0_NORM2_OUT), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM2_WEIGHT), N);
+    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.ffn.gate.out = linear(blocks.0.norm2.out)  [N,96] */
     linear_nobias_k64_n96(ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_GATE_0_WEIGHT), N);
+    TRACE("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 96);
     /* blocks.0.ffn.fc1.out = linear(blocks.0.norm2.out)  [N,96] */
     linear_nobias_k64_n96(ACT(OFF_BLOCKS_0_FFN_FC1_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_FC1_WEIGHT), N);
+    TRACE("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 96);
     /* blocks.0.ffn.act = gated_gelu(blocks.0.ffn.gate.out, blocks.0.ffn.fc1.out)  [N,96] */
     gated_gelu_cols96(ACT(OFF_BLOCKS_0_FFN_ACT), ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_FFN_FC1_OUT), N);
+    TRACE("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, SKY_TRACE_F32, (long long)N * 96);
     /* blocks.0.ffn.fc2.out = linear(blocks.0.ffn.act)  [N,64] */
     linear_nobias_k96_n64(ACT(OFF_BLOCKS_0_FFN_FC2_OUT), ACT(OFF_BLOCKS_0_FFN_ACT), W(W_BLOCKS_0_FFN_FC2_WEIGHT), N);
+    TRACE("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.0.out = add(blocks.0.x1, blocks.0.ffn.fc2.out)  [N,64] */
     add_cols64(ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_FFN_FC2_OUT), N);
+    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_F32, (long long)N * 64);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.norm1.out = rmsnorm(blocks.0.out)  eps=1e-06  [N,64] */
     rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_1_NORM1_OUT), ACT(OFF_BLOCKS_0_OUT), W(W_BLOCKS_1_NORM1_WEIGHT), N);
+    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.attn.q.out = linear(blocks.1.norm1.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_Q_WEIGHT), N);
+    TRACE("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.attn.k.out = linear(blocks.1.norm1.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_K_WEIGHT), N);
+    TRACE("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.attn.v.out = linear(blocks.1.norm1.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_V_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_V_WEIGHT), N);
+    TRACE("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.attn.out = attention_relbias(blocks.1.attn.q.out, blocks.1.attn.k.out, blocks.1.attn.v.out)  [N,64] */
     attention_relbias_buckets32_d16_maxdist128_nh4(ACT(OFF_BLOCKS_1_ATTN_OUT), ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_ATTN_V_OUT), W(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
+    TRACE("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.attn.o.out = linear(blocks.1.attn.out)  [N,64] */
     linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_O_OUT), ACT(OFF_BLOCKS_1_ATTN_OUT), W(W_BLOCKS_1_ATTN_O_WEIGHT), N);
+    TRACE("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.x1 = add(blocks.0.out, blocks.1.attn.o.out)  [N,64] */
     add_cols64(ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_ATTN_O_OUT), N);
+    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.norm2.out = rmsnorm(blocks.1.x1)  eps=1e-06  [N,64] */
     rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_1_NORM2_OUT), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM2_WEIGHT), N);
+    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.ffn.gate.out = linear(blocks.1.norm2.out)  [N,96] */
     linear_nobias_k64_n96(ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_GATE_0_WEIGHT), N);
+    TRACE("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 96);
     /* blocks.1.ffn.fc1.out = linear(blocks.1.norm2.out)  [N,96] */
     linear_nobias_k64_n96(ACT(OFF_BLOCKS_1_FFN_FC1_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_FC1_WEIGHT), N);
+    TRACE("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 96);
     /* blocks.1.ffn.act = gated_gelu(blocks.1.ffn.gate.out, blocks.1.ffn.fc1.out)  [N,96] */
     gated_gelu_cols96(ACT(OFF_BLOCKS_1_FFN_ACT), ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_FFN_FC1_OUT), N);
+    TRACE("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, SKY_TRACE_F32, (long long)N * 96);
     /* blocks.1.ffn.fc2.out = linear(blocks.1.ffn.act)  [N,64] */
     linear_nobias_k96_n64(ACT(OFF_BLOCKS_1_FFN_FC2_OUT), ACT(OFF_BLOCKS_1_FFN_ACT), W(W_BLOCKS_1_FFN_FC2_WEIGHT), N);
+    TRACE("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* blocks.1.out = add(blocks.1.x1, blocks.1.ffn.fc2.out)  [N,64] */
     add_cols64(ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_FFN_FC2_OUT), N);
+    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)N * 64);
 
     /* ---- output ------------------------------------------------------------------ */
     /* norm.out = rmsnorm(blocks.1.out)  eps=1e-06  [N,64] */
     rmsnorm_c64_eps1e06(ACT(OFF_NORM_OUT), ACT(OFF_BLOCKS_1_OUT), W(W_NORM_WEIGHT), N);
+    TRACE("norm.out", OFF_NORM_OUT, SKY_TRACE_F32, (long long)N * 64);
     /* context = zero_tail(norm.out)  [32,64] */
     zero_tail_c64_rows32(ACT(OFF_CONTEXT), ACT(OFF_NORM_OUT), N);
+    TRACE("context", OFF_CONTEXT, SKY_TRACE_F32, (long long)32 * 64);
 }
