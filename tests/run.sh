@@ -19,6 +19,7 @@ tiers=(
     "compile: attention cfgs | bash tests/compile/attention_compile.sh"
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
     "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
+    "CUDA on the CPU emulator | bash tests/emu/run.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
     "encoders vs transformers | bash tests/numeric/run_encoders.sh"

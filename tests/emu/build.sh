@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/emu/build.sh <variant> — the CUDA plugin of a generated variant, built against the CPU
+# emulator instead of a GPU (README.md):
+#
+#   build/emu/<variant>/libskyreels-<variant>-cuda-emu.so
+#
+# The same runtime sources and generated host code as the real plugin (CMakeLists.txt), linked
+# with tests/emu/driver.c (the CUDA driver, runtime, cuBLASLt and NVRTC calls over host memory),
+# tests/emu/emu.c (the fiber GPU) and the generated kernels compiled by g++ through
+# tests/emu/prepare.lua + cuda_emu.h. Load it with SKY_CUDA_PLUGIN=<that .so> and --backend cuda.
+# Needs out/<variant>/ generated (./build.sh gen <variant>) and the CUDA toolkit's headers.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+v=${1:?usage: tests/emu/build.sh <variant>}
+CUDA=${CUDA_HOME:-/usr/local/cuda}
+gen=out/$v/gen
+b=build/emu/$v
+[ -f "$gen/dit_forward_cuda.c" ] || { echo "error: $gen/dit_forward_cuda.c missing: ./build.sh gen $v (a CUDA target)" >&2; exit 1; }
+[ -f "$CUDA/include/cuda.h" ] || { echo "error: no CUDA headers under $CUDA/include (set CUDA_HOME)" >&2; exit 1; }
+mkdir -p "$b"
+
+CFLAGS=(-std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L
+        -Iruntime -Itests/emu -I"$CUDA/include")
+CXXFLAGS=(-std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Wno-unknown-pragmas -Werror
+          -Itests/emu/include -Itests/emu -include tests/emu/cuda_emu.h)
+
+objs=()
+cc_one() {   # source object [extra flags...]
+    local src=$1 obj=$2
+    shift 2
+    gcc "${CFLAGS[@]}" "$@" -c "$src" -o "$obj"
+    objs+=("$obj")
+}
+for f in cuda_ctx dit_cuda dtype gemm nvrtc_cache status; do
+    cc_one "runtime/$f.c" "$b/$f.o" -DSKY_PLUGIN_VARIANT="\"$v\""
+done
+cc_one "$gen/dit_forward_cuda.c" "$b/dit_forward_cuda.o"
+cc_one "$gen/dit_forward_kernels_src.c" "$b/dit_forward_kernels_src.o"
+cc_one tests/emu/driver.c "$b/driver.o" -D_GNU_SOURCE
+cc_one tests/emu/emu.c "$b/emu.o"
+
+for prog in dit_forward; do
+    lua5.4 tests/emu/prepare.lua "$gen/${prog}_kernels.cu" "gen/${prog}_kernels.cu" > "$b/${prog}_kernels_emu.cpp"
+    g++ "${CXXFLAGS[@]}" -c "$b/${prog}_kernels_emu.cpp" -o "$b/${prog}_kernels_emu.o"
+    objs+=("$b/${prog}_kernels_emu.o")
+done
+
+g++ -shared -o "$b/libskyreels-$v-cuda-emu.so" "${objs[@]}" -lxxhash -lm -Wl,--no-undefined
+echo "$b/libskyreels-$v-cuda-emu.so"

@@ -1,0 +1,924 @@
+/* tests/emu/driver.c — the CUDA driver, runtime, cuBLASLt and NVRTC calls of runtime/, over host
+ * memory and the emulated GPU of emu.c (README.md).
+ *
+ * Only what the runtime calls is here, each with the documented semantics it relies on, and each
+ * checking its arguments the way the real library does where a wrong one is a likely bug:
+ *   - device memory is host memory; every allocation is tracked, and copies, memsets and cp.async
+ *     reads must fall inside one allocation;
+ *   - a kernel launch checks grid and block limits, __launch_bounds__, and dynamic shared memory
+ *     against 48 KiB or the opt-in set by cuFuncSetAttribute (at most 227 KiB, as on Hopper);
+ *   - the stream is synchronous; stream capture records launches and GEMMs (their parameters
+ *     copied, as the driver does) and a graph launch replays them; anything else on a capturing
+ *     stream fails as the driver's THREAD_LOCAL capture mode would;
+ *   - cuBLASLt: column-major layouts with any ld, transposes, fp32 and bf16 types, the BIAS and
+ *     GELU_BIAS epilogues (GELU in the tanh form: see runtime/gemm.h; a GPU run measures which form
+ *     cuBLASLt uses), fp32 accumulation;
+ *   - NVRTC "compiles" a source by finding the emulated module registered for its file name and
+ *     checking that the text is the one the module was built from (xxh64), so the runtime's kernel
+ *     cache and module loading run as on a GPU.
+ * The device reports compute capability 9.0 and 132 SMs, so the runtime picks its sm_90a paths.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublasLt.h>
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+#include <nvrtc.h>
+#include <xxhash.h>
+
+#include "emu.h"
+
+#define TOTAL_BYTES   ((size_t)80 << 30)
+#define SMEM_DEFAULT  (48u << 10)
+#define SMEM_OPTIN    232448u                  /* 227 KiB: H100 / H200 */
+
+/* ---- allocations ------------------------------------------------------------------------------ */
+
+typedef struct alloc { unsigned char *p; size_t n; } alloc;
+static alloc *allocs;
+static int n_allocs, cap_allocs;
+static size_t allocated;
+
+static const alloc *find_alloc(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (int i = 0; i < n_allocs; i++)
+        if (c >= allocs[i].p && c + n <= allocs[i].p + allocs[i].n && c + n >= c) return &allocs[i];
+    return NULL;
+}
+
+int sky_emu_driver_owns(const void *p, size_t n)
+{
+    return find_alloc(p, n) != NULL;
+}
+
+static CUresult mem_alloc(CUdeviceptr *out, size_t n)
+{
+    if (!out || n == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (n > TOTAL_BYTES - allocated) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (n_allocs == cap_allocs) {
+        cap_allocs = cap_allocs ? 2 * cap_allocs : 64;
+        alloc *a = realloc(allocs, (size_t)cap_allocs * sizeof *a);
+        if (!a) return CUDA_ERROR_OUT_OF_MEMORY;
+        allocs = a;
+    }
+    unsigned char *p = aligned_alloc(256, (n + 255) / 256 * 256);
+    if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
+    memset(p, 0xa5, n);                        /* device memory is not zeroed */
+    allocs[n_allocs++] = (alloc){ p, n };
+    allocated += n;
+    *out = (CUdeviceptr)(uintptr_t)p;
+    return CUDA_SUCCESS;
+}
+
+/* ---- streams, capture, graphs ------------------------------------------------------------------ */
+
+typedef struct lt_desc {
+    cublasComputeType_t compute;
+    cudaDataType_t      scale;
+    int32_t             transa, transb;
+    uint32_t            epilogue;
+    const void         *bias;
+    int32_t             bias_type;
+} lt_desc;
+
+typedef struct lt_layout {
+    cudaDataType_t type;
+    uint64_t       rows, cols;
+    int64_t        ld;
+} lt_layout;
+
+typedef struct gemm_args {
+    lt_desc     d;
+    lt_layout   a, b, c, dd;
+    float       alpha, beta;
+    const void *A, *B, *C;
+    void       *D;
+} gemm_args;
+
+static void run_gemm(const gemm_args *g);
+
+typedef struct node {
+    int                   is_gemm;
+    const sky_emu_kernel *k;
+    unsigned              grid[3], block[3], smem;
+    unsigned char        *argbuf;              /* the parameters, copied */
+    void                **args;
+    gemm_args            *gemm;
+} node;
+
+typedef struct graph { node *n; int count, cap; } graph;
+
+struct CUstream_st { int capturing; graph *g; };
+
+static struct CUstream_st default_stream;
+
+static struct CUstream_st *stream_of(CUstream s)
+{
+    return s ? (struct CUstream_st *)s : &default_stream;
+}
+
+static CUresult graph_add(graph *g, node n)
+{
+    if (g->count == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        node *m = realloc(g->n, (size_t)g->cap * sizeof *m);
+        if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+        g->n = m;
+    }
+    g->n[g->count++] = n;
+    return CUDA_SUCCESS;
+}
+
+static void graph_free(graph *g)
+{
+    if (!g) return;
+    for (int i = 0; i < g->count; i++) {
+        free(g->n[i].argbuf);
+        free(g->n[i].args);
+        free(g->n[i].gemm);
+    }
+    free(g->n);
+    free(g);
+}
+
+static void graph_run(const graph *g)
+{
+    for (int i = 0; i < g->count; i++) {
+        const node *n = &g->n[i];
+        if (n->is_gemm) run_gemm(n->gemm);
+        else sky_emu_launch(n->k, n->grid[0], n->grid[1], n->grid[2], n->block[0], n->block[1], n->block[2],
+                            n->smem, n->args);
+    }
+}
+
+/* ---- the driver API ------------------------------------------------------------------------------ */
+
+static int initialised;
+
+CUresult cuInit(unsigned int flags)
+{
+    if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    initialised = 1;
+    return CUDA_SUCCESS;
+}
+
+#define NEED_INIT() do { if (!initialised) return CUDA_ERROR_NOT_INITIALIZED; } while (0)
+
+CUresult cuDriverGetVersion(int *v)
+{
+    if (!v) return CUDA_ERROR_INVALID_VALUE;
+    *v = CUDA_VERSION;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetCount(int *n)
+{
+    NEED_INIT();
+    *n = 1;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGet(CUdevice *d, int ordinal)
+{
+    NEED_INIT();
+    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
+    *d = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetName(char *name, int len, CUdevice d)
+{
+    if (d != 0 || len < 1) return CUDA_ERROR_INVALID_VALUE;
+    snprintf(name, (size_t)len, "CPU emulator (tests/emu), sm_90 semantics");
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d)
+{
+    if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
+    switch (a) {
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *v = 9; break;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *v = 0; break;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *v = 132; break;
+    case CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE: *v = 50 << 20; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: *v = (int)SMEM_OPTIN; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *v = 1024; break;
+    default:
+        fprintf(stderr, "cuda emulator: cuDeviceGetAttribute(%d) is not emulated\n", (int)a);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceTotalMem(size_t *bytes, CUdevice d)
+{
+    if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
+    *bytes = TOTAL_BYTES;
+    return CUDA_SUCCESS;
+}
+
+static int primary_ctx;
+
+CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice d)
+{
+    NEED_INIT();
+    if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
+    *ctx = (CUcontext)&primary_ctx;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRelease(CUdevice d)
+{
+    return d == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
+CUresult cuCtxSetCurrent(CUcontext ctx)
+{
+    return ctx == (CUcontext)&primary_ctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+}
+
+CUresult cuCtxGetDevice(CUdevice *d)
+{
+    if (!initialised) return CUDA_ERROR_NOT_INITIALIZED;
+    *d = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGetErrorName(CUresult r, const char **s)
+{
+    switch (r) {
+    case CUDA_SUCCESS: *s = "CUDA_SUCCESS"; break;
+    case CUDA_ERROR_INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
+    case CUDA_ERROR_OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+    case CUDA_ERROR_NOT_INITIALIZED: *s = "CUDA_ERROR_NOT_INITIALIZED"; break;
+    case CUDA_ERROR_INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
+    case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: *s = "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"; break;
+    case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED: *s = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
+    case CUDA_ERROR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
+    case CUDA_ERROR_INVALID_IMAGE: *s = "CUDA_ERROR_INVALID_IMAGE"; break;
+    default: *s = NULL; return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGetErrorString(CUresult r, const char **s)
+{
+    return cuGetErrorName(r, s);
+}
+
+CUresult cuMemGetInfo(size_t *free_bytes, size_t *total)
+{
+    *free_bytes = TOTAL_BYTES - allocated;
+    *total = TOTAL_BYTES;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemAlloc(CUdeviceptr *p, size_t n)
+{
+    NEED_INIT();
+    return mem_alloc(p, n);
+}
+
+CUresult cuMemFree(CUdeviceptr p)
+{
+    for (int i = 0; i < n_allocs; i++)
+        if ((uintptr_t)allocs[i].p == (uintptr_t)p) {
+            allocated -= allocs[i].n;
+            free(allocs[i].p);
+            allocs[i] = allocs[--n_allocs];
+            return CUDA_SUCCESS;
+        }
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult copy(void *dst, const void *src, size_t n, int dst_device, CUstream s)
+{
+    if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    if (!find_alloc(dst_device ? dst : src, n)) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(dst, src, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
+{
+    return copy((void *)(uintptr_t)dst, src, n, 1, NULL);
+}
+
+CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+    return copy((void *)(uintptr_t)dst, src, n, 1, s);
+}
+
+CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy(dst, (const void *)(uintptr_t)src, n, 0, s);
+}
+
+CUresult cuMemsetD8(CUdeviceptr dst, unsigned char v, size_t n)
+{
+    if (!find_alloc((void *)(uintptr_t)dst, n)) return CUDA_ERROR_INVALID_VALUE;
+    memset((void *)(uintptr_t)dst, v, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamCreate(CUstream *s, unsigned int flags)
+{
+    (void)flags;
+    struct CUstream_st *st = calloc(1, sizeof *st);
+    if (!st) return CUDA_ERROR_OUT_OF_MEMORY;
+    *s = st;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamDestroy(CUstream s)
+{
+    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    graph_free(s->g);
+    free(s);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamSynchronize(CUstream s)
+{
+    return stream_of(s)->capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+}
+
+CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode)
+{
+    (void)mode;
+    struct CUstream_st *st = stream_of(s);
+    if (!s || st->capturing) return CUDA_ERROR_INVALID_VALUE;
+    st->g = calloc(1, sizeof *st->g);
+    if (!st->g) return CUDA_ERROR_OUT_OF_MEMORY;
+    st->capturing = 1;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamEndCapture(CUstream s, CUgraph *out)
+{
+    struct CUstream_st *st = stream_of(s);
+    if (!st->capturing) return CUDA_ERROR_ILLEGAL_STATE;
+    st->capturing = 0;
+    *out = (CUgraph)st->g;
+    st->g = NULL;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus *status)
+{
+    *status = stream_of(s)->capturing ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph g, unsigned long long flags)
+{
+    (void)flags;
+    if (!g) return CUDA_ERROR_INVALID_VALUE;
+    /* The executable graph owns a copy of the nodes. */
+    const graph *src = (const graph *)g;
+    graph *e = calloc(1, sizeof *e);
+    if (!e) return CUDA_ERROR_OUT_OF_MEMORY;
+    for (int i = 0; i < src->count; i++) {
+        node n = src->n[i];
+        if (n.is_gemm) {
+            n.gemm = malloc(sizeof *n.gemm);
+            memcpy(n.gemm, src->n[i].gemm, sizeof *n.gemm);
+        } else {
+            const int na = n.k->nargs;
+            size_t total = 0;
+            for (int a = 0; a < na; a++) total += n.k->arg_sizes[a];
+            n.argbuf = malloc(total ? total : 1);
+            n.args = calloc(na > 0 ? (size_t)na : 1, sizeof *n.args);
+            memcpy(n.argbuf, src->n[i].argbuf, total);
+            size_t off = 0;
+            for (int a = 0; a < na; a++) {
+                n.args[a] = n.argbuf + off;
+                off += n.k->arg_sizes[a];
+            }
+        }
+        if (graph_add(e, n) != CUDA_SUCCESS) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *exec = (CUgraphExec)e;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphDestroy(CUgraph g)
+{
+    graph_free((graph *)g);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec e)
+{
+    graph_free((graph *)e);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphUpload(CUgraphExec e, CUstream s)
+{
+    (void)s;
+    return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuGraphLaunch(CUgraphExec e, CUstream s)
+{
+    if (!e) return CUDA_ERROR_INVALID_VALUE;
+    if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    graph_run((const graph *)e);
+    return CUDA_SUCCESS;
+}
+
+/* ---- modules and launches ---------------------------------------------------------------------------- */
+
+/* The "cubin" the emulated NVRTC makes: a marker, the file name, the source's xxh64. */
+#define CUBIN_MAGIC "\177ELF sky-emu cubin\n"
+
+typedef struct func {
+    const sky_emu_kernel *k;
+    unsigned              max_dynamic_smem;
+} func;
+
+typedef struct module {
+    const sky_emu_module_def *def;
+    func                     *f;
+} module;
+
+CUresult cuModuleLoadData(CUmodule *out, const void *image)
+{
+    const char *s = image;
+    if (strncmp(s, CUBIN_MAGIC, strlen(CUBIN_MAGIC)) != 0) return CUDA_ERROR_INVALID_IMAGE;
+    char file[512];
+    unsigned long long hash;
+    if (sscanf(s + strlen(CUBIN_MAGIC), "%511s %llx", file, &hash) != 2) return CUDA_ERROR_INVALID_IMAGE;
+    const sky_emu_module_def *def = sky_emu_find_module(file);
+    if (!def || def->source_xxh64 != hash) return CUDA_ERROR_INVALID_IMAGE;
+    module *m = calloc(1, sizeof *m);
+    if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+    m->def = def;
+    m->f = calloc((size_t)def->n, sizeof *m->f);
+    for (int i = 0; i < def->n; i++) m->f[i].k = &def->kernels[i];
+    *out = (CUmodule)m;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleUnload(CUmodule mod)
+{
+    module *m = (module *)mod;
+    if (!m) return CUDA_ERROR_INVALID_HANDLE;
+    free(m->f);
+    free(m);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleGetFunction(CUfunction *out, CUmodule mod, const char *name)
+{
+    module *m = (module *)mod;
+    for (int i = 0; i < m->def->n; i++)
+        if (strcmp(m->def->kernels[i].name, name) == 0) {
+            *out = (CUfunction)&m->f[i];
+            return CUDA_SUCCESS;
+        }
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+CUresult cuFuncSetAttribute(CUfunction fn, CUfunction_attribute attr, int v)
+{
+    func *f = (func *)fn;
+    if (attr != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
+        fprintf(stderr, "cuda emulator: cuFuncSetAttribute(%d) is not emulated\n", (int)attr);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (v < 0 || (unsigned)v > SMEM_OPTIN) return CUDA_ERROR_INVALID_VALUE;
+    f->max_dynamic_smem = (unsigned)v;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned smem, CUstream s, void **params, void **extra)
+{
+    const func *f = (const func *)fn;
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    const sky_emu_kernel *k = f->k;
+    if (extra) return CUDA_ERROR_INVALID_VALUE;
+    if (gx == 0 || gy == 0 || gz == 0 || gx > 0x7fffffffu || gy > 65535 || gz > 65535) {
+        fprintf(stderr, "cuda emulator: %s: grid (%u,%u,%u) outside the limits\n", k->name, gx, gy, gz);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const unsigned long long threads = (unsigned long long)bx * by * bz;
+    if (threads == 0 || threads > 1024 || bz > 64) {
+        fprintf(stderr, "cuda emulator: %s: block (%u,%u,%u) outside the limits\n", k->name, bx, by, bz);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (k->max_threads > 0 && threads > (unsigned long long)k->max_threads) {
+        fprintf(stderr, "cuda emulator: %s: block of %llu threads, __launch_bounds__(%d)\n", k->name, threads,
+                k->max_threads);
+        return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
+    }
+    if (smem > (f->max_dynamic_smem > SMEM_DEFAULT ? f->max_dynamic_smem : SMEM_DEFAULT)) {
+        fprintf(stderr, "cuda emulator: %s: %u bytes of dynamic shared memory, %u allowed (set "
+                "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)\n", k->name, smem,
+                f->max_dynamic_smem > SMEM_DEFAULT ? f->max_dynamic_smem : SMEM_DEFAULT);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (k->nargs > 0 && !params) return CUDA_ERROR_INVALID_VALUE;
+    struct CUstream_st *st = stream_of(s);
+    if (!st->capturing) {
+        sky_emu_launch(k, gx, gy, gz, bx, by, bz, smem, params);
+        return CUDA_SUCCESS;
+    }
+    /* Captured: the parameters are copied now, as the driver does. */
+    node n = { .is_gemm = 0, .k = k, .grid = { gx, gy, gz }, .block = { bx, by, bz }, .smem = smem };
+    size_t total = 0;
+    for (int a = 0; a < k->nargs; a++) total += k->arg_sizes[a];
+    n.argbuf = malloc(total ? total : 1);
+    n.args = calloc(k->nargs > 0 ? (size_t)k->nargs : 1, sizeof *n.args);
+    if (!n.argbuf || !n.args) return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t off = 0;
+    for (int a = 0; a < k->nargs; a++) {
+        memcpy(n.argbuf + off, params[a], k->arg_sizes[a]);
+        n.args[a] = n.argbuf + off;
+        off += k->arg_sizes[a];
+    }
+    return graph_add(st->g, n);
+}
+
+/* ---- the runtime API ------------------------------------------------------------------------------------ */
+
+cudaError_t cudaSetDevice(int device)
+{
+    return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
+}
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    return e == cudaSuccess ? "cudaSuccess" : "cudaError (emulated)";
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    return e == cudaSuccess ? "no error" : "error (emulated runtime)";
+}
+
+/* ---- cuBLASLt ---------------------------------------------------------------------------------------------- */
+
+static int lt_handle;
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h)
+{
+    *h = (cublasLtHandle_t)&lt_handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h)
+{
+    return h == (cublasLtHandle_t)&lt_handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+size_t cublasLtGetVersion(void)
+{
+    return 0;                                   /* "no real cuBLASLt" */
+}
+
+const char *cublasLtGetStatusName(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "CUBLAS_STATUS (emulated)";
+    }
+}
+
+const char *cublasLtGetStatusString(cublasStatus_t s)
+{
+    return cublasLtGetStatusName(s);
+}
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *out, cublasComputeType_t compute, cudaDataType_t scale)
+{
+    if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    lt_desc *d = calloc(1, sizeof *d);
+    if (!d) return CUBLAS_STATUS_ALLOC_FAILED;
+    d->compute = compute;
+    d->scale = scale;
+    d->transa = d->transb = CUBLAS_OP_N;
+    d->epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    d->bias_type = -1;
+    *out = (cublasLtMatmulDesc_t)d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
+{
+    free(desc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                                              const void *buf, size_t size)
+{
+    lt_desc *d = (lt_desc *)desc;
+    switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA: if (size != 4) return CUBLAS_STATUS_INVALID_VALUE; memcpy(&d->transa, buf, 4); break;
+    case CUBLASLT_MATMUL_DESC_TRANSB: if (size != 4) return CUBLAS_STATUS_INVALID_VALUE; memcpy(&d->transb, buf, 4); break;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: if (size != 4) return CUBLAS_STATUS_INVALID_VALUE; memcpy(&d->epilogue, buf, 4); break;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        if (size != sizeof(void *)) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&d->bias, buf, sizeof(void *));
+        break;
+    case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: if (size != 4) return CUBLAS_STATUS_INVALID_VALUE; memcpy(&d->bias_type, buf, 4); break;
+    default:
+        fprintf(stderr, "cuda emulator: cublasLtMatmulDescSetAttribute(%d) is not emulated\n", (int)attr);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *out, cudaDataType type, uint64_t rows,
+                                          uint64_t cols, int64_t ld)
+{
+    if (type != CUDA_R_32F && type != CUDA_R_16BF) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (ld < (int64_t)rows || ld < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    lt_layout *l = calloc(1, sizeof *l);
+    if (!l) return CUBLAS_STATUS_ALLOC_FAILED;
+    *l = (lt_layout){ type, rows, cols, ld };
+    *out = (cublasLtMatrixLayout_t)l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l)
+{
+    free(l);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t attr,
+                                                const void *buf, size_t size)
+{
+    lt_layout *l = (lt_layout *)layout;
+    if (size != 8) return CUBLAS_STATUS_INVALID_VALUE;
+    switch (attr) {
+    case CUBLASLT_MATRIX_LAYOUT_ROWS: memcpy(&l->rows, buf, 8); break;
+    case CUBLASLT_MATRIX_LAYOUT_COLS: memcpy(&l->cols, buf, 8); break;
+    case CUBLASLT_MATRIX_LAYOUT_LD: memcpy(&l->ld, buf, 8); break;
+    default:
+        fprintf(stderr, "cuda emulator: cublasLtMatrixLayoutSetAttribute(%d) is not emulated\n", (int)attr);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static int lt_pref;
+
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p)
+{
+    *p = (cublasLtMatmulPreference_t)&lt_pref;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p)
+{
+    (void)p;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t a,
+                                                    const void *buf, size_t size)
+{
+    (void)p, (void)a, (void)buf, (void)size;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* Shapes of D = op(A) op(B): M x K times K x N. */
+static cublasStatus_t check_shapes(const lt_desc *d, const lt_layout *a, const lt_layout *b, const lt_layout *c,
+                                   const lt_layout *dd)
+{
+    const uint64_t M = d->transa == CUBLAS_OP_T ? a->cols : a->rows, K = d->transa == CUBLAS_OP_T ? a->rows : a->cols;
+    const uint64_t Kb = d->transb == CUBLAS_OP_T ? b->cols : b->rows, N = d->transb == CUBLAS_OP_T ? b->rows : b->cols;
+    if (K != Kb || dd->rows != M || dd->cols != N || c->rows != M || c->cols != N) return CUBLAS_STATUS_INVALID_VALUE;
+    if (a->type != b->type || c->type != dd->type) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (a->type == CUDA_R_32F && dd->type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && d->epilogue != CUBLASLT_EPILOGUE_BIAS &&
+        d->epilogue != CUBLASLT_EPILOGUE_GELU_BIAS)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t A,
+                                              cublasLtMatrixLayout_t B, cublasLtMatrixLayout_t C,
+                                              cublasLtMatrixLayout_t D, cublasLtMatmulPreference_t pref, int requested,
+                                              cublasLtMatmulHeuristicResult_t results[], int *count)
+{
+    (void)h, (void)pref;
+    if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t s = check_shapes((lt_desc *)op, (lt_layout *)A, (lt_layout *)B, (lt_layout *)C, (lt_layout *)D);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    memset(&results[0], 0, sizeof results[0]);
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    results[0].wavesCount = 1.0f;
+    *count = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulAlgoConfigGetAttribute(const cublasLtMatmulAlgo_t *algo,
+                                                    cublasLtMatmulAlgoConfigAttributes_t attr, void *buf, size_t size,
+                                                    size_t *written)
+{
+    (void)algo, (void)attr;
+    memset(buf, 0, size);
+    *written = size;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static float load(cudaDataType_t t, const void *base, size_t i)
+{
+    if (t == CUDA_R_32F) return ((const float *)base)[i];
+    return sky_emu_bf16_to_f32(((const uint16_t *)base)[i]);
+}
+
+static void store(cudaDataType_t t, void *base, size_t i, float v)
+{
+    if (t == CUDA_R_32F) ((float *)base)[i] = v;
+    else ((uint16_t *)base)[i] = sky_emu_f32_to_bf16(v);
+}
+
+static size_t type_bytes(cudaDataType_t t)
+{
+    return t == CUDA_R_32F ? 4 : 2;
+}
+
+static int layout_owned(const lt_layout *l, const void *p)
+{
+    if (l->cols == 0) return 1;
+    return sky_emu_driver_owns(p, ((size_t)l->ld * (l->cols - 1) + l->rows) * type_bytes(l->type));
+}
+
+static void run_gemm(const gemm_args *g)
+{
+    const lt_desc *d = &g->d;
+    const int ta = d->transa == CUBLAS_OP_T, tb = d->transb == CUBLAS_OP_T;
+    const uint64_t M = g->dd.rows, N = g->dd.cols, K = ta ? g->a.rows : g->a.cols;
+    if (!layout_owned(&g->a, g->A) || !layout_owned(&g->b, g->B) || !layout_owned(&g->dd, g->D) ||
+        (g->beta != 0.0f && !layout_owned(&g->c, g->C)))
+        sky_emu_fault("cublasLtMatmul: an operand is outside every device allocation (M %llu N %llu K %llu)",
+                      (unsigned long long)M, (unsigned long long)N, (unsigned long long)K);
+    const int has_bias = d->epilogue != CUBLASLT_EPILOGUE_DEFAULT;
+    const cudaDataType_t bias_type = d->bias_type >= 0 ? (cudaDataType_t)d->bias_type : g->dd.type;
+    if (has_bias && !sky_emu_driver_owns(d->bias, M * type_bytes(bias_type)))
+        sky_emu_fault("cublasLtMatmul: the bias (%llu values) is outside every device allocation", (unsigned long long)M);
+    for (uint64_t n = 0; n < N; n++)
+        for (uint64_t m = 0; m < M; m++) {
+            double s = 0.0;
+            for (uint64_t k = 0; k < K; k++) {
+                const float av = load(g->a.type, g->A, ta ? k + m * (uint64_t)g->a.ld : m + k * (uint64_t)g->a.ld);
+                const float bv = load(g->b.type, g->B, tb ? n + k * (uint64_t)g->b.ld : k + n * (uint64_t)g->b.ld);
+                s += (double)av * (double)bv;
+            }
+            float v = g->alpha * (float)s;
+            if (g->beta != 0.0f) v += g->beta * load(g->c.type, g->C, m + n * (uint64_t)g->c.ld);
+            if (has_bias) v += load(bias_type, d->bias, m);
+            if (d->epilogue == CUBLASLT_EPILOGUE_GELU_BIAS)
+                v = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+            store(g->dd.type, g->D, m + n * (uint64_t)g->dd.ld, v);
+        }
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t Ad, const void *B, cublasLtMatrixLayout_t Bd, const void *beta,
+                              const void *C, cublasLtMatrixLayout_t Cd, void *D, cublasLtMatrixLayout_t Dd,
+                              const cublasLtMatmulAlgo_t *algo, void *ws, size_t ws_bytes, cudaStream_t s)
+{
+    (void)h, (void)algo, (void)ws, (void)ws_bytes;
+    gemm_args g = { .d = *(lt_desc *)op, .a = *(lt_layout *)Ad, .b = *(lt_layout *)Bd, .c = *(lt_layout *)Cd,
+                    .dd = *(lt_layout *)Dd, .alpha = *(const float *)alpha, .beta = *(const float *)beta,
+                    .A = A, .B = B, .C = C, .D = D };
+    cublasStatus_t st = check_shapes(&g.d, &g.a, &g.b, &g.c, &g.dd);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    struct CUstream_st *str = stream_of((CUstream)s);
+    if (!str->capturing) {
+        run_gemm(&g);
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    node n = { .is_gemm = 1, .gemm = malloc(sizeof g) };
+    if (!n.gemm) return CUBLAS_STATUS_ALLOC_FAILED;
+    *n.gemm = g;
+    return graph_add(str->g, n) == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
+
+/* ---- NVRTC -------------------------------------------------------------------------------------------------- */
+
+typedef struct program {
+    char   *src, *name, *cubin, *log;
+    size_t  cubin_size;
+} program;
+
+const char *nvrtcGetErrorString(nvrtcResult r)
+{
+    return r == NVRTC_SUCCESS ? "NVRTC_SUCCESS" : "NVRTC_ERROR (emulated)";
+}
+
+nvrtcResult nvrtcVersion(int *major, int *minor)
+{
+    *major = CUDA_VERSION / 1000;
+    *minor = CUDA_VERSION % 1000 / 10;
+    return NVRTC_SUCCESS;
+}
+
+static const int archs[] = { 75, 80, 86, 87, 89, 90, 100, 120 };
+
+nvrtcResult nvrtcGetNumSupportedArchs(int *n)
+{
+    *n = (int)(sizeof archs / sizeof archs[0]);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetSupportedArchs(int *list)
+{
+    memcpy(list, archs, sizeof archs);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcCreateProgram(nvrtcProgram *out, const char *src, const char *name, int n_headers,
+                               const char *const *headers, const char *const *include_names)
+{
+    (void)headers, (void)include_names;
+    if (n_headers != 0 || !src || !name) return NVRTC_ERROR_INVALID_INPUT;
+    program *p = calloc(1, sizeof *p);
+    if (!p || !(p->src = strdup(src)) || !(p->name = strdup(name))) return NVRTC_ERROR_OUT_OF_MEMORY;
+    *out = (nvrtcProgram)p;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int n, const char *const *opts)
+{
+    program *p = (program *)prog;
+    int arch_ok = 0;
+    for (int i = 0; i < n; i++) arch_ok |= strcmp(opts[i], "--gpu-architecture=sm_90a") == 0;
+    const sky_emu_module_def *def = sky_emu_find_module(p->name);
+    const uint64_t h = XXH64(p->src, strlen(p->src), 0);
+    char log[1024];
+    if (!arch_ok) snprintf(log, sizeof log, "cuda emulator: asked for another architecture than sm_90a");
+    else if (!def) snprintf(log, sizeof log, "cuda emulator: no emulated kernels for %s in this plugin", p->name);
+    else if (def->source_xxh64 != h)
+        snprintf(log, sizeof log, "cuda emulator: %s differs from the text the emulated kernels were built from "
+                 "(xxh64 %016llx, built from %016llx): rebuild the emulator plugin", p->name,
+                 (unsigned long long)h, (unsigned long long)def->source_xxh64);
+    else log[0] = '\0';
+    p->log = strdup(log);
+    if (log[0]) return NVRTC_ERROR_COMPILATION;
+    char head[700];
+    int len = snprintf(head, sizeof head, "%s%s %016llx\n", CUBIN_MAGIC, p->name, (unsigned long long)h);
+    p->cubin = malloc((size_t)len + 1);
+    memcpy(p->cubin, head, (size_t)len + 1);
+    p->cubin_size = (size_t)len + 1;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetProgramLogSize(nvrtcProgram prog, size_t *n)
+{
+    program *p = (program *)prog;
+    *n = p->log ? strlen(p->log) + 1 : 1;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetProgramLog(nvrtcProgram prog, char *log)
+{
+    program *p = (program *)prog;
+    strcpy(log, p->log ? p->log : "");
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *n)
+{
+    program *p = (program *)prog;
+    if (!p->cubin) return NVRTC_ERROR_INVALID_PROGRAM;
+    *n = p->cubin_size;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *out)
+{
+    program *p = (program *)prog;
+    if (!p->cubin) return NVRTC_ERROR_INVALID_PROGRAM;
+    memcpy(out, p->cubin, p->cubin_size);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcDestroyProgram(nvrtcProgram *prog)
+{
+    program *p = (program *)*prog;
+    if (p) {
+        free(p->src);
+        free(p->name);
+        free(p->cubin);
+        free(p->log);
+        free(p);
+    }
+    *prog = NULL;
+    return NVRTC_SUCCESS;
+}

@@ -1,0 +1,439 @@
+/* tests/emu/emu.c — the emulated GPU: one fiber per thread of a block, blocks one after another.
+ *
+ * A launch runs its blocks in order (x fastest). The threads of a block are fibers (ucontext) on
+ * one OS thread, resumed in thread order; a thread runs until it finishes or reaches a barrier:
+ *   __syncthreads   waits until every thread of the block has arrived (a thread that has exited
+ *                   never arrives: the block then deadlocks, which is reported as a fault);
+ *   warp collectives (shuffles, __syncwarp, ldmatrix, mma) wait until all 32 lanes of the warp
+ *                   have arrived at the same collective; the last lane to arrive releases them.
+ * So results are deterministic and a kernel that relies on anything the CUDA programming model
+ * does not promise (a divergent collective, a missing barrier before reading another thread's
+ * cp.async data) either faults here or reads stale data.
+ *
+ * Faults (bad shared-memory address, misaligned cp.async or ldmatrix, divergent collective,
+ * deadlock) print the kernel, block, thread and reason, and exit(3): on a GPU the same bug is an
+ * illegal-address error or a hang.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "emu.h"
+
+sky_emu_dim3 sky_emu_thread_idx, sky_emu_block_idx, sky_emu_block_dim, sky_emu_grid_dim;
+
+#define MAX_THREADS  1024
+#define STACK_BYTES  ((size_t)256 << 10)   /* per fiber; a guard page below each */
+#define PENDING_MAX  256                   /* cp.async copies in flight per thread */
+
+enum { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+
+typedef struct pending {
+    unsigned char *dst;
+    unsigned       group;                 /* the commit group it belongs to */
+    unsigned char  data[16];
+} pending;
+
+typedef struct fiber {
+    ucontext_t   ctx;
+    int          state;
+    unsigned     tid;                     /* linear index in the block */
+    sky_emu_dim3 idx;
+    unsigned     collectives;             /* warp collectives done in this block */
+    int          op;                      /* the collective it waits in */
+    unsigned     committed;               /* cp.async groups committed */
+    int          npend;
+    pending      pend[PENDING_MAX];
+} fiber;
+
+static struct {
+    fiber                *f;
+    char                 *stacks;
+    size_t                stack_stride;
+    unsigned              nthreads;
+    fiber                *cur;
+    ucontext_t            main;
+    const sky_emu_kernel *k;
+    void                **args;
+    unsigned char        *smem;
+    size_t                smem_bytes;
+    unsigned              block_arrived;
+    unsigned              warp_arrived[MAX_THREADS / 32];
+    unsigned char         bank[2][MAX_THREADS][SKY_EMU_SLOT_BYTES];
+    sky_emu_stats         stats;
+} S;
+
+void sky_emu_fault(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "cuda emulator: fault");
+    if (S.k) {
+        fprintf(stderr, " in kernel %s, block (%u,%u,%u)", S.k->name, sky_emu_block_idx.x, sky_emu_block_idx.y,
+                sky_emu_block_idx.z);
+        if (S.cur) fprintf(stderr, ", thread (%u,%u,%u)", S.cur->idx.x, S.cur->idx.y, S.cur->idx.z);
+    }
+    fprintf(stderr, ": ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(3);
+}
+
+sky_emu_stats sky_emu_get_stats(void)
+{
+    return S.stats;
+}
+
+/* ---- bf16 ----------------------------------------------------------------------------------- */
+
+uint16_t sky_emu_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if (isnan(f)) return 0x7fff;                        /* cuda_bf16.h's canonical NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                    /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+float sky_emu_bf16_to_f32(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* ---- fibers ---------------------------------------------------------------------------------- */
+
+static void stacks_init(void)
+{
+    if (S.f) return;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    S.stack_stride = STACK_BYTES + page;
+    S.stacks = mmap(NULL, S.stack_stride * MAX_THREADS, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    S.f = calloc(MAX_THREADS, sizeof *S.f);
+    if (S.stacks == MAP_FAILED || !S.f) {
+        fprintf(stderr, "cuda emulator: cannot reserve fiber stacks\n");
+        exit(3);
+    }
+    for (int i = 0; i < MAX_THREADS; i++)               /* a guard page below each stack */
+        if (mprotect(S.stacks + (size_t)i * S.stack_stride, page, PROT_NONE) != 0) {
+            fprintf(stderr, "cuda emulator: mprotect of a guard page failed\n");
+            exit(3);
+        }
+}
+
+static void complete_pending(fiber *f, unsigned below_group)
+{
+    int kept = 0;
+    for (int i = 0; i < f->npend; i++) {
+        pending *p = &f->pend[i];
+        if (p->group < below_group) memcpy(p->dst, p->data, 16);
+        else f->pend[kept++] = *p;
+    }
+    f->npend = kept;
+}
+
+static void fiber_entry(void)
+{
+    fiber *f = S.cur;
+    S.k->run(S.args);
+    complete_pending(f, ~0u);
+    f->state = DONE;
+    /* returning resumes S.main through uc_link */
+}
+
+static void resume(fiber *f)
+{
+    S.cur = f;
+    sky_emu_thread_idx = f->idx;
+    if (swapcontext(&S.main, &f->ctx) != 0) sky_emu_fault("swapcontext failed");
+    S.cur = NULL;
+}
+
+static void yield(fiber *f)
+{
+    if (swapcontext(&f->ctx, &S.main) != 0) sky_emu_fault("swapcontext failed");
+}
+
+/* A fresh fiber for thread t of the block (its own function: getcontext returns twice). */
+static __attribute__((noinline)) void fiber_init(unsigned t)
+{
+    fiber *f = &S.f[t];
+    f->tid = t;
+    f->idx.x = t % sky_emu_block_dim.x;
+    f->idx.y = t / sky_emu_block_dim.x % sky_emu_block_dim.y;
+    f->idx.z = t / (sky_emu_block_dim.x * sky_emu_block_dim.y);
+    f->state = READY;
+    f->collectives = 0;
+    f->committed = 0;
+    f->npend = 0;
+    if (getcontext(&f->ctx) != 0) sky_emu_fault("getcontext failed");
+    f->ctx.uc_stack.ss_sp = S.stacks + (size_t)t * S.stack_stride + (S.stack_stride - STACK_BYTES);
+    f->ctx.uc_stack.ss_size = STACK_BYTES;
+    f->ctx.uc_link = &S.main;
+    makecontext(&f->ctx, fiber_entry, 0);
+}
+
+static void run_block(void)
+{
+    const unsigned n = S.nthreads;
+    for (unsigned t = 0; t < n; t++) fiber_init(t);
+    S.block_arrived = 0;
+    memset(S.warp_arrived, 0, sizeof S.warp_arrived);
+    /* Shared memory is not initialised on a GPU: all-ones bytes are NaN in fp32 and bf16. */
+    if (S.smem_bytes) memset(S.smem, 0xff, S.smem_bytes);
+    for (;;) {
+        int ran = 0, live = 0, at_block = 0, at_warp = 0;
+        for (unsigned t = 0; t < n; t++)
+            if (S.f[t].state == READY) {
+                resume(&S.f[t]);
+                ran = 1;
+            }
+        for (unsigned t = 0; t < n; t++) {
+            live += S.f[t].state != DONE;
+            at_block += S.f[t].state == WAIT_BLOCK;
+            at_warp += S.f[t].state == WAIT_WARP;
+        }
+        if (!live) break;
+        if (!ran)
+            sky_emu_fault("deadlock: %d of %u threads wait at __syncthreads, %d in a warp collective, %u have "
+                          "exited (a barrier or collective not reached by every thread)",
+                          at_block, n, at_warp, n - (unsigned)live);
+    }
+    S.stats.blocks++;
+    S.stats.threads += n;
+}
+
+void sky_emu_launch(const sky_emu_kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                    unsigned bz, unsigned dyn_smem, void **args)
+{
+    stacks_init();
+    S.k = k;
+    S.args = args;
+    S.nthreads = bx * by * bz;
+    if (S.nthreads == 0 || S.nthreads > MAX_THREADS) sky_emu_fault("block of %u threads", S.nthreads);
+    S.smem_bytes = dyn_smem;
+    S.smem = aligned_alloc(128, ((size_t)dyn_smem + 127) / 128 * 128 + 128);
+    if (!S.smem) sky_emu_fault("out of host memory for %u bytes of shared memory", dyn_smem);
+    sky_emu_grid_dim = (sky_emu_dim3){ gx, gy, gz };
+    sky_emu_block_dim = (sky_emu_dim3){ bx, by, bz };
+    for (unsigned z = 0; z < gz; z++)
+        for (unsigned y = 0; y < gy; y++)
+            for (unsigned x = 0; x < gx; x++) {
+                sky_emu_block_idx = (sky_emu_dim3){ x, y, z };
+                run_block();
+            }
+    free(S.smem);
+    S.smem = NULL;
+    S.smem_bytes = 0;
+    S.k = NULL;
+    S.stats.launches++;
+}
+
+/* ---- barriers and collectives ----------------------------------------------------------------- */
+
+static fiber *current(const char *what)
+{
+    if (!S.cur) sky_emu_fault("%s outside a kernel", what);
+    return S.cur;
+}
+
+unsigned sky_emu_linear_tid(void)
+{
+    return current("a thread index")->tid;
+}
+
+void sky_emu_syncthreads(void)
+{
+    fiber *f = current("__syncthreads");
+    f->state = WAIT_BLOCK;
+    if (++S.block_arrived == S.nthreads) {
+        for (unsigned t = 0; t < S.nthreads; t++) S.f[t].state = READY;
+        S.block_arrived = 0;
+        S.stats.barriers++;
+        return;
+    }
+    yield(f);
+}
+
+void sky_emu_require_full_mask(unsigned mask, const char *what)
+{
+    if (mask != 0xffffffffu) sky_emu_fault("%s with mask %#x: only full-warp collectives are emulated", what, mask);
+}
+
+const void *sky_emu_warp_exchange(int op, const void *in, size_t bytes)
+{
+    fiber *f = current("a warp collective");
+    if (S.nthreads % 32 != 0)
+        sky_emu_fault("warp collective in a block of %u threads (not whole warps)", S.nthreads);
+    if (bytes > SKY_EMU_SLOT_BYTES) sky_emu_fault("warp collective of %zu bytes per lane", bytes);
+    const unsigned w = f->tid / 32, gen = f->collectives++;
+    if (bytes) memcpy(S.bank[gen & 1][f->tid], in, bytes);
+    f->op = op;
+    f->state = WAIT_WARP;
+    if (++S.warp_arrived[w] == 32) {
+        for (unsigned l = w * 32; l < w * 32 + 32; l++) {
+            if (S.f[l].op != op || S.f[l].collectives != f->collectives)
+                sky_emu_fault("divergent warp collective: lane %u is in collective #%u (op %d), lane %u in #%u "
+                              "(op %d)", f->tid % 32, gen, op, l % 32, S.f[l].collectives - 1, S.f[l].op);
+            S.f[l].state = READY;
+        }
+        S.warp_arrived[w] = 0;
+        S.stats.collectives++;
+    } else {
+        yield(f);
+    }
+    return S.bank[gen & 1][w * 32];
+}
+
+/* ---- shared memory, cp.async, ldmatrix, mma ----------------------------------------------------- */
+
+void *sky_emu_dynamic_smem(void)
+{
+    current("dynamic shared memory");
+    return S.smem;
+}
+
+unsigned sky_emu_smem_offset(const void *p)
+{
+    const unsigned char *c = p;
+    if (c < S.smem || c > S.smem + S.smem_bytes)
+        sky_emu_fault("smem_u32 of %p, outside the launch's %zu bytes of dynamic shared memory", p, S.smem_bytes);
+    return (unsigned)(c - S.smem);
+}
+
+static unsigned char *smem_at(unsigned addr, size_t bytes, unsigned align, const char *what)
+{
+    if ((size_t)addr + bytes > S.smem_bytes)
+        sky_emu_fault("%s at shared address %u (+%zu bytes) beyond the launch's %zu bytes of dynamic shared "
+                      "memory", what, addr, bytes, S.smem_bytes);
+    if (addr % align) sky_emu_fault("%s at shared address %u, not %u-byte aligned", what, addr, align);
+    return S.smem + addr;
+}
+
+/* The driver checks that [p, p + n) is inside one device allocation (driver.c). */
+int sky_emu_driver_owns(const void *p, size_t n);
+
+void sky_emu_cp_async_16(unsigned dst, const void *src, int src_bytes)
+{
+    fiber *f = current("cp.async");
+    unsigned char *d = smem_at(dst, 16, 16, "cp.async destination");
+    if ((uintptr_t)src % 16) sky_emu_fault("cp.async source %p is not 16-byte aligned", src);
+    if (src_bytes < 0 || src_bytes > 16) sky_emu_fault("cp.async with src-size %d (0..16)", src_bytes);
+    if (src_bytes && !sky_emu_driver_owns(src, (size_t)src_bytes))
+        sky_emu_fault("cp.async reads %d bytes at %p, outside every device allocation", src_bytes, src);
+    if (f->npend == PENDING_MAX) sky_emu_fault("more than %d cp.async copies in flight in one thread", PENDING_MAX);
+    pending *p = &f->pend[f->npend++];
+    p->dst = d;
+    p->group = f->committed;
+    memcpy(p->data, src, (size_t)src_bytes);
+    memset(p->data + src_bytes, 0, (size_t)(16 - src_bytes));
+}
+
+void sky_emu_cp_async_commit(void)
+{
+    current("cp.async.commit_group")->committed++;
+}
+
+/* cp.async.wait_group n: all but the n most recent committed groups are complete. */
+void sky_emu_cp_async_wait(int n)
+{
+    fiber *f = current("cp.async.wait_group");
+    const unsigned keep = (unsigned)n;
+    complete_pending(f, f->committed >= keep ? f->committed - keep : 0);
+}
+
+static unsigned slot_u32(const void *all, unsigned lane, int word)
+{
+    unsigned v;
+    memcpy(&v, (const unsigned char *)all + (size_t)lane * SKY_EMU_SLOT_BYTES + 4 * (size_t)word, 4);
+    return v;
+}
+
+/* ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: lanes 8i..8i+7 address the 8 rows (16 bytes
+ * each) of matrix i; lane t receives in register i, without .trans, row t/4, elements 2(t%4) and
+ * 2(t%4)+1; with .trans, elements (row 2(t%4), column t/4) and (row 2(t%4)+1, column t/4). */
+void sky_emu_ldmatrix_x4(unsigned r[4], unsigned addr, int trans)
+{
+    const void *all = sky_emu_warp_exchange(trans ? SKY_EMU_OP_LDMATRIX_T : SKY_EMU_OP_LDMATRIX, &addr, 4);
+    const unsigned t = S.cur->tid % 32;
+    for (int i = 0; i < 4; i++) {
+        if (!trans) {
+            const unsigned char *row = smem_at(slot_u32(all, 8 * i + t / 4, 0), 16, 16, "ldmatrix row");
+            memcpy(&r[i], row + 4 * (t % 4), 4);
+        } else {
+            const unsigned char *r0 = smem_at(slot_u32(all, 8 * i + 2 * (t % 4), 0), 16, 16, "ldmatrix row");
+            const unsigned char *r1 = smem_at(slot_u32(all, 8 * i + 2 * (t % 4) + 1, 0), 16, 16, "ldmatrix row");
+            uint16_t lo, hi;
+            memcpy(&lo, r0 + 2 * (t / 4), 2);
+            memcpy(&hi, r1 + 2 * (t / 4), 2);
+            r[i] = (unsigned)lo | ((unsigned)hi << 16);
+        }
+    }
+}
+
+/* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 with the PTX ISA's fragments (g = lane/4,
+ * q = lane%4): A registers {(g, 2q), (g+8, 2q), (g, 2q+8), (g+8, 2q+8)}, each two consecutive
+ * columns, low half first; B registers {(k 2q, n g), (k 2q+8, n g)}, each two consecutive k; C
+ * and D {(g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1)}. Products of bf16 are exact in fp32; the sum
+ * is formed in double and rounded once (the hardware's order is unspecified). */
+void sky_emu_mma_bf16_16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1)
+{
+    const unsigned in[6] = { a[0], a[1], a[2], a[3], b0, b1 };
+    const void *all = sky_emu_warp_exchange(SKY_EMU_OP_MMA, in, sizeof in);
+    float A[16][16], B[16][8];
+    for (unsigned l = 0; l < 32; l++) {
+        const unsigned g = l / 4, q = l % 4;
+        const unsigned ra[4][2] = { { g, 2 * q }, { g + 8, 2 * q }, { g, 2 * q + 8 }, { g + 8, 2 * q + 8 } };
+        for (int i = 0; i < 4; i++) {
+            const unsigned v = slot_u32(all, l, i);
+            A[ra[i][0]][ra[i][1]] = sky_emu_bf16_to_f32((uint16_t)v);
+            A[ra[i][0]][ra[i][1] + 1] = sky_emu_bf16_to_f32((uint16_t)(v >> 16));
+        }
+        for (int i = 0; i < 2; i++) {
+            const unsigned v = slot_u32(all, l, 4 + i);
+            B[2 * q + 8 * i][g] = sky_emu_bf16_to_f32((uint16_t)v);
+            B[2 * q + 8 * i + 1][g] = sky_emu_bf16_to_f32((uint16_t)(v >> 16));
+        }
+    }
+    const unsigned t = S.cur->tid % 32, g = t / 4, q = t % 4;
+    const unsigned rows[4] = { g, g, g + 8, g + 8 }, cols[4] = { 2 * q, 2 * q + 1, 2 * q, 2 * q + 1 };
+    for (int i = 0; i < 4; i++) {
+        double s = c[i];
+        for (int k = 0; k < 16; k++) s += (double)A[rows[i]][k] * (double)B[k][cols[i]];
+        c[i] = (float)s;
+    }
+}
+
+/* ---- module registry ------------------------------------------------------------------------------ */
+
+static const sky_emu_module_def *modules[16];
+static int n_modules;
+
+void sky_emu_register(const sky_emu_module_def *m)
+{
+    if (n_modules == (int)(sizeof modules / sizeof modules[0])) {
+        fprintf(stderr, "cuda emulator: too many kernel modules\n");
+        exit(3);
+    }
+    modules[n_modules++] = m;
+}
+
+const sky_emu_module_def *sky_emu_find_module(const char *file)
+{
+    for (int i = 0; i < n_modules; i++)
+        if (strcmp(modules[i]->file, file) == 0) return modules[i];
+    return NULL;
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# tests/emu/run.sh — the CUDA backend run on the CPU emulator (tests/emu/README.md), no GPU needed.
+#
+# The real CUDA plugin sources and generated code of tiny_df128, linked against the emulated CUDA
+# driver / cuBLASLt / NVRTC, with the generated kernels executed thread by thread on the CPU:
+#   1. the weights: our random-weights --seed 1, checked against the sha256 the fixtures were made with;
+#   2. for every case of tests/fixtures/cuda/ (plain and per-frame timesteps, 1 to 6 frames, portrait,
+#      a batch of two whose second sample replays the captured CUDA Graph):
+#        - the CPU backend against diffusers fp32 (v):            rel_l2 <= 1e-5 (the fp32 reference
+#          agrees; same bound as tests/numeric/run.sh);
+#        - the CUDA backend against diffusers fp32 (v):           rel_l2 <= 2 x peer_bf16_rel_l2, the
+#          error of diffusers' own bf16 forward on the same weights and inputs (issue 3's rule; the
+#          factor 2 is that rule's, not tuned here);
+#   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
+#      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here).
+# What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
+# algorithms, NVRTC code generation (tests/compile/ compiles the same text with nvcc and NVRTC).
+# Prints "not run (...)" without the CUDA headers. Ends with "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+CUDA=${CUDA_HOME:-/usr/local/cuda}
+if [ ! -f "$CUDA/include/cuda.h" ] || [ ! -f "$CUDA/include/cublasLt.h" ] || [ ! -f "$CUDA/include/nvrtc.h" ]; then
+    echo "cuda emulator: not run (no CUDA toolkit headers under $CUDA/include)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+v=tiny_df128
+B=out/$v/skyreels-$v
+FX=tests/fixtures/cuda
+
+# 0. the emulator itself (selftest.cu / selftest.c): what must work, and what must fault
+E=build/emu/selftest
+mkdir -p "$E"
+if lua5.4 tests/emu/prepare.lua tests/emu/selftest.cu tests/emu/selftest.cu > "$E/selftest_emu.cpp" &&
+   g++ -std=c++17 -O2 -Wall -Werror -Wno-unknown-pragmas -Itests/emu/include -Itests/emu -include tests/emu/cuda_emu.h \
+       -c "$E/selftest_emu.cpp" -o "$E/selftest_emu.o" &&
+   gcc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -Itests/emu -I"$CUDA/include" tests/emu/selftest.c \
+       tests/emu/emu.c tests/emu/driver.c "$E/selftest_emu.o" -o "$E/selftest" -lxxhash -lstdc++ -lm; then
+    if "$E/selftest" works > "$tmp/self.txt" 2>&1; then ok "emulator self-test: $(grep -c '^ok' "$tmp/self.txt") checks (block sums, mma + ldmatrix + cp.async vs a matrix product, cp.async visibility)"
+    else cat "$tmp/self.txt"; bad "emulator self-test"; fi
+    for k in divergent_barrier divergent_shuffle smem_overrun; do
+        "$E/selftest" "$k" > "$tmp/fault.txt" 2>&1
+        rc=$?
+        if [ "$rc" -eq 3 ] && grep -q "cuda emulator: fault in kernel ${k}_kernel" "$tmp/fault.txt"; then
+            ok "emulator faults on $k: $(grep -o 'fault in kernel.*' "$tmp/fault.txt" | cut -c1-140)"
+        else cat "$tmp/fault.txt"; bad "emulator did not fault on $k (exit $rc)"; fi
+    done
+else
+    bad "building the emulator self-test"
+fi
+
+./build.sh gen "$v" > "$tmp/gen.log" 2>&1 || { cat "$tmp/gen.log"; bad "./build.sh gen $v"; }
+bash tests/numeric/build_sttool.sh > "$tmp/sttool.log" 2>&1 || { cat "$tmp/sttool.log"; bad "sttool"; }
+if P=$(bash tests/emu/build.sh "$v" 2> "$tmp/emu.log"); then ok "the $v CUDA plugin builds against the emulator ($P)"
+else cat "$tmp/emu.log"; bad "tests/emu/build.sh $v"; echo "$pass passed, $fail failed"; exit 1; fi
+ST=build/tools/sttool
+export SKYREELS_CACHE=$tmp/cache          # the emulated NVRTC's "cubins" stay out of the user's cache
+cuda() { SKY_CUDA_PLUGIN="$PWD/$P" "$B" "$@" --backend cuda; }
+
+# 1. the weights the fixtures were made with
+"$B" random-weights --layout diffusers --seed 1 --output "$tmp/w.safetensors" > /dev/null 2>&1
+want=$("$ST" meta "$FX/${v}_f6plain.safetensors" weights_sha256)
+got=$(sha256sum "$tmp/w.safetensors" | cut -d' ' -f1)
+if [ "$got" = "$want" ]; then ok "random-weights --seed 1 gives the weights the fixtures were made with ($got)"
+else bad "random-weights --seed 1: sha256 $got, the fixtures were made with $want: rerun tests/fixtures/make_cuda_fixtures.py"; fi
+
+# 2. every fixture case
+for f in "$FX"/${v}_*.safetensors; do
+    c=$(basename "$f" .safetensors)
+    peer=$("$ST" meta "$f" peer_bf16_rel_l2)
+    bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+    if "$B" program dit_forward --weights "$tmp/w.safetensors" --inputs "$f" --output "$tmp/cpu.safetensors" -q &&
+       "$ST" compare "$tmp/cpu.safetensors" "$f" v 1e-5 > "$tmp/cmp.txt"; then ok "$c: cpu vs diffusers fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt")"
+    else cat "$tmp/cmp.txt" 2>/dev/null; bad "$c: cpu vs diffusers fp32"; fi
+    if cuda program dit_forward --weights "$tmp/w.safetensors" --inputs "$f" --output "$tmp/cuda.safetensors" -q \
+            2> "$tmp/cuda.log" && "$ST" compare "$tmp/cuda.safetensors" "$f" v "$bound" > "$tmp/cmp.txt"; then
+        ok "$c: cuda (emulated) vs diffusers fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x diffusers' bf16 error $peer"
+    else
+        cat "$tmp/cuda.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
+        bad "$c: cuda (emulated) vs diffusers fp32 (bound $bound = 2 x $peer)"
+    fi
+done
+
+# 3. op by op
+f=$FX/${v}_f6frames.safetensors
+if "$B" program dit_forward --weights "$tmp/w.safetensors" --inputs "$f" --output "$tmp/c.safetensors" -q \
+        --trace "$tmp/cpu_trace.safetensors" &&
+   cuda program dit_forward --weights "$tmp/w.safetensors" --inputs "$f" --output "$tmp/g.safetensors" -q \
+        --trace "$tmp/cuda_trace.safetensors" &&
+   "$ST" compare-trace "$tmp/cuda_trace.safetensors" "$tmp/cpu_trace.safetensors" > "$tmp/trace.txt"; then
+    n=$(($(wc -l < "$tmp/trace.txt") - 1))
+    worst=$(tail -n +2 "$tmp/trace.txt" | sort -k2 -g | tail -1)
+    if [ "$n" -gt 40 ] && awk 'NR > 1 && $2 > 5e-2 { bad = 1 } END { exit bad }' "$tmp/trace.txt"; then
+        ok "op by op (f6frames): $n op outputs in both traces, each within 5e-2 of the CPU backend; worst: $worst"
+    else
+        cat "$tmp/trace.txt"
+        bad "op by op (f6frames): $n ops compared; worst: $worst"
+    fi
+else
+    bad "op-by-op traces"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
