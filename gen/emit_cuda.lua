@@ -138,7 +138,8 @@ backend.layernorm_affine = function(n, s)
     local a = n.attrs
     local th = row_threads(s, n, a.dim)
     return { { template = "layernorm_affine",
-               consts = { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]), TY = ctype(n.out) },
+               consts = { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]), TY = ctype(n.out),
+                          ROUND_IN = a.round_input and 1 or 0 },
                launch = function(k)
                    return string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
                                         ptr(n.ins[1]), wptr(a.weight), wptr(a.bias))

@@ -146,8 +146,10 @@ local function attention_block(g, s, i, x, e0, ctx, img, rope)
     if s.dit.cross_attn_norm then                                             -- norm3: affine LN
         local nw = weight(g, p .. "norm3.weight", { C })
         local nb = weight(g, p .. "norm3.bias", { C })
-        c = g:op("layernorm_affine", { x1 }, { weight = nw, bias = nb, eps = eps, dim = C },
-                 p .. "norm3.out", img and "f32" or "bf16")
+        -- cast_ctx (§2.7 step 4): T2V/DF round the fp32 residual to bf16 (the context's dtype) before
+        -- the LayerNorm, I2V does not (its context is fp32); the output enters the bf16 q GEMM either way.
+        c = g:op("layernorm_affine", { x1 }, { weight = nw, bias = nb, eps = eps, dim = C, round_input = not img },
+                 p .. "norm3.out", "bf16")
     end
     local ca = cross_attention(g, s, p, c, ctx, img)
     local x2 = g:op("add", { x1, ca }, {}, p .. "x2", "f32")
@@ -222,8 +224,9 @@ function dit.build(g, s)
         img = linear(g, img, "img_emb.proj.3", C, d.image_dim, "img_emb.proj.3.out", "f32")
         local n4w = weight(g, "img_emb.proj.4.weight", { C })
         local n4b = weight(g, "img_emb.proj.4.bias", { C })
+        -- fp32 in the original, but read only by the k_img / v_img GEMMs, which autocast it to bf16
         img = g:op("layernorm_affine", { img }, { weight = n4w, bias = n4b, eps = 1e-5, dim = C },
-                   "img_emb.proj.4.out", "f32")
+                   "img_emb.proj.4.out", "bf16")
     end
 
     -- 3-D RoPE table for this call's (F, H/2, W/2) grid, shared by all blocks (§2.8).

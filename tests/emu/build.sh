@@ -3,6 +3,7 @@
 # emulator instead of a GPU (README.md):
 #
 #   build/emu/<variant>/libskyreels-<variant>-cuda-emu.so
+#   build/emu/<variant>/launch_check        (launch_check.c: the launch sequence at full size, dry)
 #
 # The same runtime sources and generated host code as the real plugin (CMakeLists.txt), linked
 # with tests/emu/driver.c (the CUDA driver, runtime, cuBLASLt and NVRTC calls over host memory),
@@ -46,4 +47,7 @@ for prog in dit_forward; do
 done
 
 g++ -shared -o "$b/libskyreels-$v-cuda-emu.so" "${objs[@]}" -lxxhash -lm -Wl,--no-undefined
+# launch_check: the same objects walking the full-size launch sequence in dry mode (launch_check.c)
+gcc "${CFLAGS[@]}" -c tests/emu/launch_check.c -o "$b/launch_check.o"
+g++ -o "$b/launch_check" "$b/launch_check.o" "${objs[@]}" -lxxhash -lm
 echo "$b/libskyreels-$v-cuda-emu.so"

@@ -159,11 +159,23 @@ static void graph_run(const graph *g)
 /* ---- the driver API ------------------------------------------------------------------------------ */
 
 static int initialised;
+/* SKY_EMU_DRY=1: launches and GEMMs are checked (limits, shapes) and counted, never executed: how
+ * tests/emu/launch_check.c walks the launch sequence of a full-size variant without its memory. */
+static int dry;
+static unsigned long long dry_launches, dry_gemms;
+
+void sky_emu_dry_counts(unsigned long long *launches, unsigned long long *gemms)
+{
+    *launches = dry_launches;
+    *gemms = dry_gemms;
+}
 
 CUresult cuInit(unsigned int flags)
 {
     if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
     initialised = 1;
+    const char *d = getenv("SKY_EMU_DRY");
+    dry = d && strcmp(d, "1") == 0;
     return CUDA_SUCCESS;
 }
 
@@ -526,6 +538,10 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
         return CUDA_ERROR_INVALID_VALUE;
     }
     if (k->nargs > 0 && !params) return CUDA_ERROR_INVALID_VALUE;
+    if (dry) {
+        dry_launches++;
+        return CUDA_SUCCESS;
+    }
     struct CUstream_st *st = stream_of(s);
     if (!st->capturing) {
         sky_emu_launch(k, gx, gy, gz, bx, by, bz, smem, params);
@@ -799,6 +815,10 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
                     .A = A, .B = B, .C = C, .D = D };
     cublasStatus_t st = check_shapes(&g.d, &g.a, &g.b, &g.c, &g.dd);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (dry) {
+        dry_gemms++;
+        return CUBLAS_STATUS_SUCCESS;
+    }
     struct CUstream_st *str = stream_of((CUstream)s);
     if (!str->capturing) {
         run_gemm(&g);

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9
+ * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617
  * source     gen/dit_forward_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_kernels_src[] =
@@ -14,7 +14,7 @@ const char dit_forward_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982\n"
-    " * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9\n"
+    " * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77\n"
@@ -22,7 +22,7 @@ const char dit_forward_kernels_src[] =
     " *            templates/cuda/common.cuh            xxh64 6b009f25c780a491\n"
     " *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27\n"
     " *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11\n"
-    " *            templates/cuda/layernorm_affine.cu.in xxh64 6191474d13fef89d\n"
+    " *            templates/cuda/layernorm_affine.cu.in xxh64 6b03af7adfe0a524\n"
     " *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d\n"
     " *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41\n"
     " *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873\n"
@@ -661,13 +661,14 @@ const char dit_forward_kernels_src[] =
     "// templates/cuda/layernorm_affine.cu.in\n"
     "//\n"
     "// y = LN(x) * weight + bias              (norm3 before cross-attention; the image embedder's LNs)\n"
-    "// One row per block, statistics in fp32; weight and bias fp32.\n"
-    "// Parameters: layernorm_affine_c1536_eps1e06f_threads256_txfloat_tybf16, 1536, 256, 1e-06f, float, bf16.\n"
+    "// One row per block, statistics in fp32; weight and bias fp32. ROUND_IN = 1 rounds x to bf16 first\n"
+    "// (norm3 of T2V/DF: the original casts the fp32 residual to the context's dtype, reference \302\2472.7).\n"
+    "// Parameters: layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16, 1536, 256, 1e-06f, float, bf16, 1.\n"
     "extern \"C\" __global__ void __launch_bounds__(256)\n"
-    "layernorm_affine_c1536_eps1e06f_threads256_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,\n"
+    "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,\n"
     "        const float *__restrict__ bias)\n"
     "{\n"
-    "    enum { C = 1536, THREADS = 256, PER = C / THREADS };\n"
+    "    enum { C = 1536, THREADS = 256, PER = C / THREADS, ROUND_IN = 1 };\n"
     "    static_assert(C % THREADS == 0 && THREADS % 32 == 0, \"C must be a multiple of THREADS\");\n"
     "    const float eps = 1e-06f;\n"
     "    __shared__ float scratch[32];\n"
@@ -679,6 +680,7 @@ const char dit_forward_kernels_src[] =
     "#pragma unroll\n"
     "    for (int i = 0; i < PER; i++) {\n"
     "        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);\n"
+    "        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));\n"
     "        sum += v[i];\n"
     "    }\n"
     "    const float mean = sky_block_sum(sum, scratch, THREADS) / C;\n"

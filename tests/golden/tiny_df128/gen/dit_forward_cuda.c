@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9
+ * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617
  * program    dit_forward (cuda): 66 launches per forward
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  */
@@ -172,7 +172,7 @@ enum {                                      /* kernels, in the order of dit_forw
     K_EMBEDDING_COLS256_ROWS2 = 4,
     K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT = 5,
     K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16 = 6,
-    K_LAYERNORM_AFFINE_C256_EPS1E06F_THREADS256_TXFLOAT_TYBF16 = 7,
+    K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16 = 7,
     K_LAYERNORM_MODULATE_C256_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT = 8,
     K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16 = 9,
     K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16 = 10,
@@ -194,7 +194,7 @@ const char *const dit_forward_kernel_names[19] = {
     "embedding_cols256_rows2",
     "gated_residual_c256_chunks6_gate2_tubf16_txbf16_tyfloat",
     "gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16",
-    "layernorm_affine_c256_eps1e06f_threads256_txfloat_tybf16",
+    "layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16",
     "layernorm_modulate_c256_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat",
     "layernorm_modulate_c256_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16",
     "layernorm_modulate_c256_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
@@ -391,7 +391,7 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
     TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)L * 256);
     /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM3_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
+    LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM3_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
     TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 256);
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
     GEMM(8, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
@@ -462,7 +462,7 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
     TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)L * 256);
     /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM3_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
+    LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM3_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
     TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 256);
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
     GEMM(8, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9
+ * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
@@ -12,7 +12,7 @@
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
- *            templates/cuda/layernorm_affine.cu.in xxh64 6191474d13fef89d
+ *            templates/cuda/layernorm_affine.cu.in xxh64 6b03af7adfe0a524
  *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
@@ -651,13 +651,14 @@ gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16(bf16 *__restrict__ y, co
 // templates/cuda/layernorm_affine.cu.in
 //
 // y = LN(x) * weight + bias              (norm3 before cross-attention; the image embedder's LNs)
-// One row per block, statistics in fp32; weight and bias fp32.
-// Parameters: layernorm_affine_c256_eps1e06f_threads256_txfloat_tybf16, 256, 256, 1e-06f, float, bf16.
+// One row per block, statistics in fp32; weight and bias fp32. ROUND_IN = 1 rounds x to bf16 first
+// (norm3 of T2V/DF: the original casts the fp32 residual to the context's dtype, reference §2.7).
+// Parameters: layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16, 256, 256, 1e-06f, float, bf16, 1.
 extern "C" __global__ void __launch_bounds__(256)
-layernorm_affine_c256_eps1e06f_threads256_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,
+layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,
         const float *__restrict__ bias)
 {
-    enum { C = 256, THREADS = 256, PER = C / THREADS };
+    enum { C = 256, THREADS = 256, PER = C / THREADS, ROUND_IN = 1 };
     static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
@@ -669,6 +670,7 @@ layernorm_affine_c256_eps1e06f_threads256_txfloat_tybf16(bf16 *__restrict__ y, c
 #pragma unroll
     for (int i = 0; i < PER; i++) {
         v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
+        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
         sum += v[i];
     }
     const float mean = sky_block_sum(sum, scratch, THREADS) / C;

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 1ca948f7dac38b7f
- * generator  gen/ (22 .lua files)                 xxh64 1d9feba3cf8762b9
+ * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
