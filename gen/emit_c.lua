@@ -456,7 +456,7 @@ local function emit_program(s, p, ctx, extra_header)
     w:line("#define W(i) (w[i])")
     w:line("/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */")
     w:line("#define TRACE(name, off, dtype, n) \\")
-    w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n)); } while (0)")
+    w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)")
     w:blank()
     w:line("/* arena offsets (bytes), from gen/plan.lua */")
     for _, b in ipairs(p.buffers) do

@@ -15,9 +15,8 @@
 
 local clit     = require("lib.clit")
 local cwriter  = require("lib.cwriter")
-local render   = require("lib.render")
-local sorted   = require("lib.sorted")
 local fail     = require("lib.fail")
+local cuda_kernels = require("cuda_kernels")
 local graph    = require("graph")
 local header   = require("header")
 local fuse     = require("fuse")
@@ -26,7 +25,7 @@ local schedule = require("schedule_sm90")
 
 local emit_cuda = {}
 
-local function ident(name) return (name:upper():gsub("[^A-Z0-9]", "_")) end
+local ident = cuda_kernels.ident
 
 -- CUDA type of a tensor's recorded dtype.
 local function ctype(t)
@@ -210,15 +209,6 @@ local function gemm_desc(g, n)
                                  n.out.dtype, a.epilogue or "bias") }
 end
 
--- Kernel name: template, then its constants in sorted order.
-local function kernel_name(template, consts)
-    local parts = { template }
-    for _, key in ipairs(sorted.keys(consts)) do
-        local v = tostring(consts[key]):gsub("long long", "i64"):gsub("[^%w]", "")
-        parts[#parts + 1] = key:lower():gsub("_", "") .. v
-    end
-    return table.concat(parts, "_")
-end
 
 -- The dtype each weight is stored in on the device: a GEMM's weight has its A dtype and its bias
 -- its output dtype (cuBLASLt's bias epilogue reads the bias in the output type: runtime/gemm.h);
@@ -243,7 +233,7 @@ end
 function emit_cuda.emit(s, programs, files, ctx)
     local g = fuse.apply(programs.dit_forward)
     local p = plan.make_one(g, plan.cuda_elem_bytes, 256, "cuda backend, the original's dtypes")
-    local kernels, kernel_order, templates_used = {}, {}, {}
+    local set = cuda_kernels.new_set(ctx)
     local gemms, gemm_index = {}, {}
     local body = cwriter.new()
     local current
@@ -271,57 +261,13 @@ function emit_cuda.emit(s, programs, files, ctx)
         else
             local b = assert(backend[n.op], "emit_cuda: no CUDA implementation of op " .. n.op)
             for _, inst in ipairs(b(n, s)) do
-                local name = kernel_name(inst.template, inst.consts)
-                if not kernels[name] then
-                    local path = "templates/cuda/" .. inst.template .. ".cu.in"
-                    local vars = { name = name }
-                    for _, key in ipairs(sorted.keys(inst.consts)) do
-                        local v = inst.consts[key]
-                        vars[key] = type(v) == "string" and v or clit.int(v)
-                    end
-                    kernels[name] = render.render(ctx.read_template(path), vars, path)
-                    kernel_order[#kernel_order + 1] = name
-                    templates_used[path] = true
-                end
-                body:line("%s", inst.launch("K_" .. ident(name)))
+                body:line("%s", inst.launch("K_" .. ident(set:add(inst.template, inst.consts))))
             end
         end
-        body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s);", clit.str(n.out.name), ident(n.out.name), n.out.dtype:upper(),
-                  graph.numel_expr(n.out.dims))
+        body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s, 0);", clit.str(n.out.name), ident(n.out.name),
+                  n.out.dtype:upper(), graph.numel_expr(n.out.dims))
     end
-    table.sort(kernel_order)
-
-    -- gen/dit_forward_kernels.cu: helpers inlined, then every kernel (the same text for nvcc and NVRTC).
-    local ptx = ctx.read_template("templates/cuda/ptx.cuh")
-    local common = ctx.read_template("templates/cuda/common.cuh")
-    local reduce = ctx.read_template("templates/cuda/reduce.cuh")
-    for _, path in ipairs({ "templates/cuda/ptx.cuh", "templates/cuda/common.cuh", "templates/cuda/reduce.cuh" }) do
-        templates_used[path] = true
-    end
-    local used = {}
-    for path in pairs(templates_used) do used[path] = ctx.templates[path] end
-    local cu = cwriter.new()
-    cu:raw(header.c_comment(s, ctx, "gen/dit_forward_kernels.cu", {
-        string.format("program    dit_forward (cuda): %d kernels, %d GEMM shapes (cuBLASLt)", #kernel_order, #gemms),
-        "compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)",
-    }, used))
-    cu:raw(ptx)
-    cu:raw(common)
-    cu:raw(reduce)
-    for _, name in ipairs(kernel_order) do
-        cu:blank()
-        cu:raw(kernels[name])
-    end
-    files["gen/dit_forward_kernels.cu"] = cu:text()
-
-    -- gen/dit_forward_kernels_src.c: the same text for NVRTC.
-    local src = cwriter.new()
-    src:raw(header.c_comment(s, ctx, "gen/dit_forward_kernels_src.c",
-                             { "source     gen/dit_forward_kernels.cu as a C string, for NVRTC" }))
-    src:line("const char dit_forward_kernels_src[] =")
-    for line in files["gen/dit_forward_kernels.cu"]:gmatch("([^\n]*)\n") do src:line("    %s", clit.str(line .. "\n")) end
-    src:line("    ;")
-    files["gen/dit_forward_kernels_src.c"] = src:text()
+    cuda_kernels.write(s, ctx, files, "dit_forward", set, #gemms)
 
     -- gen/dit_forward_cuda.c: tables and the launch sequence.
     local wdt = weight_dtypes(g)
@@ -346,21 +292,8 @@ function emit_cuda.emit(s, programs, files, ctx)
     for i, wt in ipairs(g.weights) do h:line("W_%s = %d,", ident(wt.name), i - 1) end
     h:close("};")
     h:blank()
-    h:open("enum {                                      /* kernels, in the order of dit_forward_kernel_names */")
-    for i, name in ipairs(kernel_order) do h:line("K_%s = %d,", ident(name), i - 1) end
-    h:close("};")
-    h:blank()
-    h:open(string.format("const char *const dit_forward_kernel_names[%d] = {", #kernel_order))
-    for _, name in ipairs(kernel_order) do h:line("%s,", clit.str(name)) end
-    h:close("};")
-    h:blank()
-    h:line("/* GEMMs: y[m, n] = x[m, k] W[n, k]^T + b, m <= m_max; built once at start-up (runtime/gemm.h) */")
-    h:open(string.format("const sky_gemm_desc dit_forward_gemms[%d] = {", #gemms))
-    for _, d in ipairs(gemms) do
-        h:line("{%d, %d, %d, %s, %s, %s},", d.m_max, d.n, d.k, d.a_dtype, d.out_dtype, d.epilogue)
-    end
-    h:close("};")
-    h:blank()
+    cuda_kernels.tables(h, "dit_forward", set)
+    cuda_kernels.gemm_table(h, "dit_forward", gemms)
     h:line("/* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */")
     h:open(string.format("const unsigned char dit_forward_weight_bf16[%d] = {", #g.weights))
     for _, wt in ipairs(g.weights) do
@@ -390,7 +323,7 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:blank()
     h:open("const sky_dit_cuda_desc dit_forward_cuda = {")
     h:line(".kernels_src = dit_forward_kernels_src,")
-    h:line(".n_kernels = %d, .kernel_names = dit_forward_kernel_names,", #kernel_order)
+    h:line(".n_kernels = %d, .kernel_names = dit_forward_kernel_names,", #set.order)
     h:line(".n_gemms = %d, .gemms = dit_forward_gemms,", #gemms)
     h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
     h:line(".arena_bytes = %s, .attention_smem = ATTN_SMEM,", clit.size(p.peak))
@@ -400,7 +333,6 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:line(".record = dit_forward_cuda_record,")
     h:close("};")
     files["gen/dit_forward_cuda.c"] = h:text()
-    files["plan_cuda.txt"] = plan.dump({ dit_forward = p })
     return p
 end
 

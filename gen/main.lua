@@ -18,6 +18,7 @@ local graph    = require("graph")
 local plan     = require("plan")
 local emit_c   = require("emit_c")
 local emit_cuda = require("emit_cuda")
+local emit_cuda_vae = require("emit_cuda_vae")
 local manifest = require("manifest")
 local cwriter  = require("lib.cwriter")
 
@@ -105,6 +106,12 @@ local function run(opts)
     local files = {}                                    -- path -> text, written at the end
     emit_c.emit(s, plans, files, ctx)
     local cuda_plan = s.targets.cuda and emit_cuda.emit(s, programs, files, ctx) or nil
+    local cuda_vae = s.targets.cuda and emit_cuda_vae.emit(s, programs, files, ctx) or {}
+    if cuda_plan then
+        local cuda_plans = { dit_forward = cuda_plan }
+        for name, p in pairs(cuda_vae) do cuda_plans[name] = p end
+        files["plan_cuda.txt"] = plan.dump(cuda_plans)
+    end
     files["plan.txt"] = plan.dump(plans)
     files["graph.txt"] = graph.dump(programs)
     manifest.add(files, ctx)
@@ -116,6 +123,10 @@ local function run(opts)
     if cuda_plan then
         io.stderr:write(string.format("gen: %s dit_forward (cuda): arena peak %s bytes (%.2f MiB)\n", s.variant,
             plan.commas(cuda_plan.peak), cuda_plan.peak / 1048576))
+    end
+    for _, name in ipairs(sorted.keys(cuda_vae)) do
+        io.stderr:write(string.format("gen: %s %s (cuda): arena peak %s bytes (%.2f MiB)\n", s.variant, name,
+            plan.commas(cuda_vae[name].peak), cuda_vae[name].peak / 1048576))
     end
 end
 

@@ -1,7 +1,6 @@
 /* runtime/dit.c — run dit_forward on a file of inputs; random weights and inputs (dit.h). */
 #include "dit.h"
 
-#include <dlfcn.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -178,8 +177,7 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
 struct sky_dit {
     const sky_dit_program *p;
     sky_cpu_state          s;                /* fp32 weights and the arena (CPU backend) */
-    void                      *dl;           /* the CUDA plugin (dlopen handle), its table and state */
-    const sky_dit_cuda_plugin *cuda;
+    const sky_dit_cuda_plugin *cuda;         /* the CUDA plugin's table and state */
     void                      *cuda_state;
 };
 
@@ -188,46 +186,6 @@ sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err)
     if (strcmp(s, "cpu") == 0) *b = SKY_BACKEND_CPU;
     else if (strcmp(s, "cuda") == 0) *b = SKY_BACKEND_CUDA;
     else return sky_fail(err, "--backend %s: unknown backend (cpu or cuda)", s);
-    return SKY_OK;
-}
-
-/* The CUDA plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the
- * running binary. Loaded, its ABI and variant checked. */
-static sky_status load_plugin(void **dl, const sky_dit_cuda_plugin **plugin, const char *who, sky_err *err)
-{
-    char path[PATH_MAX + 64];
-    const char *env = getenv("SKY_CUDA_PLUGIN");
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s", env);
-    } else {
-        char exe[PATH_MAX];
-        const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n <= 0) return sky_fail(err, "--backend cuda: cannot find the running binary (/proc/self/exe)");
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        snprintf(path, sizeof path, "%s/libskyreels-%s-cuda.so", exe, who);
-    }
-    *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!*dl) {
-        const char *why = dlerror();          /* read once: the next call returns NULL */
-        if (!why) why = "unknown dlopen error";
-        if (strstr(why, "libcuda.so") && access(path, R_OK) == 0)
-            return sky_fail(err, "--backend cuda: no NVIDIA driver on this machine (%s needs libcuda.so.1); run "
-                            "with --backend cpu", path);
-        return sky_fail(err, "--backend cuda: cannot load the CUDA plugin %s (%s); it is built beside the binary "
-                        "when CMake finds the CUDA toolkit (./build.sh gen %s on a machine with nvcc), or set "
-                        "SKY_CUDA_PLUGIN", path, why, who);
-    }
-    *plugin = dlsym(*dl, SKY_DIT_CUDA_SYMBOL);
-    if (!*plugin) return sky_fail(err, "--backend cuda: %s has no %s: not a plugin of this engine", path,
-                                  SKY_DIT_CUDA_SYMBOL);
-    if ((*plugin)->abi != SKY_DIT_CUDA_ABI)
-        return sky_fail(err, "--backend cuda: %s has plugin ABI %d, this binary %d: rebuild both", path,
-                        (*plugin)->abi, SKY_DIT_CUDA_ABI);
-    if (strcmp((*plugin)->variant, who) != 0)
-        return sky_fail(err, "--backend cuda: %s was generated for %s, this binary is %s", path, (*plugin)->variant,
-                        who);
     return SKY_OK;
 }
 
@@ -240,7 +198,7 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     d->p = p;
     double t0 = now_s();
     /* The plugin first: a missing plugin is reported before minutes of weight loading. */
-    if (b == SKY_BACKEND_CUDA && load_plugin(&d->dl, &d->cuda, who, err)) goto fail;
+    if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&d->cuda, who, err)) goto fail;
     /* The CUDA backend reads the fp32 weights once and keeps no CPU arena. */
     if (sky_cpu_state_open(&d->s, p->weights, p->n_weights, b == SKY_BACKEND_CUDA ? 64 : p->arena_bytes, weights,
                            who, err))
@@ -270,7 +228,6 @@ void sky_dit_close(sky_dit *d)
 {
     if (!d) return;
     if (d->cuda && d->cuda_state) d->cuda->close(d->cuda_state);
-    if (d->dl) dlclose(d->dl);
     sky_cpu_state_free(&d->s);
     free(d);
 }

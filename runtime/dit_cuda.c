@@ -8,8 +8,8 @@
  * Graph captured once per (frames, timestep rows), the velocity is read back. Nothing is allocated
  * inside a forward.
  *
- * STATUS: compiled in CI (tests/compile/), never run: no GPU was lent while it was written. The
- * first GPU session runs tests/gpu/run.sh, which compares it with the CPU backend on tiny_df128.
+ * STATUS: compiled in CI (tests/compile/) and run there on the CPU emulator of tests/emu/ against
+ * diffusers; not yet run on a GPU (tests/gpu/run.sh holds those checks).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +18,6 @@
 #include "cuda_ctx.h"
 #include "cuda_program.h"
 #include "dtype.h"
-#include "nvrtc_cache.h"
-
-#ifndef SKY_PLUGIN_VARIANT
-#error "build with -DSKY_PLUGIN_VARIANT=\"<variant>\" (CMakeLists.txt does)"
-#endif
 
 /* Defined in the generated gen/dit_forward_cuda.c linked into the same plugin. */
 extern const sky_dit_cuda_desc dit_forward_cuda;
@@ -42,27 +37,11 @@ typedef struct dit_cuda {
     sky_cuda_program         st;             /* what the launch sequence reads */
     uint16_t                *ctx_bf16;       /* host staging for the context */
     int                      F, H, W, Ft;    /* the call being recorded */
-    sky_trace_fn             trace;          /* --trace: the binary's hook, or NULL */
-    void                    *trace_ctx;
-    void                    *trace_host;     /* host staging for one traced output */
-    size_t                   trace_cap;
+    sky_cuda_trace           trace;          /* --trace: the binary's hook (fn NULL when off) */
     char                     device[320];
 } dit_cuda;
 
-void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned smem,
-                     CUstream s, void **args)
-{
-    SKY_CU_CHECK(cuLaunchKernel(st->fn[kernel], gx, gy, 1, bx, 1, 1, smem, s, args, NULL));
-}
-
-void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
-                   CUdeviceptr y, CUstream s)
-{
-    sky_gemm_run((sky_gemm_set *)st->gemm, i, m, (const void *)(uintptr_t)x, (const void *)(uintptr_t)w,
-                 (const void *)(uintptr_t)bias, (void *)(uintptr_t)y, s);
-}
-
-static void dit_close(void *opaque)
+void sky_dit_cuda_close(void *opaque)
 {
     dit_cuda *d = opaque;
     if (!d) return;
@@ -78,7 +57,7 @@ static void dit_close(void *opaque)
     free(d->fn);
     free(d->w);
     free(d->ctx_bf16);
-    free(d->trace_host);
+    free(d->trace.host);
     free(d);
 }
 
@@ -119,7 +98,7 @@ done:
     return st;
 }
 
-static sky_status dit_open(void **out, const sky_dit_program *p, const float *const *w, sky_err *err)
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const float *const *w, sky_err *err)
 {
     *out = NULL;
     dit_cuda *d = calloc(1, sizeof *d);
@@ -141,15 +120,9 @@ static sky_status dit_open(void **out, const sky_dit_program *p, const float *co
              d->c->sm_count);
     /* Everything the plan and the weights need, checked against free memory before any allocation. */
     if (sky_cuda_require(d->c, g->arena_bytes + SKY_GEMM_WORKSPACE_BYTES, "dit_forward's arena", err)) goto fail;
-    if (sky_nvrtc_module(&d->module, g->kernels_src, "gen/dit_forward_kernels.cu", d->c->cc_major, d->c->cc_minor,
-                         NULL, NULL, err))
+    if (sky_cuda_kernels_load(d->c, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels, g->kernel_names,
+                              "attention", g->attention_smem, &d->module, d->fn, err))
         goto fail;
-    for (int k = 0; k < g->n_kernels; k++) {
-        if (sky_nvrtc_function(&d->fn[k], d->module, g->kernel_names[k], err)) goto fail;
-        if (strncmp(g->kernel_names[k], "attention", 9) == 0)
-            SKY_CU_CHECK(cuFuncSetAttribute(d->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                            g->attention_smem));
-    }
     if (upload_weights(d, w, err)) goto fail;
     void *dev;
     if (sky_cuda_arena_alloc(d->c, g->arena_bytes, &dev, "dit_forward's arena", err)) goto fail;
@@ -163,33 +136,22 @@ static sky_status dit_open(void **out, const sky_dit_program *p, const float *co
     *out = d;
     return SKY_OK;
 fail:
-    dit_close(d);
+    sky_dit_cuda_close(d);
     return SKY_ERR;
 }
 
-/* --trace: copy one op's output to the host and hand it to the binary's hook. */
-static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype, long long n)
+/* --trace: one op's output to the binary's hook. */
+static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype, long long n,
+                     int cl)
 {
-    dit_cuda *d = st->trace_ctx;
-    const size_t bytes = (size_t)n * (dtype == SKY_TRACE_BF16 ? 2 : dtype == SKY_TRACE_F32 ? 4 : 8);
-    if (bytes > d->trace_cap) {
-        void *p = realloc(d->trace_host, bytes);
-        if (!p) {
-            fprintf(stderr, "dit_forward (cuda): out of host memory tracing %s\n", name);
-            exit(1);
-        }
-        d->trace_host = p, d->trace_cap = bytes;
-    }
-    SKY_CU_CHECK(cuMemcpyDtoHAsync(d->trace_host, st->arena + off, bytes, s));
-    SKY_CU_CHECK(cuStreamSynchronize(s));
-    d->trace(d->trace_ctx, name, d->trace_host, dtype, n);
+    sky_cuda_trace_copy(&((dit_cuda *)st->trace_ctx)->trace, st, s, name, off, dtype, n, cl);
 }
 
-static void dit_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
+void sky_dit_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
 {
     dit_cuda *d = opaque;
-    d->trace = fn;
-    d->trace_ctx = ctx;
+    d->trace.fn = fn;
+    d->trace.ctx = ctx;
     d->st.trace = fn ? trace_op : NULL;
     d->st.trace_ctx = fn ? d : NULL;
 }
@@ -201,8 +163,8 @@ static void record(void *opaque, CUstream s)
     d->desc->record(&d->st, s, d->F, d->H, d->W, d->Ft);
 }
 
-static void dit_forward(void *opaque, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                        const float *context, const float *clip_fea, int64_t fps, float *v)
+void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                          const float *context, const float *clip_fea, int64_t fps, float *v)
 {
     dit_cuda *d = opaque;
     const sky_dit_program *p = d->p;
@@ -224,7 +186,7 @@ static void dit_forward(void *opaque, int F, int H, int W, const float *x, const
     sky_err err;
     /* One graph per (frames, timestep rows, orientation): the launch parameters differ between them. */
     const int key = (F * 2 + (Ft == 1)) * 2 + (H != p->lat_h);
-    if (d->trace) {
+    if (d->trace.fn) {
         record(d, s);                        /* traced: eagerly, the hook reads every output */
     } else if (sky_graph_run(d->graphs, key, record, d, &err)) {
         fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
@@ -234,14 +196,7 @@ static void dit_forward(void *opaque, int F, int H, int W, const float *x, const
     SKY_CU_CHECK(cuStreamSynchronize(s));
 }
 
-static const char *dit_device(void *opaque)
+const char *sky_dit_cuda_device(void *opaque)
 {
     return ((dit_cuda *)opaque)->device;
 }
-
-/* The plugin's one exported symbol (dlsym'ed by runtime/dit.c; everything else is hidden). */
-__attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
-const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
-    .abi = SKY_DIT_CUDA_ABI, .variant = SKY_PLUGIN_VARIANT,
-    .open = dit_open, .forward = dit_forward, .device = dit_device, .close = dit_close, .set_trace = dit_set_trace,
-};

@@ -1,10 +1,11 @@
-/* runtime/dit_plugin.h — the CUDA backend of dit_forward as a plugin.
+/* runtime/dit_plugin.h — the CUDA backend (dit_forward and the VAE programs) as a plugin.
  *
  * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
- * CMakeLists.txt) holds runtime/dit_cuda.c and the generated gen/dit_forward_cuda.c. The binary
- * dlopen's it only for --backend cuda, so the CPU binary starts on machines without a CUDA driver.
- * The binary binds the weights as fp32 (weights.h) and hands them over; the plugin converts,
- * uploads and runs. Plain C types only: this header needs no CUDA header.
+ * CMakeLists.txt) holds runtime/dit_cuda.c, runtime/vae_cuda.c and the generated
+ * gen/{dit_forward,vae_decode,vae_encode}_cuda.c. The binary dlopen's it only for --backend cuda
+ * (runtime/plugin.c), so the CPU binary starts on machines without a CUDA driver. The binary binds
+ * the weights as fp32 (weights.h) and hands them over; the plugin converts, uploads and runs. Plain
+ * C types only: this header needs no CUDA header.
  */
 #ifndef SKY_DIT_PLUGIN_H
 #define SKY_DIT_PLUGIN_H
@@ -26,9 +27,23 @@ typedef struct sky_dit_cuda_plugin {
     /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
      * run without CUDA Graphs while a trace is set. */
     void (*set_trace)(void *d, sky_trace_fn fn, void *ctx);
+
+    /* vae_decode (decode = 1) or vae_encode of the variant: one chunk per call, the caches kept on the
+     * device; vae_reset zeroes them (the start of a sequence). in and out are the CPU program's slots
+     * ([C, frames, H*W] floats: n_in and n_out of them); H x W is the call's size, as for forward_cpu. */
+    sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const float *const *w, sky_err *err);
+    void (*vae_reset)(void *v);
+    void (*vae_chunk)(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
+    void (*vae_set_trace)(void *v, sky_trace_fn fn, void *ctx);
+    const char *(*vae_device)(void *v);
+    void (*vae_close)(void *v);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 2
+#define SKY_DIT_CUDA_ABI 3
+
+/* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
+ * binary; loaded once per process, its ABI and variant checked (runtime/plugin.c). */
+sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err);
 #define SKY_DIT_CUDA_SYMBOL "sky_dit_cuda_plugin_v1"
 
 #endif /* SKY_DIT_PLUGIN_H */

@@ -42,7 +42,7 @@ _Noreturn void sky_cublas_fail_(cublasStatus_t s, const char *stmt, const char *
 
 static const char *dtype_name(sky_gemm_dtype t)
 {
-    return t == SKY_GEMM_BF16 ? "bf16" : t == SKY_GEMM_F32 ? "f32" : "?";
+    return t == SKY_GEMM_BF16 ? "bf16" : t == SKY_GEMM_F32 ? "f32" : t == SKY_GEMM_TF32 ? "tf32" : "?";
 }
 
 static const char *epilogue_name(sky_gemm_epilogue e)
@@ -57,8 +57,13 @@ static const char *epilogue_name(sky_gemm_epilogue e)
 
 static cudaDataType_t cuda_type(sky_gemm_dtype t)
 {
-    return t == SKY_GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    return t == SKY_GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;      /* TF32 is stored as fp32 */
 }
+
+/* Row strides in elements, the packed ones where the desc says 0. */
+static int64_t ld_x(const sky_gemm_desc *d) { return d->ldx ? d->ldx : d->k; }
+static int64_t ld_w(const sky_gemm_desc *d) { return d->ldw ? d->ldw : (d->w_kn ? d->n : d->k); }
+static int64_t ld_y(const sky_gemm_desc *d) { return d->ldy ? d->ldy : d->n; }
 
 static int aligned(const void *p)
 {
@@ -79,12 +84,16 @@ static sky_status check_desc(int i, const sky_gemm_desc *d, sky_err *err)
     desc_fmt(what, sizeof what, i, d);
     if (d->m_max < 1 || d->n < 1 || d->k < 1)
         return sky_fail(err, "%s: m_max, n and k must be at least 1", what);
-    if (d->a_dtype != SKY_GEMM_BF16 && d->a_dtype != SKY_GEMM_F32)
-        return sky_fail(err, "%s: inputs must be bf16 or f32 (a_dtype %d)", what, (int)d->a_dtype);
+    if (d->a_dtype != SKY_GEMM_BF16 && d->a_dtype != SKY_GEMM_F32 && d->a_dtype != SKY_GEMM_TF32)
+        return sky_fail(err, "%s: inputs must be bf16, f32 or tf32 (a_dtype %d)", what, (int)d->a_dtype);
     if (d->out_dtype != SKY_GEMM_BF16 && d->out_dtype != SKY_GEMM_F32)
         return sky_fail(err, "%s: output must be bf16 or f32 (out_dtype %d)", what, (int)d->out_dtype);
-    if (d->a_dtype == SKY_GEMM_F32 && d->out_dtype != SKY_GEMM_F32)
-        return sky_fail(err, "%s: an f32 GEMM has an f32 output", what);
+    if (d->a_dtype != SKY_GEMM_BF16 && d->out_dtype != SKY_GEMM_F32)
+        return sky_fail(err, "%s: an f32 or tf32 GEMM has an f32 output", what);
+    if (d->ldx < 0 || d->ldw < 0 || d->ldy < 0 || (d->ldx && d->ldx < d->k) || (d->ldy && d->ldy < d->n) ||
+        (d->ldw && d->ldw < (d->w_kn ? d->n : d->k)))
+        return sky_fail(err, "%s: a row stride (ldx %d, ldw %d, ldy %d) is shorter than its row", what, d->ldx,
+                        d->ldw, d->ldy);
     if (d->epilogue != SKY_GEMM_EPI_NONE && d->epilogue != SKY_GEMM_EPI_BIAS &&
         d->epilogue != SKY_GEMM_EPI_GELU_TANH_BIAS)
         return sky_fail(err, "%s: unknown epilogue %d", what, (int)d->epilogue);
@@ -95,8 +104,9 @@ static sky_status check_desc(int i, const sky_gemm_desc *d, sky_err *err)
 static void build(gemm *e)
 {
     const sky_gemm_desc *d = &e->d;
-    SKY_CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    SKY_CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->op, d->a_dtype == SKY_GEMM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                                : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    int32_t ta = d->w_kn ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
     SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     uint32_t ep = d->epilogue == SKY_GEMM_EPI_BIAS           ? CUBLASLT_EPILOGUE_BIAS
@@ -112,9 +122,12 @@ static void build(gemm *e)
                                                         sizeof placeholder));
     }
     cudaDataType_t in = cuda_type(d->a_dtype), out = cuda_type(d->out_dtype);
-    SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, in, (uint64_t)d->k, (uint64_t)d->n, (int64_t)d->k));
-    SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, in, (uint64_t)d->k, (uint64_t)d->m_max, (int64_t)d->k));
-    SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->cd, out, (uint64_t)d->n, (uint64_t)d->m_max, (int64_t)d->n));
+    if (d->w_kn)        /* W [k, n] row-major = column-major n x k, used as it is */
+        SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, in, (uint64_t)d->n, (uint64_t)d->k, ld_w(d)));
+    else                /* W [n, k] row-major = column-major k x n, used transposed */
+        SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, in, (uint64_t)d->k, (uint64_t)d->n, ld_w(d)));
+    SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, in, (uint64_t)d->k, (uint64_t)d->m_max, ld_x(d)));
+    SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->cd, out, (uint64_t)d->n, (uint64_t)d->m_max, ld_y(d)));
     e->m_now = d->m_max;
 }
 
@@ -292,7 +305,8 @@ uint64_t sky_gemm_algo_fingerprint(const sky_gemm_set *s)
     for (int i = 0; i < s->n; i++) {
         const gemm *e = &s->g[i];
         algo_config k = config_of(e);
-        int64_t v[15] = { e->d.m_max, e->d.n, e->d.k, e->d.a_dtype, e->d.out_dtype, e->d.epilogue,
+        int64_t v[19] = { e->d.m_max, e->d.n, e->d.k, e->d.a_dtype, e->d.out_dtype, e->d.epilogue,
+                          e->d.ldx, e->d.ldw, e->d.ldy, e->d.w_kn,
                           k.id, k.tile, k.splitk, k.reduction, k.swizzle, k.custom, k.stages, k.inner_shape,
                           k.cluster_shape };
         XXH64_update(h, v, sizeof v);

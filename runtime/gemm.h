@@ -26,6 +26,12 @@
  * a_dtype F32: x, W, bias and y fp32 with CUBLAS_COMPUTE_32F, which is true fp32 — no TF32
  * (that would be CUBLAS_COMPUTE_32F_FAST_TF32) and no emulation (opt-in compute types only)
  * — for the head and the time-embedding MLP, which the original computes in fp32.
+ * a_dtype TF32: fp32 storage with CUBLAS_COMPUTE_32F_FAST_TF32 (the VAE's 1x1 convs, as
+ * PyTorch's default cuDNN convolutions compute them).
+ *
+ * Strides and W's layout (the VAE attention reads q, k and v as column slices of one qkv
+ * tensor): ldx, ldw, ldy are row strides in elements (0: packed); with w_kn, W is stored
+ * [k, n] row-major (a column-major n x k matrix, used untransposed: transa = N).
  * The bias has out_dtype.
  *
  * GELU. SKY_GEMM_EPI_GELU_TANH_BIAS is CUBLASLT_EPILOGUE_GELU_BIAS: y = GELU(x·W^T + bias).
@@ -77,6 +83,7 @@ static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const c
 typedef enum sky_gemm_dtype {
     SKY_GEMM_BF16 = 0,
     SKY_GEMM_F32  = 1,
+    SKY_GEMM_TF32 = 2,      /* a_dtype only: fp32 storage, tf32 products (CUBLAS_COMPUTE_32F_FAST_TF32) */
 } sky_gemm_dtype;
 
 typedef enum sky_gemm_epilogue {
@@ -86,13 +93,15 @@ typedef enum sky_gemm_epilogue {
 } sky_gemm_epilogue;
 
 /* One GEMM shape of a program: a row of the generated table, written positionally
- * {m_max, n, k, a_dtype, out_dtype, epilogue}. */
+ * {m_max, n, k, a_dtype, out_dtype, epilogue[, ldx, ldw, ldy, w_kn]}. */
 typedef struct sky_gemm_desc {
     int               m_max;        /* most rows of x any call will pass */
-    int               n, k;         /* W is [n, k] */
-    sky_gemm_dtype    a_dtype;      /* x and W: BF16 (fp32 accumulation) or F32 (true fp32) */
-    sky_gemm_dtype    out_dtype;    /* y and bias: BF16 or F32 (F32 when a_dtype is F32) */
+    int               n, k;         /* W is [n, k] (or [k, n] with w_kn) */
+    sky_gemm_dtype    a_dtype;      /* x and W: BF16 (fp32 accumulation), F32 (true fp32) or TF32 */
+    sky_gemm_dtype    out_dtype;    /* y and bias: BF16 or F32 (F32 when a_dtype is F32 or TF32) */
     sky_gemm_epilogue epilogue;
+    int               ldx, ldw, ldy;    /* row strides in elements; 0: packed (k, k or n, n) */
+    int               w_kn;         /* 1: W is stored [k, n] (y = x W, the VAE attention's P V) */
 } sky_gemm_desc;
 
 typedef struct sky_gemm_set sky_gemm_set;   /* opaque */

@@ -40,8 +40,9 @@ static void print_usage(FILE *out, const char *argv0)
             "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
             "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
             "      --backend cpu     the CPU reference backend (default)\n"
-            "      --backend cuda    dit_forward on the GPU through libskyreels-<variant>-cuda.so beside the\n"
-            "                        binary (built when CMake finds the CUDA toolkit; NOT YET VERIFIED ON A GPU)\n"
+            "      --backend cuda    on the GPU (dit_forward, vae_decode, vae_encode) through libskyreels-<variant>-cuda.so\n"
+            "                        beside the binary (built when CMake finds the CUDA toolkit; checked on a CPU emulator,\n"
+            "                        NOT YET VERIFIED ON A GPU)\n"
             "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
             "                        names it; any program, either backend) to FILE, for op-by-op comparisons\n"
             "      -q, --quiet       no progress lines\n"
@@ -136,8 +137,9 @@ static int cmd_program(int argc, char **argv)
             if (o.backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
                 return usage_error(argv[0], "--backend %s: this variant was generated for the cpu target only "
                                    "(its spec's targets)", val);
-            if (o.backend == SKY_BACKEND_CUDA && !is_dit)
-                return usage_error(argv[0], "--backend %s: only dit_forward has a CUDA backend so far", val);
+            if (o.backend == SKY_BACKEND_CUDA && (is_text || is_clip))
+                return usage_error(argv[0], "--backend %s: the encoders (text_encode, clip_encode) have no CUDA "
+                                   "backend yet", val);
             i++;
         }
         else if (strcmp(a, "--trace") == 0 && val) { trace_path = val; i++; }
@@ -159,7 +161,8 @@ static int cmd_program(int argc, char **argv)
     sky_status st = is_dit ? sky_dit_run(&sky_variant, &o, &err)
                   : (is_text || is_clip) ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output,
                                                                 o.quiet, &err)
-                  : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, &err);
+                  : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, (int)o.backend,
+                                     &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, trace_path, &err);
     sky_trace_free(trace);
     if (st != SKY_OK) {

@@ -30,7 +30,9 @@ typedef struct sky_slot {
  * programs call the hook, when set, after every op with the op's output; the CUDA plugin does the
  * same through its sky_cuda_program. One test per op when unset. */
 enum { SKY_TRACE_F32 = 0, SKY_TRACE_BF16 = 1, SKY_TRACE_F64 = 2, SKY_TRACE_I64 = 3 };
-typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int dtype, long long n);
+/* cl > 0: data is channels-last, rows of cl channels, and is traced transposed to [cl][n / cl] (the
+ * CPU backend's channels-first order; the CUDA VAE keeps activations channels-last). */
+typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int dtype, long long n, int cl);
 extern sky_trace_fn sky_trace_hook;
 extern void *sky_trace_ctx;
 

@@ -29,7 +29,7 @@ static int seen(const sky_trace *t, const char *name)
     return 0;
 }
 
-static void collect(void *ctx, const char *name, const void *data, int dtype, long long n)
+static void collect(void *ctx, const char *name, const void *data, int dtype, long long n, int cl)
 {
     sky_trace *t = ctx;
     if (t->failed || seen(t, name) || n < 0) return;
@@ -44,7 +44,14 @@ static void collect(void *ctx, const char *name, const void *data, int dtype, lo
     op->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     op->n = n;
     if (!op->name || !op->data) { free(op->name); free(op->data); t->failed = 1; return; }
+    const long long rows = cl > 0 ? n / cl : 0;
     for (long long i = 0; i < n; i++) {
+        if (cl > 0) {                         /* channels-last [rows][cl] -> [cl][rows] */
+            float v;
+            memcpy(&v, (const char *)data + 4 * i, 4);
+            op->data[(i % cl) * rows + i / cl] = v;
+            continue;
+        }
         switch (dtype) {
         case SKY_TRACE_F32:  memcpy(&op->data[i], (const char *)data + 4 * i, 4); break;
         case SKY_TRACE_BF16: {

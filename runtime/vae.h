@@ -16,13 +16,14 @@
 #include "program.h"
 #include "status.h"
 
-/* A bound VAE program: weights as fp32 and the arena. */
+/* A bound VAE program: weights as fp32 and the arena (CPU backend), or the CUDA plugin's state. */
 typedef struct sky_vae sky_vae;
 
-/* Bind program p to the VAE checkpoint at `weights` (file or directory; original or diffusers
- * names). `who` names the variant in messages. */
-sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, const char *weights, const char *who,
-                        sky_err *err);
+/* Bind program p (vae_decode when decode = 1, else vae_encode) to the VAE checkpoint at `weights`
+ * (file or directory; original or diffusers names) on backend b (a sky_backend, dit.h). `who` names
+ * the variant in messages and the plugin to load. */
+sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
+                        int b, sky_err *err);
 void sky_vae_close(sky_vae *v);
 
 /* Decode L latent frames z [z_dim, L, h, w] into video [3, 1 + 4(L-1), 8h, 8w]. */
@@ -33,6 +34,6 @@ sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, f
 
 /* `program vae_decode|vae_encode --weights W --inputs I --output O` (see above). */
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
-                            const char *output, int quiet, sky_err *err);
+                            const char *output, int quiet, int backend, sky_err *err);
 
 #endif /* SKY_VAE_H */

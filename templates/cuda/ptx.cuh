@@ -2,7 +2,8 @@
 //
 // The PTX primitives of the CUDA templates: every inline-asm instruction they use, and nothing
 // else, so that this one file names the hardware features the kernels depend on (sm_80+:
-// ex2.approx, cvt.rn.bf16x2, cp.async, ldmatrix, mma.sync m16n8k16 bf16; all also on sm_90a).
+// ex2.approx, cvt.rn.bf16x2, cvt.rna.tf32, cp.async, ldmatrix, mma.sync m16n8k16 bf16 and m16n8k8
+// tf32; all also on sm_90a).
 // The generator writes it at the top of each generated kernels file, before common.cuh.
 //
 // tests/emu/ runs the generated kernels on the CPU: it defines SKY_PTX_CUH first and supplies
@@ -85,6 +86,27 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
                                                unsigned b1)
 {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
+// mantissa bits are zero: what the tf32 mma reads.
+__device__ __forceinline__ unsigned to_tf32(float x)
+{
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+// c += a b on the tensor cores in tf32: a 16x8 (row-major fragment, 4 registers), b 8x8 (column
+// fragment, 2 registers), c 16x8 fp32. Fragments (g = lane / 4, q = lane % 4): a {(g, q), (g+8, q),
+// (g, q+4), (g+8, q+4)}, b {(k q, n g), (k q+4, n g)}, c as for mma_bf16_16816. PTX ISA, "Matrix
+// Fragments for mma.m16n8k8" (.tf32).
+__device__ __forceinline__ void mma_tf32_1688(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));

@@ -32,15 +32,20 @@ cc_one() {   # source object [extra flags...]
     gcc "${CFLAGS[@]}" "$@" -c "$src" -o "$obj"
     objs+=("$obj")
 }
-for f in cuda_ctx dit_cuda dtype gemm nvrtc_cache status; do
+for f in cuda_ctx cuda_program dit_cuda dtype gemm nvrtc_cache status vae_cuda; do
     cc_one "runtime/$f.c" "$b/$f.o" -DSKY_PLUGIN_VARIANT="\"$v\""
 done
-cc_one "$gen/dit_forward_cuda.c" "$b/dit_forward_cuda.o"
-cc_one "$gen/dit_forward_kernels_src.c" "$b/dit_forward_kernels_src.o"
+progs=()
+for f in "$gen"/*_cuda.c; do
+    prog=$(basename "$f" _cuda.c)
+    progs+=("$prog")
+    cc_one "$f" "$b/${prog}_cuda.o"
+    cc_one "$gen/${prog}_kernels_src.c" "$b/${prog}_kernels_src.o"
+done
 cc_one tests/emu/driver.c "$b/driver.o" -D_GNU_SOURCE
 cc_one tests/emu/emu.c "$b/emu.o"
 
-for prog in dit_forward; do
+for prog in "${progs[@]}"; do
     lua5.4 tests/emu/prepare.lua "$gen/${prog}_kernels.cu" "gen/${prog}_kernels.cu" > "$b/${prog}_kernels_emu.cpp"
     g++ "${CXXFLAGS[@]}" -c "$b/${prog}_kernels_emu.cpp" -o "$b/${prog}_kernels_emu.o"
     objs+=("$b/${prog}_kernels_emu.o")

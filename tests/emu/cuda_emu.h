@@ -36,6 +36,7 @@
 #define __launch_bounds__(...)
 // One copy per block: blocks run one at a time, so static storage is the block's shared memory.
 #define __shared__ static
+#define __constant__ static
 #define __align__(n) __attribute__((aligned(n)))
 
 // ---- thread coordinates (set by the scheduler before it resumes a fiber) ---------------------
@@ -129,6 +130,13 @@ inline void ldmatrix_x4_trans(unsigned (&r)[4], unsigned addr) { sky_emu_ldmatri
 inline void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
 {
     sky_emu_mma_bf16_16816(c, a, b0, b1);
+}
+
+inline unsigned to_tf32(float x) { return sky_emu_f32_to_tf32(x); }
+
+inline void mma_tf32_1688(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    sky_emu_mma_tf32_1688(c, a, b0, b1);
 }
 
 // ---- the kernel table (written after the kernels by tests/emu/prepare.lua) -----------------------

@@ -617,7 +617,8 @@ const char *cublasLtGetStatusString(cublasStatus_t s)
 
 cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *out, cublasComputeType_t compute, cudaDataType_t scale)
 {
-    if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if ((compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32) || scale != CUDA_R_32F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     lt_desc *d = calloc(1, sizeof *d);
     if (!d) return CUBLAS_STATUS_ALLOC_FAILED;
     d->compute = compute;
@@ -779,6 +780,7 @@ static void run_gemm(const gemm_args *g)
     const lt_desc *d = &g->d;
     const int ta = d->transa == CUBLAS_OP_T, tb = d->transb == CUBLAS_OP_T;
     const uint64_t M = g->dd.rows, N = g->dd.cols, K = ta ? g->a.rows : g->a.cols;
+    const int tf32 = d->compute == CUBLAS_COMPUTE_32F_FAST_TF32;
     if (!layout_owned(&g->a, g->A) || !layout_owned(&g->b, g->B) || !layout_owned(&g->dd, g->D) ||
         (g->beta != 0.0f && !layout_owned(&g->c, g->C)))
         sky_emu_fault("cublasLtMatmul: an operand is outside every device allocation (M %llu N %llu K %llu)",
@@ -791,8 +793,13 @@ static void run_gemm(const gemm_args *g)
         for (uint64_t m = 0; m < M; m++) {
             double s = 0.0;
             for (uint64_t k = 0; k < K; k++) {
-                const float av = load(g->a.type, g->A, ta ? k + m * (uint64_t)g->a.ld : m + k * (uint64_t)g->a.ld);
-                const float bv = load(g->b.type, g->B, tb ? n + k * (uint64_t)g->b.ld : k + n * (uint64_t)g->b.ld);
+                float av = load(g->a.type, g->A, ta ? k + m * (uint64_t)g->a.ld : m + k * (uint64_t)g->a.ld);
+                float bv = load(g->b.type, g->B, tb ? n + k * (uint64_t)g->b.ld : k + n * (uint64_t)g->b.ld);
+                if (tf32) {                           /* FAST_TF32: operands rounded to tf32 */
+                    const unsigned ua = sky_emu_f32_to_tf32(av), ub = sky_emu_f32_to_tf32(bv);
+                    memcpy(&av, &ua, 4);
+                    memcpy(&bv, &ub, 4);
+                }
                 s += (double)av * (double)bv;
             }
             float v = g->alpha * (float)s;

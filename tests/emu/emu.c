@@ -1,6 +1,6 @@
 /* tests/emu/emu.c — the emulated GPU: one fiber per thread of a block, blocks one after another.
  *
- * A launch runs its blocks in order (x fastest). The threads of a block are fibers (ucontext) on
+ * A launch runs its blocks in order (x fastest). The threads of a block are fibers on
  * one OS thread, resumed in thread order; a thread runs until it finishes or reaches a barrier:
  *   __syncthreads   waits until every thread of the block has arrived (a thread that has exited
  *                   never arrives: the block then deadlocks, which is reported as a fault);
@@ -28,6 +28,54 @@
 
 #include "emu.h"
 
+/* ---- context switch ---------------------------------------------------------------------------
+ * On x86-64 a fiber switch saves the callee-saved registers on the current stack and swaps stack
+ * pointers (no system call, unlike swapcontext's signal-mask save); elsewhere ucontext is used. A
+ * fiber never returns: its entry function switches back to the scheduler when the thread is done. */
+#if defined(__x86_64__)
+typedef struct emu_ctx { void *sp; } emu_ctx;
+void sky_emu_switch(emu_ctx *from, emu_ctx *to);
+__asm__(".text\n"
+        ".globl sky_emu_switch\n"
+        ".type sky_emu_switch, @function\n"
+        "sky_emu_switch:\n"
+        "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n    pushq %r15\n"
+        "    movq %rsp, (%rdi)\n"
+        "    movq (%rsi), %rsp\n"
+        "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n    popq %rbp\n"
+        "    ret\n"
+        ".size sky_emu_switch, .-sky_emu_switch\n");
+
+/* A fresh context on [base, base + size) that starts in entry (which must never return). */
+static void ctx_make(emu_ctx *c, char *base, size_t size, void (*entry)(void))
+{
+    uintptr_t top = ((uintptr_t)base + size) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = NULL;                          /* entry's "return address": rsp = 8 (mod 16) at entry */
+    *--sp = (void *)entry;                 /* popped by sky_emu_switch's ret */
+    for (int i = 0; i < 6; i++) *--sp = NULL;   /* rbp rbx r12 r13 r14 r15 */
+    c->sp = sp;
+}
+
+static void ctx_switch(emu_ctx *from, emu_ctx *to) { sky_emu_switch(from, to); }
+#else
+typedef ucontext_t emu_ctx;
+
+static void ctx_make(emu_ctx *c, char *base, size_t size, void (*entry)(void))
+{
+    if (getcontext(c) != 0) sky_emu_fault("getcontext failed");
+    c->uc_stack.ss_sp = base;
+    c->uc_stack.ss_size = size;
+    c->uc_link = NULL;
+    makecontext(c, entry, 0);
+}
+
+static void ctx_switch(emu_ctx *from, emu_ctx *to)
+{
+    if (swapcontext(from, to) != 0) sky_emu_fault("swapcontext failed");
+}
+#endif
+
 sky_emu_dim3 sky_emu_thread_idx, sky_emu_block_idx, sky_emu_block_dim, sky_emu_grid_dim;
 
 #define MAX_THREADS  1024
@@ -43,7 +91,7 @@ typedef struct pending {
 } pending;
 
 typedef struct fiber {
-    ucontext_t   ctx;
+    emu_ctx      ctx;
     int          state;
     unsigned     tid;                     /* linear index in the block */
     sky_emu_dim3 idx;
@@ -60,7 +108,7 @@ static struct {
     size_t                stack_stride;
     unsigned              nthreads;
     fiber                *cur;
-    ucontext_t            main;
+    emu_ctx               main;
     const sky_emu_kernel *k;
     void                **args;
     unsigned char        *smem;
@@ -68,6 +116,11 @@ static struct {
     unsigned              block_arrived;
     unsigned              warp_arrived[MAX_THREADS / 32];
     unsigned char         bank[2][MAX_THREADS][SKY_EMU_SLOT_BYTES];
+    /* The A B product of a warp's latest mma, computed by the first lane to resume after the rendezvous
+     * and reused by the other 31 (each then adds its own accumulators): product[warp], tagged with the
+     * warp's collective count. */
+    float                 product[MAX_THREADS / 32][16][8];
+    unsigned              product_gen[MAX_THREADS / 32];
     sky_emu_stats         stats;
 } S;
 
@@ -151,20 +204,21 @@ static void fiber_entry(void)
     S.k->run(S.args);
     complete_pending(f, ~0u);
     f->state = DONE;
-    /* returning resumes S.main through uc_link */
+    ctx_switch(&f->ctx, &S.main);         /* never resumed */
+    sky_emu_fault("a finished thread was resumed");
 }
 
 static void resume(fiber *f)
 {
     S.cur = f;
     sky_emu_thread_idx = f->idx;
-    if (swapcontext(&S.main, &f->ctx) != 0) sky_emu_fault("swapcontext failed");
+    ctx_switch(&S.main, &f->ctx);
     S.cur = NULL;
 }
 
 static void yield(fiber *f)
 {
-    if (swapcontext(&f->ctx, &S.main) != 0) sky_emu_fault("swapcontext failed");
+    ctx_switch(&f->ctx, &S.main);
 }
 
 /* A fresh fiber for thread t of the block (its own function: getcontext returns twice). */
@@ -179,11 +233,8 @@ static __attribute__((noinline)) void fiber_init(unsigned t)
     f->collectives = 0;
     f->committed = 0;
     f->npend = 0;
-    if (getcontext(&f->ctx) != 0) sky_emu_fault("getcontext failed");
-    f->ctx.uc_stack.ss_sp = S.stacks + (size_t)t * S.stack_stride + (S.stack_stride - STACK_BYTES);
-    f->ctx.uc_stack.ss_size = STACK_BYTES;
-    f->ctx.uc_link = &S.main;
-    makecontext(&f->ctx, fiber_entry, 0);
+    ctx_make(&f->ctx, S.stacks + (size_t)t * S.stack_stride + (S.stack_stride - STACK_BYTES), STACK_BYTES,
+             fiber_entry);
 }
 
 static void run_block(void)
@@ -192,6 +243,7 @@ static void run_block(void)
     for (unsigned t = 0; t < n; t++) fiber_init(t);
     S.block_arrived = 0;
     memset(S.warp_arrived, 0, sizeof S.warp_arrived);
+    memset(S.product_gen, 0, sizeof S.product_gen);
     /* Shared memory is not initialised on a GPU: all-ones bytes are NaN in fp32 and bf16. */
     if (S.smem_bytes) memset(S.smem, 0xff, S.smem_bytes);
     for (;;) {
@@ -388,11 +440,33 @@ void sky_emu_ldmatrix_x4(unsigned r[4], unsigned addr, int trans)
  * q = lane%4): A registers {(g, 2q), (g+8, 2q), (g, 2q+8), (g+8, 2q+8)}, each two consecutive
  * columns, low half first; B registers {(k 2q, n g), (k 2q+8, n g)}, each two consecutive k; C
  * and D {(g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1)}. Products of bf16 are exact in fp32; the sum
- * is formed in double and rounded once (the hardware's order is unspecified). */
+ * is formed in double and rounded to fp32, then added to each lane's accumulator (the hardware's order
+ * and intermediate precision are unspecified; this rounds twice). */
+/* The warp's product for its current collective, or NULL when this lane is the first to need it. */
+static float (*cached_product(void))[8]
+{
+    const fiber *f = S.cur;
+    return S.product_gen[f->tid / 32] == f->collectives ? S.product[f->tid / 32] : NULL;
+}
+
+static void add_product(float c[4], float (*P)[8])
+{
+    const unsigned t = S.cur->tid % 32, g = t / 4, q = t % 4;
+    c[0] = (float)((double)c[0] + P[g][2 * q]);
+    c[1] = (float)((double)c[1] + P[g][2 * q + 1]);
+    c[2] = (float)((double)c[2] + P[g + 8][2 * q]);
+    c[3] = (float)((double)c[3] + P[g + 8][2 * q + 1]);
+}
+
 void sky_emu_mma_bf16_16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1)
 {
     const unsigned in[6] = { a[0], a[1], a[2], a[3], b0, b1 };
     const void *all = sky_emu_warp_exchange(SKY_EMU_OP_MMA, in, sizeof in);
+    float (*P)[8] = cached_product();
+    if (P) {
+        add_product(c, P);
+        return;
+    }
     float A[16][16], B[16][8];
     for (unsigned l = 0; l < 32; l++) {
         const unsigned g = l / 4, q = l % 4;
@@ -408,13 +482,66 @@ void sky_emu_mma_bf16_16816(float c[4], const unsigned a[4], unsigned b0, unsign
             B[2 * q + 8 * i + 1][g] = sky_emu_bf16_to_f32((uint16_t)(v >> 16));
         }
     }
-    const unsigned t = S.cur->tid % 32, g = t / 4, q = t % 4;
-    const unsigned rows[4] = { g, g, g + 8, g + 8 }, cols[4] = { 2 * q, 2 * q + 1, 2 * q, 2 * q + 1 };
-    for (int i = 0; i < 4; i++) {
-        double s = c[i];
-        for (int k = 0; k < 16; k++) s += (double)A[rows[i]][k] * (double)B[k][cols[i]];
-        c[i] = (float)s;
+    P = S.product[S.cur->tid / 32];
+    for (int r = 0; r < 16; r++)
+        for (int n = 0; n < 8; n++) {
+            double s = 0.0;
+            for (int k = 0; k < 16; k++) s += (double)A[r][k] * (double)B[k][n];
+            P[r][n] = (float)s;
+        }
+    S.product_gen[S.cur->tid / 32] = S.cur->collectives;
+    add_product(c, P);
+}
+
+/* cvt.rna.tf32.f32: round the 13 low mantissa bits away (to nearest, ties away from zero); NaN and
+ * infinity pass through. */
+unsigned sky_emu_f32_to_tf32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return u;
+    return (u + 0x1000u) & ~0x1fffu;
+}
+
+static float tf32_value(unsigned u)
+{
+    u &= ~0x1fffu;                                  /* the tensor cores read 19 bits */
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 (g = lane/4, q = lane%4): A registers
+ * {(g, q), (g+8, q), (g, q+4), (g+8, q+4)}; B registers {(k q, n g), (k q+4, n g)}; C and D as in
+ * sky_emu_mma_bf16_16816. Products of tf32 values are exact in double; rounded as there. */
+void sky_emu_mma_tf32_1688(float c[4], const unsigned a[4], unsigned b0, unsigned b1)
+{
+    const unsigned in[6] = { a[0], a[1], a[2], a[3], b0, b1 };
+    const void *all = sky_emu_warp_exchange(SKY_EMU_OP_MMA_TF32, in, sizeof in);
+    float (*P)[8] = cached_product();
+    if (P) {
+        add_product(c, P);
+        return;
     }
+    float A[16][8], B[8][8];
+    for (unsigned l = 0; l < 32; l++) {
+        const unsigned g = l / 4, q = l % 4;
+        A[g][q] = tf32_value(slot_u32(all, l, 0));
+        A[g + 8][q] = tf32_value(slot_u32(all, l, 1));
+        A[g][q + 4] = tf32_value(slot_u32(all, l, 2));
+        A[g + 8][q + 4] = tf32_value(slot_u32(all, l, 3));
+        B[q][g] = tf32_value(slot_u32(all, l, 4));
+        B[q + 4][g] = tf32_value(slot_u32(all, l, 5));
+    }
+    P = S.product[S.cur->tid / 32];
+    for (int r = 0; r < 16; r++)
+        for (int n = 0; n < 8; n++) {
+            double s = 0.0;
+            for (int k = 0; k < 8; k++) s += (double)A[r][k] * (double)B[k][n];
+            P[r][n] = (float)s;
+        }
+    S.product_gen[S.cur->tid / 32] = S.cur->collectives;
+    add_product(c, P);
 }
 
 /* ---- module registry ------------------------------------------------------------------------------ */

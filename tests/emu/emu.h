@@ -52,7 +52,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void sky_emu_fault(const char *f
 
 #define SKY_EMU_SLOT_BYTES 64       /* per-lane payload of one warp collective */
 
-enum { SKY_EMU_OP_SHFL = 1, SKY_EMU_OP_SYNCWARP, SKY_EMU_OP_LDMATRIX, SKY_EMU_OP_LDMATRIX_T, SKY_EMU_OP_MMA };
+enum { SKY_EMU_OP_SHFL = 1, SKY_EMU_OP_SYNCWARP, SKY_EMU_OP_LDMATRIX, SKY_EMU_OP_LDMATRIX_T, SKY_EMU_OP_MMA,
+       SKY_EMU_OP_MMA_TF32 };
 
 unsigned sky_emu_linear_tid(void);
 void sky_emu_syncthreads(void);
@@ -69,6 +70,8 @@ void sky_emu_cp_async_commit(void);
 void sky_emu_cp_async_wait(int n);
 void sky_emu_ldmatrix_x4(unsigned r[4], unsigned addr, int trans);
 void sky_emu_mma_bf16_16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1);
+void sky_emu_mma_tf32_1688(float c[4], const unsigned a[4], unsigned b0, unsigned b1);
+unsigned sky_emu_f32_to_tf32(float f);
 
 uint16_t sky_emu_f32_to_bf16(float f);
 float sky_emu_bf16_to_f32(uint16_t b);

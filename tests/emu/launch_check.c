@@ -9,7 +9,8 @@
  * GEMM shapes and m <= m_max, operand alignment — and counted, never executed). It opens the device,
  * loads the kernels through the runtime's NVRTC path, builds the GEMM table as dit_open does, then
  * records one forward for 1, 2, half and all of the window's latent frames, with one timestep per
- * sample and one per frame, in landscape and portrait. A limit broken at full size fails here.
+ * sample and one per frame, in landscape and portrait; then one chunk of vae_decode and vae_encode,
+ * first and later, in landscape and portrait. A limit broken at full size fails here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 #include "nvrtc_cache.h"
 
 extern const sky_dit_cuda_desc dit_forward_cuda;
+extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));   /* absent without a vae section */
+extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
 void sky_emu_dry_counts(unsigned long long *launches, unsigned long long *gemms);
 
 int main(int argc, char **argv)
@@ -72,9 +75,41 @@ int main(int argc, char **argv)
     unsigned long long launches, gemms;
     sky_emu_dry_counts(&launches, &gemms);
     printf("%d forwards recorded (frames 1, 2, %d, %d; plain and per-frame timesteps; landscape and portrait "
-           "%dx%d): %llu kernel launches and %llu GEMMs within the limits\n",
+           "%dx%d): %llu kernel launches and %llu GEMMs within the limits",
            calls, frames[2], frames[3], lat_h, lat_w, launches, gemms);
     sky_gemm_free(gemm);
+
+    /* The VAE programs: one chunk each, first and later, both orientations. */
+    const sky_vae_cuda_desc *vd[2] = { &vae_decode_cuda, &vae_encode_cuda };
+    for (int i = 0; i < 2; i++) {
+        const sky_vae_cuda_desc *v = vd[i];
+        if (!v) continue;
+        CUmodule m;
+        CUfunction *vf = calloc((size_t)v->n_kernels, sizeof *vf);
+        CUdeviceptr *vw = calloc((size_t)v->n_weights, sizeof *vw);
+        sky_gemm_set *vg;
+        for (int k = 0; k < v->n_weights; k++) vw[k] = ((CUdeviceptr)1 << 40) + (CUdeviceptr)k * 256;
+        if (sky_cuda_kernels_load(c, v->kernels_src, v->kernels_file, v->n_kernels, v->kernel_names, "conv_tf32",
+                                  v->conv_smem, &m, vf, &err) ||
+            sky_gemm_init(&vg, c, v->gemms, v->n_gemms, (void *)(uintptr_t)((CUdeviceptr)1 << 44),
+                          SKY_GEMM_WORKSPACE_BYTES, &err)) {
+            fprintf(stderr, "launch_check: %s\n", err.msg);
+            return 1;
+        }
+        sky_cuda_program vs = { .arena = (CUdeviceptr)1 << 36, .w = vw, .fn = vf, .gemm = vg };
+        const int h = i == 0 ? lat_h : 8 * lat_h, w = i == 0 ? lat_w : 8 * lat_w;
+        for (int first = 0; first < 2; first++)
+            for (int portrait = 0; portrait < 2; portrait++)
+                v->record(&vs, c->stream, portrait ? w : h, portrait ? h : w, first);
+        sky_gemm_free(vg);
+        cuModuleUnload(m);
+        free(vf);
+        free(vw);
+    }
+    unsigned long long all_launches, all_gemms;
+    sky_emu_dry_counts(&all_launches, &all_gemms);
+    printf("; vae_decode and vae_encode chunks (first and later, both orientations): %llu launches and %llu GEMMs "
+           "within the limits\n", all_launches - launches, all_gemms - gemms);
     cuModuleUnload(module);
     sky_cuda_close(c);
     free(fn);

@@ -17,7 +17,10 @@
 #          that rule's, not tuned here);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
-#   4. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
+#   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
+#      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
+#      runs its convolutions in tf32 too), and op by op against the CPU backend;
+#   5. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
 # algorithms, NVRTC code generation (tests/compile/ compiles the same text with nvcc and NVRTC).
@@ -116,7 +119,75 @@ else
     bad "op-by-op traces"
 fi
 
-# 4. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits
+# 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
+#    fixture's vae section and tiny_df128's DiT (so the variant has the CUDA target), bound 2 x the error
+#    of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*: PyTorch's default on a GPU)
+for dir in tests/fixtures/vae/*/; do
+    config=$(basename "$dir")
+    first=$(ls "$dir" | grep -E '^(decode|encode)_' | head -n 1)
+    H=$("$ST" shape "$dir/$first" video 3)
+    W=$("$ST" shape "$dir/$first" video 4)
+    v=emu_$config
+    mkdir -p "$tmp/specs"
+    spec=$tmp/specs/$v.lua
+    {
+        echo "-- made by tests/emu/run.sh from $dir$first (spec_lua) and specs/tiny_df128.lua"
+        echo "return {"
+        echo "    variant = \"$v\", family = \"t2v\","
+        sed -n '/^    dit = {/,/^    },/p' specs/tiny_df128.lua | sed 's/inject_sample_info = true/inject_sample_info = false/'
+        echo "    $("$ST" meta "$dir/$first" spec_lua | tr '\n' ' ')"
+        echo "    video = { height = $H, width = $W, base_num_frames = 17 },"
+        echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
+        echo "}"
+    } > "$spec"
+    if ! ./build.sh gen "$spec" > "$tmp/gen-$v.log" 2>&1 || ! P=$(bash tests/emu/build.sh "$v" 2> "$tmp/emu-$v.log"); then
+        cat "$tmp/gen-$v.log" "$tmp/emu-$v.log" | tail -20
+        bad "$v: build (spec $spec)"
+        continue
+    fi
+    B=out/$v/skyreels-$v
+    for f in "$dir"/decode_*.safetensors "$dir"/encode_*.safetensors; do
+        [ -f "$f" ] || continue
+        c=$(basename "$f" .safetensors)
+        case $c in decode_*) prog=vae_decode; want=video ;; *) prog=vae_encode; want=z ;; esac
+        peer=$("$ST" meta "$FX/vae_${config}_$c.safetensors" peer_tf32_rel_l2)
+        bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+        if SKY_CUDA_PLUGIN="$PWD/$P" "$B" program $prog -q --weights "$dir/weights_diffusers.safetensors" --inputs "$f" \
+                --output "$tmp/vae.safetensors" --backend cuda 2> "$tmp/vae.log" &&
+           "$ST" compare "$tmp/vae.safetensors" "$f" $want "$bound" > "$tmp/cmp.txt"; then
+            ok "$config $c: cuda (emulated) vs diffusers fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x diffusers' tf32-conv error $peer"
+        else
+            cat "$tmp/vae.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
+            bad "$config $c: cuda (emulated) vs diffusers fp32 (bound $bound = 2 x $peer)"
+        fi
+    done
+    # op by op, one decode and one encode (the CUDA VAE traces channels-last tensors in the CPU's order)
+    if [ "$config" = tiny_vae ]; then
+        for c in decode_l2 encode_t5; do
+            case $c in decode_*) prog=vae_decode ;; *) prog=vae_encode ;; esac
+            if "$B" program $prog -q --weights "$dir/weights_diffusers.safetensors" --inputs "$dir/$c.safetensors" \
+                    --output "$tmp/c.safetensors" --trace "$tmp/cpu_trace.safetensors" &&
+               SKY_CUDA_PLUGIN="$PWD/$P" "$B" program $prog -q --weights "$dir/weights_diffusers.safetensors" \
+                    --inputs "$dir/$c.safetensors" --output "$tmp/g.safetensors" --backend cuda \
+                    --trace "$tmp/cuda_trace.safetensors" &&
+               "$ST" compare-trace "$tmp/cuda_trace.safetensors" "$tmp/cpu_trace.safetensors" > "$tmp/trace.txt"; then
+                n=$(($(wc -l < "$tmp/trace.txt") - 1))
+                worst=$(tail -n +2 "$tmp/trace.txt" | sort -k2 -g | tail -1)
+                if [ "$n" -gt 40 ] && awk 'NR > 1 && $2 > 5e-2 { bad = 1 } END { exit bad }' "$tmp/trace.txt"; then
+                    ok "op by op ($config $c): $n op outputs in both traces, each within 5e-2 of the CPU backend; worst: $worst"
+                else
+                    cat "$tmp/trace.txt"
+                    bad "op by op ($config $c): $n ops compared; worst: $worst"
+                fi
+            else
+                bad "op-by-op traces of $config $c"
+            fi
+        done
+    fi
+    rm -rf "out/$v" "build/$v" "build/cmake-$v.log" "build/emu/$v"
+done
+
+# 5. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits
 for rv in df_1.3b_540p t2v_14b_720p i2v_14b_720p; do
     dims=$(lua5.4 -e "local s = dofile('specs/$rv.lua'); local f = (s.video.base_num_frames - 1) // 4 + 1
                       print(f, s.video.height // 8, s.video.width // 8)")

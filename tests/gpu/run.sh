@@ -17,6 +17,11 @@
 #                  (issue 3's rule); tests/emu/run.sh runs the same cases on the CPU emulator in CI
 #   cuda 540p      the CUDA plugin's dit_forward time at full size (df_1.3b_540p, the full window of latent frames),
 #                  random bf16 weights, one sample; compare with the diffusers row (per sample)
+#   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
+#                  diffusers' own error with tf32 convolutions (tests/fixtures/cuda/vae_*)
+#   vae 540p       vae_decode of 25 latent frames at 540P (97 frames), random weights: our time and error
+#                  against diffusers in true fp32, beside diffusers' own time, memory and tf32 error
+#                  (tests/bench/diffusers_vae.py)
 # Record the figures in tests/bench/RESULTS.md (device, date, sizes, error, time, ratio).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -83,6 +88,44 @@ if ./build.sh gen tiny_df128 > "$OUT/tiny_build.log" 2>&1 && [ -f out/tiny_df128
 else
     row "cuda tiny" FAIL "tiny_df128 or its CUDA plugin did not build; see $OUT/tiny_build.log"
 fi
+# The VAE on tiny configurations: the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x the error
+# of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*), as tests/emu/run.sh does on the emulator.
+: > "$OUT/vae_tiny.log"
+vfails=0 vcases=0
+for dir in tests/fixtures/vae/*/; do
+    config=$(basename "$dir")
+    first=$(ls "$dir" | grep -E '^(decode|encode)_' | head -n 1)
+    H=$(build/tools/sttool shape "$dir/$first" video 3)
+    W=$(build/tools/sttool shape "$dir/$first" video 4)
+    v=gpu_$config
+    mkdir -p "$OUT/specs"
+    {
+        echo "return {"
+        echo "    variant = \"$v\", family = \"t2v\","
+        sed -n '/^    dit = {/,/^    },/p' specs/tiny_df128.lua | sed 's/inject_sample_info = true/inject_sample_info = false/'
+        echo "    $(build/tools/sttool meta "$dir/$first" spec_lua | tr '\n' ' ')"
+        echo "    video = { height = $H, width = $W, base_num_frames = 17 },"
+        echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
+        echo "}"
+    } > "$OUT/specs/$v.lua"
+    ./build.sh gen "$OUT/specs/$v.lua" >> "$OUT/vae_tiny.log" 2>&1 || { vfails=$((vfails + 1)); continue; }
+    for f in "$dir"/decode_*.safetensors "$dir"/encode_*.safetensors; do
+        [ -f "$f" ] || continue
+        c=$(basename "$f" .safetensors)
+        case $c in decode_*) prog=vae_decode; want=video ;; *) prog=vae_encode; want=z ;; esac
+        vcases=$((vcases + 1))
+        bound=$(awk -v p="$(build/tools/sttool meta "tests/fixtures/cuda/vae_${config}_$c.safetensors" peer_tf32_rel_l2)" \
+                'BEGIN { printf "%.3e", 2 * p }')
+        "out/$v/skyreels-$v" program $prog -q --weights "$dir/weights_diffusers.safetensors" --inputs "$f" \
+            --output "$OUT/vae.safetensors" --backend cuda >> "$OUT/vae_tiny.log" 2>&1 &&
+        build/tools/sttool compare "$OUT/vae.safetensors" "$f" $want "$bound" >> "$OUT/vae_tiny.log" 2>&1 ||
+            vfails=$((vfails + 1))
+    done
+done
+if [ "$vfails" -eq 0 ]; then row "vae tiny" ok "$vcases cases vs diffusers fp32 within 2x its tf32-conv error, worst $(
+    grep -o 'rel_l2 [0-9.e+-]*' "$OUT/vae_tiny.log" | sort -k2 -g | tail -1)"
+else row "vae tiny" FAIL "$vfails failures; see $OUT/vae_tiny.log"; fi
+
 d=$OUT/df_1.3b_540p
 mkdir -p "$d"
 b=out/df_1.3b_540p/skyreels-df_1.3b_540p
@@ -96,6 +139,24 @@ else
     row "cuda 540p" FAIL "see $d/build.log and $d/run.log"
 fi
 rm -f "$d/w.safetensors"
+
+# The VAE at 540P: 25 latent frames -> 97 frames of 544x960, random weights, ours and diffusers' on this GPU.
+if "$b" random-weights --program vae --layout diffusers --seed 2 --output "$d/vae.safetensors" >> "$d/build.log" 2>&1 &&
+   python3 tests/bench/diffusers_vae.py --weights "$d/vae.safetensors" --out "$d/vae" > "$d/vae_diffusers.json" \
+       2> "$d/vae_diffusers.log"; then
+    row "vae diffusers" ok "$(cat "$d/vae_diffusers.json")"
+    vb=$(python3 -c "import json; print('%.3e' % (2 * json.load(open('$d/vae_diffusers.json'))['peer_tf32_rel_l2']))")
+    if "$b" program vae_decode --weights "$d/vae.safetensors" --inputs "$d/vae/z.safetensors" \
+           --output "$d/vae/ours.safetensors" --backend cuda > "$d/vae_run.log" 2>&1 &&
+       build/tools/sttool compare "$d/vae/ours.safetensors" "$d/vae/ref.safetensors" video "$vb" > "$d/vae_cmp.log"; then
+        row "vae 540p" ok "$(grep -o 'decode.*' "$d/vae_run.log" | tail -1); $(grep -o 'rel_l2 [^ ]*' "$d/vae_cmp.log") (bound $vb)"
+    else
+        row "vae 540p" FAIL "see $d/vae_run.log and $d/vae_cmp.log"
+    fi
+else
+    row "vae diffusers" FAIL "see $d/vae_diffusers.log"
+fi
+rm -rf "$d/vae" "$d/vae.safetensors"
 
 echo
 echo "check          result   detail"

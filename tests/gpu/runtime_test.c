@@ -384,8 +384,9 @@ static int   current_case;
 static sky_gemm_desc case_desc(int i)
 {
     if (i == PROBE)
-        return (sky_gemm_desc){ PROBE_M, PROBE_N, PROBE_K, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_GELU_TANH_BIAS };
-    return (sky_gemm_desc){ M_MAX, GN, GK, gemm_cases[i].a, gemm_cases[i].out, gemm_cases[i].ep };
+        return (sky_gemm_desc){ PROBE_M, PROBE_N, PROBE_K, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_GELU_TANH_BIAS,
+                                0, 0, 0, 0 };
+    return (sky_gemm_desc){ M_MAX, GN, GK, gemm_cases[i].a, gemm_cases[i].out, gemm_cases[i].ep, 0, 0, 0, 0 };
 }
 
 /* Each check builds its own one-GEMM set, so that one kind cuBLASLt refuses fails alone. */
@@ -413,7 +414,7 @@ static int test_gemm_init(void)
     CHECK(sky_gemm_algo_fingerprint(gemms) == sky_gemm_algo_fingerprint(again), "two inits chose differently");
     sky_gemm_free(again);
     /* A desc sky_gemm_init() must refuse before any work: f32 inputs with a bf16 output. */
-    sky_gemm_desc bad = { 16, 16, 16, SKY_GEMM_F32, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE };
+    sky_gemm_desc bad = { 16, 16, 16, SKY_GEMM_F32, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0 };
     sky_gemm_set *none = NULL;
     CHECK(sky_gemm_init(&none, gpu, &bad, 1, workspace, SKY_GEMM_WORKSPACE_BYTES, &err) == SKY_ERR && none == NULL &&
           strstr(err.msg, "gemm 0 (m<=16 n=16 k=16 f32->bf16") != NULL, "invalid desc accepted (%s)", err.msg);

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617
+ * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
  * source     gen/dit_forward_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_kernels_src[] =
@@ -14,7 +14,7 @@ const char dit_forward_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06\n"
-    " * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617\n"
+    " * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77\n"
@@ -26,7 +26,7 @@ const char dit_forward_kernels_src[] =
     " *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d\n"
     " *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41\n"
     " *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873\n"
-    " *            templates/cuda/ptx.cuh               xxh64 7aad41f341f8c9c6\n"
+    " *            templates/cuda/ptx.cuh               xxh64 7420be38ea9d4c86\n"
     " *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a\n"
     " *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20\n"
     " *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f\n"
@@ -40,7 +40,8 @@ const char dit_forward_kernels_src[] =
     "//\n"
     "// The PTX primitives of the CUDA templates: every inline-asm instruction they use, and nothing\n"
     "// else, so that this one file names the hardware features the kernels depend on (sm_80+:\n"
-    "// ex2.approx, cvt.rn.bf16x2, cp.async, ldmatrix, mma.sync m16n8k16 bf16; all also on sm_90a).\n"
+    "// ex2.approx, cvt.rn.bf16x2, cvt.rna.tf32, cp.async, ldmatrix, mma.sync m16n8k16 bf16 and m16n8k8\n"
+    "// tf32; all also on sm_90a).\n"
     "// The generator writes it at the top of each generated kernels file, before common.cuh.\n"
     "//\n"
     "// tests/emu/ runs the generated kernels on the CPU: it defines SKY_PTX_CUH first and supplies\n"
@@ -123,6 +124,27 @@ const char dit_forward_kernels_src[] =
     "                                               unsigned b1)\n"
     "{\n"
     "    asm(\"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 \"\n"
+    "        \"{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\"\n"
+    "        : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
+    "        : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b0), \"r\"(b1));\n"
+    "}\n"
+    "\n"
+    "// fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13\n"
+    "// mantissa bits are zero: what the tf32 mma reads.\n"
+    "__device__ __forceinline__ unsigned to_tf32(float x)\n"
+    "{\n"
+    "    unsigned r;\n"
+    "    asm(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(x));\n"
+    "    return r;\n"
+    "}\n"
+    "\n"
+    "// c += a b on the tensor cores in tf32: a 16x8 (row-major fragment, 4 registers), b 8x8 (column\n"
+    "// fragment, 2 registers), c 16x8 fp32. Fragments (g = lane / 4, q = lane % 4): a {(g, q), (g+8, q),\n"
+    "// (g, q+4), (g+8, q+4)}, b {(k q, n g), (k q+4, n g)}, c as for mma_bf16_16816. PTX ISA, \"Matrix\n"
+    "// Fragments for mma.m16n8k8\" (.tf32).\n"
+    "__device__ __forceinline__ void mma_tf32_1688(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)\n"
+    "{\n"
+    "    asm(\"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 \"\n"
     "        \"{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\"\n"
     "        : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
     "        : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b0), \"r\"(b1));\n"

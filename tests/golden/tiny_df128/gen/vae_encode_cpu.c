@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (22 .lua files)                 xxh64 02cc1bd72bb07617
+ * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
@@ -40,7 +40,7 @@
 #define W(i) (w[i])
 /* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
 #define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n)); } while (0)
+    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_VIDEO                                    ((size_t)0)  /* 147,456 bytes */
