@@ -124,4 +124,80 @@ function cuda_kernels.gemm_table(h, program, gemms)
     h:blank()
 end
 
+-- Index of GEMM descriptor d in gemms (appended when new; equal shapes share a row).
+function cuda_kernels.gemm_index(gemms, index, d)
+    local key = string.format("%d_%d_%d_%s_%s_%s_%d_%d_%d_%s", d.m_max, d.n, d.k, d.a_dtype, d.out_dtype, d.epilogue,
+                              d.ldx or 0, d.ldw or 0, d.ldy or 0, tostring(d.w_kn))
+    if not index[key] then
+        gemms[#gemms + 1] = d
+        index[key] = #gemms - 1
+    end
+    return index[key]
+end
+
+-- Finish a rewritten copy `out` of graph g (a CUDA emitter's view) with `nodes`: node ids, each
+-- output's producer, and the tensor list (g's inputs, the states, every tensor a node reads or writes),
+-- in id order, which is what the plan walks.
+function cuda_kernels.finish_graph(out, g, nodes, states)
+    local live = {}
+    for _, t in ipairs(g.inputs) do live[t.id] = t end
+    for _, t in ipairs(states) do live[t.id] = t end
+    out.producer = {}
+    for id, n in ipairs(nodes) do
+        n.id = id
+        live[n.out.id] = n.out
+        out.producer[n.out.id] = id
+        for _, t in ipairs(n.ins) do live[t.id] = t end
+    end
+    local ids = {}
+    for id in pairs(live) do ids[#ids + 1] = id end
+    table.sort(ids)
+    for _, id in ipairs(ids) do out.tensors[#out.tensors + 1] = live[id] end
+    out.nodes = nodes
+    out.states = states
+end
+
+-- The record function of program `name` into writer h: its runtime parameters, the symbols computed
+-- from them, a (void) for each parameter nothing reads, then the launch sequence `body`.
+function cuda_kernels.record_function(h, g, name, body, doc)
+    local params = {}
+    for _, par in ipairs(g.params) do params[#params + 1] = "int " .. par.name end
+    local proto = string.format("void %s_cuda_record(const sky_cuda_program *st, CUstream s, %s)", name,
+                                table.concat(params, ", "))
+    h:line("/* %s */", doc)
+    h:line("%s;", proto)
+    h:line("%s", proto)
+    h:open("{")
+    for _, sym in ipairs(g.symbols) do
+        h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+    end
+    local unused = {}
+    for _, par in ipairs(g.params) do
+        local read = body:find("%f[%w_]" .. par.name .. "%f[^%w_]")
+        for _, sym in ipairs(g.symbols) do read = read or sym.expr:find("%f[%w_]" .. par.name .. "%f[^%w_]") end
+        if not read then unused[#unused + 1] = "(void)" .. par.name .. ";" end
+    end
+    if #unused > 0 then h:line("%s", table.concat(unused, " ")) end
+    h:raw(body:gsub("[^\n]+", "    %0"))
+    h:close("}")
+    h:blank()
+end
+
+-- The opening of program `name`'s descriptor (a `ctype` value) into writer h: the kernels and the
+-- GEMM table; the caller adds its own fields and closes it.
+function cuda_kernels.desc_open(h, ctype, name, set, gemms)
+    h:line("extern const char %s_kernels_src[];", name)
+    h:blank()
+    h:open(string.format("const %s %s_cuda = {", ctype, name))
+    h:line(".kernels_src = %s_kernels_src, .kernels_file = %s,", name, clit.str("gen/" .. name .. "_kernels.cu"))
+    h:line(".n_kernels = %d, .kernel_names = %s_kernel_names,", #set.order, name)
+    h:line(".n_gemms = %d, .gemms = %s_gemms,", #gemms, name)
+end
+
+-- "{offset, bytes}" of tensor t in plan p.
+function cuda_kernels.slot(p, t)
+    local b = p.by_tensor[t.id]
+    return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
+end
+
 return cuda_kernels

@@ -124,23 +124,7 @@ local function rewrite(g)
             end
         end
     end
-    out.states = states
-    -- Tensors: g's still read or written, then the new ones.
-    local live = {}
-    for _, t in ipairs(g.inputs) do live[t.id] = t end
-    for _, t in ipairs(states) do live[t.id] = t end
-    out.producer = {}
-    for id, n in ipairs(nodes) do
-        n.id = id
-        live[n.out.id] = n.out
-        out.producer[n.out.id] = id
-        for _, t in ipairs(n.ins) do live[t.id] = t end
-    end
-    local ids = {}
-    for id in pairs(live) do ids[#ids + 1] = id end
-    table.sort(ids)
-    for _, id in ipairs(ids) do out.tensors[#out.tensors + 1] = live[id] end
-    out.nodes = nodes
+    cuda_kernels.finish_graph(out, g, nodes, states)
     return out
 end
 
@@ -168,16 +152,7 @@ local function cache_update(set, nc, cache, x, T, H, W, C)
     return elementwise(k, n, { ptr(cache), ptr(x), "INT(" .. T .. ")", "LL(" .. n .. ")" })
 end
 
--- The GEMM table: one row per distinct shape.
-local function gemm_index(gemms, index, d)
-    local key = string.format("%d_%d_%d_%s_%s_%s_%d_%d_%d_%s", d.m_max, d.n, d.k, d.a_dtype, d.out_dtype, d.epilogue,
-                              d.ldx or 0, d.ldw or 0, d.ldy or 0, tostring(d.w_kn))
-    if not index[key] then
-        gemms[#gemms + 1] = d
-        index[key] = #gemms - 1
-    end
-    return index[key]
-end
+local gemm_index = cuda_kernels.gemm_index
 
 -- Statement(s) for node n: a list of C lines.
 local function launches(g, n, set, gemms, gidx)
@@ -395,41 +370,12 @@ local function emit_program(s, g0, files, ctx)
     end
     h:close("};")
     h:blank()
-    local params = {}
-    for _, par in ipairs(g.params) do params[#params + 1] = "int " .. par.name end
-    local proto = string.format("void %s_cuda_record(const sky_cuda_program *st, CUstream s, %s)", name,
-                                table.concat(params, ", "))
-    h:line("/* One call (one chunk), launched on stream s (captured into a CUDA Graph by the runtime). */")
-    h:line("%s;", proto)
-    h:line("%s", proto)
-    h:open("{")
-    for _, sym in ipairs(g.symbols) do
-        h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
-    end
-    local text = body:text()
-    local unused = {}
-    for _, par in ipairs(g.params) do
-        local read = text:find("%f[%w_]" .. par.name .. "%f[^%w_]")
-        for _, sym in ipairs(g.symbols) do read = read or sym.expr:find("%f[%w_]" .. par.name .. "%f[^%w_]") end
-        if not read then unused[#unused + 1] = "(void)" .. par.name .. ";" end
-    end
-    if #unused > 0 then h:line("%s", table.concat(unused, " ")) end
-    h:raw(text:gsub("[^\n]+", "    %0"))
-    h:close("}")
-    h:blank()
-    local function slot(t)
-        local b = p.by_tensor[t.id]
-        return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
-    end
-    h:line("extern const char %s_kernels_src[];", name)
-    h:blank()
-    h:open(string.format("const sky_vae_cuda_desc %s_cuda = {", name))
-    h:line(".kernels_src = %s_kernels_src, .kernels_file = %s,", name, clit.str("gen/" .. name .. "_kernels.cu"))
-    h:line(".n_kernels = %d, .kernel_names = %s_kernel_names,", #set.order, name)
-    h:line(".n_gemms = %d, .gemms = %s_gemms,", #gemms, name)
+    cuda_kernels.record_function(h, g, name, body:text(),
+                                 "One call (one chunk), launched on stream s (captured into a CUDA Graph by the runtime).")
+    cuda_kernels.desc_open(h, "sky_vae_cuda_desc", name, set, gemms)
     h:line(".n_weights = %d, .weight_layout = %s_weight_layout,", #g.weights, name)
     h:line(".arena_bytes = %s, .conv_smem = CONV_SMEM,", clit.size(p.peak))
-    h:line(".in = %s, .out = %s,", slot(g.inputs[1]), slot(g.outputs[1]))
+    h:line(".in = %s, .out = %s,", cuda_kernels.slot(p, g.inputs[1]), cuda_kernels.slot(p, g.outputs[1]))
     h:line(".n_states = %d, .states = %s_states,", #g.states, name)
     h:line(".record = %s_cuda_record,", name)
     h:close("};")

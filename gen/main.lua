@@ -19,6 +19,7 @@ local plan     = require("plan")
 local emit_c   = require("emit_c")
 local emit_cuda = require("emit_cuda")
 local emit_cuda_vae = require("emit_cuda_vae")
+local emit_cuda_enc = require("emit_cuda_enc")
 local manifest = require("manifest")
 local cwriter  = require("lib.cwriter")
 
@@ -107,6 +108,9 @@ local function run(opts)
     emit_c.emit(s, plans, files, ctx)
     local cuda_plan = s.targets.cuda and emit_cuda.emit(s, programs, files, ctx) or nil
     local cuda_vae = s.targets.cuda and emit_cuda_vae.emit(s, programs, files, ctx) or {}
+    if s.targets.cuda then
+        for name, p in pairs(emit_cuda_enc.emit(s, programs, files, ctx)) do cuda_vae[name] = p end
+    end
     if cuda_plan then
         local cuda_plans = { dit_forward = cuda_plan }
         for name, p in pairs(cuda_vae) do cuda_plans[name] = p end

@@ -98,7 +98,7 @@ static const flag flags[] = {
                                          "clip_fea for I2V) used instead of the encoders" },
     { "--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed" },
     { "--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here" },
-    { "--backend", 's', 0, "cpu", "cpu, or cuda: the transformer and the VAE on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)" },
+    { "--backend", 's', 0, "cpu", "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)" },
     { "-q", 'b', 0, "", "" },
     { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
     /* Flags of the original that this engine refuses for now (never silently ignored). */

@@ -8,6 +8,7 @@
 
 #include "cuda_ctx.h"
 #include "cuda_program.h"
+#include "dtype.h"
 #include "nvrtc_cache.h"
 
 #ifndef SKY_PLUGIN_VARIANT
@@ -25,6 +26,13 @@ void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUde
 {
     sky_gemm_run((sky_gemm_set *)st->gemm, i, m, (const void *)(uintptr_t)x, (const void *)(uintptr_t)w,
                  (const void *)(uintptr_t)bias, (void *)(uintptr_t)y, s);
+}
+
+void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, CUdeviceptr x, CUdeviceptr w,
+                        CUdeviceptr y, CUstream s)
+{
+    sky_gemm_run_dims((sky_gemm_set *)st->gemm, i, m, n, k, (const void *)(uintptr_t)x, (const void *)(uintptr_t)w,
+                      NULL, (void *)(uintptr_t)y, s);
 }
 
 sky_status sky_cuda_kernels_load(sky_cuda *c, const char *src, const char *file, int n, const char *const *names,
@@ -56,6 +64,115 @@ void sky_cuda_trace_copy(sky_cuda_trace *t, const sky_cuda_program *st, CUstream
     t->fn(t->ctx, name, t->host, dtype, n, cl);
 }
 
+sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
+                               const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
+                               size_t arena_bytes, sky_err *err)
+{
+    pr->name = name;
+    pr->fn = calloc((size_t)(n_kernels > 0 ? n_kernels : 1), sizeof *pr->fn);
+    pr->w = calloc((size_t)(n_weights > 0 ? n_weights : 1), sizeof *pr->w);
+    if (!pr->fn || !pr->w) return sky_fail(err, "out of host memory");
+    if (sky_cuda_open(&pr->c, 0, err)) return SKY_ERR;
+    snprintf(pr->device, sizeof pr->device, "%s, sm_%d%d, %d SMs", pr->c->name, pr->c->cc_major, pr->c->cc_minor,
+             pr->c->sm_count);
+    /* What the plan and the GEMMs need, checked against free memory before any allocation. */
+    char what[96];
+    snprintf(what, sizeof what, "%s's arena", name);
+    if (sky_cuda_require(pr->c, arena_bytes + SKY_GEMM_WORKSPACE_BYTES, what, err)) return SKY_ERR;
+    return sky_cuda_kernels_load(pr->c, src, file, n_kernels, kernel_names, smem_prefix, smem, &pr->module, pr->fn,
+                                 err);
+}
+
+sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, const void *host, size_t total, const size_t *off, int n,
+                                 sky_err *err)
+{
+    void *dev;
+    char what[96];
+    snprintf(what, sizeof what, "the weights of %s", pr->name);
+    if (sky_cuda_arena_alloc(pr->c, total, &dev, what, err)) return SKY_ERR;
+    pr->weights = (CUdeviceptr)(uintptr_t)dev;
+    SKY_CU_CHECK(cuMemcpyHtoD(pr->weights, host, total));
+    for (int i = 0; i < n; i++) pr->w[i] = pr->weights + off[i];
+    return SKY_OK;
+}
+
+sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                const float *const *w, sky_err *err)
+{
+    size_t total = 0, *off = calloc((size_t)(n > 0 ? n : 1), sizeof *off);
+    size_t *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
+    sky_status st = SKY_ERR;
+    unsigned char *host = NULL;
+    if (!off || !count) { sky_fail(err, "out of host memory"); goto done; }
+    for (int i = 0; i < n; i++) {
+        count[i] = 1;
+        for (int k = 0; k < wd[i].ndim; k++) count[i] *= (size_t)wd[i].shape[k];
+        off[i] = total;
+        total += (count[i] * (bf16[i] ? 2 : 4) + 255) / 256 * 256;
+    }
+    host = malloc(total ? total : 1);
+    if (!host) { sky_fail(err, "out of host memory staging %zu bytes of %s weights", total, pr->name); goto done; }
+    for (int i = 0; i < n; i++) {
+        if (bf16[i]) {
+            uint16_t *dst = (uint16_t *)(host + off[i]);
+            for (size_t k = 0; k < count[i]; k++) dst[k] = sky_f32_to_bf16(w[i][k]);
+        } else {
+            memcpy(host + off[i], w[i], count[i] * sizeof(float));
+        }
+    }
+    st = sky_cuda_prog_weights(pr, host, total, off, n, err);
+done:
+    free(off); free(count); free(host);
+    return st;
+}
+
+sky_status sky_cuda_prog_end(sky_cuda_prog *pr, size_t arena_bytes, const sky_gemm_desc *gemms, int n_gemms,
+                             sky_err *err)
+{
+    void *dev;
+    char what[96];
+    snprintf(what, sizeof what, "%s's arena", pr->name);
+    if (sky_cuda_arena_alloc(pr->c, arena_bytes, &dev, what, err)) return SKY_ERR;
+    pr->arena = (CUdeviceptr)(uintptr_t)dev;
+    SKY_CU_CHECK(cuMemsetD8(pr->arena, 0, arena_bytes));
+    if (sky_cuda_arena_alloc(pr->c, SKY_GEMM_WORKSPACE_BYTES, &pr->workspace, "the cuBLASLt workspace", err))
+        return SKY_ERR;
+    if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, pr->workspace, SKY_GEMM_WORKSPACE_BYTES, err)) return SKY_ERR;
+    pr->st = (sky_cuda_program){ .arena = pr->arena, .w = pr->w, .fn = pr->fn, .gemm = pr->gemm,
+                                 .sync_check = pr->c->sync_check };
+    return SKY_OK;
+}
+
+void sky_cuda_prog_close(sky_cuda_prog *pr)
+{
+    if (pr->c) {
+        sky_gemm_free(pr->gemm);
+        if (pr->workspace) sky_cuda_arena_free(pr->c, pr->workspace);
+        if (pr->arena) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->arena);
+        if (pr->weights) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->weights);
+        if (pr->module) cuModuleUnload(pr->module);
+        sky_cuda_close(pr->c);
+    }
+    free(pr->fn);
+    free(pr->w);
+    free(pr->trace.host);
+}
+
+/* --trace: one op's output to the binary's hook. */
+static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype, long long n,
+                     int cl)
+{
+    sky_cuda_trace_copy(&((sky_cuda_prog *)st->trace_ctx)->trace, st, s, name, off, dtype, n, cl);
+}
+
+void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
+{
+    pr->trace.fn = fn;
+    pr->trace.ctx = ctx;
+    pr->st.trace = fn ? trace_op : NULL;
+    pr->st.trace_ctx = fn ? pr : NULL;
+}
+
 /* The plugin's one exported symbol (dlsym'ed by runtime/plugin.c; everything else is hidden). */
 __attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
 const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
@@ -64,4 +181,6 @@ const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
     .close = sky_dit_cuda_close, .set_trace = sky_dit_cuda_set_trace,
     .vae_open = sky_vae_cuda_open, .vae_reset = sky_vae_cuda_reset, .vae_chunk = sky_vae_cuda_chunk,
     .vae_set_trace = sky_vae_cuda_set_trace, .vae_device = sky_vae_cuda_device, .vae_close = sky_vae_cuda_close,
+    .enc_open = sky_enc_cuda_open, .enc_run = sky_enc_cuda_run, .enc_set_trace = sky_enc_cuda_set_trace,
+    .enc_device = sky_enc_cuda_device, .enc_close = sky_enc_cuda_close,
 };

@@ -46,6 +46,24 @@ typedef struct sky_dit_cuda_desc {
     void (*record)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 } sky_dit_cuda_desc;
 
+/* What a generated gen/text_encode_cuda.c or gen/clip_encode_cuda.c describes: the kernels, the GEMM
+ * table, each weight's device dtype, the arena, the input slot (text: the n token ids as int64; clip: the
+ * preprocessed pixels, fp32) and the output slot (fp32 [rows, dim], as the CPU program's), and the launch
+ * sequence of one call (n: the prompt's real tokens; unused by clip_encode). */
+typedef struct sky_enc_cuda_desc {
+    const char                *kernels_src;
+    const char                *kernels_file;
+    int                        n_kernels;
+    const char *const         *kernel_names;
+    int                        n_gemms;
+    const sky_gemm_desc       *gemms;
+    int                        n_weights;
+    const unsigned char       *weight_bf16;
+    size_t                     arena_bytes;
+    sky_slot                   in, out;
+    void (*record)(const struct sky_cuda_program *st, CUstream s, int n);
+} sky_enc_cuda_desc;
+
 /* How the plugin uploads one weight of a VAE program: a convolution kernel with its input channel moved
  * last ([cout][cin][taps] -> [cout][taps][cin_pad], zeros for the channels past cin), or, when cout is
  * 0, as stored. */
@@ -93,7 +111,43 @@ sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char
                                  const char *const *names, const char *smem_prefix, int smem, CUmodule *module,
                                  CUfunction *fn, sky_err *err);
 
-/* The plugin's entry points (dit_cuda.c, vae_cuda.c; the table is in cuda_program.c). */
+/* What every program of the plugin holds (dit_cuda.c, vae_cuda.c, enc_cuda.c; cuda_program.c): the
+ * device, the kernels, the weights in one buffer, the arena, the GEMM table and its workspace, what the
+ * launch sequence reads, the --trace hook. Opened in three steps, for the weights come in between:
+ *   sky_cuda_prog_begin   the device, the kernels; the arena and workspace checked against free memory
+ *   (the weights)         sky_cuda_prog_upload (per-weight dtypes) or sky_cuda_prog_weights (staged)
+ *   sky_cuda_prog_end     the arena (zeroed), the workspace, the GEMM table, st */
+typedef struct sky_cuda_prog {
+    const char       *name;                 /* the program, for messages */
+    struct sky_cuda  *c;
+    CUmodule          module;
+    CUfunction       *fn;
+    CUdeviceptr       weights;              /* one buffer, each tensor 256-byte aligned */
+    CUdeviceptr      *w;
+    CUdeviceptr       arena;
+    void             *workspace;
+    sky_gemm_set     *gemm;
+    sky_cuda_program  st;
+    sky_cuda_trace    trace;
+    char              device[320];
+} sky_cuda_prog;
+
+sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
+                               const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
+                               size_t arena_bytes, sky_err *err);
+/* n weights, tensor i uploaded as bf16 where bf16[i], else as fp32. */
+sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                const float *const *w, sky_err *err);
+/* total bytes of weights staged on the host (tensor i at byte off[i], 256-aligned), uploaded as they are. */
+sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, const void *host, size_t total, const size_t *off, int n,
+                                 sky_err *err);
+sky_status sky_cuda_prog_end(sky_cuda_prog *pr, size_t arena_bytes, const sky_gemm_desc *gemms, int n_gemms,
+                             sky_err *err);
+/* Everything of pr freed (not pr itself); a partly opened pr is fine. */
+void sky_cuda_prog_close(sky_cuda_prog *pr);
+void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
+
+/* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
 sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const float *const *w, sky_err *err);
 void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                           const float *context, const float *clip_fea, int64_t fps, float *v);
@@ -106,6 +160,11 @@ void sky_vae_cuda_chunk(void *v, int H, int W, int first, const float *in, size_
 void sky_vae_cuda_set_trace(void *v, sky_trace_fn fn, void *ctx);
 const char *sky_vae_cuda_device(void *v);
 void sky_vae_cuda_close(void *v);
+sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const float *const *w, sky_err *err);
+void sky_enc_cuda_run(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
+void sky_enc_cuda_set_trace(void *e, sky_trace_fn fn, void *ctx);
+const char *sky_enc_cuda_device(void *e);
+void sky_enc_cuda_close(void *e);
 
 /* Launch f on stream s with the kernel parameters args (checked; on failure the runtime reports the
  * kernel's index and the CUDA error and ends the process: a failed launch after validation means a
@@ -113,9 +172,11 @@ void sky_vae_cuda_close(void *v);
 void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx,
                      unsigned smem, CUstream s, void **args);
 
-/* GEMM number i of the program's table on m rows. */
+/* GEMM number i of the program's table on m rows (and, _dims, n columns and depth k). */
 void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
                    CUdeviceptr y, CUstream s);
+void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, CUdeviceptr x, CUdeviceptr w,
+                        CUdeviceptr y, CUstream s);
 
 /* Macros of the generated launch sequence (st and s are in scope there). */
 #define PTR(off)   &(CUdeviceptr){ st->arena + (CUdeviceptr)(off) }
@@ -128,6 +189,13 @@ void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUde
     sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
 #define TRACE(name, off, dtype, n, cl) \
     do { if (st->trace) st->trace(st, s, (name), (off), (dtype), (long long)(n), (cl)); } while (0)
+/* A GEMM without bias (the epilogue NONE). */
+#define GEMM_NB(i, m, x_off, w_i, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], 0, st->arena + (y_off), s)
+/* A GEMM of activations whose n and k also change per call (the encoders' attention over the prompt's
+ * tokens): arena byte offsets, no bias. */
+#define GEMM_DIMS(i, m, n, k, x_off, w_off, y_off) \
+    sky_cuda_gemm_dims(st, (i), (m), (n), (k), st->arena + (x_off), st->arena + (w_off), st->arena + (y_off), s)
 /* A GEMM whose W is an activation (the VAE attention's K and V), no bias: arena byte offsets. */
 #define GEMM_ACT(i, m, x_off, w_off, y_off) \
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->arena + (w_off), 0, st->arena + (y_off), s)

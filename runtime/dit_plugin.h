@@ -1,8 +1,8 @@
-/* runtime/dit_plugin.h — the CUDA backend (dit_forward and the VAE programs) as a plugin.
+/* runtime/dit_plugin.h — the CUDA backend (dit_forward, the VAE programs, the encoders) as a plugin.
  *
  * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
- * CMakeLists.txt) holds runtime/dit_cuda.c, runtime/vae_cuda.c and the generated
- * gen/{dit_forward,vae_decode,vae_encode}_cuda.c. The binary dlopen's it only for --backend cuda
+ * CMakeLists.txt) holds runtime/dit_cuda.c, vae_cuda.c, enc_cuda.c and the generated
+ * gen/{dit_forward,vae_decode,vae_encode,text_encode,clip_encode}_cuda.c. The binary dlopen's it only for --backend cuda
  * (runtime/plugin.c), so the CPU binary starts on machines without a CUDA driver. The binary binds
  * the weights as fp32 (weights.h) and hands them over; the plugin converts, uploads and runs. Plain
  * C types only: this header needs no CUDA header.
@@ -37,9 +37,17 @@ typedef struct sky_dit_cuda_plugin {
     void (*vae_set_trace)(void *v, sky_trace_fn fn, void *ctx);
     const char *(*vae_device)(void *v);
     void (*vae_close)(void *v);
+
+    /* text_encode (text = 1) or clip_encode: in holds in_bytes of the CPU program's input slot (the n
+     * token ids as int64, or the pixels), out receives n_out floats ([rows, dim]). */
+    sky_status (*enc_open)(void **out, const sky_encoder_program *p, int text, const float *const *w, sky_err *err);
+    void (*enc_run)(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
+    void (*enc_set_trace)(void *e, sky_trace_fn fn, void *ctx);
+    const char *(*enc_device)(void *e);
+    void (*enc_close)(void *e);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 3
+#define SKY_DIT_CUDA_ABI 4
 
 /* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
  * binary; loaded once per process, its ABI and variant checked (runtime/plugin.c). */

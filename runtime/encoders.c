@@ -6,33 +6,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dit.h"
+#include "dit_plugin.h"
 #include "dtype.h"
 #include "safetensors.h"
 #include "weights.h"
 
 struct sky_encoder {
     const sky_encoder_program *p;
-    sky_cpu_state              s;            /* fp32 weights and the arena */
+    sky_cpu_state              s;            /* fp32 weights and the arena (CPU backend) */
+    const sky_dit_cuda_plugin *cuda;         /* the CUDA backend: the plugin and its state */
+    void                      *cuda_state;
 };
 
-sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, const char *weights, const char *who,
-                            sky_err *err)
+sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, int text, const char *weights,
+                            const char *who, int b, sky_err *err)
 {
     *out = NULL;
     sky_encoder *e = calloc(1, sizeof *e);
     if (!e) return sky_fail(err, "out of host memory");
     e->p = p;
-    if (sky_cpu_state_open(&e->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err)) {
-        free(e);
-        return SKY_ERR;
+    const int cuda = b == SKY_BACKEND_CUDA;
+    if (cuda && sky_cuda_plugin_get(&e->cuda, who, err)) goto fail;
+    if (sky_cpu_state_open(&e->s, p->weights, p->n_weights, cuda ? 64 : p->arena_bytes, weights, who, err)) goto fail;
+    if (cuda) {
+        if (e->cuda->enc_open(&e->cuda_state, p, text, (const float *const *)e->s.w.data, err)) goto fail;
+        if (sky_trace_hook) e->cuda->enc_set_trace(e->cuda_state, sky_trace_hook, sky_trace_ctx);
     }
     *out = e;
     return SKY_OK;
+fail:
+    sky_encoder_close(e);
+    return SKY_ERR;
 }
 
 void sky_encoder_close(sky_encoder *e)
 {
     if (!e) return;
+    if (e->cuda && e->cuda_state) e->cuda->enc_close(e->cuda_state);
     sky_cpu_state_free(&e->s);
     free(e);
 }
@@ -45,6 +56,10 @@ sky_status sky_text_encode(sky_encoder *e, const int64_t *ids, int n, float *out
         if (ids[i] < 0 || ids[i] >= p->vocab)
             return sky_fail(err, "text_encode: token %d has id %lld, outside the vocabulary of %d", i,
                             (long long)ids[i], p->vocab);
+    if (e->cuda) {
+        e->cuda->enc_run(e->cuda_state, n, ids, (size_t)n * sizeof *ids, out, (size_t)p->rows * p->dim);
+        return SKY_OK;
+    }
     memcpy(e->s.arena + p->in.offset, ids, (size_t)n * sizeof *ids);
     p->forward_cpu(e->s.arena, (const float *const *)e->s.w.data, n);
     memcpy(out, e->s.arena + p->out.offset, (size_t)p->rows * p->dim * sizeof(float));
@@ -54,7 +69,12 @@ sky_status sky_text_encode(sky_encoder *e, const int64_t *ids, int n, float *out
 void sky_clip_encode(sky_encoder *e, const float *pixels, float *out)
 {
     const sky_encoder_program *p = e->p;
-    memcpy(e->s.arena + p->in.offset, pixels, (size_t)3 * p->image_size * p->image_size * sizeof(float));
+    const size_t in_bytes = (size_t)3 * p->image_size * p->image_size * sizeof(float);
+    if (e->cuda) {
+        e->cuda->enc_run(e->cuda_state, 0, pixels, in_bytes, out, (size_t)p->rows * p->dim);
+        return;
+    }
+    memcpy(e->s.arena + p->in.offset, pixels, in_bytes);
     p->forward_cpu(e->s.arena, (const float *const *)e->s.w.data, 0);
     memcpy(out, e->s.arena + p->out.offset, (size_t)p->rows * p->dim * sizeof(float));
 }
@@ -96,7 +116,7 @@ void sky_clip_preprocess(const float *img, int h, int w, int S, float *out)
 }
 
 sky_status sky_encoder_run_file(const sky_variant_desc *v, int text, const char *weights, const char *inputs,
-                                const char *output, int quiet, sky_err *err)
+                                const char *output, int quiet, int backend, sky_err *err)
 {
     const sky_encoder_program *p = text ? v->text_encode : v->clip_encode;
     if (!p) return sky_fail(err, "variant %s has no %s (its spec has no %s section)", v->name,
@@ -106,7 +126,8 @@ sky_status sky_encoder_run_file(const sky_variant_desc *v, int text, const char 
     sky_encoder *e = NULL;
     float *in = NULL, *out = NULL;
     int64_t *ids = NULL;
-    if (sky_safetensors_open(&f, inputs, err) || sky_encoder_open(&e, p, weights, v->name, err)) goto done;
+    if (sky_safetensors_open(&f, inputs, err) || sky_encoder_open(&e, p, text, weights, v->name, backend, err))
+        goto done;
     out = malloc((size_t)p->rows * p->dim * sizeof(float));
     if (!out) { sky_fail(err, "out of host memory"); goto done; }
     if (text) {
@@ -148,7 +169,7 @@ sky_status sky_encoder_run_file(const sky_variant_desc *v, int text, const char 
     if (!quiet) fprintf(stderr, "%s: [%d, %d]\n", text ? "text_encode" : "clip_encode", p->rows, p->dim);
     sky_st_entry en = { text ? "context" : "clip_fea", SKY_DTYPE_F32, 2, { p->rows, p->dim }, out };
     const char *meta[] = { "made_by", text ? "skyreels program text_encode" : "skyreels program clip_encode",
-                           "variant", v->name, "backend", "cpu", NULL };
+                           "variant", v->name, "backend", backend == SKY_BACKEND_CUDA ? "cuda" : "cpu", NULL };
     st = sky_safetensors_write(output, &en, 1, meta, err);
 done:
     free(in); free(out); free(ids);

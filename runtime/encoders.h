@@ -13,9 +13,10 @@
 
 typedef struct sky_encoder sky_encoder;
 
-/* Bind program p to the checkpoint at `weights` (original .pth / safetensors, or HF names). */
-sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, const char *weights, const char *who,
-                            sky_err *err);
+/* Bind program p (text_encode when text = 1, else clip_encode) to the checkpoint at `weights` (original
+ * .pth / safetensors, or HF names) on backend b (a sky_backend, dit.h). */
+sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, int text, const char *weights,
+                            const char *who, int b, sky_err *err);
 void sky_encoder_close(sky_encoder *e);
 
 /* text_encode: ids [n] (1 <= n <= rows, each below vocab) -> out [rows, dim]. */
@@ -34,6 +35,6 @@ void sky_clip_preprocess(const float *img, int h, int w, int S, float *out);
  * [S] (int) and `mask` [S] (1 for the real tokens, a prefix) and writes `context` [rows, dim];
  * clip_encode reads `pixels` [3, S, S] and writes `clip_fea` [rows, dim]. */
 sky_status sky_encoder_run_file(const sky_variant_desc *v, int text, const char *weights, const char *inputs,
-                                const char *output, int quiet, sky_err *err);
+                                const char *output, int quiet, int backend, sky_err *err);
 
 #endif /* SKY_ENCODERS_H */

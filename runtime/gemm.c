@@ -20,6 +20,7 @@ typedef struct gemm {
     size_t                 ws_needed;
     float                  waves;
     int                    m_now;       /* columns currently set in b and cd */
+    int                    n_now, k_now;    /* n and k currently set in the layouts */
 } gemm;
 
 struct sky_gemm_set {
@@ -129,6 +130,8 @@ static void build(gemm *e)
     SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, in, (uint64_t)d->k, (uint64_t)d->m_max, ld_x(d)));
     SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->cd, out, (uint64_t)d->n, (uint64_t)d->m_max, ld_y(d)));
     e->m_now = d->m_max;
+    e->n_now = d->n;
+    e->k_now = d->k;
 }
 
 /* Run the heuristic once for m_max and keep its first answer. */
@@ -228,6 +231,30 @@ void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, c
     const float one = 1.0f, zero = 0.0f;
     SKY_CUBLAS_CHECK(cublasLtMatmul(s->lt, e->op, &one, w, e->a, x, e->b, &zero, y, e->cd, y, e->cd, &e->algo,
                                     s->workspace, s->workspace_bytes, st));
+}
+
+/* Set one dimension of a layout (ROWS or COLS) when it changes. */
+static void layout_dim(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t which, int v)
+{
+    uint64_t u = (uint64_t)v;
+    SKY_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, which, &u, sizeof u));
+}
+
+void sky_gemm_run_dims(sky_gemm_set *s, int i, int m, int n, int k, const void *x, const void *w, const void *bias,
+                       void *y, CUstream st)
+{
+    SKY_ASSERT(i >= 0 && i < s->n);
+    gemm *e = &s->g[i];
+    SKY_ASSERT(n >= 1 && n <= e->d.n && k >= 1 && k <= e->d.k);
+    if (n != e->n_now || k != e->k_now) {
+        /* a: W, [k, n] (transa T, k x n) or with w_kn (n x k); b: x, k x m; cd: y, n x m */
+        layout_dim(e->a, CUBLASLT_MATRIX_LAYOUT_ROWS, e->d.w_kn ? n : k);
+        layout_dim(e->a, CUBLASLT_MATRIX_LAYOUT_COLS, e->d.w_kn ? k : n);
+        layout_dim(e->b, CUBLASLT_MATRIX_LAYOUT_ROWS, k);
+        layout_dim(e->cd, CUBLASLT_MATRIX_LAYOUT_ROWS, n);
+        e->n_now = n, e->k_now = k;
+    }
+    sky_gemm_run(s, i, m, x, w, bias, y, st);
 }
 
 int sky_gemm_count(const sky_gemm_set *s)

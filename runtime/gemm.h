@@ -120,6 +120,11 @@ sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *d
 void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, const void *bias, void *y,
                   CUstream st);
 
+/* The same with n and k of this call too (n <= desc n, k <= desc k): the layouts' sizes are set for
+ * the call (host-side), the strides and the algorithm stay those chosen at init. */
+void sky_gemm_run_dims(sky_gemm_set *s, int i, int m, int n, int k, const void *x, const void *w, const void *bias,
+                       void *y, CUstream st);
+
 /* Number of GEMMs and desc i, as given to sky_gemm_init(). */
 int sky_gemm_count(const sky_gemm_set *s);
 const sky_gemm_desc *sky_gemm_get_desc(const sky_gemm_set *s, int i);

@@ -40,7 +40,7 @@ static void print_usage(FILE *out, const char *argv0)
             "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
             "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
             "      --backend cpu     the CPU reference backend (default)\n"
-            "      --backend cuda    on the GPU (dit_forward, vae_decode, vae_encode) through libskyreels-<variant>-cuda.so\n"
+            "      --backend cuda    on the GPU (every program) through libskyreels-<variant>-cuda.so\n"
             "                        beside the binary (built when CMake finds the CUDA toolkit; checked on a CPU emulator,\n"
             "                        NOT YET VERIFIED ON A GPU)\n"
             "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
@@ -137,9 +137,6 @@ static int cmd_program(int argc, char **argv)
             if (o.backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
                 return usage_error(argv[0], "--backend %s: this variant was generated for the cpu target only "
                                    "(its spec's targets)", val);
-            if (o.backend == SKY_BACKEND_CUDA && (is_text || is_clip))
-                return usage_error(argv[0], "--backend %s: the encoders (text_encode, clip_encode) have no CUDA "
-                                   "backend yet", val);
             i++;
         }
         else if (strcmp(a, "--trace") == 0 && val) { trace_path = val; i++; }
@@ -160,7 +157,7 @@ static int cmd_program(int argc, char **argv)
     }
     sky_status st = is_dit ? sky_dit_run(&sky_variant, &o, &err)
                   : (is_text || is_clip) ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output,
-                                                                o.quiet, &err)
+                                                                o.quiet, (int)o.backend, &err)
                   : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, (int)o.backend,
                                      &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, trace_path, &err);

@@ -531,7 +531,7 @@ static sky_status encode_prompts(run *r, sky_err *err)
     uint8_t *mask = malloc((size_t)tp->rows);
     sky_status st = SKY_ERR;
     if (!ids32 || !ids || !mask) { sky_fail(err, "out of host memory"); goto done; }
-    if (sky_tokenizer_open(&tok, a->tokenizer, err) || sky_encoder_open(&enc, tp, a->text_weights, r->v->name, err))
+    if (sky_tokenizer_open(&tok, a->tokenizer, err) || sky_encoder_open(&enc, tp, 1, a->text_weights, r->v->name, a->backend, err))
         goto done;
     const char *texts[2] = { a->prompt, a->negative_prompt };
     float *outs[2] = { r->ctx, r->ctx_null };
@@ -568,7 +568,7 @@ static sky_status encode_image(run *r, sky_err *err)
     if (load_image(a->image, H, W, 1, img, err)) goto done;
     for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
     sky_clip_preprocess(img, H, W, S, px);
-    if (sky_encoder_open(&enc, cp, a->clip_weights, r->v->name, err)) goto done;
+    if (sky_encoder_open(&enc, cp, 0, a->clip_weights, r->v->name, a->backend, err)) goto done;
     sky_clip_encode(enc, px, r->clip);
     st = SKY_OK;
 done:

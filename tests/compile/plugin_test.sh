@@ -6,7 +6,7 @@
 #   - --backend cuda without a driver, with the toolkit's stub driver, with a missing plugin and with
 #     another variant's plugin each exit 1 with a message that says so, and write no output;
 #   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
-#   - --backend cuda on text_encode (no CUDA encoders yet) and an unknown backend exit 2 (usage).
+#   - --backend cuda on text_encode reaches the plugin too (exit 1, no driver); an unknown backend exits 2.
 # Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,7 +69,8 @@ $T random-inputs --output "$tmp/int.safetensors" > /dev/null 2>&1
 expect 2 "--backend cuda: this variant was generated for the cpu target only" "$T" program dit_forward \
     --weights "$tmp/wt.safetensors" --inputs "$tmp/int.safetensors" --output "$tmp/v.safetensors" --backend cuda
 expect 2 "--backend rocm: unknown backend (cpu or cuda)" "$B" "${A[@]}" --backend rocm
-expect 2 "--backend cuda: the encoders (text_encode, clip_encode) have no CUDA backend yet" "$B" program text_encode \
+# every program goes through the plugin with --backend cuda (here: to the missing driver, before any input)
+expect 1 "no NVIDIA driver on this machine" LD_LIBRARY_PATH="$CUDA_HOME/lib64" "$B" program text_encode \
     --weights "$tmp/w.safetensors" --inputs "$tmp/in.safetensors" --output "$tmp/v.safetensors" --backend cuda
 # The CPU backend of the same binary still runs.
 if "$B" "${A[@]}" --backend cpu > /dev/null 2>&1 && [ -s "$tmp/v.safetensors" ]; then ok "--backend cpu runs"

@@ -35,7 +35,8 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$CUDA_HOME/include" tests/compile/nvrtc
 for v in $variants; do
     out=$tmp/$v
     lua5.4 gen/main.lua "specs/$v.lua" "$out" 2>/dev/null || { bad "$v: generation failed"; continue; }
-    for prog in dit_forward vae_decode vae_encode; do
+    for prog in dit_forward vae_decode vae_encode text_encode clip_encode; do
+    [ -f "$out/gen/${prog}_kernels.cu" ] || continue
     cu=$out/gen/${prog}_kernels.cu
     for arch in "compute_90a,code=sm_90a" "compute_80,code=sm_80"; do
         tag=${arch##*=}
@@ -82,7 +83,8 @@ for v in $variants; do
     # The CUDA plugin of the variant links with nothing undefined (as CMakeLists.txt builds it).
     if cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -shared -fvisibility=hidden \
           -DSKY_PLUGIN_VARIANT="\"$v\"" -iquote runtime -I"$CUDA_HOME/include" runtime/cuda_ctx.c runtime/cuda_program.c \
-          runtime/dit_cuda.c runtime/dtype.c runtime/gemm.c runtime/nvrtc_cache.c runtime/status.c runtime/vae_cuda.c \
+          runtime/dit_cuda.c runtime/dtype.c runtime/enc_cuda.c runtime/gemm.c runtime/nvrtc_cache.c runtime/status.c \
+          runtime/vae_cuda.c \
           "$out"/gen/*_cuda.c "$out"/gen/*_kernels_src.c -Wl,--no-undefined -L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" \
           -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
         ok "$v: the CUDA plugin links (--no-undefined) (compile-only)"

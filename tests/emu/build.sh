@@ -32,7 +32,7 @@ cc_one() {   # source object [extra flags...]
     gcc "${CFLAGS[@]}" "$@" -c "$src" -o "$obj"
     objs+=("$obj")
 }
-for f in cuda_ctx cuda_program dit_cuda dtype gemm nvrtc_cache status vae_cuda; do
+for f in cuda_ctx cuda_program dit_cuda dtype enc_cuda gemm nvrtc_cache status vae_cuda; do
     cc_one "runtime/$f.c" "$b/$f.o" -DSKY_PLUGIN_VARIANT="\"$v\""
 done
 progs=()

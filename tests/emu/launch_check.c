@@ -24,6 +24,8 @@
 extern const sky_dit_cuda_desc dit_forward_cuda;
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));   /* absent without a vae section */
 extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
+extern const sky_enc_cuda_desc text_encode_cuda __attribute__((weak));
+extern const sky_enc_cuda_desc clip_encode_cuda __attribute__((weak));
 void sky_emu_dry_counts(unsigned long long *launches, unsigned long long *gemms);
 
 int main(int argc, char **argv)
@@ -109,7 +111,37 @@ int main(int argc, char **argv)
     unsigned long long all_launches, all_gemms;
     sky_emu_dry_counts(&all_launches, &all_gemms);
     printf("; vae_decode and vae_encode chunks (first and later, both orientations): %llu launches and %llu GEMMs "
-           "within the limits\n", all_launches - launches, all_gemms - gemms);
+           "within the limits", all_launches - launches, all_gemms - gemms);
+
+    /* The encoders: text_encode with 1 and all text_len tokens, clip_encode once. */
+    const sky_enc_cuda_desc *ed[2] = { &text_encode_cuda, &clip_encode_cuda };
+    for (int i = 0; i < 2; i++) {
+        const sky_enc_cuda_desc *e = ed[i];
+        if (!e) continue;
+        CUmodule m;
+        CUfunction *ef = calloc((size_t)e->n_kernels, sizeof *ef);
+        CUdeviceptr *ew = calloc((size_t)e->n_weights, sizeof *ew);
+        sky_gemm_set *eg;
+        for (int k = 0; k < e->n_weights; k++) ew[k] = ((CUdeviceptr)1 << 40) + (CUdeviceptr)k * 256;
+        if (sky_cuda_kernels_load(c, e->kernels_src, e->kernels_file, e->n_kernels, e->kernel_names, NULL, 0, &m, ef,
+                                  &err) ||
+            sky_gemm_init(&eg, c, e->gemms, e->n_gemms, (void *)(uintptr_t)((CUdeviceptr)1 << 44),
+                          SKY_GEMM_WORKSPACE_BYTES, &err)) {
+            fprintf(stderr, "launch_check: %s\n", err.msg);
+            return 1;
+        }
+        sky_cuda_program es = { .arena = (CUdeviceptr)1 << 36, .w = ew, .fn = ef, .gemm = eg };
+        e->record(&es, c->stream, 1);
+        if (i == 0) e->record(&es, c->stream, (int)(e->gemms[0].m_max));   /* every token */
+        sky_gemm_free(eg);
+        cuModuleUnload(m);
+        free(ef);
+        free(ew);
+    }
+    unsigned long long enc_launches, enc_gemms;
+    sky_emu_dry_counts(&enc_launches, &enc_gemms);
+    printf("; the encoders: %llu launches and %llu GEMMs within the limits\n", enc_launches - all_launches,
+           enc_gemms - all_gemms);
     cuModuleUnload(module);
     sky_cuda_close(c);
     free(fn);

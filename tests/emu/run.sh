@@ -7,6 +7,8 @@
 #   0. the emulator's self-test: what must work (barriers, shuffles, mma + ldmatrix + cp.async against a
 #      plain matrix product, cp.async visibility) and what must fault (divergent barrier and shuffle,
 #      shared-memory overrun: exit 3 with the kernel's name);
+#   0b. templates at sizes the tiny models do not reach (rows longer than a warp, several column tiles,
+#      partial channel steps, odd strided sizes) against plain references (kernel_test.c);
 #   1. the weights: our random-weights --seed 1, checked against the sha256 the fixtures were made with;
 #   2. every case of tests/fixtures/cuda/ (plain and per-frame timesteps, 1 to 6 frames, portrait,
 #      batches whose second sample replays the captured CUDA Graph):
@@ -20,7 +22,9 @@
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
 #      runs its convolutions in tf32 too), and op by op against the CPU backend;
-#   5. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
+#   5. the encoders: text_encode (bf16) on every umT5 fixture case within 2 x transformers' own bf16 error,
+#      the rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers;
+#   6. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
 # algorithms, NVRTC code generation (tests/compile/ compiles the same text with nvcc and NVRTC).
@@ -61,6 +65,24 @@ if lua5.4 tests/emu/prepare.lua tests/emu/selftest.cu tests/emu/selftest.cu > "$
     done
 else
     bad "building the emulator self-test"
+fi
+
+# 0b. templates at sizes the tiny models do not reach (kernel_test.lua / kernel_test.c)
+K=build/emu/kernel_test
+mkdir -p "$K"
+if lua5.4 tests/emu/kernel_test.lua > "$K/kernel_test_kernels.cu" &&
+   lua5.4 tests/emu/prepare.lua "$K/kernel_test_kernels.cu" kernel_test_kernels.cu > "$K/kernel_test_emu.cpp" &&
+   g++ -std=c++17 -O2 -Wall -Werror -Wno-unknown-pragmas -Itests/emu/include -Itests/emu -include tests/emu/cuda_emu.h \
+       -c "$K/kernel_test_emu.cpp" -o "$K/kernel_test_emu.o" &&
+   gcc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -Itests/emu -I"$CUDA/include" tests/emu/kernel_test.c \
+       tests/emu/emu.c tests/emu/driver.c "$K/kernel_test_emu.o" -o "$K/kernel_test" -lxxhash -lstdc++ -lm; then
+    "$K/kernel_test" > "$tmp/kt.txt" 2>&1
+    while read -r status line; do
+        case $status in ok) ok "kernel: $line" ;; FAIL) bad "kernel: $line" ;; esac
+    done < "$tmp/kt.txt"
+    grep -q "0 failed" "$tmp/kt.txt" || { tail -3 "$tmp/kt.txt"; bad "kernel_test"; }
+else
+    bad "building tests/emu/kernel_test"
 fi
 
 bash tests/numeric/build_sttool.sh > "$tmp/sttool.log" 2>&1 || { cat "$tmp/sttool.log"; bad "sttool"; }
@@ -187,7 +209,65 @@ for dir in tests/fixtures/vae/*/; do
     rm -rf "out/$v" "build/$v" "build/cmake-$v.log" "build/emu/$v"
 done
 
-# 5. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits
+# 5. the encoders: text_encode (bf16, as the original runs umT5) on every case of
+#    tests/fixtures/encoders/umt5_tiny/ within 2 x transformers' own bf16 error (tests/fixtures/cuda/umt5_*),
+#    rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers' fp32 CLIP (the
+#    CPU backend's bound, tests/numeric/run_encoders.sh). The spec: the fixtures' t5 and clip sections
+#    around a tiny head-dim-128 I2V DiT (one variant per text length).
+EF=tests/fixtures/encoders
+for S in 16 40; do
+    v=emu_enc_s$S
+    {
+        echo "-- made by tests/emu/run.sh from $EF (spec_lua)"
+        echo "return {"
+        echo "    variant = \"$v\", family = \"i2v\","
+        echo "    dit = { dim = 256, ffn_dim = 512, num_heads = 2, num_layers = 1, freq_dim = 256, text_dim = 64,"
+        echo "            text_len = $S, in_dim = 36, out_dim = 16, eps = 1e-6, inject_sample_info = false,"
+        echo "            image_dim = 64, image_len = 17 },"
+        echo "    $("$ST" meta "$EF/umt5_tiny/short_n5.safetensors" spec_lua | grep -o 't5 = {.*}' | sed 's/, *text_len = [0-9]*//'),"
+        echo "    $("$ST" meta "$EF/clip_tiny/pixels.safetensors" spec_lua | grep -o 'clip = {.*}'),"
+        echo "    video = { height = 64, width = 64, base_num_frames = 5 },"
+        echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
+        echo "}"
+    } > "$tmp/specs/$v.lua"
+    if ! ./build.sh gen "$tmp/specs/$v.lua" > "$tmp/gen-$v.log" 2>&1 || ! P=$(bash tests/emu/build.sh "$v" 2> "$tmp/emu-$v.log"); then
+        cat "$tmp/gen-$v.log" "$tmp/emu-$v.log" | tail -20
+        bad "$v: build"
+        continue
+    fi
+    B=out/$v/skyreels-$v
+    for f in "$EF"/umt5_tiny/*.safetensors; do
+        c=$(basename "$f" .safetensors)
+        case $c in weights_*) continue ;; esac
+        [ "$("$ST" shape "$f" ids 0)" = "$S" ] || continue
+        peer=$("$ST" meta "$FX/umt5_tiny_$c.safetensors" peer_bf16_rel_l2)
+        bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+        n=$("$ST" meta "$f" n_tokens)
+        if SKY_CUDA_PLUGIN="$PWD/$P" "$B" program text_encode -q --weights "$EF/umt5_tiny/weights_hf.safetensors" \
+                --inputs "$f" --output "$tmp/enc.safetensors" --backend cuda 2> "$tmp/enc.log" &&
+           "$ST" compare "$tmp/enc.safetensors" "$f" context "$bound" out > "$tmp/cmp.txt" &&
+           "$ST" zero_rows "$tmp/enc.safetensors" context "$n" > /dev/null; then
+            ok "umt5_tiny $c: cuda (emulated, bf16) vs transformers fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x its bf16 error $peer; rows $n.. exactly 0"
+        else
+            cat "$tmp/enc.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
+            bad "umt5_tiny $c: cuda (emulated) text_encode (bound $bound = 2 x $peer, zero rows from $n)"
+        fi
+    done
+    if [ "$S" = 16 ]; then
+        f=$EF/clip_tiny/pixels.safetensors
+        if SKY_CUDA_PLUGIN="$PWD/$P" "$B" program clip_encode -q --weights "$EF/clip_tiny/weights_hf.safetensors" \
+                --inputs "$f" --output "$tmp/enc.safetensors" --backend cuda 2> "$tmp/enc.log" &&
+           "$ST" compare "$tmp/enc.safetensors" "$f" clip_fea 1e-5 out > "$tmp/cmp.txt"; then
+            ok "clip_tiny: cuda (emulated, fp32) vs transformers fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound 1e-5"
+        else
+            cat "$tmp/enc.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
+            bad "clip_tiny: cuda (emulated) clip_encode"
+        fi
+    fi
+    rm -rf "out/$v" "build/$v" "build/cmake-$v.log" "build/emu/$v"
+done
+
+# 6. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits
 for rv in df_1.3b_540p t2v_14b_720p i2v_14b_720p; do
     dims=$(lua5.4 -e "local s = dofile('specs/$rv.lua'); local f = (s.video.base_num_frames - 1) // 4 + 1
                       print(f, s.video.height // 8, s.video.width // 8)")

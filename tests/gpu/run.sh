@@ -19,6 +19,8 @@
 #                  random bf16 weights, one sample; compare with the diffusers row (per sample)
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
 #                  diffusers' own error with tf32 convolutions (tests/fixtures/cuda/vae_*)
+#   enc tiny       the CUDA encoders on tests/fixtures/encoders/: umT5 (bf16) within 2x transformers' bf16
+#                  error (tests/fixtures/cuda/umt5_*), CLIP (fp32) within 1e-5
 #   vae 540p       vae_decode of 25 latent frames at 540P (97 frames), random weights: our time and error
 #                  against diffusers in true fp32, beside diffusers' own time, memory and tf32 error
 #                  (tests/bench/diffusers_vae.py)
@@ -125,6 +127,51 @@ done
 if [ "$vfails" -eq 0 ]; then row "vae tiny" ok "$vcases cases vs diffusers fp32 within 2x its tf32-conv error, worst $(
     grep -o 'rel_l2 [0-9.e+-]*' "$OUT/vae_tiny.log" | sort -k2 -g | tail -1)"
 else row "vae tiny" FAIL "$vfails failures; see $OUT/vae_tiny.log"; fi
+
+# The encoders on tiny configurations, as tests/emu/run.sh does on the emulator: umT5 (bf16) within 2x
+# transformers' own bf16 error, CLIP (fp32) within 1e-5.
+EF=tests/fixtures/encoders
+: > "$OUT/enc_tiny.log"
+efails=0 ecases=0
+for S in 16 40; do
+    v=gpu_enc_s$S
+    {
+        echo "return {"
+        echo "    variant = \"$v\", family = \"i2v\","
+        echo "    dit = { dim = 256, ffn_dim = 512, num_heads = 2, num_layers = 1, freq_dim = 256, text_dim = 64,"
+        echo "            text_len = $S, in_dim = 36, out_dim = 16, eps = 1e-6, inject_sample_info = false,"
+        echo "            image_dim = 64, image_len = 17 },"
+        echo "    $(build/tools/sttool meta "$EF/umt5_tiny/short_n5.safetensors" spec_lua | grep -o 't5 = {.*}' | sed 's/, *text_len = [0-9]*//'),"
+        echo "    $(build/tools/sttool meta "$EF/clip_tiny/pixels.safetensors" spec_lua | grep -o 'clip = {.*}'),"
+        echo "    video = { height = 64, width = 64, base_num_frames = 5 },"
+        echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
+        echo "}"
+    } > "$OUT/specs/$v.lua"
+    ./build.sh gen "$OUT/specs/$v.lua" >> "$OUT/enc_tiny.log" 2>&1 || { efails=$((efails + 1)); continue; }
+    for f in "$EF"/umt5_tiny/*.safetensors; do
+        c=$(basename "$f" .safetensors)
+        case $c in weights_*) continue ;; esac
+        [ "$(build/tools/sttool shape "$f" ids 0)" = "$S" ] || continue
+        ecases=$((ecases + 1))
+        bound=$(awk -v p="$(build/tools/sttool meta "tests/fixtures/cuda/umt5_tiny_$c.safetensors" peer_bf16_rel_l2)" \
+                'BEGIN { printf "%.3e", 2 * p }')
+        "out/$v/skyreels-$v" program text_encode -q --weights "$EF/umt5_tiny/weights_hf.safetensors" --inputs "$f" \
+            --output "$OUT/enc.safetensors" --backend cuda >> "$OUT/enc_tiny.log" 2>&1 &&
+        build/tools/sttool compare "$OUT/enc.safetensors" "$f" context "$bound" out >> "$OUT/enc_tiny.log" 2>&1 &&
+        build/tools/sttool zero_rows "$OUT/enc.safetensors" context "$(build/tools/sttool meta "$f" n_tokens)" \
+            >> "$OUT/enc_tiny.log" 2>&1 || efails=$((efails + 1))
+    done
+    if [ "$S" = 16 ]; then
+        ecases=$((ecases + 1))
+        "out/$v/skyreels-$v" program clip_encode -q --weights "$EF/clip_tiny/weights_hf.safetensors" \
+            --inputs "$EF/clip_tiny/pixels.safetensors" --output "$OUT/enc.safetensors" --backend cuda \
+            >> "$OUT/enc_tiny.log" 2>&1 &&
+        build/tools/sttool compare "$OUT/enc.safetensors" "$EF/clip_tiny/pixels.safetensors" clip_fea 1e-5 out \
+            >> "$OUT/enc_tiny.log" 2>&1 || efails=$((efails + 1))
+    fi
+done
+if [ "$efails" -eq 0 ]; then row "enc tiny" ok "$ecases cases (umT5 within 2x transformers' bf16 error, CLIP within 1e-5)"
+else row "enc tiny" FAIL "$efails failures; see $OUT/enc_tiny.log"; fi
 
 d=$OUT/df_1.3b_540p
 mkdir -p "$d"

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
+ * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
  * program    dit_forward (cuda): 710 launches per forward
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  */

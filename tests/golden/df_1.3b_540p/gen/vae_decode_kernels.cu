@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
+ * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/clamp_cf.cu.in        xxh64 8c95064cadcbad9c
@@ -14,7 +14,7 @@
  *            templates/cuda/ptx.cuh               xxh64 7420be38ea9d4c86
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 08d20d7ed34f0301
- *            templates/cuda/softmax_rows.cu.in    xxh64 3b8a8b002aece027
+ *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209
  *            templates/cuda/vae_denorm_cl.cu.in   xxh64 18085991502ea3e2
  * program    vae_decode (cuda): 21 kernels, 6 GEMM shapes (cuBLASLt)
@@ -1850,7 +1850,7 @@ softmax_rows(float *__restrict__ s, int n, float scale)
     m = warp_max(m);
     if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = m;
     __syncthreads();
-    m = threadIdx.x < 8 ? scratch[threadIdx.x] : neg_inf();
+    m = threadIdx.x % 32 < 8 ? scratch[threadIdx.x % 32] : neg_inf();
     m = warp_max(m);                                  // every warp reduces the 8 partial maxima
     __syncthreads();
     float sum = 0.0f;

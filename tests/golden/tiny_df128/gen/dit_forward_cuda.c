@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
+ * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
  * program    dit_forward (cuda): 66 launches per forward
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  */

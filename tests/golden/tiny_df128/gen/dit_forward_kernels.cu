@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
+ * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f
+ * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
  * source     gen/vae_decode_kernels.cu as a C string, for NVRTC
  */
 const char vae_decode_kernels_src[] =
@@ -14,7 +14,7 @@ const char vae_decode_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06\n"
-    " * generator  gen/ (24 .lua files)                 xxh64 bfab6938f26b870f\n"
+    " * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3\n"
     " *            templates/cuda/clamp_cf.cu.in        xxh64 8c95064cadcbad9c\n"
@@ -24,7 +24,7 @@ const char vae_decode_kernels_src[] =
     " *            templates/cuda/ptx.cuh               xxh64 7420be38ea9d4c86\n"
     " *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a\n"
     " *            templates/cuda/rms_norm_cl.cu.in     xxh64 08d20d7ed34f0301\n"
-    " *            templates/cuda/softmax_rows.cu.in    xxh64 3b8a8b002aece027\n"
+    " *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9\n"
     " *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209\n"
     " *            templates/cuda/vae_denorm_cl.cu.in   xxh64 18085991502ea3e2\n"
     " * program    vae_decode (cuda): 20 kernels, 6 GEMM shapes (cuBLASLt)\n"
@@ -1709,7 +1709,7 @@ const char vae_decode_kernels_src[] =
     "    m = warp_max(m);\n"
     "    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = m;\n"
     "    __syncthreads();\n"
-    "    m = threadIdx.x < 8 ? scratch[threadIdx.x] : neg_inf();\n"
+    "    m = threadIdx.x % 32 < 8 ? scratch[threadIdx.x % 32] : neg_inf();\n"
     "    m = warp_max(m);                                  // every warp reduces the 8 partial maxima\n"
     "    __syncthreads();\n"
     "    float sum = 0.0f;\n"

@@ -1,0 +1,256 @@
+/* tests/emu/kernel_test.c — CUDA templates at sizes the tiny models do not reach, on the CPU emulator,
+ * against plain references written from the reference text (kernels: tests/emu/kernel_test.lua).
+ *
+ *   softmax_rows      rows of 1, 5, 37, 300 and 1100 values (more than one warp, more than one block pass)
+ *   softmax_relbias   umT5's bias + softmax for 1, 37 and 300 tokens; the buckets from the table of
+ *                     shared/reference/vae-text-image-files.md §2.3, the bf16 roundings of the bf16 model
+ *   rms_norm_cl       8, 96 (+ SiLU) and 384 channels
+ *   conv_tf32         more output channels than one tile (96, 144), a partial channel step (20), stride 2
+ *                     with odd sizes, the temporal upsample's split output, the cache frames
+ * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
+ * roundings and expf's ulps); softmax_relbias: one bf16 ulp (2^-8 relative, the output is rounded to bf16
+ * once after fp32 math); conv_tf32: the reference rounds the operands to tf32 as the kernel does and sums
+ * in double, so only the summation order differs: 1e-5 relative L2 and per value 1e-4 of the output's
+ * largest magnitude. Prints one line per check; exit 1 on a failure.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda.h>
+
+#include "emu.h"
+
+static int failures, checks;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check(int ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    failures += !ok;
+    checks++;
+}
+
+static const sky_emu_kernel *kernel(const char *name)
+{
+    const sky_emu_module_def *m = sky_emu_find_module("kernel_test_kernels.cu");
+    for (int i = 0; m && i < m->n; i++)
+        if (strcmp(m->kernels[i].name, name) == 0) return &m->kernels[i];
+    fprintf(stderr, "kernel_test: no kernel %s\n", name);
+    exit(2);
+}
+
+static void *dev(size_t bytes)
+{
+    CUdeviceptr p;
+    if (cuMemAlloc(&p, bytes ? bytes : 1) != CUDA_SUCCESS) { fprintf(stderr, "kernel_test: cuMemAlloc\n"); exit(2); }
+    return (void *)(uintptr_t)p;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float urand(void)                            /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static float bf16r(float x) { return sky_emu_bf16_to_f32(sky_emu_f32_to_bf16(x)); }
+static double tf32r(float x)
+{
+    unsigned u = sky_emu_f32_to_tf32(x);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ---- softmax_rows -------------------------------------------------------------------------- */
+
+static void test_softmax_rows(void)
+{
+    const int ns[] = { 1, 5, 37, 300, 1100 }, rows = 3;
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const int n = ns[t];
+        float *s = dev((size_t)rows * n * 4), *ref = malloc((size_t)rows * n * sizeof(float));
+        const float scale = 0.17677669f;
+        for (int i = 0; i < rows * n; i++) s[i] = ref[i] = 8.0f * urand();
+        void *args[] = { &s, (int[]){ n }, (float[]){ scale } };
+        sky_emu_launch(kernel("softmax_rows"), rows, 1, 1, 256, 1, 1, 0, args);
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            double m = -INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) m = fmax(m, ref[r * n + j]);
+            for (int j = 0; j < n; j++) sum += exp(scale * ((double)ref[r * n + j] - m));
+            for (int j = 0; j < n; j++) {
+                const double want = exp(scale * ((double)ref[r * n + j] - m)) / sum;
+                const double e = fabs(s[r * n + j] - want) / want;
+                if (!(e <= worst)) worst = e;
+            }
+        }
+        check(worst <= 1e-5, "softmax_rows: %d rows of %d: worst relative error %.2e (bound 1e-5)", rows, n, worst);
+        free(ref);
+    }
+}
+
+/* ---- softmax_relbias ------------------------------------------------------------------------ */
+
+/* umT5's bucket from the reference's table (§2.3), not from the formula. */
+static int ref_bucket(int rel)
+{
+    static const struct { int lo, hi, f; } table[] = {
+        { 8, 11, 8 }, { 12, 15, 9 }, { 16, 22, 10 }, { 23, 31, 11 }, { 32, 45, 12 }, { 46, 63, 13 }, { 64, 90, 14 },
+    };
+    const int m = abs(rel);
+    int f = 15;
+    if (m < 8) f = m;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (m >= table[i].lo && m <= table[i].hi) f = table[i].f;
+    return (rel > 0 ? 16 : 0) + f;
+}
+
+static void test_softmax_relbias(void)
+{
+    const int ns[] = { 1, 37, 300 }, NH = 4, h = 1;
+    float *bias = dev(32 * NH * 4);
+    for (int i = 0; i < 32 * NH; i++) bias[i] = bf16r(2.0f * urand());
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const int n = ns[t], ld = n + 3;
+        uint16_t *s = dev((size_t)n * ld * 2);
+        float *in = malloc((size_t)n * ld * sizeof(float));
+        for (int i = 0; i < n * ld; i++) {
+            in[i] = bf16r(4.0f * urand());
+            s[i] = sky_emu_f32_to_bf16(in[i]);
+        }
+        void *args[] = { &s, &bias, (int[]){ h }, (int[]){ n }, (int[]){ ld } };
+        sky_emu_launch(kernel("softmax_relbias_buckets32_maxdist128_nh4"), n, 1, 1, 256, 1, 1, 0, args);
+        double worst = 0;
+        for (int a = 0; a < n; a++) {
+            double m = -INFINITY, sum = 0;
+            double *v = malloc((size_t)n * sizeof(double));
+            for (int b = 0; b < n; b++) {
+                v[b] = bf16r(in[a * ld + b] + bias[ref_bucket(b - a) * NH + h]);
+                m = fmax(m, v[b]);
+            }
+            for (int b = 0; b < n; b++) sum += exp(v[b] - m);
+            for (int b = 0; b < n; b++) {
+                const double want = exp(v[b] - m) / sum;
+                const double got = sky_emu_bf16_to_f32(s[a * ld + b]);
+                const double e = fabs(got - want) / want;
+                if (!(e <= worst)) worst = e;
+            }
+            free(v);
+        }
+        check(worst <= 1.0 / 256, "softmax_relbias: %d tokens (row stride %d): worst relative error %.2e (bound 2^-8, "
+              "one bf16 ulp)", n, ld, worst);
+        free(in);
+    }
+}
+
+/* ---- rms_norm_cl ---------------------------------------------------------------------------- */
+
+static void test_rms_norm(int C, int silu)
+{
+    const long long rows = 21;
+    float *x = dev((size_t)rows * C * 4), *y = dev((size_t)rows * C * 4), *g = dev((size_t)C * 4);
+    for (long long i = 0; i < rows * C; i++) x[i] = 3.0f * urand();
+    for (int c = 0; c < C; c++) g[c] = 1.0f + 0.2f * urand();
+    char name[64];
+    snprintf(name, sizeof name, "rms_norm_cl_c%d_silu%d", C, silu);
+    void *args[] = { &y, &x, &g, (long long[]){ rows } };
+    sky_emu_launch(kernel(name), (unsigned)((rows + 7) / 8), 1, 1, 256, 1, 1, 0, args);
+    double worst = 0;
+    for (long long r = 0; r < rows; r++) {
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)x[r * C + c] * x[r * C + c];
+        const double norm = fmax(sqrt(ss), 1e-12);
+        for (int c = 0; c < C; c++) {
+            double want = x[r * C + c] / norm * sqrt((double)C) * g[c];
+            if (silu) want = want / (1.0 + exp(-want));
+            const double e = fabs(y[r * C + c] - want) / fmax(fabs(want), 1e-3);
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    check(worst <= 1e-5, "rms_norm_cl: %lld rows of %d channels%s: worst relative error %.2e (bound 1e-5)", rows, C,
+          silu ? " + SiLU" : "", worst);
+}
+
+/* ---- conv_tf32 ------------------------------------------------------------------------------ */
+
+typedef struct geo { int CIN, COUT, KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT; } geo;
+
+static void test_conv(const char *name, geo g, int T, int Tin, int H, int W, int HO, int WO)
+{
+    const size_t frame = (size_t)H * W * g.CIN, taps = (size_t)g.KT * g.KH * g.KW;
+    float *x = dev((size_t)Tin * frame * 4), *cache = dev((g.NC ? g.NC : 1) * frame * 4);
+    float *w = dev((size_t)g.COUT * taps * g.CIN * 4), *b = dev((size_t)g.COUT * 4);
+    const size_t ny = (size_t)T * HO * WO * g.COUT;
+    float *y = dev(ny * 4);
+    for (size_t i = 0; i < (size_t)Tin * frame; i++) x[i] = urand();
+    for (size_t i = 0; i < (g.NC ? g.NC : 1) * frame; i++) cache[i] = urand();
+    for (size_t i = 0; i < (size_t)g.COUT * taps * g.CIN; i++) w[i] = 0.2f * urand();
+    for (int i = 0; i < g.COUT; i++) b[i] = 0.1f * urand();
+    void *args[] = { &y, &x, &cache, &w, &b, &T, &H, &W, &HO, &WO };
+    const unsigned gx = (unsigned)(((long long)T * HO * WO + 127) / 128), gy = (unsigned)((g.COUT + 63) / 64);
+    sky_emu_launch(kernel(name), gx, gy, 1, 128, 1, 1, 46080, args);
+    double num = 0, den = 0, worst = 0, ymax = 0;
+    double *ref = malloc(ny * sizeof(double));
+    for (int t = 0; t < T; t++)
+        for (int ho = 0; ho < HO; ho++)
+            for (int wo = 0; wo < WO; wo++)
+                for (int co = 0; co < g.COUT; co++) {
+                    double acc = 0;
+                    for (int kt = 0; kt < g.KT; kt++) {
+                        const int s = g.ST * t + kt;
+                        const float *src = s < g.NC ? cache + (size_t)s * frame : x + (size_t)(s - g.NC) * frame;
+                        for (int kh = 0; kh < g.KH; kh++)
+                            for (int kw = 0; kw < g.KW; kw++) {
+                                const int ih = g.SH * ho + kh - g.PH, iw = g.SW * wo + kw - g.PW;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                for (int ci = 0; ci < g.CIN; ci++)
+                                    acc += tf32r(src[((size_t)ih * W + iw) * g.CIN + ci]) *
+                                           tf32r(w[(((size_t)co * g.KT + kt) * g.KH * g.KW + kh * g.KW + kw) * g.CIN + ci]);
+                            }
+                    }
+                    acc += b[co];
+                    size_t at = ((((size_t)t * HO + ho) * WO) + wo) * g.COUT + co;
+                    if (g.SPLIT) {
+                        const int c2 = g.COUT / 2, f = 2 * t + co / c2;
+                        at = (((size_t)f * HO + ho) * WO + wo) * c2 + co % c2;
+                    }
+                    ref[at] = acc;
+                    ymax = fmax(ymax, fabs(acc));
+                }
+    for (size_t i = 0; i < ny; i++) {
+        const double d = y[i] - ref[i];
+        num += d * d, den += ref[i] * ref[i];
+        if (!(fabs(d) <= worst)) worst = fabs(d);
+    }
+    const double rel = sqrt(num / den);
+    check(rel <= 1e-5 && worst <= 1e-4 * ymax, "%s: T %d (of %d in + %d cached), %dx%d -> %dx%d: rel_l2 %.2e, max_abs "
+          "%.2e of %.2e (bounds 1e-5, 1e-4 of the largest)", name, T, Tin, g.NC, H, W, HO, WO, rel, worst, ymax);
+    free(ref);
+}
+
+int main(void)
+{
+    cuInit(0);
+    test_softmax_rows();
+    test_softmax_relbias();
+    test_rms_norm(8, 0);
+    test_rms_norm(96, 1);
+    test_rms_norm(384, 0);
+    test_conv("conv_tf32_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
+              (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0 }, 3, 3, 7, 9, 7, 9);
+    test_conv("conv_tf32_cin16_cout72_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",
+              (geo){ 16, 72, 1, 3, 3, 0, 1, 2, 2, 0, 0, 0 }, 2, 2, 13, 11, 6, 5);
+    test_conv("conv_tf32_cin16_cout144_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1",
+              (geo){ 16, 144, 3, 1, 1, 2, 1, 1, 1, 0, 0, 1 }, 2, 2, 5, 6, 5, 6);
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
