@@ -83,46 +83,74 @@ sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *
                                  err);
 }
 
-sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, const void *host, size_t total, const size_t *off, int n,
-                                 sky_err *err)
+sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,
+                                 sky_weight_form_fn form, void *ctx, const sky_weight_reader *r, sky_err *err)
 {
+    size_t total = 0, max_src = 1, max_dev = 1;
+    for (int i = 0; i < n; i++) {
+        total += (dev_bytes[i] + 255) / 256 * 256;
+        if (src_count[i] > max_src) max_src = src_count[i];
+        if (dev_bytes[i] > max_dev) max_dev = dev_bytes[i];
+    }
     void *dev;
     char what[96];
     snprintf(what, sizeof what, "the weights of %s", pr->name);
-    if (sky_cuda_arena_alloc(pr->c, total, &dev, what, err)) return SKY_ERR;
+    if (sky_cuda_arena_alloc(pr->c, total ? total : 256, &dev, what, err)) return SKY_ERR;
     pr->weights = (CUdeviceptr)(uintptr_t)dev;
-    SKY_CU_CHECK(cuMemcpyHtoD(pr->weights, host, total));
-    for (int i = 0; i < n; i++) pr->w[i] = pr->weights + off[i];
-    return SKY_OK;
+    float *src = malloc(max_src * sizeof(float));
+    unsigned char *stage = malloc(max_dev);
+    sky_status st = SKY_OK;
+    if (!src || !stage) {
+        st = sky_fail(err, "out of host memory staging a weight of %s (%zu bytes)", pr->name,
+                      max_src * sizeof(float) + max_dev);
+        goto done;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (r->read(r->ctx, i, src, err)) { st = SKY_ERR; goto done; }
+        form(ctx, i, src, stage);
+        pr->w[i] = pr->weights + off;
+        SKY_CU_CHECK(cuMemcpyHtoD(pr->w[i], stage, dev_bytes[i]));
+        off += (dev_bytes[i] + 255) / 256 * 256;
+    }
+done:
+    free(src);
+    free(stage);
+    return st;
+}
+
+/* sky_cuda_prog_upload's device form: bf16 where the table says so, else the fp32 values as read. */
+typedef struct upload_form {
+    const unsigned char *bf16;
+    const size_t        *count;
+} upload_form;
+
+static void form_dtype(void *ctx, int i, const float *src, void *dst)
+{
+    const upload_form *f = ctx;
+    if (f->bf16[i]) {
+        uint16_t *d = dst;
+        for (size_t k = 0; k < f->count[i]; k++) d[k] = sky_f32_to_bf16(src[k]);
+    } else {
+        memcpy(dst, src, f->count[i] * sizeof(float));
+    }
 }
 
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
-                                const float *const *w, sky_err *err)
+                                const sky_weight_reader *r, sky_err *err)
 {
-    size_t total = 0, *off = calloc((size_t)(n > 0 ? n : 1), sizeof *off);
     size_t *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
+    size_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
     sky_status st = SKY_ERR;
-    unsigned char *host = NULL;
-    if (!off || !count) { sky_fail(err, "out of host memory"); goto done; }
+    if (!count || !bytes) { sky_fail(err, "out of host memory"); goto done; }
     for (int i = 0; i < n; i++) {
         count[i] = 1;
         for (int k = 0; k < wd[i].ndim; k++) count[i] *= (size_t)wd[i].shape[k];
-        off[i] = total;
-        total += (count[i] * (bf16[i] ? 2 : 4) + 255) / 256 * 256;
+        bytes[i] = count[i] * (bf16[i] ? 2 : 4);
     }
-    host = malloc(total ? total : 1);
-    if (!host) { sky_fail(err, "out of host memory staging %zu bytes of %s weights", total, pr->name); goto done; }
-    for (int i = 0; i < n; i++) {
-        if (bf16[i]) {
-            uint16_t *dst = (uint16_t *)(host + off[i]);
-            for (size_t k = 0; k < count[i]; k++) dst[k] = sky_f32_to_bf16(w[i][k]);
-        } else {
-            memcpy(host + off[i], w[i], count[i] * sizeof(float));
-        }
-    }
-    st = sky_cuda_prog_weights(pr, host, total, off, n, err);
+    st = sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &(upload_form){ bf16, count }, r, err);
 done:
-    free(off); free(count); free(host);
+    free(count); free(bytes);
     return st;
 }
 

@@ -115,7 +115,8 @@ sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char
  * device, the kernels, the weights in one buffer, the arena, the GEMM table and its workspace, what the
  * launch sequence reads, the --trace hook. Opened in three steps, for the weights come in between:
  *   sky_cuda_prog_begin   the device, the kernels; the arena and workspace checked against free memory
- *   (the weights)         sky_cuda_prog_upload (per-weight dtypes) or sky_cuda_prog_weights (staged)
+ *   (the weights)         sky_cuda_prog_upload (per-weight dtypes) or sky_cuda_prog_weights (any device
+ *                         form), one tensor at a time from the binary's reader
  *   sky_cuda_prog_end     the arena (zeroed), the workspace, the GEMM table, st */
 typedef struct sky_cuda_prog {
     const char       *name;                 /* the program, for messages */
@@ -135,12 +136,15 @@ typedef struct sky_cuda_prog {
 sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
                                const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
                                size_t arena_bytes, sky_err *err);
-/* n weights, tensor i uploaded as bf16 where bf16[i], else as fp32. */
+/* n weights read through r, tensor i uploaded as bf16 where bf16[i], else as fp32. */
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
-                                const float *const *w, sky_err *err);
-/* total bytes of weights staged on the host (tensor i at byte off[i], 256-aligned), uploaded as they are. */
-sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, const void *host, size_t total, const size_t *off, int n,
-                                 sky_err *err);
+                                const sky_weight_reader *r, sky_err *err);
+/* n weights in their device form: tensor i is read through r as src_count[i] fp32 values, turned into
+ * dev_bytes[i] bytes by form(ctx, i, src, dst), and uploaded at its own 256-byte aligned offset. The
+ * device buffer is allocated first; the host holds one tensor (both forms) at a time. */
+typedef void (*sky_weight_form_fn)(void *ctx, int i, const float *src, void *dst);
+sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,
+                                 sky_weight_form_fn form, void *ctx, const sky_weight_reader *r, sky_err *err);
 sky_status sky_cuda_prog_end(sky_cuda_prog *pr, size_t arena_bytes, const sky_gemm_desc *gemms, int n_gemms,
                              sky_err *err);
 /* Everything of pr freed (not pr itself); a partly opened pr is fine. */
@@ -148,19 +152,21 @@ void sky_cuda_prog_close(sky_cuda_prog *pr);
 void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
 
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const float *const *w, sky_err *err);
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
 void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                           const float *context, const float *clip_fea, int64_t fps, float *v);
 const char *sky_dit_cuda_device(void *d);
 void sky_dit_cuda_close(void *d);
 void sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);
-sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const float *const *w, sky_err *err);
+sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
+                             sky_err *err);
 void sky_vae_cuda_reset(void *v);
 void sky_vae_cuda_chunk(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
 void sky_vae_cuda_set_trace(void *v, sky_trace_fn fn, void *ctx);
 const char *sky_vae_cuda_device(void *v);
 void sky_vae_cuda_close(void *v);
-sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const float *const *w, sky_err *err);
+sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
+                             sky_err *err);
 void sky_enc_cuda_run(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
 void sky_enc_cuda_set_trace(void *e, sky_trace_fn fn, void *ctx);
 const char *sky_enc_cuda_device(void *e);

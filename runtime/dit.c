@@ -176,7 +176,7 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
 
 struct sky_dit {
     const sky_dit_program *p;
-    sky_cpu_state          s;                /* fp32 weights and the arena (CPU backend) */
+    sky_cpu_state          s;                /* CPU: fp32 weights, arena; CUDA: the checkpoint until uploaded */
     const sky_dit_cuda_plugin *cuda;         /* the CUDA plugin's table and state */
     void                      *cuda_state;
 };
@@ -199,9 +199,9 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     double t0 = now_s();
     /* The plugin first: a missing plugin is reported before minutes of weight loading. */
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&d->cuda, who, err)) goto fail;
-    /* The CUDA backend reads the fp32 weights once and keeps no CPU arena. */
-    if (sky_cpu_state_open(&d->s, p->weights, p->n_weights, b == SKY_BACKEND_CUDA ? 64 : p->arena_bytes, weights,
-                           who, err))
+    /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading. */
+    if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, who, err)
+                : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
         goto fail;
     if (!quiet) {
         fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->s.w.n,
@@ -212,7 +212,9 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     }
     if (d->cuda) {
         t0 = now_s();
-        if (d->cuda->open(&d->cuda_state, p, (const float *const *)d->s.w.data, err)) goto fail;
+        const sky_weight_reader r = sky_cpu_state_reader(&d->s);
+        if (d->cuda->open(&d->cuda_state, p, &r, err)) goto fail;
+        sky_cpu_state_release(&d->s);
         if (sky_trace_hook) d->cuda->set_trace(d->cuda_state, sky_trace_hook, sky_trace_ctx);
         if (!quiet) fprintf(stderr, "cuda: %s; weights uploaded, kernels ready (%.2f s)\n",
                             d->cuda->device(d->cuda_state), now_s() - t0);

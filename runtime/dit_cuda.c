@@ -41,7 +41,7 @@ void sky_dit_cuda_close(void *opaque)
     free(d);
 }
 
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const float *const *w, sky_err *err)
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err)
 {
     *out = NULL;
     dit_cuda *d = calloc(1, sizeof *d);

@@ -3,9 +3,10 @@
  * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
  * CMakeLists.txt) holds runtime/dit_cuda.c, vae_cuda.c, enc_cuda.c and the generated
  * gen/{dit_forward,vae_decode,vae_encode,text_encode,clip_encode}_cuda.c. The binary dlopen's it only for --backend cuda
- * (runtime/plugin.c), so the CPU binary starts on machines without a CUDA driver. The binary binds
- * the weights as fp32 (weights.h) and hands them over; the plugin converts, uploads and runs. Plain
- * C types only: this header needs no CUDA header.
+ * (runtime/plugin.c), so the CPU binary starts on machines without a CUDA driver. The binary checks
+ * the checkpoint against the program's table (weights.h) and hands the plugin a reader; the plugin
+ * reads one tensor at a time as fp32, converts it to its device form and uploads it, so host memory
+ * never holds the whole model. Plain C types only: this header needs no CUDA header.
  */
 #ifndef SKY_DIT_PLUGIN_H
 #define SKY_DIT_PLUGIN_H
@@ -18,7 +19,7 @@
 typedef struct sky_dit_cuda_plugin {
     int         abi;                          /* SKY_DIT_CUDA_ABI */
     const char *variant;                      /* the variant it was generated for */
-    sky_status (*open)(void **out, const sky_dit_program *p, const float *const *w, sky_err *err);
+    sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
     /* One forward of one sample; arguments as sky_dit_forward's (dit.h). */
     void (*forward)(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                     const float *context, const float *clip_fea, int64_t fps, float *v);
@@ -31,7 +32,8 @@ typedef struct sky_dit_cuda_plugin {
     /* vae_decode (decode = 1) or vae_encode of the variant: one chunk per call, the caches kept on the
      * device; vae_reset zeroes them (the start of a sequence). in and out are the CPU program's slots
      * ([C, frames, H*W] floats: n_in and n_out of them); H x W is the call's size, as for forward_cpu. */
-    sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const float *const *w, sky_err *err);
+    sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
+                           sky_err *err);
     void (*vae_reset)(void *v);
     void (*vae_chunk)(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
     void (*vae_set_trace)(void *v, sky_trace_fn fn, void *ctx);
@@ -40,14 +42,15 @@ typedef struct sky_dit_cuda_plugin {
 
     /* text_encode (text = 1) or clip_encode: in holds in_bytes of the CPU program's input slot (the n
      * token ids as int64, or the pixels), out receives n_out floats ([rows, dim]). */
-    sky_status (*enc_open)(void **out, const sky_encoder_program *p, int text, const float *const *w, sky_err *err);
+    sky_status (*enc_open)(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
+                           sky_err *err);
     void (*enc_run)(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
     void (*enc_set_trace)(void *e, sky_trace_fn fn, void *ctx);
     const char *(*enc_device)(void *e);
     void (*enc_close)(void *e);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 4
+#define SKY_DIT_CUDA_ABI 5
 
 /* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
  * binary; loaded once per process, its ABI and variant checked (runtime/plugin.c). */

@@ -33,7 +33,7 @@ void sky_enc_cuda_close(void *opaque)
     free(e);
 }
 
-sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const float *const *w, sky_err *err)
+sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w, sky_err *err)
 {
     *out = NULL;
     const sky_enc_cuda_desc *g = text ? &text_encode_cuda : &clip_encode_cuda;

@@ -28,9 +28,13 @@ sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, int
     e->p = p;
     const int cuda = b == SKY_BACKEND_CUDA;
     if (cuda && sky_cuda_plugin_get(&e->cuda, who, err)) goto fail;
-    if (sky_cpu_state_open(&e->s, p->weights, p->n_weights, cuda ? 64 : p->arena_bytes, weights, who, err)) goto fail;
+    if (cuda ? sky_cpu_state_open_lazy(&e->s, p->weights, p->n_weights, weights, who, err)
+             : sky_cpu_state_open(&e->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+        goto fail;
     if (cuda) {
-        if (e->cuda->enc_open(&e->cuda_state, p, text, (const float *const *)e->s.w.data, err)) goto fail;
+        const sky_weight_reader r = sky_cpu_state_reader(&e->s);
+        if (e->cuda->enc_open(&e->cuda_state, p, text, &r, err)) goto fail;
+        sky_cpu_state_release(&e->s);
         if (sky_trace_hook) e->cuda->enc_set_trace(e->cuda_state, sky_trace_hook, sky_trace_ctx);
     }
     *out = e;

@@ -20,6 +20,14 @@ typedef struct sky_weight_desc {
     int64_t     shape[SKY_MAX_DIMS];
 } sky_weight_desc;
 
+/* The weights of a program, read one tensor at a time (the CUDA backend converts and uploads each as it
+ * comes, so a 14B model never sits in host memory as a whole): read(ctx, i, dst) writes table entry i
+ * as fp32 into dst (its element count), or fails with err set. runtime/weights.h makes one. */
+typedef struct sky_weight_reader {
+    void       *ctx;
+    sky_status (*read)(void *ctx, int i, float *dst, sky_err *err);
+} sky_weight_reader;
+
 /* One arena slot the runtime writes before a call (an input) or reads after it (an output). */
 typedef struct sky_slot {
     size_t offset;                      /* bytes from the arena start */

@@ -29,12 +29,16 @@ sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, con
     v->p = p;
     const int cuda = b == SKY_BACKEND_CUDA;
     if (cuda && sky_cuda_plugin_get(&v->cuda, who, err)) goto fail;
-    if (sky_cpu_state_open(&v->s, p->weights, p->n_weights, cuda ? 64 : p->arena_bytes, weights, who, err)) goto fail;
+    if (cuda ? sky_cpu_state_open_lazy(&v->s, p->weights, p->n_weights, weights, who, err)
+             : sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+        goto fail;
     if (cuda) {
         v->stage_in = malloc(p->in.bytes);
         v->stage_out = malloc(p->out.bytes);
         if (!v->stage_in || !v->stage_out) { sky_fail(err, "out of host memory"); goto fail; }
-        if (v->cuda->vae_open(&v->cuda_state, p, decode, (const float *const *)v->s.w.data, err)) goto fail;
+        const sky_weight_reader r = sky_cpu_state_reader(&v->s);
+        if (v->cuda->vae_open(&v->cuda_state, p, decode, &r, err)) goto fail;
+        sky_cpu_state_release(&v->s);
         if (sky_trace_hook) v->cuda->vae_set_trace(v->cuda_state, sky_trace_hook, sky_trace_ctx);
     }
     *out = v;

@@ -40,18 +40,42 @@ void sky_vae_cuda_close(void *opaque)
     free(v);
 }
 
-/* Every weight as fp32 in the layout the generated table gives, staged, then uploaded. */
-static sky_status upload_weights(vae_cuda *v, const float *const *w, sky_err *err)
+/* Weight i's device form: fp32, a convolution kernel with its input channel moved last and padded
+ * ([cout][cin][taps] -> [cout][taps][cin_pad], the padding zero), as the generated layout table says. */
+typedef struct vae_form {
+    const sky_weight_layout *lay;
+    const size_t            *count;
+} vae_form;
+
+static void form_vae(void *ctx, int i, const float *src, void *dst_)
+{
+    const vae_form *f = ctx;
+    const sky_weight_layout *l = &f->lay[i];
+    float *dst = dst_;
+    if (!l->cout) {
+        memcpy(dst, src, f->count[i] * sizeof(float));
+        return;
+    }
+    const int cout = l->cout, cin = l->cin, taps = l->taps, cp = l->cin_pad;
+    memset(dst, 0, (size_t)cout * taps * cp * sizeof(float));
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int t = 0; t < taps; t++)
+                dst[((size_t)co * taps + t) * cp + ci] = src[((size_t)co * cin + ci) * taps + t];
+}
+
+static sky_status upload_weights(vae_cuda *v, const sky_weight_reader *w, sky_err *err)
 {
     const sky_vae_program *p = v->p;
     const sky_weight_layout *lay = v->desc->weight_layout;
-    size_t total = 0, *off = calloc((size_t)p->n_weights, sizeof *off), *count = calloc((size_t)p->n_weights, sizeof *count);
+    const size_t nw = (size_t)(p->n_weights > 0 ? p->n_weights : 1);
+    size_t *count = calloc(nw, sizeof *count), *bytes = calloc(nw, sizeof *bytes);
     sky_status st = SKY_ERR;
-    float *host = NULL;
-    if (!off || !count) { sky_fail(err, "out of host memory"); goto done; }
+    if (!count || !bytes) { sky_fail(err, "out of host memory"); goto done; }
     for (int i = 0; i < p->n_weights; i++) {
         size_t n = 1;
         for (int k = 0; k < p->weights[i].ndim; k++) n *= (size_t)p->weights[i].shape[k];
+        count[i] = n;
         if (lay[i].cout) {
             if ((size_t)lay[i].cout * (size_t)lay[i].cin * (size_t)lay[i].taps != n || lay[i].cin_pad < lay[i].cin) {
                 sky_fail(err, "%s: weight %s has %zu values, its layout says %d x %d x %d: rebuild the plugin with "
@@ -60,31 +84,16 @@ static sky_status upload_weights(vae_cuda *v, const float *const *w, sky_err *er
             }
             n = (size_t)lay[i].cout * (size_t)lay[i].taps * (size_t)lay[i].cin_pad;
         }
-        count[i] = n;
-        off[i] = total;
-        total += (n * sizeof(float) + 255) / 256 * 256;
+        bytes[i] = n * sizeof(float);
     }
-    host = calloc(total ? total / sizeof(float) : 1, sizeof(float));
-    if (!host) { sky_fail(err, "out of host memory staging %zu bytes of VAE weights", total); goto done; }
-    for (int i = 0; i < p->n_weights; i++) {
-        float *dst = host + off[i] / sizeof(float);
-        if (!lay[i].cout) {
-            memcpy(dst, w[i], count[i] * sizeof(float));
-            continue;
-        }
-        const int cout = lay[i].cout, cin = lay[i].cin, taps = lay[i].taps, cp = lay[i].cin_pad;
-        for (int co = 0; co < cout; co++)               /* [cout][cin][taps] -> [cout][taps][cin_pad] */
-            for (int ci = 0; ci < cin; ci++)
-                for (int t = 0; t < taps; t++)
-                    dst[((size_t)co * taps + t) * cp + ci] = w[i][((size_t)co * cin + ci) * taps + t];
-    }
-    st = sky_cuda_prog_weights(&v->pr, host, total, off, p->n_weights, err);
+    st = sky_cuda_prog_weights(&v->pr, p->n_weights, count, bytes, form_vae, &(vae_form){ lay, count }, w, err);
 done:
-    free(off); free(count); free(host);
+    free(count); free(bytes);
     return st;
 }
 
-sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const float *const *w, sky_err *err)
+sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
+                             sky_err *err)
 {
     *out = NULL;
     const sky_vae_cuda_desc *g = decode ? &vae_decode_cuda : &vae_encode_cuda;

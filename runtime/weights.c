@@ -171,24 +171,49 @@ static void count_unused(sky_weights *w, const sky_checkpoint *ck, const sky_wei
     }
 }
 
-sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
-                                int n, const char *who, sky_err *err)
+sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
+                                 int n, const char *who, sky_err *err)
 {
     memset(out, 0, sizeof *out);
     SKY_ASSERT(n > 0);
     sky_layout layout = SKY_LAYOUT_ORIGINAL;
     if (detect_layout(&layout, ck, table, n, who, err) != SKY_OK) return SKY_ERR;
     if (check_all(ck, table, n, layout, who, err) != SKY_OK) return SKY_ERR;
-
     out->layout = layout;
     out->n = n;
-    out->data = calloc((size_t)n, sizeof *out->data);
-    if (!out->data) return sky_fail(err, "out of host memory for the weights table of %s", who);
+    out->ck = ck;
+    out->table = table;
+    count_unused(out, ck, table, n);
+    return SKY_OK;
+}
+
+sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *err)
+{
+    SKY_ASSERT(w->ck && w->table && i >= 0 && i < w->n);
+    const sky_weight_desc *e = &w->table[i];
+    const sky_st_tensor *parts[4];
     char name[512];
+    const int np = find_parts(w->ck, e, w->layout, parts, 4, name, sizeof name);
+    SKY_ASSERT(np > 0);                                  /* check_all saw every part */
+    size_t elems = 1;
+    for (int d = 0; d < e->ndim; d++) elems *= (size_t)e->shape[d];
+    const size_t per = elems / (size_t)np;              /* the parts, one after another along dim 0 */
+    for (int k = 0; k < np; k++)
+        if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK)
+            return SKY_ERR;
+    return SKY_OK;
+}
+
+sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
+                                int n, const char *who, sky_err *err)
+{
+    if (sky_weights_bind_lazy(out, ck, table, n, who, err) != SKY_OK) return SKY_ERR;
+    out->data = calloc((size_t)n, sizeof *out->data);
+    if (!out->data) {
+        sky_weights_free(out);
+        return sky_fail(err, "out of host memory for the weights table of %s", who);
+    }
     for (int i = 0; i < n; i++) {
-        const sky_st_tensor *parts[4];
-        const int np = find_parts(ck, &table[i], layout, parts, 4, name, sizeof name);
-        SKY_ASSERT(np > 0);
         size_t elems = 1;
         for (int d = 0; d < table[i].ndim; d++) elems *= (size_t)table[i].shape[d];
         out->data[i] = malloc(elems ? elems * sizeof(float) : 1);
@@ -196,14 +221,13 @@ sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, cons
             sky_weights_free(out);
             return sky_fail(err, "out of host memory converting '%s' (%zu elements) to fp32", table[i].name, elems);
         }
-        const size_t per = elems / (size_t)np;          /* the parts, one after another along dim 0 */
-        for (int k = 0; k < np; k++)
-            if (sky_dtype_to_f32(out->data[i] + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK) {
-                sky_weights_free(out);
-                return SKY_ERR;
-            }
+        if (sky_weights_read(out, i, out->data[i], err) != SKY_OK) {
+            sky_weights_free(out);
+            return SKY_ERR;
+        }
     }
-    count_unused(out, ck, table, n);
+    out->ck = NULL;                                      /* the caller may close the checkpoint now */
+    out->table = NULL;
     return SKY_OK;
 }
 
@@ -233,8 +257,41 @@ sky_status sky_cpu_state_open(sky_cpu_state *s, const sky_weight_desc *table, in
     return SKY_OK;
 }
 
+sky_status sky_cpu_state_open_lazy(sky_cpu_state *s, const sky_weight_desc *table, int n, const char *weights,
+                                   const char *who, sky_err *err)
+{
+    memset(s, 0, sizeof *s);
+    if (sky_checkpoint_open(&s->ck, weights, err)) return SKY_ERR;
+    if (sky_weights_bind_lazy(&s->w, s->ck, table, n, who, err)) {
+        sky_checkpoint_close(s->ck);
+        s->ck = NULL;
+        return SKY_ERR;
+    }
+    return SKY_OK;
+}
+
+static sky_status state_read(void *ctx, int i, float *dst, sky_err *err)
+{
+    return sky_weights_read(&((sky_cpu_state *)ctx)->w, i, dst, err);
+}
+
+sky_weight_reader sky_cpu_state_reader(sky_cpu_state *s)
+{
+    SKY_ASSERT(s->ck);
+    return (sky_weight_reader){ .ctx = s, .read = state_read };
+}
+
+void sky_cpu_state_release(sky_cpu_state *s)
+{
+    sky_checkpoint_close(s->ck);
+    s->ck = NULL;
+    s->w.ck = NULL;
+    s->w.table = NULL;
+}
+
 void sky_cpu_state_free(sky_cpu_state *s)
 {
+    sky_cpu_state_release(s);
     sky_weights_free(&s->w);
     free(s->arena);
     s->arena = NULL;
