@@ -181,21 +181,37 @@ backend.gated_residual = function(n)
                                                     "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) } }
 end
 backend.attention = function(n, s)
-    local a, sc = n.attrs, schedule.attention
+    local a, sc, sc90 = n.attrs, schedule.attention, schedule.attention90
     if a.head_dim ~= 128 then
         fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
                   .. "(generate it for the cpu target only)", s.path, a.head_dim)
     end
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
-    return { { template = "attention_sm80",
-               consts = { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
-                          STAGES = sc.stages, THREADS = sc.threads, SMEM = schedule.attention_smem(a.head_dim) },
-               launch = function(kn)
-                   return string.format("LAUNCH(%s, CDIV(%s, %d), %d, %d, ATTN_SMEM, %s, %s, %s, %s, INT(%s), INT(%s), "
-                                        .. "FLT(%s));", kn, rows(q), sc.block_m, a.num_heads, sc.threads, ptr(q), ptr(k),
-                                        ptr(v), ptr(n.out), rows(q), rows(k),
-                                        clit.f32(1.4426950408889634 / math.sqrt(a.head_dim)))
-               end } }
+    local cols = a.num_heads * a.head_dim
+    local scale = clit.f32(1.4426950408889634 / math.sqrt(a.head_dim))
+    -- Two kernels, one chosen at run time (runtime/dit_cuda.c: sm_90a on a cc 9.0 GPU).
+    return { kernels = {
+                 { template = "attention_sm90",
+                   consts = { NH = a.num_heads, D = a.head_dim, STAGES = sc90.stages,
+                              SMEM = schedule.attention90_smem(a.head_dim) } },
+                 { template = "attention_sm80",
+                   consts = { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
+                              STAGES = sc.stages, THREADS = sc.threads, SMEM = schedule.attention_smem(a.head_dim) } } },
+             launch = function(k90, k80)
+                 return {
+                     "if (st->attn_sm90) {",
+                     string.format("    TMAP(tm_q, OFF_%s, %s, %d, 128);", ident(q.name), rows(q), cols),
+                     string.format("    TMAP(tm_k, OFF_%s, %s, %d, 128);", ident(k.name), rows(k), cols),
+                     string.format("    TMAP(tm_v, OFF_%s, %s, %d, 128);", ident(v.name), rows(v), cols),
+                     string.format("    LAUNCH(%s, CDIV(%s, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, %s, INT(%s), "
+                                   .. "INT(%s), FLT(%s));", k90, rows(q), a.num_heads, ptr(n.out), rows(q), rows(k), scale),
+                     "} else {",
+                     string.format("    LAUNCH(%s, CDIV(%s, %d), %d, %d, ATTN_SMEM, %s, %s, %s, %s, INT(%s), INT(%s), FLT(%s));",
+                                   k80, rows(q), sc.block_m, a.num_heads, sc.threads, ptr(q), ptr(k), ptr(v), ptr(n.out),
+                                   rows(q), rows(k), scale),
+                     "}",
+                 }
+             end }
 end
 
 -- A GEMM descriptor for a linear node: dtypes and epilogue; m is bounded by the plan.
@@ -260,8 +276,15 @@ function emit_cuda.emit(s, programs, files, ctx)
                       ident(n.attrs.weight.name), ident(n.attrs.bias.name), ident(n.out.name))
         else
             local b = assert(backend[n.op], "emit_cuda: no CUDA implementation of op " .. n.op)
-            for _, inst in ipairs(b(n, s)) do
-                body:line("%s", inst.launch("K_" .. ident(set:add(inst.template, inst.consts))))
+            local insts = b(n, s)
+            if insts.kernels then              -- kernels chosen between at run time: one launch text
+                local names = {}
+                for i, inst in ipairs(insts.kernels) do names[i] = "K_" .. ident(set:add(inst.template, inst.consts)) end
+                for _, l in ipairs(insts.launch(table.unpack(names))) do body:line("%s", l) end
+            else
+                for _, inst in ipairs(insts) do
+                    body:line("%s", inst.launch("K_" .. ident(set:add(inst.template, inst.consts))))
+                end
             end
         end
         body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s, 0);", clit.str(n.out.name), ident(n.out.name),
@@ -280,8 +303,9 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:blank()
     h:line("#include \"cuda_program.h\"")
     h:blank()
-    h:line("/* dynamic shared memory of the attention kernel (gen/schedule_sm90.lua) */")
+    h:line("/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */")
     h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
+    h:line("#define ATTN90_SMEM %d", schedule.attention90_smem(128))
     h:blank()
     h:line("/* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */")
     for _, b in ipairs(p.buffers) do
@@ -326,7 +350,7 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:line(".n_kernels = %d, .kernel_names = dit_forward_kernel_names,", #set.order)
     h:line(".n_gemms = %d, .gemms = dit_forward_gemms,", #gemms)
     h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
-    h:line(".arena_bytes = %s, .attention_smem = ATTN_SMEM,", clit.size(p.peak))
+    h:line(".arena_bytes = %s, .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,", clit.size(p.peak))
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         h:line(".%s = %s,", name, slot(name))
     end

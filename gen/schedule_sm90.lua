@@ -29,4 +29,15 @@ function schedule.attention_smem(head_dim)
     return (a.block_m + 2 * a.stages * a.block_n) * (head_dim + 8) * 2
 end
 
+-- The Hopper attention (templates/cuda/attention_sm90.cu.in): 128 query rows (two consumer
+-- warpgroups of 64) and 128 keys per tile are fixed by the template; the K/V pipeline depth is set
+-- here. Shared memory: 1024 bytes of alignment slack, the Q tile and STAGES K and V tiles of 32 KiB,
+-- 64 bytes of mbarriers (the template checks the same formula).
+schedule.attention90 = { stages = 2 }
+
+function schedule.attention90_smem(head_dim)
+    assert(head_dim == 128, "attention_sm90 is written for head dim 128")
+    return 1024 + 32768 * (1 + 2 * schedule.attention90.stages) + 64
+end
+
 return schedule

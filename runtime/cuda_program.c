@@ -21,6 +21,22 @@ void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsign
     SKY_CU_CHECK(cuLaunchKernel(st->fn[kernel], gx, gy, 1, bx, 1, 1, smem, s, args, NULL));
 }
 
+void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows)
+{
+    const cuuint64_t dims[2] = { (cuuint64_t)cols, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)cols * 2 };
+    const cuuint32_t box[2] = { 64, (cuuint32_t)box_rows }, elem[2] = { 1, 1 };
+    const CUresult r = cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)(uintptr_t)p, dims,
+                                              stride, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        fprintf(stderr, "cuda: cuTensorMapEncodeTiled refused a [%lld, %lld] bf16 map at %#llx with boxes of 64 x %d: "
+                "%s (%s); this is a bug, please report it\n", rows, cols, (unsigned long long)p, box_rows,
+                sky_cu_error_name(r), sky_cu_error_string(r));
+        exit(1);
+    }
+}
+
 void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
                    CUdeviceptr y, CUstream s)
 {

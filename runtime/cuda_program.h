@@ -23,6 +23,7 @@ typedef struct sky_cuda_program {
     const CUfunction   *fn;             /* one function per kernel name, table order */
     void               *gemm;           /* the runtime's GEMM set (runtime/gemm.h) */
     int                 sync_check;     /* --sync-check: synchronise after each launch */
+    int                 attn_sm90;      /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
     /* --trace: called after every op with the op's output in the arena (never while capturing) */
     void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype,
                   long long n, int cl);
@@ -41,7 +42,8 @@ typedef struct sky_dit_cuda_desc {
     int                        n_weights;
     const unsigned char       *weight_bf16;     /* 1: uploaded as bf16, 0: fp32 */
     size_t                     arena_bytes;
-    int                        attention_smem;  /* dynamic shared memory of the attention kernels */
+    int                        attention_smem;  /* dynamic shared memory of the sm_80 attention kernels */
+    int                        attention90_smem;/* and of the sm_90a ones */
     sky_slot                   x, y, t, context, clip_fea, fps, v;   /* bytes 0 where absent */
     void (*record)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 } sky_dit_cuda_desc;
@@ -178,6 +180,12 @@ void sky_enc_cuda_close(void *e);
 void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx,
                      unsigned smem, CUstream s, void **args);
 
+/* A TMA tensor map over the bf16 matrix [rows, cols] at p (rows contiguous), read in boxes of 64 columns
+ * (128 bytes) by box_rows rows into shared memory with the 128-byte swizzle; elements past the matrix
+ * read as zeros. A map the driver refuses ends the process with the shapes in the message (the
+ * generator checked them: a refusal means a bug). */
+void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows);
+
 /* GEMM number i of the program's table on m rows (and, _dims, n columns and depth k). */
 void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
                    CUdeviceptr y, CUstream s);
@@ -193,6 +201,11 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
 #define CDIV(a, b) ((unsigned)(((long long)(a) + (b) - 1) / (b)))
 #define LAUNCH(k, gx, gy, bx, smem, ...) \
     sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
+/* A tensor map variable over the bf16 [rows, cols] activation at arena offset off (sky_cuda_tmap_bf16),
+ * passed to a launch as &var. */
+#define TMAP(var, off, rows, cols, box_rows) \
+    CUtensorMap var;                         \
+    sky_cuda_tmap_bf16(&var, st->arena + (CUdeviceptr)(off), (rows), (cols), (box_rows))
 #define TRACE(name, off, dtype, n, cl) \
     do { if (st->trace) st->trace(st, s, (name), (off), (dtype), (long long)(n), (cl)); } while (0)
 /* A GEMM without bias (the epilogue NONE). */

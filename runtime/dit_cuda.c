@@ -41,6 +41,33 @@ void sky_dit_cuda_close(void *opaque)
     free(d);
 }
 
+/* The attention kernel: the sm_90a one (TMA, wgmma, warp specialisation) on a cc 9.0 GPU, the sm_80
+ * one (mma.sync) elsewhere; $SKY_ATTENTION = sm80 or sm90 overrides (sm90 only where it can run). The
+ * chosen kernels get their dynamic shared memory limit raised. */
+static sky_status choose_attention(dit_cuda *d, sky_err *err)
+{
+    const sky_cuda *c = d->pr.c;
+    const int hopper = c->cc_major == 9 && c->cc_minor == 0;
+    const char *env = getenv("SKY_ATTENTION");
+    int sm90 = hopper;
+    if (env && *env) {
+        if (strcmp(env, "sm80") == 0) sm90 = 0;
+        else if (strcmp(env, "sm90") == 0 && hopper) sm90 = 1;
+        else if (strcmp(env, "sm90") == 0)
+            return sky_fail(err, "SKY_ATTENTION=sm90: the sm_90a attention kernel needs a cc 9.0 GPU, this is sm_%d%d "
+                            "(unset it, or use sm80)", c->cc_major, c->cc_minor);
+        else
+            return sky_fail(err, "SKY_ATTENTION=%s: expected sm80 or sm90", env);
+    }
+    d->pr.st.attn_sm90 = sm90;
+    const char *prefix = sm90 ? "attention_sm90" : "attention_sm80";
+    const int smem = sm90 ? d->desc->attention90_smem : d->desc->attention_smem;
+    for (int k = 0; k < d->desc->n_kernels; k++)
+        if (strncmp(d->desc->kernel_names[k], prefix, strlen(prefix)) == 0)
+            SKY_CU_CHECK(cuFuncSetAttribute(d->pr.fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+    return SKY_OK;
+}
+
 sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err)
 {
     *out = NULL;
@@ -56,9 +83,10 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     d->ctx_bf16 = malloc((size_t)p->text_len * (size_t)p->text_dim * sizeof(uint16_t));
     if (!d->ctx_bf16) { sky_fail(err, "out of host memory"); goto fail; }
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
-                            g->kernel_names, "attention", g->attention_smem, p->n_weights, g->arena_bytes, err) ||
+                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, err) ||
         sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
         sky_cuda_prog_end(&d->pr, g->arena_bytes, g->gemms, g->n_gemms, err) ||
+        choose_attention(d, err) ||
         sky_graph_cache_init(&d->graphs, d->pr.c, 16, err))
         goto fail;
     *out = d;

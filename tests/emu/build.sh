@@ -22,7 +22,7 @@ mkdir -p "$b"
 
 CFLAGS=(-std=c11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L
         -Iruntime -Itests/emu -I"$CUDA/include")
-CXXFLAGS=(-std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Wno-unknown-pragmas -Werror
+CXXFLAGS=(-std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Wno-unknown-pragmas -Wno-psabi -Werror
           -Itests/emu/include -Itests/emu -include tests/emu/cuda_emu.h)
 
 objs=()

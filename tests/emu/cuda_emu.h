@@ -139,6 +139,42 @@ inline void mma_tf32_1688(float (&c)[4], const unsigned (&a)[4], unsigned b0, un
     sky_emu_mma_tf32_1688(c, a, b0, b1);
 }
 
+// ---- sm_90a (the sm_90a section of ptx.cuh): the emulated device is a cc 9.0 GPU with the
+// arch-specific features, so kernels compile their sm_90a bodies.
+#define __CUDA_ARCH_FEAT_SM90_ALL 1
+#define __grid_constant__
+inline void __trap(void) { sky_emu_fault("__trap()"); }
+struct __align__(64) sky_tmap { unsigned long long opaque[16]; };
+static_assert(sizeof(sky_tmap) == 128 && sizeof(sky_emu_tmap) <= 128, "a tensor map is 128 bytes");
+inline void mbar_init(unsigned bar, unsigned count) { sky_emu_mbar_init(bar, count); }
+inline void mbar_init_fence(void) {}
+inline void mbar_arrive(unsigned bar) { sky_emu_mbar_arrive(bar, 0); }
+inline void mbar_arrive_expect_tx(unsigned bar, unsigned bytes) { sky_emu_mbar_arrive(bar, bytes); }
+inline unsigned mbar_try_wait(unsigned bar, unsigned parity) { return (unsigned)sky_emu_mbar_try_wait(bar, parity); }
+inline void mbar_wait(unsigned bar, unsigned parity)
+{
+    while (!mbar_try_wait(bar, parity)) {
+    }
+}
+inline void tma_load_2d(unsigned dst, const sky_tmap *map, int c0, int c1, unsigned bar)
+{
+    sky_emu_tma_load_2d(dst, map, c0, c1, bar);
+}
+inline void bar_sync(unsigned id, unsigned threads) { sky_emu_bar_sync(id, threads); }
+template <int N> inline void setmaxnreg_inc(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }
+template <int N> inline void setmaxnreg_dec(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }
+inline void wgmma_fence(void) {}
+inline void wgmma_commit(void) {}
+template <int N> inline void wgmma_wait(void) {}
+inline void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
+{
+    sky_emu_wgmma(d, 128, a, NULL, b, 0);
+}
+inline void wgmma_m64n128k16_rs_tb(float (&d)[64], const unsigned (&a)[4], unsigned long long b)
+{
+    sky_emu_wgmma(d, 128, 0, a, b, 1);
+}
+
 // ---- the kernel table (written after the kernels by tests/emu/prepare.lua) -----------------------
 
 namespace sky_emu {

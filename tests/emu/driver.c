@@ -498,6 +498,39 @@ CUresult cuModuleGetFunction(CUfunction *out, CUmodule mod, const char *name)
     return CUDA_ERROR_NOT_FOUND;
 }
 
+/* cuTensorMapEncodeTiled for the 2-D bf16 / fp32 maps the kernels use, with the driver's documented
+ * checks (address 16-byte aligned, row stride a multiple of 16 below 2^40, box sides 1..256, a
+ * swizzled box's inner side at most the swizzle span, element strides 1); the map holds a
+ * sky_emu_tmap (emu.h) that the emulated cp.async.bulk.tensor reads. */
+CUresult cuTensorMapEncodeTiled(CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank, void *addr,
+                                const cuuint64_t *dims, const cuuint64_t *strides, const cuuint32_t *box,
+                                const cuuint32_t *elem_strides, CUtensorMapInterleave interleave,
+                                CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob)
+{
+    (void)l2;
+    if (!map || !addr || !dims || !strides || !box || !elem_strides) return CUDA_ERROR_INVALID_VALUE;
+    unsigned elem = type == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 ? 2 : type == CU_TENSOR_MAP_DATA_TYPE_FLOAT32 ? 4 : 0;
+    if (!elem || rank != 2) {
+        fprintf(stderr, "cuda emulator: cuTensorMapEncodeTiled: only 2-D bf16 or fp32 maps are emulated\n");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (interleave != CU_TENSOR_MAP_INTERLEAVE_NONE || oob != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE ||
+        (swizzle != CU_TENSOR_MAP_SWIZZLE_NONE && swizzle != CU_TENSOR_MAP_SWIZZLE_128B)) {
+        fprintf(stderr, "cuda emulator: cuTensorMapEncodeTiled: interleave, NaN fill or a 32/64-byte swizzle\n");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if ((uintptr_t)addr % 16 || strides[0] % 16 || strides[0] >= (1ull << 40) || dims[0] == 0 || dims[1] == 0 ||
+        dims[0] > (1ull << 32) || dims[1] > (1ull << 32) || box[0] == 0 || box[0] > 256 || box[1] == 0 ||
+        box[1] > 256 || elem_strides[0] != 1 || elem_strides[1] != 1 || box[0] * elem % 16 ||
+        (swizzle == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * elem > 128) || strides[0] < dims[0] * elem)
+        return CUDA_ERROR_INVALID_VALUE;
+    sky_emu_tmap t = { SKY_EMU_TMAP_MAGIC, elem, swizzle == CU_TENSOR_MAP_SWIZZLE_128B ? 128u : 0u, { box[0], box[1] },
+                       0, (uint64_t)(uintptr_t)addr, { dims[0], dims[1] }, strides[0] };
+    memset(map, 0, sizeof *map);
+    memcpy(map, &t, sizeof t);
+    return CUDA_SUCCESS;
+}
+
 CUresult cuFuncSetAttribute(CUfunction fn, CUfunction_attribute attr, int v)
 {
     func *f = (func *)fn;

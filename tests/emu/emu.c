@@ -82,7 +82,7 @@ sky_emu_dim3 sky_emu_thread_idx, sky_emu_block_idx, sky_emu_block_dim, sky_emu_g
 #define STACK_BYTES  ((size_t)256 << 10)   /* per fiber; a guard page below each */
 #define PENDING_MAX  256                   /* cp.async copies in flight per thread */
 
-enum { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+enum { READY, WAIT_BLOCK, WAIT_WARP, WAIT_MBAR, WAIT_NBAR, WAIT_WG, DONE };
 
 typedef struct pending {
     unsigned char *dst;
@@ -98,6 +98,8 @@ typedef struct fiber {
     unsigned     collectives;             /* warp collectives done in this block */
     int          op;                      /* the collective it waits in */
     unsigned     committed;               /* cp.async groups committed */
+    unsigned     wait_on;                 /* the mbarrier (WAIT_MBAR) or named barrier (WAIT_NBAR) */
+    unsigned     wg_ops;                  /* warpgroup collectives done in this block */
     int          npend;
     pending      pend[PENDING_MAX];
 } fiber;
@@ -122,6 +124,16 @@ static struct {
     float                 product[MAX_THREADS / 32][16][8];
     unsigned              product_gen[MAX_THREADS / 32];
     sky_emu_stats         stats;
+    /* sm_90a: the block's mbarriers, TMA copies not yet landed, named barriers, warpgroup rendezvous. */
+    struct mbar { unsigned addr, count, pending, phase; long long tx; } mbar[64];
+    int                   n_mbar;
+    struct tma { unsigned dst, bar; int c0, c1; sky_emu_tmap map; } tma[256];
+    int                   n_tma;
+    int                   tma_eager;       /* SKY_EMU_TMA=eager: copies land at issue, not at the wait */
+    unsigned              nbar_arrived[16];
+    unsigned              wg_arrived[MAX_THREADS / 128];
+    struct wg_slot { float *d; int n, tb; unsigned long long a_desc, b_desc; unsigned a[4]; int regs; }
+                          wg_slot[MAX_THREADS];
 } S;
 
 void sky_emu_fault(const char *fmt, ...)
@@ -233,6 +245,7 @@ static __attribute__((noinline)) void fiber_init(unsigned t)
     f->collectives = 0;
     f->committed = 0;
     f->npend = 0;
+    f->wg_ops = 0;
     ctx_make(&f->ctx, S.stacks + (size_t)t * S.stack_stride + (S.stack_stride - STACK_BYTES), STACK_BYTES,
              fiber_entry);
 }
@@ -244,10 +257,16 @@ static void run_block(void)
     S.block_arrived = 0;
     memset(S.warp_arrived, 0, sizeof S.warp_arrived);
     memset(S.product_gen, 0, sizeof S.product_gen);
+    S.n_mbar = 0;
+    S.n_tma = 0;
+    memset(S.nbar_arrived, 0, sizeof S.nbar_arrived);
+    memset(S.wg_arrived, 0, sizeof S.wg_arrived);
+    const char *tma_mode = getenv("SKY_EMU_TMA");
+    S.tma_eager = tma_mode && strcmp(tma_mode, "eager") == 0;
     /* Shared memory is not initialised on a GPU: all-ones bytes are NaN in fp32 and bf16. */
     if (S.smem_bytes) memset(S.smem, 0xff, S.smem_bytes);
     for (;;) {
-        int ran = 0, live = 0, at_block = 0, at_warp = 0;
+        int ran = 0, live = 0, at_block = 0, at_warp = 0, at_other = 0;
         for (unsigned t = 0; t < n; t++)
             if (S.f[t].state == READY) {
                 resume(&S.f[t]);
@@ -257,12 +276,14 @@ static void run_block(void)
             live += S.f[t].state != DONE;
             at_block += S.f[t].state == WAIT_BLOCK;
             at_warp += S.f[t].state == WAIT_WARP;
+            at_other += S.f[t].state == WAIT_MBAR || S.f[t].state == WAIT_NBAR || S.f[t].state == WAIT_WG;
         }
         if (!live) break;
         if (!ran)
-            sky_emu_fault("deadlock: %d of %u threads wait at __syncthreads, %d in a warp collective, %u have "
-                          "exited (a barrier or collective not reached by every thread)",
-                          at_block, n, at_warp, n - (unsigned)live);
+            sky_emu_fault("deadlock: %d of %u threads wait at __syncthreads, %d in a warp collective, %d at an "
+                          "mbarrier, named barrier or wgmma, %u have exited (a barrier or collective not reached "
+                          "by every thread, or an mbarrier phase that never completes)",
+                          at_block, n, at_warp, at_other, n - (unsigned)live);
     }
     S.stats.blocks++;
     S.stats.threads += n;
@@ -542,6 +563,235 @@ void sky_emu_mma_tf32_1688(float c[4], const unsigned a[4], unsigned b0, unsigne
         }
     S.product_gen[S.cur->tid / 32] = S.cur->collectives;
     add_product(c, P);
+}
+
+/* ---- sm_90a: mbarriers, TMA, named barriers, wgmma ------------------------------------------------
+ * mbarrier: its state lives here, keyed by its shared address (the 8 bytes in shared memory are not
+ * used): expected arrivals, arrivals still pending, transaction bytes still expected, and the phase.
+ * A phase completes when no arrival is pending and the transaction count is back to zero; then the
+ * phase number advances and the pending count is reset. try_wait.parity(p) succeeds once the
+ * barrier's current phase parity differs from p (the phase of parity p has completed).
+ * TMA copies are queued and land, completing their bytes on their barrier, when a thread waits on
+ * that barrier (the latest moment the hardware may deliver them: a kernel that reads a stage
+ * before waiting sees stale bytes), or at issue with SKY_EMU_TMA=eager (the earliest: a producer
+ * that refills a stage before the consumers release it overwrites data still being read). */
+
+static struct mbar *mbar_find(unsigned bar, const char *what)
+{
+    for (int i = 0; i < S.n_mbar; i++)
+        if (S.mbar[i].addr == bar) return &S.mbar[i];
+    sky_emu_fault("%s on shared address %u, which no mbarrier.init of this block initialised", what, bar);
+}
+
+/* Wake the threads waiting on bar: they check it again. */
+static void mbar_wake(unsigned bar)
+{
+    for (unsigned t = 0; t < S.nthreads; t++)
+        if (S.f[t].state == WAIT_MBAR && S.f[t].wait_on == bar) S.f[t].state = READY;
+}
+
+static void mbar_check_phase(struct mbar *m)
+{
+    if (m->tx < 0) sky_emu_fault("mbarrier at %u: copies delivered %lld bytes more than expect_tx announced",
+                                 m->addr, -m->tx);
+    if (m->pending == 0 && m->tx == 0) {
+        m->phase++;
+        m->pending = m->count;
+    }
+}
+
+void sky_emu_mbar_init(unsigned bar, unsigned count)
+{
+    current("mbarrier.init");
+    smem_at(bar, 8, 8, "mbarrier");
+    if (count == 0 || count > (1u << 20) - 1) sky_emu_fault("mbarrier.init with count %u", count);
+    for (int i = 0; i < S.n_mbar; i++)
+        if (S.mbar[i].addr == bar) sky_emu_fault("mbarrier at %u initialised twice", bar);
+    if (S.n_mbar == (int)(sizeof S.mbar / sizeof S.mbar[0])) sky_emu_fault("more than 64 mbarriers in a block");
+    S.mbar[S.n_mbar++] = (struct mbar){ bar, count, count, 0, 0 };
+}
+
+/* One arrival, announcing tx_bytes (mbarrier.arrive.expect_tx; 0 for a plain arrive). */
+void sky_emu_mbar_arrive(unsigned bar, unsigned tx_bytes)
+{
+    current("mbarrier.arrive");
+    struct mbar *m = mbar_find(bar, "mbarrier.arrive");
+    m->tx += tx_bytes;
+    if (m->pending == 0) sky_emu_fault("mbarrier at %u: more arrivals than its count %u in one phase", bar, m->count);
+    m->pending--;
+    mbar_check_phase(m);
+    mbar_wake(bar);
+}
+
+static void tma_land(const struct tma *c)
+{
+    const sky_emu_tmap *t = &c->map;
+    const unsigned row_bytes = t->box[0] * t->elem_bytes;
+    for (unsigned r = 0; r < t->box[1]; r++) {
+        const long long gy = (long long)c->c1 + r;
+        for (unsigned b = 0; b < row_bytes; b += 16) {
+            unsigned lin = c->dst + r * row_bytes + b;
+            if (t->swizzle_bytes == 128) lin ^= ((lin >> 7) & 7u) << 4;
+            unsigned char *d = smem_at(lin, 16, 16, "TMA destination");
+            for (unsigned e = 0; e < 16 / t->elem_bytes; e++) {
+                const long long gx = (long long)c->c0 + (b / t->elem_bytes) + e;
+                unsigned char *de = d + e * t->elem_bytes;
+                if (gx < 0 || gy < 0 || gx >= (long long)t->dims[0] || gy >= (long long)t->dims[1]) {
+                    memset(de, 0, t->elem_bytes);          /* out of the tensor: zeros */
+                    continue;
+                }
+                const unsigned char *src = (const unsigned char *)(uintptr_t)t->addr + (size_t)gy * t->stride1 +
+                                           (size_t)gx * t->elem_bytes;
+                if (!sky_emu_driver_owns(src, t->elem_bytes))
+                    sky_emu_fault("TMA reads %p (tensor element %lld, %lld), outside every device allocation",
+                                  (const void *)src, gx, gy);
+                memcpy(de, src, t->elem_bytes);
+            }
+        }
+    }
+    struct mbar *m = mbar_find(c->bar, "TMA completion");
+    m->tx -= (long long)t->box[0] * t->box[1] * t->elem_bytes;
+    mbar_check_phase(m);
+    mbar_wake(c->bar);
+}
+
+/* Land the queued copies that complete on bar, in issue order. */
+static void tma_deliver(unsigned bar)
+{
+    int kept = 0;
+    for (int i = 0; i < S.n_tma; i++) {
+        if (S.tma[i].bar == bar) tma_land(&S.tma[i]);
+        else S.tma[kept++] = S.tma[i];
+    }
+    S.n_tma = kept;
+}
+
+int sky_emu_mbar_try_wait(unsigned bar, unsigned parity)
+{
+    fiber *f = current("mbarrier.try_wait");
+    tma_deliver(bar);
+    const struct mbar *m = mbar_find(bar, "mbarrier.try_wait");
+    if ((m->phase & 1u) != (parity & 1u)) return 1;
+    f->state = WAIT_MBAR;
+    f->wait_on = bar;
+    yield(f);
+    return 0;
+}
+
+void sky_emu_tma_load_2d(unsigned dst, const void *map, int c0, int c1, unsigned bar)
+{
+    current("cp.async.bulk.tensor");
+    struct tma c = { dst, bar, c0, c1, { 0 } };
+    memcpy(&c.map, map, sizeof c.map);
+    const sky_emu_tmap *t = &c.map;
+    if (t->magic != SKY_EMU_TMAP_MAGIC) sky_emu_fault("cp.async.bulk.tensor with a tensor map not made by cuTensorMapEncodeTiled");
+    if (dst % (t->swizzle_bytes == 128 ? 1024u : 128u))
+        sky_emu_fault("TMA destination %u not %u-byte aligned", dst, t->swizzle_bytes == 128 ? 1024u : 128u);
+    mbar_find(bar, "cp.async.bulk.tensor");
+    if (S.tma_eager) {
+        tma_land(&c);
+        return;
+    }
+    if (S.n_tma == (int)(sizeof S.tma / sizeof S.tma[0])) sky_emu_fault("more than 256 TMA copies in flight");
+    S.tma[S.n_tma++] = c;
+    mbar_wake(bar);                       /* a waiter re-checks, which lands the copy */
+}
+
+void sky_emu_bar_sync(unsigned id, unsigned threads)
+{
+    fiber *f = current("bar.sync");
+    if (id == 0 || id >= 16 || threads == 0 || threads % 32 || threads > S.nthreads)
+        sky_emu_fault("bar.sync %u, %u: id 1..15 and a thread count that is a multiple of 32 up to the block's %u",
+                      id, threads, S.nthreads);
+    f->state = WAIT_NBAR;
+    f->wait_on = id;
+    if (++S.nbar_arrived[id] == threads) {
+        for (unsigned t = 0; t < S.nthreads; t++)
+            if (S.f[t].state == WAIT_NBAR && S.f[t].wait_on == id) S.f[t].state = READY;
+        S.nbar_arrived[id] = 0;
+        S.stats.barriers++;
+        return;
+    }
+    yield(f);
+}
+
+/* Element (row, col) of a bf16 operand described by a shared-memory descriptor with the 128-byte
+ * swizzle (PTX ISA "Matrix Descriptor Format" and the canonical layouts): K-major, row is the M or N
+ * index and col the K index: 8-row groups SBO apart, rows of 128 bytes; MN-major (row = K index, col
+ * = M/N index): 64-element (128-byte) runs LBO apart along M/N, K rows 128 bytes apart in groups of
+ * 8 that are SBO apart. The swizzle XORs address bits 4-6 with bits 7-9. */
+static float desc_elem(unsigned long long desc, int mn_major, int row, int col)
+{
+    const unsigned start = (unsigned)(desc & 0x3fffu) << 4, lbo = (unsigned)((desc >> 16) & 0x3fffu) << 4,
+                   sbo = (unsigned)((desc >> 32) & 0x3fffu) << 4;
+    if ((desc >> 62) != 1 || ((desc >> 49) & 7u))
+        sky_emu_fault("wgmma descriptor %#llx: only the 128-byte swizzle with base offset 0 is emulated", desc);
+    unsigned a;
+    if (!mn_major) a = start + (unsigned)row / 8 * sbo + (unsigned)row % 8 * 128 + (unsigned)col * 2;
+    else a = start + (unsigned)col / 64 * lbo + (unsigned)col % 64 * 2 + (unsigned)row / 8 * sbo + (unsigned)row % 8 * 128;
+    a ^= ((a >> 7) & 7u) << 4;
+    uint16_t v;
+    memcpy(&v, smem_at(a, 2, 2, "wgmma operand"), 2);
+    return sky_emu_bf16_to_f32(v);
+}
+
+/* wgmma.mma_async m64nNk16 .f32.bf16.bf16 by a warpgroup (4 consecutive warps from a warp index
+ * divisible by 4): every thread deposits its operands; the last to arrive forms the 64 x 16 A and
+ * 16 x N B, adds A B (each product exact, each sum of 16 in double, rounded once) into every thread's
+ * accumulators (D fragment: warp w, lane l: d[4j + 2h + e] is row 16w + l/4 + 8h, column 8j + 2(l%4)
+ * + e) and releases the warpgroup. The result is there at once; wgmma.wait_group is then a no-op. */
+void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a_regs, unsigned long long b_desc, int tb)
+{
+    fiber *f = current("wgmma");
+    if (S.nthreads % 128) sky_emu_fault("wgmma in a block of %u threads (not whole warpgroups)", S.nthreads);
+    if (n % 8 || n < 8 || n > 256) sky_emu_fault("wgmma with N = %d", n);
+    const unsigned g = f->tid / 128;
+    struct wg_slot *sl = &S.wg_slot[f->tid];
+    *sl = (struct wg_slot){ d, n, tb, a_desc, b_desc, { 0 }, a_regs != NULL };
+    if (a_regs) memcpy(sl->a, a_regs, sizeof sl->a);
+    f->wg_ops++;
+    if (++S.wg_arrived[g] < 128) {
+        f->state = WAIT_WG;
+        yield(f);
+        return;
+    }
+    S.wg_arrived[g] = 0;
+    const struct wg_slot *s0 = &S.wg_slot[g * 128];
+    for (unsigned t = g * 128; t < g * 128 + 128; t++) {
+        const struct wg_slot *st = &S.wg_slot[t];
+        if (S.f[t].wg_ops != f->wg_ops || st->n != s0->n || st->tb != s0->tb || st->regs != s0->regs ||
+            st->b_desc != s0->b_desc || (!st->regs && st->a_desc != s0->a_desc))
+            sky_emu_fault("divergent wgmma in warpgroup %u: thread %u differs from thread %u (operation #%u / #%u, "
+                          "or its shape or descriptors)", g, t % 128, 0u, S.f[t].wg_ops, f->wg_ops);
+    }
+    static float A[64][16], B[16][256];
+    for (int r = 0; r < 64; r++)
+        for (int k = 0; k < 16; k++) {
+            if (!s0->regs) {
+                A[r][k] = desc_elem(s0->a_desc, 0, r, k);
+                continue;
+            }
+            /* the mma.m16n8k16 A fragment of warp r / 16: lane 4 (r % 8) + k % 8 / 2, register
+             * (r % 16 >= 8) + 2 (k >= 8), half k % 2 */
+            const unsigned t = g * 128 + (unsigned)r / 16 * 32 + (unsigned)(r % 8) * 4 + (unsigned)(k % 8) / 2;
+            const unsigned v = S.wg_slot[t].a[(r % 16 >= 8) + 2 * (k >= 8)];
+            A[r][k] = sky_emu_bf16_to_f32((uint16_t)(k % 2 ? v >> 16 : v));
+        }
+    for (int k = 0; k < 16; k++)
+        for (int c = 0; c < n; c++) B[k][c] = tb ? desc_elem(s0->b_desc, 1, k, c) : desc_elem(s0->b_desc, 0, c, k);
+    for (unsigned t = g * 128; t < g * 128 + 128; t++) {
+        const unsigned w = t % 128 / 32, l = t % 32;
+        float *dt = S.wg_slot[t].d;
+        for (int i = 0; i < n / 2; i++) {
+            const int r = (int)(16 * w + l / 4 + 8 * (i % 4 / 2)), c = 8 * (i / 4) + (int)(2 * (l % 4)) + i % 2;
+            double sum = 0.0;
+            for (int k = 0; k < 16; k++) sum += (double)A[r][k] * (double)B[k][c];
+            dt[i] = (float)((double)dt[i] + (float)sum);
+        }
+        S.f[t].state = READY;
+    }
+    f->state = READY;
+    S.stats.collectives++;
 }
 
 /* ---- module registry ------------------------------------------------------------------------------ */

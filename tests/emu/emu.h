@@ -73,6 +73,30 @@ void sky_emu_mma_bf16_16816(float c[4], const unsigned a[4], unsigned b0, unsign
 void sky_emu_mma_tf32_1688(float c[4], const unsigned a[4], unsigned b0, unsigned b1);
 unsigned sky_emu_f32_to_tf32(float f);
 
+/* sm_90a (emu.c): mbarriers, TMA copies, named barriers, warpgroup mma. */
+/* The emulated driver's CUtensorMap contents (driver.c writes it, emu.c reads it; 128 bytes). */
+typedef struct sky_emu_tmap {
+    uint32_t magic;                           /* SKY_EMU_TMAP_MAGIC */
+    uint32_t elem_bytes;
+    uint32_t swizzle_bytes;                   /* 0 (none) or 128 */
+    uint32_t box[2];                          /* elements (innermost first) */
+    uint32_t pad;
+    uint64_t addr;                            /* global address */
+    uint64_t dims[2];                         /* elements */
+    uint64_t stride1;                         /* bytes from one row to the next */
+} sky_emu_tmap;
+#define SKY_EMU_TMAP_MAGIC 0x544d4150u        /* "TMAP" */
+
+void sky_emu_mbar_init(unsigned bar, unsigned count);
+void sky_emu_mbar_arrive(unsigned bar, unsigned tx_bytes);
+int sky_emu_mbar_try_wait(unsigned bar, unsigned parity);
+void sky_emu_tma_load_2d(unsigned dst, const void *map, int c0, int c1, unsigned bar);
+void sky_emu_bar_sync(unsigned id, unsigned threads);
+/* wgmma m64nNk16 bf16 -> fp32 by the calling warpgroup: A from the descriptor a_desc (a_regs NULL)
+ * or from registers a_regs[4]; B from b_desc, transposed (MN-major) when tb. */
+void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a_regs, unsigned long long b_desc,
+                   int tb);
+
 uint16_t sky_emu_f32_to_bf16(float f);
 float sky_emu_bf16_to_f32(uint16_t b);
 

@@ -237,6 +237,105 @@ static void test_conv(const char *name, geo g, int T, int Tin, int H, int W, int
     free(ref);
 }
 
+/* ---- attention_sm90 and attention_sm80 ----------------------------------------------------------
+ * softmax(q k^T / sqrt(128)) v per head over bf16 [L, NH * 128] tensors, against a double reference on
+ * the same bf16 inputs. Both kernels round P to bf16 before P V and round the output to bf16, two
+ * roundings of 2^-9 relative each: bound 2^-8 relative L2 per kernel and between the two. Sizes: one
+ * partial query block, several key tiles (so each pipeline stage is reused and its barrier parity
+ * flips), the text (512) and image (257) key counts, and lk < one tile. Rows past lq must stay as they
+ * were (the stores are guarded). SKY_EMU_TMA=eager lands the TMA copies at issue instead of at the
+ * wait (run.sh runs this test both ways). */
+enum { ATT_NH = 2, ATT_D = 128, ATT_C = ATT_NH * ATT_D };
+
+static void attention_ref(const uint16_t *q, const uint16_t *k, const uint16_t *v, int lq, int lk, double *out)
+{
+    double *p = malloc((size_t)lk * sizeof(double));
+    for (int h = 0; h < ATT_NH; h++)
+        for (int i = 0; i < lq; i++) {
+            double mx = -INFINITY, sum = 0.0;
+            for (int j = 0; j < lk; j++) {
+                double d = 0.0;
+                for (int c = 0; c < ATT_D; c++)
+                    d += (double)sky_emu_bf16_to_f32(q[(size_t)i * ATT_C + h * ATT_D + c]) *
+                         sky_emu_bf16_to_f32(k[(size_t)j * ATT_C + h * ATT_D + c]);
+                p[j] = d / sqrt((double)ATT_D);
+                mx = fmax(mx, p[j]);
+            }
+            for (int j = 0; j < lk; j++) sum += p[j] = exp(p[j] - mx);
+            for (int c = 0; c < ATT_D; c++) {
+                double acc = 0.0;
+                for (int j = 0; j < lk; j++) acc += p[j] * sky_emu_bf16_to_f32(v[(size_t)j * ATT_C + h * ATT_D + c]);
+                out[(size_t)i * ATT_C + h * ATT_D + c] = acc / sum;
+            }
+        }
+    free(p);
+}
+
+static double rel_l2_bf16(const uint16_t *y, const double *ref, size_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = sky_emu_bf16_to_f32(y[i]) - ref[i];
+        num += d * d, den += ref[i] * ref[i];
+    }
+    return sqrt(num / den);
+}
+
+static void tmap(CUtensorMap *m, const void *p, int rows)
+{
+    const cuuint64_t dims[2] = { ATT_C, (cuuint64_t)rows }, stride[1] = { ATT_C * 2 };
+    const cuuint32_t box[2] = { 64, 128 }, elem[2] = { 1, 1 };
+    if (cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, stride, box, elem,
+                               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) {
+        fprintf(stderr, "kernel_test: cuTensorMapEncodeTiled\n");
+        exit(2);
+    }
+}
+
+static void test_attention(int lq, int lk)
+{
+    const int extra = 3;                                   /* rows past lq that must not be written */
+    uint16_t *q = dev((size_t)lq * ATT_C * 2), *k = dev((size_t)lk * ATT_C * 2), *v = dev((size_t)lk * ATT_C * 2);
+    for (size_t i = 0; i < (size_t)lq * ATT_C; i++) q[i] = sky_emu_f32_to_bf16(3.0f * urand());
+    for (size_t i = 0; i < (size_t)lk * ATT_C; i++) k[i] = sky_emu_f32_to_bf16(urand());
+    for (size_t i = 0; i < (size_t)lk * ATT_C; i++) v[i] = sky_emu_f32_to_bf16(urand());
+    double *ref = malloc((size_t)lq * ATT_C * sizeof(double));
+    attention_ref(q, k, v, lq, lk, ref);
+    const float scale = (float)(1.4426950408889634 / sqrt((double)ATT_D));
+    const size_t n = (size_t)lq * ATT_C, n_all = (size_t)(lq + extra) * ATT_C;
+    uint16_t *o[3];
+    const char *names[3] = { "attention_sm90_d128_nh2_smem164928_stages2", "attention_sm90_d128_nh2_smem99392_stages1",
+                             "attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256" };
+    for (int i = 0; i < 3; i++) {
+        o[i] = dev(n_all * 2);
+        memset(o[i], 0x5a, n_all * 2);
+        int a_lq = lq, a_lk = lk;
+        float a_scale = scale;
+        if (i < 2) {
+            CUtensorMap tq, tk, tv;
+            tmap(&tq, q, lq), tmap(&tk, k, lk), tmap(&tv, v, lk);
+            void *args[] = { &tq, &tk, &tv, &o[i], &a_lq, &a_lk, &a_scale };
+            sky_emu_launch(kernel(names[i]), (unsigned)((lq + 127) / 128), ATT_NH, 1, 384, 1, 1,
+                           i == 0 ? 164928 : 99392, args);
+        } else {
+            void *args[] = { &q, &k, &v, &o[i], &a_lq, &a_lk, &a_scale };
+            sky_emu_launch(kernel(names[i]), (unsigned)((lq + 127) / 128), ATT_NH, 1, 256, 1, 1, 104448, args);
+        }
+        int untouched = 1;
+        for (size_t j = n; j < n_all; j++) untouched &= o[i][j] == 0x5a5a;
+        const double rel = rel_l2_bf16(o[i], ref, n);
+        check(rel <= 1.0 / 256 && untouched, "%s: lq %d, lk %d: rel_l2 %.2e vs double (bound 2^-8 = 3.9e-3), rows past "
+              "lq %s", names[i], lq, lk, rel, untouched ? "untouched" : "WRITTEN");
+    }
+    double *o80 = malloc(n * sizeof(double));
+    for (size_t j = 0; j < n; j++) o80[j] = sky_emu_bf16_to_f32(o[2][j]);
+    const double d = rel_l2_bf16(o[0], o80, n);
+    check(d <= 1.0 / 256, "attention sm90 vs sm80: lq %d, lk %d: rel_l2 %.2e (bound 2^-8)", lq, lk, d);
+    free(o80);
+    free(ref);
+}
+
 int main(void)
 {
     cuInit(0);
@@ -251,6 +350,10 @@ int main(void)
               (geo){ 16, 72, 1, 3, 3, 0, 1, 2, 2, 0, 0, 0 }, 2, 2, 13, 11, 6, 5);
     test_conv("conv_tf32_cin16_cout144_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1",
               (geo){ 16, 144, 3, 1, 1, 2, 1, 1, 1, 0, 0, 1 }, 2, 2, 5, 6, 5, 6);
+    test_attention(300, 600);
+    test_attention(130, 512);
+    test_attention(200, 257);
+    test_attention(70, 40);
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -22,13 +22,13 @@ local text = f:read("a")
 f:close()
 
 local kernels = {}
-for bounds, fn in text:gmatch('extern "C" __global__ void __launch_bounds__%((%d+)%)%s*([%w_]+)%s*%(') do
+for bounds, fn in text:gmatch('extern "C" __global__ void __launch_bounds__%((%d+)[%d, ]*%)%s*([%w_]+)%s*%(') do
     kernels[#kernels + 1] = { name = fn, bounds = tonumber(bounds) }
 end
 local n_global = select(2, text:gsub('__global__', '__global__'))
 if n_global ~= #kernels then
     io.stderr:write(string.format("%s: %d __global__ functions, %d in the form extern \"C\" __global__ void "
-                                  .. "__launch_bounds__(N) name(...): extend tests/emu/prepare.lua\n",
+                                  .. "__launch_bounds__(N[, M]) name(...): extend tests/emu/prepare.lua\n",
                                   path, n_global, #kernels))
     os.exit(1)
 end

@@ -1,4 +1,4 @@
-// tests/gpu/attention_test.cu — numeric check and benchmark of templates/cuda/attention_sm80.cu.in
+// tests/gpu/attention_test.cu — numeric check and benchmark of templates/cuda/attention_sm80.cu.in and attention_sm90.cu.in
 //
 //   bash tests/gpu/build_attention_test.sh --run [CONFIG]     (or build, then build/gpu/attention_test)
 //
@@ -9,7 +9,8 @@
 // cross-attention (512 keys), 14B self-attention over 5 latent frames (10,200 tokens, 40 heads),
 // I2V image keys (257), and odd sizes that exercise the tails (lq, lk not multiples of the tiles).
 // Each shape is then timed (cudaEvent, 10 runs after 2 warm-ups); FLOPs = 4 lq lk D NH.
-// CONFIG (optional) runs only the schedule of that name (e.g. m128n64s2t128).
+// CONFIG (optional) runs only the schedule of that name (e.g. m128n64s2t128, sm90s2). The sm_90a
+// kernels (sm90s*) run on a cc 9.0 GPU only and take TMA maps of q, k, v (made here as the runtime makes them).
 //
 // Error bounds, derived (bf16 keeps 8 significant bits: unit roundoff u = 2^-8):
 //   The kernel rounds twice where the reference does not: P = exp(S - max) to bf16 before the
@@ -43,17 +44,55 @@
 
 #include <vector>
 
+#include <cuda.h>                            // CUtensorMap (the sm_90a kernel's TMA maps)
+#include <cudaTypedefs.h>                    // PFN_cuTensorMapEncodeTiled: taken from the driver at run time,
+                                             // so the harness starts (and says "no GPU") without libcuda
+
 #include "attention_kernels.cu"             // build/gpu/: common.cuh + the rendered kernels
 
 typedef void (*attention_fn)(const bf16 *, const bf16 *, const bf16 *, bf16 *, int, int,
                              float);
 
+// The sm_90a kernel takes TMA tensor maps of q, k, v instead of their pointers.
+typedef void (*attention90_fn)(sky_tmap, sky_tmap, sky_tmap, bf16 *, int, int, float);
+
 struct att_kernel {
-    const char  *config;       // schedule name, m<BLOCK_M>n<BLOCK_N>s<STAGES>t<THREADS>
-    int          nh;           // heads (a template constant)
-    attention_fn fn;
-    int          block_m, block_n, stages, threads, smem;
+    const char    *config;     // schedule name, m<BLOCK_M>n<BLOCK_N>s<STAGES>t<THREADS>, or sm90s<STAGES>
+    int            nh;         // heads (a template constant)
+    attention_fn   fn;         // the sm_80 kernel, or
+    attention90_fn fn90;       // the sm_90a one (cc 9.0 only)
+    int            block_m, block_n, stages, threads, smem;
+    const void    *entry() const { return fn ? (const void *)fn : (const void *)fn90; }
 };
+
+// The map of a bf16 [rows, nh * 128] tensor, boxes of 64 x 128, 128-byte swizzle (what
+// runtime/cuda_program.c's sky_cuda_tmap_bf16 makes for the generated code).
+static sky_tmap tmap(const bf16 *p, int rows, int nh)
+{
+    static PFN_cuTensorMapEncodeTiled_v12000 encode;
+    if (!encode) {
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encode, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess || q != cudaDriverEntryPointSuccess) {
+            fprintf(stderr, "attention_test: the driver has no cuTensorMapEncodeTiled\n");
+            exit(2);
+        }
+    }
+    CUtensorMap m;
+    const cuuint64_t dims[2] = { (cuuint64_t)nh * 128, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)nh * 256 };
+    const cuuint32_t box[2] = { 64, 128 }, elem[2] = { 1, 1 };
+    const CUresult r = encode(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, stride, box,
+                                              elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        fprintf(stderr, "attention_test: cuTensorMapEncodeTiled failed (%d)\n", (int)r);
+        exit(1);
+    }
+    sky_tmap t;
+    static_assert(sizeof t == sizeof m, "a tensor map is 128 bytes");
+    memcpy(&t, &m, sizeof t);
+    return t;
+}
 
 static const att_kernel kernels[] = {
 #include "attention_configs.inc"
@@ -201,16 +240,21 @@ int main(int argc, char **argv)
     for (int i = 0; i < NKERNELS; i++) {
         const att_kernel &kn = kernels[i];
         if (only && strcmp(only, kn.config) != 0) continue;
+        if (kn.fn90 && !(prop.major == 9 && prop.minor == 0)) {
+            printf("%-14s %3d %5s %8d %6s %6s %9s\n", kn.config, kn.nh, "-", kn.smem, "-", "-",
+                   "skipped (sm_90a kernel, not a cc 9.0 GPU)");
+            continue;
+        }
         if ((size_t)kn.smem > prop.sharedMemPerBlockOptin) {
             printf("%-14s %3d %5s %8d %6s %6s %9s\n", kn.config, kn.nh, "-", kn.smem, "-", "-",
                    "skipped (shared memory)");
             continue;
         }
-        CK(cudaFuncSetAttribute(kn.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, kn.smem));
+        CK(cudaFuncSetAttribute(kn.entry(), cudaFuncAttributeMaxDynamicSharedMemorySize, kn.smem));
         cudaFuncAttributes fa;
-        CK(cudaFuncGetAttributes(&fa, kn.fn));
+        CK(cudaFuncGetAttributes(&fa, kn.entry()));
         int blocks = 0;
-        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kn.fn, kn.threads, kn.smem));
+        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kn.entry(), kn.threads, kn.smem));
         printf("%-14s %3d %5d %8d %6zu %6d %9s\n", kn.config, kn.nh, fa.numRegs, kn.smem,
                fa.localSizeBytes, blocks, "ok");
         usable[i] = true;
@@ -251,8 +295,10 @@ int main(int argc, char **argv)
             const att_kernel &kn = kernels[i];
             if (!usable[i] || kn.nh != sh.nh) continue;
             const dim3 grid((sh.lq + kn.block_m - 1) / kn.block_m, sh.nh);
+            const sky_tmap tq = tmap(q, sh.lq, sh.nh), tk = tmap(k, sh.lk, sh.nh), tv = tmap(v, sh.lk, sh.nh);
             auto launch = [&]() {
-                kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2);
+                if (kn.fn) kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2);
+                else kn.fn90<<<grid, kn.threads, kn.smem>>>(tq, tk, tv, o, sh.lq, sh.lk, scale_log2);
             };
             CK(cudaMemset(o, 0xff, nq * sizeof(bf16)));           // NaN: unwritten rows show
             launch();

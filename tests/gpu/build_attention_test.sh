@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/build_attention_test.sh — render templates/cuda/attention_sm80.cu.in for a few
-# schedules and build tests/gpu/attention_test.cu against them.
+# schedules, and attention_sm90.cu.in with 2 and 1 stages, and build tests/gpu/attention_test.cu
+# against them.
 #
 #   bash tests/gpu/build_attention_test.sh                   build build/gpu/attention_test
 #   bash tests/gpu/build_attention_test.sh --run [CONFIG]    build, then run it (a GPU machine)
@@ -30,6 +31,14 @@ render() {
         -e "s/\${SMEM}/$smem/g" "$TEMPLATE"
 }
 
+# The sm_90a kernel (templates/cuda/attention_sm90.cu.in): render90 NAME NH STAGES
+render90() {
+    local smem=$(( 1024 + 32768 * (1 + 2 * $3) + 64 ))
+    sed -e "s/\${name}/$1/g" -e "s/\${NH}/$2/g" -e "s/\${D}/$D/g" -e "s/\${STAGES}/$3/g" \
+        -e "s/\${SMEM}/$smem/g" templates/cuda/attention_sm90.cu.in
+}
+STAGES90=${ATTENTION90_STAGES:-"2 1"}
+
 # Writes attention_kernels.cu and attention_configs.inc into $1.
 render_all() {
     local dir=$1 kernels=$1/attention_kernels.cu table=$1/attention_configs.inc
@@ -45,7 +54,14 @@ render_all() {
         for nh in $HEADS; do
             name="attention_h${nh}_m${bm}n${bn}s${st}t${th}"
             { echo; render "$name" "$nh" "$bm" "$bn" "$st" "$th"; } >> "$kernels.tmp"
-            echo "{\"m${bm}n${bn}s${st}t${th}\", $nh, $name, $bm, $bn, $st, $th, $(( (bm + 2 * st * bn) * (D + 8) * 2 ))}," >> "$table.tmp"
+            echo "{\"m${bm}n${bn}s${st}t${th}\", $nh, $name, nullptr, $bm, $bn, $st, $th, $(( (bm + 2 * st * bn) * (D + 8) * 2 ))}," >> "$table.tmp"
+        done
+    done
+    for st in $STAGES90; do
+        for nh in $HEADS; do
+            name="attention_sm90_h${nh}_s${st}"
+            { echo; render90 "$name" "$nh" "$st"; } >> "$kernels.tmp"
+            echo "{\"sm90s${st}\", $nh, nullptr, $name, 128, 128, $st, 384, $(( 1024 + 32768 * (1 + 2 * st) + 64 ))}," >> "$table.tmp"
         done
     done
     if grep -n '\${' "$kernels.tmp" >&2; then

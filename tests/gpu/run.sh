@@ -5,7 +5,7 @@
 #
 # On a machine without a GPU it prints "GPU tier: not run (no GPU)" and exits 0: never "passed".
 # Checks (each a row of the table):
-#   attention      templates/cuda/attention_sm80.cu.in vs an fp32 reference kernel, shapes of
+#   attention      templates/cuda/attention_sm80.cu.in and attention_sm90.cu.in vs an fp32 reference kernel, shapes of
 #                  DF-1.3B 540P (self and cross attention), odd sizes; TFLOP/s at 51,000 tokens
 #   runtime        runtime/cuda_ctx, gemm (cuBLASLt epilogues vs a CPU reference), nvrtc_cache, graphs
 #   diffusers      the peer's dit_forward time at full size (DF-1.3B 540P, 51,000 tokens, CFG batch 2),
@@ -181,7 +181,16 @@ if ./build.sh gen df_1.3b_540p > "$d/build.log" 2>&1 &&
    "$b" random-inputs --output "$d/in.safetensors" --seed 3 >> "$d/build.log" 2>&1 &&
    "$b" program dit_forward --weights "$d/w.safetensors" --inputs "$d/in.safetensors" --output "$d/cuda.safetensors" \
        --backend cuda > "$d/run.log" 2>&1; then
-    row "cuda 540p" ok "$(grep -o 'sample 1/1.*' "$d/run.log") (first call: includes the graph capture)"
+    row "cuda 540p" ok "$(grep -o 'sample 1/1.*' "$d/run.log") (first call: includes the graph capture; sm_90a attention)"
+    # the same forward with the sm_80 attention kernel: its time, and how far the two outputs are apart
+    # (reported; the bound 1 only catches garbage: each kernel's error is bounded in the attention row)
+    if SKY_ATTENTION=sm80 "$b" program dit_forward --weights "$d/w.safetensors" --inputs "$d/in.safetensors" \
+           --output "$d/cuda80.safetensors" --backend cuda > "$d/run80.log" 2>&1 &&
+       build/tools/sttool compare "$d/cuda80.safetensors" "$d/cuda.safetensors" v 1 > "$d/cmp80.log" 2>&1; then
+        row "cuda 540p sm80" ok "$(grep -o 'sample 1/1.*' "$d/run80.log"); vs the sm_90a run's output $(grep -o 'rel_l2 [^ ]*' "$d/cmp80.log")"
+    else
+        row "cuda 540p sm80" FAIL "see $d/run80.log and $d/cmp80.log"
+    fi
 else
     row "cuda 540p" FAIL "see $d/build.log and $d/run.log"
 fi

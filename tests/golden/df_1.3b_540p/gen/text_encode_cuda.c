@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * program    text_encode (cuda): 339 ops per call
  * arena      39,849,984 bytes (see plan_cuda.txt)
  */

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 0e38ff6dd041c982
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * program    vae_encode (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      5,368,627,200 bytes (see plan_cuda.txt)
  */

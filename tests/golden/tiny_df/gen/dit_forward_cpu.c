@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 32820a1b4d6fd2a3
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151

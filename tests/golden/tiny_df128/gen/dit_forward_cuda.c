@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * program    dit_forward (cuda): 66 launches per forward
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  */
@@ -12,8 +12,9 @@
 
 #include "cuda_program.h"
 
-/* dynamic shared memory of the attention kernel (gen/schedule_sm90.lua) */
+/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */
 #define ATTN_SMEM 104448
+#define ATTN90_SMEM 164928
 
 /* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */
 #define OFF_X                                        ((size_t)0)
@@ -169,28 +170,30 @@ enum {                                      /* kernels, in the order of dit_forw
     K_ADD_ROW_COLS1536 = 1,
     K_ADD_TAFLOAT_TBBF16_TYFLOAT = 2,
     K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256 = 3,
-    K_EMBEDDING_COLS256_ROWS2 = 4,
-    K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT = 5,
-    K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16 = 6,
-    K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16 = 7,
-    K_LAYERNORM_MODULATE_C256_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT = 8,
-    K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16 = 9,
-    K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16 = 10,
-    K_MODULATION_C256_CHUNKS2_ESTRIDE256_KSTRIDE0 = 11,
-    K_MODULATION_C256_CHUNKS6_ESTRIDE1536_KSTRIDE256 = 12,
-    K_PATCHIFY_C00_CX16_PATCHIN64 = 13,
-    K_RMSNORM_C256_EPS1E06F_THREADS256 = 14,
-    K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128 = 15,
-    K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21 = 16,
-    K_SINUSOID_HALF128_TYBF16 = 17,
-    K_UNPATCHIFY_OUT16 = 18,
+    K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2 = 4,
+    K_EMBEDDING_COLS256_ROWS2 = 5,
+    K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT = 6,
+    K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16 = 7,
+    K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16 = 8,
+    K_LAYERNORM_MODULATE_C256_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT = 9,
+    K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16 = 10,
+    K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16 = 11,
+    K_MODULATION_C256_CHUNKS2_ESTRIDE256_KSTRIDE0 = 12,
+    K_MODULATION_C256_CHUNKS6_ESTRIDE1536_KSTRIDE256 = 13,
+    K_PATCHIFY_C00_CX16_PATCHIN64 = 14,
+    K_RMSNORM_C256_EPS1E06F_THREADS256 = 15,
+    K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128 = 16,
+    K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21 = 17,
+    K_SINUSOID_HALF128_TYBF16 = 18,
+    K_UNPATCHIFY_OUT16 = 19,
 };
 
-const char *const dit_forward_kernel_names[19] = {
+const char *const dit_forward_kernel_names[20] = {
     "activation_fnsilu_txfloat_tyfloat",
     "add_row_cols1536",
     "add_tafloat_tbbf16_tyfloat",
     "attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256",
+    "attention_sm90_d128_nh2_smem164928_stages2",
     "embedding_cols256_rows2",
     "gated_residual_c256_chunks6_gate2_tubf16_txbf16_tyfloat",
     "gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16",
@@ -382,7 +385,14 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,256] bf16 */
-    LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+    if (st->attn_sm90) {
+        TMAP(tm_q, OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, L, 256, 128);
+        TMAP(tm_k, OFF_BLOCKS_0_SELF_ATTN_K_ROPE, L, 256, 128);
+        TMAP(tm_v, OFF_BLOCKS_0_SELF_ATTN_V_OUT, L, 256, 128);
+        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+    }
     TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
     GEMM(8, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
@@ -409,7 +419,14 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     GEMM(7, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
     TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] bf16 */
-    LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+    if (st->attn_sm90) {
+        TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
+        TMAP(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
+        TMAP(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 32, 256, 128);
+        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+    }
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
     GEMM(8, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
@@ -453,7 +470,14 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,256] bf16 */
-    LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+    if (st->attn_sm90) {
+        TMAP(tm_q, OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, L, 256, 128);
+        TMAP(tm_k, OFF_BLOCKS_1_SELF_ATTN_K_ROPE, L, 256, 128);
+        TMAP(tm_v, OFF_BLOCKS_1_SELF_ATTN_V_OUT, L, 256, 128);
+        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+    }
     TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
     GEMM(8, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
@@ -480,7 +504,14 @@ void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int 
     GEMM(7, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
     TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] bf16 */
-    LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+    if (st->attn_sm90) {
+        TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
+        TMAP(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
+        TMAP(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 32, 256, 128);
+        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+    }
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
     GEMM(8, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
@@ -520,10 +551,10 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 19, .kernel_names = dit_forward_kernel_names,
+    .n_kernels = 20, .kernel_names = dit_forward_kernel_names,
     .n_gemms = 12, .gemms = dit_forward_gemms,
     .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16,
-    .arena_bytes = (size_t)407040, .attention_smem = ATTN_SMEM,
+    .arena_bytes = (size_t)407040, .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)18432},
     .y = {0, 0},
     .t = {(size_t)18432, (size_t)256},

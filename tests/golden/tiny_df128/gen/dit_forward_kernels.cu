@@ -4,11 +4,12 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
+ *            templates/cuda/attention_sm90.cu.in  xxh64 aabe0f9877039a12
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
@@ -16,14 +17,14 @@
  *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
- *            templates/cuda/ptx.cuh               xxh64 7420be38ea9d4c86
+ *            templates/cuda/ptx.cuh               xxh64 43337e5eb3cd55c4
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
  *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
  *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce
- * program    dit_forward (cuda): 19 kernels, 12 GEMM shapes (cuBLASLt)
+ * program    dit_forward (cuda): 20 kernels, 12 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
 // templates/cuda/ptx.cuh
@@ -31,7 +32,8 @@
 // The PTX primitives of the CUDA templates: every inline-asm instruction they use, and nothing
 // else, so that this one file names the hardware features the kernels depend on (sm_80+:
 // ex2.approx, cvt.rn.bf16x2, cvt.rna.tf32, cp.async, ldmatrix, mma.sync m16n8k16 bf16 and m16n8k8
-// tf32; all also on sm_90a).
+// tf32; all also on sm_90a), and, in the sm_90a section at the end, mbarrier, the bulk tensor copy
+// (TMA), warpgroup mma (wgmma) and setmaxnreg.
 // The generator writes it at the top of each generated kernels file, before common.cuh.
 //
 // tests/emu/ runs the generated kernels on the CPU: it defines SKY_PTX_CUH first and supplies
@@ -139,6 +141,130 @@ __device__ __forceinline__ void mma_tf32_1688(float (&c)[4], const unsigned (&a)
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// ---- sm_90a: mbarrier, TMA, wgmma, setmaxnreg ------------------------------------------------
+// Only the Hopper attention kernel (attention_sm90.cu.in) uses these; they are compiled where the
+// arch-specific sm_90a features exist (__CUDA_ARCH_FEAT_SM90_ALL: nvcc and NVRTC for sm_90a), and
+// that kernel's body is compiled under the same condition (elsewhere it traps and is never launched).
+
+// The tensor map a TMA copy reads (CUtensorMap of cuda.h: 128 opaque bytes, 64-byte aligned), passed
+// to a kernel by value as a __grid_constant__ parameter; the host encodes it (cuTensorMapEncodeTiled).
+struct __align__(64) sky_tmap { unsigned long long opaque[16]; };
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// mbarrier in shared memory (8 bytes, 8-aligned): init with an expected arrival count; a phase
+// completes when all arrivals have come and every byte announced with expect_tx has landed.
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
+}
+
+// Makes the initialised barriers visible to the async proxy (TMA) before any use.
+__device__ __forceinline__ void mbar_init_fence(void)
+{
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(unsigned bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory");
+}
+
+// Arrive, announcing `bytes` that copies completing on this barrier will deliver in this phase.
+__device__ __forceinline__ void mbar_arrive_expect_tx(unsigned bar, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
+}
+
+// 1 once the phase of parity `parity` has completed (the barrier's current phase has the other
+// parity). A freshly initialised barrier is in phase 0, so waiting for parity 1 passes at once.
+__device__ __forceinline__ unsigned mbar_try_wait(unsigned bar, unsigned parity)
+{
+    unsigned done;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
+                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+    return done;
+}
+
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity)
+{
+    while (!mbar_try_wait(bar, parity)) {
+    }
+}
+
+// TMA: the box of the 2-D tensor map at coordinates (c0 innermost, c1) into shared memory at dst,
+// completing `box bytes` of transaction on barrier bar. Elements outside the tensor land as zeros.
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, int c0, int c1, unsigned bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes "
+                 "[%0], [%1, {%2, %3}], [%4];"
+                 :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+__device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)
+{
+    asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+}
+
+// The register budget of a warpgroup's role (all 128 threads execute it; the kernel needs a
+// register cap at entry: __launch_bounds__(threads, 1)).
+template <int N> __device__ __forceinline__ void setmaxnreg_inc(void)
+{
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(N));
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec(void)
+{
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(N));
+}
+
+// wgmma ordering: fence before the first wgmma that reads registers written since (accumulators,
+// A fragments); commit closes a group of issued wgmma; wait<N> leaves at most N groups pending.
+__device__ __forceinline__ void wgmma_fence(void) { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait(void)
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory");
+}
+
+#define SKY_WG_D64 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, " \
+    "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define SKY_WG_OUT64(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+// d (64 x 128, fp32) += A B by the warpgroup (scale-d = 1: always accumulate), A 64 x 16 bf16 and B 16 x 128 bf16 both in shared
+// memory, both K-major (a = shared-memory descriptor of A, b of B; see smem_desc in the kernel).
+// Accumulators: warp w of the warpgroup holds rows 16w .. 16w + 15; d[4j + 2h + e] is row
+// 16w + lane/4 + 8h, column 8j + 2(lane%4) + e (PTX ISA, "wgmma .m64nNk16 register fragment D").
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SKY_WG_D64 ", %64, %65, p, 1, 1, 0, 0;\n}"
+                 : SKY_WG_OUT64(d) : "l"(a), "l"(b), "r"(1));
+}
+
+// d (64 x 128, fp32) += A B, A 64 x 16 bf16 from registers (a[0..3]: the mma.m16n8k16 A fragment of
+// warp w's rows 16w .. 16w + 15), B 16 x 128 bf16 in shared memory, MN-major (transposed: its rows
+// of 128 values are contiguous).
+__device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const unsigned (&a)[4], unsigned long long b)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SKY_WG_D64
+                 ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
+                 : SKY_WG_OUT64(d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+#undef SKY_WG_D64
+#undef SKY_WG_OUT64
+#endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 #endif // SKY_PTX_CUH
 // templates/cuda/common.cuh
@@ -617,6 +743,245 @@ attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256(const b
             *(uint4 *)(o + (size_t)(m0 + r) * LD + h * D + c * 8) =
                 *(const uint4 *)(attention_smem + r * PITCH + c * 16);
     }
+}
+
+// templates/cuda/attention_sm90.cu.in
+//
+// The same attention as attention_sm80.cu.in (o = softmax(q k^T / sqrt(D)) v per head, no mask,
+// q, k, v, o bf16 [L, NH * D], fp32 softmax in base 2, P rounded to bf16 for the P V product), built
+// the way FlashAttention-3 builds it for Hopper (sm_90a only):
+//   - warp specialisation: warpgroup 0 is the producer (one thread issues every load), warpgroups
+//     1 and 2 are consumers, each owning 64 of the block's 128 query rows; setmaxnreg moves the
+//     producer's registers to the consumers (24 against 240 per thread);
+//   - loads by the tensor memory accelerator (cp.async.bulk.tensor): Q once, then K_j and V_j
+//     through STAGES shared-memory stages, each a box of 64 columns (128 bytes, the 128-byte
+//     swizzle's span) by 128 rows, so a 128-column head is two boxes; rows past the tensor's end
+//     arrive as zeros. Each stage has a "full" mbarrier (the producer's expect_tx, completed by
+//     the copies' bytes) and an "empty" one (all 256 consumer threads arrive after their wgmma
+//     that read it has completed), so the producer refills a stage only once both warpgroups
+//     are done with it;
+//   - S = Q K^T by wgmma m64n128k16 with both operands in shared memory (K-major, 128-byte
+//     swizzle), 8 k-steps over D; O += P V by wgmma with P from registers (the S accumulators
+//     packed to bf16 are exactly the A fragments, as FlashAttention-2 reuses them) and V in shared
+//     memory read transposed (MN-major), 8 k-steps over the 128 keys of a tile;
+//   - online softmax as in attention_sm80 (row statistics over the 4 lanes of a quad, one FFMA
+//     per score for the scale and the change of base, the row sum divided out at the end);
+//   - the output of each consumer goes through its own (swizzled) Q rows to 16-byte coalesced
+//     stores.
+// Not yet here (FlashAttention-3's further steps, to add with a GPU to measure them): the two
+// consumers' softmax and GEMMs in ping-pong (named barriers ordering their wgmma), and the
+// intra-warpgroup overlap of the softmax of tile j with S = Q K_{j+1}^T.
+// Deterministic: fixed summation order, no atomics.
+//
+// Shared memory (from a 1024-byte aligned base: the 128-byte swizzle repeats every 8 rows of 128
+// bytes, and TMA and wgmma both apply it to address bits 4-6 ^ 7-9):
+//   Q        2 halves (d 0-63, d 64-127) x 128 rows x 128 bytes            32 KiB
+//   K, V     STAGES each, 2 halves x 128 keys x 128 bytes                  32 KiB per stage and tensor
+//   mbarriers q_full, k_full[STAGES], v_full[STAGES], k_empty[STAGES], v_empty[STAGES]
+// SMEM = 1024 (alignment slack) + 32768 * (1 + 2 * STAGES) + 64 (checked below; the generator
+// computes it with the same formula).
+//
+// Launch: grid (ceil(lq / 128), NH), block 384 threads, SMEM bytes of dynamic shared memory (the
+// host raises the limit), parameters: the tensor maps of q [lq, NH * D], k and v [lk, NH * D]
+// (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda_program.h's TMAP), o, lq, lk,
+// scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
+//
+// Parameters: attention_sm90_d128_nh2_smem164928_stages2 kernel name, 2 heads, 128 head dim (128), 2 K/V stages,
+//             164928 dynamic shared memory bytes (formula above).
+
+extern "C" __global__ void __launch_bounds__(384, 1)
+attention_sm90_d128_nh2_smem164928_stages2(const __grid_constant__ sky_tmap tm_q, const __grid_constant__ sky_tmap tm_k,
+        const __grid_constant__ sky_tmap tm_v, bf16 *__restrict__ o, int lq, int lk, float scale_log2)
+{
+    enum {
+        NH = 2, D = 128, STAGES = 2, SMEM = 164928,
+        BLOCK_M = 128, BLOCK_N = 128,            // 2 consumer warpgroups x m64; wgmma n128
+        LD      = NH * D,                        // elements from one token to the next
+        HALF    = 128 * 128,                     // bytes of one 64-column half of a 128-row tile
+        TILE    = 2 * HALF,                      // bytes of a Q, K or V tile
+        Q_OFF   = 0, K_OFF = TILE, V_OFF = K_OFF + STAGES * TILE, BAR_OFF = V_OFF + STAGES * TILE,
+    };
+    static_assert(D == 128, "written for head dim 128 (every Wan / SkyReels-V2 model)");
+    static_assert(STAGES >= 1 && STAGES <= 3, "1 to 3 K/V stages fit in shared memory");
+    static_assert(SMEM == 1024 + TILE * (1 + 2 * STAGES) + 64,
+                  "SMEM must match the formula in this header (the generator computes it)");
+    static_assert(SMEM <= 227 * 1024, "over the sm_90 per-block shared memory limit");
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ __align__(16) unsigned char attention_smem[];
+    const unsigned base = (smem_u32(attention_smem) + 1023u) & ~1023u;
+    unsigned char *const base_ptr = attention_smem + (base - smem_u32(attention_smem));
+    const unsigned s_q = base + Q_OFF, s_k = base + K_OFF, s_v = base + V_OFF;
+    const unsigned q_full = base + BAR_OFF;
+    auto k_full = [&](int s) { return base + BAR_OFF + 8u * (1 + s); };
+    auto v_full = [&](int s) { return base + BAR_OFF + 8u * (1 + STAGES + s); };
+    auto k_empty = [&](int s) { return base + BAR_OFF + 8u * (1 + 2 * STAGES + s); };
+    auto v_empty = [&](int s) { return base + BAR_OFF + 8u * (1 + 3 * STAGES + s); };
+
+    const int wg = threadIdx.x / 128;
+    const int h = blockIdx.y, m0 = blockIdx.x * BLOCK_M;
+    const int ntiles = (lk + BLOCK_N - 1) / BLOCK_N;
+
+    if (threadIdx.x == 0) {
+        mbar_init(q_full, 1);
+        for (int s = 0; s < STAGES; s++) {
+            mbar_init(k_full(s), 1);
+            mbar_init(v_full(s), 1);
+            mbar_init(k_empty(s), 256);
+            mbar_init(v_empty(s), 256);
+        }
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        // ---- producer: one thread issues every copy --------------------------------------------
+        setmaxnreg_dec<24>();
+        if (threadIdx.x == 0) {
+            mbar_arrive_expect_tx(q_full, TILE);
+            tma_load_2d(s_q, &tm_q, h * D, m0, q_full);
+            tma_load_2d(s_q + HALF, &tm_q, h * D + 64, m0, q_full);
+            for (int j = 0; j < ntiles; j++) {
+                const int s = j % STAGES;
+                const unsigned parity = (unsigned)(j / STAGES) & 1u;
+                // Round r of a stage waits for the consumers' release of round r - 1 (parity r - 1:
+                // round 0 waits for parity 1, which a fresh barrier reports as completed).
+                mbar_wait(k_empty(s), parity ^ 1u);
+                mbar_arrive_expect_tx(k_full(s), TILE);
+                tma_load_2d(s_k + s * TILE, &tm_k, h * D, j * BLOCK_N, k_full(s));
+                tma_load_2d(s_k + s * TILE + HALF, &tm_k, h * D + 64, j * BLOCK_N, k_full(s));
+                mbar_wait(v_empty(s), parity ^ 1u);
+                mbar_arrive_expect_tx(v_full(s), TILE);
+                tma_load_2d(s_v + s * TILE, &tm_v, h * D, j * BLOCK_N, v_full(s));
+                tma_load_2d(s_v + s * TILE + HALF, &tm_v, h * D + 64, j * BLOCK_N, v_full(s));
+            }
+        }
+        return;
+    }
+
+    // ---- consumers: warpgroup c = wg - 1 owns rows 64c .. 64c + 63 of the block --------------------
+    setmaxnreg_inc<240>();
+    const int c = wg - 1, t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
+    const float NEG_INF = neg_inf();
+
+    // Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): start address, leading
+    // and stride byte offsets (all >> 4), swizzle mode 1 = 128 bytes.
+    auto desc = [](unsigned addr, unsigned lbo, unsigned sbo) {
+        return (unsigned long long)((addr & 0x3ffffu) >> 4) | (unsigned long long)(lbo >> 4) << 16 |
+               (unsigned long long)(sbo >> 4) << 32 | 1ull << 62;
+    };
+    // K-major operands (Q rows, K rows: 128 bytes of d per row in each half): 8-row groups 1024
+    // bytes apart (SBO); the k-step kk starts 32 bytes further within the 128-byte row, the hardware
+    // applying the swizzle to the address it forms (LBO unused: one swizzle span covers a k-step).
+    const unsigned q_rows = s_q + c * 64 * 128;
+
+    float acc[64];                               // O rows, fp32, the wgmma D fragment of 64 x 128
+    float row_max[2], row_sum[2];                // rows lane/4 and lane/4 + 8 of this warp, log2 units
+#pragma unroll
+    for (int i = 0; i < 64; i++) acc[i] = 0.0f;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        row_max[r] = NEG_INF;
+        row_sum[r] = 0.0f;                       // per-lane partial; the quad is summed at the end
+    }
+
+    mbar_wait(q_full, 0);
+    for (int j = 0; j < ntiles; j++) {
+        const int s = j % STAGES, n0 = j * BLOCK_N;
+        const unsigned parity = (unsigned)(j / STAGES) & 1u;
+
+        // ---- S = Q K_j^T --------------------------------------------------------------------------
+        float sc[64];
+#pragma unroll
+        for (int i = 0; i < 64; i++) sc[i] = 0.0f;
+        mbar_wait(k_full(s), parity);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+            wgmma_m64n128k16_ss(sc, desc(q_rows + kk / 4 * HALF + kk % 4 * 32, 16, 1024),
+                                desc(s_k + s * TILE + kk / 4 * HALF + kk % 4 * 32, 16, 1024));
+        wgmma_commit();
+        wgmma_wait<0>();
+        mbar_arrive(k_empty(s));                 // this thread's part of K_j has been read
+
+        // Keys past lk (only in the last tile; TMA filled them with zeros) get -inf.
+        if (n0 + BLOCK_N > lk) {
+#pragma unroll
+            for (int i = 0; i < 64; i++)
+                if (n0 + i / 4 * 8 + lane % 4 * 2 + i % 2 >= lk) sc[i] = NEG_INF;
+        }
+
+        // Online softmax: row r of this thread is entries 4jj + 2r + e of each n8 tile jj.
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = NEG_INF;
+#pragma unroll
+            for (int jj = 0; jj < 16; jj++) mx = fmaxf(mx, fmaxf(sc[4 * jj + 2 * r], sc[4 * jj + 2 * r + 1]));
+            const float m_new = fmaxf(row_max[r], quad_max(mx) * scale_log2);
+            const float alpha = ex2(row_max[r] - m_new);
+            row_max[r] = m_new;
+            float sum = 0.0f;
+#pragma unroll
+            for (int jj = 0; jj < 16; jj++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float &x = sc[4 * jj + 2 * r + e];
+                    x = ex2(fmaf(x, scale_log2, -m_new));
+                    sum += x;
+                }
+            row_sum[r] = row_sum[r] * alpha + sum;
+#pragma unroll
+            for (int jj = 0; jj < 16; jj++) {
+                acc[4 * jj + 2 * r] *= alpha;
+                acc[4 * jj + 2 * r + 1] *= alpha;
+            }
+        }
+
+        // ---- O += P V_j: P's A fragment of keys 16kk .. 16kk + 15 is n8 tiles 2kk, 2kk + 1 of S ---
+        unsigned p[8][4];
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++) {
+            p[kk][0] = pack_bf16x2(sc[8 * kk + 0], sc[8 * kk + 1]);
+            p[kk][1] = pack_bf16x2(sc[8 * kk + 2], sc[8 * kk + 3]);
+            p[kk][2] = pack_bf16x2(sc[8 * kk + 4], sc[8 * kk + 5]);
+            p[kk][3] = pack_bf16x2(sc[8 * kk + 6], sc[8 * kk + 7]);
+        }
+        mbar_wait(v_full(s), parity);
+        wgmma_fence();
+        // V is MN-major for this product: a k-step is 16 keys = 2048 bytes on; the 8-key groups are
+        // 1024 bytes apart (SBO) and the two 64-column halves of d are HALF bytes apart (LBO).
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; kk++)
+            wgmma_m64n128k16_rs_tb(acc, p[kk], desc(s_v + s * TILE + kk * 2048, HALF, 1024));
+        wgmma_commit();
+        wgmma_wait<0>();
+        mbar_arrive(v_empty(s));
+    }
+
+    // ---- epilogue: O / row sum -> bf16 into this warpgroup's own Q rows (in the same swizzled
+    // layout, so the 8 rows a warp writes at once fall in different banks), then coalesced stores.
+    // The last wgmma that read these rows has completed (wgmma_wait above), and the other consumer
+    // only reads its own rows.
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const float inv = 1.0f / quad_sum(row_sum[r]);
+        const int row = c * 64 + warp * 16 + lane / 4 + 8 * r;        // row within the block
+#pragma unroll
+        for (int jj = 0; jj < 16; jj++) {
+            const int col = jj * 8 + lane % 4 * 2;
+            const unsigned off = Q_OFF + col / 64 * HALF + row * 128 + ((col % 64 / 8) ^ (row % 8)) * 16 + col % 8 * 2;
+            *(unsigned *)(base_ptr + off) = pack_bf16x2(acc[4 * jj + 2 * r] * inv, acc[4 * jj + 2 * r + 1] * inv);
+        }
+    }
+    bar_sync(1 + c, 128);
+#pragma unroll
+    for (int i = 0; i < 64 * 16 / 128; i++) {
+        const int idx = i * 128 + t, row = c * 64 + idx / 16, ch = idx % 16;     // 16 chunks of 16 bytes
+        const unsigned off = Q_OFF + ch / 8 * HALF + row * 128 + ((ch % 8) ^ (row % 8)) * 16;
+        if (m0 + row < lq) *(uint4 *)(o + (size_t)(m0 + row) * LD + h * D + ch * 8) = *(const uint4 *)(base_ptr + off);
+    }
+#else
+    __trap();                                    // compiled for another arch: never launched there
+#endif
 }
 
 // templates/cuda/embedding.cu.in

@@ -4,12 +4,12 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 4b733a6be4b53f06
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a
  *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35
- *            templates/cuda/ptx.cuh               xxh64 7420be38ea9d4c86
+ *            templates/cuda/ptx.cuh               xxh64 43337e5eb3cd55c4
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/softmax_relbias.cu.in xxh64 ed0e868aff955517
  *            templates/cuda/t5_rmsnorm.cu.in      xxh64 5adab7816ba274b3
@@ -22,7 +22,8 @@
 // The PTX primitives of the CUDA templates: every inline-asm instruction they use, and nothing
 // else, so that this one file names the hardware features the kernels depend on (sm_80+:
 // ex2.approx, cvt.rn.bf16x2, cvt.rna.tf32, cp.async, ldmatrix, mma.sync m16n8k16 bf16 and m16n8k8
-// tf32; all also on sm_90a).
+// tf32; all also on sm_90a), and, in the sm_90a section at the end, mbarrier, the bulk tensor copy
+// (TMA), warpgroup mma (wgmma) and setmaxnreg.
 // The generator writes it at the top of each generated kernels file, before common.cuh.
 //
 // tests/emu/ runs the generated kernels on the CPU: it defines SKY_PTX_CUH first and supplies
@@ -130,6 +131,130 @@ __device__ __forceinline__ void mma_tf32_1688(float (&c)[4], const unsigned (&a)
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// ---- sm_90a: mbarrier, TMA, wgmma, setmaxnreg ------------------------------------------------
+// Only the Hopper attention kernel (attention_sm90.cu.in) uses these; they are compiled where the
+// arch-specific sm_90a features exist (__CUDA_ARCH_FEAT_SM90_ALL: nvcc and NVRTC for sm_90a), and
+// that kernel's body is compiled under the same condition (elsewhere it traps and is never launched).
+
+// The tensor map a TMA copy reads (CUtensorMap of cuda.h: 128 opaque bytes, 64-byte aligned), passed
+// to a kernel by value as a __grid_constant__ parameter; the host encodes it (cuTensorMapEncodeTiled).
+struct __align__(64) sky_tmap { unsigned long long opaque[16]; };
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// mbarrier in shared memory (8 bytes, 8-aligned): init with an expected arrival count; a phase
+// completes when all arrivals have come and every byte announced with expect_tx has landed.
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
+}
+
+// Makes the initialised barriers visible to the async proxy (TMA) before any use.
+__device__ __forceinline__ void mbar_init_fence(void)
+{
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(unsigned bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory");
+}
+
+// Arrive, announcing `bytes` that copies completing on this barrier will deliver in this phase.
+__device__ __forceinline__ void mbar_arrive_expect_tx(unsigned bar, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
+}
+
+// 1 once the phase of parity `parity` has completed (the barrier's current phase has the other
+// parity). A freshly initialised barrier is in phase 0, so waiting for parity 1 passes at once.
+__device__ __forceinline__ unsigned mbar_try_wait(unsigned bar, unsigned parity)
+{
+    unsigned done;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
+                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+    return done;
+}
+
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity)
+{
+    while (!mbar_try_wait(bar, parity)) {
+    }
+}
+
+// TMA: the box of the 2-D tensor map at coordinates (c0 innermost, c1) into shared memory at dst,
+// completing `box bytes` of transaction on barrier bar. Elements outside the tensor land as zeros.
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, int c0, int c1, unsigned bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes "
+                 "[%0], [%1, {%2, %3}], [%4];"
+                 :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+__device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)
+{
+    asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+}
+
+// The register budget of a warpgroup's role (all 128 threads execute it; the kernel needs a
+// register cap at entry: __launch_bounds__(threads, 1)).
+template <int N> __device__ __forceinline__ void setmaxnreg_inc(void)
+{
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(N));
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec(void)
+{
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(N));
+}
+
+// wgmma ordering: fence before the first wgmma that reads registers written since (accumulators,
+// A fragments); commit closes a group of issued wgmma; wait<N> leaves at most N groups pending.
+__device__ __forceinline__ void wgmma_fence(void) { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait(void)
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory");
+}
+
+#define SKY_WG_D64 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, " \
+    "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define SKY_WG_OUT64(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+// d (64 x 128, fp32) += A B by the warpgroup (scale-d = 1: always accumulate), A 64 x 16 bf16 and B 16 x 128 bf16 both in shared
+// memory, both K-major (a = shared-memory descriptor of A, b of B; see smem_desc in the kernel).
+// Accumulators: warp w of the warpgroup holds rows 16w .. 16w + 15; d[4j + 2h + e] is row
+// 16w + lane/4 + 8h, column 8j + 2(lane%4) + e (PTX ISA, "wgmma .m64nNk16 register fragment D").
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SKY_WG_D64 ", %64, %65, p, 1, 1, 0, 0;\n}"
+                 : SKY_WG_OUT64(d) : "l"(a), "l"(b), "r"(1));
+}
+
+// d (64 x 128, fp32) += A B, A 64 x 16 bf16 from registers (a[0..3]: the mma.m16n8k16 A fragment of
+// warp w's rows 16w .. 16w + 15), B 16 x 128 bf16 in shared memory, MN-major (transposed: its rows
+// of 128 values are contiguous).
+__device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const unsigned (&a)[4], unsigned long long b)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SKY_WG_D64
+                 ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
+                 : SKY_WG_OUT64(d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+#undef SKY_WG_D64
+#undef SKY_WG_OUT64
+#endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 #endif // SKY_PTX_CUH
 // templates/cuda/common.cuh

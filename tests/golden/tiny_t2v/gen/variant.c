@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 df56b76821522542
- * generator  gen/ (25 .lua files)                 xxh64 944fc32168f7d8fa
+ * generator  gen/ (25 .lua files)                 xxh64 7269419a3c0cb2f3
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -371,7 +371,7 @@ const sky_variant_desc sky_variant = {
     .family = "t2v",
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "df56b76821522542",
-    .generator_xxh64 = "944fc32168f7d8fa",
+    .generator_xxh64 = "7269419a3c0cb2f3",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
