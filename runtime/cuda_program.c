@@ -51,15 +51,20 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
                       NULL, (void *)(uintptr_t)y, s);
 }
 
+void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, const char *prefix, int smem)
+{
+    for (int k = 0; prefix && k < n; k++)
+        if (strncmp(names[k], prefix, strlen(prefix)) == 0)
+            SKY_CU_CHECK(cuFuncSetAttribute(fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+}
+
 sky_status sky_cuda_kernels_load(sky_cuda *c, const char *src, const char *file, int n, const char *const *names,
                                  const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, sky_err *err)
 {
     if (sky_nvrtc_module(module, src, file, c->cc_major, c->cc_minor, NULL, NULL, err)) return SKY_ERR;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n; k++)
         if (sky_nvrtc_function(&fn[k], *module, names[k], err)) return SKY_ERR;
-        if (smem_prefix && strncmp(names[k], smem_prefix, strlen(smem_prefix)) == 0)
-            SKY_CU_CHECK(cuFuncSetAttribute(fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
-    }
+    sky_cuda_smem_limit(n, names, fn, smem_prefix, smem);
     return SKY_OK;
 }
 

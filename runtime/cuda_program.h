@@ -106,8 +106,12 @@ typedef struct sky_cuda_trace {
 void sky_cuda_trace_copy(sky_cuda_trace *t, const sky_cuda_program *st, CUstream s, const char *name, size_t off,
                          int dtype, long long n, int cl);
 
-/* A program's kernels through NVRTC (cached): module and one function per name; the kernels whose
- * names start with smem_prefix (or none when NULL) may use smem bytes of dynamic shared memory. */
+/* The kernels among fn (n of them, named names) whose names start with prefix (none when NULL) may use
+ * smem bytes of dynamic shared memory. */
+void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, const char *prefix, int smem);
+
+/* A program's kernels through NVRTC (cached): module and one function per name; sky_cuda_smem_limit for
+ * smem_prefix. */
 struct sky_cuda;
 sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char *file, int n,
                                  const char *const *names, const char *smem_prefix, int smem, CUmodule *module,

@@ -60,11 +60,8 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
             return sky_fail(err, "SKY_ATTENTION=%s: expected sm80 or sm90", env);
     }
     d->pr.st.attn_sm90 = sm90;
-    const char *prefix = sm90 ? "attention_sm90" : "attention_sm80";
-    const int smem = sm90 ? d->desc->attention90_smem : d->desc->attention_smem;
-    for (int k = 0; k < d->desc->n_kernels; k++)
-        if (strncmp(d->desc->kernel_names[k], prefix, strlen(prefix)) == 0)
-            SKY_CU_CHECK(cuFuncSetAttribute(d->pr.fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+    sky_cuda_smem_limit(d->desc->n_kernels, d->desc->kernel_names, d->pr.fn, sm90 ? "attention_sm90" : "attention_sm80",
+                        sm90 ? d->desc->attention90_smem : d->desc->attention_smem);
     return SKY_OK;
 }
 
