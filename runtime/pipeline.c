@@ -613,14 +613,15 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         }
     }
     if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err)) goto done;
+    /* The VAE encoder (its weights, and on the GPU its arena) only for runs that encode images or frames. */
+    const int needs_encoder = a->image || a->end_image || a->video_path || (a->overlap_history > 0 &&
+                              a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
     if (a->vae_weights) {
         if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }
         if (sky_vae_open(&r.dec, v->vae_decode, 1, a->vae_weights, v->name, a->backend, err) ||
-            sky_vae_open(&r.enc, v->vae_encode, 0, a->vae_weights, v->name, a->backend, err))
+            (needs_encoder && sky_vae_open(&r.enc, v->vae_encode, 0, a->vae_weights, v->name, a->backend, err)))
             goto done;
     }
-    const int needs_encoder = a->image || a->end_image || a->video_path || (a->overlap_history > 0 &&
-                              a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
     if (needs_encoder && !r.enc) {
         sky_fail(err, "this run encodes images or video frames with the VAE: give the VAE weights (--model_id with "
                  "a VAE, or --vae_weights)");
