@@ -408,19 +408,27 @@ local function section_of(n, seen, program)
 end
 
 -- C prototype of program g's CPU function (arena, fp32 weights, then its runtime params).
-local function prototype(g)
+local function prototype(g, part)
     local params = { "unsigned char *arena", "const float *const *w" }
     for _, p in ipairs(g.params) do params[#params + 1] = "int " .. p.name end
-    return string.format("void %s_cpu(%s)", g.name, table.concat(params, ", "))
+    return string.format("void %s%s_cpu(%s)", g.name, part and ("_" .. part) or "", table.concat(params, ", "))
 end
 
 -- gen/<program>_cpu.c: the program's kernels and its function (plus a reset for its caches).
 local function emit_program(s, p, ctx, extra_header)
     local g = p.graph
     local kernels = {}
-    local body = cwriter.new()
+    local bodies, part_names = {}, {}               -- one body per part (graph.lua), in order
+    local body
     local current, seen = nil, false
     for _, n in ipairs(g.nodes) do
+        local part = n.part or "all"
+        if not bodies[part] then
+            bodies[part] = cwriter.new()
+            part_names[#part_names + 1] = part
+            current = nil
+        end
+        body = bodies[part]
         local sec = section_of(n, seen, g.name)
         seen = seen or (sec ~= "embeddings" and sec ~= "input")
         if sec ~= current then
@@ -490,24 +498,36 @@ local function emit_program(s, p, ctx, extra_header)
     w:blank()
     w:line("/* ======== %s ======== */", g.name)
     w:blank()
-    w:line("%s;", prototype(g))
-    w:line("%s", prototype(g))
-    w:open("{")
-    for _, sym in ipairs(g.symbols) do
-        w:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
-    end
-    local text = body:text()
-    local unused = {}                                      -- params no statement reads
-    for _, par in ipairs(g.params) do
-        local used_anywhere = text:find("%f[%w_]" .. par.name .. "%f[^%w_]")
-        for _, sym in ipairs(g.symbols) do
-            used_anywhere = used_anywhere or sym.expr:find("%f[%w_]" .. par.name .. "%f[^%w_]")
+    -- One function per part (the whole program when it has none), then the program calling them.
+    local function emit_function(proto, text)
+        w:line("%s;", proto)
+        w:line("%s", proto)
+        w:open("{")
+        local syms, unread = graph.symbols_read(g, text)
+        for _, sym in ipairs(syms) do
+            w:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
         end
-        if not used_anywhere then unused[#unused + 1] = "(void)" .. par.name .. ";" end
+        local unused = {}                                  -- params no statement reads
+        for _, par in ipairs(unread) do unused[#unused + 1] = "(void)" .. par.name .. ";" end
+        if #unused > 0 then w:line("%s", table.concat(unused, " ")) end
+        w:raw(text:gsub("[^\n]+", "    %0"))
+        w:close("}")
     end
-    if #unused > 0 then w:line("%s", table.concat(unused, " ")) end
-    w:raw(text:gsub("[^\n]+", "    %0"))
-    w:close("}")
+    if #g.parts == 0 then
+        emit_function(prototype(g), bodies.all:text())
+    else
+        local args = { "arena", "w" }
+        for _, par in ipairs(g.params) do args[#args + 1] = par.name end
+        local calls = cwriter.new()
+        for _, part in ipairs(part_names) do
+            w:line("/* ---- part \"%s\" of %s (gen/graph.lua: the runtime may run the parts one by one) */", part, g.name)
+            emit_function(prototype(g, part), bodies[part]:text())
+            w:blank()
+            calls:line("%s_%s_cpu(%s);", g.name, part, table.concat(args, ", "))
+        end
+        w:line("/* ---- the whole of %s: its parts in order */", g.name)
+        emit_function(prototype(g), calls:text())
+    end
     return w:text()
 end
 
@@ -550,6 +570,7 @@ local function emit_variant(s, plans, ctx)
     w:blank()
     for _, name in ipairs(sorted.keys(plans)) do
         local g = plans[name].graph
+        for _, part in ipairs(g.parts) do w:line("%s;", prototype(g, part)) end
         w:line("%s;", prototype(g))
         if #g.states > 0 then w:line("void %s_cpu_reset(unsigned char *arena);", g.name) end
     end
@@ -574,6 +595,20 @@ local function emit_variant(s, plans, ctx)
     w:line(".n_weights = %d,", #p.graph.weights)
     w:line(".weights = dit_forward_weights,")
     w:line(".forward_cpu = dit_forward_cpu,")
+    w:line(".embed_cpu = dit_forward_embed_cpu, .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
+    for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
+        w:line(".%s = %s,", name, slot(p, p.graph.exposed[name].name))
+    end
+    if s.teacache then
+        local function poly(c)
+            local parts = {}
+            for i, x in ipairs(c) do parts[i] = clit.f64(x) end
+            return "{ " .. table.concat(parts, ", ") .. " }"
+        end
+        w:line(".has_teacache = 1,")
+        w:line(".teacache_coef = { %s,", poly(s.teacache.coefficients))
+        w:line("                   %s },", poly(s.teacache.ret_coefficients))
+    end
     w:close("};")
     w:blank()
     for _, name in ipairs({ "vae_decode", "vae_encode" }) do

@@ -251,11 +251,18 @@ function emit_cuda.emit(s, programs, files, ctx)
     local p = plan.make_one(g, plan.cuda_elem_bytes, 256, "cuda backend, the original's dtypes")
     local set = cuda_kernels.new_set(ctx)
     local gemms, gemm_index = {}, {}
-    local body = cwriter.new()
+    local bodies, part_names = {}, {}        -- one launch sequence per part (graph.lua), in order
+    local body
     local current
 
     for _, n in ipairs(g.nodes) do
-        local sec = n.out.name:match("^(blocks%.%d+)%.") or "embeddings / head"
+        if not bodies[n.part] then
+            bodies[n.part] = cwriter.new()
+            part_names[#part_names + 1] = n.part
+            current = nil
+        end
+        body = bodies[n.part]
+        local sec = n.out.name:match("^(blocks%.%d+)%.") or n.part
         if sec ~= current then
             body:blank()
             body:line("/* ---- %s %s */", sec, string.rep("-", math.max(4, 72 - #sec)))
@@ -290,6 +297,13 @@ function emit_cuda.emit(s, programs, files, ctx)
         body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s, 0);", clit.str(n.out.name), ident(n.out.name),
                   n.out.dtype:upper(), graph.numel_expr(n.out.dims))
     end
+    -- TeaCache (reference §8): the residual of a pass through the blocks, and its application.
+    local tokens = g.exposed.tokens
+    -- runtime/dit_cuda.c copies the tokens as bf16 and reads the probes e and e0 as fp32
+    assert(tokens.dtype == "bf16" and g.exposed.hidden.dtype == "bf16" and g.exposed.e.dtype == "f32"
+           and g.exposed.e0.dtype == "f32", "emit_cuda: TeaCache's tensors changed dtype")
+    local k_residual = set:add("teacache", { T = ctype(tokens), MODE = "residual", OP = "-" })
+    local k_apply = set:add("teacache", { T = ctype(tokens), MODE = "apply", OP = "+" })
     cuda_kernels.write(s, ctx, files, "dit_forward", set, #gemms)
 
     -- gen/dit_forward_cuda.c: tables and the launch sequence.
@@ -326,15 +340,46 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:close("};")
     h:blank()
 
-    h:line("/* One forward of one sample, launched on stream s (captured into a CUDA Graph by the runtime). */")
-    h:line("void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);")
-    h:line("void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)")
-    h:open("{")
-    for _, sym in ipairs(g.symbols) do
-        h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+    -- One record function per part, then the whole forward calling them (each launched on stream s and
+    -- captured into a CUDA Graph by the runtime).
+    local function record_function(name, text)
+        local proto = string.format("void %s(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)", name)
+        h:line("%s;", proto)
+        h:line("%s", proto)
+        h:open("{")
+        local syms, unread = graph.symbols_read(g, text)
+        for _, sym in ipairs(syms) do
+            h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+        end
+        local unused = {}
+        for _, par in ipairs(unread) do unused[#unused + 1] = "(void)" .. par.name .. ";" end
+        if #unused > 0 then h:line("%s", table.concat(unused, " ")) end
+        h:raw(text:gsub("[^\n]+", "    %0"))
+        h:close("}")
+        h:blank()
     end
-    -- Ft is a param; the symbols read it
-    h:raw(body:text():gsub("[^\n]+", "    %0"))
+    assert(table.concat(part_names, " ") == "embed blocks head", "emit_cuda: dit_forward's parts changed")
+    local calls = cwriter.new()
+    for _, part in ipairs(part_names) do
+        h:line("/* Part \"%s\" of one forward of one sample (gen/programs/dit.lua). */", part)
+        record_function("dit_forward_cuda_record_" .. part, bodies[part]:text())
+        calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part)
+    end
+    h:line("/* One forward of one sample: the parts in order. */")
+    record_function("dit_forward_cuda_record", calls:text())
+
+    -- TeaCache's two launches on the tokens [L, dim] (device pointers outside the arena allowed).
+    local C = tokens.dims[2]
+    h:line("/* TeaCache (reference §8): y = a + b (apply = 1) or y = a - b (apply = 0), over the [L, %d] tokens. */", C)
+    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
+    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b);")
+    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
+    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)")
+    h:open("{")
+    local L = assert(g.dim.L, "emit_cuda: dit_forward has no symbol L")
+    h:line("const long long n = (long long)(%s) * %d;", L.expr, C)
+    h:line("LAUNCH(apply ? K_%s : K_%s, CDIV(n, %d), 1, %d, 0, &y, &a, &b, LL(n));", ident(k_apply), ident(k_residual),
+           schedule.elementwise_threads, schedule.elementwise_threads)
     h:close("}")
     h:blank()
     local function slot(name)
@@ -354,7 +399,12 @@ function emit_cuda.emit(s, programs, files, ctx)
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         h:line(".%s = %s,", name, slot(name))
     end
+    for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
+        h:line(".%s = %s,", name, slot(g.exposed[name].name))
+    end
     h:line(".record = dit_forward_cuda_record,")
+    h:line(".record_part = { dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks, dit_forward_cuda_record_head },")
+    h:line(".teacache = dit_forward_cuda_teacache,")
     h:close("};")
     files["gen/dit_forward_cuda.c"] = h:text()
     return p

@@ -57,7 +57,7 @@ function fuse.apply(g)
         local b = consumer_of[a.out.id]
         for _, r in ipairs(rules) do
             if b and not absorbed[a] and not replaced[a] and a.op == r.first and b.op == r.second
-               and b.ins[1] == a.out and uses[a.out.id] == 1 and a.out.kind == "act" then
+               and b.ins[1] == a.out and uses[a.out.id] == 1 and a.out.kind == "act" and a.part == b.part then
                 replaced[b] = r.make(a, b)
                 absorbed[a] = true
             end
@@ -69,13 +69,14 @@ function fuse.apply(g)
             dropped[n.out.id] = true
         else
             local f = replaced[n] or n
-            nodes[#nodes + 1] = { op = f.op, ins = f.ins, out = f.out, attrs = f.attrs }
+            nodes[#nodes + 1] = { op = f.op, ins = f.ins, out = f.out, attrs = f.attrs, part = n.part }
         end
     end
     local out = graph.new(g.name, g.spec)
     out.params, out.symbols, out.dim = g.params, g.symbols, g.dim
     out.weights, out.inputs, out.outputs, out.states = g.weights, g.inputs, g.outputs, g.states
     out.by_name = g.by_name
+    out.parts, out.exposed = g.parts, g.exposed
     -- Tensors are shared with g, so the producer ids used by the plan live beside them.
     out.producer = {}
     for id, n in ipairs(nodes) do

@@ -21,7 +21,26 @@ Graph.__index = Graph
 function graph.new(name, s)
     return setmetatable({ name = name, spec = s, nodes = {}, tensors = {}, by_name = {},
                           weights = {}, inputs = {}, outputs = {}, states = {},
-                          params = {}, symbols = {}, dim = {} }, Graph)
+                          params = {}, symbols = {}, dim = {}, parts = {}, exposed = {} }, Graph)
+end
+
+-- Start part `name` of the program: the nodes added from now on belong to it. A program with parts
+-- is emitted as one function per part (and the whole program calling them in order), so the runtime
+-- can run them separately, e.g. skip dit_forward's blocks for TeaCache. A program that never calls
+-- this is one part.
+function Graph:part(name)
+    for _, p in ipairs(self.parts) do assert(p ~= name, "graph: part defined twice: " .. name) end
+    self.parts[#self.parts + 1] = name
+    self.current_part = name
+end
+
+-- Give tensor t a name the runtime knows it by (its arena slot is handed to the runtime), e.g. the
+-- tokens entering the blocks. Exposing changes nothing in the plan: the runtime may read t only while
+-- it is live, i.e. between the part that makes it and the last part that reads it.
+function Graph:expose(name, t)
+    assert(not self.exposed[name], "graph: exposed twice: " .. name)
+    self.exposed[name] = t
+    return t
 end
 
 -- A runtime integer argument of the program (e.g. F, the latent frames of this call), at most
@@ -85,7 +104,7 @@ function Graph:op(kind, ins, attrs, name, dtype, dims)
     assert((dims == nil) == (def.shape ~= nil), "graph: op " .. kind .. ": dims given iff it has no shape rule")
     attrs = attrs or {}
     local out = self:tensor(name, dims or def.shape(ins, attrs), dtype, "act")
-    local node = { id = #self.nodes + 1, op = kind, ins = ins, out = out, attrs = attrs }
+    local node = { id = #self.nodes + 1, op = kind, ins = ins, out = out, attrs = attrs, part = self.current_part }
     out.producer = node.id
     self.nodes[#self.nodes + 1] = node
     return out
@@ -123,6 +142,28 @@ function graph.flops(g)
         if def.flops then total = total + def.flops(n, node.ins, node.out, node.attrs) end
     end
     return total
+end
+
+-- What a function whose statements are `text` must declare: the symbols it reads and those they read,
+-- in definition order, and the params that neither it nor those symbols read (to be voided).
+function graph.symbols_read(g, text)
+    local function reads(s, name) return s:find("%f[%w_]" .. name .. "%f[^%w_]") ~= nil end
+    local need = {}
+    for i = #g.symbols, 1, -1 do
+        local read = reads(text, g.symbols[i].name)
+        for j = i + 1, #g.symbols do
+            read = read or (need[j] and reads(g.symbols[j].expr, g.symbols[i].name))
+        end
+        need[i] = read
+    end
+    local syms, unread = {}, {}
+    for i, sym in ipairs(g.symbols) do if need[i] then syms[#syms + 1] = sym end end
+    for _, par in ipairs(g.params) do
+        local read = reads(text, par.name)
+        for _, sym in ipairs(syms) do read = read or reads(sym.expr, par.name) end
+        if not read then unread[#unread + 1] = par end
+    end
+    return syms, unread
 end
 
 -- Dims as text: [L,128], [16,F,8,8].

@@ -63,6 +63,8 @@ local fields = {
     { "sampler.steps",           "int",    required = true, min = 1 },
     { "sampler.shift",           "float",  required = true, gt = 0 },
     { "sampler.guidance",        "float",  required = true, min = 0 },
+    { "teacache.coefficients",   "float_list" },
+    { "teacache.ret_coefficients", "float_list" },
 }
 
 -- Defaults of the optional fields (the original ignores these keys in config.json and always
@@ -71,7 +73,7 @@ local defaults = {
     ["dit.qk_norm"] = true, ["dit.cross_attn_norm"] = true, ["dit.rope_theta"] = 10000.0,
 }
 
-local sections = { dit = true, vae = true, t5 = true, clip = true, video = true, sampler = true }
+local sections = { dit = true, vae = true, t5 = true, clip = true, video = true, sampler = true, teacache = true }
 
 -- Per-channel latent normalisation of the Wan2.1 VAE (reference vae-text-image-files.md §1.6):
 -- the default of vae.latents_mean / vae.latents_std when z_dim is 16.
@@ -246,6 +248,16 @@ local function check_relations(path, v, errs)
             errs:add("%s: variant = %s must match the file name (%s.lua)", path, show(v.variant), v.variant)
         end
     end
+    local tc, tcr = v["teacache.coefficients"], v["teacache.ret_coefficients"]
+    for _, pair in ipairs({ { "teacache.coefficients", tc }, { "teacache.ret_coefficients", tcr } }) do
+        if pair[2] and #pair[2] ~= 5 then
+            errs:add("%s: %s has %d values; TeaCache's rescale polynomial has 5 (highest power first)", path,
+                     pair[1], #pair[2])
+        end
+    end
+    if (tc == nil) ~= (tcr == nil) then
+        errs:add("%s: teacache needs both coefficients (for e) and ret_coefficients (for e0, --use_ret_steps)", path)
+    end
     local dim, heads = v["dit.dim"], v["dit.num_heads"]
     if dim and heads then
         if dim % heads ~= 0 then
@@ -408,7 +420,7 @@ function spec.load(path)
 
     -- rel_path: how generated files name the spec (gen/main.lua makes it repository-relative).
     local s = { path = path, rel_path = path, text = text, variant = t.variant, family = t.family,
-                dit = {}, vae = {}, t5 = {}, clip = {}, video = {}, sampler = {} }
+                dit = {}, vae = {}, t5 = {}, clip = {}, video = {}, sampler = {}, teacache = {} }
     for _, rule in ipairs(fields) do
         local section, key = rule[1]:match("^(%w+)%.(.+)$")
         if section then
@@ -422,7 +434,7 @@ function spec.load(path)
     local default_targets = { "cpu", (t.dit.dim // t.dit.num_heads == 128) and "cuda" or nil }
     for _, target in ipairs(values["targets"] or default_targets) do s.targets[target] = true end
     s.targets.cpu = true
-    for _, sec in ipairs({ "t5", "clip" }) do
+    for _, sec in ipairs({ "t5", "clip", "teacache" }) do
         if next(s[sec]) == nil then s[sec] = nil end           -- no encoder of that kind
     end
     if s.t5 then s.t5.eps = s.t5.eps + 0.0 end
@@ -446,7 +458,7 @@ function spec.dump(s)
     local lines = { "# spec " .. s.rel_path }
     lines[#lines + 1] = "variant = " .. s.variant
     lines[#lines + 1] = "family = " .. s.family
-    for _, section in ipairs({ "dit", "vae", "t5", "clip", "video", "sampler", "derived" }) do
+    for _, section in ipairs({ "dit", "vae", "t5", "clip", "video", "sampler", "teacache", "derived" }) do
         for _, k in ipairs(sorted.keys(s[section] or {})) do
             local v = s[section][k]
             if type(v) == "table" then

@@ -99,15 +99,16 @@ static const flag flags[] = {
     { "--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed" },
     { "--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here" },
     { "--backend", 's', 0, "cpu", "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)" },
+    { "--teacache", 'b', 0, "off", "TeaCache: skip the transformer's blocks on calls whose time embedding moved "
+                                   "little, reusing the last residual (faster, approximate)" },
+    { "--teacache_thresh", 'f', 0, "0.2", "TeaCache threshold > 0: larger skips more (0.1 ~2x, 0.2 ~3x faster)" },
+    { "--use_ret_steps", 'b', 0, "off", "TeaCache: measure e0 and keep the first 5 steps (the original's option)" },
     { "-q", 'b', 0, "", "" },
     { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
     /* Flags of the original that this engine refuses for now (never silently ignored). */
     { "--use_usp", 'b', 0, "off", "multi-GPU sequence parallelism: not supported yet" },
     { "--offload", 'b', 0, "off", "CPU offload: not supported yet" },
     { "--prompt_enhancer", 'b', 0, "off", "not supported: run a prompt enhancer separately" },
-    { "--teacache", 'b', 0, "off", "TeaCache: not supported yet" },
-    { "--teacache_thresh", 'f', 0, "0.2", "TeaCache threshold (only with --teacache)" },
-    { "--use_ret_steps", 'b', 0, "off", "TeaCache retention steps: not supported yet" },
     { "--causal_attention", 'b', 1, "off", "DF: block-causal mask; not supported (the released weights do not "
                                           "support it, issues #58, #78)" },
 };
@@ -282,12 +283,14 @@ int sky_cli_generate(int argc, char **argv)
     const int quiet = given(&p, "-q") || given(&p, "--quiet");
 
     /* Refused flags, by name. */
-    static const char *const refused[] = { "--use_usp", "--offload", "--prompt_enhancer", "--teacache",
-                                           "--use_ret_steps", "--causal_attention" };
+    static const char *const refused[] = { "--use_usp", "--offload", "--prompt_enhancer", "--causal_attention" };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (flag_index(refused[i]) >= 0 && given(&p, refused[i]))
             return usage(argv0, "%s: %s", refused[i], flags[flag_index(refused[i])].help);
-    if (given(&p, "--teacache_thresh")) return usage(argv0, "--teacache_thresh applies only with --teacache");
+    if (!given(&p, "--teacache") && given(&p, "--teacache_thresh"))
+        return usage(argv0, "--teacache_thresh applies only with --teacache");
+    if (!given(&p, "--teacache") && given(&p, "--use_ret_steps"))
+        return usage(argv0, "--use_ret_steps applies only with --teacache");
     sky_backend backend = SKY_BACKEND_CPU;
     if (given(&p, "--backend")) {
         sky_err e;
@@ -322,6 +325,17 @@ int sky_cli_generate(int argc, char **argv)
                          ints[i].lo, ints[i].hi);
         *ints[i].dst = (int)iv;
     }
+    a.teacache = given(&p, "--teacache");
+    a.use_ret_steps = given(&p, "--use_ret_steps");
+    a.teacache_thresh = 0.2;
+    if (given(&p, "--teacache_thresh")) {
+        if (!to_double(get(&p, "--teacache_thresh"), &dv) || !(dv > 0))
+            return usage(argv0, "--teacache_thresh %s: must be a number > 0", get(&p, "--teacache_thresh"));
+        a.teacache_thresh = dv;
+    }
+    if (a.teacache && !sky_variant.dit->has_teacache)
+        return usage(argv0, "--teacache: variant %s has no TeaCache coefficients (its spec has no teacache section)",
+                     sky_variant.name);
     a.guidance_scale = sky_variant.guidance;
     a.shift = sky_variant.shift;
     if (given(&p, "--guidance_scale")) {
@@ -513,6 +527,9 @@ int sky_cli_generate(int argc, char **argv)
                               "\"base_num_frames\": %d, \"overlap_history\": %d, \"addnoise_condition\": %d",
                               a.ar_step, a.causal_block_size, a.base_num_frames, a.overlap_history,
                               a.addnoise_condition);
+    if (a.teacache)
+        k += (size_t)snprintf(json + k, sizeof json - k, ", \"teacache_thresh\": %g, \"use_ret_steps\": %s",
+                              a.teacache_thresh, a.use_ret_steps ? "true" : "false");
     snprintf(json + k, sizeof json - k, "}");
     a.args_json = json;
 

@@ -226,7 +226,8 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
 __attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
 const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
     .abi = SKY_DIT_CUDA_ABI, .variant = SKY_PLUGIN_VARIANT,
-    .open = sky_dit_cuda_open, .forward = sky_dit_cuda_forward, .device = sky_dit_cuda_device,
+    .open = sky_dit_cuda_open, .forward = sky_dit_cuda_forward, .teacache_open = sky_dit_cuda_teacache_open,
+    .device = sky_dit_cuda_device,
     .close = sky_dit_cuda_close, .set_trace = sky_dit_cuda_set_trace,
     .vae_open = sky_vae_cuda_open, .vae_reset = sky_vae_cuda_reset, .vae_chunk = sky_vae_cuda_chunk,
     .vae_set_trace = sky_vae_cuda_set_trace, .vae_device = sky_vae_cuda_device, .vae_close = sky_vae_cuda_close,

@@ -45,7 +45,13 @@ typedef struct sky_dit_cuda_desc {
     int                        attention_smem;  /* dynamic shared memory of the sm_80 attention kernels */
     int                        attention90_smem;/* and of the sm_90a ones */
     sky_slot                   x, y, t, context, clip_fea, fps, v;   /* bytes 0 where absent */
+    sky_slot                   tokens, hidden, e, e0;  /* what TeaCache reads between the parts (program.h) */
     void (*record)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+    /* the same forward in its three parts: embed, blocks, head (for TeaCache) */
+    void (*record_part[3])(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+    /* TeaCache on the [L, dim] bf16 tokens of an F x H x W call: y = a + b (apply) or y = a - b */
+    void (*teacache)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int apply, CUdeviceptr y,
+                     CUdeviceptr a, CUdeviceptr b);
 } sky_dit_cuda_desc;
 
 /* What a generated gen/text_encode_cuda.c or gen/clip_encode_cuda.c describes: the kernels, the GEMM
@@ -160,7 +166,8 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
 sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
 void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                          const float *context, const float *clip_fea, int64_t fps, float *v);
+                          const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip);
+sky_status sky_dit_cuda_teacache_open(void *d, sky_err *err);
 const char *sky_dit_cuda_device(void *d);
 void sky_dit_cuda_close(void *d);
 void sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);

@@ -105,7 +105,8 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
     const int present[] = { 1, 1, 1, has_image, has_image, p->inject_sample_info };
     for (int i = 0; i < sky_safetensors_count(f); i++) {
         const char *name = sky_safetensors_at(f, i)->name;
-        int ok = strcmp(name, "v") == 0;            /* an expected output beside the inputs is ignored */
+        int ok = strcmp(name, "v") == 0 ||          /* an expected output beside the inputs is ignored */
+                 strcmp(name, "teacache_computed") == 0;
         for (int k = 0; k < 6; k++) ok |= present[k] && strcmp(name, known[k]) == 0;
         if (!ok)
             return sky_fail(err, "%s: input '%s' is not an input of this variant's dit_forward (it takes x, t, "
@@ -179,6 +180,7 @@ struct sky_dit {
     sky_cpu_state          s;                /* CPU: fp32 weights, arena; CUDA: the checkpoint until uploaded */
     const sky_dit_cuda_plugin *cuda;         /* the CUDA plugin's table and state */
     void                      *cuda_state;
+    float                 *tc_tokens, *tc_res[2];   /* CPU TeaCache: the tokens, a residual per parity */
 };
 
 sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err)
@@ -231,17 +233,34 @@ void sky_dit_close(sky_dit *d)
     if (!d) return;
     if (d->cuda && d->cuda_state) d->cuda->close(d->cuda_state);
     sky_cpu_state_free(&d->s);
+    free(d->tc_tokens);
+    free(d->tc_res[0]);
+    free(d->tc_res[1]);
     free(d);
 }
 
+sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err)
+{
+    if (d->cuda) return d->cuda->teacache_open(d->cuda_state, err);
+    if (d->tc_tokens) return SKY_OK;
+    const size_t bytes = d->p->tokens.bytes;     /* [L, dim] fp32 at the largest window */
+    d->tc_tokens = malloc(bytes);
+    d->tc_res[0] = malloc(bytes);
+    d->tc_res[1] = malloc(bytes);
+    if (!d->tc_tokens || !d->tc_res[0] || !d->tc_res[1])
+        return sky_fail(err, "out of host memory for TeaCache (3 x %zu bytes)", bytes);
+    return SKY_OK;
+}
+
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                     const float *context, const float *clip_fea, int64_t fps, float *v)
+                     const float *context, const float *clip_fea, int64_t fps, float *v, sky_teacache *tc)
 {
     const sky_dit_program *p = d->p;
     const size_t lat = (size_t)F * (size_t)H * (size_t)W;
     SKY_ASSERT(F >= 1 && F <= p->max_frames && (Ft == 1 || Ft == F));
+    const sky_dit_skip skip = { tc ? tc->use_ret_steps : 0, sky_teacache_decide, tc };
     if (d->cuda) {
-        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, fps, v);
+        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, fps, v, tc ? &skip : NULL);
         return;
     }
     SKY_ASSERT((size_t)p->x_channels * lat * sizeof(float) <= p->x.bytes);
@@ -253,7 +272,30 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
         memcpy(d->s.arena + p->clip_fea.offset, clip_fea, (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
     }
     if (p->inject_sample_info) memcpy(d->s.arena + p->fps.offset, &fps, sizeof fps);
-    p->forward_cpu(d->s.arena, (const float *const *)d->s.w.data, F, H, W, Ft);
+    const float *const *w = (const float *const *)d->s.w.data;
+    if (!tc) {
+        p->forward_cpu(d->s.arena, w, F, H, W, Ft);
+    } else {
+        /* TeaCache (teacache.h): the embeddings, the decision on the probe, then the blocks (keeping the
+         * residual) or the residual in their place, then the head. The tokens are copied first: their
+         * slot may be reused by the blocks' tensors and the hidden slot may overlap it. */
+        SKY_ASSERT(d->tc_tokens);
+        const size_t L = (size_t)F * (size_t)(H / 2) * (size_t)(W / 2), n_tok = L * (size_t)p->dim;
+        SKY_ASSERT(n_tok * sizeof(float) <= p->tokens.bytes);
+        p->embed_cpu(d->s.arena, w, F, H, W, Ft);
+        size_t n;
+        const sky_slot probe = sky_teacache_probe(tc, p, Ft, &n);
+        memcpy(d->tc_tokens, d->s.arena + p->tokens.offset, n_tok * sizeof(float));
+        int par = 0;
+        float *hidden = (float *)(d->s.arena + p->hidden.offset);
+        if (sky_teacache_decide(tc, (const float *)(d->s.arena + probe.offset), n, (long long)L, &par)) {
+            p->blocks_cpu(d->s.arena, w, F, H, W, Ft);
+            for (size_t i = 0; i < n_tok; i++) d->tc_res[par][i] = hidden[i] - d->tc_tokens[i];
+        } else {
+            for (size_t i = 0; i < n_tok; i++) hidden[i] = d->tc_tokens[i] + d->tc_res[par][i];
+        }
+        p->head_cpu(d->s.arena, w, F, H, W, Ft);
+    }
     memcpy(v, d->s.arena + p->v.offset, (size_t)p->out_dim * lat * sizeof(float));
 }
 
@@ -271,12 +313,20 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     sky_safetensors *in_file = NULL;
     sky_dit *d = NULL;
     float *out = NULL, *x = NULL, *y = NULL, *ctx = NULL, *clip = NULL;
+    int64_t *computed = NULL;
     double t[4096];
     inputs in;
+    sky_teacache tcs = { 0 }, *tc = NULL;
 
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
     if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, o->backend, err)) goto done;
+    if (o->teacache > 0) {
+        if (sky_teacache_init(&tcs, p, v->name, o->teacache, o->use_ret_steps, o->teacache_steps, err) ||
+            sky_dit_teacache_open(d, err))
+            goto done;
+        tc = &tcs;
+    }
 
     const size_t lat = (size_t)in.F * (size_t)in.H * (size_t)in.W;
     const size_t per_v = (size_t)p->out_dim * lat;
@@ -286,7 +336,8 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     y = malloc((size_t)p->y_channels * lat * sizeof(float) + 1);
     ctx = malloc(n_ctx * sizeof(float));
     clip = malloc(n_img * sizeof(float) + 1);
-    if (!out || !x || !y || !ctx || !clip) {
+    computed = calloc((size_t)in.B, sizeof *computed);
+    if (!out || !x || !y || !ctx || !clip || !computed) {
         sky_fail(err, "out of host memory for %d samples of %d latent frames", in.B, in.F);
         goto done;
     }
@@ -299,20 +350,25 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
                      sample_f32(clip, in.clip_fea, b, n_img, err)))
             goto done;
         const int64_t fps = in.fps ? (int64_t)number_at(in.fps, (size_t)b) : 0;
-        sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v);
+        const long long skipped = tc ? tc->skipped : 0;
+        sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v, tc);
+        computed[b] = tc ? (tc->skipped == skipped) : 1;
         if (!o->quiet)
-            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps: %.2f s\n", b + 1,
-                    in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame", now_s() - ts);
+            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps%s: %.2f s\n", b + 1,
+                    in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame",
+                    tc ? (computed[b] ? ", teacache: blocks run" : ", teacache: blocks skipped") : "", now_s() - ts);
     }
 
-    sky_st_entry e = { "v", SKY_DTYPE_F32, 5, { in.B, p->out_dim, in.F, in.H, in.W }, out };
+    sky_st_entry e[2] = { { "v", SKY_DTYPE_F32, 5, { in.B, p->out_dim, in.F, in.H, in.W }, out },
+                          { "teacache_computed", SKY_DTYPE_I64, 1, { in.B }, computed } };
     const char *meta[] = { "made_by", "skyreels program dit_forward", "variant", v->name, "backend",
                            o->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu", NULL };
-    if (sky_safetensors_write(o->output, &e, 1, meta, err)) goto done;
+    if (sky_safetensors_write(o->output, e, tc ? 2 : 1, meta, err)) goto done;
     st = SKY_OK;
 done:
-    free(out); free(x); free(y); free(ctx); free(clip);
+    free(out); free(x); free(y); free(ctx); free(clip); free(computed);
     sky_dit_close(d);
+    sky_teacache_free(&tcs);
     sky_safetensors_close(in_file);
     return st;
 }

@@ -18,6 +18,7 @@
 
 #include "program.h"
 #include "status.h"
+#include "teacache.h"
 
 /* Where dit_forward runs: the CPU reference, or the CUDA plugin beside the binary (dit_plugin.h). */
 typedef enum sky_backend { SKY_BACKEND_CPU = 0, SKY_BACKEND_CUDA = 1 } sky_backend;
@@ -31,6 +32,10 @@ typedef struct sky_dit_run_opts {
     const char *output;                 /* .safetensors to write (v) */
     int         quiet;                  /* 1: no progress lines on stderr */
     sky_backend backend;
+    /* TeaCache over the samples as one sequence of calls (teacache.h): threshold (0: off), the
+     * original's num_steps, e0 as the probe; the output gains teacache_computed [B] I64. */
+    double      teacache;
+    int         teacache_steps, use_ret_steps;
 } sky_dit_run_opts;
 
 /* A bound dit_forward program: weights as fp32 and the CPU arena, or the CUDA plugin's state. */
@@ -46,9 +51,14 @@ void sky_dit_close(sky_dit *d);
 /* One forward pass of one sample (shapes as above without the batch): x [x_channels, F, H, W],
  * y and clip_fea for I2V (else ignored), t [Ft] with Ft 1 or F, context [text_len, text_dim],
  * fps the embedding index (inject_sample_info only); v [out_dim, F, H, W]. Inputs were checked by
- * the caller (asserts only). */
+ * the caller (asserts only). tc: NULL, or TeaCache's state (the call may skip the blocks; after
+ * sky_dit_teacache_open). */
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                     const float *context, const float *clip_fea, int64_t fps, float *v);
+                     const float *context, const float *clip_fea, int64_t fps, float *v, sky_teacache *tc);
+
+/* Allocate what TeaCache keeps (two residuals and a copy of the tokens at the largest window): once,
+ * before the first forward with a tc. */
+sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err);
 
 /* Run dit_forward of variant v on o->backend, one sample at a time. */
 sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err);

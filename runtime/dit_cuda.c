@@ -29,6 +29,11 @@ typedef struct dit_cuda {
     sky_graph_cache         *graphs;
     uint16_t                *ctx_bf16;       /* host staging for the context */
     int                      F, H, W, Ft;    /* the call being recorded */
+    int                      part;           /* -1: the whole forward, else the part (embed, blocks, head) */
+    /* TeaCache (teacache_open): the tokens entering the blocks, the residual of each parity, the probe */
+    void                    *tc_mem;
+    CUdeviceptr              tc_tokens, tc_res[2];
+    float                   *tc_probe;
 } dit_cuda;
 
 void sky_dit_cuda_close(void *opaque)
@@ -36,8 +41,10 @@ void sky_dit_cuda_close(void *opaque)
     dit_cuda *d = opaque;
     if (!d) return;
     sky_graph_cache_free(d->graphs);
+    if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
     sky_cuda_prog_close(&d->pr);
     free(d->ctx_bf16);
+    free(d->tc_probe);
     free(d);
 }
 
@@ -84,7 +91,7 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
         sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
         sky_cuda_prog_end(&d->pr, g->arena_bytes, g->gemms, g->n_gemms, err) ||
         choose_attention(d, err) ||
-        sky_graph_cache_init(&d->graphs, d->pr.c, 16, err))
+        sky_graph_cache_init(&d->graphs, d->pr.c, 48, err))
         goto fail;
     *out = d;
     return SKY_OK;
@@ -98,15 +105,47 @@ void sky_dit_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
     sky_cuda_prog_set_trace(&((dit_cuda *)opaque)->pr, fn, ctx);
 }
 
-/* The launch sequence of the call in d (for the graph cache). */
+sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
+{
+    dit_cuda *d = opaque;
+    const sky_dit_cuda_desc *g = d->desc;
+    if (d->tc_mem) return SKY_OK;
+    /* the probe: e0 [Ft, 6 dim] at most, fp32 */
+    d->tc_probe = malloc((size_t)d->p->max_frames * 6 * (size_t)d->p->dim * sizeof(float));
+    if (!d->tc_probe) return sky_fail(err, "out of host memory for TeaCache");
+    const size_t each = (g->tokens.bytes + 255) / 256 * 256;
+    if (sky_cuda_arena_alloc(d->pr.c, 3 * each, &d->tc_mem, "TeaCache (two residuals and the tokens)", err))
+        return SKY_ERR;
+    d->tc_tokens = (CUdeviceptr)d->tc_mem;
+    d->tc_res[0] = d->tc_tokens + each;
+    d->tc_res[1] = d->tc_tokens + 2 * each;
+    return SKY_OK;
+}
+
+/* The launch sequence of the call in d (for the graph cache): the whole forward or one part. */
 static void record(void *opaque, CUstream s)
 {
     dit_cuda *d = opaque;
-    d->desc->record(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+    if (d->part < 0) d->desc->record(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+    else d->desc->record_part[d->part](&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+}
+
+/* Run the whole forward (part -1) or one part for the call in d: from its CUDA Graph, or eagerly
+ * while traced. key: the call's shape. */
+static void run_part(dit_cuda *d, int key, int part)
+{
+    sky_err err;
+    d->part = part;
+    if (d->pr.trace.fn) {
+        record(d, d->pr.c->stream);          /* traced: eagerly, the hook reads every output */
+    } else if (sky_graph_run(d->graphs, key * 4 + part + 1, record, d, &err)) {
+        fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
+        exit(1);
+    }
 }
 
 void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                          const float *context, const float *clip_fea, int64_t fps, float *v)
+                          const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip)
 {
     dit_cuda *d = opaque;
     const sky_dit_program *p = d->p;
@@ -125,14 +164,32 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
     }
     if (p->inject_sample_info) SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->fps.offset, &fps, sizeof fps, s));
     d->F = F, d->H = H, d->W = W, d->Ft = Ft;
-    sky_err err;
-    /* One graph per (frames, timestep rows, orientation): the launch parameters differ between them. */
+    /* One graph per (frames, timestep rows, orientation) and part: the launch parameters differ. */
     const int key = (F * 2 + (Ft == 1)) * 2 + (H != p->lat_h);
-    if (d->pr.trace.fn) {
-        record(d, s);                        /* traced: eagerly, the hook reads every output */
-    } else if (sky_graph_run(d->graphs, key, record, d, &err)) {
-        fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
-        exit(1);
+    if (!skip) {
+        run_part(d, key, -1);
+    } else {
+        /* TeaCache (teacache.h): the embeddings, the decision on the probe, then the blocks (keeping the
+         * residual) or the residual, then the head. */
+        SKY_ASSERT(d->tc_mem);
+        const long long L = (long long)F * (H / 2) * (W / 2);
+        const size_t n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
+        const size_t tok_bytes = (size_t)L * (size_t)p->dim * sizeof(uint16_t);
+        SKY_ASSERT(tok_bytes <= g->tokens.bytes);
+        run_part(d, key, 0);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(d->tc_probe, d->pr.arena + (skip->use_e0 ? g->e0.offset : g->e.offset),
+                                       n * sizeof(float), s));
+        SKY_CU_CHECK(cuMemcpyDtoDAsync(d->tc_tokens, d->pr.arena + g->tokens.offset, tok_bytes, s));
+        SKY_CU_CHECK(cuStreamSynchronize(s));
+        int slot = 0;
+        const sky_cuda_program *st = &d->pr.st;
+        if (skip->decide(skip->ctx, d->tc_probe, n, L, &slot)) {
+            run_part(d, key, 1);
+            g->teacache(st, s, F, H, W, 0, d->tc_res[slot], d->pr.arena + g->hidden.offset, d->tc_tokens);
+        } else {
+            g->teacache(st, s, F, H, W, 1, d->pr.arena + g->hidden.offset, d->tc_tokens, d->tc_res[slot]);
+        }
+        run_part(d, key, 2);
     }
     SKY_CU_CHECK(cuMemcpyDtoHAsync(v, d->pr.arena + g->v.offset, (size_t)p->out_dim * lat * sizeof(float), s));
     SKY_CU_CHECK(cuStreamSynchronize(s));

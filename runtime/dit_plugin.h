@@ -11,18 +11,33 @@
 #ifndef SKY_DIT_PLUGIN_H
 #define SKY_DIT_PLUGIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "program.h"
 #include "status.h"
 
+/* TeaCache inside one forward (runtime/teacache.h): after the embed part the backend hands decide the
+ * probe of the call (n values of e, or of e0 when use_e0) and its token count; decide returns 1 to run the
+ * blocks (the backend then keeps hidden - tokens as the residual of *slot, 0 or 1), 0 to add the residual
+ * kept for *slot to the tokens in their place. */
+typedef struct sky_dit_skip {
+    int   use_e0;
+    int (*decide)(void *ctx, const float *probe, size_t n, long long tokens, int *slot);
+    void *ctx;
+} sky_dit_skip;
+
 typedef struct sky_dit_cuda_plugin {
     int         abi;                          /* SKY_DIT_CUDA_ABI */
     const char *variant;                      /* the variant it was generated for */
     sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
-    /* One forward of one sample; arguments as sky_dit_forward's (dit.h). */
+    /* One forward of one sample; arguments as sky_dit_forward's (dit.h); skip NULL or as above (after
+     * teacache_open). */
     void (*forward)(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                    const float *context, const float *clip_fea, int64_t fps, float *v);
+                    const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip);
+    /* Allocate what TeaCache keeps on the device (two residuals and a copy of the tokens, at the largest
+     * window): once, before the first forward with a skip. */
+    sky_status (*teacache_open)(void *d, sky_err *err);
     const char *(*device)(void *d);           /* e.g. "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
     void (*close)(void *d);
     /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
@@ -50,7 +65,7 @@ typedef struct sky_dit_cuda_plugin {
     void (*enc_close)(void *e);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 5
+#define SKY_DIT_CUDA_ABI 6
 
 /* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
  * binary; loaded once per process, its ABI and variant checked (runtime/plugin.c). */

@@ -45,6 +45,9 @@ static void print_usage(FILE *out, const char *argv0)
             "                        NOT YET VERIFIED ON A GPU)\n"
             "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
             "                        names it; any program, either backend) to FILE, for op-by-op comparisons\n"
+            "      --teacache THRESH with --teacache_steps N [--use_ret_steps]: the B samples are one sequence of\n"
+            "                        calls (sample b = call b: even cond, odd uncond) under TeaCache; the output also\n"
+            "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
             "      -q, --quiet       no progress lines\n"
             "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video [1,3,1+4(L-1),8h,8w]\n"
             "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z [1,%d,1+(T-1)/4,H/8,W/8]\n"
@@ -140,15 +143,33 @@ static int cmd_program(int argc, char **argv)
             i++;
         }
         else if (strcmp(a, "--trace") == 0 && val) { trace_path = val; i++; }
+        else if (is_dit && strcmp(a, "--teacache") == 0 && val) {
+            char *end;
+            o.teacache = strtod(val, &end);
+            if (*end || !(o.teacache > 0)) return usage_error(argv[0], "--teacache %s: must be a threshold > 0", val);
+            i++;
+        }
+        else if (is_dit && strcmp(a, "--teacache_steps") == 0 && val) {
+            char *end;
+            const long v = strtol(val, &end, 10);
+            if (*end || v < 1 || v > 100000) return usage_error(argv[0], "--teacache_steps %s: must be 1 to 100000", val);
+            o.teacache_steps = (int)v;
+            i++;
+        }
+        else if (is_dit && strcmp(a, "--use_ret_steps") == 0) o.use_ret_steps = 1;
         else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o.quiet = 1;
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
-                          strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0))
+                          strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
+                          strcmp(a, "--teacache_steps") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else return usage_error(argv[0], "program: unknown option %s", a);
     }
     if (!o.weights) return usage_error(argv[0], "program: %s is required", "--weights");
     if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
     if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
+    if ((o.teacache > 0) != (o.teacache_steps > 0) || (o.use_ret_steps && !(o.teacache > 0)))
+        return usage_error(argv[0], "program: %s go together (and --use_ret_steps needs them)",
+                           "--teacache and --teacache_steps");
     sky_err err;
     sky_trace *trace = NULL;
     if (trace_path && sky_trace_open(&trace, &err)) {

@@ -132,6 +132,8 @@ typedef struct run {
     const sky_variant_desc *v;
     const sky_gen_args     *a;
     sky_dit                *dit;
+    sky_teacache            tc;                         /* --teacache */
+    sky_teacache           *tcp;                        /* &tc, or NULL without --teacache */
     sky_vae                *dec, *enc;
     sky_noise               noise;
     float                  *ctx, *ctx_null, *clip;      /* prompt embeddings (and CLIP features) */
@@ -153,9 +155,9 @@ static void guided(run *r, int F, const float *x, const float *y, const double *
     const sky_dit_program *p = r->v->dit;
     const int64_t fps_index = r->a->fps == 16 ? 0 : 1;
     const size_t n = (size_t)p->out_dim * F * r->hw;
-    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v);
+    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v, r->tcp);
     if (skip_uncond) return;
-    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx_null, r->clip, fps_index, tmp);
+    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx_null, r->clip, fps_index, tmp, r->tcp);
     const float g = (float)r->a->guidance_scale;
     for (size_t i = 0; i < n; i++) v[i] = tmp[i] + g * (v[i] - tmp[i]);
 }
@@ -481,6 +483,12 @@ static sky_status run_df(run *r, sky_err *err)
             if (is) goto done;
         }
         if (win.end_frame) copy_latent_frames(Z, Ftot, win.frames, end_z, 1, 0, 1, C, r->hw);
+        if (r->tcp && a->ar_step > 0 && k > 0 && !a->video_path) {
+            /* the original's TeaCache step count of a later long-video window (reference §8) */
+            const int Fo = (a->overlap_history - 1) / 4 + 1;
+            sky_teacache_set_steps(r->tcp, a->inference_steps +
+                                   ((win.frames - Fo) / a->causal_block_size - 1) * a->ar_step);
+        }
 
         if (df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
 
@@ -613,6 +621,21 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         }
     }
     if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err)) goto done;
+    if (a->teacache) {
+        /* The original's count of calls before TeaCache's counter wraps (reference §8): the steps, plus
+         * the asynchronous schedule's extra rows for DF with ar_step > 0. */
+        const int df = strcmp(v->family, "df") == 0;
+        int steps = a->inference_steps;
+        if (df && a->ar_step > 0)
+            steps += (((a->base_num_frames - 1) / 4 + 1) / a->causal_block_size - 1) * a->ar_step;
+        if (sky_teacache_init(&r.tc, p, v->name, a->teacache_thresh, a->use_ret_steps, steps, err) ||
+            sky_dit_teacache_open(r.dit, err))
+            goto done;
+        r.tcp = &r.tc;
+        if (df && !a->quiet)
+            fprintf(stderr, "warning: --teacache with a diffusion-forcing model: the SkyReels-V2 maintainers say DF "
+                    "models are not compatible with TeaCache (SkyworkAI/SkyReels-V2#123); expect lower quality\n");
+    }
     /* The VAE encoder (its weights, and on the GPU its arena) only for runs that encode images or frames. */
     const int needs_encoder = a->image || a->end_image || a->video_path || (a->overlap_history > 0 &&
                               a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
@@ -658,6 +681,11 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
                                a->args_json ? a->args_json : "{}", NULL };
         if (st == SKY_OK) st = sky_safetensors_write(a->output_latents, r.keep, r.n_keep, meta, err);
     }
+    if (st == SKY_OK && r.tcp && !a->quiet) {
+        char line[256];
+        sky_teacache_summary(r.tcp, line, sizeof line);
+        fprintf(stderr, "%s\n", line);
+    }
     if (st == SKY_OK && !a->quiet)
         fprintf(stderr, "done in %.1f s%s%s%s%s\n", now_s() - t0, a->output && r.dec ? ": " : "",
                 a->output && r.dec ? a->output : "", a->output_latents ? "; latents: " : "",
@@ -672,6 +700,7 @@ done:
     sky_noise_close(&r.noise);
     sky_safetensors_close(pe);
     sky_dit_close(r.dit);
+    sky_teacache_free(&r.tc);
     sky_vae_close(r.dec);
     sky_vae_close(r.enc);
     free(r.ctx); free(r.ctx_null); free(r.clip);

@@ -34,6 +34,8 @@ typedef struct sky_gen_args {
     int         height, width;      /* pixels of this run (the spec's, swapped for a portrait input) */
     const char *image, *end_image, *video_path;
     int         ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
+    int         teacache, use_ret_steps;   /* TeaCache (runtime/teacache.h) */
+    double      teacache_thresh;
     const char *output;             /* the mp4 path (cli.c builds the original's name when not given) */
     const char *dit_weights;        /* transformer checkpoint */
     const char *vae_weights;        /* VAE checkpoint; NULL: stop after the latents */

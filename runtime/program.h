@@ -65,6 +65,16 @@ typedef struct sky_dit_program {
     int n_weights;
     const sky_weight_desc *weights;
     sky_dit_forward_cpu_fn forward_cpu;
+    /* The same forward in its three parts (gen/programs/dit.lua), for TeaCache (runtime/teacache.h):
+     * embed (tokens, time and text embeddings), blocks, head. Between them the runtime may read the
+     * exposed tensors: tokens [L, dim] (the blocks' input: live until blocks starts), hidden [L, dim]
+     * (their output, the head's input), e [Ft, dim] and e0 [Ft, 6 dim] (the time embeddings, fp32). */
+    sky_dit_forward_cpu_fn embed_cpu, blocks_cpu, head_cpu;
+    sky_slot tokens, hidden, e, e0;
+    /* TeaCache rescale polynomials from the spec (highest power first), [0] for e, [1] for e0
+     * (--use_ret_steps); has_teacache 0 when the spec gives none. */
+    int    has_teacache;
+    double teacache_coef[2][5];
 } sky_dit_program;
 
 /* CPU call of a VAE program: H x W is the latent size (decode) or the video size (encode) of

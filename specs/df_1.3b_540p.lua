@@ -20,4 +20,10 @@ return {
     },
     video   = { height = 544, width = 960, base_num_frames = 97 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+    -- TeaCache rescale polynomials, highest power first (reference dit-and-sampling.md §8):
+    -- the original's row for a model directory matching "not I2V + 1.3B".
+    teacache = {
+        coefficients     = { 2.39676752e+03, -1.31110545e+03, 2.01331979e+02, -8.29855975e+00, 1.37887774e-01 },   -- measures e
+        ret_coefficients = { -5.21862437e+04, 9.23041404e+03, -5.28275948e+02, 1.36987616e+01, -4.99875664e-02 },   -- measures e0 (--use_ret_steps)
+    },
 }

@@ -20,4 +20,10 @@ return {
     },
     video   = { height = 720, width = 1280, base_num_frames = 121 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+    -- TeaCache rescale polynomials, highest power first (reference dit-and-sampling.md §8):
+    -- the original's row for a model directory matching "not I2V + 14B".
+    teacache = {
+        coefficients     = { -5784.54975374, 5449.50911966, -1811.16591783, 256.27178429, -13.02252404 },   -- measures e
+        ret_coefficients = { -3.03318725e+05, 4.90537029e+04, -2.65530556e+03, 5.87365115e+01, -3.15583525e-01 },   -- measures e0 (--use_ret_steps)
+    },
 }

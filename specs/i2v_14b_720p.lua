@@ -25,4 +25,10 @@ return {
     },
     video   = { height = 720, width = 1280, base_num_frames = 121 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+    -- TeaCache rescale polynomials, highest power first (reference dit-and-sampling.md §8):
+    -- the original's row for a model directory matching "I2V + 720P".
+    teacache = {
+        coefficients     = { -114.36346466, 65.26524496, -18.82220707, 4.91518089, -0.23412683 },   -- measures e
+        ret_coefficients = { 8.10705460e+03, 2.13393892e+03, -3.72934672e+02, 1.66203073e+01, -4.17769401e-02 },   -- measures e0 (--use_ret_steps)
+    },
 }

@@ -15,4 +15,10 @@ return {
     },
     video   = { height = 48, width = 64, base_num_frames = 9 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+    -- TeaCache rescale polynomials, highest power first (reference dit-and-sampling.md §8):
+    -- the original's row for a model directory matching "I2V + 540P" (the row the TeaCache fixture ran the original with).
+    teacache = {
+        coefficients     = { -3.02331670e+02, 2.23948934e+02, -5.25463970e+01, 5.87348440e+00, -2.01973289e-01 },   -- measures e
+        ret_coefficients = { 2.57151496e+05, -3.54229917e+04, 1.40286849e+03, -1.35890334e+01, 1.32517977e-01 },   -- measures e0 (--use_ret_steps)
+    },
 }

@@ -20,4 +20,12 @@ return {
     },
     video   = { height = 64, width = 64, base_num_frames = 17 },
     sampler = { steps = 30, shift = 8.0, guidance = 6.0 },
+    -- TeaCache rescale polynomials, highest power first (reference dit-and-sampling.md §8):
+    -- coefficients: the original's row for a model directory matching "not I2V + 1.3B"; ret_coefficients: the
+    -- row for "I2V + 720P" (on this random model the 1.3B row is negative wherever its distances fall, so every
+    -- call would skip; tests/fixtures/make_teacache_fixtures.py ran the original with these rows).
+    teacache = {
+        coefficients     = { 2.39676752e+03, -1.31110545e+03, 2.01331979e+02, -8.29855975e+00, 1.37887774e-01 },   -- measures e
+        ret_coefficients = { 8.10705460e+03, 2.13393892e+03, -3.72934672e+02, 1.66203073e+01, -4.17769401e-02 },   -- measures e0 (--use_ret_steps)
+    },
 }

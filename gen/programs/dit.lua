@@ -185,6 +185,10 @@ function dit.build(g, s)
     local clip = r.has_image and g:input("clip_fea", { d.image_len, d.image_dim }, "f32") or nil
     local fps = d.inject_sample_info and g:input("fps", { 1 }, "i64") or nil          -- 0 or 1
 
+    -- Three parts (graph.lua), so that TeaCache (reference §8) can skip the blocks: "embed" makes the
+    -- tokens and the time embeddings, "blocks" the attention blocks, "head" the output.
+    g:part("embed")
+
     -- Patch embedding (§2.2): [L, Cin*4] x [C, Cin*4]^T.
     local patches = g:op("patchify", { x, y }, { patch_in = r.patch_in, lat_h = r.lat_h, lat_w = r.lat_w },
                          "patches", "bf16")
@@ -233,10 +237,21 @@ function dit.build(g, s)
     local rope = g:op("rope_table", {}, { head_dim = r.head_dim, t_dim = r.rope_t_dim, h_dim = r.rope_h_dim,
                                           w_dim = r.rope_w_dim, theta = d.rope_theta }, "rope", "f32")
 
+    -- What the runtime reads between the parts for TeaCache: the tokens entering the blocks and the
+    -- tokens leaving them (the cached residual is their difference), and the time embeddings it
+    -- measures (e, or e0 with --use_ret_steps).
+    g:expose("tokens", tok)
+    g:expose("e", e)
+    g:expose("e0", e0)
+
+    g:part("blocks")
     local h = tok
     for i = 0, d.num_layers - 1 do
         h = attention_block(g, s, i, h, e0, ctx, img, rope)
     end
+    g:expose("hidden", h)
+
+    g:part("head")
 
     -- Head (§2.10): modulation from e (not e0), fp32, then unpatchify.
     local table2 = weight(g, "head.modulation", { 1, 2, C })

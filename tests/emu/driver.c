@@ -331,6 +331,14 @@ CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
     return copy(dst, (const void *)(uintptr_t)src, n, 0, s);
 }
 
+CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    if (!find_alloc((void *)(uintptr_t)dst, n) || !find_alloc((void *)(uintptr_t)src, n)) return CUDA_ERROR_INVALID_VALUE;
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
 CUresult cuMemsetD8(CUdeviceptr dst, unsigned char v, size_t n)
 {
     if (!find_alloc((void *)(uintptr_t)dst, n)) return CUDA_ERROR_INVALID_VALUE;

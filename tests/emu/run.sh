@@ -151,6 +151,32 @@ else
     bad "op-by-op traces"
 fi
 
+# 3b. TeaCache on the CUDA backend (the embed / blocks / head parts as three captured graphs, the residual
+#     kept and applied on the device): tests/fixtures/teacache/tiny_df128_e, a sequence of 60 calls made by the
+#     ORIGINAL SkyReels-V2 code with its TeaCache (fp32). The decisions must equal the original's (each is >= 5 %
+#     away from the threshold; our probes come from the bf16-rounded sinusoid as the original's bf16 model's do).
+#     v: the original cannot run its TeaCache in bf16 on a CPU, so the bound is that of the 3-frame per-frame
+#     case of tests/fixtures/cuda/ (same weights, same sizes, other inputs): 2 x diffusers' own bf16 error there.
+f=tests/fixtures/teacache/tiny_df128_e.safetensors
+B=out/$v/skyreels-$v
+"$B" random-weights --layout original --seed 1 --output "$tmp/wo-$v.safetensors" > /dev/null 2>&1
+peer=$("$ST" meta "$FX/tiny_df128_f3frames.safetensors" peer_bf16_rel_l2)
+bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+if [ "$(sha256sum "$tmp/wo-$v.safetensors" | cut -d' ' -f1)" != "$("$ST" meta "$f" weights_sha256)" ]; then
+    bad "teacache: random-weights --layout original --seed 1 is not what tests/fixtures/teacache/ was made with"
+elif SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" program dit_forward -q --backend cuda \
+        --weights "$tmp/wo-$v.safetensors" --inputs "$f" --output "$tmp/tc.safetensors" \
+        --teacache "$("$ST" meta "$f" teacache_thresh)" --teacache_steps "$("$ST" meta "$f" num_steps)" 2> "$tmp/tc.log"; then
+    if "$ST" equal "$tmp/tc.safetensors" "$f" teacache_computed > "$tmp/eq.txt"; then
+        ok "teacache (cuda, emulated) tiny_df128_e: the original's 60 decisions ($(grep -o 'ours: .*' "$tmp/eq.txt" | tr -cd 0 | wc -c) skipped)"
+    else cat "$tmp/eq.txt"; bad "teacache (cuda, emulated): decisions differ from the original's"; fi
+    if "$ST" compare "$tmp/tc.safetensors" "$f" v "$bound" > "$tmp/cmp.txt"; then
+        ok "teacache (cuda, emulated) tiny_df128_e vs the original fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x $peer"
+    else cat "$tmp/cmp.txt"; bad "teacache (cuda, emulated) vs the original fp32 (bound $bound)"; fi
+else
+    tail -5 "$tmp/tc.log"; bad "teacache (cuda, emulated): program dit_forward --teacache failed"
+fi
+
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
 #    fixture's vae section and tiny_df128's DiT (so the variant has the CUDA target), bound 2 x the error
 #    of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*: PyTorch's default on a GPU)

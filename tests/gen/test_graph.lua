@@ -97,3 +97,28 @@ for name, want in pairs({ text_encode = 5680910336, clip_encode = 611086080 }) d
     end
     t.check_eq(params, want, name .. " parameter count")
 end
+
+-- dit_forward in three parts for TeaCache (gen/programs/dit.lua): embed, blocks, head in program order,
+-- every node in one; the exposed tensors are where the runtime expects them; the fused (CUDA) graph keeps
+-- the parts and no fusion crosses one.
+do
+    local fuse = require("fuse")
+    local gd = graph.build(spec.load("specs/df_1.3b_540p.lua")).dit_forward
+    t.check_eq(table.concat(gd.parts, " "), "embed blocks head", "dit_forward parts")
+    for _, gg in ipairs({ gd, fuse.apply(gd) }) do
+        local order, last = { embed = 1, blocks = 2, head = 3 }, 1
+        for _, n in ipairs(gg.nodes) do
+            local k = order[n.part]
+            t.check(k and k >= last, "node %s: part %s out of order", n.out.name, tostring(n.part))
+            last = k or last
+            t.check((n.out.name:match("^blocks%.") ~= nil) == (n.part == "blocks"),
+                    "node %s is in part %s", n.out.name, n.part)
+        end
+    end
+    t.check_eq(gd.exposed.tokens.name, "patch_embedding.out", "tokens")
+    t.check_eq(gd.exposed.hidden.name, "blocks.29.out", "hidden")
+    t.check_eq(gd.exposed.e.name, "time_embedding.2.out", "e")
+    t.check_eq(gd.exposed.e0.name, "time_projection.fps", "e0 (with the fps term, DF-1.3B)")
+    local g14 = graph.build(spec.load("specs/t2v_14b_720p.lua")).dit_forward
+    t.check_eq(g14.exposed.e0.name, "time_projection.1.out", "e0 without fps")
+end

@@ -15,6 +15,8 @@
 #                  (plain and per-frame timesteps, 1 to 6 frames, portrait, a batch of two) against
 #                  diffusers fp32, bound 2 x diffusers' own bf16 error on the same weights and inputs
 #                  (issue 3's rule); tests/emu/run.sh runs the same cases on the CPU emulator in CI
+#   teacache       the CUDA plugin under TeaCache on the original code's call sequence (tests/fixtures/teacache/
+#                  tiny_df128_e): the decisions exactly, v within 2x diffusers' bf16 error of cuda/tiny_df128_f3frames
 #   cuda 540p      the CUDA plugin's dit_forward time at full size (df_1.3b_540p, the full window of latent frames),
 #                  random bf16 weights, one sample; compare with the diffusers row (per sample)
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
@@ -87,6 +89,22 @@ if ./build.sh gen tiny_df128 > "$OUT/tiny_build.log" 2>&1 && [ -f out/tiny_df128
         grep -o 'rel_l2 [0-9.e+-]*' "$OUT/cuda_vs_cpu.log" | sort -k2 -g | tail -1)"
     else row "cuda tiny" FAIL "$fails of $cases cases; see $OUT/cuda_vs_cpu.log"; fi
     tail -12 "$OUT/cuda_vs_cpu.log"
+    # TeaCache: the original SkyReels-V2 code's 60-call sequence (tests/fixtures/teacache/tiny_df128_e): its
+    # decisions exactly, v within 2 x diffusers' bf16 error of the 3-frame per-frame case (as tests/emu/run.sh).
+    f=tests/fixtures/teacache/tiny_df128_e.safetensors
+    tb=$(awk -v p="$(build/tools/sttool meta tests/fixtures/cuda/tiny_df128_f3frames.safetensors peer_bf16_rel_l2)" \
+        'BEGIN { printf "%.3e", 2 * p }')
+    if out/tiny_df128/skyreels-tiny_df128 random-weights --layout original --seed 1 --output "$OUT/tiny_df128/wo.safetensors" \
+           > "$OUT/teacache.log" 2>&1 &&
+       out/tiny_df128/skyreels-tiny_df128 program dit_forward -q --backend cuda --weights "$OUT/tiny_df128/wo.safetensors" \
+           --inputs "$f" --output "$OUT/tiny_df128/tc.safetensors" --teacache "$(build/tools/sttool meta "$f" teacache_thresh)" \
+           --teacache_steps "$(build/tools/sttool meta "$f" num_steps)" >> "$OUT/teacache.log" 2>&1 &&
+       build/tools/sttool equal "$OUT/tiny_df128/tc.safetensors" "$f" teacache_computed >> "$OUT/teacache.log" 2>&1 &&
+       build/tools/sttool compare "$OUT/tiny_df128/tc.safetensors" "$f" v "$tb" >> "$OUT/teacache.log" 2>&1; then
+        row teacache ok "tiny_df128_e: the original's 60 decisions, $(grep -o 'rel_l2 [0-9.e+-]*' "$OUT/teacache.log"), bound $tb"
+    else
+        row teacache FAIL "see $OUT/teacache.log"
+    fi
 else
     row "cuda tiny" FAIL "tiny_df128 or its CUDA plugin did not build; see $OUT/tiny_build.log"
 fi

@@ -81,6 +81,40 @@ static int compare(const char *out_path, const char *ref_path, const char *name,
     return ok ? 0 : 1;
 }
 
+/* Exact equality of an I64 tensor in two files (TeaCache's decisions): prints both as digit strings. */
+static int equal_i64(const char *out_path, const char *ref_path, const char *name)
+{
+    sky_err err;
+    sky_safetensors *a = NULL, *b = NULL;
+    if (sky_safetensors_open(&a, out_path, &err) || sky_safetensors_open(&b, ref_path, &err)) {
+        fprintf(stderr, "sttool: %s\n", err.msg);
+        return 1;
+    }
+    const sky_st_tensor *ta = sky_safetensors_find(a, name), *tb = sky_safetensors_find(b, name);
+    if (!ta || !tb || ta->dtype != SKY_DTYPE_I64 || tb->dtype != SKY_DTYPE_I64 || ta->ndim != 1 || tb->ndim != 1 ||
+        ta->shape[0] != tb->shape[0]) {
+        fprintf(stderr, "sttool: '%s' missing, not I64 [n], or of different lengths in %s and %s\n", name, out_path,
+                ref_path);
+        return 1;
+    }
+    const size_t n = (size_t)ta->shape[0];
+    int64_t *x = malloc(n * 8 + 8), *r = malloc(n * 8 + 8);      /* tensor data is not aligned */
+    if (!x || !r) { fprintf(stderr, "sttool: out of memory\n"); return 1; }
+    memcpy(x, ta->data, n * 8);
+    memcpy(r, tb->data, n * 8);
+    int same = 1;
+    for (size_t i = 0; i < n; i++) same &= x[i] == r[i];
+    printf("%s %s '%s'\n       ours: ", same ? "OK    " : "NOT OK", out_path, name);
+    for (size_t i = 0; i < n; i++) printf("%lld", (long long)x[i]);
+    printf("\n       ref:  ");
+    for (size_t i = 0; i < n; i++) printf("%lld", (long long)r[i]);
+    free(x); free(r);
+    printf("\n");
+    sky_safetensors_close(a);
+    sky_safetensors_close(b);
+    return same ? 0 : 1;
+}
+
 /* The op-by-op report of two traces (trace.h), in REF's execution order. */
 static int compare_trace(const char *out_path, const char *ref_path)
 {
@@ -124,6 +158,7 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "compare-trace") == 0) return compare_trace(argv[2], argv[3]);
     if ((argc == 6 || argc == 7) && strcmp(argv[1], "compare") == 0)
         return compare(argv[2], argv[3], argv[4], atof(argv[5]), argc == 7 ? argv[6] : argv[4]);
+    if (argc == 5 && strcmp(argv[1], "equal") == 0) return equal_i64(argv[2], argv[3], argv[4]);
     if (argc == 5 && strcmp(argv[1], "zero_rows") == 0) {
         sky_err err;
         sky_safetensors *f;
@@ -177,6 +212,7 @@ int main(int argc, char **argv)
         sky_safetensors_close(f);
         return ok ? 0 : 1;
     }
-    fprintf(stderr, "usage: sttool compare OUT REF NAME BOUND | sttool meta FILE KEY | sttool shape FILE NAME DIM\n");
+    fprintf(stderr, "usage: sttool compare OUT REF NAME BOUND | sttool equal OUT REF NAME | sttool meta FILE KEY | "
+                    "sttool shape FILE NAME DIM\n");
     return 2;
 }

@@ -43,8 +43,9 @@ expect 2 "--seed -1: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --se
 expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet" -- $T "${W_T[@]}" --use_usp
 expect 2 "--offload: CPU offload: not supported yet" -- $T "${W_T[@]}" --offload
 expect 2 "--prompt_enhancer: not supported" -- $T "${W_T[@]}" --prompt_enhancer
-expect 2 "--teacache: TeaCache: not supported yet" -- $T "${W_T[@]}" --teacache
 expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
+expect 2 "--use_ret_steps applies only with --teacache" -- $T "${W_T[@]}" --use_ret_steps
+expect 2 "--teacache_thresh 0: must be a number > 0" -- $T "${W_T[@]}" --teacache --teacache_thresh 0
 expect 2 "--resolution 720P is 720x1280; this binary was generated for 64x64" -- $T "${W_T[@]}" --resolution 720P
 expect 2 "unknown flag --foo" -- $T "${W_T[@]}" --foo
 expect 2 "--num_frames given twice" -- $T "${W_T[@]}" --num_frames 9 --num_frames 9
@@ -63,6 +64,26 @@ expect 2 "--base_num_frames 37 gives windows of 10 latent frames; this binary's 
 expect 2 "--end_image" -- $D "${W_D[@]}" --num_frames 17 --end_image "$tmp/img.png" --causal_block_size 5
 expect 2 "/tmp/does-not-exist.png: no such file" -- $D "${W_D[@]}" --image /tmp/does-not-exist.png
 expect 2 "--addnoise_condition 70 is above 60" -- $D "${W_D[@]}" --addnoise_condition 70 --num_frames 21 --model_id /nonexistent
+# TeaCache in the pipelines (the numbers of the skipping itself: tests/numeric/run_teacache.sh, against the
+# original). With a threshold no distance stays under, every call runs its blocks: the latents equal a run
+# without TeaCache bit for bit (the forward in three parts is the same arithmetic). With one every distance
+# stays under, only the warm-up window computes: 4 steps x (cond, uncond) = 8 calls, the counter wraps at 4
+# (the original's num_steps = --inference_steps), so calls 0, 1, 4, 5 compute and 4 skip.
+bash tests/numeric/build_sttool.sh > /dev/null || exit 1
+TC=(--dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors" --num_frames 5 --inference_steps 4 --seed 3)
+expect 0 "done in" -- $T "${TC[@]}" --output_latents "$tmp/plain.safetensors"
+expect 0 "teacache: 0 of 8 DiT calls skipped the blocks (threshold 1e-09, e)" -- \
+    $T "${TC[@]}" --output_latents "$tmp/tc0.safetensors" --teacache --teacache_thresh 1e-9
+if build/tools/sttool compare "$tmp/tc0.safetensors" "$tmp/plain.safetensors" latents 0 > "$tmp/cmp.txt"; then
+    pass=$((pass + 1)); echo "ok   --teacache with nothing skipped: latents equal the plain run's bit for bit"
+else fail=$((fail + 1)); echo "FAIL --teacache with nothing skipped differs from the plain run: $(head -1 "$tmp/cmp.txt")"; fi
+expect 0 "teacache: 4 of 8 DiT calls skipped the blocks (threshold 1e+09, e)" -- \
+    $T "${TC[@]}" --output_latents "$tmp/tc1.safetensors" --teacache --teacache_thresh 1e9
+expect 0 "teacache: 0 of 8 DiT calls skipped the blocks (threshold 1e+09, e0, use_ret_steps)" -- \
+    $T "${TC[@]}" --output_latents "$tmp/tc2.safetensors" --teacache --teacache_thresh 1e9 --use_ret_steps
+expect 0 "the SkyReels-V2 maintainers say DF models are not compatible with TeaCache" -- \
+    $D "${W_D[@]}" --num_frames 9 --inference_steps 2 --teacache
+
 # Runs that succeed: latents only (no VAE), and a whole DF video to mp4.
 expect 0 "seed: 7" -- $T "${W_T[@]}" --num_frames 5 --inference_steps 2 --seed 7
 expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" \
