@@ -103,11 +103,12 @@ static const flag flags[] = {
                                    "little, reusing the last residual (faster, approximate)" },
     { "--teacache_thresh", 'f', 0, "0.2", "TeaCache threshold > 0: larger skips more (0.1 ~2x, 0.2 ~3x faster)" },
     { "--use_ret_steps", 'b', 0, "off", "TeaCache: measure e0 and keep the first 5 steps (the original's option)" },
+    { "--offload", 'b', 0, "off", "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
+                                  "for each use and freed after it (less memory, reloads per DF window)" },
     { "-q", 'b', 0, "", "" },
     { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
     /* Flags of the original that this engine refuses for now (never silently ignored). */
     { "--use_usp", 'b', 0, "off", "multi-GPU sequence parallelism: not supported yet" },
-    { "--offload", 'b', 0, "off", "CPU offload: not supported yet" },
     { "--prompt_enhancer", 'b', 0, "off", "not supported: run a prompt enhancer separately" },
     { "--causal_attention", 'b', 1, "off", "DF: block-causal mask; not supported (the released weights do not "
                                           "support it, issues #58, #78)" },
@@ -283,7 +284,7 @@ int sky_cli_generate(int argc, char **argv)
     const int quiet = given(&p, "-q") || given(&p, "--quiet");
 
     /* Refused flags, by name. */
-    static const char *const refused[] = { "--use_usp", "--offload", "--prompt_enhancer", "--causal_attention" };
+    static const char *const refused[] = { "--use_usp", "--prompt_enhancer", "--causal_attention" };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (flag_index(refused[i]) >= 0 && given(&p, refused[i]))
             return usage(argv0, "%s: %s", refused[i], flags[flag_index(refused[i])].help);
@@ -325,6 +326,7 @@ int sky_cli_generate(int argc, char **argv)
                          ints[i].lo, ints[i].hi);
         *ints[i].dst = (int)iv;
     }
+    a.offload = given(&p, "--offload");
     a.teacache = given(&p, "--teacache");
     a.use_ret_steps = given(&p, "--use_ret_steps");
     a.teacache_thresh = 0.2;

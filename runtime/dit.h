@@ -48,6 +48,10 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
                         sky_backend b, sky_err *err);
 void sky_dit_close(sky_dit *d);
 
+/* Check what sky_dit_open would bind (the checkpoint's tensors against p's table; the CUDA plugin for
+ * SKY_BACKEND_CUDA) without reading or converting any weight: for --offload, which opens later. */
+sky_status sky_dit_check(const sky_dit_program *p, const char *weights, const char *who, sky_backend b, sky_err *err);
+
 /* One forward pass of one sample (shapes as above without the batch): x [x_channels, F, H, W],
  * y and clip_fea for I2V (else ignored), t [Ft] with Ft 1 or F, context [text_len, text_dim],
  * fps the embedding index (inject_sample_info only); v [out_dim, F, H, W]. Inputs were checked by

@@ -131,10 +131,11 @@ static sky_status load_image(const char *path, int H, int W, int lanczos, float 
 typedef struct run {
     const sky_variant_desc *v;
     const sky_gen_args     *a;
-    sky_dit                *dit;
+    sky_dit                *dit;                        /* NULL while released (--offload) */
     sky_teacache            tc;                         /* --teacache */
     sky_teacache           *tcp;                        /* &tc, or NULL without --teacache */
-    sky_vae                *dec, *enc;
+    sky_vae                *dec, *enc;                  /* NULL while released (--offload) or not needed */
+    int                     has_vae;                    /* VAE weights given: decode to an mp4 */
     sky_noise               noise;
     float                  *ctx, *ctx_null, *clip;      /* prompt embeddings (and CLIP features) */
     int                     h, w;                       /* latent size of this run */
@@ -146,6 +147,69 @@ typedef struct run {
     int                     video_frames;
     progress                prog;
 } run;
+
+/* ---- the models' lifetimes (--offload) ------------------------------------------------------ */
+
+/* Without --offload every model the run needs is opened before the first step and kept to the end.
+ * With --offload (the original moves each model to the CPU between stages), a model is opened for each
+ * use and closed after it, so only one of the transformer, the VAE decoder and the VAE encoder holds its
+ * weights (and, on the GPU, its arena) at a time; each use reloads it from its checkpoint, which was
+ * checked before the first step. */
+static sky_status use_dit(run *r, sky_err *err)
+{
+    if (r->dit) return SKY_OK;
+    const sky_gen_args *a = r->a;
+    if (sky_dit_open(&r->dit, r->v->dit, a->dit_weights, r->v->name, a->quiet, (sky_backend)a->backend, err))
+        return SKY_ERR;
+    if (r->tcp) {
+        if (sky_dit_teacache_open(r->dit, err)) return SKY_ERR;
+        /* a reopened transformer has no residuals: the next call of each parity runs its blocks */
+        r->tcp->res_tokens[0] = r->tcp->res_tokens[1] = 0;
+    }
+    return SKY_OK;
+}
+
+static void done_dit(run *r)
+{
+    if (!r->a->offload) return;
+    sky_dit_close(r->dit);
+    r->dit = NULL;
+}
+
+/* The VAE decoder (decode = 1) or encoder. */
+static sky_status use_vae(run *r, int decode, sky_err *err)
+{
+    sky_vae **m = decode ? &r->dec : &r->enc;
+    if (*m) return SKY_OK;
+    return sky_vae_open(m, decode ? r->v->vae_decode : r->v->vae_encode, decode, r->a->vae_weights, r->v->name,
+                        r->a->backend, err);
+}
+
+static void done_vae(run *r, int decode)
+{
+    if (!r->a->offload) return;
+    sky_vae **m = decode ? &r->dec : &r->enc;
+    sky_vae_close(*m);
+    *m = NULL;
+}
+
+/* Decode L latent frames with the VAE decoder (opened for it under --offload). */
+static sky_status vae_decode(run *r, const float *z, int L, float *px, sky_err *err)
+{
+    if (use_vae(r, 1, err)) return SKY_ERR;
+    const sky_status st = sky_vae_decode(r->dec, z, L, r->h, r->w, px, err);
+    done_vae(r, 1);
+    return st;
+}
+
+/* Encode T video frames with the VAE encoder (opened for it under --offload). */
+static sky_status vae_encode(run *r, const float *video, int T, float *z, sky_err *err)
+{
+    if (use_vae(r, 0, err)) return SKY_ERR;
+    const sky_status st = sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
+    done_vae(r, 0);
+    return st;
+}
 
 /* One model evaluation with classifier-free guidance: v = v_u + g (v_c - v_u). The uncond pass
  * always runs for T2V/I2V and is skipped for DF when g <= 1 (reference §7.1). */
@@ -238,11 +302,11 @@ static sky_status keep_history(float **hist, int *hn, int n, const float *px, in
 /* Decode latents [C, F, h, w] and emit frames [drop, T). */
 static sky_status decode_and_emit(run *r, const float *z, int F, int drop, sky_err *err)
 {
-    if (!r->dec) return SKY_OK;
+    if (!r->has_vae) return SKY_OK;
     const int T = 1 + 4 * (F - 1);
     float *px = malloc((size_t)3 * T * r->a->height * r->a->width * sizeof(float));
     if (!px) return sky_fail(err, "out of host memory for %d decoded frames", T);
-    sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    sky_status st = vae_decode(r, z, F, px, err);
     if (st == SKY_OK) st = emit_frames(r, px, T, drop, err);
     free(px);
     return st;
@@ -286,10 +350,11 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
         free(img);
         for (int c = 0; c < 4; c++)
             for (size_t i = 0; i < r->hw; i++) y[(size_t)c * F * r->hw + i] = 1.0f;
-        if (sky_vae_encode(r->enc, video, T, H, W, y + (size_t)4 * F * r->hw, err)) goto done;
+        if (vae_encode(r, video, T, y + (size_t)4 * F * r->hw, err)) goto done;
     }
 
     if (sky_unipc_init(&u, a->inference_steps, a->shift, n, 0, err)) goto done;
+    if (use_dit(r, err)) goto done;
     r->prog = (progress){ "denoise", a->inference_steps, 0, a->quiet, isatty(2), now_s() };
     progress_show(&r->prog);
     for (int i = 0; i < a->inference_steps; i++) {
@@ -300,6 +365,7 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
         r->prog.done++;
         progress_show(&r->prog);
     }
+    done_dit(r);
     if (keep_tensor(r, "latents", x, 4, shape, err)) goto done;
     if (decode_and_emit(r, x, F, 0, err)) goto done;
     st = SKY_OK;
@@ -384,7 +450,7 @@ static sky_status image_latent(run *r, const char *path, float *z, sky_err *err)
     float *img = malloc((size_t)3 * H * W * sizeof(float));
     if (!img) return sky_fail(err, "out of host memory");
     sky_status st = load_image(path, H, W, 0, img, err);
-    if (st == SKY_OK) st = sky_vae_encode(r->enc, img, 1, H, W, z, err);
+    if (st == SKY_OK) st = vae_encode(r, img, 1, z, err);
     free(img);
     return st;
 }
@@ -469,7 +535,7 @@ static sky_status run_df(run *r, sky_err *err)
             for (int c = 0; c < 3; c++)
                 memcpy(tail + (size_t)c * used * phw, history + (size_t)c * history_frames * phw,
                        (size_t)used * phw * sizeof(float));
-            sky_status es = sky_vae_encode(r->enc, tail, used, H, W, pz, err);
+            sky_status es = vae_encode(r, tail, used, pz, err);
             if (es == SKY_OK) copy_latent_frames(Z, Ftot, 0, pz, lat, 0, win.prefix, C, r->hw);
             free(tail);
             free(pz);
@@ -490,7 +556,8 @@ static sky_status run_df(run *r, sky_err *err)
                                    ((win.frames - Fo) / a->causal_block_size - 1) * a->ar_step);
         }
 
-        if (df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
+        if (use_dit(r, err) || df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
+        done_dit(r);
 
         char name[32];
         snprintf(name, sizeof name, "latents.w%d", k);
@@ -500,12 +567,12 @@ static sky_status run_df(run *r, sky_err *err)
         copy_latent_frames(zw, win.frames, 0, Z, Ftot, 0, win.frames, C, r->hw);
         sky_status ks = keep_tensor(r, name, zw, 4, zshape, err);
         if (ks == SKY_OK && plan.windows == 1) ks = keep_tensor(r, "latents", zw, 4, zshape, err);
-        if (ks == SKY_OK && r->dec) {
+        if (ks == SKY_OK && r->has_vae) {
             /* Decode, emit the new frames, keep the output's tail for the next prefix. */
             const int T = 1 + 4 * (win.frames - 1);
             float *px = malloc((size_t)3 * T * phw * sizeof(float));
             if (!px) ks = sky_fail(err, "out of host memory");
-            if (ks == SKY_OK) ks = sky_vae_decode(r->dec, zw, win.frames, r->h, r->w, px, err);
+            if (ks == SKY_OK) ks = vae_decode(r, zw, win.frames, px, err);
             if (ks == SKY_OK) ks = emit_frames(r, px, T, win.drop_pixels, err);
             if (ks == SKY_OK && a->overlap_history > 0)
                 ks = keep_history(&history, &history_frames, a->overlap_history, px, T, win.drop_pixels, phw, err);
@@ -620,7 +687,10 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
             goto done;
         }
     }
-    if (sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err)) goto done;
+    /* Under --offload the checkpoints are only checked here (opened for each use later). */
+    if (a->offload ? sky_dit_check(p, a->dit_weights, v->name, (sky_backend)a->backend, err)
+                   : sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err))
+        goto done;
     if (a->teacache) {
         /* The original's count of calls before TeaCache's counter wraps (reference §8): the steps, plus
          * the asynchronous schedule's extra rows for DF with ar_step > 0. */
@@ -629,7 +699,7 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         if (df && a->ar_step > 0)
             steps += (((a->base_num_frames - 1) / 4 + 1) / a->causal_block_size - 1) * a->ar_step;
         if (sky_teacache_init(&r.tc, p, v->name, a->teacache_thresh, a->use_ret_steps, steps, err) ||
-            sky_dit_teacache_open(r.dit, err))
+            (r.dit && sky_dit_teacache_open(r.dit, err)))
             goto done;
         r.tcp = &r.tc;
         if (df && !a->quiet)
@@ -641,16 +711,18 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
                               a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
     if (a->vae_weights) {
         if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }
-        if (sky_vae_open(&r.dec, v->vae_decode, 1, a->vae_weights, v->name, a->backend, err) ||
-            (needs_encoder && sky_vae_open(&r.enc, v->vae_encode, 0, a->vae_weights, v->name, a->backend, err)))
+        r.has_vae = 1;
+        if (a->offload ? sky_vae_check(v->vae_decode, a->vae_weights, v->name, a->backend, err) ||
+                         (needs_encoder && sky_vae_check(v->vae_encode, a->vae_weights, v->name, a->backend, err))
+                       : use_vae(&r, 1, err) || (needs_encoder && use_vae(&r, 0, err)))
             goto done;
     }
-    if (needs_encoder && !r.enc) {
+    if (needs_encoder && !r.has_vae) {
         sky_fail(err, "this run encodes images or video frames with the VAE: give the VAE weights (--model_id with "
                  "a VAE, or --vae_weights)");
         goto done;
     }
-    if (a->output && r.dec) {
+    if (a->output && r.has_vae) {
         if (sky_video_writer_open(&r.writer, a->output, a->width, a->height, a->fps, SKY_VIDEO_DEFAULT_CRF,
                                   a->args_json, err))
             goto done;
@@ -687,8 +759,8 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         fprintf(stderr, "%s\n", line);
     }
     if (st == SKY_OK && !a->quiet)
-        fprintf(stderr, "done in %.1f s%s%s%s%s\n", now_s() - t0, a->output && r.dec ? ": " : "",
-                a->output && r.dec ? a->output : "", a->output_latents ? "; latents: " : "",
+        fprintf(stderr, "done in %.1f s%s%s%s%s\n", now_s() - t0, a->output && r.has_vae ? ": " : "",
+                a->output && r.has_vae ? a->output : "", a->output_latents ? "; latents: " : "",
                 a->output_latents ? a->output_latents : "");
 done:
     sky_video_writer_abort(r.writer);

@@ -35,6 +35,7 @@ typedef struct sky_gen_args {
     const char *image, *end_image, *video_path;
     int         ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
     int         teacache, use_ret_steps;   /* TeaCache (runtime/teacache.h) */
+    int         offload;                   /* each model opened for each use and closed after it */
     double      teacache_thresh;
     const char *output;             /* the mp4 path (cli.c builds the original's name when not given) */
     const char *dit_weights;        /* transformer checkpoint */

@@ -24,7 +24,8 @@
 #      runs its convolutions in tf32 too), and op by op against the CPU backend;
 #   5. the encoders: text_encode (bf16) on every umT5 fixture case within 2 x transformers' own bf16 error,
 #      the rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers;
-#   6. the DF pipeline from a prompt to an mp4 with --backend cuda (two windows), beside the CPU run;
+#   6. the DF pipeline from a prompt to an mp4 with --backend cuda (two windows), beside the CPU run, and
+#      with --offload (every model reopened for each use): bit for bit the same;
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
@@ -319,12 +320,14 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/
 "$B" random-weights --output "$p/dit.safetensors" --seed 1 > /dev/null 2>&1
 "$B" random-weights --program vae --output "$p/vae.safetensors" --seed 2 > /dev/null 2>&1
 "$B" random-weights --program t5 --output "$p/t5.safetensors" --seed 3 > /dev/null 2>&1
-run_pipe() {   # backend
+run_pipe() {   # backend [name flags...]
+    local be=$1 name=${2:-$1}
+    shift; shift || true
     SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" --dit_weights "$p/dit.safetensors" \
         --vae_weights "$p/vae.safetensors" --t5_weights "$p/t5.safetensors" \
         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow" \
         --num_frames 33 --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps 2 \
-        --seed 42 -o "$p/$1.mp4" --output_latents "$p/$1.safetensors" --backend "$1" > "$p/$1.log" 2>&1
+        --seed 42 -o "$p/$name.mp4" --output_latents "$p/$name.safetensors" --backend "$be" "$@" > "$p/$name.log" 2>&1
 }
 if run_pipe cpu && run_pipe cuda && [ "$("$p/mp4probe" "$p/cuda.mp4")" = "33 48 64 24/1" ] &&
    "$ST" compare "$p/cuda.safetensors" "$p/cpu.safetensors" latents.w1 1 > "$tmp/cmp.txt"; then
@@ -332,6 +335,16 @@ if run_pipe cpu && run_pipe cuda && [ "$("$p/mp4probe" "$p/cuda.mp4")" = "33 48 
 else
     tail -5 "$p/cuda.log" "$p/cpu.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda (emulated)"
+fi
+# ... and with --offload: the transformer, the VAE decoder and encoder each opened for each use and closed
+# after it (device memory freed and reallocated, weights uploaded again per window): the same frames and
+# latents bit for bit.
+if run_pipe cuda offload --offload && "$ST" compare "$p/offload.safetensors" "$p/cuda.safetensors" video 0 > "$tmp/cmp.txt" &&
+   "$ST" compare "$p/offload.safetensors" "$p/cuda.safetensors" latents.w1 0 >> "$tmp/cmp.txt"; then
+    ok "pipeline --backend cuda --offload (emulated): the same frames and latents bit for bit, the transformer uploaded $(grep -c 'weights uploaded' "$p/offload.log") times"
+else
+    tail -5 "$p/offload.log" "$tmp/cmp.txt" 2>/dev/null
+    bad "pipeline --backend cuda --offload (emulated)"
 fi
 
 # 7. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits
