@@ -364,7 +364,7 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
         sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v, tc);
         computed[b] = tc ? (tc->skipped == skipped) : 1;
         if (!o->quiet)
-            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps%s: %.2f s\n", b + 1,
+            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps%s: %.3f s\n", b + 1,
                     in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame",
                     tc ? (computed[b] ? ", teacache: blocks run" : ", teacache: blocks skipped") : "", now_s() - ts);
     }
