@@ -503,13 +503,7 @@ local function emit_program(s, p, ctx, extra_header)
         w:line("%s;", proto)
         w:line("%s", proto)
         w:open("{")
-        local syms, unread = graph.symbols_read(g, text)
-        for _, sym in ipairs(syms) do
-            w:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
-        end
-        local unused = {}                                  -- params no statement reads
-        for _, par in ipairs(unread) do unused[#unused + 1] = "(void)" .. par.name .. ";" end
-        if #unused > 0 then w:line("%s", table.concat(unused, " ")) end
+        for _, l in ipairs(graph.prologue(g, text)) do w:line("%s", l) end
         w:raw(text:gsub("[^\n]+", "    %0"))
         w:close("}")
     end

@@ -347,13 +347,7 @@ function emit_cuda.emit(s, programs, files, ctx)
         h:line("%s;", proto)
         h:line("%s", proto)
         h:open("{")
-        local syms, unread = graph.symbols_read(g, text)
-        for _, sym in ipairs(syms) do
-            h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
-        end
-        local unused = {}
-        for _, par in ipairs(unread) do unused[#unused + 1] = "(void)" .. par.name .. ";" end
-        if #unused > 0 then h:line("%s", table.concat(unused, " ")) end
+        for _, l in ipairs(graph.prologue(g, text)) do h:line("%s", l) end
         h:raw(text:gsub("[^\n]+", "    %0"))
         h:close("}")
         h:blank()

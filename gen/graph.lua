@@ -166,6 +166,22 @@ function graph.symbols_read(g, text)
     return syms, unread
 end
 
+-- The first lines of a C function of graph g whose statements are `text`: a const int per symbol it
+-- needs (with its doc) and one line voiding the params nothing reads (none when all are read).
+function graph.prologue(g, text)
+    local clit = require("lib.clit")
+    local syms, unread = graph.symbols_read(g, text)
+    local lines = {}
+    for _, sym in ipairs(syms) do
+        lines[#lines + 1] = string.format("const int %s = %s;%s", sym.name, sym.expr,
+                                          sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+    end
+    local voids = {}
+    for _, par in ipairs(unread) do voids[#voids + 1] = "(void)" .. par.name .. ";" end
+    if #voids > 0 then lines[#lines + 1] = table.concat(voids, " ") end
+    return lines
+end
+
 -- Dims as text: [L,128], [16,F,8,8].
 function graph.dims_text(dims)
     local parts = {}

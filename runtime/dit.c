@@ -228,14 +228,20 @@ fail:
     return SKY_ERR;
 }
 
-sky_status sky_dit_check(const sky_dit_program *p, const char *weights, const char *who, sky_backend b, sky_err *err)
+sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *weights, const char *who, sky_backend b,
+                             sky_err *err)
 {
     const sky_dit_cuda_plugin *plugin;
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
     sky_cpu_state s;
-    if (sky_cpu_state_open_lazy(&s, p->weights, p->n_weights, weights, who, err)) return SKY_ERR;
+    if (sky_cpu_state_open_lazy(&s, table, n, weights, who, err)) return SKY_ERR;
     sky_cpu_state_free(&s);
     return SKY_OK;
+}
+
+sky_status sky_dit_check(const sky_dit_program *p, const char *weights, const char *who, sky_backend b, sky_err *err)
+{
+    return sky_weights_check(p->weights, p->n_weights, weights, who, b, err);
 }
 
 void sky_dit_close(sky_dit *d)

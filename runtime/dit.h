@@ -51,6 +51,9 @@ void sky_dit_close(sky_dit *d);
 /* Check what sky_dit_open would bind (the checkpoint's tensors against p's table; the CUDA plugin for
  * SKY_BACKEND_CUDA) without reading or converting any weight: for --offload, which opens later. */
 sky_status sky_dit_check(const sky_dit_program *p, const char *weights, const char *who, sky_backend b, sky_err *err);
+/* The same for any program's weights table (n entries): sky_vae_check. */
+sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *weights, const char *who, sky_backend b,
+                             sky_err *err);
 
 /* One forward pass of one sample (shapes as above without the batch): x [x_channels, F, H, W],
  * y and clip_fea for I2V (else ignored), t [Ft] with Ft 1 or F, context [text_len, text_dim],

@@ -50,12 +50,7 @@ fail:
 
 sky_status sky_vae_check(const sky_vae_program *p, const char *weights, const char *who, int b, sky_err *err)
 {
-    const sky_dit_cuda_plugin *plugin;
-    if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
-    sky_cpu_state s;
-    if (sky_cpu_state_open_lazy(&s, p->weights, p->n_weights, weights, who, err)) return SKY_ERR;
-    sky_cpu_state_free(&s);
-    return SKY_OK;
+    return sky_weights_check(p->weights, p->n_weights, weights, who, (sky_backend)b, err);
 }
 
 void sky_vae_close(sky_vae *v)

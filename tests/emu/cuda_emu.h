@@ -164,8 +164,8 @@ inline void bar_sync(unsigned id, unsigned threads) { sky_emu_bar_sync(id, threa
 template <int N> inline void setmaxnreg_inc(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }
 template <int N> inline void setmaxnreg_dec(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }
 inline void wgmma_fence(void) {}
-inline void wgmma_commit(void) {}
-template <int N> inline void wgmma_wait(void) {}
+inline void wgmma_commit(void) { sky_emu_wgmma_commit(); }
+template <int N> inline void wgmma_wait(void) { sky_emu_wgmma_wait(N); }
 inline void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
 {
     sky_emu_wgmma(d, 128, a, NULL, b, 0);

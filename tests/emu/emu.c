@@ -81,6 +81,7 @@ sky_emu_dim3 sky_emu_thread_idx, sky_emu_block_idx, sky_emu_block_dim, sky_emu_g
 #define MAX_THREADS  1024
 #define STACK_BYTES  ((size_t)256 << 10)   /* per fiber; a guard page below each */
 #define PENDING_MAX  256                   /* cp.async copies in flight per thread */
+#define WG_OPS_MAX   64                    /* wgmma in flight per warpgroup */
 
 enum { READY, WAIT_BLOCK, WAIT_WARP, WAIT_MBAR, WAIT_NBAR, WAIT_WG, DONE };
 
@@ -100,6 +101,7 @@ typedef struct fiber {
     unsigned     committed;               /* cp.async groups committed */
     unsigned     wait_on;                 /* the mbarrier (WAIT_MBAR) or named barrier (WAIT_NBAR) */
     unsigned     wg_ops;                  /* warpgroup collectives done in this block */
+    unsigned     wg_commits;              /* wgmma.commit_group done in this block */
     int          npend;
     pending      pend[PENDING_MAX];
 } fiber;
@@ -132,8 +134,19 @@ static struct {
     int                   tma_eager;       /* SKY_EMU_TMA=eager: copies land at issue, not at the wait */
     unsigned              nbar_arrived[16];
     unsigned              wg_arrived[MAX_THREADS / 128];
-    struct wg_slot { float *d; int n, tb; unsigned long long a_desc, b_desc; unsigned a[4]; int regs; }
+    struct wg_slot { float *d; int n, tb; unsigned long long a_desc, b_desc; const unsigned *a; int regs; }
                           wg_slot[MAX_THREADS];
+    /* wgmma issued and not yet waited for, per warpgroup in issue order: they run at the wgmma.wait_group
+     * that covers them, reading their operands (shared memory, the A registers) and accumulating into
+     * their D registers then, so a kernel that touches either before the wait gets other numbers. */
+    struct wg_op { int n, tb, regs; unsigned long long a_desc, b_desc; unsigned group; float *d[128];
+                   const unsigned *a[128]; } wg_op[MAX_THREADS / 128][WG_OPS_MAX];
+    int                   n_wg_op[MAX_THREADS / 128];
+    unsigned              wg_wait_arrived[MAX_THREADS / 128];
+    unsigned              wg_due[MAX_THREADS / 128];   /* a wait completed: run the groups below this */
+    int                   wg_due_set[MAX_THREADS / 128];
+    unsigned long         wg_due_pass[MAX_THREADS / 128];  /* in the scheduler pass after this one */
+    unsigned long         pass;                /* scheduler passes over the block's threads */
 } S;
 
 void sky_emu_fault(const char *fmt, ...)
@@ -246,6 +259,7 @@ static __attribute__((noinline)) void fiber_init(unsigned t)
     f->committed = 0;
     f->npend = 0;
     f->wg_ops = 0;
+    f->wg_commits = 0;
     ctx_make(&f->ctx, S.stacks + (size_t)t * S.stack_stride + (S.stack_stride - STACK_BYTES), STACK_BYTES,
              fiber_entry);
 }
@@ -261,11 +275,15 @@ static void run_block(void)
     S.n_tma = 0;
     memset(S.nbar_arrived, 0, sizeof S.nbar_arrived);
     memset(S.wg_arrived, 0, sizeof S.wg_arrived);
+    memset(S.wg_wait_arrived, 0, sizeof S.wg_wait_arrived);
+    memset(S.n_wg_op, 0, sizeof S.n_wg_op);
+    memset(S.wg_due_set, 0, sizeof S.wg_due_set);
     const char *tma_mode = getenv("SKY_EMU_TMA");
     S.tma_eager = tma_mode && strcmp(tma_mode, "eager") == 0;
     /* Shared memory is not initialised on a GPU: all-ones bytes are NaN in fp32 and bf16. */
     if (S.smem_bytes) memset(S.smem, 0xff, S.smem_bytes);
     for (;;) {
+        S.pass++;
         int ran = 0, live = 0, at_block = 0, at_warp = 0, at_other = 0;
         for (unsigned t = 0; t < n; t++)
             if (S.f[t].state == READY) {
@@ -285,6 +303,10 @@ static void run_block(void)
                           "by every thread, or an mbarrier phase that never completes)",
                           at_block, n, at_warp, at_other, n - (unsigned)live);
     }
+    for (unsigned g = 0; g < n / 128; g++)
+        if (S.n_wg_op[g])
+            sky_emu_fault("warpgroup %u ended with %d wgmma never waited for (wgmma.wait_group missing)", g,
+                          S.n_wg_op[g]);
     S.stats.blocks++;
     S.stats.threads += n;
 }
@@ -735,11 +757,46 @@ static float desc_elem(unsigned long long desc, int mn_major, int row, int col)
     return sky_emu_bf16_to_f32(v);
 }
 
+/* Run one wgmma of warpgroup g: form the 64 x 16 A (from shared memory, or from the 128 threads' A
+ * registers as they are now) and the 16 x N B, and add A B (each product exact, each sum of 16 in
+ * double, rounded once) into every thread's accumulators (D fragment: warp w, lane l: d[4j + 2h + e] is
+ * row 16w + l/4 + 8h, column 8j + 2(l%4) + e). */
+static void wgmma_run(unsigned g, const struct wg_op *op)
+{
+    static float A[64][16], B[16][256];
+    for (int r = 0; r < 64; r++)
+        for (int k = 0; k < 16; k++) {
+            if (!op->regs) {
+                A[r][k] = desc_elem(op->a_desc, 0, r, k);
+                continue;
+            }
+            /* the mma.m16n8k16 A fragment of warp r / 16: lane 4 (r % 8) + k % 8 / 2, register
+             * (r % 16 >= 8) + 2 (k >= 8), half k % 2 */
+            const unsigned t = (unsigned)r / 16 * 32 + (unsigned)(r % 8) * 4 + (unsigned)(k % 8) / 2;
+            const unsigned v = op->a[t][(r % 16 >= 8) + 2 * (k >= 8)];
+            A[r][k] = sky_emu_bf16_to_f32((uint16_t)(k % 2 ? v >> 16 : v));
+        }
+    for (int k = 0; k < 16; k++)
+        for (int c = 0; c < op->n; c++)
+            B[k][c] = op->tb ? desc_elem(op->b_desc, 1, k, c) : desc_elem(op->b_desc, 0, c, k);
+    for (unsigned t = 0; t < 128; t++) {
+        const unsigned w = t / 32, l = t % 32;
+        float *dt = op->d[t];
+        for (int i = 0; i < op->n / 2; i++) {
+            const int r = (int)(16 * w + l / 4 + 8 * (i % 4 / 2)), c = 8 * (i / 4) + (int)(2 * (l % 4)) + i % 2;
+            double sum = 0.0;
+            for (int k = 0; k < 16; k++) sum += (double)A[r][k] * (double)B[k][c];
+            dt[i] = (float)((double)dt[i] + (float)sum);
+        }
+    }
+    (void)g;
+}
+
 /* wgmma.mma_async m64nNk16 .f32.bf16.bf16 by a warpgroup (4 consecutive warps from a warp index
- * divisible by 4): every thread deposits its operands; the last to arrive forms the 64 x 16 A and
- * 16 x N B, adds A B (each product exact, each sum of 16 in double, rounded once) into every thread's
- * accumulators (D fragment: warp w, lane l: d[4j + 2h + e] is row 16w + l/4 + 8h, column 8j + 2(l%4)
- * + e) and releases the warpgroup. The result is there at once; wgmma.wait_group is then a no-op. */
+ * divisible by 4): every thread deposits its operands; the last to arrive checks that they agree and
+ * queues the operation in the warpgroup's commit group. Nothing is computed yet: the operation runs at the
+ * wgmma.wait_group that covers its group (sky_emu_wgmma_wait), as the hardware's may run any time
+ * until then. */
 void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a_regs, unsigned long long b_desc, int tb)
 {
     fiber *f = current("wgmma");
@@ -747,8 +804,7 @@ void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a
     if (n % 8 || n < 8 || n > 256) sky_emu_fault("wgmma with N = %d", n);
     const unsigned g = f->tid / 128;
     struct wg_slot *sl = &S.wg_slot[f->tid];
-    *sl = (struct wg_slot){ d, n, tb, a_desc, b_desc, { 0 }, a_regs != NULL };
-    if (a_regs) memcpy(sl->a, a_regs, sizeof sl->a);
+    *sl = (struct wg_slot){ d, n, tb, a_desc, b_desc, a_regs, a_regs != NULL };
     f->wg_ops++;
     if (++S.wg_arrived[g] < 128) {
         f->state = WAIT_WG;
@@ -759,39 +815,67 @@ void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a
     const struct wg_slot *s0 = &S.wg_slot[g * 128];
     for (unsigned t = g * 128; t < g * 128 + 128; t++) {
         const struct wg_slot *st = &S.wg_slot[t];
-        if (S.f[t].wg_ops != f->wg_ops || st->n != s0->n || st->tb != s0->tb || st->regs != s0->regs ||
-            st->b_desc != s0->b_desc || (!st->regs && st->a_desc != s0->a_desc))
+        if (S.f[t].wg_ops != f->wg_ops || S.f[t].wg_commits != f->wg_commits || st->n != s0->n ||
+            st->tb != s0->tb || st->regs != s0->regs || st->b_desc != s0->b_desc ||
+            (!st->regs && st->a_desc != s0->a_desc))
             sky_emu_fault("divergent wgmma in warpgroup %u: thread %u differs from thread %u (operation #%u / #%u, "
-                          "or its shape or descriptors)", g, t % 128, 0u, S.f[t].wg_ops, f->wg_ops);
+                          "its commit group, or its shape or descriptors)", g, t % 128, 0u, S.f[t].wg_ops, f->wg_ops);
     }
-    static float A[64][16], B[16][256];
-    for (int r = 0; r < 64; r++)
-        for (int k = 0; k < 16; k++) {
-            if (!s0->regs) {
-                A[r][k] = desc_elem(s0->a_desc, 0, r, k);
-                continue;
-            }
-            /* the mma.m16n8k16 A fragment of warp r / 16: lane 4 (r % 8) + k % 8 / 2, register
-             * (r % 16 >= 8) + 2 (k >= 8), half k % 2 */
-            const unsigned t = g * 128 + (unsigned)r / 16 * 32 + (unsigned)(r % 8) * 4 + (unsigned)(k % 8) / 2;
-            const unsigned v = S.wg_slot[t].a[(r % 16 >= 8) + 2 * (k >= 8)];
-            A[r][k] = sky_emu_bf16_to_f32((uint16_t)(k % 2 ? v >> 16 : v));
-        }
-    for (int k = 0; k < 16; k++)
-        for (int c = 0; c < n; c++) B[k][c] = tb ? desc_elem(s0->b_desc, 1, k, c) : desc_elem(s0->b_desc, 0, c, k);
-    for (unsigned t = g * 128; t < g * 128 + 128; t++) {
-        const unsigned w = t % 128 / 32, l = t % 32;
-        float *dt = S.wg_slot[t].d;
-        for (int i = 0; i < n / 2; i++) {
-            const int r = (int)(16 * w + l / 4 + 8 * (i % 4 / 2)), c = 8 * (i / 4) + (int)(2 * (l % 4)) + i % 2;
-            double sum = 0.0;
-            for (int k = 0; k < 16; k++) sum += (double)A[r][k] * (double)B[k][c];
-            dt[i] = (float)((double)dt[i] + (float)sum);
-        }
-        S.f[t].state = READY;
+    if (S.n_wg_op[g] == WG_OPS_MAX) sky_emu_fault("more than %d wgmma in flight in warpgroup %u", WG_OPS_MAX, g);
+    struct wg_op *op = &S.wg_op[g][S.n_wg_op[g]++];
+    op->n = s0->n, op->tb = s0->tb, op->regs = s0->regs, op->a_desc = s0->a_desc, op->b_desc = s0->b_desc;
+    op->group = f->wg_commits;
+    for (unsigned t = 0; t < 128; t++) {
+        op->d[t] = S.wg_slot[g * 128 + t].d;
+        op->a[t] = S.wg_slot[g * 128 + t].a;
+        S.f[g * 128 + t].state = READY;
     }
     f->state = READY;
     S.stats.collectives++;
+}
+
+void sky_emu_wgmma_commit(void)
+{
+    current("wgmma.commit_group")->wg_commits++;
+}
+
+/* wgmma.wait_group n, as a rendezvous of the warpgroup. When the last thread arrives, every thread of the
+ * warpgroup (the last one too) is made ready, and none goes on before the scheduler's next pass over the
+ * block, so the block's other threads (the producer of a warp-specialised kernel) run first; the first of
+ * the warpgroup to go on then runs, in issue order, the queued operations of every group but the n most
+ * recently committed. So an operand released before the wait (an mbarrier arrival, then a refill) has been
+ * overwritten when the operation reads it. */
+void sky_emu_wgmma_wait(int n)
+{
+    fiber *f = current("wgmma.wait_group");
+    const unsigned g = f->tid / 128;
+    if (++S.wg_wait_arrived[g] == 128) {
+        S.wg_wait_arrived[g] = 0;
+        for (unsigned t = g * 128; t < g * 128 + 128; t++)
+            if (S.f[t].wg_commits != f->wg_commits)
+                sky_emu_fault("divergent wgmma.wait_group in warpgroup %u: thread %u has committed %u groups, "
+                              "thread %u %u", g, t % 128, S.f[t].wg_commits, f->tid % 128, f->wg_commits);
+        S.wg_due[g] = f->wg_commits >= (unsigned)n ? f->wg_commits - (unsigned)n : 0;
+        S.wg_due_set[g] = 1;
+        S.wg_due_pass[g] = S.pass;
+        for (unsigned t = g * 128; t < g * 128 + 128; t++) S.f[t].state = READY;
+    } else {
+        f->state = WAIT_WG;
+    }
+    yield(f);
+    while (S.wg_due_set[g] && S.pass == S.wg_due_pass[g]) {   /* not in the pass that completed the wait */
+        f->state = READY;
+        yield(f);
+    }
+    if (S.wg_due_set[g]) {
+        S.wg_due_set[g] = 0;
+        int kept = 0;
+        for (int i = 0; i < S.n_wg_op[g]; i++) {
+            if (S.wg_op[g][i].group < S.wg_due[g]) wgmma_run(g, &S.wg_op[g][i]);
+            else S.wg_op[g][kept++] = S.wg_op[g][i];
+        }
+        S.n_wg_op[g] = kept;
+    }
 }
 
 /* ---- module registry ------------------------------------------------------------------------------ */

@@ -96,6 +96,9 @@ void sky_emu_bar_sync(unsigned id, unsigned threads);
  * or from registers a_regs[4]; B from b_desc, transposed (MN-major) when tb. */
 void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a_regs, unsigned long long b_desc,
                    int tb);
+/* wgmma.commit_group and wgmma.wait_group n (the queued operations run at the wait). */
+void sky_emu_wgmma_commit(void);
+void sky_emu_wgmma_wait(int n);
 
 uint16_t sky_emu_f32_to_bf16(float f);
 float sky_emu_bf16_to_f32(uint16_t b);

@@ -58,7 +58,7 @@ if lua5.4 tests/emu/prepare.lua tests/emu/selftest.cu tests/emu/selftest.cu > "$
        tests/emu/emu.c tests/emu/driver.c "$E/selftest_emu.o" -o "$E/selftest" -lxxhash -lstdc++ -lm; then
     if "$E/selftest" works > "$tmp/self.txt" 2>&1; then ok "emulator self-test: $(grep -c '^ok' "$tmp/self.txt") checks (block sums, mma + ldmatrix + cp.async vs a matrix product, cp.async visibility)"
     else cat "$tmp/self.txt"; bad "emulator self-test"; fi
-    for k in divergent_barrier divergent_shuffle smem_overrun; do
+    for k in divergent_barrier divergent_shuffle smem_overrun wgmma_unwaited; do
         "$E/selftest" "$k" > "$tmp/fault.txt" 2>&1
         rc=$?
         if [ "$rc" -eq 3 ] && grep -q "cuda emulator: fault in kernel ${k}_kernel" "$tmp/fault.txt"; then

@@ -4,7 +4,8 @@
  *                       cp.async + ldmatrix against a plain matrix product, cp.async visibility;
  *                       prints one line per check, exits 1 on a mismatch
  *   selftest FAULT      runs a kernel that must fault (divergent_barrier, divergent_shuffle,
- *                       smem_overrun); the emulator must stop it with exit code 3 (run.sh checks)
+ *                       smem_overrun, wgmma_unwaited); the emulator must stop it with exit code 3 (run.sh
+ *                       checks)
  */
 #include <math.h>
 #include <stdio.h>
@@ -87,15 +88,17 @@ static int works(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) { fprintf(stderr, "usage: selftest works|divergent_barrier|divergent_shuffle|smem_overrun\n"); return 2; }
+    if (argc != 2) { fprintf(stderr, "usage: selftest works|divergent_barrier|divergent_shuffle|smem_overrun|wgmma_unwaited\n"); return 2; }
     cuInit(0);
     if (strcmp(argv[1], "works") == 0) return works();
     float *out = dev(64 * 4);
     void *args[] = { &out };
     char name[64];
     snprintf(name, sizeof name, "%s_kernel", argv[1]);
-    const unsigned threads = strcmp(argv[1], "divergent_barrier") == 0 ? 64 : 32;
-    sky_emu_launch(kernel(name), 1, 1, 1, threads, 1, 1, strcmp(argv[1], "smem_overrun") == 0 ? 256 : 0, args);
+    const int wg = strcmp(argv[1], "wgmma_unwaited") == 0;
+    const unsigned threads = wg ? 128 : strcmp(argv[1], "divergent_barrier") == 0 ? 64 : 32;
+    const unsigned smem = wg ? 32768 + 1024 : strcmp(argv[1], "smem_overrun") == 0 ? 256 : 0;
+    sky_emu_launch(kernel(name), 1, 1, 1, threads, 1, 1, smem, args);
     printf("selftest: %s ran to the end without a fault\n", argv[1]);
     return 0;
 }

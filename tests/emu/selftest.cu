@@ -97,3 +97,19 @@ smem_overrun_kernel(float *__restrict__ out)
     ldmatrix_x4(r, smem_u32(smem) + 16 * threadIdx.x);   // 512 bytes of rows, 256 launched
     out[threadIdx.x] = (float)r[0];
 }
+
+// A wgmma committed but never waited for: its result is read at once, and the emulator (which runs a wgmma
+// only at the wgmma.wait_group covering it) must report the missing wait when the block ends.
+extern "C" __global__ void __launch_bounds__(128)
+wgmma_unwaited_kernel(float *__restrict__ out)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    const unsigned base = (smem_u32(smem) + 1023u) & ~1023u;
+    const unsigned long long desc = (unsigned long long)((base & 0x3ffffu) >> 4) | 1ull << 16 | 64ull << 32 | 1ull << 62;
+    float d[64];
+    for (int i = 0; i < 64; i++) d[i] = 0.0f;
+    wgmma_fence();
+    wgmma_m64n128k16_ss(d, desc, desc);
+    wgmma_commit();
+    if (threadIdx.x < 64) out[threadIdx.x] = d[0];
+}
