@@ -72,6 +72,14 @@ for gencode in arch=compute_80,code=sm_80 arch=compute_90a,code=sm_90a; do
     if "$NVCC" -c -O3 -std=c++17 -Werror all-warnings -gencode="$gencode" -Xptxas -v \
         "$src" -o "$tmp/attention_$arch.o" 2> "$tmp/nvcc_$arch.log"; then
         check_report nvcc "$tmp/nvcc_$arch.log"
+        # ptxas says so (an info line, not a warning) when it has to serialise the wgmma pipeline: an
+        # accumulator or A register touched while its wgmma may be in flight, or a wait it cannot place.
+        if grep -q "Potential Performance Loss" "$tmp/nvcc_$arch.log"; then
+            grep "Potential Performance Loss" "$tmp/nvcc_$arch.log" | head -n 3
+            bad "nvcc $arch: ptxas serialises the wgmma of an attention kernel"
+        elif [ "$arch" = sm_90a ]; then
+            ok "nvcc   sm_90a  no wgmma serialised by ptxas (no 'Potential Performance Loss')"
+        fi
     else
         grep -v '^ptxas' "$tmp/nvcc_$arch.log" | head -n 30
         bad "nvcc $arch: compilation failed"

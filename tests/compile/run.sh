@@ -51,10 +51,13 @@ for v in $variants; do
                         grep -cE "[1-9][0-9]* bytes stack frame")
             nk=$(grep -c "Compiling entry function" "$log")
             regs=$(grep -E "Used [0-9]+ registers" "$log" | sed -n 's/.*Used \([0-9]*\) registers.*/\1/p' | sort -n | tail -1)
-            if [ "$spills" -eq 0 ] && [ "$hot_stack" -eq 0 ]; then
-                ok "$v $prog: nvcc $tag compiles $nk kernels, no spills, attention/conv without stack frame (most registers: $regs) (compile-only)"
+            # ptxas's info line when it serialises a wgmma pipeline (sm_90a attention)
+            serial=$(grep -c "Potential Performance Loss" "$log")
+            if [ "$spills" -eq 0 ] && [ "$hot_stack" -eq 0 ] && [ "$serial" -eq 0 ]; then
+                ok "$v $prog: nvcc $tag compiles $nk kernels, no spills, attention/conv without stack frame, no wgmma serialised (most registers: $regs) (compile-only)"
             else
-                bad "$v $prog: nvcc $tag: $spills kernels spill, attention/conv stack frames: $hot_stack"
+                bad "$v $prog: nvcc $tag: $spills kernels spill, attention/conv stack frames: $hot_stack, serialised wgmma: $serial"
+                grep "Potential Performance Loss" "$log" | head -3
                 grep -B3 -E "[1-9][0-9]* bytes (spill|stack)" "$log" | head -20
             fi
         else

@@ -9,7 +9,7 @@
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
- *            templates/cuda/attention_sm90.cu.in  xxh64 aabe0f9877039a12
+ *            templates/cuda/attention_sm90.cu.in  xxh64 205fa2dd57a0ce4e
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
@@ -769,9 +769,11 @@ attention_sm80_blockm128_blockn64_d128_nh12_smem104448_stages2_threads256(const 
 //     per score for the scale and the change of base, the row sum divided out at the end);
 //   - the output of each consumer goes through its own (swizzled) Q rows to 16-byte coalesced
 //     stores.
-// Not yet here (FlashAttention-3's further steps, to add with a GPU to measure them): the two
-// consumers' softmax and GEMMs in ping-pong (named barriers ordering their wgmma), and the
-// intra-warpgroup overlap of the softmax of tile j with S = Q K_{j+1}^T.
+//   - FlashAttention-3's intra-warpgroup overlap: S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued
+//     back to back as two commit groups, and the softmax of S_j runs while the second is in flight
+//     (O is rescaled once it has completed);
+// Not yet here (to add with a GPU to measure it): the two consumers' softmax and GEMMs in ping-pong
+// (named barriers ordering their wgmma).
 // Deterministic: fixed summation order, no atomics.
 //
 // Shared memory (from a 1024-byte aligned base: the 128-byte swizzle repeats every 8 rows of 128
@@ -885,40 +887,45 @@ attention_sm90_d128_nh12_smem164928_stages2(const __grid_constant__ sky_tmap tm_
         row_sum[r] = 0.0f;                       // per-lane partial; the quad is summed at the end
     }
 
-    mbar_wait(q_full, 0);
-    for (int j = 0; j < ntiles; j++) {
-        const int s = j % STAGES, n0 = j * BLOCK_N;
-        const unsigned parity = (unsigned)(j / STAGES) & 1u;
-
-        // ---- S = Q K_j^T --------------------------------------------------------------------------
-        float sc[64];
+    // S = Q K_j^T into d (zeroed first) from stage s: 8 wgmma over D, one commit group.
+    auto issue_s = [&](float (&d)[64], int s) {
 #pragma unroll
-        for (int i = 0; i < 64; i++) sc[i] = 0.0f;
-        mbar_wait(k_full(s), parity);
+        for (int i = 0; i < 64; i++) d[i] = 0.0f;
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++)
-            wgmma_m64n128k16_ss(sc, desc(q_rows + kk / 4 * HALF + kk % 4 * 32, 16, 1024),
+            wgmma_m64n128k16_ss(d, desc(q_rows + kk / 4 * HALF + kk % 4 * 32, 16, 1024),
                                 desc(s_k + s * TILE + kk / 4 * HALF + kk % 4 * 32, 16, 1024));
         wgmma_commit();
-        wgmma_wait<0>();
-        mbar_arrive(k_empty(s));                 // this thread's part of K_j has been read
-
-        // Keys past lk (only in the last tile; TMA filled them with zeros) get -inf.
+    };
+    // O += P V from stage s: P's A fragment of keys 16kk .. 16kk + 15 is p[kk]; V is MN-major for this
+    // product: a k-step is 16 keys = 2048 bytes on, the 8-key groups are 1024 bytes apart (SBO) and the
+    // two 64-column halves of d are HALF bytes apart (LBO). One commit group.
+    auto issue_pv = [&](const unsigned (&pp)[8][4], int s) {
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; kk++)
+            wgmma_m64n128k16_rs_tb(acc, pp[kk], desc(s_v + s * TILE + kk * 2048, HALF, 1024));
+        wgmma_commit();
+    };
+    // The scores of tile j (keys n0 = 128 j ..) in sc, after their wgmma completed: keys past lk (only in
+    // the last tile; TMA filled them with zeros) get -inf; then the online softmax (row r of this thread is
+    // entries 4jj + 2r + e of each n8 tile jj): new row maxima, sc <- exp2 of the scaled scores, the row
+    // sums rescaled and extended; alpha[r] is what O must be multiplied by (done by the caller, once the
+    // P V product that may still be reading O has completed).
+    auto softmax = [&](float (&sc)[64], int n0, float (&alpha)[2]) {
         if (n0 + BLOCK_N > lk) {
 #pragma unroll
             for (int i = 0; i < 64; i++)
                 if (n0 + i / 4 * 8 + lane % 4 * 2 + i % 2 >= lk) sc[i] = NEG_INF;
         }
-
-        // Online softmax: row r of this thread is entries 4jj + 2r + e of each n8 tile jj.
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             float mx = NEG_INF;
 #pragma unroll
             for (int jj = 0; jj < 16; jj++) mx = fmaxf(mx, fmaxf(sc[4 * jj + 2 * r], sc[4 * jj + 2 * r + 1]));
             const float m_new = fmaxf(row_max[r], quad_max(mx) * scale_log2);
-            const float alpha = ex2(row_max[r] - m_new);
+            alpha[r] = ex2(row_max[r] - m_new);
             row_max[r] = m_new;
             float sum = 0.0f;
 #pragma unroll
@@ -929,33 +936,62 @@ attention_sm90_d128_nh12_smem164928_stages2(const __grid_constant__ sky_tmap tm_
                     x = ex2(fmaf(x, scale_log2, -m_new));
                     sum += x;
                 }
-            row_sum[r] = row_sum[r] * alpha + sum;
-#pragma unroll
-            for (int jj = 0; jj < 16; jj++) {
-                acc[4 * jj + 2 * r] *= alpha;
-                acc[4 * jj + 2 * r + 1] *= alpha;
-            }
+            row_sum[r] = row_sum[r] * alpha[r] + sum;
         }
-
-        // ---- O += P V_j: P's A fragment of keys 16kk .. 16kk + 15 is n8 tiles 2kk, 2kk + 1 of S ---
-        unsigned p[8][4];
+    };
+    auto rescale = [&](const float (&alpha)[2]) {
+#pragma unroll
+        for (int jj = 0; jj < 16; jj++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                acc[4 * jj + 2 * r] *= alpha[r];
+                acc[4 * jj + 2 * r + 1] *= alpha[r];
+            }
+    };
+    // P (bf16) from the probabilities: the S accumulators packed are exactly the A fragments.
+    auto pack = [&](const float (&sc)[64], unsigned (&pp)[8][4]) {
 #pragma unroll
         for (int kk = 0; kk < 8; kk++) {
-            p[kk][0] = pack_bf16x2(sc[8 * kk + 0], sc[8 * kk + 1]);
-            p[kk][1] = pack_bf16x2(sc[8 * kk + 2], sc[8 * kk + 3]);
-            p[kk][2] = pack_bf16x2(sc[8 * kk + 4], sc[8 * kk + 5]);
-            p[kk][3] = pack_bf16x2(sc[8 * kk + 6], sc[8 * kk + 7]);
+            pp[kk][0] = pack_bf16x2(sc[8 * kk + 0], sc[8 * kk + 1]);
+            pp[kk][1] = pack_bf16x2(sc[8 * kk + 2], sc[8 * kk + 3]);
+            pp[kk][2] = pack_bf16x2(sc[8 * kk + 4], sc[8 * kk + 5]);
+            pp[kk][3] = pack_bf16x2(sc[8 * kk + 6], sc[8 * kk + 7]);
         }
-        mbar_wait(v_full(s), parity);
-        wgmma_fence();
-        // V is MN-major for this product: a k-step is 16 keys = 2048 bytes on; the 8-key groups are
-        // 1024 bytes apart (SBO) and the two 64-column halves of d are HALF bytes apart (LBO).
-#pragma unroll
-        for (int kk = 0; kk < BLOCK_N / 16; kk++)
-            wgmma_m64n128k16_rs_tb(acc, p[kk], desc(s_v + s * TILE + kk * 2048, HALF, 1024));
-        wgmma_commit();
+    };
+
+    // FlashAttention-3's intra-warpgroup overlap: while the tensor cores compute S_j = Q K_j^T, O += P_{j-1}
+    // V_{j-1} is issued behind it, and the softmax of S_j runs while that product is still in flight.
+    // Commit groups, in order: S_j, then P V_{j-1}; wgmma_wait<1> completes S_j alone, wgmma_wait<0> both.
+    float sc[64], alpha[2];
+    unsigned p[8][4];
+    mbar_wait(q_full, 0);
+    mbar_wait(k_full(0), 0);
+    issue_s(sc, 0);
+    wgmma_wait<0>();
+    mbar_arrive(k_empty(0));                     // this thread's part of K_0 has been read
+    softmax(sc, 0, alpha);                       // O is still 0: nothing to rescale
+    pack(sc, p);
+    for (int j = 1; j < ntiles; j++) {
+        const int s = j % STAGES, sp = (j - 1) % STAGES;
+        const unsigned parity = (unsigned)(j / STAGES) & 1u, parity_p = (unsigned)((j - 1) / STAGES) & 1u;
+        mbar_wait(k_full(s), parity);
+        issue_s(sc, s);                          // S_j: sc's probabilities already packed into p
+        mbar_wait(v_full(sp), parity_p);
+        issue_pv(p, sp);                         // O += P_{j-1} V_{j-1}, reading p and O in flight
+        wgmma_wait<1>();                         // S_j is complete
+        mbar_arrive(k_empty(s));
+        softmax(sc, j * BLOCK_N, alpha);
+        wgmma_wait<0>();                         // P_{j-1} V_{j-1} is complete: O and p are free
+        mbar_arrive(v_empty(sp));
+        rescale(alpha);
+        pack(sc, p);
+    }
+    {
+        const int sl = (ntiles - 1) % STAGES;
+        mbar_wait(v_full(sl), (unsigned)((ntiles - 1) / STAGES) & 1u);
+        issue_pv(p, sl);
         wgmma_wait<0>();
-        mbar_arrive(v_empty(s));
+        mbar_arrive(v_empty(sl));
     }
 
     // ---- epilogue: O / row sum -> bf16 into this warpgroup's own Q rows (in the same swizzled
