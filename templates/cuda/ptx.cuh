@@ -172,10 +172,15 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 
-// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
+// arrives and waits for the barrier to complete, bar_arrive arrives without waiting (a producer's signal).
 __device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)
 {
     asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(unsigned id, unsigned threads)
+{
+    asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(threads) : "memory");
 }
 
 // The register budget of a warpgroup's role (all 128 threads execute it; the kernel needs a

@@ -161,6 +161,7 @@ inline void tma_load_2d(unsigned dst, const sky_tmap *map, int c0, int c1, unsig
     sky_emu_tma_load_2d(dst, map, c0, c1, bar);
 }
 inline void bar_sync(unsigned id, unsigned threads) { sky_emu_bar_sync(id, threads); }
+inline void bar_arrive(unsigned id, unsigned threads) { sky_emu_bar_arrive(id, threads); }
 template <int N> inline void setmaxnreg_inc(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }
 template <int N> inline void setmaxnreg_dec(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }
 inline void wgmma_fence(void) {}

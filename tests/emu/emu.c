@@ -133,6 +133,7 @@ static struct {
     int                   n_tma;
     int                   tma_eager;       /* SKY_EMU_TMA=eager: copies land at issue, not at the wait */
     unsigned              nbar_arrived[16];
+    unsigned              nbar_threads[16];    /* the thread count of the barrier's current phase */
     unsigned              wg_arrived[MAX_THREADS / 128];
     struct wg_slot { float *d; int n, tb; unsigned long long a_desc, b_desc; const unsigned *a; int regs; }
                           wg_slot[MAX_THREADS];
@@ -274,6 +275,7 @@ static void run_block(void)
     S.n_mbar = 0;
     S.n_tma = 0;
     memset(S.nbar_arrived, 0, sizeof S.nbar_arrived);
+    memset(S.nbar_threads, 0, sizeof S.nbar_threads);
     memset(S.wg_arrived, 0, sizeof S.wg_arrived);
     memset(S.wg_wait_arrived, 0, sizeof S.wg_wait_arrived);
     memset(S.n_wg_op, 0, sizeof S.n_wg_op);
@@ -303,6 +305,10 @@ static void run_block(void)
                           "by every thread, or an mbarrier phase that never completes)",
                           at_block, n, at_warp, at_other, n - (unsigned)live);
     }
+    for (unsigned id = 1; id < 16; id++)
+        if (S.nbar_arrived[id])
+            sky_emu_fault("named barrier %u ended its block with %u of %u arrivals (a bar.arrive or bar.sync "
+                          "without its partner)", id, S.nbar_arrived[id], S.nbar_threads[id]);
     for (unsigned g = 0; g < n / 128; g++)
         if (S.n_wg_op[g])
             sky_emu_fault("warpgroup %u ended with %d wgmma never waited for (wgmma.wait_group missing)", g,
@@ -719,22 +725,43 @@ void sky_emu_tma_load_2d(unsigned dst, const void *map, int c0, int c1, unsigned
     mbar_wake(bar);                       /* a waiter re-checks, which lands the copy */
 }
 
+/* One arrival at named barrier id of `threads`; the arrival that completes it releases the waiters (and,
+ * for bar.sync, goes on itself). Returns 1 when this arrival completed it. */
+static int nbar_arrive(const char *what, unsigned id, unsigned threads)
+{
+    if (id == 0 || id >= 16 || threads == 0 || threads % 32 || threads > S.nthreads)
+        sky_emu_fault("%s %u, %u: id 1..15 and a thread count that is a multiple of 32 up to the block's %u", what,
+                      id, threads, S.nthreads);
+    if (S.nbar_threads[id] && S.nbar_threads[id] != threads)
+        sky_emu_fault("%s %u, %u: the barrier's phase was begun with %u threads", what, id, threads,
+                      S.nbar_threads[id]);
+    S.nbar_threads[id] = threads;
+    if (++S.nbar_arrived[id] < threads) return 0;
+    for (unsigned t = 0; t < S.nthreads; t++)
+        if (S.f[t].state == WAIT_NBAR && S.f[t].wait_on == id) S.f[t].state = READY;
+    S.nbar_arrived[id] = 0;
+    S.nbar_threads[id] = 0;
+    S.stats.barriers++;
+    return 1;
+}
+
 void sky_emu_bar_sync(unsigned id, unsigned threads)
 {
     fiber *f = current("bar.sync");
-    if (id == 0 || id >= 16 || threads == 0 || threads % 32 || threads > S.nthreads)
-        sky_emu_fault("bar.sync %u, %u: id 1..15 and a thread count that is a multiple of 32 up to the block's %u",
-                      id, threads, S.nthreads);
     f->state = WAIT_NBAR;
     f->wait_on = id;
-    if (++S.nbar_arrived[id] == threads) {
-        for (unsigned t = 0; t < S.nthreads; t++)
-            if (S.f[t].state == WAIT_NBAR && S.f[t].wait_on == id) S.f[t].state = READY;
-        S.nbar_arrived[id] = 0;
-        S.stats.barriers++;
+    if (nbar_arrive("bar.sync", id, threads)) {
+        f->state = READY;
         return;
     }
     yield(f);
+}
+
+/* bar.arrive: counts towards the barrier's completion, never waits. */
+void sky_emu_bar_arrive(unsigned id, unsigned threads)
+{
+    current("bar.arrive");
+    nbar_arrive("bar.arrive", id, threads);
 }
 
 /* Element (row, col) of a bf16 operand described by a shared-memory descriptor with the 128-byte

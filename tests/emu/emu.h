@@ -92,6 +92,7 @@ void sky_emu_mbar_arrive(unsigned bar, unsigned tx_bytes);
 int sky_emu_mbar_try_wait(unsigned bar, unsigned parity);
 void sky_emu_tma_load_2d(unsigned dst, const void *map, int c0, int c1, unsigned bar);
 void sky_emu_bar_sync(unsigned id, unsigned threads);
+void sky_emu_bar_arrive(unsigned id, unsigned threads);
 /* wgmma m64nNk16 bf16 -> fp32 by the calling warpgroup: A from the descriptor a_desc (a_regs NULL)
  * or from registers a_regs[4]; B from b_desc, transposed (MN-major) when tb. */
 void sky_emu_wgmma(float *d, int n, unsigned long long a_desc, const unsigned *a_regs, unsigned long long b_desc,

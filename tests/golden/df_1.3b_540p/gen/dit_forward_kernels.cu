@@ -9,7 +9,7 @@
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
- *            templates/cuda/attention_sm90.cu.in  xxh64 205fa2dd57a0ce4e
+ *            templates/cuda/attention_sm90.cu.in  xxh64 6b8fca9bdf61b1cf
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
@@ -17,7 +17,7 @@
  *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
- *            templates/cuda/ptx.cuh               xxh64 43337e5eb3cd55c4
+ *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
@@ -202,10 +202,15 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 
-// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
+// arrives and waits for the barrier to complete, bar_arrive arrives without waiting (a producer's signal).
 __device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)
 {
     asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(unsigned id, unsigned threads)
+{
+    asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(threads) : "memory");
 }
 
 // The register budget of a warpgroup's role (all 128 threads execute it; the kernel needs a
@@ -772,8 +777,8 @@ attention_sm80_blockm128_blockn64_d128_nh12_smem104448_stages2_threads256(const 
 //   - FlashAttention-3's intra-warpgroup overlap: S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued
 //     back to back as two commit groups, and the softmax of S_j runs while the second is in flight
 //     (O is rescaled once it has completed);
-// Not yet here (to add with a GPU to measure it): the two consumers' softmax and GEMMs in ping-pong
-// (named barriers ordering their wgmma).
+//   - FlashAttention-3's ping-pong: the two consumers issue their batches of wgmma in turns (named
+//     barriers 3 and 4), so that one's softmax overlaps the other's GEMMs.
 // Deterministic: fixed summation order, no atomics.
 //
 // Shared memory (from a 1024-byte aligned base: the 128-byte swizzle repeats every 8 rows of 128
@@ -781,6 +786,7 @@ attention_sm80_blockm128_blockn64_d128_nh12_smem104448_stages2_threads256(const 
 //   Q        2 halves (d 0-63, d 64-127) x 128 rows x 128 bytes            32 KiB
 //   K, V     STAGES each, 2 halves x 128 keys x 128 bytes                  32 KiB per stage and tensor
 //   mbarriers q_full, k_full[STAGES], v_full[STAGES], k_empty[STAGES], v_empty[STAGES]
+// Named barriers: 1 and 2, each consumer's epilogue (128 threads); 3 and 4, the consumers' turns (256).
 // SMEM = 1024 (alignment slack) + 32768 * (1 + 2 * STAGES) + 64 (checked below; the generator
 // computes it with the same formula).
 //
@@ -962,11 +968,23 @@ attention_sm90_d128_nh12_smem164928_stages2(const __grid_constant__ sky_tmap tm_
     // FlashAttention-3's intra-warpgroup overlap: while the tensor cores compute S_j = Q K_j^T, O += P_{j-1}
     // V_{j-1} is issued behind it, and the softmax of S_j runs while that product is still in flight.
     // Commit groups, in order: S_j, then P V_{j-1}; wgmma_wait<1> completes S_j alone, wgmma_wait<0> both.
+    // FlashAttention-3's ping-pong: the two consumers take turns at the tensor cores, so that one's
+    // softmax runs while the other's GEMMs do. A consumer issues a batch of wgmma only after the other
+    // has issued its previous one: named barrier 3 + c (256 threads) completes when consumer c waits on
+    // it (bar.sync) and the other has arrived on it (bar.arrive, after issuing). Consumer 0 goes first
+    // (consumer 1 arrives once up front) and waits once more at the end for consumer 1's last batch, so
+    // both barriers are balanced when the block ends. The waits for the data come before a turn.
+    auto turn_begin = [&] { bar_sync(3 + c, 256); };
+    auto turn_end = [&] { bar_arrive(3 + (1 - c), 256); };
+    if (c == 1) turn_end();
+
     float sc[64], alpha[2];
     unsigned p[8][4];
     mbar_wait(q_full, 0);
     mbar_wait(k_full(0), 0);
+    turn_begin();
     issue_s(sc, 0);
+    turn_end();
     wgmma_wait<0>();
     mbar_arrive(k_empty(0));                     // this thread's part of K_0 has been read
     softmax(sc, 0, alpha);                       // O is still 0: nothing to rescale
@@ -975,9 +993,11 @@ attention_sm90_d128_nh12_smem164928_stages2(const __grid_constant__ sky_tmap tm_
         const int s = j % STAGES, sp = (j - 1) % STAGES;
         const unsigned parity = (unsigned)(j / STAGES) & 1u, parity_p = (unsigned)((j - 1) / STAGES) & 1u;
         mbar_wait(k_full(s), parity);
-        issue_s(sc, s);                          // S_j: sc's probabilities already packed into p
         mbar_wait(v_full(sp), parity_p);
+        turn_begin();
+        issue_s(sc, s);                          // S_j: sc's probabilities already packed into p
         issue_pv(p, sp);                         // O += P_{j-1} V_{j-1}, reading p and O in flight
+        turn_end();
         wgmma_wait<1>();                         // S_j is complete
         mbar_arrive(k_empty(s));
         softmax(sc, j * BLOCK_N, alpha);
@@ -989,10 +1009,13 @@ attention_sm90_d128_nh12_smem164928_stages2(const __grid_constant__ sky_tmap tm_
     {
         const int sl = (ntiles - 1) % STAGES;
         mbar_wait(v_full(sl), (unsigned)((ntiles - 1) / STAGES) & 1u);
+        turn_begin();
         issue_pv(p, sl);
+        turn_end();
         wgmma_wait<0>();
         mbar_arrive(v_empty(sl));
     }
+    if (c == 0) turn_begin();                    // consumer 1's last turn_end
 
     // ---- epilogue: O / row sum -> bf16 into this warpgroup's own Q rows (in the same swizzled
     // layout, so the 8 rows a warp writes at once fall in different banks), then coalesced stores.

@@ -9,7 +9,7 @@
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a
  *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35
- *            templates/cuda/ptx.cuh               xxh64 43337e5eb3cd55c4
+ *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/softmax_relbias.cu.in xxh64 ed0e868aff955517
  *            templates/cuda/t5_rmsnorm.cu.in      xxh64 5adab7816ba274b3
@@ -191,10 +191,15 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 
-// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
+// arrives and waits for the barrier to complete, bar_arrive arrives without waiting (a producer's signal).
 __device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)
 {
     asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(unsigned id, unsigned threads)
+{
+    asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(threads) : "memory");
 }
 
 // The register budget of a warpgroup's role (all 128 threads execute it; the kernel needs a

@@ -10,7 +10,7 @@
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/conv_tf32.cu.in       xxh64 e53a885dc54889d0
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
- *            templates/cuda/ptx.cuh               xxh64 43337e5eb3cd55c4
+ *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 08d20d7ed34f0301
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
@@ -193,10 +193,15 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 
-// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
+// arrives and waits for the barrier to complete, bar_arrive arrives without waiting (a producer's signal).
 __device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)
 {
     asm volatile("bar.sync %0, %1;" :: "r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(unsigned id, unsigned threads)
+{
+    asm volatile("bar.arrive %0, %1;" :: "r"(id), "r"(threads) : "memory");
 }
 
 // The register budget of a warpgroup's role (all 128 threads execute it; the kernel needs a
