@@ -31,9 +31,11 @@ local instances = {
     { "conv_tf32", { CIN = 16, COUT = 144, KT = 3, KH = 1, KW = 1, NC = 2, ST = 1, SH = 1, SW = 1, PH = 0, PW = 0,
                      SPLIT = 1 } },
     -- attention at several query blocks and key tiles (kernel_test.c: lq 300, lk 600, 512, 257, 40),
-    -- the Hopper kernel with two stages and with one (its barriers' parity flips every tile)
+    -- the Hopper kernel with two stages, one (its barriers' parity flips every tile) and three (the most
+    -- that fit in shared memory)
     { "attention_sm90", { NH = 2, D = 128, STAGES = 2, SMEM = 164928 } },
     { "attention_sm90", { NH = 2, D = 128, STAGES = 1, SMEM = 99392 } },
+    { "attention_sm90", { NH = 2, D = 128, STAGES = 3, SMEM = 230464 } },
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }
 

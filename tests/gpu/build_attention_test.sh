@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/gpu/build_attention_test.sh — render templates/cuda/attention_sm80.cu.in for a few
-# schedules, and attention_sm90.cu.in with 2 and 1 stages, and build tests/gpu/attention_test.cu
+# schedules, and attention_sm90.cu.in with 2, 1 and 3 stages, and build tests/gpu/attention_test.cu
 # against them.
 #
 #   bash tests/gpu/build_attention_test.sh                   build build/gpu/attention_test
@@ -37,7 +37,7 @@ render90() {
     sed -e "s/\${name}/$1/g" -e "s/\${NH}/$2/g" -e "s/\${D}/$D/g" -e "s/\${STAGES}/$3/g" \
         -e "s/\${SMEM}/$smem/g" templates/cuda/attention_sm90.cu.in
 }
-STAGES90=${ATTENTION90_STAGES:-"2 1"}
+STAGES90=${ATTENTION90_STAGES:-"2 1 3"}
 
 # Writes attention_kernels.cu and attention_configs.inc into $1.
 render_all() {
