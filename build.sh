@@ -54,7 +54,8 @@ gen() {
     [ -f "$spec" ] || { echo "error: $spec: no such spec (see specs/)" >&2; exit 2; }
     variant=$(basename "$spec" .lua)
     echo "== gen $spec -> out/$variant/skyreels-$variant"
-    cmake -S . -B "build/$variant" -DSKY_SPECS="$spec" >"build/cmake-$variant.log" 2>&1 ||
+    # shellcheck disable=SC2086  # SKY_CMAKE_ARGS: extra configure flags, split on spaces (e.g. -DSKY_FFMPEG=OFF)
+    cmake -S . -B "build/$variant" -DSKY_SPECS="$spec" ${SKY_CMAKE_ARGS:-} >"build/cmake-$variant.log" 2>&1 ||
         { cat "build/cmake-$variant.log" >&2; exit 1; }
     cmake --build "build/$variant" -j "$(nproc)" 2>&1 | grep -v -E '^\[ *[0-9]+%\] (Building|Linking|Built)' || true
     [ -x "out/$variant/skyreels-$variant" ] || { echo "error: build of $variant failed" >&2; exit 1; }

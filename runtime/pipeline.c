@@ -7,7 +7,6 @@
  */
 #include "pipeline.h"
 
-#include <libswscale/swscale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,16 +107,12 @@ static sky_status load_image(const char *path, int H, int W, int lanczos, float 
     const uint8_t *src = img.data + ((size_t)y0 * img.width + x0) * 3;
     if (cw == W && ch == H) {
         for (int y = 0; y < H; y++) memcpy(rgb + (size_t)y * W * 3, src + (size_t)y * img.width * 3, (size_t)W * 3);
-    } else {
-        struct SwsContext *s = sws_getContext(cw, ch, AV_PIX_FMT_RGB24, W, H, AV_PIX_FMT_RGB24,
-                                              lanczos ? SWS_LANCZOS : SWS_BICUBIC, NULL, NULL, NULL);
-        if (!s) { free(rgb); sky_image_free(&img); return sky_fail(err, "%s: cannot set up the resize", path); }
-        const uint8_t *sp[4] = { src, NULL, NULL, NULL };
-        const int ss[4] = { img.width * 3, 0, 0, 0 };
-        uint8_t *dp[4] = { rgb, NULL, NULL, NULL };
-        const int ds[4] = { W * 3, 0, 0, 0 };
-        sws_scale(s, sp, ss, 0, ch, dp, ds);
-        sws_freeContext(s);
+    } else if (sky_image_resize_rgb24(src, img.width * 3, cw, ch, rgb, W, H, lanczos, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        free(rgb);
+        sky_image_free(&img);
+        return sky_fail(err, "%s: %s", path, why);
     }
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < (size_t)W * H; i++) dst[(size_t)c * W * H + i] = rgb[i * 3 + c] / 127.5f - 1.0f;

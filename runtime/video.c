@@ -137,19 +137,18 @@ static sky_status check_display_matrix(const uint8_t *data, size_t size, const c
 
 /* ---- float frames -> uint8 ------------------------------------------------------ */
 
-void sky_video_frame_from_float(uint8_t *rgb24, const float *chw, int width, int height) {
-    SKY_ASSERT(rgb24 != NULL && chw != NULL && width > 0 && height > 0);
-    size_t plane = (size_t)width * (size_t)height;
-    for (size_t i = 0; i < plane; i++) {
-        for (int ch = 0; ch < 3; ch++) {
-            /* float32 throughout, like torch: x/2 is exact, +0.5 and *255 round once each */
-            float v = chw[(size_t)ch * plane + i] / 2.0f + 0.5f;
-            v = v < 0.0f ? 0.0f : v;          /* NaN fails both compares ... */
-            v = v > 1.0f ? 1.0f : v;
-            v = v * 255.0f;
-            rgb24[i * 3 + (size_t)ch] = v >= 0.0f ? (uint8_t)v : 0;   /* ... and ends as 0 here */
-        }
-    }
+sky_status sky_image_resize_rgb24(const uint8_t *src, int src_stride, int sw, int sh, uint8_t *dst, int W, int H,
+                                  int lanczos, sky_err *err) {
+    struct SwsContext *s = sws_getContext(sw, sh, AV_PIX_FMT_RGB24, W, H, AV_PIX_FMT_RGB24,
+                                          lanczos ? SWS_LANCZOS : SWS_BICUBIC, NULL, NULL, NULL);
+    if (!s) return sky_fail(err, "cannot set up the resize of %dx%d to %dx%d", sw, sh, W, H);
+    const uint8_t *sp[4] = { src, NULL, NULL, NULL };
+    const int ss[4] = { src_stride, 0, 0, 0 };
+    uint8_t *dp[4] = { dst, NULL, NULL, NULL };
+    const int ds[4] = { W * 3, 0, 0, 0 };
+    sws_scale(s, sp, ss, 0, sh, dp, ds);
+    sws_freeContext(s);
+    return SKY_OK;
 }
 
 /* ---- mp4 writer ----------------------------------------------------------------- */

@@ -113,6 +113,11 @@ typedef struct sky_frames {
 sky_status sky_image_read(const char *path, sky_image *out, sky_err *err);
 void sky_image_free(sky_image *img);
 
+/* Resize the RGB24 image src (sw x sh pixels, rows src_stride bytes apart) to dst (W x H, rows 3W bytes),
+ * with swscale's Lanczos (lanczos != 0) or bicubic filter. */
+sky_status sky_image_resize_rgb24(const uint8_t *src, int src_stride, int sw, int sh, uint8_t *dst, int W, int H,
+                                  int lanczos, sky_err *err);
+
 /* Decode a video's frames in presentation order to RGB24: all of them when
  * max_frames == 0, else the first max_frames. out_width/out_height: 0, 0 = native
  * size (then every frame must have the first frame's size); both > 0 = resize each

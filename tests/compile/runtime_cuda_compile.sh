@@ -24,7 +24,7 @@ if [ ! -f "$CUDA_HOME/include/cuda.h" ] || [ ! -f "$CUDA_HOME/include/cublasLt.h
     echo "not run (no CUDA toolkit at $CUDA_HOME; set CUDA_HOME)"
     exit 77
 fi
-if [ ! -f /usr/include/xxhash.h ] && [ ! -f /usr/local/include/xxhash.h ]; then
+if ! echo '#include <xxhash.h>' | cc -E -x c - > /dev/null 2>&1; then     # the compiler's search path (CPATH too)
     echo "FAIL xxhash.h not found: apt-get install -y libxxhash-dev"
     echo "0 passed, 1 failed"
     exit 1

@@ -30,6 +30,9 @@
 #                  against diffusers in true fp32, beside diffusers' own time, memory and tf32 error
 #                  (tests/bench/diffusers_vae.py)
 # Record the figures in tests/bench/RESULTS.md (device, date, sizes, error, time, ratio).
+# The GPU machine cannot download: before the call, run tests/gpu/carry_debs.sh and tests/gpu/carry_wheels.sh
+# here and carry .deb and .whl (checked here on a machine without lua5.4, libxxhash-dev, libsentencepiece and
+# FFmpeg: the binaries and the CUDA plugin build, the runtime test links).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 if ! command -v nvidia-smi > /dev/null 2>&1 || ! nvidia-smi -L > /dev/null 2>&1; then
@@ -38,6 +41,27 @@ if ! command -v nvidia-smi > /dev/null 2>&1 || ! nvidia-smi -L > /dev/null 2>&1;
 fi
 OUT=${OUT:-build/gpu-results}
 mkdir -p "$OUT"
+# Build dependencies the GPU machine's image lacks and cannot download: the Debian packages in .deb/
+# (tests/gpu/carry_debs.sh: lua5.4, libxxhash, libsentencepiece) unpacked into a private root on the search
+# paths. FFmpeg is too large to carry: without it the binaries are built with -DSKY_FFMPEG=OFF (no check
+# here reads or writes a video).
+if ls .deb/*.deb > /dev/null 2>&1; then
+    root=/tmp/sky-root
+    mkdir -p "$root"
+    for f in .deb/*.deb; do
+        if command -v dpkg > /dev/null; then dpkg -x "$f" "$root"
+        else (cd "$root" && ar p "$OLDPWD/$f" data.tar.xz | tar xJ); fi
+    done
+    lib=$root/usr/lib/x86_64-linux-gnu
+    export PATH=$root/usr/bin:$PATH LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export CPATH=$root/usr/include${CPATH:+:$CPATH} LIBRARY_PATH=$lib${LIBRARY_PATH:+:$LIBRARY_PATH}
+    export CMAKE_PREFIX_PATH=$root/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+    echo "carried packages unpacked into $root: $(ls .deb | tr '\n' ' ')"
+fi
+if ! pkg-config --exists libavformat libavcodec libswscale libavutil 2> /dev/null; then
+    export SKY_CMAKE_ARGS="-DSKY_FFMPEG=OFF"
+    echo "no FFmpeg here: building with $SKY_CMAKE_ARGS"
+fi
 nvidia-smi -L | tee "$OUT/device.txt"
 # Which checks: the arguments (attention runtime diffusers tiny vae-tiny enc-tiny 540p vae-540p), all by default,
 # so that a second call can finish what a first one had no time for.

@@ -99,6 +99,29 @@ else fail=$((fail + 1)); echo "FAIL --offload: $(cat "$tmp/cmp.txt"); transforme
 expect 1 "w_d.safetensors: no tensor of this model found (looked for 'decoder.head.2.bias'" -- \
     $D "${LONG[@]/$tmp\/vae.safetensors/$tmp/w_d.safetensors}" --offload -o "$tmp/x2.mp4"
 
+# A build without FFmpeg (cmake -DSKY_FFMPEG=OFF, for machines that cannot install it: tests/gpu/run.sh), as a
+# variant of its own so that it overwrites nothing: the programs and latents-only runs work, an mp4 is refused
+# before the first step and nothing is written.
+mkdir -p "$tmp/specs"
+sed 's/variant = "tiny_t2v"/variant = "noav_t2v"/' specs/tiny_t2v.lua > "$tmp/specs/noav_t2v.lua"
+if SKY_CMAKE_ARGS=-DSKY_FFMPEG=OFF ./build.sh gen "$tmp/specs/noav_t2v.lua" > "$tmp/noav.log" 2>&1 &&
+   ! ldd out/noav_t2v/skyreels-noav_t2v | grep -q libavformat; then
+    pass=$((pass + 1)); echo "ok   -DSKY_FFMPEG=OFF builds a binary that does not link FFmpeg"
+    N=out/noav_t2v/skyreels-noav_t2v
+    if $N program dit_forward -q --weights tests/fixtures/dit/tiny_t2v/weights_original.safetensors \
+           --inputs tests/fixtures/dit/tiny_t2v/f5b2.safetensors --output "$tmp/noav.safetensors" &&
+       build/tools/sttool compare "$tmp/noav.safetensors" tests/fixtures/dit/tiny_t2v/f5b2.safetensors v 2e-6 > /dev/null; then
+        pass=$((pass + 1)); echo "ok   without FFmpeg: program dit_forward matches the diffusers fixture"
+    else fail=$((fail + 1)); echo "FAIL without FFmpeg: program dit_forward"; fi
+    expect 0 "done in" -- $N "${TC[@]}" --output_latents "$tmp/noav_l.safetensors"
+    expect 1 "noav.mp4: this binary was built without FFmpeg (cmake -DSKY_FFMPEG=OFF)" -- \
+        $N "${TC[@]}" --vae_weights "$tmp/vae.safetensors" -o "$tmp/noav.mp4"
+    if [ ! -e "$tmp/noav.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.noav\.mp4')" ]; then pass=$((pass + 1)); echo "ok   no mp4 left"
+    else fail=$((fail + 1)); echo "FAIL an mp4 was left by the FFmpeg-less build"; fi
+else
+    fail=$((fail + 1)); echo "FAIL -DSKY_FFMPEG=OFF build: $(tail -5 "$tmp/noav.log")"
+fi
+
 # Runs that succeed: latents only (no VAE), and a whole DF video to mp4.
 expect 0 "seed: 7" -- $T "${W_T[@]}" --num_frames 5 --inference_steps 2 --seed 7
 expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" \
@@ -107,7 +130,7 @@ if [ -f "$tmp/x.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.x\.mp4')" ]; then pass
 else fail=$((fail + 1)); echo "FAIL mp4 missing or temp file left"; fi
 # The demo of ./build.sh (a DF long video of 3 windows from random weights) gives an mp4 that decodes
 # back with the asked frame count, size and fps.
-cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video.c \
+cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video.c runtime/video_frame.c \
    runtime/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) -lpthread -lm \
    -o "$tmp/mp4probe"
 if ./build.sh > "$tmp/demo.log" 2>&1 && [ "$("$tmp/mp4probe" out/demo.mp4)" = "37 48 64 24/1" ]; then
