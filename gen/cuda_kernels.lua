@@ -9,6 +9,7 @@ local clit    = require("lib.clit")
 local cwriter = require("lib.cwriter")
 local render  = require("lib.render")
 local sorted  = require("lib.sorted")
+local graph   = require("graph")
 local header  = require("header")
 
 local cuda_kernels = {}
@@ -157,27 +158,17 @@ function cuda_kernels.finish_graph(out, g, nodes, states)
     out.states = states
 end
 
--- The record function of program `name` into writer h: its runtime parameters, the symbols computed
--- from them, a (void) for each parameter nothing reads, then the launch sequence `body`.
-function cuda_kernels.record_function(h, g, name, body, doc)
+-- Record function `fname` of graph g into writer h: its runtime parameters, the symbols its launches read
+-- (graph.prologue: and a (void) for each parameter nothing reads), then the launch sequence `body`.
+function cuda_kernels.record_function(h, g, fname, body, doc)
     local params = {}
     for _, par in ipairs(g.params) do params[#params + 1] = "int " .. par.name end
-    local proto = string.format("void %s_cuda_record(const sky_cuda_program *st, CUstream s, %s)", name,
-                                table.concat(params, ", "))
+    local proto = string.format("void %s(const sky_cuda_program *st, CUstream s, %s)", fname, table.concat(params, ", "))
     h:line("/* %s */", doc)
     h:line("%s;", proto)
     h:line("%s", proto)
     h:open("{")
-    for _, sym in ipairs(g.symbols) do
-        h:line("const int %s = %s;%s", sym.name, sym.expr, sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
-    end
-    local unused = {}
-    for _, par in ipairs(g.params) do
-        local read = body:find("%f[%w_]" .. par.name .. "%f[^%w_]")
-        for _, sym in ipairs(g.symbols) do read = read or sym.expr:find("%f[%w_]" .. par.name .. "%f[^%w_]") end
-        if not read then unused[#unused + 1] = "(void)" .. par.name .. ";" end
-    end
-    if #unused > 0 then h:line("%s", table.concat(unused, " ")) end
+    for _, l in ipairs(graph.prologue(g, body)) do h:line("%s", l) end
     h:raw(body:gsub("[^\n]+", "    %0"))
     h:close("}")
     h:blank()

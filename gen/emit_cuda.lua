@@ -342,25 +342,15 @@ function emit_cuda.emit(s, programs, files, ctx)
 
     -- One record function per part, then the whole forward calling them (each launched on stream s and
     -- captured into a CUDA Graph by the runtime).
-    local function record_function(name, text)
-        local proto = string.format("void %s(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)", name)
-        h:line("%s;", proto)
-        h:line("%s", proto)
-        h:open("{")
-        for _, l in ipairs(graph.prologue(g, text)) do h:line("%s", l) end
-        h:raw(text:gsub("[^\n]+", "    %0"))
-        h:close("}")
-        h:blank()
-    end
     assert(table.concat(part_names, " ") == "embed blocks head", "emit_cuda: dit_forward's parts changed")
     local calls = cwriter.new()
     for _, part in ipairs(part_names) do
-        h:line("/* Part \"%s\" of one forward of one sample (gen/programs/dit.lua). */", part)
-        record_function("dit_forward_cuda_record_" .. part, bodies[part]:text())
+        cuda_kernels.record_function(h, g, "dit_forward_cuda_record_" .. part, bodies[part]:text(),
+                                     string.format("Part \"%s\" of one forward of one sample (gen/programs/dit.lua).", part))
         calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part)
     end
-    h:line("/* One forward of one sample: the parts in order. */")
-    record_function("dit_forward_cuda_record", calls:text())
+    cuda_kernels.record_function(h, g, "dit_forward_cuda_record", calls:text(),
+                                 "One forward of one sample: the parts in order.")
 
     -- TeaCache's two launches on the tokens [L, dim] (device pointers outside the arena allowed).
     local C = tokens.dims[2]

@@ -230,7 +230,7 @@ local function emit_program(s, g0, files, ctx)
     for _, wt in ipairs(g.weights) do h:line("%d, /* %s */", bf[wt.name] and 1 or 0, clit.comment(wt.name)) end
     h:close("};")
     h:blank()
-    cuda_kernels.record_function(h, g, name, body:text(), "One call, launched on stream s.")
+    cuda_kernels.record_function(h, g, name .. "_cuda_record", body:text(), "One call, launched on stream s.")
     cuda_kernels.desc_open(h, "sky_enc_cuda_desc", name, set, gemms)
     h:line(".n_weights = %d, .weight_bf16 = %s_weight_bf16,", #g.weights, name)
     h:line(".arena_bytes = %s,", clit.size(p.peak))

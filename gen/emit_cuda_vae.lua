@@ -370,7 +370,7 @@ local function emit_program(s, g0, files, ctx)
     end
     h:close("};")
     h:blank()
-    cuda_kernels.record_function(h, g, name, body:text(),
+    cuda_kernels.record_function(h, g, name .. "_cuda_record", body:text(),
                                  "One call (one chunk), launched on stream s (captured into a CUDA Graph by the runtime).")
     cuda_kernels.desc_open(h, "sky_vae_cuda_desc", name, set, gemms)
     h:line(".n_weights = %d, .weight_layout = %s_weight_layout,", #g.weights, name)

@@ -239,11 +239,6 @@ sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *we
     return SKY_OK;
 }
 
-sky_status sky_dit_check(const sky_dit_program *p, const char *weights, const char *who, sky_backend b, sky_err *err)
-{
-    return sky_weights_check(p->weights, p->n_weights, weights, who, b, err);
-}
-
 void sky_dit_close(sky_dit *d)
 {
     if (!d) return;

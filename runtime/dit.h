@@ -48,10 +48,9 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
                         sky_backend b, sky_err *err);
 void sky_dit_close(sky_dit *d);
 
-/* Check what sky_dit_open would bind (the checkpoint's tensors against p's table; the CUDA plugin for
- * SKY_BACKEND_CUDA) without reading or converting any weight: for --offload, which opens later. */
-sky_status sky_dit_check(const sky_dit_program *p, const char *weights, const char *who, sky_backend b, sky_err *err);
-/* The same for any program's weights table (n entries): sky_vae_check. */
+/* Check what sky_dit_open or sky_vae_open would bind (the checkpoint at `weights` against a program's
+ * weights table of n entries; the CUDA plugin for SKY_BACKEND_CUDA) without reading or converting any
+ * weight: for --offload, which opens later. */
 sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *weights, const char *who, sky_backend b,
                              sky_err *err);
 

@@ -683,7 +683,7 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         }
     }
     /* Under --offload the checkpoints are only checked here (opened for each use later). */
-    if (a->offload ? sky_dit_check(p, a->dit_weights, v->name, (sky_backend)a->backend, err)
+    if (a->offload ? sky_weights_check(p->weights, p->n_weights, a->dit_weights, v->name, (sky_backend)a->backend, err)
                    : sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err))
         goto done;
     if (a->teacache) {
@@ -707,8 +707,10 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
     if (a->vae_weights) {
         if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }
         r.has_vae = 1;
-        if (a->offload ? sky_vae_check(v->vae_decode, a->vae_weights, v->name, a->backend, err) ||
-                         (needs_encoder && sky_vae_check(v->vae_encode, a->vae_weights, v->name, a->backend, err))
+        const sky_vae_program *de = v->vae_decode, *en = v->vae_encode;
+        const sky_backend b = (sky_backend)a->backend;
+        if (a->offload ? sky_weights_check(de->weights, de->n_weights, a->vae_weights, v->name, b, err) ||
+                         (needs_encoder && sky_weights_check(en->weights, en->n_weights, a->vae_weights, v->name, b, err))
                        : use_vae(&r, 1, err) || (needs_encoder && use_vae(&r, 0, err)))
             goto done;
     }

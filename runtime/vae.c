@@ -48,11 +48,6 @@ fail:
     return SKY_ERR;
 }
 
-sky_status sky_vae_check(const sky_vae_program *p, const char *weights, const char *who, int b, sky_err *err)
-{
-    return sky_weights_check(p->weights, p->n_weights, weights, who, (sky_backend)b, err);
-}
-
 void sky_vae_close(sky_vae *v)
 {
     if (!v) return;

@@ -26,10 +26,6 @@ sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, con
                         int b, sky_err *err);
 void sky_vae_close(sky_vae *v);
 
-/* Check what sky_vae_open would bind (the checkpoint's tensors against p's table; the CUDA plugin for
- * b = SKY_BACKEND_CUDA) without reading or converting any weight. */
-sky_status sky_vae_check(const sky_vae_program *p, const char *weights, const char *who, int b, sky_err *err);
-
 /* Decode L latent frames z [z_dim, L, h, w] into video [3, 1 + 4(L-1), 8h, 8w]. */
 sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float *video, sky_err *err);
 

@@ -784,11 +784,11 @@ static float desc_elem(unsigned long long desc, int mn_major, int row, int col)
     return sky_emu_bf16_to_f32(v);
 }
 
-/* Run one wgmma of warpgroup g: form the 64 x 16 A (from shared memory, or from the 128 threads' A
+/* Run one queued wgmma: form the 64 x 16 A (from shared memory, or from the 128 threads' A
  * registers as they are now) and the 16 x N B, and add A B (each product exact, each sum of 16 in
  * double, rounded once) into every thread's accumulators (D fragment: warp w, lane l: d[4j + 2h + e] is
  * row 16w + l/4 + 8h, column 8j + 2(l%4) + e). */
-static void wgmma_run(unsigned g, const struct wg_op *op)
+static void wgmma_run(const struct wg_op *op)
 {
     static float A[64][16], B[16][256];
     for (int r = 0; r < 64; r++)
@@ -816,7 +816,6 @@ static void wgmma_run(unsigned g, const struct wg_op *op)
             dt[i] = (float)((double)dt[i] + (float)sum);
         }
     }
-    (void)g;
 }
 
 /* wgmma.mma_async m64nNk16 .f32.bf16.bf16 by a warpgroup (4 consecutive warps from a warp index
@@ -898,7 +897,7 @@ void sky_emu_wgmma_wait(int n)
         S.wg_due_set[g] = 0;
         int kept = 0;
         for (int i = 0; i < S.n_wg_op[g]; i++) {
-            if (S.wg_op[g][i].group < S.wg_due[g]) wgmma_run(g, &S.wg_op[g][i]);
+            if (S.wg_op[g][i].group < S.wg_due[g]) wgmma_run(&S.wg_op[g][i]);
             else S.wg_op[g][kept++] = S.wg_op[g][i];
         }
         S.n_wg_op[g] = kept;

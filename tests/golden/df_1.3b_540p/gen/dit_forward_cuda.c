@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 d0f1158206fae43f
+ * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
  * program    dit_forward (cuda): 710 launches per forward
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  */

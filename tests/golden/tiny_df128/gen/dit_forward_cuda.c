@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 d0f1158206fae43f
+ * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
  * program    dit_forward (cuda): 66 launches per forward
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  */
