@@ -68,8 +68,9 @@ local function inv_f32(x)
     return 1.0 / f
 end
 
--- Pointer to tensor t in the arena, typed by its CPU storage.
+-- Pointer to tensor t in the arena (or the prompt arena: plan.lua), typed by its CPU storage.
 local function act(t)
+    if t.kind == "prompt" then return "PACT(OFF_" .. ident(t.name) .. ")" end
     if t.dtype == "f64" then return "ACT_F64(OFF_" .. ident(t.name) .. ")" end
     if t.dtype == "i64" then return "ACT_I64(OFF_" .. ident(t.name) .. ")" end
     return "ACT(OFF_" .. ident(t.name) .. ")"
@@ -407,9 +408,11 @@ local function section_of(n, seen, program)
     return seen and "output" or "input"
 end
 
--- C prototype of program g's CPU function (arena, fp32 weights, then its runtime params).
+-- C prototype of program g's CPU function (arena, the prompt arena where it keeps tensors per prompt,
+-- fp32 weights, then its runtime params).
 local function prototype(g, part)
     local params = { "unsigned char *arena", "const float *const *w" }
+    if #g.prompt_tensors > 0 then table.insert(params, 2, "unsigned char *prompt") end
     for _, p in ipairs(g.params) do params[#params + 1] = "int " .. p.name end
     return string.format("void %s%s_cpu(%s)", g.name, part and ("_" .. part) or "", table.concat(params, ", "))
 end
@@ -443,8 +446,8 @@ local function emit_program(s, p, ctx, extra_header)
             p.templates_used["templates/cpu/" .. inst.template .. ".c.in"] = true
         end
         local stored = (n.out.dtype == "f64" or n.out.dtype == "i64") and n.out.dtype:upper() or "F32"
-        body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s);", clit.str(n.out.name), ident(n.out.name), stored,
-                  graph.numel_expr(n.out.dims))
+        body:line("%s(%s, OFF_%s, SKY_TRACE_%s, %s);", n.out.kind == "prompt" and "TRACE_PROMPT" or "TRACE",
+                  clit.str(n.out.name), ident(n.out.name), stored, graph.numel_expr(n.out.dims))
     end
 
     local common = ctx.read_template("templates/cpu/common.h.in")
@@ -465,11 +468,24 @@ local function emit_program(s, p, ctx, extra_header)
     w:line("/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */")
     w:line("#define TRACE(name, off, dtype, n) \\")
     w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)")
+    if #p.prompt > 0 then
+        w:line("#define PACT(off) ((float *)(prompt + (off)))")
+        w:line("#define TRACE_PROMPT(name, off, dtype, n) \\")
+        w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)")
+    end
     w:blank()
     w:line("/* arena offsets (bytes), from gen/plan.lua */")
     for _, b in ipairs(p.buffers) do
         w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset,
                require("plan").commas(b.bytes))
+    end
+    if #p.prompt > 0 then
+        w:blank()
+        w:line("/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */")
+        for _, b in ipairs(p.prompt) do
+            w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset,
+                   require("plan").commas(b.bytes))
+        end
     end
     w:blank()
     w:line("/* weights, in the order of the table in variant.c */")
@@ -504,23 +520,19 @@ local function emit_program(s, p, ctx, extra_header)
         w:line("%s", proto)
         w:open("{")
         for _, l in ipairs(graph.prologue(g, text)) do w:line("%s", l) end
+        if #p.prompt > 0 and not text:find("PACT(", 1, true) then w:line("(void)prompt;") end
         w:raw(text:gsub("[^\n]+", "    %0"))
         w:close("}")
     end
     if #g.parts == 0 then
         emit_function(prototype(g), bodies.all:text())
     else
-        local args = { "arena", "w" }
-        for _, par in ipairs(g.params) do args[#args + 1] = par.name end
-        local calls = cwriter.new()
-        for _, part in ipairs(part_names) do
-            w:line("/* ---- part \"%s\" of %s (gen/graph.lua: the runtime may run the parts one by one) */", part, g.name)
+        -- One function per part; the runtime calls them in order (and the first only for a new prompt).
+        for i, part in ipairs(part_names) do
+            if i > 1 then w:blank() end
+            w:line("/* ---- part \"%s\" of %s (gen/graph.lua: the runtime runs the parts one by one) */", part, g.name)
             emit_function(prototype(g, part), bodies[part]:text())
-            w:blank()
-            calls:line("%s_%s_cpu(%s);", g.name, part, table.concat(args, ", "))
         end
-        w:line("/* ---- the whole of %s: its parts in order */", g.name)
-        emit_function(prototype(g), calls:text())
     end
     return w:text()
 end
@@ -565,7 +577,7 @@ local function emit_variant(s, plans, ctx)
     for _, name in ipairs(sorted.keys(plans)) do
         local g = plans[name].graph
         for _, part in ipairs(g.parts) do w:line("%s;", prototype(g, part)) end
-        w:line("%s;", prototype(g))
+        if #g.parts == 0 then w:line("%s;", prototype(g)) end
         if #g.states > 0 then w:line("void %s_cpu_reset(unsigned char *arena);", g.name) end
     end
     w:blank()
@@ -580,16 +592,18 @@ local function emit_variant(s, plans, ctx)
     w:line(".x_channels = %d, .y_channels = %d, .out_dim = %d,", r.x_channels, r.y_channels, d.out_dim)
     w:line(".lat_h = %d, .lat_w = %d, .max_frames = %d,", r.lat_h, r.lat_w, r.max_frames)
     w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
-    w:line(".arena_bytes = %s,", clit.size(p.peak))
-    w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention */",
-           string.format("%.17g", graph.flops(p.graph)))
+    w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
+    w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
+           string.format("%.17g", graph.flops(p.graph, "context")))
+    w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         w:line(".%s = %s,", name, slot(p, name))
     end
     w:line(".n_weights = %d,", #p.graph.weights)
     w:line(".weights = dit_forward_weights,")
-    w:line(".forward_cpu = dit_forward_cpu,")
-    w:line(".embed_cpu = dit_forward_embed_cpu, .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
+    assert(table.concat(p.graph.parts, " ") == "context embed blocks head", "emit_c: dit_forward's parts changed")
+    w:line(".context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,")
+    w:line(".blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
     for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
         w:line(".%s = %s,", name, slot(p, p.graph.exposed[name].name))
     end

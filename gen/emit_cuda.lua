@@ -45,7 +45,10 @@ local function numel(t)
     return "(long long)" .. table.concat(parts, " * ")
 end
 
-local function ptr(t) return "PTR(OFF_" .. ident(t.name) .. ")" end
+-- A launch argument pointing at tensor t: in the arena, or in the prompt arena (plan.lua).
+local function ptr(t) return (t.kind == "prompt" and "PROMPT_PTR(OFF_" or "PTR(OFF_") .. ident(t.name) .. ")" end
+-- The tensor-map macro for t (TMAP or TMAP_PROMPT), likewise.
+local function tmap(t) return t.kind == "prompt" and "TMAP_PROMPT" or "TMAP" end
 local function wptr(w) return "WPTR(W_" .. ident(w.name) .. ")" end
 local function rows(t) return dim_expr(t.dims[1]) end
 
@@ -200,9 +203,9 @@ backend.attention = function(n, s)
              launch = function(k90, k80)
                  return {
                      "if (st->attn_sm90) {",
-                     string.format("    TMAP(tm_q, OFF_%s, %s, %d, 128);", ident(q.name), rows(q), cols),
-                     string.format("    TMAP(tm_k, OFF_%s, %s, %d, 128);", ident(k.name), rows(k), cols),
-                     string.format("    TMAP(tm_v, OFF_%s, %s, %d, 128);", ident(v.name), rows(v), cols),
+                     string.format("    %s(tm_q, OFF_%s, %s, %d, 128);", tmap(q), ident(q.name), rows(q), cols),
+                     string.format("    %s(tm_k, OFF_%s, %s, %d, 128);", tmap(k), ident(k.name), rows(k), cols),
+                     string.format("    %s(tm_v, OFF_%s, %s, %d, 128);", tmap(v), ident(v.name), rows(v), cols),
                      string.format("    LAUNCH(%s, CDIV(%s, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, %s, INT(%s), "
                                    .. "INT(%s), FLT(%s));", k90, rows(q), a.num_heads, ptr(n.out), rows(q), rows(k), scale),
                      "} else {",
@@ -279,8 +282,10 @@ function emit_cuda.emit(s, programs, files, ctx)
                 gemms[#gemms + 1] = d
                 gemm_index[d.key] = #gemms - 1
             end
-            body:line("GEMM(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", gemm_index[d.key], rows(n.ins[1]), ident(n.ins[1].name),
-                      ident(n.attrs.weight.name), ident(n.attrs.bias.name), ident(n.out.name))
+            assert(n.ins[1].kind ~= "prompt", "emit_cuda: a GEMM reads per-prompt tensor " .. n.ins[1].name)
+            body:line("%s(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", n.out.kind == "prompt" and "GEMM_TO_PROMPT" or "GEMM",
+                      gemm_index[d.key], rows(n.ins[1]), ident(n.ins[1].name), ident(n.attrs.weight.name),
+                      ident(n.attrs.bias.name), ident(n.out.name))
         else
             local b = assert(backend[n.op], "emit_cuda: no CUDA implementation of op " .. n.op)
             local insts = b(n, s)
@@ -294,8 +299,8 @@ function emit_cuda.emit(s, programs, files, ctx)
                 end
             end
         end
-        body:line("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s, 0);", clit.str(n.out.name), ident(n.out.name),
-                  n.out.dtype:upper(), graph.numel_expr(n.out.dims))
+        body:line("%s(%s, OFF_%s, SKY_TRACE_%s, %s, 0);", n.out.kind == "prompt" and "TRACE_PROMPT" or "TRACE",
+                  clit.str(n.out.name), ident(n.out.name), n.out.dtype:upper(), graph.numel_expr(n.out.dims))
     end
     -- TeaCache (reference §8): the residual of a pass through the blocks, and its application.
     local tokens = g.exposed.tokens
@@ -309,9 +314,13 @@ function emit_cuda.emit(s, programs, files, ctx)
     -- gen/dit_forward_cuda.c: tables and the launch sequence.
     local wdt = weight_dtypes(g)
     local h = cwriter.new()
+    local n_context = 0
+    for _, n in ipairs(g.nodes) do if n.part == "context" then n_context = n_context + 1 end end
     h:raw(header.c_comment(s, ctx, "gen/dit_forward_cuda.c", {
-        string.format("program    dit_forward (cuda): %d launches per forward", #g.nodes),
+        string.format("program    dit_forward (cuda): %d ops per step, %d more once per prompt", #g.nodes - n_context,
+                      n_context),
         string.format("arena      %s bytes (the original's dtypes; see plan_cuda.txt)", plan.commas(p.peak)),
+        string.format("prompt     %s bytes per prompt (the cross-attention keys and values)", plan.commas(p.prompt_bytes)),
     }))
     h:line("#include <stdint.h>")
     h:blank()
@@ -323,6 +332,11 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:blank()
     h:line("/* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */")
     for _, b in ipairs(p.buffers) do
+        h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset)
+    end
+    h:blank()
+    h:line("/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */")
+    for _, b in ipairs(p.prompt) do
         h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset)
     end
     h:blank()
@@ -340,17 +354,17 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:close("};")
     h:blank()
 
-    -- One record function per part, then the whole forward calling them (each launched on stream s and
-    -- captured into a CUDA Graph by the runtime).
-    assert(table.concat(part_names, " ") == "embed blocks head", "emit_cuda: dit_forward's parts changed")
+    -- One record function per part, then a step (every part but the prompt's) calling them; each is
+    -- launched on stream s, and the runtime captures a step or a part into a CUDA Graph.
+    assert(table.concat(part_names, " ") == "context embed blocks head", "emit_cuda: dit_forward's parts changed")
     local calls = cwriter.new()
     for _, part in ipairs(part_names) do
         cuda_kernels.record_function(h, g, "dit_forward_cuda_record_" .. part, bodies[part]:text(),
                                      string.format("Part \"%s\" of one forward of one sample (gen/programs/dit.lua).", part))
-        calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part)
+        if part ~= "context" then calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part) end
     end
-    cuda_kernels.record_function(h, g, "dit_forward_cuda_record", calls:text(),
-                                 "One forward of one sample: the parts in order.")
+    cuda_kernels.record_function(h, g, "dit_forward_cuda_record_step", calls:text(),
+                                 "One forward of one sample whose prompt part has run: the other parts in order.")
 
     -- TeaCache's two launches on the tokens [L, dim] (device pointers outside the arena allowed).
     local C = tokens.dims[2]
@@ -379,15 +393,17 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:line(".n_kernels = %d, .kernel_names = dit_forward_kernel_names,", #set.order)
     h:line(".n_gemms = %d, .gemms = dit_forward_gemms,", #gemms)
     h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
-    h:line(".arena_bytes = %s, .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,", clit.size(p.peak))
+    h:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
+    h:line(".attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,")
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         h:line(".%s = %s,", name, slot(name))
     end
     for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
         h:line(".%s = %s,", name, slot(g.exposed[name].name))
     end
-    h:line(".record = dit_forward_cuda_record,")
-    h:line(".record_part = { dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks, dit_forward_cuda_record_head },")
+    h:line(".record_step = dit_forward_cuda_record_step,")
+    h:line(".record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,")
+    h:line("                 dit_forward_cuda_record_head },")
     h:line(".teacache = dit_forward_cuda_teacache,")
     h:close("};")
     files["gen/dit_forward_cuda.c"] = h:text()

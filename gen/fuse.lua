@@ -76,7 +76,7 @@ function fuse.apply(g)
     out.params, out.symbols, out.dim = g.params, g.symbols, g.dim
     out.weights, out.inputs, out.outputs, out.states = g.weights, g.inputs, g.outputs, g.states
     out.by_name = g.by_name
-    out.parts, out.exposed = g.parts, g.exposed
+    out.parts, out.exposed, out.prompt_tensors = g.parts, g.exposed, g.prompt_tensors
     -- Tensors are shared with g, so the producer ids used by the plan live beside them.
     out.producer = {}
     for id, n in ipairs(nodes) do

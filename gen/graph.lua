@@ -21,7 +21,8 @@ Graph.__index = Graph
 function graph.new(name, s)
     return setmetatable({ name = name, spec = s, nodes = {}, tensors = {}, by_name = {},
                           weights = {}, inputs = {}, outputs = {}, states = {},
-                          params = {}, symbols = {}, dim = {}, parts = {}, exposed = {} }, Graph)
+                          params = {}, symbols = {}, dim = {}, parts = {}, exposed = {},
+                          prompt_tensors = {} }, Graph)
 end
 
 -- Start part `name` of the program: the nodes added from now on belong to it. A program with parts
@@ -41,6 +42,39 @@ function Graph:expose(name, t)
     assert(not self.exposed[name], "graph: exposed twice: " .. name)
     self.exposed[name] = t
     return t
+end
+
+-- Mark tensor t as computed once per prompt: it lives in the program's prompt arena (plan.lua), not in
+-- the arena of a call, and keeps its value between calls. The runtime keeps one prompt arena per prompt
+-- it alternates between (cond and uncond) and runs the first part, which makes these tensors, only when
+-- the prompt changes. check_prompt_part says what "the prompt" is.
+function Graph:per_prompt(t)
+    assert(t.kind == "act", "graph: only an op's output can be kept per prompt: " .. t.name)
+    t.kind = "prompt"
+    self.prompt_tensors[#self.prompt_tensors + 1] = t
+    return t
+end
+
+-- Check that the first part depends on the inputs named in `prompt_inputs` only (and weights), and that
+-- every per-prompt tensor is made there: then its results are the same for the same prompt inputs, which
+-- is what the runtime compares to decide whether to run it.
+function Graph:check_prompt_part(prompt_inputs)
+    local first = assert(self.parts[1], "graph: per-prompt tensors need parts")
+    local allowed = {}
+    for _, name in ipairs(prompt_inputs) do
+        if self.by_name[name] then allowed[self.by_name[name].id] = true end
+    end
+    for _, n in ipairs(self.nodes) do
+        if n.part == first then
+            for _, t in ipairs(n.ins) do
+                assert(allowed[t.id], string.format("graph: part %s must depend on the prompt only, but %s reads %s",
+                                                    first, n.out.name, t.name))
+            end
+            allowed[n.out.id] = true
+        elseif n.out.kind == "prompt" then
+            error("graph: per-prompt tensor " .. n.out.name .. " is made outside part " .. first)
+        end
+    end
 end
 
 -- A runtime integer argument of the program (e.g. F, the latent frames of this call), at most
@@ -96,6 +130,20 @@ function Graph:weight(name, alias, shape)
     return w
 end
 
+-- Reorder the weights table by rank(weight name) -> number (ties keep their order of registration).
+function Graph:order_weights(rank)
+    local keyed = {}
+    for i, w in ipairs(self.weights) do keyed[i] = { w = w, rank = rank(w.name), i = i } end
+    table.sort(keyed, function(a, b)
+        if a.rank ~= b.rank then return a.rank < b.rank end
+        return a.i < b.i
+    end)
+    for i, k in ipairs(keyed) do
+        self.weights[i] = k.w
+        k.w.index = i
+    end
+end
+
 -- Append op `kind` reading tensors `ins`; returns the new output tensor named `name`. Ops whose
 -- output dims depend on symbols the builder makes (ops.lua: no shape rule) pass `dims`.
 function Graph:op(kind, ins, attrs, name, dtype, dims)
@@ -133,13 +181,14 @@ function graph.max_elems(g, t)
 end
 
 -- FLOPs of one call of graph g at its largest window (multiply-add = 2), from the op kinds'
--- flops rules (GEMMs and attention; the rest is memory-bound and not counted).
-function graph.flops(g)
+-- flops rules (GEMMs and attention; the rest is memory-bound and not counted); the nodes of part
+-- `skip_part`, when given, are not counted.
+function graph.flops(g, skip_part)
     local total = 0
     local function n(d) return graph.max_dim(g, d) end
     for _, node in ipairs(g.nodes) do
         local def = ops[node.op]
-        if def.flops then total = total + def.flops(n, node.ins, node.out, node.attrs) end
+        if def.flops and (skip_part == nil or node.part ~= skip_part) then total = total + def.flops(n, node.ins, node.out, node.attrs) end
     end
     return total
 end
@@ -147,7 +196,8 @@ end
 -- What a function whose statements are `text` must declare: the symbols it reads and those they read,
 -- in definition order, and the params that neither it nor those symbols read (to be voided).
 function graph.symbols_read(g, text)
-    local function reads(s, name) return s:find("%f[%w_]" .. name .. "%f[^%w_]") ~= nil end
+    -- a name followed by "(" is a call (the weight macro W(i)), not a read of a param or symbol
+    local function reads(s, name) return s:find("%f[%w_]" .. name .. "%f[^%w_(]") ~= nil end
     local need = {}
     for i = #g.symbols, 1, -1 do
         local read = reads(text, g.symbols[i].name)

@@ -9,6 +9,10 @@
 -- offset), so the plan is deterministic. Sizes use each dim at its spec-bounded maximum; a
 -- call with fewer frames uses a prefix of each buffer.
 --
+-- Tensors kept per prompt (graph.lua: per_prompt) are not in the arena: they go one after the other
+-- into the program's prompt arena, of which the runtime keeps one per prompt; every one of them is live
+-- whenever the program runs.
+--
 -- Bytes per element come from the backend (`elem_bytes(tensor)`): the CPU backend stores
 -- every float tensor as fp32, the CUDA backend follows the recorded dtypes (bf16 or fp32).
 
@@ -43,24 +47,30 @@ end
 function plan.make_one(g, elem_bytes, alignment, label)
     local first, last = lifetimes(g)
     local placed = {}                    -- list of buffers, kept sorted by offset
-    local buffers = {}
+    local buffers, prompt = {}, {}
+    local prompt_bytes = 0
     for _, t in ipairs(g.tensors) do
         local bytes = align_up(graph.max_elems(g, t) * elem_bytes(t), alignment)
-        -- Buffers whose lifetime overlaps t's, in offset order: t goes in the first gap.
-        local offset = 0
-        for _, b in ipairs(placed) do
-            local overlaps_time = b.first <= last[t.id] and first[t.id] <= b.last
-            if overlaps_time and b.offset < offset + bytes and offset < b.offset + b.bytes then
-                offset = b.offset + b.bytes
+        if t.kind == "prompt" then
+            prompt[#prompt + 1] = { tensor = t, offset = prompt_bytes, bytes = bytes, prompt = true }
+            prompt_bytes = prompt_bytes + bytes
+        else
+            -- Buffers whose lifetime overlaps t's, in offset order: t goes in the first gap.
+            local offset = 0
+            for _, b in ipairs(placed) do
+                local overlaps_time = b.first <= last[t.id] and first[t.id] <= b.last
+                if overlaps_time and b.offset < offset + bytes and offset < b.offset + b.bytes then
+                    offset = b.offset + b.bytes
+                end
             end
+            local buf = { tensor = t, offset = offset, bytes = bytes, first = first[t.id], last = last[t.id] }
+            buffers[#buffers + 1] = buf
+            local pos = #placed + 1
+            for i, b in ipairs(placed) do
+                if b.offset > offset or (b.offset == offset and b.tensor.id > t.id) then pos = i; break end
+            end
+            table.insert(placed, pos, buf)
         end
-        local buf = { tensor = t, offset = offset, bytes = bytes, first = first[t.id], last = last[t.id] }
-        buffers[#buffers + 1] = buf
-        local pos = #placed + 1
-        for i, b in ipairs(placed) do
-            if b.offset > offset or (b.offset == offset and b.tensor.id > t.id) then pos = i; break end
-        end
-        table.insert(placed, pos, buf)
     end
     local peak = 0
     for _, b in ipairs(buffers) do peak = math.max(peak, b.offset + b.bytes) end
@@ -73,12 +83,12 @@ function plan.make_one(g, elem_bytes, alignment, label)
         end
         live_max = math.max(live_max, live)
     end
+    local by_tensor = {}
+    for _, b in ipairs(buffers) do by_tensor[b.tensor.id] = b end
+    for _, b in ipairs(prompt) do by_tensor[b.tensor.id] = b end
     return { program = g.name, graph = g, buffers = buffers, peak = peak, live_max = live_max,
-             alignment = alignment, label = label, by_tensor = (function()
-                 local m = {}
-                 for _, b in ipairs(buffers) do m[b.tensor.id] = b end
-                 return m
-             end)() }
+             prompt = prompt, prompt_bytes = prompt_bytes, alignment = alignment, label = label,
+             by_tensor = by_tensor }
 end
 
 -- CPU backend: float tensors are fp32, f64/i64 inputs are 8 bytes.
@@ -121,6 +131,15 @@ function plan.dump(plans)
         for _, b in ipairs(p.buffers) do
             lines[#lines + 1] = string.format("%-16s %-16s %-11s %s %s", plan.commas(b.offset), plan.commas(b.bytes),
                 b.first .. ".." .. b.last, b.tensor.name, graph.dims_text(b.tensor.dims))
+        end
+        if #p.prompt > 0 then
+            lines[#lines + 1] = string.format("# prompt arena %s: %s B (%.2f MiB), %d buffers, kept per prompt",
+                p.program, plan.commas(p.prompt_bytes), p.prompt_bytes / 1048576, #p.prompt)
+            lines[#lines + 1] = string.format("%-16s %-16s %s", "offset", "bytes", "tensor")
+            for _, b in ipairs(p.prompt) do
+                lines[#lines + 1] = string.format("%-16s %-16s %s %s", plan.commas(b.offset), plan.commas(b.bytes),
+                    b.tensor.name, graph.dims_text(b.tensor.dims))
+            end
         end
     end
     return table.concat(lines, "\n") .. "\n"

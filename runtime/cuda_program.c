@@ -68,19 +68,19 @@ sky_status sky_cuda_kernels_load(sky_cuda *c, const char *src, const char *file,
     return SKY_OK;
 }
 
-void sky_cuda_trace_copy(sky_cuda_trace *t, const sky_cuda_program *st, CUstream s, const char *name, size_t off,
-                         int dtype, long long n, int cl)
+void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
+                         int cl)
 {
     const size_t bytes = (size_t)n * (dtype == SKY_TRACE_BF16 ? 2 : dtype == SKY_TRACE_F32 ? 4 : 8);
     if (bytes > t->cap) {
-        void *p = realloc(t->host, bytes);
-        if (!p) {
+        void *host = realloc(t->host, bytes);
+        if (!host) {
             fprintf(stderr, "cuda: out of host memory tracing %s\n", name);
             exit(1);
         }
-        t->host = p, t->cap = bytes;
+        t->host = host, t->cap = bytes;
     }
-    SKY_CU_CHECK(cuMemcpyDtoHAsync(t->host, st->arena + off, bytes, s));
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(t->host, p, bytes, s));
     SKY_CU_CHECK(cuStreamSynchronize(s));
     t->fn(t->ctx, name, t->host, dtype, n, cl);
 }
@@ -208,10 +208,10 @@ void sky_cuda_prog_close(sky_cuda_prog *pr)
 }
 
 /* --trace: one op's output to the binary's hook. */
-static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype, long long n,
+static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
                      int cl)
 {
-    sky_cuda_trace_copy(&((sky_cuda_prog *)st->trace_ctx)->trace, st, s, name, off, dtype, n, cl);
+    sky_cuda_trace_copy(&((sky_cuda_prog *)st->trace_ctx)->trace, s, name, p, dtype, n, cl);
 }
 
 void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)

@@ -19,13 +19,14 @@
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {
     CUdeviceptr         arena;          /* the plan's arena */
+    CUdeviceptr         prompt;         /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
     const CUdeviceptr  *w;              /* one device pointer per weights-table entry */
     const CUfunction   *fn;             /* one function per kernel name, table order */
     void               *gemm;           /* the runtime's GEMM set (runtime/gemm.h) */
     int                 sync_check;     /* --sync-check: synchronise after each launch */
     int                 attn_sm90;      /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
-    /* --trace: called after every op with the op's output in the arena (never while capturing) */
-    void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, size_t off, int dtype,
+    /* --trace: called after every op with the op's output at device address p (never while capturing) */
+    void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype,
                   long long n, int cl);
     void               *trace_ctx;
 } sky_cuda_program;
@@ -42,13 +43,15 @@ typedef struct sky_dit_cuda_desc {
     int                        n_weights;
     const unsigned char       *weight_bf16;     /* 1: uploaded as bf16, 0: fp32 */
     size_t                     arena_bytes;
+    size_t                     prompt_bytes;    /* one prompt arena: the cross-attention keys and values */
     int                        attention_smem;  /* dynamic shared memory of the sm_80 attention kernels */
     int                        attention90_smem;/* and of the sm_90a ones */
     sky_slot                   x, y, t, context, clip_fea, fps, v;   /* bytes 0 where absent */
     sky_slot                   tokens, hidden, e, e0;  /* what TeaCache reads between the parts (program.h) */
-    void (*record)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
-    /* the same forward in its three parts: embed, blocks, head (for TeaCache) */
-    void (*record_part[3])(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+    /* the forward in its four parts (gen/programs/dit.lua): context (once per prompt: it writes the prompt
+     * arena st->prompt), embed, blocks, head (apart for TeaCache); a step: embed, blocks and head */
+    void (*record_part[4])(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+    void (*record_step)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
     /* TeaCache on the [L, dim] bf16 tokens of an F x H x W call: y = a + b (apply) or y = a - b */
     void (*teacache)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int apply, CUdeviceptr y,
                      CUdeviceptr a, CUdeviceptr b);
@@ -108,9 +111,9 @@ typedef struct sky_cuda_trace {
     size_t       cap;
 } sky_cuda_trace;
 
-/* Copy one op's output (n values of dtype at arena offset off) to the host and hand it to t->fn. */
-void sky_cuda_trace_copy(sky_cuda_trace *t, const sky_cuda_program *st, CUstream s, const char *name, size_t off,
-                         int dtype, long long n, int cl);
+/* Copy one op's output (n values of dtype at device address p) to the host and hand it to t->fn. */
+void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
+                         int cl);
 
 /* The kernels among fn (n of them, named names) whose names start with prefix (none when NULL) may use
  * smem bytes of dynamic shared memory. */
@@ -166,7 +169,8 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
 sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
 void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                          const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip);
+                          const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                          const sky_dit_skip *skip);
 sky_status sky_dit_cuda_teacache_open(void *d, sky_err *err);
 const char *sky_dit_cuda_device(void *d);
 void sky_dit_cuda_close(void *d);
@@ -205,6 +209,7 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
 
 /* Macros of the generated launch sequence (st and s are in scope there). */
 #define PTR(off)   &(CUdeviceptr){ st->arena + (CUdeviceptr)(off) }
+#define PROMPT_PTR(off) &(CUdeviceptr){ st->prompt + (CUdeviceptr)(off) }   /* in the prompt arena */
 #define WPTR(i)    &(CUdeviceptr){ st->w[i] }
 #define INT(v)     &(int){ (int)(v) }
 #define LL(v)      &(long long){ (long long)(v) }
@@ -217,8 +222,13 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
 #define TMAP(var, off, rows, cols, box_rows) \
     CUtensorMap var;                         \
     sky_cuda_tmap_bf16(&var, st->arena + (CUdeviceptr)(off), (rows), (cols), (box_rows))
+#define TMAP_PROMPT(var, off, rows, cols, box_rows) \
+    CUtensorMap var;                                \
+    sky_cuda_tmap_bf16(&var, st->prompt + (CUdeviceptr)(off), (rows), (cols), (box_rows))
 #define TRACE(name, off, dtype, n, cl) \
-    do { if (st->trace) st->trace(st, s, (name), (off), (dtype), (long long)(n), (cl)); } while (0)
+    do { if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
+#define TRACE_PROMPT(name, off, dtype, n, cl) \
+    do { if (st->trace) st->trace(st, s, (name), st->prompt + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
 /* A GEMM without bias (the epilogue NONE). */
 #define GEMM_NB(i, m, x_off, w_i, y_off) \
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], 0, st->arena + (y_off), s)
@@ -231,5 +241,8 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->arena + (w_off), 0, st->arena + (y_off), s)
 #define GEMM(i, m, x_off, w_i, b_i, y_off) \
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->arena + (y_off), s)
+/* The same, writing y into the prompt arena (dit_forward's cross-attention values). */
+#define GEMM_TO_PROMPT(i, m, x_off, w_i, b_i, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->prompt + (y_off), s)
 
 #endif /* SKY_CUDA_PROGRAM_H */

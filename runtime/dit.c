@@ -11,6 +11,7 @@
 
 #include "dit_plugin.h"
 #include "dtype.h"
+#include "prompt_cache.h"
 #include "safetensors.h"
 #include "weights.h"
 
@@ -181,6 +182,8 @@ struct sky_dit {
     const sky_dit_cuda_plugin *cuda;         /* the CUDA plugin's table and state */
     void                      *cuda_state;
     float                 *tc_tokens, *tc_res[2];   /* CPU TeaCache: the tokens, a residual per parity */
+    sky_prompt_cache       prompts;          /* which prompt arena holds which prompt (both backends) */
+    unsigned char         *prompt_arena[SKY_PROMPT_SLOTS];  /* CPU: the prompt arenas */
 };
 
 sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err)
@@ -205,6 +208,17 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, who, err)
                 : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
         goto fail;
+    if (sky_prompt_cache_init(&d->prompts, (size_t)p->text_len * (size_t)p->text_dim,
+                              (size_t)p->image_len * (size_t)p->image_dim, err))
+        goto fail;
+    for (int i = 0; !d->cuda && i < SKY_PROMPT_SLOTS; i++) {
+        d->prompt_arena[i] = aligned_alloc(64, (p->prompt_bytes + 63) / 64 * 64 + 64);
+        if (!d->prompt_arena[i]) {
+            sky_fail(err, "out of host memory for the prompt arenas of dit_forward (%d x %zu bytes)", SKY_PROMPT_SLOTS,
+                     p->prompt_bytes);
+            goto fail;
+        }
+    }
     if (!quiet) {
         fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->s.w.n,
                 sky_layout_name(d->s.w.layout), weights, now_s() - t0);
@@ -247,7 +261,15 @@ void sky_dit_close(sky_dit *d)
     free(d->tc_tokens);
     free(d->tc_res[0]);
     free(d->tc_res[1]);
+    sky_prompt_cache_free(&d->prompts);
+    for (int i = 0; i < SKY_PROMPT_SLOTS; i++) free(d->prompt_arena[i]);
     free(d);
+}
+
+void sky_dit_prompt_counts(const sky_dit *d, long long *computed, long long *reused)
+{
+    *computed = d->prompts.computed;
+    *reused = d->prompts.reused;
 }
 
 sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err)
@@ -270,22 +292,32 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
     const size_t lat = (size_t)F * (size_t)H * (size_t)W;
     SKY_ASSERT(F >= 1 && F <= p->max_frames && (Ft == 1 || Ft == F));
     const sky_dit_skip skip = { tc ? tc->use_ret_steps : 0, sky_teacache_decide, tc };
+    /* The prompt part runs only for a prompt no prompt arena holds (prompt_cache.h). */
+    int fresh;
+    const int slot = sky_prompt_cache_slot(&d->prompts, context, p->y_channels ? clip_fea : NULL, &fresh);
     if (d->cuda) {
-        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, fps, v, tc ? &skip : NULL);
+        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, slot, fresh, fps, v,
+                         tc ? &skip : NULL);
         return;
     }
     SKY_ASSERT((size_t)p->x_channels * lat * sizeof(float) <= p->x.bytes);
     memcpy(d->s.arena + p->x.offset, x, (size_t)p->x_channels * lat * sizeof(float));
     memcpy(d->s.arena + p->t.offset, t, (size_t)Ft * sizeof(double));
-    memcpy(d->s.arena + p->context.offset, context, (size_t)p->text_len * (size_t)p->text_dim * sizeof(float));
-    if (p->y_channels) {
-        memcpy(d->s.arena + p->y.offset, y, (size_t)p->y_channels * lat * sizeof(float));
-        memcpy(d->s.arena + p->clip_fea.offset, clip_fea, (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
-    }
+    if (p->y_channels) memcpy(d->s.arena + p->y.offset, y, (size_t)p->y_channels * lat * sizeof(float));
     if (p->inject_sample_info) memcpy(d->s.arena + p->fps.offset, &fps, sizeof fps);
     const float *const *w = (const float *const *)d->s.w.data;
+    unsigned char *prompt = d->prompt_arena[slot];
+    if (fresh) {
+        memcpy(d->s.arena + p->context.offset, context, (size_t)p->text_len * (size_t)p->text_dim * sizeof(float));
+        if (p->y_channels)
+            memcpy(d->s.arena + p->clip_fea.offset, clip_fea,
+                   (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
+        p->context_cpu(d->s.arena, prompt, w, F, H, W, Ft);
+    }
     if (!tc) {
-        p->forward_cpu(d->s.arena, w, F, H, W, Ft);
+        p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
+        p->blocks_cpu(d->s.arena, prompt, w, F, H, W, Ft);
+        p->head_cpu(d->s.arena, prompt, w, F, H, W, Ft);
     } else {
         /* TeaCache (teacache.h): the embeddings, the decision on the probe, then the blocks (keeping the
          * residual) or the residual in their place, then the head. The tokens are copied first: their
@@ -293,19 +325,19 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
         SKY_ASSERT(d->tc_tokens);
         const size_t L = (size_t)F * (size_t)(H / 2) * (size_t)(W / 2), n_tok = L * (size_t)p->dim;
         SKY_ASSERT(n_tok * sizeof(float) <= p->tokens.bytes);
-        p->embed_cpu(d->s.arena, w, F, H, W, Ft);
+        p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         size_t n;
         const sky_slot probe = sky_teacache_probe(tc, p, Ft, &n);
         memcpy(d->tc_tokens, d->s.arena + p->tokens.offset, n_tok * sizeof(float));
         int par = 0;
         float *hidden = (float *)(d->s.arena + p->hidden.offset);
         if (sky_teacache_decide(tc, (const float *)(d->s.arena + probe.offset), n, (long long)L, &par)) {
-            p->blocks_cpu(d->s.arena, w, F, H, W, Ft);
+            p->blocks_cpu(d->s.arena, prompt, w, F, H, W, Ft);
             for (size_t i = 0; i < n_tok; i++) d->tc_res[par][i] = hidden[i] - d->tc_tokens[i];
         } else {
             for (size_t i = 0; i < n_tok; i++) hidden[i] = d->tc_tokens[i] + d->tc_res[par][i];
         }
-        p->head_cpu(d->s.arena, w, F, H, W, Ft);
+        p->head_cpu(d->s.arena, prompt, w, F, H, W, Ft);
     }
     memcpy(v, d->s.arena + p->v.offset, (size_t)p->out_dim * lat * sizeof(float));
 }
@@ -362,11 +394,16 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
             goto done;
         const int64_t fps = in.fps ? (int64_t)number_at(in.fps, (size_t)b) : 0;
         const long long skipped = tc ? tc->skipped : 0;
+        long long prompt_runs, prompt_reuses;
+        sky_dit_prompt_counts(d, &prompt_runs, &prompt_reuses);
         sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v, tc);
         computed[b] = tc ? (tc->skipped == skipped) : 1;
+        const long long runs_before = prompt_runs;
+        sky_dit_prompt_counts(d, &prompt_runs, &prompt_reuses);
         if (!o->quiet)
-            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps%s: %.3f s\n", b + 1,
-                    in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame",
+            fprintf(stderr, "dit_forward: sample %d/%d, %d latent frames (%d x %d), %s timesteps, prompt part %s%s: "
+                    "%.3f s\n", b + 1, in.B, in.F, in.H, in.W, in.Ft == 1 ? "plain" : "per-frame",
+                    prompt_runs > runs_before ? "run" : "reused",
                     tc ? (computed[b] ? ", teacache: blocks run" : ", teacache: blocks skipped") : "", now_s() - ts);
     }
 
@@ -467,10 +504,11 @@ done:
 }
 
 sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *path, int batch, int frames,
-                                       int per_frame, uint64_t seed, sky_err *err)
+                                       int per_frame, int prompts, uint64_t seed, sky_err *err)
 {
     const sky_dit_program *p = v->dit;
     if (batch < 1 || batch > 64) return sky_fail(err, "--batch %d: must be 1 to 64", batch);
+    if (prompts < 1 || prompts > batch) return sky_fail(err, "--prompts %d: must be 1 to --batch (%d)", prompts, batch);
     if (frames < 1 || frames > p->max_frames)
         return sky_fail(err, "--frames %d: must be 1 to %d latent frames (this variant's window)", frames,
                         p->max_frames);
@@ -486,8 +524,14 @@ sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *pa
     if (!x || !y || !ctx || !img || !t || !fps) { sky_fail(err, "out of host memory"); goto done; }
     for (size_t i = 0; i < n_x; i++) x[i] = next_normal(&seed);
     for (size_t i = 0; i < n_y; i++) y[i] = next_normal(&seed);
-    for (size_t i = 0; i < n_ctx; i++) ctx[i] = next_normal(&seed);
-    for (size_t i = 0; i < n_img; i++) img[i] = next_normal(&seed);
+    /* the first `prompts` samples' contexts and images are drawn, the others repeat them */
+    const size_t per_ctx = n_ctx / (size_t)batch, per_img = n_img / (size_t)batch;
+    for (size_t i = 0; i < per_ctx * (size_t)prompts; i++) ctx[i] = next_normal(&seed);
+    for (size_t i = 0; i < per_img * (size_t)prompts; i++) img[i] = next_normal(&seed);
+    for (int b = prompts; b < batch; b++) {
+        memcpy(ctx + (size_t)b * per_ctx, ctx + (size_t)(b % prompts) * per_ctx, per_ctx * sizeof(float));
+        memcpy(img + (size_t)b * per_img, img + (size_t)(b % prompts) * per_img, per_img * sizeof(float));
+    }
     for (size_t i = 0; i < (size_t)batch * (size_t)ft; i++) t[i] = (int64_t)(next_u64(&seed) % 1000);
     for (int b = 0; b < batch; b++) fps[b] = b % 2;
 

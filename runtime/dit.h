@@ -58,9 +58,14 @@ sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *we
  * y and clip_fea for I2V (else ignored), t [Ft] with Ft 1 or F, context [text_len, text_dim],
  * fps the embedding index (inject_sample_info only); v [out_dim, F, H, W]. Inputs were checked by
  * the caller (asserts only). tc: NULL, or TeaCache's state (the call may skip the blocks; after
- * sky_dit_teacache_open). */
+ * sky_dit_teacache_open). The prompt part (text and image embeddings, the cross-attention keys and
+ * values) runs only when no prompt arena holds this context and clip_fea (runtime/prompt_cache.h). */
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                      const float *context, const float *clip_fea, int64_t fps, float *v, sky_teacache *tc);
+
+/* Forwards so far that ran the prompt part (a prompt no prompt arena held: runtime/prompt_cache.h) and
+ * forwards that reused a prompt arena. */
+void sky_dit_prompt_counts(const sky_dit *d, long long *computed, long long *reused);
 
 /* Allocate what TeaCache keeps (two residuals and a copy of the tokens at the largest window): once,
  * before the first forward with a tc. */
@@ -78,9 +83,10 @@ sky_status sky_write_random_weights(const sky_weight_desc *const *tables, const 
                                    const char *variant, sky_err *err);
 
 /* Write random inputs for v: B samples of F latent frames, per-frame timesteps when
- * per_frame != 0. */
+ * per_frame != 0; `prompts` distinct contexts (and CLIP features), sample b having those of b % prompts
+ * (prompts = batch: each its own; 2: cond and uncond alternating, as a guided run calls the transformer). */
 sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *path, int batch, int frames,
-                                       int per_frame, uint64_t seed, sky_err *err);
+                                       int per_frame, int prompts, uint64_t seed, sky_err *err);
 
 /* Write random prompt embeddings for --prompt_embeds: context and context_null [text_len,
  * text_dim] (and clip_fea for I2V), standard normal. For the demo: not a real prompt. */

@@ -2,11 +2,13 @@
  * gen/dit_forward_cuda.c (libskyreels-<variant>-cuda.so; see cuda_program.h).
  *
  * Open: the device, the kernels (NVRTC, cached on disk by xxh64; nvrtc_cache.h), every weight
- * converted to its device dtype and uploaded into one buffer, the arena the plan sized, the cuBLASLt
- * GEMM table with its workspace, the graph cache. Forward: the inputs are uploaded into their arena
- * slots (the context as bf16, as the plan stores it), the launch sequence is replayed from a CUDA
- * Graph captured once per (frames, timestep rows), the velocity is read back. Nothing is allocated
- * inside a forward.
+ * converted to its device dtype and uploaded into one buffer, the arena the plan sized, the prompt
+ * arenas (prompt_cache.h), the cuBLASLt GEMM table with its workspace, the graph cache. Forward: for a
+ * new prompt, the context (as bf16, as the plan stores it) and the CLIP features are uploaded and the
+ * prompt part writes the slot's prompt arena (eagerly: it runs once per prompt); then the inputs are
+ * uploaded into their arena slots, the step is replayed from a CUDA Graph captured once per (frames,
+ * timestep rows, orientation, prompt slot), the velocity is read back. Nothing is allocated inside a
+ * forward.
  *
  * STATUS: compiled in CI (tests/compile/) and run there on the CPU emulator of tests/emu/ against
  * diffusers; not yet run on a GPU (tests/gpu/run.sh holds those checks).
@@ -28,8 +30,10 @@ typedef struct dit_cuda {
     const sky_dit_program   *p;
     sky_graph_cache         *graphs;
     uint16_t                *ctx_bf16;       /* host staging for the context */
+    void                    *prompt_mem;     /* the prompt arenas, SKY_PROMPT_SLOTS of desc->prompt_bytes */
+    CUdeviceptr              prompt[SKY_PROMPT_SLOTS];
     int                      F, H, W, Ft;    /* the call being recorded */
-    int                      part;           /* -1: the whole forward, else the part (embed, blocks, head) */
+    int                      part;           /* -1: a step (embed, blocks, head), else the part (PART_*) */
     /* TeaCache (teacache_open): the tokens entering the blocks, the residual of each parity, the probe */
     void                    *tc_mem;
     CUdeviceptr              tc_tokens, tc_res[2];
@@ -42,6 +46,7 @@ void sky_dit_cuda_close(void *opaque)
     if (!d) return;
     sky_graph_cache_free(d->graphs);
     if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
+    if (d->prompt_mem) sky_cuda_arena_free(d->pr.c, d->prompt_mem);
     sky_cuda_prog_close(&d->pr);
     free(d->ctx_bf16);
     free(d->tc_probe);
@@ -86,13 +91,19 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     }
     d->ctx_bf16 = malloc((size_t)p->text_len * (size_t)p->text_dim * sizeof(uint16_t));
     if (!d->ctx_bf16) { sky_fail(err, "out of host memory"); goto fail; }
+    /* the arena and the prompt arenas are checked against free memory together, before any allocation */
+    const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
-                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, err) ||
+                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes + SKY_PROMPT_SLOTS * prompt_each,
+                            err) ||
         sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
         sky_cuda_prog_end(&d->pr, g->arena_bytes, g->gemms, g->n_gemms, err) ||
+        sky_cuda_arena_alloc(d->pr.c, SKY_PROMPT_SLOTS * prompt_each, &d->prompt_mem,
+                             "dit_forward's prompt arenas (the cross-attention keys and values)", err) ||
         choose_attention(d, err) ||
-        sky_graph_cache_init(&d->graphs, d->pr.c, 48, err))
+        sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
         goto fail;
+    for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = (CUdeviceptr)(uintptr_t)d->prompt_mem + i * prompt_each;
     *out = d;
     return SKY_OK;
 fail:
@@ -122,50 +133,62 @@ sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
     return SKY_OK;
 }
 
-/* The launch sequence of the call in d (for the graph cache): the whole forward or one part. */
+/* The parts of dit_forward, in the order of desc->record_part. */
+enum { PART_CONTEXT = 0, PART_EMBED = 1, PART_BLOCKS = 2, PART_HEAD = 3, N_PARTS = 4 };
+
+/* The launch sequence of the call in d (for the graph cache): a step or one part. */
 static void record(void *opaque, CUstream s)
 {
     dit_cuda *d = opaque;
-    if (d->part < 0) d->desc->record(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+    if (d->part < 0) d->desc->record_step(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
     else d->desc->record_part[d->part](&d->pr.st, s, d->F, d->H, d->W, d->Ft);
 }
 
-/* Run the whole forward (part -1) or one part for the call in d: from its CUDA Graph, or eagerly
- * while traced. key: the call's shape. */
+/* Run a step (part -1) or one part for the call in d: from its CUDA Graph, or eagerly while traced.
+ * key: the call's shape and prompt slot (the graph holds the slot's prompt arena address). */
 static void run_part(dit_cuda *d, int key, int part)
 {
     sky_err err;
     d->part = part;
     if (d->pr.trace.fn) {
         record(d, d->pr.c->stream);          /* traced: eagerly, the hook reads every output */
-    } else if (sky_graph_run(d->graphs, key * 4 + part + 1, record, d, &err)) {
+    } else if (sky_graph_run(d->graphs, key * (N_PARTS + 1) + part + 1, record, d, &err)) {
         fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
         exit(1);
     }
 }
 
 void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                          const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip)
+                          const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                          const sky_dit_skip *skip)
 {
     dit_cuda *d = opaque;
     const sky_dit_program *p = d->p;
     const sky_dit_cuda_desc *g = d->desc;
     const CUstream s = d->pr.c->stream;
     const size_t lat = (size_t)F * H * W;
-    const size_t n_ctx = (size_t)p->text_len * p->text_dim;
-    for (size_t i = 0; i < n_ctx; i++) d->ctx_bf16[i] = sky_f32_to_bf16(context[i]);
+    SKY_ASSERT(slot >= 0 && slot < SKY_PROMPT_SLOTS);
+    d->pr.st.prompt = d->prompt[slot];
+    d->F = F, d->H = H, d->W = W, d->Ft = Ft;
+    if (fresh) {
+        /* A new prompt for this slot: its keys and values, eagerly (once per prompt, no graph). */
+        const size_t n_ctx = (size_t)p->text_len * p->text_dim;
+        for (size_t i = 0; i < n_ctx; i++) d->ctx_bf16[i] = sky_f32_to_bf16(context[i]);
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->context.offset, d->ctx_bf16, n_ctx * sizeof(uint16_t), s));
+        if (p->y_channels)
+            SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->clip_fea.offset, clip_fea,
+                                           (size_t)p->image_len * p->image_dim * sizeof(float), s));
+        d->part = PART_CONTEXT;
+        record(d, s);
+    }
     SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->x.offset, x, (size_t)p->x_channels * lat * sizeof(float), s));
     SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->t.offset, t, (size_t)Ft * sizeof(double), s));
-    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->context.offset, d->ctx_bf16, n_ctx * sizeof(uint16_t), s));
-    if (p->y_channels) {
+    if (p->y_channels)
         SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->y.offset, y, (size_t)p->y_channels * lat * sizeof(float), s));
-        SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->clip_fea.offset, clip_fea,
-                                       (size_t)p->image_len * p->image_dim * sizeof(float), s));
-    }
     if (p->inject_sample_info) SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->fps.offset, &fps, sizeof fps, s));
-    d->F = F, d->H = H, d->W = W, d->Ft = Ft;
-    /* One graph per (frames, timestep rows, orientation) and part: the launch parameters differ. */
-    const int key = (F * 2 + (Ft == 1)) * 2 + (H != p->lat_h);
+    /* One graph per (frames, timestep rows, orientation, prompt slot) and part: the launch parameters
+     * differ. */
+    const int key = (((F * 2 + (Ft == 1)) * 2 + (H != p->lat_h)) * SKY_PROMPT_SLOTS) + slot;
     if (!skip) {
         run_part(d, key, -1);
     } else {
@@ -176,20 +199,20 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
         const size_t n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
         const size_t tok_bytes = (size_t)L * (size_t)p->dim * sizeof(uint16_t);
         SKY_ASSERT(tok_bytes <= g->tokens.bytes);
-        run_part(d, key, 0);
+        run_part(d, key, PART_EMBED);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(d->tc_probe, d->pr.arena + (skip->use_e0 ? g->e0.offset : g->e.offset),
                                        n * sizeof(float), s));
         SKY_CU_CHECK(cuMemcpyDtoDAsync(d->tc_tokens, d->pr.arena + g->tokens.offset, tok_bytes, s));
         SKY_CU_CHECK(cuStreamSynchronize(s));
-        int slot = 0;
+        int parity = 0;
         const sky_cuda_program *st = &d->pr.st;
-        if (skip->decide(skip->ctx, d->tc_probe, n, L, &slot)) {
-            run_part(d, key, 1);
-            g->teacache(st, s, F, H, W, 0, d->tc_res[slot], d->pr.arena + g->hidden.offset, d->tc_tokens);
+        if (skip->decide(skip->ctx, d->tc_probe, n, L, &parity)) {
+            run_part(d, key, PART_BLOCKS);
+            g->teacache(st, s, F, H, W, 0, d->tc_res[parity], d->pr.arena + g->hidden.offset, d->tc_tokens);
         } else {
-            g->teacache(st, s, F, H, W, 1, d->pr.arena + g->hidden.offset, d->tc_tokens, d->tc_res[slot]);
+            g->teacache(st, s, F, H, W, 1, d->pr.arena + g->hidden.offset, d->tc_tokens, d->tc_res[parity]);
         }
-        run_part(d, key, 2);
+        run_part(d, key, PART_HEAD);
     }
     SKY_CU_CHECK(cuMemcpyDtoHAsync(v, d->pr.arena + g->v.offset, (size_t)p->out_dim * lat * sizeof(float), s));
     SKY_CU_CHECK(cuStreamSynchronize(s));

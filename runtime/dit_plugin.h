@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "program.h"
+#include "prompt_cache.h"
 #include "status.h"
 
 /* TeaCache inside one forward (runtime/teacache.h): after the embed part the backend hands decide the
@@ -32,9 +33,12 @@ typedef struct sky_dit_cuda_plugin {
     const char *variant;                      /* the variant it was generated for */
     sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
     /* One forward of one sample; arguments as sky_dit_forward's (dit.h); skip NULL or as above (after
-     * teacache_open). */
+     * teacache_open). The prompt's keys and values are kept in prompt arena `slot` (0 to
+     * SKY_PROMPT_SLOTS - 1, runtime/prompt_cache.h): fresh = 1 runs the prompt part from context and clip_fea
+     * into it, fresh = 0 uses what it holds (context and clip_fea are then not read). */
     void (*forward)(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                    const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip);
+                    const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                    const sky_dit_skip *skip);
     /* Allocate what TeaCache keeps on the device (two residuals and a copy of the tokens, at the largest
      * window): once, before the first forward with a skip. */
     sky_status (*teacache_open)(void *d, sky_err *err);
@@ -65,7 +69,7 @@ typedef struct sky_dit_cuda_plugin {
     void (*enc_close)(void *e);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 6
+#define SKY_DIT_CUDA_ABI 7
 
 /* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
  * binary; loaded once per process, its ABI and variant checked (runtime/plugin.c). */

@@ -2,7 +2,7 @@
  *
  *   skyreels-<variant> program dit_forward --weights PATH --inputs FILE --output FILE [--backend cpu|cuda]
  *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
- *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--seed N]
+ *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--prompts P] [--seed N]
  *   skyreels-<variant> info | --info | --help | --version
  *   skyreels-<variant> [generation flags]      the original CLI's flags (cli.c)
  *
@@ -19,6 +19,7 @@
 #include "encoders.h"
 #include "vae.h"
 #include "program.h"
+#include "prompt_cache.h"
 #include "status.h"
 #include "trace.h"
 
@@ -61,6 +62,7 @@ static void print_usage(FILE *out, const char *argv0)
             "      --output FILE  [--seed N]\n"
             "  random-inputs         write random dit_forward inputs\n"
             "      --output FILE  [--batch B (default 1)]  [--frames F (default %d)]  [--per-frame]  [--seed N]\n"
+            "      [--prompts P (default B): sample b gets the context (and image) of sample b %% P]\n"
             "  info, --info          sizes, the memory plan's peak, the weights table size\n"
             "  -h, --help            this text\n"
             "  --version             variant, spec and generator hashes\n"
@@ -102,10 +104,10 @@ static void print_info(void)
            sky_variant.shift, sky_variant.guidance);
     printf("dit_forward C %d, ffn %d, %d heads, %d blocks; window %d latent frames of %dx%d\n", p->dim, p->ffn_dim,
            p->num_heads, p->num_layers, p->max_frames, p->lat_h, p->lat_w);
-    printf("            %d weight tensors; cpu arena peak %zu bytes (%.2f MiB)\n", p->n_weights, p->arena_bytes,
-           (double)p->arena_bytes / 1048576.0);
-    printf("            %.3f TFLOP per forward at the full window (GEMMs + attention); a CFG step is two\n",
-           p->flops / 1e12);
+    printf("            %d weight tensors; cpu arena peak %zu bytes (%.2f MiB), and %d prompt arenas of %zu bytes\n",
+           p->n_weights, p->arena_bytes, (double)p->arena_bytes / 1048576.0, SKY_PROMPT_SLOTS, p->prompt_bytes);
+    printf("            %.3f TFLOP per forward at the full window (GEMMs + attention), and %.3f once per prompt;\n"
+           "            a CFG step is two forwards\n", p->flops / 1e12, p->prompt_flops / 1e12);
     const sky_vae_program *vps[] = { sky_variant.vae_decode, sky_variant.vae_encode };
     const char *vnames[] = { "vae_decode", "vae_encode" };
     for (int i = 0; i < 2; i++)
@@ -194,8 +196,9 @@ static int cmd_program(int argc, char **argv)
 static int cmd_random(int argc, char **argv, int weights, int embeds)
 {
     const char *output = NULL, *layout = "original", *program = "dit_forward";
+    const char *prompts_arg = NULL;
     int bf16 = 0, per_frame = 0;
-    uint64_t seed = 0, batch = 1, frames = (uint64_t)sky_variant.dit->max_frames;
+    uint64_t seed = 0, batch = 1, frames = (uint64_t)sky_variant.dit->max_frames, prompts = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -216,6 +219,12 @@ static int cmd_random(int argc, char **argv, int weights, int embeds)
             i++;
         }
         else if (!weights && !embeds && strcmp(a, "--per-frame") == 0) per_frame = 1;
+        else if (!weights && !embeds && strcmp(a, "--prompts") == 0 && val) {
+            if (!parse_u64(val, &prompts) || prompts < 1 || prompts > 64)
+                return usage_error(argv[0], "--prompts %s: must be 1 to 64", val);
+            prompts_arg = val;
+            i++;
+        }
         else return usage_error(argv[0], "unknown option or missing value: %s", a);
     }
     if (!output) return usage_error(argv[0], "%s is required", "--output");
@@ -241,7 +250,9 @@ static int cmd_random(int argc, char **argv, int weights, int embeds)
     } else if (embeds) {
         st = sky_dit_write_random_embeds(&sky_variant, output, seed, &err);
     } else {
-        st = sky_dit_write_random_inputs(&sky_variant, output, (int)batch, (int)frames, per_frame, seed, &err);
+        if (prompts > batch) return usage_error(argv[0], "--prompts %s: more than --batch", prompts_arg);
+        st = sky_dit_write_random_inputs(&sky_variant, output, (int)batch, (int)frames, per_frame,
+                                         prompts ? (int)prompts : (int)batch, seed, &err);
     }
     if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);

@@ -129,6 +129,8 @@ typedef struct run {
     sky_dit                *dit;                        /* NULL while released (--offload) */
     sky_teacache            tc;                         /* --teacache */
     sky_teacache           *tcp;                        /* &tc, or NULL without --teacache */
+    long long               prompt_runs[2];             /* forwards of closed transformers that ran / reused
+                                                         * the prompt part (sky_dit_prompt_counts) */
     sky_vae                *dec, *enc;                  /* NULL while released (--offload) or not needed */
     int                     has_vae;                    /* VAE weights given: decode to an mp4 */
     sky_noise               noise;
@@ -164,11 +166,21 @@ static sky_status use_dit(run *r, sky_err *err)
     return SKY_OK;
 }
 
-static void done_dit(run *r)
+/* Close the transformer, keeping its prompt-part counts. */
+static void close_dit(run *r)
 {
-    if (!r->a->offload) return;
+    if (!r->dit) return;
+    long long computed, reused;
+    sky_dit_prompt_counts(r->dit, &computed, &reused);
+    r->prompt_runs[0] += computed;
+    r->prompt_runs[1] += reused;
     sky_dit_close(r->dit);
     r->dit = NULL;
+}
+
+static void done_dit(run *r)
+{
+    if (r->a->offload) close_dit(r);
 }
 
 /* The VAE decoder (decode = 1) or encoder. */
@@ -750,6 +762,10 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
                                a->args_json ? a->args_json : "{}", NULL };
         if (st == SKY_OK) st = sky_safetensors_write(a->output_latents, r.keep, r.n_keep, meta, err);
     }
+    close_dit(&r);
+    if (st == SKY_OK && !a->quiet && r.prompt_runs[0] + r.prompt_runs[1] > 0)
+        fprintf(stderr, "prompt part of the transformer (text embedding, cross-attention keys and values): run by %lld "
+                "forwards, reused by %lld\n", r.prompt_runs[0], r.prompt_runs[1]);
     if (st == SKY_OK && r.tcp && !a->quiet) {
         char line[256];
         sky_teacache_summary(r.tcp, line, sizeof line);
@@ -768,7 +784,7 @@ done:
     free(r.video);
     sky_noise_close(&r.noise);
     sky_safetensors_close(pe);
-    sky_dit_close(r.dit);
+    close_dit(&r);
     sky_teacache_free(&r.tc);
     sky_vae_close(r.dec);
     sky_vae_close(r.enc);

@@ -44,10 +44,11 @@ typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int 
 extern sky_trace_fn sky_trace_hook;
 extern void *sky_trace_ctx;
 
-/* CPU forward of one sample: arena laid out by the plan, weights as fp32 in table order.
- * F latent frames, H x W latent size of this call, Ft timestep rows (1 or F). */
-typedef void (*sky_dit_forward_cpu_fn)(unsigned char *arena, const float *const *w,
-                                       int F, int H, int W, int Ft);
+/* CPU call of one part of dit_forward for one sample: arena laid out by the plan, prompt the prompt arena
+ * of the sample's prompt (prompt_bytes; gen/plan.lua), weights as fp32 in table order. F latent frames,
+ * H x W latent size of this call, Ft timestep rows (1 or F). */
+typedef void (*sky_dit_part_cpu_fn)(unsigned char *arena, unsigned char *prompt, const float *const *w,
+                                    int F, int H, int W, int Ft);
 
 /* The dit_forward program (shared/reference/dit-and-sampling.md §2). */
 typedef struct sky_dit_program {
@@ -60,16 +61,20 @@ typedef struct sky_dit_program {
     int max_frames;                     /* latent frames of the largest window */
     int inject_sample_info;             /* 1: the fps input exists */
     size_t arena_bytes;                 /* the CPU plan's peak */
-    double flops;                       /* one call at the largest window (GEMMs and attention) */
+    size_t prompt_bytes;                /* one prompt arena of the CPU plan (runtime/prompt_cache.h) */
+    double flops;                       /* one call at the largest window (GEMMs and attention), the prompt
+                                         * part not counted: it runs once per prompt */
+    double prompt_flops;                /* the prompt part */
     sky_slot x, y, t, context, clip_fea, fps, v;   /* bytes 0 where the input does not exist */
     int n_weights;
     const sky_weight_desc *weights;
-    sky_dit_forward_cpu_fn forward_cpu;
-    /* The same forward in its three parts (gen/programs/dit.lua), for TeaCache (runtime/teacache.h):
-     * embed (tokens, time and text embeddings), blocks, head. Between them the runtime may read the
-     * exposed tensors: tokens [L, dim] (the blocks' input: live until blocks starts), hidden [L, dim]
-     * (their output, the head's input), e [Ft, dim] and e0 [Ft, 6 dim] (the time embeddings, fp32). */
-    sky_dit_forward_cpu_fn embed_cpu, blocks_cpu, head_cpu;
+    /* The forward in its four parts (gen/programs/dit.lua), called in order: context (once per prompt:
+     * it reads context and clip_fea and writes the prompt arena, runtime/prompt_cache.h), embed (tokens,
+     * time embeddings), blocks, head (apart so that TeaCache, runtime/teacache.h, can skip the blocks).
+     * Between them the runtime may read the exposed tensors: tokens [L, dim] (the blocks' input: live
+     * until blocks starts), hidden [L, dim] (their output, the head's input), e [Ft, dim] and
+     * e0 [Ft, 6 dim] (the time embeddings, fp32). */
+    sky_dit_part_cpu_fn context_cpu, embed_cpu, blocks_cpu, head_cpu;
     sky_slot tokens, hidden, e, e0;
     /* TeaCache rescale polynomials from the spec (highest power first), [0] for e, [1] for e0
      * (--use_ret_steps); has_teacache 0 when the spec gives none. */

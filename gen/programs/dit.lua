@@ -61,6 +61,36 @@ local function alias_of(name)
     return a .. "." .. param
 end
 
+-- The order of the weights table (Graph:order_weights): the global embeddings, then each block's modules,
+-- then the head; each module's weight before its bias. It is the order in which the forward reads them with
+-- the cross-attention keys and values inside their block (the prompt part reads those first), which is
+-- what `random-weights` draws in and what the committed fixtures made from its weights
+-- (tests/fixtures/teacache, tests/fixtures/cuda) were made with.
+local global_order = { "patch_embedding", "time_embedding.0", "time_embedding.2", "time_projection.1",
+                       "fps_embedding", "fps_projection.0", "fps_projection.2", "text_embedding.0",
+                       "text_embedding.2", "img_emb.proj.0", "img_emb.proj.1", "img_emb.proj.3", "img_emb.proj.4" }
+local block_order = { "modulation", "self_attn.q", "self_attn.k", "self_attn.v", "self_attn.norm_q",
+                      "self_attn.norm_k", "self_attn.o", "norm3", "cross_attn.q", "cross_attn.norm_q",
+                      "cross_attn.k", "cross_attn.norm_k", "cross_attn.v", "cross_attn.k_img",
+                      "cross_attn.norm_k_img", "cross_attn.v_img", "cross_attn.o", "ffn.0", "ffn.2" }
+local function position(list, x)
+    for i, v in ipairs(list) do if v == x then return i end end
+    error("dit: weight of an unknown module: " .. x)
+end
+local function weight_rank(name)
+    local param_rank = { weight = 0, bias = 1 }
+    local i, rest = name:match("^blocks%.(%d+)%.(.+)$")
+    if i then
+        if rest == "modulation" then return 1e6 + tonumber(i) * 1e3 end
+        local module, param = rest:match("^(.+)%.(%w+)$")
+        return 1e6 + tonumber(i) * 1e3 + position(block_order, module) * 2 + param_rank[param]
+    end
+    if name == "head.modulation" then return 1e9 end
+    if name:match("^head%.head%.") then return 1e9 + 1 + param_rank[name:match("(%w+)$")] end
+    local module, param = name:match("^(.+)%.(%w+)$")
+    return position(global_order, module) * 2 + param_rank[param]
+end
+
 -- Weight `name` of shape `shape`, registered with its diffusers alias.
 local function weight(g, name, shape)
     return g:weight(name, alias_of(name), shape)
@@ -105,22 +135,34 @@ local function self_attention(g, s, p, a, rope)
     return linear(g, o, m .. "o", C, C, m .. "o.out", "bf16")
 end
 
--- Cross-attention of block p: queries from c, keys/values from the text context
--- (and, for I2V, a second attention over the image context, outputs summed; §2.7 step 4).
-local function cross_attention(g, s, p, c, ctx, img)
+-- The keys and values of block p's cross-attention (§2.7 step 4): from the text context (and, for I2V,
+-- the image context). They depend on the prompt only, so they are made in the "context" part and kept
+-- in the prompt arena (graph.lua: per_prompt): the runtime computes them once per prompt, not per step.
+local function cross_kv(g, s, p, ctx, img)
+    local C = s.dit.dim
+    local m = p .. "cross_attn."
+    local kv = {}
+    local k = linear(g, ctx, m .. "k", C, C, m .. "k.out", "bf16")
+    kv.k = g:per_prompt(rmsnorm(g, s, k, m .. "norm_k", m .. "norm_k.out"))
+    kv.v = g:per_prompt(linear(g, ctx, m .. "v", C, C, m .. "v.out", "bf16"))
+    if img then
+        local ki = linear(g, img, m .. "k_img", C, C, m .. "k_img.out", "bf16")
+        kv.k_img = g:per_prompt(rmsnorm(g, s, ki, m .. "norm_k_img", m .. "norm_k_img.out"))
+        kv.v_img = g:per_prompt(linear(g, img, m .. "v_img", C, C, m .. "v_img.out", "bf16"))
+    end
+    return kv
+end
+
+-- Cross-attention of block p: queries from c over the prompt's keys and values kv (cross_kv; for I2V a
+-- second attention over the image's, outputs summed; §2.7 step 4).
+local function cross_attention(g, s, p, c, kv)
     local C = s.dit.dim
     local m = p .. "cross_attn."
     local q = linear(g, c, m .. "q", C, C, m .. "q.out", "bf16")
     q = rmsnorm(g, s, q, m .. "norm_q", m .. "norm_q.out")
-    local k = linear(g, ctx, m .. "k", C, C, m .. "k.out", "bf16")
-    k = rmsnorm(g, s, k, m .. "norm_k", m .. "norm_k.out")
-    local v = linear(g, ctx, m .. "v", C, C, m .. "v.out", "bf16")
-    local o = attention(g, s, q, k, v, m .. "attn")
-    if img then
-        local ki = linear(g, img, m .. "k_img", C, C, m .. "k_img.out", "bf16")
-        ki = rmsnorm(g, s, ki, m .. "norm_k_img", m .. "norm_k_img.out")
-        local vi = linear(g, img, m .. "v_img", C, C, m .. "v_img.out", "bf16")
-        local oi = attention(g, s, q, ki, vi, m .. "attn_img")
+    local o = attention(g, s, q, kv.k, kv.v, m .. "attn")
+    if kv.k_img then
+        local oi = attention(g, s, q, kv.k_img, kv.v_img, m .. "attn_img")
         o = g:op("add", { o, oi }, {}, m .. "attn_sum", "bf16")
     end
     return linear(g, o, m .. "o", C, C, m .. "o.out", "bf16")
@@ -129,7 +171,7 @@ end
 -- One attention block (WanAttentionBlock.forward, §2.7). e0 is [Ft, 6C].
 -- Modulation chunks: shift_sa (e[0]), scale_sa (e[1]), gate_sa (e[2]),
 --                    shift_ff (e[3]), scale_ff (e[4]), gate_ff (e[5]).
-local function attention_block(g, s, i, x, e0, ctx, img, rope)
+local function attention_block(g, s, i, x, e0, kv, rope)
     local C, eps = s.dit.dim, s.dit.eps
     local p = "blocks." .. i .. "."
     local table6 = weight(g, p .. "modulation", { 1, 6, C })
@@ -148,10 +190,10 @@ local function attention_block(g, s, i, x, e0, ctx, img, rope)
         local nb = weight(g, p .. "norm3.bias", { C })
         -- cast_ctx (§2.7 step 4): T2V/DF round the fp32 residual to bf16 (the context's dtype) before
         -- the LayerNorm, I2V does not (its context is fp32); the output enters the bf16 q GEMM either way.
-        c = g:op("layernorm_affine", { x1 }, { weight = nw, bias = nb, eps = eps, dim = C, round_input = not img },
+        c = g:op("layernorm_affine", { x1 }, { weight = nw, bias = nb, eps = eps, dim = C, round_input = not kv.k_img },
                  p .. "norm3.out", "bf16")
     end
-    local ca = cross_attention(g, s, p, c, ctx, img)
+    local ca = cross_attention(g, s, p, c, kv)
     local x2 = g:op("add", { x1, ca }, {}, p .. "x2", "f32")
 
     local f = g:op("layernorm_modulate", { x2, mod }, { eps = eps, shift = 3, scale = 4, chunks = 6, dim = C },
@@ -185,8 +227,39 @@ function dit.build(g, s)
     local clip = r.has_image and g:input("clip_fea", { d.image_len, d.image_dim }, "f32") or nil
     local fps = d.inject_sample_info and g:input("fps", { 1 }, "i64") or nil          -- 0 or 1
 
-    -- Three parts (graph.lua), so that TeaCache (reference §8) can skip the blocks: "embed" makes the
-    -- tokens and the time embeddings, "blocks" the attention blocks, "head" the output.
+    -- Four parts (graph.lua). "context" makes what depends on the prompt only: the text and image
+    -- embeddings and every block's cross-attention keys and values, kept in the prompt arena, so the
+    -- runtime runs it once per prompt (cond, uncond), not once per step. "embed" makes the tokens and the
+    -- time embeddings, "blocks" runs the attention blocks and "head" the output; TeaCache (reference §8)
+    -- may skip the blocks.
+    g:part("context")
+
+    -- Text embedding (§2.5): [text_len, C], GELU tanh approximation.
+    local ctx = linear(g, ctx_in, "text_embedding.0", C, d.text_dim, "text_embedding.0.out", "bf16")
+    ctx = g:op("gelu_tanh", { ctx }, {}, "text_embedding.1.out", "bf16")
+    ctx = linear(g, ctx, "text_embedding.2", C, C, "text_embedding.2.out", "bf16")
+
+    -- Image embedding (§2.6, I2V): LN(eps 1e-5) -> Linear -> GELU (erf) -> Linear -> LN.
+    local img
+    if clip then
+        local n0w = weight(g, "img_emb.proj.0.weight", { d.image_dim })
+        local n0b = weight(g, "img_emb.proj.0.bias", { d.image_dim })
+        img = g:op("layernorm_affine", { clip }, { weight = n0w, bias = n0b, eps = 1e-5, dim = d.image_dim },
+                   "img_emb.proj.0.out", "f32")
+        img = linear(g, img, "img_emb.proj.1", d.image_dim, d.image_dim, "img_emb.proj.1.out", "f32")
+        img = g:op("gelu_erf", { img }, {}, "img_emb.proj.2.out", "f32")
+        img = linear(g, img, "img_emb.proj.3", C, d.image_dim, "img_emb.proj.3.out", "f32")
+        local n4w = weight(g, "img_emb.proj.4.weight", { C })
+        local n4b = weight(g, "img_emb.proj.4.bias", { C })
+        -- fp32 in the original, but read only by the k_img / v_img GEMMs, which autocast it to bf16
+        img = g:op("layernorm_affine", { img }, { weight = n4w, bias = n4b, eps = 1e-5, dim = C },
+                   "img_emb.proj.4.out", "bf16")
+    end
+
+    -- Every block's cross-attention keys and values.
+    local kvs = {}
+    for i = 0, d.num_layers - 1 do kvs[i] = cross_kv(g, s, "blocks." .. i .. ".", ctx, img) end
+
     g:part("embed")
 
     -- Patch embedding (§2.2): [L, Cin*4] x [C, Cin*4]^T.
@@ -211,28 +284,6 @@ function dit.build(g, s)
         e0 = g:op("add_row", { e0, fe }, {}, "time_projection.fps", "f32")
     end
 
-    -- Text embedding (§2.5): [text_len, C], GELU tanh approximation.
-    local ctx = linear(g, ctx_in, "text_embedding.0", C, d.text_dim, "text_embedding.0.out", "bf16")
-    ctx = g:op("gelu_tanh", { ctx }, {}, "text_embedding.1.out", "bf16")
-    ctx = linear(g, ctx, "text_embedding.2", C, C, "text_embedding.2.out", "bf16")
-
-    -- Image embedding (§2.6, I2V): LN(eps 1e-5) -> Linear -> GELU (erf) -> Linear -> LN.
-    local img
-    if clip then
-        local n0w = weight(g, "img_emb.proj.0.weight", { d.image_dim })
-        local n0b = weight(g, "img_emb.proj.0.bias", { d.image_dim })
-        img = g:op("layernorm_affine", { clip }, { weight = n0w, bias = n0b, eps = 1e-5, dim = d.image_dim },
-                   "img_emb.proj.0.out", "f32")
-        img = linear(g, img, "img_emb.proj.1", d.image_dim, d.image_dim, "img_emb.proj.1.out", "f32")
-        img = g:op("gelu_erf", { img }, {}, "img_emb.proj.2.out", "f32")
-        img = linear(g, img, "img_emb.proj.3", C, d.image_dim, "img_emb.proj.3.out", "f32")
-        local n4w = weight(g, "img_emb.proj.4.weight", { C })
-        local n4b = weight(g, "img_emb.proj.4.bias", { C })
-        -- fp32 in the original, but read only by the k_img / v_img GEMMs, which autocast it to bf16
-        img = g:op("layernorm_affine", { img }, { weight = n4w, bias = n4b, eps = 1e-5, dim = C },
-                   "img_emb.proj.4.out", "bf16")
-    end
-
     -- 3-D RoPE table for this call's (F, H/2, W/2) grid, shared by all blocks (§2.8).
     local rope = g:op("rope_table", {}, { head_dim = r.head_dim, t_dim = r.rope_t_dim, h_dim = r.rope_h_dim,
                                           w_dim = r.rope_w_dim, theta = d.rope_theta }, "rope", "f32")
@@ -247,7 +298,7 @@ function dit.build(g, s)
     g:part("blocks")
     local h = tok
     for i = 0, d.num_layers - 1 do
-        h = attention_block(g, s, i, h, e0, ctx, img, rope)
+        h = attention_block(g, s, i, h, e0, kvs[i], rope)
     end
     g:expose("hidden", h)
 
@@ -262,6 +313,8 @@ function dit.build(g, s)
     local out = linear(g, hn, "head.head", r.head_out, C, "head.head.out", "f32")
     local v = g:op("unpatchify", { out }, { out_dim = d.out_dim, lat_h = r.lat_h, lat_w = r.lat_w }, "v", "f32")
     g:output(v)
+    g:check_prompt_part({ "context", "clip_fea" })
+    g:order_weights(weight_rank)
     return g
 end
 

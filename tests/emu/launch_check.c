@@ -8,8 +8,8 @@
  * checked — grid and block limits, __launch_bounds__, dynamic shared memory against the opt-in limit,
  * GEMM shapes and m <= m_max, operand alignment — and counted, never executed). It opens the device,
  * loads the kernels through the runtime's NVRTC path, builds the GEMM table as dit_open does, then
- * records one forward for 1, 2, half and all of the window's latent frames, with one timestep per
- * sample and one per frame, in landscape and portrait; then one chunk of vae_decode and vae_encode,
+ * records the prompt part once and one step for 1, 2, half and all of the window's latent frames, with
+ * one timestep per sample and one per frame, in landscape and portrait; then one chunk of vae_decode and vae_encode,
  * first and later, in landscape and portrait. A limit broken at full size fails here.
  */
 #include <stdio.h>
@@ -64,20 +64,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "launch_check: %s\n", err.msg);
         return 1;
     }
-    sky_cuda_program st = { .arena = (CUdeviceptr)1 << 36, .w = w, .fn = fn, .gemm = gemm };
+    sky_cuda_program st = { .arena = (CUdeviceptr)1 << 36, .prompt = (CUdeviceptr)1 << 38, .w = w, .fn = fn,
+                            .gemm = gemm };
     const int frames[4] = { 1, 2, max_frames / 2 > 0 ? max_frames / 2 : 1, max_frames };
     int calls = 0;
+    g->record_part[0](&st, c->stream, max_frames, lat_h, lat_w, 1);      /* the prompt part */
     for (int i = 0; i < 4; i++)
         for (int per_frame = 0; per_frame < 2; per_frame++)
             for (int portrait = 0; portrait < 2; portrait++) {
                 const int F = frames[i];
-                g->record(&st, c->stream, F, portrait ? lat_w : lat_h, portrait ? lat_h : lat_w, per_frame ? F : 1);
+                g->record_step(&st, c->stream, F, portrait ? lat_w : lat_h, portrait ? lat_h : lat_w, per_frame ? F : 1);
                 calls++;
             }
     unsigned long long launches, gemms;
     sky_emu_dry_counts(&launches, &gemms);
-    printf("%d forwards recorded (frames 1, 2, %d, %d; plain and per-frame timesteps; landscape and portrait "
-           "%dx%d): %llu kernel launches and %llu GEMMs within the limits",
+    printf("the prompt part and %d steps recorded (frames 1, 2, %d, %d; plain and per-frame timesteps; landscape "
+           "and portrait %dx%d): %llu kernel launches and %llu GEMMs within the limits",
            calls, frames[2], frames[3], lat_h, lat_w, launches, gemms);
     sky_gemm_free(gemm);
 

@@ -98,23 +98,50 @@ for name, want in pairs({ text_encode = 5680910336, clip_encode = 611086080 }) d
     t.check_eq(params, want, name .. " parameter count")
 end
 
--- dit_forward in three parts for TeaCache (gen/programs/dit.lua): embed, blocks, head in program order,
--- every node in one; the exposed tensors are where the runtime expects them; the fused (CUDA) graph keeps
--- the parts and no fusion crosses one.
+-- dit_forward in four parts (gen/programs/dit.lua): context, embed, blocks, head in program order, every
+-- node in one; a block's nodes are in blocks except its cross-attention keys and values, which are the
+-- context part's per-prompt tensors (and only they are); the exposed tensors are where the runtime expects
+-- them; the fused (CUDA) graph keeps the parts and no fusion crosses one.
 do
     local fuse = require("fuse")
     local gd = graph.build(spec.load("specs/df_1.3b_540p.lua")).dit_forward
-    t.check_eq(table.concat(gd.parts, " "), "embed blocks head", "dit_forward parts")
+    t.check_eq(table.concat(gd.parts, " "), "context embed blocks head", "dit_forward parts")
+    local function kv(name)
+        return name:match("^blocks%.%d+%.cross_attn%.norm_k") ~= nil or name:match("^blocks%.%d+%.cross_attn%.v") ~= nil
+    end
     for _, gg in ipairs({ gd, fuse.apply(gd) }) do
-        local order, last = { embed = 1, blocks = 2, head = 3 }, 1
+        local order, last = { context = 1, embed = 2, blocks = 3, head = 4 }, 1
         for _, n in ipairs(gg.nodes) do
             local k = order[n.part]
             t.check(k and k >= last, "node %s: part %s out of order", n.out.name, tostring(n.part))
             last = k or last
-            t.check((n.out.name:match("^blocks%.") ~= nil) == (n.part == "blocks"),
+            local cross_k = n.out.name:match("^blocks%.%d+%.cross_attn%.k") ~= nil
+            t.check((n.out.name:match("^blocks%.") ~= nil and not kv(n.out.name) and not cross_k) == (n.part == "blocks"),
                     "node %s is in part %s", n.out.name, n.part)
+            t.check((n.out.kind == "prompt") == kv(n.out.name), "node %s: kind %s", n.out.name, n.out.kind)
         end
     end
+    t.check_eq(#gd.prompt_tensors, 2 * 30, "per-prompt tensors of DF-1.3B (k and v of 30 blocks)")
+    local gi = graph.build(spec.load("specs/i2v_14b_720p.lua")).dit_forward
+    t.check_eq(#gi.prompt_tensors, 4 * 40, "per-prompt tensors of I2V-14B (k, v, k_img, v_img of 40 blocks)")
+    -- The prompt part may read the prompt inputs only: a graph whose first part reads x is refused.
+    local bad = graph.new("bad", gd.spec)
+    local x = bad:input("x", { 4 }, "f32")
+    local c = bad:input("context", { 4 }, "f32")
+    bad:part("context")
+    bad:per_prompt(bad:op("silu", { c }, {}, "ok", "f32"))
+    bad:op("silu", { x }, {}, "reads_x", "f32")
+    local ok, msg = pcall(bad.check_prompt_part, bad, { "context" })
+    t.check(not ok and msg:find("reads x", 1, true), "a prompt part reading x is refused: %s", tostring(msg))
+    local late = graph.new("late", gd.spec)
+    local c2 = late:input("context", { 4 }, "f32")
+    late:part("context")
+    local y1 = late:op("silu", { c2 }, {}, "y1", "f32")
+    late:part("embed")
+    late:per_prompt(late:op("silu", { y1 }, {}, "y2", "f32"))
+    ok, msg = pcall(late.check_prompt_part, late, { "context" })
+    t.check(not ok and msg:find("made outside part context", 1, true), "a per-prompt tensor made later is refused: %s",
+            tostring(msg))
     t.check_eq(gd.exposed.tokens.name, "patch_embedding.out", "tokens")
     t.check_eq(gd.exposed.hidden.name, "blocks.29.out", "hidden")
     t.check_eq(gd.exposed.e.name, "time_embedding.2.out", "e")

@@ -18,7 +18,18 @@ for _, path in ipairs(paths) do
   for _, pname in ipairs(require("lib.sorted").keys(graph.build(s))) do
     local g = graph.build(s)[pname]
     local pl = plan.make({ [pname] = g })[pname]
-    t.check_eq(#pl.buffers, #g.tensors, path .. " buffers")
+    t.check_eq(#pl.buffers + #pl.prompt, #g.tensors, path .. " buffers")
+    -- The prompt arena: the per-prompt tensors one after the other, aligned, within prompt_bytes.
+    local at = 0
+    for _, b in ipairs(pl.prompt) do
+        t.check_eq(b.tensor.kind, "prompt", path .. " prompt arena tensor kind")
+        t.check_eq(b.offset, at, path .. " " .. b.tensor.name .. " prompt offset")
+        t.check(b.bytes % pl.alignment == 0 and b.bytes >= graph.max_elems(g, b.tensor) * 4, "%s: %s prompt bytes",
+                path, b.tensor.name)
+        at = at + b.bytes
+    end
+    t.check_eq(at, pl.prompt_bytes, path .. " prompt arena size")
+    t.check_eq(#pl.prompt, #g.prompt_tensors, path .. " per-prompt tensors placed")
     local bufs = pl.buffers
     local last_node = #g.nodes + 1
     for i, a in ipairs(bufs) do

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
@@ -50,12 +50,48 @@
 /* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
 #define TRACE(name, off, dtype, n) \
     do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+#define PACT(off) ((float *)(prompt + (off)))
+#define TRACE_PROMPT(name, off, dtype, n) \
+    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 13,056,000 bytes */
 #define OFF_T                                        ((size_t)13056000)  /* 256 bytes */
 #define OFF_CONTEXT                                  ((size_t)13056256)  /* 8,388,608 bytes */
 #define OFF_FPS                                      ((size_t)21444864)  /* 64 bytes */
+#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)21444928)  /* 3,145,728 bytes */
+#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)21444928)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_2_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_3_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_4_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_5_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_6_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_7_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_8_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_9_CROSS_ATTN_K_OUT                ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_10_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_11_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_12_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_13_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_14_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_15_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_16_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_17_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_18_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_19_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_20_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_21_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_22_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_23_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_24_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_25_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_26_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_27_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_28_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_29_CROSS_ATTN_K_OUT               ((size_t)24590656)  /* 3,145,728 bytes */
 #define OFF_PATCHES                                  ((size_t)21444928)  /* 13,056,000 bytes */
 #define OFF_PATCH_EMBEDDING_OUT                      ((size_t)34500928)  /* 313,344,000 bytes */
 #define OFF_TIME_SINUSOID                            ((size_t)21444928)  /* 25,600 bytes */
@@ -69,9 +105,6 @@
 #define OFF_FPS_PROJECTION_1_OUT                     ((size_t)21598528)  /* 6,144 bytes */
 #define OFF_FPS_PROJECTION_2_OUT                     ((size_t)21604672)  /* 36,864 bytes */
 #define OFF_TIME_PROJECTION_FPS                      ((size_t)22673728)  /* 921,600 bytes */
-#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)23595328)  /* 3,145,728 bytes */
-#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)26741056)  /* 3,145,728 bytes */
-#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)23595328)  /* 3,145,728 bytes */
 #define OFF_ROPE                                     ((size_t)347844928)  /* 26,112,000 bytes */
 #define OFF_BLOCKS_0_MOD                             ((size_t)21598528)  /* 921,600 bytes */
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)373956928)  /* 313,344,000 bytes */
@@ -85,778 +118,750 @@
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_X1                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_X2                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_FFN_0_OUT                       ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_0_OUT                             ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_X1                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_X2                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_1_OUT                             ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_SELF_ATTN_Q_OUT                 ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_SELF_ATTN_NORM_K_OUT            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_SELF_ATTN_ATTN                  ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_X1                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_2_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_X2                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_FFN_0_OUT                       ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_2_FFN_1_OUT                       ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_2_OUT                             ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_SELF_ATTN_Q_OUT                 ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_SELF_ATTN_NORM_K_OUT            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_SELF_ATTN_ATTN                  ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_X1                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_3_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_X2                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_FFN_0_OUT                       ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_3_FFN_1_OUT                       ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_3_OUT                             ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_SELF_ATTN_Q_OUT                 ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_SELF_ATTN_NORM_K_OUT            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_SELF_ATTN_ATTN                  ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_X1                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_4_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_X2                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_FFN_0_OUT                       ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_4_FFN_1_OUT                       ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_4_OUT                             ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_SELF_ATTN_Q_OUT                 ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_SELF_ATTN_NORM_K_OUT            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_SELF_ATTN_ATTN                  ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_X1                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_5_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_X2                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_FFN_0_OUT                       ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_5_FFN_1_OUT                       ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_5_OUT                             ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_SELF_ATTN_Q_OUT                 ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_SELF_ATTN_NORM_K_OUT            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_SELF_ATTN_ATTN                  ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_X1                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_6_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_X2                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_FFN_0_OUT                       ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_6_FFN_1_OUT                       ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_6_OUT                             ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_SELF_ATTN_Q_OUT                 ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_SELF_ATTN_NORM_K_OUT            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_SELF_ATTN_ATTN                  ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_X1                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_7_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_X2                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_FFN_0_OUT                       ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_7_FFN_1_OUT                       ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_7_OUT                             ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_SELF_ATTN_Q_OUT                 ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_SELF_ATTN_NORM_K_OUT            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_SELF_ATTN_ATTN                  ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_X1                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_8_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_X2                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_FFN_0_OUT                       ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_8_FFN_1_OUT                       ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_8_OUT                             ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_MOD                             ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_SELF_ATTN_Q_OUT                 ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_SELF_ATTN_K_OUT                 ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_SELF_ATTN_V_OUT                 ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT            ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT            ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_SELF_ATTN_NORM_K_OUT            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_SELF_ATTN_ATTN                  ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_X1                              ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_CROSS_ATTN_K_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT           ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_9_CROSS_ATTN_V_OUT                ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_X2                              ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_FFN_0_OUT                       ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_9_FFN_1_OUT                       ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_9_OUT                             ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_10_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_10_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_10_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_11_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_11_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_11_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_12_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_12_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_12_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_13_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_13_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_13_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_14_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_14_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_14_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_15_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_15_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_15_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_16_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_16_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_16_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_17_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_17_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_17_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_18_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_18_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_18_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_19_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_19_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_19_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_20_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_20_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_20_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_21_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_21_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_21_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_22_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_22_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_22_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_23_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_23_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_23_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_24_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_24_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_24_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_25_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_25_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_25_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_26_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_26_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_26_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_SELF_ATTN_ATTN                 ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_X1                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_27_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_X2                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_FFN_0_OUT                      ((size_t)1000644928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_27_FFN_1_OUT                      ((size_t)2828484928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_27_OUT                            ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_SELF_ATTN_Q_OUT                ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT           ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_SELF_ATTN_NORM_K_OUT           ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_SELF_ATTN_ATTN                 ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_X1                             ((size_t)687300928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_CROSS_ATTN_K_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT          ((size_t)343230784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_28_CROSS_ATTN_V_OUT               ((size_t)340085056)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_X2                             ((size_t)373956928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_FFN_0_OUT                      ((size_t)687300928)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_28_FFN_1_OUT                      ((size_t)2515140928)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)23595328)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_28_OUT                            ((size_t)687300928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_MOD                            ((size_t)21598528)  /* 921,600 bytes */
-#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)22520128)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_SELF_ATTN_Q_OUT                ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_SELF_ATTN_K_OUT                ((size_t)1000644928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_SELF_ATTN_V_OUT                ((size_t)1313988928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT           ((size_t)26741056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT           ((size_t)22520128)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_SELF_ATTN_NORM_K_OUT           ((size_t)373956928)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)1000644928)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)340085056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_X1                             ((size_t)340085056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)653429056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)26741056)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_CROSS_ATTN_K_OUT               ((size_t)653429056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT          ((size_t)656574784)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_29_CROSS_ATTN_V_OUT               ((size_t)653429056)  /* 3,145,728 bytes */
-#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)659720512)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)22520128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)335864128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)22520128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_X1                             ((size_t)335864128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)22520128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)649208128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)22520128)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)649208128)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)22520128)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_X2                             ((size_t)653429056)  /* 313,344,000 bytes */
+#define OFF_BLOCKS_29_X2                             ((size_t)649208128)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)22520128)  /* 313,344,000 bytes */
-#define OFF_BLOCKS_29_FFN_0_OUT                      ((size_t)966773056)  /* 1,827,840,000 bytes */
-#define OFF_BLOCKS_29_FFN_1_OUT                      ((size_t)2794613056)  /* 1,827,840,000 bytes */
+#define OFF_BLOCKS_29_FFN_0_OUT                      ((size_t)962552128)  /* 1,827,840,000 bytes */
+#define OFF_BLOCKS_29_FFN_1_OUT                      ((size_t)2790392128)  /* 1,827,840,000 bytes */
 #define OFF_BLOCKS_29_FFN_2_OUT                      ((size_t)22520128)  /* 313,344,000 bytes */
 #define OFF_BLOCKS_29_OUT                            ((size_t)335864128)  /* 313,344,000 bytes */
 #define OFF_HEAD_MOD                                 ((size_t)21598528)  /* 307,200 bytes */
 #define OFF_HEAD_NORM_OUT                            ((size_t)21905728)  /* 313,344,000 bytes */
 #define OFF_HEAD_HEAD_OUT                            ((size_t)335249728)  /* 13,056,000 bytes */
 #define OFF_V                                        ((size_t)21444928)  /* 13,056,000 bytes */
+
+/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)3145728)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)6291456)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)9437184)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT           ((size_t)12582912)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_2_CROSS_ATTN_V_OUT                ((size_t)15728640)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT           ((size_t)18874368)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_3_CROSS_ATTN_V_OUT                ((size_t)22020096)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT           ((size_t)25165824)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_4_CROSS_ATTN_V_OUT                ((size_t)28311552)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT           ((size_t)31457280)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_5_CROSS_ATTN_V_OUT                ((size_t)34603008)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT           ((size_t)37748736)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_6_CROSS_ATTN_V_OUT                ((size_t)40894464)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT           ((size_t)44040192)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_7_CROSS_ATTN_V_OUT                ((size_t)47185920)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT           ((size_t)50331648)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_8_CROSS_ATTN_V_OUT                ((size_t)53477376)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT           ((size_t)56623104)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_9_CROSS_ATTN_V_OUT                ((size_t)59768832)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT          ((size_t)62914560)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_10_CROSS_ATTN_V_OUT               ((size_t)66060288)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT          ((size_t)69206016)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_11_CROSS_ATTN_V_OUT               ((size_t)72351744)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT          ((size_t)75497472)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_12_CROSS_ATTN_V_OUT               ((size_t)78643200)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT          ((size_t)81788928)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_13_CROSS_ATTN_V_OUT               ((size_t)84934656)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT          ((size_t)88080384)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_14_CROSS_ATTN_V_OUT               ((size_t)91226112)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT          ((size_t)94371840)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_15_CROSS_ATTN_V_OUT               ((size_t)97517568)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT          ((size_t)100663296)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_16_CROSS_ATTN_V_OUT               ((size_t)103809024)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT          ((size_t)106954752)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_17_CROSS_ATTN_V_OUT               ((size_t)110100480)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT          ((size_t)113246208)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_18_CROSS_ATTN_V_OUT               ((size_t)116391936)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT          ((size_t)119537664)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_19_CROSS_ATTN_V_OUT               ((size_t)122683392)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT          ((size_t)125829120)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_20_CROSS_ATTN_V_OUT               ((size_t)128974848)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT          ((size_t)132120576)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_21_CROSS_ATTN_V_OUT               ((size_t)135266304)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT          ((size_t)138412032)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_22_CROSS_ATTN_V_OUT               ((size_t)141557760)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT          ((size_t)144703488)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_23_CROSS_ATTN_V_OUT               ((size_t)147849216)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT          ((size_t)150994944)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_24_CROSS_ATTN_V_OUT               ((size_t)154140672)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT          ((size_t)157286400)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_25_CROSS_ATTN_V_OUT               ((size_t)160432128)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT          ((size_t)163577856)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_26_CROSS_ATTN_V_OUT               ((size_t)166723584)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT          ((size_t)169869312)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_27_CROSS_ATTN_V_OUT               ((size_t)173015040)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT          ((size_t)176160768)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_28_CROSS_ATTN_V_OUT               ((size_t)179306496)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT          ((size_t)182452224)  /* 3,145,728 bytes */
+#define OFF_BLOCKS_29_CROSS_ATTN_V_OUT               ((size_t)185597952)  /* 3,145,728 bytes */
 
 /* weights, in the order of the table in variant.c */
 enum {
@@ -2205,13 +2210,362 @@ static void unpatchify_out16(float *v, const float *x, int F, int H, int W)
 
 /* ======== dit_forward ======== */
 
-/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "context" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
-    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)F; (void)H; (void)W; (void)Ft;
 
     /* ---- embeddings -------------------------------------------------------------- */
+    /* text_embedding.0.out = linear(context)  [512,1536] */
+    linear_k4096_n1536(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
+    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [512,1536] */
+    gelu_tanh_cols786432(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
+    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 512);
+    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.0 ---------------------------------------------------------------- */
+    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.1 ---------------------------------------------------------------- */
+    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.2 ---------------------------------------------------------------- */
+    /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.3 ---------------------------------------------------------------- */
+    /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.4 ---------------------------------------------------------------- */
+    /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.5 ---------------------------------------------------------------- */
+    /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.6 ---------------------------------------------------------------- */
+    /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.7 ---------------------------------------------------------------- */
+    /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.8 ---------------------------------------------------------------- */
+    /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.9 ---------------------------------------------------------------- */
+    /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.10 --------------------------------------------------------------- */
+    /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.11 --------------------------------------------------------------- */
+    /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.12 --------------------------------------------------------------- */
+    /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.13 --------------------------------------------------------------- */
+    /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.14 --------------------------------------------------------------- */
+    /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.15 --------------------------------------------------------------- */
+    /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.16 --------------------------------------------------------------- */
+    /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.17 --------------------------------------------------------------- */
+    /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.18 --------------------------------------------------------------- */
+    /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.19 --------------------------------------------------------------- */
+    /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.20 --------------------------------------------------------------- */
+    /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.21 --------------------------------------------------------------- */
+    /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.22 --------------------------------------------------------------- */
+    /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.23 --------------------------------------------------------------- */
+    /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.24 --------------------------------------------------------------- */
+    /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.25 --------------------------------------------------------------- */
+    /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.26 --------------------------------------------------------------- */
+    /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.27 --------------------------------------------------------------- */
+    /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.28 --------------------------------------------------------------- */
+    /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+
+    /* ---- blocks.29 --------------------------------------------------------------- */
+    /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  eps=1e-06  [512,1536] */
+    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
+    linear_k1536_n1536(PACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+}
+
+/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
+{
+    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)prompt;
+
+    /* ---- head -------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
     patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
     TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);
@@ -2251,23 +2605,14 @@ void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, i
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,9216] */
     add_row_cols9216(ACT(OFF_TIME_PROJECTION_FPS), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
     TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 9216);
-    /* text_embedding.0.out = linear(context)  [512,1536] */
-    linear_k4096_n1536(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [512,1536] */
-    gelu_tanh_cols786432(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 512);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* rope = rope_table()  [L,128] */
     rope_table_d128_hp21_theta1e04_tp22_wp21(ACT(OFF_ROPE), F, H, W);
     TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128);
 }
 
-/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
@@ -2318,17 +2663,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
@@ -2398,17 +2734,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
@@ -2478,17 +2805,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_2_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_2_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_ATTN), W(W_BLOCKS_2_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_O_BIAS), L);
@@ -2558,17 +2876,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_3_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_3_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_ATTN), W(W_BLOCKS_3_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_O_BIAS), L);
@@ -2638,17 +2947,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_4_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_4_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_ATTN), W(W_BLOCKS_4_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_O_BIAS), L);
@@ -2718,17 +3018,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_5_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_5_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_ATTN), W(W_BLOCKS_5_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_O_BIAS), L);
@@ -2798,17 +3089,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_6_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_6_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_ATTN), W(W_BLOCKS_6_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_O_BIAS), L);
@@ -2878,17 +3160,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_7_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_7_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_ATTN), W(W_BLOCKS_7_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_O_BIAS), L);
@@ -2958,17 +3231,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_8_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_8_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_ATTN), W(W_BLOCKS_8_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_O_BIAS), L);
@@ -3038,17 +3302,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_9_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_9_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_ATTN), W(W_BLOCKS_9_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_O_BIAS), L);
@@ -3118,17 +3373,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_10_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_10_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_ATTN), W(W_BLOCKS_10_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_O_BIAS), L);
@@ -3198,17 +3444,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_11_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_11_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_ATTN), W(W_BLOCKS_11_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_O_BIAS), L);
@@ -3278,17 +3515,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_12_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_12_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_ATTN), W(W_BLOCKS_12_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_O_BIAS), L);
@@ -3358,17 +3586,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_13_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_13_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_ATTN), W(W_BLOCKS_13_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_O_BIAS), L);
@@ -3438,17 +3657,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_14_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_14_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_ATTN), W(W_BLOCKS_14_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_O_BIAS), L);
@@ -3518,17 +3728,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_15_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_15_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_ATTN), W(W_BLOCKS_15_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_O_BIAS), L);
@@ -3598,17 +3799,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_16_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_16_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_ATTN), W(W_BLOCKS_16_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_O_BIAS), L);
@@ -3678,17 +3870,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_17_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_17_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_ATTN), W(W_BLOCKS_17_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_O_BIAS), L);
@@ -3758,17 +3941,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_18_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_18_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_ATTN), W(W_BLOCKS_18_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_O_BIAS), L);
@@ -3838,17 +4012,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_19_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_19_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_ATTN), W(W_BLOCKS_19_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_O_BIAS), L);
@@ -3918,17 +4083,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_20_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_20_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_ATTN), W(W_BLOCKS_20_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_O_BIAS), L);
@@ -3998,17 +4154,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_21_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_21_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_ATTN), W(W_BLOCKS_21_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_O_BIAS), L);
@@ -4078,17 +4225,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_22_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_22_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_ATTN), W(W_BLOCKS_22_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_O_BIAS), L);
@@ -4158,17 +4296,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_23_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_23_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_ATTN), W(W_BLOCKS_23_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_O_BIAS), L);
@@ -4238,17 +4367,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_24_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_24_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_ATTN), W(W_BLOCKS_24_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_O_BIAS), L);
@@ -4318,17 +4438,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_25_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_25_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_ATTN), W(W_BLOCKS_25_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_O_BIAS), L);
@@ -4398,17 +4509,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_26_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_26_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_ATTN), W(W_BLOCKS_26_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_O_BIAS), L);
@@ -4478,17 +4580,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_27_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_27_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_ATTN), W(W_BLOCKS_27_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_O_BIAS), L);
@@ -4558,17 +4651,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_28_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_28_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_ATTN), W(W_BLOCKS_28_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_O_BIAS), L);
@@ -4638,17 +4722,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  eps=1e-06  [L,1536] */
     rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
-    /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
-    /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
     /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_29_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
+    attention_d128_nh12(ACT(OFF_BLOCKS_29_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] */
     linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_ATTN), W(W_BLOCKS_29_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_O_BIAS), L);
@@ -4673,12 +4748,13 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     TRACE("blocks.29.out", OFF_BLOCKS_29_OUT, SKY_TRACE_F32, (long long)L * 1536);
 }
 
-/* ---- part "head" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
+    (void)prompt;
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,1536] */
@@ -4693,13 +4769,4 @@ void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, in
     /* v = unpatchify(head.head.out)  [16,F,68,120] */
     unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
     TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 68 * 120);
-}
-
-/* ---- the whole of dit_forward: its parts in order */
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
-{
-    dit_forward_embed_cpu(arena, w, F, H, W, Ft);
-    dit_forward_blocks_cpu(arena, w, F, H, W, Ft);
-    dit_forward_head_cpu(arena, w, F, H, W, Ft);
 }

@@ -4,9 +4,10 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
- * program    dit_forward (cuda): 710 launches per forward
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
+ * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
+ * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
  */
 #include <stdint.h>
 
@@ -21,6 +22,38 @@
 #define OFF_T                                        ((size_t)13056000)
 #define OFF_CONTEXT                                  ((size_t)13056256)
 #define OFF_FPS                                      ((size_t)17250560)
+#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)17250816)
+#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)18823680)
+#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_2_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_3_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_4_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_5_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_6_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_7_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_8_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_9_CROSS_ATTN_K_OUT                ((size_t)17250816)
+#define OFF_BLOCKS_10_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_11_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_12_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_13_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_14_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_15_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_16_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_17_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_18_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_19_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_20_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_21_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_22_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_23_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_24_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_25_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_26_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_27_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_28_CROSS_ATTN_K_OUT               ((size_t)17250816)
+#define OFF_BLOCKS_29_CROSS_ATTN_K_OUT               ((size_t)17250816)
 #define OFF_PATCHES                                  ((size_t)17250816)
 #define OFF_PATCH_EMBEDDING_OUT                      ((size_t)23778816)
 #define OFF_TIME_SINUSOID                            ((size_t)17250816)
@@ -34,8 +67,6 @@
 #define OFF_FPS_PROJECTION_1_OUT                     ((size_t)17404416)
 #define OFF_FPS_PROJECTION_2_OUT                     ((size_t)17410560)
 #define OFF_TIME_PROJECTION_FPS                      ((size_t)18479616)
-#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)19401216)
-#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)20974080)
 #define OFF_ROPE                                     ((size_t)180450816)
 #define OFF_BLOCKS_0_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)206562816)
@@ -47,680 +78,590 @@
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)206562816)
 #define OFF_BLOCKS_0_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_0_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_1_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_1_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_1_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_2_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_2_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_2_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_2_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_2_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_2_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_2_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_3_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_3_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_3_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_3_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_3_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_3_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_3_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_4_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_4_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_4_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_4_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_4_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_4_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_4_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_5_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_5_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_5_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_5_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_5_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_5_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_5_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_6_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_6_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_6_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_6_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_6_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_6_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_6_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_7_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_7_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_7_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_7_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_7_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_7_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_7_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_8_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_8_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_8_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_8_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_8_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_8_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_8_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_9_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_SELF_ATTN_Q_OUT                 ((size_t)363234816)
 #define OFF_BLOCKS_9_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_9_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)22546944)
+#define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_9_SELF_ATTN_ATTN                  ((size_t)519906816)
-#define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)22546944)
+#define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_9_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)22546944)
-#define OFF_BLOCKS_9_CROSS_ATTN_K_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_V_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)676578816)
-#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
+#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_9_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_FFN_1_OUT                       ((size_t)989922816)
-#define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)22546944)
+#define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_10_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_10_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_10_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_10_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_10_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_10_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_10_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_11_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_11_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_11_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_11_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_11_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_11_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_11_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_12_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_12_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_12_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_12_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_12_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_12_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_12_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_13_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_13_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_13_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_13_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_13_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_13_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_13_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_14_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_14_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_14_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_14_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_14_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_14_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_14_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_15_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_15_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_15_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_15_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_15_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_15_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_15_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_16_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_16_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_16_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_16_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_16_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_16_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_16_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_17_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_17_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_17_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_17_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_17_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_17_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_17_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_18_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_18_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_18_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_18_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_18_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_18_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_18_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_19_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_19_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_19_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_19_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_19_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_19_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_19_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_20_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_20_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_20_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_20_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_20_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_20_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_20_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_21_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_21_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_21_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_21_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_21_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_21_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_21_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_22_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_22_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_22_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_22_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_22_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_22_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_22_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_23_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_23_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_23_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_23_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_23_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_23_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_23_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_24_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_24_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_24_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_24_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_24_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_24_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_24_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_25_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_25_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_25_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_25_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_25_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_25_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_25_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_26_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_26_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_26_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_26_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_26_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_26_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_26_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_27_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_27_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_27_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_27_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_27_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_27_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_27_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_28_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_28_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_28_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_28_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_28_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_28_CROSS_ATTN_K_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_V_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)676578816)
-#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)22546944)
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
+#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_28_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_29_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)22546944)
+#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)18326016)
 #define OFF_BLOCKS_29_SELF_ATTN_Q_OUT                ((size_t)363234816)
 #define OFF_BLOCKS_29_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_29_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)22546944)
+#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)18326016)
 #define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)22546944)
+#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)18326016)
 #define OFF_BLOCKS_29_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)22546944)
-#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)179218944)
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)22546944)
-#define OFF_BLOCKS_29_CROSS_ATTN_K_OUT               ((size_t)18326016)
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT          ((size_t)179218944)
-#define OFF_BLOCKS_29_CROSS_ATTN_V_OUT               ((size_t)18326016)
-#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)180791808)
+#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)18326016)
+#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)174998016)
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)18326016)
+#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)174998016)
 #define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)18326016)
 #define OFF_BLOCKS_29_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)18326016)
@@ -731,6 +672,68 @@
 #define OFF_HEAD_NORM_OUT                            ((size_t)331670016)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)17250816)
 #define OFF_V                                        ((size_t)30306816)
+
+/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)
+#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)1572864)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)3145728)
+#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)4718592)
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT           ((size_t)6291456)
+#define OFF_BLOCKS_2_CROSS_ATTN_V_OUT                ((size_t)7864320)
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT           ((size_t)9437184)
+#define OFF_BLOCKS_3_CROSS_ATTN_V_OUT                ((size_t)11010048)
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT           ((size_t)12582912)
+#define OFF_BLOCKS_4_CROSS_ATTN_V_OUT                ((size_t)14155776)
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT           ((size_t)15728640)
+#define OFF_BLOCKS_5_CROSS_ATTN_V_OUT                ((size_t)17301504)
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT           ((size_t)18874368)
+#define OFF_BLOCKS_6_CROSS_ATTN_V_OUT                ((size_t)20447232)
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT           ((size_t)22020096)
+#define OFF_BLOCKS_7_CROSS_ATTN_V_OUT                ((size_t)23592960)
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT           ((size_t)25165824)
+#define OFF_BLOCKS_8_CROSS_ATTN_V_OUT                ((size_t)26738688)
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT           ((size_t)28311552)
+#define OFF_BLOCKS_9_CROSS_ATTN_V_OUT                ((size_t)29884416)
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT          ((size_t)31457280)
+#define OFF_BLOCKS_10_CROSS_ATTN_V_OUT               ((size_t)33030144)
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT          ((size_t)34603008)
+#define OFF_BLOCKS_11_CROSS_ATTN_V_OUT               ((size_t)36175872)
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT          ((size_t)37748736)
+#define OFF_BLOCKS_12_CROSS_ATTN_V_OUT               ((size_t)39321600)
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT          ((size_t)40894464)
+#define OFF_BLOCKS_13_CROSS_ATTN_V_OUT               ((size_t)42467328)
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT          ((size_t)44040192)
+#define OFF_BLOCKS_14_CROSS_ATTN_V_OUT               ((size_t)45613056)
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT          ((size_t)47185920)
+#define OFF_BLOCKS_15_CROSS_ATTN_V_OUT               ((size_t)48758784)
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT          ((size_t)50331648)
+#define OFF_BLOCKS_16_CROSS_ATTN_V_OUT               ((size_t)51904512)
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT          ((size_t)53477376)
+#define OFF_BLOCKS_17_CROSS_ATTN_V_OUT               ((size_t)55050240)
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT          ((size_t)56623104)
+#define OFF_BLOCKS_18_CROSS_ATTN_V_OUT               ((size_t)58195968)
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT          ((size_t)59768832)
+#define OFF_BLOCKS_19_CROSS_ATTN_V_OUT               ((size_t)61341696)
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT          ((size_t)62914560)
+#define OFF_BLOCKS_20_CROSS_ATTN_V_OUT               ((size_t)64487424)
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT          ((size_t)66060288)
+#define OFF_BLOCKS_21_CROSS_ATTN_V_OUT               ((size_t)67633152)
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT          ((size_t)69206016)
+#define OFF_BLOCKS_22_CROSS_ATTN_V_OUT               ((size_t)70778880)
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT          ((size_t)72351744)
+#define OFF_BLOCKS_23_CROSS_ATTN_V_OUT               ((size_t)73924608)
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT          ((size_t)75497472)
+#define OFF_BLOCKS_24_CROSS_ATTN_V_OUT               ((size_t)77070336)
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT          ((size_t)78643200)
+#define OFF_BLOCKS_25_CROSS_ATTN_V_OUT               ((size_t)80216064)
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT          ((size_t)81788928)
+#define OFF_BLOCKS_26_CROSS_ATTN_V_OUT               ((size_t)83361792)
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT          ((size_t)84934656)
+#define OFF_BLOCKS_27_CROSS_ATTN_V_OUT               ((size_t)86507520)
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT          ((size_t)88080384)
+#define OFF_BLOCKS_28_CROSS_ATTN_V_OUT               ((size_t)89653248)
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT          ((size_t)91226112)
+#define OFF_BLOCKS_29_CROSS_ATTN_V_OUT               ((size_t)92798976)
 
 enum {                                      /* weights, in the order of variant.c's table */
     W_PATCH_EMBEDDING_WEIGHT = 0,
@@ -1617,14 +1620,14 @@ const char *const dit_forward_kernel_names[22] = {
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
 const sky_gemm_desc dit_forward_gemms[12] = {
+    {512, 1536, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
+    {512, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {51000, 1536, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {25, 1536, 256, SKY_GEMM_BF16, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {25, 1536, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {25, 9216, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {1, 1536, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {1, 9216, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {512, 1536, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {512, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {51000, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {51000, 8960, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
     {51000, 1536, 8960, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
@@ -2465,6 +2468,351 @@ const unsigned char dit_forward_weight_bf16[830] = {
     0, /* head.head.bias */
 };
 
+/* Part "context" of one forward of one sample (gen/programs/dit.lua). */
+void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
+{
+    (void)F; (void)H; (void)W; (void)Ft;
+
+    /* ---- context ----------------------------------------------------------------- */
+    /* text_embedding.1.out = linear(context) + gelu_tanh  [512,1536] bf16 */
+    GEMM(0, 512, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
+    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
+    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.0 ---------------------------------------------------------------- */
+    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
+    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.1 ---------------------------------------------------------------- */
+    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
+    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.2 ---------------------------------------------------------------- */
+    /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OFF_BLOCKS_2_CROSS_ATTN_K_OUT);
+    TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OFF_BLOCKS_2_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.3 ---------------------------------------------------------------- */
+    /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OFF_BLOCKS_3_CROSS_ATTN_K_OUT);
+    TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OFF_BLOCKS_3_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.4 ---------------------------------------------------------------- */
+    /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OFF_BLOCKS_4_CROSS_ATTN_K_OUT);
+    TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OFF_BLOCKS_4_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.5 ---------------------------------------------------------------- */
+    /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OFF_BLOCKS_5_CROSS_ATTN_K_OUT);
+    TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OFF_BLOCKS_5_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.6 ---------------------------------------------------------------- */
+    /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OFF_BLOCKS_6_CROSS_ATTN_K_OUT);
+    TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OFF_BLOCKS_6_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.7 ---------------------------------------------------------------- */
+    /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OFF_BLOCKS_7_CROSS_ATTN_K_OUT);
+    TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OFF_BLOCKS_7_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.8 ---------------------------------------------------------------- */
+    /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OFF_BLOCKS_8_CROSS_ATTN_K_OUT);
+    TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OFF_BLOCKS_8_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.9 ---------------------------------------------------------------- */
+    /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OFF_BLOCKS_9_CROSS_ATTN_K_OUT);
+    TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OFF_BLOCKS_9_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.10 --------------------------------------------------------------- */
+    /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OFF_BLOCKS_10_CROSS_ATTN_K_OUT);
+    TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OFF_BLOCKS_10_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.11 --------------------------------------------------------------- */
+    /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OFF_BLOCKS_11_CROSS_ATTN_K_OUT);
+    TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OFF_BLOCKS_11_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.12 --------------------------------------------------------------- */
+    /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OFF_BLOCKS_12_CROSS_ATTN_K_OUT);
+    TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OFF_BLOCKS_12_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.13 --------------------------------------------------------------- */
+    /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OFF_BLOCKS_13_CROSS_ATTN_K_OUT);
+    TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OFF_BLOCKS_13_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.14 --------------------------------------------------------------- */
+    /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OFF_BLOCKS_14_CROSS_ATTN_K_OUT);
+    TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OFF_BLOCKS_14_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.15 --------------------------------------------------------------- */
+    /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OFF_BLOCKS_15_CROSS_ATTN_K_OUT);
+    TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OFF_BLOCKS_15_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.16 --------------------------------------------------------------- */
+    /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OFF_BLOCKS_16_CROSS_ATTN_K_OUT);
+    TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OFF_BLOCKS_16_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.17 --------------------------------------------------------------- */
+    /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OFF_BLOCKS_17_CROSS_ATTN_K_OUT);
+    TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OFF_BLOCKS_17_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.18 --------------------------------------------------------------- */
+    /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OFF_BLOCKS_18_CROSS_ATTN_K_OUT);
+    TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OFF_BLOCKS_18_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.19 --------------------------------------------------------------- */
+    /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OFF_BLOCKS_19_CROSS_ATTN_K_OUT);
+    TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OFF_BLOCKS_19_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.20 --------------------------------------------------------------- */
+    /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OFF_BLOCKS_20_CROSS_ATTN_K_OUT);
+    TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OFF_BLOCKS_20_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.21 --------------------------------------------------------------- */
+    /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OFF_BLOCKS_21_CROSS_ATTN_K_OUT);
+    TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OFF_BLOCKS_21_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.22 --------------------------------------------------------------- */
+    /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OFF_BLOCKS_22_CROSS_ATTN_K_OUT);
+    TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OFF_BLOCKS_22_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.23 --------------------------------------------------------------- */
+    /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OFF_BLOCKS_23_CROSS_ATTN_K_OUT);
+    TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OFF_BLOCKS_23_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.24 --------------------------------------------------------------- */
+    /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OFF_BLOCKS_24_CROSS_ATTN_K_OUT);
+    TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OFF_BLOCKS_24_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.25 --------------------------------------------------------------- */
+    /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OFF_BLOCKS_25_CROSS_ATTN_K_OUT);
+    TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OFF_BLOCKS_25_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.26 --------------------------------------------------------------- */
+    /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OFF_BLOCKS_26_CROSS_ATTN_K_OUT);
+    TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OFF_BLOCKS_26_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.27 --------------------------------------------------------------- */
+    /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OFF_BLOCKS_27_CROSS_ATTN_K_OUT);
+    TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OFF_BLOCKS_27_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.28 --------------------------------------------------------------- */
+    /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OFF_BLOCKS_28_CROSS_ATTN_K_OUT);
+    TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OFF_BLOCKS_28_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+
+    /* ---- blocks.29 --------------------------------------------------------------- */
+    /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OFF_BLOCKS_29_CROSS_ATTN_K_OUT);
+    TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  [512,1536] bf16 */
+    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
+    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OFF_BLOCKS_29_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+}
+
 /* Part "embed" of one forward of one sample (gen/programs/dit.lua). */
 void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -2476,47 +2824,41 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
     LAUNCH(K_PATCHIFY_C00_CX16_PATCHIN64, CDIV((long long)L * 16, 256), 1, 256, 0, PTR(OFF_PATCHES), PTR(OFF_X), INT(F), INT(H), INT(W));
     TRACE("patches", OFF_PATCHES, SKY_TRACE_BF16, (long long)L * 64, 0);
     /* patch_embedding.out = linear(patches)  [L,1536] bf16 */
-    GEMM(0, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
+    GEMM(2, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
     TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* time_sinusoid = sinusoid(t)  [Ft,256] bf16 */
     LAUNCH(K_SINUSOID_HALF128_TYBF16, CDIV((long long)Ft * 128, 128), 1, 128, 0, PTR(OFF_TIME_SINUSOID), PTR(OFF_T), INT(Ft));
     TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_BF16, (long long)Ft * 256, 0);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,1536] f32 */
-    GEMM(1, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
+    GEMM(3, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
     TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,1536] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_EMBEDDING_1_OUT), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 1536));
     TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,1536] f32 */
-    GEMM(2, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
+    GEMM(4, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
     TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,1536] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_0_OUT), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 1536));
     TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,9216] f32 */
-    GEMM(3, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
+    GEMM(5, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
     TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 9216, 0);
     /* fps_embedding.out = embedding(fps)  [1,1536] f32 */
     LAUNCH(K_EMBEDDING_COLS1536_ROWS2, CDIV((long long)1 * 1536, 256), 1, 256, 0, PTR(OFF_FPS_EMBEDDING_OUT), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
     TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,1536] f32 */
-    GEMM(4, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
+    GEMM(6, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
     TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,1536] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)1 * 1536, 256), 1, 256, 0, PTR(OFF_FPS_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 1536));
     TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,9216] f32 */
-    GEMM(5, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
+    GEMM(7, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
     TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 9216, 0);
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,9216] f32 */
     LAUNCH(K_ADD_ROW_COLS9216, CDIV((long long)Ft * 9216, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_FPS), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
     TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 9216, 0);
-    /* text_embedding.1.out = linear(context) + gelu_tanh  [512,1536] bf16 */
-    GEMM(6, 512, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* rope = rope_table()  [L,128] f32 */
     LAUNCH(K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21, CDIV((long long)L * 64, 256), 1, 256, 0, PTR(OFF_ROPE), INT(F), INT(H), INT(W));
     TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128, 0);
@@ -2576,23 +2918,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
-    TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
@@ -2661,23 +2994,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
-    TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
@@ -2746,23 +3070,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OFF_BLOCKS_2_CROSS_ATTN_K_OUT);
-    TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OFF_BLOCKS_2_CROSS_ATTN_V_OUT);
-    TRACE("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_2_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_2_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
@@ -2831,23 +3146,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OFF_BLOCKS_3_CROSS_ATTN_K_OUT);
-    TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OFF_BLOCKS_3_CROSS_ATTN_V_OUT);
-    TRACE("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_3_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_3_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
@@ -2916,23 +3222,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OFF_BLOCKS_4_CROSS_ATTN_K_OUT);
-    TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OFF_BLOCKS_4_CROSS_ATTN_V_OUT);
-    TRACE("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_4_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_4_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
@@ -3001,23 +3298,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OFF_BLOCKS_5_CROSS_ATTN_K_OUT);
-    TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OFF_BLOCKS_5_CROSS_ATTN_V_OUT);
-    TRACE("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_5_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_5_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
@@ -3086,23 +3374,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OFF_BLOCKS_6_CROSS_ATTN_K_OUT);
-    TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OFF_BLOCKS_6_CROSS_ATTN_V_OUT);
-    TRACE("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_6_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_6_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
@@ -3171,23 +3450,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OFF_BLOCKS_7_CROSS_ATTN_K_OUT);
-    TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OFF_BLOCKS_7_CROSS_ATTN_V_OUT);
-    TRACE("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_7_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_7_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
@@ -3256,23 +3526,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OFF_BLOCKS_8_CROSS_ATTN_K_OUT);
-    TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OFF_BLOCKS_8_CROSS_ATTN_V_OUT);
-    TRACE("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_8_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_8_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
@@ -3341,23 +3602,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OFF_BLOCKS_9_CROSS_ATTN_K_OUT);
-    TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OFF_BLOCKS_9_CROSS_ATTN_V_OUT);
-    TRACE("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_9_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_9_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
@@ -3426,23 +3678,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OFF_BLOCKS_10_CROSS_ATTN_K_OUT);
-    TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OFF_BLOCKS_10_CROSS_ATTN_V_OUT);
-    TRACE("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_10_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_10_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
@@ -3511,23 +3754,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OFF_BLOCKS_11_CROSS_ATTN_K_OUT);
-    TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OFF_BLOCKS_11_CROSS_ATTN_V_OUT);
-    TRACE("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_11_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_11_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
@@ -3596,23 +3830,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OFF_BLOCKS_12_CROSS_ATTN_K_OUT);
-    TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OFF_BLOCKS_12_CROSS_ATTN_V_OUT);
-    TRACE("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_12_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_12_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
@@ -3681,23 +3906,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OFF_BLOCKS_13_CROSS_ATTN_K_OUT);
-    TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OFF_BLOCKS_13_CROSS_ATTN_V_OUT);
-    TRACE("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_13_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_13_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
@@ -3766,23 +3982,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OFF_BLOCKS_14_CROSS_ATTN_K_OUT);
-    TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OFF_BLOCKS_14_CROSS_ATTN_V_OUT);
-    TRACE("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_14_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_14_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
@@ -3851,23 +4058,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OFF_BLOCKS_15_CROSS_ATTN_K_OUT);
-    TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OFF_BLOCKS_15_CROSS_ATTN_V_OUT);
-    TRACE("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_15_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_15_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
@@ -3936,23 +4134,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OFF_BLOCKS_16_CROSS_ATTN_K_OUT);
-    TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OFF_BLOCKS_16_CROSS_ATTN_V_OUT);
-    TRACE("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_16_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_16_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
@@ -4021,23 +4210,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OFF_BLOCKS_17_CROSS_ATTN_K_OUT);
-    TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OFF_BLOCKS_17_CROSS_ATTN_V_OUT);
-    TRACE("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_17_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_17_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
@@ -4106,23 +4286,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OFF_BLOCKS_18_CROSS_ATTN_K_OUT);
-    TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OFF_BLOCKS_18_CROSS_ATTN_V_OUT);
-    TRACE("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_18_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_18_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
@@ -4191,23 +4362,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OFF_BLOCKS_19_CROSS_ATTN_K_OUT);
-    TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OFF_BLOCKS_19_CROSS_ATTN_V_OUT);
-    TRACE("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_19_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_19_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
@@ -4276,23 +4438,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OFF_BLOCKS_20_CROSS_ATTN_K_OUT);
-    TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OFF_BLOCKS_20_CROSS_ATTN_V_OUT);
-    TRACE("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_20_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_20_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
@@ -4361,23 +4514,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OFF_BLOCKS_21_CROSS_ATTN_K_OUT);
-    TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OFF_BLOCKS_21_CROSS_ATTN_V_OUT);
-    TRACE("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_21_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_21_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
@@ -4446,23 +4590,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OFF_BLOCKS_22_CROSS_ATTN_K_OUT);
-    TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OFF_BLOCKS_22_CROSS_ATTN_V_OUT);
-    TRACE("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_22_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_22_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
@@ -4531,23 +4666,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OFF_BLOCKS_23_CROSS_ATTN_K_OUT);
-    TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OFF_BLOCKS_23_CROSS_ATTN_V_OUT);
-    TRACE("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_23_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_23_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
@@ -4616,23 +4742,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OFF_BLOCKS_24_CROSS_ATTN_K_OUT);
-    TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OFF_BLOCKS_24_CROSS_ATTN_V_OUT);
-    TRACE("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_24_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_24_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
@@ -4701,23 +4818,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OFF_BLOCKS_25_CROSS_ATTN_K_OUT);
-    TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OFF_BLOCKS_25_CROSS_ATTN_V_OUT);
-    TRACE("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_25_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_25_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
@@ -4786,23 +4894,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OFF_BLOCKS_26_CROSS_ATTN_K_OUT);
-    TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OFF_BLOCKS_26_CROSS_ATTN_V_OUT);
-    TRACE("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_26_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_26_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
@@ -4871,23 +4970,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OFF_BLOCKS_27_CROSS_ATTN_K_OUT);
-    TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OFF_BLOCKS_27_CROSS_ATTN_V_OUT);
-    TRACE("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_27_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_27_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
@@ -4956,23 +5046,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OFF_BLOCKS_28_CROSS_ATTN_K_OUT);
-    TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OFF_BLOCKS_28_CROSS_ATTN_V_OUT);
-    TRACE("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_28_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_28_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
@@ -5041,23 +5122,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
-    /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OFF_BLOCKS_29_CROSS_ATTN_K_OUT);
-    TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
-    /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(7, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OFF_BLOCKS_29_CROSS_ATTN_V_OUT);
-    TRACE("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_29_CROSS_ATTN_V_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_29_CROSS_ATTN_V_OUT, 512, 1536, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
     }
     TRACE("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
@@ -5102,9 +5174,9 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
     TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 68 * 120, 0);
 }
 
-/* One forward of one sample: the parts in order. */
-void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
-void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
+/* One forward of one sample whose prompt part has run: the other parts in order. */
+void dit_forward_cuda_record_step(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+void dit_forward_cuda_record_step(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
 {
     dit_forward_cuda_record_embed(st, s, F, H, W, Ft);
     dit_forward_cuda_record_blocks(st, s, F, H, W, Ft);
@@ -5128,7 +5200,8 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .n_kernels = 22, .kernel_names = dit_forward_kernel_names,
     .n_gemms = 12, .gemms = dit_forward_gemms,
     .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16,
-    .arena_bytes = (size_t)1903842816, .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
+    .arena_bytes = (size_t)1903842816, .prompt_bytes = (size_t)94371840,
+    .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)13056000},
     .y = {0, 0},
     .t = {(size_t)13056000, (size_t)256},
@@ -5140,7 +5213,8 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .hidden = {(size_t)174998016, (size_t)156672000},
     .e = {(size_t)17250816, (size_t)153600},
     .e0 = {(size_t)18479616, (size_t)921600},
-    .record = dit_forward_cuda_record,
-    .record_part = { dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks, dit_forward_cuda_record_head },
+    .record_step = dit_forward_cuda_record_step,
+    .record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,
+                     dit_forward_cuda_record_head },
     .teacache = dit_forward_cuda_teacache,
 };

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -12,10 +12,10 @@
  */
 #include "program.h"
 
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -1307,8 +1307,9 @@ static const sky_dit_program dit_forward = {
     .x_channels = 16, .y_channels = 0, .out_dim = 16,
     .lat_h = 68, .lat_w = 120, .max_frames = 25,
     .inject_sample_info = 1,
-    .arena_bytes = (size_t)4656324928,
-    .flops = 611947571576832,   /* one call at the largest window, GEMMs + attention */
+    .arena_bytes = (size_t)4656324928, .prompt_bytes = (size_t)188743680,
+    .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 153813516288,
     .x = {(size_t)0, (size_t)13056000},
     .y = {0, 0},
     .t = {(size_t)13056000, (size_t)256},
@@ -1318,8 +1319,8 @@ static const sky_dit_program dit_forward = {
     .v = {(size_t)21444928, (size_t)13056000},
     .n_weights = 830,
     .weights = dit_forward_weights,
-    .forward_cpu = dit_forward_cpu,
-    .embed_cpu = dit_forward_embed_cpu, .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
+    .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
     .tokens = {(size_t)34500928, (size_t)313344000},
     .hidden = {(size_t)335864128, (size_t)313344000},
     .e = {(size_t)21444928, (size_t)153600},
@@ -1363,7 +1364,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "864596f3ec002a86",
+    .generator_xxh64 = "a96c3b8cbc8dd3dc",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

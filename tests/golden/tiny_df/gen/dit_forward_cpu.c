@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
@@ -50,12 +50,20 @@
 /* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
 #define TRACE(name, off, dtype, n) \
     do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+#define PACT(off) ((float *)(prompt + (off)))
+#define TRACE_PROMPT(name, off, dtype, n) \
+    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 27,648 bytes */
 #define OFF_T                                        ((size_t)27648)  /* 128 bytes */
 #define OFF_CONTEXT                                  ((size_t)27776)  /* 8,192 bytes */
 #define OFF_FPS                                      ((size_t)35968)  /* 64 bytes */
+#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)36032)  /* 16,384 bytes */
+#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)52416)  /* 16,384 bytes */
+#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)36032)  /* 16,384 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)52416)  /* 16,384 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)52416)  /* 16,384 bytes */
 #define OFF_PATCHES                                  ((size_t)36032)  /* 27,648 bytes */
 #define OFF_PATCH_EMBEDDING_OUT                      ((size_t)63680)  /* 55,296 bytes */
 #define OFF_TIME_SINUSOID                            ((size_t)36032)  /* 9,216 bytes */
@@ -69,9 +77,6 @@
 #define OFF_FPS_PROJECTION_1_OUT                     ((size_t)36032)  /* 512 bytes */
 #define OFF_FPS_PROJECTION_2_OUT                     ((size_t)36544)  /* 3,072 bytes */
 #define OFF_TIME_PROJECTION_FPS                      ((size_t)146624)  /* 27,648 bytes */
-#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)45248)  /* 16,384 bytes */
-#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)118976)  /* 16,384 bytes */
-#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)45248)  /* 16,384 bytes */
 #define OFF_ROPE                                     ((size_t)118976)  /* 27,648 bytes */
 #define OFF_BLOCKS_0_MOD                             ((size_t)174272)  /* 27,648 bytes */
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)201920)  /* 55,296 bytes */
@@ -85,21 +90,18 @@
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)257216)  /* 55,296 bytes */
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)201920)  /* 55,296 bytes */
 #define OFF_BLOCKS_0_X1                              ((size_t)257216)  /* 55,296 bytes */
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)61632)  /* 55,296 bytes */
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)45248)  /* 55,296 bytes */
 #define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)201920)  /* 55,296 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)61632)  /* 55,296 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)201920)  /* 16,384 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)218304)  /* 16,384 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)201920)  /* 16,384 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)312512)  /* 55,296 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)61632)  /* 55,296 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)45248)  /* 55,296 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)201920)  /* 55,296 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)45248)  /* 55,296 bytes */
 #define OFF_BLOCKS_0_X2                              ((size_t)201920)  /* 55,296 bytes */
-#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)61632)  /* 55,296 bytes */
+#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)45248)  /* 55,296 bytes */
 #define OFF_BLOCKS_0_FFN_0_OUT                       ((size_t)257216)  /* 110,592 bytes */
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)367808)  /* 110,592 bytes */
-#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)61632)  /* 55,296 bytes */
+#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)45248)  /* 55,296 bytes */
 #define OFF_BLOCKS_0_OUT                             ((size_t)257216)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_MOD                             ((size_t)61632)  /* 27,648 bytes */
+#define OFF_BLOCKS_1_MOD                             ((size_t)45248)  /* 27,648 bytes */
 #define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)146624)  /* 55,296 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)201920)  /* 55,296 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)312512)  /* 55,296 bytes */
@@ -108,27 +110,30 @@
 #define OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT            ((size_t)201920)  /* 55,296 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)312512)  /* 55,296 bytes */
 #define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)146624)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)89280)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)144576)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_X1                              ((size_t)89280)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)144576)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)199872)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)144576)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)199872)  /* 16,384 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)216256)  /* 16,384 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)199872)  /* 16,384 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)232640)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)144576)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_X2                              ((size_t)199872)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)89280)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)255168)  /* 110,592 bytes */
-#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)89280)  /* 110,592 bytes */
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)255168)  /* 55,296 bytes */
-#define OFF_BLOCKS_1_OUT                             ((size_t)89280)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)72896)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)128192)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_X1                              ((size_t)72896)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)128192)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)183488)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)128192)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)183488)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)128192)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_X2                              ((size_t)183488)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)72896)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)238784)  /* 110,592 bytes */
+#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)72896)  /* 110,592 bytes */
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)238784)  /* 55,296 bytes */
+#define OFF_BLOCKS_1_OUT                             ((size_t)72896)  /* 55,296 bytes */
 #define OFF_HEAD_MOD                                 ((size_t)45248)  /* 9,216 bytes */
-#define OFF_HEAD_NORM_OUT                            ((size_t)144576)  /* 55,296 bytes */
+#define OFF_HEAD_NORM_OUT                            ((size_t)128192)  /* 55,296 bytes */
 #define OFF_HEAD_HEAD_OUT                            ((size_t)36032)  /* 27,648 bytes */
 #define OFF_V                                        ((size_t)63680)  /* 27,648 bytes */
+
+/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)  /* 16,384 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)16384)  /* 16,384 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)32768)  /* 16,384 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)49152)  /* 16,384 bytes */
 
 /* weights, in the order of the table in variant.c */
 enum {
@@ -681,13 +686,54 @@ static void unpatchify_out16(float *v, const float *x, int F, int H, int W)
 
 /* ======== dit_forward ======== */
 
-/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "context" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
-    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)F; (void)H; (void)W; (void)Ft;
 
     /* ---- embeddings -------------------------------------------------------------- */
+    /* text_embedding.0.out = linear(context)  [32,128] */
+    linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
+    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [32,128] */
+    gelu_tanh_cols4096(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
+    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    /* text_embedding.2.out = linear(text_embedding.1.out)  [32,128] */
+    linear_k128_n128(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
+    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)32 * 128);
+
+    /* ---- blocks.0 ---------------------------------------------------------------- */
+    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
+    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
+    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [32,128] */
+    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
+    linear_k128_n128(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
+    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
+
+    /* ---- blocks.1 ---------------------------------------------------------------- */
+    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
+    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
+    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [32,128] */
+    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
+    linear_k128_n128(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
+    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
+}
+
+/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
+{
+    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)prompt;
+
+    /* ---- head -------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
     patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
     TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);
@@ -727,23 +773,14 @@ void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, i
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,768] */
     add_row_cols768(ACT(OFF_TIME_PROJECTION_FPS), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
     TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 768);
-    /* text_embedding.0.out = linear(context)  [32,128] */
-    linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)32 * 128);
-    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [32,128] */
-    gelu_tanh_cols4096(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)32 * 128);
-    /* text_embedding.2.out = linear(text_embedding.1.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)32 * 128);
     /* rope = rope_table()  [L,64] */
     rope_table_d64_hp10_theta1e04_tp12_wp10(ACT(OFF_ROPE), F, H, W);
     TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 64);
 }
 
-/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
@@ -794,17 +831,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,128] */
     rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
-    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
-    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [32,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
-    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
-    TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
+    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,128] */
     linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
@@ -874,17 +902,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,128] */
     rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
-    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
-    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [32,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
-    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
-    TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
+    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,128] */
     linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
@@ -909,12 +928,13 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)L * 128);
 }
 
-/* ---- part "head" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
+    (void)prompt;
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,128] */
@@ -929,13 +949,4 @@ void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, in
     /* v = unpatchify(head.head.out)  [16,F,8,6] */
     unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
     TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 8 * 6);
-}
-
-/* ---- the whole of dit_forward: its parts in order */
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
-{
-    dit_forward_embed_cpu(arena, w, F, H, W, Ft);
-    dit_forward_blocks_cpu(arena, w, F, H, W, Ft);
-    dit_forward_head_cpu(arena, w, F, H, W, Ft);
 }

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -12,10 +12,10 @@
  */
 #include "program.h"
 
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -331,8 +331,9 @@ static const sky_dit_program dit_forward = {
     .x_channels = 16, .y_channels = 0, .out_dim = 16,
     .lat_h = 8, .lat_w = 6, .max_frames = 9,
     .inject_sample_info = 1,
-    .arena_bytes = (size_t)478400,
-    .flops = 98451456,   /* one call at the largest window, GEMMs + attention */
+    .arena_bytes = (size_t)478400, .prompt_bytes = (size_t)65536,
+    .flops = 92684288,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 5767168,
     .x = {(size_t)0, (size_t)27648},
     .y = {0, 0},
     .t = {(size_t)27648, (size_t)128},
@@ -342,10 +343,10 @@ static const sky_dit_program dit_forward = {
     .v = {(size_t)63680, (size_t)27648},
     .n_weights = 74,
     .weights = dit_forward_weights,
-    .forward_cpu = dit_forward_cpu,
-    .embed_cpu = dit_forward_embed_cpu, .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
+    .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
     .tokens = {(size_t)63680, (size_t)55296},
-    .hidden = {(size_t)89280, (size_t)55296},
+    .hidden = {(size_t)72896, (size_t)55296},
     .e = {(size_t)40640, (size_t)4608},
     .e0 = {(size_t)146624, (size_t)27648},
     .has_teacache = 1,
@@ -387,7 +388,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "00ff5640f5d071a8",
-    .generator_xxh64 = "864596f3ec002a86",
+    .generator_xxh64 = "a96c3b8cbc8dd3dc",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,

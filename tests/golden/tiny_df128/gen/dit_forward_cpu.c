@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
@@ -26,7 +26,7 @@
  * program    dit_forward (cpu, fp32)
  * model      2 blocks, C 256, 2 heads x 128, ffn 512
  * window     up to 6 latent frames x 12 tokens (frame count is a runtime argument)
- * arena      635,008 bytes (see plan.txt)
+ * arena      598,144 bytes (see plan.txt)
  */
 /* templates/cpu/common.h.in — included once at the top of every generated CPU program.
  *
@@ -50,12 +50,20 @@
 /* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
 #define TRACE(name, off, dtype, n) \
     do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+#define PACT(off) ((float *)(prompt + (off)))
+#define TRACE_PROMPT(name, off, dtype, n) \
+    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 18,432 bytes */
 #define OFF_T                                        ((size_t)18432)  /* 64 bytes */
 #define OFF_CONTEXT                                  ((size_t)18496)  /* 8,192 bytes */
 #define OFF_FPS                                      ((size_t)26688)  /* 64 bytes */
+#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)26752)  /* 32,768 bytes */
+#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)59520)  /* 32,768 bytes */
+#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)26752)  /* 32,768 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)59520)  /* 32,768 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)59520)  /* 32,768 bytes */
 #define OFF_PATCHES                                  ((size_t)26752)  /* 18,432 bytes */
 #define OFF_PATCH_EMBEDDING_OUT                      ((size_t)45184)  /* 73,728 bytes */
 #define OFF_TIME_SINUSOID                            ((size_t)26752)  /* 6,144 bytes */
@@ -69,66 +77,63 @@
 #define OFF_FPS_PROJECTION_1_OUT                     ((size_t)26752)  /* 1,024 bytes */
 #define OFF_FPS_PROJECTION_2_OUT                     ((size_t)39040)  /* 6,144 bytes */
 #define OFF_TIME_PROJECTION_FPS                      ((size_t)155776)  /* 36,864 bytes */
-#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)118912)  /* 32,768 bytes */
-#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)192640)  /* 32,768 bytes */
-#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)118912)  /* 32,768 bytes */
-#define OFF_ROPE                                     ((size_t)192640)  /* 36,864 bytes */
-#define OFF_BLOCKS_0_MOD                             ((size_t)229504)  /* 36,864 bytes */
-#define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)266368)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)340096)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)413824)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)487552)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT            ((size_t)266368)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT            ((size_t)340096)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)413824)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)266368)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)340096)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)266368)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_X1                              ((size_t)340096)  /* 73,728 bytes */
+#define OFF_ROPE                                     ((size_t)118912)  /* 36,864 bytes */
+#define OFF_BLOCKS_0_MOD                             ((size_t)192640)  /* 36,864 bytes */
+#define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)229504)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)303232)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)376960)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)450688)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT            ((size_t)229504)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT            ((size_t)303232)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)376960)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)229504)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)303232)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)229504)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_X1                              ((size_t)303232)  /* 73,728 bytes */
 #define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)39040)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)266368)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)229504)  /* 73,728 bytes */
 #define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)39040)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)266368)  /* 32,768 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)299136)  /* 32,768 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)266368)  /* 32,768 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)413824)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)229504)  /* 73,728 bytes */
 #define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)39040)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_X2                              ((size_t)266368)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_X2                              ((size_t)229504)  /* 73,728 bytes */
 #define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)39040)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_FFN_0_OUT                       ((size_t)340096)  /* 147,456 bytes */
-#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)487552)  /* 147,456 bytes */
+#define OFF_BLOCKS_0_FFN_0_OUT                       ((size_t)303232)  /* 147,456 bytes */
+#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)450688)  /* 147,456 bytes */
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)39040)  /* 73,728 bytes */
-#define OFF_BLOCKS_0_OUT                             ((size_t)340096)  /* 73,728 bytes */
+#define OFF_BLOCKS_0_OUT                             ((size_t)303232)  /* 73,728 bytes */
 #define OFF_BLOCKS_1_MOD                             ((size_t)39040)  /* 36,864 bytes */
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)229504)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)413824)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)487552)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)561280)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT            ((size_t)229504)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT            ((size_t)413824)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)487552)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)229504)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)151680)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)225408)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_X1                              ((size_t)151680)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)225408)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)299136)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)225408)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)75904)  /* 32,768 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)299136)  /* 32,768 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)75904)  /* 32,768 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)331904)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)75904)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_X2                              ((size_t)225408)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)155776)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)229504)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)376960)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)450688)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT            ((size_t)155776)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT            ((size_t)229504)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)376960)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)155776)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)75904)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)149632)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_X1                              ((size_t)75904)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)149632)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)223360)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)149632)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)223360)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)149632)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_X2                              ((size_t)223360)  /* 73,728 bytes */
 #define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)75904)  /* 73,728 bytes */
-#define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)299136)  /* 147,456 bytes */
+#define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)297088)  /* 147,456 bytes */
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)75904)  /* 147,456 bytes */
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)299136)  /* 73,728 bytes */
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)297088)  /* 73,728 bytes */
 #define OFF_BLOCKS_1_OUT                             ((size_t)75904)  /* 73,728 bytes */
 #define OFF_HEAD_MOD                                 ((size_t)39040)  /* 12,288 bytes */
 #define OFF_HEAD_NORM_OUT                            ((size_t)149632)  /* 73,728 bytes */
 #define OFF_HEAD_HEAD_OUT                            ((size_t)26752)  /* 18,432 bytes */
 #define OFF_V                                        ((size_t)45184)  /* 18,432 bytes */
+
+/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)  /* 32,768 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)32768)  /* 32,768 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)65536)  /* 32,768 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)98304)  /* 32,768 bytes */
 
 /* weights, in the order of the table in variant.c */
 enum {
@@ -681,13 +686,54 @@ static void unpatchify_out16(float *v, const float *x, int F, int H, int W)
 
 /* ======== dit_forward ======== */
 
-/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "context" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
-    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)F; (void)H; (void)W; (void)Ft;
 
     /* ---- embeddings -------------------------------------------------------------- */
+    /* text_embedding.0.out = linear(context)  [32,256] */
+    linear_k64_n256(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
+    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)32 * 256);
+    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [32,256] */
+    gelu_tanh_cols8192(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
+    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)32 * 256);
+    /* text_embedding.2.out = linear(text_embedding.1.out)  [32,256] */
+    linear_k256_n256(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
+    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)32 * 256);
+
+    /* ---- blocks.0 ---------------------------------------------------------------- */
+    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] */
+    linear_k256_n256(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
+    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
+    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [32,256] */
+    rmsnorm_c256_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
+    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] */
+    linear_k256_n256(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
+    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 256);
+
+    /* ---- blocks.1 ---------------------------------------------------------------- */
+    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] */
+    linear_k256_n256(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
+    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
+    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [32,256] */
+    rmsnorm_c256_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
+    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] */
+    linear_k256_n256(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
+    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 256);
+}
+
+/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
+{
+    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)prompt;
+
+    /* ---- head -------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
     patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
     TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);
@@ -727,23 +773,14 @@ void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, i
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,1536] */
     add_row_cols1536(ACT(OFF_TIME_PROJECTION_FPS), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
     TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 1536);
-    /* text_embedding.0.out = linear(context)  [32,256] */
-    linear_k64_n256(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)32 * 256);
-    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [32,256] */
-    gelu_tanh_cols8192(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)32 * 256);
-    /* text_embedding.2.out = linear(text_embedding.1.out)  [32,256] */
-    linear_k256_n256(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)32 * 256);
     /* rope = rope_table()  [L,128] */
     rope_table_d128_hp21_theta1e04_tp22_wp21(ACT(OFF_ROPE), F, H, W);
     TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128);
 }
 
-/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
@@ -794,17 +831,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,256] */
     rmsnorm_c256_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 256);
-    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] */
-    linear_k256_n256(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
-    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [32,256] */
-    rmsnorm_c256_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
-    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] */
-    linear_k256_n256(ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
-    TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 256);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] */
-    attention_d128_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
+    attention_d128_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 256);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] */
     linear_k256_n256(ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
@@ -874,17 +902,8 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,256] */
     rmsnorm_c256_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 256);
-    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] */
-    linear_k256_n256(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
-    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [32,256] */
-    rmsnorm_c256_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 256);
-    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] */
-    linear_k256_n256(ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
-    TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 256);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] */
-    attention_d128_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
+    attention_d128_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 256);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] */
     linear_k256_n256(ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
@@ -909,12 +928,13 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)L * 256);
 }
 
-/* ---- part "head" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
+    (void)prompt;
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,256] */
@@ -929,13 +949,4 @@ void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, in
     /* v = unpatchify(head.head.out)  [16,F,8,6] */
     unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
     TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 8 * 6);
-}
-
-/* ---- the whole of dit_forward: its parts in order */
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
-{
-    dit_forward_embed_cpu(arena, w, F, H, W, Ft);
-    dit_forward_blocks_cpu(arena, w, F, H, W, Ft);
-    dit_forward_head_cpu(arena, w, F, H, W, Ft);
 }

@@ -4,9 +4,10 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
- * program    dit_forward (cuda): 66 launches per forward
- * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
+ * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
+ * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
+ * prompt     65,536 bytes per prompt (the cross-attention keys and values)
  */
 #include <stdint.h>
 
@@ -21,6 +22,10 @@
 #define OFF_T                                        ((size_t)18432)
 #define OFF_CONTEXT                                  ((size_t)18688)
 #define OFF_FPS                                      ((size_t)22784)
+#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)23040)
+#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)39424)
+#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)23040)
+#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)23040)
 #define OFF_PATCHES                                  ((size_t)23040)
 #define OFF_PATCH_EMBEDDING_OUT                      ((size_t)32256)
 #define OFF_TIME_SINUSOID                            ((size_t)23040)
@@ -34,59 +39,57 @@
 #define OFF_FPS_PROJECTION_1_OUT                     ((size_t)29184)
 #define OFF_FPS_PROJECTION_2_OUT                     ((size_t)69120)
 #define OFF_TIME_PROJECTION_FPS                      ((size_t)112128)
-#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)69120)
-#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)85504)
-#define OFF_ROPE                                     ((size_t)148992)
-#define OFF_BLOCKS_0_MOD                             ((size_t)185856)
-#define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)222720)
-#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)259584)
-#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)296448)
-#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)333312)
-#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)222720)
-#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)259584)
-#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)296448)
-#define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)222720)
-#define OFF_BLOCKS_0_X1                              ((size_t)259584)
+#define OFF_ROPE                                     ((size_t)69120)
+#define OFF_BLOCKS_0_MOD                             ((size_t)148992)
+#define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)185856)
+#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)222720)
+#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)259584)
+#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)296448)
+#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)185856)
+#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)222720)
+#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)259584)
+#define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)185856)
+#define OFF_BLOCKS_0_X1                              ((size_t)222720)
 #define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)222720)
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)185856)
 #define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)66048)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)222720)
-#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)66048)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)333312)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)185856)
 #define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)29184)
-#define OFF_BLOCKS_0_X2                              ((size_t)333312)
+#define OFF_BLOCKS_0_X2                              ((size_t)296448)
 #define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)222720)
+#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)185856)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_OUT                             ((size_t)222720)
+#define OFF_BLOCKS_0_OUT                             ((size_t)185856)
 #define OFF_BLOCKS_1_MOD                             ((size_t)29184)
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)101888)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)185856)
-#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)259584)
-#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)296448)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)101888)
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)185856)
-#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)138752)
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)101888)
-#define OFF_BLOCKS_1_X1                              ((size_t)138752)
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)101888)
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)212480)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)101888)
-#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)212480)
-#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)228864)
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)105984)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)142848)
+#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)222720)
+#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)259584)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)105984)
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)142848)
+#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)66048)
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)102912)
+#define OFF_BLOCKS_1_X1                              ((size_t)222720)
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)66048)
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)102912)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)66048)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)102912)
 #define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)66048)
-#define OFF_BLOCKS_1_X2                              ((size_t)212480)
+#define OFF_BLOCKS_1_X2                              ((size_t)102912)
 #define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)102912)
+#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)176640)
 #define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_OUT                             ((size_t)102912)
+#define OFF_BLOCKS_1_OUT                             ((size_t)176640)
 #define OFF_HEAD_MOD                                 ((size_t)29184)
-#define OFF_HEAD_NORM_OUT                            ((size_t)139776)
+#define OFF_HEAD_NORM_OUT                            ((size_t)41472)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)23040)
 #define OFF_V                                        ((size_t)41472)
+
+/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)
+#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)16384)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)32768)
+#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)49152)
 
 enum {                                      /* weights, in the order of variant.c's table */
     W_PATCH_EMBEDDING_WEIGHT = 0,
@@ -217,14 +220,14 @@ const char *const dit_forward_kernel_names[22] = {
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
 const sky_gemm_desc dit_forward_gemms[12] = {
+    {32, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
+    {32, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {72, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {6, 256, 256, SKY_GEMM_BF16, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {6, 256, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {6, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {1, 256, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {1, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {32, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {32, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {72, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {72, 512, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
     {72, 256, 512, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
@@ -309,6 +312,43 @@ const unsigned char dit_forward_weight_bf16[74] = {
     0, /* head.head.bias */
 };
 
+/* Part "context" of one forward of one sample (gen/programs/dit.lua). */
+void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
+{
+    (void)F; (void)H; (void)W; (void)Ft;
+
+    /* ---- context ----------------------------------------------------------------- */
+    /* text_embedding.1.out = linear(context) + gelu_tanh  [32,256] bf16 */
+    GEMM(0, 32, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
+    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    /* text_embedding.2.out = linear(text_embedding.1.out)  [32,256] bf16 */
+    GEMM(1, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
+    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+
+    /* ---- blocks.0 ---------------------------------------------------------------- */
+    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
+    GEMM(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
+    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [32,256] bf16 */
+    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
+    GEMM_TO_PROMPT(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+
+    /* ---- blocks.1 ---------------------------------------------------------------- */
+    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
+    GEMM(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
+    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [32,256] bf16 */
+    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
+    GEMM_TO_PROMPT(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
+    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+}
+
 /* Part "embed" of one forward of one sample (gen/programs/dit.lua). */
 void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -320,47 +360,41 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
     LAUNCH(K_PATCHIFY_C00_CX16_PATCHIN64, CDIV((long long)L * 16, 256), 1, 256, 0, PTR(OFF_PATCHES), PTR(OFF_X), INT(F), INT(H), INT(W));
     TRACE("patches", OFF_PATCHES, SKY_TRACE_BF16, (long long)L * 64, 0);
     /* patch_embedding.out = linear(patches)  [L,256] bf16 */
-    GEMM(0, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
+    GEMM(2, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
     TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* time_sinusoid = sinusoid(t)  [Ft,256] bf16 */
     LAUNCH(K_SINUSOID_HALF128_TYBF16, CDIV((long long)Ft * 128, 128), 1, 128, 0, PTR(OFF_TIME_SINUSOID), PTR(OFF_T), INT(Ft));
     TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_BF16, (long long)Ft * 256, 0);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,256] f32 */
-    GEMM(1, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
+    GEMM(3, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
     TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,256] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 256, 256), 1, 256, 0, PTR(OFF_TIME_EMBEDDING_1_OUT), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 256));
     TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,256] f32 */
-    GEMM(2, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
+    GEMM(4, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
     TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,256] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 256, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_0_OUT), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 256));
     TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,1536] f32 */
-    GEMM(3, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
+    GEMM(5, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
     TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* fps_embedding.out = embedding(fps)  [1,256] f32 */
     LAUNCH(K_EMBEDDING_COLS256_ROWS2, CDIV((long long)1 * 256, 256), 1, 256, 0, PTR(OFF_FPS_EMBEDDING_OUT), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
     TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,256] f32 */
-    GEMM(4, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
+    GEMM(6, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
     TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,256] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)1 * 256, 256), 1, 256, 0, PTR(OFF_FPS_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 256));
     TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,1536] f32 */
-    GEMM(5, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
+    GEMM(7, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
     TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,1536] f32 */
     LAUNCH(K_ADD_ROW_COLS1536, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_FPS), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
     TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 1536, 0);
-    /* text_embedding.1.out = linear(context) + gelu_tanh  [32,256] bf16 */
-    GEMM(6, 32, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
-    /* text_embedding.2.out = linear(text_embedding.1.out)  [32,256] bf16 */
-    GEMM(7, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* rope = rope_table()  [L,128] f32 */
     LAUNCH(K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21, CDIV((long long)L * 64, 256), 1, 256, 0, PTR(OFF_ROPE), INT(F), INT(H), INT(W));
     TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128, 0);
@@ -420,23 +454,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
-    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(7, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
-    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [32,256] bf16 */
-    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
-    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(7, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
-    TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
-        TMAP(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
-        TMAP(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 32, 256, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 32, 256, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     }
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
@@ -505,23 +530,14 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
-    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(7, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
-    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [32,256] bf16 */
-    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
-    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(7, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
-    TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] bf16 */
     if (st->attn_sm90) {
         TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
-        TMAP(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
-        TMAP(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 32, 256, 128);
+        TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
+        TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 32, 256, 128);
         LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     }
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
@@ -566,9 +582,9 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
     TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 8 * 6, 0);
 }
 
-/* One forward of one sample: the parts in order. */
-void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
-void dit_forward_cuda_record(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
+/* One forward of one sample whose prompt part has run: the other parts in order. */
+void dit_forward_cuda_record_step(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+void dit_forward_cuda_record_step(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
 {
     dit_forward_cuda_record_embed(st, s, F, H, W, Ft);
     dit_forward_cuda_record_blocks(st, s, F, H, W, Ft);
@@ -592,7 +608,8 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .n_kernels = 22, .kernel_names = dit_forward_kernel_names,
     .n_gemms = 12, .gemms = dit_forward_gemms,
     .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16,
-    .arena_bytes = (size_t)407040, .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
+    .arena_bytes = (size_t)370176, .prompt_bytes = (size_t)65536,
+    .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)18432},
     .y = {0, 0},
     .t = {(size_t)18432, (size_t)256},
@@ -601,10 +618,11 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .fps = {(size_t)22784, (size_t)256},
     .v = {(size_t)41472, (size_t)18432},
     .tokens = {(size_t)32256, (size_t)36864},
-    .hidden = {(size_t)102912, (size_t)36864},
+    .hidden = {(size_t)176640, (size_t)36864},
     .e = {(size_t)23040, (size_t)6144},
     .e0 = {(size_t)112128, (size_t)36864},
-    .record = dit_forward_cuda_record,
-    .record_part = { dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks, dit_forward_cuda_record_head },
+    .record_step = dit_forward_cuda_record_step,
+    .record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,
+                     dit_forward_cuda_record_head },
     .teacache = dit_forward_cuda_teacache,
 };

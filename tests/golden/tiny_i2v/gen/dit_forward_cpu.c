@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -25,7 +25,7 @@
  * program    dit_forward (cpu, fp32)
  * model      2 blocks, C 128, 2 heads x 64, ffn 256
  * window     up to 3 latent frames x 12 tokens (frame count is a runtime argument)
- * arena      1,033,408 bytes (see plan.txt)
+ * arena      682,560 bytes (see plan.txt)
  */
 /* templates/cpu/common.h.in — included once at the top of every generated CPU program.
  *
@@ -49,6 +49,9 @@
 /* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
 #define TRACE(name, off, dtype, n) \
     do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+#define PACT(off) ((float *)(prompt + (off)))
+#define TRACE_PROMPT(name, off, dtype, n) \
+    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 9,216 bytes */
@@ -56,6 +59,18 @@
 #define OFF_T                                        ((size_t)20736)  /* 64 bytes */
 #define OFF_CONTEXT                                  ((size_t)20800)  /* 131,072 bytes */
 #define OFF_CLIP_FEA                                 ((size_t)151872)  /* 640 bytes */
+#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)152512)  /* 262,144 bytes */
+#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)414656)  /* 262,144 bytes */
+#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)152512)  /* 262,144 bytes */
+#define OFF_IMG_EMB_PROJ_0_OUT                       ((size_t)414656)  /* 640 bytes */
+#define OFF_IMG_EMB_PROJ_1_OUT                       ((size_t)415296)  /* 640 bytes */
+#define OFF_IMG_EMB_PROJ_2_OUT                       ((size_t)414656)  /* 640 bytes */
+#define OFF_IMG_EMB_PROJ_3_OUT                       ((size_t)415296)  /* 2,560 bytes */
+#define OFF_IMG_EMB_PROJ_4_OUT                       ((size_t)417856)  /* 2,560 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)420416)  /* 262,144 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT            ((size_t)414656)  /* 2,560 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)420416)  /* 262,144 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT            ((size_t)152512)  /* 2,560 bytes */
 #define OFF_PATCHES                                  ((size_t)152512)  /* 20,736 bytes */
 #define OFF_PATCH_EMBEDDING_OUT                      ((size_t)173248)  /* 18,432 bytes */
 #define OFF_TIME_SINUSOID                            ((size_t)152512)  /* 3,072 bytes */
@@ -64,81 +79,71 @@
 #define OFF_TIME_EMBEDDING_2_OUT                     ((size_t)154048)  /* 1,536 bytes */
 #define OFF_TIME_PROJECTION_0_OUT                    ((size_t)152512)  /* 1,536 bytes */
 #define OFF_TIME_PROJECTION_1_OUT                    ((size_t)155584)  /* 9,216 bytes */
-#define OFF_TEXT_EMBEDDING_0_OUT                     ((size_t)191680)  /* 262,144 bytes */
-#define OFF_TEXT_EMBEDDING_1_OUT                     ((size_t)453824)  /* 262,144 bytes */
-#define OFF_TEXT_EMBEDDING_2_OUT                     ((size_t)191680)  /* 262,144 bytes */
-#define OFF_IMG_EMB_PROJ_0_OUT                       ((size_t)152512)  /* 640 bytes */
-#define OFF_IMG_EMB_PROJ_1_OUT                       ((size_t)153152)  /* 640 bytes */
-#define OFF_IMG_EMB_PROJ_2_OUT                       ((size_t)152512)  /* 640 bytes */
-#define OFF_IMG_EMB_PROJ_3_OUT                       ((size_t)164800)  /* 2,560 bytes */
-#define OFF_IMG_EMB_PROJ_4_OUT                       ((size_t)167360)  /* 2,560 bytes */
-#define OFF_ROPE                                     ((size_t)453824)  /* 9,216 bytes */
-#define OFF_BLOCKS_0_MOD                             ((size_t)463040)  /* 9,216 bytes */
-#define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)490688)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)509120)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)527552)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT            ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT            ((size_t)490688)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)509120)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)490688)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_X1                              ((size_t)490688)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)169920)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)169920)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_K_OUT                ((size_t)509120)  /* 262,144 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)771264)  /* 262,144 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)509120)  /* 262,144 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT            ((size_t)164800)  /* 2,560 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT       ((size_t)188352)  /* 2,560 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT            ((size_t)164800)  /* 2,560 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN_IMG             ((size_t)509120)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN_SUM             ((size_t)169920)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_X2                              ((size_t)169920)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_FFN_0_OUT                       ((size_t)490688)  /* 36,864 bytes */
-#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)527552)  /* 36,864 bytes */
-#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_0_OUT                             ((size_t)490688)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_MOD                             ((size_t)169920)  /* 9,216 bytes */
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)463040)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)509120)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)527552)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)545984)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT            ((size_t)463040)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT            ((size_t)509120)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)527552)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)463040)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)509120)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)453824)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_X1                              ((size_t)472256)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)453824)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)490688)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)453824)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_K_OUT                ((size_t)490688)  /* 262,144 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)752832)  /* 262,144 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)490688)  /* 262,144 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)179136)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT            ((size_t)155584)  /* 2,560 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT       ((size_t)158144)  /* 2,560 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT            ((size_t)155584)  /* 2,560 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN_IMG             ((size_t)197568)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN_SUM             ((size_t)216000)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)179136)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_X2                              ((size_t)197568)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)179136)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)216000)  /* 36,864 bytes */
-#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)252864)  /* 36,864 bytes */
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)179136)  /* 18,432 bytes */
-#define OFF_BLOCKS_1_OUT                             ((size_t)216000)  /* 18,432 bytes */
+#define OFF_ROPE                                     ((size_t)191680)  /* 9,216 bytes */
+#define OFF_BLOCKS_0_MOD                             ((size_t)200896)  /* 9,216 bytes */
+#define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)228544)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)246976)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)265408)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT            ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT            ((size_t)228544)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)246976)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)228544)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_X1                              ((size_t)228544)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)164800)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)164800)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN_IMG             ((size_t)246976)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN_SUM             ((size_t)164800)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_X2                              ((size_t)164800)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_FFN_0_OUT                       ((size_t)228544)  /* 36,864 bytes */
+#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)265408)  /* 36,864 bytes */
+#define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)210112)  /* 18,432 bytes */
+#define OFF_BLOCKS_0_OUT                             ((size_t)228544)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_MOD                             ((size_t)164800)  /* 9,216 bytes */
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)200896)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)246976)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)265408)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)283840)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT            ((size_t)200896)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT            ((size_t)246976)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)265408)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)200896)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)174016)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)192448)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_X1                              ((size_t)174016)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)192448)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)210880)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)192448)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)210880)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN_IMG             ((size_t)229312)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN_SUM             ((size_t)192448)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)210880)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_X2                              ((size_t)192448)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)174016)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_FFN_0_OUT                       ((size_t)210880)  /* 36,864 bytes */
+#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)247744)  /* 36,864 bytes */
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)174016)  /* 18,432 bytes */
+#define OFF_BLOCKS_1_OUT                             ((size_t)210880)  /* 18,432 bytes */
 #define OFF_HEAD_MOD                                 ((size_t)155584)  /* 3,072 bytes */
 #define OFF_HEAD_NORM_OUT                            ((size_t)158656)  /* 18,432 bytes */
 #define OFF_HEAD_HEAD_OUT                            ((size_t)177088)  /* 9,216 bytes */
 #define OFF_V                                        ((size_t)152512)  /* 9,216 bytes */
+
+/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)  /* 262,144 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_V_OUT                ((size_t)262144)  /* 262,144 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT       ((size_t)524288)  /* 2,560 bytes */
+#define OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT            ((size_t)526848)  /* 2,560 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT           ((size_t)529408)  /* 262,144 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_V_OUT                ((size_t)791552)  /* 262,144 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT       ((size_t)1053696)  /* 2,560 bytes */
+#define OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT            ((size_t)1056256)  /* 2,560 bytes */
 
 /* weights, in the order of the table in variant.c */
 enum {
@@ -813,13 +818,87 @@ static void unpatchify_out16(float *v, const float *x, int F, int H, int W)
 
 /* ======== dit_forward ======== */
 
-/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "context" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
-    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)F; (void)H; (void)W; (void)Ft;
 
     /* ---- embeddings -------------------------------------------------------------- */
+    /* text_embedding.0.out = linear(context)  [512,128] */
+    linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
+    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [512,128] */
+    gelu_tanh_cols65536(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
+    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* text_embedding.2.out = linear(text_embedding.1.out)  [512,128] */
+    linear_k128_n128(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 512);
+    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* img_emb.proj.0.out = layernorm_affine(clip_fea)  eps=1e-05  [5,32] */
+    layernorm_affine_c32_eps1e05(ACT(OFF_IMG_EMB_PROJ_0_OUT), ACT(OFF_CLIP_FEA), W(W_IMG_EMB_PROJ_0_WEIGHT), W(W_IMG_EMB_PROJ_0_BIAS), 5);
+    TRACE("img_emb.proj.0.out", OFF_IMG_EMB_PROJ_0_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    /* img_emb.proj.1.out = linear(img_emb.proj.0.out)  [5,32] */
+    linear_k32_n32(ACT(OFF_IMG_EMB_PROJ_1_OUT), ACT(OFF_IMG_EMB_PROJ_0_OUT), W(W_IMG_EMB_PROJ_1_WEIGHT), W(W_IMG_EMB_PROJ_1_BIAS), 5);
+    TRACE("img_emb.proj.1.out", OFF_IMG_EMB_PROJ_1_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    /* img_emb.proj.2.out = gelu_erf(img_emb.proj.1.out)  [5,32] */
+    gelu_erf_cols160(ACT(OFF_IMG_EMB_PROJ_2_OUT), ACT(OFF_IMG_EMB_PROJ_1_OUT), 1);
+    TRACE("img_emb.proj.2.out", OFF_IMG_EMB_PROJ_2_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    /* img_emb.proj.3.out = linear(img_emb.proj.2.out)  [5,128] */
+    linear_k32_n128(ACT(OFF_IMG_EMB_PROJ_3_OUT), ACT(OFF_IMG_EMB_PROJ_2_OUT), W(W_IMG_EMB_PROJ_3_WEIGHT), W(W_IMG_EMB_PROJ_3_BIAS), 5);
+    TRACE("img_emb.proj.3.out", OFF_IMG_EMB_PROJ_3_OUT, SKY_TRACE_F32, (long long)5 * 128);
+    /* img_emb.proj.4.out = layernorm_affine(img_emb.proj.3.out)  eps=1e-05  [5,128] */
+    layernorm_affine_c128_eps1e05(ACT(OFF_IMG_EMB_PROJ_4_OUT), ACT(OFF_IMG_EMB_PROJ_3_OUT), W(W_IMG_EMB_PROJ_4_WEIGHT), W(W_IMG_EMB_PROJ_4_BIAS), 5);
+    TRACE("img_emb.proj.4.out", OFF_IMG_EMB_PROJ_4_OUT, SKY_TRACE_F32, (long long)5 * 128);
+
+    /* ---- blocks.0 ---------------------------------------------------------------- */
+    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,128] */
+    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [512,128] */
+    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,128] */
+    linear_k128_n128(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* blocks.0.cross_attn.k_img.out = linear(img_emb.proj.4.out)  [5,128] */
+    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_IMG_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_IMG_BIAS), 5);
+    TRACE("blocks.0.cross_attn.k_img.out", OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
+    /* blocks.0.cross_attn.norm_k_img.out = rmsnorm(blocks.0.cross_attn.k_img.out)  eps=1e-06  [5,128] */
+    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_WEIGHT), 5);
+    TRACE_PROMPT("blocks.0.cross_attn.norm_k_img.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
+    /* blocks.0.cross_attn.v_img.out = linear(img_emb.proj.4.out)  [5,128] */
+    linear_k128_n128(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_IMG_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_IMG_BIAS), 5);
+    TRACE_PROMPT("blocks.0.cross_attn.v_img.out", OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
+
+    /* ---- blocks.1 ---------------------------------------------------------------- */
+    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,128] */
+    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 512);
+    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [512,128] */
+    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 512);
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,128] */
+    linear_k128_n128(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 512);
+    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 128);
+    /* blocks.1.cross_attn.k_img.out = linear(img_emb.proj.4.out)  [5,128] */
+    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_IMG_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_IMG_BIAS), 5);
+    TRACE("blocks.1.cross_attn.k_img.out", OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
+    /* blocks.1.cross_attn.norm_k_img.out = rmsnorm(blocks.1.cross_attn.k_img.out)  eps=1e-06  [5,128] */
+    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_WEIGHT), 5);
+    TRACE_PROMPT("blocks.1.cross_attn.norm_k_img.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
+    /* blocks.1.cross_attn.v_img.out = linear(img_emb.proj.4.out)  [5,128] */
+    linear_k128_n128(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_IMG_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_IMG_BIAS), 5);
+    TRACE_PROMPT("blocks.1.cross_attn.v_img.out", OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
+}
+
+/* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
+{
+    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    (void)prompt;
+
+    /* ---- head -------------------------------------------------------------------- */
     /* patches = patchify(x, y)  [L,144] */
     patchify_c00_cx16_patchin144(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
     patchify_c016_cx20_patchin144(ACT(OFF_PATCHES), ACT(OFF_Y), F, H, W);
@@ -845,38 +924,14 @@ void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, i
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,768] */
     linear_k128_n768(ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
     TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 768);
-    /* text_embedding.0.out = linear(context)  [512,128] */
-    linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [512,128] */
-    gelu_tanh_cols65536(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* text_embedding.2.out = linear(text_embedding.1.out)  [512,128] */
-    linear_k128_n128(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 512);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* img_emb.proj.0.out = layernorm_affine(clip_fea)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_IMG_EMB_PROJ_0_OUT), ACT(OFF_CLIP_FEA), W(W_IMG_EMB_PROJ_0_WEIGHT), W(W_IMG_EMB_PROJ_0_BIAS), 5);
-    TRACE("img_emb.proj.0.out", OFF_IMG_EMB_PROJ_0_OUT, SKY_TRACE_F32, (long long)5 * 32);
-    /* img_emb.proj.1.out = linear(img_emb.proj.0.out)  [5,32] */
-    linear_k32_n32(ACT(OFF_IMG_EMB_PROJ_1_OUT), ACT(OFF_IMG_EMB_PROJ_0_OUT), W(W_IMG_EMB_PROJ_1_WEIGHT), W(W_IMG_EMB_PROJ_1_BIAS), 5);
-    TRACE("img_emb.proj.1.out", OFF_IMG_EMB_PROJ_1_OUT, SKY_TRACE_F32, (long long)5 * 32);
-    /* img_emb.proj.2.out = gelu_erf(img_emb.proj.1.out)  [5,32] */
-    gelu_erf_cols160(ACT(OFF_IMG_EMB_PROJ_2_OUT), ACT(OFF_IMG_EMB_PROJ_1_OUT), 1);
-    TRACE("img_emb.proj.2.out", OFF_IMG_EMB_PROJ_2_OUT, SKY_TRACE_F32, (long long)5 * 32);
-    /* img_emb.proj.3.out = linear(img_emb.proj.2.out)  [5,128] */
-    linear_k32_n128(ACT(OFF_IMG_EMB_PROJ_3_OUT), ACT(OFF_IMG_EMB_PROJ_2_OUT), W(W_IMG_EMB_PROJ_3_WEIGHT), W(W_IMG_EMB_PROJ_3_BIAS), 5);
-    TRACE("img_emb.proj.3.out", OFF_IMG_EMB_PROJ_3_OUT, SKY_TRACE_F32, (long long)5 * 128);
-    /* img_emb.proj.4.out = layernorm_affine(img_emb.proj.3.out)  eps=1e-05  [5,128] */
-    layernorm_affine_c128_eps1e05(ACT(OFF_IMG_EMB_PROJ_4_OUT), ACT(OFF_IMG_EMB_PROJ_3_OUT), W(W_IMG_EMB_PROJ_4_WEIGHT), W(W_IMG_EMB_PROJ_4_BIAS), 5);
-    TRACE("img_emb.proj.4.out", OFF_IMG_EMB_PROJ_4_OUT, SKY_TRACE_F32, (long long)5 * 128);
     /* rope = rope_table()  [L,64] */
     rope_table_d64_hp10_theta1e04_tp12_wp10(ACT(OFF_ROPE), F, H, W);
     TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 64);
 }
 
-/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
@@ -927,29 +982,11 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,128] */
     rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
-    /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [512,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 128);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
+    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
-    /* blocks.0.cross_attn.k_img.out = linear(img_emb.proj.4.out)  [5,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_IMG_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_IMG_BIAS), 5);
-    TRACE("blocks.0.cross_attn.k_img.out", OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
-    /* blocks.0.cross_attn.norm_k_img.out = rmsnorm(blocks.0.cross_attn.k_img.out)  eps=1e-06  [5,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_IMG_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_WEIGHT), 5);
-    TRACE("blocks.0.cross_attn.norm_k_img.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
-    /* blocks.0.cross_attn.v_img.out = linear(img_emb.proj.4.out)  [5,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_IMG_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_IMG_BIAS), 5);
-    TRACE("blocks.0.cross_attn.v_img.out", OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
     /* blocks.0.cross_attn.attn_img = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k_img.out, blocks.0.cross_attn.v_img.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN_IMG), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT), L, 5);
+    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN_IMG), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_IMG_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_IMG_OUT), L, 5);
     TRACE("blocks.0.cross_attn.attn_img", OFF_BLOCKS_0_CROSS_ATTN_ATTN_IMG, SKY_TRACE_F32, (long long)L * 128);
     /* blocks.0.cross_attn.attn_sum = add(blocks.0.cross_attn.attn, blocks.0.cross_attn.attn_img)  [L,128] */
     add_cols128(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN_SUM), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN_IMG), L);
@@ -1022,29 +1059,11 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,128] */
     rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
-    /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [512,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 128);
-    /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 512);
-    TRACE("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 128);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
+    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
-    /* blocks.1.cross_attn.k_img.out = linear(img_emb.proj.4.out)  [5,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_IMG_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_IMG_BIAS), 5);
-    TRACE("blocks.1.cross_attn.k_img.out", OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
-    /* blocks.1.cross_attn.norm_k_img.out = rmsnorm(blocks.1.cross_attn.k_img.out)  eps=1e-06  [5,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_IMG_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_WEIGHT), 5);
-    TRACE("blocks.1.cross_attn.norm_k_img.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
-    /* blocks.1.cross_attn.v_img.out = linear(img_emb.proj.4.out)  [5,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT), ACT(OFF_IMG_EMB_PROJ_4_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_IMG_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_IMG_BIAS), 5);
-    TRACE("blocks.1.cross_attn.v_img.out", OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT, SKY_TRACE_F32, (long long)5 * 128);
     /* blocks.1.cross_attn.attn_img = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k_img.out, blocks.1.cross_attn.v_img.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN_IMG), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT), L, 5);
+    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN_IMG), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_IMG_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_IMG_OUT), L, 5);
     TRACE("blocks.1.cross_attn.attn_img", OFF_BLOCKS_1_CROSS_ATTN_ATTN_IMG, SKY_TRACE_F32, (long long)L * 128);
     /* blocks.1.cross_attn.attn_sum = add(blocks.1.cross_attn.attn, blocks.1.cross_attn.attn_img)  [L,128] */
     add_cols128(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN_SUM), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN_IMG), L);
@@ -1072,12 +1091,13 @@ void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, 
     TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)L * 128);
 }
 
-/* ---- part "head" of dit_forward (gen/graph.lua: the runtime may run the parts one by one) */
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
+/* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft)
 {
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
+    (void)prompt;
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,128] */
@@ -1092,13 +1112,4 @@ void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, in
     /* v = unpatchify(head.head.out)  [16,F,6,8] */
     unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
     TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 6 * 8);
-}
-
-/* ---- the whole of dit_forward: its parts in order */
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft)
-{
-    dit_forward_embed_cpu(arena, w, F, H, W, Ft);
-    dit_forward_blocks_cpu(arena, w, F, H, W, Ft);
-    dit_forward_head_cpu(arena, w, F, H, W, Ft);
 }

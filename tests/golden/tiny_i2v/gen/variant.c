@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -14,10 +14,10 @@
 #include "program.h"
 
 void clip_encode_cpu(unsigned char *arena, const float *const *w, int n);
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -366,8 +366,9 @@ static const sky_dit_program dit_forward = {
     .x_channels = 16, .y_channels = 20, .out_dim = 16,
     .lat_h = 6, .lat_w = 8, .max_frames = 3,
     .inject_sample_info = 0,
-    .arena_bytes = (size_t)1033408,
-    .flops = 139761664,   /* one call at the largest window, GEMMs + attention */
+    .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
+    .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 92981248,
     .x = {(size_t)0, (size_t)9216},
     .y = {(size_t)9216, (size_t)11520},
     .t = {(size_t)20736, (size_t)64},
@@ -377,10 +378,10 @@ static const sky_dit_program dit_forward = {
     .v = {(size_t)152512, (size_t)9216},
     .n_weights = 87,
     .weights = dit_forward_weights,
-    .forward_cpu = dit_forward_cpu,
-    .embed_cpu = dit_forward_embed_cpu, .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
+    .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
     .tokens = {(size_t)173248, (size_t)18432},
-    .hidden = {(size_t)216000, (size_t)18432},
+    .hidden = {(size_t)210880, (size_t)18432},
     .e = {(size_t)154048, (size_t)1536},
     .e0 = {(size_t)155584, (size_t)9216},
     .has_teacache = 1,
@@ -431,7 +432,7 @@ const sky_variant_desc sky_variant = {
     .family = "i2v",
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "864596f3ec002a86",
+    .generator_xxh64 = "a96c3b8cbc8dd3dc",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (25 .lua files)                 xxh64 864596f3ec002a86
+ * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -12,10 +12,10 @@
  */
 #include "program.h"
 
-void dit_forward_embed_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_blocks_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_head_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
-void dit_forward_cpu(unsigned char *arena, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -326,21 +326,22 @@ static const sky_dit_program dit_forward = {
     .x_channels = 16, .y_channels = 0, .out_dim = 16,
     .lat_h = 8, .lat_w = 8, .max_frames = 5,
     .inject_sample_info = 0,
-    .arena_bytes = (size_t)347200,
-    .flops = 71467008,   /* one call at the largest window, GEMMs + attention */
+    .arena_bytes = (size_t)330816, .prompt_bytes = (size_t)65536,
+    .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 5767168,
     .x = {(size_t)0, (size_t)20480},
     .y = {0, 0},
     .t = {(size_t)20480, (size_t)64},
     .context = {(size_t)20544, (size_t)8192},
     .clip_fea = {0, 0},
     .fps = {0, 0},
-    .v = {(size_t)28736, (size_t)20480},
+    .v = {(size_t)49216, (size_t)20480},
     .n_weights = 69,
     .weights = dit_forward_weights,
-    .forward_cpu = dit_forward_cpu,
-    .embed_cpu = dit_forward_embed_cpu, .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
+    .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
     .tokens = {(size_t)49216, (size_t)40960},
-    .hidden = {(size_t)146496, (size_t)40960},
+    .hidden = {(size_t)64576, (size_t)40960},
     .e = {(size_t)31296, (size_t)2560},
     .e0 = {(size_t)33856, (size_t)15360},
     .has_teacache = 1,
@@ -382,7 +383,7 @@ const sky_variant_desc sky_variant = {
     .family = "t2v",
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "864596f3ec002a86",
+    .generator_xxh64 = "a96c3b8cbc8dd3dc",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
