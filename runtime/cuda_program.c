@@ -87,19 +87,22 @@ void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdevi
 
 sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
                                const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
-                               size_t arena_bytes, sky_err *err)
+                               size_t arena_bytes, size_t kept_bytes, sky_err *err)
 {
     pr->name = name;
+    pr->arena_bytes = (arena_bytes + 255) / 256 * 256;
+    pr->kept_bytes = (kept_bytes + 255) / 256 * 256;
     pr->fn = calloc((size_t)(n_kernels > 0 ? n_kernels : 1), sizeof *pr->fn);
     pr->w = calloc((size_t)(n_weights > 0 ? n_weights : 1), sizeof *pr->w);
     if (!pr->fn || !pr->w) return sky_fail(err, "out of host memory");
     if (sky_cuda_open(&pr->c, 0, err)) return SKY_ERR;
     snprintf(pr->device, sizeof pr->device, "%s, sm_%d%d, %d SMs", pr->c->name, pr->c->cc_major, pr->c->cc_minor,
              pr->c->sm_count);
-    /* What the plan and the GEMMs need, checked against free memory before any allocation. */
-    char what[96];
-    snprintf(what, sizeof what, "%s's arena", name);
-    if (sky_cuda_require(pr->c, arena_bytes + SKY_GEMM_WORKSPACE_BYTES, what, err)) return SKY_ERR;
+    /* What the plan, the GEMMs and the kept tensors need, checked against free memory before any allocation. */
+    char what[160];
+    snprintf(what, sizeof what, "%s's arena (plan %zu bytes, cuBLASLt workspace %zu, kept between calls %zu)", name,
+             pr->arena_bytes, SKY_GEMM_WORKSPACE_BYTES, pr->kept_bytes);
+    if (sky_cuda_require(pr->c, pr->arena_bytes + SKY_GEMM_WORKSPACE_BYTES + pr->kept_bytes, what, err)) return SKY_ERR;
     return sky_cuda_kernels_load(pr->c, src, file, n_kernels, kernel_names, smem_prefix, smem, &pr->module, pr->fn,
                                  err);
 }
@@ -175,18 +178,20 @@ done:
     return st;
 }
 
-sky_status sky_cuda_prog_end(sky_cuda_prog *pr, size_t arena_bytes, const sky_gemm_desc *gemms, int n_gemms,
-                             sky_err *err)
+sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int n_gemms, sky_err *err)
 {
     void *dev;
     char what[96];
     snprintf(what, sizeof what, "%s's arena", pr->name);
-    if (sky_cuda_arena_alloc(pr->c, arena_bytes, &dev, what, err)) return SKY_ERR;
+    const size_t total = pr->arena_bytes + SKY_GEMM_WORKSPACE_BYTES + pr->kept_bytes;
+    if (sky_cuda_arena_alloc(pr->c, total, &dev, what, err)) return SKY_ERR;
     pr->arena = (CUdeviceptr)(uintptr_t)dev;
-    SKY_CU_CHECK(cuMemsetD8(pr->arena, 0, arena_bytes));
-    if (sky_cuda_arena_alloc(pr->c, SKY_GEMM_WORKSPACE_BYTES, &pr->workspace, "the cuBLASLt workspace", err))
+    pr->workspace = pr->arena + pr->arena_bytes;
+    pr->kept = pr->kept_bytes ? pr->workspace + SKY_GEMM_WORKSPACE_BYTES : 0;
+    SKY_CU_CHECK(cuMemsetD8(pr->arena, 0, total));
+    if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, (void *)(uintptr_t)pr->workspace, SKY_GEMM_WORKSPACE_BYTES,
+                      err))
         return SKY_ERR;
-    if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, pr->workspace, SKY_GEMM_WORKSPACE_BYTES, err)) return SKY_ERR;
     pr->st = (sky_cuda_program){ .arena = pr->arena, .w = pr->w, .fn = pr->fn, .gemm = pr->gemm,
                                  .sync_check = pr->c->sync_check };
     return SKY_OK;
@@ -196,7 +201,6 @@ void sky_cuda_prog_close(sky_cuda_prog *pr)
 {
     if (pr->c) {
         sky_gemm_free(pr->gemm);
-        if (pr->workspace) sky_cuda_arena_free(pr->c, pr->workspace);
         if (pr->arena) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->arena);
         if (pr->weights) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->weights);
         if (pr->module) cuModuleUnload(pr->module);

@@ -129,10 +129,12 @@ sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char
 /* What every program of the plugin holds (dit_cuda.c, vae_cuda.c, enc_cuda.c; cuda_program.c): the
  * device, the kernels, the weights in one buffer, the arena, the GEMM table and its workspace, what the
  * launch sequence reads, the --trace hook. Opened in three steps, for the weights come in between:
- *   sky_cuda_prog_begin   the device, the kernels; the arena and workspace checked against free memory
+ *   sky_cuda_prog_begin   the device, the kernels; the arena checked against free memory
  *   (the weights)         sky_cuda_prog_upload (per-weight dtypes) or sky_cuda_prog_weights (any device
  *                         form), one tensor at a time from the binary's reader
- *   sky_cuda_prog_end     the arena (zeroed), the workspace, the GEMM table, st */
+ *   sky_cuda_prog_end     the arena (zeroed), the GEMM table, st
+ * The arena is one device allocation: the plan's arena, the cuBLASLt workspace, then what the program keeps
+ * between calls beside the plan (kept_bytes: dit_forward's prompt arenas). */
 typedef struct sky_cuda_prog {
     const char       *name;                 /* the program, for messages */
     struct sky_cuda  *c;
@@ -140,8 +142,11 @@ typedef struct sky_cuda_prog {
     CUfunction       *fn;
     CUdeviceptr       weights;              /* one buffer, each tensor 256-byte aligned */
     CUdeviceptr      *w;
-    CUdeviceptr       arena;
-    void             *workspace;
+    size_t            arena_bytes;          /* the plan's arena */
+    size_t            kept_bytes;           /* and what the program keeps beside it */
+    CUdeviceptr       arena;                /* the one allocation: plan arena, workspace, kept */
+    CUdeviceptr       workspace;            /* the cuBLASLt workspace, inside it */
+    CUdeviceptr       kept;                 /* kept_bytes inside it (0 when none) */
     sky_gemm_set     *gemm;
     sky_cuda_program  st;
     sky_cuda_trace    trace;
@@ -150,7 +155,7 @@ typedef struct sky_cuda_prog {
 
 sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
                                const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
-                               size_t arena_bytes, sky_err *err);
+                               size_t arena_bytes, size_t kept_bytes, sky_err *err);
 /* n weights read through r, tensor i uploaded as bf16 where bf16[i], else as fp32. */
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                 const sky_weight_reader *r, sky_err *err);
@@ -160,8 +165,7 @@ sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, in
 typedef void (*sky_weight_form_fn)(void *ctx, int i, const float *src, void *dst);
 sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,
                                  sky_weight_form_fn form, void *ctx, const sky_weight_reader *r, sky_err *err);
-sky_status sky_cuda_prog_end(sky_cuda_prog *pr, size_t arena_bytes, const sky_gemm_desc *gemms, int n_gemms,
-                             sky_err *err);
+sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int n_gemms, sky_err *err);
 /* Everything of pr freed (not pr itself); a partly opened pr is fine. */
 void sky_cuda_prog_close(sky_cuda_prog *pr);
 void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);

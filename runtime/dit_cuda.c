@@ -30,8 +30,7 @@ typedef struct dit_cuda {
     const sky_dit_program   *p;
     sky_graph_cache         *graphs;
     uint16_t                *ctx_bf16;       /* host staging for the context */
-    void                    *prompt_mem;     /* the prompt arenas, SKY_PROMPT_SLOTS of desc->prompt_bytes */
-    CUdeviceptr              prompt[SKY_PROMPT_SLOTS];
+    CUdeviceptr              prompt[SKY_PROMPT_SLOTS];  /* the prompt arenas (kept in the program's arena) */
     int                      F, H, W, Ft;    /* the call being recorded */
     int                      part;           /* -1: a step (embed, blocks, head), else the part (PART_*) */
     /* TeaCache (teacache_open): the tokens entering the blocks, the residual of each parity, the probe */
@@ -46,7 +45,6 @@ void sky_dit_cuda_close(void *opaque)
     if (!d) return;
     sky_graph_cache_free(d->graphs);
     if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
-    if (d->prompt_mem) sky_cuda_arena_free(d->pr.c, d->prompt_mem);
     sky_cuda_prog_close(&d->pr);
     free(d->ctx_bf16);
     free(d->tc_probe);
@@ -91,19 +89,17 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     }
     d->ctx_bf16 = malloc((size_t)p->text_len * (size_t)p->text_dim * sizeof(uint16_t));
     if (!d->ctx_bf16) { sky_fail(err, "out of host memory"); goto fail; }
-    /* the arena and the prompt arenas are checked against free memory together, before any allocation */
+    /* the prompt arenas are kept in the program's one allocation, after the plan's arena and the workspace */
     const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
-                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes + SKY_PROMPT_SLOTS * prompt_each,
+                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||
         sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
-        sky_cuda_prog_end(&d->pr, g->arena_bytes, g->gemms, g->n_gemms, err) ||
-        sky_cuda_arena_alloc(d->pr.c, SKY_PROMPT_SLOTS * prompt_each, &d->prompt_mem,
-                             "dit_forward's prompt arenas (the cross-attention keys and values)", err) ||
+        sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) ||
         choose_attention(d, err) ||
         sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
         goto fail;
-    for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = (CUdeviceptr)(uintptr_t)d->prompt_mem + i * prompt_each;
+    for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = d->pr.kept + (CUdeviceptr)i * prompt_each;
     *out = d;
     return SKY_OK;
 fail:

@@ -49,9 +49,9 @@ sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text,
         goto fail;
     }
     if (sky_cuda_prog_begin(&e->pr, name, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, NULL, 0,
-                            p->n_weights, g->arena_bytes, err) ||
+                            p->n_weights, g->arena_bytes, 0, err) ||
         sky_cuda_prog_upload(&e->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
-        sky_cuda_prog_end(&e->pr, g->arena_bytes, g->gemms, g->n_gemms, err))
+        sky_cuda_prog_end(&e->pr, g->gemms, g->n_gemms, err))
         goto fail;
     *out = e;
     return SKY_OK;
