@@ -22,6 +22,7 @@
 #include "dit.h"
 #include "forcing.h"
 #include "pipeline.h"
+#include "resume.h"
 #include "video.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -105,6 +106,8 @@ static const flag flags[] = {
     { "--use_ret_steps", 'b', 0, "off", "TeaCache: measure e0 and keep the first 5 steps (the original's option)" },
     { "--offload", 'b', 0, "off", "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
                                   "for each use and freed after it (less memory, reloads per DF window)" },
+    { "--resume_dir", 's', 1, "none", "DF: keep each finished window in this directory; the same command run again "
+                                      "continues after the last one (same video bit for bit; --seed read from it)" },
     { "-q", 'b', 0, "", "" },
     { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
     /* Flags of the original that this engine refuses for now (never silently ignored). */
@@ -251,6 +254,17 @@ static int make_parents(const char *path)
     return 1;
 }
 
+/* mkdir -p of directory dir. */
+static int make_parents_dir(const char *dir)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/x", dir) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return 0;
+    }
+    return make_parents(tmp);
+}
+
 static int exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
 static int is_dir(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISDIR(st.st_mode); }
 
@@ -327,7 +341,15 @@ int sky_cli_generate(int argc, char **argv)
         *ints[i].dst = (int)iv;
     }
     a.offload = given(&p, "--offload");
+    a.resume_dir = get(&p, "--resume_dir");
     a.teacache = given(&p, "--teacache");
+    if (a.resume_dir && a.teacache)
+        return usage(argv0, "--resume_dir with --teacache: not supported (TeaCache's state spans the windows and is "
+                     "not kept)");
+    if (a.resume_dir && !make_parents_dir(a.resume_dir)) {
+        fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", argv0, a.resume_dir, strerror(errno));
+        return EXIT_FAIL;
+    }
     a.use_ret_steps = given(&p, "--use_ret_steps");
     a.teacache_thresh = 0.2;
     if (given(&p, "--teacache_thresh")) {
@@ -350,6 +372,7 @@ int sky_cli_generate(int argc, char **argv)
             return usage(argv0, "--shift %s: must be a number > 0", get(&p, "--shift"));
         a.shift = dv;
     }
+    const char *seed_from = NULL;
     if (given(&p, "--seed")) {
         char *end;
         errno = 0;
@@ -357,6 +380,8 @@ int sky_cli_generate(int argc, char **argv)
         if (errno || *end || get(&p, "--seed")[0] == '-' || !get(&p, "--seed")[0])
             return usage(argv0, "--seed %s: must be an integer from 0 to 2^64-1", get(&p, "--seed"));
         a.seed = s;
+    } else if (a.resume_dir && sky_resume_seed(a.resume_dir, &a.seed)) {
+        seed_from = a.resume_dir;                     /* the interrupted run's (its first window file) */
     } else {
         /* Random, as the original's random.randrange(4294967294). */
         uint64_t s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -535,7 +560,8 @@ int sky_cli_generate(int argc, char **argv)
     snprintf(json + k, sizeof json - k, "}");
     a.args_json = json;
 
-    if (!quiet) fprintf(stderr, "seed: %llu\n", (unsigned long long)a.seed);
+    if (!quiet) fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)a.seed, seed_from ? " (the seed of the run kept in " : "",
+                        seed_from ? seed_from : "", seed_from ? ")" : "");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     sky_err err;

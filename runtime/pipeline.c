@@ -19,6 +19,7 @@
 #include "encoders.h"
 #include "forcing.h"
 #include "noise.h"
+#include "resume.h"
 #include "safetensors.h"
 #include "sampler.h"
 #include "text.h"
@@ -462,6 +463,24 @@ static sky_status image_latent(run *r, const char *path, float *z, sky_err *err)
     return st;
 }
 
+/* The key of --resume_dir's window files (resume.h): the run's parameters, the backend and the input files. */
+static char *resume_key(const run *r)
+{
+    const sky_gen_args *a = r->a;
+    const char *fmt = "%s; backend %s; image %s; end_image %s; video_path %s; noise %s; prompt_embeds %s";
+    const char *backend = a->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu";
+#define OR_NONE(s) ((s) ? (s) : "none")
+    const int n = snprintf(NULL, 0, fmt, a->args_json ? a->args_json : "{}", backend, OR_NONE(a->image),
+                           OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file),
+                           OR_NONE(a->prompt_embeds));
+    char *key = malloc((size_t)n + 1);
+    if (key)
+        snprintf(key, (size_t)n + 1, fmt, a->args_json ? a->args_json : "{}", backend, OR_NONE(a->image),
+                 OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file), OR_NONE(a->prompt_embeds));
+#undef OR_NONE
+    return key;
+}
+
 static sky_status run_df(run *r, sky_err *err)
 {
     const sky_gen_args *a = r->a;
@@ -473,8 +492,11 @@ static sky_status run_df(run *r, sky_err *err)
     sky_frames input = { 0 };
     sky_df_plan plan;
     sky_unipc proto = { 0 };
-    float *Z = NULL, *end_z = NULL, *history = NULL;   /* history: the output's last overlap_history frames [3, n, H, W] */
+    float *Z = NULL, *zw = NULL, *end_z = NULL;          /* zw: the window's latents */
+    float *history = NULL;                              /* the output's last overlap_history frames [3, n, H, W] */
     int history_frames = 0;
+    int resumed = 0;                                    /* windows taken from --resume_dir */
+    char *key = NULL;
     sky_status st = SKY_ERR;
 
     if (a->video_path) {
@@ -483,9 +505,16 @@ static sky_status run_df(run *r, sky_err *err)
     }
     if (sky_df_plan_make(&req, &plan, err)) goto done;
     if (sky_unipc_init(&proto, a->inference_steps, a->shift, 1, 0, err)) goto done;
+    if (a->resume_dir) {
+        if (!(key = resume_key(r))) { sky_fail(err, "out of host memory"); goto done; }
+        if (sky_resume_count(a->resume_dir, key, plan.windows, &resumed, err)) goto done;
+        if (resumed && !a->quiet)
+            fprintf(stderr, "resume: %d of %d windows kept in %s (decoded again)%s\n", resumed, plan.windows,
+                    a->resume_dir, resumed < plan.windows ? ", denoising the rest" : ", nothing left to denoise");
+    }
 
     /* Count the model passes of every window for the progress bar (cheap: matrices only). */
-    int total = 0;
+    int total = 0, skipped = 0;
     for (int k = 0; k < plan.windows; k++) {
         sky_df_window win = sky_df_plan_window(&plan, k);
         sky_forcing_matrix m;
@@ -493,9 +522,10 @@ static sky_status run_df(run *r, sky_err *err)
                                     win.frames + win.end_frame, a->ar_step, win.prefix, a->causal_block_size, &m, err))
             goto done;
         total += m.rows;
+        if (k < resumed) skipped += m.rows;
         sky_forcing_matrix_free(&m);
     }
-    r->prog = (progress){ "denoise", total, 0, a->quiet, isatty(2), now_s() };
+    r->prog = (progress){ "denoise", total - skipped, 0, a->quiet, isatty(2), now_s() };
     progress_show(&r->prog);
 
     if (a->end_image) {
@@ -524,54 +554,64 @@ static sky_status run_df(run *r, sky_err *err)
     for (int k = 0; k < plan.windows; k++) {
         sky_df_window win = sky_df_plan_window(&plan, k);
         const int Ftot = win.frames + win.end_frame;
-        free(Z);
-        Z = malloc((size_t)C * Ftot * r->hw * sizeof(float));
-        float *fresh = malloc((size_t)C * win.frames * r->hw * sizeof(float));
-        if (!Z || !fresh) { free(fresh); sky_fail(err, "out of host memory"); goto done; }
-        int64_t shape[4] = { C, win.frames, r->h, r->w };
-        if (sky_noise_draw(&r->noise, fresh, 4, shape, "window noise", err)) { free(fresh); goto done; }
-        copy_latent_frames(Z, Ftot, 0, fresh, win.frames, 0, win.frames, C, r->hw);
-        free(fresh);
-        if (win.prefix_from_video) {
-            /* Prefix: the VAE encoding of the last overlap_history frames so far (§7.4.4 step 1). */
-            const int n = a->overlap_history, used = 1 + 4 * ((n - 1) / 4), lat = (used - 1) / 4 + 1;
-            SKY_ASSERT(history_frames == n && lat >= win.prefix);
-            float *tail = malloc((size_t)3 * used * phw * sizeof(float));
-            float *pz = malloc((size_t)C * lat * r->hw * sizeof(float));
-            if (!tail || !pz) { free(tail); free(pz); sky_fail(err, "out of host memory"); goto done; }
-            for (int c = 0; c < 3; c++)
-                memcpy(tail + (size_t)c * used * phw, history + (size_t)c * history_frames * phw,
-                       (size_t)used * phw * sizeof(float));
-            sky_status es = vae_encode(r, tail, used, pz, err);
-            if (es == SKY_OK) copy_latent_frames(Z, Ftot, 0, pz, lat, 0, win.prefix, C, r->hw);
-            free(tail);
-            free(pz);
-            if (es) goto done;
-        } else if (win.prefix == 1 && a->image) {
-            float *iz = malloc((size_t)C * r->hw * sizeof(float));
-            if (!iz) { sky_fail(err, "out of host memory"); goto done; }
-            sky_status is = image_latent(r, a->image, iz, err);
-            if (is == SKY_OK) copy_latent_frames(Z, Ftot, 0, iz, 1, 0, 1, C, r->hw);
-            free(iz);
-            if (is) goto done;
-        }
-        if (win.end_frame) copy_latent_frames(Z, Ftot, win.frames, end_z, 1, 0, 1, C, r->hw);
-        if (r->tcp && a->ar_step > 0 && k > 0 && !a->video_path) {
-            /* the original's TeaCache step count of a later long-video window (reference §8) */
-            const int Fo = (a->overlap_history - 1) / 4 + 1;
-            sky_teacache_set_steps(r->tcp, a->inference_steps +
-                                   ((win.frames - Fo) / a->causal_block_size - 1) * a->ar_step);
-        }
+        int64_t zshape[4] = { C, win.frames, r->h, r->w };
+        free(zw);
+        zw = malloc((size_t)C * win.frames * r->hw * sizeof(float));
+        if (!zw) { sky_fail(err, "out of host memory"); goto done; }
+        if (k < resumed) {
+            /* A window the interrupted run finished: its latents, and after the last one the noise state. */
+            uint64_t ns;
+            int nn;
+            if (sky_resume_load(a->resume_dir, k, key, zshape, zw, &ns, &nn, err)) goto done;
+            if (k == resumed - 1) r->noise.state = ns, r->noise.next = nn;
+        } else {
+            free(Z);
+            Z = malloc((size_t)C * Ftot * r->hw * sizeof(float));
+            float *fresh = malloc((size_t)C * win.frames * r->hw * sizeof(float));
+            if (!Z || !fresh) { free(fresh); sky_fail(err, "out of host memory"); goto done; }
+            if (sky_noise_draw(&r->noise, fresh, 4, zshape, "window noise", err)) { free(fresh); goto done; }
+            copy_latent_frames(Z, Ftot, 0, fresh, win.frames, 0, win.frames, C, r->hw);
+            free(fresh);
+            if (win.prefix_from_video) {
+                /* Prefix: the VAE encoding of the last overlap_history frames so far (§7.4.4 step 1). */
+                const int n = a->overlap_history, used = 1 + 4 * ((n - 1) / 4), lat = (used - 1) / 4 + 1;
+                SKY_ASSERT(history_frames == n && lat >= win.prefix);
+                float *tail = malloc((size_t)3 * used * phw * sizeof(float));
+                float *pz = malloc((size_t)C * lat * r->hw * sizeof(float));
+                if (!tail || !pz) { free(tail); free(pz); sky_fail(err, "out of host memory"); goto done; }
+                for (int c = 0; c < 3; c++)
+                    memcpy(tail + (size_t)c * used * phw, history + (size_t)c * history_frames * phw,
+                           (size_t)used * phw * sizeof(float));
+                sky_status es = vae_encode(r, tail, used, pz, err);
+                if (es == SKY_OK) copy_latent_frames(Z, Ftot, 0, pz, lat, 0, win.prefix, C, r->hw);
+                free(tail);
+                free(pz);
+                if (es) goto done;
+            } else if (win.prefix == 1 && a->image) {
+                float *iz = malloc((size_t)C * r->hw * sizeof(float));
+                if (!iz) { sky_fail(err, "out of host memory"); goto done; }
+                sky_status is = image_latent(r, a->image, iz, err);
+                if (is == SKY_OK) copy_latent_frames(Z, Ftot, 0, iz, 1, 0, 1, C, r->hw);
+                free(iz);
+                if (is) goto done;
+            }
+            if (win.end_frame) copy_latent_frames(Z, Ftot, win.frames, end_z, 1, 0, 1, C, r->hw);
+            if (r->tcp && a->ar_step > 0 && k > 0 && !a->video_path) {
+                /* the original's TeaCache step count of a later long-video window (reference §8) */
+                const int Fo = (a->overlap_history - 1) / 4 + 1;
+                sky_teacache_set_steps(r->tcp, a->inference_steps +
+                                       ((win.frames - Fo) / a->causal_block_size - 1) * a->ar_step);
+            }
 
-        if (use_dit(r, err) || df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
-        done_dit(r);
-
+            if (use_dit(r, err) || df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
+            done_dit(r);
+            copy_latent_frames(zw, win.frames, 0, Z, Ftot, 0, win.frames, C, r->hw);
+            if (a->resume_dir &&
+                sky_resume_save(a->resume_dir, k, key, a->seed, zshape, zw, r->noise.state, r->noise.next, err))
+                goto done;
+        }
         char name[32];
         snprintf(name, sizeof name, "latents.w%d", k);
-        int64_t zshape[4] = { C, win.frames, r->h, r->w };
-        float *zw = malloc((size_t)C * win.frames * r->hw * sizeof(float));
-        if (!zw) { sky_fail(err, "out of host memory"); goto done; }
-        copy_latent_frames(zw, win.frames, 0, Z, Ftot, 0, win.frames, C, r->hw);
         sky_status ks = keep_tensor(r, name, zw, 4, zshape, err);
         if (ks == SKY_OK && plan.windows == 1) ks = keep_tensor(r, "latents", zw, 4, zshape, err);
         if (ks == SKY_OK && r->has_vae) {
@@ -585,14 +625,13 @@ static sky_status run_df(run *r, sky_err *err)
                 ks = keep_history(&history, &history_frames, a->overlap_history, px, T, win.drop_pixels, phw, err);
             free(px);
         }
-        free(zw);
         if (ks) goto done;
     }
     st = SKY_OK;
 done:
     sky_unipc_free(&proto);
     sky_frames_free(&input);
-    free(Z); free(end_z); free(history);
+    free(Z); free(zw); free(end_z); free(history); free(key);
     return st;
 }
 

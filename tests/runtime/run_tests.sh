@@ -13,8 +13,8 @@ mkdir -p "$OUT"
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime -Itests/runtime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/weights.c runtime/teacache.c runtime/prompt_cache.c)
-TESTS=(test_json test_safetensors test_weights test_teacache test_prompt_cache)
+LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/weights.c runtime/teacache.c runtime/prompt_cache.c runtime/resume.c)
+TESTS=(test_json test_safetensors test_weights test_teacache test_prompt_cache test_resume)
 
 failed=()
 tot_p=0 tot_f=0

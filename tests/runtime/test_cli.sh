@@ -116,6 +116,44 @@ else fail=$((fail + 1)); echo "FAIL --offload: $(cat "$tmp/cmp.txt"); transforme
 expect 1 "w_d.safetensors: no tensor of this model found (looked for 'decoder.head.2.bias'" -- \
     $D "${LONG[@]/$tmp\/vae.safetensors/$tmp/w_d.safetensors}" --offload -o "$tmp/x2.mp4"
 
+# --resume_dir: a DF run keeps each finished window (runtime/resume.h). The same 3-window video (with
+# addnoise_condition, so that the noise state matters) is made three ways and must equal the plain run's
+# latents, frames and mp4 bit for bit: (1) a run that kept its windows, then lost the last one and ran
+# again without --seed (the seed comes from the kept windows); (2) a run stopped by SIGINT once its first
+# window is kept, then run again. Another run's arguments in the directory are refused, naming the field.
+RES=(--dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" --prompt_embeds "$tmp/pe_d.safetensors"
+     --num_frames 37 --base_num_frames 21 --overlap_history 9 --addnoise_condition 20)
+same_as_plain() {   # $1 latents file, $2 mp4: equal to the plain run's
+    for n in video latents.w0 latents.w1 latents.w2; do
+        build/tools/sttool compare "$1" "$tmp/res_plain.safetensors" "$n" 0 > "$tmp/cmp.txt" || return 1
+    done
+    cmp -s "$2" "$tmp/res_plain.mp4"
+}
+expect 0 "done in" -- $D "${RES[@]}" --inference_steps 2 --seed 11 -o "$tmp/res_plain.mp4" --output_latents "$tmp/res_plain.safetensors"
+expect 0 "done in" -- $D "${RES[@]}" --inference_steps 2 --seed 11 -o "$tmp/res1.mp4" --resume_dir "$tmp/rd1"
+rm -f "$tmp/rd1/window_0002.safetensors"
+$D "${RES[@]}" --inference_steps 2 -o "$tmp/res2.mp4" --output_latents "$tmp/res2.safetensors" --resume_dir "$tmp/rd1" \
+    2> "$tmp/res2.log" > /dev/null
+if grep -q "seed: 11 (the seed of the run kept in" "$tmp/res2.log" && grep -q "resume: 2 of 3 windows kept" "$tmp/res2.log" &&
+   same_as_plain "$tmp/res2.safetensors" "$tmp/res2.mp4"; then
+    pass=$((pass + 1)); echo "ok   --resume_dir: 2 of 3 windows kept, rerun without --seed: the same latents, frames and mp4 bit for bit"
+else fail=$((fail + 1)); echo "FAIL --resume_dir rerun: $(cat "$tmp/res2.log" "$tmp/cmp.txt")"; fi
+expect 1 "window_0000.safetensors was written by another run: \"guidance_scale\": 6 (this run: \"guidance_scale\": 5)" -- \
+    $D "${RES[@]}" --inference_steps 2 --guidance_scale 5 -o "$tmp/res3.mp4" --resume_dir "$tmp/rd1"
+expect 2 "--resume_dir with --teacache: not supported" -- $D "${RES[@]}" --teacache -o "$tmp/res3.mp4" --resume_dir "$tmp/rd1"
+# SIGINT once window 0 is kept (more steps, so that the run is still going), then the same command again.
+$D "${RES[@]}" --inference_steps 2 --seed 11 -o "$tmp/res4.mp4" --output_latents "$tmp/res4.safetensors" \
+    --resume_dir "$tmp/rd4" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -e "$tmp/rd4/window_0000.safetensors" ] && break; sleep 0.05; done
+kill -INT "$pid" 2> /dev/null; wait "$pid"; rc=$?
+kept=$(ls "$tmp/rd4" | grep -c '^window_')
+$D "${RES[@]}" --inference_steps 2 --seed 11 -o "$tmp/res4.mp4" --output_latents "$tmp/res4.safetensors" \
+    --resume_dir "$tmp/rd4" > /dev/null 2> "$tmp/res4.log"
+if same_as_plain "$tmp/res4.safetensors" "$tmp/res4.mp4"; then
+    pass=$((pass + 1)); echo "ok   --resume_dir after SIGINT (exit $rc, $kept of 3 windows kept): the rerun gives the plain run's video bit for bit"
+else fail=$((fail + 1)); echo "FAIL --resume_dir after SIGINT (exit $rc, $kept kept): $(cat "$tmp/res4.log" "$tmp/cmp.txt")"; fi
+
 # A build without FFmpeg (cmake -DSKY_FFMPEG=OFF, for machines that cannot install it: tests/gpu/run.sh), as a
 # variant of its own so that it overwrites nothing: the programs and latents-only runs work, an mp4 is refused
 # before the first step and nothing is written.
