@@ -563,7 +563,9 @@ local function slot(p, name)
 end
 
 -- gen/variant.c: the weights tables and the variant description (runtime/program.h).
-local function emit_variant(s, plans, ctx)
+local function emit_variant(s, plans, ctx, cuda_plans)
+    -- the CUDA plan's arena peak of a program (0 without the cuda target)
+    local function cuda_peak(name) return clit.size(cuda_plans[name] and cuda_plans[name].peak or 0) end
     local d, r = s.dit, s.derived
     local w = cwriter.new()
     local lines = {}
@@ -593,6 +595,8 @@ local function emit_variant(s, plans, ctx)
     w:line(".lat_h = %d, .lat_w = %d, .max_frames = %d,", r.lat_h, r.lat_w, r.max_frames)
     w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
     w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
+    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", cuda_peak("dit_forward"),
+           clit.size(cuda_plans.dit_forward and cuda_plans.dit_forward.prompt_bytes or 0))
     w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
            string.format("%.17g", graph.flops(p.graph, "context")))
     w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
@@ -626,7 +630,7 @@ local function emit_variant(s, plans, ctx)
             w:open(string.format("static const sky_vae_program %s = {", name))
             w:line(".z_dim = %d, .lat_h = %d, .lat_w = %d, .height = %d, .width = %d,", s.vae.z_dim, r.lat_h, r.lat_w,
                    s.video.height, s.video.width)
-            w:line(".arena_bytes = %s,", clit.size(vp.peak))
+            w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(vp.peak), cuda_peak(name))
             w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
             w:line(".n_weights = %d,", #vp.graph.weights)
             w:line(".weights = %s_weights,", name)
@@ -640,7 +644,7 @@ local function emit_variant(s, plans, ctx)
         local tp = plans.text_encode
         w:open("static const sky_encoder_program text_encode = {")
         w:line(".rows = %d, .dim = %d, .vocab = %d,", d.text_len, s.t5.dim, s.t5.vocab)
-        w:line(".arena_bytes = %s,", clit.size(tp.peak))
+        w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(tp.peak), cuda_peak("text_encode"))
         w:line(".in = %s, .out = %s,", slot(tp, "ids"), slot(tp, "context"))
         w:line(".n_weights = %d,", #tp.graph.weights)
         w:line(".weights = text_encode_weights,")
@@ -652,7 +656,7 @@ local function emit_variant(s, plans, ctx)
         local cp = plans.clip_encode
         w:open("static const sky_encoder_program clip_encode = {")
         w:line(".rows = %d, .dim = %d, .image_size = %d,", d.image_len, s.clip.dim, s.clip.image_size)
-        w:line(".arena_bytes = %s,", clit.size(cp.peak))
+        w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(cp.peak), cuda_peak("clip_encode"))
         w:line(".in = %s, .out = %s,", slot(cp, "pixels"), slot(cp, "clip_fea"))
         w:line(".n_weights = %d,", #cp.graph.weights)
         w:line(".weights = clip_encode_weights,")
@@ -681,8 +685,8 @@ local function emit_variant(s, plans, ctx)
 end
 
 -- Add the CPU backend's files to `files` (path -> text): one gen/<program>_cpu.c per program
--- and gen/variant.c.
-function emit_c.emit(s, plans, files, ctx)
+-- and gen/variant.c (which also records the peaks of cuda_plans, the CUDA emitters' plans).
+function emit_c.emit(s, plans, files, ctx, cuda_plans)
     local r, d = s.derived, s.dit
     local describe = {
         dit_forward = {
@@ -699,7 +703,7 @@ function emit_c.emit(s, plans, files, ctx)
     for _, name in ipairs(sorted.keys(plans)) do
         files["gen/" .. name .. "_cpu.c"] = emit_program(s, plans[name], ctx, describe[name])
     end
-    files["gen/variant.c"] = emit_variant(s, plans, ctx)
+    files["gen/variant.c"] = emit_variant(s, plans, ctx, cuda_plans or {})
 end
 
 return emit_c

@@ -105,17 +105,18 @@ local function run(opts)
     end
 
     local files = {}                                    -- path -> text, written at the end
-    emit_c.emit(s, plans, files, ctx)
     local cuda_plan = s.targets.cuda and emit_cuda.emit(s, programs, files, ctx) or nil
     local cuda_vae = s.targets.cuda and emit_cuda_vae.emit(s, programs, files, ctx) or {}
     if s.targets.cuda then
         for name, p in pairs(emit_cuda_enc.emit(s, programs, files, ctx)) do cuda_vae[name] = p end
     end
+    local cuda_plans = {}                               -- program -> CUDA plan (none without the cuda target)
     if cuda_plan then
-        local cuda_plans = { dit_forward = cuda_plan }
+        cuda_plans.dit_forward = cuda_plan
         for name, p in pairs(cuda_vae) do cuda_plans[name] = p end
         files["plan_cuda.txt"] = plan.dump(cuda_plans)
     end
+    emit_c.emit(s, plans, files, ctx, cuda_plans)       -- variant.c records the CUDA plans' peaks too
     files["plan.txt"] = plan.dump(plans)
     files["graph.txt"] = graph.dump(programs)
     manifest.add(files, ctx)

@@ -71,6 +71,10 @@ typedef struct sky_dit_cuda_plugin {
 
 #define SKY_DIT_CUDA_ABI 7
 
+/* The cuBLASLt workspace of every CUDA program, inside its arena (cuBLAS recommends 32 MiB on Hopper).
+ * Fixed: the heuristic's choice of algorithm depends on it. */
+#define SKY_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
+
 /* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
  * binary; loaded once per process, its ABI and variant checked (runtime/plugin.c). */
 sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err);

@@ -63,6 +63,7 @@
 #include <cublasLt.h>
 
 #include "cuda_ctx.h"
+#include "dit_plugin.h"
 
 /* cuBLAS / cuBLASLt failures after validation (fatal; see cuda.h). */
 _Noreturn void sky_cublas_fail_(cublasStatus_t s, const char *stmt, const char *func, const char *file, int line);
@@ -75,9 +76,7 @@ static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const c
 
 #define SKY_CUBLAS_CHECK(call) sky_cublas_check_((call), #call, __func__, __FILE__, __LINE__)
 
-/* Workspace every set should be given (cuBLAS recommends 32 MiB on Hopper). Fixed: the
- * heuristic's choice depends on it. */
-#define SKY_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
+/* SKY_GEMM_WORKSPACE_BYTES (dit_plugin.h): the workspace every set should be given. */
 
 /* Names and values as gen/emit_cuda.lua writes them into the generated tables. */
 typedef enum sky_gemm_dtype {

@@ -19,6 +19,7 @@
 #include "encoders.h"
 #include "vae.h"
 #include "program.h"
+#include "dit_plugin.h"
 #include "prompt_cache.h"
 #include "status.h"
 #include "trace.h"
@@ -93,6 +94,19 @@ static int parse_u64(const char *s, uint64_t *out)
     return 1;
 }
 
+/* A program's arena peaks: the CPU plan's, and the CUDA plan's (cuda 0: no cuda target) with the cuBLASLt
+ * workspace it holds; with the prompt arenas where the program keeps some (dit_forward). */
+static void print_arenas(size_t cpu, size_t cpu_prompt, size_t cuda, size_t cuda_prompt)
+{
+    printf("            cpu arena peak %zu bytes (%.2f MiB)", cpu, (double)cpu / 1048576.0);
+    if (cpu_prompt) printf(" + %d prompt arenas of %.2f MiB", SKY_PROMPT_SLOTS, (double)cpu_prompt / 1048576.0);
+    printf("\n");
+    if (!cuda) return;
+    printf("            cuda arena peak %zu bytes (%.2f MiB)", cuda, (double)cuda / 1048576.0);
+    if (cuda_prompt) printf(" + %d prompt arenas of %.2f MiB", SKY_PROMPT_SLOTS, (double)cuda_prompt / 1048576.0);
+    printf(" + %zu MiB cuBLASLt workspace\n", (size_t)(SKY_GEMM_WORKSPACE_BYTES >> 20));
+}
+
 static void print_info(void)
 {
     const sky_dit_program *p = sky_variant.dit;
@@ -102,18 +116,26 @@ static void print_info(void)
     printf("video       %dx%d, %d frames per window; sampler %d steps, shift %g, guidance %g\n",
            sky_variant.height, sky_variant.width, sky_variant.base_num_frames, sky_variant.steps,
            sky_variant.shift, sky_variant.guidance);
-    printf("dit_forward C %d, ffn %d, %d heads, %d blocks; window %d latent frames of %dx%d\n", p->dim, p->ffn_dim,
-           p->num_heads, p->num_layers, p->max_frames, p->lat_h, p->lat_w);
-    printf("            %d weight tensors; cpu arena peak %zu bytes (%.2f MiB), and %d prompt arenas of %zu bytes\n",
-           p->n_weights, p->arena_bytes, (double)p->arena_bytes / 1048576.0, SKY_PROMPT_SLOTS, p->prompt_bytes);
+    printf("dit_forward C %d, ffn %d, %d heads, %d blocks; window %d latent frames of %dx%d; %d weight tensors\n",
+           p->dim, p->ffn_dim, p->num_heads, p->num_layers, p->max_frames, p->lat_h, p->lat_w, p->n_weights);
     printf("            %.3f TFLOP per forward at the full window (GEMMs + attention), and %.3f once per prompt;\n"
            "            a CFG step is two forwards\n", p->flops / 1e12, p->prompt_flops / 1e12);
+    print_arenas(p->arena_bytes, p->prompt_bytes, p->cuda_arena_bytes, p->cuda_prompt_bytes);
     const sky_vae_program *vps[] = { sky_variant.vae_decode, sky_variant.vae_encode };
     const char *vnames[] = { "vae_decode", "vae_encode" };
     for (int i = 0; i < 2; i++)
-        if (vps[i])
-            printf("%-11s %d weight tensors; cpu arena peak %zu bytes (%.2f MiB), one chunk per call\n", vnames[i],
-                   vps[i]->n_weights, vps[i]->arena_bytes, (double)vps[i]->arena_bytes / 1048576.0);
+        if (vps[i]) {
+            printf("%-11s %d weight tensors, one chunk per call\n", vnames[i], vps[i]->n_weights);
+            print_arenas(vps[i]->arena_bytes, 0, vps[i]->cuda_arena_bytes, 0);
+        }
+    const sky_encoder_program *eps[] = { sky_variant.text_encode, sky_variant.clip_encode };
+    const char *enames[] = { "text_encode", "clip_encode" };
+    for (int i = 0; i < 2; i++)
+        if (eps[i]) {
+            printf("%-11s %d weight tensors, output [%d, %d]\n", enames[i], eps[i]->n_weights, eps[i]->rows,
+                   eps[i]->dim);
+            print_arenas(eps[i]->arena_bytes, 0, eps[i]->cuda_arena_bytes, 0);
+        }
 }
 
 /* program dit_forward ... */

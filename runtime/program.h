@@ -62,6 +62,8 @@ typedef struct sky_dit_program {
     int inject_sample_info;             /* 1: the fps input exists */
     size_t arena_bytes;                 /* the CPU plan's peak */
     size_t prompt_bytes;                /* one prompt arena of the CPU plan (runtime/prompt_cache.h) */
+    size_t cuda_arena_bytes;            /* the CUDA plan's peak and prompt arena (0: no cuda target) */
+    size_t cuda_prompt_bytes;
     double flops;                       /* one call at the largest window (GEMMs and attention), the prompt
                                          * part not counted: it runs once per prompt */
     double prompt_flops;                /* the prompt part */
@@ -96,6 +98,7 @@ typedef struct sky_vae_program {
     int lat_h, lat_w;                   /* latent size (landscape) */
     int height, width;                  /* video size in pixels (landscape) */
     size_t arena_bytes;
+    size_t cuda_arena_bytes;            /* the CUDA plan's peak (0: no cuda target) */
     sky_slot in, out;                   /* decode: z [z_dim,1,h,w] -> video [3,1|4,H,W]; encode: reverse */
     int n_weights;
     const sky_weight_desc *weights;
@@ -113,6 +116,7 @@ typedef struct sky_encoder_program {
     int vocab;                          /* text_encode: embedding rows (ids must be below) */
     int image_size;                     /* clip_encode: input side in pixels */
     size_t arena_bytes;
+    size_t cuda_arena_bytes;            /* the CUDA plan's peak (0: no cuda target) */
     sky_slot in, out;
     int n_weights;
     const sky_weight_desc *weights;

@@ -249,6 +249,13 @@ fi
 if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
    out/df_1.3b_540p/skyreels-df_1.3b_540p --info | grep -q "611.794 TFLOP per forward at the full window (GEMMs + attention), and 0.154 once per prompt"; then
     pass=$((pass + 1)); echo "ok   df_1.3b_540p builds; --info reports 611.794 TFLOP per forward and 0.154 per prompt"
+    # and the CUDA plan's arena peak and prompt arena, as plan_cuda.txt (the generator's own listing) has them
+    peak=$(sed -n 's/^# arena dit_forward (cuda[^)]*): peak \([0-9,]*\) B.*/\1/p' out/df_1.3b_540p/plan_cuda.txt | tr -d ,)
+    prompt=$(sed -n 's/^# prompt arena dit_forward: \([0-9,]*\) B.*/\1/p' out/df_1.3b_540p/plan_cuda.txt | tr -d ,)
+    if [ -n "$peak" ] && out/df_1.3b_540p/skyreels-df_1.3b_540p --info |
+         grep -q "cuda arena peak $peak bytes (.*) + 2 prompt arenas of $(awk -v b="$prompt" 'BEGIN { printf "%.2f", b / 1048576 }') MiB"; then
+        pass=$((pass + 1)); echo "ok   --info: dit_forward's cuda arena peak $peak bytes and prompt arenas of $prompt bytes, as plan_cuda.txt"
+    else fail=$((fail + 1)); echo "FAIL --info cuda arena: want $peak and $prompt; $(out/df_1.3b_540p/skyreels-df_1.3b_540p --info)"; fi
 else
     fail=$((fail + 1)); echo "FAIL df_1.3b_540p build or --info:"; tail -5 "$tmp/gen-real.log"
 fi

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
+ * generator  gen/ (25 .lua files)                 xxh64 93a7395ac4e24ac6
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -332,6 +332,7 @@ static const sky_dit_program dit_forward = {
     .lat_h = 8, .lat_w = 6, .max_frames = 6,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)598144, .prompt_bytes = (size_t)131072,
+    .cuda_arena_bytes = (size_t)370176, .cuda_prompt_bytes = (size_t)65536,
     .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 22020096,
     .x = {(size_t)0, (size_t)18432},
@@ -356,7 +357,7 @@ static const sky_dit_program dit_forward = {
 
 static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
-    .arena_bytes = (size_t)4088832,
+    .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)4088832,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
@@ -366,7 +367,7 @@ static const sky_vae_program vae_decode = {
 
 static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
-    .arena_bytes = (size_t)2832384,
+    .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)2856960,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
     .n_weights = 86,
     .weights = vae_encode_weights,
@@ -376,7 +377,7 @@ static const sky_vae_program vae_encode = {
 
 static const sky_encoder_program text_encode = {
     .rows = 32, .dim = 64, .vocab = 2000,
-    .arena_bytes = (size_t)53504,
+    .arena_bytes = (size_t)53504, .cuda_arena_bytes = (size_t)26880,
     .in = {(size_t)0, (size_t)256}, .out = {(size_t)8448, (size_t)8192},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -388,7 +389,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "a96c3b8cbc8dd3dc",
+    .generator_xxh64 = "93a7395ac4e24ac6",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (25 .lua files)                 xxh64 a96c3b8cbc8dd3dc
+ * generator  gen/ (25 .lua files)                 xxh64 93a7395ac4e24ac6
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -367,6 +367,7 @@ static const sky_dit_program dit_forward = {
     .lat_h = 6, .lat_w = 8, .max_frames = 3,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
+    .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
     .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 92981248,
     .x = {(size_t)0, (size_t)9216},
@@ -391,7 +392,7 @@ static const sky_dit_program dit_forward = {
 
 static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
-    .arena_bytes = (size_t)4088832,
+    .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
@@ -401,7 +402,7 @@ static const sky_vae_program vae_decode = {
 
 static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
-    .arena_bytes = (size_t)2832384,
+    .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
     .n_weights = 86,
     .weights = vae_encode_weights,
@@ -411,7 +412,7 @@ static const sky_vae_program vae_encode = {
 
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 64, .vocab = 2000,
-    .arena_bytes = (size_t)856064,
+    .arena_bytes = (size_t)856064, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)135168, (size_t)131072},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -420,7 +421,7 @@ static const sky_encoder_program text_encode = {
 
 static const sky_encoder_program clip_encode = {
     .rows = 5, .dim = 32, .image_size = 28,
-    .arena_bytes = (size_t)14400,
+    .arena_bytes = (size_t)14400, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)9408}, .out = {(size_t)9408, (size_t)640},
     .n_weights = 17,
     .weights = clip_encode_weights,
@@ -432,7 +433,7 @@ const sky_variant_desc sky_variant = {
     .family = "i2v",
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "a96c3b8cbc8dd3dc",
+    .generator_xxh64 = "93a7395ac4e24ac6",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
