@@ -2,7 +2,7 @@
 # tests/gpu/run.sh — every GPU check in one call, a short table last (design.md §6 tier 5).
 #
 #   bash tests/gpu/run.sh                 on a machine with an NVIDIA GPU and the CUDA toolkit: every check
-#   bash tests/gpu/run.sh 540p vae-540p   only those (attention runtime diffusers tiny vae-tiny enc-tiny 540p
+#   bash tests/gpu/run.sh 540p vae-540p   only those (attention runtime diffusers tiny 540p vae-tiny enc-tiny
 #                                         vae-540p); rows go to $OUT/table.txt as they finish
 #
 # On a machine without a GPU it prints "GPU tier: not run (no GPU)" and exits 0: never "passed".
@@ -64,8 +64,9 @@ if ! pkg-config --exists libavformat libavcodec libswscale libavutil 2> /dev/nul
     echo "no FFmpeg here: building with $SKY_CMAKE_ARGS"
 fi
 nvidia-smi -L | tee "$OUT/device.txt"
-# Which checks: the arguments (attention runtime diffusers tiny vae-tiny enc-tiny 540p vae-540p), all by default,
-# so that a second call can finish what a first one had no time for.
+# Which checks: the arguments (attention runtime diffusers tiny 540p vae-tiny enc-tiny vae-540p), all by default in
+# that order (the transformer's first: the tiny VAE and encoder checks build several variants), so that a second
+# call can finish what a first one had no time for.
 CHECKS="$*"
 want() { [ -z "$CHECKS" ] || [[ " $CHECKS " == *" $1 "* ]]; }
 rows=()
@@ -146,6 +147,43 @@ elif ./build.sh gen tiny_df128 > "$OUT/tiny_build.log" 2>&1 && [ -f out/tiny_df1
 else
     row "cuda tiny" FAIL "tiny_df128 or its CUDA plugin did not build; see $OUT/tiny_build.log"
 fi
+d=$OUT/df_1.3b_540p
+mkdir -p "$d"
+b=out/df_1.3b_540p/skyreels-df_1.3b_540p
+built=0
+if want 540p || want vae-540p; then ./build.sh gen df_1.3b_540p > "$d/build.log" 2>&1 && built=1; fi
+# Our forward at full size: 6 samples of 25 latent frames with per-frame timesteps and two prompts alternating
+# (cond, uncond, cond, ...), one at a time as a guided run calls it: samples 1 and 2 run the prompt part into
+# their prompt arenas and the step eagerly, 3 and 4 reuse the prompt arenas and are captured into a CUDA Graph
+# each (one per prompt arena), 5 and 6 replay them; the time per sample is the mean of 5 and 6, and the ratio
+# to diffusers is 2 of ours (cond + uncond) over one of its batch-2 forwards.
+steady() { grep -o 'sample [56]/6.*: [0-9.]* s' "$1" | awk '{ t += $(NF - 1) } END { if (NR == 2) printf "%.3f", t / 2 }'; }
+ratio() {   # our seconds per sample -> "ours 2 x S s vs diffusers D s: R x"
+    python3 -c "import json, sys; d = json.load(open('$OUT/diffusers.json'))['seconds']; o = float(sys.argv[1])
+print('ours 2 x %.3f s vs diffusers %.3f s per CFG step: %.2fx' % (o, d, 2 * o / d))" "$1" 2> /dev/null ||
+        echo "ours $1 s per sample (no diffusers time to divide by)"
+}
+if ! want 540p; then :
+elif [ "$built" = 1 ] &&
+   "$b" random-weights --output "$d/w.safetensors" --bf16 --seed 1 >> "$d/build.log" 2>&1 &&
+   "$b" random-inputs --output "$d/in.safetensors" --batch 6 --prompts 2 --per-frame --seed 3 >> "$d/build.log" 2>&1 &&
+   "$b" program dit_forward --weights "$d/w.safetensors" --inputs "$d/in.safetensors" --output "$d/cuda.safetensors" \
+       --backend cuda > "$d/run.log" 2>&1 && [ -n "$(steady "$d/run.log")" ]; then
+    row "cuda 540p" ok "$(ratio "$(steady "$d/run.log")") (sm_90a attention; first sample $(grep -o 'sample 1/6.*' "$d/run.log"))"
+    # the same forward with the sm_80 attention kernel: its time, and how far the two outputs are apart
+    # (reported; the bound 1 only catches garbage: each kernel's error is bounded in the attention row)
+    if SKY_ATTENTION=sm80 "$b" program dit_forward --weights "$d/w.safetensors" --inputs "$d/in.safetensors" \
+           --output "$d/cuda80.safetensors" --backend cuda > "$d/run80.log" 2>&1 &&
+       build/tools/sttool compare "$d/cuda80.safetensors" "$d/cuda.safetensors" v 1 > "$d/cmp80.log" 2>&1; then
+        row "cuda 540p sm80" ok "$(ratio "$(steady "$d/run80.log")"); vs the sm_90a run's output $(grep -o 'rel_l2 [^ ]*' "$d/cmp80.log")"
+    else
+        row "cuda 540p sm80" FAIL "see $d/run80.log and $d/cmp80.log"
+    fi
+else
+    row "cuda 540p" FAIL "see $d/build.log and $d/run.log"
+fi
+rm -f "$d/w.safetensors"
+
 if want vae-tiny; then
 # The VAE on tiny configurations: the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x the error
 # of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*), as tests/emu/run.sh does on the emulator.
@@ -190,6 +228,7 @@ if want enc-tiny; then
 # The encoders on tiny configurations, as tests/emu/run.sh does on the emulator: umT5 (bf16) within 2x
 # transformers' own bf16 error, CLIP (fp32) within 1e-5.
 EF=tests/fixtures/encoders
+mkdir -p "$OUT/specs"
 : > "$OUT/enc_tiny.log"
 efails=0 ecases=0
 for S in 16 40; do
@@ -232,43 +271,6 @@ done
 if [ "$efails" -eq 0 ]; then row "enc tiny" ok "$ecases cases (umT5 within 2x transformers' bf16 error, CLIP within 1e-5)"
 else row "enc tiny" FAIL "$efails failures; see $OUT/enc_tiny.log"; fi
 fi
-
-d=$OUT/df_1.3b_540p
-mkdir -p "$d"
-b=out/df_1.3b_540p/skyreels-df_1.3b_540p
-built=0
-if want 540p || want vae-540p; then ./build.sh gen df_1.3b_540p > "$d/build.log" 2>&1 && built=1; fi
-# Our forward at full size: 6 samples of 25 latent frames with per-frame timesteps and two prompts alternating
-# (cond, uncond, cond, ...), one at a time as a guided run calls it: samples 1 and 2 run the prompt part into
-# their prompt arenas and the step eagerly, 3 and 4 reuse the prompt arenas and are captured into a CUDA Graph
-# each (one per prompt arena), 5 and 6 replay them; the time per sample is the mean of 5 and 6, and the ratio
-# to diffusers is 2 of ours (cond + uncond) over one of its batch-2 forwards.
-steady() { grep -o 'sample [56]/6.*: [0-9.]* s' "$1" | awk '{ t += $(NF - 1) } END { if (NR == 2) printf "%.3f", t / 2 }'; }
-ratio() {   # our seconds per sample -> "ours 2 x S s vs diffusers D s: R x"
-    python3 -c "import json, sys; d = json.load(open('$OUT/diffusers.json'))['seconds']; o = float(sys.argv[1])
-print('ours 2 x %.3f s vs diffusers %.3f s per CFG step: %.2fx' % (o, d, 2 * o / d))" "$1" 2> /dev/null ||
-        echo "ours $1 s per sample (no diffusers time to divide by)"
-}
-if ! want 540p; then :
-elif [ "$built" = 1 ] &&
-   "$b" random-weights --output "$d/w.safetensors" --bf16 --seed 1 >> "$d/build.log" 2>&1 &&
-   "$b" random-inputs --output "$d/in.safetensors" --batch 6 --prompts 2 --per-frame --seed 3 >> "$d/build.log" 2>&1 &&
-   "$b" program dit_forward --weights "$d/w.safetensors" --inputs "$d/in.safetensors" --output "$d/cuda.safetensors" \
-       --backend cuda > "$d/run.log" 2>&1 && [ -n "$(steady "$d/run.log")" ]; then
-    row "cuda 540p" ok "$(ratio "$(steady "$d/run.log")") (sm_90a attention; first sample $(grep -o 'sample 1/6.*' "$d/run.log"))"
-    # the same forward with the sm_80 attention kernel: its time, and how far the two outputs are apart
-    # (reported; the bound 1 only catches garbage: each kernel's error is bounded in the attention row)
-    if SKY_ATTENTION=sm80 "$b" program dit_forward --weights "$d/w.safetensors" --inputs "$d/in.safetensors" \
-           --output "$d/cuda80.safetensors" --backend cuda > "$d/run80.log" 2>&1 &&
-       build/tools/sttool compare "$d/cuda80.safetensors" "$d/cuda.safetensors" v 1 > "$d/cmp80.log" 2>&1; then
-        row "cuda 540p sm80" ok "$(ratio "$(steady "$d/run80.log")"); vs the sm_90a run's output $(grep -o 'rel_l2 [^ ]*' "$d/cmp80.log")"
-    else
-        row "cuda 540p sm80" FAIL "see $d/run80.log and $d/cmp80.log"
-    fi
-else
-    row "cuda 540p" FAIL "see $d/build.log and $d/run.log"
-fi
-rm -f "$d/w.safetensors"
 
 # The VAE at 540P: 25 latent frames -> 97 frames of 544x960, random weights, ours and diffusers' on this GPU.
 if ! want vae-540p; then :
