@@ -3,6 +3,8 @@
 #
 #   ./build.sh              install what is missing, then run the tiny demo on the CPU backend
 #   ./build.sh test         every CPU test tier (what CI runs); ends with "N passed, M failed"
+#   ./build.sh test-all     the same, with the compile tier and the emulator's full-size launch checks on every
+#                           shipped variant (8) instead of one 1.3B and one or two 14B ones (longer)
 #   ./build.sh gen <spec>   generate out/<variant>/ from specs/<spec>.lua (or a path to a spec)
 #                           and build out/<variant>/skyreels-<variant>
 #   ./build.sh deps         install the Debian packages the build and tests need (root, apt-get)
@@ -85,6 +87,7 @@ case "${1:-}" in
     deps) deps ;;
     gen) shift; deps; gen "$@" ;;
     test) deps; exec bash tests/run.sh ;;
-    -h|--help) sed -n '2,9p' "$0" ;;
-    *) echo "usage: ./build.sh [test | gen <spec> | deps]" >&2; exit 2 ;;
+    test-all) deps; SKY_TEST_ALL=1 exec bash tests/run.sh ;;
+    -h|--help) sed -n '2,11p' "$0" ;;
+    *) echo "usage: ./build.sh [test | test-all | gen <spec> | deps]" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/compile/run.sh — the compile tier (COMPILE-ONLY: no GPU, no numbers checked).
 #
-# For one 1.3B and one 14B variant (all shipped variants with SKY_COMPILE_ALL=1): generate, then for
+# For one 1.3B and one 14B variant (every shipped variant with SKY_TEST_ALL=1: ./build.sh test-all): generate, then for
 # each CUDA program (dit_forward, vae_decode, vae_encode)
 #   - nvcc compiles gen/<program>_kernels.cu for sm_90a and sm_80 (-Xptxas -v): no register spill in
 #     any kernel, no stack frame in the attention and convolution kernels;
@@ -23,7 +23,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 variants="df_1.3b_540p t2v_14b_540p"
-[ -n "${SKY_COMPILE_ALL:-}" ] && variants="df_1.3b_540p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p"
+[ -n "${SKY_TEST_ALL:-}" ] && variants="df_1.3b_540p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
