@@ -99,7 +99,7 @@ static const flag flags[] = {
                                          "clip_fea for I2V) used instead of the encoders" },
     { "--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed" },
     { "--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here" },
-    { "--backend", 's', 0, "cpu", "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)" },
+    { "--backend", 's', 0, "cuda where a GPU is present, else cpu ($SKY_BACKEND)", "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)" },
     { "--teacache", 'b', 0, "off", "TeaCache: skip the transformer's blocks on calls whose time embedding moved "
                                    "little, reusing the last residual (faster, approximate)" },
     { "--teacache_thresh", 'f', 0, "0.2", "TeaCache threshold > 0: larger skips more (0.1 ~2x, 0.2 ~3x faster)" },
@@ -313,6 +313,14 @@ int sky_cli_generate(int argc, char **argv)
         if (backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
             return usage(argv0, "--backend cuda: %s was generated for the cpu target only (its spec's targets)",
                          sky_variant.name);
+    } else {
+        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
+        char note[1200];
+        int warn;
+        sky_err e;
+        if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &backend, note, sizeof note, &warn, &e))
+            return usage(argv0, "%s", e.msg);
+        if (note[0] && (!quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
     }
 
     sky_gen_args a = { 0 };

@@ -26,6 +26,14 @@ typedef enum sky_backend { SKY_BACKEND_CPU = 0, SKY_BACKEND_CUDA = 1 } sky_backe
 /* "cpu" or "cuda" into *b; SKY_ERR (naming the flag) for anything else. */
 sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err);
 
+/* The backend of a run that gives no --backend: $SKY_BACKEND (cpu or cuda) when set; else cuda where the
+ * variant `who` has a CUDA target (has_cuda), the driver reports a device and the variant's plugin loads;
+ * else cpu. *note: one line on the choice for the log ("" when there is nothing to say: a cpu-only
+ * variant, or $SKY_BACKEND); *warn: 1 when a GPU is present but unusable here (the note says why). SKY_ERR
+ * for a bad $SKY_BACKEND, or SKY_BACKEND=cuda for a cpu-only variant. */
+sky_status sky_backend_default(const char *who, int has_cuda, sky_backend *b, char *note, size_t n, int *warn,
+                               sky_err *err);
+
 typedef struct sky_dit_run_opts {
     const char *weights;                /* checkpoint: file, sharded index or directory */
     const char *inputs;                 /* .safetensors with the tensors above */

@@ -80,4 +80,8 @@ typedef struct sky_dit_cuda_plugin {
 sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err);
 #define SKY_DIT_CUDA_SYMBOL "sky_dit_cuda_plugin_v1"
 
+/* CUDA devices the NVIDIA driver reports (libcuda.so.1 loaded at run time: cuInit, cuDeviceGetCount), or
+ * -1 with the reason in why (no driver; cuInit failed, with the error's name). */
+int sky_cuda_device_count(char *why, size_t n);
+
 #endif /* SKY_DIT_PLUGIN_H */

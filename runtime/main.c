@@ -41,8 +41,10 @@ static void print_usage(FILE *out, const char *argv0)
             "      --inputs FILE     .safetensors with x [B,%d,F,H,W], t [B] or [B,F], context [B,%d,%d]%s%s\n"
             "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
             "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
-            "      --backend cpu     the CPU reference backend (default)\n"
+            "      --backend cpu     the CPU reference backend\n"
             "      --backend cuda    on the GPU (every program) through libskyreels-<variant>-cuda.so\n"
+            "                        (default: cuda where a GPU is present and the plugin loads, else cpu;\n"
+            "                        $SKY_BACKEND = cpu or cuda overrides)\n"
             "                        beside the binary (built when CMake finds the CUDA toolkit; checked on a CPU emulator,\n"
             "                        NOT YET VERIFIED ON A GPU)\n"
             "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
@@ -152,6 +154,7 @@ static int cmd_program(int argc, char **argv)
         return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
     sky_dit_run_opts o = { 0 };
     const char *trace_path = NULL;
+    int backend_given = 0;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -160,6 +163,7 @@ static int cmd_program(int argc, char **argv)
         else if (strcmp(a, "--output") == 0 && val) { o.output = val; i++; }
         else if (strcmp(a, "--backend") == 0 && val) {
             sky_err e;
+            backend_given = 1;
             if (sky_backend_parse(val, &o.backend, &e)) return usage_error(argv[0], "%s", e.msg);
             if (o.backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
                 return usage_error(argv[0], "--backend %s: this variant was generated for the cpu target only "
@@ -191,6 +195,15 @@ static int cmd_program(int argc, char **argv)
     if (!o.weights) return usage_error(argv[0], "program: %s is required", "--weights");
     if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
     if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
+    if (!backend_given) {
+        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
+        char note[1200];
+        int warn;
+        sky_err e;
+        if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &o.backend, note, sizeof note, &warn, &e))
+            return usage_error(argv[0], "%s", e.msg);
+        if (note[0] && (!o.quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
+    }
     if ((o.teacache > 0) != (o.teacache_steps > 0) || (o.use_ret_steps && !(o.teacache > 0)))
         return usage_error(argv[0], "program: %s go together (and --use_ret_steps needs them)",
                            "--teacache and --teacache_steps");

@@ -66,3 +66,34 @@ sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who,
     *out = loaded;
     return SKY_OK;
 }
+
+int sky_cuda_device_count(char *why, size_t n)
+{
+    void *dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        snprintf(why, n, "no NVIDIA driver (libcuda.so.1)");
+        return -1;
+    }
+    /* the driver API's C signatures, without cuda.h (CUresult is an int enum) */
+    int (*init)(unsigned) = (int (*)(unsigned))dlsym(dl, "cuInit");
+    int (*count)(int *) = (int (*)(int *))dlsym(dl, "cuDeviceGetCount");
+    int (*name)(int, const char **) = (int (*)(int, const char **))dlsym(dl, "cuGetErrorName");
+    int devices = -1, r;
+    if (!init || !count) {
+        snprintf(why, n, "libcuda.so.1 lacks cuInit or cuDeviceGetCount");
+    } else if ((r = init(0)) != 0) {
+        const char *s = NULL;
+        char code[48];
+        if (!name || name(r, &s) != 0 || !s) {
+            /* the toolkit's stub libcuda answers every call, cuGetErrorName too, with CUDA_ERROR_STUB_LIBRARY */
+            if (r == 34) s = "CUDA_ERROR_STUB_LIBRARY (the toolkit's stub libcuda.so, not the NVIDIA driver)";
+            else snprintf(code, sizeof code, "error %d", r), s = code;
+        }
+        snprintf(why, n, "no usable NVIDIA driver: cuInit failed with %s", s);
+    } else if (count(&devices) != 0 || devices < 1) {
+        snprintf(why, n, "the NVIDIA driver reports no CUDA device");
+        devices = -1;
+    }
+    dlclose(dl);
+    return devices;
+}

@@ -4,6 +4,9 @@
 # script sums them, prints a table, and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# These tiers check the CPU backend wherever they run: on a machine with a GPU a run that names no
+# --backend would take the CUDA one (dit.h: sky_backend_default). The CUDA checks name it.
+export SKY_BACKEND=cpu
 
 tiers=(
     "generator units         | lua5.4 tests/gen/run.lua"

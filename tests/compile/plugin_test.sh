@@ -6,7 +6,8 @@
 #   - --backend cuda without a driver, with the toolkit's stub driver, with a missing plugin and with
 #     another variant's plugin each exit 1 with a message that says so, and write no output;
 #   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
-#   - --backend cuda on text_encode reaches the plugin too (exit 1, no driver); an unknown backend exits 2.
+#   - --backend cuda on text_encode reaches the plugin too (exit 1, no driver); an unknown backend exits 2;
+#   - without --backend the run takes the CPU backend here and says why; $SKY_BACKEND overrides.
 # Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -75,5 +76,24 @@ expect 1 "no NVIDIA driver on this machine" LD_LIBRARY_PATH="$CUDA_HOME/lib64" "
 # The CPU backend of the same binary still runs.
 if "$B" "${A[@]}" --backend cpu > /dev/null 2>&1 && [ -s "$tmp/v.safetensors" ]; then ok "--backend cpu runs"
 else bad "--backend cpu failed"; fi
+# Without --backend (and without $SKY_BACKEND, which tests/run.sh sets to cpu) the default is cuda only where
+# a GPU answers: here the run takes the CPU backend and says why, without a driver and with the stub one;
+# SKY_BACKEND=cuda asks for the GPU as --backend cuda does; another value is a usage error.
+default_cpu() {   # $1 the reason expected in the note; the rest: env assignments
+    local want=$1
+    shift
+    rm -f "$tmp/v.safetensors"
+    out=$(env -u SKY_BACKEND "$@" "$B" "${A[@]}" 2>&1 >/dev/null); rc=$?
+    if [ "$rc" -eq 0 ] && [ -s "$tmp/v.safetensors" ] && [[ "$out" == *"backend: cpu ($want"* ]]; then
+        ok "no --backend: the CPU backend, noting: $want"
+    else bad "no --backend with $*: exit $rc, $out (want backend: cpu ($want...)"; fi
+}
+default_cpu "no NVIDIA driver (libcuda.so.1)" LD_LIBRARY_PATH="$CUDA_HOME/lib64"
+default_cpu "no usable NVIDIA driver: cuInit failed with CUDA_ERROR_STUB_LIBRARY" LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64"
+expect 1 "no usable NVIDIA driver: cuInit failed with CUDA_ERROR_STUB_LIBRARY" SKY_BACKEND=cuda \
+    LD_LIBRARY_PATH="$tmp/stub:$CUDA_HOME/lib64" "$B" "${A[@]}"
+expect 2 "SKY_BACKEND=gpu: expected cpu or cuda" SKY_BACKEND=gpu "$B" "${A[@]}"
+expect 2 "SKY_BACKEND=cuda: tiny_t2v was generated for the cpu target only" SKY_BACKEND=cuda "$T" program dit_forward \
+    --weights "$tmp/wt.safetensors" --inputs "$tmp/int.safetensors" --output "$tmp/v.safetensors"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -23,6 +23,7 @@
 #                  random bf16 weights, per-frame timesteps, two prompts alternating, the steady-state (graph
 #                  replay, prompt arenas reused) time per sample, and the ratio to diffusers: 2 samples
 #                  (cond + uncond) over its batch-2 forward
+#   default cuda   a run without --backend takes the CUDA backend on this machine
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
 #                  diffusers' own error with tf32 convolutions (tests/fixtures/cuda/vae_*)
 #   enc tiny       the CUDA encoders on tests/fixtures/encoders/: umT5 (bf16) within 2x transformers' bf16
@@ -128,6 +129,14 @@ elif ./build.sh gen tiny_df128 > "$OUT/tiny_build.log" 2>&1 && [ -f out/tiny_df1
         grep -o 'rel_l2 [0-9.e+-]*' "$OUT/cuda_vs_cpu.log" | sort -k2 -g | tail -1)"
     else row "cuda tiny" FAIL "$fails of $cases cases; see $OUT/cuda_vs_cpu.log"; fi
     tail -12 "$OUT/cuda_vs_cpu.log"
+    # Without --backend (and $SKY_BACKEND) a machine with a GPU runs the CUDA backend, and says so.
+    if env -u SKY_BACKEND out/tiny_df128/skyreels-tiny_df128 program dit_forward --weights "$OUT/tiny_df128/w.safetensors" \
+           --inputs "$f" --output "$OUT/tiny_df128/default.safetensors" > "$OUT/default.log" 2>&1 &&
+       grep -q "backend: cuda (the default where a GPU is present" "$OUT/default.log"; then
+        row "default cuda" ok "no --backend: $(grep -o 'cuda: [^;]*' "$OUT/default.log" | head -1)"
+    else
+        row "default cuda" FAIL "see $OUT/default.log"
+    fi
     # TeaCache: the original SkyReels-V2 code's 60-call sequence (tests/fixtures/teacache/tiny_df128_e): its
     # decisions exactly, v within 2 x diffusers' bf16 error of the 3-frame per-frame case (as tests/emu/run.sh).
     f=tests/fixtures/teacache/tiny_df128_e.safetensors
