@@ -474,18 +474,17 @@ local function emit_program(s, p, ctx, extra_header)
         w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)")
     end
     w:blank()
-    w:line("/* arena offsets (bytes), from gen/plan.lua */")
-    for _, b in ipairs(p.buffers) do
-        w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset,
-               require("plan").commas(b.bytes))
-    end
-    if #p.prompt > 0 then
-        w:blank()
-        w:line("/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */")
-        for _, b in ipairs(p.prompt) do
+    local function offsets(title, buffers)
+        w:line("/* %s */", title)
+        for _, b in ipairs(buffers) do
             w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset,
                    require("plan").commas(b.bytes))
         end
+    end
+    offsets("arena offsets (bytes), from gen/plan.lua", p.buffers)
+    if #p.prompt > 0 then
+        w:blank()
+        offsets("prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua)", p.prompt)
     end
     w:blank()
     w:line("/* weights, in the order of the table in variant.c */")

@@ -330,16 +330,13 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
     h:line("#define ATTN90_SMEM %d", schedule.attention90_smem(128))
     h:blank()
-    h:line("/* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */")
-    for _, b in ipairs(p.buffers) do
-        h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset)
+    for _, arena in ipairs({ { "arena offsets (bytes), from gen/plan.lua with the CUDA dtypes", p.buffers },
+                             { "prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua)",
+                               p.prompt } }) do
+        h:line("/* %s */", arena[1])
+        for _, b in ipairs(arena[2]) do h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset) end
+        h:blank()
     end
-    h:blank()
-    h:line("/* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */")
-    for _, b in ipairs(p.prompt) do
-        h:line("#define OFF_%-40s ((size_t)%d)", ident(b.tensor.name), b.offset)
-    end
-    h:blank()
     h:open("enum {                                      /* weights, in the order of variant.c's table */")
     for i, wt in ipairs(g.weights) do h:line("W_%s = %d,", ident(wt.name), i - 1) end
     h:close("};")

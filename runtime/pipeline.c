@@ -8,6 +8,7 @@
 #include "pipeline.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,20 +464,29 @@ static sky_status image_latent(run *r, const char *path, float *z, sky_err *err)
     return st;
 }
 
+/* printf into a new string (NULL when out of memory). */
+static char *format(const char *fmt, ...)
+{
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    const int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s) vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
 /* The key of --resume_dir's window files (resume.h): the run's parameters, the backend and the input files. */
 static char *resume_key(const run *r)
 {
     const sky_gen_args *a = r->a;
-    const char *fmt = "%s; backend %s; image %s; end_image %s; video_path %s; noise %s; prompt_embeds %s";
-    const char *backend = a->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu";
 #define OR_NONE(s) ((s) ? (s) : "none")
-    const int n = snprintf(NULL, 0, fmt, a->args_json ? a->args_json : "{}", backend, OR_NONE(a->image),
-                           OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file),
-                           OR_NONE(a->prompt_embeds));
-    char *key = malloc((size_t)n + 1);
-    if (key)
-        snprintf(key, (size_t)n + 1, fmt, a->args_json ? a->args_json : "{}", backend, OR_NONE(a->image),
-                 OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file), OR_NONE(a->prompt_embeds));
+    char *key = format("%s; backend %s; image %s; end_image %s; video_path %s; noise %s; prompt_embeds %s",
+                       a->args_json ? a->args_json : "{}", a->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu",
+                       OR_NONE(a->image), OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file),
+                       OR_NONE(a->prompt_embeds));
 #undef OR_NONE
     return key;
 }
