@@ -106,12 +106,15 @@ static const flag flags[] = {
     { "--use_ret_steps", 'b', 0, "off", "TeaCache: measure e0 and keep the first 5 steps (the original's option)" },
     { "--offload", 'b', 0, "off", "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
                                   "for each use and freed after it (less memory, reloads per DF window)" },
+    { "--use_cfg_parallel", 'b', 0, "off", "two GPUs: the unconditional pass of classifier-free guidance on GPU 1 "
+                                           "at the same time as the conditional one on GPU 0 (the same output)" },
     { "--resume_dir", 's', 1, "none", "DF: keep each finished window in this directory; the same command run again "
                                       "continues after the last one (same video bit for bit; --seed read from it)" },
     { "-q", 'b', 0, "", "" },
     { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
     /* Flags of the original that this engine refuses for now (never silently ignored). */
-    { "--use_usp", 'b', 0, "off", "multi-GPU sequence parallelism: not supported yet" },
+    { "--use_usp", 'b', 0, "off", "multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel runs the "
+                                  "two guidance passes on two GPUs)" },
     { "--prompt_enhancer", 'b', 0, "off", "not supported: run a prompt enhancer separately" },
     { "--causal_attention", 'b', 1, "off", "DF: block-causal mask; not supported (the released weights do not "
                                           "support it, issues #58, #78)" },
@@ -349,6 +352,7 @@ int sky_cli_generate(int argc, char **argv)
         *ints[i].dst = (int)iv;
     }
     a.offload = given(&p, "--offload");
+    a.cfg_parallel = given(&p, "--use_cfg_parallel");
     a.resume_dir = get(&p, "--resume_dir");
     a.teacache = given(&p, "--teacache");
     if (a.resume_dir && a.teacache)

@@ -152,6 +152,12 @@ sky_status sky_cuda_open(sky_cuda **out, int device, sky_err *err)
     return SKY_OK;
 }
 
+void sky_cuda_bind(const sky_cuda *c)
+{
+    SKY_CU_CHECK(cuCtxSetCurrent(c->ctx));
+    SKY_CUDA_CHECK(cudaSetDevice(c->device));
+}
+
 void sky_cuda_set_debug(sky_cuda *c, int no_graph, int sync_check)
 {
     c->no_graph   = no_graph != 0;

@@ -18,7 +18,10 @@
  *     good ("sticky"), so nothing after it can be trusted. This is the only place the
  *     library prints or exits. Re-run with --sync-check to name the op that failed.
  *
- * Threads: a sky_cuda is used from one thread (the primary context is current there).
+ * Threads: sky_cuda_open() makes the device's context current on the calling thread; a thread
+ * that uses a sky_cuda later (another thread, or after using another device) calls
+ * sky_cuda_bind() first. One thread at a time per sky_cuda; several devices may run at once
+ * from several threads (--use_cfg_parallel: one transformer per GPU).
  */
 #ifndef SKY_CUDA_H
 #define SKY_CUDA_H
@@ -87,6 +90,10 @@ typedef struct sky_cuda {
  * this thread, read the properties above, create the stream. Fails (no exit) when there is
  * no driver, no such device, or the driver is older than this build's CUDA. */
 sky_status sky_cuda_open(sky_cuda **out, int device, sky_err *err);
+
+/* Make c's device and context current on this thread, for the driver API and the runtime API
+ * (cuBLASLt) alike. Every entry point of the plugin starts with it (cuda_program.h). */
+void sky_cuda_bind(const sky_cuda *c);
 
 /* Debug switches (shared/style.md §7): no_graph runs graph steps eagerly; sync_check
  * synchronises after each SKY_CUDA_SYNC_CHECK and implies eager steps (a stream that is

@@ -85,9 +85,9 @@ void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdevi
     t->fn(t->ctx, name, t->host, dtype, n, cl);
 }
 
-sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
-                               const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
-                               size_t arena_bytes, size_t kept_bytes, sky_err *err)
+sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, const char *src, const char *file,
+                               int n_kernels, const char *const *kernel_names, const char *smem_prefix, int smem,
+                               int n_weights, size_t arena_bytes, size_t kept_bytes, sky_err *err)
 {
     pr->name = name;
     pr->arena_bytes = (arena_bytes + 255) / 256 * 256;
@@ -95,9 +95,9 @@ sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *
     pr->fn = calloc((size_t)(n_kernels > 0 ? n_kernels : 1), sizeof *pr->fn);
     pr->w = calloc((size_t)(n_weights > 0 ? n_weights : 1), sizeof *pr->w);
     if (!pr->fn || !pr->w) return sky_fail(err, "out of host memory");
-    if (sky_cuda_open(&pr->c, 0, err)) return SKY_ERR;
-    snprintf(pr->device, sizeof pr->device, "%s, sm_%d%d, %d SMs", pr->c->name, pr->c->cc_major, pr->c->cc_minor,
-             pr->c->sm_count);
+    if (sky_cuda_open(&pr->c, device, err)) return SKY_ERR;
+    snprintf(pr->device, sizeof pr->device, "GPU %d: %s, sm_%d%d, %d SMs", device, pr->c->name, pr->c->cc_major,
+             pr->c->cc_minor, pr->c->sm_count);
     /* What the plan, the GEMMs and the kept tensors need, checked against free memory before any allocation. */
     char what[160];
     snprintf(what, sizeof what, "%s's arena (plan %zu bytes, cuBLASLt workspace %zu, kept between calls %zu)", name,
@@ -197,9 +197,15 @@ sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int 
     return SKY_OK;
 }
 
+void sky_cuda_prog_bind(const sky_cuda_prog *pr)
+{
+    if (pr->c) sky_cuda_bind(pr->c);
+}
+
 void sky_cuda_prog_close(sky_cuda_prog *pr)
 {
     if (pr->c) {
+        sky_cuda_bind(pr->c);
         sky_gemm_free(pr->gemm);
         if (pr->arena) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->arena);
         if (pr->weights) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->weights);
@@ -209,6 +215,13 @@ void sky_cuda_prog_close(sky_cuda_prog *pr)
     free(pr->fn);
     free(pr->w);
     free(pr->trace.host);
+}
+
+int sky_cuda_devices(void)
+{
+    int n = 0;
+    if (cuInit(0) != CUDA_SUCCESS || cuDeviceGetCount(&n) != CUDA_SUCCESS) return 0;
+    return n;
 }
 
 /* --trace: one op's output to the binary's hook. */
@@ -231,7 +244,7 @@ __attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_
 const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
     .abi = SKY_DIT_CUDA_ABI, .variant = SKY_PLUGIN_VARIANT,
     .open = sky_dit_cuda_open, .forward = sky_dit_cuda_forward, .teacache_open = sky_dit_cuda_teacache_open,
-    .device = sky_dit_cuda_device,
+    .device = sky_dit_cuda_device, .devices = sky_cuda_devices,
     .close = sky_dit_cuda_close, .set_trace = sky_dit_cuda_set_trace,
     .vae_open = sky_vae_cuda_open, .vae_reset = sky_vae_cuda_reset, .vae_chunk = sky_vae_cuda_chunk,
     .vae_set_trace = sky_vae_cuda_set_trace, .vae_device = sky_vae_cuda_device, .vae_close = sky_vae_cuda_close,

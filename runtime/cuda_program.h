@@ -134,7 +134,9 @@ sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char
  *                         form), one tensor at a time from the binary's reader
  *   sky_cuda_prog_end     the arena (zeroed), the GEMM table, st
  * The arena is one device allocation: the plan's arena, the cuBLASLt workspace, then what the program keeps
- * between calls beside the plan (kept_bytes: dit_forward's prompt arenas). */
+ * between calls beside the plan (kept_bytes: dit_forward's prompt arenas). The program lives on GPU `device`
+ * (0, or 1 for the second transformer of --use_cfg_parallel); every entry point of the plugin binds it to the
+ * calling thread first (sky_cuda_prog_bind), so a program may be used from any thread, one at a time. */
 typedef struct sky_cuda_prog {
     const char       *name;                 /* the program, for messages */
     struct sky_cuda  *c;
@@ -153,9 +155,11 @@ typedef struct sky_cuda_prog {
     char              device[320];
 } sky_cuda_prog;
 
-sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, const char *src, const char *file, int n_kernels,
-                               const char *const *kernel_names, const char *smem_prefix, int smem, int n_weights,
-                               size_t arena_bytes, size_t kept_bytes, sky_err *err);
+sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, const char *src, const char *file,
+                               int n_kernels, const char *const *kernel_names, const char *smem_prefix, int smem,
+                               int n_weights, size_t arena_bytes, size_t kept_bytes, sky_err *err);
+/* Make pr's device current on this thread (sky_cuda_bind); nothing for a program that never opened one. */
+void sky_cuda_prog_bind(const sky_cuda_prog *pr);
 /* n weights read through r, tensor i uploaded as bf16 where bf16[i], else as fp32. */
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                 const sky_weight_reader *r, sky_err *err);
@@ -171,7 +175,9 @@ void sky_cuda_prog_close(sky_cuda_prog *pr);
 void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
 
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
+                             sky_err *err);
+int sky_cuda_devices(void);
 void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                           const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
                           const sky_dit_skip *skip);

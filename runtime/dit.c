@@ -229,7 +229,7 @@ sky_status sky_backend_default(const char *who, int has_cuda, sky_backend *b, ch
 }
 
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_backend b, sky_err *err)
+                        sky_backend b, int device, sky_err *err)
 {
     *out = NULL;
     sky_dit *d = calloc(1, sizeof *d);
@@ -263,7 +263,7 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     if (d->cuda) {
         t0 = now_s();
         const sky_weight_reader r = sky_cpu_state_reader(&d->s);
-        if (d->cuda->open(&d->cuda_state, p, &r, err)) goto fail;
+        if (d->cuda->open(&d->cuda_state, p, &r, device, err)) goto fail;
         sky_cpu_state_release(&d->s);
         if (sky_trace_hook) d->cuda->set_trace(d->cuda_state, sky_trace_hook, sky_trace_ctx);
         if (!quiet) fprintf(stderr, "cuda: %s; weights uploaded, kernels ready (%.2f s)\n",
@@ -274,6 +274,15 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
 fail:
     sky_dit_close(d);
     return SKY_ERR;
+}
+
+sky_status sky_cuda_devices_visible(const char *who, int *n, sky_err *err)
+{
+    const sky_dit_cuda_plugin *plugin;
+    *n = 0;
+    if (sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
+    *n = plugin->devices();
+    return SKY_OK;
 }
 
 sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *weights, const char *who, sky_backend b,
@@ -320,18 +329,16 @@ sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err)
 }
 
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                     const float *context, const float *clip_fea, int64_t fps, float *v, sky_teacache *tc)
+                     const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip)
 {
     const sky_dit_program *p = d->p;
     const size_t lat = (size_t)F * (size_t)H * (size_t)W;
     SKY_ASSERT(F >= 1 && F <= p->max_frames && (Ft == 1 || Ft == F));
-    const sky_dit_skip skip = { tc ? tc->use_ret_steps : 0, sky_teacache_decide, tc };
     /* The prompt part runs only for a prompt no prompt arena holds (prompt_cache.h). */
     int fresh;
     const int slot = sky_prompt_cache_slot(&d->prompts, context, p->y_channels ? clip_fea : NULL, &fresh);
     if (d->cuda) {
-        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, slot, fresh, fps, v,
-                         tc ? &skip : NULL);
+        d->cuda->forward(d->cuda_state, F, H, W, x, y, t, Ft, context, clip_fea, slot, fresh, fps, v, skip);
         return;
     }
     SKY_ASSERT((size_t)p->x_channels * lat * sizeof(float) <= p->x.bytes);
@@ -348,7 +355,7 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
                    (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
         p->context_cpu(d->s.arena, prompt, w, F, H, W, Ft);
     }
-    if (!tc) {
+    if (!skip) {
         p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         p->blocks_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         p->head_cpu(d->s.arena, prompt, w, F, H, W, Ft);
@@ -360,12 +367,12 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
         const size_t L = (size_t)F * (size_t)(H / 2) * (size_t)(W / 2), n_tok = L * (size_t)p->dim;
         SKY_ASSERT(n_tok * sizeof(float) <= p->tokens.bytes);
         p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
-        size_t n;
-        const sky_slot probe = sky_teacache_probe(tc, p, Ft, &n);
+        const size_t n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
+        const sky_slot probe = skip->use_e0 ? p->e0 : p->e;
         memcpy(d->tc_tokens, d->s.arena + p->tokens.offset, n_tok * sizeof(float));
         int par = 0;
         float *hidden = (float *)(d->s.arena + p->hidden.offset);
-        if (sky_teacache_decide(tc, (const float *)(d->s.arena + probe.offset), n, (long long)L, &par)) {
+        if (skip->decide(skip->ctx, (const float *)(d->s.arena + probe.offset), n, (long long)L, &par)) {
             p->blocks_cpu(d->s.arena, prompt, w, F, H, W, Ft);
             for (size_t i = 0; i < n_tok; i++) d->tc_res[par][i] = hidden[i] - d->tc_tokens[i];
         } else {
@@ -397,7 +404,7 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
 
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
-    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, o->backend, err)) goto done;
+    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, o->backend, 0, err)) goto done;
     if (o->teacache > 0) {
         if (sky_teacache_init(&tcs, p, v->name, o->teacache, o->use_ret_steps, o->teacache_steps, err) ||
             sky_dit_teacache_open(d, err))
@@ -430,7 +437,8 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
         const long long skipped = tc ? tc->skipped : 0;
         long long prompt_runs, prompt_reuses;
         sky_dit_prompt_counts(d, &prompt_runs, &prompt_reuses);
-        sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v, tc);
+        sky_dit_forward(d, in.F, in.H, in.W, x, y, t, in.Ft, ctx, clip, fps, out + (size_t)b * per_v,
+                        tc ? &(sky_dit_skip){ tc->use_ret_steps, sky_teacache_decide, tc } : NULL);
         computed[b] = tc ? (tc->skipped == skipped) : 1;
         const long long runs_before = prompt_runs;
         sky_dit_prompt_counts(d, &prompt_runs, &prompt_reuses);

@@ -50,10 +50,16 @@ typedef struct sky_dit_run_opts {
 typedef struct sky_dit sky_dit;
 
 /* Bind program p to the checkpoint at `weights` (file, index or directory; original or diffusers
- * names) on backend b; `who` names the variant in messages (and the plugin to load for
- * SKY_BACKEND_CUDA); unless quiet, a line about the weights (and the device) on stderr. */
+ * names) on backend b (for SKY_BACKEND_CUDA on GPU `device`, 0 .. sky_cuda_devices_visible - 1); `who`
+ * names the variant in messages (and the plugin to load for SKY_BACKEND_CUDA); unless quiet, a line about
+ * the weights (and the device) on stderr. Two transformers may run their forwards at once, each from
+ * its own thread (--use_cfg_parallel); one is used by one thread at a time. */
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_backend b, sky_err *err);
+                        sky_backend b, int device, sky_err *err);
+
+/* The CUDA devices the plugin of variant `who` sees (0 without a driver); SKY_ERR when the plugin does
+ * not load. */
+sky_status sky_cuda_devices_visible(const char *who, int *n, sky_err *err);
 void sky_dit_close(sky_dit *d);
 
 /* Check what sky_dit_open or sky_vae_open would bind (the checkpoint at `weights` against a program's
@@ -65,11 +71,11 @@ sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *we
 /* One forward pass of one sample (shapes as above without the batch): x [x_channels, F, H, W],
  * y and clip_fea for I2V (else ignored), t [Ft] with Ft 1 or F, context [text_len, text_dim],
  * fps the embedding index (inject_sample_info only); v [out_dim, F, H, W]. Inputs were checked by
- * the caller (asserts only). tc: NULL, or TeaCache's state (the call may skip the blocks; after
- * sky_dit_teacache_open). The prompt part (text and image embeddings, the cross-attention keys and
+ * the caller (asserts only). skip: NULL, or TeaCache's decision (teacache.h: the call may skip the
+ * blocks; after sky_dit_teacache_open), usually { use_ret_steps, sky_teacache_decide, &state }. The prompt part (text and image embeddings, the cross-attention keys and
  * values) runs only when no prompt arena holds this context and clip_fea (runtime/prompt_cache.h). */
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                     const float *context, const float *clip_fea, int64_t fps, float *v, sky_teacache *tc);
+                     const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip);
 
 /* Forwards so far that ran the prompt part (a prompt no prompt arena held: runtime/prompt_cache.h) and
  * forwards that reused a prompt arena. */

@@ -43,6 +43,7 @@ void sky_dit_cuda_close(void *opaque)
 {
     dit_cuda *d = opaque;
     if (!d) return;
+    sky_cuda_prog_bind(&d->pr);
     sky_graph_cache_free(d->graphs);
     if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
     sky_cuda_prog_close(&d->pr);
@@ -75,7 +76,8 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
     return SKY_OK;
 }
 
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err)
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
+                             sky_err *err)
 {
     *out = NULL;
     dit_cuda *d = calloc(1, sizeof *d);
@@ -91,7 +93,7 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     if (!d->ctx_bf16) { sky_fail(err, "out of host memory"); goto fail; }
     /* the prompt arenas are kept in the program's one allocation, after the plan's arena and the workspace */
     const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
-    if (sky_cuda_prog_begin(&d->pr, "dit_forward", g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
+    if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
                             g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||
         sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
@@ -117,6 +119,7 @@ sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
     dit_cuda *d = opaque;
     const sky_dit_cuda_desc *g = d->desc;
     if (d->tc_mem) return SKY_OK;
+    sky_cuda_prog_bind(&d->pr);
     /* the probe: e0 [Ft, 6 dim] at most, fp32 */
     d->tc_probe = malloc((size_t)d->p->max_frames * 6 * (size_t)d->p->dim * sizeof(float));
     if (!d->tc_probe) return sky_fail(err, "out of host memory for TeaCache");
@@ -164,6 +167,7 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
     const CUstream s = d->pr.c->stream;
     const size_t lat = (size_t)F * H * W;
     SKY_ASSERT(slot >= 0 && slot < SKY_PROMPT_SLOTS);
+    sky_cuda_prog_bind(&d->pr);
     d->pr.st.prompt = d->prompt[slot];
     d->F = F, d->H = H, d->W = W, d->Ft = Ft;
     if (fresh) {

@@ -17,21 +17,15 @@
 #include "program.h"
 #include "prompt_cache.h"
 #include "status.h"
-
-/* TeaCache inside one forward (runtime/teacache.h): after the embed part the backend hands decide the
- * probe of the call (n values of e, or of e0 when use_e0) and its token count; decide returns 1 to run the
- * blocks (the backend then keeps hidden - tokens as the residual of *slot, 0 or 1), 0 to add the residual
- * kept for *slot to the tokens in their place. */
-typedef struct sky_dit_skip {
-    int   use_e0;
-    int (*decide)(void *ctx, const float *probe, size_t n, long long tokens, int *slot);
-    void *ctx;
-} sky_dit_skip;
+#include "teacache.h"                          /* sky_dit_skip */
 
 typedef struct sky_dit_cuda_plugin {
     int         abi;                          /* SKY_DIT_CUDA_ABI */
     const char *variant;                      /* the variant it was generated for */
-    sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, sky_err *err);
+    /* dit_forward on GPU `device` (0; 1 for the second transformer of --use_cfg_parallel). Every entry point
+     * makes its program's device current on the calling thread, so programs on different GPUs can run at
+     * once from different threads (one thread per program at a time). */
+    sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, sky_err *err);
     /* One forward of one sample; arguments as sky_dit_forward's (dit.h); skip NULL or as above (after
      * teacache_open). The prompt's keys and values are kept in prompt arena `slot` (0 to
      * SKY_PROMPT_SLOTS - 1, runtime/prompt_cache.h): fresh = 1 runs the prompt part from context and clip_fea
@@ -42,7 +36,8 @@ typedef struct sky_dit_cuda_plugin {
     /* Allocate what TeaCache keeps on the device (two residuals and a copy of the tokens, at the largest
      * window): once, before the first forward with a skip. */
     sky_status (*teacache_open)(void *d, sky_err *err);
-    const char *(*device)(void *d);           /* e.g. "NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
+    const char *(*device)(void *d);           /* e.g. "GPU 0: NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
+    int (*devices)(void);                     /* CUDA devices visible to the driver (0 when none or no driver) */
     void (*close)(void *d);
     /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
      * run without CUDA Graphs while a trace is set. */
@@ -69,7 +64,7 @@ typedef struct sky_dit_cuda_plugin {
     void (*enc_close)(void *e);
 } sky_dit_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 7
+#define SKY_DIT_CUDA_ABI 8
 
 /* The cuBLASLt workspace of every CUDA program, inside its arena (cuBLAS recommends 32 MiB on Hopper).
  * Fixed: the heuristic's choice of algorithm depends on it. */

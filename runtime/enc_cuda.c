@@ -48,7 +48,7 @@ sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text,
                  p->n_weights);
         goto fail;
     }
-    if (sky_cuda_prog_begin(&e->pr, name, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, NULL, 0,
+    if (sky_cuda_prog_begin(&e->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, NULL, 0,
                             p->n_weights, g->arena_bytes, 0, err) ||
         sky_cuda_prog_upload(&e->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
         sky_cuda_prog_end(&e->pr, g->gemms, g->n_gemms, err))
@@ -65,6 +65,7 @@ void sky_enc_cuda_run(void *opaque, int n, const void *in, size_t in_bytes, floa
     enc_cuda *e = opaque;
     const sky_enc_cuda_desc *g = e->desc;
     const CUstream s = e->pr.c->stream;
+    sky_cuda_prog_bind(&e->pr);
     if (in_bytes > g->in.bytes || n_out * sizeof(float) > g->out.bytes) {
         fprintf(stderr, "%s (cuda): %zu input bytes -> %zu values do not fit the program's slots (%zu -> %zu bytes)\n",
                 e->pr.name, in_bytes, n_out, g->in.bytes, g->out.bytes);

@@ -8,6 +8,7 @@
 #include "pipeline.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,8 +130,13 @@ typedef struct run {
     const sky_variant_desc *v;
     const sky_gen_args     *a;
     sky_dit                *dit;                        /* NULL while released (--offload) */
+    sky_dit                *dit_u;                      /* --use_cfg_parallel: the uncond pass's transformer on
+                                                         * GPU 1 (NULL otherwise, or while released) */
+    int                     cfg_parallel;               /* --use_cfg_parallel and the run has uncond passes */
     sky_teacache            tc;                         /* --teacache */
     sky_teacache           *tcp;                        /* &tc, or NULL without --teacache */
+    sky_dit_skip            skip;                       /* TeaCache's decision on tc, for one transformer */
+    struct tc_order        *order;                      /* with --use_cfg_parallel: the decisions in order */
     long long               prompt_runs[2];             /* forwards of closed transformers that ran / reused
                                                          * the prompt part (sky_dit_prompt_counts) */
     sky_vae                *dec, *enc;                  /* NULL while released (--offload) or not needed */
@@ -154,30 +160,43 @@ typedef struct run {
  * use and closed after it, so only one of the transformer, the VAE decoder and the VAE encoder holds its
  * weights (and, on the GPU, its arena) at a time; each use reloads it from its checkpoint, which was
  * checked before the first step. */
+static sky_status open_dits(run *r, sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    const sky_backend b = (sky_backend)a->backend;
+    if (sky_dit_open(&r->dit, r->v->dit, a->dit_weights, r->v->name, a->quiet, b, 0, err)) return SKY_ERR;
+    sky_err e;
+    if (r->cfg_parallel && sky_dit_open(&r->dit_u, r->v->dit, a->dit_weights, r->v->name, a->quiet, b, 1, &e))
+        return sky_fail(err, "--use_cfg_parallel: the transformer of the unconditional pass%s: %s",
+                        b == SKY_BACKEND_CUDA ? " (GPU 1)" : "", e.msg);
+    return SKY_OK;
+}
+
 static sky_status use_dit(run *r, sky_err *err)
 {
     if (r->dit) return SKY_OK;
-    const sky_gen_args *a = r->a;
-    if (sky_dit_open(&r->dit, r->v->dit, a->dit_weights, r->v->name, a->quiet, (sky_backend)a->backend, err))
-        return SKY_ERR;
+    if (open_dits(r, err)) return SKY_ERR;
     if (r->tcp) {
-        if (sky_dit_teacache_open(r->dit, err)) return SKY_ERR;
+        if (sky_dit_teacache_open(r->dit, err) || (r->dit_u && sky_dit_teacache_open(r->dit_u, err))) return SKY_ERR;
         /* a reopened transformer has no residuals: the next call of each parity runs its blocks */
         r->tcp->res_tokens[0] = r->tcp->res_tokens[1] = 0;
     }
     return SKY_OK;
 }
 
-/* Close the transformer, keeping its prompt-part counts. */
+/* Close the transformer (both under --use_cfg_parallel), keeping their prompt-part counts. */
 static void close_dit(run *r)
 {
-    if (!r->dit) return;
-    long long computed, reused;
-    sky_dit_prompt_counts(r->dit, &computed, &reused);
-    r->prompt_runs[0] += computed;
-    r->prompt_runs[1] += reused;
-    sky_dit_close(r->dit);
-    r->dit = NULL;
+    sky_dit **ds[2] = { &r->dit, &r->dit_u };
+    for (int i = 0; i < 2; i++) {
+        if (!*ds[i]) continue;
+        long long computed, reused;
+        sky_dit_prompt_counts(*ds[i], &computed, &reused);
+        r->prompt_runs[0] += computed;
+        r->prompt_runs[1] += reused;
+        sky_dit_close(*ds[i]);
+        *ds[i] = NULL;
+    }
 }
 
 static void done_dit(run *r)
@@ -220,17 +239,102 @@ static sky_status vae_encode(run *r, const float *video, int T, float *z, sky_er
     return st;
 }
 
+/* TeaCache under --use_cfg_parallel: the two passes of a step decide on the one state in the order of a run
+ * on one GPU (cond, then uncond), each from its own thread, so the decisions are the same. Each transformer
+ * keeps the residuals of the calls it ran. That is enough: every wrap of TeaCache's counter starts with a call
+ * of each parity running its blocks (ret_steps >= 2), and until the next wrap one parity is always the same
+ * pass (they alternate), so a skip finds a residual its own transformer made; owner[] asserts it. */
+typedef struct tc_order {
+    sky_teacache   *tc;
+    pthread_mutex_t m;
+    pthread_cond_t  turn;
+    int             next;                    /* the pass whose decision comes next: 0 cond, 1 uncond */
+    int             owner[2];                /* the pass that ran the blocks of each parity last (-1: none) */
+    struct tc_pass { struct tc_order *o; int pass; } of[2];
+    sky_dit_skip    skip[2];                 /* the decision of each pass (a sky_dit_skip on of[pass]) */
+} tc_order;
+
+static int decide_in_order(void *ctx, const float *probe, size_t n, long long tokens, int *parity)
+{
+    const struct tc_pass *q = ctx;
+    tc_order *o = q->o;
+    pthread_mutex_lock(&o->m);
+    while (o->next != q->pass) pthread_cond_wait(&o->turn, &o->m);
+    const int calc = sky_teacache_decide(o->tc, probe, n, tokens, parity);
+    if (calc) o->owner[*parity] = q->pass;
+    else SKY_ASSERT(o->owner[*parity] == q->pass);
+    o->next = 1 - q->pass;
+    pthread_cond_broadcast(&o->turn);
+    pthread_mutex_unlock(&o->m);
+    return calc;
+}
+
+static sky_status tc_order_init(run *r, sky_err *err)
+{
+    tc_order *o = r->order = calloc(1, sizeof *o);
+    if (!o) return sky_fail(err, "out of host memory");
+    o->tc = r->tcp;
+    o->owner[0] = o->owner[1] = -1;
+    pthread_mutex_init(&o->m, NULL);
+    pthread_cond_init(&o->turn, NULL);
+    for (int i = 0; i < 2; i++) {
+        o->of[i] = (struct tc_pass){ o, i };
+        o->skip[i] = (sky_dit_skip){ r->tcp->use_ret_steps, decide_in_order, &o->of[i] };
+    }
+    return SKY_OK;
+}
+
+static void tc_order_free(tc_order *o)
+{
+    if (!o) return;
+    pthread_mutex_destroy(&o->m);
+    pthread_cond_destroy(&o->turn);
+    free(o);
+}
+
+/* One forward pass, as a thread's job (--use_cfg_parallel). */
+typedef struct pass {
+    sky_dit            *dit;
+    int                 F, h, w, Ft;
+    const float        *x, *y, *ctx, *clip;
+    const double       *t;
+    int64_t             fps;
+    float              *v;
+    const sky_dit_skip *skip;
+} pass;
+
+static void *run_pass(void *arg)
+{
+    const pass *q = arg;
+    sky_dit_forward(q->dit, q->F, q->h, q->w, q->x, q->y, q->t, q->Ft, q->ctx, q->clip, q->fps, q->v, q->skip);
+    return NULL;
+}
+
 /* One model evaluation with classifier-free guidance: v = v_u + g (v_c - v_u). The uncond pass
- * always runs for T2V/I2V and is skipped for DF when g <= 1 (reference §7.1). */
+ * always runs for T2V/I2V and is skipped for DF when g <= 1 (reference §7.1). With --use_cfg_parallel
+ * the uncond pass runs on the second transformer in a thread of its own while this thread runs the cond
+ * pass: the same two forwards on the same inputs, so the same numbers. */
 static void guided(run *r, int F, const float *x, const float *y, const double *t, int Ft, float *v, float *tmp,
                    int skip_uncond)
 {
     const sky_dit_program *p = r->v->dit;
     const int64_t fps_index = r->a->fps == 16 ? 0 : 1;
     const size_t n = (size_t)p->out_dim * F * r->hw;
-    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v, r->tcp);
-    if (skip_uncond) return;
-    sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx_null, r->clip, fps_index, tmp, r->tcp);
+    if (r->dit_u && !skip_uncond) {
+        pass u = { r->dit_u, F, r->h, r->w, Ft, x, y, r->ctx_null, r->clip, t, fps_index, tmp,
+                   r->order ? &r->order->skip[1] : NULL };
+        pthread_t th;
+        const int started = pthread_create(&th, NULL, run_pass, &u) == 0;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v,
+                        r->order ? &r->order->skip[0] : NULL);
+        if (started) pthread_join(th, NULL);
+        else run_pass(&u);                    /* no thread to be had: one after the other */
+    } else {
+        const sky_dit_skip *sk = r->tcp ? &r->skip : NULL;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v, sk);
+        if (skip_uncond) return;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx_null, r->clip, fps_index, tmp, sk);
+    }
     const float g = (float)r->a->guidance_scale;
     for (size_t i = 0; i < n; i++) v[i] = tmp[i] + g * (v[i] - tmp[i]);
 }
@@ -721,7 +825,26 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
     sky_safetensors *pe = NULL;
     const size_t n_ctx = (size_t)p->text_len * p->text_dim, n_img = (size_t)p->image_len * p->image_dim;
 
-    /* Everything that can fail on input is checked before the first model pass. */
+    /* Everything that can fail on input is checked before the first model pass. First --use_cfg_parallel: a
+     * second transformer for the uncond passes, where the run has any (DF skips them at guidance <= 1), on GPU 1
+     * for the CUDA backend. */
+    if (a->cfg_parallel && (strcmp(v->family, "df") != 0 || a->guidance_scale > 1.0)) {
+        r.cfg_parallel = 1;
+        int gpus = 0;
+        if (a->backend == SKY_BACKEND_CUDA && sky_cuda_devices_visible(v->name, &gpus, err)) goto done;
+        if (a->backend == SKY_BACKEND_CUDA && gpus < 2) {
+            sky_fail(err, "--use_cfg_parallel runs the unconditional pass on a second GPU: %d CUDA device%s visible "
+                     "(check nvidia-smi and CUDA_VISIBLE_DEVICES, or drop the flag)", gpus, gpus == 1 ? " is" : "s are");
+            goto done;
+        }
+        if (!a->quiet)
+            fprintf(stderr, "cfg parallel: the unconditional passes on a second transformer (%s), at the same time as "
+                    "the conditional ones\n", a->backend == SKY_BACKEND_CUDA ? "GPU 1" : "cpu: for tests, the cores "
+                    "are shared");
+    } else if (a->cfg_parallel && !a->quiet) {
+        fprintf(stderr, "warning: --use_cfg_parallel: guidance_scale %g <= 1 skips the unconditional pass of a "
+                "diffusion-forcing model; one transformer runs\n", a->guidance_scale);
+    }
     if (a->noise_file) { if (sky_noise_open_file(&r.noise, a->noise_file, err)) goto done; }
     else sky_noise_seed(&r.noise, a->seed);
     r.ctx = malloc(n_ctx * sizeof(float));
@@ -745,7 +868,7 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
     }
     /* Under --offload the checkpoints are only checked here (opened for each use later). */
     if (a->offload ? sky_weights_check(p->weights, p->n_weights, a->dit_weights, v->name, (sky_backend)a->backend, err)
-                   : sky_dit_open(&r.dit, p, a->dit_weights, v->name, a->quiet, (sky_backend)a->backend, err))
+                   : open_dits(&r, err))
         goto done;
     if (a->teacache) {
         /* The original's count of calls before TeaCache's counter wraps (reference §8): the steps, plus
@@ -755,9 +878,11 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         if (df && a->ar_step > 0)
             steps += (((a->base_num_frames - 1) / 4 + 1) / a->causal_block_size - 1) * a->ar_step;
         if (sky_teacache_init(&r.tc, p, v->name, a->teacache_thresh, a->use_ret_steps, steps, err) ||
-            (r.dit && sky_dit_teacache_open(r.dit, err)))
+            (r.dit && sky_dit_teacache_open(r.dit, err)) || (r.dit_u && sky_dit_teacache_open(r.dit_u, err)))
             goto done;
         r.tcp = &r.tc;
+        r.skip = (sky_dit_skip){ a->use_ret_steps, sky_teacache_decide, &r.tc };
+        if (r.cfg_parallel && tc_order_init(&r, err)) goto done;
         if (df && !a->quiet)
             fprintf(stderr, "warning: --teacache with a diffusion-forcing model: the SkyReels-V2 maintainers say DF "
                     "models are not compatible with TeaCache (SkyworkAI/SkyReels-V2#123); expect lower quality\n");
@@ -835,6 +960,7 @@ done:
     sky_safetensors_close(pe);
     close_dit(&r);
     sky_teacache_free(&r.tc);
+    tc_order_free(r.order);
     sky_vae_close(r.dec);
     sky_vae_close(r.enc);
     free(r.ctx); free(r.ctx_null); free(r.clip);

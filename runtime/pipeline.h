@@ -36,6 +36,8 @@ typedef struct sky_gen_args {
     int         ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
     int         teacache, use_ret_steps;   /* TeaCache (runtime/teacache.h) */
     int         offload;                   /* each model opened for each use and closed after it */
+    int         cfg_parallel;              /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),
+                                            * at the same time as the cond pass */
     const char *resume_dir;                /* DF: keep finished windows here and continue after them (resume.h) */
     double      teacache_thresh;
     const char *output;             /* the mp4 path (cli.c builds the original's name when not given) */

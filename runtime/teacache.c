@@ -38,12 +38,6 @@ void sky_teacache_set_steps(sky_teacache *tc, int num_steps)
     tc->cutoff_steps = tc->use_ret_steps ? num_steps * 2 : num_steps * 2 - 2;
 }
 
-sky_slot sky_teacache_probe(const sky_teacache *tc, const sky_dit_program *p, int Ft, size_t *n)
-{
-    *n = (size_t)Ft * (size_t)p->dim * (tc->use_ret_steps ? 6u : 1u);
-    return tc->use_ret_steps ? p->e0 : p->e;
-}
-
 /* c0 x^4 + c1 x^3 + c2 x^2 + c3 x + c4 (numpy.poly1d's order), Horner. */
 static double rescale(const double *c, double x)
 {

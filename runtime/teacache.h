@@ -38,6 +38,16 @@ typedef struct sky_teacache {
     long long computed, skipped;            /* calls so far */
 } sky_teacache;
 
+/* TeaCache inside one forward (sky_dit_forward, and the CUDA plugin's): after the embed part the backend hands decide the
+ * probe of the call (n values of e, or of e0 when use_e0) and its token count; decide returns 1 to run the
+ * blocks (the backend then keeps hidden - tokens as the residual of *slot, 0 or 1), 0 to add the residual
+ * kept for *slot to the tokens in their place. */
+typedef struct sky_dit_skip {
+    int   use_e0;
+    int (*decide)(void *ctx, const float *probe, size_t n, long long tokens, int *slot);
+    void *ctx;
+} sky_dit_skip;
+
 /* TeaCache for program p with threshold thresh (> 0) over runs of num_steps calls (the original's
  * num_steps: --inference_steps, or the DF count of §8). An error names the spec when p has no
  * coefficients. */
@@ -45,10 +55,6 @@ sky_status sky_teacache_init(sky_teacache *tc, const sky_dit_program *p, const c
                              int use_ret_steps, int num_steps, sky_err *err);
 /* A new num_steps (the original sets it per long-video window when ar_step > 0); the rest is kept. */
 void sky_teacache_set_steps(sky_teacache *tc, int num_steps);
-
-/* The probe of a call with Ft timestep rows: the e0 slot (use_ret_steps) or the e slot of p, and
- * its length in values. */
-sky_slot sky_teacache_probe(const sky_teacache *tc, const sky_dit_program *p, int Ft, size_t *n);
 
 /* The decision for the next call, whose probe (n values) and token count are given: *parity gets the
  * call's parity (0 conditional, 1 unconditional). Returns 1 if the blocks must run (the backend then keeps

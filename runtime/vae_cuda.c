@@ -35,6 +35,7 @@ void sky_vae_cuda_close(void *opaque)
 {
     vae_cuda *v = opaque;
     if (!v) return;
+    sky_cuda_prog_bind(&v->pr);
     sky_graph_cache_free(v->graphs);
     sky_cuda_prog_close(&v->pr);
     free(v);
@@ -109,7 +110,7 @@ sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, c
                  p->n_weights);
         goto fail;
     }
-    if (sky_cuda_prog_begin(&v->pr, name, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, "conv_tf32",
+    if (sky_cuda_prog_begin(&v->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, "conv_tf32",
                             g->conv_smem, p->n_weights, g->arena_bytes, 0, err) ||
         upload_weights(v, w, err) || sky_cuda_prog_end(&v->pr, g->gemms, g->n_gemms, err) ||
         sky_graph_cache_init(&v->graphs, v->pr.c, 4, err))
@@ -124,6 +125,7 @@ fail:
 void sky_vae_cuda_reset(void *opaque)
 {
     vae_cuda *v = opaque;
+    sky_cuda_prog_bind(&v->pr);
     for (int i = 0; i < v->desc->n_states; i++)
         SKY_CU_CHECK(cuMemsetD8(v->pr.arena + v->desc->states[i].offset, 0, v->desc->states[i].bytes));
 }
@@ -139,6 +141,7 @@ void sky_vae_cuda_chunk(void *opaque, int H, int W, int first, const float *in, 
     vae_cuda *v = opaque;
     const sky_vae_cuda_desc *g = v->desc;
     const CUstream s = v->pr.c->stream;
+    sky_cuda_prog_bind(&v->pr);
     if (n_in * sizeof(float) > g->in.bytes || n_out * sizeof(float) > g->out.bytes) {
         fprintf(stderr, "%s (cuda): a chunk of %zu -> %zu values does not fit the program's slots (%zu -> %zu "
                 "bytes)\n", v->pr.name, n_in, n_out, g->in.bytes, g->out.bytes);

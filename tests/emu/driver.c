@@ -17,8 +17,14 @@
  *     checking that the text is the one the module was built from (xxh64), so the runtime's kernel
  *     cache and module loading run as on a GPU.
  * The device reports compute capability 9.0 and 132 SMs, so the runtime picks its sm_90a paths.
+ * SKY_EMU_DEVICES=N (1 to 8, default 1) makes N such devices, for --use_cfg_parallel: each thread has its
+ * current device (cuCtxSetCurrent, cudaSetDevice; none until it sets one, as in the driver), each
+ * allocation belongs to the device current at cuMemAlloc, and a copy, memset, GEMM operand or cp.async read
+ * on another device's memory fails (device memory is not shared without peer access, which the runtime
+ * never enables). Calls from several threads are served one at a time (one lock around every call).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,18 +42,38 @@
 #define SMEM_DEFAULT  (48u << 10)
 #define SMEM_OPTIN    232448u                  /* 227 KiB: H100 / H200 */
 
+/* ---- one call at a time, devices --------------------------------------------------------------- */
+
+/* Every entry point below starts with EMU_SERIAL(): the lock is held until it returns (recursive: an
+ * entry point may call another). */
+static pthread_mutex_t serial = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static void serial_end(int *unused) { (void)unused; pthread_mutex_unlock(&serial); }
+#define EMU_SERIAL() int emu_serial_ __attribute__((cleanup(serial_end), unused)) = (pthread_mutex_lock(&serial), 0)
+
+#define MAX_DEVICES 8
+static int n_devices = 1;                      /* SKY_EMU_DEVICES */
+static int primary_ctx[MAX_DEVICES];           /* device d's primary context is &primary_ctx[d] */
+static _Thread_local int current = -1;         /* this thread's current device; -1: none yet */
+
 /* ---- allocations ------------------------------------------------------------------------------ */
 
-typedef struct alloc { unsigned char *p; size_t n; } alloc;
+typedef struct alloc { unsigned char *p; size_t n; int device; } alloc;
 static alloc *allocs;
 static int n_allocs, cap_allocs;
-static size_t allocated;
+static size_t allocated[MAX_DEVICES];
 
+/* The allocation holding [p, p + n) on the current device; NULL (and a line saying so when the bytes are
+ * another device's) when there is none. */
 static const alloc *find_alloc(const void *p, size_t n)
 {
     const unsigned char *c = p;
     for (int i = 0; i < n_allocs; i++)
-        if (c >= allocs[i].p && c + n <= allocs[i].p + allocs[i].n && c + n >= c) return &allocs[i];
+        if (c >= allocs[i].p && c + n <= allocs[i].p + allocs[i].n && c + n >= c) {
+            if (allocs[i].device == current) return &allocs[i];
+            fprintf(stderr, "cuda emulator: device %d used %zu bytes of device %d's memory\n", current, n,
+                    allocs[i].device);
+            return NULL;
+        }
     return NULL;
 }
 
@@ -59,7 +85,8 @@ int sky_emu_driver_owns(const void *p, size_t n)
 static CUresult mem_alloc(CUdeviceptr *out, size_t n)
 {
     if (!out || n == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (n > TOTAL_BYTES - allocated) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (n > TOTAL_BYTES - allocated[current]) return CUDA_ERROR_OUT_OF_MEMORY;
     if (n_allocs == cap_allocs) {
         cap_allocs = cap_allocs ? 2 * cap_allocs : 64;
         alloc *a = realloc(allocs, (size_t)cap_allocs * sizeof *a);
@@ -69,8 +96,8 @@ static CUresult mem_alloc(CUdeviceptr *out, size_t n)
     unsigned char *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
     memset(p, 0xa5, n);                        /* device memory is not zeroed */
-    allocs[n_allocs++] = (alloc){ p, n };
-    allocated += n;
+    allocs[n_allocs++] = (alloc){ p, n, current };
+    allocated[current] += n;
     *out = (CUdeviceptr)(uintptr_t)p;
     return CUDA_SUCCESS;
 }
@@ -172,10 +199,13 @@ void sky_emu_dry_counts(unsigned long long *launches, unsigned long long *gemms)
 
 CUresult cuInit(unsigned int flags)
 {
+    EMU_SERIAL();
     if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
     initialised = 1;
     const char *d = getenv("SKY_EMU_DRY");
     dry = d && strcmp(d, "1") == 0;
+    const char *nd = getenv("SKY_EMU_DEVICES");
+    n_devices = nd && atoi(nd) >= 1 && atoi(nd) <= MAX_DEVICES ? atoi(nd) : 1;
     return CUDA_SUCCESS;
 }
 
@@ -183,6 +213,7 @@ CUresult cuInit(unsigned int flags)
 
 CUresult cuDriverGetVersion(int *v)
 {
+    EMU_SERIAL();
     if (!v) return CUDA_ERROR_INVALID_VALUE;
     *v = CUDA_VERSION;
     return CUDA_SUCCESS;
@@ -190,29 +221,33 @@ CUresult cuDriverGetVersion(int *v)
 
 CUresult cuDeviceGetCount(int *n)
 {
+    EMU_SERIAL();
     NEED_INIT();
-    *n = 1;
+    *n = n_devices;
     return CUDA_SUCCESS;
 }
 
 CUresult cuDeviceGet(CUdevice *d, int ordinal)
 {
+    EMU_SERIAL();
     NEED_INIT();
-    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *d = 0;
+    if (ordinal < 0 || ordinal >= n_devices) return CUDA_ERROR_INVALID_DEVICE;
+    *d = ordinal;
     return CUDA_SUCCESS;
 }
 
 CUresult cuDeviceGetName(char *name, int len, CUdevice d)
 {
-    if (d != 0 || len < 1) return CUDA_ERROR_INVALID_VALUE;
+    EMU_SERIAL();
+    if (d < 0 || d >= n_devices || len < 1) return CUDA_ERROR_INVALID_VALUE;
     snprintf(name, (size_t)len, "CPU emulator (tests/emu), sm_90 semantics");
     return CUDA_SUCCESS;
 }
 
 CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d)
 {
-    if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
+    EMU_SERIAL();
+    if (d < 0 || d >= n_devices) return CUDA_ERROR_INVALID_DEVICE;
     switch (a) {
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *v = 9; break;
     case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *v = 0; break;
@@ -229,40 +264,50 @@ CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d)
 
 CUresult cuDeviceTotalMem(size_t *bytes, CUdevice d)
 {
-    if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
+    EMU_SERIAL();
+    if (d < 0 || d >= n_devices) return CUDA_ERROR_INVALID_DEVICE;
     *bytes = TOTAL_BYTES;
     return CUDA_SUCCESS;
 }
 
-static int primary_ctx;
-
 CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice d)
 {
+    EMU_SERIAL();
     NEED_INIT();
-    if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *ctx = (CUcontext)&primary_ctx;
+    if (d < 0 || d >= n_devices) return CUDA_ERROR_INVALID_DEVICE;
+    *ctx = (CUcontext)&primary_ctx[d];
     return CUDA_SUCCESS;
 }
 
 CUresult cuDevicePrimaryCtxRelease(CUdevice d)
 {
-    return d == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    EMU_SERIAL();
+    return d >= 0 && d < n_devices ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
 }
 
 CUresult cuCtxSetCurrent(CUcontext ctx)
 {
-    return ctx == (CUcontext)&primary_ctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+    EMU_SERIAL();
+    for (int d = 0; d < n_devices; d++)
+        if (ctx == (CUcontext)&primary_ctx[d]) {
+            current = d;
+            return CUDA_SUCCESS;
+        }
+    return CUDA_ERROR_INVALID_CONTEXT;
 }
 
 CUresult cuCtxGetDevice(CUdevice *d)
 {
+    EMU_SERIAL();
     if (!initialised) return CUDA_ERROR_NOT_INITIALIZED;
-    *d = 0;
+    if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    *d = current;
     return CUDA_SUCCESS;
 }
 
 CUresult cuGetErrorName(CUresult r, const char **s)
 {
+    EMU_SERIAL();
     switch (r) {
     case CUDA_SUCCESS: *s = "CUDA_SUCCESS"; break;
     case CUDA_ERROR_INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
@@ -280,27 +325,32 @@ CUresult cuGetErrorName(CUresult r, const char **s)
 
 CUresult cuGetErrorString(CUresult r, const char **s)
 {
+    EMU_SERIAL();
     return cuGetErrorName(r, s);
 }
 
 CUresult cuMemGetInfo(size_t *free_bytes, size_t *total)
 {
-    *free_bytes = TOTAL_BYTES - allocated;
+    EMU_SERIAL();
+    if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    *free_bytes = TOTAL_BYTES - allocated[current];
     *total = TOTAL_BYTES;
     return CUDA_SUCCESS;
 }
 
 CUresult cuMemAlloc(CUdeviceptr *p, size_t n)
 {
+    EMU_SERIAL();
     NEED_INIT();
     return mem_alloc(p, n);
 }
 
 CUresult cuMemFree(CUdeviceptr p)
 {
+    EMU_SERIAL();
     for (int i = 0; i < n_allocs; i++)
         if ((uintptr_t)allocs[i].p == (uintptr_t)p) {
-            allocated -= allocs[i].n;
+            allocated[allocs[i].device] -= allocs[i].n;
             free(allocs[i].p);
             allocs[i] = allocs[--n_allocs];
             return CUDA_SUCCESS;
@@ -318,21 +368,25 @@ static CUresult copy(void *dst, const void *src, size_t n, int dst_device, CUstr
 
 CUresult cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
 {
+    EMU_SERIAL();
     return copy((void *)(uintptr_t)dst, src, n, 1, NULL);
 }
 
 CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s)
 {
+    EMU_SERIAL();
     return copy((void *)(uintptr_t)dst, src, n, 1, s);
 }
 
 CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
 {
+    EMU_SERIAL();
     return copy(dst, (const void *)(uintptr_t)src, n, 0, s);
 }
 
 CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 {
+    EMU_SERIAL();
     if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     if (!find_alloc((void *)(uintptr_t)dst, n) || !find_alloc((void *)(uintptr_t)src, n)) return CUDA_ERROR_INVALID_VALUE;
     memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
@@ -341,6 +395,7 @@ CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream 
 
 CUresult cuMemsetD8(CUdeviceptr dst, unsigned char v, size_t n)
 {
+    EMU_SERIAL();
     if (!find_alloc((void *)(uintptr_t)dst, n)) return CUDA_ERROR_INVALID_VALUE;
     memset((void *)(uintptr_t)dst, v, n);
     return CUDA_SUCCESS;
@@ -348,6 +403,7 @@ CUresult cuMemsetD8(CUdeviceptr dst, unsigned char v, size_t n)
 
 CUresult cuStreamCreate(CUstream *s, unsigned int flags)
 {
+    EMU_SERIAL();
     (void)flags;
     struct CUstream_st *st = calloc(1, sizeof *st);
     if (!st) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -357,6 +413,7 @@ CUresult cuStreamCreate(CUstream *s, unsigned int flags)
 
 CUresult cuStreamDestroy(CUstream s)
 {
+    EMU_SERIAL();
     if (!s) return CUDA_ERROR_INVALID_HANDLE;
     graph_free(s->g);
     free(s);
@@ -365,11 +422,13 @@ CUresult cuStreamDestroy(CUstream s)
 
 CUresult cuStreamSynchronize(CUstream s)
 {
+    EMU_SERIAL();
     return stream_of(s)->capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
 }
 
 CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode)
 {
+    EMU_SERIAL();
     (void)mode;
     struct CUstream_st *st = stream_of(s);
     if (!s || st->capturing) return CUDA_ERROR_INVALID_VALUE;
@@ -381,6 +440,7 @@ CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode)
 
 CUresult cuStreamEndCapture(CUstream s, CUgraph *out)
 {
+    EMU_SERIAL();
     struct CUstream_st *st = stream_of(s);
     if (!st->capturing) return CUDA_ERROR_ILLEGAL_STATE;
     st->capturing = 0;
@@ -391,12 +451,14 @@ CUresult cuStreamEndCapture(CUstream s, CUgraph *out)
 
 CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus *status)
 {
+    EMU_SERIAL();
     *status = stream_of(s)->capturing ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
     return CUDA_SUCCESS;
 }
 
 CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph g, unsigned long long flags)
 {
+    EMU_SERIAL();
     (void)flags;
     if (!g) return CUDA_ERROR_INVALID_VALUE;
     /* The executable graph owns a copy of the nodes. */
@@ -429,24 +491,28 @@ CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph g, unsigned long long fla
 
 CUresult cuGraphDestroy(CUgraph g)
 {
+    EMU_SERIAL();
     graph_free((graph *)g);
     return CUDA_SUCCESS;
 }
 
 CUresult cuGraphExecDestroy(CUgraphExec e)
 {
+    EMU_SERIAL();
     graph_free((graph *)e);
     return CUDA_SUCCESS;
 }
 
 CUresult cuGraphUpload(CUgraphExec e, CUstream s)
 {
+    EMU_SERIAL();
     (void)s;
     return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 CUresult cuGraphLaunch(CUgraphExec e, CUstream s)
 {
+    EMU_SERIAL();
     if (!e) return CUDA_ERROR_INVALID_VALUE;
     if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     graph_run((const graph *)e);
@@ -470,6 +536,7 @@ typedef struct module {
 
 CUresult cuModuleLoadData(CUmodule *out, const void *image)
 {
+    EMU_SERIAL();
     const char *s = image;
     if (strncmp(s, CUBIN_MAGIC, strlen(CUBIN_MAGIC)) != 0) return CUDA_ERROR_INVALID_IMAGE;
     char file[512];
@@ -488,6 +555,7 @@ CUresult cuModuleLoadData(CUmodule *out, const void *image)
 
 CUresult cuModuleUnload(CUmodule mod)
 {
+    EMU_SERIAL();
     module *m = (module *)mod;
     if (!m) return CUDA_ERROR_INVALID_HANDLE;
     free(m->f);
@@ -497,6 +565,7 @@ CUresult cuModuleUnload(CUmodule mod)
 
 CUresult cuModuleGetFunction(CUfunction *out, CUmodule mod, const char *name)
 {
+    EMU_SERIAL();
     module *m = (module *)mod;
     for (int i = 0; i < m->def->n; i++)
         if (strcmp(m->def->kernels[i].name, name) == 0) {
@@ -515,6 +584,7 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap *map, CUtensorMapDataType type, cuui
                                 const cuuint32_t *elem_strides, CUtensorMapInterleave interleave,
                                 CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob)
 {
+    EMU_SERIAL();
     (void)l2;
     if (!map || !addr || !dims || !strides || !box || !elem_strides) return CUDA_ERROR_INVALID_VALUE;
     unsigned elem = type == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 ? 2 : type == CU_TENSOR_MAP_DATA_TYPE_FLOAT32 ? 4 : 0;
@@ -541,6 +611,7 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap *map, CUtensorMapDataType type, cuui
 
 CUresult cuFuncSetAttribute(CUfunction fn, CUfunction_attribute attr, int v)
 {
+    EMU_SERIAL();
     func *f = (func *)fn;
     if (attr != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
         fprintf(stderr, "cuda emulator: cuFuncSetAttribute(%d) is not emulated\n", (int)attr);
@@ -554,6 +625,7 @@ CUresult cuFuncSetAttribute(CUfunction fn, CUfunction_attribute attr, int v)
 CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned smem, CUstream s, void **params, void **extra)
 {
+    EMU_SERIAL();
     const func *f = (const func *)fn;
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
     const sky_emu_kernel *k = f->k;
@@ -608,7 +680,10 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
 
 cudaError_t cudaSetDevice(int device)
 {
-    return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
+    EMU_SERIAL();
+    if (device < 0 || device >= n_devices) return cudaErrorInvalidDevice;
+    current = device;                          /* and its primary context, as the runtime API does */
+    return cudaSuccess;
 }
 
 const char *cudaGetErrorName(cudaError_t e)
@@ -627,12 +702,14 @@ static int lt_handle;
 
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *h)
 {
+    EMU_SERIAL();
     *h = (cublasLtHandle_t)&lt_handle;
     return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasLtDestroy(cublasLtHandle_t h)
 {
+    EMU_SERIAL();
     return h == (cublasLtHandle_t)&lt_handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
@@ -658,6 +735,7 @@ const char *cublasLtGetStatusString(cublasStatus_t s)
 
 cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *out, cublasComputeType_t compute, cudaDataType_t scale)
 {
+    EMU_SERIAL();
     if ((compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32) || scale != CUDA_R_32F)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     lt_desc *d = calloc(1, sizeof *d);
@@ -673,6 +751,7 @@ cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *out, cublasCompute
 
 cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
 {
+    EMU_SERIAL();
     free(desc);
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -680,6 +759,7 @@ cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
 cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
                                               const void *buf, size_t size)
 {
+    EMU_SERIAL();
     lt_desc *d = (lt_desc *)desc;
     switch (attr) {
     case CUBLASLT_MATMUL_DESC_TRANSA: if (size != 4) return CUBLAS_STATUS_INVALID_VALUE; memcpy(&d->transa, buf, 4); break;
@@ -700,6 +780,7 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasL
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *out, cudaDataType type, uint64_t rows,
                                           uint64_t cols, int64_t ld)
 {
+    EMU_SERIAL();
     if (type != CUDA_R_32F && type != CUDA_R_16BF) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (ld < (int64_t)rows || ld < 1) return CUBLAS_STATUS_INVALID_VALUE;
     lt_layout *l = calloc(1, sizeof *l);
@@ -711,6 +792,7 @@ cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *out, cudaDataT
 
 cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l)
 {
+    EMU_SERIAL();
     free(l);
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -718,6 +800,7 @@ cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l)
 cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t attr,
                                                 const void *buf, size_t size)
 {
+    EMU_SERIAL();
     lt_layout *l = (lt_layout *)layout;
     if (size != 8) return CUBLAS_STATUS_INVALID_VALUE;
     switch (attr) {
@@ -735,12 +818,14 @@ static int lt_pref;
 
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p)
 {
+    EMU_SERIAL();
     *p = (cublasLtMatmulPreference_t)&lt_pref;
     return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p)
 {
+    EMU_SERIAL();
     (void)p;
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -748,6 +833,7 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p)
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t a,
                                                     const void *buf, size_t size)
 {
+    EMU_SERIAL();
     (void)p, (void)a, (void)buf, (void)size;
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -772,6 +858,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
                                               cublasLtMatrixLayout_t D, cublasLtMatmulPreference_t pref, int requested,
                                               cublasLtMatmulHeuristicResult_t results[], int *count)
 {
+    EMU_SERIAL();
     (void)h, (void)pref;
     if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
     cublasStatus_t s = check_shapes((lt_desc *)op, (lt_layout *)A, (lt_layout *)B, (lt_layout *)C, (lt_layout *)D);
@@ -787,6 +874,7 @@ cublasStatus_t cublasLtMatmulAlgoConfigGetAttribute(const cublasLtMatmulAlgo_t *
                                                     cublasLtMatmulAlgoConfigAttributes_t attr, void *buf, size_t size,
                                                     size_t *written)
 {
+    EMU_SERIAL();
     (void)algo, (void)attr;
     memset(buf, 0, size);
     *written = size;
@@ -857,6 +945,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
                               const void *C, cublasLtMatrixLayout_t Cd, void *D, cublasLtMatrixLayout_t Dd,
                               const cublasLtMatmulAlgo_t *algo, void *ws, size_t ws_bytes, cudaStream_t s)
 {
+    EMU_SERIAL();
     (void)h, (void)algo, (void)ws, (void)ws_bytes;
     gemm_args g = { .d = *(lt_desc *)op, .a = *(lt_layout *)Ad, .b = *(lt_layout *)Bd, .c = *(lt_layout *)Cd,
                     .dd = *(lt_layout *)Dd, .alpha = *(const float *)alpha, .beta = *(const float *)beta,
@@ -892,6 +981,7 @@ const char *nvrtcGetErrorString(nvrtcResult r)
 
 nvrtcResult nvrtcVersion(int *major, int *minor)
 {
+    EMU_SERIAL();
     *major = CUDA_VERSION / 1000;
     *minor = CUDA_VERSION % 1000 / 10;
     return NVRTC_SUCCESS;
@@ -901,12 +991,14 @@ static const int archs[] = { 75, 80, 86, 87, 89, 90, 100, 120 };
 
 nvrtcResult nvrtcGetNumSupportedArchs(int *n)
 {
+    EMU_SERIAL();
     *n = (int)(sizeof archs / sizeof archs[0]);
     return NVRTC_SUCCESS;
 }
 
 nvrtcResult nvrtcGetSupportedArchs(int *list)
 {
+    EMU_SERIAL();
     memcpy(list, archs, sizeof archs);
     return NVRTC_SUCCESS;
 }
@@ -914,6 +1006,7 @@ nvrtcResult nvrtcGetSupportedArchs(int *list)
 nvrtcResult nvrtcCreateProgram(nvrtcProgram *out, const char *src, const char *name, int n_headers,
                                const char *const *headers, const char *const *include_names)
 {
+    EMU_SERIAL();
     (void)headers, (void)include_names;
     if (n_headers != 0 || !src || !name) return NVRTC_ERROR_INVALID_INPUT;
     program *p = calloc(1, sizeof *p);
@@ -924,6 +1017,7 @@ nvrtcResult nvrtcCreateProgram(nvrtcProgram *out, const char *src, const char *n
 
 nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int n, const char *const *opts)
 {
+    EMU_SERIAL();
     program *p = (program *)prog;
     int arch_ok = 0;
     for (int i = 0; i < n; i++) arch_ok |= strcmp(opts[i], "--gpu-architecture=sm_90a") == 0;
@@ -949,6 +1043,7 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int n, const char *const *opt
 
 nvrtcResult nvrtcGetProgramLogSize(nvrtcProgram prog, size_t *n)
 {
+    EMU_SERIAL();
     program *p = (program *)prog;
     *n = p->log ? strlen(p->log) + 1 : 1;
     return NVRTC_SUCCESS;
@@ -956,6 +1051,7 @@ nvrtcResult nvrtcGetProgramLogSize(nvrtcProgram prog, size_t *n)
 
 nvrtcResult nvrtcGetProgramLog(nvrtcProgram prog, char *log)
 {
+    EMU_SERIAL();
     program *p = (program *)prog;
     strcpy(log, p->log ? p->log : "");
     return NVRTC_SUCCESS;
@@ -963,6 +1059,7 @@ nvrtcResult nvrtcGetProgramLog(nvrtcProgram prog, char *log)
 
 nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *n)
 {
+    EMU_SERIAL();
     program *p = (program *)prog;
     if (!p->cubin) return NVRTC_ERROR_INVALID_PROGRAM;
     *n = p->cubin_size;
@@ -971,6 +1068,7 @@ nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *n)
 
 nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *out)
 {
+    EMU_SERIAL();
     program *p = (program *)prog;
     if (!p->cubin) return NVRTC_ERROR_INVALID_PROGRAM;
     memcpy(out, p->cubin, p->cubin_size);
@@ -979,6 +1077,7 @@ nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *out)
 
 nvrtcResult nvrtcDestroyProgram(nvrtcProgram *prog)
 {
+    EMU_SERIAL();
     program *p = (program *)*prog;
     if (p) {
         free(p->src);

@@ -340,7 +340,9 @@ static void test_attention(int lq, int lk)
 
 int main(void)
 {
-    cuInit(0);
+    CUcontext ctx;                             /* device 0's context, current here (as the driver wants) */
+    if (cuInit(0) != CUDA_SUCCESS || cuDevicePrimaryCtxRetain(&ctx, 0) != CUDA_SUCCESS ||
+        cuCtxSetCurrent(ctx) != CUDA_SUCCESS) { fprintf(stderr, "no emulated device\n"); return 2; }
     test_softmax_rows();
     test_softmax_relbias();
     test_rms_norm(8, 0);

@@ -25,7 +25,10 @@
 #   5. the encoders: text_encode (bf16) on every umT5 fixture case within 2 x transformers' own bf16 error,
 #      the rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers;
 #   6. the DF pipeline from a prompt to an mp4 with --backend cuda (two windows), beside the CPU run, and
-#      with --offload (every model reopened for each use): bit for bit the same;
+#      with --offload (every model reopened for each use) and with --use_cfg_parallel on two emulated GPUs
+#      (SKY_EMU_DEVICES=2: the uncond transformer on GPU 1, each GPU's memory its own): bit for bit the same;
+#      also with TeaCache (the decisions the same); with one GPU, --use_cfg_parallel is refused before any
+#      model runs;
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
@@ -326,7 +329,7 @@ run_pipe() {   # backend [name flags...]
     SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" --dit_weights "$p/dit.safetensors" \
         --vae_weights "$p/vae.safetensors" --t5_weights "$p/t5.safetensors" \
         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow" \
-        --num_frames 33 --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps 2 \
+        --num_frames 33 --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps "${STEPS:-2}" \
         --seed 42 -o "$p/$name.mp4" --output_latents "$p/$name.safetensors" --backend "$be" "$@" > "$p/$name.log" 2>&1
 }
 if run_pipe cpu && run_pipe cuda && [ "$("$p/mp4probe" "$p/cuda.mp4")" = "33 48 64 24/1" ] &&
@@ -345,6 +348,39 @@ if run_pipe cuda offload --offload && "$ST" compare "$p/offload.safetensors" "$p
 else
     tail -5 "$p/offload.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda --offload (emulated)"
+fi
+# ... and with --use_cfg_parallel on two emulated GPUs: the uncond passes on a transformer on GPU 1 (a thread of
+# their own; the emulator serves one call at a time, so this checks the routing: every allocation, copy, GEMM
+# and cp.async of a transformer on its own GPU), the same frames and latents bit for bit; one GPU is refused.
+if SKY_EMU_DEVICES=2 run_pipe cuda cfgpar --use_cfg_parallel &&
+   "$ST" compare "$p/cfgpar.safetensors" "$p/cuda.safetensors" video 0 > "$tmp/cmp.txt" &&
+   "$ST" compare "$p/cfgpar.safetensors" "$p/cuda.safetensors" latents.w1 0 >> "$tmp/cmp.txt" &&
+   grep -q "cuda: GPU 1: " "$p/cfgpar.log"; then
+    ok "pipeline --backend cuda --use_cfg_parallel (2 emulated GPUs): the same frames and latents bit for bit"
+else
+    tail -5 "$p/cfgpar.log" "$tmp/cmp.txt" 2>/dev/null
+    bad "pipeline --backend cuda --use_cfg_parallel (emulated)"
+fi
+# ... and with TeaCache (4 steps: the counter wraps at 4, so half the calls skip their blocks): the two passes
+# decide in order on one state, each GPU keeping the residuals of its own calls; the decisions and the latents of
+# the run on one GPU, bit for bit.
+if STEPS=4 run_pipe cuda tc --teacache --teacache_thresh 1e9 &&
+   STEPS=4 SKY_EMU_DEVICES=2 run_pipe cuda tcpar --teacache --teacache_thresh 1e9 --use_cfg_parallel &&
+   [ "$(grep '^teacache:' "$p/tc.log")" = "$(grep '^teacache:' "$p/tcpar.log")" ] && grep -q "skipped" "$p/tc.log" &&
+   "$ST" compare "$p/tcpar.safetensors" "$p/tc.safetensors" latents.w1 0 > "$tmp/cmp.txt"; then
+    ok "pipeline --backend cuda --use_cfg_parallel --teacache (2 emulated GPUs): the one-GPU run's latents bit for bit, $(grep -o '[0-9]* of [0-9]* DiT calls skipped' "$p/tcpar.log")"
+else
+    tail -3 "$p/tc.log" "$p/tcpar.log" "$tmp/cmp.txt" 2>/dev/null
+    bad "pipeline --backend cuda --use_cfg_parallel --teacache (emulated)"
+fi
+SKY_EMU_DEVICES=1 run_pipe cuda cfgone --use_cfg_parallel
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "use_cfg_parallel runs the unconditional pass on a second GPU: 1 CUDA device is visible" \
+       "$p/cfgone.log" && ! grep -q "text_encode" "$p/cfgone.log" && [ ! -e "$p/cfgone.mp4" ]; then
+    ok "pipeline --use_cfg_parallel with one GPU: refused (exit 1) before any model runs, nothing written"
+else
+    tail -3 "$p/cfgone.log"
+    bad "pipeline --use_cfg_parallel with one GPU: exit $rc"
 fi
 
 # 7. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits (every

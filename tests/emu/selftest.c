@@ -79,6 +79,19 @@ static int works(void)
     void *a3[] = { &o2, &src };
     sky_emu_launch(kernel("cp_async_order_kernel"), 1, 1, 1, 32, 1, 1, 16, a3);
     check(isnan(o2[0]) && o2[1] == 42.0f, "cp.async: shared memory unchanged before cp.async.wait_group, the copy after");
+
+    /* two devices (SKY_EMU_DEVICES=2, set by main): memory belongs to the device it was allocated on */
+    CUcontext c0, c1;
+    CUdeviceptr p1;
+    int n = 0;
+    float host[4] = { 1, 2, 3, 4 };
+    ok = cuDeviceGetCount(&n) == CUDA_SUCCESS && n == 2 && cuDevicePrimaryCtxRetain(&c0, 0) == CUDA_SUCCESS &&
+         cuDevicePrimaryCtxRetain(&c1, 1) == CUDA_SUCCESS && cuCtxSetCurrent(c1) == CUDA_SUCCESS &&
+         cuMemAlloc(&p1, sizeof host) == CUDA_SUCCESS && cuMemcpyHtoD(p1, host, sizeof host) == CUDA_SUCCESS &&
+         cuCtxSetCurrent(c0) == CUDA_SUCCESS;
+    fprintf(stderr, "(a line about device 0 using device 1's memory is expected next)\n");
+    ok = ok && cuMemcpyHtoD(p1, host, sizeof host) == CUDA_ERROR_INVALID_VALUE;
+    check(ok, "two devices: device 1's allocation is written on device 1 and refused to device 0");
     sky_emu_stats st = sky_emu_get_stats();
     printf("     %llu launches, %llu blocks, %llu threads, %llu barriers, %llu warp collectives\n",
            (unsigned long long)st.launches, (unsigned long long)st.blocks, (unsigned long long)st.threads,
@@ -89,7 +102,10 @@ static int works(void)
 int main(int argc, char **argv)
 {
     if (argc != 2) { fprintf(stderr, "usage: selftest works|divergent_barrier|divergent_shuffle|smem_overrun|wgmma_unwaited\n"); return 2; }
-    cuInit(0);
+    setenv("SKY_EMU_DEVICES", "2", 1);           /* works() checks that memory stays on its device */
+    CUcontext ctx;                             /* device 0's context, current here (as the driver wants) */
+    if (cuInit(0) != CUDA_SUCCESS || cuDevicePrimaryCtxRetain(&ctx, 0) != CUDA_SUCCESS ||
+        cuCtxSetCurrent(ctx) != CUDA_SUCCESS) { fprintf(stderr, "no emulated device\n"); return 2; }
     if (strcmp(argv[1], "works") == 0) return works();
     float *out = dev(64 * 4);
     void *args[] = { &out };

@@ -24,6 +24,8 @@
 #                  replay, prompt arenas reused) time per sample, and the ratio to diffusers: 2 samples
 #                  (cond + uncond) over its batch-2 forward
 #   default cuda   a run without --backend takes the CUDA backend on this machine
+#   cfg parallel   with two GPUs: --use_cfg_parallel (the uncond passes on GPU 1) gives the latents of a one-GPU run
+#                  bit for bit; "not run" with one GPU
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
 #                  diffusers' own error with tf32 convolutions (tests/fixtures/cuda/vae_*)
 #   enc tiny       the CUDA encoders on tests/fixtures/encoders/: umT5 (bf16) within 2x transformers' bf16
@@ -152,6 +154,25 @@ elif ./build.sh gen tiny_df128 > "$OUT/tiny_build.log" 2>&1 && [ -f out/tiny_df1
         row teacache ok "tiny_df128_e: the original's 60 decisions, $(grep -o 'rel_l2 [0-9.e+-]*' "$OUT/teacache.log"), bound $tb"
     else
         row teacache FAIL "see $OUT/teacache.log"
+    fi
+    # --use_cfg_parallel: the uncond passes on a second transformer on GPU 1; a short guided DF run gives the
+    # latents of the same run on GPU 0 alone bit for bit (same kernels, same inputs; on two GPUs of one model).
+    ngpu=$(nvidia-smi -L | grep -c '^GPU')
+    if [ "$ngpu" -lt 2 ]; then
+        row "cfg parallel" "not run" "$ngpu GPU here, --use_cfg_parallel needs two (tests/emu/run.sh checks it on two emulated GPUs)"
+    else
+        tb=out/tiny_df128/skyreels-tiny_df128
+        CF=(--dit_weights "$OUT/tiny_df128/w.safetensors" --prompt_embeds "$OUT/tiny_df128/pe.safetensors" --num_frames 17
+            --inference_steps 3 --seed 7 --backend cuda)
+        if "$tb" random-embeds --output "$OUT/tiny_df128/pe.safetensors" > "$OUT/cfg.log" 2>&1 &&
+           "$tb" "${CF[@]}" --output_latents "$OUT/tiny_df128/cf1.safetensors" >> "$OUT/cfg.log" 2>&1 &&
+           "$tb" "${CF[@]}" --use_cfg_parallel --output_latents "$OUT/tiny_df128/cf2.safetensors" >> "$OUT/cfg.log" 2>&1 &&
+           build/tools/sttool compare "$OUT/tiny_df128/cf2.safetensors" "$OUT/tiny_df128/cf1.safetensors" latents 0 \
+               >> "$OUT/cfg.log" 2>&1; then
+            row "cfg parallel" ok "GPUs 0 and 1: the latents of GPU 0 alone, bit for bit"
+        else
+            row "cfg parallel" FAIL "see $OUT/cfg.log"
+        fi
     fi
 else
     row "cuda tiny" FAIL "tiny_df128 or its CUDA plugin did not build; see $OUT/tiny_build.log"

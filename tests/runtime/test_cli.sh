@@ -40,7 +40,7 @@ expect 2 "--guidance_scale -1: must be a number >= 0" -- $T "${W_T[@]}" --guidan
 expect 2 "--inference_steps 0: must be an integer from 1" -- $T "${W_T[@]}" --inference_steps 0
 expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames x
 expect 2 "--seed -1: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -1
-expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet" -- $T "${W_T[@]}" --use_usp
+expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel" -- $T "${W_T[@]}" --use_usp
 expect 2 "--prompt_enhancer: not supported" -- $T "${W_T[@]}" --prompt_enhancer
 expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
 expect 2 "--use_ret_steps applies only with --teacache" -- $T "${W_T[@]}" --use_ret_steps
@@ -115,6 +115,49 @@ if build/tools/sttool compare "$tmp/long_off.safetensors" "$tmp/long.safetensors
 else fail=$((fail + 1)); echo "FAIL --offload: $(cat "$tmp/cmp.txt"); transformer loads: $loads (want 3); $(grep "prompt part" "$tmp/off.log")"; fi
 expect 1 "w_d.safetensors: no tensor of this model found (looked for 'decoder.head.2.bias'" -- \
     $D "${LONG[@]/$tmp\/vae.safetensors/$tmp/w_d.safetensors}" --offload -o "$tmp/x2.mp4"
+
+# --use_cfg_parallel: the uncond passes on a second transformer, in a thread of their own at the same time as
+# the cond passes (on the CPU backend both share the cores; on CUDA the second is on GPU 1: tests/emu/run.sh
+# checks that routing on two emulated GPUs). The same numbers bit for bit: the 3-window DF video, also with
+# --offload (both transformers loaded per window: 6 loads), and a T2V run; DF at guidance <= 1 has no uncond
+# pass and says so.
+$D "${LONG[@]}" -o "$tmp/long_cfg.mp4" --output_latents "$tmp/long_cfg.safetensors" --use_cfg_parallel 2> "$tmp/cfg.log" > /dev/null
+$D "${LONG[@]}" -o "$tmp/long_cfg_off.mp4" --output_latents "$tmp/long_cfg_off.safetensors" --use_cfg_parallel --offload \
+    2> "$tmp/cfg_off.log" > /dev/null
+$T "${TC[@]}" --output_latents "$tmp/cfg_t.safetensors" --use_cfg_parallel 2> "$tmp/cfg_t.log" > /dev/null
+loads=$(grep -c "tensors of dit_forward" "$tmp/cfg_off.log")
+if build/tools/sttool compare "$tmp/long_cfg.safetensors" "$tmp/long.safetensors" video 0 > "$tmp/cmp.txt" &&
+   build/tools/sttool compare "$tmp/long_cfg.safetensors" "$tmp/long.safetensors" latents.w2 0 >> "$tmp/cmp.txt" &&
+   build/tools/sttool compare "$tmp/long_cfg_off.safetensors" "$tmp/long.safetensors" video 0 >> "$tmp/cmp.txt" &&
+   build/tools/sttool compare "$tmp/long_cfg_off.safetensors" "$tmp/long.safetensors" latents.w2 0 >> "$tmp/cmp.txt" &&
+   build/tools/sttool compare "$tmp/cfg_t.safetensors" "$tmp/plain.safetensors" latents 0 >> "$tmp/cmp.txt" &&
+   cmp -s "$tmp/long_cfg.mp4" "$tmp/long.mp4" && [ "$loads" -eq 6 ] &&
+   grep -q "cfg parallel: the unconditional passes on a second transformer" "$tmp/cfg.log" &&
+   [ "$(grep -c "tensors of dit_forward" "$tmp/cfg.log")" -eq 2 ]; then
+    pass=$((pass + 1)); echo "ok   --use_cfg_parallel: a 3-window DF video (also with --offload: $loads loads) and a T2V run equal the runs without it bit for bit"
+else fail=$((fail + 1)); echo "FAIL --use_cfg_parallel: $(cat "$tmp/cmp.txt"); loads with --offload: $loads (want 6); $(tail -n 2 "$tmp/cfg.log")"; fi
+# ... with TeaCache: both passes decide on one state in the order of a one-transformer run (cond, then uncond),
+# each transformer keeping the residuals of its own calls: the same decisions and latents bit for bit, with 4
+# steps (the counter wraps at 4: 4 of 8 calls skip), with 5 (an odd count: after the wrap the uncond pass has
+# the even parity, as in the original) and on the 3-window DF video (windows of two sizes).
+tc_same() {   # name, tensor to compare, then the run's flags (both runs get them; the second --use_cfg_parallel)
+    local name=$1 tensor=$2
+    shift 2
+    "$@" --output_latents "$tmp/$name.1.safetensors" 2> "$tmp/$name.1.log" > /dev/null &&
+    "$@" --output_latents "$tmp/$name.2.safetensors" --use_cfg_parallel 2> "$tmp/$name.2.log" > /dev/null &&
+    [ "$(grep '^teacache:' "$tmp/$name.1.log")" = "$(grep '^teacache:' "$tmp/$name.2.log")" ] &&
+    build/tools/sttool compare "$tmp/$name.2.safetensors" "$tmp/$name.1.safetensors" "$tensor" 0 > /dev/null &&
+    grep '^teacache:' "$tmp/$name.2.log" | sed 's/ DiT calls.*//'
+}
+if s4=$(tc_same tc4 latents $T "${TC[@]}" --teacache --teacache_thresh 1e9) &&
+   s5=$(tc_same tc5 latents $T "${TC[@]:0:6}" --inference_steps 5 --seed 3 --teacache --teacache_thresh 1e9) &&
+   sd=$(tc_same tcd latents.w2 $D "${LONG[@]:0:12}" --inference_steps 4 --seed 5 -o "$tmp/tcd.mp4" --teacache \
+        --teacache_thresh 1e9) &&
+   [ "$s4" = "teacache: 4 of 8" ] && [ "$s5" = "teacache: 6 of 10" ]; then
+    pass=$((pass + 1)); echo "ok   --use_cfg_parallel --teacache: the decisions and latents of the one-transformer run ($s4; 5 steps: ${s5#teacache: }; DF 3 windows: ${sd#teacache: })"
+else fail=$((fail + 1)); echo "FAIL --use_cfg_parallel --teacache: $(tail -n 2 "$tmp"/tc[45d].2.log)"; fi
+expect 0 "warning: --use_cfg_parallel: guidance_scale 1 <= 1 skips the unconditional pass" -- \
+    $D "${W_D[@]}" --num_frames 9 --inference_steps 2 --guidance_scale 1 --use_cfg_parallel
 
 # --resume_dir: a DF run keeps each finished window (runtime/resume.h). The same 3-window video (with
 # addnoise_condition, so that the noise state matters) is made three ways and must equal the plain run's
