@@ -1,6 +1,6 @@
 /* runtime/nvrtc_cache.c — NVRTC compile with an on-disk cubin cache (nvrtc_cache.h). */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L     /* mkdir, getpid, fileno, fsync */
+#define _POSIX_C_SOURCE 200809L     /* mkdir, mkstemp, fdopen, fileno, fsync */
 #endif
 #include "nvrtc_cache.h"
 
@@ -134,16 +134,21 @@ static int read_entry(const char *path, void **data, size_t *size)
     return 0;
 }
 
-/* Write data to path through a temporary file in the same directory and rename(2). */
+/* Write data to path through a temporary file of its own in the same directory (mkstemp: processes and threads
+ * that compile the same kernels at once, --use_cfg_parallel's two GPUs say, each write their own) and rename(2). */
 static sky_status write_entry(const char *path, const void *data, size_t size, sky_err *err)
 {
     char tmp[4300];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
     if (n < 0 || (size_t)n >= sizeof tmp) return sky_fail(err, "kernel cache path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (f == NULL)
+    const int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (f == NULL) {
+        const int saved = errno;
+        if (fd >= 0) { close(fd); remove(tmp); }
         return sky_fail(err, "cannot write the kernel cache file %s: %s; set SKYREELS_CACHE to a writable directory",
-                        tmp, strerror(errno));
+                        tmp, strerror(saved));
+    }
     int ok = fwrite(data, 1, size, f) == size;
     ok = fflush(f) == 0 && ok;
     ok = fsync(fileno(f)) == 0 && ok;

@@ -160,15 +160,38 @@ typedef struct run {
  * use and closed after it, so only one of the transformer, the VAE decoder and the VAE encoder holds its
  * weights (and, on the GPU, its arena) at a time; each use reloads it from its checkpoint, which was
  * checked before the first step. */
+
+/* Opening a transformer, as a thread's job. */
+typedef struct open_job {
+    run       *r;
+    sky_dit  **out;
+    int        device;
+    sky_status st;
+    sky_err    err;
+} open_job;
+
+static void *open_job_run(void *arg)
+{
+    open_job *j = arg;
+    const sky_gen_args *a = j->r->a;
+    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->v->name, a->quiet, (sky_backend)a->backend,
+                         j->device, &j->err);
+    return NULL;
+}
+
+/* The transformer; with --use_cfg_parallel also the uncond passes' one (GPU 1), both loading at once. */
 static sky_status open_dits(run *r, sky_err *err)
 {
-    const sky_gen_args *a = r->a;
-    const sky_backend b = (sky_backend)a->backend;
-    if (sky_dit_open(&r->dit, r->v->dit, a->dit_weights, r->v->name, a->quiet, b, 0, err)) return SKY_ERR;
-    sky_err e;
-    if (r->cfg_parallel && sky_dit_open(&r->dit_u, r->v->dit, a->dit_weights, r->v->name, a->quiet, b, 1, &e))
+    open_job c = { r, &r->dit, 0, SKY_OK, { "" } }, u = { r, &r->dit_u, 1, SKY_OK, { "" } };
+    pthread_t th;
+    const int started = r->cfg_parallel && pthread_create(&th, NULL, open_job_run, &u) == 0;
+    open_job_run(&c);
+    if (started) pthread_join(th, NULL);
+    else if (r->cfg_parallel) open_job_run(&u);
+    if (c.st) return sky_fail(err, "%s", c.err.msg);
+    if (u.st)
         return sky_fail(err, "--use_cfg_parallel: the transformer of the unconditional pass%s: %s",
-                        b == SKY_BACKEND_CUDA ? " (GPU 1)" : "", e.msg);
+                        r->a->backend == SKY_BACKEND_CUDA ? " (GPU 1)" : "", u.err.msg);
     return SKY_OK;
 }
 
