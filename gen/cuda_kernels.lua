@@ -115,7 +115,7 @@ end
 
 -- The GEMM table {m_max, n, k, a_dtype, out_dtype, epilogue, ldx, ldw, ldy, w_kn} into writer h.
 function cuda_kernels.gemm_table(h, program, gemms)
-    h:line("/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */")
+    h:line("/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */")
     h:open(string.format("const sky_gemm_desc %s_gemms[%d] = {", program, #gemms))
     for _, d in ipairs(gemms) do
         h:line("{%d, %d, %d, %s, %s, %s, %d, %d, %d, %d},", d.m_max, d.n, d.k, d.a_dtype, d.out_dtype, d.epilogue,

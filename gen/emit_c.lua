@@ -5,7 +5,7 @@
 -- with the spec's sizes baked in as constants; only the kernels the graph uses are emitted,
 -- once each, sorted by name. Files written (paths relative to out/<variant>/):
 --   gen/dit_forward_cpu.c   kernels + the forward of one sample, one statement per op
---   gen/variant.c           the weights table and the sky_variant description (runtime/program.h)
+--   gen/variant.c           the weights table and the sky_variant description (runtime/models/program.h)
 --
 -- Dims in comments: L tokens of the call, F latent frames, Ft timestep rows (1 or F).
 
@@ -460,7 +460,7 @@ local function emit_program(s, p, ctx, extra_header)
     lines[#lines + 1] = string.format("arena      %s bytes (see plan.txt)", require("plan").commas(p.peak))
     w:raw(header.c_comment(s, ctx, "gen/" .. g.name .. "_cpu.c", lines, used))
     w:raw(common)
-    w:line("#include \"program.h\"")
+    w:line("#include \"models/program.h\"")
     w:blank()
     w:line("#define ACT_F64(off) ((double *)(arena + (off)))")
     w:line("#define ACT_I64(off) ((int64_t *)(arena + (off)))")
@@ -561,7 +561,7 @@ local function slot(p, name)
     return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
 end
 
--- gen/variant.c: the weights tables and the variant description (runtime/program.h).
+-- gen/variant.c: the weights tables and the variant description (runtime/models/program.h).
 local function emit_variant(s, plans, ctx, cuda_plans)
     -- the CUDA plan's arena peak of a program (0 without the cuda target)
     local function cuda_peak(name) return clit.size(cuda_plans[name] and cuda_plans[name].peak or 0) end
@@ -573,7 +573,7 @@ local function emit_variant(s, plans, ctx, cuda_plans)
                                           #plans[name].graph.weights, name)
     end
     w:raw(header.c_comment(s, ctx, "gen/variant.c", lines))
-    w:line("#include \"program.h\"")
+    w:line("#include \"models/program.h\"")
     w:blank()
     for _, name in ipairs(sorted.keys(plans)) do
         local g = plans[name].graph

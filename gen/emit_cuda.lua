@@ -192,7 +192,7 @@ backend.attention = function(n, s)
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
     local cols = a.num_heads * a.head_dim
     local scale = clit.f32(1.4426950408889634 / math.sqrt(a.head_dim))
-    -- Two kernels, one chosen at run time (runtime/dit_cuda.c: sm_90a on a cc 9.0 GPU).
+    -- Two kernels, one chosen at run time (runtime/cuda/dit_cuda.c: sm_90a on a cc 9.0 GPU).
     return { kernels = {
                  { template = "attention_sm90",
                    consts = { NH = a.num_heads, D = a.head_dim, STAGES = sc90.stages,
@@ -230,7 +230,7 @@ end
 
 
 -- The dtype each weight is stored in on the device: a GEMM's weight has its A dtype and its bias
--- its output dtype (cuBLASLt's bias epilogue reads the bias in the output type: runtime/gemm.h);
+-- its output dtype (cuBLASLt's bias epilogue reads the bias in the output type: runtime/cuda/gemm.h);
 -- everything else is fp32 (norm weights, modulation tables, the fps embedding).
 local function weight_dtypes(g)
     local dt = {}
@@ -304,7 +304,7 @@ function emit_cuda.emit(s, programs, files, ctx)
     end
     -- TeaCache (reference §8): the residual of a pass through the blocks, and its application.
     local tokens = g.exposed.tokens
-    -- runtime/dit_cuda.c copies the tokens as bf16 and reads the probes e and e0 as fp32
+    -- runtime/cuda/dit_cuda.c copies the tokens as bf16 and reads the probes e and e0 as fp32
     assert(tokens.dtype == "bf16" and g.exposed.hidden.dtype == "bf16" and g.exposed.e.dtype == "f32"
            and g.exposed.e0.dtype == "f32", "emit_cuda: TeaCache's tensors changed dtype")
     local k_residual = set:add("teacache", { T = ctype(tokens), MODE = "residual", OP = "-" })
@@ -324,7 +324,7 @@ function emit_cuda.emit(s, programs, files, ctx)
     }))
     h:line("#include <stdint.h>")
     h:blank()
-    h:line("#include \"cuda_program.h\"")
+    h:line("#include \"cuda/cuda_program.h\"")
     h:blank()
     h:line("/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */")
     h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))

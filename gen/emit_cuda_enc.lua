@@ -214,7 +214,7 @@ local function emit_program(s, g0, files, ctx)
     }))
     h:line("#include <stdint.h>")
     h:blank()
-    h:line("#include \"cuda_program.h\"")
+    h:line("#include \"cuda/cuda_program.h\"")
     h:blank()
     h:line("/* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */")
     for _, b in ipairs(p.buffers) do h:line("#define OFF_%-48s ((size_t)%d)", ident(b.tensor.name), b.offset) end

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/compile/runtime_cuda_compile.sh — the CUDA runtime modules (runtime/cuda_ctx.c, gemm.c,
+# tests/compile/runtime_cuda_compile.sh — the CUDA runtime modules (runtime/cuda/cuda_ctx.c, gemm.c,
 # nvrtc.c) and their GPU test (tests/gpu/runtime_test.c), checked on a machine WITHOUT a GPU:
 #   - each file compiles with -std=c11 -Wall -Wextra -Werror (gcc -O2, gcc -O0 -g, clang -O2)
 #     against the CUDA headers; each header compiles on its own; a GEMM table in the generator's
@@ -36,7 +36,7 @@ trap 'rm -rf "$tmp"' EXIT
 # -iquote keeps runtime/ out of the <...> search path.
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -iquote runtime -I"$CUDA_HOME/include")
 LIBS=(-L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm)
-SRC=(runtime/status.c runtime/cuda_ctx.c runtime/gemm.c runtime/nvrtc_cache.c tests/gpu/runtime_test.c)
+SRC=(runtime/core/status.c runtime/cuda/cuda_ctx.c runtime/cuda/gemm.c runtime/cuda/nvrtc_cache.c tests/gpu/runtime_test.c)
 
 # The stub libcuda.so answers every call with CUDA_ERROR_STUB_LIBRARY; its soname is
 # libcuda.so.1, which the loader needs to find to start the test at all.
@@ -62,14 +62,14 @@ for f in "${SRC[@]:1}"; do
     fi
 done
 
-for h in cuda_ctx.h gemm.h nvrtc_cache.h; do
-    printf '#include "%s"\n' "$h" > "$tmp/only_$h.c"
-    check "header $h compiles on its own" "$CC" "${CFLAGS[@]}" -iquote runtime -c "$tmp/only_$h.c" -o "$tmp/o.o"
+for h in cuda/cuda_ctx.h cuda/gemm.h cuda/nvrtc_cache.h; do
+    printf '#include "%s"\n' "$h" > "$tmp/only_${h#*/}.c"
+    check "header $h compiles on its own" "$CC" "${CFLAGS[@]}" -iquote runtime -c "$tmp/only_${h#*/}.c" -o "$tmp/o.o"
 done
 
 # A GEMM table as gen/emit_cuda.lua writes it (positional rows) compiles against gemm.h.
 cat > "$tmp/table.c" <<'EOF'
-#include "gemm.h"
+#include "cuda/gemm.h"
 const sky_gemm_desc table[3] = {
     {32760, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {32760, 8960, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},

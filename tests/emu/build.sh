@@ -32,8 +32,8 @@ cc_one() {   # source object [extra flags...]
     gcc "${CFLAGS[@]}" "$@" -c "$src" -o "$obj"
     objs+=("$obj")
 }
-for f in cuda_ctx cuda_program dit_cuda dtype enc_cuda gemm nvrtc_cache status vae_cuda; do
-    cc_one "runtime/$f.c" "$b/$f.o" -DSKY_PLUGIN_VARIANT="\"$v\""
+for f in cuda/cuda_ctx cuda/cuda_program cuda/dit_cuda core/dtype cuda/enc_cuda cuda/gemm cuda/nvrtc_cache core/status cuda/vae_cuda; do
+    cc_one "runtime/$f.c" "$b/${f#*/}.o" -DSKY_PLUGIN_VARIANT="\"$v\""
 done
 progs=()
 for f in "$gen"/*_cuda.c; do

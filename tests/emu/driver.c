@@ -11,7 +11,7 @@
  *     copied, as the driver does) and a graph launch replays them; anything else on a capturing
  *     stream fails as the driver's THREAD_LOCAL capture mode would;
  *   - cuBLASLt: column-major layouts with any ld, transposes, fp32 and bf16 types, the BIAS and
- *     GELU_BIAS epilogues (GELU in the tanh form: see runtime/gemm.h; a GPU run measures which form
+ *     GELU_BIAS epilogues (GELU in the tanh form: see runtime/cuda/gemm.h; a GPU run measures which form
  *     cuBLASLt uses), fp32 accumulation;
  *   - NVRTC "compiles" a source by finding the emulated module registered for its file name and
  *     checking that the text is the one the module was built from (xxh64), so the runtime's kernel

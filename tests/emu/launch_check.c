@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_ctx.h"
-#include "cuda_program.h"
-#include "gemm.h"
-#include "nvrtc_cache.h"
+#include "cuda/cuda_ctx.h"
+#include "cuda/cuda_program.h"
+#include "cuda/gemm.h"
+#include "cuda/nvrtc_cache.h"
 
 extern const sky_dit_cuda_desc dit_forward_cuda;
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));   /* absent without a vae section */

@@ -66,7 +66,7 @@ struct att_kernel {
 };
 
 // The map of a bf16 [rows, nh * 128] tensor, boxes of 64 x 128, 128-byte swizzle (what
-// runtime/cuda_program.c's sky_cuda_tmap_bf16 makes for the generated code).
+// runtime/cuda/cuda_program.c's sky_cuda_tmap_bf16 makes for the generated code).
 static sky_tmap tmap(const bf16 *p, int rows, int nh)
 {
     static PFN_cuTensorMapEncodeTiled_v12000 encode;

@@ -26,9 +26,9 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L     /* clock_gettime, mkdtemp */
 #endif
-#include "cuda_ctx.h"
-#include "gemm.h"
-#include "nvrtc_cache.h"
+#include "cuda/cuda_ctx.h"
+#include "cuda/gemm.h"
+#include "cuda/nvrtc_cache.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -5,7 +5,7 @@
 # Each fixture configuration carries its vae section in the metadata key spec_lua; the test wraps it
 # in a spec (the tiny T2V DiT, the fixture's video size) that exists only in a temporary directory,
 # builds that variant, and runs every case with the diffusers-layout weights (BF16 on disk) and, where
-# the fixture has one, the original-layout .pth (read by runtime/pth.c, as the real Wan2.1_VAE.pth is).
+# the fixture has one, the original-layout .pth (read by runtime/formats/pth.c, as the real Wan2.1_VAE.pth is).
 #
 # Bound on ||ours - ref|| / ||ref||: 1e-5. Both sides compute in fp32 from the same bf16-exact
 # weights and inputs; the peer rounds every conv output to fp32 and sums each output's 27*C (up to

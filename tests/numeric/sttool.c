@@ -7,9 +7,9 @@
  *   sttool meta FILE KEY                print __metadata__[KEY] of FILE (exit 1 when absent)
  *   sttool shape FILE NAME DIM          print dimension DIM of tensor NAME (exit 1 when absent)
  *   sttool zero_rows FILE NAME FROM     exit 1 unless rows FROM.. of the 2-d tensor NAME are exactly 0
- *   sttool clip_preprocess IN OUT S     runtime/encoders.c's CLIP preprocessing of IN's `image` [3,h,w]
+ *   sttool clip_preprocess IN OUT S     runtime/models/encoders.c's CLIP preprocessing of IN's `image` [3,h,w]
  *                                       to OUT's `pixels` [3,S,S]
- *   sttool compare-trace OUT REF        two op-by-op traces (runtime/trace.h): for every op of REF, in
+ *   sttool compare-trace OUT REF        two op-by-op traces (runtime/models/trace.h): for every op of REF, in
  *                                       execution order, that OUT also has, ||out-ref||/||ref|| and
  *                                       max |out-ref| (a report; exits 1 only when a file is unusable)
  * compare takes an optional sixth argument: the reference tensor's name when it differs.
@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtype.h"
-#include "encoders.h"
-#include "safetensors.h"
+#include "core/dtype.h"
+#include "models/encoders.h"
+#include "formats/safetensors.h"
 
 static float *load_f32(const sky_st_tensor *t, size_t *n, sky_err *err)
 {

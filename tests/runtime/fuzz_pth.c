@@ -1,4 +1,4 @@
-/* tests/runtime/fuzz_pth.c — libFuzzer target for runtime/pth.c + runtime/zip.c (not in CI).
+/* tests/runtime/fuzz_pth.c — libFuzzer target for runtime/formats/pth.c + runtime/formats/zip.c (not in CI).
  *
  *   bash tests/runtime/run_pth_tests.sh --fuzz 30      # builds this with clang and runs it 30 s
  *
@@ -9,8 +9,8 @@
  * Every open must either succeed (then every tensor's bytes are read, to let ASan check the
  * bounds) or fail with a message that starts with the name given.
  */
-#include "../../runtime/pth.h"
-#include "../../runtime/zip.h"
+#include "../../runtime/formats/pth.h"
+#include "../../runtime/formats/zip.h"
 
 #include <stdint.h>
 #include <stdlib.h>

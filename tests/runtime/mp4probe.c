@@ -1,8 +1,8 @@
-/* tests/runtime/mp4probe.c — print "frames W H fps_num/fps_den" of a video decoded by runtime/video.c
+/* tests/runtime/mp4probe.c — print "frames W H fps_num/fps_den" of a video decoded by runtime/video/video.c
  * (the test suite's stand-in for ffprobe, which CI does not install). Exit 1 when unreadable. */
 #include <stdio.h>
 
-#include "video.h"
+#include "video/video.h"
 
 int main(int argc, char **argv)
 {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/runtime/run_sampler_tests.sh — build and run the sampler and diffusion-forcing unit tests
-# (runtime/sampler.c, runtime/forcing.c against tests/fixtures/sampler/) twice:
+# (runtime/pipeline/sampler.c, runtime/pipeline/forcing.c against tests/fixtures/sampler/) twice:
 #   plain:     -O2
 #   sanitized: -O1 -g -fsanitize=address,undefined (leaks detected, UB halts)
 # Binaries go to build/tests/. Ends with one "N passed, M failed" line summing every run; exits
@@ -13,10 +13,10 @@ OUT=build/tests
 mkdir -p "$OUT"
 
 # -std=c11 also keeps floating-point contraction off (no FMA), which the sampler relies on to
-# reproduce the original's float32 roundings (runtime/sampler.h).
+# reproduce the original's float32 roundings (runtime/pipeline/sampler.h).
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/json.c runtime/dtype.c runtime/safetensors.c runtime/pth.c runtime/zip.c runtime/sampler.c runtime/forcing.c)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/formats/safetensors.c runtime/formats/pth.c runtime/formats/zip.c runtime/pipeline/sampler.c runtime/pipeline/forcing.c)
 TESTS=(test_sampler test_forcing)
 
 failed=()

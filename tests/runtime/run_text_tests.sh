@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/runtime/run_text_tests.sh — build and run the prompt cleaning + tokenizer tests
-# (runtime/text.c + runtime/spm_shim.cc against tests/fixtures/tokenizer/) twice:
+# (runtime/text/text.c + runtime/text/spm_shim.cc against tests/fixtures/tokenizer/) twice:
 #   plain:     -O2
 #   sanitized: -O1 -g -fsanitize=address,undefined (leaks detected, UB halts)
 # Binaries go to build/tests/. Ends with one "N passed, M failed" line summing both runs; exits non-zero
@@ -25,7 +25,7 @@ fi
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -Itests/runtime)
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/json.c runtime/text.c)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/text/text.c)
 LIBS=(-lsentencepiece -lstdc++ -lm)
 
 failed=()
@@ -44,7 +44,7 @@ run_one() {
         flags=("${SAN_FLAGS[@]}")
     fi
     echo "== $mode: $CC/$CXX ${flags[*]} -> $exe"
-    if ! "$CXX" "${CXXFLAGS[@]}" "${flags[@]}" -c runtime/spm_shim.cc -o "$exe-spm_shim.o" ||
+    if ! "$CXX" "${CXXFLAGS[@]}" "${flags[@]}" -c runtime/text/spm_shim.cc -o "$exe-spm_shim.o" ||
        ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" tests/runtime/test_text.c "$exe-spm_shim.o" \
             "${LIBS[@]}" -o "$exe"; then
         failed+=("$mode (build)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/runtime/run_video_tests.sh — build and run tests/runtime/test_video.c (runtime/video.c
+# tests/runtime/run_video_tests.sh — build and run tests/runtime/test_video.c (runtime/video/video.c
 # against the system FFmpeg) twice:
 #   plain:     -O2
 #   sanitized: -O1 -g -fsanitize=address,undefined (leaks detected, UB halts)
@@ -35,7 +35,7 @@ echo "FFmpeg: libavformat $(pkg-config --modversion libavformat), libavcodec $(p
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/status.c runtime/video.c runtime/video_frame.c)
+LIB=(runtime/core/status.c runtime/video/video.c runtime/video/video_frame.c)
 TEST=test_video
 
 failed=()

@@ -71,7 +71,7 @@ expect 2 "--addnoise_condition 70 is above 60" -- $D "${W_D[@]}" --addnoise_cond
 bash tests/numeric/build_sttool.sh > /dev/null || exit 1
 TC=(--dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors" --num_frames 5 --inference_steps 4 --seed 3)
 expect 0 "done in" -- $T "${TC[@]}" --output_latents "$tmp/plain.safetensors"
-# The prompt part of the transformer runs once per prompt (runtime/prompt_cache.h): 4 steps x (cond, uncond)
+# The prompt part of the transformer runs once per prompt (runtime/models/prompt_cache.h): 4 steps x (cond, uncond)
 # run it twice and reuse it 6 times (the numbers against diffusers with it: tests/numeric/run_pipeline.sh).
 expect 0 "cross-attention keys and values): run by 2 forwards, reused by 6" -- \
     $T "${TC[@]}" --output_latents "$tmp/plain2.safetensors"
@@ -159,7 +159,7 @@ else fail=$((fail + 1)); echo "FAIL --use_cfg_parallel --teacache: $(tail -n 2 "
 expect 0 "warning: --use_cfg_parallel: guidance_scale 1 <= 1 skips the unconditional pass" -- \
     $D "${W_D[@]}" --num_frames 9 --inference_steps 2 --guidance_scale 1 --use_cfg_parallel
 
-# --resume_dir: a DF run keeps each finished window (runtime/resume.h). The same 3-window video (with
+# --resume_dir: a DF run keeps each finished window (runtime/pipeline/resume.h). The same 3-window video (with
 # addnoise_condition, so that the noise state matters) is made three ways and must equal the plain run's
 # latents, frames and mp4 bit for bit: (1) a run that kept its windows, then lost the last one and ran
 # again without --seed (the seed comes from the kept windows); (2) a run stopped by SIGINT once its first
@@ -228,8 +228,8 @@ if [ -f "$tmp/x.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.x\.mp4')" ]; then pass
 else fail=$((fail + 1)); echo "FAIL mp4 missing or temp file left"; fi
 # The demo of ./build.sh (a DF long video of 3 windows from random weights) gives an mp4 that decodes
 # back with the asked frame count, size and fps.
-cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video.c runtime/video_frame.c \
-   runtime/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) -lpthread -lm \
+cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video/video.c runtime/video/video_frame.c \
+   runtime/core/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) -lpthread -lm \
    -o "$tmp/mp4probe"
 if ./build.sh > "$tmp/demo.log" 2>&1 && [ "$("$tmp/mp4probe" out/demo.mp4)" = "37 48 64 24/1" ]; then
     pass=$((pass + 1)); echo "ok   ./build.sh demo: out/demo.mp4 decodes to 37 frames of 48x64 at 24 fps"

@@ -1,11 +1,11 @@
-/* tests/runtime/test_forcing.c — runtime/forcing.c: the diffusion-forcing step matrix against
+/* tests/runtime/test_forcing.c — runtime/pipeline/forcing.c: the diffusion-forcing step matrix against
  * tests/fixtures/sampler/matrices.safetensors (diffusers 0.36 generate_timestep_matrix, equal to the
  * original's on every case when the fixtures were made), the window arithmetic on the reference's
  * worked examples (dit-and-sampling.md §7.4.4, §7.4.5: frame counts, not numerics), and every
  * validation message. Run from the repository root.
  */
-#include "../../runtime/forcing.h"
-#include "../../runtime/safetensors.h"
+#include "../../runtime/pipeline/forcing.h"
+#include "../../runtime/formats/safetensors.h"
 #include "check.h"
 
 #include <stdint.h>

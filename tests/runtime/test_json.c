@@ -1,6 +1,6 @@
-/* tests/runtime/test_json.c — the strict JSON parser (runtime/json.c) on its own:
+/* tests/runtime/test_json.c — the strict JSON parser (runtime/core/json.c) on its own:
  * values, escapes, exact u64 integers, and each rejection with its message. */
-#include "../../runtime/json.h"
+#include "../../runtime/core/json.h"
 #include "check.h"
 
 #include <stdint.h>

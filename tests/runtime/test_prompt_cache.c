@@ -1,11 +1,11 @@
-/* tests/runtime/test_prompt_cache.c — which prompt arena holds which prompt (runtime/prompt_cache.h): the
+/* tests/runtime/test_prompt_cache.c — which prompt arena holds which prompt (runtime/models/prompt_cache.h): the
  * sequences a guided run makes, least-recently-used replacement, and exact comparison of the context and the
  * CLIP features. That a reused prompt arena gives the same numbers as a recomputed one: tests/runtime/
  * test_cli.sh (--offload, bit for bit) and the pipelines against diffusers (tests/numeric/run_pipeline.sh). */
 #include <string.h>
 
 #include "check.h"
-#include "prompt_cache.h"
+#include "models/prompt_cache.h"
 
 enum { N_CTX = 6, N_IMG = 3 };
 

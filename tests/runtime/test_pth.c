@@ -1,4 +1,4 @@
-/* tests/runtime/test_pth.c — runtime/pth.c and runtime/zip.c.
+/* tests/runtime/test_pth.c — runtime/formats/pth.c and runtime/formats/zip.c.
  *
  * Valid files: the torch.save fixtures of tests/fixtures/pth/ (made by make_pth_fixtures.py)
  * must load, and every tensor must equal, byte for byte, the one in the fixture's .safetensors
@@ -13,10 +13,10 @@
  *
  * Run from the repository root (tests/runtime/run_pth_tests.sh does).
  */
-#include "../../runtime/dtype.h"
-#include "../../runtime/pth.h"
-#include "../../runtime/safetensors.h"
-#include "../../runtime/zip.h"
+#include "../../runtime/core/dtype.h"
+#include "../../runtime/formats/pth.h"
+#include "../../runtime/formats/safetensors.h"
+#include "../../runtime/formats/zip.h"
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* tests/runtime/test_resume.c — the window files of --resume_dir (runtime/resume.h): a round trip of
+/* tests/runtime/test_resume.c — the window files of --resume_dir (runtime/pipeline/resume.h): a round trip of
  * latents and noise state, which files count (only those from window 0 on, in order, with this run's key),
  * the refusals (another run's key, naming the first argument that differs; a wrong shape), and the seed a
  * rerun reads. The pipeline's resumed videos against uninterrupted ones: tests/runtime/test_cli.sh. */
@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "resume.h"
+#include "pipeline/resume.h"
 
 static char dir[64];
 static const char *key = "{\"prompt\": \"a fox\", \"seed\": 7, \"guidance_scale\": 6}; backend cpu; image none";

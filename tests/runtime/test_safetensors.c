@@ -1,4 +1,4 @@
-/* tests/runtime/test_safetensors.c — runtime/safetensors.c and runtime/dtype.c.
+/* tests/runtime/test_safetensors.c — runtime/formats/safetensors.c and runtime/core/dtype.c.
  *
  * Every hostile file is built here, in a fresh mkdtemp() directory, and must be
  * rejected with a message that names the file and says what is wrong (a chosen
@@ -6,8 +6,8 @@
  * conventions-and-reliability.md §3.2) are included by name. Headers in the tables
  * are written with ' for " to keep them readable; q() swaps them before writing.
  */
-#include "../../runtime/dtype.h"
-#include "../../runtime/safetensors.h"
+#include "../../runtime/core/dtype.h"
+#include "../../runtime/formats/safetensors.h"
 #include "check.h"
 
 #include <errno.h>

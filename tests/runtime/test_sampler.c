@@ -1,4 +1,4 @@
-/* tests/runtime/test_sampler.c — runtime/sampler.c against tests/fixtures/sampler/ (diffusers 0.36
+/* tests/runtime/test_sampler.c — runtime/pipeline/sampler.c against tests/fixtures/sampler/ (diffusers 0.36
  * UniPC with the original's schedule, cross-checked bit for bit against the original scheduler when
  * the fixtures were made; see tests/fixtures/sampler/README.md).
  *
@@ -12,9 +12,9 @@
  *   plus the first-step quirk, the exact last step, and every error message.
  * Run from the repository root.
  */
-#include "../../runtime/dtype.h"
-#include "../../runtime/safetensors.h"
-#include "../../runtime/sampler.h"
+#include "../../runtime/core/dtype.h"
+#include "../../runtime/formats/safetensors.h"
+#include "../../runtime/pipeline/sampler.h"
 #include "check.h"
 
 #include <float.h>
@@ -283,7 +283,7 @@ static int check_trajectory(const sky_safetensors *f, int bf16) {
     /* with the same coefficients the same float operations must give the same bits */
     int same_coefs = coefs_identical(bf16);
     CHECK(!same_coefs || diff == 0, "the coefficients equal torch's bit for bit, so every sample must "
-          "too, but %ld of %ld differ (floating-point contraction on? see runtime/sampler.h)", diff, total);
+          "too, but %ld of %ld differ (floating-point contraction on? see runtime/pipeline/sampler.h)", diff, total);
     if (bf16) {
         worst.bf16_diff += diff;
         worst.bf16_total += total;

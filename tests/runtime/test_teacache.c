@@ -1,11 +1,11 @@
-/* tests/runtime/test_teacache.c — TeaCache's decisions (runtime/teacache.h), on sequences whose outcome is
+/* tests/runtime/test_teacache.c — TeaCache's decisions (runtime/models/teacache.h), on sequences whose outcome is
  * worked out by hand below from the original's rules (reference dit-and-sampling.md §8). The numbers of the
  * skipping against the original code itself: tests/numeric/run_teacache.sh. */
 #include <math.h>
 #include <string.h>
 
 #include "check.h"
-#include "teacache.h"
+#include "models/teacache.h"
 
 /* A program with TeaCache coefficients: dim 2, up to 3 frames; poly(x) = c4 + c3 x (the rest 0). */
 static sky_dit_program program(double c3, double c4)

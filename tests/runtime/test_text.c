@@ -1,4 +1,4 @@
-/* tests/runtime/test_text.c — runtime/text.c (prompt cleaning + umT5 tokenisation) against the ids that
+/* tests/runtime/test_text.c — runtime/text/text.c (prompt cleaning + umT5 tokenisation) against the ids that
  * the pipelines' Python code produces (tests/fixtures/tokenizer/expected.json, made by
  * make_tokenizer_fixtures.py with ftfy + transformers' T5 tokenizer on tiny_umt5.model).
  *
@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "json.h"
-#include "text.h"
+#include "core/json.h"
+#include "text/text.h"
 
 static const char *g_fixture = "tests/fixtures/tokenizer/expected.json";
 static const char *g_model   = "tests/fixtures/tokenizer/tiny_umt5.model";

@@ -1,4 +1,4 @@
-/* tests/runtime/test_video.c — runtime/video.c: the mp4 writer (decoded back with our own
+/* tests/runtime/test_video.c — runtime/video/video.c: the mp4 writer (decoded back with our own
  * reader and inspected with libavformat, never by comparing file bytes: those depend on
  * the FFmpeg/x264 build, reference conventions-and-reliability.md §2.2 pitfall 2), the
  * temp-file discipline (§3.6), the image and video readers (§2.3), and the float -> uint8
@@ -6,7 +6,7 @@
  *
  * Everything is written under a fresh mkdtemp directory in $TMPDIR (default /tmp), which
  * is removed at the end when every case passed (kept for inspection otherwise). */
-#include "../../runtime/video.h"
+#include "../../runtime/video/video.h"
 #include "check.h"
 
 #include <libavcodec/avcodec.h>

@@ -1,4 +1,4 @@
-/* tests/runtime/test_weights.c — the weights binder (runtime/weights.c): layout detection, shape,
+/* tests/runtime/test_weights.c — the weights binder (runtime/formats/weights.c): layout detection, shape,
  * dtype and presence checks, and conversion, each failure checked by its message.
  * Checkpoints are written into a temporary directory by the test itself. */
 #include <stdio.h>
@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dtype.h"
-#include "safetensors.h"
-#include "weights.h"
+#include "core/dtype.h"
+#include "formats/safetensors.h"
+#include "formats/weights.h"
 
 static int passed, failed;
 

@@ -4,14 +4,14 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
  */
 #include <stdint.h>
 
-#include "cuda_program.h"
+#include "cuda/cuda_program.h"
 
 /* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */
 #define ATTN_SMEM 104448
@@ -1618,7 +1618,7 @@ const char *const dit_forward_kernel_names[22] = {
     "unpatchify_out16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
 const sky_gemm_desc dit_forward_gemms[12] = {
     {512, 1536, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
     {512, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},

@@ -4,12 +4,12 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
- *            templates/cuda/attention_sm90.cu.in  xxh64 6b8fca9bdf61b1cf
+ *            templates/cuda/attention_sm90.cu.in  xxh64 aba90c1b5c73df41
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
@@ -792,7 +792,7 @@ attention_sm80_blockm128_blockn64_d128_nh12_smem104448_stages2_threads256(const 
 //
 // Launch: grid (ceil(lq / 128), NH), block 384 threads, SMEM bytes of dynamic shared memory (the
 // host raises the limit), parameters: the tensor maps of q [lq, NH * D], k and v [lk, NH * D]
-// (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda_program.h's TMAP), o, lq, lk,
+// (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda/cuda_program.h's TMAP), o, lq, lk,
 // scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
 //
 // Parameters: attention_sm90_d128_nh12_smem164928_stages2 kernel name, 12 heads, 128 head dim (128), 2 K/V stages,

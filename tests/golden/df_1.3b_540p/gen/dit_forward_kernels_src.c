@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * source     gen/dit_forward_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_kernels_src[] =
@@ -14,12 +14,12 @@ const char dit_forward_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f\n"
+    " * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77\n"
     " *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390\n"
-    " *            templates/cuda/attention_sm90.cu.in  xxh64 6b8fca9bdf61b1cf\n"
+    " *            templates/cuda/attention_sm90.cu.in  xxh64 aba90c1b5c73df41\n"
     " *            templates/cuda/common.cuh            xxh64 6b009f25c780a491\n"
     " *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27\n"
     " *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11\n"
@@ -802,7 +802,7 @@ const char dit_forward_kernels_src[] =
     "//\n"
     "// Launch: grid (ceil(lq / 128), NH), block 384 threads, SMEM bytes of dynamic shared memory (the\n"
     "// host raises the limit), parameters: the tensor maps of q [lq, NH * D], k and v [lk, NH * D]\n"
-    "// (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda_program.h's TMAP), o, lq, lk,\n"
+    "// (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda/cuda_program.h's TMAP), o, lq, lk,\n"
     "// scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.\n"
     "//\n"
     "// Parameters: attention_sm90_d128_nh12_smem164928_stages2 kernel name, 12 heads, 128 head dim (128), 2 K/V stages,\n"

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_relbias.c.in xxh64 2fd82c02a1f17704
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -31,7 +31,7 @@
 
 /* Arena access: byte offset -> typed pointer (offsets come from gen/plan.lua). */
 #define ACT(off) ((float *)(arena + (off)))
-#include "program.h"
+#include "models/program.h"
 
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))

@@ -4,13 +4,13 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * program    text_encode (cuda): 339 ops per call
  * arena      39,849,984 bytes (see plan_cuda.txt)
  */
 #include <stdint.h>
 
-#include "cuda_program.h"
+#include "cuda/cuda_program.h"
 
 /* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */
 #define OFF_IDS                                              ((size_t)0)
@@ -617,7 +617,7 @@ const char *const text_encode_kernel_names[6] = {
     "zero_tail_cols4096_rows512",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
 const sky_gemm_desc text_encode_gemms[5] = {
     {512, 4096, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
     {512, 512, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 4096, 4096, 512, 0},

@@ -4,12 +4,12 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/clamp_cf.cu.in        xxh64 8c95064cadcbad9c
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
- *            templates/cuda/conv_tf32.cu.in       xxh64 e53a885dc54889d0
+ *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
@@ -470,7 +470,7 @@ clamp_cf_c3(float *__restrict__ y, const float *__restrict__ x, long long n)
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -621,7 +621,7 @@ conv_tf32_cin16_cout384_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__rest
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -772,7 +772,7 @@ conv_tf32_cin192_cout192_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__res
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -923,7 +923,7 @@ conv_tf32_cin192_cout384_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__res
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1074,7 +1074,7 @@ conv_tf32_cin192_cout96_kh3_kt1_kw3_nc0_ph1_pw1_sh1_split0_st1_sw1(float *__rest
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1225,7 +1225,7 @@ conv_tf32_cin384_cout192_kh3_kt1_kw3_nc0_ph1_pw1_sh1_split0_st1_sw1(float *__res
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1376,7 +1376,7 @@ conv_tf32_cin384_cout384_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__res
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1527,7 +1527,7 @@ conv_tf32_cin384_cout768_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1(float *__res
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1678,7 +1678,7 @@ conv_tf32_cin96_cout3_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restri
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and

@@ -4,13 +4,13 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
  */
-#include "program.h"
+#include "models/program.h"
 
 void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
@@ -389,7 +389,7 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "00ff5640f5d071a8",
-    .generator_xxh64 = "7ef855654dd3111f",
+    .generator_xxh64 = "828b6f22bfd33b40",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,

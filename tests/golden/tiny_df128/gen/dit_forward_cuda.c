@@ -4,14 +4,14 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
  */
 #include <stdint.h>
 
-#include "cuda_program.h"
+#include "cuda/cuda_program.h"
 
 /* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */
 #define ATTN_SMEM 104448
@@ -218,7 +218,7 @@ const char *const dit_forward_kernel_names[22] = {
     "unpatchify_out16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
 const sky_gemm_desc dit_forward_gemms[12] = {
     {32, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
     {32, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},

@@ -4,13 +4,13 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * program    text_encode (cuda): 31 ops per call
  * arena      26,880 bytes (see plan_cuda.txt)
  */
 #include <stdint.h>
 
-#include "cuda_program.h"
+#include "cuda/cuda_program.h"
 
 /* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */
 #define OFF_IDS                                              ((size_t)0)
@@ -89,7 +89,7 @@ const char *const text_encode_kernel_names[6] = {
     "zero_tail_cols64_rows32",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
 const sky_gemm_desc text_encode_gemms[5] = {
     {32, 64, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
     {32, 32, 16, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 64, 64, 32, 0},

@@ -4,13 +4,13 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * program    vae_decode (cuda): 91 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      4,088,832 bytes (see plan_cuda.txt)
  */
 #include <stdint.h>
 
-#include "cuda_program.h"
+#include "cuda/cuda_program.h"
 
 /* dynamic shared memory of the conv kernel (templates/cuda/conv_tf32.cu.in) */
 #define CONV_SMEM 46080
@@ -298,7 +298,7 @@ const char *const vae_decode_kernel_names[20] = {
     "vae_denorm_cl_z16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
 const sky_gemm_desc vae_decode_gemms[6] = {
     {48, 16, 16, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {48, 96, 32, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},

@@ -4,13 +4,13 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * program    vae_encode (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      2,856,960 bytes (see plan_cuda.txt)
  */
 #include <stdint.h>
 
-#include "cuda_program.h"
+#include "cuda/cuda_program.h"
 
 /* dynamic shared memory of the conv kernel (templates/cuda/conv_tf32.cu.in) */
 #define CONV_SMEM 46080
@@ -250,7 +250,7 @@ const char *const vae_encode_kernel_names[22] = {
     "video_cl_cin3_cp4",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
 const sky_gemm_desc vae_encode_gemms[6] = {
     {3072, 16, 8, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
     {384, 32, 16, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},

@@ -4,11 +4,11 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
- *            templates/cuda/conv_tf32.cu.in       xxh64 e53a885dc54889d0
+ *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
@@ -475,7 +475,7 @@ cache_update_nc2(float *__restrict__ cache, const float *__restrict__ x, int T, 
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -626,7 +626,7 @@ conv_tf32_cin16_cout16_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -777,7 +777,7 @@ conv_tf32_cin16_cout16_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -928,7 +928,7 @@ conv_tf32_cin16_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1079,7 +1079,7 @@ conv_tf32_cin16_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1230,7 +1230,7 @@ conv_tf32_cin32_cout32_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1381,7 +1381,7 @@ conv_tf32_cin32_cout32_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1532,7 +1532,7 @@ conv_tf32_cin32_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restr
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1683,7 +1683,7 @@ conv_tf32_cin4_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restric
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1834,7 +1834,7 @@ conv_tf32_cin8_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restri
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
@@ -1985,7 +1985,7 @@ conv_tf32_cin8_cout8_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restric
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/vae_cuda.c).
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (25 .lua files)                 xxh64 7ef855654dd3111f
+ * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
@@ -33,7 +33,7 @@
 
 /* Arena access: byte offset -> typed pointer (offsets come from gen/plan.lua). */
 #define ACT(off) ((float *)(arena + (off)))
-#include "program.h"
+#include "models/program.h"
 
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))

@@ -1,0 +1,39 @@
+/* runtime/core/dtype.h — element type names, sizes and conversions to f32.
+ *
+ * Names are the safetensors spellings ("BF16", "F8_E4M3", ...; reference
+ * vae-text-image-files.md §5.1). Tensor data in a mapped file is little-endian and
+ * NOT aligned in general, so every reader here loads bytes one by one: any source
+ * address is fine, and the result does not depend on the host's byte order.
+ */
+#ifndef SKY_DTYPE_H
+#define SKY_DTYPE_H
+
+#include "core/status.h"
+
+/* The safetensors name of t ("BF16"), or "?" for a value outside the enum. */
+const char *sky_dtype_name(sky_dtype t);
+
+/* Look up a safetensors dtype name of len bytes (need not be NUL-terminated).
+ * Returns 1 and sets *out when known, 0 otherwise (case-sensitive, exact). */
+int sky_dtype_from_name(const char *s, size_t len, sky_dtype *out);
+
+/* Bits per element: 4 (F4), 6 (F6_*), 8, 16, 32 or 64; 0 for a value outside the enum.
+ * Sub-byte types are packed, so only a whole tensor has a byte size. */
+int sky_dtype_bits(sky_dtype t);
+
+/* Convert n elements of dtype t at src (any alignment, little-endian) to float.
+ * Supported: F32, F16, BF16, F64, I64, I32. BF16 and F16 are exact (F16 subnormals,
+ * infinities and NaNs included); F64, I64 and I32 round to nearest. Any other dtype
+ * returns SKY_ERR with a message naming it, and dst is untouched. */
+sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, sky_err *err);
+
+/* float -> bf16, round to nearest even; a NaN stays a (quiet) NaN with its sign. */
+uint16_t sky_f32_to_bf16(float f);
+
+/* bf16 -> float (exact). */
+float sky_bf16_to_f32(uint16_t h);
+
+/* IEEE half -> float (exact, subnormals, infinities and NaNs included). */
+float sky_f16_to_f32(uint16_t h);
+
+#endif /* SKY_DTYPE_H */

@@ -1,0 +1,253 @@
+/* runtime/cuda/cuda_program.c — what the plugin's programs share (cuda_program.h): kernel launches and GEMMs
+ * of the generated launch sequences, loading a program's kernels, copying a traced op output to the
+ * host, and the plugin's one exported table (plugin_abi.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_ctx.h"
+#include "cuda/cuda_program.h"
+#include "core/dtype.h"
+#include "cuda/nvrtc_cache.h"
+
+#ifndef SKY_PLUGIN_VARIANT
+#error "build with -DSKY_PLUGIN_VARIANT=\"<variant>\" (CMakeLists.txt does)"
+#endif
+
+void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned smem,
+                     CUstream s, void **args)
+{
+    SKY_CU_CHECK(cuLaunchKernel(st->fn[kernel], gx, gy, 1, bx, 1, 1, smem, s, args, NULL));
+}
+
+void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows)
+{
+    const cuuint64_t dims[2] = { (cuuint64_t)cols, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)cols * 2 };
+    const cuuint32_t box[2] = { 64, (cuuint32_t)box_rows }, elem[2] = { 1, 1 };
+    const CUresult r = cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)(uintptr_t)p, dims,
+                                              stride, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        fprintf(stderr, "cuda: cuTensorMapEncodeTiled refused a [%lld, %lld] bf16 map at %#llx with boxes of 64 x %d: "
+                "%s (%s); this is a bug, please report it\n", rows, cols, (unsigned long long)p, box_rows,
+                sky_cu_error_name(r), sky_cu_error_string(r));
+        exit(1);
+    }
+}
+
+void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
+                   CUdeviceptr y, CUstream s)
+{
+    sky_gemm_run((sky_gemm_set *)st->gemm, i, m, (const void *)(uintptr_t)x, (const void *)(uintptr_t)w,
+                 (const void *)(uintptr_t)bias, (void *)(uintptr_t)y, s);
+}
+
+void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, CUdeviceptr x, CUdeviceptr w,
+                        CUdeviceptr y, CUstream s)
+{
+    sky_gemm_run_dims((sky_gemm_set *)st->gemm, i, m, n, k, (const void *)(uintptr_t)x, (const void *)(uintptr_t)w,
+                      NULL, (void *)(uintptr_t)y, s);
+}
+
+void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, const char *prefix, int smem)
+{
+    for (int k = 0; prefix && k < n; k++)
+        if (strncmp(names[k], prefix, strlen(prefix)) == 0)
+            SKY_CU_CHECK(cuFuncSetAttribute(fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+}
+
+sky_status sky_cuda_kernels_load(sky_cuda *c, const char *src, const char *file, int n, const char *const *names,
+                                 const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, sky_err *err)
+{
+    if (sky_nvrtc_module(module, src, file, c->cc_major, c->cc_minor, NULL, NULL, err)) return SKY_ERR;
+    for (int k = 0; k < n; k++)
+        if (sky_nvrtc_function(&fn[k], *module, names[k], err)) return SKY_ERR;
+    sky_cuda_smem_limit(n, names, fn, smem_prefix, smem);
+    return SKY_OK;
+}
+
+void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
+                         int cl)
+{
+    const size_t bytes = (size_t)n * (dtype == SKY_TRACE_BF16 ? 2 : dtype == SKY_TRACE_F32 ? 4 : 8);
+    if (bytes > t->cap) {
+        void *host = realloc(t->host, bytes);
+        if (!host) {
+            fprintf(stderr, "cuda: out of host memory tracing %s\n", name);
+            exit(1);
+        }
+        t->host = host, t->cap = bytes;
+    }
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(t->host, p, bytes, s));
+    SKY_CU_CHECK(cuStreamSynchronize(s));
+    t->fn(t->ctx, name, t->host, dtype, n, cl);
+}
+
+sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, const char *src, const char *file,
+                               int n_kernels, const char *const *kernel_names, const char *smem_prefix, int smem,
+                               int n_weights, size_t arena_bytes, size_t kept_bytes, sky_err *err)
+{
+    pr->name = name;
+    pr->arena_bytes = (arena_bytes + 255) / 256 * 256;
+    pr->kept_bytes = (kept_bytes + 255) / 256 * 256;
+    pr->fn = calloc((size_t)(n_kernels > 0 ? n_kernels : 1), sizeof *pr->fn);
+    pr->w = calloc((size_t)(n_weights > 0 ? n_weights : 1), sizeof *pr->w);
+    if (!pr->fn || !pr->w) return sky_fail(err, "out of host memory");
+    if (sky_cuda_open(&pr->c, device, err)) return SKY_ERR;
+    snprintf(pr->device, sizeof pr->device, "GPU %d: %s, sm_%d%d, %d SMs", device, pr->c->name, pr->c->cc_major,
+             pr->c->cc_minor, pr->c->sm_count);
+    /* What the plan, the GEMMs and the kept tensors need, checked against free memory before any allocation. */
+    char what[160];
+    snprintf(what, sizeof what, "%s's arena (plan %zu bytes, cuBLASLt workspace %zu, kept between calls %zu)", name,
+             pr->arena_bytes, SKY_GEMM_WORKSPACE_BYTES, pr->kept_bytes);
+    if (sky_cuda_require(pr->c, pr->arena_bytes + SKY_GEMM_WORKSPACE_BYTES + pr->kept_bytes, what, err)) return SKY_ERR;
+    return sky_cuda_kernels_load(pr->c, src, file, n_kernels, kernel_names, smem_prefix, smem, &pr->module, pr->fn,
+                                 err);
+}
+
+sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,
+                                 sky_weight_form_fn form, void *ctx, const sky_weight_reader *r, sky_err *err)
+{
+    size_t total = 0, max_src = 1, max_dev = 1;
+    for (int i = 0; i < n; i++) {
+        total += (dev_bytes[i] + 255) / 256 * 256;
+        if (src_count[i] > max_src) max_src = src_count[i];
+        if (dev_bytes[i] > max_dev) max_dev = dev_bytes[i];
+    }
+    void *dev;
+    char what[96];
+    snprintf(what, sizeof what, "the weights of %s", pr->name);
+    if (sky_cuda_arena_alloc(pr->c, total ? total : 256, &dev, what, err)) return SKY_ERR;
+    pr->weights = (CUdeviceptr)(uintptr_t)dev;
+    float *src = malloc(max_src * sizeof(float));
+    unsigned char *stage = malloc(max_dev);
+    sky_status st = SKY_OK;
+    if (!src || !stage) {
+        st = sky_fail(err, "out of host memory staging a weight of %s (%zu bytes)", pr->name,
+                      max_src * sizeof(float) + max_dev);
+        goto done;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (r->read(r->ctx, i, src, err)) { st = SKY_ERR; goto done; }
+        form(ctx, i, src, stage);
+        pr->w[i] = pr->weights + off;
+        SKY_CU_CHECK(cuMemcpyHtoD(pr->w[i], stage, dev_bytes[i]));
+        off += (dev_bytes[i] + 255) / 256 * 256;
+    }
+done:
+    free(src);
+    free(stage);
+    return st;
+}
+
+/* sky_cuda_prog_upload's device form: bf16 where the table says so, else the fp32 values as read. */
+typedef struct upload_form {
+    const unsigned char *bf16;
+    const size_t        *count;
+} upload_form;
+
+static void form_dtype(void *ctx, int i, const float *src, void *dst)
+{
+    const upload_form *f = ctx;
+    if (f->bf16[i]) {
+        uint16_t *d = dst;
+        for (size_t k = 0; k < f->count[i]; k++) d[k] = sky_f32_to_bf16(src[k]);
+    } else {
+        memcpy(dst, src, f->count[i] * sizeof(float));
+    }
+}
+
+sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                const sky_weight_reader *r, sky_err *err)
+{
+    size_t *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
+    size_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
+    sky_status st = SKY_ERR;
+    if (!count || !bytes) { sky_fail(err, "out of host memory"); goto done; }
+    for (int i = 0; i < n; i++) {
+        count[i] = 1;
+        for (int k = 0; k < wd[i].ndim; k++) count[i] *= (size_t)wd[i].shape[k];
+        bytes[i] = count[i] * (bf16[i] ? 2 : 4);
+    }
+    st = sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &(upload_form){ bf16, count }, r, err);
+done:
+    free(count); free(bytes);
+    return st;
+}
+
+sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int n_gemms, sky_err *err)
+{
+    void *dev;
+    char what[96];
+    snprintf(what, sizeof what, "%s's arena", pr->name);
+    const size_t total = pr->arena_bytes + SKY_GEMM_WORKSPACE_BYTES + pr->kept_bytes;
+    if (sky_cuda_arena_alloc(pr->c, total, &dev, what, err)) return SKY_ERR;
+    pr->arena = (CUdeviceptr)(uintptr_t)dev;
+    pr->workspace = pr->arena + pr->arena_bytes;
+    pr->kept = pr->kept_bytes ? pr->workspace + SKY_GEMM_WORKSPACE_BYTES : 0;
+    SKY_CU_CHECK(cuMemsetD8(pr->arena, 0, total));
+    if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, (void *)(uintptr_t)pr->workspace, SKY_GEMM_WORKSPACE_BYTES,
+                      err))
+        return SKY_ERR;
+    pr->st = (sky_cuda_program){ .arena = pr->arena, .w = pr->w, .fn = pr->fn, .gemm = pr->gemm,
+                                 .sync_check = pr->c->sync_check };
+    return SKY_OK;
+}
+
+void sky_cuda_prog_bind(const sky_cuda_prog *pr)
+{
+    if (pr->c) sky_cuda_bind(pr->c);
+}
+
+void sky_cuda_prog_close(sky_cuda_prog *pr)
+{
+    if (pr->c) {
+        sky_cuda_bind(pr->c);
+        sky_gemm_free(pr->gemm);
+        if (pr->arena) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->arena);
+        if (pr->weights) sky_cuda_arena_free(pr->c, (void *)(uintptr_t)pr->weights);
+        if (pr->module) cuModuleUnload(pr->module);
+        sky_cuda_close(pr->c);
+    }
+    free(pr->fn);
+    free(pr->w);
+    free(pr->trace.host);
+}
+
+int sky_cuda_devices(void)
+{
+    int n = 0;
+    if (cuInit(0) != CUDA_SUCCESS || cuDeviceGetCount(&n) != CUDA_SUCCESS) return 0;
+    return n;
+}
+
+/* --trace: one op's output to the binary's hook. */
+static void trace_op(const sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
+                     int cl)
+{
+    sky_cuda_trace_copy(&((sky_cuda_prog *)st->trace_ctx)->trace, s, name, p, dtype, n, cl);
+}
+
+void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
+{
+    pr->trace.fn = fn;
+    pr->trace.ctx = ctx;
+    pr->st.trace = fn ? trace_op : NULL;
+    pr->st.trace_ctx = fn ? pr : NULL;
+}
+
+/* The plugin's one exported symbol (dlsym'ed by runtime/models/plugin.c; everything else is hidden). */
+__attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
+const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
+    .abi = SKY_DIT_CUDA_ABI, .variant = SKY_PLUGIN_VARIANT,
+    .open = sky_dit_cuda_open, .forward = sky_dit_cuda_forward, .teacache_open = sky_dit_cuda_teacache_open,
+    .device = sky_dit_cuda_device, .devices = sky_cuda_devices,
+    .close = sky_dit_cuda_close, .set_trace = sky_dit_cuda_set_trace,
+    .vae_open = sky_vae_cuda_open, .vae_reset = sky_vae_cuda_reset, .vae_chunk = sky_vae_cuda_chunk,
+    .vae_set_trace = sky_vae_cuda_set_trace, .vae_device = sky_vae_cuda_device, .vae_close = sky_vae_cuda_close,
+    .enc_open = sky_enc_cuda_open, .enc_run = sky_enc_cuda_run, .enc_set_trace = sky_enc_cuda_set_trace,
+    .enc_device = sky_enc_cuda_device, .enc_close = sky_enc_cuda_close,
+};

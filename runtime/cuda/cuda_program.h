@@ -1,0 +1,258 @@
+/* runtime/cuda/cuda_program.h — what generated CUDA host code (out/<variant>/gen/<program>_cuda.c) uses.
+ *
+ * The generated launch sequence reads device pointers from a sky_cuda_program (the arena and the
+ * uploaded weights, both allocated once by the runtime), launches kernels by index into the
+ * program's CUfunction table, and runs GEMMs by index into its cuBLASLt descriptor table (built once
+ * at start-up: no descriptor, heuristic or allocation inside a step). The macros below keep the
+ * generated code one readable statement per op.
+ */
+#ifndef SKY_CUDA_PROGRAM_H
+#define SKY_CUDA_PROGRAM_H
+
+#include <cuda.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda/gemm.h"               /* sky_gemm_desc, the GEMM table's rows */
+#include "cuda/plugin_abi.h"         /* sky_dit_cuda_plugin; program.h: sky_slot */
+
+/* The state a generated program's launches read. */
+typedef struct sky_cuda_program {
+    CUdeviceptr         arena;          /* the plan's arena */
+    CUdeviceptr         prompt;         /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
+    const CUdeviceptr  *w;              /* one device pointer per weights-table entry */
+    const CUfunction   *fn;             /* one function per kernel name, table order */
+    void               *gemm;           /* the runtime's GEMM set (runtime/cuda/gemm.h) */
+    int                 sync_check;     /* --sync-check: synchronise after each launch */
+    int                 attn_sm90;      /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
+    /* --trace: called after every op with the op's output at device address p (never while capturing) */
+    void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype,
+                  long long n, int cl);
+    void               *trace_ctx;
+} sky_cuda_program;
+
+/* What the generated gen/dit_forward_cuda.c describes: the kernels (their source for NVRTC and their
+ * names, table order), the GEMM table, each weight's device dtype, the CUDA plan's arena and input
+ * slots, and the launch sequence of one forward. */
+typedef struct sky_dit_cuda_desc {
+    const char                *kernels_src;
+    int                        n_kernels;
+    const char *const         *kernel_names;
+    int                        n_gemms;
+    const sky_gemm_desc       *gemms;
+    int                        n_weights;
+    const unsigned char       *weight_bf16;     /* 1: uploaded as bf16, 0: fp32 */
+    size_t                     arena_bytes;
+    size_t                     prompt_bytes;    /* one prompt arena: the cross-attention keys and values */
+    int                        attention_smem;  /* dynamic shared memory of the sm_80 attention kernels */
+    int                        attention90_smem;/* and of the sm_90a ones */
+    sky_slot                   x, y, t, context, clip_fea, fps, v;   /* bytes 0 where absent */
+    sky_slot                   tokens, hidden, e, e0;  /* what TeaCache reads between the parts (program.h) */
+    /* the forward in its four parts (gen/programs/dit.lua): context (once per prompt: it writes the prompt
+     * arena st->prompt), embed, blocks, head (apart for TeaCache); a step: embed, blocks and head */
+    void (*record_part[4])(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+    void (*record_step)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
+    /* TeaCache on the [L, dim] bf16 tokens of an F x H x W call: y = a + b (apply) or y = a - b */
+    void (*teacache)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int apply, CUdeviceptr y,
+                     CUdeviceptr a, CUdeviceptr b);
+} sky_dit_cuda_desc;
+
+/* What a generated gen/text_encode_cuda.c or gen/clip_encode_cuda.c describes: the kernels, the GEMM
+ * table, each weight's device dtype, the arena, the input slot (text: the n token ids as int64; clip: the
+ * preprocessed pixels, fp32) and the output slot (fp32 [rows, dim], as the CPU program's), and the launch
+ * sequence of one call (n: the prompt's real tokens; unused by clip_encode). */
+typedef struct sky_enc_cuda_desc {
+    const char                *kernels_src;
+    const char                *kernels_file;
+    int                        n_kernels;
+    const char *const         *kernel_names;
+    int                        n_gemms;
+    const sky_gemm_desc       *gemms;
+    int                        n_weights;
+    const unsigned char       *weight_bf16;
+    size_t                     arena_bytes;
+    sky_slot                   in, out;
+    void (*record)(const struct sky_cuda_program *st, CUstream s, int n);
+} sky_enc_cuda_desc;
+
+/* How the plugin uploads one weight of a VAE program: a convolution kernel with its input channel moved
+ * last ([cout][cin][taps] -> [cout][taps][cin_pad], zeros for the channels past cin), or, when cout is
+ * 0, as stored. */
+typedef struct sky_weight_layout {
+    int cout, cin, taps, cin_pad;
+} sky_weight_layout;
+
+/* What a generated gen/vae_decode_cuda.c or gen/vae_encode_cuda.c describes: the kernels, the GEMM table,
+ * each weight's upload layout (all fp32), the arena, the input and output slots (channels-first, as the
+ * CPU program's), the caches to zero at the start of a sequence, and the launch sequence of one call
+ * (one chunk: H x W of this call, first = 1 for the sequence's first chunk). */
+typedef struct sky_vae_cuda_desc {
+    const char                *kernels_src;
+    const char                *kernels_file;    /* the name NVRTC compiles it under */
+    int                        n_kernels;
+    const char *const         *kernel_names;
+    int                        n_gemms;
+    const sky_gemm_desc       *gemms;
+    int                        n_weights;
+    const sky_weight_layout   *weight_layout;
+    size_t                     arena_bytes;
+    int                        conv_smem;       /* dynamic shared memory of the conv kernels */
+    sky_slot                   in, out;
+    int                        n_states;
+    const sky_slot            *states;
+    void (*record)(const struct sky_cuda_program *st, CUstream s, int H, int W, int first);
+} sky_vae_cuda_desc;
+
+/* --trace in a plugin program: the binary's hook and a host staging buffer. */
+typedef struct sky_cuda_trace {
+    sky_trace_fn fn;
+    void        *ctx;
+    void        *host;
+    size_t       cap;
+} sky_cuda_trace;
+
+/* Copy one op's output (n values of dtype at device address p) to the host and hand it to t->fn. */
+void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
+                         int cl);
+
+/* The kernels among fn (n of them, named names) whose names start with prefix (none when NULL) may use
+ * smem bytes of dynamic shared memory. */
+void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, const char *prefix, int smem);
+
+/* A program's kernels through NVRTC (cached): module and one function per name; sky_cuda_smem_limit for
+ * smem_prefix. */
+struct sky_cuda;
+sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char *file, int n,
+                                 const char *const *names, const char *smem_prefix, int smem, CUmodule *module,
+                                 CUfunction *fn, sky_err *err);
+
+/* What every program of the plugin holds (dit_cuda.c, vae_cuda.c, enc_cuda.c; cuda_program.c): the
+ * device, the kernels, the weights in one buffer, the arena, the GEMM table and its workspace, what the
+ * launch sequence reads, the --trace hook. Opened in three steps, for the weights come in between:
+ *   sky_cuda_prog_begin   the device, the kernels; the arena checked against free memory
+ *   (the weights)         sky_cuda_prog_upload (per-weight dtypes) or sky_cuda_prog_weights (any device
+ *                         form), one tensor at a time from the binary's reader
+ *   sky_cuda_prog_end     the arena (zeroed), the GEMM table, st
+ * The arena is one device allocation: the plan's arena, the cuBLASLt workspace, then what the program keeps
+ * between calls beside the plan (kept_bytes: dit_forward's prompt arenas). The program lives on GPU `device`
+ * (0, or 1 for the second transformer of --use_cfg_parallel); every entry point of the plugin binds it to the
+ * calling thread first (sky_cuda_prog_bind), so a program may be used from any thread, one at a time. */
+typedef struct sky_cuda_prog {
+    const char       *name;                 /* the program, for messages */
+    struct sky_cuda  *c;
+    CUmodule          module;
+    CUfunction       *fn;
+    CUdeviceptr       weights;              /* one buffer, each tensor 256-byte aligned */
+    CUdeviceptr      *w;
+    size_t            arena_bytes;          /* the plan's arena */
+    size_t            kept_bytes;           /* and what the program keeps beside it */
+    CUdeviceptr       arena;                /* the one allocation: plan arena, workspace, kept */
+    CUdeviceptr       workspace;            /* the cuBLASLt workspace, inside it */
+    CUdeviceptr       kept;                 /* kept_bytes inside it (0 when none) */
+    sky_gemm_set     *gemm;
+    sky_cuda_program  st;
+    sky_cuda_trace    trace;
+    char              device[320];
+} sky_cuda_prog;
+
+sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, const char *src, const char *file,
+                               int n_kernels, const char *const *kernel_names, const char *smem_prefix, int smem,
+                               int n_weights, size_t arena_bytes, size_t kept_bytes, sky_err *err);
+/* Make pr's device current on this thread (sky_cuda_bind); nothing for a program that never opened one. */
+void sky_cuda_prog_bind(const sky_cuda_prog *pr);
+/* n weights read through r, tensor i uploaded as bf16 where bf16[i], else as fp32. */
+sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                const sky_weight_reader *r, sky_err *err);
+/* n weights in their device form: tensor i is read through r as src_count[i] fp32 values, turned into
+ * dev_bytes[i] bytes by form(ctx, i, src, dst), and uploaded at its own 256-byte aligned offset. The
+ * device buffer is allocated first; the host holds one tensor (both forms) at a time. */
+typedef void (*sky_weight_form_fn)(void *ctx, int i, const float *src, void *dst);
+sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,
+                                 sky_weight_form_fn form, void *ctx, const sky_weight_reader *r, sky_err *err);
+sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int n_gemms, sky_err *err);
+/* Everything of pr freed (not pr itself); a partly opened pr is fine. */
+void sky_cuda_prog_close(sky_cuda_prog *pr);
+void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
+
+/* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
+                             sky_err *err);
+int sky_cuda_devices(void);
+void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                          const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                          const sky_dit_skip *skip);
+sky_status sky_dit_cuda_teacache_open(void *d, sky_err *err);
+const char *sky_dit_cuda_device(void *d);
+void sky_dit_cuda_close(void *d);
+void sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);
+sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
+                             sky_err *err);
+void sky_vae_cuda_reset(void *v);
+void sky_vae_cuda_chunk(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
+void sky_vae_cuda_set_trace(void *v, sky_trace_fn fn, void *ctx);
+const char *sky_vae_cuda_device(void *v);
+void sky_vae_cuda_close(void *v);
+sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
+                             sky_err *err);
+void sky_enc_cuda_run(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
+void sky_enc_cuda_set_trace(void *e, sky_trace_fn fn, void *ctx);
+const char *sky_enc_cuda_device(void *e);
+void sky_enc_cuda_close(void *e);
+
+/* Launch f on stream s with the kernel parameters args (checked; on failure the runtime reports the
+ * kernel's index and the CUDA error and ends the process: a failed launch after validation means a
+ * bug or a lost device). */
+void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx,
+                     unsigned smem, CUstream s, void **args);
+
+/* A TMA tensor map over the bf16 matrix [rows, cols] at p (rows contiguous), read in boxes of 64 columns
+ * (128 bytes) by box_rows rows into shared memory with the 128-byte swizzle; elements past the matrix
+ * read as zeros. A map the driver refuses ends the process with the shapes in the message (the
+ * generator checked them: a refusal means a bug). */
+void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows);
+
+/* GEMM number i of the program's table on m rows (and, _dims, n columns and depth k). */
+void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
+                   CUdeviceptr y, CUstream s);
+void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, CUdeviceptr x, CUdeviceptr w,
+                        CUdeviceptr y, CUstream s);
+
+/* Macros of the generated launch sequence (st and s are in scope there). */
+#define PTR(off)   &(CUdeviceptr){ st->arena + (CUdeviceptr)(off) }
+#define PROMPT_PTR(off) &(CUdeviceptr){ st->prompt + (CUdeviceptr)(off) }   /* in the prompt arena */
+#define WPTR(i)    &(CUdeviceptr){ st->w[i] }
+#define INT(v)     &(int){ (int)(v) }
+#define LL(v)      &(long long){ (long long)(v) }
+#define FLT(v)     &(float){ (v) }
+#define CDIV(a, b) ((unsigned)(((long long)(a) + (b) - 1) / (b)))
+#define LAUNCH(k, gx, gy, bx, smem, ...) \
+    sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
+/* A tensor map variable over the bf16 [rows, cols] activation at arena offset off (sky_cuda_tmap_bf16),
+ * passed to a launch as &var. */
+#define TMAP(var, off, rows, cols, box_rows) \
+    CUtensorMap var;                         \
+    sky_cuda_tmap_bf16(&var, st->arena + (CUdeviceptr)(off), (rows), (cols), (box_rows))
+#define TMAP_PROMPT(var, off, rows, cols, box_rows) \
+    CUtensorMap var;                                \
+    sky_cuda_tmap_bf16(&var, st->prompt + (CUdeviceptr)(off), (rows), (cols), (box_rows))
+#define TRACE(name, off, dtype, n, cl) \
+    do { if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
+#define TRACE_PROMPT(name, off, dtype, n, cl) \
+    do { if (st->trace) st->trace(st, s, (name), st->prompt + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
+/* A GEMM without bias (the epilogue NONE). */
+#define GEMM_NB(i, m, x_off, w_i, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], 0, st->arena + (y_off), s)
+/* A GEMM of activations whose n and k also change per call (the encoders' attention over the prompt's
+ * tokens): arena byte offsets, no bias. */
+#define GEMM_DIMS(i, m, n, k, x_off, w_off, y_off) \
+    sky_cuda_gemm_dims(st, (i), (m), (n), (k), st->arena + (x_off), st->arena + (w_off), st->arena + (y_off), s)
+/* A GEMM whose W is an activation (the VAE attention's K and V), no bias: arena byte offsets. */
+#define GEMM_ACT(i, m, x_off, w_off, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->arena + (w_off), 0, st->arena + (y_off), s)
+#define GEMM(i, m, x_off, w_i, b_i, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->arena + (y_off), s)
+/* The same, writing y into the prompt arena (dit_forward's cross-attention values). */
+#define GEMM_TO_PROMPT(i, m, x_off, w_i, b_i, y_off) \
+    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->prompt + (y_off), s)
+
+#endif /* SKY_CUDA_PROGRAM_H */

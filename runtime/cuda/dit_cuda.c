@@ -1,0 +1,224 @@
+/* runtime/cuda/dit_cuda.c — the CUDA backend of dit_forward, built as a plugin with the generated
+ * gen/dit_forward_cuda.c (libskyreels-<variant>-cuda.so; see cuda_program.h).
+ *
+ * Open: the device, the kernels (NVRTC, cached on disk by xxh64; nvrtc_cache.h), every weight
+ * converted to its device dtype and uploaded into one buffer, the arena the plan sized, the prompt
+ * arenas (prompt_cache.h), the cuBLASLt GEMM table with its workspace, the graph cache. Forward: for a
+ * new prompt, the context (as bf16, as the plan stores it) and the CLIP features are uploaded and the
+ * prompt part writes the slot's prompt arena (eagerly: it runs once per prompt); then the inputs are
+ * uploaded into their arena slots, the step is replayed from a CUDA Graph captured once per (frames,
+ * timestep rows, orientation, prompt slot), the velocity is read back. Nothing is allocated inside a
+ * forward.
+ *
+ * STATUS: compiled in CI (tests/compile/) and run there on the CPU emulator of tests/emu/ against
+ * diffusers; not yet run on a GPU (tests/gpu/run.sh holds those checks).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_ctx.h"
+#include "cuda/cuda_program.h"
+#include "core/dtype.h"
+
+/* Defined in the generated gen/dit_forward_cuda.c linked into the same plugin. */
+extern const sky_dit_cuda_desc dit_forward_cuda;
+
+typedef struct dit_cuda {
+    sky_cuda_prog            pr;             /* device, kernels, weights, arena, GEMMs, st, trace */
+    const sky_dit_cuda_desc *desc;
+    const sky_dit_program   *p;
+    sky_graph_cache         *graphs;
+    uint16_t                *ctx_bf16;       /* host staging for the context */
+    CUdeviceptr              prompt[SKY_PROMPT_SLOTS];  /* the prompt arenas (kept in the program's arena) */
+    int                      F, H, W, Ft;    /* the call being recorded */
+    int                      part;           /* -1: a step (embed, blocks, head), else the part (PART_*) */
+    /* TeaCache (teacache_open): the tokens entering the blocks, the residual of each parity, the probe */
+    void                    *tc_mem;
+    CUdeviceptr              tc_tokens, tc_res[2];
+    float                   *tc_probe;
+} dit_cuda;
+
+void sky_dit_cuda_close(void *opaque)
+{
+    dit_cuda *d = opaque;
+    if (!d) return;
+    sky_cuda_prog_bind(&d->pr);
+    sky_graph_cache_free(d->graphs);
+    if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
+    sky_cuda_prog_close(&d->pr);
+    free(d->ctx_bf16);
+    free(d->tc_probe);
+    free(d);
+}
+
+/* The attention kernel: the sm_90a one (TMA, wgmma, warp specialisation) on a cc 9.0 GPU, the sm_80
+ * one (mma.sync) elsewhere; $SKY_ATTENTION = sm80 or sm90 overrides (sm90 only where it can run). The
+ * chosen kernels get their dynamic shared memory limit raised. */
+static sky_status choose_attention(dit_cuda *d, sky_err *err)
+{
+    const sky_cuda *c = d->pr.c;
+    const int hopper = c->cc_major == 9 && c->cc_minor == 0;
+    const char *env = getenv("SKY_ATTENTION");
+    int sm90 = hopper;
+    if (env && *env) {
+        if (strcmp(env, "sm80") == 0) sm90 = 0;
+        else if (strcmp(env, "sm90") == 0 && hopper) sm90 = 1;
+        else if (strcmp(env, "sm90") == 0)
+            return sky_fail(err, "SKY_ATTENTION=sm90: the sm_90a attention kernel needs a cc 9.0 GPU, this is sm_%d%d "
+                            "(unset it, or use sm80)", c->cc_major, c->cc_minor);
+        else
+            return sky_fail(err, "SKY_ATTENTION=%s: expected sm80 or sm90", env);
+    }
+    d->pr.st.attn_sm90 = sm90;
+    sky_cuda_smem_limit(d->desc->n_kernels, d->desc->kernel_names, d->pr.fn, sm90 ? "attention_sm90" : "attention_sm80",
+                        sm90 ? d->desc->attention90_smem : d->desc->attention_smem);
+    return SKY_OK;
+}
+
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
+                             sky_err *err)
+{
+    *out = NULL;
+    dit_cuda *d = calloc(1, sizeof *d);
+    if (!d) return sky_fail(err, "out of host memory");
+    const sky_dit_cuda_desc *g = d->desc = &dit_forward_cuda;
+    d->p = p;
+    if (g->n_weights != p->n_weights) {
+        sky_fail(err, "the CUDA plugin was generated for %d weights, the binary for %d: rebuild both", g->n_weights,
+                 p->n_weights);
+        goto fail;
+    }
+    d->ctx_bf16 = malloc((size_t)p->text_len * (size_t)p->text_dim * sizeof(uint16_t));
+    if (!d->ctx_bf16) { sky_fail(err, "out of host memory"); goto fail; }
+    /* the prompt arenas are kept in the program's one allocation, after the plan's arena and the workspace */
+    const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
+    if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
+                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
+                            err) ||
+        sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
+        sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) ||
+        choose_attention(d, err) ||
+        sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
+        goto fail;
+    for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = d->pr.kept + (CUdeviceptr)i * prompt_each;
+    *out = d;
+    return SKY_OK;
+fail:
+    sky_dit_cuda_close(d);
+    return SKY_ERR;
+}
+
+void sky_dit_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
+{
+    sky_cuda_prog_set_trace(&((dit_cuda *)opaque)->pr, fn, ctx);
+}
+
+sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
+{
+    dit_cuda *d = opaque;
+    const sky_dit_cuda_desc *g = d->desc;
+    if (d->tc_mem) return SKY_OK;
+    sky_cuda_prog_bind(&d->pr);
+    /* the probe: e0 [Ft, 6 dim] at most, fp32 */
+    d->tc_probe = malloc((size_t)d->p->max_frames * 6 * (size_t)d->p->dim * sizeof(float));
+    if (!d->tc_probe) return sky_fail(err, "out of host memory for TeaCache");
+    const size_t each = (g->tokens.bytes + 255) / 256 * 256;
+    if (sky_cuda_arena_alloc(d->pr.c, 3 * each, &d->tc_mem, "TeaCache (two residuals and the tokens)", err))
+        return SKY_ERR;
+    d->tc_tokens = (CUdeviceptr)d->tc_mem;
+    d->tc_res[0] = d->tc_tokens + each;
+    d->tc_res[1] = d->tc_tokens + 2 * each;
+    return SKY_OK;
+}
+
+/* The parts of dit_forward, in the order of desc->record_part. */
+enum { PART_CONTEXT = 0, PART_EMBED = 1, PART_BLOCKS = 2, PART_HEAD = 3, N_PARTS = 4 };
+
+/* The launch sequence of the call in d (for the graph cache): a step or one part. */
+static void record(void *opaque, CUstream s)
+{
+    dit_cuda *d = opaque;
+    if (d->part < 0) d->desc->record_step(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+    else d->desc->record_part[d->part](&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+}
+
+/* Run a step (part -1) or one part for the call in d: from its CUDA Graph, or eagerly while traced.
+ * key: the call's shape and prompt slot (the graph holds the slot's prompt arena address). */
+static void run_part(dit_cuda *d, int key, int part)
+{
+    sky_err err;
+    d->part = part;
+    if (d->pr.trace.fn) {
+        record(d, d->pr.c->stream);          /* traced: eagerly, the hook reads every output */
+    } else if (sky_graph_run(d->graphs, key * (N_PARTS + 1) + part + 1, record, d, &err)) {
+        fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
+        exit(1);
+    }
+}
+
+void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                          const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                          const sky_dit_skip *skip)
+{
+    dit_cuda *d = opaque;
+    const sky_dit_program *p = d->p;
+    const sky_dit_cuda_desc *g = d->desc;
+    const CUstream s = d->pr.c->stream;
+    const size_t lat = (size_t)F * H * W;
+    SKY_ASSERT(slot >= 0 && slot < SKY_PROMPT_SLOTS);
+    sky_cuda_prog_bind(&d->pr);
+    d->pr.st.prompt = d->prompt[slot];
+    d->F = F, d->H = H, d->W = W, d->Ft = Ft;
+    if (fresh) {
+        /* A new prompt for this slot: its keys and values, eagerly (once per prompt, no graph). */
+        const size_t n_ctx = (size_t)p->text_len * p->text_dim;
+        for (size_t i = 0; i < n_ctx; i++) d->ctx_bf16[i] = sky_f32_to_bf16(context[i]);
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->context.offset, d->ctx_bf16, n_ctx * sizeof(uint16_t), s));
+        if (p->y_channels)
+            SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->clip_fea.offset, clip_fea,
+                                           (size_t)p->image_len * p->image_dim * sizeof(float), s));
+        d->part = PART_CONTEXT;
+        record(d, s);
+    }
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->x.offset, x, (size_t)p->x_channels * lat * sizeof(float), s));
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->t.offset, t, (size_t)Ft * sizeof(double), s));
+    if (p->y_channels)
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->y.offset, y, (size_t)p->y_channels * lat * sizeof(float), s));
+    if (p->inject_sample_info) SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->fps.offset, &fps, sizeof fps, s));
+    /* One graph per (frames, timestep rows, orientation, prompt slot) and part: the launch parameters
+     * differ. */
+    const int key = (((F * 2 + (Ft == 1)) * 2 + (H != p->lat_h)) * SKY_PROMPT_SLOTS) + slot;
+    if (!skip) {
+        run_part(d, key, -1);
+    } else {
+        /* TeaCache (teacache.h): the embeddings, the decision on the probe, then the blocks (keeping the
+         * residual) or the residual, then the head. */
+        SKY_ASSERT(d->tc_mem);
+        const long long L = (long long)F * (H / 2) * (W / 2);
+        const size_t n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
+        const size_t tok_bytes = (size_t)L * (size_t)p->dim * sizeof(uint16_t);
+        SKY_ASSERT(tok_bytes <= g->tokens.bytes);
+        run_part(d, key, PART_EMBED);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(d->tc_probe, d->pr.arena + (skip->use_e0 ? g->e0.offset : g->e.offset),
+                                       n * sizeof(float), s));
+        SKY_CU_CHECK(cuMemcpyDtoDAsync(d->tc_tokens, d->pr.arena + g->tokens.offset, tok_bytes, s));
+        SKY_CU_CHECK(cuStreamSynchronize(s));
+        int parity = 0;
+        const sky_cuda_program *st = &d->pr.st;
+        if (skip->decide(skip->ctx, d->tc_probe, n, L, &parity)) {
+            run_part(d, key, PART_BLOCKS);
+            g->teacache(st, s, F, H, W, 0, d->tc_res[parity], d->pr.arena + g->hidden.offset, d->tc_tokens);
+        } else {
+            g->teacache(st, s, F, H, W, 1, d->pr.arena + g->hidden.offset, d->tc_tokens, d->tc_res[parity]);
+        }
+        run_part(d, key, PART_HEAD);
+    }
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(v, d->pr.arena + g->v.offset, (size_t)p->out_dim * lat * sizeof(float), s));
+    SKY_CU_CHECK(cuStreamSynchronize(s));
+}
+
+const char *sky_dit_cuda_device(void *opaque)
+{
+    return ((dit_cuda *)opaque)->pr.device;
+}

@@ -1,0 +1,82 @@
+/* runtime/cuda/plugin_abi.h — the CUDA backend (dit_forward, the VAE programs, the encoders) as a plugin.
+ *
+ * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
+ * CMakeLists.txt) holds runtime/cuda/dit_cuda.c, vae_cuda.c, enc_cuda.c and the generated
+ * gen/{dit_forward,vae_decode,vae_encode,text_encode,clip_encode}_cuda.c. The binary dlopen's it only for --backend cuda
+ * (runtime/models/plugin.c), so the CPU binary starts on machines without a CUDA driver. The binary checks
+ * the checkpoint against the program's table (weights.h) and hands the plugin a reader; the plugin
+ * reads one tensor at a time as fp32, converts it to its device form and uploads it, so host memory
+ * never holds the whole model. Plain C types only: this header needs no CUDA header.
+ */
+#ifndef SKY_DIT_PLUGIN_H
+#define SKY_DIT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "models/program.h"
+#include "models/prompt_cache.h"
+#include "core/status.h"
+#include "models/teacache.h"                          /* sky_dit_skip */
+
+typedef struct sky_dit_cuda_plugin {
+    int         abi;                          /* SKY_DIT_CUDA_ABI */
+    const char *variant;                      /* the variant it was generated for */
+    /* dit_forward on GPU `device` (0; 1 for the second transformer of --use_cfg_parallel). Every entry point
+     * makes its program's device current on the calling thread, so programs on different GPUs can run at
+     * once from different threads (one thread per program at a time). */
+    sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, sky_err *err);
+    /* One forward of one sample; arguments as sky_dit_forward's (dit.h); skip NULL or as above (after
+     * teacache_open). The prompt's keys and values are kept in prompt arena `slot` (0 to
+     * SKY_PROMPT_SLOTS - 1, runtime/models/prompt_cache.h): fresh = 1 runs the prompt part from context and clip_fea
+     * into it, fresh = 0 uses what it holds (context and clip_fea are then not read). */
+    void (*forward)(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                    const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                    const sky_dit_skip *skip);
+    /* Allocate what TeaCache keeps on the device (two residuals and a copy of the tokens, at the largest
+     * window): once, before the first forward with a skip. */
+    sky_status (*teacache_open)(void *d, sky_err *err);
+    const char *(*device)(void *d);           /* e.g. "GPU 0: NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
+    int (*devices)(void);                     /* CUDA devices visible to the driver (0 when none or no driver) */
+    void (*close)(void *d);
+    /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
+     * run without CUDA Graphs while a trace is set. */
+    void (*set_trace)(void *d, sky_trace_fn fn, void *ctx);
+
+    /* vae_decode (decode = 1) or vae_encode of the variant: one chunk per call, the caches kept on the
+     * device; vae_reset zeroes them (the start of a sequence). in and out are the CPU program's slots
+     * ([C, frames, H*W] floats: n_in and n_out of them); H x W is the call's size, as for forward_cpu. */
+    sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
+                           sky_err *err);
+    void (*vae_reset)(void *v);
+    void (*vae_chunk)(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
+    void (*vae_set_trace)(void *v, sky_trace_fn fn, void *ctx);
+    const char *(*vae_device)(void *v);
+    void (*vae_close)(void *v);
+
+    /* text_encode (text = 1) or clip_encode: in holds in_bytes of the CPU program's input slot (the n
+     * token ids as int64, or the pixels), out receives n_out floats ([rows, dim]). */
+    sky_status (*enc_open)(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
+                           sky_err *err);
+    void (*enc_run)(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
+    void (*enc_set_trace)(void *e, sky_trace_fn fn, void *ctx);
+    const char *(*enc_device)(void *e);
+    void (*enc_close)(void *e);
+} sky_dit_cuda_plugin;
+
+#define SKY_DIT_CUDA_ABI 8
+
+/* The cuBLASLt workspace of every CUDA program, inside its arena (cuBLAS recommends 32 MiB on Hopper).
+ * Fixed: the heuristic's choice of algorithm depends on it. */
+#define SKY_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
+ * binary; loaded once per process, its ABI and variant checked (runtime/models/plugin.c). */
+sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err);
+#define SKY_DIT_CUDA_SYMBOL "sky_dit_cuda_plugin_v1"
+
+/* CUDA devices the NVIDIA driver reports (libcuda.so.1 loaded at run time: cuInit, cuDeviceGetCount), or
+ * -1 with the reason in why (no driver; cuInit failed, with the error's name). */
+int sky_cuda_device_count(char *why, size_t n);
+
+#endif /* SKY_DIT_PLUGIN_H */

@@ -1,0 +1,190 @@
+/* runtime/models/vae.c — run the generated VAE programs over whole videos (vae.h). */
+#include "models/vae.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "models/dit.h"
+#include "cuda/plugin_abi.h"
+#include "core/dtype.h"
+#include "formats/safetensors.h"
+#include "formats/weights.h"
+
+struct sky_vae {
+    const sky_vae_program     *p;
+    sky_cpu_state              s;            /* fp32 weights and the arena (caches included; CPU backend) */
+    const sky_dit_cuda_plugin *cuda;         /* the CUDA backend: the plugin, its state, host staging */
+    void                      *cuda_state;
+    float                     *stage_in, *stage_out;
+};
+
+sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
+                        int b, sky_err *err)
+{
+    *out = NULL;
+    sky_vae *v = calloc(1, sizeof *v);
+    if (!v) return sky_fail(err, "out of host memory");
+    v->p = p;
+    const int cuda = b == SKY_BACKEND_CUDA;
+    if (cuda && sky_cuda_plugin_get(&v->cuda, who, err)) goto fail;
+    if (cuda ? sky_cpu_state_open_lazy(&v->s, p->weights, p->n_weights, weights, who, err)
+             : sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+        goto fail;
+    if (cuda) {
+        v->stage_in = malloc(p->in.bytes);
+        v->stage_out = malloc(p->out.bytes);
+        if (!v->stage_in || !v->stage_out) { sky_fail(err, "out of host memory"); goto fail; }
+        const sky_weight_reader r = sky_cpu_state_reader(&v->s);
+        if (v->cuda->vae_open(&v->cuda_state, p, decode, &r, err)) goto fail;
+        sky_cpu_state_release(&v->s);
+        if (sky_trace_hook) v->cuda->vae_set_trace(v->cuda_state, sky_trace_hook, sky_trace_ctx);
+    }
+    *out = v;
+    return SKY_OK;
+fail:
+    sky_vae_close(v);
+    return SKY_ERR;
+}
+
+void sky_vae_close(sky_vae *v)
+{
+    if (!v) return;
+    if (v->cuda && v->cuda_state) v->cuda->vae_close(v->cuda_state);
+    sky_cpu_state_free(&v->s);
+    free(v->stage_in);
+    free(v->stage_out);
+    free(v);
+}
+
+/* The chunk's input and output buffers: the CPU arena's slots, or host staging for the plugin. */
+static float *chunk_in(sky_vae *v) { return v->cuda ? v->stage_in : (float *)(v->s.arena + v->p->in.offset); }
+static float *chunk_out(sky_vae *v) { return v->cuda ? v->stage_out : (float *)(v->s.arena + v->p->out.offset); }
+
+static void reset(sky_vae *v)
+{
+    if (v->cuda) v->cuda->vae_reset(v->cuda_state);
+    else v->p->reset_cpu(v->s.arena);
+}
+
+/* One chunk: n_in values in chunk_in() -> n_out values in chunk_out(). */
+static void run_chunk(sky_vae *v, int H, int W, int first, size_t n_in, size_t n_out)
+{
+    if (v->cuda) v->cuda->vae_chunk(v->cuda_state, H, W, first, v->stage_in, n_in, v->stage_out, n_out);
+    else v->p->forward_cpu(v->s.arena, (const float *const *)v->s.w.data, H, W, first);
+}
+
+/* Copy frames [t0, t0 + n) of a [C, T, HW] tensor into a [C, n, HW] buffer (or back, when
+ * to_seq is 1). */
+static void copy_frames(float *chunk, float *seq, int C, int T, size_t hw, int t0, int n, int to_seq)
+{
+    for (int c = 0; c < C; c++) {
+        float *s = seq + ((size_t)c * T + t0) * hw;
+        float *k = chunk + (size_t)c * n * hw;
+        if (to_seq) memcpy(s, k, (size_t)n * hw * sizeof(float));
+        else memcpy(k, s, (size_t)n * hw * sizeof(float));
+    }
+}
+
+/* The spec's size or its transpose. */
+static int size_ok(int h, int w, int want_h, int want_w)
+{
+    return (h == want_h && w == want_w) || (h == want_w && w == want_h);
+}
+
+sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float *video, sky_err *err)
+{
+    const sky_vae_program *p = v->p;
+    if (L < 1) return sky_fail(err, "vae_decode: %d latent frames; need at least 1", L);
+    if (!size_ok(h, w, p->lat_h, p->lat_w))
+        return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
+                        p->lat_h, p->lat_w, p->lat_w, p->lat_h);
+    const int T = 1 + 4 * (L - 1);
+    const size_t lat_hw = (size_t)h * w, px_hw = (size_t)(8 * h) * (8 * w);
+    reset(v);
+    for (int l = 0; l < L; l++) {
+        const int n = l == 0 ? 1 : 4;
+        copy_frames(chunk_in(v), (float *)z, p->z_dim, L, lat_hw, l, 1, 0);
+        run_chunk(v, h, w, l == 0, (size_t)p->z_dim * lat_hw, (size_t)3 * n * px_hw);
+        copy_frames(chunk_out(v), video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n, 1);
+    }
+    return SKY_OK;
+}
+
+sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, float *z, sky_err *err)
+{
+    const sky_vae_program *p = v->p;
+    if (T < 1) return sky_fail(err, "vae_encode: %d frames; need at least 1", T);
+    if (!size_ok(H, W, p->height, p->width))
+        return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
+                        p->height, p->width, p->width, p->height);
+    const int L = 1 + (T - 1) / 4;
+    const size_t px_hw = (size_t)H * W, lat_hw = (size_t)(H / 8) * (W / 8);
+    reset(v);
+    for (int l = 0; l < L; l++) {
+        const int n = l == 0 ? 1 : 4;
+        copy_frames(chunk_in(v), (float *)video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n, 0);
+        run_chunk(v, H, W, l == 0, (size_t)3 * n * px_hw, (size_t)p->z_dim * lat_hw);
+        copy_frames(chunk_out(v), z, p->z_dim, L, lat_hw, l, 1, 1);
+    }
+    return SKY_OK;
+}
+
+sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
+                            const char *output, int quiet, int backend, sky_err *err)
+{
+    const sky_vae_program *p = decode ? variant->vae_decode : variant->vae_encode;
+    if (!p) return sky_fail(err, "variant %s has no VAE (its spec has no vae section)", variant->name);
+    const char *in_name = decode ? "z" : "video", *out_name = decode ? "video" : "z";
+    sky_status st = SKY_ERR;
+    sky_safetensors *f = NULL;
+    sky_vae *v = NULL;
+    float *in = NULL, *out = NULL;
+    if (sky_safetensors_open(&f, inputs, err)) goto done;
+    const sky_st_tensor *t = sky_safetensors_find(f, in_name);
+    const int want_c = decode ? p->z_dim : 3;
+    if (!t || t->ndim != 5 || t->shape[0] != 1 || t->shape[1] != want_c) {
+        sky_fail(err, "%s: needs a tensor '%s' of shape [1, %d, frames, height, width]", inputs, in_name, want_c);
+        goto done;
+    }
+    const int n = (int)t->shape[2], h = (int)t->shape[3], w = (int)t->shape[4];
+    if (n < 1 || n > 100000) {
+        sky_fail(err, "%s: '%s' has %d frames", inputs, in_name, n);
+        goto done;
+    }
+    const size_t in_elems = (size_t)want_c * n * h * w;
+    in = malloc(in_elems * sizeof(float));
+    if (!in) { sky_fail(err, "out of host memory"); goto done; }
+    if (sky_dtype_to_f32(in, t->data, t->dtype, in_elems, err)) goto done;
+    if (sky_vae_open(&v, p, decode, weights, variant->name, backend, err)) goto done;
+    if (!quiet && v->cuda) fprintf(stderr, "cuda: %s\n", v->cuda->vae_device(v->cuda_state));
+
+    int on, oh, ow, oc;
+    if (decode) { oc = 3; on = 1 + 4 * (n - 1); oh = 8 * h; ow = 8 * w; }
+    else {
+        if (h % 8 || w % 8) { sky_fail(err, "%s: video size %dx%d is not a multiple of 8", inputs, h, w); goto done; }
+        oc = p->z_dim; on = 1 + (n - 1) / 4; oh = h / 8; ow = w / 8;
+    }
+    out = malloc((size_t)oc * on * oh * ow * sizeof(float));
+    if (!out) { sky_fail(err, "out of host memory"); goto done; }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (decode ? sky_vae_decode(v, in, n, h, w, out, err) : sky_vae_encode(v, in, n, h, w, out, err)) goto done;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!quiet)
+        fprintf(stderr, "%s: %d frames of %dx%d -> %d frames of %dx%d in %.3f s (%s)\n",
+                decode ? "vae_decode" : "vae_encode", n, h, w, on, oh, ow,
+                (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
+                backend == SKY_BACKEND_CUDA ? "cuda, first calls include the graph captures" : "cpu");
+    sky_st_entry e = { out_name, SKY_DTYPE_F32, 5, { 1, oc, on, oh, ow }, out };
+    const char *meta[] = { "made_by", decode ? "skyreels program vae_decode" : "skyreels program vae_encode",
+                           "variant", variant->name, "backend", backend == SKY_BACKEND_CUDA ? "cuda" : "cpu", NULL };
+    st = sky_safetensors_write(output, &e, 1, meta, err);
+done:
+    free(in);
+    free(out);
+    sky_vae_close(v);
+    sky_safetensors_close(f);
+    return st;
+}

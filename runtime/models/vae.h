@@ -1,0 +1,39 @@
+/* runtime/models/vae.h — run the generated VAE programs over whole videos, chunk by chunk.
+ *
+ * Decoding runs one latent frame per call with the caches kept in the program's arena, so memory
+ * stays constant whatever the video length; encoding runs frame 0 alone, then 4 frames per call
+ * (shared/reference/vae-text-image-files.md §1.5). Latents are the normalised ones the DiT sees.
+ *
+ * Files for `program vae_decode|vae_encode` (batch first, as the peers store them):
+ *   decode: z [1, z_dim, L, h, w] -> video [1, 3, 1 + 4(L-1), 8h, 8w] in [-1, 1]
+ *   encode: video [1, 3, T, H, W] in [-1, 1] -> z [1, z_dim, 1 + (T-1)/4, H/8, W/8]
+ *           (frames after 1 + 4*((T-1)/4) are dropped, as the original does)
+ * h x w (and H x W) must be the spec's size or its transpose (portrait).
+ */
+#ifndef SKY_VAE_H
+#define SKY_VAE_H
+
+#include "models/program.h"
+#include "core/status.h"
+
+/* A bound VAE program: weights as fp32 and the arena (CPU backend), or the CUDA plugin's state. */
+typedef struct sky_vae sky_vae;
+
+/* Bind program p (vae_decode when decode = 1, else vae_encode) to the VAE checkpoint at `weights`
+ * (file or directory; original or diffusers names) on backend b (a sky_backend, dit.h). `who` names
+ * the variant in messages and the plugin to load. */
+sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
+                        int b, sky_err *err);
+void sky_vae_close(sky_vae *v);
+
+/* Decode L latent frames z [z_dim, L, h, w] into video [3, 1 + 4(L-1), 8h, 8w]. */
+sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float *video, sky_err *err);
+
+/* Encode T = 1 + 4k video frames [3, T, H, W] into z [z_dim, 1 + k, H/8, W/8]. */
+sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, float *z, sky_err *err);
+
+/* `program vae_decode|vae_encode --weights W --inputs I --output O` (see above). */
+sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
+                            const char *output, int quiet, int backend, sky_err *err);
+
+#endif /* SKY_VAE_H */

@@ -1,0 +1,63 @@
+/* runtime/pipeline/pipeline.h — the T2V, I2V and diffusion-forcing pipelines over the generated programs.
+ *
+ * Follows the original SkyReels-V2 pipelines (shared/reference/dit-and-sampling.md §7):
+ *   T2V  noise -> N UniPC steps with classifier-free guidance (cond and uncond passes every step)
+ *   I2V  as T2V with y = [mask (1 for latent frame 0), VAE(image, then num_frames-1 zero frames)]
+ *        and the CLIP features of the image
+ *   DF   windows of the step matrix (forcing.h): synchronous or asynchronous, a start image,
+ *        an end image, long videos (prefix = VAE encoding of the last overlap_history decoded
+ *        frames), video extension, addnoise_condition
+ * then VAE decode and an mp4. Deliberate differences from the original (each in the README):
+ * the addnoise draws come from the seeded generator; the CPU backend keeps DF latents in fp32
+ * (the original keeps them in bf16); portrait video extension keeps its size; frame counts that
+ * the original would silently leave as noise are refused.
+ *
+ * The prompts go through the tokenizer and umT5 (and, for I2V, the image through CLIP); for debugging,
+ * --prompt_embeds gives the embeddings instead: a safetensors with context [text_len, text_dim] (the
+ * prompt), context_null (the negative prompt) and, for I2V, optionally clip_fea [image_len, image_dim].
+ */
+#ifndef SKY_PIPELINE_H
+#define SKY_PIPELINE_H
+
+#include "models/program.h"
+#include "core/status.h"
+
+/* Everything a generation needs, from the command line (cli.c). Pixel frame counts. */
+typedef struct sky_gen_args {
+    const char *prompt;             /* recorded in the output's metadata and name */
+    const char *negative_prompt;
+    int         num_frames;
+    double      guidance_scale, shift;
+    int         inference_steps;
+    int         fps;
+    uint64_t    seed;
+    int         height, width;      /* pixels of this run (the spec's, swapped for a portrait input) */
+    const char *image, *end_image, *video_path;
+    int         ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
+    int         teacache, use_ret_steps;   /* TeaCache (runtime/models/teacache.h) */
+    int         offload;                   /* each model opened for each use and closed after it */
+    int         cfg_parallel;              /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),
+                                            * at the same time as the cond pass */
+    const char *resume_dir;                /* DF: keep finished windows here and continue after them (resume.h) */
+    double      teacache_thresh;
+    const char *output;             /* the mp4 path (cli.c builds the original's name when not given) */
+    const char *dit_weights;        /* transformer checkpoint */
+    const char *vae_weights;        /* VAE checkpoint; NULL: stop after the latents */
+    const char *prompt_embeds;      /* see above; NULL: encode the prompts with umT5 */
+    const char *text_weights;       /* umT5 checkpoint (.pth or text_encoder/) */
+    const char *tokenizer;          /* tokenizer directory or spiece.model */
+    const char *clip_weights;       /* CLIP checkpoint (I2V) */
+    const char *noise_file;         /* NULL: the seeded generator */
+    const char *output_latents;     /* also write the final latents here */
+    const char *args_json;          /* the run's parameters as JSON, for the mp4's comment */
+    int         quiet;
+    int         backend;            /* sky_backend (dit.h) of the transformer */
+    volatile int *interrupted;      /* set by a signal handler; checked between steps */
+} sky_gen_args;
+
+/* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli.c;
+ * files are checked here before the first step. Returns SKY_ERR with a message, or with
+ * *a->interrupted set when stopped by a signal (nothing half-written is left). */
+sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err);
+
+#endif /* SKY_PIPELINE_H */
