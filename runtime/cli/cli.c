@@ -62,62 +62,73 @@ typedef struct flag {
     const char *name;
     char        kind;
     int         df;
-    const char *def;         /* default as shown in --help */
+    const char *def; /* default as shown in --help */
     const char *help;
 } flag;
 
 static const flag flags[] = {
-    { "--prompt", 's', 0, "(the original script's)", "text prompt" },
-    { "--negative_prompt", 's', 0, "(the original script's)", "negative prompt for classifier-free guidance" },
-    { "--num_frames", 'i', 0, "97, or the binary's window if smaller", "frames to generate, 4k+1 (DF: the whole video; longer than --base_num_frames "
-                                    "needs --overlap_history)" },
-    { "--inference_steps", 'i', 0, "30", "denoising steps, >= 1" },
-    { "--guidance_scale", 'f', 0, "6.0", "classifier-free guidance scale, >= 0 (DF skips the uncond pass at <= 1)" },
-    { "--shift", 'f', 0, "8.0", "flow-matching sigma shift, > 0" },
-    { "--seed", 'i', 0, "random", "seed of the noise, 0 .. 2^64-1 (printed when random)" },
-    { "--fps", 'i', 0, "24", "frames per second of the mp4 (DF-1.3B: also the fps embedding, 16 or other)" },
-    { "--resolution", 's', 0, "the binary's", "540P (544x960), 720P (720x1280) or HxW; must be the size this "
-                                              "binary was generated for" },
-    { "--image", 's', 0, "none", "I2V: the first frame (required); DF: a start frame" },
-    { "--end_image", 's', 1, "none", "DF: an end frame (needs --causal_block_size 1)" },
-    { "--video_path", 's', 1, "none", "DF: extend this video (needs --overlap_history)" },
-    { "--ar_step", 'i', 1, "0", "DF: asynchronous step offset between blocks, >= 0 (0 = synchronous)" },
-    { "--causal_block_size", 'i', 1, "1", "DF: latent frames per block, >= 1; must divide every window" },
-    { "--base_num_frames", 'i', 1, "97, or the binary's window if smaller", "DF: frames per window, 4k+1, at most the binary's window" },
-    { "--overlap_history", 'i', 1, "none", "DF: frames shared by consecutive windows, 4k+1 (17 or 37 recommended)" },
-    { "--addnoise_condition", 'i', 1, "0", "DF: noise level added to the prefix, >= 0 (20 recommended; >60 warns)" },
-    { "--outdir", 's', 0, "video_out / diffusion_forcing", "output under result/<outdir>/" },
-    { "-o", 's', 0, "", "" },
-    { "--output", 's', 0, "result/<outdir>/<prompt>_<seed>_<time>.mp4", "the mp4 to write (-o)" },
-    { "--model_id", 's', 0, "Skywork/SkyReels-V2-<variant>", "checkpoint directory (original or diffusers layout)" },
-    { "--dit_weights", 's', 0, "<model_id>[/transformer]", "transformer checkpoint (file, index or directory)" },
-    { "--vae_weights", 's', 0, "<model_id>/vae or Wan2.1_VAE", "VAE checkpoint" },
-    { "--t5_weights", 's', 0, "<model_id>/models_t5_umt5-xxl-enc-bf16.pth or text_encoder/", "umT5 checkpoint" },
-    { "--tokenizer", 's', 0, "<model_id>/google/umt5-xxl or tokenizer/", "umT5 tokenizer (spiece.model)" },
-    { "--clip_weights", 's', 0, "<model_id>/models_clip_...-vit-huge-14.pth or image_encoder/", "I2V: CLIP checkpoint" },
-    { "--prompt_embeds", 's', 0, "none", "debug: safetensors with context and context_null [text_len, text_dim] (and "
-                                         "clip_fea for I2V) used instead of the encoders" },
-    { "--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed" },
-    { "--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here" },
-    { "--backend", 's', 0, "cuda where a GPU is present, else cpu ($SKY_BACKEND)", "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)" },
-    { "--teacache", 'b', 0, "off", "TeaCache: skip the transformer's blocks on calls whose time embedding moved "
-                                   "little, reusing the last residual (faster, approximate)" },
-    { "--teacache_thresh", 'f', 0, "0.2", "TeaCache threshold > 0: larger skips more (0.1 ~2x, 0.2 ~3x faster)" },
-    { "--use_ret_steps", 'b', 0, "off", "TeaCache: measure e0 and keep the first 5 steps (the original's option)" },
-    { "--offload", 'b', 0, "off", "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
-                                  "for each use and freed after it (less memory, reloads per DF window)" },
-    { "--use_cfg_parallel", 'b', 0, "off", "two GPUs: the unconditional pass of classifier-free guidance on GPU 1 "
-                                           "at the same time as the conditional one on GPU 0 (the same output)" },
-    { "--resume_dir", 's', 1, "none", "DF: keep each finished window in this directory; the same command run again "
-                                      "continues after the last one (same video bit for bit; --seed read from it)" },
-    { "-q", 'b', 0, "", "" },
-    { "--quiet", 'b', 0, "off", "no progress lines (-q)" },
+    {"--prompt", 's', 0, "(the original script's)", "text prompt"},
+    {"--negative_prompt", 's', 0, "(the original script's)", "negative prompt for classifier-free guidance"},
+    {"--num_frames", 'i', 0, "97, or the binary's window if smaller",
+     "frames to generate, 4k+1 (DF: the whole video; longer than --base_num_frames "
+     "needs --overlap_history)"},
+    {"--inference_steps", 'i', 0, "30", "denoising steps, >= 1"},
+    {"--guidance_scale", 'f', 0, "6.0", "classifier-free guidance scale, >= 0 (DF skips the uncond pass at <= 1)"},
+    {"--shift", 'f', 0, "8.0", "flow-matching sigma shift, > 0"},
+    {"--seed", 'i', 0, "random", "seed of the noise, 0 .. 2^64-1 (printed when random)"},
+    {"--fps", 'i', 0, "24", "frames per second of the mp4 (DF-1.3B: also the fps embedding, 16 or other)"},
+    {"--resolution", 's', 0, "the binary's",
+     "540P (544x960), 720P (720x1280) or HxW; must be the size this "
+     "binary was generated for"},
+    {"--image", 's', 0, "none", "I2V: the first frame (required); DF: a start frame"},
+    {"--end_image", 's', 1, "none", "DF: an end frame (needs --causal_block_size 1)"},
+    {"--video_path", 's', 1, "none", "DF: extend this video (needs --overlap_history)"},
+    {"--ar_step", 'i', 1, "0", "DF: asynchronous step offset between blocks, >= 0 (0 = synchronous)"},
+    {"--causal_block_size", 'i', 1, "1", "DF: latent frames per block, >= 1; must divide every window"},
+    {"--base_num_frames", 'i', 1, "97, or the binary's window if smaller",
+     "DF: frames per window, 4k+1, at most the binary's window"},
+    {"--overlap_history", 'i', 1, "none", "DF: frames shared by consecutive windows, 4k+1 (17 or 37 recommended)"},
+    {"--addnoise_condition", 'i', 1, "0", "DF: noise level added to the prefix, >= 0 (20 recommended; >60 warns)"},
+    {"--outdir", 's', 0, "video_out / diffusion_forcing", "output under result/<outdir>/"},
+    {"-o", 's', 0, "", ""},
+    {"--output", 's', 0, "result/<outdir>/<prompt>_<seed>_<time>.mp4", "the mp4 to write (-o)"},
+    {"--model_id", 's', 0, "Skywork/SkyReels-V2-<variant>", "checkpoint directory (original or diffusers layout)"},
+    {"--dit_weights", 's', 0, "<model_id>[/transformer]", "transformer checkpoint (file, index or directory)"},
+    {"--vae_weights", 's', 0, "<model_id>/vae or Wan2.1_VAE", "VAE checkpoint"},
+    {"--t5_weights", 's', 0, "<model_id>/models_t5_umt5-xxl-enc-bf16.pth or text_encoder/", "umT5 checkpoint"},
+    {"--tokenizer", 's', 0, "<model_id>/google/umt5-xxl or tokenizer/", "umT5 tokenizer (spiece.model)"},
+    {"--clip_weights", 's', 0, "<model_id>/models_clip_...-vit-huge-14.pth or image_encoder/", "I2V: CLIP checkpoint"},
+    {"--prompt_embeds", 's', 0, "none",
+     "debug: safetensors with context and context_null [text_len, text_dim] (and "
+     "clip_fea for I2V) used instead of the encoders"},
+    {"--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed"},
+    {"--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here"},
+    {"--backend", 's', 0, "cuda where a GPU is present, else cpu ($SKY_BACKEND)",
+     "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)"},
+    {"--teacache", 'b', 0, "off",
+     "TeaCache: skip the transformer's blocks on calls whose time embedding moved "
+     "little, reusing the last residual (faster, approximate)"},
+    {"--teacache_thresh", 'f', 0, "0.2", "TeaCache threshold > 0: larger skips more (0.1 ~2x, 0.2 ~3x faster)"},
+    {"--use_ret_steps", 'b', 0, "off", "TeaCache: measure e0 and keep the first 5 steps (the original's option)"},
+    {"--offload", 'b', 0, "off",
+     "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
+     "for each use and freed after it (less memory, reloads per DF window)"},
+    {"--use_cfg_parallel", 'b', 0, "off",
+     "two GPUs: the unconditional pass of classifier-free guidance on GPU 1 "
+     "at the same time as the conditional one on GPU 0 (the same output)"},
+    {"--resume_dir", 's', 1, "none",
+     "DF: keep each finished window in this directory; the same command run again "
+     "continues after the last one (same video bit for bit; --seed read from it)"},
+    {"-q", 'b', 0, "", ""},
+    {"--quiet", 'b', 0, "off", "no progress lines (-q)"},
     /* Flags of the original that this engine refuses for now (never silently ignored). */
-    { "--use_usp", 'b', 0, "off", "multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel runs the "
-                                  "two guidance passes on two GPUs)" },
-    { "--prompt_enhancer", 'b', 0, "off", "not supported: run a prompt enhancer separately" },
-    { "--causal_attention", 'b', 1, "off", "DF: block-causal mask; not supported (the released weights do not "
-                                          "support it, issues #58, #78)" },
+    {"--use_usp", 'b', 0, "off",
+     "multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel runs the "
+     "two guidance passes on two GPUs)"},
+    {"--prompt_enhancer", 'b', 0, "off", "not supported: run a prompt enhancer separately"},
+    {"--causal_attention", 'b', 1, "off",
+     "DF: block-causal mask; not supported (the released weights do not "
+     "support it, issues #58, #78)"},
 };
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
 
@@ -161,15 +172,16 @@ void sky_cli_print_help(FILE *out, const char *argv0)
     for (int i = 0; i < N_FLAGS; i++) {
         const flag *f = &flags[i];
         if (f->df && !is_df()) continue;
-        if (!f->help[0]) continue;                  /* short aliases are listed with their long form */
+        if (!f->help[0]) continue; /* short aliases are listed with their long form */
         char left[64];
         snprintf(left, sizeof left, "  %s%s", f->name, f->kind == 'b' ? "" : (f->kind == 's' ? " S" : " N"));
         fprintf(out, "%-26s %s (default: %s)\n", left, f->help, f->def);
     }
-    fprintf(out, "\nthis binary: %dx%d pixels (or %dx%d portrait), windows of up to %d frames; sampler defaults "
-                 "%d steps, shift %g, guidance %g\n", sky_variant.height, sky_variant.width, sky_variant.width,
-            sky_variant.height, sky_variant.base_num_frames, sky_variant.steps, sky_variant.shift,
-            sky_variant.guidance);
+    fprintf(out,
+            "\nthis binary: %dx%d pixels (or %dx%d portrait), windows of up to %d frames; sampler defaults "
+            "%d steps, shift %g, guidance %g\n",
+            sky_variant.height, sky_variant.width, sky_variant.width, sky_variant.height, sky_variant.base_num_frames,
+            sky_variant.steps, sky_variant.shift, sky_variant.guidance);
     fprintf(out, "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error, 130 interrupted\n");
 }
 
@@ -213,9 +225,12 @@ static size_t json_str(char *buf, size_t n, const char *s)
     size_t k = 0;
     k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "\"");
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "\\%c", *c);
-        else if (*c < 0x20) k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "\\u%04x", *c);
-        else k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "%c", *c);
+        if (*c == '"' || *c == '\\')
+            k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "\\%c", *c);
+        else if (*c < 0x20)
+            k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "\\u%04x", *c);
+        else
+            k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "%c", *c);
     }
     k += (size_t)snprintf(buf + k, n > k ? n - k : 0, "\"");
     return k;
@@ -226,18 +241,21 @@ static size_t json_str(char *buf, size_t n, const char *s)
  * characters are 300 bytes: the original's name could exceed NAME_MAX and fail after the run). */
 static int default_output(char *buf, size_t n, const char *outdir, const char *prompt, uint64_t seed)
 {
-    char stem[256];
+    char   stem[256];
     size_t k = 0;
-    int chars = 0;
+    int    chars = 0;
     for (const unsigned char *c = (const unsigned char *)prompt; *c && chars < 100;) {
         size_t len = *c < 0x80 ? 1 : (*c >> 5) == 6 ? 2 : (*c >> 4) == 14 ? 3 : (*c >> 3) == 30 ? 4 : 1;
         if (k + len > 200) break;
-        if (*c != '/') { memcpy(stem + k, c, len); k += len; }
+        if (*c != '/') {
+            memcpy(stem + k, c, len);
+            k += len;
+        }
         c += len;
         chars++;
     }
     stem[k] = 0;
-    char when[32];
+    char   when[32];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d_%H-%M-%S", localtime(&now));
     return snprintf(buf, n, "result/%s/%s_%llu_%s.mp4", outdir, stem, (unsigned long long)seed, when) < (int)n;
@@ -268,19 +286,30 @@ static int make_parents_dir(const char *dir)
     return make_parents(tmp);
 }
 
-static int exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
-static int is_dir(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISDIR(st.st_mode); }
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
 
 static volatile int interrupted;
-static void on_signal(int sig) { interrupted = sig; }
+static void         on_signal(int sig) { interrupted = sig; }
 
 int sky_cli_generate(int argc, char **argv)
 {
     const char *argv0 = argv[0];
-    parsed p = { 0 };
+    parsed      p = {0};
     for (int i = 1; i < argc; i++) {
         int k = flag_index(argv[i]);
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { sky_cli_print_help(stdout, argv0); return 0; }
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            sky_cli_print_help(stdout, argv0);
+            return 0;
+        }
         if (k < 0) {
             const char *eq = strchr(argv[i], '=');
             if (eq && argv[i][0] == '-') return usage(argv0, "%s: write flags as '--name value'", argv[i]);
@@ -297,11 +326,14 @@ int sky_cli_generate(int argc, char **argv)
         }
     }
     /* Aliases. */
-    if (given(&p, "-o")) { p.given[flag_index("--output")] = 1; p.value[flag_index("--output")] = get(&p, "-o"); }
+    if (given(&p, "-o")) {
+        p.given[flag_index("--output")] = 1;
+        p.value[flag_index("--output")] = get(&p, "-o");
+    }
     const int quiet = given(&p, "-q") || given(&p, "--quiet");
 
     /* Refused flags, by name. */
-    static const char *const refused[] = { "--use_usp", "--prompt_enhancer", "--causal_attention" };
+    static const char *const refused[] = {"--use_usp", "--prompt_enhancer", "--causal_attention"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (flag_index(refused[i]) >= 0 && given(&p, refused[i]))
             return usage(argv0, "%s: %s", refused[i], flags[flag_index(refused[i])].help);
@@ -318,30 +350,35 @@ int sky_cli_generate(int argc, char **argv)
                          sky_variant.name);
     } else {
         /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
-        char note[1200];
-        int warn;
+        char    note[1200];
+        int     warn;
         sky_err e;
         if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &backend, note, sizeof note, &warn, &e))
             return usage(argv0, "%s", e.msg);
         if (note[0] && (!quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
     }
 
-    sky_gen_args a = { 0 };
+    sky_gen_args a = {0};
     a.prompt = given(&p, "--prompt") ? get(&p, "--prompt") : (is_df() ? prompt_df : prompt_t2v);
-    a.negative_prompt = given(&p, "--negative_prompt") ? get(&p, "--negative_prompt") : (is_df() ? negative_zh : negative_en);
+    a.negative_prompt =
+        given(&p, "--negative_prompt") ? get(&p, "--negative_prompt") : (is_df() ? negative_zh : negative_en);
     long long iv;
-    double dv;
+    double    dv;
     /* The original's 97 frames, or this binary's window when that is smaller (the tiny variants). */
     const int default_frames = sky_variant.base_num_frames < 97 ? sky_variant.base_num_frames : 97;
-    struct { const char *name; int *dst; long long def, lo, hi; } ints[] = {
-        { "--num_frames", &a.num_frames, default_frames, 1, 100000 },
-        { "--inference_steps", &a.inference_steps, sky_variant.steps, 1, 1000 },
-        { "--fps", &a.fps, 24, 1, 1000 },
-        { "--ar_step", &a.ar_step, 0, 0, 100000 },
-        { "--causal_block_size", &a.causal_block_size, 1, 1, 100000 },
-        { "--base_num_frames", &a.base_num_frames, default_frames, 1, 100000 },
-        { "--overlap_history", &a.overlap_history, 0, 1, 100000 },
-        { "--addnoise_condition", &a.addnoise_condition, 0, 0, 1000 },
+    struct {
+        const char *name;
+        int        *dst;
+        long long   def, lo, hi;
+    } ints[] = {
+        {"--num_frames", &a.num_frames, default_frames, 1, 100000},
+        {"--inference_steps", &a.inference_steps, sky_variant.steps, 1, 1000},
+        {"--fps", &a.fps, 24, 1, 1000},
+        {"--ar_step", &a.ar_step, 0, 0, 100000},
+        {"--causal_block_size", &a.causal_block_size, 1, 1, 100000},
+        {"--base_num_frames", &a.base_num_frames, default_frames, 1, 100000},
+        {"--overlap_history", &a.overlap_history, 0, 1, 100000},
+        {"--addnoise_condition", &a.addnoise_condition, 0, 0, 1000},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         *ints[i].dst = (int)ints[i].def;
@@ -357,7 +394,7 @@ int sky_cli_generate(int argc, char **argv)
     a.teacache = given(&p, "--teacache");
     if (a.resume_dir && a.teacache)
         return usage(argv0, "--resume_dir with --teacache: not supported (TeaCache's state spans the windows and is "
-                     "not kept)");
+                            "not kept)");
     if (a.resume_dir && !make_parents_dir(a.resume_dir)) {
         fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", argv0, a.resume_dir, strerror(errno));
         return EXIT_FAIL;
@@ -393,12 +430,15 @@ int sky_cli_generate(int argc, char **argv)
             return usage(argv0, "--seed %s: must be an integer from 0 to 2^64-1", get(&p, "--seed"));
         a.seed = s;
     } else if (a.resume_dir && sky_resume_seed(a.resume_dir, &a.seed)) {
-        seed_from = a.resume_dir;                     /* the interrupted run's (its first window file) */
+        seed_from = a.resume_dir; /* the interrupted run's (its first window file) */
     } else {
         /* Random, as the original's random.randrange(4294967294). */
         uint64_t s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-        int fd = open("/dev/urandom", O_RDONLY);
-        if (fd >= 0) { if (read(fd, &s, sizeof s) != (ssize_t)sizeof s) s ^= (uint64_t)clock(); close(fd); }
+        int      fd = open("/dev/urandom", O_RDONLY);
+        if (fd >= 0) {
+            if (read(fd, &s, sizeof s) != (ssize_t)sizeof s) s ^= (uint64_t)clock();
+            close(fd);
+        }
         a.seed = s % 4294967294ull;
     }
 
@@ -407,46 +447,63 @@ int sky_cli_generate(int argc, char **argv)
     a.width = sky_variant.width;
     if (given(&p, "--resolution")) {
         const char *r = get(&p, "--resolution");
-        int rh = 0, rw = 0;
-        if (strcmp(r, "540P") == 0) { rh = 544; rw = 960; }
-        else if (strcmp(r, "720P") == 0) { rh = 720; rw = 1280; }
-        else if (sscanf(r, "%dx%d", &rh, &rw) != 2) return usage(argv0, "--resolution %s: must be 540P, 720P or HxW", r);
+        int         rh = 0, rw = 0;
+        if (strcmp(r, "540P") == 0) {
+            rh = 544;
+            rw = 960;
+        } else if (strcmp(r, "720P") == 0) {
+            rh = 720;
+            rw = 1280;
+        } else if (sscanf(r, "%dx%d", &rh, &rw) != 2)
+            return usage(argv0, "--resolution %s: must be 540P, 720P or HxW", r);
         if (!((rh == a.height && rw == a.width) || (rh == a.width && rw == a.height)))
-            return usage(argv0, "--resolution %s is %dx%d; this binary was generated for %dx%d (use the binary of "
-                         "that resolution)", r, rh, rw, a.height, a.width);
+            return usage(argv0,
+                         "--resolution %s is %dx%d; this binary was generated for %dx%d (use the binary of "
+                         "that resolution)",
+                         r, rh, rw, a.height, a.width);
     }
 
     a.image = get(&p, "--image");
     if (is_df()) {
         a.end_image = get(&p, "--end_image");
         a.video_path = get(&p, "--video_path");
-        if (a.video_path && !a.video_path[0]) a.video_path = NULL;      /* the original's default '' */
+        if (a.video_path && !a.video_path[0]) a.video_path = NULL; /* the original's default '' */
     }
     const int i2v = sky_variant.dit->y_channels > 0;
     if (i2v && !a.image) return usage(argv0, "--image is required: %s is an image-to-video variant", sky_variant.name);
     if (!i2v && !is_df() && a.image)
         return usage(argv0, "--image needs an image-to-video (I2V) or diffusion-forcing variant; %s is text-to-video",
                      sky_variant.name);
-    const char *files[] = { a.image, a.end_image, a.video_path };
+    const char *files[] = {a.image, a.end_image, a.video_path};
     for (int i = 0; i < 3; i++)
         if (files[i] && !exists(files[i])) return usage(argv0, "%s: no such file", files[i]);
     if (a.image || a.video_path) {
         /* A portrait input (height > width) swaps the video's height and width (reference §7.1);
          * unlike the original's extension path, whose typo made it square (§11.9). */
         sky_err err;
-        int ih = 0, iw = 0;
+        int     ih = 0, iw = 0;
         if (a.video_path) {
             sky_frames fr;
-            if (sky_video_read(a.video_path, 1, 0, 0, &fr, &err)) { fprintf(stderr, "%s: error: %s\n", argv0, err.msg); return EXIT_FAIL; }
+            if (sky_video_read(a.video_path, 1, 0, 0, &fr, &err)) {
+                fprintf(stderr, "%s: error: %s\n", argv0, err.msg);
+                return EXIT_FAIL;
+            }
             ih = fr.height, iw = fr.width;
             sky_frames_free(&fr);
         } else {
             sky_image img;
-            if (sky_image_read(a.image, &img, &err)) { fprintf(stderr, "%s: error: %s\n", argv0, err.msg); return EXIT_FAIL; }
+            if (sky_image_read(a.image, &img, &err)) {
+                fprintf(stderr, "%s: error: %s\n", argv0, err.msg);
+                return EXIT_FAIL;
+            }
             ih = img.height, iw = img.width;
             sky_image_free(&img);
         }
-        if ((ih > iw) != (a.height > a.width)) { int t = a.height; a.height = a.width; a.width = t; }
+        if ((ih > iw) != (a.height > a.width)) {
+            int t = a.height;
+            a.height = a.width;
+            a.width = t;
+        }
     }
 
     /* Frame counts against this binary's window. */
@@ -465,30 +522,39 @@ int sky_cli_generate(int argc, char **argv)
         const int need = long_video ? Fb : F;
         if (need + extra > window)
             return usage(argv0, "%s %d gives windows of %d latent frames%s; this binary's window is %d (%d frames)%s",
-                         long_video ? "--base_num_frames" : "--num_frames", long_video ? a.base_num_frames : a.num_frames,
-                         need, extra ? " plus the end frame" : "", window, sky_variant.base_num_frames,
+                         long_video ? "--base_num_frames" : "--num_frames",
+                         long_video ? a.base_num_frames : a.num_frames, need, extra ? " plus the end frame" : "",
+                         window, sky_variant.base_num_frames,
                          long_video ? "" : "; for longer videos use --overlap_history");
         if (!a.video_path) {
             /* Every window and prefix against --causal_block_size etc. (forcing.c); an extension's
              * windows depend on the input video's length and are checked when it is read. */
-            sky_df_request req = { a.num_frames, a.base_num_frames, a.overlap_history, a.causal_block_size,
-                                   a.image != NULL, a.end_image != NULL, 0 };
-            sky_df_plan plan;
-            sky_err err;
+            sky_df_request req = {a.num_frames,
+                                  a.base_num_frames,
+                                  a.overlap_history,
+                                  a.causal_block_size,
+                                  a.image != NULL,
+                                  a.end_image != NULL,
+                                  0};
+            sky_df_plan    plan;
+            sky_err        err;
             if (sky_df_plan_make(&req, &plan, &err)) return usage(argv0, "%s", err.msg);
         }
         if (a.addnoise_condition > 60 && !quiet)
-            fprintf(stderr, "warning: --addnoise_condition %d is above 60 (the original warns too; 20 is recommended)\n",
+            fprintf(stderr,
+                    "warning: --addnoise_condition %d is above 60 (the original warns too; 20 is recommended)\n",
                     a.addnoise_condition);
     }
 
     /* Weights. */
-    char model_dir[4096] = "", dit_path[4096], vae_path[4096];
+    char        model_dir[4096] = "", dit_path[4096], vae_path[4096];
     const char *model_id = get(&p, "--model_id");
     if (model_id) {
         if (!is_dir(model_id))
-            return usage(argv0, "--model_id %s: no such directory (download the checkpoint, e.g. huggingface-cli "
-                         "download <repo> --local-dir DIR, and pass DIR)", model_id);
+            return usage(argv0,
+                         "--model_id %s: no such directory (download the checkpoint, e.g. huggingface-cli "
+                         "download <repo> --local-dir DIR, and pass DIR)",
+                         model_id);
         snprintf(model_dir, sizeof model_dir, "%s", model_id);
     }
     a.dit_weights = get(&p, "--dit_weights");
@@ -500,7 +566,8 @@ int sky_cli_generate(int argc, char **argv)
     a.vae_weights = get(&p, "--vae_weights");
     if (!a.vae_weights && model_dir[0] && sky_variant.vae_decode) {
         snprintf(vae_path, sizeof vae_path, "%s/vae", model_dir);
-        if (is_dir(vae_path)) a.vae_weights = vae_path;
+        if (is_dir(vae_path))
+            a.vae_weights = vae_path;
         else {
             snprintf(vae_path, sizeof vae_path, "%s/Wan2.1_VAE.pth", model_dir);
             if (exists(vae_path)) a.vae_weights = vae_path;
@@ -508,30 +575,41 @@ int sky_cli_generate(int argc, char **argv)
     }
     a.output_latents = get(&p, "--output_latents");
     if (!a.vae_weights && !a.output_latents)
-        return usage(argv0, "no VAE found (looked for %s/vae and %s/Wan2.1_VAE.pth): give --vae_weights, or "
-                     "--output_latents to stop before the VAE", model_dir[0] ? model_dir : "<model_id>",
-                     model_dir[0] ? model_dir : "<model_id>");
+        return usage(argv0,
+                     "no VAE found (looked for %s/vae and %s/Wan2.1_VAE.pth): give --vae_weights, or "
+                     "--output_latents to stop before the VAE",
+                     model_dir[0] ? model_dir : "<model_id>", model_dir[0] ? model_dir : "<model_id>");
     a.prompt_embeds = get(&p, "--prompt_embeds");
     /* The encoders' files: flags first, then the original layout, then the diffusers layout. */
     static char t5_path[4096], tok_path[4096], clip_path[4096];
-    struct { const char *flag; const char **dst; char *buf; const char *orig, *diff; } enc[] = {
-        { "--t5_weights", &a.text_weights, t5_path, "models_t5_umt5-xxl-enc-bf16.pth", "text_encoder" },
-        { "--tokenizer", &a.tokenizer, tok_path, "google/umt5-xxl", "tokenizer" },
-        { "--clip_weights", &a.clip_weights, clip_path, "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
-          "image_encoder" },
+    struct {
+        const char  *flag;
+        const char **dst;
+        char        *buf;
+        const char  *orig, *diff;
+    } enc[] = {
+        {"--t5_weights", &a.text_weights, t5_path, "models_t5_umt5-xxl-enc-bf16.pth", "text_encoder"},
+        {"--tokenizer", &a.tokenizer, tok_path, "google/umt5-xxl", "tokenizer"},
+        {"--clip_weights", &a.clip_weights, clip_path, "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
+         "image_encoder"},
     };
     for (size_t i = 0; i < sizeof enc / sizeof enc[0]; i++) {
         *enc[i].dst = get(&p, enc[i].flag);
         if (*enc[i].dst || !model_dir[0]) continue;
         snprintf(enc[i].buf, 4096, "%s/%s", model_dir, enc[i].orig);
-        if (exists(enc[i].buf)) { *enc[i].dst = enc[i].buf; continue; }
+        if (exists(enc[i].buf)) {
+            *enc[i].dst = enc[i].buf;
+            continue;
+        }
         snprintf(enc[i].buf, 4096, "%s/%s", model_dir, enc[i].diff);
         if (exists(enc[i].buf)) *enc[i].dst = enc[i].buf;
     }
     if (!a.prompt_embeds && (!a.text_weights || !a.tokenizer || !sky_variant.text_encode))
-        return usage(argv0, "no text encoder found (the umT5 weights and tokenizer under --model_id, or --t5_weights "
+        return usage(argv0,
+                     "no text encoder found (the umT5 weights and tokenizer under --model_id, or --t5_weights "
                      "and --tokenizer); --prompt_embeds FILE gives the embeddings instead (context and context_null "
-                     "[%d, %d]%s)", sky_variant.dit->text_len, sky_variant.dit->text_dim, i2v ? " and clip_fea" : "");
+                     "[%d, %d]%s)",
+                     sky_variant.dit->text_len, sky_variant.dit->text_dim, i2v ? " and clip_fea" : "");
     a.noise_file = get(&p, "--noise");
     a.quiet = quiet;
     a.backend = backend;
@@ -539,9 +617,12 @@ int sky_cli_generate(int argc, char **argv)
 
     /* Output name. */
     char out[4096];
-    if (given(&p, "--output")) snprintf(out, sizeof out, "%s", get(&p, "--output"));
-    else if (!default_output(out, sizeof out, given(&p, "--outdir") ? get(&p, "--outdir")
-                                               : (is_df() ? "diffusion_forcing" : "video_out"), a.prompt, a.seed))
+    if (given(&p, "--output"))
+        snprintf(out, sizeof out, "%s", get(&p, "--output"));
+    else if (!default_output(out, sizeof out,
+                             given(&p, "--outdir") ? get(&p, "--outdir")
+                                                   : (is_df() ? "diffusion_forcing" : "video_out"),
+                             a.prompt, a.seed))
         return usage(argv0, "--outdir is too long");
     a.output = a.vae_weights ? out : NULL;
     if (a.output && !make_parents(a.output)) {
@@ -551,7 +632,7 @@ int sky_cli_generate(int argc, char **argv)
 
     /* The run's parameters, for the mp4's metadata. */
     static char json[16384];
-    size_t k = 0;
+    size_t      k = 0;
     k += (size_t)snprintf(json + k, sizeof json - k, "{\"prompt\": ");
     k += json_str(json + k, sizeof json - k, a.prompt);
     k += (size_t)snprintf(json + k, sizeof json - k, ", \"negative_prompt\": ");
@@ -559,10 +640,12 @@ int sky_cli_generate(int argc, char **argv)
     k += (size_t)snprintf(json + k, sizeof json - k,
                           ", \"seed\": %llu, \"num_frames\": %d, \"inference_steps\": %d, \"shift\": %g, "
                           "\"guidance_scale\": %g, \"fps\": %d, \"resolution\": \"%dx%d\", \"variant\": \"%s\", "
-                          "\"spec_xxh64\": \"%s\"", (unsigned long long)a.seed, a.num_frames, a.inference_steps,
-                          a.shift, a.guidance_scale, a.fps, a.height, a.width, sky_variant.name, sky_variant.spec_xxh64);
+                          "\"spec_xxh64\": \"%s\"",
+                          (unsigned long long)a.seed, a.num_frames, a.inference_steps, a.shift, a.guidance_scale, a.fps,
+                          a.height, a.width, sky_variant.name, sky_variant.spec_xxh64);
     if (is_df())
-        k += (size_t)snprintf(json + k, sizeof json - k, ", \"ar_step\": %d, \"causal_block_size\": %d, "
+        k += (size_t)snprintf(json + k, sizeof json - k,
+                              ", \"ar_step\": %d, \"causal_block_size\": %d, "
                               "\"base_num_frames\": %d, \"overlap_history\": %d, \"addnoise_condition\": %d",
                               a.ar_step, a.causal_block_size, a.base_num_frames, a.overlap_history,
                               a.addnoise_condition);
@@ -572,8 +655,9 @@ int sky_cli_generate(int argc, char **argv)
     snprintf(json + k, sizeof json - k, "}");
     a.args_json = json;
 
-    if (!quiet) fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)a.seed, seed_from ? " (the seed of the run kept in " : "",
-                        seed_from ? seed_from : "", seed_from ? ")" : "");
+    if (!quiet)
+        fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)a.seed,
+                seed_from ? " (the seed of the run kept in " : "", seed_from ? seed_from : "", seed_from ? ")" : "");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     sky_err err;

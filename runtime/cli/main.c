@@ -29,51 +29,56 @@ enum { EXIT_USAGE = 2 };
 static void print_usage(FILE *out, const char *argv0)
 {
     const sky_dit_program *p = sky_variant.dit;
-    fprintf(out,
-            "usage: %s program|random-weights|random-inputs|info [options]\n"
-            "\n"
-            "SkyReels-V2 %s (%s), generated from %s.\n"
-            "\n"
-            "commands:\n"
-            "  program dit_forward   run one DiT forward pass on a file of inputs (debugging, tests)\n"
-            "      --weights PATH    transformer checkpoint: .safetensors file, sharded index.json, or a directory\n"
-            "                        (original SkyReels/Wan names or diffusers names; F32/BF16/F16)\n"
-            "      --inputs FILE     .safetensors with x [B,%d,F,H,W], t [B] or [B,F], context [B,%d,%d]%s%s\n"
-            "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
-            "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
-            "      --backend cpu     the CPU reference backend\n"
-            "      --backend cuda    on the GPU (every program) through libskyreels-<variant>-cuda.so\n"
-            "                        (default: cuda where a GPU is present and the plugin loads, else cpu;\n"
-            "                        $SKY_BACKEND = cpu or cuda overrides)\n"
-            "                        beside the binary (built when CMake finds the CUDA toolkit; checked on a CPU emulator,\n"
-            "                        NOT YET VERIFIED ON A GPU)\n"
-            "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
-            "                        names it; any program, either backend) to FILE, for op-by-op comparisons\n"
-            "      --teacache THRESH with --teacache_steps N [--use_ret_steps]: the B samples are one sequence of\n"
-            "                        calls (sample b = call b: even cond, odd uncond) under TeaCache; the output also\n"
-            "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
-            "      -q, --quiet       no progress lines\n"
-            "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video [1,3,1+4(L-1),8h,8w]\n"
-            "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z [1,%d,1+(T-1)/4,H/8,W/8]\n"
-            "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
-            "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
-            "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, image_dim]\n"
-            "  random-weights        write random weights for this variant (the model then makes noise)\n"
-            "      --output FILE  [--program dit_forward|vae|t5|clip]  [--layout original|diffusers (default original)]\n"
-            "      [--bf16]  [--seed N (default 0)]\n"
-            "  random-embeds         write random prompt embeddings for --prompt_embeds (not a real prompt)\n"
-            "      --output FILE  [--seed N]\n"
-            "  random-inputs         write random dit_forward inputs\n"
-            "      --output FILE  [--batch B (default 1)]  [--frames F (default %d)]  [--per-frame]  [--seed N]\n"
-            "      [--prompts P (default B): sample b gets the context (and image) of sample b %% P]\n"
-            "  info, --info          sizes, the memory plan's peak, the weights table size\n"
-            "  -h, --help            this text\n"
-            "  --version             variant, spec and generator hashes\n"
-            "\n"
-            "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error\n",
-            argv0, sky_variant.name, sky_variant.family, sky_variant.spec_path, p->x_channels, p->text_len,
-            p->text_dim, p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "",
-            p->max_frames, p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, p->out_dim, p->max_frames);
+    fprintf(
+        out,
+        "usage: %s program|random-weights|random-inputs|info [options]\n"
+        "\n"
+        "SkyReels-V2 %s (%s), generated from %s.\n"
+        "\n"
+        "commands:\n"
+        "  program dit_forward   run one DiT forward pass on a file of inputs (debugging, tests)\n"
+        "      --weights PATH    transformer checkpoint: .safetensors file, sharded index.json, or a directory\n"
+        "                        (original SkyReels/Wan names or diffusers names; F32/BF16/F16)\n"
+        "      --inputs FILE     .safetensors with x [B,%d,F,H,W], t [B] or [B,F], context [B,%d,%d]%s%s\n"
+        "                        (F = 1..%d latent frames, H x W = %dx%d or %dx%d)\n"
+        "      --output FILE     .safetensors to write: v [B,%d,F,H,W] F32\n"
+        "      --backend cpu     the CPU reference backend\n"
+        "      --backend cuda    on the GPU (every program) through libskyreels-<variant>-cuda.so\n"
+        "                        (default: cuda where a GPU is present and the plugin loads, else cpu;\n"
+        "                        $SKY_BACKEND = cpu or cuda overrides)\n"
+        "                        beside the binary (built when CMake finds the CUDA toolkit; checked on a CPU "
+        "emulator,\n"
+        "                        NOT YET VERIFIED ON A GPU)\n"
+        "      --trace FILE      also write every op's output of the first sample (fp32, named as the graph\n"
+        "                        names it; any program, either backend) to FILE, for op-by-op comparisons\n"
+        "      --teacache THRESH with --teacache_steps N [--use_ret_steps]: the B samples are one sequence of\n"
+        "                        calls (sample b = call b: even cond, odd uncond) under TeaCache; the output also\n"
+        "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
+        "      -q, --quiet       no progress lines\n"
+        "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video "
+        "[1,3,1+4(L-1),8h,8w]\n"
+        "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z "
+        "[1,%d,1+(T-1)/4,H/8,W/8]\n"
+        "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
+        "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
+        "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, "
+        "image_dim]\n"
+        "  random-weights        write random weights for this variant (the model then makes noise)\n"
+        "      --output FILE  [--program dit_forward|vae|t5|clip]  [--layout original|diffusers (default original)]\n"
+        "      [--bf16]  [--seed N (default 0)]\n"
+        "  random-embeds         write random prompt embeddings for --prompt_embeds (not a real prompt)\n"
+        "      --output FILE  [--seed N]\n"
+        "  random-inputs         write random dit_forward inputs\n"
+        "      --output FILE  [--batch B (default 1)]  [--frames F (default %d)]  [--per-frame]  [--seed N]\n"
+        "      [--prompts P (default B): sample b gets the context (and image) of sample b %% P]\n"
+        "  info, --info          sizes, the memory plan's peak, the weights table size\n"
+        "  -h, --help            this text\n"
+        "  --version             variant, spec and generator hashes\n"
+        "\n"
+        "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error\n",
+        argv0, sky_variant.name, sky_variant.family, sky_variant.spec_path, p->x_channels, p->text_len, p->text_dim,
+        p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "", p->max_frames,
+        p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, p->out_dim, p->max_frames);
 }
 
 static int usage_error(const char *argv0, const char *fmt, const char *arg)
@@ -115,23 +120,23 @@ static void print_info(void)
     printf("variant     %s (%s)\n", sky_variant.name, sky_variant.family);
     printf("spec        %s  xxh64 %s\n", sky_variant.spec_path, sky_variant.spec_xxh64);
     printf("generator   xxh64 %s\n", sky_variant.generator_xxh64);
-    printf("video       %dx%d, %d frames per window; sampler %d steps, shift %g, guidance %g\n",
-           sky_variant.height, sky_variant.width, sky_variant.base_num_frames, sky_variant.steps,
-           sky_variant.shift, sky_variant.guidance);
+    printf("video       %dx%d, %d frames per window; sampler %d steps, shift %g, guidance %g\n", sky_variant.height,
+           sky_variant.width, sky_variant.base_num_frames, sky_variant.steps, sky_variant.shift, sky_variant.guidance);
     printf("dit_forward C %d, ffn %d, %d heads, %d blocks; window %d latent frames of %dx%d; %d weight tensors\n",
            p->dim, p->ffn_dim, p->num_heads, p->num_layers, p->max_frames, p->lat_h, p->lat_w, p->n_weights);
     printf("            %.3f TFLOP per forward at the full window (GEMMs + attention), and %.3f once per prompt;\n"
-           "            a CFG step is two forwards\n", p->flops / 1e12, p->prompt_flops / 1e12);
+           "            a CFG step is two forwards\n",
+           p->flops / 1e12, p->prompt_flops / 1e12);
     print_arenas(p->arena_bytes, p->prompt_bytes, p->cuda_arena_bytes, p->cuda_prompt_bytes);
-    const sky_vae_program *vps[] = { sky_variant.vae_decode, sky_variant.vae_encode };
-    const char *vnames[] = { "vae_decode", "vae_encode" };
+    const sky_vae_program *vps[] = {sky_variant.vae_decode, sky_variant.vae_encode};
+    const char            *vnames[] = {"vae_decode", "vae_encode"};
     for (int i = 0; i < 2; i++)
         if (vps[i]) {
             printf("%-11s %d weight tensors, one chunk per call\n", vnames[i], vps[i]->n_weights);
             print_arenas(vps[i]->arena_bytes, 0, vps[i]->cuda_arena_bytes, 0);
         }
-    const sky_encoder_program *eps[] = { sky_variant.text_encode, sky_variant.clip_encode };
-    const char *enames[] = { "text_encode", "clip_encode" };
+    const sky_encoder_program *eps[] = {sky_variant.text_encode, sky_variant.clip_encode};
+    const char                *enames[] = {"text_encode", "clip_encode"};
     for (int i = 0; i < 2; i++)
         if (eps[i]) {
             printf("%-11s %d weight tensors, output [%d, %d]\n", enames[i], eps[i]->n_weights, eps[i]->rows,
@@ -148,57 +153,70 @@ static int cmd_program(int argc, char **argv)
     const int is_dec = strcmp(argv[2], "vae_decode") == 0, is_enc = strcmp(argv[2], "vae_encode") == 0;
     const int is_text = strcmp(argv[2], "text_encode") == 0, is_clip = strcmp(argv[2], "clip_encode") == 0;
     if (!is_dit && !is_dec && !is_enc && !is_text && !is_clip)
-        return usage_error(argv[0], "program %s: unknown program (dit_forward, vae_decode, vae_encode, text_encode, "
-                           "clip_encode)", argv[2]);
+        return usage_error(argv[0],
+                           "program %s: unknown program (dit_forward, vae_decode, vae_encode, text_encode, "
+                           "clip_encode)",
+                           argv[2]);
     if ((is_dec || is_enc) && !sky_variant.vae_decode)
         return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
-    sky_dit_run_opts o = { 0 };
-    const char *trace_path = NULL;
-    int backend_given = 0;
+    sky_dit_run_opts o = {0};
+    const char      *trace_path = NULL;
+    int              backend_given = 0;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--weights") == 0 && val) { o.weights = val; i++; }
-        else if (strcmp(a, "--inputs") == 0 && val) { o.inputs = val; i++; }
-        else if (strcmp(a, "--output") == 0 && val) { o.output = val; i++; }
-        else if (strcmp(a, "--backend") == 0 && val) {
+        if (strcmp(a, "--weights") == 0 && val) {
+            o.weights = val;
+            i++;
+        } else if (strcmp(a, "--inputs") == 0 && val) {
+            o.inputs = val;
+            i++;
+        } else if (strcmp(a, "--output") == 0 && val) {
+            o.output = val;
+            i++;
+        } else if (strcmp(a, "--backend") == 0 && val) {
             sky_err e;
             backend_given = 1;
             if (sky_backend_parse(val, &o.backend, &e)) return usage_error(argv[0], "%s", e.msg);
             if (o.backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
-                return usage_error(argv[0], "--backend %s: this variant was generated for the cpu target only "
-                                   "(its spec's targets)", val);
+                return usage_error(argv[0],
+                                   "--backend %s: this variant was generated for the cpu target only "
+                                   "(its spec's targets)",
+                                   val);
             i++;
-        }
-        else if (strcmp(a, "--trace") == 0 && val) { trace_path = val; i++; }
-        else if (is_dit && strcmp(a, "--teacache") == 0 && val) {
+        } else if (strcmp(a, "--trace") == 0 && val) {
+            trace_path = val;
+            i++;
+        } else if (is_dit && strcmp(a, "--teacache") == 0 && val) {
             char *end;
             o.teacache = strtod(val, &end);
             if (*end || !(o.teacache > 0)) return usage_error(argv[0], "--teacache %s: must be a threshold > 0", val);
             i++;
-        }
-        else if (is_dit && strcmp(a, "--teacache_steps") == 0 && val) {
-            char *end;
+        } else if (is_dit && strcmp(a, "--teacache_steps") == 0 && val) {
+            char      *end;
             const long v = strtol(val, &end, 10);
-            if (*end || v < 1 || v > 100000) return usage_error(argv[0], "--teacache_steps %s: must be 1 to 100000", val);
+            if (*end || v < 1 || v > 100000)
+                return usage_error(argv[0], "--teacache_steps %s: must be 1 to 100000", val);
             o.teacache_steps = (int)v;
             i++;
-        }
-        else if (is_dit && strcmp(a, "--use_ret_steps") == 0) o.use_ret_steps = 1;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o.quiet = 1;
+        } else if (is_dit && strcmp(a, "--use_ret_steps") == 0)
+            o.use_ret_steps = 1;
+        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+            o.quiet = 1;
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
                           strcmp(a, "--teacache_steps") == 0))
             return usage_error(argv[0], "%s needs a value", a);
-        else return usage_error(argv[0], "program: unknown option %s", a);
+        else
+            return usage_error(argv[0], "program: unknown option %s", a);
     }
     if (!o.weights) return usage_error(argv[0], "program: %s is required", "--weights");
     if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
     if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
     if (!backend_given) {
         /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
-        char note[1200];
-        int warn;
+        char    note[1200];
+        int     warn;
         sky_err e;
         if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &o.backend, note, sizeof note, &warn, &e))
             return usage_error(argv[0], "%s", e.msg);
@@ -207,17 +225,17 @@ static int cmd_program(int argc, char **argv)
     if ((o.teacache > 0) != (o.teacache_steps > 0) || (o.use_ret_steps && !(o.teacache > 0)))
         return usage_error(argv[0], "program: %s go together (and --use_ret_steps needs them)",
                            "--teacache and --teacache_steps");
-    sky_err err;
+    sky_err    err;
     sky_trace *trace = NULL;
     if (trace_path && sky_trace_open(&trace, &err)) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;
     }
-    sky_status st = is_dit ? sky_dit_run(&sky_variant, &o, &err)
-                  : (is_text || is_clip) ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output,
-                                                                o.quiet, (int)o.backend, &err)
-                  : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, (int)o.backend,
-                                     &err);
+    sky_status st =
+        is_dit ? sky_dit_run(&sky_variant, &o, &err)
+        : (is_text || is_clip)
+            ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output, o.quiet, (int)o.backend, &err)
+            : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, (int)o.backend, &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, trace_path, &err);
     sky_trace_free(trace);
     if (st != SKY_OK) {
@@ -232,53 +250,59 @@ static int cmd_random(int argc, char **argv, int weights, int embeds)
 {
     const char *output = NULL, *layout = "original", *program = "dit_forward";
     const char *prompts_arg = NULL;
-    int bf16 = 0, per_frame = 0;
-    uint64_t seed = 0, batch = 1, frames = (uint64_t)sky_variant.dit->max_frames, prompts = 0;
+    int         bf16 = 0, per_frame = 0;
+    uint64_t    seed = 0, batch = 1, frames = (uint64_t)sky_variant.dit->max_frames, prompts = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--output") == 0 && val) { output = val; i++; }
-        else if (strcmp(a, "--seed") == 0 && val) {
+        if (strcmp(a, "--output") == 0 && val) {
+            output = val;
+            i++;
+        } else if (strcmp(a, "--seed") == 0 && val) {
             if (!parse_u64(val, &seed)) return usage_error(argv[0], "--seed %s: must be a non-negative integer", val);
             i++;
-        }
-        else if (weights && strcmp(a, "--layout") == 0 && val) { layout = val; i++; }
-        else if (weights && strcmp(a, "--program") == 0 && val) { program = val; i++; }
-        else if (weights && strcmp(a, "--bf16") == 0) bf16 = 1;
+        } else if (weights && strcmp(a, "--layout") == 0 && val) {
+            layout = val;
+            i++;
+        } else if (weights && strcmp(a, "--program") == 0 && val) {
+            program = val;
+            i++;
+        } else if (weights && strcmp(a, "--bf16") == 0)
+            bf16 = 1;
         else if (!weights && !embeds && strcmp(a, "--batch") == 0 && val) {
             if (!parse_u64(val, &batch) || batch > 64) return usage_error(argv[0], "--batch %s: must be 1 to 64", val);
             i++;
-        }
-        else if (!weights && !embeds && strcmp(a, "--frames") == 0 && val) {
+        } else if (!weights && !embeds && strcmp(a, "--frames") == 0 && val) {
             if (!parse_u64(val, &frames) || frames > 100000) return usage_error(argv[0], "--frames %s: bad count", val);
             i++;
-        }
-        else if (!weights && !embeds && strcmp(a, "--per-frame") == 0) per_frame = 1;
+        } else if (!weights && !embeds && strcmp(a, "--per-frame") == 0)
+            per_frame = 1;
         else if (!weights && !embeds && strcmp(a, "--prompts") == 0 && val) {
             if (!parse_u64(val, &prompts) || prompts < 1 || prompts > 64)
                 return usage_error(argv[0], "--prompts %s: must be 1 to 64", val);
             prompts_arg = val;
             i++;
-        }
-        else return usage_error(argv[0], "unknown option or missing value: %s", a);
+        } else
+            return usage_error(argv[0], "unknown option or missing value: %s", a);
     }
     if (!output) return usage_error(argv[0], "%s is required", "--output");
-    sky_err err;
+    sky_err    err;
     sky_status st;
     if (weights && strcmp(program, "dit_forward") == 0) {
-        const sky_weight_desc *t[] = { sky_variant.dit->weights };
-        const int n[] = { sky_variant.dit->n_weights };
+        const sky_weight_desc *t[] = {sky_variant.dit->weights};
+        const int              n[] = {sky_variant.dit->n_weights};
         st = sky_write_random_weights(t, n, 1, output, layout, bf16, seed, sky_variant.name, &err);
     } else if (weights && strcmp(program, "vae") == 0) {
-        if (!sky_variant.vae_decode) return usage_error(argv[0], "--program vae: variant %s has no VAE", sky_variant.name);
-        const sky_weight_desc *t[] = { sky_variant.vae_decode->weights, sky_variant.vae_encode->weights };
-        const int n[] = { sky_variant.vae_decode->n_weights, sky_variant.vae_encode->n_weights };
+        if (!sky_variant.vae_decode)
+            return usage_error(argv[0], "--program vae: variant %s has no VAE", sky_variant.name);
+        const sky_weight_desc *t[] = {sky_variant.vae_decode->weights, sky_variant.vae_encode->weights};
+        const int              n[] = {sky_variant.vae_decode->n_weights, sky_variant.vae_encode->n_weights};
         st = sky_write_random_weights(t, n, 2, output, layout, bf16, seed, sky_variant.name, &err);
     } else if (weights && (strcmp(program, "t5") == 0 || strcmp(program, "clip") == 0)) {
         const sky_encoder_program *ep = strcmp(program, "t5") == 0 ? sky_variant.text_encode : sky_variant.clip_encode;
         if (!ep) return usage_error(argv[0], "--program %s: this variant has no such encoder", program);
-        const sky_weight_desc *t[] = { ep->weights };
-        const int n[] = { ep->n_weights };
+        const sky_weight_desc *t[] = {ep->weights};
+        const int              n[] = {ep->n_weights};
         st = sky_write_random_weights(t, n, 1, output, layout, bf16, seed, sky_variant.name, &err);
     } else if (weights) {
         return usage_error(argv[0], "--program %s: must be dit_forward, vae, t5 or clip", program);
@@ -303,7 +327,10 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) { sky_cli_print_help(stdout, argv[0]); return 0; }
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        sky_cli_print_help(stdout, argv[0]);
+        return 0;
+    }
     if (strcmp(cmd, "program") == 0 && argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
         print_usage(stdout, argv[0]);
         return 0;
@@ -313,10 +340,13 @@ int main(int argc, char **argv)
                sky_variant.spec_xxh64, sky_variant.generator_xxh64);
         return 0;
     }
-    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "--info") == 0) { print_info(); return 0; }
+    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "--info") == 0) {
+        print_info();
+        return 0;
+    }
     if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
     if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1, 0);
     if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0, 0);
     if (strcmp(cmd, "random-embeds") == 0) return cmd_random(argc, argv, 0, 1);
-    return sky_cli_generate(argc, argv);          /* generation flags (the original's command line) */
+    return sky_cli_generate(argc, argv); /* generation flags (the original's command line) */
 }

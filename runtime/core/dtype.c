@@ -9,44 +9,47 @@ static const struct {
     const char *name;
     int         bits;
 } DTYPES[SKY_DTYPE_COUNT] = {
-    { SKY_DTYPE_BOOL,        "BOOL",        8 },
-    { SKY_DTYPE_U8,          "U8",          8 },
-    { SKY_DTYPE_I8,          "I8",          8 },
-    { SKY_DTYPE_I16,         "I16",        16 },
-    { SKY_DTYPE_U16,         "U16",        16 },
-    { SKY_DTYPE_F16,         "F16",        16 },
-    { SKY_DTYPE_BF16,        "BF16",       16 },
-    { SKY_DTYPE_I32,         "I32",        32 },
-    { SKY_DTYPE_U32,         "U32",        32 },
-    { SKY_DTYPE_F32,         "F32",        32 },
-    { SKY_DTYPE_I64,         "I64",        64 },
-    { SKY_DTYPE_U64,         "U64",        64 },
-    { SKY_DTYPE_F64,         "F64",        64 },
-    { SKY_DTYPE_C64,         "C64",        64 },
-    { SKY_DTYPE_F8_E5M2,     "F8_E5M2",     8 },
-    { SKY_DTYPE_F8_E4M3,     "F8_E4M3",     8 },
-    { SKY_DTYPE_F8_E8M0,     "F8_E8M0",     8 },
-    { SKY_DTYPE_F8_E4M3FNUZ, "F8_E4M3FNUZ", 8 },
-    { SKY_DTYPE_F8_E5M2FNUZ, "F8_E5M2FNUZ", 8 },
-    { SKY_DTYPE_F6_E2M3,     "F6_E2M3",     6 },
-    { SKY_DTYPE_F6_E3M2,     "F6_E3M2",     6 },
-    { SKY_DTYPE_F4,          "F4",          4 },
+    {SKY_DTYPE_BOOL, "BOOL", 8},
+    {SKY_DTYPE_U8, "U8", 8},
+    {SKY_DTYPE_I8, "I8", 8},
+    {SKY_DTYPE_I16, "I16", 16},
+    {SKY_DTYPE_U16, "U16", 16},
+    {SKY_DTYPE_F16, "F16", 16},
+    {SKY_DTYPE_BF16, "BF16", 16},
+    {SKY_DTYPE_I32, "I32", 32},
+    {SKY_DTYPE_U32, "U32", 32},
+    {SKY_DTYPE_F32, "F32", 32},
+    {SKY_DTYPE_I64, "I64", 64},
+    {SKY_DTYPE_U64, "U64", 64},
+    {SKY_DTYPE_F64, "F64", 64},
+    {SKY_DTYPE_C64, "C64", 64},
+    {SKY_DTYPE_F8_E5M2, "F8_E5M2", 8},
+    {SKY_DTYPE_F8_E4M3, "F8_E4M3", 8},
+    {SKY_DTYPE_F8_E8M0, "F8_E8M0", 8},
+    {SKY_DTYPE_F8_E4M3FNUZ, "F8_E4M3FNUZ", 8},
+    {SKY_DTYPE_F8_E5M2FNUZ, "F8_E5M2FNUZ", 8},
+    {SKY_DTYPE_F6_E2M3, "F6_E2M3", 6},
+    {SKY_DTYPE_F6_E3M2, "F6_E3M2", 6},
+    {SKY_DTYPE_F4, "F4", 4},
 };
 
 /* Row of t, or -1 when t is not a dtype. */
-static int dtype_index(sky_dtype t) {
+static int dtype_index(sky_dtype t)
+{
     int i = (int)t;
     if (i < 0 || i >= SKY_DTYPE_COUNT) return -1;
     SKY_ASSERT(DTYPES[i].dtype == t);
     return i;
 }
 
-const char *sky_dtype_name(sky_dtype t) {
+const char *sky_dtype_name(sky_dtype t)
+{
     int i = dtype_index(t);
     return i < 0 ? "?" : DTYPES[i].name;
 }
 
-int sky_dtype_from_name(const char *s, size_t len, sky_dtype *out) {
+int sky_dtype_from_name(const char *s, size_t len, sky_dtype *out)
+{
     for (int i = 0; i < SKY_DTYPE_COUNT; i++) {
         if (strlen(DTYPES[i].name) == len && memcmp(DTYPES[i].name, s, len) == 0) {
             *out = DTYPES[i].dtype;
@@ -56,42 +59,41 @@ int sky_dtype_from_name(const char *s, size_t len, sky_dtype *out) {
     return 0;
 }
 
-int sky_dtype_bits(sky_dtype t) {
+int sky_dtype_bits(sky_dtype t)
+{
     int i = dtype_index(t);
     return i < 0 ? 0 : DTYPES[i].bits;
 }
 
 /* Little-endian loads from any address. */
-static uint16_t load_u16(const unsigned char *p) {
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
+static uint16_t load_u16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
-static uint32_t load_u32(const unsigned char *p) {
+static uint32_t load_u32(const unsigned char *p)
+{
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static uint64_t load_u64(const unsigned char *p) {
-    return (uint64_t)load_u32(p) | ((uint64_t)load_u32(p + 4) << 32);
-}
+static uint64_t load_u64(const unsigned char *p) { return (uint64_t)load_u32(p) | ((uint64_t)load_u32(p + 4) << 32); }
 
 /* Reinterpret bits as float / double (memcpy is the defined way to type-pun). */
-static float f32_from_bits(uint32_t u) {
+static float f32_from_bits(uint32_t u)
+{
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
 }
 
-static double f64_from_bits(uint64_t u) {
+static double f64_from_bits(uint64_t u)
+{
     double d;
     memcpy(&d, &u, sizeof d);
     return d;
 }
 
-float sky_bf16_to_f32(uint16_t h) {
-    return f32_from_bits((uint32_t)h << 16);
-}
+float sky_bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
 
-uint16_t sky_f32_to_bf16(float f) {
+uint16_t sky_f32_to_bf16(float f)
+{
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     if ((u & 0x7fffffffu) > 0x7f800000u) {
@@ -103,20 +105,21 @@ uint16_t sky_f32_to_bf16(float f) {
     return (uint16_t)((u + rounding) >> 16);
 }
 
-float sky_f16_to_f32(uint16_t h) {
+float sky_f16_to_f32(uint16_t h)
+{
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp  = (h >> 10) & 0x1fu;
-    uint32_t man  = h & 0x3ffu;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
     uint32_t u;
     if (exp == 0x1f) {
-        u = sign | 0x7f800000u | (man << 13);            /* inf or NaN (payload kept) */
+        u = sign | 0x7f800000u | (man << 13); /* inf or NaN (payload kept) */
     } else if (exp != 0) {
-        u = sign | ((exp + 112u) << 23) | (man << 13);   /* normal: rebias 15 -> 127 */
+        u = sign | ((exp + 112u) << 23) | (man << 13); /* normal: rebias 15 -> 127 */
     } else if (man == 0) {
-        u = sign;                                        /* signed zero */
+        u = sign; /* signed zero */
     } else {
         /* subnormal: value = man * 2^-24; shift the leading 1 up into the implicit bit */
-        uint32_t e = 113u;                               /* exponent of 2^-14 in f32 bias */
+        uint32_t e = 113u; /* exponent of 2^-14 in f32 bias */
         while ((man & 0x400u) == 0) {
             man <<= 1;
             e--;
@@ -126,7 +129,8 @@ float sky_f16_to_f32(uint16_t h) {
     return f32_from_bits(u);
 }
 
-sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, sky_err *err) {
+sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, sky_err *err)
+{
     const unsigned char *p = src;
     switch (t) {
     case SKY_DTYPE_F32:

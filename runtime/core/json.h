@@ -36,26 +36,26 @@ typedef struct sky_json sky_json;
 /* One JSON value. Read the fields; never write them. */
 struct sky_json {
     sky_json_type          type;
-    int                    boolean;    /* BOOL: 0 or 1 */
-    int                    is_u64;     /* NUMBER: a plain integer in [0, 2^64-1] */
-    uint64_t               u64;        /* NUMBER: its exact value when is_u64 */
-    const char            *str;        /* STRING: decoded UTF-8; NUMBER: the literal text; NUL-terminated */
-    size_t                 len;        /* bytes in str (a string may contain "\u0000") */
-    const char            *key;        /* member name if this value sits in an object, else NULL */
+    int                    boolean; /* BOOL: 0 or 1 */
+    int                    is_u64;  /* NUMBER: a plain integer in [0, 2^64-1] */
+    uint64_t               u64;     /* NUMBER: its exact value when is_u64 */
+    const char            *str;     /* STRING: decoded UTF-8; NUMBER: the literal text; NUL-terminated */
+    size_t                 len;     /* bytes in str (a string may contain "\u0000") */
+    const char            *key;     /* member name if this value sits in an object, else NULL */
     size_t                 key_len;
-    size_t                 offset;     /* byte offset of the value in the text, for messages */
-    size_t                 count;      /* ARRAY / OBJECT: number of items */
-    const sky_json *const *items;      /* ARRAY / OBJECT: items in document order */
-    size_t                 str_off_;   /* private: offsets used while parsing */
+    size_t                 offset;   /* byte offset of the value in the text, for messages */
+    size_t                 count;    /* ARRAY / OBJECT: number of items */
+    const sky_json *const *items;    /* ARRAY / OBJECT: items in document order */
+    size_t                 str_off_; /* private: offsets used while parsing */
     size_t                 key_off_;
     size_t                 items_off_;
 };
 
 /* Limits; a field left 0 takes the default shown. */
 typedef struct sky_json_limits {
-    size_t max_depth;    /* nested arrays/objects; default SKY_JSON_MAX_DEPTH */
-    size_t max_string;   /* decoded bytes per string or key; default SKY_JSON_MAX_STRING */
-    size_t max_values;   /* values in the whole document; default: no limit beyond the text */
+    size_t max_depth;  /* nested arrays/objects; default SKY_JSON_MAX_DEPTH */
+    size_t max_string; /* decoded bytes per string or key; default SKY_JSON_MAX_STRING */
+    size_t max_values; /* values in the whole document; default: no limit beyond the text */
 } sky_json_limits;
 
 #define SKY_JSON_MAX_DEPTH  64
@@ -66,8 +66,7 @@ typedef struct sky_json_doc sky_json_doc;
 /* Parse len bytes of text (need not be NUL-terminated). lim may be NULL for defaults.
  * On error returns SKY_ERR, sets *out = NULL, and err->msg reads
  * "byte 17: <what is wrong>" (the caller prefixes the file name). */
-sky_status sky_json_parse(sky_json_doc **out, const char *text, size_t len,
-                          const sky_json_limits *lim, sky_err *err);
+sky_status sky_json_parse(sky_json_doc **out, const char *text, size_t len, const sky_json_limits *lim, sky_err *err);
 
 /* The root value of a parsed document. */
 const sky_json *sky_json_root(const sky_json_doc *doc);

@@ -13,10 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum sky_status {
-    SKY_OK  = 0,
-    SKY_ERR = 1
-} sky_status;
+typedef enum sky_status { SKY_OK = 0, SKY_ERR = 1 } sky_status;
 
 /* One error message, owned by the caller (usually on its stack). */
 typedef struct sky_err {

@@ -14,16 +14,16 @@ static const struct {
     CUresult    r;
     const char *name, *string;
 } cu_known[] = {
-    { CUDA_ERROR_INVALID_VALUE,             "CUDA_ERROR_INVALID_VALUE",             "invalid argument" },
-    { CUDA_ERROR_OUT_OF_MEMORY,             "CUDA_ERROR_OUT_OF_MEMORY",             "out of memory" },
-    { CUDA_ERROR_NOT_INITIALIZED,           "CUDA_ERROR_NOT_INITIALIZED",           "initialization error" },
-    { CUDA_ERROR_STUB_LIBRARY,              "CUDA_ERROR_STUB_LIBRARY",
-      "the stub libcuda.so was loaded instead of the NVIDIA driver's" },
-    { CUDA_ERROR_DEVICE_UNAVAILABLE,        "CUDA_ERROR_DEVICE_UNAVAILABLE",        "device unavailable" },
-    { CUDA_ERROR_NO_DEVICE,                 "CUDA_ERROR_NO_DEVICE",                 "no CUDA-capable device is detected" },
-    { CUDA_ERROR_INVALID_DEVICE,            "CUDA_ERROR_INVALID_DEVICE",            "invalid device ordinal" },
-    { CUDA_ERROR_SYSTEM_DRIVER_MISMATCH,    "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
-      "system has unsupported display driver / cuda driver combination" },
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+    {CUDA_ERROR_STUB_LIBRARY, "CUDA_ERROR_STUB_LIBRARY",
+     "the stub libcuda.so was loaded instead of the NVIDIA driver's"},
+    {CUDA_ERROR_DEVICE_UNAVAILABLE, "CUDA_ERROR_DEVICE_UNAVAILABLE", "device unavailable"},
+    {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+    {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+    {CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+     "system has unsupported display driver / cuda driver combination"},
 };
 
 const char *sky_cu_error_name(CUresult r)
@@ -48,7 +48,7 @@ const char *sky_cu_error_string(CUresult r)
 static void current_device(char *buf, size_t size)
 {
     CUdevice dev;
-    char name[256];
+    char     name[256];
     if (cuCtxGetDevice(&dev) != CUDA_SUCCESS) {
         snprintf(buf, size, "unknown (no current context)");
         return;
@@ -57,9 +57,8 @@ static void current_device(char *buf, size_t size)
     snprintf(buf, size, "%d (%s)", (int)dev, name);
 }
 
-_Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string,
-                              const char *stmt, const char *func, const char *file, int line,
-                              const char *extra)
+_Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string, const char *stmt,
+                              const char *func, const char *file, int line, const char *extra)
 {
     char dev[300];
     current_device(dev, sizeof dev);
@@ -90,9 +89,12 @@ _Noreturn void sky_cudart_fail_(cudaError_t r, const char *stmt, const char *fun
 const char *sky_bytes_fmt(char *buf, size_t size, size_t bytes)
 {
     const double gib = 1024.0 * 1024.0 * 1024.0, mib = 1024.0 * 1024.0;
-    if ((double)bytes >= gib)      snprintf(buf, size, "%.1f GiB", (double)bytes / gib);
-    else if ((double)bytes >= mib) snprintf(buf, size, "%.1f MiB", (double)bytes / mib);
-    else                           snprintf(buf, size, "%zu bytes", bytes);
+    if ((double)bytes >= gib)
+        snprintf(buf, size, "%.1f GiB", (double)bytes / gib);
+    else if ((double)bytes >= mib)
+        snprintf(buf, size, "%.1f MiB", (double)bytes / mib);
+    else
+        snprintf(buf, size, "%zu bytes", bytes);
     return buf;
 }
 
@@ -108,18 +110,23 @@ sky_status sky_cuda_open(sky_cuda **out, int device, sky_err *err)
     *out = NULL;
     CUresult r = cuInit(0);
     if (r != CUDA_SUCCESS)
-        return sky_fail(err, "no usable NVIDIA driver: cuInit failed with %s (%s); check nvidia-smi, or run "
-                        "with --backend cpu", sky_cu_error_name(r), sky_cu_error_string(r));
+        return sky_fail(err,
+                        "no usable NVIDIA driver: cuInit failed with %s (%s); check nvidia-smi, or run "
+                        "with --backend cpu",
+                        sky_cu_error_name(r), sky_cu_error_string(r));
     int driver = 0, count = 0;
     SKY_CU_CHECK(cuDriverGetVersion(&driver));
     if (driver / 1000 < CUDA_VERSION / 1000)
-        return sky_fail(err, "the NVIDIA driver supports CUDA %d.%d, this program was built with CUDA %d.%d; "
-                        "update the driver", driver / 1000, driver % 1000 / 10,
-                        CUDA_VERSION / 1000, CUDA_VERSION % 1000 / 10);
+        return sky_fail(err,
+                        "the NVIDIA driver supports CUDA %d.%d, this program was built with CUDA %d.%d; "
+                        "update the driver",
+                        driver / 1000, driver % 1000 / 10, CUDA_VERSION / 1000, CUDA_VERSION % 1000 / 10);
     r = cuDeviceGetCount(&count);
     if (r != CUDA_SUCCESS || count == 0)
-        return sky_fail(err, "no CUDA device found (%s); check nvidia-smi and CUDA_VISIBLE_DEVICES, or run with "
-                        "--backend cpu", r != CUDA_SUCCESS ? sky_cu_error_name(r) : "device count 0");
+        return sky_fail(err,
+                        "no CUDA device found (%s); check nvidia-smi and CUDA_VISIBLE_DEVICES, or run with "
+                        "--backend cpu",
+                        r != CUDA_SUCCESS ? sky_cu_error_name(r) : "device count 0");
     if (device < 0 || device >= count)
         return sky_fail(err, "GPU %d does not exist: %d CUDA device%s visible (0..%d); check CUDA_VISIBLE_DEVICES",
                         device, count, count == 1 ? " is" : "s are", count - 1);
@@ -130,17 +137,19 @@ sky_status sky_cuda_open(sky_cuda **out, int device, sky_err *err)
     c->driver_version = driver;
     SKY_CU_CHECK(cuDeviceGet(&c->dev, device));
     SKY_CU_CHECK(cuDeviceGetName(c->name, (int)sizeof c->name, c->dev));
-    c->cc_major         = attr(c->dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
-    c->cc_minor         = attr(c->dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
-    c->sm_count         = attr(c->dev, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-    c->l2_bytes         = (size_t)attr(c->dev, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
+    c->cc_major = attr(c->dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+    c->cc_minor = attr(c->dev, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+    c->sm_count = attr(c->dev, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+    c->l2_bytes = (size_t)attr(c->dev, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
     c->smem_optin_bytes = (size_t)attr(c->dev, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
     SKY_CU_CHECK(cuDeviceTotalMem(&c->total_bytes, c->dev));
 
     r = cuDevicePrimaryCtxRetain(&c->ctx, c->dev);
     if (r != CUDA_SUCCESS) {
-        sky_fail(err, "cannot create a context on GPU %d (%s): %s (%s); is the GPU in exclusive mode and used "
-                 "by another process (nvidia-smi)?", device, c->name, sky_cu_error_name(r), sky_cu_error_string(r));
+        sky_fail(err,
+                 "cannot create a context on GPU %d (%s): %s (%s); is the GPU in exclusive mode and used "
+                 "by another process (nvidia-smi)?",
+                 device, c->name, sky_cu_error_name(r), sky_cu_error_string(r));
         free(c);
         return SKY_ERR;
     }
@@ -160,14 +169,14 @@ void sky_cuda_bind(const sky_cuda *c)
 
 void sky_cuda_set_debug(sky_cuda *c, int no_graph, int sync_check)
 {
-    c->no_graph   = no_graph != 0;
+    c->no_graph = no_graph != 0;
     c->sync_check = sync_check != 0;
 }
 
 void sky_cuda_mem_info(const sky_cuda *c, size_t *free_bytes, size_t *total_bytes)
 {
     size_t f = 0, t = 0;
-    (void)c;                                    /* the context is current on this thread */
+    (void)c; /* the context is current on this thread */
     SKY_CU_CHECK(cuMemGetInfo(&f, &t));
     if (free_bytes != NULL) *free_bytes = f;
     if (total_bytes != NULL) *total_bytes = t;
@@ -179,7 +188,8 @@ sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, s
     sky_cuda_mem_info(c, &free_bytes, &total);
     if (bytes <= free_bytes) return SKY_OK;
     char need[32], have[32], all[32];
-    return sky_fail(err, "%s needs %s (%zu bytes) on GPU %d (%s), %s (%zu bytes) free of %s; close other "
+    return sky_fail(err,
+                    "%s needs %s (%zu bytes) on GPU %d (%s), %s (%zu bytes) free of %s; close other "
                     "programs on this GPU (nvidia-smi) or use fewer frames per window (--base_num_frames)",
                     what, sky_bytes_fmt(need, sizeof need, bytes), bytes, c->device, c->name,
                     sky_bytes_fmt(have, sizeof have, free_bytes), free_bytes, sky_bytes_fmt(all, sizeof all, total));
@@ -190,14 +200,15 @@ sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const ch
     *dptr = NULL;
     if (sky_cuda_require(c, bytes, what, err) != SKY_OK) return SKY_ERR;
     CUdeviceptr p = 0;
-    CUresult r = cuMemAlloc(&p, bytes > 0 ? bytes : 1);
+    CUresult    r = cuMemAlloc(&p, bytes > 0 ? bytes : 1);
     if (r != CUDA_SUCCESS) {
         char need[32];
         /* Free memory is fragmented or was taken meanwhile; the context stays usable. */
-        return sky_fail(err, "%s: allocating %s (%zu bytes) on GPU %d (%s) failed: %s (%s); close other "
+        return sky_fail(err,
+                        "%s: allocating %s (%zu bytes) on GPU %d (%s) failed: %s (%s); close other "
                         "programs on this GPU (nvidia-smi) or use fewer frames per window",
-                        what, sky_bytes_fmt(need, sizeof need, bytes), bytes, c->device, c->name,
-                        sky_cu_error_name(r), sky_cu_error_string(r));
+                        what, sky_bytes_fmt(need, sizeof need, bytes), bytes, c->device, c->name, sky_cu_error_name(r),
+                        sky_cu_error_string(r));
     }
     *dptr = (void *)(uintptr_t)p;
     return SKY_OK;
@@ -209,10 +220,7 @@ void sky_cuda_arena_free(sky_cuda *c, void *dptr)
     if (dptr != NULL) SKY_CU_CHECK(cuMemFree((CUdeviceptr)(uintptr_t)dptr));
 }
 
-void sky_cuda_sync(sky_cuda *c)
-{
-    SKY_CU_CHECK(cuStreamSynchronize(c->stream));
-}
+void sky_cuda_sync(sky_cuda *c) { SKY_CU_CHECK(cuStreamSynchronize(c->stream)); }
 
 void sky_cuda_sync_check_(sky_cuda *c, const char *what, const char *func, const char *file, int line)
 {
@@ -224,8 +232,8 @@ void sky_cuda_sync_check_(sky_cuda *c, const char *what, const char *func, const
     if (r == CUDA_SUCCESS) return;
     char extra[512];
     snprintf(extra, sizeof extra, "  --sync-check: the stream failed after op '%s'", what);
-    sky_gpu_fatal_("CUDA driver", sky_cu_error_name(r), sky_cu_error_string(r), "cuStreamSynchronize(c->stream)",
-                   func, file, line, extra);
+    sky_gpu_fatal_("CUDA driver", sky_cu_error_name(r), sky_cu_error_string(r), "cuStreamSynchronize(c->stream)", func,
+                   file, line, extra);
 }
 
 void sky_cuda_close(sky_cuda *c)
@@ -244,8 +252,8 @@ void sky_cuda_close(sky_cuda *c)
 typedef struct graph_slot {
     int         used;
     int         key;
-    CUgraphExec exec;                   /* NULL until the key's second run */
-    uint64_t    last_use;               /* for least-recently-used eviction */
+    CUgraphExec exec;     /* NULL until the key's second run */
+    uint64_t    last_use; /* for least-recently-used eviction */
 } graph_slot;
 
 struct sky_graph_cache {
@@ -259,7 +267,7 @@ struct sky_graph_cache {
 sky_status sky_graph_cache_init(sky_graph_cache **out, sky_cuda *c, int max_keys, sky_err *err)
 {
     *out = NULL;
-    int cap = (int)(sizeof ((sky_graph_cache *)0)->slot / sizeof ((sky_graph_cache *)0)->slot[0]);
+    int cap = (int)(sizeof((sky_graph_cache *)0)->slot / sizeof((sky_graph_cache *)0)->slot[0]);
     if (max_keys < 1 || max_keys > cap)
         return sky_fail(err, "graph cache: max_keys = %d, must be in 1..%d", max_keys, cap);
     sky_graph_cache *g = calloc(1, sizeof *g);
@@ -293,11 +301,11 @@ static graph_slot *take_slot(sky_graph_cache *g)
 }
 
 /* Capture record() on the stream into a new executable graph for key. */
-static sky_status capture(sky_graph_cache *g, int key, sky_graph_record_fn record, void *ctx,
-                          CUgraphExec *exec, sky_err *err)
+static sky_status capture(sky_graph_cache *g, int key, sky_graph_record_fn record, void *ctx, CUgraphExec *exec,
+                          sky_err *err)
 {
     CUstream s = g->c->stream;
-    CUgraph graph = NULL;
+    CUgraph  graph = NULL;
     /* THREAD_LOCAL: an unsafe call (an allocation, a synchronisation) made by record() on
      * this thread fails the capture instead of going unnoticed. */
     SKY_CU_CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
@@ -305,16 +313,19 @@ static sky_status capture(sky_graph_cache *g, int key, sky_graph_record_fn recor
     CUresult r = cuStreamEndCapture(s, &graph);
     if (r != CUDA_SUCCESS || graph == NULL) {
         if (graph != NULL) cuGraphDestroy(graph);
-        return sky_fail(err, "capturing the CUDA Graph of the step for key %d failed: %s (%s); a launch in the "
+        return sky_fail(err,
+                        "capturing the CUDA Graph of the step for key %d failed: %s (%s); a launch in the "
                         "step is not capturable or failed; run with --no-graph --sync-check to name it",
                         key, sky_cu_error_name(r), sky_cu_error_string(r));
     }
     r = cuGraphInstantiate(exec, graph, 0);
-    SKY_CU_CHECK(cuGraphDestroy(graph));        /* the executable graph keeps what it needs */
+    SKY_CU_CHECK(cuGraphDestroy(graph)); /* the executable graph keeps what it needs */
     if (r != CUDA_SUCCESS) {
         *exec = NULL;
-        return sky_fail(err, "instantiating the CUDA Graph of the step for key %d failed: %s (%s); run with "
-                        "--no-graph to go on without graphs", key, sky_cu_error_name(r), sky_cu_error_string(r));
+        return sky_fail(err,
+                        "instantiating the CUDA Graph of the step for key %d failed: %s (%s); run with "
+                        "--no-graph to go on without graphs",
+                        key, sky_cu_error_name(r), sky_cu_error_string(r));
     }
     SKY_CU_CHECK(cuGraphUpload(*exec, s));
     g->captures++;
@@ -329,7 +340,7 @@ sky_status sky_graph_run(sky_graph_cache *g, int key, sky_graph_record_fn record
         return SKY_OK;
     }
     graph_slot *sl = find_slot(g, key);
-    if (sl == NULL) {                   /* first run of key: eager, as a warm-up */
+    if (sl == NULL) { /* first run of key: eager, as a warm-up */
         sl = take_slot(g);
         sl->used = 1;
         sl->key = key;
@@ -343,10 +354,7 @@ sky_status sky_graph_run(sky_graph_cache *g, int key, sky_graph_record_fn record
     return SKY_OK;
 }
 
-int sky_graph_cache_captures(const sky_graph_cache *g)
-{
-    return g->captures;
-}
+int sky_graph_cache_captures(const sky_graph_cache *g) { return g->captures; }
 
 int sky_graph_cache_size(const sky_graph_cache *g)
 {

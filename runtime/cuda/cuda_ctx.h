@@ -39,9 +39,8 @@
  * file:line, then `extra` when not NULL (an NVRTC log, the op a sync check followed), and
  * exit(1). Shared by SKY_CU_CHECK, SKY_CUDA_CHECK, SKY_CUBLAS_CHECK (gemm.h) and
  * SKY_NVRTC_CHECK (nvrtc.h). */
-_Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string,
-                              const char *stmt, const char *func, const char *file, int line,
-                              const char *extra);
+_Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string, const char *stmt,
+                              const char *func, const char *file, int line, const char *extra);
 
 /* Name and description of a driver-API result; never NULL, also when the driver cannot
  * say (the stub libcuda.so answers every call with CUDA_ERROR_STUB_LIBRARY). */
@@ -56,8 +55,7 @@ static inline void sky_cu_check_(CUresult r, const char *stmt, const char *func,
     if (r != CUDA_SUCCESS) sky_cu_fail_(r, stmt, func, file, line);
 }
 
-static inline void sky_cudart_check_(cudaError_t r, const char *stmt, const char *func, const char *file,
-                                     int line)
+static inline void sky_cudart_check_(cudaError_t r, const char *stmt, const char *func, const char *file, int line)
 {
     if (r != cudaSuccess) sky_cudart_fail_(r, stmt, func, file, line);
 }
@@ -71,19 +69,19 @@ static inline void sky_cudart_check_(cudaError_t r, const char *stmt, const char
 
 /* Read-only after sky_cuda_open(), except through sky_cuda_set_debug(). */
 typedef struct sky_cuda {
-    int       device;               /* ordinal, as in CUDA_VISIBLE_DEVICES order */
-    char      name[256];            /* e.g. "NVIDIA H100 80GB HBM3" */
-    int       cc_major, cc_minor;   /* compute capability, 9.0 for Hopper */
-    int       sm_count;             /* multiprocessors (H100 SXM 132, PCIe 114) */
-    size_t    total_bytes;          /* device memory */
+    int       device;             /* ordinal, as in CUDA_VISIBLE_DEVICES order */
+    char      name[256];          /* e.g. "NVIDIA H100 80GB HBM3" */
+    int       cc_major, cc_minor; /* compute capability, 9.0 for Hopper */
+    int       sm_count;           /* multiprocessors (H100 SXM 132, PCIe 114) */
+    size_t    total_bytes;        /* device memory */
     size_t    l2_bytes;
-    size_t    smem_optin_bytes;     /* shared memory a block may opt in to */
-    int       driver_version;       /* cuDriverGetVersion, e.g. 13000 */
+    size_t    smem_optin_bytes; /* shared memory a block may opt in to */
+    int       driver_version;   /* cuDriverGetVersion, e.g. 13000 */
     CUdevice  dev;
-    CUcontext ctx;                  /* the primary context, retained */
-    CUstream  stream;               /* the one stream every launch goes to (non-blocking) */
-    int       no_graph;             /* --no-graph: sky_graph_run() runs record() eagerly */
-    int       sync_check;           /* --sync-check: SKY_CUDA_SYNC_CHECK synchronises */
+    CUcontext ctx;        /* the primary context, retained */
+    CUstream  stream;     /* the one stream every launch goes to (non-blocking) */
+    int       no_graph;   /* --no-graph: sky_graph_run() runs record() eagerly */
+    int       sync_check; /* --sync-check: SKY_CUDA_SYNC_CHECK synchronises */
 } sky_cuda;
 
 /* Initialise the driver, retain device `device`'s primary context and make it current on
@@ -113,7 +111,7 @@ sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, s
  * cuMemAlloc. Out of memory is not fatal: it returns SKY_ERR with the byte counts (and
  * leaves the context usable). *dptr is 256-byte aligned. Free with sky_cuda_arena_free(). */
 sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const char *what, sky_err *err);
-void sky_cuda_arena_free(sky_cuda *c, void *dptr);
+void       sky_cuda_arena_free(sky_cuda *c, void *dptr);
 
 /* Synchronise the stream (checked, fatal on error). */
 void sky_cuda_sync(sky_cuda *c);

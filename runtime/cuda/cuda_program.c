@@ -23,16 +23,17 @@ void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsign
 
 void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows)
 {
-    const cuuint64_t dims[2] = { (cuuint64_t)cols, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)cols * 2 };
-    const cuuint32_t box[2] = { 64, (cuuint32_t)box_rows }, elem[2] = { 1, 1 };
-    const CUresult r = cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)(uintptr_t)p, dims,
-                                              stride, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, stride[1] = {(cuuint64_t)cols * 2};
+    const cuuint32_t box[2] = {64, (cuuint32_t)box_rows}, elem[2] = {1, 1};
+    const CUresult   r =
+        cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)(uintptr_t)p, dims, stride, box, elem,
+                               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
-        fprintf(stderr, "cuda: cuTensorMapEncodeTiled refused a [%lld, %lld] bf16 map at %#llx with boxes of 64 x %d: "
-                "%s (%s); this is a bug, please report it\n", rows, cols, (unsigned long long)p, box_rows,
-                sky_cu_error_name(r), sky_cu_error_string(r));
+        fprintf(stderr,
+                "cuda: cuTensorMapEncodeTiled refused a [%lld, %lld] bf16 map at %#llx with boxes of 64 x %d: "
+                "%s (%s); this is a bug, please report it\n",
+                rows, cols, (unsigned long long)p, box_rows, sky_cu_error_name(r), sky_cu_error_string(r));
         exit(1);
     }
 }
@@ -68,8 +69,7 @@ sky_status sky_cuda_kernels_load(sky_cuda *c, const char *src, const char *file,
     return SKY_OK;
 }
 
-void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
-                         int cl)
+void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n, int cl)
 {
     const size_t bytes = (size_t)n * (dtype == SKY_TRACE_BF16 ? 2 : dtype == SKY_TRACE_F32 ? 4 : 8);
     if (bytes > t->cap) {
@@ -117,13 +117,13 @@ sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_cou
         if (dev_bytes[i] > max_dev) max_dev = dev_bytes[i];
     }
     void *dev;
-    char what[96];
+    char  what[96];
     snprintf(what, sizeof what, "the weights of %s", pr->name);
     if (sky_cuda_arena_alloc(pr->c, total ? total : 256, &dev, what, err)) return SKY_ERR;
     pr->weights = (CUdeviceptr)(uintptr_t)dev;
-    float *src = malloc(max_src * sizeof(float));
+    float         *src = malloc(max_src * sizeof(float));
     unsigned char *stage = malloc(max_dev);
-    sky_status st = SKY_OK;
+    sky_status     st = SKY_OK;
     if (!src || !stage) {
         st = sky_fail(err, "out of host memory staging a weight of %s (%zu bytes)", pr->name,
                       max_src * sizeof(float) + max_dev);
@@ -131,7 +131,10 @@ sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_cou
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        if (r->read(r->ctx, i, src, err)) { st = SKY_ERR; goto done; }
+        if (r->read(r->ctx, i, src, err)) {
+            st = SKY_ERR;
+            goto done;
+        }
         form(ctx, i, src, stage);
         pr->w[i] = pr->weights + off;
         SKY_CU_CHECK(cuMemcpyHtoD(pr->w[i], stage, dev_bytes[i]));
@@ -163,25 +166,29 @@ static void form_dtype(void *ctx, int i, const float *src, void *dst)
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                 const sky_weight_reader *r, sky_err *err)
 {
-    size_t *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
-    size_t *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
+    size_t    *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
+    size_t    *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
     sky_status st = SKY_ERR;
-    if (!count || !bytes) { sky_fail(err, "out of host memory"); goto done; }
+    if (!count || !bytes) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     for (int i = 0; i < n; i++) {
         count[i] = 1;
         for (int k = 0; k < wd[i].ndim; k++) count[i] *= (size_t)wd[i].shape[k];
         bytes[i] = count[i] * (bf16[i] ? 2 : 4);
     }
-    st = sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &(upload_form){ bf16, count }, r, err);
+    st = sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &(upload_form){bf16, count}, r, err);
 done:
-    free(count); free(bytes);
+    free(count);
+    free(bytes);
     return st;
 }
 
 sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int n_gemms, sky_err *err)
 {
     void *dev;
-    char what[96];
+    char  what[96];
     snprintf(what, sizeof what, "%s's arena", pr->name);
     const size_t total = pr->arena_bytes + SKY_GEMM_WORKSPACE_BYTES + pr->kept_bytes;
     if (sky_cuda_arena_alloc(pr->c, total, &dev, what, err)) return SKY_ERR;
@@ -192,8 +199,8 @@ sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int 
     if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, (void *)(uintptr_t)pr->workspace, SKY_GEMM_WORKSPACE_BYTES,
                       err))
         return SKY_ERR;
-    pr->st = (sky_cuda_program){ .arena = pr->arena, .w = pr->w, .fn = pr->fn, .gemm = pr->gemm,
-                                 .sync_check = pr->c->sync_check };
+    pr->st = (sky_cuda_program){
+        .arena = pr->arena, .w = pr->w, .fn = pr->fn, .gemm = pr->gemm, .sync_check = pr->c->sync_check};
     return SKY_OK;
 }
 
@@ -241,13 +248,25 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
 
 /* The plugin's one exported symbol (dlsym'ed by runtime/models/plugin.c; everything else is hidden). */
 __attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
-const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1 = {
-    .abi = SKY_DIT_CUDA_ABI, .variant = SKY_PLUGIN_VARIANT,
-    .open = sky_dit_cuda_open, .forward = sky_dit_cuda_forward, .teacache_open = sky_dit_cuda_teacache_open,
-    .device = sky_dit_cuda_device, .devices = sky_cuda_devices,
-    .close = sky_dit_cuda_close, .set_trace = sky_dit_cuda_set_trace,
-    .vae_open = sky_vae_cuda_open, .vae_reset = sky_vae_cuda_reset, .vae_chunk = sky_vae_cuda_chunk,
-    .vae_set_trace = sky_vae_cuda_set_trace, .vae_device = sky_vae_cuda_device, .vae_close = sky_vae_cuda_close,
-    .enc_open = sky_enc_cuda_open, .enc_run = sky_enc_cuda_run, .enc_set_trace = sky_enc_cuda_set_trace,
-    .enc_device = sky_enc_cuda_device, .enc_close = sky_enc_cuda_close,
+const sky_dit_cuda_plugin                                               sky_dit_cuda_plugin_v1 = {
+                                                  .abi = SKY_DIT_CUDA_ABI,
+                                                  .variant = SKY_PLUGIN_VARIANT,
+                                                  .open = sky_dit_cuda_open,
+                                                  .forward = sky_dit_cuda_forward,
+                                                  .teacache_open = sky_dit_cuda_teacache_open,
+                                                  .device = sky_dit_cuda_device,
+                                                  .devices = sky_cuda_devices,
+                                                  .close = sky_dit_cuda_close,
+                                                  .set_trace = sky_dit_cuda_set_trace,
+                                                  .vae_open = sky_vae_cuda_open,
+                                                  .vae_reset = sky_vae_cuda_reset,
+                                                  .vae_chunk = sky_vae_cuda_chunk,
+                                                  .vae_set_trace = sky_vae_cuda_set_trace,
+                                                  .vae_device = sky_vae_cuda_device,
+                                                  .vae_close = sky_vae_cuda_close,
+                                                  .enc_open = sky_enc_cuda_open,
+                                                  .enc_run = sky_enc_cuda_run,
+                                                  .enc_set_trace = sky_enc_cuda_set_trace,
+                                                  .enc_device = sky_enc_cuda_device,
+                                                  .enc_close = sky_enc_cuda_close,
 };

@@ -13,41 +13,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cuda/gemm.h"               /* sky_gemm_desc, the GEMM table's rows */
-#include "cuda/plugin_abi.h"         /* sky_dit_cuda_plugin; program.h: sky_slot */
+#include "cuda/gemm.h"       /* sky_gemm_desc, the GEMM table's rows */
+#include "cuda/plugin_abi.h" /* sky_dit_cuda_plugin; program.h: sky_slot */
 
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {
-    CUdeviceptr         arena;          /* the plan's arena */
-    CUdeviceptr         prompt;         /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
-    const CUdeviceptr  *w;              /* one device pointer per weights-table entry */
-    const CUfunction   *fn;             /* one function per kernel name, table order */
-    void               *gemm;           /* the runtime's GEMM set (runtime/cuda/gemm.h) */
-    int                 sync_check;     /* --sync-check: synchronise after each launch */
-    int                 attn_sm90;      /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
+    CUdeviceptr        arena;      /* the plan's arena */
+    CUdeviceptr        prompt;     /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
+    const CUdeviceptr *w;          /* one device pointer per weights-table entry */
+    const CUfunction  *fn;         /* one function per kernel name, table order */
+    void              *gemm;       /* the runtime's GEMM set (runtime/cuda/gemm.h) */
+    int                sync_check; /* --sync-check: synchronise after each launch */
+    int                attn_sm90;  /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
     /* --trace: called after every op with the op's output at device address p (never while capturing) */
     void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype,
                   long long n, int cl);
-    void               *trace_ctx;
+    void *trace_ctx;
 } sky_cuda_program;
 
 /* What the generated gen/dit_forward_cuda.c describes: the kernels (their source for NVRTC and their
  * names, table order), the GEMM table, each weight's device dtype, the CUDA plan's arena and input
  * slots, and the launch sequence of one forward. */
 typedef struct sky_dit_cuda_desc {
-    const char                *kernels_src;
-    int                        n_kernels;
-    const char *const         *kernel_names;
-    int                        n_gemms;
-    const sky_gemm_desc       *gemms;
-    int                        n_weights;
-    const unsigned char       *weight_bf16;     /* 1: uploaded as bf16, 0: fp32 */
-    size_t                     arena_bytes;
-    size_t                     prompt_bytes;    /* one prompt arena: the cross-attention keys and values */
-    int                        attention_smem;  /* dynamic shared memory of the sm_80 attention kernels */
-    int                        attention90_smem;/* and of the sm_90a ones */
-    sky_slot                   x, y, t, context, clip_fea, fps, v;   /* bytes 0 where absent */
-    sky_slot                   tokens, hidden, e, e0;  /* what TeaCache reads between the parts (program.h) */
+    const char          *kernels_src;
+    int                  n_kernels;
+    const char *const   *kernel_names;
+    int                  n_gemms;
+    const sky_gemm_desc *gemms;
+    int                  n_weights;
+    const unsigned char *weight_bf16; /* 1: uploaded as bf16, 0: fp32 */
+    size_t               arena_bytes;
+    size_t               prompt_bytes;                       /* one prompt arena: the cross-attention keys and values */
+    int                  attention_smem;                     /* dynamic shared memory of the sm_80 attention kernels */
+    int                  attention90_smem;                   /* and of the sm_90a ones */
+    sky_slot             x, y, t, context, clip_fea, fps, v; /* bytes 0 where absent */
+    sky_slot             tokens, hidden, e, e0;              /* what TeaCache reads between the parts (program.h) */
     /* the forward in its four parts (gen/programs/dit.lua): context (once per prompt: it writes the prompt
      * arena st->prompt), embed, blocks, head (apart for TeaCache); a step: embed, blocks and head */
     void (*record_part[4])(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
@@ -62,16 +62,16 @@ typedef struct sky_dit_cuda_desc {
  * preprocessed pixels, fp32) and the output slot (fp32 [rows, dim], as the CPU program's), and the launch
  * sequence of one call (n: the prompt's real tokens; unused by clip_encode). */
 typedef struct sky_enc_cuda_desc {
-    const char                *kernels_src;
-    const char                *kernels_file;
-    int                        n_kernels;
-    const char *const         *kernel_names;
-    int                        n_gemms;
-    const sky_gemm_desc       *gemms;
-    int                        n_weights;
-    const unsigned char       *weight_bf16;
-    size_t                     arena_bytes;
-    sky_slot                   in, out;
+    const char          *kernels_src;
+    const char          *kernels_file;
+    int                  n_kernels;
+    const char *const   *kernel_names;
+    int                  n_gemms;
+    const sky_gemm_desc *gemms;
+    int                  n_weights;
+    const unsigned char *weight_bf16;
+    size_t               arena_bytes;
+    sky_slot             in, out;
     void (*record)(const struct sky_cuda_program *st, CUstream s, int n);
 } sky_enc_cuda_desc;
 
@@ -87,19 +87,19 @@ typedef struct sky_weight_layout {
  * CPU program's), the caches to zero at the start of a sequence, and the launch sequence of one call
  * (one chunk: H x W of this call, first = 1 for the sequence's first chunk). */
 typedef struct sky_vae_cuda_desc {
-    const char                *kernels_src;
-    const char                *kernels_file;    /* the name NVRTC compiles it under */
-    int                        n_kernels;
-    const char *const         *kernel_names;
-    int                        n_gemms;
-    const sky_gemm_desc       *gemms;
-    int                        n_weights;
-    const sky_weight_layout   *weight_layout;
-    size_t                     arena_bytes;
-    int                        conv_smem;       /* dynamic shared memory of the conv kernels */
-    sky_slot                   in, out;
-    int                        n_states;
-    const sky_slot            *states;
+    const char              *kernels_src;
+    const char              *kernels_file; /* the name NVRTC compiles it under */
+    int                      n_kernels;
+    const char *const       *kernel_names;
+    int                      n_gemms;
+    const sky_gemm_desc     *gemms;
+    int                      n_weights;
+    const sky_weight_layout *weight_layout;
+    size_t                   arena_bytes;
+    int                      conv_smem; /* dynamic shared memory of the conv kernels */
+    sky_slot                 in, out;
+    int                      n_states;
+    const sky_slot          *states;
     void (*record)(const struct sky_cuda_program *st, CUstream s, int H, int W, int first);
 } sky_vae_cuda_desc;
 
@@ -122,9 +122,8 @@ void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, 
 /* A program's kernels through NVRTC (cached): module and one function per name; sky_cuda_smem_limit for
  * smem_prefix. */
 struct sky_cuda;
-sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char *file, int n,
-                                 const char *const *names, const char *smem_prefix, int smem, CUmodule *module,
-                                 CUfunction *fn, sky_err *err);
+sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char *file, int n, const char *const *names,
+                                 const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, sky_err *err);
 
 /* What every program of the plugin holds (dit_cuda.c, vae_cuda.c, enc_cuda.c; cuda_program.c): the
  * device, the kernels, the weights in one buffer, the arena, the GEMM table and its workspace, what the
@@ -138,21 +137,21 @@ sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char
  * (0, or 1 for the second transformer of --use_cfg_parallel); every entry point of the plugin binds it to the
  * calling thread first (sky_cuda_prog_bind), so a program may be used from any thread, one at a time. */
 typedef struct sky_cuda_prog {
-    const char       *name;                 /* the program, for messages */
-    struct sky_cuda  *c;
-    CUmodule          module;
-    CUfunction       *fn;
-    CUdeviceptr       weights;              /* one buffer, each tensor 256-byte aligned */
-    CUdeviceptr      *w;
-    size_t            arena_bytes;          /* the plan's arena */
-    size_t            kept_bytes;           /* and what the program keeps beside it */
-    CUdeviceptr       arena;                /* the one allocation: plan arena, workspace, kept */
-    CUdeviceptr       workspace;            /* the cuBLASLt workspace, inside it */
-    CUdeviceptr       kept;                 /* kept_bytes inside it (0 when none) */
-    sky_gemm_set     *gemm;
-    sky_cuda_program  st;
-    sky_cuda_trace    trace;
-    char              device[320];
+    const char      *name; /* the program, for messages */
+    struct sky_cuda *c;
+    CUmodule         module;
+    CUfunction      *fn;
+    CUdeviceptr      weights; /* one buffer, each tensor 256-byte aligned */
+    CUdeviceptr     *w;
+    size_t           arena_bytes; /* the plan's arena */
+    size_t           kept_bytes;  /* and what the program keeps beside it */
+    CUdeviceptr      arena;       /* the one allocation: plan arena, workspace, kept */
+    CUdeviceptr      workspace;   /* the cuBLASLt workspace, inside it */
+    CUdeviceptr      kept;        /* kept_bytes inside it (0 when none) */
+    sky_gemm_set    *gemm;
+    sky_cuda_program st;
+    sky_cuda_trace   trace;
+    char             device[320];
 } sky_cuda_prog;
 
 sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, const char *src, const char *file,
@@ -175,35 +174,35 @@ void sky_cuda_prog_close(sky_cuda_prog *pr);
 void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
 
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
-                             sky_err *err);
-int sky_cuda_devices(void);
-void sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
-                          const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
-                          const sky_dit_skip *skip);
-sky_status sky_dit_cuda_teacache_open(void *d, sky_err *err);
+sky_status  sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
+                              sky_err *err);
+int         sky_cuda_devices(void);
+void        sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
+                                 const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
+                                 const sky_dit_skip *skip);
+sky_status  sky_dit_cuda_teacache_open(void *d, sky_err *err);
 const char *sky_dit_cuda_device(void *d);
-void sky_dit_cuda_close(void *d);
-void sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);
-sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
-                             sky_err *err);
-void sky_vae_cuda_reset(void *v);
+void        sky_dit_cuda_close(void *d);
+void        sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);
+sky_status  sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
+                              sky_err *err);
+void        sky_vae_cuda_reset(void *v);
 void sky_vae_cuda_chunk(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
 void sky_vae_cuda_set_trace(void *v, sky_trace_fn fn, void *ctx);
 const char *sky_vae_cuda_device(void *v);
-void sky_vae_cuda_close(void *v);
-sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
-                             sky_err *err);
-void sky_enc_cuda_run(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
-void sky_enc_cuda_set_trace(void *e, sky_trace_fn fn, void *ctx);
+void        sky_vae_cuda_close(void *v);
+sky_status  sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
+                              sky_err *err);
+void        sky_enc_cuda_run(void *e, int n, const void *in, size_t in_bytes, float *out, size_t n_out);
+void        sky_enc_cuda_set_trace(void *e, sky_trace_fn fn, void *ctx);
 const char *sky_enc_cuda_device(void *e);
-void sky_enc_cuda_close(void *e);
+void        sky_enc_cuda_close(void *e);
 
 /* Launch f on stream s with the kernel parameters args (checked; on failure the runtime reports the
  * kernel's index and the CUDA error and ends the process: a failed launch after validation means a
  * bug or a lost device). */
-void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx,
-                     unsigned smem, CUstream s, void **args);
+void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned smem,
+                     CUstream s, void **args);
 
 /* A TMA tensor map over the bf16 matrix [rows, cols] at p (rows contiguous), read in boxes of 64 columns
  * (128 bytes) by box_rows rows into shared memory with the 128-byte swizzle; elements past the matrix
@@ -218,15 +217,22 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
                         CUdeviceptr y, CUstream s);
 
 /* Macros of the generated launch sequence (st and s are in scope there). */
-#define PTR(off)   &(CUdeviceptr){ st->arena + (CUdeviceptr)(off) }
-#define PROMPT_PTR(off) &(CUdeviceptr){ st->prompt + (CUdeviceptr)(off) }   /* in the prompt arena */
-#define WPTR(i)    &(CUdeviceptr){ st->w[i] }
-#define INT(v)     &(int){ (int)(v) }
-#define LL(v)      &(long long){ (long long)(v) }
-#define FLT(v)     &(float){ (v) }
-#define CDIV(a, b) ((unsigned)(((long long)(a) + (b) - 1) / (b)))
-#define LAUNCH(k, gx, gy, bx, smem, ...) \
-    sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
+#define PTR(off) \
+    &(CUdeviceptr) { st->arena + (CUdeviceptr)(off) }
+#define PROMPT_PTR(off) \
+    &(CUdeviceptr) { st->prompt + (CUdeviceptr)(off) } /* in the prompt arena */
+#define WPTR(i) \
+    &(CUdeviceptr) { st->w[i] }
+#define INT(v) \
+    &(int) { (int)(v) }
+#define LL(v) \
+    &(long long) { (long long)(v) }
+#define FLT(v) \
+    &(float) { (v) }
+#define CDIV(a, b) ((unsigned)(((long long)(a) + (b)-1) / (b)))
+#define LAUNCH(k, gx, gy, bx, smem, ...)                                                          \
+    sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
+                    (void *[]){__VA_ARGS__})
 /* A tensor map variable over the bf16 [rows, cols] activation at arena offset off (sky_cuda_tmap_bf16),
  * passed to a launch as &var. */
 #define TMAP(var, off, rows, cols, box_rows) \
@@ -235,10 +241,14 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
 #define TMAP_PROMPT(var, off, rows, cols, box_rows) \
     CUtensorMap var;                                \
     sky_cuda_tmap_bf16(&var, st->prompt + (CUdeviceptr)(off), (rows), (cols), (box_rows))
-#define TRACE(name, off, dtype, n, cl) \
-    do { if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
-#define TRACE_PROMPT(name, off, dtype, n, cl) \
-    do { if (st->trace) st->trace(st, s, (name), st->prompt + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
+#define TRACE(name, off, dtype, n, cl)                                                                          \
+    do {                                                                                                        \
+        if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); \
+    } while (0)
+#define TRACE_PROMPT(name, off, dtype, n, cl)                                                                    \
+    do {                                                                                                         \
+        if (st->trace) st->trace(st, s, (name), st->prompt + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); \
+    } while (0)
 /* A GEMM without bias (the epilogue NONE). */
 #define GEMM_NB(i, m, x_off, w_i, y_off) \
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], 0, st->arena + (y_off), s)

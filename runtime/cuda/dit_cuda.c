@@ -25,18 +25,18 @@
 extern const sky_dit_cuda_desc dit_forward_cuda;
 
 typedef struct dit_cuda {
-    sky_cuda_prog            pr;             /* device, kernels, weights, arena, GEMMs, st, trace */
+    sky_cuda_prog            pr; /* device, kernels, weights, arena, GEMMs, st, trace */
     const sky_dit_cuda_desc *desc;
     const sky_dit_program   *p;
     sky_graph_cache         *graphs;
-    uint16_t                *ctx_bf16;       /* host staging for the context */
-    CUdeviceptr              prompt[SKY_PROMPT_SLOTS];  /* the prompt arenas (kept in the program's arena) */
-    int                      F, H, W, Ft;    /* the call being recorded */
-    int                      part;           /* -1: a step (embed, blocks, head), else the part (PART_*) */
+    uint16_t                *ctx_bf16;                 /* host staging for the context */
+    CUdeviceptr              prompt[SKY_PROMPT_SLOTS]; /* the prompt arenas (kept in the program's arena) */
+    int                      F, H, W, Ft;              /* the call being recorded */
+    int                      part;                     /* -1: a step (embed, blocks, head), else the part (PART_*) */
     /* TeaCache (teacache_open): the tokens entering the blocks, the residual of each parity, the probe */
-    void                    *tc_mem;
-    CUdeviceptr              tc_tokens, tc_res[2];
-    float                   *tc_probe;
+    void       *tc_mem;
+    CUdeviceptr tc_tokens, tc_res[2];
+    float      *tc_probe;
 } dit_cuda;
 
 void sky_dit_cuda_close(void *opaque)
@@ -58,15 +58,19 @@ void sky_dit_cuda_close(void *opaque)
 static sky_status choose_attention(dit_cuda *d, sky_err *err)
 {
     const sky_cuda *c = d->pr.c;
-    const int hopper = c->cc_major == 9 && c->cc_minor == 0;
-    const char *env = getenv("SKY_ATTENTION");
-    int sm90 = hopper;
+    const int       hopper = c->cc_major == 9 && c->cc_minor == 0;
+    const char     *env = getenv("SKY_ATTENTION");
+    int             sm90 = hopper;
     if (env && *env) {
-        if (strcmp(env, "sm80") == 0) sm90 = 0;
-        else if (strcmp(env, "sm90") == 0 && hopper) sm90 = 1;
+        if (strcmp(env, "sm80") == 0)
+            sm90 = 0;
+        else if (strcmp(env, "sm90") == 0 && hopper)
+            sm90 = 1;
         else if (strcmp(env, "sm90") == 0)
-            return sky_fail(err, "SKY_ATTENTION=sm90: the sm_90a attention kernel needs a cc 9.0 GPU, this is sm_%d%d "
-                            "(unset it, or use sm80)", c->cc_major, c->cc_minor);
+            return sky_fail(err,
+                            "SKY_ATTENTION=sm90: the sm_90a attention kernel needs a cc 9.0 GPU, this is sm_%d%d "
+                            "(unset it, or use sm80)",
+                            c->cc_major, c->cc_minor);
         else
             return sky_fail(err, "SKY_ATTENTION=%s: expected sm80 or sm90", env);
     }
@@ -76,8 +80,7 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
     return SKY_OK;
 }
 
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
-                             sky_err *err)
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, sky_err *err)
 {
     *out = NULL;
     dit_cuda *d = calloc(1, sizeof *d);
@@ -90,15 +93,17 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
         goto fail;
     }
     d->ctx_bf16 = malloc((size_t)p->text_len * (size_t)p->text_dim * sizeof(uint16_t));
-    if (!d->ctx_bf16) { sky_fail(err, "out of host memory"); goto fail; }
+    if (!d->ctx_bf16) {
+        sky_fail(err, "out of host memory");
+        goto fail;
+    }
     /* the prompt arenas are kept in the program's one allocation, after the plan's arena and the workspace */
     const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
                             g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||
         sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
-        sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) ||
-        choose_attention(d, err) ||
+        sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) || choose_attention(d, err) ||
         sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
         goto fail;
     for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = d->pr.kept + (CUdeviceptr)i * prompt_each;
@@ -116,7 +121,7 @@ void sky_dit_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
 
 sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
 {
-    dit_cuda *d = opaque;
+    dit_cuda                *d = opaque;
     const sky_dit_cuda_desc *g = d->desc;
     if (d->tc_mem) return SKY_OK;
     sky_cuda_prog_bind(&d->pr);
@@ -139,8 +144,10 @@ enum { PART_CONTEXT = 0, PART_EMBED = 1, PART_BLOCKS = 2, PART_HEAD = 3, N_PARTS
 static void record(void *opaque, CUstream s)
 {
     dit_cuda *d = opaque;
-    if (d->part < 0) d->desc->record_step(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
-    else d->desc->record_part[d->part](&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+    if (d->part < 0)
+        d->desc->record_step(&d->pr.st, s, d->F, d->H, d->W, d->Ft);
+    else
+        d->desc->record_part[d->part](&d->pr.st, s, d->F, d->H, d->W, d->Ft);
 }
 
 /* Run a step (part -1) or one part for the call in d: from its CUDA Graph, or eagerly while traced.
@@ -150,7 +157,7 @@ static void run_part(dit_cuda *d, int key, int part)
     sky_err err;
     d->part = part;
     if (d->pr.trace.fn) {
-        record(d, d->pr.c->stream);          /* traced: eagerly, the hook reads every output */
+        record(d, d->pr.c->stream); /* traced: eagerly, the hook reads every output */
     } else if (sky_graph_run(d->graphs, key * (N_PARTS + 1) + part + 1, record, d, &err)) {
         fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
         exit(1);
@@ -161,11 +168,11 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
                           const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
                           const sky_dit_skip *skip)
 {
-    dit_cuda *d = opaque;
-    const sky_dit_program *p = d->p;
+    dit_cuda                *d = opaque;
+    const sky_dit_program   *p = d->p;
     const sky_dit_cuda_desc *g = d->desc;
-    const CUstream s = d->pr.c->stream;
-    const size_t lat = (size_t)F * H * W;
+    const CUstream           s = d->pr.c->stream;
+    const size_t             lat = (size_t)F * H * W;
     SKY_ASSERT(slot >= 0 && slot < SKY_PROMPT_SLOTS);
     sky_cuda_prog_bind(&d->pr);
     d->pr.st.prompt = d->prompt[slot];
@@ -196,15 +203,15 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
          * residual) or the residual, then the head. */
         SKY_ASSERT(d->tc_mem);
         const long long L = (long long)F * (H / 2) * (W / 2);
-        const size_t n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
-        const size_t tok_bytes = (size_t)L * (size_t)p->dim * sizeof(uint16_t);
+        const size_t    n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
+        const size_t    tok_bytes = (size_t)L * (size_t)p->dim * sizeof(uint16_t);
         SKY_ASSERT(tok_bytes <= g->tokens.bytes);
         run_part(d, key, PART_EMBED);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(d->tc_probe, d->pr.arena + (skip->use_e0 ? g->e0.offset : g->e.offset),
                                        n * sizeof(float), s));
         SKY_CU_CHECK(cuMemcpyDtoDAsync(d->tc_tokens, d->pr.arena + g->tokens.offset, tok_bytes, s));
         SKY_CU_CHECK(cuStreamSynchronize(s));
-        int parity = 0;
+        int                     parity = 0;
         const sky_cuda_program *st = &d->pr.st;
         if (skip->decide(skip->ctx, d->tc_probe, n, L, &parity)) {
             run_part(d, key, PART_BLOCKS);
@@ -218,7 +225,4 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
     SKY_CU_CHECK(cuStreamSynchronize(s));
 }
 
-const char *sky_dit_cuda_device(void *opaque)
-{
-    return ((dit_cuda *)opaque)->pr.device;
-}
+const char *sky_dit_cuda_device(void *opaque) { return ((dit_cuda *)opaque)->pr.device; }

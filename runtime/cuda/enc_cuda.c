@@ -21,8 +21,8 @@ extern const sky_enc_cuda_desc text_encode_cuda __attribute__((weak));
 extern const sky_enc_cuda_desc clip_encode_cuda __attribute__((weak));
 
 typedef struct enc_cuda {
-    sky_cuda_prog              pr;           /* device, kernels, weights, arena, GEMMs, st, trace */
-    const sky_enc_cuda_desc   *desc;
+    sky_cuda_prog            pr; /* device, kernels, weights, arena, GEMMs, st, trace */
+    const sky_enc_cuda_desc *desc;
 } enc_cuda;
 
 void sky_enc_cuda_close(void *opaque)
@@ -33,13 +33,15 @@ void sky_enc_cuda_close(void *opaque)
     free(e);
 }
 
-sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w, sky_err *err)
+sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text, const sky_weight_reader *w,
+                             sky_err *err)
 {
     *out = NULL;
     const sky_enc_cuda_desc *g = text ? &text_encode_cuda : &clip_encode_cuda;
-    const char *name = text ? "text_encode" : "clip_encode";
-    if (!g) return sky_fail(err, "--backend cuda: this plugin has no CUDA %s (the variant's spec has no %s section)",
-                            name, text ? "t5" : "clip");
+    const char              *name = text ? "text_encode" : "clip_encode";
+    if (!g)
+        return sky_fail(err, "--backend cuda: this plugin has no CUDA %s (the variant's spec has no %s section)", name,
+                        text ? "t5" : "clip");
     enc_cuda *e = calloc(1, sizeof *e);
     if (!e) return sky_fail(err, "out of host memory");
     e->desc = g;
@@ -62,9 +64,9 @@ fail:
 
 void sky_enc_cuda_run(void *opaque, int n, const void *in, size_t in_bytes, float *out, size_t n_out)
 {
-    enc_cuda *e = opaque;
+    enc_cuda                *e = opaque;
     const sky_enc_cuda_desc *g = e->desc;
-    const CUstream s = e->pr.c->stream;
+    const CUstream           s = e->pr.c->stream;
     sky_cuda_prog_bind(&e->pr);
     if (in_bytes > g->in.bytes || n_out * sizeof(float) > g->out.bytes) {
         fprintf(stderr, "%s (cuda): %zu input bytes -> %zu values do not fit the program's slots (%zu -> %zu bytes)\n",
@@ -82,7 +84,4 @@ void sky_enc_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
     sky_cuda_prog_set_trace(&((enc_cuda *)opaque)->pr, fn, ctx);
 }
 
-const char *sky_enc_cuda_device(void *opaque)
-{
-    return ((enc_cuda *)opaque)->pr.device;
-}
+const char *sky_enc_cuda_device(void *opaque) { return ((enc_cuda *)opaque)->pr.device; }

@@ -13,14 +13,14 @@
 typedef struct gemm {
     sky_gemm_desc          d;
     cublasLtMatmulDesc_t   op;
-    cublasLtMatrixLayout_t a;           /* W: column-major k x n, ld k (used transposed) */
-    cublasLtMatrixLayout_t b;           /* x: column-major k x m, ld k */
-    cublasLtMatrixLayout_t cd;          /* y: column-major n x m, ld n (C and D) */
-    cublasLtMatmulAlgo_t   algo;        /* chosen once at init */
+    cublasLtMatrixLayout_t a;    /* W: column-major k x n, ld k (used transposed) */
+    cublasLtMatrixLayout_t b;    /* x: column-major k x m, ld k */
+    cublasLtMatrixLayout_t cd;   /* y: column-major n x m, ld n (C and D) */
+    cublasLtMatmulAlgo_t   algo; /* chosen once at init */
     size_t                 ws_needed;
     float                  waves;
-    int                    m_now;       /* columns currently set in b and cd */
-    int                    n_now, k_now;    /* n and k currently set in the layouts */
+    int                    m_now;        /* columns currently set in b and cd */
+    int                    n_now, k_now; /* n and k currently set in the layouts */
 } gemm;
 
 struct sky_gemm_set {
@@ -49,8 +49,8 @@ static const char *dtype_name(sky_gemm_dtype t)
 static const char *epilogue_name(sky_gemm_epilogue e)
 {
     switch (e) {
-    case SKY_GEMM_EPI_NONE:           return "none";
-    case SKY_GEMM_EPI_BIAS:           return "bias";
+    case SKY_GEMM_EPI_NONE: return "none";
+    case SKY_GEMM_EPI_BIAS: return "bias";
     case SKY_GEMM_EPI_GELU_TANH_BIAS: return "gelu_tanh+bias";
     }
     return "?";
@@ -58,7 +58,7 @@ static const char *epilogue_name(sky_gemm_epilogue e)
 
 static cudaDataType_t cuda_type(sky_gemm_dtype t)
 {
-    return t == SKY_GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;      /* TF32 is stored as fp32 */
+    return t == SKY_GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F; /* TF32 is stored as fp32 */
 }
 
 /* Row strides in elements, the packed ones where the desc says 0. */
@@ -66,10 +66,7 @@ static int64_t ld_x(const sky_gemm_desc *d) { return d->ldx ? d->ldx : d->k; }
 static int64_t ld_w(const sky_gemm_desc *d) { return d->ldw ? d->ldw : (d->w_kn ? d->n : d->k); }
 static int64_t ld_y(const sky_gemm_desc *d) { return d->ldy ? d->ldy : d->n; }
 
-static int aligned(const void *p)
-{
-    return ((uintptr_t)p % GEMM_ALIGN) == 0;
-}
+static int aligned(const void *p) { return ((uintptr_t)p % GEMM_ALIGN) == 0; }
 
 /* "gemm 3 (m<=32760 n=8960 k=1536 bf16->bf16 gelu_tanh+bias)" */
 static const char *desc_fmt(char *buf, size_t size, int i, const sky_gemm_desc *d)
@@ -83,8 +80,7 @@ static sky_status check_desc(int i, const sky_gemm_desc *d, sky_err *err)
 {
     char what[256];
     desc_fmt(what, sizeof what, i, d);
-    if (d->m_max < 1 || d->n < 1 || d->k < 1)
-        return sky_fail(err, "%s: m_max, n and k must be at least 1", what);
+    if (d->m_max < 1 || d->n < 1 || d->k < 1) return sky_fail(err, "%s: m_max, n and k must be at least 1", what);
     if (d->a_dtype != SKY_GEMM_BF16 && d->a_dtype != SKY_GEMM_F32 && d->a_dtype != SKY_GEMM_TF32)
         return sky_fail(err, "%s: inputs must be bf16, f32 or tf32 (a_dtype %d)", what, (int)d->a_dtype);
     if (d->out_dtype != SKY_GEMM_BF16 && d->out_dtype != SKY_GEMM_F32)
@@ -93,8 +89,8 @@ static sky_status check_desc(int i, const sky_gemm_desc *d, sky_err *err)
         return sky_fail(err, "%s: an f32 or tf32 GEMM has an f32 output", what);
     if (d->ldx < 0 || d->ldw < 0 || d->ldy < 0 || (d->ldx && d->ldx < d->k) || (d->ldy && d->ldy < d->n) ||
         (d->ldw && d->ldw < (d->w_kn ? d->n : d->k)))
-        return sky_fail(err, "%s: a row stride (ldx %d, ldw %d, ldy %d) is shorter than its row", what, d->ldx,
-                        d->ldw, d->ldy);
+        return sky_fail(err, "%s: a row stride (ldx %d, ldw %d, ldy %d) is shorter than its row", what, d->ldx, d->ldw,
+                        d->ldy);
     if (d->epilogue != SKY_GEMM_EPI_NONE && d->epilogue != SKY_GEMM_EPI_BIAS &&
         d->epilogue != SKY_GEMM_EPI_GELU_TANH_BIAS)
         return sky_fail(err, "%s: unknown epilogue %d", what, (int)d->epilogue);
@@ -105,27 +101,27 @@ static sky_status check_desc(int i, const sky_gemm_desc *d, sky_err *err)
 static void build(gemm *e)
 {
     const sky_gemm_desc *d = &e->d;
-    SKY_CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->op, d->a_dtype == SKY_GEMM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                                : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    SKY_CUBLAS_CHECK(cublasLtMatmulDescCreate(
+        &e->op, d->a_dtype == SKY_GEMM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
     int32_t ta = d->w_kn ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
     SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    uint32_t ep = d->epilogue == SKY_GEMM_EPI_BIAS           ? CUBLASLT_EPILOGUE_BIAS
-                : d->epilogue == SKY_GEMM_EPI_GELU_TANH_BIAS ? CUBLASLT_EPILOGUE_GELU_BIAS
-                                                             : CUBLASLT_EPILOGUE_DEFAULT;
+    uint32_t ep = d->epilogue == SKY_GEMM_EPI_BIAS             ? CUBLASLT_EPILOGUE_BIAS
+                  : d->epilogue == SKY_GEMM_EPI_GELU_TANH_BIAS ? CUBLASLT_EPILOGUE_GELU_BIAS
+                                                               : CUBLASLT_EPILOGUE_DEFAULT;
     SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
     if (d->epilogue != SKY_GEMM_EPI_NONE) {
         int32_t bt = (int32_t)cuda_type(d->out_dtype);
         /* The heuristic reads the bias pointer's alignment only: give it an aligned one. */
         const void *placeholder = (const void *)(uintptr_t)256;
         SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
-        SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &placeholder,
-                                                        sizeof placeholder));
+        SKY_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &placeholder, sizeof placeholder));
     }
     cudaDataType_t in = cuda_type(d->a_dtype), out = cuda_type(d->out_dtype);
-    if (d->w_kn)        /* W [k, n] row-major = column-major n x k, used as it is */
+    if (d->w_kn) /* W [k, n] row-major = column-major n x k, used as it is */
         SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, in, (uint64_t)d->n, (uint64_t)d->k, ld_w(d)));
-    else                /* W [n, k] row-major = column-major k x n, used transposed */
+    else /* W [n, k] row-major = column-major k x n, used transposed */
         SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, in, (uint64_t)d->k, (uint64_t)d->n, ld_w(d)));
     SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, in, (uint64_t)d->k, (uint64_t)d->m_max, ld_x(d)));
     SKY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->cd, out, (uint64_t)d->n, (uint64_t)d->m_max, ld_y(d)));
@@ -140,24 +136,30 @@ static sky_status choose(sky_gemm_set *s, int i, gemm *e, sky_err *err)
     cublasLtMatmulPreference_t pref;
     SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = s->workspace_bytes;
-    uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;   /* split-K partials stay fp32 */
+    uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE; /* split-K partials stay fp32 */
     uint32_t align = GEMM_ALIGN;
-    SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    SKY_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction,
                                                           sizeof reduction));
-    SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align, sizeof align));
-    SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align, sizeof align));
-    SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align, sizeof align));
-    SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof align));
+    SKY_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align, sizeof align));
+    SKY_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align, sizeof align));
+    SKY_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align, sizeof align));
+    SKY_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof align));
 
     cublasLtMatmulHeuristicResult_t res;
     memset(&res, 0, sizeof res);
-    int found = 0;
+    int            found = 0;
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(s->lt, e->op, e->a, e->b, e->cd, e->cd, pref, 1, &res, &found);
     SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     if (st != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
         char what[256];
-        return sky_fail(err, "%s: cuBLASLt %zu has no algorithm for it on GPU %d (%s, cc %d.%d) with %zu bytes of "
+        return sky_fail(err,
+                        "%s: cuBLASLt %zu has no algorithm for it on GPU %d (%s, cc %d.%d) with %zu bytes of "
                         "workspace (%s); the spec asks for a GEMM this GPU or library cannot run",
                         desc_fmt(what, sizeof what, i, &e->d), s->lt_version, s->device, s->gpu, s->cc_major,
                         s->cc_minor, s->workspace_bytes,
@@ -171,18 +173,19 @@ static sky_status choose(sky_gemm_set *s, int i, gemm *e, sky_err *err)
 
 /* ---- public -------------------------------------------------------------------------- */
 
-sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *descs, int n,
-                         void *workspace, size_t workspace_bytes, sky_err *err)
+sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *descs, int n, void *workspace,
+                         size_t workspace_bytes, sky_err *err)
 {
     *out = NULL;
     if (n < 0) return sky_fail(err, "gemm table: %d entries", n);
     if (workspace == NULL || !aligned(workspace))
-        return sky_fail(err, "gemm table: the cuBLASLt workspace must be device memory aligned to %u bytes", GEMM_ALIGN);
+        return sky_fail(err, "gemm table: the cuBLASLt workspace must be device memory aligned to %u bytes",
+                        GEMM_ALIGN);
     for (int i = 0; i < n; i++)
         if (check_desc(i, &descs[i], err) != SKY_OK) return SKY_ERR;
 
     sky_gemm_set *s = calloc(1, sizeof *s);
-    gemm *g = calloc((size_t)(n > 0 ? n : 1), sizeof *g);
+    gemm         *g = calloc((size_t)(n > 0 ? n : 1), sizeof *g);
     if (s == NULL || g == NULL) {
         free(s);
         free(g);
@@ -201,7 +204,7 @@ sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *d
     for (int i = 0; i < n; i++) {
         g[i].d = descs[i];
         build(&g[i]);
-        s->n = i + 1;                   /* built so far: what sky_gemm_free() destroys */
+        s->n = i + 1; /* built so far: what sky_gemm_free() destroys */
         if (choose(s, i, &g[i], err) != SKY_OK) {
             sky_gemm_free(s);
             return SKY_ERR;
@@ -211,8 +214,7 @@ sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *d
     return SKY_OK;
 }
 
-void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, const void *bias, void *y,
-                  CUstream st)
+void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, const void *bias, void *y, CUstream st)
 {
     SKY_ASSERT(i >= 0 && i < s->n);
     gemm *e = &s->g[i];
@@ -257,10 +259,7 @@ void sky_gemm_run_dims(sky_gemm_set *s, int i, int m, int n, int k, const void *
     sky_gemm_run(s, i, m, x, w, bias, y, st);
 }
 
-int sky_gemm_count(const sky_gemm_set *s)
-{
-    return s->n;
-}
+int sky_gemm_count(const sky_gemm_set *s) { return s->n; }
 
 const sky_gemm_desc *sky_gemm_get_desc(const sky_gemm_set *s, int i)
 {
@@ -276,7 +275,7 @@ typedef struct algo_config {
 static int64_t config_u32(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfigAttributes_t attr)
 {
     uint32_t v = 0;
-    size_t written = 0;
+    size_t   written = 0;
     if (cublasLtMatmulAlgoConfigGetAttribute(a, attr, &v, sizeof v, &written) != CUBLAS_STATUS_SUCCESS) return -1;
     return (int64_t)v;
 }
@@ -284,7 +283,7 @@ static int64_t config_u32(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfi
 static int64_t config_u16(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfigAttributes_t attr)
 {
     uint16_t v = 0;
-    size_t written = 0;
+    size_t   written = 0;
     if (cublasLtMatmulAlgoConfigGetAttribute(a, attr, &v, sizeof v, &written) != CUBLAS_STATUS_SUCCESS) return -1;
     return (int64_t)v;
 }
@@ -292,14 +291,14 @@ static int64_t config_u16(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfi
 static algo_config config_of(const gemm *e)
 {
     algo_config k;
-    k.id            = (int32_t)config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_ID);           /* int32_t */
-    k.tile          = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_TILE_ID);
-    k.splitk        = (int32_t)config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM);   /* int32_t */
-    k.reduction     = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME);
-    k.swizzle       = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING);
-    k.custom        = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION);
-    k.stages        = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID);
-    k.inner_shape   = config_u16(&e->algo, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID);
+    k.id = (int32_t)config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_ID); /* int32_t */
+    k.tile = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_TILE_ID);
+    k.splitk = (int32_t)config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM); /* int32_t */
+    k.reduction = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME);
+    k.swizzle = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING);
+    k.custom = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION);
+    k.stages = config_u32(&e->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID);
+    k.inner_shape = config_u16(&e->algo, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID);
     k.cluster_shape = config_u16(&e->algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID);
     return k;
 }
@@ -312,9 +311,10 @@ void sky_gemm_algo_report(const sky_gemm_set *s, FILE *f)
     for (int i = 0; i < s->n; i++) {
         const gemm *e = &s->g[i];
         algo_config k = config_of(e);
-        char what[256];
-        fprintf(f, "  %s: algo %lld tile %lld stages %lld splitK %lld reduction %lld swizzle %lld custom %lld "
-                   "inner %lld cluster %lld, workspace %zu, waves %.2f\n",
+        char        what[256];
+        fprintf(f,
+                "  %s: algo %lld tile %lld stages %lld splitK %lld reduction %lld swizzle %lld custom %lld "
+                "inner %lld cluster %lld, workspace %zu, waves %.2f\n",
                 desc_fmt(what, sizeof what, i, &e->d), (long long)k.id, (long long)k.tile, (long long)k.stages,
                 (long long)k.splitk, (long long)k.reduction, (long long)k.swizzle, (long long)k.custom,
                 (long long)k.inner_shape, (long long)k.cluster_shape, e->ws_needed, (double)e->waves);
@@ -327,15 +327,14 @@ uint64_t sky_gemm_algo_fingerprint(const sky_gemm_set *s)
     XXH64_state_t *h = XXH64_createState();
     SKY_ASSERT(h != NULL);
     XXH64_reset(h, 0);
-    int64_t head[4] = { (int64_t)s->lt_version, s->sm_count, s->cc_major, s->cc_minor };
+    int64_t head[4] = {(int64_t)s->lt_version, s->sm_count, s->cc_major, s->cc_minor};
     XXH64_update(h, head, sizeof head);
     for (int i = 0; i < s->n; i++) {
         const gemm *e = &s->g[i];
         algo_config k = config_of(e);
-        int64_t v[19] = { e->d.m_max, e->d.n, e->d.k, e->d.a_dtype, e->d.out_dtype, e->d.epilogue,
-                          e->d.ldx, e->d.ldw, e->d.ldy, e->d.w_kn,
-                          k.id, k.tile, k.splitk, k.reduction, k.swizzle, k.custom, k.stages, k.inner_shape,
-                          k.cluster_shape };
+        int64_t     v[19] = {e->d.m_max, e->d.n,   e->d.k,    e->d.a_dtype,  e->d.out_dtype, e->d.epilogue, e->d.ldx,
+                             e->d.ldw,   e->d.ldy, e->d.w_kn, k.id,          k.tile,         k.splitk,      k.reduction,
+                             k.swizzle,  k.custom, k.stages,  k.inner_shape, k.cluster_shape};
         XXH64_update(h, v, sizeof v);
     }
     uint64_t r = XXH64_digest(h);
@@ -349,8 +348,8 @@ void sky_gemm_free(sky_gemm_set *s)
     for (int i = 0; i < s->n; i++) {
         gemm *e = &s->g[i];
         if (e->cd != NULL) SKY_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(e->cd));
-        if (e->b != NULL)  SKY_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(e->b));
-        if (e->a != NULL)  SKY_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(e->a));
+        if (e->b != NULL) SKY_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(e->b));
+        if (e->a != NULL) SKY_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(e->a));
         if (e->op != NULL) SKY_CUBLAS_CHECK(cublasLtMatmulDescDestroy(e->op));
     }
     if (s->lt != NULL) SKY_CUBLAS_CHECK(cublasLtDestroy(s->lt));

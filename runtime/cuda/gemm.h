@@ -68,8 +68,7 @@
 /* cuBLAS / cuBLASLt failures after validation (fatal; see cuda.h). */
 _Noreturn void sky_cublas_fail_(cublasStatus_t s, const char *stmt, const char *func, const char *file, int line);
 
-static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const char *func, const char *file,
-                                     int line)
+static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const char *func, const char *file, int line)
 {
     if (s != CUBLAS_STATUS_SUCCESS) sky_cublas_fail_(s, stmt, func, file, line);
 }
@@ -81,43 +80,42 @@ static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const c
 /* Names and values as gen/emit_cuda.lua writes them into the generated tables. */
 typedef enum sky_gemm_dtype {
     SKY_GEMM_BF16 = 0,
-    SKY_GEMM_F32  = 1,
-    SKY_GEMM_TF32 = 2,      /* a_dtype only: fp32 storage, tf32 products (CUBLAS_COMPUTE_32F_FAST_TF32) */
+    SKY_GEMM_F32 = 1,
+    SKY_GEMM_TF32 = 2, /* a_dtype only: fp32 storage, tf32 products (CUBLAS_COMPUTE_32F_FAST_TF32) */
 } sky_gemm_dtype;
 
 typedef enum sky_gemm_epilogue {
-    SKY_GEMM_EPI_BIAS           = 0,    /* y = x W^T + bias */
-    SKY_GEMM_EPI_GELU_TANH_BIAS = 1,    /* y = gelu_tanh(x W^T + bias) */
-    SKY_GEMM_EPI_NONE           = 2,    /* y = x W^T */
+    SKY_GEMM_EPI_BIAS = 0,           /* y = x W^T + bias */
+    SKY_GEMM_EPI_GELU_TANH_BIAS = 1, /* y = gelu_tanh(x W^T + bias) */
+    SKY_GEMM_EPI_NONE = 2,           /* y = x W^T */
 } sky_gemm_epilogue;
 
 /* One GEMM shape of a program: a row of the generated table, written positionally
  * {m_max, n, k, a_dtype, out_dtype, epilogue[, ldx, ldw, ldy, w_kn]}. */
 typedef struct sky_gemm_desc {
-    int               m_max;        /* most rows of x any call will pass */
-    int               n, k;         /* W is [n, k] (or [k, n] with w_kn) */
-    sky_gemm_dtype    a_dtype;      /* x and W: BF16 (fp32 accumulation), F32 (true fp32) or TF32 */
-    sky_gemm_dtype    out_dtype;    /* y and bias: BF16 or F32 (F32 when a_dtype is F32 or TF32) */
+    int               m_max;     /* most rows of x any call will pass */
+    int               n, k;      /* W is [n, k] (or [k, n] with w_kn) */
+    sky_gemm_dtype    a_dtype;   /* x and W: BF16 (fp32 accumulation), F32 (true fp32) or TF32 */
+    sky_gemm_dtype    out_dtype; /* y and bias: BF16 or F32 (F32 when a_dtype is F32 or TF32) */
     sky_gemm_epilogue epilogue;
-    int               ldx, ldw, ldy;    /* row strides in elements; 0: packed (k, k or n, n) */
-    int               w_kn;         /* 1: W is stored [k, n] (y = x W, the VAE attention's P V) */
+    int               ldx, ldw, ldy; /* row strides in elements; 0: packed (k, k or n, n) */
+    int               w_kn;          /* 1: W is stored [k, n] (y = x W, the VAE attention's P V) */
 } sky_gemm_desc;
 
-typedef struct sky_gemm_set sky_gemm_set;   /* opaque */
+typedef struct sky_gemm_set sky_gemm_set; /* opaque */
 
 /* Create a cuBLASLt handle, build every descriptor and layout, and choose each GEMM's
  * algorithm once (heuristic at m_max with `workspace_bytes` of workspace). `workspace` is
  * device memory the set keeps using (16-byte aligned; SKY_GEMM_WORKSPACE_BYTES). Fails
  * with a message naming the desc (index and shape) when a desc is invalid or cuBLASLt has
  * no algorithm for it. */
-sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *descs, int n,
-                         void *workspace, size_t workspace_bytes, sky_err *err);
+sky_status sky_gemm_init(sky_gemm_set **out, sky_cuda *c, const sky_gemm_desc *descs, int n, void *workspace,
+                         size_t workspace_bytes, sky_err *err);
 
 /* y = epilogue(x · W^T + bias) for GEMM i with m rows (1 <= m <= m_max), enqueued on st.
  * No allocation, no heuristic; capturable into a CUDA Graph. x, w, y, and bias (when the
  * epilogue has one; else NULL) are device pointers aligned to 16 bytes. */
-void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, const void *bias, void *y,
-                  CUstream st);
+void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, const void *bias, void *y, CUstream st);
 
 /* The same with n and k of this call too (n <= desc n, k <= desc k): the layouts' sizes are set for
  * the call (host-side), the strides and the algorithm stay those chosen at init. */
@@ -125,7 +123,7 @@ void sky_gemm_run_dims(sky_gemm_set *s, int i, int m, int n, int k, const void *
                        void *y, CUstream st);
 
 /* Number of GEMMs and desc i, as given to sky_gemm_init(). */
-int sky_gemm_count(const sky_gemm_set *s);
+int                  sky_gemm_count(const sky_gemm_set *s);
 const sky_gemm_desc *sky_gemm_get_desc(const sky_gemm_set *s, int i);
 
 /* Print the chosen algorithm of every GEMM, one line each, after a header line with the

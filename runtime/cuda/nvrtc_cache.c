@@ -1,6 +1,6 @@
 /* runtime/cuda/nvrtc_cache.c — NVRTC compile with an on-disk cubin cache (nvrtc_cache.h). */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L     /* mkdir, mkstemp, fdopen, fileno, fsync */
+#define _POSIX_C_SOURCE 200809L /* mkdir, mkstemp, fdopen, fileno, fsync */
 #endif
 #include "cuda/nvrtc_cache.h"
 
@@ -35,12 +35,12 @@ static char *program_log(nvrtcProgram prog)
 static void log_excerpt(char *buf, size_t size, const char *log, int max_lines)
 {
     size_t used = 0;
-    int lines = 0;
+    int    lines = 0;
     buf[0] = '\0';
     for (const char *p = log; *p != '\0' && lines < max_lines && used + 8 < size; lines++) {
         const char *eol = strchr(p, '\n');
-        size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
-        int w = snprintf(buf + used, size - used, "    %.*s\n", (int)len, p);
+        size_t      len = eol != NULL ? (size_t)(eol - p) : strlen(p);
+        int         w = snprintf(buf + used, size - used, "    %.*s\n", (int)len, p);
         if (w < 0 || (size_t)w >= size - used) {
             used = size - 1;
             break;
@@ -55,7 +55,7 @@ _Noreturn void sky_nvrtc_fail_(nvrtcResult r, nvrtcProgram prog, const char *fil
                                const char *func, const char *file, int line)
 {
     char extra[8192];
-    int n = snprintf(extra, sizeof extra, "  generated file: %s", file_name != NULL ? file_name : "(unknown)");
+    int  n = snprintf(extra, sizeof extra, "  generated file: %s", file_name != NULL ? file_name : "(unknown)");
     if (prog != NULL && n > 0 && (size_t)n < sizeof extra) {
         char *log = program_log(prog);
         if (log != NULL && log[0] != '\0') {
@@ -75,10 +75,10 @@ _Noreturn void sky_nvrtc_fail_(nvrtcResult r, nvrtcProgram prog, const char *fil
 sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err)
 {
     const char *v = getenv("SKYREELS_CACHE");
-    int n;
+    int         n;
     if (v != NULL && v[0] != '\0') {
         n = snprintf(buf, size, "%s", v);
-    } else if ((v = getenv("XDG_CACHE_HOME")) != NULL && v[0] == '/') {    /* XDG: absolute only */
+    } else if ((v = getenv("XDG_CACHE_HOME")) != NULL && v[0] == '/') { /* XDG: absolute only */
         n = snprintf(buf, size, "%s/skyreels", v);
     } else if ((v = getenv("HOME")) != NULL && v[0] != '\0') {
         n = snprintf(buf, size, "%s/.cache/skyreels", v);
@@ -96,13 +96,15 @@ static sky_status make_dirs(const char *dir, sky_err *err)
     if (dir[0] == '\0') return sky_fail(err, "empty kernel cache directory name");
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return sky_fail(err, "kernel cache directory path too long: %s", dir);
-    for (char *p = path + 1; ; p++) {
+    for (char *p = path + 1;; p++) {
         if (*p != '/' && *p != '\0') continue;
         char c = *p;
         *p = '\0';
         if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return sky_fail(err, "cannot create the kernel cache directory %s: %s; set SKYREELS_CACHE to a "
-                            "writable directory", path, strerror(errno));
+            return sky_fail(err,
+                            "cannot create the kernel cache directory %s: %s; set SKYREELS_CACHE to a "
+                            "writable directory",
+                            path, strerror(errno));
         *p = c;
         if (c == '\0') break;
     }
@@ -120,7 +122,7 @@ static int read_entry(const char *path, void **data, size_t *size)
     FILE *f = fopen(path, "rb");
     if (f == NULL) return 0;
     unsigned char *buf = NULL;
-    long n = -1;
+    long           n = -1;
     if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
     if (n >= 4 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) != NULL &&
         fread(buf, 1, (size_t)n, f) == (size_t)n && memcmp(buf, "\177ELF", 4) == 0) {
@@ -139,13 +141,16 @@ static int read_entry(const char *path, void **data, size_t *size)
 static sky_status write_entry(const char *path, const void *data, size_t size, sky_err *err)
 {
     char tmp[4300];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+    int  n = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
     if (n < 0 || (size_t)n >= sizeof tmp) return sky_fail(err, "kernel cache path too long: %s", path);
     const int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    FILE     *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (f == NULL) {
         const int saved = errno;
-        if (fd >= 0) { close(fd); remove(tmp); }
+        if (fd >= 0) {
+            close(fd);
+            remove(tmp);
+        }
         return sky_fail(err, "cannot write the kernel cache file %s: %s; set SKYREELS_CACHE to a writable directory",
                         tmp, strerror(saved));
     }
@@ -157,25 +162,27 @@ static sky_status write_entry(const char *path, const void *data, size_t size, s
     if (ok && rename(tmp, path) == 0) return SKY_OK;
     if (ok) saved = errno;
     remove(tmp);
-    return sky_fail(err, "cannot write the kernel cache file %s: %s; free disk space or set SKYREELS_CACHE to a "
-                    "writable directory", path, strerror(saved));
+    return sky_fail(err,
+                    "cannot write the kernel cache file %s: %s; free disk space or set SKYREELS_CACHE to a "
+                    "writable directory",
+                    path, strerror(saved));
 }
 
 /* ---- the toolkit's headers ----------------------------------------------------------- */
 
 /* Headers a generated source may include (templates/cuda/common.cuh: cuda_bf16.h, which under
  * NVRTC opens these four and nothing else). Their bytes enter the cache key. */
-static const char *const toolkit_headers[] = { "cuda_bf16.h", "cuda_bf16.hpp", "cuda_fp16.h", "cuda_fp16.hpp" };
+static const char *const toolkit_headers[] = {"cuda_bf16.h", "cuda_bf16.hpp", "cuda_fp16.h", "cuda_fp16.hpp"};
 
 /* The CUDA toolkit's include directory: $CUDA_HOME/include, $CUDA_PATH/include or
  * /usr/local/cuda/include, the first that has cuda_bf16.h. 0 when none has. */
 static int toolkit_include(char *buf, size_t size)
 {
-    const char *roots[3] = { getenv("CUDA_HOME"), getenv("CUDA_PATH"), "/usr/local/cuda" };
+    const char *roots[3] = {getenv("CUDA_HOME"), getenv("CUDA_PATH"), "/usr/local/cuda"};
     for (int i = 0; i < 3; i++) {
         if (roots[i] == NULL || roots[i][0] == '\0') continue;
         char probe[4200];
-        int n = snprintf(buf, size, "%s/include", roots[i]);
+        int  n = snprintf(buf, size, "%s/include", roots[i]);
         if (n < 0 || (size_t)n >= size) continue;
         snprintf(probe, sizeof probe, "%s/cuda_bf16.h", buf);
         struct stat st;
@@ -224,17 +231,19 @@ static sky_status check_arch_supported(int cc_major, int cc_minor, const char *a
     }
     free(list);
     if (found) return SKY_OK;
-    return sky_fail(err, "NVRTC %d.%d cannot compile for %s (compute capability %d.%d); it supports sm_%d to sm_%d. "
-                    "Use a CUDA toolkit that supports this GPU", nv_major, nv_minor, arch, cc_major, cc_minor, lo, hi);
+    return sky_fail(err,
+                    "NVRTC %d.%d cannot compile for %s (compute capability %d.%d); it supports sm_%d to sm_%d. "
+                    "Use a CUDA toolkit that supports this GPU",
+                    nv_major, nv_minor, arch, cc_major, cc_minor, lo, hi);
 }
 
 static uint64_t cache_key(const char *source, const char *options, const char *arch, int nv_major, int nv_minor,
                           int driver_version, const char *include_dir)
 {
-    char head[5000];                    /* options hold a path of up to 4 KiB */
+    char   head[5000]; /* options hold a path of up to 4 KiB */
     size_t len = strlen(source);
-    int n = snprintf(head, sizeof head, "%s\noptions %s\narch %s\nnvrtc %d.%d\ndriver %d\nsource %zu\n",
-                     CACHE_FORMAT, options, arch, nv_major, nv_minor, driver_version, len);
+    int n = snprintf(head, sizeof head, "%s\noptions %s\narch %s\nnvrtc %d.%d\ndriver %d\nsource %zu\n", CACHE_FORMAT,
+                     options, arch, nv_major, nv_minor, driver_version, len);
     SKY_ASSERT(n > 0 && (size_t)n < sizeof head);
     XXH64_state_t *h = XXH64_createState();
     SKY_ASSERT(h != NULL);
@@ -256,11 +265,11 @@ static sky_status compile(void **cubin, size_t *size, const char *source, const 
     nvrtcResult r = nvrtcCompileProgram(prog, nopts, opts);
     if (r != NVRTC_SUCCESS) {
         char *log = program_log(prog);
-        char excerpt[1400];
+        char  excerpt[1400];
         log_excerpt(excerpt, sizeof excerpt, log != NULL ? log : "", 16);
         int missing = log != NULL && strstr(log, "could not open source file") != NULL;
-        sky_fail(err, "%s: NVRTC %d.%d could not compile it for %s (%s); %s. First lines of the log:\n%s",
-                 file_name, nv_major, nv_minor, arch, nvrtcGetErrorString(r),
+        sky_fail(err, "%s: NVRTC %d.%d could not compile it for %s (%s); %s. First lines of the log:\n%s", file_name,
+                 nv_major, nv_minor, arch, nvrtcGetErrorString(r),
                  missing && !have_headers ? "it includes CUDA toolkit headers and none were found: set CUDA_HOME "
                                             "to the CUDA toolkit (its include/ must have cuda_bf16.h)"
                                           : "the generated code or its template has a bug",
@@ -292,8 +301,10 @@ static sky_status get_cubin(void **cubin, size_t *size, const char *source, cons
     *size = 0;
     if (cache_hit != NULL) *cache_hit = 0;
     char dir[4096], arch[32], arch_opt[64], inc[4096], inc_opt[4200], options[4400], path[4200];
-    if (cache_dir != NULL && cache_dir[0] != '\0') snprintf(dir, sizeof dir, "%s", cache_dir);
-    else if (sky_nvrtc_cache_dir(dir, sizeof dir, err) != SKY_OK) return SKY_ERR;
+    if (cache_dir != NULL && cache_dir[0] != '\0')
+        snprintf(dir, sizeof dir, "%s", cache_dir);
+    else if (sky_nvrtc_cache_dir(dir, sizeof dir, err) != SKY_OK)
+        return SKY_ERR;
 
     int nv_major = 0, nv_minor = 0;
     SKY_NVRTC_CHECK(nvrtcVersion(&nv_major, &nv_minor), NULL, file_name);
@@ -302,12 +313,13 @@ static sky_status get_cubin(void **cubin, size_t *size, const char *source, cons
     snprintf(arch_opt, sizeof arch_opt, "--gpu-architecture=%s", arch);
     int have_headers = toolkit_include(inc, sizeof inc);
     snprintf(inc_opt, sizeof inc_opt, "--include-path=%s", inc);
-    const char *opts[] = { arch_opt, "-std=c++17", inc_opt };
-    const int nopts = have_headers ? 3 : 2;
-    snprintf(options, sizeof options, "%s %s%s%s", opts[0], opts[1], have_headers ? " " : "", have_headers ? inc_opt : "");
+    const char *opts[] = {arch_opt, "-std=c++17", inc_opt};
+    const int   nopts = have_headers ? 3 : 2;
+    snprintf(options, sizeof options, "%s %s%s%s", opts[0], opts[1], have_headers ? " " : "",
+             have_headers ? inc_opt : "");
 
     uint64_t key = cache_key(source, options, arch, nv_major, nv_minor, driver_version, inc);
-    int n = snprintf(path, sizeof path, "%s/%016llx.cubin", dir, (unsigned long long)key);
+    int      n = snprintf(path, sizeof path, "%s/%016llx.cubin", dir, (unsigned long long)key);
     if (n < 0 || (size_t)n >= sizeof path) return sky_fail(err, "kernel cache path too long: %s", dir);
     if (!recompile && read_entry(path, cubin, size)) {
         if (cache_hit != NULL) *cache_hit = 1;
@@ -327,21 +339,19 @@ static sky_status get_cubin(void **cubin, size_t *size, const char *source, cons
 
 /* ---- public -------------------------------------------------------------------------- */
 
-sky_status sky_nvrtc_cubin(void **cubin, size_t *size, const char *source, const char *file_name,
-                           int cc_major, int cc_minor, int driver_version, const char *cache_dir,
-                           int *cache_hit, sky_err *err)
+sky_status sky_nvrtc_cubin(void **cubin, size_t *size, const char *source, const char *file_name, int cc_major,
+                           int cc_minor, int driver_version, const char *cache_dir, int *cache_hit, sky_err *err)
 {
-    return get_cubin(cubin, size, source, file_name, cc_major, cc_minor, driver_version, cache_dir, 0, cache_hit,
-                     err);
+    return get_cubin(cubin, size, source, file_name, cc_major, cc_minor, driver_version, cache_dir, 0, cache_hit, err);
 }
 
-sky_status sky_nvrtc_module(CUmodule *out, const char *source, const char *file_name, int cc_major,
-                            int cc_minor, const char *cache_dir, int *cache_hit, sky_err *err)
+sky_status sky_nvrtc_module(CUmodule *out, const char *source, const char *file_name, int cc_major, int cc_minor,
+                            const char *cache_dir, int *cache_hit, sky_err *err)
 {
     *out = NULL;
     int driver = 0, hit = 0;
     SKY_CU_CHECK(cuDriverGetVersion(&driver));
-    void *cubin = NULL;
+    void  *cubin = NULL;
     size_t size = 0;
     if (get_cubin(&cubin, &size, source, file_name, cc_major, cc_minor, driver, cache_dir, 0, &hit, err) != SKY_OK)
         return SKY_ERR;
@@ -360,9 +370,11 @@ sky_status sky_nvrtc_module(CUmodule *out, const char *source, const char *file_
         char arch[32];
         sky_nvrtc_arch(arch, sizeof arch, cc_major, cc_minor);
         *out = NULL;
-        return sky_fail(err, "%s: the driver (CUDA %d.%d) cannot load the %zu-byte %s cubin NVRTC made: %s (%s); "
-                        "update the NVIDIA driver", file_name, driver / 1000, driver % 1000 / 10, size, arch,
-                        sky_cu_error_name(r), sky_cu_error_string(r));
+        return sky_fail(err,
+                        "%s: the driver (CUDA %d.%d) cannot load the %zu-byte %s cubin NVRTC made: %s (%s); "
+                        "update the NVIDIA driver",
+                        file_name, driver / 1000, driver % 1000 / 10, size, arch, sky_cu_error_name(r),
+                        sky_cu_error_string(r));
     }
     return SKY_OK;
 }
@@ -373,6 +385,8 @@ sky_status sky_nvrtc_function(CUfunction *out, CUmodule m, const char *name, sky
     CUresult r = cuModuleGetFunction(out, m, name);
     if (r == CUDA_SUCCESS) return SKY_OK;
     *out = NULL;
-    return sky_fail(err, "kernel '%s' is not in its module (%s): the generated launch code and kernel source "
-                    "disagree, a generator bug", name, sky_cu_error_name(r));
+    return sky_fail(err,
+                    "kernel '%s' is not in its module (%s): the generated launch code and kernel source "
+                    "disagree, a generator bug",
+                    name, sky_cu_error_name(r));
 }

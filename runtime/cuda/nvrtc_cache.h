@@ -62,14 +62,13 @@ void sky_nvrtc_arch(char *buf, size_t size, int cc_major, int cc_minor);
  * Needs no GPU and no driver (driver_version only enters the key). *cubin is malloc'd
  * (free it); *cache_hit (may be NULL) is 1 when it came from the cache. On a failed
  * compilation the message names file_name and quotes the first lines of the log. */
-sky_status sky_nvrtc_cubin(void **cubin, size_t *size, const char *source, const char *file_name,
-                           int cc_major, int cc_minor, int driver_version, const char *cache_dir,
-                           int *cache_hit, sky_err *err);
+sky_status sky_nvrtc_cubin(void **cubin, size_t *size, const char *source, const char *file_name, int cc_major,
+                           int cc_minor, int driver_version, const char *cache_dir, int *cache_hit, sky_err *err);
 
 /* sky_nvrtc_cubin() with this driver's version, then cuModuleLoadData into *out (in the
  * current context). cache_dir NULL or "": the default. cache_hit may be NULL. */
-sky_status sky_nvrtc_module(CUmodule *out, const char *source, const char *file_name, int cc_major,
-                            int cc_minor, const char *cache_dir, int *cache_hit, sky_err *err);
+sky_status sky_nvrtc_module(CUmodule *out, const char *source, const char *file_name, int cc_major, int cc_minor,
+                            const char *cache_dir, int *cache_hit, sky_err *err);
 
 /* The kernel `name` (extern "C", so unmangled) of module m. */
 sky_status sky_nvrtc_function(CUfunction *out, CUmodule m, const char *name, sky_err *err);

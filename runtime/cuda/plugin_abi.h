@@ -17,11 +17,11 @@
 #include "models/program.h"
 #include "models/prompt_cache.h"
 #include "core/status.h"
-#include "models/teacache.h"                          /* sky_dit_skip */
+#include "models/teacache.h" /* sky_dit_skip */
 
 typedef struct sky_dit_cuda_plugin {
-    int         abi;                          /* SKY_DIT_CUDA_ABI */
-    const char *variant;                      /* the variant it was generated for */
+    int         abi;     /* SKY_DIT_CUDA_ABI */
+    const char *variant; /* the variant it was generated for */
     /* dit_forward on GPU `device` (0; 1 for the second transformer of --use_cfg_parallel). Every entry point
      * makes its program's device current on the calling thread, so programs on different GPUs can run at
      * once from different threads (one thread per program at a time). */
@@ -36,8 +36,8 @@ typedef struct sky_dit_cuda_plugin {
     /* Allocate what TeaCache keeps on the device (two residuals and a copy of the tokens, at the largest
      * window): once, before the first forward with a skip. */
     sky_status (*teacache_open)(void *d, sky_err *err);
-    const char *(*device)(void *d);           /* e.g. "GPU 0: NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
-    int (*devices)(void);                     /* CUDA devices visible to the driver (0 when none or no driver) */
+    const char *(*device)(void *d); /* e.g. "GPU 0: NVIDIA H100 80GB HBM3, sm_90, 132 SMs" */
+    int (*devices)(void);           /* CUDA devices visible to the driver (0 when none or no driver) */
     void (*close)(void *d);
     /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
      * run without CUDA Graphs while a trace is set. */
@@ -46,8 +46,7 @@ typedef struct sky_dit_cuda_plugin {
     /* vae_decode (decode = 1) or vae_encode of the variant: one chunk per call, the caches kept on the
      * device; vae_reset zeroes them (the start of a sequence). in and out are the CPU program's slots
      * ([C, frames, H*W] floats: n_in and n_out of them); H x W is the call's size, as for forward_cpu. */
-    sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
-                           sky_err *err);
+    sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w, sky_err *err);
     void (*vae_reset)(void *v);
     void (*vae_chunk)(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
     void (*vae_set_trace)(void *v, sky_trace_fn fn, void *ctx);

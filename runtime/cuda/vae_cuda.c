@@ -23,12 +23,12 @@ extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
 
 typedef struct vae_cuda {
-    sky_cuda_prog            pr;             /* device, kernels, weights, arena, GEMMs, st, trace */
+    sky_cuda_prog            pr; /* device, kernels, weights, arena, GEMMs, st, trace */
     const sky_vae_cuda_desc *desc;
     const sky_vae_program   *p;
-    int                      landscape_h;    /* H of a landscape call */
+    int                      landscape_h; /* H of a landscape call */
     sky_graph_cache         *graphs;
-    int                      H, W, first;    /* the call being recorded */
+    int                      H, W, first; /* the call being recorded */
 } vae_cuda;
 
 void sky_vae_cuda_close(void *opaque)
@@ -50,9 +50,9 @@ typedef struct vae_form {
 
 static void form_vae(void *ctx, int i, const float *src, void *dst_)
 {
-    const vae_form *f = ctx;
+    const vae_form          *f = ctx;
     const sky_weight_layout *l = &f->lay[i];
-    float *dst = dst_;
+    float                   *dst = dst_;
     if (!l->cout) {
         memcpy(dst, src, f->count[i] * sizeof(float));
         return;
@@ -67,40 +67,46 @@ static void form_vae(void *ctx, int i, const float *src, void *dst_)
 
 static sky_status upload_weights(vae_cuda *v, const sky_weight_reader *w, sky_err *err)
 {
-    const sky_vae_program *p = v->p;
+    const sky_vae_program   *p = v->p;
     const sky_weight_layout *lay = v->desc->weight_layout;
-    const size_t nw = (size_t)(p->n_weights > 0 ? p->n_weights : 1);
-    size_t *count = calloc(nw, sizeof *count), *bytes = calloc(nw, sizeof *bytes);
-    sky_status st = SKY_ERR;
-    if (!count || !bytes) { sky_fail(err, "out of host memory"); goto done; }
+    const size_t             nw = (size_t)(p->n_weights > 0 ? p->n_weights : 1);
+    size_t                  *count = calloc(nw, sizeof *count), *bytes = calloc(nw, sizeof *bytes);
+    sky_status               st = SKY_ERR;
+    if (!count || !bytes) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     for (int i = 0; i < p->n_weights; i++) {
         size_t n = 1;
         for (int k = 0; k < p->weights[i].ndim; k++) n *= (size_t)p->weights[i].shape[k];
         count[i] = n;
         if (lay[i].cout) {
             if ((size_t)lay[i].cout * (size_t)lay[i].cin * (size_t)lay[i].taps != n || lay[i].cin_pad < lay[i].cin) {
-                sky_fail(err, "%s: weight %s has %zu values, its layout says %d x %d x %d: rebuild the plugin with "
-                         "the binary", v->pr.name, p->weights[i].name, n, lay[i].cout, lay[i].cin, lay[i].taps);
+                sky_fail(err,
+                         "%s: weight %s has %zu values, its layout says %d x %d x %d: rebuild the plugin with "
+                         "the binary",
+                         v->pr.name, p->weights[i].name, n, lay[i].cout, lay[i].cin, lay[i].taps);
                 goto done;
             }
             n = (size_t)lay[i].cout * (size_t)lay[i].taps * (size_t)lay[i].cin_pad;
         }
         bytes[i] = n * sizeof(float);
     }
-    st = sky_cuda_prog_weights(&v->pr, p->n_weights, count, bytes, form_vae, &(vae_form){ lay, count }, w, err);
+    st = sky_cuda_prog_weights(&v->pr, p->n_weights, count, bytes, form_vae, &(vae_form){lay, count}, w, err);
 done:
-    free(count); free(bytes);
+    free(count);
+    free(bytes);
     return st;
 }
 
-sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
-                             sky_err *err)
+sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w, sky_err *err)
 {
     *out = NULL;
     const sky_vae_cuda_desc *g = decode ? &vae_decode_cuda : &vae_encode_cuda;
-    const char *name = decode ? "vae_decode" : "vae_encode";
-    if (!g) return sky_fail(err, "--backend cuda: this plugin has no CUDA %s (the variant's spec has no vae section)",
-                            name);
+    const char              *name = decode ? "vae_decode" : "vae_encode";
+    if (!g)
+        return sky_fail(err, "--backend cuda: this plugin has no CUDA %s (the variant's spec has no vae section)",
+                        name);
     vae_cuda *v = calloc(1, sizeof *v);
     if (!v) return sky_fail(err, "out of host memory");
     v->desc = g, v->p = p;
@@ -110,8 +116,8 @@ sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, c
                  p->n_weights);
         goto fail;
     }
-    if (sky_cuda_prog_begin(&v->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, "conv_tf32",
-                            g->conv_smem, p->n_weights, g->arena_bytes, 0, err) ||
+    if (sky_cuda_prog_begin(&v->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names,
+                            "conv_tf32", g->conv_smem, p->n_weights, g->arena_bytes, 0, err) ||
         upload_weights(v, w, err) || sky_cuda_prog_end(&v->pr, g->gemms, g->n_gemms, err) ||
         sky_graph_cache_init(&v->graphs, v->pr.c, 4, err))
         goto fail;
@@ -138,19 +144,21 @@ static void record(void *opaque, CUstream s)
 
 void sky_vae_cuda_chunk(void *opaque, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out)
 {
-    vae_cuda *v = opaque;
+    vae_cuda                *v = opaque;
     const sky_vae_cuda_desc *g = v->desc;
-    const CUstream s = v->pr.c->stream;
+    const CUstream           s = v->pr.c->stream;
     sky_cuda_prog_bind(&v->pr);
     if (n_in * sizeof(float) > g->in.bytes || n_out * sizeof(float) > g->out.bytes) {
-        fprintf(stderr, "%s (cuda): a chunk of %zu -> %zu values does not fit the program's slots (%zu -> %zu "
-                "bytes)\n", v->pr.name, n_in, n_out, g->in.bytes, g->out.bytes);
+        fprintf(stderr,
+                "%s (cuda): a chunk of %zu -> %zu values does not fit the program's slots (%zu -> %zu "
+                "bytes)\n",
+                v->pr.name, n_in, n_out, g->in.bytes, g->out.bytes);
         exit(1);
     }
     SKY_CU_CHECK(cuMemcpyHtoDAsync(v->pr.arena + g->in.offset, in, n_in * sizeof(float), s));
     v->H = H, v->W = W, v->first = first != 0;
-    sky_err err;
-    const int key = v->first * 2 + (H != v->landscape_h);   /* the launch parameters differ between these */
+    sky_err   err;
+    const int key = v->first * 2 + (H != v->landscape_h); /* the launch parameters differ between these */
     if (v->pr.trace.fn) {
         record(v, s);
     } else if (sky_graph_run(v->graphs, key, record, v, &err)) {
@@ -166,7 +174,4 @@ void sky_vae_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
     sky_cuda_prog_set_trace(&((vae_cuda *)opaque)->pr, fn, ctx);
 }
 
-const char *sky_vae_cuda_device(void *opaque)
-{
-    return ((vae_cuda *)opaque)->pr.device;
-}
+const char *sky_vae_cuda_device(void *opaque) { return ((vae_cuda *)opaque)->pr.device; }

@@ -47,14 +47,14 @@
 #include "core/status.h"
 
 /* Limits on what the pickle may ask for (real state dict pickles are well below). */
-#define SKY_PTH_MAX_PICKLE  ((size_t)16 << 20)   /* bytes of data.pkl (~100 bytes per tensor) */
-#define SKY_PTH_MAX_VALUES  (1 << 21)            /* values the pickle builds (~20 per tensor) */
-#define SKY_PTH_MAX_STACK   (1 << 20)            /* values on the pickle stack */
-#define SKY_PTH_MAX_MARKS   64                   /* nested MARKs */
-#define SKY_PTH_MAX_MEMO    (1 << 20)            /* memo entries */
-#define SKY_PTH_MAX_STRING  ((size_t)1 << 20)    /* bytes of one string */
+#define SKY_PTH_MAX_PICKLE ((size_t)16 << 20) /* bytes of data.pkl (~100 bytes per tensor) */
+#define SKY_PTH_MAX_VALUES (1 << 21)          /* values the pickle builds (~20 per tensor) */
+#define SKY_PTH_MAX_STACK  (1 << 20)          /* values on the pickle stack */
+#define SKY_PTH_MAX_MARKS  64                 /* nested MARKs */
+#define SKY_PTH_MAX_MEMO   (1 << 20)          /* memo entries */
+#define SKY_PTH_MAX_STRING ((size_t)1 << 20)  /* bytes of one string */
 
-typedef struct sky_pth sky_pth;                  /* opaque */
+typedef struct sky_pth sky_pth; /* opaque */
 
 /* Map path read-only and validate everything above. On success *out owns the mapping
  * (the fd is already closed). On error returns SKY_ERR, *out == NULL, and err->msg

@@ -30,16 +30,16 @@
 #define SKY_ST_MAX_HEADER 100000000ull
 
 typedef struct sky_st_tensor {
-    const char *name;                  /* unique, non-empty, NUL-terminated */
+    const char *name; /* unique, non-empty, NUL-terminated */
     sky_dtype   dtype;
-    int         ndim;                  /* 0 for a scalar (1 element) */
-    int64_t     shape[SKY_MAX_DIMS];   /* shape[ndim..] are 0 */
-    const void *data;                  /* into the mapping; any alignment */
-    size_t      nbytes;                /* 0 for an empty tensor */
-    const char *file;                  /* path of the file holding it */
+    int         ndim;                /* 0 for a scalar (1 element) */
+    int64_t     shape[SKY_MAX_DIMS]; /* shape[ndim..] are 0 */
+    const void *data;                /* into the mapping; any alignment */
+    size_t      nbytes;              /* 0 for an empty tensor */
+    const char *file;                /* path of the file holding it */
 } sky_st_tensor;
 
-typedef struct sky_safetensors sky_safetensors;     /* opaque */
+typedef struct sky_safetensors sky_safetensors; /* opaque */
 
 /* Map path and validate everything above. On success *out owns the mapping (the fd
  * is already closed). On error returns SKY_ERR, *out == NULL, and err->msg starts
@@ -79,15 +79,15 @@ void sky_safetensors_close(sky_safetensors *f);
  * *.safetensors file is an error that says so. Tensors are merged and sorted by name. */
 typedef struct sky_checkpoint sky_checkpoint;
 
-sky_status sky_checkpoint_open(sky_checkpoint **out, const char *path, sky_err *err);
-int  sky_checkpoint_count(const sky_checkpoint *c);
-const sky_st_tensor *sky_checkpoint_at(const sky_checkpoint *c, int i);          /* by name */
-const sky_st_tensor *sky_checkpoint_find(const sky_checkpoint *c, const char *name);  /* O(log n) */
-const char *sky_checkpoint_path(const sky_checkpoint *c);
+sky_status           sky_checkpoint_open(sky_checkpoint **out, const char *path, sky_err *err);
+int                  sky_checkpoint_count(const sky_checkpoint *c);
+const sky_st_tensor *sky_checkpoint_at(const sky_checkpoint *c, int i);              /* by name */
+const sky_st_tensor *sky_checkpoint_find(const sky_checkpoint *c, const char *name); /* O(log n) */
+const char          *sky_checkpoint_path(const sky_checkpoint *c);
 /* Number of .safetensors files opened, and each one (in file name order). */
-int  sky_checkpoint_file_count(const sky_checkpoint *c);
+int                    sky_checkpoint_file_count(const sky_checkpoint *c);
 const sky_safetensors *sky_checkpoint_file(const sky_checkpoint *c, int i);
-void sky_checkpoint_close(sky_checkpoint *c);                                    /* NULL ok */
+void                   sky_checkpoint_close(sky_checkpoint *c); /* NULL ok */
 
 /* One tensor to write. data holds the tensor's bytes, little-endian, row-major
  * (may be NULL when the tensor has 0 bytes). */
@@ -107,7 +107,6 @@ typedef struct sky_st_entry {
  * temporary file in the same directory, fsync()ed, then rename()d onto path, so an
  * existing file is never truncated under a reader's mapping; on any error the temporary
  * file is removed and path is untouched. */
-sky_status sky_safetensors_write(const char *path, const sky_st_entry *t, int n,
-                                 const char *const *meta, sky_err *err);
+sky_status sky_safetensors_write(const char *path, const sky_st_entry *t, int n, const char *const *meta, sky_err *err);
 
 #endif /* SKY_SAFETENSORS_H */

@@ -22,8 +22,14 @@ static const char *shape_fmt(char *buf, size_t size, int ndim, const int64_t *sh
  * original CLIP stores its class and position embeddings with them, Hugging Face without). */
 static int shape_equal_dims(int na, const int64_t *a, int nb, const int64_t *b)
 {
-    while (na > 0 && a[0] == 1) { a++; na--; }
-    while (nb > 0 && b[0] == 1) { b++; nb--; }
+    while (na > 0 && a[0] == 1) {
+        a++;
+        na--;
+    }
+    while (nb > 0 && b[0] == 1) {
+        b++;
+        nb--;
+    }
     if (na != nb) return 0;
     for (int i = 0; i < na; i++)
         if (a[i] != b[i]) return 0;
@@ -39,10 +45,10 @@ static int alias_part(const char *alias, int i, char *buf, size_t size)
         return 1;
     }
     const char *p = alias + 5;
-    int n = 1;
+    int         n = 1;
     for (const char *q = p; *q; q++) n += *q == ',';
     for (int k = 0; k < i; k++) p = strchr(p, ',') + 1;
-    const char *e = strchr(p, ',');
+    const char  *e = strchr(p, ',');
     const size_t len = e ? (size_t)(e - p) : strlen(p);
     snprintf(buf, size, "%.*s", (int)(len < size ? len : size - 1), p);
     return n;
@@ -56,34 +62,36 @@ static const char *name_in(const sky_weight_desc *w, sky_layout l, char *buf, si
     return buf;
 }
 
-const char *sky_layout_name(sky_layout l)
-{
-    return l == SKY_LAYOUT_ORIGINAL ? "original" : "diffusers";
-}
+const char *sky_layout_name(sky_layout l) { return l == SKY_LAYOUT_ORIGINAL ? "original" : "diffusers"; }
 
 /* Decide the layout from the tensors whose two names differ: all hits must be in one. */
-static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const sky_weight_desc *table,
-                                int n, const char *who, sky_err *err)
+static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
+                                const char *who, sky_err *err)
 {
-    int orig = 0, diff = 0;
+    int         orig = 0, diff = 0;
     const char *orig_example = NULL, *diff_example = NULL;
-    char buf[512];
+    char        buf[512];
     for (int i = 0; i < n; i++) {
         if (strcmp(table[i].name, table[i].alias) == 0) continue;
-        if (sky_checkpoint_find(ck, table[i].name)) { orig++; if (!orig_example) orig_example = table[i].name; }
+        if (sky_checkpoint_find(ck, table[i].name)) {
+            orig++;
+            if (!orig_example) orig_example = table[i].name;
+        }
         if (sky_checkpoint_find(ck, name_in(&table[i], SKY_LAYOUT_DIFFUSERS, buf, sizeof buf))) {
             diff++;
             if (!diff_example) diff_example = table[i].alias;
         }
     }
     if (orig > 0 && diff > 0)
-        return sky_fail(err, "%s: the checkpoint mixes the original layout ('%s', %d tensors) and the diffusers "
+        return sky_fail(err,
+                        "%s: the checkpoint mixes the original layout ('%s', %d tensors) and the diffusers "
                         "layout ('%s', %d tensors); point --weights at one checkpoint",
                         sky_checkpoint_path(ck), orig_example, orig, diff_example, diff);
     if (orig == 0 && diff == 0)
-        return sky_fail(err, "%s: no tensor of this model found (looked for '%s' or '%s'); is it a SkyReels-V2 "
-                        "transformer checkpoint for %s?", sky_checkpoint_path(ck), table[n - 1].name,
-                        table[n - 1].alias, who);
+        return sky_fail(err,
+                        "%s: no tensor of this model found (looked for '%s' or '%s'); is it a SkyReels-V2 "
+                        "transformer checkpoint for %s?",
+                        sky_checkpoint_path(ck), table[n - 1].name, table[n - 1].alias, who);
     *out = orig > 0 ? SKY_LAYOUT_ORIGINAL : SKY_LAYOUT_DIFFUSERS;
     return SKY_OK;
 }
@@ -94,7 +102,7 @@ static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const
 static int find_parts(const sky_checkpoint *ck, const sky_weight_desc *w, sky_layout l, const sky_st_tensor **parts,
                       int max_parts, char *missing, size_t size)
 {
-    char buf[512];
+    char      buf[512];
     const int n = l == SKY_LAYOUT_ORIGINAL ? 1 : alias_part(w->alias, 0, buf, sizeof buf);
     SKY_ASSERT(n <= max_parts);
     for (int i = 0; i < n; i++) {
@@ -112,11 +120,11 @@ static int find_parts(const sky_checkpoint *ck, const sky_weight_desc *w, sky_la
 static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *table, int n, sky_layout l,
                             const char *who, sky_err *err)
 {
-    int missing = 0;
+    int  missing = 0;
     char first_missing[512] = "", name[512];
     for (int i = 0; i < n; i++) {
         const sky_st_tensor *parts[4];
-        const int np = find_parts(ck, &table[i], l, parts, 4, name, sizeof name);
+        const int            np = find_parts(ck, &table[i], l, parts, 4, name, sizeof name);
         if (!np) {
             if (!missing) snprintf(first_missing, sizeof first_missing, "%s", name);
             missing++;
@@ -124,26 +132,28 @@ static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *tab
         }
         int64_t want[SKY_MAX_DIMS];
         memcpy(want, table[i].shape, sizeof want);
-        want[0] /= np;                                   /* each part of a concatenation */
+        want[0] /= np; /* each part of a concatenation */
         for (int k = 0; k < np; k++) {
             const sky_st_tensor *t = parts[k];
             if (!shape_equal_dims(t->ndim, t->shape, table[i].ndim, want)) {
                 char got[128], exp[128];
-                return sky_fail(err, "%s: tensor '%s' has shape %s but this binary was generated for %s (%s); "
-                                "is the checkpoint of another variant?", t->file, t->name,
-                                shape_fmt(got, sizeof got, t->ndim, t->shape),
+                return sky_fail(err,
+                                "%s: tensor '%s' has shape %s but this binary was generated for %s (%s); "
+                                "is the checkpoint of another variant?",
+                                t->file, t->name, shape_fmt(got, sizeof got, t->ndim, t->shape),
                                 shape_fmt(exp, sizeof exp, table[i].ndim, want), who);
             }
             if (t->dtype != SKY_DTYPE_F32 && t->dtype != SKY_DTYPE_BF16 && t->dtype != SKY_DTYPE_F16 &&
                 t->dtype != SKY_DTYPE_F64)
-                return sky_fail(err, "%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16 or F64",
-                                t->file, t->name, sky_dtype_name(t->dtype));
+                return sky_fail(err, "%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16 or F64", t->file,
+                                t->name, sky_dtype_name(t->dtype));
         }
     }
     if (missing)
-        return sky_fail(err, "%s: %d of %d tensors of the %s layout are missing, first '%s'; the checkpoint is "
-                        "incomplete or not for %s", sky_checkpoint_path(ck), missing, n, sky_layout_name(l),
-                        first_missing, who);
+        return sky_fail(err,
+                        "%s: %d of %d tensors of the %s layout are missing, first '%s'; the checkpoint is "
+                        "incomplete or not for %s",
+                        sky_checkpoint_path(ck), missing, n, sky_layout_name(l), first_missing, who);
     return SKY_OK;
 }
 
@@ -151,13 +161,16 @@ static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *tab
  * diffusers ignores e.g. norm_added_q). */
 static void count_unused(sky_weights *w, const sky_checkpoint *ck, const sky_weight_desc *table, int n)
 {
-    int count = sky_checkpoint_count(ck);
+    int  count = sky_checkpoint_count(ck);
     char buf[512];
     for (int i = 0; i < count; i++) {
         const char *name = sky_checkpoint_at(ck, i)->name;
-        int used = 0;
+        int         used = 0;
         for (int j = 0; j < n && !used; j++) {
-            if (w->layout == SKY_LAYOUT_ORIGINAL) { used = strcmp(name, table[j].name) == 0; continue; }
+            if (w->layout == SKY_LAYOUT_ORIGINAL) {
+                used = strcmp(name, table[j].name) == 0;
+                continue;
+            }
             const int np = alias_part(table[j].alias, 0, buf, sizeof buf);
             for (int k = 0; k < np && !used; k++) {
                 alias_part(table[j].alias, k, buf, sizeof buf);
@@ -171,8 +184,8 @@ static void count_unused(sky_weights *w, const sky_checkpoint *ck, const sky_wei
     }
 }
 
-sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
-                                 int n, const char *who, sky_err *err)
+sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
+                                 const char *who, sky_err *err)
 {
     memset(out, 0, sizeof *out);
     SKY_ASSERT(n > 0);
@@ -191,21 +204,21 @@ sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *er
 {
     SKY_ASSERT(w->ck && w->table && i >= 0 && i < w->n);
     const sky_weight_desc *e = &w->table[i];
-    const sky_st_tensor *parts[4];
-    char name[512];
-    const int np = find_parts(w->ck, e, w->layout, parts, 4, name, sizeof name);
-    SKY_ASSERT(np > 0);                                  /* check_all saw every part */
+    const sky_st_tensor   *parts[4];
+    char                   name[512];
+    const int              np = find_parts(w->ck, e, w->layout, parts, 4, name, sizeof name);
+    SKY_ASSERT(np > 0); /* check_all saw every part */
     size_t elems = 1;
     for (int d = 0; d < e->ndim; d++) elems *= (size_t)e->shape[d];
-    const size_t per = elems / (size_t)np;              /* the parts, one after another along dim 0 */
+    const size_t per = elems / (size_t)np; /* the parts, one after another along dim 0 */
     for (int k = 0; k < np; k++)
         if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK)
             return SKY_ERR;
     return SKY_OK;
 }
 
-sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
-                                int n, const char *who, sky_err *err)
+sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
+                                const char *who, sky_err *err)
 {
     if (sky_weights_bind_lazy(out, ck, table, n, who, err) != SKY_OK) return SKY_ERR;
     out->data = calloc((size_t)n, sizeof *out->data);
@@ -226,7 +239,7 @@ sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, cons
             return SKY_ERR;
         }
     }
-    out->ck = NULL;                                      /* the caller may close the checkpoint now */
+    out->ck = NULL; /* the caller may close the checkpoint now */
     out->table = NULL;
     return SKY_OK;
 }
@@ -278,7 +291,7 @@ static sky_status state_read(void *ctx, int i, float *dst, sky_err *err)
 sky_weight_reader sky_cpu_state_reader(sky_cpu_state *s)
 {
     SKY_ASSERT(s->ck);
-    return (sky_weight_reader){ .ctx = s, .read = state_read };
+    return (sky_weight_reader){.ctx = s, .read = state_read};
 }
 
 void sky_cpu_state_release(sky_cpu_state *s)

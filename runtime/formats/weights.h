@@ -15,8 +15,8 @@
 
 /* One checkpoint tensor the program reads: original name, diffusers name, shape. */
 typedef struct sky_weight_desc {
-    const char *name;                   /* original SkyReels/Wan key, e.g. blocks.0.self_attn.q.weight */
-    const char *alias;                  /* diffusers key, e.g. blocks.0.attn1.to_q.weight */
+    const char *name;  /* original SkyReels/Wan key, e.g. blocks.0.self_attn.q.weight */
+    const char *alias; /* diffusers key, e.g. blocks.0.attn1.to_q.weight */
     int         ndim;
     int64_t     shape[SKY_MAX_DIMS];
 } sky_weight_desc;
@@ -25,31 +25,31 @@ typedef struct sky_weight_desc {
  * comes, so a 14B model never sits in host memory as a whole): read(ctx, i, dst) writes table entry i
  * as fp32 into dst (its element count), or fails with err set. sky_cpu_state_reader() below makes one. */
 typedef struct sky_weight_reader {
-    void       *ctx;
+    void *ctx;
     sky_status (*read)(void *ctx, int i, float *dst, sky_err *err);
 } sky_weight_reader;
 
 typedef enum sky_layout { SKY_LAYOUT_ORIGINAL, SKY_LAYOUT_DIFFUSERS } sky_layout;
 
 typedef struct sky_weights {
-    int         n;
-    float     **data;                   /* n fp32 arrays in table order, owned (NULL when bound lazily) */
-    sky_layout  layout;                 /* which names matched */
-    int         unused;                 /* checkpoint tensors the program does not read */
-    char        first_unused[256];      /* the first of them, for a warning */
-    const sky_checkpoint  *ck;          /* bound lazily: the checkpoint and table sky_weights_read reads */
+    int                    n;
+    float                **data;              /* n fp32 arrays in table order, owned (NULL when bound lazily) */
+    sky_layout             layout;            /* which names matched */
+    int                    unused;            /* checkpoint tensors the program does not read */
+    char                   first_unused[256]; /* the first of them, for a warning */
+    const sky_checkpoint  *ck;                /* bound lazily: the checkpoint and table sky_weights_read reads */
     const sky_weight_desc *table;
 } sky_weights;
 
 /* Bind `table` (n entries) to checkpoint `ck`, converting every tensor to fp32.
  * `who` names the binary's variant in messages. On error nothing is allocated. */
-sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
-                                int n, const char *who, sky_err *err);
+sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
+                                const char *who, sky_err *err);
 
 /* The same checks, nothing converted: sky_weights_read() converts one entry on demand while `ck` (and
  * `table`) stay open. What the CUDA backend uses: host memory holds one tensor at a time. */
-sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table,
-                                 int n, const char *who, sky_err *err);
+sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
+                                 const char *who, sky_err *err);
 
 /* Entry i of lazily bound w as fp32 into dst (the entry's element count). */
 sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *err);
@@ -63,7 +63,7 @@ void sky_weights_free(sky_weights *w);
 typedef struct sky_cpu_state {
     sky_weights     w;
     unsigned char  *arena;
-    sky_checkpoint *ck;                 /* lazily opened states only */
+    sky_checkpoint *ck; /* lazily opened states only */
 } sky_cpu_state;
 
 /* Open the checkpoint at `weights`, bind `table` (n entries) and allocate `arena_bytes` (64-byte

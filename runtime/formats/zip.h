@@ -34,14 +34,14 @@
 #include "core/status.h"
 
 typedef struct sky_zip_entry {
-    const char *name;            /* NUL-terminated, unique */
-    uint64_t    header_offset;   /* local file header, from the start of the buffer */
-    uint64_t    data_offset;     /* first data byte */
-    uint64_t    size;            /* data bytes */
-    uint32_t    crc32;           /* from the central directory */
+    const char *name;          /* NUL-terminated, unique */
+    uint64_t    header_offset; /* local file header, from the start of the buffer */
+    uint64_t    data_offset;   /* first data byte */
+    uint64_t    size;          /* data bytes */
+    uint32_t    crc32;         /* from the central directory */
 } sky_zip_entry;
 
-typedef struct sky_zip sky_zip;  /* opaque */
+typedef struct sky_zip sky_zip; /* opaque */
 
 /* Index size bytes at buf. path is used only in messages (copied). On error returns
  * SKY_ERR, *out == NULL, and err->msg starts with path. */

@@ -35,15 +35,15 @@ sky_status sky_backend_default(const char *who, int has_cuda, sky_backend *b, ch
                                sky_err *err);
 
 typedef struct sky_dit_run_opts {
-    const char *weights;                /* checkpoint: file, sharded index or directory */
-    const char *inputs;                 /* .safetensors with the tensors above */
-    const char *output;                 /* .safetensors to write (v) */
-    int         quiet;                  /* 1: no progress lines on stderr */
+    const char *weights; /* checkpoint: file, sharded index or directory */
+    const char *inputs;  /* .safetensors with the tensors above */
+    const char *output;  /* .safetensors to write (v) */
+    int         quiet;   /* 1: no progress lines on stderr */
     sky_backend backend;
     /* TeaCache over the samples as one sequence of calls (teacache.h): threshold (0: off), the
      * original's num_steps, e0 as the probe; the output gains teacache_computed [B] I64. */
-    double      teacache;
-    int         teacache_steps, use_ret_steps;
+    double teacache;
+    int    teacache_steps, use_ret_steps;
 } sky_dit_run_opts;
 
 /* A bound dit_forward program: weights as fp32 and the CPU arena, or the CUDA plugin's state. */
@@ -60,7 +60,7 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
 /* The CUDA devices the plugin of variant `who` sees (0 without a driver); SKY_ERR when the plugin does
  * not load. */
 sky_status sky_cuda_devices_visible(const char *who, int *n, sky_err *err);
-void sky_dit_close(sky_dit *d);
+void       sky_dit_close(sky_dit *d);
 
 /* Check what sky_dit_open or sky_vae_open would bind (the checkpoint at `weights` against a program's
  * weights table of n entries; the CUDA plugin for SKY_BACKEND_CUDA) without reading or converting any
@@ -93,8 +93,8 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
  * "diffusers"), F32 (or BF16 when bf16 != 0): matrices and kernels ~ N(0, 1/fan_in), norm
  * weights near 1, the rest N(0, 0.05). For demos and tests: a model with these weights makes noise. */
 sky_status sky_write_random_weights(const sky_weight_desc *const *tables, const int *counts, int n_tables,
-                                   const char *path, const char *layout, int bf16, uint64_t seed,
-                                   const char *variant, sky_err *err);
+                                    const char *path, const char *layout, int bf16, uint64_t seed, const char *variant,
+                                    sky_err *err);
 
 /* Write random inputs for v: B samples of F latent frames, per-frame timesteps when
  * per_frame != 0; `prompts` distinct contexts (and CLIP features), sample b having those of b % prompts

@@ -17,7 +17,7 @@ typedef struct sky_encoder sky_encoder;
  * .pth / safetensors, or HF names) on backend b (a sky_backend, dit.h). */
 sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, int text, const char *weights,
                             const char *who, int b, sky_err *err);
-void sky_encoder_close(sky_encoder *e);
+void       sky_encoder_close(sky_encoder *e);
 
 /* text_encode: ids [n] (1 <= n <= rows, each below vocab) -> out [rows, dim]. */
 sky_status sky_text_encode(sky_encoder *e, const int64_t *ids, int n, float *out, sky_err *err);

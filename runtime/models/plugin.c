@@ -12,12 +12,12 @@
  * their owners, the library itself is never unloaded). */
 static sky_status load_plugin(const sky_dit_cuda_plugin **plugin, const char *who, sky_err *err)
 {
-    char path[PATH_MAX + 64];
+    char        path[PATH_MAX + 64];
     const char *env = getenv("SKY_CUDA_PLUGIN");
     if (env && *env) {
         snprintf(path, sizeof path, "%s", env);
     } else {
-        char exe[PATH_MAX];
+        char          exe[PATH_MAX];
         const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (n <= 0) return sky_fail(err, "--backend cuda: cannot find the running binary (/proc/self/exe)");
         exe[n] = 0;
@@ -27,32 +27,35 @@ static sky_status load_plugin(const sky_dit_cuda_plugin **plugin, const char *wh
     }
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        const char *why = dlerror();          /* read once: the next call returns NULL */
+        const char *why = dlerror(); /* read once: the next call returns NULL */
         if (!why) why = "unknown dlopen error";
         if (strstr(why, "libcuda.so") && access(path, R_OK) == 0)
-            return sky_fail(err, "--backend cuda: no NVIDIA driver on this machine (%s needs libcuda.so.1); run "
-                            "with --backend cpu", path);
-        return sky_fail(err, "--backend cuda: cannot load the CUDA plugin %s (%s); it is built beside the binary "
+            return sky_fail(err,
+                            "--backend cuda: no NVIDIA driver on this machine (%s needs libcuda.so.1); run "
+                            "with --backend cpu",
+                            path);
+        return sky_fail(err,
+                        "--backend cuda: cannot load the CUDA plugin %s (%s); it is built beside the binary "
                         "when CMake finds the CUDA toolkit (./build.sh gen %s on a machine with nvcc), or set "
-                        "SKY_CUDA_PLUGIN", path, why, who);
+                        "SKY_CUDA_PLUGIN",
+                        path, why, who);
     }
     *plugin = dlsym(dl, SKY_DIT_CUDA_SYMBOL);
-    if (!*plugin) return sky_fail(err, "--backend cuda: %s has no %s: not a plugin of this engine", path,
-                                  SKY_DIT_CUDA_SYMBOL);
+    if (!*plugin)
+        return sky_fail(err, "--backend cuda: %s has no %s: not a plugin of this engine", path, SKY_DIT_CUDA_SYMBOL);
     if ((*plugin)->abi != SKY_DIT_CUDA_ABI)
-        return sky_fail(err, "--backend cuda: %s has plugin ABI %d, this binary %d: rebuild both", path,
-                        (*plugin)->abi, SKY_DIT_CUDA_ABI);
+        return sky_fail(err, "--backend cuda: %s has plugin ABI %d, this binary %d: rebuild both", path, (*plugin)->abi,
+                        SKY_DIT_CUDA_ABI);
     if (strcmp((*plugin)->variant, who) != 0)
         return sky_fail(err, "--backend cuda: %s was generated for %s, this binary is %s", path, (*plugin)->variant,
                         who);
     return SKY_OK;
 }
 
-
 sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err)
 {
     static const sky_dit_cuda_plugin *loaded;
-    static char loaded_for[128];
+    static char                       loaded_for[128];
     *out = NULL;
     if (loaded && strcmp(loaded_for, who) == 0) {
         *out = loaded;
@@ -83,11 +86,13 @@ int sky_cuda_device_count(char *why, size_t n)
         snprintf(why, n, "libcuda.so.1 lacks cuInit or cuDeviceGetCount");
     } else if ((r = init(0)) != 0) {
         const char *s = NULL;
-        char code[48];
+        char        code[48];
         if (!name || name(r, &s) != 0 || !s) {
             /* the toolkit's stub libcuda answers every call, cuGetErrorName too, with CUDA_ERROR_STUB_LIBRARY */
-            if (r == 34) s = "CUDA_ERROR_STUB_LIBRARY (the toolkit's stub libcuda.so, not the NVIDIA driver)";
-            else snprintf(code, sizeof code, "error %d", r), s = code;
+            if (r == 34)
+                s = "CUDA_ERROR_STUB_LIBRARY (the toolkit's stub libcuda.so, not the NVIDIA driver)";
+            else
+                snprintf(code, sizeof code, "error %d", r), s = code;
         }
         snprintf(why, n, "no usable NVIDIA driver: cuInit failed with %s", s);
     } else if (count(&devices) != 0 || devices < 1) {

@@ -11,12 +11,12 @@
 #include <stdint.h>
 
 #include "core/status.h"
-#include "formats/weights.h"         /* sky_weight_desc, sky_weight_reader */
+#include "formats/weights.h" /* sky_weight_desc, sky_weight_reader */
 
 /* One arena slot the runtime writes before a call (an input) or reads after it (an output). */
 typedef struct sky_slot {
-    size_t offset;                      /* bytes from the arena start */
-    size_t bytes;                       /* capacity at the largest window */
+    size_t offset; /* bytes from the arena start */
+    size_t bytes;  /* capacity at the largest window */
 } sky_slot;
 
 /* Op-by-op tracing, for debugging (`program ... --trace FILE`, runtime/models/trace.h). Generated CPU
@@ -27,33 +27,33 @@ enum { SKY_TRACE_F32 = 0, SKY_TRACE_BF16 = 1, SKY_TRACE_F64 = 2, SKY_TRACE_I64 =
  * CPU backend's channels-first order; the CUDA VAE keeps activations channels-last). */
 typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int dtype, long long n, int cl);
 extern sky_trace_fn sky_trace_hook;
-extern void *sky_trace_ctx;
+extern void        *sky_trace_ctx;
 
 /* CPU call of one part of dit_forward for one sample: arena laid out by the plan, prompt the prompt arena
  * of the sample's prompt (prompt_bytes; gen/plan.lua), weights as fp32 in table order. F latent frames,
  * H x W latent size of this call, Ft timestep rows (1 or F). */
-typedef void (*sky_dit_part_cpu_fn)(unsigned char *arena, unsigned char *prompt, const float *const *w,
-                                    int F, int H, int W, int Ft);
+typedef void (*sky_dit_part_cpu_fn)(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H,
+                                    int W, int Ft);
 
 /* The dit_forward program (shared/reference/dit-and-sampling.md §2). */
 typedef struct sky_dit_program {
-    int dim, ffn_dim, num_heads, num_layers, freq_dim;
-    int text_len, text_dim;             /* context [text_len, text_dim] */
-    int image_len, image_dim;           /* clip_fea [image_len, image_dim]; 0 without image branch */
-    int x_channels, y_channels;         /* x [x_channels, F, H, W]; y [y_channels, ...] (I2V) */
-    int out_dim;                        /* v [out_dim, F, H, W] */
-    int lat_h, lat_w;                   /* latent size (landscape; H and W may be swapped) */
-    int max_frames;                     /* latent frames of the largest window */
-    int inject_sample_info;             /* 1: the fps input exists */
-    size_t arena_bytes;                 /* the CPU plan's peak */
-    size_t prompt_bytes;                /* one prompt arena of the CPU plan (runtime/models/prompt_cache.h) */
-    size_t cuda_arena_bytes;            /* the CUDA plan's peak and prompt arena (0: no cuda target) */
-    size_t cuda_prompt_bytes;
-    double flops;                       /* one call at the largest window (GEMMs and attention), the prompt
+    int                    dim, ffn_dim, num_heads, num_layers, freq_dim;
+    int                    text_len, text_dim;     /* context [text_len, text_dim] */
+    int                    image_len, image_dim;   /* clip_fea [image_len, image_dim]; 0 without image branch */
+    int                    x_channels, y_channels; /* x [x_channels, F, H, W]; y [y_channels, ...] (I2V) */
+    int                    out_dim;                /* v [out_dim, F, H, W] */
+    int                    lat_h, lat_w;           /* latent size (landscape; H and W may be swapped) */
+    int                    max_frames;             /* latent frames of the largest window */
+    int                    inject_sample_info;     /* 1: the fps input exists */
+    size_t                 arena_bytes;            /* the CPU plan's peak */
+    size_t                 prompt_bytes;     /* one prompt arena of the CPU plan (runtime/models/prompt_cache.h) */
+    size_t                 cuda_arena_bytes; /* the CUDA plan's peak and prompt arena (0: no cuda target) */
+    size_t                 cuda_prompt_bytes;
+    double                 flops;        /* one call at the largest window (GEMMs and attention), the prompt
                                          * part not counted: it runs once per prompt */
-    double prompt_flops;                /* the prompt part */
-    sky_slot x, y, t, context, clip_fea, fps, v;   /* bytes 0 where the input does not exist */
-    int n_weights;
+    double                 prompt_flops; /* the prompt part */
+    sky_slot               x, y, t, context, clip_fea, fps, v; /* bytes 0 where the input does not exist */
+    int                    n_weights;
     const sky_weight_desc *weights;
     /* The forward in its four parts (gen/programs/dit.lua), called in order: context (once per prompt:
      * it reads context and clip_fea and writes the prompt arena, runtime/models/prompt_cache.h), embed (tokens,
@@ -62,7 +62,7 @@ typedef struct sky_dit_program {
      * until blocks starts), hidden [L, dim] (their output, the head's input), e [Ft, dim] and
      * e0 [Ft, 6 dim] (the time embeddings, fp32). */
     sky_dit_part_cpu_fn context_cpu, embed_cpu, blocks_cpu, head_cpu;
-    sky_slot tokens, hidden, e, e0;
+    sky_slot            tokens, hidden, e, e0;
     /* TeaCache rescale polynomials from the spec (highest power first), [0] for e, [1] for e0
      * (--use_ret_steps); has_teacache 0 when the spec gives none. */
     int    has_teacache;
@@ -79,16 +79,16 @@ typedef void (*sky_reset_fn)(unsigned char *arena);
  * (shared/reference/vae-text-image-files.md §1.5). reset_cpu zeroes the caches: call it at the
  * start of every sequence. */
 typedef struct sky_vae_program {
-    int z_dim;
-    int lat_h, lat_w;                   /* latent size (landscape) */
-    int height, width;                  /* video size in pixels (landscape) */
-    size_t arena_bytes;
-    size_t cuda_arena_bytes;            /* the CUDA plan's peak (0: no cuda target) */
-    sky_slot in, out;                   /* decode: z [z_dim,1,h,w] -> video [3,1|4,H,W]; encode: reverse */
-    int n_weights;
+    int                    z_dim;
+    int                    lat_h, lat_w;  /* latent size (landscape) */
+    int                    height, width; /* video size in pixels (landscape) */
+    size_t                 arena_bytes;
+    size_t                 cuda_arena_bytes; /* the CUDA plan's peak (0: no cuda target) */
+    sky_slot               in, out;          /* decode: z [z_dim,1,h,w] -> video [3,1|4,H,W]; encode: reverse */
+    int                    n_weights;
     const sky_weight_desc *weights;
-    sky_vae_cpu_fn forward_cpu;
-    sky_reset_fn reset_cpu;
+    sky_vae_cpu_fn         forward_cpu;
+    sky_reset_fn           reset_cpu;
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
@@ -97,31 +97,31 @@ typedef void (*sky_encoder_cpu_fn)(unsigned char *arena, const float *const *w, 
 /* text_encode (umT5: ids [n] -> context [rows, dim], zeros after the n real tokens) or
  * clip_encode (pixels [3, image_size, image_size] -> clip_fea [rows, dim]). */
 typedef struct sky_encoder_program {
-    int rows, dim;                      /* output [rows, dim] */
-    int vocab;                          /* text_encode: embedding rows (ids must be below) */
-    int image_size;                     /* clip_encode: input side in pixels */
-    size_t arena_bytes;
-    size_t cuda_arena_bytes;            /* the CUDA plan's peak (0: no cuda target) */
-    sky_slot in, out;
-    int n_weights;
+    int                    rows, dim;  /* output [rows, dim] */
+    int                    vocab;      /* text_encode: embedding rows (ids must be below) */
+    int                    image_size; /* clip_encode: input side in pixels */
+    size_t                 arena_bytes;
+    size_t                 cuda_arena_bytes; /* the CUDA plan's peak (0: no cuda target) */
+    sky_slot               in, out;
+    int                    n_weights;
     const sky_weight_desc *weights;
-    sky_encoder_cpu_fn forward_cpu;
+    sky_encoder_cpu_fn     forward_cpu;
 } sky_encoder_program;
 
 /* A variant: one generated binary. */
 typedef struct sky_variant_desc {
-    const char *name;                   /* e.g. df_1.3b_540p */
-    const char *family;                 /* t2v, i2v or df */
-    const char *spec_path;              /* as recorded by the generator (relative) */
-    const char *spec_xxh64;             /* hex */
-    const char *generator_xxh64;        /* hex, all gen/ sources */
-    int    has_cuda;                    /* 1: the spec targets cuda (a CUDA plugin can exist) */
-    int    steps;                       /* sampler defaults from the spec */
-    double shift, guidance;
-    int    height, width, base_num_frames;   /* pixels / frames */
-    const sky_dit_program *dit;
-    const sky_vae_program *vae_decode;  /* NULL when the spec has no vae section */
-    const sky_vae_program *vae_encode;
+    const char                *name;            /* e.g. df_1.3b_540p */
+    const char                *family;          /* t2v, i2v or df */
+    const char                *spec_path;       /* as recorded by the generator (relative) */
+    const char                *spec_xxh64;      /* hex */
+    const char                *generator_xxh64; /* hex, all gen/ sources */
+    int                        has_cuda;        /* 1: the spec targets cuda (a CUDA plugin can exist) */
+    int                        steps;           /* sampler defaults from the spec */
+    double                     shift, guidance;
+    int                        height, width, base_num_frames; /* pixels / frames */
+    const sky_dit_program     *dit;
+    const sky_vae_program     *vae_decode; /* NULL when the spec has no vae section */
+    const sky_vae_program     *vae_encode;
     const sky_encoder_program *text_encode; /* NULL when the spec has no t5 section */
     const sky_encoder_program *clip_encode; /* NULL when the spec has no clip section */
 } sky_variant_desc;

@@ -37,7 +37,7 @@ int sky_prompt_cache_slot(sky_prompt_cache *c, const float *context, const float
             *fresh = 0;
             return i;
         }
-    int victim = 0;                          /* an empty slot, else the least recently used */
+    int victim = 0; /* an empty slot, else the least recently used */
     for (int i = 1; i < SKY_PROMPT_SLOTS; i++)
         if (c->valid[victim] && (!c->valid[i] || c->last_use[i] < c->last_use[victim])) victim = i;
     memcpy(c->held[victim], context, c->n_ctx * sizeof(float));

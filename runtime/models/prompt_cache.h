@@ -18,11 +18,11 @@
 #define SKY_PROMPT_SLOTS 2
 
 typedef struct sky_prompt_cache {
-    size_t             n_ctx, n_img;                /* floats of the context and of the CLIP features */
-    float             *held[SKY_PROMPT_SLOTS];      /* the prompt each slot holds: context, then clip_fea */
+    size_t             n_ctx, n_img;           /* floats of the context and of the CLIP features */
+    float             *held[SKY_PROMPT_SLOTS]; /* the prompt each slot holds: context, then clip_fea */
     int                valid[SKY_PROMPT_SLOTS];
     unsigned long long last_use[SKY_PROMPT_SLOTS], clock;
-    long long          computed, reused;            /* calls that ran the prompt part, calls that did not */
+    long long          computed, reused; /* calls that ran the prompt part, calls that did not */
 } sky_prompt_cache;
 
 /* An empty cache for prompts of n_ctx context floats and n_img CLIP floats (0 without an image branch). */

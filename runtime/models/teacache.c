@@ -11,8 +11,10 @@ sky_status sky_teacache_init(sky_teacache *tc, const sky_dit_program *p, const c
 {
     memset(tc, 0, sizeof *tc);
     if (!p->has_teacache)
-        return sky_fail(err, "--teacache: variant %s has no TeaCache coefficients (its spec has no teacache "
-                        "section; see specs/README.md)", variant);
+        return sky_fail(err,
+                        "--teacache: variant %s has no TeaCache coefficients (its spec has no teacache "
+                        "section; see specs/README.md)",
+                        variant);
     if (!(thresh > 0.0) || !isfinite(thresh))
         return sky_fail(err, "--teacache_thresh %g: must be a number above 0 (the original's default is 0.2)", thresh);
     if (num_steps < 1) return sky_fail(err, "TeaCache: %d steps; need at least 1", num_steps);
@@ -49,14 +51,14 @@ static double rescale(const double *c, double x)
 int sky_teacache_decide(void *opaque, const float *probe, size_t n, long long tokens, int *parity)
 {
     sky_teacache *tc = opaque;
-    const int par = tc->cnt % 2;
-    int calc;
+    const int     par = tc->cnt % 2;
+    int           calc;
     SKY_ASSERT(n <= tc->cap);
     if (tc->cnt < tc->ret_steps || tc->cnt >= tc->cutoff_steps) {
         calc = 1;
         tc->acc[par] = 0.0;
     } else if (tc->prev_n[par] != n || tc->res_tokens[par] != tokens) {
-        calc = 1;                            /* another shape than the state's: the original would fail */
+        calc = 1; /* another shape than the state's: the original would fail */
         tc->acc[par] = 0.0;
     } else {
         double num = 0.0, den = 0.0;
@@ -75,8 +77,10 @@ int sky_teacache_decide(void *opaque, const float *probe, size_t n, long long to
     memcpy(tc->prev[par], probe, n * sizeof(float));
     tc->prev_n[par] = n;
     if (calc) tc->res_tokens[par] = tokens;
-    if (calc) tc->computed++;
-    else tc->skipped++;
+    if (calc)
+        tc->computed++;
+    else
+        tc->skipped++;
     tc->cnt += 1;
     if (tc->cnt >= tc->num_steps) tc->cnt = 0;
     *parity = par;

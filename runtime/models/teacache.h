@@ -25,17 +25,17 @@
 #include "core/status.h"
 
 typedef struct sky_teacache {
-    double thresh;
-    int    use_ret_steps;                   /* 1: the probe is e0, else e */
-    double coef[5];
-    int    num_steps, ret_steps, cutoff_steps;
-    int    cnt;                             /* calls since the last wrap */
-    double acc[2];                          /* accumulated rescaled distance, per parity */
-    float *prev[2];                         /* the previous probe of each parity */
-    size_t prev_n[2];                       /* its length (0: none yet) */
-    size_t cap;                             /* capacity of prev[] */
-    long long res_tokens[2];                /* tokens of the residual the backend keeps per parity (0: none) */
-    long long computed, skipped;            /* calls so far */
+    double    thresh;
+    int       use_ret_steps; /* 1: the probe is e0, else e */
+    double    coef[5];
+    int       num_steps, ret_steps, cutoff_steps;
+    int       cnt;               /* calls since the last wrap */
+    double    acc[2];            /* accumulated rescaled distance, per parity */
+    float    *prev[2];           /* the previous probe of each parity */
+    size_t    prev_n[2];         /* its length (0: none yet) */
+    size_t    cap;               /* capacity of prev[] */
+    long long res_tokens[2];     /* tokens of the residual the backend keeps per parity (0: none) */
+    long long computed, skipped; /* calls so far */
 } sky_teacache;
 
 /* TeaCache inside one forward (sky_dit_forward, and the CUDA plugin's): after the embed part the backend hands decide the
@@ -43,7 +43,7 @@ typedef struct sky_teacache {
  * blocks (the backend then keeps hidden - tokens as the residual of *slot, 0 or 1), 0 to add the residual
  * kept for *slot to the tokens in their place. */
 typedef struct sky_dit_skip {
-    int   use_e0;
+    int use_e0;
     int (*decide)(void *ctx, const float *probe, size_t n, long long tokens, int *slot);
     void *ctx;
 } sky_dit_skip;

@@ -14,8 +14,8 @@
 
 struct sky_vae {
     const sky_vae_program     *p;
-    sky_cpu_state              s;            /* fp32 weights and the arena (caches included; CPU backend) */
-    const sky_dit_cuda_plugin *cuda;         /* the CUDA backend: the plugin, its state, host staging */
+    sky_cpu_state              s;    /* fp32 weights and the arena (caches included; CPU backend) */
+    const sky_dit_cuda_plugin *cuda; /* the CUDA backend: the plugin, its state, host staging */
     void                      *cuda_state;
     float                     *stage_in, *stage_out;
 };
@@ -35,7 +35,10 @@ sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, con
     if (cuda) {
         v->stage_in = malloc(p->in.bytes);
         v->stage_out = malloc(p->out.bytes);
-        if (!v->stage_in || !v->stage_out) { sky_fail(err, "out of host memory"); goto fail; }
+        if (!v->stage_in || !v->stage_out) {
+            sky_fail(err, "out of host memory");
+            goto fail;
+        }
         const sky_weight_reader r = sky_cpu_state_reader(&v->s);
         if (v->cuda->vae_open(&v->cuda_state, p, decode, &r, err)) goto fail;
         sky_cpu_state_release(&v->s);
@@ -64,15 +67,19 @@ static float *chunk_out(sky_vae *v) { return v->cuda ? v->stage_out : (float *)(
 
 static void reset(sky_vae *v)
 {
-    if (v->cuda) v->cuda->vae_reset(v->cuda_state);
-    else v->p->reset_cpu(v->s.arena);
+    if (v->cuda)
+        v->cuda->vae_reset(v->cuda_state);
+    else
+        v->p->reset_cpu(v->s.arena);
 }
 
 /* One chunk: n_in values in chunk_in() -> n_out values in chunk_out(). */
 static void run_chunk(sky_vae *v, int H, int W, int first, size_t n_in, size_t n_out)
 {
-    if (v->cuda) v->cuda->vae_chunk(v->cuda_state, H, W, first, v->stage_in, n_in, v->stage_out, n_out);
-    else v->p->forward_cpu(v->s.arena, (const float *const *)v->s.w.data, H, W, first);
+    if (v->cuda)
+        v->cuda->vae_chunk(v->cuda_state, H, W, first, v->stage_in, n_in, v->stage_out, n_out);
+    else
+        v->p->forward_cpu(v->s.arena, (const float *const *)v->s.w.data, H, W, first);
 }
 
 /* Copy frames [t0, t0 + n) of a [C, T, HW] tensor into a [C, n, HW] buffer (or back, when
@@ -82,8 +89,10 @@ static void copy_frames(float *chunk, float *seq, int C, int T, size_t hw, int t
     for (int c = 0; c < C; c++) {
         float *s = seq + ((size_t)c * T + t0) * hw;
         float *k = chunk + (size_t)c * n * hw;
-        if (to_seq) memcpy(s, k, (size_t)n * hw * sizeof(float));
-        else memcpy(k, s, (size_t)n * hw * sizeof(float));
+        if (to_seq)
+            memcpy(s, k, (size_t)n * hw * sizeof(float));
+        else
+            memcpy(k, s, (size_t)n * hw * sizeof(float));
     }
 }
 
@@ -100,7 +109,7 @@ sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float
     if (!size_ok(h, w, p->lat_h, p->lat_w))
         return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
                         p->lat_h, p->lat_w, p->lat_w, p->lat_h);
-    const int T = 1 + 4 * (L - 1);
+    const int    T = 1 + 4 * (L - 1);
     const size_t lat_hw = (size_t)h * w, px_hw = (size_t)(8 * h) * (8 * w);
     reset(v);
     for (int l = 0; l < L; l++) {
@@ -119,7 +128,7 @@ sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, f
     if (!size_ok(H, W, p->height, p->width))
         return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
                         p->height, p->width, p->width, p->height);
-    const int L = 1 + (T - 1) / 4;
+    const int    L = 1 + (T - 1) / 4;
     const size_t px_hw = (size_t)H * W, lat_hw = (size_t)(H / 8) * (W / 8);
     reset(v);
     for (int l = 0; l < L; l++) {
@@ -136,14 +145,14 @@ sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const c
 {
     const sky_vae_program *p = decode ? variant->vae_decode : variant->vae_encode;
     if (!p) return sky_fail(err, "variant %s has no VAE (its spec has no vae section)", variant->name);
-    const char *in_name = decode ? "z" : "video", *out_name = decode ? "video" : "z";
-    sky_status st = SKY_ERR;
+    const char      *in_name = decode ? "z" : "video", *out_name = decode ? "video" : "z";
+    sky_status       st = SKY_ERR;
     sky_safetensors *f = NULL;
-    sky_vae *v = NULL;
-    float *in = NULL, *out = NULL;
+    sky_vae         *v = NULL;
+    float           *in = NULL, *out = NULL;
     if (sky_safetensors_open(&f, inputs, err)) goto done;
     const sky_st_tensor *t = sky_safetensors_find(f, in_name);
-    const int want_c = decode ? p->z_dim : 3;
+    const int            want_c = decode ? p->z_dim : 3;
     if (!t || t->ndim != 5 || t->shape[0] != 1 || t->shape[1] != want_c) {
         sky_fail(err, "%s: needs a tensor '%s' of shape [1, %d, frames, height, width]", inputs, in_name, want_c);
         goto done;
@@ -155,19 +164,35 @@ sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const c
     }
     const size_t in_elems = (size_t)want_c * n * h * w;
     in = malloc(in_elems * sizeof(float));
-    if (!in) { sky_fail(err, "out of host memory"); goto done; }
+    if (!in) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     if (sky_dtype_to_f32(in, t->data, t->dtype, in_elems, err)) goto done;
     if (sky_vae_open(&v, p, decode, weights, variant->name, backend, err)) goto done;
     if (!quiet && v->cuda) fprintf(stderr, "cuda: %s\n", v->cuda->vae_device(v->cuda_state));
 
     int on, oh, ow, oc;
-    if (decode) { oc = 3; on = 1 + 4 * (n - 1); oh = 8 * h; ow = 8 * w; }
-    else {
-        if (h % 8 || w % 8) { sky_fail(err, "%s: video size %dx%d is not a multiple of 8", inputs, h, w); goto done; }
-        oc = p->z_dim; on = 1 + (n - 1) / 4; oh = h / 8; ow = w / 8;
+    if (decode) {
+        oc = 3;
+        on = 1 + 4 * (n - 1);
+        oh = 8 * h;
+        ow = 8 * w;
+    } else {
+        if (h % 8 || w % 8) {
+            sky_fail(err, "%s: video size %dx%d is not a multiple of 8", inputs, h, w);
+            goto done;
+        }
+        oc = p->z_dim;
+        on = 1 + (n - 1) / 4;
+        oh = h / 8;
+        ow = w / 8;
     }
     out = malloc((size_t)oc * on * oh * ow * sizeof(float));
-    if (!out) { sky_fail(err, "out of host memory"); goto done; }
+    if (!out) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (decode ? sky_vae_decode(v, in, n, h, w, out, err) : sky_vae_encode(v, in, n, h, w, out, err)) goto done;
@@ -177,9 +202,11 @@ sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const c
                 decode ? "vae_decode" : "vae_encode", n, h, w, on, oh, ow,
                 (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
                 backend == SKY_BACKEND_CUDA ? "cuda, first calls include the graph captures" : "cpu");
-    sky_st_entry e = { out_name, SKY_DTYPE_F32, 5, { 1, oc, on, oh, ow }, out };
-    const char *meta[] = { "made_by", decode ? "skyreels program vae_decode" : "skyreels program vae_encode",
-                           "variant", variant->name, "backend", backend == SKY_BACKEND_CUDA ? "cuda" : "cpu", NULL };
+    sky_st_entry e = {out_name, SKY_DTYPE_F32, 5, {1, oc, on, oh, ow}, out};
+    const char  *meta[] = {"made_by", decode ? "skyreels program vae_decode" : "skyreels program vae_encode",
+                           "variant", variant->name,
+                           "backend", backend == SKY_BACKEND_CUDA ? "cuda" : "cpu",
+                           NULL};
     st = sky_safetensors_write(output, &e, 1, meta, err);
 done:
     free(in);

@@ -24,7 +24,7 @@ typedef struct sky_vae sky_vae;
  * the variant in messages and the plugin to load. */
 sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
                         int b, sky_err *err);
-void sky_vae_close(sky_vae *v);
+void       sky_vae_close(sky_vae *v);
 
 /* Decode L latent frames z [z_dim, L, h, w] into video [3, 1 + 4(L-1), 8h, 8w]. */
 sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float *video, sky_err *err);

@@ -26,12 +26,12 @@
  * timestep fed to the model, and whether the frame is updated by its sampler this row. */
 typedef struct sky_forcing_matrix {
     int      rows;
-    int      frames;        /* (num_frames / cbs) * cbs: frames past the last whole block are never scheduled */
-    int      steps;         /* N */
-    int     *step_index;    /* [rows * frames], 0 .. N+1 */
-    int64_t *timestep;      /* [rows * frames] */
-    uint8_t *update;        /* [rows * frames], 0 or 1 */
-    int     *interval;      /* [rows * 2]: frames [start, end) given to the model in row r */
+    int      frames;     /* (num_frames / cbs) * cbs: frames past the last whole block are never scheduled */
+    int      steps;      /* N */
+    int     *step_index; /* [rows * frames], 0 .. N+1 */
+    int64_t *timestep;   /* [rows * frames] */
+    uint8_t *update;     /* [rows * frames], 0 or 1 */
+    int     *interval;   /* [rows * 2]: frames [start, end) given to the model in row r */
 } sky_forcing_matrix;
 
 /* generate_timestep_matrix(num_frames, step_template, base_num_frames, ar_step, num_pre_ready,
@@ -46,9 +46,9 @@ typedef struct sky_forcing_matrix {
  * nothing to schedule (every block pre-ready: the original crashes); base shorter than the
  * frames with ar_step < steps / base blocks (the original's assertion); out of memory.
  * On success *out owns its arrays: release with sky_forcing_matrix_free(). */
-sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template, int steps,
-                                   int base_num_frames, int ar_step, int num_pre_ready,
-                                   int causal_block_size, sky_forcing_matrix *out, sky_err *err);
+sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template, int steps, int base_num_frames,
+                                   int ar_step, int num_pre_ready, int causal_block_size, sky_forcing_matrix *out,
+                                   sky_err *err);
 
 /* Pin the last n frames (an appended end-image latent, §7.4.3): timestep 0 and no update in every
  * row, as the original does after building the matrix (step_index is left as built). */
@@ -60,44 +60,44 @@ void sky_forcing_matrix_free(sky_forcing_matrix *m);
 /* ---- windows (§7.4.3 - §7.4.5) ---------------------------------------------------------- */
 
 typedef enum sky_df_mode {
-    SKY_DF_SHORT  = 0,   /* one window over the whole video (no --overlap_history, or it fits) */
-    SKY_DF_LONG   = 1,   /* num_frames > base_num_frames with --overlap_history */
-    SKY_DF_EXTEND = 2    /* --video_path: every window continues the video so far */
+    SKY_DF_SHORT = 0, /* one window over the whole video (no --overlap_history, or it fits) */
+    SKY_DF_LONG = 1,  /* num_frames > base_num_frames with --overlap_history */
+    SKY_DF_EXTEND = 2 /* --video_path: every window continues the video so far */
 } sky_df_mode;
 
 /* The DF flags that shape the windows, as given on the command line (pixel frames). */
 typedef struct sky_df_request {
-    int num_frames;           /* --num_frames (>= 1) */
-    int base_num_frames;      /* --base_num_frames (>= 1) */
-    int overlap_history;      /* --overlap_history; 0 = not given (the CLI rejects an explicit 0) */
-    int causal_block_size;    /* --causal_block_size (>= 1) */
-    int has_image;            /* --image given */
-    int has_end_image;        /* --end_image given */
-    int video_frames;         /* --video_path: pixel frames of the input video; 0 = no video */
+    int num_frames;        /* --num_frames (>= 1) */
+    int base_num_frames;   /* --base_num_frames (>= 1) */
+    int overlap_history;   /* --overlap_history; 0 = not given (the CLI rejects an explicit 0) */
+    int causal_block_size; /* --causal_block_size (>= 1) */
+    int has_image;         /* --image given */
+    int has_end_image;     /* --end_image given */
+    int video_frames;      /* --video_path: pixel frames of the input video; 0 = no video */
 } sky_df_request;
 
 typedef struct sky_df_plan {
     sky_df_mode    mode;
-    sky_df_request req;             /* copy of the request */
-    int            latent_frames;   /* F = (num_frames - 1)/4 + 1 */
-    int            base_latent;     /* Fb = (base_num_frames - 1)/4 + 1; F in SHORT mode */
-    int            overlap_latent;  /* Fo = (overlap_history - 1)/4 + 1; 0 in SHORT mode */
-    int            windows;         /* n_iter = 1 + floor((F - Fb - 1) / (Fb - Fo)) + 1; 1 in SHORT mode */
+    sky_df_request req;            /* copy of the request */
+    int            latent_frames;  /* F = (num_frames - 1)/4 + 1 */
+    int            base_latent;    /* Fb = (base_num_frames - 1)/4 + 1; F in SHORT mode */
+    int            overlap_latent; /* Fo = (overlap_history - 1)/4 + 1; 0 in SHORT mode */
+    int            windows;        /* n_iter = 1 + floor((F - Fb - 1) / (Fb - Fo)) + 1; 1 in SHORT mode */
 } sky_df_plan;
 
 /* One window: build the step matrix for frames + end_frame latent frames (base = the same) with
  * num_pre_ready = prefix, pin the end frame if any, denoise, decode, append. */
 typedef struct sky_df_window {
-    int index;                /* k, 0 .. windows-1 */
-    int frames;               /* Fw: latent frames denoised together, prefix included, end frame not */
-    int prefix;               /* clean latent frames at the start (0, 1 for a start image, or Fo) */
-    int prefix_from_video;    /* 1: the prefix is the VAE encoding of the last overlap_history pixel
+    int index;             /* k, 0 .. windows-1 */
+    int frames;            /* Fw: latent frames denoised together, prefix included, end frame not */
+    int prefix;            /* clean latent frames at the start (0, 1 for a start image, or Fo) */
+    int prefix_from_video; /* 1: the prefix is the VAE encoding of the last overlap_history pixel
                                  frames of the video so far (input video + output); 0: image or none */
-    int end_frame;            /* 1: the end-image latent is appended after the frames (last window) */
-    int done;                 /* latent frames finished before this window (§7.4.4 "done"; 0 for a
+    int end_frame;         /* 1: the end-image latent is appended after the frames (last window) */
+    int done;              /* latent frames finished before this window (§7.4.4 "done"; 0 for a
                                  first window that has no video prefix) */
-    int drop_pixels;          /* decoded pixel frames dropped from the front (the re-decoded overlap) */
-    int new_pixels;           /* pixel frames appended to the output: 4*(frames-1)+1 - drop_pixels */
+    int drop_pixels;       /* decoded pixel frames dropped from the front (the re-decoded overlap) */
+    int new_pixels;        /* pixel frames appended to the output: 4*(frames-1)+1 - drop_pixels */
 } sky_df_window;
 
 /* Choose the mode as the original does (extension if video_frames > 0; else short if no overlap or

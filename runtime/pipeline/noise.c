@@ -28,8 +28,7 @@ static uint64_t next_u64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-sky_status sky_noise_draw(sky_noise *n, float *dst, int ndim, const int64_t *shape, const char *what,
-                          sky_err *err)
+sky_status sky_noise_draw(sky_noise *n, float *dst, int ndim, const int64_t *shape, const char *what, sky_err *err)
 {
     size_t count = 1;
     for (int i = 0; i < ndim; i++) count *= (size_t)shape[i];
@@ -67,9 +66,10 @@ sky_status sky_noise_check_used(const sky_noise *n, sky_err *err)
     char name[32];
     snprintf(name, sizeof name, "noise.%d", n->next);
     if (sky_safetensors_find(n->file, name))
-        return sky_fail(err, "%s: the run used %d draws but the file has more ('%s' unused); the pipeline took "
-                        "another path than the one the file was made for", sky_safetensors_path(n->file), n->next,
-                        name);
+        return sky_fail(err,
+                        "%s: the run used %d draws but the file has more ('%s' unused); the pipeline took "
+                        "another path than the one the file was made for",
+                        sky_safetensors_path(n->file), n->next, name);
     return SKY_OK;
 }
 

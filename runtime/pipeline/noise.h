@@ -17,9 +17,9 @@
 #include "core/status.h"
 
 typedef struct sky_noise {
-    uint64_t         state;     /* generator state (seeded source) */
-    sky_safetensors *file;      /* draws from a file when not NULL */
-    int              next;      /* index of the next draw */
+    uint64_t         state; /* generator state (seeded source) */
+    sky_safetensors *file;  /* draws from a file when not NULL */
+    int              next;  /* index of the next draw */
 } sky_noise;
 
 /* The seeded generator. */
@@ -30,8 +30,7 @@ sky_status sky_noise_open_file(sky_noise *n, const char *path, sky_err *err);
 
 /* Fill dst with one draw of `count` standard-normal values; `shape` (ndim dims, product = count)
  * is checked against the file's tensor; `what` names the draw in messages. */
-sky_status sky_noise_draw(sky_noise *n, float *dst, int ndim, const int64_t *shape, const char *what,
-                          sky_err *err);
+sky_status sky_noise_draw(sky_noise *n, float *dst, int ndim, const int64_t *shape, const char *what, sky_err *err);
 
 /* Error unless every draw of the file was used (a test fixture with more draws than the run made
  * means the pipeline took a different path). No-op for the seeded source. */

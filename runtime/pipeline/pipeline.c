@@ -46,8 +46,10 @@ static double now_s(void)
 static void fmt_time(char *buf, size_t n, double s)
 {
     int t = (int)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
 }
 
 /* "denoise  40%|████      | 12/30 [01:02<01:33,  5.18s/it]"; redrawn in place on a terminal,
@@ -57,13 +59,15 @@ static void progress_show(progress *p)
     if (p->quiet) return;
     const double el = now_s() - p->start;
     const double rate = p->done > 0 ? el / p->done : 0.0;
-    char e[16], left[16], speed[32], bar[64] = "";
+    char         e[16], left[16], speed[32], bar[64] = "";
     fmt_time(e, sizeof e, el);
     fmt_time(left, sizeof left, rate * (p->total - p->done));
-    if (rate > 0 && rate < 1.0) snprintf(speed, sizeof speed, "%.2fit/s", 1.0 / rate);
-    else snprintf(speed, sizeof speed, "%.2fs/it", rate);
+    if (rate > 0 && rate < 1.0)
+        snprintf(speed, sizeof speed, "%.2fit/s", 1.0 / rate);
+    else
+        snprintf(speed, sizeof speed, "%.2fs/it", rate);
     const int width = 20, fill = p->total ? p->done * width / p->total : width;
-    size_t k = 0;
+    size_t    k = 0;
     for (int i = 0; i < width; i++) k += (size_t)snprintf(bar + k, sizeof bar - k, "%s", i < fill ? "#" : " ");
     fprintf(stderr, "%s%s %3d%%|%s| %d/%d [%s<%s, %s]%s", p->tty ? "\r" : "", p->what,
             p->total ? 100 * p->done / p->total : 100, bar, p->done, p->total, e, left, speed, p->tty ? "" : "\n");
@@ -102,11 +106,16 @@ static sky_status load_image(const char *path, int H, int W, int lanczos, float 
     if (sky_image_read(path, &img, err)) return SKY_ERR;
     /* Crop box (reference §7.3 step 1): keep the full width or height, centered. */
     int cw = img.width, ch = img.height;
-    if ((double)img.height / img.width > (double)H / W) ch = (int)((double)img.width * H / W);
-    else cw = (int)((double)img.height * W / H);
+    if ((double)img.height / img.width > (double)H / W)
+        ch = (int)((double)img.width * H / W);
+    else
+        cw = (int)((double)img.height * W / H);
     const int x0 = (int)floor((img.width - cw) / 2.0 + 0.5), y0 = (int)floor((img.height - ch) / 2.0 + 0.5);
-    uint8_t *rgb = malloc((size_t)W * H * 3);
-    if (!rgb) { sky_image_free(&img); return sky_fail(err, "out of host memory"); }
+    uint8_t  *rgb = malloc((size_t)W * H * 3);
+    if (!rgb) {
+        sky_image_free(&img);
+        return sky_fail(err, "out of host memory");
+    }
     const uint8_t *src = img.data + ((size_t)y0 * img.width + x0) * 3;
     if (cw == W && ch == H) {
         for (int y = 0; y < H; y++) memcpy(rgb + (size_t)y * W * 3, src + (size_t)y * img.width * 3, (size_t)W * 3);
@@ -129,26 +138,26 @@ static sky_status load_image(const char *path, int H, int W, int lanczos, float 
 typedef struct run {
     const sky_variant_desc *v;
     const sky_gen_args     *a;
-    sky_dit                *dit;                        /* NULL while released (--offload) */
-    sky_dit                *dit_u;                      /* --use_cfg_parallel: the uncond pass's transformer on
+    sky_dit                *dit;            /* NULL while released (--offload) */
+    sky_dit                *dit_u;          /* --use_cfg_parallel: the uncond pass's transformer on
                                                          * GPU 1 (NULL otherwise, or while released) */
-    int                     cfg_parallel;               /* --use_cfg_parallel and the run has uncond passes */
-    sky_teacache            tc;                         /* --teacache */
-    sky_teacache           *tcp;                        /* &tc, or NULL without --teacache */
-    sky_dit_skip            skip;                       /* TeaCache's decision on tc, for one transformer */
-    struct tc_order        *order;                      /* with --use_cfg_parallel: the decisions in order */
-    long long               prompt_runs[2];             /* forwards of closed transformers that ran / reused
+    int                     cfg_parallel;   /* --use_cfg_parallel and the run has uncond passes */
+    sky_teacache            tc;             /* --teacache */
+    sky_teacache           *tcp;            /* &tc, or NULL without --teacache */
+    sky_dit_skip            skip;           /* TeaCache's decision on tc, for one transformer */
+    struct tc_order        *order;          /* with --use_cfg_parallel: the decisions in order */
+    long long               prompt_runs[2]; /* forwards of closed transformers that ran / reused
                                                          * the prompt part (sky_dit_prompt_counts) */
-    sky_vae                *dec, *enc;                  /* NULL while released (--offload) or not needed */
-    int                     has_vae;                    /* VAE weights given: decode to an mp4 */
+    sky_vae                *dec, *enc;      /* NULL while released (--offload) or not needed */
+    int                     has_vae;        /* VAE weights given: decode to an mp4 */
     sky_noise               noise;
-    float                  *ctx, *ctx_null, *clip;      /* prompt embeddings (and CLIP features) */
-    int                     h, w;                       /* latent size of this run */
+    float                  *ctx, *ctx_null, *clip; /* prompt embeddings (and CLIP features) */
+    int                     h, w;                  /* latent size of this run */
     size_t                  hw;
     sky_video_writer       *writer;
-    sky_st_entry            keep[64];                   /* tensors for --output_latents */
+    sky_st_entry            keep[64]; /* tensors for --output_latents */
     int                     n_keep;
-    float                  *video;                      /* all frames, only for --output_latents */
+    float                  *video; /* all frames, only for --output_latents */
     int                     video_frames;
     progress                prog;
 } run;
@@ -172,7 +181,7 @@ typedef struct open_job {
 
 static void *open_job_run(void *arg)
 {
-    open_job *j = arg;
+    open_job           *j = arg;
     const sky_gen_args *a = j->r->a;
     j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->v->name, a->quiet, (sky_backend)a->backend,
                          j->device, &j->err);
@@ -182,12 +191,14 @@ static void *open_job_run(void *arg)
 /* The transformer; with --use_cfg_parallel also the uncond passes' one (GPU 1), both loading at once. */
 static sky_status open_dits(run *r, sky_err *err)
 {
-    open_job c = { r, &r->dit, 0, SKY_OK, { "" } }, u = { r, &r->dit_u, 1, SKY_OK, { "" } };
+    open_job  c = {r, &r->dit, 0, SKY_OK, {""}}, u = {r, &r->dit_u, 1, SKY_OK, {""}};
     pthread_t th;
     const int started = r->cfg_parallel && pthread_create(&th, NULL, open_job_run, &u) == 0;
     open_job_run(&c);
-    if (started) pthread_join(th, NULL);
-    else if (r->cfg_parallel) open_job_run(&u);
+    if (started)
+        pthread_join(th, NULL);
+    else if (r->cfg_parallel)
+        open_job_run(&u);
     if (c.st) return sky_fail(err, "%s", c.err.msg);
     if (u.st)
         return sky_fail(err, "--use_cfg_parallel: the transformer of the unconditional pass%s: %s",
@@ -210,7 +221,7 @@ static sky_status use_dit(run *r, sky_err *err)
 /* Close the transformer (both under --use_cfg_parallel), keeping their prompt-part counts. */
 static void close_dit(run *r)
 {
-    sky_dit **ds[2] = { &r->dit, &r->dit_u };
+    sky_dit **ds[2] = {&r->dit, &r->dit_u};
     for (int i = 0; i < 2; i++) {
         if (!*ds[i]) continue;
         long long computed, reused;
@@ -271,21 +282,26 @@ typedef struct tc_order {
     sky_teacache   *tc;
     pthread_mutex_t m;
     pthread_cond_t  turn;
-    int             next;                    /* the pass whose decision comes next: 0 cond, 1 uncond */
-    int             owner[2];                /* the pass that ran the blocks of each parity last (-1: none) */
-    struct tc_pass { struct tc_order *o; int pass; } of[2];
-    sky_dit_skip    skip[2];                 /* the decision of each pass (a sky_dit_skip on of[pass]) */
+    int             next;     /* the pass whose decision comes next: 0 cond, 1 uncond */
+    int             owner[2]; /* the pass that ran the blocks of each parity last (-1: none) */
+    struct tc_pass {
+        struct tc_order *o;
+        int              pass;
+    } of[2];
+    sky_dit_skip skip[2]; /* the decision of each pass (a sky_dit_skip on of[pass]) */
 } tc_order;
 
 static int decide_in_order(void *ctx, const float *probe, size_t n, long long tokens, int *parity)
 {
     const struct tc_pass *q = ctx;
-    tc_order *o = q->o;
+    tc_order             *o = q->o;
     pthread_mutex_lock(&o->m);
     while (o->next != q->pass) pthread_cond_wait(&o->turn, &o->m);
     const int calc = sky_teacache_decide(o->tc, probe, n, tokens, parity);
-    if (calc) o->owner[*parity] = q->pass;
-    else SKY_ASSERT(o->owner[*parity] == q->pass);
+    if (calc)
+        o->owner[*parity] = q->pass;
+    else
+        SKY_ASSERT(o->owner[*parity] == q->pass);
     o->next = 1 - q->pass;
     pthread_cond_broadcast(&o->turn);
     pthread_mutex_unlock(&o->m);
@@ -301,8 +317,8 @@ static sky_status tc_order_init(run *r, sky_err *err)
     pthread_mutex_init(&o->m, NULL);
     pthread_cond_init(&o->turn, NULL);
     for (int i = 0; i < 2; i++) {
-        o->of[i] = (struct tc_pass){ o, i };
-        o->skip[i] = (sky_dit_skip){ r->tcp->use_ret_steps, decide_in_order, &o->of[i] };
+        o->of[i] = (struct tc_pass){o, i};
+        o->skip[i] = (sky_dit_skip){r->tcp->use_ret_steps, decide_in_order, &o->of[i]};
     }
     return SKY_OK;
 }
@@ -341,17 +357,19 @@ static void guided(run *r, int F, const float *x, const float *y, const double *
                    int skip_uncond)
 {
     const sky_dit_program *p = r->v->dit;
-    const int64_t fps_index = r->a->fps == 16 ? 0 : 1;
-    const size_t n = (size_t)p->out_dim * F * r->hw;
+    const int64_t          fps_index = r->a->fps == 16 ? 0 : 1;
+    const size_t           n = (size_t)p->out_dim * F * r->hw;
     if (r->dit_u && !skip_uncond) {
-        pass u = { r->dit_u, F, r->h, r->w, Ft, x, y, r->ctx_null, r->clip, t, fps_index, tmp,
-                   r->order ? &r->order->skip[1] : NULL };
+        pass u = {r->dit_u, F, r->h, r->w, Ft, x, y, r->ctx_null, r->clip, t, fps_index, tmp, NULL};
+        if (r->order) u.skip = &r->order->skip[1];
         pthread_t th;
         const int started = pthread_create(&th, NULL, run_pass, &u) == 0;
         sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v,
                         r->order ? &r->order->skip[0] : NULL);
-        if (started) pthread_join(th, NULL);
-        else run_pass(&u);                    /* no thread to be had: one after the other */
+        if (started)
+            pthread_join(th, NULL);
+        else
+            run_pass(&u); /* no thread to be had: one after the other */
     } else {
         const sky_dit_skip *sk = r->tcp ? &r->skip : NULL;
         sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v, sk);
@@ -363,16 +381,19 @@ static void guided(run *r, int F, const float *x, const float *y, const double *
 }
 
 /* Keep a copy of a tensor for --output_latents (written at the end). */
-static sky_status keep_tensor(run *r, const char *name, const float *data, int ndim, const int64_t *shape,
-                              sky_err *err)
+static sky_status keep_tensor(run *r, const char *name, const float *data, int ndim, const int64_t *shape, sky_err *err)
 {
     if (!r->a->output_latents) return SKY_OK;
     SKY_ASSERT(r->n_keep < 64);
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
     float *copy = malloc(n * sizeof(float) + 1);
-    char *nm = malloc(strlen(name) + 1);
-    if (!copy || !nm) { free(copy); free(nm); return sky_fail(err, "out of host memory"); }
+    char  *nm = malloc(strlen(name) + 1);
+    if (!copy || !nm) {
+        free(copy);
+        free(nm);
+        return sky_fail(err, "out of host memory");
+    }
     memcpy(copy, data, n * sizeof(float));
     strcpy(nm, name);
     sky_st_entry *e = &r->keep[r->n_keep++];
@@ -388,11 +409,15 @@ static sky_status keep_tensor(run *r, const char *name, const float *data, int n
  * --output_latents, to the kept video. */
 static sky_status emit_frames(run *r, const float *px, int T, int t0, sky_err *err)
 {
-    const int H = r->a->height, W = r->a->width;
+    const int    H = r->a->height, W = r->a->width;
     const size_t phw = (size_t)H * W;
-    float *frame = malloc(3 * phw * sizeof(float));
-    uint8_t *rgb = malloc(3 * phw);
-    if (!frame || !rgb) { free(frame); free(rgb); return sky_fail(err, "out of host memory"); }
+    float       *frame = malloc(3 * phw * sizeof(float));
+    uint8_t     *rgb = malloc(3 * phw);
+    if (!frame || !rgb) {
+        free(frame);
+        free(rgb);
+        return sky_fail(err, "out of host memory");
+    }
     sky_status st = SKY_OK;
     for (int t = t0; t < T && st == SKY_OK; t++) {
         for (int c = 0; c < 3; c++) memcpy(frame + c * phw, px + ((size_t)c * T + t) * phw, phw * sizeof(float));
@@ -402,7 +427,10 @@ static sky_status emit_frames(run *r, const float *px, int T, int t0, sky_err *e
         }
         if (st == SKY_OK && r->a->output_latents) {
             float *grown = realloc(r->video, (size_t)(r->video_frames + 1) * 3 * phw * sizeof(float));
-            if (!grown) { st = sky_fail(err, "out of host memory"); break; }
+            if (!grown) {
+                st = sky_fail(err, "out of host memory");
+                break;
+            }
             r->video = grown;
             memcpy(r->video + (size_t)r->video_frames * 3 * phw, frame, 3 * phw * sizeof(float));
             r->video_frames++;
@@ -419,13 +447,13 @@ static sky_status emit_frames(run *r, const float *px, int T, int t0, sky_err *e
 static sky_status keep_history(float **hist, int *hn, int n, const float *px, int T, int t0, size_t phw, sky_err *err)
 {
     const int add = T - t0, total = *hn + add, keep = total < n ? total : n;
-    float *out = malloc((size_t)3 * (keep ? keep : 1) * phw * sizeof(float));
+    float    *out = malloc((size_t)3 * (keep ? keep : 1) * phw * sizeof(float));
     if (!out) return sky_fail(err, "out of host memory");
     for (int j = 0; j < keep; j++) {
-        const int src = total - keep + j;                  /* index in the concatenation */
+        const int src = total - keep + j; /* index in the concatenation */
         for (int c = 0; c < 3; c++) {
-            const float *from = src < *hn ? *hist + ((size_t)c * *hn + src) * phw
-                                          : px + ((size_t)c * T + t0 + (src - *hn)) * phw;
+            const float *from =
+                src < *hn ? *hist + ((size_t)c * *hn + src) * phw : px + ((size_t)c * T + t0 + (src - *hn)) * phw;
             memcpy(out + ((size_t)c * keep + j) * phw, from, phw * sizeof(float));
         }
     }
@@ -440,7 +468,7 @@ static sky_status decode_and_emit(run *r, const float *z, int F, int drop, sky_e
 {
     if (!r->has_vae) return SKY_OK;
     const int T = 1 + 4 * (F - 1);
-    float *px = malloc((size_t)3 * T * r->a->height * r->a->width * sizeof(float));
+    float    *px = malloc((size_t)3 * T * r->a->height * r->a->width * sizeof(float));
     if (!px) return sky_fail(err, "out of host memory for %d decoded frames", T);
     sky_status st = vae_decode(r, z, F, px, err);
     if (st == SKY_OK) st = emit_frames(r, px, T, drop, err);
@@ -459,16 +487,19 @@ static sky_status check_interrupt(const run *r, sky_err *err)
 
 static sky_status run_t2v_i2v(run *r, sky_err *err)
 {
-    const sky_gen_args *a = r->a;
+    const sky_gen_args    *a = r->a;
     const sky_dit_program *p = r->v->dit;
-    const int C = p->out_dim, F = (a->num_frames - 1) / 4 + 1;
-    const size_t n = (size_t)C * F * r->hw;
-    sky_status st = SKY_ERR;
-    sky_unipc u = { 0 };
+    const int              C = p->out_dim, F = (a->num_frames - 1) / 4 + 1;
+    const size_t           n = (size_t)C * F * r->hw;
+    sky_status             st = SKY_ERR;
+    sky_unipc              u = {0};
     float *x = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
     float *y = NULL, *video = NULL;
-    if (!x || !v || !tmp) { sky_fail(err, "out of host memory"); goto done; }
-    int64_t shape[4] = { C, F, r->h, r->w };
+    if (!x || !v || !tmp) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
+    int64_t shape[4] = {C, F, r->h, r->w};
     if (sky_noise_draw(&r->noise, x, 4, shape, "initial latent noise", err)) goto done;
 
     if (p->y_channels) {
@@ -477,8 +508,15 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
         y = calloc((size_t)p->y_channels * F * r->hw, sizeof(float));
         video = calloc((size_t)3 * T * H * W, sizeof(float));
         float *img = malloc((size_t)3 * H * W * sizeof(float));
-        if (!y || !video || !img) { free(img); sky_fail(err, "out of host memory"); goto done; }
-        if (load_image(a->image, H, W, 1, img, err)) { free(img); goto done; }
+        if (!y || !video || !img) {
+            free(img);
+            sky_fail(err, "out of host memory");
+            goto done;
+        }
+        if (load_image(a->image, H, W, 1, img, err)) {
+            free(img);
+            goto done;
+        }
         /* The original casts the image to the transformer's dtype (bf16) before the VAE encodes it
          * (image2video_pipeline.py; not in reference §7.3): round it the same way. */
         for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
@@ -491,7 +529,7 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
 
     if (sky_unipc_init(&u, a->inference_steps, a->shift, n, 0, err)) goto done;
     if (use_dit(r, err)) goto done;
-    r->prog = (progress){ "denoise", a->inference_steps, 0, a->quiet, isatty(2), now_s() };
+    r->prog = (progress){"denoise", a->inference_steps, 0, a->quiet, isatty(2), now_s()};
     progress_show(&r->prog);
     for (int i = 0; i < a->inference_steps; i++) {
         if (check_interrupt(r, err)) goto done;
@@ -507,27 +545,33 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
     st = SKY_OK;
 done:
     sky_unipc_free(&u);
-    free(x); free(v); free(tmp); free(y); free(video);
+    free(x);
+    free(v);
+    free(tmp);
+    free(y);
+    free(video);
     return st;
 }
 
 /* ---- diffusion forcing (reference §7.4) -------------------------------------------------- */
 
 /* One DF window (§7.4.2): Z [C, Ftot, h, w] holds noise with the prefix (and end frame) filled. */
-static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_frame, const sky_unipc *proto,
-                            sky_err *err)
+static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_frame, const sky_unipc *proto, sky_err *err)
 {
     const sky_gen_args *a = r->a;
-    const int C = r->v->dit->out_dim;
-    const size_t n = (size_t)C * Ftot * r->hw, fn = (size_t)C * r->hw;
-    sky_forcing_matrix m = { 0 };
-    sky_unipc *s = calloc((size_t)Ftot, sizeof *s);
-    float *inp = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
-    float *xf = malloc(fn * sizeof(float)), *vf = malloc(fn * sizeof(float));
-    float *an = malloc((size_t)C * (prefix ? prefix : 1) * r->hw * sizeof(float));
-    double *tt = malloc((size_t)Ftot * sizeof(double));
+    const int           C = r->v->dit->out_dim;
+    const size_t        n = (size_t)C * Ftot * r->hw, fn = (size_t)C * r->hw;
+    sky_forcing_matrix  m = {0};
+    sky_unipc          *s = calloc((size_t)Ftot, sizeof *s);
+    float     *inp = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
+    float     *xf = malloc(fn * sizeof(float)), *vf = malloc(fn * sizeof(float));
+    float     *an = malloc((size_t)C * (prefix ? prefix : 1) * r->hw * sizeof(float));
+    double    *tt = malloc((size_t)Ftot * sizeof(double));
     sky_status st = SKY_ERR;
-    if (!s || !inp || !v || !tmp || !xf || !vf || !an || !tt) { sky_fail(err, "out of host memory"); goto done; }
+    if (!s || !inp || !v || !tmp || !xf || !vf || !an || !tt) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     if (sky_forcing_step_matrix(Ftot, proto->timesteps, a->inference_steps, Ftot, a->ar_step, prefix,
                                 a->causal_block_size, &m, err))
         goto done;
@@ -541,7 +585,7 @@ static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_fram
         for (int f = 0; f < Ftot; f++) tt[f] = (double)m.timestep[(size_t)row * m.frames + f];
         if (a->addnoise_condition > 0 && prefix > 0) {
             /* Noise the clean prefix a little and tell the model so (t = addnoise_condition). */
-            int64_t shape[4] = { C, prefix, r->h, r->w };
+            int64_t shape[4] = {C, prefix, r->h, r->w};
             if (sky_noise_draw(&r->noise, an, 4, shape, "addnoise_condition noise", err)) goto done;
             for (int c = 0; c < C; c++)
                 for (int f = 0; f < prefix; f++)
@@ -574,7 +618,13 @@ done:
         for (int f = 0; f < Ftot; f++) sky_unipc_free(&s[f]);
     free(s);
     sky_forcing_matrix_free(&m);
-    free(inp); free(v); free(tmp); free(xf); free(vf); free(an); free(tt);
+    free(inp);
+    free(v);
+    free(tmp);
+    free(xf);
+    free(vf);
+    free(an);
+    free(tt);
     return st;
 }
 
@@ -583,7 +633,7 @@ done:
 static sky_status image_latent(run *r, const char *path, float *z, sky_err *err)
 {
     const int H = r->a->height, W = r->a->width;
-    float *img = malloc((size_t)3 * H * W * sizeof(float));
+    float    *img = malloc((size_t)3 * H * W * sizeof(float));
     if (!img) return sky_fail(err, "out of host memory");
     sky_status st = load_image(path, H, W, 0, img, err);
     if (st == SKY_OK) st = vae_encode(r, img, 1, z, err);
@@ -610,31 +660,36 @@ static char *resume_key(const run *r)
 {
     const sky_gen_args *a = r->a;
 #define OR_NONE(s) ((s) ? (s) : "none")
-    char *key = format("%s; backend %s; image %s; end_image %s; video_path %s; noise %s; prompt_embeds %s",
-                       a->args_json ? a->args_json : "{}", a->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu",
-                       OR_NONE(a->image), OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file),
-                       OR_NONE(a->prompt_embeds));
+    char *key =
+        format("%s; backend %s; image %s; end_image %s; video_path %s; noise %s; prompt_embeds %s",
+               a->args_json ? a->args_json : "{}", a->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu", OR_NONE(a->image),
+               OR_NONE(a->end_image), OR_NONE(a->video_path), OR_NONE(a->noise_file), OR_NONE(a->prompt_embeds));
 #undef OR_NONE
     return key;
 }
 
 static sky_status run_df(run *r, sky_err *err)
 {
-    const sky_gen_args *a = r->a;
+    const sky_gen_args    *a = r->a;
     const sky_dit_program *p = r->v->dit;
-    const int C = p->out_dim, H = a->height, W = a->width;
-    const size_t phw = (size_t)H * W;
-    sky_df_request req = { a->num_frames, a->base_num_frames, a->overlap_history, a->causal_block_size,
-                           a->image != NULL, a->end_image != NULL, 0 };
-    sky_frames input = { 0 };
-    sky_df_plan plan;
-    sky_unipc proto = { 0 };
-    float *Z = NULL, *zw = NULL, *end_z = NULL;          /* zw: the window's latents */
-    float *history = NULL;                              /* the output's last overlap_history frames [3, n, H, W] */
-    int history_frames = 0;
-    int resumed = 0;                                    /* windows taken from --resume_dir */
-    char *key = NULL;
-    sky_status st = SKY_ERR;
+    const int              C = p->out_dim, H = a->height, W = a->width;
+    const size_t           phw = (size_t)H * W;
+    sky_df_request         req = {a->num_frames,
+                                  a->base_num_frames,
+                                  a->overlap_history,
+                                  a->causal_block_size,
+                                  a->image != NULL,
+                                  a->end_image != NULL,
+                                  0};
+    sky_frames             input = {0};
+    sky_df_plan            plan;
+    sky_unipc              proto = {0};
+    float                 *Z = NULL, *zw = NULL, *end_z = NULL; /* zw: the window's latents */
+    float                 *history = NULL; /* the output's last overlap_history frames [3, n, H, W] */
+    int                    history_frames = 0;
+    int                    resumed = 0; /* windows taken from --resume_dir */
+    char                  *key = NULL;
+    sky_status             st = SKY_ERR;
 
     if (a->video_path) {
         if (sky_video_read(a->video_path, 0, W, H, &input, err)) goto done;
@@ -643,7 +698,10 @@ static sky_status run_df(run *r, sky_err *err)
     if (sky_df_plan_make(&req, &plan, err)) goto done;
     if (sky_unipc_init(&proto, a->inference_steps, a->shift, 1, 0, err)) goto done;
     if (a->resume_dir) {
-        if (!(key = resume_key(r))) { sky_fail(err, "out of host memory"); goto done; }
+        if (!(key = resume_key(r))) {
+            sky_fail(err, "out of host memory");
+            goto done;
+        }
         if (sky_resume_count(a->resume_dir, key, plan.windows, &resumed, err)) goto done;
         if (resumed && !a->quiet)
             fprintf(stderr, "resume: %d of %d windows kept in %s (decoded again)%s\n", resumed, plan.windows,
@@ -653,7 +711,7 @@ static sky_status run_df(run *r, sky_err *err)
     /* Count the model passes of every window for the progress bar (cheap: matrices only). */
     int total = 0, skipped = 0;
     for (int k = 0; k < plan.windows; k++) {
-        sky_df_window win = sky_df_plan_window(&plan, k);
+        sky_df_window      win = sky_df_plan_window(&plan, k);
         sky_forcing_matrix m;
         if (sky_forcing_step_matrix(win.frames + win.end_frame, proto.timesteps, a->inference_steps,
                                     win.frames + win.end_frame, a->ar_step, win.prefix, a->causal_block_size, &m, err))
@@ -662,25 +720,32 @@ static sky_status run_df(run *r, sky_err *err)
         if (k < resumed) skipped += m.rows;
         sky_forcing_matrix_free(&m);
     }
-    r->prog = (progress){ "denoise", total - skipped, 0, a->quiet, isatty(2), now_s() };
+    r->prog = (progress){"denoise", total - skipped, 0, a->quiet, isatty(2), now_s()};
     progress_show(&r->prog);
 
     if (a->end_image) {
         end_z = malloc((size_t)C * r->hw * sizeof(float));
-        if (!end_z) { sky_fail(err, "out of host memory"); goto done; }
+        if (!end_z) {
+            sky_fail(err, "out of host memory");
+            goto done;
+        }
         if (image_latent(r, a->end_image, end_z, err)) goto done;
     }
     if (input.count) {
         /* The input video is the start of the output: emit it and keep its tail as history. */
         history = malloc((size_t)3 * input.count * phw * sizeof(float));
-        if (!history) { sky_fail(err, "out of host memory"); goto done; }
+        if (!history) {
+            sky_fail(err, "out of host memory");
+            goto done;
+        }
         for (int t = 0; t < input.count; t++)
             for (int c = 0; c < 3; c++)
                 for (size_t i = 0; i < phw; i++)
-                    history[((size_t)c * input.count + t) * phw + i] = sky_frames_at(&input, t)[i * 3 + c] / 127.5f - 1.0f;
+                    history[((size_t)c * input.count + t) * phw + i] =
+                        sky_frames_at(&input, t)[i * 3 + c] / 127.5f - 1.0f;
         history_frames = input.count;
         if (emit_frames(r, history, input.count, 0, err)) goto done;
-        float *all = history;                               /* keep only the tail the prefix needs */
+        float *all = history; /* keep only the tail the prefix needs */
         history = NULL;
         history_frames = 0;
         sky_status hs = keep_history(&history, &history_frames, a->overlap_history, all, input.count, 0, phw, err);
@@ -690,23 +755,33 @@ static sky_status run_df(run *r, sky_err *err)
 
     for (int k = 0; k < plan.windows; k++) {
         sky_df_window win = sky_df_plan_window(&plan, k);
-        const int Ftot = win.frames + win.end_frame;
-        int64_t zshape[4] = { C, win.frames, r->h, r->w };
+        const int     Ftot = win.frames + win.end_frame;
+        int64_t       zshape[4] = {C, win.frames, r->h, r->w};
         free(zw);
         zw = malloc((size_t)C * win.frames * r->hw * sizeof(float));
-        if (!zw) { sky_fail(err, "out of host memory"); goto done; }
+        if (!zw) {
+            sky_fail(err, "out of host memory");
+            goto done;
+        }
         if (k < resumed) {
             /* A window the interrupted run finished: its latents, and after the last one the noise state. */
             uint64_t ns;
-            int nn;
+            int      nn;
             if (sky_resume_load(a->resume_dir, k, key, zshape, zw, &ns, &nn, err)) goto done;
             if (k == resumed - 1) r->noise.state = ns, r->noise.next = nn;
         } else {
             free(Z);
             Z = malloc((size_t)C * Ftot * r->hw * sizeof(float));
             float *fresh = malloc((size_t)C * win.frames * r->hw * sizeof(float));
-            if (!Z || !fresh) { free(fresh); sky_fail(err, "out of host memory"); goto done; }
-            if (sky_noise_draw(&r->noise, fresh, 4, zshape, "window noise", err)) { free(fresh); goto done; }
+            if (!Z || !fresh) {
+                free(fresh);
+                sky_fail(err, "out of host memory");
+                goto done;
+            }
+            if (sky_noise_draw(&r->noise, fresh, 4, zshape, "window noise", err)) {
+                free(fresh);
+                goto done;
+            }
             copy_latent_frames(Z, Ftot, 0, fresh, win.frames, 0, win.frames, C, r->hw);
             free(fresh);
             if (win.prefix_from_video) {
@@ -715,7 +790,12 @@ static sky_status run_df(run *r, sky_err *err)
                 SKY_ASSERT(history_frames == n && lat >= win.prefix);
                 float *tail = malloc((size_t)3 * used * phw * sizeof(float));
                 float *pz = malloc((size_t)C * lat * r->hw * sizeof(float));
-                if (!tail || !pz) { free(tail); free(pz); sky_fail(err, "out of host memory"); goto done; }
+                if (!tail || !pz) {
+                    free(tail);
+                    free(pz);
+                    sky_fail(err, "out of host memory");
+                    goto done;
+                }
                 for (int c = 0; c < 3; c++)
                     memcpy(tail + (size_t)c * used * phw, history + (size_t)c * history_frames * phw,
                            (size_t)used * phw * sizeof(float));
@@ -726,7 +806,10 @@ static sky_status run_df(run *r, sky_err *err)
                 if (es) goto done;
             } else if (win.prefix == 1 && a->image) {
                 float *iz = malloc((size_t)C * r->hw * sizeof(float));
-                if (!iz) { sky_fail(err, "out of host memory"); goto done; }
+                if (!iz) {
+                    sky_fail(err, "out of host memory");
+                    goto done;
+                }
                 sky_status is = image_latent(r, a->image, iz, err);
                 if (is == SKY_OK) copy_latent_frames(Z, Ftot, 0, iz, 1, 0, 1, C, r->hw);
                 free(iz);
@@ -737,7 +820,7 @@ static sky_status run_df(run *r, sky_err *err)
                 /* the original's TeaCache step count of a later long-video window (reference §8) */
                 const int Fo = (a->overlap_history - 1) / 4 + 1;
                 sky_teacache_set_steps(r->tcp, a->inference_steps +
-                                       ((win.frames - Fo) / a->causal_block_size - 1) * a->ar_step);
+                                                   ((win.frames - Fo) / a->causal_block_size - 1) * a->ar_step);
             }
 
             if (use_dit(r, err) || df_window(r, Z, Ftot, win.prefix, win.end_frame, &proto, err)) goto done;
@@ -754,7 +837,7 @@ static sky_status run_df(run *r, sky_err *err)
         if (ks == SKY_OK && r->has_vae) {
             /* Decode, emit the new frames, keep the output's tail for the next prefix. */
             const int T = 1 + 4 * (win.frames - 1);
-            float *px = malloc((size_t)3 * T * phw * sizeof(float));
+            float    *px = malloc((size_t)3 * T * phw * sizeof(float));
             if (!px) ks = sky_fail(err, "out of host memory");
             if (ks == SKY_OK) ks = vae_decode(r, zw, win.frames, px, err);
             if (ks == SKY_OK) ks = emit_frames(r, px, T, win.drop_pixels, err);
@@ -768,7 +851,11 @@ static sky_status run_df(run *r, sky_err *err)
 done:
     sky_unipc_free(&proto);
     sky_frames_free(&input);
-    free(Z); free(zw); free(end_z); free(history); free(key);
+    free(Z);
+    free(zw);
+    free(end_z);
+    free(history);
+    free(key);
     return st;
 }
 
@@ -777,22 +864,26 @@ done:
 /* The prompt and the negative prompt through the tokenizer and umT5 (§2.4, §2.5). */
 static sky_status encode_prompts(run *r, sky_err *err)
 {
-    const sky_gen_args *a = r->a;
+    const sky_gen_args        *a = r->a;
     const sky_encoder_program *tp = r->v->text_encode;
     if (!tp || !a->text_weights || !a->tokenizer)
         return sky_fail(err, "no text encoder: give --model_id with the umT5 weights and tokenizer (or "
-                        "--t5_weights and --tokenizer), or the embeddings with --prompt_embeds");
+                             "--t5_weights and --tokenizer), or the embeddings with --prompt_embeds");
     sky_tokenizer *tok = NULL;
-    sky_encoder *enc = NULL;
-    int32_t *ids32 = malloc((size_t)tp->rows * sizeof *ids32);
-    int64_t *ids = malloc((size_t)tp->rows * sizeof *ids);
-    uint8_t *mask = malloc((size_t)tp->rows);
-    sky_status st = SKY_ERR;
-    if (!ids32 || !ids || !mask) { sky_fail(err, "out of host memory"); goto done; }
-    if (sky_tokenizer_open(&tok, a->tokenizer, err) || sky_encoder_open(&enc, tp, 1, a->text_weights, r->v->name, a->backend, err))
+    sky_encoder   *enc = NULL;
+    int32_t       *ids32 = malloc((size_t)tp->rows * sizeof *ids32);
+    int64_t       *ids = malloc((size_t)tp->rows * sizeof *ids);
+    uint8_t       *mask = malloc((size_t)tp->rows);
+    sky_status     st = SKY_ERR;
+    if (!ids32 || !ids || !mask) {
+        sky_fail(err, "out of host memory");
         goto done;
-    const char *texts[2] = { a->prompt, a->negative_prompt };
-    float *outs[2] = { r->ctx, r->ctx_null };
+    }
+    if (sky_tokenizer_open(&tok, a->tokenizer, err) ||
+        sky_encoder_open(&enc, tp, 1, a->text_weights, r->v->name, a->backend, err))
+        goto done;
+    const char *texts[2] = {a->prompt, a->negative_prompt};
+    float      *outs[2] = {r->ctx, r->ctx_null};
     for (int i = 0; i < 2; i++) {
         int n = 0;
         if (sky_tokenizer_encode(tok, texts[i], tp->rows, ids32, mask, &n, err)) goto done;
@@ -804,7 +895,9 @@ static sky_status encode_prompts(run *r, sky_err *err)
 done:
     sky_encoder_close(enc);
     sky_tokenizer_close(tok);
-    free(ids32); free(ids); free(mask);
+    free(ids32);
+    free(ids);
+    free(mask);
     return st;
 }
 
@@ -813,16 +906,19 @@ done:
  * normalised, through the visual tower. */
 static sky_status encode_image(run *r, sky_err *err)
 {
-    const sky_gen_args *a = r->a;
+    const sky_gen_args        *a = r->a;
     const sky_encoder_program *cp = r->v->clip_encode;
     if (!cp || !a->clip_weights)
         return sky_fail(err, "no image encoder: give --model_id with the CLIP weights (or --clip_weights), or the "
-                        "features as clip_fea in --prompt_embeds");
-    const int H = a->height, W = a->width, S = cp->image_size;
-    float *img = malloc((size_t)3 * H * W * sizeof(float)), *px = malloc((size_t)3 * S * S * sizeof(float));
+                             "features as clip_fea in --prompt_embeds");
+    const int    H = a->height, W = a->width, S = cp->image_size;
+    float       *img = malloc((size_t)3 * H * W * sizeof(float)), *px = malloc((size_t)3 * S * S * sizeof(float));
     sky_encoder *enc = NULL;
-    sky_status st = SKY_ERR;
-    if (!img || !px) { sky_fail(err, "out of host memory"); goto done; }
+    sky_status   st = SKY_ERR;
+    if (!img || !px) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     if (load_image(a->image, H, W, 1, img, err)) goto done;
     for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
     sky_clip_preprocess(img, H, W, S, px);
@@ -831,7 +927,8 @@ static sky_status encode_image(run *r, sky_err *err)
     st = SKY_OK;
 done:
     sky_encoder_close(enc);
-    free(img); free(px);
+    free(img);
+    free(px);
     return st;
 }
 
@@ -840,13 +937,13 @@ done:
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err)
 {
     const sky_dit_program *p = v->dit;
-    run r = { .v = v, .a = a };
+    run                    r = {.v = v, .a = a};
     r.h = a->height / 8;
     r.w = a->width / 8;
     r.hw = (size_t)r.h * r.w;
-    sky_status st = SKY_ERR;
+    sky_status       st = SKY_ERR;
     sky_safetensors *pe = NULL;
-    const size_t n_ctx = (size_t)p->text_len * p->text_dim, n_img = (size_t)p->image_len * p->image_dim;
+    const size_t     n_ctx = (size_t)p->text_len * p->text_dim, n_img = (size_t)p->image_len * p->image_dim;
 
     /* Everything that can fail on input is checked before the first model pass. First --use_cfg_parallel: a
      * second transformer for the uncond passes, where the run has any (DF skips them at guidance <= 1), on GPU 1
@@ -856,24 +953,36 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         int gpus = 0;
         if (a->backend == SKY_BACKEND_CUDA && sky_cuda_devices_visible(v->name, &gpus, err)) goto done;
         if (a->backend == SKY_BACKEND_CUDA && gpus < 2) {
-            sky_fail(err, "--use_cfg_parallel runs the unconditional pass on a second GPU: %d CUDA device%s visible "
-                     "(check nvidia-smi and CUDA_VISIBLE_DEVICES, or drop the flag)", gpus, gpus == 1 ? " is" : "s are");
+            sky_fail(err,
+                     "--use_cfg_parallel runs the unconditional pass on a second GPU: %d CUDA device%s visible "
+                     "(check nvidia-smi and CUDA_VISIBLE_DEVICES, or drop the flag)",
+                     gpus, gpus == 1 ? " is" : "s are");
             goto done;
         }
         if (!a->quiet)
-            fprintf(stderr, "cfg parallel: the unconditional passes on a second transformer (%s), at the same time as "
-                    "the conditional ones\n", a->backend == SKY_BACKEND_CUDA ? "GPU 1" : "cpu: for tests, the cores "
-                    "are shared");
+            fprintf(stderr,
+                    "cfg parallel: the unconditional passes on a second transformer (%s), at the same time as "
+                    "the conditional ones\n",
+                    a->backend == SKY_BACKEND_CUDA ? "GPU 1"
+                                                   : "cpu: for tests, the cores "
+                                                     "are shared");
     } else if (a->cfg_parallel && !a->quiet) {
-        fprintf(stderr, "warning: --use_cfg_parallel: guidance_scale %g <= 1 skips the unconditional pass of a "
-                "diffusion-forcing model; one transformer runs\n", a->guidance_scale);
+        fprintf(stderr,
+                "warning: --use_cfg_parallel: guidance_scale %g <= 1 skips the unconditional pass of a "
+                "diffusion-forcing model; one transformer runs\n",
+                a->guidance_scale);
     }
-    if (a->noise_file) { if (sky_noise_open_file(&r.noise, a->noise_file, err)) goto done; }
-    else sky_noise_seed(&r.noise, a->seed);
+    if (a->noise_file) {
+        if (sky_noise_open_file(&r.noise, a->noise_file, err)) goto done;
+    } else
+        sky_noise_seed(&r.noise, a->seed);
     r.ctx = malloc(n_ctx * sizeof(float));
     r.ctx_null = malloc(n_ctx * sizeof(float));
     r.clip = malloc(n_img * sizeof(float) + 1);
-    if (!r.ctx || !r.ctx_null || !r.clip) { sky_fail(err, "out of host memory"); goto done; }
+    if (!r.ctx || !r.ctx_null || !r.clip) {
+        sky_fail(err, "out of host memory");
+        goto done;
+    }
     if (a->prompt_embeds) {
         /* Debugging input: the embeddings (and CLIP features) from a file. */
         if (sky_safetensors_open(&pe, a->prompt_embeds, err) || read_tensor(pe, "context", n_ctx, r.ctx, err) ||
@@ -897,35 +1006,40 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         /* The original's count of calls before TeaCache's counter wraps (reference §8): the steps, plus
          * the asynchronous schedule's extra rows for DF with ar_step > 0. */
         const int df = strcmp(v->family, "df") == 0;
-        int steps = a->inference_steps;
-        if (df && a->ar_step > 0)
-            steps += (((a->base_num_frames - 1) / 4 + 1) / a->causal_block_size - 1) * a->ar_step;
+        int       steps = a->inference_steps;
+        if (df && a->ar_step > 0) steps += (((a->base_num_frames - 1) / 4 + 1) / a->causal_block_size - 1) * a->ar_step;
         if (sky_teacache_init(&r.tc, p, v->name, a->teacache_thresh, a->use_ret_steps, steps, err) ||
             (r.dit && sky_dit_teacache_open(r.dit, err)) || (r.dit_u && sky_dit_teacache_open(r.dit_u, err)))
             goto done;
         r.tcp = &r.tc;
-        r.skip = (sky_dit_skip){ a->use_ret_steps, sky_teacache_decide, &r.tc };
+        r.skip = (sky_dit_skip){a->use_ret_steps, sky_teacache_decide, &r.tc};
         if (r.cfg_parallel && tc_order_init(&r, err)) goto done;
         if (df && !a->quiet)
-            fprintf(stderr, "warning: --teacache with a diffusion-forcing model: the SkyReels-V2 maintainers say DF "
+            fprintf(stderr,
+                    "warning: --teacache with a diffusion-forcing model: the SkyReels-V2 maintainers say DF "
                     "models are not compatible with TeaCache (SkyworkAI/SkyReels-V2#123); expect lower quality\n");
     }
     /* The VAE encoder (its weights, and on the GPU its arena) only for runs that encode images or frames. */
-    const int needs_encoder = a->image || a->end_image || a->video_path || (a->overlap_history > 0 &&
-                              a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
+    const int needs_encoder =
+        a->image || a->end_image || a->video_path ||
+        (a->overlap_history > 0 && a->num_frames > a->base_num_frames && !strcmp(v->family, "df"));
     if (a->vae_weights) {
-        if (!v->vae_decode) { sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name); goto done; }
+        if (!v->vae_decode) {
+            sky_fail(err, "variant %s has no VAE; drop --vae_weights", v->name);
+            goto done;
+        }
         r.has_vae = 1;
         const sky_vae_program *de = v->vae_decode, *en = v->vae_encode;
-        const sky_backend b = (sky_backend)a->backend;
-        if (a->offload ? sky_weights_check(de->weights, de->n_weights, a->vae_weights, v->name, b, err) ||
-                         (needs_encoder && sky_weights_check(en->weights, en->n_weights, a->vae_weights, v->name, b, err))
-                       : use_vae(&r, 1, err) || (needs_encoder && use_vae(&r, 0, err)))
+        const sky_backend      b = (sky_backend)a->backend;
+        if (a->offload
+                ? sky_weights_check(de->weights, de->n_weights, a->vae_weights, v->name, b, err) ||
+                      (needs_encoder && sky_weights_check(en->weights, en->n_weights, a->vae_weights, v->name, b, err))
+                : use_vae(&r, 1, err) || (needs_encoder && use_vae(&r, 0, err)))
             goto done;
     }
     if (needs_encoder && !r.has_vae) {
         sky_fail(err, "this run encodes images or video frames with the VAE: give the VAE weights (--model_id with "
-                 "a VAE, or --vae_weights)");
+                      "a VAE, or --vae_weights)");
         goto done;
     }
     if (a->output && r.has_vae) {
@@ -945,24 +1059,26 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         if (r.video_frames) {
             /* frames were kept as [T][3][H][W]; store [3, T, H, W] like the decoder's output */
             const size_t phw = (size_t)a->height * a->width;
-            float *chw = malloc((size_t)3 * r.video_frames * phw * sizeof(float));
+            float       *chw = malloc((size_t)3 * r.video_frames * phw * sizeof(float));
             if (!chw) st = sky_fail(err, "out of host memory");
             for (int t = 0; chw && t < r.video_frames; t++)
                 for (int c = 0; c < 3; c++)
                     memcpy(chw + ((size_t)c * r.video_frames + t) * phw, r.video + ((size_t)t * 3 + c) * phw,
                            phw * sizeof(float));
-            int64_t vs[4] = { 3, r.video_frames, a->height, a->width };
+            int64_t vs[4] = {3, r.video_frames, a->height, a->width};
             if (chw && st == SKY_OK) st = keep_tensor(&r, "video", chw, 4, vs, err);
             free(chw);
         }
-        const char *meta[] = { "made_by", "skyreels pipeline --output_latents", "variant", v->name, "args",
-                               a->args_json ? a->args_json : "{}", NULL };
+        const char *meta[] = {"made_by", "skyreels pipeline --output_latents", "variant", v->name,
+                              "args",    a->args_json ? a->args_json : "{}",   NULL};
         if (st == SKY_OK) st = sky_safetensors_write(a->output_latents, r.keep, r.n_keep, meta, err);
     }
     close_dit(&r);
     if (st == SKY_OK && !a->quiet && r.prompt_runs[0] + r.prompt_runs[1] > 0)
-        fprintf(stderr, "prompt part of the transformer (text embedding, cross-attention keys and values): run by %lld "
-                "forwards, reused by %lld\n", r.prompt_runs[0], r.prompt_runs[1]);
+        fprintf(stderr,
+                "prompt part of the transformer (text embedding, cross-attention keys and values): run by %lld "
+                "forwards, reused by %lld\n",
+                r.prompt_runs[0], r.prompt_runs[1]);
     if (st == SKY_OK && r.tcp && !a->quiet) {
         char line[256];
         sky_teacache_summary(r.tcp, line, sizeof line);
@@ -986,6 +1102,8 @@ done:
     tc_order_free(r.order);
     sky_vae_close(r.dec);
     sky_vae_close(r.enc);
-    free(r.ctx); free(r.ctx_null); free(r.clip);
+    free(r.ctx);
+    free(r.ctx_null);
+    free(r.clip);
     return st;
 }

@@ -24,35 +24,35 @@
 
 /* Everything a generation needs, from the command line (cli.c). Pixel frame counts. */
 typedef struct sky_gen_args {
-    const char *prompt;             /* recorded in the output's metadata and name */
-    const char *negative_prompt;
-    int         num_frames;
-    double      guidance_scale, shift;
-    int         inference_steps;
-    int         fps;
-    uint64_t    seed;
-    int         height, width;      /* pixels of this run (the spec's, swapped for a portrait input) */
-    const char *image, *end_image, *video_path;
-    int         ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
-    int         teacache, use_ret_steps;   /* TeaCache (runtime/models/teacache.h) */
-    int         offload;                   /* each model opened for each use and closed after it */
-    int         cfg_parallel;              /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),
+    const char   *prompt; /* recorded in the output's metadata and name */
+    const char   *negative_prompt;
+    int           num_frames;
+    double        guidance_scale, shift;
+    int           inference_steps;
+    int           fps;
+    uint64_t      seed;
+    int           height, width; /* pixels of this run (the spec's, swapped for a portrait input) */
+    const char   *image, *end_image, *video_path;
+    int           ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
+    int           teacache, use_ret_steps; /* TeaCache (runtime/models/teacache.h) */
+    int           offload;                 /* each model opened for each use and closed after it */
+    int           cfg_parallel;            /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),
                                             * at the same time as the cond pass */
-    const char *resume_dir;                /* DF: keep finished windows here and continue after them (resume.h) */
-    double      teacache_thresh;
-    const char *output;             /* the mp4 path (cli.c builds the original's name when not given) */
-    const char *dit_weights;        /* transformer checkpoint */
-    const char *vae_weights;        /* VAE checkpoint; NULL: stop after the latents */
-    const char *prompt_embeds;      /* see above; NULL: encode the prompts with umT5 */
-    const char *text_weights;       /* umT5 checkpoint (.pth or text_encoder/) */
-    const char *tokenizer;          /* tokenizer directory or spiece.model */
-    const char *clip_weights;       /* CLIP checkpoint (I2V) */
-    const char *noise_file;         /* NULL: the seeded generator */
-    const char *output_latents;     /* also write the final latents here */
-    const char *args_json;          /* the run's parameters as JSON, for the mp4's comment */
-    int         quiet;
-    int         backend;            /* sky_backend (dit.h) of the transformer */
-    volatile int *interrupted;      /* set by a signal handler; checked between steps */
+    const char   *resume_dir;              /* DF: keep finished windows here and continue after them (resume.h) */
+    double        teacache_thresh;
+    const char   *output;         /* the mp4 path (cli.c builds the original's name when not given) */
+    const char   *dit_weights;    /* transformer checkpoint */
+    const char   *vae_weights;    /* VAE checkpoint; NULL: stop after the latents */
+    const char   *prompt_embeds;  /* see above; NULL: encode the prompts with umT5 */
+    const char   *text_weights;   /* umT5 checkpoint (.pth or text_encoder/) */
+    const char   *tokenizer;      /* tokenizer directory or spiece.model */
+    const char   *clip_weights;   /* CLIP checkpoint (I2V) */
+    const char   *noise_file;     /* NULL: the seeded generator */
+    const char   *output_latents; /* also write the final latents here */
+    const char   *args_json;      /* the run's parameters as JSON, for the mp4's comment */
+    int           quiet;
+    int           backend;     /* sky_backend (dit.h) of the transformer */
+    volatile int *interrupted; /* set by a signal handler; checked between steps */
 } sky_gen_args;
 
 /* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli.c;

@@ -24,7 +24,7 @@ static int next_field(const char **p, const char **start, size_t *len)
     const char *e = *p;
     while (*e && strncmp(e, ", \"", 3) != 0 && strncmp(e, "; ", 2) != 0) e++;
     *len = (size_t)(e - *start);
-    *p = *e ? e + 2 : e;                     /* past ", " or "; " */
+    *p = *e ? e + 2 : e; /* past ", " or "; " */
     return 1;
 }
 
@@ -32,7 +32,7 @@ static int next_field(const char **p, const char **start, size_t *len)
 static void first_difference(const char *a, const char *b, char *out, size_t n)
 {
     const char *pa = a, *pb = b, *sa = "", *sb = "";
-    size_t la = 0, lb = 0;
+    size_t      la = 0, lb = 0;
     for (;;) {
         const int ha = next_field(&pa, &sa, &la), hb = next_field(&pb, &sb, &lb);
         if (!ha && !hb) break;
@@ -47,7 +47,7 @@ static void first_difference(const char *a, const char *b, char *out, size_t n)
 /* Open window k's file and check its key; *f NULL (and SKY_OK) when there is no such file. */
 static sky_status open_window(const char *dir, int k, const char *key, sky_safetensors **f, sky_err *err)
 {
-    char path[4200];
+    char        path[4200];
     struct stat st;
     *f = NULL;
     window_path(path, sizeof path, dir, k);
@@ -57,8 +57,10 @@ static sky_status open_window(const char *dir, int k, const char *key, sky_safet
     if (!theirs || strcmp(theirs, key) != 0) {
         char diff[512];
         first_difference(theirs ? theirs : "(no key)", key, diff, sizeof diff);
-        sky_fail(err, "%s was written by another run: %s. Rerun with the same arguments, or give another "
-                 "--resume_dir (it keeps one run's windows)", path, diff);
+        sky_fail(err,
+                 "%s was written by another run: %s. Rerun with the same arguments, or give another "
+                 "--resume_dir (it keeps one run's windows)",
+                 path, diff);
         sky_safetensors_close(*f);
         *f = NULL;
         return SKY_ERR;
@@ -85,7 +87,7 @@ sky_status sky_resume_load(const char *dir, int k, const char *key, const int64_
     sky_safetensors *f;
     if (open_window(dir, k, key, &f, err)) return SKY_ERR;
     if (!f) return sky_fail(err, "%s/window_%04d.safetensors: disappeared while resuming", dir, k);
-    sky_status st = SKY_ERR;
+    sky_status           st = SKY_ERR;
     const sky_st_tensor *z = sky_safetensors_find(f, "latents"), *ns = sky_safetensors_find(f, "noise_state");
     if (!z || !ns) {
         sky_fail(err, "%s: no '%s' tensor (not a window file of --resume_dir)", sky_safetensors_path(f),
@@ -127,9 +129,9 @@ sky_status sky_resume_save(const char *dir, int k, const char *key, uint64_t see
     int64_t v[2];
     memcpy(&v[0], &noise_state, sizeof v[0]);
     v[1] = noise_next;
-    sky_st_entry e[2] = { { "latents", SKY_DTYPE_F32, 4, { shape[0], shape[1], shape[2], shape[3] }, latents },
-                          { "noise_state", SKY_DTYPE_I64, 1, { 2 }, v } };
-    const char *meta[] = { "made_by", "skyreels --resume_dir", "resume_key", key, "seed", seed_text, NULL };
+    sky_st_entry e[2] = {{"latents", SKY_DTYPE_F32, 4, {shape[0], shape[1], shape[2], shape[3]}, latents},
+                         {"noise_state", SKY_DTYPE_I64, 1, {2}, v}};
+    const char  *meta[] = {"made_by", "skyreels --resume_dir", "resume_key", key, "seed", seed_text, NULL};
     return sky_safetensors_write(path, e, 2, meta, err);
 }
 
@@ -140,13 +142,13 @@ int sky_resume_seed(const char *dir, uint64_t *seed)
     struct stat st;
     if (stat(path, &st) != 0) return 0;
     sky_safetensors *f;
-    sky_err err;
-    if (sky_safetensors_open(&f, path, &err)) return 0;     /* reported when the run reads it */
+    sky_err          err;
+    if (sky_safetensors_open(&f, path, &err)) return 0; /* reported when the run reads it */
     const char *s = sky_safetensors_metadata(f, "seed");
-    char *end = NULL;
+    char       *end = NULL;
     errno = 0;
     const unsigned long long v = s ? strtoull(s, &end, 10) : 0;
-    const int ok = s && *s && !*end && !errno;
+    const int                ok = s && *s && !*end && !errno;
     if (ok) *seed = v;
     sky_safetensors_close(f);
     return ok;

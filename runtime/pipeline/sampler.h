@@ -54,8 +54,7 @@
  * steps is outside [1, SKY_SAMPLER_MAX_STEPS], shift is not a finite number > 0, or the float32
  * sigmas are not strictly decreasing inside (0, 1) (a huge --shift rounds sigma_0 to 1, too many
  * steps make two sigmas equal: both would divide by zero in the solver). */
-sky_status sky_sampler_flow_schedule(int steps, double shift, int64_t *timesteps, float *sigmas,
-                                     sky_err *err);
+sky_status sky_sampler_flow_schedule(int steps, double shift, int64_t *timesteps, float *sigmas, sky_err *err);
 
 /* The start index the original's index_for_timestep(timesteps[0]) picks: 1 when timesteps[0]
  * occurs more than once, else 0 (see the quirk above). This port always starts at 0. */
@@ -79,21 +78,21 @@ int sky_sampler_original_start_index(const int64_t *timesteps, int steps);
  * Each parenthesised operation is one float rounding, in this order. The original multiplies by
  * alpha*phi and by alpha*B separately; for bh2 B = phi, so both are c_a (p_a). */
 typedef struct sky_unipc_coefs {
-    float sigma;       /* sigma_i: x0 prediction m = x - sigma*v */
-    int   c_order;     /* corrector order: 0 at step 0 (no corrector), then 1, then 2 */
-    float c_h;         /* lambda_i - lambda_{i-1} */
-    float c_phi;       /* expm1(-c_h) (= B for bh2) */
-    float c_r;         /* order 2: (lambda_{i-2} - lambda_{i-1}) / c_h */
-    float c_rho[2];    /* order 1: {0.5, 0}; order 2: solve [[1,1],[r,1]] rho = b (bf16-rounded in bf16 mode) */
-    float c_ratio;     /* sigma_i / sigma_{i-1} (bf16-rounded in bf16 mode) */
-    float c_a;         /* alpha_i * c_phi */
-    int   p_order;     /* predictor order: 1 at step 0 and the last step, else 2 */
-    int   p_final;     /* 1 when sigma_{i+1} == 0 (last step) */
-    float p_h;         /* lambda_{i+1} - lambda_i (inf when p_final) */
-    float p_phi;       /* expm1(-p_h) (-1 when p_final) */
-    float p_r;         /* order 2: (lambda_{i-1} - lambda_i) / p_h */
-    float p_ratio;     /* sigma_{i+1} / sigma_i (bf16-rounded in bf16 mode) */
-    float p_a;         /* alpha_{i+1} * p_phi */
+    float sigma;    /* sigma_i: x0 prediction m = x - sigma*v */
+    int   c_order;  /* corrector order: 0 at step 0 (no corrector), then 1, then 2 */
+    float c_h;      /* lambda_i - lambda_{i-1} */
+    float c_phi;    /* expm1(-c_h) (= B for bh2) */
+    float c_r;      /* order 2: (lambda_{i-2} - lambda_{i-1}) / c_h */
+    float c_rho[2]; /* order 1: {0.5, 0}; order 2: solve [[1,1],[r,1]] rho = b (bf16-rounded in bf16 mode) */
+    float c_ratio;  /* sigma_i / sigma_{i-1} (bf16-rounded in bf16 mode) */
+    float c_a;      /* alpha_i * c_phi */
+    int   p_order;  /* predictor order: 1 at step 0 and the last step, else 2 */
+    int   p_final;  /* 1 when sigma_{i+1} == 0 (last step) */
+    float p_h;      /* lambda_{i+1} - lambda_i (inf when p_final) */
+    float p_phi;    /* expm1(-p_h) (-1 when p_final) */
+    float p_r;      /* order 2: (lambda_{i-1} - lambda_i) / p_h */
+    float p_ratio;  /* sigma_{i+1} / sigma_i (bf16-rounded in bf16 mode) */
+    float p_a;      /* alpha_{i+1} * p_phi */
 } sky_unipc_coefs;
 
 /* Coefficients of call i in [0, steps) for a schedule from sky_sampler_flow_schedule()
@@ -105,16 +104,16 @@ void sky_unipc_coefs_at(const float *sigmas, int steps, int i, int bf16, sky_uni
 
 /* Sampler state for one independent latent of n floats. All buffers are owned. */
 typedef struct sky_unipc {
-    int              steps;       /* N */
-    int              done;        /* calls made so far, 0..N; the next call uses timesteps[done] */
-    int              bf16;        /* 1: bf16 latent state (original DF path), 0: fp32 everywhere */
-    size_t           n;           /* elements per sample */
-    int64_t         *timesteps;   /* [N]: the model's timestep for each call */
-    float           *sigmas;      /* [N + 1], last 0 */
-    sky_unipc_coefs *coefs;       /* [N] */
-    float           *m_prev;      /* [n] x0 prediction of the call before last (M[0]) */
-    float           *m_last;      /* [n] x0 prediction of the last call (M[1]) */
-    float           *last;        /* [n] the (corrected) sample the last predictor started from */
+    int              steps;     /* N */
+    int              done;      /* calls made so far, 0..N; the next call uses timesteps[done] */
+    int              bf16;      /* 1: bf16 latent state (original DF path), 0: fp32 everywhere */
+    size_t           n;         /* elements per sample */
+    int64_t         *timesteps; /* [N]: the model's timestep for each call */
+    float           *sigmas;    /* [N + 1], last 0 */
+    sky_unipc_coefs *coefs;     /* [N] */
+    float           *m_prev;    /* [n] x0 prediction of the call before last (M[0]) */
+    float           *m_last;    /* [n] x0 prediction of the last call (M[1]) */
+    float           *last;      /* [n] the (corrected) sample the last predictor started from */
 } sky_unipc;
 
 /* Compute the schedule and coefficients and allocate the three history buffers.
@@ -123,8 +122,7 @@ typedef struct sky_unipc {
  * rounded to bf16; rho rounded to bf16; each result rounded to bf16; x0 predictions stay fp32);
  * 0 keeps everything fp32 (T2V/I2V, and diffusers' DF). Errors: those of
  * sky_sampler_flow_schedule(), n == 0, out of memory. On error u is left freed (safe to _free). */
-sky_status sky_unipc_init(sky_unipc *u, int steps, double shift, size_t n, int bf16_state,
-                          sky_err *err);
+sky_status sky_unipc_init(sky_unipc *u, int steps, double shift, size_t n, int bf16_state, sky_err *err);
 
 /* Forget the history: the next call is step 0 again (same schedule, buffers kept). */
 void sky_unipc_reset(sky_unipc *u);

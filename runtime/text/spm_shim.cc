@@ -18,19 +18,20 @@ struct sky_spm {
 namespace {
 
 // Copy a message into a caller's buffer, always NUL-terminated.
-void put_msg(char *msg, size_t size, const std::string &text) {
+void put_msg(char *msg, size_t size, const std::string &text)
+{
     if (msg == nullptr || size == 0) return;
     std::snprintf(msg, size, "%s", text.c_str());
 }
 
-}  // namespace
+} // namespace
 
-extern "C" sky_spm *sky_spm_load(const void *proto, size_t len, char *msg, size_t msg_size) {
+extern "C" sky_spm *sky_spm_load(const void *proto, size_t len, char *msg, size_t msg_size)
+{
     sky_spm *s = nullptr;
     try {
         s = new sky_spm();
-        const auto status = s->proc.LoadFromSerializedProto(
-            std::string_view(static_cast<const char *>(proto), len));
+        const auto status = s->proc.LoadFromSerializedProto(std::string_view(static_cast<const char *>(proto), len));
         if (status.ok()) return s;
         put_msg(msg, msg_size, "sentencepiece rejected the model: " + status.ToString());
     } catch (const std::exception &e) {
@@ -42,7 +43,8 @@ extern "C" sky_spm *sky_spm_load(const void *proto, size_t len, char *msg, size_
     return nullptr;
 }
 
-extern "C" int sky_spm_piece_size(const sky_spm *s) {
+extern "C" int sky_spm_piece_size(const sky_spm *s)
+{
     try {
         return s->proc.GetPieceSize();
     } catch (...) {
@@ -50,10 +52,11 @@ extern "C" int sky_spm_piece_size(const sky_spm *s) {
     }
 }
 
-extern "C" const char *sky_spm_piece(const sky_spm *s, int id, size_t *len) {
+extern "C" const char *sky_spm_piece(const sky_spm *s, int id, size_t *len)
+{
     try {
         if (id < 0 || id >= s->proc.GetPieceSize()) return nullptr;
-        const std::string &p = s->proc.IdToPiece(id);     // a reference into the loaded model
+        const std::string &p = s->proc.IdToPiece(id); // a reference into the loaded model
         *len = p.size();
         return p.data();
     } catch (...) {
@@ -61,7 +64,8 @@ extern "C" const char *sky_spm_piece(const sky_spm *s, int id, size_t *len) {
     }
 }
 
-extern "C" float sky_spm_score(const sky_spm *s, int id) {
+extern "C" float sky_spm_score(const sky_spm *s, int id)
+{
     try {
         if (id < 0 || id >= s->proc.GetPieceSize()) return 0.0f;
         return s->proc.GetScore(id);
@@ -70,6 +74,7 @@ extern "C" float sky_spm_score(const sky_spm *s, int id) {
     }
 }
 
-extern "C" void sky_spm_free(sky_spm *s) {
-    delete s;    // ~SentencePieceProcessor does not throw
+extern "C" void sky_spm_free(sky_spm *s)
+{
+    delete s; // ~SentencePieceProcessor does not throw
 }

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-typedef struct sky_spm sky_spm;     /* opaque: one sentencepiece::SentencePieceProcessor */
+typedef struct sky_spm sky_spm; /* opaque: one sentencepiece::SentencePieceProcessor */
 
 /* Load a model from the bytes of a serialized ModelProto (len bytes; copied). Returns NULL on failure and
  * writes a NUL-terminated reason into msg[msg_size]. */

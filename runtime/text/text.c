@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "text/spm_shim.h"
 
+// clang-format off
 /* ---- BEGIN GENERATED TABLES (make_tokenizer_fixtures.py --emit-c-tables) ---- */
 /* Unicode 14.0.0 (Python 3.11.7 unicodedata), ftfy 6.3.1, regex 2026.5.9. Do not edit by hand. */
 
@@ -2233,6 +2234,7 @@ static const uint32_t k_gcb[][3] = {
     {0x1FC00,0x1FFFD,16},{0xE0000,0xE001F,3},{0xE0020,0xE007F,4},{0xE0080,0xE00FF,3},{0xE0100,0xE01EF,4},{0xE01F0,0xE0FFF,3},
 };
 /* ---- END GENERATED TABLES ---- */
+// clang-format on
 
 /* ============================================================================================ */
 /* Code-point buffers and UTF-8                                                                 */
@@ -2245,67 +2247,87 @@ typedef struct cpbuf {
     int       oom;
 } cpbuf;
 
-static void cb_free(cpbuf *b) {
+static void cb_free(cpbuf *b)
+{
     free(b->v);
     b->v = NULL;
     b->n = b->cap = 0;
 }
 
-static int cb_reserve(cpbuf *b, size_t want) {
+static int cb_reserve(cpbuf *b, size_t want)
+{
     if (b->oom) return -1;
     if (want <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < want) {
-        if (cap > ((size_t)1 << 40)) { b->oom = 1; return -1; }
+        if (cap > ((size_t)1 << 40)) {
+            b->oom = 1;
+            return -1;
+        }
         cap *= 2;
     }
     uint32_t *v = realloc(b->v, cap * sizeof *v);
-    if (!v) { b->oom = 1; return -1; }
+    if (!v) {
+        b->oom = 1;
+        return -1;
+    }
     b->v = v;
     b->cap = cap;
     return 0;
 }
 
-static void cb_push(cpbuf *b, uint32_t c) {
+static void cb_push(cpbuf *b, uint32_t c)
+{
     if (b->n == b->cap && cb_reserve(b, b->n + 1) != 0) return;
     b->v[b->n++] = c;
 }
 
-static void cb_append(cpbuf *b, const uint32_t *v, size_t n) {
+static void cb_append(cpbuf *b, const uint32_t *v, size_t n)
+{
     if (n == 0 || cb_reserve(b, b->n + n) != 0) return;
     memcpy(b->v + b->n, v, n * sizeof *v);
     b->n += n;
 }
 
 /* Swap contents (used to make a transformed copy the current text). */
-static void cb_swap(cpbuf *a, cpbuf *b) {
+static void cb_swap(cpbuf *a, cpbuf *b)
+{
     cpbuf t = *a;
     *a = *b;
     *b = t;
 }
 
-static int cb_equal(const cpbuf *a, const cpbuf *b) {
+static int cb_equal(const cpbuf *a, const cpbuf *b)
+{
     return a->n == b->n && (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof *a->v) == 0);
 }
 
 /* Decode one code point of valid UTF-8 at s (len bytes left); returns its byte length. */
-static size_t utf8_decode1(const unsigned char *s, size_t len, uint32_t *cp) {
+static size_t utf8_decode1(const unsigned char *s, size_t len, uint32_t *cp)
+{
     unsigned char c = s[0];
-    if (c < 0x80 || len < 2) { *cp = c; return 1; }
-    if (c < 0xE0) { *cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F); return 2; }
+    if (c < 0x80 || len < 2) {
+        *cp = c;
+        return 1;
+    }
+    if (c < 0xE0) {
+        *cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
     if (c < 0xF0 || len < 4) {
         *cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
         return 3;
     }
-    *cp = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) |
-          (s[3] & 0x3F);
+    *cp =
+        ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
     return 4;
 }
 
 /* Append the code points of len bytes of (already validated) UTF-8. */
-static void cb_push_utf8(cpbuf *b, const char *s, size_t len) {
+static void cb_push_utf8(cpbuf *b, const char *s, size_t len)
+{
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t               i = 0;
     while (i < len) {
         uint32_t cp;
         i += utf8_decode1(p + i, len - i, &cp);
@@ -2313,9 +2335,17 @@ static void cb_push_utf8(cpbuf *b, const char *s, size_t len) {
     }
 }
 
-static size_t utf8_encode1(uint32_t c, char out[4]) {
-    if (c < 0x80) { out[0] = (char)c; return 1; }
-    if (c < 0x800) { out[0] = (char)(0xC0 | (c >> 6)); out[1] = (char)(0x80 | (c & 0x3F)); return 2; }
+static size_t utf8_encode1(uint32_t c, char out[4])
+{
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xC0 | (c >> 6));
+        out[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
     if (c < 0x10000) {
         out[0] = (char)(0xE0 | (c >> 12));
         out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
@@ -2336,13 +2366,17 @@ typedef struct strbuf {
     int    oom;
 } strbuf;
 
-static void sb_append(strbuf *b, const char *s, size_t n) {
+static void sb_append(strbuf *b, const char *s, size_t n)
+{
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 128;
         while (cap < b->n + n + 1) cap *= 2;
         char *p = realloc(b->s, cap);
-        if (!p) { b->oom = 1; return; }
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
         b->s = p;
         b->cap = cap;
     }
@@ -2351,7 +2385,8 @@ static void sb_append(strbuf *b, const char *s, size_t n) {
     b->s[b->n] = '\0';
 }
 
-static void sb_push_cp(strbuf *b, uint32_t c) {
+static void sb_push_cp(strbuf *b, uint32_t c)
+{
     char u[4];
     sb_append(b, u, utf8_encode1(c, u));
 }
@@ -2360,13 +2395,17 @@ static void sb_push_cp(strbuf *b, uint32_t c) {
 /* Table look-ups                                                                               */
 
 /* Is c inside one of the sorted, disjoint [lo, hi] ranges? */
-static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c)
+{
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c < r[mid][0]) hi = mid;
-        else if (c > r[mid][1]) lo = mid + 1;
-        else return 1;
+        if (c < r[mid][0])
+            hi = mid;
+        else if (c > r[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
     }
     return 0;
 }
@@ -2374,13 +2413,17 @@ static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
 #define IN_RANGES(table, c) in_ranges(table, sizeof table / sizeof table[0], c)
 
 /* The replacement of c in a cp_map sorted by cp, or NULL. */
-static const char *cp_map_find(const cp_map *m, size_t n, uint32_t c) {
+static const char *cp_map_find(const cp_map *m, size_t n, uint32_t c)
+{
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c < m[mid].cp) hi = mid;
-        else if (c > m[mid].cp) lo = mid + 1;
-        else return m[mid].to;
+        if (c < m[mid].cp)
+            hi = mid;
+        else if (c > m[mid].cp)
+            lo = mid + 1;
+        else
+            return m[mid].to;
     }
     return NULL;
 }
@@ -2393,16 +2436,20 @@ static int is_white_space(uint32_t c) { return IN_RANGES(k_white_space, c); }
 static int is_py_space(uint32_t c) { return (c >= 0x1C && c <= 0x1F) || is_white_space(c); }
 
 /* The value of an HTML entity name (ASCII, without '&') present with any of the flags, or NULL. */
-static const char *html_ent_find(const char *name, size_t len, int flags) {
+static const char *html_ent_find(const char *name, size_t len, int flags)
+{
     size_t lo = 0, hi = sizeof k_html_ents / sizeof k_html_ents[0];
     while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
+        size_t      mid = lo + (hi - lo) / 2;
         const char *k = k_html_ents[mid].name;
-        int cmp = strncmp(name, k, len);
-        if (cmp == 0 && k[len] != '\0') cmp = -1;     /* name is a proper prefix of k: name sorts first */
-        if (cmp < 0) hi = mid;
-        else if (cmp > 0) lo = mid + 1;
-        else return (k_html_ents[mid].flags & flags) ? k_html_ents[mid].value : NULL;
+        int         cmp = strncmp(name, k, len);
+        if (cmp == 0 && k[len] != '\0') cmp = -1; /* name is a proper prefix of k: name sorts first */
+        if (cmp < 0)
+            hi = mid;
+        else if (cmp > 0)
+            lo = mid + 1;
+        else
+            return (k_html_ents[mid].flags & flags) ? k_html_ents[mid].value : NULL;
     }
     return NULL;
 }
@@ -2410,34 +2457,52 @@ static const char *html_ent_find(const char *name, size_t len, int flags) {
 /* ============================================================================================ */
 /* NFC (Unicode 14 data, as Python 3.11's unicodedata.normalize("NFC"))                        */
 
-enum { H_SBASE = 0xAC00, H_LBASE = 0x1100, H_VBASE = 0x1161, H_TBASE = 0x11A7,
-       H_LCOUNT = 19, H_VCOUNT = 21, H_TCOUNT = 28, H_NCOUNT = 588, H_SCOUNT = 11172 };
+enum {
+    H_SBASE = 0xAC00,
+    H_LBASE = 0x1100,
+    H_VBASE = 0x1161,
+    H_TBASE = 0x11A7,
+    H_LCOUNT = 19,
+    H_VCOUNT = 21,
+    H_TCOUNT = 28,
+    H_NCOUNT = 588,
+    H_SCOUNT = 11172
+};
 
-static int ccc_of(uint32_t c) {
+static int ccc_of(uint32_t c)
+{
     size_t lo = 0, hi = sizeof k_ccc / sizeof k_ccc[0];
     if (c < 0x300) return 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c < k_ccc[mid][0]) hi = mid;
-        else if (c > k_ccc[mid][1]) lo = mid + 1;
-        else return (int)k_ccc[mid][2];
+        if (c < k_ccc[mid][0])
+            hi = mid;
+        else if (c > k_ccc[mid][1])
+            lo = mid + 1;
+        else
+            return (int)k_ccc[mid][2];
     }
     return 0;
 }
 
-static const nfc_dec *nfc_dec_find(uint32_t c) {
+static const nfc_dec *nfc_dec_find(uint32_t c)
+{
     size_t lo = 0, hi = sizeof k_nfc_dec / sizeof k_nfc_dec[0];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c < k_nfc_dec[mid].cp) hi = mid;
-        else if (c > k_nfc_dec[mid].cp) lo = mid + 1;
-        else return &k_nfc_dec[mid];
+        if (c < k_nfc_dec[mid].cp)
+            hi = mid;
+        else if (c > k_nfc_dec[mid].cp)
+            lo = mid + 1;
+        else
+            return &k_nfc_dec[mid];
     }
     return NULL;
 }
 
 /* Full canonical decomposition of c appended to out. */
-static void nfd_push(cpbuf *out, uint32_t c) {
+static void nfd_push(cpbuf *out, uint32_t c)
+{
     if (c >= H_SBASE && c < H_SBASE + H_SCOUNT) {
         uint32_t s = c - H_SBASE;
         cb_push(out, H_LBASE + s / H_NCOUNT);
@@ -2446,13 +2511,17 @@ static void nfd_push(cpbuf *out, uint32_t c) {
         return;
     }
     const nfc_dec *d = c >= 0xC0 ? nfc_dec_find(c) : NULL;
-    if (!d) { cb_push(out, c); return; }
+    if (!d) {
+        cb_push(out, c);
+        return;
+    }
     nfd_push(out, d->a);
     if (d->b) nfd_push(out, d->b);
 }
 
 /* The primary composite of (a, b), or 0. */
-static uint32_t nfc_compose(uint32_t a, uint32_t b) {
+static uint32_t nfc_compose(uint32_t a, uint32_t b)
+{
     if (a >= H_LBASE && a < H_LBASE + H_LCOUNT && b >= H_VBASE && b < H_VBASE + H_VCOUNT)
         return H_SBASE + ((a - H_LBASE) * H_VCOUNT + (b - H_VBASE)) * H_TCOUNT;
     if (a >= H_SBASE && a < H_SBASE + H_SCOUNT && (a - H_SBASE) % H_TCOUNT == 0 && b > H_TBASE &&
@@ -2460,25 +2529,32 @@ static uint32_t nfc_compose(uint32_t a, uint32_t b) {
         return a + (b - H_TBASE);
     size_t lo = 0, hi = sizeof k_nfc_comp / sizeof k_nfc_comp[0];
     while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
+        size_t          mid = lo + (hi - lo) / 2;
         const uint32_t *e = k_nfc_comp[mid];
-        if (a < e[0] || (a == e[0] && b < e[1])) hi = mid;
-        else if (a > e[0] || b > e[1]) lo = mid + 1;
-        else return e[2];
+        if (a < e[0] || (a == e[0] && b < e[1]))
+            hi = mid;
+        else if (a > e[0] || b > e[1])
+            lo = mid + 1;
+        else
+            return e[2];
     }
     return 0;
 }
 
 /* s = NFC(s); tmp is scratch. Text below U+0300 is already NFC. */
-static void nfc(cpbuf *s, cpbuf *tmp) {
+static void nfc(cpbuf *s, cpbuf *tmp)
+{
     size_t i;
     for (i = 0; i < s->n && s->v[i] < 0x300; i++) {}
     if (i == s->n) return;
     tmp->n = 0;
     for (i = 0; i < s->n; i++) nfd_push(tmp, s->v[i]);
-    if (tmp->oom) { s->oom = 1; return; }
+    if (tmp->oom) {
+        s->oom = 1;
+        return;
+    }
     uint32_t *v = tmp->v;
-    size_t n = tmp->n;
+    size_t    n = tmp->n;
     /* canonical ordering: stable insertion sort of every run of non-starters by combining class */
     for (i = 1; i < n; i++) {
         int ci = ccc_of(v[i]);
@@ -2487,17 +2563,19 @@ static void nfc(cpbuf *s, cpbuf *tmp) {
         while (j > 0) {
             int cj = ccc_of(v[j - 1]);
             if (cj <= ci) break;
-            uint32_t t = v[j]; v[j] = v[j - 1]; v[j - 1] = t;
+            uint32_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
             j--;
         }
     }
     /* canonical composition (the sample algorithm of UAX #15) */
     if (n > 0) {
         size_t starter = 0, out = 1;
-        int last = ccc_of(v[0]) ? 256 : 0;
+        int    last = ccc_of(v[0]) ? 256 : 0;
         for (i = 1; i < n; i++) {
             uint32_t c = v[i];
-            int cc = ccc_of(c);
+            int      cc = ccc_of(c);
             uint32_t comp = nfc_compose(v[starter], c);
             if (comp && (last < cc || last == 0)) {
                 v[starter] = comp;
@@ -2516,11 +2594,13 @@ static void nfc(cpbuf *s, cpbuf *tmp) {
 /* ============================================================================================ */
 /* HTML                                                                                         */
 
-static int is_ascii_alnum(uint32_t c) {
+static int is_ascii_alnum(uint32_t c)
+{
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-static int hex_val(uint32_t c) {
+static int hex_val(uint32_t c)
+{
     if (c >= '0' && c <= '9') return (int)(c - '0');
     if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
     if (c >= 'A' && c <= 'F') return (int)(c - 'A' + 10);
@@ -2528,10 +2608,17 @@ static int hex_val(uint32_t c) {
 }
 
 /* Python's html._replace_charref for a numeric reference whose value is num (saturated). */
-static void html_numeric(cpbuf *out, uint32_t num) {
+static void html_numeric(cpbuf *out, uint32_t num)
+{
     const char *inv = CP_MAP_FIND(k_html_invalid_charrefs, num);
-    if (inv) { cb_push_utf8(out, inv, strlen(inv)); return; }
-    if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) { cb_push(out, 0xFFFD); return; }
+    if (inv) {
+        cb_push_utf8(out, inv, strlen(inv));
+        return;
+    }
+    if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) {
+        cb_push(out, 0xFFFD);
+        return;
+    }
     if (IN_RANGES(k_html_invalid_cp, num)) return;
     cb_push(out, num);
 }
@@ -2541,14 +2628,18 @@ static void html_numeric(cpbuf *out, uint32_t num) {
  * numeric: invalid-charref table, surrogates / > U+10FFFF -> U+FFFD, invalid code points -> "";
  * named: the whole match in the HTML5 table, else its longest prefix of >= 2 characters (legacy names
  * without ';'), else unchanged. */
-static void py_html_unescape(cpbuf *out, const uint32_t *s, size_t n) {
+static void py_html_unescape(cpbuf *out, const uint32_t *s, size_t n)
+{
     size_t i = 0;
-    char name[40 * 4];
+    char   name[40 * 4];
     while (i < n) {
-        if (s[i] != '&') { cb_push(out, s[i++]); continue; }
+        if (s[i] != '&') {
+            cb_push(out, s[i++]);
+            continue;
+        }
         size_t j = i + 1;
         if (j < n && s[j] == '#') {
-            int hex = 0;
+            int    hex = 0;
             size_t k = j + 1;
             if (k < n && s[k] >= '0' && s[k] <= '9') {
                 hex = 0;
@@ -2562,7 +2653,7 @@ static void py_html_unescape(cpbuf *out, const uint32_t *s, size_t n) {
             uint32_t num = 0;
             while (k < n && (hex ? hex_val(s[k]) >= 0 : (s[k] >= '0' && s[k] <= '9'))) {
                 uint32_t d = hex ? (uint32_t)hex_val(s[k]) : s[k] - '0';
-                num = num > 0x110000 ? 0x110001 : num * (hex ? 16 : 10) + d;   /* saturate past U+10FFFF */
+                num = num > 0x110000 ? 0x110001 : num * (hex ? 16 : 10) + d; /* saturate past U+10FFFF */
                 k++;
             }
             if (k < n && s[k] == ';') k++;
@@ -2571,16 +2662,19 @@ static void py_html_unescape(cpbuf *out, const uint32_t *s, size_t n) {
             continue;
         }
         size_t k = j;
-        while (k < n && k - j < 32 && s[k] != '\t' && s[k] != '\n' && s[k] != '\f' && s[k] != ' ' &&
-               s[k] != '<' && s[k] != '&' && s[k] != '#' && s[k] != ';')
+        while (k < n && k - j < 32 && s[k] != '\t' && s[k] != '\n' && s[k] != '\f' && s[k] != ' ' && s[k] != '<' &&
+               s[k] != '&' && s[k] != '#' && s[k] != ';')
             k++;
-        if (k == j) { cb_push(out, s[i++]); continue; }
+        if (k == j) {
+            cb_push(out, s[i++]);
+            continue;
+        }
         if (k < n && s[k] == ';') k++;
         /* the name as UTF-8 up to its first non-ASCII character (entity names are ASCII) */
         size_t len = 0, ascii = 0;
         for (size_t m = j; m < k && s[m] < 0x80; m++) name[len++] = (char)s[m], ascii++;
         const char *val = NULL;
-        size_t used = 0;
+        size_t      used = 0;
         if (ascii == k - j) {
             val = html_ent_find(name, len, 1);
             used = k - j;
@@ -2602,17 +2696,24 @@ static void py_html_unescape(cpbuf *out, const uint32_t *s, size_t n) {
 
 /* ftfy's unescape_html: every non-overlapping &#?[0-9A-Za-z]{1,24}; that is a name in ftfy's table
  * becomes its value; a numeric one becomes html.unescape of it unless that leaves a ';'. */
-static void ftfy_unescape_html(cpbuf *out, const uint32_t *s, size_t n) {
+static void ftfy_unescape_html(cpbuf *out, const uint32_t *s, size_t n)
+{
     size_t i = 0;
     while (i < n) {
-        if (s[i] != '&') { cb_push(out, s[i++]); continue; }
+        if (s[i] != '&') {
+            cb_push(out, s[i++]);
+            continue;
+        }
         size_t j = i + 1;
-        int hash = j < n && s[j] == '#';
+        int    hash = j < n && s[j] == '#';
         size_t k = j + (size_t)hash, run = 0;
         while (k + run < n && is_ascii_alnum(s[k + run])) run++;
-        if (run < 1 || run > 24 || k + run >= n || s[k + run] != ';') { cb_push(out, s[i++]); continue; }
-        size_t end = k + run + 1;                    /* one past ';' */
-        char name[32];
+        if (run < 1 || run > 24 || k + run >= n || s[k + run] != ';') {
+            cb_push(out, s[i++]);
+            continue;
+        }
+        size_t end = k + run + 1; /* one past ';' */
+        char   name[32];
         size_t len = 0;
         for (size_t m = j; m < end; m++) name[len++] = (char)s[m];
         const char *val = html_ent_find(name, len, 2);
@@ -2624,8 +2725,10 @@ static void ftfy_unescape_html(cpbuf *out, const uint32_t *s, size_t n) {
             int semi = 0;
             for (size_t m = 0; m < tmp.n; m++) semi |= tmp.v[m] == ';';
             if (tmp.oom) out->oom = 1;
-            if (semi) cb_append(out, s + i, end - i);
-            else cb_append(out, tmp.v, tmp.n);
+            if (semi)
+                cb_append(out, s + i, end - i);
+            else
+                cb_append(out, tmp.v, tmp.n);
             cb_free(&tmp);
         } else {
             cb_append(out, s + i, end - i);
@@ -2638,7 +2741,8 @@ static void ftfy_unescape_html(cpbuf *out, const uint32_t *s, size_t n) {
 /* ftfy.fix_text (default configuration, without the mojibake heuristics)                      */
 
 /* One pass of ftfy's fixers after unescape_html and fix_encoding, in its order, from a into b. */
-static void ftfy_fixers(cpbuf *a, cpbuf *b) {
+static void ftfy_fixers(cpbuf *a, cpbuf *b)
+{
     /* fix_c1_controls, fix_latin_ligatures, fix_character_width, uncurl_quotes: per code point */
     b->n = 0;
     for (size_t i = 0; i < a->n; i++) {
@@ -2650,23 +2754,30 @@ static void ftfy_fixers(cpbuf *a, cpbuf *b) {
             cpbuf t = {0};
             cb_push_utf8(&t, lig, strlen(lig));
             for (size_t m = 0; m < t.n; m++) {
-                uint32_t d = t.v[m];
+                uint32_t    d = t.v[m];
                 const char *w = CP_MAP_FIND(k_ftfy_width, d);
-                if (w) cb_push_utf8(b, w, strlen(w));
-                else cb_push(b, d);
+                if (w)
+                    cb_push_utf8(b, w, strlen(w));
+                else
+                    cb_push(b, d);
             }
             if (t.oom) b->oom = 1;
             cb_free(&t);
             continue;
         }
         const char *w = CP_MAP_FIND(k_ftfy_width, c);
-        if (w) { cb_push_utf8(b, w, strlen(w)); continue; }
+        if (w) {
+            cb_push_utf8(b, w, strlen(w));
+            continue;
+        }
         cb_push(b, c);
     }
     for (size_t i = 0; i < b->n; i++) {
         uint32_t c = b->v[i];
-        if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B)) b->v[i] = '\'';
-        else if (c >= 0x201C && c <= 0x201F) b->v[i] = '"';
+        if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B))
+            b->v[i] = '\'';
+        else if (c >= 0x201C && c <= 0x201F)
+            b->v[i] = '"';
     }
     /* fix_line_breaks: CRLF -> LF, then CR, U+2028, U+2029, U+0085 -> LF */
     a->n = 0;
@@ -2703,7 +2814,8 @@ static void ftfy_fixers(cpbuf *a, cpbuf *b) {
 }
 
 /* fix_and_explain on one line: repeat all fixers until the text stops changing. */
-static void ftfy_segment(cpbuf *seg, int unescape, cpbuf *orig, cpbuf *t1, cpbuf *t2) {
+static void ftfy_segment(cpbuf *seg, int unescape, cpbuf *orig, cpbuf *t1, cpbuf *t2)
+{
     for (int round = 0; round < 64; round++) {
         orig->n = 0;
         cb_append(orig, seg->v, seg->n);
@@ -2712,19 +2824,23 @@ static void ftfy_segment(cpbuf *seg, int unescape, cpbuf *orig, cpbuf *t1, cpbuf
             ftfy_unescape_html(t1, seg->v, seg->n);
             cb_swap(seg, t1);
         }
-        ftfy_fixers(seg, t1);               /* result in t1 */
+        ftfy_fixers(seg, t1); /* result in t1 */
         cb_swap(seg, t1);
         nfc(seg, t2);
-        if (seg->oom || t1->oom || t2->oom || orig->oom) { seg->oom = 1; return; }
+        if (seg->oom || t1->oom || t2->oom || orig->oom) {
+            seg->oom = 1;
+            return;
+        }
         if (cb_equal(seg, orig)) return;
     }
 }
 
 /* ftfy.fix_text: line by line (each line keeps its '\n'); html unescaping stops for good at the first
  * line that contains '<' (the "auto" setting). */
-static void ftfy_fix_text(cpbuf *text) {
-    cpbuf out = {0}, seg = {0}, orig = {0}, t1 = {0}, t2 = {0};
-    int unescape = 1;
+static void ftfy_fix_text(cpbuf *text)
+{
+    cpbuf  out = {0}, seg = {0}, orig = {0}, t1 = {0}, t2 = {0};
+    int    unescape = 1;
     size_t pos = 0;
     while (pos < text->n) {
         size_t end = pos;
@@ -2742,11 +2858,16 @@ static void ftfy_fix_text(cpbuf *text) {
     int oom = out.oom || text->oom;
     cb_swap(text, &out);
     text->oom = oom;
-    cb_free(&out); cb_free(&seg); cb_free(&orig); cb_free(&t1); cb_free(&t2);
+    cb_free(&out);
+    cb_free(&seg);
+    cb_free(&orig);
+    cb_free(&t1);
+    cb_free(&t2);
 }
 
 /* The whole prompt_clean on code points. Returns 0, or -1 when memory ran out. */
-static int clean_cps(const char *prompt, size_t len, cpbuf *out) {
+static int clean_cps(const char *prompt, size_t len, cpbuf *out)
+{
     cpbuf a = {0}, b = {0};
     cb_push_utf8(&a, prompt, len);
     ftfy_fix_text(&a);
@@ -2779,7 +2900,8 @@ static int clean_cps(const char *prompt, size_t len, cpbuf *out) {
     return bad ? -1 : 0;
 }
 
-sky_status sky_text_clean(const char *prompt, char **out, sky_err *err) {
+sky_status sky_text_clean(const char *prompt, char **out, sky_err *err)
+{
     *out = NULL;
     if (!prompt) return sky_fail(err, "sky_text_clean: prompt is NULL");
     size_t len = strlen(prompt);
@@ -2812,12 +2934,16 @@ typedef struct idbuf {
     int      oom;
 } idbuf;
 
-static void ib_push(idbuf *b, int32_t id) {
+static void ib_push(idbuf *b, int32_t id)
+{
     if (b->oom) return;
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
+        size_t   cap = b->cap ? b->cap * 2 : 64;
         int32_t *v = realloc(b->v, cap * sizeof *v);
-        if (!v) { b->oom = 1; return; }
+        if (!v) {
+            b->oom = 1;
+            return;
+        }
         b->v = v;
         b->cap = cap;
     }
@@ -2837,34 +2963,36 @@ typedef struct added_tok {
 } added_tok;
 
 struct sky_tokenizer {
-    sky_spm    *spm;            /* owns the strings of the SentencePiece pieces */
-    int         n_pieces;       /* SentencePiece pieces: ids 0 .. n_pieces-1 */
-    int         n_vocab;        /* + appended entries (sentinels): ids up to n_vocab-1 */
+    sky_spm     *spm;           /* owns the strings of the SentencePiece pieces */
+    int          n_pieces;      /* SentencePiece pieces: ids 0 .. n_pieces-1 */
+    int          n_vocab;       /* + appended entries (sentinels): ids up to n_vocab-1 */
     const char **piece;         /* [n_vocab] strings (pieces: in spm; appended: owned copies) */
-    size_t     *piece_len;      /* [n_vocab] */
-    double     *score;          /* [n_vocab] log probabilities, float32 values held in float64 */
-    int32_t    *slot;           /* open-addressing hash of piece strings -> id, -1 = empty */
-    size_t      n_slots;        /* power of two */
-    size_t      max_piece_len;  /* bytes */
-    double      unk_score;      /* lowest score - 10, as tokenizers' Unigram */
-    int32_t     pad_id, eos_id, unk_id;
-    added_tok  *added;
-    size_t      n_added;
-    uint32_t   *trie;           /* precompiled charsmap: Darts-clone double array */
-    size_t      trie_units;
-    char       *pool;           /* NUL-separated replacement strings */
-    size_t      pool_len;
+    size_t      *piece_len;     /* [n_vocab] */
+    double      *score;         /* [n_vocab] log probabilities, float32 values held in float64 */
+    int32_t     *slot;          /* open-addressing hash of piece strings -> id, -1 = empty */
+    size_t       n_slots;       /* power of two */
+    size_t       max_piece_len; /* bytes */
+    double       unk_score;     /* lowest score - 10, as tokenizers' Unigram */
+    int32_t      pad_id, eos_id, unk_id;
+    added_tok   *added;
+    size_t       n_added;
+    uint32_t    *trie; /* precompiled charsmap: Darts-clone double array */
+    size_t       trie_units;
+    char        *pool; /* NUL-separated replacement strings */
+    size_t       pool_len;
 };
 
 /* FNV-1a over a byte string. */
-static uint64_t hash_bytes(const char *s, size_t n) {
+static uint64_t hash_bytes(const char *s, size_t n)
+{
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
 
 /* Id of the vocabulary entry whose string is s[0..n), or -1. */
-static int32_t vocab_find(const sky_tokenizer *t, const char *s, size_t n) {
+static int32_t vocab_find(const sky_tokenizer *t, const char *s, size_t n)
+{
     size_t mask = t->n_slots - 1;
     for (size_t h = (size_t)hash_bytes(s, n) & mask;; h = (h + 1) & mask) {
         int32_t id = t->slot[h];
@@ -2874,7 +3002,8 @@ static int32_t vocab_find(const sky_tokenizer *t, const char *s, size_t n) {
 }
 
 /* Build the hash; a string that occurs twice maps to its last id (a Rust HashMap insert, as tokenizers). */
-static int vocab_index(sky_tokenizer *t) {
+static int vocab_index(sky_tokenizer *t)
+{
     size_t want = 16;
     while (want < (size_t)t->n_vocab * 2) want *= 2;
     t->slot = malloc(want * sizeof *t->slot);
@@ -2885,8 +3014,8 @@ static int vocab_index(sky_tokenizer *t) {
         size_t mask = want - 1;
         for (size_t h = (size_t)hash_bytes(t->piece[id], t->piece_len[id]) & mask;; h = (h + 1) & mask) {
             int32_t o = t->slot[h];
-            if (o < 0 || (t->piece_len[o] == t->piece_len[id] &&
-                          memcmp(t->piece[o], t->piece[id], t->piece_len[id]) == 0)) {
+            if (o < 0 ||
+                (t->piece_len[o] == t->piece_len[id] && memcmp(t->piece[o], t->piece[id], t->piece_len[id]) == 0)) {
                 t->slot[h] = id;
                 break;
             }
@@ -2901,29 +3030,42 @@ static int vocab_index(sky_tokenizer *t) {
  * replacing an earlier one only when strictly better; a character that no entry starts with one
  * character long gets an <unk> node scored unk_score; then the path is read back, consecutive <unk>
  * nodes fused, and each resulting string mapped to its id (unknown strings -> <unk>). */
-static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf *ids, sky_err *err) {
-    double *best = malloc((n + 1) * sizeof *best);
-    long *from = malloc((n + 1) * sizeof *from);
+static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf *ids, sky_err *err)
+{
+    double  *best = malloc((n + 1) * sizeof *best);
+    long    *from = malloc((n + 1) * sizeof *from);
     int32_t *node = malloc((n + 1) * sizeof *node);
-    size_t *tb = malloc((n + 1) * sizeof *tb), *te = malloc((n + 1) * sizeof *te);
+    size_t  *tb = malloc((n + 1) * sizeof *tb), *te = malloc((n + 1) * sizeof *te);
     if (!best || !from || !node || !tb || !te) {
-        free(best); free(from); free(node); free(tb); free(te);
+        free(best);
+        free(from);
+        free(node);
+        free(tb);
+        free(te);
         return sky_fail(err, "tokenizer: out of memory for a word of %zu bytes", n);
     }
-    for (size_t i = 0; i <= n; i++) { best[i] = 0.0; from[i] = -1; node[i] = -1; }
+    for (size_t i = 0; i <= n; i++) {
+        best[i] = 0.0;
+        from[i] = -1;
+        node[i] = -1;
+    }
     for (size_t at = 0; at < n;) {
-        double here = best[at];
+        double   here = best[at];
         uint32_t cp;
-        size_t mblen = utf8_decode1((const unsigned char *)s + at, n - at, &cp);
-        int single = 0;
+        size_t   mblen = utf8_decode1((const unsigned char *)s + at, n - at, &cp);
+        int      single = 0;
         /* every vocabulary string that is a prefix of s[at..], shortest first, at character ends */
-        for (size_t end = at + mblen;; ) {
+        for (size_t end = at + mblen;;) {
             size_t len = end - at;
             if (len > t->max_piece_len) break;
             int32_t id = vocab_find(t, s + at, len);
             if (id >= 0) {
                 double cand = t->score[id] + here;
-                if (from[end] < 0 || cand > best[end]) { best[end] = cand; from[end] = (long)at; node[end] = id; }
+                if (from[end] < 0 || cand > best[end]) {
+                    best[end] = cand;
+                    from[end] = (long)at;
+                    node[end] = id;
+                }
                 if (len == mblen) single = 1;
             }
             if (end >= n) break;
@@ -2933,7 +3075,11 @@ static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf
         if (!single) {
             size_t end = at + mblen;
             double cand = t->unk_score + here;
-            if (from[end] < 0 || cand > best[end]) { best[end] = cand; from[end] = (long)at; node[end] = t->unk_id; }
+            if (from[end] < 0 || cand > best[end]) {
+                best[end] = cand;
+                from[end] = (long)at;
+                node[end] = t->unk_id;
+            }
         }
         at += mblen;
     }
@@ -2945,29 +3091,48 @@ static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf
             if (!ue) ue = e;
             ub = b;
         } else {
-            if (ue) { tb[k] = ub; te[k] = ue; k++; ue = 0; }
-            tb[k] = b; te[k] = e; k++;
+            if (ue) {
+                tb[k] = ub;
+                te[k] = ue;
+                k++;
+                ue = 0;
+            }
+            tb[k] = b;
+            te[k] = e;
+            k++;
         }
         e = b;
     }
-    if (ue) { tb[k] = ub; te[k] = ue; k++; }
+    if (ue) {
+        tb[k] = ub;
+        te[k] = ue;
+        k++;
+    }
     for (size_t i = k; i-- > 0;) {
-        size_t b = tb[i], e = te[i];
+        size_t  b = tb[i], e = te[i];
         int32_t id = vocab_find(t, s + b, e - b);
         ib_push(ids, id >= 0 ? id : t->unk_id);
     }
-    free(best); free(from); free(node); free(tb); free(te);
+    free(best);
+    free(from);
+    free(node);
+    free(tb);
+    free(te);
     if (ids->oom) return sky_fail(err, "tokenizer: out of memory");
     return SKY_OK;
 }
 
 /* Read a whole file (at most max bytes) into a malloc'd, NUL-terminated buffer. */
-static sky_status read_whole_file(const char *path, size_t max, char **buf, size_t *len, sky_err *err) {
+static sky_status read_whole_file(const char *path, size_t max, char **buf, size_t *len, sky_err *err)
+{
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return sky_fail(err, "%s: cannot seek", path); }
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return sky_fail(err, "%s: cannot seek", path);
+    }
     long sz = ftell(f);
     if (sz < 0 || (unsigned long)sz > max) {
         fclose(f);
@@ -2975,10 +3140,16 @@ static sky_status read_whole_file(const char *path, size_t max, char **buf, size
     }
     rewind(f);
     char *b = malloc((size_t)sz + 1);
-    if (!b) { fclose(f); return sky_fail(err, "%s: out of memory for %ld bytes", path, sz); }
+    if (!b) {
+        fclose(f);
+        return sky_fail(err, "%s: out of memory for %ld bytes", path, sz);
+    }
     size_t got = fread(b, 1, (size_t)sz, f);
     fclose(f);
-    if (got != (size_t)sz) { free(b); return sky_fail(err, "%s: short read (%zu of %ld bytes)", path, got, sz); }
+    if (got != (size_t)sz) {
+        free(b);
+        return sky_fail(err, "%s: short read (%zu of %ld bytes)", path, got, sz);
+    }
     b[got] = '\0';
     *buf = b;
     *len = got;
@@ -2986,33 +3157,46 @@ static sky_status read_whole_file(const char *path, size_t max, char **buf, size
 }
 
 /* Protobuf varint at *i (bounded by n); -1 when truncated or longer than 10 bytes. */
-static int pb_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v) {
+static int pb_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
     uint64_t r = 0;
     for (int s = 0; s < 70; s += 7) {
         if (*i >= n) return -1;
         uint8_t c = p[(*i)++];
         r |= (uint64_t)(c & 0x7F) << s;
-        if (c < 0x80) { *v = r; return 0; }
+        if (c < 0x80) {
+            *v = r;
+            return 0;
+        }
     }
     return -1;
 }
 
 /* Skip one field's value of wire type wt at *i; for length-delimited fields, sub and sub_len get its bytes. */
-static int pb_skip(const uint8_t *p, size_t n, size_t *i, int wt, size_t *sub, size_t *sub_len) {
+static int pb_skip(const uint8_t *p, size_t n, size_t *i, int wt, size_t *sub, size_t *sub_len)
+{
     uint64_t v;
     switch (wt) {
     case 0: return pb_varint(p, n, i, &v);
-    case 1: if (n - *i < 8) return -1; *i += 8; return 0;
-    case 5: if (n - *i < 4) return -1; *i += 4; return 0;
+    case 1:
+        if (n - *i < 8) return -1;
+        *i += 8;
+        return 0;
+    case 5:
+        if (n - *i < 4) return -1;
+        *i += 4;
+        return 0;
     case 2:
         if (pb_varint(p, n, i, &v) != 0 || v > n - *i) return -1;
-        if (sub) { *sub = *i; *sub_len = (size_t)v; }
+        if (sub) {
+            *sub = *i;
+            *sub_len = (size_t)v;
+        }
         *i += (size_t)v;
         return 0;
     default: return -1;
     }
 }
-
 
 /* What text.c reads itself from the ModelProto: trainer_spec.model_type (field 2.3, 1 = UNIGRAM when
  * absent), normalizer_spec.precompiled_charsmap (field 3.2) and the number of pieces (field 1). */
@@ -3022,12 +3206,13 @@ typedef struct spm_info {
     size_t   charsmap_off, charsmap_len;
 } spm_info;
 
-static sky_status spm_parse(const char *path, const uint8_t *p, size_t n, spm_info *info, sky_err *err) {
+static sky_status spm_parse(const char *path, const uint8_t *p, size_t n, spm_info *info, sky_err *err)
+{
     memset(info, 0, sizeof *info);
     info->model_type = 1;
     size_t i = 0;
     while (i < n) {
-        size_t sub = 0, sub_len = 0;
+        size_t   sub = 0, sub_len = 0;
         uint64_t key;
         if (pb_varint(p, n, &i, &key) != 0 || pb_skip(p, n, &i, (int)(key & 7), &sub, &sub_len) != 0) goto bad;
         uint64_t field = key >> 3;
@@ -3047,12 +3232,11 @@ static sky_status spm_parse(const char *path, const uint8_t *p, size_t n, spm_in
             }
         }
     }
-    if (info->n_pieces == 0)
-        return sky_fail(err, "%s: no pieces; is this a SentencePiece model (spiece.model)?", path);
+    if (info->n_pieces == 0) return sky_fail(err, "%s: no pieces; is this a SentencePiece model (spiece.model)?", path);
     return SKY_OK;
 bad:
-    return sky_fail(err, "%s: not a valid SentencePiece model (protobuf structure broken near byte %zu of %zu)",
-                    path, i, n);
+    return sky_fail(err, "%s: not a valid SentencePiece model (protobuf structure broken near byte %zu of %zu)", path,
+                    i, n);
 }
 
 /* ============================================================================================ */
@@ -3065,7 +3249,8 @@ typedef struct extra_piece {
     double score;
 } extra_piece;
 
-static int json_flag(const sky_json *o, const char *key) {
+static int json_flag(const sky_json *o, const char *key)
+{
     const sky_json *v = sky_json_get(o, key);
     return v && v->type == SKY_JSON_BOOL && v->boolean;
 }
@@ -3073,19 +3258,20 @@ static int json_flag(const sky_json *o, const char *key) {
 /* Read added_tokens and model.vocab[n_pieces..] of tokenizer.json (into *extra, strings copied); check
  * model.vocab[0..n_pieces) against the SentencePiece pieces. */
 static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, extra_piece **extra, size_t *n_extra,
-                                      sky_err *err) {
-    char *text = NULL;
+                                      sky_err *err)
+{
+    char  *text = NULL;
     size_t len = 0;
     if (read_whole_file(path, (size_t)1 << 30, &text, &len, err) != SKY_OK) return SKY_ERR;
     sky_json_doc *doc = NULL;
-    sky_err jerr;
+    sky_err       jerr;
     if (sky_json_parse(&doc, text, len, NULL, &jerr) != SKY_OK) {
         free(text);
         return sky_fail(err, "%s: %s", path, jerr.msg);
     }
     free(text);
-    sky_status st = SKY_ERR;
-    size_t np = (size_t)t->n_pieces;
+    sky_status      st = SKY_ERR;
+    size_t          np = (size_t)t->n_pieces;
     const sky_json *root = sky_json_root(doc);
     const sky_json *m = sky_json_get(root, "model");
     const sky_json *ty = m ? sky_json_get(m, "type") : NULL;
@@ -3097,8 +3283,10 @@ static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, extra_
         goto done;
     }
     if (vocab->count < np) {
-        sky_fail(err, "%s: model.vocab has %zu entries, spiece.model %zu pieces; are they from the same "
-                 "checkpoint?", path, vocab->count, np);
+        sky_fail(err,
+                 "%s: model.vocab has %zu entries, spiece.model %zu pieces; are they from the same "
+                 "checkpoint?",
+                 path, vocab->count, np);
         goto done;
     }
     if (!at || at->type != SKY_JSON_ARRAY) {
@@ -3121,8 +3309,10 @@ static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, extra_
         const sky_json *ps = e->items[0];
         if (i < np) {
             if (t->piece_len[i] != ps->len || memcmp(t->piece[i], ps->str, ps->len) != 0) {
-                sky_fail(err, "%s: model.vocab[%zu] = \"%.100s\" differs from spiece.model's piece %zu; are they "
-                         "from the same checkpoint?", path, i, ps->str, i);
+                sky_fail(err,
+                         "%s: model.vocab[%zu] = \"%.100s\" differs from spiece.model's piece %zu; are they "
+                         "from the same checkpoint?",
+                         path, i, ps->str, i);
                 goto done;
             }
             continue;
@@ -3141,15 +3331,16 @@ static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, extra_
         const sky_json *a = at->items[i];
         const sky_json *id = sky_json_get(a, "id");
         const sky_json *content = sky_json_get(a, "content");
-        if (!id || !id->is_u64 || id->u64 >= (uint64_t)vocab->count || !content ||
-            content->type != SKY_JSON_STRING || content->len == 0) {
-            sky_fail(err, "%s: added_tokens[%zu] needs an id inside the vocabulary and a non-empty content",
-                     path, i);
+        if (!id || !id->is_u64 || id->u64 >= (uint64_t)vocab->count || !content || content->type != SKY_JSON_STRING ||
+            content->len == 0) {
+            sky_fail(err, "%s: added_tokens[%zu] needs an id inside the vocabulary and a non-empty content", path, i);
             goto done;
         }
         if (json_flag(a, "single_word")) {
-            sky_fail(err, "%s: added token \"%.100s\" has single_word set, which this tokenizer does not "
-                     "implement", path, content->str);
+            sky_fail(err,
+                     "%s: added token \"%.100s\" has single_word set, which this tokenizer does not "
+                     "implement",
+                     path, content->str);
             goto done;
         }
         added_tok *d = &t->added[t->n_added];
@@ -3175,9 +3366,10 @@ done:
 /* The precompiled charsmap, applied as `tokenizers`' Precompiled normaliser does               */
 
 /* Value of the SHORTEST key of the double-array trie that is a prefix of s[0..len), or -1. */
-static long trie_first(const sky_tokenizer *t, const unsigned char *s, size_t len) {
+static long trie_first(const sky_tokenizer *t, const unsigned char *s, size_t len)
+{
     const uint32_t *a = t->trie;
-    size_t n = t->trie_units, id = 0;
+    size_t          n = t->trie_units, id = 0;
     if (n == 0) return -1;
 #define DA_OFFSET(u) ((size_t)((u) >> 10) << (((u) & (1u << 9)) >> 6))
     id ^= DA_OFFSET(a[0]);
@@ -3197,25 +3389,46 @@ static long trie_first(const sky_tokenizer *t, const unsigned char *s, size_t le
 }
 
 /* Append the replacement at pool offset v; -1 when v is outside the pool. */
-static int push_replacement(const sky_tokenizer *t, long v, cpbuf *out) {
+static int push_replacement(const sky_tokenizer *t, long v, cpbuf *out)
+{
     if (v < 0 || (size_t)v >= t->pool_len) return -1;
     const char *s = t->pool + v;
-    size_t len = strnlen(s, t->pool_len - (size_t)v);
+    size_t      len = strnlen(s, t->pool_len - (size_t)v);
     cb_push_utf8(out, s, len);
     return 0;
 }
 
 /* Grapheme_Cluster_Break class and Extended_Pictographic flag of c. */
-enum { GCB_OTHER, GCB_CR, GCB_LF, GCB_CONTROL, GCB_EXTEND, GCB_ZWJ, GCB_RI, GCB_PREPEND, GCB_SPACINGMARK,
-       GCB_L, GCB_V, GCB_T, GCB_LV, GCB_LVT };
+enum {
+    GCB_OTHER,
+    GCB_CR,
+    GCB_LF,
+    GCB_CONTROL,
+    GCB_EXTEND,
+    GCB_ZWJ,
+    GCB_RI,
+    GCB_PREPEND,
+    GCB_SPACINGMARK,
+    GCB_L,
+    GCB_V,
+    GCB_T,
+    GCB_LV,
+    GCB_LVT
+};
 
-static int gcb_of(uint32_t c, int *ext_pict) {
+static int gcb_of(uint32_t c, int *ext_pict)
+{
     size_t lo = 0, hi = sizeof k_gcb / sizeof k_gcb[0];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c < k_gcb[mid][0]) hi = mid;
-        else if (c > k_gcb[mid][1]) lo = mid + 1;
-        else { *ext_pict = (int)(k_gcb[mid][2] >> 4); return (int)(k_gcb[mid][2] & 15); }
+        if (c < k_gcb[mid][0])
+            hi = mid;
+        else if (c > k_gcb[mid][1])
+            lo = mid + 1;
+        else {
+            *ext_pict = (int)(k_gcb[mid][2] >> 4);
+            return (int)(k_gcb[mid][2] & 15);
+        }
     }
     *ext_pict = 0;
     return GCB_OTHER;
@@ -3224,25 +3437,37 @@ static int gcb_of(uint32_t c, int *ext_pict) {
 /* End (exclusive) of the extended grapheme cluster starting at i (UAX #29 GB3..GB13; GB9c, the Indic
  * conjunct rule, is left out: it only joins clusters of 6 bytes or more, which are normalised code
  * point by code point either way). */
-static size_t grapheme_end(const uint32_t *s, size_t n, size_t i) {
+static size_t grapheme_end(const uint32_t *s, size_t n, size_t i)
+{
     int ep, prev = gcb_of(s[i], &ep);
-    int ep_run = ep;                 /* the cluster so far ends in ExtPict Extend* */
-    int zwj_after_ep = 0;            /* ... ExtPict Extend* ZWJ */
-    int ri = prev == GCB_RI;         /* regional indicators in a row */
+    int ep_run = ep;         /* the cluster so far ends in ExtPict Extend* */
+    int zwj_after_ep = 0;    /* ... ExtPict Extend* ZWJ */
+    int ri = prev == GCB_RI; /* regional indicators in a row */
     for (size_t j = i + 1; j < n; j++) {
         int cep, cur = gcb_of(s[j], &cep);
         int join;
-        if (prev == GCB_CR && cur == GCB_LF) join = 1;
-        else if (prev == GCB_CR || prev == GCB_LF || prev == GCB_CONTROL) join = 0;
-        else if (cur == GCB_CR || cur == GCB_LF || cur == GCB_CONTROL) join = 0;
-        else if (prev == GCB_L && (cur == GCB_L || cur == GCB_V || cur == GCB_LV || cur == GCB_LVT)) join = 1;
-        else if ((prev == GCB_LV || prev == GCB_V) && (cur == GCB_V || cur == GCB_T)) join = 1;
-        else if ((prev == GCB_LVT || prev == GCB_T) && cur == GCB_T) join = 1;
-        else if (cur == GCB_EXTEND || cur == GCB_ZWJ || cur == GCB_SPACINGMARK) join = 1;
-        else if (prev == GCB_PREPEND) join = 1;
-        else if (prev == GCB_ZWJ && cep && zwj_after_ep) join = 1;
-        else if (prev == GCB_RI && cur == GCB_RI && (ri & 1)) join = 1;
-        else join = 0;
+        if (prev == GCB_CR && cur == GCB_LF)
+            join = 1;
+        else if (prev == GCB_CR || prev == GCB_LF || prev == GCB_CONTROL)
+            join = 0;
+        else if (cur == GCB_CR || cur == GCB_LF || cur == GCB_CONTROL)
+            join = 0;
+        else if (prev == GCB_L && (cur == GCB_L || cur == GCB_V || cur == GCB_LV || cur == GCB_LVT))
+            join = 1;
+        else if ((prev == GCB_LV || prev == GCB_V) && (cur == GCB_V || cur == GCB_T))
+            join = 1;
+        else if ((prev == GCB_LVT || prev == GCB_T) && cur == GCB_T)
+            join = 1;
+        else if (cur == GCB_EXTEND || cur == GCB_ZWJ || cur == GCB_SPACINGMARK)
+            join = 1;
+        else if (prev == GCB_PREPEND)
+            join = 1;
+        else if (prev == GCB_ZWJ && cep && zwj_after_ep)
+            join = 1;
+        else if (prev == GCB_RI && cur == GCB_RI && (ri & 1))
+            join = 1;
+        else
+            join = 0;
         if (!join) return j;
         zwj_after_ep = cur == GCB_ZWJ && ep_run;
         ep_run = cep || (ep_run && cur == GCB_EXTEND);
@@ -3254,16 +3479,21 @@ static size_t grapheme_end(const uint32_t *s, size_t n, size_t i) {
 
 /* out = Precompiled-normalised s: a cluster under 6 bytes is replaced whole when a charsmap key is a
  * prefix of it (the first, i.e. shortest, match), otherwise each code point is looked up alone. */
-static int charsmap_normalize(const sky_tokenizer *t, const uint32_t *s, size_t n, cpbuf *out) {
+static int charsmap_normalize(const sky_tokenizer *t, const uint32_t *s, size_t n, cpbuf *out)
+{
     unsigned char buf[64];
     for (size_t i = 0; i < n;) {
         size_t end = grapheme_end(s, n, i), blen = 0;
-        int small = 1;
+        int    small = 1;
         for (size_t k = i; k < end && small; k++) {
-            char u[4];
+            char   u[4];
             size_t l = utf8_encode1(s[k], u);
-            if (blen + l >= 6) small = 0;
-            else { memcpy(buf + blen, u, l); blen += l; }
+            if (blen + l >= 6)
+                small = 0;
+            else {
+                memcpy(buf + blen, u, l);
+                blen += l;
+            }
         }
         if (small) {
             long v = trie_first(t, buf, blen);
@@ -3274,9 +3504,9 @@ static int charsmap_normalize(const sky_tokenizer *t, const uint32_t *s, size_t 
             }
         }
         for (; i < end; i++) {
-            char u[4];
+            char   u[4];
             size_t l = utf8_encode1(s[i], u);
-            long v = trie_first(t, (const unsigned char *)u, l);
+            long   v = trie_first(t, (const unsigned char *)u, l);
             if (v >= 0) {
                 if (push_replacement(t, v, out) != 0) return -1;
             } else {
@@ -3287,22 +3517,28 @@ static int charsmap_normalize(const sky_tokenizer *t, const uint32_t *s, size_t 
     return 0;
 }
 
-
-#define META 0x2581u        /* '▁', SentencePiece's whitespace symbol */
+#define META 0x2581u /* '▁', SentencePiece's whitespace symbol */
 
 /* A piece of text between added tokens: normalise, split on White_Space, Metaspace, Viterbi. */
-static sky_status encode_segment(const sky_tokenizer *t, const char *s, size_t len, idbuf *ids, sky_err *err) {
-    cpbuf raw = {0}, norm = {0};
-    strbuf pre = {0};
+static sky_status encode_segment(const sky_tokenizer *t, const char *s, size_t len, idbuf *ids, sky_err *err)
+{
+    cpbuf      raw = {0}, norm = {0};
+    strbuf     pre = {0};
     sky_status st = SKY_OK;
     cb_push_utf8(&raw, s, len);
     if (charsmap_normalize(t, raw.v, raw.n, &norm) != 0) {
         st = sky_fail(err, "tokenizer: the charsmap of the model points outside its string pool");
         goto done;
     }
-    if (raw.oom || norm.oom) { st = sky_fail(err, "tokenizer: out of memory"); goto done; }
+    if (raw.oom || norm.oom) {
+        st = sky_fail(err, "tokenizer: out of memory");
+        goto done;
+    }
     for (size_t i = 0; i < norm.n;) {
-        if (is_white_space(norm.v[i])) { i++; continue; }
+        if (is_white_space(norm.v[i])) {
+            i++;
+            continue;
+        }
         size_t end = i;
         while (end < norm.n && !is_white_space(norm.v[end])) end++;
         /* the word [i, end): '▁' in front unless it has one, then a pre-token starts at every '▁' */
@@ -3316,7 +3552,10 @@ static sky_status encode_segment(const sky_tokenizer *t, const char *s, size_t l
             }
             sb_push_cp(&pre, norm.v[k]);
         }
-        if (pre.oom) { st = sky_fail(err, "tokenizer: out of memory"); goto done; }
+        if (pre.oom) {
+            st = sky_fail(err, "tokenizer: out of memory");
+            goto done;
+        }
         if (pre.n > 0 && (st = viterbi(t, pre.s, pre.n, ids, err)) != SKY_OK) goto done;
         i = end;
     }
@@ -3328,7 +3567,8 @@ done:
 }
 
 /* Split on added tokens (leftmost, then longest), encode the text between them. */
-static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_t len, idbuf *ids, sky_err *err) {
+static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_t len, idbuf *ids, sky_err *err)
+{
     size_t start = 0, i = 0;
     while (i < len) {
         const added_tok *best = NULL;
@@ -3337,7 +3577,10 @@ static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_
             if (a->len <= len - i && (!best || a->len > best->len) && memcmp(text + i, a->content, a->len) == 0)
                 best = a;
         }
-        if (!best) { i++; continue; }
+        if (!best) {
+            i++;
+            continue;
+        }
         size_t seg_end = i, next = i + best->len;
         if (best->lstrip) {
             /* drop White_Space before the token */
@@ -3353,7 +3596,7 @@ static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_
         if (best->rstrip) {
             while (next < len) {
                 uint32_t cp;
-                size_t l = utf8_decode1((const unsigned char *)text + next, len - next, &cp);
+                size_t   l = utf8_decode1((const unsigned char *)text + next, len - next, &cp);
                 if (!is_white_space(cp)) break;
                 next += l;
             }
@@ -3370,20 +3613,23 @@ static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_
 /* ============================================================================================ */
 /* Public API                                                                                   */
 
-static int is_dir(const char *path) {
+static int is_dir(const char *path)
+{
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int file_exists(const char *path) {
+static int file_exists(const char *path)
+{
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* Add an added token (content copied). */
-static int add_token(sky_tokenizer *t, size_t *cap, const char *content, int32_t id) {
+static int add_token(sky_tokenizer *t, size_t *cap, const char *content, int32_t id)
+{
     if (t->n_added == *cap) {
-        size_t nc = *cap ? *cap * 2 : 128;
+        size_t     nc = *cap ? *cap * 2 : 128;
         added_tok *a = realloc(t->added, nc * sizeof *a);
         if (!a) return -1;
         t->added = a;
@@ -3400,30 +3646,32 @@ static int add_token(sky_tokenizer *t, size_t *cap, const char *content, int32_t
     return 0;
 }
 
-
-sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *err) {
+sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *err)
+{
     *out = NULL;
     if (!path) return sky_fail(err, "sky_tokenizer_open: path is NULL");
     char model_path[4096], json_path[4096];
-    int have_json = 0;
+    int  have_json = 0;
     if (is_dir(path)) {
         if ((size_t)snprintf(model_path, sizeof model_path, "%s/spiece.model", path) >= sizeof model_path ||
             (size_t)snprintf(json_path, sizeof json_path, "%s/tokenizer.json", path) >= sizeof json_path)
             return sky_fail(err, "%s: path too long", path);
         if (!file_exists(model_path))
-            return sky_fail(err, "%s: no spiece.model in this folder; pass the checkpoint's tokenizer folder "
-                            "(google/umt5-xxl/ or tokenizer/) or a .model file", path);
+            return sky_fail(err,
+                            "%s: no spiece.model in this folder; pass the checkpoint's tokenizer folder "
+                            "(google/umt5-xxl/ or tokenizer/) or a .model file",
+                            path);
         have_json = file_exists(json_path);
     } else if ((size_t)snprintf(model_path, sizeof model_path, "%s", path) >= sizeof model_path) {
         return sky_fail(err, "%s: path too long", path);
     }
 
     sky_tokenizer *t = calloc(1, sizeof *t);
-    char *file = NULL;
-    size_t file_len = 0, n_extra = 0, added_cap = 0;
-    extra_piece *extra = NULL;
-    spm_info info;
-    char msg[1024];
+    char          *file = NULL;
+    size_t         file_len = 0, n_extra = 0, added_cap = 0;
+    extra_piece   *extra = NULL;
+    spm_info       info;
+    char           msg[1024];
     if (!t) return sky_fail(err, "%s: out of memory", path);
     if (read_whole_file(model_path, (size_t)1 << 30, &file, &file_len, err) != SKY_OK) goto fail;
     const uint8_t *m = (const uint8_t *)file;
@@ -3436,18 +3684,21 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
     /* the charsmap: u32 trie size in bytes, the trie, then the replacement pool */
     if (info.charsmap_len > 0) {
         const uint8_t *c = m + info.charsmap_off;
-        size_t cl = info.charsmap_len;
+        size_t         cl = info.charsmap_len;
         uint32_t tsz = cl >= 4 ? (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24 : 0;
         if (cl < 4 || tsz % 4 != 0 || tsz > cl - 4 || tsz == 0) {
-            sky_fail(err, "%s: precompiled_charsmap is malformed (trie of %u bytes in a blob of %zu)", model_path,
-                     tsz, cl);
+            sky_fail(err, "%s: precompiled_charsmap is malformed (trie of %u bytes in a blob of %zu)", model_path, tsz,
+                     cl);
             goto fail;
         }
         t->trie_units = tsz / 4;
         t->trie = malloc(tsz);
         t->pool_len = cl - 4 - tsz;
         t->pool = malloc(t->pool_len + 1);
-        if (!t->trie || !t->pool) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+        if (!t->trie || !t->pool) {
+            sky_fail(err, "%s: out of memory", model_path);
+            goto fail;
+        }
         for (size_t i = 0; i < t->trie_units; i++) {
             const uint8_t *u = c + 4 + 4 * i;
             t->trie[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
@@ -3478,36 +3729,54 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
      * <extra_id_99> .. <extra_id_0>); added tokens likewise */
     t->piece = calloc((size_t)t->n_pieces, sizeof *t->piece);
     t->piece_len = calloc((size_t)t->n_pieces, sizeof *t->piece_len);
-    if (!t->piece || !t->piece_len) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+    if (!t->piece || !t->piece_len) {
+        sky_fail(err, "%s: out of memory", model_path);
+        goto fail;
+    }
     for (int i = 0; i < t->n_pieces; i++) {
         t->piece[i] = sky_spm_piece(t->spm, i, &t->piece_len[i]);
-        if (!t->piece[i]) { sky_fail(err, "%s: sentencepiece has no piece %d", model_path, i); goto fail; }
+        if (!t->piece[i]) {
+            sky_fail(err, "%s: sentencepiece has no piece %d", model_path, i);
+            goto fail;
+        }
     }
     if (have_json) {
         if (read_tokenizer_json(t, json_path, &extra, &n_extra, err) != SKY_OK) goto fail;
     } else {
         enum { N_SENTINELS = 100 };
         extra = calloc(N_SENTINELS, sizeof *extra);
-        if (!extra) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+        if (!extra) {
+            sky_fail(err, "%s: out of memory", model_path);
+            goto fail;
+        }
         for (int k = N_SENTINELS - 1; k >= 0; k--) {
             extra_piece *x = &extra[n_extra];
             x->s = malloc(24);
-            if (!x->s) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+            if (!x->s) {
+                sky_fail(err, "%s: out of memory", model_path);
+                goto fail;
+            }
             n_extra++;
             x->len = (size_t)snprintf(x->s, 24, "<extra_id_%d>", k);
             x->score = 0.0;
         }
     }
-    if (n_extra > (size_t)(1 << 24)) { sky_fail(err, "%s: too many vocabulary entries", json_path); goto fail; }
-    int n_vocab = t->n_pieces + (int)n_extra;
+    if (n_extra > (size_t)(1 << 24)) {
+        sky_fail(err, "%s: too many vocabulary entries", json_path);
+        goto fail;
+    }
+    int          n_vocab = t->n_pieces + (int)n_extra;
     const char **np = realloc(t->piece, (size_t)n_vocab * sizeof *np);
     if (np) t->piece = np;
     size_t *nl = realloc(t->piece_len, (size_t)n_vocab * sizeof *nl);
     if (nl) t->piece_len = nl;
     t->score = malloc((size_t)n_vocab * sizeof *t->score);
-    if (!np || !nl || !t->score) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+    if (!np || !nl || !t->score) {
+        sky_fail(err, "%s: out of memory", model_path);
+        goto fail;
+    }
     for (size_t i = 0; i < n_extra; i++) {
-        t->piece[t->n_pieces + (int)i] = extra[i].s;        /* owned from here on */
+        t->piece[t->n_pieces + (int)i] = extra[i].s; /* owned from here on */
         t->piece_len[t->n_pieces + (int)i] = extra[i].len;
         t->score[t->n_pieces + (int)i] = extra[i].score;
         extra[i].s = NULL;
@@ -3518,8 +3787,11 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
         if (i < t->n_pieces) t->score[i] = (double)sky_spm_score(t->spm, i);
         if (i == 0 || t->score[i] < min_score) min_score = t->score[i];
     }
-    t->unk_score = min_score - 10.0;                         /* tokenizers' K_UNK_PENALTY */
-    if (vocab_index(t) != 0) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+    t->unk_score = min_score - 10.0; /* tokenizers' K_UNK_PENALTY */
+    if (vocab_index(t) != 0) {
+        sky_fail(err, "%s: out of memory", model_path);
+        goto fail;
+    }
     t->pad_id = vocab_find(t, "<pad>", 5);
     t->eos_id = vocab_find(t, "</s>", 4);
     t->unk_id = vocab_find(t, "<unk>", 5);
@@ -3534,8 +3806,11 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
             goto fail;
         }
         for (int k = 0; k < (int)n_extra; k++) {
-            int32_t id = t->n_vocab - 1 - k;                  /* <extra_id_k> */
-            if (add_token(t, &added_cap, t->piece[id], id)) { sky_fail(err, "%s: out of memory", model_path); goto fail; }
+            int32_t id = t->n_vocab - 1 - k; /* <extra_id_k> */
+            if (add_token(t, &added_cap, t->piece[id], id)) {
+                sky_fail(err, "%s: out of memory", model_path);
+                goto fail;
+            }
         }
     }
     free(extra);
@@ -3550,7 +3825,8 @@ fail:
 }
 int sky_tokenizer_vocab_size(const sky_tokenizer *t) { return t->n_vocab; }
 
-sky_status sky_tokenizer_tokenize(sky_tokenizer *t, const char *text, int32_t **ids, int *n, sky_err *err) {
+sky_status sky_tokenizer_tokenize(sky_tokenizer *t, const char *text, int32_t **ids, int *n, sky_err *err)
+{
     *ids = NULL;
     *n = 0;
     size_t len = strlen(text);
@@ -3569,14 +3845,15 @@ sky_status sky_tokenizer_tokenize(sky_tokenizer *t, const char *text, int32_t **
     return SKY_OK;
 }
 
-sky_status sky_tokenizer_encode(sky_tokenizer *t, const char *prompt, int max_len, int32_t *ids,
-                                uint8_t *mask, int *n, sky_err *err) {
+sky_status sky_tokenizer_encode(sky_tokenizer *t, const char *prompt, int max_len, int32_t *ids, uint8_t *mask, int *n,
+                                sky_err *err)
+{
     *n = 0;
     if (max_len < 1) return sky_fail(err, "tokenizer: max_len %d must be at least 1 (room for </s>)", max_len);
     char *clean = NULL;
     if (sky_text_clean(prompt, &clean, err) != SKY_OK) return SKY_ERR;
-    int32_t *tok = NULL;
-    int nt = 0;
+    int32_t   *tok = NULL;
+    int        nt = 0;
     sky_status st = sky_tokenizer_tokenize(t, clean, &tok, &nt, err);
     free(clean);
     if (st != SKY_OK) return st;
@@ -3591,7 +3868,8 @@ sky_status sky_tokenizer_encode(sky_tokenizer *t, const char *prompt, int max_le
     return SKY_OK;
 }
 
-void sky_tokenizer_close(sky_tokenizer *t) {
+void sky_tokenizer_close(sky_tokenizer *t)
+{
     if (!t) return;
     if (t->piece)
         for (int i = t->n_pieces; i < t->n_vocab; i++) free((char *)t->piece[i]);

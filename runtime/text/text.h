@@ -61,7 +61,7 @@
  * Fails on invalid UTF-8 (the original decodes prompts as str and cannot receive it). */
 sky_status sky_text_clean(const char *prompt, char **out, sky_err *err);
 
-typedef struct sky_tokenizer sky_tokenizer;     /* opaque */
+typedef struct sky_tokenizer sky_tokenizer; /* opaque */
 
 /* Load a tokenizer. path is either
  *   - a checkpoint's tokenizer folder (orig google/umt5-xxl/, diffusers tokenizer/) holding spiece.model
@@ -77,8 +77,8 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
  * appended, truncated to max_len (so at most max_len - 1 text tokens and </s> always the last real
  * token), padded with <pad> (id 0) and mask 0. *n gets the number of real tokens (</s> included,
  * 1 <= n <= max_len). The pipelines use max_len = SKY_TEXT_LEN. */
-sky_status sky_tokenizer_encode(sky_tokenizer *t, const char *prompt, int max_len, int32_t *ids,
-                                uint8_t *mask, int *n, sky_err *err);
+sky_status sky_tokenizer_encode(sky_tokenizer *t, const char *prompt, int max_len, int32_t *ids, uint8_t *mask, int *n,
+                                sky_err *err);
 
 /* The same without the cleaning and without </s>, truncation or padding: all token ids of an already
  * cleaned text, into a malloc'd array (*ids, *n; *ids may be NULL when *n == 0). For tests and tools. */

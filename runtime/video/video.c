@@ -10,7 +10,7 @@
  * in 7.x (avcodec_close, av_init_packet, AVFrame.key_frame, AVCodec.pix_fmts) is used.
  */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L          /* mkstemp, fsync, fchmod, O_DIRECTORY, pthread_once */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync, fchmod, O_DIRECTORY, pthread_once */
 #endif
 
 #include "video/video.h"
@@ -47,21 +47,22 @@ static atomic_int         forward_level = AV_LOG_QUIET;
 static pthread_once_t     log_once = PTHREAD_ONCE_INIT;
 
 /* The av_log callback: remember errors, forward what was asked for. */
-static void log_callback(void *avcl, int level, const char *fmt, va_list vl) {
+static void log_callback(void *avcl, int level, const char *fmt, va_list vl)
+{
     if (level <= AV_LOG_ERROR) {
         va_list copy;
         va_copy(copy, vl);
         /* "png: Invalid PNG signature ..." — the context's name without libav's
          * "[png @ 0x55d0...]" prefix, whose address only adds noise */
         const AVClass *cls = avcl != NULL ? *(const AVClass *const *)avcl : NULL;
-        const char *who = cls != NULL && cls->item_name != NULL ? cls->item_name(avcl) : NULL;
-        char line[sizeof last_av_log];
-        int print_prefix = 0;
+        const char    *who = cls != NULL && cls->item_name != NULL ? cls->item_name(avcl) : NULL;
+        char           line[sizeof last_av_log];
+        int            print_prefix = 0;
         if (av_log_format_line2(avcl, level, fmt, copy, line, sizeof line, &print_prefix) >= 0) {
             size_t n = strlen(line);
             while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
             if (n > 0 && snprintf(last_av_log, sizeof last_av_log, "%s%s%s", who ? who : "", who ? ": " : "", line) < 0)
-                last_av_log[0] = '\0';       /* truncation is fine; only an encoding error is not */
+                last_av_log[0] = '\0'; /* truncation is fine; only an encoding error is not */
         }
         va_end(copy);
     }
@@ -69,17 +70,17 @@ static void log_callback(void *avcl, int level, const char *fmt, va_list vl) {
 }
 
 /* Install the callback (once per process). */
-static void log_install(void) {
-    av_log_set_callback(log_callback);
-}
+static void log_install(void) { av_log_set_callback(log_callback); }
 
 /* Called at the start of every public operation: callback in place, old message gone. */
-static void log_begin(void) {
+static void log_begin(void)
+{
     pthread_once(&log_once, log_install);
     last_av_log[0] = '\0';
 }
 
-void sky_video_set_av_log_level(int av_level) {
+void sky_video_set_av_log_level(int av_level)
+{
     pthread_once(&log_once, log_install);
     atomic_store(&forward_level, av_level);
     av_log_set_level(av_level);
@@ -87,8 +88,9 @@ void sky_video_set_av_log_level(int av_level) {
 
 /* sky_fail with ": <av_strerror text>" and the last libav error line appended. */
 static sky_status av_fail(sky_err *err, int averr, const char *fmt, ...) SKY_PRINTF(3, 4);
-static sky_status av_fail(sky_err *err, int averr, const char *fmt, ...) {
-    char what[1024], reason[AV_ERROR_MAX_STRING_SIZE + 16];
+static sky_status av_fail(sky_err *err, int averr, const char *fmt, ...)
+{
+    char    what[1024], reason[AV_ERROR_MAX_STRING_SIZE + 16];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
@@ -101,9 +103,10 @@ static sky_status av_fail(sky_err *err, int averr, const char *fmt, ...) {
 /* ---- small helpers -------------------------------------------------------------- */
 
 /* malloc'ed concatenation of a and b. */
-static char *str_cat2(const char *a, const char *b) {
+static char *str_cat2(const char *a, const char *b)
+{
     size_t na = strlen(a), nb = strlen(b);
-    char *s = malloc(na + nb + 1);
+    char  *s = malloc(na + nb + 1);
     if (s == NULL) return NULL;
     memcpy(s, a, na);
     memcpy(s + na, b, nb + 1);
@@ -112,25 +115,26 @@ static char *str_cat2(const char *a, const char *b) {
 
 /* libav URL of a local path: "file:" forces the file protocol, so a name containing
  * ':' ("take:2.mp4") is not read as a protocol prefix. */
-static char *file_url(const char *path) {
-    return str_cat2("file:", path);
-}
+static char *file_url(const char *path) { return str_cat2("file:", path); }
 
 /* 1 if the display matrix is the identity (no rotation, no flip). */
-static int display_matrix_is_identity(const int32_t *m) {
+static int display_matrix_is_identity(const int32_t *m)
+{
     static const int32_t id[9] = {1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30};
     return memcmp(m, id, sizeof id) == 0;
 }
 
 /* Refuse a display matrix that is not the identity (rotation/flip metadata). */
-static sky_status check_display_matrix(const uint8_t *data, size_t size, const char *path, sky_err *err) {
+static sky_status check_display_matrix(const uint8_t *data, size_t size, const char *path, sky_err *err)
+{
     if (data == NULL || size < 9 * sizeof(int32_t)) return SKY_OK;
     int32_t m[9];
     memcpy(m, data, sizeof m);
     if (display_matrix_is_identity(m)) return SKY_OK;
     double deg = av_display_rotation_get(m);
-    int flip = (int64_t)m[0] * m[4] - (int64_t)m[1] * m[3] < 0;
-    return sky_fail(err, "%s: the file has rotation metadata (display matrix: %.0f degrees%s) which is not "
+    int    flip = (int64_t)m[0] * m[4] - (int64_t)m[1] * m[3] < 0;
+    return sky_fail(err,
+                    "%s: the file has rotation metadata (display matrix: %.0f degrees%s) which is not "
                     "applied here; rotate the pixels first (e.g. ffmpeg -i IN OUT applies it)",
                     path, isnan(deg) ? 0.0 : deg, flip ? ", flipped" : "");
 }
@@ -138,14 +142,15 @@ static sky_status check_display_matrix(const uint8_t *data, size_t size, const c
 /* ---- float frames -> uint8 ------------------------------------------------------ */
 
 sky_status sky_image_resize_rgb24(const uint8_t *src, int src_stride, int sw, int sh, uint8_t *dst, int W, int H,
-                                  int lanczos, sky_err *err) {
+                                  int lanczos, sky_err *err)
+{
     struct SwsContext *s = sws_getContext(sw, sh, AV_PIX_FMT_RGB24, W, H, AV_PIX_FMT_RGB24,
                                           lanczos ? SWS_LANCZOS : SWS_BICUBIC, NULL, NULL, NULL);
     if (!s) return sky_fail(err, "cannot set up the resize of %dx%d to %dx%d", sw, sh, W, H);
-    const uint8_t *sp[4] = { src, NULL, NULL, NULL };
-    const int ss[4] = { src_stride, 0, 0, 0 };
-    uint8_t *dp[4] = { dst, NULL, NULL, NULL };
-    const int ds[4] = { W * 3, 0, 0, 0 };
+    const uint8_t *sp[4] = {src, NULL, NULL, NULL};
+    const int      ss[4] = {src_stride, 0, 0, 0};
+    uint8_t       *dp[4] = {dst, NULL, NULL, NULL};
+    const int      ds[4] = {W * 3, 0, 0, 0};
     sws_scale(s, sp, ss, 0, sh, dp, ds);
     sws_freeContext(s);
     return SKY_OK;
@@ -154,22 +159,23 @@ sky_status sky_image_resize_rgb24(const uint8_t *src, int src_stride, int sw, in
 /* ---- mp4 writer ----------------------------------------------------------------- */
 
 struct sky_video_writer {
-    char              *path;             /* final name */
-    char              *tmp;              /* temp file beside it, .<basename>.XXXXXX */
-    int                fd;               /* mkstemp's descriptor, kept for fsync */
+    char              *path; /* final name */
+    char              *tmp;  /* temp file beside it, .<basename>.XXXXXX */
+    int                fd;   /* mkstemp's descriptor, kept for fsync */
     int                width, height, fps;
-    int                frames;           /* added so far */
+    int                frames; /* added so far */
     AVFormatContext   *oc;
     AVCodecContext    *c;
     AVStream          *st;
-    AVFrame           *frame;            /* yuv420p, reused */
+    AVFrame           *frame; /* yuv420p, reused */
     AVPacket          *pkt;
-    struct SwsContext *sws;              /* rgb24 -> yuv420p, BT.709 limited range */
+    struct SwsContext *sws; /* rgb24 -> yuv420p, BT.709 limited range */
 };
 
 /* Free everything; remove the temp file (it is never the final file: close renames
  * first and clears tmp). */
-static void writer_free(sky_video_writer *w) {
+static void writer_free(sky_video_writer *w)
+{
     if (w == NULL) return;
     if (w->oc != NULL) {
         if (w->oc->pb != NULL) avio_closep(&w->oc->pb);
@@ -188,16 +194,18 @@ static void writer_free(sky_video_writer *w) {
 
 /* The process umask, read without changing it for good (umask(2) can only be read by
  * setting it; done once per open, before encoding threads exist). */
-static mode_t current_umask(void) {
+static mode_t current_umask(void)
+{
     mode_t m = umask(022);
     umask(m);
     return m;
 }
 
 /* Create the temp file ".<basename>.XXXXXX" in path's directory. */
-static sky_status make_temp(sky_video_writer *w, sky_err *err) {
+static sky_status make_temp(sky_video_writer *w, sky_err *err)
+{
     const char *slash = strrchr(w->path, '/');
-    size_t dir_len = slash ? (size_t)(slash - w->path) + 1 : 0;      /* keeps the '/' */
+    size_t      dir_len = slash ? (size_t)(slash - w->path) + 1 : 0; /* keeps the '/' */
     const char *base = w->path + dir_len;
     w->tmp = malloc(dir_len + 1 + strlen(base) + sizeof ".XXXXXX");
     if (w->tmp == NULL) return sky_fail(err, "%s: out of memory", w->path);
@@ -209,9 +217,9 @@ static sky_status make_temp(sky_video_writer *w, sky_err *err) {
     if (w->fd < 0) {
         int e = errno;
         free(w->tmp);
-        w->tmp = NULL;                    /* nothing was created: nothing to unlink */
-        return sky_fail(err, "%s: cannot create a temp file in %.*s: %s", w->path,
-                        dir_len ? (int)dir_len : 1, dir_len ? w->path : ".", strerror(e));
+        w->tmp = NULL; /* nothing was created: nothing to unlink */
+        return sky_fail(err, "%s: cannot create a temp file in %.*s: %s", w->path, dir_len ? (int)dir_len : 1,
+                        dir_len ? w->path : ".", strerror(e));
     }
     /* mkstemp makes 0600; give the final file the mode fopen() would */
     if (fchmod(w->fd, 0666 & ~current_umask()) != 0)
@@ -220,7 +228,8 @@ static sky_status make_temp(sky_video_writer *w, sky_err *err) {
 }
 
 /* Send every packet the encoder has ready to the muxer. */
-static sky_status drain(sky_video_writer *w, sky_err *err) {
+static sky_status drain(sky_video_writer *w, sky_err *err)
+{
     for (;;) {
         int r = avcodec_receive_packet(w->c, w->pkt);
         if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return SKY_OK;
@@ -230,13 +239,14 @@ static sky_status drain(sky_video_writer *w, sky_err *err) {
         if (w->pkt->duration == 0) w->pkt->duration = 1;
         av_packet_rescale_ts(w->pkt, w->c->time_base, w->st->time_base);
         w->pkt->stream_index = w->st->index;
-        r = av_interleaved_write_frame(w->oc, w->pkt);       /* takes the packet's reference */
+        r = av_interleaved_write_frame(w->oc, w->pkt); /* takes the packet's reference */
         if (r < 0) return av_fail(err, r, "%s: writing a packet to %s (av_interleaved_write_frame)", w->path, w->tmp);
     }
 }
 
-sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int width, int height,
-                                 int fps, int crf, const char *comment_json, sky_err *err) {
+sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int width, int height, int fps, int crf,
+                                 const char *comment_json, sky_err *err)
+{
     SKY_ASSERT(out != NULL && path != NULL);
     *out = NULL;
     log_begin();
@@ -246,8 +256,10 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
     if (width < 2 || height < 2 || width > SKY_VIDEO_MAX_DIM || height > SKY_VIDEO_MAX_DIM)
         return sky_fail(err, "%s: video size %dx%d is outside 2..%d", path, width, height, SKY_VIDEO_MAX_DIM);
     if (width % 2 != 0 || height % 2 != 0)
-        return sky_fail(err, "%s: video size %dx%d: width and height must be even for yuv420p H.264 "
-                        "(chroma is stored at half resolution)", path, width, height);
+        return sky_fail(err,
+                        "%s: video size %dx%d: width and height must be even for yuv420p H.264 "
+                        "(chroma is stored at half resolution)",
+                        path, width, height);
     if (fps < 1 || fps > 1000) return sky_fail(err, "%s: fps %d is outside 1..1000", path, fps);
     if (crf < 0 || crf > 51) return sky_fail(err, "%s: crf %d is outside 0..51 (libx264)", path, crf);
     struct stat sb;
@@ -257,8 +269,10 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
     /* everything that can fail without touching the disk comes first */
     const AVCodec *codec = avcodec_find_encoder_by_name("libx264");
     if (codec == NULL)
-        return sky_fail(err, "%s: this FFmpeg has no libx264 encoder (avcodec_find_encoder_by_name); "
-                        "install an FFmpeg built with --enable-libx264 (Debian's libavcodec59 has it)", path);
+        return sky_fail(err,
+                        "%s: this FFmpeg has no libx264 encoder (avcodec_find_encoder_by_name); "
+                        "install an FFmpeg built with --enable-libx264 (Debian's libavcodec59 has it)",
+                        path);
     const AVOutputFormat *ofmt = av_guess_format("mp4", NULL, NULL);
     if (ofmt == NULL) return sky_fail(err, "%s: this FFmpeg has no mp4 muxer (av_guess_format)", path);
 
@@ -275,10 +289,10 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
     }
     memcpy(w->path, path, plen + 1);
 
-    sky_status st = SKY_ERR;
-    char *url = NULL;
+    sky_status    st = SKY_ERR;
+    char         *url = NULL;
     AVDictionary *mux = NULL;
-    int r;
+    int           r;
 
     w->c = avcodec_alloc_context3(codec);
     w->frame = av_frame_alloc();
@@ -298,7 +312,7 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
     c->colorspace = AVCOL_SPC_BT709;
     c->color_primaries = AVCOL_PRI_BT709;
     c->color_trc = AVCOL_TRC_BT709;
-    if (ofmt->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;   /* mp4: avcC */
+    if (ofmt->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER; /* mp4: avcC */
     char crf_s[16];
     snprintf(crf_s, sizeof crf_s, "%d", crf);
     if ((r = av_opt_set(c->priv_data, "crf", crf_s, 0)) < 0) {
@@ -310,8 +324,8 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
         goto done;
     }
     if ((r = avcodec_open2(c, codec, NULL)) < 0) {
-        av_fail(err, r, "%s: opening the libx264 encoder (avcodec_open2, %dx%d, %d fps, crf %d)",
-                path, width, height, fps, crf);
+        av_fail(err, r, "%s: opening the libx264 encoder (avcodec_open2, %dx%d, %d fps, crf %d)", path, width, height,
+                fps, crf);
         goto done;
     }
 
@@ -329,8 +343,8 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
         goto done;
     }
     /* full-range RGB in, BT.709 limited-range YUV out: matches the tags above */
-    if (sws_setColorspaceDetails(w->sws, sws_getCoefficients(SWS_CS_ITU709), 1,
-                                 sws_getCoefficients(SWS_CS_ITU709), 0, 0, 1 << 16, 1 << 16) < 0) {
+    if (sws_setColorspaceDetails(w->sws, sws_getCoefficients(SWS_CS_ITU709), 1, sws_getCoefficients(SWS_CS_ITU709), 0,
+                                 0, 1 << 16, 1 << 16) < 0) {
         sky_fail(err, "%s: sws_setColorspaceDetails(BT.709, full -> limited range) is not supported", path);
         goto done;
     }
@@ -355,7 +369,7 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
         av_fail(err, r, "%s: copying encoder parameters to the stream (avcodec_parameters_from_context)", path);
         goto done;
     }
-    w->st->time_base = c->time_base;     /* a hint; the muxer picks its own in write_header */
+    w->st->time_base = c->time_base; /* a hint; the muxer picks its own in write_header */
     w->st->avg_frame_rate = c->framerate;
     if (comment_json != NULL && comment_json[0] != '\0' &&
         (r = av_dict_set(&w->oc->metadata, "comment", comment_json, 0)) < 0) {
@@ -375,7 +389,8 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
         goto done;
     }
     if (av_dict_count(mux) != 0) {
-        sky_fail(err, "%s: the mp4 muxer did not accept the option %s", path, av_dict_get(mux, "", NULL, AV_DICT_IGNORE_SUFFIX)->key);
+        sky_fail(err, "%s: the mp4 muxer did not accept the option %s", path,
+                 av_dict_get(mux, "", NULL, AV_DICT_IGNORE_SUFFIX)->key);
         goto done;
     }
     st = SKY_OK;
@@ -391,17 +406,18 @@ done:
     return SKY_OK;
 }
 
-sky_status sky_video_writer_add(sky_video_writer *w, const uint8_t *rgb24, sky_err *err) {
+sky_status sky_video_writer_add(sky_video_writer *w, const uint8_t *rgb24, sky_err *err)
+{
     SKY_ASSERT(w != NULL && rgb24 != NULL);
     log_begin();
-    int r = av_frame_make_writable(w->frame);         /* the encoder may still reference it */
+    int r = av_frame_make_writable(w->frame); /* the encoder may still reference it */
     if (r < 0) return av_fail(err, r, "%s: frame %d: av_frame_make_writable", w->path, w->frames);
     const uint8_t *src[1] = {rgb24};
-    const int src_stride[1] = {w->width * 3};
+    const int      src_stride[1] = {w->width * 3};
     r = sws_scale(w->sws, src, src_stride, 0, w->height, w->frame->data, w->frame->linesize);
     if (r != w->height)
-        return sky_fail(err, "%s: frame %d: sws_scale(rgb24 -> yuv420p) returned %d, expected %d rows",
-                        w->path, w->frames, r, w->height);
+        return sky_fail(err, "%s: frame %d: sws_scale(rgb24 -> yuv420p) returned %d, expected %d rows", w->path,
+                        w->frames, r, w->height);
     w->frame->pts = w->frames;
     if ((r = avcodec_send_frame(w->c, w->frame)) < 0)
         return av_fail(err, r, "%s: frame %d: encoding with libx264 (avcodec_send_frame)", w->path, w->frames);
@@ -409,19 +425,16 @@ sky_status sky_video_writer_add(sky_video_writer *w, const uint8_t *rgb24, sky_e
     return drain(w, err);
 }
 
-int sky_video_writer_frames(const sky_video_writer *w) {
-    return w->frames;
-}
+int sky_video_writer_frames(const sky_video_writer *w) { return w->frames; }
 
-const char *sky_video_writer_temp_path(const sky_video_writer *w) {
-    return w->tmp;
-}
+const char *sky_video_writer_temp_path(const sky_video_writer *w) { return w->tmp; }
 
-sky_status sky_video_writer_close(sky_video_writer *w, sky_err *err) {
+sky_status sky_video_writer_close(sky_video_writer *w, sky_err *err)
+{
     SKY_ASSERT(w != NULL);
     log_begin();
     sky_status st = SKY_ERR;
-    int r;
+    int        r;
     if (w->frames == 0) {
         sky_fail(err, "%s: no frames were added; not writing an empty video", w->path);
         goto done;
@@ -456,12 +469,12 @@ sky_status sky_video_writer_close(sky_video_writer *w, sky_err *err) {
         goto done;
     }
     free(w->tmp);
-    w->tmp = NULL;                        /* renamed: writer_free must not unlink anything */
+    w->tmp = NULL; /* renamed: writer_free must not unlink anything */
     /* make the rename durable; best effort: the file is complete either way */
     const char *slash = strrchr(w->path, '/');
-    char *dir = slash == NULL ? NULL : malloc((size_t)(slash - w->path) + 2);
+    char       *dir = slash == NULL ? NULL : malloc((size_t)(slash - w->path) + 2);
     if (dir != NULL) {
-        size_t n = slash == w->path ? 1 : (size_t)(slash - w->path);     /* "/x.mp4" -> "/" */
+        size_t n = slash == w->path ? 1 : (size_t)(slash - w->path); /* "/x.mp4" -> "/" */
         memcpy(dir, w->path, n);
         dir[n] = '\0';
     }
@@ -477,9 +490,7 @@ done:
     return st;
 }
 
-void sky_video_writer_abort(sky_video_writer *w) {
-    writer_free(w);
-}
+void sky_video_writer_abort(sky_video_writer *w) { writer_free(w); }
 
 /* ---- readers -------------------------------------------------------------------- */
 
@@ -490,13 +501,14 @@ typedef struct decoder {
     AVCodecContext    *c;
     AVFrame           *frame;
     AVPacket          *pkt;
-    int                si;               /* the video stream's index */
-    int                flushing;         /* demuxer hit EOF, decoder sent NULL */
+    int                si;       /* the video stream's index */
+    int                flushing; /* demuxer hit EOF, decoder sent NULL */
     struct SwsContext *sws;
-    int                sws_key[7];       /* source and target the converter was set up for */
+    int                sws_key[7]; /* source and target the converter was set up for */
 } decoder;
 
-static void dec_close(decoder *d) {
+static void dec_close(decoder *d)
+{
     avformat_close_input(&d->ic);
     avcodec_free_context(&d->c);
     av_frame_free(&d->frame);
@@ -506,7 +518,8 @@ static void dec_close(decoder *d) {
 }
 
 /* Open path, find its best video stream and open a decoder for it. */
-static sky_status dec_open(decoder *d, const char *path, sky_err *err) {
+static sky_status dec_open(decoder *d, const char *path, sky_err *err)
+{
     memset(d, 0, sizeof *d);
     d->path = path;
     d->si = -1;
@@ -515,7 +528,7 @@ static sky_status dec_open(decoder *d, const char *path, sky_err *err) {
     /* the image2 demuxer (chosen by extension) treats '%d' in names as a sequence
      * pattern; "none" reads the name literally. Other demuxers leave it unused. */
     AVDictionary *opts = NULL;
-    int r = av_dict_set(&opts, "pattern_type", "none", 0);
+    int           r = av_dict_set(&opts, "pattern_type", "none", 0);
     if (r >= 0) r = avformat_open_input(&d->ic, url, NULL, &opts);
     av_dict_free(&opts);
     free(url);
@@ -535,24 +548,26 @@ static sky_status dec_open(decoder *d, const char *path, sky_err *err) {
                                                          AV_PKT_DATA_DISPLAYMATRIX);
     if (sd != NULL && check_display_matrix(sd->data, sd->size, path, err) != SKY_OK) return SKY_ERR;
 #else
-    size_t sd_size = 0;
+    size_t         sd_size = 0;
     const uint8_t *sd = av_stream_get_side_data(s, AV_PKT_DATA_DISPLAYMATRIX, &sd_size);
     if (check_display_matrix(sd, sd_size, path, err) != SKY_OK) return SKY_ERR;
 #endif
     d->c = avcodec_alloc_context3(dec);
     d->frame = av_frame_alloc();
     d->pkt = av_packet_alloc();
-    if (d->c == NULL || d->frame == NULL || d->pkt == NULL) return sky_fail(err, "%s: out of memory (libav contexts)", path);
+    if (d->c == NULL || d->frame == NULL || d->pkt == NULL)
+        return sky_fail(err, "%s: out of memory (libav contexts)", path);
     if ((r = avcodec_parameters_to_context(d->c, s->codecpar)) < 0)
         return av_fail(err, r, "%s: avcodec_parameters_to_context", path);
-    d->c->thread_count = 0;              /* decoder picks (one per core) */
+    d->c->thread_count = 0; /* decoder picks (one per core) */
     if ((r = avcodec_open2(d->c, dec, NULL)) < 0)
         return av_fail(err, r, "%s: opening the %s decoder (avcodec_open2)", path, dec->name);
     return SKY_OK;
 }
 
 /* Next decoded frame into d->frame: *got = 1, or 0 at the end of the stream. */
-static sky_status dec_next(decoder *d, int index, int *got, sky_err *err) {
+static sky_status dec_next(decoder *d, int index, int *got, sky_err *err)
+{
     *got = 0;
     for (;;) {
         int r = avcodec_receive_frame(d->c, d->frame);
@@ -561,14 +576,16 @@ static sky_status dec_next(decoder *d, int index, int *got, sky_err *err) {
             return SKY_OK;
         }
         if (r == AVERROR_EOF) return SKY_OK;
-        if (r != AVERROR(EAGAIN)) return av_fail(err, r, "%s: decoding frame %d (avcodec_receive_frame)", d->path, index);
-        if (d->flushing) return SKY_OK;  /* EAGAIN after the flush packet: nothing more will come */
+        if (r != AVERROR(EAGAIN))
+            return av_fail(err, r, "%s: decoding frame %d (avcodec_receive_frame)", d->path, index);
+        if (d->flushing) return SKY_OK; /* EAGAIN after the flush packet: nothing more will come */
         r = av_read_frame(d->ic, d->pkt);
         if (r == AVERROR_EOF) {
             /* decoders with B-frames (and frame threads) hold frames until flushed */
             d->flushing = 1;
             if ((r = avcodec_send_packet(d->c, NULL)) < 0)
-                return av_fail(err, r, "%s: decoding frame %d (avcodec_send_packet at the end of the stream)", d->path, index);
+                return av_fail(err, r, "%s: decoding frame %d (avcodec_send_packet at the end of the stream)", d->path,
+                               index);
             continue;
         }
         if (r < 0) return av_fail(err, r, "%s: reading a packet before frame %d (av_read_frame)", d->path, index);
@@ -583,14 +600,17 @@ static sky_status dec_next(decoder *d, int index, int *got, sky_err *err) {
 }
 
 /* Convert d->frame to RGB24 dst [dh][dw][3] (dw, dh = the frame's size for no resize). */
-static sky_status dec_convert(decoder *d, int index, uint8_t *dst, int dw, int dh, sky_err *err) {
-    AVFrame *f = d->frame;
-    enum AVPixelFormat fmt = (enum AVPixelFormat)f->format;
+static sky_status dec_convert(decoder *d, int index, uint8_t *dst, int dw, int dh, sky_err *err)
+{
+    AVFrame                  *f = d->frame;
+    enum AVPixelFormat        fmt = (enum AVPixelFormat)f->format;
     const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(fmt);
     if (desc == NULL) return sky_fail(err, "%s: frame %d has an unknown pixel format %d", d->path, index, f->format);
     if (f->color_trc == AVCOL_TRC_SMPTE2084 || f->color_trc == AVCOL_TRC_ARIB_STD_B67)
-        return sky_fail(err, "%s: frame %d is HDR (%s transfer); only SDR input is supported — tone-map it to "
-                        "BT.709 first", d->path, index, av_color_transfer_name(f->color_trc));
+        return sky_fail(err,
+                        "%s: frame %d is HDR (%s transfer); only SDR input is supported — tone-map it to "
+                        "BT.709 first",
+                        d->path, index, av_color_transfer_name(f->color_trc));
     const AVFrameSideData *sd = av_frame_get_side_data(f, AV_FRAME_DATA_DISPLAYMATRIX);
     if (sd != NULL && check_display_matrix(sd->data, sd->size, d->path, err) != SKY_OK) return SKY_ERR;
 
@@ -598,11 +618,26 @@ static sky_status dec_convert(decoder *d, int index, uint8_t *dst, int dw, int d
      * untagged RGB, palette and gray (image files) are full range */
     int full = f->color_range == AVCOL_RANGE_JPEG;
     switch (fmt) {
-    case AV_PIX_FMT_YUVJ420P: fmt = AV_PIX_FMT_YUV420P; full = 1; break;
-    case AV_PIX_FMT_YUVJ422P: fmt = AV_PIX_FMT_YUV422P; full = 1; break;
-    case AV_PIX_FMT_YUVJ444P: fmt = AV_PIX_FMT_YUV444P; full = 1; break;
-    case AV_PIX_FMT_YUVJ440P: fmt = AV_PIX_FMT_YUV440P; full = 1; break;
-    case AV_PIX_FMT_YUVJ411P: fmt = AV_PIX_FMT_YUV411P; full = 1; break;
+    case AV_PIX_FMT_YUVJ420P:
+        fmt = AV_PIX_FMT_YUV420P;
+        full = 1;
+        break;
+    case AV_PIX_FMT_YUVJ422P:
+        fmt = AV_PIX_FMT_YUV422P;
+        full = 1;
+        break;
+    case AV_PIX_FMT_YUVJ444P:
+        fmt = AV_PIX_FMT_YUV444P;
+        full = 1;
+        break;
+    case AV_PIX_FMT_YUVJ440P:
+        fmt = AV_PIX_FMT_YUV440P;
+        full = 1;
+        break;
+    case AV_PIX_FMT_YUVJ411P:
+        fmt = AV_PIX_FMT_YUV411P;
+        full = 1;
+        break;
     default: break;
     }
     int is_yuv = !(desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) && desc->nb_components >= 3;
@@ -619,15 +654,16 @@ static sky_status dec_convert(decoder *d, int index, uint8_t *dst, int dw, int d
             return sky_fail(err, "%s: frame %d: sws_getCachedContext(%s %dx%d -> rgb24 %dx%d) failed", d->path, index,
                             av_get_pix_fmt_name(fmt), f->width, f->height, dw, dh);
         /* RGB sources: swscale ignores the matrix; returns -1 only where it cannot apply one */
-        if (sws_setColorspaceDetails(d->sws, sws_getCoefficients(cs), full, sws_getCoefficients(SWS_CS_DEFAULT), 1,
-                                     0, 1 << 16, 1 << 16) < 0 && is_yuv)
+        if (sws_setColorspaceDetails(d->sws, sws_getCoefficients(cs), full, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0,
+                                     1 << 16, 1 << 16) < 0 &&
+            is_yuv)
             return sky_fail(err, "%s: frame %d: sws_setColorspaceDetails(%s, %s range -> RGB) is not supported",
                             d->path, index, av_color_space_name(f->colorspace), full ? "full" : "limited");
         memcpy(d->sws_key, key, sizeof key);
     }
     uint8_t *dst_data[4] = {dst, NULL, NULL, NULL};
-    int dst_stride[4] = {dw * 3, 0, 0, 0};
-    int r = sws_scale(d->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst_data, dst_stride);
+    int      dst_stride[4] = {dw * 3, 0, 0, 0};
+    int      r = sws_scale(d->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst_data, dst_stride);
     if (r != dh)
         return sky_fail(err, "%s: frame %d: sws_scale(%s -> rgb24) returned %d rows, expected %d", d->path, index,
                         av_get_pix_fmt_name(fmt), r, dh);
@@ -635,21 +671,23 @@ static sky_status dec_convert(decoder *d, int index, uint8_t *dst, int dw, int d
 }
 
 /* Refuse frame sizes beyond SKY_VIDEO_MAX_DIM (and nonsense from a broken file). */
-static sky_status check_frame_size(const decoder *d, int index, sky_err *err) {
+static sky_status check_frame_size(const decoder *d, int index, sky_err *err)
+{
     const AVFrame *f = d->frame;
     if (f->width < 1 || f->height < 1 || f->width > SKY_VIDEO_MAX_DIM || f->height > SKY_VIDEO_MAX_DIM)
-        return sky_fail(err, "%s: frame %d is %dx%d; sizes 1..%d are supported", d->path, index, f->width,
-                        f->height, SKY_VIDEO_MAX_DIM);
+        return sky_fail(err, "%s: frame %d is %dx%d; sizes 1..%d are supported", d->path, index, f->width, f->height,
+                        SKY_VIDEO_MAX_DIM);
     return SKY_OK;
 }
 
-sky_status sky_image_read(const char *path, sky_image *out, sky_err *err) {
+sky_status sky_image_read(const char *path, sky_image *out, sky_err *err)
+{
     SKY_ASSERT(path != NULL && out != NULL);
     memset(out, 0, sizeof *out);
     log_begin();
-    decoder d;
+    decoder    d;
     sky_status st = dec_open(&d, path, err);
-    int got = 0;
+    int        got = 0;
     if (st == SKY_OK) st = dec_next(&d, 0, &got, err);
     if (st == SKY_OK && !got) st = sky_fail(err, "%s: no frame could be decoded (not an image, or damaged)", path);
     if (st == SKY_OK) st = check_frame_size(&d, 0, err);
@@ -665,23 +703,25 @@ sky_status sky_image_read(const char *path, sky_image *out, sky_err *err) {
     return st;
 }
 
-void sky_image_free(sky_image *img) {
+void sky_image_free(sky_image *img)
+{
     if (img == NULL) return;
     free(img->data);
     memset(img, 0, sizeof *img);
 }
 
 sky_status sky_video_read(const char *path, int max_frames, int out_width, int out_height, sky_frames *out,
-                          sky_err *err) {
+                          sky_err *err)
+{
     SKY_ASSERT(path != NULL && out != NULL);
     memset(out, 0, sizeof *out);
     log_begin();
     if (max_frames < 0) return sky_fail(err, "%s: max_frames %d is negative (0 = all frames)", path, max_frames);
-    if ((out_width == 0) != (out_height == 0) || out_width < 0 || out_height < 0 ||
-        out_width > SKY_VIDEO_MAX_DIM || out_height > SKY_VIDEO_MAX_DIM)
-        return sky_fail(err, "%s: target size %dx%d: give both in 1..%d, or 0x0 for the native size", path,
-                        out_width, out_height, SKY_VIDEO_MAX_DIM);
-    decoder d;
+    if ((out_width == 0) != (out_height == 0) || out_width < 0 || out_height < 0 || out_width > SKY_VIDEO_MAX_DIM ||
+        out_height > SKY_VIDEO_MAX_DIM)
+        return sky_fail(err, "%s: target size %dx%d: give both in 1..%d, or 0x0 for the native size", path, out_width,
+                        out_height, SKY_VIDEO_MAX_DIM);
+    decoder    d;
     sky_status st = dec_open(&d, path, err);
     if (st == SKY_OK) {
         AVRational fr = d.ic->streams[d.si]->avg_frame_rate;
@@ -690,7 +730,7 @@ sky_status sky_video_read(const char *path, int max_frames, int out_width, int o
         out->fps_num = fr.num;
         out->fps_den = fr.den;
     }
-    size_t cap = 0;                       /* frames the buffer holds */
+    size_t cap = 0; /* frames the buffer holds */
     while (st == SKY_OK && (max_frames == 0 || out->count < max_frames)) {
         int got = 0, i = out->count;
         st = dec_next(&d, i, &got, err);
@@ -701,9 +741,10 @@ sky_status sky_video_read(const char *path, int max_frames, int out_width, int o
             out->width = out_width ? out_width : d.frame->width;
             out->height = out_height ? out_height : d.frame->height;
         } else if (out_width == 0 && (d.frame->width != out->width || d.frame->height != out->height)) {
-            st = sky_fail(err, "%s: frame %d is %dx%d but frame 0 was %dx%d; size changes mid-stream are only "
-                          "supported with a target size", path, i, d.frame->width, d.frame->height, out->width,
-                          out->height);
+            st = sky_fail(err,
+                          "%s: frame %d is %dx%d but frame 0 was %dx%d; size changes mid-stream are only "
+                          "supported with a target size",
+                          path, i, d.frame->width, d.frame->height, out->width, out->height);
             break;
         }
         size_t frame_bytes = (size_t)out->width * (size_t)out->height * 3;
@@ -722,13 +763,15 @@ sky_status sky_video_read(const char *path, int max_frames, int out_width, int o
         st = dec_convert(&d, i, out->data + (size_t)i * frame_bytes, out->width, out->height, err);
         if (st == SKY_OK) out->count++;
     }
-    if (st == SKY_OK && out->count == 0) st = sky_fail(err, "%s: no frame could be decoded (not a video, or damaged)", path);
+    if (st == SKY_OK && out->count == 0)
+        st = sky_fail(err, "%s: no frame could be decoded (not a video, or damaged)", path);
     dec_close(&d);
     if (st != SKY_OK) sky_frames_free(out);
     return st;
 }
 
-void sky_frames_free(sky_frames *f) {
+void sky_frames_free(sky_frames *f)
+{
     if (f == NULL) return;
     free(f->data);
     memset(f, 0, sizeof *f);

@@ -50,7 +50,7 @@ void sky_video_frame_from_float(uint8_t *rgb24, const float *chw, int width, int
 
 /* ---- mp4 writer ------------------------------------------------------------------ */
 
-typedef struct sky_video_writer sky_video_writer;   /* opaque */
+typedef struct sky_video_writer sky_video_writer; /* opaque */
 
 /* CRF the original uses (imageio quality 8 -> int((1 - 8/10) * 51) = 10). */
 #define SKY_VIDEO_DEFAULT_CRF 10
@@ -61,8 +61,8 @@ typedef struct sky_video_writer sky_video_writer;   /* opaque */
  * comment_json: stored as metadata "comment" (NULL or "" = none); it is copied.
  * Checks that libx264 is available before creating any file. On error *out == NULL
  * and nothing is left on disk. */
-sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int width, int height,
-                                 int fps, int crf, const char *comment_json, sky_err *err);
+sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int width, int height, int fps, int crf,
+                                 const char *comment_json, sky_err *err);
 
 /* Encode one frame: rgb24 is [height][width][3] uint8 (full range RGB, as the
  * pipelines produce). The frame is converted at once; the buffer can be reused. On
@@ -97,8 +97,8 @@ typedef struct sky_image {
 typedef struct sky_frames {
     int      width, height;
     int      count;
-    int      fps_num, fps_den;   /* stream's average frame rate; 0/1 when the file has none */
-    uint8_t *data;               /* [count][height][width][3], malloc */
+    int      fps_num, fps_den; /* stream's average frame rate; 0/1 when the file has none */
+    uint8_t *data;             /* [count][height][width][3], malloc */
 } sky_frames;
 
 /* Decode the first frame of an image (png, jpg, webp, bmp, ... whatever this FFmpeg
@@ -111,7 +111,7 @@ typedef struct sky_frames {
  * there (newer FFmpeg exports it as a display matrix, which is then refused).
  * On error *out is zeroed. Free with sky_image_free(). */
 sky_status sky_image_read(const char *path, sky_image *out, sky_err *err);
-void sky_image_free(sky_image *img);
+void       sky_image_free(sky_image *img);
 
 /* Resize the RGB24 image src (sw x sh pixels, rows src_stride bytes apart) to dst (W x H, rows 3W bytes),
  * with swscale's Lanczos (lanczos != 0) or bicubic filter. */
@@ -126,12 +126,13 @@ sky_status sky_image_resize_rgb24(const uint8_t *src, int src_stride, int sw, in
  * taken as square, as decord does); VFR input gives its frames without duplication
  * or dropping. Refused with a message naming path: as sky_image_read, plus a file
  * yielding zero frames. On error *out is zeroed. Free with sky_frames_free(). */
-sky_status sky_video_read(const char *path, int max_frames, int out_width, int out_height,
-                          sky_frames *out, sky_err *err);
-void sky_frames_free(sky_frames *f);
+sky_status sky_video_read(const char *path, int max_frames, int out_width, int out_height, sky_frames *out,
+                          sky_err *err);
+void       sky_frames_free(sky_frames *f);
 
 /* Pointer to frame i of f. */
-static inline uint8_t *sky_frames_at(const sky_frames *f, int i) {
+static inline uint8_t *sky_frames_at(const sky_frames *f, int i)
+{
     return f->data + (size_t)i * (size_t)f->width * (size_t)f->height * 3;
 }
 

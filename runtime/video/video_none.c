@@ -10,8 +10,10 @@
 
 static sky_status no_ffmpeg(sky_err *err, const char *what)
 {
-    return sky_fail(err, "%s: this binary was built without FFmpeg (cmake -DSKY_FFMPEG=OFF); rebuild with "
-                    "libavcodec-dev, libavformat-dev, libswscale-dev and libavutil-dev installed", what);
+    return sky_fail(err,
+                    "%s: this binary was built without FFmpeg (cmake -DSKY_FFMPEG=OFF); rebuild with "
+                    "libavcodec-dev, libavformat-dev, libswscale-dev and libavutil-dev installed",
+                    what);
 }
 
 sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int width, int height, int fps, int crf,
@@ -46,10 +48,7 @@ sky_status sky_video_writer_close(sky_video_writer *w, sky_err *err)
     return no_ffmpeg(err, "closing a video");
 }
 
-void sky_video_writer_abort(sky_video_writer *w)
-{
-    (void)w;
-}
+void sky_video_writer_abort(sky_video_writer *w) { (void)w; }
 
 sky_status sky_image_read(const char *path, sky_image *out, sky_err *err)
 {
@@ -84,7 +83,4 @@ void sky_frames_free(sky_frames *f)
     memset(f, 0, sizeof *f);
 }
 
-void sky_video_set_av_log_level(int av_level)
-{
-    (void)av_level;
-}
+void sky_video_set_av_log_level(int av_level) { (void)av_level; }
