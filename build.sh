@@ -11,8 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages: the generator (lua5.4), the C toolchain, CMake, and FFmpeg's libraries (video I/O).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev"
+# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O) and libcurl (the
+# prompt enhancer's HTTP client).
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -29,6 +30,7 @@ deps() {
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
             missing="$missing libavcodec-dev libavformat-dev libswscale-dev libavutil-dev"
+        pkg-config --exists libcurl 2>/dev/null || missing="$missing libcurl4-openssl-dev"
     fi
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ] && need_cmd apt-get; then
