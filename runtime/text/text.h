@@ -21,7 +21,10 @@
  *     TAB LF FF CR, DEL, U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC), NFC (Unicode 14, Python 3.11's);
  * then Python's html.unescape twice (full HTML5 table, numeric references with its replacement rules),
  * str.strip(), every run of Unicode White_Space -> one space, strip. The tables come from ftfy, Python and
- * the `regex` module (tests/fixtures/tokenizer/make_tokenizer_fixtures.py --emit-c-tables).
+ * the `regex` module (runtime/text/make_unicode_tables.py writes unicode_tables.inc and clean_tables.inc).
+ *
+ * Files: clean.c (sky_text_clean), tokenizer.c (loading), tokenizer_encode.c (encoding), unicode.c (NFC,
+ * White_Space, grapheme clusters), utf8.c (buffers), spm_shim.cc (libsentencepiece).
  *
  * Tokenising (sky_tokenizer_encode) then follows transformers' T5 tokenizer (5.x T5Tokenizer and 4.x
  * T5TokenizerFast give the same ids on every fixture):
