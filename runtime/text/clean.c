@@ -122,6 +122,7 @@ static void py_html_unescape(sky_cpbuf *out, const uint32_t *s, size_t n)
                 num = num > 0x110000 ? 0x110001 : num * (hex ? 16 : 10) + d; /* saturate past U+10FFFF */
                 k++;
             }
+            SKY_TEXT_WORK(k - i);
             if (k < n && s[k] == ';') k++;
             html_numeric(out, num);
             i = k;
@@ -131,6 +132,7 @@ static void py_html_unescape(sky_cpbuf *out, const uint32_t *s, size_t n)
         while (k < n && k - j < 32 && s[k] != '\t' && s[k] != '\n' && s[k] != '\f' && s[k] != ' ' && s[k] != '<' &&
                s[k] != '&' && s[k] != '#' && s[k] != ';')
             k++;
+        SKY_TEXT_WORK(k - i);
         if (k == j) {
             sky_cpbuf_push(out, s[i++]);
             continue;
@@ -145,7 +147,8 @@ static void py_html_unescape(sky_cpbuf *out, const uint32_t *s, size_t n)
             val = html_ent_find(name, len, 1);
             used = k - j;
         }
-        for (size_t x = k - j - 1; !val && x >= 2; x--) {
+        for (size_t x = k - j - 1; !val && x >= 2; x--) { /* at most 32 look-ups */
+            SKY_TEXT_WORK(1);
             if (x > ascii) continue;
             val = html_ent_find(name, x, 1);
             used = x;
@@ -173,7 +176,8 @@ static void ftfy_unescape_html(sky_cpbuf *out, const uint32_t *s, size_t n)
         size_t j = i + 1;
         int    hash = j < n && s[j] == '#';
         size_t k = j + (size_t)hash, run = 0;
-        while (k + run < n && is_ascii_alnum(s[k + run])) run++;
+        while (run <= 24 && k + run < n && is_ascii_alnum(s[k + run])) run++;
+        SKY_TEXT_WORK(run + 1);
         if (run < 1 || run > 24 || k + run >= n || s[k + run] != ';') {
             sky_cpbuf_push(out, s[i++]);
             continue;
@@ -190,6 +194,7 @@ static void ftfy_unescape_html(sky_cpbuf *out, const uint32_t *s, size_t n)
             py_html_unescape(&tmp, s + i, end - i);
             int semi = 0;
             for (size_t m = 0; m < tmp.n; m++) semi |= tmp.v[m] == ';';
+            SKY_TEXT_WORK(tmp.n);
             if (tmp.oom) out->oom = 1;
             if (semi)
                 sky_cpbuf_append(out, s + i, end - i);
@@ -206,6 +211,16 @@ static void ftfy_unescape_html(sky_cpbuf *out, const uint32_t *s, size_t n)
 /* ============================================================================================ */
 /* ftfy.fix_text (default configuration, without the mojibake heuristics)                      */
 
+/* fix_character_width on one code point, appended to b. */
+static void push_width_fixed(sky_cpbuf *b, uint32_t c)
+{
+    const char *w = CP_MAP_FIND(k_ftfy_width, c);
+    if (w)
+        sky_cpbuf_append_utf8(b, w, strlen(w));
+    else
+        sky_cpbuf_push(b, c);
+}
+
 /* One pass of ftfy's fixers after unescape_html and fix_encoding, in its order, from a into b. */
 static void ftfy_fixers(sky_cpbuf *a, sky_cpbuf *b)
 {
@@ -215,29 +230,18 @@ static void ftfy_fixers(sky_cpbuf *a, sky_cpbuf *b)
         uint32_t c = a->v[i];
         if (c >= 0x80 && c <= 0x9F) c = k_c1_to_cp1252[c - 0x80];
         const char *lig = CP_MAP_FIND(k_ftfy_ligatures, c);
-        if (lig) {
-            /* each replacement character still goes through the later per-character fixers */
-            sky_cpbuf t = {0};
-            sky_cpbuf_append_utf8(&t, lig, strlen(lig));
-            for (size_t m = 0; m < t.n; m++) {
-                uint32_t    d = t.v[m];
-                const char *w = CP_MAP_FIND(k_ftfy_width, d);
-                if (w)
-                    sky_cpbuf_append_utf8(b, w, strlen(w));
-                else
-                    sky_cpbuf_push(b, d);
-            }
-            if (t.oom) b->oom = 1;
-            sky_cpbuf_free(&t);
+        if (!lig) {
+            push_width_fixed(b, c);
             continue;
         }
-        const char *w = CP_MAP_FIND(k_ftfy_width, c);
-        if (w) {
-            sky_cpbuf_append_utf8(b, w, strlen(w));
-            continue;
+        /* each replacement character still goes through the later per-character fixers */
+        for (size_t m = 0, len = strlen(lig); m < len;) {
+            uint32_t d;
+            m += sky_utf8_decode1((const unsigned char *)lig + m, len - m, &d);
+            push_width_fixed(b, d);
         }
-        sky_cpbuf_push(b, c);
     }
+    SKY_TEXT_WORK(b->n);
     for (size_t i = 0; i < b->n; i++) {
         uint32_t c = b->v[i];
         if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B))
@@ -264,6 +268,7 @@ static void ftfy_fixers(sky_cpbuf *a, sky_cpbuf *b)
         if (a->v[i] == 0x1B && i + 1 < a->n && a->v[i + 1] == '[') {
             size_t k = i + 2;
             while (k < a->n && (a->v[k] == ';' || sky_unicode_is_decimal_digit(a->v[k]))) k++;
+            SKY_TEXT_WORK(k - i); /* the run ends at the next ESC, so runs do not overlap */
             if (k < a->n && a->v[k] < 0x80 && ((a->v[k] | 0x20) >= 'a' && (a->v[k] | 0x20) <= 'z')) {
                 i = k;
                 continue;
@@ -275,14 +280,21 @@ static void ftfy_fixers(sky_cpbuf *a, sky_cpbuf *b)
     a->n = 0;
     for (size_t i = 0; i < b->n; i++)
         if (!IN_RANGES(k_ftfy_control, b->v[i])) sky_cpbuf_push(a, b->v[i]);
+    SKY_TEXT_WORK(b->n);
     sky_cpbuf_swap(a, b);
     if (a->oom) b->oom = 1;
 }
 
-/* fix_and_explain on one line: repeat all fixers until the text stops changing. */
+/* fix_and_explain on one line: repeat all fixers until the text stops changing, at most ROUNDS_MAX times.
+ * Each round is linear in the line's length. Usual text takes 2 rounds (one that fixes, one that sees no
+ * change). ftfy has no bound, and takes quadratic time on a line whose fixes keep enabling new ones; here
+ * such a cascade stops after ROUNDS_MAX rounds: an entity escaped more than 64 times over
+ * ("&amp;amp;...amp;" with 65 or more "amp;") keeps the levels left over. */
+enum { ROUNDS_MAX = 64 };
+
 static void ftfy_segment(sky_cpbuf *seg, int unescape, sky_cpbuf *orig, sky_cpbuf *t1, sky_cpbuf *t2)
 {
-    for (int round = 0; round < 64; round++) {
+    for (int round = 0; round < ROUNDS_MAX; round++) {
         orig->n = 0;
         sky_cpbuf_append(orig, seg->v, seg->n);
         if (unescape) {
@@ -316,6 +328,7 @@ static void ftfy_fix_text(sky_cpbuf *text)
         sky_cpbuf_append(&seg, text->v + pos, end - pos);
         for (size_t i = 0; i < seg.n; i++)
             if (seg.v[i] == '<') unescape = 0;
+        SKY_TEXT_WORK(seg.n);
         ftfy_segment(&seg, unescape, &orig, &t1, &t2);
         if (seg.oom) out.oom = 1;
         sky_cpbuf_append(&out, seg.v, seg.n);
@@ -353,6 +366,7 @@ static int clean_cps(const char *prompt, size_t len, sky_cpbuf *out)
             sky_cpbuf_push(out, a.v[i++]);
         }
     }
+    SKY_TEXT_WORK(a.n); /* the strips and the skipped White_Space */
     while (out->n > 0 && sky_unicode_is_py_space(out->v[out->n - 1])) out->n--;
     lo = 0;
     while (lo < out->n && sky_unicode_is_py_space(out->v[lo])) lo++;

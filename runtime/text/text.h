@@ -11,7 +11,9 @@
  * heuristic mojibake repair (fix_encoding: restore_byte_a0, replace_lossy_sequences,
  * decode_inconsistent_utf8 and re-decoding in another codec), which is a no-op on text that is not
  * mojibake and is not reproduced; nor is ftfy's max_decode_length (a line over 1,000,000 characters).
- * Implemented, in ftfy's order and repeated until nothing changes, per line as ftfy splits it:
+ * Implemented, in ftfy's order and repeated until nothing changes (at most 64 times: ftfy has no bound, so
+ * an entity escaped more than 64 times over, "&amp;amp;...", keeps what is left), per line as ftfy splits
+ * it:
  *   - unescape_html (ftfy's own: "&name;" from the HTML5 table plus upper-cased names, "&#...;"), only
  *     while no line so far contained '<' (ftfy's "auto");
  *   - fix_c1_controls (U+0080..U+009F read as sloppy windows-1252), fix_latin_ligatures (ﬁ -> fi, ĳ ...),
@@ -25,6 +27,10 @@
  *
  * Files: clean.c (sky_text_clean), tokenizer.c (loading), tokenizer_encode.c (encoding), unicode.c (NFC,
  * White_Space, grapheme clusters), utf8.c (buffers), spm_shim.cc (libsentencepiece).
+ *
+ * Cost: cleaning and tokenising take time linear in the prompt's length (at most 64 rounds of linear
+ * passes per line; NFC sorts long runs of combining marks by counting; the Viterbi extends its hash a byte
+ * at a time): tests/runtime/test_text.c counts the steps of worst cases at 64 and 128 KiB.
  *
  * Tokenising (sky_tokenizer_encode) then follows transformers' T5 tokenizer (5.x T5Tokenizer and 4.x
  * T5TokenizerFast give the same ids on every fixture):

@@ -12,26 +12,36 @@
 #include <sys/stat.h>
 
 #include "core/json.h"
+#include "text/utf8.h"
 
 /* ============================================================================================ */
 /* The vocabulary hash                                                                          */
 
-/* FNV-1a over a byte string. */
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    uint64_t h = SKY_TOKENIZER_HASH_SEED;
+    for (size_t i = 0; i < n; i++) h = sky_tokenizer_hash_step(h, (unsigned char)s[i]);
+    SKY_TEXT_WORK(n);
     return h;
+}
+
+int32_t sky_tokenizer_vocab_find_hashed(const sky_tokenizer *t, uint64_t h, const char *s, size_t n)
+{
+    size_t mask = t->n_slots - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        SKY_TEXT_WORK(1);
+        int32_t id = t->slot[i];
+        if (id < 0) return -1;
+        if (t->piece_len[id] == n) {
+            SKY_TEXT_WORK(n);
+            if (memcmp(t->piece[id], s, n) == 0) return id;
+        }
+    }
 }
 
 int32_t sky_tokenizer_vocab_find(const sky_tokenizer *t, const char *s, size_t n)
 {
-    size_t mask = t->n_slots - 1;
-    for (size_t h = (size_t)hash_bytes(s, n) & mask;; h = (h + 1) & mask) {
-        int32_t id = t->slot[h];
-        if (id < 0) return -1;
-        if (t->piece_len[id] == n && memcmp(t->piece[id], s, n) == 0) return id;
-    }
+    return sky_tokenizer_vocab_find_hashed(t, hash_bytes(s, n), s, n);
 }
 
 /* Build the hash; a string that occurs twice maps to its last id (a Rust HashMap insert, as tokenizers). */
@@ -501,6 +511,7 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
             }
         }
     }
+    for (size_t i = 0; i < t->n_added; i++) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
     free(extra);
     *out = t;
     return SKY_OK;

@@ -41,7 +41,8 @@ static void ib_push(idbuf *b, int32_t id)
  * best path scores in float64; candidates visited by start position, then by length, a later one
  * replacing an earlier one only when strictly better; a character that no entry starts with one
  * character long gets an <unk> node scored unk_score; then the path is read back, consecutive <unk>
- * nodes fused, and each resulting string mapped to its id (unknown strings -> <unk>). */
+ * nodes fused, and each resulting string mapped to its id (unknown strings -> <unk>). Steps: O(n times
+ * the longest vocabulary string), as tokenizers' trie walk. */
 static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf *ids, sky_err *err)
 {
     double  *best = malloc((n + 1) * sizeof *best);
@@ -66,11 +67,16 @@ static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf
         uint32_t cp;
         size_t   mblen = sky_utf8_decode1((const unsigned char *)s + at, n - at, &cp);
         int      single = 0;
-        /* every vocabulary string that is a prefix of s[at..], shortest first, at character ends */
+        /* every vocabulary string that is a prefix of s[at..], shortest first, at character ends; the hash
+         * is extended a byte at a time, so a start costs O(longest piece) steps, not its square */
+        uint64_t h = SKY_TOKENIZER_HASH_SEED;
+        size_t   hashed = at;
         for (size_t end = at + mblen;;) {
             size_t len = end - at;
             if (len > t->max_piece_len) break;
-            int32_t id = sky_tokenizer_vocab_find(t, s + at, len);
+            for (; hashed < end; hashed++) h = sky_tokenizer_hash_step(h, (unsigned char)s[hashed]);
+            SKY_TEXT_WORK(1);
+            int32_t id = sky_tokenizer_vocab_find_hashed(t, h, s + at, len);
             if (id >= 0) {
                 double cand = t->score[id] + here;
                 if (from[end] < 0 || cand > best[end]) {
@@ -98,6 +104,7 @@ static sky_status viterbi(const sky_tokenizer *t, const char *s, size_t n, idbuf
     /* read the path back to front as [begin, end) ranges, fusing runs of <unk> nodes */
     size_t k = 0, ub = 0, ue = 0;
     for (size_t e = n; e > 0;) {
+        SKY_TEXT_WORK(1);
         size_t b = (size_t)from[e];
         if (node[e] == t->unk_id) {
             if (!ue) ue = e;
@@ -146,6 +153,7 @@ static long trie_first(const sky_tokenizer *t, const unsigned char *s, size_t le
 #define DA_OFFSET(u) ((size_t)((u) >> 10) << (((u) & (1u << 9)) >> 6))
     id ^= DA_OFFSET(a[0]);
     for (size_t i = 0; i < len; i++) {
+        SKY_TEXT_WORK(1);
         unsigned c = s[i];
         if (c == 0) return -1;
         id ^= c;
@@ -178,7 +186,8 @@ static int charsmap_normalize(const sky_tokenizer *t, const uint32_t *s, size_t 
     for (size_t i = 0; i < n;) {
         size_t end = sky_unicode_grapheme_end(s, n, i), blen = 0;
         int    small = 1;
-        for (size_t k = i; k < end && small; k++) {
+        for (size_t k = i; k < end && small; k++) { /* at most 6 steps */
+            SKY_TEXT_WORK(1);
             char   u[4];
             size_t l = sky_utf8_encode1(s[k], u);
             if (blen + l >= 6)
@@ -231,12 +240,14 @@ static sky_status encode_segment(const sky_tokenizer *t, const char *s, size_t l
         goto done;
     }
     for (size_t i = 0; i < norm.n;) {
+        SKY_TEXT_WORK(1);
         if (sky_unicode_is_white_space(norm.v[i])) {
             i++;
             continue;
         }
         size_t end = i;
         while (end < norm.n && !sky_unicode_is_white_space(norm.v[end])) end++;
+        SKY_TEXT_WORK(end - i);
         /* the word [i, end): '▁' in front unless it has one, then a pre-token starts at every '▁' */
         pre.n = 0;
         if (norm.v[i] != META) sky_strbuf_push_cp(&pre, META);
@@ -262,15 +273,24 @@ done:
     return st;
 }
 
-/* Split on added tokens (leftmost, then longest), encode the text between them. */
+/* Split on added tokens (leftmost, then longest), encode the text between them. Steps: O(len) plus
+ * n_added comparisons at each byte that starts an added token. */
 static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_t len, idbuf *ids, sky_err *err)
 {
     size_t start = 0, i = 0;
     while (i < len) {
+        SKY_TEXT_WORK(1);
+        if (!t->added_first[(unsigned char)text[i]]) {
+            i++;
+            continue;
+        }
         const added_tok *best = NULL;
+        SKY_TEXT_WORK(t->n_added);
         for (size_t k = 0; k < t->n_added; k++) {
             const added_tok *a = &t->added[k];
-            if (a->len <= len - i && (!best || a->len > best->len) && memcmp(text + i, a->content, a->len) == 0)
+            if (a->len <= len - i && (!best || a->len > best->len) &&
+                (a->len < 2 || a->content[1] == text[i + 1]) /* cheap first, then */ &&
+                memcmp(text + i, a->content, a->len) == 0)
                 best = a;
         }
         if (!best) {
@@ -281,6 +301,7 @@ static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_
         if (best->lstrip) {
             /* drop White_Space before the token */
             while (seg_end > start) {
+                SKY_TEXT_WORK(1);
                 size_t k = seg_end - 1;
                 while (k > start && (text[k] & 0xC0) == 0x80) k--;
                 uint32_t cp;
@@ -291,6 +312,7 @@ static sky_status tokenize_clean(const sky_tokenizer *t, const char *text, size_
         }
         if (best->rstrip) {
             while (next < len) {
+                SKY_TEXT_WORK(1);
                 uint32_t cp;
                 size_t   l = sky_utf8_decode1((const unsigned char *)text + next, len - next, &cp);
                 if (!sky_unicode_is_white_space(cp)) break;

@@ -37,10 +37,19 @@ struct sky_tokenizer {
     size_t       trie_units;
     char        *pool; /* NUL-separated replacement strings */
     size_t       pool_len;
+    uint8_t      added_first[256]; /* 1 for each byte that starts an added token */
 };
+
+/* The vocabulary hash is FNV-1a over the string's bytes, so it can be extended a byte at a time. */
+#define SKY_TOKENIZER_HASH_SEED 1469598103934665603ull
+
+static inline uint64_t sky_tokenizer_hash_step(uint64_t h, unsigned char c) { return (h ^ c) * 1099511628211ull; }
 
 /* Id of the vocabulary entry whose string is s[0..n), or -1 (a string that occurs twice maps to its last
  * id, as a Rust HashMap insert in tokenizers does). */
 int32_t sky_tokenizer_vocab_find(const sky_tokenizer *t, const char *s, size_t n);
+
+/* The same with the string's hash h already computed (sky_tokenizer_hash_step from the seed over s[0..n)). */
+int32_t sky_tokenizer_vocab_find_hashed(const sky_tokenizer *t, uint64_t h, const char *s, size_t n);
 
 #endif /* SKY_TEXT_TOKENIZER_INTERNAL_H */

@@ -2,6 +2,8 @@
  * (unicode_tables.inc). Contracts in unicode.h. */
 #include "text/unicode.h"
 
+#include <string.h>
+
 #include "text/unicode_tables.inc"
 
 int sky_unicode_in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c)
@@ -114,11 +116,43 @@ static uint32_t nfc_compose(uint32_t a, uint32_t b)
     return 0;
 }
 
-/* s = NFC(s); tmp is scratch. Text below U+0300 is already NFC. */
+/* Canonical ordering of one run of non-starters v[0..k) (k >= 2): a stable sort by combining class. A
+ * short run (the usual case: a few marks) by insertion, a long one by counting, so that a run of k marks
+ * costs O(k) steps rather than O(k^2); both give the same order. scratch gets room for k code points;
+ * -1 when it cannot. */
+static int sort_marks(uint32_t *v, size_t k, sky_cpbuf *scratch)
+{
+    enum { INSERTION_MAX = 16 };
+    if (k <= INSERTION_MAX) {
+        for (size_t i = 1; i < k; i++) {
+            int ci = ccc_of(v[i]);
+            for (size_t j = i; j > 0 && ccc_of(v[j - 1]) > ci; j--) {
+                SKY_TEXT_WORK(1);
+                uint32_t t = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = t;
+            }
+        }
+        return 0;
+    }
+    if (sky_cpbuf_reserve(scratch, k) != 0) return -1;
+    size_t at[257] = {0}; /* at[c + 1]: how many have class c; then at[c]: where class c goes */
+    for (size_t i = 0; i < k; i++) at[ccc_of(v[i]) + 1]++;
+    for (int c = 1; c <= 256; c++) at[c] += at[c - 1];
+    for (size_t i = 0; i < k; i++) scratch->v[at[ccc_of(v[i])]++] = v[i];
+    memcpy(v, scratch->v, k * sizeof *v);
+    SKY_TEXT_WORK(3 * k + 256);
+    return 0;
+}
+
+/* s = NFC(s); tmp is scratch. Text below U+0300 is already NFC. Linear in the length of s: decomposition
+ * (a bounded number of code points each), canonical ordering (sort_marks, per run of non-starters) and
+ * the composition pass of UAX #15 (one step per code point). */
 void sky_unicode_nfc(sky_cpbuf *s, sky_cpbuf *tmp)
 {
     size_t i;
     for (i = 0; i < s->n && s->v[i] < 0x300; i++) {}
+    SKY_TEXT_WORK(i);
     if (i == s->n) return;
     tmp->n = 0;
     for (i = 0; i < s->n; i++) nfd_push(tmp, s->v[i]);
@@ -128,19 +162,14 @@ void sky_unicode_nfc(sky_cpbuf *s, sky_cpbuf *tmp)
     }
     uint32_t *v = tmp->v;
     size_t    n = tmp->n;
-    /* canonical ordering: stable insertion sort of every run of non-starters by combining class */
-    for (i = 1; i < n; i++) {
-        int ci = ccc_of(v[i]);
-        if (ci == 0) continue;
+    /* canonical ordering: every maximal run of non-starters sorted by combining class (stable); s's
+     * contents are no longer needed, so s is the sort's scratch */
+    for (i = 0; i < n;) {
         size_t j = i;
-        while (j > 0) {
-            int cj = ccc_of(v[j - 1]);
-            if (cj <= ci) break;
-            uint32_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-            j--;
-        }
+        while (j < n && ccc_of(v[j]) != 0) j++;
+        SKY_TEXT_WORK(j - i + 1);
+        if (j - i >= 2 && sort_marks(v + i, j - i, s) != 0) return; /* s->oom is set */
+        i = j > i ? j : i + 1;
     }
     /* canonical composition (the sample algorithm of UAX #15) */
     if (n > 0) {
@@ -158,6 +187,7 @@ void sky_unicode_nfc(sky_cpbuf *s, sky_cpbuf *tmp)
                 v[out++] = c;
             }
         }
+        SKY_TEXT_WORK(n);
         n = out;
     }
     tmp->n = n;
@@ -210,6 +240,7 @@ size_t sky_unicode_grapheme_end(const uint32_t *s, size_t n, size_t i)
     int zwj_after_ep = 0;    /* ... ExtPict Extend* ZWJ */
     int ri = prev == GCB_RI; /* regional indicators in a row */
     for (size_t j = i + 1; j < n; j++) {
+        SKY_TEXT_WORK(1);
         int cep, cur = gcb_of(s[j], &cep);
         int join;
         if (prev == GCB_CR && cur == GCB_LF)

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Thread_local uint64_t sky_text_work;
+
 void sky_cpbuf_free(sky_cpbuf *b)
 {
     free(b->v);
@@ -35,6 +37,7 @@ int sky_cpbuf_reserve(sky_cpbuf *b, size_t want)
 
 void sky_cpbuf_append(sky_cpbuf *b, const uint32_t *v, size_t n)
 {
+    SKY_TEXT_WORK(n);
     if (n == 0 || sky_cpbuf_reserve(b, b->n + n) != 0) return;
     memcpy(b->v + b->n, v, n * sizeof *v);
     b->n += n;
@@ -60,11 +63,13 @@ void sky_cpbuf_swap(sky_cpbuf *a, sky_cpbuf *b)
 
 int sky_cpbuf_equal(const sky_cpbuf *a, const sky_cpbuf *b)
 {
+    SKY_TEXT_WORK(a->n);
     return a->n == b->n && (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof *a->v) == 0);
 }
 
 void sky_strbuf_append(sky_strbuf *b, const char *s, size_t n)
 {
+    SKY_TEXT_WORK(n);
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 128;

@@ -1,5 +1,5 @@
-/* runtime/text/utf8.h — growable code-point and byte buffers and UTF-8 conversion: the shared base of the
- * text module's files (internal to runtime/text/; the API is text.h).
+/* runtime/text/utf8.h — growable code-point and byte buffers, UTF-8 conversion and the work counter: the
+ * shared base of the text module's files (internal to runtime/text/; the API is text.h).
  *
  * Everything in text/ works on arrays of code points (uint32_t), because every rule being reproduced
  * (Python's regexes, str.strip, unicodedata, Rust's graphemes) is defined on code points. Buffers record
@@ -10,6 +10,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The work counter: every loop of text/ that walks the text (or a table for each of its characters) adds
+ * its iterations here, per thread, so that tests can check that cleaning and tokenising take a number of
+ * steps linear in the prompt's length (tests/runtime/test_text.c) without timing anything. */
+extern _Thread_local uint64_t sky_text_work;
+#define SKY_TEXT_WORK(k) ((void)(sky_text_work += (uint64_t)(k)))
 
 /* A growable array of code points. Zero-initialise ({0}) before use; sky_cpbuf_free when done. */
 typedef struct sky_cpbuf {
@@ -25,6 +31,7 @@ int sky_cpbuf_reserve(sky_cpbuf *b, size_t want);
 
 static inline void sky_cpbuf_push(sky_cpbuf *b, uint32_t c)
 {
+    SKY_TEXT_WORK(1);
     if (b->n == b->cap && sky_cpbuf_reserve(b, b->n + 1) != 0) return;
     b->v[b->n++] = c;
 }
