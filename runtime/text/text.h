@@ -20,7 +20,8 @@
  *     fix_character_width (full-width / half-width forms -> NFKC, U+3000 -> space), uncurl_quotes
  *     (U+02BC, U+2018..U+201B -> ', U+201C..U+201F -> "), fix_line_breaks (CRLF, CR, U+2028, U+2029,
  *     U+0085 -> LF), remove_terminal_escapes (ESC [ digits/; letter), remove_control_chars (C0 except
- *     TAB LF FF CR, DEL, U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC), NFC (Unicode 14, Python 3.11's);
+ *     TAB LF FF CR, DEL, U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC), NFC (Unicode 14, Python 3.11's: the
+ *     reference's version, hence generated tables rather than a Unicode library, docs/text.md);
  * then Python's html.unescape twice (full HTML5 table, numeric references with its replacement rules),
  * str.strip(), every run of Unicode White_Space -> one space, strip. The tables come from ftfy, Python and
  * the `regex` module (runtime/text/make_unicode_tables.py writes unicode_tables.inc and clean_tables.inc).
