@@ -1,4 +1,4 @@
-/* tests/runtime/test_text.c — runtime/text/text.c (prompt cleaning + umT5 tokenisation) against the ids that
+/* tests/runtime/test_text.c — runtime/text/ (prompt cleaning + umT5 tokenisation) against the ids that
  * the pipelines' Python code produces (tests/fixtures/tokenizer/expected.json, made by
  * make_tokenizer_fixtures.py with ftfy + transformers' T5 tokenizer on tiny_umt5.model).
  *
