@@ -183,7 +183,7 @@ static void *open_job_run(void *arg)
 {
     open_job           *j = arg;
     const sky_gen_args *a = j->r->a;
-    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->v->name, a->quiet, (sky_backend)a->backend,
+    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, NULL, j->r->v->name, a->quiet, (sky_backend)a->backend,
                          j->device, &j->err);
     return NULL;
 }
