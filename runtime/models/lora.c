@@ -592,42 +592,71 @@ typedef struct rows_job {
     sky_err      err;
 } rows_job;
 
-/* dst[o, :] = fp32(dst[o, :] + sum over deltas of factor * (up[o, :] . down or full[o, :])), in double. */
+/* Columns per tile: the rows of a job pass over one tile of every down factor at a time, so that the tile (rank x
+ * 512 doubles: 256 KiB at rank 64) stays in cache instead of streaming the whole factor once per row (measured on
+ * 5120 x 5120, rank 64: 0.26 GMAC/s untiled on 2 cores, memory bound). */
+enum { TILE = 512 };
+
+/* acc[i] = sum over k of u[k] * down[k * K + i] for i < nc, k in order, in double. Eight columns at a time
+ * with their sums in registers (the compiler pairs them into vector operations) while the rows of the down tile
+ * stream from cache; each sum is the same sequence of operations as a plain loop. */
+static void low_rank_tile(const double *u, const double *down, int64_t rank, size_t K, size_t nc, double *acc)
+{
+    size_t i = 0;
+    for (; i + 8 <= nc; i += 8) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        for (int64_t k = 0; k < rank; k++) {
+            const double  b = u[k];
+            const double *a = down + (size_t)k * K + i;
+            s0 += b * a[0], s1 += b * a[1], s2 += b * a[2], s3 += b * a[3];
+            s4 += b * a[4], s5 += b * a[5], s6 += b * a[6], s7 += b * a[7];
+        }
+        acc[i] = s0, acc[i + 1] = s1, acc[i + 2] = s2, acc[i + 3] = s3;
+        acc[i + 4] = s4, acc[i + 5] = s5, acc[i + 6] = s6, acc[i + 7] = s7;
+    }
+    for (; i < nc; i++) {
+        double s = 0;
+        for (int64_t k = 0; k < rank; k++) s += u[k] * down[(size_t)k * K + i];
+        acc[i] = s;
+    }
+}
+
+/* dst[o, i] = fp32(dst[o, i] + sum over deltas of factor * (up[o, :] . down[:, i] or full[o, i])) in double, for
+ * the rows [r0, r1) of one job, a tile of columns at a time (the arithmetic of each element does not change). */
 static void *merge_rows(void *arg)
 {
     rows_job    *j = arg;
     const merge *m = j->m;
     const size_t K = (size_t)m->K;
-    double      *w = malloc(K * sizeof *w), *acc = malloc(K * sizeof *acc);
-    float       *row = malloc(K * sizeof *row);
+    double *restrict w = malloc(TILE * sizeof *w), *restrict acc = malloc(TILE * sizeof *acc);
+    float *restrict row = malloc(TILE * sizeof *row);
     if (!w || !acc || !row) {
-        j->st = sky_fail(&j->err, "out of host memory merging a LoRA (3 rows of %zu values)", K);
+        j->st = sky_fail(&j->err, "out of host memory merging a LoRA");
         goto done;
     }
-    for (int64_t o = j->r0; o < j->r1; o++) {
-        float *out = m->dst + (size_t)o * K;
-        for (size_t i = 0; i < K; i++) w[i] = out[i];
-        for (int k = 0; k < m->nd; k++) {
-            const delta *d = &m->d[k];
-            if (d->kind == KIND_LOW_RANK) {
-                const double *u = m->up[k] + (size_t)o * (size_t)d->rank;
-                memset(acc, 0, K * sizeof *acc);
-                for (int64_t r = 0; r < d->rank; r++) {
-                    const double *a = m->down[k] + (size_t)r * K, b = u[r];
-                    for (size_t i = 0; i < K; i++) acc[i] += b * a[i];
+    for (size_t c0 = 0; c0 < K; c0 += TILE) {
+        const size_t nc = K - c0 < TILE ? K - c0 : TILE;
+        for (int64_t o = j->r0; o < j->r1; o++) {
+            float *out = m->dst + (size_t)o * K + c0;
+            for (size_t i = 0; i < nc; i++) w[i] = out[i];
+            for (int k = 0; k < m->nd; k++) {
+                const delta *d = &m->d[k];
+                if (d->kind == KIND_LOW_RANK) {
+                    const double *u = m->up[k] + (size_t)o * (size_t)d->rank, *down = m->down[k] + c0;
+                    low_rank_tile(u, down, d->rank, K, nc, acc);
+                    for (size_t i = 0; i < nc; i++) w[i] += d->factor * acc[i];
+                } else {
+                    const size_t         esize = (size_t)sky_dtype_bits(d->full->dtype) / 8;
+                    const unsigned char *src = (const unsigned char *)d->full->data + ((size_t)o * K + c0) * esize;
+                    if (sky_dtype_to_f32(row, src, d->full->dtype, nc, &j->err)) {
+                        j->st = SKY_ERR;
+                        goto done;
+                    }
+                    for (size_t i = 0; i < nc; i++) w[i] += d->factor * (double)row[i];
                 }
-                for (size_t i = 0; i < K; i++) w[i] += d->factor * acc[i];
-            } else {
-                const size_t esize = (size_t)sky_dtype_bits(d->full->dtype) / 8;
-                if (sky_dtype_to_f32(row, (const unsigned char *)d->full->data + (size_t)o * K * esize, d->full->dtype,
-                                     K, &j->err)) {
-                    j->st = SKY_ERR;
-                    goto done;
-                }
-                for (size_t i = 0; i < K; i++) w[i] += d->factor * (double)row[i];
             }
+            for (size_t i = 0; i < nc; i++) out[i] = (float)w[i];
         }
-        for (size_t i = 0; i < K; i++) out[i] = (float)w[i];
     }
 done:
     free(w);
