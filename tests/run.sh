@@ -25,6 +25,7 @@ tiers=(
     "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
     "CUDA on the CPU emulator | bash tests/emu/run.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
+    "LoRA vs diffusers        | bash tests/numeric/run_lora.sh"
     "TeaCache vs the original | bash tests/numeric/run_teacache.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
     "encoders vs transformers | bash tests/numeric/run_encoders.sh"

@@ -62,7 +62,7 @@ static const char *const negative_zh =
 #define STR_(x) #x
 #define STR(x)  STR_(x)
 
-/* The flags. `df`: only in the DF script. Kinds: s string, i int, f float, b flag. */
+/* The flags. `df`: only in the DF script. Kinds: s string, m string that may repeat, i int, f float, b flag. */
 typedef struct flag {
     const char *name;
     char        kind;
@@ -78,7 +78,16 @@ static const flag flags[] = {
      "frames to generate, 4k+1 (DF: the whole video; longer than --base_num_frames "
      "needs --overlap_history)"},
     {"--inference_steps", 'i', 0, "30", "denoising steps, >= 1"},
-    {"--guidance_scale", 'f', 0, "6.0", "classifier-free guidance scale, >= 0 (DF skips the uncond pass at <= 1)"},
+    {"--sample_solver", 's', 0, "unipc",
+     "unipc (the original's flow UniPC) or euler (diffusers' flow-match Euler, as step-distilled LoRAs are run: "
+     "e.g. --inference_steps 4 --guidance_scale 1 --shift 5)"},
+    {"--lora", 'm', 0, "none",
+     "FILE[:SCALE]: a LoRA merged into the transformer at load, W + SCALE (alpha/rank) up.down (SCALE 1.0 by "
+     "default); repeat for several. Original/ComfyUI (diffusion_model.*), diffusers/PEFT (transformer.*) and "
+     ".diff/.diff_b deltas"},
+    {"--lora_unknown_keys", 's', 0, "error", "error, or warn: skip LoRA keys that match no weight of this model"},
+    {"--guidance_scale", 'f', 0, "6.0",
+     "classifier-free guidance scale, >= 0 (the uncond pass is skipped at 1, and by DF at <= 1)"},
     {"--shift", 'f', 0, "8.0", "flow-matching sigma shift, > 0"},
     {"--seed", 'i', 0, "random", "seed of the noise, 0 .. 2^64-1 (printed when random)"},
     {"--fps", 'i', 0, "24", "frames per second of the mp4 (DF-1.3B: also the fps embedding, 16 or other)"},
@@ -144,10 +153,13 @@ static const flag flags[] = {
 };
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
 
-/* Parsed values, one slot per flag (NULL: not given). */
+/* Parsed values, one slot per flag (NULL: not given); the values of --lora in order. */
+enum { MAX_LORAS = 16 };
 typedef struct parsed {
     const char *value[N_FLAGS];
     int         given[N_FLAGS];
+    const char *lora[MAX_LORAS];
+    int         n_lora;
 } parsed;
 
 static int flag_index(const char *name)
@@ -186,7 +198,8 @@ void sky_cli_print_help(FILE *out, const char *argv0)
         if (f->df && !is_df()) continue;
         if (!f->help[0]) continue; /* short aliases are listed with their long form */
         char left[64];
-        snprintf(left, sizeof left, "  %s%s", f->name, f->kind == 'b' ? "" : (f->kind == 's' ? " S" : " N"));
+        snprintf(left, sizeof left, "  %s%s", f->name,
+                 f->kind == 'b' ? "" : (f->kind == 'i' || f->kind == 'f' ? " N" : " S"));
         fprintf(out, "%-26s %s (default: %s)\n", left, f->help, f->def);
     }
     fprintf(out,
@@ -398,12 +411,14 @@ int sky_cli_generate(int argc, char **argv)
         if (flags[k].df && !is_df())
             return usage(argv0, "%s is a diffusion-forcing flag; this is the %s variant %s", argv[i],
                          sky_variant.family, sky_variant.name);
-        if (p.given[k]) return usage(argv0, "%s given twice", argv[i]);
+        if (p.given[k] && flags[k].kind != 'm') return usage(argv0, "%s given twice", argv[i]);
         p.given[k] = 1;
         if (flags[k].kind != 'b') {
             if (i + 1 >= argc) return usage(argv0, "%s needs a value", argv[i]);
             p.value[k] = argv[++i];
         }
+        if (flags[k].kind == 'm' && p.n_lora == MAX_LORAS) return usage(argv0, "--lora: at most %d", MAX_LORAS);
+        if (flags[k].kind == 'm') p.lora[p.n_lora++] = p.value[k];
     }
     /* Aliases. */
     if (given(&p, "-o")) {
@@ -492,6 +507,24 @@ int sky_cli_generate(int argc, char **argv)
     if (a.teacache && !sky_variant.dit->has_teacache)
         return usage(argv0, "--teacache: variant %s has no TeaCache coefficients (its spec has no teacache section)",
                      sky_variant.name);
+    /* --sample_solver and --lora (runtime/models/lora.h): the files are read before the first step. */
+    static sky_lora_spec loras[MAX_LORAS];
+    sky_err              le;
+    if (given(&p, "--sample_solver") && sky_solver_parse(get(&p, "--sample_solver"), &a.solver, &le))
+        return usage(argv0, "%s", le.msg);
+    for (int i = 0; i < p.n_lora; i++) {
+        if (sky_lora_parse_arg(p.lora[i], &loras[i], &le)) return usage(argv0, "%s", le.msg);
+        if (!exists(loras[i].path)) return usage(argv0, "--lora %s: no such file", p.lora[i]);
+    }
+    a.loras = loras;
+    a.n_loras = p.n_lora;
+    if (given(&p, "--lora_unknown_keys")) {
+        const char *u = get(&p, "--lora_unknown_keys");
+        if (!p.n_lora) return usage(argv0, "--lora_unknown_keys applies only with --lora");
+        if (strcmp(u, "warn") != 0 && strcmp(u, "error") != 0)
+            return usage(argv0, "--lora_unknown_keys %s: must be error or warn", u);
+        a.lora_skip_unknown = strcmp(u, "warn") == 0;
+    }
     a.guidance_scale = sky_variant.guidance;
     a.shift = sky_variant.shift;
     if (given(&p, "--guidance_scale")) {
@@ -719,7 +752,7 @@ int sky_cli_generate(int argc, char **argv)
     }
 
     /* The run's parameters, for the mp4's metadata. */
-    static char json[16384];
+    static char json[16384 + MAX_LORAS * 6 * 4096];
     size_t      k = 0;
     k += (size_t)snprintf(json + k, sizeof json - k, "{\"prompt\": ");
     k += json_str(json + k, sizeof json - k, a.prompt);
@@ -748,6 +781,16 @@ int sky_cli_generate(int argc, char **argv)
         k += (size_t)snprintf(json + k, sizeof json - k, ", \"prompt_enhancer_model\": ");
         k += json_str(json + k, sizeof json - k, pe.model);
     }
+    k += (size_t)snprintf(json + k, sizeof json - k, ", \"sample_solver\": \"%s\"", sky_solver_name(a.solver));
+    for (int i = 0; i < a.n_loras; i++) {
+        if (k + 6 * strlen(loras[i].path) + 64 >= sizeof json) /* json_str writes at most 6 bytes a byte */
+            return usage(argv0, "--lora: the paths are too long for the run's metadata");
+        k += (size_t)snprintf(json + k, sizeof json - k, "%s{\"file\": ", i ? ", " : ", \"lora\": [");
+        k += json_str(json + k, sizeof json - k, loras[i].path);
+        k += (size_t)snprintf(json + k, sizeof json - k, ", \"scale\": %.15g}%s", loras[i].scale,
+                              i + 1 == a.n_loras ? "]" : "");
+    }
+    if (a.lora_skip_unknown) k += (size_t)snprintf(json + k, sizeof json - k, ", \"lora_unknown_keys\": \"warn\"");
     snprintf(json + k, sizeof json - k, "}");
     a.args_json = json;
 

@@ -1,6 +1,8 @@
 /* runtime/cli/main.c — the command line of a per-variant binary, skyreels-<variant>.
  *
  *   skyreels-<variant> program dit_forward --weights PATH --inputs FILE --output FILE [--backend cpu|cuda]
+ *                      [--lora FILE[:SCALE] ...]
+ *   skyreels-<variant> lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers]
  *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
  *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--prompts P] [--seed N]
  *   skyreels-<variant> info | --info | --help | --version
@@ -31,7 +33,7 @@ static void print_usage(FILE *out, const char *argv0)
     const sky_dit_program *p = sky_variant.dit;
     fprintf(
         out,
-        "usage: %s program|random-weights|random-inputs|info [options]\n"
+        "usage: %s program|lora-merge|random-weights|random-inputs|info [options]\n"
         "\n"
         "SkyReels-V2 %s (%s), generated from %s.\n"
         "\n"
@@ -54,6 +56,8 @@ static void print_usage(FILE *out, const char *argv0)
         "      --teacache THRESH with --teacache_steps N [--use_ret_steps]: the B samples are one sequence of\n"
         "                        calls (sample b = call b: even cond, odd uncond) under TeaCache; the output also\n"
         "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
+        "      --lora FILE[:SCALE]  merge a LoRA into the weights as they load (repeatable; generation --help)\n"
+        "      --lora_unknown_keys warn  skip LoRA keys that match no weight (default: refuse them)\n"
         "      -q, --quiet       no progress lines\n"
         "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video "
         "[1,3,1+4(L-1),8h,8w]\n"
@@ -63,6 +67,10 @@ static void print_usage(FILE *out, const char *argv0)
         "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
         "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, "
         "image_dim]\n"
+        "  lora-merge            write the transformer checkpoint with LoRAs merged, F32 (the whole model in memory)\n"
+        "      --weights PATH  --lora FILE[:SCALE] ...  --output FILE  [--layout original|diffusers (default "
+        "original)]\n"
+        "      [--lora_unknown_keys warn]\n"
         "  random-weights        write random weights for this variant (the model then makes noise)\n"
         "      --output FILE  [--program dit_forward|vae|t5|clip]  [--layout original|diffusers (default original)]\n"
         "      [--bf16]  [--seed N (default 0)]\n"
@@ -159,9 +167,11 @@ static int cmd_program(int argc, char **argv)
                            argv[2]);
     if ((is_dec || is_enc) && !sky_variant.vae_decode)
         return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
-    sky_dit_run_opts o = {0};
-    const char      *trace_path = NULL;
-    int              backend_given = 0;
+    sky_dit_run_opts     o = {0};
+    const char          *trace_path = NULL;
+    int                  backend_given = 0;
+    static sky_lora_spec loras[16];
+    o.loras = loras;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -201,11 +211,22 @@ static int cmd_program(int argc, char **argv)
             i++;
         } else if (is_dit && strcmp(a, "--use_ret_steps") == 0)
             o.use_ret_steps = 1;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+        else if (is_dit && strcmp(a, "--lora") == 0 && val) {
+            sky_err e;
+            if (o.n_loras == 16) return usage_error(argv[0], "--lora %s: at most 16 LoRAs", val);
+            if (sky_lora_parse_arg(val, &loras[o.n_loras++], &e)) return usage_error(argv[0], "%s", e.msg);
+            i++;
+        } else if (is_dit && strcmp(a, "--lora_unknown_keys") == 0 && val) {
+            if (strcmp(val, "warn") != 0 && strcmp(val, "error") != 0)
+                return usage_error(argv[0], "--lora_unknown_keys %s: must be error or warn", val);
+            o.lora_skip_unknown = strcmp(val, "warn") == 0;
+            i++;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
             o.quiet = 1;
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
-                          strcmp(a, "--teacache_steps") == 0))
+                          strcmp(a, "--teacache_steps") == 0 || strcmp(a, "--lora") == 0 ||
+                          strcmp(a, "--lora_unknown_keys") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else
             return usage_error(argv[0], "program: unknown option %s", a);
@@ -238,6 +259,53 @@ static int cmd_program(int argc, char **argv)
             : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, (int)o.backend, &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, trace_path, &err);
     sky_trace_free(trace);
+    if (st != SKY_OK) {
+        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers] */
+static int cmd_lora_merge(int argc, char **argv)
+{
+    const char   *weights = NULL, *output = NULL, *layout = "original";
+    sky_lora_spec loras[16];
+    int           n = 0, skip_unknown = 0;
+    sky_err       err;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) return usage_error(argv[0], "lora-merge: %s needs a value (or is unknown)", a);
+        if (strcmp(a, "--weights") == 0)
+            weights = val;
+        else if (strcmp(a, "--output") == 0)
+            output = val;
+        else if (strcmp(a, "--layout") == 0)
+            layout = val;
+        else if (strcmp(a, "--lora_unknown_keys") == 0 && (!strcmp(val, "warn") || !strcmp(val, "error")))
+            skip_unknown = strcmp(val, "warn") == 0;
+        else if (strcmp(a, "--lora") == 0 && n < 16) {
+            if (sky_lora_parse_arg(val, &loras[n++], &err)) return usage_error(argv[0], "%s", err.msg);
+        } else
+            return usage_error(argv[0], "lora-merge: unknown option or bad value: %s", a);
+        i++;
+    }
+    if (!weights || !output || !n)
+        return usage_error(argv[0], "lora-merge: %s are required", "--weights, --lora and --output");
+    if (strcmp(layout, "original") != 0 && strcmp(layout, "diffusers") != 0)
+        return usage_error(argv[0], "--layout %s: must be original or diffusers", layout);
+    const sky_dit_program *p = sky_variant.dit;
+    sky_lora              *lora = NULL;
+    sky_status st = sky_lora_open(&lora, loras, n, p->weights, p->n_weights, skip_unknown, sky_variant.name, &err);
+    for (int k = 0; st == SKY_OK && k < n; k++) {
+        char line[8192];
+        sky_lora_describe(lora, k, &loras[k], line, sizeof line);
+        fprintf(stderr, "%s\n", line);
+    }
+    if (st == SKY_OK)
+        st = sky_lora_write_merged(lora, p->weights, p->n_weights, weights, strcmp(layout, "diffusers") == 0,
+                                   sky_variant.name, output, &err);
+    sky_lora_close(lora);
     if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;
@@ -345,6 +413,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
+    if (strcmp(cmd, "lora-merge") == 0) return cmd_lora_merge(argc, argv);
     if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1, 0);
     if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0, 0);
     if (strcmp(cmd, "random-embeds") == 0) return cmd_random(argc, argv, 0, 1);

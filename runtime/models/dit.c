@@ -258,8 +258,8 @@ sky_status sky_backend_default(const char *who, int has_cuda, sky_backend *b, ch
     return SKY_OK;
 }
 
-sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_backend b, int device, sky_err *err)
+sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
+                        const char *who, int quiet, sky_backend b, int device, sky_err *err)
 {
     *out = NULL;
     sky_dit *d = calloc(1, sizeof *d);
@@ -268,9 +268,11 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     double t0 = now_s();
     /* The plugin first: a missing plugin is reported before minutes of weight loading. */
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&d->cuda, who, err)) goto fail;
-    /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading. */
-    if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, who, err)
-                : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+    /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading; either
+     * backend merges the LoRAs into each tensor as it is converted to fp32. */
+    const sky_weight_patch patch = sky_lora_patch(lora);
+    if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, &patch, who, err)
+                : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, &patch, who, err))
         goto fail;
     if (sky_prompt_cache_init(&d->prompts, (size_t)p->text_len * (size_t)p->text_dim,
                               (size_t)p->image_len * (size_t)p->image_dim, err))
@@ -284,7 +286,11 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
         }
     }
     if (!quiet) {
-        fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->s.w.n,
+        char merged[64] = "";
+        if (lora)
+            snprintf(merged, sizeof merged, ", %d changed by %d LoRA%s", sky_lora_weights_changed(lora),
+                     sky_lora_count(lora), sky_lora_count(lora) == 1 ? "" : "s");
+        fprintf(stderr, "weights: %d tensors of dit_forward%s, %s layout, from %s (%.2f s)\n", d->s.w.n, merged,
                 sky_layout_name(d->s.w.layout), weights, now_s() - t0);
         if (d->s.w.unused)
             fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", d->s.w.unused,
@@ -322,7 +328,7 @@ sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *we
     const sky_dit_cuda_plugin *plugin;
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
     sky_cpu_state s;
-    if (sky_cpu_state_open_lazy(&s, table, n, weights, who, err)) return SKY_ERR;
+    if (sky_cpu_state_open_lazy(&s, table, n, weights, NULL, who, err)) return SKY_ERR;
     sky_cpu_state_free(&s);
     return SKY_OK;
 }
@@ -432,10 +438,20 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     double                 t[4096];
     inputs                 in;
     sky_teacache           tcs = {0}, *tc = NULL;
+    sky_lora              *lora = NULL;
 
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
-    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, o->backend, 0, err)) goto done;
+    if (o->n_loras > 0 &&
+        sky_lora_open(&lora, o->loras, o->n_loras, p->weights, p->n_weights, o->lora_skip_unknown, v->name, err))
+        goto done;
+    for (int k = 0; k < sky_lora_count(lora); k++) {
+        char line[8192];
+        if (sky_lora_describe(lora, k, &o->loras[k], line, sizeof line) || !o->quiet) fprintf(stderr, "%s\n", line);
+    }
+    const sky_status opened = sky_dit_open(&d, p, o->weights, lora, v->name, o->quiet, o->backend, 0, err);
+    sky_lora_close(lora);
+    if (opened) goto done;
     if (o->teacache > 0) {
         if (sky_teacache_init(&tcs, p, v->name, o->teacache, o->use_ret_steps, o->teacache_steps, err) ||
             sky_dit_teacache_open(d, err))

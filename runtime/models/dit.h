@@ -18,6 +18,7 @@
 
 #include "models/program.h"
 #include "core/status.h"
+#include "models/lora.h"
 #include "models/teacache.h"
 
 /* Where dit_forward runs: the CPU reference, or the CUDA plugin beside the binary (plugin_abi.h). */
@@ -44,18 +45,24 @@ typedef struct sky_dit_run_opts {
      * original's num_steps, e0 as the probe; the output gains teacache_computed [B] I64. */
     double teacache;
     int    teacache_steps, use_ret_steps;
+    /* LoRAs merged into the weights as they load (lora.h); keys matching no weight skipped when
+     * lora_skip_unknown, else refused. */
+    const sky_lora_spec *loras;
+    int                  n_loras, lora_skip_unknown;
 } sky_dit_run_opts;
 
 /* A bound dit_forward program: weights as fp32 and the CPU arena, or the CUDA plugin's state. */
 typedef struct sky_dit sky_dit;
 
 /* Bind program p to the checkpoint at `weights` (file, index or directory; original or diffusers
- * names) on backend b (for SKY_BACKEND_CUDA on GPU `device`, 0 .. sky_cuda_devices_visible - 1); `who`
- * names the variant in messages (and the plugin to load for SKY_BACKEND_CUDA); unless quiet, a line about
- * the weights (and the device) on stderr. Two transformers may run their forwards at once, each from
- * its own thread (--use_cfg_parallel); one is used by one thread at a time. */
-sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_backend b, int device, sky_err *err);
+ * names) with the deltas of `lora` (NULL: none; opened by sky_lora_open for p's weights table and open
+ * until sky_dit_open returns) merged in as each tensor is converted to fp32, on backend b (for
+ * SKY_BACKEND_CUDA on GPU `device`, 0 .. sky_cuda_devices_visible - 1); `who` names the variant in
+ * messages (and the plugin to load for SKY_BACKEND_CUDA); unless quiet, a line about the weights (and the
+ * device) on stderr. Two transformers may run their forwards at once, each from its own thread
+ * (--use_cfg_parallel); one is used by one thread at a time. */
+sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
+                        const char *who, int quiet, sky_backend b, int device, sky_err *err);
 
 /* The CUDA devices the plugin of variant `who` sees (0 without a driver); SKY_ERR when the plugin does
  * not load. */

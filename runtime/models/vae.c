@@ -29,8 +29,8 @@ sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, con
     v->p = p;
     const int cuda = b == SKY_BACKEND_CUDA;
     if (cuda && sky_cuda_plugin_get(&v->cuda, who, err)) goto fail;
-    if (cuda ? sky_cpu_state_open_lazy(&v->s, p->weights, p->n_weights, weights, who, err)
-             : sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+    if (cuda ? sky_cpu_state_open_lazy(&v->s, p->weights, p->n_weights, weights, NULL, who, err)
+             : sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, NULL, who, err))
         goto fail;
     if (cuda) {
         v->stage_in = malloc(p->in.bytes);

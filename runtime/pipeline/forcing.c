@@ -35,7 +35,7 @@ static void first_row(int *row, int nb, int K, int pre_blocks)
     for (int b = 0; b < nb; b++) row[b] = b < pre_blocks ? K : 0;
 }
 
-sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template, int steps, int base_num_frames,
+sky_status sky_forcing_step_matrix(int num_frames, const double *step_template, int steps, int base_num_frames,
                                    int ar_step, int num_pre_ready, int causal_block_size, sky_forcing_matrix *out,
                                    sky_err *err)
 {
@@ -103,7 +103,7 @@ sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template,
         next_row(prev, next, tmp, nb, K, ar_step);
         for (int b = 0; b < nb; b++) {
             int     k = next[b];
-            int64_t t = k == 0 ? 999 : k == K ? 0 : step_template[k - 1];
+            double  t = k == 0 ? 999 : k == K ? 0 : step_template[k - 1];
             uint8_t upd = (uint8_t)(next[b] != prev[b] && next[b] != K);
             for (int j = 0; j < cbs; j++) {
                 size_t c = (size_t)r * (size_t)frames + (size_t)(b * cbs + j);

@@ -23,13 +23,14 @@
 /* rows x frames, row-major. Row r says, for every frame f of the window: the index into the
  * extended template [999, T_0 .. T_{N-1}, 0] (0 = still pure noise, fed t = 999, not updated;
  * k in 1..N = fed t = T_{k-1} and takes its k-th solver step; N+1 = finished, fed t = 0), the
- * timestep fed to the model, and whether the frame is updated by its sampler this row. */
+ * timestep fed to the model, and whether the frame is updated by its sampler this row. Timesteps are
+ * doubles: UniPC's are integers, flow-match Euler's are 1000 sigma (sampler.h). */
 typedef struct sky_forcing_matrix {
     int      rows;
     int      frames;     /* (num_frames / cbs) * cbs: frames past the last whole block are never scheduled */
     int      steps;      /* N */
     int     *step_index; /* [rows * frames], 0 .. N+1 */
-    int64_t *timestep;   /* [rows * frames] */
+    double  *timestep;   /* [rows * frames] */
     uint8_t *update;     /* [rows * frames], 0 or 1 */
     int     *interval;   /* [rows * 2]: frames [start, end) given to the model in row r */
 } sky_forcing_matrix;
@@ -46,7 +47,7 @@ typedef struct sky_forcing_matrix {
  * nothing to schedule (every block pre-ready: the original crashes); base shorter than the
  * frames with ar_step < steps / base blocks (the original's assertion); out of memory.
  * On success *out owns its arrays: release with sky_forcing_matrix_free(). */
-sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template, int steps, int base_num_frames,
+sky_status sky_forcing_step_matrix(int num_frames, const double *step_template, int steps, int base_num_frames,
                                    int ar_step, int num_pre_ready, int causal_block_size, sky_forcing_matrix *out,
                                    sky_err *err);
 

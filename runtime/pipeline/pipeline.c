@@ -138,6 +138,7 @@ static sky_status load_image(const char *path, int H, int W, int lanczos, float 
 typedef struct run {
     const sky_variant_desc *v;
     const sky_gen_args     *a;
+    sky_lora               *lora;           /* --lora: the deltas, open for the whole run (NULL: none) */
     sky_dit                *dit;            /* NULL while released (--offload) */
     sky_dit                *dit_u;          /* --use_cfg_parallel: the uncond pass's transformer on
                                                          * GPU 1 (NULL otherwise, or while released) */
@@ -183,8 +184,8 @@ static void *open_job_run(void *arg)
 {
     open_job           *j = arg;
     const sky_gen_args *a = j->r->a;
-    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->v->name, a->quiet, (sky_backend)a->backend,
-                         j->device, &j->err);
+    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->lora, j->r->v->name, a->quiet,
+                         (sky_backend)a->backend, j->device, &j->err);
     return NULL;
 }
 
@@ -349,8 +350,9 @@ static void *run_pass(void *arg)
     return NULL;
 }
 
-/* One model evaluation with classifier-free guidance: v = v_u + g (v_c - v_u). The uncond pass
- * always runs for T2V/I2V and is skipped for DF when g <= 1 (reference §7.1). With --use_cfg_parallel
+/* One model evaluation with classifier-free guidance: v = v_u + g (v_c - v_u). The callers skip the uncond
+ * pass (skip_uncond: v = v_c) for T2V/I2V at g == 1, where the formula is v_c (diffusers skips it too), and
+ * for DF at g <= 1 (reference §7.1); has_uncond in sky_pipeline_run is the same rule. With --use_cfg_parallel
  * the uncond pass runs on the second transformer in a thread of its own while this thread runs the cond
  * pass: the same two forwards on the same inputs, so the same numbers. */
 static void guided(run *r, int F, const float *x, const float *y, const double *t, int Ft, float *v, float *tmp,
@@ -492,7 +494,7 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
     const int              C = p->out_dim, F = (a->num_frames - 1) / 4 + 1;
     const size_t           n = (size_t)C * F * r->hw;
     sky_status             st = SKY_ERR;
-    sky_unipc              u = {0};
+    sky_sampler            u = {0};
     float *x = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
     float *y = NULL, *video = NULL;
     if (!x || !v || !tmp) {
@@ -527,15 +529,15 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
         if (vae_encode(r, video, T, y + (size_t)4 * F * r->hw, err)) goto done;
     }
 
-    if (sky_unipc_init(&u, a->inference_steps, a->shift, n, 0, err)) goto done;
+    if (sky_sampler_init(&u, a->solver, a->inference_steps, a->shift, n, err)) goto done;
     if (use_dit(r, err)) goto done;
     r->prog = (progress){"denoise", a->inference_steps, 0, a->quiet, isatty(2), now_s()};
     progress_show(&r->prog);
     for (int i = 0; i < a->inference_steps; i++) {
         if (check_interrupt(r, err)) goto done;
-        const double t = (double)u.timesteps[i];
-        guided(r, F, x, y, &t, 1, v, tmp, 0);
-        sky_unipc_step(&u, v, x);
+        const double t = u.timesteps[i];
+        guided(r, F, x, y, &t, 1, v, tmp, a->guidance_scale == 1.0);
+        sky_sampler_step(&u, v, x);
         r->prog.done++;
         progress_show(&r->prog);
     }
@@ -544,7 +546,7 @@ static sky_status run_t2v_i2v(run *r, sky_err *err)
     if (decode_and_emit(r, x, F, 0, err)) goto done;
     st = SKY_OK;
 done:
-    sky_unipc_free(&u);
+    sky_sampler_free(&u);
     free(x);
     free(v);
     free(tmp);
@@ -556,13 +558,14 @@ done:
 /* ---- diffusion forcing (reference §7.4) -------------------------------------------------- */
 
 /* One DF window (§7.4.2): Z [C, Ftot, h, w] holds noise with the prefix (and end frame) filled. */
-static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_frame, const sky_unipc *proto, sky_err *err)
+static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_frame, const sky_sampler *proto,
+                            sky_err *err)
 {
     const sky_gen_args *a = r->a;
     const int           C = r->v->dit->out_dim;
     const size_t        n = (size_t)C * Ftot * r->hw, fn = (size_t)C * r->hw;
     sky_forcing_matrix  m = {0};
-    sky_unipc          *s = calloc((size_t)Ftot, sizeof *s);
+    sky_sampler        *s = calloc((size_t)Ftot, sizeof *s);
     float     *inp = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
     float     *xf = malloc(fn * sizeof(float)), *vf = malloc(fn * sizeof(float));
     float     *an = malloc((size_t)C * (prefix ? prefix : 1) * r->hw * sizeof(float));
@@ -577,7 +580,7 @@ static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_fram
         goto done;
     if (end_frame) sky_forcing_matrix_pin_end(&m, 1);
     for (int f = 0; f < Ftot; f++)
-        if (sky_unipc_init(&s[f], a->inference_steps, a->shift, fn, 0, err)) goto done;
+        if (sky_sampler_init(&s[f], a->solver, a->inference_steps, a->shift, fn, err)) goto done;
     const float A = 0.001f * (float)a->addnoise_condition;
     for (int row = 0; row < m.rows; row++) {
         if (check_interrupt(r, err)) goto done;
@@ -600,13 +603,13 @@ static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_fram
             if (!m.update[(size_t)row * m.frames + f]) continue;
             copy_latent_frames(xf, 1, 0, Z, Ftot, f, 1, C, r->hw);
             copy_latent_frames(vf, 1, 0, v, Ftot, f, 1, C, r->hw);
-            sky_unipc_step(&s[f], vf, xf);
+            sky_sampler_step(&s[f], vf, xf);
             /* The original's quirk, reproduced: its DF loop writes each frame's step result into the
              * latent in place (`latents[0][:, idx] = scheduler.step(..., latents[0][:, idx])`), and
              * the scheduler's first step keeps that very view as last_sample; so the corrector of the
              * second step sees the frame's current sample as the "last" one. (T2V/I2V rebind the
              * tensor instead, so they do not have it; diffusers' DF pipeline has it too.) */
-            if (s[f].done == 1) memcpy(s[f].last, xf, fn * sizeof(float));
+            if (s[f].solver == SKY_SOLVER_UNIPC && s[f].done == 1) memcpy(s[f].unipc.last, xf, fn * sizeof(float));
             copy_latent_frames(Z, Ftot, f, xf, 1, 0, 1, C, r->hw);
         }
         r->prog.done++;
@@ -615,7 +618,7 @@ static sky_status df_window(run *r, float *Z, int Ftot, int prefix, int end_fram
     st = SKY_OK;
 done:
     if (s)
-        for (int f = 0; f < Ftot; f++) sky_unipc_free(&s[f]);
+        for (int f = 0; f < Ftot; f++) sky_sampler_free(&s[f]);
     free(s);
     sky_forcing_matrix_free(&m);
     free(inp);
@@ -683,7 +686,7 @@ static sky_status run_df(run *r, sky_err *err)
                                   0};
     sky_frames             input = {0};
     sky_df_plan            plan;
-    sky_unipc              proto = {0};
+    sky_sampler            proto = {0};
     float                 *Z = NULL, *zw = NULL, *end_z = NULL; /* zw: the window's latents */
     float                 *history = NULL; /* the output's last overlap_history frames [3, n, H, W] */
     int                    history_frames = 0;
@@ -696,7 +699,7 @@ static sky_status run_df(run *r, sky_err *err)
         req.video_frames = input.count;
     }
     if (sky_df_plan_make(&req, &plan, err)) goto done;
-    if (sky_unipc_init(&proto, a->inference_steps, a->shift, 1, 0, err)) goto done;
+    if (sky_sampler_init(&proto, a->solver, a->inference_steps, a->shift, 1, err)) goto done;
     if (a->resume_dir) {
         if (!(key = resume_key(r))) {
             sky_fail(err, "out of host memory");
@@ -849,7 +852,7 @@ static sky_status run_df(run *r, sky_err *err)
     }
     st = SKY_OK;
 done:
-    sky_unipc_free(&proto);
+    sky_sampler_free(&proto);
     sky_frames_free(&input);
     free(Z);
     free(zw);
@@ -946,9 +949,10 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
     const size_t     n_ctx = (size_t)p->text_len * p->text_dim, n_img = (size_t)p->image_len * p->image_dim;
 
     /* Everything that can fail on input is checked before the first model pass. First --use_cfg_parallel: a
-     * second transformer for the uncond passes, where the run has any (DF skips them at guidance <= 1), on GPU 1
-     * for the CUDA backend. */
-    if (a->cfg_parallel && (strcmp(v->family, "df") != 0 || a->guidance_scale > 1.0)) {
+     * second transformer for the uncond passes, where the run has any (DF skips them at guidance <= 1, T2V and
+     * I2V at guidance 1), on GPU 1 for the CUDA backend. */
+    const int has_uncond = strcmp(v->family, "df") == 0 ? a->guidance_scale > 1.0 : a->guidance_scale != 1.0;
+    if (a->cfg_parallel && has_uncond) {
         r.cfg_parallel = 1;
         int gpus = 0;
         if (a->backend == SKY_BACKEND_CUDA && sky_cuda_devices_visible(v->name, &gpus, err)) goto done;
@@ -967,10 +971,19 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
                                                    : "cpu: for tests, the cores "
                                                      "are shared");
     } else if (a->cfg_parallel && !a->quiet) {
-        fprintf(stderr,
-                "warning: --use_cfg_parallel: guidance_scale %g <= 1 skips the unconditional pass of a "
-                "diffusion-forcing model; one transformer runs\n",
-                a->guidance_scale);
+        fprintf(stderr, "warning: --use_cfg_parallel: guidance_scale %g %s; one transformer runs\n", a->guidance_scale,
+                strcmp(v->family, "df") == 0 ? "<= 1 skips the unconditional pass of a diffusion-forcing model"
+                                             : "skips the unconditional pass");
+    }
+    if (a->n_loras > 0) {
+        /* The LoRAs, mapped and checked once for the run; merged into every transformer as it loads. */
+        if (sky_lora_open(&r.lora, a->loras, a->n_loras, p->weights, p->n_weights, a->lora_skip_unknown, v->name, err))
+            goto done;
+        for (int k = 0; k < a->n_loras; k++) {
+            char line[8192];
+            if (sky_lora_describe(r.lora, k, &a->loras[k], line, sizeof line) || !a->quiet)
+                fprintf(stderr, "%s\n", line);
+        }
     }
     if (a->noise_file) {
         if (sky_noise_open_file(&r.noise, a->noise_file, err)) goto done;
@@ -1098,6 +1111,7 @@ done:
     sky_noise_close(&r.noise);
     sky_safetensors_close(pe);
     close_dit(&r);
+    sky_lora_close(r.lora);
     sky_teacache_free(&r.tc);
     tc_order_free(r.order);
     sky_vae_close(r.dec);

@@ -19,8 +19,10 @@
 #ifndef SKY_PIPELINE_H
 #define SKY_PIPELINE_H
 
+#include "models/lora.h"
 #include "models/program.h"
 #include "core/status.h"
+#include "pipeline/sampler.h"
 
 /* Everything a generation needs, from the command line (cli.c). Pixel frame counts. */
 typedef struct sky_gen_args {
@@ -53,6 +55,11 @@ typedef struct sky_gen_args {
     int           quiet;
     int           backend;     /* sky_backend (dit.h) of the transformer */
     volatile int *interrupted; /* set by a signal handler; checked between steps */
+
+    sky_solver           solver; /* --sample_solver: unipc (the original's) or euler (sampler.h) */
+    const sky_lora_spec *loras;  /* --lora: merged into the transformer's weights as it loads (lora.h) */
+    int                  n_loras;
+    int                  lora_skip_unknown; /* --lora_unknown_keys warn: keys matching no weight skipped */
 } sky_gen_args;
 
 /* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli.c;

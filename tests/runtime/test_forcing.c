@@ -46,8 +46,8 @@ static int test_matrix_case(void) {
     int F = (int)int_at(pa, 0), N = (int)int_at(pa, 1), base = (int)int_at(pa, 2), ar = (int)int_at(pa, 3),
         pre = (int)int_at(pa, 4), cbs = (int)int_at(pa, 5);
     CHECK(tp->shape[0] == N, "template length");
-    int64_t *tmpl = malloc((size_t)N * sizeof *tmpl);
-    for (int i = 0; i < N; i++) tmpl[i] = int_at(tp, (size_t)i);
+    double *tmpl = malloc((size_t)N * sizeof *tmpl);
+    for (int i = 0; i < N; i++) tmpl[i] = (double)int_at(tp, (size_t)i);
 
     sky_forcing_matrix m;
     sky_err err;
@@ -59,8 +59,8 @@ static int test_matrix_case(void) {
             size_t c = (size_t)r * (size_t)m.frames + (size_t)f;
             CHECK(m.step_index[c] == int_at(si, c), "row %d frame %d: step_index %d, fixture %lld", r, f,
                   m.step_index[c], (long long)int_at(si, c));
-            CHECK(m.timestep[c] == int_at(ts, c), "row %d frame %d: timestep %lld, fixture %lld", r, f,
-                  (long long)m.timestep[c], (long long)int_at(ts, c));
+            CHECK(m.timestep[c] == (double)int_at(ts, c), "row %d frame %d: timestep %g, fixture %lld", r, f,
+                  m.timestep[c], (long long)int_at(ts, c));
             CHECK(m.update[c] == int_at(up, c), "row %d frame %d: update %d, fixture %lld", r, f,
                   m.update[c], (long long)int_at(up, c));
         }
@@ -77,14 +77,14 @@ static int test_matrix_case(void) {
 }
 
 /* A 30-step template 999 .. (any decreasing values do for the structural tests). */
-static void template30(int64_t t[30]) {
+static void template30(double t[30]) {
     for (int i = 0; i < 30; i++) t[i] = 999 - 30 * i;
 }
 
 /* Row-count formula of reference §7.4.1: N + (blocks to generate - 1) * min(ar, N), for the
  * pipelines' base == frames; checked over a grid against the built matrix. */
 static int test_row_count_formula(void) {
-    int64_t t[30];
+    double t[30];
     template30(t);
     for (int cbs = 1; cbs <= 5; cbs++)
         for (int F = cbs; F <= 26; F += 3)
@@ -107,7 +107,7 @@ static int test_row_count_formula(void) {
 
 /* Every frame is updated exactly N times (once per solver step), except pre-ready ones (never). */
 static int test_each_frame_steps_n_times(void) {
-    int64_t t[30];
+    double t[30];
     template30(t);
     sky_forcing_matrix m;
     sky_err err;
@@ -123,7 +123,7 @@ static int test_each_frame_steps_n_times(void) {
 
 /* End-image pinning: timestep 0 and no update in the last column(s), step_index unchanged. */
 static int test_pin_end(void) {
-    int64_t t[30];
+    double t[30];
     template30(t);
     sky_forcing_matrix m;
     sky_err err;
@@ -132,7 +132,7 @@ static int test_pin_end(void) {
     sky_forcing_matrix_pin_end(&m, 1);
     for (int r = 0; r < m.rows; r++) {
         size_t c = (size_t)r * 26 + 25;
-        CHECK(m.timestep[c] == 0 && m.update[c] == 0, "row %d: t %lld upd %d", r, (long long)m.timestep[c],
+        CHECK(m.timestep[c] == 0 && m.update[c] == 0, "row %d: t %g upd %d", r, m.timestep[c],
               m.update[c]);
         CHECK(m.update[c - 1] == 1, "row %d: frame 24 must still be updated", r);
     }
@@ -161,7 +161,7 @@ static const struct bad_matrix {
 };
 
 static int test_matrix_errors(void) {
-    int64_t t[30];
+    double t[30];
     template30(t);
     for (size_t k = 0; k < sizeof BAD_MATRICES / sizeof BAD_MATRICES[0]; k++) {
         const struct bad_matrix *b = &BAD_MATRICES[k];
