@@ -34,7 +34,7 @@
  * Names are kept as stored (a "module." prefix is not stripped). Every error message
  * starts with the file's path.
  *
- * Tensors are returned as sky_st_tensor (safetensors.h), so a weights binder treats
+ * Tensors are returned as sky_st_tensor (tensor.h), so a weights binder treats
  * both formats alike. Nothing is copied: data points into the read-only mapping, at the
  * storage record plus storage_offset x element size, and is NOT aligned in general
  * (storage records are 64-byte aligned, views into them need not be). Several tensors
@@ -43,8 +43,8 @@
 #ifndef SKY_PTH_H
 #define SKY_PTH_H
 
-#include "formats/safetensors.h"
 #include "core/status.h"
+#include "formats/tensor.h"
 
 /* Limits on what the pickle may ask for (real state dict pickles are well below). */
 #define SKY_PTH_MAX_PICKLE ((size_t)16 << 20) /* bytes of data.pkl (~100 bytes per tensor) */

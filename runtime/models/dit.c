@@ -13,6 +13,7 @@
 #include "core/dtype.h"
 #include "models/prompt_cache.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 /* One input as the program expects it: name, whether this variant has it, expected dims

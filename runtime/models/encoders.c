@@ -10,6 +10,7 @@
 #include "cuda/plugin_abi.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 struct sky_encoder {

@@ -23,6 +23,7 @@
 #include "pipeline/noise.h"
 #include "pipeline/resume.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "pipeline/sampler.h"
 #include "text/text.h"
 #include "models/vae.h"

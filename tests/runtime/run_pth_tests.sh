@@ -19,7 +19,7 @@ if [[ ${1:-} == --fuzz ]]; then FUZZ_SECONDS=${2:-30}; fi
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/formats/safetensors.c runtime/formats/zip.c runtime/formats/pth.c)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/zip.c runtime/formats/pth.c)
 
 pass=0 fail=0
 rows=()
