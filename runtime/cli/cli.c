@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "models/dit.h"
+#include "models/backend.h"
 #include "pipeline/forcing.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/resume.h"
@@ -349,7 +349,7 @@ int sky_cli_generate(int argc, char **argv)
             return usage(argv0, "--backend cuda: %s was generated for the cpu target only (its spec's targets)",
                          sky_variant.name);
     } else {
-        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
+        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (backend.h) */
         char    note[1200];
         int     warn;
         sky_err e;

@@ -246,10 +246,11 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
     pr->st.trace_ctx = fn ? pr : NULL;
 }
 
-/* The plugin's one exported symbol (dlsym'ed by runtime/models/plugin.c; everything else is hidden). */
-__attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
-const sky_dit_cuda_plugin                                               sky_dit_cuda_plugin_v1 = {
-                                                  .abi = SKY_DIT_CUDA_ABI,
+/* The plugin's one exported symbol, SKY_CUDA_PLUGIN_SYMBOL (dlsym'ed by runtime/models/cuda_plugin.c;
+ * everything else is hidden). */
+__attribute__((visibility("default"))) extern const sky_cuda_plugin sky_cuda_plugin_v1;
+const sky_cuda_plugin                                               sky_cuda_plugin_v1 = {
+                                                  .abi = SKY_CUDA_PLUGIN_ABI,
                                                   .variant = SKY_PLUGIN_VARIANT,
                                                   .open = sky_dit_cuda_open,
                                                   .forward = sky_dit_cuda_forward,

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "models/cuda_plugin.h"
 #include "models/dit.h"
 #include "core/dtype.h"
 #include "models/encoders.h"
