@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # These tiers check the CPU backend wherever they run: on a machine with a GPU a run that names no
-# --backend would take the CUDA one (dit.h: sky_backend_default). The CUDA checks name it.
+# --backend would take the CUDA one (models/backend.h: sky_backend_default). The CUDA checks name it.
 export SKY_BACKEND=cpu
 
 tiers=(

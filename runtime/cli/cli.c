@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "models/dit.h"
+#include "models/backend.h"
 #include "net/http.h"
 #include "net/prompt_enhancer.h"
 #include "pipeline/forcing.h"
@@ -447,7 +447,7 @@ int sky_cli_generate(int argc, char **argv)
             return usage(argv0, "--backend cuda: %s was generated for the cpu target only (its spec's targets)",
                          sky_variant.name);
     } else {
-        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
+        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (backend.h) */
         char    note[1200];
         int     warn;
         sky_err e;

@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "models/dit.h"
+#include "models/random_weights.h"
 #include "models/encoders.h"
 #include "models/vae.h"
 #include "models/program.h"
@@ -235,7 +236,7 @@ static int cmd_program(int argc, char **argv)
     if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
     if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
     if (!backend_given) {
-        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
+        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (backend.h) */
         char    note[1200];
         int     warn;
         sky_err e;

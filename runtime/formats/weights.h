@@ -10,7 +10,7 @@
 #ifndef SKY_WEIGHTS_H
 #define SKY_WEIGHTS_H
 
-#include "formats/safetensors.h"
+#include "formats/checkpoint.h"
 #include "core/status.h"
 
 /* One checkpoint tensor the program reads: original name, diffusers name, shape. */

@@ -6,16 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/dit.h"
-#include "cuda/plugin_abi.h"
+#include "models/backend.h"
+#include "models/cuda_plugin.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 struct sky_encoder {
     const sky_encoder_program *p;
     sky_cpu_state              s;    /* fp32 weights and the arena (CPU backend) */
-    const sky_dit_cuda_plugin *cuda; /* the CUDA backend: the plugin and its state */
+    const sky_cuda_plugin     *cuda; /* the CUDA backend: the plugin and its state */
     void                      *cuda_state;
 };
 

@@ -18,6 +18,7 @@
 #include "core/dtype.h"
 #include "core/json.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 
 /* What a key is to its module. */
 typedef enum role { ROLE_DOWN, ROLE_UP, ROLE_BIAS, ROLE_ALPHA, ROLE_DIFF, ROLE_DIFF_B, ROLE_DIFF_M, ROLE_COUNT } role;

@@ -6,18 +6,19 @@
 #include <string.h>
 #include <time.h>
 
-#include "models/dit.h"
-#include "cuda/plugin_abi.h"
+#include "models/backend.h"
+#include "models/cuda_plugin.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 struct sky_vae {
-    const sky_vae_program     *p;
-    sky_cpu_state              s;    /* fp32 weights and the arena (caches included; CPU backend) */
-    const sky_dit_cuda_plugin *cuda; /* the CUDA backend: the plugin, its state, host staging */
-    void                      *cuda_state;
-    float                     *stage_in, *stage_out;
+    const sky_vae_program *p;
+    sky_cpu_state          s;    /* fp32 weights and the arena (caches included; CPU backend) */
+    const sky_cuda_plugin *cuda; /* the CUDA backend: the plugin, its state, host staging */
+    void                  *cuda_state;
+    float                 *stage_in, *stage_out;
 };
 
 sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,

@@ -20,7 +20,7 @@
 typedef struct sky_vae sky_vae;
 
 /* Bind program p (vae_decode when decode = 1, else vae_encode) to the VAE checkpoint at `weights`
- * (file or directory; original or diffusers names) on backend b (a sky_backend, dit.h). `who` names
+ * (file or directory; original or diffusers names) on backend b (a sky_backend, backend.h). `who` names
  * the variant in messages and the plugin to load. */
 sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
                         int b, sky_err *err);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "models/cuda_plugin.h"
 #include "models/dit.h"
 #include "core/dtype.h"
 #include "models/encoders.h"
@@ -23,6 +24,7 @@
 #include "pipeline/noise.h"
 #include "pipeline/resume.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "pipeline/sampler.h"
 #include "text/text.h"
 #include "models/vae.h"

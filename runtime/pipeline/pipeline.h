@@ -53,7 +53,7 @@ typedef struct sky_gen_args {
     const char   *output_latents; /* also write the final latents here */
     const char   *args_json;      /* the run's parameters as JSON, for the mp4's comment */
     int           quiet;
-    int           backend;     /* sky_backend (dit.h) of the transformer */
+    int           backend;     /* sky_backend (backend.h) of the transformer */
     volatile int *interrupted; /* set by a signal handler; checked between steps */
 
     sky_solver           solver; /* --sample_solver: unipc (the original's) or euler (sampler.h) */

@@ -10,7 +10,7 @@
  * given the same DIR takes windows 0, 1, ... from the files whose key is its own, decodes them again (the
  * frames, the history the next prefix is encoded from and the mp4 come out the same bit for bit), restores
  * the noise state of the last one and denoises from the next window on. A file with another key is refused
- * with both keys in the message. Files are written atomically (safetensors.h) and stay after the run.
+ * with both keys in the message. Files are written atomically (safetensors_write.h) and stay after the run.
  */
 #ifndef SKY_RESUME_H
 #define SKY_RESUME_H

@@ -29,6 +29,7 @@
 #include "core/dtype.h"
 #include "models/encoders.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 
 static float *load_f32(const sky_st_tensor *t, size_t *n, sky_err *err)
 {

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 #include "models/lora.h"
 

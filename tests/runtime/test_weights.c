@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
-#include "formats/safetensors.h"
+#include "formats/checkpoint.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 static int passed, failed;
