@@ -535,7 +535,8 @@ int sky_cli_generate(int argc, char **argv)
                                   a.causal_block_size,
                                   a.image != NULL,
                                   a.end_image != NULL,
-                                  0};
+                                  0,
+                                  sky_variant.vae_stride_t};
             sky_df_plan    plan;
             sky_err        err;
             if (sky_df_plan_make(&req, &plan, &err)) return usage(argv0, "%s", err.msg);

@@ -680,7 +680,8 @@ static sky_status run_df(run *r, sky_err *err)
                                   a->causal_block_size,
                                   a->image != NULL,
                                   a->end_image != NULL,
-                                  0};
+                                  0,
+                                  r->v->vae_stride_t};
     sky_frames             input = {0};
     sky_df_plan            plan;
     sky_unipc              proto = {0};
