@@ -1,4 +1,5 @@
-/* runtime/pipeline/pipeline.h — the T2V, I2V and diffusion-forcing pipelines over the generated programs.
+/* runtime/pipeline/pipeline.h — the T2V, I2V and diffusion-forcing pipelines over the generated programs
+ * (pipeline.c: the entry; denoise.h: what they share; t2v_i2v.c and df.c: the pipelines).
  *
  * Follows the original SkyReels-V2 pipelines (shared/reference/dit-and-sampling.md §7):
  *   T2V  noise -> N UniPC steps with classifier-free guidance (cond and uncond passes every step)
@@ -21,6 +22,7 @@
 
 #include "models/program.h"
 #include "core/status.h"
+#include "pipeline/forcing.h"
 
 /* Everything a generation needs, from the command line (cli.c). Pixel frame counts. */
 typedef struct sky_gen_args {
@@ -53,11 +55,21 @@ typedef struct sky_gen_args {
     int           quiet;
     int           backend;     /* sky_backend (dit.h) of the transformer */
     volatile int *interrupted; /* set by a signal handler; checked between steps */
+
+    /* DF without --video_path: the windows cli.c checked (sky_pipeline_df_plan). NULL: the run makes them
+     * (always with --video_path, once the video is read: its length decides them). */
+    const sky_df_plan *df_plan;
 } sky_gen_args;
 
 /* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli.c;
  * files are checked here before the first step. Returns SKY_ERR with a message, or with
  * *a->interrupted set when stopped by a signal (nothing half-written is left). */
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err);
+
+/* The DF windows of a run of variant v with a's flags (forcing.h; the variant's temporal stride), and
+ * video_frames: the input video's frames (--video_path), else 0. The errors of sky_df_plan_make, naming the
+ * flags. */
+sky_status sky_pipeline_df_plan(const sky_variant_desc *v, const sky_gen_args *a, int video_frames, sky_df_plan *plan,
+                                sky_err *err);
 
 #endif /* SKY_PIPELINE_H */
