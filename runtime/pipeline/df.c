@@ -78,7 +78,7 @@ static sky_status resume_start(df_run *d, int windows, sky_err *err)
     return SKY_OK;
 }
 
-/* The run's plan (the one cli.c checked, or made here: with --video_path once the video is read, its length
+/* The run's plan (the one the command line checked, or made here: with --video_path once the video is read, its length
  * deciding the windows), the sampler's timesteps, the windows kept in --resume_dir, the schedule, and the
  * progress bar over the rows left to denoise. */
 static sky_status schedule(df_run *d, sky_err *err)

@@ -24,7 +24,7 @@
 #include "core/status.h"
 #include "pipeline/forcing.h"
 
-/* Everything a generation needs, from the command line (cli.c). Pixel frame counts. */
+/* Everything a generation needs, from the command line (runtime/cli/generate.c). Pixel frame counts. */
 typedef struct sky_gen_args {
     const char   *prompt; /* recorded in the output's metadata and name */
     const char   *negative_prompt;
@@ -42,7 +42,7 @@ typedef struct sky_gen_args {
                                             * at the same time as the cond pass */
     const char   *resume_dir;              /* DF: keep finished windows here and continue after them (resume.h) */
     double        teacache_thresh;
-    const char   *output;         /* the mp4 path (cli.c builds the original's name when not given) */
+    const char   *output;         /* the mp4 path (cli/ builds the original's name if not given) */
     const char   *dit_weights;    /* transformer checkpoint */
     const char   *vae_weights;    /* VAE checkpoint; NULL: stop after the latents */
     const char   *prompt_embeds;  /* see above; NULL: encode the prompts with umT5 */
@@ -56,12 +56,12 @@ typedef struct sky_gen_args {
     int           backend;     /* sky_backend (dit.h) of the transformer */
     volatile int *interrupted; /* set by a signal handler; checked between steps */
 
-    /* DF without --video_path: the windows cli.c checked (sky_pipeline_df_plan). NULL: the run makes them
-     * (always with --video_path, once the video is read: its length decides them). */
+    /* DF without --video_path: the windows the command line checked (sky_pipeline_df_plan). NULL: the run
+     * makes them (always with --video_path, once the video is read: its length decides them). */
     const sky_df_plan *df_plan;
 } sky_gen_args;
 
-/* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli.c;
+/* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli/;
  * files are checked here before the first step. Returns SKY_ERR with a message, or with
  * *a->interrupted set when stopped by a signal (nothing half-written is left). */
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err);
