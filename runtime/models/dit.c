@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "models/latent.h"
+#include "models/prompt_cache.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_write.h"
 #include "formats/weights.h"
@@ -335,7 +337,7 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
          * residual) or the residual in their place, then the head. The tokens are copied first: their
          * slot may be reused by the blocks' tensors and the hidden slot may overlap it. */
         SKY_ASSERT(d->tc_tokens);
-        const size_t L = (size_t)F * (size_t)(H / 2) * (size_t)(W / 2), n_tok = L * (size_t)p->dim;
+        const size_t L = (size_t)sky_latent_tokens(p, F, H, W), n_tok = L * (size_t)p->dim;
         SKY_ASSERT(n_tok * sizeof(float) <= p->tokens.bytes);
         p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         const size_t   n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);

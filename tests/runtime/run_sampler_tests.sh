@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 # reproduce the original's float32 roundings (runtime/pipeline/sampler.h).
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/safetensors_write.c runtime/formats/checkpoint.c runtime/formats/pickle.c runtime/formats/pth.c runtime/formats/zip.c runtime/pipeline/sampler.c runtime/pipeline/forcing.c)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/safetensors_write.c runtime/formats/checkpoint.c runtime/formats/pickle.c runtime/formats/pth.c runtime/formats/zip.c runtime/models/latent.c runtime/pipeline/sampler.c runtime/pipeline/forcing.c)
 TESTS=(test_sampler test_euler test_forcing)
 
 failed=()
