@@ -136,28 +136,6 @@ function cuda_kernels.gemm_index(gemms, index, d)
     return index[key]
 end
 
--- Finish a rewritten copy `out` of graph g (a CUDA emitter's view) with `nodes`: node ids, each
--- output's producer, and the tensor list (g's inputs, the states, every tensor a node reads or writes),
--- in id order, which is what the plan walks.
-function cuda_kernels.finish_graph(out, g, nodes, states)
-    local live = {}
-    for _, t in ipairs(g.inputs) do live[t.id] = t end
-    for _, t in ipairs(states) do live[t.id] = t end
-    out.producer = {}
-    for id, n in ipairs(nodes) do
-        n.id = id
-        live[n.out.id] = n.out
-        out.producer[n.out.id] = id
-        for _, t in ipairs(n.ins) do live[t.id] = t end
-    end
-    local ids = {}
-    for id in pairs(live) do ids[#ids + 1] = id end
-    table.sort(ids)
-    for _, id in ipairs(ids) do out.tensors[#out.tensors + 1] = live[id] end
-    out.nodes = nodes
-    out.states = states
-end
-
 -- Record function `fname` of graph g into writer h: its runtime parameters, the symbols its launches read
 -- (graph.prologue: and a (void) for each parameter nothing reads), then the launch sequence `body`.
 function cuda_kernels.record_function(h, g, fname, body, doc)

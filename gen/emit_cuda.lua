@@ -9,7 +9,8 @@
 --   gen/dit_forward_kernels_src.c  that text as a C string, one literal per line, for NVRTC
 --   gen/dit_forward_cuda.c         the kernel and GEMM tables and the launch sequence of one forward
 --                                  (recorded into a CUDA Graph by the runtime)
--- The CUDA program runs on the graph rewritten by fuse.lua; the CPU backend keeps the unfused one.
+-- The CUDA program runs on the graph lowered by lower.lua (fused) and its plan; the CPU backend keeps
+-- the unfused one.
 --
 -- Dims in comments: L tokens of the call, F latent frames, Ft timestep rows (1 or F).
 
@@ -19,7 +20,6 @@ local fail     = require("lib.fail")
 local cuda_kernels = require("cuda_kernels")
 local graph    = require("graph")
 local header   = require("header")
-local fuse     = require("fuse")
 local plan     = require("plan")
 local schedule = require("schedule_sm90")
 
@@ -248,10 +248,10 @@ local function weight_dtypes(g)
     return dt
 end
 
--- Emit the three files of the CUDA dit_forward into `files`; ctx as emit_c's.
-function emit_cuda.emit(s, programs, files, ctx)
-    local g = fuse.apply(programs.dit_forward)
-    local p = plan.make_one(g, plan.cuda_elem_bytes, 256, "cuda backend, the original's dtypes")
+-- Emit the three files of the CUDA dit_forward (its plan p, of the lowered graph) into `files`; ctx as
+-- emit_c's.
+function emit_cuda.emit(s, p, files, ctx)
+    local g = p.graph
     local set = cuda_kernels.new_set(ctx)
     local gemms, gemm_index = {}, {}
     local bodies, part_names = {}, {}        -- one launch sequence per part (graph.lua), in order
@@ -404,7 +404,6 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:line(".teacache = dit_forward_cuda_teacache,")
     h:close("};")
     files["gen/dit_forward_cuda.c"] = h:text()
-    return p
 end
 
 return emit_cuda

@@ -11,9 +11,9 @@
 -- Files written (relative to out/<variant>/), for each program P the variant has:
 --   gen/P_kernels.cu, gen/P_kernels_src.c, gen/P_cuda.c    as for the other CUDA programs
 --
--- The CUDA view of the graphs: an attention op gets a scratch tensor for one head's scores (an
--- "attn_scratch" node that launches nothing, so the plan gives it a lifetime), CLIP's patch embedding
--- becomes patch_cols + a GEMM, and text_encode's output is written as fp32 (the runtime's slot).
+-- The CUDA view of the graphs is lower.lua's: an attention op with a scratch tensor for one head's scores
+-- (made by an "attn_scratch" node that launches nothing), CLIP's patch embedding as patch_cols + a GEMM,
+-- and text_encode's output written as fp32 (the runtime's slot).
 
 local clit     = require("lib.clit")
 local cwriter  = require("lib.cwriter")
@@ -38,48 +38,6 @@ local function gemm_dtype(t) return ({ bf16 = "SKY_GEMM_BF16", f32 = "SKY_GEMM_F
 
 local function elementwise(k, n, args)
     return string.format("LAUNCH(%s, CDIV(%s, %d), 1, %d, 0, %s);", k, n, THREADS, THREADS, table.concat(args, ", "))
-end
-
--- The rewritten copy of encoder graph g (module comment).
-local function rewrite(g)
-    local out = graph.new(g.name, g.spec)
-    out.params, out.symbols, out.dim = g.params, g.symbols, g.dim
-    out.weights, out.inputs, out.states = g.weights, g.inputs, g.states
-    out.by_name = setmetatable({}, { __index = g.by_name })
-    local next_id = #g.tensors
-    local function new_tensor(name, dims, dtype)
-        next_id = next_id + 1
-        local t = { id = next_id, name = name, dims = dims, dtype = dtype, kind = "act" }
-        out.by_name[name] = t
-        return t
-    end
-    local nodes = {}
-    local function add(op, ins, o, attrs) nodes[#nodes + 1] = { op = op, ins = ins, out = o, attrs = attrs or {} } end
-    local outputs = {}
-    for _, n in ipairs(g.nodes) do
-        if n.op == "attention_relbias" or n.op == "attention" then
-            local q = n.ins[1]
-            local L = q.dims[1]
-            local scores = new_tensor(n.out.name .. ".scores", { L, L }, q.dtype)
-            add("attn_scratch", {}, scores, {})
-            add(n.op, { n.ins[1], n.ins[2], n.ins[3], scores }, n.out, n.attrs)
-        elseif n.op == "patch_embed" then
-            local a = n.attrs
-            local k = 3 * a.patch * a.patch
-            local cols = new_tensor(n.out.name .. ".cols", { a.patches, k }, "f32")
-            add("patch_cols", { n.ins[1] }, cols, { patch = a.patch, side = a.side })
-            add("linear", { cols }, n.out, { weight = a.weight, n = a.dim, k = k })
-        elseif n.op == "zero_tail" then
-            local o = new_tensor(n.out.name, n.out.dims, "f32")
-            outputs[#outputs + 1] = o
-            add("zero_tail", n.ins, o, n.attrs)
-        else
-            add(n.op, n.ins, n.out, n.attrs)
-        end
-    end
-    out.outputs = #outputs > 0 and outputs or g.outputs
-    cuda_kernels.finish_graph(out, g, nodes, g.states)
-    return out
 end
 
 local gemm_index = cuda_kernels.gemm_index
@@ -186,10 +144,10 @@ local function weight_bf16(g)
     return bf
 end
 
-local function emit_program(s, g0, files, ctx)
-    local name = g0.name
-    local g = rewrite(g0)
-    local p = plan.make_one(g, plan.cuda_elem_bytes, 256, "cuda backend")
+-- Emit one encoder's CUDA files from its plan p (of the lowered graph).
+local function emit_program(s, p, files, ctx)
+    local g = p.graph
+    local name = g.name
     local set = cuda_kernels.new_set(ctx)
     local gemms, gidx = {}, {}
     local body = cwriter.new()
@@ -238,16 +196,13 @@ local function emit_program(s, g0, files, ctx)
     h:line(".record = %s_cuda_record,", name)
     h:close("};")
     files["gen/" .. name .. "_cuda.c"] = h:text()
-    return p
 end
 
--- Emit text_encode and clip_encode (those the variant has) for the CUDA backend; returns { name = plan }.
-function emit_cuda_enc.emit(s, programs, files, ctx)
-    local plans = {}
+-- Emit text_encode and clip_encode (those in plans, the CUDA plans) for the CUDA backend.
+function emit_cuda_enc.emit(s, plans, files, ctx)
     for _, name in ipairs({ "clip_encode", "text_encode" }) do
-        if programs[name] then plans[name] = emit_program(s, programs[name], files, ctx) end
+        if plans[name] then emit_program(s, plans[name], files, ctx) end
     end
-    return plans
 end
 
 return emit_cuda_enc

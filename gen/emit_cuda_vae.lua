@@ -8,12 +8,8 @@
 -- contiguous channels), the graph's dims [C, T, H, W] giving the same sizes. The program's input and
 -- output keep the runtime's channels-first layout; the first and last kernels convert.
 --
--- The CUDA view of a VAE graph (rewrite(), on a copy; the CPU backend keeps the graph as it is):
---   rms_norm_ch -> silu             one kernel (rms_norm_cl with SILU = 1)
---   attention_frames                attn_qk (per frame: S = Q K^T on cuBLASLt, softmax in place)
---                                   then attn_pv (O = P V), the scores [N, N] planned in the arena
---   encoder input [3, T, H, W]      video_cl -> [4, T, H, W] channels-last (the conv's 16-byte copies
---                                   need 4 channels; the first conv's weights are padded with zeros)
+-- The CUDA view of a VAE graph is lower.lua's (rms_norm_ch + silu fused, attention_frames as attn_qk
+-- and attn_pv, video_cl before the encoder's first conv, whose weights are padded with zeros).
 -- Files written (relative to out/<variant>/), for each program P:
 --   gen/P_kernels.cu, gen/P_kernels_src.c   as for dit_forward (cuda_kernels.lua)
 --   gen/P_cuda.c                            the tables and the launch sequence of one call (one chunk)
@@ -55,77 +51,6 @@ local function inv_f32(x) return 1.0 / string.unpack("<f", string.pack("<f", x))
 -- Elementwise launch of kernel k over n values.
 local function elementwise(k, n, args)
     return string.format("LAUNCH(%s, CDIV(%s, %d), 1, %d, 0, %s);", k, n, THREADS, THREADS, table.concat(args, ", "))
-end
-
--- ---- the CUDA view of the graph ---------------------------------------------------------------
-
--- Number of nodes reading each tensor id.
-local function consumers(g)
-    local n = {}
-    for _, node in ipairs(g.nodes) do
-        for _, t in ipairs(node.ins) do n[t.id] = (n[t.id] or 0) + 1 end
-    end
-    return n
-end
-
-local function copy_attrs(a)
-    local c = {}
-    for k, v in pairs(a) do c[k] = v end
-    return c
-end
-
--- The rewritten copy of vae graph g (see the module comment). New tensors get ids after g's.
-local function rewrite(g)
-    local out = graph.new(g.name, g.spec)
-    out.params, out.symbols, out.dim = g.params, g.symbols, g.dim
-    out.weights, out.inputs, out.outputs = g.weights, g.inputs, g.outputs
-    out.by_name = setmetatable({}, { __index = g.by_name })
-    local next_id = #g.tensors
-    local function new_tensor(name, dims, dtype, kind)
-        next_id = next_id + 1
-        local t = { id = next_id, name = name, dims = dims, dtype = dtype, kind = kind }
-        out.by_name[name] = t
-        return t
-    end
-    local uses = consumers(g)
-    local replace = {}                      -- tensor id -> the tensor read in its place
-    local states = {}
-    for _, t in ipairs(g.states) do states[#states + 1] = t end
-    local nodes, skip = {}, {}
-    local function add(op, ins, o, attrs) nodes[#nodes + 1] = { op = op, ins = ins, out = o, attrs = attrs or {} } end
-    for i, n in ipairs(g.nodes) do
-        if not skip[n] then
-            local ins = {}
-            for k, t in ipairs(n.ins) do ins[k] = replace[t.id] or t end
-            local nxt = g.nodes[i + 1]
-            if n.op == "rms_norm_ch" and nxt and nxt.op == "silu" and nxt.ins[1] == n.out and uses[n.out.id] == 1 then
-                local a = copy_attrs(n.attrs)
-                a.silu = true
-                add("rms_norm_ch", ins, nxt.out, a)
-                skip[nxt] = true
-            elseif n.op == "attention_frames" then
-                local qkv = ins[1]
-                local T, H, W = qkv.dims[2], qkv.dims[3], qkv.dims[4]
-                local scores = new_tensor(n.out.name .. ".scores", { T, H, W, H, W }, "f32", "act")
-                add("attn_qk", { qkv }, scores, { c = n.attrs.c })
-                add("attn_pv", { scores, qkv }, n.out, { c = n.attrs.c })
-            elseif n.op == "causal_conv3" and ins[1].kind == "input" and ins[1].dims[1] % 4 ~= 0 then
-                local x, cache = ins[1], ins[2]
-                local cp = (x.dims[1] + 3) // 4 * 4
-                local xcl = new_tensor(x.name .. ".cl", { cp, x.dims[2], x.dims[3], x.dims[4] }, "f32", "act")
-                add("video_cl", { x }, xcl, { cin = x.dims[1], cp = cp })
-                local c2 = new_tensor(cache.name, { cp, cache.dims[2], cache.dims[3], cache.dims[4] }, "f32", "state")
-                for k, st in ipairs(states) do if st == cache then states[k] = c2 end end
-                local a = copy_attrs(n.attrs)
-                a.cin_storage = cp
-                add("causal_conv3", { xcl, c2 }, n.out, a)
-            else
-                add(n.op, ins, n.out, n.attrs)
-            end
-        end
-    end
-    cuda_kernels.finish_graph(out, g, nodes, states)
-    return out
 end
 
 -- ---- kernels and launches per op -------------------------------------------------------------
@@ -298,11 +223,10 @@ local function weight_layouts(g)
     return lay
 end
 
--- Emit one VAE program's CUDA files; returns its plan.
-local function emit_program(s, g0, files, ctx)
-    local name = g0.name
-    local g = rewrite(g0)
-    local p = plan.make_one(g, plan.cuda_elem_bytes, 256, "cuda backend, fp32, channels-last")
+-- Emit one VAE program's CUDA files from its plan p (of the lowered graph).
+local function emit_program(s, p, files, ctx)
+    local g = p.graph
+    local name = g.name
     local set = cuda_kernels.new_set(ctx)
     local gemms, gidx = {}, {}
     local body = cwriter.new()
@@ -380,16 +304,13 @@ local function emit_program(s, g0, files, ctx)
     h:line(".record = %s_cuda_record,", name)
     h:close("};")
     files["gen/" .. name .. "_cuda.c"] = h:text()
-    return p
 end
 
--- Emit vae_decode and vae_encode for the CUDA backend; returns { name = plan }.
-function emit_cuda_vae.emit(s, programs, files, ctx)
-    local plans = {}
+-- Emit vae_decode and vae_encode (those in plans, the CUDA plans) for the CUDA backend.
+function emit_cuda_vae.emit(s, plans, files, ctx)
     for _, name in ipairs({ "vae_decode", "vae_encode" }) do
-        if programs[name] then plans[name] = emit_program(s, programs[name], files, ctx) end
+        if plans[name] then emit_program(s, plans[name], files, ctx) end
     end
-    return plans
 end
 
 return emit_cuda_vae
