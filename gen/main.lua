@@ -17,12 +17,19 @@ local spec     = require("spec")
 local graph    = require("graph")
 local lower    = require("lower")
 local plan     = require("plan")
-local emit_c   = require("emit_c")
-local emit_cuda = require("emit_cuda")
-local emit_cuda_vae = require("emit_cuda_vae")
-local emit_cuda_enc = require("emit_cuda_enc")
+local emit_c   = require("emit.c")
+local emit_variant = require("emit.variant")
 local manifest = require("manifest")
 local cwriter  = require("lib.cwriter")
+
+-- The CUDA emitter of each program (emit/cuda.lua is their shared skeleton).
+local cuda_emitter = {
+    dit_forward = require("emit.cuda_dit"),
+    vae_decode  = require("emit.cuda_vae"),
+    vae_encode  = require("emit.cuda_vae"),
+    text_encode = require("emit.cuda_enc"),
+    clip_encode = require("emit.cuda_enc"),
+}
 
 -- Parse the command line into { spec_path, out_dir, stop_after }.
 local function parse_args(args)
@@ -82,6 +89,51 @@ local function generator_hash(inputs)
     return xxh64.hex(table.concat(parts)), #paths
 end
 
+-- What the generation read, for headers and the MANIFEST: the spec's and every generator file's hash, and
+-- ctx.read_template(path), which hashes and lists each template as it reads it.
+local function generation_context(s)
+    local ctx = { inputs = {}, templates = {} }
+    ctx.spec_rel = s.rel_path
+    ctx.spec_hash = xxh64.hex(s.text)
+    ctx.inputs[ctx.spec_rel] = ctx.spec_hash
+    ctx.generator_hash, ctx.generator_count = generator_hash(ctx.inputs)
+    ctx.read_template = function(path)
+        local text = read_file(root .. "/" .. path)
+        ctx.templates[path] = xxh64.hex(text)
+        ctx.inputs[path] = ctx.templates[path]
+        return text
+    end
+    return ctx
+end
+
+-- Every output file (path -> text): each backend's sources, the variant table, the dumps of the graph
+-- and the plans.
+local function emit(s, programs, plans, ctx)
+    local files = {}
+    emit_c.emit(s, plans.cpu, files, ctx)               -- gen/<program>_cpu.c
+    emit_variant.emit(s, plans, files, ctx)             -- gen/variant.c (both backends' peaks)
+    for _, name in ipairs(sorted.keys(plans.cuda or {})) do
+        cuda_emitter[name].emit(s, plans.cuda[name], files, ctx)   -- gen/<program>_cuda.c, _kernels.cu, _src.c
+    end
+    files["graph.txt"] = graph.dump(programs)
+    files["plan.txt"] = plan.dump(plans.cpu)
+    if plans.cuda then files["plan_cuda.txt"] = plan.dump(plans.cuda) end
+    return files
+end
+
+-- One line per program and backend on stderr: its arena peak.
+local function report(s, plans)
+    for _, backend in ipairs({ "cpu", "cuda" }) do
+        for _, name in ipairs(sorted.keys(plans[backend] or {})) do
+            local p = plans[backend][name]
+            io.stderr:write(string.format("gen: %s %s%s: arena peak %s bytes (%.2f MiB)%s\n", s.variant, name,
+                backend == "cuda" and " (cuda)" or "", plan.commas(p.peak), p.peak / 1048576,
+                backend == "cpu" and string.format(", %d weights", #p.graph.weights) or ""))
+        end
+    end
+end
+
+-- The stages in order; --stop-after prints a stage's dump and ends there.
 local function run(opts)
     local s = spec.load(opts.spec_path)                 -- validated, every derived size filled in
     s.rel_path = spec_rel_path(opts.spec_path)          -- no absolute paths in generated files
@@ -96,38 +148,11 @@ local function run(opts)
     local plans = plan.make(lowered)                    -- one arena per program and backend, peaks known
     if opts.stop_after == "plan" then io.write(plan.dump_backends(plans)); return end
 
-    local ctx = { inputs = {}, templates = {} }
-    ctx.spec_rel = s.rel_path
-    ctx.spec_hash = xxh64.hex(s.text)
-    ctx.inputs[ctx.spec_rel] = ctx.spec_hash
-    ctx.generator_hash, ctx.generator_count = generator_hash(ctx.inputs)
-    ctx.read_template = function(path)                  -- templates read are hashed and listed
-        local text = read_file(root .. "/" .. path)
-        ctx.templates[path] = xxh64.hex(text)
-        ctx.inputs[path] = ctx.templates[path]
-        return text
-    end
-
-    local files = {}                                    -- path -> text, written at the end
-    if plans.cuda then
-        emit_cuda.emit(s, plans.cuda.dit_forward, files, ctx)
-        emit_cuda_vae.emit(s, plans.cuda, files, ctx)
-        emit_cuda_enc.emit(s, plans.cuda, files, ctx)
-        files["plan_cuda.txt"] = plan.dump(plans.cuda)
-    end
-    emit_c.emit(s, plans.cpu, files, ctx, plans.cuda)   -- variant.c records the CUDA plans' peaks too
-    files["plan.txt"] = plan.dump(plans.cpu)
-    files["graph.txt"] = graph.dump(programs)
-    manifest.add(files, ctx)
+    local ctx = generation_context(s)
+    local files = emit(s, programs, plans, ctx)         -- path -> text
+    manifest.add(files, ctx)                            -- xxh64 of every input and output
     cwriter.write_tree(opts.out_dir, files)             -- sorted, write-if-changed
-    for _, backend in ipairs({ "cpu", "cuda" }) do
-        for _, name in ipairs(sorted.keys(plans[backend] or {})) do
-            local p = plans[backend][name]
-            io.stderr:write(string.format("gen: %s %s%s: arena peak %s bytes (%.2f MiB)%s\n", s.variant, name,
-                backend == "cuda" and " (cuda)" or "", plan.commas(p.peak), p.peak / 1048576,
-                backend == "cpu" and string.format(", %d weights", #p.graph.weights) or ""))
-        end
-    end
+    report(s, plans)
 end
 
 os.exit(fail.main(function() run(parse_args(arg)) end))

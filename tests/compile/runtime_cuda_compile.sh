@@ -67,7 +67,7 @@ for h in cuda_ctx.h gemm.h nvrtc_cache.h; do
     check "header $h compiles on its own" "$CC" "${CFLAGS[@]}" -iquote runtime -c "$tmp/only_$h.c" -o "$tmp/o.o"
 done
 
-# A GEMM table as gen/emit_cuda.lua writes it (positional rows) compiles against gemm.h.
+# A GEMM table as gen/emit/cuda.lua writes it (positional rows) compiles against gemm.h.
 cat > "$tmp/table.c" <<'EOF'
 #include "gemm.h"
 const sky_gemm_desc table[3] = {
@@ -76,7 +76,7 @@ const sky_gemm_desc table[3] = {
     {21, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
 };
 EOF
-check "a generated GEMM table (gen/emit_cuda.lua's rows) compiles against gemm.h" \
+check "a generated GEMM table (gen/emit/cuda.lua's rows) compiles against gemm.h" \
     "$CC" "${CFLAGS[@]}" -c "$tmp/table.c" -o "$tmp/o.o"
 
 check "link runtime_test (-lcuda stub -lcudart -lcublasLt -lnvrtc -lxxhash)" \

@@ -4,10 +4,10 @@
 --
 --   lua5.4 tests/emu/kernel_test.lua > kernel_test_kernels.cu
 --
--- Kernel names are the generator's (gen/cuda_kernels.lua); kernel_test.c finds them by name.
+-- Kernel names are the generator's (gen/emit/cuda.lua); kernel_test.c finds them by name.
 package.path = "gen/?.lua;" .. package.path
 local render = require("lib.render")
-local cuda_kernels = require("cuda_kernels")
+local cuda_kernels = require("emit.cuda")
 
 local function read(path)
     local f = assert(io.open(path, "rb"))

@@ -1,0 +1,324 @@
+-- gen/emit/cuda_dit.lua
+-- ======================
+-- The CUDA backend of dit_forward: bf16 storage and fp32 where the original keeps fp32 (the dtypes
+-- recorded on the graph, reference §2.11), fused kernels from templates/cuda/*.cu.in, GEMMs through
+-- cuBLASLt (a descriptor table built once at start-up by the runtime), one arena planned for the
+-- recorded dtypes. Files written (relative to out/<variant>/), through the skeleton of emit/cuda.lua:
+--   gen/dit_forward_kernels.cu     every kernel the program uses, self-contained (nvcc and NVRTC
+--                                  compile this same text)
+--   gen/dit_forward_kernels_src.c  that text as a C string, one literal per line, for NVRTC
+--   gen/dit_forward_cuda.c         the kernel and GEMM tables and the launch sequence of one forward
+--                                  in its parts (recorded into a CUDA Graph by the runtime)
+-- The CUDA program runs on the graph lowered by lower.lua (fused) and its plan; the CPU backend keeps
+-- the unfused one.
+--
+-- Dims in comments: L tokens of the call, F latent frames, Ft timestep rows (1 or F).
+
+local clit     = require("lib.clit")
+local cwriter  = require("lib.cwriter")
+local fail     = require("lib.fail")
+local graph    = require("graph")
+local plan     = require("plan")
+local schedule = require("schedule_sm90")
+local cuda     = require("emit.cuda")
+
+local cuda_dit = {}
+
+local ident, ctype, ptr, wptr, rows = cuda.ident, cuda.ctype, cuda.ptr, cuda.wptr, cuda.rows
+local elementwise = cuda.elementwise
+local THREADS = schedule.elementwise_threads
+
+-- Number of elements of t as a C expression.
+local function numel(t)
+    local parts = {}
+    for i, d in ipairs(t.dims) do parts[i] = cuda.dim_expr(d) end
+    return "(long long)" .. table.concat(parts, " * ")
+end
+
+-- The tensor-map macro for t (TMAP or TMAP_PROMPT).
+local function tmap(t) return t.kind == "prompt" and "TMAP_PROMPT" or "TMAP" end
+
+-- ---- the C lines of each op (op -> function(n, E)) ------------------------------------------------
+
+local emit = {}
+
+emit.patchify = function(n, E)
+    local lines = {}
+    for i, t in ipairs(n.ins) do
+        local c0 = (i == 1) and 0 or E.s.derived.x_channels
+        local k = E:kernel("patchify", { CX = t.dims[1], C0 = c0, PATCH_IN = n.attrs.patch_in })
+        lines[i] = string.format("LAUNCH(%s, CDIV((long long)L * %d, %d), 1, %d, 0, %s, %s, INT(F), INT(H), INT(W));",
+                                 k, t.dims[1], THREADS, THREADS, ptr(n.out), ptr(t))
+    end
+    return lines
+end
+
+emit.unpatchify = function(n, E)
+    local k = E:kernel("unpatchify", { OUT = n.attrs.out_dim })
+    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), "INT(F)", "INT(H)", "INT(W)" }) }
+end
+
+-- An activation fn over every value of its input.
+local function activation(fn)
+    return function(n, E)
+        local k = E:kernel("activation", { FN = fn, TX = ctype(n.ins[1]), TY = ctype(n.out) })
+        return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), "LL(" .. numel(n.out) .. ")" }) }
+    end
+end
+emit.silu = activation("silu")
+emit.gelu_tanh = activation("gelu_tanh")
+emit.gelu_erf = activation("gelu_erf")
+
+emit.add = function(n, E)
+    local k = E:kernel("add", { TA = ctype(n.ins[1]), TB = ctype(n.ins[2]), TY = ctype(n.out) })
+    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), "LL(" .. numel(n.out) .. ")" }) }
+end
+
+emit.add_row = function(n, E)
+    local k = E:kernel("add_row", { COLS = n.out.dims[2] })
+    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }
+end
+
+emit.embedding = function(n, E)
+    local k = E:kernel("embedding", { ROWS = n.attrs.rows, COLS = n.attrs.dim })
+    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), wptr(n.attrs.table) }) }
+end
+
+emit.sinusoid = function(n, E)
+    local half = n.attrs.freq_dim // 2
+    local k = E:kernel("sinusoid", { HALF = half, TY = ctype(n.out) })
+    return { string.format("LAUNCH(%s, CDIV((long long)%s * %d, 128), 1, 128, 0, %s, %s, INT(%s));", k, rows(n.ins[1]),
+                           half, ptr(n.out), ptr(n.ins[1]), rows(n.ins[1])) }
+end
+
+emit.modulation = function(n, E)
+    local a = n.attrs
+    local k = E:kernel("modulation", { CHUNKS = a.chunks, C = a.dim, ESTRIDE = n.ins[1].dims[2],
+                                       KSTRIDE = a.per_chunk and a.dim or 0 })
+    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
+end
+
+emit.layernorm_modulate = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local k = E:kernel("layernorm_modulate", { C = a.dim, THREADS = th, CHUNKS = a.chunks, SHIFT = a.shift,
+                                               SCALE = a.scale, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
+                                               TY = ctype(n.out) })
+    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, INT(tokens_per_row));", k, rows(n.ins[1]), th,
+                           ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2])) }
+end
+
+emit.layernorm_affine = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
+                                             TY = ctype(n.out), ROUND_IN = a.round_input and 1 or 0 })
+    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
+                           ptr(n.ins[1]), wptr(a.weight), wptr(a.bias)) }
+end
+
+emit.rmsnorm = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local k = E:kernel("rmsnorm", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps) })
+    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out), ptr(n.ins[1]),
+                           wptr(a.weight)) }
+end
+
+emit.rmsnorm_rope = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim // 2)
+    local k = E:kernel("rmsnorm_rope", { C = a.dim, D = a.head_dim, THREADS = th, EPS = clit.f32(a.eps) })
+    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
+                           ptr(n.ins[1]), wptr(a.weight), ptr(n.ins[2])) }
+end
+
+emit.rope_table = function(n, E)
+    local a = n.attrs
+    local k = E:kernel("rope_table", { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2,
+                                       THETA = clit.f64(a.theta) })
+    return { string.format("LAUNCH(%s, CDIV((long long)L * %d, %d), 1, %d, 0, %s, INT(F), INT(H), INT(W));", k,
+                           a.head_dim // 2, THREADS, THREADS, ptr(n.out)) }
+end
+
+emit.gated_residual = function(n, E)
+    local a = n.attrs
+    local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, TX = ctype(n.ins[1]),
+                                           TU = ctype(n.ins[2]), TY = ctype(n.out) })
+    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
+                                            "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
+end
+
+-- Two kernels, one chosen at run time (runtime/dit_cuda.c: sm_90a on a cc 9.0 GPU).
+emit.attention = function(n, E)
+    local a, sc, sc90 = n.attrs, schedule.attention, schedule.attention90
+    if a.head_dim ~= 128 then
+        fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
+                  .. "(generate it for the cpu target only)", E.s.path, a.head_dim)
+    end
+    local q, k, v = n.ins[1], n.ins[2], n.ins[3]
+    local cols = a.num_heads * a.head_dim
+    local scale = clit.f32(1.4426950408889634 / math.sqrt(a.head_dim))
+    local k90 = E:kernel("attention_sm90", { NH = a.num_heads, D = a.head_dim, STAGES = sc90.stages,
+                                             SMEM = schedule.attention90_smem(a.head_dim) })
+    local k80 = E:kernel("attention_sm80", { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m,
+                                             BLOCK_N = sc.block_n, STAGES = sc.stages, THREADS = sc.threads,
+                                             SMEM = schedule.attention_smem(a.head_dim) })
+    return {
+        "if (st->attn_sm90) {",
+        string.format("    %s(tm_q, OFF_%s, %s, %d, 128);", tmap(q), ident(q.name), rows(q), cols),
+        string.format("    %s(tm_k, OFF_%s, %s, %d, 128);", tmap(k), ident(k.name), rows(k), cols),
+        string.format("    %s(tm_v, OFF_%s, %s, %d, 128);", tmap(v), ident(v.name), rows(v), cols),
+        string.format("    LAUNCH(%s, CDIV(%s, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, %s, INT(%s), "
+                      .. "INT(%s), FLT(%s));", k90, rows(q), a.num_heads, ptr(n.out), rows(q), rows(k), scale),
+        "} else {",
+        string.format("    LAUNCH(%s, CDIV(%s, %d), %d, %d, ATTN_SMEM, %s, %s, %s, %s, INT(%s), INT(%s), FLT(%s));",
+                      k80, rows(q), sc.block_m, a.num_heads, sc.threads, ptr(q), ptr(k), ptr(v), ptr(n.out),
+                      rows(q), rows(k), scale),
+        "}",
+    }
+end
+
+-- A GEMM: dtypes and epilogue from the node; m is bounded by the plan. GEMM_TO_PROMPT writes the
+-- prompt arena.
+emit.linear = function(n, E)
+    local a, x = n.attrs, n.ins[1]
+    assert(x.kind ~= "prompt", "emit/cuda_dit: a GEMM reads per-prompt tensor " .. x.name)
+    local i = E:gemm({ m_max = graph.max_dim(E.g, x.dims[1]), n = a.n, k = a.k, a_dtype = cuda.gemm_dtype(x),
+                       out_dtype = cuda.gemm_dtype(n.out),
+                       epilogue = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS" })
+    return { string.format("%s(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", n.out.kind == "prompt" and "GEMM_TO_PROMPT" or "GEMM",
+                           i, rows(x), ident(x.name), ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
+end
+
+-- ---- the file -------------------------------------------------------------------------------------
+
+-- The dtype each weight is stored in on the device: a GEMM's weight has its A dtype and its bias
+-- its output dtype (cuBLASLt's bias epilogue reads the bias in the output type: runtime/gemm.h);
+-- everything else is fp32 (norm weights, modulation tables, the fps embedding).
+local function weight_dtypes(g)
+    local dt = {}
+    local function set(w, dtype)
+        assert(dt[w.name] == nil or dt[w.name] == dtype,
+               "emit/cuda_dit: weight " .. w.name .. " is read by GEMMs of two dtypes")
+        dt[w.name] = dtype
+    end
+    for _, n in ipairs(g.nodes) do
+        if n.op == "linear" then
+            set(n.attrs.weight, n.ins[1].dtype)
+            set(n.attrs.bias, n.out.dtype)
+        end
+    end
+    return dt
+end
+
+-- The launch sequence's hooks: a section per block (else the part), a comment and a trace per op.
+local hooks = {
+    section = function(n) return n.out.name:match("^(blocks%.%d+)%.") or n.part end,
+    comment = function(n) return cuda.node_comment(n, n.attrs.epilogue, true) end,
+    trace   = function(n) return cuda.trace_line(n.out, 0) end,
+}
+
+-- TeaCache's two kernels (reference §8): the residual of a pass through the blocks, and its application.
+local function teacache_kernels(E)
+    local g = E.g
+    local tokens = g.exposed.tokens
+    -- runtime/dit_cuda.c copies the tokens as bf16 and reads the probes e and e0 as fp32
+    assert(tokens.dtype == "bf16" and g.exposed.hidden.dtype == "bf16" and g.exposed.e.dtype == "f32"
+           and g.exposed.e0.dtype == "f32", "emit/cuda_dit: TeaCache's tensors changed dtype")
+    local residual = E:kernel("teacache", { T = ctype(tokens), MODE = "residual", OP = "-" })
+    local apply = E:kernel("teacache", { T = ctype(tokens), MODE = "apply", OP = "+" })
+    return residual, apply
+end
+
+-- TeaCache's launch function on the tokens [L, dim] (device pointers outside the arena allowed).
+local function teacache_function(h, E, k_residual, k_apply)
+    local C = E.g.exposed.tokens.dims[2]
+    h:line("/* TeaCache (reference §8): y = a + b (apply = 1) or y = a - b (apply = 0), over the [L, %d] tokens. */", C)
+    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
+    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b);")
+    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
+    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)")
+    h:open("{")
+    local L = assert(E.g.dim.L, "emit/cuda_dit: dit_forward has no symbol L")
+    h:line("const long long n = (long long)(%s) * %d;", L.expr, C)
+    h:line("LAUNCH(apply ? %s : %s, CDIV(n, %d), 1, %d, 0, &y, &a, &b, LL(n));", k_apply, k_residual, THREADS, THREADS)
+    h:close("}")
+    h:blank()
+end
+
+-- One record function per part, then a step (every part but the prompt's) calling them; each is launched
+-- on stream s, and the runtime captures a step or a part into a CUDA Graph.
+local function record_functions(h, g, bodies, part_names)
+    assert(table.concat(part_names, " ") == "context embed blocks head", "emit/cuda_dit: dit_forward's parts changed")
+    local calls = cwriter.new()
+    for _, part in ipairs(part_names) do
+        cuda.record_function(h, g, "dit_forward_cuda_record_" .. part, bodies[part]:text(),
+                             string.format("Part \"%s\" of one forward of one sample (gen/programs/dit.lua).", part))
+        if part ~= "context" then calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part) end
+    end
+    cuda.record_function(h, g, "dit_forward_cuda_record_step", calls:text(),
+                         "One forward of one sample whose prompt part has run: the other parts in order.")
+end
+
+-- The sky_dit_cuda_desc of the program (runtime/cuda_program.h).
+local function descriptor(h, E)
+    local g, p = E.g, E.p
+    local function slot(name)
+        local t = g.by_name[name]
+        if not t or not p.by_tensor[t.id] then return "{0, 0}" end
+        return cuda.slot(p, t)
+    end
+    cuda.desc_open(h, E, "sky_dit_cuda_desc", false)
+    h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
+    h:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
+    h:line(".attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,")
+    for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do h:line(".%s = %s,", name, slot(name)) end
+    for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
+        h:line(".%s = %s,", name, slot(g.exposed[name].name))
+    end
+    h:line(".record_step = dit_forward_cuda_record_step,")
+    h:line(".record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,")
+    h:line("                 dit_forward_cuda_record_head },")
+    h:line(".teacache = dit_forward_cuda_teacache,")
+    h:close("};")
+end
+
+-- Emit the three files of the CUDA dit_forward (its plan p, of the lowered graph) into `files`.
+function cuda_dit.emit(s, p, files, ctx)
+    local E = cuda.program_state(s, p, ctx)
+    local g = p.graph
+    local bodies, part_names = cuda.launch_sequence(E, emit, hooks)
+    local k_residual, k_apply = teacache_kernels(E)
+    cuda.write_kernels(E, ctx, files)
+
+    local n_context = 0
+    for _, n in ipairs(g.nodes) do if n.part == "context" then n_context = n_context + 1 end end
+    local h = cuda.file_open(E, ctx, {
+        string.format("program    dit_forward (cuda): %d ops per step, %d more once per prompt", #g.nodes - n_context,
+                      n_context),
+        string.format("arena      %s bytes (the original's dtypes; see plan_cuda.txt)", plan.commas(p.peak)),
+        string.format("prompt     %s bytes per prompt (the cross-attention keys and values)", plan.commas(p.prompt_bytes)),
+    })
+    h:line("/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */")
+    h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
+    h:line("#define ATTN90_SMEM %d", schedule.attention90_smem(128))
+    h:blank()
+    cuda.offsets(h, "arena offsets (bytes), from gen/plan.lua with the CUDA dtypes", p.buffers, 40)
+    cuda.offsets(h, "prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua)", p.prompt, 40)
+    cuda.tables(h, E)
+    local wdt = weight_dtypes(g)
+    h:line("/* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */")
+    h:open(string.format("const unsigned char dit_forward_weight_bf16[%d] = {", #g.weights))
+    for _, wt in ipairs(g.weights) do
+        h:line("%d, /* %s */", (wdt[wt.name] == "bf16") and 1 or 0, clit.comment(wt.name))
+    end
+    h:close("};")
+    h:blank()
+    record_functions(h, g, bodies, part_names)
+    teacache_function(h, E, k_residual, k_apply)
+    descriptor(h, E)
+    files["gen/dit_forward_cuda.c"] = h:text()
+end
+
+return cuda_dit
