@@ -14,7 +14,7 @@
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
  *            templates/cuda/layernorm_affine.cu.in xxh64 6b03af7adfe0a524
- *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d
+ *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
  *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
@@ -1141,7 +1141,7 @@ layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16(bf16 *__restri
 // One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
 // no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
 // forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit_cuda.lua): C % THREADS == 0, THREADS % 32 == 0.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
 //
 // Parameters: layernorm_modulate_c256_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat, 256, 256, 2, 0, 1 chunk indices, 1e-06f,
 //             bf16 / float stored types of x and y (bf16 or float).
@@ -1187,7 +1187,7 @@ layernorm_modulate_c256_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat
 // One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
 // no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
 // forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit_cuda.lua): C % THREADS == 0, THREADS % 32 == 0.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
 //
 // Parameters: layernorm_modulate_c256_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16, 256, 256, 6, 0, 1 chunk indices, 1e-06f,
 //             bf16 / bf16 stored types of x and y (bf16 or float).
@@ -1233,7 +1233,7 @@ layernorm_modulate_c256_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16(
 // One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
 // no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
 // forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit_cuda.lua): C % THREADS == 0, THREADS % 32 == 0.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
 //
 // Parameters: layernorm_modulate_c256_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16, 256, 256, 6, 3, 4 chunk indices, 1e-06f,
 //             float / bf16 stored types of x and y (bf16 or float).

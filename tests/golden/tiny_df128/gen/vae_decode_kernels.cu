@@ -13,7 +13,7 @@
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
- *            templates/cuda/rms_norm_cl.cu.in     xxh64 08d20d7ed34f0301
+ *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209
  *            templates/cuda/vae_denorm_cl.cu.in   xxh64 18085991502ea3e2
@@ -1682,7 +1682,7 @@ copy(float *__restrict__ y, const float *__restrict__ x, long long n)
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
 // position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c16_silu1, 16, 1.
 extern "C" __global__ void __launch_bounds__(256)
 rms_norm_cl_c16_silu1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
@@ -1716,7 +1716,7 @@ rms_norm_cl_c16_silu1(float *__restrict__ y, const float *__restrict__ x, const 
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
 // position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c32_silu0, 32, 0.
 extern "C" __global__ void __launch_bounds__(256)
 rms_norm_cl_c32_silu0(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
@@ -1750,7 +1750,7 @@ rms_norm_cl_c32_silu0(float *__restrict__ y, const float *__restrict__ x, const 
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
 // position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c32_silu1, 32, 1.
 extern "C" __global__ void __launch_bounds__(256)
 rms_norm_cl_c32_silu1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
@@ -1784,7 +1784,7 @@ rms_norm_cl_c32_silu1(float *__restrict__ y, const float *__restrict__ x, const 
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
 // position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c8_silu1, 8, 1.
 extern "C" __global__ void __launch_bounds__(256)
 rms_norm_cl_c8_silu1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
