@@ -399,14 +399,13 @@ local function node_comment(n)
 end
 
 -- Section of a node for the "---- name ----" separators: the top module of its output's name
--- ("blocks.3", "decoder.upsamples.4", "encoder.middle"), else "embeddings" / "head".
-local function section_of(n, seen, program)
+-- ("blocks.3", "decoder.upsamples.4", "encoder.middle"), else its part (dit_forward: "context",
+-- "embed", "head"), else "input" before the first module and "output" after (`seen`: a module came).
+local function section_of(n, seen)
     local name = n.out.name
     local sec = name:match("^(blocks%.%d+)%.") or name:match("^(%a+coder%.%a+%.%d+)%.")
                 or name:match("^(%a+coder%.middle)%.") or name:match("^(%a+coder%.head)%.")
-    if sec then return sec end
-    if program == "dit_forward" then return seen and "head" or "embeddings" end
-    return seen and "output" or "input"
+    return sec or n.part or (seen and "output" or "input")
 end
 
 -- C prototype of program g's CPU function, or of its part `part` (arena, the prompt arena where it keeps
@@ -435,8 +434,8 @@ local function program_body(s, p, ctx, kernels)
             current = nil
         end
         local body = bodies[part]
-        local sec = section_of(n, seen, g.name)
-        seen = seen or (sec ~= "embeddings" and sec ~= "input")
+        local sec = section_of(n, seen)
+        seen = seen or sec ~= "input"
         if sec ~= current then
             body:blank()
             body:line("/* ---- %s %s */", sec, string.rep("-", math.max(4, 72 - #sec)))

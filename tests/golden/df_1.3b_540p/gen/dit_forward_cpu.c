@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (26 .lua files)                 xxh64 822569d9981953d9
+ * generator  gen/ (26 .lua files)                 xxh64 b9a7fb82ca6c3e67
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
@@ -2216,7 +2216,7 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 {
     (void)F; (void)H; (void)W; (void)Ft;
 
-    /* ---- embeddings -------------------------------------------------------------- */
+    /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.0.out = linear(context)  [512,1536] */
     linear_k4096_n1536(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
     TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 1536);
@@ -2565,7 +2565,7 @@ void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const fl
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     (void)prompt;
 
-    /* ---- head -------------------------------------------------------------------- */
+    /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
     patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
     TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (26 .lua files)                 xxh64 822569d9981953d9
+ * generator  gen/ (26 .lua files)                 xxh64 b9a7fb82ca6c3e67
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -824,7 +824,7 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 {
     (void)F; (void)H; (void)W; (void)Ft;
 
-    /* ---- embeddings -------------------------------------------------------------- */
+    /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.0.out = linear(context)  [512,128] */
     linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
     TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 128);
@@ -898,7 +898,7 @@ void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const fl
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     (void)prompt;
 
-    /* ---- head -------------------------------------------------------------------- */
+    /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x, y)  [L,144] */
     patchify_c00_cx16_patchin144(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
     patchify_c016_cx20_patchin144(ACT(OFF_PATCHES), ACT(OFF_Y), F, H, W);
