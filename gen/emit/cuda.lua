@@ -135,12 +135,38 @@ function cuda.gemm_index(gemms, index, d)
     return index[key]
 end
 
+-- Lists of repeated blocks of one shape: the index after them leaves a GEMM's role (blocks.3.ffn.0 ->
+-- blocks.ffn.0; time_embedding.0 and decoder.upsamples.4.shortcut keep theirs).
+local block_lists = { blocks = true, transformer = true }
+
+-- The role of a GEMM reading weight (or, for the attention's GEMMs, module) `name`: the name without
+-- ".weight" and without a repeated block's index.
+function cuda.gemm_role(name)
+    local parts, out = {}, {}
+    for part in name:gsub("%.weight$", ""):gmatch("[^.]+") do parts[#parts + 1] = part end
+    for i, part in ipairs(parts) do
+        if not (part:match("^%d+$") and block_lists[parts[i - 1]]) then out[#out + 1] = part end
+    end
+    return table.concat(out, ".")
+end
+
 -- The emission state of one program: E:kernel(template, consts[, named]) -> "K_<NAME>" (the instance
--- added to the set), E:gemm(desc) -> its row in the GEMM table.
+-- added to the set), E:gemm(desc, role) -> "GEMM_<ROLE>", the name of its row in the GEMM table (roles
+-- of one shape share a row; one role never has two).
 function cuda.program_state(s, p, ctx)
-    local E = { s = s, p = p, g = p.graph, set = cuda.new_set(ctx), gemms = {}, gemm_rows = {} }
+    local E = { s = s, p = p, g = p.graph, set = cuda.new_set(ctx), gemms = {}, gemm_rows = {}, gemm_roles = {},
+                gemm_role_row = {} }
     function E:kernel(template, consts, named) return "K_" .. ident(self.set:add(template, consts, named)) end
-    function E:gemm(d) return cuda.gemm_index(self.gemms, self.gemm_rows, d) end
+    function E:gemm(d, role)
+        local row = cuda.gemm_index(self.gemms, self.gemm_rows, d)
+        local name = "GEMM_" .. ident(role)
+        if self.gemm_role_row[name] == nil then
+            self.gemm_roles[#self.gemm_roles + 1] = name
+            self.gemm_role_row[name] = row
+        end
+        assert(self.gemm_role_row[name] == row, "emit/cuda: GEMM role " .. role .. " has two shapes")
+        return name
+    end
     return E
 end
 
@@ -248,10 +274,54 @@ function cuda.offsets(h, title, buffers, width)
     h:blank()
 end
 
--- The weights enum, the kernel enum and name table, the GEMM table of E's program (after write_kernels,
--- which sorts the kernels).
+-- The fields of GEMM descriptor d, "name = value" (the strides and w_kn only where not 0).
+local function gemm_fields(d)
+    local f = { ".m_max = " .. d.m_max, ".n = " .. d.n, ".k = " .. d.k, ".a_dtype = " .. d.a_dtype,
+                ".out_dtype = " .. d.out_dtype, ".epilogue = " .. d.epilogue }
+    for _, key in ipairs({ "ldx", "ldw", "ldy" }) do
+        if (d[key] or 0) ~= 0 then f[#f + 1] = "." .. key .. " = " .. d[key] end
+    end
+    if d.w_kn then f[#f + 1] = ".w_kn = 1" end
+    return f
+end
+
+-- The GEMM names (one per role, in order of first use) and the table, one row per shape, each named by
+-- its first role, fields by name and aligned in columns.
+local function gemm_tables(h, E)
+    local program, gemms = E.g.name, E.gemms
+    h:line("/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h). A name")
+    h:line(" * per role (the weight's name without a block's index); the roles of one shape share a row. */")
+    h:open("enum {")
+    local width, first = 0, {}
+    for _, name in ipairs(E.gemm_roles) do width = math.max(width, #name) end
+    for _, name in ipairs(E.gemm_roles) do
+        local row = E.gemm_role_row[name]
+        h:line("%-" .. width .. "s = %d,", name, row)
+        first[row] = first[row] or name
+    end
+    h:close("};")
+    h:blank()
+    local rows, widths = {}, {}
+    for i, d in ipairs(gemms) do
+        rows[i] = gemm_fields(d)
+        for j, f in ipairs(rows[i]) do widths[j] = math.max(widths[j] or 0, #f + 1) end
+    end
+    h:open(string.format("const sky_gemm_desc %s_gemms[%d] = {", program, #gemms))
+    for i, fields in ipairs(rows) do
+        local cells = {}
+        for j, f in ipairs(fields) do
+            cells[j] = j < #fields and string.format("%-" .. widths[j] .. "s", f .. ",") or f
+        end
+        h:line("%-" .. (width + 2) .. "s = { %s },", "[" .. first[i - 1] .. "]", table.concat(cells, " "))
+    end
+    h:close("};")
+    h:blank()
+end
+
+-- The weights enum, the kernel enum and name table, the GEMM names and table of E's program (after
+-- write_kernels, which sorts the kernels).
 function cuda.tables(h, E)
-    local program, set, gemms = E.g.name, E.set, E.gemms
+    local program, set = E.g.name, E.set
     h:open("enum {                                      /* weights, in the order of variant.c's table */")
     for i, wt in ipairs(E.g.weights) do h:line("W_%s = %d,", ident(wt.name), i - 1) end
     h:close("};")
@@ -265,14 +335,7 @@ function cuda.tables(h, E)
     for _, name in ipairs(set.order) do h:line("%s,", clit.str(name)) end
     h:close("};")
     h:blank()
-    h:line("/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */")
-    h:open(string.format("const sky_gemm_desc %s_gemms[%d] = {", program, #gemms))
-    for _, d in ipairs(gemms) do
-        h:line("{%d, %d, %d, %s, %s, %s, %d, %d, %d, %d},", d.m_max, d.n, d.k, d.a_dtype, d.out_dtype, d.epilogue,
-               d.ldx or 0, d.ldw or 0, d.ldy or 0, d.w_kn and 1 or 0)
-    end
-    h:close("};")
-    h:blank()
+    gemm_tables(h, E)
 end
 
 -- Record function `fname` of graph g into writer h: its runtime parameters, the symbols its launches read

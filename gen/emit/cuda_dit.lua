@@ -186,8 +186,9 @@ emit.linear = function(n, E)
     assert(x.kind ~= "prompt", "emit/cuda_dit: a GEMM reads per-prompt tensor " .. x.name)
     local i = E:gemm({ m_max = graph.max_dim(E.g, x.dims[1]), n = a.n, k = a.k, a_dtype = cuda.gemm_dtype(x),
                        out_dtype = cuda.gemm_dtype(n.out),
-                       epilogue = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS" })
-    return { string.format("%s(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", n.out.kind == "prompt" and "GEMM_TO_PROMPT" or "GEMM",
+                       epilogue = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS" },
+                     cuda.gemm_role(a.weight.name))
+    return { string.format("%s(%s, %s, OFF_%s, W_%s, W_%s, OFF_%s);", n.out.kind == "prompt" and "GEMM_TO_PROMPT" or "GEMM",
                            i, rows(x), ident(x.name), ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
 end
 

@@ -49,12 +49,13 @@ end
 emit.linear = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local i = E:gemm({ m_max = graph.max_dim(E.g, x.dims[1]), n = a.n, k = a.k, a_dtype = gemm_dtype(x),
-                       out_dtype = gemm_dtype(n.out), epilogue = a.bias and "SKY_GEMM_EPI_BIAS" or "SKY_GEMM_EPI_NONE" })
+                       out_dtype = gemm_dtype(n.out), epilogue = a.bias and "SKY_GEMM_EPI_BIAS" or "SKY_GEMM_EPI_NONE" },
+                     cuda.gemm_role(a.weight.name))
     if a.bias then
-        return { string.format("GEMM(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", i, rows(x), ident(x.name),
+        return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, OFF_%s);", i, rows(x), ident(x.name),
                                ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
     end
-    return { string.format("GEMM_NB(%d, %s, OFF_%s, W_%s, OFF_%s);", i, rows(x), ident(x.name), ident(a.weight.name),
+    return { string.format("GEMM_NB(%s, %s, OFF_%s, W_%s, OFF_%s);", i, rows(x), ident(x.name), ident(a.weight.name),
                            ident(n.out.name)) }
 end
 
@@ -80,18 +81,19 @@ local function attention(n, E)
     local q, kk, v, scores = n.ins[1], n.ins[2], n.ins[3], n.ins[4]
     local H, D = a.num_heads, a.head_dim
     local C, L, maxL = H * D, rows(q), graph.max_dim(E.g, q.dims[1])
+    local module = cuda.gemm_role(n.out.name:gsub("%.out$", ""))                -- blocks.N.attn.out -> blocks.attn
     local qk = E:gemm({ m_max = maxL, n = maxL, k = D, a_dtype = gemm_dtype(q), out_dtype = gemm_dtype(scores),
-                        epilogue = "SKY_GEMM_EPI_NONE", ldx = C, ldw = C, ldy = maxL })
+                        epilogue = "SKY_GEMM_EPI_NONE", ldx = C, ldw = C, ldy = maxL }, module .. ".qk")
     local pv = E:gemm({ m_max = maxL, n = D, k = maxL, a_dtype = gemm_dtype(scores), out_dtype = gemm_dtype(n.out),
-                        epilogue = "SKY_GEMM_EPI_NONE", ldx = maxL, ldw = C, ldy = C, w_kn = true })
+                        epilogue = "SKY_GEMM_EPI_NONE", ldx = maxL, ldw = C, ldy = C, w_kn = true }, module .. ".pv")
     local eb = q.dtype == "bf16" and 2 or 4
     return {
         string.format("for (int h = 0; h < %d; h++) {", H),
-        string.format("    GEMM_DIMS(%d, %s, %s, %d, OFF_%s + (size_t)h * %d, OFF_%s + (size_t)h * %d, "
+        string.format("    GEMM_DIMS(%s, %s, %s, %d, OFF_%s + (size_t)h * %d, OFF_%s + (size_t)h * %d, "
                       .. "OFF_%s);  /* S = Q_h K_h^T */", qk, L, L, D, ident(q.name), D * eb, ident(kk.name), D * eb,
                       ident(scores.name)),
         softmax[n.op](n, E, L, maxL),
-        string.format("    GEMM_DIMS(%d, %s, %d, %s, OFF_%s, OFF_%s + (size_t)h * %d, OFF_%s + "
+        string.format("    GEMM_DIMS(%s, %s, %d, %s, OFF_%s, OFF_%s + (size_t)h * %d, OFF_%s + "
                       .. "(size_t)h * %d);  /* O_h = P V_h */", pv, L, D, L, ident(scores.name), ident(v.name), D * eb,
                       ident(n.out.name), D * (n.out.dtype == "bf16" and 2 or 4)),
         "}",

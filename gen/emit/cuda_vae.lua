@@ -92,8 +92,8 @@ end
 emit.conv1x1 = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local i = E:gemm({ m_max = graph.max_elems(E.g, x) // a.cin, n = a.cout, k = a.cin, a_dtype = "SKY_GEMM_TF32",
-                       out_dtype = "SKY_GEMM_F32", epilogue = "SKY_GEMM_EPI_BIAS" })
-    return { string.format("GEMM(%d, %s, OFF_%s, W_%s, W_%s, OFF_%s);", i, positions(x), ident(x.name),
+                       out_dtype = "SKY_GEMM_F32", epilogue = "SKY_GEMM_EPI_BIAS" }, cuda.gemm_role(a.weight.name))
+    return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, OFF_%s);", i, positions(x), ident(x.name),
                            ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
 end
 
@@ -142,12 +142,13 @@ emit.attn_qk = function(n, E)
     local C, qkv = n.attrs.c, n.ins[1]
     local T, N, maxN, frame_qkv = frame_attention(n, E, qkv)
     local i = E:gemm({ m_max = maxN, n = maxN, k = C, a_dtype = "SKY_GEMM_F32", out_dtype = "SKY_GEMM_F32",
-                       epilogue = "SKY_GEMM_EPI_NONE", ldx = 3 * C, ldw = 3 * C })
+                       epilogue = "SKY_GEMM_EPI_NONE", ldx = 3 * C, ldw = 3 * C },
+                     cuda.gemm_role(n.out.name:gsub("%.scores$", "")) .. ".qk")
     local k = E:kernel("softmax_rows", {})
     local S = string.format("OFF_%s + (size_t)f * %s * %s * 4", ident(n.out.name), N, N)
     return {
         string.format("for (int f = 0; f < %s; f++) {", T),
-        string.format("    GEMM_ACT(%d, %s, OFF_%s + %s, OFF_%s + %s + %d, %s);  /* S = Q K^T */", i, N, ident(qkv.name),
+        string.format("    GEMM_ACT(%s, %s, OFF_%s + %s, OFF_%s + %s + %d, %s);  /* S = Q K^T */", i, N, ident(qkv.name),
                       frame_qkv, ident(qkv.name), frame_qkv, 4 * C, S),
         string.format("    LAUNCH(%s, %s, 1, 256, 0, PTR(%s), INT(%s), FLT(%s));", k, N, S, N, clit.f32(1.0 / math.sqrt(C))),
         "}",
@@ -158,10 +159,10 @@ emit.attn_pv = function(n, E)
     local C, scores, qkv = n.attrs.c, n.ins[1], n.ins[2]
     local T, N, maxN, frame_qkv = frame_attention(n, E, qkv)
     local i = E:gemm({ m_max = maxN, n = C, k = maxN, a_dtype = "SKY_GEMM_F32", out_dtype = "SKY_GEMM_F32",
-                       epilogue = "SKY_GEMM_EPI_NONE", ldx = 0, ldw = 3 * C, w_kn = true })
+                       epilogue = "SKY_GEMM_EPI_NONE", ldx = 0, ldw = 3 * C, w_kn = true }, cuda.gemm_role(n.out.name) .. ".pv")
     return {
         string.format("for (int f = 0; f < %s; f++) {", T),
-        string.format("    GEMM_ACT(%d, %s, OFF_%s + (size_t)f * %s * %s * 4, OFF_%s + %s + %d, "
+        string.format("    GEMM_ACT(%s, %s, OFF_%s + (size_t)f * %s * %s * 4, OFF_%s + %s + %d, "
                       .. "OFF_%s + (size_t)f * %s * %d * 4);  /* O = P V */", i, N, ident(scores.name), N, N,
                       ident(qkv.name), frame_qkv, 8 * C, ident(n.out.name), N, C),
         "}",

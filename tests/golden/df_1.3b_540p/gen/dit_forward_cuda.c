@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (26 .lua files)                 xxh64 b9a7fb82ca6c3e67
+ * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
  * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1618,20 +1618,43 @@ const char *const dit_forward_kernel_names[22] = {
     "unpatchify_out16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_TEXT_EMBEDDING_0    = 0,
+    GEMM_TEXT_EMBEDDING_2    = 1,
+    GEMM_BLOCKS_CROSS_ATTN_K = 1,
+    GEMM_BLOCKS_CROSS_ATTN_V = 1,
+    GEMM_PATCH_EMBEDDING     = 2,
+    GEMM_TIME_EMBEDDING_0    = 3,
+    GEMM_TIME_EMBEDDING_2    = 4,
+    GEMM_TIME_PROJECTION_1   = 5,
+    GEMM_FPS_PROJECTION_0    = 6,
+    GEMM_FPS_PROJECTION_2    = 7,
+    GEMM_BLOCKS_SELF_ATTN_Q  = 8,
+    GEMM_BLOCKS_SELF_ATTN_K  = 8,
+    GEMM_BLOCKS_SELF_ATTN_V  = 8,
+    GEMM_BLOCKS_SELF_ATTN_O  = 8,
+    GEMM_BLOCKS_CROSS_ATTN_Q = 8,
+    GEMM_BLOCKS_CROSS_ATTN_O = 8,
+    GEMM_BLOCKS_FFN_0        = 9,
+    GEMM_BLOCKS_FFN_2        = 10,
+    GEMM_HEAD_HEAD           = 11,
+};
+
 const sky_gemm_desc dit_forward_gemms[12] = {
-    {512, 1536, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {512, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 1536, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {25, 1536, 256, SKY_GEMM_BF16, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {25, 1536, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {25, 9216, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 1536, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 9216, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 8960, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {51000, 1536, 8960, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 64, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_TEXT_EMBEDDING_0]    = { .m_max = 512,   .n = 1536, .k = 4096, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_TEXT_EMBEDDING_2]    = { .m_max = 512,   .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_PATCH_EMBEDDING]     = { .m_max = 51000, .n = 1536, .k = 64,   .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_0]    = { .m_max = 25,    .n = 1536, .k = 256,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_2]    = { .m_max = 25,    .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_PROJECTION_1]   = { .m_max = 25,    .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_0]    = { .m_max = 1,     .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_2]    = { .m_max = 1,     .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_Q]  = { .m_max = 51000, .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]        = { .m_max = 51000, .n = 8960, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_BLOCKS_FFN_2]        = { .m_max = 51000, .n = 1536, .k = 8960, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_HEAD_HEAD]           = { .m_max = 51000, .n = 64,   .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */
@@ -2476,340 +2499,340 @@ void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int
 
     /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.1.out = linear(context) + gelu_tanh  [512,1536] bf16 */
-    GEMM(0, 512, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
+    GEMM(GEMM_TEXT_EMBEDDING_0, 512, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
     TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
+    GEMM(GEMM_TEXT_EMBEDDING_2, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
     TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
     TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
     TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OFF_BLOCKS_2_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OFF_BLOCKS_2_CROSS_ATTN_K_OUT);
     TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OFF_BLOCKS_2_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OFF_BLOCKS_2_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OFF_BLOCKS_3_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OFF_BLOCKS_3_CROSS_ATTN_K_OUT);
     TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OFF_BLOCKS_3_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OFF_BLOCKS_3_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OFF_BLOCKS_4_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OFF_BLOCKS_4_CROSS_ATTN_K_OUT);
     TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OFF_BLOCKS_4_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OFF_BLOCKS_4_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OFF_BLOCKS_5_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OFF_BLOCKS_5_CROSS_ATTN_K_OUT);
     TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OFF_BLOCKS_5_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OFF_BLOCKS_5_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OFF_BLOCKS_6_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OFF_BLOCKS_6_CROSS_ATTN_K_OUT);
     TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OFF_BLOCKS_6_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OFF_BLOCKS_6_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OFF_BLOCKS_7_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OFF_BLOCKS_7_CROSS_ATTN_K_OUT);
     TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OFF_BLOCKS_7_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OFF_BLOCKS_7_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OFF_BLOCKS_8_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OFF_BLOCKS_8_CROSS_ATTN_K_OUT);
     TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OFF_BLOCKS_8_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OFF_BLOCKS_8_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OFF_BLOCKS_9_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OFF_BLOCKS_9_CROSS_ATTN_K_OUT);
     TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OFF_BLOCKS_9_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OFF_BLOCKS_9_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OFF_BLOCKS_10_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OFF_BLOCKS_10_CROSS_ATTN_K_OUT);
     TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OFF_BLOCKS_10_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OFF_BLOCKS_10_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OFF_BLOCKS_11_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OFF_BLOCKS_11_CROSS_ATTN_K_OUT);
     TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OFF_BLOCKS_11_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OFF_BLOCKS_11_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OFF_BLOCKS_12_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OFF_BLOCKS_12_CROSS_ATTN_K_OUT);
     TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OFF_BLOCKS_12_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OFF_BLOCKS_12_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OFF_BLOCKS_13_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OFF_BLOCKS_13_CROSS_ATTN_K_OUT);
     TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OFF_BLOCKS_13_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OFF_BLOCKS_13_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OFF_BLOCKS_14_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OFF_BLOCKS_14_CROSS_ATTN_K_OUT);
     TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OFF_BLOCKS_14_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OFF_BLOCKS_14_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OFF_BLOCKS_15_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OFF_BLOCKS_15_CROSS_ATTN_K_OUT);
     TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OFF_BLOCKS_15_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OFF_BLOCKS_15_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OFF_BLOCKS_16_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OFF_BLOCKS_16_CROSS_ATTN_K_OUT);
     TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OFF_BLOCKS_16_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OFF_BLOCKS_16_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OFF_BLOCKS_17_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OFF_BLOCKS_17_CROSS_ATTN_K_OUT);
     TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OFF_BLOCKS_17_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OFF_BLOCKS_17_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OFF_BLOCKS_18_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OFF_BLOCKS_18_CROSS_ATTN_K_OUT);
     TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OFF_BLOCKS_18_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OFF_BLOCKS_18_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OFF_BLOCKS_19_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OFF_BLOCKS_19_CROSS_ATTN_K_OUT);
     TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OFF_BLOCKS_19_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OFF_BLOCKS_19_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OFF_BLOCKS_20_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OFF_BLOCKS_20_CROSS_ATTN_K_OUT);
     TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OFF_BLOCKS_20_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OFF_BLOCKS_20_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OFF_BLOCKS_21_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OFF_BLOCKS_21_CROSS_ATTN_K_OUT);
     TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OFF_BLOCKS_21_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OFF_BLOCKS_21_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OFF_BLOCKS_22_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OFF_BLOCKS_22_CROSS_ATTN_K_OUT);
     TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OFF_BLOCKS_22_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OFF_BLOCKS_22_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OFF_BLOCKS_23_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OFF_BLOCKS_23_CROSS_ATTN_K_OUT);
     TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OFF_BLOCKS_23_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OFF_BLOCKS_23_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OFF_BLOCKS_24_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OFF_BLOCKS_24_CROSS_ATTN_K_OUT);
     TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OFF_BLOCKS_24_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OFF_BLOCKS_24_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OFF_BLOCKS_25_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OFF_BLOCKS_25_CROSS_ATTN_K_OUT);
     TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OFF_BLOCKS_25_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OFF_BLOCKS_25_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OFF_BLOCKS_26_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OFF_BLOCKS_26_CROSS_ATTN_K_OUT);
     TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OFF_BLOCKS_26_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OFF_BLOCKS_26_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OFF_BLOCKS_27_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OFF_BLOCKS_27_CROSS_ATTN_K_OUT);
     TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OFF_BLOCKS_27_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OFF_BLOCKS_27_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OFF_BLOCKS_28_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OFF_BLOCKS_28_CROSS_ATTN_K_OUT);
     TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OFF_BLOCKS_28_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OFF_BLOCKS_28_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OFF_BLOCKS_29_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OFF_BLOCKS_29_CROSS_ATTN_K_OUT);
     TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  [512,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
     /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OFF_BLOCKS_29_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OFF_BLOCKS_29_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
 }
 
@@ -2824,37 +2847,37 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
     LAUNCH(K_PATCHIFY_C00_CX16_PATCHIN64, CDIV((long long)L * 16, 256), 1, 256, 0, PTR(OFF_PATCHES), PTR(OFF_X), INT(F), INT(H), INT(W));
     TRACE("patches", OFF_PATCHES, SKY_TRACE_BF16, (long long)L * 64, 0);
     /* patch_embedding.out = linear(patches)  [L,1536] bf16 */
-    GEMM(2, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
+    GEMM(GEMM_PATCH_EMBEDDING, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
     TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* time_sinusoid = sinusoid(t)  [Ft,256] bf16 */
     LAUNCH(K_SINUSOID_HALF128_TYBF16, CDIV((long long)Ft * 128, 128), 1, 128, 0, PTR(OFF_TIME_SINUSOID), PTR(OFF_T), INT(Ft));
     TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_BF16, (long long)Ft * 256, 0);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,1536] f32 */
-    GEMM(3, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
+    GEMM(GEMM_TIME_EMBEDDING_0, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
     TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,1536] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_EMBEDDING_1_OUT), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 1536));
     TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,1536] f32 */
-    GEMM(4, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
+    GEMM(GEMM_TIME_EMBEDDING_2, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
     TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,1536] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_0_OUT), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 1536));
     TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,9216] f32 */
-    GEMM(5, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
+    GEMM(GEMM_TIME_PROJECTION_1, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
     TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 9216, 0);
     /* fps_embedding.out = embedding(fps)  [1,1536] f32 */
     LAUNCH(K_EMBEDDING_COLS1536_ROWS2, CDIV((long long)1 * 1536, 256), 1, 256, 0, PTR(OFF_FPS_EMBEDDING_OUT), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
     TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,1536] f32 */
-    GEMM(6, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
+    GEMM(GEMM_FPS_PROJECTION_0, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
     TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,1536] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)1 * 1536, 256), 1, 256, 0, PTR(OFF_FPS_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 1536));
     TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,9216] f32 */
-    GEMM(7, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
+    GEMM(GEMM_FPS_PROJECTION_2, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
     TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 9216, 0);
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,9216] f32 */
     LAUNCH(K_ADD_ROW_COLS9216, CDIV((long long)Ft * 9216, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_FPS), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
@@ -2879,13 +2902,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM1_OUT), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OFF_BLOCKS_0_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OFF_BLOCKS_0_SELF_ATTN_Q_OUT);
     TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OFF_BLOCKS_0_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OFF_BLOCKS_0_SELF_ATTN_K_OUT);
     TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OFF_BLOCKS_0_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OFF_BLOCKS_0_SELF_ATTN_V_OUT);
     TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -2904,7 +2927,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
     TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
@@ -2913,7 +2936,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM3_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
     TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
     TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -2929,7 +2952,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
     TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -2938,10 +2961,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM2_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OFF_BLOCKS_0_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OFF_BLOCKS_0_FFN_1_OUT);
     TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OFF_BLOCKS_0_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OFF_BLOCKS_0_FFN_2_OUT);
     TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
@@ -2955,13 +2978,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM1_OUT), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OFF_BLOCKS_1_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OFF_BLOCKS_1_SELF_ATTN_Q_OUT);
     TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OFF_BLOCKS_1_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OFF_BLOCKS_1_SELF_ATTN_K_OUT);
     TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OFF_BLOCKS_1_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OFF_BLOCKS_1_SELF_ATTN_V_OUT);
     TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -2980,7 +3003,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
     TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
@@ -2989,7 +3012,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM3_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
     TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);
     TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3005,7 +3028,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
     TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3014,10 +3037,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM2_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OFF_BLOCKS_1_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OFF_BLOCKS_1_FFN_1_OUT);
     TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OFF_BLOCKS_1_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OFF_BLOCKS_1_FFN_2_OUT);
     TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
@@ -3031,13 +3054,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM1_OUT), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     TRACE("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.q.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OFF_BLOCKS_2_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OFF_BLOCKS_2_SELF_ATTN_Q_OUT);
     TRACE("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.k.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_K_WEIGHT, W_BLOCKS_2_SELF_ATTN_K_BIAS, OFF_BLOCKS_2_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_K_WEIGHT, W_BLOCKS_2_SELF_ATTN_K_BIAS, OFF_BLOCKS_2_SELF_ATTN_K_OUT);
     TRACE("blocks.2.self_attn.k.out", OFF_BLOCKS_2_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.v.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_V_WEIGHT, W_BLOCKS_2_SELF_ATTN_V_BIAS, OFF_BLOCKS_2_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_V_WEIGHT, W_BLOCKS_2_SELF_ATTN_V_BIAS, OFF_BLOCKS_2_SELF_ATTN_V_OUT);
     TRACE("blocks.2.self_attn.v.out", OFF_BLOCKS_2_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.q.rope = rmsnorm_rope(blocks.2.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3056,7 +3079,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OFF_BLOCKS_2_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OFF_BLOCKS_2_SELF_ATTN_O_OUT);
     TRACE("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.x1 = gated_residual(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
@@ -3065,7 +3088,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM3_OUT), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS));
     TRACE("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_2_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_2_CROSS_ATTN_Q_OUT);
     TRACE("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3081,7 +3104,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OFF_BLOCKS_2_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OFF_BLOCKS_2_CROSS_ATTN_O_OUT);
     TRACE("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.x2 = add(blocks.2.x1, blocks.2.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3090,10 +3113,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM2_OUT), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     TRACE("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.ffn.1.out = linear(blocks.2.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OFF_BLOCKS_2_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OFF_BLOCKS_2_FFN_1_OUT);
     TRACE("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OFF_BLOCKS_2_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OFF_BLOCKS_2_FFN_2_OUT);
     TRACE("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.out = gated_residual(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
@@ -3107,13 +3130,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM1_OUT), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     TRACE("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.q.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OFF_BLOCKS_3_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OFF_BLOCKS_3_SELF_ATTN_Q_OUT);
     TRACE("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.k.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_K_WEIGHT, W_BLOCKS_3_SELF_ATTN_K_BIAS, OFF_BLOCKS_3_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_K_WEIGHT, W_BLOCKS_3_SELF_ATTN_K_BIAS, OFF_BLOCKS_3_SELF_ATTN_K_OUT);
     TRACE("blocks.3.self_attn.k.out", OFF_BLOCKS_3_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.v.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_V_WEIGHT, W_BLOCKS_3_SELF_ATTN_V_BIAS, OFF_BLOCKS_3_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_V_WEIGHT, W_BLOCKS_3_SELF_ATTN_V_BIAS, OFF_BLOCKS_3_SELF_ATTN_V_OUT);
     TRACE("blocks.3.self_attn.v.out", OFF_BLOCKS_3_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.q.rope = rmsnorm_rope(blocks.3.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3132,7 +3155,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OFF_BLOCKS_3_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OFF_BLOCKS_3_SELF_ATTN_O_OUT);
     TRACE("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.x1 = gated_residual(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
@@ -3141,7 +3164,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM3_OUT), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS));
     TRACE("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_3_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_3_CROSS_ATTN_Q_OUT);
     TRACE("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3157,7 +3180,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OFF_BLOCKS_3_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OFF_BLOCKS_3_CROSS_ATTN_O_OUT);
     TRACE("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.x2 = add(blocks.3.x1, blocks.3.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3166,10 +3189,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM2_OUT), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     TRACE("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.ffn.1.out = linear(blocks.3.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OFF_BLOCKS_3_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OFF_BLOCKS_3_FFN_1_OUT);
     TRACE("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OFF_BLOCKS_3_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OFF_BLOCKS_3_FFN_2_OUT);
     TRACE("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.out = gated_residual(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
@@ -3183,13 +3206,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM1_OUT), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     TRACE("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.q.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OFF_BLOCKS_4_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OFF_BLOCKS_4_SELF_ATTN_Q_OUT);
     TRACE("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.k.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_K_WEIGHT, W_BLOCKS_4_SELF_ATTN_K_BIAS, OFF_BLOCKS_4_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_K_WEIGHT, W_BLOCKS_4_SELF_ATTN_K_BIAS, OFF_BLOCKS_4_SELF_ATTN_K_OUT);
     TRACE("blocks.4.self_attn.k.out", OFF_BLOCKS_4_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.v.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_V_WEIGHT, W_BLOCKS_4_SELF_ATTN_V_BIAS, OFF_BLOCKS_4_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_V_WEIGHT, W_BLOCKS_4_SELF_ATTN_V_BIAS, OFF_BLOCKS_4_SELF_ATTN_V_OUT);
     TRACE("blocks.4.self_attn.v.out", OFF_BLOCKS_4_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.q.rope = rmsnorm_rope(blocks.4.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3208,7 +3231,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OFF_BLOCKS_4_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OFF_BLOCKS_4_SELF_ATTN_O_OUT);
     TRACE("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.x1 = gated_residual(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
@@ -3217,7 +3240,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM3_OUT), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS));
     TRACE("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_4_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_4_CROSS_ATTN_Q_OUT);
     TRACE("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3233,7 +3256,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OFF_BLOCKS_4_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OFF_BLOCKS_4_CROSS_ATTN_O_OUT);
     TRACE("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.x2 = add(blocks.4.x1, blocks.4.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3242,10 +3265,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM2_OUT), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     TRACE("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.ffn.1.out = linear(blocks.4.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OFF_BLOCKS_4_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OFF_BLOCKS_4_FFN_1_OUT);
     TRACE("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OFF_BLOCKS_4_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OFF_BLOCKS_4_FFN_2_OUT);
     TRACE("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.out = gated_residual(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
@@ -3259,13 +3282,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM1_OUT), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     TRACE("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.q.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OFF_BLOCKS_5_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OFF_BLOCKS_5_SELF_ATTN_Q_OUT);
     TRACE("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.k.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_K_WEIGHT, W_BLOCKS_5_SELF_ATTN_K_BIAS, OFF_BLOCKS_5_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_K_WEIGHT, W_BLOCKS_5_SELF_ATTN_K_BIAS, OFF_BLOCKS_5_SELF_ATTN_K_OUT);
     TRACE("blocks.5.self_attn.k.out", OFF_BLOCKS_5_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.v.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_V_WEIGHT, W_BLOCKS_5_SELF_ATTN_V_BIAS, OFF_BLOCKS_5_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_V_WEIGHT, W_BLOCKS_5_SELF_ATTN_V_BIAS, OFF_BLOCKS_5_SELF_ATTN_V_OUT);
     TRACE("blocks.5.self_attn.v.out", OFF_BLOCKS_5_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.q.rope = rmsnorm_rope(blocks.5.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3284,7 +3307,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OFF_BLOCKS_5_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OFF_BLOCKS_5_SELF_ATTN_O_OUT);
     TRACE("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.x1 = gated_residual(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
@@ -3293,7 +3316,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM3_OUT), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS));
     TRACE("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_5_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_5_CROSS_ATTN_Q_OUT);
     TRACE("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3309,7 +3332,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OFF_BLOCKS_5_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OFF_BLOCKS_5_CROSS_ATTN_O_OUT);
     TRACE("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.x2 = add(blocks.5.x1, blocks.5.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3318,10 +3341,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM2_OUT), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     TRACE("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.ffn.1.out = linear(blocks.5.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OFF_BLOCKS_5_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OFF_BLOCKS_5_FFN_1_OUT);
     TRACE("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OFF_BLOCKS_5_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OFF_BLOCKS_5_FFN_2_OUT);
     TRACE("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.out = gated_residual(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
@@ -3335,13 +3358,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM1_OUT), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     TRACE("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.q.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OFF_BLOCKS_6_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OFF_BLOCKS_6_SELF_ATTN_Q_OUT);
     TRACE("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.k.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_K_WEIGHT, W_BLOCKS_6_SELF_ATTN_K_BIAS, OFF_BLOCKS_6_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_K_WEIGHT, W_BLOCKS_6_SELF_ATTN_K_BIAS, OFF_BLOCKS_6_SELF_ATTN_K_OUT);
     TRACE("blocks.6.self_attn.k.out", OFF_BLOCKS_6_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.v.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_V_WEIGHT, W_BLOCKS_6_SELF_ATTN_V_BIAS, OFF_BLOCKS_6_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_V_WEIGHT, W_BLOCKS_6_SELF_ATTN_V_BIAS, OFF_BLOCKS_6_SELF_ATTN_V_OUT);
     TRACE("blocks.6.self_attn.v.out", OFF_BLOCKS_6_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.q.rope = rmsnorm_rope(blocks.6.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3360,7 +3383,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OFF_BLOCKS_6_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OFF_BLOCKS_6_SELF_ATTN_O_OUT);
     TRACE("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.x1 = gated_residual(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
@@ -3369,7 +3392,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM3_OUT), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS));
     TRACE("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_6_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_6_CROSS_ATTN_Q_OUT);
     TRACE("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3385,7 +3408,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OFF_BLOCKS_6_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OFF_BLOCKS_6_CROSS_ATTN_O_OUT);
     TRACE("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.x2 = add(blocks.6.x1, blocks.6.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3394,10 +3417,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM2_OUT), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     TRACE("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.ffn.1.out = linear(blocks.6.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OFF_BLOCKS_6_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OFF_BLOCKS_6_FFN_1_OUT);
     TRACE("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OFF_BLOCKS_6_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OFF_BLOCKS_6_FFN_2_OUT);
     TRACE("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.out = gated_residual(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
@@ -3411,13 +3434,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM1_OUT), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     TRACE("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.q.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OFF_BLOCKS_7_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OFF_BLOCKS_7_SELF_ATTN_Q_OUT);
     TRACE("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.k.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_K_WEIGHT, W_BLOCKS_7_SELF_ATTN_K_BIAS, OFF_BLOCKS_7_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_K_WEIGHT, W_BLOCKS_7_SELF_ATTN_K_BIAS, OFF_BLOCKS_7_SELF_ATTN_K_OUT);
     TRACE("blocks.7.self_attn.k.out", OFF_BLOCKS_7_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.v.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_V_WEIGHT, W_BLOCKS_7_SELF_ATTN_V_BIAS, OFF_BLOCKS_7_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_V_WEIGHT, W_BLOCKS_7_SELF_ATTN_V_BIAS, OFF_BLOCKS_7_SELF_ATTN_V_OUT);
     TRACE("blocks.7.self_attn.v.out", OFF_BLOCKS_7_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.q.rope = rmsnorm_rope(blocks.7.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3436,7 +3459,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OFF_BLOCKS_7_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OFF_BLOCKS_7_SELF_ATTN_O_OUT);
     TRACE("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.x1 = gated_residual(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
@@ -3445,7 +3468,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM3_OUT), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS));
     TRACE("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_7_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_7_CROSS_ATTN_Q_OUT);
     TRACE("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3461,7 +3484,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OFF_BLOCKS_7_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OFF_BLOCKS_7_CROSS_ATTN_O_OUT);
     TRACE("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.x2 = add(blocks.7.x1, blocks.7.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3470,10 +3493,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM2_OUT), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     TRACE("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.ffn.1.out = linear(blocks.7.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OFF_BLOCKS_7_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OFF_BLOCKS_7_FFN_1_OUT);
     TRACE("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OFF_BLOCKS_7_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OFF_BLOCKS_7_FFN_2_OUT);
     TRACE("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.out = gated_residual(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
@@ -3487,13 +3510,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM1_OUT), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     TRACE("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.q.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OFF_BLOCKS_8_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OFF_BLOCKS_8_SELF_ATTN_Q_OUT);
     TRACE("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.k.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_K_WEIGHT, W_BLOCKS_8_SELF_ATTN_K_BIAS, OFF_BLOCKS_8_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_K_WEIGHT, W_BLOCKS_8_SELF_ATTN_K_BIAS, OFF_BLOCKS_8_SELF_ATTN_K_OUT);
     TRACE("blocks.8.self_attn.k.out", OFF_BLOCKS_8_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.v.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_V_WEIGHT, W_BLOCKS_8_SELF_ATTN_V_BIAS, OFF_BLOCKS_8_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_V_WEIGHT, W_BLOCKS_8_SELF_ATTN_V_BIAS, OFF_BLOCKS_8_SELF_ATTN_V_OUT);
     TRACE("blocks.8.self_attn.v.out", OFF_BLOCKS_8_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.q.rope = rmsnorm_rope(blocks.8.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3512,7 +3535,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OFF_BLOCKS_8_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OFF_BLOCKS_8_SELF_ATTN_O_OUT);
     TRACE("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.x1 = gated_residual(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
@@ -3521,7 +3544,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM3_OUT), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS));
     TRACE("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_8_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_8_CROSS_ATTN_Q_OUT);
     TRACE("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3537,7 +3560,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OFF_BLOCKS_8_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OFF_BLOCKS_8_CROSS_ATTN_O_OUT);
     TRACE("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.x2 = add(blocks.8.x1, blocks.8.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3546,10 +3569,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM2_OUT), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     TRACE("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.ffn.1.out = linear(blocks.8.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OFF_BLOCKS_8_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OFF_BLOCKS_8_FFN_1_OUT);
     TRACE("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OFF_BLOCKS_8_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OFF_BLOCKS_8_FFN_2_OUT);
     TRACE("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.out = gated_residual(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
@@ -3563,13 +3586,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM1_OUT), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     TRACE("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.q.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OFF_BLOCKS_9_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OFF_BLOCKS_9_SELF_ATTN_Q_OUT);
     TRACE("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.k.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_K_WEIGHT, W_BLOCKS_9_SELF_ATTN_K_BIAS, OFF_BLOCKS_9_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_K_WEIGHT, W_BLOCKS_9_SELF_ATTN_K_BIAS, OFF_BLOCKS_9_SELF_ATTN_K_OUT);
     TRACE("blocks.9.self_attn.k.out", OFF_BLOCKS_9_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.v.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_V_WEIGHT, W_BLOCKS_9_SELF_ATTN_V_BIAS, OFF_BLOCKS_9_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_V_WEIGHT, W_BLOCKS_9_SELF_ATTN_V_BIAS, OFF_BLOCKS_9_SELF_ATTN_V_OUT);
     TRACE("blocks.9.self_attn.v.out", OFF_BLOCKS_9_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.q.rope = rmsnorm_rope(blocks.9.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3588,7 +3611,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OFF_BLOCKS_9_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OFF_BLOCKS_9_SELF_ATTN_O_OUT);
     TRACE("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.x1 = gated_residual(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
@@ -3597,7 +3620,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM3_OUT), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS));
     TRACE("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_9_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_9_CROSS_ATTN_Q_OUT);
     TRACE("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3613,7 +3636,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OFF_BLOCKS_9_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OFF_BLOCKS_9_CROSS_ATTN_O_OUT);
     TRACE("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.x2 = add(blocks.9.x1, blocks.9.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3622,10 +3645,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM2_OUT), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     TRACE("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.ffn.1.out = linear(blocks.9.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OFF_BLOCKS_9_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OFF_BLOCKS_9_FFN_1_OUT);
     TRACE("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OFF_BLOCKS_9_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OFF_BLOCKS_9_FFN_2_OUT);
     TRACE("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.out = gated_residual(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
@@ -3639,13 +3662,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM1_OUT), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     TRACE("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.q.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OFF_BLOCKS_10_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OFF_BLOCKS_10_SELF_ATTN_Q_OUT);
     TRACE("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.k.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_K_WEIGHT, W_BLOCKS_10_SELF_ATTN_K_BIAS, OFF_BLOCKS_10_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_K_WEIGHT, W_BLOCKS_10_SELF_ATTN_K_BIAS, OFF_BLOCKS_10_SELF_ATTN_K_OUT);
     TRACE("blocks.10.self_attn.k.out", OFF_BLOCKS_10_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.v.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_V_WEIGHT, W_BLOCKS_10_SELF_ATTN_V_BIAS, OFF_BLOCKS_10_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_V_WEIGHT, W_BLOCKS_10_SELF_ATTN_V_BIAS, OFF_BLOCKS_10_SELF_ATTN_V_OUT);
     TRACE("blocks.10.self_attn.v.out", OFF_BLOCKS_10_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.q.rope = rmsnorm_rope(blocks.10.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3664,7 +3687,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OFF_BLOCKS_10_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OFF_BLOCKS_10_SELF_ATTN_O_OUT);
     TRACE("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.x1 = gated_residual(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
@@ -3673,7 +3696,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM3_OUT), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS));
     TRACE("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_10_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_10_CROSS_ATTN_Q_OUT);
     TRACE("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3689,7 +3712,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OFF_BLOCKS_10_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OFF_BLOCKS_10_CROSS_ATTN_O_OUT);
     TRACE("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.x2 = add(blocks.10.x1, blocks.10.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3698,10 +3721,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM2_OUT), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     TRACE("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.ffn.1.out = linear(blocks.10.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OFF_BLOCKS_10_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OFF_BLOCKS_10_FFN_1_OUT);
     TRACE("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OFF_BLOCKS_10_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OFF_BLOCKS_10_FFN_2_OUT);
     TRACE("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.out = gated_residual(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
@@ -3715,13 +3738,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM1_OUT), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     TRACE("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.q.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OFF_BLOCKS_11_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OFF_BLOCKS_11_SELF_ATTN_Q_OUT);
     TRACE("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.k.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_K_WEIGHT, W_BLOCKS_11_SELF_ATTN_K_BIAS, OFF_BLOCKS_11_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_K_WEIGHT, W_BLOCKS_11_SELF_ATTN_K_BIAS, OFF_BLOCKS_11_SELF_ATTN_K_OUT);
     TRACE("blocks.11.self_attn.k.out", OFF_BLOCKS_11_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.v.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_V_WEIGHT, W_BLOCKS_11_SELF_ATTN_V_BIAS, OFF_BLOCKS_11_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_V_WEIGHT, W_BLOCKS_11_SELF_ATTN_V_BIAS, OFF_BLOCKS_11_SELF_ATTN_V_OUT);
     TRACE("blocks.11.self_attn.v.out", OFF_BLOCKS_11_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.q.rope = rmsnorm_rope(blocks.11.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3740,7 +3763,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OFF_BLOCKS_11_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OFF_BLOCKS_11_SELF_ATTN_O_OUT);
     TRACE("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.x1 = gated_residual(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
@@ -3749,7 +3772,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM3_OUT), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS));
     TRACE("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_11_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_11_CROSS_ATTN_Q_OUT);
     TRACE("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3765,7 +3788,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OFF_BLOCKS_11_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OFF_BLOCKS_11_CROSS_ATTN_O_OUT);
     TRACE("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.x2 = add(blocks.11.x1, blocks.11.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3774,10 +3797,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM2_OUT), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     TRACE("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.ffn.1.out = linear(blocks.11.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OFF_BLOCKS_11_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OFF_BLOCKS_11_FFN_1_OUT);
     TRACE("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OFF_BLOCKS_11_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OFF_BLOCKS_11_FFN_2_OUT);
     TRACE("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.out = gated_residual(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
@@ -3791,13 +3814,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM1_OUT), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     TRACE("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.q.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OFF_BLOCKS_12_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OFF_BLOCKS_12_SELF_ATTN_Q_OUT);
     TRACE("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.k.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_K_WEIGHT, W_BLOCKS_12_SELF_ATTN_K_BIAS, OFF_BLOCKS_12_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_K_WEIGHT, W_BLOCKS_12_SELF_ATTN_K_BIAS, OFF_BLOCKS_12_SELF_ATTN_K_OUT);
     TRACE("blocks.12.self_attn.k.out", OFF_BLOCKS_12_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.v.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_V_WEIGHT, W_BLOCKS_12_SELF_ATTN_V_BIAS, OFF_BLOCKS_12_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_V_WEIGHT, W_BLOCKS_12_SELF_ATTN_V_BIAS, OFF_BLOCKS_12_SELF_ATTN_V_OUT);
     TRACE("blocks.12.self_attn.v.out", OFF_BLOCKS_12_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.q.rope = rmsnorm_rope(blocks.12.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3816,7 +3839,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OFF_BLOCKS_12_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OFF_BLOCKS_12_SELF_ATTN_O_OUT);
     TRACE("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.x1 = gated_residual(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
@@ -3825,7 +3848,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM3_OUT), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS));
     TRACE("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_12_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_12_CROSS_ATTN_Q_OUT);
     TRACE("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3841,7 +3864,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OFF_BLOCKS_12_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OFF_BLOCKS_12_CROSS_ATTN_O_OUT);
     TRACE("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.x2 = add(blocks.12.x1, blocks.12.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3850,10 +3873,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM2_OUT), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     TRACE("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.ffn.1.out = linear(blocks.12.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OFF_BLOCKS_12_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OFF_BLOCKS_12_FFN_1_OUT);
     TRACE("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OFF_BLOCKS_12_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OFF_BLOCKS_12_FFN_2_OUT);
     TRACE("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.out = gated_residual(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
@@ -3867,13 +3890,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM1_OUT), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     TRACE("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.q.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OFF_BLOCKS_13_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OFF_BLOCKS_13_SELF_ATTN_Q_OUT);
     TRACE("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.k.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_K_WEIGHT, W_BLOCKS_13_SELF_ATTN_K_BIAS, OFF_BLOCKS_13_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_K_WEIGHT, W_BLOCKS_13_SELF_ATTN_K_BIAS, OFF_BLOCKS_13_SELF_ATTN_K_OUT);
     TRACE("blocks.13.self_attn.k.out", OFF_BLOCKS_13_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.v.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_V_WEIGHT, W_BLOCKS_13_SELF_ATTN_V_BIAS, OFF_BLOCKS_13_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_V_WEIGHT, W_BLOCKS_13_SELF_ATTN_V_BIAS, OFF_BLOCKS_13_SELF_ATTN_V_OUT);
     TRACE("blocks.13.self_attn.v.out", OFF_BLOCKS_13_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.q.rope = rmsnorm_rope(blocks.13.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3892,7 +3915,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OFF_BLOCKS_13_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OFF_BLOCKS_13_SELF_ATTN_O_OUT);
     TRACE("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.x1 = gated_residual(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
@@ -3901,7 +3924,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM3_OUT), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS));
     TRACE("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_13_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_13_CROSS_ATTN_Q_OUT);
     TRACE("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3917,7 +3940,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OFF_BLOCKS_13_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OFF_BLOCKS_13_CROSS_ATTN_O_OUT);
     TRACE("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.x2 = add(blocks.13.x1, blocks.13.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -3926,10 +3949,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM2_OUT), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     TRACE("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.ffn.1.out = linear(blocks.13.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OFF_BLOCKS_13_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OFF_BLOCKS_13_FFN_1_OUT);
     TRACE("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OFF_BLOCKS_13_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OFF_BLOCKS_13_FFN_2_OUT);
     TRACE("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.out = gated_residual(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
@@ -3943,13 +3966,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM1_OUT), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     TRACE("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.q.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OFF_BLOCKS_14_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OFF_BLOCKS_14_SELF_ATTN_Q_OUT);
     TRACE("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.k.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_K_WEIGHT, W_BLOCKS_14_SELF_ATTN_K_BIAS, OFF_BLOCKS_14_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_K_WEIGHT, W_BLOCKS_14_SELF_ATTN_K_BIAS, OFF_BLOCKS_14_SELF_ATTN_K_OUT);
     TRACE("blocks.14.self_attn.k.out", OFF_BLOCKS_14_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.v.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_V_WEIGHT, W_BLOCKS_14_SELF_ATTN_V_BIAS, OFF_BLOCKS_14_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_V_WEIGHT, W_BLOCKS_14_SELF_ATTN_V_BIAS, OFF_BLOCKS_14_SELF_ATTN_V_OUT);
     TRACE("blocks.14.self_attn.v.out", OFF_BLOCKS_14_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.q.rope = rmsnorm_rope(blocks.14.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -3968,7 +3991,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OFF_BLOCKS_14_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OFF_BLOCKS_14_SELF_ATTN_O_OUT);
     TRACE("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.x1 = gated_residual(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
@@ -3977,7 +4000,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM3_OUT), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS));
     TRACE("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_14_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_14_CROSS_ATTN_Q_OUT);
     TRACE("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -3993,7 +4016,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OFF_BLOCKS_14_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OFF_BLOCKS_14_CROSS_ATTN_O_OUT);
     TRACE("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.x2 = add(blocks.14.x1, blocks.14.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4002,10 +4025,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM2_OUT), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     TRACE("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.ffn.1.out = linear(blocks.14.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OFF_BLOCKS_14_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OFF_BLOCKS_14_FFN_1_OUT);
     TRACE("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OFF_BLOCKS_14_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OFF_BLOCKS_14_FFN_2_OUT);
     TRACE("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.out = gated_residual(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
@@ -4019,13 +4042,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM1_OUT), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     TRACE("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.q.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OFF_BLOCKS_15_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OFF_BLOCKS_15_SELF_ATTN_Q_OUT);
     TRACE("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.k.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_K_WEIGHT, W_BLOCKS_15_SELF_ATTN_K_BIAS, OFF_BLOCKS_15_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_K_WEIGHT, W_BLOCKS_15_SELF_ATTN_K_BIAS, OFF_BLOCKS_15_SELF_ATTN_K_OUT);
     TRACE("blocks.15.self_attn.k.out", OFF_BLOCKS_15_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.v.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_V_WEIGHT, W_BLOCKS_15_SELF_ATTN_V_BIAS, OFF_BLOCKS_15_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_V_WEIGHT, W_BLOCKS_15_SELF_ATTN_V_BIAS, OFF_BLOCKS_15_SELF_ATTN_V_OUT);
     TRACE("blocks.15.self_attn.v.out", OFF_BLOCKS_15_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.q.rope = rmsnorm_rope(blocks.15.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4044,7 +4067,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OFF_BLOCKS_15_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OFF_BLOCKS_15_SELF_ATTN_O_OUT);
     TRACE("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.x1 = gated_residual(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
@@ -4053,7 +4076,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM3_OUT), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS));
     TRACE("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_15_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_15_CROSS_ATTN_Q_OUT);
     TRACE("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4069,7 +4092,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OFF_BLOCKS_15_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OFF_BLOCKS_15_CROSS_ATTN_O_OUT);
     TRACE("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.x2 = add(blocks.15.x1, blocks.15.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4078,10 +4101,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM2_OUT), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     TRACE("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.ffn.1.out = linear(blocks.15.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OFF_BLOCKS_15_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OFF_BLOCKS_15_FFN_1_OUT);
     TRACE("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OFF_BLOCKS_15_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OFF_BLOCKS_15_FFN_2_OUT);
     TRACE("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.out = gated_residual(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
@@ -4095,13 +4118,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM1_OUT), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     TRACE("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.q.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OFF_BLOCKS_16_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OFF_BLOCKS_16_SELF_ATTN_Q_OUT);
     TRACE("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.k.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_K_WEIGHT, W_BLOCKS_16_SELF_ATTN_K_BIAS, OFF_BLOCKS_16_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_K_WEIGHT, W_BLOCKS_16_SELF_ATTN_K_BIAS, OFF_BLOCKS_16_SELF_ATTN_K_OUT);
     TRACE("blocks.16.self_attn.k.out", OFF_BLOCKS_16_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.v.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_V_WEIGHT, W_BLOCKS_16_SELF_ATTN_V_BIAS, OFF_BLOCKS_16_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_V_WEIGHT, W_BLOCKS_16_SELF_ATTN_V_BIAS, OFF_BLOCKS_16_SELF_ATTN_V_OUT);
     TRACE("blocks.16.self_attn.v.out", OFF_BLOCKS_16_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.q.rope = rmsnorm_rope(blocks.16.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4120,7 +4143,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OFF_BLOCKS_16_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OFF_BLOCKS_16_SELF_ATTN_O_OUT);
     TRACE("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.x1 = gated_residual(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
@@ -4129,7 +4152,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM3_OUT), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS));
     TRACE("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_16_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_16_CROSS_ATTN_Q_OUT);
     TRACE("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4145,7 +4168,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OFF_BLOCKS_16_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OFF_BLOCKS_16_CROSS_ATTN_O_OUT);
     TRACE("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.x2 = add(blocks.16.x1, blocks.16.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4154,10 +4177,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM2_OUT), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     TRACE("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.ffn.1.out = linear(blocks.16.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OFF_BLOCKS_16_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OFF_BLOCKS_16_FFN_1_OUT);
     TRACE("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OFF_BLOCKS_16_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OFF_BLOCKS_16_FFN_2_OUT);
     TRACE("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.out = gated_residual(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
@@ -4171,13 +4194,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM1_OUT), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     TRACE("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.q.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OFF_BLOCKS_17_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OFF_BLOCKS_17_SELF_ATTN_Q_OUT);
     TRACE("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.k.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_K_WEIGHT, W_BLOCKS_17_SELF_ATTN_K_BIAS, OFF_BLOCKS_17_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_K_WEIGHT, W_BLOCKS_17_SELF_ATTN_K_BIAS, OFF_BLOCKS_17_SELF_ATTN_K_OUT);
     TRACE("blocks.17.self_attn.k.out", OFF_BLOCKS_17_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.v.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_V_WEIGHT, W_BLOCKS_17_SELF_ATTN_V_BIAS, OFF_BLOCKS_17_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_V_WEIGHT, W_BLOCKS_17_SELF_ATTN_V_BIAS, OFF_BLOCKS_17_SELF_ATTN_V_OUT);
     TRACE("blocks.17.self_attn.v.out", OFF_BLOCKS_17_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.q.rope = rmsnorm_rope(blocks.17.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4196,7 +4219,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OFF_BLOCKS_17_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OFF_BLOCKS_17_SELF_ATTN_O_OUT);
     TRACE("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.x1 = gated_residual(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
@@ -4205,7 +4228,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM3_OUT), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS));
     TRACE("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_17_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_17_CROSS_ATTN_Q_OUT);
     TRACE("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4221,7 +4244,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OFF_BLOCKS_17_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OFF_BLOCKS_17_CROSS_ATTN_O_OUT);
     TRACE("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.x2 = add(blocks.17.x1, blocks.17.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4230,10 +4253,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM2_OUT), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     TRACE("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.ffn.1.out = linear(blocks.17.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OFF_BLOCKS_17_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OFF_BLOCKS_17_FFN_1_OUT);
     TRACE("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OFF_BLOCKS_17_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OFF_BLOCKS_17_FFN_2_OUT);
     TRACE("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.out = gated_residual(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
@@ -4247,13 +4270,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM1_OUT), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     TRACE("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.q.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OFF_BLOCKS_18_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OFF_BLOCKS_18_SELF_ATTN_Q_OUT);
     TRACE("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.k.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_K_WEIGHT, W_BLOCKS_18_SELF_ATTN_K_BIAS, OFF_BLOCKS_18_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_K_WEIGHT, W_BLOCKS_18_SELF_ATTN_K_BIAS, OFF_BLOCKS_18_SELF_ATTN_K_OUT);
     TRACE("blocks.18.self_attn.k.out", OFF_BLOCKS_18_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.v.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_V_WEIGHT, W_BLOCKS_18_SELF_ATTN_V_BIAS, OFF_BLOCKS_18_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_V_WEIGHT, W_BLOCKS_18_SELF_ATTN_V_BIAS, OFF_BLOCKS_18_SELF_ATTN_V_OUT);
     TRACE("blocks.18.self_attn.v.out", OFF_BLOCKS_18_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.q.rope = rmsnorm_rope(blocks.18.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4272,7 +4295,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OFF_BLOCKS_18_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OFF_BLOCKS_18_SELF_ATTN_O_OUT);
     TRACE("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.x1 = gated_residual(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
@@ -4281,7 +4304,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM3_OUT), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS));
     TRACE("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_18_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_18_CROSS_ATTN_Q_OUT);
     TRACE("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4297,7 +4320,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OFF_BLOCKS_18_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OFF_BLOCKS_18_CROSS_ATTN_O_OUT);
     TRACE("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.x2 = add(blocks.18.x1, blocks.18.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4306,10 +4329,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM2_OUT), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     TRACE("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.ffn.1.out = linear(blocks.18.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OFF_BLOCKS_18_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OFF_BLOCKS_18_FFN_1_OUT);
     TRACE("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OFF_BLOCKS_18_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OFF_BLOCKS_18_FFN_2_OUT);
     TRACE("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.out = gated_residual(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
@@ -4323,13 +4346,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM1_OUT), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     TRACE("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.q.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OFF_BLOCKS_19_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OFF_BLOCKS_19_SELF_ATTN_Q_OUT);
     TRACE("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.k.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_K_WEIGHT, W_BLOCKS_19_SELF_ATTN_K_BIAS, OFF_BLOCKS_19_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_K_WEIGHT, W_BLOCKS_19_SELF_ATTN_K_BIAS, OFF_BLOCKS_19_SELF_ATTN_K_OUT);
     TRACE("blocks.19.self_attn.k.out", OFF_BLOCKS_19_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.v.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_V_WEIGHT, W_BLOCKS_19_SELF_ATTN_V_BIAS, OFF_BLOCKS_19_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_V_WEIGHT, W_BLOCKS_19_SELF_ATTN_V_BIAS, OFF_BLOCKS_19_SELF_ATTN_V_OUT);
     TRACE("blocks.19.self_attn.v.out", OFF_BLOCKS_19_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.q.rope = rmsnorm_rope(blocks.19.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4348,7 +4371,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OFF_BLOCKS_19_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OFF_BLOCKS_19_SELF_ATTN_O_OUT);
     TRACE("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.x1 = gated_residual(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
@@ -4357,7 +4380,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM3_OUT), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS));
     TRACE("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_19_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_19_CROSS_ATTN_Q_OUT);
     TRACE("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4373,7 +4396,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OFF_BLOCKS_19_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OFF_BLOCKS_19_CROSS_ATTN_O_OUT);
     TRACE("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.x2 = add(blocks.19.x1, blocks.19.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4382,10 +4405,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM2_OUT), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     TRACE("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.ffn.1.out = linear(blocks.19.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OFF_BLOCKS_19_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OFF_BLOCKS_19_FFN_1_OUT);
     TRACE("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OFF_BLOCKS_19_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OFF_BLOCKS_19_FFN_2_OUT);
     TRACE("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.out = gated_residual(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
@@ -4399,13 +4422,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM1_OUT), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     TRACE("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.q.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OFF_BLOCKS_20_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OFF_BLOCKS_20_SELF_ATTN_Q_OUT);
     TRACE("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.k.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_K_WEIGHT, W_BLOCKS_20_SELF_ATTN_K_BIAS, OFF_BLOCKS_20_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_K_WEIGHT, W_BLOCKS_20_SELF_ATTN_K_BIAS, OFF_BLOCKS_20_SELF_ATTN_K_OUT);
     TRACE("blocks.20.self_attn.k.out", OFF_BLOCKS_20_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.v.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_V_WEIGHT, W_BLOCKS_20_SELF_ATTN_V_BIAS, OFF_BLOCKS_20_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_V_WEIGHT, W_BLOCKS_20_SELF_ATTN_V_BIAS, OFF_BLOCKS_20_SELF_ATTN_V_OUT);
     TRACE("blocks.20.self_attn.v.out", OFF_BLOCKS_20_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.q.rope = rmsnorm_rope(blocks.20.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4424,7 +4447,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OFF_BLOCKS_20_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OFF_BLOCKS_20_SELF_ATTN_O_OUT);
     TRACE("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.x1 = gated_residual(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
@@ -4433,7 +4456,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM3_OUT), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS));
     TRACE("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_20_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_20_CROSS_ATTN_Q_OUT);
     TRACE("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4449,7 +4472,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OFF_BLOCKS_20_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OFF_BLOCKS_20_CROSS_ATTN_O_OUT);
     TRACE("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.x2 = add(blocks.20.x1, blocks.20.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4458,10 +4481,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM2_OUT), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     TRACE("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.ffn.1.out = linear(blocks.20.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OFF_BLOCKS_20_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OFF_BLOCKS_20_FFN_1_OUT);
     TRACE("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OFF_BLOCKS_20_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OFF_BLOCKS_20_FFN_2_OUT);
     TRACE("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.out = gated_residual(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
@@ -4475,13 +4498,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM1_OUT), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     TRACE("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.q.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OFF_BLOCKS_21_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OFF_BLOCKS_21_SELF_ATTN_Q_OUT);
     TRACE("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.k.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_K_WEIGHT, W_BLOCKS_21_SELF_ATTN_K_BIAS, OFF_BLOCKS_21_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_K_WEIGHT, W_BLOCKS_21_SELF_ATTN_K_BIAS, OFF_BLOCKS_21_SELF_ATTN_K_OUT);
     TRACE("blocks.21.self_attn.k.out", OFF_BLOCKS_21_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.v.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_V_WEIGHT, W_BLOCKS_21_SELF_ATTN_V_BIAS, OFF_BLOCKS_21_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_V_WEIGHT, W_BLOCKS_21_SELF_ATTN_V_BIAS, OFF_BLOCKS_21_SELF_ATTN_V_OUT);
     TRACE("blocks.21.self_attn.v.out", OFF_BLOCKS_21_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.q.rope = rmsnorm_rope(blocks.21.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4500,7 +4523,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OFF_BLOCKS_21_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OFF_BLOCKS_21_SELF_ATTN_O_OUT);
     TRACE("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.x1 = gated_residual(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
@@ -4509,7 +4532,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM3_OUT), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS));
     TRACE("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_21_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_21_CROSS_ATTN_Q_OUT);
     TRACE("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4525,7 +4548,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OFF_BLOCKS_21_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OFF_BLOCKS_21_CROSS_ATTN_O_OUT);
     TRACE("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.x2 = add(blocks.21.x1, blocks.21.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4534,10 +4557,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM2_OUT), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     TRACE("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.ffn.1.out = linear(blocks.21.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OFF_BLOCKS_21_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OFF_BLOCKS_21_FFN_1_OUT);
     TRACE("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OFF_BLOCKS_21_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OFF_BLOCKS_21_FFN_2_OUT);
     TRACE("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.out = gated_residual(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
@@ -4551,13 +4574,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM1_OUT), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     TRACE("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.q.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OFF_BLOCKS_22_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OFF_BLOCKS_22_SELF_ATTN_Q_OUT);
     TRACE("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.k.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_K_WEIGHT, W_BLOCKS_22_SELF_ATTN_K_BIAS, OFF_BLOCKS_22_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_K_WEIGHT, W_BLOCKS_22_SELF_ATTN_K_BIAS, OFF_BLOCKS_22_SELF_ATTN_K_OUT);
     TRACE("blocks.22.self_attn.k.out", OFF_BLOCKS_22_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.v.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_V_WEIGHT, W_BLOCKS_22_SELF_ATTN_V_BIAS, OFF_BLOCKS_22_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_V_WEIGHT, W_BLOCKS_22_SELF_ATTN_V_BIAS, OFF_BLOCKS_22_SELF_ATTN_V_OUT);
     TRACE("blocks.22.self_attn.v.out", OFF_BLOCKS_22_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.q.rope = rmsnorm_rope(blocks.22.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4576,7 +4599,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OFF_BLOCKS_22_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OFF_BLOCKS_22_SELF_ATTN_O_OUT);
     TRACE("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.x1 = gated_residual(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
@@ -4585,7 +4608,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM3_OUT), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS));
     TRACE("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_22_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_22_CROSS_ATTN_Q_OUT);
     TRACE("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4601,7 +4624,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OFF_BLOCKS_22_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OFF_BLOCKS_22_CROSS_ATTN_O_OUT);
     TRACE("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.x2 = add(blocks.22.x1, blocks.22.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4610,10 +4633,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM2_OUT), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     TRACE("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.ffn.1.out = linear(blocks.22.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OFF_BLOCKS_22_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OFF_BLOCKS_22_FFN_1_OUT);
     TRACE("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OFF_BLOCKS_22_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OFF_BLOCKS_22_FFN_2_OUT);
     TRACE("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.out = gated_residual(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
@@ -4627,13 +4650,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM1_OUT), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     TRACE("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.q.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OFF_BLOCKS_23_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OFF_BLOCKS_23_SELF_ATTN_Q_OUT);
     TRACE("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.k.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_K_WEIGHT, W_BLOCKS_23_SELF_ATTN_K_BIAS, OFF_BLOCKS_23_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_K_WEIGHT, W_BLOCKS_23_SELF_ATTN_K_BIAS, OFF_BLOCKS_23_SELF_ATTN_K_OUT);
     TRACE("blocks.23.self_attn.k.out", OFF_BLOCKS_23_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.v.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_V_WEIGHT, W_BLOCKS_23_SELF_ATTN_V_BIAS, OFF_BLOCKS_23_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_V_WEIGHT, W_BLOCKS_23_SELF_ATTN_V_BIAS, OFF_BLOCKS_23_SELF_ATTN_V_OUT);
     TRACE("blocks.23.self_attn.v.out", OFF_BLOCKS_23_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.q.rope = rmsnorm_rope(blocks.23.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4652,7 +4675,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OFF_BLOCKS_23_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OFF_BLOCKS_23_SELF_ATTN_O_OUT);
     TRACE("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.x1 = gated_residual(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
@@ -4661,7 +4684,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM3_OUT), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS));
     TRACE("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_23_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_23_CROSS_ATTN_Q_OUT);
     TRACE("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4677,7 +4700,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OFF_BLOCKS_23_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OFF_BLOCKS_23_CROSS_ATTN_O_OUT);
     TRACE("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.x2 = add(blocks.23.x1, blocks.23.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4686,10 +4709,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM2_OUT), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     TRACE("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.ffn.1.out = linear(blocks.23.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OFF_BLOCKS_23_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OFF_BLOCKS_23_FFN_1_OUT);
     TRACE("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OFF_BLOCKS_23_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OFF_BLOCKS_23_FFN_2_OUT);
     TRACE("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.out = gated_residual(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
@@ -4703,13 +4726,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_24_NORM1_OUT), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     TRACE("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.q.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OFF_BLOCKS_24_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OFF_BLOCKS_24_SELF_ATTN_Q_OUT);
     TRACE("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.k.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_K_WEIGHT, W_BLOCKS_24_SELF_ATTN_K_BIAS, OFF_BLOCKS_24_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_K_WEIGHT, W_BLOCKS_24_SELF_ATTN_K_BIAS, OFF_BLOCKS_24_SELF_ATTN_K_OUT);
     TRACE("blocks.24.self_attn.k.out", OFF_BLOCKS_24_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.v.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_V_WEIGHT, W_BLOCKS_24_SELF_ATTN_V_BIAS, OFF_BLOCKS_24_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_V_WEIGHT, W_BLOCKS_24_SELF_ATTN_V_BIAS, OFF_BLOCKS_24_SELF_ATTN_V_OUT);
     TRACE("blocks.24.self_attn.v.out", OFF_BLOCKS_24_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.q.rope = rmsnorm_rope(blocks.24.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4728,7 +4751,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OFF_BLOCKS_24_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OFF_BLOCKS_24_SELF_ATTN_O_OUT);
     TRACE("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.x1 = gated_residual(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
@@ -4737,7 +4760,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_24_NORM3_OUT), PTR(OFF_BLOCKS_24_X1), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS));
     TRACE("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_24_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_24_CROSS_ATTN_Q_OUT);
     TRACE("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4753,7 +4776,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OFF_BLOCKS_24_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OFF_BLOCKS_24_CROSS_ATTN_O_OUT);
     TRACE("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.x2 = add(blocks.24.x1, blocks.24.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4762,10 +4785,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_24_NORM2_OUT), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     TRACE("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.ffn.1.out = linear(blocks.24.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OFF_BLOCKS_24_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OFF_BLOCKS_24_FFN_1_OUT);
     TRACE("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OFF_BLOCKS_24_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OFF_BLOCKS_24_FFN_2_OUT);
     TRACE("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.out = gated_residual(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
@@ -4779,13 +4802,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_25_NORM1_OUT), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     TRACE("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.q.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OFF_BLOCKS_25_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OFF_BLOCKS_25_SELF_ATTN_Q_OUT);
     TRACE("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.k.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_K_WEIGHT, W_BLOCKS_25_SELF_ATTN_K_BIAS, OFF_BLOCKS_25_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_K_WEIGHT, W_BLOCKS_25_SELF_ATTN_K_BIAS, OFF_BLOCKS_25_SELF_ATTN_K_OUT);
     TRACE("blocks.25.self_attn.k.out", OFF_BLOCKS_25_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.v.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_V_WEIGHT, W_BLOCKS_25_SELF_ATTN_V_BIAS, OFF_BLOCKS_25_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_V_WEIGHT, W_BLOCKS_25_SELF_ATTN_V_BIAS, OFF_BLOCKS_25_SELF_ATTN_V_OUT);
     TRACE("blocks.25.self_attn.v.out", OFF_BLOCKS_25_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.q.rope = rmsnorm_rope(blocks.25.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4804,7 +4827,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OFF_BLOCKS_25_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OFF_BLOCKS_25_SELF_ATTN_O_OUT);
     TRACE("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.x1 = gated_residual(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
@@ -4813,7 +4836,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_25_NORM3_OUT), PTR(OFF_BLOCKS_25_X1), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS));
     TRACE("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_25_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_25_CROSS_ATTN_Q_OUT);
     TRACE("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4829,7 +4852,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OFF_BLOCKS_25_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OFF_BLOCKS_25_CROSS_ATTN_O_OUT);
     TRACE("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.x2 = add(blocks.25.x1, blocks.25.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4838,10 +4861,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_25_NORM2_OUT), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     TRACE("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.ffn.1.out = linear(blocks.25.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OFF_BLOCKS_25_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OFF_BLOCKS_25_FFN_1_OUT);
     TRACE("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OFF_BLOCKS_25_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OFF_BLOCKS_25_FFN_2_OUT);
     TRACE("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.out = gated_residual(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
@@ -4855,13 +4878,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_26_NORM1_OUT), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     TRACE("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.q.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OFF_BLOCKS_26_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OFF_BLOCKS_26_SELF_ATTN_Q_OUT);
     TRACE("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.k.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_K_WEIGHT, W_BLOCKS_26_SELF_ATTN_K_BIAS, OFF_BLOCKS_26_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_K_WEIGHT, W_BLOCKS_26_SELF_ATTN_K_BIAS, OFF_BLOCKS_26_SELF_ATTN_K_OUT);
     TRACE("blocks.26.self_attn.k.out", OFF_BLOCKS_26_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.v.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_V_WEIGHT, W_BLOCKS_26_SELF_ATTN_V_BIAS, OFF_BLOCKS_26_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_V_WEIGHT, W_BLOCKS_26_SELF_ATTN_V_BIAS, OFF_BLOCKS_26_SELF_ATTN_V_OUT);
     TRACE("blocks.26.self_attn.v.out", OFF_BLOCKS_26_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.q.rope = rmsnorm_rope(blocks.26.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4880,7 +4903,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OFF_BLOCKS_26_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OFF_BLOCKS_26_SELF_ATTN_O_OUT);
     TRACE("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.x1 = gated_residual(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
@@ -4889,7 +4912,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_26_NORM3_OUT), PTR(OFF_BLOCKS_26_X1), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS));
     TRACE("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_26_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_26_CROSS_ATTN_Q_OUT);
     TRACE("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4905,7 +4928,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OFF_BLOCKS_26_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OFF_BLOCKS_26_CROSS_ATTN_O_OUT);
     TRACE("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.x2 = add(blocks.26.x1, blocks.26.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4914,10 +4937,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_26_NORM2_OUT), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     TRACE("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.ffn.1.out = linear(blocks.26.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OFF_BLOCKS_26_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OFF_BLOCKS_26_FFN_1_OUT);
     TRACE("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OFF_BLOCKS_26_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OFF_BLOCKS_26_FFN_2_OUT);
     TRACE("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.out = gated_residual(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
@@ -4931,13 +4954,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_27_NORM1_OUT), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     TRACE("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.q.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OFF_BLOCKS_27_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OFF_BLOCKS_27_SELF_ATTN_Q_OUT);
     TRACE("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.k.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_K_WEIGHT, W_BLOCKS_27_SELF_ATTN_K_BIAS, OFF_BLOCKS_27_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_K_WEIGHT, W_BLOCKS_27_SELF_ATTN_K_BIAS, OFF_BLOCKS_27_SELF_ATTN_K_OUT);
     TRACE("blocks.27.self_attn.k.out", OFF_BLOCKS_27_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.v.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_V_WEIGHT, W_BLOCKS_27_SELF_ATTN_V_BIAS, OFF_BLOCKS_27_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_V_WEIGHT, W_BLOCKS_27_SELF_ATTN_V_BIAS, OFF_BLOCKS_27_SELF_ATTN_V_OUT);
     TRACE("blocks.27.self_attn.v.out", OFF_BLOCKS_27_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.q.rope = rmsnorm_rope(blocks.27.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -4956,7 +4979,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OFF_BLOCKS_27_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OFF_BLOCKS_27_SELF_ATTN_O_OUT);
     TRACE("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.x1 = gated_residual(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
@@ -4965,7 +4988,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_27_NORM3_OUT), PTR(OFF_BLOCKS_27_X1), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS));
     TRACE("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_27_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_27_CROSS_ATTN_Q_OUT);
     TRACE("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -4981,7 +5004,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OFF_BLOCKS_27_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OFF_BLOCKS_27_CROSS_ATTN_O_OUT);
     TRACE("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.x2 = add(blocks.27.x1, blocks.27.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -4990,10 +5013,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_27_NORM2_OUT), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     TRACE("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.ffn.1.out = linear(blocks.27.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OFF_BLOCKS_27_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OFF_BLOCKS_27_FFN_1_OUT);
     TRACE("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OFF_BLOCKS_27_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OFF_BLOCKS_27_FFN_2_OUT);
     TRACE("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.out = gated_residual(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
@@ -5007,13 +5030,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_28_NORM1_OUT), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     TRACE("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.q.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OFF_BLOCKS_28_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OFF_BLOCKS_28_SELF_ATTN_Q_OUT);
     TRACE("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.k.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_K_WEIGHT, W_BLOCKS_28_SELF_ATTN_K_BIAS, OFF_BLOCKS_28_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_K_WEIGHT, W_BLOCKS_28_SELF_ATTN_K_BIAS, OFF_BLOCKS_28_SELF_ATTN_K_OUT);
     TRACE("blocks.28.self_attn.k.out", OFF_BLOCKS_28_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.v.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_V_WEIGHT, W_BLOCKS_28_SELF_ATTN_V_BIAS, OFF_BLOCKS_28_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_V_WEIGHT, W_BLOCKS_28_SELF_ATTN_V_BIAS, OFF_BLOCKS_28_SELF_ATTN_V_OUT);
     TRACE("blocks.28.self_attn.v.out", OFF_BLOCKS_28_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.q.rope = rmsnorm_rope(blocks.28.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -5032,7 +5055,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OFF_BLOCKS_28_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OFF_BLOCKS_28_SELF_ATTN_O_OUT);
     TRACE("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.x1 = gated_residual(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
@@ -5041,7 +5064,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_28_NORM3_OUT), PTR(OFF_BLOCKS_28_X1), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS));
     TRACE("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_28_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_28_CROSS_ATTN_Q_OUT);
     TRACE("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -5057,7 +5080,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OFF_BLOCKS_28_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OFF_BLOCKS_28_CROSS_ATTN_O_OUT);
     TRACE("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.x2 = add(blocks.28.x1, blocks.28.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -5066,10 +5089,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_28_NORM2_OUT), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     TRACE("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.ffn.1.out = linear(blocks.28.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OFF_BLOCKS_28_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OFF_BLOCKS_28_FFN_1_OUT);
     TRACE("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OFF_BLOCKS_28_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OFF_BLOCKS_28_FFN_2_OUT);
     TRACE("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.out = gated_residual(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
@@ -5083,13 +5106,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_29_NORM1_OUT), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     TRACE("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.q.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OFF_BLOCKS_29_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OFF_BLOCKS_29_SELF_ATTN_Q_OUT);
     TRACE("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.k.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_K_WEIGHT, W_BLOCKS_29_SELF_ATTN_K_BIAS, OFF_BLOCKS_29_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_K_WEIGHT, W_BLOCKS_29_SELF_ATTN_K_BIAS, OFF_BLOCKS_29_SELF_ATTN_K_OUT);
     TRACE("blocks.29.self_attn.k.out", OFF_BLOCKS_29_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.v.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_V_WEIGHT, W_BLOCKS_29_SELF_ATTN_V_BIAS, OFF_BLOCKS_29_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_V_WEIGHT, W_BLOCKS_29_SELF_ATTN_V_BIAS, OFF_BLOCKS_29_SELF_ATTN_V_OUT);
     TRACE("blocks.29.self_attn.v.out", OFF_BLOCKS_29_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.q.rope = rmsnorm_rope(blocks.29.self_attn.q.out, rope)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -5108,7 +5131,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OFF_BLOCKS_29_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OFF_BLOCKS_29_SELF_ATTN_O_OUT);
     TRACE("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.x1 = gated_residual(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] f32 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
@@ -5117,7 +5140,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_29_NORM3_OUT), PTR(OFF_BLOCKS_29_X1), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS));
     TRACE("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_29_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_29_CROSS_ATTN_Q_OUT);
     TRACE("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -5133,7 +5156,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OFF_BLOCKS_29_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OFF_BLOCKS_29_CROSS_ATTN_O_OUT);
     TRACE("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.x2 = add(blocks.29.x1, blocks.29.cross_attn.o.out)  [L,1536] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
@@ -5142,10 +5165,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_29_NORM2_OUT), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     TRACE("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.ffn.1.out = linear(blocks.29.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OFF_BLOCKS_29_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OFF_BLOCKS_29_FFN_1_OUT);
     TRACE("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OFF_BLOCKS_29_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OFF_BLOCKS_29_FFN_2_OUT);
     TRACE("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.out = gated_residual(blocks.29.x2, blocks.29.ffn.2.out, blocks.29.mod)  [L,1536] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_OUT), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
@@ -5167,7 +5190,7 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
     LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT, L, 1, 256, 0, PTR(OFF_HEAD_NORM_OUT), PTR(OFF_BLOCKS_29_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
     TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 1536, 0);
     /* head.head.out = linear(head.norm.out)  [L,64] f32 */
-    GEMM(11, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OFF_HEAD_HEAD_OUT);
+    GEMM(GEMM_HEAD_HEAD, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OFF_HEAD_HEAD_OUT);
     TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64, 0);
     /* v = unpatchify(head.head.out)  [16,F,68,120] f32 */
     LAUNCH(K_UNPATCHIFY_OUT16, CDIV((long long)16 * F * 68 * 120, 256), 1, 256, 0, PTR(OFF_V), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (26 .lua files)                 xxh64 b9a7fb82ca6c3e67
+ * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
  * program    vae_encode (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      5,368,627,200 bytes (see plan_cuda.txt)
  */
@@ -252,15 +252,26 @@ const char *const vae_encode_kernel_names[23] = {
     "video_cl_cin3_cp4",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_ENCODER_DOWNSAMPLES_3_SHORTCUT = 0,
+    GEMM_ENCODER_DOWNSAMPLES_6_SHORTCUT = 1,
+    GEMM_ENCODER_MIDDLE_1_TO_QKV        = 2,
+    GEMM_ENCODER_MIDDLE_1_ATTN_QK       = 3,
+    GEMM_ENCODER_MIDDLE_1_ATTN_PV       = 4,
+    GEMM_ENCODER_MIDDLE_1_PROJ          = 5,
+    GEMM_CONV1                          = 6,
+};
+
 const sky_gemm_desc vae_encode_gemms[7] = {
-    {522240, 192, 96, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {65280, 384, 192, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {8160, 1152, 384, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {8160, 8160, 384, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 1152, 1152, 0, 0},
-    {8160, 384, 8160, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 0, 1152, 0, 1},
-    {8160, 384, 384, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {8160, 32, 32, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_ENCODER_DOWNSAMPLES_3_SHORTCUT] = { .m_max = 522240, .n = 192,  .k = 96,   .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_ENCODER_DOWNSAMPLES_6_SHORTCUT] = { .m_max = 65280,  .n = 384,  .k = 192,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_ENCODER_MIDDLE_1_TO_QKV]        = { .m_max = 8160,   .n = 1152, .k = 384,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_ENCODER_MIDDLE_1_ATTN_QK]       = { .m_max = 8160,   .n = 8160, .k = 384,  .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 1152, .ldw = 1152 },
+    [GEMM_ENCODER_MIDDLE_1_ATTN_PV]       = { .m_max = 8160,   .n = 384,  .k = 8160, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldw = 1152, .w_kn = 1 },
+    [GEMM_ENCODER_MIDDLE_1_PROJ]          = { .m_max = 8160,   .n = 384,  .k = 384,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_CONV1]                          = { .m_max = 8160,   .n = 32,   .k = 32,   .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* how each weight is uploaded: {cout, cin, taps, cin_pad} moves a conv kernel's input channel last
@@ -452,7 +463,7 @@ void vae_encode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
 
     /* ---- encoder.downsamples.3 --------------------------------------------------- */
     /* encoder.downsamples.3.shortcut.out = conv1x1(encoder.downsamples.2.resample.out)  [192,T0,H1,W1] */
-    GEMM(0, (long long)T0 * H1 * W1, OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_BIAS, OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT);
+    GEMM(GEMM_ENCODER_DOWNSAMPLES_3_SHORTCUT, (long long)T0 * H1 * W1, OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_BIAS, OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT);
     TRACE("encoder.downsamples.3.shortcut.out", OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT, SKY_TRACE_F32, (long long)192 * T0 * H1 * W1, 192);
     /* encoder.downsamples.3.residual.0.out.silu = rms_norm_ch(encoder.downsamples.2.resample.out) + silu  [96,T0,H1,W1] */
     LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_GAMMA), LL((long long)T0 * H1 * W1));
@@ -506,7 +517,7 @@ void vae_encode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
 
     /* ---- encoder.downsamples.6 --------------------------------------------------- */
     /* encoder.downsamples.6.shortcut.out = conv1x1(encoder.downsamples.5.out)  [384,T2,H2,W2] */
-    GEMM(1, (long long)T2 * H2 * W2, OFF_ENCODER_DOWNSAMPLES_5_OUT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_BIAS, OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT);
+    GEMM(GEMM_ENCODER_DOWNSAMPLES_6_SHORTCUT, (long long)T2 * H2 * W2, OFF_ENCODER_DOWNSAMPLES_5_OUT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_BIAS, OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT);
     TRACE("encoder.downsamples.6.shortcut.out", OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT, SKY_TRACE_F32, (long long)384 * T2 * H2 * W2, 384);
     /* encoder.downsamples.6.residual.0.out.silu = rms_norm_ch(encoder.downsamples.5.out) + silu  [192,T2,H2,W2] */
     LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_5_OUT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
@@ -620,21 +631,21 @@ void vae_encode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
     LAUNCH(K_RMS_NORM_CL_C384_SILU0, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_1_NORM_OUT), PTR(OFF_ENCODER_MIDDLE_0_OUT), WPTR(W_ENCODER_MIDDLE_1_NORM_GAMMA), LL((long long)T3 * H3 * W3));
     TRACE("encoder.middle.1.norm.out", OFF_ENCODER_MIDDLE_1_NORM_OUT, SKY_TRACE_F32, (long long)384 * T3 * H3 * W3, 384);
     /* encoder.middle.1.to_qkv.out = conv1x1(encoder.middle.1.norm.out)  [1152,T3,H3,W3] */
-    GEMM(2, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_NORM_OUT, W_ENCODER_MIDDLE_1_TO_QKV_WEIGHT, W_ENCODER_MIDDLE_1_TO_QKV_BIAS, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT);
+    GEMM(GEMM_ENCODER_MIDDLE_1_TO_QKV, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_NORM_OUT, W_ENCODER_MIDDLE_1_TO_QKV_WEIGHT, W_ENCODER_MIDDLE_1_TO_QKV_BIAS, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT);
     TRACE("encoder.middle.1.to_qkv.out", OFF_ENCODER_MIDDLE_1_TO_QKV_OUT, SKY_TRACE_F32, (long long)1152 * T3 * H3 * W3, 1152);
     /* encoder.middle.1.attn.scores = attn_qk(encoder.middle.1.to_qkv.out)  [T3,H3,W3,H3,W3] */
     for (int f = 0; f < T3; f++) {
-        GEMM_ACT(3, H3 * W3, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 1152 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 1152 * 4 + 1536, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4);  /* S = Q K^T */
+        GEMM_ACT(GEMM_ENCODER_MIDDLE_1_ATTN_QK, H3 * W3, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 1152 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 1152 * 4 + 1536, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4);  /* S = Q K^T */
         LAUNCH(K_SOFTMAX_ROWS, H3 * W3, 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4), INT(H3 * W3), FLT(0.05103104f));
     }
     TRACE("encoder.middle.1.attn.scores", OFF_ENCODER_MIDDLE_1_ATTN_SCORES, SKY_TRACE_F32, (long long)T3 * H3 * W3 * H3 * W3, 0);
     /* encoder.middle.1.attn = attn_pv(encoder.middle.1.attn.scores, encoder.middle.1.to_qkv.out)  [384,T3,H3,W3] */
     for (int f = 0; f < T3; f++) {
-        GEMM_ACT(4, H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 1152 * 4 + 3072, OFF_ENCODER_MIDDLE_1_ATTN + (size_t)f * H3 * W3 * 384 * 4);  /* O = P V */
+        GEMM_ACT(GEMM_ENCODER_MIDDLE_1_ATTN_PV, H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 1152 * 4 + 3072, OFF_ENCODER_MIDDLE_1_ATTN + (size_t)f * H3 * W3 * 384 * 4);  /* O = P V */
     }
     TRACE("encoder.middle.1.attn", OFF_ENCODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)384 * T3 * H3 * W3, 384);
     /* encoder.middle.1.proj.out = conv1x1(encoder.middle.1.attn)  [384,T3,H3,W3] */
-    GEMM(5, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN, W_ENCODER_MIDDLE_1_PROJ_WEIGHT, W_ENCODER_MIDDLE_1_PROJ_BIAS, OFF_ENCODER_MIDDLE_1_PROJ_OUT);
+    GEMM(GEMM_ENCODER_MIDDLE_1_PROJ, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN, W_ENCODER_MIDDLE_1_PROJ_WEIGHT, W_ENCODER_MIDDLE_1_PROJ_BIAS, OFF_ENCODER_MIDDLE_1_PROJ_OUT);
     TRACE("encoder.middle.1.proj.out", OFF_ENCODER_MIDDLE_1_PROJ_OUT, SKY_TRACE_F32, (long long)384 * T3 * H3 * W3, 384);
     /* encoder.middle.1.out = add(encoder.middle.0.out, encoder.middle.1.proj.out)  [384,T3,H3,W3] */
     LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T3 * H3 * W3 * 384, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_1_OUT), PTR(OFF_ENCODER_MIDDLE_0_OUT), PTR(OFF_ENCODER_MIDDLE_1_PROJ_OUT), LL((long long)T3 * H3 * W3 * 384));
@@ -672,7 +683,7 @@ void vae_encode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
 
     /* ---- input / output ---------------------------------------------------------- */
     /* conv1.out = conv1x1(encoder.head.2.out)  [32,T3,H3,W3] */
-    GEMM(6, (long long)T3 * H3 * W3, OFF_ENCODER_HEAD_2_OUT, W_CONV1_WEIGHT, W_CONV1_BIAS, OFF_CONV1_OUT);
+    GEMM(GEMM_CONV1, (long long)T3 * H3 * W3, OFF_ENCODER_HEAD_2_OUT, W_CONV1_WEIGHT, W_CONV1_BIAS, OFF_CONV1_OUT);
     TRACE("conv1.out", OFF_CONV1_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* z = vae_normalize(conv1.out)  [16,T3,H3,W3] */
     LAUNCH(K_VAE_NORMALIZE_CL_Z16, CDIV((long long)T3 * H3 * W3 * 16, 256), 1, 256, 0, PTR(OFF_Z), PTR(OFF_CONV1_OUT), LL((long long)T3 * H3 * W3));

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (26 .lua files)                 xxh64 b9a7fb82ca6c3e67
+ * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -218,20 +218,43 @@ const char *const dit_forward_kernel_names[22] = {
     "unpatchify_out16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_TEXT_EMBEDDING_0    = 0,
+    GEMM_TEXT_EMBEDDING_2    = 1,
+    GEMM_BLOCKS_CROSS_ATTN_K = 1,
+    GEMM_BLOCKS_CROSS_ATTN_V = 1,
+    GEMM_PATCH_EMBEDDING     = 2,
+    GEMM_TIME_EMBEDDING_0    = 3,
+    GEMM_TIME_EMBEDDING_2    = 4,
+    GEMM_TIME_PROJECTION_1   = 5,
+    GEMM_FPS_PROJECTION_0    = 6,
+    GEMM_FPS_PROJECTION_2    = 7,
+    GEMM_BLOCKS_SELF_ATTN_Q  = 8,
+    GEMM_BLOCKS_SELF_ATTN_K  = 8,
+    GEMM_BLOCKS_SELF_ATTN_V  = 8,
+    GEMM_BLOCKS_SELF_ATTN_O  = 8,
+    GEMM_BLOCKS_CROSS_ATTN_Q = 8,
+    GEMM_BLOCKS_CROSS_ATTN_O = 8,
+    GEMM_BLOCKS_FFN_0        = 9,
+    GEMM_BLOCKS_FFN_2        = 10,
+    GEMM_HEAD_HEAD           = 11,
+};
+
 const sky_gemm_desc dit_forward_gemms[12] = {
-    {32, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {32, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {6, 256, 256, SKY_GEMM_BF16, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {6, 256, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {6, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 256, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 512, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {72, 256, 512, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 64, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_TEXT_EMBEDDING_0]    = { .m_max = 32, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_TEXT_EMBEDDING_2]    = { .m_max = 32, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_PATCH_EMBEDDING]     = { .m_max = 72, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_0]    = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_2]    = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_PROJECTION_1]   = { .m_max = 6,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_0]    = { .m_max = 1,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_2]    = { .m_max = 1,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_Q]  = { .m_max = 72, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]        = { .m_max = 72, .n = 512,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_BLOCKS_FFN_2]        = { .m_max = 72, .n = 256,  .k = 512, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_HEAD_HEAD]           = { .m_max = 72, .n = 64,   .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */
@@ -320,32 +343,32 @@ void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int
 
     /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.1.out = linear(context) + gelu_tanh  [32,256] bf16 */
-    GEMM(0, 32, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
+    GEMM(GEMM_TEXT_EMBEDDING_0, 32, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
     TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* text_embedding.2.out = linear(text_embedding.1.out)  [32,256] bf16 */
-    GEMM(1, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
+    GEMM(GEMM_TEXT_EMBEDDING_2, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
     TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
     TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [32,256] bf16 */
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM_TO_PROMPT(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
     TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [32,256] bf16 */
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
     TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM_TO_PROMPT(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
+    GEMM_TO_PROMPT(GEMM_BLOCKS_CROSS_ATTN_V, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
     TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
 }
 
@@ -360,37 +383,37 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
     LAUNCH(K_PATCHIFY_C00_CX16_PATCHIN64, CDIV((long long)L * 16, 256), 1, 256, 0, PTR(OFF_PATCHES), PTR(OFF_X), INT(F), INT(H), INT(W));
     TRACE("patches", OFF_PATCHES, SKY_TRACE_BF16, (long long)L * 64, 0);
     /* patch_embedding.out = linear(patches)  [L,256] bf16 */
-    GEMM(2, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
+    GEMM(GEMM_PATCH_EMBEDDING, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
     TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* time_sinusoid = sinusoid(t)  [Ft,256] bf16 */
     LAUNCH(K_SINUSOID_HALF128_TYBF16, CDIV((long long)Ft * 128, 128), 1, 128, 0, PTR(OFF_TIME_SINUSOID), PTR(OFF_T), INT(Ft));
     TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_BF16, (long long)Ft * 256, 0);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,256] f32 */
-    GEMM(3, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
+    GEMM(GEMM_TIME_EMBEDDING_0, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
     TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,256] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 256, 256), 1, 256, 0, PTR(OFF_TIME_EMBEDDING_1_OUT), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 256));
     TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,256] f32 */
-    GEMM(4, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
+    GEMM(GEMM_TIME_EMBEDDING_2, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
     TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,256] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 256, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_0_OUT), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 256));
     TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,1536] f32 */
-    GEMM(5, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
+    GEMM(GEMM_TIME_PROJECTION_1, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
     TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
     /* fps_embedding.out = embedding(fps)  [1,256] f32 */
     LAUNCH(K_EMBEDDING_COLS256_ROWS2, CDIV((long long)1 * 256, 256), 1, 256, 0, PTR(OFF_FPS_EMBEDDING_OUT), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
     TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,256] f32 */
-    GEMM(6, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
+    GEMM(GEMM_FPS_PROJECTION_0, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
     TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,256] f32 */
     LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)1 * 256, 256), 1, 256, 0, PTR(OFF_FPS_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 256));
     TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,1536] f32 */
-    GEMM(7, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
+    GEMM(GEMM_FPS_PROJECTION_2, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
     TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,1536] f32 */
     LAUNCH(K_ADD_ROW_COLS1536, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_FPS), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
@@ -415,13 +438,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM1_OUT), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OFF_BLOCKS_0_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OFF_BLOCKS_0_SELF_ATTN_Q_OUT);
     TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OFF_BLOCKS_0_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OFF_BLOCKS_0_SELF_ATTN_K_OUT);
     TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OFF_BLOCKS_0_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OFF_BLOCKS_0_SELF_ATTN_V_OUT);
     TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.q.out, rope)  [L,256] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -440,7 +463,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
     TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] f32 */
     LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
@@ -449,7 +472,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM3_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
     TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
     TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -465,7 +488,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
     TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,256] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 256));
@@ -474,10 +497,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM2_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,512] bf16 */
-    GEMM(9, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OFF_BLOCKS_0_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OFF_BLOCKS_0_FFN_1_OUT);
     TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 512, 0);
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,256] bf16 */
-    GEMM(10, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OFF_BLOCKS_0_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OFF_BLOCKS_0_FFN_2_OUT);
     TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,256] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
@@ -491,13 +514,13 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM1_OUT), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OFF_BLOCKS_1_SELF_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OFF_BLOCKS_1_SELF_ATTN_Q_OUT);
     TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OFF_BLOCKS_1_SELF_ATTN_K_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OFF_BLOCKS_1_SELF_ATTN_K_OUT);
     TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OFF_BLOCKS_1_SELF_ATTN_V_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OFF_BLOCKS_1_SELF_ATTN_V_OUT);
     TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.q.out, rope)  [L,256] bf16 */
     LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
@@ -516,7 +539,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
     TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] f32 */
     LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
@@ -525,7 +548,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM3_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
     TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);
     TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
@@ -541,7 +564,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     }
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
     TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,256] f32 */
     LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 256));
@@ -550,10 +573,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM2_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,512] bf16 */
-    GEMM(9, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OFF_BLOCKS_1_FFN_1_OUT);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OFF_BLOCKS_1_FFN_1_OUT);
     TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 512, 0);
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,256] bf16 */
-    GEMM(10, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OFF_BLOCKS_1_FFN_2_OUT);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OFF_BLOCKS_1_FFN_2_OUT);
     TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,256] bf16 */
     LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
@@ -575,7 +598,7 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
     LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT, L, 1, 256, 0, PTR(OFF_HEAD_NORM_OUT), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
     TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 256, 0);
     /* head.head.out = linear(head.norm.out)  [L,64] f32 */
-    GEMM(11, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OFF_HEAD_HEAD_OUT);
+    GEMM(GEMM_HEAD_HEAD, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OFF_HEAD_HEAD_OUT);
     TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64, 0);
     /* v = unpatchify(head.head.out)  [16,F,8,6] f32 */
     LAUNCH(K_UNPATCHIFY_OUT16, CDIV((long long)16 * F * 8 * 6, 256), 1, 256, 0, PTR(OFF_V), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));

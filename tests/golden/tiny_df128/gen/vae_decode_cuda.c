@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (26 .lua files)                 xxh64 b9a7fb82ca6c3e67
+ * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
  * program    vae_decode (cuda): 91 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      4,088,832 bytes (see plan_cuda.txt)
  */
@@ -298,14 +298,24 @@ const char *const vae_decode_kernel_names[20] = {
     "vae_denorm_cl_z16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_CONV2                        = 0,
+    GEMM_DECODER_MIDDLE_1_TO_QKV      = 1,
+    GEMM_DECODER_MIDDLE_1_ATTN_QK     = 2,
+    GEMM_DECODER_MIDDLE_1_ATTN_PV     = 3,
+    GEMM_DECODER_MIDDLE_1_PROJ        = 4,
+    GEMM_DECODER_UPSAMPLES_4_SHORTCUT = 5,
+};
+
 const sky_gemm_desc vae_decode_gemms[6] = {
-    {48, 16, 16, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {48, 96, 32, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {48, 48, 32, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 96, 96, 0, 0},
-    {48, 32, 48, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 0, 96, 0, 1},
-    {48, 32, 32, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {384, 32, 16, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_CONV2]                        = { .m_max = 48,  .n = 16, .k = 16, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_DECODER_MIDDLE_1_TO_QKV]      = { .m_max = 48,  .n = 96, .k = 32, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_DECODER_MIDDLE_1_ATTN_QK]     = { .m_max = 48,  .n = 48, .k = 32, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 96, .ldw = 96 },
+    [GEMM_DECODER_MIDDLE_1_ATTN_PV]     = { .m_max = 48,  .n = 32, .k = 48, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldw = 96, .w_kn = 1 },
+    [GEMM_DECODER_MIDDLE_1_PROJ]        = { .m_max = 48,  .n = 32, .k = 32, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_DECODER_UPSAMPLES_4_SHORTCUT] = { .m_max = 384, .n = 32, .k = 16, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* how each weight is uploaded: {cout, cin, taps, cin_pad} moves a conv kernel's input channel last
@@ -478,7 +488,7 @@ void vae_decode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
     LAUNCH(K_VAE_DENORM_CL_Z16, CDIV((long long)T0 * H0 * W0 * 16, 256), 1, 256, 0, PTR(OFF_Z_DENORM), PTR(OFF_Z), LL((long long)T0 * H0 * W0));
     TRACE("z.denorm", OFF_Z_DENORM, SKY_TRACE_F32, (long long)16 * T0 * H0 * W0, 16);
     /* conv2.out = conv1x1(z.denorm)  [16,T0,H0,W0] */
-    GEMM(0, (long long)T0 * H0 * W0, OFF_Z_DENORM, W_CONV2_WEIGHT, W_CONV2_BIAS, OFF_CONV2_OUT);
+    GEMM(GEMM_CONV2, (long long)T0 * H0 * W0, OFF_Z_DENORM, W_CONV2_WEIGHT, W_CONV2_BIAS, OFF_CONV2_OUT);
     TRACE("conv2.out", OFF_CONV2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H0 * W0, 16);
     /* decoder.conv1.out = causal_conv3(conv2.out, decoder.conv1.cache)  [32,T0,H0,W0] */
     LAUNCH(K_CONV_TF32_CIN16_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_DECODER_CONV1_OUT), PTR(OFF_CONV2_OUT), PTR(OFF_DECODER_CONV1_CACHE), WPTR(W_DECODER_CONV1_WEIGHT), WPTR(W_DECODER_CONV1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
@@ -509,21 +519,21 @@ void vae_decode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
     LAUNCH(K_RMS_NORM_CL_C32_SILU0, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_NORM_OUT), PTR(OFF_DECODER_MIDDLE_0_OUT), WPTR(W_DECODER_MIDDLE_1_NORM_GAMMA), LL((long long)T0 * H0 * W0));
     TRACE("decoder.middle.1.norm.out", OFF_DECODER_MIDDLE_1_NORM_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0, 32);
     /* decoder.middle.1.to_qkv.out = conv1x1(decoder.middle.1.norm.out)  [96,T0,H0,W0] */
-    GEMM(1, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_NORM_OUT, W_DECODER_MIDDLE_1_TO_QKV_WEIGHT, W_DECODER_MIDDLE_1_TO_QKV_BIAS, OFF_DECODER_MIDDLE_1_TO_QKV_OUT);
+    GEMM(GEMM_DECODER_MIDDLE_1_TO_QKV, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_NORM_OUT, W_DECODER_MIDDLE_1_TO_QKV_WEIGHT, W_DECODER_MIDDLE_1_TO_QKV_BIAS, OFF_DECODER_MIDDLE_1_TO_QKV_OUT);
     TRACE("decoder.middle.1.to_qkv.out", OFF_DECODER_MIDDLE_1_TO_QKV_OUT, SKY_TRACE_F32, (long long)96 * T0 * H0 * W0, 96);
     /* decoder.middle.1.attn.scores = attn_qk(decoder.middle.1.to_qkv.out)  [T0,H0,W0,H0,W0] */
     for (int f = 0; f < T0; f++) {
-        GEMM_ACT(2, H0 * W0, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 96 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 96 * 4 + 128, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4);  /* S = Q K^T */
+        GEMM_ACT(GEMM_DECODER_MIDDLE_1_ATTN_QK, H0 * W0, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 96 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 96 * 4 + 128, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4);  /* S = Q K^T */
         LAUNCH(K_SOFTMAX_ROWS, H0 * W0, 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4), INT(H0 * W0), FLT(0.17677669f));
     }
     TRACE("decoder.middle.1.attn.scores", OFF_DECODER_MIDDLE_1_ATTN_SCORES, SKY_TRACE_F32, (long long)T0 * H0 * W0 * H0 * W0, 0);
     /* decoder.middle.1.attn = attn_pv(decoder.middle.1.attn.scores, decoder.middle.1.to_qkv.out)  [32,T0,H0,W0] */
     for (int f = 0; f < T0; f++) {
-        GEMM_ACT(3, H0 * W0, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 96 * 4 + 256, OFF_DECODER_MIDDLE_1_ATTN + (size_t)f * H0 * W0 * 32 * 4);  /* O = P V */
+        GEMM_ACT(GEMM_DECODER_MIDDLE_1_ATTN_PV, H0 * W0, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 96 * 4 + 256, OFF_DECODER_MIDDLE_1_ATTN + (size_t)f * H0 * W0 * 32 * 4);  /* O = P V */
     }
     TRACE("decoder.middle.1.attn", OFF_DECODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0, 32);
     /* decoder.middle.1.proj.out = conv1x1(decoder.middle.1.attn)  [32,T0,H0,W0] */
-    GEMM(4, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_ATTN, W_DECODER_MIDDLE_1_PROJ_WEIGHT, W_DECODER_MIDDLE_1_PROJ_BIAS, OFF_DECODER_MIDDLE_1_PROJ_OUT);
+    GEMM(GEMM_DECODER_MIDDLE_1_PROJ, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_ATTN, W_DECODER_MIDDLE_1_PROJ_WEIGHT, W_DECODER_MIDDLE_1_PROJ_BIAS, OFF_DECODER_MIDDLE_1_PROJ_OUT);
     TRACE("decoder.middle.1.proj.out", OFF_DECODER_MIDDLE_1_PROJ_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0, 32);
     /* decoder.middle.1.out = add(decoder.middle.0.out, decoder.middle.1.proj.out)  [32,T0,H0,W0] */
     LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 32, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_OUT), PTR(OFF_DECODER_MIDDLE_0_OUT), PTR(OFF_DECODER_MIDDLE_1_PROJ_OUT), LL((long long)T0 * H0 * W0 * 32));
@@ -623,7 +633,7 @@ void vae_decode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
 
     /* ---- decoder.upsamples.4 ----------------------------------------------------- */
     /* decoder.upsamples.4.shortcut.out = conv1x1(decoder.upsamples.3.out)  [32,T1,H1,W1] */
-    GEMM(5, (long long)T1 * H1 * W1, OFF_DECODER_UPSAMPLES_3_OUT, W_DECODER_UPSAMPLES_4_SHORTCUT_WEIGHT, W_DECODER_UPSAMPLES_4_SHORTCUT_BIAS, OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT);
+    GEMM(GEMM_DECODER_UPSAMPLES_4_SHORTCUT, (long long)T1 * H1 * W1, OFF_DECODER_UPSAMPLES_3_OUT, W_DECODER_UPSAMPLES_4_SHORTCUT_WEIGHT, W_DECODER_UPSAMPLES_4_SHORTCUT_BIAS, OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT);
     TRACE("decoder.upsamples.4.shortcut.out", OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1, 32);
     /* decoder.upsamples.4.residual.0.out.silu = rms_norm_ch(decoder.upsamples.3.out) + silu  [16,T1,H1,W1] */
     LAUNCH(K_RMS_NORM_CL_C16_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_3_OUT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
