@@ -227,14 +227,6 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
 #define CDIV(a, b) ((unsigned)(((long long)(a) + (b) - 1) / (b)))
 #define LAUNCH(k, gx, gy, bx, smem, ...) \
     sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, (void *[]){ __VA_ARGS__ })
-/* A tensor map variable over the bf16 [rows, cols] activation at arena offset off (sky_cuda_tmap_bf16),
- * passed to a launch as &var. */
-#define TMAP(var, off, rows, cols, box_rows) \
-    CUtensorMap var;                         \
-    sky_cuda_tmap_bf16(&var, st->arena + (CUdeviceptr)(off), (rows), (cols), (box_rows))
-#define TMAP_PROMPT(var, off, rows, cols, box_rows) \
-    CUtensorMap var;                                \
-    sky_cuda_tmap_bf16(&var, st->prompt + (CUdeviceptr)(off), (rows), (cols), (box_rows))
 #define TRACE(name, off, dtype, n, cl) \
     do { if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); } while (0)
 #define TRACE_PROMPT(name, off, dtype, n, cl) \

@@ -152,10 +152,18 @@ end
 
 -- The emission state of one program: E:kernel(template, consts[, named]) -> "K_<NAME>" (the instance
 -- added to the set), E:gemm(desc, role) -> "GEMM_<ROLE>", the name of its row in the GEMM table (roles
--- of one shape share a row; one role never has two).
+-- of one shape share a row; one role never has two), E:helper(name, make) -> name, a static C function
+-- of the file whose lines make() gives (made once).
 function cuda.program_state(s, p, ctx)
     local E = { s = s, p = p, g = p.graph, set = cuda.new_set(ctx), gemms = {}, gemm_rows = {}, gemm_roles = {},
-                gemm_role_row = {} }
+                gemm_role_row = {}, helpers = {} }
+    function E:helper(name, make)
+        if not self.helpers[name] then
+            self.helpers[name] = make()
+            self.helpers[#self.helpers + 1] = name
+        end
+        return name
+    end
     function E:kernel(template, consts, named) return "K_" .. ident(self.set:add(template, consts, named)) end
     function E:gemm(d, role)
         local row = cuda.gemm_index(self.gemms, self.gemm_rows, d)
@@ -336,6 +344,14 @@ function cuda.tables(h, E)
     h:close("};")
     h:blank()
     gemm_tables(h, E)
+end
+
+-- The helper functions of E's program (E:helper), in order of first use.
+function cuda.helpers(h, E)
+    for _, name in ipairs(E.helpers) do
+        for _, l in ipairs(E.helpers[name]) do h:line("%s", l) end
+        h:blank()
+    end
 end
 
 -- Record function `fname` of graph g into writer h: its runtime parameters, the symbols its launches read

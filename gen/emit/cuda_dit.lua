@@ -35,9 +35,6 @@ local function numel(t)
     return "(long long)" .. table.concat(parts, " * ")
 end
 
--- The tensor-map macro for t (TMAP or TMAP_PROMPT).
-local function tmap(t) return t.kind == "prompt" and "TMAP_PROMPT" or "TMAP" end
-
 -- ---- the C lines of each op (op -> function(n, E)) ------------------------------------------------
 
 local emit = {}
@@ -149,34 +146,55 @@ emit.gated_residual = function(n, E)
                                             "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
 end
 
--- Two kernels, one chosen at run time (runtime/dit_cuda.c: sm_90a on a cc 9.0 GPU).
+-- The attention over `heads` heads of 128 as one function of the file: q and o [lq, C], k and v [lk, C]
+-- (C = heads x 128, bf16); two kernels, one chosen at run time (runtime/dit_cuda.c: the sm_90a one, TMA
+-- and wgmma, on a cc 9.0 GPU; else the sm_80 one).
+local function attention_function(E, heads, D)
+    local sc, sc90 = schedule.attention, schedule.attention90
+    local C = heads * D
+    local scale = clit.f32(1.4426950408889634 / math.sqrt(D))
+    local name = string.format("attention_h%d_d%d", heads, D)
+    return E:helper(name, function()
+        local k90 = E:kernel("attention_sm90", { NH = heads, D = D, STAGES = sc90.stages,
+                                                 SMEM = schedule.attention90_smem(D) })
+        local k80 = E:kernel("attention_sm80", { NH = heads, D = D, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
+                                                 STAGES = sc.stages, THREADS = sc.threads,
+                                                 SMEM = schedule.attention_smem(D) })
+        return {
+            string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], bf16.",
+                          D, heads, D, C, C),
+            " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one. */",
+            string.format("static void %s(const sky_cuda_program *st, CUstream s, CUdeviceptr *o, CUdeviceptr *q, "
+                          .. "CUdeviceptr *k,", name),
+            string.format("%s CUdeviceptr *v, int lq, int lk)", string.rep(" ", #name + 12)),
+            "{",
+            "    if (st->attn_sm90) {",
+            "        CUtensorMap tm_q, tm_k, tm_v;",
+            string.format("        sky_cuda_tmap_bf16(&tm_q, *q, lq, %d, 128);", C),
+            string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, 128);", C),
+            string.format("        sky_cuda_tmap_bf16(&tm_v, *v, lk, %d, 128);", C),
+            string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, o, INT(lq), INT(lk), "
+                          .. "FLT(%s));", k90, heads, scale),
+            "    } else {",
+            string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, o, INT(lq), INT(lk), FLT(%s));", k80,
+                          sc.block_m, heads, sc.threads, scale),
+            "    }",
+            "}",
+        }
+    end)
+end
+
+-- The attention: a call of its shape's function.
 emit.attention = function(n, E)
-    local a, sc, sc90 = n.attrs, schedule.attention, schedule.attention90
+    local a = n.attrs
     if a.head_dim ~= 128 then
         fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
                   .. "(generate it for the cpu target only)", E.s.path, a.head_dim)
     end
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
-    local cols = a.num_heads * a.head_dim
-    local scale = clit.f32(1.4426950408889634 / math.sqrt(a.head_dim))
-    local k90 = E:kernel("attention_sm90", { NH = a.num_heads, D = a.head_dim, STAGES = sc90.stages,
-                                             SMEM = schedule.attention90_smem(a.head_dim) })
-    local k80 = E:kernel("attention_sm80", { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m,
-                                             BLOCK_N = sc.block_n, STAGES = sc.stages, THREADS = sc.threads,
-                                             SMEM = schedule.attention_smem(a.head_dim) })
-    return {
-        "if (st->attn_sm90) {",
-        string.format("    %s(tm_q, OFF_%s, %s, %d, 128);", tmap(q), ident(q.name), rows(q), cols),
-        string.format("    %s(tm_k, OFF_%s, %s, %d, 128);", tmap(k), ident(k.name), rows(k), cols),
-        string.format("    %s(tm_v, OFF_%s, %s, %d, 128);", tmap(v), ident(v.name), rows(v), cols),
-        string.format("    LAUNCH(%s, CDIV(%s, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, %s, INT(%s), "
-                      .. "INT(%s), FLT(%s));", k90, rows(q), a.num_heads, ptr(n.out), rows(q), rows(k), scale),
-        "} else {",
-        string.format("    LAUNCH(%s, CDIV(%s, %d), %d, %d, ATTN_SMEM, %s, %s, %s, %s, INT(%s), INT(%s), FLT(%s));",
-                      k80, rows(q), sc.block_m, a.num_heads, sc.threads, ptr(q), ptr(k), ptr(v), ptr(n.out),
-                      rows(q), rows(k), scale),
-        "}",
-    }
+    assert(rows(k) == rows(v), "emit/cuda_dit: attention keys and values of two lengths")
+    local f = attention_function(E, a.num_heads, a.head_dim)
+    return { string.format("%s(st, s, %s, %s, %s, %s, %s, %s);", f, ptr(n.out), ptr(q), ptr(k), ptr(v), rows(q), rows(k)) }
 end
 
 -- A GEMM: dtypes and epilogue from the node; m is bounded by the plan. GEMM_TO_PROMPT writes the
@@ -316,6 +334,7 @@ function cuda_dit.emit(s, p, files, ctx)
     end
     h:close("};")
     h:blank()
+    cuda.helpers(h, E)
     record_functions(h, g, bodies, part_names)
     teacache_function(h, E, k_residual, k_apply)
     descriptor(h, E)

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
+ * generator  gen/ (26 .lua files)                 xxh64 7b564d1b436986a7
  * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -2491,6 +2491,22 @@ const unsigned char dit_forward_weight_bf16[830] = {
     0, /* head.head.bias */
 };
 
+/* o = softmax(q k^T / sqrt(128)) v over 12 heads of 128: q and o [lq, 1536], k and v [lk, 1536], bf16.
+ * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one. */
+static void attention_h12_d128(const sky_cuda_program *st, CUstream s, CUdeviceptr *o, CUdeviceptr *q, CUdeviceptr *k,
+                               CUdeviceptr *v, int lq, int lk)
+{
+    if (st->attn_sm90) {
+        CUtensorMap tm_q, tm_k, tm_v;
+        sky_cuda_tmap_bf16(&tm_q, *q, lq, 1536, 128);
+        sky_cuda_tmap_bf16(&tm_k, *k, lk, 1536, 128);
+        sky_cuda_tmap_bf16(&tm_v, *v, lk, 1536, 128);
+        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(lq, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, o, INT(lq), INT(lk), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(lq, 128), 12, 256, ATTN_SMEM, q, k, v, o, INT(lq), INT(lk), FLT(0.12751743f));
+    }
+}
+
 /* Part "context" of one forward of one sample (gen/programs/dit.lua). */
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -2917,14 +2933,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_0_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_0_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
@@ -2942,14 +2951,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
@@ -2993,14 +2995,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_1_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_1_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
@@ -3018,14 +3013,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
@@ -3069,14 +3057,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.q.rope, blocks.2.self_attn.k.rope, blocks.2.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_2_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_2_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_2_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_2_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OFF_BLOCKS_2_SELF_ATTN_O_OUT);
@@ -3094,14 +3075,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_2_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OFF_BLOCKS_2_CROSS_ATTN_O_OUT);
@@ -3145,14 +3119,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.q.rope, blocks.3.self_attn.k.rope, blocks.3.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_3_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_3_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_3_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_3_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OFF_BLOCKS_3_SELF_ATTN_O_OUT);
@@ -3170,14 +3137,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_3_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OFF_BLOCKS_3_CROSS_ATTN_O_OUT);
@@ -3221,14 +3181,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.q.rope, blocks.4.self_attn.k.rope, blocks.4.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_4_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_4_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_4_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_4_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OFF_BLOCKS_4_SELF_ATTN_O_OUT);
@@ -3246,14 +3199,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_4_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OFF_BLOCKS_4_CROSS_ATTN_O_OUT);
@@ -3297,14 +3243,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.q.rope, blocks.5.self_attn.k.rope, blocks.5.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_5_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_5_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_5_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_5_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OFF_BLOCKS_5_SELF_ATTN_O_OUT);
@@ -3322,14 +3261,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_5_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OFF_BLOCKS_5_CROSS_ATTN_O_OUT);
@@ -3373,14 +3305,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.q.rope, blocks.6.self_attn.k.rope, blocks.6.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_6_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_6_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_6_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_6_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OFF_BLOCKS_6_SELF_ATTN_O_OUT);
@@ -3398,14 +3323,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_6_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OFF_BLOCKS_6_CROSS_ATTN_O_OUT);
@@ -3449,14 +3367,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.q.rope, blocks.7.self_attn.k.rope, blocks.7.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_7_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_7_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_7_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_7_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OFF_BLOCKS_7_SELF_ATTN_O_OUT);
@@ -3474,14 +3385,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_7_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OFF_BLOCKS_7_CROSS_ATTN_O_OUT);
@@ -3525,14 +3429,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.q.rope, blocks.8.self_attn.k.rope, blocks.8.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_8_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_8_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_8_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_8_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OFF_BLOCKS_8_SELF_ATTN_O_OUT);
@@ -3550,14 +3447,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_8_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OFF_BLOCKS_8_CROSS_ATTN_O_OUT);
@@ -3601,14 +3491,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.q.rope, blocks.9.self_attn.k.rope, blocks.9.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_9_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_9_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_9_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_9_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OFF_BLOCKS_9_SELF_ATTN_O_OUT);
@@ -3626,14 +3509,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_9_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OFF_BLOCKS_9_CROSS_ATTN_O_OUT);
@@ -3677,14 +3553,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.q.rope, blocks.10.self_attn.k.rope, blocks.10.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_10_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_10_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_10_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_10_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OFF_BLOCKS_10_SELF_ATTN_O_OUT);
@@ -3702,14 +3571,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_10_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OFF_BLOCKS_10_CROSS_ATTN_O_OUT);
@@ -3753,14 +3615,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.q.rope, blocks.11.self_attn.k.rope, blocks.11.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_11_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_11_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_11_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_11_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OFF_BLOCKS_11_SELF_ATTN_O_OUT);
@@ -3778,14 +3633,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_11_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OFF_BLOCKS_11_CROSS_ATTN_O_OUT);
@@ -3829,14 +3677,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.q.rope, blocks.12.self_attn.k.rope, blocks.12.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_12_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_12_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_12_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_12_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OFF_BLOCKS_12_SELF_ATTN_O_OUT);
@@ -3854,14 +3695,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_12_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OFF_BLOCKS_12_CROSS_ATTN_O_OUT);
@@ -3905,14 +3739,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.q.rope, blocks.13.self_attn.k.rope, blocks.13.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_13_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_13_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_13_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_13_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OFF_BLOCKS_13_SELF_ATTN_O_OUT);
@@ -3930,14 +3757,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_13_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OFF_BLOCKS_13_CROSS_ATTN_O_OUT);
@@ -3981,14 +3801,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.q.rope, blocks.14.self_attn.k.rope, blocks.14.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_14_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_14_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_14_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_14_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OFF_BLOCKS_14_SELF_ATTN_O_OUT);
@@ -4006,14 +3819,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_14_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OFF_BLOCKS_14_CROSS_ATTN_O_OUT);
@@ -4057,14 +3863,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.q.rope, blocks.15.self_attn.k.rope, blocks.15.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_15_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_15_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_15_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_15_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OFF_BLOCKS_15_SELF_ATTN_O_OUT);
@@ -4082,14 +3881,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_15_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OFF_BLOCKS_15_CROSS_ATTN_O_OUT);
@@ -4133,14 +3925,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.q.rope, blocks.16.self_attn.k.rope, blocks.16.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_16_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_16_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_16_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_16_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OFF_BLOCKS_16_SELF_ATTN_O_OUT);
@@ -4158,14 +3943,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_16_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OFF_BLOCKS_16_CROSS_ATTN_O_OUT);
@@ -4209,14 +3987,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.q.rope, blocks.17.self_attn.k.rope, blocks.17.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_17_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_17_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_17_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_17_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OFF_BLOCKS_17_SELF_ATTN_O_OUT);
@@ -4234,14 +4005,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_17_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OFF_BLOCKS_17_CROSS_ATTN_O_OUT);
@@ -4285,14 +4049,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.q.rope, blocks.18.self_attn.k.rope, blocks.18.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_18_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_18_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_18_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_18_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OFF_BLOCKS_18_SELF_ATTN_O_OUT);
@@ -4310,14 +4067,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_18_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OFF_BLOCKS_18_CROSS_ATTN_O_OUT);
@@ -4361,14 +4111,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.q.rope, blocks.19.self_attn.k.rope, blocks.19.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_19_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_19_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_19_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_19_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OFF_BLOCKS_19_SELF_ATTN_O_OUT);
@@ -4386,14 +4129,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_19_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OFF_BLOCKS_19_CROSS_ATTN_O_OUT);
@@ -4437,14 +4173,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.q.rope, blocks.20.self_attn.k.rope, blocks.20.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_20_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_20_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_20_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_20_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OFF_BLOCKS_20_SELF_ATTN_O_OUT);
@@ -4462,14 +4191,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_20_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OFF_BLOCKS_20_CROSS_ATTN_O_OUT);
@@ -4513,14 +4235,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.q.rope, blocks.21.self_attn.k.rope, blocks.21.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_21_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_21_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_21_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_21_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OFF_BLOCKS_21_SELF_ATTN_O_OUT);
@@ -4538,14 +4253,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_21_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OFF_BLOCKS_21_CROSS_ATTN_O_OUT);
@@ -4589,14 +4297,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.q.rope, blocks.22.self_attn.k.rope, blocks.22.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_22_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_22_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_22_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_22_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OFF_BLOCKS_22_SELF_ATTN_O_OUT);
@@ -4614,14 +4315,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_22_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OFF_BLOCKS_22_CROSS_ATTN_O_OUT);
@@ -4665,14 +4359,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.q.rope, blocks.23.self_attn.k.rope, blocks.23.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_23_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_23_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_23_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_23_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OFF_BLOCKS_23_SELF_ATTN_O_OUT);
@@ -4690,14 +4377,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_23_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OFF_BLOCKS_23_CROSS_ATTN_O_OUT);
@@ -4741,14 +4421,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.q.rope, blocks.24.self_attn.k.rope, blocks.24.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_24_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_24_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_24_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_24_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OFF_BLOCKS_24_SELF_ATTN_O_OUT);
@@ -4766,14 +4439,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_24_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OFF_BLOCKS_24_CROSS_ATTN_O_OUT);
@@ -4817,14 +4483,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.q.rope, blocks.25.self_attn.k.rope, blocks.25.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_25_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_25_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_25_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_25_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OFF_BLOCKS_25_SELF_ATTN_O_OUT);
@@ -4842,14 +4501,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_25_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OFF_BLOCKS_25_CROSS_ATTN_O_OUT);
@@ -4893,14 +4545,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.q.rope, blocks.26.self_attn.k.rope, blocks.26.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_26_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_26_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_26_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_26_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OFF_BLOCKS_26_SELF_ATTN_O_OUT);
@@ -4918,14 +4563,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_26_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OFF_BLOCKS_26_CROSS_ATTN_O_OUT);
@@ -4969,14 +4607,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.q.rope, blocks.27.self_attn.k.rope, blocks.27.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_27_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_27_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_27_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_27_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OFF_BLOCKS_27_SELF_ATTN_O_OUT);
@@ -4994,14 +4625,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_27_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OFF_BLOCKS_27_CROSS_ATTN_O_OUT);
@@ -5045,14 +4669,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.q.rope, blocks.28.self_attn.k.rope, blocks.28.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_28_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_28_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_28_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_28_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OFF_BLOCKS_28_SELF_ATTN_O_OUT);
@@ -5070,14 +4687,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_28_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OFF_BLOCKS_28_CROSS_ATTN_O_OUT);
@@ -5121,14 +4731,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.q.rope, blocks.29.self_attn.k.rope, blocks.29.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_29_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_29_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_29_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_29_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OFF_BLOCKS_29_SELF_ATTN_O_OUT);
@@ -5146,14 +4749,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_29_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
+    attention_h12_d128(st, s, PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
     TRACE("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OFF_BLOCKS_29_CROSS_ATTN_O_OUT);

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
+ * generator  gen/ (26 .lua files)                 xxh64 7b564d1b436986a7
  * program    text_encode (cuda): 339 ops per call
  * arena      39,849,984 bytes (see plan_cuda.txt)
  */

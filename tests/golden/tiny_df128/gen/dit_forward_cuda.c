@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
+ * generator  gen/ (26 .lua files)                 xxh64 7b564d1b436986a7
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -335,6 +335,22 @@ const unsigned char dit_forward_weight_bf16[74] = {
     0, /* head.head.bias */
 };
 
+/* o = softmax(q k^T / sqrt(128)) v over 2 heads of 128: q and o [lq, 256], k and v [lk, 256], bf16.
+ * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one. */
+static void attention_h2_d128(const sky_cuda_program *st, CUstream s, CUdeviceptr *o, CUdeviceptr *q, CUdeviceptr *k,
+                              CUdeviceptr *v, int lq, int lk)
+{
+    if (st->attn_sm90) {
+        CUtensorMap tm_q, tm_k, tm_v;
+        sky_cuda_tmap_bf16(&tm_q, *q, lq, 256, 128);
+        sky_cuda_tmap_bf16(&tm_k, *k, lk, 256, 128);
+        sky_cuda_tmap_bf16(&tm_v, *v, lk, 256, 128);
+        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(lq, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, o, INT(lq), INT(lk), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(lq, 128), 2, 256, ATTN_SMEM, q, k, v, o, INT(lq), INT(lk), FLT(0.12751743f));
+    }
+}
+
 /* Part "context" of one forward of one sample (gen/programs/dit.lua). */
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -453,14 +469,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, L, 256, 128);
-        TMAP(tm_k, OFF_BLOCKS_0_SELF_ATTN_K_ROPE, L, 256, 128);
-        TMAP(tm_v, OFF_BLOCKS_0_SELF_ATTN_V_OUT, L, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h2_d128(st, s, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
@@ -478,14 +487,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 32, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    }
+    attention_h2_d128(st, s, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
@@ -529,14 +531,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, L, 256, 128);
-        TMAP(tm_k, OFF_BLOCKS_1_SELF_ATTN_K_ROPE, L, 256, 128);
-        TMAP(tm_v, OFF_BLOCKS_1_SELF_ATTN_V_OUT, L, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
+    attention_h2_d128(st, s, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
@@ -554,14 +549,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 32, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    }
+    attention_h2_d128(st, s, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);

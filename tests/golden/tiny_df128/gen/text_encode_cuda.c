@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (26 .lua files)                 xxh64 21861c8b7aa80637
+ * generator  gen/ (26 .lua files)                 xxh64 7b564d1b436986a7
  * program    text_encode (cuda): 31 ops per call
  * arena      26,880 bytes (see plan_cuda.txt)
  */
