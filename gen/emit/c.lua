@@ -417,10 +417,25 @@ function c.prototype(g, part)
     return string.format("void %s%s_cpu(%s)", g.name, part and ("_" .. part) or "", table.concat(params, ", "))
 end
 
+-- "OUT(name, OFF_X, count)": tensor t as an op's output, which --trace records once the op has run
+-- (OUT_PROMPT in the prompt arena).
+local function out(t)
+    return string.format("%s(%s, OFF_%s, %s)", t.kind == "prompt" and "OUT_PROMPT" or "OUT", clit.str(t.name),
+                         ident(t.name), graph.numel_expr(t.dims))
+end
+
+-- The op statement of call `text` (kernel k writing n's output, its first argument): OP(k, OUT(...), the
+-- other arguments), which records the output for --trace after the call.
+local function op_call(text, k, n)
+    local head = k .. "(" .. act(n.out) .. ", "
+    assert(text:sub(1, #head) == head, "emit/c: the call of " .. k .. " does not write its output first")
+    return "OP(" .. k .. ", " .. out(n.out) .. ", " .. text:sub(#head + 1)
+end
+
 -- The statements of plan p's program, one writer per part (graph.lua; "all" when it has none), and the
 -- part names in order. Per node: a "---- section ----" line where the section changes, a comment, the
--- calls of its kernels (rendered into `kernels`, name -> text) and the trace. Records the templates used
--- in p.templates_used.
+-- calls of its kernels (rendered into `kernels`, name -> text), the last one an op statement (op_call).
+-- Records the templates used in p.templates_used.
 local function program_body(s, p, ctx, kernels)
     local g = p.graph
     local bodies, part_names = {}, {}
@@ -442,32 +457,39 @@ local function program_body(s, p, ctx, kernels)
             current = sec
         end
         body:line("/* %s */", node_comment(n))
-        for _, inst in ipairs(instances(n, s)) do
-            body:line("%s", inst.call(instantiate(ctx, kernels, inst)))
+        assert(n.out.dtype ~= "f64" and n.out.dtype ~= "i64", "emit/c: an op writes " .. n.out.dtype)
+        local insts = instances(n, s)
+        for i, inst in ipairs(insts) do
+            local k = instantiate(ctx, kernels, inst)
+            local call = inst.call(k)
+            body:line("%s", i == #insts and op_call(call, k, n) or call)
             p.templates_used["templates/cpu/" .. inst.template .. ".c.in"] = true
         end
-        local stored = (n.out.dtype == "f64" or n.out.dtype == "i64") and n.out.dtype:upper() or "F32"
-        body:line("%s(%s, OFF_%s, SKY_TRACE_%s, %s);", n.out.kind == "prompt" and "TRACE_PROMPT" or "TRACE",
-                  clit.str(n.out.name), ident(n.out.name), stored, graph.numel_expr(n.out.dims))
     end
     return bodies, part_names
 end
 
--- The macros the statements use: typed arena pointers, the weights, the trace hook (program.h).
+-- The macros the statements use: typed arena pointers, the weights, an op's output and the op statement
+-- that hands it to the trace hook (program.h).
 local function macros(w, p)
     w:line("#include \"program.h\"")
     w:blank()
     w:line("#define ACT_F64(off) ((double *)(arena + (off)))")
     w:line("#define ACT_I64(off) ((int64_t *)(arena + (off)))")
     w:line("#define W(i) (w[i])")
-    w:line("/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */")
-    w:line("#define TRACE(name, off, dtype, n) \\")
-    w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)")
-    if #p.prompt > 0 then
-        w:line("#define PACT(off) ((float *)(prompt + (off)))")
-        w:line("#define TRACE_PROMPT(name, off, dtype, n) \\")
-        w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)")
-    end
+    if #p.prompt > 0 then w:line("#define PACT(off) ((float *)(prompt + (off)))") end
+    w:line("/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,")
+    w:line(" * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's")
+    w:line(" * hook (program.h); one test when not tracing. */")
+    w:line("typedef struct { float *p; const char *name; long long n; } op_out;")
+    w:line("#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })")
+    if #p.prompt > 0 then w:line("#define OUT_PROMPT(name, off, n) (&(op_out){ PACT(off), (name), (long long)(n) })") end
+    w:line("#define OP(k, y, ...) \\")
+    w:line("    do { \\")
+    w:line("        const op_out *y_ = (y); \\")
+    w:line("        k(y_->p, __VA_ARGS__); \\")
+    w:line("        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \\")
+    w:line("    } while (0)")
     w:blank()
 end
 
@@ -516,7 +538,9 @@ local function program_functions(w, p, bodies, part_names)
         w:line("%s", proto)
         w:open("{")
         for _, l in ipairs(graph.prologue(g, text)) do w:line("%s", l) end
-        if #p.prompt > 0 and not text:find("PACT(", 1, true) then w:line("(void)prompt;") end
+        if #p.prompt > 0 and not text:find("PACT(", 1, true) and not text:find("OUT_PROMPT(", 1, true) then
+            w:line("(void)prompt;")
+        end
         w:raw(text:gsub("[^\n]+", "    %0"))
         w:close("}")
     end

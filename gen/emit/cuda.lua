@@ -58,10 +58,34 @@ function cuda.ptr(t) return (t.kind == "prompt" and "PROMPT_PTR(OFF_" or "PTR(OF
 -- A launch argument pointing at weight w.
 function cuda.wptr(w) return "WPTR(W_" .. ident(w.name) .. ")" end
 
+-- "OUT(name, OFF_X, dtype, count)": tensor t as an op's output, which --trace records once the op has
+-- run (OUT_PROMPT in the prompt arena; OUT_CL for a channels-last tensor of cl channels).
+function cuda.out(t, cl)
+    if cl and cl > 0 then
+        assert(t.dtype == "f32", "emit/cuda: a channels-last output is fp32")
+        return string.format("OUT_CL(%s, OFF_%s, %s, %d)", clit.str(t.name), ident(t.name), graph.numel_expr(t.dims), cl)
+    end
+    return string.format("%s(%s, OFF_%s, %s, %s)", t.kind == "prompt" and "OUT_PROMPT" or "OUT", clit.str(t.name),
+                         ident(t.name), t.dtype:upper(), graph.numel_expr(t.dims))
+end
+
+-- An op of one launch: kernel k writing `out` (its first parameter, cuda.out), then args.
+function cuda.op(k, gx, gy, bx, smem, out, args)
+    local all = { out }
+    for _, a in ipairs(args) do all[#all + 1] = a end
+    return string.format("OP(%s, %s, %s, %s, %s, %s);", k, gx, gy, bx, smem, table.concat(all, ", "))
+end
+
 -- Elementwise launch of kernel k over n values (a C expression): one thread per value.
 function cuda.elementwise(k, n, args)
     local th = schedule.elementwise_threads
     return string.format("LAUNCH(%s, CDIV(%s, %d), 1, %d, 0, %s);", k, n, th, th, table.concat(args, ", "))
+end
+
+-- The same as an op writing `out` (cuda.out), args the other parameters.
+function cuda.elementwise_op(k, n, out, args)
+    local th = schedule.elementwise_threads
+    return cuda.op(k, string.format("CDIV(%s, %d)", n, th), 1, th, 0, out, args)
 end
 
 -- Threads of a row kernel over `width` values of node n, or a user error naming the spec and tensor.
@@ -153,10 +177,15 @@ end
 -- The emission state of one program: E:kernel(template, consts[, named]) -> "K_<NAME>" (the instance
 -- added to the set), E:gemm(desc, role) -> "GEMM_<ROLE>", the name of its row in the GEMM table (roles
 -- of one shape share a row; one role never has two), E:helper(name, make) -> name, a static C function
--- of the file whose lines make() gives (made once).
+-- of the file whose lines make() gives (made once), E:out(n) -> node n's output as an op's (cuda.out; the
+-- statement that takes it records n's output for --trace, so no TRACE line follows n).
 function cuda.program_state(s, p, ctx)
     local E = { s = s, p = p, g = p.graph, set = cuda.new_set(ctx), gemms = {}, gemm_rows = {}, gemm_roles = {},
-                gemm_role_row = {}, helpers = {} }
+                gemm_role_row = {}, helpers = {}, traced = {}, cl = function() return 0 end }
+    function E:out(n)
+        self.traced[n] = true
+        return cuda.out(n.out, self.cl(n))
+    end
     function E:helper(name, make)
         if not self.helpers[name] then
             self.helpers[name] = make()
@@ -189,17 +218,21 @@ function cuda.node_comment(n, fused, with_dtype)
         with_dtype and (" " .. n.out.dtype) or "")))
 end
 
--- "TRACE(name, OFF_X, dtype, count, cl);": tensor t to --trace (TRACE_PROMPT for the prompt arena).
+-- "TRACE(name, OFF_X, dtype, count, cl);": tensor t (in the arena) to --trace, after an op of several
+-- statements.
 function cuda.trace_line(t, cl)
-    return string.format("%s(%s, OFF_%s, SKY_TRACE_%s, %s, %d);", t.kind == "prompt" and "TRACE_PROMPT" or "TRACE",
-                         clit.str(t.name), ident(t.name), t.dtype:upper(), graph.numel_expr(t.dims), cl)
+    assert(t.kind ~= "prompt", "emit/cuda: a TRACE line for per-prompt tensor " .. t.name)
+    return string.format("TRACE(%s, OFF_%s, SKY_TRACE_%s, %s, %d);", clit.str(t.name), ident(t.name), t.dtype:upper(),
+                         graph.numel_expr(t.dims), cl)
 end
 
 -- The launch sequence of E's graph, one writer per part (graph.lua; "all" when it has none), and the
 -- part names in order. Per node: a "---- section ----" line where hooks.section(n) changes (none without
--- hooks.section), hooks.comment(n), the lines of the op's emitter emitters[n.op](n, E), hooks.trace(n)
--- when it gives a line.
+-- hooks.section), hooks.comment(n), the lines of the op's emitter emitters[n.op](n, E), and a TRACE line
+-- when the op's output is traced (unless hooks.untraced(n)) but no statement of the op took it as its
+-- output (E:out: a loop or branches). hooks.cl(n): the output's channels-last width (0: none).
 function cuda.launch_sequence(E, emitters, hooks)
+    E.cl = hooks.cl or E.cl
     local bodies, part_names = {}, {}
     local current
     for _, n in ipairs(E.g.nodes) do
@@ -219,8 +252,9 @@ function cuda.launch_sequence(E, emitters, hooks)
         body:line("%s", hooks.comment(n))
         local emit = assert(emitters[n.op], "emit/cuda: no CUDA implementation of op " .. n.op)
         for _, l in ipairs(emit(n, E)) do body:line("%s", l) end
-        local trace = hooks.trace(n)
-        if trace then body:line("%s", trace) end
+        if not E.traced[n] and not (hooks.untraced and hooks.untraced(n)) then
+            body:line("%s", cuda.trace_line(n.out, E.cl(n)))
+        end
     end
     return bodies, part_names
 end

@@ -25,7 +25,7 @@ local cuda     = require("emit.cuda")
 local cuda_dit = {}
 
 local ident, ctype, ptr, wptr, rows = cuda.ident, cuda.ctype, cuda.ptr, cuda.wptr, cuda.rows
-local elementwise = cuda.elementwise
+local elementwise_op = cuda.elementwise_op
 local THREADS = schedule.elementwise_threads
 
 -- Number of elements of t as a C expression.
@@ -39,27 +39,33 @@ end
 
 local emit = {}
 
+-- One launch per input (x, and y for I2V: the channels after x's); the last one writes the whole output.
 emit.patchify = function(n, E)
     local lines = {}
     for i, t in ipairs(n.ins) do
         local c0 = (i == 1) and 0 or E.s.derived.x_channels
         local k = E:kernel("patchify", { CX = t.dims[1], C0 = c0, PATCH_IN = n.attrs.patch_in })
-        lines[i] = string.format("LAUNCH(%s, CDIV((long long)L * %d, %d), 1, %d, 0, %s, %s, INT(F), INT(H), INT(W));",
-                                 k, t.dims[1], THREADS, THREADS, ptr(n.out), ptr(t))
+        local grid = string.format("CDIV((long long)L * %d, %d)", t.dims[1], THREADS)
+        local args = { ptr(t), "INT(F)", "INT(H)", "INT(W)" }
+        if i < #n.ins then
+            lines[i] = string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s);", k, grid, THREADS, ptr(n.out), table.concat(args, ", "))
+        else
+            lines[i] = cuda.op(k, grid, 1, THREADS, 0, E:out(n), args)
+        end
     end
     return lines
 end
 
 emit.unpatchify = function(n, E)
     local k = E:kernel("unpatchify", { OUT = n.attrs.out_dim })
-    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), "INT(F)", "INT(H)", "INT(W)" }) }
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "INT(F)", "INT(H)", "INT(W)" }) }
 end
 
 -- An activation fn over every value of its input.
 local function activation(fn)
     return function(n, E)
         local k = E:kernel("activation", { FN = fn, TX = ctype(n.ins[1]), TY = ctype(n.out) })
-        return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), "LL(" .. numel(n.out) .. ")" }) }
+        return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "LL(" .. numel(n.out) .. ")" }) }
     end
 end
 emit.silu = activation("silu")
@@ -68,31 +74,31 @@ emit.gelu_erf = activation("gelu_erf")
 
 emit.add = function(n, E)
     local k = E:kernel("add", { TA = ctype(n.ins[1]), TB = ctype(n.ins[2]), TY = ctype(n.out) })
-    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), "LL(" .. numel(n.out) .. ")" }) }
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "LL(" .. numel(n.out) .. ")" }) }
 end
 
 emit.add_row = function(n, E)
     local k = E:kernel("add_row", { COLS = n.out.dims[2] })
-    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }
 end
 
 emit.embedding = function(n, E)
     local k = E:kernel("embedding", { ROWS = n.attrs.rows, COLS = n.attrs.dim })
-    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), wptr(n.attrs.table) }) }
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(n.attrs.table) }) }
 end
 
 emit.sinusoid = function(n, E)
     local half = n.attrs.freq_dim // 2
     local k = E:kernel("sinusoid", { HALF = half, TY = ctype(n.out) })
-    return { string.format("LAUNCH(%s, CDIV((long long)%s * %d, 128), 1, 128, 0, %s, %s, INT(%s));", k, rows(n.ins[1]),
-                           half, ptr(n.out), ptr(n.ins[1]), rows(n.ins[1])) }
+    return { cuda.op(k, string.format("CDIV((long long)%s * %d, 128)", rows(n.ins[1]), half), 1, 128, 0, E:out(n),
+                     { ptr(n.ins[1]), "INT(" .. rows(n.ins[1]) .. ")" }) }
 end
 
 emit.modulation = function(n, E)
     local a = n.attrs
     local k = E:kernel("modulation", { CHUNKS = a.chunks, C = a.dim, ESTRIDE = n.ins[1].dims[2],
                                        KSTRIDE = a.per_chunk and a.dim or 0 })
-    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
 end
 
 emit.layernorm_modulate = function(n, E)
@@ -101,8 +107,7 @@ emit.layernorm_modulate = function(n, E)
     local k = E:kernel("layernorm_modulate", { C = a.dim, THREADS = th, CHUNKS = a.chunks, SHIFT = a.shift,
                                                SCALE = a.scale, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
                                                TY = ctype(n.out) })
-    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, INT(tokens_per_row));", k, rows(n.ins[1]), th,
-                           ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2])) }
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(tokens_per_row)" }) }
 end
 
 emit.layernorm_affine = function(n, E)
@@ -110,40 +115,37 @@ emit.layernorm_affine = function(n, E)
     local th = cuda.row_threads(E.s, n, a.dim)
     local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
                                              TY = ctype(n.out), ROUND_IN = a.round_input and 1 or 0 })
-    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
-                           ptr(n.ins[1]), wptr(a.weight), wptr(a.bias)) }
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight), wptr(a.bias) }) }
 end
 
 emit.rmsnorm = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim)
     local k = E:kernel("rmsnorm", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps) })
-    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out), ptr(n.ins[1]),
-                           wptr(a.weight)) }
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight) }) }
 end
 
 emit.rmsnorm_rope = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim // 2)
     local k = E:kernel("rmsnorm_rope", { C = a.dim, D = a.head_dim, THREADS = th, EPS = clit.f32(a.eps) })
-    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(n.ins[1]), th, ptr(n.out),
-                           ptr(n.ins[1]), wptr(a.weight), ptr(n.ins[2])) }
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight), ptr(n.ins[2]) }) }
 end
 
 emit.rope_table = function(n, E)
     local a = n.attrs
     local k = E:kernel("rope_table", { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2,
                                        THETA = clit.f64(a.theta) })
-    return { string.format("LAUNCH(%s, CDIV((long long)L * %d, %d), 1, %d, 0, %s, INT(F), INT(H), INT(W));", k,
-                           a.head_dim // 2, THREADS, THREADS, ptr(n.out)) }
+    return { cuda.op(k, string.format("CDIV((long long)L * %d, %d)", a.head_dim // 2, THREADS), 1, THREADS, 0, E:out(n),
+                     { "INT(F)", "INT(H)", "INT(W)" }) }
 end
 
 emit.gated_residual = function(n, E)
     local a = n.attrs
     local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, TX = ctype(n.ins[1]),
                                            TU = ctype(n.ins[2]), TY = ctype(n.out) })
-    return { elementwise(k, numel(n.out), { ptr(n.out), ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
-                                            "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
+                                                         "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
 end
 
 -- The attention over `heads` heads of 128 as one function of the file: q and o [lq, C], k and v [lk, C]
@@ -163,8 +165,9 @@ local function attention_function(E, heads, D)
         return {
             string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], bf16.",
                           D, heads, D, C, C),
-            " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one. */",
-            string.format("static void %s(const sky_cuda_program *st, CUstream s, CUdeviceptr *o, CUdeviceptr *q, "
+            " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;",
+            " * o is the op's output (OUT...), traced once the kernel has run. */",
+            string.format("static void %s(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, "
                           .. "CUdeviceptr *k,", name),
             string.format("%s CUdeviceptr *v, int lq, int lk)", string.rep(" ", #name + 12)),
             "{",
@@ -173,12 +176,13 @@ local function attention_function(E, heads, D)
             string.format("        sky_cuda_tmap_bf16(&tm_q, *q, lq, %d, 128);", C),
             string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, 128);", C),
             string.format("        sky_cuda_tmap_bf16(&tm_v, *v, lk, %d, 128);", C),
-            string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, o, INT(lq), INT(lk), "
-                          .. "FLT(%s));", k90, heads, scale),
+            string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), "
+                          .. "INT(lk), FLT(%s));", k90, heads, scale),
             "    } else {",
-            string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, o, INT(lq), INT(lk), FLT(%s));", k80,
-                          sc.block_m, heads, sc.threads, scale),
+            string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(%s));",
+                          k80, sc.block_m, heads, sc.threads, scale),
             "    }",
+            "    sky_cuda_trace_out(st, s, o);",
             "}",
         }
     end)
@@ -194,11 +198,10 @@ emit.attention = function(n, E)
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
     assert(rows(k) == rows(v), "emit/cuda_dit: attention keys and values of two lengths")
     local f = attention_function(E, a.num_heads, a.head_dim)
-    return { string.format("%s(st, s, %s, %s, %s, %s, %s, %s);", f, ptr(n.out), ptr(q), ptr(k), ptr(v), rows(q), rows(k)) }
+    return { string.format("%s(st, s, %s, %s, %s, %s, %s, %s);", f, E:out(n), ptr(q), ptr(k), ptr(v), rows(q), rows(k)) }
 end
 
--- A GEMM: dtypes and epilogue from the node; m is bounded by the plan. GEMM_TO_PROMPT writes the
--- prompt arena.
+-- A GEMM: dtypes and epilogue from the node; m is bounded by the plan.
 emit.linear = function(n, E)
     local a, x = n.attrs, n.ins[1]
     assert(x.kind ~= "prompt", "emit/cuda_dit: a GEMM reads per-prompt tensor " .. x.name)
@@ -206,8 +209,8 @@ emit.linear = function(n, E)
                        out_dtype = cuda.gemm_dtype(n.out),
                        epilogue = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS" },
                      cuda.gemm_role(a.weight.name))
-    return { string.format("%s(%s, %s, OFF_%s, W_%s, W_%s, OFF_%s);", n.out.kind == "prompt" and "GEMM_TO_PROMPT" or "GEMM",
-                           i, rows(x), ident(x.name), ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
+    return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, %s);", i, rows(x), ident(x.name), ident(a.weight.name),
+                           ident(a.bias.name), E:out(n)) }
 end
 
 -- ---- the file -------------------------------------------------------------------------------------
@@ -231,11 +234,10 @@ local function weight_dtypes(g)
     return dt
 end
 
--- The launch sequence's hooks: a section per block (else the part), a comment and a trace per op.
+-- The launch sequence's hooks: a section per block (else the part), a comment per op.
 local hooks = {
     section = function(n) return n.out.name:match("^(blocks%.%d+)%.") or n.part end,
     comment = function(n) return cuda.node_comment(n, n.attrs.epilogue, true) end,
-    trace   = function(n) return cuda.trace_line(n.out, 0) end,
 }
 
 -- TeaCache's two kernels (reference §8): the residual of a pass through the blocks, and its application.

@@ -24,7 +24,7 @@ local cuda     = require("emit.cuda")
 local cuda_enc = {}
 
 local ident, ptr, wptr, rows, ctype = cuda.ident, cuda.ptr, cuda.wptr, cuda.rows, cuda.ctype
-local elementwise, gemm_dtype = cuda.elementwise, cuda.gemm_dtype
+local elementwise_op, gemm_dtype = cuda.elementwise_op, cuda.gemm_dtype
 
 -- ---- the C lines of each op (op -> function(n, E)) ------------------------------------------------
 
@@ -35,15 +35,15 @@ emit.attn_scratch = function() return {} end
 emit.gather_rows = function(n, E)
     local a = n.attrs
     local k = E:kernel("gather_rows", { COLS = a.dim })
-    return { elementwise(k, "(long long)" .. rows(n.out) .. " * " .. a.dim,
-                         { ptr(n.out), ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.out) .. ")" }) }
+    return { elementwise_op(k, "(long long)" .. rows(n.out) .. " * " .. a.dim, E:out(n),
+                            { ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.out) .. ")" }) }
 end
 
 emit.rmsnorm = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local th = cuda.row_threads(E.s, n, a.dim)
     local k = E:kernel("t5_rmsnorm", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps) })
-    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(x), th, ptr(n.out), ptr(x), wptr(a.weight)) }
+    return { cuda.op(k, rows(x), 1, th, 0, E:out(n), { ptr(x), wptr(a.weight) }) }
 end
 
 emit.linear = function(n, E)
@@ -52,11 +52,11 @@ emit.linear = function(n, E)
                        out_dtype = gemm_dtype(n.out), epilogue = a.bias and "SKY_GEMM_EPI_BIAS" or "SKY_GEMM_EPI_NONE" },
                      cuda.gemm_role(a.weight.name))
     if a.bias then
-        return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, OFF_%s);", i, rows(x), ident(x.name),
-                               ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
+        return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, %s);", i, rows(x), ident(x.name),
+                               ident(a.weight.name), ident(a.bias.name), E:out(n)) }
     end
-    return { string.format("GEMM_NB(%s, %s, OFF_%s, W_%s, OFF_%s);", i, rows(x), ident(x.name), ident(a.weight.name),
-                           ident(n.out.name)) }
+    return { string.format("GEMM_NB(%s, %s, OFF_%s, W_%s, %s);", i, rows(x), ident(x.name), ident(a.weight.name),
+                           E:out(n)) }
 end
 
 -- The softmax over one head's scores: umT5's adds the relative position bias, CLIP's scales by 1/sqrt(D).
@@ -103,40 +103,40 @@ emit.attention_relbias = attention
 emit.attention = attention
 
 -- Elementwise ops over every value of the output: template and its constants from node n.
-local function elementwise_op(template, consts)
+local function per_value(template, consts)
     return function(n, E)
         local k = E:kernel(template, consts(n))
         local cnt = graph.numel_expr(n.out.dims)
-        local args = { ptr(n.out) }
+        local args = {}
         for _, t in ipairs(n.ins) do args[#args + 1] = ptr(t) end
         args[#args + 1] = "LL(" .. cnt .. ")"
-        return { elementwise(k, cnt, args) }
+        return { elementwise_op(k, cnt, E:out(n), args) }
     end
 end
-emit.add = elementwise_op("add", function(n)
+emit.add = per_value("add", function(n)
     return { TA = ctype(n.ins[1]), TB = ctype(n.ins[2]), TY = ctype(n.out) }
 end)
-emit.gated_gelu = elementwise_op("gated_gelu", function() return {} end)
-emit.gelu_erf = elementwise_op("activation", function(n)
+emit.gated_gelu = per_value("gated_gelu", function() return {} end)
+emit.gelu_erf = per_value("activation", function(n)
     return { FN = "gelu_erf", TX = ctype(n.ins[1]), TY = ctype(n.out) }
 end)
 
 emit.zero_tail = function(n, E)
     local a = n.attrs
     local k = E:kernel("zero_tail", { ROWS = a.rows, COLS = a.dim })
-    return { elementwise(k, a.rows * a.dim, { ptr(n.out), ptr(n.ins[1]), "INT(" .. rows(n.ins[1]) .. ")" }) }
+    return { elementwise_op(k, a.rows * a.dim, E:out(n), { ptr(n.ins[1]), "INT(" .. rows(n.ins[1]) .. ")" }) }
 end
 
 emit.patch_cols = function(n, E)
     local a = n.attrs
     local k = E:kernel("patch_cols", { PATCH = a.patch, SIDE = a.side })
-    return { elementwise(k, a.side * a.side * 3 * a.patch * a.patch, { ptr(n.out), ptr(n.ins[1]) }) }
+    return { elementwise_op(k, a.side * a.side * 3 * a.patch * a.patch, E:out(n), { ptr(n.ins[1]) }) }
 end
 
 emit.cls_pos = function(n, E)
     local a, P = n.attrs, n.ins[1].dims[1]
     local k = E:kernel("cls_pos", { C = a.dim, P = P })
-    return { elementwise(k, (P + 1) * a.dim, { ptr(n.out), ptr(n.ins[1]), wptr(a.cls), wptr(a.pos) }) }
+    return { elementwise_op(k, (P + 1) * a.dim, E:out(n), { ptr(n.ins[1]), wptr(a.cls), wptr(a.pos) }) }
 end
 
 emit.layernorm_affine = function(n, E)
@@ -144,14 +144,13 @@ emit.layernorm_affine = function(n, E)
     local th = cuda.row_threads(E.s, n, a.dim)
     local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(x),
                                              TY = ctype(n.out), ROUND_IN = 0 })
-    return { string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s, %s, %s);", k, rows(x), th, ptr(n.out), ptr(x),
-                           wptr(a.weight), wptr(a.bias)) }
+    return { cuda.op(k, rows(x), 1, th, 0, E:out(n), { ptr(x), wptr(a.weight), wptr(a.bias) }) }
 end
 
 emit.split3 = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local k = E:kernel("split3", { C = a.dim, PART = a.part })
-    return { elementwise(k, "(long long)" .. rows(x) .. " * " .. a.dim, { ptr(n.out), ptr(x), "INT(" .. rows(x) .. ")" }) }
+    return { elementwise_op(k, "(long long)" .. rows(x) .. " * " .. a.dim, E:out(n), { ptr(x), "INT(" .. rows(x) .. ")" }) }
 end
 
 -- ---- the file -------------------------------------------------------------------------------------
@@ -166,10 +165,10 @@ local function weight_bf16(g)
     return bf
 end
 
--- The launch sequence's hooks: no sections; a comment per op and a trace per op that computes.
+-- The launch sequence's hooks: no sections; a comment per op; the scratch (no op runs) is not traced.
 local hooks = {
-    comment = function(n) return cuda.node_comment(n, nil, true) end,
-    trace   = function(n) if n.op ~= "attn_scratch" then return cuda.trace_line(n.out, 0) end end,
+    comment  = function(n) return cuda.node_comment(n, nil, true) end,
+    untraced = function(n) return n.op == "attn_scratch" end,
 }
 
 -- Emit one encoder's CUDA files from its plan p (of the lowered graph).

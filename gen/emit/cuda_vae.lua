@@ -22,7 +22,8 @@ local cuda     = require("emit.cuda")
 
 local cuda_vae = {}
 
-local ident, ptr, wptr, elementwise = cuda.ident, cuda.ptr, cuda.wptr, cuda.elementwise
+local ident, ptr, wptr, elementwise, elementwise_op = cuda.ident, cuda.ptr, cuda.wptr, cuda.elementwise,
+                                                     cuda.elementwise_op
 
 -- Positions (T * H * W) of a [C, T, H, W] tensor, as a C expression.
 local function positions(t)
@@ -43,15 +44,15 @@ local function inv_f32(x) return 1.0 / string.unpack("<f", string.pack("<f", x))
 -- floats).
 local CONV_SMEM = 3 * (128 + 64) * 20 * 4
 
--- One conv_tf32 launch (and what its template needs). geo: KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT;
--- T: output frames computed; io: { y, x, cache, HO, WO, H, W } as C expressions.
+-- The op of one conv_tf32 launch (and what its template needs). geo: KT, KH, KW, NC, ST, SH, SW, PH, PW,
+-- SPLIT; T: output frames computed; io: { y (the output, cuda.out), x, cache, HO, WO, H, W } as C.
 local function conv(E, cin, cout, geo, w, b, T, io)
     local k = E:kernel("conv_tf32", { CIN = cin, COUT = cout, KT = geo.KT, KH = geo.KH, KW = geo.KW, NC = geo.NC,
                                       ST = geo.ST, SH = geo.SH, SW = geo.SW, PH = geo.PH, PW = geo.PW,
                                       SPLIT = geo.SPLIT or 0 })
-    return string.format("LAUNCH(%s, CDIV((long long)%s * %s * %s, 128), CDIV(%d, 64), 128, CONV_SMEM, %s, %s, %s, "
-                         .. "%s, %s, INT(%s), INT(%s), INT(%s), INT(%s), INT(%s));", k, T, io.HO, io.WO, cout, io.y,
-                         io.x, io.cache, wptr(w), wptr(b), T, io.H, io.W, io.HO, io.WO)
+    return cuda.op(k, string.format("CDIV((long long)%s * %s * %s, 128)", T, io.HO, io.WO), string.format("CDIV(%d, 64)", cout),
+                   128, "CONV_SMEM", io.y, { io.x, io.cache, wptr(w), wptr(b), "INT(" .. T .. ")", "INT(" .. io.H .. ")",
+                                             "INT(" .. io.W .. ")", "INT(" .. io.HO .. ")", "INT(" .. io.WO .. ")" })
 end
 
 -- The new cache of a causal conv: the last nc frames of [cache ++ x] (x: T frames of H x W x C).
@@ -70,7 +71,7 @@ local function per_channel(template)
     return function(n, E)
         local a, x = n.attrs, n.ins[1]
         local k = E:kernel(template, { Z = a.z, MEAN = f32_list(a.mean), INV_STD = f32_list(a.std, inv_f32) }, { "Z" })
-        return { elementwise(k, positions(x) .. " * " .. a.z, { ptr(n.out), ptr(x), "LL(" .. positions(x) .. ")" }) }
+        return { elementwise_op(k, positions(x) .. " * " .. a.z, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
     end
 end
 emit.vae_denorm = per_channel("vae_denorm_cl")
@@ -80,21 +81,21 @@ emit.clamp = function(n, E)
     local x = n.ins[1]
     local C = x.dims[1]
     local k = E:kernel("clamp_cf", { C = C })
-    return { elementwise(k, positions(x) .. " * " .. C, { ptr(n.out), ptr(x), "LL(" .. positions(x) .. ")" }) }
+    return { elementwise_op(k, positions(x) .. " * " .. C, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
 end
 
 emit.video_cl = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local k = E:kernel("video_cl", { CIN = a.cin, CP = a.cp })
-    return { elementwise(k, positions(x) .. " * " .. a.cp, { ptr(n.out), ptr(x), "LL(" .. positions(x) .. ")" }) }
+    return { elementwise_op(k, positions(x) .. " * " .. a.cp, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
 end
 
 emit.conv1x1 = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local i = E:gemm({ m_max = graph.max_elems(E.g, x) // a.cin, n = a.cout, k = a.cin, a_dtype = "SKY_GEMM_TF32",
                        out_dtype = "SKY_GEMM_F32", epilogue = "SKY_GEMM_EPI_BIAS" }, cuda.gemm_role(a.weight.name))
-    return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, OFF_%s);", i, positions(x), ident(x.name),
-                           ident(a.weight.name), ident(a.bias.name), ident(n.out.name)) }
+    return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, %s);", i, positions(x), ident(x.name),
+                           ident(a.weight.name), ident(a.bias.name), E:out(n)) }
 end
 
 emit.causal_conv3 = function(n, E)
@@ -103,29 +104,29 @@ emit.causal_conv3 = function(n, E)
     local cin = a.cin_storage or a.cin
     local geo = { KT = 3, KH = 3, KW = 3, NC = 2, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1 }
     return { conv(E, cin, a.cout, geo, a.weight, a.bias, T,
-                  { y = ptr(n.out), x = ptr(x), cache = ptr(cache), H = H, W = W, HO = H, WO = W }),
+                  { y = E:out(n), x = ptr(x), cache = ptr(cache), H = H, W = W, HO = H, WO = W }),
              cache_update(E, 2, cache, x, T, H, W, cin) }
 end
 
 emit.rms_norm_ch = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local k = E:kernel("rms_norm_cl", { C = a.c, SILU = a.silu and 1 or 0 })
-    return { string.format("LAUNCH(%s, CDIV(%s, 8), 1, 256, 0, %s, %s, %s, LL(%s));", k, positions(x), ptr(n.out),
-                           ptr(x), wptr(a.gamma), positions(x)) }
+    return { cuda.op(k, string.format("CDIV(%s, 8)", positions(x)), 1, 256, 0, E:out(n),
+                     { ptr(x), wptr(a.gamma), "LL(" .. positions(x) .. ")" }) }
 end
 
 emit.silu = function(n, E)
     local x = n.ins[1]
     local k = E:kernel("activation", { FN = "silu", TX = "float", TY = "float" })
     local cnt = positions(x) .. " * " .. x.dims[1]
-    return { elementwise(k, cnt, { ptr(n.out), ptr(x), "LL(" .. cnt .. ")" }) }
+    return { elementwise_op(k, cnt, E:out(n), { ptr(x), "LL(" .. cnt .. ")" }) }
 end
 
 emit.add = function(n, E)
     local x = n.ins[1]
     local k = E:kernel("add", { TA = "float", TB = "float", TY = "float" })
     local cnt = positions(x) .. " * " .. x.dims[1]
-    return { elementwise(k, cnt, { ptr(n.out), ptr(x), ptr(n.ins[2]), "LL(" .. cnt .. ")" }) }
+    return { elementwise_op(k, cnt, E:out(n), { ptr(x), ptr(n.ins[2]), "LL(" .. cnt .. ")" }) }
 end
 
 -- Attention among the N = H * W tokens of each frame f of T: qkv rows of 3C (q, k, v at columns 0, C, 2C).
@@ -177,10 +178,10 @@ emit.time_conv_up = function(n, E)
     local cnt = string.format("(long long)%s * %s * %s * %d", T, H, W, a.c)
     local geo = { KT = 3, KH = 1, KW = 1, NC = 2, ST = 1, SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 1 }
     return { "if (first) {",
-             "    " .. elementwise(E:kernel("copy", {}), cnt, { ptr(n.out), ptr(x), "LL(" .. cnt .. ")" }),
+             "    " .. elementwise_op(E:kernel("copy", {}), cnt, E:out(n), { ptr(x), "LL(" .. cnt .. ")" }),
              "} else {",
              "    " .. conv(E, a.c, 2 * a.c, geo, a.weight, a.bias, T,
-                            { y = ptr(n.out), x = ptr(x), cache = ptr(cache), H = H, W = W, HO = H, WO = W }),
+                            { y = E:out(n), x = ptr(x), cache = ptr(cache), H = H, W = W, HO = H, WO = W }),
              "    " .. cache_update(E, 2, cache, x, T, H, W, a.c),
              "}" }
 end
@@ -191,10 +192,10 @@ emit.time_conv_down = function(n, E)
     local cnt = string.format("(long long)%s * %s * %s * %d", T, H, W, a.c)
     local geo = { KT = 3, KH = 1, KW = 1, NC = 1, ST = 2, SH = 1, SW = 1, PH = 0, PW = 0 }
     return { "if (first) {",
-             "    " .. elementwise(E:kernel("copy", {}), cnt, { ptr(n.out), ptr(x), "LL(" .. cnt .. ")" }),
+             "    " .. elementwise_op(E:kernel("copy", {}), cnt, E:out(n), { ptr(x), "LL(" .. cnt .. ")" }),
              "} else {",
              "    " .. conv(E, a.c, a.c, geo, a.weight, a.bias, T .. " / 2",
-                            { y = ptr(n.out), x = ptr(x), cache = ptr(cache), H = H, W = W, HO = H, WO = W }),
+                            { y = E:out(n), x = ptr(x), cache = ptr(cache), H = H, W = W, HO = H, WO = W }),
              "}",
              cache_update(E, 1, cache, x, T, H, W, a.c) }
 end
@@ -205,7 +206,7 @@ emit.upsample_nearest2x = function(n, E)
     local C = x.dims[1]
     local k = E:kernel("upsample2x_cl", { C = C })
     local cnt = string.format("(long long)%s * 4 * %s * %s * %d", T, H, W, C)
-    return { elementwise(k, cnt, { ptr(n.out), ptr(x), "INT(" .. T .. ")", "INT(" .. H .. ")", "INT(" .. W .. ")" }) }
+    return { elementwise_op(k, cnt, E:out(n), { ptr(x), "INT(" .. T .. ")", "INT(" .. H .. ")", "INT(" .. W .. ")" }) }
 end
 
 emit.conv2d_k3 = function(n, E)
@@ -213,7 +214,7 @@ emit.conv2d_k3 = function(n, E)
     local T, H, W = thw(x)
     local geo = { KT = 1, KH = 3, KW = 3, NC = 0, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1 }
     return { conv(E, a.cin, a.cout, geo, a.weight, a.bias, T,
-                  { y = ptr(n.out), x = ptr(x), cache = ptr(x), H = H, W = W, HO = H, WO = W }) }
+                  { y = E:out(n), x = ptr(x), cache = ptr(x), H = H, W = W, HO = H, WO = W }) }
 end
 
 emit.conv2d_k3_s2 = function(n, E)
@@ -221,7 +222,7 @@ emit.conv2d_k3_s2 = function(n, E)
     local T, H, W = thw(x)
     local geo = { KT = 1, KH = 3, KW = 3, NC = 0, ST = 1, SH = 2, SW = 2, PH = 0, PW = 0 }
     return { conv(E, a.c, a.c, geo, a.weight, a.bias, T,
-                  { y = ptr(n.out), x = ptr(x), cache = ptr(x), H = H, W = W, HO = H .. " / 2", WO = W .. " / 2" }) }
+                  { y = E:out(n), x = ptr(x), cache = ptr(x), H = H, W = W, HO = H .. " / 2", WO = W .. " / 2" }) }
 end
 
 -- ---- the file -------------------------------------------------------------------------------------
@@ -252,7 +253,8 @@ local function weight_layouts(g)
     return lay
 end
 
--- The launch sequence's hooks: a section per encoder/decoder stage, a comment and a trace per op.
+-- The launch sequence's hooks: a section per encoder/decoder stage, a comment per op, and each output's
+-- channels-last width for --trace.
 local hooks = {
     section = function(n)
         local name = n.out.name
@@ -263,10 +265,9 @@ local hooks = {
     -- channels-last [T, H, W, C] tensors are traced with their channel count, so the trace holds them in
     -- the CPU backend's [C, T, H, W] order; the attention scores have no CPU counterpart; clamp and
     -- vae_normalize write channels-first
-    trace = function(n)
-        local cl = (#n.out.dims == 4 and n.op ~= "attn_qk") and n.out.dims[1] or 0
-        if n.op == "clamp" or n.op == "vae_normalize" then cl = 0 end
-        return cuda.trace_line(n.out, cl)
+    cl = function(n)
+        if n.op == "clamp" or n.op == "vae_normalize" or n.op == "attn_qk" or #n.out.dims ~= 4 then return 0 end
+        return n.out.dims[1]
     end,
 }
 

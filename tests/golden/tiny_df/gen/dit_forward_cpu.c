@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (26 .lua files)                 xxh64 7b564d1b436986a7
+ * generator  gen/ (26 .lua files)                 xxh64 95cc61d8d188da06
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
@@ -47,12 +47,19 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
 #define PACT(off) ((float *)(prompt + (off)))
-#define TRACE_PROMPT(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OUT_PROMPT(name, off, n) (&(op_out){ PACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 27,648 bytes */
@@ -694,36 +701,27 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 
     /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.0.out = linear(context)  [32,128] */
-    linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k64_n128, OUT("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, (long long)32 * 128), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
     /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [32,128] */
-    gelu_tanh_cols4096(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(gelu_tanh_cols4096, OUT("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
     /* text_embedding.2.out = linear(text_embedding.1.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [32,128] */
-    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(rmsnorm_c128_eps1e06, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, (long long)32 * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
-    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [32,128] */
-    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(rmsnorm_c128_eps1e06, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, (long long)32 * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
-    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
 }
 
 /* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -735,47 +733,33 @@ void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const fl
 
     /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
-    patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
-    TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);
+    OP(patchify_c00_cx16_patchin64, OUT("patches", OFF_PATCHES, (long long)L * 64), ACT(OFF_X), F, H, W);
     /* patch_embedding.out = linear(patches)  [L,128] */
-    linear_k64_n128(ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_PATCHES), W(W_PATCH_EMBEDDING_WEIGHT), W(W_PATCH_EMBEDDING_BIAS), L);
-    TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k64_n128, OUT("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, (long long)L * 128), ACT(OFF_PATCHES), W(W_PATCH_EMBEDDING_WEIGHT), W(W_PATCH_EMBEDDING_BIAS), L);
     /* time_sinusoid = sinusoid(t)  [Ft,256] */
-    sinusoid_half128(ACT(OFF_TIME_SINUSOID), ACT_F64(OFF_T), Ft);
-    TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_F32, (long long)Ft * 256);
+    OP(sinusoid_half128, OUT("time_sinusoid", OFF_TIME_SINUSOID, (long long)Ft * 256), ACT_F64(OFF_T), Ft);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,128] */
-    linear_k256_n128(ACT(OFF_TIME_EMBEDDING_0_OUT), ACT(OFF_TIME_SINUSOID), W(W_TIME_EMBEDDING_0_WEIGHT), W(W_TIME_EMBEDDING_0_BIAS), Ft);
-    TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(linear_k256_n128, OUT("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, (long long)Ft * 128), ACT(OFF_TIME_SINUSOID), W(W_TIME_EMBEDDING_0_WEIGHT), W(W_TIME_EMBEDDING_0_BIAS), Ft);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,128] */
-    silu_cols128(ACT(OFF_TIME_EMBEDDING_1_OUT), ACT(OFF_TIME_EMBEDDING_0_OUT), Ft);
-    TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(silu_cols128, OUT("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, (long long)Ft * 128), ACT(OFF_TIME_EMBEDDING_0_OUT), Ft);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,128] */
-    linear_k128_n128(ACT(OFF_TIME_EMBEDDING_2_OUT), ACT(OFF_TIME_EMBEDDING_1_OUT), W(W_TIME_EMBEDDING_2_WEIGHT), W(W_TIME_EMBEDDING_2_BIAS), Ft);
-    TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(linear_k128_n128, OUT("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, (long long)Ft * 128), ACT(OFF_TIME_EMBEDDING_1_OUT), W(W_TIME_EMBEDDING_2_WEIGHT), W(W_TIME_EMBEDDING_2_BIAS), Ft);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,128] */
-    silu_cols128(ACT(OFF_TIME_PROJECTION_0_OUT), ACT(OFF_TIME_EMBEDDING_2_OUT), Ft);
-    TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(silu_cols128, OUT("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, (long long)Ft * 128), ACT(OFF_TIME_EMBEDDING_2_OUT), Ft);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,768] */
-    linear_k128_n768(ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
-    TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 768);
+    OP(linear_k128_n768, OUT("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, (long long)Ft * 768), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
     /* fps_embedding.out = embedding(fps)  [1,128] */
-    embedding_cols128_rows2(ACT(OFF_FPS_EMBEDDING_OUT), ACT_I64(OFF_FPS), W(W_FPS_EMBEDDING_WEIGHT));
-    TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 128);
+    OP(embedding_cols128_rows2, OUT("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, (long long)1 * 128), ACT_I64(OFF_FPS), W(W_FPS_EMBEDDING_WEIGHT));
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,128] */
-    linear_k128_n128(ACT(OFF_FPS_PROJECTION_0_OUT), ACT(OFF_FPS_EMBEDDING_OUT), W(W_FPS_PROJECTION_0_WEIGHT), W(W_FPS_PROJECTION_0_BIAS), 1);
-    TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 128);
+    OP(linear_k128_n128, OUT("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, (long long)1 * 128), ACT(OFF_FPS_EMBEDDING_OUT), W(W_FPS_PROJECTION_0_WEIGHT), W(W_FPS_PROJECTION_0_BIAS), 1);
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,128] */
-    silu_cols128(ACT(OFF_FPS_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_0_OUT), 1);
-    TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 128);
+    OP(silu_cols128, OUT("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, (long long)1 * 128), ACT(OFF_FPS_PROJECTION_0_OUT), 1);
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,768] */
-    linear_k128_n768(ACT(OFF_FPS_PROJECTION_2_OUT), ACT(OFF_FPS_PROJECTION_1_OUT), W(W_FPS_PROJECTION_2_WEIGHT), W(W_FPS_PROJECTION_2_BIAS), 1);
-    TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 768);
+    OP(linear_k128_n768, OUT("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, (long long)1 * 768), ACT(OFF_FPS_PROJECTION_1_OUT), W(W_FPS_PROJECTION_2_WEIGHT), W(W_FPS_PROJECTION_2_BIAS), 1);
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,768] */
-    add_row_cols768(ACT(OFF_TIME_PROJECTION_FPS), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
-    TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 768);
+    OP(add_row_cols768, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, (long long)Ft * 768), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
     /* rope = rope_table()  [L,64] */
-    rope_table_d64_hp10_theta1e04_tp12_wp10(ACT(OFF_ROPE), F, H, W);
-    TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 64);
+    OP(rope_table_d64_hp10_theta1e04_tp12_wp10, OUT("rope", OFF_ROPE, (long long)L * 64), F, H, W);
 }
 
 /* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -787,145 +771,99 @@ void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const f
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,128] */
-    modulation_c128_chunks6_estride768_kstride128(ACT(OFF_BLOCKS_0_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_0_MODULATION), Ft);
-    TRACE("blocks.0.mod", OFF_BLOCKS_0_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 128);
+    OP(modulation_c128_chunks6_estride768_kstride128, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, (long long)Ft * 6 * 128), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_0_MODULATION), Ft);
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  eps=1e-06 scale=1 shift=0  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_0_NORM1_OUT), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, (long long)L * 128), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_Q_BIAS), L);
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_K_BIAS), L);
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_V_BIAS), L);
     /* blocks.0.self_attn.norm_q.out = rmsnorm(blocks.0.self_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.0.self_attn.norm_q.out", OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128_eps1e06, OUT("blocks.0.self_attn.norm_q.out", OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.0.self_attn.norm_k.out = rmsnorm(blocks.0.self_attn.k.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.0.self_attn.norm_k.out", OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128_eps1e06, OUT("blocks.0.self_attn.norm_k.out", OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.0.self_attn.q.rope = rope(blocks.0.self_attn.norm_q.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_d64_nh2, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.0.self_attn.k.rope = rope(blocks.0.self_attn.norm_k.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_d64_nh2, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_d64_nh2, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), W(W_BLOCKS_0_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), W(W_BLOCKS_0_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_O_BIAS), L);
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  gate=2  [L,128] */
-    gated_residual_c128_chunks6_gate2(ACT(OFF_BLOCKS_0_X1), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_c128_chunks6_gate2, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, (long long)L * 128), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  eps=1e-06  [L,128] */
-    layernorm_affine_c128_eps1e06(ACT(OFF_BLOCKS_0_NORM3_OUT), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM3_WEIGHT), W(W_BLOCKS_0_NORM3_BIAS), L);
-    TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_affine_c128_eps1e06, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM3_WEIGHT), W(W_BLOCKS_0_NORM3_BIAS), L);
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM3_OUT), W(W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM3_OUT), W(W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_Q_BIAS), L);
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128_eps1e06, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
-    TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_d64_nh2, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,128] */
-    add_cols128(ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.0.x2", OFF_BLOCKS_0_X2, SKY_TRACE_F32, (long long)L * 128);
+    OP(add_cols128, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, (long long)L * 128), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), L);
     /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  eps=1e-06 scale=4 shift=3  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_0_NORM2_OUT), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.ffn.0.out = linear(blocks.0.norm2.out)  [L,256] */
-    linear_k128_n256(ACT(OFF_BLOCKS_0_FFN_0_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_0_WEIGHT), W(W_BLOCKS_0_FFN_0_BIAS), L);
-    TRACE("blocks.0.ffn.0.out", OFF_BLOCKS_0_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(linear_k128_n256, OUT("blocks.0.ffn.0.out", OFF_BLOCKS_0_FFN_0_OUT, (long long)L * 256), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_0_WEIGHT), W(W_BLOCKS_0_FFN_0_BIAS), L);
     /* blocks.0.ffn.1.out = gelu_tanh(blocks.0.ffn.0.out)  [L,256] */
-    gelu_tanh_cols256(ACT(OFF_BLOCKS_0_FFN_1_OUT), ACT(OFF_BLOCKS_0_FFN_0_OUT), L);
-    TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(gelu_tanh_cols256, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, (long long)L * 256), ACT(OFF_BLOCKS_0_FFN_0_OUT), L);
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,128] */
-    linear_k256_n128(ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_FFN_1_OUT), W(W_BLOCKS_0_FFN_2_WEIGHT), W(W_BLOCKS_0_FFN_2_BIAS), L);
-    TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k256_n128, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_FFN_1_OUT), W(W_BLOCKS_0_FFN_2_WEIGHT), W(W_BLOCKS_0_FFN_2_BIAS), L);
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  gate=5  [L,128] */
-    gated_residual_c128_chunks6_gate5(ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_c128_chunks6_gate5, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,128] */
-    modulation_c128_chunks6_estride768_kstride128(ACT(OFF_BLOCKS_1_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_1_MODULATION), Ft);
-    TRACE("blocks.1.mod", OFF_BLOCKS_1_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 128);
+    OP(modulation_c128_chunks6_estride768_kstride128, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, (long long)Ft * 6 * 128), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_1_MODULATION), Ft);
     /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  eps=1e-06 scale=1 shift=0  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_1_NORM1_OUT), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_Q_BIAS), L);
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_K_BIAS), L);
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_V_BIAS), L);
     /* blocks.1.self_attn.norm_q.out = rmsnorm(blocks.1.self_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.1.self_attn.norm_q.out", OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128_eps1e06, OUT("blocks.1.self_attn.norm_q.out", OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.1.self_attn.norm_k.out = rmsnorm(blocks.1.self_attn.k.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.1.self_attn.norm_k.out", OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128_eps1e06, OUT("blocks.1.self_attn.norm_k.out", OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.1.self_attn.q.rope = rope(blocks.1.self_attn.norm_q.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_d64_nh2, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.1.self_attn.k.rope = rope(blocks.1.self_attn.norm_k.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_d64_nh2, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_d64_nh2, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), W(W_BLOCKS_1_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), W(W_BLOCKS_1_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_O_BIAS), L);
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  gate=2  [L,128] */
-    gated_residual_c128_chunks6_gate2(ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_c128_chunks6_gate2, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, (long long)L * 128), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  eps=1e-06  [L,128] */
-    layernorm_affine_c128_eps1e06(ACT(OFF_BLOCKS_1_NORM3_OUT), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM3_WEIGHT), W(W_BLOCKS_1_NORM3_BIAS), L);
-    TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_affine_c128_eps1e06, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM3_WEIGHT), W(W_BLOCKS_1_NORM3_BIAS), L);
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM3_OUT), W(W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM3_OUT), W(W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_Q_BIAS), L);
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128_eps1e06, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
-    TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_d64_nh2, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,128] */
-    add_cols128(ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.1.x2", OFF_BLOCKS_1_X2, SKY_TRACE_F32, (long long)L * 128);
+    OP(add_cols128, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, (long long)L * 128), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), L);
     /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  eps=1e-06 scale=4 shift=3  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_1_NORM2_OUT), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.ffn.0.out = linear(blocks.1.norm2.out)  [L,256] */
-    linear_k128_n256(ACT(OFF_BLOCKS_1_FFN_0_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_0_WEIGHT), W(W_BLOCKS_1_FFN_0_BIAS), L);
-    TRACE("blocks.1.ffn.0.out", OFF_BLOCKS_1_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(linear_k128_n256, OUT("blocks.1.ffn.0.out", OFF_BLOCKS_1_FFN_0_OUT, (long long)L * 256), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_0_WEIGHT), W(W_BLOCKS_1_FFN_0_BIAS), L);
     /* blocks.1.ffn.1.out = gelu_tanh(blocks.1.ffn.0.out)  [L,256] */
-    gelu_tanh_cols256(ACT(OFF_BLOCKS_1_FFN_1_OUT), ACT(OFF_BLOCKS_1_FFN_0_OUT), L);
-    TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(gelu_tanh_cols256, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, (long long)L * 256), ACT(OFF_BLOCKS_1_FFN_0_OUT), L);
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,128] */
-    linear_k256_n128(ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_FFN_1_OUT), W(W_BLOCKS_1_FFN_2_WEIGHT), W(W_BLOCKS_1_FFN_2_BIAS), L);
-    TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k256_n128, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_FFN_1_OUT), W(W_BLOCKS_1_FFN_2_WEIGHT), W(W_BLOCKS_1_FFN_2_BIAS), L);
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  gate=5  [L,128] */
-    gated_residual_c128_chunks6_gate5(ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_c128_chunks6_gate5, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
 }
 
 /* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -938,15 +876,11 @@ void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const flo
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,128] */
-    modulation_c128_chunks2_estride128_kstride0(ACT(OFF_HEAD_MOD), ACT(OFF_TIME_EMBEDDING_2_OUT), W(W_HEAD_MODULATION), Ft);
-    TRACE("head.mod", OFF_HEAD_MOD, SKY_TRACE_F32, (long long)Ft * 2 * 128);
+    OP(modulation_c128_chunks2_estride128_kstride0, OUT("head.mod", OFF_HEAD_MOD, (long long)Ft * 2 * 128), ACT(OFF_TIME_EMBEDDING_2_OUT), W(W_HEAD_MODULATION), Ft);
     /* head.norm.out = layernorm_modulate(blocks.1.out, head.mod)  eps=1e-06 scale=1 shift=0  [L,128] */
-    layernorm_modulate_c128_chunks2_eps1e06_scale1_shift0(ACT(OFF_HEAD_NORM_OUT), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_HEAD_MOD), L, tokens_per_row);
-    TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_c128_chunks2_eps1e06_scale1_shift0, OUT("head.norm.out", OFF_HEAD_NORM_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_HEAD_MOD), L, tokens_per_row);
     /* head.head.out = linear(head.norm.out)  [L,64] */
-    linear_k128_n64(ACT(OFF_HEAD_HEAD_OUT), ACT(OFF_HEAD_NORM_OUT), W(W_HEAD_HEAD_WEIGHT), W(W_HEAD_HEAD_BIAS), L);
-    TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64);
+    OP(linear_k128_n64, OUT("head.head.out", OFF_HEAD_HEAD_OUT, (long long)L * 64), ACT(OFF_HEAD_NORM_OUT), W(W_HEAD_HEAD_WEIGHT), W(W_HEAD_HEAD_BIAS), L);
     /* v = unpatchify(head.head.out)  [16,F,8,6] */
-    unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
-    TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 8 * 6);
+    OP(unpatchify_out16, OUT("v", OFF_V, (long long)16 * F * 8 * 6), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
 }

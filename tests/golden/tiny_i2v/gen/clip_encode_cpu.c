@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (26 .lua files)                 xxh64 7b564d1b436986a7
+ * generator  gen/ (26 .lua files)                 xxh64 95cc61d8d188da06
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/cls_pos.c.in           xxh64 de26ffa82c49b4ab
@@ -37,9 +37,17 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_PIXELS                                   ((size_t)0)  /* 9,408 bytes */
@@ -295,51 +303,35 @@ void clip_encode_cpu(unsigned char *arena, const float *const *w, int n)
 
     /* ---- input ------------------------------------------------------------------- */
     /* visual.patches = patch_embed(pixels)  [4,32] */
-    patch_embed_c32_patch14_side2(ACT(OFF_VISUAL_PATCHES), ACT(OFF_PIXELS), W(W_VISUAL_PATCH_EMBEDDING_WEIGHT));
-    TRACE("visual.patches", OFF_VISUAL_PATCHES, SKY_TRACE_F32, (long long)4 * 32);
+    OP(patch_embed_c32_patch14_side2, OUT("visual.patches", OFF_VISUAL_PATCHES, (long long)4 * 32), ACT(OFF_PIXELS), W(W_VISUAL_PATCH_EMBEDDING_WEIGHT));
     /* visual.embeddings = cls_pos(visual.patches)  [5,32] */
-    cls_pos_c32_p4(ACT(OFF_VISUAL_EMBEDDINGS), ACT(OFF_VISUAL_PATCHES), W(W_VISUAL_CLS_EMBEDDING), W(W_VISUAL_POS_EMBEDDING));
-    TRACE("visual.embeddings", OFF_VISUAL_EMBEDDINGS, SKY_TRACE_F32, (long long)5 * 32);
+    OP(cls_pos_c32_p4, OUT("visual.embeddings", OFF_VISUAL_EMBEDDINGS, (long long)5 * 32), ACT(OFF_VISUAL_PATCHES), W(W_VISUAL_CLS_EMBEDDING), W(W_VISUAL_POS_EMBEDDING));
     /* visual.pre_norm.out = layernorm_affine(visual.embeddings)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_VISUAL_PRE_NORM_OUT), ACT(OFF_VISUAL_EMBEDDINGS), W(W_VISUAL_PRE_NORM_WEIGHT), W(W_VISUAL_PRE_NORM_BIAS), 5);
-    TRACE("visual.pre_norm.out", OFF_VISUAL_PRE_NORM_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(layernorm_affine_c32_eps1e05, OUT("visual.pre_norm.out", OFF_VISUAL_PRE_NORM_OUT, (long long)5 * 32), ACT(OFF_VISUAL_EMBEDDINGS), W(W_VISUAL_PRE_NORM_WEIGHT), W(W_VISUAL_PRE_NORM_BIAS), 5);
     /* visual.transformer.0.norm1.out = layernorm_affine(visual.pre_norm.out)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_VISUAL_TRANSFORMER_0_NORM1_OUT), ACT(OFF_VISUAL_PRE_NORM_OUT), W(W_VISUAL_TRANSFORMER_0_NORM1_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM1_BIAS), 5);
-    TRACE("visual.transformer.0.norm1.out", OFF_VISUAL_TRANSFORMER_0_NORM1_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(layernorm_affine_c32_eps1e05, OUT("visual.transformer.0.norm1.out", OFF_VISUAL_TRANSFORMER_0_NORM1_OUT, (long long)5 * 32), ACT(OFF_VISUAL_PRE_NORM_OUT), W(W_VISUAL_TRANSFORMER_0_NORM1_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM1_BIAS), 5);
     /* visual.transformer.0.attn.to_qkv.out = linear(visual.transformer.0.norm1.out)  [5,96] */
-    linear_k32_n96(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_NORM1_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_BIAS), 5);
-    TRACE("visual.transformer.0.attn.to_qkv.out", OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT, SKY_TRACE_F32, (long long)5 * 96);
+    OP(linear_k32_n96, OUT("visual.transformer.0.attn.to_qkv.out", OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT, (long long)5 * 96), ACT(OFF_VISUAL_TRANSFORMER_0_NORM1_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_BIAS), 5);
     /* visual.transformer.0.attn.q = split3(visual.transformer.0.attn.to_qkv.out)  [5,32] */
-    split3_c32_part0(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_Q), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
-    TRACE("visual.transformer.0.attn.q", OFF_VISUAL_TRANSFORMER_0_ATTN_Q, SKY_TRACE_F32, (long long)5 * 32);
+    OP(split3_c32_part0, OUT("visual.transformer.0.attn.q", OFF_VISUAL_TRANSFORMER_0_ATTN_Q, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
     /* visual.transformer.0.attn.k = split3(visual.transformer.0.attn.to_qkv.out)  [5,32] */
-    split3_c32_part1(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_K), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
-    TRACE("visual.transformer.0.attn.k", OFF_VISUAL_TRANSFORMER_0_ATTN_K, SKY_TRACE_F32, (long long)5 * 32);
+    OP(split3_c32_part1, OUT("visual.transformer.0.attn.k", OFF_VISUAL_TRANSFORMER_0_ATTN_K, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
     /* visual.transformer.0.attn.v = split3(visual.transformer.0.attn.to_qkv.out)  [5,32] */
-    split3_c32_part2(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_V), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
-    TRACE("visual.transformer.0.attn.v", OFF_VISUAL_TRANSFORMER_0_ATTN_V, SKY_TRACE_F32, (long long)5 * 32);
+    OP(split3_c32_part2, OUT("visual.transformer.0.attn.v", OFF_VISUAL_TRANSFORMER_0_ATTN_V, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
     /* visual.transformer.0.attn.out = attention(visual.transformer.0.attn.q, visual.transformer.0.attn.k, visual.transformer.0.attn.v)  [5,32] */
-    attention_d16_nh2(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_Q), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_K), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_V), 5, 5);
-    TRACE("visual.transformer.0.attn.out", OFF_VISUAL_TRANSFORMER_0_ATTN_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(attention_d16_nh2, OUT("visual.transformer.0.attn.out", OFF_VISUAL_TRANSFORMER_0_ATTN_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_Q), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_K), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_V), 5, 5);
     /* visual.transformer.0.attn.proj.out = linear(visual.transformer.0.attn.out)  [5,32] */
-    linear_k32_n32(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_BIAS), 5);
-    TRACE("visual.transformer.0.attn.proj.out", OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(linear_k32_n32, OUT("visual.transformer.0.attn.proj.out", OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_BIAS), 5);
     /* visual.transformer.0.x1 = add(visual.pre_norm.out, visual.transformer.0.attn.proj.out)  [5,32] */
-    add_cols160(ACT(OFF_VISUAL_TRANSFORMER_0_X1), ACT(OFF_VISUAL_PRE_NORM_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT), 1);
-    TRACE("visual.transformer.0.x1", OFF_VISUAL_TRANSFORMER_0_X1, SKY_TRACE_F32, (long long)5 * 32);
+    OP(add_cols160, OUT("visual.transformer.0.x1", OFF_VISUAL_TRANSFORMER_0_X1, (long long)5 * 32), ACT(OFF_VISUAL_PRE_NORM_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT), 1);
     /* visual.transformer.0.norm2.out = layernorm_affine(visual.transformer.0.x1)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_VISUAL_TRANSFORMER_0_NORM2_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_X1), W(W_VISUAL_TRANSFORMER_0_NORM2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM2_BIAS), 5);
-    TRACE("visual.transformer.0.norm2.out", OFF_VISUAL_TRANSFORMER_0_NORM2_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(layernorm_affine_c32_eps1e05, OUT("visual.transformer.0.norm2.out", OFF_VISUAL_TRANSFORMER_0_NORM2_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_X1), W(W_VISUAL_TRANSFORMER_0_NORM2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM2_BIAS), 5);
     /* visual.transformer.0.mlp.0.out = linear(visual.transformer.0.norm2.out)  [5,64] */
-    linear_k32_n64(ACT(OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_NORM2_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_0_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_0_BIAS), 5);
-    TRACE("visual.transformer.0.mlp.0.out", OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT, SKY_TRACE_F32, (long long)5 * 64);
+    OP(linear_k32_n64, OUT("visual.transformer.0.mlp.0.out", OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT, (long long)5 * 64), ACT(OFF_VISUAL_TRANSFORMER_0_NORM2_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_0_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_0_BIAS), 5);
     /* visual.transformer.0.mlp.1.out = gelu_erf(visual.transformer.0.mlp.0.out)  [5,64] */
-    gelu_erf_cols320(ACT(OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT), 1);
-    TRACE("visual.transformer.0.mlp.1.out", OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT, SKY_TRACE_F32, (long long)5 * 64);
+    OP(gelu_erf_cols320, OUT("visual.transformer.0.mlp.1.out", OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT, (long long)5 * 64), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT), 1);
     /* visual.transformer.0.mlp.2.out = linear(visual.transformer.0.mlp.1.out)  [5,32] */
-    linear_k64_n32(ACT(OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_2_BIAS), 5);
-    TRACE("visual.transformer.0.mlp.2.out", OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(linear_k64_n32, OUT("visual.transformer.0.mlp.2.out", OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_2_BIAS), 5);
     /* clip_fea = add(visual.transformer.0.x1, visual.transformer.0.mlp.2.out)  [5,32] */
-    add_cols160(ACT(OFF_CLIP_FEA), ACT(OFF_VISUAL_TRANSFORMER_0_X1), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT), 1);
-    TRACE("clip_fea", OFF_CLIP_FEA, SKY_TRACE_F32, (long long)5 * 32);
+    OP(add_cols160, OUT("clip_fea", OFF_CLIP_FEA, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_X1), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT), 1);
 }
