@@ -16,6 +16,7 @@ local sorted  = require("lib.sorted")
 local graph   = require("graph")
 local plan    = require("plan")
 local header  = require("emit.header")
+local names   = require("emit.names")
 
 local c = {}
 
@@ -346,20 +347,6 @@ backend.split3 = {
     call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), rows(n.ins[1])) end,
 }
 
--- Kernel name: template, then its integer-like constants in sorted order (CUTLASS-style
--- procedural name). List constants (per-channel arrays) stay out of the name: there is one set
--- per variant, and instantiate() checks that one name never means two texts.
-local function kernel_name(template, consts)
-    local parts = { template }
-    for _, key in ipairs(sorted.keys(consts)) do
-        local v = tostring(consts[key])
-        if not v:find(",", 1, true) then
-            parts[#parts + 1] = key:lower():gsub("_", "") .. v:gsub("[^%w]", "")
-        end
-    end
-    return table.concat(parts, "_")
-end
-
 -- The (template, consts, call) instances of node n.
 local function instances(n, s)
     local b = assert(backend[n.op], "emit/c: no CPU implementation of op " .. n.op)
@@ -367,9 +354,10 @@ local function instances(n, s)
     return { { template = b.template, consts = b.consts(n), call = function(k) return b.call(k, n) end } }
 end
 
--- Render the kernel of one instance into `kernels` (name -> text); returns its name.
+-- Render the kernel of one instance into `kernels` (name -> text, after a comment naming its template
+-- and constants: emit/names.lua); returns its name.
 local function instantiate(ctx, kernels, inst)
-    local name = kernel_name(inst.template, inst.consts)
+    local name = names.kernel("cpu", inst.template, inst.consts)
     local path = "templates/cpu/" .. inst.template .. ".c.in"
     local text = ctx.read_template(path)
     local vars = { name = name }
@@ -377,7 +365,7 @@ local function instantiate(ctx, kernels, inst)
         local v = inst.consts[k]
         vars[k] = type(v) == "string" and v or clit.int(v)
     end
-    local rendered = render.render(text, vars, path)
+    local rendered = "/* " .. names.comment(name, path, inst.consts) .. " */\n" .. render.render(text, vars, path)
     assert(kernels[name] == nil or kernels[name] == rendered, "emit/c: kernel name " .. name .. " means two texts")
     kernels[name] = rendered
     return name

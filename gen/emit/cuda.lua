@@ -22,6 +22,7 @@ local render   = require("lib.render")
 local sorted   = require("lib.sorted")
 local graph    = require("graph")
 local header   = require("emit.header")
+local names    = require("emit.names")
 local schedule = require("schedule_sm90")
 
 local cuda = {}
@@ -99,17 +100,7 @@ end
 
 -- ---- kernel instances ---------------------------------------------------------------------------------
 
--- Kernel name: template, then its constants in sorted order.
-function cuda.kernel_name(template, consts)
-    local parts = { template }
-    for _, key in ipairs(sorted.keys(consts)) do
-        local v = tostring(consts[key]):gsub("long long", "i64"):gsub("[^%w]", "")
-        parts[#parts + 1] = key:lower():gsub("_", "") .. v
-    end
-    return table.concat(parts, "_")
-end
-
--- The text of template `template` rendered with consts as kernel `name`.
+-- The text of template `template` rendered with consts as kernel `name`, and the template's path.
 local function render_kernel(ctx, template, consts, name)
     local path = "templates/cuda/" .. template .. ".cu.in"
     local vars = { name = name }
@@ -120,26 +111,22 @@ local function render_kernel(ctx, template, consts, name)
     return render.render(ctx.read_template(path), vars, path), path
 end
 
--- A set of kernel instances: set:add(template, consts[, named]) renders templates/cuda/<template>.cu.in
--- once per distinct name and returns the name. The name is made of the constants, or only of those
--- listed in `named` (for long per-channel tables: one instance per program; two instances that share a
--- name must render the same text).
+-- A set of kernel instances: set:add(template, consts) renders templates/cuda/<template>.cu.in once per
+-- distinct name (emit/names.lua) and returns the name; two instances that share a name must render the
+-- same text. set.comments[name]: the comment beside the kernel (its template and constants).
 function cuda.new_set(ctx)
-    local set = { kernels = {}, order = {}, templates_used = {} }
-    function set:add(template, consts, named)
-        local key_consts = consts
-        if named then
-            key_consts = {}
-            for _, k in ipairs(named) do key_consts[k] = consts[k] end
-        end
-        local name = cuda.kernel_name(template, key_consts)
-        if self.kernels[name] and named then
+    local set = { kernels = {}, order = {}, templates_used = {}, comments = {}, consts_of = {} }
+    function set:add(template, consts)
+        local name = names.kernel("cuda", template, consts)
+        local full = names.procedural(template, consts)
+        if self.kernels[name] and self.consts_of[name] ~= full then
             assert(render_kernel(ctx, template, consts, name) == self.kernels[name],
                    "emit/cuda: kernel name " .. name .. " means two texts")
         end
         if not self.kernels[name] then
             local text, path = render_kernel(ctx, template, consts, name)
-            self.kernels[name] = text
+            self.kernels[name], self.consts_of[name] = text, full
+            self.comments[name] = names.comment(name, path, consts)
             self.order[#self.order + 1] = name
             self.templates_used[path] = true
         end
@@ -174,8 +161,8 @@ function cuda.gemm_role(name)
     return table.concat(out, ".")
 end
 
--- The emission state of one program: E:kernel(template, consts[, named]) -> "K_<NAME>" (the instance
--- added to the set), E:gemm(desc, role) -> "GEMM_<ROLE>", the name of its row in the GEMM table (roles
+-- The emission state of one program: E:kernel(template, consts) -> "K_<NAME>" (the instance added to
+-- the set), E:gemm(desc, role) -> "GEMM_<ROLE>", the name of its row in the GEMM table (roles
 -- of one shape share a row; one role never has two), E:helper(name, make) -> name, a static C function
 -- of the file whose lines make() gives (made once), E:out(n) -> node n's output as an op's (cuda.out; the
 -- statement that takes it records n's output for --trace, so no TRACE line follows n).
@@ -193,7 +180,7 @@ function cuda.program_state(s, p, ctx)
         end
         return name
     end
-    function E:kernel(template, consts, named) return "K_" .. ident(self.set:add(template, consts, named)) end
+    function E:kernel(template, consts) return "K_" .. ident(self.set:add(template, consts)) end
     function E:gemm(d, role)
         local row = cuda.gemm_index(self.gemms, self.gemm_rows, d)
         local name = "GEMM_" .. ident(role)
@@ -283,6 +270,7 @@ function cuda.write_kernels(E, ctx, files)
     for _, text in ipairs(texts) do cu:raw(text) end
     for _, name in ipairs(set.order) do
         cu:blank()
+        cu:line("// %s", set.comments[name])
         cu:raw(set.kernels[name])
     end
     files[rel] = cu:text()

@@ -70,7 +70,7 @@ local emit = {}
 local function per_channel(template)
     return function(n, E)
         local a, x = n.attrs, n.ins[1]
-        local k = E:kernel(template, { Z = a.z, MEAN = f32_list(a.mean), INV_STD = f32_list(a.std, inv_f32) }, { "Z" })
+        local k = E:kernel(template, { Z = a.z, MEAN = f32_list(a.mean), INV_STD = f32_list(a.std, inv_f32) })
         return { elementwise_op(k, positions(x) .. " * " .. a.z, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
     end
 end

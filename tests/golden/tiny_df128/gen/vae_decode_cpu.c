@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (26 .lua files)                 xxh64 95cc61d8d188da06
+ * generator  gen/ (27 .lua files)                 xxh64 9fc67b38e53af7b0
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
@@ -320,6 +320,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols1: templates/cpu/add.c.in with COLS=1 */
 /* add_cols1: y = a + b, elementwise over rows x COLS. */
 static void add_cols1(float *y, const float *a, const float *b, int rows)
 {
@@ -328,6 +329,7 @@ static void add_cols1(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+/* attention_frames_c32: templates/cpu/attention_frames.c.in with C=32 */
 /* attention_frames_c32: the VAE's attention block core (reference §1.2): for each frame, single-head
  * softmax(q k^T / sqrt(C)) v over its H*W tokens (row-major), no mixing across frames.
  * qkv [3C, T, H*W] (q = channels 0..C-1, k = C..2C-1, v = 2C..3C-1), o [C, T, H*W].
@@ -365,6 +367,7 @@ static void attention_frames_c32(float *o, const float *qkv, int T, int N)
     }
 }
 
+/* causal_conv3_cin16_cout16: templates/cpu/causal_conv3.c.in with CIN=16 COUT=16 */
 /* causal_conv3_cin16_cout16: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -413,6 +416,7 @@ static void causal_conv3_cin16_cout16(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin16_cout32: templates/cpu/causal_conv3.c.in with CIN=16 COUT=32 */
 /* causal_conv3_cin16_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -461,6 +465,7 @@ static void causal_conv3_cin16_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin32_cout32: templates/cpu/causal_conv3.c.in with CIN=32 COUT=32 */
 /* causal_conv3_cin32_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -509,6 +514,7 @@ static void causal_conv3_cin32_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin8_cout3: templates/cpu/causal_conv3.c.in with CIN=8 COUT=3 */
 /* causal_conv3_cin8_cout3: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -557,6 +563,7 @@ static void causal_conv3_cin8_cout3(float *y, const float *x, float *cache, cons
     }
 }
 
+/* causal_conv3_cin8_cout8: templates/cpu/causal_conv3.c.in with CIN=8 COUT=8 */
 /* causal_conv3_cin8_cout8: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -605,6 +612,7 @@ static void causal_conv3_cin8_cout8(float *y, const float *x, float *cache, cons
     }
 }
 
+/* clamp_cols1: templates/cpu/clamp.c.in with COLS=1 */
 /* clamp_cols1: y = clamp(x, -1, 1), elementwise over rows x COLS (the decoder's output, §1.6). */
 static void clamp_cols1(float *y, const float *x, int rows)
 {
@@ -613,6 +621,7 @@ static void clamp_cols1(float *y, const float *x, int rows)
     for (size_t i = 0; i < n; i++) y[i] = x[i] < -1.0f ? -1.0f : (x[i] > 1.0f ? 1.0f : x[i]);
 }
 
+/* conv1x1_cin16_cout16: templates/cpu/conv1x1.c.in with CIN=16 COUT=16 */
 /* conv1x1_cin16_cout16: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin16_cout16(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -628,6 +637,7 @@ static void conv1x1_cin16_cout16(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin16_cout32: templates/cpu/conv1x1.c.in with CIN=16 COUT=32 */
 /* conv1x1_cin16_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -643,6 +653,7 @@ static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout32: templates/cpu/conv1x1.c.in with CIN=32 COUT=32 */
 /* conv1x1_cin32_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -658,6 +669,7 @@ static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout96: templates/cpu/conv1x1.c.in with CIN=32 COUT=96 */
 /* conv1x1_cin32_cout96: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -673,6 +685,7 @@ static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv2d_k3_cin16_cout8: templates/cpu/conv2d_k3.c.in with CIN=16 COUT=8 */
 /* conv2d_k3_cin16_cout8: 3x3 conv with zero pad 1, per frame: x [CIN, T, H, W] -> y [COUT, T, H, W], w [COUT, CIN, 3, 3]. */
 static void conv2d_k3_cin16_cout8(float *y, const float *x, const float *w, const float *b, int T, int H, int W)
 {
@@ -702,6 +715,7 @@ static void conv2d_k3_cin16_cout8(float *y, const float *x, const float *w, cons
                 }
 }
 
+/* conv2d_k3_cin32_cout16: templates/cpu/conv2d_k3.c.in with CIN=32 COUT=16 */
 /* conv2d_k3_cin32_cout16: 3x3 conv with zero pad 1, per frame: x [CIN, T, H, W] -> y [COUT, T, H, W], w [COUT, CIN, 3, 3]. */
 static void conv2d_k3_cin32_cout16(float *y, const float *x, const float *w, const float *b, int T, int H, int W)
 {
@@ -731,6 +745,7 @@ static void conv2d_k3_cin32_cout16(float *y, const float *x, const float *w, con
                 }
 }
 
+/* rms_norm_ch_c16: templates/cpu/rms_norm_ch.c.in with C=16 */
 /* rms_norm_ch_c16: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
@@ -746,6 +761,7 @@ static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c32: templates/cpu/rms_norm_ch.c.in with C=32 */
 /* rms_norm_ch_c32: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
@@ -761,6 +777,7 @@ static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c8: templates/cpu/rms_norm_ch.c.in with C=8 */
 /* rms_norm_ch_c8: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
@@ -776,6 +793,7 @@ static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* silu_cols1: templates/cpu/silu.c.in with COLS=1 */
 /* silu_cols1: y = x * sigmoid(x), elementwise over rows x COLS. */
 static void silu_cols1(float *y, const float *x, int rows)
 {
@@ -787,6 +805,7 @@ static void silu_cols1(float *y, const float *x, int rows)
     }
 }
 
+/* time_conv_up_c32: templates/cpu/time_conv_up.c.in with C=32 */
 /* time_conv_up_c32: the decoder's upsample3d time_conv (reference vae-text-image-files.md §1.5).
  * First chunk of a sequence: no conv, no doubling (y = x) and the cache stays zero, so the second
  * chunk convolves with a zero front pad as the original does. Later chunks: a causal (3,1,1) conv
@@ -829,6 +848,7 @@ static void time_conv_up_c32(float *y, const float *x, float *cache, const float
     }
 }
 
+/* upsample_nearest2x_c16: templates/cpu/upsample_nearest2x.c.in with C=16 */
 /* upsample_nearest2x_c16: nearest x2 per frame (out[i][j] = in[i/2][j/2]), x [C, T, H, W] -> y [C, T, 2H, 2W]. */
 static void upsample_nearest2x_c16(float *y, const float *x, int T, int H, int W)
 {
@@ -839,6 +859,7 @@ static void upsample_nearest2x_c16(float *y, const float *x, int T, int H, int W
                 y[(f * 2 * H + i) * 2 * W + j] = x[(f * H + i / 2) * W + j / 2];
 }
 
+/* upsample_nearest2x_c32: templates/cpu/upsample_nearest2x.c.in with C=32 */
 /* upsample_nearest2x_c32: nearest x2 per frame (out[i][j] = in[i/2][j/2]), x [C, T, H, W] -> y [C, T, 2H, 2W]. */
 static void upsample_nearest2x_c32(float *y, const float *x, int T, int H, int W)
 {
@@ -849,9 +870,10 @@ static void upsample_nearest2x_c32(float *y, const float *x, int T, int H, int W
                 y[(f * 2 * H + i) * 2 * W + j] = x[(f * H + i / 2) * W + j / 2];
 }
 
-/* vae_denorm_z16: de-normalise a latent as the original's decode wrapper: y = z / inv_std[c] + mean[c],
+/* vae_denorm_c16: templates/cpu/vae_denorm.c.in with Z=16 */
+/* vae_denorm_c16: de-normalise a latent as the original's decode wrapper: y = z / inv_std[c] + mean[c],
  * inv_std = fp32(1 / std) (reference vae-text-image-files.md §1.6). z, y [Z, n]. */
-static void vae_denorm_z16(float *y, const float *z, int n)
+static void vae_denorm_c16(float *y, const float *z, int n)
 {
     enum { Z = 16 };
     static const float mean[Z] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
@@ -918,7 +940,7 @@ void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, i
 
     /* ---- input ------------------------------------------------------------------- */
     /* z.denorm = vae_denorm(z)  [16,T0,H0,W0] */
-    OP(vae_denorm_z16, OUT("z.denorm", OFF_Z_DENORM, (long long)16 * T0 * H0 * W0), ACT(OFF_Z), T0 * H0 * W0);
+    OP(vae_denorm_c16, OUT("z.denorm", OFF_Z_DENORM, (long long)16 * T0 * H0 * W0), ACT(OFF_Z), T0 * H0 * W0);
     /* conv2.out = conv1x1(z.denorm)  [16,T0,H0,W0] */
     OP(conv1x1_cin16_cout16, OUT("conv2.out", OFF_CONV2_OUT, (long long)16 * T0 * H0 * W0), ACT(OFF_Z_DENORM), W(W_CONV2_WEIGHT), W(W_CONV2_BIAS), T0 * H0 * W0);
     /* decoder.conv1.out = causal_conv3(conv2.out, decoder.conv1.cache)  [32,T0,H0,W0] */

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (26 .lua files)                 xxh64 95cc61d8d188da06
+ * generator  gen/ (27 .lua files)                 xxh64 9fc67b38e53af7b0
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
@@ -257,6 +257,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols1: templates/cpu/add.c.in with COLS=1 */
 /* add_cols1: y = a + b, elementwise over rows x COLS. */
 static void add_cols1(float *y, const float *a, const float *b, int rows)
 {
@@ -265,6 +266,7 @@ static void add_cols1(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+/* attention_frames_c32: templates/cpu/attention_frames.c.in with C=32 */
 /* attention_frames_c32: the VAE's attention block core (reference §1.2): for each frame, single-head
  * softmax(q k^T / sqrt(C)) v over its H*W tokens (row-major), no mixing across frames.
  * qkv [3C, T, H*W] (q = channels 0..C-1, k = C..2C-1, v = 2C..3C-1), o [C, T, H*W].
@@ -302,6 +304,7 @@ static void attention_frames_c32(float *o, const float *qkv, int T, int N)
     }
 }
 
+/* causal_conv3_cin16_cout16: templates/cpu/causal_conv3.c.in with CIN=16 COUT=16 */
 /* causal_conv3_cin16_cout16: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -350,6 +353,7 @@ static void causal_conv3_cin16_cout16(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin16_cout32: templates/cpu/causal_conv3.c.in with CIN=16 COUT=32 */
 /* causal_conv3_cin16_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -398,6 +402,7 @@ static void causal_conv3_cin16_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin32_cout32: templates/cpu/causal_conv3.c.in with CIN=32 COUT=32 */
 /* causal_conv3_cin32_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -446,6 +451,7 @@ static void causal_conv3_cin32_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin3_cout8: templates/cpu/causal_conv3.c.in with CIN=3 COUT=8 */
 /* causal_conv3_cin3_cout8: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -494,6 +500,7 @@ static void causal_conv3_cin3_cout8(float *y, const float *x, float *cache, cons
     }
 }
 
+/* causal_conv3_cin8_cout16: templates/cpu/causal_conv3.c.in with CIN=8 COUT=16 */
 /* causal_conv3_cin8_cout16: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -542,6 +549,7 @@ static void causal_conv3_cin8_cout16(float *y, const float *x, float *cache, con
     }
 }
 
+/* causal_conv3_cin8_cout8: templates/cpu/causal_conv3.c.in with CIN=8 COUT=8 */
 /* causal_conv3_cin8_cout8: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -590,6 +598,7 @@ static void causal_conv3_cin8_cout8(float *y, const float *x, float *cache, cons
     }
 }
 
+/* conv1x1_cin16_cout32: templates/cpu/conv1x1.c.in with CIN=16 COUT=32 */
 /* conv1x1_cin16_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -605,6 +614,7 @@ static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout32: templates/cpu/conv1x1.c.in with CIN=32 COUT=32 */
 /* conv1x1_cin32_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -620,6 +630,7 @@ static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout96: templates/cpu/conv1x1.c.in with CIN=32 COUT=96 */
 /* conv1x1_cin32_cout96: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -635,6 +646,7 @@ static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin8_cout16: templates/cpu/conv1x1.c.in with CIN=8 COUT=16 */
 /* conv1x1_cin8_cout16: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin8_cout16(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -650,6 +662,7 @@ static void conv1x1_cin8_cout16(float *y, const float *x, const float *w, const 
         }
 }
 
+/* conv2d_k3_s2_c16: templates/cpu/conv2d_k3_s2.c.in with C=16 */
 /* conv2d_k3_s2_c16: the encoder's spatial downsample (reference §1.2 downsample2d): one zero column on the
  * right and one zero row at the bottom, then a 3x3 conv with stride 2, per frame.
  * x [C, T, H, W] -> y [C, T, H/2, W/2], w [C, C, 3, 3]. */
@@ -682,6 +695,7 @@ static void conv2d_k3_s2_c16(float *y, const float *x, const float *w, const flo
                 }
 }
 
+/* conv2d_k3_s2_c32: templates/cpu/conv2d_k3_s2.c.in with C=32 */
 /* conv2d_k3_s2_c32: the encoder's spatial downsample (reference §1.2 downsample2d): one zero column on the
  * right and one zero row at the bottom, then a 3x3 conv with stride 2, per frame.
  * x [C, T, H, W] -> y [C, T, H/2, W/2], w [C, C, 3, 3]. */
@@ -714,6 +728,7 @@ static void conv2d_k3_s2_c32(float *y, const float *x, const float *w, const flo
                 }
 }
 
+/* conv2d_k3_s2_c8: templates/cpu/conv2d_k3_s2.c.in with C=8 */
 /* conv2d_k3_s2_c8: the encoder's spatial downsample (reference §1.2 downsample2d): one zero column on the
  * right and one zero row at the bottom, then a 3x3 conv with stride 2, per frame.
  * x [C, T, H, W] -> y [C, T, H/2, W/2], w [C, C, 3, 3]. */
@@ -746,6 +761,7 @@ static void conv2d_k3_s2_c8(float *y, const float *x, const float *w, const floa
                 }
 }
 
+/* rms_norm_ch_c16: templates/cpu/rms_norm_ch.c.in with C=16 */
 /* rms_norm_ch_c16: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
@@ -761,6 +777,7 @@ static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c32: templates/cpu/rms_norm_ch.c.in with C=32 */
 /* rms_norm_ch_c32: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
@@ -776,6 +793,7 @@ static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c8: templates/cpu/rms_norm_ch.c.in with C=8 */
 /* rms_norm_ch_c8: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
@@ -791,6 +809,7 @@ static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* silu_cols1: templates/cpu/silu.c.in with COLS=1 */
 /* silu_cols1: y = x * sigmoid(x), elementwise over rows x COLS. */
 static void silu_cols1(float *y, const float *x, int rows)
 {
@@ -802,6 +821,7 @@ static void silu_cols1(float *y, const float *x, int rows)
     }
 }
 
+/* time_conv_down_c16: templates/cpu/time_conv_down.c.in with C=16 */
 /* time_conv_down_c16: the encoder's downsample3d time_conv (reference vae-text-image-files.md §1.5).
  * First chunk: y = x and the cache keeps x's last frame. Later chunks (T even): a (3,1,1) conv
  * with stride 2 and no pad over [cache (1 frame) ++ x] (T+1 frames) gives T/2 frames; the cache
@@ -834,6 +854,7 @@ static void time_conv_down_c16(float *y, const float *x, float *cache, const flo
         memcpy(cache + (size_t)ci * N, x + ((size_t)ci * T + T - 1) * N, (size_t)N * sizeof(float));
 }
 
+/* time_conv_down_c32: templates/cpu/time_conv_down.c.in with C=32 */
 /* time_conv_down_c32: the encoder's downsample3d time_conv (reference vae-text-image-files.md §1.5).
  * First chunk: y = x and the cache keeps x's last frame. Later chunks (T even): a (3,1,1) conv
  * with stride 2 and no pad over [cache (1 frame) ++ x] (T+1 frames) gives T/2 frames; the cache
@@ -866,10 +887,11 @@ static void time_conv_down_c32(float *y, const float *x, float *cache, const flo
         memcpy(cache + (size_t)ci * N, x + ((size_t)ci * T + T - 1) * N, (size_t)N * sizeof(float));
 }
 
-/* vae_normalize_z16: normalise the posterior mean as the original's encode wrapper:
+/* vae_normalize_c16: templates/cpu/vae_normalize.c.in with Z=16 */
+/* vae_normalize_c16: normalise the posterior mean as the original's encode wrapper:
  * z[c] = (mu[c] - mean[c]) * inv_std[c] for c < Z; channels Z..2Z-1 of x (log-variance) are
  * not used (reference vae-text-image-files.md §1.3 step 20, §1.6). x [2Z, n], z [Z, n]. */
-static void vae_normalize_z16(float *z, const float *x, int n)
+static void vae_normalize_c16(float *z, const float *x, int n)
 {
     enum { Z = 16 };
     static const float mean[Z] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
@@ -1136,5 +1158,5 @@ void vae_encode_cpu(unsigned char *arena, const float *const *w, int H, int W, i
     /* conv1.out = conv1x1(encoder.head.2.out)  [32,T3,H3,W3] */
     OP(conv1x1_cin32_cout32, OUT("conv1.out", OFF_CONV1_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_HEAD_2_OUT), W(W_CONV1_WEIGHT), W(W_CONV1_BIAS), T3 * H3 * W3);
     /* z = vae_normalize(conv1.out)  [16,T3,H3,W3] */
-    OP(vae_normalize_z16, OUT("z", OFF_Z, (long long)16 * T3 * H3 * W3), ACT(OFF_CONV1_OUT), T3 * H3 * W3);
+    OP(vae_normalize_c16, OUT("z", OFF_Z, (long long)16 * T3 * H3 * W3), ACT(OFF_CONV1_OUT), T3 * H3 * W3);
 }
