@@ -149,6 +149,7 @@ end
 function Graph:op(kind, ins, attrs, name, dtype, dims)
     local def = ops[kind]
     assert(def, "graph: op kind not declared in ops.lua: " .. tostring(kind))
+    assert(not def.lowered, "graph: op " .. kind .. " is made only by lower.lua")
     assert((dims == nil) == (def.shape ~= nil), "graph: op " .. kind .. ": dims given iff it has no shape rule")
     attrs = attrs or {}
     local out = self:tensor(name, dims or def.shape(ins, attrs), dtype, "act")
@@ -272,12 +273,17 @@ function graph.build(s)
     return programs
 end
 
--- Text dump for --stop-after=graph: one line per node, a reviewer can diff it.
-function graph.dump(programs)
+-- Text dump for --stop-after=graph: one line per node, a reviewer can diff it. `backend` names the
+-- backend whose lowered graphs these are (lower.lua), nil for the graphs as built.
+function graph.dump(programs, backend)
     local lines = {}
     for _, pname in ipairs(sorted.keys(programs)) do
         local g = programs[pname]
-        lines[#lines + 1] = string.format("# %s  (%s)", pname, g.spec.rel_path)
+        if backend then
+            lines[#lines + 1] = string.format("# %s, lowered for %s (%s)  (%s)", pname, backend, g.label, g.spec.rel_path)
+        else
+            lines[#lines + 1] = string.format("# %s  (%s)", pname, g.spec.rel_path)
+        end
         for _, t in ipairs(g.inputs) do
             lines[#lines + 1] = string.format("%%%-4d = input %-22s %-16s %s", t.id, t.name,
                                               graph.dims_text(t.dims), t.dtype)

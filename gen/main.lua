@@ -1,9 +1,9 @@
--- gen/main.lua: spec -> graph -> plan -> emitted sources (design.md §1).
+-- gen/main.lua: spec -> graph -> lower -> plan -> emitted sources (design.md §1).
 --
--- Usage: lua5.4 gen/main.lua <spec.lua> <out_dir> [--stop-after=spec|graph|plan]
---   Writes <out_dir>/gen/*.c, <out_dir>/plan.txt, <out_dir>/graph.txt and <out_dir>/MANIFEST
---   (only files whose content changed are rewritten). With --stop-after, prints that stage's
---   dump to stdout and writes nothing.
+-- Usage: lua5.4 gen/main.lua <spec.lua> <out_dir> [--stop-after=spec|graph|lower|plan]
+--   Writes <out_dir>/gen/*.c, <out_dir>/plan.txt (and plan_cuda.txt), <out_dir>/graph.txt and
+--   <out_dir>/MANIFEST (only files whose content changed are rewritten). With --stop-after, prints
+--   that stage's dump to stdout and writes nothing.
 -- Run from anywhere: paths in generated files are relative to the repository root.
 
 local root = (arg and arg[0] or "gen/main.lua"):match("^(.*)[/\\]gen[/\\]main%.lua$") or "."
@@ -15,13 +15,21 @@ local xxh64    = require("lib.xxh64")
 local sorted   = require("lib.sorted")
 local spec     = require("spec")
 local graph    = require("graph")
+local lower    = require("lower")
 local plan     = require("plan")
-local emit_c   = require("emit_c")
-local emit_cuda = require("emit_cuda")
-local emit_cuda_vae = require("emit_cuda_vae")
-local emit_cuda_enc = require("emit_cuda_enc")
+local emit_c   = require("emit.c")
+local emit_variant = require("emit.variant")
 local manifest = require("manifest")
 local cwriter  = require("lib.cwriter")
+
+-- The CUDA emitter of each program (emit/cuda.lua is their shared skeleton).
+local cuda_emitter = {
+    dit_forward = require("emit.cuda_dit"),
+    vae_decode  = require("emit.cuda_vae"),
+    vae_encode  = require("emit.cuda_vae"),
+    text_encode = require("emit.cuda_enc"),
+    clip_encode = require("emit.cuda_enc"),
+}
 
 -- Parse the command line into { spec_path, out_dir, stop_after }.
 local function parse_args(args)
@@ -30,18 +38,18 @@ local function parse_args(args)
     for _, a in ipairs(args) do
         local stop = a:match("^%-%-stop%-after=(.+)$")
         if stop then
-            if stop ~= "spec" and stop ~= "graph" and stop ~= "plan" then
-                fail.user("--stop-after=%s: must be spec, graph or plan", stop)
+            if stop ~= "spec" and stop ~= "graph" and stop ~= "lower" and stop ~= "plan" then
+                fail.user("--stop-after=%s: must be spec, graph, lower or plan", stop)
             end
             opts.stop_after = stop
         elseif a:sub(1, 2) == "--" then
-            fail.user("unknown option %s (usage: gen/main.lua <spec.lua> <out_dir> [--stop-after=spec|graph|plan])", a)
+            fail.user("unknown option %s (usage: gen/main.lua <spec.lua> <out_dir> [--stop-after=spec|graph|lower|plan])", a)
         else
             positional[#positional + 1] = a
         end
     end
     if #positional ~= 2 and not (opts.stop_after and #positional == 1) then
-        fail.user("usage: lua5.4 gen/main.lua <spec.lua> <out_dir> [--stop-after=spec|graph|plan]")
+        fail.user("usage: lua5.4 gen/main.lua <spec.lua> <out_dir> [--stop-after=spec|graph|lower|plan]")
     end
     opts.spec_path, opts.out_dir = positional[1], positional[2]
     return opts
@@ -81,58 +89,70 @@ local function generator_hash(inputs)
     return xxh64.hex(table.concat(parts)), #paths
 end
 
-local function run(opts)
-    local s = spec.load(opts.spec_path)                 -- validated, every derived size filled in
-    s.rel_path = spec_rel_path(opts.spec_path)          -- no absolute paths in generated files
-    if opts.stop_after == "spec" then io.write(spec.dump(s)); return end
-
-    local programs = graph.build(s)                     -- { dit_forward = g }
-    if opts.stop_after == "graph" then io.write(graph.dump(programs)); return end
-
-    local plans = plan.make(programs)                -- one arena per program, peak known
-    if opts.stop_after == "plan" then io.write(plan.dump(plans)); return end
-
+-- What the generation read, for headers and the MANIFEST: the spec's and every generator file's hash, and
+-- ctx.read_template(path), which hashes and lists each template as it reads it.
+local function generation_context(s)
     local ctx = { inputs = {}, templates = {} }
     ctx.spec_rel = s.rel_path
     ctx.spec_hash = xxh64.hex(s.text)
     ctx.inputs[ctx.spec_rel] = ctx.spec_hash
     ctx.generator_hash, ctx.generator_count = generator_hash(ctx.inputs)
-    ctx.read_template = function(path)                  -- templates read are hashed and listed
+    ctx.read_template = function(path)
         local text = read_file(root .. "/" .. path)
         ctx.templates[path] = xxh64.hex(text)
         ctx.inputs[path] = ctx.templates[path]
         return text
     end
+    return ctx
+end
 
-    local files = {}                                    -- path -> text, written at the end
-    local cuda_plan = s.targets.cuda and emit_cuda.emit(s, programs, files, ctx) or nil
-    local cuda_vae = s.targets.cuda and emit_cuda_vae.emit(s, programs, files, ctx) or {}
-    if s.targets.cuda then
-        for name, p in pairs(emit_cuda_enc.emit(s, programs, files, ctx)) do cuda_vae[name] = p end
+-- Every output file (path -> text): each backend's sources, the variant table, the dumps of the graph
+-- and the plans.
+local function emit(s, programs, plans, ctx)
+    local files = {}
+    emit_c.emit(s, plans.cpu, files, ctx)               -- gen/<program>_cpu.c
+    emit_variant.emit(s, plans, files, ctx)             -- gen/variant.c (both backends' peaks)
+    for _, name in ipairs(sorted.keys(plans.cuda or {})) do
+        cuda_emitter[name].emit(s, plans.cuda[name], files, ctx)   -- gen/<program>_cuda.c, _kernels.cu, _src.c
     end
-    local cuda_plans = {}                               -- program -> CUDA plan (none without the cuda target)
-    if cuda_plan then
-        cuda_plans.dit_forward = cuda_plan
-        for name, p in pairs(cuda_vae) do cuda_plans[name] = p end
-        files["plan_cuda.txt"] = plan.dump(cuda_plans)
-    end
-    emit_c.emit(s, plans, files, ctx, cuda_plans)       -- variant.c records the CUDA plans' peaks too
-    files["plan.txt"] = plan.dump(plans)
     files["graph.txt"] = graph.dump(programs)
-    manifest.add(files, ctx)
+    files["plan.txt"] = plan.dump(plans.cpu)
+    if plans.cuda then files["plan_cuda.txt"] = plan.dump(plans.cuda) end
+    return files
+end
+
+-- One line per program and backend on stderr: its arena peak.
+local function report(s, plans)
+    for _, backend in ipairs({ "cpu", "cuda" }) do
+        for _, name in ipairs(sorted.keys(plans[backend] or {})) do
+            local p = plans[backend][name]
+            io.stderr:write(string.format("gen: %s %s%s: arena peak %s bytes (%.2f MiB)%s\n", s.variant, name,
+                backend == "cuda" and " (cuda)" or "", plan.commas(p.peak), p.peak / 1048576,
+                backend == "cpu" and string.format(", %d weights", #p.graph.weights) or ""))
+        end
+    end
+end
+
+-- The stages in order; --stop-after prints a stage's dump and ends there.
+local function run(opts)
+    local s = spec.load(opts.spec_path)                 -- validated, every derived size filled in
+    s.rel_path = spec_rel_path(opts.spec_path)          -- no absolute paths in generated files
+    if opts.stop_after == "spec" then io.write(spec.dump(s)); return end
+
+    local programs = graph.build(s)                     -- { dit_forward = g, ... }
+    if opts.stop_after == "graph" then io.write(graph.dump(programs)); return end
+
+    local lowered = lower.run(s, programs)              -- { cpu = programs, cuda = their lowered copies }
+    if opts.stop_after == "lower" then io.write(lower.dump(lowered, s)); return end
+
+    local plans = plan.make(lowered)                    -- one arena per program and backend, peaks known
+    if opts.stop_after == "plan" then io.write(plan.dump_backends(plans)); return end
+
+    local ctx = generation_context(s)
+    local files = emit(s, programs, plans, ctx)         -- path -> text
+    manifest.add(files, ctx)                            -- xxh64 of every input and output
     cwriter.write_tree(opts.out_dir, files)             -- sorted, write-if-changed
-    for _, name in ipairs(sorted.keys(plans)) do
-        io.stderr:write(string.format("gen: %s %s: arena peak %s bytes (%.2f MiB), %d weights\n", s.variant, name,
-            plan.commas(plans[name].peak), plans[name].peak / 1048576, #programs[name].weights))
-    end
-    if cuda_plan then
-        io.stderr:write(string.format("gen: %s dit_forward (cuda): arena peak %s bytes (%.2f MiB)\n", s.variant,
-            plan.commas(cuda_plan.peak), cuda_plan.peak / 1048576))
-    end
-    for _, name in ipairs(sorted.keys(cuda_vae)) do
-        io.stderr:write(string.format("gen: %s %s (cuda): arena peak %s bytes (%.2f MiB)\n", s.variant, name,
-            plan.commas(cuda_vae[name].peak), cuda_vae[name].peak / 1048576))
-    end
+    report(s, plans)
 end
 
 os.exit(fail.main(function() run(parse_args(arg)) end))

@@ -1,7 +1,9 @@
 -- gen/ops.lua
 -- ============
 -- Every op kind an op graph may contain, as data. graph.lua refuses a kind not listed here;
--- each backend says how it implements each kind (emit_c.lua for the CPU).
+-- each backend says how it implements each kind (emit/c.lua for the CPU, emit/cuda_*.lua for CUDA).
+-- The kinds marked `lowered = "cuda"` are made only by lower.lua, in the CUDA backend's copy of a
+-- graph; graph builders may not create them.
 --
 -- Shapes are lists of dims; a dim is an integer or a symbol whose value is known only at run
 -- time and bounded by the spec:
@@ -22,6 +24,7 @@ ops.patchify = {        -- latent [C, F, H, W] (+ conditioning) -> patches [L, C
     shape  = function(_, a) return { "L", a.patch_in } end,
 }
 ops.linear = {          -- y = x W^T + b; W is [N, K] (PyTorch layout); attrs.weight, attrs.bias
+                        -- (lowered for cuda: attrs.epilogue = "gelu_tanh", a linear -> gelu_tanh fused)
     inputs = { "x" },
     shape  = function(ins, a) return { rows(ins[1]), a.n } end,
     flops  = function(n, ins, _, a) return 2 * n(rows(ins[1])) * a.n * a.k end,
@@ -67,7 +70,7 @@ ops.rope = {            -- rotate interleaved pairs of every head of q or k (§2
     shape  = function(ins) return ins[1].dims end,
 }
 ops.attention = {       -- softmax(q k^T / sqrt(d)) v per head, no mask
-    inputs = { "q", "k", "v" },
+    inputs = { "q", "k", "v", "scores?" },      -- scores: the CUDA encoders' scratch (lower.lua)
     shape  = function(ins) return ins[1].dims end,
     flops  = function(n, ins) return 4 * n(rows(ins[1])) * n(rows(ins[2])) * cols(ins[1]) end,
 }
@@ -102,10 +105,12 @@ ops.conv1x1 = {         -- per-position channel mix with bias (1x1x1 and 1x1 con
     shape  = function(ins, a) return with_channels(ins[1], a.cout) end,
 }
 ops.causal_conv3 = {    -- 3x3x3 causal conv over [cache (2 frames) ++ x]; updates the cache (§1.2, §1.5)
+                        -- (lowered for cuda: attrs.cin_storage, the input's channels padded to 4)
     inputs = { "x", "cache" },
     shape  = function(ins, a) return with_channels(ins[1], a.cout) end,
 }
 ops.rms_norm_ch = {     -- x / max(||x||_C, 1e-12) * sqrt(C) * gamma at every position (§1.2)
+                        -- (lowered for cuda: attrs.silu = true, a rms_norm_ch -> silu fused)
     inputs = { "x" },
     shape  = function(ins) return ins[1].dims end,
 }
@@ -134,7 +139,7 @@ ops.gather_rows = {     -- y[i, :] = table[ids[i], :] (token embedding); the run
     shape  = function(_, a) return { "N", a.dim } end,
 }
 ops.attention_relbias = { -- softmax(q k^T + bias[bucket(b - a), head]) v, no scaling, keys b < N (§2.2-§2.3)
-    inputs = { "q", "k", "v" },
+    inputs = { "q", "k", "v", "scores?" },      -- scores: the CUDA scratch (lower.lua)
     shape  = function(ins) return ins[1].dims end,
 }
 ops.gated_gelu = {      -- y = GELU_tanh(g) * u (umT5's gated feed-forward)
@@ -156,6 +161,37 @@ ops.cls_pos = {         -- [cls; tokens] + pos: [P, C] -> [P + 1, C] (§3.2)
 ops.split3 = {          -- part `part` (0, 1, 2) of a fused [rows, 3C] q|k|v projection -> [rows, C]
     inputs = { "x" },
     shape  = function(ins, a) return { ins[1].dims[1], a.dim } end,
+}
+
+-- ---- made by lower.lua for the CUDA backend ----
+
+ops.rmsnorm_rope = {    -- rmsnorm -> rope in one pass (one bf16 rounding): q or k of self-attention
+    inputs  = { "x", "table" },
+    shape   = function(ins) return ins[1].dims end,
+    lowered = "cuda",
+}
+ops.attn_qk = {         -- per frame: S = Q K^T / sqrt(C) softmaxed, q and k the first two thirds of qkv;
+    inputs  = { "qkv" },                        -- dims [T, H, W, H, W] given by lower.lua
+    lowered = "cuda",
+}
+ops.attn_pv = {         -- per frame: O = P V, v the last third of qkv (attention_frames' second half)
+    inputs  = { "scores", "qkv" },
+    shape   = function(ins, a) return with_channels(ins[2], a.c) end,
+    lowered = "cuda",
+}
+ops.video_cl = {        -- the video [CIN, T, H, W] channels-last with CP >= CIN channels, zeros past CIN
+    inputs  = { "x" },
+    shape   = function(ins, a) return with_channels(ins[1], a.cp) end,
+    lowered = "cuda",
+}
+ops.attn_scratch = {    -- one head's scores [L, L]: launches nothing, gives the scratch a lifetime
+    inputs  = {},                               -- dims given by lower.lua
+    lowered = "cuda",
+}
+ops.patch_cols = {      -- pixels -> [side^2 patches, 3 * patch^2] (CLIP's patch embedding as patch_cols + linear)
+    inputs  = { "pixels" },
+    shape   = function(_, a) return { a.side * a.side, 3 * a.patch * a.patch } end,
+    lowered = "cuda",
 }
 
 return ops

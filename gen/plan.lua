@@ -13,8 +13,10 @@
 -- into the program's prompt arena, of which the runtime keeps one per prompt; every one of them is live
 -- whenever the program runs.
 --
--- Bytes per element come from the backend (`elem_bytes(tensor)`): the CPU backend stores
--- every float tensor as fp32, the CUDA backend follows the recorded dtypes (bf16 or fp32).
+-- Each backend plans its own graphs (lower.lua): the CPU backend the graphs as built, the CUDA
+-- backend their lowered copies. Bytes per element come from the backend (`elem_bytes(tensor)`): the
+-- CPU backend stores every float tensor as fp32, the CUDA backend follows the recorded dtypes (bf16
+-- or fp32).
 
 local graph  = require("graph")
 local sorted = require("lib.sorted")
@@ -29,7 +31,7 @@ local function lifetimes(g)
     local first, last = {}, {}
     local n_end = #g.nodes + 1
     for _, t in ipairs(g.tensors) do
-        -- A fused graph (fuse.lua) shares its tensors with the unfused one and renumbers nodes.
+        -- A lowered graph (lower.lua) shares its tensors with the original and renumbers nodes.
         local producer = g.producer and g.producer[t.id] or t.producer
         if t.kind == "input" or t.kind == "state" then first[t.id], last[t.id] = 0, n_end
         else first[t.id], last[t.id] = producer, producer end
@@ -97,19 +99,27 @@ function plan.cpu_elem_bytes(t)
     return 4
 end
 
--- Plans for every program, for the CPU backend: { dit_forward = plan }.
-function plan.make(programs)
-    local plans = {}
-    for _, name in ipairs(sorted.keys(programs)) do
-        plans[name] = plan.make_one(programs[name], plan.cpu_elem_bytes, 64, "cpu backend, fp32")
-    end
-    return plans
-end
-
 -- CUDA backend: the original's dtypes (bf16 2 bytes, f32 4, f64 and i64 8).
 function plan.cuda_elem_bytes(t)
     local bytes = { bf16 = 2, f32 = 4, f64 = 8, i64 = 8 }
     return assert(bytes[t.dtype], "plan: unknown dtype " .. tostring(t.dtype))
+end
+
+-- Plans of every program of every backend, from lower.run's graphs:
+-- { cpu = { dit_forward = plan, ... }, cuda = { ... } } (cuda only when the spec targets it).
+function plan.make(lowered)
+    local plans = { cpu = {} }
+    for _, name in ipairs(sorted.keys(lowered.cpu)) do
+        plans.cpu[name] = plan.make_one(lowered.cpu[name], plan.cpu_elem_bytes, 64, "cpu backend, fp32")
+    end
+    if lowered.cuda then
+        plans.cuda = {}
+        for _, name in ipairs(sorted.keys(lowered.cuda)) do
+            local g = lowered.cuda[name]
+            plans.cuda[name] = plan.make_one(g, plan.cuda_elem_bytes, 256, g.label)
+        end
+    end
+    return plans
 end
 
 -- 1234567 -> "1,234,567".
@@ -119,7 +129,7 @@ function plan.commas(n)
     return (out:gsub("^,", ""))
 end
 
--- Text of plan.txt (also --stop-after=plan).
+-- Text of plan.txt (the CPU plans) or plan_cuda.txt (the CUDA plans): { name = plan } of one backend.
 function plan.dump(plans)
     local lines = {}
     for _, name in ipairs(sorted.keys(plans)) do
@@ -143,6 +153,12 @@ function plan.dump(plans)
         end
     end
     return table.concat(lines, "\n") .. "\n"
+end
+
+-- Text dump for --stop-after=plan: every backend's plans, the CPU's first (each arena's header names
+-- its backend).
+function plan.dump_backends(plans)
+    return plan.dump(plans.cpu) .. (plans.cuda and plan.dump(plans.cuda) or "")
 end
 
 return plan

@@ -233,36 +233,67 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
 #define LAUNCH(k, gx, gy, bx, smem, ...)                                                          \
     sky_cuda_launch(st, (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
                     (void *[]){__VA_ARGS__})
-/* A tensor map variable over the bf16 [rows, cols] activation at arena offset off (sky_cuda_tmap_bf16),
- * passed to a launch as &var. */
-#define TMAP(var, off, rows, cols, box_rows) \
-    CUtensorMap var;                         \
-    sky_cuda_tmap_bf16(&var, st->arena + (CUdeviceptr)(off), (rows), (cols), (box_rows))
-#define TMAP_PROMPT(var, off, rows, cols, box_rows) \
-    CUtensorMap var;                                \
-    sky_cuda_tmap_bf16(&var, st->prompt + (CUdeviceptr)(off), (rows), (cols), (box_rows))
 #define TRACE(name, off, dtype, n, cl)                                                                          \
     do {                                                                                                        \
         if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); \
     } while (0)
-#define TRACE_PROMPT(name, off, dtype, n, cl)                                                                    \
-    do {                                                                                                         \
-        if (st->trace) st->trace(st, s, (name), st->prompt + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); \
-    } while (0)
-/* A GEMM without bias (the epilogue NONE). */
-#define GEMM_NB(i, m, x_off, w_i, y_off) \
-    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], 0, st->arena + (y_off), s)
+
+/* An op's output: where the op writes it, and what --trace records of it once the op has run (the graph's
+ * name, the dtype, the element count; cl as for sky_trace_fn). OUT in the arena, OUT_PROMPT in the prompt
+ * arena, OUT_CL a channels-last fp32 tensor (the VAE's) of cl channels. */
+typedef struct sky_cuda_out {
+    CUdeviceptr p;
+    const char *name;
+    int         dtype;
+    long long   n;
+    int         cl;
+} sky_cuda_out;
+#define OUT(name, off, dtype, n) \
+    (&(sky_cuda_out){st->arena + (CUdeviceptr)(off), (name), SKY_TRACE_##dtype, (long long)(n), 0})
+#define OUT_PROMPT(name, off, dtype, n) \
+    (&(sky_cuda_out){st->prompt + (CUdeviceptr)(off), (name), SKY_TRACE_##dtype, (long long)(n), 0})
+#define OUT_CL(name, off, n, cl) \
+    (&(sky_cuda_out){st->arena + (CUdeviceptr)(off), (name), SKY_TRACE_F32, (long long)(n), (cl)})
+
+/* y to --trace, when tracing (the hook copies it to the host; never while a graph is captured). */
+static inline void sky_cuda_trace_out(const sky_cuda_program *st, CUstream s, const sky_cuda_out *y)
+{
+    if (st->trace) st->trace(st, s, y->name, y->p, y->dtype, y->n, y->cl);
+}
+
+/* Kernel k writing y, y's address its first parameter (args[0] is set here), then y to --trace. */
+static inline void sky_cuda_launch_op(const sky_cuda_program *st, sky_cuda_out *y, int k, unsigned gx, unsigned gy,
+                                      unsigned bx, unsigned smem, CUstream s, void **args)
+{
+    args[0] = &y->p;
+    sky_cuda_launch(st, k, gx, gy, bx, smem, s, args);
+    sky_cuda_trace_out(st, s, y);
+}
+
+/* GEMM number i writing y, then y to --trace. */
+static inline void sky_cuda_gemm_op(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w,
+                                    CUdeviceptr bias, const sky_cuda_out *y, CUstream s)
+{
+    sky_cuda_gemm(st, i, m, x, w, bias, y->p, s);
+    sky_cuda_trace_out(st, s, y);
+}
+
+/* An op of one launch: kernel k on a gx x gy grid of bx threads with smem bytes of dynamic shared memory,
+ * writing y (OUT...: the kernel's first parameter), reading the other parameters. */
+#define OP(k, gx, gy, bx, smem, y, ...)                                                                   \
+    sky_cuda_launch_op(st, (y), (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
+                       (void *[]){NULL, __VA_ARGS__})
+/* An op of one GEMM: x at arena offset x_off, weight w_i (and bias b_i), writing y (OUT...). */
+#define GEMM(i, m, x_off, w_i, b_i, y) \
+    sky_cuda_gemm_op(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], (y), s)
+/* The same without bias (the epilogue NONE). */
+#define GEMM_NB(i, m, x_off, w_i, y) sky_cuda_gemm_op(st, (i), (m), st->arena + (x_off), st->w[w_i], 0, (y), s)
 /* A GEMM of activations whose n and k also change per call (the encoders' attention over the prompt's
- * tokens): arena byte offsets, no bias. */
+ * tokens): arena byte offsets, no bias; part of an op (traced after it). */
 #define GEMM_DIMS(i, m, n, k, x_off, w_off, y_off) \
     sky_cuda_gemm_dims(st, (i), (m), (n), (k), st->arena + (x_off), st->arena + (w_off), st->arena + (y_off), s)
-/* A GEMM whose W is an activation (the VAE attention's K and V), no bias: arena byte offsets. */
+/* A GEMM whose W is an activation (the VAE attention's K and V), no bias: arena byte offsets; part of an op. */
 #define GEMM_ACT(i, m, x_off, w_off, y_off) \
     sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->arena + (w_off), 0, st->arena + (y_off), s)
-#define GEMM(i, m, x_off, w_i, b_i, y_off) \
-    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->arena + (y_off), s)
-/* The same, writing y into the prompt arena (dit_forward's cross-attention values). */
-#define GEMM_TO_PROMPT(i, m, x_off, w_i, b_i, y_off) \
-    sky_cuda_gemm(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], st->prompt + (y_off), s)
 
 #endif /* SKY_CUDA_PROGRAM_H */

@@ -77,7 +77,7 @@ static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const c
 
 /* SKY_GEMM_WORKSPACE_BYTES (plugin_abi.h): the workspace every set should be given. */
 
-/* Names and values as gen/emit_cuda.lua writes them into the generated tables. */
+/* Names and values as gen/emit/cuda.lua writes them into the generated tables. */
 typedef enum sky_gemm_dtype {
     SKY_GEMM_BF16 = 0,
     SKY_GEMM_F32 = 1,

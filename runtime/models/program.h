@@ -1,6 +1,6 @@
 /* runtime/models/program.h — what generated code hands the runtime: the variant's description.
  *
- * gen/emit_c.lua writes one `sky_variant_desc` per variant (out/<variant>/gen/variant.c)
+ * gen/emit/variant.lua writes one `sky_variant_desc` per variant (out/<variant>/gen/variant.c)
  * and the runtime reads it; the runtime never depends on a particular variant. Sizes here
  * were fixed at generation time from the spec; the arena offsets come from gen/plan.lua.
  */

@@ -67,16 +67,23 @@ for h in cuda/cuda_ctx.h cuda/gemm.h cuda/nvrtc_cache.h; do
     check "header $h compiles on its own" "$CC" "${CFLAGS[@]}" -iquote runtime -c "$tmp/only_${h#*/}.c" -o "$tmp/o.o"
 done
 
-# A GEMM table as gen/emit_cuda.lua writes it (positional rows) compiles against gemm.h.
+# A GEMM table as gen/emit/cuda.lua writes it (a name per role, rows by name, fields by name) compiles
+# against gemm.h.
 cat > "$tmp/table.c" <<'EOF'
 #include "cuda/gemm.h"
+enum {
+    GEMM_BLOCKS_SELF_ATTN_Q = 0,
+    GEMM_BLOCKS_SELF_ATTN_K = 0,
+    GEMM_BLOCKS_FFN_0       = 1,
+    GEMM_ATTN_PV            = 2,
+};
 const sky_gemm_desc table[3] = {
-    {32760, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {32760, 8960, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {21, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_BLOCKS_SELF_ATTN_Q] = { .m_max = 32760, .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]       = { .m_max = 32760, .n = 8960, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_ATTN_PV]            = { .m_max = 8160,  .n = 384,  .k = 8160, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_NONE, .ldw = 1152, .w_kn = 1 },
 };
 EOF
-check "a generated GEMM table (gen/emit_cuda.lua's rows) compiles against gemm.h" \
+check "a generated GEMM table (gen/emit/cuda.lua's rows) compiles against gemm.h" \
     "$CC" "${CFLAGS[@]}" -c "$tmp/table.c" -o "$tmp/o.o"
 
 check "link runtime_test (-lcuda stub -lcudart -lcublasLt -lnvrtc -lxxhash)" \

@@ -4,10 +4,11 @@
 --
 --   lua5.4 tests/emu/kernel_test.lua > kernel_test_kernels.cu
 --
--- Kernel names are the generator's (gen/cuda_kernels.lua); kernel_test.c finds them by name.
+-- Kernel names are the generator's procedural ones (gen/emit/names.lua: the template and every constant, as
+-- the comment beside each generated kernel lists them); kernel_test.c finds them by name.
 package.path = "gen/?.lua;" .. package.path
 local render = require("lib.render")
-local cuda_kernels = require("cuda_kernels")
+local names = require("emit.names")
 
 local function read(path)
     local f = assert(io.open(path, "rb"))
@@ -45,7 +46,7 @@ for _, h in ipairs({ "templates/cuda/ptx.cuh", "templates/cuda/common.cuh", "tem
 end
 for _, inst in ipairs(instances) do
     local template, consts = inst[1], inst[2]
-    local name = cuda_kernels.kernel_name(template, consts)
+    local name = names.procedural(template, consts)
     local vars = { name = name }
     for k, v in pairs(consts) do vars[k] = tostring(v) end
     local path = "templates/cuda/" .. template .. ".cu.in"

@@ -1,5 +1,5 @@
 // tests/emu/selftest.cu — kernels that check the CPU emulator itself (tests/emu/selftest.c runs them).
-// Written in the form gen/emit_cuda.lua emits (C linkage, launch bounds, one kernel per definition),
+// Written in the form gen/emit/cuda.lua emits (C linkage, launch bounds, one kernel per definition),
 // with the PTX primitives of templates/cuda/ptx.cuh, so prepare.lua and cuda_emu.h treat it like a
 // generated kernels file.
 #include <cuda_bf16.h>

@@ -101,15 +101,15 @@ end
 -- dit_forward in four parts (gen/programs/dit.lua): context, embed, blocks, head in program order, every
 -- node in one; a block's nodes are in blocks except its cross-attention keys and values, which are the
 -- context part's per-prompt tensors (and only they are); the exposed tensors are where the runtime expects
--- them; the fused (CUDA) graph keeps the parts and no fusion crosses one.
+-- them; the lowered (CUDA) graph keeps the parts and no fusion crosses one.
 do
-    local fuse = require("fuse")
+    local lower = require("lower")
     local gd = graph.build(spec.load("specs/df_1.3b_540p.lua")).dit_forward
     t.check_eq(table.concat(gd.parts, " "), "context embed blocks head", "dit_forward parts")
     local function kv(name)
         return name:match("^blocks%.%d+%.cross_attn%.norm_k") ~= nil or name:match("^blocks%.%d+%.cross_attn%.v") ~= nil
     end
-    for _, gg in ipairs({ gd, fuse.apply(gd) }) do
+    for _, gg in ipairs({ gd, lower.cuda(gd) }) do
         local order, last = { context = 1, embed = 2, blocks = 3, head = 4 }, 1
         for _, n in ipairs(gg.nodes) do
             local k = order[n.part]

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/add_row.c.in           xxh64 20cf06248cd56a84
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
@@ -47,12 +47,19 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
 #define PACT(off) ((float *)(prompt + (off)))
-#define TRACE_PROMPT(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OUT_PROMPT(name, off, n) (&(op_out){ PACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 13,056,000 bytes */
@@ -1699,6 +1706,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols1536: templates/cpu/add.c.in with COLS=1536 */
 /* add_cols1536: y = a + b, elementwise over rows x COLS. */
 static void add_cols1536(float *y, const float *a, const float *b, int rows)
 {
@@ -1707,6 +1715,7 @@ static void add_cols1536(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+/* add_row_cols9216: templates/cpu/add_row.c.in with COLS=9216 */
 /* add_row_cols9216: y[r, :] = a[r, :] + b[0, :] for every row r (one row broadcast over all). */
 static void add_row_cols9216(float *y, const float *a, const float *b, int rows)
 {
@@ -1715,10 +1724,11 @@ static void add_row_cols9216(float *y, const float *a, const float *b, int rows)
         for (int c = 0; c < COLS; c++) y[(size_t)r * COLS + c] = a[(size_t)r * COLS + c] + b[c];
 }
 
-/* attention_d128_nh12: o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask.
+/* attention_h12_d128: templates/cpu/attention.c.in with D=128 NH=12 */
+/* attention_h12_d128: o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask.
  * q, o [lq, NH*D]; k, v [lk, NH*D]. One pass over the keys with a running maximum
  * (online softmax), accumulated in double, so no [lq, lk] score matrix is stored. */
-static void attention_d128_nh12(float *o, const float *q, const float *k, const float *v, int lq, int lk)
+static void attention_h12_d128(float *o, const float *q, const float *k, const float *v, int lq, int lk)
 {
     enum { NH = 12, D = 128 };
     const double scale = 1.0 / sqrt((double)D);
@@ -1752,30 +1762,20 @@ static void attention_d128_nh12(float *o, const float *q, const float *k, const 
         }
 }
 
-/* embedding_cols1536_rows2: y[0, :] = table[index, :]; the runtime checks 0 <= index < ROWS before the call
+/* embedding_c1536: templates/cpu/embedding.c.in with COLS=1536 ROWS=2 */
+/* embedding_c1536: y[0, :] = table[index, :]; the runtime checks 0 <= index < ROWS before the call
  * (ROWS is kept for the reader: the table has ROWS rows). */
-static void embedding_cols1536_rows2(float *y, const int64_t *index, const float *table)
+static void embedding_c1536(float *y, const int64_t *index, const float *table)
 {
     enum { ROWS = 2, COLS = 1536 };
     (void)ROWS;
     memcpy(y, table + (size_t)index[0] * COLS, sizeof(float) * COLS);
 }
 
-/* gated_residual_c1536_chunks6_gate2: y = x + u * gate, gate = chunk GATE of the modulation row of each token
+/* gated_residual_ffn_c1536: templates/cpu/gated_residual.c.in with C=1536 CHUNKS=6 GATE=5 */
+/* gated_residual_ffn_c1536: y = x + u * gate, gate = chunk GATE of the modulation row of each token
  * (reference §2.7 steps 3 and 6; the residual stream stays fp32). */
-static void gated_residual_c1536_chunks6_gate2(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
-{
-    enum { C = 1536, CHUNKS = 6, GATE = 2 };
-    for (int n = 0; n < rows; n++) {
-        const float *g = mod + ((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C;
-        for (int c = 0; c < C; c++)
-            y[(size_t)n * C + c] = x[(size_t)n * C + c] + u[(size_t)n * C + c] * g[c];
-    }
-}
-
-/* gated_residual_c1536_chunks6_gate5: y = x + u * gate, gate = chunk GATE of the modulation row of each token
- * (reference §2.7 steps 3 and 6; the residual stream stays fp32). */
-static void gated_residual_c1536_chunks6_gate5(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
+static void gated_residual_ffn_c1536(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
 {
     enum { C = 1536, CHUNKS = 6, GATE = 5 };
     for (int n = 0; n < rows; n++) {
@@ -1785,6 +1785,20 @@ static void gated_residual_c1536_chunks6_gate5(float *y, const float *x, const f
     }
 }
 
+/* gated_residual_msa_c1536: templates/cpu/gated_residual.c.in with C=1536 CHUNKS=6 GATE=2 */
+/* gated_residual_msa_c1536: y = x + u * gate, gate = chunk GATE of the modulation row of each token
+ * (reference §2.7 steps 3 and 6; the residual stream stays fp32). */
+static void gated_residual_msa_c1536(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
+{
+    enum { C = 1536, CHUNKS = 6, GATE = 2 };
+    for (int n = 0; n < rows; n++) {
+        const float *g = mod + ((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C;
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * C + c] = x[(size_t)n * C + c] + u[(size_t)n * C + c] * g[c];
+    }
+}
+
+/* gelu_tanh_cols786432: templates/cpu/gelu_tanh.c.in with COLS=786432 */
 /* gelu_tanh_cols786432: GELU, tanh approximation (reference §2.5):
  * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise over rows x COLS. */
 static void gelu_tanh_cols786432(float *y, const float *x, int rows)
@@ -1798,6 +1812,7 @@ static void gelu_tanh_cols786432(float *y, const float *x, int rows)
     }
 }
 
+/* gelu_tanh_cols8960: templates/cpu/gelu_tanh.c.in with COLS=8960 */
 /* gelu_tanh_cols8960: GELU, tanh approximation (reference §2.5):
  * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise over rows x COLS. */
 static void gelu_tanh_cols8960(float *y, const float *x, int rows)
@@ -1811,6 +1826,7 @@ static void gelu_tanh_cols8960(float *y, const float *x, int rows)
     }
 }
 
+/* layernorm_affine_c1536_eps1e06: templates/cpu/layernorm_affine.c.in with C=1536 EPS=1e-06 */
 /* layernorm_affine_c1536_eps1e06: y = LN(x) * weight + bias, statistics in double (norm3, image embedder). */
 static void layernorm_affine_c1536_eps1e06(float *y, const float *x, const float *weight, const float *bias, int rows)
 {
@@ -1828,59 +1844,12 @@ static void layernorm_affine_c1536_eps1e06(float *y, const float *x, const float
     }
 }
 
-/* layernorm_modulate_c1536_chunks2_eps1e06_scale1_shift0: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
+/* layernorm_modulate_ffn_c1536: templates/cpu/layernorm_modulate.c.in with C=1536 CHUNKS=6 EPS=1e-06 SCALE=4 SHIFT=3 */
+/* layernorm_modulate_ffn_c1536: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
  * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
  * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
  * shift is chunk SHIFT, scale is chunk SCALE. */
-static void layernorm_modulate_c1536_chunks2_eps1e06_scale1_shift0(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
-{
-    enum { C = 1536, CHUNKS = 2, SHIFT = 0, SCALE = 1 };
-    const double eps = 1e-06;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (int n = 0; n < rows; n++) {
-        const float *xr = x + (size_t)n * C;
-        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
-        double mean = 0.0, var = 0.0;
-        for (int c = 0; c < C; c++) mean += xr[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
-        const double rstd = 1.0 / sqrt(var / C + eps);
-        for (int c = 0; c < C; c++)
-            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
-/* layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
- * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
- * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
- * shift is chunk SHIFT, scale is chunk SCALE. */
-static void layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
-{
-    enum { C = 1536, CHUNKS = 6, SHIFT = 0, SCALE = 1 };
-    const double eps = 1e-06;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (int n = 0; n < rows; n++) {
-        const float *xr = x + (size_t)n * C;
-        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
-        double mean = 0.0, var = 0.0;
-        for (int c = 0; c < C; c++) mean += xr[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
-        const double rstd = 1.0 / sqrt(var / C + eps);
-        for (int c = 0; c < C; c++)
-            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
-/* layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
- * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
- * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
- * shift is chunk SHIFT, scale is chunk SCALE. */
-static void layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
+static void layernorm_modulate_ffn_c1536(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
 {
     enum { C = 1536, CHUNKS = 6, SHIFT = 3, SCALE = 4 };
     const double eps = 1e-06;
@@ -1900,6 +1869,57 @@ static void layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(float *y, con
     }
 }
 
+/* layernorm_modulate_head_c1536: templates/cpu/layernorm_modulate.c.in with C=1536 CHUNKS=2 EPS=1e-06 SCALE=1 SHIFT=0 */
+/* layernorm_modulate_head_c1536: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
+ * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
+ * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
+ * shift is chunk SHIFT, scale is chunk SCALE. */
+static void layernorm_modulate_head_c1536(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
+{
+    enum { C = 1536, CHUNKS = 2, SHIFT = 0, SCALE = 1 };
+    const double eps = 1e-06;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int n = 0; n < rows; n++) {
+        const float *xr = x + (size_t)n * C;
+        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        const double rstd = 1.0 / sqrt(var / C + eps);
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
+    }
+}
+
+/* layernorm_modulate_msa_c1536: templates/cpu/layernorm_modulate.c.in with C=1536 CHUNKS=6 EPS=1e-06 SCALE=1 SHIFT=0 */
+/* layernorm_modulate_msa_c1536: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
+ * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
+ * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
+ * shift is chunk SHIFT, scale is chunk SCALE. */
+static void layernorm_modulate_msa_c1536(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
+{
+    enum { C = 1536, CHUNKS = 6, SHIFT = 0, SCALE = 1 };
+    const double eps = 1e-06;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int n = 0; n < rows; n++) {
+        const float *xr = x + (size_t)n * C;
+        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        const double rstd = 1.0 / sqrt(var / C + eps);
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
+    }
+}
+
+/* linear_k1536_n1536: templates/cpu/linear.c.in with K=1536 N=1536 */
 /* linear_k1536_n1536: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k1536_n1536(float *y, const float *x, const float *w, const float *b, int rows)
@@ -1920,6 +1940,7 @@ static void linear_k1536_n1536(float *y, const float *x, const float *w, const f
     }
 }
 
+/* linear_k1536_n64: templates/cpu/linear.c.in with K=1536 N=64 */
 /* linear_k1536_n64: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k1536_n64(float *y, const float *x, const float *w, const float *b, int rows)
@@ -1940,6 +1961,7 @@ static void linear_k1536_n64(float *y, const float *x, const float *w, const flo
     }
 }
 
+/* linear_k1536_n8960: templates/cpu/linear.c.in with K=1536 N=8960 */
 /* linear_k1536_n8960: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k1536_n8960(float *y, const float *x, const float *w, const float *b, int rows)
@@ -1960,6 +1982,7 @@ static void linear_k1536_n8960(float *y, const float *x, const float *w, const f
     }
 }
 
+/* linear_k1536_n9216: templates/cpu/linear.c.in with K=1536 N=9216 */
 /* linear_k1536_n9216: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k1536_n9216(float *y, const float *x, const float *w, const float *b, int rows)
@@ -1980,6 +2003,7 @@ static void linear_k1536_n9216(float *y, const float *x, const float *w, const f
     }
 }
 
+/* linear_k256_n1536: templates/cpu/linear.c.in with K=256 N=1536 */
 /* linear_k256_n1536: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k256_n1536(float *y, const float *x, const float *w, const float *b, int rows)
@@ -2000,6 +2024,7 @@ static void linear_k256_n1536(float *y, const float *x, const float *w, const fl
     }
 }
 
+/* linear_k4096_n1536: templates/cpu/linear.c.in with K=4096 N=1536 */
 /* linear_k4096_n1536: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k4096_n1536(float *y, const float *x, const float *w, const float *b, int rows)
@@ -2020,6 +2045,7 @@ static void linear_k4096_n1536(float *y, const float *x, const float *w, const f
     }
 }
 
+/* linear_k64_n1536: templates/cpu/linear.c.in with K=64 N=1536 */
 /* linear_k64_n1536: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k64_n1536(float *y, const float *x, const float *w, const float *b, int rows)
@@ -2040,6 +2066,7 @@ static void linear_k64_n1536(float *y, const float *x, const float *w, const flo
     }
 }
 
+/* linear_k8960_n1536: templates/cpu/linear.c.in with K=8960 N=1536 */
 /* linear_k8960_n1536: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k8960_n1536(float *y, const float *x, const float *w, const float *b, int rows)
@@ -2060,10 +2087,11 @@ static void linear_k8960_n1536(float *y, const float *x, const float *w, const f
     }
 }
 
-/* modulation_c1536_chunks2_estride1536_kstride0: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
+/* modulation_2x1536: templates/cpu/modulation.c.in with C=1536 CHUNKS=2 ESTRIDE=1536 KSTRIDE=0 */
+/* modulation_2x1536: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
  * (reference §2.7: blocks add a different slice of e0 per chunk, KSTRIDE = C;
  *  §2.10: the head adds the same e to both chunks, KSTRIDE = 0). */
-static void modulation_c1536_chunks2_estride1536_kstride0(float *mod, const float *e, const float *table, int rows)
+static void modulation_2x1536(float *mod, const float *e, const float *table, int rows)
 {
     enum { CHUNKS = 2, C = 1536, ESTRIDE = 1536, KSTRIDE = 0 };
     for (int r = 0; r < rows; r++)
@@ -2073,10 +2101,11 @@ static void modulation_c1536_chunks2_estride1536_kstride0(float *mod, const floa
                     table[(size_t)k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
 }
 
-/* modulation_c1536_chunks6_estride9216_kstride1536: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
+/* modulation_6x1536: templates/cpu/modulation.c.in with C=1536 CHUNKS=6 ESTRIDE=9216 KSTRIDE=1536 */
+/* modulation_6x1536: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
  * (reference §2.7: blocks add a different slice of e0 per chunk, KSTRIDE = C;
  *  §2.10: the head adds the same e to both chunks, KSTRIDE = 0). */
-static void modulation_c1536_chunks6_estride9216_kstride1536(float *mod, const float *e, const float *table, int rows)
+static void modulation_6x1536(float *mod, const float *e, const float *table, int rows)
 {
     enum { CHUNKS = 6, C = 1536, ESTRIDE = 9216, KSTRIDE = 1536 };
     for (int r = 0; r < rows; r++)
@@ -2086,10 +2115,11 @@ static void modulation_c1536_chunks6_estride9216_kstride1536(float *mod, const f
                     table[(size_t)k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
 }
 
-/* patchify_c00_cx16_patchin64: copy latent channels into 1x2x2 patches (reference §2.2).
+/* patchify_c16: templates/cpu/patchify.c.in with C0=0 CX=16 PATCH_IN=64 */
+/* patchify_c16: copy latent channels into 1x2x2 patches (reference §2.2).
  * x [CX, F, H, W] -> p [L, PATCH_IN], token n = f*(H/2)*(W/2) + i*(W/2) + j; channel c of x
  * fills patch entries (C0 + c)*4 + ph*2 + pw (pw fastest, channel slowest). */
-static void patchify_c00_cx16_patchin64(float *p, const float *x, int F, int H, int W)
+static void patchify_c16(float *p, const float *x, int F, int H, int W)
 {
     enum { CX = 16, C0 = 0, PATCH_IN = 64 };
     const int hp = H / 2, wp = W / 2;
@@ -2106,9 +2136,10 @@ static void patchify_c00_cx16_patchin64(float *p, const float *x, int F, int H, 
                 }
 }
 
-/* rmsnorm_c1536_eps1e06: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
+/* rmsnorm_c1536: templates/cpu/rmsnorm.c.in with C=1536 EPS=1e-06 */
+/* rmsnorm_c1536: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
  * reference §2.7 qk_norm); the normalised value is multiplied by the weight without rounding. */
-static void rmsnorm_c1536_eps1e06(float *y, const float *x, const float *weight, int rows)
+static void rmsnorm_c1536(float *y, const float *x, const float *weight, int rows)
 {
     enum { C = 1536 };
     const double eps = 1e-06;
@@ -2121,9 +2152,10 @@ static void rmsnorm_c1536_eps1e06(float *y, const float *x, const float *weight,
     }
 }
 
-/* rope_d128_nh12: rotate interleaved pairs (x[2p], x[2p+1]) of every head by the table's angle
+/* rope_h12_d128: templates/cpu/rope.c.in with D=128 NH=12 */
+/* rope_h12_d128: rotate interleaved pairs (x[2p], x[2p+1]) of every head by the table's angle
  * (reference §2.8): x'[2p] = x[2p] cos - x[2p+1] sin, x'[2p+1] = x[2p] sin + x[2p+1] cos. */
-static void rope_d128_nh12(float *y, const float *x, const float *tab, int rows)
+static void rope_h12_d128(float *y, const float *x, const float *tab, int rows)
 {
     enum { NH = 12, D = 128 };
     for (int n = 0; n < rows; n++) {
@@ -2141,11 +2173,12 @@ static void rope_d128_nh12(float *y, const float *x, const float *tab, int rows)
     }
 }
 
-/* rope_table_d128_hp21_theta1e04_tp22_wp21: cos and sin of the 3-D RoPE angle of every (token, pair) for an F x H/2 x W/2 grid
+/* rope_table_d128: templates/cpu/rope_table.c.in with D=128 HP=21 THETA=1e+04 TP=22 WP=21 */
+/* rope_table_d128: cos and sin of the 3-D RoPE angle of every (token, pair) for an F x H/2 x W/2 grid
  * (reference §2.8). Pairs [0, TP) rotate by frame index, [TP, TP+HP) by row, the rest by
  * column; pair j of an axis with A dims has theta_j = THETA^(-2j/A). Angles in double.
  * tab [L, D]: tab[n, p] = cos, tab[n, D/2 + p] = sin. */
-static void rope_table_d128_hp21_theta1e04_tp22_wp21(float *tab, int F, int H, int W)
+static void rope_table_d128(float *tab, int F, int H, int W)
 {
     enum { D = 128, TP = 22, HP = 21, WP = 21 };
     const double theta = 1e+04;
@@ -2166,6 +2199,7 @@ static void rope_table_d128_hp21_theta1e04_tp22_wp21(float *tab, int F, int H, i
             }
 }
 
+/* silu_cols1536: templates/cpu/silu.c.in with COLS=1536 */
 /* silu_cols1536: y = x * sigmoid(x), elementwise over rows x COLS. */
 static void silu_cols1536(float *y, const float *x, int rows)
 {
@@ -2177,9 +2211,10 @@ static void silu_cols1536(float *y, const float *x, int rows)
     }
 }
 
-/* sinusoid_half128: sinusoidal timestep embedding in float64, as the original (reference §2.4):
+/* sinusoid_c256: templates/cpu/sinusoid.c.in with HALF=128 */
+/* sinusoid_c256: sinusoidal timestep embedding in float64, as the original (reference §2.4):
  * s[r, k] = cos(t[r] w_k), s[r, HALF + k] = sin(t[r] w_k), w_k = 10000^(-k / HALF). */
-static void sinusoid_half128(float *s, const double *t, int rows)
+static void sinusoid_c256(float *s, const double *t, int rows)
 {
     enum { HALF = 128 };
     for (int r = 0; r < rows; r++)
@@ -2190,6 +2225,7 @@ static void sinusoid_half128(float *s, const double *t, int rows)
         }
 }
 
+/* unpatchify_out16: templates/cpu/unpatchify.c.in with OUT=16 */
 /* unpatchify_out16: head output back to a latent (reference §2.10).
  * x [L, 4*OUT] -> v [OUT, F, H, W]; output channel o = (ph*2 + pw)*OUT + c (c fastest). */
 static void unpatchify_out16(float *v, const float *x, int F, int H, int W)
@@ -2216,346 +2252,253 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 {
     (void)F; (void)H; (void)W; (void)Ft;
 
-    /* ---- embeddings -------------------------------------------------------------- */
+    /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.0.out = linear(context)  [512,1536] */
-    linear_k4096_n1536(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k4096_n1536, OUT("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, (long long)512 * 1536), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 512);
     /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [512,1536] */
-    gelu_tanh_cols786432(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(gelu_tanh_cols786432, OUT("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
     /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 512);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 512);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 512);
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 512);
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_K_BIAS), 512);
     /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_2_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_K_BIAS), 512);
     /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_3_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_K_BIAS), 512);
     /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_4_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_K_BIAS), 512);
     /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_5_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_K_BIAS), 512);
     /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_6_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_K_BIAS), 512);
     /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_7_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_K_BIAS), 512);
     /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_8_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_K_BIAS), 512);
     /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_9_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_K_BIAS), 512);
     /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_10_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_K_BIAS), 512);
     /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_11_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_K_BIAS), 512);
     /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_12_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_K_BIAS), 512);
     /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_13_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_K_BIAS), 512);
     /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_14_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_K_BIAS), 512);
     /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_15_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_K_BIAS), 512);
     /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_16_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_K_BIAS), 512);
     /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_17_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_K_BIAS), 512);
     /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_18_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_K_BIAS), 512);
     /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_19_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_K_BIAS), 512);
     /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_20_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_K_BIAS), 512);
     /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_21_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_K_BIAS), 512);
     /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_22_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_K_BIAS), 512);
     /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_23_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_K_BIAS), 512);
     /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_24_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_K_BIAS), 512);
     /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_25_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_K_BIAS), 512);
     /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_26_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_K_BIAS), 512);
     /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_27_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_K_BIAS), 512);
     /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_28_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_V_BIAS), 512);
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_K_BIAS), 512);
-    TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_K_BIAS), 512);
     /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  eps=1e-06  [512,1536] */
-    rmsnorm_c1536_eps1e06(PACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT), 512);
-    TRACE_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(rmsnorm_c1536, OUT_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, (long long)512 * 1536), ACT(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT), 512);
     /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] */
-    linear_k1536_n1536(PACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_V_BIAS), 512);
-    TRACE_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)512 * 1536);
+    OP(linear_k1536_n1536, OUT_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, (long long)512 * 1536), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_29_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_V_BIAS), 512);
 }
 
 /* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -2565,49 +2508,35 @@ void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const fl
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     (void)prompt;
 
-    /* ---- head -------------------------------------------------------------------- */
+    /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
-    patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
-    TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);
+    OP(patchify_c16, OUT("patches", OFF_PATCHES, (long long)L * 64), ACT(OFF_X), F, H, W);
     /* patch_embedding.out = linear(patches)  [L,1536] */
-    linear_k64_n1536(ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_PATCHES), W(W_PATCH_EMBEDDING_WEIGHT), W(W_PATCH_EMBEDDING_BIAS), L);
-    TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k64_n1536, OUT("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, (long long)L * 1536), ACT(OFF_PATCHES), W(W_PATCH_EMBEDDING_WEIGHT), W(W_PATCH_EMBEDDING_BIAS), L);
     /* time_sinusoid = sinusoid(t)  [Ft,256] */
-    sinusoid_half128(ACT(OFF_TIME_SINUSOID), ACT_F64(OFF_T), Ft);
-    TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_F32, (long long)Ft * 256);
+    OP(sinusoid_c256, OUT("time_sinusoid", OFF_TIME_SINUSOID, (long long)Ft * 256), ACT_F64(OFF_T), Ft);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,1536] */
-    linear_k256_n1536(ACT(OFF_TIME_EMBEDDING_0_OUT), ACT(OFF_TIME_SINUSOID), W(W_TIME_EMBEDDING_0_WEIGHT), W(W_TIME_EMBEDDING_0_BIAS), Ft);
-    TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536);
+    OP(linear_k256_n1536, OUT("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, (long long)Ft * 1536), ACT(OFF_TIME_SINUSOID), W(W_TIME_EMBEDDING_0_WEIGHT), W(W_TIME_EMBEDDING_0_BIAS), Ft);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,1536] */
-    silu_cols1536(ACT(OFF_TIME_EMBEDDING_1_OUT), ACT(OFF_TIME_EMBEDDING_0_OUT), Ft);
-    TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536);
+    OP(silu_cols1536, OUT("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, (long long)Ft * 1536), ACT(OFF_TIME_EMBEDDING_0_OUT), Ft);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,1536] */
-    linear_k1536_n1536(ACT(OFF_TIME_EMBEDDING_2_OUT), ACT(OFF_TIME_EMBEDDING_1_OUT), W(W_TIME_EMBEDDING_2_WEIGHT), W(W_TIME_EMBEDDING_2_BIAS), Ft);
-    TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 1536);
+    OP(linear_k1536_n1536, OUT("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, (long long)Ft * 1536), ACT(OFF_TIME_EMBEDDING_1_OUT), W(W_TIME_EMBEDDING_2_WEIGHT), W(W_TIME_EMBEDDING_2_BIAS), Ft);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,1536] */
-    silu_cols1536(ACT(OFF_TIME_PROJECTION_0_OUT), ACT(OFF_TIME_EMBEDDING_2_OUT), Ft);
-    TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536);
+    OP(silu_cols1536, OUT("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, (long long)Ft * 1536), ACT(OFF_TIME_EMBEDDING_2_OUT), Ft);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,9216] */
-    linear_k1536_n9216(ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
-    TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 9216);
+    OP(linear_k1536_n9216, OUT("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, (long long)Ft * 9216), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
     /* fps_embedding.out = embedding(fps)  [1,1536] */
-    embedding_cols1536_rows2(ACT(OFF_FPS_EMBEDDING_OUT), ACT_I64(OFF_FPS), W(W_FPS_EMBEDDING_WEIGHT));
-    TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 1536);
+    OP(embedding_c1536, OUT("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, (long long)1 * 1536), ACT_I64(OFF_FPS), W(W_FPS_EMBEDDING_WEIGHT));
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,1536] */
-    linear_k1536_n1536(ACT(OFF_FPS_PROJECTION_0_OUT), ACT(OFF_FPS_EMBEDDING_OUT), W(W_FPS_PROJECTION_0_WEIGHT), W(W_FPS_PROJECTION_0_BIAS), 1);
-    TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 1536);
+    OP(linear_k1536_n1536, OUT("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, (long long)1 * 1536), ACT(OFF_FPS_EMBEDDING_OUT), W(W_FPS_PROJECTION_0_WEIGHT), W(W_FPS_PROJECTION_0_BIAS), 1);
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,1536] */
-    silu_cols1536(ACT(OFF_FPS_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_0_OUT), 1);
-    TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 1536);
+    OP(silu_cols1536, OUT("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, (long long)1 * 1536), ACT(OFF_FPS_PROJECTION_0_OUT), 1);
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,9216] */
-    linear_k1536_n9216(ACT(OFF_FPS_PROJECTION_2_OUT), ACT(OFF_FPS_PROJECTION_1_OUT), W(W_FPS_PROJECTION_2_WEIGHT), W(W_FPS_PROJECTION_2_BIAS), 1);
-    TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 9216);
+    OP(linear_k1536_n9216, OUT("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, (long long)1 * 9216), ACT(OFF_FPS_PROJECTION_1_OUT), W(W_FPS_PROJECTION_2_WEIGHT), W(W_FPS_PROJECTION_2_BIAS), 1);
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,9216] */
-    add_row_cols9216(ACT(OFF_TIME_PROJECTION_FPS), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
-    TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 9216);
+    OP(add_row_cols9216, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, (long long)Ft * 9216), ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_FPS_PROJECTION_2_OUT), Ft);
     /* rope = rope_table()  [L,128] */
-    rope_table_d128_hp21_theta1e04_tp22_wp21(ACT(OFF_ROPE), F, H, W);
-    TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_table_d128, OUT("rope", OFF_ROPE, (long long)L * 128), F, H, W);
 }
 
 /* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -2619,2133 +2548,1443 @@ void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const f
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_0_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_0_MODULATION), Ft);
-    TRACE("blocks.0.mod", OFF_BLOCKS_0_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_0_MODULATION), Ft);
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_0_NORM1_OUT), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, (long long)L * 1536), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_Q_BIAS), L);
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_K_BIAS), L);
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_V_BIAS), L);
     /* blocks.0.self_attn.norm_q.out = rmsnorm(blocks.0.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.0.self_attn.norm_q.out", OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.0.self_attn.norm_q.out", OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.0.self_attn.norm_k.out = rmsnorm(blocks.0.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.0.self_attn.norm_k.out", OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.0.self_attn.norm_k.out", OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.0.self_attn.q.rope = rope(blocks.0.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.0.self_attn.k.rope = rope(blocks.0.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), W(W_BLOCKS_0_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), W(W_BLOCKS_0_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_O_BIAS), L);
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_0_X1), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, (long long)L * 1536), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_0_NORM3_OUT), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM3_WEIGHT), W(W_BLOCKS_0_NORM3_BIAS), L);
-    TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM3_WEIGHT), W(W_BLOCKS_0_NORM3_BIAS), L);
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM3_OUT), W(W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_NORM3_OUT), W(W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_Q_BIAS), L);
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.0.x2", OFF_BLOCKS_0_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, (long long)L * 1536), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), L);
     /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_0_NORM2_OUT), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.ffn.0.out = linear(blocks.0.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_0_FFN_0_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_0_WEIGHT), W(W_BLOCKS_0_FFN_0_BIAS), L);
-    TRACE("blocks.0.ffn.0.out", OFF_BLOCKS_0_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.0.ffn.0.out", OFF_BLOCKS_0_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_0_WEIGHT), W(W_BLOCKS_0_FFN_0_BIAS), L);
     /* blocks.0.ffn.1.out = gelu_tanh(blocks.0.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_0_FFN_1_OUT), ACT(OFF_BLOCKS_0_FFN_0_OUT), L);
-    TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_0_FFN_0_OUT), L);
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_FFN_1_OUT), W(W_BLOCKS_0_FFN_2_WEIGHT), W(W_BLOCKS_0_FFN_2_BIAS), L);
-    TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_FFN_1_OUT), W(W_BLOCKS_0_FFN_2_WEIGHT), W(W_BLOCKS_0_FFN_2_BIAS), L);
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_1_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_1_MODULATION), Ft);
-    TRACE("blocks.1.mod", OFF_BLOCKS_1_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_1_MODULATION), Ft);
     /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_1_NORM1_OUT), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_Q_BIAS), L);
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_K_BIAS), L);
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_V_BIAS), L);
     /* blocks.1.self_attn.norm_q.out = rmsnorm(blocks.1.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.1.self_attn.norm_q.out", OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.1.self_attn.norm_q.out", OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.1.self_attn.norm_k.out = rmsnorm(blocks.1.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.1.self_attn.norm_k.out", OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.1.self_attn.norm_k.out", OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.1.self_attn.q.rope = rope(blocks.1.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.1.self_attn.k.rope = rope(blocks.1.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), W(W_BLOCKS_1_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), W(W_BLOCKS_1_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_O_BIAS), L);
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, (long long)L * 1536), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_1_NORM3_OUT), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM3_WEIGHT), W(W_BLOCKS_1_NORM3_BIAS), L);
-    TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM3_WEIGHT), W(W_BLOCKS_1_NORM3_BIAS), L);
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM3_OUT), W(W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_NORM3_OUT), W(W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_Q_BIAS), L);
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.1.x2", OFF_BLOCKS_1_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, (long long)L * 1536), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), L);
     /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_1_NORM2_OUT), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.ffn.0.out = linear(blocks.1.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_1_FFN_0_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_0_WEIGHT), W(W_BLOCKS_1_FFN_0_BIAS), L);
-    TRACE("blocks.1.ffn.0.out", OFF_BLOCKS_1_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.1.ffn.0.out", OFF_BLOCKS_1_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_0_WEIGHT), W(W_BLOCKS_1_FFN_0_BIAS), L);
     /* blocks.1.ffn.1.out = gelu_tanh(blocks.1.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_1_FFN_1_OUT), ACT(OFF_BLOCKS_1_FFN_0_OUT), L);
-    TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_1_FFN_0_OUT), L);
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_FFN_1_OUT), W(W_BLOCKS_1_FFN_2_WEIGHT), W(W_BLOCKS_1_FFN_2_BIAS), L);
-    TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_FFN_1_OUT), W(W_BLOCKS_1_FFN_2_WEIGHT), W(W_BLOCKS_1_FFN_2_BIAS), L);
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_2_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_2_MODULATION), Ft);
-    TRACE("blocks.2.mod", OFF_BLOCKS_2_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_2_MODULATION), Ft);
     /* blocks.2.norm1.out = layernorm_modulate(blocks.1.out, blocks.2.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_2_NORM1_OUT), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
-    TRACE("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
     /* blocks.2.self_attn.q.out = linear(blocks.2.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_Q_BIAS), L);
     /* blocks.2.self_attn.k.out = linear(blocks.2.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.2.self_attn.k.out", OFF_BLOCKS_2_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.self_attn.k.out", OFF_BLOCKS_2_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_K_BIAS), L);
     /* blocks.2.self_attn.v.out = linear(blocks.2.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.2.self_attn.v.out", OFF_BLOCKS_2_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.self_attn.v.out", OFF_BLOCKS_2_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_V_BIAS), L);
     /* blocks.2.self_attn.norm_q.out = rmsnorm(blocks.2.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), W(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.2.self_attn.norm_q.out", OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.2.self_attn.norm_q.out", OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), W(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.2.self_attn.norm_k.out = rmsnorm(blocks.2.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_2_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_2_SELF_ATTN_K_OUT), W(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.2.self_attn.norm_k.out", OFF_BLOCKS_2_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.2.self_attn.norm_k.out", OFF_BLOCKS_2_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_SELF_ATTN_K_OUT), W(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.2.self_attn.q.rope = rope(blocks.2.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_2_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.2.self_attn.k.rope = rope(blocks.2.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_2_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_2_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.q.rope, blocks.2.self_attn.k.rope, blocks.2.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_2_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_2_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_2_SELF_ATTN_V_OUT), L, L);
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_2_SELF_ATTN_ATTN), W(W_BLOCKS_2_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_SELF_ATTN_ATTN), W(W_BLOCKS_2_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_2_SELF_ATTN_O_BIAS), L);
     /* blocks.2.x1 = gated_residual(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_2_X1), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_2_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
-    TRACE("blocks.2.x1", OFF_BLOCKS_2_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.2.x1", OFF_BLOCKS_2_X1, (long long)L * 1536), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_2_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
     /* blocks.2.norm3.out = layernorm_affine(blocks.2.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_2_NORM3_OUT), ACT(OFF_BLOCKS_2_X1), W(W_BLOCKS_2_NORM3_WEIGHT), W(W_BLOCKS_2_NORM3_BIAS), L);
-    TRACE("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_X1), W(W_BLOCKS_2_NORM3_WEIGHT), W(W_BLOCKS_2_NORM3_BIAS), L);
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_2_NORM3_OUT), W(W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_NORM3_OUT), W(W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_Q_BIAS), L);
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), W(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_2_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_2_CROSS_ATTN_ATTN), W(W_BLOCKS_2_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_CROSS_ATTN_ATTN), W(W_BLOCKS_2_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_2_CROSS_ATTN_O_BIAS), L);
     /* blocks.2.x2 = add(blocks.2.x1, blocks.2.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_2_X2), ACT(OFF_BLOCKS_2_X1), ACT(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.2.x2", OFF_BLOCKS_2_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.2.x2", OFF_BLOCKS_2_X2, (long long)L * 1536), ACT(OFF_BLOCKS_2_X1), ACT(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), L);
     /* blocks.2.norm2.out = layernorm_modulate(blocks.2.x2, blocks.2.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_2_NORM2_OUT), ACT(OFF_BLOCKS_2_X2), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
-    TRACE("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_X2), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
     /* blocks.2.ffn.0.out = linear(blocks.2.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_2_FFN_0_OUT), ACT(OFF_BLOCKS_2_NORM2_OUT), W(W_BLOCKS_2_FFN_0_WEIGHT), W(W_BLOCKS_2_FFN_0_BIAS), L);
-    TRACE("blocks.2.ffn.0.out", OFF_BLOCKS_2_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.2.ffn.0.out", OFF_BLOCKS_2_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_2_NORM2_OUT), W(W_BLOCKS_2_FFN_0_WEIGHT), W(W_BLOCKS_2_FFN_0_BIAS), L);
     /* blocks.2.ffn.1.out = gelu_tanh(blocks.2.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_2_FFN_1_OUT), ACT(OFF_BLOCKS_2_FFN_0_OUT), L);
-    TRACE("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_2_FFN_0_OUT), L);
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_2_FFN_2_OUT), ACT(OFF_BLOCKS_2_FFN_1_OUT), W(W_BLOCKS_2_FFN_2_WEIGHT), W(W_BLOCKS_2_FFN_2_BIAS), L);
-    TRACE("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_FFN_1_OUT), W(W_BLOCKS_2_FFN_2_WEIGHT), W(W_BLOCKS_2_FFN_2_BIAS), L);
     /* blocks.2.out = gated_residual(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_2_X2), ACT(OFF_BLOCKS_2_FFN_2_OUT), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
-    TRACE("blocks.2.out", OFF_BLOCKS_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.2.out", OFF_BLOCKS_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_X2), ACT(OFF_BLOCKS_2_FFN_2_OUT), ACT(OFF_BLOCKS_2_MOD), L, tokens_per_row);
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_3_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_3_MODULATION), Ft);
-    TRACE("blocks.3.mod", OFF_BLOCKS_3_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_3_MODULATION), Ft);
     /* blocks.3.norm1.out = layernorm_modulate(blocks.2.out, blocks.3.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_3_NORM1_OUT), ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
-    TRACE("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
     /* blocks.3.self_attn.q.out = linear(blocks.3.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_Q_BIAS), L);
     /* blocks.3.self_attn.k.out = linear(blocks.3.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.3.self_attn.k.out", OFF_BLOCKS_3_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.self_attn.k.out", OFF_BLOCKS_3_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_K_BIAS), L);
     /* blocks.3.self_attn.v.out = linear(blocks.3.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.3.self_attn.v.out", OFF_BLOCKS_3_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.self_attn.v.out", OFF_BLOCKS_3_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_V_BIAS), L);
     /* blocks.3.self_attn.norm_q.out = rmsnorm(blocks.3.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), W(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.3.self_attn.norm_q.out", OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.3.self_attn.norm_q.out", OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), W(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.3.self_attn.norm_k.out = rmsnorm(blocks.3.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_3_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_3_SELF_ATTN_K_OUT), W(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.3.self_attn.norm_k.out", OFF_BLOCKS_3_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.3.self_attn.norm_k.out", OFF_BLOCKS_3_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_SELF_ATTN_K_OUT), W(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.3.self_attn.q.rope = rope(blocks.3.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_3_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.3.self_attn.k.rope = rope(blocks.3.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_3_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_3_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.q.rope, blocks.3.self_attn.k.rope, blocks.3.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_3_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_3_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_3_SELF_ATTN_V_OUT), L, L);
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_3_SELF_ATTN_ATTN), W(W_BLOCKS_3_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_SELF_ATTN_ATTN), W(W_BLOCKS_3_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_3_SELF_ATTN_O_BIAS), L);
     /* blocks.3.x1 = gated_residual(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_3_X1), ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_3_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
-    TRACE("blocks.3.x1", OFF_BLOCKS_3_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.3.x1", OFF_BLOCKS_3_X1, (long long)L * 1536), ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_3_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
     /* blocks.3.norm3.out = layernorm_affine(blocks.3.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_3_NORM3_OUT), ACT(OFF_BLOCKS_3_X1), W(W_BLOCKS_3_NORM3_WEIGHT), W(W_BLOCKS_3_NORM3_BIAS), L);
-    TRACE("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_X1), W(W_BLOCKS_3_NORM3_WEIGHT), W(W_BLOCKS_3_NORM3_BIAS), L);
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_3_NORM3_OUT), W(W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_NORM3_OUT), W(W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_Q_BIAS), L);
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), W(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_3_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_3_CROSS_ATTN_ATTN), W(W_BLOCKS_3_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_CROSS_ATTN_ATTN), W(W_BLOCKS_3_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_3_CROSS_ATTN_O_BIAS), L);
     /* blocks.3.x2 = add(blocks.3.x1, blocks.3.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_3_X2), ACT(OFF_BLOCKS_3_X1), ACT(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.3.x2", OFF_BLOCKS_3_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.3.x2", OFF_BLOCKS_3_X2, (long long)L * 1536), ACT(OFF_BLOCKS_3_X1), ACT(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), L);
     /* blocks.3.norm2.out = layernorm_modulate(blocks.3.x2, blocks.3.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_3_NORM2_OUT), ACT(OFF_BLOCKS_3_X2), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
-    TRACE("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_X2), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
     /* blocks.3.ffn.0.out = linear(blocks.3.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_3_FFN_0_OUT), ACT(OFF_BLOCKS_3_NORM2_OUT), W(W_BLOCKS_3_FFN_0_WEIGHT), W(W_BLOCKS_3_FFN_0_BIAS), L);
-    TRACE("blocks.3.ffn.0.out", OFF_BLOCKS_3_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.3.ffn.0.out", OFF_BLOCKS_3_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_3_NORM2_OUT), W(W_BLOCKS_3_FFN_0_WEIGHT), W(W_BLOCKS_3_FFN_0_BIAS), L);
     /* blocks.3.ffn.1.out = gelu_tanh(blocks.3.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_3_FFN_1_OUT), ACT(OFF_BLOCKS_3_FFN_0_OUT), L);
-    TRACE("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_3_FFN_0_OUT), L);
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_3_FFN_2_OUT), ACT(OFF_BLOCKS_3_FFN_1_OUT), W(W_BLOCKS_3_FFN_2_WEIGHT), W(W_BLOCKS_3_FFN_2_BIAS), L);
-    TRACE("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_FFN_1_OUT), W(W_BLOCKS_3_FFN_2_WEIGHT), W(W_BLOCKS_3_FFN_2_BIAS), L);
     /* blocks.3.out = gated_residual(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_3_X2), ACT(OFF_BLOCKS_3_FFN_2_OUT), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
-    TRACE("blocks.3.out", OFF_BLOCKS_3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.3.out", OFF_BLOCKS_3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_X2), ACT(OFF_BLOCKS_3_FFN_2_OUT), ACT(OFF_BLOCKS_3_MOD), L, tokens_per_row);
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_4_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_4_MODULATION), Ft);
-    TRACE("blocks.4.mod", OFF_BLOCKS_4_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_4_MODULATION), Ft);
     /* blocks.4.norm1.out = layernorm_modulate(blocks.3.out, blocks.4.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_4_NORM1_OUT), ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
-    TRACE("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
     /* blocks.4.self_attn.q.out = linear(blocks.4.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_Q_BIAS), L);
     /* blocks.4.self_attn.k.out = linear(blocks.4.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.4.self_attn.k.out", OFF_BLOCKS_4_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.self_attn.k.out", OFF_BLOCKS_4_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_K_BIAS), L);
     /* blocks.4.self_attn.v.out = linear(blocks.4.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.4.self_attn.v.out", OFF_BLOCKS_4_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.self_attn.v.out", OFF_BLOCKS_4_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_V_BIAS), L);
     /* blocks.4.self_attn.norm_q.out = rmsnorm(blocks.4.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), W(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.4.self_attn.norm_q.out", OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.4.self_attn.norm_q.out", OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), W(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.4.self_attn.norm_k.out = rmsnorm(blocks.4.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_4_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_4_SELF_ATTN_K_OUT), W(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.4.self_attn.norm_k.out", OFF_BLOCKS_4_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.4.self_attn.norm_k.out", OFF_BLOCKS_4_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_SELF_ATTN_K_OUT), W(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.4.self_attn.q.rope = rope(blocks.4.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_4_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.4.self_attn.k.rope = rope(blocks.4.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_4_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_4_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.q.rope, blocks.4.self_attn.k.rope, blocks.4.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_4_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_4_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_4_SELF_ATTN_V_OUT), L, L);
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_4_SELF_ATTN_ATTN), W(W_BLOCKS_4_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_SELF_ATTN_ATTN), W(W_BLOCKS_4_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_4_SELF_ATTN_O_BIAS), L);
     /* blocks.4.x1 = gated_residual(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_4_X1), ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_4_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
-    TRACE("blocks.4.x1", OFF_BLOCKS_4_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.4.x1", OFF_BLOCKS_4_X1, (long long)L * 1536), ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_4_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
     /* blocks.4.norm3.out = layernorm_affine(blocks.4.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_4_NORM3_OUT), ACT(OFF_BLOCKS_4_X1), W(W_BLOCKS_4_NORM3_WEIGHT), W(W_BLOCKS_4_NORM3_BIAS), L);
-    TRACE("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_X1), W(W_BLOCKS_4_NORM3_WEIGHT), W(W_BLOCKS_4_NORM3_BIAS), L);
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_4_NORM3_OUT), W(W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_NORM3_OUT), W(W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_Q_BIAS), L);
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), W(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_4_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_4_CROSS_ATTN_ATTN), W(W_BLOCKS_4_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_CROSS_ATTN_ATTN), W(W_BLOCKS_4_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_4_CROSS_ATTN_O_BIAS), L);
     /* blocks.4.x2 = add(blocks.4.x1, blocks.4.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_4_X2), ACT(OFF_BLOCKS_4_X1), ACT(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.4.x2", OFF_BLOCKS_4_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.4.x2", OFF_BLOCKS_4_X2, (long long)L * 1536), ACT(OFF_BLOCKS_4_X1), ACT(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), L);
     /* blocks.4.norm2.out = layernorm_modulate(blocks.4.x2, blocks.4.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_4_NORM2_OUT), ACT(OFF_BLOCKS_4_X2), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
-    TRACE("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_X2), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
     /* blocks.4.ffn.0.out = linear(blocks.4.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_4_FFN_0_OUT), ACT(OFF_BLOCKS_4_NORM2_OUT), W(W_BLOCKS_4_FFN_0_WEIGHT), W(W_BLOCKS_4_FFN_0_BIAS), L);
-    TRACE("blocks.4.ffn.0.out", OFF_BLOCKS_4_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.4.ffn.0.out", OFF_BLOCKS_4_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_4_NORM2_OUT), W(W_BLOCKS_4_FFN_0_WEIGHT), W(W_BLOCKS_4_FFN_0_BIAS), L);
     /* blocks.4.ffn.1.out = gelu_tanh(blocks.4.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_4_FFN_1_OUT), ACT(OFF_BLOCKS_4_FFN_0_OUT), L);
-    TRACE("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_4_FFN_0_OUT), L);
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_4_FFN_2_OUT), ACT(OFF_BLOCKS_4_FFN_1_OUT), W(W_BLOCKS_4_FFN_2_WEIGHT), W(W_BLOCKS_4_FFN_2_BIAS), L);
-    TRACE("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_FFN_1_OUT), W(W_BLOCKS_4_FFN_2_WEIGHT), W(W_BLOCKS_4_FFN_2_BIAS), L);
     /* blocks.4.out = gated_residual(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_4_X2), ACT(OFF_BLOCKS_4_FFN_2_OUT), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
-    TRACE("blocks.4.out", OFF_BLOCKS_4_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.4.out", OFF_BLOCKS_4_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_X2), ACT(OFF_BLOCKS_4_FFN_2_OUT), ACT(OFF_BLOCKS_4_MOD), L, tokens_per_row);
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_5_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_5_MODULATION), Ft);
-    TRACE("blocks.5.mod", OFF_BLOCKS_5_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_5_MODULATION), Ft);
     /* blocks.5.norm1.out = layernorm_modulate(blocks.4.out, blocks.5.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_5_NORM1_OUT), ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
-    TRACE("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
     /* blocks.5.self_attn.q.out = linear(blocks.5.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_Q_BIAS), L);
     /* blocks.5.self_attn.k.out = linear(blocks.5.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.5.self_attn.k.out", OFF_BLOCKS_5_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.self_attn.k.out", OFF_BLOCKS_5_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_K_BIAS), L);
     /* blocks.5.self_attn.v.out = linear(blocks.5.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.5.self_attn.v.out", OFF_BLOCKS_5_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.self_attn.v.out", OFF_BLOCKS_5_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_V_BIAS), L);
     /* blocks.5.self_attn.norm_q.out = rmsnorm(blocks.5.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), W(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.5.self_attn.norm_q.out", OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.5.self_attn.norm_q.out", OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), W(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.5.self_attn.norm_k.out = rmsnorm(blocks.5.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_5_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_5_SELF_ATTN_K_OUT), W(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.5.self_attn.norm_k.out", OFF_BLOCKS_5_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.5.self_attn.norm_k.out", OFF_BLOCKS_5_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_SELF_ATTN_K_OUT), W(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.5.self_attn.q.rope = rope(blocks.5.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_5_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.5.self_attn.k.rope = rope(blocks.5.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_5_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_5_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.q.rope, blocks.5.self_attn.k.rope, blocks.5.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_5_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_5_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_5_SELF_ATTN_V_OUT), L, L);
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_5_SELF_ATTN_ATTN), W(W_BLOCKS_5_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_SELF_ATTN_ATTN), W(W_BLOCKS_5_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_5_SELF_ATTN_O_BIAS), L);
     /* blocks.5.x1 = gated_residual(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_5_X1), ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_5_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
-    TRACE("blocks.5.x1", OFF_BLOCKS_5_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.5.x1", OFF_BLOCKS_5_X1, (long long)L * 1536), ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_5_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
     /* blocks.5.norm3.out = layernorm_affine(blocks.5.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_5_NORM3_OUT), ACT(OFF_BLOCKS_5_X1), W(W_BLOCKS_5_NORM3_WEIGHT), W(W_BLOCKS_5_NORM3_BIAS), L);
-    TRACE("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_X1), W(W_BLOCKS_5_NORM3_WEIGHT), W(W_BLOCKS_5_NORM3_BIAS), L);
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_5_NORM3_OUT), W(W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_NORM3_OUT), W(W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_Q_BIAS), L);
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), W(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_5_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_5_CROSS_ATTN_ATTN), W(W_BLOCKS_5_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_CROSS_ATTN_ATTN), W(W_BLOCKS_5_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_5_CROSS_ATTN_O_BIAS), L);
     /* blocks.5.x2 = add(blocks.5.x1, blocks.5.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_5_X2), ACT(OFF_BLOCKS_5_X1), ACT(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.5.x2", OFF_BLOCKS_5_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.5.x2", OFF_BLOCKS_5_X2, (long long)L * 1536), ACT(OFF_BLOCKS_5_X1), ACT(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), L);
     /* blocks.5.norm2.out = layernorm_modulate(blocks.5.x2, blocks.5.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_5_NORM2_OUT), ACT(OFF_BLOCKS_5_X2), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
-    TRACE("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_X2), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
     /* blocks.5.ffn.0.out = linear(blocks.5.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_5_FFN_0_OUT), ACT(OFF_BLOCKS_5_NORM2_OUT), W(W_BLOCKS_5_FFN_0_WEIGHT), W(W_BLOCKS_5_FFN_0_BIAS), L);
-    TRACE("blocks.5.ffn.0.out", OFF_BLOCKS_5_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.5.ffn.0.out", OFF_BLOCKS_5_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_5_NORM2_OUT), W(W_BLOCKS_5_FFN_0_WEIGHT), W(W_BLOCKS_5_FFN_0_BIAS), L);
     /* blocks.5.ffn.1.out = gelu_tanh(blocks.5.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_5_FFN_1_OUT), ACT(OFF_BLOCKS_5_FFN_0_OUT), L);
-    TRACE("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_5_FFN_0_OUT), L);
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_5_FFN_2_OUT), ACT(OFF_BLOCKS_5_FFN_1_OUT), W(W_BLOCKS_5_FFN_2_WEIGHT), W(W_BLOCKS_5_FFN_2_BIAS), L);
-    TRACE("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_FFN_1_OUT), W(W_BLOCKS_5_FFN_2_WEIGHT), W(W_BLOCKS_5_FFN_2_BIAS), L);
     /* blocks.5.out = gated_residual(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_5_X2), ACT(OFF_BLOCKS_5_FFN_2_OUT), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
-    TRACE("blocks.5.out", OFF_BLOCKS_5_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.5.out", OFF_BLOCKS_5_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_X2), ACT(OFF_BLOCKS_5_FFN_2_OUT), ACT(OFF_BLOCKS_5_MOD), L, tokens_per_row);
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_6_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_6_MODULATION), Ft);
-    TRACE("blocks.6.mod", OFF_BLOCKS_6_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_6_MODULATION), Ft);
     /* blocks.6.norm1.out = layernorm_modulate(blocks.5.out, blocks.6.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_6_NORM1_OUT), ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
-    TRACE("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
     /* blocks.6.self_attn.q.out = linear(blocks.6.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_Q_BIAS), L);
     /* blocks.6.self_attn.k.out = linear(blocks.6.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.6.self_attn.k.out", OFF_BLOCKS_6_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.self_attn.k.out", OFF_BLOCKS_6_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_K_BIAS), L);
     /* blocks.6.self_attn.v.out = linear(blocks.6.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.6.self_attn.v.out", OFF_BLOCKS_6_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.self_attn.v.out", OFF_BLOCKS_6_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_V_BIAS), L);
     /* blocks.6.self_attn.norm_q.out = rmsnorm(blocks.6.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), W(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.6.self_attn.norm_q.out", OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.6.self_attn.norm_q.out", OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), W(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.6.self_attn.norm_k.out = rmsnorm(blocks.6.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_6_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_6_SELF_ATTN_K_OUT), W(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.6.self_attn.norm_k.out", OFF_BLOCKS_6_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.6.self_attn.norm_k.out", OFF_BLOCKS_6_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_SELF_ATTN_K_OUT), W(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.6.self_attn.q.rope = rope(blocks.6.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_6_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.6.self_attn.k.rope = rope(blocks.6.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_6_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_6_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.q.rope, blocks.6.self_attn.k.rope, blocks.6.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_6_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_6_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_6_SELF_ATTN_V_OUT), L, L);
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_6_SELF_ATTN_ATTN), W(W_BLOCKS_6_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_SELF_ATTN_ATTN), W(W_BLOCKS_6_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_6_SELF_ATTN_O_BIAS), L);
     /* blocks.6.x1 = gated_residual(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_6_X1), ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_6_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
-    TRACE("blocks.6.x1", OFF_BLOCKS_6_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.6.x1", OFF_BLOCKS_6_X1, (long long)L * 1536), ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_6_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
     /* blocks.6.norm3.out = layernorm_affine(blocks.6.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_6_NORM3_OUT), ACT(OFF_BLOCKS_6_X1), W(W_BLOCKS_6_NORM3_WEIGHT), W(W_BLOCKS_6_NORM3_BIAS), L);
-    TRACE("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_X1), W(W_BLOCKS_6_NORM3_WEIGHT), W(W_BLOCKS_6_NORM3_BIAS), L);
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_6_NORM3_OUT), W(W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_NORM3_OUT), W(W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_Q_BIAS), L);
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), W(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_6_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_6_CROSS_ATTN_ATTN), W(W_BLOCKS_6_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_CROSS_ATTN_ATTN), W(W_BLOCKS_6_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_6_CROSS_ATTN_O_BIAS), L);
     /* blocks.6.x2 = add(blocks.6.x1, blocks.6.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_6_X2), ACT(OFF_BLOCKS_6_X1), ACT(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.6.x2", OFF_BLOCKS_6_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.6.x2", OFF_BLOCKS_6_X2, (long long)L * 1536), ACT(OFF_BLOCKS_6_X1), ACT(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), L);
     /* blocks.6.norm2.out = layernorm_modulate(blocks.6.x2, blocks.6.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_6_NORM2_OUT), ACT(OFF_BLOCKS_6_X2), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
-    TRACE("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_X2), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
     /* blocks.6.ffn.0.out = linear(blocks.6.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_6_FFN_0_OUT), ACT(OFF_BLOCKS_6_NORM2_OUT), W(W_BLOCKS_6_FFN_0_WEIGHT), W(W_BLOCKS_6_FFN_0_BIAS), L);
-    TRACE("blocks.6.ffn.0.out", OFF_BLOCKS_6_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.6.ffn.0.out", OFF_BLOCKS_6_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_6_NORM2_OUT), W(W_BLOCKS_6_FFN_0_WEIGHT), W(W_BLOCKS_6_FFN_0_BIAS), L);
     /* blocks.6.ffn.1.out = gelu_tanh(blocks.6.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_6_FFN_1_OUT), ACT(OFF_BLOCKS_6_FFN_0_OUT), L);
-    TRACE("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_6_FFN_0_OUT), L);
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_6_FFN_2_OUT), ACT(OFF_BLOCKS_6_FFN_1_OUT), W(W_BLOCKS_6_FFN_2_WEIGHT), W(W_BLOCKS_6_FFN_2_BIAS), L);
-    TRACE("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_FFN_1_OUT), W(W_BLOCKS_6_FFN_2_WEIGHT), W(W_BLOCKS_6_FFN_2_BIAS), L);
     /* blocks.6.out = gated_residual(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_6_X2), ACT(OFF_BLOCKS_6_FFN_2_OUT), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
-    TRACE("blocks.6.out", OFF_BLOCKS_6_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.6.out", OFF_BLOCKS_6_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_X2), ACT(OFF_BLOCKS_6_FFN_2_OUT), ACT(OFF_BLOCKS_6_MOD), L, tokens_per_row);
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_7_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_7_MODULATION), Ft);
-    TRACE("blocks.7.mod", OFF_BLOCKS_7_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_7_MODULATION), Ft);
     /* blocks.7.norm1.out = layernorm_modulate(blocks.6.out, blocks.7.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_7_NORM1_OUT), ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
-    TRACE("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
     /* blocks.7.self_attn.q.out = linear(blocks.7.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_Q_BIAS), L);
     /* blocks.7.self_attn.k.out = linear(blocks.7.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.7.self_attn.k.out", OFF_BLOCKS_7_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.self_attn.k.out", OFF_BLOCKS_7_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_K_BIAS), L);
     /* blocks.7.self_attn.v.out = linear(blocks.7.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.7.self_attn.v.out", OFF_BLOCKS_7_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.self_attn.v.out", OFF_BLOCKS_7_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_V_BIAS), L);
     /* blocks.7.self_attn.norm_q.out = rmsnorm(blocks.7.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), W(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.7.self_attn.norm_q.out", OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.7.self_attn.norm_q.out", OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), W(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.7.self_attn.norm_k.out = rmsnorm(blocks.7.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_7_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_7_SELF_ATTN_K_OUT), W(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.7.self_attn.norm_k.out", OFF_BLOCKS_7_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.7.self_attn.norm_k.out", OFF_BLOCKS_7_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_SELF_ATTN_K_OUT), W(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.7.self_attn.q.rope = rope(blocks.7.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_7_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.7.self_attn.k.rope = rope(blocks.7.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_7_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_7_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.q.rope, blocks.7.self_attn.k.rope, blocks.7.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_7_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_7_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_7_SELF_ATTN_V_OUT), L, L);
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_7_SELF_ATTN_ATTN), W(W_BLOCKS_7_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_SELF_ATTN_ATTN), W(W_BLOCKS_7_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_7_SELF_ATTN_O_BIAS), L);
     /* blocks.7.x1 = gated_residual(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_7_X1), ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_7_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
-    TRACE("blocks.7.x1", OFF_BLOCKS_7_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.7.x1", OFF_BLOCKS_7_X1, (long long)L * 1536), ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_7_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
     /* blocks.7.norm3.out = layernorm_affine(blocks.7.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_7_NORM3_OUT), ACT(OFF_BLOCKS_7_X1), W(W_BLOCKS_7_NORM3_WEIGHT), W(W_BLOCKS_7_NORM3_BIAS), L);
-    TRACE("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_X1), W(W_BLOCKS_7_NORM3_WEIGHT), W(W_BLOCKS_7_NORM3_BIAS), L);
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_7_NORM3_OUT), W(W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_NORM3_OUT), W(W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_Q_BIAS), L);
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), W(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_7_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_7_CROSS_ATTN_ATTN), W(W_BLOCKS_7_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_CROSS_ATTN_ATTN), W(W_BLOCKS_7_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_7_CROSS_ATTN_O_BIAS), L);
     /* blocks.7.x2 = add(blocks.7.x1, blocks.7.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_7_X2), ACT(OFF_BLOCKS_7_X1), ACT(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.7.x2", OFF_BLOCKS_7_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.7.x2", OFF_BLOCKS_7_X2, (long long)L * 1536), ACT(OFF_BLOCKS_7_X1), ACT(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), L);
     /* blocks.7.norm2.out = layernorm_modulate(blocks.7.x2, blocks.7.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_7_NORM2_OUT), ACT(OFF_BLOCKS_7_X2), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
-    TRACE("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_X2), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
     /* blocks.7.ffn.0.out = linear(blocks.7.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_7_FFN_0_OUT), ACT(OFF_BLOCKS_7_NORM2_OUT), W(W_BLOCKS_7_FFN_0_WEIGHT), W(W_BLOCKS_7_FFN_0_BIAS), L);
-    TRACE("blocks.7.ffn.0.out", OFF_BLOCKS_7_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.7.ffn.0.out", OFF_BLOCKS_7_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_7_NORM2_OUT), W(W_BLOCKS_7_FFN_0_WEIGHT), W(W_BLOCKS_7_FFN_0_BIAS), L);
     /* blocks.7.ffn.1.out = gelu_tanh(blocks.7.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_7_FFN_1_OUT), ACT(OFF_BLOCKS_7_FFN_0_OUT), L);
-    TRACE("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_7_FFN_0_OUT), L);
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_7_FFN_2_OUT), ACT(OFF_BLOCKS_7_FFN_1_OUT), W(W_BLOCKS_7_FFN_2_WEIGHT), W(W_BLOCKS_7_FFN_2_BIAS), L);
-    TRACE("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_FFN_1_OUT), W(W_BLOCKS_7_FFN_2_WEIGHT), W(W_BLOCKS_7_FFN_2_BIAS), L);
     /* blocks.7.out = gated_residual(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_7_X2), ACT(OFF_BLOCKS_7_FFN_2_OUT), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
-    TRACE("blocks.7.out", OFF_BLOCKS_7_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.7.out", OFF_BLOCKS_7_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_X2), ACT(OFF_BLOCKS_7_FFN_2_OUT), ACT(OFF_BLOCKS_7_MOD), L, tokens_per_row);
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_8_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_8_MODULATION), Ft);
-    TRACE("blocks.8.mod", OFF_BLOCKS_8_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_8_MODULATION), Ft);
     /* blocks.8.norm1.out = layernorm_modulate(blocks.7.out, blocks.8.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_8_NORM1_OUT), ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
-    TRACE("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
     /* blocks.8.self_attn.q.out = linear(blocks.8.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_Q_BIAS), L);
     /* blocks.8.self_attn.k.out = linear(blocks.8.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.8.self_attn.k.out", OFF_BLOCKS_8_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.self_attn.k.out", OFF_BLOCKS_8_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_K_BIAS), L);
     /* blocks.8.self_attn.v.out = linear(blocks.8.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.8.self_attn.v.out", OFF_BLOCKS_8_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.self_attn.v.out", OFF_BLOCKS_8_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_V_BIAS), L);
     /* blocks.8.self_attn.norm_q.out = rmsnorm(blocks.8.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), W(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.8.self_attn.norm_q.out", OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.8.self_attn.norm_q.out", OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), W(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.8.self_attn.norm_k.out = rmsnorm(blocks.8.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_8_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_8_SELF_ATTN_K_OUT), W(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.8.self_attn.norm_k.out", OFF_BLOCKS_8_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.8.self_attn.norm_k.out", OFF_BLOCKS_8_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_SELF_ATTN_K_OUT), W(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.8.self_attn.q.rope = rope(blocks.8.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_8_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.8.self_attn.k.rope = rope(blocks.8.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_8_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_8_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.q.rope, blocks.8.self_attn.k.rope, blocks.8.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_8_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_8_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_8_SELF_ATTN_V_OUT), L, L);
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_8_SELF_ATTN_ATTN), W(W_BLOCKS_8_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_SELF_ATTN_ATTN), W(W_BLOCKS_8_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_8_SELF_ATTN_O_BIAS), L);
     /* blocks.8.x1 = gated_residual(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_8_X1), ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_8_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
-    TRACE("blocks.8.x1", OFF_BLOCKS_8_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.8.x1", OFF_BLOCKS_8_X1, (long long)L * 1536), ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_8_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
     /* blocks.8.norm3.out = layernorm_affine(blocks.8.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_8_NORM3_OUT), ACT(OFF_BLOCKS_8_X1), W(W_BLOCKS_8_NORM3_WEIGHT), W(W_BLOCKS_8_NORM3_BIAS), L);
-    TRACE("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_X1), W(W_BLOCKS_8_NORM3_WEIGHT), W(W_BLOCKS_8_NORM3_BIAS), L);
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_8_NORM3_OUT), W(W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_NORM3_OUT), W(W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_Q_BIAS), L);
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), W(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_8_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_8_CROSS_ATTN_ATTN), W(W_BLOCKS_8_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_CROSS_ATTN_ATTN), W(W_BLOCKS_8_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_8_CROSS_ATTN_O_BIAS), L);
     /* blocks.8.x2 = add(blocks.8.x1, blocks.8.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_8_X2), ACT(OFF_BLOCKS_8_X1), ACT(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.8.x2", OFF_BLOCKS_8_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.8.x2", OFF_BLOCKS_8_X2, (long long)L * 1536), ACT(OFF_BLOCKS_8_X1), ACT(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), L);
     /* blocks.8.norm2.out = layernorm_modulate(blocks.8.x2, blocks.8.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_8_NORM2_OUT), ACT(OFF_BLOCKS_8_X2), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
-    TRACE("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_X2), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
     /* blocks.8.ffn.0.out = linear(blocks.8.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_8_FFN_0_OUT), ACT(OFF_BLOCKS_8_NORM2_OUT), W(W_BLOCKS_8_FFN_0_WEIGHT), W(W_BLOCKS_8_FFN_0_BIAS), L);
-    TRACE("blocks.8.ffn.0.out", OFF_BLOCKS_8_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.8.ffn.0.out", OFF_BLOCKS_8_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_8_NORM2_OUT), W(W_BLOCKS_8_FFN_0_WEIGHT), W(W_BLOCKS_8_FFN_0_BIAS), L);
     /* blocks.8.ffn.1.out = gelu_tanh(blocks.8.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_8_FFN_1_OUT), ACT(OFF_BLOCKS_8_FFN_0_OUT), L);
-    TRACE("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_8_FFN_0_OUT), L);
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_8_FFN_2_OUT), ACT(OFF_BLOCKS_8_FFN_1_OUT), W(W_BLOCKS_8_FFN_2_WEIGHT), W(W_BLOCKS_8_FFN_2_BIAS), L);
-    TRACE("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_FFN_1_OUT), W(W_BLOCKS_8_FFN_2_WEIGHT), W(W_BLOCKS_8_FFN_2_BIAS), L);
     /* blocks.8.out = gated_residual(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_8_X2), ACT(OFF_BLOCKS_8_FFN_2_OUT), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
-    TRACE("blocks.8.out", OFF_BLOCKS_8_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.8.out", OFF_BLOCKS_8_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_X2), ACT(OFF_BLOCKS_8_FFN_2_OUT), ACT(OFF_BLOCKS_8_MOD), L, tokens_per_row);
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_9_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_9_MODULATION), Ft);
-    TRACE("blocks.9.mod", OFF_BLOCKS_9_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_9_MODULATION), Ft);
     /* blocks.9.norm1.out = layernorm_modulate(blocks.8.out, blocks.9.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_9_NORM1_OUT), ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
-    TRACE("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
     /* blocks.9.self_attn.q.out = linear(blocks.9.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_Q_BIAS), L);
     /* blocks.9.self_attn.k.out = linear(blocks.9.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.9.self_attn.k.out", OFF_BLOCKS_9_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.self_attn.k.out", OFF_BLOCKS_9_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_K_BIAS), L);
     /* blocks.9.self_attn.v.out = linear(blocks.9.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.9.self_attn.v.out", OFF_BLOCKS_9_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.self_attn.v.out", OFF_BLOCKS_9_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_V_BIAS), L);
     /* blocks.9.self_attn.norm_q.out = rmsnorm(blocks.9.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), W(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.9.self_attn.norm_q.out", OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.9.self_attn.norm_q.out", OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), W(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.9.self_attn.norm_k.out = rmsnorm(blocks.9.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_9_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_9_SELF_ATTN_K_OUT), W(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.9.self_attn.norm_k.out", OFF_BLOCKS_9_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.9.self_attn.norm_k.out", OFF_BLOCKS_9_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_SELF_ATTN_K_OUT), W(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.9.self_attn.q.rope = rope(blocks.9.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_9_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.9.self_attn.k.rope = rope(blocks.9.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_9_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_9_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.q.rope, blocks.9.self_attn.k.rope, blocks.9.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_9_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_9_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_9_SELF_ATTN_V_OUT), L, L);
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_9_SELF_ATTN_ATTN), W(W_BLOCKS_9_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_SELF_ATTN_ATTN), W(W_BLOCKS_9_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_9_SELF_ATTN_O_BIAS), L);
     /* blocks.9.x1 = gated_residual(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_9_X1), ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_9_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
-    TRACE("blocks.9.x1", OFF_BLOCKS_9_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.9.x1", OFF_BLOCKS_9_X1, (long long)L * 1536), ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_9_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
     /* blocks.9.norm3.out = layernorm_affine(blocks.9.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_9_NORM3_OUT), ACT(OFF_BLOCKS_9_X1), W(W_BLOCKS_9_NORM3_WEIGHT), W(W_BLOCKS_9_NORM3_BIAS), L);
-    TRACE("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_X1), W(W_BLOCKS_9_NORM3_WEIGHT), W(W_BLOCKS_9_NORM3_BIAS), L);
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_9_NORM3_OUT), W(W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_NORM3_OUT), W(W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_Q_BIAS), L);
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), W(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_9_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_9_CROSS_ATTN_ATTN), W(W_BLOCKS_9_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_CROSS_ATTN_ATTN), W(W_BLOCKS_9_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_9_CROSS_ATTN_O_BIAS), L);
     /* blocks.9.x2 = add(blocks.9.x1, blocks.9.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_9_X2), ACT(OFF_BLOCKS_9_X1), ACT(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.9.x2", OFF_BLOCKS_9_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.9.x2", OFF_BLOCKS_9_X2, (long long)L * 1536), ACT(OFF_BLOCKS_9_X1), ACT(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), L);
     /* blocks.9.norm2.out = layernorm_modulate(blocks.9.x2, blocks.9.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_9_NORM2_OUT), ACT(OFF_BLOCKS_9_X2), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
-    TRACE("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_X2), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
     /* blocks.9.ffn.0.out = linear(blocks.9.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_9_FFN_0_OUT), ACT(OFF_BLOCKS_9_NORM2_OUT), W(W_BLOCKS_9_FFN_0_WEIGHT), W(W_BLOCKS_9_FFN_0_BIAS), L);
-    TRACE("blocks.9.ffn.0.out", OFF_BLOCKS_9_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.9.ffn.0.out", OFF_BLOCKS_9_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_9_NORM2_OUT), W(W_BLOCKS_9_FFN_0_WEIGHT), W(W_BLOCKS_9_FFN_0_BIAS), L);
     /* blocks.9.ffn.1.out = gelu_tanh(blocks.9.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_9_FFN_1_OUT), ACT(OFF_BLOCKS_9_FFN_0_OUT), L);
-    TRACE("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_9_FFN_0_OUT), L);
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_9_FFN_2_OUT), ACT(OFF_BLOCKS_9_FFN_1_OUT), W(W_BLOCKS_9_FFN_2_WEIGHT), W(W_BLOCKS_9_FFN_2_BIAS), L);
-    TRACE("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_FFN_1_OUT), W(W_BLOCKS_9_FFN_2_WEIGHT), W(W_BLOCKS_9_FFN_2_BIAS), L);
     /* blocks.9.out = gated_residual(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_9_X2), ACT(OFF_BLOCKS_9_FFN_2_OUT), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
-    TRACE("blocks.9.out", OFF_BLOCKS_9_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.9.out", OFF_BLOCKS_9_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_X2), ACT(OFF_BLOCKS_9_FFN_2_OUT), ACT(OFF_BLOCKS_9_MOD), L, tokens_per_row);
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_10_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_10_MODULATION), Ft);
-    TRACE("blocks.10.mod", OFF_BLOCKS_10_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_10_MODULATION), Ft);
     /* blocks.10.norm1.out = layernorm_modulate(blocks.9.out, blocks.10.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_10_NORM1_OUT), ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
-    TRACE("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
     /* blocks.10.self_attn.q.out = linear(blocks.10.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_Q_BIAS), L);
     /* blocks.10.self_attn.k.out = linear(blocks.10.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.10.self_attn.k.out", OFF_BLOCKS_10_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.self_attn.k.out", OFF_BLOCKS_10_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_K_BIAS), L);
     /* blocks.10.self_attn.v.out = linear(blocks.10.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.10.self_attn.v.out", OFF_BLOCKS_10_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.self_attn.v.out", OFF_BLOCKS_10_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_V_BIAS), L);
     /* blocks.10.self_attn.norm_q.out = rmsnorm(blocks.10.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), W(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.10.self_attn.norm_q.out", OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.10.self_attn.norm_q.out", OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), W(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.10.self_attn.norm_k.out = rmsnorm(blocks.10.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_10_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_10_SELF_ATTN_K_OUT), W(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.10.self_attn.norm_k.out", OFF_BLOCKS_10_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.10.self_attn.norm_k.out", OFF_BLOCKS_10_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_SELF_ATTN_K_OUT), W(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.10.self_attn.q.rope = rope(blocks.10.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_10_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.10.self_attn.k.rope = rope(blocks.10.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_10_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_10_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.q.rope, blocks.10.self_attn.k.rope, blocks.10.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_10_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_10_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_10_SELF_ATTN_V_OUT), L, L);
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_10_SELF_ATTN_ATTN), W(W_BLOCKS_10_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_SELF_ATTN_ATTN), W(W_BLOCKS_10_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_10_SELF_ATTN_O_BIAS), L);
     /* blocks.10.x1 = gated_residual(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_10_X1), ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_10_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
-    TRACE("blocks.10.x1", OFF_BLOCKS_10_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.10.x1", OFF_BLOCKS_10_X1, (long long)L * 1536), ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_10_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
     /* blocks.10.norm3.out = layernorm_affine(blocks.10.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_10_NORM3_OUT), ACT(OFF_BLOCKS_10_X1), W(W_BLOCKS_10_NORM3_WEIGHT), W(W_BLOCKS_10_NORM3_BIAS), L);
-    TRACE("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_X1), W(W_BLOCKS_10_NORM3_WEIGHT), W(W_BLOCKS_10_NORM3_BIAS), L);
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_10_NORM3_OUT), W(W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_NORM3_OUT), W(W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_Q_BIAS), L);
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), W(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_10_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_10_CROSS_ATTN_ATTN), W(W_BLOCKS_10_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_CROSS_ATTN_ATTN), W(W_BLOCKS_10_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_10_CROSS_ATTN_O_BIAS), L);
     /* blocks.10.x2 = add(blocks.10.x1, blocks.10.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_10_X2), ACT(OFF_BLOCKS_10_X1), ACT(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.10.x2", OFF_BLOCKS_10_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.10.x2", OFF_BLOCKS_10_X2, (long long)L * 1536), ACT(OFF_BLOCKS_10_X1), ACT(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), L);
     /* blocks.10.norm2.out = layernorm_modulate(blocks.10.x2, blocks.10.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_10_NORM2_OUT), ACT(OFF_BLOCKS_10_X2), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
-    TRACE("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_X2), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
     /* blocks.10.ffn.0.out = linear(blocks.10.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_10_FFN_0_OUT), ACT(OFF_BLOCKS_10_NORM2_OUT), W(W_BLOCKS_10_FFN_0_WEIGHT), W(W_BLOCKS_10_FFN_0_BIAS), L);
-    TRACE("blocks.10.ffn.0.out", OFF_BLOCKS_10_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.10.ffn.0.out", OFF_BLOCKS_10_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_10_NORM2_OUT), W(W_BLOCKS_10_FFN_0_WEIGHT), W(W_BLOCKS_10_FFN_0_BIAS), L);
     /* blocks.10.ffn.1.out = gelu_tanh(blocks.10.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_10_FFN_1_OUT), ACT(OFF_BLOCKS_10_FFN_0_OUT), L);
-    TRACE("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_10_FFN_0_OUT), L);
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_10_FFN_2_OUT), ACT(OFF_BLOCKS_10_FFN_1_OUT), W(W_BLOCKS_10_FFN_2_WEIGHT), W(W_BLOCKS_10_FFN_2_BIAS), L);
-    TRACE("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_FFN_1_OUT), W(W_BLOCKS_10_FFN_2_WEIGHT), W(W_BLOCKS_10_FFN_2_BIAS), L);
     /* blocks.10.out = gated_residual(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_10_X2), ACT(OFF_BLOCKS_10_FFN_2_OUT), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
-    TRACE("blocks.10.out", OFF_BLOCKS_10_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.10.out", OFF_BLOCKS_10_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_X2), ACT(OFF_BLOCKS_10_FFN_2_OUT), ACT(OFF_BLOCKS_10_MOD), L, tokens_per_row);
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_11_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_11_MODULATION), Ft);
-    TRACE("blocks.11.mod", OFF_BLOCKS_11_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_11_MODULATION), Ft);
     /* blocks.11.norm1.out = layernorm_modulate(blocks.10.out, blocks.11.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_11_NORM1_OUT), ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
-    TRACE("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
     /* blocks.11.self_attn.q.out = linear(blocks.11.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_Q_BIAS), L);
     /* blocks.11.self_attn.k.out = linear(blocks.11.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.11.self_attn.k.out", OFF_BLOCKS_11_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.self_attn.k.out", OFF_BLOCKS_11_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_K_BIAS), L);
     /* blocks.11.self_attn.v.out = linear(blocks.11.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.11.self_attn.v.out", OFF_BLOCKS_11_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.self_attn.v.out", OFF_BLOCKS_11_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_V_BIAS), L);
     /* blocks.11.self_attn.norm_q.out = rmsnorm(blocks.11.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), W(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.11.self_attn.norm_q.out", OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.11.self_attn.norm_q.out", OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), W(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.11.self_attn.norm_k.out = rmsnorm(blocks.11.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_11_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_11_SELF_ATTN_K_OUT), W(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.11.self_attn.norm_k.out", OFF_BLOCKS_11_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.11.self_attn.norm_k.out", OFF_BLOCKS_11_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_SELF_ATTN_K_OUT), W(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.11.self_attn.q.rope = rope(blocks.11.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_11_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.11.self_attn.k.rope = rope(blocks.11.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_11_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_11_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.q.rope, blocks.11.self_attn.k.rope, blocks.11.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_11_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_11_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_11_SELF_ATTN_V_OUT), L, L);
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_11_SELF_ATTN_ATTN), W(W_BLOCKS_11_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_SELF_ATTN_ATTN), W(W_BLOCKS_11_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_11_SELF_ATTN_O_BIAS), L);
     /* blocks.11.x1 = gated_residual(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_11_X1), ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_11_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
-    TRACE("blocks.11.x1", OFF_BLOCKS_11_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.11.x1", OFF_BLOCKS_11_X1, (long long)L * 1536), ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_11_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
     /* blocks.11.norm3.out = layernorm_affine(blocks.11.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_11_NORM3_OUT), ACT(OFF_BLOCKS_11_X1), W(W_BLOCKS_11_NORM3_WEIGHT), W(W_BLOCKS_11_NORM3_BIAS), L);
-    TRACE("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_X1), W(W_BLOCKS_11_NORM3_WEIGHT), W(W_BLOCKS_11_NORM3_BIAS), L);
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_11_NORM3_OUT), W(W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_NORM3_OUT), W(W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_Q_BIAS), L);
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), W(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_11_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_11_CROSS_ATTN_ATTN), W(W_BLOCKS_11_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_CROSS_ATTN_ATTN), W(W_BLOCKS_11_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_11_CROSS_ATTN_O_BIAS), L);
     /* blocks.11.x2 = add(blocks.11.x1, blocks.11.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_11_X2), ACT(OFF_BLOCKS_11_X1), ACT(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.11.x2", OFF_BLOCKS_11_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.11.x2", OFF_BLOCKS_11_X2, (long long)L * 1536), ACT(OFF_BLOCKS_11_X1), ACT(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), L);
     /* blocks.11.norm2.out = layernorm_modulate(blocks.11.x2, blocks.11.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_11_NORM2_OUT), ACT(OFF_BLOCKS_11_X2), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
-    TRACE("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_X2), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
     /* blocks.11.ffn.0.out = linear(blocks.11.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_11_FFN_0_OUT), ACT(OFF_BLOCKS_11_NORM2_OUT), W(W_BLOCKS_11_FFN_0_WEIGHT), W(W_BLOCKS_11_FFN_0_BIAS), L);
-    TRACE("blocks.11.ffn.0.out", OFF_BLOCKS_11_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.11.ffn.0.out", OFF_BLOCKS_11_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_11_NORM2_OUT), W(W_BLOCKS_11_FFN_0_WEIGHT), W(W_BLOCKS_11_FFN_0_BIAS), L);
     /* blocks.11.ffn.1.out = gelu_tanh(blocks.11.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_11_FFN_1_OUT), ACT(OFF_BLOCKS_11_FFN_0_OUT), L);
-    TRACE("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_11_FFN_0_OUT), L);
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_11_FFN_2_OUT), ACT(OFF_BLOCKS_11_FFN_1_OUT), W(W_BLOCKS_11_FFN_2_WEIGHT), W(W_BLOCKS_11_FFN_2_BIAS), L);
-    TRACE("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_FFN_1_OUT), W(W_BLOCKS_11_FFN_2_WEIGHT), W(W_BLOCKS_11_FFN_2_BIAS), L);
     /* blocks.11.out = gated_residual(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_11_X2), ACT(OFF_BLOCKS_11_FFN_2_OUT), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
-    TRACE("blocks.11.out", OFF_BLOCKS_11_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.11.out", OFF_BLOCKS_11_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_X2), ACT(OFF_BLOCKS_11_FFN_2_OUT), ACT(OFF_BLOCKS_11_MOD), L, tokens_per_row);
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_12_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_12_MODULATION), Ft);
-    TRACE("blocks.12.mod", OFF_BLOCKS_12_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_12_MODULATION), Ft);
     /* blocks.12.norm1.out = layernorm_modulate(blocks.11.out, blocks.12.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_12_NORM1_OUT), ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
-    TRACE("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
     /* blocks.12.self_attn.q.out = linear(blocks.12.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_Q_BIAS), L);
     /* blocks.12.self_attn.k.out = linear(blocks.12.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.12.self_attn.k.out", OFF_BLOCKS_12_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.self_attn.k.out", OFF_BLOCKS_12_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_K_BIAS), L);
     /* blocks.12.self_attn.v.out = linear(blocks.12.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.12.self_attn.v.out", OFF_BLOCKS_12_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.self_attn.v.out", OFF_BLOCKS_12_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_V_BIAS), L);
     /* blocks.12.self_attn.norm_q.out = rmsnorm(blocks.12.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), W(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.12.self_attn.norm_q.out", OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.12.self_attn.norm_q.out", OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), W(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.12.self_attn.norm_k.out = rmsnorm(blocks.12.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_12_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_12_SELF_ATTN_K_OUT), W(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.12.self_attn.norm_k.out", OFF_BLOCKS_12_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.12.self_attn.norm_k.out", OFF_BLOCKS_12_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_SELF_ATTN_K_OUT), W(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.12.self_attn.q.rope = rope(blocks.12.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_12_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.12.self_attn.k.rope = rope(blocks.12.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_12_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_12_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.q.rope, blocks.12.self_attn.k.rope, blocks.12.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_12_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_12_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_12_SELF_ATTN_V_OUT), L, L);
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_12_SELF_ATTN_ATTN), W(W_BLOCKS_12_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_SELF_ATTN_ATTN), W(W_BLOCKS_12_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_12_SELF_ATTN_O_BIAS), L);
     /* blocks.12.x1 = gated_residual(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_12_X1), ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_12_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
-    TRACE("blocks.12.x1", OFF_BLOCKS_12_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.12.x1", OFF_BLOCKS_12_X1, (long long)L * 1536), ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_12_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
     /* blocks.12.norm3.out = layernorm_affine(blocks.12.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_12_NORM3_OUT), ACT(OFF_BLOCKS_12_X1), W(W_BLOCKS_12_NORM3_WEIGHT), W(W_BLOCKS_12_NORM3_BIAS), L);
-    TRACE("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_X1), W(W_BLOCKS_12_NORM3_WEIGHT), W(W_BLOCKS_12_NORM3_BIAS), L);
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_12_NORM3_OUT), W(W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_NORM3_OUT), W(W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_Q_BIAS), L);
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), W(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_12_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_12_CROSS_ATTN_ATTN), W(W_BLOCKS_12_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_CROSS_ATTN_ATTN), W(W_BLOCKS_12_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_12_CROSS_ATTN_O_BIAS), L);
     /* blocks.12.x2 = add(blocks.12.x1, blocks.12.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_12_X2), ACT(OFF_BLOCKS_12_X1), ACT(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.12.x2", OFF_BLOCKS_12_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.12.x2", OFF_BLOCKS_12_X2, (long long)L * 1536), ACT(OFF_BLOCKS_12_X1), ACT(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), L);
     /* blocks.12.norm2.out = layernorm_modulate(blocks.12.x2, blocks.12.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_12_NORM2_OUT), ACT(OFF_BLOCKS_12_X2), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
-    TRACE("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_X2), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
     /* blocks.12.ffn.0.out = linear(blocks.12.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_12_FFN_0_OUT), ACT(OFF_BLOCKS_12_NORM2_OUT), W(W_BLOCKS_12_FFN_0_WEIGHT), W(W_BLOCKS_12_FFN_0_BIAS), L);
-    TRACE("blocks.12.ffn.0.out", OFF_BLOCKS_12_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.12.ffn.0.out", OFF_BLOCKS_12_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_12_NORM2_OUT), W(W_BLOCKS_12_FFN_0_WEIGHT), W(W_BLOCKS_12_FFN_0_BIAS), L);
     /* blocks.12.ffn.1.out = gelu_tanh(blocks.12.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_12_FFN_1_OUT), ACT(OFF_BLOCKS_12_FFN_0_OUT), L);
-    TRACE("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_12_FFN_0_OUT), L);
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_12_FFN_2_OUT), ACT(OFF_BLOCKS_12_FFN_1_OUT), W(W_BLOCKS_12_FFN_2_WEIGHT), W(W_BLOCKS_12_FFN_2_BIAS), L);
-    TRACE("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_FFN_1_OUT), W(W_BLOCKS_12_FFN_2_WEIGHT), W(W_BLOCKS_12_FFN_2_BIAS), L);
     /* blocks.12.out = gated_residual(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_12_X2), ACT(OFF_BLOCKS_12_FFN_2_OUT), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
-    TRACE("blocks.12.out", OFF_BLOCKS_12_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.12.out", OFF_BLOCKS_12_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_X2), ACT(OFF_BLOCKS_12_FFN_2_OUT), ACT(OFF_BLOCKS_12_MOD), L, tokens_per_row);
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_13_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_13_MODULATION), Ft);
-    TRACE("blocks.13.mod", OFF_BLOCKS_13_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_13_MODULATION), Ft);
     /* blocks.13.norm1.out = layernorm_modulate(blocks.12.out, blocks.13.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_13_NORM1_OUT), ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
-    TRACE("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
     /* blocks.13.self_attn.q.out = linear(blocks.13.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_Q_BIAS), L);
     /* blocks.13.self_attn.k.out = linear(blocks.13.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.13.self_attn.k.out", OFF_BLOCKS_13_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.self_attn.k.out", OFF_BLOCKS_13_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_K_BIAS), L);
     /* blocks.13.self_attn.v.out = linear(blocks.13.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.13.self_attn.v.out", OFF_BLOCKS_13_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.self_attn.v.out", OFF_BLOCKS_13_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_V_BIAS), L);
     /* blocks.13.self_attn.norm_q.out = rmsnorm(blocks.13.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), W(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.13.self_attn.norm_q.out", OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.13.self_attn.norm_q.out", OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), W(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.13.self_attn.norm_k.out = rmsnorm(blocks.13.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_13_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_13_SELF_ATTN_K_OUT), W(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.13.self_attn.norm_k.out", OFF_BLOCKS_13_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.13.self_attn.norm_k.out", OFF_BLOCKS_13_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_SELF_ATTN_K_OUT), W(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.13.self_attn.q.rope = rope(blocks.13.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_13_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.13.self_attn.k.rope = rope(blocks.13.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_13_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_13_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.q.rope, blocks.13.self_attn.k.rope, blocks.13.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_13_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_13_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_13_SELF_ATTN_V_OUT), L, L);
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_13_SELF_ATTN_ATTN), W(W_BLOCKS_13_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_SELF_ATTN_ATTN), W(W_BLOCKS_13_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_13_SELF_ATTN_O_BIAS), L);
     /* blocks.13.x1 = gated_residual(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_13_X1), ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_13_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
-    TRACE("blocks.13.x1", OFF_BLOCKS_13_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.13.x1", OFF_BLOCKS_13_X1, (long long)L * 1536), ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_13_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
     /* blocks.13.norm3.out = layernorm_affine(blocks.13.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_13_NORM3_OUT), ACT(OFF_BLOCKS_13_X1), W(W_BLOCKS_13_NORM3_WEIGHT), W(W_BLOCKS_13_NORM3_BIAS), L);
-    TRACE("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_X1), W(W_BLOCKS_13_NORM3_WEIGHT), W(W_BLOCKS_13_NORM3_BIAS), L);
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_13_NORM3_OUT), W(W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_NORM3_OUT), W(W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_Q_BIAS), L);
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), W(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_13_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_13_CROSS_ATTN_ATTN), W(W_BLOCKS_13_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_CROSS_ATTN_ATTN), W(W_BLOCKS_13_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_13_CROSS_ATTN_O_BIAS), L);
     /* blocks.13.x2 = add(blocks.13.x1, blocks.13.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_13_X2), ACT(OFF_BLOCKS_13_X1), ACT(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.13.x2", OFF_BLOCKS_13_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.13.x2", OFF_BLOCKS_13_X2, (long long)L * 1536), ACT(OFF_BLOCKS_13_X1), ACT(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), L);
     /* blocks.13.norm2.out = layernorm_modulate(blocks.13.x2, blocks.13.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_13_NORM2_OUT), ACT(OFF_BLOCKS_13_X2), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
-    TRACE("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_X2), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
     /* blocks.13.ffn.0.out = linear(blocks.13.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_13_FFN_0_OUT), ACT(OFF_BLOCKS_13_NORM2_OUT), W(W_BLOCKS_13_FFN_0_WEIGHT), W(W_BLOCKS_13_FFN_0_BIAS), L);
-    TRACE("blocks.13.ffn.0.out", OFF_BLOCKS_13_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.13.ffn.0.out", OFF_BLOCKS_13_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_13_NORM2_OUT), W(W_BLOCKS_13_FFN_0_WEIGHT), W(W_BLOCKS_13_FFN_0_BIAS), L);
     /* blocks.13.ffn.1.out = gelu_tanh(blocks.13.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_13_FFN_1_OUT), ACT(OFF_BLOCKS_13_FFN_0_OUT), L);
-    TRACE("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_13_FFN_0_OUT), L);
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_13_FFN_2_OUT), ACT(OFF_BLOCKS_13_FFN_1_OUT), W(W_BLOCKS_13_FFN_2_WEIGHT), W(W_BLOCKS_13_FFN_2_BIAS), L);
-    TRACE("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_FFN_1_OUT), W(W_BLOCKS_13_FFN_2_WEIGHT), W(W_BLOCKS_13_FFN_2_BIAS), L);
     /* blocks.13.out = gated_residual(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_13_X2), ACT(OFF_BLOCKS_13_FFN_2_OUT), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
-    TRACE("blocks.13.out", OFF_BLOCKS_13_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.13.out", OFF_BLOCKS_13_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_X2), ACT(OFF_BLOCKS_13_FFN_2_OUT), ACT(OFF_BLOCKS_13_MOD), L, tokens_per_row);
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_14_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_14_MODULATION), Ft);
-    TRACE("blocks.14.mod", OFF_BLOCKS_14_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_14_MODULATION), Ft);
     /* blocks.14.norm1.out = layernorm_modulate(blocks.13.out, blocks.14.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_14_NORM1_OUT), ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
-    TRACE("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
     /* blocks.14.self_attn.q.out = linear(blocks.14.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_Q_BIAS), L);
     /* blocks.14.self_attn.k.out = linear(blocks.14.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.14.self_attn.k.out", OFF_BLOCKS_14_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.self_attn.k.out", OFF_BLOCKS_14_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_K_BIAS), L);
     /* blocks.14.self_attn.v.out = linear(blocks.14.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.14.self_attn.v.out", OFF_BLOCKS_14_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.self_attn.v.out", OFF_BLOCKS_14_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_V_BIAS), L);
     /* blocks.14.self_attn.norm_q.out = rmsnorm(blocks.14.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), W(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.14.self_attn.norm_q.out", OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.14.self_attn.norm_q.out", OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), W(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.14.self_attn.norm_k.out = rmsnorm(blocks.14.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_14_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_14_SELF_ATTN_K_OUT), W(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.14.self_attn.norm_k.out", OFF_BLOCKS_14_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.14.self_attn.norm_k.out", OFF_BLOCKS_14_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_SELF_ATTN_K_OUT), W(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.14.self_attn.q.rope = rope(blocks.14.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_14_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.14.self_attn.k.rope = rope(blocks.14.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_14_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_14_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.q.rope, blocks.14.self_attn.k.rope, blocks.14.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_14_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_14_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_14_SELF_ATTN_V_OUT), L, L);
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_14_SELF_ATTN_ATTN), W(W_BLOCKS_14_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_SELF_ATTN_ATTN), W(W_BLOCKS_14_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_14_SELF_ATTN_O_BIAS), L);
     /* blocks.14.x1 = gated_residual(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_14_X1), ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_14_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
-    TRACE("blocks.14.x1", OFF_BLOCKS_14_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.14.x1", OFF_BLOCKS_14_X1, (long long)L * 1536), ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_14_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
     /* blocks.14.norm3.out = layernorm_affine(blocks.14.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_14_NORM3_OUT), ACT(OFF_BLOCKS_14_X1), W(W_BLOCKS_14_NORM3_WEIGHT), W(W_BLOCKS_14_NORM3_BIAS), L);
-    TRACE("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_X1), W(W_BLOCKS_14_NORM3_WEIGHT), W(W_BLOCKS_14_NORM3_BIAS), L);
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_14_NORM3_OUT), W(W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_NORM3_OUT), W(W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_Q_BIAS), L);
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), W(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_14_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_14_CROSS_ATTN_ATTN), W(W_BLOCKS_14_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_CROSS_ATTN_ATTN), W(W_BLOCKS_14_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_14_CROSS_ATTN_O_BIAS), L);
     /* blocks.14.x2 = add(blocks.14.x1, blocks.14.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_14_X2), ACT(OFF_BLOCKS_14_X1), ACT(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.14.x2", OFF_BLOCKS_14_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.14.x2", OFF_BLOCKS_14_X2, (long long)L * 1536), ACT(OFF_BLOCKS_14_X1), ACT(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), L);
     /* blocks.14.norm2.out = layernorm_modulate(blocks.14.x2, blocks.14.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_14_NORM2_OUT), ACT(OFF_BLOCKS_14_X2), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
-    TRACE("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_X2), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
     /* blocks.14.ffn.0.out = linear(blocks.14.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_14_FFN_0_OUT), ACT(OFF_BLOCKS_14_NORM2_OUT), W(W_BLOCKS_14_FFN_0_WEIGHT), W(W_BLOCKS_14_FFN_0_BIAS), L);
-    TRACE("blocks.14.ffn.0.out", OFF_BLOCKS_14_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.14.ffn.0.out", OFF_BLOCKS_14_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_14_NORM2_OUT), W(W_BLOCKS_14_FFN_0_WEIGHT), W(W_BLOCKS_14_FFN_0_BIAS), L);
     /* blocks.14.ffn.1.out = gelu_tanh(blocks.14.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_14_FFN_1_OUT), ACT(OFF_BLOCKS_14_FFN_0_OUT), L);
-    TRACE("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_14_FFN_0_OUT), L);
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_14_FFN_2_OUT), ACT(OFF_BLOCKS_14_FFN_1_OUT), W(W_BLOCKS_14_FFN_2_WEIGHT), W(W_BLOCKS_14_FFN_2_BIAS), L);
-    TRACE("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_FFN_1_OUT), W(W_BLOCKS_14_FFN_2_WEIGHT), W(W_BLOCKS_14_FFN_2_BIAS), L);
     /* blocks.14.out = gated_residual(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_14_X2), ACT(OFF_BLOCKS_14_FFN_2_OUT), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
-    TRACE("blocks.14.out", OFF_BLOCKS_14_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.14.out", OFF_BLOCKS_14_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_X2), ACT(OFF_BLOCKS_14_FFN_2_OUT), ACT(OFF_BLOCKS_14_MOD), L, tokens_per_row);
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_15_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_15_MODULATION), Ft);
-    TRACE("blocks.15.mod", OFF_BLOCKS_15_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_15_MODULATION), Ft);
     /* blocks.15.norm1.out = layernorm_modulate(blocks.14.out, blocks.15.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_15_NORM1_OUT), ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
-    TRACE("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
     /* blocks.15.self_attn.q.out = linear(blocks.15.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_Q_BIAS), L);
     /* blocks.15.self_attn.k.out = linear(blocks.15.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.15.self_attn.k.out", OFF_BLOCKS_15_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.self_attn.k.out", OFF_BLOCKS_15_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_K_BIAS), L);
     /* blocks.15.self_attn.v.out = linear(blocks.15.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.15.self_attn.v.out", OFF_BLOCKS_15_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.self_attn.v.out", OFF_BLOCKS_15_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_V_BIAS), L);
     /* blocks.15.self_attn.norm_q.out = rmsnorm(blocks.15.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), W(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.15.self_attn.norm_q.out", OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.15.self_attn.norm_q.out", OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), W(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.15.self_attn.norm_k.out = rmsnorm(blocks.15.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_15_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_15_SELF_ATTN_K_OUT), W(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.15.self_attn.norm_k.out", OFF_BLOCKS_15_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.15.self_attn.norm_k.out", OFF_BLOCKS_15_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_SELF_ATTN_K_OUT), W(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.15.self_attn.q.rope = rope(blocks.15.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_15_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.15.self_attn.k.rope = rope(blocks.15.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_15_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_15_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.q.rope, blocks.15.self_attn.k.rope, blocks.15.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_15_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_15_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_15_SELF_ATTN_V_OUT), L, L);
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_15_SELF_ATTN_ATTN), W(W_BLOCKS_15_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_SELF_ATTN_ATTN), W(W_BLOCKS_15_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_15_SELF_ATTN_O_BIAS), L);
     /* blocks.15.x1 = gated_residual(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_15_X1), ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_15_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
-    TRACE("blocks.15.x1", OFF_BLOCKS_15_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.15.x1", OFF_BLOCKS_15_X1, (long long)L * 1536), ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_15_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
     /* blocks.15.norm3.out = layernorm_affine(blocks.15.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_15_NORM3_OUT), ACT(OFF_BLOCKS_15_X1), W(W_BLOCKS_15_NORM3_WEIGHT), W(W_BLOCKS_15_NORM3_BIAS), L);
-    TRACE("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_X1), W(W_BLOCKS_15_NORM3_WEIGHT), W(W_BLOCKS_15_NORM3_BIAS), L);
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_15_NORM3_OUT), W(W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_NORM3_OUT), W(W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_Q_BIAS), L);
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), W(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_15_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_15_CROSS_ATTN_ATTN), W(W_BLOCKS_15_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_CROSS_ATTN_ATTN), W(W_BLOCKS_15_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_15_CROSS_ATTN_O_BIAS), L);
     /* blocks.15.x2 = add(blocks.15.x1, blocks.15.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_15_X2), ACT(OFF_BLOCKS_15_X1), ACT(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.15.x2", OFF_BLOCKS_15_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.15.x2", OFF_BLOCKS_15_X2, (long long)L * 1536), ACT(OFF_BLOCKS_15_X1), ACT(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), L);
     /* blocks.15.norm2.out = layernorm_modulate(blocks.15.x2, blocks.15.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_15_NORM2_OUT), ACT(OFF_BLOCKS_15_X2), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
-    TRACE("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_X2), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
     /* blocks.15.ffn.0.out = linear(blocks.15.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_15_FFN_0_OUT), ACT(OFF_BLOCKS_15_NORM2_OUT), W(W_BLOCKS_15_FFN_0_WEIGHT), W(W_BLOCKS_15_FFN_0_BIAS), L);
-    TRACE("blocks.15.ffn.0.out", OFF_BLOCKS_15_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.15.ffn.0.out", OFF_BLOCKS_15_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_15_NORM2_OUT), W(W_BLOCKS_15_FFN_0_WEIGHT), W(W_BLOCKS_15_FFN_0_BIAS), L);
     /* blocks.15.ffn.1.out = gelu_tanh(blocks.15.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_15_FFN_1_OUT), ACT(OFF_BLOCKS_15_FFN_0_OUT), L);
-    TRACE("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_15_FFN_0_OUT), L);
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_15_FFN_2_OUT), ACT(OFF_BLOCKS_15_FFN_1_OUT), W(W_BLOCKS_15_FFN_2_WEIGHT), W(W_BLOCKS_15_FFN_2_BIAS), L);
-    TRACE("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_FFN_1_OUT), W(W_BLOCKS_15_FFN_2_WEIGHT), W(W_BLOCKS_15_FFN_2_BIAS), L);
     /* blocks.15.out = gated_residual(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_15_X2), ACT(OFF_BLOCKS_15_FFN_2_OUT), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
-    TRACE("blocks.15.out", OFF_BLOCKS_15_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.15.out", OFF_BLOCKS_15_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_X2), ACT(OFF_BLOCKS_15_FFN_2_OUT), ACT(OFF_BLOCKS_15_MOD), L, tokens_per_row);
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_16_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_16_MODULATION), Ft);
-    TRACE("blocks.16.mod", OFF_BLOCKS_16_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_16_MODULATION), Ft);
     /* blocks.16.norm1.out = layernorm_modulate(blocks.15.out, blocks.16.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_16_NORM1_OUT), ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
-    TRACE("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
     /* blocks.16.self_attn.q.out = linear(blocks.16.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_Q_BIAS), L);
     /* blocks.16.self_attn.k.out = linear(blocks.16.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.16.self_attn.k.out", OFF_BLOCKS_16_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.self_attn.k.out", OFF_BLOCKS_16_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_K_BIAS), L);
     /* blocks.16.self_attn.v.out = linear(blocks.16.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.16.self_attn.v.out", OFF_BLOCKS_16_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.self_attn.v.out", OFF_BLOCKS_16_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_V_BIAS), L);
     /* blocks.16.self_attn.norm_q.out = rmsnorm(blocks.16.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), W(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.16.self_attn.norm_q.out", OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.16.self_attn.norm_q.out", OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), W(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.16.self_attn.norm_k.out = rmsnorm(blocks.16.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_16_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_16_SELF_ATTN_K_OUT), W(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.16.self_attn.norm_k.out", OFF_BLOCKS_16_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.16.self_attn.norm_k.out", OFF_BLOCKS_16_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_SELF_ATTN_K_OUT), W(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.16.self_attn.q.rope = rope(blocks.16.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_16_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.16.self_attn.k.rope = rope(blocks.16.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_16_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_16_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.q.rope, blocks.16.self_attn.k.rope, blocks.16.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_16_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_16_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_16_SELF_ATTN_V_OUT), L, L);
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_16_SELF_ATTN_ATTN), W(W_BLOCKS_16_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_SELF_ATTN_ATTN), W(W_BLOCKS_16_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_16_SELF_ATTN_O_BIAS), L);
     /* blocks.16.x1 = gated_residual(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_16_X1), ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_16_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
-    TRACE("blocks.16.x1", OFF_BLOCKS_16_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.16.x1", OFF_BLOCKS_16_X1, (long long)L * 1536), ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_16_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
     /* blocks.16.norm3.out = layernorm_affine(blocks.16.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_16_NORM3_OUT), ACT(OFF_BLOCKS_16_X1), W(W_BLOCKS_16_NORM3_WEIGHT), W(W_BLOCKS_16_NORM3_BIAS), L);
-    TRACE("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_X1), W(W_BLOCKS_16_NORM3_WEIGHT), W(W_BLOCKS_16_NORM3_BIAS), L);
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_16_NORM3_OUT), W(W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_NORM3_OUT), W(W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_Q_BIAS), L);
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), W(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_16_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_16_CROSS_ATTN_ATTN), W(W_BLOCKS_16_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_CROSS_ATTN_ATTN), W(W_BLOCKS_16_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_16_CROSS_ATTN_O_BIAS), L);
     /* blocks.16.x2 = add(blocks.16.x1, blocks.16.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_16_X2), ACT(OFF_BLOCKS_16_X1), ACT(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.16.x2", OFF_BLOCKS_16_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.16.x2", OFF_BLOCKS_16_X2, (long long)L * 1536), ACT(OFF_BLOCKS_16_X1), ACT(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), L);
     /* blocks.16.norm2.out = layernorm_modulate(blocks.16.x2, blocks.16.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_16_NORM2_OUT), ACT(OFF_BLOCKS_16_X2), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
-    TRACE("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_X2), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
     /* blocks.16.ffn.0.out = linear(blocks.16.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_16_FFN_0_OUT), ACT(OFF_BLOCKS_16_NORM2_OUT), W(W_BLOCKS_16_FFN_0_WEIGHT), W(W_BLOCKS_16_FFN_0_BIAS), L);
-    TRACE("blocks.16.ffn.0.out", OFF_BLOCKS_16_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.16.ffn.0.out", OFF_BLOCKS_16_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_16_NORM2_OUT), W(W_BLOCKS_16_FFN_0_WEIGHT), W(W_BLOCKS_16_FFN_0_BIAS), L);
     /* blocks.16.ffn.1.out = gelu_tanh(blocks.16.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_16_FFN_1_OUT), ACT(OFF_BLOCKS_16_FFN_0_OUT), L);
-    TRACE("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_16_FFN_0_OUT), L);
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_16_FFN_2_OUT), ACT(OFF_BLOCKS_16_FFN_1_OUT), W(W_BLOCKS_16_FFN_2_WEIGHT), W(W_BLOCKS_16_FFN_2_BIAS), L);
-    TRACE("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_FFN_1_OUT), W(W_BLOCKS_16_FFN_2_WEIGHT), W(W_BLOCKS_16_FFN_2_BIAS), L);
     /* blocks.16.out = gated_residual(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_16_X2), ACT(OFF_BLOCKS_16_FFN_2_OUT), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
-    TRACE("blocks.16.out", OFF_BLOCKS_16_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.16.out", OFF_BLOCKS_16_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_X2), ACT(OFF_BLOCKS_16_FFN_2_OUT), ACT(OFF_BLOCKS_16_MOD), L, tokens_per_row);
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_17_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_17_MODULATION), Ft);
-    TRACE("blocks.17.mod", OFF_BLOCKS_17_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_17_MODULATION), Ft);
     /* blocks.17.norm1.out = layernorm_modulate(blocks.16.out, blocks.17.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_17_NORM1_OUT), ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
-    TRACE("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
     /* blocks.17.self_attn.q.out = linear(blocks.17.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_Q_BIAS), L);
     /* blocks.17.self_attn.k.out = linear(blocks.17.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.17.self_attn.k.out", OFF_BLOCKS_17_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.self_attn.k.out", OFF_BLOCKS_17_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_K_BIAS), L);
     /* blocks.17.self_attn.v.out = linear(blocks.17.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.17.self_attn.v.out", OFF_BLOCKS_17_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.self_attn.v.out", OFF_BLOCKS_17_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_V_BIAS), L);
     /* blocks.17.self_attn.norm_q.out = rmsnorm(blocks.17.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), W(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.17.self_attn.norm_q.out", OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.17.self_attn.norm_q.out", OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), W(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.17.self_attn.norm_k.out = rmsnorm(blocks.17.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_17_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_17_SELF_ATTN_K_OUT), W(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.17.self_attn.norm_k.out", OFF_BLOCKS_17_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.17.self_attn.norm_k.out", OFF_BLOCKS_17_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_SELF_ATTN_K_OUT), W(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.17.self_attn.q.rope = rope(blocks.17.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_17_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.17.self_attn.k.rope = rope(blocks.17.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_17_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_17_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.q.rope, blocks.17.self_attn.k.rope, blocks.17.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_17_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_17_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_17_SELF_ATTN_V_OUT), L, L);
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_17_SELF_ATTN_ATTN), W(W_BLOCKS_17_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_SELF_ATTN_ATTN), W(W_BLOCKS_17_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_17_SELF_ATTN_O_BIAS), L);
     /* blocks.17.x1 = gated_residual(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_17_X1), ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_17_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
-    TRACE("blocks.17.x1", OFF_BLOCKS_17_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.17.x1", OFF_BLOCKS_17_X1, (long long)L * 1536), ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_17_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
     /* blocks.17.norm3.out = layernorm_affine(blocks.17.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_17_NORM3_OUT), ACT(OFF_BLOCKS_17_X1), W(W_BLOCKS_17_NORM3_WEIGHT), W(W_BLOCKS_17_NORM3_BIAS), L);
-    TRACE("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_X1), W(W_BLOCKS_17_NORM3_WEIGHT), W(W_BLOCKS_17_NORM3_BIAS), L);
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_17_NORM3_OUT), W(W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_NORM3_OUT), W(W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_Q_BIAS), L);
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), W(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_17_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_17_CROSS_ATTN_ATTN), W(W_BLOCKS_17_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_CROSS_ATTN_ATTN), W(W_BLOCKS_17_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_17_CROSS_ATTN_O_BIAS), L);
     /* blocks.17.x2 = add(blocks.17.x1, blocks.17.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_17_X2), ACT(OFF_BLOCKS_17_X1), ACT(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.17.x2", OFF_BLOCKS_17_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.17.x2", OFF_BLOCKS_17_X2, (long long)L * 1536), ACT(OFF_BLOCKS_17_X1), ACT(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), L);
     /* blocks.17.norm2.out = layernorm_modulate(blocks.17.x2, blocks.17.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_17_NORM2_OUT), ACT(OFF_BLOCKS_17_X2), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
-    TRACE("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_X2), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
     /* blocks.17.ffn.0.out = linear(blocks.17.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_17_FFN_0_OUT), ACT(OFF_BLOCKS_17_NORM2_OUT), W(W_BLOCKS_17_FFN_0_WEIGHT), W(W_BLOCKS_17_FFN_0_BIAS), L);
-    TRACE("blocks.17.ffn.0.out", OFF_BLOCKS_17_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.17.ffn.0.out", OFF_BLOCKS_17_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_17_NORM2_OUT), W(W_BLOCKS_17_FFN_0_WEIGHT), W(W_BLOCKS_17_FFN_0_BIAS), L);
     /* blocks.17.ffn.1.out = gelu_tanh(blocks.17.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_17_FFN_1_OUT), ACT(OFF_BLOCKS_17_FFN_0_OUT), L);
-    TRACE("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_17_FFN_0_OUT), L);
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_17_FFN_2_OUT), ACT(OFF_BLOCKS_17_FFN_1_OUT), W(W_BLOCKS_17_FFN_2_WEIGHT), W(W_BLOCKS_17_FFN_2_BIAS), L);
-    TRACE("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_FFN_1_OUT), W(W_BLOCKS_17_FFN_2_WEIGHT), W(W_BLOCKS_17_FFN_2_BIAS), L);
     /* blocks.17.out = gated_residual(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_17_X2), ACT(OFF_BLOCKS_17_FFN_2_OUT), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
-    TRACE("blocks.17.out", OFF_BLOCKS_17_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.17.out", OFF_BLOCKS_17_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_X2), ACT(OFF_BLOCKS_17_FFN_2_OUT), ACT(OFF_BLOCKS_17_MOD), L, tokens_per_row);
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_18_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_18_MODULATION), Ft);
-    TRACE("blocks.18.mod", OFF_BLOCKS_18_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_18_MODULATION), Ft);
     /* blocks.18.norm1.out = layernorm_modulate(blocks.17.out, blocks.18.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_18_NORM1_OUT), ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
-    TRACE("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
     /* blocks.18.self_attn.q.out = linear(blocks.18.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_Q_BIAS), L);
     /* blocks.18.self_attn.k.out = linear(blocks.18.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.18.self_attn.k.out", OFF_BLOCKS_18_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.self_attn.k.out", OFF_BLOCKS_18_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_K_BIAS), L);
     /* blocks.18.self_attn.v.out = linear(blocks.18.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.18.self_attn.v.out", OFF_BLOCKS_18_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.self_attn.v.out", OFF_BLOCKS_18_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_V_BIAS), L);
     /* blocks.18.self_attn.norm_q.out = rmsnorm(blocks.18.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), W(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.18.self_attn.norm_q.out", OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.18.self_attn.norm_q.out", OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), W(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.18.self_attn.norm_k.out = rmsnorm(blocks.18.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_18_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_18_SELF_ATTN_K_OUT), W(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.18.self_attn.norm_k.out", OFF_BLOCKS_18_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.18.self_attn.norm_k.out", OFF_BLOCKS_18_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_SELF_ATTN_K_OUT), W(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.18.self_attn.q.rope = rope(blocks.18.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_18_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.18.self_attn.k.rope = rope(blocks.18.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_18_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_18_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.q.rope, blocks.18.self_attn.k.rope, blocks.18.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_18_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_18_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_18_SELF_ATTN_V_OUT), L, L);
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_18_SELF_ATTN_ATTN), W(W_BLOCKS_18_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_SELF_ATTN_ATTN), W(W_BLOCKS_18_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_18_SELF_ATTN_O_BIAS), L);
     /* blocks.18.x1 = gated_residual(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_18_X1), ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_18_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
-    TRACE("blocks.18.x1", OFF_BLOCKS_18_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.18.x1", OFF_BLOCKS_18_X1, (long long)L * 1536), ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_18_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
     /* blocks.18.norm3.out = layernorm_affine(blocks.18.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_18_NORM3_OUT), ACT(OFF_BLOCKS_18_X1), W(W_BLOCKS_18_NORM3_WEIGHT), W(W_BLOCKS_18_NORM3_BIAS), L);
-    TRACE("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_X1), W(W_BLOCKS_18_NORM3_WEIGHT), W(W_BLOCKS_18_NORM3_BIAS), L);
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_18_NORM3_OUT), W(W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_NORM3_OUT), W(W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_Q_BIAS), L);
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), W(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_18_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_18_CROSS_ATTN_ATTN), W(W_BLOCKS_18_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_CROSS_ATTN_ATTN), W(W_BLOCKS_18_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_18_CROSS_ATTN_O_BIAS), L);
     /* blocks.18.x2 = add(blocks.18.x1, blocks.18.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_18_X2), ACT(OFF_BLOCKS_18_X1), ACT(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.18.x2", OFF_BLOCKS_18_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.18.x2", OFF_BLOCKS_18_X2, (long long)L * 1536), ACT(OFF_BLOCKS_18_X1), ACT(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), L);
     /* blocks.18.norm2.out = layernorm_modulate(blocks.18.x2, blocks.18.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_18_NORM2_OUT), ACT(OFF_BLOCKS_18_X2), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
-    TRACE("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_X2), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
     /* blocks.18.ffn.0.out = linear(blocks.18.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_18_FFN_0_OUT), ACT(OFF_BLOCKS_18_NORM2_OUT), W(W_BLOCKS_18_FFN_0_WEIGHT), W(W_BLOCKS_18_FFN_0_BIAS), L);
-    TRACE("blocks.18.ffn.0.out", OFF_BLOCKS_18_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.18.ffn.0.out", OFF_BLOCKS_18_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_18_NORM2_OUT), W(W_BLOCKS_18_FFN_0_WEIGHT), W(W_BLOCKS_18_FFN_0_BIAS), L);
     /* blocks.18.ffn.1.out = gelu_tanh(blocks.18.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_18_FFN_1_OUT), ACT(OFF_BLOCKS_18_FFN_0_OUT), L);
-    TRACE("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_18_FFN_0_OUT), L);
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_18_FFN_2_OUT), ACT(OFF_BLOCKS_18_FFN_1_OUT), W(W_BLOCKS_18_FFN_2_WEIGHT), W(W_BLOCKS_18_FFN_2_BIAS), L);
-    TRACE("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_FFN_1_OUT), W(W_BLOCKS_18_FFN_2_WEIGHT), W(W_BLOCKS_18_FFN_2_BIAS), L);
     /* blocks.18.out = gated_residual(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_18_X2), ACT(OFF_BLOCKS_18_FFN_2_OUT), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
-    TRACE("blocks.18.out", OFF_BLOCKS_18_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.18.out", OFF_BLOCKS_18_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_X2), ACT(OFF_BLOCKS_18_FFN_2_OUT), ACT(OFF_BLOCKS_18_MOD), L, tokens_per_row);
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_19_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_19_MODULATION), Ft);
-    TRACE("blocks.19.mod", OFF_BLOCKS_19_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_19_MODULATION), Ft);
     /* blocks.19.norm1.out = layernorm_modulate(blocks.18.out, blocks.19.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_19_NORM1_OUT), ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
-    TRACE("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
     /* blocks.19.self_attn.q.out = linear(blocks.19.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_Q_BIAS), L);
     /* blocks.19.self_attn.k.out = linear(blocks.19.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.19.self_attn.k.out", OFF_BLOCKS_19_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.self_attn.k.out", OFF_BLOCKS_19_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_K_BIAS), L);
     /* blocks.19.self_attn.v.out = linear(blocks.19.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.19.self_attn.v.out", OFF_BLOCKS_19_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.self_attn.v.out", OFF_BLOCKS_19_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_V_BIAS), L);
     /* blocks.19.self_attn.norm_q.out = rmsnorm(blocks.19.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), W(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.19.self_attn.norm_q.out", OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.19.self_attn.norm_q.out", OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), W(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.19.self_attn.norm_k.out = rmsnorm(blocks.19.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_19_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_19_SELF_ATTN_K_OUT), W(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.19.self_attn.norm_k.out", OFF_BLOCKS_19_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.19.self_attn.norm_k.out", OFF_BLOCKS_19_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_SELF_ATTN_K_OUT), W(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.19.self_attn.q.rope = rope(blocks.19.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_19_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.19.self_attn.k.rope = rope(blocks.19.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_19_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_19_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.q.rope, blocks.19.self_attn.k.rope, blocks.19.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_19_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_19_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_19_SELF_ATTN_V_OUT), L, L);
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_19_SELF_ATTN_ATTN), W(W_BLOCKS_19_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_SELF_ATTN_ATTN), W(W_BLOCKS_19_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_19_SELF_ATTN_O_BIAS), L);
     /* blocks.19.x1 = gated_residual(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_19_X1), ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_19_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
-    TRACE("blocks.19.x1", OFF_BLOCKS_19_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.19.x1", OFF_BLOCKS_19_X1, (long long)L * 1536), ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_19_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
     /* blocks.19.norm3.out = layernorm_affine(blocks.19.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_19_NORM3_OUT), ACT(OFF_BLOCKS_19_X1), W(W_BLOCKS_19_NORM3_WEIGHT), W(W_BLOCKS_19_NORM3_BIAS), L);
-    TRACE("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_X1), W(W_BLOCKS_19_NORM3_WEIGHT), W(W_BLOCKS_19_NORM3_BIAS), L);
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_19_NORM3_OUT), W(W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_NORM3_OUT), W(W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_Q_BIAS), L);
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), W(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_19_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_19_CROSS_ATTN_ATTN), W(W_BLOCKS_19_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_CROSS_ATTN_ATTN), W(W_BLOCKS_19_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_19_CROSS_ATTN_O_BIAS), L);
     /* blocks.19.x2 = add(blocks.19.x1, blocks.19.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_19_X2), ACT(OFF_BLOCKS_19_X1), ACT(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.19.x2", OFF_BLOCKS_19_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.19.x2", OFF_BLOCKS_19_X2, (long long)L * 1536), ACT(OFF_BLOCKS_19_X1), ACT(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), L);
     /* blocks.19.norm2.out = layernorm_modulate(blocks.19.x2, blocks.19.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_19_NORM2_OUT), ACT(OFF_BLOCKS_19_X2), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
-    TRACE("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_X2), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
     /* blocks.19.ffn.0.out = linear(blocks.19.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_19_FFN_0_OUT), ACT(OFF_BLOCKS_19_NORM2_OUT), W(W_BLOCKS_19_FFN_0_WEIGHT), W(W_BLOCKS_19_FFN_0_BIAS), L);
-    TRACE("blocks.19.ffn.0.out", OFF_BLOCKS_19_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.19.ffn.0.out", OFF_BLOCKS_19_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_19_NORM2_OUT), W(W_BLOCKS_19_FFN_0_WEIGHT), W(W_BLOCKS_19_FFN_0_BIAS), L);
     /* blocks.19.ffn.1.out = gelu_tanh(blocks.19.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_19_FFN_1_OUT), ACT(OFF_BLOCKS_19_FFN_0_OUT), L);
-    TRACE("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_19_FFN_0_OUT), L);
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_19_FFN_2_OUT), ACT(OFF_BLOCKS_19_FFN_1_OUT), W(W_BLOCKS_19_FFN_2_WEIGHT), W(W_BLOCKS_19_FFN_2_BIAS), L);
-    TRACE("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_FFN_1_OUT), W(W_BLOCKS_19_FFN_2_WEIGHT), W(W_BLOCKS_19_FFN_2_BIAS), L);
     /* blocks.19.out = gated_residual(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_19_X2), ACT(OFF_BLOCKS_19_FFN_2_OUT), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
-    TRACE("blocks.19.out", OFF_BLOCKS_19_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.19.out", OFF_BLOCKS_19_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_X2), ACT(OFF_BLOCKS_19_FFN_2_OUT), ACT(OFF_BLOCKS_19_MOD), L, tokens_per_row);
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_20_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_20_MODULATION), Ft);
-    TRACE("blocks.20.mod", OFF_BLOCKS_20_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_20_MODULATION), Ft);
     /* blocks.20.norm1.out = layernorm_modulate(blocks.19.out, blocks.20.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_20_NORM1_OUT), ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
-    TRACE("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
     /* blocks.20.self_attn.q.out = linear(blocks.20.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_Q_BIAS), L);
     /* blocks.20.self_attn.k.out = linear(blocks.20.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.20.self_attn.k.out", OFF_BLOCKS_20_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.self_attn.k.out", OFF_BLOCKS_20_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_K_BIAS), L);
     /* blocks.20.self_attn.v.out = linear(blocks.20.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.20.self_attn.v.out", OFF_BLOCKS_20_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.self_attn.v.out", OFF_BLOCKS_20_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_V_BIAS), L);
     /* blocks.20.self_attn.norm_q.out = rmsnorm(blocks.20.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), W(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.20.self_attn.norm_q.out", OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.20.self_attn.norm_q.out", OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), W(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.20.self_attn.norm_k.out = rmsnorm(blocks.20.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_20_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_20_SELF_ATTN_K_OUT), W(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.20.self_attn.norm_k.out", OFF_BLOCKS_20_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.20.self_attn.norm_k.out", OFF_BLOCKS_20_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_SELF_ATTN_K_OUT), W(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.20.self_attn.q.rope = rope(blocks.20.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_20_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.20.self_attn.k.rope = rope(blocks.20.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_20_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_20_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.q.rope, blocks.20.self_attn.k.rope, blocks.20.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_20_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_20_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_20_SELF_ATTN_V_OUT), L, L);
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_20_SELF_ATTN_ATTN), W(W_BLOCKS_20_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_SELF_ATTN_ATTN), W(W_BLOCKS_20_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_20_SELF_ATTN_O_BIAS), L);
     /* blocks.20.x1 = gated_residual(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_20_X1), ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_20_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
-    TRACE("blocks.20.x1", OFF_BLOCKS_20_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.20.x1", OFF_BLOCKS_20_X1, (long long)L * 1536), ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_20_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
     /* blocks.20.norm3.out = layernorm_affine(blocks.20.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_20_NORM3_OUT), ACT(OFF_BLOCKS_20_X1), W(W_BLOCKS_20_NORM3_WEIGHT), W(W_BLOCKS_20_NORM3_BIAS), L);
-    TRACE("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_X1), W(W_BLOCKS_20_NORM3_WEIGHT), W(W_BLOCKS_20_NORM3_BIAS), L);
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_20_NORM3_OUT), W(W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_NORM3_OUT), W(W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_Q_BIAS), L);
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), W(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_20_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_20_CROSS_ATTN_ATTN), W(W_BLOCKS_20_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_CROSS_ATTN_ATTN), W(W_BLOCKS_20_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_20_CROSS_ATTN_O_BIAS), L);
     /* blocks.20.x2 = add(blocks.20.x1, blocks.20.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_20_X2), ACT(OFF_BLOCKS_20_X1), ACT(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.20.x2", OFF_BLOCKS_20_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.20.x2", OFF_BLOCKS_20_X2, (long long)L * 1536), ACT(OFF_BLOCKS_20_X1), ACT(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), L);
     /* blocks.20.norm2.out = layernorm_modulate(blocks.20.x2, blocks.20.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_20_NORM2_OUT), ACT(OFF_BLOCKS_20_X2), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
-    TRACE("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_X2), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
     /* blocks.20.ffn.0.out = linear(blocks.20.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_20_FFN_0_OUT), ACT(OFF_BLOCKS_20_NORM2_OUT), W(W_BLOCKS_20_FFN_0_WEIGHT), W(W_BLOCKS_20_FFN_0_BIAS), L);
-    TRACE("blocks.20.ffn.0.out", OFF_BLOCKS_20_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.20.ffn.0.out", OFF_BLOCKS_20_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_20_NORM2_OUT), W(W_BLOCKS_20_FFN_0_WEIGHT), W(W_BLOCKS_20_FFN_0_BIAS), L);
     /* blocks.20.ffn.1.out = gelu_tanh(blocks.20.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_20_FFN_1_OUT), ACT(OFF_BLOCKS_20_FFN_0_OUT), L);
-    TRACE("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_20_FFN_0_OUT), L);
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_20_FFN_2_OUT), ACT(OFF_BLOCKS_20_FFN_1_OUT), W(W_BLOCKS_20_FFN_2_WEIGHT), W(W_BLOCKS_20_FFN_2_BIAS), L);
-    TRACE("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_FFN_1_OUT), W(W_BLOCKS_20_FFN_2_WEIGHT), W(W_BLOCKS_20_FFN_2_BIAS), L);
     /* blocks.20.out = gated_residual(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_20_X2), ACT(OFF_BLOCKS_20_FFN_2_OUT), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
-    TRACE("blocks.20.out", OFF_BLOCKS_20_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.20.out", OFF_BLOCKS_20_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_X2), ACT(OFF_BLOCKS_20_FFN_2_OUT), ACT(OFF_BLOCKS_20_MOD), L, tokens_per_row);
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_21_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_21_MODULATION), Ft);
-    TRACE("blocks.21.mod", OFF_BLOCKS_21_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_21_MODULATION), Ft);
     /* blocks.21.norm1.out = layernorm_modulate(blocks.20.out, blocks.21.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_21_NORM1_OUT), ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
-    TRACE("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
     /* blocks.21.self_attn.q.out = linear(blocks.21.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_Q_BIAS), L);
     /* blocks.21.self_attn.k.out = linear(blocks.21.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.21.self_attn.k.out", OFF_BLOCKS_21_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.self_attn.k.out", OFF_BLOCKS_21_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_K_BIAS), L);
     /* blocks.21.self_attn.v.out = linear(blocks.21.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.21.self_attn.v.out", OFF_BLOCKS_21_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.self_attn.v.out", OFF_BLOCKS_21_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_V_BIAS), L);
     /* blocks.21.self_attn.norm_q.out = rmsnorm(blocks.21.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), W(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.21.self_attn.norm_q.out", OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.21.self_attn.norm_q.out", OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), W(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.21.self_attn.norm_k.out = rmsnorm(blocks.21.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_21_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_21_SELF_ATTN_K_OUT), W(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.21.self_attn.norm_k.out", OFF_BLOCKS_21_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.21.self_attn.norm_k.out", OFF_BLOCKS_21_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_SELF_ATTN_K_OUT), W(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.21.self_attn.q.rope = rope(blocks.21.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_21_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.21.self_attn.k.rope = rope(blocks.21.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_21_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_21_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.q.rope, blocks.21.self_attn.k.rope, blocks.21.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_21_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_21_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_21_SELF_ATTN_V_OUT), L, L);
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_21_SELF_ATTN_ATTN), W(W_BLOCKS_21_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_SELF_ATTN_ATTN), W(W_BLOCKS_21_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_21_SELF_ATTN_O_BIAS), L);
     /* blocks.21.x1 = gated_residual(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_21_X1), ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_21_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
-    TRACE("blocks.21.x1", OFF_BLOCKS_21_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.21.x1", OFF_BLOCKS_21_X1, (long long)L * 1536), ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_21_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
     /* blocks.21.norm3.out = layernorm_affine(blocks.21.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_21_NORM3_OUT), ACT(OFF_BLOCKS_21_X1), W(W_BLOCKS_21_NORM3_WEIGHT), W(W_BLOCKS_21_NORM3_BIAS), L);
-    TRACE("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_X1), W(W_BLOCKS_21_NORM3_WEIGHT), W(W_BLOCKS_21_NORM3_BIAS), L);
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_21_NORM3_OUT), W(W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_NORM3_OUT), W(W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_Q_BIAS), L);
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), W(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_21_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_21_CROSS_ATTN_ATTN), W(W_BLOCKS_21_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_CROSS_ATTN_ATTN), W(W_BLOCKS_21_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_21_CROSS_ATTN_O_BIAS), L);
     /* blocks.21.x2 = add(blocks.21.x1, blocks.21.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_21_X2), ACT(OFF_BLOCKS_21_X1), ACT(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.21.x2", OFF_BLOCKS_21_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.21.x2", OFF_BLOCKS_21_X2, (long long)L * 1536), ACT(OFF_BLOCKS_21_X1), ACT(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), L);
     /* blocks.21.norm2.out = layernorm_modulate(blocks.21.x2, blocks.21.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_21_NORM2_OUT), ACT(OFF_BLOCKS_21_X2), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
-    TRACE("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_X2), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
     /* blocks.21.ffn.0.out = linear(blocks.21.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_21_FFN_0_OUT), ACT(OFF_BLOCKS_21_NORM2_OUT), W(W_BLOCKS_21_FFN_0_WEIGHT), W(W_BLOCKS_21_FFN_0_BIAS), L);
-    TRACE("blocks.21.ffn.0.out", OFF_BLOCKS_21_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.21.ffn.0.out", OFF_BLOCKS_21_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_21_NORM2_OUT), W(W_BLOCKS_21_FFN_0_WEIGHT), W(W_BLOCKS_21_FFN_0_BIAS), L);
     /* blocks.21.ffn.1.out = gelu_tanh(blocks.21.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_21_FFN_1_OUT), ACT(OFF_BLOCKS_21_FFN_0_OUT), L);
-    TRACE("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_21_FFN_0_OUT), L);
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_21_FFN_2_OUT), ACT(OFF_BLOCKS_21_FFN_1_OUT), W(W_BLOCKS_21_FFN_2_WEIGHT), W(W_BLOCKS_21_FFN_2_BIAS), L);
-    TRACE("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_FFN_1_OUT), W(W_BLOCKS_21_FFN_2_WEIGHT), W(W_BLOCKS_21_FFN_2_BIAS), L);
     /* blocks.21.out = gated_residual(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_21_X2), ACT(OFF_BLOCKS_21_FFN_2_OUT), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
-    TRACE("blocks.21.out", OFF_BLOCKS_21_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.21.out", OFF_BLOCKS_21_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_X2), ACT(OFF_BLOCKS_21_FFN_2_OUT), ACT(OFF_BLOCKS_21_MOD), L, tokens_per_row);
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_22_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_22_MODULATION), Ft);
-    TRACE("blocks.22.mod", OFF_BLOCKS_22_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_22_MODULATION), Ft);
     /* blocks.22.norm1.out = layernorm_modulate(blocks.21.out, blocks.22.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_22_NORM1_OUT), ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
-    TRACE("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
     /* blocks.22.self_attn.q.out = linear(blocks.22.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_Q_BIAS), L);
     /* blocks.22.self_attn.k.out = linear(blocks.22.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.22.self_attn.k.out", OFF_BLOCKS_22_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.self_attn.k.out", OFF_BLOCKS_22_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_K_BIAS), L);
     /* blocks.22.self_attn.v.out = linear(blocks.22.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.22.self_attn.v.out", OFF_BLOCKS_22_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.self_attn.v.out", OFF_BLOCKS_22_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_V_BIAS), L);
     /* blocks.22.self_attn.norm_q.out = rmsnorm(blocks.22.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), W(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.22.self_attn.norm_q.out", OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.22.self_attn.norm_q.out", OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), W(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.22.self_attn.norm_k.out = rmsnorm(blocks.22.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_22_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_22_SELF_ATTN_K_OUT), W(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.22.self_attn.norm_k.out", OFF_BLOCKS_22_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.22.self_attn.norm_k.out", OFF_BLOCKS_22_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_SELF_ATTN_K_OUT), W(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.22.self_attn.q.rope = rope(blocks.22.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_22_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.22.self_attn.k.rope = rope(blocks.22.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_22_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_22_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.q.rope, blocks.22.self_attn.k.rope, blocks.22.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_22_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_22_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_22_SELF_ATTN_V_OUT), L, L);
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_22_SELF_ATTN_ATTN), W(W_BLOCKS_22_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_SELF_ATTN_ATTN), W(W_BLOCKS_22_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_22_SELF_ATTN_O_BIAS), L);
     /* blocks.22.x1 = gated_residual(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_22_X1), ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_22_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
-    TRACE("blocks.22.x1", OFF_BLOCKS_22_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.22.x1", OFF_BLOCKS_22_X1, (long long)L * 1536), ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_22_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
     /* blocks.22.norm3.out = layernorm_affine(blocks.22.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_22_NORM3_OUT), ACT(OFF_BLOCKS_22_X1), W(W_BLOCKS_22_NORM3_WEIGHT), W(W_BLOCKS_22_NORM3_BIAS), L);
-    TRACE("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_X1), W(W_BLOCKS_22_NORM3_WEIGHT), W(W_BLOCKS_22_NORM3_BIAS), L);
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_22_NORM3_OUT), W(W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_NORM3_OUT), W(W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_Q_BIAS), L);
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), W(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_22_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_22_CROSS_ATTN_ATTN), W(W_BLOCKS_22_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_CROSS_ATTN_ATTN), W(W_BLOCKS_22_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_22_CROSS_ATTN_O_BIAS), L);
     /* blocks.22.x2 = add(blocks.22.x1, blocks.22.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_22_X2), ACT(OFF_BLOCKS_22_X1), ACT(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.22.x2", OFF_BLOCKS_22_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.22.x2", OFF_BLOCKS_22_X2, (long long)L * 1536), ACT(OFF_BLOCKS_22_X1), ACT(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), L);
     /* blocks.22.norm2.out = layernorm_modulate(blocks.22.x2, blocks.22.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_22_NORM2_OUT), ACT(OFF_BLOCKS_22_X2), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
-    TRACE("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_X2), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
     /* blocks.22.ffn.0.out = linear(blocks.22.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_22_FFN_0_OUT), ACT(OFF_BLOCKS_22_NORM2_OUT), W(W_BLOCKS_22_FFN_0_WEIGHT), W(W_BLOCKS_22_FFN_0_BIAS), L);
-    TRACE("blocks.22.ffn.0.out", OFF_BLOCKS_22_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.22.ffn.0.out", OFF_BLOCKS_22_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_22_NORM2_OUT), W(W_BLOCKS_22_FFN_0_WEIGHT), W(W_BLOCKS_22_FFN_0_BIAS), L);
     /* blocks.22.ffn.1.out = gelu_tanh(blocks.22.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_22_FFN_1_OUT), ACT(OFF_BLOCKS_22_FFN_0_OUT), L);
-    TRACE("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_22_FFN_0_OUT), L);
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_22_FFN_2_OUT), ACT(OFF_BLOCKS_22_FFN_1_OUT), W(W_BLOCKS_22_FFN_2_WEIGHT), W(W_BLOCKS_22_FFN_2_BIAS), L);
-    TRACE("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_FFN_1_OUT), W(W_BLOCKS_22_FFN_2_WEIGHT), W(W_BLOCKS_22_FFN_2_BIAS), L);
     /* blocks.22.out = gated_residual(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_22_X2), ACT(OFF_BLOCKS_22_FFN_2_OUT), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
-    TRACE("blocks.22.out", OFF_BLOCKS_22_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.22.out", OFF_BLOCKS_22_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_X2), ACT(OFF_BLOCKS_22_FFN_2_OUT), ACT(OFF_BLOCKS_22_MOD), L, tokens_per_row);
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_23_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_23_MODULATION), Ft);
-    TRACE("blocks.23.mod", OFF_BLOCKS_23_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_23_MODULATION), Ft);
     /* blocks.23.norm1.out = layernorm_modulate(blocks.22.out, blocks.23.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_23_NORM1_OUT), ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
-    TRACE("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
     /* blocks.23.self_attn.q.out = linear(blocks.23.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_Q_BIAS), L);
     /* blocks.23.self_attn.k.out = linear(blocks.23.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.23.self_attn.k.out", OFF_BLOCKS_23_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.self_attn.k.out", OFF_BLOCKS_23_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_K_BIAS), L);
     /* blocks.23.self_attn.v.out = linear(blocks.23.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.23.self_attn.v.out", OFF_BLOCKS_23_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.self_attn.v.out", OFF_BLOCKS_23_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_V_BIAS), L);
     /* blocks.23.self_attn.norm_q.out = rmsnorm(blocks.23.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), W(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.23.self_attn.norm_q.out", OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.23.self_attn.norm_q.out", OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), W(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.23.self_attn.norm_k.out = rmsnorm(blocks.23.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_23_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_23_SELF_ATTN_K_OUT), W(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.23.self_attn.norm_k.out", OFF_BLOCKS_23_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.23.self_attn.norm_k.out", OFF_BLOCKS_23_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_SELF_ATTN_K_OUT), W(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.23.self_attn.q.rope = rope(blocks.23.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_23_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.23.self_attn.k.rope = rope(blocks.23.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_23_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_23_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.q.rope, blocks.23.self_attn.k.rope, blocks.23.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_23_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_23_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_23_SELF_ATTN_V_OUT), L, L);
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_23_SELF_ATTN_ATTN), W(W_BLOCKS_23_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_SELF_ATTN_ATTN), W(W_BLOCKS_23_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_23_SELF_ATTN_O_BIAS), L);
     /* blocks.23.x1 = gated_residual(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_23_X1), ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_23_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
-    TRACE("blocks.23.x1", OFF_BLOCKS_23_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.23.x1", OFF_BLOCKS_23_X1, (long long)L * 1536), ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_23_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
     /* blocks.23.norm3.out = layernorm_affine(blocks.23.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_23_NORM3_OUT), ACT(OFF_BLOCKS_23_X1), W(W_BLOCKS_23_NORM3_WEIGHT), W(W_BLOCKS_23_NORM3_BIAS), L);
-    TRACE("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_X1), W(W_BLOCKS_23_NORM3_WEIGHT), W(W_BLOCKS_23_NORM3_BIAS), L);
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_23_NORM3_OUT), W(W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_NORM3_OUT), W(W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_Q_BIAS), L);
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), W(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_23_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_23_CROSS_ATTN_ATTN), W(W_BLOCKS_23_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_CROSS_ATTN_ATTN), W(W_BLOCKS_23_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_23_CROSS_ATTN_O_BIAS), L);
     /* blocks.23.x2 = add(blocks.23.x1, blocks.23.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_23_X2), ACT(OFF_BLOCKS_23_X1), ACT(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.23.x2", OFF_BLOCKS_23_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.23.x2", OFF_BLOCKS_23_X2, (long long)L * 1536), ACT(OFF_BLOCKS_23_X1), ACT(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), L);
     /* blocks.23.norm2.out = layernorm_modulate(blocks.23.x2, blocks.23.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_23_NORM2_OUT), ACT(OFF_BLOCKS_23_X2), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
-    TRACE("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_X2), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
     /* blocks.23.ffn.0.out = linear(blocks.23.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_23_FFN_0_OUT), ACT(OFF_BLOCKS_23_NORM2_OUT), W(W_BLOCKS_23_FFN_0_WEIGHT), W(W_BLOCKS_23_FFN_0_BIAS), L);
-    TRACE("blocks.23.ffn.0.out", OFF_BLOCKS_23_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.23.ffn.0.out", OFF_BLOCKS_23_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_23_NORM2_OUT), W(W_BLOCKS_23_FFN_0_WEIGHT), W(W_BLOCKS_23_FFN_0_BIAS), L);
     /* blocks.23.ffn.1.out = gelu_tanh(blocks.23.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_23_FFN_1_OUT), ACT(OFF_BLOCKS_23_FFN_0_OUT), L);
-    TRACE("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_23_FFN_0_OUT), L);
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_23_FFN_2_OUT), ACT(OFF_BLOCKS_23_FFN_1_OUT), W(W_BLOCKS_23_FFN_2_WEIGHT), W(W_BLOCKS_23_FFN_2_BIAS), L);
-    TRACE("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_FFN_1_OUT), W(W_BLOCKS_23_FFN_2_WEIGHT), W(W_BLOCKS_23_FFN_2_BIAS), L);
     /* blocks.23.out = gated_residual(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_23_OUT), ACT(OFF_BLOCKS_23_X2), ACT(OFF_BLOCKS_23_FFN_2_OUT), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
-    TRACE("blocks.23.out", OFF_BLOCKS_23_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.23.out", OFF_BLOCKS_23_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_X2), ACT(OFF_BLOCKS_23_FFN_2_OUT), ACT(OFF_BLOCKS_23_MOD), L, tokens_per_row);
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_24_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_24_MODULATION), Ft);
-    TRACE("blocks.24.mod", OFF_BLOCKS_24_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_24_MODULATION), Ft);
     /* blocks.24.norm1.out = layernorm_modulate(blocks.23.out, blocks.24.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_24_NORM1_OUT), ACT(OFF_BLOCKS_23_OUT), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
-    TRACE("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_23_OUT), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
     /* blocks.24.self_attn.q.out = linear(blocks.24.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_24_NORM1_OUT), W(W_BLOCKS_24_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_NORM1_OUT), W(W_BLOCKS_24_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_Q_BIAS), L);
     /* blocks.24.self_attn.k.out = linear(blocks.24.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_24_NORM1_OUT), W(W_BLOCKS_24_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.24.self_attn.k.out", OFF_BLOCKS_24_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.self_attn.k.out", OFF_BLOCKS_24_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_NORM1_OUT), W(W_BLOCKS_24_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_K_BIAS), L);
     /* blocks.24.self_attn.v.out = linear(blocks.24.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_24_NORM1_OUT), W(W_BLOCKS_24_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.24.self_attn.v.out", OFF_BLOCKS_24_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.self_attn.v.out", OFF_BLOCKS_24_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_NORM1_OUT), W(W_BLOCKS_24_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_V_BIAS), L);
     /* blocks.24.self_attn.norm_q.out = rmsnorm(blocks.24.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), W(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.24.self_attn.norm_q.out", OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.24.self_attn.norm_q.out", OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), W(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.24.self_attn.norm_k.out = rmsnorm(blocks.24.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_24_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_24_SELF_ATTN_K_OUT), W(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.24.self_attn.norm_k.out", OFF_BLOCKS_24_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.24.self_attn.norm_k.out", OFF_BLOCKS_24_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_SELF_ATTN_K_OUT), W(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.24.self_attn.q.rope = rope(blocks.24.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_24_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.24.self_attn.k.rope = rope(blocks.24.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_24_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_24_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.q.rope, blocks.24.self_attn.k.rope, blocks.24.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_24_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_24_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_24_SELF_ATTN_V_OUT), L, L);
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_24_SELF_ATTN_ATTN), W(W_BLOCKS_24_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_SELF_ATTN_ATTN), W(W_BLOCKS_24_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_24_SELF_ATTN_O_BIAS), L);
     /* blocks.24.x1 = gated_residual(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_24_X1), ACT(OFF_BLOCKS_23_OUT), ACT(OFF_BLOCKS_24_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
-    TRACE("blocks.24.x1", OFF_BLOCKS_24_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.24.x1", OFF_BLOCKS_24_X1, (long long)L * 1536), ACT(OFF_BLOCKS_23_OUT), ACT(OFF_BLOCKS_24_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
     /* blocks.24.norm3.out = layernorm_affine(blocks.24.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_24_NORM3_OUT), ACT(OFF_BLOCKS_24_X1), W(W_BLOCKS_24_NORM3_WEIGHT), W(W_BLOCKS_24_NORM3_BIAS), L);
-    TRACE("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_X1), W(W_BLOCKS_24_NORM3_WEIGHT), W(W_BLOCKS_24_NORM3_BIAS), L);
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_24_NORM3_OUT), W(W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_NORM3_OUT), W(W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_Q_BIAS), L);
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), W(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_24_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_24_CROSS_ATTN_ATTN), W(W_BLOCKS_24_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_CROSS_ATTN_ATTN), W(W_BLOCKS_24_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_24_CROSS_ATTN_O_BIAS), L);
     /* blocks.24.x2 = add(blocks.24.x1, blocks.24.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_24_X2), ACT(OFF_BLOCKS_24_X1), ACT(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.24.x2", OFF_BLOCKS_24_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.24.x2", OFF_BLOCKS_24_X2, (long long)L * 1536), ACT(OFF_BLOCKS_24_X1), ACT(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), L);
     /* blocks.24.norm2.out = layernorm_modulate(blocks.24.x2, blocks.24.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_24_NORM2_OUT), ACT(OFF_BLOCKS_24_X2), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
-    TRACE("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_X2), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
     /* blocks.24.ffn.0.out = linear(blocks.24.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_24_FFN_0_OUT), ACT(OFF_BLOCKS_24_NORM2_OUT), W(W_BLOCKS_24_FFN_0_WEIGHT), W(W_BLOCKS_24_FFN_0_BIAS), L);
-    TRACE("blocks.24.ffn.0.out", OFF_BLOCKS_24_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.24.ffn.0.out", OFF_BLOCKS_24_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_24_NORM2_OUT), W(W_BLOCKS_24_FFN_0_WEIGHT), W(W_BLOCKS_24_FFN_0_BIAS), L);
     /* blocks.24.ffn.1.out = gelu_tanh(blocks.24.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_24_FFN_1_OUT), ACT(OFF_BLOCKS_24_FFN_0_OUT), L);
-    TRACE("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_24_FFN_0_OUT), L);
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_24_FFN_2_OUT), ACT(OFF_BLOCKS_24_FFN_1_OUT), W(W_BLOCKS_24_FFN_2_WEIGHT), W(W_BLOCKS_24_FFN_2_BIAS), L);
-    TRACE("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_FFN_1_OUT), W(W_BLOCKS_24_FFN_2_WEIGHT), W(W_BLOCKS_24_FFN_2_BIAS), L);
     /* blocks.24.out = gated_residual(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_24_OUT), ACT(OFF_BLOCKS_24_X2), ACT(OFF_BLOCKS_24_FFN_2_OUT), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
-    TRACE("blocks.24.out", OFF_BLOCKS_24_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.24.out", OFF_BLOCKS_24_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_X2), ACT(OFF_BLOCKS_24_FFN_2_OUT), ACT(OFF_BLOCKS_24_MOD), L, tokens_per_row);
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_25_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_25_MODULATION), Ft);
-    TRACE("blocks.25.mod", OFF_BLOCKS_25_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_25_MODULATION), Ft);
     /* blocks.25.norm1.out = layernorm_modulate(blocks.24.out, blocks.25.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_25_NORM1_OUT), ACT(OFF_BLOCKS_24_OUT), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
-    TRACE("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_24_OUT), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
     /* blocks.25.self_attn.q.out = linear(blocks.25.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_25_NORM1_OUT), W(W_BLOCKS_25_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_NORM1_OUT), W(W_BLOCKS_25_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_Q_BIAS), L);
     /* blocks.25.self_attn.k.out = linear(blocks.25.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_25_NORM1_OUT), W(W_BLOCKS_25_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.25.self_attn.k.out", OFF_BLOCKS_25_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.self_attn.k.out", OFF_BLOCKS_25_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_NORM1_OUT), W(W_BLOCKS_25_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_K_BIAS), L);
     /* blocks.25.self_attn.v.out = linear(blocks.25.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_25_NORM1_OUT), W(W_BLOCKS_25_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.25.self_attn.v.out", OFF_BLOCKS_25_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.self_attn.v.out", OFF_BLOCKS_25_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_NORM1_OUT), W(W_BLOCKS_25_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_V_BIAS), L);
     /* blocks.25.self_attn.norm_q.out = rmsnorm(blocks.25.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), W(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.25.self_attn.norm_q.out", OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.25.self_attn.norm_q.out", OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), W(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.25.self_attn.norm_k.out = rmsnorm(blocks.25.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_25_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_25_SELF_ATTN_K_OUT), W(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.25.self_attn.norm_k.out", OFF_BLOCKS_25_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.25.self_attn.norm_k.out", OFF_BLOCKS_25_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_SELF_ATTN_K_OUT), W(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.25.self_attn.q.rope = rope(blocks.25.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_25_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.25.self_attn.k.rope = rope(blocks.25.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_25_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_25_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.q.rope, blocks.25.self_attn.k.rope, blocks.25.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_25_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_25_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_25_SELF_ATTN_V_OUT), L, L);
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_25_SELF_ATTN_ATTN), W(W_BLOCKS_25_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_SELF_ATTN_ATTN), W(W_BLOCKS_25_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_25_SELF_ATTN_O_BIAS), L);
     /* blocks.25.x1 = gated_residual(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_25_X1), ACT(OFF_BLOCKS_24_OUT), ACT(OFF_BLOCKS_25_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
-    TRACE("blocks.25.x1", OFF_BLOCKS_25_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.25.x1", OFF_BLOCKS_25_X1, (long long)L * 1536), ACT(OFF_BLOCKS_24_OUT), ACT(OFF_BLOCKS_25_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
     /* blocks.25.norm3.out = layernorm_affine(blocks.25.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_25_NORM3_OUT), ACT(OFF_BLOCKS_25_X1), W(W_BLOCKS_25_NORM3_WEIGHT), W(W_BLOCKS_25_NORM3_BIAS), L);
-    TRACE("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_X1), W(W_BLOCKS_25_NORM3_WEIGHT), W(W_BLOCKS_25_NORM3_BIAS), L);
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_25_NORM3_OUT), W(W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_NORM3_OUT), W(W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_Q_BIAS), L);
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), W(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_25_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_25_CROSS_ATTN_ATTN), W(W_BLOCKS_25_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_CROSS_ATTN_ATTN), W(W_BLOCKS_25_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_25_CROSS_ATTN_O_BIAS), L);
     /* blocks.25.x2 = add(blocks.25.x1, blocks.25.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_25_X2), ACT(OFF_BLOCKS_25_X1), ACT(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.25.x2", OFF_BLOCKS_25_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.25.x2", OFF_BLOCKS_25_X2, (long long)L * 1536), ACT(OFF_BLOCKS_25_X1), ACT(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), L);
     /* blocks.25.norm2.out = layernorm_modulate(blocks.25.x2, blocks.25.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_25_NORM2_OUT), ACT(OFF_BLOCKS_25_X2), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
-    TRACE("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_X2), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
     /* blocks.25.ffn.0.out = linear(blocks.25.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_25_FFN_0_OUT), ACT(OFF_BLOCKS_25_NORM2_OUT), W(W_BLOCKS_25_FFN_0_WEIGHT), W(W_BLOCKS_25_FFN_0_BIAS), L);
-    TRACE("blocks.25.ffn.0.out", OFF_BLOCKS_25_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.25.ffn.0.out", OFF_BLOCKS_25_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_25_NORM2_OUT), W(W_BLOCKS_25_FFN_0_WEIGHT), W(W_BLOCKS_25_FFN_0_BIAS), L);
     /* blocks.25.ffn.1.out = gelu_tanh(blocks.25.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_25_FFN_1_OUT), ACT(OFF_BLOCKS_25_FFN_0_OUT), L);
-    TRACE("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_25_FFN_0_OUT), L);
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_25_FFN_2_OUT), ACT(OFF_BLOCKS_25_FFN_1_OUT), W(W_BLOCKS_25_FFN_2_WEIGHT), W(W_BLOCKS_25_FFN_2_BIAS), L);
-    TRACE("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_FFN_1_OUT), W(W_BLOCKS_25_FFN_2_WEIGHT), W(W_BLOCKS_25_FFN_2_BIAS), L);
     /* blocks.25.out = gated_residual(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_25_OUT), ACT(OFF_BLOCKS_25_X2), ACT(OFF_BLOCKS_25_FFN_2_OUT), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
-    TRACE("blocks.25.out", OFF_BLOCKS_25_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.25.out", OFF_BLOCKS_25_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_X2), ACT(OFF_BLOCKS_25_FFN_2_OUT), ACT(OFF_BLOCKS_25_MOD), L, tokens_per_row);
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_26_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_26_MODULATION), Ft);
-    TRACE("blocks.26.mod", OFF_BLOCKS_26_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_26_MODULATION), Ft);
     /* blocks.26.norm1.out = layernorm_modulate(blocks.25.out, blocks.26.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_26_NORM1_OUT), ACT(OFF_BLOCKS_25_OUT), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
-    TRACE("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_25_OUT), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
     /* blocks.26.self_attn.q.out = linear(blocks.26.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_26_NORM1_OUT), W(W_BLOCKS_26_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_NORM1_OUT), W(W_BLOCKS_26_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_Q_BIAS), L);
     /* blocks.26.self_attn.k.out = linear(blocks.26.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_26_NORM1_OUT), W(W_BLOCKS_26_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.26.self_attn.k.out", OFF_BLOCKS_26_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.self_attn.k.out", OFF_BLOCKS_26_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_NORM1_OUT), W(W_BLOCKS_26_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_K_BIAS), L);
     /* blocks.26.self_attn.v.out = linear(blocks.26.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_26_NORM1_OUT), W(W_BLOCKS_26_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.26.self_attn.v.out", OFF_BLOCKS_26_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.self_attn.v.out", OFF_BLOCKS_26_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_NORM1_OUT), W(W_BLOCKS_26_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_V_BIAS), L);
     /* blocks.26.self_attn.norm_q.out = rmsnorm(blocks.26.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), W(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.26.self_attn.norm_q.out", OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.26.self_attn.norm_q.out", OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), W(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.26.self_attn.norm_k.out = rmsnorm(blocks.26.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_26_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_26_SELF_ATTN_K_OUT), W(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.26.self_attn.norm_k.out", OFF_BLOCKS_26_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.26.self_attn.norm_k.out", OFF_BLOCKS_26_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_SELF_ATTN_K_OUT), W(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.26.self_attn.q.rope = rope(blocks.26.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_26_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.26.self_attn.k.rope = rope(blocks.26.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_26_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_26_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.q.rope, blocks.26.self_attn.k.rope, blocks.26.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_26_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_26_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_26_SELF_ATTN_V_OUT), L, L);
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_26_SELF_ATTN_ATTN), W(W_BLOCKS_26_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_SELF_ATTN_ATTN), W(W_BLOCKS_26_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_26_SELF_ATTN_O_BIAS), L);
     /* blocks.26.x1 = gated_residual(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_26_X1), ACT(OFF_BLOCKS_25_OUT), ACT(OFF_BLOCKS_26_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
-    TRACE("blocks.26.x1", OFF_BLOCKS_26_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.26.x1", OFF_BLOCKS_26_X1, (long long)L * 1536), ACT(OFF_BLOCKS_25_OUT), ACT(OFF_BLOCKS_26_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
     /* blocks.26.norm3.out = layernorm_affine(blocks.26.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_26_NORM3_OUT), ACT(OFF_BLOCKS_26_X1), W(W_BLOCKS_26_NORM3_WEIGHT), W(W_BLOCKS_26_NORM3_BIAS), L);
-    TRACE("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_X1), W(W_BLOCKS_26_NORM3_WEIGHT), W(W_BLOCKS_26_NORM3_BIAS), L);
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_26_NORM3_OUT), W(W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_NORM3_OUT), W(W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_Q_BIAS), L);
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), W(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_26_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_26_CROSS_ATTN_ATTN), W(W_BLOCKS_26_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_CROSS_ATTN_ATTN), W(W_BLOCKS_26_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_26_CROSS_ATTN_O_BIAS), L);
     /* blocks.26.x2 = add(blocks.26.x1, blocks.26.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_26_X2), ACT(OFF_BLOCKS_26_X1), ACT(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.26.x2", OFF_BLOCKS_26_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.26.x2", OFF_BLOCKS_26_X2, (long long)L * 1536), ACT(OFF_BLOCKS_26_X1), ACT(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), L);
     /* blocks.26.norm2.out = layernorm_modulate(blocks.26.x2, blocks.26.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_26_NORM2_OUT), ACT(OFF_BLOCKS_26_X2), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
-    TRACE("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_X2), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
     /* blocks.26.ffn.0.out = linear(blocks.26.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_26_FFN_0_OUT), ACT(OFF_BLOCKS_26_NORM2_OUT), W(W_BLOCKS_26_FFN_0_WEIGHT), W(W_BLOCKS_26_FFN_0_BIAS), L);
-    TRACE("blocks.26.ffn.0.out", OFF_BLOCKS_26_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.26.ffn.0.out", OFF_BLOCKS_26_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_26_NORM2_OUT), W(W_BLOCKS_26_FFN_0_WEIGHT), W(W_BLOCKS_26_FFN_0_BIAS), L);
     /* blocks.26.ffn.1.out = gelu_tanh(blocks.26.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_26_FFN_1_OUT), ACT(OFF_BLOCKS_26_FFN_0_OUT), L);
-    TRACE("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_26_FFN_0_OUT), L);
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_26_FFN_2_OUT), ACT(OFF_BLOCKS_26_FFN_1_OUT), W(W_BLOCKS_26_FFN_2_WEIGHT), W(W_BLOCKS_26_FFN_2_BIAS), L);
-    TRACE("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_FFN_1_OUT), W(W_BLOCKS_26_FFN_2_WEIGHT), W(W_BLOCKS_26_FFN_2_BIAS), L);
     /* blocks.26.out = gated_residual(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_26_OUT), ACT(OFF_BLOCKS_26_X2), ACT(OFF_BLOCKS_26_FFN_2_OUT), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
-    TRACE("blocks.26.out", OFF_BLOCKS_26_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.26.out", OFF_BLOCKS_26_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_X2), ACT(OFF_BLOCKS_26_FFN_2_OUT), ACT(OFF_BLOCKS_26_MOD), L, tokens_per_row);
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_27_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_27_MODULATION), Ft);
-    TRACE("blocks.27.mod", OFF_BLOCKS_27_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_27_MODULATION), Ft);
     /* blocks.27.norm1.out = layernorm_modulate(blocks.26.out, blocks.27.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_27_NORM1_OUT), ACT(OFF_BLOCKS_26_OUT), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
-    TRACE("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_26_OUT), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
     /* blocks.27.self_attn.q.out = linear(blocks.27.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_27_NORM1_OUT), W(W_BLOCKS_27_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_NORM1_OUT), W(W_BLOCKS_27_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_Q_BIAS), L);
     /* blocks.27.self_attn.k.out = linear(blocks.27.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_27_NORM1_OUT), W(W_BLOCKS_27_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.27.self_attn.k.out", OFF_BLOCKS_27_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.self_attn.k.out", OFF_BLOCKS_27_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_NORM1_OUT), W(W_BLOCKS_27_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_K_BIAS), L);
     /* blocks.27.self_attn.v.out = linear(blocks.27.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_27_NORM1_OUT), W(W_BLOCKS_27_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.27.self_attn.v.out", OFF_BLOCKS_27_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.self_attn.v.out", OFF_BLOCKS_27_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_NORM1_OUT), W(W_BLOCKS_27_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_V_BIAS), L);
     /* blocks.27.self_attn.norm_q.out = rmsnorm(blocks.27.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), W(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.27.self_attn.norm_q.out", OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.27.self_attn.norm_q.out", OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), W(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.27.self_attn.norm_k.out = rmsnorm(blocks.27.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_27_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_27_SELF_ATTN_K_OUT), W(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.27.self_attn.norm_k.out", OFF_BLOCKS_27_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.27.self_attn.norm_k.out", OFF_BLOCKS_27_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_SELF_ATTN_K_OUT), W(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.27.self_attn.q.rope = rope(blocks.27.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_27_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.27.self_attn.k.rope = rope(blocks.27.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_27_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_27_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.q.rope, blocks.27.self_attn.k.rope, blocks.27.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_27_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_27_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_27_SELF_ATTN_V_OUT), L, L);
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_27_SELF_ATTN_ATTN), W(W_BLOCKS_27_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_SELF_ATTN_ATTN), W(W_BLOCKS_27_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_27_SELF_ATTN_O_BIAS), L);
     /* blocks.27.x1 = gated_residual(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_27_X1), ACT(OFF_BLOCKS_26_OUT), ACT(OFF_BLOCKS_27_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
-    TRACE("blocks.27.x1", OFF_BLOCKS_27_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.27.x1", OFF_BLOCKS_27_X1, (long long)L * 1536), ACT(OFF_BLOCKS_26_OUT), ACT(OFF_BLOCKS_27_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
     /* blocks.27.norm3.out = layernorm_affine(blocks.27.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_27_NORM3_OUT), ACT(OFF_BLOCKS_27_X1), W(W_BLOCKS_27_NORM3_WEIGHT), W(W_BLOCKS_27_NORM3_BIAS), L);
-    TRACE("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_X1), W(W_BLOCKS_27_NORM3_WEIGHT), W(W_BLOCKS_27_NORM3_BIAS), L);
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_27_NORM3_OUT), W(W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_NORM3_OUT), W(W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_Q_BIAS), L);
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), W(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_27_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_27_CROSS_ATTN_ATTN), W(W_BLOCKS_27_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_CROSS_ATTN_ATTN), W(W_BLOCKS_27_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_27_CROSS_ATTN_O_BIAS), L);
     /* blocks.27.x2 = add(blocks.27.x1, blocks.27.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_27_X2), ACT(OFF_BLOCKS_27_X1), ACT(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.27.x2", OFF_BLOCKS_27_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.27.x2", OFF_BLOCKS_27_X2, (long long)L * 1536), ACT(OFF_BLOCKS_27_X1), ACT(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), L);
     /* blocks.27.norm2.out = layernorm_modulate(blocks.27.x2, blocks.27.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_27_NORM2_OUT), ACT(OFF_BLOCKS_27_X2), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
-    TRACE("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_X2), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
     /* blocks.27.ffn.0.out = linear(blocks.27.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_27_FFN_0_OUT), ACT(OFF_BLOCKS_27_NORM2_OUT), W(W_BLOCKS_27_FFN_0_WEIGHT), W(W_BLOCKS_27_FFN_0_BIAS), L);
-    TRACE("blocks.27.ffn.0.out", OFF_BLOCKS_27_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.27.ffn.0.out", OFF_BLOCKS_27_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_27_NORM2_OUT), W(W_BLOCKS_27_FFN_0_WEIGHT), W(W_BLOCKS_27_FFN_0_BIAS), L);
     /* blocks.27.ffn.1.out = gelu_tanh(blocks.27.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_27_FFN_1_OUT), ACT(OFF_BLOCKS_27_FFN_0_OUT), L);
-    TRACE("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_27_FFN_0_OUT), L);
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_27_FFN_2_OUT), ACT(OFF_BLOCKS_27_FFN_1_OUT), W(W_BLOCKS_27_FFN_2_WEIGHT), W(W_BLOCKS_27_FFN_2_BIAS), L);
-    TRACE("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_FFN_1_OUT), W(W_BLOCKS_27_FFN_2_WEIGHT), W(W_BLOCKS_27_FFN_2_BIAS), L);
     /* blocks.27.out = gated_residual(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_27_OUT), ACT(OFF_BLOCKS_27_X2), ACT(OFF_BLOCKS_27_FFN_2_OUT), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
-    TRACE("blocks.27.out", OFF_BLOCKS_27_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.27.out", OFF_BLOCKS_27_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_X2), ACT(OFF_BLOCKS_27_FFN_2_OUT), ACT(OFF_BLOCKS_27_MOD), L, tokens_per_row);
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_28_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_28_MODULATION), Ft);
-    TRACE("blocks.28.mod", OFF_BLOCKS_28_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_28_MODULATION), Ft);
     /* blocks.28.norm1.out = layernorm_modulate(blocks.27.out, blocks.28.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_28_NORM1_OUT), ACT(OFF_BLOCKS_27_OUT), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
-    TRACE("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_27_OUT), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
     /* blocks.28.self_attn.q.out = linear(blocks.28.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_28_NORM1_OUT), W(W_BLOCKS_28_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_NORM1_OUT), W(W_BLOCKS_28_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_Q_BIAS), L);
     /* blocks.28.self_attn.k.out = linear(blocks.28.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_28_NORM1_OUT), W(W_BLOCKS_28_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.28.self_attn.k.out", OFF_BLOCKS_28_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.self_attn.k.out", OFF_BLOCKS_28_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_NORM1_OUT), W(W_BLOCKS_28_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_K_BIAS), L);
     /* blocks.28.self_attn.v.out = linear(blocks.28.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_28_NORM1_OUT), W(W_BLOCKS_28_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.28.self_attn.v.out", OFF_BLOCKS_28_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.self_attn.v.out", OFF_BLOCKS_28_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_NORM1_OUT), W(W_BLOCKS_28_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_V_BIAS), L);
     /* blocks.28.self_attn.norm_q.out = rmsnorm(blocks.28.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), W(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.28.self_attn.norm_q.out", OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.28.self_attn.norm_q.out", OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), W(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.28.self_attn.norm_k.out = rmsnorm(blocks.28.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_28_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_28_SELF_ATTN_K_OUT), W(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.28.self_attn.norm_k.out", OFF_BLOCKS_28_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.28.self_attn.norm_k.out", OFF_BLOCKS_28_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_SELF_ATTN_K_OUT), W(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.28.self_attn.q.rope = rope(blocks.28.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_28_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.28.self_attn.k.rope = rope(blocks.28.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_28_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_28_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.q.rope, blocks.28.self_attn.k.rope, blocks.28.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_28_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_28_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_28_SELF_ATTN_V_OUT), L, L);
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_28_SELF_ATTN_ATTN), W(W_BLOCKS_28_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_SELF_ATTN_ATTN), W(W_BLOCKS_28_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_28_SELF_ATTN_O_BIAS), L);
     /* blocks.28.x1 = gated_residual(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_28_X1), ACT(OFF_BLOCKS_27_OUT), ACT(OFF_BLOCKS_28_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
-    TRACE("blocks.28.x1", OFF_BLOCKS_28_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.28.x1", OFF_BLOCKS_28_X1, (long long)L * 1536), ACT(OFF_BLOCKS_27_OUT), ACT(OFF_BLOCKS_28_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
     /* blocks.28.norm3.out = layernorm_affine(blocks.28.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_28_NORM3_OUT), ACT(OFF_BLOCKS_28_X1), W(W_BLOCKS_28_NORM3_WEIGHT), W(W_BLOCKS_28_NORM3_BIAS), L);
-    TRACE("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_X1), W(W_BLOCKS_28_NORM3_WEIGHT), W(W_BLOCKS_28_NORM3_BIAS), L);
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_28_NORM3_OUT), W(W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_NORM3_OUT), W(W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_Q_BIAS), L);
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), W(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_28_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_28_CROSS_ATTN_ATTN), W(W_BLOCKS_28_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_CROSS_ATTN_ATTN), W(W_BLOCKS_28_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_28_CROSS_ATTN_O_BIAS), L);
     /* blocks.28.x2 = add(blocks.28.x1, blocks.28.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_28_X2), ACT(OFF_BLOCKS_28_X1), ACT(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.28.x2", OFF_BLOCKS_28_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.28.x2", OFF_BLOCKS_28_X2, (long long)L * 1536), ACT(OFF_BLOCKS_28_X1), ACT(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), L);
     /* blocks.28.norm2.out = layernorm_modulate(blocks.28.x2, blocks.28.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_28_NORM2_OUT), ACT(OFF_BLOCKS_28_X2), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
-    TRACE("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_X2), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
     /* blocks.28.ffn.0.out = linear(blocks.28.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_28_FFN_0_OUT), ACT(OFF_BLOCKS_28_NORM2_OUT), W(W_BLOCKS_28_FFN_0_WEIGHT), W(W_BLOCKS_28_FFN_0_BIAS), L);
-    TRACE("blocks.28.ffn.0.out", OFF_BLOCKS_28_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.28.ffn.0.out", OFF_BLOCKS_28_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_28_NORM2_OUT), W(W_BLOCKS_28_FFN_0_WEIGHT), W(W_BLOCKS_28_FFN_0_BIAS), L);
     /* blocks.28.ffn.1.out = gelu_tanh(blocks.28.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_28_FFN_1_OUT), ACT(OFF_BLOCKS_28_FFN_0_OUT), L);
-    TRACE("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_28_FFN_0_OUT), L);
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_28_FFN_2_OUT), ACT(OFF_BLOCKS_28_FFN_1_OUT), W(W_BLOCKS_28_FFN_2_WEIGHT), W(W_BLOCKS_28_FFN_2_BIAS), L);
-    TRACE("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_FFN_1_OUT), W(W_BLOCKS_28_FFN_2_WEIGHT), W(W_BLOCKS_28_FFN_2_BIAS), L);
     /* blocks.28.out = gated_residual(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_28_OUT), ACT(OFF_BLOCKS_28_X2), ACT(OFF_BLOCKS_28_FFN_2_OUT), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
-    TRACE("blocks.28.out", OFF_BLOCKS_28_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.28.out", OFF_BLOCKS_28_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_X2), ACT(OFF_BLOCKS_28_FFN_2_OUT), ACT(OFF_BLOCKS_28_MOD), L, tokens_per_row);
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] */
-    modulation_c1536_chunks6_estride9216_kstride1536(ACT(OFF_BLOCKS_29_MOD), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_29_MODULATION), Ft);
-    TRACE("blocks.29.mod", OFF_BLOCKS_29_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536);
+    OP(modulation_6x1536, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, (long long)Ft * 6 * 1536), ACT(OFF_TIME_PROJECTION_FPS), W(W_BLOCKS_29_MODULATION), Ft);
     /* blocks.29.norm1.out = layernorm_modulate(blocks.28.out, blocks.29.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_29_NORM1_OUT), ACT(OFF_BLOCKS_28_OUT), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
-    TRACE("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_msa_c1536, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_28_OUT), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
     /* blocks.29.self_attn.q.out = linear(blocks.29.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_29_NORM1_OUT), W(W_BLOCKS_29_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_NORM1_OUT), W(W_BLOCKS_29_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_Q_BIAS), L);
     /* blocks.29.self_attn.k.out = linear(blocks.29.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_29_NORM1_OUT), W(W_BLOCKS_29_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.29.self_attn.k.out", OFF_BLOCKS_29_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.self_attn.k.out", OFF_BLOCKS_29_SELF_ATTN_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_NORM1_OUT), W(W_BLOCKS_29_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_K_BIAS), L);
     /* blocks.29.self_attn.v.out = linear(blocks.29.norm1.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_29_NORM1_OUT), W(W_BLOCKS_29_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.29.self_attn.v.out", OFF_BLOCKS_29_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.self_attn.v.out", OFF_BLOCKS_29_SELF_ATTN_V_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_NORM1_OUT), W(W_BLOCKS_29_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_V_BIAS), L);
     /* blocks.29.self_attn.norm_q.out = rmsnorm(blocks.29.self_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), W(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.29.self_attn.norm_q.out", OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.29.self_attn.norm_q.out", OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), W(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.29.self_attn.norm_k.out = rmsnorm(blocks.29.self_attn.k.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_29_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_29_SELF_ATTN_K_OUT), W(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.29.self_attn.norm_k.out", OFF_BLOCKS_29_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.29.self_attn.norm_k.out", OFF_BLOCKS_29_SELF_ATTN_NORM_K_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_SELF_ATTN_K_OUT), W(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.29.self_attn.q.rope = rope(blocks.29.self_attn.norm_q.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_29_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.29.self_attn.k.rope = rope(blocks.29.self_attn.norm_k.out, rope)  [L,1536] */
-    rope_d128_nh12(ACT(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_29_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rope_h12_d128, OUT("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, (long long)L * 1536), ACT(OFF_BLOCKS_29_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.q.rope, blocks.29.self_attn.k.rope, blocks.29.self_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_29_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_29_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_29_SELF_ATTN_V_OUT), L, L);
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_29_SELF_ATTN_ATTN), W(W_BLOCKS_29_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_SELF_ATTN_ATTN), W(W_BLOCKS_29_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_29_SELF_ATTN_O_BIAS), L);
     /* blocks.29.x1 = gated_residual(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  gate=2  [L,1536] */
-    gated_residual_c1536_chunks6_gate2(ACT(OFF_BLOCKS_29_X1), ACT(OFF_BLOCKS_28_OUT), ACT(OFF_BLOCKS_29_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
-    TRACE("blocks.29.x1", OFF_BLOCKS_29_X1, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_msa_c1536, OUT("blocks.29.x1", OFF_BLOCKS_29_X1, (long long)L * 1536), ACT(OFF_BLOCKS_28_OUT), ACT(OFF_BLOCKS_29_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
     /* blocks.29.norm3.out = layernorm_affine(blocks.29.x1)  eps=1e-06  [L,1536] */
-    layernorm_affine_c1536_eps1e06(ACT(OFF_BLOCKS_29_NORM3_OUT), ACT(OFF_BLOCKS_29_X1), W(W_BLOCKS_29_NORM3_WEIGHT), W(W_BLOCKS_29_NORM3_BIAS), L);
-    TRACE("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_affine_c1536_eps1e06, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_X1), W(W_BLOCKS_29_NORM3_WEIGHT), W(W_BLOCKS_29_NORM3_BIAS), L);
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_29_NORM3_OUT), W(W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_NORM3_OUT), W(W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_Q_BIAS), L);
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  eps=1e-06  [L,1536] */
-    rmsnorm_c1536_eps1e06(ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(rmsnorm_c1536, OUT("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), W(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] */
-    attention_d128_nh12(ACT(OFF_BLOCKS_29_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
-    TRACE("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 1536);
+    OP(attention_h12_d128, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, (long long)L * 1536), ACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] */
-    linear_k1536_n1536(ACT(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_29_CROSS_ATTN_ATTN), W(W_BLOCKS_29_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k1536_n1536, OUT("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_CROSS_ATTN_ATTN), W(W_BLOCKS_29_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_29_CROSS_ATTN_O_BIAS), L);
     /* blocks.29.x2 = add(blocks.29.x1, blocks.29.cross_attn.o.out)  [L,1536] */
-    add_cols1536(ACT(OFF_BLOCKS_29_X2), ACT(OFF_BLOCKS_29_X1), ACT(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.29.x2", OFF_BLOCKS_29_X2, SKY_TRACE_F32, (long long)L * 1536);
+    OP(add_cols1536, OUT("blocks.29.x2", OFF_BLOCKS_29_X2, (long long)L * 1536), ACT(OFF_BLOCKS_29_X1), ACT(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), L);
     /* blocks.29.norm2.out = layernorm_modulate(blocks.29.x2, blocks.29.mod)  eps=1e-06 scale=4 shift=3  [L,1536] */
-    layernorm_modulate_c1536_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_29_NORM2_OUT), ACT(OFF_BLOCKS_29_X2), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
-    TRACE("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_ffn_c1536, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_X2), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
     /* blocks.29.ffn.0.out = linear(blocks.29.norm2.out)  [L,8960] */
-    linear_k1536_n8960(ACT(OFF_BLOCKS_29_FFN_0_OUT), ACT(OFF_BLOCKS_29_NORM2_OUT), W(W_BLOCKS_29_FFN_0_WEIGHT), W(W_BLOCKS_29_FFN_0_BIAS), L);
-    TRACE("blocks.29.ffn.0.out", OFF_BLOCKS_29_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(linear_k1536_n8960, OUT("blocks.29.ffn.0.out", OFF_BLOCKS_29_FFN_0_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_29_NORM2_OUT), W(W_BLOCKS_29_FFN_0_WEIGHT), W(W_BLOCKS_29_FFN_0_BIAS), L);
     /* blocks.29.ffn.1.out = gelu_tanh(blocks.29.ffn.0.out)  [L,8960] */
-    gelu_tanh_cols8960(ACT(OFF_BLOCKS_29_FFN_1_OUT), ACT(OFF_BLOCKS_29_FFN_0_OUT), L);
-    TRACE("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 8960);
+    OP(gelu_tanh_cols8960, OUT("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, (long long)L * 8960), ACT(OFF_BLOCKS_29_FFN_0_OUT), L);
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] */
-    linear_k8960_n1536(ACT(OFF_BLOCKS_29_FFN_2_OUT), ACT(OFF_BLOCKS_29_FFN_1_OUT), W(W_BLOCKS_29_FFN_2_WEIGHT), W(W_BLOCKS_29_FFN_2_BIAS), L);
-    TRACE("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(linear_k8960_n1536, OUT("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_FFN_1_OUT), W(W_BLOCKS_29_FFN_2_WEIGHT), W(W_BLOCKS_29_FFN_2_BIAS), L);
     /* blocks.29.out = gated_residual(blocks.29.x2, blocks.29.ffn.2.out, blocks.29.mod)  gate=5  [L,1536] */
-    gated_residual_c1536_chunks6_gate5(ACT(OFF_BLOCKS_29_OUT), ACT(OFF_BLOCKS_29_X2), ACT(OFF_BLOCKS_29_FFN_2_OUT), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
-    TRACE("blocks.29.out", OFF_BLOCKS_29_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(gated_residual_ffn_c1536, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_X2), ACT(OFF_BLOCKS_29_FFN_2_OUT), ACT(OFF_BLOCKS_29_MOD), L, tokens_per_row);
 }
 
 /* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -4758,15 +3997,11 @@ void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const flo
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,1536] */
-    modulation_c1536_chunks2_estride1536_kstride0(ACT(OFF_HEAD_MOD), ACT(OFF_TIME_EMBEDDING_2_OUT), W(W_HEAD_MODULATION), Ft);
-    TRACE("head.mod", OFF_HEAD_MOD, SKY_TRACE_F32, (long long)Ft * 2 * 1536);
+    OP(modulation_2x1536, OUT("head.mod", OFF_HEAD_MOD, (long long)Ft * 2 * 1536), ACT(OFF_TIME_EMBEDDING_2_OUT), W(W_HEAD_MODULATION), Ft);
     /* head.norm.out = layernorm_modulate(blocks.29.out, head.mod)  eps=1e-06 scale=1 shift=0  [L,1536] */
-    layernorm_modulate_c1536_chunks2_eps1e06_scale1_shift0(ACT(OFF_HEAD_NORM_OUT), ACT(OFF_BLOCKS_29_OUT), ACT(OFF_HEAD_MOD), L, tokens_per_row);
-    TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 1536);
+    OP(layernorm_modulate_head_c1536, OUT("head.norm.out", OFF_HEAD_NORM_OUT, (long long)L * 1536), ACT(OFF_BLOCKS_29_OUT), ACT(OFF_HEAD_MOD), L, tokens_per_row);
     /* head.head.out = linear(head.norm.out)  [L,64] */
-    linear_k1536_n64(ACT(OFF_HEAD_HEAD_OUT), ACT(OFF_HEAD_NORM_OUT), W(W_HEAD_HEAD_WEIGHT), W(W_HEAD_HEAD_BIAS), L);
-    TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64);
+    OP(linear_k1536_n64, OUT("head.head.out", OFF_HEAD_HEAD_OUT, (long long)L * 64), ACT(OFF_HEAD_NORM_OUT), W(W_HEAD_HEAD_WEIGHT), W(W_HEAD_HEAD_BIAS), L);
     /* v = unpatchify(head.head.out)  [16,F,68,120] */
-    unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
-    TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 68 * 120);
+    OP(unpatchify_out16, OUT("v", OFF_V, (long long)16 * F * 68 * 120), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
 }

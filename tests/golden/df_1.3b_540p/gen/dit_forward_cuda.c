@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1569,69 +1569,92 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of dit_forward_kernel_names */
-    K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT = 0,
-    K_ADD_ROW_COLS9216 = 1,
-    K_ADD_TAFLOAT_TBBF16_TYFLOAT = 2,
-    K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256 = 3,
-    K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2 = 4,
-    K_EMBEDDING_COLS1536_ROWS2 = 5,
-    K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT = 6,
-    K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16 = 7,
-    K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16 = 8,
-    K_LAYERNORM_MODULATE_C1536_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT = 9,
-    K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16 = 10,
-    K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16 = 11,
-    K_MODULATION_C1536_CHUNKS2_ESTRIDE1536_KSTRIDE0 = 12,
-    K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536 = 13,
-    K_PATCHIFY_C00_CX16_PATCHIN64 = 14,
-    K_RMSNORM_C1536_EPS1E06F_THREADS256 = 15,
-    K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256 = 16,
-    K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21 = 17,
-    K_SINUSOID_HALF128_TYBF16 = 18,
-    K_TEACACHE_MODEAPPLY_OP_TBF16 = 19,
-    K_TEACACHE_MODERESIDUAL_OP_TBF16 = 20,
-    K_UNPATCHIFY_OUT16 = 21,
+    K_ADD_F32_BF16_F32 = 0,
+    K_ADD_ROW_C9216 = 1,
+    K_ATTENTION_SM80_H12_D128 = 2,
+    K_ATTENTION_SM90_H12_D128 = 3,
+    K_EMBEDDING_C1536 = 4,
+    K_GATED_RESIDUAL_FFN_C1536 = 5,
+    K_GATED_RESIDUAL_MSA_C1536 = 6,
+    K_LAYERNORM_AFFINE_C1536_EPS1E06 = 7,
+    K_LAYERNORM_MODULATE_FFN_C1536 = 8,
+    K_LAYERNORM_MODULATE_HEAD_C1536 = 9,
+    K_LAYERNORM_MODULATE_MSA_C1536 = 10,
+    K_MODULATION_2X1536 = 11,
+    K_MODULATION_6X1536 = 12,
+    K_PATCHIFY_C16 = 13,
+    K_RMSNORM_C1536 = 14,
+    K_RMSNORM_ROPE_C1536 = 15,
+    K_ROPE_TABLE_D128 = 16,
+    K_SILU_F32 = 17,
+    K_SINUSOID_C256 = 18,
+    K_TEACACHE_APPLY = 19,
+    K_TEACACHE_RESIDUAL = 20,
+    K_UNPATCHIFY_C16 = 21,
 };
 
 const char *const dit_forward_kernel_names[22] = {
-    "activation_fnsilu_txfloat_tyfloat",
-    "add_row_cols9216",
-    "add_tafloat_tbbf16_tyfloat",
-    "attention_sm80_blockm128_blockn64_d128_nh12_smem104448_stages2_threads256",
-    "attention_sm90_d128_nh12_smem164928_stages2",
-    "embedding_cols1536_rows2",
-    "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat",
-    "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16",
-    "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16",
-    "layernorm_modulate_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat",
-    "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16",
-    "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
-    "modulation_c1536_chunks2_estride1536_kstride0",
-    "modulation_c1536_chunks6_estride9216_kstride1536",
-    "patchify_c00_cx16_patchin64",
-    "rmsnorm_c1536_eps1e06f_threads256",
-    "rmsnorm_rope_c1536_d128_eps1e06f_threads256",
-    "rope_table_d128_hp21_theta1e04_tp22_wp21",
-    "sinusoid_half128_tybf16",
-    "teacache_modeapply_op_tbf16",
-    "teacache_moderesidual_op_tbf16",
-    "unpatchify_out16",
+    "add_f32_bf16_f32",
+    "add_row_c9216",
+    "attention_sm80_h12_d128",
+    "attention_sm90_h12_d128",
+    "embedding_c1536",
+    "gated_residual_ffn_c1536",
+    "gated_residual_msa_c1536",
+    "layernorm_affine_c1536_eps1e06",
+    "layernorm_modulate_ffn_c1536",
+    "layernorm_modulate_head_c1536",
+    "layernorm_modulate_msa_c1536",
+    "modulation_2x1536",
+    "modulation_6x1536",
+    "patchify_c16",
+    "rmsnorm_c1536",
+    "rmsnorm_rope_c1536",
+    "rope_table_d128",
+    "silu_f32",
+    "sinusoid_c256",
+    "teacache_apply",
+    "teacache_residual",
+    "unpatchify_c16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_TEXT_EMBEDDING_0    = 0,
+    GEMM_TEXT_EMBEDDING_2    = 1,
+    GEMM_BLOCKS_CROSS_ATTN_K = 1,
+    GEMM_BLOCKS_CROSS_ATTN_V = 1,
+    GEMM_PATCH_EMBEDDING     = 2,
+    GEMM_TIME_EMBEDDING_0    = 3,
+    GEMM_TIME_EMBEDDING_2    = 4,
+    GEMM_TIME_PROJECTION_1   = 5,
+    GEMM_FPS_PROJECTION_0    = 6,
+    GEMM_FPS_PROJECTION_2    = 7,
+    GEMM_BLOCKS_SELF_ATTN_Q  = 8,
+    GEMM_BLOCKS_SELF_ATTN_K  = 8,
+    GEMM_BLOCKS_SELF_ATTN_V  = 8,
+    GEMM_BLOCKS_SELF_ATTN_O  = 8,
+    GEMM_BLOCKS_CROSS_ATTN_Q = 8,
+    GEMM_BLOCKS_CROSS_ATTN_O = 8,
+    GEMM_BLOCKS_FFN_0        = 9,
+    GEMM_BLOCKS_FFN_2        = 10,
+    GEMM_HEAD_HEAD           = 11,
+};
+
 const sky_gemm_desc dit_forward_gemms[12] = {
-    {512, 1536, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {512, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 1536, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {25, 1536, 256, SKY_GEMM_BF16, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {25, 1536, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {25, 9216, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 1536, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 9216, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 1536, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 8960, 1536, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {51000, 1536, 8960, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {51000, 64, 1536, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_TEXT_EMBEDDING_0]    = { .m_max = 512,   .n = 1536, .k = 4096, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_TEXT_EMBEDDING_2]    = { .m_max = 512,   .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_PATCH_EMBEDDING]     = { .m_max = 51000, .n = 1536, .k = 64,   .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_0]    = { .m_max = 25,    .n = 1536, .k = 256,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_2]    = { .m_max = 25,    .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_PROJECTION_1]   = { .m_max = 25,    .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_0]    = { .m_max = 1,     .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_2]    = { .m_max = 1,     .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_Q]  = { .m_max = 51000, .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]        = { .m_max = 51000, .n = 8960, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_BLOCKS_FFN_2]        = { .m_max = 51000, .n = 1536, .k = 8960, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_HEAD_HEAD]           = { .m_max = 51000, .n = 64,   .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */
@@ -2468,6 +2491,24 @@ const unsigned char dit_forward_weight_bf16[830] = {
     0, /* head.head.bias */
 };
 
+/* o = softmax(q k^T / sqrt(128)) v over 12 heads of 128: q and o [lq, 1536], k and v [lk, 1536], bf16.
+ * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
+ * o is the op's output (OUT...), traced once the kernel has run. */
+static void attention_h12_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, CUdeviceptr *k,
+                               CUdeviceptr *v, int lq, int lk)
+{
+    if (st->attn_sm90) {
+        CUtensorMap tm_q, tm_k, tm_v;
+        sky_cuda_tmap_bf16(&tm_q, *q, lq, 1536, 128);
+        sky_cuda_tmap_bf16(&tm_k, *k, lk, 1536, 128);
+        sky_cuda_tmap_bf16(&tm_v, *v, lk, 1536, 128);
+        LAUNCH(K_ATTENTION_SM90_H12_D128, CDIV(lq, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_H12_D128, CDIV(lq, 128), 12, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+    }
+    sky_cuda_trace_out(st, s, o);
+}
+
 /* Part "context" of one forward of one sample (gen/programs/dit.lua). */
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -2476,341 +2517,249 @@ void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int
 
     /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.1.out = linear(context) + gelu_tanh  [512,1536] bf16 */
-    GEMM(0, 512, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_TEXT_EMBEDDING_0, 512, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OUT("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, BF16, (long long)512 * 1536));
     /* text_embedding.2.out = linear(text_embedding.1.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_TEXT_EMBEDDING_2, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OFF_BLOCKS_2_CROSS_ATTN_K_OUT);
-    TRACE("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OUT("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OFF_BLOCKS_2_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OFF_BLOCKS_3_CROSS_ATTN_K_OUT);
-    TRACE("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OUT("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OFF_BLOCKS_3_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OFF_BLOCKS_4_CROSS_ATTN_K_OUT);
-    TRACE("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OUT("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OFF_BLOCKS_4_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OFF_BLOCKS_5_CROSS_ATTN_K_OUT);
-    TRACE("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OUT("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OFF_BLOCKS_5_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OFF_BLOCKS_6_CROSS_ATTN_K_OUT);
-    TRACE("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OUT("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OFF_BLOCKS_6_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OFF_BLOCKS_7_CROSS_ATTN_K_OUT);
-    TRACE("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OUT("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OFF_BLOCKS_7_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OFF_BLOCKS_8_CROSS_ATTN_K_OUT);
-    TRACE("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OUT("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OFF_BLOCKS_8_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OFF_BLOCKS_9_CROSS_ATTN_K_OUT);
-    TRACE("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OUT("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OFF_BLOCKS_9_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OFF_BLOCKS_10_CROSS_ATTN_K_OUT);
-    TRACE("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OUT("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OFF_BLOCKS_10_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OFF_BLOCKS_11_CROSS_ATTN_K_OUT);
-    TRACE("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OUT("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OFF_BLOCKS_11_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OFF_BLOCKS_12_CROSS_ATTN_K_OUT);
-    TRACE("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OUT("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OFF_BLOCKS_12_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OFF_BLOCKS_13_CROSS_ATTN_K_OUT);
-    TRACE("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OUT("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OFF_BLOCKS_13_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OFF_BLOCKS_14_CROSS_ATTN_K_OUT);
-    TRACE("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OUT("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OFF_BLOCKS_14_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OFF_BLOCKS_15_CROSS_ATTN_K_OUT);
-    TRACE("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OUT("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OFF_BLOCKS_15_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OFF_BLOCKS_16_CROSS_ATTN_K_OUT);
-    TRACE("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OUT("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OFF_BLOCKS_16_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OFF_BLOCKS_17_CROSS_ATTN_K_OUT);
-    TRACE("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OUT("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OFF_BLOCKS_17_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OFF_BLOCKS_18_CROSS_ATTN_K_OUT);
-    TRACE("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OUT("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OFF_BLOCKS_18_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OFF_BLOCKS_19_CROSS_ATTN_K_OUT);
-    TRACE("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OUT("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OFF_BLOCKS_19_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OFF_BLOCKS_20_CROSS_ATTN_K_OUT);
-    TRACE("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OUT("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OFF_BLOCKS_20_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OFF_BLOCKS_21_CROSS_ATTN_K_OUT);
-    TRACE("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OUT("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OFF_BLOCKS_21_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OFF_BLOCKS_22_CROSS_ATTN_K_OUT);
-    TRACE("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OUT("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OFF_BLOCKS_22_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OFF_BLOCKS_23_CROSS_ATTN_K_OUT);
-    TRACE("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OUT("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OFF_BLOCKS_23_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OFF_BLOCKS_24_CROSS_ATTN_K_OUT);
-    TRACE("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OUT("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OFF_BLOCKS_24_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OFF_BLOCKS_25_CROSS_ATTN_K_OUT);
-    TRACE("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OUT("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OFF_BLOCKS_25_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OFF_BLOCKS_26_CROSS_ATTN_K_OUT);
-    TRACE("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OUT("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OFF_BLOCKS_26_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OFF_BLOCKS_27_CROSS_ATTN_K_OUT);
-    TRACE("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OUT("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OFF_BLOCKS_27_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OFF_BLOCKS_28_CROSS_ATTN_K_OUT);
-    TRACE("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OUT("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OFF_BLOCKS_28_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OFF_BLOCKS_29_CROSS_ATTN_K_OUT);
-    TRACE("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OUT("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  [512,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, 512, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
-    GEMM_TO_PROMPT(1, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OFF_BLOCKS_29_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)512 * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
 }
 
 /* Part "embed" of one forward of one sample (gen/programs/dit.lua). */
@@ -2821,47 +2770,33 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
 
     /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] bf16 */
-    LAUNCH(K_PATCHIFY_C00_CX16_PATCHIN64, CDIV((long long)L * 16, 256), 1, 256, 0, PTR(OFF_PATCHES), PTR(OFF_X), INT(F), INT(H), INT(W));
-    TRACE("patches", OFF_PATCHES, SKY_TRACE_BF16, (long long)L * 64, 0);
+    OP(K_PATCHIFY_C16, CDIV((long long)L * 16, 256), 1, 256, 0, OUT("patches", OFF_PATCHES, BF16, (long long)L * 64), PTR(OFF_X), INT(F), INT(H), INT(W));
     /* patch_embedding.out = linear(patches)  [L,1536] bf16 */
-    GEMM(2, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
-    TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_PATCH_EMBEDDING, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OUT("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, BF16, (long long)L * 1536));
     /* time_sinusoid = sinusoid(t)  [Ft,256] bf16 */
-    LAUNCH(K_SINUSOID_HALF128_TYBF16, CDIV((long long)Ft * 128, 128), 1, 128, 0, PTR(OFF_TIME_SINUSOID), PTR(OFF_T), INT(Ft));
-    TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_BF16, (long long)Ft * 256, 0);
+    OP(K_SINUSOID_C256, CDIV((long long)Ft * 128, 128), 1, 128, 0, OUT("time_sinusoid", OFF_TIME_SINUSOID, BF16, (long long)Ft * 256), PTR(OFF_T), INT(Ft));
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,1536] f32 */
-    GEMM(3, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
-    TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
+    GEMM(GEMM_TIME_EMBEDDING_0, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OUT("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, F32, (long long)Ft * 1536));
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,1536] f32 */
-    LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_EMBEDDING_1_OUT), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 1536));
-    TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
+    OP(K_SILU_F32, CDIV((long long)Ft * 1536, 256), 1, 256, 0, OUT("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, F32, (long long)Ft * 1536), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 1536));
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,1536] f32 */
-    GEMM(4, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
-    TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
+    GEMM(GEMM_TIME_EMBEDDING_2, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OUT("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, F32, (long long)Ft * 1536));
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,1536] f32 */
-    LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_0_OUT), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 1536));
-    TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
+    OP(K_SILU_F32, CDIV((long long)Ft * 1536, 256), 1, 256, 0, OUT("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, F32, (long long)Ft * 1536), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 1536));
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,9216] f32 */
-    GEMM(5, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
-    TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 9216, 0);
+    GEMM(GEMM_TIME_PROJECTION_1, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OUT("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, F32, (long long)Ft * 9216));
     /* fps_embedding.out = embedding(fps)  [1,1536] f32 */
-    LAUNCH(K_EMBEDDING_COLS1536_ROWS2, CDIV((long long)1 * 1536, 256), 1, 256, 0, PTR(OFF_FPS_EMBEDDING_OUT), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
-    TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
+    OP(K_EMBEDDING_C1536, CDIV((long long)1 * 1536, 256), 1, 256, 0, OUT("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, F32, (long long)1 * 1536), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,1536] f32 */
-    GEMM(6, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
-    TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
+    GEMM(GEMM_FPS_PROJECTION_0, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OUT("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, F32, (long long)1 * 1536));
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,1536] f32 */
-    LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)1 * 1536, 256), 1, 256, 0, PTR(OFF_FPS_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 1536));
-    TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
+    OP(K_SILU_F32, CDIV((long long)1 * 1536, 256), 1, 256, 0, OUT("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, F32, (long long)1 * 1536), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 1536));
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,9216] f32 */
-    GEMM(7, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
-    TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 9216, 0);
+    GEMM(GEMM_FPS_PROJECTION_2, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OUT("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, F32, (long long)1 * 9216));
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,9216] f32 */
-    LAUNCH(K_ADD_ROW_COLS9216, CDIV((long long)Ft * 9216, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_FPS), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
-    TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 9216, 0);
+    OP(K_ADD_ROW_C9216, CDIV((long long)Ft * 9216, 256), 1, 256, 0, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, F32, (long long)Ft * 9216), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
     /* rope = rope_table()  [L,128] f32 */
-    LAUNCH(K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21, CDIV((long long)L * 64, 256), 1, 256, 0, PTR(OFF_ROPE), INT(F), INT(H), INT(W));
-    TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128, 0);
+    OP(K_ROPE_TABLE_D128, CDIV((long long)L * 64, 256), 1, 256, 0, OUT("rope", OFF_ROPE, F32, (long long)L * 128), INT(F), INT(H), INT(W));
 }
 
 /* Part "blocks" of one forward of one sample (gen/programs/dit.lua). */
@@ -2873,2283 +2808,1263 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
-    TRACE("blocks.0.mod", OFF_BLOCKS_0_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM1_OUT), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OFF_BLOCKS_0_SELF_ATTN_Q_OUT);
-    TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OFF_BLOCKS_0_SELF_ATTN_K_OUT);
-    TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OFF_BLOCKS_0_SELF_ATTN_V_OUT);
-    TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_0_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_0_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
-    TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
     /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM3_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
-    TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
-    TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.0.x2", OFF_BLOCKS_0_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM2_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OFF_BLOCKS_0_FFN_1_OUT);
-    TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OFF_BLOCKS_0_FFN_2_OUT);
-    TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
-    TRACE("blocks.1.mod", OFF_BLOCKS_1_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM1_OUT), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OFF_BLOCKS_1_SELF_ATTN_Q_OUT);
-    TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OFF_BLOCKS_1_SELF_ATTN_K_OUT);
-    TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OFF_BLOCKS_1_SELF_ATTN_V_OUT);
-    TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_1_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_1_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
-    TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
     /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM3_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
-    TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
-    TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.1.x2", OFF_BLOCKS_1_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM2_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OFF_BLOCKS_1_FFN_1_OUT);
-    TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OFF_BLOCKS_1_FFN_2_OUT);
-    TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
-    TRACE("blocks.2.mod", OFF_BLOCKS_2_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
     /* blocks.2.norm1.out = layernorm_modulate(blocks.1.out, blocks.2.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM1_OUT), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
-    TRACE("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.2.self_attn.q.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OFF_BLOCKS_2_SELF_ATTN_Q_OUT);
-    TRACE("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OUT("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.2.self_attn.k.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_K_WEIGHT, W_BLOCKS_2_SELF_ATTN_K_BIAS, OFF_BLOCKS_2_SELF_ATTN_K_OUT);
-    TRACE("blocks.2.self_attn.k.out", OFF_BLOCKS_2_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_K_WEIGHT, W_BLOCKS_2_SELF_ATTN_K_BIAS, OUT("blocks.2.self_attn.k.out", OFF_BLOCKS_2_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.2.self_attn.v.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_V_WEIGHT, W_BLOCKS_2_SELF_ATTN_V_BIAS, OFF_BLOCKS_2_SELF_ATTN_V_OUT);
-    TRACE("blocks.2.self_attn.v.out", OFF_BLOCKS_2_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_V_WEIGHT, W_BLOCKS_2_SELF_ATTN_V_BIAS, OUT("blocks.2.self_attn.v.out", OFF_BLOCKS_2_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.2.self_attn.q.rope = rmsnorm_rope(blocks.2.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.2.self_attn.k.rope = rmsnorm_rope(blocks.2.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.q.rope, blocks.2.self_attn.k.rope, blocks.2.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_2_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_2_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_2_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_V_OUT), L, L);
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OFF_BLOCKS_2_SELF_ATTN_O_OUT);
-    TRACE("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OUT("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.2.x1 = gated_residual(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.2.x1", OFF_BLOCKS_2_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
     /* blocks.2.norm3.out = layernorm_affine(blocks.2.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM3_OUT), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS));
-    TRACE("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS));
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_2_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OUT("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_2_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_2_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OFF_BLOCKS_2_CROSS_ATTN_O_OUT);
-    TRACE("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OUT("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.2.x2 = add(blocks.2.x1, blocks.2.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.2.x2", OFF_BLOCKS_2_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.2.norm2.out = layernorm_modulate(blocks.2.x2, blocks.2.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM2_OUT), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
-    TRACE("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.2.ffn.1.out = linear(blocks.2.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OFF_BLOCKS_2_FFN_1_OUT);
-    TRACE("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OUT("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OFF_BLOCKS_2_FFN_2_OUT);
-    TRACE("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OUT("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.2.out = gated_residual(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.2.out", OFF_BLOCKS_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
-    TRACE("blocks.3.mod", OFF_BLOCKS_3_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
     /* blocks.3.norm1.out = layernorm_modulate(blocks.2.out, blocks.3.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM1_OUT), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
-    TRACE("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.3.self_attn.q.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OFF_BLOCKS_3_SELF_ATTN_Q_OUT);
-    TRACE("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OUT("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.3.self_attn.k.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_K_WEIGHT, W_BLOCKS_3_SELF_ATTN_K_BIAS, OFF_BLOCKS_3_SELF_ATTN_K_OUT);
-    TRACE("blocks.3.self_attn.k.out", OFF_BLOCKS_3_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_K_WEIGHT, W_BLOCKS_3_SELF_ATTN_K_BIAS, OUT("blocks.3.self_attn.k.out", OFF_BLOCKS_3_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.3.self_attn.v.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_V_WEIGHT, W_BLOCKS_3_SELF_ATTN_V_BIAS, OFF_BLOCKS_3_SELF_ATTN_V_OUT);
-    TRACE("blocks.3.self_attn.v.out", OFF_BLOCKS_3_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_V_WEIGHT, W_BLOCKS_3_SELF_ATTN_V_BIAS, OUT("blocks.3.self_attn.v.out", OFF_BLOCKS_3_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.3.self_attn.q.rope = rmsnorm_rope(blocks.3.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.3.self_attn.k.rope = rmsnorm_rope(blocks.3.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.q.rope, blocks.3.self_attn.k.rope, blocks.3.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_3_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_3_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_3_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_V_OUT), L, L);
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OFF_BLOCKS_3_SELF_ATTN_O_OUT);
-    TRACE("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OUT("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.3.x1 = gated_residual(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.3.x1", OFF_BLOCKS_3_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
     /* blocks.3.norm3.out = layernorm_affine(blocks.3.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM3_OUT), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS));
-    TRACE("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS));
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_3_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OUT("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_3_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_3_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OFF_BLOCKS_3_CROSS_ATTN_O_OUT);
-    TRACE("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OUT("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.3.x2 = add(blocks.3.x1, blocks.3.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.3.x2", OFF_BLOCKS_3_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.3.norm2.out = layernorm_modulate(blocks.3.x2, blocks.3.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM2_OUT), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
-    TRACE("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.3.ffn.1.out = linear(blocks.3.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OFF_BLOCKS_3_FFN_1_OUT);
-    TRACE("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OUT("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OFF_BLOCKS_3_FFN_2_OUT);
-    TRACE("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OUT("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.3.out = gated_residual(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.3.out", OFF_BLOCKS_3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
-    TRACE("blocks.4.mod", OFF_BLOCKS_4_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
     /* blocks.4.norm1.out = layernorm_modulate(blocks.3.out, blocks.4.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM1_OUT), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
-    TRACE("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.4.self_attn.q.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OFF_BLOCKS_4_SELF_ATTN_Q_OUT);
-    TRACE("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OUT("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.4.self_attn.k.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_K_WEIGHT, W_BLOCKS_4_SELF_ATTN_K_BIAS, OFF_BLOCKS_4_SELF_ATTN_K_OUT);
-    TRACE("blocks.4.self_attn.k.out", OFF_BLOCKS_4_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_K_WEIGHT, W_BLOCKS_4_SELF_ATTN_K_BIAS, OUT("blocks.4.self_attn.k.out", OFF_BLOCKS_4_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.4.self_attn.v.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_V_WEIGHT, W_BLOCKS_4_SELF_ATTN_V_BIAS, OFF_BLOCKS_4_SELF_ATTN_V_OUT);
-    TRACE("blocks.4.self_attn.v.out", OFF_BLOCKS_4_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_V_WEIGHT, W_BLOCKS_4_SELF_ATTN_V_BIAS, OUT("blocks.4.self_attn.v.out", OFF_BLOCKS_4_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.4.self_attn.q.rope = rmsnorm_rope(blocks.4.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.4.self_attn.k.rope = rmsnorm_rope(blocks.4.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.q.rope, blocks.4.self_attn.k.rope, blocks.4.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_4_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_4_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_4_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_V_OUT), L, L);
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OFF_BLOCKS_4_SELF_ATTN_O_OUT);
-    TRACE("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OUT("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.4.x1 = gated_residual(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.4.x1", OFF_BLOCKS_4_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
     /* blocks.4.norm3.out = layernorm_affine(blocks.4.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM3_OUT), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS));
-    TRACE("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS));
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_4_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OUT("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_4_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_4_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OFF_BLOCKS_4_CROSS_ATTN_O_OUT);
-    TRACE("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OUT("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.4.x2 = add(blocks.4.x1, blocks.4.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.4.x2", OFF_BLOCKS_4_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.4.norm2.out = layernorm_modulate(blocks.4.x2, blocks.4.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM2_OUT), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
-    TRACE("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.4.ffn.1.out = linear(blocks.4.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OFF_BLOCKS_4_FFN_1_OUT);
-    TRACE("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OUT("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OFF_BLOCKS_4_FFN_2_OUT);
-    TRACE("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OUT("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.4.out = gated_residual(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.4.out", OFF_BLOCKS_4_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
-    TRACE("blocks.5.mod", OFF_BLOCKS_5_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
     /* blocks.5.norm1.out = layernorm_modulate(blocks.4.out, blocks.5.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM1_OUT), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
-    TRACE("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.5.self_attn.q.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OFF_BLOCKS_5_SELF_ATTN_Q_OUT);
-    TRACE("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OUT("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.5.self_attn.k.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_K_WEIGHT, W_BLOCKS_5_SELF_ATTN_K_BIAS, OFF_BLOCKS_5_SELF_ATTN_K_OUT);
-    TRACE("blocks.5.self_attn.k.out", OFF_BLOCKS_5_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_K_WEIGHT, W_BLOCKS_5_SELF_ATTN_K_BIAS, OUT("blocks.5.self_attn.k.out", OFF_BLOCKS_5_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.5.self_attn.v.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_V_WEIGHT, W_BLOCKS_5_SELF_ATTN_V_BIAS, OFF_BLOCKS_5_SELF_ATTN_V_OUT);
-    TRACE("blocks.5.self_attn.v.out", OFF_BLOCKS_5_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_V_WEIGHT, W_BLOCKS_5_SELF_ATTN_V_BIAS, OUT("blocks.5.self_attn.v.out", OFF_BLOCKS_5_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.5.self_attn.q.rope = rmsnorm_rope(blocks.5.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.5.self_attn.k.rope = rmsnorm_rope(blocks.5.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.q.rope, blocks.5.self_attn.k.rope, blocks.5.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_5_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_5_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_5_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_V_OUT), L, L);
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OFF_BLOCKS_5_SELF_ATTN_O_OUT);
-    TRACE("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OUT("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.5.x1 = gated_residual(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.5.x1", OFF_BLOCKS_5_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
     /* blocks.5.norm3.out = layernorm_affine(blocks.5.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM3_OUT), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS));
-    TRACE("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS));
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_5_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OUT("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_5_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_5_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OFF_BLOCKS_5_CROSS_ATTN_O_OUT);
-    TRACE("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OUT("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.5.x2 = add(blocks.5.x1, blocks.5.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.5.x2", OFF_BLOCKS_5_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.5.norm2.out = layernorm_modulate(blocks.5.x2, blocks.5.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM2_OUT), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
-    TRACE("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.5.ffn.1.out = linear(blocks.5.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OFF_BLOCKS_5_FFN_1_OUT);
-    TRACE("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OUT("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OFF_BLOCKS_5_FFN_2_OUT);
-    TRACE("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OUT("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.5.out = gated_residual(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.5.out", OFF_BLOCKS_5_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
-    TRACE("blocks.6.mod", OFF_BLOCKS_6_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
     /* blocks.6.norm1.out = layernorm_modulate(blocks.5.out, blocks.6.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM1_OUT), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
-    TRACE("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.6.self_attn.q.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OFF_BLOCKS_6_SELF_ATTN_Q_OUT);
-    TRACE("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OUT("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.6.self_attn.k.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_K_WEIGHT, W_BLOCKS_6_SELF_ATTN_K_BIAS, OFF_BLOCKS_6_SELF_ATTN_K_OUT);
-    TRACE("blocks.6.self_attn.k.out", OFF_BLOCKS_6_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_K_WEIGHT, W_BLOCKS_6_SELF_ATTN_K_BIAS, OUT("blocks.6.self_attn.k.out", OFF_BLOCKS_6_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.6.self_attn.v.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_V_WEIGHT, W_BLOCKS_6_SELF_ATTN_V_BIAS, OFF_BLOCKS_6_SELF_ATTN_V_OUT);
-    TRACE("blocks.6.self_attn.v.out", OFF_BLOCKS_6_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_V_WEIGHT, W_BLOCKS_6_SELF_ATTN_V_BIAS, OUT("blocks.6.self_attn.v.out", OFF_BLOCKS_6_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.6.self_attn.q.rope = rmsnorm_rope(blocks.6.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.6.self_attn.k.rope = rmsnorm_rope(blocks.6.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.q.rope, blocks.6.self_attn.k.rope, blocks.6.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_6_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_6_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_6_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_V_OUT), L, L);
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OFF_BLOCKS_6_SELF_ATTN_O_OUT);
-    TRACE("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OUT("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.6.x1 = gated_residual(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.6.x1", OFF_BLOCKS_6_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
     /* blocks.6.norm3.out = layernorm_affine(blocks.6.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM3_OUT), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS));
-    TRACE("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS));
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_6_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OUT("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_6_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_6_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OFF_BLOCKS_6_CROSS_ATTN_O_OUT);
-    TRACE("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OUT("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.6.x2 = add(blocks.6.x1, blocks.6.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.6.x2", OFF_BLOCKS_6_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.6.norm2.out = layernorm_modulate(blocks.6.x2, blocks.6.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM2_OUT), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
-    TRACE("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.6.ffn.1.out = linear(blocks.6.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OFF_BLOCKS_6_FFN_1_OUT);
-    TRACE("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OUT("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OFF_BLOCKS_6_FFN_2_OUT);
-    TRACE("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OUT("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.6.out = gated_residual(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.6.out", OFF_BLOCKS_6_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
-    TRACE("blocks.7.mod", OFF_BLOCKS_7_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
     /* blocks.7.norm1.out = layernorm_modulate(blocks.6.out, blocks.7.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM1_OUT), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
-    TRACE("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.7.self_attn.q.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OFF_BLOCKS_7_SELF_ATTN_Q_OUT);
-    TRACE("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OUT("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.7.self_attn.k.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_K_WEIGHT, W_BLOCKS_7_SELF_ATTN_K_BIAS, OFF_BLOCKS_7_SELF_ATTN_K_OUT);
-    TRACE("blocks.7.self_attn.k.out", OFF_BLOCKS_7_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_K_WEIGHT, W_BLOCKS_7_SELF_ATTN_K_BIAS, OUT("blocks.7.self_attn.k.out", OFF_BLOCKS_7_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.7.self_attn.v.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_V_WEIGHT, W_BLOCKS_7_SELF_ATTN_V_BIAS, OFF_BLOCKS_7_SELF_ATTN_V_OUT);
-    TRACE("blocks.7.self_attn.v.out", OFF_BLOCKS_7_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_V_WEIGHT, W_BLOCKS_7_SELF_ATTN_V_BIAS, OUT("blocks.7.self_attn.v.out", OFF_BLOCKS_7_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.7.self_attn.q.rope = rmsnorm_rope(blocks.7.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.7.self_attn.k.rope = rmsnorm_rope(blocks.7.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.q.rope, blocks.7.self_attn.k.rope, blocks.7.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_7_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_7_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_7_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_V_OUT), L, L);
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OFF_BLOCKS_7_SELF_ATTN_O_OUT);
-    TRACE("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OUT("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.7.x1 = gated_residual(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.7.x1", OFF_BLOCKS_7_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
     /* blocks.7.norm3.out = layernorm_affine(blocks.7.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM3_OUT), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS));
-    TRACE("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS));
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_7_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OUT("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_7_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_7_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OFF_BLOCKS_7_CROSS_ATTN_O_OUT);
-    TRACE("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OUT("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.7.x2 = add(blocks.7.x1, blocks.7.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.7.x2", OFF_BLOCKS_7_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.7.norm2.out = layernorm_modulate(blocks.7.x2, blocks.7.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM2_OUT), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
-    TRACE("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.7.ffn.1.out = linear(blocks.7.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OFF_BLOCKS_7_FFN_1_OUT);
-    TRACE("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OUT("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OFF_BLOCKS_7_FFN_2_OUT);
-    TRACE("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OUT("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.7.out = gated_residual(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.7.out", OFF_BLOCKS_7_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
-    TRACE("blocks.8.mod", OFF_BLOCKS_8_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
     /* blocks.8.norm1.out = layernorm_modulate(blocks.7.out, blocks.8.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM1_OUT), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
-    TRACE("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.8.self_attn.q.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OFF_BLOCKS_8_SELF_ATTN_Q_OUT);
-    TRACE("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OUT("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.8.self_attn.k.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_K_WEIGHT, W_BLOCKS_8_SELF_ATTN_K_BIAS, OFF_BLOCKS_8_SELF_ATTN_K_OUT);
-    TRACE("blocks.8.self_attn.k.out", OFF_BLOCKS_8_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_K_WEIGHT, W_BLOCKS_8_SELF_ATTN_K_BIAS, OUT("blocks.8.self_attn.k.out", OFF_BLOCKS_8_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.8.self_attn.v.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_V_WEIGHT, W_BLOCKS_8_SELF_ATTN_V_BIAS, OFF_BLOCKS_8_SELF_ATTN_V_OUT);
-    TRACE("blocks.8.self_attn.v.out", OFF_BLOCKS_8_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_V_WEIGHT, W_BLOCKS_8_SELF_ATTN_V_BIAS, OUT("blocks.8.self_attn.v.out", OFF_BLOCKS_8_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.8.self_attn.q.rope = rmsnorm_rope(blocks.8.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.8.self_attn.k.rope = rmsnorm_rope(blocks.8.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.q.rope, blocks.8.self_attn.k.rope, blocks.8.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_8_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_8_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_8_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_V_OUT), L, L);
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OFF_BLOCKS_8_SELF_ATTN_O_OUT);
-    TRACE("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OUT("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.8.x1 = gated_residual(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.8.x1", OFF_BLOCKS_8_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
     /* blocks.8.norm3.out = layernorm_affine(blocks.8.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM3_OUT), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS));
-    TRACE("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS));
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_8_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OUT("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_8_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_8_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OFF_BLOCKS_8_CROSS_ATTN_O_OUT);
-    TRACE("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OUT("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.8.x2 = add(blocks.8.x1, blocks.8.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.8.x2", OFF_BLOCKS_8_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.8.norm2.out = layernorm_modulate(blocks.8.x2, blocks.8.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM2_OUT), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
-    TRACE("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.8.ffn.1.out = linear(blocks.8.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OFF_BLOCKS_8_FFN_1_OUT);
-    TRACE("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OUT("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OFF_BLOCKS_8_FFN_2_OUT);
-    TRACE("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OUT("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.8.out = gated_residual(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.8.out", OFF_BLOCKS_8_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
-    TRACE("blocks.9.mod", OFF_BLOCKS_9_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
     /* blocks.9.norm1.out = layernorm_modulate(blocks.8.out, blocks.9.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM1_OUT), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
-    TRACE("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.9.self_attn.q.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OFF_BLOCKS_9_SELF_ATTN_Q_OUT);
-    TRACE("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OUT("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.9.self_attn.k.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_K_WEIGHT, W_BLOCKS_9_SELF_ATTN_K_BIAS, OFF_BLOCKS_9_SELF_ATTN_K_OUT);
-    TRACE("blocks.9.self_attn.k.out", OFF_BLOCKS_9_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_K_WEIGHT, W_BLOCKS_9_SELF_ATTN_K_BIAS, OUT("blocks.9.self_attn.k.out", OFF_BLOCKS_9_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.9.self_attn.v.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_V_WEIGHT, W_BLOCKS_9_SELF_ATTN_V_BIAS, OFF_BLOCKS_9_SELF_ATTN_V_OUT);
-    TRACE("blocks.9.self_attn.v.out", OFF_BLOCKS_9_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_V_WEIGHT, W_BLOCKS_9_SELF_ATTN_V_BIAS, OUT("blocks.9.self_attn.v.out", OFF_BLOCKS_9_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.9.self_attn.q.rope = rmsnorm_rope(blocks.9.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.9.self_attn.k.rope = rmsnorm_rope(blocks.9.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.q.rope, blocks.9.self_attn.k.rope, blocks.9.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_9_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_9_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_9_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_V_OUT), L, L);
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OFF_BLOCKS_9_SELF_ATTN_O_OUT);
-    TRACE("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OUT("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.9.x1 = gated_residual(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.9.x1", OFF_BLOCKS_9_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
     /* blocks.9.norm3.out = layernorm_affine(blocks.9.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM3_OUT), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS));
-    TRACE("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS));
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_9_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OUT("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_9_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_9_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OFF_BLOCKS_9_CROSS_ATTN_O_OUT);
-    TRACE("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OUT("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.9.x2 = add(blocks.9.x1, blocks.9.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.9.x2", OFF_BLOCKS_9_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.9.norm2.out = layernorm_modulate(blocks.9.x2, blocks.9.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM2_OUT), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
-    TRACE("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.9.ffn.1.out = linear(blocks.9.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OFF_BLOCKS_9_FFN_1_OUT);
-    TRACE("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OUT("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OFF_BLOCKS_9_FFN_2_OUT);
-    TRACE("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OUT("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.9.out = gated_residual(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.9.out", OFF_BLOCKS_9_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
-    TRACE("blocks.10.mod", OFF_BLOCKS_10_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
     /* blocks.10.norm1.out = layernorm_modulate(blocks.9.out, blocks.10.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM1_OUT), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
-    TRACE("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.10.self_attn.q.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OFF_BLOCKS_10_SELF_ATTN_Q_OUT);
-    TRACE("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OUT("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.10.self_attn.k.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_K_WEIGHT, W_BLOCKS_10_SELF_ATTN_K_BIAS, OFF_BLOCKS_10_SELF_ATTN_K_OUT);
-    TRACE("blocks.10.self_attn.k.out", OFF_BLOCKS_10_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_K_WEIGHT, W_BLOCKS_10_SELF_ATTN_K_BIAS, OUT("blocks.10.self_attn.k.out", OFF_BLOCKS_10_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.10.self_attn.v.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_V_WEIGHT, W_BLOCKS_10_SELF_ATTN_V_BIAS, OFF_BLOCKS_10_SELF_ATTN_V_OUT);
-    TRACE("blocks.10.self_attn.v.out", OFF_BLOCKS_10_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_V_WEIGHT, W_BLOCKS_10_SELF_ATTN_V_BIAS, OUT("blocks.10.self_attn.v.out", OFF_BLOCKS_10_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.10.self_attn.q.rope = rmsnorm_rope(blocks.10.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.10.self_attn.k.rope = rmsnorm_rope(blocks.10.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.q.rope, blocks.10.self_attn.k.rope, blocks.10.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_10_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_10_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_10_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_V_OUT), L, L);
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OFF_BLOCKS_10_SELF_ATTN_O_OUT);
-    TRACE("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OUT("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.10.x1 = gated_residual(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.10.x1", OFF_BLOCKS_10_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
     /* blocks.10.norm3.out = layernorm_affine(blocks.10.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM3_OUT), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS));
-    TRACE("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS));
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_10_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OUT("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_10_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_10_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OFF_BLOCKS_10_CROSS_ATTN_O_OUT);
-    TRACE("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OUT("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.10.x2 = add(blocks.10.x1, blocks.10.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.10.x2", OFF_BLOCKS_10_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.10.norm2.out = layernorm_modulate(blocks.10.x2, blocks.10.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM2_OUT), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
-    TRACE("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.10.ffn.1.out = linear(blocks.10.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OFF_BLOCKS_10_FFN_1_OUT);
-    TRACE("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OUT("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OFF_BLOCKS_10_FFN_2_OUT);
-    TRACE("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OUT("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.10.out = gated_residual(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.10.out", OFF_BLOCKS_10_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
-    TRACE("blocks.11.mod", OFF_BLOCKS_11_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
     /* blocks.11.norm1.out = layernorm_modulate(blocks.10.out, blocks.11.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM1_OUT), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
-    TRACE("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.11.self_attn.q.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OFF_BLOCKS_11_SELF_ATTN_Q_OUT);
-    TRACE("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OUT("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.11.self_attn.k.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_K_WEIGHT, W_BLOCKS_11_SELF_ATTN_K_BIAS, OFF_BLOCKS_11_SELF_ATTN_K_OUT);
-    TRACE("blocks.11.self_attn.k.out", OFF_BLOCKS_11_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_K_WEIGHT, W_BLOCKS_11_SELF_ATTN_K_BIAS, OUT("blocks.11.self_attn.k.out", OFF_BLOCKS_11_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.11.self_attn.v.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_V_WEIGHT, W_BLOCKS_11_SELF_ATTN_V_BIAS, OFF_BLOCKS_11_SELF_ATTN_V_OUT);
-    TRACE("blocks.11.self_attn.v.out", OFF_BLOCKS_11_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_V_WEIGHT, W_BLOCKS_11_SELF_ATTN_V_BIAS, OUT("blocks.11.self_attn.v.out", OFF_BLOCKS_11_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.11.self_attn.q.rope = rmsnorm_rope(blocks.11.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.11.self_attn.k.rope = rmsnorm_rope(blocks.11.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.q.rope, blocks.11.self_attn.k.rope, blocks.11.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_11_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_11_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_11_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_V_OUT), L, L);
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OFF_BLOCKS_11_SELF_ATTN_O_OUT);
-    TRACE("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OUT("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.11.x1 = gated_residual(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.11.x1", OFF_BLOCKS_11_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
     /* blocks.11.norm3.out = layernorm_affine(blocks.11.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM3_OUT), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS));
-    TRACE("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS));
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_11_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OUT("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_11_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_11_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OFF_BLOCKS_11_CROSS_ATTN_O_OUT);
-    TRACE("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OUT("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.11.x2 = add(blocks.11.x1, blocks.11.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.11.x2", OFF_BLOCKS_11_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.11.norm2.out = layernorm_modulate(blocks.11.x2, blocks.11.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM2_OUT), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
-    TRACE("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.11.ffn.1.out = linear(blocks.11.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OFF_BLOCKS_11_FFN_1_OUT);
-    TRACE("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OUT("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OFF_BLOCKS_11_FFN_2_OUT);
-    TRACE("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OUT("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.11.out = gated_residual(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.11.out", OFF_BLOCKS_11_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
-    TRACE("blocks.12.mod", OFF_BLOCKS_12_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
     /* blocks.12.norm1.out = layernorm_modulate(blocks.11.out, blocks.12.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM1_OUT), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
-    TRACE("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.12.self_attn.q.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OFF_BLOCKS_12_SELF_ATTN_Q_OUT);
-    TRACE("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OUT("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.12.self_attn.k.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_K_WEIGHT, W_BLOCKS_12_SELF_ATTN_K_BIAS, OFF_BLOCKS_12_SELF_ATTN_K_OUT);
-    TRACE("blocks.12.self_attn.k.out", OFF_BLOCKS_12_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_K_WEIGHT, W_BLOCKS_12_SELF_ATTN_K_BIAS, OUT("blocks.12.self_attn.k.out", OFF_BLOCKS_12_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.12.self_attn.v.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_V_WEIGHT, W_BLOCKS_12_SELF_ATTN_V_BIAS, OFF_BLOCKS_12_SELF_ATTN_V_OUT);
-    TRACE("blocks.12.self_attn.v.out", OFF_BLOCKS_12_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_V_WEIGHT, W_BLOCKS_12_SELF_ATTN_V_BIAS, OUT("blocks.12.self_attn.v.out", OFF_BLOCKS_12_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.12.self_attn.q.rope = rmsnorm_rope(blocks.12.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.12.self_attn.k.rope = rmsnorm_rope(blocks.12.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.q.rope, blocks.12.self_attn.k.rope, blocks.12.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_12_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_12_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_12_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_V_OUT), L, L);
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OFF_BLOCKS_12_SELF_ATTN_O_OUT);
-    TRACE("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OUT("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.12.x1 = gated_residual(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.12.x1", OFF_BLOCKS_12_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
     /* blocks.12.norm3.out = layernorm_affine(blocks.12.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM3_OUT), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS));
-    TRACE("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS));
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_12_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OUT("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_12_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_12_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OFF_BLOCKS_12_CROSS_ATTN_O_OUT);
-    TRACE("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OUT("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.12.x2 = add(blocks.12.x1, blocks.12.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.12.x2", OFF_BLOCKS_12_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.12.norm2.out = layernorm_modulate(blocks.12.x2, blocks.12.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM2_OUT), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
-    TRACE("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.12.ffn.1.out = linear(blocks.12.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OFF_BLOCKS_12_FFN_1_OUT);
-    TRACE("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OUT("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OFF_BLOCKS_12_FFN_2_OUT);
-    TRACE("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OUT("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.12.out = gated_residual(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.12.out", OFF_BLOCKS_12_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
-    TRACE("blocks.13.mod", OFF_BLOCKS_13_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
     /* blocks.13.norm1.out = layernorm_modulate(blocks.12.out, blocks.13.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM1_OUT), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
-    TRACE("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.13.self_attn.q.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OFF_BLOCKS_13_SELF_ATTN_Q_OUT);
-    TRACE("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OUT("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.13.self_attn.k.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_K_WEIGHT, W_BLOCKS_13_SELF_ATTN_K_BIAS, OFF_BLOCKS_13_SELF_ATTN_K_OUT);
-    TRACE("blocks.13.self_attn.k.out", OFF_BLOCKS_13_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_K_WEIGHT, W_BLOCKS_13_SELF_ATTN_K_BIAS, OUT("blocks.13.self_attn.k.out", OFF_BLOCKS_13_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.13.self_attn.v.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_V_WEIGHT, W_BLOCKS_13_SELF_ATTN_V_BIAS, OFF_BLOCKS_13_SELF_ATTN_V_OUT);
-    TRACE("blocks.13.self_attn.v.out", OFF_BLOCKS_13_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_V_WEIGHT, W_BLOCKS_13_SELF_ATTN_V_BIAS, OUT("blocks.13.self_attn.v.out", OFF_BLOCKS_13_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.13.self_attn.q.rope = rmsnorm_rope(blocks.13.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.13.self_attn.k.rope = rmsnorm_rope(blocks.13.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.q.rope, blocks.13.self_attn.k.rope, blocks.13.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_13_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_13_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_13_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_V_OUT), L, L);
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OFF_BLOCKS_13_SELF_ATTN_O_OUT);
-    TRACE("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OUT("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.13.x1 = gated_residual(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.13.x1", OFF_BLOCKS_13_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
     /* blocks.13.norm3.out = layernorm_affine(blocks.13.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM3_OUT), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS));
-    TRACE("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS));
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_13_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OUT("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_13_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_13_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OFF_BLOCKS_13_CROSS_ATTN_O_OUT);
-    TRACE("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OUT("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.13.x2 = add(blocks.13.x1, blocks.13.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.13.x2", OFF_BLOCKS_13_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.13.norm2.out = layernorm_modulate(blocks.13.x2, blocks.13.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM2_OUT), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
-    TRACE("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.13.ffn.1.out = linear(blocks.13.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OFF_BLOCKS_13_FFN_1_OUT);
-    TRACE("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OUT("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OFF_BLOCKS_13_FFN_2_OUT);
-    TRACE("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OUT("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.13.out = gated_residual(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.13.out", OFF_BLOCKS_13_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
-    TRACE("blocks.14.mod", OFF_BLOCKS_14_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
     /* blocks.14.norm1.out = layernorm_modulate(blocks.13.out, blocks.14.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM1_OUT), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
-    TRACE("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.14.self_attn.q.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OFF_BLOCKS_14_SELF_ATTN_Q_OUT);
-    TRACE("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OUT("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.14.self_attn.k.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_K_WEIGHT, W_BLOCKS_14_SELF_ATTN_K_BIAS, OFF_BLOCKS_14_SELF_ATTN_K_OUT);
-    TRACE("blocks.14.self_attn.k.out", OFF_BLOCKS_14_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_K_WEIGHT, W_BLOCKS_14_SELF_ATTN_K_BIAS, OUT("blocks.14.self_attn.k.out", OFF_BLOCKS_14_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.14.self_attn.v.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_V_WEIGHT, W_BLOCKS_14_SELF_ATTN_V_BIAS, OFF_BLOCKS_14_SELF_ATTN_V_OUT);
-    TRACE("blocks.14.self_attn.v.out", OFF_BLOCKS_14_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_V_WEIGHT, W_BLOCKS_14_SELF_ATTN_V_BIAS, OUT("blocks.14.self_attn.v.out", OFF_BLOCKS_14_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.14.self_attn.q.rope = rmsnorm_rope(blocks.14.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.14.self_attn.k.rope = rmsnorm_rope(blocks.14.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.q.rope, blocks.14.self_attn.k.rope, blocks.14.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_14_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_14_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_14_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_V_OUT), L, L);
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OFF_BLOCKS_14_SELF_ATTN_O_OUT);
-    TRACE("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OUT("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.14.x1 = gated_residual(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.14.x1", OFF_BLOCKS_14_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
     /* blocks.14.norm3.out = layernorm_affine(blocks.14.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM3_OUT), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS));
-    TRACE("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS));
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_14_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OUT("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_14_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_14_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OFF_BLOCKS_14_CROSS_ATTN_O_OUT);
-    TRACE("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OUT("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.14.x2 = add(blocks.14.x1, blocks.14.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.14.x2", OFF_BLOCKS_14_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.14.norm2.out = layernorm_modulate(blocks.14.x2, blocks.14.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM2_OUT), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
-    TRACE("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.14.ffn.1.out = linear(blocks.14.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OFF_BLOCKS_14_FFN_1_OUT);
-    TRACE("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OUT("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OFF_BLOCKS_14_FFN_2_OUT);
-    TRACE("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OUT("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.14.out = gated_residual(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.14.out", OFF_BLOCKS_14_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
-    TRACE("blocks.15.mod", OFF_BLOCKS_15_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
     /* blocks.15.norm1.out = layernorm_modulate(blocks.14.out, blocks.15.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM1_OUT), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
-    TRACE("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.15.self_attn.q.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OFF_BLOCKS_15_SELF_ATTN_Q_OUT);
-    TRACE("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OUT("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.15.self_attn.k.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_K_WEIGHT, W_BLOCKS_15_SELF_ATTN_K_BIAS, OFF_BLOCKS_15_SELF_ATTN_K_OUT);
-    TRACE("blocks.15.self_attn.k.out", OFF_BLOCKS_15_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_K_WEIGHT, W_BLOCKS_15_SELF_ATTN_K_BIAS, OUT("blocks.15.self_attn.k.out", OFF_BLOCKS_15_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.15.self_attn.v.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_V_WEIGHT, W_BLOCKS_15_SELF_ATTN_V_BIAS, OFF_BLOCKS_15_SELF_ATTN_V_OUT);
-    TRACE("blocks.15.self_attn.v.out", OFF_BLOCKS_15_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_V_WEIGHT, W_BLOCKS_15_SELF_ATTN_V_BIAS, OUT("blocks.15.self_attn.v.out", OFF_BLOCKS_15_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.15.self_attn.q.rope = rmsnorm_rope(blocks.15.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.15.self_attn.k.rope = rmsnorm_rope(blocks.15.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.q.rope, blocks.15.self_attn.k.rope, blocks.15.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_15_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_15_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_15_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_V_OUT), L, L);
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OFF_BLOCKS_15_SELF_ATTN_O_OUT);
-    TRACE("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OUT("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.15.x1 = gated_residual(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.15.x1", OFF_BLOCKS_15_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
     /* blocks.15.norm3.out = layernorm_affine(blocks.15.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM3_OUT), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS));
-    TRACE("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS));
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_15_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OUT("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_15_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_15_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OFF_BLOCKS_15_CROSS_ATTN_O_OUT);
-    TRACE("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OUT("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.15.x2 = add(blocks.15.x1, blocks.15.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.15.x2", OFF_BLOCKS_15_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.15.norm2.out = layernorm_modulate(blocks.15.x2, blocks.15.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM2_OUT), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
-    TRACE("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.15.ffn.1.out = linear(blocks.15.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OFF_BLOCKS_15_FFN_1_OUT);
-    TRACE("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OUT("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OFF_BLOCKS_15_FFN_2_OUT);
-    TRACE("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OUT("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.15.out = gated_residual(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.15.out", OFF_BLOCKS_15_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
-    TRACE("blocks.16.mod", OFF_BLOCKS_16_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
     /* blocks.16.norm1.out = layernorm_modulate(blocks.15.out, blocks.16.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM1_OUT), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
-    TRACE("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.16.self_attn.q.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OFF_BLOCKS_16_SELF_ATTN_Q_OUT);
-    TRACE("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OUT("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.16.self_attn.k.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_K_WEIGHT, W_BLOCKS_16_SELF_ATTN_K_BIAS, OFF_BLOCKS_16_SELF_ATTN_K_OUT);
-    TRACE("blocks.16.self_attn.k.out", OFF_BLOCKS_16_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_K_WEIGHT, W_BLOCKS_16_SELF_ATTN_K_BIAS, OUT("blocks.16.self_attn.k.out", OFF_BLOCKS_16_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.16.self_attn.v.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_V_WEIGHT, W_BLOCKS_16_SELF_ATTN_V_BIAS, OFF_BLOCKS_16_SELF_ATTN_V_OUT);
-    TRACE("blocks.16.self_attn.v.out", OFF_BLOCKS_16_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_V_WEIGHT, W_BLOCKS_16_SELF_ATTN_V_BIAS, OUT("blocks.16.self_attn.v.out", OFF_BLOCKS_16_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.16.self_attn.q.rope = rmsnorm_rope(blocks.16.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.16.self_attn.k.rope = rmsnorm_rope(blocks.16.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.q.rope, blocks.16.self_attn.k.rope, blocks.16.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_16_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_16_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_16_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_V_OUT), L, L);
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OFF_BLOCKS_16_SELF_ATTN_O_OUT);
-    TRACE("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OUT("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.16.x1 = gated_residual(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.16.x1", OFF_BLOCKS_16_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
     /* blocks.16.norm3.out = layernorm_affine(blocks.16.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM3_OUT), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS));
-    TRACE("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS));
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_16_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OUT("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_16_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_16_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OFF_BLOCKS_16_CROSS_ATTN_O_OUT);
-    TRACE("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OUT("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.16.x2 = add(blocks.16.x1, blocks.16.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.16.x2", OFF_BLOCKS_16_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.16.norm2.out = layernorm_modulate(blocks.16.x2, blocks.16.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM2_OUT), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
-    TRACE("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.16.ffn.1.out = linear(blocks.16.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OFF_BLOCKS_16_FFN_1_OUT);
-    TRACE("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OUT("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OFF_BLOCKS_16_FFN_2_OUT);
-    TRACE("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OUT("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.16.out = gated_residual(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.16.out", OFF_BLOCKS_16_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
-    TRACE("blocks.17.mod", OFF_BLOCKS_17_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
     /* blocks.17.norm1.out = layernorm_modulate(blocks.16.out, blocks.17.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM1_OUT), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
-    TRACE("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.17.self_attn.q.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OFF_BLOCKS_17_SELF_ATTN_Q_OUT);
-    TRACE("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OUT("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.17.self_attn.k.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_K_WEIGHT, W_BLOCKS_17_SELF_ATTN_K_BIAS, OFF_BLOCKS_17_SELF_ATTN_K_OUT);
-    TRACE("blocks.17.self_attn.k.out", OFF_BLOCKS_17_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_K_WEIGHT, W_BLOCKS_17_SELF_ATTN_K_BIAS, OUT("blocks.17.self_attn.k.out", OFF_BLOCKS_17_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.17.self_attn.v.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_V_WEIGHT, W_BLOCKS_17_SELF_ATTN_V_BIAS, OFF_BLOCKS_17_SELF_ATTN_V_OUT);
-    TRACE("blocks.17.self_attn.v.out", OFF_BLOCKS_17_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_V_WEIGHT, W_BLOCKS_17_SELF_ATTN_V_BIAS, OUT("blocks.17.self_attn.v.out", OFF_BLOCKS_17_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.17.self_attn.q.rope = rmsnorm_rope(blocks.17.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.17.self_attn.k.rope = rmsnorm_rope(blocks.17.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.q.rope, blocks.17.self_attn.k.rope, blocks.17.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_17_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_17_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_17_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_V_OUT), L, L);
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OFF_BLOCKS_17_SELF_ATTN_O_OUT);
-    TRACE("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OUT("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.17.x1 = gated_residual(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.17.x1", OFF_BLOCKS_17_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
     /* blocks.17.norm3.out = layernorm_affine(blocks.17.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM3_OUT), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS));
-    TRACE("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS));
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_17_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OUT("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_17_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_17_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OFF_BLOCKS_17_CROSS_ATTN_O_OUT);
-    TRACE("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OUT("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.17.x2 = add(blocks.17.x1, blocks.17.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.17.x2", OFF_BLOCKS_17_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.17.norm2.out = layernorm_modulate(blocks.17.x2, blocks.17.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM2_OUT), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
-    TRACE("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.17.ffn.1.out = linear(blocks.17.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OFF_BLOCKS_17_FFN_1_OUT);
-    TRACE("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OUT("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OFF_BLOCKS_17_FFN_2_OUT);
-    TRACE("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OUT("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.17.out = gated_residual(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.17.out", OFF_BLOCKS_17_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
-    TRACE("blocks.18.mod", OFF_BLOCKS_18_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
     /* blocks.18.norm1.out = layernorm_modulate(blocks.17.out, blocks.18.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM1_OUT), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
-    TRACE("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.18.self_attn.q.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OFF_BLOCKS_18_SELF_ATTN_Q_OUT);
-    TRACE("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OUT("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.18.self_attn.k.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_K_WEIGHT, W_BLOCKS_18_SELF_ATTN_K_BIAS, OFF_BLOCKS_18_SELF_ATTN_K_OUT);
-    TRACE("blocks.18.self_attn.k.out", OFF_BLOCKS_18_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_K_WEIGHT, W_BLOCKS_18_SELF_ATTN_K_BIAS, OUT("blocks.18.self_attn.k.out", OFF_BLOCKS_18_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.18.self_attn.v.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_V_WEIGHT, W_BLOCKS_18_SELF_ATTN_V_BIAS, OFF_BLOCKS_18_SELF_ATTN_V_OUT);
-    TRACE("blocks.18.self_attn.v.out", OFF_BLOCKS_18_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_V_WEIGHT, W_BLOCKS_18_SELF_ATTN_V_BIAS, OUT("blocks.18.self_attn.v.out", OFF_BLOCKS_18_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.18.self_attn.q.rope = rmsnorm_rope(blocks.18.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.18.self_attn.k.rope = rmsnorm_rope(blocks.18.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.q.rope, blocks.18.self_attn.k.rope, blocks.18.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_18_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_18_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_18_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_V_OUT), L, L);
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OFF_BLOCKS_18_SELF_ATTN_O_OUT);
-    TRACE("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OUT("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.18.x1 = gated_residual(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.18.x1", OFF_BLOCKS_18_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
     /* blocks.18.norm3.out = layernorm_affine(blocks.18.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM3_OUT), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS));
-    TRACE("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS));
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_18_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OUT("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_18_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_18_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OFF_BLOCKS_18_CROSS_ATTN_O_OUT);
-    TRACE("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OUT("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.18.x2 = add(blocks.18.x1, blocks.18.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.18.x2", OFF_BLOCKS_18_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.18.norm2.out = layernorm_modulate(blocks.18.x2, blocks.18.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM2_OUT), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
-    TRACE("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.18.ffn.1.out = linear(blocks.18.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OFF_BLOCKS_18_FFN_1_OUT);
-    TRACE("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OUT("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OFF_BLOCKS_18_FFN_2_OUT);
-    TRACE("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OUT("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.18.out = gated_residual(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.18.out", OFF_BLOCKS_18_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
-    TRACE("blocks.19.mod", OFF_BLOCKS_19_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
     /* blocks.19.norm1.out = layernorm_modulate(blocks.18.out, blocks.19.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM1_OUT), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
-    TRACE("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.19.self_attn.q.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OFF_BLOCKS_19_SELF_ATTN_Q_OUT);
-    TRACE("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OUT("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.19.self_attn.k.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_K_WEIGHT, W_BLOCKS_19_SELF_ATTN_K_BIAS, OFF_BLOCKS_19_SELF_ATTN_K_OUT);
-    TRACE("blocks.19.self_attn.k.out", OFF_BLOCKS_19_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_K_WEIGHT, W_BLOCKS_19_SELF_ATTN_K_BIAS, OUT("blocks.19.self_attn.k.out", OFF_BLOCKS_19_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.19.self_attn.v.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_V_WEIGHT, W_BLOCKS_19_SELF_ATTN_V_BIAS, OFF_BLOCKS_19_SELF_ATTN_V_OUT);
-    TRACE("blocks.19.self_attn.v.out", OFF_BLOCKS_19_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_V_WEIGHT, W_BLOCKS_19_SELF_ATTN_V_BIAS, OUT("blocks.19.self_attn.v.out", OFF_BLOCKS_19_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.19.self_attn.q.rope = rmsnorm_rope(blocks.19.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.19.self_attn.k.rope = rmsnorm_rope(blocks.19.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.q.rope, blocks.19.self_attn.k.rope, blocks.19.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_19_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_19_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_19_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_V_OUT), L, L);
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OFF_BLOCKS_19_SELF_ATTN_O_OUT);
-    TRACE("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OUT("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.19.x1 = gated_residual(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.19.x1", OFF_BLOCKS_19_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
     /* blocks.19.norm3.out = layernorm_affine(blocks.19.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM3_OUT), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS));
-    TRACE("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS));
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_19_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OUT("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_19_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_19_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OFF_BLOCKS_19_CROSS_ATTN_O_OUT);
-    TRACE("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OUT("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.19.x2 = add(blocks.19.x1, blocks.19.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.19.x2", OFF_BLOCKS_19_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.19.norm2.out = layernorm_modulate(blocks.19.x2, blocks.19.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM2_OUT), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
-    TRACE("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.19.ffn.1.out = linear(blocks.19.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OFF_BLOCKS_19_FFN_1_OUT);
-    TRACE("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OUT("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OFF_BLOCKS_19_FFN_2_OUT);
-    TRACE("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OUT("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.19.out = gated_residual(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.19.out", OFF_BLOCKS_19_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
-    TRACE("blocks.20.mod", OFF_BLOCKS_20_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
     /* blocks.20.norm1.out = layernorm_modulate(blocks.19.out, blocks.20.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM1_OUT), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
-    TRACE("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.20.self_attn.q.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OFF_BLOCKS_20_SELF_ATTN_Q_OUT);
-    TRACE("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OUT("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.20.self_attn.k.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_K_WEIGHT, W_BLOCKS_20_SELF_ATTN_K_BIAS, OFF_BLOCKS_20_SELF_ATTN_K_OUT);
-    TRACE("blocks.20.self_attn.k.out", OFF_BLOCKS_20_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_K_WEIGHT, W_BLOCKS_20_SELF_ATTN_K_BIAS, OUT("blocks.20.self_attn.k.out", OFF_BLOCKS_20_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.20.self_attn.v.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_V_WEIGHT, W_BLOCKS_20_SELF_ATTN_V_BIAS, OFF_BLOCKS_20_SELF_ATTN_V_OUT);
-    TRACE("blocks.20.self_attn.v.out", OFF_BLOCKS_20_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_V_WEIGHT, W_BLOCKS_20_SELF_ATTN_V_BIAS, OUT("blocks.20.self_attn.v.out", OFF_BLOCKS_20_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.20.self_attn.q.rope = rmsnorm_rope(blocks.20.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.20.self_attn.k.rope = rmsnorm_rope(blocks.20.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.q.rope, blocks.20.self_attn.k.rope, blocks.20.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_20_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_20_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_20_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_V_OUT), L, L);
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OFF_BLOCKS_20_SELF_ATTN_O_OUT);
-    TRACE("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OUT("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.20.x1 = gated_residual(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.20.x1", OFF_BLOCKS_20_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
     /* blocks.20.norm3.out = layernorm_affine(blocks.20.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM3_OUT), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS));
-    TRACE("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS));
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_20_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OUT("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_20_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_20_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OFF_BLOCKS_20_CROSS_ATTN_O_OUT);
-    TRACE("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OUT("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.20.x2 = add(blocks.20.x1, blocks.20.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.20.x2", OFF_BLOCKS_20_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.20.norm2.out = layernorm_modulate(blocks.20.x2, blocks.20.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM2_OUT), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
-    TRACE("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.20.ffn.1.out = linear(blocks.20.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OFF_BLOCKS_20_FFN_1_OUT);
-    TRACE("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OUT("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OFF_BLOCKS_20_FFN_2_OUT);
-    TRACE("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OUT("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.20.out = gated_residual(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.20.out", OFF_BLOCKS_20_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
-    TRACE("blocks.21.mod", OFF_BLOCKS_21_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
     /* blocks.21.norm1.out = layernorm_modulate(blocks.20.out, blocks.21.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM1_OUT), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
-    TRACE("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.21.self_attn.q.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OFF_BLOCKS_21_SELF_ATTN_Q_OUT);
-    TRACE("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OUT("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.21.self_attn.k.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_K_WEIGHT, W_BLOCKS_21_SELF_ATTN_K_BIAS, OFF_BLOCKS_21_SELF_ATTN_K_OUT);
-    TRACE("blocks.21.self_attn.k.out", OFF_BLOCKS_21_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_K_WEIGHT, W_BLOCKS_21_SELF_ATTN_K_BIAS, OUT("blocks.21.self_attn.k.out", OFF_BLOCKS_21_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.21.self_attn.v.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_V_WEIGHT, W_BLOCKS_21_SELF_ATTN_V_BIAS, OFF_BLOCKS_21_SELF_ATTN_V_OUT);
-    TRACE("blocks.21.self_attn.v.out", OFF_BLOCKS_21_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_V_WEIGHT, W_BLOCKS_21_SELF_ATTN_V_BIAS, OUT("blocks.21.self_attn.v.out", OFF_BLOCKS_21_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.21.self_attn.q.rope = rmsnorm_rope(blocks.21.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.21.self_attn.k.rope = rmsnorm_rope(blocks.21.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.q.rope, blocks.21.self_attn.k.rope, blocks.21.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_21_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_21_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_21_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_V_OUT), L, L);
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OFF_BLOCKS_21_SELF_ATTN_O_OUT);
-    TRACE("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OUT("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.21.x1 = gated_residual(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.21.x1", OFF_BLOCKS_21_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
     /* blocks.21.norm3.out = layernorm_affine(blocks.21.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM3_OUT), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS));
-    TRACE("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS));
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_21_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OUT("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_21_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_21_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OFF_BLOCKS_21_CROSS_ATTN_O_OUT);
-    TRACE("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OUT("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.21.x2 = add(blocks.21.x1, blocks.21.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.21.x2", OFF_BLOCKS_21_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.21.norm2.out = layernorm_modulate(blocks.21.x2, blocks.21.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM2_OUT), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
-    TRACE("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.21.ffn.1.out = linear(blocks.21.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OFF_BLOCKS_21_FFN_1_OUT);
-    TRACE("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OUT("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OFF_BLOCKS_21_FFN_2_OUT);
-    TRACE("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OUT("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.21.out = gated_residual(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.21.out", OFF_BLOCKS_21_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
-    TRACE("blocks.22.mod", OFF_BLOCKS_22_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
     /* blocks.22.norm1.out = layernorm_modulate(blocks.21.out, blocks.22.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM1_OUT), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
-    TRACE("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.22.self_attn.q.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OFF_BLOCKS_22_SELF_ATTN_Q_OUT);
-    TRACE("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OUT("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.22.self_attn.k.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_K_WEIGHT, W_BLOCKS_22_SELF_ATTN_K_BIAS, OFF_BLOCKS_22_SELF_ATTN_K_OUT);
-    TRACE("blocks.22.self_attn.k.out", OFF_BLOCKS_22_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_K_WEIGHT, W_BLOCKS_22_SELF_ATTN_K_BIAS, OUT("blocks.22.self_attn.k.out", OFF_BLOCKS_22_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.22.self_attn.v.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_V_WEIGHT, W_BLOCKS_22_SELF_ATTN_V_BIAS, OFF_BLOCKS_22_SELF_ATTN_V_OUT);
-    TRACE("blocks.22.self_attn.v.out", OFF_BLOCKS_22_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_V_WEIGHT, W_BLOCKS_22_SELF_ATTN_V_BIAS, OUT("blocks.22.self_attn.v.out", OFF_BLOCKS_22_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.22.self_attn.q.rope = rmsnorm_rope(blocks.22.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.22.self_attn.k.rope = rmsnorm_rope(blocks.22.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.q.rope, blocks.22.self_attn.k.rope, blocks.22.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_22_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_22_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_22_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_V_OUT), L, L);
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OFF_BLOCKS_22_SELF_ATTN_O_OUT);
-    TRACE("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OUT("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.22.x1 = gated_residual(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.22.x1", OFF_BLOCKS_22_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
     /* blocks.22.norm3.out = layernorm_affine(blocks.22.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM3_OUT), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS));
-    TRACE("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS));
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_22_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OUT("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_22_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_22_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OFF_BLOCKS_22_CROSS_ATTN_O_OUT);
-    TRACE("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OUT("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.22.x2 = add(blocks.22.x1, blocks.22.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.22.x2", OFF_BLOCKS_22_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.22.norm2.out = layernorm_modulate(blocks.22.x2, blocks.22.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM2_OUT), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
-    TRACE("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.22.ffn.1.out = linear(blocks.22.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OFF_BLOCKS_22_FFN_1_OUT);
-    TRACE("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OUT("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OFF_BLOCKS_22_FFN_2_OUT);
-    TRACE("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OUT("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.22.out = gated_residual(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.22.out", OFF_BLOCKS_22_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
-    TRACE("blocks.23.mod", OFF_BLOCKS_23_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
     /* blocks.23.norm1.out = layernorm_modulate(blocks.22.out, blocks.23.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM1_OUT), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
-    TRACE("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.23.self_attn.q.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OFF_BLOCKS_23_SELF_ATTN_Q_OUT);
-    TRACE("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OUT("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.23.self_attn.k.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_K_WEIGHT, W_BLOCKS_23_SELF_ATTN_K_BIAS, OFF_BLOCKS_23_SELF_ATTN_K_OUT);
-    TRACE("blocks.23.self_attn.k.out", OFF_BLOCKS_23_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_K_WEIGHT, W_BLOCKS_23_SELF_ATTN_K_BIAS, OUT("blocks.23.self_attn.k.out", OFF_BLOCKS_23_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.23.self_attn.v.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_V_WEIGHT, W_BLOCKS_23_SELF_ATTN_V_BIAS, OFF_BLOCKS_23_SELF_ATTN_V_OUT);
-    TRACE("blocks.23.self_attn.v.out", OFF_BLOCKS_23_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_V_WEIGHT, W_BLOCKS_23_SELF_ATTN_V_BIAS, OUT("blocks.23.self_attn.v.out", OFF_BLOCKS_23_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.23.self_attn.q.rope = rmsnorm_rope(blocks.23.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.23.self_attn.k.rope = rmsnorm_rope(blocks.23.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.q.rope, blocks.23.self_attn.k.rope, blocks.23.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_23_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_23_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_23_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_V_OUT), L, L);
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OFF_BLOCKS_23_SELF_ATTN_O_OUT);
-    TRACE("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OUT("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.23.x1 = gated_residual(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.23.x1", OFF_BLOCKS_23_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
     /* blocks.23.norm3.out = layernorm_affine(blocks.23.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM3_OUT), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS));
-    TRACE("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS));
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_23_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OUT("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_23_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_23_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OFF_BLOCKS_23_CROSS_ATTN_O_OUT);
-    TRACE("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OUT("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.23.x2 = add(blocks.23.x1, blocks.23.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.23.x2", OFF_BLOCKS_23_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.23.norm2.out = layernorm_modulate(blocks.23.x2, blocks.23.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM2_OUT), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
-    TRACE("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.23.ffn.1.out = linear(blocks.23.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OFF_BLOCKS_23_FFN_1_OUT);
-    TRACE("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OUT("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OFF_BLOCKS_23_FFN_2_OUT);
-    TRACE("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OUT("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.23.out = gated_residual(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.23.out", OFF_BLOCKS_23_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
-    TRACE("blocks.24.mod", OFF_BLOCKS_24_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
     /* blocks.24.norm1.out = layernorm_modulate(blocks.23.out, blocks.24.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_24_NORM1_OUT), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
-    TRACE("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.24.self_attn.q.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OFF_BLOCKS_24_SELF_ATTN_Q_OUT);
-    TRACE("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OUT("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.24.self_attn.k.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_K_WEIGHT, W_BLOCKS_24_SELF_ATTN_K_BIAS, OFF_BLOCKS_24_SELF_ATTN_K_OUT);
-    TRACE("blocks.24.self_attn.k.out", OFF_BLOCKS_24_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_K_WEIGHT, W_BLOCKS_24_SELF_ATTN_K_BIAS, OUT("blocks.24.self_attn.k.out", OFF_BLOCKS_24_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.24.self_attn.v.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_V_WEIGHT, W_BLOCKS_24_SELF_ATTN_V_BIAS, OFF_BLOCKS_24_SELF_ATTN_V_OUT);
-    TRACE("blocks.24.self_attn.v.out", OFF_BLOCKS_24_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_V_WEIGHT, W_BLOCKS_24_SELF_ATTN_V_BIAS, OUT("blocks.24.self_attn.v.out", OFF_BLOCKS_24_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.24.self_attn.q.rope = rmsnorm_rope(blocks.24.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.24.self_attn.k.rope = rmsnorm_rope(blocks.24.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.q.rope, blocks.24.self_attn.k.rope, blocks.24.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_24_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_24_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_24_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_V_OUT), L, L);
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OFF_BLOCKS_24_SELF_ATTN_O_OUT);
-    TRACE("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OUT("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.24.x1 = gated_residual(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.24.x1", OFF_BLOCKS_24_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
     /* blocks.24.norm3.out = layernorm_affine(blocks.24.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_24_NORM3_OUT), PTR(OFF_BLOCKS_24_X1), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS));
-    TRACE("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS));
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_24_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OUT("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_24_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_24_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OFF_BLOCKS_24_CROSS_ATTN_O_OUT);
-    TRACE("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OUT("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.24.x2 = add(blocks.24.x1, blocks.24.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.24.x2", OFF_BLOCKS_24_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.24.norm2.out = layernorm_modulate(blocks.24.x2, blocks.24.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_24_NORM2_OUT), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
-    TRACE("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.24.ffn.1.out = linear(blocks.24.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OFF_BLOCKS_24_FFN_1_OUT);
-    TRACE("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OUT("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OFF_BLOCKS_24_FFN_2_OUT);
-    TRACE("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OUT("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.24.out = gated_residual(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.24.out", OFF_BLOCKS_24_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
-    TRACE("blocks.25.mod", OFF_BLOCKS_25_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
     /* blocks.25.norm1.out = layernorm_modulate(blocks.24.out, blocks.25.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_25_NORM1_OUT), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
-    TRACE("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.25.self_attn.q.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OFF_BLOCKS_25_SELF_ATTN_Q_OUT);
-    TRACE("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OUT("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.25.self_attn.k.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_K_WEIGHT, W_BLOCKS_25_SELF_ATTN_K_BIAS, OFF_BLOCKS_25_SELF_ATTN_K_OUT);
-    TRACE("blocks.25.self_attn.k.out", OFF_BLOCKS_25_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_K_WEIGHT, W_BLOCKS_25_SELF_ATTN_K_BIAS, OUT("blocks.25.self_attn.k.out", OFF_BLOCKS_25_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.25.self_attn.v.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_V_WEIGHT, W_BLOCKS_25_SELF_ATTN_V_BIAS, OFF_BLOCKS_25_SELF_ATTN_V_OUT);
-    TRACE("blocks.25.self_attn.v.out", OFF_BLOCKS_25_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_V_WEIGHT, W_BLOCKS_25_SELF_ATTN_V_BIAS, OUT("blocks.25.self_attn.v.out", OFF_BLOCKS_25_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.25.self_attn.q.rope = rmsnorm_rope(blocks.25.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.25.self_attn.k.rope = rmsnorm_rope(blocks.25.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.q.rope, blocks.25.self_attn.k.rope, blocks.25.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_25_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_25_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_25_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_V_OUT), L, L);
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OFF_BLOCKS_25_SELF_ATTN_O_OUT);
-    TRACE("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OUT("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.25.x1 = gated_residual(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.25.x1", OFF_BLOCKS_25_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
     /* blocks.25.norm3.out = layernorm_affine(blocks.25.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_25_NORM3_OUT), PTR(OFF_BLOCKS_25_X1), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS));
-    TRACE("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS));
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_25_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OUT("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_25_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_25_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OFF_BLOCKS_25_CROSS_ATTN_O_OUT);
-    TRACE("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OUT("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.25.x2 = add(blocks.25.x1, blocks.25.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.25.x2", OFF_BLOCKS_25_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.25.norm2.out = layernorm_modulate(blocks.25.x2, blocks.25.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_25_NORM2_OUT), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
-    TRACE("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.25.ffn.1.out = linear(blocks.25.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OFF_BLOCKS_25_FFN_1_OUT);
-    TRACE("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OUT("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OFF_BLOCKS_25_FFN_2_OUT);
-    TRACE("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OUT("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.25.out = gated_residual(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.25.out", OFF_BLOCKS_25_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
-    TRACE("blocks.26.mod", OFF_BLOCKS_26_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
     /* blocks.26.norm1.out = layernorm_modulate(blocks.25.out, blocks.26.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_26_NORM1_OUT), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
-    TRACE("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.26.self_attn.q.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OFF_BLOCKS_26_SELF_ATTN_Q_OUT);
-    TRACE("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OUT("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.26.self_attn.k.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_K_WEIGHT, W_BLOCKS_26_SELF_ATTN_K_BIAS, OFF_BLOCKS_26_SELF_ATTN_K_OUT);
-    TRACE("blocks.26.self_attn.k.out", OFF_BLOCKS_26_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_K_WEIGHT, W_BLOCKS_26_SELF_ATTN_K_BIAS, OUT("blocks.26.self_attn.k.out", OFF_BLOCKS_26_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.26.self_attn.v.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_V_WEIGHT, W_BLOCKS_26_SELF_ATTN_V_BIAS, OFF_BLOCKS_26_SELF_ATTN_V_OUT);
-    TRACE("blocks.26.self_attn.v.out", OFF_BLOCKS_26_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_V_WEIGHT, W_BLOCKS_26_SELF_ATTN_V_BIAS, OUT("blocks.26.self_attn.v.out", OFF_BLOCKS_26_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.26.self_attn.q.rope = rmsnorm_rope(blocks.26.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.26.self_attn.k.rope = rmsnorm_rope(blocks.26.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.q.rope, blocks.26.self_attn.k.rope, blocks.26.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_26_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_26_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_26_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_V_OUT), L, L);
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OFF_BLOCKS_26_SELF_ATTN_O_OUT);
-    TRACE("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OUT("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.26.x1 = gated_residual(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.26.x1", OFF_BLOCKS_26_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
     /* blocks.26.norm3.out = layernorm_affine(blocks.26.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_26_NORM3_OUT), PTR(OFF_BLOCKS_26_X1), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS));
-    TRACE("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS));
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_26_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OUT("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_26_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_26_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OFF_BLOCKS_26_CROSS_ATTN_O_OUT);
-    TRACE("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OUT("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.26.x2 = add(blocks.26.x1, blocks.26.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.26.x2", OFF_BLOCKS_26_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.26.norm2.out = layernorm_modulate(blocks.26.x2, blocks.26.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_26_NORM2_OUT), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
-    TRACE("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.26.ffn.1.out = linear(blocks.26.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OFF_BLOCKS_26_FFN_1_OUT);
-    TRACE("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OUT("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OFF_BLOCKS_26_FFN_2_OUT);
-    TRACE("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OUT("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.26.out = gated_residual(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.26.out", OFF_BLOCKS_26_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
-    TRACE("blocks.27.mod", OFF_BLOCKS_27_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
     /* blocks.27.norm1.out = layernorm_modulate(blocks.26.out, blocks.27.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_27_NORM1_OUT), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
-    TRACE("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.27.self_attn.q.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OFF_BLOCKS_27_SELF_ATTN_Q_OUT);
-    TRACE("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OUT("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.27.self_attn.k.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_K_WEIGHT, W_BLOCKS_27_SELF_ATTN_K_BIAS, OFF_BLOCKS_27_SELF_ATTN_K_OUT);
-    TRACE("blocks.27.self_attn.k.out", OFF_BLOCKS_27_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_K_WEIGHT, W_BLOCKS_27_SELF_ATTN_K_BIAS, OUT("blocks.27.self_attn.k.out", OFF_BLOCKS_27_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.27.self_attn.v.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_V_WEIGHT, W_BLOCKS_27_SELF_ATTN_V_BIAS, OFF_BLOCKS_27_SELF_ATTN_V_OUT);
-    TRACE("blocks.27.self_attn.v.out", OFF_BLOCKS_27_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_V_WEIGHT, W_BLOCKS_27_SELF_ATTN_V_BIAS, OUT("blocks.27.self_attn.v.out", OFF_BLOCKS_27_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.27.self_attn.q.rope = rmsnorm_rope(blocks.27.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.27.self_attn.k.rope = rmsnorm_rope(blocks.27.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.q.rope, blocks.27.self_attn.k.rope, blocks.27.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_27_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_27_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_27_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_V_OUT), L, L);
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OFF_BLOCKS_27_SELF_ATTN_O_OUT);
-    TRACE("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OUT("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.27.x1 = gated_residual(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.27.x1", OFF_BLOCKS_27_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
     /* blocks.27.norm3.out = layernorm_affine(blocks.27.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_27_NORM3_OUT), PTR(OFF_BLOCKS_27_X1), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS));
-    TRACE("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS));
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_27_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OUT("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_27_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_27_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OFF_BLOCKS_27_CROSS_ATTN_O_OUT);
-    TRACE("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OUT("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.27.x2 = add(blocks.27.x1, blocks.27.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.27.x2", OFF_BLOCKS_27_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.27.norm2.out = layernorm_modulate(blocks.27.x2, blocks.27.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_27_NORM2_OUT), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
-    TRACE("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.27.ffn.1.out = linear(blocks.27.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OFF_BLOCKS_27_FFN_1_OUT);
-    TRACE("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OUT("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OFF_BLOCKS_27_FFN_2_OUT);
-    TRACE("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OUT("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.27.out = gated_residual(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.27.out", OFF_BLOCKS_27_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
-    TRACE("blocks.28.mod", OFF_BLOCKS_28_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
     /* blocks.28.norm1.out = layernorm_modulate(blocks.27.out, blocks.28.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_28_NORM1_OUT), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
-    TRACE("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.28.self_attn.q.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OFF_BLOCKS_28_SELF_ATTN_Q_OUT);
-    TRACE("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OUT("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.28.self_attn.k.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_K_WEIGHT, W_BLOCKS_28_SELF_ATTN_K_BIAS, OFF_BLOCKS_28_SELF_ATTN_K_OUT);
-    TRACE("blocks.28.self_attn.k.out", OFF_BLOCKS_28_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_K_WEIGHT, W_BLOCKS_28_SELF_ATTN_K_BIAS, OUT("blocks.28.self_attn.k.out", OFF_BLOCKS_28_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.28.self_attn.v.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_V_WEIGHT, W_BLOCKS_28_SELF_ATTN_V_BIAS, OFF_BLOCKS_28_SELF_ATTN_V_OUT);
-    TRACE("blocks.28.self_attn.v.out", OFF_BLOCKS_28_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_V_WEIGHT, W_BLOCKS_28_SELF_ATTN_V_BIAS, OUT("blocks.28.self_attn.v.out", OFF_BLOCKS_28_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.28.self_attn.q.rope = rmsnorm_rope(blocks.28.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.28.self_attn.k.rope = rmsnorm_rope(blocks.28.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.q.rope, blocks.28.self_attn.k.rope, blocks.28.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_28_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_28_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_28_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_V_OUT), L, L);
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OFF_BLOCKS_28_SELF_ATTN_O_OUT);
-    TRACE("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OUT("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.28.x1 = gated_residual(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.28.x1", OFF_BLOCKS_28_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
     /* blocks.28.norm3.out = layernorm_affine(blocks.28.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_28_NORM3_OUT), PTR(OFF_BLOCKS_28_X1), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS));
-    TRACE("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS));
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_28_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OUT("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_28_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_28_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OFF_BLOCKS_28_CROSS_ATTN_O_OUT);
-    TRACE("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OUT("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.28.x2 = add(blocks.28.x1, blocks.28.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.28.x2", OFF_BLOCKS_28_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.28.norm2.out = layernorm_modulate(blocks.28.x2, blocks.28.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_28_NORM2_OUT), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
-    TRACE("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.28.ffn.1.out = linear(blocks.28.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OFF_BLOCKS_28_FFN_1_OUT);
-    TRACE("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OUT("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OFF_BLOCKS_28_FFN_2_OUT);
-    TRACE("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OUT("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.28.out = gated_residual(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.28.out", OFF_BLOCKS_28_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS6_ESTRIDE9216_KSTRIDE1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
-    TRACE("blocks.29.mod", OFF_BLOCKS_29_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 1536, 0);
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
     /* blocks.29.norm1.out = layernorm_modulate(blocks.28.out, blocks.29.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_29_NORM1_OUT), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
-    TRACE("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     /* blocks.29.self_attn.q.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OFF_BLOCKS_29_SELF_ATTN_Q_OUT);
-    TRACE("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OUT("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.29.self_attn.k.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_K_WEIGHT, W_BLOCKS_29_SELF_ATTN_K_BIAS, OFF_BLOCKS_29_SELF_ATTN_K_OUT);
-    TRACE("blocks.29.self_attn.k.out", OFF_BLOCKS_29_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_K_WEIGHT, W_BLOCKS_29_SELF_ATTN_K_BIAS, OUT("blocks.29.self_attn.k.out", OFF_BLOCKS_29_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
     /* blocks.29.self_attn.v.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_V_WEIGHT, W_BLOCKS_29_SELF_ATTN_V_BIAS, OFF_BLOCKS_29_SELF_ATTN_V_OUT);
-    TRACE("blocks.29.self_attn.v.out", OFF_BLOCKS_29_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_V_WEIGHT, W_BLOCKS_29_SELF_ATTN_V_BIAS, OUT("blocks.29.self_attn.v.out", OFF_BLOCKS_29_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
     /* blocks.29.self_attn.q.rope = rmsnorm_rope(blocks.29.self_attn.q.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.29.self_attn.k.rope = rmsnorm_rope(blocks.29.self_attn.k.out, rope)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C1536_D128_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.q.rope, blocks.29.self_attn.k.rope, blocks.29.self_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, L, 1536, 128);
-        TMAP(tm_k, OFF_BLOCKS_29_SELF_ATTN_K_ROPE, L, 1536, 128);
-        TMAP(tm_v, OFF_BLOCKS_29_SELF_ATTN_V_OUT, L, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_29_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_V_OUT), L, L);
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OFF_BLOCKS_29_SELF_ATTN_O_OUT);
-    TRACE("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OUT("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.29.x1 = gated_residual(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.29.x1", OFF_BLOCKS_29_X1, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
     /* blocks.29.norm3.out = layernorm_affine(blocks.29.x1)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C1536_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_29_NORM3_OUT), PTR(OFF_BLOCKS_29_X1), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS));
-    TRACE("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS));
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_29_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OUT("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
-    LAUNCH(K_RMSNORM_C1536_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, L, 1536, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, 512, 1536, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_29_CROSS_ATTN_V_OUT, 512, 1536, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH12_SMEM164928_STAGES2, CDIV(L, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH12_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 12, 256, ATTN_SMEM, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_29_CROSS_ATTN_ATTN), INT(L), INT(512), FLT(0.12751743f));
-    }
-    TRACE("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    attention_h12_d128(st, s, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
-    GEMM(8, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OFF_BLOCKS_29_CROSS_ATTN_O_OUT);
-    TRACE("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OUT("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.29.x2 = add(blocks.29.x1, blocks.29.cross_attn.o.out)  [L,1536] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    TRACE("blocks.29.x2", OFF_BLOCKS_29_X2, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
     /* blocks.29.norm2.out = layernorm_modulate(blocks.29.x2, blocks.29.mod)  [L,1536] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_29_NORM2_OUT), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
-    TRACE("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     /* blocks.29.ffn.1.out = linear(blocks.29.norm2.out) + gelu_tanh  [L,8960] bf16 */
-    GEMM(9, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OFF_BLOCKS_29_FFN_1_OUT);
-    TRACE("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 8960, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OUT("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] bf16 */
-    GEMM(10, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OFF_BLOCKS_29_FFN_2_OUT);
-    TRACE("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OUT("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.29.out = gated_residual(blocks.29.x2, blocks.29.ffn.2.out, blocks.29.mod)  [L,1536] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C1536_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 1536, 256), 1, 256, 0, PTR(OFF_BLOCKS_29_OUT), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.29.out", OFF_BLOCKS_29_OUT, SKY_TRACE_BF16, (long long)L * 1536, 0);
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
@@ -5161,17 +4076,13 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,1536] f32 */
-    LAUNCH(K_MODULATION_C1536_CHUNKS2_ESTRIDE1536_KSTRIDE0, CDIV((long long)Ft * 2 * 1536, 256), 1, 256, 0, PTR(OFF_HEAD_MOD), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
-    TRACE("head.mod", OFF_HEAD_MOD, SKY_TRACE_F32, (long long)Ft * 2 * 1536, 0);
+    OP(K_MODULATION_2X1536, CDIV((long long)Ft * 2 * 1536, 256), 1, 256, 0, OUT("head.mod", OFF_HEAD_MOD, F32, (long long)Ft * 2 * 1536), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
     /* head.norm.out = layernorm_modulate(blocks.29.out, head.mod)  [L,1536] f32 */
-    LAUNCH(K_LAYERNORM_MODULATE_C1536_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT, L, 1, 256, 0, PTR(OFF_HEAD_NORM_OUT), PTR(OFF_BLOCKS_29_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
-    TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 1536, 0);
+    OP(K_LAYERNORM_MODULATE_HEAD_C1536, L, 1, 256, 0, OUT("head.norm.out", OFF_HEAD_NORM_OUT, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
     /* head.head.out = linear(head.norm.out)  [L,64] f32 */
-    GEMM(11, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OFF_HEAD_HEAD_OUT);
-    TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64, 0);
+    GEMM(GEMM_HEAD_HEAD, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OUT("head.head.out", OFF_HEAD_HEAD_OUT, F32, (long long)L * 64));
     /* v = unpatchify(head.head.out)  [16,F,68,120] f32 */
-    LAUNCH(K_UNPATCHIFY_OUT16, CDIV((long long)16 * F * 68 * 120, 256), 1, 256, 0, PTR(OFF_V), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));
-    TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 68 * 120, 0);
+    OP(K_UNPATCHIFY_C16, CDIV((long long)16 * F * 68 * 120, 256), 1, 256, 0, OUT("v", OFF_V, F32, (long long)16 * F * 68 * 120), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));
 }
 
 /* One forward of one sample whose prompt part has run: the other parts in order. */
@@ -5190,7 +4101,7 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
                                CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)
 {
     const long long n = (long long)(F * (H / 2) * (W / 2)) * 1536;
-    LAUNCH(apply ? K_TEACACHE_MODEAPPLY_OP_TBF16 : K_TEACACHE_MODERESIDUAL_OP_TBF16, CDIV(n, 256), 1, 256, 0, &y, &a, &b, LL(n));
+    LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 256), 1, 256, 0, &y, &a, &b, LL(n));
 }
 
 extern const char dit_forward_kernels_src[];

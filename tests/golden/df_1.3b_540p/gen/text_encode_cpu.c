@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_relbias.c.in xxh64 2fd82c02a1f17704
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -36,9 +36,17 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_IDS                                      ((size_t)0)  /* 4,096 bytes */
@@ -606,6 +614,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols4096: templates/cpu/add.c.in with COLS=4096 */
 /* add_cols4096: y = a + b, elementwise over rows x COLS. */
 static void add_cols4096(float *y, const float *a, const float *b, int rows)
 {
@@ -614,12 +623,13 @@ static void add_cols4096(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* attention_relbias_buckets32_d64_maxdist128_nh64: umT5 self-attention core (reference vae-text-image-files.md §2.2-§2.3): for each head,
+/* attention_relbias_h64_d64: templates/cpu/attention_relbias.c.in with BUCKETS=32 D=64 MAXDIST=128 NH=64 */
+/* attention_relbias_h64_d64: umT5 self-attention core (reference vae-text-image-files.md §2.2-§2.3): for each head,
  * s[a, b] = q[a] . k[b] + bias[bucket(b - a), head] (no 1/sqrt(d) scaling), softmax over the n
  * real keys, o[a] = sum_b p[a, b] v[b]. bucket: bidirectional, BUCKETS buckets, MAXDIST max
  * distance: half the buckets for rel > 0; exact below BUCKETS/4, then log-spaced up to MAXDIST.
  * q, k, v, o [n, NH*D]; bias [BUCKETS, NH]. Online softmax in double. */
-static int attention_relbias_buckets32_d64_maxdist128_nh64_bucket(int rel)
+static int attention_relbias_h64_d64_bucket(int rel)
 {
     enum { BUCKETS = 32, MAXDIST = 128 };
     const int half = BUCKETS / 2, exact = half / 2;
@@ -635,7 +645,7 @@ static int attention_relbias_buckets32_d64_maxdist128_nh64_bucket(int rel)
     return b + large;
 }
 
-static void attention_relbias_buckets32_d64_maxdist128_nh64(float *o, const float *q, const float *k, const float *v, const float *bias, int n)
+static void attention_relbias_h64_d64(float *o, const float *q, const float *k, const float *v, const float *bias, int n)
 {
     enum { NH = 64, D = 64 };
 #ifdef _OPENMP
@@ -650,7 +660,7 @@ static void attention_relbias_buckets32_d64_maxdist128_nh64(float *o, const floa
             for (int b = 0; b < n; b++) {
                 const float *kr = k + ((size_t)b * NH + h) * D;
                 const float *vr = v + ((size_t)b * NH + h) * D;
-                double s = bias[(size_t)attention_relbias_buckets32_d64_maxdist128_nh64_bucket(b - a) * NH + h];
+                double s = bias[(size_t)attention_relbias_h64_d64_bucket(b - a) * NH + h];
                 for (int d = 0; d < D; d++) s += (double)qr[d] * kr[d];
                 if (s > m) {
                     const double r = exp(m - s);
@@ -667,6 +677,7 @@ static void attention_relbias_buckets32_d64_maxdist128_nh64(float *o, const floa
         }
 }
 
+/* gated_gelu_cols10240: templates/cpu/gated_gelu.c.in with COLS=10240 */
 /* gated_gelu_cols10240: y = GELU_tanh(g) * u elementwise over rows x COLS (umT5's gated feed-forward). */
 static void gated_gelu_cols10240(float *y, const float *g, const float *u, int rows)
 {
@@ -679,15 +690,17 @@ static void gated_gelu_cols10240(float *y, const float *g, const float *u, int r
     }
 }
 
-/* gather_rows_c4096_rows256384: y[i, :] = table[ids[i], :] for i < rows (the token embedding); the runtime checked
+/* gather_rows_c4096: templates/cpu/gather_rows.c.in with C=4096 ROWS=256384 */
+/* gather_rows_c4096: y[i, :] = table[ids[i], :] for i < rows (the token embedding); the runtime checked
  * 0 <= ids[i] < ROWS before the call. */
-static void gather_rows_c4096_rows256384(float *y, const int64_t *ids, const float *table, int rows)
+static void gather_rows_c4096(float *y, const int64_t *ids, const float *table, int rows)
 {
     enum { ROWS = 256384, C = 4096 };
     (void)ROWS;
     for (int i = 0; i < rows; i++) memcpy(y + (size_t)i * C, table + (size_t)ids[i] * C, sizeof(float) * C);
 }
 
+/* linear_nobias_k10240_n4096: templates/cpu/linear_nobias.c.in with K=10240 N=4096 */
 /* linear_nobias_k10240_n4096: y[rows, N] = x[rows, K] W[N, K]^T, no bias (umT5's Linears). Dot products in double. */
 static void linear_nobias_k10240_n4096(float *y, const float *x, const float *w, int rows)
 {
@@ -707,6 +720,7 @@ static void linear_nobias_k10240_n4096(float *y, const float *x, const float *w,
     }
 }
 
+/* linear_nobias_k4096_n10240: templates/cpu/linear_nobias.c.in with K=4096 N=10240 */
 /* linear_nobias_k4096_n10240: y[rows, N] = x[rows, K] W[N, K]^T, no bias (umT5's Linears). Dot products in double. */
 static void linear_nobias_k4096_n10240(float *y, const float *x, const float *w, int rows)
 {
@@ -726,6 +740,7 @@ static void linear_nobias_k4096_n10240(float *y, const float *x, const float *w,
     }
 }
 
+/* linear_nobias_k4096_n4096: templates/cpu/linear_nobias.c.in with K=4096 N=4096 */
 /* linear_nobias_k4096_n4096: y[rows, N] = x[rows, K] W[N, K]^T, no bias (umT5's Linears). Dot products in double. */
 static void linear_nobias_k4096_n4096(float *y, const float *x, const float *w, int rows)
 {
@@ -745,9 +760,10 @@ static void linear_nobias_k4096_n4096(float *y, const float *x, const float *w, 
     }
 }
 
-/* rmsnorm_c4096_eps1e06: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
+/* rmsnorm_c4096: templates/cpu/rmsnorm.c.in with C=4096 EPS=1e-06 */
+/* rmsnorm_c4096: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
  * reference §2.7 qk_norm); the normalised value is multiplied by the weight without rounding. */
-static void rmsnorm_c4096_eps1e06(float *y, const float *x, const float *weight, int rows)
+static void rmsnorm_c4096(float *y, const float *x, const float *weight, int rows)
 {
     enum { C = 4096 };
     const double eps = 1e-06;
@@ -760,8 +776,9 @@ static void rmsnorm_c4096_eps1e06(float *y, const float *x, const float *weight,
     }
 }
 
-/* zero_tail_c4096_rows512: y[:n] = x[:n], y[n:ROWS] = 0 (rows after the real tokens are exact zeros, §2.5). */
-static void zero_tail_c4096_rows512(float *y, const float *x, int n)
+/* zero_tail_c4096: templates/cpu/zero_tail.c.in with C=4096 ROWS=512 */
+/* zero_tail_c4096: y[:n] = x[:n], y[n:ROWS] = 0 (rows after the real tokens are exact zeros, §2.5). */
+static void zero_tail_c4096(float *y, const float *x, int n)
 {
     enum { ROWS = 512, C = 4096 };
     memcpy(y, x, sizeof(float) * (size_t)n * C);
@@ -776,998 +793,683 @@ void text_encode_cpu(unsigned char *arena, const float *const *w, int N)
 
     /* ---- input ------------------------------------------------------------------- */
     /* token_embedding.out = gather_rows(ids)  [N,4096] */
-    gather_rows_c4096_rows256384(ACT(OFF_TOKEN_EMBEDDING_OUT), ACT_I64(OFF_IDS), W(W_TOKEN_EMBEDDING_WEIGHT), N);
-    TRACE("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(gather_rows_c4096, OUT("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, (long long)N * 4096), ACT_I64(OFF_IDS), W(W_TOKEN_EMBEDDING_WEIGHT), N);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.norm1.out = rmsnorm(token_embedding.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_0_NORM1_OUT), ACT(OFF_TOKEN_EMBEDDING_OUT), W(W_BLOCKS_0_NORM1_WEIGHT), N);
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, (long long)N * 4096), ACT(OFF_TOKEN_EMBEDDING_OUT), W(W_BLOCKS_0_NORM1_WEIGHT), N);
     /* blocks.0.attn.q.out = linear(blocks.0.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_Q_WEIGHT), N);
     /* blocks.0.attn.k.out = linear(blocks.0.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_K_WEIGHT), N);
-    TRACE("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_K_WEIGHT), N);
     /* blocks.0.attn.v.out = linear(blocks.0.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_0_ATTN_V_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_V_WEIGHT), N);
-    TRACE("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_V_WEIGHT), N);
     /* blocks.0.attn.out = attention_relbias(blocks.0.attn.q.out, blocks.0.attn.k.out, blocks.0.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_0_ATTN_OUT), ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_ATTN_V_OUT), W(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_ATTN_V_OUT), W(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.0.attn.o.out = linear(blocks.0.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_0_ATTN_O_OUT), ACT(OFF_BLOCKS_0_ATTN_OUT), W(W_BLOCKS_0_ATTN_O_WEIGHT), N);
-    TRACE("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_ATTN_OUT), W(W_BLOCKS_0_ATTN_O_WEIGHT), N);
     /* blocks.0.x1 = add(token_embedding.out, blocks.0.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_0_X1), ACT(OFF_TOKEN_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_ATTN_O_OUT), N);
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, (long long)N * 4096), ACT(OFF_TOKEN_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_ATTN_O_OUT), N);
     /* blocks.0.norm2.out = rmsnorm(blocks.0.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_0_NORM2_OUT), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM2_WEIGHT), N);
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM2_WEIGHT), N);
     /* blocks.0.ffn.gate.out = linear(blocks.0.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_GATE_0_WEIGHT), N);
     /* blocks.0.ffn.fc1.out = linear(blocks.0.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_0_FFN_FC1_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_FC1_WEIGHT), N);
     /* blocks.0.ffn.act = gated_gelu(blocks.0.ffn.gate.out, blocks.0.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_0_FFN_ACT), ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_FFN_FC1_OUT), N);
-    TRACE("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_FFN_FC1_OUT), N);
     /* blocks.0.ffn.fc2.out = linear(blocks.0.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_0_FFN_FC2_OUT), ACT(OFF_BLOCKS_0_FFN_ACT), W(W_BLOCKS_0_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_FFN_ACT), W(W_BLOCKS_0_FFN_FC2_WEIGHT), N);
     /* blocks.0.out = add(blocks.0.x1, blocks.0.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_FFN_FC2_OUT), N);
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_FFN_FC2_OUT), N);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.norm1.out = rmsnorm(blocks.0.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_1_NORM1_OUT), ACT(OFF_BLOCKS_0_OUT), W(W_BLOCKS_1_NORM1_WEIGHT), N);
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_0_OUT), W(W_BLOCKS_1_NORM1_WEIGHT), N);
     /* blocks.1.attn.q.out = linear(blocks.1.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_Q_WEIGHT), N);
     /* blocks.1.attn.k.out = linear(blocks.1.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_K_WEIGHT), N);
-    TRACE("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_K_WEIGHT), N);
     /* blocks.1.attn.v.out = linear(blocks.1.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_1_ATTN_V_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_V_WEIGHT), N);
-    TRACE("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_V_WEIGHT), N);
     /* blocks.1.attn.out = attention_relbias(blocks.1.attn.q.out, blocks.1.attn.k.out, blocks.1.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_1_ATTN_OUT), ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_ATTN_V_OUT), W(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_ATTN_V_OUT), W(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.1.attn.o.out = linear(blocks.1.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_1_ATTN_O_OUT), ACT(OFF_BLOCKS_1_ATTN_OUT), W(W_BLOCKS_1_ATTN_O_WEIGHT), N);
-    TRACE("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_ATTN_OUT), W(W_BLOCKS_1_ATTN_O_WEIGHT), N);
     /* blocks.1.x1 = add(blocks.0.out, blocks.1.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_ATTN_O_OUT), N);
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, (long long)N * 4096), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_ATTN_O_OUT), N);
     /* blocks.1.norm2.out = rmsnorm(blocks.1.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_1_NORM2_OUT), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM2_WEIGHT), N);
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM2_WEIGHT), N);
     /* blocks.1.ffn.gate.out = linear(blocks.1.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_GATE_0_WEIGHT), N);
     /* blocks.1.ffn.fc1.out = linear(blocks.1.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_1_FFN_FC1_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_FC1_WEIGHT), N);
     /* blocks.1.ffn.act = gated_gelu(blocks.1.ffn.gate.out, blocks.1.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_1_FFN_ACT), ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_FFN_FC1_OUT), N);
-    TRACE("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_FFN_FC1_OUT), N);
     /* blocks.1.ffn.fc2.out = linear(blocks.1.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_1_FFN_FC2_OUT), ACT(OFF_BLOCKS_1_FFN_ACT), W(W_BLOCKS_1_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_FFN_ACT), W(W_BLOCKS_1_FFN_FC2_WEIGHT), N);
     /* blocks.1.out = add(blocks.1.x1, blocks.1.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_FFN_FC2_OUT), N);
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_FFN_FC2_OUT), N);
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.norm1.out = rmsnorm(blocks.1.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_2_NORM1_OUT), ACT(OFF_BLOCKS_1_OUT), W(W_BLOCKS_2_NORM1_WEIGHT), N);
-    TRACE("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_1_OUT), W(W_BLOCKS_2_NORM1_WEIGHT), N);
     /* blocks.2.attn.q.out = linear(blocks.2.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_2_ATTN_Q_OUT), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.2.attn.q.out", OFF_BLOCKS_2_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.2.attn.q.out", OFF_BLOCKS_2_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_ATTN_Q_WEIGHT), N);
     /* blocks.2.attn.k.out = linear(blocks.2.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_2_ATTN_K_OUT), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_ATTN_K_WEIGHT), N);
-    TRACE("blocks.2.attn.k.out", OFF_BLOCKS_2_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.2.attn.k.out", OFF_BLOCKS_2_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_ATTN_K_WEIGHT), N);
     /* blocks.2.attn.v.out = linear(blocks.2.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_2_ATTN_V_OUT), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_ATTN_V_WEIGHT), N);
-    TRACE("blocks.2.attn.v.out", OFF_BLOCKS_2_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.2.attn.v.out", OFF_BLOCKS_2_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_NORM1_OUT), W(W_BLOCKS_2_ATTN_V_WEIGHT), N);
     /* blocks.2.attn.out = attention_relbias(blocks.2.attn.q.out, blocks.2.attn.k.out, blocks.2.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_2_ATTN_OUT), ACT(OFF_BLOCKS_2_ATTN_Q_OUT), ACT(OFF_BLOCKS_2_ATTN_K_OUT), ACT(OFF_BLOCKS_2_ATTN_V_OUT), W(W_BLOCKS_2_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.2.attn.out", OFF_BLOCKS_2_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.2.attn.out", OFF_BLOCKS_2_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_ATTN_Q_OUT), ACT(OFF_BLOCKS_2_ATTN_K_OUT), ACT(OFF_BLOCKS_2_ATTN_V_OUT), W(W_BLOCKS_2_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.2.attn.o.out = linear(blocks.2.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_2_ATTN_O_OUT), ACT(OFF_BLOCKS_2_ATTN_OUT), W(W_BLOCKS_2_ATTN_O_WEIGHT), N);
-    TRACE("blocks.2.attn.o.out", OFF_BLOCKS_2_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.2.attn.o.out", OFF_BLOCKS_2_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_ATTN_OUT), W(W_BLOCKS_2_ATTN_O_WEIGHT), N);
     /* blocks.2.x1 = add(blocks.1.out, blocks.2.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_2_X1), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_2_ATTN_O_OUT), N);
-    TRACE("blocks.2.x1", OFF_BLOCKS_2_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.2.x1", OFF_BLOCKS_2_X1, (long long)N * 4096), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_2_ATTN_O_OUT), N);
     /* blocks.2.norm2.out = rmsnorm(blocks.2.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_2_NORM2_OUT), ACT(OFF_BLOCKS_2_X1), W(W_BLOCKS_2_NORM2_WEIGHT), N);
-    TRACE("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_X1), W(W_BLOCKS_2_NORM2_WEIGHT), N);
     /* blocks.2.ffn.gate.out = linear(blocks.2.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_2_FFN_GATE_OUT), ACT(OFF_BLOCKS_2_NORM2_OUT), W(W_BLOCKS_2_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.2.ffn.gate.out", OFF_BLOCKS_2_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.2.ffn.gate.out", OFF_BLOCKS_2_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_2_NORM2_OUT), W(W_BLOCKS_2_FFN_GATE_0_WEIGHT), N);
     /* blocks.2.ffn.fc1.out = linear(blocks.2.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_2_FFN_FC1_OUT), ACT(OFF_BLOCKS_2_NORM2_OUT), W(W_BLOCKS_2_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.2.ffn.fc1.out", OFF_BLOCKS_2_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.2.ffn.fc1.out", OFF_BLOCKS_2_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_2_NORM2_OUT), W(W_BLOCKS_2_FFN_FC1_WEIGHT), N);
     /* blocks.2.ffn.act = gated_gelu(blocks.2.ffn.gate.out, blocks.2.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_2_FFN_ACT), ACT(OFF_BLOCKS_2_FFN_GATE_OUT), ACT(OFF_BLOCKS_2_FFN_FC1_OUT), N);
-    TRACE("blocks.2.ffn.act", OFF_BLOCKS_2_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.2.ffn.act", OFF_BLOCKS_2_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_2_FFN_GATE_OUT), ACT(OFF_BLOCKS_2_FFN_FC1_OUT), N);
     /* blocks.2.ffn.fc2.out = linear(blocks.2.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_2_FFN_FC2_OUT), ACT(OFF_BLOCKS_2_FFN_ACT), W(W_BLOCKS_2_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.2.ffn.fc2.out", OFF_BLOCKS_2_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.2.ffn.fc2.out", OFF_BLOCKS_2_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_FFN_ACT), W(W_BLOCKS_2_FFN_FC2_WEIGHT), N);
     /* blocks.2.out = add(blocks.2.x1, blocks.2.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_2_X1), ACT(OFF_BLOCKS_2_FFN_FC2_OUT), N);
-    TRACE("blocks.2.out", OFF_BLOCKS_2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.2.out", OFF_BLOCKS_2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_X1), ACT(OFF_BLOCKS_2_FFN_FC2_OUT), N);
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.norm1.out = rmsnorm(blocks.2.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_3_NORM1_OUT), ACT(OFF_BLOCKS_2_OUT), W(W_BLOCKS_3_NORM1_WEIGHT), N);
-    TRACE("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_2_OUT), W(W_BLOCKS_3_NORM1_WEIGHT), N);
     /* blocks.3.attn.q.out = linear(blocks.3.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_3_ATTN_Q_OUT), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.3.attn.q.out", OFF_BLOCKS_3_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.3.attn.q.out", OFF_BLOCKS_3_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_ATTN_Q_WEIGHT), N);
     /* blocks.3.attn.k.out = linear(blocks.3.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_3_ATTN_K_OUT), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_ATTN_K_WEIGHT), N);
-    TRACE("blocks.3.attn.k.out", OFF_BLOCKS_3_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.3.attn.k.out", OFF_BLOCKS_3_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_ATTN_K_WEIGHT), N);
     /* blocks.3.attn.v.out = linear(blocks.3.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_3_ATTN_V_OUT), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_ATTN_V_WEIGHT), N);
-    TRACE("blocks.3.attn.v.out", OFF_BLOCKS_3_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.3.attn.v.out", OFF_BLOCKS_3_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_NORM1_OUT), W(W_BLOCKS_3_ATTN_V_WEIGHT), N);
     /* blocks.3.attn.out = attention_relbias(blocks.3.attn.q.out, blocks.3.attn.k.out, blocks.3.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_3_ATTN_OUT), ACT(OFF_BLOCKS_3_ATTN_Q_OUT), ACT(OFF_BLOCKS_3_ATTN_K_OUT), ACT(OFF_BLOCKS_3_ATTN_V_OUT), W(W_BLOCKS_3_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.3.attn.out", OFF_BLOCKS_3_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.3.attn.out", OFF_BLOCKS_3_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_ATTN_Q_OUT), ACT(OFF_BLOCKS_3_ATTN_K_OUT), ACT(OFF_BLOCKS_3_ATTN_V_OUT), W(W_BLOCKS_3_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.3.attn.o.out = linear(blocks.3.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_3_ATTN_O_OUT), ACT(OFF_BLOCKS_3_ATTN_OUT), W(W_BLOCKS_3_ATTN_O_WEIGHT), N);
-    TRACE("blocks.3.attn.o.out", OFF_BLOCKS_3_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.3.attn.o.out", OFF_BLOCKS_3_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_ATTN_OUT), W(W_BLOCKS_3_ATTN_O_WEIGHT), N);
     /* blocks.3.x1 = add(blocks.2.out, blocks.3.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_3_X1), ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_3_ATTN_O_OUT), N);
-    TRACE("blocks.3.x1", OFF_BLOCKS_3_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.3.x1", OFF_BLOCKS_3_X1, (long long)N * 4096), ACT(OFF_BLOCKS_2_OUT), ACT(OFF_BLOCKS_3_ATTN_O_OUT), N);
     /* blocks.3.norm2.out = rmsnorm(blocks.3.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_3_NORM2_OUT), ACT(OFF_BLOCKS_3_X1), W(W_BLOCKS_3_NORM2_WEIGHT), N);
-    TRACE("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_X1), W(W_BLOCKS_3_NORM2_WEIGHT), N);
     /* blocks.3.ffn.gate.out = linear(blocks.3.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_3_FFN_GATE_OUT), ACT(OFF_BLOCKS_3_NORM2_OUT), W(W_BLOCKS_3_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.3.ffn.gate.out", OFF_BLOCKS_3_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.3.ffn.gate.out", OFF_BLOCKS_3_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_3_NORM2_OUT), W(W_BLOCKS_3_FFN_GATE_0_WEIGHT), N);
     /* blocks.3.ffn.fc1.out = linear(blocks.3.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_3_FFN_FC1_OUT), ACT(OFF_BLOCKS_3_NORM2_OUT), W(W_BLOCKS_3_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.3.ffn.fc1.out", OFF_BLOCKS_3_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.3.ffn.fc1.out", OFF_BLOCKS_3_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_3_NORM2_OUT), W(W_BLOCKS_3_FFN_FC1_WEIGHT), N);
     /* blocks.3.ffn.act = gated_gelu(blocks.3.ffn.gate.out, blocks.3.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_3_FFN_ACT), ACT(OFF_BLOCKS_3_FFN_GATE_OUT), ACT(OFF_BLOCKS_3_FFN_FC1_OUT), N);
-    TRACE("blocks.3.ffn.act", OFF_BLOCKS_3_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.3.ffn.act", OFF_BLOCKS_3_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_3_FFN_GATE_OUT), ACT(OFF_BLOCKS_3_FFN_FC1_OUT), N);
     /* blocks.3.ffn.fc2.out = linear(blocks.3.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_3_FFN_FC2_OUT), ACT(OFF_BLOCKS_3_FFN_ACT), W(W_BLOCKS_3_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.3.ffn.fc2.out", OFF_BLOCKS_3_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.3.ffn.fc2.out", OFF_BLOCKS_3_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_FFN_ACT), W(W_BLOCKS_3_FFN_FC2_WEIGHT), N);
     /* blocks.3.out = add(blocks.3.x1, blocks.3.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_3_X1), ACT(OFF_BLOCKS_3_FFN_FC2_OUT), N);
-    TRACE("blocks.3.out", OFF_BLOCKS_3_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.3.out", OFF_BLOCKS_3_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_X1), ACT(OFF_BLOCKS_3_FFN_FC2_OUT), N);
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.norm1.out = rmsnorm(blocks.3.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_4_NORM1_OUT), ACT(OFF_BLOCKS_3_OUT), W(W_BLOCKS_4_NORM1_WEIGHT), N);
-    TRACE("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_3_OUT), W(W_BLOCKS_4_NORM1_WEIGHT), N);
     /* blocks.4.attn.q.out = linear(blocks.4.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_4_ATTN_Q_OUT), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.4.attn.q.out", OFF_BLOCKS_4_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.4.attn.q.out", OFF_BLOCKS_4_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_ATTN_Q_WEIGHT), N);
     /* blocks.4.attn.k.out = linear(blocks.4.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_4_ATTN_K_OUT), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_ATTN_K_WEIGHT), N);
-    TRACE("blocks.4.attn.k.out", OFF_BLOCKS_4_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.4.attn.k.out", OFF_BLOCKS_4_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_ATTN_K_WEIGHT), N);
     /* blocks.4.attn.v.out = linear(blocks.4.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_4_ATTN_V_OUT), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_ATTN_V_WEIGHT), N);
-    TRACE("blocks.4.attn.v.out", OFF_BLOCKS_4_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.4.attn.v.out", OFF_BLOCKS_4_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_NORM1_OUT), W(W_BLOCKS_4_ATTN_V_WEIGHT), N);
     /* blocks.4.attn.out = attention_relbias(blocks.4.attn.q.out, blocks.4.attn.k.out, blocks.4.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_4_ATTN_OUT), ACT(OFF_BLOCKS_4_ATTN_Q_OUT), ACT(OFF_BLOCKS_4_ATTN_K_OUT), ACT(OFF_BLOCKS_4_ATTN_V_OUT), W(W_BLOCKS_4_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.4.attn.out", OFF_BLOCKS_4_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.4.attn.out", OFF_BLOCKS_4_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_ATTN_Q_OUT), ACT(OFF_BLOCKS_4_ATTN_K_OUT), ACT(OFF_BLOCKS_4_ATTN_V_OUT), W(W_BLOCKS_4_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.4.attn.o.out = linear(blocks.4.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_4_ATTN_O_OUT), ACT(OFF_BLOCKS_4_ATTN_OUT), W(W_BLOCKS_4_ATTN_O_WEIGHT), N);
-    TRACE("blocks.4.attn.o.out", OFF_BLOCKS_4_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.4.attn.o.out", OFF_BLOCKS_4_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_ATTN_OUT), W(W_BLOCKS_4_ATTN_O_WEIGHT), N);
     /* blocks.4.x1 = add(blocks.3.out, blocks.4.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_4_X1), ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_4_ATTN_O_OUT), N);
-    TRACE("blocks.4.x1", OFF_BLOCKS_4_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.4.x1", OFF_BLOCKS_4_X1, (long long)N * 4096), ACT(OFF_BLOCKS_3_OUT), ACT(OFF_BLOCKS_4_ATTN_O_OUT), N);
     /* blocks.4.norm2.out = rmsnorm(blocks.4.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_4_NORM2_OUT), ACT(OFF_BLOCKS_4_X1), W(W_BLOCKS_4_NORM2_WEIGHT), N);
-    TRACE("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_X1), W(W_BLOCKS_4_NORM2_WEIGHT), N);
     /* blocks.4.ffn.gate.out = linear(blocks.4.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_4_FFN_GATE_OUT), ACT(OFF_BLOCKS_4_NORM2_OUT), W(W_BLOCKS_4_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.4.ffn.gate.out", OFF_BLOCKS_4_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.4.ffn.gate.out", OFF_BLOCKS_4_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_4_NORM2_OUT), W(W_BLOCKS_4_FFN_GATE_0_WEIGHT), N);
     /* blocks.4.ffn.fc1.out = linear(blocks.4.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_4_FFN_FC1_OUT), ACT(OFF_BLOCKS_4_NORM2_OUT), W(W_BLOCKS_4_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.4.ffn.fc1.out", OFF_BLOCKS_4_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.4.ffn.fc1.out", OFF_BLOCKS_4_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_4_NORM2_OUT), W(W_BLOCKS_4_FFN_FC1_WEIGHT), N);
     /* blocks.4.ffn.act = gated_gelu(blocks.4.ffn.gate.out, blocks.4.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_4_FFN_ACT), ACT(OFF_BLOCKS_4_FFN_GATE_OUT), ACT(OFF_BLOCKS_4_FFN_FC1_OUT), N);
-    TRACE("blocks.4.ffn.act", OFF_BLOCKS_4_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.4.ffn.act", OFF_BLOCKS_4_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_4_FFN_GATE_OUT), ACT(OFF_BLOCKS_4_FFN_FC1_OUT), N);
     /* blocks.4.ffn.fc2.out = linear(blocks.4.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_4_FFN_FC2_OUT), ACT(OFF_BLOCKS_4_FFN_ACT), W(W_BLOCKS_4_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.4.ffn.fc2.out", OFF_BLOCKS_4_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.4.ffn.fc2.out", OFF_BLOCKS_4_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_FFN_ACT), W(W_BLOCKS_4_FFN_FC2_WEIGHT), N);
     /* blocks.4.out = add(blocks.4.x1, blocks.4.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_4_X1), ACT(OFF_BLOCKS_4_FFN_FC2_OUT), N);
-    TRACE("blocks.4.out", OFF_BLOCKS_4_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.4.out", OFF_BLOCKS_4_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_X1), ACT(OFF_BLOCKS_4_FFN_FC2_OUT), N);
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.norm1.out = rmsnorm(blocks.4.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_5_NORM1_OUT), ACT(OFF_BLOCKS_4_OUT), W(W_BLOCKS_5_NORM1_WEIGHT), N);
-    TRACE("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_4_OUT), W(W_BLOCKS_5_NORM1_WEIGHT), N);
     /* blocks.5.attn.q.out = linear(blocks.5.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_5_ATTN_Q_OUT), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.5.attn.q.out", OFF_BLOCKS_5_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.5.attn.q.out", OFF_BLOCKS_5_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_ATTN_Q_WEIGHT), N);
     /* blocks.5.attn.k.out = linear(blocks.5.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_5_ATTN_K_OUT), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_ATTN_K_WEIGHT), N);
-    TRACE("blocks.5.attn.k.out", OFF_BLOCKS_5_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.5.attn.k.out", OFF_BLOCKS_5_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_ATTN_K_WEIGHT), N);
     /* blocks.5.attn.v.out = linear(blocks.5.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_5_ATTN_V_OUT), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_ATTN_V_WEIGHT), N);
-    TRACE("blocks.5.attn.v.out", OFF_BLOCKS_5_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.5.attn.v.out", OFF_BLOCKS_5_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_NORM1_OUT), W(W_BLOCKS_5_ATTN_V_WEIGHT), N);
     /* blocks.5.attn.out = attention_relbias(blocks.5.attn.q.out, blocks.5.attn.k.out, blocks.5.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_5_ATTN_OUT), ACT(OFF_BLOCKS_5_ATTN_Q_OUT), ACT(OFF_BLOCKS_5_ATTN_K_OUT), ACT(OFF_BLOCKS_5_ATTN_V_OUT), W(W_BLOCKS_5_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.5.attn.out", OFF_BLOCKS_5_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.5.attn.out", OFF_BLOCKS_5_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_ATTN_Q_OUT), ACT(OFF_BLOCKS_5_ATTN_K_OUT), ACT(OFF_BLOCKS_5_ATTN_V_OUT), W(W_BLOCKS_5_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.5.attn.o.out = linear(blocks.5.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_5_ATTN_O_OUT), ACT(OFF_BLOCKS_5_ATTN_OUT), W(W_BLOCKS_5_ATTN_O_WEIGHT), N);
-    TRACE("blocks.5.attn.o.out", OFF_BLOCKS_5_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.5.attn.o.out", OFF_BLOCKS_5_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_ATTN_OUT), W(W_BLOCKS_5_ATTN_O_WEIGHT), N);
     /* blocks.5.x1 = add(blocks.4.out, blocks.5.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_5_X1), ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_5_ATTN_O_OUT), N);
-    TRACE("blocks.5.x1", OFF_BLOCKS_5_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.5.x1", OFF_BLOCKS_5_X1, (long long)N * 4096), ACT(OFF_BLOCKS_4_OUT), ACT(OFF_BLOCKS_5_ATTN_O_OUT), N);
     /* blocks.5.norm2.out = rmsnorm(blocks.5.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_5_NORM2_OUT), ACT(OFF_BLOCKS_5_X1), W(W_BLOCKS_5_NORM2_WEIGHT), N);
-    TRACE("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_X1), W(W_BLOCKS_5_NORM2_WEIGHT), N);
     /* blocks.5.ffn.gate.out = linear(blocks.5.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_5_FFN_GATE_OUT), ACT(OFF_BLOCKS_5_NORM2_OUT), W(W_BLOCKS_5_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.5.ffn.gate.out", OFF_BLOCKS_5_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.5.ffn.gate.out", OFF_BLOCKS_5_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_5_NORM2_OUT), W(W_BLOCKS_5_FFN_GATE_0_WEIGHT), N);
     /* blocks.5.ffn.fc1.out = linear(blocks.5.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_5_FFN_FC1_OUT), ACT(OFF_BLOCKS_5_NORM2_OUT), W(W_BLOCKS_5_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.5.ffn.fc1.out", OFF_BLOCKS_5_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.5.ffn.fc1.out", OFF_BLOCKS_5_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_5_NORM2_OUT), W(W_BLOCKS_5_FFN_FC1_WEIGHT), N);
     /* blocks.5.ffn.act = gated_gelu(blocks.5.ffn.gate.out, blocks.5.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_5_FFN_ACT), ACT(OFF_BLOCKS_5_FFN_GATE_OUT), ACT(OFF_BLOCKS_5_FFN_FC1_OUT), N);
-    TRACE("blocks.5.ffn.act", OFF_BLOCKS_5_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.5.ffn.act", OFF_BLOCKS_5_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_5_FFN_GATE_OUT), ACT(OFF_BLOCKS_5_FFN_FC1_OUT), N);
     /* blocks.5.ffn.fc2.out = linear(blocks.5.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_5_FFN_FC2_OUT), ACT(OFF_BLOCKS_5_FFN_ACT), W(W_BLOCKS_5_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.5.ffn.fc2.out", OFF_BLOCKS_5_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.5.ffn.fc2.out", OFF_BLOCKS_5_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_FFN_ACT), W(W_BLOCKS_5_FFN_FC2_WEIGHT), N);
     /* blocks.5.out = add(blocks.5.x1, blocks.5.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_5_X1), ACT(OFF_BLOCKS_5_FFN_FC2_OUT), N);
-    TRACE("blocks.5.out", OFF_BLOCKS_5_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.5.out", OFF_BLOCKS_5_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_X1), ACT(OFF_BLOCKS_5_FFN_FC2_OUT), N);
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.norm1.out = rmsnorm(blocks.5.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_6_NORM1_OUT), ACT(OFF_BLOCKS_5_OUT), W(W_BLOCKS_6_NORM1_WEIGHT), N);
-    TRACE("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_5_OUT), W(W_BLOCKS_6_NORM1_WEIGHT), N);
     /* blocks.6.attn.q.out = linear(blocks.6.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_6_ATTN_Q_OUT), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.6.attn.q.out", OFF_BLOCKS_6_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.6.attn.q.out", OFF_BLOCKS_6_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_ATTN_Q_WEIGHT), N);
     /* blocks.6.attn.k.out = linear(blocks.6.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_6_ATTN_K_OUT), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_ATTN_K_WEIGHT), N);
-    TRACE("blocks.6.attn.k.out", OFF_BLOCKS_6_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.6.attn.k.out", OFF_BLOCKS_6_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_ATTN_K_WEIGHT), N);
     /* blocks.6.attn.v.out = linear(blocks.6.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_6_ATTN_V_OUT), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_ATTN_V_WEIGHT), N);
-    TRACE("blocks.6.attn.v.out", OFF_BLOCKS_6_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.6.attn.v.out", OFF_BLOCKS_6_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_NORM1_OUT), W(W_BLOCKS_6_ATTN_V_WEIGHT), N);
     /* blocks.6.attn.out = attention_relbias(blocks.6.attn.q.out, blocks.6.attn.k.out, blocks.6.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_6_ATTN_OUT), ACT(OFF_BLOCKS_6_ATTN_Q_OUT), ACT(OFF_BLOCKS_6_ATTN_K_OUT), ACT(OFF_BLOCKS_6_ATTN_V_OUT), W(W_BLOCKS_6_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.6.attn.out", OFF_BLOCKS_6_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.6.attn.out", OFF_BLOCKS_6_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_ATTN_Q_OUT), ACT(OFF_BLOCKS_6_ATTN_K_OUT), ACT(OFF_BLOCKS_6_ATTN_V_OUT), W(W_BLOCKS_6_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.6.attn.o.out = linear(blocks.6.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_6_ATTN_O_OUT), ACT(OFF_BLOCKS_6_ATTN_OUT), W(W_BLOCKS_6_ATTN_O_WEIGHT), N);
-    TRACE("blocks.6.attn.o.out", OFF_BLOCKS_6_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.6.attn.o.out", OFF_BLOCKS_6_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_ATTN_OUT), W(W_BLOCKS_6_ATTN_O_WEIGHT), N);
     /* blocks.6.x1 = add(blocks.5.out, blocks.6.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_6_X1), ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_6_ATTN_O_OUT), N);
-    TRACE("blocks.6.x1", OFF_BLOCKS_6_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.6.x1", OFF_BLOCKS_6_X1, (long long)N * 4096), ACT(OFF_BLOCKS_5_OUT), ACT(OFF_BLOCKS_6_ATTN_O_OUT), N);
     /* blocks.6.norm2.out = rmsnorm(blocks.6.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_6_NORM2_OUT), ACT(OFF_BLOCKS_6_X1), W(W_BLOCKS_6_NORM2_WEIGHT), N);
-    TRACE("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_X1), W(W_BLOCKS_6_NORM2_WEIGHT), N);
     /* blocks.6.ffn.gate.out = linear(blocks.6.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_6_FFN_GATE_OUT), ACT(OFF_BLOCKS_6_NORM2_OUT), W(W_BLOCKS_6_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.6.ffn.gate.out", OFF_BLOCKS_6_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.6.ffn.gate.out", OFF_BLOCKS_6_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_6_NORM2_OUT), W(W_BLOCKS_6_FFN_GATE_0_WEIGHT), N);
     /* blocks.6.ffn.fc1.out = linear(blocks.6.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_6_FFN_FC1_OUT), ACT(OFF_BLOCKS_6_NORM2_OUT), W(W_BLOCKS_6_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.6.ffn.fc1.out", OFF_BLOCKS_6_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.6.ffn.fc1.out", OFF_BLOCKS_6_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_6_NORM2_OUT), W(W_BLOCKS_6_FFN_FC1_WEIGHT), N);
     /* blocks.6.ffn.act = gated_gelu(blocks.6.ffn.gate.out, blocks.6.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_6_FFN_ACT), ACT(OFF_BLOCKS_6_FFN_GATE_OUT), ACT(OFF_BLOCKS_6_FFN_FC1_OUT), N);
-    TRACE("blocks.6.ffn.act", OFF_BLOCKS_6_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.6.ffn.act", OFF_BLOCKS_6_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_6_FFN_GATE_OUT), ACT(OFF_BLOCKS_6_FFN_FC1_OUT), N);
     /* blocks.6.ffn.fc2.out = linear(blocks.6.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_6_FFN_FC2_OUT), ACT(OFF_BLOCKS_6_FFN_ACT), W(W_BLOCKS_6_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.6.ffn.fc2.out", OFF_BLOCKS_6_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.6.ffn.fc2.out", OFF_BLOCKS_6_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_FFN_ACT), W(W_BLOCKS_6_FFN_FC2_WEIGHT), N);
     /* blocks.6.out = add(blocks.6.x1, blocks.6.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_6_X1), ACT(OFF_BLOCKS_6_FFN_FC2_OUT), N);
-    TRACE("blocks.6.out", OFF_BLOCKS_6_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.6.out", OFF_BLOCKS_6_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_X1), ACT(OFF_BLOCKS_6_FFN_FC2_OUT), N);
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.norm1.out = rmsnorm(blocks.6.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_7_NORM1_OUT), ACT(OFF_BLOCKS_6_OUT), W(W_BLOCKS_7_NORM1_WEIGHT), N);
-    TRACE("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_6_OUT), W(W_BLOCKS_7_NORM1_WEIGHT), N);
     /* blocks.7.attn.q.out = linear(blocks.7.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_7_ATTN_Q_OUT), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.7.attn.q.out", OFF_BLOCKS_7_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.7.attn.q.out", OFF_BLOCKS_7_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_ATTN_Q_WEIGHT), N);
     /* blocks.7.attn.k.out = linear(blocks.7.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_7_ATTN_K_OUT), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_ATTN_K_WEIGHT), N);
-    TRACE("blocks.7.attn.k.out", OFF_BLOCKS_7_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.7.attn.k.out", OFF_BLOCKS_7_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_ATTN_K_WEIGHT), N);
     /* blocks.7.attn.v.out = linear(blocks.7.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_7_ATTN_V_OUT), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_ATTN_V_WEIGHT), N);
-    TRACE("blocks.7.attn.v.out", OFF_BLOCKS_7_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.7.attn.v.out", OFF_BLOCKS_7_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_NORM1_OUT), W(W_BLOCKS_7_ATTN_V_WEIGHT), N);
     /* blocks.7.attn.out = attention_relbias(blocks.7.attn.q.out, blocks.7.attn.k.out, blocks.7.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_7_ATTN_OUT), ACT(OFF_BLOCKS_7_ATTN_Q_OUT), ACT(OFF_BLOCKS_7_ATTN_K_OUT), ACT(OFF_BLOCKS_7_ATTN_V_OUT), W(W_BLOCKS_7_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.7.attn.out", OFF_BLOCKS_7_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.7.attn.out", OFF_BLOCKS_7_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_ATTN_Q_OUT), ACT(OFF_BLOCKS_7_ATTN_K_OUT), ACT(OFF_BLOCKS_7_ATTN_V_OUT), W(W_BLOCKS_7_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.7.attn.o.out = linear(blocks.7.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_7_ATTN_O_OUT), ACT(OFF_BLOCKS_7_ATTN_OUT), W(W_BLOCKS_7_ATTN_O_WEIGHT), N);
-    TRACE("blocks.7.attn.o.out", OFF_BLOCKS_7_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.7.attn.o.out", OFF_BLOCKS_7_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_ATTN_OUT), W(W_BLOCKS_7_ATTN_O_WEIGHT), N);
     /* blocks.7.x1 = add(blocks.6.out, blocks.7.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_7_X1), ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_7_ATTN_O_OUT), N);
-    TRACE("blocks.7.x1", OFF_BLOCKS_7_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.7.x1", OFF_BLOCKS_7_X1, (long long)N * 4096), ACT(OFF_BLOCKS_6_OUT), ACT(OFF_BLOCKS_7_ATTN_O_OUT), N);
     /* blocks.7.norm2.out = rmsnorm(blocks.7.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_7_NORM2_OUT), ACT(OFF_BLOCKS_7_X1), W(W_BLOCKS_7_NORM2_WEIGHT), N);
-    TRACE("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_X1), W(W_BLOCKS_7_NORM2_WEIGHT), N);
     /* blocks.7.ffn.gate.out = linear(blocks.7.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_7_FFN_GATE_OUT), ACT(OFF_BLOCKS_7_NORM2_OUT), W(W_BLOCKS_7_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.7.ffn.gate.out", OFF_BLOCKS_7_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.7.ffn.gate.out", OFF_BLOCKS_7_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_7_NORM2_OUT), W(W_BLOCKS_7_FFN_GATE_0_WEIGHT), N);
     /* blocks.7.ffn.fc1.out = linear(blocks.7.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_7_FFN_FC1_OUT), ACT(OFF_BLOCKS_7_NORM2_OUT), W(W_BLOCKS_7_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.7.ffn.fc1.out", OFF_BLOCKS_7_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.7.ffn.fc1.out", OFF_BLOCKS_7_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_7_NORM2_OUT), W(W_BLOCKS_7_FFN_FC1_WEIGHT), N);
     /* blocks.7.ffn.act = gated_gelu(blocks.7.ffn.gate.out, blocks.7.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_7_FFN_ACT), ACT(OFF_BLOCKS_7_FFN_GATE_OUT), ACT(OFF_BLOCKS_7_FFN_FC1_OUT), N);
-    TRACE("blocks.7.ffn.act", OFF_BLOCKS_7_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.7.ffn.act", OFF_BLOCKS_7_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_7_FFN_GATE_OUT), ACT(OFF_BLOCKS_7_FFN_FC1_OUT), N);
     /* blocks.7.ffn.fc2.out = linear(blocks.7.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_7_FFN_FC2_OUT), ACT(OFF_BLOCKS_7_FFN_ACT), W(W_BLOCKS_7_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.7.ffn.fc2.out", OFF_BLOCKS_7_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.7.ffn.fc2.out", OFF_BLOCKS_7_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_FFN_ACT), W(W_BLOCKS_7_FFN_FC2_WEIGHT), N);
     /* blocks.7.out = add(blocks.7.x1, blocks.7.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_7_X1), ACT(OFF_BLOCKS_7_FFN_FC2_OUT), N);
-    TRACE("blocks.7.out", OFF_BLOCKS_7_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.7.out", OFF_BLOCKS_7_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_X1), ACT(OFF_BLOCKS_7_FFN_FC2_OUT), N);
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.norm1.out = rmsnorm(blocks.7.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_8_NORM1_OUT), ACT(OFF_BLOCKS_7_OUT), W(W_BLOCKS_8_NORM1_WEIGHT), N);
-    TRACE("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_7_OUT), W(W_BLOCKS_8_NORM1_WEIGHT), N);
     /* blocks.8.attn.q.out = linear(blocks.8.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_8_ATTN_Q_OUT), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.8.attn.q.out", OFF_BLOCKS_8_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.8.attn.q.out", OFF_BLOCKS_8_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_ATTN_Q_WEIGHT), N);
     /* blocks.8.attn.k.out = linear(blocks.8.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_8_ATTN_K_OUT), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_ATTN_K_WEIGHT), N);
-    TRACE("blocks.8.attn.k.out", OFF_BLOCKS_8_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.8.attn.k.out", OFF_BLOCKS_8_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_ATTN_K_WEIGHT), N);
     /* blocks.8.attn.v.out = linear(blocks.8.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_8_ATTN_V_OUT), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_ATTN_V_WEIGHT), N);
-    TRACE("blocks.8.attn.v.out", OFF_BLOCKS_8_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.8.attn.v.out", OFF_BLOCKS_8_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_NORM1_OUT), W(W_BLOCKS_8_ATTN_V_WEIGHT), N);
     /* blocks.8.attn.out = attention_relbias(blocks.8.attn.q.out, blocks.8.attn.k.out, blocks.8.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_8_ATTN_OUT), ACT(OFF_BLOCKS_8_ATTN_Q_OUT), ACT(OFF_BLOCKS_8_ATTN_K_OUT), ACT(OFF_BLOCKS_8_ATTN_V_OUT), W(W_BLOCKS_8_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.8.attn.out", OFF_BLOCKS_8_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.8.attn.out", OFF_BLOCKS_8_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_ATTN_Q_OUT), ACT(OFF_BLOCKS_8_ATTN_K_OUT), ACT(OFF_BLOCKS_8_ATTN_V_OUT), W(W_BLOCKS_8_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.8.attn.o.out = linear(blocks.8.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_8_ATTN_O_OUT), ACT(OFF_BLOCKS_8_ATTN_OUT), W(W_BLOCKS_8_ATTN_O_WEIGHT), N);
-    TRACE("blocks.8.attn.o.out", OFF_BLOCKS_8_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.8.attn.o.out", OFF_BLOCKS_8_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_ATTN_OUT), W(W_BLOCKS_8_ATTN_O_WEIGHT), N);
     /* blocks.8.x1 = add(blocks.7.out, blocks.8.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_8_X1), ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_8_ATTN_O_OUT), N);
-    TRACE("blocks.8.x1", OFF_BLOCKS_8_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.8.x1", OFF_BLOCKS_8_X1, (long long)N * 4096), ACT(OFF_BLOCKS_7_OUT), ACT(OFF_BLOCKS_8_ATTN_O_OUT), N);
     /* blocks.8.norm2.out = rmsnorm(blocks.8.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_8_NORM2_OUT), ACT(OFF_BLOCKS_8_X1), W(W_BLOCKS_8_NORM2_WEIGHT), N);
-    TRACE("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_X1), W(W_BLOCKS_8_NORM2_WEIGHT), N);
     /* blocks.8.ffn.gate.out = linear(blocks.8.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_8_FFN_GATE_OUT), ACT(OFF_BLOCKS_8_NORM2_OUT), W(W_BLOCKS_8_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.8.ffn.gate.out", OFF_BLOCKS_8_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.8.ffn.gate.out", OFF_BLOCKS_8_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_8_NORM2_OUT), W(W_BLOCKS_8_FFN_GATE_0_WEIGHT), N);
     /* blocks.8.ffn.fc1.out = linear(blocks.8.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_8_FFN_FC1_OUT), ACT(OFF_BLOCKS_8_NORM2_OUT), W(W_BLOCKS_8_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.8.ffn.fc1.out", OFF_BLOCKS_8_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.8.ffn.fc1.out", OFF_BLOCKS_8_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_8_NORM2_OUT), W(W_BLOCKS_8_FFN_FC1_WEIGHT), N);
     /* blocks.8.ffn.act = gated_gelu(blocks.8.ffn.gate.out, blocks.8.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_8_FFN_ACT), ACT(OFF_BLOCKS_8_FFN_GATE_OUT), ACT(OFF_BLOCKS_8_FFN_FC1_OUT), N);
-    TRACE("blocks.8.ffn.act", OFF_BLOCKS_8_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.8.ffn.act", OFF_BLOCKS_8_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_8_FFN_GATE_OUT), ACT(OFF_BLOCKS_8_FFN_FC1_OUT), N);
     /* blocks.8.ffn.fc2.out = linear(blocks.8.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_8_FFN_FC2_OUT), ACT(OFF_BLOCKS_8_FFN_ACT), W(W_BLOCKS_8_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.8.ffn.fc2.out", OFF_BLOCKS_8_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.8.ffn.fc2.out", OFF_BLOCKS_8_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_FFN_ACT), W(W_BLOCKS_8_FFN_FC2_WEIGHT), N);
     /* blocks.8.out = add(blocks.8.x1, blocks.8.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_8_X1), ACT(OFF_BLOCKS_8_FFN_FC2_OUT), N);
-    TRACE("blocks.8.out", OFF_BLOCKS_8_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.8.out", OFF_BLOCKS_8_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_X1), ACT(OFF_BLOCKS_8_FFN_FC2_OUT), N);
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.norm1.out = rmsnorm(blocks.8.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_9_NORM1_OUT), ACT(OFF_BLOCKS_8_OUT), W(W_BLOCKS_9_NORM1_WEIGHT), N);
-    TRACE("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_8_OUT), W(W_BLOCKS_9_NORM1_WEIGHT), N);
     /* blocks.9.attn.q.out = linear(blocks.9.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_9_ATTN_Q_OUT), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.9.attn.q.out", OFF_BLOCKS_9_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.9.attn.q.out", OFF_BLOCKS_9_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_ATTN_Q_WEIGHT), N);
     /* blocks.9.attn.k.out = linear(blocks.9.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_9_ATTN_K_OUT), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_ATTN_K_WEIGHT), N);
-    TRACE("blocks.9.attn.k.out", OFF_BLOCKS_9_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.9.attn.k.out", OFF_BLOCKS_9_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_ATTN_K_WEIGHT), N);
     /* blocks.9.attn.v.out = linear(blocks.9.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_9_ATTN_V_OUT), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_ATTN_V_WEIGHT), N);
-    TRACE("blocks.9.attn.v.out", OFF_BLOCKS_9_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.9.attn.v.out", OFF_BLOCKS_9_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_NORM1_OUT), W(W_BLOCKS_9_ATTN_V_WEIGHT), N);
     /* blocks.9.attn.out = attention_relbias(blocks.9.attn.q.out, blocks.9.attn.k.out, blocks.9.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_9_ATTN_OUT), ACT(OFF_BLOCKS_9_ATTN_Q_OUT), ACT(OFF_BLOCKS_9_ATTN_K_OUT), ACT(OFF_BLOCKS_9_ATTN_V_OUT), W(W_BLOCKS_9_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.9.attn.out", OFF_BLOCKS_9_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.9.attn.out", OFF_BLOCKS_9_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_ATTN_Q_OUT), ACT(OFF_BLOCKS_9_ATTN_K_OUT), ACT(OFF_BLOCKS_9_ATTN_V_OUT), W(W_BLOCKS_9_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.9.attn.o.out = linear(blocks.9.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_9_ATTN_O_OUT), ACT(OFF_BLOCKS_9_ATTN_OUT), W(W_BLOCKS_9_ATTN_O_WEIGHT), N);
-    TRACE("blocks.9.attn.o.out", OFF_BLOCKS_9_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.9.attn.o.out", OFF_BLOCKS_9_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_ATTN_OUT), W(W_BLOCKS_9_ATTN_O_WEIGHT), N);
     /* blocks.9.x1 = add(blocks.8.out, blocks.9.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_9_X1), ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_9_ATTN_O_OUT), N);
-    TRACE("blocks.9.x1", OFF_BLOCKS_9_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.9.x1", OFF_BLOCKS_9_X1, (long long)N * 4096), ACT(OFF_BLOCKS_8_OUT), ACT(OFF_BLOCKS_9_ATTN_O_OUT), N);
     /* blocks.9.norm2.out = rmsnorm(blocks.9.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_9_NORM2_OUT), ACT(OFF_BLOCKS_9_X1), W(W_BLOCKS_9_NORM2_WEIGHT), N);
-    TRACE("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_X1), W(W_BLOCKS_9_NORM2_WEIGHT), N);
     /* blocks.9.ffn.gate.out = linear(blocks.9.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_9_FFN_GATE_OUT), ACT(OFF_BLOCKS_9_NORM2_OUT), W(W_BLOCKS_9_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.9.ffn.gate.out", OFF_BLOCKS_9_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.9.ffn.gate.out", OFF_BLOCKS_9_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_9_NORM2_OUT), W(W_BLOCKS_9_FFN_GATE_0_WEIGHT), N);
     /* blocks.9.ffn.fc1.out = linear(blocks.9.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_9_FFN_FC1_OUT), ACT(OFF_BLOCKS_9_NORM2_OUT), W(W_BLOCKS_9_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.9.ffn.fc1.out", OFF_BLOCKS_9_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.9.ffn.fc1.out", OFF_BLOCKS_9_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_9_NORM2_OUT), W(W_BLOCKS_9_FFN_FC1_WEIGHT), N);
     /* blocks.9.ffn.act = gated_gelu(blocks.9.ffn.gate.out, blocks.9.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_9_FFN_ACT), ACT(OFF_BLOCKS_9_FFN_GATE_OUT), ACT(OFF_BLOCKS_9_FFN_FC1_OUT), N);
-    TRACE("blocks.9.ffn.act", OFF_BLOCKS_9_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.9.ffn.act", OFF_BLOCKS_9_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_9_FFN_GATE_OUT), ACT(OFF_BLOCKS_9_FFN_FC1_OUT), N);
     /* blocks.9.ffn.fc2.out = linear(blocks.9.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_9_FFN_FC2_OUT), ACT(OFF_BLOCKS_9_FFN_ACT), W(W_BLOCKS_9_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.9.ffn.fc2.out", OFF_BLOCKS_9_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.9.ffn.fc2.out", OFF_BLOCKS_9_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_FFN_ACT), W(W_BLOCKS_9_FFN_FC2_WEIGHT), N);
     /* blocks.9.out = add(blocks.9.x1, blocks.9.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_9_X1), ACT(OFF_BLOCKS_9_FFN_FC2_OUT), N);
-    TRACE("blocks.9.out", OFF_BLOCKS_9_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.9.out", OFF_BLOCKS_9_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_X1), ACT(OFF_BLOCKS_9_FFN_FC2_OUT), N);
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.norm1.out = rmsnorm(blocks.9.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_10_NORM1_OUT), ACT(OFF_BLOCKS_9_OUT), W(W_BLOCKS_10_NORM1_WEIGHT), N);
-    TRACE("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_9_OUT), W(W_BLOCKS_10_NORM1_WEIGHT), N);
     /* blocks.10.attn.q.out = linear(blocks.10.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_10_ATTN_Q_OUT), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.10.attn.q.out", OFF_BLOCKS_10_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.10.attn.q.out", OFF_BLOCKS_10_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_ATTN_Q_WEIGHT), N);
     /* blocks.10.attn.k.out = linear(blocks.10.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_10_ATTN_K_OUT), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_ATTN_K_WEIGHT), N);
-    TRACE("blocks.10.attn.k.out", OFF_BLOCKS_10_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.10.attn.k.out", OFF_BLOCKS_10_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_ATTN_K_WEIGHT), N);
     /* blocks.10.attn.v.out = linear(blocks.10.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_10_ATTN_V_OUT), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_ATTN_V_WEIGHT), N);
-    TRACE("blocks.10.attn.v.out", OFF_BLOCKS_10_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.10.attn.v.out", OFF_BLOCKS_10_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_NORM1_OUT), W(W_BLOCKS_10_ATTN_V_WEIGHT), N);
     /* blocks.10.attn.out = attention_relbias(blocks.10.attn.q.out, blocks.10.attn.k.out, blocks.10.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_10_ATTN_OUT), ACT(OFF_BLOCKS_10_ATTN_Q_OUT), ACT(OFF_BLOCKS_10_ATTN_K_OUT), ACT(OFF_BLOCKS_10_ATTN_V_OUT), W(W_BLOCKS_10_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.10.attn.out", OFF_BLOCKS_10_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.10.attn.out", OFF_BLOCKS_10_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_ATTN_Q_OUT), ACT(OFF_BLOCKS_10_ATTN_K_OUT), ACT(OFF_BLOCKS_10_ATTN_V_OUT), W(W_BLOCKS_10_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.10.attn.o.out = linear(blocks.10.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_10_ATTN_O_OUT), ACT(OFF_BLOCKS_10_ATTN_OUT), W(W_BLOCKS_10_ATTN_O_WEIGHT), N);
-    TRACE("blocks.10.attn.o.out", OFF_BLOCKS_10_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.10.attn.o.out", OFF_BLOCKS_10_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_ATTN_OUT), W(W_BLOCKS_10_ATTN_O_WEIGHT), N);
     /* blocks.10.x1 = add(blocks.9.out, blocks.10.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_10_X1), ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_10_ATTN_O_OUT), N);
-    TRACE("blocks.10.x1", OFF_BLOCKS_10_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.10.x1", OFF_BLOCKS_10_X1, (long long)N * 4096), ACT(OFF_BLOCKS_9_OUT), ACT(OFF_BLOCKS_10_ATTN_O_OUT), N);
     /* blocks.10.norm2.out = rmsnorm(blocks.10.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_10_NORM2_OUT), ACT(OFF_BLOCKS_10_X1), W(W_BLOCKS_10_NORM2_WEIGHT), N);
-    TRACE("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_X1), W(W_BLOCKS_10_NORM2_WEIGHT), N);
     /* blocks.10.ffn.gate.out = linear(blocks.10.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_10_FFN_GATE_OUT), ACT(OFF_BLOCKS_10_NORM2_OUT), W(W_BLOCKS_10_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.10.ffn.gate.out", OFF_BLOCKS_10_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.10.ffn.gate.out", OFF_BLOCKS_10_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_10_NORM2_OUT), W(W_BLOCKS_10_FFN_GATE_0_WEIGHT), N);
     /* blocks.10.ffn.fc1.out = linear(blocks.10.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_10_FFN_FC1_OUT), ACT(OFF_BLOCKS_10_NORM2_OUT), W(W_BLOCKS_10_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.10.ffn.fc1.out", OFF_BLOCKS_10_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.10.ffn.fc1.out", OFF_BLOCKS_10_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_10_NORM2_OUT), W(W_BLOCKS_10_FFN_FC1_WEIGHT), N);
     /* blocks.10.ffn.act = gated_gelu(blocks.10.ffn.gate.out, blocks.10.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_10_FFN_ACT), ACT(OFF_BLOCKS_10_FFN_GATE_OUT), ACT(OFF_BLOCKS_10_FFN_FC1_OUT), N);
-    TRACE("blocks.10.ffn.act", OFF_BLOCKS_10_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.10.ffn.act", OFF_BLOCKS_10_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_10_FFN_GATE_OUT), ACT(OFF_BLOCKS_10_FFN_FC1_OUT), N);
     /* blocks.10.ffn.fc2.out = linear(blocks.10.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_10_FFN_FC2_OUT), ACT(OFF_BLOCKS_10_FFN_ACT), W(W_BLOCKS_10_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.10.ffn.fc2.out", OFF_BLOCKS_10_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.10.ffn.fc2.out", OFF_BLOCKS_10_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_FFN_ACT), W(W_BLOCKS_10_FFN_FC2_WEIGHT), N);
     /* blocks.10.out = add(blocks.10.x1, blocks.10.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_10_X1), ACT(OFF_BLOCKS_10_FFN_FC2_OUT), N);
-    TRACE("blocks.10.out", OFF_BLOCKS_10_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.10.out", OFF_BLOCKS_10_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_X1), ACT(OFF_BLOCKS_10_FFN_FC2_OUT), N);
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.norm1.out = rmsnorm(blocks.10.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_11_NORM1_OUT), ACT(OFF_BLOCKS_10_OUT), W(W_BLOCKS_11_NORM1_WEIGHT), N);
-    TRACE("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_10_OUT), W(W_BLOCKS_11_NORM1_WEIGHT), N);
     /* blocks.11.attn.q.out = linear(blocks.11.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_11_ATTN_Q_OUT), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.11.attn.q.out", OFF_BLOCKS_11_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.11.attn.q.out", OFF_BLOCKS_11_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_ATTN_Q_WEIGHT), N);
     /* blocks.11.attn.k.out = linear(blocks.11.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_11_ATTN_K_OUT), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_ATTN_K_WEIGHT), N);
-    TRACE("blocks.11.attn.k.out", OFF_BLOCKS_11_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.11.attn.k.out", OFF_BLOCKS_11_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_ATTN_K_WEIGHT), N);
     /* blocks.11.attn.v.out = linear(blocks.11.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_11_ATTN_V_OUT), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_ATTN_V_WEIGHT), N);
-    TRACE("blocks.11.attn.v.out", OFF_BLOCKS_11_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.11.attn.v.out", OFF_BLOCKS_11_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_NORM1_OUT), W(W_BLOCKS_11_ATTN_V_WEIGHT), N);
     /* blocks.11.attn.out = attention_relbias(blocks.11.attn.q.out, blocks.11.attn.k.out, blocks.11.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_11_ATTN_OUT), ACT(OFF_BLOCKS_11_ATTN_Q_OUT), ACT(OFF_BLOCKS_11_ATTN_K_OUT), ACT(OFF_BLOCKS_11_ATTN_V_OUT), W(W_BLOCKS_11_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.11.attn.out", OFF_BLOCKS_11_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.11.attn.out", OFF_BLOCKS_11_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_ATTN_Q_OUT), ACT(OFF_BLOCKS_11_ATTN_K_OUT), ACT(OFF_BLOCKS_11_ATTN_V_OUT), W(W_BLOCKS_11_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.11.attn.o.out = linear(blocks.11.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_11_ATTN_O_OUT), ACT(OFF_BLOCKS_11_ATTN_OUT), W(W_BLOCKS_11_ATTN_O_WEIGHT), N);
-    TRACE("blocks.11.attn.o.out", OFF_BLOCKS_11_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.11.attn.o.out", OFF_BLOCKS_11_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_ATTN_OUT), W(W_BLOCKS_11_ATTN_O_WEIGHT), N);
     /* blocks.11.x1 = add(blocks.10.out, blocks.11.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_11_X1), ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_11_ATTN_O_OUT), N);
-    TRACE("blocks.11.x1", OFF_BLOCKS_11_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.11.x1", OFF_BLOCKS_11_X1, (long long)N * 4096), ACT(OFF_BLOCKS_10_OUT), ACT(OFF_BLOCKS_11_ATTN_O_OUT), N);
     /* blocks.11.norm2.out = rmsnorm(blocks.11.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_11_NORM2_OUT), ACT(OFF_BLOCKS_11_X1), W(W_BLOCKS_11_NORM2_WEIGHT), N);
-    TRACE("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_X1), W(W_BLOCKS_11_NORM2_WEIGHT), N);
     /* blocks.11.ffn.gate.out = linear(blocks.11.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_11_FFN_GATE_OUT), ACT(OFF_BLOCKS_11_NORM2_OUT), W(W_BLOCKS_11_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.11.ffn.gate.out", OFF_BLOCKS_11_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.11.ffn.gate.out", OFF_BLOCKS_11_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_11_NORM2_OUT), W(W_BLOCKS_11_FFN_GATE_0_WEIGHT), N);
     /* blocks.11.ffn.fc1.out = linear(blocks.11.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_11_FFN_FC1_OUT), ACT(OFF_BLOCKS_11_NORM2_OUT), W(W_BLOCKS_11_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.11.ffn.fc1.out", OFF_BLOCKS_11_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.11.ffn.fc1.out", OFF_BLOCKS_11_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_11_NORM2_OUT), W(W_BLOCKS_11_FFN_FC1_WEIGHT), N);
     /* blocks.11.ffn.act = gated_gelu(blocks.11.ffn.gate.out, blocks.11.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_11_FFN_ACT), ACT(OFF_BLOCKS_11_FFN_GATE_OUT), ACT(OFF_BLOCKS_11_FFN_FC1_OUT), N);
-    TRACE("blocks.11.ffn.act", OFF_BLOCKS_11_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.11.ffn.act", OFF_BLOCKS_11_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_11_FFN_GATE_OUT), ACT(OFF_BLOCKS_11_FFN_FC1_OUT), N);
     /* blocks.11.ffn.fc2.out = linear(blocks.11.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_11_FFN_FC2_OUT), ACT(OFF_BLOCKS_11_FFN_ACT), W(W_BLOCKS_11_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.11.ffn.fc2.out", OFF_BLOCKS_11_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.11.ffn.fc2.out", OFF_BLOCKS_11_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_FFN_ACT), W(W_BLOCKS_11_FFN_FC2_WEIGHT), N);
     /* blocks.11.out = add(blocks.11.x1, blocks.11.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_11_X1), ACT(OFF_BLOCKS_11_FFN_FC2_OUT), N);
-    TRACE("blocks.11.out", OFF_BLOCKS_11_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.11.out", OFF_BLOCKS_11_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_X1), ACT(OFF_BLOCKS_11_FFN_FC2_OUT), N);
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.norm1.out = rmsnorm(blocks.11.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_12_NORM1_OUT), ACT(OFF_BLOCKS_11_OUT), W(W_BLOCKS_12_NORM1_WEIGHT), N);
-    TRACE("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_11_OUT), W(W_BLOCKS_12_NORM1_WEIGHT), N);
     /* blocks.12.attn.q.out = linear(blocks.12.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_12_ATTN_Q_OUT), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.12.attn.q.out", OFF_BLOCKS_12_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.12.attn.q.out", OFF_BLOCKS_12_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_ATTN_Q_WEIGHT), N);
     /* blocks.12.attn.k.out = linear(blocks.12.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_12_ATTN_K_OUT), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_ATTN_K_WEIGHT), N);
-    TRACE("blocks.12.attn.k.out", OFF_BLOCKS_12_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.12.attn.k.out", OFF_BLOCKS_12_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_ATTN_K_WEIGHT), N);
     /* blocks.12.attn.v.out = linear(blocks.12.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_12_ATTN_V_OUT), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_ATTN_V_WEIGHT), N);
-    TRACE("blocks.12.attn.v.out", OFF_BLOCKS_12_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.12.attn.v.out", OFF_BLOCKS_12_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_NORM1_OUT), W(W_BLOCKS_12_ATTN_V_WEIGHT), N);
     /* blocks.12.attn.out = attention_relbias(blocks.12.attn.q.out, blocks.12.attn.k.out, blocks.12.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_12_ATTN_OUT), ACT(OFF_BLOCKS_12_ATTN_Q_OUT), ACT(OFF_BLOCKS_12_ATTN_K_OUT), ACT(OFF_BLOCKS_12_ATTN_V_OUT), W(W_BLOCKS_12_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.12.attn.out", OFF_BLOCKS_12_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.12.attn.out", OFF_BLOCKS_12_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_ATTN_Q_OUT), ACT(OFF_BLOCKS_12_ATTN_K_OUT), ACT(OFF_BLOCKS_12_ATTN_V_OUT), W(W_BLOCKS_12_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.12.attn.o.out = linear(blocks.12.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_12_ATTN_O_OUT), ACT(OFF_BLOCKS_12_ATTN_OUT), W(W_BLOCKS_12_ATTN_O_WEIGHT), N);
-    TRACE("blocks.12.attn.o.out", OFF_BLOCKS_12_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.12.attn.o.out", OFF_BLOCKS_12_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_ATTN_OUT), W(W_BLOCKS_12_ATTN_O_WEIGHT), N);
     /* blocks.12.x1 = add(blocks.11.out, blocks.12.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_12_X1), ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_12_ATTN_O_OUT), N);
-    TRACE("blocks.12.x1", OFF_BLOCKS_12_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.12.x1", OFF_BLOCKS_12_X1, (long long)N * 4096), ACT(OFF_BLOCKS_11_OUT), ACT(OFF_BLOCKS_12_ATTN_O_OUT), N);
     /* blocks.12.norm2.out = rmsnorm(blocks.12.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_12_NORM2_OUT), ACT(OFF_BLOCKS_12_X1), W(W_BLOCKS_12_NORM2_WEIGHT), N);
-    TRACE("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_X1), W(W_BLOCKS_12_NORM2_WEIGHT), N);
     /* blocks.12.ffn.gate.out = linear(blocks.12.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_12_FFN_GATE_OUT), ACT(OFF_BLOCKS_12_NORM2_OUT), W(W_BLOCKS_12_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.12.ffn.gate.out", OFF_BLOCKS_12_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.12.ffn.gate.out", OFF_BLOCKS_12_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_12_NORM2_OUT), W(W_BLOCKS_12_FFN_GATE_0_WEIGHT), N);
     /* blocks.12.ffn.fc1.out = linear(blocks.12.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_12_FFN_FC1_OUT), ACT(OFF_BLOCKS_12_NORM2_OUT), W(W_BLOCKS_12_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.12.ffn.fc1.out", OFF_BLOCKS_12_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.12.ffn.fc1.out", OFF_BLOCKS_12_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_12_NORM2_OUT), W(W_BLOCKS_12_FFN_FC1_WEIGHT), N);
     /* blocks.12.ffn.act = gated_gelu(blocks.12.ffn.gate.out, blocks.12.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_12_FFN_ACT), ACT(OFF_BLOCKS_12_FFN_GATE_OUT), ACT(OFF_BLOCKS_12_FFN_FC1_OUT), N);
-    TRACE("blocks.12.ffn.act", OFF_BLOCKS_12_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.12.ffn.act", OFF_BLOCKS_12_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_12_FFN_GATE_OUT), ACT(OFF_BLOCKS_12_FFN_FC1_OUT), N);
     /* blocks.12.ffn.fc2.out = linear(blocks.12.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_12_FFN_FC2_OUT), ACT(OFF_BLOCKS_12_FFN_ACT), W(W_BLOCKS_12_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.12.ffn.fc2.out", OFF_BLOCKS_12_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.12.ffn.fc2.out", OFF_BLOCKS_12_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_FFN_ACT), W(W_BLOCKS_12_FFN_FC2_WEIGHT), N);
     /* blocks.12.out = add(blocks.12.x1, blocks.12.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_12_X1), ACT(OFF_BLOCKS_12_FFN_FC2_OUT), N);
-    TRACE("blocks.12.out", OFF_BLOCKS_12_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.12.out", OFF_BLOCKS_12_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_X1), ACT(OFF_BLOCKS_12_FFN_FC2_OUT), N);
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.norm1.out = rmsnorm(blocks.12.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_13_NORM1_OUT), ACT(OFF_BLOCKS_12_OUT), W(W_BLOCKS_13_NORM1_WEIGHT), N);
-    TRACE("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_12_OUT), W(W_BLOCKS_13_NORM1_WEIGHT), N);
     /* blocks.13.attn.q.out = linear(blocks.13.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_13_ATTN_Q_OUT), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.13.attn.q.out", OFF_BLOCKS_13_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.13.attn.q.out", OFF_BLOCKS_13_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_ATTN_Q_WEIGHT), N);
     /* blocks.13.attn.k.out = linear(blocks.13.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_13_ATTN_K_OUT), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_ATTN_K_WEIGHT), N);
-    TRACE("blocks.13.attn.k.out", OFF_BLOCKS_13_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.13.attn.k.out", OFF_BLOCKS_13_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_ATTN_K_WEIGHT), N);
     /* blocks.13.attn.v.out = linear(blocks.13.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_13_ATTN_V_OUT), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_ATTN_V_WEIGHT), N);
-    TRACE("blocks.13.attn.v.out", OFF_BLOCKS_13_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.13.attn.v.out", OFF_BLOCKS_13_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_NORM1_OUT), W(W_BLOCKS_13_ATTN_V_WEIGHT), N);
     /* blocks.13.attn.out = attention_relbias(blocks.13.attn.q.out, blocks.13.attn.k.out, blocks.13.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_13_ATTN_OUT), ACT(OFF_BLOCKS_13_ATTN_Q_OUT), ACT(OFF_BLOCKS_13_ATTN_K_OUT), ACT(OFF_BLOCKS_13_ATTN_V_OUT), W(W_BLOCKS_13_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.13.attn.out", OFF_BLOCKS_13_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.13.attn.out", OFF_BLOCKS_13_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_ATTN_Q_OUT), ACT(OFF_BLOCKS_13_ATTN_K_OUT), ACT(OFF_BLOCKS_13_ATTN_V_OUT), W(W_BLOCKS_13_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.13.attn.o.out = linear(blocks.13.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_13_ATTN_O_OUT), ACT(OFF_BLOCKS_13_ATTN_OUT), W(W_BLOCKS_13_ATTN_O_WEIGHT), N);
-    TRACE("blocks.13.attn.o.out", OFF_BLOCKS_13_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.13.attn.o.out", OFF_BLOCKS_13_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_ATTN_OUT), W(W_BLOCKS_13_ATTN_O_WEIGHT), N);
     /* blocks.13.x1 = add(blocks.12.out, blocks.13.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_13_X1), ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_13_ATTN_O_OUT), N);
-    TRACE("blocks.13.x1", OFF_BLOCKS_13_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.13.x1", OFF_BLOCKS_13_X1, (long long)N * 4096), ACT(OFF_BLOCKS_12_OUT), ACT(OFF_BLOCKS_13_ATTN_O_OUT), N);
     /* blocks.13.norm2.out = rmsnorm(blocks.13.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_13_NORM2_OUT), ACT(OFF_BLOCKS_13_X1), W(W_BLOCKS_13_NORM2_WEIGHT), N);
-    TRACE("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_X1), W(W_BLOCKS_13_NORM2_WEIGHT), N);
     /* blocks.13.ffn.gate.out = linear(blocks.13.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_13_FFN_GATE_OUT), ACT(OFF_BLOCKS_13_NORM2_OUT), W(W_BLOCKS_13_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.13.ffn.gate.out", OFF_BLOCKS_13_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.13.ffn.gate.out", OFF_BLOCKS_13_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_13_NORM2_OUT), W(W_BLOCKS_13_FFN_GATE_0_WEIGHT), N);
     /* blocks.13.ffn.fc1.out = linear(blocks.13.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_13_FFN_FC1_OUT), ACT(OFF_BLOCKS_13_NORM2_OUT), W(W_BLOCKS_13_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.13.ffn.fc1.out", OFF_BLOCKS_13_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.13.ffn.fc1.out", OFF_BLOCKS_13_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_13_NORM2_OUT), W(W_BLOCKS_13_FFN_FC1_WEIGHT), N);
     /* blocks.13.ffn.act = gated_gelu(blocks.13.ffn.gate.out, blocks.13.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_13_FFN_ACT), ACT(OFF_BLOCKS_13_FFN_GATE_OUT), ACT(OFF_BLOCKS_13_FFN_FC1_OUT), N);
-    TRACE("blocks.13.ffn.act", OFF_BLOCKS_13_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.13.ffn.act", OFF_BLOCKS_13_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_13_FFN_GATE_OUT), ACT(OFF_BLOCKS_13_FFN_FC1_OUT), N);
     /* blocks.13.ffn.fc2.out = linear(blocks.13.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_13_FFN_FC2_OUT), ACT(OFF_BLOCKS_13_FFN_ACT), W(W_BLOCKS_13_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.13.ffn.fc2.out", OFF_BLOCKS_13_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.13.ffn.fc2.out", OFF_BLOCKS_13_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_FFN_ACT), W(W_BLOCKS_13_FFN_FC2_WEIGHT), N);
     /* blocks.13.out = add(blocks.13.x1, blocks.13.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_13_X1), ACT(OFF_BLOCKS_13_FFN_FC2_OUT), N);
-    TRACE("blocks.13.out", OFF_BLOCKS_13_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.13.out", OFF_BLOCKS_13_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_X1), ACT(OFF_BLOCKS_13_FFN_FC2_OUT), N);
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.norm1.out = rmsnorm(blocks.13.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_14_NORM1_OUT), ACT(OFF_BLOCKS_13_OUT), W(W_BLOCKS_14_NORM1_WEIGHT), N);
-    TRACE("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_13_OUT), W(W_BLOCKS_14_NORM1_WEIGHT), N);
     /* blocks.14.attn.q.out = linear(blocks.14.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_14_ATTN_Q_OUT), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.14.attn.q.out", OFF_BLOCKS_14_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.14.attn.q.out", OFF_BLOCKS_14_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_ATTN_Q_WEIGHT), N);
     /* blocks.14.attn.k.out = linear(blocks.14.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_14_ATTN_K_OUT), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_ATTN_K_WEIGHT), N);
-    TRACE("blocks.14.attn.k.out", OFF_BLOCKS_14_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.14.attn.k.out", OFF_BLOCKS_14_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_ATTN_K_WEIGHT), N);
     /* blocks.14.attn.v.out = linear(blocks.14.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_14_ATTN_V_OUT), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_ATTN_V_WEIGHT), N);
-    TRACE("blocks.14.attn.v.out", OFF_BLOCKS_14_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.14.attn.v.out", OFF_BLOCKS_14_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_NORM1_OUT), W(W_BLOCKS_14_ATTN_V_WEIGHT), N);
     /* blocks.14.attn.out = attention_relbias(blocks.14.attn.q.out, blocks.14.attn.k.out, blocks.14.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_14_ATTN_OUT), ACT(OFF_BLOCKS_14_ATTN_Q_OUT), ACT(OFF_BLOCKS_14_ATTN_K_OUT), ACT(OFF_BLOCKS_14_ATTN_V_OUT), W(W_BLOCKS_14_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.14.attn.out", OFF_BLOCKS_14_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.14.attn.out", OFF_BLOCKS_14_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_ATTN_Q_OUT), ACT(OFF_BLOCKS_14_ATTN_K_OUT), ACT(OFF_BLOCKS_14_ATTN_V_OUT), W(W_BLOCKS_14_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.14.attn.o.out = linear(blocks.14.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_14_ATTN_O_OUT), ACT(OFF_BLOCKS_14_ATTN_OUT), W(W_BLOCKS_14_ATTN_O_WEIGHT), N);
-    TRACE("blocks.14.attn.o.out", OFF_BLOCKS_14_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.14.attn.o.out", OFF_BLOCKS_14_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_ATTN_OUT), W(W_BLOCKS_14_ATTN_O_WEIGHT), N);
     /* blocks.14.x1 = add(blocks.13.out, blocks.14.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_14_X1), ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_14_ATTN_O_OUT), N);
-    TRACE("blocks.14.x1", OFF_BLOCKS_14_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.14.x1", OFF_BLOCKS_14_X1, (long long)N * 4096), ACT(OFF_BLOCKS_13_OUT), ACT(OFF_BLOCKS_14_ATTN_O_OUT), N);
     /* blocks.14.norm2.out = rmsnorm(blocks.14.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_14_NORM2_OUT), ACT(OFF_BLOCKS_14_X1), W(W_BLOCKS_14_NORM2_WEIGHT), N);
-    TRACE("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_X1), W(W_BLOCKS_14_NORM2_WEIGHT), N);
     /* blocks.14.ffn.gate.out = linear(blocks.14.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_14_FFN_GATE_OUT), ACT(OFF_BLOCKS_14_NORM2_OUT), W(W_BLOCKS_14_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.14.ffn.gate.out", OFF_BLOCKS_14_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.14.ffn.gate.out", OFF_BLOCKS_14_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_14_NORM2_OUT), W(W_BLOCKS_14_FFN_GATE_0_WEIGHT), N);
     /* blocks.14.ffn.fc1.out = linear(blocks.14.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_14_FFN_FC1_OUT), ACT(OFF_BLOCKS_14_NORM2_OUT), W(W_BLOCKS_14_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.14.ffn.fc1.out", OFF_BLOCKS_14_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.14.ffn.fc1.out", OFF_BLOCKS_14_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_14_NORM2_OUT), W(W_BLOCKS_14_FFN_FC1_WEIGHT), N);
     /* blocks.14.ffn.act = gated_gelu(blocks.14.ffn.gate.out, blocks.14.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_14_FFN_ACT), ACT(OFF_BLOCKS_14_FFN_GATE_OUT), ACT(OFF_BLOCKS_14_FFN_FC1_OUT), N);
-    TRACE("blocks.14.ffn.act", OFF_BLOCKS_14_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.14.ffn.act", OFF_BLOCKS_14_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_14_FFN_GATE_OUT), ACT(OFF_BLOCKS_14_FFN_FC1_OUT), N);
     /* blocks.14.ffn.fc2.out = linear(blocks.14.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_14_FFN_FC2_OUT), ACT(OFF_BLOCKS_14_FFN_ACT), W(W_BLOCKS_14_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.14.ffn.fc2.out", OFF_BLOCKS_14_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.14.ffn.fc2.out", OFF_BLOCKS_14_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_FFN_ACT), W(W_BLOCKS_14_FFN_FC2_WEIGHT), N);
     /* blocks.14.out = add(blocks.14.x1, blocks.14.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_14_X1), ACT(OFF_BLOCKS_14_FFN_FC2_OUT), N);
-    TRACE("blocks.14.out", OFF_BLOCKS_14_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.14.out", OFF_BLOCKS_14_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_X1), ACT(OFF_BLOCKS_14_FFN_FC2_OUT), N);
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.norm1.out = rmsnorm(blocks.14.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_15_NORM1_OUT), ACT(OFF_BLOCKS_14_OUT), W(W_BLOCKS_15_NORM1_WEIGHT), N);
-    TRACE("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_14_OUT), W(W_BLOCKS_15_NORM1_WEIGHT), N);
     /* blocks.15.attn.q.out = linear(blocks.15.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_15_ATTN_Q_OUT), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.15.attn.q.out", OFF_BLOCKS_15_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.15.attn.q.out", OFF_BLOCKS_15_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_ATTN_Q_WEIGHT), N);
     /* blocks.15.attn.k.out = linear(blocks.15.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_15_ATTN_K_OUT), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_ATTN_K_WEIGHT), N);
-    TRACE("blocks.15.attn.k.out", OFF_BLOCKS_15_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.15.attn.k.out", OFF_BLOCKS_15_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_ATTN_K_WEIGHT), N);
     /* blocks.15.attn.v.out = linear(blocks.15.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_15_ATTN_V_OUT), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_ATTN_V_WEIGHT), N);
-    TRACE("blocks.15.attn.v.out", OFF_BLOCKS_15_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.15.attn.v.out", OFF_BLOCKS_15_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_NORM1_OUT), W(W_BLOCKS_15_ATTN_V_WEIGHT), N);
     /* blocks.15.attn.out = attention_relbias(blocks.15.attn.q.out, blocks.15.attn.k.out, blocks.15.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_15_ATTN_OUT), ACT(OFF_BLOCKS_15_ATTN_Q_OUT), ACT(OFF_BLOCKS_15_ATTN_K_OUT), ACT(OFF_BLOCKS_15_ATTN_V_OUT), W(W_BLOCKS_15_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.15.attn.out", OFF_BLOCKS_15_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.15.attn.out", OFF_BLOCKS_15_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_ATTN_Q_OUT), ACT(OFF_BLOCKS_15_ATTN_K_OUT), ACT(OFF_BLOCKS_15_ATTN_V_OUT), W(W_BLOCKS_15_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.15.attn.o.out = linear(blocks.15.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_15_ATTN_O_OUT), ACT(OFF_BLOCKS_15_ATTN_OUT), W(W_BLOCKS_15_ATTN_O_WEIGHT), N);
-    TRACE("blocks.15.attn.o.out", OFF_BLOCKS_15_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.15.attn.o.out", OFF_BLOCKS_15_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_ATTN_OUT), W(W_BLOCKS_15_ATTN_O_WEIGHT), N);
     /* blocks.15.x1 = add(blocks.14.out, blocks.15.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_15_X1), ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_15_ATTN_O_OUT), N);
-    TRACE("blocks.15.x1", OFF_BLOCKS_15_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.15.x1", OFF_BLOCKS_15_X1, (long long)N * 4096), ACT(OFF_BLOCKS_14_OUT), ACT(OFF_BLOCKS_15_ATTN_O_OUT), N);
     /* blocks.15.norm2.out = rmsnorm(blocks.15.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_15_NORM2_OUT), ACT(OFF_BLOCKS_15_X1), W(W_BLOCKS_15_NORM2_WEIGHT), N);
-    TRACE("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_X1), W(W_BLOCKS_15_NORM2_WEIGHT), N);
     /* blocks.15.ffn.gate.out = linear(blocks.15.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_15_FFN_GATE_OUT), ACT(OFF_BLOCKS_15_NORM2_OUT), W(W_BLOCKS_15_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.15.ffn.gate.out", OFF_BLOCKS_15_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.15.ffn.gate.out", OFF_BLOCKS_15_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_15_NORM2_OUT), W(W_BLOCKS_15_FFN_GATE_0_WEIGHT), N);
     /* blocks.15.ffn.fc1.out = linear(blocks.15.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_15_FFN_FC1_OUT), ACT(OFF_BLOCKS_15_NORM2_OUT), W(W_BLOCKS_15_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.15.ffn.fc1.out", OFF_BLOCKS_15_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.15.ffn.fc1.out", OFF_BLOCKS_15_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_15_NORM2_OUT), W(W_BLOCKS_15_FFN_FC1_WEIGHT), N);
     /* blocks.15.ffn.act = gated_gelu(blocks.15.ffn.gate.out, blocks.15.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_15_FFN_ACT), ACT(OFF_BLOCKS_15_FFN_GATE_OUT), ACT(OFF_BLOCKS_15_FFN_FC1_OUT), N);
-    TRACE("blocks.15.ffn.act", OFF_BLOCKS_15_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.15.ffn.act", OFF_BLOCKS_15_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_15_FFN_GATE_OUT), ACT(OFF_BLOCKS_15_FFN_FC1_OUT), N);
     /* blocks.15.ffn.fc2.out = linear(blocks.15.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_15_FFN_FC2_OUT), ACT(OFF_BLOCKS_15_FFN_ACT), W(W_BLOCKS_15_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.15.ffn.fc2.out", OFF_BLOCKS_15_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.15.ffn.fc2.out", OFF_BLOCKS_15_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_FFN_ACT), W(W_BLOCKS_15_FFN_FC2_WEIGHT), N);
     /* blocks.15.out = add(blocks.15.x1, blocks.15.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_15_X1), ACT(OFF_BLOCKS_15_FFN_FC2_OUT), N);
-    TRACE("blocks.15.out", OFF_BLOCKS_15_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.15.out", OFF_BLOCKS_15_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_X1), ACT(OFF_BLOCKS_15_FFN_FC2_OUT), N);
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.norm1.out = rmsnorm(blocks.15.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_16_NORM1_OUT), ACT(OFF_BLOCKS_15_OUT), W(W_BLOCKS_16_NORM1_WEIGHT), N);
-    TRACE("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_15_OUT), W(W_BLOCKS_16_NORM1_WEIGHT), N);
     /* blocks.16.attn.q.out = linear(blocks.16.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_16_ATTN_Q_OUT), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.16.attn.q.out", OFF_BLOCKS_16_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.16.attn.q.out", OFF_BLOCKS_16_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_ATTN_Q_WEIGHT), N);
     /* blocks.16.attn.k.out = linear(blocks.16.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_16_ATTN_K_OUT), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_ATTN_K_WEIGHT), N);
-    TRACE("blocks.16.attn.k.out", OFF_BLOCKS_16_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.16.attn.k.out", OFF_BLOCKS_16_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_ATTN_K_WEIGHT), N);
     /* blocks.16.attn.v.out = linear(blocks.16.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_16_ATTN_V_OUT), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_ATTN_V_WEIGHT), N);
-    TRACE("blocks.16.attn.v.out", OFF_BLOCKS_16_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.16.attn.v.out", OFF_BLOCKS_16_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_NORM1_OUT), W(W_BLOCKS_16_ATTN_V_WEIGHT), N);
     /* blocks.16.attn.out = attention_relbias(blocks.16.attn.q.out, blocks.16.attn.k.out, blocks.16.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_16_ATTN_OUT), ACT(OFF_BLOCKS_16_ATTN_Q_OUT), ACT(OFF_BLOCKS_16_ATTN_K_OUT), ACT(OFF_BLOCKS_16_ATTN_V_OUT), W(W_BLOCKS_16_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.16.attn.out", OFF_BLOCKS_16_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.16.attn.out", OFF_BLOCKS_16_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_ATTN_Q_OUT), ACT(OFF_BLOCKS_16_ATTN_K_OUT), ACT(OFF_BLOCKS_16_ATTN_V_OUT), W(W_BLOCKS_16_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.16.attn.o.out = linear(blocks.16.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_16_ATTN_O_OUT), ACT(OFF_BLOCKS_16_ATTN_OUT), W(W_BLOCKS_16_ATTN_O_WEIGHT), N);
-    TRACE("blocks.16.attn.o.out", OFF_BLOCKS_16_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.16.attn.o.out", OFF_BLOCKS_16_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_ATTN_OUT), W(W_BLOCKS_16_ATTN_O_WEIGHT), N);
     /* blocks.16.x1 = add(blocks.15.out, blocks.16.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_16_X1), ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_16_ATTN_O_OUT), N);
-    TRACE("blocks.16.x1", OFF_BLOCKS_16_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.16.x1", OFF_BLOCKS_16_X1, (long long)N * 4096), ACT(OFF_BLOCKS_15_OUT), ACT(OFF_BLOCKS_16_ATTN_O_OUT), N);
     /* blocks.16.norm2.out = rmsnorm(blocks.16.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_16_NORM2_OUT), ACT(OFF_BLOCKS_16_X1), W(W_BLOCKS_16_NORM2_WEIGHT), N);
-    TRACE("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_X1), W(W_BLOCKS_16_NORM2_WEIGHT), N);
     /* blocks.16.ffn.gate.out = linear(blocks.16.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_16_FFN_GATE_OUT), ACT(OFF_BLOCKS_16_NORM2_OUT), W(W_BLOCKS_16_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.16.ffn.gate.out", OFF_BLOCKS_16_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.16.ffn.gate.out", OFF_BLOCKS_16_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_16_NORM2_OUT), W(W_BLOCKS_16_FFN_GATE_0_WEIGHT), N);
     /* blocks.16.ffn.fc1.out = linear(blocks.16.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_16_FFN_FC1_OUT), ACT(OFF_BLOCKS_16_NORM2_OUT), W(W_BLOCKS_16_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.16.ffn.fc1.out", OFF_BLOCKS_16_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.16.ffn.fc1.out", OFF_BLOCKS_16_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_16_NORM2_OUT), W(W_BLOCKS_16_FFN_FC1_WEIGHT), N);
     /* blocks.16.ffn.act = gated_gelu(blocks.16.ffn.gate.out, blocks.16.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_16_FFN_ACT), ACT(OFF_BLOCKS_16_FFN_GATE_OUT), ACT(OFF_BLOCKS_16_FFN_FC1_OUT), N);
-    TRACE("blocks.16.ffn.act", OFF_BLOCKS_16_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.16.ffn.act", OFF_BLOCKS_16_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_16_FFN_GATE_OUT), ACT(OFF_BLOCKS_16_FFN_FC1_OUT), N);
     /* blocks.16.ffn.fc2.out = linear(blocks.16.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_16_FFN_FC2_OUT), ACT(OFF_BLOCKS_16_FFN_ACT), W(W_BLOCKS_16_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.16.ffn.fc2.out", OFF_BLOCKS_16_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.16.ffn.fc2.out", OFF_BLOCKS_16_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_FFN_ACT), W(W_BLOCKS_16_FFN_FC2_WEIGHT), N);
     /* blocks.16.out = add(blocks.16.x1, blocks.16.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_16_X1), ACT(OFF_BLOCKS_16_FFN_FC2_OUT), N);
-    TRACE("blocks.16.out", OFF_BLOCKS_16_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.16.out", OFF_BLOCKS_16_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_X1), ACT(OFF_BLOCKS_16_FFN_FC2_OUT), N);
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.norm1.out = rmsnorm(blocks.16.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_17_NORM1_OUT), ACT(OFF_BLOCKS_16_OUT), W(W_BLOCKS_17_NORM1_WEIGHT), N);
-    TRACE("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_16_OUT), W(W_BLOCKS_17_NORM1_WEIGHT), N);
     /* blocks.17.attn.q.out = linear(blocks.17.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_17_ATTN_Q_OUT), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.17.attn.q.out", OFF_BLOCKS_17_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.17.attn.q.out", OFF_BLOCKS_17_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_ATTN_Q_WEIGHT), N);
     /* blocks.17.attn.k.out = linear(blocks.17.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_17_ATTN_K_OUT), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_ATTN_K_WEIGHT), N);
-    TRACE("blocks.17.attn.k.out", OFF_BLOCKS_17_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.17.attn.k.out", OFF_BLOCKS_17_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_ATTN_K_WEIGHT), N);
     /* blocks.17.attn.v.out = linear(blocks.17.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_17_ATTN_V_OUT), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_ATTN_V_WEIGHT), N);
-    TRACE("blocks.17.attn.v.out", OFF_BLOCKS_17_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.17.attn.v.out", OFF_BLOCKS_17_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_NORM1_OUT), W(W_BLOCKS_17_ATTN_V_WEIGHT), N);
     /* blocks.17.attn.out = attention_relbias(blocks.17.attn.q.out, blocks.17.attn.k.out, blocks.17.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_17_ATTN_OUT), ACT(OFF_BLOCKS_17_ATTN_Q_OUT), ACT(OFF_BLOCKS_17_ATTN_K_OUT), ACT(OFF_BLOCKS_17_ATTN_V_OUT), W(W_BLOCKS_17_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.17.attn.out", OFF_BLOCKS_17_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.17.attn.out", OFF_BLOCKS_17_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_ATTN_Q_OUT), ACT(OFF_BLOCKS_17_ATTN_K_OUT), ACT(OFF_BLOCKS_17_ATTN_V_OUT), W(W_BLOCKS_17_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.17.attn.o.out = linear(blocks.17.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_17_ATTN_O_OUT), ACT(OFF_BLOCKS_17_ATTN_OUT), W(W_BLOCKS_17_ATTN_O_WEIGHT), N);
-    TRACE("blocks.17.attn.o.out", OFF_BLOCKS_17_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.17.attn.o.out", OFF_BLOCKS_17_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_ATTN_OUT), W(W_BLOCKS_17_ATTN_O_WEIGHT), N);
     /* blocks.17.x1 = add(blocks.16.out, blocks.17.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_17_X1), ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_17_ATTN_O_OUT), N);
-    TRACE("blocks.17.x1", OFF_BLOCKS_17_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.17.x1", OFF_BLOCKS_17_X1, (long long)N * 4096), ACT(OFF_BLOCKS_16_OUT), ACT(OFF_BLOCKS_17_ATTN_O_OUT), N);
     /* blocks.17.norm2.out = rmsnorm(blocks.17.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_17_NORM2_OUT), ACT(OFF_BLOCKS_17_X1), W(W_BLOCKS_17_NORM2_WEIGHT), N);
-    TRACE("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_X1), W(W_BLOCKS_17_NORM2_WEIGHT), N);
     /* blocks.17.ffn.gate.out = linear(blocks.17.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_17_FFN_GATE_OUT), ACT(OFF_BLOCKS_17_NORM2_OUT), W(W_BLOCKS_17_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.17.ffn.gate.out", OFF_BLOCKS_17_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.17.ffn.gate.out", OFF_BLOCKS_17_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_17_NORM2_OUT), W(W_BLOCKS_17_FFN_GATE_0_WEIGHT), N);
     /* blocks.17.ffn.fc1.out = linear(blocks.17.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_17_FFN_FC1_OUT), ACT(OFF_BLOCKS_17_NORM2_OUT), W(W_BLOCKS_17_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.17.ffn.fc1.out", OFF_BLOCKS_17_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.17.ffn.fc1.out", OFF_BLOCKS_17_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_17_NORM2_OUT), W(W_BLOCKS_17_FFN_FC1_WEIGHT), N);
     /* blocks.17.ffn.act = gated_gelu(blocks.17.ffn.gate.out, blocks.17.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_17_FFN_ACT), ACT(OFF_BLOCKS_17_FFN_GATE_OUT), ACT(OFF_BLOCKS_17_FFN_FC1_OUT), N);
-    TRACE("blocks.17.ffn.act", OFF_BLOCKS_17_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.17.ffn.act", OFF_BLOCKS_17_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_17_FFN_GATE_OUT), ACT(OFF_BLOCKS_17_FFN_FC1_OUT), N);
     /* blocks.17.ffn.fc2.out = linear(blocks.17.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_17_FFN_FC2_OUT), ACT(OFF_BLOCKS_17_FFN_ACT), W(W_BLOCKS_17_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.17.ffn.fc2.out", OFF_BLOCKS_17_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.17.ffn.fc2.out", OFF_BLOCKS_17_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_FFN_ACT), W(W_BLOCKS_17_FFN_FC2_WEIGHT), N);
     /* blocks.17.out = add(blocks.17.x1, blocks.17.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_17_X1), ACT(OFF_BLOCKS_17_FFN_FC2_OUT), N);
-    TRACE("blocks.17.out", OFF_BLOCKS_17_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.17.out", OFF_BLOCKS_17_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_X1), ACT(OFF_BLOCKS_17_FFN_FC2_OUT), N);
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.norm1.out = rmsnorm(blocks.17.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_18_NORM1_OUT), ACT(OFF_BLOCKS_17_OUT), W(W_BLOCKS_18_NORM1_WEIGHT), N);
-    TRACE("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_17_OUT), W(W_BLOCKS_18_NORM1_WEIGHT), N);
     /* blocks.18.attn.q.out = linear(blocks.18.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_18_ATTN_Q_OUT), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.18.attn.q.out", OFF_BLOCKS_18_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.18.attn.q.out", OFF_BLOCKS_18_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_ATTN_Q_WEIGHT), N);
     /* blocks.18.attn.k.out = linear(blocks.18.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_18_ATTN_K_OUT), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_ATTN_K_WEIGHT), N);
-    TRACE("blocks.18.attn.k.out", OFF_BLOCKS_18_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.18.attn.k.out", OFF_BLOCKS_18_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_ATTN_K_WEIGHT), N);
     /* blocks.18.attn.v.out = linear(blocks.18.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_18_ATTN_V_OUT), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_ATTN_V_WEIGHT), N);
-    TRACE("blocks.18.attn.v.out", OFF_BLOCKS_18_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.18.attn.v.out", OFF_BLOCKS_18_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_NORM1_OUT), W(W_BLOCKS_18_ATTN_V_WEIGHT), N);
     /* blocks.18.attn.out = attention_relbias(blocks.18.attn.q.out, blocks.18.attn.k.out, blocks.18.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_18_ATTN_OUT), ACT(OFF_BLOCKS_18_ATTN_Q_OUT), ACT(OFF_BLOCKS_18_ATTN_K_OUT), ACT(OFF_BLOCKS_18_ATTN_V_OUT), W(W_BLOCKS_18_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.18.attn.out", OFF_BLOCKS_18_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.18.attn.out", OFF_BLOCKS_18_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_ATTN_Q_OUT), ACT(OFF_BLOCKS_18_ATTN_K_OUT), ACT(OFF_BLOCKS_18_ATTN_V_OUT), W(W_BLOCKS_18_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.18.attn.o.out = linear(blocks.18.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_18_ATTN_O_OUT), ACT(OFF_BLOCKS_18_ATTN_OUT), W(W_BLOCKS_18_ATTN_O_WEIGHT), N);
-    TRACE("blocks.18.attn.o.out", OFF_BLOCKS_18_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.18.attn.o.out", OFF_BLOCKS_18_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_ATTN_OUT), W(W_BLOCKS_18_ATTN_O_WEIGHT), N);
     /* blocks.18.x1 = add(blocks.17.out, blocks.18.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_18_X1), ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_18_ATTN_O_OUT), N);
-    TRACE("blocks.18.x1", OFF_BLOCKS_18_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.18.x1", OFF_BLOCKS_18_X1, (long long)N * 4096), ACT(OFF_BLOCKS_17_OUT), ACT(OFF_BLOCKS_18_ATTN_O_OUT), N);
     /* blocks.18.norm2.out = rmsnorm(blocks.18.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_18_NORM2_OUT), ACT(OFF_BLOCKS_18_X1), W(W_BLOCKS_18_NORM2_WEIGHT), N);
-    TRACE("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_X1), W(W_BLOCKS_18_NORM2_WEIGHT), N);
     /* blocks.18.ffn.gate.out = linear(blocks.18.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_18_FFN_GATE_OUT), ACT(OFF_BLOCKS_18_NORM2_OUT), W(W_BLOCKS_18_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.18.ffn.gate.out", OFF_BLOCKS_18_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.18.ffn.gate.out", OFF_BLOCKS_18_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_18_NORM2_OUT), W(W_BLOCKS_18_FFN_GATE_0_WEIGHT), N);
     /* blocks.18.ffn.fc1.out = linear(blocks.18.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_18_FFN_FC1_OUT), ACT(OFF_BLOCKS_18_NORM2_OUT), W(W_BLOCKS_18_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.18.ffn.fc1.out", OFF_BLOCKS_18_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.18.ffn.fc1.out", OFF_BLOCKS_18_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_18_NORM2_OUT), W(W_BLOCKS_18_FFN_FC1_WEIGHT), N);
     /* blocks.18.ffn.act = gated_gelu(blocks.18.ffn.gate.out, blocks.18.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_18_FFN_ACT), ACT(OFF_BLOCKS_18_FFN_GATE_OUT), ACT(OFF_BLOCKS_18_FFN_FC1_OUT), N);
-    TRACE("blocks.18.ffn.act", OFF_BLOCKS_18_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.18.ffn.act", OFF_BLOCKS_18_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_18_FFN_GATE_OUT), ACT(OFF_BLOCKS_18_FFN_FC1_OUT), N);
     /* blocks.18.ffn.fc2.out = linear(blocks.18.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_18_FFN_FC2_OUT), ACT(OFF_BLOCKS_18_FFN_ACT), W(W_BLOCKS_18_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.18.ffn.fc2.out", OFF_BLOCKS_18_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.18.ffn.fc2.out", OFF_BLOCKS_18_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_FFN_ACT), W(W_BLOCKS_18_FFN_FC2_WEIGHT), N);
     /* blocks.18.out = add(blocks.18.x1, blocks.18.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_18_X1), ACT(OFF_BLOCKS_18_FFN_FC2_OUT), N);
-    TRACE("blocks.18.out", OFF_BLOCKS_18_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.18.out", OFF_BLOCKS_18_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_X1), ACT(OFF_BLOCKS_18_FFN_FC2_OUT), N);
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.norm1.out = rmsnorm(blocks.18.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_19_NORM1_OUT), ACT(OFF_BLOCKS_18_OUT), W(W_BLOCKS_19_NORM1_WEIGHT), N);
-    TRACE("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_18_OUT), W(W_BLOCKS_19_NORM1_WEIGHT), N);
     /* blocks.19.attn.q.out = linear(blocks.19.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_19_ATTN_Q_OUT), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.19.attn.q.out", OFF_BLOCKS_19_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.19.attn.q.out", OFF_BLOCKS_19_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_ATTN_Q_WEIGHT), N);
     /* blocks.19.attn.k.out = linear(blocks.19.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_19_ATTN_K_OUT), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_ATTN_K_WEIGHT), N);
-    TRACE("blocks.19.attn.k.out", OFF_BLOCKS_19_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.19.attn.k.out", OFF_BLOCKS_19_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_ATTN_K_WEIGHT), N);
     /* blocks.19.attn.v.out = linear(blocks.19.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_19_ATTN_V_OUT), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_ATTN_V_WEIGHT), N);
-    TRACE("blocks.19.attn.v.out", OFF_BLOCKS_19_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.19.attn.v.out", OFF_BLOCKS_19_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_NORM1_OUT), W(W_BLOCKS_19_ATTN_V_WEIGHT), N);
     /* blocks.19.attn.out = attention_relbias(blocks.19.attn.q.out, blocks.19.attn.k.out, blocks.19.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_19_ATTN_OUT), ACT(OFF_BLOCKS_19_ATTN_Q_OUT), ACT(OFF_BLOCKS_19_ATTN_K_OUT), ACT(OFF_BLOCKS_19_ATTN_V_OUT), W(W_BLOCKS_19_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.19.attn.out", OFF_BLOCKS_19_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.19.attn.out", OFF_BLOCKS_19_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_ATTN_Q_OUT), ACT(OFF_BLOCKS_19_ATTN_K_OUT), ACT(OFF_BLOCKS_19_ATTN_V_OUT), W(W_BLOCKS_19_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.19.attn.o.out = linear(blocks.19.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_19_ATTN_O_OUT), ACT(OFF_BLOCKS_19_ATTN_OUT), W(W_BLOCKS_19_ATTN_O_WEIGHT), N);
-    TRACE("blocks.19.attn.o.out", OFF_BLOCKS_19_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.19.attn.o.out", OFF_BLOCKS_19_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_ATTN_OUT), W(W_BLOCKS_19_ATTN_O_WEIGHT), N);
     /* blocks.19.x1 = add(blocks.18.out, blocks.19.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_19_X1), ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_19_ATTN_O_OUT), N);
-    TRACE("blocks.19.x1", OFF_BLOCKS_19_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.19.x1", OFF_BLOCKS_19_X1, (long long)N * 4096), ACT(OFF_BLOCKS_18_OUT), ACT(OFF_BLOCKS_19_ATTN_O_OUT), N);
     /* blocks.19.norm2.out = rmsnorm(blocks.19.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_19_NORM2_OUT), ACT(OFF_BLOCKS_19_X1), W(W_BLOCKS_19_NORM2_WEIGHT), N);
-    TRACE("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_X1), W(W_BLOCKS_19_NORM2_WEIGHT), N);
     /* blocks.19.ffn.gate.out = linear(blocks.19.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_19_FFN_GATE_OUT), ACT(OFF_BLOCKS_19_NORM2_OUT), W(W_BLOCKS_19_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.19.ffn.gate.out", OFF_BLOCKS_19_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.19.ffn.gate.out", OFF_BLOCKS_19_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_19_NORM2_OUT), W(W_BLOCKS_19_FFN_GATE_0_WEIGHT), N);
     /* blocks.19.ffn.fc1.out = linear(blocks.19.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_19_FFN_FC1_OUT), ACT(OFF_BLOCKS_19_NORM2_OUT), W(W_BLOCKS_19_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.19.ffn.fc1.out", OFF_BLOCKS_19_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.19.ffn.fc1.out", OFF_BLOCKS_19_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_19_NORM2_OUT), W(W_BLOCKS_19_FFN_FC1_WEIGHT), N);
     /* blocks.19.ffn.act = gated_gelu(blocks.19.ffn.gate.out, blocks.19.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_19_FFN_ACT), ACT(OFF_BLOCKS_19_FFN_GATE_OUT), ACT(OFF_BLOCKS_19_FFN_FC1_OUT), N);
-    TRACE("blocks.19.ffn.act", OFF_BLOCKS_19_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.19.ffn.act", OFF_BLOCKS_19_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_19_FFN_GATE_OUT), ACT(OFF_BLOCKS_19_FFN_FC1_OUT), N);
     /* blocks.19.ffn.fc2.out = linear(blocks.19.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_19_FFN_FC2_OUT), ACT(OFF_BLOCKS_19_FFN_ACT), W(W_BLOCKS_19_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.19.ffn.fc2.out", OFF_BLOCKS_19_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.19.ffn.fc2.out", OFF_BLOCKS_19_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_FFN_ACT), W(W_BLOCKS_19_FFN_FC2_WEIGHT), N);
     /* blocks.19.out = add(blocks.19.x1, blocks.19.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_19_X1), ACT(OFF_BLOCKS_19_FFN_FC2_OUT), N);
-    TRACE("blocks.19.out", OFF_BLOCKS_19_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.19.out", OFF_BLOCKS_19_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_X1), ACT(OFF_BLOCKS_19_FFN_FC2_OUT), N);
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.norm1.out = rmsnorm(blocks.19.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_20_NORM1_OUT), ACT(OFF_BLOCKS_19_OUT), W(W_BLOCKS_20_NORM1_WEIGHT), N);
-    TRACE("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_19_OUT), W(W_BLOCKS_20_NORM1_WEIGHT), N);
     /* blocks.20.attn.q.out = linear(blocks.20.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_20_ATTN_Q_OUT), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.20.attn.q.out", OFF_BLOCKS_20_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.20.attn.q.out", OFF_BLOCKS_20_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_ATTN_Q_WEIGHT), N);
     /* blocks.20.attn.k.out = linear(blocks.20.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_20_ATTN_K_OUT), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_ATTN_K_WEIGHT), N);
-    TRACE("blocks.20.attn.k.out", OFF_BLOCKS_20_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.20.attn.k.out", OFF_BLOCKS_20_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_ATTN_K_WEIGHT), N);
     /* blocks.20.attn.v.out = linear(blocks.20.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_20_ATTN_V_OUT), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_ATTN_V_WEIGHT), N);
-    TRACE("blocks.20.attn.v.out", OFF_BLOCKS_20_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.20.attn.v.out", OFF_BLOCKS_20_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_NORM1_OUT), W(W_BLOCKS_20_ATTN_V_WEIGHT), N);
     /* blocks.20.attn.out = attention_relbias(blocks.20.attn.q.out, blocks.20.attn.k.out, blocks.20.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_20_ATTN_OUT), ACT(OFF_BLOCKS_20_ATTN_Q_OUT), ACT(OFF_BLOCKS_20_ATTN_K_OUT), ACT(OFF_BLOCKS_20_ATTN_V_OUT), W(W_BLOCKS_20_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.20.attn.out", OFF_BLOCKS_20_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.20.attn.out", OFF_BLOCKS_20_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_ATTN_Q_OUT), ACT(OFF_BLOCKS_20_ATTN_K_OUT), ACT(OFF_BLOCKS_20_ATTN_V_OUT), W(W_BLOCKS_20_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.20.attn.o.out = linear(blocks.20.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_20_ATTN_O_OUT), ACT(OFF_BLOCKS_20_ATTN_OUT), W(W_BLOCKS_20_ATTN_O_WEIGHT), N);
-    TRACE("blocks.20.attn.o.out", OFF_BLOCKS_20_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.20.attn.o.out", OFF_BLOCKS_20_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_ATTN_OUT), W(W_BLOCKS_20_ATTN_O_WEIGHT), N);
     /* blocks.20.x1 = add(blocks.19.out, blocks.20.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_20_X1), ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_20_ATTN_O_OUT), N);
-    TRACE("blocks.20.x1", OFF_BLOCKS_20_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.20.x1", OFF_BLOCKS_20_X1, (long long)N * 4096), ACT(OFF_BLOCKS_19_OUT), ACT(OFF_BLOCKS_20_ATTN_O_OUT), N);
     /* blocks.20.norm2.out = rmsnorm(blocks.20.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_20_NORM2_OUT), ACT(OFF_BLOCKS_20_X1), W(W_BLOCKS_20_NORM2_WEIGHT), N);
-    TRACE("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_X1), W(W_BLOCKS_20_NORM2_WEIGHT), N);
     /* blocks.20.ffn.gate.out = linear(blocks.20.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_20_FFN_GATE_OUT), ACT(OFF_BLOCKS_20_NORM2_OUT), W(W_BLOCKS_20_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.20.ffn.gate.out", OFF_BLOCKS_20_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.20.ffn.gate.out", OFF_BLOCKS_20_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_20_NORM2_OUT), W(W_BLOCKS_20_FFN_GATE_0_WEIGHT), N);
     /* blocks.20.ffn.fc1.out = linear(blocks.20.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_20_FFN_FC1_OUT), ACT(OFF_BLOCKS_20_NORM2_OUT), W(W_BLOCKS_20_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.20.ffn.fc1.out", OFF_BLOCKS_20_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.20.ffn.fc1.out", OFF_BLOCKS_20_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_20_NORM2_OUT), W(W_BLOCKS_20_FFN_FC1_WEIGHT), N);
     /* blocks.20.ffn.act = gated_gelu(blocks.20.ffn.gate.out, blocks.20.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_20_FFN_ACT), ACT(OFF_BLOCKS_20_FFN_GATE_OUT), ACT(OFF_BLOCKS_20_FFN_FC1_OUT), N);
-    TRACE("blocks.20.ffn.act", OFF_BLOCKS_20_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.20.ffn.act", OFF_BLOCKS_20_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_20_FFN_GATE_OUT), ACT(OFF_BLOCKS_20_FFN_FC1_OUT), N);
     /* blocks.20.ffn.fc2.out = linear(blocks.20.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_20_FFN_FC2_OUT), ACT(OFF_BLOCKS_20_FFN_ACT), W(W_BLOCKS_20_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.20.ffn.fc2.out", OFF_BLOCKS_20_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.20.ffn.fc2.out", OFF_BLOCKS_20_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_FFN_ACT), W(W_BLOCKS_20_FFN_FC2_WEIGHT), N);
     /* blocks.20.out = add(blocks.20.x1, blocks.20.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_20_X1), ACT(OFF_BLOCKS_20_FFN_FC2_OUT), N);
-    TRACE("blocks.20.out", OFF_BLOCKS_20_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.20.out", OFF_BLOCKS_20_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_X1), ACT(OFF_BLOCKS_20_FFN_FC2_OUT), N);
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.norm1.out = rmsnorm(blocks.20.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_21_NORM1_OUT), ACT(OFF_BLOCKS_20_OUT), W(W_BLOCKS_21_NORM1_WEIGHT), N);
-    TRACE("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_20_OUT), W(W_BLOCKS_21_NORM1_WEIGHT), N);
     /* blocks.21.attn.q.out = linear(blocks.21.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_21_ATTN_Q_OUT), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.21.attn.q.out", OFF_BLOCKS_21_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.21.attn.q.out", OFF_BLOCKS_21_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_ATTN_Q_WEIGHT), N);
     /* blocks.21.attn.k.out = linear(blocks.21.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_21_ATTN_K_OUT), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_ATTN_K_WEIGHT), N);
-    TRACE("blocks.21.attn.k.out", OFF_BLOCKS_21_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.21.attn.k.out", OFF_BLOCKS_21_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_ATTN_K_WEIGHT), N);
     /* blocks.21.attn.v.out = linear(blocks.21.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_21_ATTN_V_OUT), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_ATTN_V_WEIGHT), N);
-    TRACE("blocks.21.attn.v.out", OFF_BLOCKS_21_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.21.attn.v.out", OFF_BLOCKS_21_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_NORM1_OUT), W(W_BLOCKS_21_ATTN_V_WEIGHT), N);
     /* blocks.21.attn.out = attention_relbias(blocks.21.attn.q.out, blocks.21.attn.k.out, blocks.21.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_21_ATTN_OUT), ACT(OFF_BLOCKS_21_ATTN_Q_OUT), ACT(OFF_BLOCKS_21_ATTN_K_OUT), ACT(OFF_BLOCKS_21_ATTN_V_OUT), W(W_BLOCKS_21_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.21.attn.out", OFF_BLOCKS_21_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.21.attn.out", OFF_BLOCKS_21_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_ATTN_Q_OUT), ACT(OFF_BLOCKS_21_ATTN_K_OUT), ACT(OFF_BLOCKS_21_ATTN_V_OUT), W(W_BLOCKS_21_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.21.attn.o.out = linear(blocks.21.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_21_ATTN_O_OUT), ACT(OFF_BLOCKS_21_ATTN_OUT), W(W_BLOCKS_21_ATTN_O_WEIGHT), N);
-    TRACE("blocks.21.attn.o.out", OFF_BLOCKS_21_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.21.attn.o.out", OFF_BLOCKS_21_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_ATTN_OUT), W(W_BLOCKS_21_ATTN_O_WEIGHT), N);
     /* blocks.21.x1 = add(blocks.20.out, blocks.21.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_21_X1), ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_21_ATTN_O_OUT), N);
-    TRACE("blocks.21.x1", OFF_BLOCKS_21_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.21.x1", OFF_BLOCKS_21_X1, (long long)N * 4096), ACT(OFF_BLOCKS_20_OUT), ACT(OFF_BLOCKS_21_ATTN_O_OUT), N);
     /* blocks.21.norm2.out = rmsnorm(blocks.21.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_21_NORM2_OUT), ACT(OFF_BLOCKS_21_X1), W(W_BLOCKS_21_NORM2_WEIGHT), N);
-    TRACE("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_X1), W(W_BLOCKS_21_NORM2_WEIGHT), N);
     /* blocks.21.ffn.gate.out = linear(blocks.21.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_21_FFN_GATE_OUT), ACT(OFF_BLOCKS_21_NORM2_OUT), W(W_BLOCKS_21_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.21.ffn.gate.out", OFF_BLOCKS_21_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.21.ffn.gate.out", OFF_BLOCKS_21_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_21_NORM2_OUT), W(W_BLOCKS_21_FFN_GATE_0_WEIGHT), N);
     /* blocks.21.ffn.fc1.out = linear(blocks.21.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_21_FFN_FC1_OUT), ACT(OFF_BLOCKS_21_NORM2_OUT), W(W_BLOCKS_21_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.21.ffn.fc1.out", OFF_BLOCKS_21_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.21.ffn.fc1.out", OFF_BLOCKS_21_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_21_NORM2_OUT), W(W_BLOCKS_21_FFN_FC1_WEIGHT), N);
     /* blocks.21.ffn.act = gated_gelu(blocks.21.ffn.gate.out, blocks.21.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_21_FFN_ACT), ACT(OFF_BLOCKS_21_FFN_GATE_OUT), ACT(OFF_BLOCKS_21_FFN_FC1_OUT), N);
-    TRACE("blocks.21.ffn.act", OFF_BLOCKS_21_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.21.ffn.act", OFF_BLOCKS_21_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_21_FFN_GATE_OUT), ACT(OFF_BLOCKS_21_FFN_FC1_OUT), N);
     /* blocks.21.ffn.fc2.out = linear(blocks.21.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_21_FFN_FC2_OUT), ACT(OFF_BLOCKS_21_FFN_ACT), W(W_BLOCKS_21_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.21.ffn.fc2.out", OFF_BLOCKS_21_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.21.ffn.fc2.out", OFF_BLOCKS_21_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_FFN_ACT), W(W_BLOCKS_21_FFN_FC2_WEIGHT), N);
     /* blocks.21.out = add(blocks.21.x1, blocks.21.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_21_X1), ACT(OFF_BLOCKS_21_FFN_FC2_OUT), N);
-    TRACE("blocks.21.out", OFF_BLOCKS_21_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.21.out", OFF_BLOCKS_21_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_X1), ACT(OFF_BLOCKS_21_FFN_FC2_OUT), N);
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.norm1.out = rmsnorm(blocks.21.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_22_NORM1_OUT), ACT(OFF_BLOCKS_21_OUT), W(W_BLOCKS_22_NORM1_WEIGHT), N);
-    TRACE("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_21_OUT), W(W_BLOCKS_22_NORM1_WEIGHT), N);
     /* blocks.22.attn.q.out = linear(blocks.22.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_22_ATTN_Q_OUT), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.22.attn.q.out", OFF_BLOCKS_22_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.22.attn.q.out", OFF_BLOCKS_22_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_ATTN_Q_WEIGHT), N);
     /* blocks.22.attn.k.out = linear(blocks.22.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_22_ATTN_K_OUT), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_ATTN_K_WEIGHT), N);
-    TRACE("blocks.22.attn.k.out", OFF_BLOCKS_22_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.22.attn.k.out", OFF_BLOCKS_22_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_ATTN_K_WEIGHT), N);
     /* blocks.22.attn.v.out = linear(blocks.22.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_22_ATTN_V_OUT), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_ATTN_V_WEIGHT), N);
-    TRACE("blocks.22.attn.v.out", OFF_BLOCKS_22_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.22.attn.v.out", OFF_BLOCKS_22_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_NORM1_OUT), W(W_BLOCKS_22_ATTN_V_WEIGHT), N);
     /* blocks.22.attn.out = attention_relbias(blocks.22.attn.q.out, blocks.22.attn.k.out, blocks.22.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_22_ATTN_OUT), ACT(OFF_BLOCKS_22_ATTN_Q_OUT), ACT(OFF_BLOCKS_22_ATTN_K_OUT), ACT(OFF_BLOCKS_22_ATTN_V_OUT), W(W_BLOCKS_22_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.22.attn.out", OFF_BLOCKS_22_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.22.attn.out", OFF_BLOCKS_22_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_ATTN_Q_OUT), ACT(OFF_BLOCKS_22_ATTN_K_OUT), ACT(OFF_BLOCKS_22_ATTN_V_OUT), W(W_BLOCKS_22_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.22.attn.o.out = linear(blocks.22.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_22_ATTN_O_OUT), ACT(OFF_BLOCKS_22_ATTN_OUT), W(W_BLOCKS_22_ATTN_O_WEIGHT), N);
-    TRACE("blocks.22.attn.o.out", OFF_BLOCKS_22_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.22.attn.o.out", OFF_BLOCKS_22_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_ATTN_OUT), W(W_BLOCKS_22_ATTN_O_WEIGHT), N);
     /* blocks.22.x1 = add(blocks.21.out, blocks.22.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_22_X1), ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_22_ATTN_O_OUT), N);
-    TRACE("blocks.22.x1", OFF_BLOCKS_22_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.22.x1", OFF_BLOCKS_22_X1, (long long)N * 4096), ACT(OFF_BLOCKS_21_OUT), ACT(OFF_BLOCKS_22_ATTN_O_OUT), N);
     /* blocks.22.norm2.out = rmsnorm(blocks.22.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_22_NORM2_OUT), ACT(OFF_BLOCKS_22_X1), W(W_BLOCKS_22_NORM2_WEIGHT), N);
-    TRACE("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_X1), W(W_BLOCKS_22_NORM2_WEIGHT), N);
     /* blocks.22.ffn.gate.out = linear(blocks.22.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_22_FFN_GATE_OUT), ACT(OFF_BLOCKS_22_NORM2_OUT), W(W_BLOCKS_22_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.22.ffn.gate.out", OFF_BLOCKS_22_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.22.ffn.gate.out", OFF_BLOCKS_22_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_22_NORM2_OUT), W(W_BLOCKS_22_FFN_GATE_0_WEIGHT), N);
     /* blocks.22.ffn.fc1.out = linear(blocks.22.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_22_FFN_FC1_OUT), ACT(OFF_BLOCKS_22_NORM2_OUT), W(W_BLOCKS_22_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.22.ffn.fc1.out", OFF_BLOCKS_22_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.22.ffn.fc1.out", OFF_BLOCKS_22_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_22_NORM2_OUT), W(W_BLOCKS_22_FFN_FC1_WEIGHT), N);
     /* blocks.22.ffn.act = gated_gelu(blocks.22.ffn.gate.out, blocks.22.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_22_FFN_ACT), ACT(OFF_BLOCKS_22_FFN_GATE_OUT), ACT(OFF_BLOCKS_22_FFN_FC1_OUT), N);
-    TRACE("blocks.22.ffn.act", OFF_BLOCKS_22_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.22.ffn.act", OFF_BLOCKS_22_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_22_FFN_GATE_OUT), ACT(OFF_BLOCKS_22_FFN_FC1_OUT), N);
     /* blocks.22.ffn.fc2.out = linear(blocks.22.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_22_FFN_FC2_OUT), ACT(OFF_BLOCKS_22_FFN_ACT), W(W_BLOCKS_22_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.22.ffn.fc2.out", OFF_BLOCKS_22_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.22.ffn.fc2.out", OFF_BLOCKS_22_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_FFN_ACT), W(W_BLOCKS_22_FFN_FC2_WEIGHT), N);
     /* blocks.22.out = add(blocks.22.x1, blocks.22.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_22_X1), ACT(OFF_BLOCKS_22_FFN_FC2_OUT), N);
-    TRACE("blocks.22.out", OFF_BLOCKS_22_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.22.out", OFF_BLOCKS_22_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_X1), ACT(OFF_BLOCKS_22_FFN_FC2_OUT), N);
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.norm1.out = rmsnorm(blocks.22.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_23_NORM1_OUT), ACT(OFF_BLOCKS_22_OUT), W(W_BLOCKS_23_NORM1_WEIGHT), N);
-    TRACE("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_22_OUT), W(W_BLOCKS_23_NORM1_WEIGHT), N);
     /* blocks.23.attn.q.out = linear(blocks.23.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_23_ATTN_Q_OUT), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.23.attn.q.out", OFF_BLOCKS_23_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.23.attn.q.out", OFF_BLOCKS_23_ATTN_Q_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_ATTN_Q_WEIGHT), N);
     /* blocks.23.attn.k.out = linear(blocks.23.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_23_ATTN_K_OUT), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_ATTN_K_WEIGHT), N);
-    TRACE("blocks.23.attn.k.out", OFF_BLOCKS_23_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.23.attn.k.out", OFF_BLOCKS_23_ATTN_K_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_ATTN_K_WEIGHT), N);
     /* blocks.23.attn.v.out = linear(blocks.23.norm1.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_23_ATTN_V_OUT), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_ATTN_V_WEIGHT), N);
-    TRACE("blocks.23.attn.v.out", OFF_BLOCKS_23_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.23.attn.v.out", OFF_BLOCKS_23_ATTN_V_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_NORM1_OUT), W(W_BLOCKS_23_ATTN_V_WEIGHT), N);
     /* blocks.23.attn.out = attention_relbias(blocks.23.attn.q.out, blocks.23.attn.k.out, blocks.23.attn.v.out)  [N,4096] */
-    attention_relbias_buckets32_d64_maxdist128_nh64(ACT(OFF_BLOCKS_23_ATTN_OUT), ACT(OFF_BLOCKS_23_ATTN_Q_OUT), ACT(OFF_BLOCKS_23_ATTN_K_OUT), ACT(OFF_BLOCKS_23_ATTN_V_OUT), W(W_BLOCKS_23_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.23.attn.out", OFF_BLOCKS_23_ATTN_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(attention_relbias_h64_d64, OUT("blocks.23.attn.out", OFF_BLOCKS_23_ATTN_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_ATTN_Q_OUT), ACT(OFF_BLOCKS_23_ATTN_K_OUT), ACT(OFF_BLOCKS_23_ATTN_V_OUT), W(W_BLOCKS_23_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.23.attn.o.out = linear(blocks.23.attn.out)  [N,4096] */
-    linear_nobias_k4096_n4096(ACT(OFF_BLOCKS_23_ATTN_O_OUT), ACT(OFF_BLOCKS_23_ATTN_OUT), W(W_BLOCKS_23_ATTN_O_WEIGHT), N);
-    TRACE("blocks.23.attn.o.out", OFF_BLOCKS_23_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k4096_n4096, OUT("blocks.23.attn.o.out", OFF_BLOCKS_23_ATTN_O_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_ATTN_OUT), W(W_BLOCKS_23_ATTN_O_WEIGHT), N);
     /* blocks.23.x1 = add(blocks.22.out, blocks.23.attn.o.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_23_X1), ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_23_ATTN_O_OUT), N);
-    TRACE("blocks.23.x1", OFF_BLOCKS_23_X1, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.23.x1", OFF_BLOCKS_23_X1, (long long)N * 4096), ACT(OFF_BLOCKS_22_OUT), ACT(OFF_BLOCKS_23_ATTN_O_OUT), N);
     /* blocks.23.norm2.out = rmsnorm(blocks.23.x1)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_BLOCKS_23_NORM2_OUT), ACT(OFF_BLOCKS_23_X1), W(W_BLOCKS_23_NORM2_WEIGHT), N);
-    TRACE("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_X1), W(W_BLOCKS_23_NORM2_WEIGHT), N);
     /* blocks.23.ffn.gate.out = linear(blocks.23.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_23_FFN_GATE_OUT), ACT(OFF_BLOCKS_23_NORM2_OUT), W(W_BLOCKS_23_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.23.ffn.gate.out", OFF_BLOCKS_23_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.23.ffn.gate.out", OFF_BLOCKS_23_FFN_GATE_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_23_NORM2_OUT), W(W_BLOCKS_23_FFN_GATE_0_WEIGHT), N);
     /* blocks.23.ffn.fc1.out = linear(blocks.23.norm2.out)  [N,10240] */
-    linear_nobias_k4096_n10240(ACT(OFF_BLOCKS_23_FFN_FC1_OUT), ACT(OFF_BLOCKS_23_NORM2_OUT), W(W_BLOCKS_23_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.23.ffn.fc1.out", OFF_BLOCKS_23_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(linear_nobias_k4096_n10240, OUT("blocks.23.ffn.fc1.out", OFF_BLOCKS_23_FFN_FC1_OUT, (long long)N * 10240), ACT(OFF_BLOCKS_23_NORM2_OUT), W(W_BLOCKS_23_FFN_FC1_WEIGHT), N);
     /* blocks.23.ffn.act = gated_gelu(blocks.23.ffn.gate.out, blocks.23.ffn.fc1.out)  [N,10240] */
-    gated_gelu_cols10240(ACT(OFF_BLOCKS_23_FFN_ACT), ACT(OFF_BLOCKS_23_FFN_GATE_OUT), ACT(OFF_BLOCKS_23_FFN_FC1_OUT), N);
-    TRACE("blocks.23.ffn.act", OFF_BLOCKS_23_FFN_ACT, SKY_TRACE_F32, (long long)N * 10240);
+    OP(gated_gelu_cols10240, OUT("blocks.23.ffn.act", OFF_BLOCKS_23_FFN_ACT, (long long)N * 10240), ACT(OFF_BLOCKS_23_FFN_GATE_OUT), ACT(OFF_BLOCKS_23_FFN_FC1_OUT), N);
     /* blocks.23.ffn.fc2.out = linear(blocks.23.ffn.act)  [N,4096] */
-    linear_nobias_k10240_n4096(ACT(OFF_BLOCKS_23_FFN_FC2_OUT), ACT(OFF_BLOCKS_23_FFN_ACT), W(W_BLOCKS_23_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.23.ffn.fc2.out", OFF_BLOCKS_23_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(linear_nobias_k10240_n4096, OUT("blocks.23.ffn.fc2.out", OFF_BLOCKS_23_FFN_FC2_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_FFN_ACT), W(W_BLOCKS_23_FFN_FC2_WEIGHT), N);
     /* blocks.23.out = add(blocks.23.x1, blocks.23.ffn.fc2.out)  [N,4096] */
-    add_cols4096(ACT(OFF_BLOCKS_23_OUT), ACT(OFF_BLOCKS_23_X1), ACT(OFF_BLOCKS_23_FFN_FC2_OUT), N);
-    TRACE("blocks.23.out", OFF_BLOCKS_23_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(add_cols4096, OUT("blocks.23.out", OFF_BLOCKS_23_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_X1), ACT(OFF_BLOCKS_23_FFN_FC2_OUT), N);
 
     /* ---- output ------------------------------------------------------------------ */
     /* norm.out = rmsnorm(blocks.23.out)  eps=1e-06  [N,4096] */
-    rmsnorm_c4096_eps1e06(ACT(OFF_NORM_OUT), ACT(OFF_BLOCKS_23_OUT), W(W_NORM_WEIGHT), N);
-    TRACE("norm.out", OFF_NORM_OUT, SKY_TRACE_F32, (long long)N * 4096);
+    OP(rmsnorm_c4096, OUT("norm.out", OFF_NORM_OUT, (long long)N * 4096), ACT(OFF_BLOCKS_23_OUT), W(W_NORM_WEIGHT), N);
     /* context = zero_tail(norm.out)  [512,4096] */
-    zero_tail_c4096_rows512(ACT(OFF_CONTEXT), ACT(OFF_NORM_OUT), N);
-    TRACE("context", OFF_CONTEXT, SKY_TRACE_F32, (long long)512 * 4096);
+    OP(zero_tail_c4096, OUT("context", OFF_CONTEXT, (long long)512 * 4096), ACT(OFF_NORM_OUT), N);
 }

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * program    text_encode (cuda): 339 ops per call
  * arena      39,849,984 bytes (see plan_cuda.txt)
  */
@@ -600,30 +600,43 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of text_encode_kernel_names */
-    K_ADD_TABF16_TBBF16_TYBF16 = 0,
+    K_ADD_BF16 = 0,
     K_GATED_GELU = 1,
-    K_GATHER_ROWS_COLS4096 = 2,
-    K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64 = 3,
-    K_T5_RMSNORM_C4096_EPS1E06F_THREADS256 = 4,
-    K_ZERO_TAIL_COLS4096_ROWS512 = 5,
+    K_GATHER_ROWS_C4096 = 2,
+    K_SOFTMAX_RELBIAS_H64 = 3,
+    K_T5_RMSNORM_C4096 = 4,
+    K_ZERO_TAIL_C4096 = 5,
 };
 
 const char *const text_encode_kernel_names[6] = {
-    "add_tabf16_tbbf16_tybf16",
+    "add_bf16",
     "gated_gelu",
-    "gather_rows_cols4096",
-    "softmax_relbias_buckets32_maxdist128_nh64",
-    "t5_rmsnorm_c4096_eps1e06f_threads256",
-    "zero_tail_cols4096_rows512",
+    "gather_rows_c4096",
+    "softmax_relbias_h64",
+    "t5_rmsnorm_c4096",
+    "zero_tail_c4096",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_BLOCKS_ATTN_Q     = 0,
+    GEMM_BLOCKS_ATTN_K     = 0,
+    GEMM_BLOCKS_ATTN_V     = 0,
+    GEMM_BLOCKS_ATTN_QK    = 1,
+    GEMM_BLOCKS_ATTN_PV    = 2,
+    GEMM_BLOCKS_ATTN_O     = 0,
+    GEMM_BLOCKS_FFN_GATE_0 = 3,
+    GEMM_BLOCKS_FFN_FC1    = 3,
+    GEMM_BLOCKS_FFN_FC2    = 4,
+};
+
 const sky_gemm_desc text_encode_gemms[5] = {
-    {512, 4096, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
-    {512, 512, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 4096, 4096, 512, 0},
-    {512, 64, 512, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 512, 4096, 4096, 1},
-    {512, 10240, 4096, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
-    {512, 4096, 10240, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
+    [GEMM_BLOCKS_ATTN_Q]     = { .m_max = 512, .n = 4096,  .k = 4096,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE },
+    [GEMM_BLOCKS_ATTN_QK]    = { .m_max = 512, .n = 512,   .k = 64,    .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 4096, .ldw = 4096, .ldy = 512 },
+    [GEMM_BLOCKS_ATTN_PV]    = { .m_max = 512, .n = 64,    .k = 512,   .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 512,  .ldw = 4096, .ldy = 4096, .w_kn = 1 },
+    [GEMM_BLOCKS_FFN_GATE_0] = { .m_max = 512, .n = 10240, .k = 4096,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE },
+    [GEMM_BLOCKS_FFN_FC2]    = { .m_max = 512, .n = 4096,  .k = 10240, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE },
 };
 
 /* device dtype of each weight: bf16 where a bf16 GEMM or the token table reads it, fp32 otherwise */
@@ -877,1070 +890,779 @@ void text_encode_cuda_record(const sky_cuda_program *st, CUstream s, int N);
 void text_encode_cuda_record(const sky_cuda_program *st, CUstream s, int N)
 {
     /* token_embedding.out = gather_rows(ids)  [N,4096] bf16 */
-    LAUNCH(K_GATHER_ROWS_COLS4096, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_TOKEN_EMBEDDING_OUT), PTR(OFF_IDS), WPTR(W_TOKEN_EMBEDDING_WEIGHT), INT(N));
-    TRACE("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_GATHER_ROWS_C4096, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, BF16, (long long)N * 4096), PTR(OFF_IDS), WPTR(W_TOKEN_EMBEDDING_WEIGHT), INT(N));
     /* blocks.0.norm1.out = rmsnorm(token_embedding.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM1_OUT), PTR(OFF_TOKEN_EMBEDDING_OUT), WPTR(W_BLOCKS_0_NORM1_WEIGHT));
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_TOKEN_EMBEDDING_OUT), WPTR(W_BLOCKS_0_NORM1_WEIGHT));
     /* blocks.0.attn.q.out = linear(blocks.0.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_Q_WEIGHT, OFF_BLOCKS_0_ATTN_Q_OUT);
-    TRACE("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_Q_WEIGHT, OUT("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.0.attn.k.out = linear(blocks.0.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_K_WEIGHT, OFF_BLOCKS_0_ATTN_K_OUT);
-    TRACE("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_K_WEIGHT, OUT("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.0.attn.v.out = linear(blocks.0.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_V_WEIGHT, OFF_BLOCKS_0_ATTN_V_OUT);
-    TRACE("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_V_WEIGHT, OUT("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.0.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.0.attn.out = attention_relbias(blocks.0.attn.q.out, blocks.0.attn.k.out, blocks.0.attn.v.out, blocks.0.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_0_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_0_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_0_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_0_ATTN_OUT_SCORES), WPTR(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_0_ATTN_OUT_SCORES, OFF_BLOCKS_0_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_0_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_0_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_0_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_0_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_0_ATTN_OUT_SCORES), WPTR(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_0_ATTN_OUT_SCORES, OFF_BLOCKS_0_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_0_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.0.attn.o.out = linear(blocks.0.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_ATTN_OUT, W_BLOCKS_0_ATTN_O_WEIGHT, OFF_BLOCKS_0_ATTN_O_OUT);
-    TRACE("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_0_ATTN_OUT, W_BLOCKS_0_ATTN_O_WEIGHT, OUT("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.0.x1 = add(token_embedding.out, blocks.0.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_TOKEN_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, BF16, (long long)N * 4096), PTR(OFF_TOKEN_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.0.norm2.out = rmsnorm(blocks.0.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM2_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM2_WEIGHT));
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM2_WEIGHT));
     /* blocks.0.ffn.gate.out = linear(blocks.0.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_GATE_0_WEIGHT, OFF_BLOCKS_0_FFN_GATE_OUT);
-    TRACE("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_GATE_0_WEIGHT, OUT("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.0.ffn.fc1.out = linear(blocks.0.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_FC1_WEIGHT, OFF_BLOCKS_0_FFN_FC1_OUT);
-    TRACE("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_FC1_WEIGHT, OUT("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.0.ffn.act = gated_gelu(blocks.0.ffn.gate.out, blocks.0.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_FFN_ACT), PTR(OFF_BLOCKS_0_FFN_GATE_OUT), PTR(OFF_BLOCKS_0_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_0_FFN_GATE_OUT), PTR(OFF_BLOCKS_0_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.0.ffn.fc2.out = linear(blocks.0.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_0_FFN_ACT, W_BLOCKS_0_FFN_FC2_WEIGHT, OFF_BLOCKS_0_FFN_FC2_OUT);
-    TRACE("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_0_FFN_ACT, W_BLOCKS_0_FFN_FC2_WEIGHT, OUT("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.0.out = add(blocks.0.x1, blocks.0.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.1.norm1.out = rmsnorm(blocks.0.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM1_OUT), PTR(OFF_BLOCKS_0_OUT), WPTR(W_BLOCKS_1_NORM1_WEIGHT));
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_0_OUT), WPTR(W_BLOCKS_1_NORM1_WEIGHT));
     /* blocks.1.attn.q.out = linear(blocks.1.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_Q_WEIGHT, OFF_BLOCKS_1_ATTN_Q_OUT);
-    TRACE("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_Q_WEIGHT, OUT("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.1.attn.k.out = linear(blocks.1.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_K_WEIGHT, OFF_BLOCKS_1_ATTN_K_OUT);
-    TRACE("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_K_WEIGHT, OUT("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.1.attn.v.out = linear(blocks.1.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_V_WEIGHT, OFF_BLOCKS_1_ATTN_V_OUT);
-    TRACE("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_V_WEIGHT, OUT("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.1.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.1.attn.out = attention_relbias(blocks.1.attn.q.out, blocks.1.attn.k.out, blocks.1.attn.v.out, blocks.1.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_1_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_1_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_1_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_1_ATTN_OUT_SCORES), WPTR(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_1_ATTN_OUT_SCORES, OFF_BLOCKS_1_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_1_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_1_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_1_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_1_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_1_ATTN_OUT_SCORES), WPTR(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_1_ATTN_OUT_SCORES, OFF_BLOCKS_1_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_1_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.1.attn.o.out = linear(blocks.1.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_ATTN_OUT, W_BLOCKS_1_ATTN_O_WEIGHT, OFF_BLOCKS_1_ATTN_O_OUT);
-    TRACE("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_1_ATTN_OUT, W_BLOCKS_1_ATTN_O_WEIGHT, OUT("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.1.x1 = add(blocks.0.out, blocks.1.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.1.norm2.out = rmsnorm(blocks.1.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM2_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM2_WEIGHT));
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM2_WEIGHT));
     /* blocks.1.ffn.gate.out = linear(blocks.1.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_GATE_0_WEIGHT, OFF_BLOCKS_1_FFN_GATE_OUT);
-    TRACE("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_GATE_0_WEIGHT, OUT("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.1.ffn.fc1.out = linear(blocks.1.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_FC1_WEIGHT, OFF_BLOCKS_1_FFN_FC1_OUT);
-    TRACE("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_FC1_WEIGHT, OUT("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.1.ffn.act = gated_gelu(blocks.1.ffn.gate.out, blocks.1.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_FFN_ACT), PTR(OFF_BLOCKS_1_FFN_GATE_OUT), PTR(OFF_BLOCKS_1_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_1_FFN_GATE_OUT), PTR(OFF_BLOCKS_1_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.1.ffn.fc2.out = linear(blocks.1.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_1_FFN_ACT, W_BLOCKS_1_FFN_FC2_WEIGHT, OFF_BLOCKS_1_FFN_FC2_OUT);
-    TRACE("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_1_FFN_ACT, W_BLOCKS_1_FFN_FC2_WEIGHT, OUT("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.1.out = add(blocks.1.x1, blocks.1.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.2.norm1.out = rmsnorm(blocks.1.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM1_OUT), PTR(OFF_BLOCKS_1_OUT), WPTR(W_BLOCKS_2_NORM1_WEIGHT));
-    TRACE("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_1_OUT), WPTR(W_BLOCKS_2_NORM1_WEIGHT));
     /* blocks.2.attn.q.out = linear(blocks.2.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_ATTN_Q_WEIGHT, OFF_BLOCKS_2_ATTN_Q_OUT);
-    TRACE("blocks.2.attn.q.out", OFF_BLOCKS_2_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_ATTN_Q_WEIGHT, OUT("blocks.2.attn.q.out", OFF_BLOCKS_2_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.2.attn.k.out = linear(blocks.2.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_ATTN_K_WEIGHT, OFF_BLOCKS_2_ATTN_K_OUT);
-    TRACE("blocks.2.attn.k.out", OFF_BLOCKS_2_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_ATTN_K_WEIGHT, OUT("blocks.2.attn.k.out", OFF_BLOCKS_2_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.2.attn.v.out = linear(blocks.2.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_ATTN_V_WEIGHT, OFF_BLOCKS_2_ATTN_V_OUT);
-    TRACE("blocks.2.attn.v.out", OFF_BLOCKS_2_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_ATTN_V_WEIGHT, OUT("blocks.2.attn.v.out", OFF_BLOCKS_2_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.2.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.2.attn.out = attention_relbias(blocks.2.attn.q.out, blocks.2.attn.k.out, blocks.2.attn.v.out, blocks.2.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_2_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_2_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_2_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_2_ATTN_OUT_SCORES), WPTR(W_BLOCKS_2_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_2_ATTN_OUT_SCORES, OFF_BLOCKS_2_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_2_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_2_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_2_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_2_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_2_ATTN_OUT_SCORES), WPTR(W_BLOCKS_2_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_2_ATTN_OUT_SCORES, OFF_BLOCKS_2_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_2_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.2.attn.out", OFF_BLOCKS_2_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.2.attn.o.out = linear(blocks.2.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_2_ATTN_OUT, W_BLOCKS_2_ATTN_O_WEIGHT, OFF_BLOCKS_2_ATTN_O_OUT);
-    TRACE("blocks.2.attn.o.out", OFF_BLOCKS_2_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_2_ATTN_OUT, W_BLOCKS_2_ATTN_O_WEIGHT, OUT("blocks.2.attn.o.out", OFF_BLOCKS_2_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.2.x1 = add(blocks.1.out, blocks.2.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.2.x1", OFF_BLOCKS_2_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.2.x1", OFF_BLOCKS_2_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.2.norm2.out = rmsnorm(blocks.2.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_2_NORM2_OUT), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM2_WEIGHT));
-    TRACE("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM2_WEIGHT));
     /* blocks.2.ffn.gate.out = linear(blocks.2.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_GATE_0_WEIGHT, OFF_BLOCKS_2_FFN_GATE_OUT);
-    TRACE("blocks.2.ffn.gate.out", OFF_BLOCKS_2_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_GATE_0_WEIGHT, OUT("blocks.2.ffn.gate.out", OFF_BLOCKS_2_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.2.ffn.fc1.out = linear(blocks.2.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_FC1_WEIGHT, OFF_BLOCKS_2_FFN_FC1_OUT);
-    TRACE("blocks.2.ffn.fc1.out", OFF_BLOCKS_2_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_FC1_WEIGHT, OUT("blocks.2.ffn.fc1.out", OFF_BLOCKS_2_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.2.ffn.act = gated_gelu(blocks.2.ffn.gate.out, blocks.2.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_FFN_ACT), PTR(OFF_BLOCKS_2_FFN_GATE_OUT), PTR(OFF_BLOCKS_2_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.2.ffn.act", OFF_BLOCKS_2_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.2.ffn.act", OFF_BLOCKS_2_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_2_FFN_GATE_OUT), PTR(OFF_BLOCKS_2_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.2.ffn.fc2.out = linear(blocks.2.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_2_FFN_ACT, W_BLOCKS_2_FFN_FC2_WEIGHT, OFF_BLOCKS_2_FFN_FC2_OUT);
-    TRACE("blocks.2.ffn.fc2.out", OFF_BLOCKS_2_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_2_FFN_ACT, W_BLOCKS_2_FFN_FC2_WEIGHT, OUT("blocks.2.ffn.fc2.out", OFF_BLOCKS_2_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.2.out = add(blocks.2.x1, blocks.2.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.2.out", OFF_BLOCKS_2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.3.norm1.out = rmsnorm(blocks.2.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM1_OUT), PTR(OFF_BLOCKS_2_OUT), WPTR(W_BLOCKS_3_NORM1_WEIGHT));
-    TRACE("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_2_OUT), WPTR(W_BLOCKS_3_NORM1_WEIGHT));
     /* blocks.3.attn.q.out = linear(blocks.3.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_ATTN_Q_WEIGHT, OFF_BLOCKS_3_ATTN_Q_OUT);
-    TRACE("blocks.3.attn.q.out", OFF_BLOCKS_3_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_ATTN_Q_WEIGHT, OUT("blocks.3.attn.q.out", OFF_BLOCKS_3_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.3.attn.k.out = linear(blocks.3.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_ATTN_K_WEIGHT, OFF_BLOCKS_3_ATTN_K_OUT);
-    TRACE("blocks.3.attn.k.out", OFF_BLOCKS_3_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_ATTN_K_WEIGHT, OUT("blocks.3.attn.k.out", OFF_BLOCKS_3_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.3.attn.v.out = linear(blocks.3.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_ATTN_V_WEIGHT, OFF_BLOCKS_3_ATTN_V_OUT);
-    TRACE("blocks.3.attn.v.out", OFF_BLOCKS_3_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_ATTN_V_WEIGHT, OUT("blocks.3.attn.v.out", OFF_BLOCKS_3_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.3.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.3.attn.out = attention_relbias(blocks.3.attn.q.out, blocks.3.attn.k.out, blocks.3.attn.v.out, blocks.3.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_3_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_3_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_3_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_3_ATTN_OUT_SCORES), WPTR(W_BLOCKS_3_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_3_ATTN_OUT_SCORES, OFF_BLOCKS_3_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_3_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_3_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_3_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_3_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_3_ATTN_OUT_SCORES), WPTR(W_BLOCKS_3_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_3_ATTN_OUT_SCORES, OFF_BLOCKS_3_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_3_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.3.attn.out", OFF_BLOCKS_3_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.3.attn.o.out = linear(blocks.3.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_3_ATTN_OUT, W_BLOCKS_3_ATTN_O_WEIGHT, OFF_BLOCKS_3_ATTN_O_OUT);
-    TRACE("blocks.3.attn.o.out", OFF_BLOCKS_3_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_3_ATTN_OUT, W_BLOCKS_3_ATTN_O_WEIGHT, OUT("blocks.3.attn.o.out", OFF_BLOCKS_3_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.3.x1 = add(blocks.2.out, blocks.3.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.3.x1", OFF_BLOCKS_3_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.3.x1", OFF_BLOCKS_3_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.3.norm2.out = rmsnorm(blocks.3.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_3_NORM2_OUT), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM2_WEIGHT));
-    TRACE("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM2_WEIGHT));
     /* blocks.3.ffn.gate.out = linear(blocks.3.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_GATE_0_WEIGHT, OFF_BLOCKS_3_FFN_GATE_OUT);
-    TRACE("blocks.3.ffn.gate.out", OFF_BLOCKS_3_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_GATE_0_WEIGHT, OUT("blocks.3.ffn.gate.out", OFF_BLOCKS_3_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.3.ffn.fc1.out = linear(blocks.3.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_FC1_WEIGHT, OFF_BLOCKS_3_FFN_FC1_OUT);
-    TRACE("blocks.3.ffn.fc1.out", OFF_BLOCKS_3_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_FC1_WEIGHT, OUT("blocks.3.ffn.fc1.out", OFF_BLOCKS_3_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.3.ffn.act = gated_gelu(blocks.3.ffn.gate.out, blocks.3.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_FFN_ACT), PTR(OFF_BLOCKS_3_FFN_GATE_OUT), PTR(OFF_BLOCKS_3_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.3.ffn.act", OFF_BLOCKS_3_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.3.ffn.act", OFF_BLOCKS_3_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_3_FFN_GATE_OUT), PTR(OFF_BLOCKS_3_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.3.ffn.fc2.out = linear(blocks.3.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_3_FFN_ACT, W_BLOCKS_3_FFN_FC2_WEIGHT, OFF_BLOCKS_3_FFN_FC2_OUT);
-    TRACE("blocks.3.ffn.fc2.out", OFF_BLOCKS_3_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_3_FFN_ACT, W_BLOCKS_3_FFN_FC2_WEIGHT, OUT("blocks.3.ffn.fc2.out", OFF_BLOCKS_3_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.3.out = add(blocks.3.x1, blocks.3.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.3.out", OFF_BLOCKS_3_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.4.norm1.out = rmsnorm(blocks.3.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM1_OUT), PTR(OFF_BLOCKS_3_OUT), WPTR(W_BLOCKS_4_NORM1_WEIGHT));
-    TRACE("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_3_OUT), WPTR(W_BLOCKS_4_NORM1_WEIGHT));
     /* blocks.4.attn.q.out = linear(blocks.4.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_ATTN_Q_WEIGHT, OFF_BLOCKS_4_ATTN_Q_OUT);
-    TRACE("blocks.4.attn.q.out", OFF_BLOCKS_4_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_ATTN_Q_WEIGHT, OUT("blocks.4.attn.q.out", OFF_BLOCKS_4_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.4.attn.k.out = linear(blocks.4.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_ATTN_K_WEIGHT, OFF_BLOCKS_4_ATTN_K_OUT);
-    TRACE("blocks.4.attn.k.out", OFF_BLOCKS_4_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_ATTN_K_WEIGHT, OUT("blocks.4.attn.k.out", OFF_BLOCKS_4_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.4.attn.v.out = linear(blocks.4.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_ATTN_V_WEIGHT, OFF_BLOCKS_4_ATTN_V_OUT);
-    TRACE("blocks.4.attn.v.out", OFF_BLOCKS_4_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_ATTN_V_WEIGHT, OUT("blocks.4.attn.v.out", OFF_BLOCKS_4_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.4.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.4.attn.out = attention_relbias(blocks.4.attn.q.out, blocks.4.attn.k.out, blocks.4.attn.v.out, blocks.4.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_4_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_4_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_4_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_4_ATTN_OUT_SCORES), WPTR(W_BLOCKS_4_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_4_ATTN_OUT_SCORES, OFF_BLOCKS_4_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_4_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_4_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_4_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_4_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_4_ATTN_OUT_SCORES), WPTR(W_BLOCKS_4_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_4_ATTN_OUT_SCORES, OFF_BLOCKS_4_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_4_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.4.attn.out", OFF_BLOCKS_4_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.4.attn.o.out = linear(blocks.4.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_4_ATTN_OUT, W_BLOCKS_4_ATTN_O_WEIGHT, OFF_BLOCKS_4_ATTN_O_OUT);
-    TRACE("blocks.4.attn.o.out", OFF_BLOCKS_4_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_4_ATTN_OUT, W_BLOCKS_4_ATTN_O_WEIGHT, OUT("blocks.4.attn.o.out", OFF_BLOCKS_4_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.4.x1 = add(blocks.3.out, blocks.4.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.4.x1", OFF_BLOCKS_4_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.4.x1", OFF_BLOCKS_4_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.4.norm2.out = rmsnorm(blocks.4.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_4_NORM2_OUT), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM2_WEIGHT));
-    TRACE("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM2_WEIGHT));
     /* blocks.4.ffn.gate.out = linear(blocks.4.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_GATE_0_WEIGHT, OFF_BLOCKS_4_FFN_GATE_OUT);
-    TRACE("blocks.4.ffn.gate.out", OFF_BLOCKS_4_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_GATE_0_WEIGHT, OUT("blocks.4.ffn.gate.out", OFF_BLOCKS_4_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.4.ffn.fc1.out = linear(blocks.4.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_FC1_WEIGHT, OFF_BLOCKS_4_FFN_FC1_OUT);
-    TRACE("blocks.4.ffn.fc1.out", OFF_BLOCKS_4_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_FC1_WEIGHT, OUT("blocks.4.ffn.fc1.out", OFF_BLOCKS_4_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.4.ffn.act = gated_gelu(blocks.4.ffn.gate.out, blocks.4.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_FFN_ACT), PTR(OFF_BLOCKS_4_FFN_GATE_OUT), PTR(OFF_BLOCKS_4_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.4.ffn.act", OFF_BLOCKS_4_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.4.ffn.act", OFF_BLOCKS_4_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_4_FFN_GATE_OUT), PTR(OFF_BLOCKS_4_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.4.ffn.fc2.out = linear(blocks.4.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_4_FFN_ACT, W_BLOCKS_4_FFN_FC2_WEIGHT, OFF_BLOCKS_4_FFN_FC2_OUT);
-    TRACE("blocks.4.ffn.fc2.out", OFF_BLOCKS_4_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_4_FFN_ACT, W_BLOCKS_4_FFN_FC2_WEIGHT, OUT("blocks.4.ffn.fc2.out", OFF_BLOCKS_4_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.4.out = add(blocks.4.x1, blocks.4.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.4.out", OFF_BLOCKS_4_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.5.norm1.out = rmsnorm(blocks.4.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM1_OUT), PTR(OFF_BLOCKS_4_OUT), WPTR(W_BLOCKS_5_NORM1_WEIGHT));
-    TRACE("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_4_OUT), WPTR(W_BLOCKS_5_NORM1_WEIGHT));
     /* blocks.5.attn.q.out = linear(blocks.5.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_ATTN_Q_WEIGHT, OFF_BLOCKS_5_ATTN_Q_OUT);
-    TRACE("blocks.5.attn.q.out", OFF_BLOCKS_5_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_ATTN_Q_WEIGHT, OUT("blocks.5.attn.q.out", OFF_BLOCKS_5_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.5.attn.k.out = linear(blocks.5.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_ATTN_K_WEIGHT, OFF_BLOCKS_5_ATTN_K_OUT);
-    TRACE("blocks.5.attn.k.out", OFF_BLOCKS_5_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_ATTN_K_WEIGHT, OUT("blocks.5.attn.k.out", OFF_BLOCKS_5_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.5.attn.v.out = linear(blocks.5.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_ATTN_V_WEIGHT, OFF_BLOCKS_5_ATTN_V_OUT);
-    TRACE("blocks.5.attn.v.out", OFF_BLOCKS_5_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_ATTN_V_WEIGHT, OUT("blocks.5.attn.v.out", OFF_BLOCKS_5_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.5.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.5.attn.out = attention_relbias(blocks.5.attn.q.out, blocks.5.attn.k.out, blocks.5.attn.v.out, blocks.5.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_5_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_5_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_5_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_5_ATTN_OUT_SCORES), WPTR(W_BLOCKS_5_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_5_ATTN_OUT_SCORES, OFF_BLOCKS_5_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_5_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_5_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_5_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_5_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_5_ATTN_OUT_SCORES), WPTR(W_BLOCKS_5_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_5_ATTN_OUT_SCORES, OFF_BLOCKS_5_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_5_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.5.attn.out", OFF_BLOCKS_5_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.5.attn.o.out = linear(blocks.5.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_5_ATTN_OUT, W_BLOCKS_5_ATTN_O_WEIGHT, OFF_BLOCKS_5_ATTN_O_OUT);
-    TRACE("blocks.5.attn.o.out", OFF_BLOCKS_5_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_5_ATTN_OUT, W_BLOCKS_5_ATTN_O_WEIGHT, OUT("blocks.5.attn.o.out", OFF_BLOCKS_5_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.5.x1 = add(blocks.4.out, blocks.5.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.5.x1", OFF_BLOCKS_5_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.5.x1", OFF_BLOCKS_5_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.5.norm2.out = rmsnorm(blocks.5.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_5_NORM2_OUT), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM2_WEIGHT));
-    TRACE("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM2_WEIGHT));
     /* blocks.5.ffn.gate.out = linear(blocks.5.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_GATE_0_WEIGHT, OFF_BLOCKS_5_FFN_GATE_OUT);
-    TRACE("blocks.5.ffn.gate.out", OFF_BLOCKS_5_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_GATE_0_WEIGHT, OUT("blocks.5.ffn.gate.out", OFF_BLOCKS_5_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.5.ffn.fc1.out = linear(blocks.5.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_FC1_WEIGHT, OFF_BLOCKS_5_FFN_FC1_OUT);
-    TRACE("blocks.5.ffn.fc1.out", OFF_BLOCKS_5_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_FC1_WEIGHT, OUT("blocks.5.ffn.fc1.out", OFF_BLOCKS_5_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.5.ffn.act = gated_gelu(blocks.5.ffn.gate.out, blocks.5.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_FFN_ACT), PTR(OFF_BLOCKS_5_FFN_GATE_OUT), PTR(OFF_BLOCKS_5_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.5.ffn.act", OFF_BLOCKS_5_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.5.ffn.act", OFF_BLOCKS_5_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_5_FFN_GATE_OUT), PTR(OFF_BLOCKS_5_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.5.ffn.fc2.out = linear(blocks.5.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_5_FFN_ACT, W_BLOCKS_5_FFN_FC2_WEIGHT, OFF_BLOCKS_5_FFN_FC2_OUT);
-    TRACE("blocks.5.ffn.fc2.out", OFF_BLOCKS_5_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_5_FFN_ACT, W_BLOCKS_5_FFN_FC2_WEIGHT, OUT("blocks.5.ffn.fc2.out", OFF_BLOCKS_5_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.5.out = add(blocks.5.x1, blocks.5.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.5.out", OFF_BLOCKS_5_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.6.norm1.out = rmsnorm(blocks.5.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM1_OUT), PTR(OFF_BLOCKS_5_OUT), WPTR(W_BLOCKS_6_NORM1_WEIGHT));
-    TRACE("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_5_OUT), WPTR(W_BLOCKS_6_NORM1_WEIGHT));
     /* blocks.6.attn.q.out = linear(blocks.6.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_ATTN_Q_WEIGHT, OFF_BLOCKS_6_ATTN_Q_OUT);
-    TRACE("blocks.6.attn.q.out", OFF_BLOCKS_6_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_ATTN_Q_WEIGHT, OUT("blocks.6.attn.q.out", OFF_BLOCKS_6_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.6.attn.k.out = linear(blocks.6.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_ATTN_K_WEIGHT, OFF_BLOCKS_6_ATTN_K_OUT);
-    TRACE("blocks.6.attn.k.out", OFF_BLOCKS_6_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_ATTN_K_WEIGHT, OUT("blocks.6.attn.k.out", OFF_BLOCKS_6_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.6.attn.v.out = linear(blocks.6.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_ATTN_V_WEIGHT, OFF_BLOCKS_6_ATTN_V_OUT);
-    TRACE("blocks.6.attn.v.out", OFF_BLOCKS_6_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_ATTN_V_WEIGHT, OUT("blocks.6.attn.v.out", OFF_BLOCKS_6_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.6.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.6.attn.out = attention_relbias(blocks.6.attn.q.out, blocks.6.attn.k.out, blocks.6.attn.v.out, blocks.6.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_6_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_6_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_6_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_6_ATTN_OUT_SCORES), WPTR(W_BLOCKS_6_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_6_ATTN_OUT_SCORES, OFF_BLOCKS_6_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_6_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_6_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_6_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_6_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_6_ATTN_OUT_SCORES), WPTR(W_BLOCKS_6_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_6_ATTN_OUT_SCORES, OFF_BLOCKS_6_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_6_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.6.attn.out", OFF_BLOCKS_6_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.6.attn.o.out = linear(blocks.6.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_6_ATTN_OUT, W_BLOCKS_6_ATTN_O_WEIGHT, OFF_BLOCKS_6_ATTN_O_OUT);
-    TRACE("blocks.6.attn.o.out", OFF_BLOCKS_6_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_6_ATTN_OUT, W_BLOCKS_6_ATTN_O_WEIGHT, OUT("blocks.6.attn.o.out", OFF_BLOCKS_6_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.6.x1 = add(blocks.5.out, blocks.6.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.6.x1", OFF_BLOCKS_6_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.6.x1", OFF_BLOCKS_6_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.6.norm2.out = rmsnorm(blocks.6.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_6_NORM2_OUT), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM2_WEIGHT));
-    TRACE("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM2_WEIGHT));
     /* blocks.6.ffn.gate.out = linear(blocks.6.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_GATE_0_WEIGHT, OFF_BLOCKS_6_FFN_GATE_OUT);
-    TRACE("blocks.6.ffn.gate.out", OFF_BLOCKS_6_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_GATE_0_WEIGHT, OUT("blocks.6.ffn.gate.out", OFF_BLOCKS_6_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.6.ffn.fc1.out = linear(blocks.6.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_FC1_WEIGHT, OFF_BLOCKS_6_FFN_FC1_OUT);
-    TRACE("blocks.6.ffn.fc1.out", OFF_BLOCKS_6_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_FC1_WEIGHT, OUT("blocks.6.ffn.fc1.out", OFF_BLOCKS_6_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.6.ffn.act = gated_gelu(blocks.6.ffn.gate.out, blocks.6.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_FFN_ACT), PTR(OFF_BLOCKS_6_FFN_GATE_OUT), PTR(OFF_BLOCKS_6_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.6.ffn.act", OFF_BLOCKS_6_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.6.ffn.act", OFF_BLOCKS_6_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_6_FFN_GATE_OUT), PTR(OFF_BLOCKS_6_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.6.ffn.fc2.out = linear(blocks.6.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_6_FFN_ACT, W_BLOCKS_6_FFN_FC2_WEIGHT, OFF_BLOCKS_6_FFN_FC2_OUT);
-    TRACE("blocks.6.ffn.fc2.out", OFF_BLOCKS_6_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_6_FFN_ACT, W_BLOCKS_6_FFN_FC2_WEIGHT, OUT("blocks.6.ffn.fc2.out", OFF_BLOCKS_6_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.6.out = add(blocks.6.x1, blocks.6.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.6.out", OFF_BLOCKS_6_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.7.norm1.out = rmsnorm(blocks.6.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM1_OUT), PTR(OFF_BLOCKS_6_OUT), WPTR(W_BLOCKS_7_NORM1_WEIGHT));
-    TRACE("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_6_OUT), WPTR(W_BLOCKS_7_NORM1_WEIGHT));
     /* blocks.7.attn.q.out = linear(blocks.7.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_ATTN_Q_WEIGHT, OFF_BLOCKS_7_ATTN_Q_OUT);
-    TRACE("blocks.7.attn.q.out", OFF_BLOCKS_7_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_ATTN_Q_WEIGHT, OUT("blocks.7.attn.q.out", OFF_BLOCKS_7_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.7.attn.k.out = linear(blocks.7.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_ATTN_K_WEIGHT, OFF_BLOCKS_7_ATTN_K_OUT);
-    TRACE("blocks.7.attn.k.out", OFF_BLOCKS_7_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_ATTN_K_WEIGHT, OUT("blocks.7.attn.k.out", OFF_BLOCKS_7_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.7.attn.v.out = linear(blocks.7.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_ATTN_V_WEIGHT, OFF_BLOCKS_7_ATTN_V_OUT);
-    TRACE("blocks.7.attn.v.out", OFF_BLOCKS_7_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_ATTN_V_WEIGHT, OUT("blocks.7.attn.v.out", OFF_BLOCKS_7_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.7.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.7.attn.out = attention_relbias(blocks.7.attn.q.out, blocks.7.attn.k.out, blocks.7.attn.v.out, blocks.7.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_7_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_7_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_7_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_7_ATTN_OUT_SCORES), WPTR(W_BLOCKS_7_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_7_ATTN_OUT_SCORES, OFF_BLOCKS_7_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_7_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_7_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_7_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_7_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_7_ATTN_OUT_SCORES), WPTR(W_BLOCKS_7_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_7_ATTN_OUT_SCORES, OFF_BLOCKS_7_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_7_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.7.attn.out", OFF_BLOCKS_7_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.7.attn.o.out = linear(blocks.7.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_7_ATTN_OUT, W_BLOCKS_7_ATTN_O_WEIGHT, OFF_BLOCKS_7_ATTN_O_OUT);
-    TRACE("blocks.7.attn.o.out", OFF_BLOCKS_7_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_7_ATTN_OUT, W_BLOCKS_7_ATTN_O_WEIGHT, OUT("blocks.7.attn.o.out", OFF_BLOCKS_7_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.7.x1 = add(blocks.6.out, blocks.7.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.7.x1", OFF_BLOCKS_7_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.7.x1", OFF_BLOCKS_7_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.7.norm2.out = rmsnorm(blocks.7.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_7_NORM2_OUT), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM2_WEIGHT));
-    TRACE("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM2_WEIGHT));
     /* blocks.7.ffn.gate.out = linear(blocks.7.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_GATE_0_WEIGHT, OFF_BLOCKS_7_FFN_GATE_OUT);
-    TRACE("blocks.7.ffn.gate.out", OFF_BLOCKS_7_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_GATE_0_WEIGHT, OUT("blocks.7.ffn.gate.out", OFF_BLOCKS_7_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.7.ffn.fc1.out = linear(blocks.7.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_FC1_WEIGHT, OFF_BLOCKS_7_FFN_FC1_OUT);
-    TRACE("blocks.7.ffn.fc1.out", OFF_BLOCKS_7_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_FC1_WEIGHT, OUT("blocks.7.ffn.fc1.out", OFF_BLOCKS_7_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.7.ffn.act = gated_gelu(blocks.7.ffn.gate.out, blocks.7.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_FFN_ACT), PTR(OFF_BLOCKS_7_FFN_GATE_OUT), PTR(OFF_BLOCKS_7_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.7.ffn.act", OFF_BLOCKS_7_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.7.ffn.act", OFF_BLOCKS_7_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_7_FFN_GATE_OUT), PTR(OFF_BLOCKS_7_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.7.ffn.fc2.out = linear(blocks.7.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_7_FFN_ACT, W_BLOCKS_7_FFN_FC2_WEIGHT, OFF_BLOCKS_7_FFN_FC2_OUT);
-    TRACE("blocks.7.ffn.fc2.out", OFF_BLOCKS_7_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_7_FFN_ACT, W_BLOCKS_7_FFN_FC2_WEIGHT, OUT("blocks.7.ffn.fc2.out", OFF_BLOCKS_7_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.7.out = add(blocks.7.x1, blocks.7.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.7.out", OFF_BLOCKS_7_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.8.norm1.out = rmsnorm(blocks.7.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM1_OUT), PTR(OFF_BLOCKS_7_OUT), WPTR(W_BLOCKS_8_NORM1_WEIGHT));
-    TRACE("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_7_OUT), WPTR(W_BLOCKS_8_NORM1_WEIGHT));
     /* blocks.8.attn.q.out = linear(blocks.8.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_ATTN_Q_WEIGHT, OFF_BLOCKS_8_ATTN_Q_OUT);
-    TRACE("blocks.8.attn.q.out", OFF_BLOCKS_8_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_ATTN_Q_WEIGHT, OUT("blocks.8.attn.q.out", OFF_BLOCKS_8_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.8.attn.k.out = linear(blocks.8.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_ATTN_K_WEIGHT, OFF_BLOCKS_8_ATTN_K_OUT);
-    TRACE("blocks.8.attn.k.out", OFF_BLOCKS_8_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_ATTN_K_WEIGHT, OUT("blocks.8.attn.k.out", OFF_BLOCKS_8_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.8.attn.v.out = linear(blocks.8.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_ATTN_V_WEIGHT, OFF_BLOCKS_8_ATTN_V_OUT);
-    TRACE("blocks.8.attn.v.out", OFF_BLOCKS_8_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_ATTN_V_WEIGHT, OUT("blocks.8.attn.v.out", OFF_BLOCKS_8_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.8.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.8.attn.out = attention_relbias(blocks.8.attn.q.out, blocks.8.attn.k.out, blocks.8.attn.v.out, blocks.8.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_8_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_8_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_8_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_8_ATTN_OUT_SCORES), WPTR(W_BLOCKS_8_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_8_ATTN_OUT_SCORES, OFF_BLOCKS_8_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_8_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_8_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_8_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_8_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_8_ATTN_OUT_SCORES), WPTR(W_BLOCKS_8_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_8_ATTN_OUT_SCORES, OFF_BLOCKS_8_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_8_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.8.attn.out", OFF_BLOCKS_8_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.8.attn.o.out = linear(blocks.8.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_8_ATTN_OUT, W_BLOCKS_8_ATTN_O_WEIGHT, OFF_BLOCKS_8_ATTN_O_OUT);
-    TRACE("blocks.8.attn.o.out", OFF_BLOCKS_8_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_8_ATTN_OUT, W_BLOCKS_8_ATTN_O_WEIGHT, OUT("blocks.8.attn.o.out", OFF_BLOCKS_8_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.8.x1 = add(blocks.7.out, blocks.8.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.8.x1", OFF_BLOCKS_8_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.8.x1", OFF_BLOCKS_8_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.8.norm2.out = rmsnorm(blocks.8.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_8_NORM2_OUT), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM2_WEIGHT));
-    TRACE("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM2_WEIGHT));
     /* blocks.8.ffn.gate.out = linear(blocks.8.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_GATE_0_WEIGHT, OFF_BLOCKS_8_FFN_GATE_OUT);
-    TRACE("blocks.8.ffn.gate.out", OFF_BLOCKS_8_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_GATE_0_WEIGHT, OUT("blocks.8.ffn.gate.out", OFF_BLOCKS_8_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.8.ffn.fc1.out = linear(blocks.8.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_FC1_WEIGHT, OFF_BLOCKS_8_FFN_FC1_OUT);
-    TRACE("blocks.8.ffn.fc1.out", OFF_BLOCKS_8_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_FC1_WEIGHT, OUT("blocks.8.ffn.fc1.out", OFF_BLOCKS_8_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.8.ffn.act = gated_gelu(blocks.8.ffn.gate.out, blocks.8.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_FFN_ACT), PTR(OFF_BLOCKS_8_FFN_GATE_OUT), PTR(OFF_BLOCKS_8_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.8.ffn.act", OFF_BLOCKS_8_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.8.ffn.act", OFF_BLOCKS_8_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_8_FFN_GATE_OUT), PTR(OFF_BLOCKS_8_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.8.ffn.fc2.out = linear(blocks.8.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_8_FFN_ACT, W_BLOCKS_8_FFN_FC2_WEIGHT, OFF_BLOCKS_8_FFN_FC2_OUT);
-    TRACE("blocks.8.ffn.fc2.out", OFF_BLOCKS_8_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_8_FFN_ACT, W_BLOCKS_8_FFN_FC2_WEIGHT, OUT("blocks.8.ffn.fc2.out", OFF_BLOCKS_8_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.8.out = add(blocks.8.x1, blocks.8.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.8.out", OFF_BLOCKS_8_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.9.norm1.out = rmsnorm(blocks.8.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM1_OUT), PTR(OFF_BLOCKS_8_OUT), WPTR(W_BLOCKS_9_NORM1_WEIGHT));
-    TRACE("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_8_OUT), WPTR(W_BLOCKS_9_NORM1_WEIGHT));
     /* blocks.9.attn.q.out = linear(blocks.9.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_ATTN_Q_WEIGHT, OFF_BLOCKS_9_ATTN_Q_OUT);
-    TRACE("blocks.9.attn.q.out", OFF_BLOCKS_9_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_ATTN_Q_WEIGHT, OUT("blocks.9.attn.q.out", OFF_BLOCKS_9_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.9.attn.k.out = linear(blocks.9.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_ATTN_K_WEIGHT, OFF_BLOCKS_9_ATTN_K_OUT);
-    TRACE("blocks.9.attn.k.out", OFF_BLOCKS_9_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_ATTN_K_WEIGHT, OUT("blocks.9.attn.k.out", OFF_BLOCKS_9_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.9.attn.v.out = linear(blocks.9.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_ATTN_V_WEIGHT, OFF_BLOCKS_9_ATTN_V_OUT);
-    TRACE("blocks.9.attn.v.out", OFF_BLOCKS_9_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_ATTN_V_WEIGHT, OUT("blocks.9.attn.v.out", OFF_BLOCKS_9_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.9.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.9.attn.out = attention_relbias(blocks.9.attn.q.out, blocks.9.attn.k.out, blocks.9.attn.v.out, blocks.9.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_9_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_9_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_9_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_9_ATTN_OUT_SCORES), WPTR(W_BLOCKS_9_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_9_ATTN_OUT_SCORES, OFF_BLOCKS_9_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_9_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_9_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_9_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_9_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_9_ATTN_OUT_SCORES), WPTR(W_BLOCKS_9_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_9_ATTN_OUT_SCORES, OFF_BLOCKS_9_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_9_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.9.attn.out", OFF_BLOCKS_9_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.9.attn.o.out = linear(blocks.9.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_9_ATTN_OUT, W_BLOCKS_9_ATTN_O_WEIGHT, OFF_BLOCKS_9_ATTN_O_OUT);
-    TRACE("blocks.9.attn.o.out", OFF_BLOCKS_9_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_9_ATTN_OUT, W_BLOCKS_9_ATTN_O_WEIGHT, OUT("blocks.9.attn.o.out", OFF_BLOCKS_9_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.9.x1 = add(blocks.8.out, blocks.9.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.9.x1", OFF_BLOCKS_9_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.9.x1", OFF_BLOCKS_9_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.9.norm2.out = rmsnorm(blocks.9.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_9_NORM2_OUT), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM2_WEIGHT));
-    TRACE("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM2_WEIGHT));
     /* blocks.9.ffn.gate.out = linear(blocks.9.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_GATE_0_WEIGHT, OFF_BLOCKS_9_FFN_GATE_OUT);
-    TRACE("blocks.9.ffn.gate.out", OFF_BLOCKS_9_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_GATE_0_WEIGHT, OUT("blocks.9.ffn.gate.out", OFF_BLOCKS_9_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.9.ffn.fc1.out = linear(blocks.9.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_FC1_WEIGHT, OFF_BLOCKS_9_FFN_FC1_OUT);
-    TRACE("blocks.9.ffn.fc1.out", OFF_BLOCKS_9_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_FC1_WEIGHT, OUT("blocks.9.ffn.fc1.out", OFF_BLOCKS_9_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.9.ffn.act = gated_gelu(blocks.9.ffn.gate.out, blocks.9.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_FFN_ACT), PTR(OFF_BLOCKS_9_FFN_GATE_OUT), PTR(OFF_BLOCKS_9_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.9.ffn.act", OFF_BLOCKS_9_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.9.ffn.act", OFF_BLOCKS_9_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_9_FFN_GATE_OUT), PTR(OFF_BLOCKS_9_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.9.ffn.fc2.out = linear(blocks.9.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_9_FFN_ACT, W_BLOCKS_9_FFN_FC2_WEIGHT, OFF_BLOCKS_9_FFN_FC2_OUT);
-    TRACE("blocks.9.ffn.fc2.out", OFF_BLOCKS_9_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_9_FFN_ACT, W_BLOCKS_9_FFN_FC2_WEIGHT, OUT("blocks.9.ffn.fc2.out", OFF_BLOCKS_9_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.9.out = add(blocks.9.x1, blocks.9.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.9.out", OFF_BLOCKS_9_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.10.norm1.out = rmsnorm(blocks.9.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM1_OUT), PTR(OFF_BLOCKS_9_OUT), WPTR(W_BLOCKS_10_NORM1_WEIGHT));
-    TRACE("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_9_OUT), WPTR(W_BLOCKS_10_NORM1_WEIGHT));
     /* blocks.10.attn.q.out = linear(blocks.10.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_ATTN_Q_WEIGHT, OFF_BLOCKS_10_ATTN_Q_OUT);
-    TRACE("blocks.10.attn.q.out", OFF_BLOCKS_10_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_ATTN_Q_WEIGHT, OUT("blocks.10.attn.q.out", OFF_BLOCKS_10_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.10.attn.k.out = linear(blocks.10.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_ATTN_K_WEIGHT, OFF_BLOCKS_10_ATTN_K_OUT);
-    TRACE("blocks.10.attn.k.out", OFF_BLOCKS_10_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_ATTN_K_WEIGHT, OUT("blocks.10.attn.k.out", OFF_BLOCKS_10_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.10.attn.v.out = linear(blocks.10.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_ATTN_V_WEIGHT, OFF_BLOCKS_10_ATTN_V_OUT);
-    TRACE("blocks.10.attn.v.out", OFF_BLOCKS_10_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_ATTN_V_WEIGHT, OUT("blocks.10.attn.v.out", OFF_BLOCKS_10_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.10.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.10.attn.out = attention_relbias(blocks.10.attn.q.out, blocks.10.attn.k.out, blocks.10.attn.v.out, blocks.10.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_10_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_10_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_10_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_10_ATTN_OUT_SCORES), WPTR(W_BLOCKS_10_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_10_ATTN_OUT_SCORES, OFF_BLOCKS_10_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_10_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_10_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_10_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_10_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_10_ATTN_OUT_SCORES), WPTR(W_BLOCKS_10_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_10_ATTN_OUT_SCORES, OFF_BLOCKS_10_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_10_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.10.attn.out", OFF_BLOCKS_10_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.10.attn.o.out = linear(blocks.10.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_10_ATTN_OUT, W_BLOCKS_10_ATTN_O_WEIGHT, OFF_BLOCKS_10_ATTN_O_OUT);
-    TRACE("blocks.10.attn.o.out", OFF_BLOCKS_10_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_10_ATTN_OUT, W_BLOCKS_10_ATTN_O_WEIGHT, OUT("blocks.10.attn.o.out", OFF_BLOCKS_10_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.10.x1 = add(blocks.9.out, blocks.10.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.10.x1", OFF_BLOCKS_10_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.10.x1", OFF_BLOCKS_10_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.10.norm2.out = rmsnorm(blocks.10.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_10_NORM2_OUT), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM2_WEIGHT));
-    TRACE("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM2_WEIGHT));
     /* blocks.10.ffn.gate.out = linear(blocks.10.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_GATE_0_WEIGHT, OFF_BLOCKS_10_FFN_GATE_OUT);
-    TRACE("blocks.10.ffn.gate.out", OFF_BLOCKS_10_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_GATE_0_WEIGHT, OUT("blocks.10.ffn.gate.out", OFF_BLOCKS_10_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.10.ffn.fc1.out = linear(blocks.10.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_FC1_WEIGHT, OFF_BLOCKS_10_FFN_FC1_OUT);
-    TRACE("blocks.10.ffn.fc1.out", OFF_BLOCKS_10_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_FC1_WEIGHT, OUT("blocks.10.ffn.fc1.out", OFF_BLOCKS_10_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.10.ffn.act = gated_gelu(blocks.10.ffn.gate.out, blocks.10.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_FFN_ACT), PTR(OFF_BLOCKS_10_FFN_GATE_OUT), PTR(OFF_BLOCKS_10_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.10.ffn.act", OFF_BLOCKS_10_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.10.ffn.act", OFF_BLOCKS_10_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_10_FFN_GATE_OUT), PTR(OFF_BLOCKS_10_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.10.ffn.fc2.out = linear(blocks.10.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_10_FFN_ACT, W_BLOCKS_10_FFN_FC2_WEIGHT, OFF_BLOCKS_10_FFN_FC2_OUT);
-    TRACE("blocks.10.ffn.fc2.out", OFF_BLOCKS_10_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_10_FFN_ACT, W_BLOCKS_10_FFN_FC2_WEIGHT, OUT("blocks.10.ffn.fc2.out", OFF_BLOCKS_10_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.10.out = add(blocks.10.x1, blocks.10.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.10.out", OFF_BLOCKS_10_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.11.norm1.out = rmsnorm(blocks.10.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM1_OUT), PTR(OFF_BLOCKS_10_OUT), WPTR(W_BLOCKS_11_NORM1_WEIGHT));
-    TRACE("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_10_OUT), WPTR(W_BLOCKS_11_NORM1_WEIGHT));
     /* blocks.11.attn.q.out = linear(blocks.11.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_ATTN_Q_WEIGHT, OFF_BLOCKS_11_ATTN_Q_OUT);
-    TRACE("blocks.11.attn.q.out", OFF_BLOCKS_11_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_ATTN_Q_WEIGHT, OUT("blocks.11.attn.q.out", OFF_BLOCKS_11_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.11.attn.k.out = linear(blocks.11.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_ATTN_K_WEIGHT, OFF_BLOCKS_11_ATTN_K_OUT);
-    TRACE("blocks.11.attn.k.out", OFF_BLOCKS_11_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_ATTN_K_WEIGHT, OUT("blocks.11.attn.k.out", OFF_BLOCKS_11_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.11.attn.v.out = linear(blocks.11.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_ATTN_V_WEIGHT, OFF_BLOCKS_11_ATTN_V_OUT);
-    TRACE("blocks.11.attn.v.out", OFF_BLOCKS_11_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_ATTN_V_WEIGHT, OUT("blocks.11.attn.v.out", OFF_BLOCKS_11_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.11.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.11.attn.out = attention_relbias(blocks.11.attn.q.out, blocks.11.attn.k.out, blocks.11.attn.v.out, blocks.11.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_11_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_11_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_11_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_11_ATTN_OUT_SCORES), WPTR(W_BLOCKS_11_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_11_ATTN_OUT_SCORES, OFF_BLOCKS_11_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_11_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_11_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_11_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_11_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_11_ATTN_OUT_SCORES), WPTR(W_BLOCKS_11_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_11_ATTN_OUT_SCORES, OFF_BLOCKS_11_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_11_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.11.attn.out", OFF_BLOCKS_11_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.11.attn.o.out = linear(blocks.11.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_11_ATTN_OUT, W_BLOCKS_11_ATTN_O_WEIGHT, OFF_BLOCKS_11_ATTN_O_OUT);
-    TRACE("blocks.11.attn.o.out", OFF_BLOCKS_11_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_11_ATTN_OUT, W_BLOCKS_11_ATTN_O_WEIGHT, OUT("blocks.11.attn.o.out", OFF_BLOCKS_11_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.11.x1 = add(blocks.10.out, blocks.11.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.11.x1", OFF_BLOCKS_11_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.11.x1", OFF_BLOCKS_11_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.11.norm2.out = rmsnorm(blocks.11.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_11_NORM2_OUT), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM2_WEIGHT));
-    TRACE("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM2_WEIGHT));
     /* blocks.11.ffn.gate.out = linear(blocks.11.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_GATE_0_WEIGHT, OFF_BLOCKS_11_FFN_GATE_OUT);
-    TRACE("blocks.11.ffn.gate.out", OFF_BLOCKS_11_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_GATE_0_WEIGHT, OUT("blocks.11.ffn.gate.out", OFF_BLOCKS_11_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.11.ffn.fc1.out = linear(blocks.11.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_FC1_WEIGHT, OFF_BLOCKS_11_FFN_FC1_OUT);
-    TRACE("blocks.11.ffn.fc1.out", OFF_BLOCKS_11_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_FC1_WEIGHT, OUT("blocks.11.ffn.fc1.out", OFF_BLOCKS_11_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.11.ffn.act = gated_gelu(blocks.11.ffn.gate.out, blocks.11.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_FFN_ACT), PTR(OFF_BLOCKS_11_FFN_GATE_OUT), PTR(OFF_BLOCKS_11_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.11.ffn.act", OFF_BLOCKS_11_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.11.ffn.act", OFF_BLOCKS_11_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_11_FFN_GATE_OUT), PTR(OFF_BLOCKS_11_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.11.ffn.fc2.out = linear(blocks.11.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_11_FFN_ACT, W_BLOCKS_11_FFN_FC2_WEIGHT, OFF_BLOCKS_11_FFN_FC2_OUT);
-    TRACE("blocks.11.ffn.fc2.out", OFF_BLOCKS_11_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_11_FFN_ACT, W_BLOCKS_11_FFN_FC2_WEIGHT, OUT("blocks.11.ffn.fc2.out", OFF_BLOCKS_11_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.11.out = add(blocks.11.x1, blocks.11.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.11.out", OFF_BLOCKS_11_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.12.norm1.out = rmsnorm(blocks.11.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM1_OUT), PTR(OFF_BLOCKS_11_OUT), WPTR(W_BLOCKS_12_NORM1_WEIGHT));
-    TRACE("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_11_OUT), WPTR(W_BLOCKS_12_NORM1_WEIGHT));
     /* blocks.12.attn.q.out = linear(blocks.12.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_ATTN_Q_WEIGHT, OFF_BLOCKS_12_ATTN_Q_OUT);
-    TRACE("blocks.12.attn.q.out", OFF_BLOCKS_12_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_ATTN_Q_WEIGHT, OUT("blocks.12.attn.q.out", OFF_BLOCKS_12_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.12.attn.k.out = linear(blocks.12.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_ATTN_K_WEIGHT, OFF_BLOCKS_12_ATTN_K_OUT);
-    TRACE("blocks.12.attn.k.out", OFF_BLOCKS_12_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_ATTN_K_WEIGHT, OUT("blocks.12.attn.k.out", OFF_BLOCKS_12_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.12.attn.v.out = linear(blocks.12.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_ATTN_V_WEIGHT, OFF_BLOCKS_12_ATTN_V_OUT);
-    TRACE("blocks.12.attn.v.out", OFF_BLOCKS_12_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_ATTN_V_WEIGHT, OUT("blocks.12.attn.v.out", OFF_BLOCKS_12_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.12.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.12.attn.out = attention_relbias(blocks.12.attn.q.out, blocks.12.attn.k.out, blocks.12.attn.v.out, blocks.12.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_12_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_12_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_12_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_12_ATTN_OUT_SCORES), WPTR(W_BLOCKS_12_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_12_ATTN_OUT_SCORES, OFF_BLOCKS_12_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_12_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_12_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_12_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_12_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_12_ATTN_OUT_SCORES), WPTR(W_BLOCKS_12_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_12_ATTN_OUT_SCORES, OFF_BLOCKS_12_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_12_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.12.attn.out", OFF_BLOCKS_12_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.12.attn.o.out = linear(blocks.12.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_12_ATTN_OUT, W_BLOCKS_12_ATTN_O_WEIGHT, OFF_BLOCKS_12_ATTN_O_OUT);
-    TRACE("blocks.12.attn.o.out", OFF_BLOCKS_12_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_12_ATTN_OUT, W_BLOCKS_12_ATTN_O_WEIGHT, OUT("blocks.12.attn.o.out", OFF_BLOCKS_12_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.12.x1 = add(blocks.11.out, blocks.12.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.12.x1", OFF_BLOCKS_12_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.12.x1", OFF_BLOCKS_12_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.12.norm2.out = rmsnorm(blocks.12.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_12_NORM2_OUT), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM2_WEIGHT));
-    TRACE("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM2_WEIGHT));
     /* blocks.12.ffn.gate.out = linear(blocks.12.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_GATE_0_WEIGHT, OFF_BLOCKS_12_FFN_GATE_OUT);
-    TRACE("blocks.12.ffn.gate.out", OFF_BLOCKS_12_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_GATE_0_WEIGHT, OUT("blocks.12.ffn.gate.out", OFF_BLOCKS_12_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.12.ffn.fc1.out = linear(blocks.12.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_FC1_WEIGHT, OFF_BLOCKS_12_FFN_FC1_OUT);
-    TRACE("blocks.12.ffn.fc1.out", OFF_BLOCKS_12_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_FC1_WEIGHT, OUT("blocks.12.ffn.fc1.out", OFF_BLOCKS_12_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.12.ffn.act = gated_gelu(blocks.12.ffn.gate.out, blocks.12.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_FFN_ACT), PTR(OFF_BLOCKS_12_FFN_GATE_OUT), PTR(OFF_BLOCKS_12_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.12.ffn.act", OFF_BLOCKS_12_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.12.ffn.act", OFF_BLOCKS_12_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_12_FFN_GATE_OUT), PTR(OFF_BLOCKS_12_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.12.ffn.fc2.out = linear(blocks.12.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_12_FFN_ACT, W_BLOCKS_12_FFN_FC2_WEIGHT, OFF_BLOCKS_12_FFN_FC2_OUT);
-    TRACE("blocks.12.ffn.fc2.out", OFF_BLOCKS_12_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_12_FFN_ACT, W_BLOCKS_12_FFN_FC2_WEIGHT, OUT("blocks.12.ffn.fc2.out", OFF_BLOCKS_12_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.12.out = add(blocks.12.x1, blocks.12.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.12.out", OFF_BLOCKS_12_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.13.norm1.out = rmsnorm(blocks.12.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM1_OUT), PTR(OFF_BLOCKS_12_OUT), WPTR(W_BLOCKS_13_NORM1_WEIGHT));
-    TRACE("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_12_OUT), WPTR(W_BLOCKS_13_NORM1_WEIGHT));
     /* blocks.13.attn.q.out = linear(blocks.13.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_ATTN_Q_WEIGHT, OFF_BLOCKS_13_ATTN_Q_OUT);
-    TRACE("blocks.13.attn.q.out", OFF_BLOCKS_13_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_ATTN_Q_WEIGHT, OUT("blocks.13.attn.q.out", OFF_BLOCKS_13_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.13.attn.k.out = linear(blocks.13.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_ATTN_K_WEIGHT, OFF_BLOCKS_13_ATTN_K_OUT);
-    TRACE("blocks.13.attn.k.out", OFF_BLOCKS_13_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_ATTN_K_WEIGHT, OUT("blocks.13.attn.k.out", OFF_BLOCKS_13_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.13.attn.v.out = linear(blocks.13.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_ATTN_V_WEIGHT, OFF_BLOCKS_13_ATTN_V_OUT);
-    TRACE("blocks.13.attn.v.out", OFF_BLOCKS_13_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_ATTN_V_WEIGHT, OUT("blocks.13.attn.v.out", OFF_BLOCKS_13_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.13.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.13.attn.out = attention_relbias(blocks.13.attn.q.out, blocks.13.attn.k.out, blocks.13.attn.v.out, blocks.13.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_13_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_13_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_13_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_13_ATTN_OUT_SCORES), WPTR(W_BLOCKS_13_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_13_ATTN_OUT_SCORES, OFF_BLOCKS_13_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_13_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_13_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_13_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_13_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_13_ATTN_OUT_SCORES), WPTR(W_BLOCKS_13_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_13_ATTN_OUT_SCORES, OFF_BLOCKS_13_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_13_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.13.attn.out", OFF_BLOCKS_13_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.13.attn.o.out = linear(blocks.13.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_13_ATTN_OUT, W_BLOCKS_13_ATTN_O_WEIGHT, OFF_BLOCKS_13_ATTN_O_OUT);
-    TRACE("blocks.13.attn.o.out", OFF_BLOCKS_13_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_13_ATTN_OUT, W_BLOCKS_13_ATTN_O_WEIGHT, OUT("blocks.13.attn.o.out", OFF_BLOCKS_13_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.13.x1 = add(blocks.12.out, blocks.13.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.13.x1", OFF_BLOCKS_13_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.13.x1", OFF_BLOCKS_13_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.13.norm2.out = rmsnorm(blocks.13.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_13_NORM2_OUT), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM2_WEIGHT));
-    TRACE("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM2_WEIGHT));
     /* blocks.13.ffn.gate.out = linear(blocks.13.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_GATE_0_WEIGHT, OFF_BLOCKS_13_FFN_GATE_OUT);
-    TRACE("blocks.13.ffn.gate.out", OFF_BLOCKS_13_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_GATE_0_WEIGHT, OUT("blocks.13.ffn.gate.out", OFF_BLOCKS_13_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.13.ffn.fc1.out = linear(blocks.13.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_FC1_WEIGHT, OFF_BLOCKS_13_FFN_FC1_OUT);
-    TRACE("blocks.13.ffn.fc1.out", OFF_BLOCKS_13_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_FC1_WEIGHT, OUT("blocks.13.ffn.fc1.out", OFF_BLOCKS_13_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.13.ffn.act = gated_gelu(blocks.13.ffn.gate.out, blocks.13.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_FFN_ACT), PTR(OFF_BLOCKS_13_FFN_GATE_OUT), PTR(OFF_BLOCKS_13_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.13.ffn.act", OFF_BLOCKS_13_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.13.ffn.act", OFF_BLOCKS_13_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_13_FFN_GATE_OUT), PTR(OFF_BLOCKS_13_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.13.ffn.fc2.out = linear(blocks.13.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_13_FFN_ACT, W_BLOCKS_13_FFN_FC2_WEIGHT, OFF_BLOCKS_13_FFN_FC2_OUT);
-    TRACE("blocks.13.ffn.fc2.out", OFF_BLOCKS_13_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_13_FFN_ACT, W_BLOCKS_13_FFN_FC2_WEIGHT, OUT("blocks.13.ffn.fc2.out", OFF_BLOCKS_13_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.13.out = add(blocks.13.x1, blocks.13.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.13.out", OFF_BLOCKS_13_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.14.norm1.out = rmsnorm(blocks.13.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM1_OUT), PTR(OFF_BLOCKS_13_OUT), WPTR(W_BLOCKS_14_NORM1_WEIGHT));
-    TRACE("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_13_OUT), WPTR(W_BLOCKS_14_NORM1_WEIGHT));
     /* blocks.14.attn.q.out = linear(blocks.14.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_ATTN_Q_WEIGHT, OFF_BLOCKS_14_ATTN_Q_OUT);
-    TRACE("blocks.14.attn.q.out", OFF_BLOCKS_14_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_ATTN_Q_WEIGHT, OUT("blocks.14.attn.q.out", OFF_BLOCKS_14_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.14.attn.k.out = linear(blocks.14.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_ATTN_K_WEIGHT, OFF_BLOCKS_14_ATTN_K_OUT);
-    TRACE("blocks.14.attn.k.out", OFF_BLOCKS_14_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_ATTN_K_WEIGHT, OUT("blocks.14.attn.k.out", OFF_BLOCKS_14_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.14.attn.v.out = linear(blocks.14.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_ATTN_V_WEIGHT, OFF_BLOCKS_14_ATTN_V_OUT);
-    TRACE("blocks.14.attn.v.out", OFF_BLOCKS_14_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_ATTN_V_WEIGHT, OUT("blocks.14.attn.v.out", OFF_BLOCKS_14_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.14.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.14.attn.out = attention_relbias(blocks.14.attn.q.out, blocks.14.attn.k.out, blocks.14.attn.v.out, blocks.14.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_14_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_14_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_14_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_14_ATTN_OUT_SCORES), WPTR(W_BLOCKS_14_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_14_ATTN_OUT_SCORES, OFF_BLOCKS_14_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_14_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_14_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_14_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_14_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_14_ATTN_OUT_SCORES), WPTR(W_BLOCKS_14_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_14_ATTN_OUT_SCORES, OFF_BLOCKS_14_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_14_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.14.attn.out", OFF_BLOCKS_14_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.14.attn.o.out = linear(blocks.14.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_14_ATTN_OUT, W_BLOCKS_14_ATTN_O_WEIGHT, OFF_BLOCKS_14_ATTN_O_OUT);
-    TRACE("blocks.14.attn.o.out", OFF_BLOCKS_14_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_14_ATTN_OUT, W_BLOCKS_14_ATTN_O_WEIGHT, OUT("blocks.14.attn.o.out", OFF_BLOCKS_14_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.14.x1 = add(blocks.13.out, blocks.14.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.14.x1", OFF_BLOCKS_14_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.14.x1", OFF_BLOCKS_14_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.14.norm2.out = rmsnorm(blocks.14.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_14_NORM2_OUT), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM2_WEIGHT));
-    TRACE("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM2_WEIGHT));
     /* blocks.14.ffn.gate.out = linear(blocks.14.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_GATE_0_WEIGHT, OFF_BLOCKS_14_FFN_GATE_OUT);
-    TRACE("blocks.14.ffn.gate.out", OFF_BLOCKS_14_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_GATE_0_WEIGHT, OUT("blocks.14.ffn.gate.out", OFF_BLOCKS_14_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.14.ffn.fc1.out = linear(blocks.14.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_FC1_WEIGHT, OFF_BLOCKS_14_FFN_FC1_OUT);
-    TRACE("blocks.14.ffn.fc1.out", OFF_BLOCKS_14_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_FC1_WEIGHT, OUT("blocks.14.ffn.fc1.out", OFF_BLOCKS_14_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.14.ffn.act = gated_gelu(blocks.14.ffn.gate.out, blocks.14.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_FFN_ACT), PTR(OFF_BLOCKS_14_FFN_GATE_OUT), PTR(OFF_BLOCKS_14_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.14.ffn.act", OFF_BLOCKS_14_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.14.ffn.act", OFF_BLOCKS_14_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_14_FFN_GATE_OUT), PTR(OFF_BLOCKS_14_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.14.ffn.fc2.out = linear(blocks.14.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_14_FFN_ACT, W_BLOCKS_14_FFN_FC2_WEIGHT, OFF_BLOCKS_14_FFN_FC2_OUT);
-    TRACE("blocks.14.ffn.fc2.out", OFF_BLOCKS_14_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_14_FFN_ACT, W_BLOCKS_14_FFN_FC2_WEIGHT, OUT("blocks.14.ffn.fc2.out", OFF_BLOCKS_14_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.14.out = add(blocks.14.x1, blocks.14.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.14.out", OFF_BLOCKS_14_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.15.norm1.out = rmsnorm(blocks.14.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM1_OUT), PTR(OFF_BLOCKS_14_OUT), WPTR(W_BLOCKS_15_NORM1_WEIGHT));
-    TRACE("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_14_OUT), WPTR(W_BLOCKS_15_NORM1_WEIGHT));
     /* blocks.15.attn.q.out = linear(blocks.15.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_ATTN_Q_WEIGHT, OFF_BLOCKS_15_ATTN_Q_OUT);
-    TRACE("blocks.15.attn.q.out", OFF_BLOCKS_15_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_ATTN_Q_WEIGHT, OUT("blocks.15.attn.q.out", OFF_BLOCKS_15_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.15.attn.k.out = linear(blocks.15.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_ATTN_K_WEIGHT, OFF_BLOCKS_15_ATTN_K_OUT);
-    TRACE("blocks.15.attn.k.out", OFF_BLOCKS_15_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_ATTN_K_WEIGHT, OUT("blocks.15.attn.k.out", OFF_BLOCKS_15_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.15.attn.v.out = linear(blocks.15.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_ATTN_V_WEIGHT, OFF_BLOCKS_15_ATTN_V_OUT);
-    TRACE("blocks.15.attn.v.out", OFF_BLOCKS_15_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_ATTN_V_WEIGHT, OUT("blocks.15.attn.v.out", OFF_BLOCKS_15_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.15.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.15.attn.out = attention_relbias(blocks.15.attn.q.out, blocks.15.attn.k.out, blocks.15.attn.v.out, blocks.15.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_15_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_15_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_15_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_15_ATTN_OUT_SCORES), WPTR(W_BLOCKS_15_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_15_ATTN_OUT_SCORES, OFF_BLOCKS_15_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_15_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_15_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_15_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_15_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_15_ATTN_OUT_SCORES), WPTR(W_BLOCKS_15_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_15_ATTN_OUT_SCORES, OFF_BLOCKS_15_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_15_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.15.attn.out", OFF_BLOCKS_15_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.15.attn.o.out = linear(blocks.15.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_15_ATTN_OUT, W_BLOCKS_15_ATTN_O_WEIGHT, OFF_BLOCKS_15_ATTN_O_OUT);
-    TRACE("blocks.15.attn.o.out", OFF_BLOCKS_15_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_15_ATTN_OUT, W_BLOCKS_15_ATTN_O_WEIGHT, OUT("blocks.15.attn.o.out", OFF_BLOCKS_15_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.15.x1 = add(blocks.14.out, blocks.15.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.15.x1", OFF_BLOCKS_15_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.15.x1", OFF_BLOCKS_15_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.15.norm2.out = rmsnorm(blocks.15.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_15_NORM2_OUT), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM2_WEIGHT));
-    TRACE("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM2_WEIGHT));
     /* blocks.15.ffn.gate.out = linear(blocks.15.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_GATE_0_WEIGHT, OFF_BLOCKS_15_FFN_GATE_OUT);
-    TRACE("blocks.15.ffn.gate.out", OFF_BLOCKS_15_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_GATE_0_WEIGHT, OUT("blocks.15.ffn.gate.out", OFF_BLOCKS_15_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.15.ffn.fc1.out = linear(blocks.15.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_FC1_WEIGHT, OFF_BLOCKS_15_FFN_FC1_OUT);
-    TRACE("blocks.15.ffn.fc1.out", OFF_BLOCKS_15_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_FC1_WEIGHT, OUT("blocks.15.ffn.fc1.out", OFF_BLOCKS_15_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.15.ffn.act = gated_gelu(blocks.15.ffn.gate.out, blocks.15.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_FFN_ACT), PTR(OFF_BLOCKS_15_FFN_GATE_OUT), PTR(OFF_BLOCKS_15_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.15.ffn.act", OFF_BLOCKS_15_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.15.ffn.act", OFF_BLOCKS_15_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_15_FFN_GATE_OUT), PTR(OFF_BLOCKS_15_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.15.ffn.fc2.out = linear(blocks.15.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_15_FFN_ACT, W_BLOCKS_15_FFN_FC2_WEIGHT, OFF_BLOCKS_15_FFN_FC2_OUT);
-    TRACE("blocks.15.ffn.fc2.out", OFF_BLOCKS_15_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_15_FFN_ACT, W_BLOCKS_15_FFN_FC2_WEIGHT, OUT("blocks.15.ffn.fc2.out", OFF_BLOCKS_15_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.15.out = add(blocks.15.x1, blocks.15.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.15.out", OFF_BLOCKS_15_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.16.norm1.out = rmsnorm(blocks.15.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM1_OUT), PTR(OFF_BLOCKS_15_OUT), WPTR(W_BLOCKS_16_NORM1_WEIGHT));
-    TRACE("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_15_OUT), WPTR(W_BLOCKS_16_NORM1_WEIGHT));
     /* blocks.16.attn.q.out = linear(blocks.16.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_ATTN_Q_WEIGHT, OFF_BLOCKS_16_ATTN_Q_OUT);
-    TRACE("blocks.16.attn.q.out", OFF_BLOCKS_16_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_ATTN_Q_WEIGHT, OUT("blocks.16.attn.q.out", OFF_BLOCKS_16_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.16.attn.k.out = linear(blocks.16.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_ATTN_K_WEIGHT, OFF_BLOCKS_16_ATTN_K_OUT);
-    TRACE("blocks.16.attn.k.out", OFF_BLOCKS_16_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_ATTN_K_WEIGHT, OUT("blocks.16.attn.k.out", OFF_BLOCKS_16_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.16.attn.v.out = linear(blocks.16.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_ATTN_V_WEIGHT, OFF_BLOCKS_16_ATTN_V_OUT);
-    TRACE("blocks.16.attn.v.out", OFF_BLOCKS_16_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_ATTN_V_WEIGHT, OUT("blocks.16.attn.v.out", OFF_BLOCKS_16_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.16.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.16.attn.out = attention_relbias(blocks.16.attn.q.out, blocks.16.attn.k.out, blocks.16.attn.v.out, blocks.16.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_16_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_16_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_16_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_16_ATTN_OUT_SCORES), WPTR(W_BLOCKS_16_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_16_ATTN_OUT_SCORES, OFF_BLOCKS_16_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_16_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_16_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_16_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_16_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_16_ATTN_OUT_SCORES), WPTR(W_BLOCKS_16_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_16_ATTN_OUT_SCORES, OFF_BLOCKS_16_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_16_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.16.attn.out", OFF_BLOCKS_16_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.16.attn.o.out = linear(blocks.16.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_16_ATTN_OUT, W_BLOCKS_16_ATTN_O_WEIGHT, OFF_BLOCKS_16_ATTN_O_OUT);
-    TRACE("blocks.16.attn.o.out", OFF_BLOCKS_16_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_16_ATTN_OUT, W_BLOCKS_16_ATTN_O_WEIGHT, OUT("blocks.16.attn.o.out", OFF_BLOCKS_16_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.16.x1 = add(blocks.15.out, blocks.16.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.16.x1", OFF_BLOCKS_16_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.16.x1", OFF_BLOCKS_16_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.16.norm2.out = rmsnorm(blocks.16.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_16_NORM2_OUT), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM2_WEIGHT));
-    TRACE("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM2_WEIGHT));
     /* blocks.16.ffn.gate.out = linear(blocks.16.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_GATE_0_WEIGHT, OFF_BLOCKS_16_FFN_GATE_OUT);
-    TRACE("blocks.16.ffn.gate.out", OFF_BLOCKS_16_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_GATE_0_WEIGHT, OUT("blocks.16.ffn.gate.out", OFF_BLOCKS_16_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.16.ffn.fc1.out = linear(blocks.16.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_FC1_WEIGHT, OFF_BLOCKS_16_FFN_FC1_OUT);
-    TRACE("blocks.16.ffn.fc1.out", OFF_BLOCKS_16_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_FC1_WEIGHT, OUT("blocks.16.ffn.fc1.out", OFF_BLOCKS_16_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.16.ffn.act = gated_gelu(blocks.16.ffn.gate.out, blocks.16.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_FFN_ACT), PTR(OFF_BLOCKS_16_FFN_GATE_OUT), PTR(OFF_BLOCKS_16_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.16.ffn.act", OFF_BLOCKS_16_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.16.ffn.act", OFF_BLOCKS_16_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_16_FFN_GATE_OUT), PTR(OFF_BLOCKS_16_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.16.ffn.fc2.out = linear(blocks.16.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_16_FFN_ACT, W_BLOCKS_16_FFN_FC2_WEIGHT, OFF_BLOCKS_16_FFN_FC2_OUT);
-    TRACE("blocks.16.ffn.fc2.out", OFF_BLOCKS_16_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_16_FFN_ACT, W_BLOCKS_16_FFN_FC2_WEIGHT, OUT("blocks.16.ffn.fc2.out", OFF_BLOCKS_16_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.16.out = add(blocks.16.x1, blocks.16.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.16.out", OFF_BLOCKS_16_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.17.norm1.out = rmsnorm(blocks.16.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM1_OUT), PTR(OFF_BLOCKS_16_OUT), WPTR(W_BLOCKS_17_NORM1_WEIGHT));
-    TRACE("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_16_OUT), WPTR(W_BLOCKS_17_NORM1_WEIGHT));
     /* blocks.17.attn.q.out = linear(blocks.17.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_ATTN_Q_WEIGHT, OFF_BLOCKS_17_ATTN_Q_OUT);
-    TRACE("blocks.17.attn.q.out", OFF_BLOCKS_17_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_ATTN_Q_WEIGHT, OUT("blocks.17.attn.q.out", OFF_BLOCKS_17_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.17.attn.k.out = linear(blocks.17.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_ATTN_K_WEIGHT, OFF_BLOCKS_17_ATTN_K_OUT);
-    TRACE("blocks.17.attn.k.out", OFF_BLOCKS_17_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_ATTN_K_WEIGHT, OUT("blocks.17.attn.k.out", OFF_BLOCKS_17_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.17.attn.v.out = linear(blocks.17.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_ATTN_V_WEIGHT, OFF_BLOCKS_17_ATTN_V_OUT);
-    TRACE("blocks.17.attn.v.out", OFF_BLOCKS_17_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_ATTN_V_WEIGHT, OUT("blocks.17.attn.v.out", OFF_BLOCKS_17_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.17.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.17.attn.out = attention_relbias(blocks.17.attn.q.out, blocks.17.attn.k.out, blocks.17.attn.v.out, blocks.17.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_17_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_17_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_17_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_17_ATTN_OUT_SCORES), WPTR(W_BLOCKS_17_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_17_ATTN_OUT_SCORES, OFF_BLOCKS_17_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_17_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_17_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_17_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_17_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_17_ATTN_OUT_SCORES), WPTR(W_BLOCKS_17_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_17_ATTN_OUT_SCORES, OFF_BLOCKS_17_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_17_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.17.attn.out", OFF_BLOCKS_17_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.17.attn.o.out = linear(blocks.17.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_17_ATTN_OUT, W_BLOCKS_17_ATTN_O_WEIGHT, OFF_BLOCKS_17_ATTN_O_OUT);
-    TRACE("blocks.17.attn.o.out", OFF_BLOCKS_17_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_17_ATTN_OUT, W_BLOCKS_17_ATTN_O_WEIGHT, OUT("blocks.17.attn.o.out", OFF_BLOCKS_17_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.17.x1 = add(blocks.16.out, blocks.17.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.17.x1", OFF_BLOCKS_17_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.17.x1", OFF_BLOCKS_17_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.17.norm2.out = rmsnorm(blocks.17.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_17_NORM2_OUT), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM2_WEIGHT));
-    TRACE("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM2_WEIGHT));
     /* blocks.17.ffn.gate.out = linear(blocks.17.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_GATE_0_WEIGHT, OFF_BLOCKS_17_FFN_GATE_OUT);
-    TRACE("blocks.17.ffn.gate.out", OFF_BLOCKS_17_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_GATE_0_WEIGHT, OUT("blocks.17.ffn.gate.out", OFF_BLOCKS_17_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.17.ffn.fc1.out = linear(blocks.17.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_FC1_WEIGHT, OFF_BLOCKS_17_FFN_FC1_OUT);
-    TRACE("blocks.17.ffn.fc1.out", OFF_BLOCKS_17_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_FC1_WEIGHT, OUT("blocks.17.ffn.fc1.out", OFF_BLOCKS_17_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.17.ffn.act = gated_gelu(blocks.17.ffn.gate.out, blocks.17.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_FFN_ACT), PTR(OFF_BLOCKS_17_FFN_GATE_OUT), PTR(OFF_BLOCKS_17_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.17.ffn.act", OFF_BLOCKS_17_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.17.ffn.act", OFF_BLOCKS_17_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_17_FFN_GATE_OUT), PTR(OFF_BLOCKS_17_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.17.ffn.fc2.out = linear(blocks.17.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_17_FFN_ACT, W_BLOCKS_17_FFN_FC2_WEIGHT, OFF_BLOCKS_17_FFN_FC2_OUT);
-    TRACE("blocks.17.ffn.fc2.out", OFF_BLOCKS_17_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_17_FFN_ACT, W_BLOCKS_17_FFN_FC2_WEIGHT, OUT("blocks.17.ffn.fc2.out", OFF_BLOCKS_17_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.17.out = add(blocks.17.x1, blocks.17.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.17.out", OFF_BLOCKS_17_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.18.norm1.out = rmsnorm(blocks.17.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM1_OUT), PTR(OFF_BLOCKS_17_OUT), WPTR(W_BLOCKS_18_NORM1_WEIGHT));
-    TRACE("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_17_OUT), WPTR(W_BLOCKS_18_NORM1_WEIGHT));
     /* blocks.18.attn.q.out = linear(blocks.18.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_ATTN_Q_WEIGHT, OFF_BLOCKS_18_ATTN_Q_OUT);
-    TRACE("blocks.18.attn.q.out", OFF_BLOCKS_18_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_ATTN_Q_WEIGHT, OUT("blocks.18.attn.q.out", OFF_BLOCKS_18_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.18.attn.k.out = linear(blocks.18.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_ATTN_K_WEIGHT, OFF_BLOCKS_18_ATTN_K_OUT);
-    TRACE("blocks.18.attn.k.out", OFF_BLOCKS_18_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_ATTN_K_WEIGHT, OUT("blocks.18.attn.k.out", OFF_BLOCKS_18_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.18.attn.v.out = linear(blocks.18.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_ATTN_V_WEIGHT, OFF_BLOCKS_18_ATTN_V_OUT);
-    TRACE("blocks.18.attn.v.out", OFF_BLOCKS_18_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_ATTN_V_WEIGHT, OUT("blocks.18.attn.v.out", OFF_BLOCKS_18_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.18.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.18.attn.out = attention_relbias(blocks.18.attn.q.out, blocks.18.attn.k.out, blocks.18.attn.v.out, blocks.18.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_18_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_18_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_18_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_18_ATTN_OUT_SCORES), WPTR(W_BLOCKS_18_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_18_ATTN_OUT_SCORES, OFF_BLOCKS_18_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_18_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_18_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_18_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_18_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_18_ATTN_OUT_SCORES), WPTR(W_BLOCKS_18_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_18_ATTN_OUT_SCORES, OFF_BLOCKS_18_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_18_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.18.attn.out", OFF_BLOCKS_18_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.18.attn.o.out = linear(blocks.18.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_18_ATTN_OUT, W_BLOCKS_18_ATTN_O_WEIGHT, OFF_BLOCKS_18_ATTN_O_OUT);
-    TRACE("blocks.18.attn.o.out", OFF_BLOCKS_18_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_18_ATTN_OUT, W_BLOCKS_18_ATTN_O_WEIGHT, OUT("blocks.18.attn.o.out", OFF_BLOCKS_18_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.18.x1 = add(blocks.17.out, blocks.18.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.18.x1", OFF_BLOCKS_18_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.18.x1", OFF_BLOCKS_18_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.18.norm2.out = rmsnorm(blocks.18.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_18_NORM2_OUT), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM2_WEIGHT));
-    TRACE("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM2_WEIGHT));
     /* blocks.18.ffn.gate.out = linear(blocks.18.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_GATE_0_WEIGHT, OFF_BLOCKS_18_FFN_GATE_OUT);
-    TRACE("blocks.18.ffn.gate.out", OFF_BLOCKS_18_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_GATE_0_WEIGHT, OUT("blocks.18.ffn.gate.out", OFF_BLOCKS_18_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.18.ffn.fc1.out = linear(blocks.18.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_FC1_WEIGHT, OFF_BLOCKS_18_FFN_FC1_OUT);
-    TRACE("blocks.18.ffn.fc1.out", OFF_BLOCKS_18_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_FC1_WEIGHT, OUT("blocks.18.ffn.fc1.out", OFF_BLOCKS_18_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.18.ffn.act = gated_gelu(blocks.18.ffn.gate.out, blocks.18.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_FFN_ACT), PTR(OFF_BLOCKS_18_FFN_GATE_OUT), PTR(OFF_BLOCKS_18_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.18.ffn.act", OFF_BLOCKS_18_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.18.ffn.act", OFF_BLOCKS_18_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_18_FFN_GATE_OUT), PTR(OFF_BLOCKS_18_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.18.ffn.fc2.out = linear(blocks.18.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_18_FFN_ACT, W_BLOCKS_18_FFN_FC2_WEIGHT, OFF_BLOCKS_18_FFN_FC2_OUT);
-    TRACE("blocks.18.ffn.fc2.out", OFF_BLOCKS_18_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_18_FFN_ACT, W_BLOCKS_18_FFN_FC2_WEIGHT, OUT("blocks.18.ffn.fc2.out", OFF_BLOCKS_18_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.18.out = add(blocks.18.x1, blocks.18.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.18.out", OFF_BLOCKS_18_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.19.norm1.out = rmsnorm(blocks.18.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM1_OUT), PTR(OFF_BLOCKS_18_OUT), WPTR(W_BLOCKS_19_NORM1_WEIGHT));
-    TRACE("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_18_OUT), WPTR(W_BLOCKS_19_NORM1_WEIGHT));
     /* blocks.19.attn.q.out = linear(blocks.19.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_ATTN_Q_WEIGHT, OFF_BLOCKS_19_ATTN_Q_OUT);
-    TRACE("blocks.19.attn.q.out", OFF_BLOCKS_19_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_ATTN_Q_WEIGHT, OUT("blocks.19.attn.q.out", OFF_BLOCKS_19_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.19.attn.k.out = linear(blocks.19.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_ATTN_K_WEIGHT, OFF_BLOCKS_19_ATTN_K_OUT);
-    TRACE("blocks.19.attn.k.out", OFF_BLOCKS_19_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_ATTN_K_WEIGHT, OUT("blocks.19.attn.k.out", OFF_BLOCKS_19_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.19.attn.v.out = linear(blocks.19.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_ATTN_V_WEIGHT, OFF_BLOCKS_19_ATTN_V_OUT);
-    TRACE("blocks.19.attn.v.out", OFF_BLOCKS_19_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_ATTN_V_WEIGHT, OUT("blocks.19.attn.v.out", OFF_BLOCKS_19_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.19.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.19.attn.out = attention_relbias(blocks.19.attn.q.out, blocks.19.attn.k.out, blocks.19.attn.v.out, blocks.19.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_19_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_19_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_19_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_19_ATTN_OUT_SCORES), WPTR(W_BLOCKS_19_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_19_ATTN_OUT_SCORES, OFF_BLOCKS_19_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_19_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_19_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_19_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_19_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_19_ATTN_OUT_SCORES), WPTR(W_BLOCKS_19_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_19_ATTN_OUT_SCORES, OFF_BLOCKS_19_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_19_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.19.attn.out", OFF_BLOCKS_19_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.19.attn.o.out = linear(blocks.19.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_19_ATTN_OUT, W_BLOCKS_19_ATTN_O_WEIGHT, OFF_BLOCKS_19_ATTN_O_OUT);
-    TRACE("blocks.19.attn.o.out", OFF_BLOCKS_19_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_19_ATTN_OUT, W_BLOCKS_19_ATTN_O_WEIGHT, OUT("blocks.19.attn.o.out", OFF_BLOCKS_19_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.19.x1 = add(blocks.18.out, blocks.19.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.19.x1", OFF_BLOCKS_19_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.19.x1", OFF_BLOCKS_19_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.19.norm2.out = rmsnorm(blocks.19.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_19_NORM2_OUT), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM2_WEIGHT));
-    TRACE("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM2_WEIGHT));
     /* blocks.19.ffn.gate.out = linear(blocks.19.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_GATE_0_WEIGHT, OFF_BLOCKS_19_FFN_GATE_OUT);
-    TRACE("blocks.19.ffn.gate.out", OFF_BLOCKS_19_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_GATE_0_WEIGHT, OUT("blocks.19.ffn.gate.out", OFF_BLOCKS_19_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.19.ffn.fc1.out = linear(blocks.19.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_FC1_WEIGHT, OFF_BLOCKS_19_FFN_FC1_OUT);
-    TRACE("blocks.19.ffn.fc1.out", OFF_BLOCKS_19_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_FC1_WEIGHT, OUT("blocks.19.ffn.fc1.out", OFF_BLOCKS_19_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.19.ffn.act = gated_gelu(blocks.19.ffn.gate.out, blocks.19.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_FFN_ACT), PTR(OFF_BLOCKS_19_FFN_GATE_OUT), PTR(OFF_BLOCKS_19_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.19.ffn.act", OFF_BLOCKS_19_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.19.ffn.act", OFF_BLOCKS_19_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_19_FFN_GATE_OUT), PTR(OFF_BLOCKS_19_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.19.ffn.fc2.out = linear(blocks.19.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_19_FFN_ACT, W_BLOCKS_19_FFN_FC2_WEIGHT, OFF_BLOCKS_19_FFN_FC2_OUT);
-    TRACE("blocks.19.ffn.fc2.out", OFF_BLOCKS_19_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_19_FFN_ACT, W_BLOCKS_19_FFN_FC2_WEIGHT, OUT("blocks.19.ffn.fc2.out", OFF_BLOCKS_19_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.19.out = add(blocks.19.x1, blocks.19.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.19.out", OFF_BLOCKS_19_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.20.norm1.out = rmsnorm(blocks.19.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM1_OUT), PTR(OFF_BLOCKS_19_OUT), WPTR(W_BLOCKS_20_NORM1_WEIGHT));
-    TRACE("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_19_OUT), WPTR(W_BLOCKS_20_NORM1_WEIGHT));
     /* blocks.20.attn.q.out = linear(blocks.20.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_ATTN_Q_WEIGHT, OFF_BLOCKS_20_ATTN_Q_OUT);
-    TRACE("blocks.20.attn.q.out", OFF_BLOCKS_20_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_ATTN_Q_WEIGHT, OUT("blocks.20.attn.q.out", OFF_BLOCKS_20_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.20.attn.k.out = linear(blocks.20.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_ATTN_K_WEIGHT, OFF_BLOCKS_20_ATTN_K_OUT);
-    TRACE("blocks.20.attn.k.out", OFF_BLOCKS_20_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_ATTN_K_WEIGHT, OUT("blocks.20.attn.k.out", OFF_BLOCKS_20_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.20.attn.v.out = linear(blocks.20.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_ATTN_V_WEIGHT, OFF_BLOCKS_20_ATTN_V_OUT);
-    TRACE("blocks.20.attn.v.out", OFF_BLOCKS_20_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_ATTN_V_WEIGHT, OUT("blocks.20.attn.v.out", OFF_BLOCKS_20_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.20.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.20.attn.out = attention_relbias(blocks.20.attn.q.out, blocks.20.attn.k.out, blocks.20.attn.v.out, blocks.20.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_20_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_20_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_20_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_20_ATTN_OUT_SCORES), WPTR(W_BLOCKS_20_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_20_ATTN_OUT_SCORES, OFF_BLOCKS_20_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_20_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_20_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_20_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_20_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_20_ATTN_OUT_SCORES), WPTR(W_BLOCKS_20_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_20_ATTN_OUT_SCORES, OFF_BLOCKS_20_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_20_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.20.attn.out", OFF_BLOCKS_20_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.20.attn.o.out = linear(blocks.20.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_20_ATTN_OUT, W_BLOCKS_20_ATTN_O_WEIGHT, OFF_BLOCKS_20_ATTN_O_OUT);
-    TRACE("blocks.20.attn.o.out", OFF_BLOCKS_20_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_20_ATTN_OUT, W_BLOCKS_20_ATTN_O_WEIGHT, OUT("blocks.20.attn.o.out", OFF_BLOCKS_20_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.20.x1 = add(blocks.19.out, blocks.20.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.20.x1", OFF_BLOCKS_20_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.20.x1", OFF_BLOCKS_20_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.20.norm2.out = rmsnorm(blocks.20.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_20_NORM2_OUT), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM2_WEIGHT));
-    TRACE("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM2_WEIGHT));
     /* blocks.20.ffn.gate.out = linear(blocks.20.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_GATE_0_WEIGHT, OFF_BLOCKS_20_FFN_GATE_OUT);
-    TRACE("blocks.20.ffn.gate.out", OFF_BLOCKS_20_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_GATE_0_WEIGHT, OUT("blocks.20.ffn.gate.out", OFF_BLOCKS_20_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.20.ffn.fc1.out = linear(blocks.20.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_FC1_WEIGHT, OFF_BLOCKS_20_FFN_FC1_OUT);
-    TRACE("blocks.20.ffn.fc1.out", OFF_BLOCKS_20_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_FC1_WEIGHT, OUT("blocks.20.ffn.fc1.out", OFF_BLOCKS_20_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.20.ffn.act = gated_gelu(blocks.20.ffn.gate.out, blocks.20.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_FFN_ACT), PTR(OFF_BLOCKS_20_FFN_GATE_OUT), PTR(OFF_BLOCKS_20_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.20.ffn.act", OFF_BLOCKS_20_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.20.ffn.act", OFF_BLOCKS_20_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_20_FFN_GATE_OUT), PTR(OFF_BLOCKS_20_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.20.ffn.fc2.out = linear(blocks.20.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_20_FFN_ACT, W_BLOCKS_20_FFN_FC2_WEIGHT, OFF_BLOCKS_20_FFN_FC2_OUT);
-    TRACE("blocks.20.ffn.fc2.out", OFF_BLOCKS_20_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_20_FFN_ACT, W_BLOCKS_20_FFN_FC2_WEIGHT, OUT("blocks.20.ffn.fc2.out", OFF_BLOCKS_20_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.20.out = add(blocks.20.x1, blocks.20.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.20.out", OFF_BLOCKS_20_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.21.norm1.out = rmsnorm(blocks.20.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM1_OUT), PTR(OFF_BLOCKS_20_OUT), WPTR(W_BLOCKS_21_NORM1_WEIGHT));
-    TRACE("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_20_OUT), WPTR(W_BLOCKS_21_NORM1_WEIGHT));
     /* blocks.21.attn.q.out = linear(blocks.21.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_ATTN_Q_WEIGHT, OFF_BLOCKS_21_ATTN_Q_OUT);
-    TRACE("blocks.21.attn.q.out", OFF_BLOCKS_21_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_ATTN_Q_WEIGHT, OUT("blocks.21.attn.q.out", OFF_BLOCKS_21_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.21.attn.k.out = linear(blocks.21.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_ATTN_K_WEIGHT, OFF_BLOCKS_21_ATTN_K_OUT);
-    TRACE("blocks.21.attn.k.out", OFF_BLOCKS_21_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_ATTN_K_WEIGHT, OUT("blocks.21.attn.k.out", OFF_BLOCKS_21_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.21.attn.v.out = linear(blocks.21.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_ATTN_V_WEIGHT, OFF_BLOCKS_21_ATTN_V_OUT);
-    TRACE("blocks.21.attn.v.out", OFF_BLOCKS_21_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_ATTN_V_WEIGHT, OUT("blocks.21.attn.v.out", OFF_BLOCKS_21_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.21.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.21.attn.out = attention_relbias(blocks.21.attn.q.out, blocks.21.attn.k.out, blocks.21.attn.v.out, blocks.21.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_21_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_21_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_21_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_21_ATTN_OUT_SCORES), WPTR(W_BLOCKS_21_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_21_ATTN_OUT_SCORES, OFF_BLOCKS_21_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_21_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_21_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_21_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_21_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_21_ATTN_OUT_SCORES), WPTR(W_BLOCKS_21_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_21_ATTN_OUT_SCORES, OFF_BLOCKS_21_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_21_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.21.attn.out", OFF_BLOCKS_21_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.21.attn.o.out = linear(blocks.21.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_21_ATTN_OUT, W_BLOCKS_21_ATTN_O_WEIGHT, OFF_BLOCKS_21_ATTN_O_OUT);
-    TRACE("blocks.21.attn.o.out", OFF_BLOCKS_21_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_21_ATTN_OUT, W_BLOCKS_21_ATTN_O_WEIGHT, OUT("blocks.21.attn.o.out", OFF_BLOCKS_21_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.21.x1 = add(blocks.20.out, blocks.21.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.21.x1", OFF_BLOCKS_21_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.21.x1", OFF_BLOCKS_21_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.21.norm2.out = rmsnorm(blocks.21.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_21_NORM2_OUT), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM2_WEIGHT));
-    TRACE("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM2_WEIGHT));
     /* blocks.21.ffn.gate.out = linear(blocks.21.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_GATE_0_WEIGHT, OFF_BLOCKS_21_FFN_GATE_OUT);
-    TRACE("blocks.21.ffn.gate.out", OFF_BLOCKS_21_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_GATE_0_WEIGHT, OUT("blocks.21.ffn.gate.out", OFF_BLOCKS_21_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.21.ffn.fc1.out = linear(blocks.21.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_FC1_WEIGHT, OFF_BLOCKS_21_FFN_FC1_OUT);
-    TRACE("blocks.21.ffn.fc1.out", OFF_BLOCKS_21_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_FC1_WEIGHT, OUT("blocks.21.ffn.fc1.out", OFF_BLOCKS_21_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.21.ffn.act = gated_gelu(blocks.21.ffn.gate.out, blocks.21.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_FFN_ACT), PTR(OFF_BLOCKS_21_FFN_GATE_OUT), PTR(OFF_BLOCKS_21_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.21.ffn.act", OFF_BLOCKS_21_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.21.ffn.act", OFF_BLOCKS_21_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_21_FFN_GATE_OUT), PTR(OFF_BLOCKS_21_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.21.ffn.fc2.out = linear(blocks.21.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_21_FFN_ACT, W_BLOCKS_21_FFN_FC2_WEIGHT, OFF_BLOCKS_21_FFN_FC2_OUT);
-    TRACE("blocks.21.ffn.fc2.out", OFF_BLOCKS_21_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_21_FFN_ACT, W_BLOCKS_21_FFN_FC2_WEIGHT, OUT("blocks.21.ffn.fc2.out", OFF_BLOCKS_21_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.21.out = add(blocks.21.x1, blocks.21.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.21.out", OFF_BLOCKS_21_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.22.norm1.out = rmsnorm(blocks.21.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM1_OUT), PTR(OFF_BLOCKS_21_OUT), WPTR(W_BLOCKS_22_NORM1_WEIGHT));
-    TRACE("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_21_OUT), WPTR(W_BLOCKS_22_NORM1_WEIGHT));
     /* blocks.22.attn.q.out = linear(blocks.22.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_ATTN_Q_WEIGHT, OFF_BLOCKS_22_ATTN_Q_OUT);
-    TRACE("blocks.22.attn.q.out", OFF_BLOCKS_22_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_ATTN_Q_WEIGHT, OUT("blocks.22.attn.q.out", OFF_BLOCKS_22_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.22.attn.k.out = linear(blocks.22.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_ATTN_K_WEIGHT, OFF_BLOCKS_22_ATTN_K_OUT);
-    TRACE("blocks.22.attn.k.out", OFF_BLOCKS_22_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_ATTN_K_WEIGHT, OUT("blocks.22.attn.k.out", OFF_BLOCKS_22_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.22.attn.v.out = linear(blocks.22.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_ATTN_V_WEIGHT, OFF_BLOCKS_22_ATTN_V_OUT);
-    TRACE("blocks.22.attn.v.out", OFF_BLOCKS_22_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_ATTN_V_WEIGHT, OUT("blocks.22.attn.v.out", OFF_BLOCKS_22_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.22.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.22.attn.out = attention_relbias(blocks.22.attn.q.out, blocks.22.attn.k.out, blocks.22.attn.v.out, blocks.22.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_22_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_22_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_22_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_22_ATTN_OUT_SCORES), WPTR(W_BLOCKS_22_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_22_ATTN_OUT_SCORES, OFF_BLOCKS_22_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_22_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_22_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_22_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_22_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_22_ATTN_OUT_SCORES), WPTR(W_BLOCKS_22_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_22_ATTN_OUT_SCORES, OFF_BLOCKS_22_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_22_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.22.attn.out", OFF_BLOCKS_22_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.22.attn.o.out = linear(blocks.22.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_22_ATTN_OUT, W_BLOCKS_22_ATTN_O_WEIGHT, OFF_BLOCKS_22_ATTN_O_OUT);
-    TRACE("blocks.22.attn.o.out", OFF_BLOCKS_22_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_22_ATTN_OUT, W_BLOCKS_22_ATTN_O_WEIGHT, OUT("blocks.22.attn.o.out", OFF_BLOCKS_22_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.22.x1 = add(blocks.21.out, blocks.22.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.22.x1", OFF_BLOCKS_22_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.22.x1", OFF_BLOCKS_22_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.22.norm2.out = rmsnorm(blocks.22.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_22_NORM2_OUT), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM2_WEIGHT));
-    TRACE("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM2_WEIGHT));
     /* blocks.22.ffn.gate.out = linear(blocks.22.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_GATE_0_WEIGHT, OFF_BLOCKS_22_FFN_GATE_OUT);
-    TRACE("blocks.22.ffn.gate.out", OFF_BLOCKS_22_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_GATE_0_WEIGHT, OUT("blocks.22.ffn.gate.out", OFF_BLOCKS_22_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.22.ffn.fc1.out = linear(blocks.22.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_FC1_WEIGHT, OFF_BLOCKS_22_FFN_FC1_OUT);
-    TRACE("blocks.22.ffn.fc1.out", OFF_BLOCKS_22_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_FC1_WEIGHT, OUT("blocks.22.ffn.fc1.out", OFF_BLOCKS_22_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.22.ffn.act = gated_gelu(blocks.22.ffn.gate.out, blocks.22.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_FFN_ACT), PTR(OFF_BLOCKS_22_FFN_GATE_OUT), PTR(OFF_BLOCKS_22_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.22.ffn.act", OFF_BLOCKS_22_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.22.ffn.act", OFF_BLOCKS_22_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_22_FFN_GATE_OUT), PTR(OFF_BLOCKS_22_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.22.ffn.fc2.out = linear(blocks.22.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_22_FFN_ACT, W_BLOCKS_22_FFN_FC2_WEIGHT, OFF_BLOCKS_22_FFN_FC2_OUT);
-    TRACE("blocks.22.ffn.fc2.out", OFF_BLOCKS_22_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_22_FFN_ACT, W_BLOCKS_22_FFN_FC2_WEIGHT, OUT("blocks.22.ffn.fc2.out", OFF_BLOCKS_22_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.22.out = add(blocks.22.x1, blocks.22.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.22.out", OFF_BLOCKS_22_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_FFN_FC2_OUT), LL((long long)N * 4096));
     /* blocks.23.norm1.out = rmsnorm(blocks.22.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM1_OUT), PTR(OFF_BLOCKS_22_OUT), WPTR(W_BLOCKS_23_NORM1_WEIGHT));
-    TRACE("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_22_OUT), WPTR(W_BLOCKS_23_NORM1_WEIGHT));
     /* blocks.23.attn.q.out = linear(blocks.23.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_ATTN_Q_WEIGHT, OFF_BLOCKS_23_ATTN_Q_OUT);
-    TRACE("blocks.23.attn.q.out", OFF_BLOCKS_23_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_ATTN_Q_WEIGHT, OUT("blocks.23.attn.q.out", OFF_BLOCKS_23_ATTN_Q_OUT, BF16, (long long)N * 4096));
     /* blocks.23.attn.k.out = linear(blocks.23.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_ATTN_K_WEIGHT, OFF_BLOCKS_23_ATTN_K_OUT);
-    TRACE("blocks.23.attn.k.out", OFF_BLOCKS_23_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_ATTN_K_WEIGHT, OUT("blocks.23.attn.k.out", OFF_BLOCKS_23_ATTN_K_OUT, BF16, (long long)N * 4096));
     /* blocks.23.attn.v.out = linear(blocks.23.norm1.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_ATTN_V_WEIGHT, OFF_BLOCKS_23_ATTN_V_OUT);
-    TRACE("blocks.23.attn.v.out", OFF_BLOCKS_23_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_ATTN_V_WEIGHT, OUT("blocks.23.attn.v.out", OFF_BLOCKS_23_ATTN_V_OUT, BF16, (long long)N * 4096));
     /* blocks.23.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.23.attn.out = attention_relbias(blocks.23.attn.q.out, blocks.23.attn.k.out, blocks.23.attn.v.out, blocks.23.attn.out.scores)  [N,4096] bf16 */
     for (int h = 0; h < 64; h++) {
-        GEMM_DIMS(1, N, N, 64, OFF_BLOCKS_23_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_23_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_23_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH64, N, 1, 256, 0, PTR(OFF_BLOCKS_23_ATTN_OUT_SCORES), WPTR(W_BLOCKS_23_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
-        GEMM_DIMS(2, N, 64, N, OFF_BLOCKS_23_ATTN_OUT_SCORES, OFF_BLOCKS_23_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_23_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 64, OFF_BLOCKS_23_ATTN_Q_OUT + (size_t)h * 128, OFF_BLOCKS_23_ATTN_K_OUT + (size_t)h * 128, OFF_BLOCKS_23_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H64, N, 1, 256, 0, PTR(OFF_BLOCKS_23_ATTN_OUT_SCORES), WPTR(W_BLOCKS_23_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(512));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 64, N, OFF_BLOCKS_23_ATTN_OUT_SCORES, OFF_BLOCKS_23_ATTN_V_OUT + (size_t)h * 128, OFF_BLOCKS_23_ATTN_OUT + (size_t)h * 128);  /* O_h = P V_h */
     }
     TRACE("blocks.23.attn.out", OFF_BLOCKS_23_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
     /* blocks.23.attn.o.out = linear(blocks.23.attn.out)  [N,4096] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_23_ATTN_OUT, W_BLOCKS_23_ATTN_O_WEIGHT, OFF_BLOCKS_23_ATTN_O_OUT);
-    TRACE("blocks.23.attn.o.out", OFF_BLOCKS_23_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_23_ATTN_OUT, W_BLOCKS_23_ATTN_O_WEIGHT, OUT("blocks.23.attn.o.out", OFF_BLOCKS_23_ATTN_O_OUT, BF16, (long long)N * 4096));
     /* blocks.23.x1 = add(blocks.22.out, blocks.23.attn.o.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_ATTN_O_OUT), LL((long long)N * 4096));
-    TRACE("blocks.23.x1", OFF_BLOCKS_23_X1, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.23.x1", OFF_BLOCKS_23_X1, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_ATTN_O_OUT), LL((long long)N * 4096));
     /* blocks.23.norm2.out = rmsnorm(blocks.23.x1)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_BLOCKS_23_NORM2_OUT), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM2_WEIGHT));
-    TRACE("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM2_WEIGHT));
     /* blocks.23.ffn.gate.out = linear(blocks.23.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_GATE_0_WEIGHT, OFF_BLOCKS_23_FFN_GATE_OUT);
-    TRACE("blocks.23.ffn.gate.out", OFF_BLOCKS_23_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_GATE_0_WEIGHT, OUT("blocks.23.ffn.gate.out", OFF_BLOCKS_23_FFN_GATE_OUT, BF16, (long long)N * 10240));
     /* blocks.23.ffn.fc1.out = linear(blocks.23.norm2.out)  [N,10240] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_FC1_WEIGHT, OFF_BLOCKS_23_FFN_FC1_OUT);
-    TRACE("blocks.23.ffn.fc1.out", OFF_BLOCKS_23_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_FC1_WEIGHT, OUT("blocks.23.ffn.fc1.out", OFF_BLOCKS_23_FFN_FC1_OUT, BF16, (long long)N * 10240));
     /* blocks.23.ffn.act = gated_gelu(blocks.23.ffn.gate.out, blocks.23.ffn.fc1.out)  [N,10240] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_FFN_ACT), PTR(OFF_BLOCKS_23_FFN_GATE_OUT), PTR(OFF_BLOCKS_23_FFN_FC1_OUT), LL((long long)N * 10240));
-    TRACE("blocks.23.ffn.act", OFF_BLOCKS_23_FFN_ACT, SKY_TRACE_BF16, (long long)N * 10240, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 10240, 256), 1, 256, 0, OUT("blocks.23.ffn.act", OFF_BLOCKS_23_FFN_ACT, BF16, (long long)N * 10240), PTR(OFF_BLOCKS_23_FFN_GATE_OUT), PTR(OFF_BLOCKS_23_FFN_FC1_OUT), LL((long long)N * 10240));
     /* blocks.23.ffn.fc2.out = linear(blocks.23.ffn.act)  [N,4096] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_23_FFN_ACT, W_BLOCKS_23_FFN_FC2_WEIGHT, OFF_BLOCKS_23_FFN_FC2_OUT);
-    TRACE("blocks.23.ffn.fc2.out", OFF_BLOCKS_23_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_23_FFN_ACT, W_BLOCKS_23_FFN_FC2_WEIGHT, OUT("blocks.23.ffn.fc2.out", OFF_BLOCKS_23_FFN_FC2_OUT, BF16, (long long)N * 4096));
     /* blocks.23.out = add(blocks.23.x1, blocks.23.ffn.fc2.out)  [N,4096] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 4096, 256), 1, 256, 0, PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_FFN_FC2_OUT), LL((long long)N * 4096));
-    TRACE("blocks.23.out", OFF_BLOCKS_23_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 4096, 256), 1, 256, 0, OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_FFN_FC2_OUT), LL((long long)N * 4096));
     /* norm.out = rmsnorm(blocks.23.out)  [N,4096] bf16 */
-    LAUNCH(K_T5_RMSNORM_C4096_EPS1E06F_THREADS256, N, 1, 256, 0, PTR(OFF_NORM_OUT), PTR(OFF_BLOCKS_23_OUT), WPTR(W_NORM_WEIGHT));
-    TRACE("norm.out", OFF_NORM_OUT, SKY_TRACE_BF16, (long long)N * 4096, 0);
+    OP(K_T5_RMSNORM_C4096, N, 1, 256, 0, OUT("norm.out", OFF_NORM_OUT, BF16, (long long)N * 4096), PTR(OFF_BLOCKS_23_OUT), WPTR(W_NORM_WEIGHT));
     /* context = zero_tail(norm.out)  [512,4096] f32 */
-    LAUNCH(K_ZERO_TAIL_COLS4096_ROWS512, CDIV(2097152, 256), 1, 256, 0, PTR(OFF_CONTEXT), PTR(OFF_NORM_OUT), INT(N));
-    TRACE("context", OFF_CONTEXT, SKY_TRACE_F32, (long long)512 * 4096, 0);
+    OP(K_ZERO_TAIL_C4096, CDIV(2097152, 256), 1, 256, 0, OUT("context", OFF_CONTEXT, F32, (long long)512 * 4096), PTR(OFF_NORM_OUT), INT(N));
 }
 
 extern const char text_encode_kernels_src[];

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * program    vae_decode (cuda): 91 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      8,325,027,840 bytes (see plan_cuda.txt)
  */
@@ -253,61 +253,71 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of vae_decode_kernel_names */
-    K_ADD_TAFLOAT_TBFLOAT_TYFLOAT = 0,
+    K_ADD_F32 = 0,
     K_CACHE_UPDATE_NC2 = 1,
     K_CLAMP_CF_C3 = 2,
-    K_CONV_TF32_CIN16_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 3,
-    K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 4,
-    K_CONV_TF32_CIN192_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 5,
-    K_CONV_TF32_CIN192_COUT96_KH3_KT1_KW3_NC0_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 6,
-    K_CONV_TF32_CIN384_COUT192_KH3_KT1_KW3_NC0_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 7,
-    K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 8,
-    K_CONV_TF32_CIN384_COUT768_KH1_KT3_KW1_NC2_PH0_PW0_SH1_SPLIT1_ST1_SW1 = 9,
-    K_CONV_TF32_CIN96_COUT3_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 10,
-    K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 11,
+    K_CONV_TF32_1X3X3_192TO96 = 3,
+    K_CONV_TF32_1X3X3_384TO192 = 4,
+    K_CONV_TF32_3X1X1_384TO768 = 5,
+    K_CONV_TF32_3X3X3_16TO384 = 6,
+    K_CONV_TF32_3X3X3_192TO192 = 7,
+    K_CONV_TF32_3X3X3_192TO384 = 8,
+    K_CONV_TF32_3X3X3_384TO384 = 9,
+    K_CONV_TF32_3X3X3_96TO3 = 10,
+    K_CONV_TF32_3X3X3_96TO96 = 11,
     K_COPY = 12,
-    K_RMS_NORM_CL_C192_SILU1 = 13,
-    K_RMS_NORM_CL_C384_SILU0 = 14,
-    K_RMS_NORM_CL_C384_SILU1 = 15,
-    K_RMS_NORM_CL_C96_SILU1 = 16,
+    K_RMS_NORM_CL_C384 = 13,
+    K_RMS_NORM_SILU_CL_C192 = 14,
+    K_RMS_NORM_SILU_CL_C384 = 15,
+    K_RMS_NORM_SILU_CL_C96 = 16,
     K_SOFTMAX_ROWS = 17,
     K_UPSAMPLE2X_CL_C192 = 18,
     K_UPSAMPLE2X_CL_C384 = 19,
-    K_VAE_DENORM_CL_Z16 = 20,
+    K_VAE_DENORM_CL_C16 = 20,
 };
 
 const char *const vae_decode_kernel_names[21] = {
-    "add_tafloat_tbfloat_tyfloat",
+    "add_f32",
     "cache_update_nc2",
     "clamp_cf_c3",
-    "conv_tf32_cin16_cout384_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin192_cout192_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin192_cout384_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin192_cout96_kh3_kt1_kw3_nc0_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin384_cout192_kh3_kt1_kw3_nc0_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin384_cout384_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin384_cout768_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1",
-    "conv_tf32_cin96_cout3_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin96_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
+    "conv_tf32_1x3x3_192to96",
+    "conv_tf32_1x3x3_384to192",
+    "conv_tf32_3x1x1_384to768",
+    "conv_tf32_3x3x3_16to384",
+    "conv_tf32_3x3x3_192to192",
+    "conv_tf32_3x3x3_192to384",
+    "conv_tf32_3x3x3_384to384",
+    "conv_tf32_3x3x3_96to3",
+    "conv_tf32_3x3x3_96to96",
     "copy",
-    "rms_norm_cl_c192_silu1",
-    "rms_norm_cl_c384_silu0",
-    "rms_norm_cl_c384_silu1",
-    "rms_norm_cl_c96_silu1",
+    "rms_norm_cl_c384",
+    "rms_norm_silu_cl_c192",
+    "rms_norm_silu_cl_c384",
+    "rms_norm_silu_cl_c96",
     "softmax_rows",
     "upsample2x_cl_c192",
     "upsample2x_cl_c384",
-    "vae_denorm_cl_z16",
+    "vae_denorm_cl_c16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_CONV2                        = 0,
+    GEMM_DECODER_MIDDLE_1_TO_QKV      = 1,
+    GEMM_DECODER_MIDDLE_1_ATTN_QK     = 2,
+    GEMM_DECODER_MIDDLE_1_ATTN_PV     = 3,
+    GEMM_DECODER_MIDDLE_1_PROJ        = 4,
+    GEMM_DECODER_UPSAMPLES_4_SHORTCUT = 5,
+};
+
 const sky_gemm_desc vae_decode_gemms[6] = {
-    {8160, 16, 16, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {8160, 1152, 384, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {8160, 8160, 384, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 1152, 1152, 0, 0},
-    {8160, 384, 8160, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 0, 1152, 0, 1},
-    {8160, 384, 384, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {65280, 384, 192, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_CONV2]                        = { .m_max = 8160,  .n = 16,   .k = 16,   .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_DECODER_MIDDLE_1_TO_QKV]      = { .m_max = 8160,  .n = 1152, .k = 384,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_DECODER_MIDDLE_1_ATTN_QK]     = { .m_max = 8160,  .n = 8160, .k = 384,  .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 1152, .ldw = 1152 },
+    [GEMM_DECODER_MIDDLE_1_ATTN_PV]     = { .m_max = 8160,  .n = 384,  .k = 8160, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldw = 1152, .w_kn = 1 },
+    [GEMM_DECODER_MIDDLE_1_PROJ]        = { .m_max = 8160,  .n = 384,  .k = 384,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_DECODER_UPSAMPLES_4_SHORTCUT] = { .m_max = 65280, .n = 384,  .k = 192,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* how each weight is uploaded: {cout, cin, taps, cin_pad} moves a conv kernel's input channel last
@@ -477,365 +487,276 @@ void vae_decode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
 
     /* ---- input / output ---------------------------------------------------------- */
     /* z.denorm = vae_denorm(z)  [16,T0,H0,W0] */
-    LAUNCH(K_VAE_DENORM_CL_Z16, CDIV((long long)T0 * H0 * W0 * 16, 256), 1, 256, 0, PTR(OFF_Z_DENORM), PTR(OFF_Z), LL((long long)T0 * H0 * W0));
-    TRACE("z.denorm", OFF_Z_DENORM, SKY_TRACE_F32, (long long)16 * T0 * H0 * W0, 16);
+    OP(K_VAE_DENORM_CL_C16, CDIV((long long)T0 * H0 * W0 * 16, 256), 1, 256, 0, OUT_CL("z.denorm", OFF_Z_DENORM, (long long)16 * T0 * H0 * W0, 16), PTR(OFF_Z), LL((long long)T0 * H0 * W0));
     /* conv2.out = conv1x1(z.denorm)  [16,T0,H0,W0] */
-    GEMM(0, (long long)T0 * H0 * W0, OFF_Z_DENORM, W_CONV2_WEIGHT, W_CONV2_BIAS, OFF_CONV2_OUT);
-    TRACE("conv2.out", OFF_CONV2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H0 * W0, 16);
+    GEMM(GEMM_CONV2, (long long)T0 * H0 * W0, OFF_Z_DENORM, W_CONV2_WEIGHT, W_CONV2_BIAS, OUT_CL("conv2.out", OFF_CONV2_OUT, (long long)16 * T0 * H0 * W0, 16));
     /* decoder.conv1.out = causal_conv3(conv2.out, decoder.conv1.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN16_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_CONV1_OUT), PTR(OFF_CONV2_OUT), PTR(OFF_DECODER_CONV1_CACHE), WPTR(W_DECODER_CONV1_WEIGHT), WPTR(W_DECODER_CONV1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_16TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.conv1.out", OFF_DECODER_CONV1_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_CONV2_OUT), PTR(OFF_DECODER_CONV1_CACHE), WPTR(W_DECODER_CONV1_WEIGHT), WPTR(W_DECODER_CONV1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 16, 256), 1, 256, 0, PTR(OFF_DECODER_CONV1_CACHE), PTR(OFF_CONV2_OUT), INT(T0), LL((long long)H0 * W0 * 16));
-    TRACE("decoder.conv1.out", OFF_DECODER_CONV1_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
 
     /* ---- decoder.middle.0 -------------------------------------------------------- */
     /* decoder.middle.0.residual.0.out.silu = rms_norm_ch(decoder.conv1.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_CONV1_OUT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.middle.0.residual.0.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.middle.0.residual.0.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_CONV1_OUT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.middle.0.residual.2.out = causal_conv3(decoder.middle.0.residual.0.out.silu, decoder.middle.0.residual.2.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_2_CACHE), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.middle.0.residual.2.out", OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_2_CACHE), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_2_CACHE), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.middle.0.residual.2.out", OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.middle.0.residual.3.out.silu = rms_norm_ch(decoder.middle.0.residual.2.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.middle.0.residual.3.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.middle.0.residual.3.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.middle.0.residual.6.out = causal_conv3(decoder.middle.0.residual.3.out.silu, decoder.middle.0.residual.6.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_6_CACHE), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.middle.0.residual.6.out", OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_6_CACHE), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_MIDDLE_0_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_6_CACHE), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.middle.0.residual.6.out", OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.middle.0.out = add(decoder.middle.0.residual.6.out, decoder.conv1.out)  [384,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_0_OUT), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT), PTR(OFF_DECODER_CONV1_OUT), LL((long long)T0 * H0 * W0 * 384));
-    TRACE("decoder.middle.0.out", OFF_DECODER_MIDDLE_0_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.middle.0.out", OFF_DECODER_MIDDLE_0_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT), PTR(OFF_DECODER_CONV1_OUT), LL((long long)T0 * H0 * W0 * 384));
 
     /* ---- decoder.middle.1 -------------------------------------------------------- */
     /* decoder.middle.1.norm.out = rms_norm_ch(decoder.middle.0.out)  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU0, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_NORM_OUT), PTR(OFF_DECODER_MIDDLE_0_OUT), WPTR(W_DECODER_MIDDLE_1_NORM_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.middle.1.norm.out", OFF_DECODER_MIDDLE_1_NORM_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.middle.1.norm.out", OFF_DECODER_MIDDLE_1_NORM_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_0_OUT), WPTR(W_DECODER_MIDDLE_1_NORM_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.middle.1.to_qkv.out = conv1x1(decoder.middle.1.norm.out)  [1152,T0,H0,W0] */
-    GEMM(1, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_NORM_OUT, W_DECODER_MIDDLE_1_TO_QKV_WEIGHT, W_DECODER_MIDDLE_1_TO_QKV_BIAS, OFF_DECODER_MIDDLE_1_TO_QKV_OUT);
-    TRACE("decoder.middle.1.to_qkv.out", OFF_DECODER_MIDDLE_1_TO_QKV_OUT, SKY_TRACE_F32, (long long)1152 * T0 * H0 * W0, 1152);
+    GEMM(GEMM_DECODER_MIDDLE_1_TO_QKV, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_NORM_OUT, W_DECODER_MIDDLE_1_TO_QKV_WEIGHT, W_DECODER_MIDDLE_1_TO_QKV_BIAS, OUT_CL("decoder.middle.1.to_qkv.out", OFF_DECODER_MIDDLE_1_TO_QKV_OUT, (long long)1152 * T0 * H0 * W0, 1152));
     /* decoder.middle.1.attn.scores = attn_qk(decoder.middle.1.to_qkv.out)  [T0,H0,W0,H0,W0] */
     for (int f = 0; f < T0; f++) {
-        GEMM_ACT(2, H0 * W0, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 1536, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4);  /* S = Q K^T */
+        GEMM_ACT(GEMM_DECODER_MIDDLE_1_ATTN_QK, H0 * W0, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 1536, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4);  /* S = Q K^T */
         LAUNCH(K_SOFTMAX_ROWS, H0 * W0, 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4), INT(H0 * W0), FLT(0.05103104f));
     }
     TRACE("decoder.middle.1.attn.scores", OFF_DECODER_MIDDLE_1_ATTN_SCORES, SKY_TRACE_F32, (long long)T0 * H0 * W0 * H0 * W0, 0);
     /* decoder.middle.1.attn = attn_pv(decoder.middle.1.attn.scores, decoder.middle.1.to_qkv.out)  [384,T0,H0,W0] */
     for (int f = 0; f < T0; f++) {
-        GEMM_ACT(3, H0 * W0, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 3072, OFF_DECODER_MIDDLE_1_ATTN + (size_t)f * H0 * W0 * 384 * 4);  /* O = P V */
+        GEMM_ACT(GEMM_DECODER_MIDDLE_1_ATTN_PV, H0 * W0, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 3072, OFF_DECODER_MIDDLE_1_ATTN + (size_t)f * H0 * W0 * 384 * 4);  /* O = P V */
     }
     TRACE("decoder.middle.1.attn", OFF_DECODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.middle.1.proj.out = conv1x1(decoder.middle.1.attn)  [384,T0,H0,W0] */
-    GEMM(4, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_ATTN, W_DECODER_MIDDLE_1_PROJ_WEIGHT, W_DECODER_MIDDLE_1_PROJ_BIAS, OFF_DECODER_MIDDLE_1_PROJ_OUT);
-    TRACE("decoder.middle.1.proj.out", OFF_DECODER_MIDDLE_1_PROJ_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    GEMM(GEMM_DECODER_MIDDLE_1_PROJ, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_ATTN, W_DECODER_MIDDLE_1_PROJ_WEIGHT, W_DECODER_MIDDLE_1_PROJ_BIAS, OUT_CL("decoder.middle.1.proj.out", OFF_DECODER_MIDDLE_1_PROJ_OUT, (long long)384 * T0 * H0 * W0, 384));
     /* decoder.middle.1.out = add(decoder.middle.0.out, decoder.middle.1.proj.out)  [384,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_OUT), PTR(OFF_DECODER_MIDDLE_0_OUT), PTR(OFF_DECODER_MIDDLE_1_PROJ_OUT), LL((long long)T0 * H0 * W0 * 384));
-    TRACE("decoder.middle.1.out", OFF_DECODER_MIDDLE_1_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.middle.1.out", OFF_DECODER_MIDDLE_1_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_0_OUT), PTR(OFF_DECODER_MIDDLE_1_PROJ_OUT), LL((long long)T0 * H0 * W0 * 384));
 
     /* ---- decoder.middle.2 -------------------------------------------------------- */
     /* decoder.middle.2.residual.0.out.silu = rms_norm_ch(decoder.middle.1.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_MIDDLE_1_OUT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.middle.2.residual.0.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.middle.2.residual.0.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_1_OUT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.middle.2.residual.2.out = causal_conv3(decoder.middle.2.residual.0.out.silu, decoder.middle.2.residual.2.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_2_CACHE), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.middle.2.residual.2.out", OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_2_CACHE), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_2_CACHE), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.middle.2.residual.2.out", OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.middle.2.residual.3.out.silu = rms_norm_ch(decoder.middle.2.residual.2.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.middle.2.residual.3.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.middle.2.residual.3.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.middle.2.residual.6.out = causal_conv3(decoder.middle.2.residual.3.out.silu, decoder.middle.2.residual.6.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_6_CACHE), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.middle.2.residual.6.out", OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_6_CACHE), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_MIDDLE_2_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_6_CACHE), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.middle.2.residual.6.out", OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.middle.2.out = add(decoder.middle.2.residual.6.out, decoder.middle.1.out)  [384,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_MIDDLE_2_OUT), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT), PTR(OFF_DECODER_MIDDLE_1_OUT), LL((long long)T0 * H0 * W0 * 384));
-    TRACE("decoder.middle.2.out", OFF_DECODER_MIDDLE_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.middle.2.out", OFF_DECODER_MIDDLE_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT), PTR(OFF_DECODER_MIDDLE_1_OUT), LL((long long)T0 * H0 * W0 * 384));
 
     /* ---- decoder.upsamples.0 ----------------------------------------------------- */
     /* decoder.upsamples.0.residual.0.out.silu = rms_norm_ch(decoder.middle.2.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_MIDDLE_2_OUT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.upsamples.0.residual.0.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.upsamples.0.residual.0.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_MIDDLE_2_OUT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.upsamples.0.residual.2.out = causal_conv3(decoder.upsamples.0.residual.0.out.silu, decoder.upsamples.0.residual.2.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.0.residual.2.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.upsamples.0.residual.2.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.upsamples.0.residual.3.out.silu = rms_norm_ch(decoder.upsamples.0.residual.2.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.upsamples.0.residual.3.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.upsamples.0.residual.3.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.upsamples.0.residual.6.out = causal_conv3(decoder.upsamples.0.residual.3.out.silu, decoder.upsamples.0.residual.6.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.0.residual.6.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_0_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.upsamples.0.residual.6.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.upsamples.0.out = add(decoder.upsamples.0.residual.6.out, decoder.middle.2.out)  [384,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_0_OUT), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT), PTR(OFF_DECODER_MIDDLE_2_OUT), LL((long long)T0 * H0 * W0 * 384));
-    TRACE("decoder.upsamples.0.out", OFF_DECODER_UPSAMPLES_0_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.0.out", OFF_DECODER_UPSAMPLES_0_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT), PTR(OFF_DECODER_MIDDLE_2_OUT), LL((long long)T0 * H0 * W0 * 384));
 
     /* ---- decoder.upsamples.1 ----------------------------------------------------- */
     /* decoder.upsamples.1.residual.0.out.silu = rms_norm_ch(decoder.upsamples.0.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_0_OUT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.upsamples.1.residual.0.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.upsamples.1.residual.0.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_0_OUT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.upsamples.1.residual.2.out = causal_conv3(decoder.upsamples.1.residual.0.out.silu, decoder.upsamples.1.residual.2.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.1.residual.2.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.upsamples.1.residual.2.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.upsamples.1.residual.3.out.silu = rms_norm_ch(decoder.upsamples.1.residual.2.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.upsamples.1.residual.3.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.upsamples.1.residual.3.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.upsamples.1.residual.6.out = causal_conv3(decoder.upsamples.1.residual.3.out.silu, decoder.upsamples.1.residual.6.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.1.residual.6.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_1_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.upsamples.1.residual.6.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.upsamples.1.out = add(decoder.upsamples.1.residual.6.out, decoder.upsamples.0.out)  [384,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_1_OUT), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_0_OUT), LL((long long)T0 * H0 * W0 * 384));
-    TRACE("decoder.upsamples.1.out", OFF_DECODER_UPSAMPLES_1_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.1.out", OFF_DECODER_UPSAMPLES_1_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_0_OUT), LL((long long)T0 * H0 * W0 * 384));
 
     /* ---- decoder.upsamples.2 ----------------------------------------------------- */
     /* decoder.upsamples.2.residual.0.out.silu = rms_norm_ch(decoder.upsamples.1.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_1_OUT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.upsamples.2.residual.0.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.upsamples.2.residual.0.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_1_OUT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.upsamples.2.residual.2.out = causal_conv3(decoder.upsamples.2.residual.0.out.silu, decoder.upsamples.2.residual.2.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.2.residual.2.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.upsamples.2.residual.2.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.upsamples.2.residual.3.out.silu = rms_norm_ch(decoder.upsamples.2.residual.2.out) + silu  [384,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("decoder.upsamples.2.residual.3.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("decoder.upsamples.2.residual.3.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* decoder.upsamples.2.residual.6.out = causal_conv3(decoder.upsamples.2.residual.3.out.silu, decoder.upsamples.2.residual.6.cache)  [384,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T0 * H0 * W0, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.2.residual.6.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_2_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 384));
-    TRACE("decoder.upsamples.2.residual.6.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.upsamples.2.out = add(decoder.upsamples.2.residual.6.out, decoder.upsamples.1.out)  [384,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_2_OUT), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_1_OUT), LL((long long)T0 * H0 * W0 * 384));
-    TRACE("decoder.upsamples.2.out", OFF_DECODER_UPSAMPLES_2_OUT, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.2.out", OFF_DECODER_UPSAMPLES_2_OUT, (long long)384 * T0 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_1_OUT), LL((long long)T0 * H0 * W0 * 384));
 
     /* ---- decoder.upsamples.3 ----------------------------------------------------- */
     /* decoder.upsamples.3.time_conv.out = time_conv_up(decoder.upsamples.2.out, decoder.upsamples.3.time_conv.cache)  [384,T1,H0,W0] */
     if (first) {
-        LAUNCH(K_COPY, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), PTR(OFF_DECODER_UPSAMPLES_2_OUT), LL((long long)T0 * H0 * W0 * 384));
+        OP(K_COPY, CDIV((long long)T0 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.3.time_conv.out", OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT, (long long)384 * T1 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_2_OUT), LL((long long)T0 * H0 * W0 * 384));
     } else {
-        LAUNCH(K_CONV_TF32_CIN384_COUT768_KH1_KT3_KW1_NC2_PH0_PW0_SH1_SPLIT1_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(768, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), PTR(OFF_DECODER_UPSAMPLES_2_OUT), PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_CACHE), WPTR(W_DECODER_UPSAMPLES_3_TIME_CONV_WEIGHT), WPTR(W_DECODER_UPSAMPLES_3_TIME_CONV_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+        OP(K_CONV_TF32_3X1X1_384TO768, CDIV((long long)T0 * H0 * W0, 128), CDIV(768, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.3.time_conv.out", OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT, (long long)384 * T1 * H0 * W0, 384), PTR(OFF_DECODER_UPSAMPLES_2_OUT), PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_CACHE), WPTR(W_DECODER_UPSAMPLES_3_TIME_CONV_WEIGHT), WPTR(W_DECODER_UPSAMPLES_3_TIME_CONV_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
         LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_CACHE), PTR(OFF_DECODER_UPSAMPLES_2_OUT), INT(T0), LL((long long)H0 * W0 * 384));
     }
-    TRACE("decoder.upsamples.3.time_conv.out", OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT, SKY_TRACE_F32, (long long)384 * T1 * H0 * W0, 384);
     /* decoder.upsamples.3.resample.0.out = upsample_nearest2x(decoder.upsamples.3.time_conv.out)  [384,T1,H1,W1] */
-    LAUNCH(K_UPSAMPLE2X_CL_C384, CDIV((long long)T1 * 4 * H0 * W0 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), INT(T1), INT(H0), INT(W0));
-    TRACE("decoder.upsamples.3.resample.0.out", OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_UPSAMPLE2X_CL_C384, CDIV((long long)T1 * 4 * H0 * W0 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.3.resample.0.out", OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), INT(T1), INT(H0), INT(W0));
     /* decoder.upsamples.3.out = conv2d_k3(decoder.upsamples.3.resample.0.out)  [192,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT192_KH3_KT1_KW3_NC0_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_3_OUT), PTR(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), WPTR(W_DECODER_UPSAMPLES_3_RESAMPLE_1_WEIGHT), WPTR(W_DECODER_UPSAMPLES_3_RESAMPLE_1_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
-    TRACE("decoder.upsamples.3.out", OFF_DECODER_UPSAMPLES_3_OUT, SKY_TRACE_F32, (long long)192 * T1 * H1 * W1, 192);
+    OP(K_CONV_TF32_1X3X3_384TO192, CDIV((long long)T1 * H1 * W1, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.3.out", OFF_DECODER_UPSAMPLES_3_OUT, (long long)192 * T1 * H1 * W1, 192), PTR(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), WPTR(W_DECODER_UPSAMPLES_3_RESAMPLE_1_WEIGHT), WPTR(W_DECODER_UPSAMPLES_3_RESAMPLE_1_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
 
     /* ---- decoder.upsamples.4 ----------------------------------------------------- */
     /* decoder.upsamples.4.shortcut.out = conv1x1(decoder.upsamples.3.out)  [384,T1,H1,W1] */
-    GEMM(5, (long long)T1 * H1 * W1, OFF_DECODER_UPSAMPLES_3_OUT, W_DECODER_UPSAMPLES_4_SHORTCUT_WEIGHT, W_DECODER_UPSAMPLES_4_SHORTCUT_BIAS, OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT);
-    TRACE("decoder.upsamples.4.shortcut.out", OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    GEMM(GEMM_DECODER_UPSAMPLES_4_SHORTCUT, (long long)T1 * H1 * W1, OFF_DECODER_UPSAMPLES_3_OUT, W_DECODER_UPSAMPLES_4_SHORTCUT_WEIGHT, W_DECODER_UPSAMPLES_4_SHORTCUT_BIAS, OUT_CL("decoder.upsamples.4.shortcut.out", OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT, (long long)384 * T1 * H1 * W1, 384));
     /* decoder.upsamples.4.residual.0.out.silu = rms_norm_ch(decoder.upsamples.3.out) + silu  [192,T1,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_3_OUT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
-    TRACE("decoder.upsamples.4.residual.0.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)192 * T1 * H1 * W1, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, OUT_CL("decoder.upsamples.4.residual.0.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU, (long long)192 * T1 * H1 * W1, 192), PTR(OFF_DECODER_UPSAMPLES_3_OUT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
     /* decoder.upsamples.4.residual.2.out = causal_conv3(decoder.upsamples.4.residual.0.out.silu, decoder.upsamples.4.residual.2.cache)  [384,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_2_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_192TO384, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.4.residual.2.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_2_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), INT(T1), LL((long long)H1 * W1 * 192));
-    TRACE("decoder.upsamples.4.residual.2.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
     /* decoder.upsamples.4.residual.3.out.silu = rms_norm_ch(decoder.upsamples.4.residual.2.out) + silu  [384,T1,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_3_GAMMA), LL((long long)T1 * H1 * W1));
-    TRACE("decoder.upsamples.4.residual.3.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, OUT_CL("decoder.upsamples.4.residual.3.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_3_GAMMA), LL((long long)T1 * H1 * W1));
     /* decoder.upsamples.4.residual.6.out = causal_conv3(decoder.upsamples.4.residual.3.out.silu, decoder.upsamples.4.residual.6.cache)  [384,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_6_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.4.residual.6.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_4_RESIDUAL_6_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), INT(T1), LL((long long)H1 * W1 * 384));
-    TRACE("decoder.upsamples.4.residual.6.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
     /* decoder.upsamples.4.out = add(decoder.upsamples.4.residual.6.out, decoder.upsamples.4.shortcut.out)  [384,T1,H1,W1] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_4_OUT), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT), LL((long long)T1 * H1 * W1 * 384));
-    TRACE("decoder.upsamples.4.out", OFF_DECODER_UPSAMPLES_4_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_ADD_F32, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.4.out", OFF_DECODER_UPSAMPLES_4_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT), LL((long long)T1 * H1 * W1 * 384));
 
     /* ---- decoder.upsamples.5 ----------------------------------------------------- */
     /* decoder.upsamples.5.residual.0.out.silu = rms_norm_ch(decoder.upsamples.4.out) + silu  [384,T1,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_4_OUT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
-    TRACE("decoder.upsamples.5.residual.0.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, OUT_CL("decoder.upsamples.5.residual.0.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_4_OUT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
     /* decoder.upsamples.5.residual.2.out = causal_conv3(decoder.upsamples.5.residual.0.out.silu, decoder.upsamples.5.residual.2.cache)  [384,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_2_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.5.residual.2.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_2_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), INT(T1), LL((long long)H1 * W1 * 384));
-    TRACE("decoder.upsamples.5.residual.2.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
     /* decoder.upsamples.5.residual.3.out.silu = rms_norm_ch(decoder.upsamples.5.residual.2.out) + silu  [384,T1,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_3_GAMMA), LL((long long)T1 * H1 * W1));
-    TRACE("decoder.upsamples.5.residual.3.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, OUT_CL("decoder.upsamples.5.residual.3.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_3_GAMMA), LL((long long)T1 * H1 * W1));
     /* decoder.upsamples.5.residual.6.out = causal_conv3(decoder.upsamples.5.residual.3.out.silu, decoder.upsamples.5.residual.6.cache)  [384,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_6_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.5.residual.6.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_5_RESIDUAL_6_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), INT(T1), LL((long long)H1 * W1 * 384));
-    TRACE("decoder.upsamples.5.residual.6.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
     /* decoder.upsamples.5.out = add(decoder.upsamples.5.residual.6.out, decoder.upsamples.4.out)  [384,T1,H1,W1] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_5_OUT), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_4_OUT), LL((long long)T1 * H1 * W1 * 384));
-    TRACE("decoder.upsamples.5.out", OFF_DECODER_UPSAMPLES_5_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_ADD_F32, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.5.out", OFF_DECODER_UPSAMPLES_5_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_4_OUT), LL((long long)T1 * H1 * W1 * 384));
 
     /* ---- decoder.upsamples.6 ----------------------------------------------------- */
     /* decoder.upsamples.6.residual.0.out.silu = rms_norm_ch(decoder.upsamples.5.out) + silu  [384,T1,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_5_OUT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
-    TRACE("decoder.upsamples.6.residual.0.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, OUT_CL("decoder.upsamples.6.residual.0.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_5_OUT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_0_GAMMA), LL((long long)T1 * H1 * W1));
     /* decoder.upsamples.6.residual.2.out = causal_conv3(decoder.upsamples.6.residual.0.out.silu, decoder.upsamples.6.residual.2.cache)  [384,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_2_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.6.residual.2.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_2_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), INT(T1), LL((long long)H1 * W1 * 384));
-    TRACE("decoder.upsamples.6.residual.2.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
     /* decoder.upsamples.6.residual.3.out.silu = rms_norm_ch(decoder.upsamples.6.residual.2.out) + silu  [384,T1,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C384_SILU1, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_3_GAMMA), LL((long long)T1 * H1 * W1));
-    TRACE("decoder.upsamples.6.residual.3.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_RMS_NORM_SILU_CL_C384, CDIV((long long)T1 * H1 * W1, 8), 1, 256, 0, OUT_CL("decoder.upsamples.6.residual.3.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_3_GAMMA), LL((long long)T1 * H1 * W1));
     /* decoder.upsamples.6.residual.6.out = causal_conv3(decoder.upsamples.6.residual.3.out.silu, decoder.upsamples.6.residual.6.cache)  [384,T1,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT384_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_6_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_384TO384, CDIV((long long)T1 * H1 * W1, 128), CDIV(384, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.6.residual.6.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_6_RESIDUAL_6_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), INT(T1), LL((long long)H1 * W1 * 384));
-    TRACE("decoder.upsamples.6.residual.6.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
     /* decoder.upsamples.6.out = add(decoder.upsamples.6.residual.6.out, decoder.upsamples.5.out)  [384,T1,H1,W1] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_6_OUT), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_5_OUT), LL((long long)T1 * H1 * W1 * 384));
-    TRACE("decoder.upsamples.6.out", OFF_DECODER_UPSAMPLES_6_OUT, SKY_TRACE_F32, (long long)384 * T1 * H1 * W1, 384);
+    OP(K_ADD_F32, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.6.out", OFF_DECODER_UPSAMPLES_6_OUT, (long long)384 * T1 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_5_OUT), LL((long long)T1 * H1 * W1 * 384));
 
     /* ---- decoder.upsamples.7 ----------------------------------------------------- */
     /* decoder.upsamples.7.time_conv.out = time_conv_up(decoder.upsamples.6.out, decoder.upsamples.7.time_conv.cache)  [384,T2,H1,W1] */
     if (first) {
-        LAUNCH(K_COPY, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), PTR(OFF_DECODER_UPSAMPLES_6_OUT), LL((long long)T1 * H1 * W1 * 384));
+        OP(K_COPY, CDIV((long long)T1 * H1 * W1 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.7.time_conv.out", OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT, (long long)384 * T2 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_6_OUT), LL((long long)T1 * H1 * W1 * 384));
     } else {
-        LAUNCH(K_CONV_TF32_CIN384_COUT768_KH1_KT3_KW1_NC2_PH0_PW0_SH1_SPLIT1_ST1_SW1, CDIV((long long)T1 * H1 * W1, 128), CDIV(768, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), PTR(OFF_DECODER_UPSAMPLES_6_OUT), PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_CACHE), WPTR(W_DECODER_UPSAMPLES_7_TIME_CONV_WEIGHT), WPTR(W_DECODER_UPSAMPLES_7_TIME_CONV_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
+        OP(K_CONV_TF32_3X1X1_384TO768, CDIV((long long)T1 * H1 * W1, 128), CDIV(768, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.7.time_conv.out", OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT, (long long)384 * T2 * H1 * W1, 384), PTR(OFF_DECODER_UPSAMPLES_6_OUT), PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_CACHE), WPTR(W_DECODER_UPSAMPLES_7_TIME_CONV_WEIGHT), WPTR(W_DECODER_UPSAMPLES_7_TIME_CONV_BIAS), INT(T1), INT(H1), INT(W1), INT(H1), INT(W1));
         LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_CACHE), PTR(OFF_DECODER_UPSAMPLES_6_OUT), INT(T1), LL((long long)H1 * W1 * 384));
     }
-    TRACE("decoder.upsamples.7.time_conv.out", OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT, SKY_TRACE_F32, (long long)384 * T2 * H1 * W1, 384);
     /* decoder.upsamples.7.resample.0.out = upsample_nearest2x(decoder.upsamples.7.time_conv.out)  [384,T2,H2,W2] */
-    LAUNCH(K_UPSAMPLE2X_CL_C384, CDIV((long long)T2 * 4 * H1 * W1 * 384, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), INT(T2), INT(H1), INT(W1));
-    TRACE("decoder.upsamples.7.resample.0.out", OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT, SKY_TRACE_F32, (long long)384 * T2 * H2 * W2, 384);
+    OP(K_UPSAMPLE2X_CL_C384, CDIV((long long)T2 * 4 * H1 * W1 * 384, 256), 1, 256, 0, OUT_CL("decoder.upsamples.7.resample.0.out", OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT, (long long)384 * T2 * H2 * W2, 384), PTR(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), INT(T2), INT(H1), INT(W1));
     /* decoder.upsamples.7.out = conv2d_k3(decoder.upsamples.7.resample.0.out)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN384_COUT192_KH3_KT1_KW3_NC0_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_7_OUT), PTR(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), WPTR(W_DECODER_UPSAMPLES_7_RESAMPLE_1_WEIGHT), WPTR(W_DECODER_UPSAMPLES_7_RESAMPLE_1_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
-    TRACE("decoder.upsamples.7.out", OFF_DECODER_UPSAMPLES_7_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_CONV_TF32_1X3X3_384TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.7.out", OFF_DECODER_UPSAMPLES_7_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), WPTR(W_DECODER_UPSAMPLES_7_RESAMPLE_1_WEIGHT), WPTR(W_DECODER_UPSAMPLES_7_RESAMPLE_1_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
 
     /* ---- decoder.upsamples.8 ----------------------------------------------------- */
     /* decoder.upsamples.8.residual.0.out.silu = rms_norm_ch(decoder.upsamples.7.out) + silu  [192,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_7_OUT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("decoder.upsamples.8.residual.0.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("decoder.upsamples.8.residual.0.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_7_OUT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
     /* decoder.upsamples.8.residual.2.out = causal_conv3(decoder.upsamples.8.residual.0.out.silu, decoder.upsamples.8.residual.2.cache)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_192TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.8.residual.2.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 192));
-    TRACE("decoder.upsamples.8.residual.2.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
     /* decoder.upsamples.8.residual.3.out.silu = rms_norm_ch(decoder.upsamples.8.residual.2.out) + silu  [192,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("decoder.upsamples.8.residual.3.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("decoder.upsamples.8.residual.3.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
     /* decoder.upsamples.8.residual.6.out = causal_conv3(decoder.upsamples.8.residual.3.out.silu, decoder.upsamples.8.residual.6.cache)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_192TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.8.residual.6.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_8_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 192));
-    TRACE("decoder.upsamples.8.residual.6.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
     /* decoder.upsamples.8.out = add(decoder.upsamples.8.residual.6.out, decoder.upsamples.7.out)  [192,T2,H2,W2] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_8_OUT), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_7_OUT), LL((long long)T2 * H2 * W2 * 192));
-    TRACE("decoder.upsamples.8.out", OFF_DECODER_UPSAMPLES_8_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_ADD_F32, CDIV((long long)T2 * H2 * W2 * 192, 256), 1, 256, 0, OUT_CL("decoder.upsamples.8.out", OFF_DECODER_UPSAMPLES_8_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_7_OUT), LL((long long)T2 * H2 * W2 * 192));
 
     /* ---- decoder.upsamples.9 ----------------------------------------------------- */
     /* decoder.upsamples.9.residual.0.out.silu = rms_norm_ch(decoder.upsamples.8.out) + silu  [192,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_8_OUT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("decoder.upsamples.9.residual.0.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("decoder.upsamples.9.residual.0.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_8_OUT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
     /* decoder.upsamples.9.residual.2.out = causal_conv3(decoder.upsamples.9.residual.0.out.silu, decoder.upsamples.9.residual.2.cache)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_192TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.9.residual.2.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 192));
-    TRACE("decoder.upsamples.9.residual.2.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
     /* decoder.upsamples.9.residual.3.out.silu = rms_norm_ch(decoder.upsamples.9.residual.2.out) + silu  [192,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("decoder.upsamples.9.residual.3.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("decoder.upsamples.9.residual.3.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
     /* decoder.upsamples.9.residual.6.out = causal_conv3(decoder.upsamples.9.residual.3.out.silu, decoder.upsamples.9.residual.6.cache)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_192TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.9.residual.6.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_9_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 192));
-    TRACE("decoder.upsamples.9.residual.6.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
     /* decoder.upsamples.9.out = add(decoder.upsamples.9.residual.6.out, decoder.upsamples.8.out)  [192,T2,H2,W2] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_9_OUT), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_8_OUT), LL((long long)T2 * H2 * W2 * 192));
-    TRACE("decoder.upsamples.9.out", OFF_DECODER_UPSAMPLES_9_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_ADD_F32, CDIV((long long)T2 * H2 * W2 * 192, 256), 1, 256, 0, OUT_CL("decoder.upsamples.9.out", OFF_DECODER_UPSAMPLES_9_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_8_OUT), LL((long long)T2 * H2 * W2 * 192));
 
     /* ---- decoder.upsamples.10 ---------------------------------------------------- */
     /* decoder.upsamples.10.residual.0.out.silu = rms_norm_ch(decoder.upsamples.9.out) + silu  [192,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_9_OUT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("decoder.upsamples.10.residual.0.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("decoder.upsamples.10.residual.0.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_9_OUT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
     /* decoder.upsamples.10.residual.2.out = causal_conv3(decoder.upsamples.10.residual.0.out.silu, decoder.upsamples.10.residual.2.cache)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_192TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.10.residual.2.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 192));
-    TRACE("decoder.upsamples.10.residual.2.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
     /* decoder.upsamples.10.residual.3.out.silu = rms_norm_ch(decoder.upsamples.10.residual.2.out) + silu  [192,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C192_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("decoder.upsamples.10.residual.3.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_RMS_NORM_SILU_CL_C192, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("decoder.upsamples.10.residual.3.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
     /* decoder.upsamples.10.residual.6.out = causal_conv3(decoder.upsamples.10.residual.3.out.silu, decoder.upsamples.10.residual.6.cache)  [192,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT192_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_192TO192, CDIV((long long)T2 * H2 * W2, 128), CDIV(192, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.10.residual.6.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_10_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 192));
-    TRACE("decoder.upsamples.10.residual.6.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
     /* decoder.upsamples.10.out = add(decoder.upsamples.10.residual.6.out, decoder.upsamples.9.out)  [192,T2,H2,W2] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_10_OUT), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_9_OUT), LL((long long)T2 * H2 * W2 * 192));
-    TRACE("decoder.upsamples.10.out", OFF_DECODER_UPSAMPLES_10_OUT, SKY_TRACE_F32, (long long)192 * T2 * H2 * W2, 192);
+    OP(K_ADD_F32, CDIV((long long)T2 * H2 * W2 * 192, 256), 1, 256, 0, OUT_CL("decoder.upsamples.10.out", OFF_DECODER_UPSAMPLES_10_OUT, (long long)192 * T2 * H2 * W2, 192), PTR(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_9_OUT), LL((long long)T2 * H2 * W2 * 192));
 
     /* ---- decoder.upsamples.11 ---------------------------------------------------- */
     /* decoder.upsamples.11.resample.0.out = upsample_nearest2x(decoder.upsamples.10.out)  [192,T2,H3,W3] */
-    LAUNCH(K_UPSAMPLE2X_CL_C192, CDIV((long long)T2 * 4 * H2 * W2 * 192, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_10_OUT), INT(T2), INT(H2), INT(W2));
-    TRACE("decoder.upsamples.11.resample.0.out", OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT, SKY_TRACE_F32, (long long)192 * T2 * H3 * W3, 192);
+    OP(K_UPSAMPLE2X_CL_C192, CDIV((long long)T2 * 4 * H2 * W2 * 192, 256), 1, 256, 0, OUT_CL("decoder.upsamples.11.resample.0.out", OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT, (long long)192 * T2 * H3 * W3, 192), PTR(OFF_DECODER_UPSAMPLES_10_OUT), INT(T2), INT(H2), INT(W2));
     /* decoder.upsamples.11.out = conv2d_k3(decoder.upsamples.11.resample.0.out)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN192_COUT96_KH3_KT1_KW3_NC0_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_11_OUT), PTR(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), WPTR(W_DECODER_UPSAMPLES_11_RESAMPLE_1_WEIGHT), WPTR(W_DECODER_UPSAMPLES_11_RESAMPLE_1_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
-    TRACE("decoder.upsamples.11.out", OFF_DECODER_UPSAMPLES_11_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_CONV_TF32_1X3X3_192TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.11.out", OFF_DECODER_UPSAMPLES_11_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), PTR(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), WPTR(W_DECODER_UPSAMPLES_11_RESAMPLE_1_WEIGHT), WPTR(W_DECODER_UPSAMPLES_11_RESAMPLE_1_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
 
     /* ---- decoder.upsamples.12 ---------------------------------------------------- */
     /* decoder.upsamples.12.residual.0.out.silu = rms_norm_ch(decoder.upsamples.11.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_11_OUT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_0_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.upsamples.12.residual.0.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.upsamples.12.residual.0.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_11_OUT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_0_GAMMA), LL((long long)T2 * H3 * W3));
     /* decoder.upsamples.12.residual.2.out = causal_conv3(decoder.upsamples.12.residual.0.out.silu, decoder.upsamples.12.residual.2.cache)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.12.residual.2.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.upsamples.12.residual.2.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
     /* decoder.upsamples.12.residual.3.out.silu = rms_norm_ch(decoder.upsamples.12.residual.2.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_3_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.upsamples.12.residual.3.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.upsamples.12.residual.3.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_3_GAMMA), LL((long long)T2 * H3 * W3));
     /* decoder.upsamples.12.residual.6.out = causal_conv3(decoder.upsamples.12.residual.3.out.silu, decoder.upsamples.12.residual.6.cache)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_6_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.12.residual.6.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_12_RESIDUAL_6_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.upsamples.12.residual.6.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
     /* decoder.upsamples.12.out = add(decoder.upsamples.12.residual.6.out, decoder.upsamples.11.out)  [96,T2,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_12_OUT), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_11_OUT), LL((long long)T2 * H3 * W3 * 96));
-    TRACE("decoder.upsamples.12.out", OFF_DECODER_UPSAMPLES_12_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_ADD_F32, CDIV((long long)T2 * H3 * W3 * 96, 256), 1, 256, 0, OUT_CL("decoder.upsamples.12.out", OFF_DECODER_UPSAMPLES_12_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_11_OUT), LL((long long)T2 * H3 * W3 * 96));
 
     /* ---- decoder.upsamples.13 ---------------------------------------------------- */
     /* decoder.upsamples.13.residual.0.out.silu = rms_norm_ch(decoder.upsamples.12.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_12_OUT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_0_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.upsamples.13.residual.0.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.upsamples.13.residual.0.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_12_OUT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_0_GAMMA), LL((long long)T2 * H3 * W3));
     /* decoder.upsamples.13.residual.2.out = causal_conv3(decoder.upsamples.13.residual.0.out.silu, decoder.upsamples.13.residual.2.cache)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.13.residual.2.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.upsamples.13.residual.2.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
     /* decoder.upsamples.13.residual.3.out.silu = rms_norm_ch(decoder.upsamples.13.residual.2.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_3_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.upsamples.13.residual.3.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.upsamples.13.residual.3.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_3_GAMMA), LL((long long)T2 * H3 * W3));
     /* decoder.upsamples.13.residual.6.out = causal_conv3(decoder.upsamples.13.residual.3.out.silu, decoder.upsamples.13.residual.6.cache)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_6_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.13.residual.6.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_13_RESIDUAL_6_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.upsamples.13.residual.6.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
     /* decoder.upsamples.13.out = add(decoder.upsamples.13.residual.6.out, decoder.upsamples.12.out)  [96,T2,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_13_OUT), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_12_OUT), LL((long long)T2 * H3 * W3 * 96));
-    TRACE("decoder.upsamples.13.out", OFF_DECODER_UPSAMPLES_13_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_ADD_F32, CDIV((long long)T2 * H3 * W3 * 96, 256), 1, 256, 0, OUT_CL("decoder.upsamples.13.out", OFF_DECODER_UPSAMPLES_13_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_12_OUT), LL((long long)T2 * H3 * W3 * 96));
 
     /* ---- decoder.upsamples.14 ---------------------------------------------------- */
     /* decoder.upsamples.14.residual.0.out.silu = rms_norm_ch(decoder.upsamples.13.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_13_OUT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_0_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.upsamples.14.residual.0.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.upsamples.14.residual.0.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_13_OUT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_0_GAMMA), LL((long long)T2 * H3 * W3));
     /* decoder.upsamples.14.residual.2.out = causal_conv3(decoder.upsamples.14.residual.0.out.silu, decoder.upsamples.14.residual.2.cache)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.14.residual.2.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_CACHE), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_2_WEIGHT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_CACHE), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.upsamples.14.residual.2.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
     /* decoder.upsamples.14.residual.3.out.silu = rms_norm_ch(decoder.upsamples.14.residual.2.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_3_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.upsamples.14.residual.3.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.upsamples.14.residual.3.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_3_GAMMA), LL((long long)T2 * H3 * W3));
     /* decoder.upsamples.14.residual.6.out = causal_conv3(decoder.upsamples.14.residual.3.out.silu, decoder.upsamples.14.residual.6.cache)  [96,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT96_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_6_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO96, CDIV((long long)T2 * H3 * W3, 128), CDIV(96, 64), 128, CONV_SMEM, OUT_CL("decoder.upsamples.14.residual.6.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_CACHE), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_6_WEIGHT), WPTR(W_DECODER_UPSAMPLES_14_RESIDUAL_6_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_CACHE), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.upsamples.14.residual.6.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
     /* decoder.upsamples.14.out = add(decoder.upsamples.14.residual.6.out, decoder.upsamples.13.out)  [96,T2,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_UPSAMPLES_14_OUT), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_13_OUT), LL((long long)T2 * H3 * W3 * 96));
-    TRACE("decoder.upsamples.14.out", OFF_DECODER_UPSAMPLES_14_OUT, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_ADD_F32, CDIV((long long)T2 * H3 * W3 * 96, 256), 1, 256, 0, OUT_CL("decoder.upsamples.14.out", OFF_DECODER_UPSAMPLES_14_OUT, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT), PTR(OFF_DECODER_UPSAMPLES_13_OUT), LL((long long)T2 * H3 * W3 * 96));
 
     /* ---- decoder.head.0 ---------------------------------------------------------- */
     /* decoder.head.0.out.silu = rms_norm_ch(decoder.upsamples.14.out) + silu  [96,T2,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C96_SILU1, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, PTR(OFF_DECODER_HEAD_0_OUT_SILU), PTR(OFF_DECODER_UPSAMPLES_14_OUT), WPTR(W_DECODER_HEAD_0_GAMMA), LL((long long)T2 * H3 * W3));
-    TRACE("decoder.head.0.out.silu", OFF_DECODER_HEAD_0_OUT_SILU, SKY_TRACE_F32, (long long)96 * T2 * H3 * W3, 96);
+    OP(K_RMS_NORM_SILU_CL_C96, CDIV((long long)T2 * H3 * W3, 8), 1, 256, 0, OUT_CL("decoder.head.0.out.silu", OFF_DECODER_HEAD_0_OUT_SILU, (long long)96 * T2 * H3 * W3, 96), PTR(OFF_DECODER_UPSAMPLES_14_OUT), WPTR(W_DECODER_HEAD_0_GAMMA), LL((long long)T2 * H3 * W3));
 
     /* ---- decoder.head.2 ---------------------------------------------------------- */
     /* decoder.head.2.out = causal_conv3(decoder.head.0.out.silu, decoder.head.2.cache)  [3,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN96_COUT3_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H3 * W3, 128), CDIV(3, 64), 128, CONV_SMEM, PTR(OFF_DECODER_HEAD_2_OUT), PTR(OFF_DECODER_HEAD_0_OUT_SILU), PTR(OFF_DECODER_HEAD_2_CACHE), WPTR(W_DECODER_HEAD_2_WEIGHT), WPTR(W_DECODER_HEAD_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_96TO3, CDIV((long long)T2 * H3 * W3, 128), CDIV(3, 64), 128, CONV_SMEM, OUT_CL("decoder.head.2.out", OFF_DECODER_HEAD_2_OUT, (long long)3 * T2 * H3 * W3, 3), PTR(OFF_DECODER_HEAD_0_OUT_SILU), PTR(OFF_DECODER_HEAD_2_CACHE), WPTR(W_DECODER_HEAD_2_WEIGHT), WPTR(W_DECODER_HEAD_2_BIAS), INT(T2), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 96, 256), 1, 256, 0, PTR(OFF_DECODER_HEAD_2_CACHE), PTR(OFF_DECODER_HEAD_0_OUT_SILU), INT(T2), LL((long long)H3 * W3 * 96));
-    TRACE("decoder.head.2.out", OFF_DECODER_HEAD_2_OUT, SKY_TRACE_F32, (long long)3 * T2 * H3 * W3, 3);
 
     /* ---- input / output ---------------------------------------------------------- */
     /* video = clamp(decoder.head.2.out)  [3,T2,H3,W3] */
-    LAUNCH(K_CLAMP_CF_C3, CDIV((long long)T2 * H3 * W3 * 3, 256), 1, 256, 0, PTR(OFF_VIDEO), PTR(OFF_DECODER_HEAD_2_OUT), LL((long long)T2 * H3 * W3));
-    TRACE("video", OFF_VIDEO, SKY_TRACE_F32, (long long)3 * T2 * H3 * W3, 0);
+    OP(K_CLAMP_CF_C3, CDIV((long long)T2 * H3 * W3 * 3, 256), 1, 256, 0, OUT("video", OFF_VIDEO, F32, (long long)3 * T2 * H3 * W3), PTR(OFF_DECODER_HEAD_2_OUT), LL((long long)T2 * H3 * W3));
 }
 
 extern const char vae_decode_kernels_src[];

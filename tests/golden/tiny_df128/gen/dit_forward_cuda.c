@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -169,69 +169,92 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of dit_forward_kernel_names */
-    K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT = 0,
-    K_ADD_ROW_COLS1536 = 1,
-    K_ADD_TAFLOAT_TBBF16_TYFLOAT = 2,
-    K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256 = 3,
-    K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2 = 4,
-    K_EMBEDDING_COLS256_ROWS2 = 5,
-    K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT = 6,
-    K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16 = 7,
-    K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16 = 8,
-    K_LAYERNORM_MODULATE_C256_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT = 9,
-    K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16 = 10,
-    K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16 = 11,
-    K_MODULATION_C256_CHUNKS2_ESTRIDE256_KSTRIDE0 = 12,
-    K_MODULATION_C256_CHUNKS6_ESTRIDE1536_KSTRIDE256 = 13,
-    K_PATCHIFY_C00_CX16_PATCHIN64 = 14,
-    K_RMSNORM_C256_EPS1E06F_THREADS256 = 15,
-    K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128 = 16,
-    K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21 = 17,
-    K_SINUSOID_HALF128_TYBF16 = 18,
-    K_TEACACHE_MODEAPPLY_OP_TBF16 = 19,
-    K_TEACACHE_MODERESIDUAL_OP_TBF16 = 20,
-    K_UNPATCHIFY_OUT16 = 21,
+    K_ADD_F32_BF16_F32 = 0,
+    K_ADD_ROW_C1536 = 1,
+    K_ATTENTION_SM80_H2_D128 = 2,
+    K_ATTENTION_SM90_H2_D128 = 3,
+    K_EMBEDDING_C256 = 4,
+    K_GATED_RESIDUAL_FFN_C256 = 5,
+    K_GATED_RESIDUAL_MSA_C256 = 6,
+    K_LAYERNORM_AFFINE_C256_EPS1E06 = 7,
+    K_LAYERNORM_MODULATE_FFN_C256 = 8,
+    K_LAYERNORM_MODULATE_HEAD_C256 = 9,
+    K_LAYERNORM_MODULATE_MSA_C256 = 10,
+    K_MODULATION_2X256 = 11,
+    K_MODULATION_6X256 = 12,
+    K_PATCHIFY_C16 = 13,
+    K_RMSNORM_C256 = 14,
+    K_RMSNORM_ROPE_C256 = 15,
+    K_ROPE_TABLE_D128 = 16,
+    K_SILU_F32 = 17,
+    K_SINUSOID_C256 = 18,
+    K_TEACACHE_APPLY = 19,
+    K_TEACACHE_RESIDUAL = 20,
+    K_UNPATCHIFY_C16 = 21,
 };
 
 const char *const dit_forward_kernel_names[22] = {
-    "activation_fnsilu_txfloat_tyfloat",
-    "add_row_cols1536",
-    "add_tafloat_tbbf16_tyfloat",
-    "attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256",
-    "attention_sm90_d128_nh2_smem164928_stages2",
-    "embedding_cols256_rows2",
-    "gated_residual_c256_chunks6_gate2_tubf16_txbf16_tyfloat",
-    "gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16",
-    "layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16",
-    "layernorm_modulate_c256_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat",
-    "layernorm_modulate_c256_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16",
-    "layernorm_modulate_c256_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
-    "modulation_c256_chunks2_estride256_kstride0",
-    "modulation_c256_chunks6_estride1536_kstride256",
-    "patchify_c00_cx16_patchin64",
-    "rmsnorm_c256_eps1e06f_threads256",
-    "rmsnorm_rope_c256_d128_eps1e06f_threads128",
-    "rope_table_d128_hp21_theta1e04_tp22_wp21",
-    "sinusoid_half128_tybf16",
-    "teacache_modeapply_op_tbf16",
-    "teacache_moderesidual_op_tbf16",
-    "unpatchify_out16",
+    "add_f32_bf16_f32",
+    "add_row_c1536",
+    "attention_sm80_h2_d128",
+    "attention_sm90_h2_d128",
+    "embedding_c256",
+    "gated_residual_ffn_c256",
+    "gated_residual_msa_c256",
+    "layernorm_affine_c256_eps1e06",
+    "layernorm_modulate_ffn_c256",
+    "layernorm_modulate_head_c256",
+    "layernorm_modulate_msa_c256",
+    "modulation_2x256",
+    "modulation_6x256",
+    "patchify_c16",
+    "rmsnorm_c256",
+    "rmsnorm_rope_c256",
+    "rope_table_d128",
+    "silu_f32",
+    "sinusoid_c256",
+    "teacache_apply",
+    "teacache_residual",
+    "unpatchify_c16",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_TEXT_EMBEDDING_0    = 0,
+    GEMM_TEXT_EMBEDDING_2    = 1,
+    GEMM_BLOCKS_CROSS_ATTN_K = 1,
+    GEMM_BLOCKS_CROSS_ATTN_V = 1,
+    GEMM_PATCH_EMBEDDING     = 2,
+    GEMM_TIME_EMBEDDING_0    = 3,
+    GEMM_TIME_EMBEDDING_2    = 4,
+    GEMM_TIME_PROJECTION_1   = 5,
+    GEMM_FPS_PROJECTION_0    = 6,
+    GEMM_FPS_PROJECTION_2    = 7,
+    GEMM_BLOCKS_SELF_ATTN_Q  = 8,
+    GEMM_BLOCKS_SELF_ATTN_K  = 8,
+    GEMM_BLOCKS_SELF_ATTN_V  = 8,
+    GEMM_BLOCKS_SELF_ATTN_O  = 8,
+    GEMM_BLOCKS_CROSS_ATTN_Q = 8,
+    GEMM_BLOCKS_CROSS_ATTN_O = 8,
+    GEMM_BLOCKS_FFN_0        = 9,
+    GEMM_BLOCKS_FFN_2        = 10,
+    GEMM_HEAD_HEAD           = 11,
+};
+
 const sky_gemm_desc dit_forward_gemms[12] = {
-    {32, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {32, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 256, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {6, 256, 256, SKY_GEMM_BF16, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {6, 256, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {6, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 256, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {1, 1536, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 256, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 512, 256, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_GELU_TANH_BIAS, 0, 0, 0, 0},
-    {72, 256, 512, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {72, 64, 256, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_TEXT_EMBEDDING_0]    = { .m_max = 32, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_TEXT_EMBEDDING_2]    = { .m_max = 32, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_PATCH_EMBEDDING]     = { .m_max = 72, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_0]    = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_2]    = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_PROJECTION_1]   = { .m_max = 6,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_0]    = { .m_max = 1,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_2]    = { .m_max = 1,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_Q]  = { .m_max = 72, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]        = { .m_max = 72, .n = 512,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_BLOCKS_FFN_2]        = { .m_max = 72, .n = 256,  .k = 512, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_HEAD_HEAD]           = { .m_max = 72, .n = 64,   .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */
@@ -312,6 +335,24 @@ const unsigned char dit_forward_weight_bf16[74] = {
     0, /* head.head.bias */
 };
 
+/* o = softmax(q k^T / sqrt(128)) v over 2 heads of 128: q and o [lq, 256], k and v [lk, 256], bf16.
+ * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
+ * o is the op's output (OUT...), traced once the kernel has run. */
+static void attention_h2_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, CUdeviceptr *k,
+                              CUdeviceptr *v, int lq, int lk)
+{
+    if (st->attn_sm90) {
+        CUtensorMap tm_q, tm_k, tm_v;
+        sky_cuda_tmap_bf16(&tm_q, *q, lq, 256, 128);
+        sky_cuda_tmap_bf16(&tm_k, *k, lk, 256, 128);
+        sky_cuda_tmap_bf16(&tm_v, *v, lk, 256, 128);
+        LAUNCH(K_ATTENTION_SM90_H2_D128, CDIV(lq, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+    } else {
+        LAUNCH(K_ATTENTION_SM80_H2_D128, CDIV(lq, 128), 2, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+    }
+    sky_cuda_trace_out(st, s, o);
+}
+
 /* Part "context" of one forward of one sample (gen/programs/dit.lua). */
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
 void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft)
@@ -320,33 +361,25 @@ void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int
 
     /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.1.out = linear(context) + gelu_tanh  [32,256] bf16 */
-    GEMM(0, 32, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OFF_TEXT_EMBEDDING_1_OUT);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    GEMM(GEMM_TEXT_EMBEDDING_0, 32, OFF_CONTEXT, W_TEXT_EMBEDDING_0_WEIGHT, W_TEXT_EMBEDDING_0_BIAS, OUT("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, BF16, (long long)32 * 256));
     /* text_embedding.2.out = linear(text_embedding.1.out)  [32,256] bf16 */
-    GEMM(1, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OFF_TEXT_EMBEDDING_2_OUT);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    GEMM(GEMM_TEXT_EMBEDDING_2, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, BF16, (long long)32 * 256));
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OFF_BLOCKS_0_CROSS_ATTN_K_OUT);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, BF16, (long long)32 * 256));
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [32,256] bf16 */
-    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    OP(K_RMSNORM_C256, 32, 1, 256, 0, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, BF16, (long long)32 * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM_TO_PROMPT(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OFF_BLOCKS_0_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, BF16, (long long)32 * 256));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OFF_BLOCKS_1_CROSS_ATTN_K_OUT);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, BF16, (long long)32 * 256));
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [32,256] bf16 */
-    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, 32, 1, 256, 0, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
-    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    OP(K_RMSNORM_C256, 32, 1, 256, 0, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, BF16, (long long)32 * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
-    GEMM_TO_PROMPT(1, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OFF_BLOCKS_1_CROSS_ATTN_V_OUT);
-    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_BF16, (long long)32 * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, BF16, (long long)32 * 256));
 }
 
 /* Part "embed" of one forward of one sample (gen/programs/dit.lua). */
@@ -357,47 +390,33 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
 
     /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] bf16 */
-    LAUNCH(K_PATCHIFY_C00_CX16_PATCHIN64, CDIV((long long)L * 16, 256), 1, 256, 0, PTR(OFF_PATCHES), PTR(OFF_X), INT(F), INT(H), INT(W));
-    TRACE("patches", OFF_PATCHES, SKY_TRACE_BF16, (long long)L * 64, 0);
+    OP(K_PATCHIFY_C16, CDIV((long long)L * 16, 256), 1, 256, 0, OUT("patches", OFF_PATCHES, BF16, (long long)L * 64), PTR(OFF_X), INT(F), INT(H), INT(W));
     /* patch_embedding.out = linear(patches)  [L,256] bf16 */
-    GEMM(2, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OFF_PATCH_EMBEDDING_OUT);
-    TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_PATCH_EMBEDDING, L, OFF_PATCHES, W_PATCH_EMBEDDING_WEIGHT, W_PATCH_EMBEDDING_BIAS, OUT("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, BF16, (long long)L * 256));
     /* time_sinusoid = sinusoid(t)  [Ft,256] bf16 */
-    LAUNCH(K_SINUSOID_HALF128_TYBF16, CDIV((long long)Ft * 128, 128), 1, 128, 0, PTR(OFF_TIME_SINUSOID), PTR(OFF_T), INT(Ft));
-    TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_BF16, (long long)Ft * 256, 0);
+    OP(K_SINUSOID_C256, CDIV((long long)Ft * 128, 128), 1, 128, 0, OUT("time_sinusoid", OFF_TIME_SINUSOID, BF16, (long long)Ft * 256), PTR(OFF_T), INT(Ft));
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,256] f32 */
-    GEMM(3, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OFF_TIME_EMBEDDING_0_OUT);
-    TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
+    GEMM(GEMM_TIME_EMBEDDING_0, Ft, OFF_TIME_SINUSOID, W_TIME_EMBEDDING_0_WEIGHT, W_TIME_EMBEDDING_0_BIAS, OUT("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, F32, (long long)Ft * 256));
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,256] f32 */
-    LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 256, 256), 1, 256, 0, PTR(OFF_TIME_EMBEDDING_1_OUT), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 256));
-    TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
+    OP(K_SILU_F32, CDIV((long long)Ft * 256, 256), 1, 256, 0, OUT("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, F32, (long long)Ft * 256), PTR(OFF_TIME_EMBEDDING_0_OUT), LL((long long)Ft * 256));
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,256] f32 */
-    GEMM(4, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OFF_TIME_EMBEDDING_2_OUT);
-    TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
+    GEMM(GEMM_TIME_EMBEDDING_2, Ft, OFF_TIME_EMBEDDING_1_OUT, W_TIME_EMBEDDING_2_WEIGHT, W_TIME_EMBEDDING_2_BIAS, OUT("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, F32, (long long)Ft * 256));
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,256] f32 */
-    LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)Ft * 256, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_0_OUT), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 256));
-    TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 256, 0);
+    OP(K_SILU_F32, CDIV((long long)Ft * 256, 256), 1, 256, 0, OUT("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, F32, (long long)Ft * 256), PTR(OFF_TIME_EMBEDDING_2_OUT), LL((long long)Ft * 256));
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,1536] f32 */
-    GEMM(5, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OFF_TIME_PROJECTION_1_OUT);
-    TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 1536, 0);
+    GEMM(GEMM_TIME_PROJECTION_1, Ft, OFF_TIME_PROJECTION_0_OUT, W_TIME_PROJECTION_1_WEIGHT, W_TIME_PROJECTION_1_BIAS, OUT("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, F32, (long long)Ft * 1536));
     /* fps_embedding.out = embedding(fps)  [1,256] f32 */
-    LAUNCH(K_EMBEDDING_COLS256_ROWS2, CDIV((long long)1 * 256, 256), 1, 256, 0, PTR(OFF_FPS_EMBEDDING_OUT), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
-    TRACE("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
+    OP(K_EMBEDDING_C256, CDIV((long long)1 * 256, 256), 1, 256, 0, OUT("fps_embedding.out", OFF_FPS_EMBEDDING_OUT, F32, (long long)1 * 256), PTR(OFF_FPS), WPTR(W_FPS_EMBEDDING_WEIGHT));
     /* fps_projection.0.out = linear(fps_embedding.out)  [1,256] f32 */
-    GEMM(6, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OFF_FPS_PROJECTION_0_OUT);
-    TRACE("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
+    GEMM(GEMM_FPS_PROJECTION_0, 1, OFF_FPS_EMBEDDING_OUT, W_FPS_PROJECTION_0_WEIGHT, W_FPS_PROJECTION_0_BIAS, OUT("fps_projection.0.out", OFF_FPS_PROJECTION_0_OUT, F32, (long long)1 * 256));
     /* fps_projection.1.out = silu(fps_projection.0.out)  [1,256] f32 */
-    LAUNCH(K_ACTIVATION_FNSILU_TXFLOAT_TYFLOAT, CDIV((long long)1 * 256, 256), 1, 256, 0, PTR(OFF_FPS_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 256));
-    TRACE("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)1 * 256, 0);
+    OP(K_SILU_F32, CDIV((long long)1 * 256, 256), 1, 256, 0, OUT("fps_projection.1.out", OFF_FPS_PROJECTION_1_OUT, F32, (long long)1 * 256), PTR(OFF_FPS_PROJECTION_0_OUT), LL((long long)1 * 256));
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,1536] f32 */
-    GEMM(7, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OFF_FPS_PROJECTION_2_OUT);
-    TRACE("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, SKY_TRACE_F32, (long long)1 * 1536, 0);
+    GEMM(GEMM_FPS_PROJECTION_2, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OUT("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, F32, (long long)1 * 1536));
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,1536] f32 */
-    LAUNCH(K_ADD_ROW_COLS1536, CDIV((long long)Ft * 1536, 256), 1, 256, 0, PTR(OFF_TIME_PROJECTION_FPS), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
-    TRACE("time_projection.fps", OFF_TIME_PROJECTION_FPS, SKY_TRACE_F32, (long long)Ft * 1536, 0);
+    OP(K_ADD_ROW_C1536, CDIV((long long)Ft * 1536, 256), 1, 256, 0, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, F32, (long long)Ft * 1536), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
     /* rope = rope_table()  [L,128] f32 */
-    LAUNCH(K_ROPE_TABLE_D128_HP21_THETA1E04_TP22_WP21, CDIV((long long)L * 64, 256), 1, 256, 0, PTR(OFF_ROPE), INT(F), INT(H), INT(W));
-    TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 128, 0);
+    OP(K_ROPE_TABLE_D128, CDIV((long long)L * 64, 256), 1, 256, 0, OUT("rope", OFF_ROPE, F32, (long long)L * 128), INT(F), INT(H), INT(W));
 }
 
 /* Part "blocks" of one forward of one sample (gen/programs/dit.lua). */
@@ -409,155 +428,87 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
-    LAUNCH(K_MODULATION_C256_CHUNKS6_ESTRIDE1536_KSTRIDE256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
-    TRACE("blocks.0.mod", OFF_BLOCKS_0_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 256, 0);
+    OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM1_OUT), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OFF_BLOCKS_0_SELF_ATTN_Q_OUT);
-    TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OFF_BLOCKS_0_SELF_ATTN_K_OUT);
-    TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, BF16, (long long)L * 256));
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OFF_BLOCKS_0_SELF_ATTN_V_OUT);
-    TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, BF16, (long long)L * 256));
     /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.q.out, rope)  [L,256] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.k.out, rope)  [L,256] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, L, 256, 128);
-        TMAP(tm_k, OFF_BLOCKS_0_SELF_ATTN_K_ROPE, L, 256, 128);
-        TMAP(tm_v, OFF_BLOCKS_0_SELF_ATTN_V_OUT, L, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
+    attention_h2_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OFF_BLOCKS_0_SELF_ATTN_O_OUT);
-    TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)L * 256, 0);
+    OP(K_GATED_RESIDUAL_MSA_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
     /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM3_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
-    TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_LAYERNORM_AFFINE_C256_EPS1E06, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_0_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
-    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_RMSNORM_C256, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 32, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    }
-    TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
+    attention_h2_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OFF_BLOCKS_0_CROSS_ATTN_O_OUT);
-    TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,256] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 256));
-    TRACE("blocks.0.x2", OFF_BLOCKS_0_X2, SKY_TRACE_F32, (long long)L * 256, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 256));
     /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_0_NORM2_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C256, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,512] bf16 */
-    GEMM(9, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OFF_BLOCKS_0_FFN_1_OUT);
-    TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 512, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,256] bf16 */
-    GEMM(10, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OFF_BLOCKS_0_FFN_2_OUT);
-    TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 256));
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,256] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
-    LAUNCH(K_MODULATION_C256_CHUNKS6_ESTRIDE1536_KSTRIDE256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_MOD), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
-    TRACE("blocks.1.mod", OFF_BLOCKS_1_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 256, 0);
+    OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM1_OUT), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OFF_BLOCKS_1_SELF_ATTN_Q_OUT);
-    TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OFF_BLOCKS_1_SELF_ATTN_K_OUT);
-    TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, BF16, (long long)L * 256));
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OFF_BLOCKS_1_SELF_ATTN_V_OUT);
-    TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, BF16, (long long)L * 256));
     /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.q.out, rope)  [L,256] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.k.out, rope)  [L,256] bf16 */
-    LAUNCH(K_RMSNORM_ROPE_C256_D128_EPS1E06F_THREADS128, L, 1, 128, 0, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, L, 256, 128);
-        TMAP(tm_k, OFF_BLOCKS_1_SELF_ATTN_K_ROPE, L, 256, 128);
-        TMAP(tm_v, OFF_BLOCKS_1_SELF_ATTN_V_OUT, L, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
-    }
-    TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
+    attention_h2_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OFF_BLOCKS_1_SELF_ATTN_O_OUT);
-    TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] f32 */
-    LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)L * 256, 0);
+    OP(K_GATED_RESIDUAL_MSA_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
     /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_AFFINE_C256_EPS1E06F_ROUNDIN1_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM3_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
-    TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_LAYERNORM_AFFINE_C256_EPS1E06, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OFF_BLOCKS_1_CROSS_ATTN_Q_OUT);
-    TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
-    LAUNCH(K_RMSNORM_C256_EPS1E06F_THREADS256, L, 1, 256, 0, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
-    TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_RMSNORM_C256, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] bf16 */
-    if (st->attn_sm90) {
-        TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
-        TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
-        TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 32, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    } else {
-        LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
-    }
-    TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_BF16, (long long)L * 256, 0);
+    attention_h2_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
-    GEMM(8, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OFF_BLOCKS_1_CROSS_ATTN_O_OUT);
-    TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,256] f32 */
-    LAUNCH(K_ADD_TAFLOAT_TBBF16_TYFLOAT, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 256));
-    TRACE("blocks.1.x2", OFF_BLOCKS_1_X2, SKY_TRACE_F32, (long long)L * 256, 0);
+    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 256));
     /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  [L,256] bf16 */
-    LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS6_EPS1E06F_SCALE4_SHIFT3_THREADS256_TXFLOAT_TYBF16, L, 1, 256, 0, PTR(OFF_BLOCKS_1_NORM2_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_LAYERNORM_MODULATE_FFN_C256, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,512] bf16 */
-    GEMM(9, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OFF_BLOCKS_1_FFN_1_OUT);
-    TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_BF16, (long long)L * 512, 0);
+    GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,256] bf16 */
-    GEMM(10, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OFF_BLOCKS_1_FFN_2_OUT);
-    TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 256));
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,256] bf16 */
-    LAUNCH(K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16, CDIV((long long)L * 256, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_BF16, (long long)L * 256, 0);
+    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
@@ -569,17 +520,13 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,256] f32 */
-    LAUNCH(K_MODULATION_C256_CHUNKS2_ESTRIDE256_KSTRIDE0, CDIV((long long)Ft * 2 * 256, 256), 1, 256, 0, PTR(OFF_HEAD_MOD), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
-    TRACE("head.mod", OFF_HEAD_MOD, SKY_TRACE_F32, (long long)Ft * 2 * 256, 0);
+    OP(K_MODULATION_2X256, CDIV((long long)Ft * 2 * 256, 256), 1, 256, 0, OUT("head.mod", OFF_HEAD_MOD, F32, (long long)Ft * 2 * 256), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
     /* head.norm.out = layernorm_modulate(blocks.1.out, head.mod)  [L,256] f32 */
-    LAUNCH(K_LAYERNORM_MODULATE_C256_CHUNKS2_EPS1E06F_SCALE1_SHIFT0_THREADS256_TXBF16_TYFLOAT, L, 1, 256, 0, PTR(OFF_HEAD_NORM_OUT), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
-    TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 256, 0);
+    OP(K_LAYERNORM_MODULATE_HEAD_C256, L, 1, 256, 0, OUT("head.norm.out", OFF_HEAD_NORM_OUT, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
     /* head.head.out = linear(head.norm.out)  [L,64] f32 */
-    GEMM(11, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OFF_HEAD_HEAD_OUT);
-    TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64, 0);
+    GEMM(GEMM_HEAD_HEAD, L, OFF_HEAD_NORM_OUT, W_HEAD_HEAD_WEIGHT, W_HEAD_HEAD_BIAS, OUT("head.head.out", OFF_HEAD_HEAD_OUT, F32, (long long)L * 64));
     /* v = unpatchify(head.head.out)  [16,F,8,6] f32 */
-    LAUNCH(K_UNPATCHIFY_OUT16, CDIV((long long)16 * F * 8 * 6, 256), 1, 256, 0, PTR(OFF_V), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));
-    TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 8 * 6, 0);
+    OP(K_UNPATCHIFY_C16, CDIV((long long)16 * F * 8 * 6, 256), 1, 256, 0, OUT("v", OFF_V, F32, (long long)16 * F * 8 * 6), PTR(OFF_HEAD_HEAD_OUT), INT(F), INT(H), INT(W));
 }
 
 /* One forward of one sample whose prompt part has run: the other parts in order. */
@@ -598,7 +545,7 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
                                CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)
 {
     const long long n = (long long)(F * (H / 2) * (W / 2)) * 256;
-    LAUNCH(apply ? K_TEACACHE_MODEAPPLY_OP_TBF16 : K_TEACACHE_MODERESIDUAL_OP_TBF16, CDIV(n, 256), 1, 256, 0, &y, &a, &b, LL(n));
+    LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 256), 1, 256, 0, &y, &a, &b, LL(n));
 }
 
 extern const char dit_forward_kernels_src[];

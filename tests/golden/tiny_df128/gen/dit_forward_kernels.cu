@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
@@ -14,7 +14,7 @@
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
  *            templates/cuda/layernorm_affine.cu.in xxh64 6b03af7adfe0a524
- *            templates/cuda/layernorm_modulate.cu.in xxh64 fad2c3243e91914d
+ *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
  *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
@@ -420,41 +420,32 @@ __device__ __forceinline__ float sky_act_gelu_tanh(float v)
 }
 #endif // SKY_REDUCE_CUH
 
-// templates/cuda/activation.cu.in
+// add_f32_bf16_f32: templates/cuda/add.cu.in with TA=float TB=bf16 TY=float
+// templates/cuda/add.cu.in
 //
-// y = f(x) elementwise over n values: SiLU (the time and fps MLPs), exact GELU (the image embedder),
-// GELU tanh (where it could not become a cuBLASLt epilogue). silu: silu, gelu_erf or gelu_tanh.
-// Parameters: activation_fnsilu_txfloat_tyfloat, silu, float, float.
+// y = a + b elementwise over n values (the cross-attention residual; I2V's two attention outputs).
+// Parameters: add_f32_bf16_f32, float, bf16, float.
 extern "C" __global__ void __launch_bounds__(256)
-activation_fnsilu_txfloat_tyfloat(float *__restrict__ y, const float *__restrict__ x, long long n)
+add_f32_bf16_f32(float *__restrict__ y, const float *__restrict__ a, const bf16 *__restrict__ b, long long n)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sky_st(y + i, sky_act_silu(sky_ld(x + i)));
+    if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
 }
 
+// add_row_c1536: templates/cuda/add_row.cu.in with COLS=1536
 // templates/cuda/add_row.cu.in
 //
 // y[r, :] = a[r, :] + b[0, :] for every row (the fps projection added to e0 of every frame, §2.4),
-// fp32. Parameters: add_row_cols1536, 1536.
+// fp32. Parameters: add_row_c1536, 1536.
 extern "C" __global__ void __launch_bounds__(256)
-add_row_cols1536(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b, int rows)
+add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b, int rows)
 {
     enum { COLS = 1536 };
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx < rows * COLS) y[idx] = a[idx] + b[idx % COLS];
 }
 
-// templates/cuda/add.cu.in
-//
-// y = a + b elementwise over n values (the cross-attention residual; I2V's two attention outputs).
-// Parameters: add_tafloat_tbbf16_tyfloat, float, bf16, float.
-extern "C" __global__ void __launch_bounds__(256)
-add_tafloat_tbbf16_tyfloat(float *__restrict__ y, const float *__restrict__ a, const bf16 *__restrict__ b, long long n)
-{
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
-}
-
+// attention_sm80_h2_d128: templates/cuda/attention_sm80.cu.in with BLOCK_M=128 BLOCK_N=64 D=128 NH=2 SMEM=104448 STAGES=2 THREADS=256
 // templates/cuda/attention_sm80.cu.in
 //
 // o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask: Wan self-attention (lk = lq)
@@ -515,13 +506,13 @@ add_tafloat_tbbf16_tyfloat(float *__restrict__ y, const float *__restrict__ a, c
 // bandwidth binds (H100 issues mma.sync faster per SM than A100): the first row is
 // FlashAttention-2's own sm_80 choice, the second the candidate for sm_90.
 //
-// Parameters: attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256 kernel name, 2 heads, 128 head dim (128), 128 queries per
+// Parameters: attention_sm80_h2_d128 kernel name, 2 heads, 128 head dim (128), 128 queries per
 //             block, 64 keys per tile, 2 K/V buffers, 256 threads per
 //             block, 104448 dynamic shared memory bytes (formula above).
 
 // bf16, the mma / ldmatrix / cp.async helpers, ex2 and quad_* are in templates/cuda/common.cuh
 extern "C" __global__ void __launch_bounds__(256)
-attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256(const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
         bf16 *__restrict__ o, int lq, int lk, float scale_log2)
 {
     enum {
@@ -751,6 +742,7 @@ attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256(const b
     }
 }
 
+// attention_sm90_h2_d128: templates/cuda/attention_sm90.cu.in with D=128 NH=2 SMEM=164928 STAGES=2
 // templates/cuda/attention_sm90.cu.in
 //
 // The same attention as attention_sm80.cu.in (o = softmax(q k^T / sqrt(D)) v per head, no mask,
@@ -795,11 +787,11 @@ attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256(const b
 // (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda/cuda_program.h's TMAP), o, lq, lk,
 // scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
 //
-// Parameters: attention_sm90_d128_nh2_smem164928_stages2 kernel name, 2 heads, 128 head dim (128), 2 K/V stages,
+// Parameters: attention_sm90_h2_d128 kernel name, 2 heads, 128 head dim (128), 2 K/V stages,
 //             164928 dynamic shared memory bytes (formula above).
 
 extern "C" __global__ void __launch_bounds__(384, 1)
-attention_sm90_d128_nh2_smem164928_stages2(const __grid_constant__ sky_tmap tm_q, const __grid_constant__ sky_tmap tm_k,
+attention_sm90_h2_d128(const __grid_constant__ sky_tmap tm_q, const __grid_constant__ sky_tmap tm_k,
         const __grid_constant__ sky_tmap tm_v, bf16 *__restrict__ o, int lq, int lk, float scale_log2)
 {
     enum {
@@ -1044,12 +1036,13 @@ attention_sm90_d128_nh2_smem164928_stages2(const __grid_constant__ sky_tmap tm_q
 #endif
 }
 
+// embedding_c256: templates/cuda/embedding.cu.in with COLS=256 ROWS=2
 // templates/cuda/embedding.cu.in
 //
 // y[0, :] = table[index, :] (the fps embedding, §2.4); the runtime checked 0 <= index < ROWS.
-// Parameters: embedding_cols256_rows2, 2, 256.
+// Parameters: embedding_c256, 2, 256.
 extern "C" __global__ void __launch_bounds__(256)
-embedding_cols256_rows2(float *__restrict__ y, const long long *__restrict__ index, const float *__restrict__ table)
+embedding_c256(float *__restrict__ y, const long long *__restrict__ index, const float *__restrict__ table)
 {
     enum { ROWS = 2, COLS = 256 };
     static_assert(ROWS > 0, "an embedding table has rows");
@@ -1057,33 +1050,15 @@ embedding_cols256_rows2(float *__restrict__ y, const long long *__restrict__ ind
     if (c < COLS) y[c] = table[(size_t)index[0] * COLS + c];
 }
 
-// templates/cuda/gated_residual.cu.in
-//
-// y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
-// and rounded to bf16 at the block's end: float says which). gate = chunk GATE of the token's
-// modulation row. One thread per element.
-// Parameters: gated_residual_c256_chunks6_gate2_tubf16_txbf16_tyfloat, 256, 6, 2, bf16, bf16, float.
-extern "C" __global__ void __launch_bounds__(256)
-gated_residual_c256_chunks6_gate2_tubf16_txbf16_tyfloat(float *__restrict__ y, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
-        const float *__restrict__ mod, int rows, int tokens_per_row)
-{
-    enum { C = 256, CHUNKS = 6, GATE = 2 };
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * C) return;
-    const size_t n = i / C;
-    const int c = (int)(i % C);
-    const float g = mod[((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C + c];
-    sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
-}
-
+// gated_residual_ffn_c256: templates/cuda/gated_residual.cu.in with C=256 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16
 // templates/cuda/gated_residual.cu.in
 //
 // y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
 // and rounded to bf16 at the block's end: bf16 says which). gate = chunk GATE of the token's
 // modulation row. One thread per element.
-// Parameters: gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16, 256, 6, 5, float, bf16, bf16.
+// Parameters: gated_residual_ffn_c256, 256, 6, 5, float, bf16, bf16.
 extern "C" __global__ void __launch_bounds__(256)
-gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const bf16 *__restrict__ u,
+gated_residual_ffn_c256(bf16 *__restrict__ y, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ mod, int rows, int tokens_per_row)
 {
     enum { C = 256, CHUNKS = 6, GATE = 5 };
@@ -1095,14 +1070,35 @@ gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16(bf16 *__restrict__ y, co
     sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
 }
 
+// gated_residual_msa_c256: templates/cuda/gated_residual.cu.in with C=256 CHUNKS=6 GATE=2 TU=bf16 TX=bf16 TY=float
+// templates/cuda/gated_residual.cu.in
+//
+// y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
+// and rounded to bf16 at the block's end: float says which). gate = chunk GATE of the token's
+// modulation row. One thread per element.
+// Parameters: gated_residual_msa_c256, 256, 6, 2, bf16, bf16, float.
+extern "C" __global__ void __launch_bounds__(256)
+gated_residual_msa_c256(float *__restrict__ y, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ mod, int rows, int tokens_per_row)
+{
+    enum { C = 256, CHUNKS = 6, GATE = 2 };
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * C) return;
+    const size_t n = i / C;
+    const int c = (int)(i % C);
+    const float g = mod[((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C + c];
+    sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
+}
+
+// layernorm_affine_c256_eps1e06: templates/cuda/layernorm_affine.cu.in with C=256 EPS=1e-06f ROUND_IN=1 THREADS=256 TX=float TY=bf16
 // templates/cuda/layernorm_affine.cu.in
 //
 // y = LN(x) * weight + bias              (norm3 before cross-attention; the image embedder's LNs)
 // One row per block, statistics in fp32; weight and bias fp32. ROUND_IN = 1 rounds x to bf16 first
 // (norm3 of T2V/DF: the original casts the fp32 residual to the context's dtype, reference §2.7).
-// Parameters: layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16, 256, 256, 1e-06f, float, bf16, 1.
+// Parameters: layernorm_affine_c256_eps1e06, 256, 256, 1e-06f, float, bf16, 1.
 extern "C" __global__ void __launch_bounds__(256)
-layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,
+layernorm_affine_c256_eps1e06(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,
         const float *__restrict__ bias)
 {
     enum { C = 256, THREADS = 256, PER = C / THREADS, ROUND_IN = 1 };
@@ -1135,110 +1131,19 @@ layernorm_affine_c256_eps1e06f_roundin1_threads256_txfloat_tybf16(bf16 *__restri
     }
 }
 
+// layernorm_modulate_ffn_c256: templates/cuda/layernorm_modulate.cu.in with C=256 CHUNKS=6 EPS=1e-06f SCALE=4 SHIFT=3 THREADS=256 TX=float TY=bf16
 // templates/cuda/layernorm_modulate.cu.in
 //
 // y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
 // One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
 // no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
 // forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit_cuda.lua): C % THREADS == 0, THREADS % 32 == 0.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
 //
-// Parameters: layernorm_modulate_c256_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat, 256, 256, 2, 0, 1 chunk indices, 1e-06f,
-//             bf16 / float stored types of x and y (bf16 or float).
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_c256_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat(float *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
-{
-    enum { C = 256, THREADS = 256, CHUNKS = 2, SHIFT = 0, SCALE = 1,
-           PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
-    const float eps = 1e-06f;
-    __shared__ float scratch[32];
-
-    const int row = blockIdx.x;
-    const auto *xr = x + (size_t)row * C;
-    auto *yr = y + (size_t)row * C;
-    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
-
-    float v[PER];
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
-        sum += v[i];
-    }
-    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
-    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
-// templates/cuda/layernorm_modulate.cu.in
-//
-// y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
-// One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
-// no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
-// forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit_cuda.lua): C % THREADS == 0, THREADS % 32 == 0.
-//
-// Parameters: layernorm_modulate_c256_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16, 256, 256, 6, 0, 1 chunk indices, 1e-06f,
-//             bf16 / bf16 stored types of x and y (bf16 or float).
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_c256_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
-{
-    enum { C = 256, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1,
-           PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
-    const float eps = 1e-06f;
-    __shared__ float scratch[32];
-
-    const int row = blockIdx.x;
-    const auto *xr = x + (size_t)row * C;
-    auto *yr = y + (size_t)row * C;
-    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
-
-    float v[PER];
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
-        sum += v[i];
-    }
-    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
-    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
-// templates/cuda/layernorm_modulate.cu.in
-//
-// y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
-// One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
-// no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
-// forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit_cuda.lua): C % THREADS == 0, THREADS % 32 == 0.
-//
-// Parameters: layernorm_modulate_c256_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16, 256, 256, 6, 3, 4 chunk indices, 1e-06f,
+// Parameters: layernorm_modulate_ffn_c256, 256, 256, 6, 3, 4 chunk indices, 1e-06f,
 //             float / bf16 stored types of x and y (bf16 or float).
 extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_c256_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
+layernorm_modulate_ffn_c256(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
 {
     enum { C = 256, THREADS = 256, CHUNKS = 6, SHIFT = 3, SCALE = 4,
            PER = C / THREADS };
@@ -1273,13 +1178,108 @@ layernorm_modulate_c256_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16
     }
 }
 
+// layernorm_modulate_head_c256: templates/cuda/layernorm_modulate.cu.in with C=256 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float
+// templates/cuda/layernorm_modulate.cu.in
+//
+// y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
+// One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
+// no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
+// forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+//
+// Parameters: layernorm_modulate_head_c256, 256, 256, 2, 0, 1 chunk indices, 1e-06f,
+//             bf16 / float stored types of x and y (bf16 or float).
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_modulate_head_c256(float *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
+{
+    enum { C = 256, THREADS = 256, CHUNKS = 2, SHIFT = 0, SCALE = 1,
+           PER = C / THREADS };
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const auto *xr = x + (size_t)row * C;
+    auto *yr = y + (size_t)row * C;
+    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
+
+    float v[PER];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
+        sum += v[i];
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] -= mean;
+        sq += v[i] * v[i];
+    }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+    }
+}
+
+// layernorm_modulate_msa_c256: templates/cuda/layernorm_modulate.cu.in with C=256 CHUNKS=6 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=bf16
+// templates/cuda/layernorm_modulate.cu.in
+//
+// y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
+// One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
+// no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
+// forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+//
+// Parameters: layernorm_modulate_msa_c256, 256, 256, 6, 0, 1 chunk indices, 1e-06f,
+//             bf16 / bf16 stored types of x and y (bf16 or float).
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_modulate_msa_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
+{
+    enum { C = 256, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1,
+           PER = C / THREADS };
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const auto *xr = x + (size_t)row * C;
+    auto *yr = y + (size_t)row * C;
+    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
+
+    float v[PER];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
+        sum += v[i];
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] -= mean;
+        sq += v[i] * v[i];
+    }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+    }
+}
+
+// modulation_2x256: templates/cuda/modulation.cu.in with C=256 CHUNKS=2 ESTRIDE=256 KSTRIDE=0
 // templates/cuda/modulation.cu.in
 //
 // mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE .. k*KSTRIDE + C], all fp32 (reference §2.7: the
 // blocks add a different slice of e0 per chunk, KSTRIDE = C; §2.10: the head adds e to both chunks,
-// KSTRIDE = 0). One thread per output element. Parameters: modulation_c256_chunks2_estride256_kstride0, 2, 256, 256, 0.
+// KSTRIDE = 0). One thread per output element. Parameters: modulation_2x256, 2, 256, 256, 0.
 extern "C" __global__ void __launch_bounds__(256)
-modulation_c256_chunks2_estride256_kstride0(float *__restrict__ mod, const float *__restrict__ e, const float *__restrict__ table, int rows)
+modulation_2x256(float *__restrict__ mod, const float *__restrict__ e, const float *__restrict__ table, int rows)
 {
     enum { CHUNKS = 2, C = 256, ESTRIDE = 256, KSTRIDE = 0 };
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
@@ -1288,13 +1288,14 @@ modulation_c256_chunks2_estride256_kstride0(float *__restrict__ mod, const float
     mod[idx] = table[k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
 }
 
+// modulation_6x256: templates/cuda/modulation.cu.in with C=256 CHUNKS=6 ESTRIDE=1536 KSTRIDE=256
 // templates/cuda/modulation.cu.in
 //
 // mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE .. k*KSTRIDE + C], all fp32 (reference §2.7: the
 // blocks add a different slice of e0 per chunk, KSTRIDE = C; §2.10: the head adds e to both chunks,
-// KSTRIDE = 0). One thread per output element. Parameters: modulation_c256_chunks6_estride1536_kstride256, 6, 256, 1536, 256.
+// KSTRIDE = 0). One thread per output element. Parameters: modulation_6x256, 6, 256, 1536, 256.
 extern "C" __global__ void __launch_bounds__(256)
-modulation_c256_chunks6_estride1536_kstride256(float *__restrict__ mod, const float *__restrict__ e, const float *__restrict__ table, int rows)
+modulation_6x256(float *__restrict__ mod, const float *__restrict__ e, const float *__restrict__ table, int rows)
 {
     enum { CHUNKS = 6, C = 256, ESTRIDE = 1536, KSTRIDE = 256 };
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
@@ -1303,13 +1304,14 @@ modulation_c256_chunks6_estride1536_kstride256(float *__restrict__ mod, const fl
     mod[idx] = table[k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
 }
 
+// patchify_c16: templates/cuda/patchify.cu.in with C0=0 CX=16 PATCH_IN=64
 // templates/cuda/patchify.cu.in
 //
 // Latent channels into 1x2x2 patches (reference §2.2): x [CX, F, H, W] fp32 -> p [L, PATCH_IN] bf16,
 // token n = f*(H/2)*(W/2) + i*(W/2) + j, channel c of x at patch entries (C0 + c)*4 + ph*2 + pw.
-// One thread per (token, channel). Parameters: patchify_c00_cx16_patchin64, 16, 0, 64.
+// One thread per (token, channel). Parameters: patchify_c16, 16, 0, 64.
 extern "C" __global__ void __launch_bounds__(256)
-patchify_c00_cx16_patchin64(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, int W)
+patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, int W)
 {
     enum { CX = 16, C0 = 0, PATCH_IN = 64 };
     const int hp = H / 2, wp = W / 2;
@@ -1327,12 +1329,13 @@ patchify_c00_cx16_patchin64(bf16 *__restrict__ p, const float *__restrict__ x, i
     dst[3] = __float2bfloat16(src[W + 1]);
 }
 
+// rmsnorm_c256: templates/cuda/rmsnorm.cu.in with C=256 EPS=1e-06f THREADS=256
 // templates/cuda/rmsnorm.cu.in
 //
 // y = RMSNorm_C(x) * g, rounded to bf16 once      (cross-attention q and k, reference §2.7)
-// RMS over the full width C in fp32. Parameters: rmsnorm_c256_eps1e06f_threads256, 256, 256, 1e-06f.
+// RMS over the full width C in fp32. Parameters: rmsnorm_c256, 256, 256, 1e-06f.
 extern "C" __global__ void __launch_bounds__(256)
-rmsnorm_c256_eps1e06f_threads256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g)
+rmsnorm_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g)
 {
     enum { C = 256, THREADS = 256, PER = C / THREADS };
     static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
@@ -1356,6 +1359,7 @@ rmsnorm_c256_eps1e06f_threads256(bf16 *__restrict__ y, const bf16 *__restrict__ 
     }
 }
 
+// rmsnorm_rope_c256: templates/cuda/rmsnorm_rope.cu.in with C=256 D=128 EPS=1e-06f THREADS=128
 // templates/cuda/rmsnorm_rope.cu.in
 //
 // q or k of self-attention: y = RoPE(RMSNorm_C(x) * g)      (reference §2.7, §2.8)
@@ -1363,9 +1367,9 @@ rmsnorm_c256_eps1e06f_threads256(bf16 *__restrict__ y, const bf16 *__restrict__ 
 // multiplied by the weight without rounding (the original's fast_rms_norm), then every head's
 // interleaved pairs (x[2p], x[2p+1]) are rotated by the table's angle in fp32, and the result is
 // rounded to bf16 once. tab [L, D]: cos at [n, p], sin at [n, D/2 + p].
-// Parameters: rmsnorm_rope_c256_d128_eps1e06f_threads128, 256, 128, 128, 1e-06f. Each thread owns whole pairs.
+// Parameters: rmsnorm_rope_c256, 256, 128, 128, 1e-06f. Each thread owns whole pairs.
 extern "C" __global__ void __launch_bounds__(128)
-rmsnorm_rope_c256_d128_eps1e06f_threads128(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g,
+rmsnorm_rope_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g,
         const float *__restrict__ tab)
 {
     enum { C = 256, D = 128, THREADS = 128, PAIRS = C / 2 / THREADS };
@@ -1396,15 +1400,16 @@ rmsnorm_rope_c256_d128_eps1e06f_threads128(bf16 *__restrict__ y, const bf16 *__r
     }
 }
 
+// rope_table_d128: templates/cuda/rope_table.cu.in with D=128 HP=21 THETA=1e+04 TP=22 WP=21
 // templates/cuda/rope_table.cu.in
 //
 // cos and sin of the 3-D RoPE angle of every (token, pair) for an F x H/2 x W/2 grid (reference §2.8):
 // pairs [0, TP) turn by the frame index, [TP, TP+HP) by the row, the rest by the column; pair j of an
 // axis of A dims has theta_j = THETA^(-2j/A); angles in float64, stored fp32. tab [L, D]: cos at
 // [n, p], sin at [n, D/2 + p]. One thread per (token, pair). Runs once per forward.
-// Parameters: rope_table_d128_hp21_theta1e04_tp22_wp21, 128, 22, 21, 21, 1e+04.
+// Parameters: rope_table_d128, 128, 22, 21, 21, 1e+04.
 extern "C" __global__ void __launch_bounds__(256)
-rope_table_d128_hp21_theta1e04_tp22_wp21(float *__restrict__ tab, int F, int H, int W)
+rope_table_d128(float *__restrict__ tab, int F, int H, int W)
 {
     enum { D = 128, TP = 22, HP = 21, WP = 21 };
     const double theta = 1e+04;
@@ -1423,14 +1428,28 @@ rope_table_d128_hp21_theta1e04_tp22_wp21(float *__restrict__ tab, int F, int H, 
     tab[n * D + D / 2 + p] = (float)sin(angle);
 }
 
+// silu_f32: templates/cuda/activation.cu.in with FN=silu TX=float TY=float
+// templates/cuda/activation.cu.in
+//
+// y = f(x) elementwise over n values: SiLU (the time and fps MLPs), exact GELU (the image embedder),
+// GELU tanh (where it could not become a cuBLASLt epilogue). silu: silu, gelu_erf or gelu_tanh.
+// Parameters: silu_f32, silu, float, float.
+extern "C" __global__ void __launch_bounds__(256)
+silu_f32(float *__restrict__ y, const float *__restrict__ x, long long n)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) sky_st(y + i, sky_act_silu(sky_ld(x + i)));
+}
+
+// sinusoid_c256: templates/cuda/sinusoid.cu.in with HALF=128 TY=bf16
 // templates/cuda/sinusoid.cu.in
 //
 // Sinusoidal timestep embedding in float64 as the original (reference §2.4), then rounded to the
 // stored type (the original casts it to bf16 before the time MLP):
 // s[r, k] = cos(t[r] w_k), s[r, HALF + k] = sin(t[r] w_k), w_k = 10000^(-k/HALF).
-// One thread per (row, k). Parameters: sinusoid_half128_tybf16, 128, bf16.
+// One thread per (row, k). Parameters: sinusoid_c256, 128, bf16.
 extern "C" __global__ void __launch_bounds__(128)
-sinusoid_half128_tybf16(bf16 *__restrict__ s, const double *__restrict__ t, int rows)
+sinusoid_c256(bf16 *__restrict__ s, const double *__restrict__ t, int rows)
 {
     enum { HALF = 128 };
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
@@ -1441,6 +1460,7 @@ sinusoid_half128_tybf16(bf16 *__restrict__ s, const double *__restrict__ t, int 
     sky_st(s + (size_t)r * 2 * HALF + HALF + k, (float)sin(arg));
 }
 
+// teacache_apply: templates/cuda/teacache.cu.in with MODE=apply OP=+ T=bf16
 // templates/cuda/teacache.cu.in
 //
 // TeaCache (reference dit-and-sampling.md §8) on the tokens between the embeddings and the head:
@@ -1448,14 +1468,15 @@ sinusoid_half128_tybf16(bf16 *__restrict__ s, const double *__restrict__ t, int 
 // "apply":    y = a + b, a cached residual added to the tokens in place of the blocks.
 // This instance: apply, y = a + b over n values of type bf16, rounded once to bf16 (as PyTorch's
 // bf16 subtraction and addition round).
-// Parameters: teacache_modeapply_op_tbf16, bf16, apply, +.
+// Parameters: teacache_apply, bf16, apply, +.
 extern "C" __global__ void __launch_bounds__(256)
-teacache_modeapply_op_tbf16(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
+teacache_apply(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
 }
 
+// teacache_residual: templates/cuda/teacache.cu.in with MODE=residual OP=- T=bf16
 // templates/cuda/teacache.cu.in
 //
 // TeaCache (reference dit-and-sampling.md §8) on the tokens between the embeddings and the head:
@@ -1463,21 +1484,22 @@ teacache_modeapply_op_tbf16(bf16 *__restrict__ y, const bf16 *__restrict__ a, co
 // "apply":    y = a + b, a cached residual added to the tokens in place of the blocks.
 // This instance: residual, y = a - b over n values of type bf16, rounded once to bf16 (as PyTorch's
 // bf16 subtraction and addition round).
-// Parameters: teacache_moderesidual_op_tbf16, bf16, residual, -.
+// Parameters: teacache_residual, bf16, residual, -.
 extern "C" __global__ void __launch_bounds__(256)
-teacache_moderesidual_op_tbf16(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
+teacache_residual(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) sky_st(y + i, sky_ld(a + i) - sky_ld(b + i));
 }
 
+// unpatchify_c16: templates/cuda/unpatchify.cu.in with OUT=16
 // templates/cuda/unpatchify.cu.in
 //
 // Head output back to a latent (reference §2.10): x [L, 4*OUT] fp32 -> v [OUT, F, H, W] fp32,
 // output channel o = (ph*2 + pw)*OUT + c (c fastest). One thread per output element.
-// Parameters: unpatchify_out16, 16.
+// Parameters: unpatchify_c16, 16.
 extern "C" __global__ void __launch_bounds__(256)
-unpatchify_out16(float *__restrict__ v, const float *__restrict__ x, int F, int H, int W)
+unpatchify_c16(float *__restrict__ v, const float *__restrict__ x, int F, int H, int W)
 {
     enum { OUT = 16 };
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * program    text_encode (cuda): 31 ops per call
  * arena      26,880 bytes (see plan_cuda.txt)
  */
@@ -72,30 +72,43 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of text_encode_kernel_names */
-    K_ADD_TABF16_TBBF16_TYBF16 = 0,
+    K_ADD_BF16 = 0,
     K_GATED_GELU = 1,
-    K_GATHER_ROWS_COLS64 = 2,
-    K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH4 = 3,
-    K_T5_RMSNORM_C64_EPS1E06F_THREADS64 = 4,
-    K_ZERO_TAIL_COLS64_ROWS32 = 5,
+    K_GATHER_ROWS_C64 = 2,
+    K_SOFTMAX_RELBIAS_H4 = 3,
+    K_T5_RMSNORM_C64 = 4,
+    K_ZERO_TAIL_C64 = 5,
 };
 
 const char *const text_encode_kernel_names[6] = {
-    "add_tabf16_tbbf16_tybf16",
+    "add_bf16",
     "gated_gelu",
-    "gather_rows_cols64",
-    "softmax_relbias_buckets32_maxdist128_nh4",
-    "t5_rmsnorm_c64_eps1e06f_threads64",
-    "zero_tail_cols64_rows32",
+    "gather_rows_c64",
+    "softmax_relbias_h4",
+    "t5_rmsnorm_c64",
+    "zero_tail_c64",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_BLOCKS_ATTN_Q     = 0,
+    GEMM_BLOCKS_ATTN_K     = 0,
+    GEMM_BLOCKS_ATTN_V     = 0,
+    GEMM_BLOCKS_ATTN_QK    = 1,
+    GEMM_BLOCKS_ATTN_PV    = 2,
+    GEMM_BLOCKS_ATTN_O     = 0,
+    GEMM_BLOCKS_FFN_GATE_0 = 3,
+    GEMM_BLOCKS_FFN_FC1    = 3,
+    GEMM_BLOCKS_FFN_FC2    = 4,
+};
+
 const sky_gemm_desc text_encode_gemms[5] = {
-    {32, 64, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
-    {32, 32, 16, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 64, 64, 32, 0},
-    {32, 16, 32, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 32, 64, 64, 1},
-    {32, 96, 64, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
-    {32, 64, 96, SKY_GEMM_BF16, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0},
+    [GEMM_BLOCKS_ATTN_Q]     = { .m_max = 32, .n = 64, .k = 64, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE },
+    [GEMM_BLOCKS_ATTN_QK]    = { .m_max = 32, .n = 32, .k = 16, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 64, .ldw = 64, .ldy = 32 },
+    [GEMM_BLOCKS_ATTN_PV]    = { .m_max = 32, .n = 16, .k = 32, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 32, .ldw = 64, .ldy = 64, .w_kn = 1 },
+    [GEMM_BLOCKS_FFN_GATE_0] = { .m_max = 32, .n = 96, .k = 64, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE },
+    [GEMM_BLOCKS_FFN_FC2]    = { .m_max = 32, .n = 64, .k = 96, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_NONE },
 };
 
 /* device dtype of each weight: bf16 where a bf16 GEMM or the token table reads it, fp32 otherwise */
@@ -129,102 +142,75 @@ void text_encode_cuda_record(const sky_cuda_program *st, CUstream s, int N);
 void text_encode_cuda_record(const sky_cuda_program *st, CUstream s, int N)
 {
     /* token_embedding.out = gather_rows(ids)  [N,64] bf16 */
-    LAUNCH(K_GATHER_ROWS_COLS64, CDIV((long long)N * 64, 256), 1, 256, 0, PTR(OFF_TOKEN_EMBEDDING_OUT), PTR(OFF_IDS), WPTR(W_TOKEN_EMBEDDING_WEIGHT), INT(N));
-    TRACE("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_GATHER_ROWS_C64, CDIV((long long)N * 64, 256), 1, 256, 0, OUT("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, BF16, (long long)N * 64), PTR(OFF_IDS), WPTR(W_TOKEN_EMBEDDING_WEIGHT), INT(N));
     /* blocks.0.norm1.out = rmsnorm(token_embedding.out)  [N,64] bf16 */
-    LAUNCH(K_T5_RMSNORM_C64_EPS1E06F_THREADS64, N, 1, 64, 0, PTR(OFF_BLOCKS_0_NORM1_OUT), PTR(OFF_TOKEN_EMBEDDING_OUT), WPTR(W_BLOCKS_0_NORM1_WEIGHT));
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_T5_RMSNORM_C64, N, 1, 64, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)N * 64), PTR(OFF_TOKEN_EMBEDDING_OUT), WPTR(W_BLOCKS_0_NORM1_WEIGHT));
     /* blocks.0.attn.q.out = linear(blocks.0.norm1.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_Q_WEIGHT, OFF_BLOCKS_0_ATTN_Q_OUT);
-    TRACE("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_Q_WEIGHT, OUT("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, BF16, (long long)N * 64));
     /* blocks.0.attn.k.out = linear(blocks.0.norm1.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_K_WEIGHT, OFF_BLOCKS_0_ATTN_K_OUT);
-    TRACE("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_K_WEIGHT, OUT("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, BF16, (long long)N * 64));
     /* blocks.0.attn.v.out = linear(blocks.0.norm1.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_V_WEIGHT, OFF_BLOCKS_0_ATTN_V_OUT);
-    TRACE("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_ATTN_V_WEIGHT, OUT("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, BF16, (long long)N * 64));
     /* blocks.0.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.0.attn.out = attention_relbias(blocks.0.attn.q.out, blocks.0.attn.k.out, blocks.0.attn.v.out, blocks.0.attn.out.scores)  [N,64] bf16 */
     for (int h = 0; h < 4; h++) {
-        GEMM_DIMS(1, N, N, 16, OFF_BLOCKS_0_ATTN_Q_OUT + (size_t)h * 32, OFF_BLOCKS_0_ATTN_K_OUT + (size_t)h * 32, OFF_BLOCKS_0_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH4, N, 1, 256, 0, PTR(OFF_BLOCKS_0_ATTN_OUT_SCORES), WPTR(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(32));
-        GEMM_DIMS(2, N, 16, N, OFF_BLOCKS_0_ATTN_OUT_SCORES, OFF_BLOCKS_0_ATTN_V_OUT + (size_t)h * 32, OFF_BLOCKS_0_ATTN_OUT + (size_t)h * 32);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 16, OFF_BLOCKS_0_ATTN_Q_OUT + (size_t)h * 32, OFF_BLOCKS_0_ATTN_K_OUT + (size_t)h * 32, OFF_BLOCKS_0_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H4, N, 1, 256, 0, PTR(OFF_BLOCKS_0_ATTN_OUT_SCORES), WPTR(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(32));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 16, N, OFF_BLOCKS_0_ATTN_OUT_SCORES, OFF_BLOCKS_0_ATTN_V_OUT + (size_t)h * 32, OFF_BLOCKS_0_ATTN_OUT + (size_t)h * 32);  /* O_h = P V_h */
     }
     TRACE("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
     /* blocks.0.attn.o.out = linear(blocks.0.attn.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_0_ATTN_OUT, W_BLOCKS_0_ATTN_O_WEIGHT, OFF_BLOCKS_0_ATTN_O_OUT);
-    TRACE("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_0_ATTN_OUT, W_BLOCKS_0_ATTN_O_WEIGHT, OUT("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, BF16, (long long)N * 64));
     /* blocks.0.x1 = add(token_embedding.out, blocks.0.attn.o.out)  [N,64] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 64, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_X1), PTR(OFF_TOKEN_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_ATTN_O_OUT), LL((long long)N * 64));
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 64, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, BF16, (long long)N * 64), PTR(OFF_TOKEN_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_ATTN_O_OUT), LL((long long)N * 64));
     /* blocks.0.norm2.out = rmsnorm(blocks.0.x1)  [N,64] bf16 */
-    LAUNCH(K_T5_RMSNORM_C64_EPS1E06F_THREADS64, N, 1, 64, 0, PTR(OFF_BLOCKS_0_NORM2_OUT), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM2_WEIGHT));
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_T5_RMSNORM_C64, N, 1, 64, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)N * 64), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM2_WEIGHT));
     /* blocks.0.ffn.gate.out = linear(blocks.0.norm2.out)  [N,96] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_GATE_0_WEIGHT, OFF_BLOCKS_0_FFN_GATE_OUT);
-    TRACE("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 96, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_GATE_0_WEIGHT, OUT("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, BF16, (long long)N * 96));
     /* blocks.0.ffn.fc1.out = linear(blocks.0.norm2.out)  [N,96] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_FC1_WEIGHT, OFF_BLOCKS_0_FFN_FC1_OUT);
-    TRACE("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 96, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_FC1_WEIGHT, OUT("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, BF16, (long long)N * 96));
     /* blocks.0.ffn.act = gated_gelu(blocks.0.ffn.gate.out, blocks.0.ffn.fc1.out)  [N,96] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 96, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_FFN_ACT), PTR(OFF_BLOCKS_0_FFN_GATE_OUT), PTR(OFF_BLOCKS_0_FFN_FC1_OUT), LL((long long)N * 96));
-    TRACE("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, SKY_TRACE_BF16, (long long)N * 96, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 96, 256), 1, 256, 0, OUT("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, BF16, (long long)N * 96), PTR(OFF_BLOCKS_0_FFN_GATE_OUT), PTR(OFF_BLOCKS_0_FFN_FC1_OUT), LL((long long)N * 96));
     /* blocks.0.ffn.fc2.out = linear(blocks.0.ffn.act)  [N,64] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_0_FFN_ACT, W_BLOCKS_0_FFN_FC2_WEIGHT, OFF_BLOCKS_0_FFN_FC2_OUT);
-    TRACE("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_0_FFN_ACT, W_BLOCKS_0_FFN_FC2_WEIGHT, OUT("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, BF16, (long long)N * 64));
     /* blocks.0.out = add(blocks.0.x1, blocks.0.ffn.fc2.out)  [N,64] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 64, 256), 1, 256, 0, PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_FFN_FC2_OUT), LL((long long)N * 64));
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 64, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)N * 64), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_FFN_FC2_OUT), LL((long long)N * 64));
     /* blocks.1.norm1.out = rmsnorm(blocks.0.out)  [N,64] bf16 */
-    LAUNCH(K_T5_RMSNORM_C64_EPS1E06F_THREADS64, N, 1, 64, 0, PTR(OFF_BLOCKS_1_NORM1_OUT), PTR(OFF_BLOCKS_0_OUT), WPTR(W_BLOCKS_1_NORM1_WEIGHT));
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_T5_RMSNORM_C64, N, 1, 64, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)N * 64), PTR(OFF_BLOCKS_0_OUT), WPTR(W_BLOCKS_1_NORM1_WEIGHT));
     /* blocks.1.attn.q.out = linear(blocks.1.norm1.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_Q_WEIGHT, OFF_BLOCKS_1_ATTN_Q_OUT);
-    TRACE("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_Q, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_Q_WEIGHT, OUT("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, BF16, (long long)N * 64));
     /* blocks.1.attn.k.out = linear(blocks.1.norm1.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_K_WEIGHT, OFF_BLOCKS_1_ATTN_K_OUT);
-    TRACE("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_K, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_K_WEIGHT, OUT("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, BF16, (long long)N * 64));
     /* blocks.1.attn.v.out = linear(blocks.1.norm1.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_V_WEIGHT, OFF_BLOCKS_1_ATTN_V_OUT);
-    TRACE("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_V, N, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_ATTN_V_WEIGHT, OUT("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, BF16, (long long)N * 64));
     /* blocks.1.attn.out.scores = attn_scratch()  [N,N] bf16 */
     /* blocks.1.attn.out = attention_relbias(blocks.1.attn.q.out, blocks.1.attn.k.out, blocks.1.attn.v.out, blocks.1.attn.out.scores)  [N,64] bf16 */
     for (int h = 0; h < 4; h++) {
-        GEMM_DIMS(1, N, N, 16, OFF_BLOCKS_1_ATTN_Q_OUT + (size_t)h * 32, OFF_BLOCKS_1_ATTN_K_OUT + (size_t)h * 32, OFF_BLOCKS_1_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
-        LAUNCH(K_SOFTMAX_RELBIAS_BUCKETS32_MAXDIST128_NH4, N, 1, 256, 0, PTR(OFF_BLOCKS_1_ATTN_OUT_SCORES), WPTR(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(32));
-        GEMM_DIMS(2, N, 16, N, OFF_BLOCKS_1_ATTN_OUT_SCORES, OFF_BLOCKS_1_ATTN_V_OUT + (size_t)h * 32, OFF_BLOCKS_1_ATTN_OUT + (size_t)h * 32);  /* O_h = P V_h */
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_QK, N, N, 16, OFF_BLOCKS_1_ATTN_Q_OUT + (size_t)h * 32, OFF_BLOCKS_1_ATTN_K_OUT + (size_t)h * 32, OFF_BLOCKS_1_ATTN_OUT_SCORES);  /* S = Q_h K_h^T */
+        LAUNCH(K_SOFTMAX_RELBIAS_H4, N, 1, 256, 0, PTR(OFF_BLOCKS_1_ATTN_OUT_SCORES), WPTR(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), INT(h), INT(N), INT(32));
+        GEMM_DIMS(GEMM_BLOCKS_ATTN_PV, N, 16, N, OFF_BLOCKS_1_ATTN_OUT_SCORES, OFF_BLOCKS_1_ATTN_V_OUT + (size_t)h * 32, OFF_BLOCKS_1_ATTN_OUT + (size_t)h * 32);  /* O_h = P V_h */
     }
     TRACE("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
     /* blocks.1.attn.o.out = linear(blocks.1.attn.out)  [N,64] bf16 */
-    GEMM_NB(0, N, OFF_BLOCKS_1_ATTN_OUT, W_BLOCKS_1_ATTN_O_WEIGHT, OFF_BLOCKS_1_ATTN_O_OUT);
-    TRACE("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_ATTN_O, N, OFF_BLOCKS_1_ATTN_OUT, W_BLOCKS_1_ATTN_O_WEIGHT, OUT("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, BF16, (long long)N * 64));
     /* blocks.1.x1 = add(blocks.0.out, blocks.1.attn.o.out)  [N,64] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 64, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_ATTN_O_OUT), LL((long long)N * 64));
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 64, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, BF16, (long long)N * 64), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_ATTN_O_OUT), LL((long long)N * 64));
     /* blocks.1.norm2.out = rmsnorm(blocks.1.x1)  [N,64] bf16 */
-    LAUNCH(K_T5_RMSNORM_C64_EPS1E06F_THREADS64, N, 1, 64, 0, PTR(OFF_BLOCKS_1_NORM2_OUT), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM2_WEIGHT));
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_T5_RMSNORM_C64, N, 1, 64, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)N * 64), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM2_WEIGHT));
     /* blocks.1.ffn.gate.out = linear(blocks.1.norm2.out)  [N,96] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_GATE_0_WEIGHT, OFF_BLOCKS_1_FFN_GATE_OUT);
-    TRACE("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, SKY_TRACE_BF16, (long long)N * 96, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_GATE_0, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_GATE_0_WEIGHT, OUT("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, BF16, (long long)N * 96));
     /* blocks.1.ffn.fc1.out = linear(blocks.1.norm2.out)  [N,96] bf16 */
-    GEMM_NB(3, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_FC1_WEIGHT, OFF_BLOCKS_1_FFN_FC1_OUT);
-    TRACE("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, SKY_TRACE_BF16, (long long)N * 96, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC1, N, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_FC1_WEIGHT, OUT("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, BF16, (long long)N * 96));
     /* blocks.1.ffn.act = gated_gelu(blocks.1.ffn.gate.out, blocks.1.ffn.fc1.out)  [N,96] bf16 */
-    LAUNCH(K_GATED_GELU, CDIV((long long)N * 96, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_FFN_ACT), PTR(OFF_BLOCKS_1_FFN_GATE_OUT), PTR(OFF_BLOCKS_1_FFN_FC1_OUT), LL((long long)N * 96));
-    TRACE("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, SKY_TRACE_BF16, (long long)N * 96, 0);
+    OP(K_GATED_GELU, CDIV((long long)N * 96, 256), 1, 256, 0, OUT("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, BF16, (long long)N * 96), PTR(OFF_BLOCKS_1_FFN_GATE_OUT), PTR(OFF_BLOCKS_1_FFN_FC1_OUT), LL((long long)N * 96));
     /* blocks.1.ffn.fc2.out = linear(blocks.1.ffn.act)  [N,64] bf16 */
-    GEMM_NB(4, N, OFF_BLOCKS_1_FFN_ACT, W_BLOCKS_1_FFN_FC2_WEIGHT, OFF_BLOCKS_1_FFN_FC2_OUT);
-    TRACE("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    GEMM_NB(GEMM_BLOCKS_FFN_FC2, N, OFF_BLOCKS_1_FFN_ACT, W_BLOCKS_1_FFN_FC2_WEIGHT, OUT("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, BF16, (long long)N * 64));
     /* blocks.1.out = add(blocks.1.x1, blocks.1.ffn.fc2.out)  [N,64] bf16 */
-    LAUNCH(K_ADD_TABF16_TBBF16_TYBF16, CDIV((long long)N * 64, 256), 1, 256, 0, PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_FFN_FC2_OUT), LL((long long)N * 64));
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_ADD_BF16, CDIV((long long)N * 64, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)N * 64), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_FFN_FC2_OUT), LL((long long)N * 64));
     /* norm.out = rmsnorm(blocks.1.out)  [N,64] bf16 */
-    LAUNCH(K_T5_RMSNORM_C64_EPS1E06F_THREADS64, N, 1, 64, 0, PTR(OFF_NORM_OUT), PTR(OFF_BLOCKS_1_OUT), WPTR(W_NORM_WEIGHT));
-    TRACE("norm.out", OFF_NORM_OUT, SKY_TRACE_BF16, (long long)N * 64, 0);
+    OP(K_T5_RMSNORM_C64, N, 1, 64, 0, OUT("norm.out", OFF_NORM_OUT, BF16, (long long)N * 64), PTR(OFF_BLOCKS_1_OUT), WPTR(W_NORM_WEIGHT));
     /* context = zero_tail(norm.out)  [32,64] f32 */
-    LAUNCH(K_ZERO_TAIL_COLS64_ROWS32, CDIV(2048, 256), 1, 256, 0, PTR(OFF_CONTEXT), PTR(OFF_NORM_OUT), INT(N));
-    TRACE("context", OFF_CONTEXT, SKY_TRACE_F32, (long long)32 * 64, 0);
+    OP(K_ZERO_TAIL_C64, CDIV(2048, 256), 1, 256, 0, OUT("context", OFF_CONTEXT, F32, (long long)32 * 64), PTR(OFF_NORM_OUT), INT(N));
 }
 
 extern const char text_encode_kernels_src[];

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a
@@ -409,17 +409,19 @@ __device__ __forceinline__ float sky_act_gelu_tanh(float v)
 }
 #endif // SKY_REDUCE_CUH
 
+// add_bf16: templates/cuda/add.cu.in with TA=bf16 TB=bf16 TY=bf16
 // templates/cuda/add.cu.in
 //
 // y = a + b elementwise over n values (the cross-attention residual; I2V's two attention outputs).
-// Parameters: add_tabf16_tbbf16_tybf16, bf16, bf16, bf16.
+// Parameters: add_bf16, bf16, bf16, bf16.
 extern "C" __global__ void __launch_bounds__(256)
-add_tabf16_tbbf16_tybf16(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
+add_bf16(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
 }
 
+// gated_gelu: templates/cuda/gated_gelu.cu.in
 // templates/cuda/gated_gelu.cu.in
 //
 // umT5's gated feed-forward activation in its bf16 model: y = bf16(bf16(GELU_tanh(gate)) * up)
@@ -434,12 +436,13 @@ gated_gelu(bf16 *__restrict__ y, const bf16 *__restrict__ gate, const bf16 *__re
     y[i] = __float2bfloat16(g * __bfloat162float(up[i]));
 }
 
+// gather_rows_c64: templates/cuda/gather_rows.cu.in with COLS=64
 // templates/cuda/gather_rows.cu.in
 //
 // Token embedding: y[n, :] = table[ids[n], :] for the n rows of a prompt (umT5's shared table, bf16 as
-// the checkpoint stores it). One thread per value. Parameters: gather_rows_cols64, 64.
+// the checkpoint stores it). One thread per value. Parameters: gather_rows_c64, 64.
 extern "C" __global__ void __launch_bounds__(256)
-gather_rows_cols64(bf16 *__restrict__ y, const long long *__restrict__ ids, const bf16 *__restrict__ table, int rows)
+gather_rows_c64(bf16 *__restrict__ y, const long long *__restrict__ ids, const bf16 *__restrict__ table, int rows)
 {
     enum { COLS = 64 };
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -447,6 +450,7 @@ gather_rows_cols64(bf16 *__restrict__ y, const long long *__restrict__ ids, cons
     y[idx] = table[ids[idx / COLS] * COLS + idx % COLS];
 }
 
+// softmax_relbias_h4: templates/cuda/softmax_relbias.cu.in with BUCKETS=32 MAXDIST=128 NH=4
 // templates/cuda/softmax_relbias.cu.in
 //
 // umT5's attention probabilities for one head h (reference vae-text-image-files.md §2.2-§2.3), in place
@@ -457,8 +461,8 @@ gather_rows_cols64(bf16 *__restrict__ y, const long long *__restrict__ ids, cons
 // MAXDIST. The peers evaluate the log in fp32, where the boundaries (m = 16, 32, 64 for 32 buckets and
 // 128) land exactly on integers; here it is double with 1e-6 added, as in the CPU template, so that no
 // boundary falls a hair below (no other value is that close).
-// Parameters: softmax_relbias_buckets32_maxdist128_nh4, 4, 32, 128.
-__device__ __forceinline__ int softmax_relbias_buckets32_maxdist128_nh4_bucket(int rel)
+// Parameters: softmax_relbias_h4, 4, 32, 128.
+__device__ __forceinline__ int softmax_relbias_h4_bucket(int rel)
 {
     enum { BUCKETS = 32, MAXDIST = 128 };
     const int half = BUCKETS / 2, exact = half / 2;
@@ -470,7 +474,7 @@ __device__ __forceinline__ int softmax_relbias_buckets32_maxdist128_nh4_bucket(i
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-softmax_relbias_buckets32_maxdist128_nh4(bf16 *__restrict__ s, const float *__restrict__ bias, int h, int n, int ld)
+softmax_relbias_h4(bf16 *__restrict__ s, const float *__restrict__ bias, int h, int n, int ld)
 {
     enum { NH = 4 };
     __shared__ float scratch[32];
@@ -478,7 +482,7 @@ softmax_relbias_buckets32_maxdist128_nh4(bf16 *__restrict__ s, const float *__re
     bf16 *row = s + (size_t)a * ld;
     float m = neg_inf();
     for (int b = threadIdx.x; b < n; b += 256) {
-        const float v = __bfloat162float(__float2bfloat16(__bfloat162float(row[b]) + bias[softmax_relbias_buckets32_maxdist128_nh4_bucket(b - a) * NH + h]));
+        const float v = __bfloat162float(__float2bfloat16(__bfloat162float(row[b]) + bias[softmax_relbias_h4_bucket(b - a) * NH + h]));
         row[b] = __float2bfloat16(v);
         m = fmaxf(m, v);
     }
@@ -494,13 +498,14 @@ softmax_relbias_buckets32_maxdist128_nh4(bf16 *__restrict__ s, const float *__re
     for (int b = threadIdx.x; b < n; b += 256) row[b] = __float2bfloat16(expf(__bfloat162float(row[b]) - m) * inv);
 }
 
+// t5_rmsnorm_c64: templates/cuda/t5_rmsnorm.cu.in with C=64 EPS=1e-06f THREADS=64
 // templates/cuda/t5_rmsnorm.cu.in
 //
 // umT5's RMS norm in its bf16 model (reference vae-text-image-files.md §2.2): the mean of squares in
 // fp32, x * rsqrt(var + eps) rounded to bf16 (the weight's dtype), then times the weight, rounded again.
-// One row per block. Parameters: t5_rmsnorm_c64_eps1e06f_threads64, 64, 64, 1e-06f.
+// One row per block. Parameters: t5_rmsnorm_c64, 64, 64, 1e-06f.
 extern "C" __global__ void __launch_bounds__(64)
-t5_rmsnorm_c64_eps1e06f_threads64(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ w)
+t5_rmsnorm_c64(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ w)
 {
     enum { C = 64, THREADS = 64, PER = C / THREADS };
     static_assert(C % THREADS == 0, "C must be a multiple of THREADS");
@@ -523,13 +528,14 @@ t5_rmsnorm_c64_eps1e06f_threads64(bf16 *__restrict__ y, const bf16 *__restrict__
     }
 }
 
+// zero_tail_c64: templates/cuda/zero_tail.cu.in with COLS=64 ROWS=32
 // templates/cuda/zero_tail.cu.in
 //
 // text_encode's output: the n real rows of x (bf16) as fp32, then exact zeros up to ROWS (the DiT reads
 // all text_len rows; reference vae-text-image-files.md §2.5). One thread per value.
-// Parameters: zero_tail_cols64_rows32, 32, 64.
+// Parameters: zero_tail_c64, 32, 64.
 extern "C" __global__ void __launch_bounds__(256)
-zero_tail_cols64_rows32(float *__restrict__ y, const bf16 *__restrict__ x, int n)
+zero_tail_c64(float *__restrict__ y, const bf16 *__restrict__ x, int n)
 {
     enum { ROWS = 32, COLS = 64 };
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
@@ -40,9 +40,17 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_Z                                        ((size_t)0)  /* 3,072 bytes */
@@ -312,6 +320,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols1: templates/cpu/add.c.in with COLS=1 */
 /* add_cols1: y = a + b, elementwise over rows x COLS. */
 static void add_cols1(float *y, const float *a, const float *b, int rows)
 {
@@ -320,6 +329,7 @@ static void add_cols1(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+/* attention_frames_c32: templates/cpu/attention_frames.c.in with C=32 */
 /* attention_frames_c32: the VAE's attention block core (reference §1.2): for each frame, single-head
  * softmax(q k^T / sqrt(C)) v over its H*W tokens (row-major), no mixing across frames.
  * qkv [3C, T, H*W] (q = channels 0..C-1, k = C..2C-1, v = 2C..3C-1), o [C, T, H*W].
@@ -357,6 +367,7 @@ static void attention_frames_c32(float *o, const float *qkv, int T, int N)
     }
 }
 
+/* causal_conv3_cin16_cout16: templates/cpu/causal_conv3.c.in with CIN=16 COUT=16 */
 /* causal_conv3_cin16_cout16: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -405,6 +416,7 @@ static void causal_conv3_cin16_cout16(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin16_cout32: templates/cpu/causal_conv3.c.in with CIN=16 COUT=32 */
 /* causal_conv3_cin16_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -453,6 +465,7 @@ static void causal_conv3_cin16_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin32_cout32: templates/cpu/causal_conv3.c.in with CIN=32 COUT=32 */
 /* causal_conv3_cin32_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -501,6 +514,7 @@ static void causal_conv3_cin32_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin8_cout3: templates/cpu/causal_conv3.c.in with CIN=8 COUT=3 */
 /* causal_conv3_cin8_cout3: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -549,6 +563,7 @@ static void causal_conv3_cin8_cout3(float *y, const float *x, float *cache, cons
     }
 }
 
+/* causal_conv3_cin8_cout8: templates/cpu/causal_conv3.c.in with CIN=8 COUT=8 */
 /* causal_conv3_cin8_cout8: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -597,6 +612,7 @@ static void causal_conv3_cin8_cout8(float *y, const float *x, float *cache, cons
     }
 }
 
+/* clamp_cols1: templates/cpu/clamp.c.in with COLS=1 */
 /* clamp_cols1: y = clamp(x, -1, 1), elementwise over rows x COLS (the decoder's output, §1.6). */
 static void clamp_cols1(float *y, const float *x, int rows)
 {
@@ -605,6 +621,7 @@ static void clamp_cols1(float *y, const float *x, int rows)
     for (size_t i = 0; i < n; i++) y[i] = x[i] < -1.0f ? -1.0f : (x[i] > 1.0f ? 1.0f : x[i]);
 }
 
+/* conv1x1_cin16_cout16: templates/cpu/conv1x1.c.in with CIN=16 COUT=16 */
 /* conv1x1_cin16_cout16: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin16_cout16(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -620,6 +637,7 @@ static void conv1x1_cin16_cout16(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin16_cout32: templates/cpu/conv1x1.c.in with CIN=16 COUT=32 */
 /* conv1x1_cin16_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -635,6 +653,7 @@ static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout32: templates/cpu/conv1x1.c.in with CIN=32 COUT=32 */
 /* conv1x1_cin32_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -650,6 +669,7 @@ static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout96: templates/cpu/conv1x1.c.in with CIN=32 COUT=96 */
 /* conv1x1_cin32_cout96: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -665,6 +685,7 @@ static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv2d_k3_cin16_cout8: templates/cpu/conv2d_k3.c.in with CIN=16 COUT=8 */
 /* conv2d_k3_cin16_cout8: 3x3 conv with zero pad 1, per frame: x [CIN, T, H, W] -> y [COUT, T, H, W], w [COUT, CIN, 3, 3]. */
 static void conv2d_k3_cin16_cout8(float *y, const float *x, const float *w, const float *b, int T, int H, int W)
 {
@@ -694,6 +715,7 @@ static void conv2d_k3_cin16_cout8(float *y, const float *x, const float *w, cons
                 }
 }
 
+/* conv2d_k3_cin32_cout16: templates/cpu/conv2d_k3.c.in with CIN=32 COUT=16 */
 /* conv2d_k3_cin32_cout16: 3x3 conv with zero pad 1, per frame: x [CIN, T, H, W] -> y [COUT, T, H, W], w [COUT, CIN, 3, 3]. */
 static void conv2d_k3_cin32_cout16(float *y, const float *x, const float *w, const float *b, int T, int H, int W)
 {
@@ -723,6 +745,7 @@ static void conv2d_k3_cin32_cout16(float *y, const float *x, const float *w, con
                 }
 }
 
+/* rms_norm_ch_c16: templates/cpu/rms_norm_ch.c.in with C=16 */
 /* rms_norm_ch_c16: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
@@ -738,6 +761,7 @@ static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c32: templates/cpu/rms_norm_ch.c.in with C=32 */
 /* rms_norm_ch_c32: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
@@ -753,6 +777,7 @@ static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c8: templates/cpu/rms_norm_ch.c.in with C=8 */
 /* rms_norm_ch_c8: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
@@ -768,6 +793,7 @@ static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* silu_cols1: templates/cpu/silu.c.in with COLS=1 */
 /* silu_cols1: y = x * sigmoid(x), elementwise over rows x COLS. */
 static void silu_cols1(float *y, const float *x, int rows)
 {
@@ -779,6 +805,7 @@ static void silu_cols1(float *y, const float *x, int rows)
     }
 }
 
+/* time_conv_up_c32: templates/cpu/time_conv_up.c.in with C=32 */
 /* time_conv_up_c32: the decoder's upsample3d time_conv (reference vae-text-image-files.md §1.5).
  * First chunk of a sequence: no conv, no doubling (y = x) and the cache stays zero, so the second
  * chunk convolves with a zero front pad as the original does. Later chunks: a causal (3,1,1) conv
@@ -821,6 +848,7 @@ static void time_conv_up_c32(float *y, const float *x, float *cache, const float
     }
 }
 
+/* upsample_nearest2x_c16: templates/cpu/upsample_nearest2x.c.in with C=16 */
 /* upsample_nearest2x_c16: nearest x2 per frame (out[i][j] = in[i/2][j/2]), x [C, T, H, W] -> y [C, T, 2H, 2W]. */
 static void upsample_nearest2x_c16(float *y, const float *x, int T, int H, int W)
 {
@@ -831,6 +859,7 @@ static void upsample_nearest2x_c16(float *y, const float *x, int T, int H, int W
                 y[(f * 2 * H + i) * 2 * W + j] = x[(f * H + i / 2) * W + j / 2];
 }
 
+/* upsample_nearest2x_c32: templates/cpu/upsample_nearest2x.c.in with C=32 */
 /* upsample_nearest2x_c32: nearest x2 per frame (out[i][j] = in[i/2][j/2]), x [C, T, H, W] -> y [C, T, 2H, 2W]. */
 static void upsample_nearest2x_c32(float *y, const float *x, int T, int H, int W)
 {
@@ -841,9 +870,10 @@ static void upsample_nearest2x_c32(float *y, const float *x, int T, int H, int W
                 y[(f * 2 * H + i) * 2 * W + j] = x[(f * H + i / 2) * W + j / 2];
 }
 
-/* vae_denorm_z16: de-normalise a latent as the original's decode wrapper: y = z / inv_std[c] + mean[c],
+/* vae_denorm_c16: templates/cpu/vae_denorm.c.in with Z=16 */
+/* vae_denorm_c16: de-normalise a latent as the original's decode wrapper: y = z / inv_std[c] + mean[c],
  * inv_std = fp32(1 / std) (reference vae-text-image-files.md §1.6). z, y [Z, n]. */
-static void vae_denorm_z16(float *y, const float *z, int n)
+static void vae_denorm_c16(float *y, const float *z, int n)
 {
     enum { Z = 16 };
     static const float mean[Z] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
@@ -910,402 +940,283 @@ void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, i
 
     /* ---- input ------------------------------------------------------------------- */
     /* z.denorm = vae_denorm(z)  [16,T0,H0,W0] */
-    vae_denorm_z16(ACT(OFF_Z_DENORM), ACT(OFF_Z), T0 * H0 * W0);
-    TRACE("z.denorm", OFF_Z_DENORM, SKY_TRACE_F32, (long long)16 * T0 * H0 * W0);
+    OP(vae_denorm_c16, OUT("z.denorm", OFF_Z_DENORM, (long long)16 * T0 * H0 * W0), ACT(OFF_Z), T0 * H0 * W0);
     /* conv2.out = conv1x1(z.denorm)  [16,T0,H0,W0] */
-    conv1x1_cin16_cout16(ACT(OFF_CONV2_OUT), ACT(OFF_Z_DENORM), W(W_CONV2_WEIGHT), W(W_CONV2_BIAS), T0 * H0 * W0);
-    TRACE("conv2.out", OFF_CONV2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H0 * W0);
+    OP(conv1x1_cin16_cout16, OUT("conv2.out", OFF_CONV2_OUT, (long long)16 * T0 * H0 * W0), ACT(OFF_Z_DENORM), W(W_CONV2_WEIGHT), W(W_CONV2_BIAS), T0 * H0 * W0);
     /* decoder.conv1.out = causal_conv3(conv2.out, decoder.conv1.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin16_cout32(ACT(OFF_DECODER_CONV1_OUT), ACT(OFF_CONV2_OUT), ACT(OFF_DECODER_CONV1_CACHE), W(W_DECODER_CONV1_WEIGHT), W(W_DECODER_CONV1_BIAS), T0, H0, W0);
-    TRACE("decoder.conv1.out", OFF_DECODER_CONV1_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin16_cout32, OUT("decoder.conv1.out", OFF_DECODER_CONV1_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_CONV2_OUT), ACT(OFF_DECODER_CONV1_CACHE), W(W_DECODER_CONV1_WEIGHT), W(W_DECODER_CONV1_BIAS), T0, H0, W0);
 
     /* ---- decoder.middle.0 -------------------------------------------------------- */
     /* decoder.middle.0.residual.0.out = rms_norm_ch(decoder.conv1.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT), ACT(OFF_DECODER_CONV1_OUT), W(W_DECODER_MIDDLE_0_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.middle.0.residual.0.out", OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.middle.0.residual.0.out", OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_CONV1_OUT), W(W_DECODER_MIDDLE_0_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* decoder.middle.0.residual.0.out.silu = silu(decoder.middle.0.residual.0.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.0.residual.0.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.middle.0.residual.0.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
     /* decoder.middle.0.residual.2.out = causal_conv3(decoder.middle.0.residual.0.out.silu, decoder.middle.0.residual.2.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_2_CACHE), W(W_DECODER_MIDDLE_0_RESIDUAL_2_WEIGHT), W(W_DECODER_MIDDLE_0_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("decoder.middle.0.residual.2.out", OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.middle.0.residual.2.out", OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_2_CACHE), W(W_DECODER_MIDDLE_0_RESIDUAL_2_WEIGHT), W(W_DECODER_MIDDLE_0_RESIDUAL_2_BIAS), T0, H0, W0);
     /* decoder.middle.0.residual.3.out = rms_norm_ch(decoder.middle.0.residual.2.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT), W(W_DECODER_MIDDLE_0_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.middle.0.residual.3.out", OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.middle.0.residual.3.out", OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_2_OUT), W(W_DECODER_MIDDLE_0_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* decoder.middle.0.residual.3.out.silu = silu(decoder.middle.0.residual.3.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.0.residual.3.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.middle.0.residual.3.out.silu", OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
     /* decoder.middle.0.residual.6.out = causal_conv3(decoder.middle.0.residual.3.out.silu, decoder.middle.0.residual.6.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_6_CACHE), W(W_DECODER_MIDDLE_0_RESIDUAL_6_WEIGHT), W(W_DECODER_MIDDLE_0_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("decoder.middle.0.residual.6.out", OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.middle.0.residual.6.out", OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_6_CACHE), W(W_DECODER_MIDDLE_0_RESIDUAL_6_WEIGHT), W(W_DECODER_MIDDLE_0_RESIDUAL_6_BIAS), T0, H0, W0);
     /* decoder.middle.0.out = add(decoder.middle.0.residual.6.out, decoder.conv1.out)  [32,T0,H0,W0] */
-    add_cols1(ACT(OFF_DECODER_MIDDLE_0_OUT), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT), ACT(OFF_DECODER_CONV1_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.0.out", OFF_DECODER_MIDDLE_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(add_cols1, OUT("decoder.middle.0.out", OFF_DECODER_MIDDLE_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_RESIDUAL_6_OUT), ACT(OFF_DECODER_CONV1_OUT), 32 * T0 * H0 * W0);
 
     /* ---- decoder.middle.1 -------------------------------------------------------- */
     /* decoder.middle.1.norm.out = rms_norm_ch(decoder.middle.0.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_MIDDLE_1_NORM_OUT), ACT(OFF_DECODER_MIDDLE_0_OUT), W(W_DECODER_MIDDLE_1_NORM_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.middle.1.norm.out", OFF_DECODER_MIDDLE_1_NORM_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.middle.1.norm.out", OFF_DECODER_MIDDLE_1_NORM_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_OUT), W(W_DECODER_MIDDLE_1_NORM_GAMMA), T0 * H0 * W0);
     /* decoder.middle.1.to_qkv.out = conv1x1(decoder.middle.1.norm.out)  [96,T0,H0,W0] */
-    conv1x1_cin32_cout96(ACT(OFF_DECODER_MIDDLE_1_TO_QKV_OUT), ACT(OFF_DECODER_MIDDLE_1_NORM_OUT), W(W_DECODER_MIDDLE_1_TO_QKV_WEIGHT), W(W_DECODER_MIDDLE_1_TO_QKV_BIAS), T0 * H0 * W0);
-    TRACE("decoder.middle.1.to_qkv.out", OFF_DECODER_MIDDLE_1_TO_QKV_OUT, SKY_TRACE_F32, (long long)96 * T0 * H0 * W0);
+    OP(conv1x1_cin32_cout96, OUT("decoder.middle.1.to_qkv.out", OFF_DECODER_MIDDLE_1_TO_QKV_OUT, (long long)96 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_1_NORM_OUT), W(W_DECODER_MIDDLE_1_TO_QKV_WEIGHT), W(W_DECODER_MIDDLE_1_TO_QKV_BIAS), T0 * H0 * W0);
     /* decoder.middle.1.attn = attention_frames(decoder.middle.1.to_qkv.out)  [32,T0,H0,W0] */
-    attention_frames_c32(ACT(OFF_DECODER_MIDDLE_1_ATTN), ACT(OFF_DECODER_MIDDLE_1_TO_QKV_OUT), T0, H0 * W0);
-    TRACE("decoder.middle.1.attn", OFF_DECODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(attention_frames_c32, OUT("decoder.middle.1.attn", OFF_DECODER_MIDDLE_1_ATTN, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_1_TO_QKV_OUT), T0, H0 * W0);
     /* decoder.middle.1.proj.out = conv1x1(decoder.middle.1.attn)  [32,T0,H0,W0] */
-    conv1x1_cin32_cout32(ACT(OFF_DECODER_MIDDLE_1_PROJ_OUT), ACT(OFF_DECODER_MIDDLE_1_ATTN), W(W_DECODER_MIDDLE_1_PROJ_WEIGHT), W(W_DECODER_MIDDLE_1_PROJ_BIAS), T0 * H0 * W0);
-    TRACE("decoder.middle.1.proj.out", OFF_DECODER_MIDDLE_1_PROJ_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(conv1x1_cin32_cout32, OUT("decoder.middle.1.proj.out", OFF_DECODER_MIDDLE_1_PROJ_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_1_ATTN), W(W_DECODER_MIDDLE_1_PROJ_WEIGHT), W(W_DECODER_MIDDLE_1_PROJ_BIAS), T0 * H0 * W0);
     /* decoder.middle.1.out = add(decoder.middle.0.out, decoder.middle.1.proj.out)  [32,T0,H0,W0] */
-    add_cols1(ACT(OFF_DECODER_MIDDLE_1_OUT), ACT(OFF_DECODER_MIDDLE_0_OUT), ACT(OFF_DECODER_MIDDLE_1_PROJ_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.1.out", OFF_DECODER_MIDDLE_1_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(add_cols1, OUT("decoder.middle.1.out", OFF_DECODER_MIDDLE_1_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_0_OUT), ACT(OFF_DECODER_MIDDLE_1_PROJ_OUT), 32 * T0 * H0 * W0);
 
     /* ---- decoder.middle.2 -------------------------------------------------------- */
     /* decoder.middle.2.residual.0.out = rms_norm_ch(decoder.middle.1.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT), ACT(OFF_DECODER_MIDDLE_1_OUT), W(W_DECODER_MIDDLE_2_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.middle.2.residual.0.out", OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.middle.2.residual.0.out", OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_1_OUT), W(W_DECODER_MIDDLE_2_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* decoder.middle.2.residual.0.out.silu = silu(decoder.middle.2.residual.0.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.2.residual.0.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.middle.2.residual.0.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
     /* decoder.middle.2.residual.2.out = causal_conv3(decoder.middle.2.residual.0.out.silu, decoder.middle.2.residual.2.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_2_CACHE), W(W_DECODER_MIDDLE_2_RESIDUAL_2_WEIGHT), W(W_DECODER_MIDDLE_2_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("decoder.middle.2.residual.2.out", OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.middle.2.residual.2.out", OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_2_CACHE), W(W_DECODER_MIDDLE_2_RESIDUAL_2_WEIGHT), W(W_DECODER_MIDDLE_2_RESIDUAL_2_BIAS), T0, H0, W0);
     /* decoder.middle.2.residual.3.out = rms_norm_ch(decoder.middle.2.residual.2.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT), W(W_DECODER_MIDDLE_2_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.middle.2.residual.3.out", OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.middle.2.residual.3.out", OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_2_OUT), W(W_DECODER_MIDDLE_2_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* decoder.middle.2.residual.3.out.silu = silu(decoder.middle.2.residual.3.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.2.residual.3.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.middle.2.residual.3.out.silu", OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
     /* decoder.middle.2.residual.6.out = causal_conv3(decoder.middle.2.residual.3.out.silu, decoder.middle.2.residual.6.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_6_CACHE), W(W_DECODER_MIDDLE_2_RESIDUAL_6_WEIGHT), W(W_DECODER_MIDDLE_2_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("decoder.middle.2.residual.6.out", OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.middle.2.residual.6.out", OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_6_CACHE), W(W_DECODER_MIDDLE_2_RESIDUAL_6_WEIGHT), W(W_DECODER_MIDDLE_2_RESIDUAL_6_BIAS), T0, H0, W0);
     /* decoder.middle.2.out = add(decoder.middle.2.residual.6.out, decoder.middle.1.out)  [32,T0,H0,W0] */
-    add_cols1(ACT(OFF_DECODER_MIDDLE_2_OUT), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT), ACT(OFF_DECODER_MIDDLE_1_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.middle.2.out", OFF_DECODER_MIDDLE_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(add_cols1, OUT("decoder.middle.2.out", OFF_DECODER_MIDDLE_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_RESIDUAL_6_OUT), ACT(OFF_DECODER_MIDDLE_1_OUT), 32 * T0 * H0 * W0);
 
     /* ---- decoder.upsamples.0 ----------------------------------------------------- */
     /* decoder.upsamples.0.residual.0.out = rms_norm_ch(decoder.middle.2.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT), ACT(OFF_DECODER_MIDDLE_2_OUT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.upsamples.0.residual.0.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.0.residual.0.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_MIDDLE_2_OUT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* decoder.upsamples.0.residual.0.out.silu = silu(decoder.upsamples.0.residual.0.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.0.residual.0.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.upsamples.0.residual.0.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
     /* decoder.upsamples.0.residual.2.out = causal_conv3(decoder.upsamples.0.residual.0.out.silu, decoder.upsamples.0.residual.2.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_0_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("decoder.upsamples.0.residual.2.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.0.residual.2.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_0_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_2_BIAS), T0, H0, W0);
     /* decoder.upsamples.0.residual.3.out = rms_norm_ch(decoder.upsamples.0.residual.2.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.upsamples.0.residual.3.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.0.residual.3.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* decoder.upsamples.0.residual.3.out.silu = silu(decoder.upsamples.0.residual.3.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.0.residual.3.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.upsamples.0.residual.3.out.silu", OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
     /* decoder.upsamples.0.residual.6.out = causal_conv3(decoder.upsamples.0.residual.3.out.silu, decoder.upsamples.0.residual.6.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_0_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("decoder.upsamples.0.residual.6.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.0.residual.6.out", OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_0_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_0_RESIDUAL_6_BIAS), T0, H0, W0);
     /* decoder.upsamples.0.out = add(decoder.upsamples.0.residual.6.out, decoder.middle.2.out)  [32,T0,H0,W0] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_0_OUT), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT), ACT(OFF_DECODER_MIDDLE_2_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.0.out", OFF_DECODER_UPSAMPLES_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(add_cols1, OUT("decoder.upsamples.0.out", OFF_DECODER_UPSAMPLES_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_RESIDUAL_6_OUT), ACT(OFF_DECODER_MIDDLE_2_OUT), 32 * T0 * H0 * W0);
 
     /* ---- decoder.upsamples.1 ----------------------------------------------------- */
     /* decoder.upsamples.1.residual.0.out = rms_norm_ch(decoder.upsamples.0.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_0_OUT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.upsamples.1.residual.0.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.1.residual.0.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_0_OUT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* decoder.upsamples.1.residual.0.out.silu = silu(decoder.upsamples.1.residual.0.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.1.residual.0.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.upsamples.1.residual.0.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
     /* decoder.upsamples.1.residual.2.out = causal_conv3(decoder.upsamples.1.residual.0.out.silu, decoder.upsamples.1.residual.2.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_1_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("decoder.upsamples.1.residual.2.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.1.residual.2.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_1_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_2_BIAS), T0, H0, W0);
     /* decoder.upsamples.1.residual.3.out = rms_norm_ch(decoder.upsamples.1.residual.2.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.upsamples.1.residual.3.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.1.residual.3.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* decoder.upsamples.1.residual.3.out.silu = silu(decoder.upsamples.1.residual.3.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.1.residual.3.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.upsamples.1.residual.3.out.silu", OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
     /* decoder.upsamples.1.residual.6.out = causal_conv3(decoder.upsamples.1.residual.3.out.silu, decoder.upsamples.1.residual.6.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_1_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("decoder.upsamples.1.residual.6.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.1.residual.6.out", OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_1_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_1_RESIDUAL_6_BIAS), T0, H0, W0);
     /* decoder.upsamples.1.out = add(decoder.upsamples.1.residual.6.out, decoder.upsamples.0.out)  [32,T0,H0,W0] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_1_OUT), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_0_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.1.out", OFF_DECODER_UPSAMPLES_1_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(add_cols1, OUT("decoder.upsamples.1.out", OFF_DECODER_UPSAMPLES_1_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_0_OUT), 32 * T0 * H0 * W0);
 
     /* ---- decoder.upsamples.2 ----------------------------------------------------- */
     /* decoder.upsamples.2.residual.0.out = rms_norm_ch(decoder.upsamples.1.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_1_OUT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.upsamples.2.residual.0.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.2.residual.0.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_1_OUT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* decoder.upsamples.2.residual.0.out.silu = silu(decoder.upsamples.2.residual.0.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.2.residual.0.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.upsamples.2.residual.0.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT), 32 * T0 * H0 * W0);
     /* decoder.upsamples.2.residual.2.out = causal_conv3(decoder.upsamples.2.residual.0.out.silu, decoder.upsamples.2.residual.2.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_2_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("decoder.upsamples.2.residual.2.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.2.residual.2.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_2_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_2_BIAS), T0, H0, W0);
     /* decoder.upsamples.2.residual.3.out = rms_norm_ch(decoder.upsamples.2.residual.2.out)  [32,T0,H0,W0] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("decoder.upsamples.2.residual.3.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.2.residual.3.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* decoder.upsamples.2.residual.3.out.silu = silu(decoder.upsamples.2.residual.3.out)  [32,T0,H0,W0] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.2.residual.3.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("decoder.upsamples.2.residual.3.out.silu", OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT), 32 * T0 * H0 * W0);
     /* decoder.upsamples.2.residual.6.out = causal_conv3(decoder.upsamples.2.residual.3.out.silu, decoder.upsamples.2.residual.6.cache)  [32,T0,H0,W0] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_2_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("decoder.upsamples.2.residual.6.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.2.residual.6.out", OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_2_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_2_RESIDUAL_6_BIAS), T0, H0, W0);
     /* decoder.upsamples.2.out = add(decoder.upsamples.2.residual.6.out, decoder.upsamples.1.out)  [32,T0,H0,W0] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_2_OUT), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_1_OUT), 32 * T0 * H0 * W0);
-    TRACE("decoder.upsamples.2.out", OFF_DECODER_UPSAMPLES_2_OUT, SKY_TRACE_F32, (long long)32 * T0 * H0 * W0);
+    OP(add_cols1, OUT("decoder.upsamples.2.out", OFF_DECODER_UPSAMPLES_2_OUT, (long long)32 * T0 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_1_OUT), 32 * T0 * H0 * W0);
 
     /* ---- decoder.upsamples.3 ----------------------------------------------------- */
     /* decoder.upsamples.3.time_conv.out = time_conv_up(decoder.upsamples.2.out, decoder.upsamples.3.time_conv.cache)  [32,T1,H0,W0] */
-    time_conv_up_c32(ACT(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), ACT(OFF_DECODER_UPSAMPLES_2_OUT), ACT(OFF_DECODER_UPSAMPLES_3_TIME_CONV_CACHE), W(W_DECODER_UPSAMPLES_3_TIME_CONV_WEIGHT), W(W_DECODER_UPSAMPLES_3_TIME_CONV_BIAS), T0, H0 * W0, first);
-    TRACE("decoder.upsamples.3.time_conv.out", OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT, SKY_TRACE_F32, (long long)32 * T1 * H0 * W0);
+    OP(time_conv_up_c32, OUT("decoder.upsamples.3.time_conv.out", OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT, (long long)32 * T1 * H0 * W0), ACT(OFF_DECODER_UPSAMPLES_2_OUT), ACT(OFF_DECODER_UPSAMPLES_3_TIME_CONV_CACHE), W(W_DECODER_UPSAMPLES_3_TIME_CONV_WEIGHT), W(W_DECODER_UPSAMPLES_3_TIME_CONV_BIAS), T0, H0 * W0, first);
     /* decoder.upsamples.3.resample.0.out = upsample_nearest2x(decoder.upsamples.3.time_conv.out)  [32,T1,H1,W1] */
-    upsample_nearest2x_c32(ACT(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), ACT(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), T1, H0, W0);
-    TRACE("decoder.upsamples.3.resample.0.out", OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(upsample_nearest2x_c32, OUT("decoder.upsamples.3.resample.0.out", OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_3_TIME_CONV_OUT), T1, H0, W0);
     /* decoder.upsamples.3.out = conv2d_k3(decoder.upsamples.3.resample.0.out)  [16,T1,H1,W1] */
-    conv2d_k3_cin32_cout16(ACT(OFF_DECODER_UPSAMPLES_3_OUT), ACT(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), W(W_DECODER_UPSAMPLES_3_RESAMPLE_1_WEIGHT), W(W_DECODER_UPSAMPLES_3_RESAMPLE_1_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.3.out", OFF_DECODER_UPSAMPLES_3_OUT, SKY_TRACE_F32, (long long)16 * T1 * H1 * W1);
+    OP(conv2d_k3_cin32_cout16, OUT("decoder.upsamples.3.out", OFF_DECODER_UPSAMPLES_3_OUT, (long long)16 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_3_RESAMPLE_0_OUT), W(W_DECODER_UPSAMPLES_3_RESAMPLE_1_WEIGHT), W(W_DECODER_UPSAMPLES_3_RESAMPLE_1_BIAS), T1, H1, W1);
 
     /* ---- decoder.upsamples.4 ----------------------------------------------------- */
     /* decoder.upsamples.4.shortcut.out = conv1x1(decoder.upsamples.3.out)  [32,T1,H1,W1] */
-    conv1x1_cin16_cout32(ACT(OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT), ACT(OFF_DECODER_UPSAMPLES_3_OUT), W(W_DECODER_UPSAMPLES_4_SHORTCUT_WEIGHT), W(W_DECODER_UPSAMPLES_4_SHORTCUT_BIAS), T1 * H1 * W1);
-    TRACE("decoder.upsamples.4.shortcut.out", OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(conv1x1_cin16_cout32, OUT("decoder.upsamples.4.shortcut.out", OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_3_OUT), W(W_DECODER_UPSAMPLES_4_SHORTCUT_WEIGHT), W(W_DECODER_UPSAMPLES_4_SHORTCUT_BIAS), T1 * H1 * W1);
     /* decoder.upsamples.4.residual.0.out = rms_norm_ch(decoder.upsamples.3.out)  [16,T1,H1,W1] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_3_OUT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_0_GAMMA), T1 * H1 * W1);
-    TRACE("decoder.upsamples.4.residual.0.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)16 * T1 * H1 * W1);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.4.residual.0.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT, (long long)16 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_3_OUT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_0_GAMMA), T1 * H1 * W1);
     /* decoder.upsamples.4.residual.0.out.silu = silu(decoder.upsamples.4.residual.0.out)  [16,T1,H1,W1] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT), 16 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.4.residual.0.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T1 * H1 * W1);
+    OP(silu_cols1, OUT("decoder.upsamples.4.residual.0.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU, (long long)16 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT), 16 * T1 * H1 * W1);
     /* decoder.upsamples.4.residual.2.out = causal_conv3(decoder.upsamples.4.residual.0.out.silu, decoder.upsamples.4.residual.2.cache)  [32,T1,H1,W1] */
-    causal_conv3_cin16_cout32(ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_4_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_2_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.4.residual.2.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(causal_conv3_cin16_cout32, OUT("decoder.upsamples.4.residual.2.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_4_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_2_BIAS), T1, H1, W1);
     /* decoder.upsamples.4.residual.3.out = rms_norm_ch(decoder.upsamples.4.residual.2.out)  [32,T1,H1,W1] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_3_GAMMA), T1 * H1 * W1);
-    TRACE("decoder.upsamples.4.residual.3.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.4.residual.3.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_3_GAMMA), T1 * H1 * W1);
     /* decoder.upsamples.4.residual.3.out.silu = silu(decoder.upsamples.4.residual.3.out)  [32,T1,H1,W1] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.4.residual.3.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(silu_cols1, OUT("decoder.upsamples.4.residual.3.out.silu", OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT), 32 * T1 * H1 * W1);
     /* decoder.upsamples.4.residual.6.out = causal_conv3(decoder.upsamples.4.residual.3.out.silu, decoder.upsamples.4.residual.6.cache)  [32,T1,H1,W1] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_4_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_6_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.4.residual.6.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.4.residual.6.out", OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_4_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_4_RESIDUAL_6_BIAS), T1, H1, W1);
     /* decoder.upsamples.4.out = add(decoder.upsamples.4.residual.6.out, decoder.upsamples.4.shortcut.out)  [32,T1,H1,W1] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_4_OUT), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.4.out", OFF_DECODER_UPSAMPLES_4_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(add_cols1, OUT("decoder.upsamples.4.out", OFF_DECODER_UPSAMPLES_4_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_4_SHORTCUT_OUT), 32 * T1 * H1 * W1);
 
     /* ---- decoder.upsamples.5 ----------------------------------------------------- */
     /* decoder.upsamples.5.residual.0.out = rms_norm_ch(decoder.upsamples.4.out)  [32,T1,H1,W1] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_4_OUT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_0_GAMMA), T1 * H1 * W1);
-    TRACE("decoder.upsamples.5.residual.0.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.5.residual.0.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_4_OUT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_0_GAMMA), T1 * H1 * W1);
     /* decoder.upsamples.5.residual.0.out.silu = silu(decoder.upsamples.5.residual.0.out)  [32,T1,H1,W1] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.5.residual.0.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(silu_cols1, OUT("decoder.upsamples.5.residual.0.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT), 32 * T1 * H1 * W1);
     /* decoder.upsamples.5.residual.2.out = causal_conv3(decoder.upsamples.5.residual.0.out.silu, decoder.upsamples.5.residual.2.cache)  [32,T1,H1,W1] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_5_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_2_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.5.residual.2.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.5.residual.2.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_5_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_2_BIAS), T1, H1, W1);
     /* decoder.upsamples.5.residual.3.out = rms_norm_ch(decoder.upsamples.5.residual.2.out)  [32,T1,H1,W1] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_3_GAMMA), T1 * H1 * W1);
-    TRACE("decoder.upsamples.5.residual.3.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.5.residual.3.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_3_GAMMA), T1 * H1 * W1);
     /* decoder.upsamples.5.residual.3.out.silu = silu(decoder.upsamples.5.residual.3.out)  [32,T1,H1,W1] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.5.residual.3.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(silu_cols1, OUT("decoder.upsamples.5.residual.3.out.silu", OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT), 32 * T1 * H1 * W1);
     /* decoder.upsamples.5.residual.6.out = causal_conv3(decoder.upsamples.5.residual.3.out.silu, decoder.upsamples.5.residual.6.cache)  [32,T1,H1,W1] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_5_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_6_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.5.residual.6.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.5.residual.6.out", OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_5_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_5_RESIDUAL_6_BIAS), T1, H1, W1);
     /* decoder.upsamples.5.out = add(decoder.upsamples.5.residual.6.out, decoder.upsamples.4.out)  [32,T1,H1,W1] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_5_OUT), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_4_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.5.out", OFF_DECODER_UPSAMPLES_5_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(add_cols1, OUT("decoder.upsamples.5.out", OFF_DECODER_UPSAMPLES_5_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_4_OUT), 32 * T1 * H1 * W1);
 
     /* ---- decoder.upsamples.6 ----------------------------------------------------- */
     /* decoder.upsamples.6.residual.0.out = rms_norm_ch(decoder.upsamples.5.out)  [32,T1,H1,W1] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_5_OUT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_0_GAMMA), T1 * H1 * W1);
-    TRACE("decoder.upsamples.6.residual.0.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.6.residual.0.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_5_OUT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_0_GAMMA), T1 * H1 * W1);
     /* decoder.upsamples.6.residual.0.out.silu = silu(decoder.upsamples.6.residual.0.out)  [32,T1,H1,W1] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.6.residual.0.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(silu_cols1, OUT("decoder.upsamples.6.residual.0.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT), 32 * T1 * H1 * W1);
     /* decoder.upsamples.6.residual.2.out = causal_conv3(decoder.upsamples.6.residual.0.out.silu, decoder.upsamples.6.residual.2.cache)  [32,T1,H1,W1] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_6_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_2_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.6.residual.2.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.6.residual.2.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_6_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_2_BIAS), T1, H1, W1);
     /* decoder.upsamples.6.residual.3.out = rms_norm_ch(decoder.upsamples.6.residual.2.out)  [32,T1,H1,W1] */
-    rms_norm_ch_c32(ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_3_GAMMA), T1 * H1 * W1);
-    TRACE("decoder.upsamples.6.residual.3.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(rms_norm_ch_c32, OUT("decoder.upsamples.6.residual.3.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_3_GAMMA), T1 * H1 * W1);
     /* decoder.upsamples.6.residual.3.out.silu = silu(decoder.upsamples.6.residual.3.out)  [32,T1,H1,W1] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.6.residual.3.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(silu_cols1, OUT("decoder.upsamples.6.residual.3.out.silu", OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT), 32 * T1 * H1 * W1);
     /* decoder.upsamples.6.residual.6.out = causal_conv3(decoder.upsamples.6.residual.3.out.silu, decoder.upsamples.6.residual.6.cache)  [32,T1,H1,W1] */
-    causal_conv3_cin32_cout32(ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_6_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_6_BIAS), T1, H1, W1);
-    TRACE("decoder.upsamples.6.residual.6.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(causal_conv3_cin32_cout32, OUT("decoder.upsamples.6.residual.6.out", OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_6_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_6_RESIDUAL_6_BIAS), T1, H1, W1);
     /* decoder.upsamples.6.out = add(decoder.upsamples.6.residual.6.out, decoder.upsamples.5.out)  [32,T1,H1,W1] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_6_OUT), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_5_OUT), 32 * T1 * H1 * W1);
-    TRACE("decoder.upsamples.6.out", OFF_DECODER_UPSAMPLES_6_OUT, SKY_TRACE_F32, (long long)32 * T1 * H1 * W1);
+    OP(add_cols1, OUT("decoder.upsamples.6.out", OFF_DECODER_UPSAMPLES_6_OUT, (long long)32 * T1 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_5_OUT), 32 * T1 * H1 * W1);
 
     /* ---- decoder.upsamples.7 ----------------------------------------------------- */
     /* decoder.upsamples.7.time_conv.out = time_conv_up(decoder.upsamples.6.out, decoder.upsamples.7.time_conv.cache)  [32,T2,H1,W1] */
-    time_conv_up_c32(ACT(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), ACT(OFF_DECODER_UPSAMPLES_6_OUT), ACT(OFF_DECODER_UPSAMPLES_7_TIME_CONV_CACHE), W(W_DECODER_UPSAMPLES_7_TIME_CONV_WEIGHT), W(W_DECODER_UPSAMPLES_7_TIME_CONV_BIAS), T1, H1 * W1, first);
-    TRACE("decoder.upsamples.7.time_conv.out", OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT, SKY_TRACE_F32, (long long)32 * T2 * H1 * W1);
+    OP(time_conv_up_c32, OUT("decoder.upsamples.7.time_conv.out", OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT, (long long)32 * T2 * H1 * W1), ACT(OFF_DECODER_UPSAMPLES_6_OUT), ACT(OFF_DECODER_UPSAMPLES_7_TIME_CONV_CACHE), W(W_DECODER_UPSAMPLES_7_TIME_CONV_WEIGHT), W(W_DECODER_UPSAMPLES_7_TIME_CONV_BIAS), T1, H1 * W1, first);
     /* decoder.upsamples.7.resample.0.out = upsample_nearest2x(decoder.upsamples.7.time_conv.out)  [32,T2,H2,W2] */
-    upsample_nearest2x_c32(ACT(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), ACT(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), T2, H1, W1);
-    TRACE("decoder.upsamples.7.resample.0.out", OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(upsample_nearest2x_c32, OUT("decoder.upsamples.7.resample.0.out", OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_7_TIME_CONV_OUT), T2, H1, W1);
     /* decoder.upsamples.7.out = conv2d_k3(decoder.upsamples.7.resample.0.out)  [16,T2,H2,W2] */
-    conv2d_k3_cin32_cout16(ACT(OFF_DECODER_UPSAMPLES_7_OUT), ACT(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), W(W_DECODER_UPSAMPLES_7_RESAMPLE_1_WEIGHT), W(W_DECODER_UPSAMPLES_7_RESAMPLE_1_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.7.out", OFF_DECODER_UPSAMPLES_7_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(conv2d_k3_cin32_cout16, OUT("decoder.upsamples.7.out", OFF_DECODER_UPSAMPLES_7_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_7_RESAMPLE_0_OUT), W(W_DECODER_UPSAMPLES_7_RESAMPLE_1_WEIGHT), W(W_DECODER_UPSAMPLES_7_RESAMPLE_1_BIAS), T2, H2, W2);
 
     /* ---- decoder.upsamples.8 ----------------------------------------------------- */
     /* decoder.upsamples.8.residual.0.out = rms_norm_ch(decoder.upsamples.7.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_7_OUT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_0_GAMMA), T2 * H2 * W2);
-    TRACE("decoder.upsamples.8.residual.0.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.8.residual.0.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_7_OUT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_0_GAMMA), T2 * H2 * W2);
     /* decoder.upsamples.8.residual.0.out.silu = silu(decoder.upsamples.8.residual.0.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.8.residual.0.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("decoder.upsamples.8.residual.0.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
     /* decoder.upsamples.8.residual.2.out = causal_conv3(decoder.upsamples.8.residual.0.out.silu, decoder.upsamples.8.residual.2.cache)  [16,T2,H2,W2] */
-    causal_conv3_cin16_cout16(ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_8_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_2_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.8.residual.2.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout16, OUT("decoder.upsamples.8.residual.2.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_8_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_2_BIAS), T2, H2, W2);
     /* decoder.upsamples.8.residual.3.out = rms_norm_ch(decoder.upsamples.8.residual.2.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_3_GAMMA), T2 * H2 * W2);
-    TRACE("decoder.upsamples.8.residual.3.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.8.residual.3.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_3_GAMMA), T2 * H2 * W2);
     /* decoder.upsamples.8.residual.3.out.silu = silu(decoder.upsamples.8.residual.3.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.8.residual.3.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("decoder.upsamples.8.residual.3.out.silu", OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT), 16 * T2 * H2 * W2);
     /* decoder.upsamples.8.residual.6.out = causal_conv3(decoder.upsamples.8.residual.3.out.silu, decoder.upsamples.8.residual.6.cache)  [16,T2,H2,W2] */
-    causal_conv3_cin16_cout16(ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_8_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_6_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.8.residual.6.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout16, OUT("decoder.upsamples.8.residual.6.out", OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_8_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_8_RESIDUAL_6_BIAS), T2, H2, W2);
     /* decoder.upsamples.8.out = add(decoder.upsamples.8.residual.6.out, decoder.upsamples.7.out)  [16,T2,H2,W2] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_8_OUT), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_7_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.8.out", OFF_DECODER_UPSAMPLES_8_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(add_cols1, OUT("decoder.upsamples.8.out", OFF_DECODER_UPSAMPLES_8_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_7_OUT), 16 * T2 * H2 * W2);
 
     /* ---- decoder.upsamples.9 ----------------------------------------------------- */
     /* decoder.upsamples.9.residual.0.out = rms_norm_ch(decoder.upsamples.8.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_8_OUT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_0_GAMMA), T2 * H2 * W2);
-    TRACE("decoder.upsamples.9.residual.0.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.9.residual.0.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_8_OUT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_0_GAMMA), T2 * H2 * W2);
     /* decoder.upsamples.9.residual.0.out.silu = silu(decoder.upsamples.9.residual.0.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.9.residual.0.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("decoder.upsamples.9.residual.0.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
     /* decoder.upsamples.9.residual.2.out = causal_conv3(decoder.upsamples.9.residual.0.out.silu, decoder.upsamples.9.residual.2.cache)  [16,T2,H2,W2] */
-    causal_conv3_cin16_cout16(ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_9_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_2_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.9.residual.2.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout16, OUT("decoder.upsamples.9.residual.2.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_9_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_2_BIAS), T2, H2, W2);
     /* decoder.upsamples.9.residual.3.out = rms_norm_ch(decoder.upsamples.9.residual.2.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_3_GAMMA), T2 * H2 * W2);
-    TRACE("decoder.upsamples.9.residual.3.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.9.residual.3.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_3_GAMMA), T2 * H2 * W2);
     /* decoder.upsamples.9.residual.3.out.silu = silu(decoder.upsamples.9.residual.3.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.9.residual.3.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("decoder.upsamples.9.residual.3.out.silu", OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT), 16 * T2 * H2 * W2);
     /* decoder.upsamples.9.residual.6.out = causal_conv3(decoder.upsamples.9.residual.3.out.silu, decoder.upsamples.9.residual.6.cache)  [16,T2,H2,W2] */
-    causal_conv3_cin16_cout16(ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_9_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_6_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.9.residual.6.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout16, OUT("decoder.upsamples.9.residual.6.out", OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_9_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_9_RESIDUAL_6_BIAS), T2, H2, W2);
     /* decoder.upsamples.9.out = add(decoder.upsamples.9.residual.6.out, decoder.upsamples.8.out)  [16,T2,H2,W2] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_9_OUT), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_8_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.9.out", OFF_DECODER_UPSAMPLES_9_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(add_cols1, OUT("decoder.upsamples.9.out", OFF_DECODER_UPSAMPLES_9_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_8_OUT), 16 * T2 * H2 * W2);
 
     /* ---- decoder.upsamples.10 ---------------------------------------------------- */
     /* decoder.upsamples.10.residual.0.out = rms_norm_ch(decoder.upsamples.9.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_9_OUT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_0_GAMMA), T2 * H2 * W2);
-    TRACE("decoder.upsamples.10.residual.0.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.10.residual.0.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_9_OUT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_0_GAMMA), T2 * H2 * W2);
     /* decoder.upsamples.10.residual.0.out.silu = silu(decoder.upsamples.10.residual.0.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.10.residual.0.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("decoder.upsamples.10.residual.0.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
     /* decoder.upsamples.10.residual.2.out = causal_conv3(decoder.upsamples.10.residual.0.out.silu, decoder.upsamples.10.residual.2.cache)  [16,T2,H2,W2] */
-    causal_conv3_cin16_cout16(ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_10_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_2_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.10.residual.2.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout16, OUT("decoder.upsamples.10.residual.2.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_10_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_2_BIAS), T2, H2, W2);
     /* decoder.upsamples.10.residual.3.out = rms_norm_ch(decoder.upsamples.10.residual.2.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_3_GAMMA), T2 * H2 * W2);
-    TRACE("decoder.upsamples.10.residual.3.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("decoder.upsamples.10.residual.3.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_3_GAMMA), T2 * H2 * W2);
     /* decoder.upsamples.10.residual.3.out.silu = silu(decoder.upsamples.10.residual.3.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.10.residual.3.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("decoder.upsamples.10.residual.3.out.silu", OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT), 16 * T2 * H2 * W2);
     /* decoder.upsamples.10.residual.6.out = causal_conv3(decoder.upsamples.10.residual.3.out.silu, decoder.upsamples.10.residual.6.cache)  [16,T2,H2,W2] */
-    causal_conv3_cin16_cout16(ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_10_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_6_BIAS), T2, H2, W2);
-    TRACE("decoder.upsamples.10.residual.6.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout16, OUT("decoder.upsamples.10.residual.6.out", OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_10_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_10_RESIDUAL_6_BIAS), T2, H2, W2);
     /* decoder.upsamples.10.out = add(decoder.upsamples.10.residual.6.out, decoder.upsamples.9.out)  [16,T2,H2,W2] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_10_OUT), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_9_OUT), 16 * T2 * H2 * W2);
-    TRACE("decoder.upsamples.10.out", OFF_DECODER_UPSAMPLES_10_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(add_cols1, OUT("decoder.upsamples.10.out", OFF_DECODER_UPSAMPLES_10_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_DECODER_UPSAMPLES_10_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_9_OUT), 16 * T2 * H2 * W2);
 
     /* ---- decoder.upsamples.11 ---------------------------------------------------- */
     /* decoder.upsamples.11.resample.0.out = upsample_nearest2x(decoder.upsamples.10.out)  [16,T2,H3,W3] */
-    upsample_nearest2x_c16(ACT(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), ACT(OFF_DECODER_UPSAMPLES_10_OUT), T2, H2, W2);
-    TRACE("decoder.upsamples.11.resample.0.out", OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT, SKY_TRACE_F32, (long long)16 * T2 * H3 * W3);
+    OP(upsample_nearest2x_c16, OUT("decoder.upsamples.11.resample.0.out", OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT, (long long)16 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_10_OUT), T2, H2, W2);
     /* decoder.upsamples.11.out = conv2d_k3(decoder.upsamples.11.resample.0.out)  [8,T2,H3,W3] */
-    conv2d_k3_cin16_cout8(ACT(OFF_DECODER_UPSAMPLES_11_OUT), ACT(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), W(W_DECODER_UPSAMPLES_11_RESAMPLE_1_WEIGHT), W(W_DECODER_UPSAMPLES_11_RESAMPLE_1_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.11.out", OFF_DECODER_UPSAMPLES_11_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(conv2d_k3_cin16_cout8, OUT("decoder.upsamples.11.out", OFF_DECODER_UPSAMPLES_11_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_11_RESAMPLE_0_OUT), W(W_DECODER_UPSAMPLES_11_RESAMPLE_1_WEIGHT), W(W_DECODER_UPSAMPLES_11_RESAMPLE_1_BIAS), T2, H3, W3);
 
     /* ---- decoder.upsamples.12 ---------------------------------------------------- */
     /* decoder.upsamples.12.residual.0.out = rms_norm_ch(decoder.upsamples.11.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_11_OUT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_0_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.upsamples.12.residual.0.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.upsamples.12.residual.0.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_11_OUT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_0_GAMMA), T2 * H3 * W3);
     /* decoder.upsamples.12.residual.0.out.silu = silu(decoder.upsamples.12.residual.0.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.12.residual.0.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.upsamples.12.residual.0.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT), 8 * T2 * H3 * W3);
     /* decoder.upsamples.12.residual.2.out = causal_conv3(decoder.upsamples.12.residual.0.out.silu, decoder.upsamples.12.residual.2.cache)  [8,T2,H3,W3] */
-    causal_conv3_cin8_cout8(ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_12_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_2_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.12.residual.2.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout8, OUT("decoder.upsamples.12.residual.2.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_12_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_2_BIAS), T2, H3, W3);
     /* decoder.upsamples.12.residual.3.out = rms_norm_ch(decoder.upsamples.12.residual.2.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_3_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.upsamples.12.residual.3.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.upsamples.12.residual.3.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_3_GAMMA), T2 * H3 * W3);
     /* decoder.upsamples.12.residual.3.out.silu = silu(decoder.upsamples.12.residual.3.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.12.residual.3.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.upsamples.12.residual.3.out.silu", OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT), 8 * T2 * H3 * W3);
     /* decoder.upsamples.12.residual.6.out = causal_conv3(decoder.upsamples.12.residual.3.out.silu, decoder.upsamples.12.residual.6.cache)  [8,T2,H3,W3] */
-    causal_conv3_cin8_cout8(ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_12_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_6_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.12.residual.6.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout8, OUT("decoder.upsamples.12.residual.6.out", OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_12_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_12_RESIDUAL_6_BIAS), T2, H3, W3);
     /* decoder.upsamples.12.out = add(decoder.upsamples.12.residual.6.out, decoder.upsamples.11.out)  [8,T2,H3,W3] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_12_OUT), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_11_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.12.out", OFF_DECODER_UPSAMPLES_12_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(add_cols1, OUT("decoder.upsamples.12.out", OFF_DECODER_UPSAMPLES_12_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_11_OUT), 8 * T2 * H3 * W3);
 
     /* ---- decoder.upsamples.13 ---------------------------------------------------- */
     /* decoder.upsamples.13.residual.0.out = rms_norm_ch(decoder.upsamples.12.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_12_OUT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_0_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.upsamples.13.residual.0.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.upsamples.13.residual.0.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_12_OUT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_0_GAMMA), T2 * H3 * W3);
     /* decoder.upsamples.13.residual.0.out.silu = silu(decoder.upsamples.13.residual.0.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.13.residual.0.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.upsamples.13.residual.0.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT), 8 * T2 * H3 * W3);
     /* decoder.upsamples.13.residual.2.out = causal_conv3(decoder.upsamples.13.residual.0.out.silu, decoder.upsamples.13.residual.2.cache)  [8,T2,H3,W3] */
-    causal_conv3_cin8_cout8(ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_13_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_2_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.13.residual.2.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout8, OUT("decoder.upsamples.13.residual.2.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_13_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_2_BIAS), T2, H3, W3);
     /* decoder.upsamples.13.residual.3.out = rms_norm_ch(decoder.upsamples.13.residual.2.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_3_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.upsamples.13.residual.3.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.upsamples.13.residual.3.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_3_GAMMA), T2 * H3 * W3);
     /* decoder.upsamples.13.residual.3.out.silu = silu(decoder.upsamples.13.residual.3.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.13.residual.3.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.upsamples.13.residual.3.out.silu", OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT), 8 * T2 * H3 * W3);
     /* decoder.upsamples.13.residual.6.out = causal_conv3(decoder.upsamples.13.residual.3.out.silu, decoder.upsamples.13.residual.6.cache)  [8,T2,H3,W3] */
-    causal_conv3_cin8_cout8(ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_13_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_6_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.13.residual.6.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout8, OUT("decoder.upsamples.13.residual.6.out", OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_13_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_13_RESIDUAL_6_BIAS), T2, H3, W3);
     /* decoder.upsamples.13.out = add(decoder.upsamples.13.residual.6.out, decoder.upsamples.12.out)  [8,T2,H3,W3] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_13_OUT), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_12_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.13.out", OFF_DECODER_UPSAMPLES_13_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(add_cols1, OUT("decoder.upsamples.13.out", OFF_DECODER_UPSAMPLES_13_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_12_OUT), 8 * T2 * H3 * W3);
 
     /* ---- decoder.upsamples.14 ---------------------------------------------------- */
     /* decoder.upsamples.14.residual.0.out = rms_norm_ch(decoder.upsamples.13.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT), ACT(OFF_DECODER_UPSAMPLES_13_OUT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_0_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.upsamples.14.residual.0.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.upsamples.14.residual.0.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_13_OUT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_0_GAMMA), T2 * H3 * W3);
     /* decoder.upsamples.14.residual.0.out.silu = silu(decoder.upsamples.14.residual.0.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.14.residual.0.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.upsamples.14.residual.0.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT), 8 * T2 * H3 * W3);
     /* decoder.upsamples.14.residual.2.out = causal_conv3(decoder.upsamples.14.residual.0.out.silu, decoder.upsamples.14.residual.2.cache)  [8,T2,H3,W3] */
-    causal_conv3_cin8_cout8(ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_14_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_2_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.14.residual.2.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout8, OUT("decoder.upsamples.14.residual.2.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_0_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_CACHE), W(W_DECODER_UPSAMPLES_14_RESIDUAL_2_WEIGHT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_2_BIAS), T2, H3, W3);
     /* decoder.upsamples.14.residual.3.out = rms_norm_ch(decoder.upsamples.14.residual.2.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_3_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.upsamples.14.residual.3.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.upsamples.14.residual.3.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_2_OUT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_3_GAMMA), T2 * H3 * W3);
     /* decoder.upsamples.14.residual.3.out.silu = silu(decoder.upsamples.14.residual.3.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.14.residual.3.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.upsamples.14.residual.3.out.silu", OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT), 8 * T2 * H3 * W3);
     /* decoder.upsamples.14.residual.6.out = causal_conv3(decoder.upsamples.14.residual.3.out.silu, decoder.upsamples.14.residual.6.cache)  [8,T2,H3,W3] */
-    causal_conv3_cin8_cout8(ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_14_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_6_BIAS), T2, H3, W3);
-    TRACE("decoder.upsamples.14.residual.6.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout8, OUT("decoder.upsamples.14.residual.6.out", OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_3_OUT_SILU), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_CACHE), W(W_DECODER_UPSAMPLES_14_RESIDUAL_6_WEIGHT), W(W_DECODER_UPSAMPLES_14_RESIDUAL_6_BIAS), T2, H3, W3);
     /* decoder.upsamples.14.out = add(decoder.upsamples.14.residual.6.out, decoder.upsamples.13.out)  [8,T2,H3,W3] */
-    add_cols1(ACT(OFF_DECODER_UPSAMPLES_14_OUT), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_13_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.upsamples.14.out", OFF_DECODER_UPSAMPLES_14_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(add_cols1, OUT("decoder.upsamples.14.out", OFF_DECODER_UPSAMPLES_14_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_RESIDUAL_6_OUT), ACT(OFF_DECODER_UPSAMPLES_13_OUT), 8 * T2 * H3 * W3);
 
     /* ---- decoder.head.0 ---------------------------------------------------------- */
     /* decoder.head.0.out = rms_norm_ch(decoder.upsamples.14.out)  [8,T2,H3,W3] */
-    rms_norm_ch_c8(ACT(OFF_DECODER_HEAD_0_OUT), ACT(OFF_DECODER_UPSAMPLES_14_OUT), W(W_DECODER_HEAD_0_GAMMA), T2 * H3 * W3);
-    TRACE("decoder.head.0.out", OFF_DECODER_HEAD_0_OUT, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(rms_norm_ch_c8, OUT("decoder.head.0.out", OFF_DECODER_HEAD_0_OUT, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_UPSAMPLES_14_OUT), W(W_DECODER_HEAD_0_GAMMA), T2 * H3 * W3);
     /* decoder.head.0.out.silu = silu(decoder.head.0.out)  [8,T2,H3,W3] */
-    silu_cols1(ACT(OFF_DECODER_HEAD_0_OUT_SILU), ACT(OFF_DECODER_HEAD_0_OUT), 8 * T2 * H3 * W3);
-    TRACE("decoder.head.0.out.silu", OFF_DECODER_HEAD_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T2 * H3 * W3);
+    OP(silu_cols1, OUT("decoder.head.0.out.silu", OFF_DECODER_HEAD_0_OUT_SILU, (long long)8 * T2 * H3 * W3), ACT(OFF_DECODER_HEAD_0_OUT), 8 * T2 * H3 * W3);
 
     /* ---- decoder.head.2 ---------------------------------------------------------- */
     /* decoder.head.2.out = causal_conv3(decoder.head.0.out.silu, decoder.head.2.cache)  [3,T2,H3,W3] */
-    causal_conv3_cin8_cout3(ACT(OFF_DECODER_HEAD_2_OUT), ACT(OFF_DECODER_HEAD_0_OUT_SILU), ACT(OFF_DECODER_HEAD_2_CACHE), W(W_DECODER_HEAD_2_WEIGHT), W(W_DECODER_HEAD_2_BIAS), T2, H3, W3);
-    TRACE("decoder.head.2.out", OFF_DECODER_HEAD_2_OUT, SKY_TRACE_F32, (long long)3 * T2 * H3 * W3);
+    OP(causal_conv3_cin8_cout3, OUT("decoder.head.2.out", OFF_DECODER_HEAD_2_OUT, (long long)3 * T2 * H3 * W3), ACT(OFF_DECODER_HEAD_0_OUT_SILU), ACT(OFF_DECODER_HEAD_2_CACHE), W(W_DECODER_HEAD_2_WEIGHT), W(W_DECODER_HEAD_2_BIAS), T2, H3, W3);
 
     /* ---- output ------------------------------------------------------------------ */
     /* video = clamp(decoder.head.2.out)  [3,T2,H3,W3] */
-    clamp_cols1(ACT(OFF_VIDEO), ACT(OFF_DECODER_HEAD_2_OUT), 3 * T2 * H3 * W3);
-    TRACE("video", OFF_VIDEO, SKY_TRACE_F32, (long long)3 * T2 * H3 * W3);
+    OP(clamp_cols1, OUT("video", OFF_VIDEO, (long long)3 * T2 * H3 * W3), ACT(OFF_DECODER_HEAD_2_OUT), 3 * T2 * H3 * W3);
 }

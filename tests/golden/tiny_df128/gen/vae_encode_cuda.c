@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * program    vae_encode (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      2,856,960 bytes (see plan_cuda.txt)
  */
@@ -201,63 +201,74 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of vae_encode_kernel_names */
-    K_ADD_TAFLOAT_TBFLOAT_TYFLOAT = 0,
+    K_ADD_F32 = 0,
     K_CACHE_UPDATE_NC1 = 1,
     K_CACHE_UPDATE_NC2 = 2,
-    K_CONV_TF32_CIN16_COUT16_KH1_KT3_KW1_NC1_PH0_PW0_SH1_SPLIT0_ST2_SW1 = 3,
-    K_CONV_TF32_CIN16_COUT16_KH3_KT1_KW3_NC0_PH0_PW0_SH2_SPLIT0_ST1_SW2 = 4,
-    K_CONV_TF32_CIN16_COUT16_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 5,
-    K_CONV_TF32_CIN16_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 6,
-    K_CONV_TF32_CIN32_COUT32_KH1_KT3_KW1_NC1_PH0_PW0_SH1_SPLIT0_ST2_SW1 = 7,
-    K_CONV_TF32_CIN32_COUT32_KH3_KT1_KW3_NC0_PH0_PW0_SH2_SPLIT0_ST1_SW2 = 8,
-    K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 9,
-    K_CONV_TF32_CIN4_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 10,
-    K_CONV_TF32_CIN8_COUT16_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 11,
-    K_CONV_TF32_CIN8_COUT8_KH3_KT1_KW3_NC0_PH0_PW0_SH2_SPLIT0_ST1_SW2 = 12,
-    K_CONV_TF32_CIN8_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1 = 13,
+    K_CONV_TF32_1X3X3_S1X2X2_16TO16 = 3,
+    K_CONV_TF32_1X3X3_S1X2X2_32TO32 = 4,
+    K_CONV_TF32_1X3X3_S1X2X2_8TO8 = 5,
+    K_CONV_TF32_3X1X1_S2X1X1_16TO16 = 6,
+    K_CONV_TF32_3X1X1_S2X1X1_32TO32 = 7,
+    K_CONV_TF32_3X3X3_16TO16 = 8,
+    K_CONV_TF32_3X3X3_16TO32 = 9,
+    K_CONV_TF32_3X3X3_32TO32 = 10,
+    K_CONV_TF32_3X3X3_4TO8 = 11,
+    K_CONV_TF32_3X3X3_8TO16 = 12,
+    K_CONV_TF32_3X3X3_8TO8 = 13,
     K_COPY = 14,
-    K_RMS_NORM_CL_C16_SILU1 = 15,
-    K_RMS_NORM_CL_C32_SILU0 = 16,
-    K_RMS_NORM_CL_C32_SILU1 = 17,
-    K_RMS_NORM_CL_C8_SILU1 = 18,
+    K_RMS_NORM_CL_C32 = 15,
+    K_RMS_NORM_SILU_CL_C16 = 16,
+    K_RMS_NORM_SILU_CL_C32 = 17,
+    K_RMS_NORM_SILU_CL_C8 = 18,
     K_SOFTMAX_ROWS = 19,
-    K_VAE_NORMALIZE_CL_Z16 = 20,
-    K_VIDEO_CL_CIN3_CP4 = 21,
+    K_VAE_NORMALIZE_CL_C16 = 20,
+    K_VIDEO_CL_3TO4 = 21,
 };
 
 const char *const vae_encode_kernel_names[22] = {
-    "add_tafloat_tbfloat_tyfloat",
+    "add_f32",
     "cache_update_nc1",
     "cache_update_nc2",
-    "conv_tf32_cin16_cout16_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1",
-    "conv_tf32_cin16_cout16_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",
-    "conv_tf32_cin16_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin16_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin32_cout32_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1",
-    "conv_tf32_cin32_cout32_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",
-    "conv_tf32_cin32_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin4_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin8_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-    "conv_tf32_cin8_cout8_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",
-    "conv_tf32_cin8_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
+    "conv_tf32_1x3x3_s1x2x2_16to16",
+    "conv_tf32_1x3x3_s1x2x2_32to32",
+    "conv_tf32_1x3x3_s1x2x2_8to8",
+    "conv_tf32_3x1x1_s2x1x1_16to16",
+    "conv_tf32_3x1x1_s2x1x1_32to32",
+    "conv_tf32_3x3x3_16to16",
+    "conv_tf32_3x3x3_16to32",
+    "conv_tf32_3x3x3_32to32",
+    "conv_tf32_3x3x3_4to8",
+    "conv_tf32_3x3x3_8to16",
+    "conv_tf32_3x3x3_8to8",
     "copy",
-    "rms_norm_cl_c16_silu1",
-    "rms_norm_cl_c32_silu0",
-    "rms_norm_cl_c32_silu1",
-    "rms_norm_cl_c8_silu1",
+    "rms_norm_cl_c32",
+    "rms_norm_silu_cl_c16",
+    "rms_norm_silu_cl_c32",
+    "rms_norm_silu_cl_c8",
     "softmax_rows",
-    "vae_normalize_cl_z16",
-    "video_cl_cin3_cp4",
+    "vae_normalize_cl_c16",
+    "video_cl_3to4",
 };
 
-/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h) */
+/* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
+ * per role (the weight's name without a block's index); the roles of one shape share a row. */
+enum {
+    GEMM_ENCODER_DOWNSAMPLES_3_SHORTCUT = 0,
+    GEMM_ENCODER_DOWNSAMPLES_6_SHORTCUT = 1,
+    GEMM_ENCODER_MIDDLE_1_TO_QKV        = 2,
+    GEMM_ENCODER_MIDDLE_1_ATTN_QK       = 3,
+    GEMM_ENCODER_MIDDLE_1_ATTN_PV       = 4,
+    GEMM_ENCODER_MIDDLE_1_PROJ          = 5,
+    GEMM_CONV1                          = 5,
+};
+
 const sky_gemm_desc vae_encode_gemms[6] = {
-    {3072, 16, 8, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {384, 32, 16, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {48, 96, 32, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
-    {48, 48, 32, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 96, 96, 0, 0},
-    {48, 32, 48, SKY_GEMM_F32, SKY_GEMM_F32, SKY_GEMM_EPI_NONE, 0, 96, 0, 1},
-    {48, 32, 32, SKY_GEMM_TF32, SKY_GEMM_F32, SKY_GEMM_EPI_BIAS, 0, 0, 0, 0},
+    [GEMM_ENCODER_DOWNSAMPLES_3_SHORTCUT] = { .m_max = 3072, .n = 16, .k = 8,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_ENCODER_DOWNSAMPLES_6_SHORTCUT] = { .m_max = 384,  .n = 32, .k = 16, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_ENCODER_MIDDLE_1_TO_QKV]        = { .m_max = 48,   .n = 96, .k = 32, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_ENCODER_MIDDLE_1_ATTN_QK]       = { .m_max = 48,   .n = 48, .k = 32, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 96, .ldw = 96 },
+    [GEMM_ENCODER_MIDDLE_1_ATTN_PV]       = { .m_max = 48,   .n = 32, .k = 48, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldw = 96, .w_kn = 1 },
+    [GEMM_ENCODER_MIDDLE_1_PROJ]          = { .m_max = 48,   .n = 32, .k = 32, .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* how each weight is uploaded: {cout, cin, taps, cin_pad} moves a conv kernel's input channel last
@@ -397,283 +408,216 @@ void vae_encode_cuda_record(const sky_cuda_program *st, CUstream s, int H, int W
 
     /* ---- input / output ---------------------------------------------------------- */
     /* video.cl = video_cl(video)  [4,T0,H0,W0] */
-    LAUNCH(K_VIDEO_CL_CIN3_CP4, CDIV((long long)T0 * H0 * W0 * 4, 256), 1, 256, 0, PTR(OFF_VIDEO_CL), PTR(OFF_VIDEO), LL((long long)T0 * H0 * W0));
-    TRACE("video.cl", OFF_VIDEO_CL, SKY_TRACE_F32, (long long)4 * T0 * H0 * W0, 4);
+    OP(K_VIDEO_CL_3TO4, CDIV((long long)T0 * H0 * W0 * 4, 256), 1, 256, 0, OUT_CL("video.cl", OFF_VIDEO_CL, (long long)4 * T0 * H0 * W0, 4), PTR(OFF_VIDEO), LL((long long)T0 * H0 * W0));
     /* encoder.conv1.out = causal_conv3(video.cl, encoder.conv1.cache)  [8,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN4_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_CONV1_OUT), PTR(OFF_VIDEO_CL), PTR(OFF_ENCODER_CONV1_CACHE), WPTR(W_ENCODER_CONV1_WEIGHT), WPTR(W_ENCODER_CONV1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_4TO8, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, OUT_CL("encoder.conv1.out", OFF_ENCODER_CONV1_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_VIDEO_CL), PTR(OFF_ENCODER_CONV1_CACHE), WPTR(W_ENCODER_CONV1_WEIGHT), WPTR(W_ENCODER_CONV1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 4, 256), 1, 256, 0, PTR(OFF_ENCODER_CONV1_CACHE), PTR(OFF_VIDEO_CL), INT(T0), LL((long long)H0 * W0 * 4));
-    TRACE("encoder.conv1.out", OFF_ENCODER_CONV1_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
 
     /* ---- encoder.downsamples.0 --------------------------------------------------- */
     /* encoder.downsamples.0.residual.0.out.silu = rms_norm_ch(encoder.conv1.out) + silu  [8,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C8_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_CONV1_OUT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("encoder.downsamples.0.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
+    OP(K_RMS_NORM_SILU_CL_C8, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("encoder.downsamples.0.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_CONV1_OUT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* encoder.downsamples.0.residual.2.out = causal_conv3(encoder.downsamples.0.residual.0.out.silu, encoder.downsamples.0.residual.2.cache)  [8,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN8_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_8TO8, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.0.residual.2.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 8));
-    TRACE("encoder.downsamples.0.residual.2.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
     /* encoder.downsamples.0.residual.3.out.silu = rms_norm_ch(encoder.downsamples.0.residual.2.out) + silu  [8,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C8_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("encoder.downsamples.0.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
+    OP(K_RMS_NORM_SILU_CL_C8, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("encoder.downsamples.0.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* encoder.downsamples.0.residual.6.out = causal_conv3(encoder.downsamples.0.residual.3.out.silu, encoder.downsamples.0.residual.6.cache)  [8,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN8_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_8TO8, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.0.residual.6.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 8));
-    TRACE("encoder.downsamples.0.residual.6.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
     /* encoder.downsamples.0.out = add(encoder.downsamples.0.residual.6.out, encoder.conv1.out)  [8,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_0_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT), PTR(OFF_ENCODER_CONV1_OUT), LL((long long)T0 * H0 * W0 * 8));
-    TRACE("encoder.downsamples.0.out", OFF_ENCODER_DOWNSAMPLES_0_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 8, 256), 1, 256, 0, OUT_CL("encoder.downsamples.0.out", OFF_ENCODER_DOWNSAMPLES_0_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT), PTR(OFF_ENCODER_CONV1_OUT), LL((long long)T0 * H0 * W0 * 8));
 
     /* ---- encoder.downsamples.1 --------------------------------------------------- */
     /* encoder.downsamples.1.residual.0.out.silu = rms_norm_ch(encoder.downsamples.0.out) + silu  [8,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C8_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_0_OUT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("encoder.downsamples.1.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
+    OP(K_RMS_NORM_SILU_CL_C8, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("encoder.downsamples.1.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_0_OUT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_GAMMA), LL((long long)T0 * H0 * W0));
     /* encoder.downsamples.1.residual.2.out = causal_conv3(encoder.downsamples.1.residual.0.out.silu, encoder.downsamples.1.residual.2.cache)  [8,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN8_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_8TO8, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.1.residual.2.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 8));
-    TRACE("encoder.downsamples.1.residual.2.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
     /* encoder.downsamples.1.residual.3.out.silu = rms_norm_ch(encoder.downsamples.1.residual.2.out) + silu  [8,T0,H0,W0] */
-    LAUNCH(K_RMS_NORM_CL_C8_SILU1, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
-    TRACE("encoder.downsamples.1.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
+    OP(K_RMS_NORM_SILU_CL_C8, CDIV((long long)T0 * H0 * W0, 8), 1, 256, 0, OUT_CL("encoder.downsamples.1.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_GAMMA), LL((long long)T0 * H0 * W0));
     /* encoder.downsamples.1.residual.6.out = causal_conv3(encoder.downsamples.1.residual.3.out.silu, encoder.downsamples.1.residual.6.cache)  [8,T0,H0,W0] */
-    LAUNCH(K_CONV_TF32_CIN8_COUT8_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
+    OP(K_CONV_TF32_3X3X3_8TO8, CDIV((long long)T0 * H0 * W0, 128), CDIV(8, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.1.residual.6.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_BIAS), INT(T0), INT(H0), INT(W0), INT(H0), INT(W0));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H0 * W0 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H0 * W0 * 8));
-    TRACE("encoder.downsamples.1.residual.6.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
     /* encoder.downsamples.1.out = add(encoder.downsamples.1.residual.6.out, encoder.downsamples.0.out)  [8,T0,H0,W0] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H0 * W0 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_1_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_0_OUT), LL((long long)T0 * H0 * W0 * 8));
-    TRACE("encoder.downsamples.1.out", OFF_ENCODER_DOWNSAMPLES_1_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0, 8);
+    OP(K_ADD_F32, CDIV((long long)T0 * H0 * W0 * 8, 256), 1, 256, 0, OUT_CL("encoder.downsamples.1.out", OFF_ENCODER_DOWNSAMPLES_1_OUT, (long long)8 * T0 * H0 * W0, 8), PTR(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_0_OUT), LL((long long)T0 * H0 * W0 * 8));
 
     /* ---- encoder.downsamples.2 --------------------------------------------------- */
     /* encoder.downsamples.2.resample.out = conv2d_k3_s2(encoder.downsamples.1.out)  [8,T0,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN8_COUT8_KH3_KT1_KW3_NC0_PH0_PW0_SH2_SPLIT0_ST1_SW2, CDIV((long long)T0 * H0 / 2 * W0 / 2, 128), CDIV(8, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_1_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_1_OUT), WPTR(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0 / 2), INT(W0 / 2));
-    TRACE("encoder.downsamples.2.resample.out", OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, SKY_TRACE_F32, (long long)8 * T0 * H1 * W1, 8);
+    OP(K_CONV_TF32_1X3X3_S1X2X2_8TO8, CDIV((long long)T0 * H0 / 2 * W0 / 2, 128), CDIV(8, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.2.resample.out", OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, (long long)8 * T0 * H1 * W1, 8), PTR(OFF_ENCODER_DOWNSAMPLES_1_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_1_OUT), WPTR(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_BIAS), INT(T0), INT(H0), INT(W0), INT(H0 / 2), INT(W0 / 2));
 
     /* ---- encoder.downsamples.3 --------------------------------------------------- */
     /* encoder.downsamples.3.shortcut.out = conv1x1(encoder.downsamples.2.resample.out)  [16,T0,H1,W1] */
-    GEMM(0, (long long)T0 * H1 * W1, OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_BIAS, OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT);
-    TRACE("encoder.downsamples.3.shortcut.out", OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
+    GEMM(GEMM_ENCODER_DOWNSAMPLES_3_SHORTCUT, (long long)T0 * H1 * W1, OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_3_SHORTCUT_BIAS, OUT_CL("encoder.downsamples.3.shortcut.out", OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT, (long long)16 * T0 * H1 * W1, 16));
     /* encoder.downsamples.3.residual.0.out.silu = rms_norm_ch(encoder.downsamples.2.resample.out) + silu  [8,T0,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C8_SILU1, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_GAMMA), LL((long long)T0 * H1 * W1));
-    TRACE("encoder.downsamples.3.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H1 * W1, 8);
+    OP(K_RMS_NORM_SILU_CL_C8, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, OUT_CL("encoder.downsamples.3.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU, (long long)8 * T0 * H1 * W1, 8), PTR(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_GAMMA), LL((long long)T0 * H1 * W1));
     /* encoder.downsamples.3.residual.2.out = causal_conv3(encoder.downsamples.3.residual.0.out.silu, encoder.downsamples.3.residual.2.cache)  [16,T0,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN8_COUT16_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_8TO16, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.3.residual.2.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 8, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H1 * W1 * 8));
-    TRACE("encoder.downsamples.3.residual.2.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
     /* encoder.downsamples.3.residual.3.out.silu = rms_norm_ch(encoder.downsamples.3.residual.2.out) + silu  [16,T0,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C16_SILU1, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_GAMMA), LL((long long)T0 * H1 * W1));
-    TRACE("encoder.downsamples.3.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
+    OP(K_RMS_NORM_SILU_CL_C16, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, OUT_CL("encoder.downsamples.3.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_GAMMA), LL((long long)T0 * H1 * W1));
     /* encoder.downsamples.3.residual.6.out = causal_conv3(encoder.downsamples.3.residual.3.out.silu, encoder.downsamples.3.residual.6.cache)  [16,T0,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN16_COUT16_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_16TO16, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.3.residual.6.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H1 * W1 * 16));
-    TRACE("encoder.downsamples.3.residual.6.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
     /* encoder.downsamples.3.out = add(encoder.downsamples.3.residual.6.out, encoder.downsamples.3.shortcut.out)  [16,T0,H1,W1] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H1 * W1 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_3_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT), LL((long long)T0 * H1 * W1 * 16));
-    TRACE("encoder.downsamples.3.out", OFF_ENCODER_DOWNSAMPLES_3_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
+    OP(K_ADD_F32, CDIV((long long)T0 * H1 * W1 * 16, 256), 1, 256, 0, OUT_CL("encoder.downsamples.3.out", OFF_ENCODER_DOWNSAMPLES_3_OUT, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT), LL((long long)T0 * H1 * W1 * 16));
 
     /* ---- encoder.downsamples.4 --------------------------------------------------- */
     /* encoder.downsamples.4.residual.0.out.silu = rms_norm_ch(encoder.downsamples.3.out) + silu  [16,T0,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C16_SILU1, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_3_OUT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_GAMMA), LL((long long)T0 * H1 * W1));
-    TRACE("encoder.downsamples.4.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
+    OP(K_RMS_NORM_SILU_CL_C16, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, OUT_CL("encoder.downsamples.4.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_3_OUT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_GAMMA), LL((long long)T0 * H1 * W1));
     /* encoder.downsamples.4.residual.2.out = causal_conv3(encoder.downsamples.4.residual.0.out.silu, encoder.downsamples.4.residual.2.cache)  [16,T0,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN16_COUT16_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_16TO16, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.4.residual.2.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), INT(T0), LL((long long)H1 * W1 * 16));
-    TRACE("encoder.downsamples.4.residual.2.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
     /* encoder.downsamples.4.residual.3.out.silu = rms_norm_ch(encoder.downsamples.4.residual.2.out) + silu  [16,T0,H1,W1] */
-    LAUNCH(K_RMS_NORM_CL_C16_SILU1, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_GAMMA), LL((long long)T0 * H1 * W1));
-    TRACE("encoder.downsamples.4.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
+    OP(K_RMS_NORM_SILU_CL_C16, CDIV((long long)T0 * H1 * W1, 8), 1, 256, 0, OUT_CL("encoder.downsamples.4.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_GAMMA), LL((long long)T0 * H1 * W1));
     /* encoder.downsamples.4.residual.6.out = causal_conv3(encoder.downsamples.4.residual.3.out.silu, encoder.downsamples.4.residual.6.cache)  [16,T0,H1,W1] */
-    LAUNCH(K_CONV_TF32_CIN16_COUT16_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
+    OP(K_CONV_TF32_3X3X3_16TO16, CDIV((long long)T0 * H1 * W1, 128), CDIV(16, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.4.residual.6.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_BIAS), INT(T0), INT(H1), INT(W1), INT(H1), INT(W1));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H1 * W1 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), INT(T0), LL((long long)H1 * W1 * 16));
-    TRACE("encoder.downsamples.4.residual.6.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
     /* encoder.downsamples.4.out = add(encoder.downsamples.4.residual.6.out, encoder.downsamples.3.out)  [16,T0,H1,W1] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T0 * H1 * W1 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_4_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_OUT), LL((long long)T0 * H1 * W1 * 16));
-    TRACE("encoder.downsamples.4.out", OFF_ENCODER_DOWNSAMPLES_4_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1, 16);
+    OP(K_ADD_F32, CDIV((long long)T0 * H1 * W1 * 16, 256), 1, 256, 0, OUT_CL("encoder.downsamples.4.out", OFF_ENCODER_DOWNSAMPLES_4_OUT, (long long)16 * T0 * H1 * W1, 16), PTR(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_3_OUT), LL((long long)T0 * H1 * W1 * 16));
 
     /* ---- encoder.downsamples.5 --------------------------------------------------- */
     /* encoder.downsamples.5.resample.out = conv2d_k3_s2(encoder.downsamples.4.out)  [16,T0,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN16_COUT16_KH3_KT1_KW3_NC0_PH0_PW0_SH2_SPLIT0_ST1_SW2, CDIV((long long)T0 * H1 / 2 * W1 / 2, 128), CDIV(16, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_4_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_4_OUT), WPTR(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_BIAS), INT(T0), INT(H1), INT(W1), INT(H1 / 2), INT(W1 / 2));
-    TRACE("encoder.downsamples.5.resample.out", OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT, SKY_TRACE_F32, (long long)16 * T0 * H2 * W2, 16);
+    OP(K_CONV_TF32_1X3X3_S1X2X2_16TO16, CDIV((long long)T0 * H1 / 2 * W1 / 2, 128), CDIV(16, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.5.resample.out", OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT, (long long)16 * T0 * H2 * W2, 16), PTR(OFF_ENCODER_DOWNSAMPLES_4_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_4_OUT), WPTR(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_BIAS), INT(T0), INT(H1), INT(W1), INT(H1 / 2), INT(W1 / 2));
     /* encoder.downsamples.5.out = time_conv_down(encoder.downsamples.5.resample.out, encoder.downsamples.5.time_conv.cache)  [16,T2,H2,W2] */
     if (first) {
-        LAUNCH(K_COPY, CDIV((long long)T0 * H2 * W2 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_5_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), LL((long long)T0 * H2 * W2 * 16));
+        OP(K_COPY, CDIV((long long)T0 * H2 * W2 * 16, 256), 1, 256, 0, OUT_CL("encoder.downsamples.5.out", OFF_ENCODER_DOWNSAMPLES_5_OUT, (long long)16 * T2 * H2 * W2, 16), PTR(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), LL((long long)T0 * H2 * W2 * 16));
     } else {
-        LAUNCH(K_CONV_TF32_CIN16_COUT16_KH1_KT3_KW1_NC1_PH0_PW0_SH1_SPLIT0_ST2_SW1, CDIV((long long)T0 / 2 * H2 * W2, 128), CDIV(16, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_5_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_5_TIME_CONV_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_BIAS), INT(T0 / 2), INT(H2), INT(W2), INT(H2), INT(W2));
+        OP(K_CONV_TF32_3X1X1_S2X1X1_16TO16, CDIV((long long)T0 / 2 * H2 * W2, 128), CDIV(16, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.5.out", OFF_ENCODER_DOWNSAMPLES_5_OUT, (long long)16 * T2 * H2 * W2, 16), PTR(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_5_TIME_CONV_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_BIAS), INT(T0 / 2), INT(H2), INT(W2), INT(H2), INT(W2));
     }
     LAUNCH(K_CACHE_UPDATE_NC1, CDIV((long long)H2 * W2 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_5_TIME_CONV_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), INT(T0), LL((long long)H2 * W2 * 16));
-    TRACE("encoder.downsamples.5.out", OFF_ENCODER_DOWNSAMPLES_5_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2, 16);
 
     /* ---- encoder.downsamples.6 --------------------------------------------------- */
     /* encoder.downsamples.6.shortcut.out = conv1x1(encoder.downsamples.5.out)  [32,T2,H2,W2] */
-    GEMM(1, (long long)T2 * H2 * W2, OFF_ENCODER_DOWNSAMPLES_5_OUT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_BIAS, OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT);
-    TRACE("encoder.downsamples.6.shortcut.out", OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
+    GEMM(GEMM_ENCODER_DOWNSAMPLES_6_SHORTCUT, (long long)T2 * H2 * W2, OFF_ENCODER_DOWNSAMPLES_5_OUT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_WEIGHT, W_ENCODER_DOWNSAMPLES_6_SHORTCUT_BIAS, OUT_CL("encoder.downsamples.6.shortcut.out", OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT, (long long)32 * T2 * H2 * W2, 32));
     /* encoder.downsamples.6.residual.0.out.silu = rms_norm_ch(encoder.downsamples.5.out) + silu  [16,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C16_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_5_OUT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("encoder.downsamples.6.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2, 16);
+    OP(K_RMS_NORM_SILU_CL_C16, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("encoder.downsamples.6.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU, (long long)16 * T2 * H2 * W2, 16), PTR(OFF_ENCODER_DOWNSAMPLES_5_OUT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
     /* encoder.downsamples.6.residual.2.out = causal_conv3(encoder.downsamples.6.residual.0.out.silu, encoder.downsamples.6.residual.2.cache)  [32,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN16_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_16TO32, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.6.residual.2.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 16, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 16));
-    TRACE("encoder.downsamples.6.residual.2.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
     /* encoder.downsamples.6.residual.3.out.silu = rms_norm_ch(encoder.downsamples.6.residual.2.out) + silu  [32,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("encoder.downsamples.6.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("encoder.downsamples.6.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
     /* encoder.downsamples.6.residual.6.out = causal_conv3(encoder.downsamples.6.residual.3.out.silu, encoder.downsamples.6.residual.6.cache)  [32,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.6.residual.6.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 32));
-    TRACE("encoder.downsamples.6.residual.6.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
     /* encoder.downsamples.6.out = add(encoder.downsamples.6.residual.6.out, encoder.downsamples.6.shortcut.out)  [32,T2,H2,W2] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H2 * W2 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT), LL((long long)T2 * H2 * W2 * 32));
-    TRACE("encoder.downsamples.6.out", OFF_ENCODER_DOWNSAMPLES_6_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
+    OP(K_ADD_F32, CDIV((long long)T2 * H2 * W2 * 32, 256), 1, 256, 0, OUT_CL("encoder.downsamples.6.out", OFF_ENCODER_DOWNSAMPLES_6_OUT, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT), LL((long long)T2 * H2 * W2 * 32));
 
     /* ---- encoder.downsamples.7 --------------------------------------------------- */
     /* encoder.downsamples.7.residual.0.out.silu = rms_norm_ch(encoder.downsamples.6.out) + silu  [32,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_6_OUT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("encoder.downsamples.7.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("encoder.downsamples.7.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_6_OUT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_GAMMA), LL((long long)T2 * H2 * W2));
     /* encoder.downsamples.7.residual.2.out = causal_conv3(encoder.downsamples.7.residual.0.out.silu, encoder.downsamples.7.residual.2.cache)  [32,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.7.residual.2.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 32));
-    TRACE("encoder.downsamples.7.residual.2.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
     /* encoder.downsamples.7.residual.3.out.silu = rms_norm_ch(encoder.downsamples.7.residual.2.out) + silu  [32,T2,H2,W2] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
-    TRACE("encoder.downsamples.7.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T2 * H2 * W2, 8), 1, 256, 0, OUT_CL("encoder.downsamples.7.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_GAMMA), LL((long long)T2 * H2 * W2));
     /* encoder.downsamples.7.residual.6.out = causal_conv3(encoder.downsamples.7.residual.3.out.silu, encoder.downsamples.7.residual.6.cache)  [32,T2,H2,W2] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T2 * H2 * W2, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.7.residual.6.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_BIAS), INT(T2), INT(H2), INT(W2), INT(H2), INT(W2));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H2 * W2 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), INT(T2), LL((long long)H2 * W2 * 32));
-    TRACE("encoder.downsamples.7.residual.6.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
     /* encoder.downsamples.7.out = add(encoder.downsamples.7.residual.6.out, encoder.downsamples.6.out)  [32,T2,H2,W2] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T2 * H2 * W2 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_7_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_OUT), LL((long long)T2 * H2 * W2 * 32));
-    TRACE("encoder.downsamples.7.out", OFF_ENCODER_DOWNSAMPLES_7_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2, 32);
+    OP(K_ADD_F32, CDIV((long long)T2 * H2 * W2 * 32, 256), 1, 256, 0, OUT_CL("encoder.downsamples.7.out", OFF_ENCODER_DOWNSAMPLES_7_OUT, (long long)32 * T2 * H2 * W2, 32), PTR(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_6_OUT), LL((long long)T2 * H2 * W2 * 32));
 
     /* ---- encoder.downsamples.8 --------------------------------------------------- */
     /* encoder.downsamples.8.resample.out = conv2d_k3_s2(encoder.downsamples.7.out)  [32,T2,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT1_KW3_NC0_PH0_PW0_SH2_SPLIT0_ST1_SW2, CDIV((long long)T2 * H2 / 2 * W2 / 2, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_7_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_7_OUT), WPTR(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_BIAS), INT(T2), INT(H2), INT(W2), INT(H2 / 2), INT(W2 / 2));
-    TRACE("encoder.downsamples.8.resample.out", OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT, SKY_TRACE_F32, (long long)32 * T2 * H3 * W3, 32);
+    OP(K_CONV_TF32_1X3X3_S1X2X2_32TO32, CDIV((long long)T2 * H2 / 2 * W2 / 2, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.8.resample.out", OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT, (long long)32 * T2 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_7_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_7_OUT), WPTR(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_BIAS), INT(T2), INT(H2), INT(W2), INT(H2 / 2), INT(W2 / 2));
     /* encoder.downsamples.8.out = time_conv_down(encoder.downsamples.8.resample.out, encoder.downsamples.8.time_conv.cache)  [32,T3,H3,W3] */
     if (first) {
-        LAUNCH(K_COPY, CDIV((long long)T2 * H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_8_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), LL((long long)T2 * H3 * W3 * 32));
+        OP(K_COPY, CDIV((long long)T2 * H3 * W3 * 32, 256), 1, 256, 0, OUT_CL("encoder.downsamples.8.out", OFF_ENCODER_DOWNSAMPLES_8_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), LL((long long)T2 * H3 * W3 * 32));
     } else {
-        LAUNCH(K_CONV_TF32_CIN32_COUT32_KH1_KT3_KW1_NC1_PH0_PW0_SH1_SPLIT0_ST2_SW1, CDIV((long long)T2 / 2 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_8_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_8_TIME_CONV_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_BIAS), INT(T2 / 2), INT(H3), INT(W3), INT(H3), INT(W3));
+        OP(K_CONV_TF32_3X1X1_S2X1X1_32TO32, CDIV((long long)T2 / 2 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.8.out", OFF_ENCODER_DOWNSAMPLES_8_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_8_TIME_CONV_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_BIAS), INT(T2 / 2), INT(H3), INT(W3), INT(H3), INT(W3));
     }
     LAUNCH(K_CACHE_UPDATE_NC1, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_8_TIME_CONV_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), INT(T2), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.downsamples.8.out", OFF_ENCODER_DOWNSAMPLES_8_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
 
     /* ---- encoder.downsamples.9 --------------------------------------------------- */
     /* encoder.downsamples.9.residual.0.out.silu = rms_norm_ch(encoder.downsamples.8.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_8_OUT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.downsamples.9.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.downsamples.9.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_8_OUT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.downsamples.9.residual.2.out = causal_conv3(encoder.downsamples.9.residual.0.out.silu, encoder.downsamples.9.residual.2.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.9.residual.2.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.downsamples.9.residual.2.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.downsamples.9.residual.3.out.silu = rms_norm_ch(encoder.downsamples.9.residual.2.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.downsamples.9.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.downsamples.9.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.downsamples.9.residual.6.out = causal_conv3(encoder.downsamples.9.residual.3.out.silu, encoder.downsamples.9.residual.6.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.9.residual.6.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.downsamples.9.residual.6.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.downsamples.9.out = add(encoder.downsamples.9.residual.6.out, encoder.downsamples.8.out)  [32,T3,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_9_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_8_OUT), LL((long long)T3 * H3 * W3 * 32));
-    TRACE("encoder.downsamples.9.out", OFF_ENCODER_DOWNSAMPLES_9_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_ADD_F32, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, OUT_CL("encoder.downsamples.9.out", OFF_ENCODER_DOWNSAMPLES_9_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_8_OUT), LL((long long)T3 * H3 * W3 * 32));
 
     /* ---- encoder.downsamples.10 -------------------------------------------------- */
     /* encoder.downsamples.10.residual.0.out.silu = rms_norm_ch(encoder.downsamples.9.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_9_OUT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.downsamples.10.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.downsamples.10.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_9_OUT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.downsamples.10.residual.2.out = causal_conv3(encoder.downsamples.10.residual.0.out.silu, encoder.downsamples.10.residual.2.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.10.residual.2.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.downsamples.10.residual.2.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.downsamples.10.residual.3.out.silu = rms_norm_ch(encoder.downsamples.10.residual.2.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.downsamples.10.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.downsamples.10.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.downsamples.10.residual.6.out = causal_conv3(encoder.downsamples.10.residual.3.out.silu, encoder.downsamples.10.residual.6.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.downsamples.10.residual.6.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_CACHE), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.downsamples.10.residual.6.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.downsamples.10.out = add(encoder.downsamples.10.residual.6.out, encoder.downsamples.9.out)  [32,T3,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_DOWNSAMPLES_10_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_9_OUT), LL((long long)T3 * H3 * W3 * 32));
-    TRACE("encoder.downsamples.10.out", OFF_ENCODER_DOWNSAMPLES_10_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_ADD_F32, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, OUT_CL("encoder.downsamples.10.out", OFF_ENCODER_DOWNSAMPLES_10_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_9_OUT), LL((long long)T3 * H3 * W3 * 32));
 
     /* ---- encoder.middle.0 -------------------------------------------------------- */
     /* encoder.middle.0.residual.0.out.silu = rms_norm_ch(encoder.downsamples.10.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_DOWNSAMPLES_10_OUT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.middle.0.residual.0.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.middle.0.residual.0.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_DOWNSAMPLES_10_OUT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.middle.0.residual.2.out = causal_conv3(encoder.middle.0.residual.0.out.silu, encoder.middle.0.residual.2.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_CACHE), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.middle.0.residual.2.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_CACHE), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.middle.0.residual.2.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.middle.0.residual.3.out.silu = rms_norm_ch(encoder.middle.0.residual.2.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.middle.0.residual.3.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.middle.0.residual.3.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.middle.0.residual.6.out = causal_conv3(encoder.middle.0.residual.3.out.silu, encoder.middle.0.residual.6.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_CACHE), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.middle.0.residual.6.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_CACHE), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_MIDDLE_0_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.middle.0.residual.6.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.middle.0.out = add(encoder.middle.0.residual.6.out, encoder.downsamples.10.out)  [32,T3,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_0_OUT), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_10_OUT), LL((long long)T3 * H3 * W3 * 32));
-    TRACE("encoder.middle.0.out", OFF_ENCODER_MIDDLE_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_ADD_F32, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, OUT_CL("encoder.middle.0.out", OFF_ENCODER_MIDDLE_0_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT), PTR(OFF_ENCODER_DOWNSAMPLES_10_OUT), LL((long long)T3 * H3 * W3 * 32));
 
     /* ---- encoder.middle.1 -------------------------------------------------------- */
     /* encoder.middle.1.norm.out = rms_norm_ch(encoder.middle.0.out)  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU0, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_1_NORM_OUT), PTR(OFF_ENCODER_MIDDLE_0_OUT), WPTR(W_ENCODER_MIDDLE_1_NORM_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.middle.1.norm.out", OFF_ENCODER_MIDDLE_1_NORM_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.middle.1.norm.out", OFF_ENCODER_MIDDLE_1_NORM_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_0_OUT), WPTR(W_ENCODER_MIDDLE_1_NORM_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.middle.1.to_qkv.out = conv1x1(encoder.middle.1.norm.out)  [96,T3,H3,W3] */
-    GEMM(2, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_NORM_OUT, W_ENCODER_MIDDLE_1_TO_QKV_WEIGHT, W_ENCODER_MIDDLE_1_TO_QKV_BIAS, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT);
-    TRACE("encoder.middle.1.to_qkv.out", OFF_ENCODER_MIDDLE_1_TO_QKV_OUT, SKY_TRACE_F32, (long long)96 * T3 * H3 * W3, 96);
+    GEMM(GEMM_ENCODER_MIDDLE_1_TO_QKV, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_NORM_OUT, W_ENCODER_MIDDLE_1_TO_QKV_WEIGHT, W_ENCODER_MIDDLE_1_TO_QKV_BIAS, OUT_CL("encoder.middle.1.to_qkv.out", OFF_ENCODER_MIDDLE_1_TO_QKV_OUT, (long long)96 * T3 * H3 * W3, 96));
     /* encoder.middle.1.attn.scores = attn_qk(encoder.middle.1.to_qkv.out)  [T3,H3,W3,H3,W3] */
     for (int f = 0; f < T3; f++) {
-        GEMM_ACT(3, H3 * W3, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 96 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 96 * 4 + 128, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4);  /* S = Q K^T */
+        GEMM_ACT(GEMM_ENCODER_MIDDLE_1_ATTN_QK, H3 * W3, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 96 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 96 * 4 + 128, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4);  /* S = Q K^T */
         LAUNCH(K_SOFTMAX_ROWS, H3 * W3, 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4), INT(H3 * W3), FLT(0.17677669f));
     }
     TRACE("encoder.middle.1.attn.scores", OFF_ENCODER_MIDDLE_1_ATTN_SCORES, SKY_TRACE_F32, (long long)T3 * H3 * W3 * H3 * W3, 0);
     /* encoder.middle.1.attn = attn_pv(encoder.middle.1.attn.scores, encoder.middle.1.to_qkv.out)  [32,T3,H3,W3] */
     for (int f = 0; f < T3; f++) {
-        GEMM_ACT(4, H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 96 * 4 + 256, OFF_ENCODER_MIDDLE_1_ATTN + (size_t)f * H3 * W3 * 32 * 4);  /* O = P V */
+        GEMM_ACT(GEMM_ENCODER_MIDDLE_1_ATTN_PV, H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H3 * W3 * H3 * W3 * 4, OFF_ENCODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H3 * W3 * 96 * 4 + 256, OFF_ENCODER_MIDDLE_1_ATTN + (size_t)f * H3 * W3 * 32 * 4);  /* O = P V */
     }
     TRACE("encoder.middle.1.attn", OFF_ENCODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.middle.1.proj.out = conv1x1(encoder.middle.1.attn)  [32,T3,H3,W3] */
-    GEMM(5, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN, W_ENCODER_MIDDLE_1_PROJ_WEIGHT, W_ENCODER_MIDDLE_1_PROJ_BIAS, OFF_ENCODER_MIDDLE_1_PROJ_OUT);
-    TRACE("encoder.middle.1.proj.out", OFF_ENCODER_MIDDLE_1_PROJ_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    GEMM(GEMM_ENCODER_MIDDLE_1_PROJ, (long long)T3 * H3 * W3, OFF_ENCODER_MIDDLE_1_ATTN, W_ENCODER_MIDDLE_1_PROJ_WEIGHT, W_ENCODER_MIDDLE_1_PROJ_BIAS, OUT_CL("encoder.middle.1.proj.out", OFF_ENCODER_MIDDLE_1_PROJ_OUT, (long long)32 * T3 * H3 * W3, 32));
     /* encoder.middle.1.out = add(encoder.middle.0.out, encoder.middle.1.proj.out)  [32,T3,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_1_OUT), PTR(OFF_ENCODER_MIDDLE_0_OUT), PTR(OFF_ENCODER_MIDDLE_1_PROJ_OUT), LL((long long)T3 * H3 * W3 * 32));
-    TRACE("encoder.middle.1.out", OFF_ENCODER_MIDDLE_1_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_ADD_F32, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, OUT_CL("encoder.middle.1.out", OFF_ENCODER_MIDDLE_1_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_0_OUT), PTR(OFF_ENCODER_MIDDLE_1_PROJ_OUT), LL((long long)T3 * H3 * W3 * 32));
 
     /* ---- encoder.middle.2 -------------------------------------------------------- */
     /* encoder.middle.2.residual.0.out.silu = rms_norm_ch(encoder.middle.1.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_1_OUT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.middle.2.residual.0.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.middle.2.residual.0.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_1_OUT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_0_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.middle.2.residual.2.out = causal_conv3(encoder.middle.2.residual.0.out.silu, encoder.middle.2.residual.2.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_CACHE), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.middle.2.residual.2.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_CACHE), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_2_WEIGHT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_CACHE), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.middle.2.residual.2.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.middle.2.residual.3.out.silu = rms_norm_ch(encoder.middle.2.residual.2.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.middle.2.residual.3.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.middle.2.residual.3.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_3_GAMMA), LL((long long)T3 * H3 * W3));
     /* encoder.middle.2.residual.6.out = causal_conv3(encoder.middle.2.residual.3.out.silu, encoder.middle.2.residual.6.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_CACHE), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.middle.2.residual.6.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_CACHE), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_6_WEIGHT), WPTR(W_ENCODER_MIDDLE_2_RESIDUAL_6_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_CACHE), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.middle.2.residual.6.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
     /* encoder.middle.2.out = add(encoder.middle.2.residual.6.out, encoder.middle.1.out)  [32,T3,H3,W3] */
-    LAUNCH(K_ADD_TAFLOAT_TBFLOAT_TYFLOAT, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_MIDDLE_2_OUT), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT), PTR(OFF_ENCODER_MIDDLE_1_OUT), LL((long long)T3 * H3 * W3 * 32));
-    TRACE("encoder.middle.2.out", OFF_ENCODER_MIDDLE_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_ADD_F32, CDIV((long long)T3 * H3 * W3 * 32, 256), 1, 256, 0, OUT_CL("encoder.middle.2.out", OFF_ENCODER_MIDDLE_2_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT), PTR(OFF_ENCODER_MIDDLE_1_OUT), LL((long long)T3 * H3 * W3 * 32));
 
     /* ---- encoder.head.0 ---------------------------------------------------------- */
     /* encoder.head.0.out.silu = rms_norm_ch(encoder.middle.2.out) + silu  [32,T3,H3,W3] */
-    LAUNCH(K_RMS_NORM_CL_C32_SILU1, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, PTR(OFF_ENCODER_HEAD_0_OUT_SILU), PTR(OFF_ENCODER_MIDDLE_2_OUT), WPTR(W_ENCODER_HEAD_0_GAMMA), LL((long long)T3 * H3 * W3));
-    TRACE("encoder.head.0.out.silu", OFF_ENCODER_HEAD_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    OP(K_RMS_NORM_SILU_CL_C32, CDIV((long long)T3 * H3 * W3, 8), 1, 256, 0, OUT_CL("encoder.head.0.out.silu", OFF_ENCODER_HEAD_0_OUT_SILU, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_MIDDLE_2_OUT), WPTR(W_ENCODER_HEAD_0_GAMMA), LL((long long)T3 * H3 * W3));
 
     /* ---- encoder.head.2 ---------------------------------------------------------- */
     /* encoder.head.2.out = causal_conv3(encoder.head.0.out.silu, encoder.head.2.cache)  [32,T3,H3,W3] */
-    LAUNCH(K_CONV_TF32_CIN32_COUT32_KH3_KT3_KW3_NC2_PH1_PW1_SH1_SPLIT0_ST1_SW1, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, PTR(OFF_ENCODER_HEAD_2_OUT), PTR(OFF_ENCODER_HEAD_0_OUT_SILU), PTR(OFF_ENCODER_HEAD_2_CACHE), WPTR(W_ENCODER_HEAD_2_WEIGHT), WPTR(W_ENCODER_HEAD_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
+    OP(K_CONV_TF32_3X3X3_32TO32, CDIV((long long)T3 * H3 * W3, 128), CDIV(32, 64), 128, CONV_SMEM, OUT_CL("encoder.head.2.out", OFF_ENCODER_HEAD_2_OUT, (long long)32 * T3 * H3 * W3, 32), PTR(OFF_ENCODER_HEAD_0_OUT_SILU), PTR(OFF_ENCODER_HEAD_2_CACHE), WPTR(W_ENCODER_HEAD_2_WEIGHT), WPTR(W_ENCODER_HEAD_2_BIAS), INT(T3), INT(H3), INT(W3), INT(H3), INT(W3));
     LAUNCH(K_CACHE_UPDATE_NC2, CDIV((long long)H3 * W3 * 32, 256), 1, 256, 0, PTR(OFF_ENCODER_HEAD_2_CACHE), PTR(OFF_ENCODER_HEAD_0_OUT_SILU), INT(T3), LL((long long)H3 * W3 * 32));
-    TRACE("encoder.head.2.out", OFF_ENCODER_HEAD_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
 
     /* ---- input / output ---------------------------------------------------------- */
     /* conv1.out = conv1x1(encoder.head.2.out)  [32,T3,H3,W3] */
-    GEMM(5, (long long)T3 * H3 * W3, OFF_ENCODER_HEAD_2_OUT, W_CONV1_WEIGHT, W_CONV1_BIAS, OFF_CONV1_OUT);
-    TRACE("conv1.out", OFF_CONV1_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3, 32);
+    GEMM(GEMM_CONV1, (long long)T3 * H3 * W3, OFF_ENCODER_HEAD_2_OUT, W_CONV1_WEIGHT, W_CONV1_BIAS, OUT_CL("conv1.out", OFF_CONV1_OUT, (long long)32 * T3 * H3 * W3, 32));
     /* z = vae_normalize(conv1.out)  [16,T3,H3,W3] */
-    LAUNCH(K_VAE_NORMALIZE_CL_Z16, CDIV((long long)T3 * H3 * W3 * 16, 256), 1, 256, 0, PTR(OFF_Z), PTR(OFF_CONV1_OUT), LL((long long)T3 * H3 * W3));
-    TRACE("z", OFF_Z, SKY_TRACE_F32, (long long)16 * T3 * H3 * W3, 0);
+    OP(K_VAE_NORMALIZE_CL_C16, CDIV((long long)T3 * H3 * W3 * 16, 256), 1, 256, 0, OUT("z", OFF_Z, F32, (long long)16 * T3 * H3 * W3), PTR(OFF_CONV1_OUT), LL((long long)T3 * H3 * W3));
 }
 
 extern const char vae_encode_kernels_src[];

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
@@ -12,7 +12,7 @@
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
- *            templates/cuda/rms_norm_cl.cu.in     xxh64 08d20d7ed34f0301
+ *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/vae_normalize_cl.cu.in xxh64 cd1589e431fbb3de
  *            templates/cuda/video_cl.cu.in        xxh64 cd34c7146782e2e8
@@ -411,17 +411,19 @@ __device__ __forceinline__ float sky_act_gelu_tanh(float v)
 }
 #endif // SKY_REDUCE_CUH
 
+// add_f32: templates/cuda/add.cu.in with TA=float TB=float TY=float
 // templates/cuda/add.cu.in
 //
 // y = a + b elementwise over n values (the cross-attention residual; I2V's two attention outputs).
-// Parameters: add_tafloat_tbfloat_tyfloat, float, float, float.
+// Parameters: add_f32, float, float, float.
 extern "C" __global__ void __launch_bounds__(256)
-add_tafloat_tbfloat_tyfloat(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b, long long n)
+add_f32(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b, long long n)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
 }
 
+// cache_update_nc1: templates/cuda/cache_update.cu.in with NC=1
 // templates/cuda/cache_update.cu.in
 //
 // A causal conv's cache after a call (reference vae-text-image-files.md §1.5): the last NC frames of
@@ -443,6 +445,7 @@ cache_update_nc1(float *__restrict__ cache, const float *__restrict__ x, int T, 
     }
 }
 
+// cache_update_nc2: templates/cuda/cache_update.cu.in with NC=2
 // templates/cuda/cache_update.cu.in
 //
 // A causal conv's cache after a call (reference vae-text-image-files.md §1.5): the last NC frames of
@@ -464,6 +467,7 @@ cache_update_nc2(float *__restrict__ cache, const float *__restrict__ x, int T, 
     }
 }
 
+// conv_tf32_1x3x3_s1x2x2_16to16: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=16 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -486,161 +490,10 @@ cache_update_nc2(float *__restrict__ cache, const float *__restrict__ x, int T, 
 // padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
 // memory (under the 48 KiB that needs no opt-in).
 // CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin16_cout16_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1, 16, 16, 3, 1, 1, 1, 2, 1, 1, 0, 0,
+// Parameters: conv_tf32_1x3x3_s1x2x2_16to16, 16, 16, 1, 3, 3, 0, 1, 2, 2, 0, 0,
 // 0.
 extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin16_cout16_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 16, COUT = 16, KT = 3, KH = 1, KW = 1, NC = 1, ST = 2,
-           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin16_cout16_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2, 16, 16, 1, 3, 3, 0, 1, 2, 2, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin16_cout16_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+conv_tf32_1x3x3_s1x2x2_16to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 16, COUT = 16, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1,
@@ -766,6 +619,7 @@ conv_tf32_cin16_cout16_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restr
         }
 }
 
+// conv_tf32_1x3x3_s1x2x2_32to32: templates/cuda/conv_tf32.cu.in with CIN=32 COUT=32 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -788,463 +642,10 @@ conv_tf32_cin16_cout16_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restr
 // padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
 // memory (under the 48 KiB that needs no opt-in).
 // CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin16_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1, 16, 16, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// Parameters: conv_tf32_1x3x3_s1x2x2_32to32, 32, 32, 1, 3, 3, 0, 1, 2, 2, 0, 0,
 // 0.
 extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin16_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 16, COUT = 16, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin16_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1, 16, 32, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin16_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 16, COUT = 32, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin32_cout32_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1, 32, 32, 3, 1, 1, 1, 2, 1, 1, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin32_cout32_kh1_kt3_kw1_nc1_ph0_pw0_sh1_split0_st2_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 32, COUT = 32, KT = 3, KH = 1, KW = 1, NC = 1, ST = 2,
-           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin32_cout32_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2, 32, 32, 1, 3, 3, 0, 1, 2, 2, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin32_cout32_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+conv_tf32_1x3x3_s1x2x2_32to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 32, COUT = 32, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1,
@@ -1370,6 +771,7 @@ conv_tf32_cin32_cout32_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restr
         }
 }
 
+// conv_tf32_1x3x3_s1x2x2_8to8: templates/cuda/conv_tf32.cu.in with CIN=8 COUT=8 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1392,463 +794,10 @@ conv_tf32_cin32_cout32_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restr
 // padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
 // memory (under the 48 KiB that needs no opt-in).
 // CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin32_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1, 32, 32, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// Parameters: conv_tf32_1x3x3_s1x2x2_8to8, 8, 8, 1, 3, 3, 0, 1, 2, 2, 0, 0,
 // 0.
 extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin32_cout32_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 32, COUT = 32, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin4_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1, 4, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin4_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 4, COUT = 8, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin8_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1, 8, 16, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin8_cout16_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
-        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
-{
-    enum { CIN = 8, COUT = 16, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
-           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
-    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
-    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
-    float *const smem = reinterpret_cast<float *>(conv_smem);
-
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
-    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
-
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
-    const int ca = tid % 4;
-    int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
-        a_ho[i] = rem / WO;
-        a_wo[i] = rem % WO;
-    }
-    const unsigned s_base = smem_u32(smem);
-
-    auto issue = [&](int step) {
-        const int buf = step % STAGES;
-        if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
-        }
-        cp_async_commit();                            // one group per step, empty past the end
-    };
-
-    float acc[4][4][4];
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
-
-    for (int step = 0; step < STAGES - 1; step++) issue(step);
-    for (int step = 0; step < STEPS; step++) {
-        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
-        __syncthreads();                              // ... for every thread; step-1's buffer is free
-        issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
-#pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
-        }
-    }
-    cp_async_wait<0>();
-
-    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
-            if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
-                    if (co >= COUT) continue;
-                    const float v = acc[mt][nt][2 * half + j] + bias[co];
-                    if (SPLIT) {
-                        const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
-                    } else {
-                        y[(size_t)m * COUT + co] = v;
-                    }
-                }
-        }
-}
-
-// templates/cuda/conv_tf32.cu.in
-//
-// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
-// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
-// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
-// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
-//
-// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
-// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
-// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
-// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
-//
-// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
-// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
-// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
-//
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin8_cout8_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2, 8, 8, 1, 3, 3, 0, 1, 2, 2, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin8_cout8_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+conv_tf32_1x3x3_s1x2x2_8to8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 8, COUT = 8, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1,
@@ -1974,6 +923,7 @@ conv_tf32_cin8_cout8_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restric
         }
 }
 
+// conv_tf32_3x1x1_s2x1x1_16to16: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=16 KH=1 KT=3 KW=1 NC=1 PH=0 PW=0 SH=1 SPLIT=0 ST=2 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1996,10 +946,1074 @@ conv_tf32_cin8_cout8_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2(float *__restric
 // padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
 // memory (under the 48 KiB that needs no opt-in).
 // CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
-// Parameters: conv_tf32_cin8_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1, 8, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// Parameters: conv_tf32_3x1x1_s2x1x1_16to16, 16, 16, 3, 1, 1, 1, 2, 1, 1, 0, 0,
 // 0.
 extern "C" __global__ void __launch_bounds__(128)
-conv_tf32_cin8_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+conv_tf32_3x1x1_s2x1x1_16to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 16, COUT = 16, KT = 3, KH = 1, KW = 1, NC = 1, ST = 2,
+           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x1x1_s2x1x1_32to32: templates/cuda/conv_tf32.cu.in with CIN=32 COUT=32 KH=1 KT=3 KW=1 NC=1 PH=0 PW=0 SH=1 SPLIT=0 ST=2 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x1x1_s2x1x1_32to32, 32, 32, 3, 1, 1, 1, 2, 1, 1, 0, 0,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x1x1_s2x1x1_32to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 32, COUT = 32, KT = 3, KH = 1, KW = 1, NC = 1, ST = 2,
+           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x3x3_16to16: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=16 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x3x3_16to16, 16, 16, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x3x3_16to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 16, COUT = 16, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x3x3_16to32: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=32 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x3x3_16to32, 16, 32, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x3x3_16to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 16, COUT = 32, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x3x3_32to32: templates/cuda/conv_tf32.cu.in with CIN=32 COUT=32 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x3x3_32to32, 32, 32, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x3x3_32to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 32, COUT = 32, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x3x3_4to8: templates/cuda/conv_tf32.cu.in with CIN=4 COUT=8 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x3x3_4to8, 4, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x3x3_4to8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 4, COUT = 8, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x3x3_8to16: templates/cuda/conv_tf32.cu.in with CIN=8 COUT=16 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x3x3_8to16, 8, 16, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x3x3_8to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
+        const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
+{
+    enum { CIN = 8, COUT = 16, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
+    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
+           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+    static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
+    static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    float *const smem = reinterpret_cast<float *>(conv_smem);
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
+    const long long M = (long long)T * HO * WO;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const size_t frame = (size_t)H * W * CIN;         // floats per input frame
+
+    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    const int ca = tid % 4;
+    int a_t[4], a_ho[4], a_wo[4];
+    bool a_ok[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long m = m0 + tid / 4 + 32 * i;
+        a_ok[i] = m < M;
+        const long long mm = a_ok[i] ? m : 0;
+        a_t[i] = (int)(mm / ((long long)HO * WO));
+        const int rem = (int)(mm % ((long long)HO * WO));
+        a_ho[i] = rem / WO;
+        a_wo[i] = rem % WO;
+    }
+    const unsigned s_base = smem_u32(smem);
+
+    auto issue = [&](int step) {
+        const int buf = step % STAGES;
+        if (step < STEPS) {
+            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
+            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
+            for (int i = 0; i < 4; i++) {
+                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
+                const float *src = x;
+                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                              + ((size_t)ih * W + iw) * CIN + ci0;
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+            const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
+            for (int i = 0; i < 2; i++) {
+                const int co = n0 + tid / 4 + 32 * i;
+                const bool ok = co < COUT && ci0 < CIN;
+                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
+                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            }
+        }
+        cp_async_commit();                            // one group per step, empty past the end
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
+
+    for (int step = 0; step < STAGES - 1; step++) issue(step);
+    for (int step = 0; step < STEPS; step++) {
+        cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
+        __syncthreads();                              // ... for every thread; step-1's buffer is free
+        issue(step + STAGES - 1);
+        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[4][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
+                a[mt][0] = to_tf32(r[0]);
+                a[mt][1] = to_tf32(r[8 * PITCH]);
+                a[mt][2] = to_tf32(r[4]);
+                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
+                b[nt][0] = to_tf32(c[0]);
+                b[nt][1] = to_tf32(c[4]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: bias, then each accumulator (row g or g+8, columns 2q and 2q+1 of its tile) to y.
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            if (m >= M) continue;
+            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    if (co >= COUT) continue;
+                    const float v = acc[mt][nt][2 * half + j] + bias[co];
+                    if (SPLIT) {
+                        const int c2 = COUT / 2, f = 2 * t + co / c2;
+                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                    } else {
+                        y[(size_t)m * COUT + co] = v;
+                    }
+                }
+        }
+}
+
+// conv_tf32_3x3x3_8to8: templates/cuda/conv_tf32.cu.in with CIN=8 COUT=8 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// templates/cuda/conv_tf32.cu.in
+//
+// A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
+// products, fp32 accumulation (the numerics of PyTorch's default cuDNN convolutions, which run fp32
+// convs in tf32). One template serves every conv of the VAE but the 1x1 ones (cuBLASLt): the causal
+// 3x3x3 convs with their cache, the resamples' time convs, the spatial 3x3 convs of stride 1 and 2.
+//
+// Layouts (channels-last, the CUDA VAE's): x [T_in][H][W][CIN], the cache [NC][H][W][CIN] (the last
+// NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
+// upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
+// of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
+// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+//
+// The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
+// (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
+// column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
+//
+// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
+// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
+// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
+// memory (under the 48 KiB that needs no opt-in).
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Parameters: conv_tf32_3x3x3_8to8, 8, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1,
+// 0.
+extern "C" __global__ void __launch_bounds__(128)
+conv_tf32_3x3x3_8to8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 8, COUT = 8, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
@@ -2125,6 +2139,7 @@ conv_tf32_cin8_cout8_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1(float *__restric
         }
 }
 
+// copy: templates/cuda/copy.cu.in
 // templates/cuda/copy.cu.in
 //
 // y = x over n floats: the temporal resamples pass the first chunk of a sequence through unchanged
@@ -2136,48 +2151,15 @@ copy(float *__restrict__ y, const float *__restrict__ x, long long n)
     if (idx < n) y[idx] = x[idx];
 }
 
+// rms_norm_cl_c32: templates/cuda/rms_norm_cl.cu.in with C=32 SILU=0
 // templates/cuda/rms_norm_cl.cu.in
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
-// position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c16_silu1, 16, 1.
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
+// position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c32, 32, 0.
 extern "C" __global__ void __launch_bounds__(256)
-rms_norm_cl_c16_silu1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
-{
-    enum { C = 16, SILU = 1, PER = (C + 31) / 32 };
-    const long long row = (long long)blockIdx.x * 8 + threadIdx.x / 32;
-    if (row >= rows) return;                          // whole warps: row is the same on every lane
-    const int lane = threadIdx.x % 32;
-    const float *xr = x + row * C;
-    float *yr = y + row * C;
-    float v[PER];
-    float ss = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = lane + 32 * i;
-        v[i] = c < C ? xr[c] : 0.0f;
-        ss += v[i] * v[i];
-    }
-    const float r = sqrtf((float)C) / fmaxf(sqrtf(warp_sum(ss)), 1e-12f);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = lane + 32 * i;
-        if (c >= C) continue;
-        float o = v[i] * r * gamma[c];
-        if (SILU) o = o / (1.0f + expf(-o));
-        yr[c] = o;
-    }
-}
-
-// templates/cuda/rms_norm_cl.cu.in
-//
-// The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
-// channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
-// position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c32_silu0, 32, 0.
-extern "C" __global__ void __launch_bounds__(256)
-rms_norm_cl_c32_silu0(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
+rms_norm_cl_c32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
 {
     enum { C = 32, SILU = 0, PER = (C + 31) / 32 };
     const long long row = (long long)blockIdx.x * 8 + threadIdx.x / 32;
@@ -2204,14 +2186,50 @@ rms_norm_cl_c32_silu0(float *__restrict__ y, const float *__restrict__ x, const 
     }
 }
 
+// rms_norm_silu_cl_c16: templates/cuda/rms_norm_cl.cu.in with C=16 SILU=1
 // templates/cuda/rms_norm_cl.cu.in
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
-// position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c32_silu1, 32, 1.
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
+// position, 8 positions per block of 256 threads. Parameters: rms_norm_silu_cl_c16, 16, 1.
 extern "C" __global__ void __launch_bounds__(256)
-rms_norm_cl_c32_silu1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
+rms_norm_silu_cl_c16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
+{
+    enum { C = 16, SILU = 1, PER = (C + 31) / 32 };
+    const long long row = (long long)blockIdx.x * 8 + threadIdx.x / 32;
+    if (row >= rows) return;                          // whole warps: row is the same on every lane
+    const int lane = threadIdx.x % 32;
+    const float *xr = x + row * C;
+    float *yr = y + row * C;
+    float v[PER];
+    float ss = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = lane + 32 * i;
+        v[i] = c < C ? xr[c] : 0.0f;
+        ss += v[i] * v[i];
+    }
+    const float r = sqrtf((float)C) / fmaxf(sqrtf(warp_sum(ss)), 1e-12f);
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = lane + 32 * i;
+        if (c >= C) continue;
+        float o = v[i] * r * gamma[c];
+        if (SILU) o = o / (1.0f + expf(-o));
+        yr[c] = o;
+    }
+}
+
+// rms_norm_silu_cl_c32: templates/cuda/rms_norm_cl.cu.in with C=32 SILU=1
+// templates/cuda/rms_norm_cl.cu.in
+//
+// The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
+// channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
+// position, 8 positions per block of 256 threads. Parameters: rms_norm_silu_cl_c32, 32, 1.
+extern "C" __global__ void __launch_bounds__(256)
+rms_norm_silu_cl_c32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
 {
     enum { C = 32, SILU = 1, PER = (C + 31) / 32 };
     const long long row = (long long)blockIdx.x * 8 + threadIdx.x / 32;
@@ -2238,14 +2256,15 @@ rms_norm_cl_c32_silu1(float *__restrict__ y, const float *__restrict__ x, const 
     }
 }
 
+// rms_norm_silu_cl_c8: templates/cuda/rms_norm_cl.cu.in with C=8 SILU=1
 // templates/cuda/rms_norm_cl.cu.in
 //
 // The VAE's RMS norm over the C channels of each position (reference vae-text-image-files.md §1.2),
 // channels-last: y[p, c] = x[p, c] / max(||x[p, :]||_2, 1e-12) * sqrt(C) * gamma[c]; then SiLU when
-// SILU = 1 (a norm followed by SiLU, fused by gen/emit_cuda_vae.lua). fp32 throughout. One warp per
-// position, 8 positions per block of 256 threads. Parameters: rms_norm_cl_c8_silu1, 8, 1.
+// SILU = 1 (a norm followed by SiLU, fused by gen/lower.lua). fp32 throughout. One warp per
+// position, 8 positions per block of 256 threads. Parameters: rms_norm_silu_cl_c8, 8, 1.
 extern "C" __global__ void __launch_bounds__(256)
-rms_norm_cl_c8_silu1(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
+rms_norm_silu_cl_c8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ gamma, long long rows)
 {
     enum { C = 8, SILU = 1, PER = (C + 31) / 32 };
     const long long row = (long long)blockIdx.x * 8 + threadIdx.x / 32;
@@ -2272,6 +2291,7 @@ rms_norm_cl_c8_silu1(float *__restrict__ y, const float *__restrict__ x, const f
     }
 }
 
+// softmax_rows: templates/cuda/softmax_rows.cu.in
 // templates/cuda/softmax_rows.cu.in
 //
 // The VAE attention's softmax, in place on the fp32 scores of one frame: s[r, :] = softmax(scale *
@@ -2300,32 +2320,34 @@ softmax_rows(float *__restrict__ s, int n, float scale)
     for (int j = threadIdx.x; j < n; j += 256) row[j] *= inv;
 }
 
+// vae_normalize_cl_c16: templates/cuda/vae_normalize_cl.cu.in with Z=16
 // templates/cuda/vae_normalize_cl.cu.in
 //
 // The encoder's output: the posterior mean normalised as the original's encode wrapper,
 // z[c] = (mu[c] - mean[c]) * inv_std[c] for c < Z (channels Z..2Z-1, the log-variance, are not used;
 // reference vae-text-image-files.md §1.3, §1.6), from the CUDA VAE's channels-last x [n][2Z] into the
-// runtime's channels-first z [Z][n]. Parameters: vae_normalize_cl_z16, 16, -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f, 0.35481125f, 0.6877106f, 0.4296455f, 0.37653437f, 0.819941f, 0.5647165f, 0.38384768f, 0.48209032f, 0.30593204f, 0.4645545f, 0.34901577f, 0.64188975f, 0.61042607f, 0.88865185f, 0.35396978f, 0.5219207f.
-__constant__ float vae_normalize_cl_z16_mean[16] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
-__constant__ float vae_normalize_cl_z16_inv_std[16] = { 0.35481125f, 0.6877106f, 0.4296455f, 0.37653437f, 0.819941f, 0.5647165f, 0.38384768f, 0.48209032f, 0.30593204f, 0.4645545f, 0.34901577f, 0.64188975f, 0.61042607f, 0.88865185f, 0.35396978f, 0.5219207f };
+// runtime's channels-first z [Z][n]. Parameters: vae_normalize_cl_c16, 16, -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f, 0.35481125f, 0.6877106f, 0.4296455f, 0.37653437f, 0.819941f, 0.5647165f, 0.38384768f, 0.48209032f, 0.30593204f, 0.4645545f, 0.34901577f, 0.64188975f, 0.61042607f, 0.88865185f, 0.35396978f, 0.5219207f.
+__constant__ float vae_normalize_cl_c16_mean[16] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
+__constant__ float vae_normalize_cl_c16_inv_std[16] = { 0.35481125f, 0.6877106f, 0.4296455f, 0.37653437f, 0.819941f, 0.5647165f, 0.38384768f, 0.48209032f, 0.30593204f, 0.4645545f, 0.34901577f, 0.64188975f, 0.61042607f, 0.88865185f, 0.35396978f, 0.5219207f };
 
 extern "C" __global__ void __launch_bounds__(256)
-vae_normalize_cl_z16(float *__restrict__ z, const float *__restrict__ x, long long n)
+vae_normalize_cl_c16(float *__restrict__ z, const float *__restrict__ x, long long n)
 {
     enum { Z = 16 };
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n * Z) return;
     const int c = (int)(idx / n);
-    z[idx] = (x[(idx % n) * 2 * Z + c] - vae_normalize_cl_z16_mean[c]) * vae_normalize_cl_z16_inv_std[c];
+    z[idx] = (x[(idx % n) * 2 * Z + c] - vae_normalize_cl_c16_mean[c]) * vae_normalize_cl_c16_inv_std[c];
 }
 
+// video_cl_3to4: templates/cuda/video_cl.cu.in with CIN=3 CP=4
 // templates/cuda/video_cl.cu.in
 //
 // The encoder's input: the runtime's channels-first video x [CIN][n] into the CUDA VAE's channels-last
 // y [n][CP], channels CIN..CP-1 zero (CP = CIN rounded up to 4, what the conv kernel's 16-byte copies
-// need; the first conv's weights are padded with zeros to match). Parameters: video_cl_cin3_cp4, 3, 4.
+// need; the first conv's weights are padded with zeros to match). Parameters: video_cl_3to4, 3, 4.
 extern "C" __global__ void __launch_bounds__(256)
-video_cl_cin3_cp4(float *__restrict__ y, const float *__restrict__ x, long long n)
+video_cl_3to4(float *__restrict__ y, const float *__restrict__ x, long long n)
 {
     enum { CIN = 3, CP = 4 };
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;

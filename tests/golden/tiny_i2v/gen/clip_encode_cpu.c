@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/cls_pos.c.in           xxh64 de26ffa82c49b4ab
@@ -37,9 +37,17 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_PIXELS                                   ((size_t)0)  /* 9,408 bytes */
@@ -83,6 +91,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols160: templates/cpu/add.c.in with COLS=160 */
 /* add_cols160: y = a + b, elementwise over rows x COLS. */
 static void add_cols160(float *y, const float *a, const float *b, int rows)
 {
@@ -91,10 +100,11 @@ static void add_cols160(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* attention_d16_nh2: o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask.
+/* attention_h2_d16: templates/cpu/attention.c.in with D=16 NH=2 */
+/* attention_h2_d16: o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask.
  * q, o [lq, NH*D]; k, v [lk, NH*D]. One pass over the keys with a running maximum
  * (online softmax), accumulated in double, so no [lq, lk] score matrix is stored. */
-static void attention_d16_nh2(float *o, const float *q, const float *k, const float *v, int lq, int lk)
+static void attention_h2_d16(float *o, const float *q, const float *k, const float *v, int lq, int lk)
 {
     enum { NH = 2, D = 16 };
     const double scale = 1.0 / sqrt((double)D);
@@ -128,6 +138,7 @@ static void attention_d16_nh2(float *o, const float *q, const float *k, const fl
         }
 }
 
+/* cls_pos_c32_p4: templates/cpu/cls_pos.c.in with C=32 P=4 */
 /* cls_pos_c32_p4: x [P, C] -> y [P + 1, C] = [cls; x] + pos (reference §3.2). */
 static void cls_pos_c32_p4(float *y, const float *x, const float *cls, const float *pos)
 {
@@ -138,6 +149,7 @@ static void cls_pos_c32_p4(float *y, const float *x, const float *cls, const flo
             y[(size_t)(t + 1) * C + c] = x[(size_t)t * C + c] + pos[(size_t)(t + 1) * C + c];
 }
 
+/* gelu_erf_cols320: templates/cpu/gelu_erf.c.in with COLS=320 */
 /* gelu_erf_cols320: exact GELU, y = 0.5 x (1 + erf(x / sqrt(2))), elementwise over rows x COLS
  * (the image embedder's activation, reference §2.6). */
 static void gelu_erf_cols320(float *y, const float *x, int rows)
@@ -150,6 +162,7 @@ static void gelu_erf_cols320(float *y, const float *x, int rows)
     }
 }
 
+/* layernorm_affine_c32_eps1e05: templates/cpu/layernorm_affine.c.in with C=32 EPS=1e-05 */
 /* layernorm_affine_c32_eps1e05: y = LN(x) * weight + bias, statistics in double (norm3, image embedder). */
 static void layernorm_affine_c32_eps1e05(float *y, const float *x, const float *weight, const float *bias, int rows)
 {
@@ -167,6 +180,7 @@ static void layernorm_affine_c32_eps1e05(float *y, const float *x, const float *
     }
 }
 
+/* linear_k32_n32: templates/cpu/linear.c.in with K=32 N=32 */
 /* linear_k32_n32: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k32_n32(float *y, const float *x, const float *w, const float *b, int rows)
@@ -187,6 +201,7 @@ static void linear_k32_n32(float *y, const float *x, const float *w, const float
     }
 }
 
+/* linear_k32_n64: templates/cpu/linear.c.in with K=32 N=64 */
 /* linear_k32_n64: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k32_n64(float *y, const float *x, const float *w, const float *b, int rows)
@@ -207,6 +222,7 @@ static void linear_k32_n64(float *y, const float *x, const float *w, const float
     }
 }
 
+/* linear_k32_n96: templates/cpu/linear.c.in with K=32 N=96 */
 /* linear_k32_n96: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k32_n96(float *y, const float *x, const float *w, const float *b, int rows)
@@ -227,6 +243,7 @@ static void linear_k32_n96(float *y, const float *x, const float *w, const float
     }
 }
 
+/* linear_k64_n32: templates/cpu/linear.c.in with K=64 N=32 */
 /* linear_k64_n32: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k64_n32(float *y, const float *x, const float *w, const float *b, int rows)
@@ -247,9 +264,10 @@ static void linear_k64_n32(float *y, const float *x, const float *w, const float
     }
 }
 
-/* patch_embed_c32_patch14_side2: CLIP's patch embedding (reference §3.2): a conv with kernel = stride = PATCH, no bias,
+/* patch_embed_c32_p14: templates/cpu/patch_embed.c.in with C=32 PATCH=14 SIDE=2 */
+/* patch_embed_c32_p14: CLIP's patch embedding (reference §3.2): a conv with kernel = stride = PATCH, no bias,
  * pixels [3, SIDE*PATCH, SIDE*PATCH] -> tokens [SIDE*SIDE, C] in row-major patch order. */
-static void patch_embed_c32_patch14_side2(float *y, const float *px, const float *w)
+static void patch_embed_c32_p14(float *y, const float *px, const float *w)
 {
     enum { C = 32, PATCH = 14, SIDE = 2, S = SIDE * PATCH };
     for (int i = 0; i < SIDE; i++)
@@ -265,22 +283,25 @@ static void patch_embed_c32_patch14_side2(float *y, const float *px, const float
             }
 }
 
-/* split3_c32_part0: y = columns [PART*C, (PART+1)*C) of a fused q|k|v projection x [rows, 3C]. */
-static void split3_c32_part0(float *y, const float *x, int rows)
-{
-    enum { C = 32, PART = 0 };
-    for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * C, x + (size_t)r * 3 * C + PART * C, sizeof(float) * C);
-}
-
-/* split3_c32_part1: y = columns [PART*C, (PART+1)*C) of a fused q|k|v projection x [rows, 3C]. */
-static void split3_c32_part1(float *y, const float *x, int rows)
+/* split3_k_c32: templates/cpu/split3.c.in with C=32 PART=1 */
+/* split3_k_c32: y = columns [PART*C, (PART+1)*C) of a fused q|k|v projection x [rows, 3C]. */
+static void split3_k_c32(float *y, const float *x, int rows)
 {
     enum { C = 32, PART = 1 };
     for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * C, x + (size_t)r * 3 * C + PART * C, sizeof(float) * C);
 }
 
-/* split3_c32_part2: y = columns [PART*C, (PART+1)*C) of a fused q|k|v projection x [rows, 3C]. */
-static void split3_c32_part2(float *y, const float *x, int rows)
+/* split3_q_c32: templates/cpu/split3.c.in with C=32 PART=0 */
+/* split3_q_c32: y = columns [PART*C, (PART+1)*C) of a fused q|k|v projection x [rows, 3C]. */
+static void split3_q_c32(float *y, const float *x, int rows)
+{
+    enum { C = 32, PART = 0 };
+    for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * C, x + (size_t)r * 3 * C + PART * C, sizeof(float) * C);
+}
+
+/* split3_v_c32: templates/cpu/split3.c.in with C=32 PART=2 */
+/* split3_v_c32: y = columns [PART*C, (PART+1)*C) of a fused q|k|v projection x [rows, 3C]. */
+static void split3_v_c32(float *y, const float *x, int rows)
 {
     enum { C = 32, PART = 2 };
     for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * C, x + (size_t)r * 3 * C + PART * C, sizeof(float) * C);
@@ -295,51 +316,35 @@ void clip_encode_cpu(unsigned char *arena, const float *const *w, int n)
 
     /* ---- input ------------------------------------------------------------------- */
     /* visual.patches = patch_embed(pixels)  [4,32] */
-    patch_embed_c32_patch14_side2(ACT(OFF_VISUAL_PATCHES), ACT(OFF_PIXELS), W(W_VISUAL_PATCH_EMBEDDING_WEIGHT));
-    TRACE("visual.patches", OFF_VISUAL_PATCHES, SKY_TRACE_F32, (long long)4 * 32);
+    OP(patch_embed_c32_p14, OUT("visual.patches", OFF_VISUAL_PATCHES, (long long)4 * 32), ACT(OFF_PIXELS), W(W_VISUAL_PATCH_EMBEDDING_WEIGHT));
     /* visual.embeddings = cls_pos(visual.patches)  [5,32] */
-    cls_pos_c32_p4(ACT(OFF_VISUAL_EMBEDDINGS), ACT(OFF_VISUAL_PATCHES), W(W_VISUAL_CLS_EMBEDDING), W(W_VISUAL_POS_EMBEDDING));
-    TRACE("visual.embeddings", OFF_VISUAL_EMBEDDINGS, SKY_TRACE_F32, (long long)5 * 32);
+    OP(cls_pos_c32_p4, OUT("visual.embeddings", OFF_VISUAL_EMBEDDINGS, (long long)5 * 32), ACT(OFF_VISUAL_PATCHES), W(W_VISUAL_CLS_EMBEDDING), W(W_VISUAL_POS_EMBEDDING));
     /* visual.pre_norm.out = layernorm_affine(visual.embeddings)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_VISUAL_PRE_NORM_OUT), ACT(OFF_VISUAL_EMBEDDINGS), W(W_VISUAL_PRE_NORM_WEIGHT), W(W_VISUAL_PRE_NORM_BIAS), 5);
-    TRACE("visual.pre_norm.out", OFF_VISUAL_PRE_NORM_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(layernorm_affine_c32_eps1e05, OUT("visual.pre_norm.out", OFF_VISUAL_PRE_NORM_OUT, (long long)5 * 32), ACT(OFF_VISUAL_EMBEDDINGS), W(W_VISUAL_PRE_NORM_WEIGHT), W(W_VISUAL_PRE_NORM_BIAS), 5);
     /* visual.transformer.0.norm1.out = layernorm_affine(visual.pre_norm.out)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_VISUAL_TRANSFORMER_0_NORM1_OUT), ACT(OFF_VISUAL_PRE_NORM_OUT), W(W_VISUAL_TRANSFORMER_0_NORM1_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM1_BIAS), 5);
-    TRACE("visual.transformer.0.norm1.out", OFF_VISUAL_TRANSFORMER_0_NORM1_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(layernorm_affine_c32_eps1e05, OUT("visual.transformer.0.norm1.out", OFF_VISUAL_TRANSFORMER_0_NORM1_OUT, (long long)5 * 32), ACT(OFF_VISUAL_PRE_NORM_OUT), W(W_VISUAL_TRANSFORMER_0_NORM1_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM1_BIAS), 5);
     /* visual.transformer.0.attn.to_qkv.out = linear(visual.transformer.0.norm1.out)  [5,96] */
-    linear_k32_n96(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_NORM1_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_BIAS), 5);
-    TRACE("visual.transformer.0.attn.to_qkv.out", OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT, SKY_TRACE_F32, (long long)5 * 96);
+    OP(linear_k32_n96, OUT("visual.transformer.0.attn.to_qkv.out", OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT, (long long)5 * 96), ACT(OFF_VISUAL_TRANSFORMER_0_NORM1_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_BIAS), 5);
     /* visual.transformer.0.attn.q = split3(visual.transformer.0.attn.to_qkv.out)  [5,32] */
-    split3_c32_part0(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_Q), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
-    TRACE("visual.transformer.0.attn.q", OFF_VISUAL_TRANSFORMER_0_ATTN_Q, SKY_TRACE_F32, (long long)5 * 32);
+    OP(split3_q_c32, OUT("visual.transformer.0.attn.q", OFF_VISUAL_TRANSFORMER_0_ATTN_Q, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
     /* visual.transformer.0.attn.k = split3(visual.transformer.0.attn.to_qkv.out)  [5,32] */
-    split3_c32_part1(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_K), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
-    TRACE("visual.transformer.0.attn.k", OFF_VISUAL_TRANSFORMER_0_ATTN_K, SKY_TRACE_F32, (long long)5 * 32);
+    OP(split3_k_c32, OUT("visual.transformer.0.attn.k", OFF_VISUAL_TRANSFORMER_0_ATTN_K, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
     /* visual.transformer.0.attn.v = split3(visual.transformer.0.attn.to_qkv.out)  [5,32] */
-    split3_c32_part2(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_V), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
-    TRACE("visual.transformer.0.attn.v", OFF_VISUAL_TRANSFORMER_0_ATTN_V, SKY_TRACE_F32, (long long)5 * 32);
+    OP(split3_v_c32, OUT("visual.transformer.0.attn.v", OFF_VISUAL_TRANSFORMER_0_ATTN_V, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_TO_QKV_OUT), 5);
     /* visual.transformer.0.attn.out = attention(visual.transformer.0.attn.q, visual.transformer.0.attn.k, visual.transformer.0.attn.v)  [5,32] */
-    attention_d16_nh2(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_Q), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_K), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_V), 5, 5);
-    TRACE("visual.transformer.0.attn.out", OFF_VISUAL_TRANSFORMER_0_ATTN_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(attention_h2_d16, OUT("visual.transformer.0.attn.out", OFF_VISUAL_TRANSFORMER_0_ATTN_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_Q), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_K), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_V), 5, 5);
     /* visual.transformer.0.attn.proj.out = linear(visual.transformer.0.attn.out)  [5,32] */
-    linear_k32_n32(ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_BIAS), 5);
-    TRACE("visual.transformer.0.attn.proj.out", OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(linear_k32_n32, OUT("visual.transformer.0.attn.proj.out", OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_OUT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_WEIGHT), W(W_VISUAL_TRANSFORMER_0_ATTN_PROJ_BIAS), 5);
     /* visual.transformer.0.x1 = add(visual.pre_norm.out, visual.transformer.0.attn.proj.out)  [5,32] */
-    add_cols160(ACT(OFF_VISUAL_TRANSFORMER_0_X1), ACT(OFF_VISUAL_PRE_NORM_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT), 1);
-    TRACE("visual.transformer.0.x1", OFF_VISUAL_TRANSFORMER_0_X1, SKY_TRACE_F32, (long long)5 * 32);
+    OP(add_cols160, OUT("visual.transformer.0.x1", OFF_VISUAL_TRANSFORMER_0_X1, (long long)5 * 32), ACT(OFF_VISUAL_PRE_NORM_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_ATTN_PROJ_OUT), 1);
     /* visual.transformer.0.norm2.out = layernorm_affine(visual.transformer.0.x1)  eps=1e-05  [5,32] */
-    layernorm_affine_c32_eps1e05(ACT(OFF_VISUAL_TRANSFORMER_0_NORM2_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_X1), W(W_VISUAL_TRANSFORMER_0_NORM2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM2_BIAS), 5);
-    TRACE("visual.transformer.0.norm2.out", OFF_VISUAL_TRANSFORMER_0_NORM2_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(layernorm_affine_c32_eps1e05, OUT("visual.transformer.0.norm2.out", OFF_VISUAL_TRANSFORMER_0_NORM2_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_X1), W(W_VISUAL_TRANSFORMER_0_NORM2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_NORM2_BIAS), 5);
     /* visual.transformer.0.mlp.0.out = linear(visual.transformer.0.norm2.out)  [5,64] */
-    linear_k32_n64(ACT(OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_NORM2_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_0_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_0_BIAS), 5);
-    TRACE("visual.transformer.0.mlp.0.out", OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT, SKY_TRACE_F32, (long long)5 * 64);
+    OP(linear_k32_n64, OUT("visual.transformer.0.mlp.0.out", OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT, (long long)5 * 64), ACT(OFF_VISUAL_TRANSFORMER_0_NORM2_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_0_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_0_BIAS), 5);
     /* visual.transformer.0.mlp.1.out = gelu_erf(visual.transformer.0.mlp.0.out)  [5,64] */
-    gelu_erf_cols320(ACT(OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT), 1);
-    TRACE("visual.transformer.0.mlp.1.out", OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT, SKY_TRACE_F32, (long long)5 * 64);
+    OP(gelu_erf_cols320, OUT("visual.transformer.0.mlp.1.out", OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT, (long long)5 * 64), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_0_OUT), 1);
     /* visual.transformer.0.mlp.2.out = linear(visual.transformer.0.mlp.1.out)  [5,32] */
-    linear_k64_n32(ACT(OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_2_BIAS), 5);
-    TRACE("visual.transformer.0.mlp.2.out", OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT, SKY_TRACE_F32, (long long)5 * 32);
+    OP(linear_k64_n32, OUT("visual.transformer.0.mlp.2.out", OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_1_OUT), W(W_VISUAL_TRANSFORMER_0_MLP_2_WEIGHT), W(W_VISUAL_TRANSFORMER_0_MLP_2_BIAS), 5);
     /* clip_fea = add(visual.transformer.0.x1, visual.transformer.0.mlp.2.out)  [5,32] */
-    add_cols160(ACT(OFF_CLIP_FEA), ACT(OFF_VISUAL_TRANSFORMER_0_X1), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT), 1);
-    TRACE("clip_fea", OFF_CLIP_FEA, SKY_TRACE_F32, (long long)5 * 32);
+    OP(add_cols160, OUT("clip_fea", OFF_CLIP_FEA, (long long)5 * 32), ACT(OFF_VISUAL_TRANSFORMER_0_X1), ACT(OFF_VISUAL_TRANSFORMER_0_MLP_2_OUT), 1);
 }

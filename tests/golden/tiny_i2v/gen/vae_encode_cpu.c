@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_frames.c.in  xxh64 a996183a3e6d7949
  *            templates/cpu/causal_conv3.c.in      xxh64 01092cb8515aa631
@@ -38,9 +38,17 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_VIDEO                                    ((size_t)0)  /* 147,456 bytes */
@@ -249,6 +257,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols1: templates/cpu/add.c.in with COLS=1 */
 /* add_cols1: y = a + b, elementwise over rows x COLS. */
 static void add_cols1(float *y, const float *a, const float *b, int rows)
 {
@@ -257,6 +266,7 @@ static void add_cols1(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+/* attention_frames_c32: templates/cpu/attention_frames.c.in with C=32 */
 /* attention_frames_c32: the VAE's attention block core (reference §1.2): for each frame, single-head
  * softmax(q k^T / sqrt(C)) v over its H*W tokens (row-major), no mixing across frames.
  * qkv [3C, T, H*W] (q = channels 0..C-1, k = C..2C-1, v = 2C..3C-1), o [C, T, H*W].
@@ -294,6 +304,7 @@ static void attention_frames_c32(float *o, const float *qkv, int T, int N)
     }
 }
 
+/* causal_conv3_cin16_cout16: templates/cpu/causal_conv3.c.in with CIN=16 COUT=16 */
 /* causal_conv3_cin16_cout16: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -342,6 +353,7 @@ static void causal_conv3_cin16_cout16(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin16_cout32: templates/cpu/causal_conv3.c.in with CIN=16 COUT=32 */
 /* causal_conv3_cin16_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -390,6 +402,7 @@ static void causal_conv3_cin16_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin32_cout32: templates/cpu/causal_conv3.c.in with CIN=32 COUT=32 */
 /* causal_conv3_cin32_cout32: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -438,6 +451,7 @@ static void causal_conv3_cin32_cout32(float *y, const float *x, float *cache, co
     }
 }
 
+/* causal_conv3_cin3_cout8: templates/cpu/causal_conv3.c.in with CIN=3 COUT=8 */
 /* causal_conv3_cin3_cout8: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -486,6 +500,7 @@ static void causal_conv3_cin3_cout8(float *y, const float *x, float *cache, cons
     }
 }
 
+/* causal_conv3_cin8_cout16: templates/cpu/causal_conv3.c.in with CIN=8 COUT=16 */
 /* causal_conv3_cin8_cout16: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -534,6 +549,7 @@ static void causal_conv3_cin8_cout16(float *y, const float *x, float *cache, con
     }
 }
 
+/* causal_conv3_cin8_cout8: templates/cpu/causal_conv3.c.in with CIN=8 COUT=8 */
 /* causal_conv3_cin8_cout8: causal 3x3x3 conv (reference vae-text-image-files.md §1.2): output frame t sees input
  * frames t-2, t-1, t of [cache ++ x], spatial zero pad 1. The cache holds the last 2 input frames
  * of the previous call (zeros at the start of a sequence = the original's zero front pad), and is
@@ -582,6 +598,7 @@ static void causal_conv3_cin8_cout8(float *y, const float *x, float *cache, cons
     }
 }
 
+/* conv1x1_cin16_cout32: templates/cpu/conv1x1.c.in with CIN=16 COUT=32 */
 /* conv1x1_cin16_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -597,6 +614,7 @@ static void conv1x1_cin16_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout32: templates/cpu/conv1x1.c.in with CIN=32 COUT=32 */
 /* conv1x1_cin32_cout32: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -612,6 +630,7 @@ static void conv1x1_cin32_cout32(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin32_cout96: templates/cpu/conv1x1.c.in with CIN=32 COUT=96 */
 /* conv1x1_cin32_cout96: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -627,6 +646,7 @@ static void conv1x1_cin32_cout96(float *y, const float *x, const float *w, const
         }
 }
 
+/* conv1x1_cin8_cout16: templates/cpu/conv1x1.c.in with CIN=8 COUT=16 */
 /* conv1x1_cin8_cout16: y[co, p] = b[co] + sum_ci w[co, ci] x[ci, p] at each of n positions (1x1x1 / 1x1 conv). */
 static void conv1x1_cin8_cout16(float *y, const float *x, const float *w, const float *b, int n)
 {
@@ -642,6 +662,7 @@ static void conv1x1_cin8_cout16(float *y, const float *x, const float *w, const 
         }
 }
 
+/* conv2d_k3_s2_c16: templates/cpu/conv2d_k3_s2.c.in with C=16 */
 /* conv2d_k3_s2_c16: the encoder's spatial downsample (reference §1.2 downsample2d): one zero column on the
  * right and one zero row at the bottom, then a 3x3 conv with stride 2, per frame.
  * x [C, T, H, W] -> y [C, T, H/2, W/2], w [C, C, 3, 3]. */
@@ -674,6 +695,7 @@ static void conv2d_k3_s2_c16(float *y, const float *x, const float *w, const flo
                 }
 }
 
+/* conv2d_k3_s2_c32: templates/cpu/conv2d_k3_s2.c.in with C=32 */
 /* conv2d_k3_s2_c32: the encoder's spatial downsample (reference §1.2 downsample2d): one zero column on the
  * right and one zero row at the bottom, then a 3x3 conv with stride 2, per frame.
  * x [C, T, H, W] -> y [C, T, H/2, W/2], w [C, C, 3, 3]. */
@@ -706,6 +728,7 @@ static void conv2d_k3_s2_c32(float *y, const float *x, const float *w, const flo
                 }
 }
 
+/* conv2d_k3_s2_c8: templates/cpu/conv2d_k3_s2.c.in with C=8 */
 /* conv2d_k3_s2_c8: the encoder's spatial downsample (reference §1.2 downsample2d): one zero column on the
  * right and one zero row at the bottom, then a 3x3 conv with stride 2, per frame.
  * x [C, T, H, W] -> y [C, T, H/2, W/2], w [C, C, 3, 3]. */
@@ -738,6 +761,7 @@ static void conv2d_k3_s2_c8(float *y, const float *x, const float *w, const floa
                 }
 }
 
+/* rms_norm_ch_c16: templates/cpu/rms_norm_ch.c.in with C=16 */
 /* rms_norm_ch_c16: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
@@ -753,6 +777,7 @@ static void rms_norm_ch_c16(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c32: templates/cpu/rms_norm_ch.c.in with C=32 */
 /* rms_norm_ch_c32: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
@@ -768,6 +793,7 @@ static void rms_norm_ch_c32(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* rms_norm_ch_c8: templates/cpu/rms_norm_ch.c.in with C=8 */
 /* rms_norm_ch_c8: the VAE's RMS norm over C channels at each of n positions (reference §1.2):
  * y[c] = x[c] / max(||x[:]||_2, 1e-12) * sqrt(C) * gamma[c]; no eps inside, no bias. */
 static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
@@ -783,6 +809,7 @@ static void rms_norm_ch_c8(float *y, const float *x, const float *gamma, int n)
     }
 }
 
+/* silu_cols1: templates/cpu/silu.c.in with COLS=1 */
 /* silu_cols1: y = x * sigmoid(x), elementwise over rows x COLS. */
 static void silu_cols1(float *y, const float *x, int rows)
 {
@@ -794,6 +821,7 @@ static void silu_cols1(float *y, const float *x, int rows)
     }
 }
 
+/* time_conv_down_c16: templates/cpu/time_conv_down.c.in with C=16 */
 /* time_conv_down_c16: the encoder's downsample3d time_conv (reference vae-text-image-files.md §1.5).
  * First chunk: y = x and the cache keeps x's last frame. Later chunks (T even): a (3,1,1) conv
  * with stride 2 and no pad over [cache (1 frame) ++ x] (T+1 frames) gives T/2 frames; the cache
@@ -826,6 +854,7 @@ static void time_conv_down_c16(float *y, const float *x, float *cache, const flo
         memcpy(cache + (size_t)ci * N, x + ((size_t)ci * T + T - 1) * N, (size_t)N * sizeof(float));
 }
 
+/* time_conv_down_c32: templates/cpu/time_conv_down.c.in with C=32 */
 /* time_conv_down_c32: the encoder's downsample3d time_conv (reference vae-text-image-files.md §1.5).
  * First chunk: y = x and the cache keeps x's last frame. Later chunks (T even): a (3,1,1) conv
  * with stride 2 and no pad over [cache (1 frame) ++ x] (T+1 frames) gives T/2 frames; the cache
@@ -858,10 +887,11 @@ static void time_conv_down_c32(float *y, const float *x, float *cache, const flo
         memcpy(cache + (size_t)ci * N, x + ((size_t)ci * T + T - 1) * N, (size_t)N * sizeof(float));
 }
 
-/* vae_normalize_z16: normalise the posterior mean as the original's encode wrapper:
+/* vae_normalize_c16: templates/cpu/vae_normalize.c.in with Z=16 */
+/* vae_normalize_c16: normalise the posterior mean as the original's encode wrapper:
  * z[c] = (mu[c] - mean[c]) * inv_std[c] for c < Z; channels Z..2Z-1 of x (log-variance) are
  * not used (reference vae-text-image-files.md §1.3 step 20, §1.6). x [2Z, n], z [Z, n]. */
-static void vae_normalize_z16(float *z, const float *x, int n)
+static void vae_normalize_c16(float *z, const float *x, int n)
 {
     enum { Z = 16 };
     static const float mean[Z] = { -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f, 0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
@@ -920,301 +950,213 @@ void vae_encode_cpu(unsigned char *arena, const float *const *w, int H, int W, i
 
     /* ---- input ------------------------------------------------------------------- */
     /* encoder.conv1.out = causal_conv3(video, encoder.conv1.cache)  [8,T0,H0,W0] */
-    causal_conv3_cin3_cout8(ACT(OFF_ENCODER_CONV1_OUT), ACT(OFF_VIDEO), ACT(OFF_ENCODER_CONV1_CACHE), W(W_ENCODER_CONV1_WEIGHT), W(W_ENCODER_CONV1_BIAS), T0, H0, W0);
-    TRACE("encoder.conv1.out", OFF_ENCODER_CONV1_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(causal_conv3_cin3_cout8, OUT("encoder.conv1.out", OFF_ENCODER_CONV1_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_VIDEO), ACT(OFF_ENCODER_CONV1_CACHE), W(W_ENCODER_CONV1_WEIGHT), W(W_ENCODER_CONV1_BIAS), T0, H0, W0);
 
     /* ---- encoder.downsamples.0 --------------------------------------------------- */
     /* encoder.downsamples.0.residual.0.out = rms_norm_ch(encoder.conv1.out)  [8,T0,H0,W0] */
-    rms_norm_ch_c8(ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT), ACT(OFF_ENCODER_CONV1_OUT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("encoder.downsamples.0.residual.0.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(rms_norm_ch_c8, OUT("encoder.downsamples.0.residual.0.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_CONV1_OUT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* encoder.downsamples.0.residual.0.out.silu = silu(encoder.downsamples.0.residual.0.out)  [8,T0,H0,W0] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT), 8 * T0 * H0 * W0);
-    TRACE("encoder.downsamples.0.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("encoder.downsamples.0.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT), 8 * T0 * H0 * W0);
     /* encoder.downsamples.0.residual.2.out = causal_conv3(encoder.downsamples.0.residual.0.out.silu, encoder.downsamples.0.residual.2.cache)  [8,T0,H0,W0] */
-    causal_conv3_cin8_cout8(ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("encoder.downsamples.0.residual.2.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(causal_conv3_cin8_cout8, OUT("encoder.downsamples.0.residual.2.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_BIAS), T0, H0, W0);
     /* encoder.downsamples.0.residual.3.out = rms_norm_ch(encoder.downsamples.0.residual.2.out)  [8,T0,H0,W0] */
-    rms_norm_ch_c8(ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("encoder.downsamples.0.residual.3.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(rms_norm_ch_c8, OUT("encoder.downsamples.0.residual.3.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* encoder.downsamples.0.residual.3.out.silu = silu(encoder.downsamples.0.residual.3.out)  [8,T0,H0,W0] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT), 8 * T0 * H0 * W0);
-    TRACE("encoder.downsamples.0.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("encoder.downsamples.0.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT), 8 * T0 * H0 * W0);
     /* encoder.downsamples.0.residual.6.out = causal_conv3(encoder.downsamples.0.residual.3.out.silu, encoder.downsamples.0.residual.6.cache)  [8,T0,H0,W0] */
-    causal_conv3_cin8_cout8(ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("encoder.downsamples.0.residual.6.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(causal_conv3_cin8_cout8, OUT("encoder.downsamples.0.residual.6.out", OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_BIAS), T0, H0, W0);
     /* encoder.downsamples.0.out = add(encoder.downsamples.0.residual.6.out, encoder.conv1.out)  [8,T0,H0,W0] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT), ACT(OFF_ENCODER_CONV1_OUT), 8 * T0 * H0 * W0);
-    TRACE("encoder.downsamples.0.out", OFF_ENCODER_DOWNSAMPLES_0_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(add_cols1, OUT("encoder.downsamples.0.out", OFF_ENCODER_DOWNSAMPLES_0_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_RESIDUAL_6_OUT), ACT(OFF_ENCODER_CONV1_OUT), 8 * T0 * H0 * W0);
 
     /* ---- encoder.downsamples.1 --------------------------------------------------- */
     /* encoder.downsamples.1.residual.0.out = rms_norm_ch(encoder.downsamples.0.out)  [8,T0,H0,W0] */
-    rms_norm_ch_c8(ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_OUT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_GAMMA), T0 * H0 * W0);
-    TRACE("encoder.downsamples.1.residual.0.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(rms_norm_ch_c8, OUT("encoder.downsamples.1.residual.0.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_0_OUT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_GAMMA), T0 * H0 * W0);
     /* encoder.downsamples.1.residual.0.out.silu = silu(encoder.downsamples.1.residual.0.out)  [8,T0,H0,W0] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT), 8 * T0 * H0 * W0);
-    TRACE("encoder.downsamples.1.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("encoder.downsamples.1.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT), 8 * T0 * H0 * W0);
     /* encoder.downsamples.1.residual.2.out = causal_conv3(encoder.downsamples.1.residual.0.out.silu, encoder.downsamples.1.residual.2.cache)  [8,T0,H0,W0] */
-    causal_conv3_cin8_cout8(ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_BIAS), T0, H0, W0);
-    TRACE("encoder.downsamples.1.residual.2.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(causal_conv3_cin8_cout8, OUT("encoder.downsamples.1.residual.2.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_BIAS), T0, H0, W0);
     /* encoder.downsamples.1.residual.3.out = rms_norm_ch(encoder.downsamples.1.residual.2.out)  [8,T0,H0,W0] */
-    rms_norm_ch_c8(ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_GAMMA), T0 * H0 * W0);
-    TRACE("encoder.downsamples.1.residual.3.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(rms_norm_ch_c8, OUT("encoder.downsamples.1.residual.3.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_GAMMA), T0 * H0 * W0);
     /* encoder.downsamples.1.residual.3.out.silu = silu(encoder.downsamples.1.residual.3.out)  [8,T0,H0,W0] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT), 8 * T0 * H0 * W0);
-    TRACE("encoder.downsamples.1.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(silu_cols1, OUT("encoder.downsamples.1.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT), 8 * T0 * H0 * W0);
     /* encoder.downsamples.1.residual.6.out = causal_conv3(encoder.downsamples.1.residual.3.out.silu, encoder.downsamples.1.residual.6.cache)  [8,T0,H0,W0] */
-    causal_conv3_cin8_cout8(ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_BIAS), T0, H0, W0);
-    TRACE("encoder.downsamples.1.residual.6.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(causal_conv3_cin8_cout8, OUT("encoder.downsamples.1.residual.6.out", OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_BIAS), T0, H0, W0);
     /* encoder.downsamples.1.out = add(encoder.downsamples.1.residual.6.out, encoder.downsamples.0.out)  [8,T0,H0,W0] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_1_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_OUT), 8 * T0 * H0 * W0);
-    TRACE("encoder.downsamples.1.out", OFF_ENCODER_DOWNSAMPLES_1_OUT, SKY_TRACE_F32, (long long)8 * T0 * H0 * W0);
+    OP(add_cols1, OUT("encoder.downsamples.1.out", OFF_ENCODER_DOWNSAMPLES_1_OUT, (long long)8 * T0 * H0 * W0), ACT(OFF_ENCODER_DOWNSAMPLES_1_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_0_OUT), 8 * T0 * H0 * W0);
 
     /* ---- encoder.downsamples.2 --------------------------------------------------- */
     /* encoder.downsamples.2.resample.out = conv2d_k3_s2(encoder.downsamples.1.out)  [8,T0,H1,W1] */
-    conv2d_k3_s2_c8(ACT(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_1_OUT), W(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_WEIGHT), W(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_BIAS), T0, H0, W0);
-    TRACE("encoder.downsamples.2.resample.out", OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, SKY_TRACE_F32, (long long)8 * T0 * H1 * W1);
+    OP(conv2d_k3_s2_c8, OUT("encoder.downsamples.2.resample.out", OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT, (long long)8 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_1_OUT), W(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_WEIGHT), W(W_ENCODER_DOWNSAMPLES_2_RESAMPLE_1_BIAS), T0, H0, W0);
 
     /* ---- encoder.downsamples.3 --------------------------------------------------- */
     /* encoder.downsamples.3.shortcut.out = conv1x1(encoder.downsamples.2.resample.out)  [16,T0,H1,W1] */
-    conv1x1_cin8_cout16(ACT(OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), W(W_ENCODER_DOWNSAMPLES_3_SHORTCUT_WEIGHT), W(W_ENCODER_DOWNSAMPLES_3_SHORTCUT_BIAS), T0 * H1 * W1);
-    TRACE("encoder.downsamples.3.shortcut.out", OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(conv1x1_cin8_cout16, OUT("encoder.downsamples.3.shortcut.out", OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), W(W_ENCODER_DOWNSAMPLES_3_SHORTCUT_WEIGHT), W(W_ENCODER_DOWNSAMPLES_3_SHORTCUT_BIAS), T0 * H1 * W1);
     /* encoder.downsamples.3.residual.0.out = rms_norm_ch(encoder.downsamples.2.resample.out)  [8,T0,H1,W1] */
-    rms_norm_ch_c8(ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_GAMMA), T0 * H1 * W1);
-    TRACE("encoder.downsamples.3.residual.0.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)8 * T0 * H1 * W1);
+    OP(rms_norm_ch_c8, OUT("encoder.downsamples.3.residual.0.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT, (long long)8 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_2_RESAMPLE_OUT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_GAMMA), T0 * H1 * W1);
     /* encoder.downsamples.3.residual.0.out.silu = silu(encoder.downsamples.3.residual.0.out)  [8,T0,H1,W1] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT), 8 * T0 * H1 * W1);
-    TRACE("encoder.downsamples.3.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)8 * T0 * H1 * W1);
+    OP(silu_cols1, OUT("encoder.downsamples.3.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU, (long long)8 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT), 8 * T0 * H1 * W1);
     /* encoder.downsamples.3.residual.2.out = causal_conv3(encoder.downsamples.3.residual.0.out.silu, encoder.downsamples.3.residual.2.cache)  [16,T0,H1,W1] */
-    causal_conv3_cin8_cout16(ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_BIAS), T0, H1, W1);
-    TRACE("encoder.downsamples.3.residual.2.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(causal_conv3_cin8_cout16, OUT("encoder.downsamples.3.residual.2.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_BIAS), T0, H1, W1);
     /* encoder.downsamples.3.residual.3.out = rms_norm_ch(encoder.downsamples.3.residual.2.out)  [16,T0,H1,W1] */
-    rms_norm_ch_c16(ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_GAMMA), T0 * H1 * W1);
-    TRACE("encoder.downsamples.3.residual.3.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(rms_norm_ch_c16, OUT("encoder.downsamples.3.residual.3.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_GAMMA), T0 * H1 * W1);
     /* encoder.downsamples.3.residual.3.out.silu = silu(encoder.downsamples.3.residual.3.out)  [16,T0,H1,W1] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT), 16 * T0 * H1 * W1);
-    TRACE("encoder.downsamples.3.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(silu_cols1, OUT("encoder.downsamples.3.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT), 16 * T0 * H1 * W1);
     /* encoder.downsamples.3.residual.6.out = causal_conv3(encoder.downsamples.3.residual.3.out.silu, encoder.downsamples.3.residual.6.cache)  [16,T0,H1,W1] */
-    causal_conv3_cin16_cout16(ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_BIAS), T0, H1, W1);
-    TRACE("encoder.downsamples.3.residual.6.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(causal_conv3_cin16_cout16, OUT("encoder.downsamples.3.residual.6.out", OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_BIAS), T0, H1, W1);
     /* encoder.downsamples.3.out = add(encoder.downsamples.3.residual.6.out, encoder.downsamples.3.shortcut.out)  [16,T0,H1,W1] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT), 16 * T0 * H1 * W1);
-    TRACE("encoder.downsamples.3.out", OFF_ENCODER_DOWNSAMPLES_3_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(add_cols1, OUT("encoder.downsamples.3.out", OFF_ENCODER_DOWNSAMPLES_3_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_SHORTCUT_OUT), 16 * T0 * H1 * W1);
 
     /* ---- encoder.downsamples.4 --------------------------------------------------- */
     /* encoder.downsamples.4.residual.0.out = rms_norm_ch(encoder.downsamples.3.out)  [16,T0,H1,W1] */
-    rms_norm_ch_c16(ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_OUT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_GAMMA), T0 * H1 * W1);
-    TRACE("encoder.downsamples.4.residual.0.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(rms_norm_ch_c16, OUT("encoder.downsamples.4.residual.0.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_3_OUT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_GAMMA), T0 * H1 * W1);
     /* encoder.downsamples.4.residual.0.out.silu = silu(encoder.downsamples.4.residual.0.out)  [16,T0,H1,W1] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT), 16 * T0 * H1 * W1);
-    TRACE("encoder.downsamples.4.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(silu_cols1, OUT("encoder.downsamples.4.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT), 16 * T0 * H1 * W1);
     /* encoder.downsamples.4.residual.2.out = causal_conv3(encoder.downsamples.4.residual.0.out.silu, encoder.downsamples.4.residual.2.cache)  [16,T0,H1,W1] */
-    causal_conv3_cin16_cout16(ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_BIAS), T0, H1, W1);
-    TRACE("encoder.downsamples.4.residual.2.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(causal_conv3_cin16_cout16, OUT("encoder.downsamples.4.residual.2.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_BIAS), T0, H1, W1);
     /* encoder.downsamples.4.residual.3.out = rms_norm_ch(encoder.downsamples.4.residual.2.out)  [16,T0,H1,W1] */
-    rms_norm_ch_c16(ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_GAMMA), T0 * H1 * W1);
-    TRACE("encoder.downsamples.4.residual.3.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(rms_norm_ch_c16, OUT("encoder.downsamples.4.residual.3.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_GAMMA), T0 * H1 * W1);
     /* encoder.downsamples.4.residual.3.out.silu = silu(encoder.downsamples.4.residual.3.out)  [16,T0,H1,W1] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT), 16 * T0 * H1 * W1);
-    TRACE("encoder.downsamples.4.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(silu_cols1, OUT("encoder.downsamples.4.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT), 16 * T0 * H1 * W1);
     /* encoder.downsamples.4.residual.6.out = causal_conv3(encoder.downsamples.4.residual.3.out.silu, encoder.downsamples.4.residual.6.cache)  [16,T0,H1,W1] */
-    causal_conv3_cin16_cout16(ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_BIAS), T0, H1, W1);
-    TRACE("encoder.downsamples.4.residual.6.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(causal_conv3_cin16_cout16, OUT("encoder.downsamples.4.residual.6.out", OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_BIAS), T0, H1, W1);
     /* encoder.downsamples.4.out = add(encoder.downsamples.4.residual.6.out, encoder.downsamples.3.out)  [16,T0,H1,W1] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_4_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_OUT), 16 * T0 * H1 * W1);
-    TRACE("encoder.downsamples.4.out", OFF_ENCODER_DOWNSAMPLES_4_OUT, SKY_TRACE_F32, (long long)16 * T0 * H1 * W1);
+    OP(add_cols1, OUT("encoder.downsamples.4.out", OFF_ENCODER_DOWNSAMPLES_4_OUT, (long long)16 * T0 * H1 * W1), ACT(OFF_ENCODER_DOWNSAMPLES_4_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_3_OUT), 16 * T0 * H1 * W1);
 
     /* ---- encoder.downsamples.5 --------------------------------------------------- */
     /* encoder.downsamples.5.resample.out = conv2d_k3_s2(encoder.downsamples.4.out)  [16,T0,H2,W2] */
-    conv2d_k3_s2_c16(ACT(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_4_OUT), W(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_WEIGHT), W(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_BIAS), T0, H1, W1);
-    TRACE("encoder.downsamples.5.resample.out", OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT, SKY_TRACE_F32, (long long)16 * T0 * H2 * W2);
+    OP(conv2d_k3_s2_c16, OUT("encoder.downsamples.5.resample.out", OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT, (long long)16 * T0 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_4_OUT), W(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_WEIGHT), W(W_ENCODER_DOWNSAMPLES_5_RESAMPLE_1_BIAS), T0, H1, W1);
     /* encoder.downsamples.5.out = time_conv_down(encoder.downsamples.5.resample.out, encoder.downsamples.5.time_conv.cache)  [16,T2,H2,W2] */
-    time_conv_down_c16(ACT(OFF_ENCODER_DOWNSAMPLES_5_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_5_TIME_CONV_CACHE), W(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_WEIGHT), W(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_BIAS), T0, H2 * W2, first);
-    TRACE("encoder.downsamples.5.out", OFF_ENCODER_DOWNSAMPLES_5_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(time_conv_down_c16, OUT("encoder.downsamples.5.out", OFF_ENCODER_DOWNSAMPLES_5_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_5_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_5_TIME_CONV_CACHE), W(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_WEIGHT), W(W_ENCODER_DOWNSAMPLES_5_TIME_CONV_BIAS), T0, H2 * W2, first);
 
     /* ---- encoder.downsamples.6 --------------------------------------------------- */
     /* encoder.downsamples.6.shortcut.out = conv1x1(encoder.downsamples.5.out)  [32,T2,H2,W2] */
-    conv1x1_cin16_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_5_OUT), W(W_ENCODER_DOWNSAMPLES_6_SHORTCUT_WEIGHT), W(W_ENCODER_DOWNSAMPLES_6_SHORTCUT_BIAS), T2 * H2 * W2);
-    TRACE("encoder.downsamples.6.shortcut.out", OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(conv1x1_cin16_cout32, OUT("encoder.downsamples.6.shortcut.out", OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_5_OUT), W(W_ENCODER_DOWNSAMPLES_6_SHORTCUT_WEIGHT), W(W_ENCODER_DOWNSAMPLES_6_SHORTCUT_BIAS), T2 * H2 * W2);
     /* encoder.downsamples.6.residual.0.out = rms_norm_ch(encoder.downsamples.5.out)  [16,T2,H2,W2] */
-    rms_norm_ch_c16(ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_5_OUT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_GAMMA), T2 * H2 * W2);
-    TRACE("encoder.downsamples.6.residual.0.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(rms_norm_ch_c16, OUT("encoder.downsamples.6.residual.0.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT, (long long)16 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_5_OUT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_GAMMA), T2 * H2 * W2);
     /* encoder.downsamples.6.residual.0.out.silu = silu(encoder.downsamples.6.residual.0.out)  [16,T2,H2,W2] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
-    TRACE("encoder.downsamples.6.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)16 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("encoder.downsamples.6.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU, (long long)16 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT), 16 * T2 * H2 * W2);
     /* encoder.downsamples.6.residual.2.out = causal_conv3(encoder.downsamples.6.residual.0.out.silu, encoder.downsamples.6.residual.2.cache)  [32,T2,H2,W2] */
-    causal_conv3_cin16_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_BIAS), T2, H2, W2);
-    TRACE("encoder.downsamples.6.residual.2.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(causal_conv3_cin16_cout32, OUT("encoder.downsamples.6.residual.2.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_BIAS), T2, H2, W2);
     /* encoder.downsamples.6.residual.3.out = rms_norm_ch(encoder.downsamples.6.residual.2.out)  [32,T2,H2,W2] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_GAMMA), T2 * H2 * W2);
-    TRACE("encoder.downsamples.6.residual.3.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.6.residual.3.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_GAMMA), T2 * H2 * W2);
     /* encoder.downsamples.6.residual.3.out.silu = silu(encoder.downsamples.6.residual.3.out)  [32,T2,H2,W2] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT), 32 * T2 * H2 * W2);
-    TRACE("encoder.downsamples.6.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("encoder.downsamples.6.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT), 32 * T2 * H2 * W2);
     /* encoder.downsamples.6.residual.6.out = causal_conv3(encoder.downsamples.6.residual.3.out.silu, encoder.downsamples.6.residual.6.cache)  [32,T2,H2,W2] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_BIAS), T2, H2, W2);
-    TRACE("encoder.downsamples.6.residual.6.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.6.residual.6.out", OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_BIAS), T2, H2, W2);
     /* encoder.downsamples.6.out = add(encoder.downsamples.6.residual.6.out, encoder.downsamples.6.shortcut.out)  [32,T2,H2,W2] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT), 32 * T2 * H2 * W2);
-    TRACE("encoder.downsamples.6.out", OFF_ENCODER_DOWNSAMPLES_6_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(add_cols1, OUT("encoder.downsamples.6.out", OFF_ENCODER_DOWNSAMPLES_6_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_SHORTCUT_OUT), 32 * T2 * H2 * W2);
 
     /* ---- encoder.downsamples.7 --------------------------------------------------- */
     /* encoder.downsamples.7.residual.0.out = rms_norm_ch(encoder.downsamples.6.out)  [32,T2,H2,W2] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_OUT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_GAMMA), T2 * H2 * W2);
-    TRACE("encoder.downsamples.7.residual.0.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.7.residual.0.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_6_OUT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_GAMMA), T2 * H2 * W2);
     /* encoder.downsamples.7.residual.0.out.silu = silu(encoder.downsamples.7.residual.0.out)  [32,T2,H2,W2] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT), 32 * T2 * H2 * W2);
-    TRACE("encoder.downsamples.7.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("encoder.downsamples.7.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT), 32 * T2 * H2 * W2);
     /* encoder.downsamples.7.residual.2.out = causal_conv3(encoder.downsamples.7.residual.0.out.silu, encoder.downsamples.7.residual.2.cache)  [32,T2,H2,W2] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_BIAS), T2, H2, W2);
-    TRACE("encoder.downsamples.7.residual.2.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.7.residual.2.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_BIAS), T2, H2, W2);
     /* encoder.downsamples.7.residual.3.out = rms_norm_ch(encoder.downsamples.7.residual.2.out)  [32,T2,H2,W2] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_GAMMA), T2 * H2 * W2);
-    TRACE("encoder.downsamples.7.residual.3.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.7.residual.3.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_GAMMA), T2 * H2 * W2);
     /* encoder.downsamples.7.residual.3.out.silu = silu(encoder.downsamples.7.residual.3.out)  [32,T2,H2,W2] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT), 32 * T2 * H2 * W2);
-    TRACE("encoder.downsamples.7.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(silu_cols1, OUT("encoder.downsamples.7.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT), 32 * T2 * H2 * W2);
     /* encoder.downsamples.7.residual.6.out = causal_conv3(encoder.downsamples.7.residual.3.out.silu, encoder.downsamples.7.residual.6.cache)  [32,T2,H2,W2] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_BIAS), T2, H2, W2);
-    TRACE("encoder.downsamples.7.residual.6.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.7.residual.6.out", OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_BIAS), T2, H2, W2);
     /* encoder.downsamples.7.out = add(encoder.downsamples.7.residual.6.out, encoder.downsamples.6.out)  [32,T2,H2,W2] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_7_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_OUT), 32 * T2 * H2 * W2);
-    TRACE("encoder.downsamples.7.out", OFF_ENCODER_DOWNSAMPLES_7_OUT, SKY_TRACE_F32, (long long)32 * T2 * H2 * W2);
+    OP(add_cols1, OUT("encoder.downsamples.7.out", OFF_ENCODER_DOWNSAMPLES_7_OUT, (long long)32 * T2 * H2 * W2), ACT(OFF_ENCODER_DOWNSAMPLES_7_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_6_OUT), 32 * T2 * H2 * W2);
 
     /* ---- encoder.downsamples.8 --------------------------------------------------- */
     /* encoder.downsamples.8.resample.out = conv2d_k3_s2(encoder.downsamples.7.out)  [32,T2,H3,W3] */
-    conv2d_k3_s2_c32(ACT(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_7_OUT), W(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_WEIGHT), W(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_BIAS), T2, H2, W2);
-    TRACE("encoder.downsamples.8.resample.out", OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT, SKY_TRACE_F32, (long long)32 * T2 * H3 * W3);
+    OP(conv2d_k3_s2_c32, OUT("encoder.downsamples.8.resample.out", OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT, (long long)32 * T2 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_7_OUT), W(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_WEIGHT), W(W_ENCODER_DOWNSAMPLES_8_RESAMPLE_1_BIAS), T2, H2, W2);
     /* encoder.downsamples.8.out = time_conv_down(encoder.downsamples.8.resample.out, encoder.downsamples.8.time_conv.cache)  [32,T3,H3,W3] */
-    time_conv_down_c32(ACT(OFF_ENCODER_DOWNSAMPLES_8_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_8_TIME_CONV_CACHE), W(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_WEIGHT), W(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_BIAS), T2, H3 * W3, first);
-    TRACE("encoder.downsamples.8.out", OFF_ENCODER_DOWNSAMPLES_8_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(time_conv_down_c32, OUT("encoder.downsamples.8.out", OFF_ENCODER_DOWNSAMPLES_8_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_8_RESAMPLE_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_8_TIME_CONV_CACHE), W(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_WEIGHT), W(W_ENCODER_DOWNSAMPLES_8_TIME_CONV_BIAS), T2, H3 * W3, first);
 
     /* ---- encoder.downsamples.9 --------------------------------------------------- */
     /* encoder.downsamples.9.residual.0.out = rms_norm_ch(encoder.downsamples.8.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_8_OUT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.downsamples.9.residual.0.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.9.residual.0.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_8_OUT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_GAMMA), T3 * H3 * W3);
     /* encoder.downsamples.9.residual.0.out.silu = silu(encoder.downsamples.9.residual.0.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.downsamples.9.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.downsamples.9.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
     /* encoder.downsamples.9.residual.2.out = causal_conv3(encoder.downsamples.9.residual.0.out.silu, encoder.downsamples.9.residual.2.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_BIAS), T3, H3, W3);
-    TRACE("encoder.downsamples.9.residual.2.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.9.residual.2.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_BIAS), T3, H3, W3);
     /* encoder.downsamples.9.residual.3.out = rms_norm_ch(encoder.downsamples.9.residual.2.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.downsamples.9.residual.3.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.9.residual.3.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_GAMMA), T3 * H3 * W3);
     /* encoder.downsamples.9.residual.3.out.silu = silu(encoder.downsamples.9.residual.3.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.downsamples.9.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.downsamples.9.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
     /* encoder.downsamples.9.residual.6.out = causal_conv3(encoder.downsamples.9.residual.3.out.silu, encoder.downsamples.9.residual.6.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_BIAS), T3, H3, W3);
-    TRACE("encoder.downsamples.9.residual.6.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.9.residual.6.out", OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_BIAS), T3, H3, W3);
     /* encoder.downsamples.9.out = add(encoder.downsamples.9.residual.6.out, encoder.downsamples.8.out)  [32,T3,H3,W3] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_9_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_8_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.downsamples.9.out", OFF_ENCODER_DOWNSAMPLES_9_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(add_cols1, OUT("encoder.downsamples.9.out", OFF_ENCODER_DOWNSAMPLES_9_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_8_OUT), 32 * T3 * H3 * W3);
 
     /* ---- encoder.downsamples.10 -------------------------------------------------- */
     /* encoder.downsamples.10.residual.0.out = rms_norm_ch(encoder.downsamples.9.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_OUT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.downsamples.10.residual.0.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.10.residual.0.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_9_OUT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_GAMMA), T3 * H3 * W3);
     /* encoder.downsamples.10.residual.0.out.silu = silu(encoder.downsamples.10.residual.0.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.downsamples.10.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.downsamples.10.residual.0.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
     /* encoder.downsamples.10.residual.2.out = causal_conv3(encoder.downsamples.10.residual.0.out.silu, encoder.downsamples.10.residual.2.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_BIAS), T3, H3, W3);
-    TRACE("encoder.downsamples.10.residual.2.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.10.residual.2.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_CACHE), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_WEIGHT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_BIAS), T3, H3, W3);
     /* encoder.downsamples.10.residual.3.out = rms_norm_ch(encoder.downsamples.10.residual.2.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.downsamples.10.residual.3.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.downsamples.10.residual.3.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_2_OUT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_GAMMA), T3 * H3 * W3);
     /* encoder.downsamples.10.residual.3.out.silu = silu(encoder.downsamples.10.residual.3.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.downsamples.10.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.downsamples.10.residual.3.out.silu", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
     /* encoder.downsamples.10.residual.6.out = causal_conv3(encoder.downsamples.10.residual.3.out.silu, encoder.downsamples.10.residual.6.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_BIAS), T3, H3, W3);
-    TRACE("encoder.downsamples.10.residual.6.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.downsamples.10.residual.6.out", OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_CACHE), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_WEIGHT), W(W_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_BIAS), T3, H3, W3);
     /* encoder.downsamples.10.out = add(encoder.downsamples.10.residual.6.out, encoder.downsamples.9.out)  [32,T3,H3,W3] */
-    add_cols1(ACT(OFF_ENCODER_DOWNSAMPLES_10_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.downsamples.10.out", OFF_ENCODER_DOWNSAMPLES_10_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(add_cols1, OUT("encoder.downsamples.10.out", OFF_ENCODER_DOWNSAMPLES_10_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_9_OUT), 32 * T3 * H3 * W3);
 
     /* ---- encoder.middle.0 -------------------------------------------------------- */
     /* encoder.middle.0.residual.0.out = rms_norm_ch(encoder.downsamples.10.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_OUT), W(W_ENCODER_MIDDLE_0_RESIDUAL_0_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.middle.0.residual.0.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.middle.0.residual.0.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_DOWNSAMPLES_10_OUT), W(W_ENCODER_MIDDLE_0_RESIDUAL_0_GAMMA), T3 * H3 * W3);
     /* encoder.middle.0.residual.0.out.silu = silu(encoder.middle.0.residual.0.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.0.residual.0.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.middle.0.residual.0.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
     /* encoder.middle.0.residual.2.out = causal_conv3(encoder.middle.0.residual.0.out.silu, encoder.middle.0.residual.2.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_CACHE), W(W_ENCODER_MIDDLE_0_RESIDUAL_2_WEIGHT), W(W_ENCODER_MIDDLE_0_RESIDUAL_2_BIAS), T3, H3, W3);
-    TRACE("encoder.middle.0.residual.2.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.middle.0.residual.2.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_CACHE), W(W_ENCODER_MIDDLE_0_RESIDUAL_2_WEIGHT), W(W_ENCODER_MIDDLE_0_RESIDUAL_2_BIAS), T3, H3, W3);
     /* encoder.middle.0.residual.3.out = rms_norm_ch(encoder.middle.0.residual.2.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT), W(W_ENCODER_MIDDLE_0_RESIDUAL_3_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.middle.0.residual.3.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.middle.0.residual.3.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_2_OUT), W(W_ENCODER_MIDDLE_0_RESIDUAL_3_GAMMA), T3 * H3 * W3);
     /* encoder.middle.0.residual.3.out.silu = silu(encoder.middle.0.residual.3.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.0.residual.3.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.middle.0.residual.3.out.silu", OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
     /* encoder.middle.0.residual.6.out = causal_conv3(encoder.middle.0.residual.3.out.silu, encoder.middle.0.residual.6.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_CACHE), W(W_ENCODER_MIDDLE_0_RESIDUAL_6_WEIGHT), W(W_ENCODER_MIDDLE_0_RESIDUAL_6_BIAS), T3, H3, W3);
-    TRACE("encoder.middle.0.residual.6.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.middle.0.residual.6.out", OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_CACHE), W(W_ENCODER_MIDDLE_0_RESIDUAL_6_WEIGHT), W(W_ENCODER_MIDDLE_0_RESIDUAL_6_BIAS), T3, H3, W3);
     /* encoder.middle.0.out = add(encoder.middle.0.residual.6.out, encoder.downsamples.10.out)  [32,T3,H3,W3] */
-    add_cols1(ACT(OFF_ENCODER_MIDDLE_0_OUT), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.0.out", OFF_ENCODER_MIDDLE_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(add_cols1, OUT("encoder.middle.0.out", OFF_ENCODER_MIDDLE_0_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_RESIDUAL_6_OUT), ACT(OFF_ENCODER_DOWNSAMPLES_10_OUT), 32 * T3 * H3 * W3);
 
     /* ---- encoder.middle.1 -------------------------------------------------------- */
     /* encoder.middle.1.norm.out = rms_norm_ch(encoder.middle.0.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_MIDDLE_1_NORM_OUT), ACT(OFF_ENCODER_MIDDLE_0_OUT), W(W_ENCODER_MIDDLE_1_NORM_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.middle.1.norm.out", OFF_ENCODER_MIDDLE_1_NORM_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.middle.1.norm.out", OFF_ENCODER_MIDDLE_1_NORM_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_OUT), W(W_ENCODER_MIDDLE_1_NORM_GAMMA), T3 * H3 * W3);
     /* encoder.middle.1.to_qkv.out = conv1x1(encoder.middle.1.norm.out)  [96,T3,H3,W3] */
-    conv1x1_cin32_cout96(ACT(OFF_ENCODER_MIDDLE_1_TO_QKV_OUT), ACT(OFF_ENCODER_MIDDLE_1_NORM_OUT), W(W_ENCODER_MIDDLE_1_TO_QKV_WEIGHT), W(W_ENCODER_MIDDLE_1_TO_QKV_BIAS), T3 * H3 * W3);
-    TRACE("encoder.middle.1.to_qkv.out", OFF_ENCODER_MIDDLE_1_TO_QKV_OUT, SKY_TRACE_F32, (long long)96 * T3 * H3 * W3);
+    OP(conv1x1_cin32_cout96, OUT("encoder.middle.1.to_qkv.out", OFF_ENCODER_MIDDLE_1_TO_QKV_OUT, (long long)96 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_1_NORM_OUT), W(W_ENCODER_MIDDLE_1_TO_QKV_WEIGHT), W(W_ENCODER_MIDDLE_1_TO_QKV_BIAS), T3 * H3 * W3);
     /* encoder.middle.1.attn = attention_frames(encoder.middle.1.to_qkv.out)  [32,T3,H3,W3] */
-    attention_frames_c32(ACT(OFF_ENCODER_MIDDLE_1_ATTN), ACT(OFF_ENCODER_MIDDLE_1_TO_QKV_OUT), T3, H3 * W3);
-    TRACE("encoder.middle.1.attn", OFF_ENCODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(attention_frames_c32, OUT("encoder.middle.1.attn", OFF_ENCODER_MIDDLE_1_ATTN, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_1_TO_QKV_OUT), T3, H3 * W3);
     /* encoder.middle.1.proj.out = conv1x1(encoder.middle.1.attn)  [32,T3,H3,W3] */
-    conv1x1_cin32_cout32(ACT(OFF_ENCODER_MIDDLE_1_PROJ_OUT), ACT(OFF_ENCODER_MIDDLE_1_ATTN), W(W_ENCODER_MIDDLE_1_PROJ_WEIGHT), W(W_ENCODER_MIDDLE_1_PROJ_BIAS), T3 * H3 * W3);
-    TRACE("encoder.middle.1.proj.out", OFF_ENCODER_MIDDLE_1_PROJ_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(conv1x1_cin32_cout32, OUT("encoder.middle.1.proj.out", OFF_ENCODER_MIDDLE_1_PROJ_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_1_ATTN), W(W_ENCODER_MIDDLE_1_PROJ_WEIGHT), W(W_ENCODER_MIDDLE_1_PROJ_BIAS), T3 * H3 * W3);
     /* encoder.middle.1.out = add(encoder.middle.0.out, encoder.middle.1.proj.out)  [32,T3,H3,W3] */
-    add_cols1(ACT(OFF_ENCODER_MIDDLE_1_OUT), ACT(OFF_ENCODER_MIDDLE_0_OUT), ACT(OFF_ENCODER_MIDDLE_1_PROJ_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.1.out", OFF_ENCODER_MIDDLE_1_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(add_cols1, OUT("encoder.middle.1.out", OFF_ENCODER_MIDDLE_1_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_0_OUT), ACT(OFF_ENCODER_MIDDLE_1_PROJ_OUT), 32 * T3 * H3 * W3);
 
     /* ---- encoder.middle.2 -------------------------------------------------------- */
     /* encoder.middle.2.residual.0.out = rms_norm_ch(encoder.middle.1.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT), ACT(OFF_ENCODER_MIDDLE_1_OUT), W(W_ENCODER_MIDDLE_2_RESIDUAL_0_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.middle.2.residual.0.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.middle.2.residual.0.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_1_OUT), W(W_ENCODER_MIDDLE_2_RESIDUAL_0_GAMMA), T3 * H3 * W3);
     /* encoder.middle.2.residual.0.out.silu = silu(encoder.middle.2.residual.0.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.2.residual.0.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.middle.2.residual.0.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT), 32 * T3 * H3 * W3);
     /* encoder.middle.2.residual.2.out = causal_conv3(encoder.middle.2.residual.0.out.silu, encoder.middle.2.residual.2.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_CACHE), W(W_ENCODER_MIDDLE_2_RESIDUAL_2_WEIGHT), W(W_ENCODER_MIDDLE_2_RESIDUAL_2_BIAS), T3, H3, W3);
-    TRACE("encoder.middle.2.residual.2.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.middle.2.residual.2.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_0_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_CACHE), W(W_ENCODER_MIDDLE_2_RESIDUAL_2_WEIGHT), W(W_ENCODER_MIDDLE_2_RESIDUAL_2_BIAS), T3, H3, W3);
     /* encoder.middle.2.residual.3.out = rms_norm_ch(encoder.middle.2.residual.2.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT), W(W_ENCODER_MIDDLE_2_RESIDUAL_3_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.middle.2.residual.3.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.middle.2.residual.3.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_2_OUT), W(W_ENCODER_MIDDLE_2_RESIDUAL_3_GAMMA), T3 * H3 * W3);
     /* encoder.middle.2.residual.3.out.silu = silu(encoder.middle.2.residual.3.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.2.residual.3.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.middle.2.residual.3.out.silu", OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT), 32 * T3 * H3 * W3);
     /* encoder.middle.2.residual.6.out = causal_conv3(encoder.middle.2.residual.3.out.silu, encoder.middle.2.residual.6.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_CACHE), W(W_ENCODER_MIDDLE_2_RESIDUAL_6_WEIGHT), W(W_ENCODER_MIDDLE_2_RESIDUAL_6_BIAS), T3, H3, W3);
-    TRACE("encoder.middle.2.residual.6.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.middle.2.residual.6.out", OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_3_OUT_SILU), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_CACHE), W(W_ENCODER_MIDDLE_2_RESIDUAL_6_WEIGHT), W(W_ENCODER_MIDDLE_2_RESIDUAL_6_BIAS), T3, H3, W3);
     /* encoder.middle.2.out = add(encoder.middle.2.residual.6.out, encoder.middle.1.out)  [32,T3,H3,W3] */
-    add_cols1(ACT(OFF_ENCODER_MIDDLE_2_OUT), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT), ACT(OFF_ENCODER_MIDDLE_1_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.middle.2.out", OFF_ENCODER_MIDDLE_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(add_cols1, OUT("encoder.middle.2.out", OFF_ENCODER_MIDDLE_2_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_RESIDUAL_6_OUT), ACT(OFF_ENCODER_MIDDLE_1_OUT), 32 * T3 * H3 * W3);
 
     /* ---- encoder.head.0 ---------------------------------------------------------- */
     /* encoder.head.0.out = rms_norm_ch(encoder.middle.2.out)  [32,T3,H3,W3] */
-    rms_norm_ch_c32(ACT(OFF_ENCODER_HEAD_0_OUT), ACT(OFF_ENCODER_MIDDLE_2_OUT), W(W_ENCODER_HEAD_0_GAMMA), T3 * H3 * W3);
-    TRACE("encoder.head.0.out", OFF_ENCODER_HEAD_0_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(rms_norm_ch_c32, OUT("encoder.head.0.out", OFF_ENCODER_HEAD_0_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_MIDDLE_2_OUT), W(W_ENCODER_HEAD_0_GAMMA), T3 * H3 * W3);
     /* encoder.head.0.out.silu = silu(encoder.head.0.out)  [32,T3,H3,W3] */
-    silu_cols1(ACT(OFF_ENCODER_HEAD_0_OUT_SILU), ACT(OFF_ENCODER_HEAD_0_OUT), 32 * T3 * H3 * W3);
-    TRACE("encoder.head.0.out.silu", OFF_ENCODER_HEAD_0_OUT_SILU, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(silu_cols1, OUT("encoder.head.0.out.silu", OFF_ENCODER_HEAD_0_OUT_SILU, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_HEAD_0_OUT), 32 * T3 * H3 * W3);
 
     /* ---- encoder.head.2 ---------------------------------------------------------- */
     /* encoder.head.2.out = causal_conv3(encoder.head.0.out.silu, encoder.head.2.cache)  [32,T3,H3,W3] */
-    causal_conv3_cin32_cout32(ACT(OFF_ENCODER_HEAD_2_OUT), ACT(OFF_ENCODER_HEAD_0_OUT_SILU), ACT(OFF_ENCODER_HEAD_2_CACHE), W(W_ENCODER_HEAD_2_WEIGHT), W(W_ENCODER_HEAD_2_BIAS), T3, H3, W3);
-    TRACE("encoder.head.2.out", OFF_ENCODER_HEAD_2_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(causal_conv3_cin32_cout32, OUT("encoder.head.2.out", OFF_ENCODER_HEAD_2_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_HEAD_0_OUT_SILU), ACT(OFF_ENCODER_HEAD_2_CACHE), W(W_ENCODER_HEAD_2_WEIGHT), W(W_ENCODER_HEAD_2_BIAS), T3, H3, W3);
 
     /* ---- output ------------------------------------------------------------------ */
     /* conv1.out = conv1x1(encoder.head.2.out)  [32,T3,H3,W3] */
-    conv1x1_cin32_cout32(ACT(OFF_CONV1_OUT), ACT(OFF_ENCODER_HEAD_2_OUT), W(W_CONV1_WEIGHT), W(W_CONV1_BIAS), T3 * H3 * W3);
-    TRACE("conv1.out", OFF_CONV1_OUT, SKY_TRACE_F32, (long long)32 * T3 * H3 * W3);
+    OP(conv1x1_cin32_cout32, OUT("conv1.out", OFF_CONV1_OUT, (long long)32 * T3 * H3 * W3), ACT(OFF_ENCODER_HEAD_2_OUT), W(W_CONV1_WEIGHT), W(W_CONV1_BIAS), T3 * H3 * W3);
     /* z = vae_normalize(conv1.out)  [16,T3,H3,W3] */
-    vae_normalize_z16(ACT(OFF_Z), ACT(OFF_CONV1_OUT), T3 * H3 * W3);
-    TRACE("z", OFF_Z, SKY_TRACE_F32, (long long)16 * T3 * H3 * W3);
+    OP(vae_normalize_c16, OUT("z", OFF_Z, (long long)16 * T3 * H3 * W3), ACT(OFF_CONV1_OUT), T3 * H3 * W3);
 }

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention.c.in         xxh64 d53f59447376f151
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -45,12 +45,19 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
 #define PACT(off) ((float *)(prompt + (off)))
-#define TRACE_PROMPT(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OUT_PROMPT(name, off, n) (&(op_out){ PACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_X                                        ((size_t)0)  /* 20,480 bytes */
@@ -202,6 +209,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols128: templates/cpu/add.c.in with COLS=128 */
 /* add_cols128: y = a + b, elementwise over rows x COLS. */
 static void add_cols128(float *y, const float *a, const float *b, int rows)
 {
@@ -210,10 +218,11 @@ static void add_cols128(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* attention_d64_nh2: o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask.
+/* attention_h2_d64: templates/cpu/attention.c.in with D=64 NH=2 */
+/* attention_h2_d64: o = softmax(q k^T / sqrt(D)) v for each of NH heads, no mask.
  * q, o [lq, NH*D]; k, v [lk, NH*D]. One pass over the keys with a running maximum
  * (online softmax), accumulated in double, so no [lq, lk] score matrix is stored. */
-static void attention_d64_nh2(float *o, const float *q, const float *k, const float *v, int lq, int lk)
+static void attention_h2_d64(float *o, const float *q, const float *k, const float *v, int lq, int lk)
 {
     enum { NH = 2, D = 64 };
     const double scale = 1.0 / sqrt((double)D);
@@ -247,21 +256,10 @@ static void attention_d64_nh2(float *o, const float *q, const float *k, const fl
         }
 }
 
-/* gated_residual_c128_chunks6_gate2: y = x + u * gate, gate = chunk GATE of the modulation row of each token
+/* gated_residual_ffn_c128: templates/cpu/gated_residual.c.in with C=128 CHUNKS=6 GATE=5 */
+/* gated_residual_ffn_c128: y = x + u * gate, gate = chunk GATE of the modulation row of each token
  * (reference §2.7 steps 3 and 6; the residual stream stays fp32). */
-static void gated_residual_c128_chunks6_gate2(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
-{
-    enum { C = 128, CHUNKS = 6, GATE = 2 };
-    for (int n = 0; n < rows; n++) {
-        const float *g = mod + ((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C;
-        for (int c = 0; c < C; c++)
-            y[(size_t)n * C + c] = x[(size_t)n * C + c] + u[(size_t)n * C + c] * g[c];
-    }
-}
-
-/* gated_residual_c128_chunks6_gate5: y = x + u * gate, gate = chunk GATE of the modulation row of each token
- * (reference §2.7 steps 3 and 6; the residual stream stays fp32). */
-static void gated_residual_c128_chunks6_gate5(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
+static void gated_residual_ffn_c128(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
 {
     enum { C = 128, CHUNKS = 6, GATE = 5 };
     for (int n = 0; n < rows; n++) {
@@ -271,6 +269,20 @@ static void gated_residual_c128_chunks6_gate5(float *y, const float *x, const fl
     }
 }
 
+/* gated_residual_msa_c128: templates/cpu/gated_residual.c.in with C=128 CHUNKS=6 GATE=2 */
+/* gated_residual_msa_c128: y = x + u * gate, gate = chunk GATE of the modulation row of each token
+ * (reference §2.7 steps 3 and 6; the residual stream stays fp32). */
+static void gated_residual_msa_c128(float *y, const float *x, const float *u, const float *mod, int rows, int tokens_per_row)
+{
+    enum { C = 128, CHUNKS = 6, GATE = 2 };
+    for (int n = 0; n < rows; n++) {
+        const float *g = mod + ((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C;
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * C + c] = x[(size_t)n * C + c] + u[(size_t)n * C + c] * g[c];
+    }
+}
+
+/* gelu_tanh_cols256: templates/cpu/gelu_tanh.c.in with COLS=256 */
 /* gelu_tanh_cols256: GELU, tanh approximation (reference §2.5):
  * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise over rows x COLS. */
 static void gelu_tanh_cols256(float *y, const float *x, int rows)
@@ -284,6 +296,7 @@ static void gelu_tanh_cols256(float *y, const float *x, int rows)
     }
 }
 
+/* gelu_tanh_cols4096: templates/cpu/gelu_tanh.c.in with COLS=4096 */
 /* gelu_tanh_cols4096: GELU, tanh approximation (reference §2.5):
  * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise over rows x COLS. */
 static void gelu_tanh_cols4096(float *y, const float *x, int rows)
@@ -297,6 +310,7 @@ static void gelu_tanh_cols4096(float *y, const float *x, int rows)
     }
 }
 
+/* layernorm_affine_c128_eps1e06: templates/cpu/layernorm_affine.c.in with C=128 EPS=1e-06 */
 /* layernorm_affine_c128_eps1e06: y = LN(x) * weight + bias, statistics in double (norm3, image embedder). */
 static void layernorm_affine_c128_eps1e06(float *y, const float *x, const float *weight, const float *bias, int rows)
 {
@@ -314,59 +328,12 @@ static void layernorm_affine_c128_eps1e06(float *y, const float *x, const float 
     }
 }
 
-/* layernorm_modulate_c128_chunks2_eps1e06_scale1_shift0: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
+/* layernorm_modulate_ffn_c128: templates/cpu/layernorm_modulate.c.in with C=128 CHUNKS=6 EPS=1e-06 SCALE=4 SHIFT=3 */
+/* layernorm_modulate_ffn_c128: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
  * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
  * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
  * shift is chunk SHIFT, scale is chunk SCALE. */
-static void layernorm_modulate_c128_chunks2_eps1e06_scale1_shift0(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
-{
-    enum { C = 128, CHUNKS = 2, SHIFT = 0, SCALE = 1 };
-    const double eps = 1e-06;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (int n = 0; n < rows; n++) {
-        const float *xr = x + (size_t)n * C;
-        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
-        double mean = 0.0, var = 0.0;
-        for (int c = 0; c < C; c++) mean += xr[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
-        const double rstd = 1.0 / sqrt(var / C + eps);
-        for (int c = 0; c < C; c++)
-            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
-/* layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
- * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
- * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
- * shift is chunk SHIFT, scale is chunk SCALE. */
-static void layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
-{
-    enum { C = 128, CHUNKS = 6, SHIFT = 0, SCALE = 1 };
-    const double eps = 1e-06;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (int n = 0; n < rows; n++) {
-        const float *xr = x + (size_t)n * C;
-        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
-        double mean = 0.0, var = 0.0;
-        for (int c = 0; c < C; c++) mean += xr[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
-        const double rstd = 1.0 / sqrt(var / C + eps);
-        for (int c = 0; c < C; c++)
-            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
-/* layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
- * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
- * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
- * shift is chunk SHIFT, scale is chunk SCALE. */
-static void layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
+static void layernorm_modulate_ffn_c128(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
 {
     enum { C = 128, CHUNKS = 6, SHIFT = 3, SCALE = 4 };
     const double eps = 1e-06;
@@ -386,6 +353,57 @@ static void layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3(float *y, cons
     }
 }
 
+/* layernorm_modulate_head_c128: templates/cpu/layernorm_modulate.c.in with C=128 CHUNKS=2 EPS=1e-06 SCALE=1 SHIFT=0 */
+/* layernorm_modulate_head_c128: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
+ * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
+ * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
+ * shift is chunk SHIFT, scale is chunk SCALE. */
+static void layernorm_modulate_head_c128(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
+{
+    enum { C = 128, CHUNKS = 2, SHIFT = 0, SCALE = 1 };
+    const double eps = 1e-06;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int n = 0; n < rows; n++) {
+        const float *xr = x + (size_t)n * C;
+        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        const double rstd = 1.0 / sqrt(var / C + eps);
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
+    }
+}
+
+/* layernorm_modulate_msa_c128: templates/cpu/layernorm_modulate.c.in with C=128 CHUNKS=6 EPS=1e-06 SCALE=1 SHIFT=0 */
+/* layernorm_modulate_msa_c128: y = LN(x) * (1 + scale) + shift, LayerNorm without affine, statistics in double
+ * (reference §2.7 norm1/norm2, §2.10 head). Modulation row m = n / tokens_per_row:
+ * per frame for diffusion forcing, one row for a plain timestep. mod is [rows, CHUNKS, C];
+ * shift is chunk SHIFT, scale is chunk SCALE. */
+static void layernorm_modulate_msa_c128(float *y, const float *x, const float *mod, int rows, int tokens_per_row)
+{
+    enum { C = 128, CHUNKS = 6, SHIFT = 0, SCALE = 1 };
+    const double eps = 1e-06;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int n = 0; n < rows; n++) {
+        const float *xr = x + (size_t)n * C;
+        const float *m = mod + (size_t)(n / tokens_per_row) * CHUNKS * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        const double rstd = 1.0 / sqrt(var / C + eps);
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * C + c] = (float)((xr[c] - mean) * rstd * (1.0 + m[SCALE * C + c]) + m[SHIFT * C + c]);
+    }
+}
+
+/* linear_k128_n128: templates/cpu/linear.c.in with K=128 N=128 */
 /* linear_k128_n128: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k128_n128(float *y, const float *x, const float *w, const float *b, int rows)
@@ -406,6 +424,7 @@ static void linear_k128_n128(float *y, const float *x, const float *w, const flo
     }
 }
 
+/* linear_k128_n256: templates/cpu/linear.c.in with K=128 N=256 */
 /* linear_k128_n256: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k128_n256(float *y, const float *x, const float *w, const float *b, int rows)
@@ -426,6 +445,7 @@ static void linear_k128_n256(float *y, const float *x, const float *w, const flo
     }
 }
 
+/* linear_k128_n64: templates/cpu/linear.c.in with K=128 N=64 */
 /* linear_k128_n64: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k128_n64(float *y, const float *x, const float *w, const float *b, int rows)
@@ -446,6 +466,7 @@ static void linear_k128_n64(float *y, const float *x, const float *w, const floa
     }
 }
 
+/* linear_k128_n768: templates/cpu/linear.c.in with K=128 N=768 */
 /* linear_k128_n768: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k128_n768(float *y, const float *x, const float *w, const float *b, int rows)
@@ -466,6 +487,7 @@ static void linear_k128_n768(float *y, const float *x, const float *w, const flo
     }
 }
 
+/* linear_k256_n128: templates/cpu/linear.c.in with K=256 N=128 */
 /* linear_k256_n128: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k256_n128(float *y, const float *x, const float *w, const float *b, int rows)
@@ -486,6 +508,7 @@ static void linear_k256_n128(float *y, const float *x, const float *w, const flo
     }
 }
 
+/* linear_k64_n128: templates/cpu/linear.c.in with K=64 N=128 */
 /* linear_k64_n128: y[rows, N] = x[rows, K] W[N, K]^T + b[N]  (PyTorch Linear layout).
  * Each output is one dot product accumulated in double. */
 static void linear_k64_n128(float *y, const float *x, const float *w, const float *b, int rows)
@@ -506,10 +529,11 @@ static void linear_k64_n128(float *y, const float *x, const float *w, const floa
     }
 }
 
-/* modulation_c128_chunks2_estride128_kstride0: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
+/* modulation_2x128: templates/cpu/modulation.c.in with C=128 CHUNKS=2 ESTRIDE=128 KSTRIDE=0 */
+/* modulation_2x128: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
  * (reference §2.7: blocks add a different slice of e0 per chunk, KSTRIDE = C;
  *  §2.10: the head adds the same e to both chunks, KSTRIDE = 0). */
-static void modulation_c128_chunks2_estride128_kstride0(float *mod, const float *e, const float *table, int rows)
+static void modulation_2x128(float *mod, const float *e, const float *table, int rows)
 {
     enum { CHUNKS = 2, C = 128, ESTRIDE = 128, KSTRIDE = 0 };
     for (int r = 0; r < rows; r++)
@@ -519,10 +543,11 @@ static void modulation_c128_chunks2_estride128_kstride0(float *mod, const float 
                     table[(size_t)k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
 }
 
-/* modulation_c128_chunks6_estride768_kstride128: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
+/* modulation_6x128: templates/cpu/modulation.c.in with C=128 CHUNKS=6 ESTRIDE=768 KSTRIDE=128 */
+/* modulation_6x128: mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE : k*KSTRIDE + C] for r < rows
  * (reference §2.7: blocks add a different slice of e0 per chunk, KSTRIDE = C;
  *  §2.10: the head adds the same e to both chunks, KSTRIDE = 0). */
-static void modulation_c128_chunks6_estride768_kstride128(float *mod, const float *e, const float *table, int rows)
+static void modulation_6x128(float *mod, const float *e, const float *table, int rows)
 {
     enum { CHUNKS = 6, C = 128, ESTRIDE = 768, KSTRIDE = 128 };
     for (int r = 0; r < rows; r++)
@@ -532,10 +557,11 @@ static void modulation_c128_chunks6_estride768_kstride128(float *mod, const floa
                     table[(size_t)k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
 }
 
-/* patchify_c00_cx16_patchin64: copy latent channels into 1x2x2 patches (reference §2.2).
+/* patchify_c16: templates/cpu/patchify.c.in with C0=0 CX=16 PATCH_IN=64 */
+/* patchify_c16: copy latent channels into 1x2x2 patches (reference §2.2).
  * x [CX, F, H, W] -> p [L, PATCH_IN], token n = f*(H/2)*(W/2) + i*(W/2) + j; channel c of x
  * fills patch entries (C0 + c)*4 + ph*2 + pw (pw fastest, channel slowest). */
-static void patchify_c00_cx16_patchin64(float *p, const float *x, int F, int H, int W)
+static void patchify_c16(float *p, const float *x, int F, int H, int W)
 {
     enum { CX = 16, C0 = 0, PATCH_IN = 64 };
     const int hp = H / 2, wp = W / 2;
@@ -552,9 +578,10 @@ static void patchify_c00_cx16_patchin64(float *p, const float *x, int F, int H, 
                 }
 }
 
-/* rmsnorm_c128_eps1e06: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
+/* rmsnorm_c128: templates/cpu/rmsnorm.c.in with C=128 EPS=1e-06 */
+/* rmsnorm_c128: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
  * reference §2.7 qk_norm); the normalised value is multiplied by the weight without rounding. */
-static void rmsnorm_c128_eps1e06(float *y, const float *x, const float *weight, int rows)
+static void rmsnorm_c128(float *y, const float *x, const float *weight, int rows)
 {
     enum { C = 128 };
     const double eps = 1e-06;
@@ -567,9 +594,10 @@ static void rmsnorm_c128_eps1e06(float *y, const float *x, const float *weight, 
     }
 }
 
-/* rope_d64_nh2: rotate interleaved pairs (x[2p], x[2p+1]) of every head by the table's angle
+/* rope_h2_d64: templates/cpu/rope.c.in with D=64 NH=2 */
+/* rope_h2_d64: rotate interleaved pairs (x[2p], x[2p+1]) of every head by the table's angle
  * (reference §2.8): x'[2p] = x[2p] cos - x[2p+1] sin, x'[2p+1] = x[2p] sin + x[2p+1] cos. */
-static void rope_d64_nh2(float *y, const float *x, const float *tab, int rows)
+static void rope_h2_d64(float *y, const float *x, const float *tab, int rows)
 {
     enum { NH = 2, D = 64 };
     for (int n = 0; n < rows; n++) {
@@ -587,11 +615,12 @@ static void rope_d64_nh2(float *y, const float *x, const float *tab, int rows)
     }
 }
 
-/* rope_table_d64_hp10_theta1e04_tp12_wp10: cos and sin of the 3-D RoPE angle of every (token, pair) for an F x H/2 x W/2 grid
+/* rope_table_d64: templates/cpu/rope_table.c.in with D=64 HP=10 THETA=1e+04 TP=12 WP=10 */
+/* rope_table_d64: cos and sin of the 3-D RoPE angle of every (token, pair) for an F x H/2 x W/2 grid
  * (reference §2.8). Pairs [0, TP) rotate by frame index, [TP, TP+HP) by row, the rest by
  * column; pair j of an axis with A dims has theta_j = THETA^(-2j/A). Angles in double.
  * tab [L, D]: tab[n, p] = cos, tab[n, D/2 + p] = sin. */
-static void rope_table_d64_hp10_theta1e04_tp12_wp10(float *tab, int F, int H, int W)
+static void rope_table_d64(float *tab, int F, int H, int W)
 {
     enum { D = 64, TP = 12, HP = 10, WP = 10 };
     const double theta = 1e+04;
@@ -612,6 +641,7 @@ static void rope_table_d64_hp10_theta1e04_tp12_wp10(float *tab, int F, int H, in
             }
 }
 
+/* silu_cols128: templates/cpu/silu.c.in with COLS=128 */
 /* silu_cols128: y = x * sigmoid(x), elementwise over rows x COLS. */
 static void silu_cols128(float *y, const float *x, int rows)
 {
@@ -623,9 +653,10 @@ static void silu_cols128(float *y, const float *x, int rows)
     }
 }
 
-/* sinusoid_half128: sinusoidal timestep embedding in float64, as the original (reference §2.4):
+/* sinusoid_c256: templates/cpu/sinusoid.c.in with HALF=128 */
+/* sinusoid_c256: sinusoidal timestep embedding in float64, as the original (reference §2.4):
  * s[r, k] = cos(t[r] w_k), s[r, HALF + k] = sin(t[r] w_k), w_k = 10000^(-k / HALF). */
-static void sinusoid_half128(float *s, const double *t, int rows)
+static void sinusoid_c256(float *s, const double *t, int rows)
 {
     enum { HALF = 128 };
     for (int r = 0; r < rows; r++)
@@ -636,6 +667,7 @@ static void sinusoid_half128(float *s, const double *t, int rows)
         }
 }
 
+/* unpatchify_out16: templates/cpu/unpatchify.c.in with OUT=16 */
 /* unpatchify_out16: head output back to a latent (reference §2.10).
  * x [L, 4*OUT] -> v [OUT, F, H, W]; output channel o = (ph*2 + pw)*OUT + c (c fastest). */
 static void unpatchify_out16(float *v, const float *x, int F, int H, int W)
@@ -662,38 +694,29 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 {
     (void)F; (void)H; (void)W; (void)Ft;
 
-    /* ---- embeddings -------------------------------------------------------------- */
+    /* ---- context ----------------------------------------------------------------- */
     /* text_embedding.0.out = linear(context)  [32,128] */
-    linear_k64_n128(ACT(OFF_TEXT_EMBEDDING_0_OUT), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
-    TRACE("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k64_n128, OUT("text_embedding.0.out", OFF_TEXT_EMBEDDING_0_OUT, (long long)32 * 128), ACT(OFF_CONTEXT), W(W_TEXT_EMBEDDING_0_WEIGHT), W(W_TEXT_EMBEDDING_0_BIAS), 32);
     /* text_embedding.1.out = gelu_tanh(text_embedding.0.out)  [32,128] */
-    gelu_tanh_cols4096(ACT(OFF_TEXT_EMBEDDING_1_OUT), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
-    TRACE("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(gelu_tanh_cols4096, OUT("text_embedding.1.out", OFF_TEXT_EMBEDDING_1_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_0_OUT), 1);
     /* text_embedding.2.out = linear(text_embedding.1.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_TEXT_EMBEDDING_2_OUT), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
-    TRACE("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_1_OUT), W(W_TEXT_EMBEDDING_2_WEIGHT), W(W_TEXT_EMBEDDING_2_BIAS), 32);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_K_BIAS), 32);
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  eps=1e-06  [32,128] */
-    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(rmsnorm_c128, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, (long long)32 * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT), 32);
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
-    TRACE_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_0_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_V_BIAS), 32);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
-    TRACE("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_K_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_K_BIAS), 32);
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  eps=1e-06  [32,128] */
-    rmsnorm_c128_eps1e06(PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
-    TRACE_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(rmsnorm_c128, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, (long long)32 * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT), 32);
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,128] */
-    linear_k128_n128(PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
-    TRACE_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, SKY_TRACE_F32, (long long)32 * 128);
+    OP(linear_k128_n128, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, (long long)32 * 128), ACT(OFF_TEXT_EMBEDDING_2_OUT), W(W_BLOCKS_1_CROSS_ATTN_V_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_V_BIAS), 32);
 }
 
 /* ---- part "embed" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -703,34 +726,25 @@ void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const fl
     const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
     (void)prompt;
 
-    /* ---- head -------------------------------------------------------------------- */
+    /* ---- embed ------------------------------------------------------------------- */
     /* patches = patchify(x)  [L,64] */
-    patchify_c00_cx16_patchin64(ACT(OFF_PATCHES), ACT(OFF_X), F, H, W);
-    TRACE("patches", OFF_PATCHES, SKY_TRACE_F32, (long long)L * 64);
+    OP(patchify_c16, OUT("patches", OFF_PATCHES, (long long)L * 64), ACT(OFF_X), F, H, W);
     /* patch_embedding.out = linear(patches)  [L,128] */
-    linear_k64_n128(ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_PATCHES), W(W_PATCH_EMBEDDING_WEIGHT), W(W_PATCH_EMBEDDING_BIAS), L);
-    TRACE("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k64_n128, OUT("patch_embedding.out", OFF_PATCH_EMBEDDING_OUT, (long long)L * 128), ACT(OFF_PATCHES), W(W_PATCH_EMBEDDING_WEIGHT), W(W_PATCH_EMBEDDING_BIAS), L);
     /* time_sinusoid = sinusoid(t)  [Ft,256] */
-    sinusoid_half128(ACT(OFF_TIME_SINUSOID), ACT_F64(OFF_T), Ft);
-    TRACE("time_sinusoid", OFF_TIME_SINUSOID, SKY_TRACE_F32, (long long)Ft * 256);
+    OP(sinusoid_c256, OUT("time_sinusoid", OFF_TIME_SINUSOID, (long long)Ft * 256), ACT_F64(OFF_T), Ft);
     /* time_embedding.0.out = linear(time_sinusoid)  [Ft,128] */
-    linear_k256_n128(ACT(OFF_TIME_EMBEDDING_0_OUT), ACT(OFF_TIME_SINUSOID), W(W_TIME_EMBEDDING_0_WEIGHT), W(W_TIME_EMBEDDING_0_BIAS), Ft);
-    TRACE("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(linear_k256_n128, OUT("time_embedding.0.out", OFF_TIME_EMBEDDING_0_OUT, (long long)Ft * 128), ACT(OFF_TIME_SINUSOID), W(W_TIME_EMBEDDING_0_WEIGHT), W(W_TIME_EMBEDDING_0_BIAS), Ft);
     /* time_embedding.1.out = silu(time_embedding.0.out)  [Ft,128] */
-    silu_cols128(ACT(OFF_TIME_EMBEDDING_1_OUT), ACT(OFF_TIME_EMBEDDING_0_OUT), Ft);
-    TRACE("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(silu_cols128, OUT("time_embedding.1.out", OFF_TIME_EMBEDDING_1_OUT, (long long)Ft * 128), ACT(OFF_TIME_EMBEDDING_0_OUT), Ft);
     /* time_embedding.2.out = linear(time_embedding.1.out)  [Ft,128] */
-    linear_k128_n128(ACT(OFF_TIME_EMBEDDING_2_OUT), ACT(OFF_TIME_EMBEDDING_1_OUT), W(W_TIME_EMBEDDING_2_WEIGHT), W(W_TIME_EMBEDDING_2_BIAS), Ft);
-    TRACE("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(linear_k128_n128, OUT("time_embedding.2.out", OFF_TIME_EMBEDDING_2_OUT, (long long)Ft * 128), ACT(OFF_TIME_EMBEDDING_1_OUT), W(W_TIME_EMBEDDING_2_WEIGHT), W(W_TIME_EMBEDDING_2_BIAS), Ft);
     /* time_projection.0.out = silu(time_embedding.2.out)  [Ft,128] */
-    silu_cols128(ACT(OFF_TIME_PROJECTION_0_OUT), ACT(OFF_TIME_EMBEDDING_2_OUT), Ft);
-    TRACE("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, SKY_TRACE_F32, (long long)Ft * 128);
+    OP(silu_cols128, OUT("time_projection.0.out", OFF_TIME_PROJECTION_0_OUT, (long long)Ft * 128), ACT(OFF_TIME_EMBEDDING_2_OUT), Ft);
     /* time_projection.1.out = linear(time_projection.0.out)  [Ft,768] */
-    linear_k128_n768(ACT(OFF_TIME_PROJECTION_1_OUT), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
-    TRACE("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, SKY_TRACE_F32, (long long)Ft * 768);
+    OP(linear_k128_n768, OUT("time_projection.1.out", OFF_TIME_PROJECTION_1_OUT, (long long)Ft * 768), ACT(OFF_TIME_PROJECTION_0_OUT), W(W_TIME_PROJECTION_1_WEIGHT), W(W_TIME_PROJECTION_1_BIAS), Ft);
     /* rope = rope_table()  [L,64] */
-    rope_table_d64_hp10_theta1e04_tp12_wp10(ACT(OFF_ROPE), F, H, W);
-    TRACE("rope", OFF_ROPE, SKY_TRACE_F32, (long long)L * 64);
+    OP(rope_table_d64, OUT("rope", OFF_ROPE, (long long)L * 64), F, H, W);
 }
 
 /* ---- part "blocks" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -742,145 +756,99 @@ void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const f
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.mod = modulation(time_projection.1.out)  [Ft,6,128] */
-    modulation_c128_chunks6_estride768_kstride128(ACT(OFF_BLOCKS_0_MOD), ACT(OFF_TIME_PROJECTION_1_OUT), W(W_BLOCKS_0_MODULATION), Ft);
-    TRACE("blocks.0.mod", OFF_BLOCKS_0_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 128);
+    OP(modulation_6x128, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, (long long)Ft * 6 * 128), ACT(OFF_TIME_PROJECTION_1_OUT), W(W_BLOCKS_0_MODULATION), Ft);
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  eps=1e-06 scale=1 shift=0  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_0_NORM1_OUT), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_msa_c128, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, (long long)L * 128), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_Q_BIAS), L);
     /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_K_BIAS), L);
     /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_V_BIAS), L);
     /* blocks.0.self_attn.norm_q.out = rmsnorm(blocks.0.self_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.0.self_attn.norm_q.out", OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128, OUT("blocks.0.self_attn.norm_q.out", OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.0.self_attn.norm_k.out = rmsnorm(blocks.0.self_attn.k.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.0.self_attn.norm_k.out", OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128, OUT("blocks.0.self_attn.norm_k.out", OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_K_OUT), W(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.0.self_attn.q.rope = rope(blocks.0.self_attn.norm_q.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_h2_d64, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.0.self_attn.k.rope = rope(blocks.0.self_attn.norm_k.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_h2_d64, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_h2_d64, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), W(W_BLOCKS_0_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_SELF_ATTN_ATTN), W(W_BLOCKS_0_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_0_SELF_ATTN_O_BIAS), L);
     /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  gate=2  [L,128] */
-    gated_residual_c128_chunks6_gate2(ACT(OFF_BLOCKS_0_X1), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_msa_c128, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, (long long)L * 128), ACT(OFF_PATCH_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  eps=1e-06  [L,128] */
-    layernorm_affine_c128_eps1e06(ACT(OFF_BLOCKS_0_NORM3_OUT), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM3_WEIGHT), W(W_BLOCKS_0_NORM3_BIAS), L);
-    TRACE("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_affine_c128_eps1e06, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM3_WEIGHT), W(W_BLOCKS_0_NORM3_BIAS), L);
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM3_OUT), W(W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_NORM3_OUT), W(W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_Q_BIAS), L);
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), W(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
-    TRACE("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_h2_d64, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_CROSS_ATTN_ATTN), W(W_BLOCKS_0_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_0_CROSS_ATTN_O_BIAS), L);
     /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,128] */
-    add_cols128(ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.0.x2", OFF_BLOCKS_0_X2, SKY_TRACE_F32, (long long)L * 128);
+    OP(add_cols128, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, (long long)L * 128), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), L);
     /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  eps=1e-06 scale=4 shift=3  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_0_NORM2_OUT), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_ffn_c128, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
     /* blocks.0.ffn.0.out = linear(blocks.0.norm2.out)  [L,256] */
-    linear_k128_n256(ACT(OFF_BLOCKS_0_FFN_0_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_0_WEIGHT), W(W_BLOCKS_0_FFN_0_BIAS), L);
-    TRACE("blocks.0.ffn.0.out", OFF_BLOCKS_0_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(linear_k128_n256, OUT("blocks.0.ffn.0.out", OFF_BLOCKS_0_FFN_0_OUT, (long long)L * 256), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_0_WEIGHT), W(W_BLOCKS_0_FFN_0_BIAS), L);
     /* blocks.0.ffn.1.out = gelu_tanh(blocks.0.ffn.0.out)  [L,256] */
-    gelu_tanh_cols256(ACT(OFF_BLOCKS_0_FFN_1_OUT), ACT(OFF_BLOCKS_0_FFN_0_OUT), L);
-    TRACE("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(gelu_tanh_cols256, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, (long long)L * 256), ACT(OFF_BLOCKS_0_FFN_0_OUT), L);
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,128] */
-    linear_k256_n128(ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_FFN_1_OUT), W(W_BLOCKS_0_FFN_2_WEIGHT), W(W_BLOCKS_0_FFN_2_BIAS), L);
-    TRACE("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k256_n128, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_FFN_1_OUT), W(W_BLOCKS_0_FFN_2_WEIGHT), W(W_BLOCKS_0_FFN_2_BIAS), L);
     /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  gate=5  [L,128] */
-    gated_residual_c128_chunks6_gate5(ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_ffn_c128, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_X2), ACT(OFF_BLOCKS_0_FFN_2_OUT), ACT(OFF_BLOCKS_0_MOD), L, tokens_per_row);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.1.out)  [Ft,6,128] */
-    modulation_c128_chunks6_estride768_kstride128(ACT(OFF_BLOCKS_1_MOD), ACT(OFF_TIME_PROJECTION_1_OUT), W(W_BLOCKS_1_MODULATION), Ft);
-    TRACE("blocks.1.mod", OFF_BLOCKS_1_MOD, SKY_TRACE_F32, (long long)Ft * 6 * 128);
+    OP(modulation_6x128, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, (long long)Ft * 6 * 128), ACT(OFF_TIME_PROJECTION_1_OUT), W(W_BLOCKS_1_MODULATION), Ft);
     /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  eps=1e-06 scale=1 shift=0  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale1_shift0(ACT(OFF_BLOCKS_1_NORM1_OUT), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_msa_c128, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, (long long)L * 128), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_Q_BIAS), L);
-    TRACE("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_Q_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_Q_BIAS), L);
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_K_BIAS), L);
-    TRACE("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_K_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_K_BIAS), L);
     /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_V_BIAS), L);
-    TRACE("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_SELF_ATTN_V_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_V_BIAS), L);
     /* blocks.1.self_attn.norm_q.out = rmsnorm(blocks.1.self_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.1.self_attn.norm_q.out", OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128, OUT("blocks.1.self_attn.norm_q.out", OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.1.self_attn.norm_k.out = rmsnorm(blocks.1.self_attn.k.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), L);
-    TRACE("blocks.1.self_attn.norm_k.out", OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128, OUT("blocks.1.self_attn.norm_k.out", OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_K_OUT), W(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), L);
     /* blocks.1.self_attn.q.rope = rope(blocks.1.self_attn.norm_q.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_h2_d64, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_Q_OUT), ACT(OFF_ROPE), L);
     /* blocks.1.self_attn.k.rope = rope(blocks.1.self_attn.norm_k.out, rope)  [L,128] */
-    rope_d64_nh2(ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
-    TRACE("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, SKY_TRACE_F32, (long long)L * 128);
+    OP(rope_h2_d64, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_NORM_K_OUT), ACT(OFF_ROPE), L);
     /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
-    TRACE("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_h2_d64, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), ACT(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), W(W_BLOCKS_1_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_O_BIAS), L);
-    TRACE("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_SELF_ATTN_ATTN), W(W_BLOCKS_1_SELF_ATTN_O_WEIGHT), W(W_BLOCKS_1_SELF_ATTN_O_BIAS), L);
     /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  gate=2  [L,128] */
-    gated_residual_c128_chunks6_gate2(ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_msa_c128, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, (long long)L * 128), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_SELF_ATTN_O_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  eps=1e-06  [L,128] */
-    layernorm_affine_c128_eps1e06(ACT(OFF_BLOCKS_1_NORM3_OUT), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM3_WEIGHT), W(W_BLOCKS_1_NORM3_BIAS), L);
-    TRACE("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_affine_c128_eps1e06, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM3_WEIGHT), W(W_BLOCKS_1_NORM3_BIAS), L);
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM3_OUT), W(W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_Q_BIAS), L);
-    TRACE("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_NORM3_OUT), W(W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_Q_BIAS), L);
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  eps=1e-06  [L,128] */
-    rmsnorm_c128_eps1e06(ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
-    TRACE("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(rmsnorm_c128, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), W(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), L);
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,128] */
-    attention_d64_nh2(ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
-    TRACE("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, SKY_TRACE_F32, (long long)L * 128);
+    OP(attention_h2_d64, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, (long long)L * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PACT(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,128] */
-    linear_k128_n128(ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
-    TRACE("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k128_n128, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_CROSS_ATTN_ATTN), W(W_BLOCKS_1_CROSS_ATTN_O_WEIGHT), W(W_BLOCKS_1_CROSS_ATTN_O_BIAS), L);
     /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,128] */
-    add_cols128(ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), L);
-    TRACE("blocks.1.x2", OFF_BLOCKS_1_X2, SKY_TRACE_F32, (long long)L * 128);
+    OP(add_cols128, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, (long long)L * 128), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), L);
     /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  eps=1e-06 scale=4 shift=3  [L,128] */
-    layernorm_modulate_c128_chunks6_eps1e06_scale4_shift3(ACT(OFF_BLOCKS_1_NORM2_OUT), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_ffn_c128, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
     /* blocks.1.ffn.0.out = linear(blocks.1.norm2.out)  [L,256] */
-    linear_k128_n256(ACT(OFF_BLOCKS_1_FFN_0_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_0_WEIGHT), W(W_BLOCKS_1_FFN_0_BIAS), L);
-    TRACE("blocks.1.ffn.0.out", OFF_BLOCKS_1_FFN_0_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(linear_k128_n256, OUT("blocks.1.ffn.0.out", OFF_BLOCKS_1_FFN_0_OUT, (long long)L * 256), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_0_WEIGHT), W(W_BLOCKS_1_FFN_0_BIAS), L);
     /* blocks.1.ffn.1.out = gelu_tanh(blocks.1.ffn.0.out)  [L,256] */
-    gelu_tanh_cols256(ACT(OFF_BLOCKS_1_FFN_1_OUT), ACT(OFF_BLOCKS_1_FFN_0_OUT), L);
-    TRACE("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, SKY_TRACE_F32, (long long)L * 256);
+    OP(gelu_tanh_cols256, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, (long long)L * 256), ACT(OFF_BLOCKS_1_FFN_0_OUT), L);
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,128] */
-    linear_k256_n128(ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_FFN_1_OUT), W(W_BLOCKS_1_FFN_2_WEIGHT), W(W_BLOCKS_1_FFN_2_BIAS), L);
-    TRACE("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(linear_k256_n128, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_FFN_1_OUT), W(W_BLOCKS_1_FFN_2_WEIGHT), W(W_BLOCKS_1_FFN_2_BIAS), L);
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  gate=5  [L,128] */
-    gated_residual_c128_chunks6_gate5(ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(gated_residual_ffn_c128, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_X2), ACT(OFF_BLOCKS_1_FFN_2_OUT), ACT(OFF_BLOCKS_1_MOD), L, tokens_per_row);
 }
 
 /* ---- part "head" of dit_forward (gen/graph.lua: the runtime runs the parts one by one) */
@@ -893,15 +861,11 @@ void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const flo
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,128] */
-    modulation_c128_chunks2_estride128_kstride0(ACT(OFF_HEAD_MOD), ACT(OFF_TIME_EMBEDDING_2_OUT), W(W_HEAD_MODULATION), Ft);
-    TRACE("head.mod", OFF_HEAD_MOD, SKY_TRACE_F32, (long long)Ft * 2 * 128);
+    OP(modulation_2x128, OUT("head.mod", OFF_HEAD_MOD, (long long)Ft * 2 * 128), ACT(OFF_TIME_EMBEDDING_2_OUT), W(W_HEAD_MODULATION), Ft);
     /* head.norm.out = layernorm_modulate(blocks.1.out, head.mod)  eps=1e-06 scale=1 shift=0  [L,128] */
-    layernorm_modulate_c128_chunks2_eps1e06_scale1_shift0(ACT(OFF_HEAD_NORM_OUT), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_HEAD_MOD), L, tokens_per_row);
-    TRACE("head.norm.out", OFF_HEAD_NORM_OUT, SKY_TRACE_F32, (long long)L * 128);
+    OP(layernorm_modulate_head_c128, OUT("head.norm.out", OFF_HEAD_NORM_OUT, (long long)L * 128), ACT(OFF_BLOCKS_1_OUT), ACT(OFF_HEAD_MOD), L, tokens_per_row);
     /* head.head.out = linear(head.norm.out)  [L,64] */
-    linear_k128_n64(ACT(OFF_HEAD_HEAD_OUT), ACT(OFF_HEAD_NORM_OUT), W(W_HEAD_HEAD_WEIGHT), W(W_HEAD_HEAD_BIAS), L);
-    TRACE("head.head.out", OFF_HEAD_HEAD_OUT, SKY_TRACE_F32, (long long)L * 64);
+    OP(linear_k128_n64, OUT("head.head.out", OFF_HEAD_HEAD_OUT, (long long)L * 64), ACT(OFF_HEAD_NORM_OUT), W(W_HEAD_HEAD_WEIGHT), W(W_HEAD_HEAD_BIAS), L);
     /* v = unpatchify(head.head.out)  [16,F,8,8] */
-    unpatchify_out16(ACT(OFF_V), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
-    TRACE("v", OFF_V, SKY_TRACE_F32, (long long)16 * F * 8 * 8);
+    OP(unpatchify_out16, OUT("v", OFF_V, (long long)16 * F * 8 * 8), ACT(OFF_HEAD_HEAD_OUT), F, H, W);
 }

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (25 .lua files)                 xxh64 c1d52c5f63a1b50e
+ * generator  gen/ (27 .lua files)                 xxh64 76c93ea887036104
  * templates  templates/cpu/add.c.in               xxh64 883f64fd952e325c
  *            templates/cpu/attention_relbias.c.in xxh64 2fd82c02a1f17704
  *            templates/cpu/common.h.in            xxh64 5bf5511752918373
@@ -36,9 +36,17 @@
 #define ACT_F64(off) ((double *)(arena + (off)))
 #define ACT_I64(off) ((int64_t *)(arena + (off)))
 #define W(i) (w[i])
-/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */
-#define TRACE(name, off, dtype, n) \
-    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)
+/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,
+ * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's
+ * hook (program.h); one test when not tracing. */
+typedef struct { float *p; const char *name; long long n; } op_out;
+#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })
+#define OP(k, y, ...) \
+    do { \
+        const op_out *y_ = (y); \
+        k(y_->p, __VA_ARGS__); \
+        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \
+    } while (0)
 
 /* arena offsets (bytes), from gen/plan.lua */
 #define OFF_IDS                                      ((size_t)0)  /* 256 bytes */
@@ -100,6 +108,7 @@ enum {
 
 /* ======== kernels (templates/cpu/) ======== */
 
+/* add_cols64: templates/cpu/add.c.in with COLS=64 */
 /* add_cols64: y = a + b, elementwise over rows x COLS. */
 static void add_cols64(float *y, const float *a, const float *b, int rows)
 {
@@ -108,12 +117,13 @@ static void add_cols64(float *y, const float *a, const float *b, int rows)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* attention_relbias_buckets32_d16_maxdist128_nh4: umT5 self-attention core (reference vae-text-image-files.md §2.2-§2.3): for each head,
+/* attention_relbias_h4_d16: templates/cpu/attention_relbias.c.in with BUCKETS=32 D=16 MAXDIST=128 NH=4 */
+/* attention_relbias_h4_d16: umT5 self-attention core (reference vae-text-image-files.md §2.2-§2.3): for each head,
  * s[a, b] = q[a] . k[b] + bias[bucket(b - a), head] (no 1/sqrt(d) scaling), softmax over the n
  * real keys, o[a] = sum_b p[a, b] v[b]. bucket: bidirectional, BUCKETS buckets, MAXDIST max
  * distance: half the buckets for rel > 0; exact below BUCKETS/4, then log-spaced up to MAXDIST.
  * q, k, v, o [n, NH*D]; bias [BUCKETS, NH]. Online softmax in double. */
-static int attention_relbias_buckets32_d16_maxdist128_nh4_bucket(int rel)
+static int attention_relbias_h4_d16_bucket(int rel)
 {
     enum { BUCKETS = 32, MAXDIST = 128 };
     const int half = BUCKETS / 2, exact = half / 2;
@@ -129,7 +139,7 @@ static int attention_relbias_buckets32_d16_maxdist128_nh4_bucket(int rel)
     return b + large;
 }
 
-static void attention_relbias_buckets32_d16_maxdist128_nh4(float *o, const float *q, const float *k, const float *v, const float *bias, int n)
+static void attention_relbias_h4_d16(float *o, const float *q, const float *k, const float *v, const float *bias, int n)
 {
     enum { NH = 4, D = 16 };
 #ifdef _OPENMP
@@ -144,7 +154,7 @@ static void attention_relbias_buckets32_d16_maxdist128_nh4(float *o, const float
             for (int b = 0; b < n; b++) {
                 const float *kr = k + ((size_t)b * NH + h) * D;
                 const float *vr = v + ((size_t)b * NH + h) * D;
-                double s = bias[(size_t)attention_relbias_buckets32_d16_maxdist128_nh4_bucket(b - a) * NH + h];
+                double s = bias[(size_t)attention_relbias_h4_d16_bucket(b - a) * NH + h];
                 for (int d = 0; d < D; d++) s += (double)qr[d] * kr[d];
                 if (s > m) {
                     const double r = exp(m - s);
@@ -161,6 +171,7 @@ static void attention_relbias_buckets32_d16_maxdist128_nh4(float *o, const float
         }
 }
 
+/* gated_gelu_cols96: templates/cpu/gated_gelu.c.in with COLS=96 */
 /* gated_gelu_cols96: y = GELU_tanh(g) * u elementwise over rows x COLS (umT5's gated feed-forward). */
 static void gated_gelu_cols96(float *y, const float *g, const float *u, int rows)
 {
@@ -173,15 +184,17 @@ static void gated_gelu_cols96(float *y, const float *g, const float *u, int rows
     }
 }
 
-/* gather_rows_c64_rows2000: y[i, :] = table[ids[i], :] for i < rows (the token embedding); the runtime checked
+/* gather_rows_c64: templates/cpu/gather_rows.c.in with C=64 ROWS=2000 */
+/* gather_rows_c64: y[i, :] = table[ids[i], :] for i < rows (the token embedding); the runtime checked
  * 0 <= ids[i] < ROWS before the call. */
-static void gather_rows_c64_rows2000(float *y, const int64_t *ids, const float *table, int rows)
+static void gather_rows_c64(float *y, const int64_t *ids, const float *table, int rows)
 {
     enum { ROWS = 2000, C = 64 };
     (void)ROWS;
     for (int i = 0; i < rows; i++) memcpy(y + (size_t)i * C, table + (size_t)ids[i] * C, sizeof(float) * C);
 }
 
+/* linear_nobias_k64_n64: templates/cpu/linear_nobias.c.in with K=64 N=64 */
 /* linear_nobias_k64_n64: y[rows, N] = x[rows, K] W[N, K]^T, no bias (umT5's Linears). Dot products in double. */
 static void linear_nobias_k64_n64(float *y, const float *x, const float *w, int rows)
 {
@@ -201,6 +214,7 @@ static void linear_nobias_k64_n64(float *y, const float *x, const float *w, int 
     }
 }
 
+/* linear_nobias_k64_n96: templates/cpu/linear_nobias.c.in with K=64 N=96 */
 /* linear_nobias_k64_n96: y[rows, N] = x[rows, K] W[N, K]^T, no bias (umT5's Linears). Dot products in double. */
 static void linear_nobias_k64_n96(float *y, const float *x, const float *w, int rows)
 {
@@ -220,6 +234,7 @@ static void linear_nobias_k64_n96(float *y, const float *x, const float *w, int 
     }
 }
 
+/* linear_nobias_k96_n64: templates/cpu/linear_nobias.c.in with K=96 N=64 */
 /* linear_nobias_k96_n64: y[rows, N] = x[rows, K] W[N, K]^T, no bias (umT5's Linears). Dot products in double. */
 static void linear_nobias_k96_n64(float *y, const float *x, const float *w, int rows)
 {
@@ -239,9 +254,10 @@ static void linear_nobias_k96_n64(float *y, const float *x, const float *w, int 
     }
 }
 
-/* rmsnorm_c64_eps1e06: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
+/* rmsnorm_c64: templates/cpu/rmsnorm.c.in with C=64 EPS=1e-06 */
+/* rmsnorm_c64: y = x / sqrt(mean(x^2) + eps) * weight over the full width C (all heads together,
  * reference §2.7 qk_norm); the normalised value is multiplied by the weight without rounding. */
-static void rmsnorm_c64_eps1e06(float *y, const float *x, const float *weight, int rows)
+static void rmsnorm_c64(float *y, const float *x, const float *weight, int rows)
 {
     enum { C = 64 };
     const double eps = 1e-06;
@@ -254,8 +270,9 @@ static void rmsnorm_c64_eps1e06(float *y, const float *x, const float *weight, i
     }
 }
 
-/* zero_tail_c64_rows32: y[:n] = x[:n], y[n:ROWS] = 0 (rows after the real tokens are exact zeros, §2.5). */
-static void zero_tail_c64_rows32(float *y, const float *x, int n)
+/* zero_tail_c64: templates/cpu/zero_tail.c.in with C=64 ROWS=32 */
+/* zero_tail_c64: y[:n] = x[:n], y[n:ROWS] = 0 (rows after the real tokens are exact zeros, §2.5). */
+static void zero_tail_c64(float *y, const float *x, int n)
 {
     enum { ROWS = 32, C = 64 };
     memcpy(y, x, sizeof(float) * (size_t)n * C);
@@ -270,96 +287,67 @@ void text_encode_cpu(unsigned char *arena, const float *const *w, int N)
 
     /* ---- input ------------------------------------------------------------------- */
     /* token_embedding.out = gather_rows(ids)  [N,64] */
-    gather_rows_c64_rows2000(ACT(OFF_TOKEN_EMBEDDING_OUT), ACT_I64(OFF_IDS), W(W_TOKEN_EMBEDDING_WEIGHT), N);
-    TRACE("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(gather_rows_c64, OUT("token_embedding.out", OFF_TOKEN_EMBEDDING_OUT, (long long)N * 64), ACT_I64(OFF_IDS), W(W_TOKEN_EMBEDDING_WEIGHT), N);
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     /* blocks.0.norm1.out = rmsnorm(token_embedding.out)  eps=1e-06  [N,64] */
-    rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_0_NORM1_OUT), ACT(OFF_TOKEN_EMBEDDING_OUT), W(W_BLOCKS_0_NORM1_WEIGHT), N);
-    TRACE("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(rmsnorm_c64, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, (long long)N * 64), ACT(OFF_TOKEN_EMBEDDING_OUT), W(W_BLOCKS_0_NORM1_WEIGHT), N);
     /* blocks.0.attn.q.out = linear(blocks.0.norm1.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.0.attn.q.out", OFF_BLOCKS_0_ATTN_Q_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_Q_WEIGHT), N);
     /* blocks.0.attn.k.out = linear(blocks.0.norm1.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_K_WEIGHT), N);
-    TRACE("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.0.attn.k.out", OFF_BLOCKS_0_ATTN_K_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_K_WEIGHT), N);
     /* blocks.0.attn.v.out = linear(blocks.0.norm1.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_V_OUT), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_V_WEIGHT), N);
-    TRACE("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.0.attn.v.out", OFF_BLOCKS_0_ATTN_V_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_NORM1_OUT), W(W_BLOCKS_0_ATTN_V_WEIGHT), N);
     /* blocks.0.attn.out = attention_relbias(blocks.0.attn.q.out, blocks.0.attn.k.out, blocks.0.attn.v.out)  [N,64] */
-    attention_relbias_buckets32_d16_maxdist128_nh4(ACT(OFF_BLOCKS_0_ATTN_OUT), ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_ATTN_V_OUT), W(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(attention_relbias_h4_d16, OUT("blocks.0.attn.out", OFF_BLOCKS_0_ATTN_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_ATTN_Q_OUT), ACT(OFF_BLOCKS_0_ATTN_K_OUT), ACT(OFF_BLOCKS_0_ATTN_V_OUT), W(W_BLOCKS_0_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.0.attn.o.out = linear(blocks.0.attn.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_0_ATTN_O_OUT), ACT(OFF_BLOCKS_0_ATTN_OUT), W(W_BLOCKS_0_ATTN_O_WEIGHT), N);
-    TRACE("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.0.attn.o.out", OFF_BLOCKS_0_ATTN_O_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_ATTN_OUT), W(W_BLOCKS_0_ATTN_O_WEIGHT), N);
     /* blocks.0.x1 = add(token_embedding.out, blocks.0.attn.o.out)  [N,64] */
-    add_cols64(ACT(OFF_BLOCKS_0_X1), ACT(OFF_TOKEN_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_ATTN_O_OUT), N);
-    TRACE("blocks.0.x1", OFF_BLOCKS_0_X1, SKY_TRACE_F32, (long long)N * 64);
+    OP(add_cols64, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, (long long)N * 64), ACT(OFF_TOKEN_EMBEDDING_OUT), ACT(OFF_BLOCKS_0_ATTN_O_OUT), N);
     /* blocks.0.norm2.out = rmsnorm(blocks.0.x1)  eps=1e-06  [N,64] */
-    rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_0_NORM2_OUT), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM2_WEIGHT), N);
-    TRACE("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(rmsnorm_c64, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_X1), W(W_BLOCKS_0_NORM2_WEIGHT), N);
     /* blocks.0.ffn.gate.out = linear(blocks.0.norm2.out)  [N,96] */
-    linear_nobias_k64_n96(ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 96);
+    OP(linear_nobias_k64_n96, OUT("blocks.0.ffn.gate.out", OFF_BLOCKS_0_FFN_GATE_OUT, (long long)N * 96), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_GATE_0_WEIGHT), N);
     /* blocks.0.ffn.fc1.out = linear(blocks.0.norm2.out)  [N,96] */
-    linear_nobias_k64_n96(ACT(OFF_BLOCKS_0_FFN_FC1_OUT), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 96);
+    OP(linear_nobias_k64_n96, OUT("blocks.0.ffn.fc1.out", OFF_BLOCKS_0_FFN_FC1_OUT, (long long)N * 96), ACT(OFF_BLOCKS_0_NORM2_OUT), W(W_BLOCKS_0_FFN_FC1_WEIGHT), N);
     /* blocks.0.ffn.act = gated_gelu(blocks.0.ffn.gate.out, blocks.0.ffn.fc1.out)  [N,96] */
-    gated_gelu_cols96(ACT(OFF_BLOCKS_0_FFN_ACT), ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_FFN_FC1_OUT), N);
-    TRACE("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, SKY_TRACE_F32, (long long)N * 96);
+    OP(gated_gelu_cols96, OUT("blocks.0.ffn.act", OFF_BLOCKS_0_FFN_ACT, (long long)N * 96), ACT(OFF_BLOCKS_0_FFN_GATE_OUT), ACT(OFF_BLOCKS_0_FFN_FC1_OUT), N);
     /* blocks.0.ffn.fc2.out = linear(blocks.0.ffn.act)  [N,64] */
-    linear_nobias_k96_n64(ACT(OFF_BLOCKS_0_FFN_FC2_OUT), ACT(OFF_BLOCKS_0_FFN_ACT), W(W_BLOCKS_0_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k96_n64, OUT("blocks.0.ffn.fc2.out", OFF_BLOCKS_0_FFN_FC2_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_FFN_ACT), W(W_BLOCKS_0_FFN_FC2_WEIGHT), N);
     /* blocks.0.out = add(blocks.0.x1, blocks.0.ffn.fc2.out)  [N,64] */
-    add_cols64(ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_FFN_FC2_OUT), N);
-    TRACE("blocks.0.out", OFF_BLOCKS_0_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(add_cols64, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_X1), ACT(OFF_BLOCKS_0_FFN_FC2_OUT), N);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.norm1.out = rmsnorm(blocks.0.out)  eps=1e-06  [N,64] */
-    rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_1_NORM1_OUT), ACT(OFF_BLOCKS_0_OUT), W(W_BLOCKS_1_NORM1_WEIGHT), N);
-    TRACE("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(rmsnorm_c64, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, (long long)N * 64), ACT(OFF_BLOCKS_0_OUT), W(W_BLOCKS_1_NORM1_WEIGHT), N);
     /* blocks.1.attn.q.out = linear(blocks.1.norm1.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_Q_WEIGHT), N);
-    TRACE("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.1.attn.q.out", OFF_BLOCKS_1_ATTN_Q_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_Q_WEIGHT), N);
     /* blocks.1.attn.k.out = linear(blocks.1.norm1.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_K_WEIGHT), N);
-    TRACE("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.1.attn.k.out", OFF_BLOCKS_1_ATTN_K_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_K_WEIGHT), N);
     /* blocks.1.attn.v.out = linear(blocks.1.norm1.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_V_OUT), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_V_WEIGHT), N);
-    TRACE("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.1.attn.v.out", OFF_BLOCKS_1_ATTN_V_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_NORM1_OUT), W(W_BLOCKS_1_ATTN_V_WEIGHT), N);
     /* blocks.1.attn.out = attention_relbias(blocks.1.attn.q.out, blocks.1.attn.k.out, blocks.1.attn.v.out)  [N,64] */
-    attention_relbias_buckets32_d16_maxdist128_nh4(ACT(OFF_BLOCKS_1_ATTN_OUT), ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_ATTN_V_OUT), W(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
-    TRACE("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(attention_relbias_h4_d16, OUT("blocks.1.attn.out", OFF_BLOCKS_1_ATTN_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_ATTN_Q_OUT), ACT(OFF_BLOCKS_1_ATTN_K_OUT), ACT(OFF_BLOCKS_1_ATTN_V_OUT), W(W_BLOCKS_1_POS_EMBEDDING_EMBEDDING_WEIGHT), N);
     /* blocks.1.attn.o.out = linear(blocks.1.attn.out)  [N,64] */
-    linear_nobias_k64_n64(ACT(OFF_BLOCKS_1_ATTN_O_OUT), ACT(OFF_BLOCKS_1_ATTN_OUT), W(W_BLOCKS_1_ATTN_O_WEIGHT), N);
-    TRACE("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k64_n64, OUT("blocks.1.attn.o.out", OFF_BLOCKS_1_ATTN_O_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_ATTN_OUT), W(W_BLOCKS_1_ATTN_O_WEIGHT), N);
     /* blocks.1.x1 = add(blocks.0.out, blocks.1.attn.o.out)  [N,64] */
-    add_cols64(ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_ATTN_O_OUT), N);
-    TRACE("blocks.1.x1", OFF_BLOCKS_1_X1, SKY_TRACE_F32, (long long)N * 64);
+    OP(add_cols64, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, (long long)N * 64), ACT(OFF_BLOCKS_0_OUT), ACT(OFF_BLOCKS_1_ATTN_O_OUT), N);
     /* blocks.1.norm2.out = rmsnorm(blocks.1.x1)  eps=1e-06  [N,64] */
-    rmsnorm_c64_eps1e06(ACT(OFF_BLOCKS_1_NORM2_OUT), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM2_WEIGHT), N);
-    TRACE("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(rmsnorm_c64, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_X1), W(W_BLOCKS_1_NORM2_WEIGHT), N);
     /* blocks.1.ffn.gate.out = linear(blocks.1.norm2.out)  [N,96] */
-    linear_nobias_k64_n96(ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_GATE_0_WEIGHT), N);
-    TRACE("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, SKY_TRACE_F32, (long long)N * 96);
+    OP(linear_nobias_k64_n96, OUT("blocks.1.ffn.gate.out", OFF_BLOCKS_1_FFN_GATE_OUT, (long long)N * 96), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_GATE_0_WEIGHT), N);
     /* blocks.1.ffn.fc1.out = linear(blocks.1.norm2.out)  [N,96] */
-    linear_nobias_k64_n96(ACT(OFF_BLOCKS_1_FFN_FC1_OUT), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_FC1_WEIGHT), N);
-    TRACE("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, SKY_TRACE_F32, (long long)N * 96);
+    OP(linear_nobias_k64_n96, OUT("blocks.1.ffn.fc1.out", OFF_BLOCKS_1_FFN_FC1_OUT, (long long)N * 96), ACT(OFF_BLOCKS_1_NORM2_OUT), W(W_BLOCKS_1_FFN_FC1_WEIGHT), N);
     /* blocks.1.ffn.act = gated_gelu(blocks.1.ffn.gate.out, blocks.1.ffn.fc1.out)  [N,96] */
-    gated_gelu_cols96(ACT(OFF_BLOCKS_1_FFN_ACT), ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_FFN_FC1_OUT), N);
-    TRACE("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, SKY_TRACE_F32, (long long)N * 96);
+    OP(gated_gelu_cols96, OUT("blocks.1.ffn.act", OFF_BLOCKS_1_FFN_ACT, (long long)N * 96), ACT(OFF_BLOCKS_1_FFN_GATE_OUT), ACT(OFF_BLOCKS_1_FFN_FC1_OUT), N);
     /* blocks.1.ffn.fc2.out = linear(blocks.1.ffn.act)  [N,64] */
-    linear_nobias_k96_n64(ACT(OFF_BLOCKS_1_FFN_FC2_OUT), ACT(OFF_BLOCKS_1_FFN_ACT), W(W_BLOCKS_1_FFN_FC2_WEIGHT), N);
-    TRACE("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(linear_nobias_k96_n64, OUT("blocks.1.ffn.fc2.out", OFF_BLOCKS_1_FFN_FC2_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_FFN_ACT), W(W_BLOCKS_1_FFN_FC2_WEIGHT), N);
     /* blocks.1.out = add(blocks.1.x1, blocks.1.ffn.fc2.out)  [N,64] */
-    add_cols64(ACT(OFF_BLOCKS_1_OUT), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_FFN_FC2_OUT), N);
-    TRACE("blocks.1.out", OFF_BLOCKS_1_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(add_cols64, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_X1), ACT(OFF_BLOCKS_1_FFN_FC2_OUT), N);
 
     /* ---- output ------------------------------------------------------------------ */
     /* norm.out = rmsnorm(blocks.1.out)  eps=1e-06  [N,64] */
-    rmsnorm_c64_eps1e06(ACT(OFF_NORM_OUT), ACT(OFF_BLOCKS_1_OUT), W(W_NORM_WEIGHT), N);
-    TRACE("norm.out", OFF_NORM_OUT, SKY_TRACE_F32, (long long)N * 64);
+    OP(rmsnorm_c64, OUT("norm.out", OFF_NORM_OUT, (long long)N * 64), ACT(OFF_BLOCKS_1_OUT), W(W_NORM_WEIGHT), N);
     /* context = zero_tail(norm.out)  [32,64] */
-    zero_tail_c64_rows32(ACT(OFF_CONTEXT), ACT(OFF_NORM_OUT), N);
-    TRACE("context", OFF_CONTEXT, SKY_TRACE_F32, (long long)32 * 64);
+    OP(zero_tail_c64, OUT("context", OFF_CONTEXT, (long long)32 * 64), ACT(OFF_NORM_OUT), N);
 }

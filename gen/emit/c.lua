@@ -1,11 +1,11 @@
--- gen/emit_c.lua
+-- gen/emit/c.lua
 -- ===============
 -- The CPU backend: the op graph and its plan as plain C11 (fp32 storage, double accumulation),
 -- readable first. Each op becomes one call of a kernel instantiated from templates/cpu/*.c.in
 -- with the spec's sizes baked in as constants; only the kernels the graph uses are emitted,
 -- once each, sorted by name. Files written (paths relative to out/<variant>/):
---   gen/dit_forward_cpu.c   kernels + the forward of one sample, one statement per op
---   gen/variant.c           the weights table and the sky_variant description (runtime/models/program.h)
+--   gen/<program>_cpu.c     kernels + the program's function(s), one statement per op
+-- (gen/variant.c, which declares these functions, is emit/variant.lua's.)
 --
 -- Dims in comments: L tokens of the call, F latent frames, Ft timestep rows (1 or F).
 
@@ -14,9 +14,11 @@ local cwriter = require("lib.cwriter")
 local render  = require("lib.render")
 local sorted  = require("lib.sorted")
 local graph   = require("graph")
-local header  = require("header")
+local plan    = require("plan")
+local header  = require("emit.header")
+local names   = require("emit.names")
 
-local emit_c = {}
+local c = {}
 
 -- C identifier part of a model name: "blocks.0.self_attn.q.out" -> "BLOCKS_0_SELF_ATTN_Q_OUT".
 local function ident(name)
@@ -26,7 +28,7 @@ end
 -- Expression for a dim inside a program function: a literal or a param/symbol name.
 local function dim_expr(d)
     if math.type(d) == "integer" then return clit.int(d) end
-    assert(type(d) == "string" and d:match("^[%a_][%w_]*$"), "emit_c: bad dim " .. tostring(d))
+    assert(type(d) == "string" and d:match("^[%a_][%w_]*$"), "emit/c: bad dim " .. tostring(d))
     return d
 end
 
@@ -78,7 +80,7 @@ end
 
 local function wref(w) return "W(W_" .. ident(w.name) .. ")" end
 
--- How each op kind is emitted: template name, its constants, and the call.
+-- How each op kind is emitted (op -> emitter): template name, its constants, and the call.
 -- `k` is the instantiated kernel name; the call is one C statement.
 local backend = {}
 
@@ -345,30 +347,17 @@ backend.split3 = {
     call = function(k, n) return string.format("%s(%s, %s, %s);", k, act(n.out), act(n.ins[1]), rows(n.ins[1])) end,
 }
 
--- Kernel name: template, then its integer-like constants in sorted order (CUTLASS-style
--- procedural name). List constants (per-channel arrays) stay out of the name: there is one set
--- per variant, and instantiate() checks that one name never means two texts.
-local function kernel_name(template, consts)
-    local parts = { template }
-    for _, key in ipairs(sorted.keys(consts)) do
-        local v = tostring(consts[key])
-        if not v:find(",", 1, true) then
-            parts[#parts + 1] = key:lower():gsub("_", "") .. v:gsub("[^%w]", "")
-        end
-    end
-    return table.concat(parts, "_")
-end
-
 -- The (template, consts, call) instances of node n.
 local function instances(n, s)
-    local b = assert(backend[n.op], "emit_c: no CPU implementation of op " .. n.op)
+    local b = assert(backend[n.op], "emit/c: no CPU implementation of op " .. n.op)
     if b.instances then return b.instances(n, s) end
     return { { template = b.template, consts = b.consts(n), call = function(k) return b.call(k, n) end } }
 end
 
--- Render the kernel of one instance into `kernels` (name -> text); returns its name.
+-- Render the kernel of one instance into `kernels` (name -> text, after a comment naming its template
+-- and constants: emit/names.lua); returns its name.
 local function instantiate(ctx, kernels, inst)
-    local name = kernel_name(inst.template, inst.consts)
+    local name = names.kernel("cpu", inst.template, inst.consts)
     local path = "templates/cpu/" .. inst.template .. ".c.in"
     local text = ctx.read_template(path)
     local vars = { name = name }
@@ -376,8 +365,8 @@ local function instantiate(ctx, kernels, inst)
         local v = inst.consts[k]
         vars[k] = type(v) == "string" and v or clit.int(v)
     end
-    local rendered = render.render(text, vars, path)
-    assert(kernels[name] == nil or kernels[name] == rendered, "emit_c: kernel name " .. name .. " means two texts")
+    local rendered = "/* " .. names.comment(name, path, inst.consts) .. " */\n" .. render.render(text, vars, path)
+    assert(kernels[name] == nil or kernels[name] == rendered, "emit/c: kernel name " .. name .. " means two texts")
     kernels[name] = rendered
     return name
 end
@@ -398,32 +387,48 @@ local function node_comment(n)
 end
 
 -- Section of a node for the "---- name ----" separators: the top module of its output's name
--- ("blocks.3", "decoder.upsamples.4", "encoder.middle"), else "embeddings" / "head".
-local function section_of(n, seen, program)
+-- ("blocks.3", "decoder.upsamples.4", "encoder.middle"), else its part (dit_forward: "context",
+-- "embed", "head"), else "input" before the first module and "output" after (`seen`: a module came).
+local function section_of(n, seen)
     local name = n.out.name
     local sec = name:match("^(blocks%.%d+)%.") or name:match("^(%a+coder%.%a+%.%d+)%.")
                 or name:match("^(%a+coder%.middle)%.") or name:match("^(%a+coder%.head)%.")
-    if sec then return sec end
-    if program == "dit_forward" then return seen and "head" or "embeddings" end
-    return seen and "output" or "input"
+    return sec or n.part or (seen and "output" or "input")
 end
 
--- C prototype of program g's CPU function (arena, the prompt arena where it keeps tensors per prompt,
--- fp32 weights, then its runtime params).
-local function prototype(g, part)
+-- C prototype of program g's CPU function, or of its part `part` (arena, the prompt arena where it keeps
+-- tensors per prompt, fp32 weights, then its runtime params).
+function c.prototype(g, part)
     local params = { "unsigned char *arena", "const float *const *w" }
     if #g.prompt_tensors > 0 then table.insert(params, 2, "unsigned char *prompt") end
     for _, p in ipairs(g.params) do params[#params + 1] = "int " .. p.name end
     return string.format("void %s%s_cpu(%s)", g.name, part and ("_" .. part) or "", table.concat(params, ", "))
 end
 
--- gen/<program>_cpu.c: the program's kernels and its function (plus a reset for its caches).
-local function emit_program(s, p, ctx, extra_header)
+-- "OUT(name, OFF_X, count)": tensor t as an op's output, which --trace records once the op has run
+-- (OUT_PROMPT in the prompt arena).
+local function out(t)
+    return string.format("%s(%s, OFF_%s, %s)", t.kind == "prompt" and "OUT_PROMPT" or "OUT", clit.str(t.name),
+                         ident(t.name), graph.numel_expr(t.dims))
+end
+
+-- The op statement of call `text` (kernel k writing n's output, its first argument): OP(k, OUT(...), the
+-- other arguments), which records the output for --trace after the call.
+local function op_call(text, k, n)
+    local head = k .. "(" .. act(n.out) .. ", "
+    assert(text:sub(1, #head) == head, "emit/c: the call of " .. k .. " does not write its output first")
+    return "OP(" .. k .. ", " .. out(n.out) .. ", " .. text:sub(#head + 1)
+end
+
+-- The statements of plan p's program, one writer per part (graph.lua; "all" when it has none), and the
+-- part names in order. Per node: a "---- section ----" line where the section changes, a comment, the
+-- calls of its kernels (rendered into `kernels`, name -> text), the last one an op statement (op_call).
+-- Records the templates used in p.templates_used.
+local function program_body(s, p, ctx, kernels)
     local g = p.graph
-    local kernels = {}
-    local bodies, part_names = {}, {}               -- one body per part (graph.lua), in order
-    local body
+    local bodies, part_names = {}, {}
     local current, seen = nil, false
+    p.templates_used = p.templates_used or {}
     for _, n in ipairs(g.nodes) do
         local part = n.part or "all"
         if not bodies[part] then
@@ -431,54 +436,57 @@ local function emit_program(s, p, ctx, extra_header)
             part_names[#part_names + 1] = part
             current = nil
         end
-        body = bodies[part]
-        local sec = section_of(n, seen, g.name)
-        seen = seen or (sec ~= "embeddings" and sec ~= "input")
+        local body = bodies[part]
+        local sec = section_of(n, seen)
+        seen = seen or sec ~= "input"
         if sec ~= current then
             body:blank()
             body:line("/* ---- %s %s */", sec, string.rep("-", math.max(4, 72 - #sec)))
             current = sec
         end
         body:line("/* %s */", node_comment(n))
-        for _, inst in ipairs(instances(n, s)) do
-            body:line("%s", inst.call(instantiate(ctx, kernels, inst)))
-            p.templates_used = p.templates_used or {}
+        assert(n.out.dtype ~= "f64" and n.out.dtype ~= "i64", "emit/c: an op writes " .. n.out.dtype)
+        local insts = instances(n, s)
+        for i, inst in ipairs(insts) do
+            local k = instantiate(ctx, kernels, inst)
+            local call = inst.call(k)
+            body:line("%s", i == #insts and op_call(call, k, n) or call)
             p.templates_used["templates/cpu/" .. inst.template .. ".c.in"] = true
         end
-        local stored = (n.out.dtype == "f64" or n.out.dtype == "i64") and n.out.dtype:upper() or "F32"
-        body:line("%s(%s, OFF_%s, SKY_TRACE_%s, %s);", n.out.kind == "prompt" and "TRACE_PROMPT" or "TRACE",
-                  clit.str(n.out.name), ident(n.out.name), stored, graph.numel_expr(n.out.dims))
     end
+    return bodies, part_names
+end
 
-    local common = ctx.read_template("templates/cpu/common.h.in")
-    local used = { ["templates/cpu/common.h.in"] = ctx.templates["templates/cpu/common.h.in"] }
-    for _, path in ipairs(sorted.keys(p.templates_used or {})) do used[path] = ctx.templates[path] end
-
-    local w = cwriter.new()
-    local lines = { string.format("program    %s (cpu, fp32)", g.name) }
-    for _, l in ipairs(extra_header) do lines[#lines + 1] = l end
-    lines[#lines + 1] = string.format("arena      %s bytes (see plan.txt)", require("plan").commas(p.peak))
-    w:raw(header.c_comment(s, ctx, "gen/" .. g.name .. "_cpu.c", lines, used))
-    w:raw(common)
+-- The macros the statements use: typed arena pointers, the weights, an op's output and the op statement
+-- that hands it to the trace hook (program.h).
+local function macros(w, p)
     w:line("#include \"models/program.h\"")
     w:blank()
     w:line("#define ACT_F64(off) ((double *)(arena + (off)))")
     w:line("#define ACT_I64(off) ((int64_t *)(arena + (off)))")
     w:line("#define W(i) (w[i])")
-    w:line("/* --trace: every op's output to the runtime's hook (program.h); one test when not tracing */")
-    w:line("#define TRACE(name, off, dtype, n) \\")
-    w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), arena + (off), (dtype), (n), 0); } while (0)")
-    if #p.prompt > 0 then
-        w:line("#define PACT(off) ((float *)(prompt + (off)))")
-        w:line("#define TRACE_PROMPT(name, off, dtype, n) \\")
-        w:line("    do { if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, (name), prompt + (off), (dtype), (n), 0); } while (0)")
-    end
+    if #p.prompt > 0 then w:line("#define PACT(off) ((float *)(prompt + (off)))") end
+    w:line("/* An op's output: where it is, and what --trace records of it once the op has run (the graph's name,")
+    w:line(" * the element count). OP(k, y, ...) calls kernel k with y's address first, then hands y to the runtime's")
+    w:line(" * hook (program.h); one test when not tracing. */")
+    w:line("typedef struct { float *p; const char *name; long long n; } op_out;")
+    w:line("#define OUT(name, off, n) (&(op_out){ ACT(off), (name), (long long)(n) })")
+    if #p.prompt > 0 then w:line("#define OUT_PROMPT(name, off, n) (&(op_out){ PACT(off), (name), (long long)(n) })") end
+    w:line("#define OP(k, y, ...) \\")
+    w:line("    do { \\")
+    w:line("        const op_out *y_ = (y); \\")
+    w:line("        k(y_->p, __VA_ARGS__); \\")
+    w:line("        if (sky_trace_hook) sky_trace_hook(sky_trace_ctx, y_->name, y_->p, SKY_TRACE_F32, y_->n, 0); \\")
+    w:line("    } while (0)")
     w:blank()
+end
+
+-- The arena offsets (and the prompt arena's) and the weights enum.
+local function tables(w, p)
     local function offsets(title, buffers)
         w:line("/* %s */", title)
         for _, b in ipairs(buffers) do
-            w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset,
-                   require("plan").commas(b.bytes))
+            w:line("#define OFF_%-40s ((size_t)%d)  /* %s bytes */", ident(b.tensor.name), b.offset, plan.commas(b.bytes))
         end
     end
     offsets("arena offsets (bytes), from gen/plan.lua", p.buffers)
@@ -489,206 +497,85 @@ local function emit_program(s, p, ctx, extra_header)
     w:blank()
     w:line("/* weights, in the order of the table in variant.c */")
     w:open("enum {")
-    for i, wt in ipairs(g.weights) do w:line("W_%s = %d,", ident(wt.name), i - 1) end
+    for i, wt in ipairs(p.graph.weights) do w:line("W_%s = %d,", ident(wt.name), i - 1) end
     w:close("};")
     w:blank()
-    w:line("/* ======== kernels (templates/cpu/) ======== */")
-    for _, name in ipairs(sorted.keys(kernels)) do
-        w:blank()
-        w:raw(kernels[name])
-    end
-    if #g.states > 0 then
-        w:blank()
-        w:line("/* ======== %s: caches kept between calls ======== */", g.name)
-        w:blank()
-        w:line("void %s_cpu_reset(unsigned char *arena);", g.name)
-        w:line("void %s_cpu_reset(unsigned char *arena)", g.name)
-        w:open("{")
-        for _, t in ipairs(g.states) do
-            local b = p.by_tensor[t.id]
-            w:line("memset(arena + OFF_%s, 0, %s);", ident(t.name), clit.size(b.bytes))
-        end
-        w:close("}")
-    end
+end
+
+-- The reset function of a program with caches: zeroes them.
+local function reset_function(w, p)
+    local g = p.graph
     w:blank()
-    w:line("/* ======== %s ======== */", g.name)
+    w:line("/* ======== %s: caches kept between calls ======== */", g.name)
     w:blank()
-    -- One function per part (the whole program when it has none), then the program calling them.
+    w:line("void %s_cpu_reset(unsigned char *arena);", g.name)
+    w:line("void %s_cpu_reset(unsigned char *arena)", g.name)
+    w:open("{")
+    for _, t in ipairs(g.states) do
+        w:line("memset(arena + OFF_%s, 0, %s);", ident(t.name), clit.size(p.by_tensor[t.id].bytes))
+    end
+    w:close("}")
+end
+
+-- The program's function, or one function per part (the runtime calls them in order, and the first
+-- only for a new prompt).
+local function program_functions(w, p, bodies, part_names)
+    local g = p.graph
     local function emit_function(proto, text)
         w:line("%s;", proto)
         w:line("%s", proto)
         w:open("{")
         for _, l in ipairs(graph.prologue(g, text)) do w:line("%s", l) end
-        if #p.prompt > 0 and not text:find("PACT(", 1, true) then w:line("(void)prompt;") end
+        if #p.prompt > 0 and not text:find("PACT(", 1, true) and not text:find("OUT_PROMPT(", 1, true) then
+            w:line("(void)prompt;")
+        end
         w:raw(text:gsub("[^\n]+", "    %0"))
         w:close("}")
     end
     if #g.parts == 0 then
-        emit_function(prototype(g), bodies.all:text())
-    else
-        -- One function per part; the runtime calls them in order (and the first only for a new prompt).
-        for i, part in ipairs(part_names) do
-            if i > 1 then w:blank() end
-            w:line("/* ---- part \"%s\" of %s (gen/graph.lua: the runtime runs the parts one by one) */", part, g.name)
-            emit_function(prototype(g, part), bodies[part]:text())
-        end
+        emit_function(c.prototype(g), bodies.all:text())
+        return
     end
-    return w:text()
-end
-
--- C initializer of a shape: {128, 16, 1, 2, 2}.
-local function shape_init(shape)
-    local parts = {}
-    for i, d in ipairs(shape) do parts[i] = clit.int(d) end
-    return "{" .. table.concat(parts, ", ") .. "}"
-end
-
--- The weights table of program g.
-local function weights_table(w, g)
-    w:open(string.format("static const sky_weight_desc %s_weights[%d] = {", g.name, #g.weights))
-    for _, wt in ipairs(g.weights) do
-        w:line("{%s, %s, %d, %s},", clit.str(wt.name), clit.str(wt.alias), #wt.shape, shape_init(wt.shape))
+    for i, part in ipairs(part_names) do
+        if i > 1 then w:blank() end
+        w:line("/* ---- part \"%s\" of %s (gen/graph.lua: the runtime runs the parts one by one) */", part, g.name)
+        emit_function(c.prototype(g, part), bodies[part]:text())
     end
-    w:close("};")
-    w:blank()
 end
 
--- {offset, bytes} of tensor `name` of plan p, or {0, 0}.
-local function slot(p, name)
-    local t = p.graph.by_name[name]
-    if not t then return "{0, 0}" end
-    local b = p.by_tensor[t.id]
-    return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
-end
+-- gen/<program>_cpu.c: the program's kernels and its function (plus a reset for its caches).
+local function emit_program(s, p, ctx, extra_header)
+    local g = p.graph
+    local kernels = {}
+    local bodies, part_names = program_body(s, p, ctx, kernels)
+    local common = ctx.read_template("templates/cpu/common.h.in")
+    local used = { ["templates/cpu/common.h.in"] = ctx.templates["templates/cpu/common.h.in"] }
+    for _, path in ipairs(sorted.keys(p.templates_used)) do used[path] = ctx.templates[path] end
 
--- gen/variant.c: the weights tables and the variant description (runtime/models/program.h).
-local function emit_variant(s, plans, ctx, cuda_plans)
-    -- the CUDA plan's arena peak of a program (0 without the cuda target)
-    local function cuda_peak(name) return clit.size(cuda_plans[name] and cuda_plans[name].peak or 0) end
-    local d, r = s.dit, s.derived
     local w = cwriter.new()
-    local lines = {}
-    for _, name in ipairs(sorted.keys(plans)) do
-        lines[#lines + 1] = string.format("weights    %d tensors of %s (original name, diffusers name, shape)",
-                                          #plans[name].graph.weights, name)
-    end
-    w:raw(header.c_comment(s, ctx, "gen/variant.c", lines))
-    w:line("#include \"models/program.h\"")
-    w:blank()
-    for _, name in ipairs(sorted.keys(plans)) do
-        local g = plans[name].graph
-        for _, part in ipairs(g.parts) do w:line("%s;", prototype(g, part)) end
-        if #g.parts == 0 then w:line("%s;", prototype(g)) end
-        if #g.states > 0 then w:line("void %s_cpu_reset(unsigned char *arena);", g.name) end
-    end
-    w:blank()
-    for _, name in ipairs(sorted.keys(plans)) do weights_table(w, plans[name].graph) end
-
-    local p = plans.dit_forward
-    w:open("static const sky_dit_program dit_forward = {")
-    w:line(".dim = %d, .ffn_dim = %d, .num_heads = %d, .num_layers = %d, .freq_dim = %d,",
-           d.dim, d.ffn_dim, d.num_heads, d.num_layers, d.freq_dim)
-    w:line(".text_len = %d, .text_dim = %d,", d.text_len, d.text_dim)
-    w:line(".image_len = %d, .image_dim = %d,", d.image_len or 0, d.image_dim or 0)
-    w:line(".x_channels = %d, .y_channels = %d, .out_dim = %d,", r.x_channels, r.y_channels, d.out_dim)
-    w:line(".lat_h = %d, .lat_w = %d, .max_frames = %d,", r.lat_h, r.lat_w, r.max_frames)
-    w:line(".patch_t = %d, .patch_h = %d, .patch_w = %d,", r.patch_t, r.patch_h, r.patch_w)
-    w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
-    w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
-    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", cuda_peak("dit_forward"),
-           clit.size(cuda_plans.dit_forward and cuda_plans.dit_forward.prompt_bytes or 0))
-    w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
-           string.format("%.17g", graph.flops(p.graph, "context")))
-    w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
-    for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
-        w:line(".%s = %s,", name, slot(p, name))
-    end
-    w:line(".n_weights = %d,", #p.graph.weights)
-    w:line(".weights = dit_forward_weights,")
-    assert(table.concat(p.graph.parts, " ") == "context embed blocks head", "emit_c: dit_forward's parts changed")
-    w:line(".context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,")
-    w:line(".blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
-    for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
-        w:line(".%s = %s,", name, slot(p, p.graph.exposed[name].name))
-    end
-    if s.teacache then
-        local function poly(c)
-            local parts = {}
-            for i, x in ipairs(c) do parts[i] = clit.f64(x) end
-            return "{ " .. table.concat(parts, ", ") .. " }"
-        end
-        w:line(".has_teacache = 1,")
-        w:line(".teacache_coef = { %s,", poly(s.teacache.coefficients))
-        w:line("                   %s },", poly(s.teacache.ret_coefficients))
-    end
-    w:close("};")
-    w:blank()
-    for _, name in ipairs({ "vae_decode", "vae_encode" }) do
-        local vp = plans[name]
-        if vp then
-            local decode = name == "vae_decode"
-            w:open(string.format("static const sky_vae_program %s = {", name))
-            w:line(".z_dim = %d, .lat_h = %d, .lat_w = %d, .height = %d, .width = %d,", s.vae.z_dim, r.lat_h, r.lat_w,
-                   s.video.height, s.video.width)
-            w:line(".stride_t = %d, .stride_s = %d,", r.vae_stride_t, r.vae_stride_s)
-            w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(vp.peak), cuda_peak(name))
-            w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
-            w:line(".n_weights = %d,", #vp.graph.weights)
-            w:line(".weights = %s_weights,", name)
-            w:line(".forward_cpu = %s_cpu,", name)
-            w:line(".reset_cpu = %s_cpu_reset,", name)
-            w:close("};")
-            w:blank()
-        end
-    end
-    if plans.text_encode then
-        local tp = plans.text_encode
-        w:open("static const sky_encoder_program text_encode = {")
-        w:line(".rows = %d, .dim = %d, .vocab = %d,", d.text_len, s.t5.dim, s.t5.vocab)
-        w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(tp.peak), cuda_peak("text_encode"))
-        w:line(".in = %s, .out = %s,", slot(tp, "ids"), slot(tp, "context"))
-        w:line(".n_weights = %d,", #tp.graph.weights)
-        w:line(".weights = text_encode_weights,")
-        w:line(".forward_cpu = text_encode_cpu,")
-        w:close("};")
+    local lines = { string.format("program    %s (cpu, fp32)", g.name) }
+    for _, l in ipairs(extra_header) do lines[#lines + 1] = l end
+    lines[#lines + 1] = string.format("arena      %s bytes (see plan.txt)", plan.commas(p.peak))
+    w:raw(header.c_comment(s, ctx, "gen/" .. g.name .. "_cpu.c", lines, used))
+    w:raw(common)
+    macros(w, p)
+    tables(w, p)
+    w:line("/* ======== kernels (templates/cpu/) ======== */")
+    for _, name in ipairs(sorted.keys(kernels)) do
         w:blank()
+        w:raw(kernels[name])
     end
-    if plans.clip_encode then
-        local cp = plans.clip_encode
-        w:open("static const sky_encoder_program clip_encode = {")
-        w:line(".rows = %d, .dim = %d, .image_size = %d,", d.image_len, s.clip.dim, s.clip.image_size)
-        w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(cp.peak), cuda_peak("clip_encode"))
-        w:line(".in = %s, .out = %s,", slot(cp, "pixels"), slot(cp, "clip_fea"))
-        w:line(".n_weights = %d,", #cp.graph.weights)
-        w:line(".weights = clip_encode_weights,")
-        w:line(".forward_cpu = clip_encode_cpu,")
-        w:close("};")
-        w:blank()
-    end
-    w:open("const sky_variant_desc sky_variant = {")
-    w:line(".name = %s,", clit.str(s.variant))
-    w:line(".family = %s,", clit.str(s.family))
-    w:line(".spec_path = %s,", clit.str(ctx.spec_rel))
-    w:line(".spec_xxh64 = %s,", clit.str(ctx.spec_hash))
-    w:line(".generator_xxh64 = %s,", clit.str(ctx.generator_hash))
-    w:line(".has_cuda = %d,", s.targets.cuda and 1 or 0)
-    w:line(".steps = %d, .shift = %s, .guidance = %s,", s.sampler.steps, clit.f64(s.sampler.shift),
-           clit.f64(s.sampler.guidance))
-    w:line(".height = %d, .width = %d, .base_num_frames = %d,", s.video.height, s.video.width,
-           s.video.base_num_frames)
-    w:line(".vae_stride_t = %d, .vae_stride_s = %d,", r.vae_stride_t, r.vae_stride_s)
-    w:line(".dit = &dit_forward,")
-    w:line(".vae_decode = %s,", plans.vae_decode and "&vae_decode" or "NULL")
-    w:line(".vae_encode = %s,", plans.vae_encode and "&vae_encode" or "NULL")
-    w:line(".text_encode = %s,", plans.text_encode and "&text_encode" or "NULL")
-    w:line(".clip_encode = %s,", plans.clip_encode and "&clip_encode" or "NULL")
-    w:close("};")
+    if #g.states > 0 then reset_function(w, p) end
+    w:blank()
+    w:line("/* ======== %s ======== */", g.name)
+    w:blank()
+    program_functions(w, p, bodies, part_names)
     return w:text()
 end
 
--- Add the CPU backend's files to `files` (path -> text): one gen/<program>_cpu.c per program
--- and gen/variant.c (which also records the peaks of cuda_plans, the CUDA emitters' plans).
-function emit_c.emit(s, plans, files, ctx, cuda_plans)
+-- Add the CPU backend's gen/<program>_cpu.c to `files` (path -> text), one per program of plans (the
+-- CPU plans).
+function c.emit(s, plans, files, ctx)
     local r, d = s.derived, s.dit
     local describe = {
         dit_forward = {
@@ -705,7 +592,6 @@ function emit_c.emit(s, plans, files, ctx, cuda_plans)
     for _, name in ipairs(sorted.keys(plans)) do
         files["gen/" .. name .. "_cpu.c"] = emit_program(s, plans[name], ctx, describe[name])
     end
-    files["gen/variant.c"] = emit_variant(s, plans, ctx, cuda_plans or {})
 end
 
-return emit_c
+return c

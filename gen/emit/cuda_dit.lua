@@ -1,0 +1,346 @@
+-- gen/emit/cuda_dit.lua
+-- ======================
+-- The CUDA backend of dit_forward: bf16 storage and fp32 where the original keeps fp32 (the dtypes
+-- recorded on the graph, reference §2.11), fused kernels from templates/cuda/*.cu.in, GEMMs through
+-- cuBLASLt (a descriptor table built once at start-up by the runtime), one arena planned for the
+-- recorded dtypes. Files written (relative to out/<variant>/), through the skeleton of emit/cuda.lua:
+--   gen/dit_forward_kernels.cu     every kernel the program uses, self-contained (nvcc and NVRTC
+--                                  compile this same text)
+--   gen/dit_forward_kernels_src.c  that text as a C string, one literal per line, for NVRTC
+--   gen/dit_forward_cuda.c         the kernel and GEMM tables and the launch sequence of one forward
+--                                  in its parts (recorded into a CUDA Graph by the runtime)
+-- The CUDA program runs on the graph lowered by lower.lua (fused) and its plan; the CPU backend keeps
+-- the unfused one.
+--
+-- Dims in comments: L tokens of the call, F latent frames, Ft timestep rows (1 or F).
+
+local clit     = require("lib.clit")
+local cwriter  = require("lib.cwriter")
+local fail     = require("lib.fail")
+local graph    = require("graph")
+local plan     = require("plan")
+local schedule = require("schedule_sm90")
+local cuda     = require("emit.cuda")
+
+local cuda_dit = {}
+
+local ident, ctype, ptr, wptr, rows = cuda.ident, cuda.ctype, cuda.ptr, cuda.wptr, cuda.rows
+local elementwise_op = cuda.elementwise_op
+local THREADS = schedule.elementwise_threads
+
+-- Number of elements of t as a C expression.
+local function numel(t)
+    local parts = {}
+    for i, d in ipairs(t.dims) do parts[i] = cuda.dim_expr(d) end
+    return "(long long)" .. table.concat(parts, " * ")
+end
+
+-- ---- the C lines of each op (op -> function(n, E)) ------------------------------------------------
+
+local emit = {}
+
+-- One launch per input (x, and y for I2V: the channels after x's); the last one writes the whole output.
+emit.patchify = function(n, E)
+    local lines = {}
+    for i, t in ipairs(n.ins) do
+        local c0 = (i == 1) and 0 or E.s.derived.x_channels
+        local k = E:kernel("patchify", { CX = t.dims[1], C0 = c0, PATCH_IN = n.attrs.patch_in })
+        local grid = string.format("CDIV((long long)L * %d, %d)", t.dims[1], THREADS)
+        local args = { ptr(t), "INT(F)", "INT(H)", "INT(W)" }
+        if i < #n.ins then
+            lines[i] = string.format("LAUNCH(%s, %s, 1, %d, 0, %s, %s);", k, grid, THREADS, ptr(n.out), table.concat(args, ", "))
+        else
+            lines[i] = cuda.op(k, grid, 1, THREADS, 0, E:out(n), args)
+        end
+    end
+    return lines
+end
+
+emit.unpatchify = function(n, E)
+    local k = E:kernel("unpatchify", { OUT = n.attrs.out_dim })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "INT(F)", "INT(H)", "INT(W)" }) }
+end
+
+-- An activation fn over every value of its input.
+local function activation(fn)
+    return function(n, E)
+        local k = E:kernel("activation", { FN = fn, TX = ctype(n.ins[1]), TY = ctype(n.out) })
+        return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "LL(" .. numel(n.out) .. ")" }) }
+    end
+end
+emit.silu = activation("silu")
+emit.gelu_tanh = activation("gelu_tanh")
+emit.gelu_erf = activation("gelu_erf")
+
+emit.add = function(n, E)
+    local k = E:kernel("add", { TA = ctype(n.ins[1]), TB = ctype(n.ins[2]), TY = ctype(n.out) })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "LL(" .. numel(n.out) .. ")" }) }
+end
+
+emit.add_row = function(n, E)
+    local k = E:kernel("add_row", { COLS = n.out.dims[2] })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }
+end
+
+emit.embedding = function(n, E)
+    local k = E:kernel("embedding", { ROWS = n.attrs.rows, COLS = n.attrs.dim })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(n.attrs.table) }) }
+end
+
+emit.sinusoid = function(n, E)
+    local half = n.attrs.freq_dim // 2
+    local k = E:kernel("sinusoid", { HALF = half, TY = ctype(n.out) })
+    return { cuda.op(k, string.format("CDIV((long long)%s * %d, 128)", rows(n.ins[1]), half), 1, 128, 0, E:out(n),
+                     { ptr(n.ins[1]), "INT(" .. rows(n.ins[1]) .. ")" }) }
+end
+
+emit.modulation = function(n, E)
+    local a = n.attrs
+    local k = E:kernel("modulation", { CHUNKS = a.chunks, C = a.dim, ESTRIDE = n.ins[1].dims[2],
+                                       KSTRIDE = a.per_chunk and a.dim or 0 })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
+end
+
+emit.layernorm_modulate = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local k = E:kernel("layernorm_modulate", { C = a.dim, THREADS = th, CHUNKS = a.chunks, SHIFT = a.shift,
+                                               SCALE = a.scale, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
+                                               TY = ctype(n.out) })
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(tokens_per_row)" }) }
+end
+
+emit.layernorm_affine = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
+                                             TY = ctype(n.out), ROUND_IN = a.round_input and 1 or 0 })
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight), wptr(a.bias) }) }
+end
+
+emit.rmsnorm = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local k = E:kernel("rmsnorm", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps) })
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight) }) }
+end
+
+emit.rmsnorm_rope = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim // 2)
+    local k = E:kernel("rmsnorm_rope", { C = a.dim, D = a.head_dim, THREADS = th, EPS = clit.f32(a.eps) })
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight), ptr(n.ins[2]) }) }
+end
+
+emit.rope_table = function(n, E)
+    local a = n.attrs
+    local k = E:kernel("rope_table", { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2,
+                                       THETA = clit.f64(a.theta) })
+    return { cuda.op(k, string.format("CDIV((long long)L * %d, %d)", a.head_dim // 2, THREADS), 1, THREADS, 0, E:out(n),
+                     { "INT(F)", "INT(H)", "INT(W)" }) }
+end
+
+emit.gated_residual = function(n, E)
+    local a = n.attrs
+    local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, TX = ctype(n.ins[1]),
+                                           TU = ctype(n.ins[2]), TY = ctype(n.out) })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
+                                                         "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
+end
+
+-- The attention over `heads` heads of 128 as one function of the file: q and o [lq, C], k and v [lk, C]
+-- (C = heads x 128, bf16); two kernels, one chosen at run time (runtime/cuda/dit_cuda.c: the sm_90a one, TMA
+-- and wgmma, on a cc 9.0 GPU; else the sm_80 one).
+local function attention_function(E, heads, D)
+    local sc, sc90 = schedule.attention, schedule.attention90
+    local C = heads * D
+    local scale = clit.f32(1.4426950408889634 / math.sqrt(D))
+    local name = string.format("attention_h%d_d%d", heads, D)
+    return E:helper(name, function()
+        local k90 = E:kernel("attention_sm90", { NH = heads, D = D, STAGES = sc90.stages,
+                                                 SMEM = schedule.attention90_smem(D) })
+        local k80 = E:kernel("attention_sm80", { NH = heads, D = D, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
+                                                 STAGES = sc.stages, THREADS = sc.threads,
+                                                 SMEM = schedule.attention_smem(D) })
+        return {
+            string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], bf16.",
+                          D, heads, D, C, C),
+            " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;",
+            " * o is the op's output (OUT...), traced once the kernel has run. */",
+            string.format("static void %s(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, "
+                          .. "CUdeviceptr *k,", name),
+            string.format("%s CUdeviceptr *v, int lq, int lk)", string.rep(" ", #name + 12)),
+            "{",
+            "    if (st->attn_sm90) {",
+            "        CUtensorMap tm_q, tm_k, tm_v;",
+            string.format("        sky_cuda_tmap_bf16(&tm_q, *q, lq, %d, 128);", C),
+            string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, 128);", C),
+            string.format("        sky_cuda_tmap_bf16(&tm_v, *v, lk, %d, 128);", C),
+            string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), "
+                          .. "INT(lk), FLT(%s));", k90, heads, scale),
+            "    } else {",
+            string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(%s));",
+                          k80, sc.block_m, heads, sc.threads, scale),
+            "    }",
+            "    sky_cuda_trace_out(st, s, o);",
+            "}",
+        }
+    end)
+end
+
+-- The attention: a call of its shape's function.
+emit.attention = function(n, E)
+    local a = n.attrs
+    if a.head_dim ~= 128 then
+        fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
+                  .. "(generate it for the cpu target only)", E.s.path, a.head_dim)
+    end
+    local q, k, v = n.ins[1], n.ins[2], n.ins[3]
+    assert(rows(k) == rows(v), "emit/cuda_dit: attention keys and values of two lengths")
+    local f = attention_function(E, a.num_heads, a.head_dim)
+    return { string.format("%s(st, s, %s, %s, %s, %s, %s, %s);", f, E:out(n), ptr(q), ptr(k), ptr(v), rows(q), rows(k)) }
+end
+
+-- A GEMM: dtypes and epilogue from the node; m is bounded by the plan.
+emit.linear = function(n, E)
+    local a, x = n.attrs, n.ins[1]
+    assert(x.kind ~= "prompt", "emit/cuda_dit: a GEMM reads per-prompt tensor " .. x.name)
+    local i = E:gemm({ m_max = graph.max_dim(E.g, x.dims[1]), n = a.n, k = a.k, a_dtype = cuda.gemm_dtype(x),
+                       out_dtype = cuda.gemm_dtype(n.out),
+                       epilogue = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS" },
+                     cuda.gemm_role(a.weight.name))
+    return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, %s);", i, rows(x), ident(x.name), ident(a.weight.name),
+                           ident(a.bias.name), E:out(n)) }
+end
+
+-- ---- the file -------------------------------------------------------------------------------------
+
+-- The dtype each weight is stored in on the device: a GEMM's weight has its A dtype and its bias
+-- its output dtype (cuBLASLt's bias epilogue reads the bias in the output type: runtime/cuda/gemm.h);
+-- everything else is fp32 (norm weights, modulation tables, the fps embedding).
+local function weight_dtypes(g)
+    local dt = {}
+    local function set(w, dtype)
+        assert(dt[w.name] == nil or dt[w.name] == dtype,
+               "emit/cuda_dit: weight " .. w.name .. " is read by GEMMs of two dtypes")
+        dt[w.name] = dtype
+    end
+    for _, n in ipairs(g.nodes) do
+        if n.op == "linear" then
+            set(n.attrs.weight, n.ins[1].dtype)
+            set(n.attrs.bias, n.out.dtype)
+        end
+    end
+    return dt
+end
+
+-- The launch sequence's hooks: a section per block (else the part), a comment per op.
+local hooks = {
+    section = function(n) return n.out.name:match("^(blocks%.%d+)%.") or n.part end,
+    comment = function(n) return cuda.node_comment(n, n.attrs.epilogue, true) end,
+}
+
+-- TeaCache's two kernels (reference §8): the residual of a pass through the blocks, and its application.
+local function teacache_kernels(E)
+    local g = E.g
+    local tokens = g.exposed.tokens
+    -- runtime/cuda/dit_cuda.c copies the tokens as bf16 and reads the probes e and e0 as fp32
+    assert(tokens.dtype == "bf16" and g.exposed.hidden.dtype == "bf16" and g.exposed.e.dtype == "f32"
+           and g.exposed.e0.dtype == "f32", "emit/cuda_dit: TeaCache's tensors changed dtype")
+    local residual = E:kernel("teacache", { T = ctype(tokens), MODE = "residual", OP = "-" })
+    local apply = E:kernel("teacache", { T = ctype(tokens), MODE = "apply", OP = "+" })
+    return residual, apply
+end
+
+-- TeaCache's launch function on the tokens [L, dim] (device pointers outside the arena allowed).
+local function teacache_function(h, E, k_residual, k_apply)
+    local C = E.g.exposed.tokens.dims[2]
+    h:line("/* TeaCache (reference §8): y = a + b (apply = 1) or y = a - b (apply = 0), over the [L, %d] tokens. */", C)
+    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
+    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b);")
+    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
+    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)")
+    h:open("{")
+    local L = assert(E.g.dim.L, "emit/cuda_dit: dit_forward has no symbol L")
+    h:line("const long long n = (long long)(%s) * %d;", L.expr, C)
+    h:line("LAUNCH(apply ? %s : %s, CDIV(n, %d), 1, %d, 0, &y, &a, &b, LL(n));", k_apply, k_residual, THREADS, THREADS)
+    h:close("}")
+    h:blank()
+end
+
+-- One record function per part, then a step (every part but the prompt's) calling them; each is launched
+-- on stream s, and the runtime captures a step or a part into a CUDA Graph.
+local function record_functions(h, g, bodies, part_names)
+    assert(table.concat(part_names, " ") == "context embed blocks head", "emit/cuda_dit: dit_forward's parts changed")
+    local calls = cwriter.new()
+    for _, part in ipairs(part_names) do
+        cuda.record_function(h, g, "dit_forward_cuda_record_" .. part, bodies[part]:text(),
+                             string.format("Part \"%s\" of one forward of one sample (gen/programs/dit.lua).", part))
+        if part ~= "context" then calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part) end
+    end
+    cuda.record_function(h, g, "dit_forward_cuda_record_step", calls:text(),
+                         "One forward of one sample whose prompt part has run: the other parts in order.")
+end
+
+-- The sky_dit_cuda_desc of the program (runtime/cuda/cuda_program.h).
+local function descriptor(h, E)
+    local g, p = E.g, E.p
+    local function slot(name)
+        local t = g.by_name[name]
+        if not t or not p.by_tensor[t.id] then return "{0, 0}" end
+        return cuda.slot(p, t)
+    end
+    cuda.desc_open(h, E, "sky_dit_cuda_desc", false)
+    h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
+    h:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
+    h:line(".attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,")
+    for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do h:line(".%s = %s,", name, slot(name)) end
+    for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
+        h:line(".%s = %s,", name, slot(g.exposed[name].name))
+    end
+    h:line(".record_step = dit_forward_cuda_record_step,")
+    h:line(".record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,")
+    h:line("                 dit_forward_cuda_record_head },")
+    h:line(".teacache = dit_forward_cuda_teacache,")
+    h:close("};")
+end
+
+-- Emit the three files of the CUDA dit_forward (its plan p, of the lowered graph) into `files`.
+function cuda_dit.emit(s, p, files, ctx)
+    local E = cuda.program_state(s, p, ctx)
+    local g = p.graph
+    local bodies, part_names = cuda.launch_sequence(E, emit, hooks)
+    local k_residual, k_apply = teacache_kernels(E)
+    cuda.write_kernels(E, ctx, files)
+
+    local n_context = 0
+    for _, n in ipairs(g.nodes) do if n.part == "context" then n_context = n_context + 1 end end
+    local h = cuda.file_open(E, ctx, {
+        string.format("program    dit_forward (cuda): %d ops per step, %d more once per prompt", #g.nodes - n_context,
+                      n_context),
+        string.format("arena      %s bytes (the original's dtypes; see plan_cuda.txt)", plan.commas(p.peak)),
+        string.format("prompt     %s bytes per prompt (the cross-attention keys and values)", plan.commas(p.prompt_bytes)),
+    })
+    h:line("/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */")
+    h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
+    h:line("#define ATTN90_SMEM %d", schedule.attention90_smem(128))
+    h:blank()
+    cuda.offsets(h, "arena offsets (bytes), from gen/plan.lua with the CUDA dtypes", p.buffers, 40)
+    cuda.offsets(h, "prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua)", p.prompt, 40)
+    cuda.tables(h, E)
+    local wdt = weight_dtypes(g)
+    h:line("/* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */")
+    h:open(string.format("const unsigned char dit_forward_weight_bf16[%d] = {", #g.weights))
+    for _, wt in ipairs(g.weights) do
+        h:line("%d, /* %s */", (wdt[wt.name] == "bf16") and 1 or 0, clit.comment(wt.name))
+    end
+    h:close("};")
+    h:blank()
+    cuda.helpers(h, E)
+    record_functions(h, g, bodies, part_names)
+    teacache_function(h, E, k_residual, k_apply)
+    descriptor(h, E)
+    files["gen/dit_forward_cuda.c"] = h:text()
+end
+
+return cuda_dit

@@ -1,0 +1,188 @@
+-- gen/emit/variant.lua
+-- ====================
+-- gen/variant.c: what the binary knows of its variant (runtime/models/program.h): the prototypes of the CPU
+-- programs (emit/c.lua writes them), every program's weights table (checkpoint name, diffusers name,
+-- shape), one description per program (sizes, both backends' arena peaks, input and output slots, the
+-- CPU functions) and the sky_variant description with the spec's sampler defaults and hashes.
+
+local clit    = require("lib.clit")
+local cwriter = require("lib.cwriter")
+local sorted  = require("lib.sorted")
+local graph   = require("graph")
+local header  = require("emit.header")
+local c       = require("emit.c")
+
+local variant = {}
+
+-- C initializer of a shape: {128, 16, 1, 2, 2}.
+local function shape_init(shape)
+    local parts = {}
+    for i, d in ipairs(shape) do parts[i] = clit.int(d) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+-- The weights table of program g.
+local function weights_table(w, g)
+    w:open(string.format("static const sky_weight_desc %s_weights[%d] = {", g.name, #g.weights))
+    for _, wt in ipairs(g.weights) do
+        w:line("{%s, %s, %d, %s},", clit.str(wt.name), clit.str(wt.alias), #wt.shape, shape_init(wt.shape))
+    end
+    w:close("};")
+    w:blank()
+end
+
+-- {offset, bytes} of tensor `name` of plan p, or {0, 0}.
+local function slot(p, name)
+    local t = p.graph.by_name[name]
+    if not t then return "{0, 0}" end
+    local b = p.by_tensor[t.id]
+    return string.format("{%s, %s}", clit.size(b.offset), clit.size(b.bytes))
+end
+
+-- The CUDA plan's arena peak of program `name` (0 without the cuda target).
+local function cuda_peak(plans, name)
+    local p = plans.cuda and plans.cuda[name]
+    return clit.size(p and p.peak or 0)
+end
+
+-- TeaCache's rescale polynomial as a C initializer.
+local function poly(coefficients)
+    local parts = {}
+    for i, x in ipairs(coefficients) do parts[i] = clit.f64(x) end
+    return "{ " .. table.concat(parts, ", ") .. " }"
+end
+
+-- static const sky_dit_program dit_forward.
+local function dit_program(w, s, plans)
+    local d, r = s.dit, s.derived
+    local p = plans.cpu.dit_forward
+    local pc = plans.cuda and plans.cuda.dit_forward
+    w:open("static const sky_dit_program dit_forward = {")
+    w:line(".dim = %d, .ffn_dim = %d, .num_heads = %d, .num_layers = %d, .freq_dim = %d,",
+           d.dim, d.ffn_dim, d.num_heads, d.num_layers, d.freq_dim)
+    w:line(".text_len = %d, .text_dim = %d,", d.text_len, d.text_dim)
+    w:line(".image_len = %d, .image_dim = %d,", d.image_len or 0, d.image_dim or 0)
+    w:line(".x_channels = %d, .y_channels = %d, .out_dim = %d,", r.x_channels, r.y_channels, d.out_dim)
+    w:line(".lat_h = %d, .lat_w = %d, .max_frames = %d,", r.lat_h, r.lat_w, r.max_frames)
+    w:line(".patch_t = %d, .patch_h = %d, .patch_w = %d,", r.patch_t, r.patch_h, r.patch_w)
+    w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
+    w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
+    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", cuda_peak(plans, "dit_forward"),
+           clit.size(pc and pc.prompt_bytes or 0))
+    w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
+           string.format("%.17g", graph.flops(p.graph, "context")))
+    w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
+    for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
+        w:line(".%s = %s,", name, slot(p, name))
+    end
+    w:line(".n_weights = %d,", #p.graph.weights)
+    w:line(".weights = dit_forward_weights,")
+    assert(table.concat(p.graph.parts, " ") == "context embed blocks head", "emit/variant: dit_forward's parts changed")
+    w:line(".context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,")
+    w:line(".blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
+    for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
+        w:line(".%s = %s,", name, slot(p, p.graph.exposed[name].name))
+    end
+    if s.teacache then
+        w:line(".has_teacache = 1,")
+        w:line(".teacache_coef = { %s,", poly(s.teacache.coefficients))
+        w:line("                   %s },", poly(s.teacache.ret_coefficients))
+    end
+    w:close("};")
+    w:blank()
+end
+
+-- static const sky_vae_program vae_decode / vae_encode.
+local function vae_program(w, s, plans, name)
+    local vp, r = plans.cpu[name], s.derived
+    local decode = name == "vae_decode"
+    w:open(string.format("static const sky_vae_program %s = {", name))
+    w:line(".z_dim = %d, .lat_h = %d, .lat_w = %d, .height = %d, .width = %d,", s.vae.z_dim, r.lat_h, r.lat_w,
+           s.video.height, s.video.width)
+    w:line(".stride_t = %d, .stride_s = %d,", r.vae_stride_t, r.vae_stride_s)
+    w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(vp.peak), cuda_peak(plans, name))
+    w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
+    w:line(".n_weights = %d,", #vp.graph.weights)
+    w:line(".weights = %s_weights,", name)
+    w:line(".forward_cpu = %s_cpu,", name)
+    w:line(".reset_cpu = %s_cpu_reset,", name)
+    w:close("};")
+    w:blank()
+end
+
+-- How each encoder is described: its sizes, input and output slot names.
+local encoders = {
+    text_encode = { sizes = function(s) return string.format(".rows = %d, .dim = %d, .vocab = %d,", s.dit.text_len,
+                                                             s.t5.dim, s.t5.vocab) end,
+                    input = "ids", output = "context" },
+    clip_encode = { sizes = function(s) return string.format(".rows = %d, .dim = %d, .image_size = %d,",
+                                                             s.dit.image_len, s.clip.dim, s.clip.image_size) end,
+                    input = "pixels", output = "clip_fea" },
+}
+
+-- static const sky_encoder_program text_encode / clip_encode.
+local function encoder_program(w, s, plans, name)
+    local ep, e = plans.cpu[name], encoders[name]
+    w:open(string.format("static const sky_encoder_program %s = {", name))
+    w:line("%s", e.sizes(s))
+    w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(ep.peak), cuda_peak(plans, name))
+    w:line(".in = %s, .out = %s,", slot(ep, e.input), slot(ep, e.output))
+    w:line(".n_weights = %d,", #ep.graph.weights)
+    w:line(".weights = %s_weights,", name)
+    w:line(".forward_cpu = %s_cpu,", name)
+    w:close("};")
+    w:blank()
+end
+
+-- const sky_variant_desc sky_variant: the spec, its hashes, the sampler defaults, the programs.
+local function variant_desc(w, s, plans, ctx)
+    w:open("const sky_variant_desc sky_variant = {")
+    w:line(".name = %s,", clit.str(s.variant))
+    w:line(".family = %s,", clit.str(s.family))
+    w:line(".spec_path = %s,", clit.str(ctx.spec_rel))
+    w:line(".spec_xxh64 = %s,", clit.str(ctx.spec_hash))
+    w:line(".generator_xxh64 = %s,", clit.str(ctx.generator_hash))
+    w:line(".has_cuda = %d,", s.targets.cuda and 1 or 0)
+    w:line(".steps = %d, .shift = %s, .guidance = %s,", s.sampler.steps, clit.f64(s.sampler.shift),
+           clit.f64(s.sampler.guidance))
+    w:line(".height = %d, .width = %d, .base_num_frames = %d,", s.video.height, s.video.width,
+           s.video.base_num_frames)
+    w:line(".vae_stride_t = %d, .vae_stride_s = %d,", s.derived.vae_stride_t, s.derived.vae_stride_s)
+    w:line(".dit = &dit_forward,")
+    for _, name in ipairs({ "vae_decode", "vae_encode", "text_encode", "clip_encode" }) do
+        w:line(".%s = %s,", name, plans.cpu[name] and ("&" .. name) or "NULL")
+    end
+    w:close("};")
+end
+
+-- Add gen/variant.c to `files`, from plans (both backends': lower.lua, plan.lua).
+function variant.emit(s, plans, files, ctx)
+    local w = cwriter.new()
+    local lines = {}
+    for _, name in ipairs(sorted.keys(plans.cpu)) do
+        lines[#lines + 1] = string.format("weights    %d tensors of %s (original name, diffusers name, shape)",
+                                          #plans.cpu[name].graph.weights, name)
+    end
+    w:raw(header.c_comment(s, ctx, "gen/variant.c", lines))
+    w:line("#include \"models/program.h\"")
+    w:blank()
+    for _, name in ipairs(sorted.keys(plans.cpu)) do
+        local g = plans.cpu[name].graph
+        for _, part in ipairs(g.parts) do w:line("%s;", c.prototype(g, part)) end
+        if #g.parts == 0 then w:line("%s;", c.prototype(g)) end
+        if #g.states > 0 then w:line("void %s_cpu_reset(unsigned char *arena);", g.name) end
+    end
+    w:blank()
+    for _, name in ipairs(sorted.keys(plans.cpu)) do weights_table(w, plans.cpu[name].graph) end
+    dit_program(w, s, plans)
+    for _, name in ipairs({ "vae_decode", "vae_encode" }) do
+        if plans.cpu[name] then vae_program(w, s, plans, name) end
+    end
+    for _, name in ipairs({ "text_encode", "clip_encode" }) do
+        if plans.cpu[name] then encoder_program(w, s, plans, name) end
+    end
+    variant_desc(w, s, plans, ctx)
+    files["gen/variant.c"] = w:text()
+end
+
+return variant
