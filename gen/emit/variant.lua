@@ -138,7 +138,7 @@ end
 local function variant_desc(w, s, plans, ctx)
     w:open("const sky_variant_desc sky_variant = {")
     w:line(".name = %s,", clit.str(s.variant))
-    w:line(".family = %s,", clit.str(s.family))
+    w:line(".family = SKY_FAMILY_%s,", s.family:upper())
     w:line(".spec_path = %s,", clit.str(ctx.spec_rel))
     w:line(".spec_xxh64 = %s,", clit.str(ctx.spec_hash))
     w:line(".generator_xxh64 = %s,", clit.str(ctx.generator_hash))

@@ -161,12 +161,12 @@ int         sky_cli_flag_given(const sky_cli_flags *f, const char *name) { retur
 const char *sky_cli_flag_help(const char *name) { return flags[known(name)].help; }
 int sky_cli_quiet(const sky_cli_flags *f) { return sky_cli_flag_given(f, "-q") || sky_cli_flag_given(f, "--quiet"); }
 
-int sky_cli_is_df(void) { return strcmp(sky_variant.family, "df") == 0; }
+int sky_cli_is_df(void) { return sky_variant.family == SKY_FAMILY_DF; }
 
 void sky_cli_print_help(FILE *out, const char *argv0)
 {
     fprintf(out, "usage: %s [generation flags]      generate a video (%s, %s)\n", argv0, sky_variant.name,
-            sky_variant.family);
+            sky_family_name(sky_variant.family));
     fprintf(out, "       %s program|random-weights|random-inputs|info|--version ...  (see %s program --help)\n\n",
             argv0, argv0);
     fprintf(out, "generation flags (names and defaults of the original %s):\n",
@@ -237,7 +237,7 @@ int sky_cli_flags_parse(sky_cli_flags *f, int argc, char **argv)
         }
         if (flags[k].df && !sky_cli_is_df())
             return sky_cli_usage(argv0, "%s is a diffusion-forcing flag; this is the %s variant %s", argv[i],
-                                 sky_variant.family, sky_variant.name);
+                                 sky_family_name(sky_variant.family), sky_variant.name);
         if (f->given[k] && flags[k].kind != 'm') return sky_cli_usage(argv0, "%s given twice", argv[i]);
         f->given[k] = 1;
         if (flags[k].kind != 'b') {

@@ -86,10 +86,10 @@ static void print_usage(FILE *out, const char *argv0)
         "  --version             variant, spec and generator hashes\n"
         "\n"
         "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error\n",
-        argv0, sky_variant.name, sky_variant.family, sky_variant.spec_path, p->x_channels, p->text_len, p->text_dim,
-        p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "", p->max_frames,
-        p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, st, ss, ss, p->out_dim, st, ss, ss,
-        p->max_frames);
+        argv0, sky_variant.name, sky_family_name(sky_variant.family), sky_variant.spec_path, p->x_channels, p->text_len,
+        p->text_dim, p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "",
+        p->max_frames, p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, st, ss, ss, p->out_dim, st, ss,
+        ss, p->max_frames);
 }
 
 static int usage_error(const char *argv0, const char *fmt, const char *arg)
@@ -128,7 +128,7 @@ static void print_arenas(size_t cpu, size_t cpu_prompt, size_t cuda, size_t cuda
 static void print_info(void)
 {
     const sky_dit_program *p = sky_variant.dit;
-    printf("variant     %s (%s)\n", sky_variant.name, sky_variant.family);
+    printf("variant     %s (%s)\n", sky_variant.name, sky_family_name(sky_variant.family));
     printf("spec        %s  xxh64 %s\n", sky_variant.spec_path, sky_variant.spec_xxh64);
     printf("generator   xxh64 %s\n", sky_variant.generator_xxh64);
     printf("video       %dx%d, %d frames per window; sampler %d steps, shift %g, guidance %g\n", sky_variant.height,
@@ -276,7 +276,7 @@ static int cmd_program(int argc, char **argv)
 {
     program_opts q = {0};
     q.o.loras = q.loras;
-    int          rc = which_program(argc, argv, &q);
+    int rc = which_program(argc, argv, &q);
     if (rc < 0) rc = parse_program_options(argc, argv, &q);
     if (rc < 0) rc = check_program_options(argv[0], &q);
     if (rc >= 0) return rc;

@@ -112,10 +112,19 @@ typedef struct sky_encoder_program {
     sky_encoder_cpu_fn     forward_cpu;
 } sky_encoder_program;
 
+/* The pipeline a variant runs (its spec's family): text-to-video, image-to-video, diffusion forcing. */
+typedef enum sky_family { SKY_FAMILY_T2V = 0, SKY_FAMILY_I2V = 1, SKY_FAMILY_DF = 2 } sky_family;
+
+/* The spec's spelling of a family: "t2v", "i2v", "df". */
+static inline const char *sky_family_name(sky_family f)
+{
+    return f == SKY_FAMILY_DF ? "df" : f == SKY_FAMILY_I2V ? "i2v" : "t2v";
+}
+
 /* A variant: one generated binary. */
 typedef struct sky_variant_desc {
-    const char                *name;            /* e.g. df_1.3b_540p */
-    const char                *family;          /* t2v, i2v or df */
+    const char                *name; /* e.g. df_1.3b_540p */
+    sky_family                 family;
     const char                *spec_path;       /* as recorded by the generator (relative) */
     const char                *spec_xxh64;      /* hex */
     const char                *generator_xxh64; /* hex, all gen/ sources */

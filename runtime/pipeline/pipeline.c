@@ -17,7 +17,7 @@
 #include "pipeline/denoise.h"
 #include "text/text.h"
 
-static int is_df(const sky_variant_desc *v) { return strcmp(v->family, "df") == 0; }
+static int is_df(const sky_variant_desc *v) { return v->family == SKY_FAMILY_DF; }
 
 sky_status sky_pipeline_df_plan(const sky_variant_desc *v, const sky_gen_args *a, int video_frames, sky_df_plan *plan,
                                 sky_err *err)
