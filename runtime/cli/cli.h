@@ -14,4 +14,8 @@ int sky_cli_generate(int argc, char **argv);
 /* The flags with their defaults and ranges. */
 void sky_cli_print_help(FILE *out, const char *argv0);
 
+/* docs/cli.md: every flag of the table (both families: the DF-only ones marked) as Markdown, from the same
+ * table as --help, so that the reference cannot drift from the binary (tests/runtime/test_cli.sh compares). */
+void sky_cli_print_markdown(FILE *out);
+
 #endif /* SKY_CLI_H */

@@ -434,6 +434,10 @@ int main(int argc, char **argv)
         sky_cli_print_help(stdout, argv[0]);
         return 0;
     }
+    if (strcmp(cmd, "--help-markdown") == 0) { /* docs/cli.md */
+        sky_cli_print_markdown(stdout);
+        return 0;
+    }
     if (strcmp(cmd, "program") == 0 && argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
         print_usage(stdout, argv[0]);
         return 0;

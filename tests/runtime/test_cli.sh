@@ -175,6 +175,16 @@ expect 2 "--lora_unknown_keys applies only with --lora" -- $D "${W_D[@]}" --lora
 expect 2 "--lora_unknown_keys maybe: must be error or warn" -- $D "${W_D[@]}" --lora $LF/diff.safetensors --lora_unknown_keys maybe
 expect 1 "df128.safetensors: 'diffusion_model.blocks.0.ffn.2.lora_down.weight' [4, 512] and" -- \
     $D --dit_weights "$BW" "${EU[@]}" --lora $LF/df128.safetensors --output_latents "$tmp/eu_x.safetensors"
+# docs/cli.md is what the binary prints (regenerate: out/tiny_df/skyreels-tiny_df --help-markdown > docs/cli.md),
+# and every flag --help lists for either family is in it.
+if $D --help-markdown | cmp -s - docs/cli.md; then
+    pass=$((pass + 1)); echo "ok   docs/cli.md is the binary's --help-markdown"
+else fail=$((fail + 1)); echo "FAIL docs/cli.md differs from $D --help-markdown (regenerate it)"; fi
+missing=$( { $T --help; $D --help; } | sed -n 's/^  \(--*[a-z_0-9]*\).*/\1/p' | sort -u |
+           while read -r f; do grep -q -- "| \`$f[ \`]" docs/cli.md || echo "$f"; done)
+if [ -z "$missing" ] && [ "$( { $T --help; $D --help; } | grep -c '^  --')" -gt 30 ]; then
+    pass=$((pass + 1)); echo "ok   every flag of --help (T2V and DF) is in docs/cli.md"
+else fail=$((fail + 1)); echo "FAIL flags of --help missing from docs/cli.md: $missing"; fi
 help=$($D --help)
 if grep -q -- "--sample_solver S .*(default: unipc)" <<< "$help" && grep -q -- "--lora S .*(default: none)" <<< "$help" &&
    grep -q -- "--lora_unknown_keys S .*(default: error)" <<< "$help"; then
