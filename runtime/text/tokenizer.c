@@ -344,135 +344,134 @@ static int add_token(sky_tokenizer *t, size_t *cap, const char *content, int32_t
     return 0;
 }
 
-sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *err)
+/* The files of a tokenizer path: a folder's spiece.model (and tokenizer.json when it has one), or a .model
+ * file itself. */
+static sky_status tokenizer_paths(const char *path, char *model_path, char *json_path, size_t n, int *have_json,
+                                  sky_err *err)
 {
-    *out = NULL;
-    if (!path) return sky_fail(err, "sky_tokenizer_open: path is NULL");
-    char model_path[4096], json_path[4096];
-    int  have_json = 0;
-    if (is_dir(path)) {
-        if ((size_t)snprintf(model_path, sizeof model_path, "%s/spiece.model", path) >= sizeof model_path ||
-            (size_t)snprintf(json_path, sizeof json_path, "%s/tokenizer.json", path) >= sizeof json_path)
-            return sky_fail(err, "%s: path too long", path);
-        if (!file_exists(model_path))
-            return sky_fail(err,
-                            "%s: no spiece.model in this folder; pass the checkpoint's tokenizer folder "
-                            "(google/umt5-xxl/ or tokenizer/) or a .model file",
-                            path);
-        have_json = file_exists(json_path);
-    } else if ((size_t)snprintf(model_path, sizeof model_path, "%s", path) >= sizeof model_path) {
-        return sky_fail(err, "%s: path too long", path);
+    *have_json = 0;
+    if (!is_dir(path)) {
+        if ((size_t)snprintf(model_path, n, "%s", path) >= n) return sky_fail(err, "%s: path too long", path);
+        return SKY_OK;
     }
+    if ((size_t)snprintf(model_path, n, "%s/spiece.model", path) >= n ||
+        (size_t)snprintf(json_path, n, "%s/tokenizer.json", path) >= n)
+        return sky_fail(err, "%s: path too long", path);
+    if (!file_exists(model_path))
+        return sky_fail(err,
+                        "%s: no spiece.model in this folder; pass the checkpoint's tokenizer folder "
+                        "(google/umt5-xxl/ or tokenizer/) or a .model file",
+                        path);
+    *have_json = file_exists(json_path);
+    return SKY_OK;
+}
 
-    sky_tokenizer *t = calloc(1, sizeof *t);
-    char          *file = NULL;
-    size_t         file_len = 0, n_extra = 0, added_cap = 0;
-    extra_piece   *extra = NULL;
-    spm_info       info;
-    char           msg[1024];
-    if (!t) return sky_fail(err, "%s: out of memory", path);
-    if (read_whole_file(model_path, (size_t)1 << 30, &file, &file_len, err) != SKY_OK) goto fail;
+static uint32_t le32(const uint8_t *u)
+{
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+/* The precompiled charsmap of the model file m into t: u32 trie size in bytes, the trie, then the replacement
+ * pool (valid UTF-8). */
+static sky_status read_charsmap(sky_tokenizer *t, const uint8_t *m, const spm_info *info, const char *model_path,
+                                sky_err *err)
+{
+    if (info->charsmap_len == 0) return SKY_OK;
+    const uint8_t *c = m + info->charsmap_off;
+    const size_t   cl = info->charsmap_len;
+    const uint32_t tsz = cl >= 4 ? le32(c) : 0;
+    if (cl < 4 || tsz % 4 != 0 || tsz > cl - 4 || tsz == 0)
+        return sky_fail(err, "%s: precompiled_charsmap is malformed (trie of %u bytes in a blob of %zu)", model_path,
+                        tsz, cl);
+    t->trie_units = tsz / 4;
+    t->trie = malloc(tsz);
+    t->pool_len = cl - 4 - tsz;
+    t->pool = malloc(t->pool_len + 1);
+    if (!t->trie || !t->pool) return sky_fail(err, "%s: out of memory", model_path);
+    for (size_t i = 0; i < t->trie_units; i++) t->trie[i] = le32(c + 4 + 4 * i);
+    memcpy(t->pool, c + 4 + tsz, t->pool_len);
+    t->pool[t->pool_len] = '\0';
+    if (sky_utf8_check(t->pool, t->pool_len) != t->pool_len)
+        return sky_fail(err, "%s: precompiled_charsmap replacements are not valid UTF-8", model_path);
+    return SKY_OK;
+}
+
+/* The SentencePiece model file: checked (a Unigram model), its charsmap, the pieces through the shim. */
+static sky_status load_model(sky_tokenizer *t, const char *model_path, sky_err *err)
+{
+    char      *file = NULL;
+    size_t     file_len = 0;
+    spm_info   info;
+    char       msg[1024];
+    sky_status st = SKY_ERR;
+    if (read_whole_file(model_path, (size_t)1 << 30, &file, &file_len, err) != SKY_OK) return SKY_ERR;
     const uint8_t *m = (const uint8_t *)file;
-    if (spm_parse(model_path, m, file_len, &info, err) != SKY_OK) goto fail;
+    if (spm_parse(model_path, m, file_len, &info, err) != SKY_OK) goto done;
     if (info.model_type != 1) {
         sky_fail(err, "%s: model_type %llu is not Unigram (1); the umT5 tokenizer is a Unigram model", model_path,
                  (unsigned long long)info.model_type);
-        goto fail;
+        goto done;
     }
-    /* the charsmap: u32 trie size in bytes, the trie, then the replacement pool */
-    if (info.charsmap_len > 0) {
-        const uint8_t *c = m + info.charsmap_off;
-        size_t         cl = info.charsmap_len;
-        uint32_t tsz = cl >= 4 ? (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24 : 0;
-        if (cl < 4 || tsz % 4 != 0 || tsz > cl - 4 || tsz == 0) {
-            sky_fail(err, "%s: precompiled_charsmap is malformed (trie of %u bytes in a blob of %zu)", model_path, tsz,
-                     cl);
-            goto fail;
-        }
-        t->trie_units = tsz / 4;
-        t->trie = malloc(tsz);
-        t->pool_len = cl - 4 - tsz;
-        t->pool = malloc(t->pool_len + 1);
-        if (!t->trie || !t->pool) {
-            sky_fail(err, "%s: out of memory", model_path);
-            goto fail;
-        }
-        for (size_t i = 0; i < t->trie_units; i++) {
-            const uint8_t *u = c + 4 + 4 * i;
-            t->trie[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-        }
-        memcpy(t->pool, c + 4 + tsz, t->pool_len);
-        t->pool[t->pool_len] = '\0';
-        if (sky_utf8_check(t->pool, t->pool_len) != t->pool_len) {
-            sky_fail(err, "%s: precompiled_charsmap replacements are not valid UTF-8", model_path);
-            goto fail;
-        }
-    }
+    if (read_charsmap(t, m, &info, model_path, err) != SKY_OK) goto done;
     t->spm = sky_spm_load(file, file_len, msg, sizeof msg);
     if (!t->spm) {
         sky_fail(err, "%s: %s", model_path, msg);
-        goto fail;
+        goto done;
     }
     t->n_pieces = sky_spm_piece_size(t->spm);
     if (t->n_pieces < 3 || (size_t)t->n_pieces != info.n_pieces || t->n_pieces > (1 << 24)) {
         sky_fail(err, "%s: sentencepiece reports %d pieces, the file holds %zu", model_path, t->n_pieces,
                  info.n_pieces);
-        goto fail;
+        goto done;
     }
-
-    free(file);
-    file = NULL;
-
-    /* the vocabulary: the pieces, then the appended entries (tokenizer.json's, else T5's 100 sentinels
-     * <extra_id_99> .. <extra_id_0>); added tokens likewise */
     t->piece = calloc((size_t)t->n_pieces, sizeof *t->piece);
     t->piece_len = calloc((size_t)t->n_pieces, sizeof *t->piece_len);
     if (!t->piece || !t->piece_len) {
         sky_fail(err, "%s: out of memory", model_path);
-        goto fail;
+        goto done;
     }
     for (int i = 0; i < t->n_pieces; i++) {
         t->piece[i] = sky_spm_piece(t->spm, i, &t->piece_len[i]);
         if (!t->piece[i]) {
             sky_fail(err, "%s: sentencepiece has no piece %d", model_path, i);
-            goto fail;
+            goto done;
         }
     }
-    if (have_json) {
-        if (read_tokenizer_json(t, json_path, &extra, &n_extra, err) != SKY_OK) goto fail;
-    } else {
-        enum { N_SENTINELS = 100 };
-        extra = calloc(N_SENTINELS, sizeof *extra);
-        if (!extra) {
-            sky_fail(err, "%s: out of memory", model_path);
-            goto fail;
-        }
-        for (int k = N_SENTINELS - 1; k >= 0; k--) {
-            extra_piece *x = &extra[n_extra];
-            x->s = malloc(24);
-            if (!x->s) {
-                sky_fail(err, "%s: out of memory", model_path);
-                goto fail;
-            }
-            n_extra++;
-            x->len = (size_t)snprintf(x->s, 24, "<extra_id_%d>", k);
-            x->score = 0.0;
-        }
+    st = SKY_OK;
+done:
+    free(file);
+    return st;
+}
+
+/* Without tokenizer.json: T5's 100 sentinels <extra_id_99> .. <extra_id_0>, appended to the vocabulary. */
+static sky_status sentinel_pieces(extra_piece **extra, size_t *n_extra, const char *model_path, sky_err *err)
+{
+    enum { N_SENTINELS = 100 };
+    *extra = calloc(N_SENTINELS, sizeof **extra);
+    if (!*extra) return sky_fail(err, "%s: out of memory", model_path);
+    for (int k = N_SENTINELS - 1; k >= 0; k--) {
+        extra_piece *x = &(*extra)[*n_extra];
+        x->s = malloc(24);
+        if (!x->s) return sky_fail(err, "%s: out of memory", model_path);
+        (*n_extra)++;
+        x->len = (size_t)snprintf(x->s, 24, "<extra_id_%d>", k);
+        x->score = 0.0;
     }
-    if (n_extra > (size_t)(1 << 24)) {
-        sky_fail(err, "%s: too many vocabulary entries", json_path);
-        goto fail;
-    }
-    int          n_vocab = t->n_pieces + (int)n_extra;
+    return SKY_OK;
+}
+
+/* The vocabulary: the pieces, then the appended entries (whose strings t takes over), their scores, the
+ * unknown piece's score and the lookup index. */
+static sky_status build_vocab(sky_tokenizer *t, extra_piece *extra, size_t n_extra, const char *model_path,
+                              sky_err *err)
+{
+    const int    n_vocab = t->n_pieces + (int)n_extra;
     const char **np = realloc(t->piece, (size_t)n_vocab * sizeof *np);
     if (np) t->piece = np;
     size_t *nl = realloc(t->piece_len, (size_t)n_vocab * sizeof *nl);
     if (nl) t->piece_len = nl;
     t->score = malloc((size_t)n_vocab * sizeof *t->score);
-    if (!np || !nl || !t->score) {
-        sky_fail(err, "%s: out of memory", model_path);
-        goto fail;
-    }
+    if (!np || !nl || !t->score) return sky_fail(err, "%s: out of memory", model_path);
     for (size_t i = 0; i < n_extra; i++) {
         t->piece[t->n_pieces + (int)i] = extra[i].s; /* owned from here on */
         t->piece_len[t->n_pieces + (int)i] = extra[i].len;
@@ -486,37 +485,60 @@ sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *er
         if (i == 0 || t->score[i] < min_score) min_score = t->score[i];
     }
     t->unk_score = min_score - 10.0; /* tokenizers' K_UNK_PENALTY */
-    if (vocab_index(t) != 0) {
-        sky_fail(err, "%s: out of memory", model_path);
-        goto fail;
-    }
+    if (vocab_index(t) != 0) return sky_fail(err, "%s: out of memory", model_path);
+    return SKY_OK;
+}
+
+/* <pad>, </s>, <unk>; without tokenizer.json, they and the sentinels (the last n_extra entries) are the added
+ * tokens, as transformers' T5Tokenizer makes them. */
+static sky_status special_tokens(sky_tokenizer *t, int have_json, size_t n_extra, const char *model_path, sky_err *err)
+{
+    size_t added_cap = t->n_added;
     t->pad_id = sky_tokenizer_vocab_find(t, "<pad>", 5);
     t->eos_id = sky_tokenizer_vocab_find(t, "</s>", 4);
     t->unk_id = sky_tokenizer_vocab_find(t, "<unk>", 5);
-    if (t->pad_id < 0 || t->eos_id < 0 || t->unk_id < 0) {
-        sky_fail(err, "%s: the model has no <pad>, </s> or <unk> piece; is it a T5/umT5 spiece.model?", model_path);
-        goto fail;
-    }
+    if (t->pad_id < 0 || t->eos_id < 0 || t->unk_id < 0)
+        return sky_fail(err, "%s: the model has no <pad>, </s> or <unk> piece; is it a T5/umT5 spiece.model?",
+                        model_path);
     if (!have_json) {
         if (add_token(t, &added_cap, "<pad>", t->pad_id) || add_token(t, &added_cap, "</s>", t->eos_id) ||
-            add_token(t, &added_cap, "<unk>", t->unk_id)) {
-            sky_fail(err, "%s: out of memory", model_path);
-            goto fail;
-        }
+            add_token(t, &added_cap, "<unk>", t->unk_id))
+            return sky_fail(err, "%s: out of memory", model_path);
         for (int k = 0; k < (int)n_extra; k++) {
             int32_t id = t->n_vocab - 1 - k; /* <extra_id_k> */
-            if (add_token(t, &added_cap, t->piece[id], id)) {
-                sky_fail(err, "%s: out of memory", model_path);
-                goto fail;
-            }
+            if (add_token(t, &added_cap, t->piece[id], id)) return sky_fail(err, "%s: out of memory", model_path);
         }
     }
     for (size_t i = 0; i < t->n_added; i++) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
+    return SKY_OK;
+}
+
+sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *err)
+{
+    *out = NULL;
+    if (!path) return sky_fail(err, "sky_tokenizer_open: path is NULL");
+    char model_path[4096], json_path[4096];
+    int  have_json;
+    if (tokenizer_paths(path, model_path, json_path, sizeof model_path, &have_json, err)) return SKY_ERR;
+    sky_tokenizer *t = calloc(1, sizeof *t);
+    extra_piece   *extra = NULL;
+    size_t         n_extra = 0;
+    if (!t) return sky_fail(err, "%s: out of memory", path);
+    if (load_model(t, model_path, err) != SKY_OK) goto fail;
+    /* the entries appended to the pieces: tokenizer.json's (and its added tokens), else T5's sentinels */
+    if (have_json ? read_tokenizer_json(t, json_path, &extra, &n_extra, err)
+                  : sentinel_pieces(&extra, &n_extra, model_path, err))
+        goto fail;
+    if (n_extra > (size_t)(1 << 24)) {
+        sky_fail(err, "%s: too many vocabulary entries", json_path);
+        goto fail;
+    }
+    if (build_vocab(t, extra, n_extra, model_path, err) || special_tokens(t, have_json, n_extra, model_path, err))
+        goto fail;
     free(extra);
     *out = t;
     return SKY_OK;
 fail:
-    free(file);
     for (size_t i = 0; extra && i < n_extra; i++) free(extra[i].s);
     free(extra);
     sky_tokenizer_close(t);
