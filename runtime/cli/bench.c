@@ -35,8 +35,8 @@
 enum { G_SELF, G_CROSS, G_GEMM_SELF, G_GEMM_CROSS, G_GEMM_FFN, G_ELEM, G_EMBED, G_N };
 static const char *const group_key[G_N] = {"self_attention", "cross_attention",    "gemm_self_attn", "gemm_cross_attn",
                                            "gemm_ffn",       "norm_rope_residual", "embed_head"};
-static const char *const group_label[G_N] = {"self-attention",      "cross-attention", "GEMM self-attn q/k/v/o",
-                                             "GEMM cross-attn q/o", "GEMM FFN",        "norms/RoPE/residuals/act",
+static const char *const group_label[G_N] = {"self-attention",      "cross-attention",  "GEMM self-attn q/k/v/o",
+                                             "GEMM cross-attn q/o", "GEMM FFN (+GELU)", "norms/RoPE/residuals",
                                              "embed/head"};
 
 typedef struct group {
@@ -132,7 +132,7 @@ static int op_group(const char *name)
                                              "cross_attn.k_img.out",
                                              "cross_attn.v_img.out",
                                              NULL};
-    static const char *const ffn_gemm[] = {"ffn.0.out", "ffn.2.out", NULL};
+    static const char *const ffn_gemm[] = {"ffn.0.out", "ffn.1.out", "ffn.2.out", NULL}; /* CUDA: GELU fused */
     if (strstr(name, "self_attn.attn")) return G_SELF;
     if (strstr(name, "cross_attn.attn")) return G_CROSS;
     if (has_any(name, self_gemm)) return G_GEMM_SELF;
