@@ -11,7 +11,7 @@
 #   DIR/lib/  the shared libraries the binaries load that a CUDA image may lack (libsentencepiece, libxxhash,
 #             protobuf-lite, libgomp), copied from this machine; CUDA's own (cudart, cublasLt, nvrtc, the
 #             driver) are the GPU machine's
-#   DIR/whl/  the diffusers wheel (tests/gpu/carry_wheels.sh's pin) when it can be had (.whl/ or pip download)
+#   DIR/whl/  the diffusers wheel (tests/gpu/carry_wheels.sh's pin, 4.4 MB) from .whl/ or pip download
 #   DIR/MANIFEST  every file with its size and sha256, the commit and date it was built from
 #
 # --small: tiny_df128 and sttool only (what CI's dry run checks, tests/gpu/kit_test.sh; a minute or two).
@@ -68,10 +68,10 @@ if [ "$small" = 0 ]; then
         { tail -20 "$src/build/runtime_build.log" >&2; exit 1; }
     cp "$src/build/tests/gpu/runtime_test" "$kit.tmp/bin/"
     echo "== the diffusers wheel"
-    if ls .whl/diffusers-*.whl > /dev/null 2>&1 || bash tests/gpu/carry_wheels.sh > /dev/null 2>&1; then
-        cp .whl/diffusers-*.whl "$kit.tmp/whl/"
-    else
-        echo "warning: no diffusers wheel (.whl/ empty and pip download failed): the diffusers rows will say so"
+    # the pin of tests/gpu/carry_wheels.sh (pure Python; the GPU image has torch and diffusers' other needs)
+    if ls .whl/diffusers-*.whl > /dev/null 2>&1; then cp .whl/diffusers-*.whl "$kit.tmp/whl/"
+    elif ! python3 -m pip download -q --no-deps --only-binary=:all: -d "$kit.tmp/whl" diffusers==0.36.0; then
+        echo "warning: no diffusers wheel (none in .whl/, pip download failed): the diffusers rows will fail"
     fi
 fi
 
