@@ -24,6 +24,8 @@ tiers=(
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
     "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
     "CUDA on the CPU emulator | bash tests/emu/run.sh"
+    "bench: cpu + emulator    | bash tests/bench/test_bench.sh"
+    "GPU carry kit (dry run)  | bash tests/gpu/kit_test.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "LoRA vs diffusers        | bash tests/numeric/run_lora.sh"
     "TeaCache vs the original | bash tests/numeric/run_teacache.sh"

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench.h"
 #include "cli/cli.h"
 #include "models/dit.h"
 #include "models/random_weights.h"
@@ -451,6 +452,7 @@ int main(int argc, char **argv)
         print_info();
         return 0;
     }
+    if (strcmp(cmd, "bench") == 0) return sky_cli_bench(argc, argv);
     if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
     if (strcmp(cmd, "lora-merge") == 0) return cmd_lora_merge(argc, argv);
     if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1, 0);
