@@ -507,8 +507,9 @@ static void print_table(const bench_opts *o, const bench_result *r)
     }
     if (r->device_used_bytes >= 0)
         printf("device memory held by the transformer: %.1f MiB\n", r->device_used_bytes / 1048576.0);
-    printf("planned device memory (weights + arenas + workspace): %.1f MiB; host peak RSS %.1f MiB\n",
-           r->planned_device_bytes / 1048576.0, r->host_peak_bytes / 1048576.0);
+    if (r->planned_device_bytes >= 0)
+        printf("planned device memory (weights + arenas + workspace): %.1f MiB; ", r->planned_device_bytes / 1048576.0);
+    printf("host peak RSS %.1f MiB\n", r->host_peak_bytes / 1048576.0);
 }
 
 static void json_num(FILE *f, const char *k, double v, int last)
