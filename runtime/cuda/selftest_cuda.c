@@ -1,0 +1,288 @@
+/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (plugin_abi.h: selftest): the kernels
+ * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
+ * verdict is cached per device and plugin beside the NVRTC cache.
+ *
+ * Today it covers the attention family of dit_forward: attention_sm90 (TMA, wgmma; only on a cc 9.0
+ * device, where it is the default; its fallback is attention_sm80) and attention_sm80 (no fallback: a
+ * failure refuses the run). The other families (norms, RoPE, residuals, GEMM epilogues, the VAE and
+ * encoder kernels) are one kernel each with no alternative, so a failure there could only refuse the run;
+ * they are checked against the CPU backend by the emulator tier and tests/gpu/, not here yet.
+ *
+ * The case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
+ * and head dim, q and k uniform in [-2, 2], v uniform in [-1, 1], rounded to bf16 before the reference
+ * sees them, so both sides start from the same numbers. The reference is softmax(q k^T / sqrt(D)) v in
+ * double. The bound is max|v| x (2 u + 2 D e32 smax + (lk + 16) 2 e32) with u = 2^-8 (bf16's unit
+ * roundoff) and e32 = 2^-24 (fp32's): one u for the probabilities rounded to bf16 before the P V
+ * product (they weight v: at most u max|v|), one u for the bf16 output (|o| <= max|v|); the scores' fp32
+ * dot products of D terms err by at most D e32 smax (smax = max over (i, j) of sum |q_id k_jd| / sqrt(D)),
+ * which moves a softmax average by at most twice that times max|v|; the fp32 running sums of lk terms
+ * and the exp2 approximations by (lk + 16) 2 e32. The output starts as NaN bytes: a kernel that wrote
+ * nothing fails.
+ *
+ * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
+ * xxh64 of dit_forward's kernel source (the plugin hash), the device name, its compute capability and
+ * the driver version; written to a temporary file and renamed. One line per kernel:
+ * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
+ *
+ * SKY_SELFTEST_FAULT (test only; cuda_program.c): the launches of the kernel it names are dropped,
+ * in the selftest and in every run alike.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/dtype.h"
+#include "cuda/cuda_ctx.h"
+#include "cuda/cuda_program.h"
+#include "cuda/nvrtc_cache.h"
+#include "cuda/selftest_cuda.h"
+
+extern const sky_dit_cuda_desc dit_forward_cuda;
+
+enum { LQ = 130, LK = 150 };
+
+/* The integer after `key` in a generated kernel name ("..._nh2_smem104448_..."), or -1. */
+static int name_int(const char *name, const char *key)
+{
+    const char *p = strstr(name, key);
+    return p ? atoi(p + strlen(key)) : -1;
+}
+
+/* Deterministic values in [-a, a], rounded to bf16: the device copy in h, the value in f. */
+static void fill(uint16_t *h, float *f, size_t n, float a, uint64_t *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        const float x = a * (2.0f * (float)(*s >> 40) / (float)(1 << 24) - 1.0f);
+        h[i] = sky_f32_to_bf16(x);
+        f[i] = sky_bf16_to_f32(h[i]);
+    }
+}
+
+/* The reference o [LQ, NH D] in double from the bf16-rounded q, k, v; *smax as in the header. */
+static void reference(const float *q, const float *k, const float *v, int nh, int d, double *o, double *smax)
+{
+    const int cols = nh * d;
+    double   *s = malloc(LK * sizeof *s);
+    *smax = 0;
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < LQ; i++) {
+            double m = -INFINITY, l = 0;
+            for (int j = 0; j < LK; j++) {
+                double dot = 0, mag = 0;
+                for (int c = 0; c < d; c++) {
+                    const double a = q[(size_t)i * cols + h * d + c], b = k[(size_t)j * cols + h * d + c];
+                    dot += a * b, mag += fabs(a * b);
+                }
+                s[j] = dot / sqrt(d);
+                if (mag / sqrt(d) > *smax) *smax = mag / sqrt(d);
+                if (s[j] > m) m = s[j];
+            }
+            for (int j = 0; j < LK; j++) l += (s[j] = exp(s[j] - m));
+            for (int c = 0; c < d; c++) {
+                double acc = 0;
+                for (int j = 0; j < LK; j++) acc += s[j] * v[(size_t)j * cols + h * d + c];
+                o[(size_t)i * cols + h * d + c] = acc / l;
+            }
+        }
+    free(s);
+}
+
+typedef struct attn_case {
+    int          nh, d;
+    CUdeviceptr  q, k, v, o;
+    const float *vf;
+    double      *ref;
+    uint16_t    *out;
+    double       bound;
+} attn_case;
+
+/* Launch kernel index `ki` (attention_sm90 or attention_sm80) on the case; fills the row. */
+static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky_selftest_row *r)
+{
+    const char      *name = dit_forward_cuda.kernel_names[ki];
+    const int        sm90 = strncmp(name, "attention_sm90", 14) == 0, cols = a->nh * a->d;
+    const int        smem = name_int(name, "_smem"), lq = LQ, lk = LK;
+    const float      scale = (float)(1.4426950408889634 / sqrt(a->d));
+    const size_t     n = (size_t)LQ * cols;
+    sky_cuda_program st = {
+        .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+    SKY_CU_CHECK(cuMemsetD8(a->o, 0xff, n * 2)); /* NaN */
+    if (sm90) {
+        CUtensorMap tq, tk, tv;
+        sky_cuda_tmap_bf16(&tq, a->q, LQ, cols, 128);
+        sky_cuda_tmap_bf16(&tk, a->k, LK, cols, 128);
+        sky_cuda_tmap_bf16(&tv, a->v, LK, cols, 128);
+        void *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        sky_cuda_launch(&st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
+    } else {
+        const int bm = name_int(name, "_blockm"), threads = name_int(name, "_threads");
+        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        sky_cuda_launch(&st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
+                        c->stream, args);
+    }
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(a->out, a->o, n * 2, c->stream));
+    SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+    double err = 0;
+    int    finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        const double x = sky_bf16_to_f32(a->out[i]);
+        if (!isfinite(x))
+            finite = 0;
+        else if (fabs(x - a->ref[i]) > err)
+            err = fabs(x - a->ref[i]);
+    }
+    *r = (sky_selftest_row){.max_err = finite ? err : INFINITY, .bound = a->bound};
+    r->pass = finite && err <= a->bound;
+    snprintf(r->family, sizeof r->family, "attention");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    snprintf(r->fallback, sizeof r->fallback, "%s", sm90 ? "attention_sm80" : "");
+}
+
+/* The attention rows: the sm_90a kernel first (on a cc 9.0 device only), then the sm_80 one. */
+static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table *t, sky_err *err)
+{
+    const sky_dit_cuda_desc *g = &dit_forward_cuda;
+    int                      k90 = -1, k80 = -1;
+    for (int i = 0; i < g->n_kernels; i++) {
+        if (k90 < 0 && strncmp(g->kernel_names[i], "attention_sm90", 14) == 0) k90 = i;
+        if (k80 < 0 && strncmp(g->kernel_names[i], "attention_sm80", 14) == 0) k80 = i;
+    }
+    if (k80 < 0) return SKY_OK; /* a program without attention */
+    attn_case    a = {.nh = name_int(g->kernel_names[k80], "_nh"), .d = name_int(g->kernel_names[k80], "_d")};
+    const size_t nq = (size_t)LQ * a.nh * a.d, nk = (size_t)LK * a.nh * a.d;
+    uint16_t    *h = malloc((nq + 2 * nk) * 2);
+    float       *f = malloc((nq + 2 * nk) * sizeof *f);
+    a.ref = malloc(nq * sizeof *a.ref);
+    a.out = malloc(nq * 2);
+    void *dev = NULL;
+    if (!h || !f || !a.ref || !a.out) {
+        free(h), free(f), free(a.ref), free(a.out);
+        return sky_fail(err, "selftest: out of host memory");
+    }
+    uint64_t seed = 0x5eedULL;
+    fill(h, f, nq + nk, 2.0f, &seed);
+    fill(h + nq + nk, f + nq + nk, nk, 1.0f, &seed);
+    double smax;
+    reference(f, f + nq, f + nq + nk, a.nh, a.d, a.ref, &smax);
+    const double e32 = ldexp(1, -24);
+    a.bound = 1.0 * (2 * ldexp(1, -8) + 2 * a.d * e32 * smax + (LK + 16) * 2 * e32); /* max|v| = 1 */
+    sky_status st = sky_cuda_arena_alloc(c, (nq + 2 * nk + nq) * 2, &dev, "the selftest's attention case", err);
+    if (st == SKY_OK) {
+        a.q = (CUdeviceptr)(uintptr_t)dev, a.k = a.q + nq * 2, a.v = a.k + nk * 2, a.o = a.v + nk * 2;
+        SKY_CU_CHECK(cuMemcpyHtoD(a.q, h, (nq + 2 * nk) * 2));
+        if (k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0) attention_row(c, fn, k90, &a, &t->rows[t->n++]);
+        attention_row(c, fn, k80, &a, &t->rows[t->n++]);
+        sky_cuda_arena_free(c, dev);
+    }
+    free(h), free(f), free(a.ref), free(a.out);
+    return st;
+}
+
+/* The cache file of device c into path. */
+static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
+{
+    char dir[900], key[1200];
+    if (sky_nvrtc_cache_dir(dir, sizeof dir, err)) return SKY_ERR;
+    const char *src = dit_forward_cuda.kernels_src;
+    int         n =
+        snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d", SKY_CUDA_PLUGIN_ABI,
+                 (unsigned long long)XXH64(src, strlen(src), 0), c->name, c->cc_major, c->cc_minor, c->driver_version);
+    n = snprintf(path, size, "%s/selftest-%016llx.txt", dir, (unsigned long long)XXH64(key, (size_t)n, 0));
+    if (n < 0 || (size_t)n >= size) return sky_fail(err, "selftest: cache path too long under %s", dir);
+    return SKY_OK;
+}
+
+/* The cached verdict at t->path into t: 1 when read, 0 when absent or unreadable (then run again). */
+static int cache_read(sky_selftest_table *t)
+{
+    FILE *f = fopen(t->path, "r");
+    if (!f) return 0;
+    char line[512];
+    int  ok = 1;
+    t->n = 0;
+    while (ok && fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        if (t->n == SKY_SELFTEST_MAX_ROWS) {
+            ok = 0;
+            break;
+        }
+        sky_selftest_row *r = &t->rows[t->n];
+        ok = sscanf(line, "%31s\t%127s\t%31s\t%lf\t%lf\t%d", r->family, r->kernel, r->fallback, &r->max_err, &r->bound,
+                    &r->pass) == 6;
+        if (strcmp(r->fallback, "-") == 0) r->fallback[0] = 0;
+        t->n += ok;
+    }
+    fclose(f);
+    return ok;
+}
+
+static sky_status cache_write(const sky_selftest_table *t, sky_err *err)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", t->path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return sky_fail(err, "selftest: cannot write %s; set SKYREELS_CACHE to a writable directory", tmp);
+    fprintf(f, "# skyreels kernel selftest: %s\n", t->device);
+    for (int i = 0; i < t->n; i++) {
+        const sky_selftest_row *r = &t->rows[i];
+        fprintf(f, "%s\t%s\t%s\t%.9g\t%.9g\t%d\n", r->family, r->kernel, r->fallback[0] ? r->fallback : "-", r->max_err,
+                r->bound, r->pass);
+    }
+    if (fclose(f) != 0 || rename(tmp, t->path) != 0) {
+        remove(tmp);
+        return sky_fail(err, "selftest: cannot write %s; set SKYREELS_CACHE to a writable directory", t->path);
+    }
+    return SKY_OK;
+}
+
+sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, sky_err *err)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->device, sizeof t->device, "GPU %d: %s, sm_%d%d, driver %d", c->device, c->name, c->cc_major,
+             c->cc_minor, c->driver_version);
+    if (cache_path(c, t->path, sizeof t->path, err)) return SKY_ERR;
+    if (!force && cache_read(t)) {
+        t->cached = 1;
+        return SKY_OK;
+    }
+    t->n = 0;
+    const sky_dit_cuda_desc *g = &dit_forward_cuda;
+    CUmodule                 module = NULL;
+    CUfunction              *fn = calloc((size_t)g->n_kernels, sizeof *fn);
+    if (!fn) return sky_fail(err, "selftest: out of host memory");
+    sky_status st = sky_cuda_kernels_load(c, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
+                                          g->kernel_names, "attention_sm80", g->attention_smem, &module, fn, err);
+    if (st == SKY_OK) {
+        sky_cuda_smem_limit(g->n_kernels, g->kernel_names, fn, "attention_sm90", g->attention90_smem);
+        st = attention_rows(c, fn, t, err);
+    }
+    if (module) cuModuleUnload(module);
+    free(fn);
+    return st ? st : cache_write(t, err);
+}
+
+sky_status sky_cuda_selftest(int device, int force, sky_selftest_table *t, sky_err *err)
+{
+    sky_cuda *c;
+    if (sky_cuda_open(&c, device, err)) return SKY_ERR;
+    const sky_status st = sky_cuda_selftest_on(c, force, t, err);
+    sky_cuda_close(c);
+    return st;
+}
+
+const sky_selftest_row *sky_selftest_find(const sky_selftest_table *t, const char *prefix)
+{
+    for (int i = 0; i < t->n; i++)
+        if (strncmp(t->rows[i].kernel, prefix, strlen(prefix)) == 0) return &t->rows[i];
+    return NULL;
+}
+
+int sky_selftest_enabled(void)
+{
+    const char *v = getenv("SKY_SELFTEST");
+    return !(v && strcmp(v, "0") == 0);
+}
