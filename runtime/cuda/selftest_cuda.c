@@ -21,7 +21,8 @@
  *
  * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
  * xxh64 of dit_forward's kernel source (the plugin hash), the device name, its compute capability and
- * the driver version; written to a temporary file and renamed. One line per kernel:
+ * the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never a real run's); written
+ * to a temporary file and renamed. One line per kernel:
  * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
  *
  * SKY_SELFTEST_FAULT (test only; cuda_program.c): the launches of the kernel it names are dropped,
@@ -188,9 +189,10 @@ static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err
     char dir[900], key[1200];
     if (sky_nvrtc_cache_dir(dir, sizeof dir, err)) return SKY_ERR;
     const char *src = dit_forward_cuda.kernels_src;
-    int         n =
-        snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d", SKY_CUDA_PLUGIN_ABI,
-                 (unsigned long long)XXH64(src, strlen(src), 0), c->name, c->cc_major, c->cc_minor, c->driver_version);
+    const char *fault = getenv("SKY_SELFTEST_FAULT"); /* test only: a faulty verdict never reaches real runs */
+    int         n = snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d|fault=%s",
+                             SKY_CUDA_PLUGIN_ABI, (unsigned long long)XXH64(src, strlen(src), 0), c->name, c->cc_major,
+                             c->cc_minor, c->driver_version, fault ? fault : "");
     n = snprintf(path, size, "%s/selftest-%016llx.txt", dir, (unsigned long long)XXH64(key, (size_t)n, 0));
     if (n < 0 || (size_t)n >= size) return sky_fail(err, "selftest: cache path too long under %s", dir);
     return SKY_OK;
