@@ -2,11 +2,12 @@
  * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
  * verdict is cached per device and plugin beside the NVRTC cache.
  *
- * Today it covers the attention family of dit_forward: attention_sm90 (TMA, wgmma; only on a cc 9.0
+ * Today it covers two families of dit_forward: attention, attention_sm90 (TMA, wgmma; only on a cc 9.0
  * device, where it is the default; its fallback is attention_sm80) and attention_sm80 (no fallback: a
- * failure refuses the run). The other families (norms, RoPE, residuals, GEMM epilogues, the VAE and
- * encoder kernels) are one kernel each with no alternative, so a failure there could only refuse the run;
- * they are checked against the CPU backend by the emulator tier and tests/gpu/, not here yet.
+ * failure refuses the run); and the norms with modulation (layernorm_modulate, every instance; no
+ * fallback). The other families (RoPE, residuals, GEMM epilogues, the VAE and encoder kernels) have one
+ * kernel each with no alternative, so a failure there could only refuse the run; they are checked against
+ * the CPU backend by the emulator tier and tests/gpu/, not here yet.
  *
  * The case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
  * and head dim, q and k uniform in [-2, 2], v uniform in [-1, 1], rounded to bf16 before the reference
@@ -183,6 +184,72 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
     return st;
 }
 
+/* layernorm_modulate (the blocks' norm1/norm2 and the head: y = LN(x) (1 + scale) + shift, the modulation
+ * row per tokens_per_row tokens): 6 tokens, 3 per modulation row, x = 0.5 + U[-2, 2] rounded to its stored
+ * type, mod U[-1, 1] fp32; reference in double on those values. Bound: u_y max|y| (u_y = 2^-8 for a bf16
+ * output, 0 for fp32) + (2 C + 16) e32 max(|n| |1 + scale| + |shift|), n the normalised value: the fp32
+ * sums of C terms for the mean and the variance, rsqrt and the two products. */
+static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 6, TPR = 3 };
+    const char  *name = dit_forward_cuda.kernel_names[ki];
+    const int    C = name_int(name, "_c"), chunks = name_int(name, "_chunks"), threads = name_int(name, "_threads");
+    const int    sc = name_int(name, "_scale"), sh = name_int(name, "_shift"), tpr = TPR;
+    const int    xbf = strstr(name, "_txbf16") != NULL, ybf = strstr(name, "_tybf16") != NULL;
+    const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
+    float       *x = malloc(n * sizeof *x), *mod = malloc(nm * sizeof *mod), *y = malloc(n * sizeof *y);
+    uint16_t    *xh = malloc(n * 2), *yh = malloc(n * 2), *mh = malloc(nm * 2);
+    void        *dev = NULL;
+    *r = (sky_selftest_row){.max_err = INFINITY};
+    snprintf(r->family, sizeof r->family, "norm+mod");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    uint64_t   seed = 0x4e0a11ULL + (uint64_t)ki;
+    sky_status st = x && mod && y && xh && yh && mh ? SKY_OK : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) st = sky_cuda_arena_alloc(c, (n * 2 + nm) * 4, &dev, "the selftest's norm case", err);
+    if (st == SKY_OK) {
+        fill(xh, x, n, 2.0f, &seed);
+        for (size_t i = 0; i < n; i++) x[i] = xbf ? sky_bf16_to_f32(xh[i] = sky_f32_to_bf16(x[i] + 0.5f)) : x[i] + 0.5f;
+        fill(mh, mod, nm, 1.0f, &seed);
+        const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, dm = dx + n * 4;
+        SKY_CU_CHECK(cuMemcpyHtoD(dx, xbf ? (const void *)xh : (const void *)x, n * (xbf ? 2 : 4)));
+        SKY_CU_CHECK(cuMemcpyHtoD(dm, mod, nm * 4));
+        SKY_CU_CHECK(cuMemsetD8(dy, 0xff, n * 4)); /* NaN */
+        sky_cuda_program st = {
+            .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dm, (void *)&tpr};
+        sky_cuda_launch(&st, ki, ROWS, 1, (unsigned)threads, 0, c->stream, args);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)yh : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        double e = 0, ymax = 0, tmax = 0;
+        int    finite = 1;
+        for (int row = 0; row < ROWS; row++) {
+            double mean = 0, var = 0;
+            for (int i = 0; i < C; i++) mean += x[(size_t)row * C + i];
+            mean /= C;
+            for (int i = 0; i < C; i++) var += (x[(size_t)row * C + i] - mean) * (x[(size_t)row * C + i] - mean);
+            const double rstd = 1 / sqrt(var / C + 1e-6);
+            const float *m = mod + (size_t)(row / TPR) * chunks * C;
+            for (int i = 0; i < C; i++) {
+                const double nv = (x[(size_t)row * C + i] - mean) * rstd,
+                             want = nv * (1 + m[sc * C + i]) + m[sh * C + i];
+                const double got = ybf ? sky_bf16_to_f32(yh[(size_t)row * C + i]) : y[(size_t)row * C + i];
+                if (!isfinite(got))
+                    finite = 0;
+                else if (fabs(got - want) > e)
+                    e = fabs(got - want);
+                ymax = fmax(ymax, fabs(want));
+                tmax = fmax(tmax, fabs(nv) * fabs(1 + m[sc * C + i]) + fabs(m[sh * C + i]));
+            }
+        }
+        r->bound = (ybf ? ldexp(1, -8) : 0) * ymax + (2.0 * C + 16) * ldexp(1, -24) * tmax;
+        r->max_err = finite ? e : INFINITY;
+        r->pass = finite && e <= r->bound;
+        sky_cuda_arena_free(c, dev);
+    }
+    free(x), free(mod), free(y), free(xh), free(yh), free(mh);
+    return st;
+}
+
 /* The cache file of device c into path. */
 static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
 {
@@ -261,6 +328,9 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
     if (st == SKY_OK) {
         sky_cuda_smem_limit(g->n_kernels, g->kernel_names, fn, "attention_sm90", g->attention90_smem);
         st = attention_rows(c, fn, t, err);
+        for (int i = 0; st == SKY_OK && i < g->n_kernels && t->n < SKY_SELFTEST_MAX_ROWS; i++)
+            if (strncmp(g->kernel_names[i], "layernorm_modulate", 18) == 0)
+                st = norm_row(c, fn, i, &t->rows[t->n++], err);
     }
     if (module) cuModuleUnload(module);
     free(fn);
