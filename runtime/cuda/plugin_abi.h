@@ -30,7 +30,7 @@ typedef struct sky_selftest_row {
     int    pass;         /* max_err <= bound, and every value finite */
 } sky_selftest_row;
 
-#define SKY_SELFTEST_MAX_ROWS 8
+#define SKY_SELFTEST_MAX_ROWS 16
 
 /* The verdict of one device for this plugin: cached beside the NVRTC cache (selftest_cuda.c). */
 typedef struct sky_selftest_table {

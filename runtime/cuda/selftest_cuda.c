@@ -2,10 +2,10 @@
  * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
  * verdict is cached per device and plugin beside the NVRTC cache.
  *
- * Today it covers two families of dit_forward: attention, attention_sm90 (TMA, wgmma; only on a cc 9.0
+ * Today it covers three families of dit_forward: attention, attention_sm90 (TMA, wgmma; only on a cc 9.0
  * device, where it is the default; its fallback is attention_sm80) and attention_sm80 (no fallback: a
- * failure refuses the run); and the norms with modulation (layernorm_modulate, every instance; no
- * fallback). The other families (RoPE, residuals, GEMM epilogues, the VAE and encoder kernels) have one
+ * failure refuses the run); the norms with modulation (layernorm_modulate) and the gated residuals
+ * (gated_residual), every instance, no fallback. The other families (RoPE, GEMM epilogues, the VAE and encoder kernels) have one
  * kernel each with no alternative, so a failure there could only refuse the run; they are checked against
  * the CPU backend by the emulator tier and tests/gpu/, not here yet.
  *
@@ -250,6 +250,70 @@ static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row
     return st;
 }
 
+/* n values to device p as bf16 (bf16 = 1: f rounded to bf16 in place first) or fp32. */
+static void upload(CUdeviceptr p, float *f, size_t n, int bf16, uint16_t *staging)
+{
+    for (size_t i = 0; bf16 && i < n; i++) f[i] = sky_bf16_to_f32(staging[i] = sky_f32_to_bf16(f[i]));
+    SKY_CU_CHECK(cuMemcpyHtoD(p, bf16 ? (const void *)staging : (const void *)f, n * (bf16 ? 2 : 4)));
+}
+
+/* gated_residual (y = x + u gate, the gate chunk of the token's modulation row): 6 rows, 3 per modulation
+ * row, x, u U[-2, 2] and mod U[-1, 1], each rounded to its stored type. Bound: u_y max|y| (u_y = 2^-8 for
+ * a bf16 output, else 0) + 2 e32 max(|x| + 2 |u gate|): the fp32 product and sum. */
+static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 6, TPR = 3 };
+    const char  *name = dit_forward_cuda.kernel_names[ki];
+    const int    C = name_int(name, "_c"), chunks = name_int(name, "_chunks"), gate = name_int(name, "_gate");
+    const int    xbf = strstr(name, "_txbf16") != NULL, ubf = strstr(name, "_tubf16") != NULL;
+    const int    ybf = strstr(name, "_tybf16") != NULL, rows = ROWS, tpr = TPR;
+    const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
+    float       *h = malloc((3 * n + nm) * sizeof *h);
+    uint16_t    *s = malloc((n > nm ? n : nm) * 2);
+    void        *dev = NULL;
+    *r = (sky_selftest_row){.max_err = INFINITY};
+    snprintf(r->family, sizeof r->family, "residual");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    sky_status st = h && s ? SKY_OK : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) st = sky_cuda_arena_alloc(c, (3 * n + nm) * 4, &dev, "the selftest's residual case", err);
+    if (st == SKY_OK) {
+        float   *x = h, *u = h + n, *y = h + 2 * n, *mod = h + 3 * n;
+        uint64_t seed = 0x9e51dULL + (uint64_t)ki;
+        fill(s, x, n, 2.0f, &seed);
+        fill(s, u, n, 2.0f, &seed);
+        fill(s, mod, nm, 1.0f, &seed);
+        const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, du = dx + n * 4, dm = du + n * 4;
+        upload(dx, x, n, xbf, s);
+        upload(du, u, n, ubf, s);
+        upload(dm, mod, nm, 0, s);
+        SKY_CU_CHECK(cuMemsetD8(dy, 0xff, n * 4)); /* NaN */
+        sky_cuda_program ps = {
+            .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&du, (void *)&dm, (void *)&rows, (void *)&tpr};
+        sky_cuda_launch(&ps, ki, (unsigned)((n + 255) / 256), 1, 256, 0, c->stream, args);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)s : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        double e = 0, ymax = 0, tmax = 0;
+        int    finite = 1;
+        for (size_t i = 0; i < n; i++) {
+            const double g = mod[((i / C) / TPR * chunks + gate) * C + i % C], want = x[i] + (double)u[i] * g;
+            const double got = ybf ? sky_bf16_to_f32(s[i]) : y[i];
+            if (!isfinite(got))
+                finite = 0;
+            else if (fabs(got - want) > e)
+                e = fabs(got - want);
+            ymax = fmax(ymax, fabs(want));
+            tmax = fmax(tmax, fabs(x[i]) + 2 * fabs(u[i] * g));
+        }
+        r->bound = (ybf ? ldexp(1, -8) : 0) * ymax + 2 * ldexp(1, -24) * tmax;
+        r->max_err = finite ? e : INFINITY;
+        r->pass = finite && e <= r->bound;
+        sky_cuda_arena_free(c, dev);
+    }
+    free(h), free(s);
+    return st;
+}
+
 /* The cache file of device c into path. */
 static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
 {
@@ -331,6 +395,8 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
         for (int i = 0; st == SKY_OK && i < g->n_kernels && t->n < SKY_SELFTEST_MAX_ROWS; i++)
             if (strncmp(g->kernel_names[i], "layernorm_modulate", 18) == 0)
                 st = norm_row(c, fn, i, &t->rows[t->n++], err);
+            else if (strncmp(g->kernel_names[i], "gated_residual", 14) == 0)
+                st = residual_row(c, fn, i, &t->rows[t->n++], err);
     }
     if (module) cuModuleUnload(module);
     free(fn);
