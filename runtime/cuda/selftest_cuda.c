@@ -112,7 +112,8 @@ static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky
     const size_t     n = (size_t)LQ * cols;
     sky_cuda_program st = {
         .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
-    SKY_CU_CHECK(cuMemsetD8(a->o, 0xff, n * 2)); /* NaN */
+    memset(a->out, 0xff, n * 2); /* NaN: a kernel that writes nothing fails */
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(a->o, a->out, n * 2, c->stream));
     if (sm90) {
         CUtensorMap tq, tk, tv;
         sky_cuda_tmap_bf16(&tq, a->q, LQ, cols, 128);
@@ -175,7 +176,7 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
     sky_status st = sky_cuda_arena_alloc(c, (nq + 2 * nk + nq) * 2, &dev, "the selftest's attention case", err);
     if (st == SKY_OK) {
         a.q = (CUdeviceptr)(uintptr_t)dev, a.k = a.q + nq * 2, a.v = a.k + nk * 2, a.o = a.v + nk * 2;
-        SKY_CU_CHECK(cuMemcpyHtoD(a.q, h, (nq + 2 * nk) * 2));
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(a.q, h, (nq + 2 * nk) * 2, c->stream)); /* stream-ordered before the launches */
         if (k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0) attention_row(c, fn, k90, &a, &t->rows[t->n++]);
         attention_row(c, fn, k80, &a, &t->rows[t->n++]);
         sky_cuda_arena_free(c, dev);
@@ -211,9 +212,11 @@ static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row
         for (size_t i = 0; i < n; i++) x[i] = xbf ? sky_bf16_to_f32(xh[i] = sky_f32_to_bf16(x[i] + 0.5f)) : x[i] + 0.5f;
         fill(mh, mod, nm, 1.0f, &seed);
         const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, dm = dx + n * 4;
-        SKY_CU_CHECK(cuMemcpyHtoD(dx, xbf ? (const void *)xh : (const void *)x, n * (xbf ? 2 : 4)));
-        SKY_CU_CHECK(cuMemcpyHtoD(dm, mod, nm * 4));
-        SKY_CU_CHECK(cuMemsetD8(dy, 0xff, n * 4)); /* NaN */
+        memset(y, 0xff, n * 4); /* NaN */
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(dx, xbf ? (const void *)xh : (const void *)x, n * (xbf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(dm, mod, nm * 4, c->stream));
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(dy, y, n * 4, c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
         sky_cuda_program st = {
             .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
         void *args[] = {(void *)&dy, (void *)&dx, (void *)&dm, (void *)&tpr};
@@ -250,11 +253,13 @@ static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row
     return st;
 }
 
-/* n values to device p as bf16 (bf16 = 1: f rounded to bf16 in place first) or fp32. */
-static void upload(CUdeviceptr p, float *f, size_t n, int bf16, uint16_t *staging)
+/* n values to device p on c's stream (done when this returns: staging is reused) as bf16 (bf16 = 1: f
+ * rounded to bf16 in place first) or fp32. */
+static void upload(sky_cuda *c, CUdeviceptr p, float *f, size_t n, int bf16, uint16_t *staging)
 {
     for (size_t i = 0; bf16 && i < n; i++) f[i] = sky_bf16_to_f32(staging[i] = sky_f32_to_bf16(f[i]));
-    SKY_CU_CHECK(cuMemcpyHtoD(p, bf16 ? (const void *)staging : (const void *)f, n * (bf16 ? 2 : 4)));
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(p, bf16 ? (const void *)staging : (const void *)f, n * (bf16 ? 2 : 4), c->stream));
+    SKY_CU_CHECK(cuStreamSynchronize(c->stream));
 }
 
 /* gated_residual (y = x + u gate, the gate chunk of the token's modulation row): 6 rows, 3 per modulation
@@ -283,10 +288,11 @@ static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest
         fill(s, u, n, 2.0f, &seed);
         fill(s, mod, nm, 1.0f, &seed);
         const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, du = dx + n * 4, dm = du + n * 4;
-        upload(dx, x, n, xbf, s);
-        upload(du, u, n, ubf, s);
-        upload(dm, mod, nm, 0, s);
-        SKY_CU_CHECK(cuMemsetD8(dy, 0xff, n * 4)); /* NaN */
+        upload(c, dx, x, n, xbf, s);
+        upload(c, du, u, n, ubf, s);
+        upload(c, dm, mod, nm, 0, s);
+        memset(y, 0xff, n * 4); /* NaN */
+        upload(c, dy, y, n, 0, s);
         sky_cuda_program ps = {
             .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
         void *args[] = {(void *)&dy, (void *)&dx, (void *)&du, (void *)&dm, (void *)&rows, (void *)&tpr};
