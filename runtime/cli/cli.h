@@ -11,6 +11,15 @@
  * (0 success, 1 failure, 2 usage error, 130/143 interrupted). */
 int sky_cli_generate(int argc, char **argv);
 
+/* `skyreels-<variant> selftest [--device N] [--cached]` (selftest.c): the CUDA kernel selftest's table on
+ * stdout; returns the exit code (0 every kernel passed, 1 one failed or it could not run, 2 usage). */
+int sky_cli_selftest(int argc, char **argv);
+
+/* Before a CUDA run (unless $SKY_SELFTEST is 0): the selftest's verdict of GPU 0 (cached; run on first use),
+ * a warning on stderr for each failed kernel a fallback replaces; 1 (the error printed) when a failed kernel
+ * has no fallback and the run must be refused, else 0. */
+int sky_cli_selftest_gate(const char *argv0, int quiet);
+
 /* The flags with their defaults and ranges. */
 void sky_cli_print_help(FILE *out, const char *argv0);
 

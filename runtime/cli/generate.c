@@ -155,7 +155,8 @@ static int choose_backend(gen *g)
             return sky_cli_usage(g->argv0,
                                  "--backend cuda: %s was generated for the cpu target only (its spec's targets)",
                                  sky_variant.name);
-        return SKY_CLI_GO_ON;
+        return g->backend == SKY_BACKEND_CUDA && sky_cli_selftest_gate(g->argv0, g->quiet) ? SKY_CLI_EXIT_FAIL
+                                                                                           : SKY_CLI_GO_ON;
     }
     char    note[1200];
     int     warn;
@@ -163,7 +164,8 @@ static int choose_backend(gen *g)
     if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &g->backend, note, sizeof note, &warn, &e))
         return sky_cli_usage(g->argv0, "%s", e.msg);
     if (note[0] && (!g->quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
-    return SKY_CLI_GO_ON;
+    return g->backend == SKY_BACKEND_CUDA && sky_cli_selftest_gate(g->argv0, g->quiet) ? SKY_CLI_EXIT_FAIL
+                                                                                       : SKY_CLI_GO_ON;
 }
 
 /* The prompts and the integer flags (the original's 97 frames, or this binary's window when that is smaller:

@@ -5,6 +5,7 @@
  *   skyreels-<variant> lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers]
  *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
  *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--prompts P] [--seed N]
+ *   skyreels-<variant> selftest [--device N] [--cached]     the CUDA kernels against the CPU (selftest.c)
  *   skyreels-<variant> info | --info | --help | --version
  *   skyreels-<variant> [generation flags]      the original CLI's flags (generate.c)
  *
@@ -280,6 +281,7 @@ static int cmd_program(int argc, char **argv)
     int rc = which_program(argc, argv, &q);
     if (rc < 0) rc = parse_program_options(argc, argv, &q);
     if (rc < 0) rc = check_program_options(argv[0], &q);
+    if (rc < 0 && q.is_dit && q.o.backend == SKY_BACKEND_CUDA) rc = sky_cli_selftest_gate(argv[0], q.o.quiet) ? 1 : -1;
     if (rc >= 0) return rc;
     const sky_dit_run_opts *o = &q.o;
     sky_err                 err;
@@ -454,6 +456,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "bench") == 0) return sky_cli_bench(argc, argv);
     if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
+    if (strcmp(cmd, "selftest") == 0) return sky_cli_selftest(argc, argv);
     if (strcmp(cmd, "lora-merge") == 0) return cmd_lora_merge(argc, argv);
     if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1, 0);
     if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0, 0);

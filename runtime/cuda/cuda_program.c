@@ -10,14 +10,25 @@
 #include "cuda/cuda_program.h"
 #include "core/dtype.h"
 #include "cuda/nvrtc_cache.h"
+#include "cuda/selftest_cuda.h"
 
 #ifndef SKY_PLUGIN_VARIANT
 #error "build with -DSKY_PLUGIN_VARIANT=\"<variant>\" (CMakeLists.txt does)"
 #endif
 
+int sky_cuda_fault_kernel(int n, const char *const *names)
+{
+    const char *f = getenv("SKY_SELFTEST_FAULT");
+    if (!f || !*f) return 0;
+    for (int k = 0; k < n; k++)
+        if (strncmp(names[k], f, strlen(f)) == 0) return k + 1;
+    return 0;
+}
+
 void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned smem,
                      CUstream s, void **args)
 {
+    if (st->fault_kernel == kernel + 1) return; /* SKY_SELFTEST_FAULT: test only */
     SKY_CU_CHECK(cuLaunchKernel(st->fn[kernel], gx, gy, 1, bx, 1, 1, smem, s, args, NULL));
 }
 
@@ -88,6 +99,7 @@ sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, 
                                int n_weights, size_t arena_bytes, size_t kept_bytes, sky_err *err)
 {
     pr->name = name;
+    pr->fault_kernel = sky_cuda_fault_kernel(n_kernels, kernel_names);
     pr->arena_bytes = (arena_bytes + 255) / 256 * 256;
     pr->kept_bytes = (kept_bytes + 255) / 256 * 256;
     pr->fn = calloc((size_t)(n_kernels > 0 ? n_kernels : 1), sizeof *pr->fn);
@@ -197,8 +209,12 @@ sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int 
     if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, (void *)(uintptr_t)pr->workspace, SKY_GEMM_WORKSPACE_BYTES,
                       err))
         return SKY_ERR;
-    pr->st = (sky_cuda_program){
-        .arena = pr->arena, .w = pr->w, .fn = pr->fn, .gemm = pr->gemm, .sync_check = pr->c->sync_check};
+    pr->st = (sky_cuda_program){.arena = pr->arena,
+                                .w = pr->w,
+                                .fn = pr->fn,
+                                .gemm = pr->gemm,
+                                .sync_check = pr->c->sync_check,
+                                .fault_kernel = pr->fault_kernel};
     return SKY_OK;
 }
 
@@ -268,4 +284,5 @@ const sky_cuda_plugin                                               sky_cuda_plu
                                                   .enc_set_trace = sky_enc_cuda_set_trace,
                                                   .enc_device = sky_enc_cuda_device,
                                                   .enc_close = sky_enc_cuda_close,
+                                                  .selftest = sky_cuda_selftest,
 };

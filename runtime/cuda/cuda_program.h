@@ -18,13 +18,14 @@
 
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {
-    CUdeviceptr        arena;      /* the plan's arena */
-    CUdeviceptr        prompt;     /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
-    const CUdeviceptr *w;          /* one device pointer per weights-table entry */
-    const CUfunction  *fn;         /* one function per kernel name, table order */
-    void              *gemm;       /* the runtime's GEMM set (runtime/cuda/gemm.h) */
-    int                sync_check; /* --sync-check: synchronise after each launch */
-    int                attn_sm90;  /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
+    CUdeviceptr        arena;        /* the plan's arena */
+    CUdeviceptr        prompt;       /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
+    const CUdeviceptr *w;            /* one device pointer per weights-table entry */
+    const CUfunction  *fn;           /* one function per kernel name, table order */
+    void              *gemm;         /* the runtime's GEMM set (runtime/cuda/gemm.h) */
+    int                sync_check;   /* --sync-check: synchronise after each launch */
+    int                attn_sm90;    /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
+    int                fault_kernel; /* test only: 1 + the index of the kernel whose launches are dropped, 0 none */
     /* --trace: called after every op with the op's output at device address p (never while capturing) */
     void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype,
                   long long n, int cl);
@@ -152,6 +153,7 @@ typedef struct sky_cuda_prog {
     sky_cuda_program st;
     sky_cuda_trace   trace;
     char             device[320];
+    int              fault_kernel; /* sky_cuda_fault_kernel of its kernels (test only) */
 } sky_cuda_prog;
 
 sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, const char *src, const char *file,
@@ -198,9 +200,14 @@ void        sky_enc_cuda_set_trace(void *e, sky_trace_fn fn, void *ctx);
 const char *sky_enc_cuda_device(void *e);
 void        sky_enc_cuda_close(void *e);
 
+/* TEST ONLY: $SKY_SELFTEST_FAULT names a kernel (a prefix of its generated name, e.g. attention_sm90)
+ * whose launches sky_cuda_launch drops, so that the selftest's fallback can be tested on the emulator
+ * (tests/emu/run.sh). Inert when unset. Returns 1 + the index of the first of names it matches, else 0. */
+int sky_cuda_fault_kernel(int n, const char *const *names);
+
 /* Launch f on stream s with the kernel parameters args (checked; on failure the runtime reports the
  * kernel's index and the CUDA error and ends the process: a failed launch after validation means a
- * bug or a lost device). */
+ * bug or a lost device). Nothing when st->fault_kernel names it (test only). */
 void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned smem,
                      CUstream s, void **args);
 

@@ -19,6 +19,7 @@
 
 #include "cuda/cuda_ctx.h"
 #include "cuda/cuda_program.h"
+#include "cuda/selftest_cuda.h"
 #include "core/dtype.h"
 
 /* Defined in the generated gen/dit_forward_cuda.c linked into the same plugin. */
@@ -53,8 +54,10 @@ void sky_dit_cuda_close(void *opaque)
 }
 
 /* The attention kernel: the sm_90a one (TMA, wgmma, warp specialisation) on a cc 9.0 GPU, the sm_80
- * one (mma.sync) elsewhere; $SKY_ATTENTION = sm80 or sm90 overrides (sm90 only where it can run). The
- * chosen kernels get their dynamic shared memory limit raised. */
+ * one (mma.sync) elsewhere; $SKY_ATTENTION = sm80 or sm90 overrides (sm90 only where it can run). Unless
+ * $SKY_SELFTEST is 0, the kernel selftest's verdict of this device (cached; selftest_cuda.c) decides too:
+ * a failed sm_90a kernel gives way to the sm_80 one (the binary warns: runtime/cli/selftest.c), a failed
+ * sm_80 kernel refuses the run. The chosen kernels get their dynamic shared memory limit raised. */
 static sky_status choose_attention(dit_cuda *d, sky_err *err)
 {
     const sky_cuda *c = d->pr.c;
@@ -73,6 +76,18 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
                             c->cc_major, c->cc_minor);
         else
             return sky_fail(err, "SKY_ATTENTION=%s: expected sm80 or sm90", env);
+    }
+    if (sky_selftest_enabled()) {
+        sky_selftest_table t;
+        if (sky_cuda_selftest_on(d->pr.c, 0, &t, err)) return SKY_ERR;
+        const sky_selftest_row *r90 = sky_selftest_find(&t, "attention_sm90");
+        const sky_selftest_row *r80 = sky_selftest_find(&t, "attention_sm80");
+        if (sm90 && r90 && !r90->pass) sm90 = 0;
+        if (!sm90 && r80 && !r80->pass)
+            return sky_fail(err,
+                            "%s failed the kernel selftest on %s (max error %.3g, bound %.3g; %s) and has no "
+                            "fallback: run `selftest` to see the table; SKY_SELFTEST=0 runs it anyway",
+                            r80->kernel, t.device, r80->max_err, r80->bound, t.path);
     }
     d->pr.st.attn_sm90 = sm90;
     sky_cuda_smem_limit(d->desc->n_kernels, d->desc->kernel_names, d->pr.fn, sm90 ? "attention_sm90" : "attention_sm80",

@@ -19,6 +19,28 @@
 #include "core/status.h"
 #include "models/teacache.h" /* sky_dit_skip */
 
+/* One row of the kernel selftest (runtime/cuda/selftest_cuda.c): a kernel of the plugin run at a small
+ * shape on the device against a CPU reference computed from the same bf16-rounded inputs. */
+typedef struct sky_selftest_row {
+    char   family[32];   /* e.g. "attention" */
+    char   kernel[128];  /* the kernel's full name in the generated source */
+    char   fallback[32]; /* the family member that replaces it when it fails ("" when none) */
+    double max_err;      /* max |gpu - cpu| over the output */
+    double bound;        /* derived from bf16 rounding (selftest_cuda.c) */
+    int    pass;         /* max_err <= bound, and every value finite */
+} sky_selftest_row;
+
+#define SKY_SELFTEST_MAX_ROWS 16
+
+/* The verdict of one device for this plugin: cached beside the NVRTC cache (selftest_cuda.c). */
+typedef struct sky_selftest_table {
+    int              n;
+    sky_selftest_row rows[SKY_SELFTEST_MAX_ROWS];
+    int              cached;      /* 1: read from the cache file, not run now */
+    char             device[320]; /* the device, as sky_cuda_plugin.device */
+    char             path[1024];  /* the cache file */
+} sky_selftest_table;
+
 typedef struct sky_cuda_plugin {
     int         abi;     /* SKY_CUDA_PLUGIN_ABI */
     const char *variant; /* the variant it was generated for */
@@ -61,10 +83,15 @@ typedef struct sky_cuda_plugin {
     void (*enc_set_trace)(void *e, sky_trace_fn fn, void *ctx);
     const char *(*enc_device)(void *e);
     void (*enc_close)(void *e);
+
+    /* The kernel selftest of GPU `device`: force = 1 runs it now (and rewrites the cache), force = 0 reads
+     * the cached verdict of this device and plugin, running it first when there is none. Fails only when
+     * it cannot run (no device, no cache directory); a failed kernel is a row with pass = 0. */
+    sky_status (*selftest)(int device, int force, sky_selftest_table *t, sky_err *err);
 } sky_cuda_plugin;
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both). */
-#define SKY_CUDA_PLUGIN_ABI 8
+#define SKY_CUDA_PLUGIN_ABI 9
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

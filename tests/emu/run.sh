@@ -19,7 +19,8 @@
 #          that rule's, not tuned here);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
-#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint);
+#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); the kernel
+#      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
 #      runs its convolutions in tf32 too), and op by op against the CPU backend;
@@ -211,6 +212,57 @@ if "$B" lora-merge --weights "$lw" --lora tests/fixtures/lora/df128.safetensors:
 else
     bad "lora (cuda, emulated): a run failed"
 fi
+
+# 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows
+#     and the norms with modulation at 6 rows against a double reference of the same bf16 inputs, bounds from
+#     bf16 rounding) and the fallback it drives.
+#     Faults come from the test-only SKY_SELFTEST_FAULT (the named kernel's launches are dropped, in the
+#     selftest and in the run alike); each case has its own cache directory:
+#       - no fault: every row passes, exit 0; a second call reads the cached verdict;
+#       - attention_sm90 faulted: its row fails naming the fallback attention_sm80 (exit 1); a dit_forward run
+#         warns naming both and v stays within the fixture's bound (2 x diffusers' bf16 error); the same run
+#         with SKY_SELFTEST=0 (selftest off: sm_90a kept) is NOT within it, so the fallback is what saved it;
+#       - attention_sm80 faulted, SKY_ATTENTION=sm80 (the failed kernel and no fallback): the run is refused;
+#       - layernorm_modulate faulted (a norm with modulation: no fallback): the run is refused.
+f=$FX/tiny_df128_f1plain.safetensors
+peer=$("$ST" meta "$f" peer_bf16_rel_l2)
+bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+run_st() { SKYREELS_CACHE=$tmp/st-$1 SKY_CUDA_PLUGIN="$plug" "${@:2}"; }
+run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
+run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
+if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ "$(grep -c ' pass$' "$tmp/st.txt")" -ge 3 ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass, verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2)"; fi
+export SKY_SELFTEST_FAULT=attention_sm90
+run_st f90 "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
+if [ "$rc" -eq 1 ] && grep -q "attention_sm90.*FAIL -> fallback attention_sm80" "$tmp/st.txt"; then
+    ok "selftest (emulated) with attention_sm90 faulted: FAIL -> fallback attention_sm80, exit 1"
+else cat "$tmp/st.txt"; bad "selftest (emulated) with attention_sm90 faulted (exit $rc)"; fi
+if run_st f90 "$B" program dit_forward -q --backend cuda --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+        --output "$tmp/st.safetensors" 2> "$tmp/st.log" &&
+   grep -q "warning: selftest: attention_sm90.*failed.*uses its fallback attention_sm80" "$tmp/st.log" &&
+   "$ST" compare "$tmp/st.safetensors" "$f" v "$bound" > "$tmp/cmp.txt"; then
+    ok "fallback (emulated, attention_sm90 faulted): warned, sm_80 attention run: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x $peer"
+else cat "$tmp/st.log" "$tmp/cmp.txt" 2>/dev/null | tail -5; bad "fallback (emulated, attention_sm90 faulted)"; fi
+SKY_SELFTEST=0 run_st f90 "$B" program dit_forward -q --backend cuda --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+    --output "$tmp/st0.safetensors" 2> "$tmp/st.log"
+if ! grep -q warning "$tmp/st.log" && ! "$ST" compare "$tmp/st0.safetensors" "$f" v "$bound" > "$tmp/cmp.txt" 2>&1; then
+    ok "SKY_SELFTEST=0 with attention_sm90 faulted: no selftest, no warning, v out of bounds (the fault is real)"
+else cat "$tmp/st.log" "$tmp/cmp.txt"; bad "SKY_SELFTEST=0 with attention_sm90 faulted: expected the faulty kernel's output"; fi
+export SKY_SELFTEST_FAULT=attention_sm80
+SKY_ATTENTION=sm80 run_st f80 "$B" program dit_forward -q --backend cuda --weights "$tmp/w-$v.safetensors" \
+    --inputs "$f" --output "$tmp/st80.safetensors" > "$tmp/st.log" 2>&1; rc=$?
+if [ "$rc" -eq 1 ] && grep -q "attention_sm80.*failed the kernel selftest.*no fallback" "$tmp/st.log" && [ ! -e "$tmp/st80.safetensors" ]; then
+    ok "attention_sm80 faulted and forced (SKY_ATTENTION=sm80): refused, exit 1: $(grep -o 'error: .*' "$tmp/st.log" | cut -c1-90)..."
+else cat "$tmp/st.log"; bad "attention_sm80 faulted and forced: expected a refusal (exit $rc)"; fi
+export SKY_SELFTEST_FAULT=layernorm_modulate
+run_st fln "$B" program dit_forward --backend cuda --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+    --output "$tmp/stln.safetensors" > "$tmp/st.log" 2>&1; rc=$?
+if [ "$rc" -eq 1 ] && grep -q "error: selftest: layernorm_modulate.*failed.*no fallback: the run is refused" "$tmp/st.log" &&
+   [ ! -e "$tmp/stln.safetensors" ]; then
+    ok "layernorm_modulate faulted (no fallback): the run is refused before any model opens, exit 1"
+else cat "$tmp/st.log"; bad "layernorm_modulate faulted: expected a refusal (exit $rc)"; fi
+unset SKY_SELFTEST_FAULT
 
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
 #    fixture's vae section and tiny_df128's DiT (so the variant has the CUDA target), bound 2 x the error

@@ -1,0 +1,432 @@
+/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (plugin_abi.h: selftest): the kernels
+ * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
+ * verdict is cached per device and plugin beside the NVRTC cache.
+ *
+ * Today it covers three families of dit_forward: attention, attention_sm90 (TMA, wgmma; only on a cc 9.0
+ * device, where it is the default; its fallback is attention_sm80) and attention_sm80 (no fallback: a
+ * failure refuses the run); the norms with modulation (layernorm_modulate) and the gated residuals
+ * (gated_residual), every instance, no fallback. The other families (RoPE, GEMM epilogues, the VAE and encoder kernels) have one
+ * kernel each with no alternative, so a failure there could only refuse the run; they are checked against
+ * the CPU backend by the emulator tier and tests/gpu/, not here yet.
+ *
+ * The case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
+ * and head dim, q and k uniform in [-2, 2], v uniform in [-1, 1], rounded to bf16 before the reference
+ * sees them, so both sides start from the same numbers. The reference is softmax(q k^T / sqrt(D)) v in
+ * double. The bound is max|v| x (2 u + 2 D e32 smax + (lk + 16) 2 e32) with u = 2^-8 (bf16's unit
+ * roundoff) and e32 = 2^-24 (fp32's): one u for the probabilities rounded to bf16 before the P V
+ * product (they weight v: at most u max|v|), one u for the bf16 output (|o| <= max|v|); the scores' fp32
+ * dot products of D terms err by at most D e32 smax (smax = max over (i, j) of sum |q_id k_jd| / sqrt(D)),
+ * which moves a softmax average by at most twice that times max|v|; the fp32 running sums of lk terms
+ * and the exp2 approximations by (lk + 16) 2 e32. The output starts as NaN bytes: a kernel that wrote
+ * nothing fails.
+ *
+ * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
+ * xxh64 of dit_forward's kernel source (the plugin hash), the device name, its compute capability and
+ * the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never a real run's); written
+ * to a temporary file and renamed. One line per kernel:
+ * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
+ *
+ * SKY_SELFTEST_FAULT (test only; cuda_program.c): the launches of the kernel it names are dropped,
+ * in the selftest and in every run alike.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/dtype.h"
+#include "cuda/cuda_ctx.h"
+#include "cuda/cuda_program.h"
+#include "cuda/nvrtc_cache.h"
+#include "cuda/selftest_cuda.h"
+
+extern const sky_dit_cuda_desc dit_forward_cuda;
+
+enum { LQ = 130, LK = 150 };
+
+/* The integer after `key` in a generated kernel name ("..._nh2_smem104448_..."), or -1. */
+static int name_int(const char *name, const char *key)
+{
+    const char *p = strstr(name, key);
+    return p ? atoi(p + strlen(key)) : -1;
+}
+
+/* Deterministic values in [-a, a], rounded to bf16: the device copy in h, the value in f. */
+static void fill(uint16_t *h, float *f, size_t n, float a, uint64_t *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        const float x = a * (2.0f * (float)(*s >> 40) / (float)(1 << 24) - 1.0f);
+        h[i] = sky_f32_to_bf16(x);
+        f[i] = sky_bf16_to_f32(h[i]);
+    }
+}
+
+/* The reference o [LQ, NH D] in double from the bf16-rounded q, k, v; *smax as in the header. */
+static void reference(const float *q, const float *k, const float *v, int nh, int d, double *o, double *smax)
+{
+    const int cols = nh * d;
+    double   *s = malloc(LK * sizeof *s);
+    *smax = 0;
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < LQ; i++) {
+            double m = -INFINITY, l = 0;
+            for (int j = 0; j < LK; j++) {
+                double dot = 0, mag = 0;
+                for (int c = 0; c < d; c++) {
+                    const double a = q[(size_t)i * cols + h * d + c], b = k[(size_t)j * cols + h * d + c];
+                    dot += a * b, mag += fabs(a * b);
+                }
+                s[j] = dot / sqrt(d);
+                if (mag / sqrt(d) > *smax) *smax = mag / sqrt(d);
+                if (s[j] > m) m = s[j];
+            }
+            for (int j = 0; j < LK; j++) l += (s[j] = exp(s[j] - m));
+            for (int c = 0; c < d; c++) {
+                double acc = 0;
+                for (int j = 0; j < LK; j++) acc += s[j] * v[(size_t)j * cols + h * d + c];
+                o[(size_t)i * cols + h * d + c] = acc / l;
+            }
+        }
+    free(s);
+}
+
+typedef struct attn_case {
+    int          nh, d;
+    CUdeviceptr  q, k, v, o;
+    const float *vf;
+    double      *ref;
+    uint16_t    *out;
+    double       bound;
+} attn_case;
+
+/* Launch kernel index `ki` (attention_sm90 or attention_sm80) on the case; fills the row. */
+static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky_selftest_row *r)
+{
+    const char      *name = dit_forward_cuda.kernel_names[ki];
+    const int        sm90 = strncmp(name, "attention_sm90", 14) == 0, cols = a->nh * a->d;
+    const int        smem = name_int(name, "_smem"), lq = LQ, lk = LK;
+    const float      scale = (float)(1.4426950408889634 / sqrt(a->d));
+    const size_t     n = (size_t)LQ * cols;
+    sky_cuda_program st = {
+        .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+    memset(a->out, 0xff, n * 2); /* NaN: a kernel that writes nothing fails */
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(a->o, a->out, n * 2, c->stream));
+    if (sm90) {
+        CUtensorMap tq, tk, tv;
+        sky_cuda_tmap_bf16(&tq, a->q, LQ, cols, 128);
+        sky_cuda_tmap_bf16(&tk, a->k, LK, cols, 128);
+        sky_cuda_tmap_bf16(&tv, a->v, LK, cols, 128);
+        void *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        sky_cuda_launch(&st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
+    } else {
+        const int bm = name_int(name, "_blockm"), threads = name_int(name, "_threads");
+        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        sky_cuda_launch(&st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
+                        c->stream, args);
+    }
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(a->out, a->o, n * 2, c->stream));
+    SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+    double err = 0;
+    int    finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        const double x = sky_bf16_to_f32(a->out[i]);
+        if (!isfinite(x))
+            finite = 0;
+        else if (fabs(x - a->ref[i]) > err)
+            err = fabs(x - a->ref[i]);
+    }
+    *r = (sky_selftest_row){.max_err = finite ? err : INFINITY, .bound = a->bound};
+    r->pass = finite && err <= a->bound;
+    snprintf(r->family, sizeof r->family, "attention");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    snprintf(r->fallback, sizeof r->fallback, "%s", sm90 ? "attention_sm80" : "");
+}
+
+/* The attention rows: the sm_90a kernel first (on a cc 9.0 device only), then the sm_80 one. */
+static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table *t, sky_err *err)
+{
+    const sky_dit_cuda_desc *g = &dit_forward_cuda;
+    int                      k90 = -1, k80 = -1;
+    for (int i = 0; i < g->n_kernels; i++) {
+        if (k90 < 0 && strncmp(g->kernel_names[i], "attention_sm90", 14) == 0) k90 = i;
+        if (k80 < 0 && strncmp(g->kernel_names[i], "attention_sm80", 14) == 0) k80 = i;
+    }
+    if (k80 < 0) return SKY_OK; /* a program without attention */
+    attn_case    a = {.nh = name_int(g->kernel_names[k80], "_nh"), .d = name_int(g->kernel_names[k80], "_d")};
+    const size_t nq = (size_t)LQ * a.nh * a.d, nk = (size_t)LK * a.nh * a.d;
+    uint16_t    *h = malloc((nq + 2 * nk) * 2);
+    float       *f = malloc((nq + 2 * nk) * sizeof *f);
+    a.ref = malloc(nq * sizeof *a.ref);
+    a.out = malloc(nq * 2);
+    void *dev = NULL;
+    if (!h || !f || !a.ref || !a.out) {
+        free(h), free(f), free(a.ref), free(a.out);
+        return sky_fail(err, "selftest: out of host memory");
+    }
+    uint64_t seed = 0x5eedULL;
+    fill(h, f, nq + nk, 2.0f, &seed);
+    fill(h + nq + nk, f + nq + nk, nk, 1.0f, &seed);
+    double smax;
+    reference(f, f + nq, f + nq + nk, a.nh, a.d, a.ref, &smax);
+    const double e32 = ldexp(1, -24);
+    a.bound = 1.0 * (2 * ldexp(1, -8) + 2 * a.d * e32 * smax + (LK + 16) * 2 * e32); /* max|v| = 1 */
+    sky_status st = sky_cuda_arena_alloc(c, (nq + 2 * nk + nq) * 2, &dev, "the selftest's attention case", err);
+    if (st == SKY_OK) {
+        a.q = (CUdeviceptr)(uintptr_t)dev, a.k = a.q + nq * 2, a.v = a.k + nk * 2, a.o = a.v + nk * 2;
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(a.q, h, (nq + 2 * nk) * 2, c->stream)); /* stream-ordered before the launches */
+        if (k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0) attention_row(c, fn, k90, &a, &t->rows[t->n++]);
+        attention_row(c, fn, k80, &a, &t->rows[t->n++]);
+        sky_cuda_arena_free(c, dev);
+    }
+    free(h), free(f), free(a.ref), free(a.out);
+    return st;
+}
+
+/* layernorm_modulate (the blocks' norm1/norm2 and the head: y = LN(x) (1 + scale) + shift, the modulation
+ * row per tokens_per_row tokens): 6 tokens, 3 per modulation row, x = 0.5 + U[-2, 2] rounded to its stored
+ * type, mod U[-1, 1] fp32; reference in double on those values. Bound: u_y max|y| (u_y = 2^-8 for a bf16
+ * output, 0 for fp32) + (2 C + 16) e32 max(|n| |1 + scale| + |shift|), n the normalised value: the fp32
+ * sums of C terms for the mean and the variance, rsqrt and the two products. */
+static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 6, TPR = 3 };
+    const char  *name = dit_forward_cuda.kernel_names[ki];
+    const int    C = name_int(name, "_c"), chunks = name_int(name, "_chunks"), threads = name_int(name, "_threads");
+    const int    sc = name_int(name, "_scale"), sh = name_int(name, "_shift"), tpr = TPR;
+    const int    xbf = strstr(name, "_txbf16") != NULL, ybf = strstr(name, "_tybf16") != NULL;
+    const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
+    float       *x = malloc(n * sizeof *x), *mod = malloc(nm * sizeof *mod), *y = malloc(n * sizeof *y);
+    uint16_t    *xh = malloc(n * 2), *yh = malloc(n * 2), *mh = malloc(nm * 2);
+    void        *dev = NULL;
+    *r = (sky_selftest_row){.max_err = INFINITY};
+    snprintf(r->family, sizeof r->family, "norm+mod");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    uint64_t   seed = 0x4e0a11ULL + (uint64_t)ki;
+    sky_status st = x && mod && y && xh && yh && mh ? SKY_OK : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) st = sky_cuda_arena_alloc(c, (n * 2 + nm) * 4, &dev, "the selftest's norm case", err);
+    if (st == SKY_OK) {
+        fill(xh, x, n, 2.0f, &seed);
+        for (size_t i = 0; i < n; i++) x[i] = xbf ? sky_bf16_to_f32(xh[i] = sky_f32_to_bf16(x[i] + 0.5f)) : x[i] + 0.5f;
+        fill(mh, mod, nm, 1.0f, &seed);
+        const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, dm = dx + n * 4;
+        memset(y, 0xff, n * 4); /* NaN */
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(dx, xbf ? (const void *)xh : (const void *)x, n * (xbf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(dm, mod, nm * 4, c->stream));
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(dy, y, n * 4, c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        sky_cuda_program st = {
+            .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dm, (void *)&tpr};
+        sky_cuda_launch(&st, ki, ROWS, 1, (unsigned)threads, 0, c->stream, args);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)yh : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        double e = 0, ymax = 0, tmax = 0;
+        int    finite = 1;
+        for (int row = 0; row < ROWS; row++) {
+            double mean = 0, var = 0;
+            for (int i = 0; i < C; i++) mean += x[(size_t)row * C + i];
+            mean /= C;
+            for (int i = 0; i < C; i++) var += (x[(size_t)row * C + i] - mean) * (x[(size_t)row * C + i] - mean);
+            const double rstd = 1 / sqrt(var / C + 1e-6);
+            const float *m = mod + (size_t)(row / TPR) * chunks * C;
+            for (int i = 0; i < C; i++) {
+                const double nv = (x[(size_t)row * C + i] - mean) * rstd,
+                             want = nv * (1 + m[sc * C + i]) + m[sh * C + i];
+                const double got = ybf ? sky_bf16_to_f32(yh[(size_t)row * C + i]) : y[(size_t)row * C + i];
+                if (!isfinite(got))
+                    finite = 0;
+                else if (fabs(got - want) > e)
+                    e = fabs(got - want);
+                ymax = fmax(ymax, fabs(want));
+                tmax = fmax(tmax, fabs(nv) * fabs(1 + m[sc * C + i]) + fabs(m[sh * C + i]));
+            }
+        }
+        r->bound = (ybf ? ldexp(1, -8) : 0) * ymax + (2.0 * C + 16) * ldexp(1, -24) * tmax;
+        r->max_err = finite ? e : INFINITY;
+        r->pass = finite && e <= r->bound;
+        sky_cuda_arena_free(c, dev);
+    }
+    free(x), free(mod), free(y), free(xh), free(yh), free(mh);
+    return st;
+}
+
+/* n values to device p on c's stream (done when this returns: staging is reused) as bf16 (bf16 = 1: f
+ * rounded to bf16 in place first) or fp32. */
+static void upload(sky_cuda *c, CUdeviceptr p, float *f, size_t n, int bf16, uint16_t *staging)
+{
+    for (size_t i = 0; bf16 && i < n; i++) f[i] = sky_bf16_to_f32(staging[i] = sky_f32_to_bf16(f[i]));
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(p, bf16 ? (const void *)staging : (const void *)f, n * (bf16 ? 2 : 4), c->stream));
+    SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+}
+
+/* gated_residual (y = x + u gate, the gate chunk of the token's modulation row): 6 rows, 3 per modulation
+ * row, x, u U[-2, 2] and mod U[-1, 1], each rounded to its stored type. Bound: u_y max|y| (u_y = 2^-8 for
+ * a bf16 output, else 0) + 2 e32 max(|x| + 2 |u gate|): the fp32 product and sum. */
+static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 6, TPR = 3 };
+    const char  *name = dit_forward_cuda.kernel_names[ki];
+    const int    C = name_int(name, "_c"), chunks = name_int(name, "_chunks"), gate = name_int(name, "_gate");
+    const int    xbf = strstr(name, "_txbf16") != NULL, ubf = strstr(name, "_tubf16") != NULL;
+    const int    ybf = strstr(name, "_tybf16") != NULL, rows = ROWS, tpr = TPR;
+    const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
+    float       *h = malloc((3 * n + nm) * sizeof *h);
+    uint16_t    *s = malloc((n > nm ? n : nm) * 2);
+    void        *dev = NULL;
+    *r = (sky_selftest_row){.max_err = INFINITY};
+    snprintf(r->family, sizeof r->family, "residual");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    sky_status st = h && s ? SKY_OK : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) st = sky_cuda_arena_alloc(c, (3 * n + nm) * 4, &dev, "the selftest's residual case", err);
+    if (st == SKY_OK) {
+        float   *x = h, *u = h + n, *y = h + 2 * n, *mod = h + 3 * n;
+        uint64_t seed = 0x9e51dULL + (uint64_t)ki;
+        fill(s, x, n, 2.0f, &seed);
+        fill(s, u, n, 2.0f, &seed);
+        fill(s, mod, nm, 1.0f, &seed);
+        const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, du = dx + n * 4, dm = du + n * 4;
+        upload(c, dx, x, n, xbf, s);
+        upload(c, du, u, n, ubf, s);
+        upload(c, dm, mod, nm, 0, s);
+        memset(y, 0xff, n * 4); /* NaN */
+        upload(c, dy, y, n, 0, s);
+        sky_cuda_program ps = {
+            .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&du, (void *)&dm, (void *)&rows, (void *)&tpr};
+        sky_cuda_launch(&ps, ki, (unsigned)((n + 255) / 256), 1, 256, 0, c->stream, args);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)s : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        double e = 0, ymax = 0, tmax = 0;
+        int    finite = 1;
+        for (size_t i = 0; i < n; i++) {
+            const double g = mod[((i / C) / TPR * chunks + gate) * C + i % C], want = x[i] + (double)u[i] * g;
+            const double got = ybf ? sky_bf16_to_f32(s[i]) : y[i];
+            if (!isfinite(got))
+                finite = 0;
+            else if (fabs(got - want) > e)
+                e = fabs(got - want);
+            ymax = fmax(ymax, fabs(want));
+            tmax = fmax(tmax, fabs(x[i]) + 2 * fabs(u[i] * g));
+        }
+        r->bound = (ybf ? ldexp(1, -8) : 0) * ymax + 2 * ldexp(1, -24) * tmax;
+        r->max_err = finite ? e : INFINITY;
+        r->pass = finite && e <= r->bound;
+        sky_cuda_arena_free(c, dev);
+    }
+    free(h), free(s);
+    return st;
+}
+
+/* The cache file of device c into path. */
+static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
+{
+    char dir[900], key[1200];
+    if (sky_nvrtc_cache_dir(dir, sizeof dir, err)) return SKY_ERR;
+    const char *src = dit_forward_cuda.kernels_src;
+    const char *fault = getenv("SKY_SELFTEST_FAULT"); /* test only: a faulty verdict never reaches real runs */
+    int         n = snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d|fault=%s",
+                             SKY_CUDA_PLUGIN_ABI, (unsigned long long)XXH64(src, strlen(src), 0), c->name, c->cc_major,
+                             c->cc_minor, c->driver_version, fault ? fault : "");
+    n = snprintf(path, size, "%s/selftest-%016llx.txt", dir, (unsigned long long)XXH64(key, (size_t)n, 0));
+    if (n < 0 || (size_t)n >= size) return sky_fail(err, "selftest: cache path too long under %s", dir);
+    return SKY_OK;
+}
+
+/* The cached verdict at t->path into t: 1 when read, 0 when absent or unreadable (then run again). */
+static int cache_read(sky_selftest_table *t)
+{
+    FILE *f = fopen(t->path, "r");
+    if (!f) return 0;
+    char line[512];
+    int  ok = 1;
+    t->n = 0;
+    while (ok && fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        if (t->n == SKY_SELFTEST_MAX_ROWS) {
+            ok = 0;
+            break;
+        }
+        sky_selftest_row *r = &t->rows[t->n];
+        ok = sscanf(line, "%31s\t%127s\t%31s\t%lf\t%lf\t%d", r->family, r->kernel, r->fallback, &r->max_err, &r->bound,
+                    &r->pass) == 6;
+        if (strcmp(r->fallback, "-") == 0) r->fallback[0] = 0;
+        t->n += ok;
+    }
+    fclose(f);
+    return ok;
+}
+
+static sky_status cache_write(const sky_selftest_table *t, sky_err *err)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", t->path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return sky_fail(err, "selftest: cannot write %s; set SKYREELS_CACHE to a writable directory", tmp);
+    fprintf(f, "# skyreels kernel selftest: %s\n", t->device);
+    for (int i = 0; i < t->n; i++) {
+        const sky_selftest_row *r = &t->rows[i];
+        fprintf(f, "%s\t%s\t%s\t%.9g\t%.9g\t%d\n", r->family, r->kernel, r->fallback[0] ? r->fallback : "-", r->max_err,
+                r->bound, r->pass);
+    }
+    if (fclose(f) != 0 || rename(tmp, t->path) != 0) {
+        remove(tmp);
+        return sky_fail(err, "selftest: cannot write %s; set SKYREELS_CACHE to a writable directory", t->path);
+    }
+    return SKY_OK;
+}
+
+sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, sky_err *err)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->device, sizeof t->device, "GPU %d: %s, sm_%d%d, driver %d", c->device, c->name, c->cc_major,
+             c->cc_minor, c->driver_version);
+    if (cache_path(c, t->path, sizeof t->path, err)) return SKY_ERR;
+    if (!force && cache_read(t)) {
+        t->cached = 1;
+        return SKY_OK;
+    }
+    t->n = 0;
+    const sky_dit_cuda_desc *g = &dit_forward_cuda;
+    CUmodule                 module = NULL;
+    CUfunction              *fn = calloc((size_t)g->n_kernels, sizeof *fn);
+    if (!fn) return sky_fail(err, "selftest: out of host memory");
+    sky_status st = sky_cuda_kernels_load(c, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
+                                          g->kernel_names, "attention_sm80", g->attention_smem, &module, fn, err);
+    if (st == SKY_OK) {
+        sky_cuda_smem_limit(g->n_kernels, g->kernel_names, fn, "attention_sm90", g->attention90_smem);
+        st = attention_rows(c, fn, t, err);
+        for (int i = 0; st == SKY_OK && i < g->n_kernels && t->n < SKY_SELFTEST_MAX_ROWS; i++)
+            if (strncmp(g->kernel_names[i], "layernorm_modulate", 18) == 0)
+                st = norm_row(c, fn, i, &t->rows[t->n++], err);
+            else if (strncmp(g->kernel_names[i], "gated_residual", 14) == 0)
+                st = residual_row(c, fn, i, &t->rows[t->n++], err);
+    }
+    if (module) cuModuleUnload(module);
+    free(fn);
+    return st ? st : cache_write(t, err);
+}
+
+sky_status sky_cuda_selftest(int device, int force, sky_selftest_table *t, sky_err *err)
+{
+    sky_cuda *c;
+    if (sky_cuda_open(&c, device, err)) return SKY_ERR;
+    const sky_status st = sky_cuda_selftest_on(c, force, t, err);
+    sky_cuda_close(c);
+    return st;
+}
+
+const sky_selftest_row *sky_selftest_find(const sky_selftest_table *t, const char *prefix)
+{
+    for (int i = 0; i < t->n; i++)
+        if (strncmp(t->rows[i].kernel, prefix, strlen(prefix)) == 0) return &t->rows[i];
+    return NULL;
+}
+
+int sky_selftest_enabled(void)
+{
+    const char *v = getenv("SKY_SELFTEST");
+    return !(v && strcmp(v, "0") == 0);
+}
