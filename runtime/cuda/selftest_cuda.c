@@ -46,11 +46,46 @@ extern const sky_dit_cuda_desc dit_forward_cuda;
 
 enum { LQ = 130, LK = 150 };
 
-/* The integer after `key` in a generated kernel name ("..._nh2_smem104448_..."), or -1. */
+/* The line of the generated kernels' source that gives a kernel's template constants (gen/emit/names.lua writes
+ * one before each kernel: "// <name>: templates/cuda/<t>.cu.in with KEY=value KEY=value ..."), or NULL. */
+static const char *param_line(const char *name)
+{
+    const size_t n = strlen(name);
+    for (const char *p = dit_forward_cuda.kernels_src; (p = strstr(p, "// ")) != NULL; p += 3)
+        if (strncmp(p + 3, name, n) == 0 && p[3 + n] == ':' && (p == dit_forward_cuda.kernels_src || p[-1] == '\n'))
+            return p;
+    return NULL;
+}
+
+/* The value of constant `key` of kernel `name` (param_line), or NULL; *len its length. */
+static const char *param(const char *name, const char *key, size_t *len)
+{
+    const char  *line = param_line(name);
+    const size_t k = strlen(key);
+    if (!line) return NULL;
+    const char *end = strchr(line, '\n');
+    for (const char *p = line; (p = strstr(p, key)) != NULL && (!end || p < end); p += k)
+        if (p[-1] == ' ' && p[k] == '=') {
+            *len = strcspn(p + k + 1, " \n");
+            return p + k + 1;
+        }
+    return NULL;
+}
+
+/* The integer constant `key` of kernel `name`, or -1. */
 static int name_int(const char *name, const char *key)
 {
-    const char *p = strstr(name, key);
-    return p ? atoi(p + strlen(key)) : -1;
+    size_t      len;
+    const char *v = param(name, key, &len);
+    return v ? atoi(v) : -1;
+}
+
+/* 1 when constant `key` (a type: TX, TY, TU) of kernel `name` is bf16. */
+static int name_bf16(const char *name, const char *key)
+{
+    size_t      len;
+    const char *v = param(name, key, &len);
+    return v && len == 4 && strncmp(v, "bf16", 4) == 0;
 }
 
 /* Deterministic values in [-a, a], rounded to bf16: the device copy in h, the value in f. */
@@ -107,7 +142,7 @@ static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky
 {
     const char      *name = dit_forward_cuda.kernel_names[ki];
     const int        sm90 = strncmp(name, "attention_sm90", 14) == 0, cols = a->nh * a->d;
-    const int        smem = name_int(name, "_smem"), lq = LQ, lk = LK;
+    const int        smem = name_int(name, "SMEM"), lq = LQ, lk = LK;
     const float      scale = (float)(1.4426950408889634 / sqrt(a->d));
     const size_t     n = (size_t)LQ * cols;
     sky_cuda_program st = {
@@ -122,7 +157,7 @@ static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky
         void *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
         sky_cuda_launch(&st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
     } else {
-        const int bm = name_int(name, "_blockm"), threads = name_int(name, "_threads");
+        const int bm = name_int(name, "BLOCK_M"), threads = name_int(name, "THREADS");
         void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
         sky_cuda_launch(&st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
                         c->stream, args);
@@ -155,7 +190,11 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
         if (k80 < 0 && strncmp(g->kernel_names[i], "attention_sm80", 14) == 0) k80 = i;
     }
     if (k80 < 0) return SKY_OK; /* a program without attention */
-    attn_case    a = {.nh = name_int(g->kernel_names[k80], "_nh"), .d = name_int(g->kernel_names[k80], "_d")};
+    attn_case a = {.nh = name_int(g->kernel_names[k80], "NH"), .d = name_int(g->kernel_names[k80], "D")};
+    if (a.nh < 1 || a.d < 1)
+        return sky_fail(err,
+                        "selftest: %s: no template constants before it in the kernels' source (gen/emit/names.lua)",
+                        g->kernel_names[k80]);
     const size_t nq = (size_t)LQ * a.nh * a.d, nk = (size_t)LK * a.nh * a.d;
     uint16_t    *h = malloc((nq + 2 * nk) * 2);
     float       *f = malloc((nq + 2 * nk) * sizeof *f);
@@ -193,10 +232,13 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
 static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
 {
     enum { ROWS = 6, TPR = 3 };
-    const char  *name = dit_forward_cuda.kernel_names[ki];
-    const int    C = name_int(name, "_c"), chunks = name_int(name, "_chunks"), threads = name_int(name, "_threads");
-    const int    sc = name_int(name, "_scale"), sh = name_int(name, "_shift"), tpr = TPR;
-    const int    xbf = strstr(name, "_txbf16") != NULL, ybf = strstr(name, "_tybf16") != NULL;
+    const char *name = dit_forward_cuda.kernel_names[ki];
+    const int   C = name_int(name, "C"), chunks = name_int(name, "CHUNKS"), threads = name_int(name, "THREADS");
+    const int   sc = name_int(name, "SCALE"), sh = name_int(name, "SHIFT"), tpr = TPR;
+    const int   xbf = name_bf16(name, "TX"), ybf = name_bf16(name, "TY");
+    if (C < 1 || chunks < 1)
+        return sky_fail(
+            err, "selftest: %s: no template constants before it in the kernels' source (gen/emit/names.lua)", name);
     const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
     float       *x = malloc(n * sizeof *x), *mod = malloc(nm * sizeof *mod), *y = malloc(n * sizeof *y);
     uint16_t    *xh = malloc(n * 2), *yh = malloc(n * 2), *mh = malloc(nm * 2);
@@ -268,10 +310,13 @@ static void upload(sky_cuda *c, CUdeviceptr p, float *f, size_t n, int bf16, uin
 static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
 {
     enum { ROWS = 6, TPR = 3 };
-    const char  *name = dit_forward_cuda.kernel_names[ki];
-    const int    C = name_int(name, "_c"), chunks = name_int(name, "_chunks"), gate = name_int(name, "_gate");
-    const int    xbf = strstr(name, "_txbf16") != NULL, ubf = strstr(name, "_tubf16") != NULL;
-    const int    ybf = strstr(name, "_tybf16") != NULL, rows = ROWS, tpr = TPR;
+    const char *name = dit_forward_cuda.kernel_names[ki];
+    const int   C = name_int(name, "C"), chunks = name_int(name, "CHUNKS"), gate = name_int(name, "GATE");
+    const int   xbf = name_bf16(name, "TX"), ubf = name_bf16(name, "TU");
+    const int   ybf = name_bf16(name, "TY"), rows = ROWS, tpr = TPR;
+    if (C < 1 || chunks < 1)
+        return sky_fail(
+            err, "selftest: %s: no template constants before it in the kernels' source (gen/emit/names.lua)", name);
     const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
     float       *h = malloc((3 * n + nm) * sizeof *h);
     uint16_t    *s = malloc((n > nm ? n : nm) * 2);
