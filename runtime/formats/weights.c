@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/dtype.h"
@@ -201,6 +202,19 @@ sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, con
     return SKY_OK;
 }
 
+/* NaN or Inf in a converted tensor (issue 15 item 6): one pass over what was just written, while it is in
+ * cache; a corrupt checkpoint would otherwise give an all-black video and exit 0. */
+static sky_status check_finite(const float *x, size_t n, const sky_st_tensor *t, const char *when, sky_err *err)
+{
+    int bad = 0;
+    for (size_t j = 0; j < n; j++) bad |= !isfinite(x[j]);
+    if (!bad) return SKY_OK;
+    size_t j = 0;
+    while (isfinite(x[j])) j++;
+    return sky_fail(err, "%s: tensor '%s' holds %s at element %zu%s; the checkpoint is corrupt (download it again)",
+                    t->file, t->name, isnan(x[j]) ? "NaN" : "Inf", j, when);
+}
+
 sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *err)
 {
     SKY_ASSERT(w->ck && w->table && i >= 0 && i < w->n);
@@ -212,10 +226,16 @@ sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *er
     size_t elems = 1;
     for (int d = 0; d < e->ndim; d++) elems *= (size_t)e->shape[d];
     const size_t per = elems / (size_t)np; /* the parts, one after another along dim 0 */
-    for (int k = 0; k < np; k++)
+    for (int k = 0; k < np; k++) {
         if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK)
             return SKY_ERR;
-    return w->patch.add ? w->patch.add(w->patch.ctx, i, dst, err) : SKY_OK;
+        if (check_finite(dst + (size_t)k * per, per, parts[k], "", err) != SKY_OK) return SKY_ERR;
+    }
+    if (!w->patch.add) return SKY_OK;
+    if (w->patch.add(w->patch.ctx, i, dst, err) != SKY_OK) return SKY_ERR;
+    for (int k = 0; k < np; k++)
+        if (check_finite(dst + (size_t)k * per, per, parts[k], " after the LoRA merge", err) != SKY_OK) return SKY_ERR;
+    return SKY_OK;
 }
 
 sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
