@@ -206,11 +206,8 @@ sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, con
  * cache; a corrupt checkpoint would otherwise give an all-black video and exit 0. */
 static sky_status check_finite(const float *x, size_t n, const sky_st_tensor *t, const char *when, sky_err *err)
 {
-    int bad = 0;
-    for (size_t j = 0; j < n; j++) bad |= !isfinite(x[j]);
-    if (!bad) return SKY_OK;
-    size_t j = 0;
-    while (isfinite(x[j])) j++;
+    const size_t j = sky_f32_nonfinite(x, n);
+    if (j == n) return SKY_OK;
     return sky_fail(err, "%s: tensor '%s' holds %s at element %zu%s; the checkpoint is corrupt (download it again)",
                     t->file, t->name, isnan(x[j]) ? "NaN" : "Inf", j, when);
 }

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+
+#define XXH_INLINE_ALL /* header-only: the CPU-only build does not link libxxhash */
+#include <xxhash.h>
 #include "models/latent.h"
 
 /* ---- progress on stderr ------------------------------------------------------------------ */
@@ -70,6 +73,24 @@ sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err)
 {
     if (r->a->interrupted && *r->a->interrupted) return sky_fail(err, "interrupted");
     return SKY_OK;
+}
+
+void sky_denoise_hash_latents(sky_denoise *r, const float *x, size_t n)
+{
+    r->latents_hash = XXH64(x, n * sizeof *x, r->latents_hash);
+}
+
+sky_status sky_denoise_check_latents(const float *x, size_t n, int step, int steps, int window, int windows,
+                                     sky_err *err)
+{
+    const size_t j = sky_f32_nonfinite(x, n);
+    if (j == n) return SKY_OK;
+    char where[64] = "";
+    if (window >= 0) snprintf(where, sizeof where, " of window %d of %d", window + 1, windows);
+    return sky_fail(err,
+                    "the latents hold %s at element %zu after step %d of %d%s: the model's output is not finite "
+                    "(its weights or inputs, or an overflow); the run stops, no video is written",
+                    isnan(x[j]) ? "NaN" : "Inf", j, step, steps, where);
 }
 
 /* ---- the models' lifetimes (--offload) ------------------------------------------------------ */

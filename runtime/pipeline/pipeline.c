@@ -5,6 +5,7 @@
  */
 #include "pipeline/pipeline.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,12 @@ static sky_status read_tensor(const sky_safetensors *f, const char *name, size_t
     if (n != want)
         return sky_fail(err, "%s: tensor '%s' has %zu elements, this variant needs %zu", sky_safetensors_path(f), name,
                         n, want);
-    return sky_dtype_to_f32(dst, t->data, t->dtype, n, err);
+    if (sky_dtype_to_f32(dst, t->data, t->dtype, n, err)) return SKY_ERR;
+    const size_t bad = sky_f32_nonfinite(dst, n);
+    if (bad < n)
+        return sky_fail(err, "%s: tensor '%s' holds NaN or Inf at element %zu; the embeddings must be finite",
+                        sky_safetensors_path(f), name, bad);
+    return SKY_OK;
 }
 
 /* The prompt and the negative prompt through the tokenizer and umT5 (§2.4, §2.5). */
@@ -286,8 +292,11 @@ static sky_status write_latents(sky_denoise *r, sky_err *err)
         free(chw);
         if (st) return SKY_ERR;
     }
-    const char *meta[] = {"made_by", "skyreels pipeline --output_latents", "variant", r->v->name,
-                          "args",    a->args_json ? a->args_json : "{}",   NULL};
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016" PRIx64, r->latents_hash);
+    const char *meta[] = {"made_by", "skyreels pipeline --output_latents", "variant",       r->v->name,
+                          "args",    a->args_json ? a->args_json : "{}",   "latents_xxh64", hash,
+                          NULL};
     return sky_safetensors_write(a->output_latents, r->keep, r->n_keep, meta, err);
 }
 
@@ -296,7 +305,13 @@ static sky_status finish(sky_denoise *r, sky_err *err)
 {
     if (sky_noise_check_used(&r->noise, err)) return SKY_ERR;
     if (r->writer) {
-        const sky_status st = sky_video_writer_close(r->writer, err);
+        char hash[17];
+        snprintf(hash, sizeof hash, "%016" PRIx64, r->latents_hash);
+        sky_status st = sky_video_writer_set_tag(r->writer, "latents_xxh64", hash, err);
+        if (st == SKY_OK)
+            st = sky_video_writer_close(r->writer, err);
+        else
+            sky_video_writer_abort(r->writer);
         r->writer = NULL;
         if (st) return SKY_ERR;
     }
