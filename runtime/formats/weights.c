@@ -90,8 +90,8 @@ static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const
                         sky_checkpoint_path(ck), orig_example, orig, diff_example, diff);
     if (orig == 0 && diff == 0)
         return sky_fail(err,
-                        "%s: no tensor of this model found (looked for '%s' or '%s'); is it a SkyReels-V2 "
-                        "transformer checkpoint for %s?",
+                        "%s: no tensor of this model found (looked for '%s' or '%s'); is it this model's "
+                        "checkpoint for %s (not another model's)?",
                         sky_checkpoint_path(ck), table[n - 1].name, table[n - 1].alias, who);
     *out = orig > 0 ? SKY_LAYOUT_ORIGINAL : SKY_LAYOUT_DIFFUSERS;
     return SKY_OK;

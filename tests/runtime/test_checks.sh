@@ -91,6 +91,22 @@ poke "$tmp/w.safetensors" "$tmp/w_big.safetensors" head.head.weight scale 1e40
 expect 1 "after step 1 of 2 of window 1 of 1: the model's output is not finite" -- \
     $D --dit_weights "$tmp/w_big.safetensors" --prompt_embeds "$tmp/pe.safetensors" "${RUN[@]}" "${O[@]}"
 
+# Every checkpoint checked before any model runs, the message naming the model (issue 15 item 5): a VAE
+# given as the transformer is found before the text encoder runs (no "text_encode:" line).
+$D random-weights --program t5 --output "$tmp/t5.safetensors" > /dev/null
+TXT=(--t5_weights "$tmp/t5.safetensors" --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a cat")
+out=$($D --dit_weights "$tmp/vae.safetensors" "${TXT[@]}" --num_frames 9 --inference_steps 2 "${O[@]}" 2>&1); rc=$?
+if [ $rc = 1 ] && [[ "$out" == *"the transformer's checkpoint: $tmp/vae.safetensors: no tensor of this model found"* ]] &&
+   [[ "$out" != *text_encode:* ]] && [ ! -e "$tmp/o.mp4" ]; then
+    pass=$((pass + 1)); echo "ok   a VAE as --dit_weights: refused before the text encoder ran"
+else
+    fail=$((fail + 1)); echo "FAIL a VAE as --dit_weights: exit $rc: $out"
+fi
+expect 1 "the VAE's checkpoint: $tmp/w.safetensors: no tensor of this model found" -- \
+    $D --dit_weights "$tmp/w.safetensors" "${TXT[@]}" "${RUN[@]}" --vae_weights "$tmp/w.safetensors" -o "$tmp/o.mp4"
+expect 1 "the text encoder (umT5)'s checkpoint: $tmp/vae.safetensors: no tensor of this model found" -- \
+    $D --dit_weights "$tmp/w.safetensors" --t5_weights "$tmp/vae.safetensors" "${TXT[@]:2}" "${RUN[@]}" "${O[@]}"
+
 # Reproducibility: same seed -> same latents_xxh64 and same decoded frames; another seed -> another hash.
 ok=1
 for i in 1 2 3; do
