@@ -313,16 +313,38 @@ void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, c
 
 /* ---- inputs and outputs ---------------------------------------------------------------------- */
 
+/* The crop box of an iw x ih image for an H x W video (reference §7.3 step 1): the full width or height,
+ * the other side cut to the video's aspect. */
+static void crop_box(int iw, int ih, int H, int W, int *cw, int *ch)
+{
+    *cw = iw, *ch = ih;
+    if ((double)ih / iw > (double)H / W)
+        *ch = (int)((double)iw * H / W);
+    else
+        *cw = (int)((double)ih * W / H);
+}
+
+sky_status sky_denoise_check_image(const char *path, int H, int W, sky_err *err)
+{
+    sky_image img;
+    if (sky_image_read(path, &img, err)) return SKY_ERR;
+    int cw, ch;
+    crop_box(img.width, img.height, H, W, &cw, &ch);
+    const int iw = img.width, ih = img.height;
+    sky_image_free(&img);
+    if (cw >= 1 && ch >= 1) return SKY_OK;
+    return sky_fail(err,
+                    "%s: the image is %dx%d (WxH); cropped to the video's aspect (%dx%d) it keeps %dx%d pixels, "
+                    "nothing to resize: give a larger image",
+                    path, iw, ih, W, H, cw, ch);
+}
+
 sky_status sky_denoise_load_image(const char *path, int H, int W, int lanczos, float *dst, sky_err *err)
 {
     sky_image img;
     if (sky_image_read(path, &img, err)) return SKY_ERR;
-    /* Crop box (reference §7.3 step 1): keep the full width or height, centered. */
-    int cw = img.width, ch = img.height;
-    if ((double)img.height / img.width > (double)H / W)
-        ch = (int)((double)img.width * H / W);
-    else
-        cw = (int)((double)img.height * W / H);
+    int cw, ch;
+    crop_box(img.width, img.height, H, W, &cw, &ch);
     const int x0 = (int)floor((img.width - cw) / 2.0 + 0.5), y0 = (int)floor((img.height - ch) / 2.0 + 0.5);
     uint8_t  *rgb = malloc((size_t)W * H * 3);
     if (!rgb) {

@@ -117,6 +117,9 @@ void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, c
 
 /* ---- inputs and outputs ------------------------------------------------------------------------- */
 
+/* Refuse up front an image whose crop box for an H x W video (reference §7.3) keeps no pixel on a side (a
+ * 1 x 1 image for a 4:3 video: crop 1 x 0), which swscale cannot resize; 1 pixel resizes. */
+sky_status sky_denoise_check_image(const char *path, int H, int W, sky_err *err);
 /* An image as [3, H, W] in [-1, 1]: center-cropped to H:W, resized to W x H with swscale (`lanczos` for I2V as
  * the original's VideoProcessor, else bicubic as its DF PIL resize; at the target size both are the identity;
  * other sizes differ from PIL's filters in the last bits). */

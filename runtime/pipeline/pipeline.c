@@ -293,6 +293,9 @@ static sky_status prepare(sky_denoise *r, sky_err *err)
     const sky_gen_args    *a = r->a;
     const sky_dit_program *p = r->v->dit;
     if (check_checkpoints(r, err) || check_cfg_parallel(r, err) || open_loras(r, err)) return SKY_ERR;
+    if ((a->image && sky_denoise_check_image(a->image, a->height, a->width, err)) ||
+        (a->end_image && sky_denoise_check_image(a->end_image, a->height, a->width, err)))
+        return SKY_ERR;
     if (a->noise_file) {
         if (sky_noise_open_file(&r->noise, a->noise_file, err)) return SKY_ERR;
     } else

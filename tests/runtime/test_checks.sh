@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# tests/runtime/test_checks.sh — numbers and reproducibility of a run (issue 15 items 6 and 9), on tiny_df:
+# tests/runtime/test_checks.sh — checks before a run, numbers and reproducibility (issue 15 items 5, 6, 9),
+# on tiny_df:
+#   - every checkpoint checked before any model runs, naming the model; a too-small image refused; a
+#     transposed --resolution gives the portrait video;
 #   - a NaN or Inf in a checkpoint, --prompt_embeds, --noise or a --resume_dir window is refused before any
 #     model runs, naming the file and tensor; latents that stop being finite stop the run naming the window
 #     and step; each exits non-zero and leaves no mp4;
@@ -106,6 +109,19 @@ expect 1 "the VAE's checkpoint: $tmp/w.safetensors: no tensor of this model foun
     $D --dit_weights "$tmp/w.safetensors" "${TXT[@]}" "${RUN[@]}" --vae_weights "$tmp/w.safetensors" -o "$tmp/o.mp4"
 expect 1 "the text encoder (umT5)'s checkpoint: $tmp/vae.safetensors: no tensor of this model found" -- \
     $D --dit_weights "$tmp/w.safetensors" --t5_weights "$tmp/vae.safetensors" "${TXT[@]:2}" "${RUN[@]}" "${O[@]}"
+
+# Inputs that cannot work are refused before any model runs: a 1x1 image (its crop to the 4:3 video keeps
+# 1x0 pixels). A transposed --resolution HxW makes the portrait video (tiny_df is 48x64: 64x48 gives 48 wide).
+printf 'P6\n1 1\n255\n\x64\x64\x64' > "$tmp/dot.ppm"
+expect 1 "dot.ppm: the image is 1x1 (WxH); cropped to the video's aspect (64x48) it keeps 1x0 pixels, nothing to resize" -- \
+    $D --dit_weights "$tmp/w.safetensors" --prompt_embeds "$tmp/pe.safetensors" "${RUN[@]}" "${O[@]}" --image "$tmp/dot.ppm"
+if $D --dit_weights "$tmp/w.safetensors" --prompt_embeds "$tmp/pe.safetensors" "${RUN[@]}" --resolution 64x48 \
+       --vae_weights "$tmp/vae.safetensors" -o "$tmp/portrait.mp4" > /dev/null 2>&1 &&
+   [ "$("$tmp/mp4probe" "$tmp/portrait.mp4")" = "9 48 64 24/1" ]; then
+    pass=$((pass + 1)); echo "ok   --resolution 64x48 on a 48x64 binary: a portrait video, 48 wide and 64 high"
+else
+    fail=$((fail + 1)); echo "FAIL --resolution 64x48: $("$tmp/mp4probe" "$tmp/portrait.mp4" 2>&1)"
+fi
 
 # Reproducibility: same seed -> same latents_xxh64 and same decoded frames; another seed -> another hash.
 ok=1
