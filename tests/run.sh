@@ -18,6 +18,7 @@ tiers=(
     "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
+    "numbers + reproducibility | bash tests/runtime/test_checks.sh"
     "prompt enhancer (HTTP)  | bash tests/runtime/test_prompt_enhancer.sh"
     "compile: generated CUDA | bash tests/compile/run.sh"
     "compile: attention cfgs | bash tests/compile/attention_compile.sh"

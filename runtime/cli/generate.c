@@ -299,7 +299,9 @@ static int choose_seed(gen *g)
     return SKY_CLI_GO_ON;
 }
 
-/* The size: this binary's; --resolution may only name it (or its portrait). */
+/* The size: this binary's; --resolution may only name it, or its portrait as HxW (the transposed size: the
+ * same tokens, so the same program; a portrait video, as a portrait image gives). An --image or --video_path
+ * still decides the orientation (orient below), as in the original. */
 static int check_resolution(gen *g)
 {
     sky_gen_args *a = &g->a;
@@ -321,6 +323,8 @@ static int check_resolution(gen *g)
                              "--resolution %s is %dx%d; this binary was generated for %dx%d (use the binary of "
                              "that resolution)",
                              r, rh, rw, a->height, a->width);
+    a->height = rh;
+    a->width = rw;
     return SKY_CLI_GO_ON;
 }
 

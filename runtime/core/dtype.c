@@ -1,6 +1,7 @@
 /* runtime/core/dtype.c — dtype table and byte-order-independent, unaligned-safe conversions. */
 #include "core/dtype.h"
 
+#include <math.h>
 #include <string.h>
 
 /* One row per sky_dtype, in enum order (checked by index in dtype_info()). */
@@ -155,4 +156,39 @@ sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, 
         return sky_fail(err, "cannot convert dtype %s to f32 (supported: F32, F16, BF16, F64, I64, I32)",
                         sky_dtype_name(t));
     }
+}
+
+/* NaN or Inf: the exponent bits all ones. On the bits, so it vectorises (isfinite() may not). */
+static int f32_bits_nonfinite(const float *x)
+{
+    uint32_t u;
+    memcpy(&u, x, sizeof u);
+    return (u & 0x7F800000u) == 0x7F800000u;
+}
+
+size_t sky_f32_nonfinite(const float *x, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= f32_bits_nonfinite(&x[i]);
+    if (!bad) return n;
+    size_t i = 0;
+    while (!f32_bits_nonfinite(&x[i])) i++;
+    return i;
+}
+
+size_t sky_dtype_nonfinite(const void *src, sky_dtype t, size_t n)
+{
+    if (t == SKY_DTYPE_I64 || t == SKY_DTYPE_I32) return n;
+    const int      bytes = sky_dtype_bits(t) / 8;
+    float          buf[4096];
+    const uint8_t *p = src;
+    for (size_t done = 0; done < n;) {
+        const size_t k = n - done < 4096 ? n - done : 4096;
+        sky_err      e;
+        if (bytes <= 0 || sky_dtype_to_f32(buf, p + done * (size_t)bytes, t, k, &e) != SKY_OK) return n;
+        const size_t j = sky_f32_nonfinite(buf, k);
+        if (j < k) return done + j;
+        done += k;
+    }
+    return n;
 }

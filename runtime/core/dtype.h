@@ -27,6 +27,14 @@ int sky_dtype_bits(sky_dtype t);
  * returns SKY_ERR with a message naming it, and dst is untouched. */
 sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, sky_err *err);
 
+/* The index of the first NaN or Inf among x[0..n), or n when every element is finite (issue 15 item 6: the
+ * checks of weights, inputs and latents). One read of x. */
+size_t sky_f32_nonfinite(const float *x, size_t n);
+
+/* The same over n elements of dtype t at src (F32, F16, BF16, F64; integer dtypes are finite, and an
+ * unsupported dtype gives n), converted a few thousand at a time without allocating. */
+size_t sky_dtype_nonfinite(const void *src, sky_dtype t, size_t n);
+
 /* float -> bf16, round to nearest even; a NaN stays a (quiet) NaN with its sign. */
 uint16_t sky_f32_to_bf16(float f);
 

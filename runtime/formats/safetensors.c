@@ -309,8 +309,10 @@ static sky_status parse_header(sky_safetensors *f, sky_err *err)
     const unsigned char *base = f->map;
     uint64_t             n = load_le64(base);
     if (n > SKY_ST_MAX_HEADER) {
-        return sky_fail(err, "%s: header length %llu exceeds the limit of %llu bytes (header too large)", f->path,
-                        (ull)n, (ull)SKY_ST_MAX_HEADER);
+        return sky_fail(err,
+                        "%s: header length %llu exceeds the limit of %llu bytes (header too large: real "
+                        "checkpoints need well under 1 MB; is the file corrupt?)",
+                        f->path, (ull)n, (ull)SKY_ST_MAX_HEADER);
     }
     if (n > (uint64_t)(f->map_size - 8)) { /* 8 + n > size, without forming 8 + n */
         return sky_fail(err, "%s: header length %llu exceeds the file size %zu", f->path, (ull)n, f->map_size);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/dtype.h"
@@ -89,8 +90,8 @@ static sky_status detect_layout(sky_layout *out, const sky_checkpoint *ck, const
                         sky_checkpoint_path(ck), orig_example, orig, diff_example, diff);
     if (orig == 0 && diff == 0)
         return sky_fail(err,
-                        "%s: no tensor of this model found (looked for '%s' or '%s'); is it a SkyReels-V2 "
-                        "transformer checkpoint for %s?",
+                        "%s: no tensor of this model found (looked for '%s' or '%s'); is it this model's "
+                        "checkpoint for %s (not another model's)?",
                         sky_checkpoint_path(ck), table[n - 1].name, table[n - 1].alias, who);
     *out = orig > 0 ? SKY_LAYOUT_ORIGINAL : SKY_LAYOUT_DIFFUSERS;
     return SKY_OK;
@@ -201,6 +202,16 @@ sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, con
     return SKY_OK;
 }
 
+/* NaN or Inf in a converted tensor (issue 15 item 6): one pass over what was just written, while it is in
+ * cache; a corrupt checkpoint would otherwise give an all-black video and exit 0. */
+static sky_status check_finite(const float *x, size_t n, const sky_st_tensor *t, const char *when, sky_err *err)
+{
+    const size_t j = sky_f32_nonfinite(x, n);
+    if (j == n) return SKY_OK;
+    return sky_fail(err, "%s: tensor '%s' holds %s at element %zu%s; the checkpoint is corrupt (download it again)",
+                    t->file, t->name, isnan(x[j]) ? "NaN" : "Inf", j, when);
+}
+
 sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *err)
 {
     SKY_ASSERT(w->ck && w->table && i >= 0 && i < w->n);
@@ -212,10 +223,16 @@ sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *er
     size_t elems = 1;
     for (int d = 0; d < e->ndim; d++) elems *= (size_t)e->shape[d];
     const size_t per = elems / (size_t)np; /* the parts, one after another along dim 0 */
-    for (int k = 0; k < np; k++)
+    for (int k = 0; k < np; k++) {
         if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK)
             return SKY_ERR;
-    return w->patch.add ? w->patch.add(w->patch.ctx, i, dst, err) : SKY_OK;
+        if (check_finite(dst + (size_t)k * per, per, parts[k], "", err) != SKY_OK) return SKY_ERR;
+    }
+    if (!w->patch.add) return SKY_OK;
+    if (w->patch.add(w->patch.ctx, i, dst, err) != SKY_OK) return SKY_ERR;
+    for (int k = 0; k < np; k++)
+        if (check_finite(dst + (size_t)k * per, per, parts[k], " after the LoRA merge", err) != SKY_OK) return SKY_ERR;
+    return SKY_OK;
 }
 
 sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,

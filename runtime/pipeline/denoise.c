@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+
+#define XXH_INLINE_ALL /* header-only: the CPU-only build does not link libxxhash */
+#include <xxhash.h>
 #include "models/latent.h"
 
 /* ---- progress on stderr ------------------------------------------------------------------ */
@@ -70,6 +73,24 @@ sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err)
 {
     if (r->a->interrupted && *r->a->interrupted) return sky_fail(err, "interrupted");
     return SKY_OK;
+}
+
+void sky_denoise_hash_latents(sky_denoise *r, const float *x, size_t n)
+{
+    r->latents_hash = XXH64(x, n * sizeof *x, r->latents_hash);
+}
+
+sky_status sky_denoise_check_latents(const float *x, size_t n, int step, int steps, int window, int windows,
+                                     sky_err *err)
+{
+    const size_t j = sky_f32_nonfinite(x, n);
+    if (j == n) return SKY_OK;
+    char where[64] = "";
+    if (window >= 0) snprintf(where, sizeof where, " of window %d of %d", window + 1, windows);
+    return sky_fail(err,
+                    "the latents hold %s at element %zu after step %d of %d%s: the model's output is not finite "
+                    "(its weights or inputs, or an overflow); the run stops, no video is written",
+                    isnan(x[j]) ? "NaN" : "Inf", j, step, steps, where);
 }
 
 /* ---- the models' lifetimes (--offload) ------------------------------------------------------ */
@@ -292,16 +313,38 @@ void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, c
 
 /* ---- inputs and outputs ---------------------------------------------------------------------- */
 
+/* The crop box of an iw x ih image for an H x W video (reference §7.3 step 1): the full width or height,
+ * the other side cut to the video's aspect. */
+static void crop_box(int iw, int ih, int H, int W, int *cw, int *ch)
+{
+    *cw = iw, *ch = ih;
+    if ((double)ih / iw > (double)H / W)
+        *ch = (int)((double)iw * H / W);
+    else
+        *cw = (int)((double)ih * W / H);
+}
+
+sky_status sky_denoise_check_image(const char *path, int H, int W, sky_err *err)
+{
+    sky_image img;
+    if (sky_image_read(path, &img, err)) return SKY_ERR;
+    int cw, ch;
+    crop_box(img.width, img.height, H, W, &cw, &ch);
+    const int iw = img.width, ih = img.height;
+    sky_image_free(&img);
+    if (cw >= 1 && ch >= 1) return SKY_OK;
+    return sky_fail(err,
+                    "%s: the image is %dx%d (WxH); cropped to the video's aspect (%dx%d) it keeps %dx%d pixels, "
+                    "nothing to resize: give a larger image",
+                    path, iw, ih, W, H, cw, ch);
+}
+
 sky_status sky_denoise_load_image(const char *path, int H, int W, int lanczos, float *dst, sky_err *err)
 {
     sky_image img;
     if (sky_image_read(path, &img, err)) return SKY_ERR;
-    /* Crop box (reference §7.3 step 1): keep the full width or height, centered. */
-    int cw = img.width, ch = img.height;
-    if ((double)img.height / img.width > (double)H / W)
-        ch = (int)((double)img.width * H / W);
-    else
-        cw = (int)((double)img.height * W / H);
+    int cw, ch;
+    crop_box(img.width, img.height, H, W, &cw, &ch);
     const int x0 = (int)floor((img.width - cw) / 2.0 + 0.5), y0 = (int)floor((img.height - ch) / 2.0 + 0.5);
     uint8_t  *rgb = malloc((size_t)W * H * 3);
     if (!rgb) {

@@ -53,6 +53,7 @@ typedef struct sky_denoise {
     float                  *video; /* all frames, only for --output_latents */
     int                     video_frames;
     sky_progress            prog;
+    uint64_t                latents_hash; /* sky_denoise_hash_latents over the final latents so far */
 } sky_denoise;
 
 /* ---- progress ------------------------------------------------------------------------------- */
@@ -65,6 +66,15 @@ void sky_denoise_progress_start(sky_denoise *r, int total);
 void sky_denoise_progress_step(sky_denoise *r);
 /* SKY_ERR "interrupted" when a signal asked to stop (a->interrupted); checked between steps. */
 sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err);
+/* SKY_ERR naming the step (and the DF window: window >= 0 of windows) when the latents x[0..n) hold a NaN
+ * or Inf, so a diverged run stops with no video rather than writing a black one (issue 15 item 6). One
+ * read of the latents on the host per step, on both backends (the sampler steps them there). */
+/* Fold final latents x[0..n) (T2V/I2V: the one latent; DF: each window's, in order) into r->latents_hash:
+ * XXH64 of their fp32 bytes, seeded with the hash so far (0 at the start). Stored in the mp4 and
+ * --output_latents as latents_xxh64, so two runs compare without decoding (issue 15 item 9). */
+void       sky_denoise_hash_latents(sky_denoise *r, const float *x, size_t n);
+sky_status sky_denoise_check_latents(const float *x, size_t n, int step, int steps, int window, int windows,
+                                     sky_err *err);
 
 /* ---- the models' lifetimes ------------------------------------------------------------------- */
 
@@ -107,6 +117,9 @@ void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, c
 
 /* ---- inputs and outputs ------------------------------------------------------------------------- */
 
+/* Refuse up front an image whose crop box for an H x W video (reference §7.3) keeps no pixel on a side (a
+ * 1 x 1 image for a 4:3 video: crop 1 x 0), which swscale cannot resize; 1 pixel resizes. */
+sky_status sky_denoise_check_image(const char *path, int H, int W, sky_err *err);
 /* An image as [3, H, W] in [-1, 1]: center-cropped to H:W, resized to W x H with swscale (`lanczos` for I2V as
  * the original's VideoProcessor, else bicubic as its DF PIL resize; at the target size both are the identity;
  * other sizes differ from PIL's filters in the last bits). */

@@ -91,7 +91,8 @@ static sky_status schedule(df_run *d, sky_err *err)
         plan = *a->df_plan;
     else if (sky_pipeline_df_plan(r->v, a, d->input.count, &plan, err))
         return SKY_ERR;
-    if (sky_sampler_init(&d->proto, a->solver, a->inference_steps, a->shift, 1, err) || resume_start(d, plan.windows, err) ||
+    if (sky_sampler_init(&d->proto, a->solver, a->inference_steps, a->shift, 1, err) ||
+        resume_start(d, plan.windows, err) ||
         sky_df_schedule_make(&plan, d->proto.timesteps, a->inference_steps, a->ar_step, &d->s, err))
         return SKY_ERR;
     sky_denoise_progress_start(r, sky_df_schedule_rows(&d->s, d->resumed));
@@ -223,8 +224,8 @@ static sky_status fill_window(df_run *d, sky_df_window w, float *Z, int Ftot, sk
 
 /* The rows of the window's step matrix m over Z [C, Ftot, h, w] (§7.4.2): each row feeds every frame at its
  * timestep (the prefix noised a little with addnoise_condition) and steps the frames the row updates. */
-static sky_status denoise_window(sky_denoise *r, const sky_forcing_matrix *m, float *Z, int Ftot, int prefix,
-                                 sky_err *err)
+static sky_status denoise_window(sky_denoise *r, const sky_forcing_matrix *m, float *Z, int Ftot, int prefix, int k,
+                                 int windows, sky_err *err)
 {
     const sky_gen_args *a = r->a;
     const int           C = r->v->dit->out_dim;
@@ -273,6 +274,7 @@ static sky_status denoise_window(sky_denoise *r, const sky_forcing_matrix *m, fl
             copy_latent_frames(Z, Ftot, f, xf, 1, 0, 1, C, r->hw);
         }
         sky_denoise_progress_step(r);
+        if (sky_denoise_check_latents(Z, n, row + 1, m->rows, k, windows, err)) goto done;
     }
     st = SKY_OK;
 done:
@@ -322,7 +324,7 @@ static sky_status run_window(df_run *d, int k, float *zw, sky_err *err)
         teacache_window_steps(d, k, w);
         st = sky_denoise_use_dit(r, err);
     }
-    if (st == SKY_OK) st = denoise_window(r, d->s.matrix[k], Z, Ftot, w.prefix, err);
+    if (st == SKY_OK) st = denoise_window(r, d->s.matrix[k], Z, Ftot, w.prefix, k, d->s.plan.windows, err);
     if (st == SKY_OK) {
         sky_denoise_done_dit(r);
         copy_latent_frames(zw, w.frames, 0, Z, Ftot, 0, w.frames, C, r->hw);
@@ -345,6 +347,7 @@ static sky_status output_window(df_run *d, int k, const float *zw, sky_err *err)
     snprintf(name, sizeof name, "latents.w%d", k);
     if (sky_denoise_keep(r, name, zw, 4, zshape, err)) return SKY_ERR;
     if (d->s.plan.windows == 1 && sky_denoise_keep(r, "latents", zw, 4, zshape, err)) return SKY_ERR;
+    sky_denoise_hash_latents(r, zw, (size_t)zshape[0] * w.frames * r->hw);
     if (!r->has_vae) return SKY_OK;
     const int    T = sky_latent_video_frames(w.frames, r->v->vae_stride_t);
     const size_t phw = (size_t)a->height * a->width;

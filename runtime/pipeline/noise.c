@@ -16,7 +16,21 @@ void sky_noise_seed(sky_noise *n, uint64_t seed)
 sky_status sky_noise_open_file(sky_noise *n, const char *path, sky_err *err)
 {
     memset(n, 0, sizeof *n);
-    return sky_safetensors_open(&n->file, path, err);
+    if (sky_safetensors_open(&n->file, path, err)) return SKY_ERR;
+    /* Every draw checked for NaN/Inf now, before any model runs (one read of the file). */
+    for (int i = 0; i < sky_safetensors_count(n->file); i++) {
+        const sky_st_tensor *t = sky_safetensors_at(n->file, i);
+        size_t               count = 1;
+        for (int d = 0; d < t->ndim; d++) count *= (size_t)t->shape[d];
+        const size_t j = sky_dtype_nonfinite(t->data, t->dtype, count);
+        if (j < count) {
+            sky_fail(err, "%s: tensor '%s' holds NaN or Inf at element %zu; --noise must be finite", path, t->name, j);
+            sky_safetensors_close(n->file);
+            n->file = NULL;
+            return SKY_ERR;
+        }
+    }
+    return SKY_OK;
 }
 
 /* splitmix64. */

@@ -5,6 +5,7 @@
  */
 #include "pipeline/pipeline.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,14 @@
 #include "text/text.h"
 
 static int is_df(const sky_variant_desc *v) { return v->family == SKY_FAMILY_DF; }
+
+/* Whether the run encodes images or frames with the VAE: I2V, DF start/end images, --video_path, long DF. */
+static int needs_vae_encoder(const sky_denoise *r)
+{
+    const sky_gen_args *a = r->a;
+    return a->image || a->end_image || a->video_path ||
+           (a->overlap_history > 0 && a->num_frames > a->base_num_frames && is_df(r->v));
+}
 
 sky_status sky_pipeline_df_plan(const sky_variant_desc *v, const sky_gen_args *a, int video_frames, sky_df_plan *plan,
                                 sky_err *err)
@@ -45,7 +54,12 @@ static sky_status read_tensor(const sky_safetensors *f, const char *name, size_t
     if (n != want)
         return sky_fail(err, "%s: tensor '%s' has %zu elements, this variant needs %zu", sky_safetensors_path(f), name,
                         n, want);
-    return sky_dtype_to_f32(dst, t->data, t->dtype, n, err);
+    if (sky_dtype_to_f32(dst, t->data, t->dtype, n, err)) return SKY_ERR;
+    const size_t bad = sky_f32_nonfinite(dst, n);
+    if (bad < n)
+        return sky_fail(err, "%s: tensor '%s' holds NaN or Inf at element %zu; the embeddings must be finite",
+                        sky_safetensors_path(f), name, bad);
+    return SKY_OK;
 }
 
 /* The prompt and the negative prompt through the tokenizer and umT5 (§2.4, §2.5). */
@@ -223,8 +237,7 @@ static sky_status start_teacache(sky_denoise *r, sky_err *err)
 static sky_status open_vae(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args *a = r->a;
-    const int           needs_encoder = a->image || a->end_image || a->video_path ||
-                              (a->overlap_history > 0 && a->num_frames > a->base_num_frames && is_df(r->v));
+    const int           needs_encoder = needs_vae_encoder(r);
     if (a->vae_weights) {
         if (!r->v->vae_decode) return sky_fail(err, "variant %s has no VAE; drop --vae_weights", r->v->name);
         r->has_vae = 1;
@@ -242,12 +255,47 @@ static sky_status open_vae(sky_denoise *r, sky_err *err)
     return SKY_OK;
 }
 
+/* The checkpoint at path checked lazily against a program's weights table (names, shapes, dtypes; nothing
+ * converted), the message naming the model. */
+static sky_status check_one(const sky_denoise *r, const sky_weight_desc *t, int n, const char *path, const char *model,
+                            sky_err *err)
+{
+    sky_err e;
+    if (!path || !sky_weights_check(t, n, path, r->v->name, (sky_backend)r->a->backend, &e)) return SKY_OK;
+    return sky_fail(err, "the %s's checkpoint: %s", model, e.msg);
+}
+
+/* Every checkpoint the run will read, checked before any model runs (issue 15 item 5): a VAE given as the
+ * transformer is found here, not after the text encoder ran. The tokenizer is opened before umT5 loads. */
+static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
+{
+    const sky_gen_args     *a = r->a;
+    const sky_variant_desc *v = r->v;
+    const sky_dit_program  *p = v->dit;
+    if (check_one(r, p->weights, p->n_weights, a->dit_weights, "transformer", err)) return SKY_ERR;
+    if (v->vae_decode && check_one(r, v->vae_decode->weights, v->vae_decode->n_weights, a->vae_weights, "VAE", err))
+        return SKY_ERR;
+    if (v->vae_encode && needs_vae_encoder(r) &&
+        check_one(r, v->vae_encode->weights, v->vae_encode->n_weights, a->vae_weights, "VAE encoder", err))
+        return SKY_ERR;
+    if (!a->prompt_embeds && v->text_encode &&
+        check_one(r, v->text_encode->weights, v->text_encode->n_weights, a->text_weights, "text encoder (umT5)", err))
+        return SKY_ERR;
+    if (!a->prompt_embeds && p->y_channels && v->clip_encode &&
+        check_one(r, v->clip_encode->weights, v->clip_encode->n_weights, a->clip_weights, "image encoder (CLIP)", err))
+        return SKY_ERR;
+    return SKY_OK;
+}
+
 /* Everything that can fail on input, checked before the first model pass; the models the run keeps opened. */
 static sky_status prepare(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args    *a = r->a;
     const sky_dit_program *p = r->v->dit;
-    if (check_cfg_parallel(r, err) || open_loras(r, err)) return SKY_ERR;
+    if (check_checkpoints(r, err) || check_cfg_parallel(r, err) || open_loras(r, err)) return SKY_ERR;
+    if ((a->image && sky_denoise_check_image(a->image, a->height, a->width, err)) ||
+        (a->end_image && sky_denoise_check_image(a->end_image, a->height, a->width, err)))
+        return SKY_ERR;
     if (a->noise_file) {
         if (sky_noise_open_file(&r->noise, a->noise_file, err)) return SKY_ERR;
     } else
@@ -286,8 +334,11 @@ static sky_status write_latents(sky_denoise *r, sky_err *err)
         free(chw);
         if (st) return SKY_ERR;
     }
-    const char *meta[] = {"made_by", "skyreels pipeline --output_latents", "variant", r->v->name,
-                          "args",    a->args_json ? a->args_json : "{}",   NULL};
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016" PRIx64, r->latents_hash);
+    const char *meta[] = {"made_by", "skyreels pipeline --output_latents", "variant",       r->v->name,
+                          "args",    a->args_json ? a->args_json : "{}",   "latents_xxh64", hash,
+                          NULL};
     return sky_safetensors_write(a->output_latents, r->keep, r->n_keep, meta, err);
 }
 
@@ -296,7 +347,13 @@ static sky_status finish(sky_denoise *r, sky_err *err)
 {
     if (sky_noise_check_used(&r->noise, err)) return SKY_ERR;
     if (r->writer) {
-        const sky_status st = sky_video_writer_close(r->writer, err);
+        char hash[17];
+        snprintf(hash, sizeof hash, "%016" PRIx64, r->latents_hash);
+        sky_status st = sky_video_writer_set_tag(r->writer, "latents_xxh64", hash, err);
+        if (st == SKY_OK)
+            st = sky_video_writer_close(r->writer, err);
+        else
+            sky_video_writer_abort(r->writer);
         r->writer = NULL;
         if (st) return SKY_ERR;
     }

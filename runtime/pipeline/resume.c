@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/dtype.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_write.h"
 
@@ -106,7 +107,16 @@ sky_status sky_resume_load(const char *dir, int k, const char *key, const int64_
         sky_fail(err, "%s: 'noise_state' is not I64 [2]", sky_safetensors_path(f));
         goto done;
     }
-    memcpy(latents, z->data, (size_t)(shape[0] * shape[1] * shape[2] * shape[3]) * sizeof(float));
+    const size_t count = (size_t)(shape[0] * shape[1] * shape[2] * shape[3]);
+    memcpy(latents, z->data, count * sizeof(float));
+    const size_t bad = sky_f32_nonfinite(latents, count);
+    if (bad < count) {
+        sky_fail(err,
+                 "%s: window %d's 'latents' hold NaN or Inf at element %zu; delete the file to denoise the window "
+                 "again",
+                 sky_safetensors_path(f), k, bad);
+        goto done;
+    }
     int64_t v[2];
     memcpy(v, ns->data, sizeof v);
     if (v[1] < 0 || v[1] > INT32_MAX) {

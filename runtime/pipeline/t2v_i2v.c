@@ -57,6 +57,7 @@ static sky_status denoise(sky_denoise *r, int F, float *x, const float *y, sky_e
         sky_denoise_guided(r, F, x, y, &t, 1, v, tmp, a->guidance_scale == 1.0);
         sky_sampler_step(&u, v, x);
         sky_denoise_progress_step(r);
+        if (sky_denoise_check_latents(x, n, i + 1, a->inference_steps, -1, 0, err)) goto done;
     }
     sky_denoise_done_dit(r);
     st = SKY_OK;
@@ -88,9 +89,9 @@ sky_status sky_pipeline_t2v_i2v(sky_denoise *r, sky_err *err)
         }
         if (i2v_condition(r, F, y, err)) goto done;
     }
-    if (denoise(r, F, x, y, err) || sky_denoise_keep(r, "latents", x, 4, shape, err) ||
-        sky_denoise_decode_and_emit(r, x, F, 0, err))
-        goto done;
+    if (denoise(r, F, x, y, err) || sky_denoise_keep(r, "latents", x, 4, shape, err)) goto done;
+    sky_denoise_hash_latents(r, x, (size_t)p->out_dim * F * r->hw);
+    if (sky_denoise_decode_and_emit(r, x, F, 0, err)) goto done;
     st = SKY_OK;
 done:
     free(x);

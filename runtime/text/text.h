@@ -80,7 +80,11 @@ typedef struct sky_tokenizer sky_tokenizer; /* opaque */
  *   - or a .model file alone: T5's defaults are used (added tokens <pad>, </s>, <unk> and 100
  *     <extra_id_N>, the sentinels appended to the vocabulary in reverse, <extra_id_0> last), which is
  *     what transformers builds from a folder with only spiece.model.
- * The model must be a Unigram SentencePiece model with <pad>, </s> and <unk> pieces. */
+ * The model must be a Unigram SentencePiece model with <pad>, </s> and <unk> pieces. A tokenizer.json
+ * over SKY_TOKENIZER_JSON_MAX bytes (umT5's is ~16.8 MB), or with more than one JSON value per 3 bytes (a
+ * vocabulary entry ["a",0.0], takes 10 bytes for 3 values), is refused: the parse's memory stays under
+ * 43 bytes per byte of the file (128 bytes per value), ~1.4 GB at most. */
+#define SKY_TOKENIZER_JSON_MAX ((size_t)32 << 20)
 sky_status sky_tokenizer_open(sky_tokenizer **out, const char *path, sky_err *err);
 
 /* Clean prompt and tokenise it into ids[max_len] and mask[max_len] (mask may be NULL): the tokens, </s>

@@ -208,10 +208,12 @@ static sky_status read_tokenizer_json(sky_tokenizer *t, const char *path, extra_
 {
     char  *text = NULL;
     size_t len = 0;
-    if (read_whole_file(path, (size_t)1 << 30, &text, &len, err) != SKY_OK) return SKY_ERR;
-    sky_json_doc *doc = NULL;
-    sky_err       jerr;
-    if (sky_json_parse(&doc, text, len, NULL, &jerr) != SKY_OK) {
+    /* The bounds of text.h: SKY_TOKENIZER_JSON_MAX bytes, one JSON value per 3 bytes. */
+    if (read_whole_file(path, SKY_TOKENIZER_JSON_MAX, &text, &len, err) != SKY_OK) return SKY_ERR;
+    sky_json_doc         *doc = NULL;
+    sky_err               jerr;
+    const sky_json_limits lim = {0, 0, len / 3 + 1024};
+    if (sky_json_parse(&doc, text, len, &lim, &jerr) != SKY_OK) {
         free(text);
         return sky_fail(err, "%s: %s", path, jerr.msg);
     }

@@ -380,7 +380,7 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
         av_fail(err, r, "%s: opening the temp file %s for writing (avio_open)", path, w->tmp);
         goto done;
     }
-    if ((r = av_dict_set(&mux, "movflags", "+faststart", 0)) < 0) {
+    if ((r = av_dict_set(&mux, "movflags", "+faststart+use_metadata_tags", 0)) < 0) {
         av_fail(err, r, "%s: av_dict_set(movflags)", path);
         goto done;
     }
@@ -423,6 +423,12 @@ sky_status sky_video_writer_add(sky_video_writer *w, const uint8_t *rgb24, sky_e
         return av_fail(err, r, "%s: frame %d: encoding with libx264 (avcodec_send_frame)", w->path, w->frames);
     w->frames++;
     return drain(w, err);
+}
+
+sky_status sky_video_writer_set_tag(sky_video_writer *w, const char *key, const char *value, sky_err *err)
+{
+    const int r = av_dict_set(&w->oc->metadata, key, value, 0);
+    return r < 0 ? av_fail(err, r, "%s: setting the %s metadata (av_dict_set)", w->path, key) : SKY_OK;
 }
 
 int sky_video_writer_frames(const sky_video_writer *w) { return w->frames; }

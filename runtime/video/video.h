@@ -69,6 +69,11 @@ sky_status sky_video_writer_open(sky_video_writer **out, const char *path, int w
  * error the writer is still open: call _abort() (or _close(), which then fails too). */
 sky_status sky_video_writer_add(sky_video_writer *w, const uint8_t *rgb24, sky_err *err);
 
+/* Store metadata key = value (copied) in the mp4; set before _close(), which writes it with the moov.
+ * Keys other than the mp4's own (comment, title, ...) are kept as mdta tags (movflags use_metadata_tags),
+ * which libavformat and ffprobe read back under the same key. */
+sky_status sky_video_writer_set_tag(sky_video_writer *w, const char *key, const char *value, sky_err *err);
+
 /* Number of frames added so far. */
 int sky_video_writer_frames(const sky_video_writer *w);
 

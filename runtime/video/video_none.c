@@ -30,6 +30,12 @@ sky_status sky_video_writer_add(sky_video_writer *w, const uint8_t *rgb24, sky_e
     return no_ffmpeg(err, "writing a video frame");
 }
 
+sky_status sky_video_writer_set_tag(sky_video_writer *w, const char *key, const char *value, sky_err *err)
+{
+    (void)w, (void)key, (void)value;
+    return no_ffmpeg(err, "writing a video's metadata");
+}
+
 int sky_video_writer_frames(const sky_video_writer *w)
 {
     (void)w;

@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_root[512];        /* the mkdtemp() directory of this run */
@@ -221,10 +223,66 @@ static int test_header_too_small(void) {
 static int test_header_too_large(void) {
     char path[1024];
     tpath(path, sizeof path, "large.safetensors");
-    CHECK(write_raw_st(path, 100000001ull, "{}", 2, 0), "write");
-    CHECK_MSG(open_error(path), path, "header length 100000001 exceeds the limit of 100000000 bytes (header too large)");
+    CHECK(write_raw_st(path, SKY_ST_MAX_HEADER + 1, "{}", 2, 0), "write");
+    CHECK_MSG(open_error(path), path, "header length 16777217 exceeds the limit of 16777216 bytes (header too large");
     CHECK(write_raw_st(path, UINT64_MAX, "{}", 2, 0), "write");     /* 8 + N would overflow */
     CHECK_MSG(open_error(path), path, "header length 18446744073709551615 exceeds the limit");
+    return 0;
+}
+
+#ifndef __SANITIZE_ADDRESS__ /* ASan's shadow and quarantine would be measured too */
+/* The growth of the peak resident set (KiB) while a forked child opens path with open_fn: the memory a
+ * hostile file costs before it is refused (issue 15 item 7). -1 when the child fails. */
+static long child_peak_kib(const char *(*open_fn)(const char *), const char *path) {
+    int fd[2];
+    if (pipe(fd) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rusage r0, r1;
+        getrusage(RUSAGE_SELF, &r0);
+        (void)open_fn(path);
+        getrusage(RUSAGE_SELF, &r1);
+        long grow = r1.ru_maxrss - r0.ru_maxrss;
+        _exit(write(fd[1], &grow, sizeof grow) == (ssize_t)sizeof grow ? 0 : 1);
+    }
+    long grow = -1;
+    close(fd[1]);
+    if (read(fd[0], &grow, sizeof grow) != (ssize_t)sizeof grow) grow = -1;
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? grow : -1;
+}
+#endif
+
+/* A 100 MB header (the format's cap; sparse on disk) is refused from its length alone: under 4 MiB of
+ * memory, where parsing it first cost 2.8 GB. A 4 MiB header of the densest valid JSON ([0,0,...]) is
+ * refused by the value cap (N/4) within 33 bytes per header byte. */
+static int test_header_memory_bounded(void) {
+    char path[1024];
+    tpath(path, sizeof path, "huge.safetensors");
+    CHECK(write_raw_st(path, 100000000ull, "{}", 2, 0), "write");
+    CHECK(truncate(path, 8 + 100000000) == 0, "truncate");
+    CHECK_MSG(open_error(path), path, "header length 100000000 exceeds the limit");
+#ifndef __SANITIZE_ADDRESS__ /* ASan's shadow and quarantine would be measured too */
+    long kib = child_peak_kib(open_error, path);
+    CHECK(kib >= 0 && kib < 4096, "a refused 100 MB header grew the peak by %ld KiB (want < 4096)", kib);
+#endif
+
+    const size_t n = (size_t)4 << 20;
+    char *dense = malloc(n);
+    for (size_t i = 0; i < n; i++) dense[i] = i == 0 ? '[' : i == n - 1 ? ']' : (i % 2 ? '0' : ',');
+    tpath(path, sizeof path, "dense.safetensors");
+    CHECK(write_raw_st(path, n, dense, n, 0), "write");
+    free(dense);
+    CHECK_MSG(open_error(path), path, "more than 1048592 values in the document");
+#ifndef __SANITIZE_ADDRESS__
+    kib = child_peak_kib(open_error, path);
+    /* at most N/4 values of 128 bytes (a 112-byte node, its slot in the item and open-container lists),
+     * 32 bytes per header byte, plus the mapped header itself */
+    CHECK(kib >= 0 && kib < 33 * 4096, "a 4 MiB dense header grew the peak by %ld KiB (want < %d)", kib, 33 * 4096);
+    printf("peak growth refusing a 4 MiB dense header: %ld KiB\n", kib);
+#endif
     return 0;
 }
 
@@ -483,6 +541,10 @@ static const struct bad_index {
     { "index_value_not_string", "{'weight_map':{'w1':1}}", "weight_map['w1'] is a number" },
     { "index_not_json", "{'weight_map':{'w1':'a.safetensors',}}", "not valid JSON: byte 36: trailing comma" },
     { "index_duplicate_tensor", "{'weight_map':{'w1':'a.safetensors','w1':'b.safetensors'}}", "duplicate key \"w1\"" },
+    /* more than one JSON value per 8 bytes (+64): parse memory stays under 16 bytes per byte of the file */
+    { "index_too_dense", "{'weight_map':{},'x':[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+      "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}",
+      "more than 89 values in the document" },
 };
 
 static size_t bad_index_row;
@@ -784,6 +846,7 @@ int main(void) {
     for (bad_row = 0; bad_row < sizeof BAD / sizeof BAD[0]; bad_row++) RUN_NAMED(BAD[bad_row].name, test_bad_header);
     RUN(test_header_too_small);
     RUN(test_header_too_large);
+    RUN(test_header_memory_bounded);
     RUN(test_invalid_header_length);
     RUN(test_deep_nesting);
     RUN(test_not_a_file);

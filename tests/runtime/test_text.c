@@ -281,6 +281,18 @@ static int test_tokenizer_json(void) {
     fputs("{\"added_tokens\":[", f);
     fclose(f);
     CHECK(sky_tokenizer_open(&t, dir, &err) == SKY_ERR && strstr(err.msg, "tokenizer.json"), "bad JSON: %s", err.msg);
+    /* bounded cost: a file over SKY_TOKENIZER_JSON_MAX (sparse) is refused from its size, dense JSON (more than
+     * one value per 3 bytes, + 1024) by the value cap */
+    CHECK(truncate(jpath, (off_t)SKY_TOKENIZER_JSON_MAX + 1) == 0, "truncate");
+    CHECK(sky_tokenizer_open(&t, dir, &err) == SKY_ERR && strstr(err.msg, "at most 33554432 bytes"), "huge: %s",
+          err.msg);
+    f = fopen(jpath, "wb");
+    fputs("[0", f);
+    for (int i = 0; i < 20000; i++) fputs(",0", f);
+    fputs("]", f);
+    fclose(f);
+    CHECK(sky_tokenizer_open(&t, dir, &err) == SKY_ERR && strstr(err.msg, "more than 14358 values"), "dense: %s",
+          err.msg);
     unlink(jpath);
     unlink(mpath);
     rmdir(dir);

@@ -1,6 +1,7 @@
 /* tests/runtime/test_weights.c — the weights binder (runtime/formats/weights.c): layout detection, shape,
  * dtype and presence checks, and conversion, each failure checked by its message.
  * Checkpoints are written into a temporary directory by the test itself. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,40 @@ int main(void)
             printf("FAIL lazy binding (%s): %s\n", lazy_files[f], err.msg);
             failed++;
         }
+    }
+
+    /* NaN or Inf in a weight (issue 15 item 6): refused as the tensor is converted, naming it and the element;
+     * bf16 too (0x7FC0 is a bf16 NaN), and lazily on the read of that tensor. */
+    {
+        float qn[6] = { 1, 2, 3, 4, 5, 6 }, bn[2] = { -1, 0.5f };
+        qn[4] = NAN;
+        sky_st_entry nan_q[] = { { "blocks.0.self_attn.q.weight", SKY_DTYPE_F32, 2, { 2, 3 }, qn },
+                                 { "patch_embedding.bias", SKY_DTYPE_F32, 1, { 2 }, b } };
+        write_file("nan.safetensors", nan_q, 2, path, sizeof path);
+        expect_fail("NaN in a weight", path, "tensor 'blocks.0.self_attn.q.weight' holds NaN at element 4; the "
+                                             "checkpoint is corrupt");
+        bn[1] = -INFINITY;
+        sky_st_entry inf_b[] = { { "blocks.0.self_attn.q.weight", SKY_DTYPE_BF16, 2, { 2, 3 }, qb },
+                                 { "patch_embedding.bias", SKY_DTYPE_F32, 1, { 2 }, bn } };
+        write_file("inf.safetensors", inf_b, 2, path, sizeof path);
+        expect_fail("Inf in a weight", path, "tensor 'patch_embedding.bias' holds Inf at element 1");
+        uint16_t qbn[6];
+        memcpy(qbn, qb, sizeof qbn);
+        qbn[0] = 0x7FC0;
+        sky_st_entry nan_bf[] = { { "blocks.0.self_attn.q.weight", SKY_DTYPE_BF16, 2, { 2, 3 }, qbn },
+                                  { "patch_embedding.bias", SKY_DTYPE_F32, 1, { 2 }, b } };
+        write_file("nanbf.safetensors", nan_bf, 2, path, sizeof path);
+        sky_cpu_state s;
+        float got[6];
+        int ok = sky_cpu_state_open_lazy(&s, table, 2, path, NULL, "tiny_test", &err) == SKY_OK;
+        if (ok) {
+            sky_weight_reader r = sky_cpu_state_reader(&s);
+            ok = r.read(r.ctx, 0, got, &err) == SKY_ERR && strstr(err.msg, "nanbf.safetensors: tensor "
+                 "'blocks.0.self_attn.q.weight' holds NaN at element 0") != NULL;
+            sky_cpu_state_free(&s);
+        }
+        printf("%s lazy read of a bf16 NaN refused: %s\n", ok ? "ok  " : "FAIL", err.msg);
+        ok ? passed++ : failed++;
     }
 
     sky_st_entry shape[] = { { "blocks.0.self_attn.q.weight", SKY_DTYPE_F32, 2, { 3, 2 }, q },
