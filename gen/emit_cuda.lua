@@ -184,7 +184,7 @@ backend.gated_residual = function(n)
                                                     "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) } }
 end
 backend.attention = function(n, s)
-    local a, sc, sc90 = n.attrs, schedule.attention, schedule.attention90
+    local a, sc, sc90 = n.attrs, schedule.attention, schedule.attention90_for(s)
     if a.head_dim ~= 128 then
         fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
                   .. "(generate it for the cpu target only)", s.path, a.head_dim)
@@ -194,9 +194,7 @@ backend.attention = function(n, s)
     local scale = clit.f32(1.4426950408889634 / math.sqrt(a.head_dim))
     -- Two kernels, one chosen at run time (runtime/cuda/dit_cuda.c: sm_90a on a cc 9.0 GPU).
     return { kernels = {
-                 { template = "attention_sm90",
-                   consts = { NH = a.num_heads, D = a.head_dim, STAGES = sc90.stages,
-                              SMEM = schedule.attention90_smem(a.head_dim) } },
+                 { template = "attention_sm90", consts = schedule.attention90_consts(a.num_heads, a.head_dim, sc90) },
                  { template = "attention_sm80",
                    consts = { NH = a.num_heads, D = a.head_dim, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
                               STAGES = sc.stages, THREADS = sc.threads, SMEM = schedule.attention_smem(a.head_dim) } } },
@@ -204,8 +202,8 @@ backend.attention = function(n, s)
                  return {
                      "if (st->attn_sm90) {",
                      string.format("    %s(tm_q, OFF_%s, %s, %d, 128);", tmap(q), ident(q.name), rows(q), cols),
-                     string.format("    %s(tm_k, OFF_%s, %s, %d, 128);", tmap(k), ident(k.name), rows(k), cols),
-                     string.format("    %s(tm_v, OFF_%s, %s, %d, 128);", tmap(v), ident(v.name), rows(v), cols),
+                     string.format("    %s(tm_k, OFF_%s, %s, %d, %d);", tmap(k), ident(k.name), rows(k), cols, sc90.block_n),
+                     string.format("    %s(tm_v, OFF_%s, %s, %d, %d);", tmap(v), ident(v.name), rows(v), cols, sc90.block_n),
                      string.format("    LAUNCH(%s, CDIV(%s, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, %s, INT(%s), "
                                    .. "INT(%s), FLT(%s));", k90, rows(q), a.num_heads, ptr(n.out), rows(q), rows(k), scale),
                      "} else {",
@@ -328,7 +326,8 @@ function emit_cuda.emit(s, programs, files, ctx)
     h:blank()
     h:line("/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */")
     h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
-    h:line("#define ATTN90_SMEM %d", schedule.attention90_smem(128))
+    local sc90, sc90_name = schedule.attention90_for(s)
+    h:line("#define ATTN90_SMEM %d /* schedule %s */", schedule.attention90_smem(128, sc90), sc90_name)
     h:blank()
     for _, arena in ipairs({ { "arena offsets (bytes), from gen/plan.lua with the CUDA dtypes", p.buffers },
                              { "prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua)",

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 828b6f22bfd33b40
+ * generator  gen/ (25 .lua files)                 xxh64 d30210b2a56165fd
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -15,7 +15,7 @@
 
 /* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */
 #define ATTN_SMEM 104448
-#define ATTN90_SMEM 164928
+#define ATTN90_SMEM 164936 /* schedule sm90_s2 */
 
 /* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */
 #define OFF_X                                        ((size_t)0)
@@ -173,7 +173,7 @@ enum {                                      /* kernels, in the order of dit_forw
     K_ADD_ROW_COLS1536 = 1,
     K_ADD_TAFLOAT_TBBF16_TYFLOAT = 2,
     K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256 = 3,
-    K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2 = 4,
+    K_ATTENTION_SM90_BLOCKN128_D128_DESCINC0_KVSPLIT0_NH2_SMEM164936_STAGES2 = 4,
     K_EMBEDDING_COLS256_ROWS2 = 5,
     K_GATED_RESIDUAL_C256_CHUNKS6_GATE2_TUBF16_TXBF16_TYFLOAT = 6,
     K_GATED_RESIDUAL_C256_CHUNKS6_GATE5_TUBF16_TXFLOAT_TYBF16 = 7,
@@ -198,7 +198,7 @@ const char *const dit_forward_kernel_names[22] = {
     "add_row_cols1536",
     "add_tafloat_tbbf16_tyfloat",
     "attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256",
-    "attention_sm90_d128_nh2_smem164928_stages2",
+    "attention_sm90_blockn128_d128_descinc0_kvsplit0_nh2_smem164936_stages2",
     "embedding_cols256_rows2",
     "gated_residual_c256_chunks6_gate2_tubf16_txbf16_tyfloat",
     "gated_residual_c256_chunks6_gate5_tubf16_txfloat_tybf16",
@@ -434,7 +434,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
         TMAP(tm_q, OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, L, 256, 128);
         TMAP(tm_k, OFF_BLOCKS_0_SELF_ATTN_K_ROPE, L, 256, 128);
         TMAP(tm_v, OFF_BLOCKS_0_SELF_ATTN_V_OUT, L, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM90_BLOCKN128_D128_DESCINC0_KVSPLIT0_NH2_SMEM164936_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
     } else {
         LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
     }
@@ -459,7 +459,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
         TMAP(tm_q, OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
         TMAP_PROMPT(tm_k, OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
         TMAP_PROMPT(tm_v, OFF_BLOCKS_0_CROSS_ATTN_V_OUT, 32, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM90_BLOCKN128_D128_DESCINC0_KVSPLIT0_NH2_SMEM164936_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     } else {
         LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_0_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     }
@@ -510,7 +510,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
         TMAP(tm_q, OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, L, 256, 128);
         TMAP(tm_k, OFF_BLOCKS_1_SELF_ATTN_K_ROPE, L, 256, 128);
         TMAP(tm_v, OFF_BLOCKS_1_SELF_ATTN_V_OUT, L, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM90_BLOCKN128_D128_DESCINC0_KVSPLIT0_NH2_SMEM164936_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
     } else {
         LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_ATTN), INT(L), INT(L), FLT(0.12751743f));
     }
@@ -535,7 +535,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
         TMAP(tm_q, OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, L, 256, 128);
         TMAP_PROMPT(tm_k, OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, 32, 256, 128);
         TMAP_PROMPT(tm_v, OFF_BLOCKS_1_CROSS_ATTN_V_OUT, 32, 256, 128);
-        LAUNCH(K_ATTENTION_SM90_D128_NH2_SMEM164928_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM90_BLOCKN128_D128_DESCINC0_KVSPLIT0_NH2_SMEM164936_STAGES2, CDIV(L, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     } else {
         LAUNCH(K_ATTENTION_SM80_BLOCKM128_BLOCKN64_D128_NH2_SMEM104448_STAGES2_THREADS256, CDIV(L, 128), 2, 256, ATTN_SMEM, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), PTR(OFF_BLOCKS_1_CROSS_ATTN_ATTN), INT(L), INT(32), FLT(0.12751743f));
     }
