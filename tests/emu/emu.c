@@ -946,3 +946,10 @@ const sky_emu_module_def *sky_emu_find_module(const char *file)
         if (strcmp(modules[i]->file, file) == 0) return modules[i];
     return NULL;
 }
+
+const sky_emu_module_def *sky_emu_find_module_by_fatbin(uint64_t fatbin_xxh64)
+{
+    for (int i = 0; i < n_modules; i++)
+        if (fatbin_xxh64 && modules[i]->fatbin_xxh64 == fatbin_xxh64) return modules[i];
+    return NULL;
+}
