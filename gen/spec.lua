@@ -388,25 +388,33 @@ end
 local function derive(s)
     local d = s.dit
     local hd = d.dim // d.num_heads
-    local lat_h, lat_w = s.video.height // 8, s.video.width // 8
-    local frames = (s.video.base_num_frames - 1) // 4 + 1
+    -- The Wan VAE's strides and the DiT's patch (check_relations holds the specs to them); the runtime
+    -- reads them from the variant description (runtime/models/latent.h).
+    local stride_t, stride_s, patch_t, patch_h, patch_w = 4, 8, 1, 2, 2
+    local lat_h, lat_w = s.video.height // stride_s, s.video.width // stride_s
+    local frames = (s.video.base_num_frames - 1) // stride_t + 1
     local rope_h = 2 * (hd // 6)                -- height and width axes, in dims
     local out = {
         head_dim        = hd,
         rope_t_dim      = hd - 2 * rope_h,      -- frame axis: d - 4*(d//6) dims
         rope_h_dim      = rope_h,
         rope_w_dim      = rope_h,
+        vae_stride_t    = stride_t,             -- 1 + (T - 1) / stride_t latent frames of T video frames
+        vae_stride_s    = stride_s,             -- latent height and width = pixels / stride_s
+        patch_t         = patch_t,              -- one token per patch_t x patch_h x patch_w latents
+        patch_h         = patch_h,
+        patch_w         = patch_w,
         lat_h           = lat_h,                -- latent height and width (pixels / 8)
         lat_w           = lat_w,
-        grid_h          = lat_h // 2,           -- tokens per column / row after the 1x2x2 patch
-        grid_w          = lat_w // 2,
-        tokens_per_frame = (lat_h // 2) * (lat_w // 2),
+        grid_h          = lat_h // patch_h,     -- tokens per column / row after the 1x2x2 patch
+        grid_w          = lat_w // patch_w,
+        tokens_per_frame = (lat_h // patch_h) * (lat_w // patch_w),
         max_frames      = frames,               -- latent frames of the largest window
-        max_tokens      = frames * (lat_h // 2) * (lat_w // 2),
+        max_tokens      = frames * (lat_h // patch_h) * (lat_w // patch_w),
         x_channels      = d.out_dim,            -- channels of the noisy latent x
         y_channels      = d.in_dim - d.out_dim, -- conditioning channels y (I2V), else 0
-        patch_in        = d.in_dim * 4,         -- (c, ph, pw) entries of one patch
-        head_out        = d.out_dim * 4,
+        patch_in        = d.in_dim * patch_h * patch_w, -- (c, ph, pw) entries of one patch
+        head_out        = d.out_dim * patch_h * patch_w,
         has_image       = s.family == "i2v",
     }
     return out

@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # These tiers check the CPU backend wherever they run: on a machine with a GPU a run that names no
-# --backend would take the CUDA one (dit.h: sky_backend_default). The CUDA checks name it.
+# --backend would take the CUDA one (models/backend.h: sky_backend_default). The CUDA checks name it.
 export SKY_BACKEND=cpu
 
 tiers=(
@@ -25,6 +25,7 @@ tiers=(
     "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
     "CUDA on the CPU emulator | bash tests/emu/run.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
+    "LoRA vs diffusers        | bash tests/numeric/run_lora.sh"
     "TeaCache vs the original | bash tests/numeric/run_teacache.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
     "encoders vs transformers | bash tests/numeric/run_encoders.sh"

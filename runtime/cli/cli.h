@@ -1,4 +1,5 @@
-/* runtime/cli/cli.h — the generation command line of a variant binary (cli.c). */
+/* runtime/cli/cli.h — the generation command line of a variant binary: generate.c runs it, args.c holds the
+ * flag table, checkpoints.c finds the checkpoints under --model_id. */
 #ifndef SKY_CLI_H
 #define SKY_CLI_H
 

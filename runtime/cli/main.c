@@ -1,10 +1,12 @@
 /* runtime/cli/main.c — the command line of a per-variant binary, skyreels-<variant>.
  *
  *   skyreels-<variant> program dit_forward --weights PATH --inputs FILE --output FILE [--backend cpu|cuda]
+ *                      [--lora FILE[:SCALE] ...]
+ *   skyreels-<variant> lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers]
  *   skyreels-<variant> random-weights --output FILE [--layout original|diffusers] [--bf16] [--seed N]
  *   skyreels-<variant> random-inputs --output FILE [--batch B] [--frames F] [--per-frame] [--prompts P] [--seed N]
  *   skyreels-<variant> info | --info | --help | --version
- *   skyreels-<variant> [generation flags]      the original CLI's flags (cli.c)
+ *   skyreels-<variant> [generation flags]      the original CLI's flags (generate.c)
  *
  * Only this file prints and chooses exit codes: 0 success, 1 runtime failure (files, weights,
  * memory), 2 usage error (flags), as the original argparse-based CLI does for usage.
@@ -16,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "models/dit.h"
+#include "models/random_weights.h"
 #include "models/encoders.h"
 #include "models/vae.h"
 #include "models/program.h"
@@ -29,9 +32,10 @@ enum { EXIT_USAGE = 2 };
 static void print_usage(FILE *out, const char *argv0)
 {
     const sky_dit_program *p = sky_variant.dit;
+    const int              st = sky_variant.vae_stride_t, ss = sky_variant.vae_stride_s;
     fprintf(
         out,
-        "usage: %s program|random-weights|random-inputs|info [options]\n"
+        "usage: %s program|lora-merge|random-weights|random-inputs|info [options]\n"
         "\n"
         "SkyReels-V2 %s (%s), generated from %s.\n"
         "\n"
@@ -54,15 +58,21 @@ static void print_usage(FILE *out, const char *argv0)
         "      --teacache THRESH with --teacache_steps N [--use_ret_steps]: the B samples are one sequence of\n"
         "                        calls (sample b = call b: even cond, odd uncond) under TeaCache; the output also\n"
         "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
+        "      --lora FILE[:SCALE]  merge a LoRA into the weights as they load (repeatable; generation --help)\n"
+        "      --lora_unknown_keys warn  skip LoRA keys that match no weight (default: refuse them)\n"
         "      -q, --quiet       no progress lines\n"
         "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video "
-        "[1,3,1+4(L-1),8h,8w]\n"
+        "[1,3,1+%d(L-1),%dh,%dw]\n"
         "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z "
-        "[1,%d,1+(T-1)/4,H/8,W/8]\n"
+        "[1,%d,1+(T-1)/%d,H/%d,W/%d]\n"
         "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
         "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
         "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, "
         "image_dim]\n"
+        "  lora-merge            write the transformer checkpoint with LoRAs merged, F32 (the whole model in memory)\n"
+        "      --weights PATH  --lora FILE[:SCALE] ...  --output FILE  [--layout original|diffusers (default "
+        "original)]\n"
+        "      [--lora_unknown_keys warn]\n"
         "  random-weights        write random weights for this variant (the model then makes noise)\n"
         "      --output FILE  [--program dit_forward|vae|t5|clip]  [--layout original|diffusers (default original)]\n"
         "      [--bf16]  [--seed N (default 0)]\n"
@@ -78,7 +88,8 @@ static void print_usage(FILE *out, const char *argv0)
         "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error\n",
         argv0, sky_variant.name, sky_variant.family, sky_variant.spec_path, p->x_channels, p->text_len, p->text_dim,
         p->y_channels ? ", y, clip_fea" : "", p->inject_sample_info ? ", fps [B] (0 or 1)" : "", p->max_frames,
-        p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, p->out_dim, p->max_frames);
+        p->lat_h, p->lat_w, p->lat_w, p->lat_h, p->out_dim, p->out_dim, st, ss, ss, p->out_dim, st, ss, ss,
+        p->max_frames);
 }
 
 static int usage_error(const char *argv0, const char *fmt, const char *arg)
@@ -145,99 +156,191 @@ static void print_info(void)
         }
 }
 
-/* program dit_forward ... */
-static int cmd_program(int argc, char **argv)
+/* `program <name>`'s options. */
+typedef struct program_opts {
+    sky_dit_run_opts o;
+    const char      *trace_path;
+    int              backend_given;
+    int              is_dit, is_dec, is_enc, is_text, is_clip;
+    sky_lora_spec    loras[16]; /* --lora, pointed to by o.loras */
+} program_opts;
+
+/* Which program: -1 to go on, else the exit code of the usage error printed. */
+static int which_program(int argc, char **argv, program_opts *q)
 {
     if (argc < 3) return usage_error(argv[0], "program: which program? (%s)", "dit_forward, vae_decode, vae_encode");
-    const int is_dit = strcmp(argv[2], "dit_forward") == 0;
-    const int is_dec = strcmp(argv[2], "vae_decode") == 0, is_enc = strcmp(argv[2], "vae_encode") == 0;
-    const int is_text = strcmp(argv[2], "text_encode") == 0, is_clip = strcmp(argv[2], "clip_encode") == 0;
-    if (!is_dit && !is_dec && !is_enc && !is_text && !is_clip)
+    q->is_dit = strcmp(argv[2], "dit_forward") == 0;
+    q->is_dec = strcmp(argv[2], "vae_decode") == 0, q->is_enc = strcmp(argv[2], "vae_encode") == 0;
+    q->is_text = strcmp(argv[2], "text_encode") == 0, q->is_clip = strcmp(argv[2], "clip_encode") == 0;
+    if (!q->is_dit && !q->is_dec && !q->is_enc && !q->is_text && !q->is_clip)
         return usage_error(argv[0],
                            "program %s: unknown program (dit_forward, vae_decode, vae_encode, text_encode, "
                            "clip_encode)",
                            argv[2]);
-    if ((is_dec || is_enc) && !sky_variant.vae_decode)
+    if ((q->is_dec || q->is_enc) && !sky_variant.vae_decode)
         return usage_error(argv[0], "program %s: this variant's spec has no vae section", argv[2]);
-    sky_dit_run_opts o = {0};
-    const char      *trace_path = NULL;
-    int              backend_given = 0;
+    return -1;
+}
+
+/* The options after the program's name: -1 to go on, else the exit code of the usage error printed. */
+static int parse_program_options(int argc, char **argv, program_opts *q)
+{
+    sky_dit_run_opts *o = &q->o;
+    const int         is_dit = q->is_dit;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--weights") == 0 && val) {
-            o.weights = val;
+            o->weights = val;
             i++;
         } else if (strcmp(a, "--inputs") == 0 && val) {
-            o.inputs = val;
+            o->inputs = val;
             i++;
         } else if (strcmp(a, "--output") == 0 && val) {
-            o.output = val;
+            o->output = val;
             i++;
         } else if (strcmp(a, "--backend") == 0 && val) {
             sky_err e;
-            backend_given = 1;
-            if (sky_backend_parse(val, &o.backend, &e)) return usage_error(argv[0], "%s", e.msg);
-            if (o.backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
+            q->backend_given = 1;
+            if (sky_backend_parse(val, &o->backend, &e)) return usage_error(argv[0], "%s", e.msg);
+            if (o->backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
                 return usage_error(argv[0],
                                    "--backend %s: this variant was generated for the cpu target only "
                                    "(its spec's targets)",
                                    val);
             i++;
         } else if (strcmp(a, "--trace") == 0 && val) {
-            trace_path = val;
+            q->trace_path = val;
             i++;
         } else if (is_dit && strcmp(a, "--teacache") == 0 && val) {
             char *end;
-            o.teacache = strtod(val, &end);
-            if (*end || !(o.teacache > 0)) return usage_error(argv[0], "--teacache %s: must be a threshold > 0", val);
+            o->teacache = strtod(val, &end);
+            if (*end || !(o->teacache > 0)) return usage_error(argv[0], "--teacache %s: must be a threshold > 0", val);
             i++;
         } else if (is_dit && strcmp(a, "--teacache_steps") == 0 && val) {
             char      *end;
             const long v = strtol(val, &end, 10);
             if (*end || v < 1 || v > 100000)
                 return usage_error(argv[0], "--teacache_steps %s: must be 1 to 100000", val);
-            o.teacache_steps = (int)v;
+            o->teacache_steps = (int)v;
             i++;
         } else if (is_dit && strcmp(a, "--use_ret_steps") == 0)
-            o.use_ret_steps = 1;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
-            o.quiet = 1;
+            o->use_ret_steps = 1;
+        else if (is_dit && strcmp(a, "--lora") == 0 && val) {
+            sky_err e;
+            if (o->n_loras == 16) return usage_error(argv[0], "--lora %s: at most 16 LoRAs", val);
+            if (sky_lora_parse_arg(val, &q->loras[o->n_loras++], &e)) return usage_error(argv[0], "%s", e.msg);
+            i++;
+        } else if (is_dit && strcmp(a, "--lora_unknown_keys") == 0 && val) {
+            if (strcmp(val, "warn") != 0 && strcmp(val, "error") != 0)
+                return usage_error(argv[0], "--lora_unknown_keys %s: must be error or warn", val);
+            o->lora_skip_unknown = strcmp(val, "warn") == 0;
+            i++;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+            o->quiet = 1;
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
-                          strcmp(a, "--teacache_steps") == 0))
+                          strcmp(a, "--teacache_steps") == 0 || strcmp(a, "--lora") == 0 ||
+                          strcmp(a, "--lora_unknown_keys") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else
             return usage_error(argv[0], "program: unknown option %s", a);
     }
-    if (!o.weights) return usage_error(argv[0], "program: %s is required", "--weights");
-    if (!o.inputs) return usage_error(argv[0], "program: %s is required", "--inputs");
-    if (!o.output) return usage_error(argv[0], "program: %s is required", "--output");
-    if (!backend_given) {
-        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (dit.h) */
+    return -1;
+}
+
+/* The required options, the default backend, TeaCache's options together: -1 to go on, else the exit code. */
+static int check_program_options(const char *argv0, program_opts *q)
+{
+    sky_dit_run_opts *o = &q->o;
+    if (!o->weights) return usage_error(argv0, "program: %s is required", "--weights");
+    if (!o->inputs) return usage_error(argv0, "program: %s is required", "--inputs");
+    if (!o->output) return usage_error(argv0, "program: %s is required", "--output");
+    if (!q->backend_given) {
+        /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (backend.h) */
         char    note[1200];
         int     warn;
         sky_err e;
-        if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &o.backend, note, sizeof note, &warn, &e))
-            return usage_error(argv[0], "%s", e.msg);
-        if (note[0] && (!o.quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
+        if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &o->backend, note, sizeof note, &warn, &e))
+            return usage_error(argv0, "%s", e.msg);
+        if (note[0] && (!o->quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
     }
-    if ((o.teacache > 0) != (o.teacache_steps > 0) || (o.use_ret_steps && !(o.teacache > 0)))
-        return usage_error(argv[0], "program: %s go together (and --use_ret_steps needs them)",
+    if ((o->teacache > 0) != (o->teacache_steps > 0) || (o->use_ret_steps && !(o->teacache > 0)))
+        return usage_error(argv0, "program: %s go together (and --use_ret_steps needs them)",
                            "--teacache and --teacache_steps");
-    sky_err    err;
-    sky_trace *trace = NULL;
-    if (trace_path && sky_trace_open(&trace, &err)) {
+    return -1;
+}
+
+/* program dit_forward ... */
+static int cmd_program(int argc, char **argv)
+{
+    program_opts q = {0};
+    q.o.loras = q.loras;
+    int          rc = which_program(argc, argv, &q);
+    if (rc < 0) rc = parse_program_options(argc, argv, &q);
+    if (rc < 0) rc = check_program_options(argv[0], &q);
+    if (rc >= 0) return rc;
+    const sky_dit_run_opts *o = &q.o;
+    sky_err                 err;
+    sky_trace              *trace = NULL;
+    if (q.trace_path && sky_trace_open(&trace, &err)) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;
     }
-    sky_status st =
-        is_dit ? sky_dit_run(&sky_variant, &o, &err)
-        : (is_text || is_clip)
-            ? sky_encoder_run_file(&sky_variant, is_text, o.weights, o.inputs, o.output, o.quiet, (int)o.backend, &err)
-            : sky_vae_run_file(&sky_variant, is_dec, o.weights, o.inputs, o.output, o.quiet, (int)o.backend, &err);
-    if (st == SKY_OK && trace) st = sky_trace_write(trace, trace_path, &err);
+    sky_status st = q.is_dit                   ? sky_dit_run(&sky_variant, o, &err)
+                    : (q.is_text || q.is_clip) ? sky_encoder_run_file(&sky_variant, q.is_text, o->weights, o->inputs,
+                                                                      o->output, o->quiet, (int)o->backend, &err)
+                                               : sky_vae_run_file(&sky_variant, q.is_dec, o->weights, o->inputs,
+                                                                  o->output, o->quiet, (int)o->backend, &err);
+    if (st == SKY_OK && trace) st = sky_trace_write(trace, q.trace_path, &err);
     sky_trace_free(trace);
+    if (st != SKY_OK) {
+        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers] */
+static int cmd_lora_merge(int argc, char **argv)
+{
+    const char   *weights = NULL, *output = NULL, *layout = "original";
+    sky_lora_spec loras[16];
+    int           n = 0, skip_unknown = 0;
+    sky_err       err;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) return usage_error(argv[0], "lora-merge: %s needs a value (or is unknown)", a);
+        if (strcmp(a, "--weights") == 0)
+            weights = val;
+        else if (strcmp(a, "--output") == 0)
+            output = val;
+        else if (strcmp(a, "--layout") == 0)
+            layout = val;
+        else if (strcmp(a, "--lora_unknown_keys") == 0 && (!strcmp(val, "warn") || !strcmp(val, "error")))
+            skip_unknown = strcmp(val, "warn") == 0;
+        else if (strcmp(a, "--lora") == 0 && n < 16) {
+            if (sky_lora_parse_arg(val, &loras[n++], &err)) return usage_error(argv[0], "%s", err.msg);
+        } else
+            return usage_error(argv[0], "lora-merge: unknown option or bad value: %s", a);
+        i++;
+    }
+    if (!weights || !output || !n)
+        return usage_error(argv[0], "lora-merge: %s are required", "--weights, --lora and --output");
+    if (strcmp(layout, "original") != 0 && strcmp(layout, "diffusers") != 0)
+        return usage_error(argv[0], "--layout %s: must be original or diffusers", layout);
+    const sky_dit_program *p = sky_variant.dit;
+    sky_lora              *lora = NULL;
+    sky_status st = sky_lora_open(&lora, loras, n, p->weights, p->n_weights, skip_unknown, sky_variant.name, &err);
+    for (int k = 0; st == SKY_OK && k < n; k++) {
+        char line[8192];
+        sky_lora_describe(lora, k, &loras[k], line, sizeof line);
+        fprintf(stderr, "%s\n", line);
+    }
+    if (st == SKY_OK)
+        st = sky_lora_write_merged(lora, p->weights, p->n_weights, weights, strcmp(layout, "diffusers") == 0,
+                                   sky_variant.name, output, &err);
+    sky_lora_close(lora);
     if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;
@@ -345,6 +448,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "program") == 0) return cmd_program(argc, argv);
+    if (strcmp(cmd, "lora-merge") == 0) return cmd_lora_merge(argc, argv);
     if (strcmp(cmd, "random-weights") == 0) return cmd_random(argc, argv, 1, 0);
     if (strcmp(cmd, "random-inputs") == 0) return cmd_random(argc, argv, 0, 0);
     if (strcmp(cmd, "random-embeds") == 0) return cmd_random(argc, argv, 0, 1);

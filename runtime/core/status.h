@@ -3,7 +3,7 @@
  * Every library function that can fail on input (files, flags, weights) returns a
  * sky_status and fills a caller-owned sky_err with one readable sentence: what went
  * wrong, where (file, tensor), and what to do when that is known. Library code never
- * prints and never exits; main.c / cli.c decide. See shared/style.md §7.
+ * prints and never exits; cli/ decides. See shared/style.md §7.
  *
  * SKY_ASSERT is only for internal invariants (a bug in this program), never for input.
  */

@@ -1,6 +1,7 @@
 /* runtime/cuda/cuda_ctx.c — device context, fatal checks, device memory, graph cache (cuda_ctx.h). */
 #include "cuda/cuda_ctx.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,19 +58,38 @@ static void current_device(char *buf, size_t size)
     snprintf(buf, size, "%d (%s)", (int)dev, name);
 }
 
-_Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string, const char *stmt,
-                              const char *func, const char *file, int line, const char *extra)
+/* The second line of every fatal message: "  current device: 0 (NVIDIA H100 ...), in function f at file:line". */
+static void print_where(const char *func, const char *file, int line)
 {
     char dev[300];
     current_device(dev, sizeof dev);
+    fprintf(stderr, "  current device: %s, in function %s at %s:%d\n", dev, func, file, line);
+}
+
+_Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string, const char *stmt,
+                              const char *func, const char *file, int line, const char *extra)
+{
     fflush(stdout);
     fprintf(stderr, "%s error: %s (%s)\n", library, err_name, err_string);
-    fprintf(stderr, "  current device: %s, in function %s at %s:%d\n", dev, func, file, line);
+    print_where(func, file, line);
     fprintf(stderr, "  %s\n", stmt);
     if (extra != NULL && extra[0] != '\0') fprintf(stderr, "%s\n", extra);
     fprintf(stderr, "fatal: the GPU state cannot be trusted after this error; stopping. "
                     "--sync-check names the failing op; CUDA_LAUNCH_BLOCKING=1 or compute-sanitizer "
                     "narrow it further.\n");
+    fflush(stderr);
+    exit(1);
+}
+
+_Noreturn void sky_cuda_fatal_(const char *func, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    print_where(func, file, line);
     fflush(stderr);
     exit(1);
 }

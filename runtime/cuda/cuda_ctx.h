@@ -15,8 +15,10 @@
  *   - CUDA failures after validation go through the check macros below. They print the
  *     error name and string, the device, the failing statement, function and file:line,
  *     then call exit(1): an illegal address or a launch failure poisons the context for
- *     good ("sticky"), so nothing after it can be trusted. This is the only place the
- *     library prints or exits. Re-run with --sync-check to name the op that failed.
+ *     good ("sticky"), so nothing after it can be trusted. Failures a void entry point of
+ *     the plugin cannot return (a graph that fails to capture, a slot too small) stop
+ *     through SKY_CUDA_FATAL the same way. This is the only place the library prints or
+ *     exits. Re-run with --sync-check to name the op that failed.
  *
  * Threads: sky_cuda_open() makes the device's context current on the calling thread; a thread
  * that uses a sky_cuda later (another thread, or after using another device) calls
@@ -41,6 +43,12 @@
  * SKY_NVRTC_CHECK (nvrtc.h). */
 _Noreturn void sky_gpu_fatal_(const char *library, const char *err_name, const char *err_string, const char *stmt,
                               const char *func, const char *file, int line, const char *extra);
+
+/* Stop on a failure an entry point cannot return as a status (the ABI's void calls: forward, vae_chunk,
+ * enc_run, the trace hook): print the formatted message, the current device, function and file:line,
+ * then exit(1), as the checks above do. For CUDA results use the check macros. */
+_Noreturn void sky_cuda_fatal_(const char *func, const char *file, int line, const char *fmt, ...) SKY_PRINTF(4, 5);
+#define SKY_CUDA_FATAL(...) sky_cuda_fatal_(__func__, __FILE__, __LINE__, __VA_ARGS__)
 
 /* Name and description of a driver-API result; never NULL, also when the driver cannot
  * say (the stub libcuda.so answers every call with CUDA_ERROR_STUB_LIBRARY). */

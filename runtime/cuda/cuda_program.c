@@ -31,11 +31,12 @@ void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long
                                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
-        fprintf(stderr,
-                "cuda: cuTensorMapEncodeTiled refused a [%lld, %lld] bf16 map at %#llx with boxes of 64 x %d: "
-                "%s (%s); this is a bug, please report it\n",
-                rows, cols, (unsigned long long)p, box_rows, sky_cu_error_name(r), sky_cu_error_string(r));
-        exit(1);
+        char what[160];
+        snprintf(what, sizeof what,
+                 "a [%lld, %lld] bf16 map at %#llx with boxes of 64 x %d; this is a bug, please report it", rows, cols,
+                 (unsigned long long)p, box_rows);
+        sky_gpu_fatal_("CUDA driver", sky_cu_error_name(r), sky_cu_error_string(r), "cuTensorMapEncodeTiled", __func__,
+                       __FILE__, __LINE__, what);
     }
 }
 
@@ -87,10 +88,7 @@ void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdevi
     const size_t bytes = (size_t)n * (dtype == SKY_TRACE_BF16 ? 2 : dtype == SKY_TRACE_F32 ? 4 : 8);
     if (bytes > t->cap) {
         void *host = realloc(t->host, bytes);
-        if (!host) {
-            fprintf(stderr, "cuda: out of host memory tracing %s\n", name);
-            exit(1);
-        }
+        if (!host) SKY_CUDA_FATAL("cuda: out of host memory tracing %s (%zu bytes)", name, bytes);
         t->host = host, t->cap = bytes;
     }
     SKY_CU_CHECK(cuMemcpyDtoHAsync(t->host, p, bytes, s));
@@ -264,10 +262,11 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
     pr->st.trace_ctx = fn ? pr : NULL;
 }
 
-/* The plugin's one exported symbol (dlsym'ed by runtime/models/plugin.c; everything else is hidden). */
-__attribute__((visibility("default"))) extern const sky_dit_cuda_plugin sky_dit_cuda_plugin_v1;
-const sky_dit_cuda_plugin                                               sky_dit_cuda_plugin_v1 = {
-                                                  .abi = SKY_DIT_CUDA_ABI,
+/* The plugin's one exported symbol, SKY_CUDA_PLUGIN_SYMBOL (dlsym'ed by runtime/models/cuda_plugin.c;
+ * everything else is hidden). */
+__attribute__((visibility("default"))) extern const sky_cuda_plugin sky_cuda_plugin_v1;
+const sky_cuda_plugin                                               sky_cuda_plugin_v1 = {
+                                                  .abi = SKY_CUDA_PLUGIN_ABI,
                                                   .variant = SKY_PLUGIN_VARIANT,
                                                   .open = sky_dit_cuda_open,
                                                   .forward = sky_dit_cuda_forward,

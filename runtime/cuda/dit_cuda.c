@@ -159,8 +159,7 @@ static void run_part(dit_cuda *d, int key, int part)
     if (d->pr.trace.fn) {
         record(d, d->pr.c->stream); /* traced: eagerly, the hook reads every output */
     } else if (sky_graph_run(d->graphs, key * (N_PARTS + 1) + part + 1, record, d, &err)) {
-        fprintf(stderr, "dit_forward (cuda): %s\n", err.msg);
-        exit(1);
+        SKY_CUDA_FATAL("dit_forward (cuda): %s", err.msg);
     }
 }
 

@@ -68,11 +68,9 @@ void sky_enc_cuda_run(void *opaque, int n, const void *in, size_t in_bytes, floa
     const sky_enc_cuda_desc *g = e->desc;
     const CUstream           s = e->pr.c->stream;
     sky_cuda_prog_bind(&e->pr);
-    if (in_bytes > g->in.bytes || n_out * sizeof(float) > g->out.bytes) {
-        fprintf(stderr, "%s (cuda): %zu input bytes -> %zu values do not fit the program's slots (%zu -> %zu bytes)\n",
-                e->pr.name, in_bytes, n_out, g->in.bytes, g->out.bytes);
-        exit(1);
-    }
+    if (in_bytes > g->in.bytes || n_out * sizeof(float) > g->out.bytes)
+        SKY_CUDA_FATAL("%s (cuda): %zu input bytes -> %zu values do not fit the program's slots (%zu -> %zu bytes)",
+                       e->pr.name, in_bytes, n_out, g->in.bytes, g->out.bytes);
     SKY_CU_CHECK(cuMemcpyHtoDAsync(e->pr.arena + g->in.offset, in, in_bytes, s));
     g->record(&e->pr.st, s, n);
     SKY_CU_CHECK(cuMemcpyDtoHAsync(out, e->pr.arena + g->out.offset, n_out * sizeof(float), s));

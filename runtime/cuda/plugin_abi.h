@@ -2,14 +2,14 @@
  *
  * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
  * CMakeLists.txt) holds runtime/cuda/dit_cuda.c, vae_cuda.c, enc_cuda.c and the generated
- * gen/{dit_forward,vae_decode,vae_encode,text_encode,clip_encode}_cuda.c. The binary dlopen's it only for --backend cuda
- * (runtime/models/plugin.c), so the CPU binary starts on machines without a CUDA driver. The binary checks
- * the checkpoint against the program's table (weights.h) and hands the plugin a reader; the plugin
- * reads one tensor at a time as fp32, converts it to its device form and uploads it, so host memory
- * never holds the whole model. Plain C types only: this header needs no CUDA header.
+ * gen/{dit_forward,vae_decode,vae_encode,text_encode,clip_encode}_cuda.c. The binary dlopen's it only for
+ * --backend cuda (the loader: runtime/models/cuda_plugin.h), so the CPU binary starts on machines without a
+ * CUDA driver. The binary checks the checkpoint against the program's table (weights.h) and hands the
+ * plugin a reader; the plugin reads one tensor at a time as fp32, converts it to its device form and
+ * uploads it, so host memory never holds the whole model. Plain C types only: this header needs no CUDA header.
  */
-#ifndef SKY_DIT_PLUGIN_H
-#define SKY_DIT_PLUGIN_H
+#ifndef SKY_PLUGIN_ABI_H
+#define SKY_PLUGIN_ABI_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,8 +19,8 @@
 #include "core/status.h"
 #include "models/teacache.h" /* sky_dit_skip */
 
-typedef struct sky_dit_cuda_plugin {
-    int         abi;     /* SKY_DIT_CUDA_ABI */
+typedef struct sky_cuda_plugin {
+    int         abi;     /* SKY_CUDA_PLUGIN_ABI */
     const char *variant; /* the variant it was generated for */
     /* dit_forward on GPU `device` (0; 1 for the second transformer of --use_cfg_parallel). Every entry point
      * makes its program's device current on the calling thread, so programs on different GPUs can run at
@@ -61,21 +61,16 @@ typedef struct sky_dit_cuda_plugin {
     void (*enc_set_trace)(void *e, sky_trace_fn fn, void *ctx);
     const char *(*enc_device)(void *e);
     void (*enc_close)(void *e);
-} sky_dit_cuda_plugin;
+} sky_cuda_plugin;
 
-#define SKY_DIT_CUDA_ABI 8
+/* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both). */
+#define SKY_CUDA_PLUGIN_ABI 8
+
+/* The one symbol the plugin exports: its sky_cuda_plugin table. */
+#define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"
 
 /* The cuBLASLt workspace of every CUDA program, inside its arena (cuBLAS recommends 32 MiB on Hopper).
  * Fixed: the heuristic's choice of algorithm depends on it. */
 #define SKY_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
 
-/* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
- * binary; loaded once per process, its ABI and variant checked (runtime/models/plugin.c). */
-sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err);
-#define SKY_DIT_CUDA_SYMBOL "sky_dit_cuda_plugin_v1"
-
-/* CUDA devices the NVIDIA driver reports (libcuda.so.1 loaded at run time: cuInit, cuDeviceGetCount), or
- * -1 with the reason in why (no driver; cuInit failed, with the error's name). */
-int sky_cuda_device_count(char *why, size_t n);
-
-#endif /* SKY_DIT_PLUGIN_H */
+#endif /* SKY_PLUGIN_ABI_H */

@@ -148,13 +148,9 @@ void sky_vae_cuda_chunk(void *opaque, int H, int W, int first, const float *in, 
     const sky_vae_cuda_desc *g = v->desc;
     const CUstream           s = v->pr.c->stream;
     sky_cuda_prog_bind(&v->pr);
-    if (n_in * sizeof(float) > g->in.bytes || n_out * sizeof(float) > g->out.bytes) {
-        fprintf(stderr,
-                "%s (cuda): a chunk of %zu -> %zu values does not fit the program's slots (%zu -> %zu "
-                "bytes)\n",
-                v->pr.name, n_in, n_out, g->in.bytes, g->out.bytes);
-        exit(1);
-    }
+    if (n_in * sizeof(float) > g->in.bytes || n_out * sizeof(float) > g->out.bytes)
+        SKY_CUDA_FATAL("%s (cuda): a chunk of %zu -> %zu values does not fit the program's slots (%zu -> %zu bytes)",
+                       v->pr.name, n_in, n_out, g->in.bytes, g->out.bytes);
     SKY_CU_CHECK(cuMemcpyHtoDAsync(v->pr.arena + g->in.offset, in, n_in * sizeof(float), s));
     v->H = H, v->W = W, v->first = first != 0;
     sky_err   err;
@@ -162,8 +158,7 @@ void sky_vae_cuda_chunk(void *opaque, int H, int W, int first, const float *in, 
     if (v->pr.trace.fn) {
         record(v, s);
     } else if (sky_graph_run(v->graphs, key, record, v, &err)) {
-        fprintf(stderr, "%s (cuda): %s\n", v->pr.name, err.msg);
-        exit(1);
+        SKY_CUDA_FATAL("%s (cuda): %s", v->pr.name, err.msg);
     }
     SKY_CU_CHECK(cuMemcpyDtoHAsync(out, v->pr.arena + g->out.offset, n_out * sizeof(float), s));
     SKY_CU_CHECK(cuStreamSynchronize(s));

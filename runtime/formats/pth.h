@@ -15,10 +15,11 @@
  *     from an allow-list (collections.OrderedDict, torch._utils._rebuild_tensor_v2,
  *     torch._utils._rebuild_tensor_v3 (torch writes it for float8/uint16..64),
  *     torch._utils._rebuild_parameter, torch.<Type>Storage, torch.UntypedStorage, and
- *     torch.<dtype> as v3's argument; the table is ALLOWED in pth.c); everything else
- *     is refused naming the opcode or the global. REDUCE and BUILD apply only to these. Caps: values built, stack depth, MARK nesting,
- *     memo size, string length (so memory stays within a small multiple of the
- *     pickle's size); memo indices checked; ints exact (LONG1 up to 8 bytes)
+ *     torch.<dtype> as v3's argument; the table is ALLOWED in pickle.c); everything else
+ *     is refused naming the opcode or the global. REDUCE and BUILD apply only to these.
+ *     Caps (pickle.h): values built, stack depth, MARK nesting, memo size, string length
+ *     (so memory stays within a small multiple of the pickle's size); memo indices
+ *     checked; ints exact (LONG1 up to 8 bytes)
  *   - persistent ids ('storage', <Type>Storage, key, location, numel): the record
  *     "<prefix>/data/<key>" exists and holds exactly numel x element size bytes, and
  *     every reference to one key agrees on the dtype (shared storages are fine)
@@ -34,7 +35,7 @@
  * Names are kept as stored (a "module." prefix is not stripped). Every error message
  * starts with the file's path.
  *
- * Tensors are returned as sky_st_tensor (safetensors.h), so a weights binder treats
+ * Tensors are returned as sky_st_tensor (tensor.h), so a weights binder treats
  * both formats alike. Nothing is copied: data points into the read-only mapping, at the
  * storage record plus storage_offset x element size, and is NOT aligned in general
  * (storage records are 64-byte aligned, views into them need not be). Several tensors
@@ -43,16 +44,12 @@
 #ifndef SKY_PTH_H
 #define SKY_PTH_H
 
-#include "formats/safetensors.h"
 #include "core/status.h"
+#include "formats/tensor.h"
 
-/* Limits on what the pickle may ask for (real state dict pickles are well below). */
-#define SKY_PTH_MAX_PICKLE ((size_t)16 << 20) /* bytes of data.pkl (~100 bytes per tensor) */
-#define SKY_PTH_MAX_VALUES (1 << 21)          /* values the pickle builds (~20 per tensor) */
-#define SKY_PTH_MAX_STACK  (1 << 20)          /* values on the pickle stack */
-#define SKY_PTH_MAX_MARKS  64                 /* nested MARKs */
-#define SKY_PTH_MAX_MEMO   (1 << 20)          /* memo entries */
-#define SKY_PTH_MAX_STRING ((size_t)1 << 20)  /* bytes of one string */
+/* Largest data.pkl read (~100 bytes per tensor: real state dicts are well below). The caps on what the
+ * pickle may build (values, stack, MARKs, memo, string length) are SKY_PICKLE_MAX_* in pickle.h. */
+#define SKY_PTH_MAX_PICKLE ((size_t)16 << 20)
 
 typedef struct sky_pth sky_pth; /* opaque */
 

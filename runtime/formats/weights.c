@@ -185,7 +185,7 @@ static void count_unused(sky_weights *w, const sky_checkpoint *ck, const sky_wei
 }
 
 sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
-                                 const char *who, sky_err *err)
+                                 const sky_weight_patch *patch, const char *who, sky_err *err)
 {
     memset(out, 0, sizeof *out);
     SKY_ASSERT(n > 0);
@@ -196,6 +196,7 @@ sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, con
     out->n = n;
     out->ck = ck;
     out->table = table;
+    if (patch) out->patch = *patch;
     count_unused(out, ck, table, n);
     return SKY_OK;
 }
@@ -214,13 +215,13 @@ sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *er
     for (int k = 0; k < np; k++)
         if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK)
             return SKY_ERR;
-    return SKY_OK;
+    return w->patch.add ? w->patch.add(w->patch.ctx, i, dst, err) : SKY_OK;
 }
 
 sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
-                                const char *who, sky_err *err)
+                                const sky_weight_patch *patch, const char *who, sky_err *err)
 {
-    if (sky_weights_bind_lazy(out, ck, table, n, who, err) != SKY_OK) return SKY_ERR;
+    if (sky_weights_bind_lazy(out, ck, table, n, patch, who, err) != SKY_OK) return SKY_ERR;
     out->data = calloc((size_t)n, sizeof *out->data);
     if (!out->data) {
         sky_weights_free(out);
@@ -241,6 +242,7 @@ sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, cons
     }
     out->ck = NULL; /* the caller may close the checkpoint now */
     out->table = NULL;
+    out->patch = (sky_weight_patch){0};
     return SKY_OK;
 }
 
@@ -253,12 +255,12 @@ void sky_weights_free(sky_weights *w)
 }
 
 sky_status sky_cpu_state_open(sky_cpu_state *s, const sky_weight_desc *table, int n, size_t arena_bytes,
-                              const char *weights, const char *who, sky_err *err)
+                              const char *weights, const sky_weight_patch *patch, const char *who, sky_err *err)
 {
     memset(s, 0, sizeof *s);
     sky_checkpoint *ck = NULL;
     if (sky_checkpoint_open(&ck, weights, err)) return SKY_ERR;
-    sky_status st = sky_weights_bind_f32(&s->w, ck, table, n, who, err);
+    sky_status st = sky_weights_bind_f32(&s->w, ck, table, n, patch, who, err);
     sky_checkpoint_close(ck);
     if (st) return SKY_ERR;
     s->arena = aligned_alloc(64, (arena_bytes + 63) / 64 * 64);
@@ -271,11 +273,11 @@ sky_status sky_cpu_state_open(sky_cpu_state *s, const sky_weight_desc *table, in
 }
 
 sky_status sky_cpu_state_open_lazy(sky_cpu_state *s, const sky_weight_desc *table, int n, const char *weights,
-                                   const char *who, sky_err *err)
+                                   const sky_weight_patch *patch, const char *who, sky_err *err)
 {
     memset(s, 0, sizeof *s);
     if (sky_checkpoint_open(&s->ck, weights, err)) return SKY_ERR;
-    if (sky_weights_bind_lazy(&s->w, s->ck, table, n, who, err)) {
+    if (sky_weights_bind_lazy(&s->w, s->ck, table, n, patch, who, err)) {
         sky_checkpoint_close(s->ck);
         s->ck = NULL;
         return SKY_ERR;
@@ -300,6 +302,7 @@ void sky_cpu_state_release(sky_cpu_state *s)
     s->ck = NULL;
     s->w.ck = NULL;
     s->w.table = NULL;
+    s->w.patch = (sky_weight_patch){0};
 }
 
 void sky_cpu_state_free(sky_cpu_state *s)

@@ -10,7 +10,7 @@
 #ifndef SKY_WEIGHTS_H
 #define SKY_WEIGHTS_H
 
-#include "formats/safetensors.h"
+#include "formats/checkpoint.h"
 #include "core/status.h"
 
 /* One checkpoint tensor the program reads: original name, diffusers name, shape. */
@@ -29,6 +29,15 @@ typedef struct sky_weight_reader {
     sky_status (*read)(void *ctx, int i, float *dst, sky_err *err);
 } sky_weight_reader;
 
+/* A change to the weights as they are read (a LoRA: runtime/models/lora.h): after table entry i is
+ * converted to fp32 into dst (its element count), add(ctx, i, dst, err) may change it, or fail with err
+ * set. It may be called from several threads at once (two transformers loading), never twice for one
+ * entry of one binding. */
+typedef struct sky_weight_patch {
+    const void *ctx;
+    sky_status (*add)(const void *ctx, int i, float *dst, sky_err *err);
+} sky_weight_patch;
+
 typedef enum sky_layout { SKY_LAYOUT_ORIGINAL, SKY_LAYOUT_DIFFUSERS } sky_layout;
 
 typedef struct sky_weights {
@@ -39,19 +48,21 @@ typedef struct sky_weights {
     char                   first_unused[256]; /* the first of them, for a warning */
     const sky_checkpoint  *ck;                /* bound lazily: the checkpoint and table sky_weights_read reads */
     const sky_weight_desc *table;
+    sky_weight_patch       patch; /* applied by sky_weights_read (add NULL: none) */
 } sky_weights;
 
-/* Bind `table` (n entries) to checkpoint `ck`, converting every tensor to fp32.
- * `who` names the binary's variant in messages. On error nothing is allocated. */
+/* Bind `table` (n entries) to checkpoint `ck`, converting every tensor to fp32 and applying `patch`
+ * (NULL: none) to each. `who` names the binary's variant in messages. On error nothing is allocated. */
 sky_status sky_weights_bind_f32(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
-                                const char *who, sky_err *err);
+                                const sky_weight_patch *patch, const char *who, sky_err *err);
 
-/* The same checks, nothing converted: sky_weights_read() converts one entry on demand while `ck` (and
- * `table`) stay open. What the CUDA backend uses: host memory holds one tensor at a time. */
+/* The same checks, nothing converted: sky_weights_read() converts one entry on demand (and applies
+ * `patch`, which must stay valid as long as `ck` and `table`) while they stay open. What the CUDA backend
+ * uses: host memory holds one tensor at a time. */
 sky_status sky_weights_bind_lazy(sky_weights *out, const sky_checkpoint *ck, const sky_weight_desc *table, int n,
-                                 const char *who, sky_err *err);
+                                 const sky_weight_patch *patch, const char *who, sky_err *err);
 
-/* Entry i of lazily bound w as fp32 into dst (the entry's element count). */
+/* Entry i of lazily bound w as fp32 into dst (the entry's element count), the patch applied. */
 sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *err);
 
 /* Free what sky_weights_bind_f32 allocated (safe on a zeroed struct). */
@@ -66,13 +77,15 @@ typedef struct sky_cpu_state {
     sky_checkpoint *ck; /* lazily opened states only */
 } sky_cpu_state;
 
-/* Open the checkpoint at `weights`, bind `table` (n entries) and allocate `arena_bytes` (64-byte
- * aligned, zeroed). `who` names the variant in messages. On error nothing stays allocated. */
+/* Open the checkpoint at `weights`, bind `table` (n entries; `patch` applied, NULL: none) and allocate
+ * `arena_bytes` (64-byte aligned, zeroed). `who` names the variant in messages. On error nothing stays
+ * allocated. */
 sky_status sky_cpu_state_open(sky_cpu_state *s, const sky_weight_desc *table, int n, size_t arena_bytes,
-                              const char *weights, const char *who, sky_err *err);
-/* Open and check the checkpoint at `weights` against `table`, converting nothing (the CUDA backend). */
+                              const char *weights, const sky_weight_patch *patch, const char *who, sky_err *err);
+/* Open and check the checkpoint at `weights` against `table`, converting nothing (the CUDA backend);
+ * the reader applies `patch` (NULL: none; it must stay valid until sky_cpu_state_release). */
 sky_status sky_cpu_state_open_lazy(sky_cpu_state *s, const sky_weight_desc *table, int n, const char *weights,
-                                   const char *who, sky_err *err);
+                                   const sky_weight_patch *patch, const char *who, sky_err *err);
 /* A reader over a lazily opened state (valid until sky_cpu_state_release or _free). */
 sky_weight_reader sky_cpu_state_reader(sky_cpu_state *s);
 /* Close a lazily opened state's checkpoint (its mapping) once the tensors are read; the layout and

@@ -7,6 +7,8 @@
  */
 #include "formats/zip.h"
 
+#include "core/str.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,15 +49,6 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
-
-/* malloc'ed copy of s. */
-static char *str_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char  *d = malloc(n);
-    if (d != NULL) memcpy(d, s, n);
-    return d;
-}
 
 /* 1 if [off, off + len) lies inside [0, limit). */
 static int in_range(uint64_t off, uint64_t len, uint64_t limit) { return off <= limit && len <= limit - off; }
@@ -489,7 +482,7 @@ sky_status sky_zip_open(sky_zip **out, const void *buf, size_t size, const char 
 {
     *out = NULL;
     sky_zip *z = calloc(1, sizeof *z);
-    if (z == NULL || (z->path = str_dup(path)) == NULL) {
+    if (z == NULL || (z->path = sky_str_dup(path)) == NULL) {
         free(z);
         return sky_fail(err, "%s: out of memory", path);
     }

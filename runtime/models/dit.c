@@ -1,4 +1,5 @@
-/* runtime/models/dit.c — run dit_forward on a file of inputs; random weights and inputs (dit.h). */
+/* runtime/models/dit.c — a bound dit_forward program on either backend, and `program dit_forward` on a file
+ * of inputs (dit.h). */
 #include "models/dit.h"
 
 #include <limits.h>
@@ -9,11 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cuda/plugin_abi.h"
 #include "core/dtype.h"
+#include "models/latent.h"
 #include "models/prompt_cache.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
+#include "models/cuda_plugin.h"
+#include "models/prompt_cache.h"
 
 /* One input as the program expects it: name, whether this variant has it, expected dims
  * (-1: any, checked against another input afterwards). */
@@ -201,65 +205,17 @@ static sky_status read_inputs(inputs *in, const sky_safetensors *f, const sky_di
 }
 
 struct sky_dit {
-    const sky_dit_program     *p;
-    sky_cpu_state              s;    /* CPU: fp32 weights, arena; CUDA: the checkpoint until uploaded */
-    const sky_dit_cuda_plugin *cuda; /* the CUDA plugin's table and state */
-    void                      *cuda_state;
-    float                     *tc_tokens, *tc_res[2]; /* CPU TeaCache: the tokens, a residual per parity */
-    sky_prompt_cache           prompts;               /* which prompt arena holds which prompt (both backends) */
-    unsigned char             *prompt_arena[SKY_PROMPT_SLOTS]; /* CPU: the prompt arenas */
+    const sky_dit_program *p;
+    sky_cpu_state          s;    /* CPU: fp32 weights, arena; CUDA: the checkpoint until uploaded */
+    const sky_cuda_plugin *cuda; /* the CUDA plugin's table and state */
+    void                  *cuda_state;
+    float                 *tc_tokens, *tc_res[2];          /* CPU TeaCache: the tokens, a residual per parity */
+    sky_prompt_cache       prompts;                        /* which prompt arena holds which prompt (both backends) */
+    unsigned char         *prompt_arena[SKY_PROMPT_SLOTS]; /* CPU: the prompt arenas */
 };
 
-sky_status sky_backend_parse(const char *s, sky_backend *b, sky_err *err)
-{
-    if (strcmp(s, "cpu") == 0)
-        *b = SKY_BACKEND_CPU;
-    else if (strcmp(s, "cuda") == 0)
-        *b = SKY_BACKEND_CUDA;
-    else
-        return sky_fail(err, "--backend %s: unknown backend (cpu or cuda)", s);
-    return SKY_OK;
-}
-
-sky_status sky_backend_default(const char *who, int has_cuda, sky_backend *b, char *note, size_t n, int *warn,
-                               sky_err *err)
-{
-    *b = SKY_BACKEND_CPU;
-    *warn = 0;
-    note[0] = 0;
-    const char *env = getenv("SKY_BACKEND");
-    if (env && *env) {
-        if (strcmp(env, "cpu") == 0) return SKY_OK;
-        if (strcmp(env, "cuda") != 0) return sky_fail(err, "SKY_BACKEND=%s: expected cpu or cuda", env);
-        if (!has_cuda)
-            return sky_fail(err, "SKY_BACKEND=cuda: %s was generated for the cpu target only (its spec's targets)",
-                            who);
-        *b = SKY_BACKEND_CUDA;
-        return SKY_OK;
-    }
-    if (!has_cuda) return SKY_OK;
-    char why[256];
-    if (sky_cuda_device_count(why, sizeof why) < 1) {
-        snprintf(note, n, "backend: cpu (%s; the CUDA backend needs a GPU)", why);
-        return SKY_OK;
-    }
-    const sky_dit_cuda_plugin *plugin;
-    sky_err                    perr;
-    if (sky_cuda_plugin_get(&plugin, who, &perr)) {
-        snprintf(note, n,
-                 "a GPU is present but the CUDA backend cannot be used (%s); running on the CPU backend, "
-                 "which is slow",
-                 perr.msg);
-        *warn = 1;
-        return SKY_OK;
-    }
-    *b = SKY_BACKEND_CUDA;
-    snprintf(note, n, "backend: cuda (the default where a GPU is present; --backend cpu for the CPU reference)");
-    return SKY_OK;
-}
-
-sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const char *who, int quiet,
-                        sky_backend b, int device, sky_err *err)
+sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
+                        const char *who, int quiet, sky_backend b, int device, sky_err *err)
 {
     *out = NULL;
     sky_dit *d = calloc(1, sizeof *d);
@@ -268,9 +224,11 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     double t0 = now_s();
     /* The plugin first: a missing plugin is reported before minutes of weight loading. */
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&d->cuda, who, err)) goto fail;
-    /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading. */
-    if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, who, err)
-                : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+    /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading; either
+     * backend merges the LoRAs into each tensor as it is converted to fp32. */
+    const sky_weight_patch patch = sky_lora_patch(lora);
+    if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, &patch, who, err)
+                : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, &patch, who, err))
         goto fail;
     if (sky_prompt_cache_init(&d->prompts, (size_t)p->text_len * (size_t)p->text_dim,
                               (size_t)p->image_len * (size_t)p->image_dim, err))
@@ -284,7 +242,11 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
         }
     }
     if (!quiet) {
-        fprintf(stderr, "weights: %d tensors of dit_forward, %s layout, from %s (%.2f s)\n", d->s.w.n,
+        char merged[64] = "";
+        if (lora)
+            snprintf(merged, sizeof merged, ", %d changed by %d LoRA%s", sky_lora_weights_changed(lora),
+                     sky_lora_count(lora), sky_lora_count(lora) == 1 ? "" : "s");
+        fprintf(stderr, "weights: %d tensors of dit_forward%s, %s layout, from %s (%.2f s)\n", d->s.w.n, merged,
                 sky_layout_name(d->s.w.layout), weights, now_s() - t0);
         if (d->s.w.unused)
             fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", d->s.w.unused,
@@ -305,26 +267,6 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
 fail:
     sky_dit_close(d);
     return SKY_ERR;
-}
-
-sky_status sky_cuda_devices_visible(const char *who, int *n, sky_err *err)
-{
-    const sky_dit_cuda_plugin *plugin;
-    *n = 0;
-    if (sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
-    *n = plugin->devices();
-    return SKY_OK;
-}
-
-sky_status sky_weights_check(const sky_weight_desc *table, int n, const char *weights, const char *who, sky_backend b,
-                             sky_err *err)
-{
-    const sky_dit_cuda_plugin *plugin;
-    if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
-    sky_cpu_state s;
-    if (sky_cpu_state_open_lazy(&s, table, n, weights, who, err)) return SKY_ERR;
-    sky_cpu_state_free(&s);
-    return SKY_OK;
 }
 
 void sky_dit_close(sky_dit *d)
@@ -395,7 +337,7 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
          * residual) or the residual in their place, then the head. The tokens are copied first: their
          * slot may be reused by the blocks' tensors and the hidden slot may overlap it. */
         SKY_ASSERT(d->tc_tokens);
-        const size_t L = (size_t)F * (size_t)(H / 2) * (size_t)(W / 2), n_tok = L * (size_t)p->dim;
+        const size_t L = (size_t)sky_latent_tokens(p, F, H, W), n_tok = L * (size_t)p->dim;
         SKY_ASSERT(n_tok * sizeof(float) <= p->tokens.bytes);
         p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         const size_t   n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
@@ -432,10 +374,20 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     double                 t[4096];
     inputs                 in;
     sky_teacache           tcs = {0}, *tc = NULL;
+    sky_lora              *lora = NULL;
 
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
-    if (sky_dit_open(&d, p, o->weights, v->name, o->quiet, o->backend, 0, err)) goto done;
+    if (o->n_loras > 0 &&
+        sky_lora_open(&lora, o->loras, o->n_loras, p->weights, p->n_weights, o->lora_skip_unknown, v->name, err))
+        goto done;
+    for (int k = 0; k < sky_lora_count(lora); k++) {
+        char line[8192];
+        if (sky_lora_describe(lora, k, &o->loras[k], line, sizeof line) || !o->quiet) fprintf(stderr, "%s\n", line);
+    }
+    const sky_status opened = sky_dit_open(&d, p, o->weights, lora, v->name, o->quiet, o->backend, 0, err);
+    sky_lora_close(lora);
+    if (opened) goto done;
     if (o->teacache > 0) {
         if (sky_teacache_init(&tcs, p, v->name, o->teacache, o->use_ret_steps, o->teacache_steps, err) ||
             sky_dit_teacache_open(d, err))
@@ -500,183 +452,5 @@ done:
     sky_dit_close(d);
     sky_teacache_free(&tcs);
     sky_safetensors_close(in_file);
-    return st;
-}
-
-/* ---- random weights and inputs (demo and tests) ----------------------------------------- */
-
-/* splitmix64: a small, well-mixed, reproducible generator. */
-static uint64_t next_u64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Standard normal (Box-Muller). */
-static float next_normal(uint64_t *s)
-{
-    double u1 = ((double)(next_u64(s) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (double)(next_u64(s) >> 11) / 9007199254740992.0;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-/* 1 if the tensor name ends with suffix. */
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-sky_status sky_write_random_weights(const sky_weight_desc *const *tables, const int *counts, int n_tables,
-                                    const char *path, const char *layout, int bf16, uint64_t seed, const char *variant,
-                                    sky_err *err)
-{
-    int diffusers = 0;
-    if (strcmp(layout, "diffusers") == 0)
-        diffusers = 1;
-    else if (strcmp(layout, "original") != 0)
-        return sky_fail(err, "--layout %s: must be original or diffusers", layout);
-    int total = 0;
-    for (int t = 0; t < n_tables; t++) total += counts[t];
-    sky_st_entry *e = calloc((size_t)total, sizeof *e);
-    void        **bufs = calloc((size_t)total, sizeof *bufs);
-    sky_status    st = SKY_ERR;
-    int           i = 0;
-    if (!e || !bufs) {
-        sky_fail(err, "out of host memory");
-        goto done;
-    }
-    for (int t = 0; t < n_tables; t++)
-        for (int j = 0; j < counts[t]; j++, i++) {
-            const sky_weight_desc *d = &tables[t][j];
-            size_t                 n = 1, fan_in = 1;
-            for (int k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
-            for (int k = 1; k < d->ndim; k++) fan_in *= (size_t)d->shape[k];
-            bufs[i] = malloc(n * 4 + 1);
-            if (!bufs[i]) {
-                sky_fail(err, "out of host memory for '%s'", d->name);
-                goto done;
-            }
-            /* Norm weights near 1; matrices and conv kernels ~ N(0, 1/fan_in) so activations stay
-             * O(1) through the layers; biases and tables small. */
-            const int is_norm =
-                (strstr(d->name, "norm") || strstr(d->name, "gamma") || strstr(d->name, "img_emb.proj.0.") ||
-                 strstr(d->name, "img_emb.proj.4.") || strstr(d->name, ".head.0.")) &&
-                !ends_with(d->name, ".bias");
-            const float std = (d->ndim >= 2 && !is_norm) ? (float)(1.0 / sqrt((double)fan_in)) : 0.05f;
-            for (size_t k = 0; k < n; k++) {
-                float x = next_normal(&seed) * std;
-                if (is_norm) x = 1.0f + 0.1f * next_normal(&seed);
-                if (bf16) {
-                    uint16_t h = sky_f32_to_bf16(x);
-                    memcpy((unsigned char *)bufs[i] + 2 * k, &h, 2);
-                } else {
-                    memcpy((unsigned char *)bufs[i] + 4 * k, &x, 4);
-                }
-            }
-            e[i].name = diffusers ? d->alias : d->name;
-            e[i].dtype = bf16 ? SKY_DTYPE_BF16 : SKY_DTYPE_F32;
-            e[i].ndim = d->ndim;
-            memcpy(e[i].shape, d->shape, sizeof e[i].shape);
-            e[i].data = bufs[i];
-        }
-    const char *meta[] = {"made_by", "skyreels random-weights (random values: the model's output is noise)",
-                          "variant", variant,
-                          "format",  "pt",
-                          NULL};
-    st = sky_safetensors_write(path, e, total, meta, err);
-done:
-    if (bufs)
-        for (int k = 0; k < total; k++) free(bufs[k]);
-    free(bufs);
-    free(e);
-    return st;
-}
-
-sky_status sky_dit_write_random_inputs(const sky_variant_desc *v, const char *path, int batch, int frames,
-                                       int per_frame, int prompts, uint64_t seed, sky_err *err)
-{
-    const sky_dit_program *p = v->dit;
-    if (batch < 1 || batch > 64) return sky_fail(err, "--batch %d: must be 1 to 64", batch);
-    if (prompts < 1 || prompts > batch) return sky_fail(err, "--prompts %d: must be 1 to --batch (%d)", prompts, batch);
-    if (frames < 1 || frames > p->max_frames)
-        return sky_fail(err, "--frames %d: must be 1 to %d latent frames (this variant's window)", frames,
-                        p->max_frames);
-    const size_t lat = (size_t)frames * (size_t)p->lat_h * (size_t)p->lat_w;
-    const size_t n_x = (size_t)batch * (size_t)p->x_channels * lat;
-    const size_t n_y = (size_t)batch * (size_t)p->y_channels * lat;
-    const size_t n_ctx = (size_t)batch * (size_t)p->text_len * (size_t)p->text_dim;
-    const size_t n_img = (size_t)batch * (size_t)p->image_len * (size_t)p->image_dim;
-    const int    ft = per_frame ? frames : 1;
-    float       *x = malloc(n_x * 4), *y = malloc(n_y * 4 + 4), *ctx = malloc(n_ctx * 4), *img = malloc(n_img * 4 + 4);
-    int64_t     *t = malloc((size_t)batch * (size_t)ft * 8), *fps = malloc((size_t)batch * 8);
-    sky_status   st = SKY_ERR;
-    if (!x || !y || !ctx || !img || !t || !fps) {
-        sky_fail(err, "out of host memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n_x; i++) x[i] = next_normal(&seed);
-    for (size_t i = 0; i < n_y; i++) y[i] = next_normal(&seed);
-    /* the first `prompts` samples' contexts and images are drawn, the others repeat them */
-    const size_t per_ctx = n_ctx / (size_t)batch, per_img = n_img / (size_t)batch;
-    for (size_t i = 0; i < per_ctx * (size_t)prompts; i++) ctx[i] = next_normal(&seed);
-    for (size_t i = 0; i < per_img * (size_t)prompts; i++) img[i] = next_normal(&seed);
-    for (int b = prompts; b < batch; b++) {
-        memcpy(ctx + (size_t)b * per_ctx, ctx + (size_t)(b % prompts) * per_ctx, per_ctx * sizeof(float));
-        memcpy(img + (size_t)b * per_img, img + (size_t)(b % prompts) * per_img, per_img * sizeof(float));
-    }
-    for (size_t i = 0; i < (size_t)batch * (size_t)ft; i++) t[i] = (int64_t)(next_u64(&seed) % 1000);
-    for (int b = 0; b < batch; b++) fps[b] = b % 2;
-
-    sky_st_entry e[6];
-    int          n = 0;
-    e[n++] = (sky_st_entry){"x", SKY_DTYPE_F32, 5, {batch, p->x_channels, frames, p->lat_h, p->lat_w}, x};
-    e[n++] = per_frame ? (sky_st_entry){"t", SKY_DTYPE_I64, 2, {batch, frames}, t}
-                       : (sky_st_entry){"t", SKY_DTYPE_I64, 1, {batch}, t};
-    e[n++] = (sky_st_entry){"context", SKY_DTYPE_F32, 3, {batch, p->text_len, p->text_dim}, ctx};
-    if (p->y_channels) {
-        e[n++] = (sky_st_entry){"y", SKY_DTYPE_F32, 5, {batch, p->y_channels, frames, p->lat_h, p->lat_w}, y};
-        e[n++] = (sky_st_entry){"clip_fea", SKY_DTYPE_F32, 3, {batch, p->image_len, p->image_dim}, img};
-    }
-    if (p->inject_sample_info) e[n++] = (sky_st_entry){"fps", SKY_DTYPE_I64, 1, {batch}, fps};
-    const char *meta[] = {"made_by", "skyreels random-inputs", "variant", v->name, NULL};
-    st = sky_safetensors_write(path, e, n, meta, err);
-done:
-    free(x);
-    free(y);
-    free(ctx);
-    free(img);
-    free(t);
-    free(fps);
-    return st;
-}
-
-sky_status sky_dit_write_random_embeds(const sky_variant_desc *v, const char *path, uint64_t seed, sky_err *err)
-{
-    const sky_dit_program *p = v->dit;
-    const size_t n_ctx = (size_t)p->text_len * (size_t)p->text_dim, n_img = (size_t)p->image_len * (size_t)p->image_dim;
-    float       *c = malloc(n_ctx * 4), *u = malloc(n_ctx * 4), *img = malloc(n_img * 4 + 4);
-    sky_status   st = SKY_ERR;
-    if (!c || !u || !img) {
-        sky_fail(err, "out of host memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n_ctx; i++) c[i] = next_normal(&seed);
-    for (size_t i = 0; i < n_ctx; i++) u[i] = next_normal(&seed);
-    for (size_t i = 0; i < n_img; i++) img[i] = next_normal(&seed);
-    sky_st_entry e[3] = {
-        {"context", SKY_DTYPE_F32, 2, {p->text_len, p->text_dim}, c},
-        {"context_null", SKY_DTYPE_F32, 2, {p->text_len, p->text_dim}, u},
-        {"clip_fea", SKY_DTYPE_F32, 2, {p->image_len, p->image_dim}, img},
-    };
-    const char *meta[] = {"made_by", "skyreels random-embeds (random values, not a real prompt)", "variant", v->name,
-                          NULL};
-    st = sky_safetensors_write(path, e, p->y_channels ? 3 : 2, meta, err);
-done:
-    free(c);
-    free(u);
-    free(img);
     return st;
 }

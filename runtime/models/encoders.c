@@ -6,16 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/dit.h"
-#include "cuda/plugin_abi.h"
+#include "models/backend.h"
+#include "models/cuda_plugin.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 struct sky_encoder {
     const sky_encoder_program *p;
     sky_cpu_state              s;    /* fp32 weights and the arena (CPU backend) */
-    const sky_dit_cuda_plugin *cuda; /* the CUDA backend: the plugin and its state */
+    const sky_cuda_plugin     *cuda; /* the CUDA backend: the plugin and its state */
     void                      *cuda_state;
 };
 
@@ -28,8 +29,8 @@ sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, int
     e->p = p;
     const int cuda = b == SKY_BACKEND_CUDA;
     if (cuda && sky_cuda_plugin_get(&e->cuda, who, err)) goto fail;
-    if (cuda ? sky_cpu_state_open_lazy(&e->s, p->weights, p->n_weights, weights, who, err)
-             : sky_cpu_state_open(&e->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+    if (cuda ? sky_cpu_state_open_lazy(&e->s, p->weights, p->n_weights, weights, NULL, who, err)
+             : sky_cpu_state_open(&e->s, p->weights, p->n_weights, p->arena_bytes, weights, NULL, who, err))
         goto fail;
     if (cuda) {
         const sky_weight_reader r = sky_cpu_state_reader(&e->s);

@@ -14,7 +14,7 @@
 typedef struct sky_encoder sky_encoder;
 
 /* Bind program p (text_encode when text = 1, else clip_encode) to the checkpoint at `weights` (original
- * .pth / safetensors, or HF names) on backend b (a sky_backend, dit.h). */
+ * .pth / safetensors, or HF names) on backend b (a sky_backend, backend.h). */
 sky_status sky_encoder_open(sky_encoder **out, const sky_encoder_program *p, int text, const char *weights,
                             const char *who, int b, sky_err *err);
 void       sky_encoder_close(sky_encoder *e);

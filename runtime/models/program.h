@@ -67,6 +67,9 @@ typedef struct sky_dit_program {
      * (--use_ret_steps); has_teacache 0 when the spec gives none. */
     int    has_teacache;
     double teacache_coef[2][5];
+    /* The patch embedding: one token per patch_t x patch_h x patch_w latents (1 x 2 x 2; models/latent.h).
+     * Last in the struct, as the fields above are where the CUDA plugin (cuda/plugin_abi.h) reads them. */
+    int patch_t, patch_h, patch_w;
 } sky_dit_program;
 
 /* CPU call of a VAE program: H x W is the latent size (decode) or the video size (encode) of
@@ -89,6 +92,7 @@ typedef struct sky_vae_program {
     const sky_weight_desc *weights;
     sky_vae_cpu_fn         forward_cpu;
     sky_reset_fn           reset_cpu;
+    int                    stride_t, stride_s; /* the variant's vae_stride_t, vae_stride_s (last: as patch_t) */
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
@@ -119,6 +123,7 @@ typedef struct sky_variant_desc {
     int                        steps;           /* sampler defaults from the spec */
     double                     shift, guidance;
     int                        height, width, base_num_frames; /* pixels / frames */
+    int                        vae_stride_t, vae_stride_s;     /* the VAE's strides, 4 and 8 (models/latent.h) */
     const sky_dit_program     *dit;
     const sky_vae_program     *vae_decode; /* NULL when the spec has no vae section */
     const sky_vae_program     *vae_encode;

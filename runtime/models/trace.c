@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
-#include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 
 sky_trace_fn sky_trace_hook;
 void        *sky_trace_ctx;

@@ -6,18 +6,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "models/dit.h"
-#include "cuda/plugin_abi.h"
+#include "models/backend.h"
+#include "models/cuda_plugin.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
+#include "models/latent.h"
 
 struct sky_vae {
-    const sky_vae_program     *p;
-    sky_cpu_state              s;    /* fp32 weights and the arena (caches included; CPU backend) */
-    const sky_dit_cuda_plugin *cuda; /* the CUDA backend: the plugin, its state, host staging */
-    void                      *cuda_state;
-    float                     *stage_in, *stage_out;
+    const sky_vae_program *p;
+    sky_cpu_state          s;    /* fp32 weights and the arena (caches included; CPU backend) */
+    const sky_cuda_plugin *cuda; /* the CUDA backend: the plugin, its state, host staging */
+    void                  *cuda_state;
+    float                 *stage_in, *stage_out;
 };
 
 sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
@@ -29,8 +31,8 @@ sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, con
     v->p = p;
     const int cuda = b == SKY_BACKEND_CUDA;
     if (cuda && sky_cuda_plugin_get(&v->cuda, who, err)) goto fail;
-    if (cuda ? sky_cpu_state_open_lazy(&v->s, p->weights, p->n_weights, weights, who, err)
-             : sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, who, err))
+    if (cuda ? sky_cpu_state_open_lazy(&v->s, p->weights, p->n_weights, weights, NULL, who, err)
+             : sky_cpu_state_open(&v->s, p->weights, p->n_weights, p->arena_bytes, weights, NULL, who, err))
         goto fail;
     if (cuda) {
         v->stage_in = malloc(p->in.bytes);
@@ -109,14 +111,15 @@ sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float
     if (!size_ok(h, w, p->lat_h, p->lat_w))
         return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
                         p->lat_h, p->lat_w, p->lat_w, p->lat_h);
-    const int    T = 1 + 4 * (L - 1);
-    const size_t lat_hw = (size_t)h * w, px_hw = (size_t)(8 * h) * (8 * w);
+    const int    T = sky_latent_video_frames(L, p->stride_t);
+    const size_t lat_hw = (size_t)h * w, px_hw = (size_t)(p->stride_s * h) * (p->stride_s * w);
     reset(v);
     for (int l = 0; l < L; l++) {
-        const int n = l == 0 ? 1 : 4;
+        int       t0;
+        const int n = sky_latent_video_span(l, p->stride_t, &t0);
         copy_frames(chunk_in(v), (float *)z, p->z_dim, L, lat_hw, l, 1, 0);
         run_chunk(v, h, w, l == 0, (size_t)p->z_dim * lat_hw, (size_t)3 * n * px_hw);
-        copy_frames(chunk_out(v), video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n, 1);
+        copy_frames(chunk_out(v), video, 3, T, px_hw, t0, n, 1);
     }
     return SKY_OK;
 }
@@ -128,12 +131,14 @@ sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, f
     if (!size_ok(H, W, p->height, p->width))
         return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
                         p->height, p->width, p->width, p->height);
-    const int    L = 1 + (T - 1) / 4;
-    const size_t px_hw = (size_t)H * W, lat_hw = (size_t)(H / 8) * (W / 8);
+    const int    L = sky_latent_frames(T, p->stride_t);
+    const size_t px_hw = (size_t)H * W;
+    const size_t lat_hw = (size_t)sky_latent_size(H, p->stride_s) * sky_latent_size(W, p->stride_s);
     reset(v);
     for (int l = 0; l < L; l++) {
-        const int n = l == 0 ? 1 : 4;
-        copy_frames(chunk_in(v), (float *)video, 3, T, px_hw, l == 0 ? 0 : 1 + 4 * (l - 1), n, 0);
+        int       t0;
+        const int n = sky_latent_video_span(l, p->stride_t, &t0);
+        copy_frames(chunk_in(v), (float *)video, 3, T, px_hw, t0, n, 0);
         run_chunk(v, H, W, l == 0, (size_t)3 * n * px_hw, (size_t)p->z_dim * lat_hw);
         copy_frames(chunk_out(v), z, p->z_dim, L, lat_hw, l, 1, 1);
     }
@@ -175,18 +180,18 @@ sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const c
     int on, oh, ow, oc;
     if (decode) {
         oc = 3;
-        on = 1 + 4 * (n - 1);
-        oh = 8 * h;
-        ow = 8 * w;
+        on = sky_latent_video_frames(n, p->stride_t);
+        oh = p->stride_s * h;
+        ow = p->stride_s * w;
     } else {
-        if (h % 8 || w % 8) {
-            sky_fail(err, "%s: video size %dx%d is not a multiple of 8", inputs, h, w);
+        if (h % p->stride_s || w % p->stride_s) {
+            sky_fail(err, "%s: video size %dx%d is not a multiple of %d", inputs, h, w, p->stride_s);
             goto done;
         }
         oc = p->z_dim;
-        on = 1 + (n - 1) / 4;
-        oh = h / 8;
-        ow = w / 8;
+        on = sky_latent_frames(n, p->stride_t);
+        oh = sky_latent_size(h, p->stride_s);
+        ow = sky_latent_size(w, p->stride_s);
     }
     out = malloc((size_t)oc * on * oh * ow * sizeof(float));
     if (!out) {

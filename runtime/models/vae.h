@@ -3,6 +3,7 @@
  * Decoding runs one latent frame per call with the caches kept in the program's arena, so memory
  * stays constant whatever the video length; encoding runs frame 0 alone, then 4 frames per call
  * (shared/reference/vae-text-image-files.md §1.5). Latents are the normalised ones the DiT sees.
+ * The 4 and the 8 below are the program's stride_t and stride_s (the arithmetic: models/latent.h).
  *
  * Files for `program vae_decode|vae_encode` (batch first, as the peers store them):
  *   decode: z [1, z_dim, L, h, w] -> video [1, 3, 1 + 4(L-1), 8h, 8w] in [-1, 1]
@@ -20,7 +21,7 @@
 typedef struct sky_vae sky_vae;
 
 /* Bind program p (vae_decode when decode = 1, else vae_encode) to the VAE checkpoint at `weights`
- * (file or directory; original or diffusers names) on backend b (a sky_backend, dit.h). `who` names
+ * (file or directory; original or diffusers names) on backend b (a sky_backend, backend.h). `who` names
  * the variant in messages and the plugin to load. */
 sky_status sky_vae_open(sky_vae **out, const sky_vae_program *p, int decode, const char *weights, const char *who,
                         int b, sky_err *err);

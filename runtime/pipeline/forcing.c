@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/latent.h"
+
 /* ---- step matrix ------------------------------------------------------------------------- */
 
 /* One row of the recurrence (§7.4.1 step 3) on block values: a block moves one step when it is
@@ -35,7 +37,7 @@ static void first_row(int *row, int nb, int K, int pre_blocks)
     for (int b = 0; b < nb; b++) row[b] = b < pre_blocks ? K : 0;
 }
 
-sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template, int steps, int base_num_frames,
+sky_status sky_forcing_step_matrix(int num_frames, const double *step_template, int steps, int base_num_frames,
                                    int ar_step, int num_pre_ready, int causal_block_size, sky_forcing_matrix *out,
                                    sky_err *err)
 {
@@ -103,7 +105,7 @@ sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template,
         next_row(prev, next, tmp, nb, K, ar_step);
         for (int b = 0; b < nb; b++) {
             int     k = next[b];
-            int64_t t = k == 0 ? 999 : k == K ? 0 : step_template[k - 1];
+            double  t = k == 0 ? 999 : k == K ? 0 : step_template[k - 1];
             uint8_t upd = (uint8_t)(next[b] != prev[b] && next[b] != K);
             for (int j = 0; j < cbs; j++) {
                 size_t c = (size_t)r * (size_t)frames + (size_t)(b * cbs + j);
@@ -154,9 +156,6 @@ void sky_forcing_matrix_free(sky_forcing_matrix *m)
 
 /* ---- windows ----------------------------------------------------------------------------- */
 
-/* Latent frames of n pixel frames (the VAE's 4x temporal compression, first frame alone). */
-static int latent_of(int n) { return (n - 1) / 4 + 1; }
-
 /* Python's a // b for b > 0 (rounds toward minus infinity). */
 static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -179,7 +178,7 @@ sky_df_window sky_df_plan_window(const sky_df_plan *p, int k)
         w.drop_pixels = q->overlap_history;
     }
     w.end_frame = q->has_end_image && k == p->windows - 1;
-    w.new_pixels = 4 * (w.frames - 1) + 1 - w.drop_pixels;
+    w.new_pixels = sky_latent_video_frames(w.frames, q->vae_stride_t) - w.drop_pixels;
     return w;
 }
 
@@ -193,7 +192,8 @@ int64_t sky_df_plan_output_frames(const sky_df_plan *p)
 sky_status sky_df_plan_make(const sky_df_request *req, sky_df_plan *plan, sky_err *err)
 {
     const sky_df_request q = *req;
-    const int            cbs = q.causal_block_size;
+    const int            cbs = q.causal_block_size, st = q.vae_stride_t;
+    SKY_ASSERT(st >= 1); /* the generated variant's */
     if (q.num_frames < 1) return sky_fail(err, "--num_frames %d must be at least 1", q.num_frames);
     if (q.base_num_frames < 1) return sky_fail(err, "--base_num_frames %d must be at least 1", q.base_num_frames);
     if (cbs < 1) return sky_fail(err, "--causal_block_size %d must be at least 1", cbs);
@@ -202,7 +202,7 @@ sky_status sky_df_plan_make(const sky_df_request *req, sky_df_plan *plan, sky_er
 
     sky_df_plan p = {0};
     p.req = q;
-    p.latent_frames = latent_of(q.num_frames);
+    p.latent_frames = sky_latent_frames(q.num_frames, st);
     if (q.video_frames > 0)
         p.mode = SKY_DF_EXTEND;
     else if (q.overlap_history == 0 || q.num_frames <= q.base_num_frames)
@@ -252,8 +252,8 @@ sky_status sky_df_plan_make(const sky_df_request *req, sky_df_plan *plan, sky_er
     if (p.mode == SKY_DF_EXTEND && q.video_frames < q.overlap_history)
         return sky_fail(err, "--video_path has %d frames, fewer than --overlap_history %d", q.video_frames,
                         q.overlap_history);
-    p.base_latent = latent_of(q.base_num_frames);
-    p.overlap_latent = latent_of(q.overlap_history);
+    p.base_latent = sky_latent_frames(q.base_num_frames, st);
+    p.overlap_latent = sky_latent_frames(q.overlap_history, st);
     if (p.overlap_latent >= p.base_latent)
         return sky_fail(err,
                         "--overlap_history %d (%d latent frames) must be shorter than "
@@ -291,4 +291,64 @@ sky_status sky_df_plan_make(const sky_df_request *req, sky_df_plan *plan, sky_er
                         q.overlap_history, p.overlap_latent, cbs);
     *plan = p;
     return SKY_OK;
+}
+
+/* ---- a run's schedule -------------------------------------------------------------------- */
+
+/* The matrix of an earlier window of the same shape as w, or NULL. */
+static const sky_forcing_matrix *same_shape(const sky_df_schedule *s, int k, sky_df_window w)
+{
+    for (int j = 0; j < k; j++) {
+        const sky_df_window v = s->window[j];
+        if (v.frames == w.frames && v.prefix == w.prefix && v.end_frame == w.end_frame) return s->matrix[j];
+    }
+    return NULL;
+}
+
+sky_status sky_df_schedule_make(const sky_df_plan *plan, const double *timesteps, int steps, int ar_step,
+                                sky_df_schedule *out, sky_err *err)
+{
+    const int       n = plan->windows;
+    sky_df_schedule s = {.plan = *plan};
+    memset(out, 0, sizeof *out);
+    s.window = malloc((size_t)n * sizeof *s.window);
+    s.matrix = malloc((size_t)n * sizeof *s.matrix);
+    s.distinct = calloc((size_t)n, sizeof *s.distinct);
+    if (!s.window || !s.matrix || !s.distinct) {
+        sky_df_schedule_free(&s);
+        return sky_fail(err, "out of memory for the schedule of %d windows", n);
+    }
+    for (int k = 0; k < n; k++) {
+        const sky_df_window w = s.window[k] = sky_df_plan_window(plan, k);
+        if ((s.matrix[k] = same_shape(&s, k, w))) continue;
+        /* §7.4.2: the window's frames and the appended end frame, base = the same, the prefix pre-ready */
+        sky_forcing_matrix *m = &s.distinct[s.n_distinct];
+        const int           frames = w.frames + w.end_frame;
+        if (sky_forcing_step_matrix(frames, timesteps, steps, frames, ar_step, w.prefix, plan->req.causal_block_size, m,
+                                    err)) {
+            sky_df_schedule_free(&s);
+            return SKY_ERR;
+        }
+        if (w.end_frame) sky_forcing_matrix_pin_end(m, 1);
+        s.n_distinct++;
+        s.matrix[k] = m;
+    }
+    *out = s;
+    return SKY_OK;
+}
+
+int sky_df_schedule_rows(const sky_df_schedule *s, int k0)
+{
+    int rows = 0;
+    for (int k = k0; k < s->plan.windows; k++) rows += s->matrix[k]->rows;
+    return rows;
+}
+
+void sky_df_schedule_free(sky_df_schedule *s)
+{
+    for (int i = 0; s->distinct && i < s->n_distinct; i++) sky_forcing_matrix_free(&s->distinct[i]);
+    free(s->window);
+    free(s->matrix);
+    free(s->distinct);
+    memset(s, 0, sizeof *s);
 }

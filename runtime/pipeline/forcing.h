@@ -6,7 +6,8 @@
  * (diffusers 0.36 generate_timestep_matrix, identical to the original's on every case).
  *
  * Units: the step matrix works in LATENT frames; sky_df_request holds the CLI's PIXEL frame counts
- * (--num_frames, --base_num_frames, --overlap_history), converted as F = (n - 1)/4 + 1.
+ * (--num_frames, --base_num_frames, --overlap_history), converted as F = (n - 1)/4 + 1 with the variant's
+ * temporal stride 4 (models/latent.h).
  *
  * Where the original silently drops frames, this port refuses with a message naming the flags
  * (sky_df_plan_make): window or prefix lengths that --causal_block_size does not divide (§11.4: the
@@ -23,13 +24,14 @@
 /* rows x frames, row-major. Row r says, for every frame f of the window: the index into the
  * extended template [999, T_0 .. T_{N-1}, 0] (0 = still pure noise, fed t = 999, not updated;
  * k in 1..N = fed t = T_{k-1} and takes its k-th solver step; N+1 = finished, fed t = 0), the
- * timestep fed to the model, and whether the frame is updated by its sampler this row. */
+ * timestep fed to the model, and whether the frame is updated by its sampler this row. Timesteps are
+ * doubles: UniPC's are integers, flow-match Euler's are 1000 sigma (sampler.h). */
 typedef struct sky_forcing_matrix {
     int      rows;
     int      frames;     /* (num_frames / cbs) * cbs: frames past the last whole block are never scheduled */
     int      steps;      /* N */
     int     *step_index; /* [rows * frames], 0 .. N+1 */
-    int64_t *timestep;   /* [rows * frames] */
+    double  *timestep;   /* [rows * frames] */
     uint8_t *update;     /* [rows * frames], 0 or 1 */
     int     *interval;   /* [rows * 2]: frames [start, end) given to the model in row r */
 } sky_forcing_matrix;
@@ -46,7 +48,7 @@ typedef struct sky_forcing_matrix {
  * nothing to schedule (every block pre-ready: the original crashes); base shorter than the
  * frames with ar_step < steps / base blocks (the original's assertion); out of memory.
  * On success *out owns its arrays: release with sky_forcing_matrix_free(). */
-sky_status sky_forcing_step_matrix(int num_frames, const int64_t *step_template, int steps, int base_num_frames,
+sky_status sky_forcing_step_matrix(int num_frames, const double *step_template, int steps, int base_num_frames,
                                    int ar_step, int num_pre_ready, int causal_block_size, sky_forcing_matrix *out,
                                    sky_err *err);
 
@@ -74,12 +76,13 @@ typedef struct sky_df_request {
     int has_image;         /* --image given */
     int has_end_image;     /* --end_image given */
     int video_frames;      /* --video_path: pixel frames of the input video; 0 = no video */
+    int vae_stride_t;      /* the variant's (program.h: 4): pixel frames per latent frame after the first */
 } sky_df_request;
 
 typedef struct sky_df_plan {
     sky_df_mode    mode;
     sky_df_request req;            /* copy of the request */
-    int            latent_frames;  /* F = (num_frames - 1)/4 + 1 */
+    int            latent_frames;  /* F = (num_frames - 1)/4 + 1 (4: req.vae_stride_t) */
     int            base_latent;    /* Fb = (base_num_frames - 1)/4 + 1; F in SHORT mode */
     int            overlap_latent; /* Fo = (overlap_history - 1)/4 + 1; 0 in SHORT mode */
     int            windows;        /* n_iter = 1 + floor((F - Fb - 1) / (Fb - Fo)) + 1; 1 in SHORT mode */
@@ -111,5 +114,33 @@ sky_df_window sky_df_plan_window(const sky_df_plan *plan, int k);
 
 /* Pixel frames of the final video (the input video's frames included in EXTEND mode). */
 int64_t sky_df_plan_output_frames(const sky_df_plan *plan);
+
+/* ---- a run's schedule (§7.4.2) ---------------------------------------------------------- */
+
+/* Everything a DF run denoises, computed once before its first window: the plan's windows and the step
+ * matrix each one runs (built for frames + end_frame latent frames with base_num_frames the same and
+ * num_pre_ready = prefix, the end frame pinned). Windows of the same frames, prefix and end frame share one
+ * matrix, so a long video holds at most three however many windows it has. */
+typedef struct sky_df_schedule {
+    sky_df_plan                plan;
+    sky_df_window             *window;   /* [plan.windows] */
+    const sky_forcing_matrix **matrix;   /* [plan.windows]: window k's step matrix, one of distinct[] */
+    sky_forcing_matrix        *distinct; /* [n_distinct], owned */
+    int                        n_distinct;
+} sky_df_schedule;
+
+/* The schedule of a plan from sky_df_plan_make() for a sampler's timesteps (steps of them, the template of
+ * sky_forcing_step_matrix) and --ar_step. Errors: those of sky_forcing_step_matrix for the first window
+ * that has one (e.g. a start image that is the whole window: nothing to denoise), out of memory; *out is
+ * then zeroed. On success release with sky_df_schedule_free(). */
+sky_status sky_df_schedule_make(const sky_df_plan *plan, const double *timesteps, int steps, int ar_step,
+                                sky_df_schedule *out, sky_err *err);
+
+/* The rows of windows k0 .. plan.windows - 1 (a model evaluation each, with guidance): what is left to
+ * denoise after k0 windows. */
+int sky_df_schedule_rows(const sky_df_schedule *s, int k0);
+
+/* Free the arrays and zero *s. Safe on a zeroed or already freed schedule. */
+void sky_df_schedule_free(sky_df_schedule *s);
 
 #endif /* SKY_FORCING_H */

@@ -1,4 +1,5 @@
-/* runtime/pipeline/pipeline.h — the T2V, I2V and diffusion-forcing pipelines over the generated programs.
+/* runtime/pipeline/pipeline.h — the T2V, I2V and diffusion-forcing pipelines over the generated programs
+ * (pipeline.c: the entry; denoise.h: what they share; t2v_i2v.c and df.c: the pipelines).
  *
  * Follows the original SkyReels-V2 pipelines (shared/reference/dit-and-sampling.md §7):
  *   T2V  noise -> N UniPC steps with classifier-free guidance (cond and uncond passes every step)
@@ -19,10 +20,13 @@
 #ifndef SKY_PIPELINE_H
 #define SKY_PIPELINE_H
 
+#include "models/lora.h"
 #include "models/program.h"
 #include "core/status.h"
+#include "pipeline/sampler.h"
+#include "pipeline/forcing.h"
 
-/* Everything a generation needs, from the command line (cli.c). Pixel frame counts. */
+/* Everything a generation needs, from the command line (runtime/cli/generate.c). Pixel frame counts. */
 typedef struct sky_gen_args {
     const char   *prompt; /* recorded in the output's metadata and name */
     const char   *negative_prompt;
@@ -40,7 +44,7 @@ typedef struct sky_gen_args {
                                             * at the same time as the cond pass */
     const char   *resume_dir;              /* DF: keep finished windows here and continue after them (resume.h) */
     double        teacache_thresh;
-    const char   *output;         /* the mp4 path (cli.c builds the original's name when not given) */
+    const char   *output;         /* the mp4 path (cli/ builds the original's name if not given) */
     const char   *dit_weights;    /* transformer checkpoint */
     const char   *vae_weights;    /* VAE checkpoint; NULL: stop after the latents */
     const char   *prompt_embeds;  /* see above; NULL: encode the prompts with umT5 */
@@ -51,13 +55,28 @@ typedef struct sky_gen_args {
     const char   *output_latents; /* also write the final latents here */
     const char   *args_json;      /* the run's parameters as JSON, for the mp4's comment */
     int           quiet;
-    int           backend;     /* sky_backend (dit.h) of the transformer */
+    int           backend;     /* sky_backend (backend.h) of the transformer */
     volatile int *interrupted; /* set by a signal handler; checked between steps */
+
+    sky_solver           solver; /* --sample_solver: unipc (the original's) or euler (sampler.h) */
+    const sky_lora_spec *loras;  /* --lora: merged into the transformer's weights as it loads (lora.h) */
+    int                  n_loras;
+    int                  lora_skip_unknown; /* --lora_unknown_keys warn: keys matching no weight skipped */
+
+    /* DF without --video_path: the windows the command line checked (sky_pipeline_df_plan). NULL: the run
+     * makes them (always with --video_path, once the video is read: its length decides them). */
+    const sky_df_plan *df_plan;
 } sky_gen_args;
 
-/* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli.c;
+/* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli/;
  * files are checked here before the first step. Returns SKY_ERR with a message, or with
  * *a->interrupted set when stopped by a signal (nothing half-written is left). */
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err);
+
+/* The DF windows of a run of variant v with a's flags (forcing.h; the variant's temporal stride), and
+ * video_frames: the input video's frames (--video_path), else 0. The errors of sky_df_plan_make, naming the
+ * flags. */
+sky_status sky_pipeline_df_plan(const sky_variant_desc *v, const sky_gen_args *a, int video_frames, sky_df_plan *plan,
+                                sky_err *err);
 
 #endif /* SKY_PIPELINE_H */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 
 static void window_path(char *buf, size_t n, const char *dir, int k)
 {

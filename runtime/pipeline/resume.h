@@ -5,12 +5,12 @@
  * After window k is denoised, DIR/window_<k>.safetensors (k in 4 digits) holds its latents
  * [C, frames, h, w] (F32) and the noise generator's state after it (noise_state, I64 [2]: the seeded
  * generator's state bits and the index of the next draw; noise.h), with the run's key and seed in the
- * metadata. The key is what decides the numbers: the run's parameters as cli.c records them (prompt, seed,
+ * metadata. The key is what decides the numbers: the run's parameters as cli/ records them (prompt, seed,
  * sizes, sampler, DF settings, variant and spec hash), the backend and the paths of the input files. A run
  * given the same DIR takes windows 0, 1, ... from the files whose key is its own, decodes them again (the
  * frames, the history the next prefix is encoded from and the mp4 come out the same bit for bit), restores
  * the noise state of the last one and denoises from the next window on. A file with another key is refused
- * with both keys in the message. Files are written atomically (safetensors.h) and stay after the run.
+ * with both keys in the message. Files are written atomically (safetensors_write.h) and stay after the run.
  */
 #ifndef SKY_RESUME_H
 #define SKY_RESUME_H

@@ -1,6 +1,6 @@
-/* runtime/pipeline/sampler.c — flow-matching UniPC (bh2, order 2, predict-x0); see sampler.h and
- * shared/reference/dit-and-sampling.md §6. The scalar code mirrors the original's torch
- * expressions one operation at a time (the torch line is quoted where the order matters). */
+/* runtime/pipeline/sampler.c — flow-matching UniPC (bh2, order 2, predict-x0) and flow-match Euler; see
+ * sampler.h, shared/reference/dit-and-sampling.md §6 and round2-features.md §4. The scalar code mirrors the
+ * torch expressions one operation at a time (the torch line is quoted where the order matters). */
 #include "pipeline/sampler.h"
 
 #include "core/dtype.h"
@@ -270,4 +270,101 @@ void sky_unipc_step(sky_unipc *u, const float *v, float *x)
         x[j] = bf ? bf16_round(out) : out;
     }
     u->done++;
+}
+
+/* ---- flow-match Euler --------------------------------------------------------------------- */
+
+sky_status sky_sampler_euler_schedule(int steps, double shift, float *timesteps, float *sigmas, sky_err *err)
+{
+    if (steps < 1 || steps > SKY_SAMPLER_MAX_STEPS)
+        return sky_fail(err, "--inference_steps %d must be between 1 and %d", steps, SKY_SAMPLER_MAX_STEPS);
+    if (!isfinite(shift) || !(shift > 0.0))
+        return sky_fail(err, "--shift %g must be a finite number greater than 0", shift);
+    /* Constructor: sigmas = t / 1000 for t = 1000 .. 1 (float32), shifted in float32 ops:
+     * `shift * sigmas / (1 + (shift - 1) * sigmas)`; sigma_min is the last (t = 1). */
+    const float s1 = 1.0f / 1000.0f, fshift = (float)shift;
+    const float sigma_min = (fshift * s1) / (1.0f + (float)(shift - 1.0) * s1);
+    const float sigma_max = (fshift * 1.0f) / (1.0f + (float)(shift - 1.0) * 1.0f);
+    if (!timesteps) return SKY_OK;
+    /* set_timesteps: np.linspace(sigma_max * 1000, sigma_min * 1000, steps) in float64, / 1000, shifted
+     * again in float64, then float32. */
+    const double start = (double)sigma_max * 1000.0, stop = (double)sigma_min * 1000.0;
+    const double step = steps > 1 ? (stop - start) / (double)(steps - 1) : 0.0;
+    for (int i = 0; i < steps; i++) {
+        const double u = (steps > 1 && i == steps - 1) ? stop : (double)i * step + start;
+        const double sg = u / 1000.0;
+        sigmas[i] = (float)(shift * sg / (1.0 + (shift - 1.0) * sg));
+        timesteps[i] = sigmas[i] * 1000.0f; /* `sigmas * num_train_timesteps`, a float32 op */
+    }
+    sigmas[steps] = 0.0f;
+    return SKY_OK;
+}
+
+void sky_euler_step(float sigma, float sigma_next, const float *v, float *x, size_t n)
+{
+    const float dt = sigma_next - sigma; /* `dt = sigma_next - sigma` (0-dim float32) */
+    for (size_t j = 0; j < n; j++) x[j] = x[j] + dt * v[j];
+}
+
+/* ---- either solver ------------------------------------------------------------------------- */
+
+sky_status sky_solver_parse(const char *s, sky_solver *out, sky_err *err)
+{
+    if (strcmp(s, "unipc") == 0)
+        *out = SKY_SOLVER_UNIPC;
+    else if (strcmp(s, "euler") == 0)
+        *out = SKY_SOLVER_EULER;
+    else
+        return sky_fail(err, "--sample_solver %s: unknown solver (unipc or euler)", s);
+    return SKY_OK;
+}
+
+const char *sky_solver_name(sky_solver s) { return s == SKY_SOLVER_EULER ? "euler" : "unipc"; }
+
+void sky_sampler_free(sky_sampler *s)
+{
+    free(s->timesteps);
+    free(s->sigmas);
+    sky_unipc_free(&s->unipc);
+    memset(s, 0, sizeof *s);
+}
+
+sky_status sky_sampler_init(sky_sampler *s, sky_solver solver, int steps, double shift, size_t n, sky_err *err)
+{
+    memset(s, 0, sizeof *s);
+    s->solver = solver;
+    s->steps = steps;
+    s->n = n;
+    if (solver == SKY_SOLVER_UNIPC) {
+        if (sky_unipc_init(&s->unipc, steps, shift, n, 0, err)) return SKY_ERR;
+    } else {
+        if (n == 0) return sky_fail(err, "sampler: a latent of 0 elements");
+        if (sky_sampler_euler_schedule(steps, shift, NULL, NULL, err)) return SKY_ERR; /* checks only */
+        s->sigmas = malloc((size_t)(steps + 1) * sizeof *s->sigmas);
+    }
+    s->timesteps = malloc((size_t)steps * sizeof *s->timesteps);
+    float *t32 = solver == SKY_SOLVER_EULER ? malloc((size_t)steps * sizeof *t32) : NULL;
+    if (!s->timesteps || (solver == SKY_SOLVER_EULER && (!s->sigmas || !t32))) {
+        free(t32);
+        sky_sampler_free(s);
+        return sky_fail(err, "sampler: out of memory for %d steps", steps);
+    }
+    if (solver == SKY_SOLVER_EULER) {
+        sky_sampler_euler_schedule(steps, shift, t32, s->sigmas, err);
+        for (int i = 0; i < steps; i++) s->timesteps[i] = (double)t32[i];
+    } else {
+        for (int i = 0; i < steps; i++) s->timesteps[i] = (double)s->unipc.timesteps[i];
+    }
+    free(t32);
+    return SKY_OK;
+}
+
+void sky_sampler_step(sky_sampler *s, const float *v, float *x)
+{
+    SKY_ASSERT(s->done < s->steps);
+    if (s->solver == SKY_SOLVER_UNIPC)
+        sky_unipc_step(&s->unipc, v, x);
+    else
+        sky_euler_step(s->sigmas[s->done], s->sigmas[s->done + 1], v, x, s->n);
+    s->done++;
 }

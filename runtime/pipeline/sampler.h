@@ -1,6 +1,7 @@
 /* runtime/pipeline/sampler.h — the flow-matching UniPC sampler of SkyReels-V2 (the original's
  * FlowUniPCMultistepScheduler: bh2, solver order 2, predict-x0, lower_order_final, corrector on,
- * final sigma 0), as pure functions plus a small per-latent state.
+ * final sigma 0), as pure functions plus a small per-latent state; and the flow-match Euler sampler
+ * of diffusers (below), with sky_sampler over both for the pipelines.
  *
  * Math and worked numbers: shared/reference/dit-and-sampling.md §6 (schedule §6.1, state machine
  * §6.4, dtypes §6.6). Fixtures: tests/fixtures/sampler/ (diffusers 0.36 UniPCMultistepScheduler,
@@ -134,5 +135,58 @@ void sky_unipc_step(sky_unipc *u, const float *v, float *x);
 
 /* Free the buffers; u is zeroed. Safe on a zeroed or already freed struct. */
 void sky_unipc_free(sky_unipc *u);
+
+/* ---- flow-match Euler (--sample_solver euler) ------------------------------------------------
+ *
+ * diffusers 0.36 FlowMatchEulerDiscreteScheduler(shift=shift) with its defaults (num_train_timesteps 1000, no
+ * dynamic shifting, no terminal stretch, deterministic), as step- and CFG-distilled LoRAs are run
+ * (shared/reference/round2-features.md §4). Fixture: tests/fixtures/sampler/euler.safetensors, made by the
+ * scheduler itself. In diffusion forcing each latent frame's sampler steps through its own sigmas, and the
+ * step matrix feeds the model 1000 sigma as T2V does (diffusers' DF pipeline has no peer: its step matrix
+ * truncates the timesteps to int64, which FlowMatchEulerDiscreteScheduler.step then refuses). */
+
+/* Schedule of set_timesteps(steps), §4.1-4.2, to the last bit:
+ *   constructor, float32 ops: sigma_min = sh(fp32(1/1000)) with sh(s) = (shift*s) / (1 + (shift-1)*s)
+ *   u_i = linspace(1000, 1000*sigma_min, steps)[i] in float64 (i*step + start, the last = stop),
+ *   sigmas[i] = fp32(sh(u_i / 1000)) in float64 ops (the shift is applied a second time),
+ *   timesteps[i] = fp32(sigmas[i] * 1000) (not rounded to an integer), sigmas[steps] = 0.
+ * timesteps holds steps entries, sigmas steps + 1. Fails (naming --inference_steps / --shift) when steps is
+ * outside [1, SKY_SAMPLER_MAX_STEPS] or shift is not a finite number > 0. */
+sky_status sky_sampler_euler_schedule(int steps, double shift, float *timesteps, float *sigmas, sky_err *err);
+
+/* One Euler step of n elements: x <- x + (sigma_next - sigma) * v, each operation one float32 rounding
+ * (the scheduler's `sample + dt * model_output` on fp32 tensors). */
+void sky_euler_step(float sigma, float sigma_next, const float *v, float *x, size_t n);
+
+/* ---- the sampler the pipelines use: either solver ------------------------------------------- */
+
+typedef enum sky_solver { SKY_SOLVER_UNIPC = 0, SKY_SOLVER_EULER = 1 } sky_solver;
+
+/* "unipc" or "euler" into *out; SKY_ERR naming --sample_solver for anything else. */
+sky_status  sky_solver_parse(const char *s, sky_solver *out, sky_err *err);
+const char *sky_solver_name(sky_solver s);
+
+/* One latent of n floats under either solver. timesteps[i] is what the model is fed at call i: UniPC's
+ * integers, or Euler's 1000 sigma_i. */
+typedef struct sky_sampler {
+    sky_solver solver;
+    int        steps;     /* N */
+    int        done;      /* calls made so far */
+    size_t     n;         /* elements per latent */
+    double    *timesteps; /* [N] */
+    float     *sigmas;    /* Euler: [N + 1], last 0 */
+    sky_unipc  unipc;     /* UniPC: its state (unipc.last is what the original's DF quirk overwrites) */
+} sky_sampler;
+
+/* Schedule, coefficients and history for `solver`; errors those of the solver's schedule, n == 0, out of
+ * memory. On error s is left freed. */
+sky_status sky_sampler_init(sky_sampler *s, sky_solver solver, int steps, double shift, size_t n, sky_err *err);
+
+/* One step: v[n] is the model output for the sample x[n] fed at timesteps[done]; x becomes the next
+ * sample. More than N calls is a bug (asserts). */
+void sky_sampler_step(sky_sampler *s, const float *v, float *x);
+
+/* Free; s is zeroed. Safe on a zeroed or freed struct. */
+void sky_sampler_free(sky_sampler *s);
 
 #endif /* SKY_SAMPLER_H */

@@ -2,7 +2,7 @@
 # tests/compile/plugin_test.sh — the CUDA plugin (plugin_abi.h) built and loaded on a machine WITHOUT
 # a GPU (COMPILE-ONLY for the numbers: tests/gpu/run.sh compares it with the CPU backend):
 #   - ./build.sh gen tiny_df128 builds libskyreels-tiny_df128-cuda.so beside the binary (CMake found
-#     the toolkit), linked with --no-undefined, exporting one symbol: sky_dit_cuda_plugin_v1;
+#     the toolkit), linked with --no-undefined, exporting one symbol: sky_cuda_plugin_v1;
 #   - --backend cuda without a driver, with the toolkit's stub driver, with a missing plugin and with
 #     another variant's plugin each exit 1 with a message that says so, and write no output;
 #   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
@@ -31,8 +31,8 @@ B=out/tiny_df128/skyreels-tiny_df128 P=out/tiny_df128/libskyreels-tiny_df128-cud
 if [ -f "$P" ]; then ok "the plugin is built beside the binary ($P)"
 else bad "no $P (see $tmp/gen-tiny_df128.log: did CMake find the CUDA toolkit?)"; grep -i cuda build/cmake-tiny_df128.log; fi
 exported=$(nm -D --defined-only "$P" 2>/dev/null | awk '{print $3}' | grep -v '^_' | tr '\n' ' ')
-[ "$exported" = "sky_dit_cuda_plugin_v1 " ] && ok "it exports only sky_dit_cuda_plugin_v1" ||
-    bad "exported symbols: '$exported' (want sky_dit_cuda_plugin_v1 only)"
+[ "$exported" = "sky_cuda_plugin_v1 " ] && ok "it exports only sky_cuda_plugin_v1" ||
+    bad "exported symbols: '$exported' (want sky_cuda_plugin_v1 only)"
 
 $B random-weights --output "$tmp/w.safetensors" > /dev/null 2>&1
 $B random-inputs --output "$tmp/in.safetensors" > /dev/null 2>&1

@@ -24,6 +24,7 @@
 #      compiling nothing; without them it fails there as NVRTC does; fatbin_test.c (image choice, refusals);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
+#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
 #      runs its convolutions in tf32 too), and op by op against the CPU backend;
@@ -269,6 +270,36 @@ elif SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" program
     else cat "$tmp/cmp.txt"; bad "teacache (cuda, emulated) vs the original fp32 (bound $bound)"; fi
 else
     tail -5 "$tmp/tc.log"; bad "teacache (cuda, emulated): program dit_forward --teacache failed"
+fi
+
+# 3c. --lora on the CUDA backend: the plugin reads each tensor through sky_weights_read, which merges the LoRA in
+#     fp32 before the plugin converts it to bf16. So a run with --lora must equal, bit for bit, a run on the
+#     checkpoint `lora-merge` wrote (F32, the same merge), on the CUDA backend as on the CPU; and the CUDA run
+#     with the LoRA is held to the CPU one with it by the 3-frame case's bound (2 x diffusers' bf16 error on the
+#     model without it: the LoRA, tests/fixtures/lora/df128.safetensors at 0.8, changes v by far more).
+f=$FX/tiny_df128_f3frames.safetensors
+lw=$tmp/w-$v.safetensors
+plug=$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so
+peer=$("$ST" meta "$f" peer_bf16_rel_l2)
+bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+if "$B" lora-merge --weights "$lw" --lora tests/fixtures/lora/df128.safetensors:0.8 --output "$tmp/merged.safetensors" 2> /dev/null &&
+   "$B" program dit_forward -q --weights "$lw" --lora tests/fixtures/lora/df128.safetensors:0.8 --inputs "$f" \
+        --output "$tmp/cpu_lora.safetensors" &&
+   "$B" program dit_forward -q --weights "$tmp/merged.safetensors" --inputs "$f" --output "$tmp/cpu_merged.safetensors" &&
+   SKY_CUDA_PLUGIN="$plug" "$B" program dit_forward -q --backend cuda --weights "$lw" \
+        --lora tests/fixtures/lora/df128.safetensors:0.8 --inputs "$f" --output "$tmp/cuda_lora.safetensors" &&
+   SKY_CUDA_PLUGIN="$plug" "$B" program dit_forward -q --backend cuda --weights "$tmp/merged.safetensors" --inputs "$f" \
+        --output "$tmp/cuda_merged.safetensors"; then
+    if "$ST" compare "$tmp/cuda_lora.safetensors" "$tmp/cuda_merged.safetensors" v 0 > /dev/null &&
+       "$ST" compare "$tmp/cpu_lora.safetensors" "$tmp/cpu_merged.safetensors" v 0 > /dev/null; then
+        ok "lora (cuda, emulated): --lora equals the lora-merge checkpoint bit for bit (cuda and cpu)"
+    else bad "lora: --lora differs from the lora-merge checkpoint"; fi
+    "$ST" compare "$tmp/cpu_lora.safetensors" "$f" v 1 > "$tmp/chg.txt"
+    if "$ST" compare "$tmp/cuda_lora.safetensors" "$tmp/cpu_lora.safetensors" v "$bound" > "$tmp/cmp.txt"; then
+        ok "lora (cuda, emulated) vs cpu with the same LoRA: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x $peer (the LoRA moves v by $(grep -o 'rel_l2 [^ ]*' "$tmp/chg.txt" | cut -d' ' -f2))"
+    else cat "$tmp/cmp.txt"; bad "lora (cuda, emulated) vs cpu (bound $bound)"; fi
+else
+    bad "lora (cuda, emulated): a run failed"
 fi
 
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the

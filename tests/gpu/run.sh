@@ -9,7 +9,7 @@
 # Checks (each a row of the table):
 #   attention      templates/cuda/attention_sm80.cu.in and attention_sm90.cu.in vs an fp32 reference kernel, shapes of
 #                  DF-1.3B 540P (self and cross attention), odd sizes; TFLOP/s at 51,000 tokens
-#   runtime        runtime/cuda_ctx, gemm (cuBLASLt epilogues vs a CPU reference), nvrtc_cache, graphs
+#   runtime        runtime/cuda/cuda_ctx, gemm (cuBLASLt epilogues vs a CPU reference), nvrtc_cache, graphs
 #   diffusers      the peer's dit_forward time at full size (DF-1.3B 540P, 51,000 tokens, CFG batch 2),
 #                  random weights, bf16 (tests/bench/diffusers_dit.py; needs diffusers: a carried wheel
 #                  in .whl/ is installed when present)

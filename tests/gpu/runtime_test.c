@@ -20,7 +20,7 @@
  *
  * Build: tests/compile/runtime_cuda_compile.sh (here, without a GPU) or by hand:
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -iquote runtime -I/usr/local/cuda/include \
- *      runtime/{status,cuda,gemm,nvrtc}.c tests/gpu/runtime_test.c -L/usr/local/cuda/lib64 \
+ *      runtime/core/status.c runtime/cuda/{cuda_ctx,gemm,nvrtc_cache}.c tests/gpu/runtime_test.c -L/usr/local/cuda/lib64 \
  *      -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o build/tests/runtime_test
  */
 #ifndef _POSIX_C_SOURCE

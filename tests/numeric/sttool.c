@@ -12,6 +12,11 @@
  *   sttool compare-trace OUT REF        two op-by-op traces (runtime/models/trace.h): for every op of REF, in
  *                                       execution order, that OUT also has, ||out-ref||/||ref|| and
  *                                       max |out-ref| (a report; exits 1 only when a file is unusable)
+ *   sttool compare-fused OUT REF BASE BOUND   weights with LoRAs merged (skyreels lora-merge) against a reference:
+ *                                       every tensor NAME of OUT that REF holds as "fused.NAME" within BOUND
+ *                                       (||out-ref||/||ref|| per tensor; also printed relative to the change
+ *                                       ||ref-base||), every other one equal to BASE's bit for bit, and every
+ *                                       fused.* of REF present in OUT
  * compare takes an optional sixth argument: the reference tensor's name when it differs.
  *
  * Expected numbers always come from the reference file; nothing is pasted here.
@@ -24,6 +29,7 @@
 #include "core/dtype.h"
 #include "models/encoders.h"
 #include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
 
 static float *load_f32(const sky_st_tensor *t, size_t *n, sky_err *err)
 {
@@ -153,8 +159,63 @@ static int compare_trace(const char *out_path, const char *ref_path)
     return 0;
 }
 
+/* compare-fused (see the top). */
+static int compare_fused(const char *out_path, const char *ref_path, const char *base_path, double bound)
+{
+    sky_err err;
+    sky_safetensors *o = NULL, *r = NULL, *b = NULL;
+    if (sky_safetensors_open(&o, out_path, &err) || sky_safetensors_open(&r, ref_path, &err) ||
+        sky_safetensors_open(&b, base_path, &err)) {
+        fprintf(stderr, "sttool: %s\n", err.msg);
+        return 1;
+    }
+    int bad = 0, fused = 0, same = 0;
+    double worst = 0.0;
+    for (int i = 0; i < sky_safetensors_count(o); i++) {
+        const sky_st_tensor *to = sky_safetensors_at(o, i);
+        char name[600];
+        snprintf(name, sizeof name, "fused.%s", to->name);
+        const sky_st_tensor *tr = sky_safetensors_find(r, name), *tb = sky_safetensors_find(b, to->name);
+        size_t n, m, k;
+        float *x = load_f32(to, &n, &err), *base = tb ? load_f32(tb, &k, &err) : NULL;
+        float *ref = tr ? load_f32(tr, &m, &err) : NULL;
+        if (!x || !base || (tr && (!ref || m != n)) || k != n) {
+            printf("NOT OK %s: missing in %s or of another size\n", to->name, tb ? ref_path : base_path);
+            bad++;
+        } else if (!tr) {
+            const int eq = memcmp(x, base, n * sizeof *x) == 0;
+            same += eq;
+            if (!eq) { printf("NOT OK %s: not in the reference, yet it differs from the base\n", to->name); bad++; }
+        } else {
+            double num = 0, den = 0, chg = 0;
+            for (size_t j = 0; j < n; j++) {
+                const double d = (double)x[j] - ref[j], c = (double)ref[j] - base[j];
+                num += d * d, den += (double)ref[j] * ref[j], chg += c * c;
+            }
+            const double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+            const int ok = rel <= bound && chg > 0;
+            printf("%s fused %-40s rel_l2 %.3e (%.3e of the change)  change/ref %.3e  bound %.1e\n",
+                   ok ? "OK    " : "NOT OK", to->name, rel, chg > 0 ? sqrt(num / chg) : 0.0, sqrt(chg / den), bound);
+            if (rel > worst) worst = rel;
+            bad += !ok;
+            fused++;
+        }
+        free(x); free(base); free(ref);
+    }
+    int expected = 0;
+    for (int i = 0; i < sky_safetensors_count(r); i++)
+        expected += strncmp(sky_safetensors_at(r, i)->name, "fused.", 6) == 0;
+    if (expected != fused) { printf("NOT OK %d fused tensors in %s, %d compared\n", expected, ref_path, fused); bad++; }
+    printf("%s %d fused tensors (worst rel_l2 %.3e, bound %.1e), %d others equal to the base\n",
+           bad ? "NOT OK" : "OK    ", fused, worst, bound, same);
+    sky_safetensors_close(o); sky_safetensors_close(r); sky_safetensors_close(b);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 6 && strcmp(argv[1], "compare-fused") == 0)
+        return compare_fused(argv[2], argv[3], argv[4], atof(argv[5]));
     if (argc == 4 && strcmp(argv[1], "compare-trace") == 0) return compare_trace(argv[2], argv[3]);
     if ((argc == 6 || argc == 7) && strcmp(argv[1], "compare") == 0)
         return compare(argv[2], argv[3], argv[4], atof(argv[5]), argc == 7 ? argv[6] : argv[4]);

@@ -1,4 +1,4 @@
-/* tests/runtime/fuzz_pth.c — libFuzzer target for runtime/formats/pth.c + runtime/formats/zip.c (not in CI).
+/* tests/runtime/fuzz_pth.c — libFuzzer target for runtime/formats/pth.c + pickle.c + zip.c (not in CI).
  *
  *   bash tests/runtime/run_pth_tests.sh --fuzz 30      # builds this with clang and runs it 30 s
  *

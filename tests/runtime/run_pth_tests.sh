@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/runtime/run_pth_tests.sh — build and run tests/runtime/test_pth.c (runtime/formats/pth.c, runtime/formats/zip.c) twice:
+# tests/runtime/run_pth_tests.sh — build and run tests/runtime/test_pth.c (runtime/formats/pth.c, pickle.c,
+# zip.c) twice:
 #   plain:     -O2
 #   sanitized: -O1 -g -fsanitize=address,undefined (leaks detected, UB halts)
 # Binaries go to build/tests/. Ends with "N passed, M failed" (both runs summed); exits non-zero if
@@ -19,7 +20,7 @@ if [[ ${1:-} == --fuzz ]]; then FUZZ_SECONDS=${2:-30}; fi
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/formats/safetensors.c runtime/formats/zip.c runtime/formats/pth.c)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/zip.c runtime/formats/pickle.c runtime/formats/pth.c)
 
 pass=0 fail=0
 rows=()

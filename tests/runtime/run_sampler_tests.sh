@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/runtime/run_sampler_tests.sh — build and run the sampler and diffusion-forcing unit tests
-# (runtime/pipeline/sampler.c, runtime/pipeline/forcing.c against tests/fixtures/sampler/) twice:
+# tests/runtime/run_sampler_tests.sh — build and run the sampler (UniPC, flow-match Euler) and diffusion-forcing
+# unit tests (runtime/pipeline/sampler.c, runtime/pipeline/forcing.c against tests/fixtures/sampler/) twice:
 #   plain:     -O2
 #   sanitized: -O1 -g -fsanitize=address,undefined (leaks detected, UB halts)
 # Binaries go to build/tests/. Ends with one "N passed, M failed" line summing every run; exits
@@ -16,8 +16,8 @@ mkdir -p "$OUT"
 # reproduce the original's float32 roundings (runtime/pipeline/sampler.h).
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/formats/safetensors.c runtime/formats/pth.c runtime/formats/zip.c runtime/pipeline/sampler.c runtime/pipeline/forcing.c)
-TESTS=(test_sampler test_forcing)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/safetensors_write.c runtime/formats/checkpoint.c runtime/formats/pickle.c runtime/formats/pth.c runtime/formats/zip.c runtime/models/latent.c runtime/pipeline/sampler.c runtime/pipeline/forcing.c)
+TESTS=(test_sampler test_euler test_forcing)
 
 failed=()
 summary=()

@@ -158,6 +158,43 @@ else fail=$((fail + 1)); echo "FAIL --use_cfg_parallel --teacache: $(tail -n 2 "
 expect 0 "warning: --use_cfg_parallel: guidance_scale 1 <= 1 skips the unconditional pass" -- \
     $D "${W_D[@]}" --num_frames 9 --inference_steps 2 --guidance_scale 1 --use_cfg_parallel
 
+# --sample_solver euler and --lora (issue 18; the merge against diffusers: tests/numeric/run_lora.sh; Euler against
+# diffusers' scheduler: tests/runtime/test_euler.c). End to end, the step-distillation recipe: a DF video of 4 Euler
+# steps at guidance 1 (no unconditional pass: 4 forwards, the prompt part run once) and shift 5, with two LoRAs
+# (tests/fixtures/lora/: original at 0.8, diff at 1.0) on the tiny_df fixture weights, equals bit for bit the run
+# on the checkpoint with both merged by hand (e2e_merged.safetensors: numpy, float64); its latents are finite, differ
+# from the run without the LoRAs, and the run's parameters (the mp4's comment, --output_latents' args) name the
+# solver and the LoRAs with their scales. T2V at guidance 1 runs no unconditional pass either.
+LF=tests/fixtures/lora
+BW=tests/fixtures/dit/tiny_df/weights_original.safetensors
+EU=(--prompt_embeds "$tmp/pe_d.safetensors" --num_frames 9 --inference_steps 4 --sample_solver euler --guidance_scale 1
+    --shift 5 --seed 9)
+expect 2 "--sample_solver dpm++: unknown solver (unipc or euler)" -- $D "${W_D[@]}" --sample_solver dpm++
+expect 2 "--lora /nonexistent.safetensors:0.5: no such file" -- $D "${W_D[@]}" --lora /nonexistent.safetensors:0.5
+expect 2 "--lora_unknown_keys applies only with --lora" -- $D "${W_D[@]}" --lora_unknown_keys warn
+expect 2 "--lora_unknown_keys maybe: must be error or warn" -- $D "${W_D[@]}" --lora $LF/diff.safetensors --lora_unknown_keys maybe
+expect 1 "df128.safetensors: 'diffusion_model.blocks.0.ffn.2.lora_down.weight' [4, 512] and" -- \
+    $D --dit_weights "$BW" "${EU[@]}" --lora $LF/df128.safetensors --output_latents "$tmp/eu_x.safetensors"
+help=$($D --help)
+if grep -q -- "--sample_solver S .*(default: unipc)" <<< "$help" && grep -q -- "--lora S .*(default: none)" <<< "$help" &&
+   grep -q -- "--lora_unknown_keys S .*(default: error)" <<< "$help"; then
+    pass=$((pass + 1)); echo "ok   --help lists --sample_solver, --lora and --lora_unknown_keys with their defaults"
+else fail=$((fail + 1)); echo "FAIL --help: the new flags or their defaults are missing"; fi
+$D --dit_weights "$BW" "${EU[@]}" --lora $LF/original.safetensors:0.8 --lora $LF/diff.safetensors \
+    --output_latents "$tmp/eu_lora.safetensors" 2> "$tmp/eu_lora.log" > /dev/null
+$D --dit_weights $LF/e2e_merged.safetensors "${EU[@]}" --output_latents "$tmp/eu_merged.safetensors" > /dev/null 2>&1
+$D --dit_weights "$BW" "${EU[@]}" --output_latents "$tmp/eu_base.safetensors" > /dev/null 2>&1
+want_args='"sample_solver": "euler", "lora": [{"file": "tests/fixtures/lora/original.safetensors", "scale": 0.8}, {"file": "tests/fixtures/lora/diff.safetensors", "scale": 1}]'
+if build/tools/sttool compare "$tmp/eu_lora.safetensors" "$tmp/eu_merged.safetensors" latents 0 > "$tmp/cmp.txt" &&
+   ! build/tools/sttool compare "$tmp/eu_lora.safetensors" "$tmp/eu_base.safetensors" latents 1e-2 > /dev/null &&
+   [[ "$(build/tools/sttool meta "$tmp/eu_lora.safetensors" args)" == *"$want_args"* ]] &&
+   grep -q "lora: tests/fixtures/lora/original.safetensors (scale 0.8): 6 weights changed (5 low-rank, 1 full deltas)" "$tmp/eu_lora.log" &&
+   grep -q "74 tensors of dit_forward, 16 changed by 2 LoRAs" "$tmp/eu_lora.log" &&
+   grep -q "run by 1 forwards, reused by 3" "$tmp/eu_lora.log"; then
+    pass=$((pass + 1)); echo "ok   DF, 4 Euler steps at guidance 1 with two LoRAs: the latents equal the run on the checkpoint merged by hand bit for bit ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt")), 4 forwards, the args name the solver and the LoRAs"
+else fail=$((fail + 1)); echo "FAIL DF Euler + LoRA end to end: $(cat "$tmp/cmp.txt"); $(tail -n 4 "$tmp/eu_lora.log"); args: $(build/tools/sttool meta "$tmp/eu_lora.safetensors" args)"; fi
+expect 0 "run by 1 forwards, reused by 3" -- $T "${TC[@]}" --output_latents "$tmp/t_g1.safetensors" --guidance_scale 1 --sample_solver euler
+
 # --resume_dir: a DF run keeps each finished window (runtime/pipeline/resume.h). The same 3-window video (with
 # addnoise_condition, so that the noise state matters) is made three ways and must equal the plain run's
 # latents, frames and mp4 bit for bit: (1) a run that kept its windows, then lost the last one and ran

@@ -1,4 +1,4 @@
-/* tests/runtime/test_pth.c — runtime/formats/pth.c and runtime/formats/zip.c.
+/* tests/runtime/test_pth.c — runtime/formats/pth.c, pickle.c and zip.c.
  *
  * Valid files: the torch.save fixtures of tests/fixtures/pth/ (made by make_pth_fixtures.py)
  * must load, and every tensor must equal, byte for byte, the one in the fixture's .safetensors

@@ -1,4 +1,5 @@
-/* tests/runtime/test_safetensors.c — runtime/formats/safetensors.c and runtime/core/dtype.c.
+/* tests/runtime/test_safetensors.c — runtime/formats/safetensors.c, checkpoint.c, safetensors_write.c and
+ * runtime/core/dtype.c.
  *
  * Every hostile file is built here, in a fresh mkdtemp() directory, and must be
  * rejected with a message that names the file and says what is wrong (a chosen
@@ -7,7 +8,9 @@
  * are written with ' for " to keep them readable; q() swaps them before writing.
  */
 #include "../../runtime/core/dtype.h"
+#include "../../runtime/formats/checkpoint.h"
 #include "../../runtime/formats/safetensors.h"
+#include "../../runtime/formats/safetensors_write.h"
 #include "check.h"
 
 #include <errno.h>

@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
-#include "formats/safetensors.h"
+#include "formats/checkpoint.h"
+#include "formats/safetensors_write.h"
 #include "formats/weights.h"
 
 static int passed, failed;
@@ -36,7 +37,7 @@ static sky_status bind(const char *path, sky_weights *w, sky_err *err)
 {
     sky_checkpoint *ck;
     if (sky_checkpoint_open(&ck, path, err) != SKY_OK) return SKY_ERR;
-    sky_status st = sky_weights_bind_f32(w, ck, table, 2, "tiny_test", err);
+    sky_status st = sky_weights_bind_f32(w, ck, table, 2, NULL, "tiny_test", err);
     sky_checkpoint_close(ck);
     return st;
 }
@@ -109,7 +110,7 @@ int main(void)
         sky_cpu_state s;
         int same = 0;
         if (bind(path, &eager, &err) == SKY_OK &&
-            sky_cpu_state_open_lazy(&s, table, 2, path, "tiny_test", &err) == SKY_OK) {
+            sky_cpu_state_open_lazy(&s, table, 2, path, NULL, "tiny_test", &err) == SKY_OK) {
             sky_weight_reader r = sky_cpu_state_reader(&s);
             float got0[6] = { 0 }, got1[2] = { 0 };
             same = s.w.data == NULL && s.w.layout == eager.layout && s.w.unused == eager.unused &&
@@ -137,7 +138,7 @@ int main(void)
                                      "generated for [2, 3] (tiny_test)");
     {   /* and lazily: refused before anything is read, nothing left open */
         sky_cpu_state s;
-        if (sky_cpu_state_open_lazy(&s, table, 2, path, "tiny_test", &err) == SKY_OK) {
+        if (sky_cpu_state_open_lazy(&s, table, 2, path, NULL, "tiny_test", &err) == SKY_OK) {
             printf("FAIL wrong shape, lazily: bound\n");
             failed++;
             sky_cpu_state_free(&s);

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (25 .lua files)                 xxh64 d30210b2a56165fd
+ * generator  gen/ (25 .lua files)                 xxh64 53a1834436f4432f
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1306,6 +1306,7 @@ static const sky_dit_program dit_forward = {
     .image_len = 0, .image_dim = 0,
     .x_channels = 16, .y_channels = 0, .out_dim = 16,
     .lat_h = 68, .lat_w = 120, .max_frames = 25,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)4656324928, .prompt_bytes = (size_t)188743680,
     .cuda_arena_bytes = (size_t)1903842816, .cuda_prompt_bytes = (size_t)94371840,
@@ -1333,6 +1334,7 @@ static const sky_dit_program dit_forward = {
 
 static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)8325027840, .cuda_arena_bytes = (size_t)8325027840,
     .in = {(size_t)0, (size_t)522240}, .out = {(size_t)90347520, (size_t)25067520},
     .n_weights = 108,
@@ -1343,6 +1345,7 @@ static const sky_vae_program vae_decode = {
 
 static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)5364449280, .cuda_arena_bytes = (size_t)5368627200,
     .in = {(size_t)0, (size_t)25067520}, .out = {(size_t)37601280, (size_t)522240},
     .n_weights = 86,
@@ -1365,10 +1368,11 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "d30210b2a56165fd",
+    .generator_xxh64 = "53a1834436f4432f",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
+    .vae_stride_t = 4, .vae_stride_s = 8,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,

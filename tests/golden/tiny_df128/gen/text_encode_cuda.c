@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 d30210b2a56165fd
+ * generator  gen/ (25 .lua files)                 xxh64 53a1834436f4432f
  * program    text_encode (cuda): 31 ops per call
  * arena      26,880 bytes (see plan_cuda.txt)
  */

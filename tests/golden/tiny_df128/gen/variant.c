@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (25 .lua files)                 xxh64 d30210b2a56165fd
+ * generator  gen/ (25 .lua files)                 xxh64 53a1834436f4432f
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -330,6 +330,7 @@ static const sky_dit_program dit_forward = {
     .image_len = 0, .image_dim = 0,
     .x_channels = 16, .y_channels = 0, .out_dim = 16,
     .lat_h = 8, .lat_w = 6, .max_frames = 6,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)598144, .prompt_bytes = (size_t)131072,
     .cuda_arena_bytes = (size_t)370176, .cuda_prompt_bytes = (size_t)65536,
@@ -357,6 +358,7 @@ static const sky_dit_program dit_forward = {
 
 static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)4088832,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
     .n_weights = 108,
@@ -367,6 +369,7 @@ static const sky_vae_program vae_decode = {
 
 static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)2856960,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
     .n_weights = 86,
@@ -389,10 +392,11 @@ const sky_variant_desc sky_variant = {
     .family = "df",
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "d30210b2a56165fd",
+    .generator_xxh64 = "53a1834436f4432f",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,
+    .vae_stride_t = 4, .vae_stride_s = 8,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (25 .lua files)                 xxh64 d30210b2a56165fd
+ * generator  gen/ (25 .lua files)                 xxh64 53a1834436f4432f
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -365,6 +365,7 @@ static const sky_dit_program dit_forward = {
     .image_len = 5, .image_dim = 32,
     .x_channels = 16, .y_channels = 20, .out_dim = 16,
     .lat_h = 6, .lat_w = 8, .max_frames = 3,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
@@ -392,6 +393,7 @@ static const sky_dit_program dit_forward = {
 
 static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
     .n_weights = 108,
@@ -402,6 +404,7 @@ static const sky_vae_program vae_decode = {
 
 static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
     .n_weights = 86,
@@ -433,10 +436,11 @@ const sky_variant_desc sky_variant = {
     .family = "i2v",
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "d30210b2a56165fd",
+    .generator_xxh64 = "53a1834436f4432f",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
+    .vae_stride_t = 4, .vae_stride_s = 8,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (25 .lua files)                 xxh64 d30210b2a56165fd
+ * generator  gen/ (25 .lua files)                 xxh64 53a1834436f4432f
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -325,6 +325,7 @@ static const sky_dit_program dit_forward = {
     .image_len = 0, .image_dim = 0,
     .x_channels = 16, .y_channels = 0, .out_dim = 16,
     .lat_h = 8, .lat_w = 8, .max_frames = 5,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)330816, .prompt_bytes = (size_t)65536,
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
@@ -352,6 +353,7 @@ static const sky_dit_program dit_forward = {
 
 static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 8, .height = 64, .width = 64,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)5451776, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)1060864, (size_t)196608},
     .n_weights = 108,
@@ -362,6 +364,7 @@ static const sky_vae_program vae_decode = {
 
 static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 8, .height = 64, .width = 64,
+    .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)3776512, .cuda_arena_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)196608}, .out = {(size_t)294912, (size_t)4096},
     .n_weights = 86,
@@ -384,10 +387,11 @@ const sky_variant_desc sky_variant = {
     .family = "t2v",
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "d30210b2a56165fd",
+    .generator_xxh64 = "53a1834436f4432f",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
+    .vae_stride_t = 4, .vae_stride_s = 8,
     .dit = &dit_forward,
     .vae_decode = &vae_decode,
     .vae_encode = &vae_encode,

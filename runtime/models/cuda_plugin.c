@@ -1,4 +1,5 @@
-/* runtime/models/plugin.c — find and load the CUDA plugin (plugin_abi.h), once per process. */
+/* runtime/models/cuda_plugin.c — find and load the CUDA plugin (cuda/plugin_abi.h) once per process; count
+ * the GPUs (cuda_plugin.h). */
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
@@ -6,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cuda/plugin_abi.h"
+#include "models/cuda_plugin.h"
 
 /* Load the plugin of `who`; it stays loaded until the process ends (its state objects are closed by
  * their owners, the library itself is never unloaded). */
-static sky_status load_plugin(const sky_dit_cuda_plugin **plugin, const char *who, sky_err *err)
+static sky_status load_plugin(const sky_cuda_plugin **plugin, const char *who, sky_err *err)
 {
     char        path[PATH_MAX + 64];
     const char *env = getenv("SKY_CUDA_PLUGIN");
@@ -40,22 +41,25 @@ static sky_status load_plugin(const sky_dit_cuda_plugin **plugin, const char *wh
                         "SKY_CUDA_PLUGIN",
                         path, why, who);
     }
-    *plugin = dlsym(dl, SKY_DIT_CUDA_SYMBOL);
+    *plugin = dlsym(dl, SKY_CUDA_PLUGIN_SYMBOL);
     if (!*plugin)
-        return sky_fail(err, "--backend cuda: %s has no %s: not a plugin of this engine", path, SKY_DIT_CUDA_SYMBOL);
-    if ((*plugin)->abi != SKY_DIT_CUDA_ABI)
+        return sky_fail(
+            err,
+            "--backend cuda: %s has no %s: not a plugin of this engine, or one older than this binary: rebuild both",
+            path, SKY_CUDA_PLUGIN_SYMBOL);
+    if ((*plugin)->abi != SKY_CUDA_PLUGIN_ABI)
         return sky_fail(err, "--backend cuda: %s has plugin ABI %d, this binary %d: rebuild both", path, (*plugin)->abi,
-                        SKY_DIT_CUDA_ABI);
+                        SKY_CUDA_PLUGIN_ABI);
     if (strcmp((*plugin)->variant, who) != 0)
         return sky_fail(err, "--backend cuda: %s was generated for %s, this binary is %s", path, (*plugin)->variant,
                         who);
     return SKY_OK;
 }
 
-sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who, sky_err *err)
+sky_status sky_cuda_plugin_get(const sky_cuda_plugin **out, const char *who, sky_err *err)
 {
-    static const sky_dit_cuda_plugin *loaded;
-    static char                       loaded_for[128];
+    static const sky_cuda_plugin *loaded;
+    static char                   loaded_for[128];
     *out = NULL;
     if (loaded && strcmp(loaded_for, who) == 0) {
         *out = loaded;
@@ -67,6 +71,15 @@ sky_status sky_cuda_plugin_get(const sky_dit_cuda_plugin **out, const char *who,
     }
     snprintf(loaded_for, sizeof loaded_for, "%s", who);
     *out = loaded;
+    return SKY_OK;
+}
+
+sky_status sky_cuda_devices_visible(const char *who, int *n, sky_err *err)
+{
+    const sky_cuda_plugin *plugin;
+    *n = 0;
+    if (sky_cuda_plugin_get(&plugin, who, err)) return SKY_ERR;
+    *n = plugin->devices();
     return SKY_OK;
 }
 

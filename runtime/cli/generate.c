@@ -1,0 +1,614 @@
+/* runtime/cli/generate.c — the generation command line of a variant binary (cli.h), with the flags of the
+ * original generate_video.py / generate_video_df.py (args.c; reference dit-and-sampling.md §10 and
+ * conventions-and-reliability.md §1.1, §1.6).
+ *
+ * Every flag is checked, and every combination the run cannot honour is refused, before any weight is read:
+ * usage errors exit 2 with a message naming the flag and the rule. Flags of the original that this engine does
+ * not implement yet are refused by name, never ignored. The steps below run in order, each returning
+ * SKY_CLI_GO_ON or the exit code of the error it printed; then the pipeline runs.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/checkpoints.h"
+#include "models/dit.h"
+#include "models/latent.h"
+#include "models/lora.h"
+#include "net/http.h"
+#include "net/prompt_enhancer.h"
+#include "pipeline/forcing.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/resume.h"
+#include "video/video.h"
+
+/* The command line's state: the flags, the run's arguments and the buffers they point into. */
+typedef struct gen {
+    const char   *argv0;
+    sky_cli_flags f;
+    int           quiet;
+    sky_backend   backend;
+    sky_gen_args  a;
+    const char   *seed_from; /* the --resume_dir the seed was read from */
+    sky_df_plan   df_plan;   /* DF without --video_path: the windows checked here, handed to the run */
+    sky_cli_paths paths;     /* checkpoints found under --model_id */
+    char          out[4096]; /* the mp4's name */
+    char         *json;      /* the run's parameters (describe_run; freed at the end) */
+    sky_lora_spec loras[SKY_CLI_MAX_LORAS];
+    sky_prompt_enhancer pe;
+    const char   *user_prompt; /* the prompt as given (a->prompt becomes the enhanced one) */
+    char          enhanced[SKY_PROMPT_ENHANCER_MAX_PROMPT + 1];
+} gen;
+
+static volatile int interrupted;
+static void         on_signal(int sig) { interrupted = sig; }
+
+/* ---- files ---------------------------------------------------------------------------------- */
+
+/* mkdir -p of the directory part of path. */
+static int make_parents(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return 0;
+        *p = '/';
+    }
+    return 1;
+}
+
+/* mkdir -p of directory dir. */
+static int make_parents_dir(const char *dir)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/x", dir) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return 0;
+    }
+    return make_parents(tmp);
+}
+
+/* ---- the steps ---------------------------------------------------------------------------- */
+
+/* Flags of the original that are refused by name, and TeaCache's flags without --teacache. */
+static int refuse_flags(gen *g)
+{
+    static const char *const refused[] = {"--use_usp", "--causal_attention"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (sky_cli_flag_given(&g->f, refused[i]))
+            return sky_cli_usage(g->argv0, "%s: %s", refused[i], sky_cli_flag_help(refused[i]));
+    if (!sky_cli_flag_given(&g->f, "--teacache") && sky_cli_flag_given(&g->f, "--teacache_thresh"))
+        return sky_cli_usage(g->argv0, "--teacache_thresh applies only with --teacache");
+    if (!sky_cli_flag_given(&g->f, "--teacache") && sky_cli_flag_given(&g->f, "--use_ret_steps"))
+        return sky_cli_usage(g->argv0, "--use_ret_steps applies only with --teacache");
+    return SKY_CLI_GO_ON;
+}
+
+/* The prompt enhancer's settings: --prompt_enhancer_url, else $SKY_PROMPT_ENHANCER_URL, else the default; the
+ * key only from $SKY_PROMPT_ENHANCER_API_KEY (a command line shows in ps). Its flags without --prompt_enhancer,
+ * and the runs it cannot serve, are refused. */
+static int read_enhancer(gen *g)
+{
+    static const char *const own[] = {"--prompt_enhancer_url", "--prompt_enhancer_model", "--prompt_enhancer_timeout"};
+    const sky_cli_flags     *f = &g->f;
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (sky_cli_flag_given(f, own[i]) && !sky_cli_flag_given(f, "--prompt_enhancer"))
+            return sky_cli_usage(g->argv0, "%s applies only with --prompt_enhancer", own[i]);
+    if (!sky_cli_flag_given(f, "--prompt_enhancer")) return SKY_CLI_GO_ON;
+    if (!sky_http_available()) return sky_cli_usage(g->argv0, "--prompt_enhancer: %s", sky_http_client());
+    if (sky_cli_flag_given(f, "--image"))
+        return sky_cli_usage(g->argv0,
+                             "--prompt_enhancer with --image: the model would rewrite the prompt without seeing the "
+                             "image (the original enhances text-to-video prompts only); pass a prompt of your own");
+    if (sky_cli_flag_given(f, "--prompt_embeds"))
+        return sky_cli_usage(g->argv0,
+                             "--prompt_enhancer with --prompt_embeds: the embeddings replace the prompt's encoding, "
+                             "so the enhanced prompt would not be used");
+    if (sky_cli_flag_given(f, "--resume_dir"))
+        return sky_cli_usage(g->argv0,
+                             "--prompt_enhancer with --resume_dir: the server may rewrite the prompt differently "
+                             "when the run continues, and the kept windows would not match; enhance the prompt "
+                             "first (docs/prompt_enhancer.md shows how) and pass it with --prompt");
+    sky_prompt_enhancer *pe = &g->pe;
+    const char          *env = getenv(SKY_PROMPT_ENHANCER_URL_ENV);
+    const int            from_env = !sky_cli_flag_given(f, "--prompt_enhancer_url") && env && env[0];
+    pe->url = sky_cli_flag_given(f, "--prompt_enhancer_url") ? sky_cli_flag(f, "--prompt_enhancer_url")
+              : from_env                                     ? env
+                                                             : SKY_PROMPT_ENHANCER_URL;
+    pe->model = sky_cli_flag_given(f, "--prompt_enhancer_model") ? sky_cli_flag(f, "--prompt_enhancer_model")
+                                                                 : SKY_PROMPT_ENHANCER_MODEL;
+    pe->api_key = getenv(SKY_PROMPT_ENHANCER_KEY_ENV);
+    pe->timeout_s = SKY_PROMPT_ENHANCER_TIMEOUT_S;
+    long long t;
+    if (sky_cli_flag_given(f, "--prompt_enhancer_timeout")) {
+        if (!sky_cli_to_int(sky_cli_flag(f, "--prompt_enhancer_timeout"), 1, 3600, &t))
+            return sky_cli_usage(g->argv0, "--prompt_enhancer_timeout %s: must be an integer from 1 to 3600 (seconds)",
+                                 sky_cli_flag(f, "--prompt_enhancer_timeout"));
+        pe->timeout_s = (int)t;
+    }
+    sky_err e;
+    if (sky_prompt_enhancer_check(pe, &e))
+        return sky_cli_usage(g->argv0, "%s%s", from_env ? "$" SKY_PROMPT_ENHANCER_URL_ENV ": " : "", e.msg);
+    return SKY_CLI_GO_ON;
+}
+
+/* --backend, else cuda where a GPU is present and the plugin loads, else cpu ($SKY_BACKEND overrides; dit.h). */
+static int choose_backend(gen *g)
+{
+    g->backend = SKY_BACKEND_CPU;
+    if (sky_cli_flag_given(&g->f, "--backend")) {
+        sky_err e;
+        if (sky_backend_parse(sky_cli_flag(&g->f, "--backend"), &g->backend, &e))
+            return sky_cli_usage(g->argv0, "%s", e.msg);
+        if (g->backend == SKY_BACKEND_CUDA && !sky_variant.has_cuda)
+            return sky_cli_usage(g->argv0,
+                                 "--backend cuda: %s was generated for the cpu target only (its spec's targets)",
+                                 sky_variant.name);
+        return SKY_CLI_GO_ON;
+    }
+    char    note[1200];
+    int     warn;
+    sky_err e;
+    if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &g->backend, note, sizeof note, &warn, &e))
+        return sky_cli_usage(g->argv0, "%s", e.msg);
+    if (note[0] && (!g->quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
+    return SKY_CLI_GO_ON;
+}
+
+/* The prompts and the integer flags (the original's 97 frames, or this binary's window when that is smaller:
+ * the tiny variants). */
+static int read_numbers(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    a->prompt = sky_cli_flag_given(&g->f, "--prompt") ? sky_cli_flag(&g->f, "--prompt") : sky_cli_default_prompt();
+    a->negative_prompt = sky_cli_flag_given(&g->f, "--negative_prompt") ? sky_cli_flag(&g->f, "--negative_prompt")
+                                                                        : sky_cli_default_negative_prompt();
+    const int default_frames = sky_variant.base_num_frames < 97 ? sky_variant.base_num_frames : 97;
+    struct {
+        const char *name;
+        int        *dst;
+        long long   def, lo, hi;
+    } ints[] = {
+        {"--num_frames", &a->num_frames, default_frames, 1, 100000},
+        {"--inference_steps", &a->inference_steps, sky_variant.steps, 1, 1000},
+        {"--fps", &a->fps, 24, 1, 1000},
+        {"--ar_step", &a->ar_step, 0, 0, 100000},
+        {"--causal_block_size", &a->causal_block_size, 1, 1, 100000},
+        {"--base_num_frames", &a->base_num_frames, default_frames, 1, 100000},
+        {"--overlap_history", &a->overlap_history, 0, 1, 100000},
+        {"--addnoise_condition", &a->addnoise_condition, 0, 0, 1000},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        long long v;
+        *ints[i].dst = (int)ints[i].def;
+        if (!sky_cli_flag_given(&g->f, ints[i].name)) continue;
+        if (!sky_cli_to_int(sky_cli_flag(&g->f, ints[i].name), ints[i].lo, ints[i].hi, &v))
+            return sky_cli_usage(g->argv0, "%s %s: must be an integer from %lld to %lld", ints[i].name,
+                                 sky_cli_flag(&g->f, ints[i].name), ints[i].lo, ints[i].hi);
+        *ints[i].dst = (int)v;
+    }
+    return SKY_CLI_GO_ON;
+}
+
+/* --offload, --use_cfg_parallel, --resume_dir (created now) and TeaCache's flags. */
+static int read_options(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    double        dv;
+    a->offload = sky_cli_flag_given(&g->f, "--offload");
+    a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel");
+    a->resume_dir = sky_cli_flag(&g->f, "--resume_dir");
+    a->teacache = sky_cli_flag_given(&g->f, "--teacache");
+    if (a->resume_dir && a->teacache)
+        return sky_cli_usage(g->argv0, "--resume_dir with --teacache: not supported (TeaCache's state spans the "
+                                       "windows and is not kept)");
+    if (a->resume_dir && !make_parents_dir(a->resume_dir)) {
+        fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", g->argv0, a->resume_dir, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    a->use_ret_steps = sky_cli_flag_given(&g->f, "--use_ret_steps");
+    a->teacache_thresh = 0.2;
+    if (sky_cli_flag_given(&g->f, "--teacache_thresh")) {
+        if (!sky_cli_to_double(sky_cli_flag(&g->f, "--teacache_thresh"), &dv) || !(dv > 0))
+            return sky_cli_usage(g->argv0, "--teacache_thresh %s: must be a number > 0",
+                                 sky_cli_flag(&g->f, "--teacache_thresh"));
+        a->teacache_thresh = dv;
+    }
+    if (a->teacache && !sky_variant.dit->has_teacache)
+        return sky_cli_usage(g->argv0,
+                             "--teacache: variant %s has no TeaCache coefficients (its spec has no teacache section)",
+                             sky_variant.name);
+    return SKY_CLI_GO_ON;
+}
+
+/* --sample_solver, --lora (the files are read before the first step: models/lora.h), --guidance_scale and
+ * --shift (the spec's defaults). */
+static int read_sampler(gen *g)
+{
+    double  dv;
+    sky_err le;
+    if (sky_cli_flag_given(&g->f, "--sample_solver") &&
+        sky_solver_parse(sky_cli_flag(&g->f, "--sample_solver"), &g->a.solver, &le))
+        return sky_cli_usage(g->argv0, "%s", le.msg);
+    for (int i = 0; i < g->f.n_lora; i++) {
+        if (sky_lora_parse_arg(g->f.lora[i], &g->loras[i], &le)) return sky_cli_usage(g->argv0, "%s", le.msg);
+        if (!sky_cli_path_exists(g->loras[i].path))
+            return sky_cli_usage(g->argv0, "--lora %s: no such file", g->f.lora[i]);
+    }
+    g->a.loras = g->loras;
+    g->a.n_loras = g->f.n_lora;
+    if (sky_cli_flag_given(&g->f, "--lora_unknown_keys")) {
+        const char *u = sky_cli_flag(&g->f, "--lora_unknown_keys");
+        if (!g->f.n_lora) return sky_cli_usage(g->argv0, "--lora_unknown_keys applies only with --lora");
+        if (strcmp(u, "warn") != 0 && strcmp(u, "error") != 0)
+            return sky_cli_usage(g->argv0, "--lora_unknown_keys %s: must be error or warn", u);
+        g->a.lora_skip_unknown = strcmp(u, "warn") == 0;
+    }
+    g->a.guidance_scale = sky_variant.guidance;
+    g->a.shift = sky_variant.shift;
+    if (sky_cli_flag_given(&g->f, "--guidance_scale")) {
+        if (!sky_cli_to_double(sky_cli_flag(&g->f, "--guidance_scale"), &dv) || dv < 0)
+            return sky_cli_usage(g->argv0, "--guidance_scale %s: must be a number >= 0",
+                                 sky_cli_flag(&g->f, "--guidance_scale"));
+        g->a.guidance_scale = dv;
+    }
+    if (sky_cli_flag_given(&g->f, "--shift")) {
+        if (!sky_cli_to_double(sky_cli_flag(&g->f, "--shift"), &dv) || !(dv > 0) || dv > 1e6)
+            return sky_cli_usage(g->argv0, "--shift %s: must be a number > 0", sky_cli_flag(&g->f, "--shift"));
+        g->a.shift = dv;
+    }
+    return SKY_CLI_GO_ON;
+}
+
+/* --seed, else the seed of the run kept in --resume_dir, else random as the original's
+ * random.randrange(4294967294). */
+static int choose_seed(gen *g)
+{
+    const char *s = sky_cli_flag(&g->f, "--seed");
+    if (s) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || s[0] == '-' || !s[0])
+            return sky_cli_usage(g->argv0, "--seed %s: must be an integer from 0 to 2^64-1", s);
+        g->a.seed = v;
+    } else if (g->a.resume_dir && sky_resume_seed(g->a.resume_dir, &g->a.seed)) {
+        g->seed_from = g->a.resume_dir; /* the interrupted run's (its first window file) */
+    } else {
+        uint64_t r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        int      fd = open("/dev/urandom", O_RDONLY);
+        if (fd >= 0) {
+            if (read(fd, &r, sizeof r) != (ssize_t)sizeof r) r ^= (uint64_t)clock();
+            close(fd);
+        }
+        g->a.seed = r % 4294967294ull;
+    }
+    return SKY_CLI_GO_ON;
+}
+
+/* The size: this binary's; --resolution may only name it (or its portrait). */
+static int check_resolution(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    a->height = sky_variant.height;
+    a->width = sky_variant.width;
+    const char *r = sky_cli_flag(&g->f, "--resolution");
+    if (!r) return SKY_CLI_GO_ON;
+    int rh = 0, rw = 0;
+    if (strcmp(r, "540P") == 0) {
+        rh = 544;
+        rw = 960;
+    } else if (strcmp(r, "720P") == 0) {
+        rh = 720;
+        rw = 1280;
+    } else if (sscanf(r, "%dx%d", &rh, &rw) != 2)
+        return sky_cli_usage(g->argv0, "--resolution %s: must be 540P, 720P or HxW", r);
+    if (!((rh == a->height && rw == a->width) || (rh == a->width && rw == a->height)))
+        return sky_cli_usage(g->argv0,
+                             "--resolution %s is %dx%d; this binary was generated for %dx%d (use the binary of "
+                             "that resolution)",
+                             r, rh, rw, a->height, a->width);
+    return SKY_CLI_GO_ON;
+}
+
+/* A portrait input (height > width) swaps the video's height and width (reference §7.1); unlike the
+ * original's extension path, whose typo made it square (§11.9). The image or the video's first frame is
+ * read for its size. */
+static int orient(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    sky_err       err;
+    int           ih = 0, iw = 0;
+    if (a->video_path) {
+        sky_frames fr;
+        if (sky_video_read(a->video_path, 1, 0, 0, &fr, &err)) {
+            fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
+            return SKY_CLI_EXIT_FAIL;
+        }
+        ih = fr.height, iw = fr.width;
+        sky_frames_free(&fr);
+    } else {
+        sky_image img;
+        if (sky_image_read(a->image, &img, &err)) {
+            fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
+            return SKY_CLI_EXIT_FAIL;
+        }
+        ih = img.height, iw = img.width;
+        sky_image_free(&img);
+    }
+    if ((ih > iw) != (a->height > a->width)) {
+        const int t = a->height;
+        a->height = a->width;
+        a->width = t;
+    }
+    return SKY_CLI_GO_ON;
+}
+
+/* --image (required by I2V, refused by T2V), --end_image and --video_path (DF): they exist; the video's
+ * orientation from them. */
+static int read_inputs(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    a->image = sky_cli_flag(&g->f, "--image");
+    if (sky_cli_is_df()) {
+        a->end_image = sky_cli_flag(&g->f, "--end_image");
+        a->video_path = sky_cli_flag(&g->f, "--video_path");
+        if (a->video_path && !a->video_path[0]) a->video_path = NULL; /* the original's default '' */
+    }
+    const int i2v = sky_variant.dit->y_channels > 0;
+    if (i2v && !a->image)
+        return sky_cli_usage(g->argv0, "--image is required: %s is an image-to-video variant", sky_variant.name);
+    if (!i2v && !sky_cli_is_df() && a->image)
+        return sky_cli_usage(g->argv0,
+                             "--image needs an image-to-video (I2V) or diffusion-forcing variant; %s is text-to-video",
+                             sky_variant.name);
+    const char *files[] = {a->image, a->end_image, a->video_path};
+    for (int i = 0; i < 3; i++)
+        if (files[i] && !sky_cli_path_exists(files[i])) return sky_cli_usage(g->argv0, "%s: no such file", files[i]);
+    return a->image || a->video_path ? orient(g) : SKY_CLI_GO_ON;
+}
+
+/* Frame counts against this binary's window (in latent frames: models/latent.h); for DF without --video_path
+ * every window and prefix against --causal_block_size etc. (forcing.c): the plan the run is handed. An
+ * extension's windows depend on the input video's length and are checked when it is read. */
+static int check_frames(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    const int     window = sky_variant.dit->max_frames, st = sky_variant.vae_stride_t;
+    const int     F = sky_latent_frames(a->num_frames, st);
+    if (sky_latent_video_frames(F, st) != a->num_frames && !g->quiet)
+        fprintf(stderr, "note: --num_frames %d is not 4k+1; the video will have %d frames\n", a->num_frames,
+                sky_latent_video_frames(F, st));
+    if (!sky_cli_is_df()) {
+        if (F > window)
+            return sky_cli_usage(g->argv0,
+                                 "--num_frames %d gives %d latent frames; this binary's window is %d (%d frames)",
+                                 a->num_frames, F, window, sky_variant.base_num_frames);
+        return SKY_CLI_GO_ON;
+    }
+    const int Fb = sky_latent_frames(a->base_num_frames, st), extra = a->end_image ? 1 : 0;
+    const int long_video = a->overlap_history > 0 && (a->num_frames > a->base_num_frames || a->video_path);
+    const int need = long_video ? Fb : F;
+    if (need + extra > window)
+        return sky_cli_usage(g->argv0,
+                             "%s %d gives windows of %d latent frames%s; this binary's window is %d (%d "
+                             "frames)%s",
+                             long_video ? "--base_num_frames" : "--num_frames",
+                             long_video ? a->base_num_frames : a->num_frames, need, extra ? " plus the end frame" : "",
+                             window, sky_variant.base_num_frames,
+                             long_video ? "" : "; for longer videos use --overlap_history");
+    if (!a->video_path) {
+        sky_err err;
+        if (sky_pipeline_df_plan(&sky_variant, a, 0, &g->df_plan, &err)) return sky_cli_usage(g->argv0, "%s", err.msg);
+        a->df_plan = &g->df_plan;
+    }
+    if (a->addnoise_condition > 60 && !g->quiet)
+        fprintf(stderr, "warning: --addnoise_condition %d is above 60 (the original warns too; 20 is recommended)\n",
+                a->addnoise_condition);
+    return SKY_CLI_GO_ON;
+}
+
+/* The checkpoints (checkpoints.c) and the remaining run arguments. */
+static int find_checkpoints(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    a->output_latents = sky_cli_flag(&g->f, "--output_latents");
+    a->prompt_embeds = sky_cli_flag(&g->f, "--prompt_embeds");
+    const int rc = sky_cli_checkpoints_find(g->argv0, &g->f, a, &g->paths);
+    a->noise_file = sky_cli_flag(&g->f, "--noise");
+    a->quiet = g->quiet;
+    a->backend = g->backend;
+    a->interrupted = &interrupted;
+    return rc;
+}
+
+/* --prompt_enhancer: after every check, before anything is read or written; a->prompt becomes the server's
+ * answer (the output's default name keeps the prompt as given, as the original's does). */
+static int enhance_prompt(gen *g)
+{
+    g->user_prompt = g->a.prompt;
+    if (!sky_cli_flag_given(&g->f, "--prompt_enhancer")) return SKY_CLI_GO_ON;
+    char   *text;
+    int     cut;
+    sky_err err;
+    if (!g->quiet) fprintf(stderr, "prompt enhancer: asking %s at %s\n", g->pe.model, g->pe.url);
+    if (sky_prompt_enhance(&g->pe, g->a.prompt, &text, &cut, &err)) {
+        fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
+        return SKY_CLI_EXIT_FAIL;
+    }
+    snprintf(g->enhanced, sizeof g->enhanced, "%s", text);
+    free(text);
+    if (cut)
+        fprintf(stderr,
+                "warning: the prompt enhancer's answer stopped at its limit of %d tokens (it may end "
+                "mid-sentence)\n",
+                SKY_PROMPT_ENHANCER_MAX_TOKENS);
+    if (!g->quiet) fprintf(stderr, "enhanced prompt: %s\n", g->enhanced);
+    g->a.prompt = g->enhanced;
+    return SKY_CLI_GO_ON;
+}
+
+/* The original's output name: result/<outdir>/<prompt[:100] without '/'>_<seed>_<time>.mp4, with
+ * the prompt cut to 100 characters and then to at most 200 bytes on a UTF-8 boundary (100 CJK
+ * characters are 300 bytes: the original's name could exceed NAME_MAX and fail after the run). */
+static int default_output(char *buf, size_t n, const char *outdir, const char *prompt, uint64_t seed)
+{
+    char   stem[256];
+    size_t k = 0;
+    int    chars = 0;
+    for (const unsigned char *c = (const unsigned char *)prompt; *c && chars < 100;) {
+        size_t len = *c < 0x80 ? 1 : (*c >> 5) == 6 ? 2 : (*c >> 4) == 14 ? 3 : (*c >> 3) == 30 ? 4 : 1;
+        if (k + len > 200) break;
+        if (*c != '/') {
+            memcpy(stem + k, c, len);
+            k += len;
+        }
+        c += len;
+        chars++;
+    }
+    stem[k] = 0;
+    char   when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d_%H-%M-%S", localtime(&now));
+    return snprintf(buf, n, "result/%s/%s_%llu_%s.mp4", outdir, stem, (unsigned long long)seed, when) < (int)n;
+}
+
+/* The mp4's name (-o, else the original's under --outdir) and its directories; none without a VAE. */
+static int name_output(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    if (sky_cli_flag_given(&g->f, "--output"))
+        snprintf(g->out, sizeof g->out, "%s", sky_cli_flag(&g->f, "--output"));
+    else if (!default_output(g->out, sizeof g->out,
+                             sky_cli_flag_given(&g->f, "--outdir")
+                                 ? sky_cli_flag(&g->f, "--outdir")
+                                 : (sky_cli_is_df() ? "diffusion_forcing" : "video_out"),
+                             g->user_prompt, a->seed))
+        return sky_cli_usage(g->argv0, "--outdir is too long");
+    a->output = a->vae_weights ? g->out : NULL;
+    if (a->output && !make_parents(a->output)) {
+        fprintf(stderr, "%s: error: cannot create the directories of %s: %s\n", g->argv0, a->output, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    return SKY_CLI_GO_ON;
+}
+
+/* s as a JSON string (quotes, backslashes and controls escaped) onto out. */
+static void json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(out, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(out, "\\u%04x", *c);
+        else
+            fputc(*c, out);
+    }
+    fputc('"', out);
+}
+
+/* The run's parameters as JSON, for the mp4's metadata (and --resume_dir's key), in a buffer that grows with the
+ * prompts and paths (no length limit but memory). */
+static int describe_run(gen *g)
+{
+    sky_gen_args *a = &g->a;
+    size_t        n = 0;
+    FILE         *j = open_memstream(&g->json, &n);
+    if (!j) {
+        fprintf(stderr, "%s: error: out of host memory for the run's parameters\n", g->argv0);
+        return SKY_CLI_EXIT_FAIL;
+    }
+    fprintf(j, "{\"prompt\": ");
+    json_str(j, a->prompt);
+    fprintf(j, ", \"negative_prompt\": ");
+    json_str(j, a->negative_prompt);
+    fprintf(j,
+            ", \"seed\": %llu, \"num_frames\": %d, \"inference_steps\": %d, \"shift\": %g, "
+            "\"guidance_scale\": %g, \"fps\": %d, \"resolution\": \"%dx%d\", \"variant\": \"%s\", "
+            "\"spec_xxh64\": \"%s\"",
+            (unsigned long long)a->seed, a->num_frames, a->inference_steps, a->shift, a->guidance_scale, a->fps,
+            a->height, a->width, sky_variant.name, sky_variant.spec_xxh64);
+    if (sky_cli_is_df())
+        fprintf(j,
+                ", \"ar_step\": %d, \"causal_block_size\": %d, "
+                "\"base_num_frames\": %d, \"overlap_history\": %d, \"addnoise_condition\": %d",
+                a->ar_step, a->causal_block_size, a->base_num_frames, a->overlap_history, a->addnoise_condition);
+    if (a->teacache)
+        fprintf(j, ", \"teacache_thresh\": %g, \"use_ret_steps\": %s", a->teacache_thresh,
+                a->use_ret_steps ? "true" : "false");
+    if (a->prompt != g->user_prompt) {
+        fprintf(j, ", \"original_prompt\": ");
+        json_str(j, g->user_prompt);
+        fprintf(j, ", \"prompt_enhancer_model\": ");
+        json_str(j, g->pe.model);
+    }
+    fprintf(j, ", \"sample_solver\": \"%s\"", sky_solver_name(a->solver));
+    for (int i = 0; i < a->n_loras; i++) {
+        fprintf(j, "%s{\"file\": ", i ? ", " : ", \"lora\": [");
+        json_str(j, a->loras[i].path);
+        fprintf(j, ", \"scale\": %.15g}%s", a->loras[i].scale, i + 1 == a->n_loras ? "]" : "");
+    }
+    if (a->lora_skip_unknown) fprintf(j, ", \"lora_unknown_keys\": \"warn\"");
+    fprintf(j, "}");
+    if (fclose(j) != 0 || !g->json) {
+        fprintf(stderr, "%s: error: out of host memory for the run's parameters\n", g->argv0);
+        return SKY_CLI_EXIT_FAIL;
+    }
+    a->args_json = g->json;
+    return SKY_CLI_GO_ON;
+}
+
+/* The run, stopped between steps by SIGINT or SIGTERM (exit 130 or 143, nothing written). */
+static int run(gen *g)
+{
+    if (!g->quiet)
+        fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)g->a.seed,
+                g->seed_from ? " (the seed of the run kept in " : "", g->seed_from ? g->seed_from : "",
+                g->seed_from ? ")" : "");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    sky_err err;
+    if (sky_pipeline_run(&sky_variant, &g->a, &err) != SKY_OK) {
+        if (interrupted) {
+            fprintf(stderr, "\n%s: interrupted; nothing was written\n", g->argv0);
+            return interrupted == SIGTERM ? 143 : 130;
+        }
+        fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
+        return SKY_CLI_EXIT_FAIL;
+    }
+    if (g->a.output) printf("%s\n", g->a.output);
+    return 0;
+}
+
+int sky_cli_generate(int argc, char **argv)
+{
+    static int (*const steps[])(gen *) = {refuse_flags,     read_enhancer,  choose_backend, read_numbers,
+                                          read_options,     read_sampler,   choose_seed,    check_resolution,
+                                          read_inputs,      check_frames,   find_checkpoints, enhance_prompt,
+                                          name_output,      describe_run};
+    gen *g = calloc(1, sizeof *g); /* ~45 KiB of paths and JSON, alive for the whole run */
+    if (!g) {
+        fprintf(stderr, "%s: error: out of host memory\n", argv[0]);
+        return SKY_CLI_EXIT_FAIL;
+    }
+    g->argv0 = argv[0];
+    int rc = sky_cli_flags_parse(&g->f, argc, argv);
+    g->quiet = sky_cli_quiet(&g->f);
+    for (size_t i = 0; rc == SKY_CLI_GO_ON && i < sizeof steps / sizeof steps[0]; i++) rc = steps[i](g);
+    if (rc == SKY_CLI_GO_ON) rc = run(g);
+    free(g->json);
+    free(g);
+    return rc;
+}

@@ -1,0 +1,156 @@
+/* runtime/core/fs.c — map, read, list, join (fs.h). */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* mmap, O_CLOEXEC, dirent */
+#endif
+
+#include "core/fs.h"
+
+#include "core/str.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+sky_status sky_fs_map(const char *path, const char *kind, void **map, size_t *size, sky_err *err)
+{
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    sky_status  s = SKY_OK;
+    if (fstat(fd, &st) != 0) {
+        s = sky_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        s = sky_fail(err, "%s: is %s, not a %s", path, S_ISDIR(st.st_mode) ? "a directory" : "not a regular file",
+                     kind);
+    } else if ((unsigned long long)st.st_size > SIZE_MAX) {
+        s = sky_fail(err, "%s: file of %lld bytes is too large to map", path, (long long)st.st_size);
+    } else if (st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+            s = sky_fail(err, "%s: mmap of %zu bytes failed: %s", path, (size_t)st.st_size, strerror(errno));
+        else
+            *map = m, *size = (size_t)st.st_size;
+    }
+    close(fd);
+    return s;
+}
+
+void sky_fs_unmap(void *map, size_t size)
+{
+    if (map != NULL) munmap(map, size);
+}
+
+sky_status sky_fs_read_small(const char *path, size_t max, const char *what, char **buf, size_t *len, sky_err *err)
+{
+    *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    sky_status  s = SKY_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        s = sky_fail(err, "%s: not a readable regular file", path);
+    } else if ((unsigned long long)st.st_size > max) {
+        s = sky_fail(err, "%s: %lld bytes exceeds the limit of %llu for %s", path, (long long)st.st_size,
+                     (unsigned long long)max, what);
+    } else if ((*buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        s = sky_fail(err, "%s: out of memory", path);
+    } else {
+        size_t got = 0, want = (size_t)st.st_size;
+        while (got < want) {
+            ssize_t r = read(fd, *buf + got, want - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                s = sky_fail(err, "%s: read failed after %zu of %zu bytes", path, got, want);
+                break;
+            }
+            got += (size_t)r;
+        }
+        *len = got;
+    }
+    close(fd);
+    if (s != SKY_OK) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return s;
+}
+
+/* strcmp for qsort over an array of char *. */
+static int str_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 1 if dir/name is a regular file (symlinks followed). */
+static int is_regular(const char *dir, const char *name)
+{
+    char       *full = sky_fs_join(dir, name);
+    struct stat sb;
+    int         reg = full != NULL && stat(full, &sb) == 0 && S_ISREG(sb.st_mode);
+    free(full);
+    return reg;
+}
+
+sky_status sky_fs_list_dir(const char *dir, const char *suffix, char ***names, int *n, sky_err *err)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) return sky_fail(err, "%s: cannot list the directory: %s", dir, strerror(errno));
+    char     **v = NULL;
+    size_t     cap = 0, k = 0;
+    sky_status st = SKY_OK;
+    for (struct dirent *e; st == SKY_OK && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.' || !sky_str_ends_with(e->d_name, suffix) || !is_regular(dir, e->d_name)) continue;
+        if (k == cap) {
+            size_t cap2 = cap ? cap * 2 : 16;
+            char **v2 = cap2 < (size_t)INT_MAX ? realloc(v, cap2 * sizeof *v) : NULL;
+            if (v2 == NULL) {
+                st = sky_fail(err, "%s: out of memory listing the directory", dir);
+                break;
+            }
+            v = v2;
+            cap = cap2;
+        }
+        if ((v[k] = sky_str_dup(e->d_name)) == NULL)
+            st = sky_fail(err, "%s: out of memory", dir);
+        else
+            k++;
+    }
+    closedir(d);
+    if (st == SKY_OK && k > 1) qsort(v, k, sizeof *v, str_ptr_cmp);
+    *names = v;
+    *n = (int)k;
+    return st;
+}
+
+void sky_fs_free_names(char **names, int n)
+{
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+char *sky_fs_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char  *p = malloc(a + b + 2);
+    if (p == NULL) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+const char *sky_fs_base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}

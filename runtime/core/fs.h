@@ -1,0 +1,41 @@
+/* runtime/core/fs.h — the file-system helpers the readers share: map a file, read a small one,
+ * list a directory, join and split paths.
+ *
+ * Every failure returns SKY_ERR with a message that starts with the path (status.h); nothing
+ * here prints. Paths are POSIX ('/' separated).
+ */
+#ifndef SKY_FS_H
+#define SKY_FS_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+/* Map the regular file at path read-only (MAP_PRIVATE) into *map, its size into *size; the fd is
+ * closed before returning. An empty file is not mapped (mmap refuses 0 bytes): *map = NULL and
+ * *size = 0 with SKY_OK, so the caller's size check decides. Fails naming the path when it cannot
+ * be opened or stat'ed, is not a regular file ("is a directory, not a <kind>", kind e.g.
+ * ".safetensors file"), is too large for the address space, or mmap fails. Undo with sky_fs_unmap. */
+sky_status sky_fs_map(const char *path, const char *kind, void **map, size_t *size, sky_err *err);
+
+/* munmap a mapping from sky_fs_map; NULL is fine. */
+void sky_fs_unmap(void *map, size_t size);
+
+/* Read the whole regular file at path (at most max bytes) into *buf (malloc'ed, one spare byte after
+ * the *len bytes read). A larger file fails with "<path>: N bytes exceeds the limit of MAX for <what>"
+ * (what e.g. "an index file"). On failure *buf is NULL. */
+sky_status sky_fs_read_small(const char *path, size_t max, const char *what, char **buf, size_t *len, sky_err *err);
+
+/* The names in dir that end with suffix, do not start with '.' and are regular files (symlinks
+ * followed), sorted by strcmp. *names is malloc'ed and so is each name: free with sky_fs_free_names
+ * (also after a failure: what was listed so far is returned). */
+sky_status sky_fs_list_dir(const char *dir, const char *suffix, char ***names, int *n, sky_err *err);
+void       sky_fs_free_names(char **names, int n);
+
+/* malloc'ed "dir/name", or NULL when out of memory. */
+char *sky_fs_join(const char *dir, const char *name);
+
+/* The part of path after its last '/' (path itself when there is none). */
+const char *sky_fs_base_name(const char *path);
+
+#endif /* SKY_FS_H */

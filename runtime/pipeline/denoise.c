@@ -1,0 +1,424 @@
+/* runtime/pipeline/denoise.c — what the pipelines share: progress, the models' lifetimes, guidance, TeaCache's
+ * order under --use_cfg_parallel, images in, frames and tensors out (denoise.h). */
+#include "pipeline/denoise.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "models/latent.h"
+
+/* ---- progress on stderr ------------------------------------------------------------------ */
+
+double sky_denoise_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    int t = (int)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
+}
+
+/* "denoise  40%|████      | 12/30 [01:02<01:33,  5.18s/it]"; redrawn in place on a terminal,
+ * one line per step otherwise. */
+static void progress_show(sky_progress *p)
+{
+    if (p->quiet) return;
+    const double el = sky_denoise_now() - p->start;
+    const double rate = p->done > 0 ? el / p->done : 0.0;
+    char         e[16], left[16], speed[32], bar[64] = "";
+    fmt_time(e, sizeof e, el);
+    fmt_time(left, sizeof left, rate * (p->total - p->done));
+    if (rate > 0 && rate < 1.0)
+        snprintf(speed, sizeof speed, "%.2fit/s", 1.0 / rate);
+    else
+        snprintf(speed, sizeof speed, "%.2fs/it", rate);
+    const int width = 20, fill = p->total ? p->done * width / p->total : width;
+    size_t    k = 0;
+    for (int i = 0; i < width; i++) k += (size_t)snprintf(bar + k, sizeof bar - k, "%s", i < fill ? "#" : " ");
+    fprintf(stderr, "%s%s %3d%%|%s| %d/%d [%s<%s, %s]%s", p->tty ? "\r" : "", p->what,
+            p->total ? 100 * p->done / p->total : 100, bar, p->done, p->total, e, left, speed, p->tty ? "" : "\n");
+    if (p->tty && p->done == p->total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+void sky_denoise_progress_start(sky_denoise *r, int total)
+{
+    r->prog = (sky_progress){"denoise", total, 0, r->a->quiet, isatty(2), sky_denoise_now()};
+    progress_show(&r->prog);
+}
+
+void sky_denoise_progress_step(sky_denoise *r)
+{
+    r->prog.done++;
+    progress_show(&r->prog);
+}
+
+sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err)
+{
+    if (r->a->interrupted && *r->a->interrupted) return sky_fail(err, "interrupted");
+    return SKY_OK;
+}
+
+/* ---- the models' lifetimes (--offload) ------------------------------------------------------ */
+
+/* Opening a transformer, as a thread's job. */
+typedef struct open_job {
+    sky_denoise *r;
+    sky_dit    **out;
+    int          device;
+    sky_status   st;
+    sky_err      err;
+} open_job;
+
+static void *open_job_run(void *arg)
+{
+    open_job           *j = arg;
+    const sky_gen_args *a = j->r->a;
+    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->lora, j->r->v->name, a->quiet,
+                         (sky_backend)a->backend, j->device, &j->err);
+    return NULL;
+}
+
+sky_status sky_denoise_open_dits(sky_denoise *r, sky_err *err)
+{
+    open_job  c = {r, &r->dit, 0, SKY_OK, {""}}, u = {r, &r->dit_u, 1, SKY_OK, {""}};
+    pthread_t th;
+    const int started = r->cfg_parallel && pthread_create(&th, NULL, open_job_run, &u) == 0;
+    open_job_run(&c);
+    if (started)
+        pthread_join(th, NULL);
+    else if (r->cfg_parallel)
+        open_job_run(&u);
+    if (c.st) return sky_fail(err, "%s", c.err.msg);
+    if (u.st)
+        return sky_fail(err, "--use_cfg_parallel: the transformer of the unconditional pass%s: %s",
+                        r->a->backend == SKY_BACKEND_CUDA ? " (GPU 1)" : "", u.err.msg);
+    return SKY_OK;
+}
+
+sky_status sky_denoise_use_dit(sky_denoise *r, sky_err *err)
+{
+    if (r->dit) return SKY_OK;
+    if (sky_denoise_open_dits(r, err)) return SKY_ERR;
+    if (r->tcp) {
+        if (sky_dit_teacache_open(r->dit, err) || (r->dit_u && sky_dit_teacache_open(r->dit_u, err))) return SKY_ERR;
+        /* a reopened transformer has no residuals: the next call of each parity runs its blocks */
+        r->tcp->res_tokens[0] = r->tcp->res_tokens[1] = 0;
+    }
+    return SKY_OK;
+}
+
+void sky_denoise_close_dits(sky_denoise *r)
+{
+    sky_dit **ds[2] = {&r->dit, &r->dit_u};
+    for (int i = 0; i < 2; i++) {
+        if (!*ds[i]) continue;
+        long long computed, reused;
+        sky_dit_prompt_counts(*ds[i], &computed, &reused);
+        r->prompt_runs[0] += computed;
+        r->prompt_runs[1] += reused;
+        sky_dit_close(*ds[i]);
+        *ds[i] = NULL;
+    }
+}
+
+void sky_denoise_done_dit(sky_denoise *r)
+{
+    if (r->a->offload) sky_denoise_close_dits(r);
+}
+
+sky_status sky_denoise_use_vae(sky_denoise *r, int decode, sky_err *err)
+{
+    sky_vae **m = decode ? &r->dec : &r->enc;
+    if (*m) return SKY_OK;
+    return sky_vae_open(m, decode ? r->v->vae_decode : r->v->vae_encode, decode, r->a->vae_weights, r->v->name,
+                        r->a->backend, err);
+}
+
+static void done_vae(sky_denoise *r, int decode)
+{
+    if (!r->a->offload) return;
+    sky_vae **m = decode ? &r->dec : &r->enc;
+    sky_vae_close(*m);
+    *m = NULL;
+}
+
+sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
+{
+    if (sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
+    const sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    done_vae(r, 1);
+    return st;
+}
+
+sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, float *z, sky_err *err)
+{
+    if (sky_denoise_use_vae(r, 0, err)) return SKY_ERR;
+    const sky_status st = sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
+    done_vae(r, 0);
+    return st;
+}
+
+/* ---- TeaCache in order under --use_cfg_parallel ---------------------------------------------- */
+
+/* The two passes of a step decide on the one state in the order of a run on one GPU (cond, then uncond), each
+ * from its own thread, so the decisions are the same. Each transformer keeps the residuals of the calls it
+ * ran. That is enough: every wrap of TeaCache's counter starts with a call of each parity running its blocks
+ * (ret_steps >= 2), and until the next wrap one parity is always the same pass (they alternate), so a skip
+ * finds a residual its own transformer made; owner[] asserts it. */
+typedef struct tc_order {
+    sky_teacache   *tc;
+    pthread_mutex_t m;
+    pthread_cond_t  turn;
+    int             next;     /* the pass whose decision comes next: 0 cond, 1 uncond */
+    int             owner[2]; /* the pass that ran the blocks of each parity last (-1: none) */
+    struct tc_pass {
+        struct tc_order *o;
+        int              pass;
+    } of[2];
+    sky_dit_skip skip[2]; /* the decision of each pass (a sky_dit_skip on of[pass]) */
+} tc_order;
+
+static int decide_in_order(void *ctx, const float *probe, size_t n, long long tokens, int *parity)
+{
+    const struct tc_pass *q = ctx;
+    tc_order             *o = q->o;
+    pthread_mutex_lock(&o->m);
+    while (o->next != q->pass) pthread_cond_wait(&o->turn, &o->m);
+    const int calc = sky_teacache_decide(o->tc, probe, n, tokens, parity);
+    if (calc)
+        o->owner[*parity] = q->pass;
+    else
+        SKY_ASSERT(o->owner[*parity] == q->pass);
+    o->next = 1 - q->pass;
+    pthread_cond_broadcast(&o->turn);
+    pthread_mutex_unlock(&o->m);
+    return calc;
+}
+
+static sky_status tc_order_init(sky_denoise *r, sky_err *err)
+{
+    tc_order *o = r->order = calloc(1, sizeof *o);
+    if (!o) return sky_fail(err, "out of host memory");
+    o->tc = r->tcp;
+    o->owner[0] = o->owner[1] = -1;
+    pthread_mutex_init(&o->m, NULL);
+    pthread_cond_init(&o->turn, NULL);
+    for (int i = 0; i < 2; i++) {
+        o->of[i] = (struct tc_pass){o, i};
+        o->skip[i] = (sky_dit_skip){r->tcp->use_ret_steps, decide_in_order, &o->of[i]};
+    }
+    return SKY_OK;
+}
+
+static void tc_order_free(tc_order *o)
+{
+    if (!o) return;
+    pthread_mutex_destroy(&o->m);
+    pthread_cond_destroy(&o->turn);
+    free(o);
+}
+
+sky_status sky_denoise_teacache_start(sky_denoise *r, int num_steps, sky_err *err)
+{
+    const sky_gen_args *a = r->a;
+    if (sky_teacache_init(&r->tc, r->v->dit, r->v->name, a->teacache_thresh, a->use_ret_steps, num_steps, err) ||
+        (r->dit && sky_dit_teacache_open(r->dit, err)) || (r->dit_u && sky_dit_teacache_open(r->dit_u, err)))
+        return SKY_ERR;
+    r->tcp = &r->tc;
+    r->skip = (sky_dit_skip){a->use_ret_steps, sky_teacache_decide, &r->tc};
+    return r->cfg_parallel ? tc_order_init(r, err) : SKY_OK;
+}
+
+/* ---- guidance ------------------------------------------------------------------------------ */
+
+/* One forward pass, as a thread's job (--use_cfg_parallel). */
+typedef struct pass {
+    sky_dit            *dit;
+    int                 F, h, w, Ft;
+    const float        *x, *y, *ctx, *clip;
+    const double       *t;
+    int64_t             fps;
+    float              *v;
+    const sky_dit_skip *skip;
+} pass;
+
+static void *run_pass(void *arg)
+{
+    const pass *q = arg;
+    sky_dit_forward(q->dit, q->F, q->h, q->w, q->x, q->y, q->t, q->Ft, q->ctx, q->clip, q->fps, q->v, q->skip);
+    return NULL;
+}
+
+void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, const double *t, int Ft, float *v,
+                        float *tmp, int skip_uncond)
+{
+    const sky_dit_program *p = r->v->dit;
+    const int64_t          fps_index = r->a->fps == 16 ? 0 : 1;
+    const size_t           n = (size_t)p->out_dim * F * r->hw;
+    if (r->dit_u && !skip_uncond) {
+        pass u = {r->dit_u, F, r->h, r->w, Ft, x, y, r->ctx_null, r->clip, t, fps_index, tmp, NULL};
+        if (r->order) u.skip = &r->order->skip[1];
+        pthread_t th;
+        const int started = pthread_create(&th, NULL, run_pass, &u) == 0;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v,
+                        r->order ? &r->order->skip[0] : NULL);
+        if (started)
+            pthread_join(th, NULL);
+        else
+            run_pass(&u); /* no thread to be had: one after the other */
+    } else {
+        const sky_dit_skip *sk = r->tcp ? &r->skip : NULL;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx, r->clip, fps_index, v, sk);
+        if (skip_uncond) return;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, r->ctx_null, r->clip, fps_index, tmp, sk);
+    }
+    const float g = (float)r->a->guidance_scale;
+    for (size_t i = 0; i < n; i++) v[i] = tmp[i] + g * (v[i] - tmp[i]);
+}
+
+/* ---- inputs and outputs ---------------------------------------------------------------------- */
+
+sky_status sky_denoise_load_image(const char *path, int H, int W, int lanczos, float *dst, sky_err *err)
+{
+    sky_image img;
+    if (sky_image_read(path, &img, err)) return SKY_ERR;
+    /* Crop box (reference §7.3 step 1): keep the full width or height, centered. */
+    int cw = img.width, ch = img.height;
+    if ((double)img.height / img.width > (double)H / W)
+        ch = (int)((double)img.width * H / W);
+    else
+        cw = (int)((double)img.height * W / H);
+    const int x0 = (int)floor((img.width - cw) / 2.0 + 0.5), y0 = (int)floor((img.height - ch) / 2.0 + 0.5);
+    uint8_t  *rgb = malloc((size_t)W * H * 3);
+    if (!rgb) {
+        sky_image_free(&img);
+        return sky_fail(err, "out of host memory");
+    }
+    const uint8_t *src = img.data + ((size_t)y0 * img.width + x0) * 3;
+    if (cw == W && ch == H) {
+        for (int y = 0; y < H; y++) memcpy(rgb + (size_t)y * W * 3, src + (size_t)y * img.width * 3, (size_t)W * 3);
+    } else if (sky_image_resize_rgb24(src, img.width * 3, cw, ch, rgb, W, H, lanczos, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        free(rgb);
+        sky_image_free(&img);
+        return sky_fail(err, "%s: %s", path, why);
+    }
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < (size_t)W * H; i++) dst[(size_t)c * W * H + i] = rgb[i * 3 + c] / 127.5f - 1.0f;
+    free(rgb);
+    sky_image_free(&img);
+    return SKY_OK;
+}
+
+sky_status sky_denoise_keep(sky_denoise *r, const char *name, const float *data, int ndim, const int64_t *shape,
+                            sky_err *err)
+{
+    if (!r->a->output_latents) return SKY_OK;
+    SKY_ASSERT(r->n_keep < 64);
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    float *copy = malloc(n * sizeof(float) + 1);
+    char  *nm = malloc(strlen(name) + 1);
+    if (!copy || !nm) {
+        free(copy);
+        free(nm);
+        return sky_fail(err, "out of host memory");
+    }
+    memcpy(copy, data, n * sizeof(float));
+    strcpy(nm, name);
+    sky_st_entry *e = &r->keep[r->n_keep++];
+    e->name = nm;
+    e->dtype = SKY_DTYPE_F32;
+    e->ndim = ndim;
+    memcpy(e->shape, shape, (size_t)ndim * sizeof(int64_t));
+    e->data = copy;
+    return SKY_OK;
+}
+
+sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t0, sky_err *err)
+{
+    const int    H = r->a->height, W = r->a->width;
+    const size_t phw = (size_t)H * W;
+    float       *frame = malloc(3 * phw * sizeof(float));
+    uint8_t     *rgb = malloc(3 * phw);
+    if (!frame || !rgb) {
+        free(frame);
+        free(rgb);
+        return sky_fail(err, "out of host memory");
+    }
+    sky_status st = SKY_OK;
+    for (int t = t0; t < T && st == SKY_OK; t++) {
+        for (int c = 0; c < 3; c++) memcpy(frame + c * phw, px + ((size_t)c * T + t) * phw, phw * sizeof(float));
+        if (r->writer) {
+            sky_video_frame_from_float(rgb, frame, W, H);
+            st = sky_video_writer_add(r->writer, rgb, err);
+        }
+        if (st == SKY_OK && r->a->output_latents) {
+            float *grown = realloc(r->video, (size_t)(r->video_frames + 1) * 3 * phw * sizeof(float));
+            if (!grown) {
+                st = sky_fail(err, "out of host memory");
+                break;
+            }
+            r->video = grown;
+            memcpy(r->video + (size_t)r->video_frames * 3 * phw, frame, 3 * phw * sizeof(float));
+            r->video_frames++;
+        }
+    }
+    free(frame);
+    free(rgb);
+    return st;
+}
+
+sky_status sky_denoise_decode_and_emit(sky_denoise *r, const float *z, int F, int drop, sky_err *err)
+{
+    if (!r->has_vae) return SKY_OK;
+    const int T = sky_latent_video_frames(F, r->v->vae_stride_t);
+    float    *px = malloc((size_t)3 * T * r->a->height * r->a->width * sizeof(float));
+    if (!px) return sky_fail(err, "out of host memory for %d decoded frames", T);
+    sky_status st = sky_denoise_vae_decode(r, z, F, px, err);
+    if (st == SKY_OK) st = sky_denoise_emit_frames(r, px, T, drop, err);
+    free(px);
+    return st;
+}
+
+void sky_denoise_free(sky_denoise *r)
+{
+    sky_video_writer_abort(r->writer);
+    r->writer = NULL;
+    for (int i = 0; i < r->n_keep; i++) {
+        free((void *)r->keep[i].name);
+        free((void *)r->keep[i].data);
+    }
+    r->n_keep = 0;
+    free(r->video);
+    r->video = NULL;
+    sky_noise_close(&r->noise);
+    sky_denoise_close_dits(r);
+    sky_lora_close(r->lora);
+    r->lora = NULL;
+    sky_teacache_free(&r->tc);
+    tc_order_free(r->order);
+    r->order = NULL;
+    sky_vae_close(r->dec);
+    sky_vae_close(r->enc);
+    r->dec = r->enc = NULL;
+    free(r->ctx);
+    free(r->ctx_null);
+    free(r->clip);
+    r->ctx = r->ctx_null = r->clip = NULL;
+}

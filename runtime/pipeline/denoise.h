@@ -1,0 +1,133 @@
+/* runtime/pipeline/denoise.h — what the pipelines share (internal to runtime/pipeline/): the run's state, the
+ * models' lifetimes (--offload, --use_cfg_parallel), one model evaluation with classifier-free guidance (and
+ * TeaCache's decisions in order), progress on stderr, and the outputs (mp4 frames, --output_latents).
+ *
+ * pipeline.c opens what a run needs and calls one of the two pipelines declared last (t2v_i2v.c, df.c).
+ * Latents are [C, F, h, w] fp32, channels first (C = 16); pixels are [3, T, H, W] in [-1, 1]. The mp4 is
+ * written as frames are decoded, so memory is bounded by one window, not by the length of the video.
+ */
+#ifndef SKY_DENOISE_H
+#define SKY_DENOISE_H
+
+#include "core/status.h"
+#include "formats/safetensors.h"
+#include "formats/safetensors_write.h"
+#include "models/dit.h"
+#include "models/teacache.h"
+#include "models/vae.h"
+#include "pipeline/noise.h"
+#include "pipeline/pipeline.h"
+#include "video/video.h"
+
+/* Progress on stderr: "denoise  40%|########            | 12/30 [01:02<01:33,  5.18s/it]". */
+typedef struct sky_progress {
+    const char *what;
+    int         total, done, quiet, tty;
+    double      start;
+} sky_progress;
+
+/* A run's state: the models, the prompt embeddings, the outputs. */
+typedef struct sky_denoise {
+    const sky_variant_desc *v;
+    const sky_gen_args     *a;
+    sky_lora               *lora;           /* --lora: the deltas, open for the whole run (NULL: none) */
+    sky_dit                *dit;            /* NULL while released (--offload) */
+    sky_dit                *dit_u;          /* --use_cfg_parallel: the uncond pass's transformer on GPU 1 (NULL
+                                             * otherwise, or while released) */
+    int                     cfg_parallel;   /* --use_cfg_parallel and the run has uncond passes */
+    sky_teacache            tc;             /* --teacache */
+    sky_teacache           *tcp;            /* &tc, or NULL without --teacache */
+    sky_dit_skip            skip;           /* TeaCache's decision on tc, for one transformer */
+    struct tc_order        *order;          /* with --use_cfg_parallel: the decisions in order */
+    long long               prompt_runs[2]; /* forwards of closed transformers that ran / reused the prompt part
+                                             * (sky_dit_prompt_counts) */
+    sky_vae                *dec, *enc;      /* NULL while released (--offload) or not needed */
+    int                     has_vae;        /* VAE weights given: decode to an mp4 */
+    sky_noise               noise;
+    float                  *ctx, *ctx_null, *clip; /* prompt embeddings (and CLIP features) */
+    int                     h, w;                  /* latent size of this run */
+    size_t                  hw;
+    sky_video_writer       *writer;
+    sky_st_entry            keep[64]; /* tensors for --output_latents */
+    int                     n_keep;
+    float                  *video; /* all frames, only for --output_latents */
+    int                     video_frames;
+    sky_progress            prog;
+} sky_denoise;
+
+/* ---- progress ------------------------------------------------------------------------------- */
+
+/* Seconds on a monotonic clock. */
+double sky_denoise_now(void);
+/* Start r->prog at 0 of `total` model evaluations (redrawn in place on a terminal, a line each otherwise). */
+void sky_denoise_progress_start(sky_denoise *r, int total);
+/* One more evaluation done. */
+void sky_denoise_progress_step(sky_denoise *r);
+/* SKY_ERR "interrupted" when a signal asked to stop (a->interrupted); checked between steps. */
+sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err);
+
+/* ---- the models' lifetimes ------------------------------------------------------------------- */
+
+/* Without --offload every model the run needs is opened before the first step and kept to the end. With
+ * --offload (the original moves each model to the CPU between stages), a model is opened for each use and
+ * closed after it, so only one of the transformer, the VAE decoder and the VAE encoder holds its weights
+ * (and, on the GPU, its arena) at a time; each use reloads it from its checkpoint, which was checked before
+ * the first step. */
+
+/* Open the transformer; with --use_cfg_parallel also the uncond passes' one (GPU 1), both loading at once. */
+sky_status sky_denoise_open_dits(sky_denoise *r, sky_err *err);
+/* The transformer(s) for the next steps: opened if released (TeaCache's state then knows of no residual). */
+sky_status sky_denoise_use_dit(sky_denoise *r, sky_err *err);
+/* After a stage's steps: released under --offload. */
+void sky_denoise_done_dit(sky_denoise *r);
+/* Close the transformer(s), adding their prompt-part counts to r->prompt_runs. */
+void sky_denoise_close_dits(sky_denoise *r);
+/* Open the VAE decoder (decode = 1) or encoder, if not open. */
+sky_status sky_denoise_use_vae(sky_denoise *r, int decode, sky_err *err);
+/* Decode F latent frames z [C, F, h, w] into px [3, T, H, W] (T: models/latent.h), opening the decoder for it
+ * under --offload. */
+sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err);
+/* Encode T video frames [3, T, H, W] into z, opening the encoder for it under --offload. */
+sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, float *z, sky_err *err);
+
+/* TeaCache (--teacache) over runs of num_steps calls, on the open transformer(s); under --use_cfg_parallel
+ * the two passes decide on one state in the order of a one-transformer run. */
+sky_status sky_denoise_teacache_start(sky_denoise *r, int num_steps, sky_err *err);
+
+/* ---- guidance ------------------------------------------------------------------------------------ */
+
+/* One model evaluation of F latent frames x (and y, I2V) at timesteps t (Ft of them: 1 or F) with
+ * classifier-free guidance: v = v_u + g (v_c - v_u), tmp [C, F, h, w] holding v_u. The callers skip the uncond
+ * pass (skip_uncond: v = v_c) for T2V/I2V at g == 1, where the formula is v_c (diffusers skips it too), and for
+ * DF at g <= 1 (reference §7.1); check_cfg_parallel in pipeline.c is the same rule. With --use_cfg_parallel
+ * the uncond pass runs on the second transformer in a thread of its own while this thread runs the cond
+ * pass: the same two forwards on the same inputs, so the same numbers. */
+void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, const double *t, int Ft, float *v,
+                        float *tmp, int skip_uncond);
+
+/* ---- inputs and outputs ------------------------------------------------------------------------- */
+
+/* An image as [3, H, W] in [-1, 1]: center-cropped to H:W, resized to W x H with swscale (`lanczos` for I2V as
+ * the original's VideoProcessor, else bicubic as its DF PIL resize; at the target size both are the identity;
+ * other sizes differ from PIL's filters in the last bits). */
+sky_status sky_denoise_load_image(const char *path, int H, int W, int lanczos, float *dst, sky_err *err);
+/* Keep a copy of a tensor for --output_latents (written at the end; nothing without the flag). */
+sky_status sky_denoise_keep(sky_denoise *r, const char *name, const float *data, int ndim, const int64_t *shape,
+                            sky_err *err);
+/* Hand decoded frames [3, T, H, W] (frames [t0, T)) to the mp4 writer and, for --output_latents, to the kept
+ * video. */
+sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t0, sky_err *err);
+/* Decode latents [C, F, h, w] and emit frames [drop, T) (nothing without a VAE). */
+sky_status sky_denoise_decode_and_emit(sky_denoise *r, const float *z, int F, int drop, sky_err *err);
+
+/* Release everything r holds (safe on a partly opened run). */
+void sky_denoise_free(sky_denoise *r);
+
+/* ---- the pipelines ------------------------------------------------------------------------------ */
+
+/* T2V and I2V (reference §7.2, §7.3; t2v_i2v.c). */
+sky_status sky_pipeline_t2v_i2v(sky_denoise *r, sky_err *err);
+/* Diffusion forcing (reference §7.4; df.c). */
+sky_status sky_pipeline_df(sky_denoise *r, sky_err *err);
+
+#endif /* SKY_DENOISE_H */
