@@ -6,8 +6,9 @@
 -- derived sizes are computed here once, stored in `s.derived`, and never recomputed
 -- downstream. Math of the derivations: shared/reference/dit-and-sampling.md §1, §2.2, §2.8.
 
-local fail   = require("lib.fail")
-local sorted = require("lib.sorted")
+local fail     = require("lib.fail")
+local sorted   = require("lib.sorted")
+local schedule = require("schedule_sm90")
 
 local spec = {}
 
@@ -65,6 +66,8 @@ local fields = {
     { "sampler.guidance",        "float",  required = true, min = 0 },
     { "teacache.coefficients",   "float_list" },
     { "teacache.ret_coefficients", "float_list" },
+    -- the Hopper attention kernel's schedule (gen/schedule_sm90.lua; its default when absent)
+    { "cuda.attention90",        "string", one_of = schedule.attention90_names() },
 }
 
 -- Defaults of the optional fields (the original ignores these keys in config.json and always
@@ -73,7 +76,8 @@ local defaults = {
     ["dit.qk_norm"] = true, ["dit.cross_attn_norm"] = true, ["dit.rope_theta"] = 10000.0,
 }
 
-local sections = { dit = true, vae = true, t5 = true, clip = true, video = true, sampler = true, teacache = true }
+local sections = { dit = true, vae = true, t5 = true, clip = true, video = true, sampler = true, teacache = true,
+                   cuda = true }
 
 -- Per-channel latent normalisation of the Wan2.1 VAE (reference vae-text-image-files.md §1.6):
 -- the default of vae.latents_mean / vae.latents_std when z_dim is 16.
@@ -428,7 +432,7 @@ function spec.load(path)
 
     -- rel_path: how generated files name the spec (gen/main.lua makes it repository-relative).
     local s = { path = path, rel_path = path, text = text, variant = t.variant, family = t.family,
-                dit = {}, vae = {}, t5 = {}, clip = {}, video = {}, sampler = {}, teacache = {} }
+                dit = {}, vae = {}, t5 = {}, clip = {}, video = {}, sampler = {}, teacache = {}, cuda = {} }
     for _, rule in ipairs(fields) do
         local section, key = rule[1]:match("^(%w+)%.(.+)$")
         if section then
@@ -466,7 +470,7 @@ function spec.dump(s)
     local lines = { "# spec " .. s.rel_path }
     lines[#lines + 1] = "variant = " .. s.variant
     lines[#lines + 1] = "family = " .. s.family
-    for _, section in ipairs({ "dit", "vae", "t5", "clip", "video", "sampler", "teacache", "derived" }) do
+    for _, section in ipairs({ "dit", "vae", "t5", "clip", "video", "sampler", "teacache", "cuda", "derived" }) do
         for _, k in ipairs(sorted.keys(s[section] or {})) do
             local v = s[section][k]
             if type(v) == "table" then

@@ -152,13 +152,12 @@ end
 -- (C = heads x 128, bf16); two kernels, one chosen at run time (runtime/cuda/dit_cuda.c: the sm_90a one, TMA
 -- and wgmma, on a cc 9.0 GPU; else the sm_80 one).
 local function attention_function(E, heads, D)
-    local sc, sc90 = schedule.attention, schedule.attention90
+    local sc, sc90 = schedule.attention, schedule.attention90_for(E.s)
     local C = heads * D
     local scale = clit.f32(1.4426950408889634 / math.sqrt(D))
     local name = string.format("attention_h%d_d%d", heads, D)
     return E:helper(name, function()
-        local k90 = E:kernel("attention_sm90", { NH = heads, D = D, STAGES = sc90.stages,
-                                                 SMEM = schedule.attention90_smem(D) })
+        local k90 = E:kernel("attention_sm90", schedule.attention90_consts(heads, D, sc90))
         local k80 = E:kernel("attention_sm80", { NH = heads, D = D, BLOCK_M = sc.block_m, BLOCK_N = sc.block_n,
                                                  STAGES = sc.stages, THREADS = sc.threads,
                                                  SMEM = schedule.attention_smem(D) })
@@ -174,8 +173,8 @@ local function attention_function(E, heads, D)
             "    if (st->attn_sm90) {",
             "        CUtensorMap tm_q, tm_k, tm_v;",
             string.format("        sky_cuda_tmap_bf16(&tm_q, *q, lq, %d, 128);", C),
-            string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, 128);", C),
-            string.format("        sky_cuda_tmap_bf16(&tm_v, *v, lk, %d, 128);", C),
+            string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, %d);", C, sc90.block_n),
+            string.format("        sky_cuda_tmap_bf16(&tm_v, *v, lk, %d, %d);", C, sc90.block_n),
             string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), "
                           .. "INT(lk), FLT(%s));", k90, heads, scale),
             "    } else {",
@@ -323,7 +322,8 @@ function cuda_dit.emit(s, p, files, ctx)
     })
     h:line("/* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */")
     h:line("#define ATTN_SMEM %d", schedule.attention_smem(128))
-    h:line("#define ATTN90_SMEM %d", schedule.attention90_smem(128))
+    local sc90, sc90_name = schedule.attention90_for(s)
+    h:line("#define ATTN90_SMEM %d /* schedule %s */", schedule.attention90_smem(128, sc90), sc90_name)
     h:blank()
     cuda.offsets(h, "arena offsets (bytes), from gen/plan.lua with the CUDA dtypes", p.buffers, 40)
     cuda.offsets(h, "prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua)", p.prompt, 40)

@@ -9,6 +9,7 @@
 #include "cuda/cuda_ctx.h"
 #include "cuda/cuda_program.h"
 #include "core/dtype.h"
+#include "cuda/fatbin.h"
 #include "cuda/nvrtc_cache.h"
 #include "cuda/selftest_cuda.h"
 
@@ -72,9 +73,21 @@ void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, 
 }
 
 sky_status sky_cuda_kernels_load(sky_cuda *c, const char *src, const char *file, int n, const char *const *names,
-                                 const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, sky_err *err)
+                                 const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, char *how,
+                                 size_t how_size, sky_err *err)
 {
-    if (sky_nvrtc_module(module, src, file, c->cc_major, c->cc_minor, NULL, NULL, err)) return SKY_ERR;
+    /* The kernels built into the plugin when they cover this GPU (fatbin.h), else NVRTC. */
+    const sky_fatbin *fb = sky_fatbin_find(file);
+    char              what[96] = "";
+    int               loaded = 0;
+    if (fb && sky_fatbin_module(module, fb, src, c->cc_major, c->cc_minor, &loaded, what, sizeof what, err))
+        return SKY_ERR;
+    if (loaded) {
+        snprintf(how, how_size, "kernels built in (%s)", what);
+    } else {
+        if (sky_nvrtc_module(module, src, file, c->cc_major, c->cc_minor, NULL, NULL, err)) return SKY_ERR;
+        snprintf(how, how_size, "kernels compiled by NVRTC%s", fb ? " (none built in for this GPU)" : "");
+    }
     for (int k = 0; k < n; k++)
         if (sky_nvrtc_function(&fn[k], *module, names[k], err)) return SKY_ERR;
     sky_cuda_smem_limit(n, names, fn, smem_prefix, smem);
@@ -113,8 +126,13 @@ sky_status sky_cuda_prog_begin(sky_cuda_prog *pr, const char *name, int device, 
     snprintf(what, sizeof what, "%s's arena (plan %zu bytes, cuBLASLt workspace %zu, kept between calls %zu)", name,
              pr->arena_bytes, SKY_GEMM_WORKSPACE_BYTES, pr->kept_bytes);
     if (sky_cuda_require(pr->c, pr->arena_bytes + SKY_GEMM_WORKSPACE_BYTES + pr->kept_bytes, what, err)) return SKY_ERR;
-    return sky_cuda_kernels_load(pr->c, src, file, n_kernels, kernel_names, smem_prefix, smem, &pr->module, pr->fn,
-                                 err);
+    char how[160];
+    if (sky_cuda_kernels_load(pr->c, src, file, n_kernels, kernel_names, smem_prefix, smem, &pr->module, pr->fn, how,
+                              sizeof how, err))
+        return SKY_ERR;
+    const size_t used = strlen(pr->device);
+    snprintf(pr->device + used, sizeof pr->device - used, ", %s", how);
+    return SKY_OK;
 }
 
 sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,

@@ -120,11 +120,12 @@ void sky_cuda_trace_copy(sky_cuda_trace *t, CUstream s, const char *name, CUdevi
  * smem bytes of dynamic shared memory. */
 void sky_cuda_smem_limit(int n, const char *const *names, const CUfunction *fn, const char *prefix, int smem);
 
-/* A program's kernels through NVRTC (cached): module and one function per name; sky_cuda_smem_limit for
- * smem_prefix. */
+/* A program's kernels: built into the plugin when they cover the GPU (fatbin.h), else through NVRTC (cached);
+ * module and one function per name; sky_cuda_smem_limit for smem_prefix. Which of the two into how[how_size]. */
 struct sky_cuda;
 sky_status sky_cuda_kernels_load(struct sky_cuda *c, const char *src, const char *file, int n, const char *const *names,
-                                 const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, sky_err *err);
+                                 const char *smem_prefix, int smem, CUmodule *module, CUfunction *fn, char *how,
+                                 size_t how_size, sky_err *err);
 
 /* What every program of the plugin holds (dit_cuda.c, vae_cuda.c, enc_cuda.c; cuda_program.c): the
  * device, the kernels, the weights in one buffer, the arena, the GEMM table and its workspace, what the

@@ -3,7 +3,8 @@
  *
  * The generator writes CUDA C++ source per program; at start-up the binary compiles it
  * with NVRTC for the GPU it finds (sm_90a on a Hopper GPU, compute capability 9.0, so
- * that wgmma and setmaxnreg compile; sm_XY elsewhere) and loads it with cuModuleLoadData.
+ * that wgmma and setmaxnreg compile; sm_XY elsewhere) and loads it with cuModuleLoadData,
+ * unless the plugin has that program's kernels built in for the GPU (fatbin.h).
  *
  * Cache (conventions-and-reliability.md §4.2). Key = xxh64 over a header naming the
  * options string ("--gpu-architecture=sm_90a -std=c++17 --include-path=..."), the target

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# tests/compile/attention_compile.sh — compile-only checks of templates/cuda/attention_sm80.cu.in
-# (no GPU needed; no numbers are checked here: tests/gpu/attention_test.cu does that on a GPU).
+# tests/compile/attention_compile.sh — compile-only checks of templates/cuda/attention_sm80.cu.in and
+# attention_sm90.cu.in (no GPU needed; no numbers are checked here: tests/gpu/attention_test.cu does that on
+# a GPU, tests/emu/kernel_test.c on the CPU emulator).
 #
-# 1. Render the template with the schedules of tests/gpu/build_attention_test.sh (each for 12
-#    and 40 heads, all in one file after templates/cuda/common.cuh: what a generated program
-#    holds, so it also checks that several instances coexist in one file).
+# 1. Render the templates with the schedules of tests/gpu/build_attention_test.sh (for sm_90a: every
+#    schedule of gen/schedule_sm90.lua, and one stage; each for 12 and 40 heads, all in one file after
+#    templates/cuda/common.cuh: what a generated program holds, so it also checks that several
+#    instances coexist in one file).
 # 2. nvcc -c for sm_80 and sm_90a with -Xptxas -v -Werror all-warnings; every kernel must
 #    report 0 bytes stack frame, 0 bytes spill stores and 0 bytes spill loads.
 # 3. The same file through NVRTC (tests/compile/nvrtc_compile.c) for sm_80 and sm_90a with

@@ -7,7 +7,8 @@
 #     another variant's plugin each exit 1 with a message that says so, and write no output;
 #   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
 #   - --backend cuda on text_encode reaches the plugin too (exit 1, no driver); an unknown backend exits 2;
-#   - without --backend the run takes the CPU backend here and says why; $SKY_BACKEND overrides.
+#   - without --backend the run takes the CPU backend here and says why; $SKY_BACKEND overrides;
+#   - -DSKY_CUDA_ARCHS with a target that is not one, or that nvcc does not know, stops the configure.
 # Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -95,5 +96,14 @@ expect 1 "no usable NVIDIA driver: cuInit failed with CUDA_ERROR_STUB_LIBRARY" S
 expect 2 "SKY_BACKEND=gpu: expected cpu or cuda" SKY_BACKEND=gpu "$B" "${A[@]}"
 expect 2 "SKY_BACKEND=cuda: tiny_t2v was generated for the cpu target only" SKY_BACKEND=cuda "$T" program dit_forward \
     --weights "$tmp/wt.safetensors" --inputs "$tmp/int.safetensors" --output "$tmp/v.safetensors"
+# SKY_CUDA_ARCHS (CMakeLists.txt): a target that is not one, and one nvcc does not know, stop the configure with a
+# message that names the option (a scratch build directory: the variant's own keeps its setting).
+for bad_arch in "sm90a:is not sm_XY" "sm_12:cannot compile for sm_12"; do
+    want=${bad_arch#*:}
+    out=$(cmake -S . -B "$tmp/archs" -DSKY_SPECS=specs/tiny_df128.lua -DSKY_CUDA_ARCHS="${bad_arch%%:*}" 2>&1); rc=$?
+    if [ "$rc" -ne 0 ] && [[ "$out" == *"SKY_CUDA_ARCHS"*"$want"* ]]; then ok "-DSKY_CUDA_ARCHS=${bad_arch%%:*}: configure stops: $want"
+    else bad "-DSKY_CUDA_ARCHS=${bad_arch%%:*}: configure exit $rc, want a message with '$want': $(echo "$out" | grep -A2 'Error' | head -3)"; fi
+    rm -rf "$tmp/archs"
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -8,7 +8,10 @@
 #   - NVRTC compiles the same text (tests/compile/nvrtc_compile.c) for sm_90a;
 #   - the generated host code (gen/<program>_cuda.c) compiles as C11 against cuda.h with -Werror;
 #   - two nvcc builds of the same file (-objtemp -frandom-seed=<path>) give identical objects;
-# and the variant's CUDA plugin (runtime/*_cuda.c + the generated host code) links, nothing undefined.
+# and the variant's CUDA plugin (runtime/*_cuda.c + the generated host code) links, nothing undefined. For the
+# first variant's dit_forward, the kernels built into the plugin (CMakeLists.txt's SKY_CUDA_ARCHS=all): the
+# build's nvcc -fatbin command run twice in two directories gives identical bytes, runtime/cuda/embed_fatbin.lua the same
+# C file, which compiles (-Werror) into identical objects, and the plugin links with it.
 # Skips with "compile tier: not run (no nvcc)" where the CUDA toolkit is missing; ends with
 # "N passed, M failed".
 set -uo pipefail
@@ -24,6 +27,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 variants="df_1.3b_540p t2v_14b_540p"
 [ -n "${SKY_TEST_ALL:-}" ] && variants="df_1.3b_540p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p"
+# CMakeLists.txt's SKY_CUDA_ARCHS=all (keep the two lists the same)
+ALL_ARCHS="sm_80 sm_86 sm_89 sm_90a compute_90"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
@@ -83,14 +88,44 @@ for v in $variants; do
           -o "$out/host_$prog.o" 2> "$out/host_$prog.log"; then ok "$v $prog: generated host code compiles (C11, -Werror)"
     else bad "$v $prog: host code:"; head -20 "$out/host_$prog.log"; fi
     done
+    # The kernels built into the plugin, for the first variant's dit_forward (the build's own commands:
+    # CMakeLists.txt's SKY_CUDA_ARCHS=all targets, nvcc run from gen/ on the file's relative name).
+    fatbin_c=()
+    if [ "$v" = "${variants%% *}" ]; then
+        gencode=()
+        for a in $ALL_ARCHS; do
+            case $a in sm_*) gencode+=("-gencode=arch=compute_${a#sm_},code=$a") ;; *) gencode+=("-gencode=arch=$a,code=$a") ;; esac
+        done
+        mkdir -p "$out/fb1" "$out/fb2"
+        t0=$(date +%s)
+        if (cd "$out/gen" && "$NVCC" -fatbin -std=c++17 -O3 --threads 0 "${gencode[@]}" -o "../fb1/dit_forward_kernels.fatbin" \
+                dit_forward_kernels.cu) > "$out/fb1.log" 2>&1 && t1=$(date +%s) &&
+           cp "$out/gen/dit_forward_kernels.cu" "$out/again/" &&
+           (cd "$out/again" && "$NVCC" -fatbin -std=c++17 -O3 --threads 0 "${gencode[@]}" -o "../fb2/dit_forward_kernels.fatbin" \
+                dit_forward_kernels.cu) > "$out/fb2.log" 2>&1 &&
+           cmp -s "$out/fb1/dit_forward_kernels.fatbin" "$out/fb2/dit_forward_kernels.fatbin"; then
+            ok "$v dit_forward: two nvcc -fatbin builds for $ALL_ARCHS give identical bytes ($(wc -c < "$out/fb1/dit_forward_kernels.fatbin") bytes, $((t1 - t0)) s here)"
+        else bad "$v dit_forward: two nvcc -fatbin builds differ (or one failed)"; cat "$out/fb1.log" "$out/fb2.log" 2>/dev/null | head -20; fi
+        for i in 1 2; do
+            lua5.4 runtime/cuda/embed_fatbin.lua "$out/gen/dit_forward_kernels.cu" "$out/fb$i/dit_forward_kernels.fatbin" "$ALL_ARCHS" \
+                "$out/fb$i/dit_forward_kernels_fatbin.c" &&
+            cc -std=c11 -O2 -Wall -Wextra -Werror -fPIC -iquote runtime -I"$CUDA_HOME/include" \
+                -c "$out/fb$i/dit_forward_kernels_fatbin.c" -o "$out/fb$i/fatbin.o" 2> "$out/fb$i/cc.log" || cat "$out/fb$i/cc.log"
+        done
+        if cmp -s "$out/fb1/dit_forward_kernels_fatbin.c" "$out/fb2/dit_forward_kernels_fatbin.c" &&
+           cmp -s "$out/fb1/fatbin.o" "$out/fb2/fatbin.o"; then
+            ok "$v dit_forward: runtime/cuda/embed_fatbin.lua makes the same C file twice, which compiles (-Werror) into identical objects"
+            fatbin_c=("$out/fb1/dit_forward_kernels_fatbin.c")
+        else bad "$v dit_forward: the embedded fat binary's C file or object differs between two runs (or does not compile)"; fi
+    fi
     # The CUDA plugin of the variant links with nothing undefined (as CMakeLists.txt builds it).
     if cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -shared -fvisibility=hidden \
           -DSKY_PLUGIN_VARIANT="\"$v\"" -iquote runtime -I"$CUDA_HOME/include" runtime/cuda/cuda_ctx.c runtime/cuda/cuda_program.c \
-          runtime/cuda/dit_cuda.c runtime/core/dtype.c runtime/cuda/enc_cuda.c runtime/cuda/gemm.c runtime/cuda/nvrtc_cache.c runtime/cuda/selftest_cuda.c runtime/core/status.c \
-          runtime/cuda/vae_cuda.c \
-          "$out"/gen/*_cuda.c "$out"/gen/*_kernels_src.c -Wl,--no-undefined -L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" \
-          -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
-        ok "$v: the CUDA plugin links (--no-undefined) (compile-only)"
+          runtime/cuda/dit_cuda.c runtime/core/dtype.c runtime/cuda/enc_cuda.c runtime/cuda/fatbin.c runtime/cuda/gemm.c \
+          runtime/cuda/nvrtc_cache.c runtime/cuda/selftest_cuda.c runtime/core/status.c runtime/cuda/vae_cuda.c \
+          "$out"/gen/*_cuda.c "$out"/gen/*_kernels_src.c "${fatbin_c[@]}" -Wl,--no-undefined -L"$CUDA_HOME/lib64/stubs" \
+          -L"$CUDA_HOME/lib64" -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
+        ok "$v: the CUDA plugin links (--no-undefined)${fatbin_c[*]:+, with the kernels of dit_forward built in} (compile-only)"
     else bad "$v: plugin:"; head -20 "$out/plugin.log"; fi
 done
 echo "$pass passed, $fail failed"

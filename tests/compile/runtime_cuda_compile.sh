@@ -36,7 +36,8 @@ trap 'rm -rf "$tmp"' EXIT
 # -iquote keeps runtime/ out of the <...> search path.
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -iquote runtime -I"$CUDA_HOME/include")
 LIBS=(-L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm)
-SRC=(runtime/core/status.c runtime/cuda/cuda_ctx.c runtime/cuda/gemm.c runtime/cuda/nvrtc_cache.c tests/gpu/runtime_test.c)
+SRC=(runtime/core/status.c runtime/cuda/cuda_ctx.c runtime/cuda/fatbin.c runtime/cuda/gemm.c runtime/cuda/nvrtc_cache.c
+     tests/gpu/runtime_test.c)
 
 # The stub libcuda.so answers every call with CUDA_ERROR_STUB_LIBRARY; its soname is
 # libcuda.so.1, which the loader needs to find to start the test at all.
@@ -62,7 +63,7 @@ for f in "${SRC[@]:1}"; do
     fi
 done
 
-for h in cuda/cuda_ctx.h cuda/gemm.h cuda/nvrtc_cache.h; do
+for h in cuda/cuda_ctx.h cuda/fatbin.h cuda/gemm.h cuda/nvrtc_cache.h; do
     printf '#include "%s"\n' "$h" > "$tmp/only_${h#*/}.c"
     check "header $h compiles on its own" "$CC" "${CFLAGS[@]}" -iquote runtime -c "$tmp/only_${h#*/}.c" -o "$tmp/o.o"
 done

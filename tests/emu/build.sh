@@ -9,6 +9,9 @@
 # with tests/emu/driver.c (the CUDA driver, runtime, cuBLASLt and NVRTC calls over host memory),
 # tests/emu/emu.c (the fiber GPU) and the generated kernels compiled by g++ through
 # tests/emu/prepare.lua + cuda_emu.h. Load it with SKY_CUDA_PLUGIN=<that .so> and --backend cuda.
+# When the variant's build made fat binaries (SKY_CUDA_ARCHS, in build/<variant>/fatbin/<variant>/), their C
+# files are linked in as in the real plugin, and prepare.lua records each fat binary's xxh64, so that the
+# emulated cuModuleLoadData runs the host-compiled kernels of exactly that build (driver.c).
 # Needs out/<variant>/ generated (./build.sh gen <variant>) and the CUDA toolkit's headers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,21 +35,36 @@ cc_one() {   # source object [extra flags...]
     gcc "${CFLAGS[@]}" "$@" -c "$src" -o "$obj"
     objs+=("$obj")
 }
-for f in cuda/cuda_ctx cuda/cuda_program cuda/dit_cuda core/dtype cuda/enc_cuda cuda/gemm cuda/nvrtc_cache cuda/selftest_cuda core/status cuda/vae_cuda; do
+for f in cuda/cuda_ctx cuda/cuda_program cuda/dit_cuda core/dtype cuda/enc_cuda cuda/fatbin cuda/gemm cuda/nvrtc_cache cuda/selftest_cuda core/status cuda/vae_cuda; do
     cc_one "runtime/$f.c" "$b/${f#*/}.o" -DSKY_PLUGIN_VARIANT="\"$v\""
 done
 progs=()
+fb=build/$v/fatbin/$v
+# The fat binary of a program, when the variant's build made one from the text now in gen/ (a later generation
+# without a build leaves a stale one, which the real plugin would refuse: not linked here).
+fatbin_of() {
+    local c=$fb/$1_kernels_fatbin.c h
+    [ -f "$c" ] || return 1
+    h=$(F="$gen/$1_kernels.cu" lua5.4 -e 'package.path = "gen/?.lua;" .. package.path
+        local f = assert(io.open(os.getenv("F"), "rb")); io.write(require("lib.xxh64").hex(f:read("a")))')
+    if grep -q "(xxh64 $h)" "$c"; then return 0; fi
+    echo "tests/emu/build.sh: $c was built from another gen/$1_kernels.cu: not linked (./build.sh gen $v rebuilds it)" >&2
+    return 1
+}
 for f in "$gen"/*_cuda.c; do
     prog=$(basename "$f" _cuda.c)
     progs+=("$prog")
     cc_one "$f" "$b/${prog}_cuda.o"
     cc_one "$gen/${prog}_kernels_src.c" "$b/${prog}_kernels_src.o"
+    if fatbin_of "$prog"; then cc_one "$fb/${prog}_kernels_fatbin.c" "$b/${prog}_kernels_fatbin.o"; fi
 done
 cc_one tests/emu/driver.c "$b/driver.o" -D_GNU_SOURCE
 cc_one tests/emu/emu.c "$b/emu.o"
 
 for prog in "${progs[@]}"; do
-    lua5.4 tests/emu/prepare.lua "$gen/${prog}_kernels.cu" "gen/${prog}_kernels.cu" > "$b/${prog}_kernels_emu.cpp"
+    fatbin=()
+    if fatbin_of "$prog" 2> /dev/null; then fatbin=("$fb/${prog}_kernels.fatbin"); fi
+    lua5.4 tests/emu/prepare.lua "$gen/${prog}_kernels.cu" "gen/${prog}_kernels.cu" "${fatbin[@]}" > "$b/${prog}_kernels_emu.cpp"
     g++ "${CXXFLAGS[@]}" -c "$b/${prog}_kernels_emu.cpp" -o "$b/${prog}_kernels_emu.o"
     objs+=("$b/${prog}_kernels_emu.o")
 done

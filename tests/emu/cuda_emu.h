@@ -167,9 +167,17 @@ template <int N> inline void setmaxnreg_dec(void) { static_assert(N % 8 == 0 && 
 inline void wgmma_fence(void) {}
 inline void wgmma_commit(void) { sky_emu_wgmma_commit(); }
 template <int N> inline void wgmma_wait(void) { sky_emu_wgmma_wait(N); }
-inline void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
+// Operand fences only constrain the compiler's scheduling: here every access happens in program order, and
+// a wgmma reads its A registers and writes its accumulators at the wait that covers it (emu.c).
+template <int N> inline void wgmma_fence_operand(float (&)[N]) {}
+template <int N> inline void wgmma_fence_operand(unsigned (&)[N][4]) {}
+inline void wgmma_m64k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
 {
     sky_emu_wgmma(d, 128, a, NULL, b, 0);
+}
+inline void wgmma_m64k16_ss(float (&d)[88], unsigned long long a, unsigned long long b)
+{
+    sky_emu_wgmma(d, 176, a, NULL, b, 0);
 }
 inline void wgmma_m64n128k16_rs_tb(float (&d)[64], const unsigned (&a)[4], unsigned long long b)
 {

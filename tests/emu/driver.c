@@ -15,7 +15,11 @@
  *     cuBLASLt uses), fp32 accumulation;
  *   - NVRTC "compiles" a source by finding the emulated module registered for its file name and
  *     checking that the text is the one the module was built from (xxh64), so the runtime's kernel
- *     cache and module loading run as on a GPU.
+ *     cache and module loading run as on a GPU; with SKY_EMU_NVRTC=no-headers it fails as NVRTC does
+ *     without the toolkit's headers;
+ *   - cuModuleLoadData also takes a real fat binary (nvcc -fatbin, built into the plugin: runtime/cuda/
+ *     fatbin.h): its layout is checked, and its bytes map to the host-compiled kernels of the text it was
+ *     compiled from (load_fatbin below says what that checks and what it cannot).
  * The device reports compute capability 9.0 and 132 SMs, so the runtime picks its sm_90a paths.
  * SKY_EMU_DEVICES=N (1 to 8, default 1) makes N such devices, for --use_cfg_parallel: each thread has its
  * current device (cuCtxSetCurrent, cudaSetDevice; none until it sets one, as in the driver), each
@@ -534,10 +538,92 @@ typedef struct module {
     func                     *f;
 } module;
 
+/* How the runtime's modules were made, on stderr at exit with SKY_EMU_REPORT=1 (tests/emu/run.sh). */
+static int fatbin_loads, nvrtc_compiles;
+
+__attribute__((destructor)) static void report(void)
+{
+    const char *v = getenv("SKY_EMU_REPORT");
+    if (v && strcmp(v, "1") == 0)
+        fprintf(stderr, "cuda emulator: %d modules loaded from fat binaries, %d NVRTC compilations\n", fatbin_loads,
+                nvrtc_compiles);
+}
+
+/* A fat binary as nvcc -fatbin writes it (the layout cuobjdump reads; the toolkit documents none): a 16-byte
+ * header (magic 0xBA55ED50, version 1, header size 16, the size of what follows), then entries, each a header
+ * (kind 1 PTX or 2 ELF cubin, its header size, its payload size, the arch at byte 28, flags at byte 40: 0x100000
+ * an arch-specific "a" target) and its payload. Checked here as the driver must read it: the header, every
+ * entry within the declared size and summing to it, a cubin payload that is an ELF file or compressed (zstd).
+ * The emulated GPU is a cc 9.0 one running the sm_90a code paths, so it loads a fat binary only through an sm_90a
+ * cubin: a plain sm_90 cubin or PTX would run other code there (the Hopper attention traps outside sm_90a), so
+ * those get CUDA_ERROR_NO_BINARY_FOR_GPU, as would a fat binary without an arch-9.0 image on a real driver (the
+ * driver would also JIT older PTX; the runtime never asks it to on cc 9.0: fatbin.c). Then the bytes (header
+ * and entries) must be exactly those of a fat binary tests/emu/build.sh registered (its xxh64, prepare.lua):
+ * the kernels run are the host-compiled ones of the text nvcc compiled. What this cannot check: the cubins'
+ * code (the emulator runs the host-compiled source, never SASS), and the driver's own image choice beyond the
+ * rule above. */
+#define FATBIN_MAGIC 0xBA55ED50u
+#define FATBIN_ARCH_SPECIFIC 0x100000ull
+
+static CUresult load_fatbin(CUmodule *out, const unsigned char *p)
+{
+    uint32_t magic;
+    uint16_t version, header;
+    uint64_t size;
+    memcpy(&magic, p, 4), memcpy(&version, p + 4, 2), memcpy(&header, p + 6, 2), memcpy(&size, p + 8, 8);
+    if (magic != FATBIN_MAGIC || version != 1 || header != 16 || size < 64 || size > ((uint64_t)1 << 31)) {
+        fprintf(stderr, "cuda emulator: cuModuleLoadData: a fat binary header that is not nvcc's (version %u, "
+                "header %u bytes, %llu bytes of entries)\n", version, header, (unsigned long long)size);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    int sm90a = 0, images = 0;
+    uint64_t off = 16;
+    const uint64_t end = 16 + size;
+    while (off < end) {
+        uint16_t kind;
+        uint32_t eh, arch;
+        uint64_t payload, flags;
+        if (end - off < 64) break;
+        memcpy(&kind, p + off, 2), memcpy(&eh, p + off + 4, 4), memcpy(&payload, p + off + 8, 8);
+        memcpy(&arch, p + off + 28, 4), memcpy(&flags, p + off + 40, 8);
+        if ((kind != 1 && kind != 2) || eh < 64 || eh > end - off || payload > end - off - eh) break;
+        const unsigned char *data = p + off + eh;
+        if (kind == 2 && memcmp(data, "\177ELF", 4) != 0 && memcmp(data, "\x28\xb5\x2f\xfd", 4) != 0) break;
+        sm90a |= kind == 2 && arch == 90 && (flags & FATBIN_ARCH_SPECIFIC);
+        images++;
+        off += eh + payload;
+    }
+    if (off != end || images == 0) {
+        fprintf(stderr, "cuda emulator: cuModuleLoadData: fat binary entry at byte %llu is malformed (or the "
+                "entries do not add up to the header's %llu bytes)\n", (unsigned long long)off,
+                (unsigned long long)size);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    if (!sm90a) return CUDA_ERROR_NO_BINARY_FOR_GPU;
+    const sky_emu_module_def *def = sky_emu_find_module_by_fatbin(XXH64(p, (size_t)end, 0));
+    if (!def) {
+        fprintf(stderr, "cuda emulator: cuModuleLoadData: no emulated kernels were built from this fat binary "
+                "(xxh64 %016llx): rebuild the emulator plugin (tests/emu/build.sh) after the variant\n",
+                (unsigned long long)XXH64(p, (size_t)end, 0));
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    module *m = calloc(1, sizeof *m);
+    if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+    m->def = def;
+    m->f = calloc((size_t)def->n, sizeof *m->f);
+    for (int i = 0; i < def->n; i++) m->f[i].k = &def->kernels[i];
+    *out = (CUmodule)m;
+    fatbin_loads++;
+    return CUDA_SUCCESS;
+}
+
 CUresult cuModuleLoadData(CUmodule *out, const void *image)
 {
     EMU_SERIAL();
     const char *s = image;
+    uint32_t magic;
+    memcpy(&magic, image, 4);
+    if (magic == FATBIN_MAGIC) return load_fatbin(out, image);
     if (strncmp(s, CUBIN_MAGIC, strlen(CUBIN_MAGIC)) != 0) return CUDA_ERROR_INVALID_IMAGE;
     char file[512];
     unsigned long long hash;
@@ -1015,6 +1101,15 @@ nvrtcResult nvrtcCreateProgram(nvrtcProgram *out, const char *src, const char *n
     return NVRTC_SUCCESS;
 }
 
+/* SKY_EMU_NVRTC=no-headers: NVRTC on a machine without the CUDA toolkit's headers: a source that includes
+ * cuda_bf16.h fails as the real NVRTC fails then, whatever --include-path says (tests/emu/run.sh: the kernels
+ * built into the plugin need no compilation at all). */
+static int no_toolkit_headers(void)
+{
+    const char *v = getenv("SKY_EMU_NVRTC");
+    return v && strcmp(v, "no-headers") == 0;
+}
+
 nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int n, const char *const *opts)
 {
     EMU_SERIAL();
@@ -1024,7 +1119,11 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int n, const char *const *opt
     const sky_emu_module_def *def = sky_emu_find_module(p->name);
     const uint64_t h = XXH64(p->src, strlen(p->src), 0);
     char log[1024];
-    if (!arch_ok) snprintf(log, sizeof log, "cuda emulator: asked for another architecture than sm_90a");
+    nvrtc_compiles++;
+    if (no_toolkit_headers() && strstr(p->src, "#include <cuda_bf16.h>"))
+        snprintf(log, sizeof log, "%s: catastrophic error: could not open source file \"cuda_bf16.h\" (no directories "
+                 "in search list)\n1 catastrophic error detected in the compilation of \"%s\".", p->name, p->name);
+    else if (!arch_ok) snprintf(log, sizeof log, "cuda emulator: asked for another architecture than sm_90a");
     else if (!def) snprintf(log, sizeof log, "cuda emulator: no emulated kernels for %s in this plugin", p->name);
     else if (def->source_xxh64 != h)
         snprintf(log, sizeof log, "cuda emulator: %s differs from the text the emulated kernels were built from "

@@ -115,8 +115,10 @@ static struct {
     emu_ctx               main;
     const sky_emu_kernel *k;
     void                **args;
-    unsigned char        *smem;
+    unsigned char        *smem;                 /* the launch's dynamic shared memory window */
+    unsigned char        *smem_alloc;           /* what was allocated: the window starts smem_off bytes in */
     size_t                smem_bytes;
+    unsigned              smem_off;             /* shared address of the window (SKY_EMU_SMEM_OFFSET) */
     unsigned              block_arrived;
     unsigned              warp_arrived[MAX_THREADS / 32];
     unsigned char         bank[2][MAX_THREADS][SKY_EMU_SLOT_BYTES];
@@ -317,6 +319,23 @@ static void run_block(void)
     S.stats.threads += n;
 }
 
+/* Where the dynamic shared memory window starts in the block's shared address space: 0, or
+ * $SKY_EMU_SMEM_OFFSET bytes (a multiple of 16 below 48 KiB). On a GPU the window follows the kernel's static
+ * shared memory (and whatever the system reserves), so a kernel may assume 16-byte alignment only; the
+ * bytes before it are not the kernel's (an access there faults). */
+static unsigned smem_offset(void)
+{
+    const char *v = getenv("SKY_EMU_SMEM_OFFSET");
+    if (!v || !*v) return 0;
+    char *end;
+    const unsigned long off = strtoul(v, &end, 10);
+    if (*end || off % 16 || off >= 48u << 10) {
+        fprintf(stderr, "cuda emulator: SKY_EMU_SMEM_OFFSET=%s: expected a multiple of 16 below 49152\n", v);
+        exit(3);
+    }
+    return (unsigned)off;
+}
+
 void sky_emu_launch(const sky_emu_kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                     unsigned bz, unsigned dyn_smem, void **args)
 {
@@ -326,8 +345,10 @@ void sky_emu_launch(const sky_emu_kernel *k, unsigned gx, unsigned gy, unsigned 
     S.nthreads = bx * by * bz;
     if (S.nthreads == 0 || S.nthreads > MAX_THREADS) sky_emu_fault("block of %u threads", S.nthreads);
     S.smem_bytes = dyn_smem;
-    S.smem = aligned_alloc(128, ((size_t)dyn_smem + 127) / 128 * 128 + 128);
-    if (!S.smem) sky_emu_fault("out of host memory for %u bytes of shared memory", dyn_smem);
+    S.smem_off = smem_offset();
+    S.smem_alloc = aligned_alloc(1024, ((size_t)S.smem_off + dyn_smem + 1023) / 1024 * 1024 + 1024);
+    if (!S.smem_alloc) sky_emu_fault("out of host memory for %u bytes of shared memory", dyn_smem);
+    S.smem = S.smem_alloc + S.smem_off;
     sky_emu_grid_dim = (sky_emu_dim3){ gx, gy, gz };
     sky_emu_block_dim = (sky_emu_dim3){ bx, by, bz };
     for (unsigned z = 0; z < gz; z++)
@@ -336,8 +357,8 @@ void sky_emu_launch(const sky_emu_kernel *k, unsigned gx, unsigned gy, unsigned 
                 sky_emu_block_idx = (sky_emu_dim3){ x, y, z };
                 run_block();
             }
-    free(S.smem);
-    S.smem = NULL;
+    free(S.smem_alloc);
+    S.smem_alloc = S.smem = NULL;
     S.smem_bytes = 0;
     S.k = NULL;
     S.stats.launches++;
@@ -412,16 +433,17 @@ unsigned sky_emu_smem_offset(const void *p)
     const unsigned char *c = p;
     if (c < S.smem || c > S.smem + S.smem_bytes)
         sky_emu_fault("smem_u32 of %p, outside the launch's %zu bytes of dynamic shared memory", p, S.smem_bytes);
-    return (unsigned)(c - S.smem);
+    return S.smem_off + (unsigned)(c - S.smem);
 }
 
 static unsigned char *smem_at(unsigned addr, size_t bytes, unsigned align, const char *what)
 {
-    if ((size_t)addr + bytes > S.smem_bytes)
-        sky_emu_fault("%s at shared address %u (+%zu bytes) beyond the launch's %zu bytes of dynamic shared "
-                      "memory", what, addr, bytes, S.smem_bytes);
+    if (addr < S.smem_off || (size_t)addr + bytes > S.smem_off + S.smem_bytes)
+        sky_emu_fault("%s at shared address %u (+%zu bytes) outside the launch's %zu bytes of dynamic shared "
+                      "memory (shared addresses %u to %zu)", what, addr, bytes, S.smem_bytes, S.smem_off,
+                      S.smem_off + S.smem_bytes);
     if (addr % align) sky_emu_fault("%s at shared address %u, not %u-byte aligned", what, addr, align);
-    return S.smem + addr;
+    return S.smem + (addr - S.smem_off);
 }
 
 /* The driver checks that [p, p + n) is inside one device allocation (driver.c). */
@@ -922,5 +944,12 @@ const sky_emu_module_def *sky_emu_find_module(const char *file)
 {
     for (int i = 0; i < n_modules; i++)
         if (strcmp(modules[i]->file, file) == 0) return modules[i];
+    return NULL;
+}
+
+const sky_emu_module_def *sky_emu_find_module_by_fatbin(uint64_t fatbin_xxh64)
+{
+    for (int i = 0; i < n_modules; i++)
+        if (fatbin_xxh64 && modules[i]->fatbin_xxh64 == fatbin_xxh64) return modules[i];
     return NULL;
 }

@@ -35,10 +35,13 @@ typedef struct sky_emu_module_def {
     uint64_t               source_xxh64;      /* of the text the runtime hands to NVRTC */
     int                    n;
     const sky_emu_kernel  *kernels;
+    uint64_t               fatbin_xxh64;      /* of the fat binary nvcc made from that text (0: none was built) */
 } sky_emu_module_def;
 
 void sky_emu_register(const sky_emu_module_def *m);
 const sky_emu_module_def *sky_emu_find_module(const char *file);
+/* The module whose fat binary has this xxh64 (the emulated cuModuleLoadData of a real fat binary), or NULL. */
+const sky_emu_module_def *sky_emu_find_module_by_fatbin(uint64_t fatbin_xxh64);
 
 /* Run a grid now. dyn_smem: bytes of dynamic shared memory. Faults end the process. */
 void sky_emu_launch(const sky_emu_kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,

@@ -2,13 +2,18 @@
 -- sizes the tiny models do not reach (rows longer than a warp, more output channels than one tile,
 -- partial channel steps), after the same helpers a generated file holds.
 --
---   lua5.4 tests/emu/kernel_test.lua > kernel_test_kernels.cu
+--   lua5.4 tests/emu/kernel_test.lua DIR     writes DIR/kernel_test_kernels.cu and DIR/kernel_test_attention.inc
 --
 -- Kernel names are the generator's procedural ones (gen/emit/names.lua: the template and every constant, as
--- the comment beside each generated kernel lists them); kernel_test.c finds them by name.
+-- the comment beside each generated kernel lists them); kernel_test.c finds them by name, the Hopper
+-- attention kernels through kernel_test_attention.inc: one row per schedule of gen/schedule_sm90.lua (all of
+-- them, so a schedule added there is tested here), and one with a single stage.
 package.path = "gen/?.lua;" .. package.path
 local render = require("lib.render")
 local names = require("emit.names")
+local schedule = require("schedule_sm90")
+
+local dir = arg[1] or error("usage: lua5.4 tests/emu/kernel_test.lua DIR")
 
 local function read(path)
     local f = assert(io.open(path, "rb"))
@@ -31,14 +36,24 @@ local instances = {
                      SPLIT = 0 } },
     { "conv_tf32", { CIN = 16, COUT = 144, KT = 3, KH = 1, KW = 1, NC = 2, ST = 1, SH = 1, SW = 1, PH = 0, PW = 0,
                      SPLIT = 1 } },
-    -- attention at several query blocks and key tiles (kernel_test.c: lq 300, lk 600, 512, 257, 40),
-    -- the Hopper kernel with two stages, one (its barriers' parity flips every tile) and three (the most
-    -- that fit in shared memory)
-    { "attention_sm90", { NH = 2, D = 128, STAGES = 2, SMEM = 164928 } },
-    { "attention_sm90", { NH = 2, D = 128, STAGES = 1, SMEM = 99392 } },
-    { "attention_sm90", { NH = 2, D = 128, STAGES = 3, SMEM = 230464 } },
+    -- attention at several query blocks and key tiles (kernel_test.c), the sm_80 kernel, then the Hopper one
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }
+-- the Hopper kernel with every named schedule, the default first, and with one stage (its barriers' parity
+-- flips every tile)
+local hopper = { { schedule.attention90_default, schedule.attention90_schedules[schedule.attention90_default] } }
+for _, name in ipairs(schedule.attention90_names()) do
+    if name ~= schedule.attention90_default then hopper[#hopper + 1] = { name, schedule.attention90_schedules[name] } end
+end
+hopper[#hopper + 1] = { "s1", { block_n = 128, stages = 1, desc_inc = 0, kv_split = 0 } }
+local table_rows = { "// kernel_test_attention.inc: rendered by tests/emu/kernel_test.lua; do not edit\n" }
+for _, h in ipairs(hopper) do
+    local consts = schedule.attention90_consts(2, 128, h[2])
+    instances[#instances + 1] = { "attention_sm90", consts }
+    table_rows[#table_rows + 1] = string.format("{ %q, %q, %d, %d },\n", h[1],
+                                                names.procedural("attention_sm90", consts), consts.SMEM,
+                                                consts.BLOCK_N)
+end
 
 local out = { "// kernel_test_kernels.cu: rendered by tests/emu/kernel_test.lua; do not edit\n" }
 for _, h in ipairs({ "templates/cuda/ptx.cuh", "templates/cuda/common.cuh", "templates/cuda/reduce.cuh" }) do
@@ -52,4 +67,10 @@ for _, inst in ipairs(instances) do
     local path = "templates/cuda/" .. template .. ".cu.in"
     out[#out + 1] = "\n" .. render.render(read(path), vars, path)
 end
-io.write(table.concat(out))
+local function write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+end
+write(dir .. "/kernel_test_kernels.cu", table.concat(out))
+write(dir .. "/kernel_test_attention.inc", table.concat(table_rows))

@@ -93,8 +93,9 @@ int main(int argc, char **argv)
         CUdeviceptr *vw = calloc((size_t)v->n_weights, sizeof *vw);
         sky_gemm_set *vg;
         for (int k = 0; k < v->n_weights; k++) vw[k] = ((CUdeviceptr)1 << 40) + (CUdeviceptr)k * 256;
+        char how[160];
         if (sky_cuda_kernels_load(c, v->kernels_src, v->kernels_file, v->n_kernels, v->kernel_names, "conv_tf32",
-                                  v->conv_smem, &m, vf, &err) ||
+                                  v->conv_smem, &m, vf, how, sizeof how, &err) ||
             sky_gemm_init(&vg, c, v->gemms, v->n_gemms, (void *)(uintptr_t)((CUdeviceptr)1 << 44),
                           SKY_GEMM_WORKSPACE_BYTES, &err)) {
             fprintf(stderr, "launch_check: %s\n", err.msg);
@@ -125,8 +126,9 @@ int main(int argc, char **argv)
         CUdeviceptr *ew = calloc((size_t)e->n_weights, sizeof *ew);
         sky_gemm_set *eg;
         for (int k = 0; k < e->n_weights; k++) ew[k] = ((CUdeviceptr)1 << 40) + (CUdeviceptr)k * 256;
+        char how[160];
         if (sky_cuda_kernels_load(c, e->kernels_src, e->kernels_file, e->n_kernels, e->kernel_names, NULL, 0, &m, ef,
-                                  &err) ||
+                                  how, sizeof how, &err) ||
             sky_gemm_init(&eg, c, e->gemms, e->n_gemms, (void *)(uintptr_t)((CUdeviceptr)1 << 44),
                           SKY_GEMM_WORKSPACE_BYTES, &err)) {
             fprintf(stderr, "launch_check: %s\n", err.msg);

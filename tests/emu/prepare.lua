@@ -1,8 +1,11 @@
 -- tests/emu/prepare.lua — a generated kernels file, made compilable by the CPU emulator.
 --
---   lua5.4 tests/emu/prepare.lua <out/<variant>/gen/<program>_kernels.cu> <name> > <file>.cpp
+--   lua5.4 tests/emu/prepare.lua <out/<variant>/gen/<program>_kernels.cu> <name> [<fatbin>] > <file>.cpp
 --
--- <name> is the file name the runtime gives NVRTC (e.g. gen/dit_forward_kernels.cu). The text is
+-- <name> is the file name the runtime gives NVRTC (e.g. gen/dit_forward_kernels.cu); <fatbin>, when the
+-- plugin has its kernels built in (CMakeLists.txt, SKY_CUDA_ARCHS), the fat binary nvcc made from the same
+-- text: its xxh64 goes into the table, so that the emulated cuModuleLoadData maps those exact bytes to these
+-- host-compiled kernels (driver.c). The text is
 -- kept as it is, but for two mechanical rewrites that the device language needs on the CPU:
 --   extern "C" __global__          -> static   (each program's kernels stay private to its unit)
 --   extern __shared__ ... name[];  -> a pointer to the launch's dynamic shared memory
@@ -12,10 +15,16 @@
 package.path = "gen/?.lua;" .. package.path
 local xxh64 = require("lib.xxh64")
 
-local path, name = arg[1], arg[2]
+local path, name, fatbin_path = arg[1], arg[2], arg[3]
 if not path or not name then
-    io.stderr:write("usage: lua5.4 tests/emu/prepare.lua <kernels.cu> <name the runtime gives NVRTC>\n")
+    io.stderr:write("usage: lua5.4 tests/emu/prepare.lua <kernels.cu> <name the runtime gives NVRTC> [<fatbin>]\n")
     os.exit(2)
+end
+local fatbin_hash = "0"
+if fatbin_path then
+    local fb = assert(io.open(fatbin_path, "rb"))
+    fatbin_hash = "0x" .. xxh64.hex(fb:read("a"))
+    fb:close()
 end
 local f = assert(io.open(path, "rb"))
 local text = f:read("a")
@@ -50,7 +59,7 @@ for _, k in ipairs(kernels) do
     out[#out + 1] = string.format("    SKY_EMU_KERNEL(%s, %d),\n", k.name, k.bounds)
 end
 out[#out + 1] = "};\n"
-out[#out + 1] = string.format("static const sky_emu_module_def sky_emu_module = { %q, 0x%sULL, %d, sky_emu_table };\n",
-                              name, xxh64.hex(text), #kernels)
+out[#out + 1] = string.format("static const sky_emu_module_def sky_emu_module = { %q, 0x%sULL, %d, sky_emu_table, %sULL };\n",
+                              name, xxh64.hex(text), #kernels, fatbin_hash)
 out[#out + 1] = "__attribute__((used)) static const int sky_emu_registered = (sky_emu_register(&sky_emu_module), 0);\n"
 io.write(table.concat(out))

@@ -8,7 +8,9 @@
 #      plain matrix product, cp.async visibility) and what must fault (divergent barrier and shuffle,
 #      shared-memory overrun: exit 3 with the kernel's name);
 #   0b. templates at sizes the tiny models do not reach (rows longer than a warp, several column tiles,
-#      partial channel steps, odd strided sizes) against plain references (kernel_test.c);
+#      partial channel steps, odd strided sizes; the attention kernels with every Hopper schedule of
+#      gen/schedule_sm90.lua) against plain references (kernel_test.c), also with the TMA copies landing at
+#      issue and with the dynamic shared memory 16 bytes into the block's window;
 #   1. the weights: our random-weights --seed 1, checked against the sha256 the fixtures were made with;
 #   2. every case of tests/fixtures/cuda/ (plain and per-frame timesteps, 1 to 6 frames, portrait,
 #      batches whose second sample replays the captured CUDA Graph):
@@ -17,6 +19,9 @@
 #        - the CUDA backend against diffusers fp32 (v):  rel_l2 <= 2 x peer_bf16_rel_l2, the error of
 #          diffusers' own bf16 forward on the same weights and inputs (issue 3's rule; the factor 2 is
 #          that rule's, not tuned here);
+#   2b. one case with SKY_EMU_SMEM_OFFSET=16, and one on tiny_df128 generated with cuda.attention90 = sm90_fa3;
+#   2c. tiny_df128 with its kernels built in (an sm_90a fat binary, nvcc) runs with no toolkit headers for NVRTC,
+#      compiling nothing; without them it fails there as NVRTC does; fatbin_test.c (image choice, refusals);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
 #      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); the kernel
@@ -52,6 +57,9 @@ trap 'rm -rf "$tmp"' EXIT
 FX=tests/fixtures/cuda
 ST=build/tools/sttool
 export SKYREELS_CACHE=$tmp/cache          # the emulated NVRTC's "cubins" stay out of the user's cache
+# every build here compiles its kernels with the (emulated) NVRTC at run time, whatever GPU this machine has; 2c
+# builds one variant with its kernels built in
+export SKY_CMAKE_ARGS="${SKY_CMAKE_ARGS:-} -DSKY_CUDA_ARCHS=none"
 
 # 0. the emulator itself (selftest.cu / selftest.c): what must work, and what must fault
 E=build/emu/selftest
@@ -77,11 +85,11 @@ fi
 # 0b. templates at sizes the tiny models do not reach (kernel_test.lua / kernel_test.c)
 K=build/emu/kernel_test
 mkdir -p "$K"
-if lua5.4 tests/emu/kernel_test.lua > "$K/kernel_test_kernels.cu" &&
+if lua5.4 tests/emu/kernel_test.lua "$K" &&
    lua5.4 tests/emu/prepare.lua "$K/kernel_test_kernels.cu" kernel_test_kernels.cu > "$K/kernel_test_emu.cpp" &&
    g++ -std=c++17 -O2 -Wall -Werror -Wno-unknown-pragmas -Wno-psabi -Itests/emu/include -Itests/emu -include tests/emu/cuda_emu.h \
        -c "$K/kernel_test_emu.cpp" -o "$K/kernel_test_emu.o" &&
-   gcc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -Itests/emu -I"$CUDA/include" tests/emu/kernel_test.c \
+   gcc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -Itests/emu -I"$K" -I"$CUDA/include" tests/emu/kernel_test.c \
        tests/emu/emu.c tests/emu/driver.c "$K/kernel_test_emu.o" -o "$K/kernel_test" -lxxhash -lstdc++ -lm; then
     "$K/kernel_test" > "$tmp/kt.txt" 2>&1
     while read -r status line; do
@@ -92,6 +100,11 @@ if lua5.4 tests/emu/kernel_test.lua > "$K/kernel_test_kernels.cu" &&
     SKY_EMU_TMA=eager "$K/kernel_test" > "$tmp/kt.txt" 2>&1
     if grep -q " 0 failed" "$tmp/kt.txt"; then ok "kernel_test with SKY_EMU_TMA=eager: $(tail -1 "$tmp/kt.txt")"
     else tail -5 "$tmp/kt.txt"; bad "kernel_test with SKY_EMU_TMA=eager"; fi
+    # again with the dynamic shared memory 16 bytes into the block's window (as after static shared memory): the
+    # Hopper kernel's 1024-byte alignment path runs, and its reservation must cover what it then uses
+    SKY_EMU_SMEM_OFFSET=16 "$K/kernel_test" > "$tmp/kt.txt" 2>&1
+    if grep -q " 0 failed" "$tmp/kt.txt"; then ok "kernel_test with SKY_EMU_SMEM_OFFSET=16: $(tail -1 "$tmp/kt.txt")"
+    else tail -5 "$tmp/kt.txt"; bad "kernel_test with SKY_EMU_SMEM_OFFSET=16"; fi
 else
     bad "building tests/emu/kernel_test"
 fi
@@ -135,6 +148,83 @@ for v in tiny_df128 tiny_i2v128; do
         done
     done
 done
+
+# 2b. the Hopper attention's other schedules through the generator (a spec's cuda.attention90: the kernel's
+#     constants, its shared memory and the tensor maps' boxes in the launch code), and the dynamic shared memory
+#     starting 16 bytes into the block's window (SKY_EMU_SMEM_OFFSET=16): one fixture case each, same bound
+v=tiny_df128 f=$FX/tiny_df128_f6frames.safetensors
+peer=$("$ST" meta "$f" peer_bf16_rel_l2)
+bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+if SKY_EMU_SMEM_OFFSET=16 SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "out/$v/skyreels-$v" program \
+        dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" --output "$tmp/cuda.safetensors" -q --backend cuda \
+        2> "$tmp/cuda.log" && "$ST" compare "$tmp/cuda.safetensors" "$f" v "$bound" > "$tmp/cmp.txt"; then
+    ok "$v f6frames with SKY_EMU_SMEM_OFFSET=16: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound"
+else
+    cat "$tmp/cuda.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
+    bad "$v f6frames with SKY_EMU_SMEM_OFFSET=16 (bound $bound)"
+fi
+vs=${v}_fa3
+mkdir -p "$tmp/specs"
+sed -e "s/variant = \"$v\"/variant = \"$vs\"/" -e 's/^    video /    cuda = { attention90 = "sm90_fa3" },\n    video /' \
+    "specs/$v.lua" > "$tmp/specs/$vs.lua"
+if ./build.sh gen "$tmp/specs/$vs.lua" > "$tmp/gen-$vs.log" 2>&1 && P=$(bash tests/emu/build.sh "$vs" 2> "$tmp/emu-$vs.log") &&
+   grep -q "attention_sm90_blockn176_d128_descinc1_kvsplit1" "out/$vs/gen/dit_forward_cuda.c" &&
+   SKY_CUDA_PLUGIN="$PWD/$P" "out/$vs/skyreels-$vs" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+       --output "$tmp/cuda.safetensors" -q --backend cuda 2> "$tmp/cuda.log" &&
+   "$ST" compare "$tmp/cuda.safetensors" "$f" v "$bound" > "$tmp/cmp.txt"; then
+    ok "$v f6frames generated with cuda.attention90 = sm90_fa3 (176-key tiles): $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound"
+else
+    cat "$tmp/gen-$vs.log" "$tmp/emu-$vs.log" "$tmp/cuda.log" "$tmp/cmp.txt" 2>/dev/null | tail -8
+    bad "$v f6frames generated with cuda.attention90 = sm90_fa3 (bound $bound)"
+fi
+rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
+
+# 2c. kernels built into the plugin (CMakeLists.txt's SKY_CUDA_ARCHS, runtime/cuda/fatbin.h): tiny_df128 built with
+#     an sm_90a fat binary (nvcc) runs a fixture case where NVRTC would find no toolkit headers (SKY_EMU_NVRTC=
+#     no-headers: it fails as the real one does then; CUDA_HOME and CUDA_PATH point nowhere; an empty kernel cache):
+#     every module comes from the fat binary, no compilation at all; the plugin built without one fails there as
+#     NVRTC does, exit 1, nothing written. fatbin_test.c: which image each GPU gets, and the loader's refusals.
+vf=${v}_fb
+nohdr=(env SKY_EMU_NVRTC=no-headers CUDA_HOME="$tmp/none" CUDA_PATH="$tmp/none" SKY_EMU_REPORT=1)
+sed -e "s/variant = \"$v\"/variant = \"$vf\"/" "specs/$v.lua" > "$tmp/specs/$vf.lua"
+if SKY_CMAKE_ARGS="-DSKY_CUDA_ARCHS=sm_90a" ./build.sh gen "$tmp/specs/$vf.lua" > "$tmp/gen-$vf.log" 2>&1 &&
+   P=$(bash tests/emu/build.sh "$vf" 2> "$tmp/emu-$vf.log"); then
+    if "${nohdr[@]}" SKYREELS_CACHE="$tmp/cache-fb" SKY_CUDA_PLUGIN="$PWD/$P" "out/$vf/skyreels-$vf" program dit_forward \
+           --weights "$tmp/w-$v.safetensors" --inputs "$f" --output "$tmp/cuda.safetensors" --backend cuda 2> "$tmp/fb.log" &&
+       grep -q "kernels built in (sm_90a cubin)" "$tmp/fb.log" &&
+       grep -q "cuda emulator: 1 modules loaded from fat binaries, 0 NVRTC compilations" "$tmp/fb.log" &&
+       "$ST" compare "$tmp/cuda.safetensors" "$f" v "$bound" > "$tmp/cmp.txt"; then
+        ok "$v f6frames with its kernels built in (sm_90a fat binary) and no toolkit headers for NVRTC: no compilation, $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound"
+    else
+        cat "$tmp/fb.log" "$tmp/cmp.txt" 2>/dev/null | tail -6
+        bad "$v f6frames with its kernels built in (sm_90a fat binary), no toolkit headers"
+    fi
+    rm -f "$tmp/cuda.safetensors"
+    "${nohdr[@]}" SKYREELS_CACHE="$tmp/cache-nofb" SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" \
+        "out/$v/skyreels-$v" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+        --output "$tmp/cuda.safetensors" -q --backend cuda 2> "$tmp/nofb.log"
+    rc=$?
+    if [ "$rc" -eq 1 ] && grep -q 'could not open source file "cuda_bf16.h"' "$tmp/nofb.log" && [ ! -e "$tmp/cuda.safetensors" ]; then
+        ok "$v without built-in kernels and no toolkit headers: exit 1, $(grep -o 'NVRTC [^:]* could not compile it' "$tmp/nofb.log" | head -1), nothing written"
+    else
+        tail -5 "$tmp/nofb.log"
+        bad "$v without built-in kernels and no toolkit headers: exit $rc (want 1 and NVRTC's message)"
+    fi
+    if gcc -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -D_POSIX_C_SOURCE=200809L -Iruntime -Itests/emu -I"$CUDA/include" \
+           tests/emu/fatbin_test.c runtime/cuda/fatbin.c runtime/cuda/cuda_ctx.c runtime/cuda/nvrtc_cache.c \
+           runtime/core/status.c tests/emu/emu.c tests/emu/driver.c -o "$tmp/fatbin_test" -lxxhash -lm 2> "$tmp/fbt.log" &&
+       "$tmp/fatbin_test" "build/$vf/fatbin/$vf/dit_forward_kernels.fatbin" "out/$vf/gen/dit_forward_kernels.cu" \
+           > "$tmp/fbt.log" 2>&1; then
+        ok "fatbin_test: $(tail -1 "$tmp/fbt.log") (image per compute capability, stale source, no sm_90a image, malformed)"
+    else
+        grep -v '^ok' "$tmp/fbt.log" | tail -8
+        bad "fatbin_test"
+    fi
+else
+    cat "$tmp/gen-$vf.log" "$tmp/emu-$vf.log" 2>/dev/null | tail -8
+    bad "$vf: build with SKY_CUDA_ARCHS=sm_90a (nvcc) and the emulator plugin"
+fi
+rm -rf "out/$vf" "build/$vf" "build/cmake-$vf.log" "build/emu/$vf"
 
 # 3. op by op
 v=tiny_df128 f=$FX/tiny_df128_f6frames.safetensors

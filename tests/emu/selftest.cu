@@ -109,7 +109,7 @@ wgmma_unwaited_kernel(float *__restrict__ out)
     float d[64];
     for (int i = 0; i < 64; i++) d[i] = 0.0f;
     wgmma_fence();
-    wgmma_m64n128k16_ss(d, desc, desc);
+    wgmma_m64k16_ss(d, desc, desc); // n128: d has 64 registers
     wgmma_commit();
     if (threadIdx.x < 64) out[threadIdx.x] = d[0];
 }

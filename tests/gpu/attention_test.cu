@@ -9,8 +9,10 @@
 // cross-attention (512 keys), 14B self-attention over 5 latent frames (10,200 tokens, 40 heads),
 // I2V image keys (257), and odd sizes that exercise the tails (lq, lk not multiples of the tiles).
 // Each shape is then timed (cudaEvent, 10 runs after 2 warm-ups); FLOPs = 4 lq lk D NH.
-// CONFIG (optional) runs only the schedule of that name (e.g. m128n64s2t128, sm90s2). The sm_90a
-// kernels (sm90s*) run on a cc 9.0 GPU only and take TMA maps of q, k, v (made here as the runtime makes them).
+// CONFIG (optional) runs only the schedule of that name (e.g. m128n64s2t128, sm90_s2). The sm_90a
+// kernels (sm90_*: every schedule of gen/schedule_sm90.lua, and sm90_s1) run on a cc 9.0 GPU only and take TMA
+// maps of q (boxes of 128 rows), k and v (boxes of the schedule's BLOCK_N rows), made here as the runtime makes
+// them. The timings pick gen/schedule_sm90.lua's default: record them in tests/bench/RESULTS.md.
 //
 // Error bounds, derived (bf16 keeps 8 significant bits: unit roundoff u = 2^-8):
 //   The kernel rounds twice where the reference does not: P = exp(S - max) to bf16 before the
@@ -57,7 +59,7 @@ typedef void (*attention_fn)(const bf16 *, const bf16 *, const bf16 *, bf16 *, i
 typedef void (*attention90_fn)(sky_tmap, sky_tmap, sky_tmap, bf16 *, int, int, float);
 
 struct att_kernel {
-    const char    *config;     // schedule name, m<BLOCK_M>n<BLOCK_N>s<STAGES>t<THREADS>, or sm90s<STAGES>
+    const char    *config;     // schedule name, m<BLOCK_M>n<BLOCK_N>s<STAGES>t<THREADS>, or sm90_<name>
     int            nh;         // heads (a template constant)
     attention_fn   fn;         // the sm_80 kernel, or
     attention90_fn fn90;       // the sm_90a one (cc 9.0 only)
@@ -65,9 +67,9 @@ struct att_kernel {
     const void    *entry() const { return fn ? (const void *)fn : (const void *)fn90; }
 };
 
-// The map of a bf16 [rows, nh * 128] tensor, boxes of 64 x 128, 128-byte swizzle (what
+// The map of a bf16 [rows, nh * 128] tensor, boxes of 64 x box_rows, 128-byte swizzle (what
 // runtime/cuda/cuda_program.c's sky_cuda_tmap_bf16 makes for the generated code).
-static sky_tmap tmap(const bf16 *p, int rows, int nh)
+static sky_tmap tmap(const bf16 *p, int rows, int nh, int box_rows)
 {
     static PFN_cuTensorMapEncodeTiled_v12000 encode;
     if (!encode) {
@@ -80,7 +82,7 @@ static sky_tmap tmap(const bf16 *p, int rows, int nh)
     }
     CUtensorMap m;
     const cuuint64_t dims[2] = { (cuuint64_t)nh * 128, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)nh * 256 };
-    const cuuint32_t box[2] = { 64, 128 }, elem[2] = { 1, 1 };
+    const cuuint32_t box[2] = { 64, (cuuint32_t)box_rows }, elem[2] = { 1, 1 };
     const CUresult r = encode(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, stride, box,
                                               elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
@@ -295,7 +297,8 @@ int main(int argc, char **argv)
             const att_kernel &kn = kernels[i];
             if (!usable[i] || kn.nh != sh.nh) continue;
             const dim3 grid((sh.lq + kn.block_m - 1) / kn.block_m, sh.nh);
-            const sky_tmap tq = tmap(q, sh.lq, sh.nh), tk = tmap(k, sh.lk, sh.nh), tv = tmap(v, sh.lk, sh.nh);
+            const sky_tmap tq = tmap(q, sh.lq, sh.nh, 128), tk = tmap(k, sh.lk, sh.nh, kn.block_n),
+                           tv = tmap(v, sh.lk, sh.nh, kn.block_n);
             auto launch = [&]() {
                 if (kn.fn) kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2);
                 else kn.fn90<<<grid, kn.threads, kn.smem>>>(tq, tk, tv, o, sh.lq, sh.lk, scale_log2);

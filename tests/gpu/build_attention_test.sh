@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/build_attention_test.sh — render templates/cuda/attention_sm80.cu.in for a few
-# schedules, and attention_sm90.cu.in with 2, 1 and 3 stages, and build tests/gpu/attention_test.cu
-# against them.
+# schedules, and attention_sm90.cu.in with every schedule of gen/schedule_sm90.lua (and with one
+# stage), and build tests/gpu/attention_test.cu against them.
 #
 #   bash tests/gpu/build_attention_test.sh                   build build/gpu/attention_test
 #   bash tests/gpu/build_attention_test.sh --run [CONFIG]    build, then run it (a GPU machine)
@@ -31,13 +31,30 @@ render() {
         -e "s/\${SMEM}/$smem/g" "$TEMPLATE"
 }
 
-# The sm_90a kernel (templates/cuda/attention_sm90.cu.in): render90 NAME NH STAGES
+# The sm_90a kernel (templates/cuda/attention_sm90.cu.in): render90 NAME NH BLOCK_N STAGES DESC_INC KV_SPLIT
+smem90() { echo $(( 1024 + 32768 + 2 * $2 * 256 * $1 + 8 * (1 + 4 * $2) )); }   # BLOCK_N STAGES (the template's formula)
 render90() {
-    local smem=$(( 1024 + 32768 * (1 + 2 * $3) + 64 ))
-    sed -e "s/\${name}/$1/g" -e "s/\${NH}/$2/g" -e "s/\${D}/$D/g" -e "s/\${STAGES}/$3/g" \
-        -e "s/\${SMEM}/$smem/g" templates/cuda/attention_sm90.cu.in
+    sed -e "s/\${name}/$1/g" -e "s/\${NH}/$2/g" -e "s/\${D}/$D/g" -e "s/\${BLOCK_N}/$3/g" -e "s/\${STAGES}/$4/g" \
+        -e "s/\${DESC_INC}/$5/g" -e "s/\${KV_SPLIT}/$6/g" -e "s/\${SMEM}/$(smem90 "$3" "$4")/g" \
+        templates/cuda/attention_sm90.cu.in
 }
-STAGES90=${ATTENTION90_STAGES:-"2 1 3"}
+# Its schedules: "NAME BLOCK_N STAGES DESC_INC KV_SPLIT" per line, every one of gen/schedule_sm90.lua (the default
+# first), then sm90_s1 (one stage: the barriers' parity flips every tile). ATTENTION90_SCHEDULES="sm90_s2 ..."
+# keeps only those.
+schedules90() {
+    lua5.4 -e 'package.path = "gen/?.lua;" .. package.path
+        local s = require("schedule_sm90")
+        local names = { s.attention90_default }
+        for _, n in ipairs(s.attention90_names()) do if n ~= s.attention90_default then names[#names + 1] = n end end
+        for _, n in ipairs(names) do
+            local a = s.attention90_schedules[n]
+            print(n, a.block_n, a.stages, a.desc_inc, a.kv_split)
+        end
+        print("sm90_s1", 128, 1, 0, 0)' |
+    while read -r n rest; do
+        if [ -z "${ATTENTION90_SCHEDULES:-}" ] || [[ " $ATTENTION90_SCHEDULES " == *" $n "* ]]; then echo "$n $rest"; fi
+    done
+}
 
 # Writes attention_kernels.cu and attention_configs.inc into $1.
 render_all() {
@@ -57,13 +74,16 @@ render_all() {
             echo "{\"m${bm}n${bn}s${st}t${th}\", $nh, $name, nullptr, $bm, $bn, $st, $th, $(( (bm + 2 * st * bn) * (D + 8) * 2 ))}," >> "$table.tmp"
         done
     done
-    for st in $STAGES90; do
+    local sched bn inc split
+    schedules90 > "$dir/schedules90.txt"
+    [ -s "$dir/schedules90.txt" ] || { echo "error: no sm_90a schedule (lua5.4 and gen/schedule_sm90.lua?)" >&2; exit 1; }
+    while read -r sched bn st inc split; do
         for nh in $HEADS; do
-            name="attention_sm90_h${nh}_s${st}"
-            { echo; render90 "$name" "$nh" "$st"; } >> "$kernels.tmp"
-            echo "{\"sm90s${st}\", $nh, nullptr, $name, 128, 128, $st, 384, $(( 1024 + 32768 * (1 + 2 * st) + 64 ))}," >> "$table.tmp"
+            name="attention_${sched}_h${nh}"
+            { echo; render90 "$name" "$nh" "$bn" "$st" "$inc" "$split"; } >> "$kernels.tmp"
+            echo "{\"$sched\", $nh, nullptr, $name, 128, $bn, $st, 384, $(smem90 "$bn" "$st")}," >> "$table.tmp"
         done
-    done
+    done < "$dir/schedules90.txt"
     if grep -n '\${' "$kernels.tmp" >&2; then
         echo "error: placeholders left in the rendered kernels (above)" >&2
         exit 1

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (27 .lua files)                 xxh64 5323a3450769e472
+ * generator  gen/ (27 .lua files)                 xxh64 3d92f3a2786f7355
  * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -15,7 +15,7 @@
 
 /* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */
 #define ATTN_SMEM 104448
-#define ATTN90_SMEM 164928
+#define ATTN90_SMEM 164936 /* schedule sm90_s2 */
 
 /* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */
 #define OFF_X                                        ((size_t)0)

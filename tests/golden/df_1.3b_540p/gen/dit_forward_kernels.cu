@@ -4,12 +4,12 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (27 .lua files)                 xxh64 5323a3450769e472
+ * generator  gen/ (27 .lua files)                 xxh64 3d92f3a2786f7355
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
- *            templates/cuda/attention_sm90.cu.in  xxh64 aba90c1b5c73df41
+ *            templates/cuda/attention_sm90.cu.in  xxh64 77f8d6c00f98ccc4
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
@@ -17,7 +17,7 @@
  *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
- *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
+ *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
@@ -233,10 +233,30 @@ template <int N> __device__ __forceinline__ void wgmma_wait(void)
     asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory");
 }
 
+// Operand fences (CUTLASS's warpgroup_fence_operand): an empty asm that reads and writes each register, so
+// the compiler keeps every access to an accumulator or A-fragment register on its side of the fence. A wgmma
+// reads its A registers and writes its accumulators asynchronously, between its issue and the wgmma.wait_group
+// that covers it, which the compiler does not know (to it the asm statement that issued the wgmma did both).
+// Fenced before the wgmma.fence of an issue and after the wait that completes it, no code that reads or
+// writes those registers can be moved into the window, and their registers cannot be given to other values
+// while it is open: correctness then does not rest on one compiler version's scheduling.
+template <int N> __device__ __forceinline__ void wgmma_fence_operand(float (&r)[N])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N> __device__ __forceinline__ void wgmma_fence_operand(unsigned (&r)[N][4])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
 #define SKY_WG_D64 \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
-    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, " \
-    "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, " \
+    "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 #define SKY_WG_OUT64(d) \
     "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
     "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
@@ -246,16 +266,40 @@ template <int N> __device__ __forceinline__ void wgmma_wait(void)
     "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
     "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
     "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define SKY_WG_D88 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, " \
+    "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, " \
+    "%66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}"
+#define SKY_WG_OUT88(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
 
-// d (64 x 128, fp32) += A B by the warpgroup (scale-d = 1: always accumulate), A 64 x 16 bf16 and B 16 x 128 bf16 both in shared
-// memory, both K-major (a = shared-memory descriptor of A, b of B; see smem_desc in the kernel).
-// Accumulators: warp w of the warpgroup holds rows 16w .. 16w + 15; d[4j + 2h + e] is row
-// 16w + lane/4 + 8h, column 8j + 2(lane%4) + e (PTX ISA, "wgmma .m64nNk16 register fragment D").
-__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
+// d (64 x N, fp32) += A B by the warpgroup (scale-d = 1: always accumulate), A 64 x 16 bf16 and B 16 x N bf16 both in
+// shared memory, both K-major (a = shared-memory descriptor of A, b of B; see desc in attention_sm90.cu.in); N is
+// set by the accumulator array: 64 registers for N = 128, 88 for N = 176 (FlashAttention-3's key tile for head dim
+// 128). Accumulators: warp w of the warpgroup holds rows 16w .. 16w + 15; d[4j + 2h + e] is row 16w + lane/4 + 8h,
+// column 8j + 2(lane%4) + e (PTX ISA, "wgmma .m64nNk16 register fragment D").
+__device__ __forceinline__ void wgmma_m64k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SKY_WG_D64 ", %64, %65, p, 1, 1, 0, 0;\n}"
                  : SKY_WG_OUT64(d) : "l"(a), "l"(b), "r"(1));
+}
+__device__ __forceinline__ void wgmma_m64k16_ss(float (&d)[88], unsigned long long a, unsigned long long b)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 " SKY_WG_D88 ", %88, %89, p, 1, 1, 0, 0;\n}"
+                 : SKY_WG_OUT88(d) : "l"(a), "l"(b), "r"(1));
 }
 
 // d (64 x 128, fp32) += A B, A 64 x 16 bf16 from registers (a[0..3]: the mma.m16n8k16 A fragment of
@@ -270,6 +314,8 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const uns
 }
 #undef SKY_WG_D64
 #undef SKY_WG_OUT64
+#undef SKY_WG_D88
+#undef SKY_WG_OUT88
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 #endif // SKY_PTX_CUH
@@ -742,26 +788,26 @@ attention_sm80_h12_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, 
     }
 }
 
-// attention_sm90_h12_d128: templates/cuda/attention_sm90.cu.in with D=128 NH=12 SMEM=164928 STAGES=2
+// attention_sm90_h12_d128: templates/cuda/attention_sm90.cu.in with BLOCK_N=128 D=128 DESC_INC=0 KV_SPLIT=0 NH=12 SMEM=164936 STAGES=2
 // templates/cuda/attention_sm90.cu.in
 //
 // The same attention as attention_sm80.cu.in (o = softmax(q k^T / sqrt(D)) v per head, no mask,
 // q, k, v, o bf16 [L, NH * D], fp32 softmax in base 2, P rounded to bf16 for the P V product), built
 // the way FlashAttention-3 builds it for Hopper (sm_90a only):
-//   - warp specialisation: warpgroup 0 is the producer (one thread issues every load), warpgroups
-//     1 and 2 are consumers, each owning 64 of the block's 128 query rows; setmaxnreg moves the
-//     producer's registers to the consumers (24 against 240 per thread);
+//   - warp specialisation: warpgroup 0 is the producer (one or two threads issue every load),
+//     warpgroups 1 and 2 are consumers, each owning 64 of the block's 128 query rows; setmaxnreg
+//     moves the producer's registers to the consumers (24 against 240 per thread);
 //   - loads by the tensor memory accelerator (cp.async.bulk.tensor): Q once, then K_j and V_j
 //     through STAGES shared-memory stages, each a box of 64 columns (128 bytes, the 128-byte
-//     swizzle's span) by 128 rows, so a 128-column head is two boxes; rows past the tensor's end
+//     swizzle's span) by BLOCK_N rows, so a 128-column head is two boxes; rows past the tensor's end
 //     arrive as zeros. Each stage has a "full" mbarrier (the producer's expect_tx, completed by
 //     the copies' bytes) and an "empty" one (all 256 consumer threads arrive after their wgmma
 //     that read it has completed), so the producer refills a stage only once both warpgroups
 //     are done with it;
-//   - S = Q K^T by wgmma m64n128k16 with both operands in shared memory (K-major, 128-byte
-//     swizzle), 8 k-steps over D; O += P V by wgmma with P from registers (the S accumulators
-//     packed to bf16 are exactly the A fragments, as FlashAttention-2 reuses them) and V in shared
-//     memory read transposed (MN-major), 8 k-steps over the 128 keys of a tile;
+//   - S = Q K^T by wgmma m64nBLOCK_Nk16 with both operands in shared memory (K-major, 128-byte
+//     swizzle), 8 k-steps over D; O += P V by wgmma m64n128k16 with P from registers (the S
+//     accumulators packed to bf16 are exactly the A fragments, as FlashAttention-2 reuses them) and V
+//     in shared memory read transposed (MN-major), BLOCK_N / 16 k-steps over the keys of a tile;
 //   - online softmax as in attention_sm80 (row statistics over the 4 lanes of a quad, one FFMA
 //     per score for the scale and the change of base, the row sum divided out at the end);
 //   - the output of each consumer goes through its own (swizzled) Q rows to 16-byte coalesced
@@ -770,43 +816,68 @@ attention_sm80_h12_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, 
 //     back to back as two commit groups, and the softmax of S_j runs while the second is in flight
 //     (O is rescaled once it has completed);
 //   - FlashAttention-3's ping-pong: the two consumers issue their batches of wgmma in turns (named
-//     barriers 3 and 4), so that one's softmax overlaps the other's GEMMs.
+//     barriers 3 and 4), so that one's softmax overlaps the other's GEMMs;
+//   - operand fences (ptx.cuh's wgmma_fence_operand, CUTLASS's warpgroup_fence_operand) around every
+//     batch: the accumulators and P registers are pinned before its wgmma.fence and after the wait that
+//     completes it, so no compiler may move their accesses, or reuse their registers, while it is in flight.
 // Deterministic: fixed summation order, no atomics.
 //
+// Schedule (gen/schedule_sm90.lua names the combinations; tests/gpu/attention_test.cu times them):
+//   BLOCK_N   keys per tile: 128, or 176 (FlashAttention-3's tile for head dim 128: S is m64n176, 88
+//             accumulators per thread, and P V takes 11 k-steps)
+//   STAGES    K/V pipeline depth, 1 to 3 (3 fit in shared memory with BLOCK_N = 128 only)
+//   DESC_INC  0: each wgmma's shared-memory descriptors are built from its operand's address; 1: built
+//             once per operand (and per stage for K and V) and advanced per k-step by adding the step's
+//             offset >> 4 to the start-address field (CUTLASS's descriptor iterator); no carry can leave
+//             that 14-bit field, as every shared address is below 2^18 (checked below)
+//   KV_SPLIT  0: one producer thread loads Q, then K_j and V_j in turn, so the load of K_{j+STAGES}
+//             waits behind V_j's release; 1: thread 0 loads Q and K, thread 32 (warp 1) loads V, so K
+//             is prefetched as soon as its own stage is released, whatever V's state
+//
 // Shared memory (from a 1024-byte aligned base: the 128-byte swizzle repeats every 8 rows of 128
-// bytes, and TMA and wgmma both apply it to address bits 4-6 ^ 7-9):
+// bytes, and TMA and wgmma both apply it to address bits 4-6 ^ 7-9; the dynamic window itself is only
+// 16-byte aligned, so up to 1008 bytes before the base are skipped):
 //   Q        2 halves (d 0-63, d 64-127) x 128 rows x 128 bytes            32 KiB
-//   K, V     STAGES each, 2 halves x 128 keys x 128 bytes                  32 KiB per stage and tensor
-//   mbarriers q_full, k_full[STAGES], v_full[STAGES], k_empty[STAGES], v_empty[STAGES]
+//   K, V     STAGES each, 2 halves x BLOCK_N keys x 128 bytes              BLOCK_N / 4 KiB per stage and tensor
+//   mbarriers q_full, k_full[STAGES], v_full[STAGES], k_empty[STAGES], v_empty[STAGES]: 8 (1 + 4 STAGES) bytes
 // Named barriers: 1 and 2, each consumer's epilogue (128 threads); 3 and 4, the consumers' turns (256).
-// SMEM = 1024 (alignment slack) + 32768 * (1 + 2 * STAGES) + 64 (checked below; the generator
-// computes it with the same formula).
+// SMEM = 1024 (alignment slack) + 32768 + STAGES * 2 * 256 BLOCK_N + 8 (1 + 4 STAGES) (checked below; the
+// generator computes it with the same formula).
 //
 // Launch: grid (ceil(lq / 128), NH), block 384 threads, SMEM bytes of dynamic shared memory (the
-// host raises the limit), parameters: the tensor maps of q [lq, NH * D], k and v [lk, NH * D]
-// (bf16, 128-byte swizzle, boxes 64 x 128: runtime/cuda/cuda_program.h's TMAP), o, lq, lk,
-// scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
+// host raises the limit), parameters: the tensor maps of q [lq, NH * D] (boxes 64 x 128), k and v
+// [lk, NH * D] (boxes 64 x BLOCK_N) (bf16, 128-byte swizzle: runtime/cuda/cuda_program.h's TMAP), o,
+// lq, lk, scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
 //
-// Parameters: attention_sm90_h12_d128 kernel name, 12 heads, 128 head dim (128), 2 K/V stages,
-//             164928 dynamic shared memory bytes (formula above).
+// Parameters: attention_sm90_h12_d128 kernel name, 12 heads, 128 head dim (128), 128 keys per tile, 2
+//             K/V stages, 0 and 0 (above), 164936 dynamic shared memory bytes (formula
+//             above).
 
 extern "C" __global__ void __launch_bounds__(384, 1)
 attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_constant__ sky_tmap tm_k,
         const __grid_constant__ sky_tmap tm_v, bf16 *__restrict__ o, int lq, int lk, float scale_log2)
 {
     enum {
-        NH = 12, D = 128, STAGES = 2, SMEM = 164928,
-        BLOCK_M = 128, BLOCK_N = 128,            // 2 consumer warpgroups x m64; wgmma n128
+        NH = 12, D = 128, BLOCK_N = 128, STAGES = 2, DESC_INC = 0,
+        KV_SPLIT = 0, SMEM = 164936,
+        BLOCK_M = 128,                           // 2 consumer warpgroups x m64
         LD      = NH * D,                        // elements from one token to the next
-        HALF    = 128 * 128,                     // bytes of one 64-column half of a 128-row tile
-        TILE    = 2 * HALF,                      // bytes of a Q, K or V tile
-        Q_OFF   = 0, K_OFF = TILE, V_OFF = K_OFF + STAGES * TILE, BAR_OFF = V_OFF + STAGES * TILE,
+        Q_HALF  = BLOCK_M * 128,                 // bytes of one 64-column half of the Q tile
+        KV_HALF = BLOCK_N * 128,                 // and of a K or V tile
+        Q_TILE  = 2 * Q_HALF, KV_TILE = 2 * KV_HALF,
+        NS      = BLOCK_N / 2,                   // S accumulators per thread (wgmma m64nBLOCK_N)
+        PSTEPS  = BLOCK_N / 16,                  // k16 steps of O += P V
+        NBARS   = 1 + 4 * STAGES,
+        Q_OFF = 0, K_OFF = Q_TILE, V_OFF = K_OFF + STAGES * KV_TILE, BAR_OFF = V_OFF + STAGES * KV_TILE,
     };
     static_assert(D == 128, "written for head dim 128 (every Wan / SkyReels-V2 model)");
-    static_assert(STAGES >= 1 && STAGES <= 3, "1 to 3 K/V stages fit in shared memory");
-    static_assert(SMEM == 1024 + TILE * (1 + 2 * STAGES) + 64,
+    static_assert(BLOCK_N == 128 || BLOCK_N == 176, "key tiles of 128 or 176 (ptx.cuh's wgmma_m64k16_ss shapes)");
+    static_assert(STAGES >= 1 && STAGES <= 3, "1 to 3 K/V stages");
+    static_assert((DESC_INC == 0 || DESC_INC == 1) && (KV_SPLIT == 0 || KV_SPLIT == 1), "flags are 0 or 1");
+    static_assert(SMEM == 1024 + Q_TILE + 2 * STAGES * KV_TILE + 8 * NBARS,
                   "SMEM must match the formula in this header (the generator computes it)");
     static_assert(SMEM <= 227 * 1024, "over the sm_90 per-block shared memory limit");
+    static_assert(SMEM < (1 << 18), "descriptor start addresses are 14 bits of address >> 4");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char attention_smem[];
     const unsigned base = (smem_u32(attention_smem) + 1023u) & ~1023u;
@@ -835,25 +906,33 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
     __syncthreads();
 
     if (wg == 0) {
-        // ---- producer: one thread issues every copy --------------------------------------------
+        // ---- producer: thread 0 issues the Q and K copies, and the V copies too unless KV_SPLIT gives
+        // them to thread 32 ------------------------------------------------------------------------------
         setmaxnreg_dec<24>();
-        if (threadIdx.x == 0) {
-            mbar_arrive_expect_tx(q_full, TILE);
+        const bool loads_k = threadIdx.x == 0, loads_v = threadIdx.x == (KV_SPLIT ? 32 : 0);
+        if (loads_k) {
+            mbar_arrive_expect_tx(q_full, Q_TILE);
             tma_load_2d(s_q, &tm_q, h * D, m0, q_full);
-            tma_load_2d(s_q + HALF, &tm_q, h * D + 64, m0, q_full);
+            tma_load_2d(s_q + Q_HALF, &tm_q, h * D + 64, m0, q_full);
+        }
+        if (loads_k || loads_v) {
             for (int j = 0; j < ntiles; j++) {
                 const int s = j % STAGES;
                 const unsigned parity = (unsigned)(j / STAGES) & 1u;
                 // Round r of a stage waits for the consumers' release of round r - 1 (parity r - 1:
                 // round 0 waits for parity 1, which a fresh barrier reports as completed).
-                mbar_wait(k_empty(s), parity ^ 1u);
-                mbar_arrive_expect_tx(k_full(s), TILE);
-                tma_load_2d(s_k + s * TILE, &tm_k, h * D, j * BLOCK_N, k_full(s));
-                tma_load_2d(s_k + s * TILE + HALF, &tm_k, h * D + 64, j * BLOCK_N, k_full(s));
-                mbar_wait(v_empty(s), parity ^ 1u);
-                mbar_arrive_expect_tx(v_full(s), TILE);
-                tma_load_2d(s_v + s * TILE, &tm_v, h * D, j * BLOCK_N, v_full(s));
-                tma_load_2d(s_v + s * TILE + HALF, &tm_v, h * D + 64, j * BLOCK_N, v_full(s));
+                if (loads_k) {
+                    mbar_wait(k_empty(s), parity ^ 1u);
+                    mbar_arrive_expect_tx(k_full(s), KV_TILE);
+                    tma_load_2d(s_k + s * KV_TILE, &tm_k, h * D, j * BLOCK_N, k_full(s));
+                    tma_load_2d(s_k + s * KV_TILE + KV_HALF, &tm_k, h * D + 64, j * BLOCK_N, k_full(s));
+                }
+                if (loads_v) {
+                    mbar_wait(v_empty(s), parity ^ 1u);
+                    mbar_arrive_expect_tx(v_full(s), KV_TILE);
+                    tma_load_2d(s_v + s * KV_TILE, &tm_v, h * D, j * BLOCK_N, v_full(s));
+                    tma_load_2d(s_v + s * KV_TILE + KV_HALF, &tm_v, h * D + 64, j * BLOCK_N, v_full(s));
+                }
             }
         }
         return;
@@ -870,10 +949,26 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
         return (unsigned long long)((addr & 0x3ffffu) >> 4) | (unsigned long long)(lbo >> 4) << 16 |
                (unsigned long long)(sbo >> 4) << 32 | 1ull << 62;
     };
-    // K-major operands (Q rows, K rows: 128 bytes of d per row in each half): 8-row groups 1024
-    // bytes apart (SBO); the k-step kk starts 32 bytes further within the 128-byte row, the hardware
-    // applying the swizzle to the address it forms (LBO unused: one swizzle span covers a k-step).
+    // K-major operands (Q rows, K rows: 128 bytes of d per row in each half): 8-row groups 1024 bytes
+    // apart (SBO); the k-step kk starts 32 bytes further within the 128-byte row, the hardware applying
+    // the swizzle to the address it forms (LBO unused: one swizzle span covers a k-step). V is MN-major
+    // for P V: a k-step is 16 keys = 2048 bytes on, the 8-key groups are 1024 bytes apart (SBO) and the
+    // two 64-column halves of d are KV_HALF bytes apart (LBO).
     const unsigned q_rows = s_q + c * 64 * 128;
+    const unsigned long long q_desc0 = desc(q_rows, 16, 1024), k_desc0 = desc(s_k, 16, 1024),
+                             v_desc0 = desc(s_v, KV_HALF, 1024);
+    auto q_desc = [&](int kk) {
+        return DESC_INC ? q_desc0 + (unsigned)((kk / 4 * Q_HALF + kk % 4 * 32) >> 4)
+                        : desc(q_rows + kk / 4 * Q_HALF + kk % 4 * 32, 16, 1024);
+    };
+    // k_stage, v_stage: the descriptor of stage s's tile (DESC_INC), advanced per k-step by k_desc, v_desc
+    auto k_desc = [&](unsigned long long k_stage, int s, int kk) {
+        return DESC_INC ? k_stage + (unsigned)((kk / 4 * KV_HALF + kk % 4 * 32) >> 4)
+                        : desc(s_k + s * KV_TILE + kk / 4 * KV_HALF + kk % 4 * 32, 16, 1024);
+    };
+    auto v_desc = [&](unsigned long long v_stage, int s, int kk) {
+        return DESC_INC ? v_stage + (unsigned)(kk * 2048 >> 4) : desc(s_v + s * KV_TILE + kk * 2048, KV_HALF, 1024);
+    };
 
     float acc[64];                               // O rows, fp32, the wgmma D fragment of 64 x 128
     float row_max[2], row_sum[2];                // rows lane/4 and lane/4 + 8 of this warp, log2 units
@@ -886,48 +981,48 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
     }
 
     // S = Q K_j^T into d (zeroed first) from stage s: 8 wgmma over D, one commit group.
-    auto issue_s = [&](float (&d)[64], int s) {
+    auto issue_s = [&](float (&d)[NS], int s) {
 #pragma unroll
-        for (int i = 0; i < 64; i++) d[i] = 0.0f;
+        for (int i = 0; i < NS; i++) d[i] = 0.0f;
+        const unsigned long long k_stage = k_desc0 + (unsigned)(s * (KV_TILE >> 4));
+        wgmma_fence_operand(d);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++)
-            wgmma_m64n128k16_ss(d, desc(q_rows + kk / 4 * HALF + kk % 4 * 32, 16, 1024),
-                                desc(s_k + s * TILE + kk / 4 * HALF + kk % 4 * 32, 16, 1024));
+        for (int kk = 0; kk < D / 16; kk++) wgmma_m64k16_ss(d, q_desc(kk), k_desc(k_stage, s, kk));
         wgmma_commit();
     };
-    // O += P V from stage s: P's A fragment of keys 16kk .. 16kk + 15 is p[kk]; V is MN-major for this
-    // product: a k-step is 16 keys = 2048 bytes on, the 8-key groups are 1024 bytes apart (SBO) and the
-    // two 64-column halves of d are HALF bytes apart (LBO). One commit group.
-    auto issue_pv = [&](const unsigned (&pp)[8][4], int s) {
+    // O += P V from stage s: P's A fragment of keys 16kk .. 16kk + 15 is pp[kk]. One commit group.
+    auto issue_pv = [&](unsigned (&pp)[PSTEPS][4], int s) {
+        const unsigned long long v_stage = v_desc0 + (unsigned)(s * (KV_TILE >> 4));
+        wgmma_fence_operand(acc);
+        wgmma_fence_operand(pp);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < BLOCK_N / 16; kk++)
-            wgmma_m64n128k16_rs_tb(acc, pp[kk], desc(s_v + s * TILE + kk * 2048, HALF, 1024));
+        for (int kk = 0; kk < PSTEPS; kk++) wgmma_m64n128k16_rs_tb(acc, pp[kk], v_desc(v_stage, s, kk));
         wgmma_commit();
     };
-    // The scores of tile j (keys n0 = 128 j ..) in sc, after their wgmma completed: keys past lk (only in
+    // The scores of tile j (keys n0 = BLOCK_N j ..) in sc, after their wgmma completed: keys past lk (only in
     // the last tile; TMA filled them with zeros) get -inf; then the online softmax (row r of this thread is
     // entries 4jj + 2r + e of each n8 tile jj): new row maxima, sc <- exp2 of the scaled scores, the row
     // sums rescaled and extended; alpha[r] is what O must be multiplied by (done by the caller, once the
     // P V product that may still be reading O has completed).
-    auto softmax = [&](float (&sc)[64], int n0, float (&alpha)[2]) {
+    auto softmax = [&](float (&sc)[NS], int n0, float (&alpha)[2]) {
         if (n0 + BLOCK_N > lk) {
 #pragma unroll
-            for (int i = 0; i < 64; i++)
+            for (int i = 0; i < NS; i++)
                 if (n0 + i / 4 * 8 + lane % 4 * 2 + i % 2 >= lk) sc[i] = NEG_INF;
         }
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             float mx = NEG_INF;
 #pragma unroll
-            for (int jj = 0; jj < 16; jj++) mx = fmaxf(mx, fmaxf(sc[4 * jj + 2 * r], sc[4 * jj + 2 * r + 1]));
+            for (int jj = 0; jj < NS / 4; jj++) mx = fmaxf(mx, fmaxf(sc[4 * jj + 2 * r], sc[4 * jj + 2 * r + 1]));
             const float m_new = fmaxf(row_max[r], quad_max(mx) * scale_log2);
             alpha[r] = ex2(row_max[r] - m_new);
             row_max[r] = m_new;
             float sum = 0.0f;
 #pragma unroll
-            for (int jj = 0; jj < 16; jj++)
+            for (int jj = 0; jj < NS / 4; jj++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     float &x = sc[4 * jj + 2 * r + e];
@@ -947,9 +1042,9 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
             }
     };
     // P (bf16) from the probabilities: the S accumulators packed are exactly the A fragments.
-    auto pack = [&](const float (&sc)[64], unsigned (&pp)[8][4]) {
+    auto pack = [&](const float (&sc)[NS], unsigned (&pp)[PSTEPS][4]) {
 #pragma unroll
-        for (int kk = 0; kk < 8; kk++) {
+        for (int kk = 0; kk < PSTEPS; kk++) {
             pp[kk][0] = pack_bf16x2(sc[8 * kk + 0], sc[8 * kk + 1]);
             pp[kk][1] = pack_bf16x2(sc[8 * kk + 2], sc[8 * kk + 3]);
             pp[kk][2] = pack_bf16x2(sc[8 * kk + 4], sc[8 * kk + 5]);
@@ -960,6 +1055,7 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
     // FlashAttention-3's intra-warpgroup overlap: while the tensor cores compute S_j = Q K_j^T, O += P_{j-1}
     // V_{j-1} is issued behind it, and the softmax of S_j runs while that product is still in flight.
     // Commit groups, in order: S_j, then P V_{j-1}; wgmma_wait<1> completes S_j alone, wgmma_wait<0> both.
+    // After each wait, the registers of the groups it completed are fenced (sc after <1>; acc and p after <0>).
     // FlashAttention-3's ping-pong: the two consumers take turns at the tensor cores, so that one's
     // softmax runs while the other's GEMMs do. A consumer issues a batch of wgmma only after the other
     // has issued its previous one: named barrier 3 + c (256 threads) completes when consumer c waits on
@@ -970,14 +1066,15 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
     auto turn_end = [&] { bar_arrive(3 + (1 - c), 256); };
     if (c == 1) turn_end();
 
-    float sc[64], alpha[2];
-    unsigned p[8][4];
+    float sc[NS], alpha[2];
+    unsigned p[PSTEPS][4];
     mbar_wait(q_full, 0);
     mbar_wait(k_full(0), 0);
     turn_begin();
     issue_s(sc, 0);
     turn_end();
     wgmma_wait<0>();
+    wgmma_fence_operand(sc);
     mbar_arrive(k_empty(0));                     // this thread's part of K_0 has been read
     softmax(sc, 0, alpha);                       // O is still 0: nothing to rescale
     pack(sc, p);
@@ -991,9 +1088,12 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
         issue_pv(p, sp);                         // O += P_{j-1} V_{j-1}, reading p and O in flight
         turn_end();
         wgmma_wait<1>();                         // S_j is complete
+        wgmma_fence_operand(sc);
         mbar_arrive(k_empty(s));
         softmax(sc, j * BLOCK_N, alpha);
         wgmma_wait<0>();                         // P_{j-1} V_{j-1} is complete: O and p are free
+        wgmma_fence_operand(acc);
+        wgmma_fence_operand(p);
         mbar_arrive(v_empty(sp));
         rescale(alpha);
         pack(sc, p);
@@ -1005,6 +1105,8 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
         issue_pv(p, sl);
         turn_end();
         wgmma_wait<0>();
+        wgmma_fence_operand(acc);
+        wgmma_fence_operand(p);
         mbar_arrive(v_empty(sl));
     }
     if (c == 0) turn_begin();                    // consumer 1's last turn_end
@@ -1020,7 +1122,7 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
 #pragma unroll
         for (int jj = 0; jj < 16; jj++) {
             const int col = jj * 8 + lane % 4 * 2;
-            const unsigned off = Q_OFF + col / 64 * HALF + row * 128 + ((col % 64 / 8) ^ (row % 8)) * 16 + col % 8 * 2;
+            const unsigned off = Q_OFF + col / 64 * Q_HALF + row * 128 + ((col % 64 / 8) ^ (row % 8)) * 16 + col % 8 * 2;
             *(unsigned *)(base_ptr + off) = pack_bf16x2(acc[4 * jj + 2 * r] * inv, acc[4 * jj + 2 * r + 1] * inv);
         }
     }
@@ -1028,7 +1130,7 @@ attention_sm90_h12_d128(const __grid_constant__ sky_tmap tm_q, const __grid_cons
 #pragma unroll
     for (int i = 0; i < 64 * 16 / 128; i++) {
         const int idx = i * 128 + t, row = c * 64 + idx / 16, ch = idx % 16;     // 16 chunks of 16 bytes
-        const unsigned off = Q_OFF + ch / 8 * HALF + row * 128 + ((ch % 8) ^ (row % 8)) * 16;
+        const unsigned off = Q_OFF + ch / 8 * Q_HALF + row * 128 + ((ch % 8) ^ (row % 8)) * 16;
         if (m0 + row < lq) *(uint4 *)(o + (size_t)(m0 + row) * LD + h * D + ch * 8) = *(const uint4 *)(base_ptr + off);
     }
 #else

@@ -4,14 +4,14 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (27 .lua files)                 xxh64 5323a3450769e472
+ * generator  gen/ (27 .lua files)                 xxh64 3d92f3a2786f7355
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/clamp_cf.cu.in        xxh64 8c95064cadcbad9c
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
- *            templates/cuda/ptx.cuh               xxh64 e8c68ac1f70ea6c8
+ *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
@@ -225,10 +225,30 @@ template <int N> __device__ __forceinline__ void wgmma_wait(void)
     asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory");
 }
 
+// Operand fences (CUTLASS's warpgroup_fence_operand): an empty asm that reads and writes each register, so
+// the compiler keeps every access to an accumulator or A-fragment register on its side of the fence. A wgmma
+// reads its A registers and writes its accumulators asynchronously, between its issue and the wgmma.wait_group
+// that covers it, which the compiler does not know (to it the asm statement that issued the wgmma did both).
+// Fenced before the wgmma.fence of an issue and after the wait that completes it, no code that reads or
+// writes those registers can be moved into the window, and their registers cannot be given to other values
+// while it is open: correctness then does not rest on one compiler version's scheduling.
+template <int N> __device__ __forceinline__ void wgmma_fence_operand(float (&r)[N])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N> __device__ __forceinline__ void wgmma_fence_operand(unsigned (&r)[N][4])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
 #define SKY_WG_D64 \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
-    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, " \
-    "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, " \
+    "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 #define SKY_WG_OUT64(d) \
     "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
     "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
@@ -238,16 +258,40 @@ template <int N> __device__ __forceinline__ void wgmma_wait(void)
     "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
     "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
     "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define SKY_WG_D88 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, " \
+    "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, " \
+    "%66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}"
+#define SKY_WG_OUT88(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
 
-// d (64 x 128, fp32) += A B by the warpgroup (scale-d = 1: always accumulate), A 64 x 16 bf16 and B 16 x 128 bf16 both in shared
-// memory, both K-major (a = shared-memory descriptor of A, b of B; see smem_desc in the kernel).
-// Accumulators: warp w of the warpgroup holds rows 16w .. 16w + 15; d[4j + 2h + e] is row
-// 16w + lane/4 + 8h, column 8j + 2(lane%4) + e (PTX ISA, "wgmma .m64nNk16 register fragment D").
-__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
+// d (64 x N, fp32) += A B by the warpgroup (scale-d = 1: always accumulate), A 64 x 16 bf16 and B 16 x N bf16 both in
+// shared memory, both K-major (a = shared-memory descriptor of A, b of B; see desc in attention_sm90.cu.in); N is
+// set by the accumulator array: 64 registers for N = 128, 88 for N = 176 (FlashAttention-3's key tile for head dim
+// 128). Accumulators: warp w of the warpgroup holds rows 16w .. 16w + 15; d[4j + 2h + e] is row 16w + lane/4 + 8h,
+// column 8j + 2(lane%4) + e (PTX ISA, "wgmma .m64nNk16 register fragment D").
+__device__ __forceinline__ void wgmma_m64k16_ss(float (&d)[64], unsigned long long a, unsigned long long b)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SKY_WG_D64 ", %64, %65, p, 1, 1, 0, 0;\n}"
                  : SKY_WG_OUT64(d) : "l"(a), "l"(b), "r"(1));
+}
+__device__ __forceinline__ void wgmma_m64k16_ss(float (&d)[88], unsigned long long a, unsigned long long b)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 " SKY_WG_D88 ", %88, %89, p, 1, 1, 0, 0;\n}"
+                 : SKY_WG_OUT88(d) : "l"(a), "l"(b), "r"(1));
 }
 
 // d (64 x 128, fp32) += A B, A 64 x 16 bf16 from registers (a[0..3]: the mma.m16n8k16 A fragment of
@@ -262,6 +306,8 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const uns
 }
 #undef SKY_WG_D64
 #undef SKY_WG_OUT64
+#undef SKY_WG_D88
+#undef SKY_WG_OUT88
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 #endif // SKY_PTX_CUH

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (27 .lua files)                 xxh64 5323a3450769e472
+ * generator  gen/ (27 .lua files)                 xxh64 3d92f3a2786f7355
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -15,7 +15,7 @@
 
 /* dynamic shared memory of the attention kernels, sm_80 and sm_90a (gen/schedule_sm90.lua) */
 #define ATTN_SMEM 104448
-#define ATTN90_SMEM 164928
+#define ATTN90_SMEM 164936 /* schedule sm90_s2 */
 
 /* arena offsets (bytes), from gen/plan.lua with the CUDA dtypes */
 #define OFF_X                                        ((size_t)0)
