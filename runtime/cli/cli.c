@@ -286,6 +286,20 @@ static int make_parents_dir(const char *dir)
     return make_parents(tmp);
 }
 
+/* Whether this process may create files in the folder that holds file `path` ("." when it names none): 0, or
+ * -1 with errno set (EACCES, EROFS, ENOENT, ...). Checked before any weight is read, so that a run whose
+ * output cannot be written fails at once, not after the generation. The folder is written into dir. */
+static int folder_writable(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else
+        slash[slash == dir] = 0; /* "/x.mp4" -> "/" */
+    return access(dir, W_OK | X_OK);
+}
+
 static int exists(const char *path)
 {
     struct stat st;
@@ -397,6 +411,11 @@ int sky_cli_generate(int argc, char **argv)
                             "not kept)");
     if (a.resume_dir && !make_parents_dir(a.resume_dir)) {
         fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", argv0, a.resume_dir, strerror(errno));
+        return EXIT_FAIL;
+    }
+    if (a.resume_dir && access(a.resume_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "%s: error: --resume_dir %s: cannot write into it: %s; give a folder you can write\n", argv0,
+                a.resume_dir, strerror(errno));
         return EXIT_FAIL;
     }
     a.use_ret_steps = given(&p, "--use_ret_steps");
@@ -574,6 +593,12 @@ int sky_cli_generate(int argc, char **argv)
         }
     }
     a.output_latents = get(&p, "--output_latents");
+    char dir[4096];
+    if (a.output_latents && folder_writable(a.output_latents, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: --output_latents %s: cannot write into %s: %s; give a folder you can write\n",
+                argv0, a.output_latents, dir, strerror(errno));
+        return EXIT_FAIL;
+    }
     if (!a.vae_weights && !a.output_latents)
         return usage(argv0,
                      "no VAE found (looked for %s/vae and %s/Wan2.1_VAE.pth): give --vae_weights, or "
@@ -627,6 +652,11 @@ int sky_cli_generate(int argc, char **argv)
     a.output = a.vae_weights ? out : NULL;
     if (a.output && !make_parents(a.output)) {
         fprintf(stderr, "%s: error: cannot create the directories of %s: %s\n", argv0, a.output, strerror(errno));
+        return EXIT_FAIL;
+    }
+    if (a.output && folder_writable(a.output, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: -o %s: cannot write into %s: %s; give an -o in a folder you can write\n", argv0,
+                a.output, dir, strerror(errno));
         return EXIT_FAIL;
     }
 
