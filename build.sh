@@ -13,9 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), and clang with
-# libFuzzer (the fuzz tier, tests/fuzz/).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev clang libclang-rt-14-dev"
+# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), libcurl (the
+# prompt enhancer's HTTP client), and clang with libFuzzer (the fuzz tier, tests/fuzz/).
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev clang libclang-rt-14-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -39,6 +39,7 @@ deps() {
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
             missing="$missing libavcodec-dev libavformat-dev libswscale-dev libavutil-dev"
+        pkg-config --exists libcurl 2>/dev/null || missing="$missing libcurl4-openssl-dev"
     fi
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ] && need_cmd apt-get; then

@@ -18,6 +18,7 @@ tiers=(
     "sampler + forcing (+ASan) | bash tests/runtime/run_sampler_tests.sh"
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
+    "prompt enhancer (HTTP)  | bash tests/runtime/test_prompt_enhancer.sh"
     "permissions (as nobody) | bash tests/runtime/test_permissions.sh"
     "tiny_df under ASan, TSan | bash tests/runtime/test_sanitized_cli.sh"
     "fuzz: every parser      | bash tests/fuzz/run.sh"

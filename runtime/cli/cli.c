@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "models/dit.h"
+#include "net/http.h"
+#include "net/prompt_enhancer.h"
 #include "pipeline/forcing.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/resume.h"
@@ -56,6 +58,9 @@ static const char *const negative_zh =
     "\xa2\xe4\xb8\x8d\xe5\x8a\xa8\xe7\x9a\x84\xe7\x94\xbb\xe9\x9d\xa2\xef\xbc\x8c\xe6\x9d\x82\xe4\xb9\xb1\xe7\x9a"
     "\x84\xe8\x83\x8c\xe6\x99\xaf\xef\xbc\x8c\xe4\xb8\x89\xe6\x9d\xa1\xe8\x85\xbf\xef\xbc\x8c\xe8\x83\x8c\xe6\x99"
     "\xaf\xe4\xba\xba\xe5\xbe\x88\xe5\xa4\x9a\xef\xbc\x8c\xe5\x80\x92\xe7\x9d\x80\xe8\xb5\xb0";
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 
 /* The flags. `df`: only in the DF script. Kinds: s string, i int, f float, b flag. */
 typedef struct flag {
@@ -119,13 +124,20 @@ static const flag flags[] = {
     {"--resume_dir", 's', 1, "none",
      "DF: keep each finished window in this directory; the same command run again "
      "continues after the last one (same video bit for bit; --seed read from it)"},
+    {"--prompt_enhancer", 'b', 0, "off",
+     "rewrite --prompt into a detailed one with a chat model on an OpenAI-compatible server (vLLM, "
+     "llama-server) before anything else; not with --image (docs/prompt_enhancer.md)"},
+    {"--prompt_enhancer_url", 's', 0, SKY_PROMPT_ENHANCER_URL " or $" SKY_PROMPT_ENHANCER_URL_ENV,
+     "the server's base URL (/chat/completions is appended); a key goes in $" SKY_PROMPT_ENHANCER_KEY_ENV},
+    {"--prompt_enhancer_model", 's', 0, SKY_PROMPT_ENHANCER_MODEL, "the model the server serves"},
+    {"--prompt_enhancer_timeout", 'i', 0, STR(SKY_PROMPT_ENHANCER_TIMEOUT_S),
+     "seconds to wait for the server's answer, 1 .. 3600"},
     {"-q", 'b', 0, "", ""},
     {"--quiet", 'b', 0, "off", "no progress lines (-q)"},
     /* Flags of the original that this engine refuses for now (never silently ignored). */
     {"--use_usp", 'b', 0, "off",
      "multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel runs the "
      "two guidance passes on two GPUs)"},
-    {"--prompt_enhancer", 'b', 0, "off", "not supported: run a prompt enhancer separately"},
     {"--causal_attention", 'b', 1, "off",
      "DF: block-causal mask; not supported (the released weights do not "
      "support it, issues #58, #78)"},
@@ -311,6 +323,74 @@ static int is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* The prompt enhancer's settings: --prompt_enhancer_url, else $SKY_PROMPT_ENHANCER_URL, else the default; the
+ * key only from $SKY_PROMPT_ENHANCER_API_KEY (a command line shows in ps). Its flags without --prompt_enhancer,
+ * and the runs it cannot serve, are refused. Returns 0, or the usage exit code having said why. */
+static int prompt_enhancer_settings(const char *argv0, const parsed *p, sky_prompt_enhancer *pe)
+{
+    static const char *const own[] = {"--prompt_enhancer_url", "--prompt_enhancer_model", "--prompt_enhancer_timeout"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (given(p, own[i]) && !given(p, "--prompt_enhancer"))
+            return usage(argv0, "%s applies only with --prompt_enhancer", own[i]);
+    if (!given(p, "--prompt_enhancer")) return 0;
+    if (!sky_http_available()) return usage(argv0, "--prompt_enhancer: %s", sky_http_client());
+    if (given(p, "--image"))
+        return usage(argv0, "--prompt_enhancer with --image: the model would rewrite the prompt without seeing the "
+                            "image (the original enhances text-to-video prompts only); pass a prompt of your own");
+    if (given(p, "--prompt_embeds"))
+        return usage(argv0, "--prompt_enhancer with --prompt_embeds: the embeddings replace the prompt's encoding, so "
+                            "the enhanced prompt would not be used");
+    if (given(p, "--resume_dir"))
+        return usage(argv0,
+                     "--prompt_enhancer with --resume_dir: the server may rewrite the prompt differently when the run "
+                     "continues, and the kept windows would not match; enhance the prompt first "
+                     "(docs/prompt_enhancer.md shows how) and pass it with --prompt");
+    const char *env = getenv(SKY_PROMPT_ENHANCER_URL_ENV);
+    const int   from_env = !given(p, "--prompt_enhancer_url") && env && env[0];
+    pe->url = given(p, "--prompt_enhancer_url") ? get(p, "--prompt_enhancer_url")
+              : from_env                        ? env
+                                                : SKY_PROMPT_ENHANCER_URL;
+    pe->model = given(p, "--prompt_enhancer_model") ? get(p, "--prompt_enhancer_model") : SKY_PROMPT_ENHANCER_MODEL;
+    pe->api_key = getenv(SKY_PROMPT_ENHANCER_KEY_ENV);
+    pe->timeout_s = SKY_PROMPT_ENHANCER_TIMEOUT_S;
+    long long t;
+    if (given(p, "--prompt_enhancer_timeout")) {
+        if (!to_int(get(p, "--prompt_enhancer_timeout"), 1, 3600, &t))
+            return usage(argv0, "--prompt_enhancer_timeout %s: must be an integer from 1 to 3600 (seconds)",
+                         get(p, "--prompt_enhancer_timeout"));
+        pe->timeout_s = (int)t;
+    }
+    sky_err e;
+    if (sky_prompt_enhancer_check(pe, &e))
+        return usage(argv0, "%s%s", from_env ? "$" SKY_PROMPT_ENHANCER_URL_ENV ": " : "", e.msg);
+    return 0;
+}
+
+/* Ask the prompt enhancer's server to rewrite *prompt; *prompt becomes its answer. Returns 0, or EXIT_FAIL having
+ * said why (nothing has been read or written yet). */
+static int enhance_prompt(const char *argv0, const sky_prompt_enhancer *pe, int quiet, const char **prompt)
+{
+    static char enhanced[SKY_PROMPT_ENHANCER_MAX_PROMPT + 1];
+    char       *text;
+    int         cut;
+    sky_err     err;
+    if (!quiet) fprintf(stderr, "prompt enhancer: asking %s at %s\n", pe->model, pe->url);
+    if (sky_prompt_enhance(pe, *prompt, &text, &cut, &err)) {
+        fprintf(stderr, "%s: error: %s\n", argv0, err.msg);
+        return EXIT_FAIL;
+    }
+    snprintf(enhanced, sizeof enhanced, "%s", text);
+    free(text);
+    if (cut)
+        fprintf(stderr,
+                "warning: the prompt enhancer's answer stopped at its limit of %d tokens (it may end "
+                "mid-sentence)\n",
+                SKY_PROMPT_ENHANCER_MAX_TOKENS);
+    if (!quiet) fprintf(stderr, "enhanced prompt: %s\n", enhanced);
+    *prompt = enhanced;
+    return 0;
+}
+
 static volatile int interrupted;
 static void         on_signal(int sig) { interrupted = sig; }
 
@@ -347,10 +427,13 @@ int sky_cli_generate(int argc, char **argv)
     const int quiet = given(&p, "-q") || given(&p, "--quiet");
 
     /* Refused flags, by name. */
-    static const char *const refused[] = {"--use_usp", "--prompt_enhancer", "--causal_attention"};
+    static const char *const refused[] = {"--use_usp", "--causal_attention"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (flag_index(refused[i]) >= 0 && given(&p, refused[i]))
             return usage(argv0, "%s: %s", refused[i], flags[flag_index(refused[i])].help);
+    sky_prompt_enhancer pe = {0};
+    const int           pe_rc = prompt_enhancer_settings(argv0, &p, &pe);
+    if (pe_rc) return pe_rc;
     if (!given(&p, "--teacache") && given(&p, "--teacache_thresh"))
         return usage(argv0, "--teacache_thresh applies only with --teacache");
     if (!given(&p, "--teacache") && given(&p, "--use_ret_steps"))
@@ -640,6 +723,11 @@ int sky_cli_generate(int argc, char **argv)
     a.backend = backend;
     a.interrupted = &interrupted;
 
+    /* --prompt_enhancer: after every check, before anything is read or written; the output's default name keeps
+     * the prompt as given, as the original's does. */
+    const char *user_prompt = a.prompt;
+    if (given(&p, "--prompt_enhancer") && enhance_prompt(argv0, &pe, quiet, &a.prompt)) return EXIT_FAIL;
+
     /* Output name. */
     char out[4096];
     if (given(&p, "--output"))
@@ -647,7 +735,7 @@ int sky_cli_generate(int argc, char **argv)
     else if (!default_output(out, sizeof out,
                              given(&p, "--outdir") ? get(&p, "--outdir")
                                                    : (is_df() ? "diffusion_forcing" : "video_out"),
-                             a.prompt, a.seed))
+                             user_prompt, a.seed))
         return usage(argv0, "--outdir is too long");
     a.output = a.vae_weights ? out : NULL;
     if (a.output && !make_parents(a.output)) {
@@ -682,6 +770,14 @@ int sky_cli_generate(int argc, char **argv)
     if (a.teacache)
         k += (size_t)snprintf(json + k, sizeof json - k, ", \"teacache_thresh\": %g, \"use_ret_steps\": %s",
                               a.teacache_thresh, a.use_ret_steps ? "true" : "false");
+    if (a.prompt != user_prompt) { /* json_str with no room only measures */
+        if (k + json_str(json + k, 0, user_prompt) + json_str(json + k, 0, pe.model) + 64 >= sizeof json)
+            return usage(argv0, "--prompt is too long to be kept with its enhanced form in the run's metadata");
+        k += (size_t)snprintf(json + k, sizeof json - k, ", \"original_prompt\": ");
+        k += json_str(json + k, sizeof json - k, user_prompt);
+        k += (size_t)snprintf(json + k, sizeof json - k, ", \"prompt_enhancer_model\": ");
+        k += json_str(json + k, sizeof json - k, pe.model);
+    }
     snprintf(json + k, sizeof json - k, "}");
     a.args_json = json;
 

@@ -1,12 +1,12 @@
 /* runtime/text/spm_shim.h — the only C++ in the project: a plain-C face on Debian's libsentencepiece.
  *
  * The SentencePiece library parses and validates the model file (spiece.model, a serialized
- * sentencepiece.ModelProto) and hands runtime/text/text.c the vocabulary: each piece's string and score.
- * text.c then tokenises the way the reference does (transformers' `tokenizers` Unigram model: a Viterbi
- * with float64 path scores over ALL vocabulary strings, no byte fallback). The library's own Encode() is
- * not used: it accumulates path scores in float32, which breaks exact ties (e.g. "." + "..." versus
- * "..." + "." inside "....") differently from the reference, and it never matches control or byte pieces
- * as text, which the reference does.
+ * sentencepiece.ModelProto) and hands runtime/text/tokenizer.c the vocabulary: each piece's string and
+ * score. tokenizer_encode.c then tokenises the way the reference does (transformers' `tokenizers` Unigram
+ * model: a Viterbi with float64 path scores over ALL vocabulary strings, no byte fallback). The library's
+ * own Encode() is not used: it accumulates path scores in float32, which breaks exact ties (e.g. "." +
+ * "..." versus "..." + "." inside "....") differently from the reference, and it never matches control or
+ * byte pieces as text, which the reference does.
  *
  * Every function catches every C++ exception and reports it as text; no C++ type crosses this header.
  * Link with -lsentencepiece -lstdc++ (Debian: apt-get install -y libsentencepiece-dev).

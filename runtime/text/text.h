@@ -11,17 +11,27 @@
  * heuristic mojibake repair (fix_encoding: restore_byte_a0, replace_lossy_sequences,
  * decode_inconsistent_utf8 and re-decoding in another codec), which is a no-op on text that is not
  * mojibake and is not reproduced; nor is ftfy's max_decode_length (a line over 1,000,000 characters).
- * Implemented, in ftfy's order and repeated until nothing changes, per line as ftfy splits it:
+ * Implemented, in ftfy's order and repeated until nothing changes (at most 64 times: ftfy has no bound, so
+ * an entity escaped more than 64 times over, "&amp;amp;...", keeps what is left), per line as ftfy splits
+ * it:
  *   - unescape_html (ftfy's own: "&name;" from the HTML5 table plus upper-cased names, "&#...;"), only
  *     while no line so far contained '<' (ftfy's "auto");
  *   - fix_c1_controls (U+0080..U+009F read as sloppy windows-1252), fix_latin_ligatures (ﬁ -> fi, ĳ ...),
  *     fix_character_width (full-width / half-width forms -> NFKC, U+3000 -> space), uncurl_quotes
  *     (U+02BC, U+2018..U+201B -> ', U+201C..U+201F -> "), fix_line_breaks (CRLF, CR, U+2028, U+2029,
  *     U+0085 -> LF), remove_terminal_escapes (ESC [ digits/; letter), remove_control_chars (C0 except
- *     TAB LF FF CR, DEL, U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC), NFC (Unicode 14, Python 3.11's);
+ *     TAB LF FF CR, DEL, U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC), NFC (Unicode 14, Python 3.11's: the
+ *     reference's version, hence generated tables rather than a Unicode library, docs/text.md);
  * then Python's html.unescape twice (full HTML5 table, numeric references with its replacement rules),
  * str.strip(), every run of Unicode White_Space -> one space, strip. The tables come from ftfy, Python and
- * the `regex` module (tests/fixtures/tokenizer/make_tokenizer_fixtures.py --emit-c-tables).
+ * the `regex` module (runtime/text/make_unicode_tables.py writes unicode_tables.inc and clean_tables.inc).
+ *
+ * Files: clean.c (sky_text_clean), tokenizer.c (loading), tokenizer_encode.c (encoding), unicode.c (NFC,
+ * White_Space, grapheme clusters), utf8.c (buffers), spm_shim.cc (libsentencepiece).
+ *
+ * Cost: cleaning and tokenising take time linear in the prompt's length (at most 64 rounds of linear
+ * passes per line; NFC sorts long runs of combining marks by counting; the Viterbi extends its hash a byte
+ * at a time): tests/runtime/test_text.c counts the steps of worst cases at 64 and 128 KiB.
  *
  * Tokenising (sky_tokenizer_encode) then follows transformers' T5 tokenizer (5.x T5Tokenizer and 4.x
  * T5TokenizerFast give the same ids on every fixture):

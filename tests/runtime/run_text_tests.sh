@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/runtime/run_text_tests.sh — build and run the prompt cleaning + tokenizer tests
-# (runtime/text/text.c + runtime/text/spm_shim.cc against tests/fixtures/tokenizer/) twice:
+# (runtime/text/*.c + runtime/text/spm_shim.cc against tests/fixtures/tokenizer/) twice:
 #   plain:     -O2
 #   sanitized: -O1 -g -fsanitize=address,undefined (leaks detected, UB halts)
 # Binaries go to build/tests/. Ends with one "N passed, M failed" line summing both runs; exits non-zero
@@ -25,7 +25,8 @@ fi
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -Itests/runtime)
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/text/text.c)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/text/clean.c runtime/text/tokenizer.c
+     runtime/text/tokenizer_encode.c runtime/text/unicode.c runtime/text/utf8.c)
 LIBS=(-lsentencepiece -lstdc++ -lm)
 
 failed=()

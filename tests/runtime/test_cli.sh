@@ -41,7 +41,6 @@ expect 2 "--inference_steps 0: must be an integer from 1" -- $T "${W_T[@]}" --in
 expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames x
 expect 2 "--seed -1: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -1
 expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel" -- $T "${W_T[@]}" --use_usp
-expect 2 "--prompt_enhancer: not supported" -- $T "${W_T[@]}" --prompt_enhancer
 expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
 expect 2 "--use_ret_steps applies only with --teacache" -- $T "${W_T[@]}" --use_ret_steps
 expect 2 "--teacache_thresh 0: must be a number > 0" -- $T "${W_T[@]}" --teacache --teacache_thresh 0
@@ -199,12 +198,13 @@ else fail=$((fail + 1)); echo "FAIL --resume_dir after SIGINT (exit $rc, $kept k
 
 # A build without FFmpeg (cmake -DSKY_FFMPEG=OFF, for machines that cannot install it: tests/gpu/run.sh), as a
 # variant of its own so that it overwrites nothing: the programs and latents-only runs work, an mp4 is refused
-# before the first step and nothing is written.
+# before the first step and nothing is written. It is also built without libcurl (-DSKY_CURL=OFF): it refuses
+# --prompt_enhancer saying what is missing (the enhancer itself: tests/runtime/test_prompt_enhancer.sh).
 mkdir -p "$tmp/specs"
 sed 's/variant = "tiny_t2v"/variant = "noav_t2v"/' specs/tiny_t2v.lua > "$tmp/specs/noav_t2v.lua"
-if SKY_CMAKE_ARGS=-DSKY_FFMPEG=OFF ./build.sh gen "$tmp/specs/noav_t2v.lua" > "$tmp/noav.log" 2>&1 &&
-   ! ldd out/noav_t2v/skyreels-noav_t2v | grep -q libavformat; then
-    pass=$((pass + 1)); echo "ok   -DSKY_FFMPEG=OFF builds a binary that does not link FFmpeg"
+if SKY_CMAKE_ARGS="-DSKY_FFMPEG=OFF -DSKY_CURL=OFF" ./build.sh gen "$tmp/specs/noav_t2v.lua" > "$tmp/noav.log" 2>&1 &&
+   ! ldd out/noav_t2v/skyreels-noav_t2v | grep -q -E 'libavformat|libcurl'; then
+    pass=$((pass + 1)); echo "ok   -DSKY_FFMPEG=OFF -DSKY_CURL=OFF builds a binary that links neither FFmpeg nor libcurl"
     N=out/noav_t2v/skyreels-noav_t2v
     if $N program dit_forward -q --weights tests/fixtures/dit/tiny_t2v/weights_original.safetensors \
            --inputs tests/fixtures/dit/tiny_t2v/f5b2.safetensors --output "$tmp/noav.safetensors" &&
@@ -212,6 +212,8 @@ if SKY_CMAKE_ARGS=-DSKY_FFMPEG=OFF ./build.sh gen "$tmp/specs/noav_t2v.lua" > "$
         pass=$((pass + 1)); echo "ok   without FFmpeg: program dit_forward matches the diffusers fixture"
     else fail=$((fail + 1)); echo "FAIL without FFmpeg: program dit_forward"; fi
     expect 0 "done in" -- $N "${TC[@]}" --output_latents "$tmp/noav_l.safetensors"
+    expect 2 "--prompt_enhancer: this binary was built without libcurl (cmake -DSKY_CURL=OFF, or libcurl was not found); install it (apt-get install -y libcurl4-openssl-dev)" -- \
+        $N "${TC[@]}" --output_latents "$tmp/noav_l2.safetensors" --prompt_enhancer
     expect 1 "noav.mp4: this binary was built without FFmpeg (cmake -DSKY_FFMPEG=OFF)" -- \
         $N "${TC[@]}" --vae_weights "$tmp/vae.safetensors" -o "$tmp/noav.mp4"
     if [ ! -e "$tmp/noav.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.noav\.mp4')" ]; then pass=$((pass + 1)); echo "ok   no mp4 left"

@@ -1,4 +1,4 @@
-/* tests/runtime/test_text.c — runtime/text/text.c (prompt cleaning + umT5 tokenisation) against the ids that
+/* tests/runtime/test_text.c — runtime/text/ (prompt cleaning + umT5 tokenisation) against the ids that
  * the pipelines' Python code produces (tests/fixtures/tokenizer/expected.json, made by
  * make_tokenizer_fixtures.py with ftfy + transformers' T5 tokenizer on tiny_umt5.model).
  *
@@ -8,7 +8,10 @@
  * sky_tokenizer_encode(max_len 512) the fixture's ids, n, mask and padding. A mismatch prints one line
  * with the first differing position. Prompts the fixture marks "known_diff" (ftfy's mojibake repair,
  * which text.h says is not reproduced) are reported as KNOWN and counted in neither total.
- * Then the unit cases: folder vs file loading, tokenizer.json, truncation edges, hostile input.
+ * Then the unit cases: folder vs file loading, tokenizer.json, truncation edges, hostile input; and the work
+ * cases: for each worst case found in runtime/text/ (long runs of combining marks, of entities, long
+ * grapheme clusters, long words, ...), the steps that cleaning + tokenising take (runtime/text/utf8.h's
+ * counter, not the clock) per byte at 64 KiB and at 128 KiB.
  * Run from the repository root (tests/runtime/run_text_tests.sh does).
  */
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include "check.h"
 #include "core/json.h"
 #include "text/text.h"
+#include "text/utf8.h" /* sky_text_work, the step counter (internal to runtime/text/) */
 
 static const char *g_fixture = "tests/fixtures/tokenizer/expected.json";
 static const char *g_model   = "tests/fixtures/tokenizer/tiny_umt5.model";
@@ -397,6 +401,75 @@ static int test_hostile(void) {
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* Work: cleaning and tokenising take a number of steps linear in the prompt's length             */
+
+/* A prompt: head, then unit repeated up to kib KiB (and then up to twice that), then tail. */
+typedef struct { const char *name, *head, *unit, *tail; unsigned kib; } work_case;
+static const work_case k_work_cases[] = {
+    {"marks of one class", "e", "\xCC\x81", "", 64},                           /* U+0301 (230) */
+    {"marks of classes 230, 220 in turn", "e", "\xCC\x81\xCC\x96", "", 64}, /* NFC's ordering */
+    {"marks of classes 240, 230, 220, 1", "a", "\xCD\x85\xCC\x81\xCC\x96\xCC\xB4", "", 64},
+    {"marks after Hangul jamo", "\xE1\x84\x80\xE1\x85\xA1", "\xCC\x96\xCC\x81", "", 64},
+    {"entities", "", "&amp;", "", 64},
+    {"an entity escaped over and over", "&", "amp;", "", 16}, /* 64 rounds of ftfy's fixers: the costliest */
+    {"a long numeric reference", "&#", "9", ";", 64},
+    {"unterminated entity names", "", "&abcdefghijklmnopqrstuvwxyzabcde", "", 64},
+    {"a long terminal escape", "\x1b[", "1;", "m", 64},
+    {"terminal escapes", "", "\x1b[1m", "", 64},
+    {"control characters", "", "\x01", "", 64},
+    {"lines", "", "a\n", "", 64},
+    {"carriage returns", "", "\r", "", 64},
+    {"ligatures, full width, quotes", "", "\xEF\xAC\x81\xEF\xBD\x81\xE2\x80\x9C", "", 64},
+    {"white space", "a", " \xE3\x80\x80\t", "b", 64},
+    {"one long word", "", "a", "", 64}, /* the Viterbi */
+    {"one long CJK word", "", "\xE7\x8C\xAB", "", 64},
+    {"unknown characters (one <unk>)", "", "\xF0\xA0\x80\x80", "", 64},
+    {"an emoji ZWJ chain (one cluster)", "", "\xF0\x9F\x98\x80\xE2\x80\x8D", "", 64},
+    {"regional indicators", "", "\xF0\x9F\x87\xA8", "", 64},
+    {"Hangul L jamo (one cluster)", "", "\xE1\x84\x80", "", 64},
+    {"'<' (starts added tokens)", "", "<", "", 64},
+    {"added tokens", "", "</s>", "", 64},
+    {"near added tokens", "", "<extra_id_", "", 64},
+    {"metaspace", "", "\xE2\x96\x81", "", 64},
+};
+static const work_case *g_work;
+
+/* Steps of sky_tokenizer_encode (which cleans, then tokenises everything before truncating) on the
+ * case's prompt of about `bytes` bytes; *len gets its exact length. 0 on failure. */
+static uint64_t work_of(const work_case *w, size_t bytes, size_t *len) {
+    size_t hl = strlen(w->head), ul = strlen(w->unit), tl = strlen(w->tail);
+    char *p = malloc(bytes + hl + ul + tl + 1);
+    if (!p) return 0;
+    size_t n = 0;
+    memcpy(p, w->head, hl), n += hl;
+    while (n + ul <= bytes) memcpy(p + n, w->unit, ul), n += ul;
+    memcpy(p + n, w->tail, tl), n += tl;
+    p[n] = '\0';
+    *len = n;
+    int32_t ids[SKY_TEXT_LEN];
+    int k = 0;
+    sky_err err;
+    sky_text_work = 0;
+    sky_status st = sky_tokenizer_encode(g_tok, p, SKY_TEXT_LEN, ids, NULL, &k, &err);
+    uint64_t steps = sky_text_work;
+    free(p);
+    return st == SKY_OK ? steps : 0;
+}
+
+/* Linear: the steps per byte at 128 KiB are at most 1.25 times those at 64 KiB (linear work gives 1,
+ * n log n about 1.06, quadratic 2). The counter counts loop iterations, so this holds on any machine. */
+static int test_work_case(void) {
+    size_t n1 = 0, n2 = 0, kib = g_work->kib;
+    uint64_t w1 = work_of(g_work, kib << 10, &n1), w2 = work_of(g_work, kib << 11, &n2);
+    CHECK(w1 > 0 && w2 > 0, "encoding the %s prompt failed", g_work->name);
+    double per1 = (double)w1 / (double)n1, per2 = (double)w2 / (double)n2;
+    printf("     %-36s %7.1f steps/byte at %zu bytes, %7.1f at %zu\n", g_work->name, per1, n1, per2, n2);
+    CHECK(per2 <= 1.25 * per1, "%s: %.1f steps/byte at %zu bytes but %.1f at %zu: the work grows faster than the "
+          "prompt", g_work->name, per1, n1, per2, n2);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) g_fixture = argv[1];
     if (argc > 2) g_model = argv[2];
@@ -414,6 +487,12 @@ int main(int argc, char **argv) {
     RUN(test_folder_equals_file);
     RUN(test_tokenizer_json);
     RUN(test_hostile);
+    for (size_t i = 0; i < sizeof k_work_cases / sizeof k_work_cases[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "work: %s", k_work_cases[i].name);
+        g_work = &k_work_cases[i];
+        RUN_NAMED(name, test_work_case);
+    }
     sky_tokenizer_close(g_tok);
     if (n_known) printf("%d known differences (not counted): see tests/fixtures/tokenizer/README.md\n", n_known);
     return CHECK_SUMMARY();
