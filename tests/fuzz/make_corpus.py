@@ -392,6 +392,35 @@ def media_seeds():
     put("video", "y4m-zero-fps.y4m", b"\x06" + b"YUV4MPEG2 W16 H8 F0:0 Ip A0:0 C444\n" + frame)
 
 
+# ---- the prompt enhancer's answers ---------------------------------------------------------------------
+
+
+def enhancer_seeds():
+    t = "prompt_enhancer"
+
+    def answer(content, finish="stop", **extra):
+        a = {"id": "chatcmpl-1", "object": "chat.completion", "model": "Qwen/Qwen2.5-32B-Instruct",
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                          "finish_reason": finish}],
+             "usage": {"prompt_tokens": 180, "completion_tokens": 60, "total_tokens": 240}}
+        a.update(extra)
+        return json.dumps(a, ensure_ascii=False).encode()
+
+    put(t, "ok.json", answer("A red fox trots through fresh snow at dawn, its breath visible in the cold air."))
+    put(t, "length.json", answer("A cat \u00e9 \U0001F600 sits", finish="length"))
+    put(t, "whitespace.json", answer("  A\t cat\n\n sits \r\n on a mat.  "))
+    put(t, "control.json", answer("a\u0001b"))
+    put(t, "nul.json", answer("a\u0000b"))
+    put(t, "empty-content.json", answer(" \n "))
+    put(t, "too-long.json", answer("x" * 4097))
+    put(t, "null-content.json", answer(None))
+    put(t, "error.json", b'{"error": {"message": "The model `x` does not exist.", "type": "NotFoundError", "code": 404}}')
+    put(t, "no-choices.json", b'{"choices": []}')
+    put(t, "not-json.txt", b"<html><body>502 Bad Gateway</body></html>")
+    put(t, "invalid-utf8.json", b'{"choices": [{"message": {"content": "caf\xc3"}}]}')
+    put(t, "escapes.json", b'{"choices": [{"message": {"content": "\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\/"}}]}')
+
+
 def main():
     text_seeds()  # first: json_seeds reads data/small_tokenizer.json
     json_seeds()
@@ -399,6 +428,7 @@ def main():
     checkpoint_seeds()
     pth_seeds()
     resume_seeds()
+    enhancer_seeds()
     media_seeds()
     for t in sorted(os.listdir(CORPUS)):
         d = os.path.join(CORPUS, t)

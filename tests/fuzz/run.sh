@@ -4,7 +4,7 @@
 # tests/fuzz/corpus/<target>/. Ends with "N passed, M failed": one check per target (its seeds run and it
 # fuzzes for the time given without a crash, a leak, a sanitizer report or a timeout).
 #
-#   bash tests/fuzz/run.sh                       # the test tier: every target SKY_FUZZ_SECONDS (default 4) s
+#   bash tests/fuzz/run.sh                       # the test tier: every target SKY_FUZZ_SECONDS (default 3) s
 #   bash tests/fuzz/run.sh --long 300            # ./build.sh fuzz: 300 s per target, corpora kept (below)
 #   bash tests/fuzz/run.sh --long 600 prompt pth # some targets only
 #
@@ -19,14 +19,14 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 long=0
-secs=${SKY_FUZZ_SECONDS:-4}
+secs=${SKY_FUZZ_SECONDS:-3}
 if [[ ${1:-} == --long ]]; then
     long=1
     secs=${2:-300}
     shift 2 || shift $#
 fi
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(json safetensors checkpoint pth spm_model tokenizer_json prompt resume image video)
+[[ ${#targets[@]} -gt 0 ]] || targets=(json safetensors checkpoint pth spm_model tokenizer_json prompt resume prompt_enhancer image video)
 
 B=build/fuzz
 log=$B/logs
