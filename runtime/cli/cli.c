@@ -676,12 +676,6 @@ int sky_cli_generate(int argc, char **argv)
         }
     }
     a.output_latents = get(&p, "--output_latents");
-    char dir[4096];
-    if (a.output_latents && folder_writable(a.output_latents, dir, sizeof dir) != 0) {
-        fprintf(stderr, "%s: error: --output_latents %s: cannot write into %s: %s; give a folder you can write\n",
-                argv0, a.output_latents, dir, strerror(errno));
-        return EXIT_FAIL;
-    }
     if (!a.vae_weights && !a.output_latents)
         return usage(argv0,
                      "no VAE found (looked for %s/vae and %s/Wan2.1_VAE.pth): give --vae_weights, or "
@@ -742,9 +736,15 @@ int sky_cli_generate(int argc, char **argv)
         fprintf(stderr, "%s: error: cannot create the directories of %s: %s\n", argv0, a.output, strerror(errno));
         return EXIT_FAIL;
     }
+    char dir[4096];
     if (a.output && folder_writable(a.output, dir, sizeof dir) != 0) {
         fprintf(stderr, "%s: error: -o %s: cannot write into %s: %s; give an -o in a folder you can write\n", argv0,
                 a.output, dir, strerror(errno));
+        return EXIT_FAIL;
+    }
+    if (a.output_latents && folder_writable(a.output_latents, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: --output_latents %s: cannot write into %s: %s; give a folder you can write\n",
+                argv0, a.output_latents, dir, strerror(errno));
         return EXIT_FAIL;
     }
 
