@@ -79,6 +79,20 @@ static int make_parents_dir(const char *dir)
     return make_parents(tmp);
 }
 
+/* Whether this process may create files in the folder that holds file `path` ("." when it names none): 0, or
+ * -1 with errno set (EACCES, EROFS, ENOENT, ...). Checked before any weight is read, so that a run whose
+ * output cannot be written fails at once, not after the generation. The folder is written into dir. */
+static int folder_writable(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else
+        slash[slash == dir] = 0; /* "/x.mp4" -> "/" */
+    return access(dir, W_OK | X_OK);
+}
+
 /* ---- the steps ---------------------------------------------------------------------------- */
 
 /* Flags of the original that are refused by name, and TeaCache's flags without --teacache. */
@@ -215,6 +229,11 @@ static int read_options(gen *g)
                                        "windows and is not kept)");
     if (a->resume_dir && !make_parents_dir(a->resume_dir)) {
         fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", g->argv0, a->resume_dir, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    if (a->resume_dir && access(a->resume_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "%s: error: --resume_dir %s: cannot write into it: %s; give a folder you can write\n", g->argv0,
+                a->resume_dir, strerror(errno));
         return SKY_CLI_EXIT_FAIL;
     }
     a->use_ret_steps = sky_cli_flag_given(&g->f, "--use_ret_steps");
@@ -484,7 +503,8 @@ static int default_output(char *buf, size_t n, const char *outdir, const char *p
     return snprintf(buf, n, "result/%s/%s_%llu_%s.mp4", outdir, stem, (unsigned long long)seed, when) < (int)n;
 }
 
-/* The mp4's name (-o, else the original's under --outdir) and its directories; none without a VAE. */
+/* The mp4's name (-o, else the original's under --outdir) and its directories (none without a VAE), then -o's and
+ * --output_latents's folders checked writable. */
 static int name_output(gen *g)
 {
     sky_gen_args *a = &g->a;
@@ -499,6 +519,17 @@ static int name_output(gen *g)
     a->output = a->vae_weights ? g->out : NULL;
     if (a->output && !make_parents(a->output)) {
         fprintf(stderr, "%s: error: cannot create the directories of %s: %s\n", g->argv0, a->output, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    char dir[4096];
+    if (a->output && folder_writable(a->output, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: -o %s: cannot write into %s: %s; give an -o in a folder you can write\n", g->argv0,
+                a->output, dir, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    if (a->output_latents && folder_writable(a->output_latents, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: --output_latents %s: cannot write into %s: %s; give a folder you can write\n",
+                g->argv0, a->output_latents, dir, strerror(errno));
         return SKY_CLI_EXIT_FAIL;
     }
     return SKY_CLI_GO_ON;

@@ -559,7 +559,11 @@ static sky_status dec_open(decoder *d, const char *path, sky_err *err)
         return sky_fail(err, "%s: out of memory (libav contexts)", path);
     if ((r = avcodec_parameters_to_context(d->c, s->codecpar)) < 0)
         return av_fail(err, r, "%s: avcodec_parameters_to_context", path);
-    d->c->thread_count = 0; /* decoder picks (one per core) */
+    /* slice threads only (one per core where the codec has slices): FFmpeg 5.1's frame threading aborts the
+     * process (an av_assert0 in decode.c) on some damaged WebP files (tests/fuzz/corpus/image/crash-webp-*),
+     * and the few frames read here gain nothing from it */
+    d->c->thread_count = 0;
+    d->c->thread_type = FF_THREAD_SLICE;
     if ((r = avcodec_open2(d->c, dec, NULL)) < 0)
         return av_fail(err, r, "%s: opening the %s decoder (avcodec_open2)", path, dec->name);
     return SKY_OK;
