@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/checkpoint.h"
 #include "formats/safetensors.h"
 #include "fuzz_common.h"
 
