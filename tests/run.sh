@@ -20,6 +20,7 @@ tiers=(
     "command line            | bash tests/runtime/test_cli.sh"
     "prompt enhancer (HTTP)  | bash tests/runtime/test_prompt_enhancer.sh"
     "permissions (as nobody) | bash tests/runtime/test_permissions.sh"
+    "life cycle (FIFO, signals) | bash tests/runtime/test_life_cycle.sh"
     "tiny_df under ASan, TSan | bash tests/runtime/test_sanitized_cli.sh"
     "fuzz: every parser      | bash tests/fuzz/run.sh"
     "compile: generated CUDA | bash tests/compile/run.sh"

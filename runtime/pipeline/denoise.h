@@ -65,6 +65,13 @@ void sky_denoise_progress_start(sky_denoise *r, int total);
 void sky_denoise_progress_step(sky_denoise *r);
 /* SKY_ERR "interrupted" when a signal asked to stop (a->interrupted); checked between steps. */
 sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err);
+/* sky_denoise_check_interrupt at a named phase of the run: "load" (opening the models), "encode" (the
+ * prompts and the image), "step" (each denoising step, each DF row), "vae_decode" and "vae_encode" (after each
+ * VAE pass), "finish" (before the outputs are written), "mp4" (before the mp4 is finalised), "done" (the
+ * outputs written). Test only: with SKY_TEST_SIGNAL_AT=<phase>[:<signal number>[:<times>]] in the
+ * environment the process first raises that signal (SIGINT by default) at that phase (once by default), so
+ * that the tests interrupt a run at a chosen phase without timing (tests/runtime/test_life_cycle.sh). */
+sky_status sky_denoise_phase(const sky_denoise *r, const char *phase, sky_err *err);
 
 /* ---- the models' lifetimes ------------------------------------------------------------------- */
 
