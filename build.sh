@@ -7,16 +7,20 @@
 #                           shipped variant (8) instead of one 1.3B and one or two 14B ones (longer)
 #   ./build.sh gen <spec>   generate out/<variant>/ from specs/<spec>.lua (or a path to a spec)
 #                           and build out/<variant>/skyreels-<variant>
+#   ./build.sh fuzz [S] [T...]  the libFuzzer targets of tests/fuzz/ (clang), S seconds each (default 300),
+#                           all of them or the targets T named; new inputs kept in build/fuzz/corpus/
 #   ./build.sh deps         install the Debian packages the build and tests need (root, apt-get)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O) and libcurl (the
-# prompt enhancer's HTTP client).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev"
+# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), libcurl (the
+# prompt enhancer's HTTP client), and clang with libFuzzer (the fuzz tier, tests/fuzz/).
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev clang libclang-rt-14-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
+# deps [fuzz]: check (and as root install) what the build needs; with "fuzz", also clang and libFuzzer (the
+# test tiers and ./build.sh fuzz need them; gen and the demo do not).
 deps() {
     local missing=""
     need_cmd lua5.4 || missing="$missing lua5.4"
@@ -26,6 +30,11 @@ deps() {
     need_cmd g++ || missing="$missing g++"
     [ -e /usr/include/sentencepiece_processor.h ] || missing="$missing libsentencepiece-dev"
     [ -e /usr/include/xxhash.h ] || missing="$missing libxxhash-dev"
+    if [ "${1:-}" = fuzz ]; then
+        need_cmd clang || missing="$missing clang"
+        compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a" >/dev/null ||
+            missing="$missing libclang-rt-14-dev"
+    fi
     need_cmd pkg-config || missing="$missing pkg-config"
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
@@ -86,10 +95,11 @@ demo() {
 mkdir -p build
 case "${1:-}" in
     "") deps; demo ;;
-    deps) deps ;;
+    deps) deps fuzz ;;
     gen) shift; deps; gen "$@" ;;
-    test) deps; exec bash tests/run.sh ;;
-    test-all) deps; SKY_TEST_ALL=1 exec bash tests/run.sh ;;
-    -h|--help) sed -n '2,11p' "$0" ;;
-    *) echo "usage: ./build.sh [test | test-all | gen <spec> | deps]" >&2; exit 2 ;;
+    test) deps fuzz; exec bash tests/run.sh ;;
+    test-all) deps fuzz; SKY_TEST_ALL=1 exec bash tests/run.sh ;;
+    fuzz) shift; deps fuzz; exec bash tests/fuzz/run.sh --long "${1:-300}" "${@:2}" ;;
+    -h|--help) sed -n '2,13p' "$0" ;;
+    *) echo "usage: ./build.sh [test | test-all | gen <spec> | fuzz [seconds] [targets] | deps]" >&2; exit 2 ;;
 esac

@@ -185,7 +185,8 @@ void sky_cli_print_help(FILE *out, const char *argv0)
             "%d steps, shift %g, guidance %g\n",
             sky_variant.height, sky_variant.width, sky_variant.width, sky_variant.height, sky_variant.base_num_frames,
             sky_variant.steps, sky_variant.shift, sky_variant.guidance);
-    fprintf(out, "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error, 130 interrupted\n");
+    fprintf(out, "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error, 130 interrupted (SIGINT), "
+                 "143 (SIGTERM, SIGHUP)\n");
 }
 
 /* s with '|' escaped for a Markdown table cell. */

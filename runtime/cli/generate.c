@@ -21,6 +21,8 @@
 
 #include "cli/args.h"
 #include "cli/checkpoints.h"
+#include "core/fs.h"
+#include "core/json.h"
 #include "models/dit.h"
 #include "models/latent.h"
 #include "models/lora.h"
@@ -49,8 +51,12 @@ typedef struct gen {
     char          enhanced[SKY_PROMPT_ENHANCER_MAX_PROMPT + 1];
 } gen;
 
-static volatile int interrupted;
-static void         on_signal(int sig) { interrupted = sig; }
+/* The first of SIGINT, SIGTERM and SIGHUP received (run: sigaction). */
+static volatile sig_atomic_t interrupted;
+static void                  on_signal(int sig)
+{
+    if (!interrupted) interrupted = sig;
+}
 
 /* ---- files ---------------------------------------------------------------------------------- */
 
@@ -79,11 +85,36 @@ static int make_parents_dir(const char *dir)
     return make_parents(tmp);
 }
 
+/* Whether this process may create files in the folder that holds file `path` ("." when it names none): 0, or
+ * -1 with errno set (EACCES, EROFS, ENOENT, ...). Checked before any weight is read, so that a run whose
+ * output cannot be written fails at once, not after the generation. The folder is written into dir. */
+static int folder_writable(const char *path, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else
+        slash[slash == dir] = 0; /* "/x.mp4" -> "/" */
+    return access(dir, W_OK | X_OK);
+}
+
 /* ---- the steps ---------------------------------------------------------------------------- */
 
-/* Flags of the original that are refused by name, and TeaCache's flags without --teacache. */
+/* Flags of the original that are refused by name, TeaCache's flags without --teacache, and prompts that are not
+ * valid UTF-8 (the tokenizer, the output's name and the mp4's JSON need text; refused before anything is made). */
 static int refuse_flags(gen *g)
 {
+    static const char *const texts[] = {"--prompt", "--negative_prompt"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const char  *s = sky_cli_flag_given(&g->f, texts[i]) ? sky_cli_flag(&g->f, texts[i]) : NULL;
+        const size_t n = s ? strlen(s) : 0, ok = s ? sky_utf8_check(s, n) : 0;
+        if (ok < n)
+            return sky_cli_usage(g->argv0,
+                                 "%s: not valid UTF-8 (byte %zu of %zu, 0x%02x, starts an invalid or truncated "
+                                 "sequence); give the text in UTF-8",
+                                 texts[i], ok + 1, n, (unsigned char)s[ok]);
+    }
     static const char *const refused[] = {"--use_usp", "--causal_attention"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (sky_cli_flag_given(&g->f, refused[i]))
@@ -217,6 +248,11 @@ static int read_options(gen *g)
                                        "windows and is not kept)");
     if (a->resume_dir && !make_parents_dir(a->resume_dir)) {
         fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", g->argv0, a->resume_dir, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    if (a->resume_dir && access(a->resume_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "%s: error: --resume_dir %s: cannot write into it: %s; give a folder you can write\n", g->argv0,
+                a->resume_dir, strerror(errno));
         return SKY_CLI_EXIT_FAIL;
     }
     a->use_ret_steps = sky_cli_flag_given(&g->f, "--use_ret_steps");
@@ -475,6 +511,9 @@ static int default_output(char *buf, size_t n, const char *outdir, const char *p
     int    chars = 0;
     for (const unsigned char *c = (const unsigned char *)prompt; *c && chars < 100;) {
         size_t len = *c < 0x80 ? 1 : (*c >> 5) == 6 ? 2 : (*c >> 4) == 14 ? 3 : (*c >> 3) == 30 ? 4 : 1;
+        /* a character cut at the end or not valid UTF-8 ends the name: never read past the NUL, never take a
+         * '/' from inside a sequence (the prompt is checked before, so only a defence) */
+        if (strnlen((const char *)c, len) < len || sky_utf8_check((const char *)c, len) != len) break;
         if (k + len > 200) break;
         if (*c != '/') {
             memcpy(stem + k, c, len);
@@ -490,7 +529,31 @@ static int default_output(char *buf, size_t n, const char *outdir, const char *p
     return snprintf(buf, n, "result/%s/%s_%llu_%s.mp4", outdir, stem, (unsigned long long)seed, when) < (int)n;
 }
 
-/* The mp4's name (-o, else the original's under --outdir) and its directories; none without a VAE. */
+/* The temporary files an earlier run killed by SIGKILL or a crash left beside this run's outputs (core/fs.h:
+ * ".<name>.sky-<pid>.XXXXXX" of a process that is gone), and in --resume_dir. */
+static int remove_stale_temps(gen *g)
+{
+    const char *outs[3] = {g->a.output, g->a.output_latents, g->a.resume_dir};
+    for (int i = 0; i < 3; i++) {
+        if (!outs[i]) continue;
+        char        dir[4096];
+        const char *base = sky_fs_base_name(outs[i]);
+        snprintf(dir, sizeof dir, "%.*s", base == outs[i] ? 1 : (int)(base - outs[i]), base == outs[i] ? "." : outs[i]);
+        int     removed = 0;
+        sky_err err;
+        if (sky_fs_remove_stale_temps(i == 2 ? outs[i] : dir, i == 2 ? NULL : base, &removed, &err)) {
+            fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
+            return SKY_CLI_EXIT_FAIL;
+        }
+        if (removed && !g->quiet)
+            fprintf(stderr, "removed %d temporary file%s left by an earlier run that was killed, beside %s\n", removed,
+                    removed > 1 ? "s" : "", outs[i]);
+    }
+    return SKY_CLI_GO_ON;
+}
+
+/* The mp4's name (-o, else the original's under --outdir) and its directories (none without a VAE), then -o's and
+ * --output_latents's folders checked writable. */
 static int name_output(gen *g)
 {
     sky_gen_args *a = &g->a;
@@ -507,20 +570,40 @@ static int name_output(gen *g)
         fprintf(stderr, "%s: error: cannot create the directories of %s: %s\n", g->argv0, a->output, strerror(errno));
         return SKY_CLI_EXIT_FAIL;
     }
-    return SKY_CLI_GO_ON;
+    char dir[4096];
+    if (a->output && folder_writable(a->output, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: -o %s: cannot write into %s: %s; give an -o in a folder you can write\n", g->argv0,
+                a->output, dir, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    if (a->output_latents && folder_writable(a->output_latents, dir, sizeof dir) != 0) {
+        fprintf(stderr, "%s: error: --output_latents %s: cannot write into %s: %s; give a folder you can write\n",
+                g->argv0, a->output_latents, dir, strerror(errno));
+        return SKY_CLI_EXIT_FAIL;
+    }
+    return remove_stale_temps(g);
 }
 
-/* s as a JSON string (quotes, backslashes and controls escaped) onto out. */
+/* s as a JSON string onto out, always valid JSON and valid UTF-8: quotes and backslashes escaped, controls and
+ * DEL as \u00XX, a byte that is not part of valid UTF-8 (a path given in another encoding) as U+FFFD. */
 static void json_str(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fputc(*c, out);
+    for (size_t i = 0, n = strlen(s); i < n;) {
+        const size_t ok = sky_utf8_check(s + i, n - i);
+        for (const unsigned char *c = (const unsigned char *)s + i; c < (const unsigned char *)s + i + ok; c++) {
+            if (*c == '"' || *c == '\\')
+                fprintf(out, "\\%c", *c);
+            else if (*c < 0x20 || *c == 0x7f)
+                fprintf(out, "\\u%04x", *c);
+            else
+                fputc(*c, out);
+        }
+        i += ok;
+        if (i < n) {
+            fputs("\\ufffd", out);
+            i++;
+        }
     }
     fputc('"', out);
 }
@@ -576,21 +659,40 @@ static int describe_run(gen *g)
     return SKY_CLI_GO_ON;
 }
 
-/* The run, stopped between steps by SIGINT or SIGTERM (exit 130 or 143, nothing written). */
+/* SIGINT, SIGTERM and SIGHUP set `interrupted` (sigaction: no SA_RESTART, so that a blocking read returns
+ * EINTR; no SA_RESETHAND, so that a second Ctrl-C does not kill the process before it removes its temporary
+ * files). */
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) sigaddset(&sa.sa_mask, sigs[i]);
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+/* The run, stopped by SIGINT (exit 130), SIGTERM or SIGHUP (exit 143) in any phase: the pipeline checks at
+ * each phase and step, and removes what it wrote when the signal came before the end (nothing is left). */
 static int run(gen *g)
 {
     if (!g->quiet)
         fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)g->a.seed,
                 g->seed_from ? " (the seed of the run kept in " : "", g->seed_from ? g->seed_from : "",
                 g->seed_from ? ")" : "");
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    catch_signals();
     sky_err err;
-    if (sky_pipeline_run(&sky_variant, &g->a, &err) != SKY_OK) {
-        if (interrupted) {
-            fprintf(stderr, "\n%s: interrupted; nothing was written\n", g->argv0);
-            return interrupted == SIGTERM ? 143 : 130;
+    const sky_status st = sky_pipeline_run(&sky_variant, &g->a, &err);
+    if (interrupted) { /* also when the signal came after the pipeline's last check: its outputs are removed */
+        if (st == SKY_OK) {
+            if (g->a.output) unlink(g->a.output);
+            if (g->a.output_latents) unlink(g->a.output_latents);
         }
+        fprintf(stderr, "\n%s: interrupted; nothing was written\n", g->argv0);
+        return interrupted == SIGINT ? 130 : 143;
+    }
+    if (st != SKY_OK) {
         fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
         return SKY_CLI_EXIT_FAIL;
     }

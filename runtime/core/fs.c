@@ -7,6 +7,7 @@
 
 #include "core/str.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,21 +18,103 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
+
+/* What a file of mode m is, for the messages of sky_fs_open_regular. */
+static const char *file_type(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO (named pipe)"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+sky_status sky_fs_open_regular(const char *path, const char *kind, int *fd, sky_err *err)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (*fd < 0) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    sky_status  s = SKY_OK;
+    if (fstat(*fd, &st) != 0)
+        s = sky_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        s = sky_fail(err, "%s: is %s, not a %s; give the file itself", path, file_type(st.st_mode), kind);
+    else if (fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) & ~O_NONBLOCK) != 0)
+        s = sky_fail(err, "%s: cannot clear O_NONBLOCK: %s", path, strerror(errno));
+    if (s != SKY_OK) {
+        close(*fd);
+        *fd = -1;
+    }
+    return s;
+}
+
+sky_status sky_fs_check_regular(const char *path, const char *kind, sky_err *err)
+{
+    int fd;
+    if (sky_fs_open_regular(path, kind, &fd, err)) return SKY_ERR;
+    close(fd);
+    return SKY_OK;
+}
+
+char *sky_fs_temp_template(const char *path)
+{
+    const char *base = sky_fs_base_name(path);
+    const int   dir_len = (int)(base - path); /* keeps the '/' */
+    const int   n = snprintf(NULL, 0, "%.*s.%s.sky-%ld.XXXXXX", dir_len, path, base, (long)getpid());
+    char       *t = malloc((size_t)n + 1);
+    if (t != NULL) snprintf(t, (size_t)n + 1, "%.*s.%s.sky-%ld.XXXXXX", dir_len, path, base, (long)getpid());
+    return t;
+}
+
+/* The pid of name when it is a temporary file of sky_fs_temp_template's pattern (for base, or any base when
+ * NULL), else 0. */
+static long temp_pid(const char *name, const char *base)
+{
+    const size_t n = strlen(name);
+    if (n < 1 + 1 + 5 + 1 + 1 + 6 || name[0] != '.' || name[n - 7] != '.') return 0;
+    for (size_t i = n - 6; i < n; i++)
+        if (!isalnum((unsigned char)name[i])) return 0;
+    size_t d = n - 7; /* the digits of the pid end here */
+    size_t b = d;
+    while (b > 0 && isdigit((unsigned char)name[b - 1])) b--;
+    if (b == d || b < 6 || memcmp(name + b - 5, ".sky-", 5) != 0) return 0;
+    const size_t base_len = b - 5 - 1;
+    if (base != NULL && (strlen(base) != base_len || memcmp(name + 1, base, base_len) != 0)) return 0;
+    return strtol(name + b, NULL, 10);
+}
+
+sky_status sky_fs_remove_stale_temps(const char *dir, const char *base, int *removed, sky_err *err)
+{
+    if (removed) *removed = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT) return SKY_OK;
+        return sky_fail(err, "%s: cannot list the folder for stale temporary files: %s", dir, strerror(errno));
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const long pid = temp_pid(e->d_name, base);
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *full = sky_fs_join(dir, e->d_name);
+        if (full != NULL && unlink(full) == 0 && removed) (*removed)++;
+        free(full);
+    }
+    closedir(d);
+    return SKY_OK;
+}
 
 sky_status sky_fs_map(const char *path, const char *kind, void **map, size_t *size, sky_err *err)
 {
     *map = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    if (sky_fs_open_regular(path, kind, &fd, err)) return SKY_ERR;
     struct stat st;
     sky_status  s = SKY_OK;
     if (fstat(fd, &st) != 0) {
         s = sky_fail(err, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        s = sky_fail(err, "%s: is %s, not a %s", path, S_ISDIR(st.st_mode) ? "a directory" : "not a regular file",
-                     kind);
     } else if ((unsigned long long)st.st_size > SIZE_MAX) {
         s = sky_fail(err, "%s: file of %lld bytes is too large to map", path, (long long)st.st_size);
     } else if (st.st_size > 0) {
@@ -53,12 +136,13 @@ void sky_fs_unmap(void *map, size_t size)
 sky_status sky_fs_read_small(const char *path, size_t max, const char *what, char **buf, size_t *len, sky_err *err)
 {
     *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int         fd;
+    const char *kind = what + (strncmp(what, "an ", 3) == 0 ? 3 : strncmp(what, "a ", 2) == 0 ? 2 : 0);
+    if (sky_fs_open_regular(path, kind, &fd, err)) return SKY_ERR;
     struct stat st;
     sky_status  s = SKY_OK;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        s = sky_fail(err, "%s: not a readable regular file", path);
+    if (fstat(fd, &st) != 0) {
+        s = sky_fail(err, "%s: cannot stat: %s", path, strerror(errno));
     } else if ((unsigned long long)st.st_size > max) {
         s = sky_fail(err, "%s: %lld bytes exceeds the limit of %llu for %s", path, (long long)st.st_size,
                      (unsigned long long)max, what);

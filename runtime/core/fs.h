@@ -11,6 +11,29 @@
 
 #include "core/status.h"
 
+/* Open the file at path for reading (O_RDONLY | O_CLOEXEC) after checking that it is a regular file: opened
+ * with O_NONBLOCK, so that a FIFO without a writer or a device cannot block the open, then fstat'ed, then
+ * O_NONBLOCK cleared. A FIFO, a character or block device, a socket or a directory is refused naming the path
+ * and what it is ("<path>: is a FIFO (named pipe), not a <kind>"; kind e.g. "tokenizer file"). Every reader
+ * of the engine opens its files through here (sky_fs_map, sky_fs_read_small, the tokenizer). On success *fd
+ * is the open descriptor (the caller closes it); on failure -1. */
+sky_status sky_fs_open_regular(const char *path, const char *kind, int *fd, sky_err *err);
+
+/* sky_fs_open_regular, then close: for readers that open the file themselves (FFmpeg's avformat_open_input),
+ * called just before they do. */
+sky_status sky_fs_check_regular(const char *path, const char *kind, sky_err *err);
+
+/* The engine's temporary file for an output at path, a mkstemp template beside it:
+ * "<dir>/.<base>.sky-<pid>.XXXXXX" (malloc'ed; NULL when out of memory). The writers of the mp4 and of
+ * .safetensors files (the latents, --resume_dir's windows) write there and rename onto path. */
+char *sky_fs_temp_template(const char *path);
+
+/* Remove the temporary files of sky_fs_temp_template's pattern in folder dir (for the output named base, or
+ * for any output when base is NULL) whose process is gone: the leftovers of a run killed by SIGKILL or a
+ * crash. Those of a live process (another run writing the same output) are kept. *removed (may be NULL) counts
+ * the files removed. A folder that does not exist has none; fails only when dir cannot be listed. */
+sky_status sky_fs_remove_stale_temps(const char *dir, const char *base, int *removed, sky_err *err);
+
 /* Map the regular file at path read-only (MAP_PRIVATE) into *map, its size into *size; the fd is
  * closed before returning. An empty file is not mapped (mmap refuses 0 bytes): *map = NULL and
  * *size = 0 with SKY_OK, so the caller's size check decides. Fails naming the path when it cannot

@@ -436,10 +436,12 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
     t->n = 0;
     const sky_dit_cuda_desc *g = &dit_forward_cuda;
     CUmodule                 module = NULL;
+    char                     how[160]; /* built in or NVRTC: the run's device line says it */
     CUfunction              *fn = calloc((size_t)g->n_kernels, sizeof *fn);
     if (!fn) return sky_fail(err, "selftest: out of host memory");
-    sky_status st = sky_cuda_kernels_load(c, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
-                                          g->kernel_names, "attention_sm80", g->attention_smem, &module, fn, err);
+    sky_status st =
+        sky_cuda_kernels_load(c, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels, g->kernel_names,
+                              "attention_sm80", g->attention_smem, &module, fn, how, sizeof how, err);
     if (st == SKY_OK) {
         sky_cuda_smem_limit(g->n_kernels, g->kernel_names, fn, "attention_sm90", g->attention90_smem);
         st = attention_rows(c, fn, t, err);

@@ -8,6 +8,7 @@
 #include "formats/safetensors_write.h"
 
 #include "core/dtype.h"
+#include "core/fs.h"
 #include "core/json.h"
 #include "formats/safetensors.h"
 
@@ -171,7 +172,7 @@ sky_status sky_safetensors_write(const char *path, const sky_st_entry *t, int n,
     uint64_t  *nbytes = malloc((size_t)(n ? n : 1) * sizeof *nbytes);
     char      *hdr = NULL;
     size_t     hdr_len = 0;
-    char      *tmp = malloc(strlen(path) + sizeof ".tmp.XXXXXX");
+    char      *tmp = sky_fs_temp_template(path); /* ".<base>.sky-<pid>.XXXXXX" beside path */
     int        fd;
     sky_status st = SKY_ERR;
     if (nbytes == NULL || tmp == NULL) {
@@ -183,8 +184,6 @@ sky_status sky_safetensors_write(const char *path, const sky_st_entry *t, int n,
         goto done;
     }
     /* temp file next to path, so rename() is atomic and never crosses file systems */
-    strcpy(tmp, path);
-    strcat(tmp, ".tmp.XXXXXX");
     fd = mkstemp(tmp);
     if (fd < 0) {
         sky_fail(err, "%s: cannot create a temporary file in its directory: %s", path, strerror(errno));

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,21 @@ sky_status sky_denoise_check_latents(const float *x, size_t n, int step, int ste
                     isnan(x[j]) ? "NaN" : "Inf", j, step, steps, where);
 }
 
+sky_status sky_denoise_phase(const sky_denoise *r, const char *phase, sky_err *err)
+{
+    const char *at = getenv("SKY_TEST_SIGNAL_AT"); /* test only (denoise.h) */
+    if (at != NULL) {
+        const size_t n = strcspn(at, ":");
+        if (strlen(phase) == n && strncmp(at, phase, n) == 0) {
+            char     *end = NULL;
+            const int sig = at[n] ? (int)strtol(at + n + 1, &end, 10) : SIGINT;
+            const int times = end && *end == ':' ? atoi(end + 1) : 1;
+            for (int i = 0; i < times; i++) raise(sig);
+        }
+    }
+    return sky_denoise_check_interrupt(r, err);
+}
+
 /* ---- the models' lifetimes (--offload) ------------------------------------------------------ */
 
 /* Opening a transformer, as a thread's job. */
@@ -179,18 +195,18 @@ static void done_vae(sky_denoise *r, int decode)
 
 sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
 {
-    if (sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
+    if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
     const sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
     done_vae(r, 1);
-    return st;
+    return st ? st : sky_denoise_phase(r, "vae_decode", err);
 }
 
 sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, float *z, sky_err *err)
 {
-    if (sky_denoise_use_vae(r, 0, err)) return SKY_ERR;
+    if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 0, err)) return SKY_ERR;
     const sky_status st = sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
     done_vae(r, 0);
-    return st;
+    return st ? st : sky_denoise_phase(r, "vae_encode", err);
 }
 
 /* ---- TeaCache in order under --use_cfg_parallel ---------------------------------------------- */

@@ -76,6 +76,14 @@ void       sky_denoise_hash_latents(sky_denoise *r, const float *x, size_t n);
 sky_status sky_denoise_check_latents(const float *x, size_t n, int step, int steps, int window, int windows,
                                      sky_err *err);
 
+/* sky_denoise_check_interrupt at a named phase of the run: "load" (opening the models), "encode" (the
+ * prompts and the image), "step" (each denoising step, each DF row), "vae_decode" and "vae_encode" (after each
+ * VAE pass), "finish" (before the outputs are written), "mp4" (before the mp4 is finalised), "done" (the
+ * outputs written). Test only: with SKY_TEST_SIGNAL_AT=<phase>[:<signal number>[:<times>]] in the
+ * environment the process first raises that signal (SIGINT by default) at that phase (once by default), so
+ * that the tests interrupt a run at a chosen phase without timing (tests/runtime/test_life_cycle.sh). */
+sky_status sky_denoise_phase(const sky_denoise *r, const char *phase, sky_err *err);
+
 /* ---- the models' lifetimes ------------------------------------------------------------------- */
 
 /* Without --offload every model the run needs is opened before the first step and kept to the end. With

@@ -244,7 +244,7 @@ static sky_status denoise_window(sky_denoise *r, const sky_forcing_matrix *m, fl
         if (sky_sampler_init(&s[f], a->solver, a->inference_steps, a->shift, fn, err)) goto done;
     const float A = 0.001f * (float)a->addnoise_condition;
     for (int row = 0; row < m->rows; row++) {
-        if (sky_denoise_check_interrupt(r, err)) goto done;
+        if (sky_denoise_phase(r, "step", err)) goto done;
         memcpy(inp, Z, n * sizeof(float));
         for (int f = 0; f < Ftot; f++) tt[f] = m->timestep[(size_t)row * m->frames + f];
         if (a->addnoise_condition > 0 && prefix > 0) {

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +90,7 @@ static sky_status encode_prompts(sky_denoise *r, sky_err *err)
         int n = 0;
         if (sky_tokenizer_encode(tok, texts[i], tp->rows, ids32, mask, &n, err)) goto done;
         for (int k = 0; k < n; k++) ids[k] = ids32[k];
-        if (sky_text_encode(enc, ids, n, outs[i], err)) goto done;
+        if (sky_text_encode(enc, ids, n, outs[i], err) || sky_denoise_phase(r, "encode", err)) goto done;
         if (!a->quiet) fprintf(stderr, "text_encode: %s prompt, %d tokens\n", i ? "negative" : "the", n);
     }
     st = SKY_OK;
@@ -125,7 +126,7 @@ static sky_status encode_image(sky_denoise *r, sky_err *err)
     sky_clip_preprocess(img, H, W, S, px);
     if (sky_encoder_open(&enc, cp, 0, a->clip_weights, r->v->name, a->backend, err)) goto done;
     sky_clip_encode(enc, px, r->clip);
-    st = SKY_OK;
+    st = sky_denoise_phase(r, "encode", err);
 done:
     sky_encoder_close(enc);
     free(img);
@@ -292,7 +293,9 @@ static sky_status prepare(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args    *a = r->a;
     const sky_dit_program *p = r->v->dit;
-    if (check_checkpoints(r, err) || check_cfg_parallel(r, err) || open_loras(r, err)) return SKY_ERR;
+    if (sky_denoise_phase(r, "load", err) || check_checkpoints(r, err) || check_cfg_parallel(r, err) ||
+        open_loras(r, err))
+        return SKY_ERR;
     if ((a->image && sky_denoise_check_image(a->image, a->height, a->width, err)) ||
         (a->end_image && sky_denoise_check_image(a->end_image, a->height, a->width, err)))
         return SKY_ERR;
@@ -306,8 +309,9 @@ static sky_status prepare(sky_denoise *r, sky_err *err)
             ? sky_weights_check(p->weights, p->n_weights, a->dit_weights, r->v->name, (sky_backend)a->backend, err)
             : sky_denoise_open_dits(r, err))
         return SKY_ERR;
+    if (sky_denoise_phase(r, "load", err)) return SKY_ERR;
     if (a->teacache && start_teacache(r, err)) return SKY_ERR;
-    if (open_vae(r, err)) return SKY_ERR;
+    if (open_vae(r, err) || sky_denoise_phase(r, "load", err)) return SKY_ERR;
     if (a->output && r->has_vae)
         return sky_video_writer_open(&r->writer, a->output, a->width, a->height, a->fps, SKY_VIDEO_DEFAULT_CRF,
                                      a->args_json, err);
@@ -342,22 +346,47 @@ static sky_status write_latents(sky_denoise *r, sky_err *err)
     return sky_safetensors_write(a->output_latents, r->keep, r->n_keep, meta, err);
 }
 
-/* Every draw of --noise used, the mp4 closed (renamed onto its name), the latents written. */
+/* Every draw of --noise used, then the outputs: the latents first, so that a failed mp4 finalise (disk full,
+ * permission) does not lose them (the run fails, the latents stay, no mp4 is left: the writer unlinks its
+ * temporary file); then the mp4, closed and renamed onto its name. A signal at any point up to the end
+ * (a->interrupted) removes what was written: an interrupted run leaves nothing at its output paths. */
 static sky_status finish(sky_denoise *r, sky_err *err)
 {
-    if (sky_noise_check_used(&r->noise, err)) return SKY_ERR;
+    const sky_gen_args *a = r->a;
+    int                 latents = 0, mp4 = 0;
+    sky_status          st = SKY_ERR;
+    if (sky_noise_check_used(&r->noise, err) || sky_denoise_phase(r, "finish", err)) return SKY_ERR;
+    if (a->output_latents) {
+        if (write_latents(r, err)) return SKY_ERR;
+        latents = 1;
+    }
     if (r->writer) {
+        if (sky_denoise_phase(r, "mp4", err)) goto done;
         char hash[17];
         snprintf(hash, sizeof hash, "%016" PRIx64, r->latents_hash);
-        sky_status st = sky_video_writer_set_tag(r->writer, "latents_xxh64", hash, err);
-        if (st == SKY_OK)
-            st = sky_video_writer_close(r->writer, err);
+        sky_status closed = sky_video_writer_set_tag(r->writer, "latents_xxh64", hash, err);
+        if (closed == SKY_OK)
+            closed = sky_video_writer_close(r->writer, err);
         else
             sky_video_writer_abort(r->writer);
         r->writer = NULL;
-        if (st) return SKY_ERR;
+        if (closed) {
+            if (latents && !(a->interrupted && *a->interrupted)) {
+                const size_t k = strlen(err->msg);
+                snprintf(err->msg + k, sizeof err->msg - k, " (the latents were written to %s)", a->output_latents);
+                latents = 0; /* kept */
+            }
+            goto done;
+        }
+        mp4 = 1;
     }
-    return r->a->output_latents ? write_latents(r, err) : SKY_OK;
+    st = sky_denoise_phase(r, "done", err);
+done:
+    if (st != SKY_OK && a->interrupted && *a->interrupted) {
+        if (latents) unlink(a->output_latents);
+        if (mp4) unlink(a->output);
+    }
+    return st;
 }
 
 /* The run's summary on stderr: the prompt part's reuse, TeaCache's skips, the time and the outputs. */

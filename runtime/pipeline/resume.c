@@ -158,8 +158,9 @@ int sky_resume_seed(const char *dir, uint64_t *seed)
     const char *s = sky_safetensors_metadata(f, "seed");
     char       *end = NULL;
     errno = 0;
+    /* digits only: strtoull alone would take " 7" and "-1" (as 2^64 - 1) */
     const unsigned long long v = s ? strtoull(s, &end, 10) : 0;
-    const int                ok = s && *s && !*end && !errno;
+    const int                ok = s && *s >= '0' && *s <= '9' && !*end && !errno;
     if (ok) *seed = v;
     sky_safetensors_close(f);
     return ok;

@@ -52,7 +52,7 @@ static sky_status denoise(sky_denoise *r, int F, float *x, const float *y, sky_e
     if (sky_denoise_use_dit(r, err)) goto done;
     sky_denoise_progress_start(r, a->inference_steps);
     for (int i = 0; i < a->inference_steps; i++) {
-        if (sky_denoise_check_interrupt(r, err)) goto done;
+        if (sky_denoise_phase(r, "step", err)) goto done;
         const double t = (double)u.timesteps[i];
         sky_denoise_guided(r, F, x, y, &t, 1, v, tmp, a->guidance_scale == 1.0);
         sky_sampler_step(&u, v, x);

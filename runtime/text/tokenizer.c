@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/fs.h"
 #include "core/json.h"
 #include "text/utf8.h"
 
@@ -73,8 +75,13 @@ static sky_status read_whole_file(const char *path, size_t max, char **buf, size
 {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    if (sky_fs_open_regular(path, "tokenizer file", &fd, err)) return SKY_ERR;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return sky_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return sky_fail(err, "%s: cannot seek", path);

@@ -15,6 +15,8 @@
 
 #include "video/video.h"
 
+#include "core/fs.h"
+
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
@@ -201,18 +203,13 @@ static mode_t current_umask(void)
     return m;
 }
 
-/* Create the temp file ".<basename>.XXXXXX" in path's directory. */
+/* Create the temp file beside the output (sky_fs_temp_template: ".<basename>.sky-<pid>.XXXXXX"). */
 static sky_status make_temp(sky_video_writer *w, sky_err *err)
 {
     const char *slash = strrchr(w->path, '/');
     size_t      dir_len = slash ? (size_t)(slash - w->path) + 1 : 0; /* keeps the '/' */
-    const char *base = w->path + dir_len;
-    w->tmp = malloc(dir_len + 1 + strlen(base) + sizeof ".XXXXXX");
+    w->tmp = sky_fs_temp_template(w->path);
     if (w->tmp == NULL) return sky_fail(err, "%s: out of memory", w->path);
-    memcpy(w->tmp, w->path, dir_len);
-    w->tmp[dir_len] = '.';
-    strcpy(w->tmp + dir_len + 1, base);
-    strcat(w->tmp, ".XXXXXX");
     w->fd = mkstemp(w->tmp);
     if (w->fd < 0) {
         int e = errno;
@@ -470,6 +467,12 @@ sky_status sky_video_writer_close(sky_video_writer *w, sky_err *err)
         sky_fail(err, "%s: closing %s failed: %s", w->path, w->tmp, strerror(errno));
         goto done;
     }
+    const char *fail_at = getenv("SKY_TEST_FAIL_AT"); /* test only (video.h) */
+    if (fail_at != NULL && strcmp(fail_at, "mp4_rename") == 0) {
+        sky_fail(err, "%s: renaming the finished temp file %s onto it failed: %s (SKY_TEST_FAIL_AT)", w->path, w->tmp,
+                 strerror(EIO));
+        goto done;
+    }
     if (rename(w->tmp, w->path) != 0) {
         sky_fail(err, "%s: renaming the finished temp file %s onto it failed: %s", w->path, w->tmp, strerror(errno));
         goto done;
@@ -529,6 +532,8 @@ static sky_status dec_open(decoder *d, const char *path, sky_err *err)
     memset(d, 0, sizeof *d);
     d->path = path;
     d->si = -1;
+    /* a FIFO or a device would block avformat_open_input (or read forever): regular files only */
+    if (sky_fs_check_regular(path, "video or image file", err)) return SKY_ERR;
     char *url = file_url(path);
     if (url == NULL) return sky_fail(err, "%s: out of memory", path);
     /* the image2 demuxer (chosen by extension) treats '%d' in names as a sequence
@@ -565,7 +570,11 @@ static sky_status dec_open(decoder *d, const char *path, sky_err *err)
         return sky_fail(err, "%s: out of memory (libav contexts)", path);
     if ((r = avcodec_parameters_to_context(d->c, s->codecpar)) < 0)
         return av_fail(err, r, "%s: avcodec_parameters_to_context", path);
-    d->c->thread_count = 0; /* decoder picks (one per core) */
+    /* slice threads only (one per core where the codec has slices): FFmpeg 5.1's frame threading aborts the
+     * process (an av_assert0 in decode.c) on some damaged WebP files (tests/fuzz/corpus/image/crash-webp-*),
+     * and the few frames read here gain nothing from it */
+    d->c->thread_count = 0;
+    d->c->thread_type = FF_THREAD_SLICE;
     if ((r = avcodec_open2(d->c, dec, NULL)) < 0)
         return av_fail(err, r, "%s: opening the %s decoder (avcodec_open2)", path, dec->name);
     return SKY_OK;

@@ -84,7 +84,9 @@ const char *sky_video_writer_temp_path(const sky_video_writer *w);
 
 /* Flush the encoder, write the trailer (faststart moves moov to the front here),
  * fsync, rename the temp file onto path, fsync the directory. Refuses a video with
- * no frames. Always frees w; on error the temp file is removed and path untouched. */
+ * no frames. Always frees w; on error the temp file is removed and path untouched.
+ * Test only: with SKY_TEST_FAIL_AT=mp4_rename in the environment the rename fails
+ * (EIO), as on a full or read-only disk (tests/runtime/test_life_cycle.sh). */
 sky_status sky_video_writer_close(sky_video_writer *w, sky_err *err);
 
 /* Give up: free w and remove the temp file (errors, Ctrl-C). NULL is a no-op. */

@@ -490,7 +490,7 @@ v=tiny_df128
 B=out/$v/skyreels-$v
 p=$tmp/pipe
 mkdir -p "$p"
-cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video/video.c runtime/video/video_frame.c \
+cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video/video.c runtime/video/video_frame.c runtime/core/fs.c \
    runtime/core/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) -lpthread -lm \
    -o "$p/mp4probe" 2> "$p/probe.log" || cat "$p/probe.log"
 "$B" random-weights --output "$p/dit.safetensors" --seed 1 > /dev/null 2>&1

@@ -7,7 +7,7 @@
 # anything fails to build or any case fails. Needs only a C11 compiler (CC, default cc).
 #
 #   bash tests/runtime/run_pth_tests.sh              # what CI runs
-#   bash tests/runtime/run_pth_tests.sh --fuzz 30    # then also fuzz_pth.c for 30 s (needs clang; not in CI)
+#   bash tests/runtime/run_pth_tests.sh --fuzz 30    # then also tests/fuzz/fuzz_pth.c for 30 s (tests/fuzz/run.sh)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."                      # repository root
@@ -61,28 +61,11 @@ run_one plain
 run_one sanitized
 
 if [[ $FUZZ_SECONDS -gt 0 ]]; then
-    # libFuzzer over sky_pth_open_mem, seeded with the fixtures; CRC check off so mutations reach the pickle
-    fz="$OUT/fuzz_pth"
-    corpus="$OUT/fuzz_pth_corpus"
-    mkdir -p "$corpus"
-    cp tests/fixtures/pth/*.pth "$corpus/"
-    # seeds for the wrapped-pickle mode (first byte 0xA5): the fixtures' data.pkl records
-    python3 - "$corpus" <<'PY' || true
-import sys, zipfile, glob, os
-for f in glob.glob("tests/fixtures/pth/*.pth"):
-    z = zipfile.ZipFile(f)
-    pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
-    open(os.path.join(sys.argv[1], "pkl_" + os.path.basename(f)), "wb").write(b"\xa5" + z.read(pkl))
-PY
-    echo "== fuzz: clang -fsanitize=fuzzer,address,undefined -> $fz ($FUZZ_SECONDS s)"
-    if clang "${CFLAGS[@]}" -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION "${LIB[@]}" tests/runtime/fuzz_pth.c -lm -o "$fz" &&
-        "$fz" -max_total_time="$FUZZ_SECONDS" -artifact_prefix="$OUT/fuzz_pth-" -max_len=65536 -rss_limit_mb=2048 "$corpus" 2>"$OUT/fuzz_pth.log"; then
-        tail -n 3 "$OUT/fuzz_pth.log"
+    # libFuzzer over sky_pth_open_mem (tests/fuzz/fuzz_pth.c, its seeds in tests/fuzz/corpus/pth/)
+    if bash tests/fuzz/run.sh --long "$FUZZ_SECONDS" pth; then
         pass=$((pass + 1)); rows+=("$(printf '%-10s %s' fuzz "no crash in $FUZZ_SECONDS s")")
     else
-        tail -n 40 "$OUT/fuzz_pth.log" || true
-        fail=$((fail + 1)); rows+=("$(printf '%-10s %s' fuzz "FAILED (see $OUT/fuzz_pth.log)")")
+        fail=$((fail + 1)); rows+=("$(printf '%-10s %s' fuzz "FAILED (above)")")
     fi
 fi
 

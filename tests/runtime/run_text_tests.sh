@@ -25,7 +25,7 @@ fi
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -Itests/runtime)
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/text/clean.c runtime/text/tokenizer.c
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/fs.c runtime/text/clean.c runtime/text/tokenizer.c
      runtime/text/tokenizer_encode.c runtime/text/unicode.c runtime/text/utf8.c)
 LIBS=(-lsentencepiece -lstdc++ -lm)
 

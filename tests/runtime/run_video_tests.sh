@@ -35,7 +35,7 @@ echo "FFmpeg: libavformat $(pkg-config --modversion libavformat), libavcodec $(p
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/video/video.c runtime/video/video_frame.c)
+LIB=(runtime/core/status.c runtime/core/fs.c runtime/video/video.c runtime/video/video_frame.c)
 TEST=test_video
 
 failed=()

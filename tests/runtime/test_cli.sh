@@ -277,7 +277,7 @@ if [ -f "$tmp/x.mp4" ] && [ -z "$(ls -A "$tmp" | grep '^\.x\.mp4')" ]; then pass
 else fail=$((fail + 1)); echo "FAIL mp4 missing or temp file left"; fi
 # The demo of ./build.sh (a DF long video of 3 windows from random weights) gives an mp4 that decodes
 # back with the asked frame count, size and fps.
-cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video/video.c runtime/video/video_frame.c \
+cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video/video.c runtime/video/video_frame.c runtime/core/fs.c \
    runtime/core/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) -lpthread -lm \
    -o "$tmp/mp4probe"
 if ./build.sh > "$tmp/demo.log" 2>&1 && [ "$("$tmp/mp4probe" out/demo.mp4)" = "37 48 64 24/1" ]; then

@@ -455,7 +455,7 @@ static int test_abort_removes_temp(void) {
     const char *dir = fresh_dir("abort");
     char path[4200], prefix[4300];
     snprintf(path, sizeof path, "%s/out.mp4", dir);
-    snprintf(prefix, sizeof prefix, "%s/.out.mp4.", dir);
+    snprintf(prefix, sizeof prefix, "%s/.out.mp4.sky-%ld.", dir, (long)getpid()); /* core/fs.h's pattern */
     sky_video_writer *w;
     sky_err err;
     CHECK(sky_video_writer_open(&w, path, 32, 16, 24, 10, NULL, &err) == SKY_OK, "%s", err.msg);
