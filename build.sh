@@ -11,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O) and libcurl (the
+# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), zlib (the .pth archives' CRC-32) and libcurl (the
 # prompt enhancer's HTTP client).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev"
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -26,6 +26,7 @@ deps() {
     need_cmd g++ || missing="$missing g++"
     [ -e /usr/include/sentencepiece_processor.h ] || missing="$missing libsentencepiece-dev"
     [ -e /usr/include/xxhash.h ] || missing="$missing libxxhash-dev"
+    [ -e /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
     need_cmd pkg-config || missing="$missing pkg-config"
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||

@@ -36,7 +36,7 @@ run_one() {
         flags=("${SAN_FLAGS[@]}")
     fi
     echo "== $mode: $CC ${flags[*]} -> $exe"
-    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" tests/runtime/test_pth.c -lm -o "$exe"; then
+    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" tests/runtime/test_pth.c -lm -lz -o "$exe"; then
         fail=$((fail + 1))
         rows+=("$(printf '%-10s %s' "$mode" "BUILD FAILED")")
         return
@@ -76,7 +76,7 @@ for f in glob.glob("tests/fixtures/pth/*.pth"):
 PY
     echo "== fuzz: clang -fsanitize=fuzzer,address,undefined -> $fz ($FUZZ_SECONDS s)"
     if clang "${CFLAGS[@]}" -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION "${LIB[@]}" tests/runtime/fuzz_pth.c -lm -o "$fz" &&
+        -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION "${LIB[@]}" tests/runtime/fuzz_pth.c -lm -lz -o "$fz" &&
         "$fz" -max_total_time="$FUZZ_SECONDS" -artifact_prefix="$OUT/fuzz_pth-" -max_len=65536 -rss_limit_mb=2048 "$corpus" 2>"$OUT/fuzz_pth.log"; then
         tail -n 3 "$OUT/fuzz_pth.log"
         pass=$((pass + 1)); rows+=("$(printf '%-10s %s' fuzz "no crash in $FUZZ_SECONDS s")")
