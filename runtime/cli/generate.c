@@ -143,6 +143,26 @@ static int read_enhancer(gen *g)
     return SKY_CLI_GO_ON;
 }
 
+/* The CPU throughput the estimate below assumes: a generous figure for the CPU backend (fp32, OpenMP) on a
+ * many-core machine, so that the estimate is a lower bound. */
+#define SKY_CLI_CPU_GFLOPS 100.0
+
+/* Without a GPU (or a cuda target), a variant whose run at its defaults would take the CPU over an hour is
+ * refused unless the CPU backend is asked for: the estimate is the transformer's FLOPs per forward at the full
+ * window (sky_dit_program.flops) x the default steps x 2 (guidance's uncond pass) / SKY_CLI_CPU_GFLOPS. */
+static int refuse_slow_cpu(gen *g)
+{
+    const double forwards = sky_variant.steps * (sky_variant.guidance > 1.0 ? 2.0 : 1.0);
+    const double seconds = sky_variant.dit->flops * forwards / (SKY_CLI_CPU_GFLOPS * 1e9);
+    if (seconds <= 3600.0) return SKY_CLI_GO_ON;
+    return sky_cli_usage(g->argv0,
+                         "no GPU: %s on the CPU backend would take about %.0f hours for one window at the defaults "
+                         "(%.0f forwards of %.1f TFLOP at an assumed %.0f GFLOP/s); pass --backend cpu to run it "
+                         "anyway, or run on a machine with a GPU",
+                         sky_variant.name, seconds / 3600.0, forwards, sky_variant.dit->flops / 1e12,
+                         SKY_CLI_CPU_GFLOPS);
+}
+
 /* --backend, else cuda where a GPU is present and the plugin loads, else cpu ($SKY_BACKEND overrides; dit.h). */
 static int choose_backend(gen *g)
 {
@@ -163,6 +183,8 @@ static int choose_backend(gen *g)
     if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &g->backend, note, sizeof note, &warn, &e))
         return sky_cli_usage(g->argv0, "%s", e.msg);
     if (note[0] && (!g->quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
+    const char *env = getenv("SKY_BACKEND");
+    if (g->backend == SKY_BACKEND_CPU && !warn && !(env && *env)) return refuse_slow_cpu(g);
     return SKY_CLI_GO_ON;
 }
 
@@ -276,6 +298,7 @@ static int read_sampler(gen *g)
 static int choose_seed(gen *g)
 {
     const char *s = sky_cli_flag(&g->f, "--seed");
+    if (s && strcmp(s, "-1") == 0) s = NULL; /* the original's -1: a random seed (drawn below, printed) */
     if (s) {
         char *end;
         errno = 0;
@@ -459,7 +482,8 @@ static int enhance_prompt(gen *g)
     return SKY_CLI_GO_ON;
 }
 
-/* The original's output name: result/<outdir>/<prompt[:100] without '/'>_<seed>_<time>.mp4, with
+/* The original's output name: result/<outdir>/<prompt[:100] without '/'>_<seed>_<time>.mp4 (<outdir>/... when
+ * --outdir is absolute), with
  * the prompt cut to 100 characters and then to at most 200 bytes on a UTF-8 boundary (100 CJK
  * characters are 300 bytes: the original's name could exceed NAME_MAX and fail after the run). */
 static int default_output(char *buf, size_t n, const char *outdir, const char *prompt, uint64_t seed)
@@ -481,7 +505,8 @@ static int default_output(char *buf, size_t n, const char *outdir, const char *p
     char   when[32];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d_%H-%M-%S", localtime(&now));
-    return snprintf(buf, n, "result/%s/%s_%llu_%s.mp4", outdir, stem, (unsigned long long)seed, when) < (int)n;
+    const char *root = outdir[0] == '/' ? "" : "result/"; /* an absolute --outdir is used as given */
+    return snprintf(buf, n, "%s%s/%s_%llu_%s.mp4", root, outdir, stem, (unsigned long long)seed, when) < (int)n;
 }
 
 /* The mp4's name (-o, else the original's under --outdir) and its directories; none without a VAE. */

@@ -74,8 +74,9 @@ _Noreturn void sky_nvrtc_fail_(nvrtcResult r, nvrtcProgram prog, const char *fil
 
 sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err)
 {
-    const char *v = getenv("SKYREELS_CACHE");
+    const char *v = getenv("SKY_CACHE"); /* the engine's prefix; SKYREELS_CACHE: its former name */
     int         n;
+    if (v == NULL || v[0] == '\0') v = getenv("SKYREELS_CACHE");
     if (v != NULL && v[0] != '\0') {
         n = snprintf(buf, size, "%s", v);
     } else if ((v = getenv("XDG_CACHE_HOME")) != NULL && v[0] == '/') { /* XDG: absolute only */
@@ -83,7 +84,7 @@ sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err)
     } else if ((v = getenv("HOME")) != NULL && v[0] != '\0') {
         n = snprintf(buf, size, "%s/.cache/skyreels", v);
     } else {
-        return sky_fail(err, "no directory for the compiled-kernel cache: set SKYREELS_CACHE (or HOME)");
+        return sky_fail(err, "no directory for the compiled-kernel cache: set SKY_CACHE (or HOME)");
     }
     if (n < 0 || (size_t)n >= size) return sky_fail(err, "kernel cache directory path too long: %s...", v);
     return SKY_OK;

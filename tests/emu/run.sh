@@ -50,7 +50,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 FX=tests/fixtures/cuda
 ST=build/tools/sttool
-export SKYREELS_CACHE=$tmp/cache          # the emulated NVRTC's "cubins" stay out of the user's cache
+export SKY_CACHE=$tmp/cache          # the emulated NVRTC's "cubins" stay out of the user's cache
 
 # 0. the emulator itself (selftest.cu / selftest.c): what must work, and what must fault
 E=build/emu/selftest

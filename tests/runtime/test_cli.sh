@@ -39,7 +39,7 @@ expect 2 "--shift 0: must be a number > 0" -- $T "${W_T[@]}" --shift 0
 expect 2 "--guidance_scale -1: must be a number >= 0" -- $T "${W_T[@]}" --guidance_scale -1
 expect 2 "--inference_steps 0: must be an integer from 1" -- $T "${W_T[@]}" --inference_steps 0
 expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames x
-expect 2 "--seed -1: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -1
+expect 2 "--seed -2: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -2
 expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel" -- $T "${W_T[@]}" --use_usp
 expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
 expect 2 "--use_ret_steps applies only with --teacache" -- $T "${W_T[@]}" --use_ret_steps
@@ -259,6 +259,34 @@ else
     fail=$((fail + 1)); echo "FAIL -DSKY_FFMPEG=OFF build: $(tail -5 "$tmp/noav.log")"
 fi
 
+# Command-line habits (issue 19 item 4): --name=value as argparse takes it, and its refusals; --seed -1 draws a
+# seed and prints it; an absolute --outdir is used as given (the original's name under it, no result/).
+expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames=x
+expect 2 "--teacache takes no value (--teacache=1)" -- $T "${W_T[@]}" --teacache=1
+expect 2 "unknown flag --foo=1" -- $T "${W_T[@]}" --foo=1
+expect 2 "--seed given twice" -- $T "${W_T[@]}" --seed=1 --seed 2
+expect 0 "seed: 7" -- $T --dit_weights="$tmp/w_t.safetensors" --prompt_embeds="$tmp/pe_t.safetensors" \
+    --output_latents="$tmp/l.safetensors" --num_frames=5 --inference_steps=1 --seed=7
+s1=$($T "${W_T[@]}" --num_frames 5 --inference_steps 1 --seed -1 2>&1 >/dev/null | sed -n 's/^seed: \([0-9][0-9]*\)$/\1/p')
+s2=$($T "${W_T[@]}" --num_frames 5 --inference_steps 1 --seed=-1 2>&1 >/dev/null | sed -n 's/^seed: \([0-9][0-9]*\)$/\1/p')
+if [ -n "$s1" ] && [ -n "$s2" ] && [ "$s1" != "$s2" ]; then pass=$((pass + 1)); echo "ok   --seed -1 draws a seed and prints it ($s1, $s2)"
+else fail=$((fail + 1)); echo "FAIL --seed -1: seeds '$s1' '$s2'"; fi
+$D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" --prompt_embeds "$tmp/pe_d.safetensors" \
+    --num_frames 5 --inference_steps 1 --seed 4 --prompt "a/b" --outdir "$tmp/abs out" -q > /dev/null 2>&1
+if ls "$tmp/abs out"/ab_4_*.mp4 > /dev/null 2>&1; then pass=$((pass + 1)); echo "ok   absolute --outdir: $tmp/abs out/ab_4_<time>.mp4"
+else fail=$((fail + 1)); echo "FAIL absolute --outdir: $(ls -R "$tmp/abs out" 2>&1)"; fi
+# --help names every environment variable the engine reads (getenv in runtime/, bar the system's own), with
+# the engine's prefix SKY_.
+miss="" n_env=0
+for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)|getenv\(SKY_[A-Z_]+\)' runtime | sed -E 's/getenv\("?([A-Z_]+)"?\)/\1/' | sort -u); do
+    case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE) continue ;; esac
+    case $v in *_ENV) v=$(grep -rhoE "define $v \"[A-Z_]+\"" runtime | sed -E 's/.*"(.*)"/\1/') ;; esac
+    n_env=$((n_env + 1))
+    $T --help | grep -qE "^  $v +--" || miss="$miss $v"
+done
+if [ -z "$miss" ] && [ "$n_env" -ge 6 ]; then pass=$((pass + 1)); echo "ok   --help lists the $n_env SKY_ environment variables, each beside its flag"
+else fail=$((fail + 1)); echo "FAIL --help misses:$miss ($n_env found in runtime/)"; fi
+
 # Runs that succeed: latents only (no VAE), and a whole DF video to mp4.
 expect 0 "seed: 7" -- $T "${W_T[@]}" --num_frames 5 --inference_steps 2 --seed 7
 expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" \
@@ -338,6 +366,16 @@ if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
          grep -q "cuda arena peak $peak bytes (.*) + 2 prompt arenas of $(awk -v b="$prompt" 'BEGIN { printf "%.2f", b / 1048576 }') MiB"; then
         pass=$((pass + 1)); echo "ok   --info: dit_forward's cuda arena peak $peak bytes and prompt arenas of $prompt bytes, as plan_cuda.txt"
     else fail=$((fail + 1)); echo "FAIL --info cuda arena: want $peak and $prompt; $(out/df_1.3b_540p/skyreels-df_1.3b_540p --info)"; fi
+    # Without a GPU the full-size variant is refused on the CPU backend unless asked for, with the time its
+    # FLOPs give: 611.794 TFLOP per forward x 30 steps x 2 (guidance) at the assumed 100 GFLOP/s.
+    R=out/df_1.3b_540p/skyreels-df_1.3b_540p
+    hours=$(awk 'BEGIN { printf "%.0f", 611.794e12 * 60 / 100e9 / 3600 }')
+    msg=$(env -u SKY_BACKEND $R --dit_weights x --prompt_embeds y 2>&1)
+    if [[ "$msg" == *"backend: cuda"* ]] ||
+       { [[ "$msg" == *"no GPU: df_1.3b_540p on the CPU backend would take about $hours hours"*"pass --backend cpu"* ]] &&
+         [[ "$(env -u SKY_BACKEND $R --backend=cpu --dit_weights x --prompt_embeds y 2>&1)" != *"no GPU"* ]]; }; then
+        pass=$((pass + 1)); echo "ok   no GPU: df_1.3b_540p refused on the CPU backend ($hours hours) unless --backend cpu"
+    else fail=$((fail + 1)); echo "FAIL CPU refusal of df_1.3b_540p: $msg"; fi
 else
     fail=$((fail + 1)); echo "FAIL df_1.3b_540p build or --info:"; tail -5 "$tmp/gen-real.log"
 fi
