@@ -287,6 +287,41 @@ done
 if [ -z "$miss" ] && [ "$n_env" -ge 6 ]; then pass=$((pass + 1)); echo "ok   --help lists the $n_env SKY_ environment variables, each beside its flag"
 else fail=$((fail + 1)); echo "FAIL --help misses:$miss ($n_env found in runtime/)"; fi
 
+# A Hugging Face cache as huggingface_hub lays it out (issue 19 item 3): models--Org--Name/{blobs,refs/main,
+# snapshots/<rev>/ of links to blobs}, two snapshots each, refs/main naming the newer; the original layout
+# (config.json, the transformer at the top) under HF_HUB_CACHE, the diffusers one (transformer/) under HF_HOME/hub.
+# The configs: tiny_df's sizes (specs/tiny_df.lua: dim 128, 2 layers, in_dim 16), or a 14B one (dim 5120).
+hf_repo() {   # hf_repo DIR SUBDIR CONFIG_OLD CONFIG_NEW (DIR: models--Org--Name, SUBDIR: "" or transformer/)
+    mkdir -p "$1/blobs" "$1/refs" "$1/snapshots/0a0a/$2" "$1/snapshots/0b0b/$2"
+    cp "$tmp/w_d.safetensors" "$1/blobs/w"
+    printf '%s' "$3" > "$1/blobs/c0"; printf '%s' "$4" > "$1/blobs/c1"
+    local up; up=$(printf '%s' "$2" | sed 's|[^/]*/|../|g')
+    ln -s "../../${up}blobs/w" "$1/snapshots/0a0a/$2diffusion_pytorch_model.safetensors"
+    ln -s "../../${up}blobs/w" "$1/snapshots/0b0b/$2diffusion_pytorch_model.safetensors"
+    ln -s "../../${up}blobs/c0" "$1/snapshots/0a0a/$2config.json"
+    ln -s "../../${up}blobs/c1" "$1/snapshots/0b0b/$2config.json"
+    printf '0b0b' > "$1/refs/main"
+}
+ORIG_OK='{"_class_name": "WanModel", "model_type": "t2v", "dim": 128, "num_layers": 2, "in_dim": 16}'
+ORIG_14B='{"_class_name": "WanModel", "model_type": "t2v", "dim": 5120, "num_layers": 40, "in_dim": 16}'
+DIFF_OK='{"_class_name": "SkyReelsV2Transformer3DModel", "num_attention_heads": 2, "attention_head_dim": 64, "num_layers": 2, "in_channels": 16}'
+DIFF_I2V='{"_class_name": "SkyReelsV2Transformer3DModel", "num_attention_heads": 2, "attention_head_dim": 64, "num_layers": 2, "in_channels": 36}'
+hf_repo "$tmp/hubc/models--Org--Tiny-DF" "" "$ORIG_14B" "$ORIG_OK"
+hf_repo "$tmp/hfhome/hub/models--Org--Tiny-DF-Diffusers" "transformer/" "$DIFF_I2V" "$DIFF_OK"
+HF=(--prompt_embeds "$tmp/pe_d.safetensors" --output_latents "$tmp/hf.safetensors" --num_frames 5 --inference_steps 1 --seed 2)
+expect 0 "--model_id Org/Tiny-DF: the Hugging Face cache's snapshot 0b0b ($tmp/hubc/models--Org--Tiny-DF/snapshots/0b0b)" -- \
+    env -u HF_HOME HF_HUB_CACHE="$tmp/hubc" $D --model_id Org/Tiny-DF "${HF[@]}"
+expect 0 "--model_id Org/Tiny-DF-Diffusers: the Hugging Face cache's snapshot 0b0b" -- \
+    env -u HF_HUB_CACHE HF_HOME="$tmp/hfhome" $D --model_id=Org/Tiny-DF-Diffusers "${HF[@]}"
+printf '0a0a\n' > "$tmp/hubc/models--Org--Tiny-DF/refs/main"
+printf '0a0a\n' > "$tmp/hfhome/hub/models--Org--Tiny-DF-Diffusers/refs/main"
+expect 2 "snapshots/0a0a/config.json is another model's (dim 5120, 40 layers, in_dim 16: 14B T2V or DF checkpoint); this binary is tiny_df (dim 128, 2 layers, in_dim 16: df)" -- \
+    env -u HF_HOME HF_HUB_CACHE="$tmp/hubc" $D --model_id Org/Tiny-DF "${HF[@]}"
+expect 2 "transformer/config.json is another model's (dim 128, 2 layers, in_dim 36: I2V checkpoint); this binary is tiny_df" -- \
+    env -u HF_HUB_CACHE HF_HOME="$tmp/hfhome" $D --model_id Org/Tiny-DF-Diffusers "${HF[@]}"
+expect 2 "--model_id Org/Missing: not a directory, and not in the Hugging Face cache ($tmp/hubc/models--Org--Missing: no refs/main and not exactly one snapshot); nothing is downloaded: run huggingface-cli download Org/Missing" -- \
+    env HF_HUB_CACHE="$tmp/hubc" $D --model_id Org/Missing "${HF[@]}"
+
 # Runs that succeed: latents only (no VAE), and a whole DF video to mp4.
 expect 0 "seed: 7" -- $T "${W_T[@]}" --num_frames 5 --inference_steps 2 --seed 7
 expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" \
