@@ -138,6 +138,9 @@ static const flag flags[] = {
     {"--prompt_enhancer_model", 's', 0, SKY_PROMPT_ENHANCER_MODEL, "the model the server serves"},
     {"--prompt_enhancer_timeout", 'i', 0, STR(SKY_PROMPT_ENHANCER_TIMEOUT_S),
      "seconds to wait for the server's answer, 1 .. 3600"},
+    {"--progress", 's', 0, "bar",
+     "bar: stages and a progress bar as text on stderr; json: instead, one JSON object per line on stderr (events "
+     "start, stage, step with its ETA, done with the time per stage)"},
     {"-q", 'b', 0, "", ""},
     {"--quiet", 'b', 0, "off", "no progress lines (-q)"},
     /* Flags of the original that this engine refuses for now (never silently ignored). */

@@ -595,6 +595,17 @@ static int describe_run(gen *g)
     return SKY_CLI_GO_ON;
 }
 
+/* --progress: bar (text on stderr, the default) or json (one JSON object per line on stderr, the text off). */
+static int read_progress(gen *g)
+{
+    const char *p = sky_cli_flag(&g->f, "--progress");
+    if (!p || strcmp(p, "bar") == 0) return SKY_CLI_GO_ON;
+    if (strcmp(p, "json") != 0) return sky_cli_usage(g->argv0, "--progress %s: bar or json", p);
+    g->a.progress_json = 1;
+    g->quiet = 1;
+    return SKY_CLI_GO_ON;
+}
+
 /* The run, stopped between steps by SIGINT or SIGTERM (exit 130 or 143, nothing written). */
 static int run(gen *g)
 {
@@ -602,6 +613,9 @@ static int run(gen *g)
         fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)g->a.seed,
                 g->seed_from ? " (the seed of the run kept in " : "", g->seed_from ? g->seed_from : "",
                 g->seed_from ? ")" : "");
+    if (g->a.progress_json)
+        fprintf(stderr, "{\"event\": \"start\", \"variant\": \"%s\", \"seed\": %llu, \"args\": %s}\n",
+                sky_variant.name, (unsigned long long)g->a.seed, g->json ? g->json : "{}");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     sky_err err;
@@ -631,6 +645,7 @@ int sky_cli_generate(int argc, char **argv)
     g->argv0 = argv[0];
     int rc = sky_cli_flags_parse(&g->f, argc, argv);
     g->quiet = sky_cli_quiet(&g->f);
+    if (rc == SKY_CLI_GO_ON) rc = read_progress(g);
     for (size_t i = 0; rc == SKY_CLI_GO_ON && i < sizeof steps / sizeof steps[0]; i++) rc = steps[i](g);
     if (rc == SKY_CLI_GO_ON) rc = run(g);
     free(g->json);

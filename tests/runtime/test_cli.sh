@@ -105,6 +105,39 @@ expect 0 "the SkyReels-V2 maintainers say DF models are not compatible with TeaC
 LONG=(--dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" --prompt_embeds "$tmp/pe_d.safetensors"
       --num_frames 37 --base_num_frames 21 --overlap_history 9 --inference_steps 2 --seed 5)
 expect 0 "run by 2 forwards, reused by" -- $D "${LONG[@]}" -o "$tmp/long.mp4" --output_latents "$tmp/long.safetensors"
+# Progress (issue 19 item 1): each stage labelled as it starts, each window counted, the table at the end; with
+# --progress json every line of stderr is one JSON object, and the events cover the same run.
+$D "${LONG[@]}" -o "$tmp/long_p.mp4" 2> "$tmp/long_p.log" > /dev/null
+miss=""
+for want in "[encoding] encoding: reading --prompt_embeds" "[loading] loading the transformer" \
+            "[loading] loading the VAE decoder" "[denoising] window 1/3: 6 latent frames" "[denoising] window 3/3" \
+            "[vae_decode] VAE decode: 6 latent frames to 21 frames" "[vae_encode] VAE encode: 9 frames" \
+            "[writing] writing 21 frames" "[writing] writing the outputs" "stage         seconds  share" \
+            "total   " "steps/s; peak host memory (RSS)"; do
+    grep -qF -- "$want" "$tmp/long_p.log" || miss="$miss '$want'"
+done
+for st in loading encoding denoising vae_decode vae_encode writing; do
+    grep -qE "^$st +[0-9]+\.[0-9]+ +[0-9]+%$" "$tmp/long_p.log" || miss="$miss 'table row $st'"
+done
+if [ -z "$miss" ]; then pass=$((pass + 1)); echo "ok   progress: every stage labelled, windows 1/3 .. 3/3, the table of stages at the end"
+else fail=$((fail + 1)); echo "FAIL progress labels or table, missing:$miss"; cat "$tmp/long_p.log"; fi
+$D "${LONG[@]}" -o "$tmp/long_j.mp4" --progress=json 2> "$tmp/long_j.log" > /dev/null
+if python3 - "$tmp/long_j.log" <<'PY'; then
+import json, sys
+ev = [json.loads(line) for line in open(sys.argv[1])]   # every line one JSON object, or this fails
+kinds = [e["event"] for e in ev]
+assert kinds[0] == "start" and kinds[-1] == "done" and isinstance(ev[0]["seed"], int), kinds
+steps = [e for e in ev if e["event"] == "step"]
+assert [e["done"] for e in steps] == list(range(len(steps))) and steps[-1]["done"] == steps[-1]["total"] == 6, steps
+assert all(e["eta"] >= 0 and e["windows"] == 3 for e in steps), steps
+labels = [e["label"] for e in ev if e["event"] == "stage"]
+assert "window 3/3: 4 latent frames" in labels and any(l.startswith("VAE decode") for l in labels), labels
+done = ev[-1]
+assert set(done["seconds"]) == {"loading", "encoding", "denoising", "vae_decode", "vae_encode", "writing"}, done
+assert abs(sum(done["seconds"].values()) - done["total"]) < 0.05 and done["evaluations"] == 6 and done["peak_rss_mib"] > 0, done
+PY
+    pass=$((pass + 1)); echo "ok   --progress json: every stderr line parses; start, stages, 6 steps with ETAs, done with the stages' times"
+else fail=$((fail + 1)); echo "FAIL --progress json:"; head -5 "$tmp/long_j.log"; fi
 $D "${LONG[@]}" -o "$tmp/long_off.mp4" --output_latents "$tmp/long_off.safetensors" --offload 2> "$tmp/off.log" > /dev/null
 loads=$(grep -c "tensors of dit_forward" "$tmp/off.log")
 if build/tools/sttool compare "$tmp/long_off.safetensors" "$tmp/long.safetensors" video 0 > "$tmp/cmp.txt" &&
