@@ -138,6 +138,10 @@ static const flag flags[] = {
     {"--prompt_enhancer_model", 's', 0, SKY_PROMPT_ENHANCER_MODEL, "the model the server serves"},
     {"--prompt_enhancer_timeout", 'i', 0, STR(SKY_PROMPT_ENHANCER_TIMEOUT_S),
      "seconds to wait for the server's answer, 1 .. 3600"},
+    {"--json", 's', 0, "none",
+     "FILE: write a summary of the run there (outputs, every parameter as resolved, variant, spec hash, engine "
+     "version, backend, device, checkpoint files with an xxh64 of their headers, LoRAs, time per stage, peak "
+     "memory), atomically"},
     {"--progress", 's', 0, "bar",
      "bar: stages and a progress bar as text on stderr; json: instead, one JSON object per line on stderr (events "
      "start, stage, step with its ETA, done with the time per stage)"},

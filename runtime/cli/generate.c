@@ -21,6 +21,7 @@
 
 #include "cli/args.h"
 #include "cli/checkpoints.h"
+#include "cli/summary.h"
 #include "models/dit.h"
 #include "models/latent.h"
 #include "models/lora.h"
@@ -564,7 +565,7 @@ static int describe_run(gen *g)
             "\"guidance_scale\": %g, \"fps\": %d, \"resolution\": \"%dx%d\", \"variant\": \"%s\", "
             "\"spec_xxh64\": \"%s\"",
             (unsigned long long)a->seed, a->num_frames, a->inference_steps, a->shift, a->guidance_scale, a->fps,
-            a->height, a->width, sky_variant.name, sky_variant.spec_xxh64);
+            a->width, a->height, sky_variant.name, sky_variant.spec_xxh64); /* resolution as ffprobe: WxH */
     if (sky_cli_is_df())
         fprintf(j,
                 ", \"ar_step\": %d, \"causal_block_size\": %d, "
@@ -618,13 +619,22 @@ static int run(gen *g)
                 sky_variant.name, (unsigned long long)g->a.seed, g->json ? g->json : "{}");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    sky_err err;
+    sky_err       err;
+    sky_run_stats stats;
+    memset(&stats, 0, sizeof stats);
+    g->a.stats = &stats;
     if (sky_pipeline_run(&sky_variant, &g->a, &err) != SKY_OK) {
         if (interrupted) {
             fprintf(stderr, "\n%s: interrupted; nothing was written\n", g->argv0);
             return interrupted == SIGTERM ? 143 : 130;
         }
         fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
+        return SKY_CLI_EXIT_FAIL;
+    }
+    const char *summary = sky_cli_flag(&g->f, "--json");
+    char        why[4200];
+    if (summary && sky_cli_summary_write(summary, &(sky_cli_summary){&g->a, g->json, &stats}, why, sizeof why)) {
+        fprintf(stderr, "%s: error: --json %s: %s (the video was written)\n", g->argv0, summary, why);
         return SKY_CLI_EXIT_FAIL;
     }
     if (g->a.output) printf("%s\n", g->a.output);

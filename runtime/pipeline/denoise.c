@@ -152,6 +152,7 @@ void sky_denoise_stats_end(sky_denoise *r)
 {
     sky_denoise_stage(r, r->stage, NULL);
     r->stats.total = sky_denoise_now() - r->t0;
+    r->stats.windows = r->windows;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) r->stats.peak_rss_kib = ru.ru_maxrss; /* KiB on Linux */
     const sky_run_stats *st = &r->stats;

@@ -46,6 +46,7 @@ typedef struct sky_run_stats {
     double    seconds[SKY_STAGE_N]; /* wall time per stage */
     double    total;                /* wall time of sky_pipeline_run */
     long long evaluations;          /* steps (DF: step-matrix rows) denoised */
+    int       windows;              /* DF's windows (1 otherwise) */
     long      peak_rss_kib;         /* peak resident host memory of the process (getrusage) */
 } sky_run_stats;
 

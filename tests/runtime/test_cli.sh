@@ -107,7 +107,7 @@ LONG=(--dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" 
 expect 0 "run by 2 forwards, reused by" -- $D "${LONG[@]}" -o "$tmp/long.mp4" --output_latents "$tmp/long.safetensors"
 # Progress (issue 19 item 1): each stage labelled as it starts, each window counted, the table at the end; with
 # --progress json every line of stderr is one JSON object, and the events cover the same run.
-$D "${LONG[@]}" -o "$tmp/long_p.mp4" 2> "$tmp/long_p.log" > /dev/null
+$D "${LONG[@]}" -o "$tmp/long_p.mp4" --json "$tmp/long_p.json" 2> "$tmp/long_p.log" > /dev/null
 miss=""
 for want in "[encoding] encoding: reading --prompt_embeds" "[loading] loading the transformer" \
             "[loading] loading the VAE decoder" "[denoising] window 1/3: 6 latent frames" "[denoising] window 3/3" \
@@ -121,7 +121,7 @@ for st in loading encoding denoising vae_decode vae_encode writing; do
 done
 if [ -z "$miss" ]; then pass=$((pass + 1)); echo "ok   progress: every stage labelled, windows 1/3 .. 3/3, the table of stages at the end"
 else fail=$((fail + 1)); echo "FAIL progress labels or table, missing:$miss"; cat "$tmp/long_p.log"; fi
-$D "${LONG[@]}" -o "$tmp/long_j.mp4" --progress=json 2> "$tmp/long_j.log" > /dev/null
+$D "${LONG[@]}" -o "$tmp/long_j.mp4" --progress=json --json="$tmp/long_j.json" 2> "$tmp/long_j.log" > /dev/null
 if python3 - "$tmp/long_j.log" <<'PY'; then
 import json, sys
 ev = [json.loads(line) for line in open(sys.argv[1])]   # every line one JSON object, or this fails
@@ -138,6 +138,25 @@ assert abs(sum(done["seconds"].values()) - done["total"]) < 0.05 and done["evalu
 PY
     pass=$((pass + 1)); echo "ok   --progress json: every stderr line parses; start, stages, 6 steps with ETAs, done with the stages' times"
 else fail=$((fail + 1)); echo "FAIL --progress json:"; head -5 "$tmp/long_j.log"; fi
+# --json FILE (issue 19 item 2) of the two runs above: every field, the checkpoints' header hashes, the same
+# parameters, latents hash (when the pipeline gives one) and resolution (width x height) in both; no temp file left.
+if python3 - "$tmp/long_p.json" "$tmp/long_j.json" "$tmp/w_d.safetensors" <<'PY' && [ -z "$(ls "$tmp" | grep '\.json\.tmp\.')" ]; then
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+keys = {"engine_version", "variant", "spec_xxh64", "generator_xxh64", "backend", "device", "outputs", "args",
+        "resolution", "num_frames", "seed", "windows", "checkpoints", "loras", "seconds", "total_seconds",
+        "evaluations", "steps_per_s", "peak_rss_mib", "latents_xxh64"}
+assert keys <= set(a) and keys <= set(b), keys - set(a)
+assert a["variant"] == "tiny_df" and a["backend"] == "cpu" and a["windows"] == 3 and a["seed"] == 5, a
+assert a["resolution"] == "48x64" == a["args"]["resolution"] and a["num_frames"] == 37 and a["outputs"]["mp4"].endswith("long_p.mp4"), a
+assert a["args"] == b["args"] and a["args"]["overlap_history"] == 9 and a["latents_xxh64"] == b["latents_xxh64"]
+assert set(a["seconds"]) == {"loading", "encoding", "denoising", "vae_decode", "vae_encode", "writing"}
+roles = {c["role"]: c for c in a["checkpoints"]}
+assert roles["transformer"]["path"] == sys.argv[3] and len(roles["transformer"]["files"][0]["header_xxh64"]) == 16
+assert a["checkpoints"] == b["checkpoints"] and a["evaluations"] == 6 and a["peak_rss_mib"] > 0
+PY
+    pass=$((pass + 1)); echo "ok   --json: every field, the same parameters, checkpoint header hashes and latents hash in two runs"
+else fail=$((fail + 1)); echo "FAIL --json:"; head -c 600 "$tmp/long_p.json"; fi
 $D "${LONG[@]}" -o "$tmp/long_off.mp4" --output_latents "$tmp/long_off.safetensors" --offload 2> "$tmp/off.log" > /dev/null
 loads=$(grep -c "tensors of dit_forward" "$tmp/off.log")
 if build/tools/sttool compare "$tmp/long_off.safetensors" "$tmp/long.safetensors" video 0 > "$tmp/cmp.txt" &&
