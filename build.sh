@@ -13,9 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), libcurl (the
-# prompt enhancer's HTTP client), and clang with libFuzzer (the fuzz tier, tests/fuzz/).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev clang libclang-rt-14-dev"
+# Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), zlib (the .pth archives'
+# CRC-32), libcurl (the prompt enhancer's HTTP client), and clang with libFuzzer (the fuzz tier, tests/fuzz/).
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev clang libclang-rt-14-dev"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -35,6 +35,7 @@ deps() {
         compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a" >/dev/null ||
             missing="$missing libclang-rt-14-dev"
     fi
+    [ -e /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
     need_cmd pkg-config || missing="$missing pkg-config"
     if need_cmd pkg-config; then
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||

@@ -1,5 +1,12 @@
 /* runtime/cli/args.c — the generation flags (args.h): the table with the original scripts' names and defaults
  * (reference dit-and-sampling.md §10 and conventions-and-reliability.md §1.1, §1.6), --help, parsing.
+ *
+ * Why not getopt_long (issue 19 item 5): the table carries what getopt_long's struct option cannot (the DF-only
+ * flags, the one flag that repeats, the refusal of a flag given twice, the help text and defaults), so the table
+ * stays either way and getopt_long would only replace the loop below; and what it would bring is unwanted here:
+ * glibc's getopt_long accepts any unambiguous prefix of a long name (--neg for --negative_prompt) with no way to
+ * turn it off, so a script that works today breaks when a flag with the same prefix is added, and it permutes argv
+ * and prints its own messages. The loop accepts exactly the table's names, as --name value or --name=value.
  */
 #include "cli/args.h"
 
@@ -76,7 +83,7 @@ static const flag flags[] = {
     {"--guidance_scale", 'f', 0, "6.0",
      "classifier-free guidance scale, >= 0 (the uncond pass is skipped at 1, and by DF at <= 1)"},
     {"--shift", 'f', 0, "8.0", "flow-matching sigma shift, > 0"},
-    {"--seed", 'i', 0, "random", "seed of the noise, 0 .. 2^64-1 (printed when random)"},
+    {"--seed", 'i', 0, "random", "seed of the noise, 0 .. 2^64-1, or -1: random (the seed drawn is printed)"},
     {"--fps", 'i', 0, "24", "frames per second of the mp4 (DF-1.3B: also the fps embedding, 16 or other)"},
     {"--resolution", 's', 0, "the binary's",
      "540P (544x960), 720P (720x1280) or HxW; must be the size this "
@@ -90,10 +97,12 @@ static const flag flags[] = {
      "DF: frames per window, 4k+1, at most the binary's window"},
     {"--overlap_history", 'i', 1, "none", "DF: frames shared by consecutive windows, 4k+1 (17 or 37 recommended)"},
     {"--addnoise_condition", 'i', 1, "0", "DF: noise level added to the prefix, >= 0 (20 recommended; >60 warns)"},
-    {"--outdir", 's', 0, "video_out / diffusion_forcing", "output under result/<outdir>/"},
+    {"--outdir", 's', 0, "video_out / diffusion_forcing", "output under result/<outdir>/, or <outdir>/ when absolute"},
     {"-o", 's', 0, "", ""},
     {"--output", 's', 0, "result/<outdir>/<prompt>_<seed>_<time>.mp4", "the mp4 to write (-o)"},
-    {"--model_id", 's', 0, "Skywork/SkyReels-V2-<variant>", "checkpoint directory (original or diffusers layout)"},
+    {"--model_id", 's', 0, "Skywork/SkyReels-V2-<variant>",
+     "checkpoint directory (original or diffusers layout), or a Hugging Face repo id (Org/Name) found in the local "
+     "Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub; nothing is downloaded)"},
     {"--dit_weights", 's', 0, "<model_id>[/transformer]", "transformer checkpoint (file, index or directory)"},
     {"--vae_weights", 's', 0, "<model_id>/vae or Wan2.1_VAE", "VAE checkpoint"},
     {"--t5_weights", 's', 0, "<model_id>/models_t5_umt5-xxl-enc-bf16.pth or text_encoder/", "umT5 checkpoint"},
@@ -105,7 +114,8 @@ static const flag flags[] = {
     {"--noise", 's', 0, "none", "debug: safetensors of draws noise.0, noise.1, ... used instead of --seed"},
     {"--output_latents", 's', 0, "none", "debug: also write the final latents (before the VAE) here"},
     {"--backend", 's', 0, "cuda where a GPU is present, else cpu ($SKY_BACKEND)",
-     "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU)"},
+     "cpu, or cuda: every program on the GPU (the CUDA plugin; checked on a CPU emulator, not yet on a GPU); "
+     "without a GPU a variant whose run would take the CPU over an hour needs --backend cpu"},
     {"--teacache", 'b', 0, "off",
      "TeaCache: skip the transformer's blocks on calls whose time embedding moved "
      "little, reusing the last residual (faster, approximate)"},
@@ -128,6 +138,13 @@ static const flag flags[] = {
     {"--prompt_enhancer_model", 's', 0, SKY_PROMPT_ENHANCER_MODEL, "the model the server serves"},
     {"--prompt_enhancer_timeout", 'i', 0, STR(SKY_PROMPT_ENHANCER_TIMEOUT_S),
      "seconds to wait for the server's answer, 1 .. 3600"},
+    {"--json", 's', 0, "none",
+     "FILE: write a summary of the run there (outputs, every parameter as resolved, variant, spec hash, engine "
+     "version, backend, device, checkpoint files with an xxh64 of their headers, LoRAs, time per stage, peak "
+     "memory), atomically"},
+    {"--progress", 's', 0, "bar",
+     "bar: stages and a progress bar as text on stderr; json: instead, one JSON object per line on stderr (events "
+     "start, stage, step with its ETA, done with the time per stage)"},
     {"-q", 'b', 0, "", ""},
     {"--quiet", 'b', 0, "off", "no progress lines (-q)"},
     /* Flags of the original that this engine refuses for now (never silently ignored). */
@@ -163,6 +180,25 @@ int sky_cli_quiet(const sky_cli_flags *f) { return sky_cli_flag_given(f, "-q") |
 
 int sky_cli_is_df(void) { return sky_variant.family == SKY_FAMILY_DF; }
 
+/* The environment variables the engine reads (grep getenv runtime/), each beside the flag it relates to. */
+static const struct {
+    const char *name, *flag, *help;
+} envs[] = {
+    {"SKY_BACKEND", "--backend", "cpu or cuda when --backend is not given"},
+    {"SKY_CUDA_PLUGIN", "--backend cuda",
+     "path of the CUDA plugin (default: libskyreels-<variant>-cuda.so beside the binary)"},
+    {"SKY_ATTENTION", "--backend cuda", "sm80 or sm90: the CUDA attention kernel (default: the GPU's best)"},
+    {"SKY_CACHE", "--backend cuda",
+     "directory of the compiled-kernel cache (default $XDG_CACHE_HOME/skyreels or ~/.cache/skyreels; "
+     "$SKYREELS_CACHE, its former name, still read); CUDA_HOME, CUDA_PATH: where NVRTC's headers are"},
+    {"SKY_SELFTEST", "--backend cuda",
+     "0: skip the kernel selftest a CUDA run does on a device's first use (its verdict is cached beside the "
+     "kernel cache; `selftest` runs it on demand)"},
+    {SKY_PROMPT_ENHANCER_URL_ENV, "--prompt_enhancer_url", "the server's base URL when the flag is not given"},
+    {SKY_PROMPT_ENHANCER_KEY_ENV, "--prompt_enhancer", "the server's API key (sent as a Bearer token)"},
+    {"HF_HUB_CACHE", "--model_id", "the Hugging Face cache a repo id is looked up in (else $HF_HOME/hub)"},
+};
+
 void sky_cli_print_help(FILE *out, const char *argv0)
 {
     fprintf(out, "usage: %s [generation flags]      generate a video (%s, %s)\n", argv0, sky_variant.name,
@@ -185,6 +221,9 @@ void sky_cli_print_help(FILE *out, const char *argv0)
             "%d steps, shift %g, guidance %g\n",
             sky_variant.height, sky_variant.width, sky_variant.width, sky_variant.height, sky_variant.base_num_frames,
             sky_variant.steps, sky_variant.shift, sky_variant.guidance);
+    fprintf(out, "\nenvironment (the engine's own start with SKY_):\n");
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
+        fprintf(out, "  %-28s %s: %s\n", envs[i].name, envs[i].flag, envs[i].help);
     fprintf(out, "exit codes: 0 success, 1 failure (files, weights, memory), 2 usage error, 130 interrupted (SIGINT), "
                  "143 (SIGTERM, SIGHUP)\n");
 }
@@ -218,12 +257,22 @@ void sky_cli_print_markdown(FILE *out)
         md_cell(out, f->help);
         fputs(" |\n", out);
     }
-    fprintf(out,
-            "\nShort forms: `-o` is `--output`, `-q` is `--quiet`. Exit codes: 0 success, 1 failure (files, weights, "
-            "memory), 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).\n\n"
-            "Other commands of a binary: `program` (one generated program on a safetensors file of inputs), "
-            "`lora-merge`, `random-weights`, `random-inputs`, `info`, `--version`; `skyreels-<variant> program "
-            "--help` lists them with their options.\n");
+    fprintf(out, "\n## Environment\n\nThe engine's own variables start with SKY_.\n\n| variable | with | meaning "
+                 "|\n|---|---|---|\n");
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        fprintf(out, "| `%s` | `%s` | ", envs[i].name, envs[i].flag);
+        md_cell(out, envs[i].help);
+        fputs(" |\n", out);
+    }
+    fprintf(
+        out,
+        "\nShort forms: `-o` is `--output`, `-q` is `--quiet`. Exit codes: 0 success, 1 failure (files, weights, "
+        "memory), 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM, SIGHUP). Flags may be written "
+        "`--name value` or `--name=value`.\n\n"
+        "Other commands of a binary: `program` (one generated program on a safetensors file of inputs), "
+        "`bench` (docs/bench.md), `selftest`, `lora-merge`, `random-weights`, `random-inputs`, `info`, `--version`; "
+        "`skyreels-<variant> program "
+        "--help` lists them with their options.\n");
 }
 
 /* Print "argv0: error: <msg>" and return the usage exit code. */
@@ -258,27 +307,41 @@ int sky_cli_to_double(const char *s, double *out)
     return 1;
 }
 
+/* The table index of argument arg, -1 when it names no flag; *eq: its '=' in the spelling --name=value
+ * (argparse's other one: the name before the first '=', the value after it), else NULL. */
+static int lookup(const char *arg, const char **eq)
+{
+    *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    if (!*eq) return flag_index(arg);
+    char         name[64];
+    const size_t n = (size_t)(*eq - arg);
+    if (n >= sizeof name) return -1;
+    memcpy(name, arg, n);
+    name[n] = 0;
+    return flag_index(name);
+}
+
 int sky_cli_flags_parse(sky_cli_flags *f, int argc, char **argv)
 {
     const char *argv0 = argv[0];
     memset(f, 0, sizeof *f);
     for (int i = 1; i < argc; i++) {
-        int k = flag_index(argv[i]);
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             sky_cli_print_help(stdout, argv0);
             return 0;
         }
-        if (k < 0) {
-            const char *eq = strchr(argv[i], '=');
-            if (eq && argv[i][0] == '-') return sky_cli_usage(argv0, "%s: write flags as '--name value'", argv[i]);
-            return sky_cli_usage(argv0, "unknown flag %s", argv[i]);
-        }
+        const char *eq;
+        const int   k = lookup(argv[i], &eq);
+        if (k < 0) return sky_cli_usage(argv0, "unknown flag %s", argv[i]);
         if (flags[k].df && !sky_cli_is_df())
-            return sky_cli_usage(argv0, "%s is a diffusion-forcing flag; this is the %s variant %s", argv[i],
+            return sky_cli_usage(argv0, "%s is a diffusion-forcing flag; this is the %s variant %s", flags[k].name,
                                  sky_family_name(sky_variant.family), sky_variant.name);
-        if (f->given[k] && flags[k].kind != 'm') return sky_cli_usage(argv0, "%s given twice", argv[i]);
+        if (f->given[k] && flags[k].kind != 'm') return sky_cli_usage(argv0, "%s given twice", flags[k].name);
         f->given[k] = 1;
-        if (flags[k].kind != 'b') {
+        if (flags[k].kind == 'b' && eq) return sky_cli_usage(argv0, "%s takes no value (%s)", flags[k].name, argv[i]);
+        if (eq)
+            f->value[k] = eq + 1;
+        else if (flags[k].kind != 'b') {
             if (i + 1 >= argc) return sky_cli_usage(argv0, "%s needs a value", argv[i]);
             f->value[k] = argv[++i];
         }

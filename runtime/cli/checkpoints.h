@@ -19,9 +19,13 @@ typedef struct sky_cli_paths {
 } sky_cli_paths;
 
 /* Set a's dit_weights, vae_weights, text_weights, tokenizer and clip_weights (pointing into *paths or argv)
- * from the flags f and --model_id. a->output_latents and a->prompt_embeds are set: without a VAE the run must
+ * from the flags f and --model_id: a directory, or a Hugging Face repo id Org/Name found in the local cache
+ * ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub: models--Org--Name/snapshots/<rev>, rev the
+ * one refs/main names, else the only one; which is printed unless -q; nothing is downloaded). Without
+ * --dit_weights, the directory's config.json (original) or transformer/config.json (diffusers) must describe
+ * this binary's transformer (width, layers, input channels, model_type), else a usage error names both. a->output_latents and a->prompt_embeds are set: without a VAE the run must
  * stop at the latents, without a text encoder it needs the embeddings. Returns SKY_CLI_GO_ON, or the exit code
- * of the usage error it printed: --model_id not a directory, no transformer, no VAE, no text encoder. */
+ * of the usage error it printed: --model_id neither a directory nor cached, another model's config, no transformer, no VAE, no text encoder. */
 int sky_cli_checkpoints_find(const char *argv0, const sky_cli_flags *f, sky_gen_args *a, sky_cli_paths *paths);
 
 /* 1 when path exists (stat), or is a directory. */

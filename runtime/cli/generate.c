@@ -23,6 +23,7 @@
 #include "cli/checkpoints.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "cli/summary.h"
 #include "models/dit.h"
 #include "models/latent.h"
 #include "models/lora.h"
@@ -35,20 +36,20 @@
 
 /* The command line's state: the flags, the run's arguments and the buffers they point into. */
 typedef struct gen {
-    const char   *argv0;
-    sky_cli_flags f;
-    int           quiet;
-    sky_backend   backend;
-    sky_gen_args  a;
-    const char   *seed_from; /* the --resume_dir the seed was read from */
-    sky_df_plan   df_plan;   /* DF without --video_path: the windows checked here, handed to the run */
-    sky_cli_paths paths;     /* checkpoints found under --model_id */
-    char          out[4096]; /* the mp4's name */
-    char         *json;      /* the run's parameters (describe_run; freed at the end) */
-    sky_lora_spec loras[SKY_CLI_MAX_LORAS];
+    const char         *argv0;
+    sky_cli_flags       f;
+    int                 quiet;
+    sky_backend         backend;
+    sky_gen_args        a;
+    const char         *seed_from; /* the --resume_dir the seed was read from */
+    sky_df_plan         df_plan;   /* DF without --video_path: the windows checked here, handed to the run */
+    sky_cli_paths       paths;     /* checkpoints found under --model_id */
+    char                out[4096]; /* the mp4's name */
+    char               *json;      /* the run's parameters (describe_run; freed at the end) */
+    sky_lora_spec       loras[SKY_CLI_MAX_LORAS];
     sky_prompt_enhancer pe;
-    const char   *user_prompt; /* the prompt as given (a->prompt becomes the enhanced one) */
-    char          enhanced[SKY_PROMPT_ENHANCER_MAX_PROMPT + 1];
+    const char         *user_prompt; /* the prompt as given (a->prompt becomes the enhanced one) */
+    char                enhanced[SKY_PROMPT_ENHANCER_MAX_PROMPT + 1];
 } gen;
 
 /* The first of SIGINT, SIGTERM and SIGHUP received (run: sigaction). */
@@ -174,6 +175,26 @@ static int read_enhancer(gen *g)
     return SKY_CLI_GO_ON;
 }
 
+/* The CPU throughput the estimate below assumes: a generous figure for the CPU backend (fp32, OpenMP) on a
+ * many-core machine, so that the estimate is a lower bound. */
+#define SKY_CLI_CPU_GFLOPS 100.0
+
+/* Without a GPU (or a cuda target), a variant whose run at its defaults would take the CPU over an hour is
+ * refused unless the CPU backend is asked for: the estimate is the transformer's FLOPs per forward at the full
+ * window (sky_dit_program.flops) x the default steps x 2 (guidance's uncond pass) / SKY_CLI_CPU_GFLOPS. */
+static int refuse_slow_cpu(gen *g)
+{
+    const double forwards = sky_variant.steps * (sky_variant.guidance > 1.0 ? 2.0 : 1.0);
+    const double seconds = sky_variant.dit->flops * forwards / (SKY_CLI_CPU_GFLOPS * 1e9);
+    if (seconds <= 3600.0) return SKY_CLI_GO_ON;
+    return sky_cli_usage(g->argv0,
+                         "no GPU: %s on the CPU backend would take about %.0f hours for one window at the defaults "
+                         "(%.0f forwards of %.1f TFLOP at an assumed %.0f GFLOP/s); pass --backend cpu to run it "
+                         "anyway, or run on a machine with a GPU",
+                         sky_variant.name, seconds / 3600.0, forwards, sky_variant.dit->flops / 1e12,
+                         SKY_CLI_CPU_GFLOPS);
+}
+
 /* --backend, else cuda where a GPU is present and the plugin loads, else cpu ($SKY_BACKEND overrides; dit.h). */
 static int choose_backend(gen *g)
 {
@@ -195,6 +216,8 @@ static int choose_backend(gen *g)
     if (sky_backend_default(sky_variant.name, sky_variant.has_cuda, &g->backend, note, sizeof note, &warn, &e))
         return sky_cli_usage(g->argv0, "%s", e.msg);
     if (note[0] && (!g->quiet || warn)) fprintf(stderr, "%s%s\n", warn ? "warning: " : "", note);
+    const char *env = getenv("SKY_BACKEND");
+    if (g->backend == SKY_BACKEND_CPU && !warn && !(env && *env)) return refuse_slow_cpu(g);
     return g->backend == SKY_BACKEND_CUDA && sky_cli_selftest_gate(g->argv0, g->quiet) ? SKY_CLI_EXIT_FAIL
                                                                                        : SKY_CLI_GO_ON;
 }
@@ -314,6 +337,7 @@ static int read_sampler(gen *g)
 static int choose_seed(gen *g)
 {
     const char *s = sky_cli_flag(&g->f, "--seed");
+    if (s && strcmp(s, "-1") == 0) s = NULL; /* the original's -1: a random seed (drawn below, printed) */
     if (s) {
         char *end;
         errno = 0;
@@ -501,7 +525,8 @@ static int enhance_prompt(gen *g)
     return SKY_CLI_GO_ON;
 }
 
-/* The original's output name: result/<outdir>/<prompt[:100] without '/'>_<seed>_<time>.mp4, with
+/* The original's output name: result/<outdir>/<prompt[:100] without '/'>_<seed>_<time>.mp4 (<outdir>/... when
+ * --outdir is absolute), with
  * the prompt cut to 100 characters and then to at most 200 bytes on a UTF-8 boundary (100 CJK
  * characters are 300 bytes: the original's name could exceed NAME_MAX and fail after the run). */
 static int default_output(char *buf, size_t n, const char *outdir, const char *prompt, uint64_t seed)
@@ -526,7 +551,8 @@ static int default_output(char *buf, size_t n, const char *outdir, const char *p
     char   when[32];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d_%H-%M-%S", localtime(&now));
-    return snprintf(buf, n, "result/%s/%s_%llu_%s.mp4", outdir, stem, (unsigned long long)seed, when) < (int)n;
+    const char *root = outdir[0] == '/' ? "" : "result/"; /* an absolute --outdir is used as given */
+    return snprintf(buf, n, "%s%s/%s_%llu_%s.mp4", root, outdir, stem, (unsigned long long)seed, when) < (int)n;
 }
 
 /* The temporary files an earlier run killed by SIGKILL or a crash left beside this run's outputs (core/fs.h:
@@ -628,7 +654,7 @@ static int describe_run(gen *g)
             "\"guidance_scale\": %g, \"fps\": %d, \"resolution\": \"%dx%d\", \"variant\": \"%s\", "
             "\"spec_xxh64\": \"%s\"",
             (unsigned long long)a->seed, a->num_frames, a->inference_steps, a->shift, a->guidance_scale, a->fps,
-            a->height, a->width, sky_variant.name, sky_variant.spec_xxh64);
+            a->width, a->height, sky_variant.name, sky_variant.spec_xxh64); /* resolution as ffprobe: WxH */
     if (sky_cli_is_df())
         fprintf(j,
                 ", \"ar_step\": %d, \"causal_block_size\": %d, "
@@ -673,6 +699,17 @@ static void catch_signals(void)
     for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, NULL);
 }
 
+/* --progress: bar (text on stderr, the default) or json (one JSON object per line on stderr, the text off). */
+static int read_progress(gen *g)
+{
+    const char *p = sky_cli_flag(&g->f, "--progress");
+    if (!p || strcmp(p, "bar") == 0) return SKY_CLI_GO_ON;
+    if (strcmp(p, "json") != 0) return sky_cli_usage(g->argv0, "--progress %s: bar or json", p);
+    g->a.progress_json = 1;
+    g->quiet = 1;
+    return SKY_CLI_GO_ON;
+}
+
 /* The run, stopped by SIGINT (exit 130), SIGTERM or SIGHUP (exit 143) in any phase: the pipeline checks at
  * each phase and step, and removes what it wrote when the signal came before the end (nothing is left). */
 static int run(gen *g)
@@ -681,8 +718,14 @@ static int run(gen *g)
         fprintf(stderr, "seed: %llu%s%s%s\n", (unsigned long long)g->a.seed,
                 g->seed_from ? " (the seed of the run kept in " : "", g->seed_from ? g->seed_from : "",
                 g->seed_from ? ")" : "");
+    if (g->a.progress_json)
+        fprintf(stderr, "{\"event\": \"start\", \"variant\": \"%s\", \"seed\": %llu, \"args\": %s}\n", sky_variant.name,
+                (unsigned long long)g->a.seed, g->json ? g->json : "{}");
     catch_signals();
-    sky_err err;
+    sky_err       err;
+    sky_run_stats stats;
+    memset(&stats, 0, sizeof stats);
+    g->a.stats = &stats;
     const sky_status st = sky_pipeline_run(&sky_variant, &g->a, &err);
     if (interrupted) { /* also when the signal came after the pipeline's last check: its outputs are removed */
         if (st == SKY_OK) {
@@ -696,16 +739,21 @@ static int run(gen *g)
         fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
         return SKY_CLI_EXIT_FAIL;
     }
+    const char *summary = sky_cli_flag(&g->f, "--json");
+    char        why[4200];
+    if (summary && sky_cli_summary_write(summary, &(sky_cli_summary){&g->a, g->json, &stats}, why, sizeof why)) {
+        fprintf(stderr, "%s: error: --json %s: %s (the video was written)\n", g->argv0, summary, why);
+        return SKY_CLI_EXIT_FAIL;
+    }
     if (g->a.output) printf("%s\n", g->a.output);
     return 0;
 }
 
 int sky_cli_generate(int argc, char **argv)
 {
-    static int (*const steps[])(gen *) = {refuse_flags,     read_enhancer,  choose_backend, read_numbers,
-                                          read_options,     read_sampler,   choose_seed,    check_resolution,
-                                          read_inputs,      check_frames,   find_checkpoints, enhance_prompt,
-                                          name_output,      describe_run};
+    static int (*const steps[])(gen *) = {
+        refuse_flags,     read_enhancer, choose_backend, read_numbers,     read_options,   read_sampler, choose_seed,
+        check_resolution, read_inputs,   check_frames,   find_checkpoints, enhance_prompt, name_output,  describe_run};
     gen *g = calloc(1, sizeof *g); /* ~45 KiB of paths and JSON, alive for the whole run */
     if (!g) {
         fprintf(stderr, "%s: error: out of host memory\n", argv[0]);
@@ -714,6 +762,7 @@ int sky_cli_generate(int argc, char **argv)
     g->argv0 = argv[0];
     int rc = sky_cli_flags_parse(&g->f, argc, argv);
     g->quiet = sky_cli_quiet(&g->f);
+    if (rc == SKY_CLI_GO_ON) rc = read_progress(g);
     for (size_t i = 0; rc == SKY_CLI_GO_ON && i < sizeof steps / sizeof steps[0]; i++) rc = steps[i](g);
     if (rc == SKY_CLI_GO_ON) rc = run(g);
     free(g->json);

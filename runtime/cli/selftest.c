@@ -49,7 +49,7 @@ int sky_cli_selftest(int argc, char **argv)
             printf("usage: %s selftest [--device N] [--cached]\n"
                    "  runs the CUDA kernels of this variant at small shapes on GPU N (default 0) against the CPU\n"
                    "  reference, prints family, kernel, max error, bound and verdict, and caches the verdict\n"
-                   "  (beside the kernel cache: $SKYREELS_CACHE, else $XDG_CACHE_HOME/skyreels, else\n"
+                   "  (beside the kernel cache: $SKY_CACHE, else $XDG_CACHE_HOME/skyreels, else\n"
                    "  ~/.cache/skyreels) for CUDA runs to consult; --cached prints the cached verdict instead\n"
                    "  (running the selftest only when there is none). Exit 0: every kernel passed; 1: one failed.\n",
                    argv[0]);

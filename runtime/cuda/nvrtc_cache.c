@@ -74,8 +74,9 @@ _Noreturn void sky_nvrtc_fail_(nvrtcResult r, nvrtcProgram prog, const char *fil
 
 sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err)
 {
-    const char *v = getenv("SKYREELS_CACHE");
+    const char *v = getenv("SKY_CACHE"); /* the engine's prefix; SKYREELS_CACHE: its former name */
     int         n;
+    if (v == NULL || v[0] == '\0') v = getenv("SKYREELS_CACHE");
     if (v != NULL && v[0] != '\0') {
         n = snprintf(buf, size, "%s", v);
     } else if ((v = getenv("XDG_CACHE_HOME")) != NULL && v[0] == '/') { /* XDG: absolute only */
@@ -83,7 +84,7 @@ sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err)
     } else if ((v = getenv("HOME")) != NULL && v[0] != '\0') {
         n = snprintf(buf, size, "%s/.cache/skyreels", v);
     } else {
-        return sky_fail(err, "no directory for the compiled-kernel cache: set SKYREELS_CACHE (or HOME)");
+        return sky_fail(err, "no directory for the compiled-kernel cache: set SKY_CACHE (or HOME)");
     }
     if (n < 0 || (size_t)n >= size) return sky_fail(err, "kernel cache directory path too long: %s...", v);
     return SKY_OK;
@@ -102,7 +103,7 @@ static sky_status make_dirs(const char *dir, sky_err *err)
         *p = '\0';
         if (mkdir(path, 0755) != 0 && errno != EEXIST)
             return sky_fail(err,
-                            "cannot create the kernel cache directory %s: %s; set SKYREELS_CACHE to a "
+                            "cannot create the kernel cache directory %s: %s; set SKY_CACHE to a "
                             "writable directory",
                             path, strerror(errno));
         *p = c;
@@ -110,7 +111,7 @@ static sky_status make_dirs(const char *dir, sky_err *err)
     }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return sky_fail(err, "kernel cache path %s is not a directory; set SKYREELS_CACHE to a writable directory",
+        return sky_fail(err, "kernel cache path %s is not a directory; set SKY_CACHE to a writable directory",
                         dir);
     return SKY_OK;
 }
@@ -151,7 +152,7 @@ static sky_status write_entry(const char *path, const void *data, size_t size, s
             close(fd);
             remove(tmp);
         }
-        return sky_fail(err, "cannot write the kernel cache file %s: %s; set SKYREELS_CACHE to a writable directory",
+        return sky_fail(err, "cannot write the kernel cache file %s: %s; set SKY_CACHE to a writable directory",
                         tmp, strerror(saved));
     }
     int ok = fwrite(data, 1, size, f) == size;
@@ -163,7 +164,7 @@ static sky_status write_entry(const char *path, const void *data, size_t size, s
     if (ok) saved = errno;
     remove(tmp);
     return sky_fail(err,
-                    "cannot write the kernel cache file %s: %s; free disk space or set SKYREELS_CACHE to a "
+                    "cannot write the kernel cache file %s: %s; free disk space or set SKY_CACHE to a "
                     "writable directory",
                     path, strerror(saved));
 }

@@ -24,9 +24,9 @@
  * machine without the toolkit's headers can still run self-contained sources, and a
  * source that includes them fails with a message that says to set CUDA_HOME.
  *
- * Cache directory: the cache_dir argument, else $SKYREELS_CACHE, else
+ * Cache directory: the cache_dir argument, else $SKY_CACHE (or its former name $SKYREELS_CACHE), else
  * $XDG_CACHE_HOME/skyreels, else $HOME/.cache/skyreels; created as needed. Failing to
- * create it or to write an entry is an error (set SKYREELS_CACHE to a writable place),
+ * create it or to write an entry is an error (set SKY_CACHE to a writable place),
  * not a silent slow start.
  */
 #ifndef SKY_NVRTC_H

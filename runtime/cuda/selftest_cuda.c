@@ -409,7 +409,7 @@ static sky_status cache_write(const sky_selftest_table *t, sky_err *err)
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", t->path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f) return sky_fail(err, "selftest: cannot write %s; set SKYREELS_CACHE to a writable directory", tmp);
+    if (!f) return sky_fail(err, "selftest: cannot write %s; set SKY_CACHE to a writable directory", tmp);
     fprintf(f, "# skyreels kernel selftest: %s\n", t->device);
     for (int i = 0; i < t->n; i++) {
         const sky_selftest_row *r = &t->rows[i];
@@ -418,7 +418,7 @@ static sky_status cache_write(const sky_selftest_table *t, sky_err *err)
     }
     if (fclose(f) != 0 || rename(tmp, t->path) != 0) {
         remove(tmp);
-        return sky_fail(err, "selftest: cannot write %s; set SKYREELS_CACHE to a writable directory", t->path);
+        return sky_fail(err, "selftest: cannot write %s; set SKY_CACHE to a writable directory", t->path);
     }
     return SKY_OK;
 }

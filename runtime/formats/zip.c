@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 typedef unsigned long long ull; /* for printing u64 values with %llu */
 
@@ -538,19 +539,17 @@ void sky_zip_close(sky_zip *z)
     free(z);
 }
 
-/* Bitwise CRC-32 with a 16-entry table: fast enough for the small records it checks. */
+/* zlib's CRC-32 (the same ISO-HDLC polynomial as ZIP; zlib is already loaded with FFmpeg), in chunks that fit
+ * its uInt length. */
 uint32_t sky_zip_crc32(const void *p, size_t n)
 {
-    static const uint32_t t[16] = {
-        0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
-        0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
-    };
     const unsigned char *s = p;
-    uint32_t             c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= s[i];
-        c = (c >> 4) ^ t[c & 15];
-        c = (c >> 4) ^ t[c & 15];
+    uLong                c = crc32(0L, Z_NULL, 0);
+    while (n > 0) {
+        const uInt k = n > (size_t)UINT_MAX ? UINT_MAX : (uInt)n;
+        c = crc32(c, s, k);
+        s += k;
+        n -= k;
     }
-    return c ^ 0xFFFFFFFFu;
+    return (uint32_t)c;
 }

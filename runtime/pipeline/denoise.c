@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,16 +37,90 @@ static void fmt_time(char *buf, size_t n, double s)
         snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
 }
 
-/* "denoise  40%|████      | 12/30 [01:02<01:33,  5.18s/it]"; redrawn in place on a terminal,
- * one line per step otherwise. */
-static void progress_show(sky_progress *p)
+static const char *const stage_names[SKY_STAGE_N] = {"loading",    "encoding",   "denoising",
+                                                     "vae_decode", "vae_encode", "writing"};
+
+const char *sky_stage_name(sky_stage s) { return stage_names[s]; }
+
+/* The seconds of stage s so far, the running one's included. */
+static double stage_seconds(const sky_denoise *r, sky_stage s)
 {
-    if (p->quiet) return;
+    return r->stats.seconds[s] + (r->stage == s ? sky_denoise_now() - r->stage_t0 : 0.0);
+}
+
+/* s as a JSON string onto stderr (quotes, backslashes and controls escaped). */
+static void json_str(const char *s)
+{
+    fputc('"', stderr);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(stderr, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(stderr, "\\u%04x", *c);
+        else
+            fputc(*c, stderr);
+    }
+    fputc('"', stderr);
+}
+
+sky_stage sky_denoise_stage(sky_denoise *r, sky_stage s, const char *fmt, ...)
+{
+    const double    now = sky_denoise_now();
+    const sky_stage prev = r->stage;
+    r->stats.seconds[prev] += now - r->stage_t0;
+    r->stage = s;
+    r->stage_t0 = now;
+    if (!fmt || (r->a->quiet && !r->a->progress_json)) return prev;
+    char    label[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(label, sizeof label, fmt, ap);
+    va_end(ap);
+    if (r->a->progress_json) {
+        fprintf(stderr, "{\"event\": \"stage\", \"stage\": \"%s\", \"label\": ", stage_names[s]);
+        json_str(label);
+        fprintf(stderr, ", \"elapsed\": %.3f}\n", now - r->t0);
+    } else
+        fprintf(stderr, "%s[%s] %s\n", r->prog.tty && r->prog.done < r->prog.total ? "\n" : "", stage_names[s], label);
+    fflush(stderr);
+    return prev;
+}
+
+/* Seconds left: the rows left at the denoising's own rate, and the other stages' time per DF window so far
+ * (VAE decode and encode, writing) for the windows left; a run's first window has no such measure yet. */
+static double eta(const sky_denoise *r)
+{
+    const sky_progress *p = &r->prog;
+    const double        rate = p->done > 0 ? stage_seconds(r, SKY_STAGE_DENOISE) / p->done : 0.0;
+    double              left = rate * (p->total - p->done);
+    if (r->windows_done > 0 && r->windows > r->windows_done) {
+        const double other = stage_seconds(r, SKY_STAGE_VAE_DECODE) + stage_seconds(r, SKY_STAGE_VAE_ENCODE) +
+                             stage_seconds(r, SKY_STAGE_WRITE);
+        left += other / r->windows_done * (r->windows - r->windows_done);
+    }
+    return left;
+}
+
+/* "denoise  40%|████      | 12/30 [01:02<01:33,  5.18s/it]"; redrawn in place on a terminal,
+ * one line per step otherwise; with --progress json {"event": "step", ...}. */
+static void progress_show(const sky_denoise *r)
+{
+    const sky_progress *p = &r->prog;
+    if (p->quiet && !r->a->progress_json) return;
     const double el = sky_denoise_now() - p->start;
-    const double rate = p->done > 0 ? el / p->done : 0.0;
-    char         e[16], left[16], speed[32], bar[64] = "";
+    const double rate = p->done > 0 ? stage_seconds(r, SKY_STAGE_DENOISE) / p->done : 0.0;
+    if (r->a->progress_json) {
+        fprintf(stderr,
+                "{\"event\": \"step\", \"done\": %d, \"total\": %d, \"window\": %d, \"windows\": %d, "
+                "\"elapsed\": %.3f, \"eta\": %.3f}\n",
+                p->done, p->total, r->windows_done + 1 > r->windows ? r->windows : r->windows_done + 1, r->windows,
+                sky_denoise_now() - r->t0, eta(r));
+        fflush(stderr);
+        return;
+    }
+    char e[16], left[16], speed[32], bar[64] = "";
     fmt_time(e, sizeof e, el);
-    fmt_time(left, sizeof left, rate * (p->total - p->done));
+    fmt_time(left, sizeof left, eta(r));
     if (rate > 0 && rate < 1.0)
         snprintf(speed, sizeof speed, "%.2fit/s", 1.0 / rate);
     else
@@ -61,13 +137,47 @@ static void progress_show(sky_progress *p)
 void sky_denoise_progress_start(sky_denoise *r, int total)
 {
     r->prog = (sky_progress){"denoise", total, 0, r->a->quiet, isatty(2), sky_denoise_now()};
-    progress_show(&r->prog);
+    if (r->windows < 1) r->windows = 1;
+    if (r->windows == 1)
+        sky_denoise_stage(r, SKY_STAGE_DENOISE, "denoising: %d steps", total);
+    else
+        sky_denoise_stage(r, SKY_STAGE_DENOISE, NULL); /* df.c labels each window */
+    progress_show(r);
 }
 
 void sky_denoise_progress_step(sky_denoise *r)
 {
     r->prog.done++;
-    progress_show(&r->prog);
+    r->stats.evaluations++;
+    progress_show(r);
+}
+
+void sky_denoise_stats_end(sky_denoise *r)
+{
+    sky_denoise_stage(r, r->stage, NULL);
+    r->stats.total = sky_denoise_now() - r->t0;
+    r->stats.windows = r->windows;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) r->stats.peak_rss_kib = ru.ru_maxrss; /* KiB on Linux */
+    const sky_run_stats *st = &r->stats;
+    const double         den = st->seconds[SKY_STAGE_DENOISE];
+    const double         steps_s = den > 0 ? (double)st->evaluations / den : 0.0;
+    if (r->a->progress_json) {
+        fprintf(stderr, "{\"event\": \"done\", \"seconds\": {");
+        for (int i = 0; i < SKY_STAGE_N; i++)
+            fprintf(stderr, "%s\"%s\": %.3f", i ? ", " : "", stage_names[i], st->seconds[i]);
+        fprintf(stderr, "}, \"total\": %.3f, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f}\n",
+                st->total, st->evaluations, steps_s, st->peak_rss_kib / 1024.0);
+    } else if (!r->a->quiet) {
+        fprintf(stderr, "stage         seconds  share\n");
+        for (int i = 0; i < SKY_STAGE_N; i++)
+            fprintf(stderr, "%-12s %8.2f  %4.0f%%%s\n", stage_names[i], st->seconds[i],
+                    st->total > 0 ? 100.0 * st->seconds[i] / st->total : 0.0, i == SKY_STAGE_DENOISE ? "" : "");
+        fprintf(stderr, "%-12s %8.2f\n", "total", st->total);
+        fprintf(stderr, "denoising: %lld steps, %.3f steps/s; peak host memory (RSS) %.1f MiB\n", st->evaluations,
+                steps_s, st->peak_rss_kib / 1024.0);
+    }
+    fflush(stderr);
 }
 
 sky_status sky_denoise_check_interrupt(const sky_denoise *r, sky_err *err)
@@ -149,7 +259,11 @@ sky_status sky_denoise_open_dits(sky_denoise *r, sky_err *err)
 sky_status sky_denoise_use_dit(sky_denoise *r, sky_err *err)
 {
     if (r->dit) return SKY_OK;
-    if (sky_denoise_open_dits(r, err)) return SKY_ERR;
+    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_LOAD, "loading the transformer%s",
+                                             r->cfg_parallel ? "s (cond and uncond passes)" : "");
+    const sky_status st = sky_denoise_open_dits(r, err);
+    sky_denoise_stage(r, prev, NULL);
+    if (st) return SKY_ERR;
     if (r->tcp) {
         if (sky_dit_teacache_open(r->dit, err) || (r->dit_u && sky_dit_teacache_open(r->dit_u, err))) return SKY_ERR;
         /* a reopened transformer has no residuals: the next call of each parity runs its blocks */
@@ -181,8 +295,11 @@ sky_status sky_denoise_use_vae(sky_denoise *r, int decode, sky_err *err)
 {
     sky_vae **m = decode ? &r->dec : &r->enc;
     if (*m) return SKY_OK;
-    return sky_vae_open(m, decode ? r->v->vae_decode : r->v->vae_encode, decode, r->a->vae_weights, r->v->name,
-                        r->a->backend, err);
+    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_LOAD, "loading the VAE %scoder", decode ? "de" : "en");
+    const sky_status st = sky_vae_open(m, decode ? r->v->vae_decode : r->v->vae_encode, decode, r->a->vae_weights,
+                                       r->v->name, r->a->backend, err);
+    sky_denoise_stage(r, prev, NULL);
+    return st;
 }
 
 static void done_vae(sky_denoise *r, int decode)
@@ -196,7 +313,10 @@ static void done_vae(sky_denoise *r, int decode)
 sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
+    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
+                                              sky_latent_video_frames(F, r->v->vae_stride_t));
     const sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    sky_denoise_stage(r, prev, NULL);
     done_vae(r, 1);
     return st ? st : sky_denoise_phase(r, "vae_decode", err);
 }
@@ -204,7 +324,9 @@ sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *
 sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, float *z, sky_err *err)
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 0, err)) return SKY_ERR;
+    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_ENCODE, "VAE encode: %d frames", T);
     const sky_status st = sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
+    sky_denoise_stage(r, prev, NULL);
     done_vae(r, 0);
     return st ? st : sky_denoise_phase(r, "vae_encode", err);
 }
@@ -420,7 +542,8 @@ sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t
         free(rgb);
         return sky_fail(err, "out of host memory");
     }
-    sky_status st = SKY_OK;
+    sky_status      st = SKY_OK;
+    const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_WRITE, r->writer ? "writing %d frames" : NULL, T - t0);
     for (int t = t0; t < T && st == SKY_OK; t++) {
         for (int c = 0; c < 3; c++) memcpy(frame + c * phw, px + ((size_t)c * T + t) * phw, phw * sizeof(float));
         if (r->writer) {
@@ -438,6 +561,7 @@ sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t
             r->video_frames++;
         }
     }
+    sky_denoise_stage(r, prev, NULL);
     free(frame);
     free(rgb);
     return st;

@@ -53,13 +53,25 @@ typedef struct sky_denoise {
     float                  *video; /* all frames, only for --output_latents */
     int                     video_frames;
     sky_progress            prog;
-    uint64_t                latents_hash; /* sky_denoise_hash_latents over the final latents so far */
+    uint64_t                latents_hash;          /* sky_denoise_hash_latents over the final latents so far */
+    sky_run_stats           stats;                 /* the stages' times so far */
+    sky_stage               stage;                 /* the stage running (its time counts from stage_t0) */
+    double                  stage_t0, t0;          /* when it started; when the run started */
+    int                     windows, windows_done; /* DF's windows (1 otherwise), for the ETA */
 } sky_denoise;
 
 /* ---- progress ------------------------------------------------------------------------------- */
 
 /* Seconds on a monotonic clock. */
 double sky_denoise_now(void);
+/* Enter stage s: the time since the last change counts to the stage left, which is returned (to enter again
+ * after a nested stage, with fmt NULL). fmt: the label printed (a line of text, or with --progress json
+ * {"event": "stage", "stage": ..., "label": ..., "elapsed": ...}); NULL prints nothing. */
+sky_stage sky_denoise_stage(sky_denoise *r, sky_stage s, const char *fmt, ...) SKY_PRINTF(3, 4);
+/* The stages' times closed at now, peak memory, into r->stats; then the table on stderr (or a JSON "done" line)
+ * unless quiet. */
+void sky_denoise_stats_end(sky_denoise *r);
+
 /* Start r->prog at 0 of `total` model evaluations (redrawn in place on a terminal, a line each otherwise). */
 void sky_denoise_progress_start(sky_denoise *r, int total);
 /* One more evaluation done. */

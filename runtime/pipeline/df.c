@@ -95,6 +95,7 @@ static sky_status schedule(df_run *d, sky_err *err)
         resume_start(d, plan.windows, err) ||
         sky_df_schedule_make(&plan, d->proto.timesteps, a->inference_steps, a->ar_step, &d->s, err))
         return SKY_ERR;
+    r->windows = plan.windows;
     sky_denoise_progress_start(r, sky_df_schedule_rows(&d->s, d->resumed));
     return SKY_OK;
 }
@@ -376,7 +377,10 @@ sky_status sky_pipeline_df(sky_denoise *r, sky_err *err)
             sky_fail(err, "out of host memory");
             goto done;
         }
+        sky_denoise_stage(r, SKY_STAGE_DENOISE, "window %d/%d: %d latent frames%s", k + 1, d.s.plan.windows,
+                          d.s.window[k].frames, k < d.resumed ? " (kept in --resume_dir)" : "");
         if (run_window(&d, k, zw, err) || output_window(&d, k, zw, err)) goto done;
+        r->windows_done = k + 1;
     }
     st = SKY_OK;
 done:

@@ -303,7 +303,12 @@ static sky_status prepare(sky_denoise *r, sky_err *err)
         if (sky_noise_open_file(&r->noise, a->noise_file, err)) return SKY_ERR;
     } else
         sky_noise_seed(&r->noise, a->seed);
+    sky_denoise_stage(r, SKY_STAGE_ENCODE, "encoding: %s%s",
+                      a->prompt_embeds ? "reading --prompt_embeds" : "the prompts",
+                      r->v->dit->y_channels > 0 && !a->prompt_embeds ? " and the image (CLIP)" : "");
     if (read_prompts(r, err)) return SKY_ERR;
+    sky_denoise_stage(r, SKY_STAGE_LOAD, "%s",
+                      a->offload ? "checking the transformer's weights (--offload)" : "loading the transformer");
     /* Under --offload the checkpoints are only checked here (opened for each use later). */
     if (a->offload
             ? sky_weights_check(p->weights, p->n_weights, a->dit_weights, r->v->name, (sky_backend)a->backend, err)
@@ -356,6 +361,7 @@ static sky_status finish(sky_denoise *r, sky_err *err)
     int                 latents = 0, mp4 = 0;
     sky_status          st = SKY_ERR;
     if (sky_noise_check_used(&r->noise, err) || sky_denoise_phase(r, "finish", err)) return SKY_ERR;
+    sky_denoise_stage(r, SKY_STAGE_WRITE, r->writer || a->output_latents ? "writing the outputs" : NULL);
     if (a->output_latents) {
         if (write_latents(r, err)) return SKY_ERR;
         latents = 1;
@@ -413,7 +419,8 @@ static void report(const sky_denoise *r, double seconds)
 
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err)
 {
-    sky_denoise r = {.v = v, .a = a};
+    sky_denoise r = {.v = v, .a = a, .stage = SKY_STAGE_LOAD};
+    r.t0 = r.stage_t0 = sky_denoise_now();
     r.h = sky_latent_size(a->height, v->vae_stride_s);
     r.w = sky_latent_size(a->width, v->vae_stride_s);
     r.hw = (size_t)r.h * r.w;
@@ -423,7 +430,12 @@ sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sk
         st = is_df(v) ? sky_pipeline_df(&r, err) : sky_pipeline_t2v_i2v(&r, err);
         if (st == SKY_OK) st = finish(&r, err);
         sky_denoise_close_dits(&r);
-        if (st == SKY_OK) report(&r, sky_denoise_now() - t0);
+        if (st == SKY_OK) {
+            report(&r, sky_denoise_now() - t0);
+            sky_denoise_stats_end(&r);
+            r.stats.latents_xxh64 = r.latents_hash;
+            if (a->stats) *a->stats = r.stats;
+        }
     }
     sky_denoise_free(&r);
     return st;

@@ -27,6 +27,30 @@
 #include "pipeline/forcing.h"
 
 /* Everything a generation needs, from the command line (runtime/cli/generate.c). Pixel frame counts. */
+/* The stages of a run that take time, each labelled on stderr as it starts and timed (sky_run_stats). */
+typedef enum sky_stage {
+    SKY_STAGE_LOAD,       /* opening a model: reading and converting its weights */
+    SKY_STAGE_ENCODE,     /* the prompts (umT5 or --prompt_embeds) and CLIP */
+    SKY_STAGE_DENOISE,    /* the transformer's steps */
+    SKY_STAGE_VAE_DECODE, /* latents to frames */
+    SKY_STAGE_VAE_ENCODE, /* frames to latents (I2V's image, DF's start/end frames and window prefixes) */
+    SKY_STAGE_WRITE,      /* frames into the mp4, the mp4 closed, --output_latents */
+    SKY_STAGE_N
+} sky_stage;
+
+/* "loading", "encoding", "denoising", "vae_decode", "vae_encode", "writing". */
+const char *sky_stage_name(sky_stage s);
+
+/* What a run measured (sky_gen_args.stats). */
+typedef struct sky_run_stats {
+    double    seconds[SKY_STAGE_N]; /* wall time per stage */
+    double    total;                /* wall time of sky_pipeline_run */
+    long long evaluations;          /* steps (DF: step-matrix rows) denoised */
+    int       windows;              /* DF's windows (1 otherwise) */
+    long      peak_rss_kib;         /* peak resident host memory of the process (getrusage) */
+    uint64_t  latents_xxh64;        /* XXH64 of the final latents (the mp4's latents_xxh64 tag) */
+} sky_run_stats;
+
 typedef struct sky_gen_args {
     const char   *prompt; /* recorded in the output's metadata and name */
     const char   *negative_prompt;
@@ -62,6 +86,8 @@ typedef struct sky_gen_args {
     const sky_lora_spec *loras;  /* --lora: merged into the transformer's weights as it loads (lora.h) */
     int                  n_loras;
     int                  lora_skip_unknown; /* --lora_unknown_keys warn: keys matching no weight skipped */
+    int                  progress_json;     /* --progress json: one JSON object per line on stderr, no text */
+    sky_run_stats       *stats;             /* filled at the end of a successful run when not NULL */
 
     /* DF without --video_path: the windows the command line checked (sky_pipeline_df_plan). NULL: the run
      * makes them (always with --video_path, once the video is read: its length decides them). */

@@ -56,7 +56,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 FX=tests/fixtures/cuda
 ST=build/tools/sttool
-export SKYREELS_CACHE=$tmp/cache          # the emulated NVRTC's "cubins" stay out of the user's cache
+export SKY_CACHE=$tmp/cache      # the emulated NVRTC's "cubins" stay out of the user's cache
 # every build here compiles its kernels with the (emulated) NVRTC at run time, whatever GPU this machine has; 2c
 # builds one variant with its kernels built in
 export SKY_CMAKE_ARGS="${SKY_CMAKE_ARGS:-} -DSKY_CUDA_ARCHS=none"
@@ -189,7 +189,7 @@ nohdr=(env SKY_EMU_NVRTC=no-headers CUDA_HOME="$tmp/none" CUDA_PATH="$tmp/none" 
 sed -e "s/variant = \"$v\"/variant = \"$vf\"/" "specs/$v.lua" > "$tmp/specs/$vf.lua"
 if SKY_CMAKE_ARGS="-DSKY_CUDA_ARCHS=sm_90a" ./build.sh gen "$tmp/specs/$vf.lua" > "$tmp/gen-$vf.log" 2>&1 &&
    P=$(bash tests/emu/build.sh "$vf" 2> "$tmp/emu-$vf.log"); then
-    if "${nohdr[@]}" SKYREELS_CACHE="$tmp/cache-fb" SKY_CUDA_PLUGIN="$PWD/$P" "out/$vf/skyreels-$vf" program dit_forward \
+    if "${nohdr[@]}" SKY_CACHE="$tmp/cache-fb" SKY_CUDA_PLUGIN="$PWD/$P" "out/$vf/skyreels-$vf" program dit_forward \
            --weights "$tmp/w-$v.safetensors" --inputs "$f" --output "$tmp/cuda.safetensors" --backend cuda 2> "$tmp/fb.log" &&
        grep -q "kernels built in (sm_90a cubin)" "$tmp/fb.log" &&
        grep -q "cuda emulator: 1 modules loaded from fat binaries, 0 NVRTC compilations" "$tmp/fb.log" &&
@@ -200,7 +200,7 @@ if SKY_CMAKE_ARGS="-DSKY_CUDA_ARCHS=sm_90a" ./build.sh gen "$tmp/specs/$vf.lua" 
         bad "$v f6frames with its kernels built in (sm_90a fat binary), no toolkit headers"
     fi
     rm -f "$tmp/cuda.safetensors"
-    "${nohdr[@]}" SKYREELS_CACHE="$tmp/cache-nofb" SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" \
+    "${nohdr[@]}" SKY_CACHE="$tmp/cache-nofb" SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" \
         "out/$v/skyreels-$v" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
         --output "$tmp/cuda.safetensors" -q --backend cuda 2> "$tmp/nofb.log"
     rc=$?
@@ -317,7 +317,7 @@ fi
 f=$FX/tiny_df128_f1plain.safetensors
 peer=$("$ST" meta "$f" peer_bf16_rel_l2)
 bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
-run_st() { SKYREELS_CACHE=$tmp/st-$1 SKY_CUDA_PLUGIN="$plug" "${@:2}"; }
+run_st() { SKY_CACHE=$tmp/st-$1 SKY_CUDA_PLUGIN="$plug" "${@:2}"; }
 run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
 if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ "$(grep -c ' pass$' "$tmp/st.txt")" -ge 3 ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then

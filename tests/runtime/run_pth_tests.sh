@@ -36,7 +36,7 @@ run_one() {
         flags=("${SAN_FLAGS[@]}")
     fi
     echo "== $mode: $CC ${flags[*]} -> $exe"
-    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" tests/runtime/test_pth.c -lm -o "$exe"; then
+    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" tests/runtime/test_pth.c -lm -lz -o "$exe"; then
         fail=$((fail + 1))
         rows+=("$(printf '%-10s %s' "$mode" "BUILD FAILED")")
         return

@@ -35,7 +35,7 @@ run_one() {
         flags=("${SAN_FLAGS[@]}")
     fi
     echo "== $mode: $CC ${flags[*]} -> $exe"
-    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" "tests/runtime/$test.c" -lm -o "$exe"; then
+    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" "tests/runtime/$test.c" -lm -lz -o "$exe"; then
         failed+=("$mode/$test (build)")
         summary+=("$(printf '%-10s %-14s %s' "$mode" "$test" "BUILD FAILED")")
         total_fail=$((total_fail + 1))

@@ -31,7 +31,7 @@ run_one() {
         flags=("${SAN_FLAGS[@]}")
     fi
     echo "== $mode: $CC ${flags[*]} -> $exe"
-    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" "tests/runtime/$test.c" -lm -lpthread -o "$exe"; then
+    if ! "$CC" "${CFLAGS[@]}" "${flags[@]}" "${LIB[@]}" "tests/runtime/$test.c" -lm -lz -lpthread -o "$exe"; then
         failed+=("$mode/$test (build)")
         summary+=("$(printf '%-10s %-18s %s' "$mode" "$test" "BUILD FAILED")")
         return

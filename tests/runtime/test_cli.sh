@@ -39,7 +39,7 @@ expect 2 "--shift 0: must be a number > 0" -- $T "${W_T[@]}" --shift 0
 expect 2 "--guidance_scale -1: must be a number >= 0" -- $T "${W_T[@]}" --guidance_scale -1
 expect 2 "--inference_steps 0: must be an integer from 1" -- $T "${W_T[@]}" --inference_steps 0
 expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames x
-expect 2 "--seed -1: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -1
+expect 2 "--seed -2: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -2
 expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel" -- $T "${W_T[@]}" --use_usp
 expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
 expect 2 "--use_ret_steps applies only with --teacache" -- $T "${W_T[@]}" --use_ret_steps
@@ -105,6 +105,59 @@ expect 0 "the SkyReels-V2 maintainers say DF models are not compatible with TeaC
 LONG=(--dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" --prompt_embeds "$tmp/pe_d.safetensors"
       --num_frames 37 --base_num_frames 21 --overlap_history 9 --inference_steps 2 --seed 5)
 expect 0 "run by 2 forwards, reused by" -- $D "${LONG[@]}" -o "$tmp/long.mp4" --output_latents "$tmp/long.safetensors"
+# Progress (issue 19 item 1): each stage labelled as it starts, each window counted, the table at the end; with
+# --progress json every line of stderr is one JSON object, and the events cover the same run.
+$D "${LONG[@]}" -o "$tmp/long_p.mp4" --json "$tmp/long_p.json" 2> "$tmp/long_p.log" > /dev/null
+miss=""
+for want in "[encoding] encoding: reading --prompt_embeds" "[loading] loading the transformer" \
+            "[loading] loading the VAE decoder" "[denoising] window 1/3: 6 latent frames" "[denoising] window 3/3" \
+            "[vae_decode] VAE decode: 6 latent frames to 21 frames" "[vae_encode] VAE encode: 9 frames" \
+            "[writing] writing 21 frames" "[writing] writing the outputs" "stage         seconds  share" \
+            "total   " "steps/s; peak host memory (RSS)"; do
+    grep -qF -- "$want" "$tmp/long_p.log" || miss="$miss '$want'"
+done
+for st in loading encoding denoising vae_decode vae_encode writing; do
+    grep -qE "^$st +[0-9]+\.[0-9]+ +[0-9]+%$" "$tmp/long_p.log" || miss="$miss 'table row $st'"
+done
+if [ -z "$miss" ]; then pass=$((pass + 1)); echo "ok   progress: every stage labelled, windows 1/3 .. 3/3, the table of stages at the end"
+else fail=$((fail + 1)); echo "FAIL progress labels or table, missing:$miss"; cat "$tmp/long_p.log"; fi
+$D "${LONG[@]}" -o "$tmp/long_j.mp4" --progress=json --json="$tmp/long_j.json" 2> "$tmp/long_j.log" > /dev/null
+if python3 - "$tmp/long_j.log" <<'PY'; then
+import json, sys
+ev = [json.loads(line) for line in open(sys.argv[1])]   # every line one JSON object, or this fails
+kinds = [e["event"] for e in ev]
+assert kinds[0] == "start" and kinds[-1] == "done" and isinstance(ev[0]["seed"], int), kinds
+steps = [e for e in ev if e["event"] == "step"]
+assert [e["done"] for e in steps] == list(range(len(steps))) and steps[-1]["done"] == steps[-1]["total"] == 6, steps
+assert all(e["eta"] >= 0 and e["windows"] == 3 for e in steps), steps
+labels = [e["label"] for e in ev if e["event"] == "stage"]
+assert "window 3/3: 4 latent frames" in labels and any(l.startswith("VAE decode") for l in labels), labels
+done = ev[-1]
+assert set(done["seconds"]) == {"loading", "encoding", "denoising", "vae_decode", "vae_encode", "writing"}, done
+assert abs(sum(done["seconds"].values()) - done["total"]) < 0.05 and done["evaluations"] == 6 and done["peak_rss_mib"] > 0, done
+PY
+    pass=$((pass + 1)); echo "ok   --progress json: every stderr line parses; start, stages, 6 steps with ETAs, done with the stages' times"
+else fail=$((fail + 1)); echo "FAIL --progress json:"; head -5 "$tmp/long_j.log"; fi
+# --json FILE (issue 19 item 2) of the two runs above: every field, the checkpoints' header hashes, the same
+# parameters, the same latents hash (16 hex digits, the mp4's latents_xxh64) and resolution (width x height) in both; no temp file left.
+if python3 - "$tmp/long_p.json" "$tmp/long_j.json" "$tmp/w_d.safetensors" <<'PY' && [ -z "$(ls "$tmp" | grep '\.json\.tmp\.')" ]; then
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+keys = {"engine_version", "variant", "spec_xxh64", "generator_xxh64", "backend", "device", "outputs", "args",
+        "resolution", "num_frames", "seed", "windows", "checkpoints", "loras", "seconds", "total_seconds",
+        "evaluations", "steps_per_s", "peak_rss_mib", "latents_xxh64"}
+assert keys <= set(a) and keys <= set(b), keys - set(a)
+assert a["variant"] == "tiny_df" and a["backend"] == "cpu" and a["windows"] == 3 and a["seed"] == 5, a
+assert a["resolution"] == "48x64" == a["args"]["resolution"] and a["num_frames"] == 37 and a["outputs"]["mp4"].endswith("long_p.mp4"), a
+assert a["args"] == b["args"] and a["args"]["overlap_history"] == 9 and a["latents_xxh64"] == b["latents_xxh64"]
+assert isinstance(a["latents_xxh64"], str) and len(a["latents_xxh64"]) == 16 and int(a["latents_xxh64"], 16) != 0, a
+assert set(a["seconds"]) == {"loading", "encoding", "denoising", "vae_decode", "vae_encode", "writing"}
+roles = {c["role"]: c for c in a["checkpoints"]}
+assert roles["transformer"]["path"] == sys.argv[3] and len(roles["transformer"]["files"][0]["header_xxh64"]) == 16
+assert a["checkpoints"] == b["checkpoints"] and a["evaluations"] == 6 and a["peak_rss_mib"] > 0
+PY
+    pass=$((pass + 1)); echo "ok   --json: every field, the same parameters, checkpoint header hashes and latents hash in two runs"
+else fail=$((fail + 1)); echo "FAIL --json:"; head -c 600 "$tmp/long_p.json"; fi
 $D "${LONG[@]}" -o "$tmp/long_off.mp4" --output_latents "$tmp/long_off.safetensors" --offload 2> "$tmp/off.log" > /dev/null
 loads=$(grep -c "tensors of dit_forward" "$tmp/off.log")
 if build/tools/sttool compare "$tmp/long_off.safetensors" "$tmp/long.safetensors" video 0 > "$tmp/cmp.txt" &&
@@ -269,6 +322,69 @@ else
     fail=$((fail + 1)); echo "FAIL -DSKY_FFMPEG=OFF build: $(tail -5 "$tmp/noav.log")"
 fi
 
+# Command-line habits (issue 19 item 4): --name=value as argparse takes it, and its refusals; --seed -1 draws a
+# seed and prints it; an absolute --outdir is used as given (the original's name under it, no result/).
+expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames=x
+expect 2 "--teacache takes no value (--teacache=1)" -- $T "${W_T[@]}" --teacache=1
+expect 2 "unknown flag --foo=1" -- $T "${W_T[@]}" --foo=1
+expect 2 "--seed given twice" -- $T "${W_T[@]}" --seed=1 --seed 2
+expect 0 "seed: 7" -- $T --dit_weights="$tmp/w_t.safetensors" --prompt_embeds="$tmp/pe_t.safetensors" \
+    --output_latents="$tmp/l.safetensors" --num_frames=5 --inference_steps=1 --seed=7
+s1=$($T "${W_T[@]}" --num_frames 5 --inference_steps 1 --seed -1 2>&1 >/dev/null | sed -n 's/^seed: \([0-9][0-9]*\)$/\1/p')
+s2=$($T "${W_T[@]}" --num_frames 5 --inference_steps 1 --seed=-1 2>&1 >/dev/null | sed -n 's/^seed: \([0-9][0-9]*\)$/\1/p')
+if [ -n "$s1" ] && [ -n "$s2" ] && [ "$s1" != "$s2" ]; then pass=$((pass + 1)); echo "ok   --seed -1 draws a seed and prints it ($s1, $s2)"
+else fail=$((fail + 1)); echo "FAIL --seed -1: seeds '$s1' '$s2'"; fi
+$D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" --prompt_embeds "$tmp/pe_d.safetensors" \
+    --num_frames 5 --inference_steps 1 --seed 4 --prompt "a/b" --outdir "$tmp/abs out" -q > /dev/null 2>&1
+if ls "$tmp/abs out"/ab_4_*.mp4 > /dev/null 2>&1; then pass=$((pass + 1)); echo "ok   absolute --outdir: $tmp/abs out/ab_4_<time>.mp4"
+else fail=$((fail + 1)); echo "FAIL absolute --outdir: $(ls -R "$tmp/abs out" 2>&1)"; fi
+# --help names every environment variable the engine reads (getenv in runtime/, bar the system's own), with
+# the engine's prefix SKY_.
+miss="" n_env=0
+for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)|getenv\(SKY_[A-Z_]+\)' runtime | sed -E 's/getenv\("?([A-Z_]+)"?\)/\1/' | sort -u); do
+    case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE) continue ;; esac
+    case $v in *_ENV) v=$(grep -rhoE "define $v \"[A-Z_]+\"" runtime | sed -E 's/.*"(.*)"/\1/') ;; esac
+    n_env=$((n_env + 1))
+    $T --help | grep -qE "^  $v +--" || miss="$miss $v"
+done
+if [ -z "$miss" ] && [ "$n_env" -ge 6 ]; then pass=$((pass + 1)); echo "ok   --help lists the $n_env SKY_ environment variables, each beside its flag"
+else fail=$((fail + 1)); echo "FAIL --help misses:$miss ($n_env found in runtime/)"; fi
+
+# A Hugging Face cache as huggingface_hub lays it out (issue 19 item 3): models--Org--Name/{blobs,refs/main,
+# snapshots/<rev>/ of links to blobs}, two snapshots each, refs/main naming the newer; the original layout
+# (config.json, the transformer at the top) under HF_HUB_CACHE, the diffusers one (transformer/) under HF_HOME/hub.
+# The configs: tiny_df's sizes (specs/tiny_df.lua: dim 128, 2 layers, in_dim 16), or a 14B one (dim 5120).
+hf_repo() {   # hf_repo DIR SUBDIR CONFIG_OLD CONFIG_NEW (DIR: models--Org--Name, SUBDIR: "" or transformer/)
+    mkdir -p "$1/blobs" "$1/refs" "$1/snapshots/0a0a/$2" "$1/snapshots/0b0b/$2"
+    cp "$tmp/w_d.safetensors" "$1/blobs/w"
+    printf '%s' "$3" > "$1/blobs/c0"; printf '%s' "$4" > "$1/blobs/c1"
+    local up; up=$(printf '%s' "$2" | sed 's|[^/]*/|../|g')
+    ln -s "../../${up}blobs/w" "$1/snapshots/0a0a/$2diffusion_pytorch_model.safetensors"
+    ln -s "../../${up}blobs/w" "$1/snapshots/0b0b/$2diffusion_pytorch_model.safetensors"
+    ln -s "../../${up}blobs/c0" "$1/snapshots/0a0a/$2config.json"
+    ln -s "../../${up}blobs/c1" "$1/snapshots/0b0b/$2config.json"
+    printf '0b0b' > "$1/refs/main"
+}
+ORIG_OK='{"_class_name": "WanModel", "model_type": "t2v", "dim": 128, "num_layers": 2, "in_dim": 16}'
+ORIG_14B='{"_class_name": "WanModel", "model_type": "t2v", "dim": 5120, "num_layers": 40, "in_dim": 16}'
+DIFF_OK='{"_class_name": "SkyReelsV2Transformer3DModel", "num_attention_heads": 2, "attention_head_dim": 64, "num_layers": 2, "in_channels": 16}'
+DIFF_I2V='{"_class_name": "SkyReelsV2Transformer3DModel", "num_attention_heads": 2, "attention_head_dim": 64, "num_layers": 2, "in_channels": 36}'
+hf_repo "$tmp/hubc/models--Org--Tiny-DF" "" "$ORIG_14B" "$ORIG_OK"
+hf_repo "$tmp/hfhome/hub/models--Org--Tiny-DF-Diffusers" "transformer/" "$DIFF_I2V" "$DIFF_OK"
+HF=(--prompt_embeds "$tmp/pe_d.safetensors" --output_latents "$tmp/hf.safetensors" --num_frames 5 --inference_steps 1 --seed 2)
+expect 0 "--model_id Org/Tiny-DF: the Hugging Face cache's snapshot 0b0b ($tmp/hubc/models--Org--Tiny-DF/snapshots/0b0b)" -- \
+    env -u HF_HOME HF_HUB_CACHE="$tmp/hubc" $D --model_id Org/Tiny-DF "${HF[@]}"
+expect 0 "--model_id Org/Tiny-DF-Diffusers: the Hugging Face cache's snapshot 0b0b" -- \
+    env -u HF_HUB_CACHE HF_HOME="$tmp/hfhome" $D --model_id=Org/Tiny-DF-Diffusers "${HF[@]}"
+printf '0a0a\n' > "$tmp/hubc/models--Org--Tiny-DF/refs/main"
+printf '0a0a\n' > "$tmp/hfhome/hub/models--Org--Tiny-DF-Diffusers/refs/main"
+expect 2 "snapshots/0a0a/config.json is another model's (dim 5120, 40 layers, in_dim 16: 14B T2V or DF checkpoint); this binary is tiny_df (dim 128, 2 layers, in_dim 16: df)" -- \
+    env -u HF_HOME HF_HUB_CACHE="$tmp/hubc" $D --model_id Org/Tiny-DF "${HF[@]}"
+expect 2 "transformer/config.json is another model's (dim 128, 2 layers, in_dim 36: I2V checkpoint); this binary is tiny_df" -- \
+    env -u HF_HUB_CACHE HF_HOME="$tmp/hfhome" $D --model_id Org/Tiny-DF-Diffusers "${HF[@]}"
+expect 2 "--model_id Org/Missing: not a directory, and not in the Hugging Face cache ($tmp/hubc/models--Org--Missing: no refs/main and not exactly one snapshot); nothing is downloaded: run huggingface-cli download Org/Missing" -- \
+    env HF_HUB_CACHE="$tmp/hubc" $D --model_id Org/Missing "${HF[@]}"
+
 # Runs that succeed: latents only (no VAE), and a whole DF video to mp4.
 expect 0 "seed: 7" -- $T "${W_T[@]}" --num_frames 5 --inference_steps 2 --seed 7
 expect 0 "done in" -- $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" \
@@ -348,6 +464,16 @@ if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
          grep -q "cuda arena peak $peak bytes (.*) + 2 prompt arenas of $(awk -v b="$prompt" 'BEGIN { printf "%.2f", b / 1048576 }') MiB"; then
         pass=$((pass + 1)); echo "ok   --info: dit_forward's cuda arena peak $peak bytes and prompt arenas of $prompt bytes, as plan_cuda.txt"
     else fail=$((fail + 1)); echo "FAIL --info cuda arena: want $peak and $prompt; $(out/df_1.3b_540p/skyreels-df_1.3b_540p --info)"; fi
+    # Without a GPU the full-size variant is refused on the CPU backend unless asked for, with the time its
+    # FLOPs give: 611.794 TFLOP per forward x 30 steps x 2 (guidance) at the assumed 100 GFLOP/s.
+    R=out/df_1.3b_540p/skyreels-df_1.3b_540p
+    hours=$(awk 'BEGIN { printf "%.0f", 611.794e12 * 60 / 100e9 / 3600 }')
+    msg=$(env -u SKY_BACKEND $R --dit_weights x --prompt_embeds y 2>&1)
+    if [[ "$msg" == *"backend: cuda"* ]] ||
+       { [[ "$msg" == *"no GPU: df_1.3b_540p on the CPU backend would take about $hours hours"*"pass --backend cpu"* ]] &&
+         [[ "$(env -u SKY_BACKEND $R --backend=cpu --dit_weights x --prompt_embeds y 2>&1)" != *"no GPU"* ]]; }; then
+        pass=$((pass + 1)); echo "ok   no GPU: df_1.3b_540p refused on the CPU backend ($hours hours) unless --backend cpu"
+    else fail=$((fail + 1)); echo "FAIL CPU refusal of df_1.3b_540p: $msg"; fi
 else
     fail=$((fail + 1)); echo "FAIL df_1.3b_540p build or --info:"; tail -5 "$tmp/gen-real.log"
 fi
