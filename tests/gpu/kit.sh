@@ -15,6 +15,8 @@
 #   DIR/MANIFEST  every file with its size and sha256, the commit and date it was built from
 #
 # --small: tiny_df128 and sttool only (what CI's dry run checks, tests/gpu/kit_test.sh; a minute or two).
+# The plugins carry their kernels built in for the H200 (-DSKY_CUDA_ARCHS=sm_90a, or $SKY_KIT_ARCHS: "none" leaves
+# them to NVRTC on the GPU machine, which then needs the toolkit's headers), so the GPU side compiles nothing.
 # Binaries are built with -DSKY_FFMPEG=OFF -DSKY_CURL=OFF (no check reads or writes a video) from a copy of the
 # working tree in build/kit/src, so out/ and the build/<variant> folders are left alone. The kit must stay under
 # 64 MiB (what a GPU run may carry): the script fails, saying by how much, when it does not.
@@ -47,6 +49,7 @@ mkdir -p "$kit.tmp/bin" "$kit.tmp/lib" "$kit.tmp/whl"
 for v in $variants; do
     echo "== $v (FFmpeg and curl off)"
     (cd "$src" && mkdir -p build && cmake -S . -B "build/$v" -DSKY_SPECS="specs/$v.lua" -DSKY_FFMPEG=OFF -DSKY_CURL=OFF \
+        -DSKY_CUDA_ARCHS="${SKY_KIT_ARCHS:-sm_90a}" \
         > "build/cmake-$v.log" 2>&1 || { cat "build/cmake-$v.log" >&2; exit 1; }
      cmake --build "build/$v" -j "$(nproc)" > "build/make-$v.log" 2>&1 || { tail -30 "build/make-$v.log" >&2; exit 1; })
     cp "$src/out/$v/skyreels-$v" "$kit.tmp/bin/"
