@@ -49,7 +49,7 @@ const char *sky_cli_default_negative_prompt(void) { return sky_cli_is_df() ? neg
 #define STR_(x) #x
 #define STR(x)  STR_(x)
 
-/* The flags. `df`: only in the DF script. Kinds: s string, m string that may repeat, i int, f float, b flag. */
+/* The flags. `df`: 1 only in the DF script, 2 also for first-last-frame (FLF2V) variants. Kinds: s string, m string that may repeat, i int, f float, b flag. */
 typedef struct flag {
     const char *name;
     char        kind;
@@ -81,8 +81,8 @@ static const flag flags[] = {
     {"--resolution", 's', 0, "the binary's",
      "540P (544x960), 720P (720x1280) or HxW; must be the size this "
      "binary was generated for"},
-    {"--image", 's', 0, "none", "I2V: the first frame (required); DF: a start frame"},
-    {"--end_image", 's', 1, "none", "DF: an end frame (needs --causal_block_size 1)"},
+    {"--image", 's', 0, "none", "I2V, FLF2V: the first frame (required); DF: a start frame"},
+    {"--end_image", 's', 2, "none", "FLF2V: the last frame (required); DF: an end frame (needs --causal_block_size 1)"},
     {"--video_path", 's', 1, "none", "DF: extend this video (needs --overlap_history)"},
     {"--ar_step", 'i', 1, "0", "DF: asynchronous step offset between blocks, >= 0 (0 = synchronous)"},
     {"--causal_block_size", 'i', 1, "1", "DF: latent frames per block, >= 1; must divide every window"},
@@ -162,6 +162,10 @@ const char *sky_cli_flag_help(const char *name) { return flags[known(name)].help
 int sky_cli_quiet(const sky_cli_flags *f) { return sky_cli_flag_given(f, "-q") || sky_cli_flag_given(f, "--quiet"); }
 
 int sky_cli_is_df(void) { return sky_variant.family == SKY_FAMILY_DF; }
+int sky_cli_is_flf2v(void) { return sky_variant.dit->num_images == 2; }
+
+/* Whether flag f is one of this binary's. */
+static int applies(const flag *f) { return !f->df || sky_cli_is_df() || (f->df == 2 && sky_cli_is_flf2v()); }
 
 void sky_cli_print_help(FILE *out, const char *argv0)
 {
@@ -173,7 +177,7 @@ void sky_cli_print_help(FILE *out, const char *argv0)
             sky_cli_is_df() ? "generate_video_df.py" : "generate_video.py");
     for (int i = 0; i < N_FLAGS; i++) {
         const flag *f = &flags[i];
-        if (f->df && !sky_cli_is_df()) continue;
+        if (!applies(f)) continue;
         if (!f->help[0]) continue; /* short aliases are listed with their long form */
         char left[64];
         snprintf(left, sizeof left, "  %s%s", f->name,
@@ -235,8 +239,9 @@ int sky_cli_flags_parse(sky_cli_flags *f, int argc, char **argv)
             if (eq && argv[i][0] == '-') return sky_cli_usage(argv0, "%s: write flags as '--name value'", argv[i]);
             return sky_cli_usage(argv0, "unknown flag %s", argv[i]);
         }
-        if (flags[k].df && !sky_cli_is_df())
-            return sky_cli_usage(argv0, "%s is a diffusion-forcing flag; this is the %s variant %s", argv[i],
+        if (!applies(&flags[k]))
+            return sky_cli_usage(argv0, "%s is a diffusion-forcing%s flag; this is the %s variant %s", argv[i],
+                                 flags[k].df == 2 ? " and first-last-frame (FLF2V)" : "",
                                  sky_family_name(sky_variant.family), sky_variant.name);
         if (f->given[k] && flags[k].kind != 'm') return sky_cli_usage(argv0, "%s given twice", argv[i]);
         f->given[k] = 1;

@@ -23,7 +23,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 variants="df_1.3b_540p t2v_14b_540p"
-[ -n "${SKY_TEST_ALL:-}" ] && variants="df_1.3b_540p df_1.3b_720p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p"
+[ -n "${SKY_TEST_ALL:-}" ] && variants="df_1.3b_540p df_1.3b_720p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p flf2v_1.3b_540p"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
