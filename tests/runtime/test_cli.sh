@@ -57,10 +57,11 @@ expect 2 "--end_image is a diffusion-forcing and first-last-frame (FLF2V) flag; 
     $I --dit_weights x --prompt_embeds y --image "$tmp/img.png" --end_image "$tmp/img.png"
 expect 2 "--end_image is required: tiny_flf2v is a first-last-frame (FLF2V) variant" -- \
     $FL --dit_weights x --prompt_embeds y --image "$tmp/img.png"
-if $FL --help | grep -q -- "--end_image S .*FLF2V: the last frame (required)" && ! $I --help | grep -q -- "--end_image"; then
+help_fl=$($FL --help) help_i=$($I --help)     # whole outputs first: grep -q would cut the pipe (pipefail)
+if [[ "$help_fl" == *"--end_image S            FLF2V: the last frame (required)"* && "$help_i" != *"--end_image"* ]]; then
     pass=$((pass + 1)); echo "ok   --help: --end_image listed by the FLF2V binary, not by the I2V one"
 else
-    fail=$((fail + 1)); echo "FAIL --help and --end_image: $($FL --help | grep -- --end_image)"
+    fail=$((fail + 1)); echo "FAIL --help and --end_image: $(grep -- --end_image <<< "$help_fl")"
 fi
 expect 2 "for longer videos use --overlap_history" -- $D "${W_D[@]}" --num_frames 41
 expect 2 "--causal_attention: DF: block-causal mask; not supported" -- $D "${W_D[@]}" --causal_attention
