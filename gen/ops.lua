@@ -33,6 +33,10 @@ ops.silu      = { inputs = { "x" }, shape = function(ins) return ins[1].dims end
 ops.gelu_tanh = { inputs = { "x" }, shape = function(ins) return ins[1].dims end }   -- tanh approx.
 ops.gelu_erf  = { inputs = { "x" }, shape = function(ins) return ins[1].dims end }   -- exact
 ops.add       = { inputs = { "a", "b" }, shape = function(ins) return ins[1].dims end }
+ops.add_weight = {      -- y = x + weight, a learned tensor of x's size (FLF2V's image position embedding)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
 ops.add_row = {         -- y[r, :] = a[r, :] + b[0, :] (broadcast one row over all rows)
     inputs = { "a", "b" },
     shape  = function(ins) return ins[1].dims end,

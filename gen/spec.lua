@@ -30,6 +30,7 @@ local fields = {
     { "dit.inject_sample_info",  "bool",   required = true },
     { "dit.image_dim",           "int",    min = 1 },
     { "dit.image_len",           "int",    min = 1 },
+    { "dit.pos_embed_seq_len",   "int",    min = 1 },
     { "dit.qk_norm",             "bool" },
     { "dit.cross_attn_norm",     "bool" },
     { "dit.rope_theta",          "float",  gt = 0 },
@@ -279,14 +280,20 @@ local function check_relations(path, v, errs)
     if family == "i2v" then
         if v["dit.image_dim"] == nil then errs:add("%s: dit.image_dim is required for family i2v", path) end
         if v["dit.image_len"] == nil then errs:add("%s: dit.image_len is required for family i2v", path) end
+        local pos, len = v["dit.pos_embed_seq_len"], v["dit.image_len"]
+        if pos and len and pos ~= 2 * len then
+            errs:add("%s: dit.pos_embed_seq_len = %d must be 2 * dit.image_len = %d (the first and the last image's "
+                     .. "CLIP tokens, FLF2V)", path, pos, 2 * len)
+        end
         local i, o = v["dit.in_dim"], v["dit.out_dim"]
         if i and o and i ~= 2 * o + 4 then
             errs:add("%s: dit.in_dim = %d must be 2 * dit.out_dim + 4 = %d for family i2v "
                      .. "(noise, 4 mask channels, conditioning latent)", path, i, 2 * o + 4)
         end
     elseif family then
-        if has_image then
-            errs:add("%s: dit.image_dim and dit.image_len are only for family i2v (family is %s)", path, family)
+        if has_image or v["dit.pos_embed_seq_len"] ~= nil then
+            errs:add("%s: dit.image_dim, dit.image_len and dit.pos_embed_seq_len are only for family i2v (family is %s)",
+                     path, family)
         end
         local i, o = v["dit.in_dim"], v["dit.out_dim"]
         if i and o and i ~= o then
@@ -416,6 +423,9 @@ local function derive(s)
         patch_in        = d.in_dim * patch_h * patch_w, -- (c, ph, pw) entries of one patch
         head_out        = d.out_dim * patch_h * patch_w,
         has_image       = s.family == "i2v",
+        -- images whose CLIP tokens the DiT reads: 2 (first and last frame) with the position embedding (FLF2V)
+        num_images      = s.family == "i2v" and (d.pos_embed_seq_len and 2 or 1) or 0,
+        image_tokens    = s.family == "i2v" and (d.pos_embed_seq_len or d.image_len) or 0, -- rows of clip_fea
     }
     return out
 end

@@ -127,6 +127,14 @@ backend.gelu_erf  = elementwise("gelu_erf")
 backend.add       = elementwise("add")
 backend.add_row   = elementwise("add_row")
 backend.clamp     = elementwise("clamp")
+backend.add_weight = {                  -- the add kernel with the weight as b
+    template = "add",
+    consts = function(n) return { COLS = select(2, split_dims(n.out)) } end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.weight),
+                             (split_dims(n.out)))
+    end,
+}
 backend.sinusoid = {
     template = "sinusoid",
     consts = function(n) return { HALF = n.attrs.freq_dim // 2 } end,

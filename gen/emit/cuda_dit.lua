@@ -77,6 +77,12 @@ emit.add = function(n, E)
     return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "LL(" .. numel(n.out) .. ")" }) }
 end
 
+-- The add kernel with the weight (fp32 on the device: weight_dtypes) as b.
+emit.add_weight = function(n, E)
+    local k = E:kernel("add", { TA = ctype(n.ins[1]), TB = "float", TY = ctype(n.out) })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(n.attrs.weight), "LL(" .. numel(n.out) .. ")" }) }
+end
+
 emit.add_row = function(n, E)
     local k = E:kernel("add_row", { COLS = n.out.dims[2] })
     return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }

@@ -61,7 +61,8 @@ local function dit_program(w, s, plans)
     w:line(".dim = %d, .ffn_dim = %d, .num_heads = %d, .num_layers = %d, .freq_dim = %d,",
            d.dim, d.ffn_dim, d.num_heads, d.num_layers, d.freq_dim)
     w:line(".text_len = %d, .text_dim = %d,", d.text_len, d.text_dim)
-    w:line(".image_len = %d, .image_dim = %d,", d.image_len or 0, d.image_dim or 0)
+    w:line(".image_len = %d, .image_dim = %d,", r.image_tokens, d.image_dim or 0)
+    if r.has_image then w:line(".num_images = %d,", r.num_images) end
     w:line(".x_channels = %d, .y_channels = %d, .out_dim = %d,", r.x_channels, r.y_channels, d.out_dim)
     w:line(".lat_h = %d, .lat_w = %d, .max_frames = %d,", r.lat_h, r.lat_w, r.max_frames)
     w:line(".patch_t = %d, .patch_h = %d, .patch_w = %d,", r.patch_t, r.patch_h, r.patch_w)

@@ -49,6 +49,7 @@ local block_alias = {
 -- Diffusers name of the original checkpoint name `name` (module path + ".weight"/".bias").
 local function alias_of(name)
     if name == "head.modulation" then return "scale_shift_table" end
+    if name == "img_emb.emb_pos" then return "condition_embedder.image_embedder.pos_embed" end
     local i, rest = name:match("^blocks%.(%d+)%.(.+)$")
     if i then
         if rest == "modulation" then return "blocks." .. i .. ".scale_shift_table" end
@@ -86,6 +87,7 @@ local function weight_rank(name)
         return 1e6 + tonumber(i) * 1e3 + position(block_order, module) * 2 + param_rank[param]
     end
     if name == "head.modulation" then return 1e9 end
+    if name == "img_emb.emb_pos" then return position(global_order, "img_emb.proj.0") * 2 - 0.5 end   -- read first
     if name:match("^head%.head%.") then return 1e9 + 1 + param_rank[name:match("(%w+)$")] end
     local module, param = name:match("^(.+)%.(%w+)$")
     return position(global_order, module) * 2 + param_rank[param]
@@ -224,7 +226,7 @@ function dit.build(g, s)
     local y   = r.has_image and g:input("y", { r.y_channels, "F", r.lat_h, r.lat_w }, "f32") or nil
     local t   = g:input("t", { "Ft" }, "f64")                                        -- timesteps
     local ctx_in = g:input("context", { d.text_len, d.text_dim }, "bf16")            -- umT5 output
-    local clip = r.has_image and g:input("clip_fea", { d.image_len, d.image_dim }, "f32") or nil
+    local clip = r.has_image and g:input("clip_fea", { r.image_tokens, d.image_dim }, "f32") or nil
     local fps = d.inject_sample_info and g:input("fps", { 1 }, "i64") or nil          -- 0 or 1
 
     -- Four parts (graph.lua). "context" makes what depends on the prompt only: the text and image
@@ -239,8 +241,13 @@ function dit.build(g, s)
     ctx = g:op("gelu_tanh", { ctx }, {}, "text_embedding.1.out", "bf16")
     ctx = linear(g, ctx, "text_embedding.2", C, C, "text_embedding.2.out", "bf16")
 
-    -- Image embedding (§2.6, I2V): LN(eps 1e-5) -> Linear -> GELU (erf) -> Linear -> LN.
+    -- Image embedding (§2.6, I2V): LN(eps 1e-5) -> Linear -> GELU (erf) -> Linear -> LN. FLF2V first adds the
+    -- learned position embedding over the first and the last image's tokens (round2-features.md §3.2).
     local img
+    if clip and d.pos_embed_seq_len then
+        local pos = weight(g, "img_emb.emb_pos", { 1, d.pos_embed_seq_len, d.image_dim })
+        clip = g:op("add_weight", { clip }, { weight = pos }, "img_emb.emb_pos.out", "f32")
+    end
     if clip then
         local n0w = weight(g, "img_emb.proj.0.weight", { d.image_dim })
         local n0b = weight(g, "img_emb.proj.0.bias", { d.image_dim })

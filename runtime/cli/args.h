@@ -43,6 +43,8 @@ int sky_cli_to_double(const char *s, double *out);
 
 /* 1 for a diffusion-forcing variant (the DF script's flags). */
 int sky_cli_is_df(void);
+/* 1 when this binary is a first-last-frame (FLF2V) variant: an I2V network reading two images' CLIP tokens. */
+int sky_cli_is_flf2v(void);
 
 /* The original scripts' default prompt and negative prompt for this variant's family (reference §7.1, §10). */
 const char *sky_cli_default_prompt(void);

@@ -421,20 +421,23 @@ static int orient(gen *g)
     return SKY_CLI_GO_ON;
 }
 
-/* --image (required by I2V, refused by T2V), --end_image and --video_path (DF): they exist; the video's
- * orientation from them. */
+/* --image (required by I2V, refused by T2V), --end_image (DF; required by FLF2V) and --video_path (DF): they
+ * exist; the video's orientation from them. */
 static int read_inputs(gen *g)
 {
     sky_gen_args *a = &g->a;
     a->image = sky_cli_flag(&g->f, "--image");
+    if (sky_cli_is_df() || sky_cli_is_flf2v()) a->end_image = sky_cli_flag(&g->f, "--end_image");
     if (sky_cli_is_df()) {
-        a->end_image = sky_cli_flag(&g->f, "--end_image");
         a->video_path = sky_cli_flag(&g->f, "--video_path");
         if (a->video_path && !a->video_path[0]) a->video_path = NULL; /* the original's default '' */
     }
     const int i2v = sky_variant.dit->y_channels > 0;
     if (i2v && !a->image)
         return sky_cli_usage(g->argv0, "--image is required: %s is an image-to-video variant", sky_variant.name);
+    if (sky_cli_is_flf2v() && !a->end_image)
+        return sky_cli_usage(g->argv0, "--end_image is required: %s is a first-last-frame (FLF2V) variant",
+                             sky_variant.name);
     if (!i2v && !sky_cli_is_df() && a->image)
         return sky_cli_usage(g->argv0,
                              "--image needs an image-to-video (I2V) or diffusion-forcing variant; %s is text-to-video",

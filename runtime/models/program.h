@@ -40,6 +40,8 @@ typedef struct sky_dit_program {
     int                    dim, ffn_dim, num_heads, num_layers, freq_dim;
     int                    text_len, text_dim;     /* context [text_len, text_dim] */
     int                    image_len, image_dim;   /* clip_fea [image_len, image_dim]; 0 without image branch */
+    int                    num_images;             /* images whose CLIP tokens clip_fea holds, one after the other:
+                                                    * 1 (I2V), 2 (FLF2V: first and last frame); 0 without */
     int                    x_channels, y_channels; /* x [x_channels, F, H, W]; y [y_channels, ...] (I2V) */
     int                    out_dim;                /* v [out_dim, F, H, W] */
     int                    lat_h, lat_w;           /* latent size (landscape; H and W may be swapped) */

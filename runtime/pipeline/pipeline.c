@@ -105,7 +105,9 @@ done:
 
 /* The I2V image's CLIP features (§3.2, §3.3): the image at the video size in [-1, 1], rounded to
  * bf16 as the original's pipeline holds it, squashed to 224 x 224 by torch-style bicubic,
- * normalised, through the visual tower. */
+ * normalised, through the visual tower. FLF2V: the first image's tokens, then the last image's
+ * (--end_image), prepared the same way (round2-features.md §3.3: diffusers instead preprocesses the raw
+ * images with CLIPImageProcessor). */
 static sky_status encode_image(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args        *a = r->a;
@@ -121,11 +123,14 @@ static sky_status encode_image(sky_denoise *r, sky_err *err)
         sky_fail(err, "out of host memory");
         goto done;
     }
-    if (sky_denoise_load_image(a->image, H, W, 1, img, err)) goto done;
-    for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
-    sky_clip_preprocess(img, H, W, S, px);
     if (sky_encoder_open(&enc, cp, 0, a->clip_weights, r->v->name, a->backend, err)) goto done;
-    sky_clip_encode(enc, px, r->clip);
+    const char *paths[2] = {a->image, a->end_image};
+    for (int k = 0; k < r->v->dit->num_images; k++) {
+        if (sky_denoise_load_image(paths[k], H, W, 1, img, err)) goto done;
+        for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
+        sky_clip_preprocess(img, H, W, S, px);
+        sky_clip_encode(enc, px, r->clip + (size_t)k * cp->rows * cp->dim);
+    }
     st = sky_denoise_phase(r, "encode", err);
 done:
     sky_encoder_close(enc);
@@ -293,6 +298,14 @@ static sky_status prepare(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args    *a = r->a;
     const sky_dit_program *p = r->v->dit;
+    if (p->num_images == 2 && (!a->image || !a->end_image))
+        return sky_fail(err,
+                        "%s is a first-last-frame (FLF2V) variant: give the first frame (--image) and the last "
+                        "(--end_image)",
+                        r->v->name);
+    if (a->end_image && p->num_images != 2 && !is_df(r->v))
+        return sky_fail(err, "--end_image needs a diffusion-forcing or first-last-frame (FLF2V) variant; %s is %s",
+                        r->v->name, sky_family_name(r->v->family));
     if (sky_denoise_phase(r, "load", err) || check_checkpoints(r, err) || check_cfg_parallel(r, err) ||
         open_loras(r, err))
         return SKY_ERR;

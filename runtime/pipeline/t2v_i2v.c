@@ -1,6 +1,7 @@
 /* runtime/pipeline/t2v_i2v.c — the T2V and I2V pipelines (reference dit-and-sampling.md §7.2, §7.3): noise,
  * N UniPC steps with classifier-free guidance over the whole video (one timestep per step), VAE decode. I2V
- * adds the conditioning y = [mask, VAE(image, then zero frames)] (and the image's CLIP features, pipeline.c). */
+ * adds the conditioning y = [mask, VAE(image, then zero frames)] (and the image's CLIP features, pipeline.c);
+ * first-last-frame (FLF2V) variants end those frames with the last image (round2-features.md §3.4). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +10,21 @@
 #include "pipeline/denoise.h"
 #include "pipeline/sampler.h"
 
+/* Pixel frame t of video [3, T, H, W] from the image at path, rounded to bf16: the original casts the image to
+ * the transformer's dtype before the VAE encodes it (image2video_pipeline.py; not in reference §7.3). */
+static sky_status put_frame(const char *path, int t, int T, int H, int W, float *img, float *video, sky_err *err)
+{
+    if (sky_denoise_load_image(path, H, W, 1, img, err)) return SKY_ERR;
+    for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
+    for (int c = 0; c < 3; c++)
+        memcpy(video + ((size_t)c * T + t) * H * W, img + (size_t)c * H * W, (size_t)H * W * sizeof(float));
+    return SKY_OK;
+}
+
 /* I2V's y [y_channels, F, h, w] (§7.3): a 4-channel mask, 1 at latent frame 0, then the VAE encoding of the
- * image followed by num_frames - 1 zero frames. */
+ * image followed by num_frames - 1 zero frames. FLF2V (--end_image; round2-features.md §3.4): the last of
+ * those frames is the last image, and the mask of the last latent frame is [0, 0, 0, 1] (its 4th pixel
+ * frame is the real one). */
 static sky_status i2v_condition(sky_denoise *r, int F, float *y, sky_err *err)
 {
     const sky_gen_args *a = r->a;
@@ -22,13 +36,13 @@ static sky_status i2v_condition(sky_denoise *r, int F, float *y, sky_err *err)
         sky_fail(err, "out of host memory");
         goto done;
     }
-    if (sky_denoise_load_image(a->image, H, W, 1, img, err)) goto done;
-    /* The original casts the image to the transformer's dtype (bf16) before the VAE encodes it
-     * (image2video_pipeline.py; not in reference §7.3): round it the same way. */
-    for (size_t i = 0; i < (size_t)3 * H * W; i++) img[i] = sky_bf16_to_f32(sky_f32_to_bf16(img[i]));
-    for (int c = 0; c < 3; c++) memcpy(video + (size_t)c * T * H * W, img + (size_t)c * H * W, (size_t)H * W * 4);
+    if (put_frame(a->image, 0, T, H, W, img, video, err) ||
+        (a->end_image && put_frame(a->end_image, T - 1, T, H, W, img, video, err)))
+        goto done;
     for (int c = 0; c < 4; c++)
         for (size_t i = 0; i < r->hw; i++) y[(size_t)c * F * r->hw + i] = 1.0f;
+    if (a->end_image)
+        for (size_t i = 0; i < r->hw; i++) y[((size_t)3 * F + F - 1) * r->hw + i] = 1.0f;
     st = sky_denoise_vae_encode(r, video, T, y + (size_t)4 * F * r->hw, err);
 done:
     free(img);

@@ -26,7 +26,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 variants="df_1.3b_540p t2v_14b_540p"
-[ -n "${SKY_TEST_ALL:-}" ] && variants="df_1.3b_540p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p"
+[ -n "${SKY_TEST_ALL:-}" ] && variants="df_1.3b_540p df_1.3b_720p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p flf2v_1.3b_540p"
 # CMakeLists.txt's SKY_CUDA_ARCHS=all (keep the two lists the same)
 ALL_ARCHS="sm_80 sm_86 sm_89 sm_90a compute_90"
 pass=0 fail=0

@@ -560,7 +560,7 @@ fi
 #    shipped variant with SKY_TEST_ALL=1: ./build.sh test-all)
 released="df_1.3b_540p t2v_14b_720p i2v_14b_720p"
 [ -n "${SKY_TEST_ALL:-}" ] &&
-    released="df_1.3b_540p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p"
+    released="df_1.3b_540p df_1.3b_720p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p flf2v_1.3b_540p"
 for rv in $released; do
     dims=$(lua5.4 -e "local s = dofile('specs/$rv.lua'); local f = (s.video.base_num_frames - 1) // 4 + 1
                       print(f, s.video.height // 8, s.video.width // 8)")

@@ -9,11 +9,14 @@ local graph = require("graph")
 local want_params = {
     df_1_3b = 1435525696, i2v_1_3b = 1564428608, t2v_df_14b = 14288491584, i2v_14b = 16394878784,
 }
+-- FLF2V-1.3B: the I2V-1.3B network plus the position embedding [1, 514, 1280] (round2-features.md §3.1, §3.2)
+want_params.flf2v_1_3b = want_params.i2v_1_3b + 514 * 1280
 local cases = {
     { "df_1.3b_540p", want_params.df_1_3b },  { "i2v_1.3b_540p", want_params.i2v_1_3b },
     { "df_14b_540p", want_params.t2v_df_14b }, { "df_14b_720p", want_params.t2v_df_14b },
     { "t2v_14b_540p", want_params.t2v_df_14b }, { "t2v_14b_720p", want_params.t2v_df_14b },
     { "i2v_14b_540p", want_params.i2v_14b },  { "i2v_14b_720p", want_params.i2v_14b },
+    { "flf2v_1.3b_540p", want_params.flf2v_1_3b },
 }
 for _, c in ipairs(cases) do
     local s = spec.load("specs/" .. c[1] .. ".lua")
@@ -47,6 +50,13 @@ t.check_eq(alias["blocks.7.cross_attn.norm_k_img.weight"], "blocks.7.attn2.norm_
 t.check_eq(alias["time_projection.1.weight"], "condition_embedder.time_proj.weight", "time_projection")
 t.check_eq(alias["img_emb.proj.3.bias"], "condition_embedder.image_embedder.ff.net.2.bias", "img_emb.proj.3")
 t.check_eq(alias["blocks.1.self_attn.o.weight"], "blocks.1.attn1.to_out.0.weight", "self_attn.o")
+local gf = graph.build(spec.load("specs/flf2v_1.3b_540p.lua")).dit_forward
+local pos
+for _, w in ipairs(gf.weights) do if w.name == "img_emb.emb_pos" then pos = w end end
+t.check(pos ~= nil, "flf2v_1.3b_540p: no weight img_emb.emb_pos")
+t.check_eq(pos and pos.alias, "condition_embedder.image_embedder.pos_embed", "emb_pos -> pos_embed")
+t.check_eq(pos and table.concat(pos.shape, "x"), "1x514x1280", "emb_pos shape")
+t.check_eq(gf.by_name.clip_fea and table.concat(gf.by_name.clip_fea.dims, "x"), "514x1280", "FLF2V clip_fea: 2 x 257 tokens")
 
 -- The VAE programs read the reference's VAE table (vae-text-image-files.md §1.8, §1.9): 194 tensors,
 -- encoder + quant_conv 53,596,928 parameters, decoder + post_quant_conv 73,295,603; names unique.

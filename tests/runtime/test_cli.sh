@@ -6,8 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for v in tiny_t2v tiny_i2v tiny_df; do ./build.sh gen "$v" > "$tmp/gen-$v.log" 2>&1 || { cat "$tmp/gen-$v.log"; exit 1; }; done
+for v in tiny_t2v tiny_i2v tiny_df tiny_flf2v; do ./build.sh gen "$v" > "$tmp/gen-$v.log" 2>&1 || { cat "$tmp/gen-$v.log"; exit 1; }; done
 T=out/tiny_t2v/skyreels-tiny_t2v I=out/tiny_i2v/skyreels-tiny_i2v D=out/tiny_df/skyreels-tiny_df
+FL=out/tiny_flf2v/skyreels-tiny_flf2v
 $T random-embeds --output "$tmp/pe_t.safetensors" > /dev/null
 $D random-embeds --output "$tmp/pe_d.safetensors" > /dev/null
 $T random-weights --output "$tmp/w_t.safetensors" > /dev/null
@@ -51,6 +52,17 @@ expect 2 "--model_id /nonexistent/dir: no such directory" -- $T --model_id /none
 expect 2 "no VAE found" -- $T --dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors"
 expect 2 "--backend cuda: tiny_t2v was generated for the cpu target only (its spec's targets)" -- $T "${W_T[@]}" --backend cuda
 expect 2 "--image is required: tiny_i2v is an image-to-video variant" -- $I --dit_weights x --prompt_embeds y
+# --end_image: the last frame of a first-last-frame (FLF2V) binary (required there), refused by plain I2V
+expect 2 "--end_image is a diffusion-forcing and first-last-frame (FLF2V) flag; this is the i2v variant tiny_i2v" -- \
+    $I --dit_weights x --prompt_embeds y --image "$tmp/img.png" --end_image "$tmp/img.png"
+expect 2 "--end_image is required: tiny_flf2v is a first-last-frame (FLF2V) variant" -- \
+    $FL --dit_weights x --prompt_embeds y --image "$tmp/img.png"
+help_fl=$($FL --help) help_i=$($I --help)     # whole outputs first: grep -q would cut the pipe (pipefail)
+if [[ "$help_fl" == *"--end_image S            FLF2V: the last frame (required)"* && "$help_i" != *"--end_image"* ]]; then
+    pass=$((pass + 1)); echo "ok   --help: --end_image listed by the FLF2V binary, not by the I2V one"
+else
+    fail=$((fail + 1)); echo "FAIL --help and --end_image: $(grep -- --end_image <<< "$help_fl")"
+fi
 expect 2 "for longer videos use --overlap_history" -- $D "${W_D[@]}" --num_frames 41
 expect 2 "--causal_attention: DF: block-causal mask; not supported" -- $D "${W_D[@]}" --causal_attention
 expect 2 "gives a last window of 5 latent frames, not divisible by --causal_block_size 4" -- \

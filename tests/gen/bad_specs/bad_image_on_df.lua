@@ -1,4 +1,4 @@
--- expect: dit.image_dim and dit.image_len are only for family i2v (family is df)
+-- expect: dit.image_dim, dit.image_len and dit.pos_embed_seq_len are only for family i2v (family is df)
 -- (specs/tiny_df.lua with one thing changed)
 return {
     variant = "bad_image_on_df",

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (27 .lua files)                 xxh64 3d92f3a2786f7355
+ * generator  gen/ (27 .lua files)                 xxh64 528e8c51a8df0cd0
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -363,6 +363,7 @@ static const sky_dit_program dit_forward = {
     .dim = 128, .ffn_dim = 256, .num_heads = 2, .num_layers = 2, .freq_dim = 256,
     .text_len = 512, .text_dim = 64,
     .image_len = 5, .image_dim = 32,
+    .num_images = 1,
     .x_channels = 16, .y_channels = 20, .out_dim = 16,
     .lat_h = 6, .lat_w = 8, .max_frames = 3,
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
@@ -436,7 +437,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "3d92f3a2786f7355",
+    .generator_xxh64 = "528e8c51a8df0cd0",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
