@@ -30,7 +30,7 @@
 #include "models/prompt_cache.h"
 #include "models/random_weights.h"
 #include "models/vae.h"
-#include "cuda/plugin_abi.h"
+#include "models/cuda_abi.h"
 
 enum { G_SELF, G_CROSS, G_GEMM_SELF, G_GEMM_CROSS, G_GEMM_FFN, G_ELEM, G_EMBED, G_N };
 static const char *const group_key[G_N] = {"self_attention", "cross_attention",    "gemm_self_attn", "gemm_cross_attn",

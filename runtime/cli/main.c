@@ -24,7 +24,7 @@
 #include "models/encoders.h"
 #include "models/vae.h"
 #include "models/program.h"
-#include "cuda/plugin_abi.h"
+#include "models/cuda_abi.h"
 #include "models/prompt_cache.h"
 #include "core/status.h"
 #include "models/trace.h"

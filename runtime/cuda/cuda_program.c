@@ -1,6 +1,6 @@
 /* runtime/cuda/cuda_program.c — what the plugin's programs share (cuda_program.h): kernel launches and GEMMs
  * of the generated launch sequences, loading a program's kernels, copying a traced op output to the
- * host, and the plugin's one exported table (plugin_abi.h).
+ * host, and the plugin's one exported table (models/cuda_abi.h).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "cuda/gemm.h"       /* sky_gemm_desc, the GEMM table's rows */
-#include "cuda/plugin_abi.h" /* sky_cuda_plugin; program.h: sky_slot */
+#include "models/cuda_abi.h" /* sky_cuda_plugin; program.h: sky_slot */
 
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {

@@ -1,5 +1,5 @@
 /* runtime/cuda/enc_cuda.c — the CUDA backend of text_encode (umT5) and clip_encode (CLIP), in the plugin
- * with the generated gen/{text,clip}_encode_cuda.c (cuda_program.h, plugin_abi.h).
+ * with the generated gen/{text,clip}_encode_cuda.c (cuda_program.h, models/cuda_abi.h).
  *
  * Open: the device, the program's kernels (NVRTC, cached), every weight converted to its device dtype
  * (bf16 for what the bf16 GEMMs and the token table read, fp32 otherwise) and uploaded into one buffer,

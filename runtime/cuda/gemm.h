@@ -63,7 +63,7 @@
 #include <cublasLt.h>
 
 #include "cuda/cuda_ctx.h"
-#include "cuda/plugin_abi.h"
+#include "models/cuda_abi.h"
 
 /* cuBLAS / cuBLASLt failures after validation (fatal; see cuda.h). */
 _Noreturn void sky_cublas_fail_(cublasStatus_t s, const char *stmt, const char *func, const char *file, int line);
@@ -75,7 +75,7 @@ static inline void sky_cublas_check_(cublasStatus_t s, const char *stmt, const c
 
 #define SKY_CUBLAS_CHECK(call) sky_cublas_check_((call), #call, __func__, __FILE__, __LINE__)
 
-/* SKY_GEMM_WORKSPACE_BYTES (plugin_abi.h): the workspace every set should be given. */
+/* SKY_GEMM_WORKSPACE_BYTES (models/cuda_abi.h): the workspace every set should be given. */
 
 /* Names and values as gen/emit/cuda.lua writes them into the generated tables. */
 typedef enum sky_gemm_dtype {

@@ -1,4 +1,4 @@
-/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (plugin_abi.h: selftest): the kernels
+/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (models/cuda_abi.h: selftest): the kernels
  * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
  * verdict is cached per device and plugin beside the NVRTC cache.
  *

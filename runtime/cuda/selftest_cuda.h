@@ -5,7 +5,7 @@
 
 #include "core/status.h"
 #include "cuda/cuda_ctx.h"
-#include "cuda/plugin_abi.h"
+#include "models/cuda_abi.h"
 
 /* The selftest on the open device c: force = 1 runs it and rewrites the cache; force = 0 reads the cache,
  * running it when there is none. Fails only when it cannot run or cannot write the cache. */

@@ -1,5 +1,5 @@
 /* runtime/cuda/vae_cuda.c — the CUDA backend of vae_decode and vae_encode, in the plugin with the generated
- * gen/vae_{decode,encode}_cuda.c (cuda_program.h, plugin_abi.h).
+ * gen/vae_{decode,encode}_cuda.c (cuda_program.h, models/cuda_abi.h).
  *
  * Open: the device, the program's kernels (NVRTC, cached), every weight uploaded as fp32 into one
  * buffer (convolution kernels with their input channel moved last, as the generated layout table

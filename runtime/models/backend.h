@@ -12,7 +12,7 @@
 #include "core/status.h"
 #include "formats/weights.h"
 
-/* Where a program runs: the CPU reference, or the CUDA plugin beside the binary (cuda/plugin_abi.h). */
+/* Where a program runs: the CPU reference, or the CUDA plugin beside the binary (models/cuda_abi.h). */
 typedef enum sky_backend { SKY_BACKEND_CPU = 0, SKY_BACKEND_CUDA = 1 } sky_backend;
 
 /* "cpu" or "cuda" into *b; SKY_ERR (naming the flag) for anything else. */

@@ -1,4 +1,4 @@
-/* runtime/models/cuda_plugin.c — find and load the CUDA plugin (cuda/plugin_abi.h) once per process; count
+/* runtime/models/cuda_plugin.c — find and load the CUDA plugin (models/cuda_abi.h) once per process; count
  * the GPUs (cuda_plugin.h). */
 #include <dlfcn.h>
 #include <limits.h>

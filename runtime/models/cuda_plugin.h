@@ -1,5 +1,5 @@
 /* runtime/models/cuda_plugin.h — the CUDA plugin loader: find libskyreels-<variant>-cuda.so, load it once
- * per process and check it (cuda/plugin_abi.h is what it holds), and count the GPUs.
+ * per process and check it (models/cuda_abi.h is what it holds), and count the GPUs.
  *
  * The binary loads the plugin with dlopen only for the CUDA backend, so a CPU run starts on machines
  * without a CUDA driver; libcuda.so.1 itself is only ever loaded at run time.
@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #include "core/status.h"
-#include "cuda/plugin_abi.h"
+#include "models/cuda_abi.h"
 
 /* The plugin of variant `who`: $SKY_CUDA_PLUGIN, else libskyreels-<who>-cuda.so beside the running
  * binary; loaded once per process (never unloaded), its ABI version and variant checked. */

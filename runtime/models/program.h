@@ -70,7 +70,7 @@ typedef struct sky_dit_program {
     int    has_teacache;
     double teacache_coef[2][5];
     /* The patch embedding: one token per patch_t x patch_h x patch_w latents (1 x 2 x 2; models/latent.h).
-     * Last in the struct, as the fields above are where the CUDA plugin (cuda/plugin_abi.h) reads them. */
+     * Last in the struct, as the fields above are where the CUDA plugin (models/cuda_abi.h) reads them. */
     int patch_t, patch_h, patch_w;
 } sky_dit_program;
 

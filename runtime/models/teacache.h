@@ -59,7 +59,7 @@ void sky_teacache_set_steps(sky_teacache *tc, int num_steps);
 /* The decision for the next call, whose probe (n values) and token count are given: *parity gets the
  * call's parity (0 conditional, 1 unconditional). Returns 1 if the blocks must run (the backend then keeps
  * hidden - tokens as that parity's residual), 0 to add that parity's residual to the tokens instead.
- * Advances the counter. A sky_dit_skip's decide (plugin_abi.h) with ctx = tc. */
+ * Advances the counter. A sky_dit_skip's decide (models/cuda_abi.h) with ctx = tc. */
 int sky_teacache_decide(void *tc, const float *probe, size_t n, long long tokens, int *parity);
 
 /* One line for stderr: calls computed and skipped. */

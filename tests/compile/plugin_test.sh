@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/compile/plugin_test.sh — the CUDA plugin (plugin_abi.h) built and loaded on a machine WITHOUT
+# tests/compile/plugin_test.sh — the CUDA plugin (models/cuda_abi.h) built and loaded on a machine WITHOUT
 # a GPU (COMPILE-ONLY for the numbers: tests/gpu/run.sh compares it with the CPU backend):
 #   - ./build.sh gen tiny_df128 builds libskyreels-tiny_df128-cuda.so beside the binary (CMake found
 #     the toolkit), linked with --no-undefined, exporting one symbol: sky_cuda_plugin_v1;

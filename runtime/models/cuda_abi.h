@@ -1,4 +1,4 @@
-/* runtime/cuda/plugin_abi.h — the CUDA backend (dit_forward, the VAE programs, the encoders) as a plugin.
+/* runtime/models/cuda_abi.h — the CUDA backend (dit_forward, the VAE programs, the encoders) as a plugin.
  *
  * libskyreels-<variant>-cuda.so (built beside the binary when the CUDA toolkit is found; see
  * CMakeLists.txt) holds runtime/cuda/dit_cuda.c, vae_cuda.c, enc_cuda.c and the generated
