@@ -350,11 +350,14 @@ $D --dit_weights "$tmp/w_d.safetensors" --vae_weights "$tmp/vae.safetensors" --p
     --num_frames 5 --inference_steps 1 --seed 4 --prompt "a/b" --outdir "$tmp/abs out" -q > /dev/null 2>&1
 if ls "$tmp/abs out"/ab_4_*.mp4 > /dev/null 2>&1; then pass=$((pass + 1)); echo "ok   absolute --outdir: $tmp/abs out/ab_4_<time>.mp4"
 else fail=$((fail + 1)); echo "FAIL absolute --outdir: $(ls -R "$tmp/abs out" 2>&1)"; fi
-# --help names every environment variable the engine reads (getenv in runtime/, bar the system's own), with
+# --help names every environment variable the engine reads (getenv in runtime/, bar the system's own and the
+# test-only switches), with
 # the engine's prefix SKY_.
 miss="" n_env=0
 for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)|getenv\(SKY_[A-Z_]+\)' runtime | sed -E 's/getenv\("?([A-Z_]+)"?\)/\1/' | sort -u); do
-    case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE) continue ;; esac
+    case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE | TMPDIR) continue ;; esac
+    # test-only switches, documented where they are read (denoise.h, video.h, selftest_cuda.c), not for users
+    case $v in SKY_TEST_* | SKY_SELFTEST_FAULT) continue ;; esac
     case $v in *_ENV) v=$(grep -rhoE "define $v \"[A-Z_]+\"" runtime | sed -E 's/.*"(.*)"/\1/') ;; esac
     n_env=$((n_env + 1))
     $T --help | grep -qE "^  $v +--" || miss="$miss $v"

@@ -172,7 +172,7 @@ refused_text "a prompt ending in a truncated UTF-8 sequence" "--prompt: not vali
 refused_text "a negative prompt with a lone continuation byte" "--negative_prompt: not valid UTF-8" \
     --negative_prompt $'blur \x80 noise' -o "$O/x.mp4"
 
-# prompt_ok NAME PROMPT: the run writes $O/x.mp4 whose comment (moov/udta/meta/ilst/(c)cmt/data) parses as
+# prompt_ok NAME PROMPT: the run writes $O/x.mp4 whose comment (the data atom of its metadata) parses as
 # strict JSON from strict UTF-8 and holds the prompt unchanged
 prompt_ok() {
     local name=$1 prompt=$2 out rc=0
@@ -180,10 +180,12 @@ prompt_ok() {
     if [ "$rc" = 0 ] && python3 - "$O/x.mp4" "$prompt" << 'EOF'; then
 import json, sys
 b = open(sys.argv[1], "rb").read()
-i = b.index(b"\xa9cmt")
-data = b.index(b"data", i)
-size = int.from_bytes(b[data - 4:data], "big")
-args = json.loads(b[data + 12:data - 4 + size].decode("utf-8", "strict"), strict=True)
+# the comment's value: the payload of the 'data' atom (size, "data", type, locale, value) that holds the run's
+# JSON, wherever the muxer put it (an (c)cmt item, or a "comment" key with movflags use_metadata_tags)
+i = b.index(b'{"prompt": ')
+assert b[i - 12:i - 8] == b"data", "the JSON is not the value of a data atom"
+size = int.from_bytes(b[i - 16:i - 12], "big")
+args = json.loads(b[i:i - 16 + size].decode("utf-8", "strict"), strict=True)
 assert args["prompt"] == sys.argv[2].encode("utf-8", "surrogateescape").decode("utf-8"), "prompt differs"
 EOF
         ok "$name: the mp4's metadata is valid JSON and UTF-8 and holds the prompt"
