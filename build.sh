@@ -4,7 +4,8 @@
 #   ./build.sh              install what is missing, then run the tiny demo on the CPU backend
 #   ./build.sh test         every CPU test tier (what CI runs); ends with "N passed, M failed"
 #   ./build.sh test-all     the same, with the compile tier and the emulator's full-size launch checks on every
-#                           shipped variant (8) instead of one 1.3B and one or two 14B ones (longer)
+#                           shipped variant (10) instead of one or a few, every fixture case on both attention
+#                           kernels, the fat binary for all five targets and the full GPU carry kit (longer)
 #   ./build.sh gen <spec>   generate out/<variant>/ from specs/<spec>.lua (or a path to a spec)
 #                           and build out/<variant>/skyreels-<variant>
 #   ./build.sh fuzz [S] [T...]  the libFuzzer targets of tests/fuzz/ (clang), S seconds each (default 300),
