@@ -22,15 +22,16 @@ tiers=(
     "prompt enhancer (HTTP)  | bash tests/runtime/test_prompt_enhancer.sh"
     "permissions (as nobody) | bash tests/runtime/test_permissions.sh"
     "life cycle (FIFO, signals) | bash tests/runtime/test_life_cycle.sh"
-    "tiny_df under ASan, TSan | bash tests/runtime/test_sanitized_cli.sh"
-    "fuzz: every parser      | bash tests/fuzz/run.sh"
     "compile: generated CUDA | bash tests/compile/run.sh"
     "compile: attention cfgs | bash tests/compile/attention_compile.sh"
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
     "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
-    "CUDA on the CPU emulator | bash tests/emu/run.sh"
-    "bench: cpu + emulator    | bash tests/bench/test_bench.sh"
+    "CUDA on the CPU emulator | & bash tests/emu/run.sh"
+    "tiny_df under ASan, TSan | bash tests/runtime/test_sanitized_cli.sh"
+    "fuzz: every parser      | bash tests/fuzz/run.sh"
     "GPU carry kit (dry run)  | bash tests/gpu/kit_test.sh"
+    "                         | wait"
+    "bench: cpu + emulator    | bash tests/bench/test_bench.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "LoRA vs diffusers        | bash tests/numeric/run_lora.sh"
     "TeaCache vs the original | bash tests/numeric/run_teacache.sh"
@@ -41,24 +42,53 @@ tiers=(
 
 total_pass=0 total_fail=0
 rows=()
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# record NAME LOG RC SECS: the tier's row and totals, from its own last "N passed, M failed" line
+record() {
+    local line p f
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); p=${p:-0}
+    f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p'); f=${f:-0}
+    if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi      # a tier that crashed counts as failed
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+    rows+=("$(printf '%-26s %6d %6d %6ss  %s' "$1" "$p" "$f" "$4" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")
+}
+# A tier whose command starts with "&" runs in the background (the emulator: one core most of the time) while
+# the tiers after it run, up to the "wait" entry, which prints its output and records it. Only tiers that keep
+# out of out/ and build/<variant> (their own build folders) run beside it. On one core, nothing runs beside.
+bg_pid="" bg_name="" bg_start=0
 for t in "${tiers[@]}"; do
     name=${t%%|*}
     cmd=${t#*|}
+    cmd=${cmd# }
+    if [ "$cmd" = wait ]; then
+        [ -n "$bg_pid" ] || continue
+        wait "$bg_pid"; rc=$?
+        echo
+        echo "==== $bg_name (in the background; its output)"
+        cat "$logs/bg.log"
+        record "$bg_name" "$logs/bg.log" "$rc" $(( $(date +%s) - bg_start ))
+        bg_pid=""
+        continue
+    fi
+    if [ "${cmd:0:2}" = "& " ]; then
+        cmd=${cmd:2}
+        if [ "$(nproc)" -ge 2 ]; then
+            echo
+            echo "==== $name ($cmd ) started in the background"
+            bg_name=$name bg_start=$(date +%s)
+            bash -c "$cmd" > "$logs/bg.log" 2>&1 &
+            bg_pid=$!
+            continue
+        fi
+    fi
     echo
     echo "==== $name ($cmd )"
     start=$(date +%s)
-    bash -c "$cmd" 2>&1 | tee "$log"
+    bash -c "$cmd" 2>&1 | tee "$logs/fg.log"
     rc=${PIPESTATUS[0]}
-    secs=$(( $(date +%s) - start ))
-    # Each tier script ends with its own total "N passed, M failed" line.
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); p=${p:-0}
-    f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p'); f=${f:-0}
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi      # a tier that crashed counts as failed
-    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
-    rows+=("$(printf '%-26s %6d %6d %6ss  %s' "$name" "$p" "$f" "$secs" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")
+    record "$name" "$logs/fg.log" "$rc" $(( $(date +%s) - start ))
 done
 
 echo
