@@ -517,8 +517,11 @@ else
 fi
 # ... and with --offload: the transformer, the VAE decoder and encoder each opened for each use and closed
 # after it (device memory freed and reallocated, weights uploaded again per window): the same frames and
-# latents bit for bit.
-if run_pipe cuda offload --offload && "$ST" compare "$p/offload.safetensors" "$p/cuda.safetensors" video 0 > "$tmp/cmp.txt" &&
+# latents bit for bit. Under test-all only (each emulated pipeline run takes minutes; ./build.sh test checks
+# --offload bit for bit on the CPU backend, tests/runtime/test_cli.sh).
+if [ -z "${SKY_TEST_ALL:-}" ]; then
+    echo "skip pipeline --backend cuda --offload (emulated): test-all only"
+elif run_pipe cuda offload --offload && "$ST" compare "$p/offload.safetensors" "$p/cuda.safetensors" video 0 > "$tmp/cmp.txt" &&
    "$ST" compare "$p/offload.safetensors" "$p/cuda.safetensors" latents.w1 0 >> "$tmp/cmp.txt"; then
     ok "pipeline --backend cuda --offload (emulated): the same frames and latents bit for bit, the transformer uploaded $(grep -c 'weights uploaded' "$p/offload.log") times"
 else
@@ -539,8 +542,11 @@ else
 fi
 # ... and with TeaCache (4 steps: the counter wraps at 4, so half the calls skip their blocks): the two passes
 # decide in order on one state, each GPU keeping the residuals of its own calls; the decisions and the latents of
-# the run on one GPU, bit for bit.
-if STEPS=4 run_pipe cuda tc --teacache --teacache_thresh 1e9 &&
+# the run on one GPU, bit for bit. Under test-all only (./build.sh test: TeaCache on the emulated GPU in 3b,
+# TeaCache with --use_cfg_parallel on the CPU backend in tests/runtime/test_cli.sh).
+if [ -z "${SKY_TEST_ALL:-}" ]; then
+    echo "skip pipeline --backend cuda --use_cfg_parallel --teacache (emulated): test-all only"
+elif STEPS=4 run_pipe cuda tc --teacache --teacache_thresh 1e9 &&
    STEPS=4 SKY_EMU_DEVICES=2 run_pipe cuda tcpar --teacache --teacache_thresh 1e9 --use_cfg_parallel &&
    [ "$(grep '^teacache:' "$p/tc.log")" = "$(grep '^teacache:' "$p/tcpar.log")" ] && grep -q "skipped" "$p/tc.log" &&
    "$ST" compare "$p/tcpar.safetensors" "$p/tc.safetensors" latents.w1 0 > "$tmp/cmp.txt"; then
