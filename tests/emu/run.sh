@@ -566,8 +566,9 @@ else
 fi
 
 # 7. full-size launch sequences, dry (launch_check.c): the released shapes within the device limits (every
-#    shipped variant with SKY_TEST_ALL=1: ./build.sh test-all)
-released="df_1.3b_540p t2v_14b_720p i2v_14b_720p"
+#    shipped variant with SKY_TEST_ALL=1: ./build.sh test-all; ./build.sh test: the 1.3B DF one and the 14B 720P
+#    I2V one, whose transformer is T2V-14B-720P's with the image branch)
+released="df_1.3b_540p i2v_14b_720p"
 [ -n "${SKY_TEST_ALL:-}" ] &&
     released="df_1.3b_540p df_1.3b_720p df_14b_540p df_14b_720p t2v_14b_540p t2v_14b_720p i2v_1.3b_540p i2v_14b_540p i2v_14b_720p flf2v_1.3b_540p"
 for rv in $released; do
