@@ -90,8 +90,8 @@ sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err)
     return SKY_OK;
 }
 
-/* mkdir -p dir. */
-static sky_status make_dirs(const char *dir, sky_err *err)
+/* mkdir -p dir (nvrtc_cache.h). */
+sky_status sky_nvrtc_cache_mkdir(const char *dir, sky_err *err)
 {
     char path[4096];
     if (dir[0] == '\0') return sky_fail(err, "empty kernel cache directory name");
@@ -326,7 +326,7 @@ static sky_status get_cubin(void **cubin, size_t *size, const char *source, cons
         if (cache_hit != NULL) *cache_hit = 1;
         return SKY_OK;
     }
-    if (make_dirs(dir, err) != SKY_OK) return SKY_ERR;
+    if (sky_nvrtc_cache_mkdir(dir, err) != SKY_OK) return SKY_ERR;
     if (compile(cubin, size, source, file_name, opts, nopts, arch, nv_major, nv_minor, have_headers, err) != SKY_OK)
         return SKY_ERR;
     if (write_entry(path, *cubin, *size, err) != SKY_OK) {

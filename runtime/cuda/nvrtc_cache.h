@@ -56,6 +56,9 @@ static inline void sky_nvrtc_check_(nvrtcResult r, nvrtcProgram prog, const char
 /* The default cache directory (see above) into buf. Fails when none can be chosen. */
 sky_status sky_nvrtc_cache_dir(char *buf, size_t size, sky_err *err);
 
+/* mkdir -p of a cache directory (the kernel cache's, the selftest's verdicts beside it); fails naming it. */
+sky_status sky_nvrtc_cache_mkdir(const char *dir, sky_err *err);
+
 /* The NVRTC target for a compute capability: "sm_90a" for 9.0, "sm_XY" otherwise. */
 void sky_nvrtc_arch(char *buf, size_t size, int cc_major, int cc_minor);
 

@@ -369,7 +369,8 @@ static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest
 static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
 {
     char dir[900], key[1200];
-    if (sky_nvrtc_cache_dir(dir, sizeof dir, err)) return SKY_ERR;
+    /* the directory may not exist yet: with the kernels built in, NVRTC's cache never made it */
+    if (sky_nvrtc_cache_dir(dir, sizeof dir, err) || sky_nvrtc_cache_mkdir(dir, err)) return SKY_ERR;
     const char *src = dit_forward_cuda.kernels_src;
     const char *fault = getenv("SKY_SELFTEST_FAULT"); /* test only: a faulty verdict never reaches real runs */
     int         n = snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d|fault=%s",
