@@ -26,7 +26,9 @@ pass=0 fail=0
 for dir in tests/fixtures/dit/*/; do
     config=$(basename "$dir")
     spec=specs/$config.lua
-    first_case=$(ls "$dir" | grep -v '^weights_' | head -n 1)
+    first_case=$(ls "$dir" | grep -v '^weights_' | head -n 1 || true)
+    # a folder of weights only (tiny_flf2v: the pipeline tier's model) has no transformer case to run here
+    [ -n "$first_case" ] || { echo "== $config: weights only (used by tests/numeric/run_pipeline.sh)"; continue; }
     if [ ! -f "$spec" ]; then
         mkdir -p "$tmp/specs"
         spec=$tmp/specs/$config.lua
