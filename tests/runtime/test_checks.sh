@@ -19,7 +19,7 @@ $D random-embeds --output "$tmp/pe.safetensors" > /dev/null
 $D random-weights --output "$tmp/w.safetensors" > /dev/null
 $D random-weights --program vae --output "$tmp/vae.safetensors" > /dev/null
 cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/runtime/mp4probe.c runtime/video/video.c \
-   runtime/video/video_frame.c runtime/core/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) \
+   runtime/video/video_frame.c runtime/core/fs.c runtime/core/status.c $(pkg-config --cflags --libs libavformat libavcodec libswscale libavutil) \
    -lpthread -lm -o "$tmp/mp4probe" || exit 1
 pass=0 fail=0
 
