@@ -16,11 +16,11 @@ cd "$(dirname "$0")"
 
 # Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), zlib (the .pth archives'
 # CRC-32), libcurl (the prompt enhancer's HTTP client), and clang with libFuzzer (the fuzz tier, tests/fuzz/).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev clang libclang-rt-14-dev"
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev clang libclang-rt-14-dev python3"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
-# deps [fuzz]: check (and as root install) what the build needs; with "fuzz", also clang and libFuzzer (the
+# deps [fuzz]: check (and as root install) what the build needs; with "fuzz", also clang, libFuzzer and python3 (the
 # test tiers and ./build.sh fuzz need them; gen and the demo do not).
 deps() {
     local missing=""
@@ -32,6 +32,7 @@ deps() {
     [ -e /usr/include/sentencepiece_processor.h ] || missing="$missing libsentencepiece-dev"
     [ -e /usr/include/xxhash.h ] || missing="$missing libxxhash-dev"
     if [ "${1:-}" = fuzz ]; then
+        need_cmd python3 || missing="$missing python3"   # the tests' loopback server and JSON checks
         need_cmd clang || missing="$missing clang"
         compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a" >/dev/null ||
             missing="$missing libclang-rt-14-dev"
