@@ -151,9 +151,11 @@ static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky
     SKY_CU_CHECK(cuMemcpyHtoDAsync(a->o, a->out, n * 2, c->stream));
     if (sm90) {
         CUtensorMap tq, tk, tv;
+        /* K and V boxes of the schedule's key tile (BLOCK_N: 128, or 176 for sm90_fa3), as the generated code's */
+        const int bn = name_int(name, "BLOCK_N") > 0 ? name_int(name, "BLOCK_N") : 128;
         sky_cuda_tmap_bf16(&tq, a->q, LQ, cols, 128);
-        sky_cuda_tmap_bf16(&tk, a->k, LK, cols, 128);
-        sky_cuda_tmap_bf16(&tv, a->v, LK, cols, 128);
+        sky_cuda_tmap_bf16(&tk, a->k, LK, cols, bn);
+        sky_cuda_tmap_bf16(&tv, a->v, LK, cols, bn);
         void *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
         sky_cuda_launch(&st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
     } else {
