@@ -11,6 +11,7 @@ export SKY_BACKEND=cpu
 tiers=(
     "generator units         | lua5.4 tests/gen/run.lua"
     "golden generated code   | bash tests/golden/check.sh"
+    "CUDA on the CPU emulator | & bash tests/emu/run.sh"
     "determinism + compile   | bash tests/gen/determinism.sh"
     "runtime units (+ASan)   | bash tests/runtime/run_tests.sh"
     "pth reader (+ASan)      | bash tests/runtime/run_pth_tests.sh"
@@ -25,12 +26,11 @@ tiers=(
     "compile: generated CUDA | bash tests/compile/run.sh"
     "compile: attention cfgs | bash tests/compile/attention_compile.sh"
     "compile: CUDA runtime   | bash tests/compile/runtime_cuda_compile.sh"
-    "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
-    "CUDA on the CPU emulator | & bash tests/emu/run.sh"
     "tiny_df under ASan, TSan | bash tests/runtime/test_sanitized_cli.sh"
     "fuzz: every parser      | bash tests/fuzz/run.sh"
     "GPU carry kit (dry run)  | bash tests/gpu/kit_test.sh"
     "                         | wait"
+    "compile: CUDA plugin    | bash tests/compile/plugin_test.sh"
     "bench: cpu + emulator    | bash tests/bench/test_bench.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "LoRA vs diffusers        | bash tests/numeric/run_lora.sh"
@@ -55,8 +55,10 @@ record() {
     rows+=("$(printf '%-26s %6d %6d %6ss  %s' "$1" "$p" "$f" "$4" "$([ "$f" -eq 0 ] && echo ok || echo FAIL)")")
 }
 # A tier whose command starts with "&" runs in the background (the emulator: one core most of the time) while
-# the tiers after it run, up to the "wait" entry, which prints its output and records it. Only tiers that keep
-# out of out/ and build/<variant> (their own build folders) run beside it. On one core, nothing runs beside.
+# the tiers after it run, up to the "wait" entry, which prints its output and records it. It starts early, beside
+# most tiers: they keep out of its variants (tiny_df128, tiny_i2v128, emu_*; its full-size launch checks generate
+# into its own temporary folder), and build/tools/sttool, which both build, is renamed into place. The CUDA plugin
+# test builds tiny_df128 too, so it runs after the wait. On one core, nothing runs beside.
 bg_pid="" bg_name="" bg_start=0
 for t in "${tiers[@]}"; do
     name=${t%%|*}

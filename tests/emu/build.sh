@@ -12,12 +12,12 @@
 # When the variant's build made fat binaries (SKY_CUDA_ARCHS, in build/<variant>/fatbin/<variant>/), their C
 # files are linked in as in the real plugin, and prepare.lua records each fat binary's xxh64, so that the
 # emulated cuModuleLoadData runs the host-compiled kernels of exactly that build (driver.c).
-# Needs out/<variant>/ generated (./build.sh gen <variant>) and the CUDA toolkit's headers.
+# Needs out/<variant>/ generated (./build.sh gen <variant>), or EMU_GEN=<folder>/gen, and the CUDA toolkit's headers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 v=${1:?usage: tests/emu/build.sh <variant>}
 CUDA=${CUDA_HOME:-/usr/local/cuda}
-gen=out/$v/gen
+gen=${EMU_GEN:-out/$v/gen}     # EMU_GEN: generated code outside out/ (run.sh step 7: beside other tiers)
 b=build/emu/$v
 [ -f "$gen/dit_forward_cuda.c" ] || { echo "error: $gen/dit_forward_cuda.c missing: ./build.sh gen $v (a CUDA target)" >&2; exit 1; }
 [ -f "$CUDA/include/cuda.h" ] || { echo "error: no CUDA headers under $CUDA/include (set CUDA_HOME)" >&2; exit 1; }
@@ -40,6 +40,7 @@ for f in cuda/cuda_ctx cuda/cuda_program cuda/dit_cuda core/dtype cuda/enc_cuda 
 done
 progs=()
 fb=build/$v/fatbin/$v
+[ -z "${EMU_GEN:-}" ] || fb=$gen/../fatbin     # generated outside out/: no build of it made fat binaries
 # The fat binary of a program, when the variant's build made one from the text now in gen/ (a later generation
 # without a build leaves a stale one, which the real plugin would refuse: not linked here).
 fatbin_of() {

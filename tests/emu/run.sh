@@ -575,8 +575,9 @@ released="df_1.3b_540p i2v_14b_720p"
 for rv in $released; do
     dims=$(lua5.4 -e "local s = dofile('specs/$rv.lua'); local f = (s.video.base_num_frames - 1) // 4 + 1
                       print(f, s.video.height // 8, s.video.width // 8)")
-    if lua5.4 gen/main.lua "specs/$rv.lua" "out/$rv" > "$tmp/gen-$rv.log" 2>&1 &&
-       bash tests/emu/build.sh "$rv" > "$tmp/emu-$rv.log" 2>&1 &&
+    # generated into $tmp, not out/: tests/runtime/test_cli.sh builds out/df_1.3b_540p while this tier runs beside it
+    if lua5.4 gen/main.lua "specs/$rv.lua" "$tmp/$rv" > "$tmp/gen-$rv.log" 2>&1 &&
+       EMU_GEN="$tmp/$rv/gen" bash tests/emu/build.sh "$rv" > "$tmp/emu-$rv.log" 2>&1 &&
        "build/emu/$rv/launch_check" $dims > "$tmp/launch-$rv.txt" 2>&1; then
         ok "$rv at full size (sm_90a attention): $(cat "$tmp/launch-$rv.txt")"
         if [ "$rv" = df_1.3b_540p ]; then          # and the sm_80 attention's launches
