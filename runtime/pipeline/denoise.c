@@ -310,15 +310,32 @@ static void done_vae(sky_denoise *r, int decode)
     *m = NULL;
 }
 
+/* The decoded frames px [3, T, H, W] are finite. The latents were (checked after each step), so a NaN or Inf here
+ * is the VAE's own overflow; an all-NaN video would otherwise be written as a black one with exit 0. One pass over
+ * the frames, small beside the decode. Then the phase hook (SKY_TEST_SIGNAL_AT). */
+static sky_status decoded_finite(sky_denoise *r, const float *px, int T, sky_err *err)
+{
+    const size_t phw = (size_t)r->a->height * r->a->width, n = 3 * (size_t)T * phw, j = sky_f32_nonfinite(px, n);
+    if (j < n) {
+        const int windows = r->windows > 0 ? r->windows : 1,
+                  w = r->windows_done + 1 < windows ? r->windows_done + 1 : windows;
+        return sky_fail(err,
+                        "the VAE decode of window %d of %d gave %s in frame %zu (element %zu) from finite latents: "
+                        "its output is not finite, so no video is written; check the VAE checkpoint (--vae_weights)",
+                        w, windows, isnan(px[j]) ? "NaN" : "Inf", j / phw % (size_t)T, j);
+    }
+    return sky_denoise_phase(r, "vae_decode", err);
+}
+
 sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
-    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
-                                              sky_latent_video_frames(F, r->v->vae_stride_t));
-    const sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
+                                             sky_latent_video_frames(F, r->v->vae_stride_t));
+    sky_status      st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
     sky_denoise_stage(r, prev, NULL);
     done_vae(r, 1);
-    return st ? st : sky_denoise_phase(r, "vae_decode", err);
+    return st ? st : decoded_finite(r, px, sky_latent_video_frames(F, r->v->vae_stride_t), err);
 }
 
 sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, float *z, sky_err *err)
@@ -531,10 +548,27 @@ sky_status sky_denoise_keep(sky_denoise *r, const char *name, const float *data,
     return SKY_OK;
 }
 
-sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t0, sky_err *err)
+sky_status sky_denoise_emit_frame(sky_denoise *r, const float *frame, uint8_t *rgb, sky_err *err)
 {
     const int    H = r->a->height, W = r->a->width;
     const size_t phw = (size_t)H * W;
+    if (r->writer) {
+        sky_video_frame_from_float(rgb, frame, W, H);
+        if (sky_video_writer_add(r->writer, rgb, err)) return SKY_ERR;
+    }
+    if (r->a->output_latents) {
+        float *grown = realloc(r->video, (size_t)(r->video_frames + 1) * 3 * phw * sizeof(float));
+        if (!grown) return sky_fail(err, "out of host memory");
+        r->video = grown;
+        memcpy(r->video + (size_t)r->video_frames * 3 * phw, frame, 3 * phw * sizeof(float));
+        r->video_frames++;
+    }
+    return SKY_OK;
+}
+
+sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t0, sky_err *err)
+{
+    const size_t phw = (size_t)r->a->height * r->a->width;
     float       *frame = malloc(3 * phw * sizeof(float));
     uint8_t     *rgb = malloc(3 * phw);
     if (!frame || !rgb) {
@@ -546,20 +580,7 @@ sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t
     const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_WRITE, r->writer ? "writing %d frames" : NULL, T - t0);
     for (int t = t0; t < T && st == SKY_OK; t++) {
         for (int c = 0; c < 3; c++) memcpy(frame + c * phw, px + ((size_t)c * T + t) * phw, phw * sizeof(float));
-        if (r->writer) {
-            sky_video_frame_from_float(rgb, frame, W, H);
-            st = sky_video_writer_add(r->writer, rgb, err);
-        }
-        if (st == SKY_OK && r->a->output_latents) {
-            float *grown = realloc(r->video, (size_t)(r->video_frames + 1) * 3 * phw * sizeof(float));
-            if (!grown) {
-                st = sky_fail(err, "out of host memory");
-                break;
-            }
-            r->video = grown;
-            memcpy(r->video + (size_t)r->video_frames * 3 * phw, frame, 3 * phw * sizeof(float));
-            r->video_frames++;
-        }
+        st = sky_denoise_emit_frame(r, frame, rgb, err);
     }
     sky_denoise_stage(r, prev, NULL);
     free(frame);

@@ -150,6 +150,8 @@ sky_status sky_denoise_keep(sky_denoise *r, const char *name, const float *data,
 /* Hand decoded frames [3, T, H, W] (frames [t0, T)) to the mp4 writer and, for --output_latents, to the kept
  * video. */
 sky_status sky_denoise_emit_frames(sky_denoise *r, const float *px, int T, int t0, sky_err *err);
+/* One frame [3, H, W] in [-1, 1] to the same outputs, under the caller's stage; rgb: 3*H*W bytes of scratch. */
+sky_status sky_denoise_emit_frame(sky_denoise *r, const float *frame, uint8_t *rgb, sky_err *err);
 /* Decode latents [C, F, h, w] and emit frames [drop, T) (nothing without a VAE). */
 sky_status sky_denoise_decode_and_emit(sky_denoise *r, const float *z, int F, int drop, sky_err *err);
 

@@ -86,7 +86,9 @@ static sky_status schedule(df_run *d, sky_err *err)
     sky_denoise        *r = d->r;
     const sky_gen_args *a = r->a;
     sky_df_plan         plan;
-    if (a->video_path && sky_video_read(a->video_path, 0, a->width, a->height, &d->input, err)) return SKY_ERR;
+    /* a first pass counts the frames (decoded, not kept: the windows depend on the count); read_inputs streams them */
+    if (a->video_path && sky_video_each(a->video_path, 0, a->width, a->height, NULL, NULL, &d->input, err))
+        return SKY_ERR;
     if (a->df_plan && !a->video_path)
         plan = *a->df_plan;
     else if (sky_pipeline_df_plan(r->v, a, d->input.count, &plan, err))
@@ -137,29 +139,66 @@ static sky_status keep_history(float **hist, int *hn, int n, const float *px, in
     return SKY_OK;
 }
 
+/* read_inputs' pass over --video_path: each frame to the outputs as it is decoded, the last n kept (ring). */
+typedef struct {
+    sky_denoise *r;
+    float       *frame; /* [3, H, W] in [-1, 1] */
+    uint8_t     *rgb;   /* the writer's scratch */
+    uint8_t     *ring;  /* the last n frames, RGB24, frame i at i % n */
+    int          n;
+} input_pass;
+
+static sky_status input_frame(void *ctx, const uint8_t *px, int width, int height, int i, sky_err *err)
+{
+    input_pass  *p = ctx;
+    const size_t phw = (size_t)width * height;
+    for (int c = 0; c < 3; c++)
+        for (size_t k = 0; k < phw; k++) p->frame[c * phw + k] = px[k * 3 + c] / 127.5f - 1.0f;
+    if (p->n) memcpy(p->ring + (size_t)(i % p->n) * 3 * phw, px, 3 * phw);
+    return sky_denoise_emit_frame(p->r, p->frame, p->rgb, err);
+}
+
 /* The end image's latent (--end_image), and the input video (--video_path): it is the start of the output,
- * emitted as it is, its tail kept as the first prefix's history. */
+ * emitted as it is, its tail kept as the first prefix's history. The video is streamed: whatever its length,
+ * memory holds one frame and the last overlap_history. */
 static sky_status read_inputs(df_run *d, sky_err *err)
 {
     sky_denoise        *r = d->r;
     const sky_gen_args *a = r->a;
-    const int           n = d->input.count;
+    const int           count = d->input.count, n = a->overlap_history > 0 ? a->overlap_history : 0;
     const size_t        phw = (size_t)a->height * a->width;
     if (a->end_image) {
         if (!(d->end_z = malloc((size_t)r->v->dit->out_dim * r->hw * sizeof(float))))
             return sky_fail(err, "out of host memory");
         if (image_latent(r, a->end_image, d->end_z, err)) return SKY_ERR;
     }
-    if (!n) return SKY_OK;
-    float *all = malloc((size_t)3 * n * phw * sizeof(float));
-    if (!all) return sky_fail(err, "out of host memory");
-    for (int t = 0; t < n; t++)
-        for (int c = 0; c < 3; c++)
-            for (size_t i = 0; i < phw; i++)
-                all[((size_t)c * n + t) * phw + i] = sky_frames_at(&d->input, t)[i * 3 + c] / 127.5f - 1.0f;
-    sky_status st = sky_denoise_emit_frames(r, all, n, 0, err);
-    if (st == SKY_OK) st = keep_history(&d->history, &d->history_frames, a->overlap_history, all, n, 0, phw, err);
-    free(all);
+    if (!count) return SKY_OK;
+    input_pass p = {r, malloc(3 * phw * sizeof(float)), malloc(3 * phw), n ? malloc((size_t)n * 3 * phw) : NULL, n};
+    const int  k = count < n ? count : n; /* the history's frames */
+    float     *tail = malloc((size_t)3 * (k ? k : 1) * phw * sizeof(float));
+    sky_status st = p.frame && p.rgb && (p.ring || !n) && tail ? SKY_OK : sky_fail(err, "out of host memory");
+    sky_frames info;
+    if (st == SKY_OK) {
+        const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_WRITE, r->writer ? "writing the %d frames of %s" : NULL,
+                                                 count, a->video_path);
+        st = sky_video_each(a->video_path, 0, a->width, a->height, input_frame, &p, &info, err);
+        sky_denoise_stage(r, prev, NULL);
+    }
+    if (st == SKY_OK && info.count != count)
+        st = sky_fail(err, "%s: %d frames on the second reading, %d on the first: was the file changed during the run?",
+                      a->video_path, info.count, count);
+    if (st == SKY_OK) { /* the last k frames, oldest first, as [3, k, H, W] */
+        for (int j = 0; j < k; j++) {
+            const uint8_t *f = p.ring + (size_t)((count - k + j) % n) * 3 * phw;
+            for (int c = 0; c < 3; c++)
+                for (size_t i = 0; i < phw; i++) tail[((size_t)c * k + j) * phw + i] = f[i * 3 + c] / 127.5f - 1.0f;
+        }
+        st = keep_history(&d->history, &d->history_frames, a->overlap_history, tail, k, 0, phw, err);
+    }
+    free(tail);
+    free(p.frame);
+    free(p.rgb);
+    free(p.ring);
     return st;
 }
 

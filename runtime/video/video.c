@@ -725,11 +725,11 @@ void sky_image_free(sky_image *img)
     memset(img, 0, sizeof *img);
 }
 
-sky_status sky_video_read(const char *path, int max_frames, int out_width, int out_height, sky_frames *out,
-                          sky_err *err)
+sky_status sky_video_each(const char *path, int max_frames, int out_width, int out_height, sky_video_frame_fn each,
+                          void *ctx, sky_frames *info, sky_err *err)
 {
-    SKY_ASSERT(path != NULL && out != NULL);
-    memset(out, 0, sizeof *out);
+    SKY_ASSERT(path != NULL && info != NULL);
+    memset(info, 0, sizeof *info);
     log_begin();
     if (max_frames < 0) return sky_fail(err, "%s: max_frames %d is negative (0 = all frames)", path, max_frames);
     if ((out_width == 0) != (out_height == 0) || out_width < 0 || out_height < 0 || out_width > SKY_VIDEO_MAX_DIM ||
@@ -742,46 +742,82 @@ sky_status sky_video_read(const char *path, int max_frames, int out_width, int o
         AVRational fr = d.ic->streams[d.si]->avg_frame_rate;
         if (fr.num <= 0 || fr.den <= 0) fr = d.ic->streams[d.si]->r_frame_rate;
         if (fr.num <= 0 || fr.den <= 0) fr = (AVRational){0, 1};
-        out->fps_num = fr.num;
-        out->fps_den = fr.den;
+        info->fps_num = fr.num;
+        info->fps_den = fr.den;
     }
-    size_t cap = 0; /* frames the buffer holds */
-    while (st == SKY_OK && (max_frames == 0 || out->count < max_frames)) {
-        int got = 0, i = out->count;
+    uint8_t *rgb = NULL; /* one converted frame, handed to each() */
+    while (st == SKY_OK && (max_frames == 0 || info->count < max_frames)) {
+        int got = 0, i = info->count;
         st = dec_next(&d, i, &got, err);
         if (st != SKY_OK || !got) break;
         st = check_frame_size(&d, i, err);
         if (st != SKY_OK) break;
         if (i == 0) {
-            out->width = out_width ? out_width : d.frame->width;
-            out->height = out_height ? out_height : d.frame->height;
-        } else if (out_width == 0 && (d.frame->width != out->width || d.frame->height != out->height)) {
+            info->width = out_width ? out_width : d.frame->width;
+            info->height = out_height ? out_height : d.frame->height;
+            if (each && !(rgb = malloc((size_t)info->width * (size_t)info->height * 3))) {
+                st = sky_fail(err, "%s: out of memory for a %dx%d frame", path, info->width, info->height);
+                break;
+            }
+        } else if (out_width == 0 && (d.frame->width != info->width || d.frame->height != info->height)) {
             st = sky_fail(err,
                           "%s: frame %d is %dx%d but frame 0 was %dx%d; size changes mid-stream are only "
                           "supported with a target size",
-                          path, i, d.frame->width, d.frame->height, out->width, out->height);
+                          path, i, d.frame->width, d.frame->height, info->width, info->height);
             break;
         }
-        size_t frame_bytes = (size_t)out->width * (size_t)out->height * 3;
-        if ((size_t)i == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            if (max_frames != 0 && ncap > (size_t)max_frames) ncap = (size_t)max_frames;
-            uint8_t *nd = ncap > SIZE_MAX / frame_bytes ? NULL : realloc(out->data, ncap * frame_bytes);
-            if (nd == NULL) {
-                st = sky_fail(err, "%s: out of memory holding %zu frames of %dx%d RGB (%.0f MiB); read fewer frames",
-                              path, ncap, out->width, out->height, (double)ncap * (double)frame_bytes / 1048576.0);
-                break;
-            }
-            out->data = nd;
-            cap = ncap;
-        }
-        st = dec_convert(&d, i, out->data + (size_t)i * frame_bytes, out->width, out->height, err);
-        if (st == SKY_OK) out->count++;
+        if (each) st = dec_convert(&d, i, rgb, info->width, info->height, err);
+        if (st == SKY_OK && each) st = each(ctx, rgb, info->width, info->height, i, err);
+        if (st == SKY_OK) info->count++;
     }
-    if (st == SKY_OK && out->count == 0)
+    if (st == SKY_OK && info->count == 0)
         st = sky_fail(err, "%s: no frame could be decoded (not a video, or damaged)", path);
     dec_close(&d);
-    if (st != SKY_OK) sky_frames_free(out);
+    free(rgb);
+    return st;
+}
+
+/* sky_video_read's each(): append the frame to the growing sky_frames. */
+typedef struct {
+    sky_frames *out;
+    const char *path;
+    int         max_frames;
+    size_t      cap; /* frames the buffer holds */
+} frames_acc;
+
+static sky_status append_frame(void *ctx, const uint8_t *rgb, int width, int height, int i, sky_err *err)
+{
+    frames_acc *a = ctx;
+    sky_frames *out = a->out;
+    out->width = width, out->height = height;
+    const size_t frame_bytes = (size_t)out->width * (size_t)out->height * 3;
+    if ((size_t)i == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 16;
+        if (a->max_frames != 0 && ncap > (size_t)a->max_frames) ncap = (size_t)a->max_frames;
+        uint8_t *nd = ncap > SIZE_MAX / frame_bytes ? NULL : realloc(out->data, ncap * frame_bytes);
+        if (nd == NULL)
+            return sky_fail(err, "%s: out of memory holding %zu frames of %dx%d RGB (%.0f MiB); read fewer frames",
+                            a->path, ncap, out->width, out->height, (double)ncap * (double)frame_bytes / 1048576.0);
+        out->data = nd;
+        a->cap = ncap;
+    }
+    memcpy(out->data + (size_t)i * frame_bytes, rgb, frame_bytes);
+    out->count = i + 1;
+    return SKY_OK;
+}
+
+sky_status sky_video_read(const char *path, int max_frames, int out_width, int out_height, sky_frames *out,
+                          sky_err *err)
+{
+    SKY_ASSERT(path != NULL && out != NULL);
+    memset(out, 0, sizeof *out);
+    frames_acc a = {out, path, max_frames, 0};
+    sky_frames info;
+    sky_status st = sky_video_each(path, max_frames, out_width, out_height, append_frame, &a, &info, err);
+    if (st == SKY_OK) {
+        out->fps_num = info.fps_num, out->fps_den = info.fps_den;
+    } else
+        sky_frames_free(out);
     return st;
 }
 

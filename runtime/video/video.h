@@ -137,6 +137,17 @@ sky_status sky_video_read(const char *path, int max_frames, int out_width, int o
                           sky_err *err);
 void       sky_frames_free(sky_frames *f);
 
+/* Called by sky_video_each for frame index (0, 1, ...): rgb is width x height RGB24, valid during the call only.
+ * A non-SKY_OK return stops the decoding and is sky_video_each's result. */
+typedef sky_status (*sky_video_frame_fn)(void *ctx, const uint8_t *rgb, int width, int height, int index, sky_err *err);
+
+/* sky_video_read without holding the frames: each frame, decoded and converted as sky_video_read converts it, is
+ * handed to each(ctx, ...) in turn; memory is one frame whatever the video's length. each == NULL decodes and
+ * counts without converting (a first pass that sizes the work). *info gets the size, frame rate and count (its
+ * data stays NULL). Refused as sky_video_read refuses. */
+sky_status sky_video_each(const char *path, int max_frames, int out_width, int out_height, sky_video_frame_fn each,
+                          void *ctx, sky_frames *info, sky_err *err);
+
 /* Pointer to frame i of f. */
 static inline uint8_t *sky_frames_at(const sky_frames *f, int i)
 {

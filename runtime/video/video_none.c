@@ -83,6 +83,14 @@ sky_status sky_video_read(const char *path, int max_frames, int out_width, int o
     return no_ffmpeg(err, path);
 }
 
+sky_status sky_video_each(const char *path, int max_frames, int out_width, int out_height, sky_video_frame_fn each,
+                          void *ctx, sky_frames *info, sky_err *err)
+{
+    (void)max_frames, (void)out_width, (void)out_height, (void)each, (void)ctx;
+    memset(info, 0, sizeof *info);
+    return no_ffmpeg(err, path);
+}
+
 void sky_frames_free(sky_frames *f)
 {
     free(f->data);

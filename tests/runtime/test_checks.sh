@@ -5,7 +5,7 @@
 #     transposed --resolution gives the portrait video;
 #   - a NaN or Inf in a checkpoint, --prompt_embeds, --noise or a --resume_dir window is refused before any
 #     model runs, naming the file and tensor; latents that stop being finite stop the run naming the window
-#     and step; each exits non-zero and leaves no mp4;
+#     and step, and so does a VAE decode that is not finite; each exits non-zero and leaves no mp4;
 #   - two runs with the same seed store the same latents_xxh64 in the mp4 (and in --output_latents) and
 #     decode to the same frames; another seed gives another hash.
 # The files are poked with Python's standard library (safetensors: 8-byte header length, JSON header, data).
@@ -93,6 +93,13 @@ fi
 poke "$tmp/w.safetensors" "$tmp/w_big.safetensors" head.head.weight scale 1e40
 expect 1 "after step 1 of 2 of window 1 of 1: the model's output is not finite" -- \
     $D --dit_weights "$tmp/w_big.safetensors" --prompt_embeds "$tmp/pe.safetensors" "${RUN[@]}" "${O[@]}"
+
+# A VAE that overflows (its first decoder convolution saturated at +-3e38: finite weights, a NaN video from finite
+# latents) stops the run instead of writing a black video with exit 0.
+poke "$tmp/vae.safetensors" "$tmp/vae_big.safetensors" decoder.conv1.weight scale 1e40
+expect 1 "the VAE decode of window 1 of 1 gave NaN in frame 0 (element 0) from finite latents" -- \
+    $D --dit_weights "$tmp/w.safetensors" --prompt_embeds "$tmp/pe.safetensors" "${RUN[@]}" \
+    --vae_weights "$tmp/vae_big.safetensors" -o "$tmp/o.mp4"
 
 # Every checkpoint checked before any model runs, the message naming the model (issue 15 item 5): a VAE
 # given as the transformer is found before the text encoder runs (no "text_encode:" line).

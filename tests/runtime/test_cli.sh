@@ -428,6 +428,24 @@ if out/tiny_df/skyreels-tiny_df -q --dit_weights "$D/dit.safetensors" --vae_weig
 else
     fail=$((fail + 1)); echo "FAIL video extension: $("$tmp/mp4probe" "$tmp/ext.mp4" 2>&1)"
 fi
+# --video_path is streamed (issue 15: memory bounded whatever the input's length): extending a video of 3000
+# frames peaks within 16 MiB of extending one of 40 (at 64x48 the input's frames as RGB and as floats are 131 MiB;
+# the reader held them all before: +131 MiB measured), and the output starts with all 3000 frames.
+"$tmp/mp4probe" --make "$tmp/in40.mp4" 40 64 48 && "$tmp/mp4probe" --make "$tmp/in3000.mp4" 3000 64 48
+for n in 40 3000; do
+    out/tiny_df/skyreels-tiny_df -q --dit_weights "$D/dit.safetensors" --vae_weights "$D/vae.safetensors" \
+        --t5_weights "$D/t5.safetensors" --tokenizer tests/fixtures/tokenizer/tiny_umt5.model \
+        --video_path "$tmp/in$n.mp4" --num_frames 41 --base_num_frames 21 --overlap_history 9 --inference_steps 1 \
+        --seed 3 -o "$tmp/ext$n.mp4" --json "$tmp/ext$n.json" > /dev/null 2>&1
+done
+rss40=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_rss_mib"])' "$tmp/ext40.json" 2>/dev/null)
+rss3000=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_rss_mib"])' "$tmp/ext3000.json" 2>/dev/null)
+if [ -n "$rss40" ] && [ -n "$rss3000" ] && python3 -c "import sys; sys.exit(not float('$rss3000') - float('$rss40') < 16)" &&
+   [ "$("$tmp/mp4probe" "$tmp/ext3000.mp4")" = "3032 64 48 24/1" ]; then
+    pass=$((pass + 1)); echo "ok   --video_path streamed: 3000 input frames peak at $rss3000 MiB, 40 at $rss40 MiB; 3032 frames out"
+else
+    fail=$((fail + 1)); echo "FAIL --video_path memory: 3000 frames $rss3000 MiB, 40 frames $rss40 MiB (bound +16); $("$tmp/mp4probe" "$tmp/ext3000.mp4" 2>&1)"
+fi
 
 # Image to video from a prompt and an image (issue 6's end-to-end check): the tiny I2V variant with
 # random weights tokenizes and encodes the prompt (umT5) and the image (CLIP), and writes an mp4 of
