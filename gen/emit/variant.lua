@@ -3,7 +3,8 @@
 -- gen/variant.c: what the binary knows of its variant (runtime/models/program.h): the prototypes of the CPU
 -- programs (emit/c.lua writes them), every program's weights table (checkpoint name, diffusers name,
 -- shape), one description per program (sizes, both backends' arena peaks, input and output slots, the
--- CPU functions) and the sky_variant description with the spec's sampler defaults and hashes.
+-- CPU functions), the CUDA lowering's counts (emit/counts.lua) and the sky_variant description with the
+-- spec's sampler defaults and hashes.
 
 local clit    = require("lib.clit")
 local cwriter = require("lib.cwriter")
@@ -11,6 +12,7 @@ local sorted  = require("lib.sorted")
 local graph   = require("graph")
 local header  = require("emit.header")
 local c       = require("emit.c")
+local counts  = require("emit.counts")
 
 local variant = {}
 
@@ -136,7 +138,7 @@ local function encoder_program(w, s, plans, name)
 end
 
 -- const sky_variant_desc sky_variant: the spec, its hashes, the sampler defaults, the programs.
-local function variant_desc(w, s, plans, ctx)
+local function variant_desc(w, s, plans, ctx, counts_expr)
     w:open("const sky_variant_desc sky_variant = {")
     w:line(".name = %s,", clit.str(s.variant))
     w:line(".family = SKY_FAMILY_%s,", s.family:upper())
@@ -153,6 +155,7 @@ local function variant_desc(w, s, plans, ctx)
     for _, name in ipairs({ "vae_decode", "vae_encode", "text_encode", "clip_encode" }) do
         w:line(".%s = %s,", name, plans.cpu[name] and ("&" .. name) or "NULL")
     end
+    w:line(".counts = %s,", counts_expr)
     w:close("};")
 end
 
@@ -182,7 +185,7 @@ function variant.emit(s, plans, files, ctx)
     for _, name in ipairs({ "text_encode", "clip_encode" }) do
         if plans.cpu[name] then encoder_program(w, s, plans, name) end
     end
-    variant_desc(w, s, plans, ctx)
+    variant_desc(w, s, plans, ctx, counts.emit(w, plans))      -- the CUDA lowering's counts (gen/count.lua)
     files["gen/variant.c"] = w:text()
 end
 

@@ -11,6 +11,7 @@
  * three times its output): a traffic floor, so GB/s are lower bounds of what the kernels move.
  */
 #include "cli/bench.h"
+#include "cli/counts.h"
 
 #include <dlfcn.h>
 #include <stdint.h>
@@ -580,6 +581,7 @@ static sky_status write_json(const char *path, const bench_opts *o, const bench_
             fprintf(f, "\"tflops\": null, \"gbs\": null}");
     }
     fprintf(f, "\n  },\n");
+    sky_cli_json_counts(f, sky_variant.counts);
     json_num(f, "device_used_bytes", r->device_used_bytes, 0);
     json_num(f, "planned_device_bytes", r->planned_device_bytes, 0);
     json_num(f, "host_peak_bytes", r->host_peak_bytes, 1);

@@ -19,6 +19,7 @@
 
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/counts.h"
 #include "models/dit.h"
 #include "models/random_weights.h"
 #include "models/encoders.h"
@@ -156,6 +157,7 @@ static void print_info(void)
                    eps[i]->dim);
             print_arenas(eps[i]->arena_bytes, 0, eps[i]->cuda_arena_bytes, 0);
         }
+    sky_cli_print_counts(sky_variant.counts, sky_variant.guidance);
 }
 
 /* `program <name>`'s options. */

@@ -123,6 +123,37 @@ static inline const char *sky_family_name(sky_family f)
     return f == SKY_FAMILY_DF ? "df" : f == SKY_FAMILY_I2V ? "i2v" : "t2v";
 }
 
+/* What one call of a program's CUDA lowering asks of the device, per kind of kernel (gen/count.lua, at
+ * the largest window): launches, the minimal bytes (each operand once at its device dtype), the FLOPs, and
+ * at the table's stated device the compute floor (FLOPs / the peak of their math: BF16, TF32 or FP32), the
+ * memory floor (bytes / HBM bandwidth) and the roofline time, the larger of the two. */
+typedef struct sky_count_group {
+    const char *label;               /* e.g. "GEMM ffn", "norms", "attention (self)" */
+    int         kernels, gemms;      /* launches per call */
+    double      bytes, flops;        /* per call */
+    double      compute_s, memory_s; /* the floors at the stated device */
+    double      roofline_s;          /* the larger */
+} sky_count_group;
+
+typedef struct sky_count_program {
+    const char            *name; /* dit_forward, text_encode, ... */
+    int                    n_groups;
+    const sky_count_group *groups;
+    sky_count_group        total;      /* per call (dit_forward: per forward, its prompt part not counted);
+                                        * its roofline_s is the groups' sum */
+    sky_count_group        once;       /* the prompt part (dit_forward's context), run once per prompt; else 0 */
+    double                 roofline_s; /* the sum of the groups' rooflines */
+    double                 floor_s;    /* the math alone: total FLOPs / the BF16 peak */
+} sky_count_program;
+
+typedef struct sky_count_table {
+    const char              *device; /* the device the times are for, e.g. "H200 SXM" */
+    double                   bf16_flops, tf32_flops, f32_flops, hbm_bytes; /* its stated peaks, per second */
+    const char              *source;                                       /* where the peaks come from */
+    int                      n_programs;
+    const sky_count_program *programs;
+} sky_count_table;
+
 /* A variant: one generated binary. */
 typedef struct sky_variant_desc {
     const char                *name; /* e.g. df_1.3b_540p */
@@ -140,6 +171,7 @@ typedef struct sky_variant_desc {
     const sky_vae_program     *vae_encode;
     const sky_encoder_program *text_encode; /* NULL when the spec has no t5 section */
     const sky_encoder_program *clip_encode; /* NULL when the spec has no clip section */
+    const sky_count_table     *counts;      /* the CUDA lowering's counts; NULL without a cuda target */
 } sky_variant_desc;
 
 /* Defined in the generated out/<variant>/gen/variant.c. */

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (27 .lua files)                 xxh64 528e8c51a8df0cd0
+ * generator  gen/ (29 .lua files)                 xxh64 9bfe586c2cae3178
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1363,12 +1363,80 @@ static const sky_encoder_program text_encode = {
     .forward_cpu = text_encode_cpu,
 };
 
+static const sky_count_group dit_forward_count_groups[10] = {
+    {"attention (cross)", 30, 0, 9.49469184e+09, 4.81296384e+12, 0.004866495288169868, 0.0019780608, 0.004866495288169868},
+    {"attention (self)", 30, 0, 1.880064e+10, 4.7941632e+14, 0.4847485540950455, 0.0039168, 0.4847485540950455},
+    {"GEMM cross_attn", 0, 60, 1.908393984e+10, 1.443889152e+13, 0.014599485864509605, 0.0039758208, 0.014599485864509605},
+    {"GEMM embed / head", 0, 7, 624796416.0, 20932460544.0, 0.0001726329149663613, 0.00013016592, 0.0001726329149663613},
+    {"GEMM ffn", 0, 60, 6.588765696e+10, 8.42268672e+13, 0.08516366754297269, 0.0137265952, 0.08516366754297269},
+    {"GEMM self_attn", 0, 120, 3.816787968e+10, 2.887778304e+13, 0.02919897172901921, 0.0079516416, 0.02919897172901921},
+    {"norms", 121, 0, 4.752777216e+10, 0.0, 0.0, 0.0099016192, 0.0099016192},
+    {"rmsnorm + RoPE", 61, 0, 2.039384064e+10, 0.0, 0.0, 0.0042487168, 0.0042487168},
+    {"residuals / elementwise", 125, 0, 6.121675776e+10, 0.0, 0.0, 0.0127534912, 0.0127534912},
+    {"embed / head (non-GEMM)", 4, 0, 45721296.0, 0.0, 0.0, 9.52527e-06, 9.52527e-06},
+};
+static const sky_count_group text_encode_count_groups[6] = {
+    {"attention (per head: 2 GEMMs + softmax)", 1536, 3072, 415432704.0, 103079215104.0, 0.00010422569777957533, 8.654848e-05, 0.00010422569777957533},
+    {"GEMM attn", 0, 96, 4.02653184e+09, 1649267441664.0, 0.0016676111644732053, 0.0008388608, 0.0016676111644732053},
+    {"GEMM ffn", 0, 72, 7096762368.0, 3.09237645312e+12, 0.00312677093338726, 0.00147849216, 0.00312677093338726},
+    {"norms", 49, 0, 411844608.0, 0.0, 0.0, 8.580096e-05, 8.580096e-05},
+    {"residuals / elementwise", 73, 0, 1371537408.0, 0.0, 0.0, 0.00028573696, 0.00028573696},
+    {"embed / head (non-GEMM)", 1, 0, 8392704.0, 0.0, 0.0, 1.74848e-06, 1.74848e-06},
+};
+static const sky_count_group vae_decode_count_groups[5] = {
+    {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 6.2042112e+08, 1.022754816e+11, 0.0015264997253731343, 0.0001292544, 0.0015264997253731343},
+    {"GEMM 1x1 conv", 0, 4, 229315136.0, 1.925603328e+10, 3.8979824453441295e-05, 4.777398666666667e-05, 4.777398666666667e-05},
+    {"convolutions (3x3x3, 3x3, time)", 67, 0, 26011329036.0, 1.762176466944e+13, 0.035671588399676116, 0.0054190268825, 0.035671588399676116},
+    {"norms", 30, 0, 1.742195904e+10, 0.0, 0.0, 0.0036295748, 0.0036295748},
+    {"residuals / elementwise", 20, 0, 1.514182656e+10, 0.0, 0.0, 0.0031545472, 0.0031545472},
+};
+static const sky_count_group vae_encode_count_groups[5] = {
+    {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 6.2042112e+08, 1.022754816e+11, 0.0015264997253731343, 0.0001292544, 0.0015264997253731343},
+    {"GEMM 1x1 conv", 0, 5, 832057728.0, 3.85204224e+10, 7.797656356275304e-05, 0.00017334536, 0.00017334536},
+    {"convolutions (3x3x3, 3x3, time)", 51, 0, 16193210624.0, 1.041224564736e+13, 0.021077420338785426, 0.0033735855466666665, 0.021077420338785426},
+    {"norms", 22, 0, 1.017743808e+10, 0.0, 0.0, 0.0021202996, 0.0021202996},
+    {"residuals / elementwise", 13, 0, 8.06913024e+09, 0.0, 0.0, 0.0016810688, 0.0016810688},
+};
+/* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
+static const sky_count_program variant_count_programs[4] = {
+    {
+        "dit_forward", 10, dit_forward_count_groups,
+        {"total", 371, 247, 281243696592.0, 611793758060544.0, 0.6187498074346833, 0.05859243679, 0.6456631599046833},
+        {"once per prompt", 30, 62, 592820224.0, 153813516288.0, 0.00015552428340546005, 0.00012350421333333334, 0.00015552428340546005},
+        0.6456631599046833, 0.6185983397983256,
+    },
+    {
+        "text_encode", 6, text_encode_count_groups,
+        {"total", 1659, 3240, 13330501632.0, 4844723109888.0, 0.00489860779564004, 0.00277718784, 0.005271894195640041},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        0.005271894195640041, 0.00489860779564004,
+    },
+    {
+        "vae_decode", 5, vae_decode_count_groups,
+        {"total", 118, 6, 59424850892.0, 1.774329618432e+13, 0.03723706794950269, 0.012380177269166667, 0.04402998411171592},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        0.04402998411171592, 0.017940643260182004,
+    },
+    {
+        "vae_encode", 5, vae_encode_count_groups,
+        {"total", 87, 7, 35892257792.0, 1.055304155136e+13, 0.022681896627721312, 0.007477553706666667, 0.02657863382415856},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        0.02657863382415856, 0.010670416128776542,
+    },
+};
+static const sky_count_table variant_counts = {
+    .device = "H200 SXM",
+    .bf16_flops = 9.89e+14, .tf32_flops = 4.94e+14, .f32_flops = 6.7e+13, .hbm_bytes = 4.8e+12,
+    .source = "NVIDIA H200 datasheet: BF16 1,979 and TF32 989 TFLOP/s with sparsity (halved), FP32 67, HBM3e 4.8 TB/s",
+    .n_programs = 4, .programs = variant_count_programs,
+};
+
 const sky_variant_desc sky_variant = {
     .name = "df_1.3b_540p",
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "528e8c51a8df0cd0",
+    .generator_xxh64 = "9bfe586c2cae3178",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
@@ -1378,4 +1446,5 @@ const sky_variant_desc sky_variant = {
     .vae_encode = &vae_encode,
     .text_encode = &text_encode,
     .clip_encode = NULL,
+    .counts = &variant_counts,
 };

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (27 .lua files)                 xxh64 528e8c51a8df0cd0
+ * generator  gen/ (29 .lua files)                 xxh64 9bfe586c2cae3178
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -387,12 +387,80 @@ static const sky_encoder_program text_encode = {
     .forward_cpu = text_encode_cpu,
 };
 
+static const sky_count_group dit_forward_count_groups[10] = {
+    {"attention (cross)", 2, 0, 212992.0, 4718592.0, 4.771073811931244e-09, 4.437333333333333e-08, 4.437333333333333e-08},
+    {"attention (self)", 2, 0, 294912.0, 10616832.0, 1.0734916076845298e-08, 6.144e-08, 6.144e-08},
+    {"GEMM cross_attn", 0, 4, 821248.0, 37748736.0, 3.816859049544995e-08, 1.7109333333333332e-07, 1.7109333333333332e-07},
+    {"GEMM embed / head", 0, 7, 4127488.0, 11927552.0, 1.3425271587462084e-07, 8.598933333333334e-07, 8.598933333333334e-07},
+    {"GEMM ffn", 0, 4, 1494016.0, 75497472.0, 7.63371809908999e-08, 3.1125333333333336e-07, 3.1125333333333336e-07},
+    {"GEMM self_attn", 0, 8, 1642496.0, 75497472.0, 7.63371809908999e-08, 3.4218666666666665e-07, 3.4218666666666665e-07},
+    {"norms", 9, 0, 1.01376e+06, 0.0, 0.0, 2.112e-07, 2.112e-07},
+    {"rmsnorm + RoPE", 5, 0, 483328.0, 0.0, 0.0, 1.0069333333333333e-07, 1.0069333333333333e-07},
+    {"residuals / elementwise", 13, 0, 1.39264e+06, 0.0, 0.0, 2.9013333333333334e-07, 2.9013333333333334e-07},
+    {"embed / head (non-GEMM)", 4, 0, 69688.0, 0.0, 0.0, 1.4518333333333334e-08, 1.4518333333333334e-08},
+};
+static const sky_count_group text_encode_count_groups[6] = {
+    {"attention (per head: 2 GEMMs + softmax)", 8, 16, 37888.0, 524288.0, 5.301193124368049e-10, 7.893333333333333e-09, 7.893333333333333e-09},
+    {"GEMM attn", 0, 8, 131072.0, 2097152.0, 2.1204772497472195e-09, 2.7306666666666665e-08, 2.7306666666666665e-08},
+    {"GEMM ffn", 0, 6, 135168.0, 2359296.0, 2.385536905965622e-09, 2.816e-08, 2.816e-08},
+    {"norms", 5, 0, 4.224e+04, 0.0, 0.0, 8.8e-09, 8.8e-09},
+    {"residuals / elementwise", 7, 0, 98304.0, 0.0, 0.0, 2.048e-08, 2.048e-08},
+    {"embed / head (non-GEMM)", 1, 0, 8448.0, 0.0, 0.0, 1.76e-09, 1.76e-09},
+};
+static const sky_count_group vae_decode_count_groups[5] = {
+    {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 6.144e+04, 294912.0, 4.4016716417910446e-09, 1.28e-08, 1.28e-08},
+    {"GEMM 1x1 conv", 0, 4, 136896.0, 811008.0, 1.6417165991902834e-09, 2.852e-08, 2.852e-08},
+    {"convolutions (3x3x3, 3x3, time)", 67, 0, 14825356.0, 735657984.0, 1.4891862024291499e-06, 3.0886158333333334e-06, 3.0886158333333334e-06},
+    {"norms", 30, 0, 8.54288e+06, 0.0, 0.0, 1.7797666666666667e-06, 1.7797666666666667e-06},
+    {"residuals / elementwise", 20, 0, 7698432.0, 0.0, 0.0, 1.60384e-06, 1.60384e-06},
+};
+static const sky_count_group vae_encode_count_groups[5] = {
+    {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 6.144e+04, 294912.0, 4.4016716417910446e-09, 1.28e-08, 1.28e-08},
+    {"GEMM 1x1 conv", 0, 5, 441664.0, 1671168.0, 3.382931174089069e-09, 9.201333333333333e-08, 9.201333333333333e-08},
+    {"convolutions (3x3x3, 3x3, time)", 51, 0, 9685728.0, 4.42368e+08, 8.954817813765182e-07, 2.01786e-06, 2.01786e-06},
+    {"norms", 22, 0, 4991008.0, 0.0, 0.0, 1.0397933333333333e-06, 1.0397933333333333e-06},
+    {"residuals / elementwise", 13, 0, 4279296.0, 0.0, 0.0, 8.9152e-07, 8.9152e-07},
+};
+/* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
+static const sky_count_program variant_count_programs[4] = {
+    {
+        "dit_forward", 10, dit_forward_count_groups,
+        {"total", 35, 23, 11552568.0, 216006656.0, 3.406016582406471e-07, 2.406785e-06, 2.406785e-06},
+        {"once per prompt", 2, 6, 943104.0, 22020096.0, 2.2265011122345804e-08, 1.9648e-07, 1.9648e-07},
+        2.406785e-06, 2.184091567239636e-07,
+    },
+    {
+        "text_encode", 6, text_encode_count_groups,
+        {"total", 21, 30, 4.5312e+05, 4980736.0, 5.036133468149646e-09, 9.44e-08, 9.439999999999999e-08},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        9.439999999999999e-08, 5.036133468149646e-09,
+    },
+    {
+        "vae_decode", 5, vae_decode_count_groups,
+        {"total", 118, 6, 31265004.0, 736763904.0, 1.4952295906701313e-06, 6.5135425e-06, 6.5135425e-06},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        6.5135425e-06, 7.449584469160768e-07,
+    },
+    {
+        "vae_encode", 5, vae_encode_count_groups,
+        {"total", 87, 7, 19459136.0, 4.4433408e+08, 9.032663841923984e-07, 4.053986666666667e-06, 4.053986666666667e-06},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        4.053986666666667e-06, 4.492761172901921e-07,
+    },
+};
+static const sky_count_table variant_counts = {
+    .device = "H200 SXM",
+    .bf16_flops = 9.89e+14, .tf32_flops = 4.94e+14, .f32_flops = 6.7e+13, .hbm_bytes = 4.8e+12,
+    .source = "NVIDIA H200 datasheet: BF16 1,979 and TF32 989 TFLOP/s with sparsity (halved), FP32 67, HBM3e 4.8 TB/s",
+    .n_programs = 4, .programs = variant_count_programs,
+};
+
 const sky_variant_desc sky_variant = {
     .name = "tiny_df128",
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "528e8c51a8df0cd0",
+    .generator_xxh64 = "9bfe586c2cae3178",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,
@@ -402,4 +470,5 @@ const sky_variant_desc sky_variant = {
     .vae_encode = &vae_encode,
     .text_encode = &text_encode,
     .clip_encode = NULL,
+    .counts = &variant_counts,
 };
