@@ -10,6 +10,7 @@
  * writes its output once; attention reads q, k, v and writes its output once; an elementwise op moves
  * three times its output): a traffic floor, so GB/s are lower bounds of what the kernels move.
  */
+#include "core/json.h"
 #include "cli/bench.h"
 #include "cli/counts.h"
 
@@ -523,13 +524,9 @@ static void json_num(FILE *f, const char *k, double v, int last)
 
 static void json_str(FILE *f, const char *k, const char *v)
 {
-    fprintf(f, "  \"%s\": \"", k);
-    for (; *v; v++)
-        if (*v == '"' || *v == '\\')
-            fprintf(f, "\\%c", *v);
-        else if ((unsigned char)*v >= 0x20)
-            fputc(*v, f);
-    fprintf(f, "\",\n");
+    fprintf(f, "  \"%s\": ", k);
+    sky_json_write_str(f, v);
+    fprintf(f, ",\n");
 }
 
 static void json_stats(FILE *f, const char *k, const stats *s)

@@ -613,30 +613,6 @@ static int name_output(gen *g)
     return remove_stale_temps(g);
 }
 
-/* s as a JSON string onto out, always valid JSON and valid UTF-8: quotes and backslashes escaped, controls and
- * DEL as \u00XX, a byte that is not part of valid UTF-8 (a path given in another encoding) as U+FFFD. */
-static void json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (size_t i = 0, n = strlen(s); i < n;) {
-        const size_t ok = sky_utf8_check(s + i, n - i);
-        for (const unsigned char *c = (const unsigned char *)s + i; c < (const unsigned char *)s + i + ok; c++) {
-            if (*c == '"' || *c == '\\')
-                fprintf(out, "\\%c", *c);
-            else if (*c < 0x20 || *c == 0x7f)
-                fprintf(out, "\\u%04x", *c);
-            else
-                fputc(*c, out);
-        }
-        i += ok;
-        if (i < n) {
-            fputs("\\ufffd", out);
-            i++;
-        }
-    }
-    fputc('"', out);
-}
-
 /* The run's parameters as JSON, for the mp4's metadata (and --resume_dir's key), in a buffer that grows with the
  * prompts and paths (no length limit but memory). */
 static int describe_run(gen *g)
@@ -649,9 +625,9 @@ static int describe_run(gen *g)
         return SKY_CLI_EXIT_FAIL;
     }
     fprintf(j, "{\"prompt\": ");
-    json_str(j, a->prompt);
+    sky_json_write_str(j, a->prompt);
     fprintf(j, ", \"negative_prompt\": ");
-    json_str(j, a->negative_prompt);
+    sky_json_write_str(j, a->negative_prompt);
     fprintf(j,
             ", \"seed\": %llu, \"num_frames\": %d, \"inference_steps\": %d, \"shift\": %g, "
             "\"guidance_scale\": %g, \"fps\": %d, \"resolution\": \"%dx%d\", \"variant\": \"%s\", "
@@ -668,14 +644,14 @@ static int describe_run(gen *g)
                 a->use_ret_steps ? "true" : "false");
     if (a->prompt != g->user_prompt) {
         fprintf(j, ", \"original_prompt\": ");
-        json_str(j, g->user_prompt);
+        sky_json_write_str(j, g->user_prompt);
         fprintf(j, ", \"prompt_enhancer_model\": ");
-        json_str(j, g->pe.model);
+        sky_json_write_str(j, g->pe.model);
     }
     fprintf(j, ", \"sample_solver\": \"%s\"", sky_solver_name(a->solver));
     for (int i = 0; i < a->n_loras; i++) {
         fprintf(j, "%s{\"file\": ", i ? ", " : ", \"lora\": [");
-        json_str(j, a->loras[i].path);
+        sky_json_write_str(j, a->loras[i].path);
         fprintf(j, ", \"scale\": %.15g}%s", a->loras[i].scale, i + 1 == a->n_loras ? "]" : "");
     }
     if (a->lora_skip_unknown) fprintf(j, ", \"lora_unknown_keys\": \"warn\"");

@@ -609,3 +609,29 @@ const sky_json *sky_json_get(const sky_json *obj, const char *key)
     }
     return NULL;
 }
+
+void sky_json_write_str(FILE *out, const char *s)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    fputc('"', out);
+    for (size_t i = 0, n = strlen(s); i < n;) {
+        const size_t ok = sky_utf8_check(s + i, n - i);
+        for (const unsigned char *c = (const unsigned char *)s + i; c < (const unsigned char *)s + i + ok; c++) {
+            if (*c == '"' || *c == '\\')
+                fprintf(out, "\\%c", *c);
+            else if (*c < 0x20 || *c == 0x7f)
+                fprintf(out, "\\u%04x", *c);
+            else
+                fputc(*c, out);
+        }
+        i += ok;
+        if (i < n) {
+            fputs("\\ufffd", out);
+            i++;
+        }
+    }
+    fputc('"', out);
+}

@@ -20,6 +20,8 @@
 #ifndef SKY_JSON_H
 #define SKY_JSON_H
 
+#include <stdio.h>
+
 #include "core/status.h"
 
 typedef enum sky_json_type {
@@ -85,5 +87,11 @@ const char *sky_json_type_name(sky_json_type t);
  * else the offset of the first byte of the first invalid sequence. Overlong forms,
  * UTF-16 surrogates (U+D800..DFFF) and code points above U+10FFFF are invalid. */
 size_t sky_utf8_check(const char *s, size_t len);
+
+/* s as a JSON string onto out, always valid JSON and valid UTF-8: quotes and backslashes escaped, controls and DEL
+ * as \u00XX, a byte that is not part of valid UTF-8 (a path given in another encoding) as U+FFFD; "null" for
+ * NULL. Every JSON the engine writes (run summary, progress lines, bench, safetensors metadata, the prompt
+ * enhancer's request) writes its strings through here. */
+void sky_json_write_str(FILE *out, const char *s);
 
 #endif /* SKY_JSON_H */

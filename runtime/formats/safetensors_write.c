@@ -28,28 +28,6 @@ static int str_ptr_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Write s as a JSON string literal (UTF-8 passes through; it was checked before). */
-static void put_json_string(FILE *m, const char *s)
-{
-    fputc('"', m);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(m, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", m);
-        else if (c == '\r')
-            fputs("\\r", m);
-        else if (c == '\t')
-            fputs("\\t", m);
-        else if (c < 0x20)
-            fprintf(m, "\\u%04x", c);
-        else
-            fputc(c, m);
-    }
-    fputc('"', m);
-}
-
 /* Check the entries and metadata and compute each tensor's byte size. */
 static sky_status write_check(const char *path, const sky_st_entry *t, int n, const char *const *meta, uint64_t *nbytes,
                               sky_err *err)
@@ -123,9 +101,9 @@ static sky_status write_header(char **hdr, size_t *len, const char *path, const 
         fputs("\"__metadata__\":{", m);
         for (int i = 0; meta[i] != NULL; i += 2) {
             fputs(i > 0 ? "," : "", m);
-            put_json_string(m, meta[i]);
+            sky_json_write_str(m, meta[i]);
             fputc(':', m);
-            put_json_string(m, meta[i + 1]);
+            sky_json_write_str(m, meta[i + 1]);
         }
         fputs(n > 0 ? "}," : "}", m);
     }
@@ -133,7 +111,7 @@ static sky_status write_header(char **hdr, size_t *len, const char *path, const 
     for (int i = 0; i < n && !overflow; i++) {
         overflow = nbytes[i] > UINT64_MAX - off;
         fputs(i ? "," : "", m);
-        put_json_string(m, t[i].name);
+        sky_json_write_str(m, t[i].name);
         fprintf(m, ":{\"dtype\":\"%s\",\"shape\":[", sky_dtype_name(t[i].dtype));
         for (int d = 0; d < t[i].ndim; d++) fprintf(m, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
         fprintf(m, "],\"data_offsets\":[%llu,%llu]}", (ull)off, (ull)(off + nbytes[i]));

@@ -49,24 +49,22 @@ static void sb_add(strbuf *b, const char *s, size_t n)
 
 static void sb_str(strbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
-/* s as a JSON string literal: quotes, backslashes and C0 controls escaped, everything else as is. */
+/* s as a JSON string literal (core/json.h's writer, through a memory stream). */
 static void sb_json(strbuf *b, const char *s)
 {
-    sb_add(b, "\"", 1);
-    for (const char *run = s;; s++) {
-        const unsigned char c = (unsigned char)*s;
-        if (c != 0 && c != '"' && c != '\\' && c >= 0x20) continue;
-        sb_add(b, run, (size_t)(s - run));
-        if (c == 0) break;
-        char esc[8];
-        if (c == '"' || c == '\\')
-            snprintf(esc, sizeof esc, "\\%c", c);
-        else
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-        sb_str(b, esc);
-        run = s + 1;
+    char  *text = NULL;
+    size_t n = 0;
+    FILE  *m = open_memstream(&text, &n);
+    if (!m) {
+        b->bad = 1;
+        return;
     }
-    sb_add(b, "\"", 1);
+    sky_json_write_str(m, s);
+    if (fclose(m) != 0 || !text)
+        b->bad = 1;
+    else
+        sb_add(b, text, n);
+    free(text);
 }
 
 sky_status sky_prompt_enhancer_endpoint(const char *url, char **endpoint, sky_err *err)
