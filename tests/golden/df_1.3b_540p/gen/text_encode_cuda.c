@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (27 .lua files)                 xxh64 528e8c51a8df0cd0
+ * generator  gen/ (27 .lua files)                 xxh64 b8457c4f70bfe12b
  * program    text_encode (cuda): 339 ops per call
  * arena      39,849,984 bytes (see plan_cuda.txt)
  */

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (27 .lua files)                 xxh64 528e8c51a8df0cd0
+ * generator  gen/ (27 .lua files)                 xxh64 b8457c4f70bfe12b
  * program    text_encode (cuda): 31 ops per call
  * arena      26,880 bytes (see plan_cuda.txt)
  */
