@@ -140,13 +140,15 @@ static void write_body(FILE *out, const sky_cli_summary *s)
     char                 device[256];
     if (a->backend == 0)
         cpu_name(device, sizeof device);
-    else
-        snprintf(device, sizeof device, "cuda");
+    else /* the GPU's name as the driver gives it (pipeline.h), "cuda" when it could not tell */
+        snprintf(device, sizeof device, "%s", st->device[0] ? st->device : "cuda");
     fprintf(out,
             "{\"engine_version\": \"%s\", \"variant\": \"%s\", \"spec_xxh64\": \"%s\", \"generator_xxh64\": \"%s\"",
             SKY_ENGINE_VERSION, sky_variant.name, sky_variant.spec_xxh64, sky_variant.generator_xxh64);
     fprintf(out, ", \"backend\": \"%s\", \"device\": ", a->backend == 0 ? "cpu" : "cuda");
     json_str(out, device);
+    fputs(", \"driver\": ", out);
+    json_str(out, a->backend != 0 && st->driver[0] ? st->driver : NULL);
     fputs(", \"outputs\": {\"mp4\": ", out);
     json_str(out, a->output);
     fputs(", \"latents\": ", out);
@@ -173,11 +175,13 @@ static void write_body(FILE *out, const sky_cli_summary *s)
     for (int i = 0; i < SKY_STAGE_N; i++)
         fprintf(out, "%s\"%s\": %.3f", i ? ", " : "", sky_stage_name((sky_stage)i), st->seconds[i]);
     const double den = st->seconds[SKY_STAGE_DENOISE];
-    fprintf(out,
-            "}, \"total_seconds\": %.3f, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f, "
-            "\"latents_xxh64\": \"%016" PRIx64 "\"}\n",
-            st->total, st->evaluations, den > 0 ? (double)st->evaluations / den : 0.0, st->peak_rss_kib / 1024.0,
-            st->latents_xxh64);
+    fprintf(out, "}, \"total_seconds\": %.3f, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f, ",
+            st->total, st->evaluations, den > 0 ? (double)st->evaluations / den : 0.0, st->peak_rss_kib / 1024.0);
+    if (st->peak_device_bytes >= 0)
+        fprintf(out, "\"peak_device_bytes\": %.0f, ", st->peak_device_bytes);
+    else
+        fputs("\"peak_device_bytes\": null, ", out);
+    fprintf(out, "\"latents_xxh64\": \"%016" PRIx64 "\"}\n", st->latents_xxh64);
 }
 
 int sky_cli_summary_write(const char *path, const sky_cli_summary *s, char *why, size_t n)
