@@ -171,8 +171,9 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 keys = {"engine_version", "variant", "spec_xxh64", "generator_xxh64", "backend", "device", "outputs", "args",
         "resolution", "num_frames", "seed", "windows", "checkpoints", "loras", "seconds", "total_seconds",
-        "evaluations", "steps_per_s", "peak_rss_mib", "latents_xxh64"}
+        "evaluations", "steps_per_s", "peak_rss_mib", "latents_xxh64", "driver", "peak_device_bytes"}
 assert keys <= set(a) and keys <= set(b), keys - set(a)
+assert a["driver"] is None and a["peak_device_bytes"] is None and a["device"], a   # the CPU backend: no device memory
 assert a["variant"] == "tiny_df" and a["backend"] == "cpu" and a["windows"] == 3 and a["seed"] == 5, a
 assert a["resolution"] == "48x64" == a["args"]["resolution"] and a["num_frames"] == 37 and a["outputs"]["mp4"].endswith("long_p.mp4"), a
 assert a["args"] == b["args"] and a["args"]["overlap_history"] == 9 and a["latents_xxh64"] == b["latents_xxh64"]
