@@ -182,11 +182,12 @@ function graph.max_elems(g, t)
 end
 
 -- FLOPs of one call of graph g at its largest window (multiply-add = 2), from the op kinds'
--- flops rules (GEMMs and attention; the rest is memory-bound and not counted); the nodes of part
--- `skip_part`, when given, are not counted.
-function graph.flops(g, skip_part)
+-- flops rules (GEMMs, attention and convolutions; the rest is memory-bound and not counted); the
+-- nodes of part `skip_part`, when given, are not counted. `at`, when given, sets dim symbols to other
+-- sizes ({L = 100}: the call at 100 tokens; symbols derived from them keep their largest size).
+function graph.flops(g, skip_part, at)
     local total = 0
-    local function n(d) return graph.max_dim(g, d) end
+    local function n(d) return at and at[d] or graph.max_dim(g, d) end
     for _, node in ipairs(g.nodes) do
         local def = ops[node.op]
         if def.flops and (skip_part == nil or node.part ~= skip_part) then total = total + def.flops(n, node.ins, node.out, node.attrs) end

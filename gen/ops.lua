@@ -18,6 +18,16 @@ local ops = {}
 -- The leading dim and the last dim of a [rows, cols] tensor.
 local function rows(t) return t.dims[1] end
 local function cols(t) return t.dims[#t.dims] end
+-- Elements of tensor t at its largest (n: a dim's size).
+local function elems(n, t)
+    local e = 1
+    for _, d in ipairs(t.dims) do e = e * n(d) end
+    return e
+end
+-- A convolution's FLOPs: every output element is `taps` x cin multiply-adds.
+local function conv_flops(taps)
+    return function(n, _, out, a) return 2 * elems(n, out) * (a.cin or a.c) * taps end
+end
 
 ops.patchify = {        -- latent [C, F, H, W] (+ conditioning) -> patches [L, Cin*4] (§2.2)
     inputs = { "x", "y?" },
@@ -107,11 +117,13 @@ ops.vae_normalize = {   -- (mu[c] - mean[c]) * inv_std[c] for the first z channe
 ops.conv1x1 = {         -- per-position channel mix with bias (1x1x1 and 1x1 convs)
     inputs = { "x" },
     shape  = function(ins, a) return with_channels(ins[1], a.cout) end,
+    flops  = conv_flops(1),
 }
 ops.causal_conv3 = {    -- 3x3x3 causal conv over [cache (2 frames) ++ x]; updates the cache (§1.2, §1.5)
                         -- (lowered for cuda: attrs.cin_storage, the input's channels padded to 4)
     inputs = { "x", "cache" },
     shape  = function(ins, a) return with_channels(ins[1], a.cout) end,
+    flops  = conv_flops(27),
 }
 ops.rms_norm_ch = {     -- x / max(||x||_C, 1e-12) * sqrt(C) * gamma at every position (§1.2)
                         -- (lowered for cuda: attrs.silu = true, a rms_norm_ch -> silu fused)
@@ -121,16 +133,23 @@ ops.rms_norm_ch = {     -- x / max(||x||_C, 1e-12) * sqrt(C) * gamma at every po
 ops.attention_frames = { -- single-head attention among the tokens of each frame; q|k|v channels (§1.2)
     inputs = { "qkv" },
     shape  = function(ins, a) return with_channels(ins[1], a.c) end,
+    flops  = function(n, ins, _, a)            -- per frame: Q K^T and P V over its H W tokens
+        local q = ins[1].dims
+        local tokens = n(q[3]) * n(q[4])
+        return 4 * n(q[2]) * tokens * tokens * a.c
+    end,
 }
 ops.time_conv_up = {    -- upsample3d time_conv: C -> 2C causal (3,1,1) conv, frames doubled (§1.5)
-    inputs = { "x", "cache" },
+    inputs = { "x", "cache" },                  -- (out [C, 2T, H, W]: as many elements as 2C channels x T)
+    flops  = conv_flops(3),
 }
 ops.time_conv_down = {  -- downsample3d time_conv: stride-2 (3,1,1) conv over [last frame ++ x] (§1.5)
     inputs = { "x", "cache" },
+    flops  = conv_flops(3),
 }
 ops.upsample_nearest2x = { inputs = { "x" } }   -- out[i, j] = in[i / 2, j / 2] per frame
-ops.conv2d_k3 = { inputs = { "x" } }            -- 3x3 conv, pad 1, per frame
-ops.conv2d_k3_s2 = { inputs = { "x" } }         -- zero row/column at bottom/right, 3x3 stride 2, per frame
+ops.conv2d_k3 = { inputs = { "x" }, flops = conv_flops(9) }     -- 3x3 conv, pad 1, per frame
+ops.conv2d_k3_s2 = { inputs = { "x" }, flops = conv_flops(9) }  -- zero row/column at bottom/right, 3x3 stride 2, per frame
 ops.clamp = {           -- clamp to [-1, 1] (the decoder's output)
     inputs = { "x" },
     shape  = function(ins) return ins[1].dims end,
@@ -145,6 +164,7 @@ ops.gather_rows = {     -- y[i, :] = table[ids[i], :] (token embedding); the run
 ops.attention_relbias = { -- softmax(q k^T + bias[bucket(b - a), head]) v, no scaling, keys b < N (§2.2-§2.3)
     inputs = { "q", "k", "v", "scores?" },      -- scores: the CUDA scratch (lower.lua)
     shape  = function(ins) return ins[1].dims end,
+    flops  = function(n, ins) return 4 * n(rows(ins[1])) * n(rows(ins[2])) * n(cols(ins[1])) end,
 }
 ops.gated_gelu = {      -- y = GELU_tanh(g) * u (umT5's gated feed-forward)
     inputs = { "g", "u" },

@@ -54,6 +54,18 @@ local function poly(coefficients)
     return "{ " .. table.concat(parts, ", ") .. " }"
 end
 
+-- The forward's FLOPs at L tokens as c + a L + b L^2 (the prompt part not counted): "{c, a, b}", fitted
+-- exactly from the counts at 0, Lmax / 2 and Lmax tokens (the count is a polynomial of degree 2 in L:
+-- linear layers and cross-attention grow with L, self-attention with L^2).
+local function flops_by_tokens(g, max_tokens)
+    local m = max_tokens
+    local c = graph.flops(g, "context", { L = 0 })
+    local half, full = graph.flops(g, "context", { L = m / 2 }), graph.flops(g, "context", { L = m })
+    local b = (full - 2 * half + c) * 2 / (m * m)
+    local a = (full - c - b * m * m) / m
+    return string.format("{%.17g, %.17g, %.17g}", c, a, b)
+end
+
 -- static const sky_dit_program dit_forward.
 local function dit_program(w, s, plans)
     local d, r = s.dit, s.derived
@@ -75,6 +87,7 @@ local function dit_program(w, s, plans)
     w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
            string.format("%.17g", graph.flops(p.graph, "context")))
     w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
+    w:line(".flops_by_tokens = %s,", flops_by_tokens(p.graph, r.max_tokens))
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         w:line(".%s = %s,", name, slot(p, name))
     end
@@ -109,6 +122,8 @@ local function vae_program(w, s, plans, name)
     w:line(".weights = %s_weights,", name)
     w:line(".forward_cpu = %s_cpu,", name)
     w:line(".reset_cpu = %s_cpu_reset,", name)
+    w:line(".flops = %s,   /* one call at its largest (4 video frames), convolutions + attention */",
+           string.format("%.17g", graph.flops(vp.graph)))
     w:close("};")
     w:blank()
 end
@@ -133,6 +148,8 @@ local function encoder_program(w, s, plans, name)
     w:line(".n_weights = %d,", #ep.graph.weights)
     w:line(".weights = %s_weights,", name)
     w:line(".forward_cpu = %s_cpu,", name)
+    w:line(".flops = %s,   /* one call at its largest (every token), GEMMs + attention */",
+           string.format("%.17g", graph.flops(ep.graph)))
     w:close("};")
     w:blank()
 end

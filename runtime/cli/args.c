@@ -140,11 +140,11 @@ static const flag flags[] = {
      "seconds to wait for the server's answer, 1 .. 3600"},
     {"--json", 's', 0, "none",
      "FILE: write a summary of the run there (outputs, every parameter as resolved, variant, spec hash, engine "
-     "version, backend, device, checkpoint files with an xxh64 of their headers, LoRAs, time per stage, peak "
-     "memory), atomically"},
+     "version, backend, device and driver, checkpoint files with an xxh64 of their headers, LoRAs, time per stage, "
+     "peak host memory and, with --backend cuda, peak device memory), atomically"},
     {"--progress", 's', 0, "bar",
      "bar: stages and a progress bar as text on stderr; json: instead, one JSON object per line on stderr (events "
-     "start, stage, step with its ETA, done with the time per stage)"},
+     "start, stage and step with the ETA, done with the time per stage)"},
     {"-q", 'b', 0, "", ""},
     {"--quiet", 'b', 0, "off", "no progress lines (-q)"},
     /* Flags of the original that this engine refuses for now (never silently ignored). */

@@ -10,8 +10,8 @@
  * writes its output once; attention reads q, k, v and writes its output once; an elementwise op moves
  * three times its output): a traffic floor, so GB/s are lower bounds of what the kernels move.
  */
-#include "core/json.h"
 #include "cli/bench.h"
+#include "core/json.h"
 #include "cli/counts.h"
 
 #include <dlfcn.h>

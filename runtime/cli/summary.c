@@ -13,6 +13,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/json.h"
 #include "core/fs.h"
 #include "models/program.h"
 
@@ -21,25 +22,6 @@
 #endif
 
 enum { HEAD_BYTES = 64 * 1024, MAX_ST_HEADER = 100 * 1024 * 1024 };
-
-/* s as a JSON string onto out (quotes, backslashes and controls escaped); null for NULL. */
-static void json_str(FILE *out, const char *s)
-{
-    if (!s) {
-        fputs("null", out);
-        return;
-    }
-    fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fputc(*c, out);
-    }
-    fputc('"', out);
-}
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -77,7 +59,7 @@ static void file_entry(FILE *out, const char *path)
     int            ok;
     const uint64_t h = header_xxh64(path, &ok);
     fputs("{\"file\": ", out);
-    json_str(out, path);
+    sky_json_write_str(out, path);
     if (ok)
         fprintf(out, ", \"header_xxh64\": \"%016llx\"}", (unsigned long long)h);
     else
@@ -89,7 +71,7 @@ static void checkpoint(FILE *out, int *first, const char *role, const char *path
 {
     if (!path) return;
     fprintf(out, "%s{\"role\": \"%s\", \"path\": ", *first ? "" : ", ", role);
-    json_str(out, path);
+    sky_json_write_str(out, path);
     fputs(", \"files\": [", out);
     *first = 0;
     struct stat st;
@@ -140,17 +122,19 @@ static void write_body(FILE *out, const sky_cli_summary *s)
     char                 device[256];
     if (a->backend == 0)
         cpu_name(device, sizeof device);
-    else
-        snprintf(device, sizeof device, "cuda");
+    else /* the GPU's name as the driver gives it (pipeline.h), "cuda" when it could not tell */
+        snprintf(device, sizeof device, "%s", st->device[0] ? st->device : "cuda");
     fprintf(out,
             "{\"engine_version\": \"%s\", \"variant\": \"%s\", \"spec_xxh64\": \"%s\", \"generator_xxh64\": \"%s\"",
             SKY_ENGINE_VERSION, sky_variant.name, sky_variant.spec_xxh64, sky_variant.generator_xxh64);
     fprintf(out, ", \"backend\": \"%s\", \"device\": ", a->backend == 0 ? "cpu" : "cuda");
-    json_str(out, device);
+    sky_json_write_str(out, device);
+    fputs(", \"driver\": ", out);
+    sky_json_write_str(out, a->backend != 0 && st->driver[0] ? st->driver : NULL);
     fputs(", \"outputs\": {\"mp4\": ", out);
-    json_str(out, a->output);
+    sky_json_write_str(out, a->output);
     fputs(", \"latents\": ", out);
-    json_str(out, a->output_latents);
+    sky_json_write_str(out, a->output_latents);
     fprintf(out, "}, \"args\": %s, \"resolution\": \"%dx%d\", \"num_frames\": %d, \"seed\": %llu, \"windows\": %d",
             s->args_json ? s->args_json : "{}", a->width, a->height, a->num_frames, (unsigned long long)a->seed,
             s->stats->windows);
@@ -173,11 +157,13 @@ static void write_body(FILE *out, const sky_cli_summary *s)
     for (int i = 0; i < SKY_STAGE_N; i++)
         fprintf(out, "%s\"%s\": %.3f", i ? ", " : "", sky_stage_name((sky_stage)i), st->seconds[i]);
     const double den = st->seconds[SKY_STAGE_DENOISE];
-    fprintf(out,
-            "}, \"total_seconds\": %.3f, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f, "
-            "\"latents_xxh64\": \"%016" PRIx64 "\"}\n",
-            st->total, st->evaluations, den > 0 ? (double)st->evaluations / den : 0.0, st->peak_rss_kib / 1024.0,
-            st->latents_xxh64);
+    fprintf(out, "}, \"total_seconds\": %.3f, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f, ",
+            st->total, st->evaluations, den > 0 ? (double)st->evaluations / den : 0.0, st->peak_rss_kib / 1024.0);
+    if (st->peak_device_bytes >= 0)
+        fprintf(out, "\"peak_device_bytes\": %.0f, ", st->peak_device_bytes);
+    else
+        fputs("\"peak_device_bytes\": null, ", out);
+    fprintf(out, "\"latents_xxh64\": \"%016" PRIx64 "\"}\n", st->latents_xxh64);
 }
 
 int sky_cli_summary_write(const char *path, const sky_cli_summary *s, char *why, size_t n)

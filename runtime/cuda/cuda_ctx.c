@@ -1,6 +1,7 @@
 /* runtime/cuda/cuda_ctx.c — device context, fatal checks, device memory, graph cache (cuda_ctx.h). */
 #include "cuda/cuda_ctx.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +216,78 @@ sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, s
                     sky_bytes_fmt(have, sizeof have, free_bytes), free_bytes, sky_bytes_fmt(all, sizeof all, total));
 }
 
+/* ---- device memory ------------------------------------------------------------------------ */
+
+/* What sky_cuda_arena_alloc holds, over every GPU of the process: each allocation's pointer and size (so that
+ * a free knows its size), the bytes held now and the most held at once. */
+static struct {
+    pthread_mutex_t m;
+    struct held {
+        void  *p;
+        size_t bytes;
+    } * held;
+    int    n, cap;
+    size_t live, peak;
+} mem = {.m = PTHREAD_MUTEX_INITIALIZER};
+
+/* Count an allocation; 0 when out of host memory for the table. */
+static int mem_count(void *p, size_t bytes)
+{
+    pthread_mutex_lock(&mem.m);
+    int ok = 1;
+    if (mem.n == mem.cap) {
+        const int    cap = mem.cap ? 2 * mem.cap : 64;
+        struct held *grown = realloc(mem.held, (size_t)cap * sizeof *grown);
+        if (grown)
+            mem.held = grown, mem.cap = cap;
+        else
+            ok = 0;
+    }
+    if (ok) {
+        mem.held[mem.n++] = (struct held){p, bytes};
+        mem.live += bytes;
+        if (mem.live > mem.peak) mem.peak = mem.live;
+    }
+    pthread_mutex_unlock(&mem.m);
+    return ok;
+}
+
+static void mem_uncount(void *p)
+{
+    pthread_mutex_lock(&mem.m);
+    for (int i = 0; i < mem.n; i++)
+        if (mem.held[i].p == p) {
+            mem.live -= mem.held[i].bytes;
+            mem.held[i] = mem.held[--mem.n];
+            break;
+        }
+    pthread_mutex_unlock(&mem.m);
+}
+
+void sky_cuda_mem_bytes(size_t *live, size_t *peak)
+{
+    pthread_mutex_lock(&mem.m);
+    if (live) *live = mem.live;
+    if (peak) *peak = mem.peak;
+    pthread_mutex_unlock(&mem.m);
+}
+
+sky_status sky_cuda_device_info(int device, char *name, size_t n, int *driver, sky_err *err)
+{
+    CUdevice dev;
+    int      count = 0;
+    CUresult r = cuInit(0);
+    if (r == CUDA_SUCCESS) r = cuDriverGetVersion(driver);
+    if (r == CUDA_SUCCESS) r = cuDeviceGetCount(&count);
+    if (r == CUDA_SUCCESS && device >= count) r = CUDA_ERROR_INVALID_DEVICE;
+    if (r == CUDA_SUCCESS) r = cuDeviceGet(&dev, device);
+    if (r == CUDA_SUCCESS) r = cuDeviceGetName(name, (int)n, dev);
+    if (r != CUDA_SUCCESS)
+        return sky_fail(err, "GPU %d: no name from the driver: %s (%s); check nvidia-smi", device, sky_cu_error_name(r),
+                        sky_cu_error_string(r));
+    return SKY_OK;
+}
+
 sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const char *what, sky_err *err)
 {
     *dptr = NULL;
@@ -230,6 +303,10 @@ sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const ch
                         what, sky_bytes_fmt(need, sizeof need, bytes), bytes, c->device, c->name, sky_cu_error_name(r),
                         sky_cu_error_string(r));
     }
+    if (!mem_count((void *)(uintptr_t)p, bytes)) {
+        SKY_CU_CHECK(cuMemFree(p));
+        return sky_fail(err, "%s: out of host memory counting a device allocation", what);
+    }
     *dptr = (void *)(uintptr_t)p;
     return SKY_OK;
 }
@@ -237,7 +314,9 @@ sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const ch
 void sky_cuda_arena_free(sky_cuda *c, void *dptr)
 {
     (void)c;
-    if (dptr != NULL) SKY_CU_CHECK(cuMemFree((CUdeviceptr)(uintptr_t)dptr));
+    if (dptr == NULL) return;
+    mem_uncount(dptr);
+    SKY_CU_CHECK(cuMemFree((CUdeviceptr)(uintptr_t)dptr));
 }
 
 void sky_cuda_sync(sky_cuda *c) { SKY_CU_CHECK(cuStreamSynchronize(c->stream)); }

@@ -121,6 +121,16 @@ sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, s
 sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const char *what, sky_err *err);
 void       sky_cuda_arena_free(sky_cuda *c, void *dptr);
 
+/* The device memory sky_cuda_arena_alloc holds (weights, arenas and the cuBLASLt workspace in them, TeaCache's
+ * buffers, the selftest's cases), summed over every GPU of the process: now (*live) and the most at once since
+ * the process started (*peak). Not the CUDA context's own memory nor cuBLASLt's internal allocations. Either
+ * pointer may be NULL. Thread-safe. */
+void sky_cuda_mem_bytes(size_t *live, size_t *peak);
+
+/* GPU `device`'s name (cuDeviceGetName, e.g. "NVIDIA H200") into name[n], and the driver's CUDA version
+ * (cuDriverGetVersion, 13000 for 13.0) into *driver; SKY_ERR without a driver or such a device. */
+sky_status sky_cuda_device_info(int device, char *name, size_t n, int *driver, sky_err *err);
+
 /* Synchronise the stream (checked, fatal on error). */
 void sky_cuda_sync(sky_cuda *c);
 

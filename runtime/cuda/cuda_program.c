@@ -303,4 +303,6 @@ const sky_cuda_plugin                                               sky_cuda_plu
                                                   .enc_device = sky_enc_cuda_device,
                                                   .enc_close = sky_enc_cuda_close,
                                                   .selftest = sky_cuda_selftest,
+                                                  .mem_bytes = sky_cuda_mem_bytes,
+                                                  .device_info = sky_cuda_device_info,
 };

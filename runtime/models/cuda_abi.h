@@ -88,10 +88,19 @@ typedef struct sky_cuda_plugin {
      * the cached verdict of this device and plugin, running it first when there is none. Fails only when
      * it cannot run (no device, no cache directory); a failed kernel is a row with pass = 0. */
     sky_status (*selftest)(int device, int force, sky_selftest_table *t, sky_err *err);
+
+    /* The device memory of the plugin's own allocations (weights, arenas with their workspaces, TeaCache's
+     * buffers; not the CUDA context's nor cuBLASLt's internal ones), summed over its GPUs: held now (*live)
+     * and the most held at once since the plugin was loaded (*peak). Either pointer may be NULL. */
+    void (*mem_bytes)(size_t *live, size_t *peak);
+    /* GPU `device`'s name (e.g. "NVIDIA H200") into name[n] and the driver's CUDA version (13000 for 13.0)
+     * into *driver; fails without a driver or such a device. */
+    sky_status (*device_info)(int device, char *name, size_t n, int *driver, sky_err *err);
 } sky_cuda_plugin;
 
-/* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both). */
-#define SKY_CUDA_PLUGIN_ABI 9
+/* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
+ * 10: mem_bytes and device_info added. */
+#define SKY_CUDA_PLUGIN_ABI 10
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

@@ -72,7 +72,17 @@ typedef struct sky_dit_program {
     /* The patch embedding: one token per patch_t x patch_h x patch_w latents (1 x 2 x 2; models/latent.h).
      * Last in the struct, as the fields above are where the CUDA plugin (models/cuda_abi.h) reads them. */
     int patch_t, patch_h, patch_w;
+    /* One call's FLOPs at L tokens as c + a L + b L^2, {c, a, b} (flops_by_tokens[0] + ... : the count of `flops`
+     * at any window; sky_dit_flops_at). */
+    double flops_by_tokens[3];
 } sky_dit_program;
+
+/* The FLOPs of one forward of p over `tokens` tokens (F latent frames: F / patch_t x h / patch_h x w / patch_w),
+ * the prompt part not counted. */
+static inline double sky_dit_flops_at(const sky_dit_program *p, double tokens)
+{
+    return p->flops_by_tokens[0] + tokens * (p->flops_by_tokens[1] + tokens * p->flops_by_tokens[2]);
+}
 
 /* CPU call of a VAE program: H x W is the latent size (decode) or the video size (encode) of
  * this call; first = 1 for the first chunk of a sequence. */
@@ -95,6 +105,8 @@ typedef struct sky_vae_program {
     sky_vae_cpu_fn         forward_cpu;
     sky_reset_fn           reset_cpu;
     int                    stride_t, stride_s; /* the variant's vae_stride_t, vae_stride_s (last: as patch_t) */
+    double                 flops; /* one call at its largest (a latent frame, 4 video frames): convolutions and
+                                   * attention (multiply-add = 2); the first call of a sequence does less */
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
@@ -112,6 +124,7 @@ typedef struct sky_encoder_program {
     int                    n_weights;
     const sky_weight_desc *weights;
     sky_encoder_cpu_fn     forward_cpu;
+    double                 flops; /* one call at its largest (text_len tokens): GEMMs and attention */
 } sky_encoder_program;
 
 /* The pipeline a variant runs (its spec's family): text-to-video, image-to-video, diffusion forcing. */

@@ -13,10 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/json.h"
 #include "core/dtype.h"
 
 #define XXH_INLINE_ALL /* header-only: the CPU-only build does not link libxxhash */
 #include <xxhash.h>
+#include "models/cuda_plugin.h"
 #include "models/latent.h"
 
 /* ---- progress on stderr ------------------------------------------------------------------ */
@@ -48,20 +50,7 @@ static double stage_seconds(const sky_denoise *r, sky_stage s)
     return r->stats.seconds[s] + (r->stage == s ? sky_denoise_now() - r->stage_t0 : 0.0);
 }
 
-/* s as a JSON string onto stderr (quotes, backslashes and controls escaped). */
-static void json_str(const char *s)
-{
-    fputc('"', stderr);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(stderr, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(stderr, "\\u%04x", *c);
-        else
-            fputc(*c, stderr);
-    }
-    fputc('"', stderr);
-}
+static double eta(const sky_denoise *r);
 
 sky_stage sky_denoise_stage(sky_denoise *r, sky_stage s, const char *fmt, ...)
 {
@@ -78,26 +67,51 @@ sky_stage sky_denoise_stage(sky_denoise *r, sky_stage s, const char *fmt, ...)
     va_end(ap);
     if (r->a->progress_json) {
         fprintf(stderr, "{\"event\": \"stage\", \"stage\": \"%s\", \"label\": ", stage_names[s]);
-        json_str(label);
-        fprintf(stderr, ", \"elapsed\": %.3f}\n", now - r->t0);
+        sky_json_write_str(stderr, label);
+        fprintf(stderr, ", \"elapsed\": %.3f, \"eta\": %.3f}\n", now - r->t0, eta(r));
     } else
         fprintf(stderr, "%s[%s] %s\n", r->prog.tty && r->prog.done < r->prog.total ? "\n" : "", stage_names[s], label);
     fflush(stderr);
     return prev;
 }
 
-/* Seconds left: the rows left at the denoising's own rate, and the other stages' time per DF window so far
- * (VAE decode and encode, writing) for the windows left; a run's first window has no such measure yet. */
+double sky_denoise_flops_dit(const sky_denoise *r, int F, int passes)
+{
+    const sky_dit_program *p = r->v->dit;
+    const double           tokens = (double)(F / p->patch_t) * (r->h / p->patch_h) * (r->w / p->patch_w);
+    return passes * sky_dit_flops_at(p, tokens);
+}
+
+double sky_denoise_flops_vae(const sky_denoise *r, int decode, int F)
+{
+    const sky_vae_program *p = decode ? r->v->vae_decode : r->v->vae_encode;
+    return p ? F * p->flops : 0.0;
+}
+
+void sky_denoise_work_plan(sky_denoise *r, sky_work k, double flops) { r->work_planned[k] += flops; }
+
+void sky_denoise_work_done(sky_denoise *r, sky_work k, double flops) { r->work_done[k] += flops; }
+
+/* Seconds left: of each kind of work (sky_work), the FLOPs left over the FLOP rate that kind ran at so far (its
+ * FLOPs done over its stage's seconds); a kind that has not run yet is taken at the transformer's rate (the one
+ * measure there is; the VAE's convolutions run at a different rate, so the first window's ETA is rougher);
+ * before the first step, 0 (nothing measured). Writing (no FLOPs) is taken at its seconds per DF window so
+ * far for the windows left; a run's first window has no such measure yet. */
 static double eta(const sky_denoise *r)
 {
-    const sky_progress *p = &r->prog;
-    const double        rate = p->done > 0 ? stage_seconds(r, SKY_STAGE_DENOISE) / p->done : 0.0;
-    double              left = rate * (p->total - p->done);
-    if (r->windows_done > 0 && r->windows > r->windows_done) {
-        const double other = stage_seconds(r, SKY_STAGE_VAE_DECODE) + stage_seconds(r, SKY_STAGE_VAE_ENCODE) +
-                             stage_seconds(r, SKY_STAGE_WRITE);
-        left += other / r->windows_done * (r->windows - r->windows_done);
+    static const sky_stage timed_by[SKY_WORK_N] = {SKY_STAGE_ENCODE, SKY_STAGE_DENOISE, SKY_STAGE_VAE_DECODE,
+                                                   SKY_STAGE_VAE_ENCODE};
+    const double           dit_s = stage_seconds(r, SKY_STAGE_DENOISE);
+    if (r->work_done[SKY_WORK_DIT] <= 0 || dit_s <= 0) return 0.0;
+    const double dit_rate = r->work_done[SKY_WORK_DIT] / dit_s;
+    double       left = 0.0;
+    for (int k = 0; k < SKY_WORK_N; k++) {
+        const double rest = r->work_planned[k] - r->work_done[k], s = stage_seconds(r, timed_by[k]);
+        if (rest <= 0) continue;
+        left += rest / (r->work_done[k] > 0 && s > 0 ? r->work_done[k] / s : dit_rate);
     }
+    if (r->windows_done > 0 && r->windows > r->windows_done)
+        left += stage_seconds(r, SKY_STAGE_WRITE) / r->windows_done * (r->windows - r->windows_done);
     return left;
 }
 
@@ -149,7 +163,26 @@ void sky_denoise_progress_step(sky_denoise *r)
 {
     r->prog.done++;
     r->stats.evaluations++;
+    r->work_done[SKY_WORK_DIT] += r->step_flops;
     progress_show(r);
+}
+
+/* --backend cuda: the plugin's peak device memory, GPU 0's name and the driver into r->stats (pipeline.h). */
+static void device_stats(sky_denoise *r)
+{
+    sky_run_stats         *st = &r->stats;
+    const sky_cuda_plugin *pl = NULL;
+    sky_err                e;
+    int                    driver = 0;
+    st->peak_device_bytes = -1;
+    if (r->a->backend != SKY_BACKEND_CUDA || sky_cuda_plugin_get(&pl, r->v->name, &e)) return;
+    size_t peak = 0;
+    pl->mem_bytes(NULL, &peak);
+    st->peak_device_bytes = (double)peak;
+    if (pl->device_info(0, st->device, sizeof st->device, &driver, &e) == SKY_OK)
+        snprintf(st->driver, sizeof st->driver, "CUDA driver %d.%d", driver / 1000, driver % 1000 / 10);
+    else
+        st->device[0] = 0;
 }
 
 void sky_denoise_stats_end(sky_denoise *r)
@@ -159,6 +192,7 @@ void sky_denoise_stats_end(sky_denoise *r)
     r->stats.windows = r->windows;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) r->stats.peak_rss_kib = ru.ru_maxrss; /* KiB on Linux */
+    device_stats(r);
     const sky_run_stats *st = &r->stats;
     const double         den = st->seconds[SKY_STAGE_DENOISE];
     const double         steps_s = den > 0 ? (double)st->evaluations / den : 0.0;
@@ -166,16 +200,23 @@ void sky_denoise_stats_end(sky_denoise *r)
         fprintf(stderr, "{\"event\": \"done\", \"seconds\": {");
         for (int i = 0; i < SKY_STAGE_N; i++)
             fprintf(stderr, "%s\"%s\": %.3f", i ? ", " : "", stage_names[i], st->seconds[i]);
-        fprintf(stderr, "}, \"total\": %.3f, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f}\n",
+        fprintf(stderr,
+                "}, \"total\": %.3f, \"eta\": 0, \"evaluations\": %lld, \"steps_per_s\": %.4f, \"peak_rss_mib\": %.1f",
                 st->total, st->evaluations, steps_s, st->peak_rss_kib / 1024.0);
+        if (st->peak_device_bytes >= 0) fprintf(stderr, ", \"peak_device_bytes\": %.0f", st->peak_device_bytes);
+        fputs("}\n", stderr);
     } else if (!r->a->quiet) {
         fprintf(stderr, "stage         seconds  share\n");
         for (int i = 0; i < SKY_STAGE_N; i++)
             fprintf(stderr, "%-12s %8.2f  %4.0f%%%s\n", stage_names[i], st->seconds[i],
                     st->total > 0 ? 100.0 * st->seconds[i] / st->total : 0.0, i == SKY_STAGE_DENOISE ? "" : "");
         fprintf(stderr, "%-12s %8.2f\n", "total", st->total);
-        fprintf(stderr, "denoising: %lld steps, %.3f steps/s; peak host memory (RSS) %.1f MiB\n", st->evaluations,
+        fprintf(stderr, "denoising: %lld steps, %.3f steps/s; peak host memory (RSS) %.1f MiB", st->evaluations,
                 steps_s, st->peak_rss_kib / 1024.0);
+        if (st->peak_device_bytes >= 0)
+            fprintf(stderr, "; peak device memory %.1f MiB (the plugin's allocations)",
+                    st->peak_device_bytes / 1048576.0);
+        fputc('\n', stderr);
     }
     fflush(stderr);
 }
@@ -330,9 +371,10 @@ static sky_status decoded_finite(sky_denoise *r, const float *px, int T, sky_err
 sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
-    const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
-                                             sky_latent_video_frames(F, r->v->vae_stride_t));
-    sky_status      st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
+                                              sky_latent_video_frames(F, r->v->vae_stride_t));
+    const sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    sky_denoise_work_done(r, SKY_WORK_DECODE, sky_denoise_flops_vae(r, 1, F));
     sky_denoise_stage(r, prev, NULL);
     done_vae(r, 1);
     return st ? st : decoded_finite(r, px, sky_latent_video_frames(F, r->v->vae_stride_t), err);
@@ -343,6 +385,7 @@ sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, flo
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 0, err)) return SKY_ERR;
     const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_ENCODE, "VAE encode: %d frames", T);
     const sky_status st = sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
+    sky_denoise_work_done(r, SKY_WORK_ENCODE, sky_denoise_flops_vae(r, 0, sky_latent_frames(T, r->v->vae_stride_t)));
     sky_denoise_stage(r, prev, NULL);
     done_vae(r, 0);
     return st ? st : sky_denoise_phase(r, "vae_encode", err);

@@ -26,6 +26,10 @@ typedef struct sky_progress {
     double      start;
 } sky_progress;
 
+/* The kinds of work the ETA counts in FLOPs (denoise.c's eta()): each is timed by its stage (text: encoding,
+ * dit: denoising, the VAE's: vae_decode, vae_encode). */
+typedef enum sky_work { SKY_WORK_TEXT = 0, SKY_WORK_DIT, SKY_WORK_DECODE, SKY_WORK_ENCODE, SKY_WORK_N } sky_work;
+
 /* A run's state: the models, the prompt embeddings, the outputs. */
 typedef struct sky_denoise {
     const sky_variant_desc *v;
@@ -53,11 +57,14 @@ typedef struct sky_denoise {
     float                  *video; /* all frames, only for --output_latents */
     int                     video_frames;
     sky_progress            prog;
-    uint64_t                latents_hash;          /* sky_denoise_hash_latents over the final latents so far */
-    sky_run_stats           stats;                 /* the stages' times so far */
-    sky_stage               stage;                 /* the stage running (its time counts from stage_t0) */
-    double                  stage_t0, t0;          /* when it started; when the run started */
-    int                     windows, windows_done; /* DF's windows (1 otherwise), for the ETA */
+    uint64_t                latents_hash;             /* sky_denoise_hash_latents over the final latents so far */
+    sky_run_stats           stats;                    /* the stages' times so far */
+    sky_stage               stage;                    /* the stage running (its time counts from stage_t0) */
+    double                  stage_t0, t0;             /* when it started; when the run started */
+    int                     windows, windows_done;    /* DF's windows (1 otherwise), for the ETA */
+    double                  work_planned[SKY_WORK_N]; /* FLOPs of each kind the run does (sky_denoise_work_plan) */
+    double                  work_done[SKY_WORK_N];    /* ... and has done */
+    double                  step_flops;               /* FLOPs of one evaluation of the steps running */
 } sky_denoise;
 
 /* ---- progress ------------------------------------------------------------------------------- */
@@ -71,6 +78,19 @@ sky_stage sky_denoise_stage(sky_denoise *r, sky_stage s, const char *fmt, ...) S
 /* The stages' times closed at now, peak memory, into r->stats; then the table on stderr (or a JSON "done" line)
  * unless quiet. */
 void sky_denoise_stats_end(sky_denoise *r);
+
+/* The ETA is the work left in FLOPs over the rate each kind of work ran at so far (sky_work). The pipelines
+ * plan the run's work up front (sky_denoise_work_plan); the work done is counted here: a step adds
+ * r->step_flops (set it with the frames of the steps to come), a VAE call its latent frames, text encoding
+ * each prompt. */
+/* FLOPs of one model evaluation of F latent frames: `passes` forwards (2 with guidance's uncond pass). */
+double sky_denoise_flops_dit(const sky_denoise *r, int F, int passes);
+/* FLOPs of the VAE decoding (decode = 1) or encoding F latent frames (the first call of a sequence counted as
+ * a full one); 0 without that VAE program. */
+double sky_denoise_flops_vae(const sky_denoise *r, int decode, int F);
+/* Add flops to the run's planned work of kind k; sky_denoise_work_done, to the work done. */
+void sky_denoise_work_plan(sky_denoise *r, sky_work k, double flops);
+void sky_denoise_work_done(sky_denoise *r, sky_work k, double flops);
 
 /* Start r->prog at 0 of `total` model evaluations (redrawn in place on a terminal, a line each otherwise). */
 void sky_denoise_progress_start(sky_denoise *r, int total);

@@ -78,6 +78,29 @@ static sky_status resume_start(df_run *d, int windows, sky_err *err)
     return SKY_OK;
 }
 
+/* The run's work for the ETA (denoise.h): the rows left of each window at its frames, every window's decode
+ * (a resumed one is decoded again), the encodes of the prefixes denoised and of the end image. */
+static void plan_work(df_run *d)
+{
+    sky_denoise        *r = d->r;
+    const sky_gen_args *a = r->a;
+    const int           passes = a->guidance_scale <= 1.0 ? 1 : 2; /* sky_denoise_guided's skip_uncond */
+    if (a->end_image) sky_denoise_work_plan(r, SKY_WORK_ENCODE, sky_denoise_flops_vae(r, 0, 1));
+    for (int k = 0; k < d->s.plan.windows; k++) {
+        const sky_df_window w = d->s.window[k];
+        if (r->has_vae) sky_denoise_work_plan(r, SKY_WORK_DECODE, sky_denoise_flops_vae(r, 1, w.frames));
+        if (k < d->resumed) continue;
+        sky_denoise_work_plan(r, SKY_WORK_DIT,
+                              d->s.matrix[k]->rows * sky_denoise_flops_dit(r, w.frames + w.end_frame, passes));
+        if (w.prefix_from_video)
+            sky_denoise_work_plan(
+                r, SKY_WORK_ENCODE,
+                sky_denoise_flops_vae(r, 0, sky_latent_frames(a->overlap_history, r->v->vae_stride_t)));
+        else if (w.prefix == 1 && a->image)
+            sky_denoise_work_plan(r, SKY_WORK_ENCODE, sky_denoise_flops_vae(r, 0, 1));
+    }
+}
+
 /* The run's plan (the one the command line checked, or made here: with --video_path once the video is read, its length
  * deciding the windows), the sampler's timesteps, the windows kept in --resume_dir, the schedule, and the
  * progress bar over the rows left to denoise. */
@@ -98,6 +121,7 @@ static sky_status schedule(df_run *d, sky_err *err)
         sky_df_schedule_make(&plan, d->proto.timesteps, a->inference_steps, a->ar_step, &d->s, err))
         return SKY_ERR;
     r->windows = plan.windows;
+    plan_work(d);
     sky_denoise_progress_start(r, sky_df_schedule_rows(&d->s, d->resumed));
     return SKY_OK;
 }
@@ -283,6 +307,7 @@ static sky_status denoise_window(sky_denoise *r, const sky_forcing_matrix *m, fl
     for (int f = 0; f < Ftot; f++)
         if (sky_sampler_init(&s[f], a->solver, a->inference_steps, a->shift, fn, err)) goto done;
     const float A = 0.001f * (float)a->addnoise_condition;
+    r->step_flops = sky_denoise_flops_dit(r, Ftot, a->guidance_scale <= 1.0 ? 1 : 2);
     for (int row = 0; row < m->rows; row++) {
         if (sky_denoise_phase(r, "step", err)) goto done;
         memcpy(inp, Z, n * sizeof(float));

@@ -86,11 +86,13 @@ static sky_status encode_prompts(sky_denoise *r, sky_err *err)
         goto done;
     const char *texts[2] = {a->prompt, a->negative_prompt};
     float      *outs[2] = {r->ctx, r->ctx_null};
+    sky_denoise_work_plan(r, SKY_WORK_TEXT, 2 * tp->flops); /* the ETA's work (denoise.h) */
     for (int i = 0; i < 2; i++) {
         int n = 0;
         if (sky_tokenizer_encode(tok, texts[i], tp->rows, ids32, mask, &n, err)) goto done;
         for (int k = 0; k < n; k++) ids[k] = ids32[k];
         if (sky_text_encode(enc, ids, n, outs[i], err) || sky_denoise_phase(r, "encode", err)) goto done;
+        sky_denoise_work_done(r, SKY_WORK_TEXT, tp->flops);
         if (!a->quiet) fprintf(stderr, "text_encode: %s prompt, %d tokens\n", i ? "negative" : "the", n);
     }
     st = SKY_OK;

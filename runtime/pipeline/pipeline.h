@@ -49,6 +49,11 @@ typedef struct sky_run_stats {
     int       windows;              /* DF's windows (1 otherwise) */
     long      peak_rss_kib;         /* peak resident host memory of the process (getrusage) */
     uint64_t  latents_xxh64;        /* XXH64 of the final latents (the mp4's latents_xxh64 tag) */
+    /* --backend cuda (the CPU backend: -1 and ""): the most device memory the CUDA plugin's own allocations held
+     * at once (weights, arenas with their workspaces, TeaCache's buffers; sky_cuda_plugin.mem_bytes), summed
+     * over its GPUs; GPU 0's name and the driver ("CUDA driver 13.0") as the driver gives them ("" unknown). */
+    double peak_device_bytes;
+    char   device[256], driver[64];
 } sky_run_stats;
 
 typedef struct sky_gen_args {

@@ -64,6 +64,8 @@ static sky_status denoise(sky_denoise *r, int F, float *x, const float *y, sky_e
     }
     if (sky_sampler_init(&u, a->solver, a->inference_steps, a->shift, n, err)) goto done;
     if (sky_denoise_use_dit(r, err)) goto done;
+    r->step_flops = sky_denoise_flops_dit(r, F, a->guidance_scale == 1.0 ? 1 : 2);
+    sky_denoise_work_plan(r, SKY_WORK_DIT, a->inference_steps * r->step_flops);
     sky_denoise_progress_start(r, a->inference_steps);
     for (int i = 0; i < a->inference_steps; i++) {
         if (sky_denoise_phase(r, "step", err)) goto done;
@@ -94,6 +96,9 @@ sky_status sky_pipeline_t2v_i2v(sky_denoise *r, sky_err *err)
         sky_fail(err, "out of host memory");
         goto done;
     }
+    /* the ETA's work (denoise.h): the steps (denoise()), the decode, I2V's encode of F latent frames */
+    if (r->has_vae) sky_denoise_work_plan(r, SKY_WORK_DECODE, sky_denoise_flops_vae(r, 1, F));
+    if (p->y_channels) sky_denoise_work_plan(r, SKY_WORK_ENCODE, sky_denoise_flops_vae(r, 0, F));
     if (sky_noise_draw(&r->noise, x, 4, shape, "initial latent noise", err)) goto done;
     if (p->y_channels) {
         y = calloc((size_t)p->y_channels * F * r->hw, sizeof(float));

@@ -509,12 +509,37 @@ run_pipe() {   # backend [name flags...]
         --num_frames 33 --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps "${STEPS:-2}" \
         --seed 42 -o "$p/$name.mp4" --output_latents "$p/$name.safetensors" --backend "$be" "$@" > "$p/$name.log" 2>&1
 }
-if run_pipe cpu && run_pipe cuda && [ "$("$p/mp4probe" "$p/cuda.mp4")" = "33 48 64 24/1" ] &&
+if run_pipe cpu && run_pipe cuda cuda --json "$p/cuda.json" && [ "$("$p/mp4probe" "$p/cuda.mp4")" = "33 48 64 24/1" ] &&
    "$ST" compare "$p/cuda.safetensors" "$p/cpu.safetensors" latents.w1 1 > "$tmp/cmp.txt"; then
     ok "pipeline --backend cuda (emulated): prompt -> umT5 -> DiT (2 windows) -> VAE -> 33 frames of 48x64; final latents $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt") from the CPU run's"
 else
     tail -5 "$p/cuda.log" "$p/cpu.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda (emulated)"
+fi
+# ... its run record (--json): the device as the (emulated) driver names it, the driver, and the plugin's peak
+# device memory: at least the transformer's weights (2 bytes an element at the least: bf16) and the 32 MiB cuBLASLt
+# workspace inside its arena (models/cuda_abi.h), all held at once without --offload; the end table prints it.
+if python3 - "$p/cuda.json" "$p/dit.safetensors" <<'PY' && grep -q "; peak device memory [0-9.]* MiB" "$p/cuda.log"; then
+import json, struct, sys
+j = json.load(open(sys.argv[1]))
+f = open(sys.argv[2], "rb")
+head = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+elems = 0
+for name, t in head.items():
+    if name != "__metadata__":
+        n = 1
+        for d in t["shape"]: n *= d
+        elems += n
+floor = 2 * elems + (32 << 20)
+assert j["backend"] == "cuda" and j["device"] == "CPU emulator (tests/emu), sm_90 semantics", j["device"]
+assert j["driver"].startswith("CUDA driver "), j["driver"]
+assert j["peak_device_bytes"] >= floor, (j["peak_device_bytes"], floor)
+print("peak_device_bytes %d (at least %d: the DiT's %d weights in bf16 + the workspace)" % (j["peak_device_bytes"], floor, elems))
+PY
+    ok "pipeline --backend cuda --json (emulated): device, driver, peak device memory in the record and the end table"
+else
+    head -c 600 "$p/cuda.json"; grep "peak" "$p/cuda.log"
+    bad "pipeline --backend cuda --json (emulated): device, driver or peak_device_bytes"
 fi
 # ... and with --offload: the transformer, the VAE decoder and encoder each opened for each use and closed
 # after it (device memory freed and reallocated, weights uploaded again per window): the same frames and

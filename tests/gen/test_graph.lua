@@ -159,3 +159,43 @@ do
     local g14 = graph.build(spec.load("specs/t2v_14b_720p.lua")).dit_forward
     t.check_eq(g14.exposed.e0.name, "time_projection.1.out", "e0 without fps")
 end
+
+-- The VAE programs' FLOPs (sky_vae_program.flops, the ETA's unit of VAE work) equal a count by hand of
+-- tiny_df's VAE (base_dim 8, dim_mult 1 2 4 4, 2 res blocks; latent 8x6, video 64x48) at one call's largest:
+-- every convolution's outputs x cin x taps x 2, and the middle attention's 4 x tokens^2 x C per frame.
+do
+    local tiny = graph.build(spec.load("specs/tiny_df.lua"))
+    local function c3(ci, co, e) return 2 * 27 * ci * co * e end   -- causal 3x3x3 conv, e output positions
+    local function c1(ci, co, e) return 2 * ci * co * e end        -- 1x1 conv
+    local function mid(c, e)                                       -- resblock, attention, resblock at width c
+        return 4 * c3(c, c, e) + c1(c, 3 * c, e) + 4 * e * e * c + c1(c, c, e)
+    end
+    -- decode: 1 latent frame (8x6) -> 4 frames (64x48); decoder widths 32 32 32 16 8
+    local P = 48
+    local dec = c1(16, 16, P) + c3(16, 32, P) + mid(32, P)
+    dec = dec + 6 * c3(32, 32, P) + 2 * (32 * 2 * P) * 32 * 3 + 2 * (16 * 2 * 192) * 32 * 9  -- stage 1, up x2 (t, s)
+    local e = 2 * 192
+    dec = dec + c1(16, 32, e) + c3(16, 32, e) + c3(32, 32, e) + 4 * c3(32, 32, e)            -- stage 2
+    dec = dec + 2 * (32 * 4 * 192) * 32 * 3 + 2 * (16 * 4 * 768) * 32 * 9                     -- up x2 (t, s)
+    e = 4 * 768
+    dec = dec + 6 * c3(16, 16, e) + 2 * (8 * 4 * 3072) * 16 * 9                               -- stage 3, up (s)
+    e = 4 * 3072
+    dec = dec + 6 * c3(8, 8, e) + c3(8, 3, e)                                                 -- stage 4, head
+    t.check_eq(graph.flops(tiny.vae_decode), dec, "tiny_df vae_decode FLOPs, counted by hand")
+    -- encode: 4 frames (64x48) -> 1 latent frame; encoder widths 8 8 16 32 32
+    e = 4 * 3072
+    local enc = c3(3, 8, e) + 4 * c3(8, 8, e) + 2 * (8 * 4 * 768) * 8 * 9                     -- stage 1, down (s)
+    e = 4 * 768
+    enc = enc + c1(8, 16, e) + c3(8, 16, e) + c3(16, 16, e) + 2 * c3(16, 16, e)              -- stage 2
+    enc = enc + 2 * (16 * 4 * 192) * 16 * 9 + 2 * (16 * 2 * 192) * 16 * 3                     -- down (s, t)
+    e = 2 * 192
+    enc = enc + c1(16, 32, e) + c3(16, 32, e) + c3(32, 32, e) + 2 * c3(32, 32, e)            -- stage 3
+    enc = enc + 2 * (32 * 2 * 48) * 32 * 9 + 2 * (32 * 1 * 48) * 32 * 3                      -- down (s, t)
+    enc = enc + 4 * c3(32, 32, P) + mid(32, P) + c3(32, 32, P) + c1(32, 32, P)               -- stage 4, mid, head
+    t.check_eq(graph.flops(tiny.vae_encode), enc, "tiny_df vae_encode FLOPs, counted by hand")
+    -- the DiT at L tokens: self-attention is the only L^2 term, 2 layers x 4 L^2 dim
+    local g, L = tiny.dit_forward, 50
+    local f0, f1 = graph.flops(g, "context", { L = 0 }), graph.flops(g, "context", { L = L })
+    local f2 = graph.flops(g, "context", { L = 2 * L })
+    t.check_eq(f2 - 2 * f1 + f0, 2 * 2 * 4 * L * L * 128, "tiny_df dit_forward: the L^2 part of its FLOPs")
+end

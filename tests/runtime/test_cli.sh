@@ -147,8 +147,22 @@ assert "window 3/3: 4 latent frames" in labels and any(l.startswith("VAE decode"
 done = ev[-1]
 assert set(done["seconds"]) == {"loading", "encoding", "denoising", "vae_decode", "vae_encode", "writing"}, done
 assert abs(sum(done["seconds"].values()) - done["total"]) < 0.05 and done["evaluations"] == 6 and done["peak_rss_mib"] > 0, done
+# The ETA (denoise.c's eta(): the FLOPs left of the transformer, the VAE decode and encode, each over the rate it
+# ran at so far) at the first step of window 2, against the time the run actually had left then (the same clock:
+# "elapsed" and "total" both count from the run's start). By then every kind of work has run once, so the
+# estimate's own error is small: a decode's first latent frame (1 video frame, not 4) counted as a full one, in
+# every window alike; the VAE is ~80% of this run. The bound, 1/3x to 3x, is for the machine: other processes on
+# a shared 2-core machine slow one window's stages and not the next's by up to 2x. It still catches a kind of
+# work left out or taken at another's rate (the VAE at the transformer's rate: the first window's ETA, 2-4x high here).
+first = {w: next(e for e in steps if e["window"] == w) for w in (2, 3)}
+left = done["total"] - first[2]["elapsed"]
+assert left / 3 <= first[2]["eta"] <= 3 * left, ("ETA at window 2", first[2], "actually left", left)
+# and it comes down to 0: window 3's below window 2's, the last stage's below both, 0 when done
+last_stage = [e for e in ev if e["event"] == "stage"][-1]
+assert first[2]["eta"] > first[3]["eta"] > last_stage["eta"] >= 0 and done["eta"] == 0, (first, last_stage, done)
+print("eta at window 2's first step %.2f s, actually left %.2f s (ratio %.2f)" % (first[2]["eta"], left, first[2]["eta"] / left))
 PY
-    pass=$((pass + 1)); echo "ok   --progress json: every stderr line parses; start, stages, 6 steps with ETAs, done with the stages' times"
+    pass=$((pass + 1)); echo "ok   --progress json: every stderr line parses; start, stages, 6 steps with ETAs (by FLOPs left, within 1/3x..3x of the time left at window 2), done with the stages' times"
 else fail=$((fail + 1)); echo "FAIL --progress json:"; head -5 "$tmp/long_j.log"; fi
 # --json FILE (issue 19 item 2) of the two runs above: every field, the checkpoints' header hashes, the same
 # parameters, the same latents hash (16 hex digits, the mp4's latents_xxh64) and resolution (width x height) in both; no temp file left.
@@ -157,8 +171,9 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 keys = {"engine_version", "variant", "spec_xxh64", "generator_xxh64", "backend", "device", "outputs", "args",
         "resolution", "num_frames", "seed", "windows", "checkpoints", "loras", "seconds", "total_seconds",
-        "evaluations", "steps_per_s", "peak_rss_mib", "latents_xxh64"}
+        "evaluations", "steps_per_s", "peak_rss_mib", "latents_xxh64", "driver", "peak_device_bytes"}
 assert keys <= set(a) and keys <= set(b), keys - set(a)
+assert a["driver"] is None and a["peak_device_bytes"] is None and a["device"], a   # the CPU backend: no device memory
 assert a["variant"] == "tiny_df" and a["backend"] == "cpu" and a["windows"] == 3 and a["seed"] == 5, a
 assert a["resolution"] == "48x64" == a["args"]["resolution"] and a["num_frames"] == 37 and a["outputs"]["mp4"].endswith("long_p.mp4"), a
 assert a["args"] == b["args"] and a["args"]["overlap_history"] == 9 and a["latents_xxh64"] == b["latents_xxh64"]

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (29 .lua files)                 xxh64 9bfe586c2cae3178
+ * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1312,6 +1312,7 @@ static const sky_dit_program dit_forward = {
     .cuda_arena_bytes = (size_t)1903842816, .cuda_prompt_bytes = (size_t)94371840,
     .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 153813516288,
+    .flops_by_tokens = {878444544, 2595618816, 184320},
     .x = {(size_t)0, (size_t)13056000},
     .y = {0, 0},
     .t = {(size_t)13056000, (size_t)256},
@@ -1341,6 +1342,7 @@ static const sky_vae_program vae_decode = {
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
     .reset_cpu = vae_decode_cpu_reset,
+    .flops = 17743296184320,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_vae_program vae_encode = {
@@ -1352,6 +1354,7 @@ static const sky_vae_program vae_encode = {
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
     .reset_cpu = vae_encode_cpu_reset,
+    .flops = 10553041551360,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_encoder_program text_encode = {
@@ -1361,6 +1364,7 @@ static const sky_encoder_program text_encode = {
     .n_weights = 242,
     .weights = text_encode_weights,
     .forward_cpu = text_encode_cpu,
+    .flops = 4844723109888,   /* one call at its largest (every token), GEMMs + attention */
 };
 
 static const sky_count_group dit_forward_count_groups[10] = {
@@ -1436,7 +1440,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "9bfe586c2cae3178",
+    .generator_xxh64 = "42675748f9cdfd1a",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (29 .lua files)                 xxh64 9bfe586c2cae3178
+ * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -336,6 +336,7 @@ static const sky_dit_program dit_forward = {
     .cuda_arena_bytes = (size_t)370176, .cuda_prompt_bytes = (size_t)65536,
     .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 22020096,
+    .flops_by_tokens = {7208960, 2752512, 2048},
     .x = {(size_t)0, (size_t)18432},
     .y = {0, 0},
     .t = {(size_t)18432, (size_t)64},
@@ -365,6 +366,7 @@ static const sky_vae_program vae_decode = {
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
     .reset_cpu = vae_decode_cpu_reset,
+    .flops = 736763904,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_vae_program vae_encode = {
@@ -376,6 +378,7 @@ static const sky_vae_program vae_encode = {
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
     .reset_cpu = vae_encode_cpu_reset,
+    .flops = 444334080,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_encoder_program text_encode = {
@@ -385,6 +388,7 @@ static const sky_encoder_program text_encode = {
     .n_weights = 22,
     .weights = text_encode_weights,
     .forward_cpu = text_encode_cpu,
+    .flops = 4980736,   /* one call at its largest (every token), GEMMs + attention */
 };
 
 static const sky_count_group dit_forward_count_groups[10] = {
@@ -460,7 +464,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "9bfe586c2cae3178",
+    .generator_xxh64 = "42675748f9cdfd1a",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (29 .lua files)                 xxh64 9bfe586c2cae3178
+ * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -372,6 +372,7 @@ static const sky_dit_program dit_forward = {
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
     .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 92981248,
+    .flops_by_tokens = {884736, 1238016, 1024},
     .x = {(size_t)0, (size_t)9216},
     .y = {(size_t)9216, (size_t)11520},
     .t = {(size_t)20736, (size_t)64},
@@ -401,6 +402,7 @@ static const sky_vae_program vae_decode = {
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
     .reset_cpu = vae_decode_cpu_reset,
+    .flops = 736763904,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_vae_program vae_encode = {
@@ -412,6 +414,7 @@ static const sky_vae_program vae_encode = {
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
     .reset_cpu = vae_encode_cpu_reset,
+    .flops = 444334080,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_encoder_program text_encode = {
@@ -421,6 +424,7 @@ static const sky_encoder_program text_encode = {
     .n_weights = 22,
     .weights = text_encode_weights,
     .forward_cpu = text_encode_cpu,
+    .flops = 205520896,   /* one call at its largest (every token), GEMMs + attention */
 };
 
 static const sky_encoder_program clip_encode = {
@@ -430,6 +434,7 @@ static const sky_encoder_program clip_encode = {
     .n_weights = 17,
     .weights = clip_encode_weights,
     .forward_cpu = clip_encode_cpu,
+    .flops = 85120,   /* one call at its largest (every token), GEMMs + attention */
 };
 
 const sky_variant_desc sky_variant = {
@@ -437,7 +442,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "9bfe586c2cae3178",
+    .generator_xxh64 = "42675748f9cdfd1a",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (29 .lua files)                 xxh64 9bfe586c2cae3178
+ * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -331,6 +331,7 @@ static const sky_dit_program dit_forward = {
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
     .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
+    .flops_by_tokens = {1474560, 720896, 1024},
     .x = {(size_t)0, (size_t)20480},
     .y = {0, 0},
     .t = {(size_t)20480, (size_t)64},
@@ -360,6 +361,7 @@ static const sky_vae_program vae_decode = {
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
     .reset_cpu = vae_decode_cpu_reset,
+    .flops = 982482944,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_vae_program vae_encode = {
@@ -371,6 +373,7 @@ static const sky_vae_program vae_encode = {
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
     .reset_cpu = vae_encode_cpu_reset,
+    .flops = 592576512,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
 static const sky_encoder_program text_encode = {
@@ -380,6 +383,7 @@ static const sky_encoder_program text_encode = {
     .n_weights = 22,
     .weights = text_encode_weights,
     .forward_cpu = text_encode_cpu,
+    .flops = 4980736,   /* one call at its largest (every token), GEMMs + attention */
 };
 
 const sky_variant_desc sky_variant = {
@@ -387,7 +391,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_T2V,
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "9bfe586c2cae3178",
+    .generator_xxh64 = "42675748f9cdfd1a",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
