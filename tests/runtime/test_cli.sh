@@ -368,14 +368,14 @@ else fail=$((fail + 1)); echo "FAIL absolute --outdir: $(ls -R "$tmp/abs out" 2>
 # --help names every environment variable the engine reads (getenv in runtime/, bar the system's own and the
 # test-only switches), with
 # the engine's prefix SKY_.
-miss="" n_env=0
+miss="" n_env=0 help_t=$($T --help)
 for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)|getenv\(SKY_[A-Z_]+\)' runtime | sed -E 's/getenv\("?([A-Z_]+)"?\)/\1/' | sort -u); do
     case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE | TMPDIR) continue ;; esac
     # test-only switches, documented where they are read (denoise.h, video.h, selftest_cuda.c), not for users
     case $v in SKY_TEST_* | SKY_SELFTEST_FAULT) continue ;; esac
     case $v in *_ENV) v=$(grep -rhoE "define $v \"[A-Z_]+\"" runtime | sed -E 's/.*"(.*)"/\1/') ;; esac
     n_env=$((n_env + 1))
-    $T --help | grep -qE "^  $v +--" || miss="$miss $v"
+    grep -qE "^  $v +--" <<<"$help_t" || miss="$miss $v"
 done
 if [ -z "$miss" ] && [ "$n_env" -ge 6 ]; then pass=$((pass + 1)); echo "ok   --help lists the $n_env SKY_ environment variables, each beside its flag"
 else fail=$((fail + 1)); echo "FAIL --help misses:$miss ($n_env found in runtime/)"; fi
@@ -502,20 +502,19 @@ fi
 # A released variant builds into a binary (compile and link, no weights) and reports its plan: the FLOPs of
 # a forward (611.948 TFLOP in all, tests/gen/test_graph.lua checks it against the reference's count) split
 # into a step's 611.794 and the prompt part's 0.154 (text embedding, 30 blocks' cross-attention K and V).
-if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 &&
-   out/df_1.3b_540p/skyreels-df_1.3b_540p --info | grep -q "611.794 TFLOP per forward at the full window (GEMMs + attention), and 0.154 once per prompt"; then
+# (--info's whole output first, then grep: grep -q would cut the pipe, which pipefail counts as a failure)
+if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 && info=$(out/df_1.3b_540p/skyreels-df_1.3b_540p --info) &&
+   grep -q "611.794 TFLOP per forward at the full window (GEMMs + attention), and 0.154 once per prompt" <<<"$info"; then
     pass=$((pass + 1)); echo "ok   df_1.3b_540p builds; --info reports 611.794 TFLOP per forward and 0.154 per prompt"
     # and the CUDA plan's arena peak and prompt arena, as plan_cuda.txt (the generator's own listing) has them
     peak=$(sed -n 's/^# arena dit_forward (cuda[^)]*): peak \([0-9,]*\) B.*/\1/p' out/df_1.3b_540p/plan_cuda.txt | tr -d ,)
     prompt=$(sed -n 's/^# prompt arena dit_forward: \([0-9,]*\) B.*/\1/p' out/df_1.3b_540p/plan_cuda.txt | tr -d ,)
-    if [ -n "$peak" ] && out/df_1.3b_540p/skyreels-df_1.3b_540p --info |
-         grep -q "cuda arena peak $peak bytes (.*) + 2 prompt arenas of $(awk -v b="$prompt" 'BEGIN { printf "%.2f", b / 1048576 }') MiB"; then
+    if [ -n "$peak" ] && grep -q "cuda arena peak $peak bytes (.*) + 2 prompt arenas of $(awk -v b="$prompt" 'BEGIN { printf "%.2f", b / 1048576 }') MiB" <<<"$info"; then
         pass=$((pass + 1)); echo "ok   --info: dit_forward's cuda arena peak $peak bytes and prompt arenas of $prompt bytes, as plan_cuda.txt"
     else fail=$((fail + 1)); echo "FAIL --info cuda arena: want $peak and $prompt; $(out/df_1.3b_540p/skyreels-df_1.3b_540p --info)"; fi
     # and the generator's counts of the CUDA lowering (gen/count.lua; tests/gen/test_count.lua checks them
     # against a hand count): a forward is 371 kernels and 247 GEMMs, its FLOPs the 611.794 TFLOP above, and
     # its roofline on the H200 is printed next to the math's floor (611.794 TFLOP / 989 TFLOP/s = 618.6 ms)
-    info=$(out/df_1.3b_540p/skyreels-df_1.3b_540p --info)
     floor=$(awk 'BEGIN { printf "%.3f", 611793.758e9 / 989e12 * 1e3 }')
     if grep -Eq "^ +total +371 +247 +[0-9.]+ +611793\.758 " <<<"$info" &&
        grep -q "dit_forward, per forward; a step is 2 forwards with CFG (x2)" <<<"$info" &&

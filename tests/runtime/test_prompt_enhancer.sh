@@ -164,10 +164,11 @@ expect_usage "--prompt_enhancer with --prompt_embeds" -- "${RUN[@]}" --prompt_en
 expect_usage "--prompt_enhancer with --resume_dir" -- "${RUN[@]}" --prompt_enhancer --resume_dir "$tmp/rd"
 if [ ! -e "$tmp/rd" ]; then ok "--resume_dir with --prompt_enhancer: the directory is not created"
 else bad "--resume_dir with --prompt_enhancer created the directory"; fi
-if $B --help | grep -q -- "--prompt_enhancer_url S  the server's base URL (/chat/completions is appended); a key goes in \$SKY_PROMPT_ENHANCER_API_KEY (default: http://127.0.0.1:8000/v1 or \$SKY_PROMPT_ENHANCER_URL)" &&
-   $B --help | grep -q -- "--prompt_enhancer_model S the model the server serves (default: Qwen/Qwen2.5-32B-Instruct)" &&
-   $B --help | grep -q -- "--prompt_enhancer_timeout N seconds to wait for the server's answer, 1 .. 3600 (default: 120)"; then
+help=$($B --help)     # whole, then grep: grep -q would cut the pipe, which pipefail counts as a failure
+if grep -q -- "--prompt_enhancer_url S  the server's base URL (/chat/completions is appended); a key goes in \$SKY_PROMPT_ENHANCER_API_KEY (default: http://127.0.0.1:8000/v1 or \$SKY_PROMPT_ENHANCER_URL)" <<<"$help" &&
+   grep -q -- "--prompt_enhancer_model S the model the server serves (default: Qwen/Qwen2.5-32B-Instruct)" <<<"$help" &&
+   grep -q -- "--prompt_enhancer_timeout N seconds to wait for the server's answer, 1 .. 3600 (default: 120)" <<<"$help"; then
     ok "--help lists the enhancer's flags with their defaults"
-else bad "--help: $($B --help | grep prompt_enhancer)"; fi
+else bad "--help: $(grep prompt_enhancer <<<"$help")"; fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
