@@ -33,6 +33,7 @@
 #include "models/random_weights.h"
 #include "models/vae.h"
 #include "models/cuda_abi.h"
+#include "models/cuda_plugin.h"
 
 enum { G_SELF, G_CROSS, G_GEMM_SELF, G_GEMM_CROSS, G_GEMM_FFN, G_ELEM, G_EMBED, G_N };
 static const char *const group_key[G_N] = {"self_attention", "cross_attention",    "gemm_self_attn", "gemm_cross_attn",
@@ -67,7 +68,7 @@ typedef struct bench_result {
     stats  dit, t5, vae;
     double eager_s, attributed_s;
     group  g[G_N];
-    double flops_model, device_used_bytes, planned_device_bytes, host_peak_bytes;
+    double flops_model, device_used_bytes, planned_device_bytes, peak_device_bytes, host_peak_bytes;
 } bench_result;
 
 static double now_s(void)
@@ -182,9 +183,7 @@ static void model_groups(const sky_dit_program *p, double L, int elem, bench_res
 /* ---- the device ---- */
 
 typedef int (*cu_i_fn)(unsigned);
-typedef int (*cu_pi_fn)(int *);
 typedef int (*cu_get_fn)(int *, int);
-typedef int (*cu_name_fn)(char *, int, int);
 typedef int (*cu_ctx_fn)(void **, int);
 typedef int (*cu_push_fn)(void *);
 typedef int (*cu_pop_fn)(void **);
@@ -231,17 +230,15 @@ static void describe_device(const bench_opts *o, bench_result *r)
                 break;
             }
         if (f) fclose(f);
-    } else {
-        void      *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-        cu_i_fn    init = lib ? (cu_i_fn)dlsym(lib, "cuInit") : NULL;
-        cu_pi_fn   ver = lib ? (cu_pi_fn)dlsym(lib, "cuDriverGetVersion") : NULL;
-        cu_name_fn name = lib ? (cu_name_fn)dlsym(lib, "cuDeviceGetName") : NULL;
-        int        v = 0;
-        if (init && ver && name && init(0) == 0 && ver(&v) == 0) {
+    } else { /* the plugin's own driver calls, as the run record's (pipeline/denoise.c) */
+        const sky_cuda_plugin *pl = NULL;
+        sky_err                e;
+        int                    v = 0;
+        if (sky_cuda_plugin_get(&pl, sky_variant.name, &e) == SKY_OK &&
+            pl->device_info(0, r->device, sizeof r->device, &v, &e) == SKY_OK)
             snprintf(r->driver, sizeof r->driver, "CUDA driver %d.%d", v / 1000, v % 1000 / 10);
-            if (name(r->device, sizeof r->device, 0) != 0) snprintf(r->device, sizeof r->device, "cuda device 0");
-        } else
-            snprintf(r->device, sizeof r->device, "cuda (no libcuda.so.1: an emulated or unknown device)");
+        else
+            snprintf(r->device, sizeof r->device, "cuda (no device name: %.200s)", e.msg);
     }
     /* dense BF16 tensor-core peak and memory bandwidth, as the vendor states them */
     static const struct {
@@ -511,6 +508,8 @@ static void print_table(const bench_opts *o, const bench_result *r)
         printf("device memory held by the transformer: %.1f MiB\n", r->device_used_bytes / 1048576.0);
     if (r->planned_device_bytes >= 0)
         printf("planned device memory (weights + arenas + workspace): %.1f MiB; ", r->planned_device_bytes / 1048576.0);
+    if (r->peak_device_bytes >= 0)
+        printf("peak device memory (the plugin's allocations): %.1f MiB; ", r->peak_device_bytes / 1048576.0);
     printf("host peak RSS %.1f MiB\n", r->host_peak_bytes / 1048576.0);
 }
 
@@ -581,6 +580,7 @@ static sky_status write_json(const char *path, const bench_opts *o, const bench_
     sky_cli_json_counts(f, sky_variant.counts);
     json_num(f, "device_used_bytes", r->device_used_bytes, 0);
     json_num(f, "planned_device_bytes", r->planned_device_bytes, 0);
+    json_num(f, "peak_device_bytes", r->peak_device_bytes, 0);
     json_num(f, "host_peak_bytes", r->host_peak_bytes, 1);
     fprintf(f, "}\n");
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
@@ -686,6 +686,13 @@ static sky_status run_parts(const char *dir, const bench_opts *o, bench_result *
     r->planned_device_bytes = weights_bytes(p->weights, p->n_weights, 2) + (double)p->cuda_arena_bytes +
                               SKY_PROMPT_SLOTS * (double)p->cuda_prompt_bytes + (double)SKY_GEMM_WORKSPACE_BYTES;
     if (o->backend != SKY_BACKEND_CUDA) r->planned_device_bytes = -1;
+    const sky_cuda_plugin *pl = NULL;
+    sky_err                e;
+    size_t                 peak = 0;
+    if (o->backend == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&pl, sky_variant.name, &e) == SKY_OK) {
+        pl->mem_bytes(NULL, &peak); /* what the plugin allocated at most at once: weights, arenas, workspace */
+        r->peak_device_bytes = (double)peak;
+    }
     struct rusage ru;
     r->host_peak_bytes = getrusage(RUSAGE_SELF, &ru) == 0 ? 1024.0 * (double)ru.ru_maxrss : -1;
     return st;
@@ -696,9 +703,10 @@ int sky_cli_bench(int argc, char **argv)
     bench_opts o = {.iters = 10, .warmup = 2, .do_dit = 1, .do_t5 = 1, .do_vae = 1};
     int        rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
-    bench_result r = {.device_used_bytes = -1, .planned_device_bytes = -1, .host_peak_bytes = -1};
-    const char  *tmpdir = getenv("TMPDIR");
-    char         dir[1024];
+    bench_result r = {
+        .device_used_bytes = -1, .planned_device_bytes = -1, .peak_device_bytes = -1, .host_peak_bytes = -1};
+    const char *tmpdir = getenv("TMPDIR");
+    char        dir[1024];
     snprintf(dir, sizeof dir, "%s/skyreels-bench-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     sky_err err;
     if (!mkdtemp(dir)) {

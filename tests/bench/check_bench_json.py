@@ -30,11 +30,13 @@ fields = {
     "vae_decode": (dict, type(None)), "floor_s": num + (type(None),), "forward_over_floor": num + (type(None),),
     "achieved_tflops": num + (type(None),), "eager_s": num + (type(None),), "attributed_s": num + (type(None),),
     "groups": dict, "device_used_bytes": num + (type(None),), "planned_device_bytes": num + (type(None),),
-    "host_peak_bytes": num + (type(None),),
+    "peak_device_bytes": num + (type(None),), "host_peak_bytes": num + (type(None),),
 }
+optional = {"static_counts": dict}   # the generator's counts: present when the variant has a CUDA target
 missing = [k for k in fields if k not in doc]
 wrong = [k for k in fields if k in doc and not isinstance(doc[k], fields[k])]
-extra = [k for k in doc if k not in fields]
+wrong += [k for k in optional if k in doc and not isinstance(doc[k], optional[k])]
+extra = [k for k in doc if k not in fields and k not in optional]
 check(not missing and not wrong and not extra,
       f"{len(fields)} top-level fields, typed (missing {missing}, wrong type {wrong}, undocumented {extra})")
 check(doc["backend"] == backend, f"backend {doc['backend']}")
@@ -72,7 +74,14 @@ if "dit" in parts:
 if backend == "cuda":
     check(doc["plugin_hash"] != "none" and len(doc["plugin_hash"]) == 16, f"plugin hash {doc['plugin_hash']}")
     check(doc["planned_device_bytes"] and doc["planned_device_bytes"] > 0, "planned_device_bytes")
+    # the plugin's allocation peak (weights, arenas, workspace) and the device's name, both asked of the plugin
+    check(doc["peak_device_bytes"] is not None and doc["peak_device_bytes"] > 0, f"peak_device_bytes {doc['peak_device_bytes']}")
+    check(not doc["device"].startswith("cuda (no device name"), f"device from the plugin: {doc['device']}")
+    sc = doc.get("static_counts")
+    check(isinstance(sc, dict) and "dit_forward" in sc.get("programs", {}) and
+          sc["programs"]["dit_forward"]["total"]["flops"] > 0, "static_counts: dit_forward's count")
 else:
     check(doc["device"].startswith("cpu"), f"device {doc['device']}")
+    check(doc["peak_device_bytes"] is None, "peak_device_bytes: null on the CPU")
 print(f"{fails} failed checks" if fails else "all checks passed")
 sys.exit(1 if fails else 0)
