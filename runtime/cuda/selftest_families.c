@@ -483,10 +483,72 @@ static sky_status t5_norm_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_self
     return st;
 }
 
+/* The bucket of relative position rel (templates/cuda/softmax_relbias.cu.in's, the model's definition). */
+static int relbias_bucket(int rel, int buckets, int maxdist)
+{
+    const int half = buckets / 2, exact = half / 2, base = rel > 0 ? half : 0, m = rel < 0 ? -rel : rel;
+    if (m < exact) return base + m;
+    const int large = (int)(exact + log((double)m / exact) / log((double)maxdist / exact) * (half - exact) + 1e-6);
+    return base + (large < half - 1 ? large : half - 1);
+}
+
+/* softmax_relbias of head h = NH - 1 over n = 150 tokens (past MAXDIST = 128 of the real model: every
+ * kind of bucket), rows ld = 152 apart: s U[-4, 4] bf16, the bias table U[-2, 2] fp32. */
+static sky_status relbias_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_row *r, sky_err *err)
+{
+    enum { N = 150, LD = 152 };
+    const int NH = sky_selftest_const_int(p, k, "NH"), B = sky_selftest_const_int(p, k, "BUCKETS");
+    const int maxd = sky_selftest_const_int(p, k, "MAXDIST");
+    if (NH < 1 || B < 4 || maxd < 1)
+        return sky_fail(err, "selftest: %s: no NH, BUCKETS or MAXDIST in its kernel info", p->names[k]);
+    const size_t n = (size_t)N * LD, nb = (size_t)B * NH;
+    float       *f = malloc((n + nb) * sizeof *f);
+    uint16_t    *h = malloc((n + nb) * 2);
+    st_case      cs = {0};
+    sky_status   st =
+        f && h ? case_open(&cs, c, n * 2 + 256 + nb * 4, err) : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) {
+        uint64_t seed = 0xb1a5ULL;
+        float   *sc = f, *bias = f + n;
+        sky_selftest_fill(h + n, bias, nb, 2.0f, &seed);
+        sky_selftest_fill(h, sc, n, 4.0f, &seed);
+        const CUdeviceptr ds = cs.dev, db = cs.dev + (n * 2 + 255) / 256 * 256;
+        put(&cs, 0, h, n * 2);
+        put(&cs, (size_t)(db - cs.dev), bias, nb * 4);
+        int   head = NH - 1, tokens = N, ld = LD;
+        void *args[] = {(void *)&ds, (void *)&db, (void *)&head, (void *)&tokens, (void *)&ld};
+        sky_cuda_launch(&p->st, k, N, 1, 256, 0, c->stream, args);
+        get(&cs, 0, h, n * 2);
+        st_err e = {0, 1};
+        double pmax = 0, v[N];
+        for (int a = 0; a < N; a++) {
+            double m = -INFINITY, l = 0;
+            for (int b = 0; b < N; b++) { /* the model's bf16 sum (fp32 then rounded, as on the device) */
+                const float x = sc[(size_t)a * LD + b] + bias[relbias_bucket(b - a, B, maxd) * NH + head];
+                v[b] = sky_bf16_to_f32(sky_f32_to_bf16(x));
+                m = fmax(m, v[b]);
+            }
+            for (int b = 0; b < N; b++) l += (v[b] = exp(v[b] - m));
+            for (int b = 0; b < N; b++) {
+                err_add(&e, sky_bf16_to_f32(h[(size_t)a * LD + b]), v[b] / l);
+                pmax = fmax(pmax, v[b] / l);
+            }
+        }
+        /* each p: expf (2 ulp) of both its own and the sum's terms, the fp32 sum of N terms, the reciprocal
+         * and the product: (N + 8) e32 relative; then the bf16 output: u */
+        row_done(r, &e, (UBF + (N + 8.0) * E32) * pmax);
+    }
+    case_close(&cs);
+    free(f), free(h);
+    return st;
+}
+
 sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selftest_table *t, sky_err *err)
 {
     const int         k = sky_selftest_find_template(text, "t5_rmsnorm", 0);
     sky_selftest_row *r;
     if (k >= 0 && (r = row_new(t, "t5_norm", text->names[k])) && t5_norm_row(c, text, k, r, err)) return SKY_ERR;
+    const int kb = sky_selftest_find_template(text, "softmax_relbias", 0);
+    if (kb >= 0 && (r = row_new(t, "t5_attn", text->names[kb])) && relbias_row(c, text, kb, r, err)) return SKY_ERR;
     return SKY_OK;
 }

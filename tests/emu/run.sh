@@ -307,26 +307,33 @@ else
     bad "lora (cuda, emulated): a run failed"
 fi
 
-# 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows
-#     and the norms with modulation at 6 rows against a double reference of the same bf16 inputs, bounds from
-#     bf16 rounding) and the fallback it drives.
+# 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows,
+#     the norms with modulation, the gated residuals, RoPE, a cuBLASLt GEMM, the VAE's conv and norm, umT5's norm
+#     and relative-bias softmax at small shapes against a double reference of the same inputs, bounds from the
+#     dtypes' rounding) and the fallback it drives.
 #     Faults come from the test-only SKY_SELFTEST_FAULT (the named kernel's launches are dropped, in the
 #     selftest and in the run alike); each case has its own cache directory:
-#       - no fault: every row passes, exit 0; a second call reads the cached verdict;
+#       - no fault: every row passes, a row of every family, exit 0; a second call reads the cached verdict;
 #       - attention_sm90 faulted: its row fails naming the fallback attention_sm80 (exit 1); a dit_forward run
 #         warns naming both and v stays within the fixture's bound (2 x diffusers' bf16 error); the same run
 #         with SKY_SELFTEST=0 (selftest off: sm_90a kept) is NOT within it, so the fallback is what saved it;
 #       - attention_sm80 faulted, SKY_ATTENTION=sm80 (the failed kernel and no fallback): the run is refused;
-#       - layernorm_modulate faulted (a norm with modulation: no fallback): the run is refused.
+#       - layernorm_modulate faulted (a norm with modulation: no fallback): the run is refused;
+#       - the VAE conv of the table faulted (no fallback): its row fails, and a dit_forward run is refused naming it.
 f=$FX/tiny_df128_f1plain.safetensors
 peer=$("$ST" meta "$f" peer_bf16_rel_l2)
 bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
 run_st() { SKY_CACHE=$tmp/st-$1 SKY_CUDA_PLUGIN="$plug" "${@:2}"; }
 run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
-if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ "$(grep -c ' pass$' "$tmp/st.txt")" -ge 3 ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
-    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass, verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
-else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2)"; fi
+missing=""
+for fam in attention norm+mod residual rope gemm vae_conv vae_norm t5_norm t5_attn; do
+    awk -v f="$fam" '$1 == f && $NF == "pass" { n++ } END { exit !n }' "$tmp/st.txt" || missing="$missing $fam"
+done
+if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, rope, gemm, vae_conv, vae_norm, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
+conv=$(awk '$1 == "vae_conv" { print $2 }' "$tmp/st.txt")
 export SKY_SELFTEST_FAULT=attention_sm90
 run_st f90 "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 if [ "$rc" -eq 1 ] && grep -q "attention_sm90.*FAIL -> fallback attention_sm80" "$tmp/st.txt"; then
@@ -356,6 +363,14 @@ if [ "$rc" -eq 1 ] && grep -q "error: selftest: layernorm_modulate.*failed.*no f
    [ ! -e "$tmp/stln.safetensors" ]; then
     ok "layernorm_modulate faulted (no fallback): the run is refused before any model opens, exit 1"
 else cat "$tmp/st.log"; bad "layernorm_modulate faulted: expected a refusal (exit $rc)"; fi
+export SKY_SELFTEST_FAULT=${conv:-conv_tf32}
+run_st fconv "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
+run_st fconv "$B" program dit_forward --backend cuda --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+    --output "$tmp/stconv.safetensors" > "$tmp/st.log" 2>&1; rc2=$?
+if [ -n "$conv" ] && [ "$rc" -eq 1 ] && grep -qE "^vae_conv +$conv .*FAIL \(no fallback\)" "$tmp/st.txt" && [ "$rc2" -eq 1 ] &&
+   grep -q "error: selftest: $conv failed.*no fallback: the run is refused" "$tmp/st.log" && [ ! -e "$tmp/stconv.safetensors" ]; then
+    ok "$conv (the VAE's conv, no fallback) faulted: its row FAILs (no fallback), exit 1; a run is refused naming it, exit 1"
+else cat "$tmp/st.txt" "$tmp/st.log"; bad "VAE conv ${conv:-(no vae_conv row)} faulted: expected a FAIL row and a refusal (exit $rc, $rc2)"; fi
 unset SKY_SELFTEST_FAULT
 
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
