@@ -1,15 +1,33 @@
-/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (models/cuda_abi.h: selftest): the kernels
- * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
- * verdict is cached per device and plugin beside the NVRTC cache.
+/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (models/cuda_abi.h: selftest): a kernel
+ * of every family the variant's programs use runs on the device at hand at a small shape against a CPU
+ * reference, and the verdict is cached per device and plugin beside the NVRTC cache. The families past
+ * attention, norm+mod and residual are in selftest_families.c.
  *
- * Today it covers three families of dit_forward: attention, attention_sm90 (TMA, wgmma; only on a cc 9.0
- * device, where it is the default; its fallback is attention_sm80) and attention_sm80 (no fallback: a
- * failure refuses the run); the norms with modulation (layernorm_modulate) and the gated residuals
- * (gated_residual), every instance, no fallback. The other families (RoPE, GEMM epilogues, the VAE and encoder kernels) have one
- * kernel each with no alternative, so a failure there could only refuse the run; they are checked against
- * the CPU backend by the emulator tier and tests/gpu/, not here yet.
+ * The families, each against a plain CPU reference in double from the same inputs (rounded to the
+ * kernel's input dtype first), every output starting as NaN bytes (a kernel that writes nothing fails);
+ * u = 2^-8 is bf16's unit roundoff (8 significant bits, round to nearest: |round(x) - x| <= 2^-8 |x|),
+ * e32 = 2^-24 fp32's. Each kernel's constants come from its program's kernel info table
+ * (sky_kernel_info, written by gen/emit/cuda.lua), not from the source.
+ *   dit_forward:
+ *   - attention: attention_sm90 (TMA, wgmma; only on a cc 9.0 device, where it is the default; its
+ *     fallback is attention_sm80) and attention_sm80 (no fallback); the case below.
+ *   - norm+mod (layernorm_modulate) and residual (gated_residual), every instance: norm_row, residual_row.
+ *   - rope: rmsnorm_rope (5 rows, bound u max|y| + (C + 16) e32 max(|a c| + |b s|)) and rope_table (an
+ *     F x H x W = 2 x 6 x 4 call, bound e32 + 2^-40: one fp32 rounding of a cos or sin).
+ *   - gemm: one bf16 GEMM with the bias epilogue (37 x 64 x 96) through gemm.h (cuBLASLt; the DiT's
+ *     epilogues, bias and GELU, are cuBLASLt's, not generated kernels): u max|y| + 2 (K + 1) e32 max sum|x w|.
+ *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU):
+ *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2 2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
+ *     max sum|x w| (x and w rounded to tf32, 2^-11 each; fp32 sums, 2 e32 each: tensor cores may truncate).
+ *   - vae_norm: rms_norm_cl, 11 positions: (C + 8) e32 max|y| (x 1.1, + 8 e32, with SiLU).
+ *   text_encode:
+ *   - t5_norm: t5_rmsnorm, 5 rows: (2 u + u^2 + (C + 8) e32) max|y| (two bf16 roundings).
+ *   - t5_attn: softmax_relbias over 150 tokens: (u + (N + 8) e32) max p (the bf16 score + bias is the
+ *     model's, so the reference rounds it too).
+ * Only attention_sm90 has a fallback; a failure anywhere else refuses a CUDA run (cli/selftest.c). The
+ * cases are small: the whole selftest takes well under a second on a GPU (NVRTC aside).
  *
- * The case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
+ * The attention case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
  * and head dim, q and k uniform in [-2, 2], v uniform in [-1, 1], rounded to bf16 before the reference
  * sees them, so both sides start from the same numbers. The reference is softmax(q k^T / sqrt(D)) v in
  * double. The bound is max|v| x (2 u + 2 D e32 smax + (lk + 16) 2 e32) with u = 2^-8 (bf16's unit
@@ -21,7 +39,7 @@
  * nothing fails.
  *
  * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
- * xxh64 of dit_forward's kernel source (the plugin hash), the device name, its compute capability and
+ * xxh64 of the kernel sources of dit_forward, vae_decode and text_encode (the plugin hash), the device name, its compute capability and
  * the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never a real run's); written
  * to a temporary file and renamed. One line per kernel:
  * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
