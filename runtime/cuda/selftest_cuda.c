@@ -16,7 +16,8 @@
  *     F x H x W = 2 x 6 x 4 call, bound e32 + 2^-40: one fp32 rounding of a cos or sin).
  *   - gemm: one bf16 GEMM with the bias epilogue (37 x 64 x 96) through gemm.h (cuBLASLt; the DiT's
  *     epilogues, bias and GELU, are cuBLASLt's, not generated kernels): u max|y| + 2 (K + 1) e32 max sum|x w|.
- *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU):
+ *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU), vae_encode (its first
+ *   strided conv, a downsample):
  *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2 2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
  *     max sum|x w| (x and w rounded to tf32, 2^-11 each; fp32 sums, 2 e32 each: tensor cores may truncate).
  *   - vae_norm: rms_norm_cl, 11 positions: (C + 8) e32 max|y| (x 1.1, + 8 e32, with SiLU).
@@ -39,7 +40,7 @@
  * nothing fails.
  *
  * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
- * xxh64 of the kernel sources of dit_forward, vae_decode and text_encode (the plugin hash), the device name, its compute capability and
+ * xxh64 of the kernel sources of the programs tested (the plugin hash), the device name, its compute capability and
  * the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never a real run's); written
  * to a temporary file and renamed. One line per kernel:
  * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
@@ -63,6 +64,7 @@
 
 extern const sky_dit_cuda_desc dit_forward_cuda;
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
+extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
 extern const sky_enc_cuda_desc text_encode_cuda __attribute__((weak));
 
 enum { LQ = 130, LK = 150 };
@@ -334,6 +336,7 @@ static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err
     XXH64_reset(h, 0);
     XXH64_update(h, dit_forward_cuda.kernels_src, strlen(dit_forward_cuda.kernels_src));
     if (&vae_decode_cuda) XXH64_update(h, vae_decode_cuda.kernels_src, strlen(vae_decode_cuda.kernels_src));
+    if (&vae_encode_cuda) XXH64_update(h, vae_encode_cuda.kernels_src, strlen(vae_encode_cuda.kernels_src));
     if (&text_encode_cuda) XXH64_update(h, text_encode_cuda.kernels_src, strlen(text_encode_cuda.kernels_src));
     const unsigned long long hash = (unsigned long long)XXH64_digest(h);
     XXH64_freeState(h);
@@ -421,17 +424,19 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
         if (st == SKY_OK) st = sky_selftest_gemm_row(c, t, err);
     }
     sky_selftest_prog_unload(&dit);
-    if (st == SKY_OK && &vae_decode_cuda) {
-        const sky_vae_cuda_desc *v = &vae_decode_cuda;
-        sky_selftest_prog        vae = {.src = v->kernels_src,
-                                        .file = v->kernels_file,
-                                        .n = v->n_kernels,
-                                        .names = v->kernel_names,
-                                        .info = v->kernel_info,
-                                        .smem_prefix = "conv_tf32",
-                                        .smem = v->conv_smem};
+    const sky_vae_cuda_desc *vaes[2] = {&vae_decode_cuda, &vae_encode_cuda};
+    for (int i = 0; i < 2 && st == SKY_OK; i++) {
+        const sky_vae_cuda_desc *v = vaes[i];
+        if (!v) continue; /* a variant without it */
+        sky_selftest_prog vae = {.src = v->kernels_src,
+                                 .file = v->kernels_file,
+                                 .n = v->n_kernels,
+                                 .names = v->kernel_names,
+                                 .info = v->kernel_info,
+                                 .smem_prefix = "conv_tf32",
+                                 .smem = v->conv_smem};
         st = sky_selftest_prog_load(c, &vae, err);
-        if (st == SKY_OK) st = sky_selftest_vae_rows(c, &vae, t, err);
+        if (st == SKY_OK) st = sky_selftest_vae_rows(c, &vae, i, t, err);
         sky_selftest_prog_unload(&vae);
     }
     if (st == SKY_OK && &text_encode_cuda) {

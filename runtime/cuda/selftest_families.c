@@ -412,16 +412,20 @@ static sky_status vae_norm_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_sel
     return st;
 }
 
-sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, sky_selftest_table *t, sky_err *err)
+sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, int encode, sky_selftest_table *t, sky_err *err)
 {
-    /* the conv: the first causal 3-D one (KT = 3, not split), else the first */
+    /* the conv: vae_decode's first causal 3-D one (KT = 3, not split), vae_encode's first strided one (the
+     * downsamples), else the first */
     int k = -1;
     for (int i = sky_selftest_find_template(vae, "conv_tf32", 0); i >= 0 && k < 0;
          i = sky_selftest_find_template(vae, "conv_tf32", i + 1))
-        if (sky_selftest_const_int(vae, i, "KT") == 3 && sky_selftest_const_int(vae, i, "SPLIT") == 0) k = i;
+        if (encode ? sky_selftest_const_int(vae, i, "SH") > 1 || sky_selftest_const_int(vae, i, "ST") > 1
+                   : sky_selftest_const_int(vae, i, "KT") == 3 && sky_selftest_const_int(vae, i, "SPLIT") == 0)
+            k = i;
     if (k < 0) k = sky_selftest_find_template(vae, "conv_tf32", 0);
     sky_selftest_row *r;
     if (k >= 0 && (r = row_new(t, "vae_conv", vae->names[k])) && conv_row(c, vae, k, r, err)) return SKY_ERR;
+    if (encode) return SKY_OK; /* the encoder's norms are the decoder's template */
     /* the norm: the first without SiLU, else the first */
     k = -1;
     for (int i = sky_selftest_find_template(vae, "rms_norm_cl", 0); i >= 0 && k < 0;

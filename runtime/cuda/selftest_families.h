@@ -44,7 +44,8 @@ void sky_selftest_fill(uint16_t *h, float *f, size_t n, float a, uint64_t *s);
 /* The rows of each family (appended to t while it has room); SKY_ERR only when a case cannot run. */
 sky_status sky_selftest_rope_rows(sky_cuda *c, sky_selftest_prog *dit, sky_selftest_table *t, sky_err *err);
 sky_status sky_selftest_gemm_row(sky_cuda *c, sky_selftest_table *t, sky_err *err);
-sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, sky_selftest_table *t, sky_err *err);
+/* vae: vae_decode's program (encode = 0: a conv and a norm) or vae_encode's (encode = 1: a strided conv) */
+sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, int encode, sky_selftest_table *t, sky_err *err);
 sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selftest_table *t, sky_err *err);
 
 #endif /* SKY_SELFTEST_FAMILIES_H */

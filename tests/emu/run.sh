@@ -333,7 +333,7 @@ done
 if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
     ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, rope, gemm, vae_conv, vae_norm, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
 else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
-conv=$(awk '$1 == "vae_conv" { print $2 }' "$tmp/st.txt")
+conv=$(awk '$1 == "vae_conv" { print $2; exit }' "$tmp/st.txt")   # vae_decode's
 export SKY_SELFTEST_FAULT=attention_sm90
 run_st f90 "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 if [ "$rc" -eq 1 ] && grep -q "attention_sm90.*FAIL -> fallback attention_sm80" "$tmp/st.txt"; then
