@@ -16,15 +16,19 @@
  *     F x H x W = 2 x 6 x 4 call, bound e32 + 2^-40: one fp32 rounding of a cos or sin).
  *   - gemm: one bf16 GEMM with the bias epilogue (37 x 64 x 96) through gemm.h (cuBLASLt; the DiT's
  *     epilogues, bias and GELU, are cuBLASLt's, not generated kernels): u max|y| + 2 (K + 1) e32 max sum|x w|.
+ *   - layernorm: layernorm_affine (norm3; the image embedder's), every instance, 5 rows: u_y max|y| +
+ *     (2 C + 16) e32 max(|n w| + |b|), as norm+mod.
  *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU), vae_encode (its first
  *   strided conv, a downsample):
  *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2 2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
  *     max sum|x w| (x and w rounded to tf32, 2^-11 each; fp32 sums, 2 e32 each: tensor cores may truncate).
  *   - vae_norm: rms_norm_cl, 11 positions: (C + 8) e32 max|y| (x 1.1, + 8 e32, with SiLU).
+ *   - vae_attn: softmax_rows (the VAE attention's), 3 rows of 300 fp32 scores: (N + 11 + 4 xmax) e32 max p.
  *   text_encode:
  *   - t5_norm: t5_rmsnorm, 5 rows: (2 u + u^2 + (C + 8) e32) max|y| (two bf16 roundings).
  *   - t5_attn: softmax_relbias over 150 tokens: (u + (N + 8) e32) max p (the bf16 score + bias is the
  *     model's, so the reference rounds it too).
+ *   clip_encode: layernorm (its first layernorm_affine) and clip_attn (softmax_rows), the cases above.
  * Only attention_sm90 has a fallback; a failure anywhere else refuses a CUDA run (cli/selftest.c). The
  * cases are small: the whole selftest takes well under a second on a GPU (NVRTC aside).
  *
@@ -66,6 +70,7 @@ extern const sky_dit_cuda_desc dit_forward_cuda;
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
 extern const sky_enc_cuda_desc text_encode_cuda __attribute__((weak));
+extern const sky_enc_cuda_desc clip_encode_cuda __attribute__((weak));
 
 enum { LQ = 130, LK = 150 };
 
@@ -338,6 +343,7 @@ static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err
     if (&vae_decode_cuda) XXH64_update(h, vae_decode_cuda.kernels_src, strlen(vae_decode_cuda.kernels_src));
     if (&vae_encode_cuda) XXH64_update(h, vae_encode_cuda.kernels_src, strlen(vae_encode_cuda.kernels_src));
     if (&text_encode_cuda) XXH64_update(h, text_encode_cuda.kernels_src, strlen(text_encode_cuda.kernels_src));
+    if (&clip_encode_cuda) XXH64_update(h, clip_encode_cuda.kernels_src, strlen(clip_encode_cuda.kernels_src));
     const unsigned long long hash = (unsigned long long)XXH64_digest(h);
     XXH64_freeState(h);
     const char *fault = getenv("SKY_SELFTEST_FAULT"); /* test only: a faulty verdict never reaches real runs */
@@ -421,6 +427,7 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
             else if (strcmp(g->kernel_info[i].template_name, "gated_residual") == 0)
                 st = residual_row(c, &dit, i, &t->rows[t->n++], err);
         if (st == SKY_OK) st = sky_selftest_rope_rows(c, &dit, t, err);
+        if (st == SKY_OK) st = sky_selftest_layernorm_rows(c, &dit, 1, t, err);
         if (st == SKY_OK) st = sky_selftest_gemm_row(c, t, err);
     }
     sky_selftest_prog_unload(&dit);
@@ -437,6 +444,7 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
                                  .smem = v->conv_smem};
         st = sky_selftest_prog_load(c, &vae, err);
         if (st == SKY_OK) st = sky_selftest_vae_rows(c, &vae, i, t, err);
+        if (st == SKY_OK && i == 0) st = sky_selftest_softmax_row(c, &vae, "vae_attn", t, err);
         sky_selftest_prog_unload(&vae);
     }
     if (st == SKY_OK && &text_encode_cuda) {
@@ -449,6 +457,18 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
         st = sky_selftest_prog_load(c, &text, err);
         if (st == SKY_OK) st = sky_selftest_t5_rows(c, &text, t, err);
         sky_selftest_prog_unload(&text);
+    }
+    if (st == SKY_OK && &clip_encode_cuda) {
+        const sky_enc_cuda_desc *e = &clip_encode_cuda;
+        sky_selftest_prog        clip = {.src = e->kernels_src,
+                                         .file = e->kernels_file,
+                                         .n = e->n_kernels,
+                                         .names = e->kernel_names,
+                                         .info = e->kernel_info};
+        st = sky_selftest_prog_load(c, &clip, err);
+        if (st == SKY_OK) st = sky_selftest_layernorm_rows(c, &clip, 0, t, err);
+        if (st == SKY_OK) st = sky_selftest_softmax_row(c, &clip, "clip_attn", t, err);
+        sky_selftest_prog_unload(&clip);
     }
     return st ? st : cache_write(t, err);
 }

@@ -436,6 +436,127 @@ sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, int encode
     return SKY_OK;
 }
 
+/* ---- layernorm_affine and softmax_rows (the DiT's norm3, the VAE's attention, CLIP's) -------------- */
+
+/* layernorm_affine on ROWS = 5 rows: x = 0.5 + U[-2, 2] in its stored type (rounded to bf16 first where the
+ * instance does: ROUND_IN, the model's cast), weight and bias U[-1, 1] fp32. Bound: u_y max|y| (u_y = u for
+ * a bf16 output, else 0) + (2 C + 16) e32 max(|n w| + |b|): the fp32 sums of C terms for the mean and the
+ * variance, rsqrtf and the products and sum. */
+static sky_status layernorm_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 5 };
+    const int   C = sky_selftest_const_int(p, k, "C"), threads = sky_selftest_const_int(p, k, "THREADS");
+    const int   rin = sky_selftest_const_int(p, k, "ROUND_IN");
+    const int   xbf = sky_selftest_const_bf16(p, k, "TX"), ybf = sky_selftest_const_bf16(p, k, "TY");
+    const char *eps = sky_selftest_const(p, k, "EPS");
+    if (C < 1 || threads < 1 || rin < 0 || !eps)
+        return sky_fail(err, "selftest: %s: no C, THREADS, ROUND_IN or EPS in its kernel info", p->names[k]);
+    const size_t n = (size_t)ROWS * C;
+    float       *f = malloc((2 * n + 2 * C) * sizeof *f);
+    uint16_t    *h = malloc((n + 2 * C) * 2);
+    st_case      cs = {0};
+    sky_status   st =
+        f && h ? case_open(&cs, c, (2 * n + 2 * C) * 4, err) : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) {
+        uint64_t seed = 0x1aff1eULL + (uint64_t)k;
+        float   *x = f, *wb = f + n, *y = wb + 2 * C;
+        sky_selftest_fill(h, x, n, 2.0f, &seed);
+        for (size_t i = 0; i < n; i++) {
+            x[i] += 0.5f;
+            if (xbf || rin) x[i] = sky_bf16_to_f32(h[i] = sky_f32_to_bf16(x[i]));
+        }
+        sky_selftest_fill(h + n, wb, 2 * (size_t)C, 1.0f, &seed);
+        const CUdeviceptr dy = cs.dev, dx = cs.dev + n * 4, dw = cs.dev + n * 8, db = dw + (size_t)C * 4;
+        put(&cs, n * 4, xbf ? (const void *)h : (const void *)x, n * (xbf ? 2 : 4));
+        put(&cs, n * 8, wb, 2 * (size_t)C * 4);
+        memset(y, 0xff, n * 4);
+        put(&cs, 0, y, n * 4);
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dw, (void *)&db};
+        sky_cuda_launch(&p->st, k, ROWS, 1, (unsigned)threads, 0, c->stream, args);
+        get(&cs, 0, ybf ? (void *)h : (void *)y, n * (ybf ? 2 : 4));
+        st_err e = {0, 1};
+        double ymax = 0, tmax = 0;
+        for (int row = 0; row < ROWS; row++) {
+            const float *xr = x + (size_t)row * C;
+            double       mean = 0, var = 0;
+            for (int i = 0; i < C; i++) mean += xr[i];
+            mean /= C;
+            for (int i = 0; i < C; i++) var += (xr[i] - mean) * (xr[i] - mean);
+            const double rs = 1 / sqrt(var / C + strtod(eps, NULL));
+            for (int i = 0; i < C; i++) {
+                const double nv = (xr[i] - mean) * rs, want = nv * wb[i] + wb[C + i];
+                err_add(&e, ybf ? sky_bf16_to_f32(h[(size_t)row * C + i]) : y[(size_t)row * C + i], want);
+                ymax = fmax(ymax, fabs(want));
+                tmax = fmax(tmax, fabs(nv * wb[i]) + fabs(wb[C + i]));
+            }
+        }
+        row_done(r, &e, (ybf ? UBF : 0) * ymax + (2.0 * C + 16) * E32 * tmax);
+    }
+    case_close(&cs);
+    free(f), free(h);
+    return st;
+}
+
+/* softmax_rows on ROWS = 3 rows of N = 300 fp32 scores U[-8, 8] (more than a block's 256 threads), scale
+ * 1/8. Each p: the subtraction and the product scale the exponent's error to 2 e32 |x| (x = scale (s - m),
+ * |x| <= xmax), expf 2 ulp (4 e32), for its own term and, at most, for the sum's; the sum of N terms N e32,
+ * the reciprocal and the product 3 e32: (N + 11 + 4 xmax) e32 relative to p; fp32 output. */
+static sky_status softmax_rows_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 3, N = 300 };
+    const size_t n = (size_t)ROWS * N;
+    float       *f = malloc(2 * n * sizeof *f);
+    uint16_t    *h = malloc(n * 2);
+    st_case      cs = {0};
+    sky_status   st = f && h ? case_open(&cs, c, n * 4, err) : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) {
+        uint64_t    seed = 0x50f7ULL;
+        float      *s = f, *y = f + n, scale = 0.125f;
+        int         cols = N;
+        CUdeviceptr ds = cs.dev;
+        sky_selftest_fill(h, s, n, 8.0f, &seed);
+        put(&cs, 0, s, n * 4);
+        void *args[] = {(void *)&ds, (void *)&cols, (void *)&scale};
+        sky_cuda_launch(&p->st, k, ROWS, 1, 256, 0, c->stream, args);
+        get(&cs, 0, y, n * 4);
+        st_err e = {0, 1};
+        double pmax = 0, xmax = 0;
+        for (int row = 0; row < ROWS; row++) {
+            const float *sr = s + (size_t)row * N;
+            double       m = -INFINITY, l = 0;
+            for (int j = 0; j < N; j++) m = fmax(m, sr[j]);
+            for (int j = 0; j < N; j++) l += exp((sr[j] - m) * scale), xmax = fmax(xmax, (m - sr[j]) * scale);
+            for (int j = 0; j < N; j++) {
+                const double want = exp((sr[j] - m) * scale) / l;
+                err_add(&e, y[(size_t)row * N + j], want);
+                pmax = fmax(pmax, want);
+            }
+        }
+        row_done(r, &e, (N + 11.0 + 4 * xmax) * E32 * pmax);
+    }
+    case_close(&cs);
+    free(f), free(h);
+    return st;
+}
+
+sky_status sky_selftest_layernorm_rows(sky_cuda *c, sky_selftest_prog *p, int all, sky_selftest_table *t, sky_err *err)
+{
+    sky_selftest_row *r;
+    for (int k = sky_selftest_find_template(p, "layernorm_affine", 0); k >= 0;
+         k = all ? sky_selftest_find_template(p, "layernorm_affine", k + 1) : -1)
+        if ((r = row_new(t, "layernorm", p->names[k])) && layernorm_row(c, p, k, r, err)) return SKY_ERR;
+    return SKY_OK;
+}
+
+sky_status sky_selftest_softmax_row(sky_cuda *c, sky_selftest_prog *p, const char *family, sky_selftest_table *t,
+                                    sky_err *err)
+{
+    const int         k = sky_selftest_find_template(p, "softmax_rows", 0);
+    sky_selftest_row *r;
+    if (k >= 0 && (r = row_new(t, family, p->names[k])) && softmax_rows_row(c, p, k, r, err)) return SKY_ERR;
+    return SKY_OK;
+}
+
 /* ---- umT5: t5_rmsnorm ------------------------------------------------------------------------- */
 
 /* t5_rmsnorm on ROWS = 5 rows, x U[-2, 2] bf16, w U[-1, 1] fp32. */

@@ -1,7 +1,8 @@
 /* runtime/cuda/selftest_families.h — the parts of the kernel selftest (selftest_cuda.c) shared with
  * selftest_families.c: a generated program's kernels loaded for the selftest, their compile-time
  * constants read from the program's kernel info table (gen/emit/cuda.lua: kernel_info), the inputs, and
- * the families beyond attention, norm+mod and residual (RoPE, GEMM, the VAE's conv and norm, umT5's norm).
+ * the families beyond attention, norm+mod and residual (RoPE, GEMM, layernorm, the VAE's conv, norm and
+ * attention softmax, umT5's norm and relative-bias softmax, CLIP's attention softmax).
  * The header comment of selftest_cuda.c gives every family's case and bound. */
 #ifndef SKY_SELFTEST_FAMILIES_H
 #define SKY_SELFTEST_FAMILIES_H
@@ -46,6 +47,10 @@ sky_status sky_selftest_rope_rows(sky_cuda *c, sky_selftest_prog *dit, sky_selft
 sky_status sky_selftest_gemm_row(sky_cuda *c, sky_selftest_table *t, sky_err *err);
 /* vae: vae_decode's program (encode = 0: a conv and a norm) or vae_encode's (encode = 1: a strided conv) */
 sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, int encode, sky_selftest_table *t, sky_err *err);
+/* layernorm_affine of p: every instance (all = 1) or the first; softmax_rows of p as a row of `family` */
+sky_status sky_selftest_layernorm_rows(sky_cuda *c, sky_selftest_prog *p, int all, sky_selftest_table *t, sky_err *err);
+sky_status sky_selftest_softmax_row(sky_cuda *c, sky_selftest_prog *p, const char *family, sky_selftest_table *t,
+                                    sky_err *err);
 sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selftest_table *t, sky_err *err);
 
 #endif /* SKY_SELFTEST_FAMILIES_H */

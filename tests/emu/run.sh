@@ -308,8 +308,8 @@ else
 fi
 
 # 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows,
-#     the norms with modulation, the gated residuals, RoPE, a cuBLASLt GEMM, the VAE's conv and norm, umT5's norm
-#     and relative-bias softmax at small shapes against a double reference of the same inputs, bounds from the
+#     the norms with modulation, the gated residuals, RoPE, a cuBLASLt GEMM, the affine layer norms, the VAE's
+#     conv, norm and softmax, umT5's norm and relative-bias softmax at small shapes against a double reference of the same inputs, bounds from the
 #     dtypes' rounding) and the fallback it drives.
 #     Faults come from the test-only SKY_SELFTEST_FAULT (the named kernel's launches are dropped, in the
 #     selftest and in the run alike); each case has its own cache directory:
@@ -327,11 +327,11 @@ run_st() { SKY_CACHE=$tmp/st-$1 SKY_CUDA_PLUGIN="$plug" "${@:2}"; }
 run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
 missing=""
-for fam in attention norm+mod residual rope gemm vae_conv vae_norm t5_norm t5_attn; do
+for fam in attention norm+mod residual rope gemm layernorm vae_conv vae_norm vae_attn t5_norm t5_attn; do
     awk -v f="$fam" '$1 == f && $NF == "pass" { n++ } END { exit !n }' "$tmp/st.txt" || missing="$missing $fam"
 done
 if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
-    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, rope, gemm, vae_conv, vae_norm, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, rope, gemm, layernorm, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
 else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
 conv=$(awk '$1 == "vae_conv" { print $2; exit }' "$tmp/st.txt")   # vae_decode's
 export SKY_SELFTEST_FAULT=attention_sm90
@@ -444,8 +444,9 @@ done
 # 5. the encoders: text_encode (bf16, as the original runs umT5) on every case of
 #    tests/fixtures/encoders/umt5_tiny/ within 2 x transformers' own bf16 error (tests/fixtures/cuda/umt5_*),
 #    rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers' fp32 CLIP (the
-#    CPU backend's bound, tests/numeric/run_encoders.sh). The spec: the fixtures' t5 and clip sections
-#    around a tiny head-dim-128 I2V DiT (one variant per text length).
+#    CPU backend's bound, tests/numeric/run_encoders.sh); the selftest of that variant passes CLIP's rows
+#    (layernorm, clip_attn) too. The spec: the fixtures' t5 and clip sections around a tiny head-dim-128 I2V
+#    DiT (one variant per text length).
 EF=tests/fixtures/encoders
 for S in 16 40; do
     v=emu_enc_s$S
@@ -495,6 +496,12 @@ for S in 16 40; do
             cat "$tmp/enc.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
             bad "clip_tiny: cuda (emulated) clip_encode"
         fi
+        # the selftest of a variant with clip_encode: CLIP's layer norm and attention softmax rows pass too
+        if SKY_CACHE="$tmp/st-$v" SKY_CUDA_PLUGIN="$PWD/$P" "$B" selftest > "$tmp/st.txt" 2>&1 &&
+           awk '$1 == "clip_attn" && $NF == "pass" { a++ } $1 == "layernorm" && $2 ~ /eps1e05/ && $NF == "pass" { n++ }
+                END { exit !(a && n) }' "$tmp/st.txt"; then
+            ok "$v selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass, with CLIP's: $(awk '$1 == "clip_attn" || ($1 == "layernorm" && /eps1e05/) { printf "%s %s; ", $2, $3 }' "$tmp/st.txt")"
+        else cat "$tmp/st.txt"; bad "$v selftest (emulated): expected every row to pass, CLIP's layernorm and clip_attn among them"; fi
     fi
     rm -rf "out/$v" "build/$v" "build/cmake-$v.log" "build/emu/$v"
 done
