@@ -113,9 +113,10 @@ end
 
 -- A set of kernel instances: set:add(template, consts) renders templates/cuda/<template>.cu.in once per
 -- distinct name (emit/names.lua) and returns the name; two instances that share a name must render the
--- same text. set.comments[name]: the comment beside the kernel (its template and constants).
+-- same text. set.comments[name]: the comment beside the kernel (its template and constants);
+-- set.instance[name]: { template, consts } (cuda.tables writes them as the kernel info table).
 function cuda.new_set(ctx)
-    local set = { kernels = {}, order = {}, templates_used = {}, comments = {}, consts_of = {} }
+    local set = { kernels = {}, order = {}, templates_used = {}, comments = {}, consts_of = {}, instance = {} }
     function set:add(template, consts)
         local name = names.kernel("cuda", template, consts)
         local full = names.procedural(template, consts)
@@ -127,6 +128,7 @@ function cuda.new_set(ctx)
             local text, path = render_kernel(ctx, template, consts, name)
             self.kernels[name], self.consts_of[name] = text, full
             self.comments[name] = names.comment(name, path, consts)
+            self.instance[name] = { template = template, consts = consts }
             self.order[#self.order + 1] = name
             self.templates_used[path] = true
         end
@@ -348,7 +350,37 @@ local function gemm_tables(h, E)
     h:blank()
 end
 
--- The weights enum, the kernel enum and name table, the GEMM names and table of E's program (after
+-- Each kernel's template and compile-time constants as data (the selftest reads them: runtime/cuda/
+-- selftest_cuda.c): "static const sky_kernel_const KC_<NAME>[]" of {key, value} in key order, the value as
+-- the template got it (per-channel lists left out, as in the comments), then <program>_kernel_info, one
+-- row per kernel in table order (cuda_program.h: sky_kernel_info).
+local function kernel_info(h, E)
+    local program, set = E.g.name, E.set
+    h:line("/* each kernel's template and constants, table order (the per-channel lists left out) */")
+    local counts = {}
+    for _, name in ipairs(set.order) do
+        local inst, kv = set.instance[name], {}
+        for _, key in ipairs(sorted.keys(inst.consts)) do
+            local v = inst.consts[key]
+            if not (type(v) == "string" and v:find(",", 1, true)) then
+                kv[#kv + 1] = string.format("{%s, %s}", clit.str(key), clit.str(tostring(v)))
+            end
+        end
+        counts[name] = #kv
+        if #kv > 0 then
+            h:line("static const sky_kernel_const KC_%s[] = {%s};", ident(name), table.concat(kv, ", "))
+        end
+    end
+    h:open(string.format("const sky_kernel_info %s_kernel_info[%d] = {", program, #set.order))
+    for _, name in ipairs(set.order) do
+        h:line("{%s, %s, %d, %s},", clit.str(name), clit.str(set.instance[name].template), counts[name],
+               counts[name] > 0 and ("KC_" .. ident(name)) or "NULL")
+    end
+    h:close("};")
+    h:blank()
+end
+
+-- The weights enum, the kernel enum, name table and info table (kernel_info), the GEMM names and table of E's program (after
 -- write_kernels, which sorts the kernels).
 function cuda.tables(h, E)
     local program, set = E.g.name, E.set
@@ -365,6 +397,7 @@ function cuda.tables(h, E)
     for _, name in ipairs(set.order) do h:line("%s,", clit.str(name)) end
     h:close("};")
     h:blank()
+    kernel_info(h, E)
     gemm_tables(h, E)
 end
 
@@ -405,7 +438,7 @@ function cuda.desc_open(h, E, ctype, kernels_file)
     else
         h:line(".kernels_src = %s_kernels_src,", name)
     end
-    h:line(".n_kernels = %d, .kernel_names = %s_kernel_names,", #E.set.order, name)
+    h:line(".n_kernels = %d, .kernel_names = %s_kernel_names, .kernel_info = %s_kernel_info,", #E.set.order, name, name)
     h:line(".n_gemms = %d, .gemms = %s_gemms,", #E.gemms, name)
 end
 

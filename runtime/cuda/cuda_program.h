@@ -32,23 +32,39 @@ typedef struct sky_cuda_program {
     void *trace_ctx;
 } sky_cuda_program;
 
+/* One compile-time constant of a kernel instance: its key and its value as the template got it ("1536",
+ * "bf16", "1e-06f"). */
+typedef struct sky_kernel_const {
+    const char *key, *value;
+} sky_kernel_const;
+
+/* A kernel of a generated program as data (gen/emit/cuda.lua: kernel_info): its name, its template
+ * (templates/cuda/<template>.cu.in) and its constants in key order, the per-channel lists left out. */
+typedef struct sky_kernel_info {
+    const char             *name;
+    const char             *template_name;
+    int                     n_consts;
+    const sky_kernel_const *consts;
+} sky_kernel_info;
+
 /* What the generated gen/dit_forward_cuda.c describes: the kernels (their source for NVRTC and their
  * names, table order), the GEMM table, each weight's device dtype, the CUDA plan's arena and input
  * slots, and the launch sequence of one forward. */
 typedef struct sky_dit_cuda_desc {
-    const char          *kernels_src;
-    int                  n_kernels;
-    const char *const   *kernel_names;
-    int                  n_gemms;
-    const sky_gemm_desc *gemms;
-    int                  n_weights;
-    const unsigned char *weight_bf16; /* 1: uploaded as bf16, 0: fp32 */
-    size_t               arena_bytes;
-    size_t               prompt_bytes;                       /* one prompt arena: the cross-attention keys and values */
-    int                  attention_smem;                     /* dynamic shared memory of the sm_80 attention kernels */
-    int                  attention90_smem;                   /* and of the sm_90a ones */
-    sky_slot             x, y, t, context, clip_fea, fps, v; /* bytes 0 where absent */
-    sky_slot             tokens, hidden, e, e0;              /* what TeaCache reads between the parts (program.h) */
+    const char            *kernels_src;
+    int                    n_kernels;
+    const char *const     *kernel_names;
+    const sky_kernel_info *kernel_info; /* one per kernel, table order */
+    int                    n_gemms;
+    const sky_gemm_desc   *gemms;
+    int                    n_weights;
+    const unsigned char   *weight_bf16; /* 1: uploaded as bf16, 0: fp32 */
+    size_t                 arena_bytes;
+    size_t                 prompt_bytes;     /* one prompt arena: the cross-attention keys and values */
+    int                    attention_smem;   /* dynamic shared memory of the sm_80 attention kernels */
+    int                    attention90_smem; /* and of the sm_90a ones */
+    sky_slot               x, y, t, context, clip_fea, fps, v; /* bytes 0 where absent */
+    sky_slot               tokens, hidden, e, e0;              /* what TeaCache reads between the parts (program.h) */
     /* the forward in its four parts (gen/programs/dit.lua): context (once per prompt: it writes the prompt
      * arena st->prompt), embed, blocks, head (apart for TeaCache); a step: embed, blocks and head */
     void (*record_part[4])(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int Ft);
@@ -63,16 +79,17 @@ typedef struct sky_dit_cuda_desc {
  * preprocessed pixels, fp32) and the output slot (fp32 [rows, dim], as the CPU program's), and the launch
  * sequence of one call (n: the prompt's real tokens; unused by clip_encode). */
 typedef struct sky_enc_cuda_desc {
-    const char          *kernels_src;
-    const char          *kernels_file;
-    int                  n_kernels;
-    const char *const   *kernel_names;
-    int                  n_gemms;
-    const sky_gemm_desc *gemms;
-    int                  n_weights;
-    const unsigned char *weight_bf16;
-    size_t               arena_bytes;
-    sky_slot             in, out;
+    const char            *kernels_src;
+    const char            *kernels_file;
+    int                    n_kernels;
+    const char *const     *kernel_names;
+    const sky_kernel_info *kernel_info; /* one per kernel, table order */
+    int                    n_gemms;
+    const sky_gemm_desc   *gemms;
+    int                    n_weights;
+    const unsigned char   *weight_bf16;
+    size_t                 arena_bytes;
+    sky_slot               in, out;
     void (*record)(const struct sky_cuda_program *st, CUstream s, int n);
 } sky_enc_cuda_desc;
 
@@ -92,6 +109,7 @@ typedef struct sky_vae_cuda_desc {
     const char              *kernels_file; /* the name NVRTC compiles it under */
     int                      n_kernels;
     const char *const       *kernel_names;
+    const sky_kernel_info   *kernel_info; /* one per kernel, table order */
     int                      n_gemms;
     const sky_gemm_desc     *gemms;
     int                      n_weights;

@@ -1,15 +1,38 @@
-/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (models/cuda_abi.h: selftest): the kernels
- * that have a fallback run on the device at hand at a small shape against a CPU reference, and the
- * verdict is cached per device and plugin beside the NVRTC cache.
+/* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (models/cuda_abi.h: selftest): a kernel
+ * of every family the variant's programs use runs on the device at hand at a small shape against a CPU
+ * reference, and the verdict is cached per device and plugin beside the NVRTC cache. The families past
+ * attention, norm+mod and residual are in selftest_families.c.
  *
- * Today it covers three families of dit_forward: attention, attention_sm90 (TMA, wgmma; only on a cc 9.0
- * device, where it is the default; its fallback is attention_sm80) and attention_sm80 (no fallback: a
- * failure refuses the run); the norms with modulation (layernorm_modulate) and the gated residuals
- * (gated_residual), every instance, no fallback. The other families (RoPE, GEMM epilogues, the VAE and encoder kernels) have one
- * kernel each with no alternative, so a failure there could only refuse the run; they are checked against
- * the CPU backend by the emulator tier and tests/gpu/, not here yet.
+ * The families, each against a plain CPU reference in double from the same inputs (rounded to the
+ * kernel's input dtype first), every output starting as NaN bytes (a kernel that writes nothing fails);
+ * u = 2^-8 is bf16's unit roundoff (8 significant bits, round to nearest: |round(x) - x| <= 2^-8 |x|),
+ * e32 = 2^-24 fp32's. Each kernel's constants come from its program's kernel info table
+ * (sky_kernel_info, written by gen/emit/cuda.lua), not from the source.
+ *   dit_forward:
+ *   - attention: attention_sm90 (TMA, wgmma; only on a cc 9.0 device, where it is the default; its
+ *     fallback is attention_sm80) and attention_sm80 (no fallback); the case below.
+ *   - norm+mod (layernorm_modulate) and residual (gated_residual), every instance: norm_row, residual_row.
+ *   - rope: rmsnorm_rope (5 rows, bound u max|y| + (C + 16) e32 max(|a c| + |b s|)) and rope_table (an
+ *     F x H x W = 2 x 6 x 4 call, bound e32 + 2^-40: one fp32 rounding of a cos or sin).
+ *   - gemm: one bf16 GEMM with the bias epilogue (37 x 64 x 96) through gemm.h (cuBLASLt; the DiT's
+ *     epilogues, bias and GELU, are cuBLASLt's, not generated kernels): u max|y| + 2 (K + 1) e32 max sum|x w|.
+ *   - layernorm: layernorm_affine (norm3; the image embedder's), every instance, 5 rows: u_y max|y| +
+ *     (2 C + 16) e32 max(|n w| + |b|), as norm+mod.
+ *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU), vae_encode (its first
+ *   strided conv, a downsample):
+ *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2 2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
+ *     max sum|x w| (x and w rounded to tf32, 2^-11 each; fp32 sums, 2 e32 each: tensor cores may truncate).
+ *   - vae_norm: rms_norm_cl, 11 positions: (C + 8) e32 max|y| (x 1.1, + 8 e32, with SiLU).
+ *   - vae_attn: softmax_rows (the VAE attention's), 3 rows of 300 fp32 scores: (N + 11 + 4 xmax) e32 max p.
+ *   text_encode:
+ *   - t5_norm: t5_rmsnorm, 5 rows: (2 u + u^2 + (C + 8) e32) max|y| (two bf16 roundings).
+ *   - t5_attn: softmax_relbias over 150 tokens: (u + (N + 8) e32) max p (the bf16 score + bias is the
+ *     model's, so the reference rounds it too).
+ *   clip_encode: layernorm (its first layernorm_affine) and clip_attn (softmax_rows), the cases above.
+ * Only attention_sm90 has a fallback; a failure anywhere else refuses a CUDA run (cli/selftest.c). The
+ * cases are small: the whole selftest takes well under a second on a GPU (NVRTC aside).
  *
- * The case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
+ * The attention case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
  * and head dim, q and k uniform in [-2, 2], v uniform in [-1, 1], rounded to bf16 before the reference
  * sees them, so both sides start from the same numbers. The reference is softmax(q k^T / sqrt(D)) v in
  * double. The bound is max|v| x (2 u + 2 D e32 smax + (lk + 16) 2 e32) with u = 2^-8 (bf16's unit
@@ -21,7 +44,7 @@
  * nothing fails.
  *
  * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
- * xxh64 of dit_forward's kernel source (the plugin hash), the device name, its compute capability and
+ * xxh64 of the kernel sources of the programs tested (the plugin hash), the device name, its compute capability and
  * the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never a real run's); written
  * to a temporary file and renamed. One line per kernel:
  * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
@@ -41,63 +64,15 @@
 #include "cuda/cuda_program.h"
 #include "cuda/nvrtc_cache.h"
 #include "cuda/selftest_cuda.h"
+#include "cuda/selftest_families.h"
 
 extern const sky_dit_cuda_desc dit_forward_cuda;
+extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
+extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
+extern const sky_enc_cuda_desc text_encode_cuda __attribute__((weak));
+extern const sky_enc_cuda_desc clip_encode_cuda __attribute__((weak));
 
 enum { LQ = 130, LK = 150 };
-
-/* The line of the generated kernels' source that gives a kernel's template constants (gen/emit/names.lua writes
- * one before each kernel: "// <name>: templates/cuda/<t>.cu.in with KEY=value KEY=value ..."), or NULL. */
-static const char *param_line(const char *name)
-{
-    const size_t n = strlen(name);
-    for (const char *p = dit_forward_cuda.kernels_src; (p = strstr(p, "// ")) != NULL; p += 3)
-        if (strncmp(p + 3, name, n) == 0 && p[3 + n] == ':' && (p == dit_forward_cuda.kernels_src || p[-1] == '\n'))
-            return p;
-    return NULL;
-}
-
-/* The value of constant `key` of kernel `name` (param_line), or NULL; *len its length. */
-static const char *param(const char *name, const char *key, size_t *len)
-{
-    const char  *line = param_line(name);
-    const size_t k = strlen(key);
-    if (!line) return NULL;
-    const char *end = strchr(line, '\n');
-    for (const char *p = line; (p = strstr(p, key)) != NULL && (!end || p < end); p += k)
-        if (p[-1] == ' ' && p[k] == '=') {
-            *len = strcspn(p + k + 1, " \n");
-            return p + k + 1;
-        }
-    return NULL;
-}
-
-/* The integer constant `key` of kernel `name`, or -1. */
-static int name_int(const char *name, const char *key)
-{
-    size_t      len;
-    const char *v = param(name, key, &len);
-    return v ? atoi(v) : -1;
-}
-
-/* 1 when constant `key` (a type: TX, TY, TU) of kernel `name` is bf16. */
-static int name_bf16(const char *name, const char *key)
-{
-    size_t      len;
-    const char *v = param(name, key, &len);
-    return v && len == 4 && strncmp(v, "bf16", 4) == 0;
-}
-
-/* Deterministic values in [-a, a], rounded to bf16: the device copy in h, the value in f. */
-static void fill(uint16_t *h, float *f, size_t n, float a, uint64_t *s)
-{
-    for (size_t i = 0; i < n; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        const float x = a * (2.0f * (float)(*s >> 40) / (float)(1 << 24) - 1.0f);
-        h[i] = sky_f32_to_bf16(x);
-        f[i] = sky_bf16_to_f32(h[i]);
-    }
-}
 
 /* The reference o [LQ, NH D] in double from the bf16-rounded q, k, v; *smax as in the header. */
 static void reference(const float *q, const float *k, const float *v, int nh, int d, double *o, double *smax)
@@ -138,30 +113,28 @@ typedef struct attn_case {
 } attn_case;
 
 /* Launch kernel index `ki` (attention_sm90 or attention_sm80) on the case; fills the row. */
-static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky_selftest_row *r)
+static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *a, sky_selftest_row *r)
 {
-    const char      *name = dit_forward_cuda.kernel_names[ki];
-    const int        sm90 = strncmp(name, "attention_sm90", 14) == 0, cols = a->nh * a->d;
-    const int        smem = name_int(name, "SMEM"), lq = LQ, lk = LK;
-    const float      scale = (float)(1.4426950408889634 / sqrt(a->d));
-    const size_t     n = (size_t)LQ * cols;
-    sky_cuda_program st = {
-        .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
+    const char  *name = p->names[ki];
+    const int    sm90 = strncmp(name, "attention_sm90", 14) == 0, cols = a->nh * a->d;
+    const int    smem = sky_selftest_const_int(p, ki, "SMEM"), lq = LQ, lk = LK;
+    const float  scale = (float)(1.4426950408889634 / sqrt(a->d));
+    const size_t n = (size_t)LQ * cols;
     memset(a->out, 0xff, n * 2); /* NaN: a kernel that writes nothing fails */
     SKY_CU_CHECK(cuMemcpyHtoDAsync(a->o, a->out, n * 2, c->stream));
     if (sm90) {
         CUtensorMap tq, tk, tv;
         /* K and V boxes of the schedule's key tile (BLOCK_N: 128, or 176 for sm90_fa3), as the generated code's */
-        const int bn = name_int(name, "BLOCK_N") > 0 ? name_int(name, "BLOCK_N") : 128;
+        const int bn = sky_selftest_const_int(p, ki, "BLOCK_N") > 0 ? sky_selftest_const_int(p, ki, "BLOCK_N") : 128;
         sky_cuda_tmap_bf16(&tq, a->q, LQ, cols, 128);
         sky_cuda_tmap_bf16(&tk, a->k, LK, cols, bn);
         sky_cuda_tmap_bf16(&tv, a->v, LK, cols, bn);
         void *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
-        sky_cuda_launch(&st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
+        sky_cuda_launch(&p->st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
     } else {
-        const int bm = name_int(name, "BLOCK_M"), threads = name_int(name, "THREADS");
+        const int bm = sky_selftest_const_int(p, ki, "BLOCK_M"), threads = sky_selftest_const_int(p, ki, "THREADS");
         void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
-        sky_cuda_launch(&st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
+        sky_cuda_launch(&p->st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
                         c->stream, args);
     }
     SKY_CU_CHECK(cuMemcpyDtoHAsync(a->out, a->o, n * 2, c->stream));
@@ -183,20 +156,13 @@ static void attention_row(sky_cuda *c, CUfunction *fn, int ki, attn_case *a, sky
 }
 
 /* The attention rows: the sm_90a kernel first (on a cc 9.0 device only), then the sm_80 one. */
-static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table *t, sky_err *err)
+static sky_status attention_rows(sky_cuda *c, sky_selftest_prog *p, sky_selftest_table *t, sky_err *err)
 {
-    const sky_dit_cuda_desc *g = &dit_forward_cuda;
-    int                      k90 = -1, k80 = -1;
-    for (int i = 0; i < g->n_kernels; i++) {
-        if (k90 < 0 && strncmp(g->kernel_names[i], "attention_sm90", 14) == 0) k90 = i;
-        if (k80 < 0 && strncmp(g->kernel_names[i], "attention_sm80", 14) == 0) k80 = i;
-    }
+    const int k90 = sky_selftest_find_template(p, "attention_sm90", 0),
+              k80 = sky_selftest_find_template(p, "attention_sm80", 0);
     if (k80 < 0) return SKY_OK; /* a program without attention */
-    attn_case a = {.nh = name_int(g->kernel_names[k80], "NH"), .d = name_int(g->kernel_names[k80], "D")};
-    if (a.nh < 1 || a.d < 1)
-        return sky_fail(err,
-                        "selftest: %s: no template constants before it in the kernels' source (gen/emit/names.lua)",
-                        g->kernel_names[k80]);
+    attn_case a = {.nh = sky_selftest_const_int(p, k80, "NH"), .d = sky_selftest_const_int(p, k80, "D")};
+    if (a.nh < 1 || a.d < 1) return sky_fail(err, "selftest: %s: no NH or D in its kernel info", p->names[k80]);
     const size_t nq = (size_t)LQ * a.nh * a.d, nk = (size_t)LK * a.nh * a.d;
     uint16_t    *h = malloc((nq + 2 * nk) * 2);
     float       *f = malloc((nq + 2 * nk) * sizeof *f);
@@ -208,8 +174,8 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
         return sky_fail(err, "selftest: out of host memory");
     }
     uint64_t seed = 0x5eedULL;
-    fill(h, f, nq + nk, 2.0f, &seed);
-    fill(h + nq + nk, f + nq + nk, nk, 1.0f, &seed);
+    sky_selftest_fill(h, f, nq + nk, 2.0f, &seed);
+    sky_selftest_fill(h + nq + nk, f + nq + nk, nk, 1.0f, &seed);
     double smax;
     reference(f, f + nq, f + nq + nk, a.nh, a.d, a.ref, &smax);
     const double e32 = ldexp(1, -24);
@@ -218,8 +184,8 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
     if (st == SKY_OK) {
         a.q = (CUdeviceptr)(uintptr_t)dev, a.k = a.q + nq * 2, a.v = a.k + nk * 2, a.o = a.v + nk * 2;
         SKY_CU_CHECK(cuMemcpyHtoDAsync(a.q, h, (nq + 2 * nk) * 2, c->stream)); /* stream-ordered before the launches */
-        if (k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0) attention_row(c, fn, k90, &a, &t->rows[t->n++]);
-        attention_row(c, fn, k80, &a, &t->rows[t->n++]);
+        if (k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0) attention_row(c, p, k90, &a, &t->rows[t->n++]);
+        attention_row(c, p, k80, &a, &t->rows[t->n++]);
         sky_cuda_arena_free(c, dev);
     }
     free(h), free(f), free(a.ref), free(a.out);
@@ -231,16 +197,16 @@ static sky_status attention_rows(sky_cuda *c, CUfunction *fn, sky_selftest_table
  * type, mod U[-1, 1] fp32; reference in double on those values. Bound: u_y max|y| (u_y = 2^-8 for a bf16
  * output, 0 for fp32) + (2 C + 16) e32 max(|n| |1 + scale| + |shift|), n the normalised value: the fp32
  * sums of C terms for the mean and the variance, rsqrt and the two products. */
-static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
+static sky_status norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selftest_row *r, sky_err *err)
 {
     enum { ROWS = 6, TPR = 3 };
-    const char *name = dit_forward_cuda.kernel_names[ki];
-    const int   C = name_int(name, "C"), chunks = name_int(name, "CHUNKS"), threads = name_int(name, "THREADS");
-    const int   sc = name_int(name, "SCALE"), sh = name_int(name, "SHIFT"), tpr = TPR;
-    const int   xbf = name_bf16(name, "TX"), ybf = name_bf16(name, "TY");
-    if (C < 1 || chunks < 1)
-        return sky_fail(
-            err, "selftest: %s: no template constants before it in the kernels' source (gen/emit/names.lua)", name);
+    const char *name = p->names[ki];
+    const int   C = sky_selftest_const_int(p, ki, "C"), chunks = sky_selftest_const_int(p, ki, "CHUNKS");
+    const int   threads = sky_selftest_const_int(p, ki, "THREADS"), tpr = TPR;
+    const int   sc = sky_selftest_const_int(p, ki, "SCALE"), sh = sky_selftest_const_int(p, ki, "SHIFT");
+    const int   xbf = sky_selftest_const_bf16(p, ki, "TX"), ybf = sky_selftest_const_bf16(p, ki, "TY");
+    if (C < 1 || chunks < 1 || threads < 1 || sc < 0 || sh < 0)
+        return sky_fail(err, "selftest: %s: no C, CHUNKS, THREADS, SCALE or SHIFT in its kernel info", name);
     const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
     float       *x = malloc(n * sizeof *x), *mod = malloc(nm * sizeof *mod), *y = malloc(n * sizeof *y);
     uint16_t    *xh = malloc(n * 2), *yh = malloc(n * 2), *mh = malloc(nm * 2);
@@ -252,19 +218,17 @@ static sky_status norm_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row
     sky_status st = x && mod && y && xh && yh && mh ? SKY_OK : sky_fail(err, "selftest: out of host memory");
     if (st == SKY_OK) st = sky_cuda_arena_alloc(c, (n * 2 + nm) * 4, &dev, "the selftest's norm case", err);
     if (st == SKY_OK) {
-        fill(xh, x, n, 2.0f, &seed);
+        sky_selftest_fill(xh, x, n, 2.0f, &seed);
         for (size_t i = 0; i < n; i++) x[i] = xbf ? sky_bf16_to_f32(xh[i] = sky_f32_to_bf16(x[i] + 0.5f)) : x[i] + 0.5f;
-        fill(mh, mod, nm, 1.0f, &seed);
+        sky_selftest_fill(mh, mod, nm, 1.0f, &seed);
         const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, dm = dx + n * 4;
         memset(y, 0xff, n * 4); /* NaN */
         SKY_CU_CHECK(cuMemcpyHtoDAsync(dx, xbf ? (const void *)xh : (const void *)x, n * (xbf ? 2 : 4), c->stream));
         SKY_CU_CHECK(cuMemcpyHtoDAsync(dm, mod, nm * 4, c->stream));
         SKY_CU_CHECK(cuMemcpyHtoDAsync(dy, y, n * 4, c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
-        sky_cuda_program st = {
-            .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
         void *args[] = {(void *)&dy, (void *)&dx, (void *)&dm, (void *)&tpr};
-        sky_cuda_launch(&st, ki, ROWS, 1, (unsigned)threads, 0, c->stream, args);
+        sky_cuda_launch(&p->st, ki, ROWS, 1, (unsigned)threads, 0, c->stream, args);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)yh : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
         double e = 0, ymax = 0, tmax = 0;
@@ -309,16 +273,16 @@ static void upload(sky_cuda *c, CUdeviceptr p, float *f, size_t n, int bf16, uin
 /* gated_residual (y = x + u gate, the gate chunk of the token's modulation row): 6 rows, 3 per modulation
  * row, x, u U[-2, 2] and mod U[-1, 1], each rounded to its stored type. Bound: u_y max|y| (u_y = 2^-8 for
  * a bf16 output, else 0) + 2 e32 max(|x| + 2 |u gate|): the fp32 product and sum. */
-static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest_row *r, sky_err *err)
+static sky_status residual_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selftest_row *r, sky_err *err)
 {
     enum { ROWS = 6, TPR = 3 };
-    const char *name = dit_forward_cuda.kernel_names[ki];
-    const int   C = name_int(name, "C"), chunks = name_int(name, "CHUNKS"), gate = name_int(name, "GATE");
-    const int   xbf = name_bf16(name, "TX"), ubf = name_bf16(name, "TU");
-    const int   ybf = name_bf16(name, "TY"), rows = ROWS, tpr = TPR;
-    if (C < 1 || chunks < 1)
-        return sky_fail(
-            err, "selftest: %s: no template constants before it in the kernels' source (gen/emit/names.lua)", name);
+    const char *name = p->names[ki];
+    const int   C = sky_selftest_const_int(p, ki, "C"), chunks = sky_selftest_const_int(p, ki, "CHUNKS");
+    const int   gate = sky_selftest_const_int(p, ki, "GATE"), rows = ROWS, tpr = TPR;
+    const int   xbf = sky_selftest_const_bf16(p, ki, "TX"), ubf = sky_selftest_const_bf16(p, ki, "TU");
+    const int   ybf = sky_selftest_const_bf16(p, ki, "TY");
+    if (C < 1 || chunks < 1 || gate < 0)
+        return sky_fail(err, "selftest: %s: no C, CHUNKS or GATE in its kernel info", name);
     const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
     float       *h = malloc((3 * n + nm) * sizeof *h);
     uint16_t    *s = malloc((n > nm ? n : nm) * 2);
@@ -331,19 +295,17 @@ static sky_status residual_row(sky_cuda *c, CUfunction *fn, int ki, sky_selftest
     if (st == SKY_OK) {
         float   *x = h, *u = h + n, *y = h + 2 * n, *mod = h + 3 * n;
         uint64_t seed = 0x9e51dULL + (uint64_t)ki;
-        fill(s, x, n, 2.0f, &seed);
-        fill(s, u, n, 2.0f, &seed);
-        fill(s, mod, nm, 1.0f, &seed);
+        sky_selftest_fill(s, x, n, 2.0f, &seed);
+        sky_selftest_fill(s, u, n, 2.0f, &seed);
+        sky_selftest_fill(s, mod, nm, 1.0f, &seed);
         const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dx = dy + n * 4, du = dx + n * 4, dm = du + n * 4;
         upload(c, dx, x, n, xbf, s);
         upload(c, du, u, n, ubf, s);
         upload(c, dm, mod, nm, 0, s);
         memset(y, 0xff, n * 4); /* NaN */
         upload(c, dy, y, n, 0, s);
-        sky_cuda_program ps = {
-            .fn = fn, .fault_kernel = sky_cuda_fault_kernel(dit_forward_cuda.n_kernels, dit_forward_cuda.kernel_names)};
         void *args[] = {(void *)&dy, (void *)&dx, (void *)&du, (void *)&dm, (void *)&rows, (void *)&tpr};
-        sky_cuda_launch(&ps, ki, (unsigned)((n + 255) / 256), 1, 256, 0, c->stream, args);
+        sky_cuda_launch(&p->st, ki, (unsigned)((n + 255) / 256), 1, 256, 0, c->stream, args);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)s : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
         double e = 0, ymax = 0, tmax = 0;
@@ -373,11 +335,21 @@ static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err
     char dir[900], key[1200];
     /* the directory may not exist yet: with the kernels built in, NVRTC's cache never made it */
     if (sky_nvrtc_cache_dir(dir, sizeof dir, err) || sky_nvrtc_cache_mkdir(dir, err)) return SKY_ERR;
-    const char *src = dit_forward_cuda.kernels_src;
+    /* the plugin hash: the kernel sources of the programs tested */
+    XXH64_state_t *h = XXH64_createState();
+    if (!h) return sky_fail(err, "selftest: out of host memory");
+    XXH64_reset(h, 0);
+    XXH64_update(h, dit_forward_cuda.kernels_src, strlen(dit_forward_cuda.kernels_src));
+    if (&vae_decode_cuda) XXH64_update(h, vae_decode_cuda.kernels_src, strlen(vae_decode_cuda.kernels_src));
+    if (&vae_encode_cuda) XXH64_update(h, vae_encode_cuda.kernels_src, strlen(vae_encode_cuda.kernels_src));
+    if (&text_encode_cuda) XXH64_update(h, text_encode_cuda.kernels_src, strlen(text_encode_cuda.kernels_src));
+    if (&clip_encode_cuda) XXH64_update(h, clip_encode_cuda.kernels_src, strlen(clip_encode_cuda.kernels_src));
+    const unsigned long long hash = (unsigned long long)XXH64_digest(h);
+    XXH64_freeState(h);
     const char *fault = getenv("SKY_SELFTEST_FAULT"); /* test only: a faulty verdict never reaches real runs */
-    int         n = snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d|fault=%s",
-                             SKY_CUDA_PLUGIN_ABI, (unsigned long long)XXH64(src, strlen(src), 0), c->name, c->cc_major,
-                             c->cc_minor, c->driver_version, fault ? fault : "");
+    int         n =
+        snprintf(key, sizeof key, "abi=%d|plugin=%016llx|device=%s|cc=%d.%d|driver=%d|fault=%s", SKY_CUDA_PLUGIN_ABI,
+                 hash, c->name, c->cc_major, c->cc_minor, c->driver_version, fault ? fault : "");
     n = snprintf(path, size, "%s/selftest-%016llx.txt", dir, (unsigned long long)XXH64(key, (size_t)n, 0));
     if (n < 0 || (size_t)n >= size) return sky_fail(err, "selftest: cache path too long under %s", dir);
     return SKY_OK;
@@ -438,24 +410,66 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
     }
     t->n = 0;
     const sky_dit_cuda_desc *g = &dit_forward_cuda;
-    CUmodule                 module = NULL;
-    char                     how[160]; /* built in or NVRTC: the run's device line says it */
-    CUfunction              *fn = calloc((size_t)g->n_kernels, sizeof *fn);
-    if (!fn) return sky_fail(err, "selftest: out of host memory");
-    sky_status st =
-        sky_cuda_kernels_load(c, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels, g->kernel_names,
-                              "attention_sm80", g->attention_smem, &module, fn, how, sizeof how, err);
+    sky_selftest_prog        dit = {.src = g->kernels_src,
+                                    .file = "gen/dit_forward_kernels.cu",
+                                    .n = g->n_kernels,
+                                    .names = g->kernel_names,
+                                    .info = g->kernel_info,
+                                    .smem_prefix = "attention_sm80",
+                                    .smem = g->attention_smem};
+    sky_status               st = sky_selftest_prog_load(c, &dit, err);
     if (st == SKY_OK) {
-        sky_cuda_smem_limit(g->n_kernels, g->kernel_names, fn, "attention_sm90", g->attention90_smem);
-        st = attention_rows(c, fn, t, err);
+        sky_cuda_smem_limit(g->n_kernels, g->kernel_names, dit.fn, "attention_sm90", g->attention90_smem);
+        st = attention_rows(c, &dit, t, err);
         for (int i = 0; st == SKY_OK && i < g->n_kernels && t->n < SKY_SELFTEST_MAX_ROWS; i++)
-            if (strncmp(g->kernel_names[i], "layernorm_modulate", 18) == 0)
-                st = norm_row(c, fn, i, &t->rows[t->n++], err);
-            else if (strncmp(g->kernel_names[i], "gated_residual", 14) == 0)
-                st = residual_row(c, fn, i, &t->rows[t->n++], err);
+            if (strcmp(g->kernel_info[i].template_name, "layernorm_modulate") == 0)
+                st = norm_row(c, &dit, i, &t->rows[t->n++], err);
+            else if (strcmp(g->kernel_info[i].template_name, "gated_residual") == 0)
+                st = residual_row(c, &dit, i, &t->rows[t->n++], err);
+        if (st == SKY_OK) st = sky_selftest_rope_rows(c, &dit, t, err);
+        if (st == SKY_OK) st = sky_selftest_layernorm_rows(c, &dit, 1, t, err);
+        if (st == SKY_OK) st = sky_selftest_gemm_row(c, t, err);
     }
-    if (module) cuModuleUnload(module);
-    free(fn);
+    sky_selftest_prog_unload(&dit);
+    const sky_vae_cuda_desc *vaes[2] = {&vae_decode_cuda, &vae_encode_cuda};
+    for (int i = 0; i < 2 && st == SKY_OK; i++) {
+        const sky_vae_cuda_desc *v = vaes[i];
+        if (!v) continue; /* a variant without it */
+        sky_selftest_prog vae = {.src = v->kernels_src,
+                                 .file = v->kernels_file,
+                                 .n = v->n_kernels,
+                                 .names = v->kernel_names,
+                                 .info = v->kernel_info,
+                                 .smem_prefix = "conv_tf32",
+                                 .smem = v->conv_smem};
+        st = sky_selftest_prog_load(c, &vae, err);
+        if (st == SKY_OK) st = sky_selftest_vae_rows(c, &vae, i, t, err);
+        if (st == SKY_OK && i == 0) st = sky_selftest_softmax_row(c, &vae, "vae_attn", t, err);
+        sky_selftest_prog_unload(&vae);
+    }
+    if (st == SKY_OK && &text_encode_cuda) {
+        const sky_enc_cuda_desc *e = &text_encode_cuda;
+        sky_selftest_prog        text = {.src = e->kernels_src,
+                                         .file = e->kernels_file,
+                                         .n = e->n_kernels,
+                                         .names = e->kernel_names,
+                                         .info = e->kernel_info};
+        st = sky_selftest_prog_load(c, &text, err);
+        if (st == SKY_OK) st = sky_selftest_t5_rows(c, &text, t, err);
+        sky_selftest_prog_unload(&text);
+    }
+    if (st == SKY_OK && &clip_encode_cuda) {
+        const sky_enc_cuda_desc *e = &clip_encode_cuda;
+        sky_selftest_prog        clip = {.src = e->kernels_src,
+                                         .file = e->kernels_file,
+                                         .n = e->n_kernels,
+                                         .names = e->kernel_names,
+                                         .info = e->kernel_info};
+        st = sky_selftest_prog_load(c, &clip, err);
+        if (st == SKY_OK) st = sky_selftest_layernorm_rows(c, &clip, 0, t, err);
+        if (st == SKY_OK) st = sky_selftest_softmax_row(c, &clip, "clip_attn", t, err);
+        sky_selftest_prog_unload(&clip);
+    }
     return st ? st : cache_write(t, err);
 }
 

@@ -30,7 +30,7 @@ typedef struct sky_selftest_row {
     int    pass;         /* max_err <= bound, and every value finite */
 } sky_selftest_row;
 
-#define SKY_SELFTEST_MAX_ROWS 16
+#define SKY_SELFTEST_MAX_ROWS 32
 
 /* The verdict of one device for this plugin: cached beside the NVRTC cache (selftest_cuda.c). */
 typedef struct sky_selftest_table {
@@ -99,8 +99,8 @@ typedef struct sky_cuda_plugin {
 } sky_cuda_plugin;
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
- * 10: mem_bytes and device_info added. */
-#define SKY_CUDA_PLUGIN_ABI 10
+ * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows. */
+#define SKY_CUDA_PLUGIN_ABI 11
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

@@ -307,26 +307,33 @@ else
     bad "lora (cuda, emulated): a run failed"
 fi
 
-# 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows
-#     and the norms with modulation at 6 rows against a double reference of the same bf16 inputs, bounds from
-#     bf16 rounding) and the fallback it drives.
+# 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows,
+#     the norms with modulation, the gated residuals, RoPE, a cuBLASLt GEMM, the affine layer norms, the VAE's
+#     conv, norm and softmax, umT5's norm and relative-bias softmax at small shapes against a double reference of the same inputs, bounds from the
+#     dtypes' rounding) and the fallback it drives.
 #     Faults come from the test-only SKY_SELFTEST_FAULT (the named kernel's launches are dropped, in the
 #     selftest and in the run alike); each case has its own cache directory:
-#       - no fault: every row passes, exit 0; a second call reads the cached verdict;
+#       - no fault: every row passes, a row of every family, exit 0; a second call reads the cached verdict;
 #       - attention_sm90 faulted: its row fails naming the fallback attention_sm80 (exit 1); a dit_forward run
 #         warns naming both and v stays within the fixture's bound (2 x diffusers' bf16 error); the same run
 #         with SKY_SELFTEST=0 (selftest off: sm_90a kept) is NOT within it, so the fallback is what saved it;
 #       - attention_sm80 faulted, SKY_ATTENTION=sm80 (the failed kernel and no fallback): the run is refused;
-#       - layernorm_modulate faulted (a norm with modulation: no fallback): the run is refused.
+#       - layernorm_modulate faulted (a norm with modulation: no fallback): the run is refused;
+#       - the VAE conv of the table faulted (no fallback): its row fails, and a dit_forward run is refused naming it.
 f=$FX/tiny_df128_f1plain.safetensors
 peer=$("$ST" meta "$f" peer_bf16_rel_l2)
 bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
 run_st() { SKY_CACHE=$tmp/st-$1 SKY_CUDA_PLUGIN="$plug" "${@:2}"; }
 run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
-if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ "$(grep -c ' pass$' "$tmp/st.txt")" -ge 3 ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
-    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass, verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
-else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2)"; fi
+missing=""
+for fam in attention norm+mod residual rope gemm layernorm vae_conv vae_norm vae_attn t5_norm t5_attn; do
+    awk -v f="$fam" '$1 == f && $NF == "pass" { n++ } END { exit !n }' "$tmp/st.txt" || missing="$missing $fam"
+done
+if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, rope, gemm, layernorm, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
+conv=$(awk '$1 == "vae_conv" { print $2; exit }' "$tmp/st.txt")   # vae_decode's
 export SKY_SELFTEST_FAULT=attention_sm90
 run_st f90 "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 if [ "$rc" -eq 1 ] && grep -q "attention_sm90.*FAIL -> fallback attention_sm80" "$tmp/st.txt"; then
@@ -356,6 +363,14 @@ if [ "$rc" -eq 1 ] && grep -q "error: selftest: layernorm_modulate.*failed.*no f
    [ ! -e "$tmp/stln.safetensors" ]; then
     ok "layernorm_modulate faulted (no fallback): the run is refused before any model opens, exit 1"
 else cat "$tmp/st.log"; bad "layernorm_modulate faulted: expected a refusal (exit $rc)"; fi
+export SKY_SELFTEST_FAULT=${conv:-conv_tf32}
+run_st fconv "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
+run_st fconv "$B" program dit_forward --backend cuda --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+    --output "$tmp/stconv.safetensors" > "$tmp/st.log" 2>&1; rc2=$?
+if [ -n "$conv" ] && [ "$rc" -eq 1 ] && grep -qE "^vae_conv +$conv .*FAIL \(no fallback\)" "$tmp/st.txt" && [ "$rc2" -eq 1 ] &&
+   grep -q "error: selftest: $conv failed.*no fallback: the run is refused" "$tmp/st.log" && [ ! -e "$tmp/stconv.safetensors" ]; then
+    ok "$conv (the VAE's conv, no fallback) faulted: its row FAILs (no fallback), exit 1; a run is refused naming it, exit 1"
+else cat "$tmp/st.txt" "$tmp/st.log"; bad "VAE conv ${conv:-(no vae_conv row)} faulted: expected a FAIL row and a refusal (exit $rc, $rc2)"; fi
 unset SKY_SELFTEST_FAULT
 
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
@@ -429,8 +444,9 @@ done
 # 5. the encoders: text_encode (bf16, as the original runs umT5) on every case of
 #    tests/fixtures/encoders/umt5_tiny/ within 2 x transformers' own bf16 error (tests/fixtures/cuda/umt5_*),
 #    rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers' fp32 CLIP (the
-#    CPU backend's bound, tests/numeric/run_encoders.sh). The spec: the fixtures' t5 and clip sections
-#    around a tiny head-dim-128 I2V DiT (one variant per text length).
+#    CPU backend's bound, tests/numeric/run_encoders.sh); the selftest of that variant passes CLIP's rows
+#    (layernorm, clip_attn) too. The spec: the fixtures' t5 and clip sections around a tiny head-dim-128 I2V
+#    DiT (one variant per text length).
 EF=tests/fixtures/encoders
 for S in 16 40; do
     v=emu_enc_s$S
@@ -480,6 +496,12 @@ for S in 16 40; do
             cat "$tmp/enc.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
             bad "clip_tiny: cuda (emulated) clip_encode"
         fi
+        # the selftest of a variant with clip_encode: CLIP's layer norm and attention softmax rows pass too
+        if SKY_CACHE="$tmp/st-$v" SKY_CUDA_PLUGIN="$PWD/$P" "$B" selftest > "$tmp/st.txt" 2>&1 &&
+           awk '$1 == "clip_attn" && $NF == "pass" && prev == "layernorm pass" { ok = 1 } { prev = $1 " " $NF }
+                END { exit !ok }' "$tmp/st.txt"; then   # CLIP's layernorm row comes right before clip_attn
+            ok "$v selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass, CLIP's last: $(tail -2 "$tmp/st.txt" | awk '{ printf "%s %s %s; ", $1, $2, $3 }')"
+        else cat "$tmp/st.txt"; bad "$v selftest (emulated): expected every row to pass, CLIP's layernorm and clip_attn among them"; fi
     fi
     rm -rf "out/$v" "build/$v" "build/cmake-$v.log" "build/emu/$v"
 done

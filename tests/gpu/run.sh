@@ -25,6 +25,7 @@
 #                  replay, prompt arenas reused) time per sample, and the ratio to diffusers: 2 samples
 #                  (cond + uncond) over its batch-2 forward
 #   default cuda   a run without --backend takes the CUDA backend on this machine
+#   selftest       `selftest` of tiny_df128 with a fresh cache: every kernel passes, each of its 11 families, < 60 s
 #   cfg parallel   with two GPUs: --use_cfg_parallel (the uncond passes on GPU 1) gives the latents of a one-GPU run
 #                  bit for bit; "not run" with one GPU
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
@@ -145,6 +146,17 @@ elif SKY_CMAKE_ARGS="$SKY_CMAKE_ARGS -DSKY_CUDA_ARCHS=native" ./build.sh gen tin
         row "default cuda" ok "no --backend: $(grep -o 'cuda: [^;]*' "$OUT/default.log" | head -1)"
     else
         row "default cuda" FAIL "see $OUT/default.log"
+    fi
+    # The kernel selftest on this GPU (a fresh cache: it runs now): every row passes, a row of each family, in
+    # well under a minute (runtime/cuda/selftest_cuda.c: small shapes).
+    t0=$(date +%s.%N)
+    SKY_CACHE="$OUT/selftest-cache" out/tiny_df128/skyreels-tiny_df128 selftest > "$OUT/selftest.log" 2>&1; rc=$?
+    secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    fams=$(awk 'NR > 2 && $NF == "pass" { print $1 }' "$OUT/selftest.log" | sort -u | tr '\n' ' ')
+    if [ "$rc" -eq 0 ] && [ "$(echo "$fams" | wc -w)" -ge 11 ] && awk -v s="$secs" 'BEGIN { exit !(s < 60) }'; then
+        row selftest ok "$(grep -c ' pass$' "$OUT/selftest.log") kernels pass in $secs s (NVRTC included), families: $fams"
+    else
+        row selftest FAIL "exit $rc, $secs s, families passing: ${fams:-none}; see $OUT/selftest.log"
     fi
     # TeaCache: the original SkyReels-V2 code's 60-call sequence (tests/fixtures/teacache/tiny_df128_e): its
     # decisions exactly, v within 2 x diffusers' bf16 error of the 3-frame per-frame case (as tests/emu/run.sh).

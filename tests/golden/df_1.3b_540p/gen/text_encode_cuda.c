@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    text_encode (cuda): 339 ops per call
  * arena      39,849,984 bytes (see plan_cuda.txt)
  */
@@ -615,6 +615,21 @@ const char *const text_encode_kernel_names[6] = {
     "softmax_relbias_h64",
     "t5_rmsnorm_c4096",
     "zero_tail_c4096",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_BF16[] = {{"TA", "bf16"}, {"TB", "bf16"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATHER_ROWS_C4096[] = {{"COLS", "4096"}};
+static const sky_kernel_const KC_SOFTMAX_RELBIAS_H64[] = {{"BUCKETS", "32"}, {"MAXDIST", "128"}, {"NH", "64"}};
+static const sky_kernel_const KC_T5_RMSNORM_C4096[] = {{"C", "4096"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
+static const sky_kernel_const KC_ZERO_TAIL_C4096[] = {{"COLS", "4096"}, {"ROWS", "512"}};
+const sky_kernel_info text_encode_kernel_info[6] = {
+    {"add_bf16", "add", 3, KC_ADD_BF16},
+    {"gated_gelu", "gated_gelu", 0, NULL},
+    {"gather_rows_c4096", "gather_rows", 1, KC_GATHER_ROWS_C4096},
+    {"softmax_relbias_h64", "softmax_relbias", 3, KC_SOFTMAX_RELBIAS_H64},
+    {"t5_rmsnorm_c4096", "t5_rmsnorm", 3, KC_T5_RMSNORM_C4096},
+    {"zero_tail_c4096", "zero_tail", 2, KC_ZERO_TAIL_C4096},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -1669,7 +1684,7 @@ extern const char text_encode_kernels_src[];
 
 const sky_enc_cuda_desc text_encode_cuda = {
     .kernels_src = text_encode_kernels_src, .kernels_file = "gen/text_encode_kernels.cu",
-    .n_kernels = 6, .kernel_names = text_encode_kernel_names,
+    .n_kernels = 6, .kernel_names = text_encode_kernel_names, .kernel_info = text_encode_kernel_info,
     .n_gemms = 5, .gemms = text_encode_gemms,
     .n_weights = 242, .weight_bf16 = text_encode_weight_bf16,
     .arena_bytes = (size_t)39849984,

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    vae_decode (cuda): 91 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      8,325,027,840 bytes (see plan_cuda.txt)
  */
@@ -298,6 +298,50 @@ const char *const vae_decode_kernel_names[21] = {
     "upsample2x_cl_c192",
     "upsample2x_cl_c384",
     "vae_denorm_cl_c16",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_F32[] = {{"TA", "float"}, {"TB", "float"}, {"TY", "float"}};
+static const sky_kernel_const KC_CACHE_UPDATE_NC2[] = {{"NC", "2"}};
+static const sky_kernel_const KC_CLAMP_CF_C3[] = {{"C", "3"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_192TO96[] = {{"CIN", "192"}, {"COUT", "96"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_384TO192[] = {{"CIN", "384"}, {"COUT", "192"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X1X1_384TO768[] = {{"CIN", "384"}, {"COUT", "768"}, {"KH", "1"}, {"KT", "3"}, {"KW", "1"}, {"NC", "2"}, {"PH", "0"}, {"PW", "0"}, {"SH", "1"}, {"SPLIT", "1"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_16TO384[] = {{"CIN", "16"}, {"COUT", "384"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_192TO192[] = {{"CIN", "192"}, {"COUT", "192"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_192TO384[] = {{"CIN", "192"}, {"COUT", "384"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_384TO384[] = {{"CIN", "384"}, {"COUT", "384"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_96TO3[] = {{"CIN", "96"}, {"COUT", "3"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_96TO96[] = {{"CIN", "96"}, {"COUT", "96"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_RMS_NORM_CL_C384[] = {{"C", "384"}, {"SILU", "0"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C192[] = {{"C", "192"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C384[] = {{"C", "384"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C96[] = {{"C", "96"}, {"SILU", "1"}};
+static const sky_kernel_const KC_UPSAMPLE2X_CL_C192[] = {{"C", "192"}};
+static const sky_kernel_const KC_UPSAMPLE2X_CL_C384[] = {{"C", "384"}};
+static const sky_kernel_const KC_VAE_DENORM_CL_C16[] = {{"Z", "16"}};
+const sky_kernel_info vae_decode_kernel_info[21] = {
+    {"add_f32", "add", 3, KC_ADD_F32},
+    {"cache_update_nc2", "cache_update", 1, KC_CACHE_UPDATE_NC2},
+    {"clamp_cf_c3", "clamp_cf", 1, KC_CLAMP_CF_C3},
+    {"conv_tf32_1x3x3_192to96", "conv_tf32", 12, KC_CONV_TF32_1X3X3_192TO96},
+    {"conv_tf32_1x3x3_384to192", "conv_tf32", 12, KC_CONV_TF32_1X3X3_384TO192},
+    {"conv_tf32_3x1x1_384to768", "conv_tf32", 12, KC_CONV_TF32_3X1X1_384TO768},
+    {"conv_tf32_3x3x3_16to384", "conv_tf32", 12, KC_CONV_TF32_3X3X3_16TO384},
+    {"conv_tf32_3x3x3_192to192", "conv_tf32", 12, KC_CONV_TF32_3X3X3_192TO192},
+    {"conv_tf32_3x3x3_192to384", "conv_tf32", 12, KC_CONV_TF32_3X3X3_192TO384},
+    {"conv_tf32_3x3x3_384to384", "conv_tf32", 12, KC_CONV_TF32_3X3X3_384TO384},
+    {"conv_tf32_3x3x3_96to3", "conv_tf32", 12, KC_CONV_TF32_3X3X3_96TO3},
+    {"conv_tf32_3x3x3_96to96", "conv_tf32", 12, KC_CONV_TF32_3X3X3_96TO96},
+    {"copy", "copy", 0, NULL},
+    {"rms_norm_cl_c384", "rms_norm_cl", 2, KC_RMS_NORM_CL_C384},
+    {"rms_norm_silu_cl_c192", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C192},
+    {"rms_norm_silu_cl_c384", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C384},
+    {"rms_norm_silu_cl_c96", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C96},
+    {"softmax_rows", "softmax_rows", 0, NULL},
+    {"upsample2x_cl_c192", "upsample2x_cl", 1, KC_UPSAMPLE2X_CL_C192},
+    {"upsample2x_cl_c384", "upsample2x_cl", 1, KC_UPSAMPLE2X_CL_C384},
+    {"vae_denorm_cl_c16", "vae_denorm_cl", 1, KC_VAE_DENORM_CL_C16},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -763,7 +807,7 @@ extern const char vae_decode_kernels_src[];
 
 const sky_vae_cuda_desc vae_decode_cuda = {
     .kernels_src = vae_decode_kernels_src, .kernels_file = "gen/vae_decode_kernels.cu",
-    .n_kernels = 21, .kernel_names = vae_decode_kernel_names,
+    .n_kernels = 21, .kernel_names = vae_decode_kernel_names, .kernel_info = vae_decode_kernel_info,
     .n_gemms = 6, .gemms = vae_decode_gemms,
     .n_weights = 108, .weight_layout = vae_decode_weight_layout,
     .arena_bytes = (size_t)8325027840, .conv_smem = CONV_SMEM,

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    vae_encode (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      5,368,627,200 bytes (see plan_cuda.txt)
  */
@@ -250,6 +250,54 @@ const char *const vae_encode_kernel_names[23] = {
     "softmax_rows",
     "vae_normalize_cl_c16",
     "video_cl_3to4",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_F32[] = {{"TA", "float"}, {"TB", "float"}, {"TY", "float"}};
+static const sky_kernel_const KC_CACHE_UPDATE_NC1[] = {{"NC", "1"}};
+static const sky_kernel_const KC_CACHE_UPDATE_NC2[] = {{"NC", "2"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_S1X2X2_192TO192[] = {{"CIN", "192"}, {"COUT", "192"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "0"}, {"PW", "0"}, {"SH", "2"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "2"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_S1X2X2_384TO384[] = {{"CIN", "384"}, {"COUT", "384"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "0"}, {"PW", "0"}, {"SH", "2"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "2"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_S1X2X2_96TO96[] = {{"CIN", "96"}, {"COUT", "96"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "0"}, {"PW", "0"}, {"SH", "2"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "2"}};
+static const sky_kernel_const KC_CONV_TF32_3X1X1_S2X1X1_192TO192[] = {{"CIN", "192"}, {"COUT", "192"}, {"KH", "1"}, {"KT", "3"}, {"KW", "1"}, {"NC", "1"}, {"PH", "0"}, {"PW", "0"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "2"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X1X1_S2X1X1_384TO384[] = {{"CIN", "384"}, {"COUT", "384"}, {"KH", "1"}, {"KT", "3"}, {"KW", "1"}, {"NC", "1"}, {"PH", "0"}, {"PW", "0"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "2"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_192TO192[] = {{"CIN", "192"}, {"COUT", "192"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_192TO384[] = {{"CIN", "192"}, {"COUT", "384"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_384TO32[] = {{"CIN", "384"}, {"COUT", "32"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_384TO384[] = {{"CIN", "384"}, {"COUT", "384"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_4TO96[] = {{"CIN", "4"}, {"COUT", "96"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_96TO192[] = {{"CIN", "96"}, {"COUT", "192"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_96TO96[] = {{"CIN", "96"}, {"COUT", "96"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_RMS_NORM_CL_C384[] = {{"C", "384"}, {"SILU", "0"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C192[] = {{"C", "192"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C384[] = {{"C", "384"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C96[] = {{"C", "96"}, {"SILU", "1"}};
+static const sky_kernel_const KC_VAE_NORMALIZE_CL_C16[] = {{"Z", "16"}};
+static const sky_kernel_const KC_VIDEO_CL_3TO4[] = {{"CIN", "3"}, {"CP", "4"}};
+const sky_kernel_info vae_encode_kernel_info[23] = {
+    {"add_f32", "add", 3, KC_ADD_F32},
+    {"cache_update_nc1", "cache_update", 1, KC_CACHE_UPDATE_NC1},
+    {"cache_update_nc2", "cache_update", 1, KC_CACHE_UPDATE_NC2},
+    {"conv_tf32_1x3x3_s1x2x2_192to192", "conv_tf32", 12, KC_CONV_TF32_1X3X3_S1X2X2_192TO192},
+    {"conv_tf32_1x3x3_s1x2x2_384to384", "conv_tf32", 12, KC_CONV_TF32_1X3X3_S1X2X2_384TO384},
+    {"conv_tf32_1x3x3_s1x2x2_96to96", "conv_tf32", 12, KC_CONV_TF32_1X3X3_S1X2X2_96TO96},
+    {"conv_tf32_3x1x1_s2x1x1_192to192", "conv_tf32", 12, KC_CONV_TF32_3X1X1_S2X1X1_192TO192},
+    {"conv_tf32_3x1x1_s2x1x1_384to384", "conv_tf32", 12, KC_CONV_TF32_3X1X1_S2X1X1_384TO384},
+    {"conv_tf32_3x3x3_192to192", "conv_tf32", 12, KC_CONV_TF32_3X3X3_192TO192},
+    {"conv_tf32_3x3x3_192to384", "conv_tf32", 12, KC_CONV_TF32_3X3X3_192TO384},
+    {"conv_tf32_3x3x3_384to32", "conv_tf32", 12, KC_CONV_TF32_3X3X3_384TO32},
+    {"conv_tf32_3x3x3_384to384", "conv_tf32", 12, KC_CONV_TF32_3X3X3_384TO384},
+    {"conv_tf32_3x3x3_4to96", "conv_tf32", 12, KC_CONV_TF32_3X3X3_4TO96},
+    {"conv_tf32_3x3x3_96to192", "conv_tf32", 12, KC_CONV_TF32_3X3X3_96TO192},
+    {"conv_tf32_3x3x3_96to96", "conv_tf32", 12, KC_CONV_TF32_3X3X3_96TO96},
+    {"copy", "copy", 0, NULL},
+    {"rms_norm_cl_c384", "rms_norm_cl", 2, KC_RMS_NORM_CL_C384},
+    {"rms_norm_silu_cl_c192", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C192},
+    {"rms_norm_silu_cl_c384", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C384},
+    {"rms_norm_silu_cl_c96", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C96},
+    {"softmax_rows", "softmax_rows", 0, NULL},
+    {"vae_normalize_cl_c16", "vae_normalize_cl", 1, KC_VAE_NORMALIZE_CL_C16},
+    {"video_cl_3to4", "video_cl", 2, KC_VIDEO_CL_3TO4},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -627,7 +675,7 @@ extern const char vae_encode_kernels_src[];
 
 const sky_vae_cuda_desc vae_encode_cuda = {
     .kernels_src = vae_encode_kernels_src, .kernels_file = "gen/vae_encode_kernels.cu",
-    .n_kernels = 23, .kernel_names = vae_encode_kernel_names,
+    .n_kernels = 23, .kernel_names = vae_encode_kernel_names, .kernel_info = vae_encode_kernel_info,
     .n_gemms = 7, .gemms = vae_encode_gemms,
     .n_weights = 86, .weight_layout = vae_encode_weight_layout,
     .arena_bytes = (size_t)5368627200, .conv_smem = CONV_SMEM,

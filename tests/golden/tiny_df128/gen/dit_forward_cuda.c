@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -216,6 +216,54 @@ const char *const dit_forward_kernel_names[22] = {
     "teacache_apply",
     "teacache_residual",
     "unpatchify_c16",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_F32_BF16_F32[] = {{"TA", "float"}, {"TB", "bf16"}, {"TY", "float"}};
+static const sky_kernel_const KC_ADD_ROW_C1536[] = {{"COLS", "1536"}};
+static const sky_kernel_const KC_ATTENTION_SM80_H2_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "2"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
+static const sky_kernel_const KC_ATTENTION_SM90_H2_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "2"}, {"SMEM", "164936"}, {"STAGES", "2"}};
+static const sky_kernel_const KC_EMBEDDING_C256[] = {{"COLS", "256"}, {"ROWS", "2"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "2"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "float"}};
+static const sky_kernel_const KC_LAYERNORM_AFFINE_C256_EPS1E06[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"ROUND_IN", "1"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}};
+static const sky_kernel_const KC_MODULATION_6X256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "256"}};
+static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
+static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
+static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}};
+static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
+static const sky_kernel_const KC_SILU_F32[] = {{"FN", "silu"}, {"TX", "float"}, {"TY", "float"}};
+static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
+static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
+static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
+const sky_kernel_info dit_forward_kernel_info[22] = {
+    {"add_f32_bf16_f32", "add", 3, KC_ADD_F32_BF16_F32},
+    {"add_row_c1536", "add_row", 1, KC_ADD_ROW_C1536},
+    {"attention_sm80_h2_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H2_D128},
+    {"attention_sm90_h2_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H2_D128},
+    {"embedding_c256", "embedding", 2, KC_EMBEDDING_C256},
+    {"gated_residual_ffn_c256", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C256},
+    {"gated_residual_msa_c256", "gated_residual", 6, KC_GATED_RESIDUAL_MSA_C256},
+    {"layernorm_affine_c256_eps1e06", "layernorm_affine", 6, KC_LAYERNORM_AFFINE_C256_EPS1E06},
+    {"layernorm_modulate_ffn_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_FFN_C256},
+    {"layernorm_modulate_head_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C256},
+    {"layernorm_modulate_msa_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C256},
+    {"modulation_2x256", "modulation", 4, KC_MODULATION_2X256},
+    {"modulation_6x256", "modulation", 4, KC_MODULATION_6X256},
+    {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
+    {"rmsnorm_c256", "rmsnorm", 3, KC_RMSNORM_C256},
+    {"rmsnorm_rope_c256", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C256},
+    {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
+    {"silu_f32", "activation", 3, KC_SILU_F32},
+    {"sinusoid_c256", "sinusoid", 2, KC_SINUSOID_C256},
+    {"teacache_apply", "teacache", 3, KC_TEACACHE_APPLY},
+    {"teacache_residual", "teacache", 3, KC_TEACACHE_RESIDUAL},
+    {"unpatchify_c16", "unpatchify", 1, KC_UNPATCHIFY_C16},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -552,7 +600,7 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 22, .kernel_names = dit_forward_kernel_names,
+    .n_kernels = 22, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 12, .gemms = dit_forward_gemms,
     .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16,
     .arena_bytes = (size_t)370176, .prompt_bytes = (size_t)65536,

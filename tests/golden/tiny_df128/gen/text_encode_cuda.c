@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    text_encode (cuda): 31 ops per call
  * arena      26,880 bytes (see plan_cuda.txt)
  */
@@ -87,6 +87,21 @@ const char *const text_encode_kernel_names[6] = {
     "softmax_relbias_h4",
     "t5_rmsnorm_c64",
     "zero_tail_c64",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_BF16[] = {{"TA", "bf16"}, {"TB", "bf16"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATHER_ROWS_C64[] = {{"COLS", "64"}};
+static const sky_kernel_const KC_SOFTMAX_RELBIAS_H4[] = {{"BUCKETS", "32"}, {"MAXDIST", "128"}, {"NH", "4"}};
+static const sky_kernel_const KC_T5_RMSNORM_C64[] = {{"C", "64"}, {"EPS", "1e-06f"}, {"THREADS", "64"}};
+static const sky_kernel_const KC_ZERO_TAIL_C64[] = {{"COLS", "64"}, {"ROWS", "32"}};
+const sky_kernel_info text_encode_kernel_info[6] = {
+    {"add_bf16", "add", 3, KC_ADD_BF16},
+    {"gated_gelu", "gated_gelu", 0, NULL},
+    {"gather_rows_c64", "gather_rows", 1, KC_GATHER_ROWS_C64},
+    {"softmax_relbias_h4", "softmax_relbias", 3, KC_SOFTMAX_RELBIAS_H4},
+    {"t5_rmsnorm_c64", "t5_rmsnorm", 3, KC_T5_RMSNORM_C64},
+    {"zero_tail_c64", "zero_tail", 2, KC_ZERO_TAIL_C64},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -217,7 +232,7 @@ extern const char text_encode_kernels_src[];
 
 const sky_enc_cuda_desc text_encode_cuda = {
     .kernels_src = text_encode_kernels_src, .kernels_file = "gen/text_encode_kernels.cu",
-    .n_kernels = 6, .kernel_names = text_encode_kernel_names,
+    .n_kernels = 6, .kernel_names = text_encode_kernel_names, .kernel_info = text_encode_kernel_info,
     .n_gemms = 5, .gemms = text_encode_gemms,
     .n_weights = 22, .weight_bf16 = text_encode_weight_bf16,
     .arena_bytes = (size_t)26880,

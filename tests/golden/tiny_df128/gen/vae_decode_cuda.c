@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    vae_decode (cuda): 91 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      4,088,832 bytes (see plan_cuda.txt)
  */
@@ -296,6 +296,48 @@ const char *const vae_decode_kernel_names[20] = {
     "upsample2x_cl_c16",
     "upsample2x_cl_c32",
     "vae_denorm_cl_c16",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_F32[] = {{"TA", "float"}, {"TB", "float"}, {"TY", "float"}};
+static const sky_kernel_const KC_CACHE_UPDATE_NC2[] = {{"NC", "2"}};
+static const sky_kernel_const KC_CLAMP_CF_C3[] = {{"C", "3"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_16TO8[] = {{"CIN", "16"}, {"COUT", "8"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_32TO16[] = {{"CIN", "32"}, {"COUT", "16"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X1X1_32TO64[] = {{"CIN", "32"}, {"COUT", "64"}, {"KH", "1"}, {"KT", "3"}, {"KW", "1"}, {"NC", "2"}, {"PH", "0"}, {"PW", "0"}, {"SH", "1"}, {"SPLIT", "1"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_16TO16[] = {{"CIN", "16"}, {"COUT", "16"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_16TO32[] = {{"CIN", "16"}, {"COUT", "32"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_32TO32[] = {{"CIN", "32"}, {"COUT", "32"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_8TO3[] = {{"CIN", "8"}, {"COUT", "3"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_8TO8[] = {{"CIN", "8"}, {"COUT", "8"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_RMS_NORM_CL_C32[] = {{"C", "32"}, {"SILU", "0"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C16[] = {{"C", "16"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C32[] = {{"C", "32"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C8[] = {{"C", "8"}, {"SILU", "1"}};
+static const sky_kernel_const KC_UPSAMPLE2X_CL_C16[] = {{"C", "16"}};
+static const sky_kernel_const KC_UPSAMPLE2X_CL_C32[] = {{"C", "32"}};
+static const sky_kernel_const KC_VAE_DENORM_CL_C16[] = {{"Z", "16"}};
+const sky_kernel_info vae_decode_kernel_info[20] = {
+    {"add_f32", "add", 3, KC_ADD_F32},
+    {"cache_update_nc2", "cache_update", 1, KC_CACHE_UPDATE_NC2},
+    {"clamp_cf_c3", "clamp_cf", 1, KC_CLAMP_CF_C3},
+    {"conv_tf32_1x3x3_16to8", "conv_tf32", 12, KC_CONV_TF32_1X3X3_16TO8},
+    {"conv_tf32_1x3x3_32to16", "conv_tf32", 12, KC_CONV_TF32_1X3X3_32TO16},
+    {"conv_tf32_3x1x1_32to64", "conv_tf32", 12, KC_CONV_TF32_3X1X1_32TO64},
+    {"conv_tf32_3x3x3_16to16", "conv_tf32", 12, KC_CONV_TF32_3X3X3_16TO16},
+    {"conv_tf32_3x3x3_16to32", "conv_tf32", 12, KC_CONV_TF32_3X3X3_16TO32},
+    {"conv_tf32_3x3x3_32to32", "conv_tf32", 12, KC_CONV_TF32_3X3X3_32TO32},
+    {"conv_tf32_3x3x3_8to3", "conv_tf32", 12, KC_CONV_TF32_3X3X3_8TO3},
+    {"conv_tf32_3x3x3_8to8", "conv_tf32", 12, KC_CONV_TF32_3X3X3_8TO8},
+    {"copy", "copy", 0, NULL},
+    {"rms_norm_cl_c32", "rms_norm_cl", 2, KC_RMS_NORM_CL_C32},
+    {"rms_norm_silu_cl_c16", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C16},
+    {"rms_norm_silu_cl_c32", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C32},
+    {"rms_norm_silu_cl_c8", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C8},
+    {"softmax_rows", "softmax_rows", 0, NULL},
+    {"upsample2x_cl_c16", "upsample2x_cl", 1, KC_UPSAMPLE2X_CL_C16},
+    {"upsample2x_cl_c32", "upsample2x_cl", 1, KC_UPSAMPLE2X_CL_C32},
+    {"vae_denorm_cl_c16", "vae_denorm_cl", 1, KC_VAE_DENORM_CL_C16},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -761,7 +803,7 @@ extern const char vae_decode_kernels_src[];
 
 const sky_vae_cuda_desc vae_decode_cuda = {
     .kernels_src = vae_decode_kernels_src, .kernels_file = "gen/vae_decode_kernels.cu",
-    .n_kernels = 20, .kernel_names = vae_decode_kernel_names,
+    .n_kernels = 20, .kernel_names = vae_decode_kernel_names, .kernel_info = vae_decode_kernel_info,
     .n_gemms = 6, .gemms = vae_decode_gemms,
     .n_weights = 108, .weight_layout = vae_decode_weight_layout,
     .arena_bytes = (size_t)4088832, .conv_smem = CONV_SMEM,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 42675748f9cdfd1a
+ * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
  * program    vae_encode (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      2,856,960 bytes (see plan_cuda.txt)
  */
@@ -248,6 +248,52 @@ const char *const vae_encode_kernel_names[22] = {
     "softmax_rows",
     "vae_normalize_cl_c16",
     "video_cl_3to4",
+};
+
+/* each kernel's template and constants, table order (the per-channel lists left out) */
+static const sky_kernel_const KC_ADD_F32[] = {{"TA", "float"}, {"TB", "float"}, {"TY", "float"}};
+static const sky_kernel_const KC_CACHE_UPDATE_NC1[] = {{"NC", "1"}};
+static const sky_kernel_const KC_CACHE_UPDATE_NC2[] = {{"NC", "2"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_S1X2X2_16TO16[] = {{"CIN", "16"}, {"COUT", "16"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "0"}, {"PW", "0"}, {"SH", "2"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "2"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_S1X2X2_32TO32[] = {{"CIN", "32"}, {"COUT", "32"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "0"}, {"PW", "0"}, {"SH", "2"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "2"}};
+static const sky_kernel_const KC_CONV_TF32_1X3X3_S1X2X2_8TO8[] = {{"CIN", "8"}, {"COUT", "8"}, {"KH", "3"}, {"KT", "1"}, {"KW", "3"}, {"NC", "0"}, {"PH", "0"}, {"PW", "0"}, {"SH", "2"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "2"}};
+static const sky_kernel_const KC_CONV_TF32_3X1X1_S2X1X1_16TO16[] = {{"CIN", "16"}, {"COUT", "16"}, {"KH", "1"}, {"KT", "3"}, {"KW", "1"}, {"NC", "1"}, {"PH", "0"}, {"PW", "0"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "2"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X1X1_S2X1X1_32TO32[] = {{"CIN", "32"}, {"COUT", "32"}, {"KH", "1"}, {"KT", "3"}, {"KW", "1"}, {"NC", "1"}, {"PH", "0"}, {"PW", "0"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "2"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_16TO16[] = {{"CIN", "16"}, {"COUT", "16"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_16TO32[] = {{"CIN", "16"}, {"COUT", "32"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_32TO32[] = {{"CIN", "32"}, {"COUT", "32"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_4TO8[] = {{"CIN", "4"}, {"COUT", "8"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_8TO16[] = {{"CIN", "8"}, {"COUT", "16"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_CONV_TF32_3X3X3_8TO8[] = {{"CIN", "8"}, {"COUT", "8"}, {"KH", "3"}, {"KT", "3"}, {"KW", "3"}, {"NC", "2"}, {"PH", "1"}, {"PW", "1"}, {"SH", "1"}, {"SPLIT", "0"}, {"ST", "1"}, {"SW", "1"}};
+static const sky_kernel_const KC_RMS_NORM_CL_C32[] = {{"C", "32"}, {"SILU", "0"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C16[] = {{"C", "16"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C32[] = {{"C", "32"}, {"SILU", "1"}};
+static const sky_kernel_const KC_RMS_NORM_SILU_CL_C8[] = {{"C", "8"}, {"SILU", "1"}};
+static const sky_kernel_const KC_VAE_NORMALIZE_CL_C16[] = {{"Z", "16"}};
+static const sky_kernel_const KC_VIDEO_CL_3TO4[] = {{"CIN", "3"}, {"CP", "4"}};
+const sky_kernel_info vae_encode_kernel_info[22] = {
+    {"add_f32", "add", 3, KC_ADD_F32},
+    {"cache_update_nc1", "cache_update", 1, KC_CACHE_UPDATE_NC1},
+    {"cache_update_nc2", "cache_update", 1, KC_CACHE_UPDATE_NC2},
+    {"conv_tf32_1x3x3_s1x2x2_16to16", "conv_tf32", 12, KC_CONV_TF32_1X3X3_S1X2X2_16TO16},
+    {"conv_tf32_1x3x3_s1x2x2_32to32", "conv_tf32", 12, KC_CONV_TF32_1X3X3_S1X2X2_32TO32},
+    {"conv_tf32_1x3x3_s1x2x2_8to8", "conv_tf32", 12, KC_CONV_TF32_1X3X3_S1X2X2_8TO8},
+    {"conv_tf32_3x1x1_s2x1x1_16to16", "conv_tf32", 12, KC_CONV_TF32_3X1X1_S2X1X1_16TO16},
+    {"conv_tf32_3x1x1_s2x1x1_32to32", "conv_tf32", 12, KC_CONV_TF32_3X1X1_S2X1X1_32TO32},
+    {"conv_tf32_3x3x3_16to16", "conv_tf32", 12, KC_CONV_TF32_3X3X3_16TO16},
+    {"conv_tf32_3x3x3_16to32", "conv_tf32", 12, KC_CONV_TF32_3X3X3_16TO32},
+    {"conv_tf32_3x3x3_32to32", "conv_tf32", 12, KC_CONV_TF32_3X3X3_32TO32},
+    {"conv_tf32_3x3x3_4to8", "conv_tf32", 12, KC_CONV_TF32_3X3X3_4TO8},
+    {"conv_tf32_3x3x3_8to16", "conv_tf32", 12, KC_CONV_TF32_3X3X3_8TO16},
+    {"conv_tf32_3x3x3_8to8", "conv_tf32", 12, KC_CONV_TF32_3X3X3_8TO8},
+    {"copy", "copy", 0, NULL},
+    {"rms_norm_cl_c32", "rms_norm_cl", 2, KC_RMS_NORM_CL_C32},
+    {"rms_norm_silu_cl_c16", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C16},
+    {"rms_norm_silu_cl_c32", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C32},
+    {"rms_norm_silu_cl_c8", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C8},
+    {"softmax_rows", "softmax_rows", 0, NULL},
+    {"vae_normalize_cl_c16", "vae_normalize_cl", 1, KC_VAE_NORMALIZE_CL_C16},
+    {"video_cl_3to4", "video_cl", 2, KC_VIDEO_CL_3TO4},
 };
 
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
@@ -624,7 +670,7 @@ extern const char vae_encode_kernels_src[];
 
 const sky_vae_cuda_desc vae_encode_cuda = {
     .kernels_src = vae_encode_kernels_src, .kernels_file = "gen/vae_encode_kernels.cu",
-    .n_kernels = 22, .kernel_names = vae_encode_kernel_names,
+    .n_kernels = 22, .kernel_names = vae_encode_kernel_names, .kernel_info = vae_encode_kernel_info,
     .n_gemms = 6, .gemms = vae_encode_gemms,
     .n_weights = 86, .weight_layout = vae_encode_weight_layout,
     .arena_bytes = (size_t)2856960, .conv_smem = CONV_SMEM,
