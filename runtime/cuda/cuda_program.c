@@ -254,6 +254,10 @@ void sky_cuda_prog_close(sky_cuda_prog *pr)
     free(pr->fn);
     free(pr->w);
     free(pr->trace.host);
+    for (int i = 0; i < pr->trace.cap_ev; i++) cuEventDestroy(pr->trace.ev[i]);
+    free(pr->trace.ev);
+    free(pr->trace.names);
+    free(pr->trace.counts);
 }
 
 int sky_cuda_devices(void)
@@ -274,8 +278,67 @@ void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
 {
     pr->trace.fn = fn;
     pr->trace.ctx = ctx;
+    pr->trace.timing = 0;
     pr->st.trace = fn ? trace_op : NULL;
     pr->st.trace_ctx = fn ? pr : NULL;
+}
+
+/* Timing: at least k + 1 events (created as the sequence needs them), and room for k ops' names. */
+static void timing_room(sky_cuda_trace *t, int k)
+{
+    if (k < t->cap_ev) return;
+    const int    cap = t->cap_ev ? 2 * t->cap_ev : 256;
+    CUevent     *ev = realloc(t->ev, (size_t)cap * sizeof *ev);
+    const char **names = ev ? realloc(t->names, (size_t)cap * sizeof *names) : NULL;
+    long long   *counts = names ? realloc(t->counts, (size_t)cap * sizeof *counts) : NULL;
+    if (ev) t->ev = ev;
+    if (names) t->names = names;
+    if (!counts) SKY_CUDA_FATAL("cuda: out of host memory for %d timing events", cap);
+    t->counts = counts;
+    for (; t->cap_ev < cap; t->cap_ev++) SKY_CU_CHECK(cuEventCreate(&t->ev[t->cap_ev], CU_EVENT_DEFAULT));
+}
+
+/* Timing: an event after the op (ops outside begin/end, such as a new prompt's part, are not timed). */
+static void time_op(const sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype, long long n,
+                    int cl)
+{
+    (void)p, (void)dtype, (void)cl;
+    sky_cuda_trace *t = &((sky_cuda_prog *)st->trace_ctx)->trace;
+    if (!t->active) return;
+    timing_room(t, t->n + 1); /* its event is ev[n + 1]; ev[0] is the start */
+    SKY_CU_CHECK(cuEventRecord(t->ev[t->n + 1], s));
+    t->names[t->n] = name, t->counts[t->n] = n;
+    t->n++;
+}
+
+void sky_cuda_prog_set_timing(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx)
+{
+    sky_cuda_prog_set_trace(pr, fn, ctx);
+    pr->trace.timing = fn != NULL;
+    if (fn) pr->st.trace = time_op;
+}
+
+void sky_cuda_timing_begin(sky_cuda_prog *pr, CUstream s)
+{
+    sky_cuda_trace *t = &pr->trace;
+    if (!t->timing) return;
+    timing_room(t, 0);
+    SKY_CU_CHECK(cuEventRecord(t->ev[0], s));
+    t->n = 0, t->active = 1;
+}
+
+void sky_cuda_timing_end(sky_cuda_prog *pr)
+{
+    sky_cuda_trace *t = &pr->trace;
+    if (!t->timing || !t->active) return;
+    t->active = 0;
+    for (int i = 0; i < t->n; i++) {
+        float ms = 0;
+        SKY_CU_CHECK(cuEventSynchronize(t->ev[i + 1]));
+        SKY_CU_CHECK(cuEventElapsedTime(&ms, t->ev[i], t->ev[i + 1]));
+        const double seconds = ms * 1e-3;
+        t->fn(t->ctx, t->names[i], &seconds, SKY_TRACE_SECONDS, t->counts[i], 0);
+    }
 }
 
 /* The plugin's one exported symbol, SKY_CUDA_PLUGIN_SYMBOL (dlsym'ed by runtime/models/cuda_plugin.c;
@@ -291,6 +354,7 @@ const sky_cuda_plugin                                               sky_cuda_plu
                                                   .devices = sky_cuda_devices,
                                                   .close = sky_dit_cuda_close,
                                                   .set_trace = sky_dit_cuda_set_trace,
+                                                  .set_timing = sky_dit_cuda_set_timing,
                                                   .vae_open = sky_vae_cuda_open,
                                                   .vae_reset = sky_vae_cuda_reset,
                                                   .vae_chunk = sky_vae_cuda_chunk,

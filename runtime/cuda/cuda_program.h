@@ -122,12 +122,19 @@ typedef struct sky_vae_cuda_desc {
     void (*record)(const struct sky_cuda_program *st, CUstream s, int H, int W, int first);
 } sky_vae_cuda_desc;
 
-/* --trace in a plugin program: the binary's hook and a host staging buffer. */
+/* --trace in a plugin program: the binary's hook and a host staging buffer; or, with timing set (bench's
+ * breakdown), an event recorded after each op instead of a copy: between sky_cuda_timing_begin and _end
+ * the ops' names and events are kept (ev[0] the start), and _end hands the hook each op's device time. */
 typedef struct sky_cuda_trace {
     sky_trace_fn fn;
     void        *ctx;
     void        *host;
     size_t       cap;
+    int          timing, active; /* timing mode; between begin and end */
+    int          n, cap_ev;      /* ops recorded; events created */
+    CUevent     *ev;             /* cap_ev events: the start, then one after each op */
+    const char **names;          /* the ops' names (the generated code's literals) */
+    long long   *counts;         /* their outputs' element counts */
 } sky_cuda_trace;
 
 /* Copy one op's output (n values of dtype at device address p) to the host and hand it to t->fn. */
@@ -193,6 +200,13 @@ sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int 
 /* Everything of pr freed (not pr itself); a partly opened pr is fine. */
 void sky_cuda_prog_close(sky_cuda_prog *pr);
 void sky_cuda_prog_set_trace(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
+/* The ops' device times to fn (NULL: off): while set, the program runs eagerly; after each call that starts with
+ * sky_cuda_timing_begin and ends with sky_cuda_timing_end (after the stream is synchronised), fn gets each op in
+ * order: its name, data pointing to one double (the seconds from the previous op's event, or from the start, to
+ * its own), dtype SKY_TRACE_SECONDS, n its output's element count. */
+void sky_cuda_prog_set_timing(sky_cuda_prog *pr, sky_trace_fn fn, void *ctx);
+void sky_cuda_timing_begin(sky_cuda_prog *pr, CUstream s);
+void sky_cuda_timing_end(sky_cuda_prog *pr);
 
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
 sky_status  sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
@@ -205,6 +219,7 @@ sky_status  sky_dit_cuda_teacache_open(void *d, sky_err *err);
 const char *sky_dit_cuda_device(void *d);
 void        sky_dit_cuda_close(void *d);
 void        sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);
+void        sky_dit_cuda_set_timing(void *d, sky_trace_fn fn, void *ctx);
 sky_status  sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
                               sky_err *err);
 void        sky_vae_cuda_reset(void *v);

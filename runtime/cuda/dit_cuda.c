@@ -134,6 +134,11 @@ void sky_dit_cuda_set_trace(void *opaque, sky_trace_fn fn, void *ctx)
     sky_cuda_prog_set_trace(&((dit_cuda *)opaque)->pr, fn, ctx);
 }
 
+void sky_dit_cuda_set_timing(void *opaque, sky_trace_fn fn, void *ctx)
+{
+    sky_cuda_prog_set_timing(&((dit_cuda *)opaque)->pr, fn, ctx);
+}
+
 sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
 {
     dit_cuda                *d = opaque;
@@ -210,6 +215,7 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
     /* One graph per (frames, timestep rows, orientation, prompt slot) and part: the launch parameters
      * differ. */
     const int key = (((F * 2 + (Ft == 1)) * 2 + (H != p->lat_h)) * SKY_PROMPT_SLOTS) + slot;
+    sky_cuda_timing_begin(&d->pr, s); /* with timing set (bench): the step's ops, not the prompt's part */
     if (!skip) {
         run_part(d, key, -1);
     } else {
@@ -237,6 +243,7 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
     }
     SKY_CU_CHECK(cuMemcpyDtoHAsync(v, d->pr.arena + g->v.offset, (size_t)p->out_dim * lat * sizeof(float), s));
     SKY_CU_CHECK(cuStreamSynchronize(s));
+    sky_cuda_timing_end(&d->pr);
 }
 
 const char *sky_dit_cuda_device(void *opaque) { return ((dit_cuda *)opaque)->pr.device; }

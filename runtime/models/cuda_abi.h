@@ -64,6 +64,9 @@ typedef struct sky_cuda_plugin {
     /* --trace: hand every op's output of later forwards to fn (program.h); NULL stops. Forwards
      * run without CUDA Graphs while a trace is set. */
     void (*set_trace)(void *d, sky_trace_fn fn, void *ctx);
+    /* bench's breakdown: after each later forward, every op's device time (events around each op's kernels) to
+     * fn as SKY_TRACE_SECONDS (program.h); NULL stops. Forwards run without CUDA Graphs while it is set. */
+    void (*set_timing)(void *d, sky_trace_fn fn, void *ctx);
 
     /* vae_decode (decode = 1) or vae_encode of the variant: one chunk per call, the caches kept on the
      * device; vae_reset zeroes them (the start of a sequence). in and out are the CPU program's slots
@@ -99,8 +102,9 @@ typedef struct sky_cuda_plugin {
 } sky_cuda_plugin;
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
- * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows. */
-#define SKY_CUDA_PLUGIN_ABI 11
+ * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
+ * 12: set_timing added. */
+#define SKY_CUDA_PLUGIN_ABI 12
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

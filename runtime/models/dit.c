@@ -288,6 +288,13 @@ void sky_dit_prompt_counts(const sky_dit *d, long long *computed, long long *reu
     *reused = d->prompts.reused;
 }
 
+int sky_dit_set_timing(sky_dit *d, sky_trace_fn fn, void *ctx)
+{
+    if (!d->cuda) return -1;
+    d->cuda->set_timing(d->cuda_state, fn, ctx);
+    return 0;
+}
+
 sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err)
 {
     if (d->cuda) return d->cuda->teacache_open(d->cuda_state, err);

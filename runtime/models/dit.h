@@ -67,6 +67,11 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
  * forwards that reused a prompt arena. */
 void sky_dit_prompt_counts(const sky_dit *d, long long *computed, long long *reused);
 
+/* bench's breakdown on the CUDA backend: after each later forward, every op's device time to fn
+ * (SKY_TRACE_SECONDS, program.h); NULL stops. Returns 0, or -1 on the CPU backend (no device times: bench
+ * clocks the ops on the host there). */
+int sky_dit_set_timing(sky_dit *d, sky_trace_fn fn, void *ctx);
+
 /* Allocate what TeaCache keeps (two residuals and a copy of the tokens at the largest window): once,
  * before the first forward with a tc. */
 sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err);

@@ -22,7 +22,9 @@ typedef struct sky_slot {
 /* Op-by-op tracing, for debugging (`program ... --trace FILE`, runtime/models/trace.h). Generated CPU
  * programs call the hook, when set, after every op with the op's output; the CUDA plugin does the
  * same through its sky_cuda_program. One test per op when unset. */
-enum { SKY_TRACE_F32 = 0, SKY_TRACE_BF16 = 1, SKY_TRACE_F64 = 2, SKY_TRACE_I64 = 3 };
+enum { SKY_TRACE_F32 = 0, SKY_TRACE_BF16 = 1, SKY_TRACE_F64 = 2, SKY_TRACE_I64 = 3, SKY_TRACE_SECONDS = 4 };
+/* SKY_TRACE_SECONDS: data is one double, the op's device time (the CUDA plugin's timing, bench); n its output's
+ * element count. */
 /* cl > 0: data is channels-last, rows of cl channels, and is traced transposed to [cl][n / cl] (the
  * CPU backend's channels-first order; the CUDA VAE keeps activations channels-last). */
 typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int dtype, long long n, int cl);

@@ -28,7 +28,7 @@ fields = {
     "peak_gbs": num + (type(None),), "iters": int, "warmup": int, "window": dict, "flops_spec": num,
     "flops_model": num, "dit_forward": (dict, type(None)), "text_encode": (dict, type(None)),
     "vae_decode": (dict, type(None)), "floor_s": num + (type(None),), "forward_over_floor": num + (type(None),),
-    "achieved_tflops": num + (type(None),), "eager_s": num + (type(None),), "attributed_s": num + (type(None),),
+    "achieved_tflops": num + (type(None),), "eager_s": num + (type(None),), "attributed_s": num + (type(None),), "breakdown_clock": str,
     "groups": dict, "device_used_bytes": num + (type(None),), "planned_device_bytes": num + (type(None),),
     "peak_device_bytes": num + (type(None),), "host_peak_bytes": num + (type(None),),
 }
@@ -77,11 +77,13 @@ if backend == "cuda":
     # the plugin's allocation peak (weights, arenas, workspace) and the device's name, both asked of the plugin
     check(doc["peak_device_bytes"] is not None and doc["peak_device_bytes"] > 0, f"peak_device_bytes {doc['peak_device_bytes']}")
     check(not doc["device"].startswith("cuda (no device name"), f"device from the plugin: {doc['device']}")
+    check(doc["breakdown_clock"] == ("cuda events" if "dit" in parts else "none"), f"breakdown by {doc['breakdown_clock']}")
     sc = doc.get("static_counts")
     check(isinstance(sc, dict) and "dit_forward" in sc.get("programs", {}) and
           sc["programs"]["dit_forward"]["total"]["flops"] > 0, "static_counts: dit_forward's count")
 else:
     check(doc["device"].startswith("cpu"), f"device {doc['device']}")
     check(doc["peak_device_bytes"] is None, "peak_device_bytes: null on the CPU")
+    check(doc["breakdown_clock"] == ("host clock" if "dit" in parts else "none"), f"breakdown by {doc['breakdown_clock']}")
 print(f"{fails} failed checks" if fails else "all checks passed")
 sys.exit(1 if fails else 0)

@@ -20,6 +20,7 @@
  *   - cuModuleLoadData also takes a real fat binary (nvcc -fatbin, built into the plugin: runtime/cuda/
  *     fatbin.h): its layout is checked, and its bytes map to the host-compiled kernels of the text it was
  *     compiled from (load_fatbin below says what that checks and what it cannot).
+ *   - events complete when recorded (the stream is synchronous): their elapsed time is the host's;
  * The device reports compute capability 9.0 and 132 SMs, so the runtime picks its sm_90a paths.
  * SKY_EMU_DEVICES=N (1 to 8, default 1) makes N such devices, for --use_cfg_parallel: each thread has its
  * current device (cuCtxSetCurrent, cudaSetDevice; none until it sets one, as in the driver), each
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cublasLt.h>
 #include <cuda.h>
@@ -428,6 +430,54 @@ CUresult cuStreamSynchronize(CUstream s)
 {
     EMU_SERIAL();
     return stream_of(s)->capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+}
+
+/* Events: the stream is synchronous, so an event recorded on it completes at once, at the host's monotonic
+ * clock; cuEventElapsedTime is the host time between two records (what the emulated kernels took to run here,
+ * not a GPU's). Recording on a capturing stream fails as above (the runtime never does). */
+struct CUevent_st { int recorded; double t; };
+
+CUresult cuEventCreate(CUevent *e, unsigned int flags)
+{
+    EMU_SERIAL();
+    (void)flags;
+    struct CUevent_st *ev = calloc(1, sizeof *ev);
+    if (!ev) return CUDA_ERROR_OUT_OF_MEMORY;
+    *e = ev;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuEventDestroy(CUevent e)
+{
+    EMU_SERIAL();
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    free(e);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuEventRecord(CUevent e, CUstream s)
+{
+    EMU_SERIAL();
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    e->recorded = 1, e->t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuEventSynchronize(CUevent e)
+{
+    EMU_SERIAL();
+    return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end)
+{
+    EMU_SERIAL();
+    if (!ms || !start || !end || !start->recorded || !end->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    *ms = (float)((end->t - start->t) * 1e3);
+    return CUDA_SUCCESS;
 }
 
 CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode)
