@@ -234,14 +234,11 @@ static void describe_device(const bench_opts *o, bench_result *r)
             }
         if (f) fclose(f);
     } else { /* the plugin's own driver calls, as the run record's (pipeline/denoise.c) */
-        const sky_cuda_plugin *pl = NULL;
-        sky_err                e;
-        int                    v = 0;
-        if (sky_cuda_plugin_get(&pl, sky_variant.name, &e) == SKY_OK &&
-            pl->device_info(0, r->device, sizeof r->device, &v, &e) == SKY_OK)
-            snprintf(r->driver, sizeof r->driver, "CUDA driver %d.%d", v / 1000, v % 1000 / 10);
-        else
+        sky_err e;
+        if (sky_cuda_device_describe(sky_variant.name, r->device, sizeof r->device, r->driver, sizeof r->driver, &e)) {
             snprintf(r->device, sizeof r->device, "cuda (no device name: %.200s)", e.msg);
+            snprintf(r->driver, sizeof r->driver, "none");
+        }
     }
     /* dense BF16 tensor-core peak and memory bandwidth, as the vendor states them */
     static const struct {
@@ -685,13 +682,7 @@ static sky_status run_parts(const char *dir, const bench_opts *o, bench_result *
     r->planned_device_bytes = weights_bytes(p->weights, p->n_weights, 2) + (double)p->cuda_arena_bytes +
                               SKY_PROMPT_SLOTS * (double)p->cuda_prompt_bytes + (double)SKY_GEMM_WORKSPACE_BYTES;
     if (o->backend != SKY_BACKEND_CUDA) r->planned_device_bytes = -1;
-    const sky_cuda_plugin *pl = NULL;
-    sky_err                e;
-    size_t                 peak = 0;
-    if (o->backend == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&pl, sky_variant.name, &e) == SKY_OK) {
-        pl->mem_bytes(NULL, &peak); /* what the plugin allocated at most at once: weights, arenas, workspace */
-        r->peak_device_bytes = (double)peak;
-    }
+    if (o->backend == SKY_BACKEND_CUDA) r->peak_device_bytes = sky_cuda_peak_device_bytes(sky_variant.name);
     struct rusage ru;
     r->host_peak_bytes = getrusage(RUSAGE_SELF, &ru) == 0 ? 1024.0 * (double)ru.ru_maxrss : -1;
     return st;

@@ -115,3 +115,26 @@ int sky_cuda_device_count(char *why, size_t n)
     dlclose(dl);
     return devices;
 }
+
+sky_status sky_cuda_device_describe(const char *who, char *device, size_t n, char *driver, size_t dn, sky_err *err)
+{
+    const sky_cuda_plugin *pl = NULL;
+    int                    v = 0;
+    device[0] = driver[0] = 0;
+    if (sky_cuda_plugin_get(&pl, who, err) || pl->device_info(0, device, n, &v, err)) {
+        device[0] = 0;
+        return SKY_ERR;
+    }
+    snprintf(driver, dn, "CUDA driver %d.%d", v / 1000, v % 1000 / 10);
+    return SKY_OK;
+}
+
+double sky_cuda_peak_device_bytes(const char *who)
+{
+    const sky_cuda_plugin *pl = NULL;
+    sky_err                e;
+    size_t                 peak = 0;
+    if (sky_cuda_plugin_get(&pl, who, &e)) return -1;
+    pl->mem_bytes(NULL, &peak);
+    return (double)peak;
+}

@@ -24,4 +24,13 @@ sky_status sky_cuda_devices_visible(const char *who, int *n, sky_err *err);
  * -1 with the reason in why (no driver; cuInit failed, with the error's name). */
 int sky_cuda_device_count(char *why, size_t n);
 
+/* GPU 0's name into device[n] and "CUDA driver X.Y" into driver[dn], asked through the plugin of variant `who`
+ * (what the run record and bench print); SKY_ERR, both left empty, when the plugin does not load or the driver
+ * gives no name. */
+sky_status sky_cuda_device_describe(const char *who, char *device, size_t n, char *driver, size_t dn, sky_err *err);
+
+/* The most device memory the plugin of `who` has held at once so far (its allocation wrapper: weights, arenas,
+ * workspace), or -1 when the plugin is not loaded. */
+double sky_cuda_peak_device_bytes(const char *who);
+
 #endif /* SKY_CUDA_PLUGIN_H */

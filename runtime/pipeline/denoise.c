@@ -170,19 +170,12 @@ void sky_denoise_progress_step(sky_denoise *r)
 /* --backend cuda: the plugin's peak device memory, GPU 0's name and the driver into r->stats (pipeline.h). */
 static void device_stats(sky_denoise *r)
 {
-    sky_run_stats         *st = &r->stats;
-    const sky_cuda_plugin *pl = NULL;
-    sky_err                e;
-    int                    driver = 0;
+    sky_run_stats *st = &r->stats;
+    sky_err        e;
     st->peak_device_bytes = -1;
-    if (r->a->backend != SKY_BACKEND_CUDA || sky_cuda_plugin_get(&pl, r->v->name, &e)) return;
-    size_t peak = 0;
-    pl->mem_bytes(NULL, &peak);
-    st->peak_device_bytes = (double)peak;
-    if (pl->device_info(0, st->device, sizeof st->device, &driver, &e) == SKY_OK)
-        snprintf(st->driver, sizeof st->driver, "CUDA driver %d.%d", driver / 1000, driver % 1000 / 10);
-    else
-        st->device[0] = 0;
+    if (r->a->backend != SKY_BACKEND_CUDA) return;
+    st->peak_device_bytes = sky_cuda_peak_device_bytes(r->v->name);
+    sky_cuda_device_describe(r->v->name, st->device, sizeof st->device, st->driver, sizeof st->driver, &e);
 }
 
 void sky_denoise_stats_end(sky_denoise *r)

@@ -172,12 +172,18 @@ typedef struct {
     int          n;
 } input_pass;
 
+/* One RGB24 frame px (phw pixels) as the pipeline's floats in [-1, 1]: channel c at out + c * stride. */
+static void frame_to_planes(const uint8_t *px, size_t phw, float *out, size_t stride)
+{
+    for (int c = 0; c < 3; c++)
+        for (size_t k = 0; k < phw; k++) out[c * stride + k] = px[k * 3 + c] / 127.5f - 1.0f;
+}
+
 static sky_status input_frame(void *ctx, const uint8_t *px, int width, int height, int i, sky_err *err)
 {
     input_pass  *p = ctx;
     const size_t phw = (size_t)width * height;
-    for (int c = 0; c < 3; c++)
-        for (size_t k = 0; k < phw; k++) p->frame[c * phw + k] = px[k * 3 + c] / 127.5f - 1.0f;
+    frame_to_planes(px, phw, p->frame, phw);
     if (p->n) memcpy(p->ring + (size_t)(i % p->n) * 3 * phw, px, 3 * phw);
     return sky_denoise_emit_frame(p->r, p->frame, p->rgb, err);
 }
@@ -212,11 +218,9 @@ static sky_status read_inputs(df_run *d, sky_err *err)
         st = sky_fail(err, "%s: %d frames on the second reading, %d on the first: was the file changed during the run?",
                       a->video_path, info.count, count);
     if (st == SKY_OK) { /* the last k frames, oldest first, as [3, k, H, W] */
-        for (int j = 0; j < k; j++) {
-            const uint8_t *f = p.ring + (size_t)((count - k + j) % n) * 3 * phw;
-            for (int c = 0; c < 3; c++)
-                for (size_t i = 0; i < phw; i++) tail[((size_t)c * k + j) * phw + i] = f[i * 3 + c] / 127.5f - 1.0f;
-        }
+        for (int j = 0; j < k; j++)
+            frame_to_planes(p.ring + (size_t)((count - k + j) % n) * 3 * phw, phw, tail + (size_t)j * phw,
+                            (size_t)k * phw);
         st = keep_history(&d->history, &d->history_frames, a->overlap_history, tail, k, 0, phw, err);
     }
     free(tail);
