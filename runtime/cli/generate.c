@@ -61,29 +61,15 @@ static void                  on_signal(int sig)
 
 /* ---- files ---------------------------------------------------------------------------------- */
 
-/* mkdir -p of the directory part of path. */
-static int make_parents(const char *path)
+/* mkdir -p of the folder that holds file path (nothing when path names no folder). */
+static sky_status make_parents(const char *path, sky_err *err)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return 0;
-        *p = '/';
-    }
-    return 1;
-}
-
-/* mkdir -p of directory dir. */
-static int make_parents_dir(const char *dir)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/x", dir) >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return 0;
-    }
-    return make_parents(tmp);
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir) return sky_fail(err, "the path is too long");
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return SKY_OK;
+    *slash = '\0';
+    return sky_fs_mkdirs(dir, err);
 }
 
 /* Whether this process may create files in the folder that holds file `path` ("." when it names none): 0, or
@@ -269,8 +255,9 @@ static int read_options(gen *g)
     if (a->resume_dir && a->teacache)
         return sky_cli_usage(g->argv0, "--resume_dir with --teacache: not supported (TeaCache's state spans the "
                                        "windows and is not kept)");
-    if (a->resume_dir && !make_parents_dir(a->resume_dir)) {
-        fprintf(stderr, "%s: error: --resume_dir %s: cannot create it: %s\n", g->argv0, a->resume_dir, strerror(errno));
+    sky_err de;
+    if (a->resume_dir && sky_fs_mkdirs(a->resume_dir, &de)) {
+        fprintf(stderr, "%s: error: --resume_dir %s: %s\n", g->argv0, a->resume_dir, de.msg);
         return SKY_CLI_EXIT_FAIL;
     }
     if (a->resume_dir && access(a->resume_dir, W_OK | X_OK) != 0) {
@@ -595,8 +582,9 @@ static int name_output(gen *g)
                              g->user_prompt, a->seed))
         return sky_cli_usage(g->argv0, "--outdir is too long");
     a->output = a->vae_weights ? g->out : NULL;
-    if (a->output && !make_parents(a->output)) {
-        fprintf(stderr, "%s: error: cannot create the directories of %s: %s\n", g->argv0, a->output, strerror(errno));
+    sky_err de;
+    if (a->output && make_parents(a->output, &de)) {
+        fprintf(stderr, "%s: error: -o %s: %s\n", g->argv0, a->output, de.msg);
         return SKY_CLI_EXIT_FAIL;
     }
     char dir[4096];

@@ -238,3 +238,30 @@ const char *sky_fs_base_name(const char *path)
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
+
+/* mkdir -p (fs.h). */
+sky_status sky_fs_mkdirs(const char *dir, sky_err *err)
+{
+    char path[4096];
+    if (dir[0] == '\0') return sky_fail(err, "cannot create a folder with an empty name");
+    if ((size_t)snprintf(path, sizeof path, "%s", dir) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return sky_fail(err, "cannot create the folder %.64s...: its path is too long", dir);
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return sky_fail(err, "cannot create the folder %s: %s", path, strerror(errno));
+        *p = c;
+        if (c == '\0' || p[1] == '\0') break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) return sky_fail(err, "cannot create the folder %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return sky_fail(err, "%s: exists and is not a folder", dir);
+    }
+    return SKY_OK;
+}

@@ -55,6 +55,11 @@ sky_status sky_fs_read_small(const char *path, size_t max, const char *what, cha
 sky_status sky_fs_list_dir(const char *dir, const char *suffix, char ***names, int *n, sky_err *err);
 void       sky_fs_free_names(char **names, int n);
 
+/* mkdir -p: create folder dir and the folders above it that are missing (mode 0777 less the umask); an
+ * existing folder is fine. Fails with "cannot create the folder <path>: <reason>" naming the first folder
+ * that could not be made (errno is left set to the reason), or "<dir>: exists and is not a folder". */
+sky_status sky_fs_mkdirs(const char *dir, sky_err *err);
+
 /* malloc'ed "dir/name", or NULL when out of memory. */
 char *sky_fs_join(const char *dir, const char *name);
 

@@ -100,7 +100,7 @@ refused "--output_latents in a read-only folder" "--output_latents $tmp/ro/l.saf
 [ -z "$(ls -A "$tmp/out")" ] || { fail=$((fail + 1)); echo "FAIL --output_latents refused, yet $tmp/out holds: $(ls -A "$tmp/out")"; }
 refused "--resume_dir read-only" "--resume_dir $tmp/ro: cannot write into it: Permission denied" 1 "$tmp/ro" -- \
     "${RUN[@]}" -o "$tmp/out/x.mp4" --resume_dir "$tmp/ro"
-refused "--resume_dir inside a read-only folder" "--resume_dir $tmp/ro/sub: cannot create it: Permission denied" 1 \
+refused "--resume_dir inside a read-only folder" "--resume_dir $tmp/ro/sub: cannot create the folder $tmp/ro/sub: Permission denied" 1 \
     "$tmp/ro" -- "${RUN[@]}" -o "$tmp/out/x.mp4" --resume_dir "$tmp/ro/sub"
 
 echo "$pass passed, $fail failed"
