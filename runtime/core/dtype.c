@@ -130,6 +130,20 @@ float sky_f16_to_f32(uint16_t h)
     return f32_from_bits(u);
 }
 
+/* OCP fp8 E4M3FN (torch.float8_e4m3fn): bias 7, 3 mantissa bits, no infinities, S.1111.111 is NaN, largest
+ * finite 448. Exact in float. */
+float sky_f8e4m3_to_f32(uint8_t b)
+{
+    const unsigned exp = (b >> 3) & 0xfu, man = b & 0x7u;
+    const float    sign = (b & 0x80u) ? -1.0f : 1.0f;
+    if (exp == 0xfu && man == 0x7u) return sign * NAN;
+    if (exp == 0) return sign * ldexpf((float)man, -9); /* subnormal: man/8 * 2^-6 */
+    return sign * ldexpf((float)(8u + man), (int)exp - 10);
+}
+
+/* fp8 E5M2 (torch.float8_e5m2) is the top byte of an IEEE half, infinities and NaNs included. */
+float sky_f8e5m2_to_f32(uint8_t b) { return sky_f16_to_f32((uint16_t)(b << 8)); }
+
 sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, sky_err *err)
 {
     const unsigned char *p = src;
@@ -143,6 +157,12 @@ sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, 
     case SKY_DTYPE_BF16:
         for (size_t i = 0; i < n; i++) dst[i] = sky_bf16_to_f32(load_u16(p + 2 * i));
         return SKY_OK;
+    case SKY_DTYPE_F8_E4M3:
+        for (size_t i = 0; i < n; i++) dst[i] = sky_f8e4m3_to_f32(p[i]);
+        return SKY_OK;
+    case SKY_DTYPE_F8_E5M2:
+        for (size_t i = 0; i < n; i++) dst[i] = sky_f8e5m2_to_f32(p[i]);
+        return SKY_OK;
     case SKY_DTYPE_F64:
         for (size_t i = 0; i < n; i++) dst[i] = (float)f64_from_bits(load_u64(p + 8 * i));
         return SKY_OK;
@@ -153,7 +173,8 @@ sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, 
         for (size_t i = 0; i < n; i++) dst[i] = (float)(int32_t)load_u32(p + 4 * i);
         return SKY_OK;
     default:
-        return sky_fail(err, "cannot convert dtype %s to f32 (supported: F32, F16, BF16, F64, I64, I32)",
+        return sky_fail(err,
+                        "cannot convert dtype %s to f32 (supported: F32, F16, BF16, F8_E4M3, F8_E5M2, F64, I64, I32)",
                         sky_dtype_name(t));
     }
 }

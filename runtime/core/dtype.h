@@ -22,8 +22,8 @@ int sky_dtype_from_name(const char *s, size_t len, sky_dtype *out);
 int sky_dtype_bits(sky_dtype t);
 
 /* Convert n elements of dtype t at src (any alignment, little-endian) to float.
- * Supported: F32, F16, BF16, F64, I64, I32. BF16 and F16 are exact (F16 subnormals,
- * infinities and NaNs included); F64, I64 and I32 round to nearest. Any other dtype
+ * Supported: F32, F16, BF16, F8_E4M3, F8_E5M2, F64, I64, I32. BF16, F16 and the fp8 types are exact
+ * (subnormals, infinities and NaNs included); F64, I64 and I32 round to nearest. Any other dtype
  * returns SKY_ERR with a message naming it, and dst is untouched. */
 sky_status sky_dtype_to_f32(float *dst, const void *src, sky_dtype t, size_t n, sky_err *err);
 
@@ -40,6 +40,11 @@ uint16_t sky_f32_to_bf16(float f);
 
 /* bf16 -> float (exact). */
 float sky_bf16_to_f32(uint16_t h);
+
+/* fp8 -> float (exact): E4M3FN (torch.float8_e4m3fn: no infinities, 0x7f/0xff NaN, max 448) and E5M2
+ * (torch.float8_e5m2: an IEEE half's top byte). */
+float sky_f8e4m3_to_f32(uint8_t b);
+float sky_f8e5m2_to_f32(uint8_t b);
 
 /* IEEE half -> float (exact, subnormals, infinities and NaNs included). */
 float sky_f16_to_f32(uint16_t h);

@@ -117,6 +117,91 @@ static int find_parts(const sky_checkpoint *ck, const sky_weight_desc *w, sky_la
     return n;
 }
 
+/* ---- fp8 (reference round2-features.md §5) ---- */
+
+static int is_fp8(sky_dtype t) { return t == SKY_DTYPE_F8_E4M3 || t == SKY_DTYPE_F8_E5M2; }
+
+/* The scale of checkpoint tensor t: "<layer>.scale_weight" (the Kijai / legacy ComfyUI spelling) or
+ * "<layer>.weight_scale" (the newer one) for t named "<layer>.weight"; NULL when it has none. */
+static const sky_st_tensor *scale_of(const sky_checkpoint *ck, const sky_st_tensor *t)
+{
+    const size_t n = strlen(t->name);
+    if (n < 7 || strcmp(t->name + n - 7, ".weight") != 0 || n > 400) return NULL;
+    char key[512];
+    snprintf(key, sizeof key, "%.*s.scale_weight", (int)(n - 7), t->name);
+    const sky_st_tensor *s = sky_checkpoint_find(ck, key);
+    if (s) return s;
+    snprintf(key, sizeof key, "%s_scale", t->name);
+    return sky_checkpoint_find(ck, key);
+}
+
+/* Elements of tensor t (1 for a scalar). */
+static size_t elements(const sky_st_tensor *t)
+{
+    size_t e = 1;
+    for (int d = 0; d < t->ndim; d++) e *= (size_t)t->shape[d];
+    return e;
+}
+
+/* A tensor's scale must be F32, BF16 or F16, and one value (per tensor) or one per row (per output
+ * channel: [rows] or [rows, 1]); only an fp8 tensor may have one. */
+static sky_status check_scale(const sky_checkpoint *ck, const sky_st_tensor *t, sky_err *err)
+{
+    const sky_st_tensor *s = scale_of(ck, t);
+    if (!s) return SKY_OK;
+    if (!is_fp8(t->dtype))
+        return sky_fail(err,
+                        "%s: tensor '%s' is %s but has a scale '%s'; only fp8 (F8_E4M3, F8_E5M2) weights are "
+                        "scaled: is the checkpoint damaged?",
+                        s->file, t->name, sky_dtype_name(t->dtype), s->name);
+    if (s->dtype != SKY_DTYPE_F32 && s->dtype != SKY_DTYPE_BF16 && s->dtype != SKY_DTYPE_F16)
+        return sky_fail(err, "%s: scale '%s' has dtype %s; scales must be F32, BF16 or F16", s->file, s->name,
+                        sky_dtype_name(s->dtype));
+    const size_t n = elements(s);
+    if (n != 1 && !(t->ndim >= 1 && (int64_t)n == t->shape[0] && (s->ndim == 1 || (s->ndim == 2 && s->shape[1] == 1))))
+        return sky_fail(err,
+                        "%s: scale '%s' has %zu values; a scale is one value per tensor or one per row (%lld for "
+                        "'%s')",
+                        s->file, s->name, n, (long long)(t->ndim ? t->shape[0] : 1), t->name);
+    return SKY_OK;
+}
+
+/* Multiply the n values of part t just converted into dst by its scale (dequantisation: value x scale,
+ * in float, as torch does it; absent: 1). */
+static sky_status apply_scale(const sky_checkpoint *ck, const sky_st_tensor *t, float *dst, size_t n, sky_err *err)
+{
+    const sky_st_tensor *s = is_fp8(t->dtype) ? scale_of(ck, t) : NULL;
+    if (!s) return SKY_OK;
+    const size_t ns = elements(s);
+    float        scale[1];
+    float       *sc = ns == 1 ? scale : malloc(ns * sizeof *sc);
+    if (!sc) return sky_fail(err, "out of host memory for the scales '%s'", s->name);
+    if (sky_dtype_to_f32(sc, s->data, s->dtype, ns, err) != SKY_OK) {
+        if (sc != scale) free(sc);
+        return SKY_ERR;
+    }
+    const size_t per = n / ns; /* values per scale: the whole tensor, or one row */
+    for (size_t i = 0; i < n; i++) dst[i] *= sc[i / per];
+    if (sc != scale) free(sc);
+    return SKY_OK;
+}
+
+/* The tensors of an fp8 checkpoint that are read with the weights rather than as weights: the scales (one
+ * per scaled weight), the input scales of fp8 matmuls (unused: weights are expanded to bf16 here), the
+ * `scaled_fp8` marker and ComfyUI's per-layer `comfy_quant` notes. Not reported as unused. */
+static int is_fp8_companion(const char *name)
+{
+    static const char *const ends[] = {".scale_weight", ".weight_scale", ".scale_input", ".input_scale",
+                                       ".comfy_quant"};
+    if (strcmp(name, "scaled_fp8") == 0) return 1;
+    const size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        const size_t k = strlen(ends[i]);
+        if (n > k && strcmp(name + n - k, ends[i]) == 0) return 1;
+    }
+    return 0;
+}
+
 /* Check every entry before converting any: presence, shape, dtype. */
 static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *table, int n, sky_layout l,
                             const char *who, sky_err *err)
@@ -145,9 +230,12 @@ static sky_status check_all(const sky_checkpoint *ck, const sky_weight_desc *tab
                                 shape_fmt(exp, sizeof exp, table[i].ndim, want), who);
             }
             if (t->dtype != SKY_DTYPE_F32 && t->dtype != SKY_DTYPE_BF16 && t->dtype != SKY_DTYPE_F16 &&
-                t->dtype != SKY_DTYPE_F64)
-                return sky_fail(err, "%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16 or F64", t->file,
-                                t->name, sky_dtype_name(t->dtype));
+                t->dtype != SKY_DTYPE_F64 && !is_fp8(t->dtype))
+                return sky_fail(err,
+                                "%s: tensor '%s' has dtype %s; weights must be F32, BF16, F16, F64, F8_E4M3 or "
+                                "F8_E5M2",
+                                t->file, t->name, sky_dtype_name(t->dtype));
+            if (check_scale(ck, t, err) != SKY_OK) return SKY_ERR;
         }
     }
     if (missing)
@@ -166,7 +254,7 @@ static void count_unused(sky_weights *w, const sky_checkpoint *ck, const sky_wei
     char buf[512];
     for (int i = 0; i < count; i++) {
         const char *name = sky_checkpoint_at(ck, i)->name;
-        int         used = 0;
+        int         used = is_fp8_companion(name);
         for (int j = 0; j < n && !used; j++) {
             if (w->layout == SKY_LAYOUT_ORIGINAL) {
                 used = strcmp(name, table[j].name) == 0;
@@ -224,7 +312,8 @@ sky_status sky_weights_read(const sky_weights *w, int i, float *dst, sky_err *er
     for (int d = 0; d < e->ndim; d++) elems *= (size_t)e->shape[d];
     const size_t per = elems / (size_t)np; /* the parts, one after another along dim 0 */
     for (int k = 0; k < np; k++) {
-        if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK)
+        if (sky_dtype_to_f32(dst + (size_t)k * per, parts[k]->data, parts[k]->dtype, per, err) != SKY_OK ||
+            apply_scale(w->ck, parts[k], dst + (size_t)k * per, per, err) != SKY_OK)
             return SKY_ERR;
         if (check_finite(dst + (size_t)k * per, per, parts[k], "", err) != SKY_OK) return SKY_ERR;
     }

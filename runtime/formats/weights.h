@@ -4,8 +4,14 @@
  * in the original SkyReels/Wan layout and in the diffusers layout
  * (shared/reference/dit-and-sampling.md §4). sky_weights_bind_f32() decides which layout the
  * checkpoint uses, then checks every tensor before converting any: present, shape equal,
- * dtype F32, BF16, F16 or F64. Conversion to fp32 copies (mmapped data is not aligned): all at once
+ * dtype F32, BF16, F16, F64 or fp8. Conversion to fp32 copies (mmapped data is not aligned): all at once
  * for the CPU backend, one tensor at a time for the CUDA backend (sky_weights_bind_lazy).
+ *
+ * fp8 checkpoints (F8_E4M3, F8_E5M2; reference round2-features.md §5): a tensor "<layer>.weight" is
+ * multiplied by its scale "<layer>.scale_weight" (Kijai / legacy ComfyUI) or "<layer>.weight_scale" (newer)
+ * when the file has one (one value, or one per row), in float, as torch dequantises; without one its values
+ * are taken as they are (the plain fp8 files). A scale on a tensor that is not fp8 is refused. The scales,
+ * input scales, the `scaled_fp8` marker and `comfy_quant` notes are not counted as unused tensors.
  */
 #ifndef SKY_WEIGHTS_H
 #define SKY_WEIGHTS_H

@@ -190,7 +190,7 @@ int main(void)
     sky_st_entry dtype[] = { { "blocks.0.self_attn.q.weight", SKY_DTYPE_I64, 2, { 2, 3 }, qi },
                              { "patch_embedding.bias", SKY_DTYPE_F32, 1, { 2 }, b } };
     write_file("dtype.safetensors", dtype, 2, path, sizeof path);
-    expect_fail("wrong dtype", path, "has dtype I64; weights must be F32, BF16, F16 or F64");
+    expect_fail("wrong dtype", path, "has dtype I64; weights must be F32, BF16, F16, F64, F8_E4M3 or F8_E5M2");
 
     sky_st_entry missing[] = { { "blocks.0.self_attn.q.weight", SKY_DTYPE_F32, 2, { 2, 3 }, q } };
     write_file("missing.safetensors", missing, 1, path, sizeof path);
