@@ -213,6 +213,19 @@ done:
     return st;
 }
 
+/* The GEMMs' algorithms chosen by measurement in the arena, before it is zeroed and used (gemm.h:
+ * sky_gemm_tune), the choices kept in the kernel cache's folder; SKY_GEMM_TUNE=0 keeps the heuristic's first
+ * (the same choice on every GPU of a kind, without measuring). */
+static void tune_gemms(sky_cuda_prog *pr)
+{
+    const char *tune = getenv("SKY_GEMM_TUNE");
+    if (tune && strcmp(tune, "0") == 0) return;
+    char      dir[4096];
+    sky_err   ce;
+    const int cached = sky_nvrtc_cache_dir(dir, sizeof dir, &ce) == SKY_OK && sky_nvrtc_cache_mkdir(dir, &ce) == SKY_OK;
+    sky_gemm_tune(pr->gemm, pr->arena, pr->arena_bytes, cached ? dir : NULL, pr->c->stream);
+}
+
 sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int n_gemms, sky_err *err)
 {
     void *dev;
@@ -223,10 +236,11 @@ sky_status sky_cuda_prog_end(sky_cuda_prog *pr, const sky_gemm_desc *gemms, int 
     pr->arena = (CUdeviceptr)(uintptr_t)dev;
     pr->workspace = pr->arena + pr->arena_bytes;
     pr->kept = pr->kept_bytes ? pr->workspace + SKY_GEMM_WORKSPACE_BYTES : 0;
-    SKY_CU_CHECK(cuMemsetD8(pr->arena, 0, total));
     if (sky_gemm_init(&pr->gemm, pr->c, gemms, n_gemms, (void *)(uintptr_t)pr->workspace, SKY_GEMM_WORKSPACE_BYTES,
                       err))
         return SKY_ERR;
+    tune_gemms(pr);
+    SKY_CU_CHECK(cuMemsetD8(pr->arena, 0, total));
     pr->st = (sky_cuda_program){.arena = pr->arena,
                                 .w = pr->w,
                                 .fn = pr->fn,

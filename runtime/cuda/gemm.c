@@ -1,14 +1,23 @@
 /* runtime/cuda/gemm.c — cuBLASLt GEMMs chosen once, run many times (gemm.h). */
 #include "cuda/gemm.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
 /* Pointer alignment promised to the heuristic (the default preference assumes 256) and
  * checked on every call. */
 #define GEMM_ALIGN 16u
+
+/* How a GEMM's algorithm was chosen. */
+typedef enum gemm_choice {
+    GEMM_HEURISTIC = 0, /* the heuristic's first (sky_gemm_init; one candidate, or not measured) */
+    GEMM_MEASURED = 1,  /* the fastest of the heuristic's first few, timed by sky_gemm_tune */
+    GEMM_CACHED = 2,    /* a measured choice read back from the cache */
+} gemm_choice;
 
 typedef struct gemm {
     sky_gemm_desc          d;
@@ -19,8 +28,12 @@ typedef struct gemm {
     cublasLtMatmulAlgo_t   algo; /* chosen once at init */
     size_t                 ws_needed;
     float                  waves;
-    int                    m_now;        /* columns currently set in b and cd */
-    int                    n_now, k_now; /* n and k currently set in the layouts */
+    gemm_choice            tuned;             /* how the algorithm was chosen */
+    int                    candidates;        /* the heuristic's candidates (when tuned) */
+    int                    pick;              /* the chosen candidate's rank in the heuristic's list */
+    float                  ms_pick, ms_first; /* measured: the chosen and the heuristic's first, per run */
+    int                    m_now;             /* columns currently set in b and cd */
+    int                    n_now, k_now;      /* n and k currently set in the layouts */
 } gemm;
 
 struct sky_gemm_set {
@@ -130,8 +143,10 @@ static void build(gemm *e)
     e->k_now = d->k;
 }
 
-/* Run the heuristic once for m_max and keep its first answer. */
-static sky_status choose(sky_gemm_set *s, int i, gemm *e, sky_err *err)
+/* The heuristic's candidates for e at m_max (at most want, best first): the workspace, fp32 split-K partials
+ * and 16-byte alignment are required of each. Returns the number found; *st the heuristic's status. */
+static int heuristics(const sky_gemm_set *s, const gemm *e, cublasLtMatmulHeuristicResult_t *res, int want,
+                      cublasStatus_t *st)
 {
     cublasLtMatmulPreference_t pref;
     SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -150,24 +165,36 @@ static sky_status choose(sky_gemm_set *s, int i, gemm *e, sky_err *err)
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align, sizeof align));
     SKY_CUBLAS_CHECK(
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof align));
-
-    cublasLtMatmulHeuristicResult_t res;
-    memset(&res, 0, sizeof res);
-    int            found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(s->lt, e->op, e->a, e->b, e->cd, e->cd, pref, 1, &res, &found);
+    memset(res, 0, (size_t)want * sizeof *res);
+    int found = 0;
+    *st = cublasLtMatmulAlgoGetHeuristic(s->lt, e->op, e->a, e->b, e->cd, e->cd, pref, want, res, &found);
     SKY_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-    if (st != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
+    if (*st != CUBLAS_STATUS_SUCCESS) return 0;
+    int ok = 0; /* keep the usable ones, in order */
+    for (int i = 0; i < found; i++)
+        if (res[i].state == CUBLAS_STATUS_SUCCESS) res[ok++] = res[i];
+    if (ok == 0 && found > 0) *st = res[0].state;
+    return ok;
+}
+
+/* Run the heuristic once for m_max and keep its first answer. */
+static sky_status choose(sky_gemm_set *s, int i, gemm *e, sky_err *err)
+{
+    cublasLtMatmulHeuristicResult_t res;
+    cublasStatus_t                  st;
+    if (heuristics(s, e, &res, 1, &st) < 1) {
         char what[256];
         return sky_fail(err,
                         "%s: cuBLASLt %zu has no algorithm for it on GPU %d (%s, cc %d.%d) with %zu bytes of "
                         "workspace (%s); the spec asks for a GEMM this GPU or library cannot run",
                         desc_fmt(what, sizeof what, i, &e->d), s->lt_version, s->device, s->gpu, s->cc_major,
                         s->cc_minor, s->workspace_bytes,
-                        cublasLtGetStatusName(st != CUBLAS_STATUS_SUCCESS ? st : res.state));
+                        cublasLtGetStatusName(st != CUBLAS_STATUS_SUCCESS ? st : CUBLAS_STATUS_NOT_SUPPORTED));
     }
     e->algo = res.algo;
     e->ws_needed = res.workspaceSize;
     e->waves = res.wavesCount;
+    e->tuned = GEMM_HEURISTIC;
     return SKY_OK;
 }
 
@@ -259,6 +286,171 @@ void sky_gemm_run_dims(sky_gemm_set *s, int i, int m, int n, int k, const void *
     sky_gemm_run(s, i, m, x, w, bias, y, st);
 }
 
+/* ---- the choice by measurement (gemm.h: sky_gemm_tune) ----------------------------------- */
+
+#define TUNE_CANDIDATES 4 /* the heuristic's first few */
+#define TUNE_RUNS       3 /* timed runs per candidate, after one untimed */
+
+static size_t dtype_bytes(sky_gemm_dtype t) { return t == SKY_GEMM_BF16 ? 2 : 4; }
+
+/* What the choice of GEMM e depends on: the GPU (name, SMs, cc), cuBLASLt's version, the workspace, the
+ * desc, and how many candidates are compared. */
+static uint64_t tune_key(const sky_gemm_set *s, const gemm *e)
+{
+    const sky_gemm_desc *d = &e->d;
+    int64_t              v[16] = {(int64_t)s->lt_version,
+                                  s->sm_count,
+                                  s->cc_major,
+                                  s->cc_minor,
+                                  (int64_t)s->workspace_bytes,
+                                  d->m_max,
+                                  d->n,
+                                  d->k,
+                                  d->a_dtype,
+                                  d->out_dtype,
+                                  d->epilogue,
+                                  d->ldx,
+                                  d->ldw,
+                                  d->ldy,
+                                  d->w_kn,
+                                  TUNE_CANDIDATES};
+    return XXH64(v, sizeof v, XXH64(s->gpu, strlen(s->gpu), 0));
+}
+
+/* The cached choice of e: the candidate's rank, or -1 when there is none (or it cannot be read). */
+static int cache_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int pick = -1;
+    if (fscanf(f, "pick %d", &pick) != 1) pick = -1;
+    fclose(f);
+    return pick;
+}
+
+/* Store e's choice at path (a temporary file renamed onto it: a reader never sees half of one). A failure
+ * only costs a measurement next time. */
+static void cache_write(const char *path, const sky_gemm_set *s, int i, const gemm *e)
+{
+    char tmp[4200], what[256];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    int ok = fprintf(f, "pick %d of %d\n%s on %s, cuBLASLt %zu: %.4f ms per run (the heuristic's first %.4f ms)\n",
+                     e->pick, e->candidates, desc_fmt(what, sizeof what, i, &e->d), s->gpu, s->lt_version,
+                     (double)e->ms_pick, (double)e->ms_first) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}
+
+/* Time candidate c of GEMM e at m_max on stream st (ms per run), or -1 when cuBLASLt refuses to run it. */
+static float time_candidate(sky_gemm_set *s, gemm *e, const cublasLtMatmulHeuristicResult_t *c, CUdeviceptr x,
+                            CUdeviceptr w, CUdeviceptr y, CUevent ev[2], CUstream st)
+{
+    const float one = 1.0f, zero = 0.0f;
+    const void *xp = (const void *)(uintptr_t)x, *wp = (const void *)(uintptr_t)w;
+    void       *yp = (void *)(uintptr_t)y;
+    if (cublasLtMatmul(s->lt, e->op, &one, wp, e->a, xp, e->b, &zero, yp, e->cd, yp, e->cd, &c->algo, s->workspace,
+                       s->workspace_bytes, st) != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    SKY_CU_CHECK(cuEventRecord(ev[0], st));
+    for (int r = 0; r < TUNE_RUNS; r++)
+        SKY_CUBLAS_CHECK(cublasLtMatmul(s->lt, e->op, &one, wp, e->a, xp, e->b, &zero, yp, e->cd, yp, e->cd, &c->algo,
+                                        s->workspace, s->workspace_bytes, st));
+    SKY_CU_CHECK(cuEventRecord(ev[1], st));
+    SKY_CU_CHECK(cuEventSynchronize(ev[1]));
+    float ms = 0;
+    SKY_CU_CHECK(cuEventElapsedTime(&ms, ev[0], ev[1]));
+    return ms / TUNE_RUNS;
+}
+
+/* The bytes of GEMM e's operands at m_max, each rounded up to 256: x, W, y, the bias. */
+static void operand_bytes(const gemm *e, size_t b[4])
+{
+    const sky_gemm_desc *d = &e->d;
+    const size_t         in = dtype_bytes(d->a_dtype), out = dtype_bytes(d->out_dtype);
+    const size_t         w_rows = (size_t)(d->w_kn ? d->k : d->n);
+    b[0] = (size_t)d->m_max * (size_t)ld_x(d) * in;
+    b[1] = w_rows * (size_t)ld_w(d) * in;
+    b[2] = (size_t)d->m_max * (size_t)ld_y(d) * out;
+    b[3] = (size_t)d->n * out;
+    for (int i = 0; i < 4; i++) b[i] = (b[i] + 255) / 256 * 256;
+}
+
+/* Measure GEMM i's candidates in scratch (x, then W, then y and the bias) and keep the fastest. */
+static void tune_one(sky_gemm_set *s, int i, const cublasLtMatmulHeuristicResult_t *res, int found, CUdeviceptr scratch,
+                     CUevent ev[2], CUstream st)
+{
+    gemm                *e = &s->g[i];
+    const sky_gemm_desc *d = &e->d;
+    size_t               b[4];
+    operand_bytes(e, b);
+    const CUdeviceptr x = scratch, w = x + b[0], y = w + b[1], bias = y + b[2];
+    if (e->m_now != d->m_max) {
+        uint64_t cols = (uint64_t)d->m_max;
+        SKY_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(e->b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
+        SKY_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(e->cd, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof cols));
+        e->m_now = d->m_max;
+    }
+    if (d->epilogue != SKY_GEMM_EPI_NONE) {
+        const void *bp = (const void *)(uintptr_t)bias;
+        SKY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp));
+    }
+    int   best = -1;
+    float best_ms = 0;
+    for (int c = 0; c < found; c++) {
+        const float ms = time_candidate(s, e, &res[c], x, w, y, ev, st);
+        if (c == 0) e->ms_first = ms;
+        if (ms >= 0 && (best < 0 || ms < best_ms)) best = c, best_ms = ms;
+    }
+    if (best < 0) return; /* none ran: the heuristic's first stays */
+    e->algo = res[best].algo;
+    e->ws_needed = res[best].workspaceSize;
+    e->waves = res[best].wavesCount;
+    e->tuned = GEMM_MEASURED;
+    e->candidates = found;
+    e->pick = best;
+    e->ms_pick = best_ms;
+}
+
+void sky_gemm_tune(sky_gemm_set *s, CUdeviceptr scratch, size_t scratch_bytes, const char *cache_dir, CUstream st)
+{
+    CUevent ev[2] = {NULL, NULL};
+    for (int i = 0; i < s->n; i++) {
+        gemm                           *e = &s->g[i];
+        cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
+        cublasStatus_t                  hs;
+        const int                       found = heuristics(s, e, res, TUNE_CANDIDATES, &hs);
+        if (found < 2) continue; /* nothing to choose between */
+        char path[4096] = "";
+        if (cache_dir)
+            snprintf(path, sizeof path, "%s/gemm-%016llx.choice", cache_dir, (unsigned long long)tune_key(s, e));
+        const int cached = path[0] ? cache_read(path) : -1;
+        if (cached >= 0 && cached < found) {
+            e->algo = res[cached].algo;
+            e->ws_needed = res[cached].workspaceSize;
+            e->waves = res[cached].wavesCount;
+            e->tuned = GEMM_CACHED;
+            e->candidates = found;
+            e->pick = cached;
+            continue;
+        }
+        size_t b[4];
+        operand_bytes(e, b);
+        if (b[0] + b[1] + b[2] + b[3] > scratch_bytes) continue; /* too large to measure here: the heuristic's first */
+        if (!ev[0]) {
+            SKY_CU_CHECK(cuEventCreate(&ev[0], CU_EVENT_DEFAULT));
+            SKY_CU_CHECK(cuEventCreate(&ev[1], CU_EVENT_DEFAULT));
+        }
+        tune_one(s, i, res, found, scratch, ev, st);
+        if (e->tuned == GEMM_MEASURED && path[0]) cache_write(path, s, i, e);
+    }
+    if (ev[0]) {
+        SKY_CU_CHECK(cuEventDestroy(ev[0]));
+        SKY_CU_CHECK(cuEventDestroy(ev[1]));
+    }
+}
+
 int sky_gemm_count(const sky_gemm_set *s) { return s->n; }
 
 const sky_gemm_desc *sky_gemm_get_desc(const sky_gemm_set *s, int i)
@@ -303,6 +495,19 @@ static algo_config config_of(const gemm *e)
     return k;
 }
 
+/* "measured: candidate 2 of 4, 0.81 ms (first 0.93 ms)" */
+static const char *choice_fmt(char *buf, size_t size, const gemm *e)
+{
+    if (e->tuned == GEMM_MEASURED)
+        snprintf(buf, size, "measured: candidate %d of %d, %.4f ms (first %.4f ms)", e->pick + 1, e->candidates,
+                 (double)e->ms_pick, (double)e->ms_first);
+    else if (e->tuned == GEMM_CACHED)
+        snprintf(buf, size, "cached: candidate %d of %d", e->pick + 1, e->candidates);
+    else
+        snprintf(buf, size, "the heuristic's first");
+    return buf;
+}
+
 void sky_gemm_algo_report(const sky_gemm_set *s, FILE *f)
 {
     fprintf(f, "cuBLASLt %zu on GPU %d (%s, cc %d.%d, %d SMs), workspace %zu bytes, %d GEMMs, fingerprint %016llx\n",
@@ -311,13 +516,14 @@ void sky_gemm_algo_report(const sky_gemm_set *s, FILE *f)
     for (int i = 0; i < s->n; i++) {
         const gemm *e = &s->g[i];
         algo_config k = config_of(e);
-        char        what[256];
+        char        what[256], how[128];
         fprintf(f,
                 "  %s: algo %lld tile %lld stages %lld splitK %lld reduction %lld swizzle %lld custom %lld "
-                "inner %lld cluster %lld, workspace %zu, waves %.2f\n",
+                "inner %lld cluster %lld, workspace %zu, waves %.2f, %s\n",
                 desc_fmt(what, sizeof what, i, &e->d), (long long)k.id, (long long)k.tile, (long long)k.stages,
                 (long long)k.splitk, (long long)k.reduction, (long long)k.swizzle, (long long)k.custom,
-                (long long)k.inner_shape, (long long)k.cluster_shape, e->ws_needed, (double)e->waves);
+                (long long)k.inner_shape, (long long)k.cluster_shape, e->ws_needed, (double)e->waves,
+                choice_fmt(how, sizeof how, e));
     }
 }
 

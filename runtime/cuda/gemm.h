@@ -44,8 +44,8 @@
  *
  * Determinism (conventions-and-reliability.md §3.4): the descriptors, layouts and the
  * algorithm of every GEMM are chosen once in sky_gemm_init() from a fixed workspace size
- * and fixed alignment preferences, recorded, and reused for every call; runs do not
- * depend on heuristics again. The result is bitwise reproducible for the same GPU model
+ * and fixed alignment preferences (or by sky_gemm_tune's measurement, cached per GPU), recorded,
+ * and reused for every call; runs do not depend on heuristics again. The result is bitwise reproducible for the same GPU model
  * and SM count, cuBLASLt version, m and inputs (the algorithm for m_max is also used for
  * smaller m; list a separate desc per m where the best tile differs).
  *
@@ -121,6 +121,17 @@ void sky_gemm_run(sky_gemm_set *s, int i, int m, const void *x, const void *w, c
  * the call (host-side), the strides and the algorithm stay those chosen at init. */
 void sky_gemm_run_dims(sky_gemm_set *s, int i, int m, int n, int k, const void *x, const void *w, const void *bias,
                        void *y, CUstream st);
+
+/* The choice by measurement (issue 20 item 4): for each GEMM with more than one candidate, time the
+ * heuristic's first 4 (one untimed run, then 3 timed between two events, at m_max) and keep the fastest.
+ * scratch (scratch_bytes of device memory, 256-aligned, its contents destroyed) holds x, W, y and the bias
+ * of the measurement: the plan's arena before the first call; a GEMM whose operands do not fit keeps the
+ * heuristic's first. With cache_dir (NULL: none), each choice is stored there as gemm-<key>.choice, key =
+ * xxh64 of the GPU's name, SM count and cc, cuBLASLt's version, the workspace and the desc, and read back
+ * instead of measuring again: a GPU's choices are made once and every later run computes the same bits.
+ * A candidate cuBLASLt refuses to run is skipped. The emulator's heuristic gives one candidate, so nothing is
+ * timed there unless it is asked for more (tests/emu). Run it before any graph is captured. */
+void sky_gemm_tune(sky_gemm_set *s, CUdeviceptr scratch, size_t scratch_bytes, const char *cache_dir, CUstream st);
 
 /* Number of GEMMs and desc i, as given to sky_gemm_init(). */
 int                  sky_gemm_count(const sky_gemm_set *s);

@@ -999,10 +999,18 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
     cublasStatus_t s = check_shapes((lt_desc *)op, (lt_layout *)A, (lt_layout *)B, (lt_layout *)C, (lt_layout *)D);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    memset(&results[0], 0, sizeof results[0]);
-    results[0].state = CUBLAS_STATUS_SUCCESS;
-    results[0].wavesCount = 1.0f;
-    *count = 1;
+    /* One candidate, as a GPU's first; SKY_EMU_HEURISTICS=N offers N (each computes the same here), so that
+     * the runtime's choice by measurement and its cache are exercised (runtime/cuda/gemm.h sky_gemm_tune). */
+    const char *env = getenv("SKY_EMU_HEURISTICS");
+    int         n = env ? atoi(env) : 1;
+    n = n < 1 ? 1 : n > requested ? requested : n;
+    for (int i = 0; i < n; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        results[i].algo.data[0] = (uint64_t)i; /* its ALGO_CONFIG_ID */
+        results[i].state = CUBLAS_STATUS_SUCCESS;
+        results[i].wavesCount = 1.0f;
+    }
+    *count = n;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1011,8 +1019,11 @@ cublasStatus_t cublasLtMatmulAlgoConfigGetAttribute(const cublasLtMatmulAlgo_t *
                                                     size_t *written)
 {
     EMU_SERIAL();
-    (void)algo, (void)attr;
     memset(buf, 0, size);
+    if (attr == CUBLASLT_ALGO_CONFIG_ID && size >= sizeof(int32_t)) { /* the candidate's index (heuristic above) */
+        const int32_t id = (int32_t)algo->data[0];
+        memcpy(buf, &id, sizeof id);
+    }
     *written = size;
     return CUBLAS_STATUS_SUCCESS;
 }

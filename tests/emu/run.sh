@@ -25,7 +25,8 @@
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
 #      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); the kernel
-#      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only);
+#      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
+#      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
 #      runs its convolutions in tf32 too), and op by op against the CPU backend;
@@ -305,6 +306,32 @@ if "$B" lora-merge --weights "$lw" --lora tests/fixtures/lora/df128.safetensors:
     else cat "$tmp/cmp.txt"; bad "lora (cuda, emulated) vs cpu (bound $bound)"; fi
 else
     bad "lora (cuda, emulated): a run failed"
+fi
+
+# 3c2. GEMM algorithms chosen by measurement (runtime/cuda/gemm.h sky_gemm_tune): the emulated heuristic offers 3
+#     candidates (SKY_EMU_HEURISTICS=3; each computes the same here, so only the mechanism is shown, not the
+#     choice): the first run times them and writes one gemm-<key>.choice per GEMM shape into the cache folder; a
+#     second run reads them back and writes nothing; a damaged choice is measured and written again;
+#     SKY_GEMM_TUNE=0 measures nothing. v is bit for bit that of the run with one candidate in every case.
+gc=$tmp/gemm-cache
+gemm_run() { SKY_CACHE=$gc SKY_CUDA_PLUGIN="$plug" "$B" program dit_forward -q --backend cuda --weights "$lw" \
+                 --inputs "$f" --output "$tmp/$1.safetensors" 2> "$tmp/$1.log"; }
+choices() { for c in "$gc"/gemm-*.choice; do [ -f "$c" ] && echo "${c##*/} $(stat -c %y "$c") $(head -1 "$c")"; done; true; }
+rm -rf "$gc"
+if SKY_EMU_HEURISTICS=3 gemm_run g1 && n1=$(choices | wc -l) && c1=$(choices) &&
+   SKY_EMU_HEURISTICS=3 gemm_run g2 && c2=$(choices) &&
+   first=$(cd "$gc" && ls gemm-*.choice | head -1) && echo "pick 7 of 3" > "$gc/$first" &&
+   SKY_EMU_HEURISTICS=3 gemm_run g3 && c3=$(head -1 "$gc/$first") &&
+   rm -rf "$gc" && SKY_GEMM_TUNE=0 SKY_EMU_HEURISTICS=3 gemm_run g4 && n4=$(choices | wc -l) &&
+   gemm_run g0; then
+    same=1
+    for r in g1 g2 g3 g4; do "$ST" compare "$tmp/$r.safetensors" "$tmp/g0.safetensors" v 0 > /dev/null || same=0; done
+    if [ "$n1" -gt 0 ] && [ "$c1" = "$c2" ] && [[ $c3 =~ ^pick\ [0-2]\ of\ 3$ ]] && [ "$n4" -eq 0 ] && [ "$same" -eq 1 ] &&
+       ! choices | grep -qv " pick [0-2] of 3$"; then
+        ok "gemm choice by measurement (emulated, 3 candidates): $n1 shapes measured and cached, read back unchanged, a damaged entry measured again ($c3), none with SKY_GEMM_TUNE=0; v bit for bit the same"
+    else echo "$c1" "$c2" "$c3" "n4=$n4 same=$same"; bad "gemm choice by measurement (emulated)"; fi
+else
+    tail -n 3 "$tmp"/g?.log; bad "gemm choice by measurement (emulated): a run failed"
 fi
 
 # 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows,

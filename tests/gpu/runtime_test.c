@@ -379,6 +379,8 @@ static const struct gemm_case {
 enum { N_CASES = (int)(sizeof gemm_cases / sizeof gemm_cases[0]), PROBE = N_CASES };
 
 static void *workspace;
+static void *scratch; /* sky_gemm_tune's operands (SCRATCH_BYTES: every case's x, W, y and bias fit) */
+#define SCRATCH_BYTES ((size_t)8 << 20)
 static int   current_case;
 
 static sky_gemm_desc case_desc(int i)
@@ -389,12 +391,14 @@ static sky_gemm_desc case_desc(int i)
     return (sky_gemm_desc){ M_MAX, GN, GK, gemm_cases[i].a, gemm_cases[i].out, gemm_cases[i].ep, 0, 0, 0, 0 };
 }
 
-/* Each check builds its own one-GEMM set, so that one kind cuBLASLt refuses fails alone. */
+/* Each check builds its own one-GEMM set, so that one kind cuBLASLt refuses fails alone; its algorithm is
+ * chosen by measurement as a program's are (no cache), so the checks hold for the algorithm a run uses. */
 static sky_gemm_set *one_gemm(int i, sky_err *err)
 {
     sky_gemm_desc d = case_desc(i);
     sky_gemm_set *s = NULL;
     if (sky_gemm_init(&s, gpu, &d, 1, workspace, SKY_GEMM_WORKSPACE_BYTES, err) != SKY_OK) return NULL;
+    sky_gemm_tune(s, dptr(scratch), SCRATCH_BYTES, NULL, gpu->stream);
     return s;
 }
 
@@ -413,6 +417,8 @@ static int test_gemm_init(void)
           err.msg);
     CHECK(sky_gemm_algo_fingerprint(gemms) == sky_gemm_algo_fingerprint(again), "two inits chose differently");
     sky_gemm_free(again);
+    sky_gemm_tune(gemms, dptr(scratch), SCRATCH_BYTES, NULL, gpu->stream); /* the measured choices, reported */
+    sky_gemm_algo_report(gemms, stdout);
     /* A desc sky_gemm_init() must refuse before any work: f32 inputs with a bf16 output. */
     sky_gemm_desc bad = { 16, 16, 16, SKY_GEMM_F32, SKY_GEMM_BF16, SKY_GEMM_EPI_NONE, 0, 0, 0, 0 };
     sky_gemm_set *none = NULL;
@@ -730,12 +736,14 @@ int main(int argc, char **argv)
     run_case("nvrtc_module", test_nvrtc_module);
     run_case("nvrtc_damaged_entry", test_nvrtc_damaged_entry);
     workspace = upload(NULL, SKY_GEMM_WORKSPACE_BYTES);
+    scratch = upload(NULL, SCRATCH_BYTES);
     run_case("gemm_init", test_gemm_init);
     for (current_case = 0; current_case < N_CASES; current_case++)
         run_case(gemm_cases[current_case].name, test_gemm_case);
     run_case("gemm_gelu_is_tanh_form", test_gemm_gelu_form);
     run_case("graph_replay_matches_eager", test_graph);
     sky_cuda_arena_free(gpu, workspace);
+    sky_cuda_arena_free(gpu, scratch);
     if (module != NULL) SKY_CU_CHECK(cuModuleUnload(module));
     sky_cuda_close(gpu);
     remove_cache_dir();
