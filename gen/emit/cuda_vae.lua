@@ -40,19 +40,39 @@ local function f32_list(values, map)
 end
 local function inv_f32(x) return 1.0 / string.unpack("<f", string.pack("<f", x)) end
 
--- Shared memory of the conv kernel (templates/cuda/conv_tf32.cu.in: 3 stages of 128 + 64 rows of 20
--- floats).
-local CONV_SMEM = 3 * (128 + 64) * 20 * 4
+-- The conv kernel's column tile (templates/cuda/conv_tf32.cu.in: BN of 16, 32, 64 or 96 output channels):
+-- the largest that divides cout, else the one that wastes the smallest share of its columns (the larger on
+-- a tie). 96, 192, 384 and 768 channels waste none; the decoder's 3-channel output uses 16.
+local CONV_BN = { 96, 64, 32, 16 }
+local function conv_bn(cout)
+    for _, bn in ipairs(CONV_BN) do
+        if cout % bn == 0 then return bn end
+    end
+    local best, best_use = nil, -1
+    for _, bn in ipairs(CONV_BN) do
+        local use = cout / (((cout + bn - 1) // bn) * bn)
+        if use > best_use then best, best_use = bn, use end
+    end
+    return best
+end
+
+-- Dynamic shared memory of a conv kernel with column tile bn: 3 stages of 128 + bn rows of 16 floats;
+-- CONV_SMEM, the most any takes, is what the runtime allows every conv kernel.
+local function conv_smem(bn) return 3 * (128 + bn) * 16 * 4 end
+local CONV_SMEM = conv_smem(CONV_BN[1])
 
 -- The op of one conv_tf32 launch (and what its template needs). geo: KT, KH, KW, NC, ST, SH, SW, PH, PW,
 -- SPLIT; T: output frames computed; io: { y (the output, cuda.out), x, cache, HO, WO, H, W } as C.
+-- One block per (row tile, column tile), column tiles fastest (the template's numbering).
 local function conv(E, cin, cout, geo, w, b, T, io)
+    local bn = conv_bn(cout)
     local k = E:kernel("conv_tf32", { CIN = cin, COUT = cout, KT = geo.KT, KH = geo.KH, KW = geo.KW, NC = geo.NC,
                                       ST = geo.ST, SH = geo.SH, SW = geo.SW, PH = geo.PH, PW = geo.PW,
-                                      SPLIT = geo.SPLIT or 0 })
-    return cuda.op(k, string.format("CDIV((long long)%s * %s * %s, 128)", T, io.HO, io.WO), string.format("CDIV(%d, 64)", cout),
-                   128, "CONV_SMEM", io.y, { io.x, io.cache, wptr(w), wptr(b), "INT(" .. T .. ")", "INT(" .. io.H .. ")",
-                                             "INT(" .. io.W .. ")", "INT(" .. io.HO .. ")", "INT(" .. io.WO .. ")" })
+                                      SPLIT = geo.SPLIT or 0, BN = bn })
+    return cuda.op(k, string.format("CDIV((long long)%s * %s * %s, 128) * %d", T, io.HO, io.WO, (cout + bn - 1) // bn), "1",
+                   128, tostring(conv_smem(bn)), io.y, { io.x, io.cache, wptr(w), wptr(b), "INT(" .. T .. ")",
+                                                        "INT(" .. io.H .. ")", "INT(" .. io.W .. ")",
+                                                        "INT(" .. io.HO .. ")", "INT(" .. io.WO .. ")" })
 end
 
 -- The new cache of a causal conv: the last nc frames of [cache ++ x] (x: T frames of H x W x C).
@@ -235,6 +255,7 @@ local conv_weights = {
     time_conv_up   = function(a) return a.c, a.c, 2 * a.c end,
     time_conv_down = function(a) return a.c, a.c, a.c end,
 }
+
 
 -- How each weight is uploaded: convolution kernels with their input channel moved last (and padded
 -- to the stored channel count); everything else as it is.

@@ -106,6 +106,14 @@ uint16_t sky_f32_to_bf16(float f)
     return (uint16_t)((u + rounding) >> 16);
 }
 
+float sky_f32_round_tf32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+    return f32_from_bits(u);
+}
+
 float sky_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;

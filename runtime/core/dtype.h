@@ -38,6 +38,10 @@ size_t sky_dtype_nonfinite(const void *src, sky_dtype t, size_t n);
 /* float -> bf16, round to nearest even; a NaN stays a (quiet) NaN with its sign. */
 uint16_t sky_f32_to_bf16(float f);
 
+/* float rounded to tf32 (10 stored mantissa bits) as cvt.rna.tf32.f32 does: to nearest, ties away from zero;
+ * NaN and infinity unchanged. The result is a float whose 13 low mantissa bits are zero. */
+float sky_f32_round_tf32(float f);
+
 /* bf16 -> float (exact). */
 float sky_bf16_to_f32(uint16_t h);
 

@@ -20,8 +20,9 @@
  *     (2 C + 16) e32 max(|n w| + |b|), as norm+mod.
  *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU), vae_encode (its first
  *   strided conv, a downsample):
- *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2 2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
- *     max sum|x w| (x and w rounded to tf32, 2^-11 each; fp32 sums, 2 e32 each: tensor cores may truncate).
+ *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
+ *     max sum|x w| (x rounded to tf32 by the kernel, 2^-11; w rounded at upload, the reference's too; fp32
+ *     sums, 2 e32 each: tensor cores may truncate).
  *   - vae_norm: rms_norm_cl, 11 positions: (C + 8) e32 max|y| (x 1.1, + 8 e32, with SiLU).
  *   - vae_attn: softmax_rows (the VAE attention's), 3 rows of 300 fp32 scores: (N + 11 + 4 xmax) e32 max p.
  *   text_encode:

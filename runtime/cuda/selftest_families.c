@@ -300,12 +300,12 @@ sky_status sky_selftest_gemm_row(sky_cuda *c, sky_selftest_table *t, sky_err *er
 /* ---- the VAE: conv_tf32 and rms_norm_cl --------------------------------------------------------- */
 
 /* conv_tf32 of T = 2 output frames at H x W = 5 x 6 (partial tiles), x, the cache and the weights
- * U[-1, 1], the bias U[-1, 1], fp32 (the kernel rounds x and w to tf32). */
+ * U[-1, 1], the bias U[-1, 1], fp32 (the weights rounded to tf32 here as at upload, x by the kernel). */
 static sky_status conv_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_row *r, sky_err *err)
 {
-    static const char *keys[] = {"CIN", "COUT", "KT", "KH", "KW", "NC", "ST", "SH", "SW", "PH", "PW", "SPLIT"};
-    int                v[12];
-    for (int i = 0; i < 12; i++)
+    static const char *keys[] = {"CIN", "COUT", "KT", "KH", "KW", "NC", "ST", "SH", "SW", "PH", "PW", "SPLIT", "BN"};
+    int                v[13];
+    for (int i = 0; i < 13; i++)
         if ((v[i] = sky_selftest_const_int(p, k, keys[i])) < 0)
             return sky_fail(err, "selftest: %s: no %s in its kernel info", p->names[k], keys[i]);
     const int    CIN = v[0], COUT = v[1], KT = v[2], KH = v[3], KW = v[4], NC = v[5], ST = v[6], SH = v[7], SW = v[8];
@@ -323,14 +323,16 @@ static sky_status conv_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftes
         uint64_t seed = 0xc0a7ULL;
         sky_selftest_fill(h, f, nin + nw + COUT, 1.0f, &seed);
         float *in = f, *w = f + nin, *b = w + nw, *y = b + COUT; /* in: the cache's NC frames, then x's */
+        for (size_t i = 0; i < nw; i++) w[i] = sky_f32_round_tf32(w[i]); /* as vae_cuda.c uploads them */
         memset(y, 0xff, ny * 4);
         put(&cs, 0, f, all * 4);
         const CUdeviceptr dcache = cs.dev, dx = cs.dev + (size_t)NC * fr * 4, dw = cs.dev + nin * 4, db = dw + nw * 4;
         const CUdeviceptr dy = db + (size_t)COUT * 4;
         void             *args[] = {(void *)&dy, (void *)&dx, (void *)&dcache, (void *)&dw, (void *)&db,
                                     (void *)&T,  (void *)&H,  (void *)&W,      (void *)&HO, (void *)&WO};
-        sky_cuda_launch(&p->st, k, (unsigned)(((size_t)T * HO * WO + 127) / 128), (unsigned)((COUT + 63) / 64), 128,
-                        (unsigned)p->smem, c->stream, args);
+        const int BN = v[12]; /* one block per (128 rows, BN columns), 3 stages of 128 + BN rows of 16 floats */
+        sky_cuda_launch(&p->st, k, (unsigned)(((size_t)T * HO * WO + 127) / 128 * (size_t)((COUT + BN - 1) / BN)), 1,
+                        128, (unsigned)(3 * (128 + BN) * 16 * 4), c->stream, args);
         get(&cs, (size_t)(dy - cs.dev), y, ny * 4);
         st_err e = {0, 1};
         double tmax = 0;
@@ -356,9 +358,10 @@ static sky_status conv_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftes
                         err_add(&e, y[at], want);
                         tmax = fmax(tmax, mag);
                     }
-        /* x and w rounded to tf32 (10 stored bits, round to nearest: 2^-11 each), taps x CIN + 1 fp32
-         * additions at 2 e32 each (tensor cores' accumulation may truncate); fp32 output, no more rounding */
-        row_done(r, &e, (2 * 0x1p-11 + 0x1p-22 + 2 * (taps * CIN + 1.0) * E32) * tmax);
+        /* x rounded to tf32 by the kernel (10 stored bits, round to nearest: 2^-11; w is the reference's too,
+         * already rounded), taps x CIN + 1 fp32 additions at 2 e32 each (tensor cores' accumulation may
+         * truncate); fp32 output, no more rounding */
+        row_done(r, &e, (0x1p-11 + 0x1p-22 + 2 * (taps * CIN + 1.0) * E32) * tmax);
     }
     case_close(&cs);
     free(f), free(h);

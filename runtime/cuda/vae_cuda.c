@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "cuda/cuda_ctx.h"
 #include "cuda/cuda_program.h"
 
@@ -42,7 +43,8 @@ void sky_vae_cuda_close(void *opaque)
 }
 
 /* Weight i's device form: fp32, a convolution kernel with its input channel moved last and padded
- * ([cout][cin][taps] -> [cout][taps][cin_pad], the padding zero), as the generated layout table says. */
+ * ([cout][cin][taps] -> [cout][taps][cin_pad], the padding zero), as the generated layout table says, and
+ * rounded to tf32 (the conv kernel hands its weights to the tensor cores unrounded: conv_tf32.cu.in). */
 typedef struct vae_form {
     const sky_weight_layout *lay;
     const size_t            *count;
@@ -62,7 +64,7 @@ static void form_vae(void *ctx, int i, const float *src, void *dst_)
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < cin; ci++)
             for (int t = 0; t < taps; t++)
-                dst[((size_t)co * taps + t) * cp + ci] = src[((size_t)co * cin + ci) * taps + t];
+                dst[((size_t)co * taps + t) * cp + ci] = sky_f32_round_tf32(src[((size_t)co * cin + ci) * taps + t]);
 }
 
 static sky_status upload_weights(vae_cuda *v, const sky_weight_reader *w, sky_err *err)

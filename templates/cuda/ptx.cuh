@@ -92,6 +92,12 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in
+// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight
+// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would
+// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).
+__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
+
 // fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
 // mantissa bits are zero: what the tf32 mma reads.
 __device__ __forceinline__ unsigned to_tf32(float x)

@@ -4,7 +4,8 @@
 # For one 1.3B and one 14B variant (every shipped variant with SKY_TEST_ALL=1: ./build.sh test-all): generate, then for
 # each CUDA program (dit_forward, vae_decode, vae_encode)
 #   - nvcc compiles gen/<program>_kernels.cu for sm_90a and sm_80 (-Xptxas -v): no register spill in
-#     any kernel, no stack frame in the attention and convolution kernels;
+#     any kernel, no stack frame in the attention and convolution kernels; with cuobjdump, the VAE convs'
+#     main loops spend >= 25 % of a step's instructions on the tensor cores (tests/compile/sass_loop.py);
 #   - NVRTC compiles the same text (tests/compile/nvrtc_compile.c) for sm_90a;
 #   - the generated host code (gen/<program>_cuda.c) compiles as C11 against cuda.h with -Werror;
 #   - two nvcc builds of the same file (-objtemp -frandom-seed=<path>) give identical objects;
@@ -73,6 +74,34 @@ for v in $variants; do
             bad "$v $prog: nvcc $tag does not compile $cu:"; head -30 "$out/ptxas_${prog}_$tag.log"
         fi
     done
+    # The VAE conv's main loop (issue 20 item 3): tensor-core instructions >= 25 % of a step's path in the
+    # sm_90a and sm_80 SASS, for the convs of 64 or more output channels (the 3- and 32-channel outputs run
+    # 16- and 32-column tiles: fewer mma per step by design) and 16 or more input channels (the video's 4
+    # channels make one step per tap, so the per-tap decode the step path leaves out runs every step).
+    # Needs cuobjdump (CUOBJDUMP, PATH or the toolkit).
+    if [ "$prog" = vae_decode ] || [ "$prog" = vae_encode ]; then
+        cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo "$CUDA_HOME/bin/cuobjdump")}
+        if [ ! -x "$cuobjdump" ]; then
+            echo "     $v $prog: conv SASS share not run (no cuobjdump; set CUOBJDUMP)"
+        else
+            for tag in sm_90a sm_80; do
+                if "$cuobjdump" -sass "$out/gen/${prog}_$tag.o" > "$out/${prog}_$tag.sass" 2>&1 &&
+                   python3 tests/compile/sass_loop.py "$out/${prog}_$tag.sass" conv_tf32 > "$out/${prog}_$tag.share"; then
+                    low=$(awk '{ split($1, a, "to"); c = a[2] + 0; n = split(a[1], b, "_"); i = b[n] + 0 }
+                               c >= 64 && i >= 16 && $0 ~ /step path/ {
+                               p = $0; sub(/.*step path [0-9]+ \(/, "", p); sub(/%.*/, "", p); if (p + 0 < 25) print $1 }' \
+                              "$out/${prog}_$tag.share")
+                    worst=$(awk '{ split($1, a, "to"); n = split(a[1], b, "_"); if (a[2] + 0 >= 64 && b[n] + 0 >= 16) print }' \
+                                "$out/${prog}_$tag.share" |
+                            sed 's/.*step path [0-9]* (\([0-9.]*\)%.*/\1/' | sort -g | head -1)
+                    if [ -z "$low" ]; then ok "$v $prog: $tag conv main loops: mma >= 25 % of a step's instructions (lowest $worst %)"
+                    else bad "$v $prog: $tag conv main loops under 25 % mma: $low"; cat "$out/${prog}_$tag.share"; fi
+                else
+                    bad "$v $prog: cuobjdump / sass_loop.py on ${prog}_$tag.o"
+                fi
+            done
+        fi
+    fi
     # Reproducible objects: a second build of the same text in another directory.
     mkdir -p "$out/again"
     cp "$cu" "$out/again/"

@@ -48,6 +48,7 @@
 
 typedef struct { unsigned x, y, z, w; } uint4;
 typedef struct { float x, y; } float2;
+typedef struct { float x, y, z, w; } float4;
 
 static inline unsigned sky_emu_lane(void) { return sky_emu_linear_tid() % 32u; }
 
@@ -133,6 +134,7 @@ inline void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, u
 }
 
 inline unsigned to_tf32(float x) { return sky_emu_f32_to_tf32(x); }
+inline unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
 
 inline void mma_tf32_1688(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
 {

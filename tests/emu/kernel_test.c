@@ -5,7 +5,8 @@
  *   softmax_relbias   umT5's bias + softmax for 1, 37 and 300 tokens; the buckets from the table of
  *                     shared/reference/vae-text-image-files.md §2.3, the bf16 roundings of the bf16 model
  *   rms_norm_cl       8, 96 (+ SiLU) and 384 channels
- *   conv_tf32         more output channels than one tile (96, 144), a partial channel step (20), stride 2
+ *   conv_tf32         each column tile (96, 64, 32, 16), several tiles (128, 72, 144), a partial one (3), a
+ *                     partial channel step (20), stride 2, a split output; weights rounded to tf32 as uploaded
  *                     with odd sizes, the temporal upsample's split output, the cache frames
  *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua
  * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
@@ -183,7 +184,7 @@ static void test_rms_norm(int C, int silu)
 
 /* ---- conv_tf32 ------------------------------------------------------------------------------ */
 
-typedef struct geo { int CIN, COUT, KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT; } geo;
+typedef struct geo { int CIN, COUT, KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT, BN; } geo;
 
 static void test_conv(const char *name, geo g, int T, int Tin, int H, int W, int HO, int WO)
 {
@@ -194,11 +195,12 @@ static void test_conv(const char *name, geo g, int T, int Tin, int H, int W, int
     float *y = dev(ny * 4);
     for (size_t i = 0; i < (size_t)Tin * frame; i++) x[i] = urand();
     for (size_t i = 0; i < (g.NC ? g.NC : 1) * frame; i++) cache[i] = urand();
-    for (size_t i = 0; i < (size_t)g.COUT * taps * g.CIN; i++) w[i] = 0.2f * urand();
+    for (size_t i = 0; i < (size_t)g.COUT * taps * g.CIN; i++) w[i] = (float)tf32r(0.2f * urand()); /* as uploaded */
     for (int i = 0; i < g.COUT; i++) b[i] = 0.1f * urand();
     void *args[] = { &y, &x, &cache, &w, &b, &T, &H, &W, &HO, &WO };
-    const unsigned gx = (unsigned)(((long long)T * HO * WO + 127) / 128), gy = (unsigned)((g.COUT + 63) / 64);
-    sky_emu_launch(kernel(name), gx, gy, 1, 128, 1, 1, 46080, args);
+    /* one block per (128 rows, BN columns), column tiles fastest; 3 stages of 128 + BN rows of 16 floats */
+    const unsigned blocks = (unsigned)(((long long)T * HO * WO + 127) / 128 * ((g.COUT + g.BN - 1) / g.BN));
+    sky_emu_launch(kernel(name), blocks, 1, 1, 128, 1, 1, (unsigned)(3 * (128 + g.BN) * 16 * 4), args);
     double num = 0, den = 0, worst = 0, ymax = 0;
     double *ref = malloc(ny * sizeof(double));
     for (int t = 0; t < T; t++)
@@ -361,12 +363,18 @@ int main(void)
     test_rms_norm(8, 0);
     test_rms_norm(96, 1);
     test_rms_norm(384, 0);
-    test_conv("conv_tf32_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
-              (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0 }, 3, 3, 7, 9, 7, 9);
-    test_conv("conv_tf32_cin16_cout72_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",
-              (geo){ 16, 72, 1, 3, 3, 0, 1, 2, 2, 0, 0, 0 }, 2, 2, 13, 11, 6, 5);
-    test_conv("conv_tf32_cin16_cout144_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1",
-              (geo){ 16, 144, 3, 1, 1, 2, 1, 1, 1, 0, 0, 1 }, 2, 2, 5, 6, 5, 6);
+    test_conv("conv_tf32_bn96_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
+              (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 96 }, 3, 3, 7, 9, 7, 9);
+    test_conv("conv_tf32_bn64_cin20_cout128_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
+              (geo){ 20, 128, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 64 }, 2, 2, 9, 17, 9, 17);
+    test_conv("conv_tf32_bn16_cin16_cout72_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",
+              (geo){ 16, 72, 1, 3, 3, 0, 1, 2, 2, 0, 0, 0, 16 }, 2, 2, 13, 11, 6, 5);
+    test_conv("conv_tf32_bn16_cin16_cout144_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1",
+              (geo){ 16, 144, 3, 1, 1, 2, 1, 1, 1, 0, 0, 1, 16 }, 2, 2, 5, 6, 5, 6);
+    test_conv("conv_tf32_bn16_cin32_cout3_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
+              (geo){ 32, 3, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 16 }, 2, 2, 11, 13, 11, 13);
+    test_conv("conv_tf32_bn32_cin8_cout32_kh3_kt1_kw3_nc0_ph1_pw1_sh1_split0_st1_sw1",
+              (geo){ 8, 32, 1, 3, 3, 0, 1, 1, 1, 1, 1, 0, 32 }, 2, 2, 10, 14, 10, 14);
     test_attention(300, 600);
     test_attention(130, 512);
     test_attention(200, 257);

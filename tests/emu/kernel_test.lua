@@ -28,14 +28,23 @@ local instances = {
     { "rms_norm_cl", { C = 8, SILU = 0 } },
     { "rms_norm_cl", { C = 96, SILU = 1 } },
     { "rms_norm_cl", { C = 384, SILU = 0 } },
-    -- a causal 3x3x3 conv with two column tiles (COUT 96 > 64) and a partial last channel step (CIN 20)
+    -- a causal 3x3x3 conv with one 96-column tile and a partial last channel step (CIN 20), and with two
+    -- 64-column tiles (COUT 128)
     { "conv_tf32", { CIN = 20, COUT = 96, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1,
-                     SPLIT = 0 } },
-    -- the encoder's spatial downsample with odd sizes, and the decoder's temporal upsample (split output)
+                     SPLIT = 0, BN = 96 } },
+    { "conv_tf32", { CIN = 20, COUT = 128, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1,
+                     SPLIT = 0, BN = 64 } },
+    -- the encoder's spatial downsample with odd sizes (five 16-column tiles, the last partial), the decoder's
+    -- temporal upsample (split output, nine 16-column tiles), a 3-channel output (one partial 16-column tile),
+    -- one 32-column tile
     { "conv_tf32", { CIN = 16, COUT = 72, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1, SH = 2, SW = 2, PH = 0, PW = 0,
-                     SPLIT = 0 } },
+                     SPLIT = 0, BN = 16 } },
     { "conv_tf32", { CIN = 16, COUT = 144, KT = 3, KH = 1, KW = 1, NC = 2, ST = 1, SH = 1, SW = 1, PH = 0, PW = 0,
-                     SPLIT = 1 } },
+                     SPLIT = 1, BN = 16 } },
+    { "conv_tf32", { CIN = 32, COUT = 3, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1,
+                     SPLIT = 0, BN = 16 } },
+    { "conv_tf32", { CIN = 8, COUT = 32, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1,
+                     SPLIT = 0, BN = 32 } },
     -- attention at several query blocks and key tiles (kernel_test.c), the sm_80 kernel, then the Hopper one
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
+ * generator  gen/ (30 .lua files)                 xxh64 b11060a9f78c44d4
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
@@ -17,7 +17,7 @@
  *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
- *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
+ *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
@@ -121,6 +121,12 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in
+// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight
+// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would
+// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).
+__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
 // mantissa bits are zero: what the tf32 mma reads.

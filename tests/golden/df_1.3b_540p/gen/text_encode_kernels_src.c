@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
+ * generator  gen/ (30 .lua files)                 xxh64 b11060a9f78c44d4
  * source     gen/text_encode_kernels.cu as a C string, for NVRTC
  */
 const char text_encode_kernels_src[] =
@@ -14,12 +14,12 @@ const char text_encode_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 b11060a9f78c44d4\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/common.cuh            xxh64 6b009f25c780a491\n"
     " *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a\n"
     " *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35\n"
-    " *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2\n"
+    " *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3\n"
     " *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a\n"
     " *            templates/cuda/softmax_relbias.cu.in xxh64 ed0e868aff955517\n"
     " *            templates/cuda/t5_rmsnorm.cu.in      xxh64 5adab7816ba274b3\n"
@@ -120,6 +120,12 @@ const char text_encode_kernels_src[] =
     "        : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
     "        : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b0), \"r\"(b1));\n"
     "}\n"
+    "\n"
+    "// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in\n"
+    "// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight\n"
+    "// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would\n"
+    "// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).\n"
+    "__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }\n"
     "\n"
     "// fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13\n"
     "// mantissa bits are zero: what the tf32 mma reads.\n"

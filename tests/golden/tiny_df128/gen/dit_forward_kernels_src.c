@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
+ * generator  gen/ (30 .lua files)                 xxh64 b11060a9f78c44d4
  * source     gen/dit_forward_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_kernels_src[] =
@@ -14,7 +14,7 @@ const char dit_forward_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 b11060a9f78c44d4\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77\n"
@@ -27,7 +27,7 @@ const char dit_forward_kernels_src[] =
     " *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082\n"
     " *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41\n"
     " *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873\n"
-    " *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2\n"
+    " *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3\n"
     " *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a\n"
     " *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20\n"
     " *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f\n"
@@ -131,6 +131,12 @@ const char dit_forward_kernels_src[] =
     "        : \"+f\"(c[0]), \"+f\"(c[1]), \"+f\"(c[2]), \"+f\"(c[3])\n"
     "        : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b0), \"r\"(b1));\n"
     "}\n"
+    "\n"
+    "// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in\n"
+    "// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight\n"
+    "// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would\n"
+    "// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).\n"
+    "__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }\n"
     "\n"
     "// fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13\n"
     "// mantissa bits are zero: what the tf32 mma reads.\n"

@@ -4,12 +4,12 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
+ * generator  gen/ (30 .lua files)                 xxh64 b11060a9f78c44d4
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a
  *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35
- *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
+ *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/softmax_relbias.cu.in xxh64 ed0e868aff955517
  *            templates/cuda/t5_rmsnorm.cu.in      xxh64 5adab7816ba274b3
@@ -110,6 +110,12 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in
+// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight
+// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would
+// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).
+__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
 // mantissa bits are zero: what the tf32 mma reads.
