@@ -42,6 +42,7 @@ local labels = {
     ["3 conv"]            = "convolutions (3x3x3, 3x3, time)",
     ["4 norm"]            = "norms",
     ["4 norm rope"]       = "rmsnorm + RoPE",
+    ["4 residual norm"]   = "residual + norm (fused)",
     ["5 elementwise"]     = "residuals / elementwise",
     ["6 embed head"]      = "embed / head (non-GEMM)",
 }
@@ -63,7 +64,7 @@ end
 -- The kinds of memory-bound op.
 local kind_of = {
     layernorm_modulate = "4 norm", layernorm_affine = "4 norm", rmsnorm = "4 norm", rms_norm_ch = "4 norm",
-    rmsnorm_rope = "4 norm rope", rope = "4 norm rope", rope_table = "4 norm rope",
+    residual_norm = "4 residual norm", rmsnorm_rope = "4 norm rope", rope = "4 norm rope", rope_table = "4 norm rope",
     patchify = "6 embed head", unpatchify = "6 embed head", sinusoid = "6 embed head", embedding = "6 embed head",
     gather_rows = "6 embed head", patch_cols = "6 embed head", cls_pos = "6 embed head",
     causal_conv3 = "3 conv", conv2d_k3 = "3 conv", conv2d_k3_s2 = "3 conv", time_conv_up = "3 conv",
@@ -147,8 +148,8 @@ local function weight_dtype(n, key, w)
     return "f32"
 end
 
--- Bytes node n moves: each distinct tensor it reads and the one it writes once, and each weight its
--- attributes name once (of a lookup table, the rows it reads), at their dtypes and largest sizes.
+-- Bytes node n moves: each distinct tensor it reads and the one (or, fused, two) it writes once, and each
+-- weight its attributes name once (of a lookup table, the rows it reads), at their dtypes and largest sizes.
 local function bytes_of(g, n)
     if n.op == "attn_scratch" then return 0 end
     local seen, total = {}, 0
@@ -159,6 +160,7 @@ local function bytes_of(g, n)
     end
     for _, t in ipairs(n.ins) do tensor(t) end
     tensor(n.out)
+    if n.also then tensor(n.also) end                -- a second output (lower.lua's residual_norm)
     for _, key in ipairs(sorted.keys(n.attrs)) do
         local w = n.attrs[key]
         if type(w) == "table" and w.shape and g.weights[w.name] == w and not seen[w] then

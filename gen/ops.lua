@@ -194,6 +194,12 @@ ops.rmsnorm_rope = {    -- rmsnorm -> rope in one pass (one bf16 rounding): q or
     shape   = function(ins) return ins[1].dims end,
     lowered = "cuda",
 }
+ops.residual_norm = {   -- a residual (gated_residual or add) and the norm reading it (layernorm_affine or
+                        -- layernorm_modulate) in one pass: out = the norm's output, also = the residual
+    inputs  = { "x", "u", "rmod?", "nmod?" },   -- rmod where attrs.gated, nmod (last) where attrs.modulate
+    shape   = function(ins) return ins[1].dims end,
+    lowered = "cuda",
+}
 ops.attn_qk = {         -- per frame: S = Q K^T / sqrt(C) softmaxed, q and k the first two thirds of qkv;
     inputs  = { "qkv" },                        -- dims [T, H, W, H, W] given by lower.lua
     lowered = "cuda",

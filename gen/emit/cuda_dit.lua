@@ -154,6 +154,27 @@ emit.gated_residual = function(n, E)
                                                          "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
 end
 
+-- A residual and its norm (lower.lua's residual_norm): writes the norm's output (the op's) and the residual
+-- stream (n.also), both traced (OP2). Arguments the variant does not read get the modulation's pointer.
+emit.residual_norm = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.dim)
+    local rmod = a.gated and ptr(n.ins[3]) or nil
+    local nmod = a.modulate and ptr(n.ins[#n.ins]) or nil
+    local any = rmod or nmod or ptr(n.ins[1])
+    local k = E:kernel("residual_norm", { C = a.dim, THREADS = th, GATED = a.gated and 1 or 0, GATE = a.gate or 0,
+                                          RCHUNKS = a.rchunks or 0, MODULATE = a.modulate and 1 or 0,
+                                          SHIFT = a.shift or 0, SCALE = a.scale or 0, NCHUNKS = a.nchunks or 0,
+                                          ROUND_IN = a.round_input and 1 or 0, EPS = clit.f32(a.eps),
+                                          TX = ctype(n.ins[1]), TU = ctype(n.ins[2]), TR = ctype(n.also),
+                                          TY = ctype(n.out) })
+    local w = a.modulate and any or wptr(a.weight)
+    local b = a.modulate and any or wptr(a.bias)
+    return { string.format("OP2(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(n.ins[1]), th, E:out(n), cuda.out(n.also),
+                           table.concat({ ptr(n.ins[1]), ptr(n.ins[2]), rmod or any, nmod or any, w, b,
+                                          "INT(tokens_per_row)" }, ", ")) }
+end
+
 -- The attention over `heads` heads of 128 as one function of the file: q and o [lq, C], k and v [lk, C]
 -- (C = heads x 128, bf16); two kernels, one chosen at run time (runtime/cuda/dit_cuda.c: the sm_90a one, TMA
 -- and wgmma, on a cc 9.0 GPU; else the sm_80 one).

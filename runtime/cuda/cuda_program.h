@@ -311,6 +311,17 @@ static inline void sky_cuda_launch_op(const sky_cuda_program *st, sky_cuda_out *
     sky_cuda_trace_out(st, s, y);
 }
 
+/* Kernel k writing y2 and y, their addresses its first two parameters (args[0] and args[1] are set here), then
+ * y2 and y to --trace (a fused op's two outputs, in the unfused ops' order: lower.lua's residual_norm). */
+static inline void sky_cuda_launch_op2(const sky_cuda_program *st, sky_cuda_out *y, sky_cuda_out *y2, int k,
+                                       unsigned gx, unsigned gy, unsigned bx, unsigned smem, CUstream s, void **args)
+{
+    args[0] = &y->p, args[1] = &y2->p;
+    sky_cuda_launch(st, k, gx, gy, bx, smem, s, args);
+    sky_cuda_trace_out(st, s, y2);
+    sky_cuda_trace_out(st, s, y);
+}
+
 /* GEMM number i writing y, then y to --trace. */
 static inline void sky_cuda_gemm_op(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w,
                                     CUdeviceptr bias, const sky_cuda_out *y, CUstream s)
@@ -324,6 +335,10 @@ static inline void sky_cuda_gemm_op(const sky_cuda_program *st, int i, int m, CU
 #define OP(k, gx, gy, bx, smem, y, ...)                                                                   \
     sky_cuda_launch_op(st, (y), (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
                        (void *[]){NULL, __VA_ARGS__})
+/* The same writing two outputs, y (the kernel's first parameter) and y2 (its second). */
+#define OP2(k, gx, gy, bx, smem, y, y2, ...)                                                                     \
+    sky_cuda_launch_op2(st, (y), (y2), (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
+                        (void *[]){NULL, NULL, __VA_ARGS__})
 /* An op of one GEMM: x at arena offset x_off, weight w_i (and bias b_i), writing y (OUT...). */
 #define GEMM(i, m, x_off, w_i, b_i, y) \
     sky_cuda_gemm_op(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], (y), s)

@@ -8,6 +8,8 @@
  *   conv_tf32         more output channels than one tile (96, 144), a partial channel step (20), stride 2
  *                     with odd sizes, the temporal upsample's split output, the cache frames
  *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua
+ *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
+ *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): bit for bit
  * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
  * roundings and expf's ulps); softmax_relbias: one bf16 ulp (2^-8 relative, the output is rounded to bf16
  * once after fp32 math); conv_tf32: the reference rounds the operands to tf32 as the kernel does and sums
@@ -179,6 +181,51 @@ static void test_rms_norm(int C, int silu)
     }
     check(worst <= 1e-5, "rms_norm_cl: %lld rows of %d channels%s: worst relative error %.2e (bound 1e-5)", rows, C,
           silu ? " + SiLU" : "", worst);
+}
+
+/* ---- residual_norm --------------------------------------------------------------------------- */
+
+/* Fill n values of dtype bf (1: bf16 bits, 0: fp32) at p with a * U[-1, 1) + o. */
+static void fill(void *p, int bf, size_t n, float a, float o)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (bf) ((uint16_t *)p)[i] = sky_emu_f32_to_bf16(a * urand() + o);
+        else ((float *)p)[i] = a * urand() + o;
+    }
+}
+
+/* The fused residual + norm (GATED: gate chunk `gate`, else an add; MODULATE: shift and scale chunks, else
+ * weight and bias) against the two unfused kernels it replaces on the same inputs: both outputs equal bit for
+ * bit (the template does the same arithmetic in the same order). 7 rows of 1536 channels, 3 rows per
+ * modulation row; the outputs start as different garbage, so a value never written cannot match. */
+static void test_residual_norm(const char *fused, const char *res, const char *norm, int gated, int modulate,
+                               int xbf, int rbf)
+{
+    enum { C = 1536, ROWS = 7, TPR = 3, MROWS = 3 };
+    const size_t n = (size_t)ROWS * C;
+    void *x = dev(n * 4), *u = dev(n * 2), *r = dev(n * 4), *r2 = dev(n * 4), *y = dev(n * 2), *y2 = dev(n * 2);
+    float *rmod = dev((size_t)MROWS * 6 * C * 4), *nmod = dev((size_t)MROWS * 6 * C * 4), *w = dev(C * 4),
+          *b = dev(C * 4);
+    fill(x, xbf, n, 2.0f, 0.5f);
+    fill(u, 1, n, 1.0f, 0.0f);
+    fill(rmod, 0, (size_t)MROWS * 6 * C, 1.0f, 0.0f);
+    fill(nmod, 0, (size_t)MROWS * 6 * C, 0.5f, 0.0f);
+    fill(w, 0, C, 0.2f, 1.0f);
+    fill(b, 0, C, 0.5f, 0.0f);
+    memset(r, 0x7f, n * 4), memset(r2, 0x3e, n * 4), memset(y, 0x7f, n * 2), memset(y2, 0x3e, n * 2);
+    int tpr = TPR, rows = ROWS;
+    long long nn = (long long)n;
+    void *fargs[] = { &y, &r, &x, &u, &rmod, &nmod, &w, &b, &tpr };
+    sky_emu_launch(kernel(fused), ROWS, 1, 1, 256, 1, 1, 0, fargs);
+    void *gargs[] = { &r2, &x, &u, &rmod, &rows, &tpr };
+    void *aargs[] = { &r2, &x, &u, &nn };
+    sky_emu_launch(kernel(res), (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, gated ? gargs : aargs);
+    void *laargs[] = { &y2, &r2, &w, &b };
+    void *lmargs[] = { &y2, &r2, &nmod, &tpr };
+    sky_emu_launch(kernel(norm), ROWS, 1, 1, 256, 1, 1, 0, modulate ? lmargs : laargs);
+    const int same_r = memcmp(r, r2, n * (rbf ? 2 : 4)) == 0, same_y = memcmp(y, y2, n * 2) == 0;
+    check(same_r && same_y, "residual_norm: %s (%d rows of %d) equals %s then %s bit for bit (residual %s, norm %s)",
+          fused, ROWS, C, res, norm, same_r ? "equal" : "DIFFERS", same_y ? "equal" : "DIFFERS");
 }
 
 /* ---- conv_tf32 ------------------------------------------------------------------------------ */
@@ -361,6 +408,18 @@ int main(void)
     test_rms_norm(8, 0);
     test_rms_norm(96, 1);
     test_rms_norm(384, 0);
+    test_residual_norm("residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_"
+                       "threads256_trfloat_tubf16_txbf16_tybf16",
+                       "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat",
+                       "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16", 1, 0, 1, 0);
+    test_residual_norm("residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_"
+                       "threads256_trfloat_tubf16_txfloat_tybf16",
+                       "add_tafloat_tbbf16_tyfloat",
+                       "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16", 0, 1, 0, 0);
+    test_residual_norm("residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_"
+                       "threads256_trbf16_tubf16_txfloat_tybf16",
+                       "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16",
+                       "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16", 1, 1, 0, 1);
     test_conv("conv_tf32_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0 }, 3, 3, 7, 9, 7, 9);
     test_conv("conv_tf32_cin16_cout72_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",

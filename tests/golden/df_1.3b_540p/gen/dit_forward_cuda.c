@@ -4,8 +4,8 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
- * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
+ * generator  gen/ (30 .lua files)                 xxh64 dfaf3838728ab920
+ * program    dit_forward (cuda): 529 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
  */
@@ -78,598 +78,598 @@
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)206562816)
 #define OFF_BLOCKS_0_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_0_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_1_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_1_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_1_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_1_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_2_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_2_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_2_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_2_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_2_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_2_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_2_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_2_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_3_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_3_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_3_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_3_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_3_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_3_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_3_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_3_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_3_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_4_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_4_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_4_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_4_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_4_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_4_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_4_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_4_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_5_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_5_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_5_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_5_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_5_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_5_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_5_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_5_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_5_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_6_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_6_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_6_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_6_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_6_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_6_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_6_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_6_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_7_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_7_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_7_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_7_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_7_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_7_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_7_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_7_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_7_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_8_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_8_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_8_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_8_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_8_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_8_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_8_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_8_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_9_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_9_SELF_ATTN_Q_OUT                 ((size_t)363234816)
+#define OFF_BLOCKS_9_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)363234816)
+#define OFF_BLOCKS_9_SELF_ATTN_Q_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_9_SELF_ATTN_K_OUT                 ((size_t)519906816)
 #define OFF_BLOCKS_9_SELF_ATTN_V_OUT                 ((size_t)676578816)
-#define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)363234816)
+#define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_9_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_9_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_9_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_10_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_10_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_10_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_10_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_10_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_10_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_10_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_10_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_11_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_11_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_11_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_11_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_11_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_11_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_11_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_11_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_11_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_12_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_12_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_12_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_12_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_12_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_12_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_12_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_12_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_13_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_13_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_13_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_13_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_13_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_13_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_13_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_13_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_13_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_14_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_14_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_14_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_14_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_14_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_14_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_14_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_14_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_15_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_15_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_15_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_15_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_15_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_15_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_15_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_15_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_15_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_16_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_16_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_16_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_16_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_16_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_16_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_16_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_16_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_17_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_17_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_17_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_17_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_17_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_17_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_17_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_17_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_17_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_18_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_18_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_18_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_18_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_18_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_18_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_18_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_18_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_19_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_19_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_19_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_19_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_19_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_19_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_19_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_19_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_19_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_20_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_20_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_20_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_20_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_20_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_20_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_20_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_20_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_21_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_21_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_21_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_21_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_21_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_21_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_21_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_21_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_21_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_22_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_22_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_22_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_22_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_22_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_22_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_22_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_22_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_23_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_23_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_23_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_23_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_23_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_23_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_23_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_23_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_23_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_24_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_24_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_24_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_24_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_24_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_24_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_24_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_24_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_25_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_25_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_25_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_25_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_25_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_25_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_25_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_25_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_25_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_26_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_26_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_26_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_26_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_26_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_26_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_26_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_26_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_27_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_27_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_27_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_27_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_27_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_27_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_27_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_27_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_27_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_28_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_28_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_28_SELF_ATTN_Q_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_28_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_28_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_28_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_28_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_28_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_29_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)18326016)
-#define OFF_BLOCKS_29_SELF_ATTN_Q_OUT                ((size_t)363234816)
+#define OFF_BLOCKS_29_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_29_SELF_ATTN_Q_OUT                ((size_t)17404416)
 #define OFF_BLOCKS_29_SELF_ATTN_K_OUT                ((size_t)519906816)
 #define OFF_BLOCKS_29_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)18326016)
-#define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)363234816)
+#define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)17404416)
 #define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)18326016)
+#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)17404416)
 #define OFF_BLOCKS_29_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)18326016)
-#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)174998016)
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)18326016)
-#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)174998016)
-#define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)18326016)
+#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)17404416)
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)176994816)
+#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)17404416)
+#define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)176994816)
 #define OFF_BLOCKS_29_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)18326016)
+#define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)17404416)
 #define OFF_BLOCKS_29_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_29_FFN_2_OUT                      ((size_t)18326016)
-#define OFF_BLOCKS_29_OUT                            ((size_t)174998016)
+#define OFF_BLOCKS_29_FFN_2_OUT                      ((size_t)17404416)
+#define OFF_BLOCKS_29_OUT                            ((size_t)176994816)
 #define OFF_HEAD_MOD                                 ((size_t)17404416)
-#define OFF_HEAD_NORM_OUT                            ((size_t)331670016)
+#define OFF_HEAD_NORM_OUT                            ((size_t)333666816)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)17250816)
 #define OFF_V                                        ((size_t)30306816)
 
@@ -1569,45 +1569,43 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of dit_forward_kernel_names */
-    K_ADD_F32_BF16_F32 = 0,
-    K_ADD_ROW_C9216 = 1,
-    K_ATTENTION_SM80_H12_D128 = 2,
-    K_ATTENTION_SM90_H12_D128 = 3,
-    K_EMBEDDING_C1536 = 4,
-    K_GATED_RESIDUAL_FFN_C1536 = 5,
-    K_GATED_RESIDUAL_MSA_C1536 = 6,
-    K_LAYERNORM_AFFINE_C1536_EPS1E06 = 7,
-    K_LAYERNORM_MODULATE_FFN_C1536 = 8,
-    K_LAYERNORM_MODULATE_HEAD_C1536 = 9,
-    K_LAYERNORM_MODULATE_MSA_C1536 = 10,
-    K_MODULATION_2X1536 = 11,
-    K_MODULATION_6X1536 = 12,
-    K_PATCHIFY_C16 = 13,
-    K_RMSNORM_C1536 = 14,
-    K_RMSNORM_ROPE_C1536 = 15,
-    K_ROPE_TABLE_D128 = 16,
-    K_SILU_F32 = 17,
-    K_SINUSOID_C256 = 18,
-    K_TEACACHE_APPLY = 19,
-    K_TEACACHE_RESIDUAL = 20,
-    K_UNPATCHIFY_C16 = 21,
+    K_ADD_ROW_C9216 = 0,
+    K_ATTENTION_SM80_H12_D128 = 1,
+    K_ATTENTION_SM90_H12_D128 = 2,
+    K_EMBEDDING_C1536 = 3,
+    K_GATED_RESIDUAL_FFN_C1536 = 4,
+    K_LAYERNORM_MODULATE_HEAD_C1536 = 5,
+    K_LAYERNORM_MODULATE_MSA_C1536 = 6,
+    K_MODULATION_2X1536 = 7,
+    K_MODULATION_6X1536 = 8,
+    K_PATCHIFY_C16 = 9,
+    K_RESNORM_ADD_MOD_FFN_C1536 = 10,
+    K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536 = 11,
+    K_RESNORM_GATE_MSA_AFFINE_C1536 = 12,
+    K_RMSNORM_C1536 = 13,
+    K_RMSNORM_ROPE_C1536 = 14,
+    K_ROPE_TABLE_D128 = 15,
+    K_SILU_F32 = 16,
+    K_SINUSOID_C256 = 17,
+    K_TEACACHE_APPLY = 18,
+    K_TEACACHE_RESIDUAL = 19,
+    K_UNPATCHIFY_C16 = 20,
 };
 
-const char *const dit_forward_kernel_names[22] = {
-    "add_f32_bf16_f32",
+const char *const dit_forward_kernel_names[21] = {
     "add_row_c9216",
     "attention_sm80_h12_d128",
     "attention_sm90_h12_d128",
     "embedding_c1536",
     "gated_residual_ffn_c1536",
-    "gated_residual_msa_c1536",
-    "layernorm_affine_c1536_eps1e06",
-    "layernorm_modulate_ffn_c1536",
     "layernorm_modulate_head_c1536",
     "layernorm_modulate_msa_c1536",
     "modulation_2x1536",
     "modulation_6x1536",
     "patchify_c16",
+    "resnorm_add_mod_ffn_c1536",
+    "resnorm_gate_ffn_bf16_mod_msa_c1536",
+    "resnorm_gate_msa_affine_c1536",
     "rmsnorm_c1536",
     "rmsnorm_rope_c1536",
     "rope_table_d128",
@@ -1619,20 +1617,19 @@ const char *const dit_forward_kernel_names[22] = {
 };
 
 /* each kernel's template and constants, table order (the per-channel lists left out) */
-static const sky_kernel_const KC_ADD_F32_BF16_F32[] = {{"TA", "float"}, {"TB", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_ADD_ROW_C9216[] = {{"COLS", "9216"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H12_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "12"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H12_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "12"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C1536[] = {{"COLS", "1536"}, {"ROWS", "2"}};
 static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_MSA_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "2"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "float"}};
-static const sky_kernel_const KC_LAYERNORM_AFFINE_C1536_EPS1E06[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"ROUND_IN", "1"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}};
 static const sky_kernel_const KC_MODULATION_6X1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"ESTRIDE", "9216"}, {"KSTRIDE", "1536"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C1536[] = {{"C", "1536"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -1641,21 +1638,20 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[22] = {
-    {"add_f32_bf16_f32", "add", 3, KC_ADD_F32_BF16_F32},
+const sky_kernel_info dit_forward_kernel_info[21] = {
     {"add_row_c9216", "add_row", 1, KC_ADD_ROW_C9216},
     {"attention_sm80_h12_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H12_D128},
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
     {"embedding_c1536", "embedding", 2, KC_EMBEDDING_C1536},
     {"gated_residual_ffn_c1536", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C1536},
-    {"gated_residual_msa_c1536", "gated_residual", 6, KC_GATED_RESIDUAL_MSA_C1536},
-    {"layernorm_affine_c1536_eps1e06", "layernorm_affine", 6, KC_LAYERNORM_AFFINE_C1536_EPS1E06},
-    {"layernorm_modulate_ffn_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_FFN_C1536},
     {"layernorm_modulate_head_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C1536},
     {"layernorm_modulate_msa_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C1536},
     {"modulation_2x1536", "modulation", 4, KC_MODULATION_2X1536},
     {"modulation_6x1536", "modulation", 4, KC_MODULATION_6X1536},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
+    {"resnorm_add_mod_ffn_c1536", "residual_norm", 15, KC_RESNORM_ADD_MOD_FFN_C1536},
+    {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 15, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
+    {"resnorm_gate_msa_affine_c1536", "residual_norm", 15, KC_RESNORM_GATE_MSA_AFFINE_C1536},
     {"rmsnorm_c1536", "rmsnorm", 3, KC_RMSNORM_C1536},
     {"rmsnorm_rope_c1536", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C1536},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -2873,10 +2869,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
+    /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
@@ -2885,22 +2879,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
-    /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
@@ -2915,10 +2905,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
+    /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
@@ -2927,22 +2915,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
-    /* blocks.2.norm1.out = layernorm_modulate(blocks.1.out, blocks.2.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
+    /* blocks.2.norm1.out = residual_norm(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod, blocks.2.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.2.self_attn.q.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OUT("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.2.self_attn.k.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
@@ -2957,10 +2941,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_V_OUT), L, L);
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OUT("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.x1 = gated_residual(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.2.norm3.out = layernorm_affine(blocks.2.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS));
+    /* blocks.2.norm3.out = residual_norm(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OUT("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
@@ -2969,22 +2951,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OUT("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.x2 = add(blocks.2.x1, blocks.2.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.2.norm2.out = layernorm_modulate(blocks.2.x2, blocks.2.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
+    /* blocks.2.norm2.out = residual_norm(blocks.2.x1, blocks.2.cross_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.2.ffn.1.out = linear(blocks.2.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OUT("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OUT("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.out = gated_residual(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
-    /* blocks.3.norm1.out = layernorm_modulate(blocks.2.out, blocks.3.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
+    /* blocks.3.norm1.out = residual_norm(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod, blocks.3.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.3.self_attn.q.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OUT("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.3.self_attn.k.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
@@ -2999,10 +2977,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_V_OUT), L, L);
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OUT("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.x1 = gated_residual(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.3.norm3.out = layernorm_affine(blocks.3.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS));
+    /* blocks.3.norm3.out = residual_norm(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OUT("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
@@ -3011,22 +2987,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OUT("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.x2 = add(blocks.3.x1, blocks.3.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.3.norm2.out = layernorm_modulate(blocks.3.x2, blocks.3.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
+    /* blocks.3.norm2.out = residual_norm(blocks.3.x1, blocks.3.cross_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.3.ffn.1.out = linear(blocks.3.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OUT("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OUT("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.out = gated_residual(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
-    /* blocks.4.norm1.out = layernorm_modulate(blocks.3.out, blocks.4.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
+    /* blocks.4.norm1.out = residual_norm(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod, blocks.4.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.4.self_attn.q.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OUT("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.4.self_attn.k.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
@@ -3041,10 +3013,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_V_OUT), L, L);
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OUT("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.x1 = gated_residual(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.4.norm3.out = layernorm_affine(blocks.4.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS));
+    /* blocks.4.norm3.out = residual_norm(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OUT("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
@@ -3053,22 +3023,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OUT("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.x2 = add(blocks.4.x1, blocks.4.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.4.norm2.out = layernorm_modulate(blocks.4.x2, blocks.4.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
+    /* blocks.4.norm2.out = residual_norm(blocks.4.x1, blocks.4.cross_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.4.ffn.1.out = linear(blocks.4.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OUT("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OUT("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.out = gated_residual(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
-    /* blocks.5.norm1.out = layernorm_modulate(blocks.4.out, blocks.5.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
+    /* blocks.5.norm1.out = residual_norm(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod, blocks.5.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.5.self_attn.q.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OUT("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.5.self_attn.k.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
@@ -3083,10 +3049,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_V_OUT), L, L);
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OUT("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.x1 = gated_residual(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.5.norm3.out = layernorm_affine(blocks.5.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS));
+    /* blocks.5.norm3.out = residual_norm(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OUT("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
@@ -3095,22 +3059,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OUT("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.x2 = add(blocks.5.x1, blocks.5.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.5.norm2.out = layernorm_modulate(blocks.5.x2, blocks.5.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
+    /* blocks.5.norm2.out = residual_norm(blocks.5.x1, blocks.5.cross_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.5.ffn.1.out = linear(blocks.5.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OUT("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OUT("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.out = gated_residual(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
-    /* blocks.6.norm1.out = layernorm_modulate(blocks.5.out, blocks.6.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
+    /* blocks.6.norm1.out = residual_norm(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod, blocks.6.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.6.self_attn.q.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OUT("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.6.self_attn.k.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
@@ -3125,10 +3085,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_V_OUT), L, L);
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OUT("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.x1 = gated_residual(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.6.norm3.out = layernorm_affine(blocks.6.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS));
+    /* blocks.6.norm3.out = residual_norm(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OUT("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
@@ -3137,22 +3095,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OUT("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.x2 = add(blocks.6.x1, blocks.6.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.6.norm2.out = layernorm_modulate(blocks.6.x2, blocks.6.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
+    /* blocks.6.norm2.out = residual_norm(blocks.6.x1, blocks.6.cross_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.6.ffn.1.out = linear(blocks.6.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OUT("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OUT("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.out = gated_residual(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
-    /* blocks.7.norm1.out = layernorm_modulate(blocks.6.out, blocks.7.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
+    /* blocks.7.norm1.out = residual_norm(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod, blocks.7.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.7.self_attn.q.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OUT("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.7.self_attn.k.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
@@ -3167,10 +3121,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_V_OUT), L, L);
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OUT("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.x1 = gated_residual(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.7.norm3.out = layernorm_affine(blocks.7.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS));
+    /* blocks.7.norm3.out = residual_norm(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OUT("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
@@ -3179,22 +3131,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OUT("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.x2 = add(blocks.7.x1, blocks.7.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.7.norm2.out = layernorm_modulate(blocks.7.x2, blocks.7.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
+    /* blocks.7.norm2.out = residual_norm(blocks.7.x1, blocks.7.cross_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.7.ffn.1.out = linear(blocks.7.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OUT("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OUT("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.out = gated_residual(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
-    /* blocks.8.norm1.out = layernorm_modulate(blocks.7.out, blocks.8.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
+    /* blocks.8.norm1.out = residual_norm(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod, blocks.8.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.8.self_attn.q.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OUT("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.8.self_attn.k.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
@@ -3209,10 +3157,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_V_OUT), L, L);
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OUT("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.x1 = gated_residual(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.8.norm3.out = layernorm_affine(blocks.8.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS));
+    /* blocks.8.norm3.out = residual_norm(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OUT("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
@@ -3221,22 +3167,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OUT("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.x2 = add(blocks.8.x1, blocks.8.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.8.norm2.out = layernorm_modulate(blocks.8.x2, blocks.8.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
+    /* blocks.8.norm2.out = residual_norm(blocks.8.x1, blocks.8.cross_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.8.ffn.1.out = linear(blocks.8.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OUT("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OUT("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.out = gated_residual(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
-    /* blocks.9.norm1.out = layernorm_modulate(blocks.8.out, blocks.9.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
+    /* blocks.9.norm1.out = residual_norm(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod, blocks.9.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.9.self_attn.q.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OUT("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.9.self_attn.k.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
@@ -3251,10 +3193,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_V_OUT), L, L);
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OUT("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.x1 = gated_residual(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.9.norm3.out = layernorm_affine(blocks.9.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS));
+    /* blocks.9.norm3.out = residual_norm(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OUT("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
@@ -3263,22 +3203,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OUT("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.x2 = add(blocks.9.x1, blocks.9.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.9.norm2.out = layernorm_modulate(blocks.9.x2, blocks.9.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
+    /* blocks.9.norm2.out = residual_norm(blocks.9.x1, blocks.9.cross_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.9.ffn.1.out = linear(blocks.9.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OUT("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OUT("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.out = gated_residual(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
-    /* blocks.10.norm1.out = layernorm_modulate(blocks.9.out, blocks.10.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
+    /* blocks.10.norm1.out = residual_norm(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod, blocks.10.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.10.self_attn.q.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OUT("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.10.self_attn.k.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
@@ -3293,10 +3229,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_V_OUT), L, L);
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OUT("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.x1 = gated_residual(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.10.norm3.out = layernorm_affine(blocks.10.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS));
+    /* blocks.10.norm3.out = residual_norm(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OUT("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
@@ -3305,22 +3239,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OUT("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.x2 = add(blocks.10.x1, blocks.10.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.10.norm2.out = layernorm_modulate(blocks.10.x2, blocks.10.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
+    /* blocks.10.norm2.out = residual_norm(blocks.10.x1, blocks.10.cross_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.10.ffn.1.out = linear(blocks.10.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OUT("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OUT("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.out = gated_residual(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
-    /* blocks.11.norm1.out = layernorm_modulate(blocks.10.out, blocks.11.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
+    /* blocks.11.norm1.out = residual_norm(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod, blocks.11.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.11.self_attn.q.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OUT("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.11.self_attn.k.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
@@ -3335,10 +3265,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_V_OUT), L, L);
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OUT("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.x1 = gated_residual(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.11.norm3.out = layernorm_affine(blocks.11.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS));
+    /* blocks.11.norm3.out = residual_norm(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OUT("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
@@ -3347,22 +3275,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OUT("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.x2 = add(blocks.11.x1, blocks.11.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.11.norm2.out = layernorm_modulate(blocks.11.x2, blocks.11.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
+    /* blocks.11.norm2.out = residual_norm(blocks.11.x1, blocks.11.cross_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.11.ffn.1.out = linear(blocks.11.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OUT("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OUT("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.out = gated_residual(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
-    /* blocks.12.norm1.out = layernorm_modulate(blocks.11.out, blocks.12.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
+    /* blocks.12.norm1.out = residual_norm(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod, blocks.12.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.12.self_attn.q.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OUT("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.12.self_attn.k.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
@@ -3377,10 +3301,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_V_OUT), L, L);
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OUT("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.x1 = gated_residual(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.12.norm3.out = layernorm_affine(blocks.12.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS));
+    /* blocks.12.norm3.out = residual_norm(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OUT("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
@@ -3389,22 +3311,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OUT("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.x2 = add(blocks.12.x1, blocks.12.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.12.norm2.out = layernorm_modulate(blocks.12.x2, blocks.12.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
+    /* blocks.12.norm2.out = residual_norm(blocks.12.x1, blocks.12.cross_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.12.ffn.1.out = linear(blocks.12.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OUT("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OUT("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.out = gated_residual(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
-    /* blocks.13.norm1.out = layernorm_modulate(blocks.12.out, blocks.13.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
+    /* blocks.13.norm1.out = residual_norm(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod, blocks.13.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.13.self_attn.q.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OUT("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.13.self_attn.k.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
@@ -3419,10 +3337,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_V_OUT), L, L);
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OUT("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.x1 = gated_residual(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.13.norm3.out = layernorm_affine(blocks.13.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS));
+    /* blocks.13.norm3.out = residual_norm(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OUT("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
@@ -3431,22 +3347,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OUT("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.x2 = add(blocks.13.x1, blocks.13.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.13.norm2.out = layernorm_modulate(blocks.13.x2, blocks.13.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
+    /* blocks.13.norm2.out = residual_norm(blocks.13.x1, blocks.13.cross_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.13.ffn.1.out = linear(blocks.13.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OUT("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OUT("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.out = gated_residual(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
-    /* blocks.14.norm1.out = layernorm_modulate(blocks.13.out, blocks.14.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
+    /* blocks.14.norm1.out = residual_norm(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod, blocks.14.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.14.self_attn.q.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OUT("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.14.self_attn.k.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
@@ -3461,10 +3373,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_V_OUT), L, L);
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OUT("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.x1 = gated_residual(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.14.norm3.out = layernorm_affine(blocks.14.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS));
+    /* blocks.14.norm3.out = residual_norm(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OUT("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
@@ -3473,22 +3383,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OUT("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.x2 = add(blocks.14.x1, blocks.14.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.14.norm2.out = layernorm_modulate(blocks.14.x2, blocks.14.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
+    /* blocks.14.norm2.out = residual_norm(blocks.14.x1, blocks.14.cross_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.14.ffn.1.out = linear(blocks.14.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OUT("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OUT("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.out = gated_residual(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
-    /* blocks.15.norm1.out = layernorm_modulate(blocks.14.out, blocks.15.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
+    /* blocks.15.norm1.out = residual_norm(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod, blocks.15.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.15.self_attn.q.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OUT("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.15.self_attn.k.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
@@ -3503,10 +3409,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_V_OUT), L, L);
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OUT("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.x1 = gated_residual(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.15.norm3.out = layernorm_affine(blocks.15.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS));
+    /* blocks.15.norm3.out = residual_norm(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OUT("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
@@ -3515,22 +3419,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OUT("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.x2 = add(blocks.15.x1, blocks.15.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.15.norm2.out = layernorm_modulate(blocks.15.x2, blocks.15.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
+    /* blocks.15.norm2.out = residual_norm(blocks.15.x1, blocks.15.cross_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.15.ffn.1.out = linear(blocks.15.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OUT("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OUT("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.out = gated_residual(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
-    /* blocks.16.norm1.out = layernorm_modulate(blocks.15.out, blocks.16.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
+    /* blocks.16.norm1.out = residual_norm(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod, blocks.16.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.16.self_attn.q.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OUT("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.16.self_attn.k.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
@@ -3545,10 +3445,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_V_OUT), L, L);
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OUT("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.x1 = gated_residual(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.16.norm3.out = layernorm_affine(blocks.16.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS));
+    /* blocks.16.norm3.out = residual_norm(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OUT("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
@@ -3557,22 +3455,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OUT("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.x2 = add(blocks.16.x1, blocks.16.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.16.norm2.out = layernorm_modulate(blocks.16.x2, blocks.16.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
+    /* blocks.16.norm2.out = residual_norm(blocks.16.x1, blocks.16.cross_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.16.ffn.1.out = linear(blocks.16.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OUT("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OUT("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.out = gated_residual(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
-    /* blocks.17.norm1.out = layernorm_modulate(blocks.16.out, blocks.17.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
+    /* blocks.17.norm1.out = residual_norm(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod, blocks.17.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.17.self_attn.q.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OUT("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.17.self_attn.k.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
@@ -3587,10 +3481,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_V_OUT), L, L);
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OUT("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.x1 = gated_residual(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.17.norm3.out = layernorm_affine(blocks.17.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS));
+    /* blocks.17.norm3.out = residual_norm(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OUT("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
@@ -3599,22 +3491,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OUT("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.x2 = add(blocks.17.x1, blocks.17.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.17.norm2.out = layernorm_modulate(blocks.17.x2, blocks.17.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
+    /* blocks.17.norm2.out = residual_norm(blocks.17.x1, blocks.17.cross_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.17.ffn.1.out = linear(blocks.17.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OUT("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OUT("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.out = gated_residual(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
-    /* blocks.18.norm1.out = layernorm_modulate(blocks.17.out, blocks.18.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
+    /* blocks.18.norm1.out = residual_norm(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod, blocks.18.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.18.self_attn.q.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OUT("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.18.self_attn.k.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
@@ -3629,10 +3517,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_V_OUT), L, L);
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OUT("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.x1 = gated_residual(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.18.norm3.out = layernorm_affine(blocks.18.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS));
+    /* blocks.18.norm3.out = residual_norm(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OUT("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
@@ -3641,22 +3527,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OUT("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.x2 = add(blocks.18.x1, blocks.18.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.18.norm2.out = layernorm_modulate(blocks.18.x2, blocks.18.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
+    /* blocks.18.norm2.out = residual_norm(blocks.18.x1, blocks.18.cross_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.18.ffn.1.out = linear(blocks.18.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OUT("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OUT("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.out = gated_residual(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
-    /* blocks.19.norm1.out = layernorm_modulate(blocks.18.out, blocks.19.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
+    /* blocks.19.norm1.out = residual_norm(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod, blocks.19.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.19.self_attn.q.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OUT("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.19.self_attn.k.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
@@ -3671,10 +3553,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_V_OUT), L, L);
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OUT("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.x1 = gated_residual(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.19.norm3.out = layernorm_affine(blocks.19.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS));
+    /* blocks.19.norm3.out = residual_norm(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OUT("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
@@ -3683,22 +3563,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OUT("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.x2 = add(blocks.19.x1, blocks.19.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.19.norm2.out = layernorm_modulate(blocks.19.x2, blocks.19.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
+    /* blocks.19.norm2.out = residual_norm(blocks.19.x1, blocks.19.cross_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.19.ffn.1.out = linear(blocks.19.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OUT("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OUT("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.out = gated_residual(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
-    /* blocks.20.norm1.out = layernorm_modulate(blocks.19.out, blocks.20.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
+    /* blocks.20.norm1.out = residual_norm(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod, blocks.20.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.20.self_attn.q.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OUT("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.20.self_attn.k.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
@@ -3713,10 +3589,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_V_OUT), L, L);
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OUT("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.x1 = gated_residual(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.20.norm3.out = layernorm_affine(blocks.20.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS));
+    /* blocks.20.norm3.out = residual_norm(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OUT("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
@@ -3725,22 +3599,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OUT("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.x2 = add(blocks.20.x1, blocks.20.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.20.norm2.out = layernorm_modulate(blocks.20.x2, blocks.20.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
+    /* blocks.20.norm2.out = residual_norm(blocks.20.x1, blocks.20.cross_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.20.ffn.1.out = linear(blocks.20.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OUT("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OUT("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.out = gated_residual(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
-    /* blocks.21.norm1.out = layernorm_modulate(blocks.20.out, blocks.21.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
+    /* blocks.21.norm1.out = residual_norm(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod, blocks.21.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.21.self_attn.q.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OUT("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.21.self_attn.k.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
@@ -3755,10 +3625,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_V_OUT), L, L);
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OUT("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.x1 = gated_residual(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.21.norm3.out = layernorm_affine(blocks.21.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS));
+    /* blocks.21.norm3.out = residual_norm(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OUT("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
@@ -3767,22 +3635,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OUT("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.x2 = add(blocks.21.x1, blocks.21.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.21.norm2.out = layernorm_modulate(blocks.21.x2, blocks.21.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
+    /* blocks.21.norm2.out = residual_norm(blocks.21.x1, blocks.21.cross_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.21.ffn.1.out = linear(blocks.21.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OUT("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OUT("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.out = gated_residual(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
-    /* blocks.22.norm1.out = layernorm_modulate(blocks.21.out, blocks.22.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
+    /* blocks.22.norm1.out = residual_norm(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod, blocks.22.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.22.self_attn.q.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OUT("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.22.self_attn.k.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
@@ -3797,10 +3661,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_V_OUT), L, L);
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OUT("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.x1 = gated_residual(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.22.norm3.out = layernorm_affine(blocks.22.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS));
+    /* blocks.22.norm3.out = residual_norm(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OUT("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
@@ -3809,22 +3671,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OUT("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.x2 = add(blocks.22.x1, blocks.22.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.22.norm2.out = layernorm_modulate(blocks.22.x2, blocks.22.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
+    /* blocks.22.norm2.out = residual_norm(blocks.22.x1, blocks.22.cross_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.22.ffn.1.out = linear(blocks.22.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OUT("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OUT("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.out = gated_residual(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
-    /* blocks.23.norm1.out = layernorm_modulate(blocks.22.out, blocks.23.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
+    /* blocks.23.norm1.out = residual_norm(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod, blocks.23.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.23.self_attn.q.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OUT("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.23.self_attn.k.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
@@ -3839,10 +3697,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_V_OUT), L, L);
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OUT("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.x1 = gated_residual(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.23.norm3.out = layernorm_affine(blocks.23.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS));
+    /* blocks.23.norm3.out = residual_norm(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OUT("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
@@ -3851,22 +3707,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OUT("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.x2 = add(blocks.23.x1, blocks.23.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.23.norm2.out = layernorm_modulate(blocks.23.x2, blocks.23.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
+    /* blocks.23.norm2.out = residual_norm(blocks.23.x1, blocks.23.cross_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.23.ffn.1.out = linear(blocks.23.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OUT("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OUT("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.out = gated_residual(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
-    /* blocks.24.norm1.out = layernorm_modulate(blocks.23.out, blocks.24.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
+    /* blocks.24.norm1.out = residual_norm(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod, blocks.24.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.24.self_attn.q.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OUT("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.24.self_attn.k.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
@@ -3881,10 +3733,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_V_OUT), L, L);
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OUT("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.x1 = gated_residual(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.24.norm3.out = layernorm_affine(blocks.24.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS));
+    /* blocks.24.norm3.out = residual_norm(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OUT("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
@@ -3893,22 +3743,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OUT("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.x2 = add(blocks.24.x1, blocks.24.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.24.norm2.out = layernorm_modulate(blocks.24.x2, blocks.24.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
+    /* blocks.24.norm2.out = residual_norm(blocks.24.x1, blocks.24.cross_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.24.ffn.1.out = linear(blocks.24.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OUT("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OUT("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.out = gated_residual(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
-    /* blocks.25.norm1.out = layernorm_modulate(blocks.24.out, blocks.25.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
+    /* blocks.25.norm1.out = residual_norm(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod, blocks.25.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.25.self_attn.q.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OUT("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.25.self_attn.k.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
@@ -3923,10 +3769,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_V_OUT), L, L);
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OUT("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.x1 = gated_residual(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.25.norm3.out = layernorm_affine(blocks.25.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS));
+    /* blocks.25.norm3.out = residual_norm(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OUT("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
@@ -3935,22 +3779,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OUT("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.x2 = add(blocks.25.x1, blocks.25.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.25.norm2.out = layernorm_modulate(blocks.25.x2, blocks.25.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
+    /* blocks.25.norm2.out = residual_norm(blocks.25.x1, blocks.25.cross_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.25.ffn.1.out = linear(blocks.25.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OUT("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OUT("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.out = gated_residual(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
-    /* blocks.26.norm1.out = layernorm_modulate(blocks.25.out, blocks.26.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
+    /* blocks.26.norm1.out = residual_norm(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod, blocks.26.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.26.self_attn.q.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OUT("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.26.self_attn.k.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
@@ -3965,10 +3805,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_V_OUT), L, L);
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OUT("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.x1 = gated_residual(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.26.norm3.out = layernorm_affine(blocks.26.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS));
+    /* blocks.26.norm3.out = residual_norm(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OUT("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
@@ -3977,22 +3815,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OUT("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.x2 = add(blocks.26.x1, blocks.26.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.26.norm2.out = layernorm_modulate(blocks.26.x2, blocks.26.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
+    /* blocks.26.norm2.out = residual_norm(blocks.26.x1, blocks.26.cross_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.26.ffn.1.out = linear(blocks.26.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OUT("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OUT("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.out = gated_residual(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
-    /* blocks.27.norm1.out = layernorm_modulate(blocks.26.out, blocks.27.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
+    /* blocks.27.norm1.out = residual_norm(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod, blocks.27.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.27.self_attn.q.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OUT("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.27.self_attn.k.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
@@ -4007,10 +3841,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_V_OUT), L, L);
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OUT("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.x1 = gated_residual(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.27.norm3.out = layernorm_affine(blocks.27.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS));
+    /* blocks.27.norm3.out = residual_norm(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OUT("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
@@ -4019,22 +3851,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OUT("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.x2 = add(blocks.27.x1, blocks.27.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.27.norm2.out = layernorm_modulate(blocks.27.x2, blocks.27.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
+    /* blocks.27.norm2.out = residual_norm(blocks.27.x1, blocks.27.cross_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.27.ffn.1.out = linear(blocks.27.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OUT("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OUT("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.out = gated_residual(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
-    /* blocks.28.norm1.out = layernorm_modulate(blocks.27.out, blocks.28.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
+    /* blocks.28.norm1.out = residual_norm(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod, blocks.28.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.28.self_attn.q.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OUT("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.28.self_attn.k.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
@@ -4049,10 +3877,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_V_OUT), L, L);
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OUT("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.x1 = gated_residual(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.28.norm3.out = layernorm_affine(blocks.28.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS));
+    /* blocks.28.norm3.out = residual_norm(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OUT("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
@@ -4061,22 +3887,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OUT("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.x2 = add(blocks.28.x1, blocks.28.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.28.norm2.out = layernorm_modulate(blocks.28.x2, blocks.28.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
+    /* blocks.28.norm2.out = residual_norm(blocks.28.x1, blocks.28.cross_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.28.ffn.1.out = linear(blocks.28.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OUT("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OUT("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.out = gated_residual(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
-    /* blocks.29.norm1.out = layernorm_modulate(blocks.28.out, blocks.29.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
+    /* blocks.29.norm1.out = residual_norm(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod, blocks.29.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.29.self_attn.q.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OUT("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.29.self_attn.k.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
@@ -4091,10 +3913,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_V_OUT), L, L);
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OUT("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.x1 = gated_residual(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.29.norm3.out = layernorm_affine(blocks.29.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS));
+    /* blocks.29.norm3.out = residual_norm(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OUT("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
@@ -4103,10 +3923,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h12_d128(st, s, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OUT("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.x2 = add(blocks.29.x1, blocks.29.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.29.norm2.out = layernorm_modulate(blocks.29.x2, blocks.29.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
+    /* blocks.29.norm2.out = residual_norm(blocks.29.x1, blocks.29.cross_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     /* blocks.29.ffn.1.out = linear(blocks.29.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OUT("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] bf16 */
@@ -4156,7 +3974,7 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 22, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 12, .gemms = dit_forward_gemms,
     .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16,
     .arena_bytes = (size_t)1903842816, .prompt_bytes = (size_t)94371840,
@@ -4169,7 +3987,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .fps = {(size_t)17250560, (size_t)256},
     .v = {(size_t)30306816, (size_t)13056000},
     .tokens = {(size_t)23778816, (size_t)156672000},
-    .hidden = {(size_t)174998016, (size_t)156672000},
+    .hidden = {(size_t)176994816, (size_t)156672000},
     .e = {(size_t)17250816, (size_t)153600},
     .e0 = {(size_t)18479616, (size_t)921600},
     .record_step = dit_forward_cuda_record_step,

@@ -4,8 +4,8 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
- * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
+ * generator  gen/ (30 .lua files)                 xxh64 dfaf3838728ab920
+ * program    dit_forward (cuda): 53 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
  */
@@ -50,38 +50,38 @@
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)259584)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)185856)
 #define OFF_BLOCKS_0_X1                              ((size_t)222720)
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)185856)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)185856)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)29184)
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)296448)
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)29184)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)185856)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)29184)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)185856)
 #define OFF_BLOCKS_0_X2                              ((size_t)296448)
 #define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)29184)
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)185856)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_OUT                             ((size_t)185856)
-#define OFF_BLOCKS_1_MOD                             ((size_t)29184)
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)105984)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)142848)
-#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)222720)
+#define OFF_BLOCKS_0_OUT                             ((size_t)105984)
+#define OFF_BLOCKS_1_MOD                             ((size_t)185856)
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)222720)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)29184)
+#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)142848)
 #define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)259584)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)105984)
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)142848)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)222720)
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)29184)
 #define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)66048)
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)102912)
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)29184)
 #define OFF_BLOCKS_1_X1                              ((size_t)222720)
 #define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)102912)
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)29184)
 #define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)102912)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)29184)
 #define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)66048)
 #define OFF_BLOCKS_1_X2                              ((size_t)102912)
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)176640)
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_OUT                             ((size_t)176640)
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)29184)
+#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)222720)
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)29184)
+#define OFF_BLOCKS_1_OUT                             ((size_t)66048)
 #define OFF_HEAD_MOD                                 ((size_t)29184)
-#define OFF_HEAD_NORM_OUT                            ((size_t)41472)
+#define OFF_HEAD_NORM_OUT                            ((size_t)102912)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)23040)
 #define OFF_V                                        ((size_t)41472)
 
@@ -169,45 +169,43 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of dit_forward_kernel_names */
-    K_ADD_F32_BF16_F32 = 0,
-    K_ADD_ROW_C1536 = 1,
-    K_ATTENTION_SM80_H2_D128 = 2,
-    K_ATTENTION_SM90_H2_D128 = 3,
-    K_EMBEDDING_C256 = 4,
-    K_GATED_RESIDUAL_FFN_C256 = 5,
-    K_GATED_RESIDUAL_MSA_C256 = 6,
-    K_LAYERNORM_AFFINE_C256_EPS1E06 = 7,
-    K_LAYERNORM_MODULATE_FFN_C256 = 8,
-    K_LAYERNORM_MODULATE_HEAD_C256 = 9,
-    K_LAYERNORM_MODULATE_MSA_C256 = 10,
-    K_MODULATION_2X256 = 11,
-    K_MODULATION_6X256 = 12,
-    K_PATCHIFY_C16 = 13,
-    K_RMSNORM_C256 = 14,
-    K_RMSNORM_ROPE_C256 = 15,
-    K_ROPE_TABLE_D128 = 16,
-    K_SILU_F32 = 17,
-    K_SINUSOID_C256 = 18,
-    K_TEACACHE_APPLY = 19,
-    K_TEACACHE_RESIDUAL = 20,
-    K_UNPATCHIFY_C16 = 21,
+    K_ADD_ROW_C1536 = 0,
+    K_ATTENTION_SM80_H2_D128 = 1,
+    K_ATTENTION_SM90_H2_D128 = 2,
+    K_EMBEDDING_C256 = 3,
+    K_GATED_RESIDUAL_FFN_C256 = 4,
+    K_LAYERNORM_MODULATE_HEAD_C256 = 5,
+    K_LAYERNORM_MODULATE_MSA_C256 = 6,
+    K_MODULATION_2X256 = 7,
+    K_MODULATION_6X256 = 8,
+    K_PATCHIFY_C16 = 9,
+    K_RESNORM_ADD_MOD_FFN_C256 = 10,
+    K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256 = 11,
+    K_RESNORM_GATE_MSA_AFFINE_C256 = 12,
+    K_RMSNORM_C256 = 13,
+    K_RMSNORM_ROPE_C256 = 14,
+    K_ROPE_TABLE_D128 = 15,
+    K_SILU_F32 = 16,
+    K_SINUSOID_C256 = 17,
+    K_TEACACHE_APPLY = 18,
+    K_TEACACHE_RESIDUAL = 19,
+    K_UNPATCHIFY_C16 = 20,
 };
 
-const char *const dit_forward_kernel_names[22] = {
-    "add_f32_bf16_f32",
+const char *const dit_forward_kernel_names[21] = {
     "add_row_c1536",
     "attention_sm80_h2_d128",
     "attention_sm90_h2_d128",
     "embedding_c256",
     "gated_residual_ffn_c256",
-    "gated_residual_msa_c256",
-    "layernorm_affine_c256_eps1e06",
-    "layernorm_modulate_ffn_c256",
     "layernorm_modulate_head_c256",
     "layernorm_modulate_msa_c256",
     "modulation_2x256",
     "modulation_6x256",
     "patchify_c16",
+    "resnorm_add_mod_ffn_c256",
+    "resnorm_gate_ffn_bf16_mod_msa_c256",
+    "resnorm_gate_msa_affine_c256",
     "rmsnorm_c256",
     "rmsnorm_rope_c256",
     "rope_table_d128",
@@ -219,20 +217,19 @@ const char *const dit_forward_kernel_names[22] = {
 };
 
 /* each kernel's template and constants, table order (the per-channel lists left out) */
-static const sky_kernel_const KC_ADD_F32_BF16_F32[] = {{"TA", "float"}, {"TB", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_ADD_ROW_C1536[] = {{"COLS", "1536"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H2_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "2"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H2_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "2"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C256[] = {{"COLS", "256"}, {"ROWS", "2"}};
 static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "2"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "float"}};
-static const sky_kernel_const KC_LAYERNORM_AFFINE_C256_EPS1E06[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"ROUND_IN", "1"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}};
 static const sky_kernel_const KC_MODULATION_6X256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "256"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -241,21 +238,20 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[22] = {
-    {"add_f32_bf16_f32", "add", 3, KC_ADD_F32_BF16_F32},
+const sky_kernel_info dit_forward_kernel_info[21] = {
     {"add_row_c1536", "add_row", 1, KC_ADD_ROW_C1536},
     {"attention_sm80_h2_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H2_D128},
     {"attention_sm90_h2_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H2_D128},
     {"embedding_c256", "embedding", 2, KC_EMBEDDING_C256},
     {"gated_residual_ffn_c256", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C256},
-    {"gated_residual_msa_c256", "gated_residual", 6, KC_GATED_RESIDUAL_MSA_C256},
-    {"layernorm_affine_c256_eps1e06", "layernorm_affine", 6, KC_LAYERNORM_AFFINE_C256_EPS1E06},
-    {"layernorm_modulate_ffn_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_FFN_C256},
     {"layernorm_modulate_head_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C256},
     {"layernorm_modulate_msa_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C256},
     {"modulation_2x256", "modulation", 4, KC_MODULATION_2X256},
     {"modulation_6x256", "modulation", 4, KC_MODULATION_6X256},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
+    {"resnorm_add_mod_ffn_c256", "residual_norm", 15, KC_RESNORM_ADD_MOD_FFN_C256},
+    {"resnorm_gate_ffn_bf16_mod_msa_c256", "residual_norm", 15, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256},
+    {"resnorm_gate_msa_affine_c256", "residual_norm", 15, KC_RESNORM_GATE_MSA_AFFINE_C256},
     {"rmsnorm_c256", "rmsnorm", 3, KC_RMSNORM_C256},
     {"rmsnorm_rope_c256", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C256},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -493,10 +489,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h2_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,256] bf16 */
-    OP(K_LAYERNORM_AFFINE_C256_EPS1E06, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
+    /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
@@ -505,22 +499,18 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h2_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,256] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 256));
-    /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  [L,256] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C256, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,512] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 256));
-    /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,256] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
     OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
-    /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  [L,256] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
@@ -535,10 +525,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h2_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,256] bf16 */
-    OP(K_LAYERNORM_AFFINE_C256_EPS1E06, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
+    /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
@@ -547,10 +535,8 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     attention_h2_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,256] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 256));
-    /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  [L,256] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C256, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,512] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,256] bf16 */
@@ -600,7 +586,7 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 22, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 12, .gemms = dit_forward_gemms,
     .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16,
     .arena_bytes = (size_t)370176, .prompt_bytes = (size_t)65536,
@@ -613,7 +599,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .fps = {(size_t)22784, (size_t)256},
     .v = {(size_t)41472, (size_t)18432},
     .tokens = {(size_t)32256, (size_t)36864},
-    .hidden = {(size_t)176640, (size_t)36864},
+    .hidden = {(size_t)66048, (size_t)36864},
     .e = {(size_t)23040, (size_t)6144},
     .e0 = {(size_t)112128, (size_t)36864},
     .record_step = dit_forward_cuda_record_step,

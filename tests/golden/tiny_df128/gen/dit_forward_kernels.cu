@@ -4,28 +4,27 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
+ * generator  gen/ (30 .lua files)                 xxh64 dfaf3838728ab920
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
- *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
  *            templates/cuda/attention_sm90.cu.in  xxh64 77f8d6c00f98ccc4
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
- *            templates/cuda/layernorm_affine.cu.in xxh64 6b03af7adfe0a524
  *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
  *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
+ *            templates/cuda/residual_norm.cu.in   xxh64 7194c874bc837ef4
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
  *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
  *            templates/cuda/teacache.cu.in        xxh64 94684d6d3d566995
  *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce
- * program    dit_forward (cuda): 22 kernels, 12 GEMM shapes (cuBLASLt)
+ * program    dit_forward (cuda): 21 kernels, 12 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
 // templates/cuda/ptx.cuh
@@ -465,18 +464,6 @@ __device__ __forceinline__ float sky_act_gelu_tanh(float v)
     return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
 }
 #endif // SKY_REDUCE_CUH
-
-// add_f32_bf16_f32: templates/cuda/add.cu.in with TA=float TB=bf16 TY=float
-// templates/cuda/add.cu.in
-//
-// y = a + b elementwise over n values (the cross-attention residual; I2V's two attention outputs).
-// Parameters: add_f32_bf16_f32, float, bf16, float.
-extern "C" __global__ void __launch_bounds__(256)
-add_f32_bf16_f32(float *__restrict__ y, const float *__restrict__ a, const bf16 *__restrict__ b, long long n)
-{
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
-}
 
 // add_row_c1536: templates/cuda/add_row.cu.in with COLS=1536
 // templates/cuda/add_row.cu.in
@@ -1172,114 +1159,6 @@ gated_residual_ffn_c256(bf16 *__restrict__ y, const float *__restrict__ x, const
     sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
 }
 
-// gated_residual_msa_c256: templates/cuda/gated_residual.cu.in with C=256 CHUNKS=6 GATE=2 TU=bf16 TX=bf16 TY=float
-// templates/cuda/gated_residual.cu.in
-//
-// y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
-// and rounded to bf16 at the block's end: float says which). gate = chunk GATE of the token's
-// modulation row. One thread per element.
-// Parameters: gated_residual_msa_c256, 256, 6, 2, bf16, bf16, float.
-extern "C" __global__ void __launch_bounds__(256)
-gated_residual_msa_c256(float *__restrict__ y, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
-        const float *__restrict__ mod, int rows, int tokens_per_row)
-{
-    enum { C = 256, CHUNKS = 6, GATE = 2 };
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * C) return;
-    const size_t n = i / C;
-    const int c = (int)(i % C);
-    const float g = mod[((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C + c];
-    sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
-}
-
-// layernorm_affine_c256_eps1e06: templates/cuda/layernorm_affine.cu.in with C=256 EPS=1e-06f ROUND_IN=1 THREADS=256 TX=float TY=bf16
-// templates/cuda/layernorm_affine.cu.in
-//
-// y = LN(x) * weight + bias              (norm3 before cross-attention; the image embedder's LNs)
-// One row per block, statistics in fp32; weight and bias fp32. ROUND_IN = 1 rounds x to bf16 first
-// (norm3 of T2V/DF: the original casts the fp32 residual to the context's dtype, reference §2.7).
-// Parameters: layernorm_affine_c256_eps1e06, 256, 256, 1e-06f, float, bf16, 1.
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_affine_c256_eps1e06(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,
-        const float *__restrict__ bias)
-{
-    enum { C = 256, THREADS = 256, PER = C / THREADS, ROUND_IN = 1 };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
-    const float eps = 1e-06f;
-    __shared__ float scratch[32];
-
-    const auto *xr = x + (size_t)blockIdx.x * C;
-    auto *yr = y + (size_t)blockIdx.x * C;
-    float v[PER];
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
-        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-        sum += v[i];
-    }
-    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
-    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * weight[c] + bias[c]);
-    }
-}
-
-// layernorm_modulate_ffn_c256: templates/cuda/layernorm_modulate.cu.in with C=256 CHUNKS=6 EPS=1e-06f SCALE=4 SHIFT=3 THREADS=256 TX=float TY=bf16
-// templates/cuda/layernorm_modulate.cu.in
-//
-// y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
-// One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
-// no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
-// forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
-//
-// Parameters: layernorm_modulate_ffn_c256, 256, 256, 6, 3, 4 chunk indices, 1e-06f,
-//             float / bf16 stored types of x and y (bf16 or float).
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_ffn_c256(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
-{
-    enum { C = 256, THREADS = 256, CHUNKS = 6, SHIFT = 3, SCALE = 4,
-           PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
-    const float eps = 1e-06f;
-    __shared__ float scratch[32];
-
-    const int row = blockIdx.x;
-    const auto *xr = x + (size_t)row * C;
-    auto *yr = y + (size_t)row * C;
-    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
-
-    float v[PER];
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
-        sum += v[i];
-    }
-    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
-    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
-}
-
 // layernorm_modulate_head_c256: templates/cuda/layernorm_modulate.cu.in with C=256 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float
 // templates/cuda/layernorm_modulate.cu.in
 //
@@ -1429,6 +1308,192 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
     dst[1] = __float2bfloat16(src[1]);
     dst[2] = __float2bfloat16(src[W]);
     dst[3] = __float2bfloat16(src[W + 1]);
+}
+
+// resnorm_add_mod_ffn_c256: templates/cuda/residual_norm.cu.in with C=256 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=256 TR=float TU=bf16 TX=float TY=bf16
+// templates/cuda/residual_norm.cu.in
+//
+// A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
+// gated residual with norm3 or the next block's norm1, the cross-attention add with norm2):
+//   r = x + u * gate   (GATED = 1: gate = chunk GATE of the token's row of rmod, as gated_residual)
+//   r = x + u          (GATED = 0: as add)
+// stored to r in float; then the norm of the row as stored (rounded to float, and to bf16 first where
+// ROUND_IN = 1, as the unfused norm reads it):
+//   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
+//   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
+// The same arithmetic in the same order as those kernels: the results are theirs bit for bit. One row of
+// C channels per block; mean and variance in fp32, two passes over registers. Arguments a variant does
+// not read (rmod, nmod, weight, bias) may be any pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+//
+// Parameters: resnorm_add_mod_ffn_c256, 256, 256, 0, 0, 0, 1, 3, 4,
+//             6, 0, 1e-06f, float / bf16 / float / bf16 stored types of x, u, r, y.
+extern "C" __global__ void __launch_bounds__(256)
+resnorm_add_mod_ffn_c256(bf16 *__restrict__ y, float *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
+        const float *__restrict__ bias, int tokens_per_row)
+{
+    enum { C = 256, THREADS = 256, PER = C / THREADS, GATED = 0, GATE = 0,
+           RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4, NCHUNKS = 6,
+           ROUND_IN = 0 };
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const int mrow = row / tokens_per_row;
+    const size_t base = (size_t)row * C;
+    const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
+    float v[PER];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        if (GATED) sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c) * g[c]);
+        else sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c));
+        v[i] = sky_ld(r + base + c);    // the value as stored, this thread's own write
+        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
+        sum += v[i];
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] -= mean;
+        sq += v[i] * v[i];
+    }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    const float *m = nmod + (size_t)mrow * NCHUNKS * C;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        if (MODULATE) sky_st(y + base + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        else sky_st(y + base + c, v[i] * rstd * weight[c] + bias[c]);
+    }
+}
+
+// resnorm_gate_ffn_bf16_mod_msa_c256: templates/cuda/residual_norm.cu.in with C=256 EPS=1e-06f GATE=5 GATED=1 MODULATE=1 NCHUNKS=6 RCHUNKS=6 ROUND_IN=0 SCALE=1 SHIFT=0 THREADS=256 TR=bf16 TU=bf16 TX=float TY=bf16
+// templates/cuda/residual_norm.cu.in
+//
+// A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
+// gated residual with norm3 or the next block's norm1, the cross-attention add with norm2):
+//   r = x + u * gate   (GATED = 1: gate = chunk GATE of the token's row of rmod, as gated_residual)
+//   r = x + u          (GATED = 0: as add)
+// stored to r in bf16; then the norm of the row as stored (rounded to bf16, and to bf16 first where
+// ROUND_IN = 1, as the unfused norm reads it):
+//   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
+//   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
+// The same arithmetic in the same order as those kernels: the results are theirs bit for bit. One row of
+// C channels per block; mean and variance in fp32, two passes over registers. Arguments a variant does
+// not read (rmod, nmod, weight, bias) may be any pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+//
+// Parameters: resnorm_gate_ffn_bf16_mod_msa_c256, 256, 256, 1, 5, 6, 1, 0, 1,
+//             6, 0, 1e-06f, float / bf16 / bf16 / bf16 stored types of x, u, r, y.
+extern "C" __global__ void __launch_bounds__(256)
+resnorm_gate_ffn_bf16_mod_msa_c256(bf16 *__restrict__ y, bf16 *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
+        const float *__restrict__ bias, int tokens_per_row)
+{
+    enum { C = 256, THREADS = 256, PER = C / THREADS, GATED = 1, GATE = 5,
+           RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1, NCHUNKS = 6,
+           ROUND_IN = 0 };
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const int mrow = row / tokens_per_row;
+    const size_t base = (size_t)row * C;
+    const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
+    float v[PER];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        if (GATED) sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c) * g[c]);
+        else sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c));
+        v[i] = sky_ld(r + base + c);    // the value as stored, this thread's own write
+        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
+        sum += v[i];
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] -= mean;
+        sq += v[i] * v[i];
+    }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    const float *m = nmod + (size_t)mrow * NCHUNKS * C;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        if (MODULATE) sky_st(y + base + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        else sky_st(y + base + c, v[i] * rstd * weight[c] + bias[c]);
+    }
+}
+
+// resnorm_gate_msa_affine_c256: templates/cuda/residual_norm.cu.in with C=256 EPS=1e-06f GATE=2 GATED=1 MODULATE=0 NCHUNKS=0 RCHUNKS=6 ROUND_IN=1 SCALE=0 SHIFT=0 THREADS=256 TR=float TU=bf16 TX=bf16 TY=bf16
+// templates/cuda/residual_norm.cu.in
+//
+// A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
+// gated residual with norm3 or the next block's norm1, the cross-attention add with norm2):
+//   r = x + u * gate   (GATED = 1: gate = chunk GATE of the token's row of rmod, as gated_residual)
+//   r = x + u          (GATED = 0: as add)
+// stored to r in float; then the norm of the row as stored (rounded to float, and to bf16 first where
+// ROUND_IN = 1, as the unfused norm reads it):
+//   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
+//   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
+// The same arithmetic in the same order as those kernels: the results are theirs bit for bit. One row of
+// C channels per block; mean and variance in fp32, two passes over registers. Arguments a variant does
+// not read (rmod, nmod, weight, bias) may be any pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+//
+// Parameters: resnorm_gate_msa_affine_c256, 256, 256, 1, 2, 6, 0, 0, 0,
+//             0, 1, 1e-06f, bf16 / bf16 / float / bf16 stored types of x, u, r, y.
+extern "C" __global__ void __launch_bounds__(256)
+resnorm_gate_msa_affine_c256(bf16 *__restrict__ y, float *__restrict__ r, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
+        const float *__restrict__ bias, int tokens_per_row)
+{
+    enum { C = 256, THREADS = 256, PER = C / THREADS, GATED = 1, GATE = 2,
+           RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0, NCHUNKS = 0,
+           ROUND_IN = 1 };
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const int mrow = row / tokens_per_row;
+    const size_t base = (size_t)row * C;
+    const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
+    float v[PER];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        if (GATED) sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c) * g[c]);
+        else sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c));
+        v[i] = sky_ld(r + base + c);    // the value as stored, this thread's own write
+        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
+        sum += v[i];
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        v[i] -= mean;
+        sq += v[i] * v[i];
+    }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    const float *m = nmod + (size_t)mrow * NCHUNKS * C;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = threadIdx.x + i * THREADS;
+        if (MODULATE) sky_st(y + base + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        else sky_st(y + base + c, v[i] * rstd * weight[c] + bias[c]);
+    }
 }
 
 // rmsnorm_c256: templates/cuda/rmsnorm.cu.in with C=256 EPS=1e-06f THREADS=256
