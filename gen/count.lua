@@ -142,8 +142,8 @@ end
 -- The device dtype of weight w read by node n (as emit/cuda_*.lua upload them): a GEMM's weight in its
 -- input's dtype and its bias in its output's, the token table in its output's; fp32 otherwise.
 local function weight_dtype(n, key, w)
-    if n.op == "linear" and key == "weight" then return n.ins[1].dtype end
-    if n.op == "linear" and key == "bias" then return n.out.dtype end
+    if n.op == "linear" and key:match("weight$") then return n.ins[1].dtype end     -- (q|k|v_)weight: lower.lua's qkv
+    if n.op == "linear" and key:match("bias$") then return n.out.dtype end
     if n.op == "gather_rows" and key == "table" then return n.out.dtype end
     return "f32"
 end
@@ -153,11 +153,16 @@ end
 local function bytes_of(g, n)
     if n.op == "attn_scratch" then return 0 end
     local seen, total = {}, 0
-    local function tensor(t)
+    local function tensor(t, cols, ld)
         if seen[t] then return end
         seen[t] = true
-        total = total + elems(g, t) * assert(dtype_bytes[t.dtype], "count: no size of dtype " .. tostring(t.dtype))
+        local e = elems(g, t) // (ld or 1) * (cols or 1)
+        total = total + e * assert(dtype_bytes[t.dtype], "count: no size of dtype " .. tostring(t.dtype))
     end
+    -- a column view of a fused q|k|v (lower.lua's qkv): only its columns are read
+    local a = n.attrs
+    if a.ld then tensor(n.ins[1], a.dim, a.ld) end
+    if a.v_ld then tensor(n.ins[3], a.v_ld // 3, a.v_ld) end
     for _, t in ipairs(n.ins) do tensor(t) end
     tensor(n.out)
     if n.also then tensor(n.also) end                -- a second output (lower.lua's residual_norm)

@@ -9,6 +9,9 @@
 --     linear -> gelu_tanh       linear with the cuBLASLt GELU+bias epilogue   (ffn.0, text_embedding.0)
 --     rmsnorm -> rope           rmsnorm_rope: one pass, one bf16 rounding     (self-attention q and k)
 --     rms_norm_ch -> silu       rms_norm_ch with silu = true: one kernel      (the VAE's residual blocks)
+--   qkv          the self-attention's q, k and v linears on the same input become one linear of 3C
+--                outputs (weights adjacent on the device); rmsnorm_rope reads q and k, the attention v,
+--                as column views of its [rows, 3C] output                           (dit_forward)
 --   residual_norm: a residual (gated_residual, add) and the norm reading it (layernorm_affine,
 --                layernorm_modulate) on the same rows become one node in the norm's place writing both
 --                outputs (n.also: the residual stream, which later nodes still read); the DiT's
@@ -117,6 +120,88 @@ local function fuse(nodes, rules)
         if not absorbed[n] then
             local f = fused[n] or n
             out[#out + 1] = node(f.op, f.ins, f.out, f.attrs, n.part)
+        end
+    end
+    return out
+end
+
+-- ---- qkv: the self-attention's q, k and v projections as one GEMM ----------------------------------------
+
+-- The linear node of weight `name` reading x among nodes (nil when none).
+local function linear_of(nodes, x, name)
+    for _, n in ipairs(nodes) do
+        if n.op == "linear" and n.ins[1] == x and n.attrs.weight.name == name then return n end
+    end
+end
+
+-- The qkv fusion of q (a linear of weight <p>self_attn.q.weight): its k and v siblings on the same input,
+-- same shape and dtypes, no epilogue; q and k each read only by an rmsnorm_rope (as its x), v only by an
+-- attention (as its v). Returns k, v and the three readers, or nil.
+local function qkv_parts(nodes, q, readers_of)
+    local p = q.attrs.weight.name:match("^(.*self_attn%.)q%.weight$")
+    if not p or q.attrs.epilogue then return nil end
+    local k, v = linear_of(nodes, q.ins[1], p .. "k.weight"), linear_of(nodes, q.ins[1], p .. "v.weight")
+    if not (k and v) then return nil end
+    for _, m in ipairs({ k, v }) do
+        if m.attrs.epilogue or m.attrs.n ~= q.attrs.n or m.attrs.k ~= q.attrs.k or m.out.dtype ~= q.out.dtype
+           or m.part ~= q.part or m.out.kind ~= "act" then return nil end
+    end
+    local function only(t, op, slot)
+        local r = readers_of[t.id]
+        return r and #r == 1 and r[1].op == op and r[1].ins[slot] == t and r[1] or nil
+    end
+    local rq, rk, rv = only(q.out, "rmsnorm_rope", 1), only(k.out, "rmsnorm_rope", 1), only(v.out, "attention", 3)
+    if not (rq and rk and rv) or q.out.kind ~= "act" then return nil end
+    return k, v, rq, rk, rv
+end
+
+-- The nodes with each self-attention's q, k and v linears made one linear of n = 3C (in q's place) writing
+-- [rows, 3C]; its weights and biases are laid out adjacently on the device (emit/cuda_dit.lua's weight
+-- places), so the q weight's [C, C] is the first third of one [3C, C]. The readers take their third as a
+-- view: rmsnorm_rope's col (0 or C) and ld (3C), attention's v_col (2C) and v_ld (3C).
+local function fuse_qkv(nodes, L)
+    local readers_of = {}
+    for _, n in ipairs(nodes) do
+        for _, t in ipairs(n.ins) do
+            readers_of[t.id] = readers_of[t.id] or {}
+            table.insert(readers_of[t.id], n)
+        end
+    end
+    local replace, drop, view = {}, {}, {}
+    for _, q in ipairs(nodes) do
+        local k, v, rq, rk, rv
+        if q.op == "linear" then k, v, rq, rk, rv = qkv_parts(nodes, q, readers_of) end
+        if k then
+            local C = q.attrs.n
+            local name = q.out.name:gsub("q%.out$", "qkv.out")
+            local qkv = L.tensor(name, { q.out.dims[1], 3 * C }, q.out.dtype, "act")
+            local attrs = copy_attrs(q.attrs)
+            attrs.n, attrs.qkv = 3 * C, true
+            attrs.k_weight, attrs.k_bias = k.attrs.weight, k.attrs.bias
+            attrs.v_weight, attrs.v_bias = v.attrs.weight, v.attrs.bias
+            replace[q] = node("linear", q.ins, qkv, attrs, q.part)
+            drop[k], drop[v] = true, true
+            view[rq] = { qkv = qkv, col = 0, ld = 3 * C }
+            view[rk] = { qkv = qkv, col = C, ld = 3 * C }
+            view[rv] = { qkv = qkv, v_col = 2 * C, v_ld = 3 * C }
+        end
+    end
+    local out = {}
+    for _, n in ipairs(nodes) do
+        if not drop[n] then
+            local m = replace[n] or n
+            local vw = view[n]
+            if vw then
+                local attrs, ins = copy_attrs(n.attrs), {}
+                for i, t in ipairs(n.ins) do ins[i] = t end
+                if vw.v_col then
+                    ins[3], attrs.v_col, attrs.v_ld = vw.qkv, vw.v_col, vw.v_ld
+                else
+                    ins[1], attrs.col, attrs.ld = vw.qkv, vw.col, vw.ld
+                end
+                m = node(n.op, ins, n.out, attrs, n.part)
+            end
+            out[#out + 1] = m
         end
     end
     return out
@@ -262,7 +347,7 @@ end
 -- The encoders' attention is "attention" in clip_encode and "attention_relbias" in text_encode.
 local cuda_lowering = {
     dit_forward = { label = "cuda backend, the original's dtypes", fuse = { "linear_gelu", "rmsnorm_rope" },
-                    residual_norm = true, expand = {} },
+                    qkv = true, residual_norm = true, expand = {} },
     vae_decode  = { label = "cuda backend, fp32, channels-last", fuse = { "rms_norm_silu" },
                     expand = { "attention_frames", "causal_conv3" } },
     text_encode = { label = "cuda backend", fuse = {}, expand = { "attention_relbias", "zero_tail" } },
@@ -321,6 +406,7 @@ function lower.cuda(g)
     local how = assert(cuda_lowering[g.name], "lower: no CUDA lowering of program " .. g.name)
     local L = lowering_state(g)
     local nodes = fuse(g.nodes, how.fuse)
+    if how.qkv then nodes = fuse_qkv(nodes, L) end
     if how.residual_norm then nodes = fuse_residual_norms(nodes) end
     nodes = expand(nodes, how.expand, L)
     return finish(g, nodes, L, how.label)

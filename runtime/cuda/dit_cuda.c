@@ -114,6 +114,7 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     }
     /* the prompt arenas are kept in the program's one allocation, after the plan's arena and the workspace */
     const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
+    d->pr.place = g->weight_place; /* each self-attention's q, k and v weights adjacent: one GEMM */
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
                             g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||

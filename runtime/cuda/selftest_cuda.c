@@ -135,7 +135,7 @@ static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *
         sky_cuda_launch(&p->st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
     } else {
         const int bm = sky_selftest_const_int(p, ki, "BLOCK_M"), threads = sky_selftest_const_int(p, ki, "THREADS");
-        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale, (void *)&cols};
         sky_cuda_launch(&p->st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
                         c->stream, args);
     }

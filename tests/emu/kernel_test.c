@@ -7,7 +7,8 @@
  *   rms_norm_cl       8, 96 (+ SiLU) and 384 channels
  *   conv_tf32         more output channels than one tile (96, 144), a partial channel step (20), stride 2
  *                     with odd sizes, the temporal upsample's split output, the cache frames
- *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua
+ *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua, v
+ *                     contiguous and as the last third of a fused q|k|v row
  *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
  *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): bit for bit
  * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
@@ -331,9 +332,9 @@ static double rel_l2_bf16(const uint16_t *y, const double *ref, size_t n)
     return sqrt(num / den);
 }
 
-static void tmap(CUtensorMap *m, const void *p, int rows, int box_rows)
+static void tmap(CUtensorMap *m, const void *p, int rows, int box_rows, int ld)
 {
-    const cuuint64_t dims[2] = { ATT_C, (cuuint64_t)rows }, stride[1] = { ATT_C * 2 };
+    const cuuint64_t dims[2] = { ATT_C, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)ld * 2 };
     const cuuint32_t box[2] = { 64, (cuuint32_t)box_rows }, elem[2] = { 1, 1 };
     if (cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, stride, box, elem,
                                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
@@ -351,14 +352,17 @@ static const struct hopper { const char *schedule, *name; unsigned smem; int blo
 enum { N_HOPPER = sizeof hopper / sizeof hopper[0] };
 
 /* Runs every kernel on one shape; the sm_80 kernel and every Hopper schedule against the double reference,
- * and each Hopper schedule against the sm_80 kernel. */
-static void test_attention(int lq, int lk)
+ * and each Hopper schedule against the sm_80 kernel. v's rows ldv values apart (ATT_C, or 3 ATT_C: v as the
+ * last third of a fused q|k|v row, the first two thirds other numbers), read through vs. */
+static void test_attention(int lq, int lk, int ldv)
 {
     const int extra = 3;                                   /* rows past lq that must not be written */
     uint16_t *q = dev((size_t)lq * ATT_C * 2), *k = dev((size_t)lk * ATT_C * 2), *v = dev((size_t)lk * ATT_C * 2);
+    uint16_t *vs = dev((size_t)lk * ldv * 2), *v0 = vs + (ldv - ATT_C);
     for (size_t i = 0; i < (size_t)lq * ATT_C; i++) q[i] = sky_emu_f32_to_bf16(3.0f * urand());
     for (size_t i = 0; i < (size_t)lk * ATT_C; i++) k[i] = sky_emu_f32_to_bf16(urand());
-    for (size_t i = 0; i < (size_t)lk * ATT_C; i++) v[i] = sky_emu_f32_to_bf16(urand());
+    for (size_t i = 0; i < (size_t)lk * ldv; i++) vs[i] = sky_emu_f32_to_bf16(4.0f * urand());
+    for (size_t i = 0; i < (size_t)lk * ATT_C; i++) v[i] = v0[i / ATT_C * ldv + i % ATT_C] = sky_emu_f32_to_bf16(urand());
     double *ref = malloc((size_t)lq * ATT_C * sizeof(double));
     attention_ref(q, k, v, lq, lk, ref);
     const float scale = (float)(1.4426950408889634 / sqrt((double)ATT_D));
@@ -369,23 +373,24 @@ static void test_attention(int lq, int lk)
     for (int i = -1; i < N_HOPPER; i++) {
         const char *name = i < 0 ? sm80 : hopper[i].name;
         memset(o, 0x5a, n_all * 2);
-        int a_lq = lq, a_lk = lk;
+        int a_lq = lq, a_lk = lk, a_ldv = ldv;
         float a_scale = scale;
         if (i >= 0) {
             CUtensorMap tq, tk, tv;
-            tmap(&tq, q, lq, 128), tmap(&tk, k, lk, hopper[i].block_n), tmap(&tv, v, lk, hopper[i].block_n);
+            tmap(&tq, q, lq, 128, ATT_C), tmap(&tk, k, lk, hopper[i].block_n, ATT_C);
+            tmap(&tv, v0, lk, hopper[i].block_n, ldv);
             void *args[] = { &tq, &tk, &tv, &o, &a_lq, &a_lk, &a_scale };
             sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 384, 1, 1, hopper[i].smem, args);
         } else {
-            void *args[] = { &q, &k, &v, &o, &a_lq, &a_lk, &a_scale };
+            void *args[] = { &q, &k, &v0, &o, &a_lq, &a_lk, &a_scale, &a_ldv };
             sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 256, 1, 1, 104448, args);
         }
         int untouched = 1;
         for (size_t j = n; j < n_all; j++) untouched &= o[j] == 0x5a5a;
         const double rel = rel_l2_bf16(o, ref, n);
-        check(rel <= 1.0 / 256 && untouched, "%s%s%s: lq %d, lk %d: rel_l2 %.2e vs double (bound 2^-8 = 3.9e-3), "
-              "rows past lq %s", i < 0 ? "" : hopper[i].schedule, i < 0 ? "" : " ", name, lq, lk, rel,
-              untouched ? "untouched" : "WRITTEN");
+        check(rel <= 1.0 / 256 && untouched, "%s%s%s: lq %d, lk %d, v rows %d apart: rel_l2 %.2e vs double (bound "
+              "2^-8 = 3.9e-3), rows past lq %s", i < 0 ? "" : hopper[i].schedule, i < 0 ? "" : " ", name, lq, lk, ldv,
+              rel, untouched ? "untouched" : "WRITTEN");
         if (i < 0) {
             for (size_t j = 0; j < n; j++) o80[j] = sky_emu_bf16_to_f32(o[j]);
         } else {
@@ -426,11 +431,13 @@ int main(void)
               (geo){ 16, 72, 1, 3, 3, 0, 1, 2, 2, 0, 0, 0 }, 2, 2, 13, 11, 6, 5);
     test_conv("conv_tf32_cin16_cout144_kh1_kt3_kw1_nc2_ph0_pw0_sh1_split1_st1_sw1",
               (geo){ 16, 144, 3, 1, 1, 2, 1, 1, 1, 0, 0, 1 }, 2, 2, 5, 6, 5, 6);
-    test_attention(300, 600);
-    test_attention(130, 512);
-    test_attention(200, 257);
-    test_attention(70, 40);
-    test_attention(129, 1057);
+    test_attention(300, 600, ATT_C);
+    test_attention(130, 512, ATT_C);
+    test_attention(200, 257, ATT_C);
+    test_attention(70, 40, ATT_C);
+    test_attention(129, 1057, ATT_C);
+    test_attention(300, 600, 3 * ATT_C);    /* v the last third of a fused q|k|v (lower.lua's qkv) */
+    test_attention(129, 1057, 3 * ATT_C);
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -84,7 +84,18 @@ for name in p:lines() do
         t.check_eq(count(ldit, "residual_norm"), 3 * layers - 1, name .. ": residual_norm per residual and norm")
         t.check_eq(count(ldit, "layernorm_affine"), count(dit, "layernorm_affine") - layers, name .. ": norm3 fused")
         t.check_eq(count(ldit, "gated_residual"), 1, name .. ": the last block's output not fused (the head's part)")
-        t.check_eq(#ldit.nodes, #dit.nodes - count(dit, "rope") - count(dit, "gelu_tanh") - (3 * layers - 1),
+        -- per block one linear for q, k and v (reading q's input), 3C outputs; its readers take views
+        local qkv = 0
+        for _, n in ipairs(ldit.nodes) do
+            if n.op == "linear" and n.attrs.qkv then
+                qkv = qkv + 1
+                t.check_eq(n.attrs.n, 3 * s.dit.dim, name .. ": the fused q|k|v's width")
+                t.check_eq(n.out.dims[2], 3 * s.dit.dim, name .. ": the fused q|k|v's output")
+            end
+            if n.op == "rmsnorm_rope" then t.check_eq(n.attrs.ld, 3 * s.dit.dim, name .. ": rmsnorm_rope reads a view") end
+        end
+        t.check_eq(qkv, layers, name .. ": one q|k|v GEMM per block")
+        t.check_eq(#ldit.nodes, #dit.nodes - count(dit, "rope") - count(dit, "gelu_tanh") - (3 * layers - 1) - 2 * layers,
                    name .. ": dit nodes")
         if programs.vae_decode then
             local lv = lowered.cuda.vae_decode

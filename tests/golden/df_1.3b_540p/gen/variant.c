@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 dfaf3838728ab920
+ * generator  gen/ (30 .lua files)                 xxh64 17a0cbd3304f7b7f
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1373,7 +1373,7 @@ static const sky_count_group dit_forward_count_groups[11] = {
     {"GEMM cross_attn", 0, 60, 1.908393984e+10, 1.443889152e+13, 0.014599485864509605, 0.0039758208, 0.014599485864509605},
     {"GEMM embed / head", 0, 7, 624796416.0, 20932460544.0, 0.0001726329149663613, 0.00013016592, 0.0001726329149663613},
     {"GEMM ffn", 0, 60, 6.588765696e+10, 8.42268672e+13, 0.08516366754297269, 0.0137265952, 0.08516366754297269},
-    {"GEMM self_attn", 0, 120, 3.816787968e+10, 2.887778304e+13, 0.02919897172901921, 0.0079516416, 0.02919897172901921},
+    {"GEMM self_attn", 0, 60, 2.876755968e+10, 2.887778304e+13, 0.02919897172901921, 0.0059932416, 0.02919897172901921},
     {"norms", 32, 0, 1.018509312e+10, 0.0, 0.0, 0.0021218944, 0.0021218944},
     {"rmsnorm + RoPE", 61, 0, 2.039384064e+10, 0.0, 0.0, 0.0042487168, 0.0042487168},
     {"residual + norm (fused)", 89, 0, 7.452831744e+10, 0.0, 0.0, 0.0155267328, 0.0155267328},
@@ -1406,7 +1406,7 @@ static const sky_count_group vae_encode_count_groups[5] = {
 static const sky_count_program variant_count_programs[4] = {
     {
         "dit_forward", 11, dit_forward_count_groups,
-        {"total", 282, 247, 257899568592.0, 611793758060544.0, 0.6187498074346833, 0.05372907679, 0.6407997999046833},
+        {"total", 282, 187, 248499248592.0, 611793758060544.0, 0.6187498074346833, 0.05177067679, 0.6407997999046833},
         {"once per prompt", 30, 62, 592820224.0, 153813516288.0, 0.00015552428340546005, 0.00012350421333333334, 0.00015552428340546005},
         0.6407997999046833, 0.6185983397983256,
     },
@@ -1441,7 +1441,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "dfaf3838728ab920",
+    .generator_xxh64 = "17a0cbd3304f7b7f",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

@@ -4,10 +4,10 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 dfaf3838728ab920
+ * generator  gen/ (30 .lua files)                 xxh64 17a0cbd3304f7b7f
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
- *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
+ *            templates/cuda/attention_sm80.cu.in  xxh64 127f8e5accfbcf7d
  *            templates/cuda/attention_sm90.cu.in  xxh64 77f8d6c00f98ccc4
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
@@ -19,12 +19,12 @@
  *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/residual_norm.cu.in   xxh64 7194c874bc837ef4
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
- *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
+ *            templates/cuda/rmsnorm_rope.cu.in    xxh64 1a24b29088b3240b
  *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
  *            templates/cuda/teacache.cu.in        xxh64 94684d6d3d566995
  *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce
- * program    dit_forward (cuda): 21 kernels, 12 GEMM shapes (cuBLASLt)
+ * program    dit_forward (cuda): 21 kernels, 13 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
 // templates/cuda/ptx.cuh
@@ -503,7 +503,8 @@ add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *_
 // Deterministic: fixed summation order, no atomics.
 //
 // Layout: q, o [lq, NH, D]; k, v [lk, NH, D]; bf16, element (n, h, d) at (n * NH + h) * D + d,
-// i.e. a [L, C] activation with C = NH * D, read and written in place (no transposes).
+// i.e. a [L, C] activation with C = NH * D, read and written in place (no transposes); v's rows are
+// ldv values apart (ldv = C, or 3 C: the v third of a fused [L, 3C] q|k|v, lower.lua's qkv).
 // Launch: grid (ceil(lq / BLOCK_M), NH), block THREADS, dynamic shared memory SMEM bytes (the
 // host raises the limit with cudaFuncSetAttribute / cuFuncSetAttribute when SMEM > 48 KB).
 // Preconditions (checked by the generator; restated below as static_asserts where static):
@@ -511,7 +512,7 @@ add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *_
 //   multiple of 16; STAGES >= 1; SMEM = (BLOCK_M + 2 * STAGES * BLOCK_N) * (D + 8) * 2 (the
 //   generator computes it with this formula and passes it in; the template checks it);
 //   runtime: lq >= 1, lk >= 1 (lk = 0 would divide by a zero row sum), scale_log2 > 0,
-//   q, k, v, o 16-byte aligned (the arena aligns to 256).
+//   q, k, v, o 16-byte aligned (the arena aligns to 256), ldv >= C a multiple of 8.
 //
 // Pipeline (STAGES buffers for K and as many for V): the loads form one sequence of half-tiles
 // K0, V0, K1, V1, ... Half-tile p is consumed by phase p (even: S = Q K^T and the softmax;
@@ -546,7 +547,7 @@ add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *_
 // bf16, the mma / ldmatrix / cp.async helpers, ex2 and quad_* are in templates/cuda/common.cuh
 extern "C" __global__ void __launch_bounds__(256)
 attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
-        bf16 *__restrict__ o, int lq, int lk, float scale_log2)
+        bf16 *__restrict__ o, int lq, int lk, float scale_log2, int ldv)
 {
     enum {
         NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2,
@@ -603,7 +604,7 @@ attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, c
     auto issue_v = [&](int t) {
         if (t < ntiles)
             cp_async_tile<BLOCK_N, D, PITCH, THREADS>(s_v + t % STAGES * KV_BYTES,
-                                                       v + (size_t)t * BLOCK_N * LD + h * D, LD,
+                                                       v + (size_t)t * BLOCK_N * ldv + h * D, ldv,
                                                        lk - t * BLOCK_N);
         cp_async_commit();
     };
@@ -1533,11 +1534,12 @@ rmsnorm_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__re
 // RMS over the full width C = NH * D (all heads together) in fp32; the normalised value is
 // multiplied by the weight without rounding (the original's fast_rms_norm), then every head's
 // interleaved pairs (x[2p], x[2p+1]) are rotated by the table's angle in fp32, and the result is
-// rounded to bf16 once. tab [L, D]: cos at [n, p], sin at [n, D/2 + p].
+// rounded to bf16 once. tab [L, D]: cos at [n, p], sin at [n, D/2 + p]. x's rows are ldx values apart
+// (C, or 3 C: q or k as a third of a fused [L, 3C] q|k|v, lower.lua's qkv; ldx even); y is [L, C].
 // Parameters: rmsnorm_rope_c256, 256, 128, 128, 1e-06f. Each thread owns whole pairs.
 extern "C" __global__ void __launch_bounds__(128)
 rmsnorm_rope_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g,
-        const float *__restrict__ tab)
+        const float *__restrict__ tab, int ldx)
 {
     enum { C = 256, D = 128, THREADS = 128, PAIRS = C / 2 / THREADS };
     static_assert((C / 2) % THREADS == 0 && THREADS % 32 == 0, "C/2 must be a multiple of THREADS");
@@ -1545,7 +1547,7 @@ rmsnorm_rope_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float 
     __shared__ float scratch[32];
 
     const int row = blockIdx.x;
-    const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * C);
+    const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
     __nv_bfloat162 *yr = reinterpret_cast<__nv_bfloat162 *>(y + (size_t)row * C);
     const float *t = tab + (size_t)row * D;
 
