@@ -154,12 +154,16 @@ emit.rope_table = function(n, E)
                      { "INT(F)", "INT(H)", "INT(W)" }) }
 end
 
+-- One thread per 8 values (16-byte accesses) where the width allows, else per value; 32-bit indices.
 emit.gated_residual = function(n, E)
     local a = n.attrs
-    local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, TX = ctype(n.ins[1]),
+    assert(graph.max_elems(E.g, n.out) < 2 ^ 31, "emit/cuda_dit: " .. n.out.name .. " too large for 32-bit indices")
+    local vec = a.dim % 8 == 0 and 8 or 1
+    local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, VEC = vec, TX = ctype(n.ins[1]),
                                            TU = ctype(n.ins[2]), TY = ctype(n.out) })
-    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
-                                                         "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
+    return { elementwise_op(k, string.format("%s / %d", numel(n.out), vec), E:out(n),
+                            { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]), "INT(" .. rows(n.out) .. ")",
+                              "INT(tokens_per_row)" }) }
 end
 
 -- A residual and its norm (lower.lua's residual_norm): writes the norm's output (the op's) and the residual

@@ -9,6 +9,7 @@
  *                     with odd sizes, the temporal upsample's split output, the cache frames
  *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua, v
  *                     contiguous and as the last third of a fused q|k|v row
+ *   gated_residual    16-byte accesses against one value per thread, bit for bit
  *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
  *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): bit for bit
  * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
@@ -229,6 +230,28 @@ static void test_residual_norm(const char *fused, const char *res, const char *n
           fused, ROWS, C, res, norm, same_r ? "equal" : "DIFFERS", same_y ? "equal" : "DIFFERS");
 }
 
+/* gated_residual with 16-byte accesses (VEC 8) against one value per thread (VEC 1, the fallback) on the same
+ * inputs: equal bit for bit, the grid's last block partly past the end (7 rows of 1536: 1344 threads). */
+static void test_gated_residual_vec(void)
+{
+    enum { C = 1536, ROWS = 7, TPR = 3 };
+    const size_t n = (size_t)ROWS * C;
+    float *x = dev(n * 4), *mod = dev((size_t)3 * 6 * C * 4);
+    uint16_t *u = dev(n * 2), *y8 = dev(n * 2 + 64), *y1 = dev(n * 2 + 64);
+    fill(x, 0, n, 2.0f, 0.5f), fill(u, 1, n, 1.0f, 0.0f), fill(mod, 0, (size_t)3 * 6 * C, 1.0f, 0.0f);
+    memset(y8, 0x7f, n * 2 + 64), memset(y1, 0x7f, n * 2 + 64);
+    int rows = ROWS, tpr = TPR;
+    void *a8[] = { &y8, &x, &u, &mod, &rows, &tpr }, *a1[] = { &y1, &x, &u, &mod, &rows, &tpr };
+    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+                   (unsigned)((n / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, a8);
+    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec1"),
+                   (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, a1);
+    int past = 1;
+    for (size_t i = n; i < n + 32; i++) past &= y8[i] == 0x7f7f;
+    check(memcmp(y8, y1, n * 2) == 0 && past, "gated_residual: 16-byte accesses (VEC 8) equal one value per thread bit "
+          "for bit over %d rows of %d, nothing written past the end", ROWS, C);
+}
+
 /* ---- conv_tf32 ------------------------------------------------------------------------------ */
 
 typedef struct geo { int CIN, COUT, KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT; } geo;
@@ -415,7 +438,7 @@ int main(void)
     test_rms_norm(384, 0);
     test_residual_norm("residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_"
                        "threads256_trfloat_tubf16_txbf16_tybf16",
-                       "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat",
+                       "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8",
                        "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16", 1, 0, 1, 0);
     test_residual_norm("residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_"
                        "threads256_trfloat_tubf16_txfloat_tybf16",
@@ -423,8 +446,9 @@ int main(void)
                        "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16", 0, 1, 0, 0);
     test_residual_norm("residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_"
                        "threads256_trbf16_tubf16_txfloat_tybf16",
-                       "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16",
+                       "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8",
                        "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16", 1, 1, 0, 1);
+    test_gated_residual_vec();
     test_conv("conv_tf32_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0 }, 3, 3, 7, 9, 7, 9);
     test_conv("conv_tf32_cin16_cout72_kh3_kt1_kw3_nc0_ph0_pw0_sh2_split0_st1_sw2",

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 17a0cbd3304f7b7f
+ * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1561,7 +1561,7 @@ static const sky_kernel_const KC_ADD_ROW_C9216[] = {{"COLS", "9216"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H12_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "12"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H12_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "12"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C1536[] = {{"COLS", "1536"}, {"ROWS", "2"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}};
@@ -1583,7 +1583,7 @@ const sky_kernel_info dit_forward_kernel_info[21] = {
     {"attention_sm80_h12_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H12_D128},
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
     {"embedding_c1536", "embedding", 2, KC_EMBEDDING_C1536},
-    {"gated_residual_ffn_c1536", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C1536},
+    {"gated_residual_ffn_c1536", "gated_residual", 7, KC_GATED_RESIDUAL_FFN_C1536},
     {"layernorm_modulate_head_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C1536},
     {"layernorm_modulate_msa_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C1536},
     {"modulation_2x1536", "modulation", 4, KC_MODULATION_2X1536},
@@ -4584,7 +4584,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OUT("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.29.out = gated_residual(blocks.29.x2, blocks.29.ffn.2.out, blocks.29.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536 / 8, 256), 1, 256, 0, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */

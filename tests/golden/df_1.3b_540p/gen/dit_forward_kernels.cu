@@ -4,19 +4,19 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 17a0cbd3304f7b7f
+ * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 127f8e5accfbcf7d
  *            templates/cuda/attention_sm90.cu.in  xxh64 77f8d6c00f98ccc4
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
- *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
+ *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4
  *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
  *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
+ *            templates/cuda/reduce.cuh            xxh64 d24c6165f9d7bd8b
  *            templates/cuda/residual_norm.cu.in   xxh64 7194c874bc837ef4
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 1a24b29088b3240b
@@ -453,6 +453,64 @@ __device__ __forceinline__ float sky_ld(const float *p) { return *p; }
 __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+// VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
+// where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
+// at a time; the values are sky_ld's and sky_st's.
+template <int VEC> __device__ __forceinline__ void sky_ldv(const float *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        v[4 * k] = __int_as_float((int)w.x), v[4 * k + 1] = __int_as_float((int)w.y);
+        v[4 * k + 2] = __int_as_float((int)w.z), v[4 * k + 3] = __int_as_float((int)w.w);
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) v[k] = p[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_ldv(const __nv_bfloat16 *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        const unsigned h[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {    // the first value in the low half (little endian)
+            v[8 * k + 2 * j] = __int_as_float((int)(h[j] << 16));
+            v[8 * k + 2 * j + 1] = __int_as_float((int)(h[j] & 0xffff0000u));
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) v[k] = __bfloat162float(p[k]);
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(float *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        uint4 w;
+        w.x = __float_as_uint(v[4 * k]), w.y = __float_as_uint(v[4 * k + 1]);
+        w.z = __float_as_uint(v[4 * k + 2]), w.w = __float_as_uint(v[4 * k + 3]);
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) p[k] = v[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        unsigned h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            h[j] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j])) |
+                   (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j + 1])) << 16;
+        uint4 w;
+        w.x = h[0], w.y = h[1], w.z = h[2], w.w = h[3];
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
+}
 
 
 
@@ -1140,24 +1198,32 @@ embedding_c1536(float *__restrict__ y, const long long *__restrict__ index, cons
     if (c < COLS) y[c] = table[(size_t)index[0] * COLS + c];
 }
 
-// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16
+// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/gated_residual.cu.in
 //
 // y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
 // and rounded to bf16 at the block's end: bf16 says which). gate = chunk GATE of the token's
-// modulation row. One thread per element.
-// Parameters: gated_residual_ffn_c1536, 1536, 6, 5, float, bf16, bf16.
+// modulation row. One thread per VEC consecutive values of a row (VEC = 8: 16-byte accesses of bf16,
+// two of fp32; 1 where C is not a multiple of 8). 32-bit index arithmetic: rows * C < 2^31 (checked by
+// gen/emit/cuda_dit.lua), the divisions by the constant C / VEC and by tokens_per_row once per VEC values.
+// Parameters: gated_residual_ffn_c1536, 1536, 6, 5, 8, float, bf16, bf16.
 extern "C" __global__ void __launch_bounds__(256)
 gated_residual_ffn_c1536(bf16 *__restrict__ y, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ mod, int rows, int tokens_per_row)
 {
-    enum { C = 1536, CHUNKS = 6, GATE = 5 };
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * C) return;
-    const size_t n = i / C;
-    const int c = (int)(i % C);
-    const float g = mod[((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C + c];
-    sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
+    enum { C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, PER_ROW = C / VEC };
+    static_assert(C % VEC == 0, "C must be a multiple of VEC");
+    const unsigned v = blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= (unsigned)rows * PER_ROW) return;
+    const unsigned n = v / PER_ROW, c0 = v % PER_ROW * VEC, i = n * C + c0;
+    const float *g = mod + ((n / (unsigned)tokens_per_row) * CHUNKS + GATE) * C + c0;
+    float xv[VEC], uv[VEC], gv[VEC];
+    sky_ldv<VEC>(x + i, xv);
+    sky_ldv<VEC>(u + i, uv);
+    sky_ldv<VEC>(g, gv);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) xv[k] = xv[k] + uv[k] * gv[k];
+    sky_stv<VEC>(y + i, xv);
 }
 
 // layernorm_modulate_head_c1536: templates/cuda/layernorm_modulate.cu.in with C=1536 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 17a0cbd3304f7b7f
+ * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -217,7 +217,7 @@ static const sky_kernel_const KC_ADD_ROW_C1536[] = {{"COLS", "1536"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H2_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "2"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H2_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "2"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C256[] = {{"COLS", "256"}, {"ROWS", "2"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}};
@@ -239,7 +239,7 @@ const sky_kernel_info dit_forward_kernel_info[21] = {
     {"attention_sm80_h2_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H2_D128},
     {"attention_sm90_h2_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H2_D128},
     {"embedding_c256", "embedding", 2, KC_EMBEDDING_C256},
-    {"gated_residual_ffn_c256", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C256},
+    {"gated_residual_ffn_c256", "gated_residual", 7, KC_GATED_RESIDUAL_FFN_C256},
     {"layernorm_modulate_head_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C256},
     {"layernorm_modulate_msa_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C256},
     {"modulation_2x256", "modulation", 4, KC_MODULATION_2X256},
@@ -608,7 +608,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 256));
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,256] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
+    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256 / 8, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
