@@ -168,13 +168,27 @@ end
 
 -- A residual and its norm (lower.lua's residual_norm): writes the norm's output (the op's) and the residual
 -- stream (n.also), both traced (OP2). Arguments the variant does not read get the modulation's pointer.
+-- Threads and values per access of a residual_norm row of C channels: one 16-byte chunk of 8 per thread per pass,
+-- with as few passes as keep the threads at most 1024 and a multiple of 32; else one value at a time.
+local function residual_norm_shape(E, n, C)
+    if C % 8 == 0 then
+        local chunks = C // 8
+        for per = 1, chunks do
+            local th = chunks // per
+            if chunks % per == 0 and th <= 1024 and th % 32 == 0 then return th, 8 end
+        end
+    end
+    return cuda.row_threads(E.s, n, C), 1
+end
+
 emit.residual_norm = function(n, E)
     local a = n.attrs
-    local th = cuda.row_threads(E.s, n, a.dim)
+    local th, vec = residual_norm_shape(E, n, a.dim)
     local rmod = a.gated and ptr(n.ins[3]) or nil
     local nmod = a.modulate and ptr(n.ins[#n.ins]) or nil
     local any = rmod or nmod or ptr(n.ins[1])
-    local k = E:kernel("residual_norm", { C = a.dim, THREADS = th, GATED = a.gated and 1 or 0, GATE = a.gate or 0,
+    local k = E:kernel("residual_norm", { C = a.dim, THREADS = th, VEC = vec, GATED = a.gated and 1 or 0,
+                                          GATE = a.gate or 0,
                                           RCHUNKS = a.rchunks or 0, MODULATE = a.modulate and 1 or 0,
                                           SHIFT = a.shift or 0, SCALE = a.scale or 0, NCHUNKS = a.nchunks or 0,
                                           ROUND_IN = a.round_input and 1 or 0, EPS = clit.f32(a.eps),
@@ -201,8 +215,8 @@ local function attention_function(E, heads, D)
                                                  STAGES = sc.stages, THREADS = sc.threads,
                                                  SMEM = schedule.attention_smem(D) })
         return {
-            string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], bf16;",
-                          D, heads, D, C, C),
+            string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], "
+                          .. "bf16;", D, heads, D, C, C),
             " * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).",
             " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;",
             " * o is the op's output (OUT...), traced once the kernel has run. */",

@@ -11,7 +11,8 @@
  *                     contiguous and as the last third of a fused q|k|v row
  *   gated_residual    16-byte accesses against one value per thread, bit for bit
  *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
- *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): bit for bit
+ *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): one value at a time
+ *                     bit for bit, in 16-byte chunks the residual bit for bit and the norm within a bound
  * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
  * roundings and expf's ulps); softmax_relbias: one bf16 ulp (2^-8 relative, the output is rounded to bf16
  * once after fp32 math); conv_tf32: the reference rounds the operands to tf32 as the kernel does and sums
@@ -197,11 +198,14 @@ static void fill(void *p, int bf, size_t n, float a, float o)
 }
 
 /* The fused residual + norm (GATED: gate chunk `gate`, else an add; MODULATE: shift and scale chunks, else
- * weight and bias) against the two unfused kernels it replaces on the same inputs: both outputs equal bit for
- * bit (the template does the same arithmetic in the same order). 7 rows of 1536 channels, 3 rows per
- * modulation row; the outputs start as different garbage, so a value never written cannot match. */
+ * weight and bias) against the two unfused kernels it replaces on the same inputs. The residual equals theirs
+ * bit for bit; the norm too where the fused kernel takes one value at a time (exact: the same chunks and sums),
+ * else (16-byte chunks: other fp32 sums of the same C values) within one bf16 step of theirs plus what two
+ * fp32 sum orders can move the value before rounding: 2^-7 |y| + 2 (2 C + 16) 2^-24 max(|n s| + |t|) (n the
+ * normalised value, s and t the scale and shift). 7 rows of 1536 channels, 3 rows per modulation row; the
+ * outputs start as different garbage, so a value never written cannot match. */
 static void test_residual_norm(const char *fused, const char *res, const char *norm, int gated, int modulate,
-                               int xbf, int rbf)
+                               int xbf, int rbf, int exact, int threads)
 {
     enum { C = 1536, ROWS = 7, TPR = 3, MROWS = 3 };
     const size_t n = (size_t)ROWS * C;
@@ -218,16 +222,46 @@ static void test_residual_norm(const char *fused, const char *res, const char *n
     int tpr = TPR, rows = ROWS;
     long long nn = (long long)n;
     void *fargs[] = { &y, &r, &x, &u, &rmod, &nmod, &w, &b, &tpr };
-    sky_emu_launch(kernel(fused), ROWS, 1, 1, 256, 1, 1, 0, fargs);
+    sky_emu_launch(kernel(fused), ROWS, 1, 1, (unsigned)threads, 1, 1, 0, fargs);
     void *gargs[] = { &r2, &x, &u, &rmod, &rows, &tpr };
     void *aargs[] = { &r2, &x, &u, &nn };
     sky_emu_launch(kernel(res), (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, gated ? gargs : aargs);
     void *laargs[] = { &y2, &r2, &w, &b };
     void *lmargs[] = { &y2, &r2, &nmod, &tpr };
     sky_emu_launch(kernel(norm), ROWS, 1, 1, 256, 1, 1, 0, modulate ? lmargs : laargs);
-    const int same_r = memcmp(r, r2, n * (rbf ? 2 : 4)) == 0, same_y = memcmp(y, y2, n * 2) == 0;
-    check(same_r && same_y, "residual_norm: %s (%d rows of %d) equals %s then %s bit for bit (residual %s, norm %s)",
-          fused, ROWS, C, res, norm, same_r ? "equal" : "DIFFERS", same_y ? "equal" : "DIFFERS");
+    const int same_r = memcmp(r, r2, n * (rbf ? 2 : 4)) == 0;
+    int       same_y = memcmp(y, y2, n * 2) == 0;
+    double    worst = 0;                        /* the largest difference over its bound */
+    for (int row = 0; !exact && row < ROWS; row++) {
+        double vals[C], mean = 0, var = 0, tmax = 0;
+        const float *m = nmod + (size_t)(row / TPR) * 6 * C;
+        for (int i = 0; i < C; i++) {
+            const size_t j = (size_t)row * C + i;
+            float        v = rbf ? sky_emu_bf16_to_f32(((uint16_t *)r2)[j]) : ((float *)r2)[j];
+            if (!modulate) v = bf16r(v); /* the affine case here is norm3's: ROUND_IN */
+            vals[i] = v, mean += v;
+        }
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (vals[i] - mean) * (vals[i] - mean);
+        const double rs = 1 / sqrt(var / C + 1e-6);
+        for (int i = 0; i < C; i++) {
+            const double nv = (vals[i] - mean) * rs, sc = modulate ? 1 + m[4 * C + i] : w[i], sh = modulate ? m[3 * C + i] : b[i];
+            tmax = fmax(tmax, fabs(nv * sc) + fabs(sh));
+        }
+        for (int i = 0; i < C; i++) {
+            const size_t j = (size_t)row * C + i;
+            const double a = sky_emu_bf16_to_f32(((uint16_t *)y)[j]), e = sky_emu_bf16_to_f32(((uint16_t *)y2)[j]);
+            const double bound = ldexp(fabs(e), -7) + 2 * (2.0 * C + 16) * ldexp(1, -24) * tmax;
+            if (!(fabs(a - e) <= bound)) worst = INFINITY;
+            else if (fabs(a - e) / bound > worst) worst = fabs(a - e) / bound;
+        }
+    }
+    if (!exact) same_y = worst <= 1;
+    char how[64];
+    if (exact) snprintf(how, sizeof how, "%s", same_y ? "bit for bit" : "DIFFERS");
+    else snprintf(how, sizeof how, "within its bound (the largest difference %.2f of it)%s", worst, same_y ? "" : " NO");
+    check(same_r && same_y, "residual_norm: %s (%d rows of %d) equals %s then %s: the residual bit for bit%s, the norm %s",
+          fused, ROWS, C, res, norm, same_r ? "" : " NO", how);
 }
 
 /* gated_residual with 16-byte accesses (VEC 8) against one value per thread (VEC 1, the fallback) on the same
@@ -436,18 +470,27 @@ int main(void)
     test_rms_norm(8, 0);
     test_rms_norm(96, 1);
     test_rms_norm(384, 0);
-    test_residual_norm("residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_"
-                       "threads256_trfloat_tubf16_txbf16_tybf16",
-                       "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8",
-                       "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16", 1, 0, 1, 0);
-    test_residual_norm("residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_"
-                       "threads256_trfloat_tubf16_txfloat_tybf16",
-                       "add_tafloat_tbbf16_tyfloat",
-                       "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16", 0, 1, 0, 0);
-    test_residual_norm("residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_"
-                       "threads256_trbf16_tubf16_txfloat_tybf16",
-                       "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8",
-                       "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16", 1, 1, 0, 1);
+    {
+        const char *fused[3] = {
+            "residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_threads%d_"
+            "trfloat_tubf16_txbf16_tybf16_vec%d",
+            "residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_threads%d_"
+            "trfloat_tubf16_txfloat_tybf16_vec%d",
+            "residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_threads%d_"
+            "trbf16_tubf16_txfloat_tybf16_vec%d" };
+        const char *res[3] = { "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
+                               "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
+        const char *norm[3] = { "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16",
+                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
+                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16" };
+        const int gated[3] = { 1, 0, 1 }, modulate[3] = { 0, 1, 1 }, xbf[3] = { 1, 0, 0 }, rbf[3] = { 0, 0, 1 };
+        for (int vec8 = 0; vec8 < 2; vec8++)
+            for (int i = 0; i < 3; i++) {
+                char name[200];
+                snprintf(name, sizeof name, fused[i], vec8 ? 192 : 256, vec8 ? 8 : 1);
+                test_residual_norm(name, res[i], norm[i], gated[i], modulate[i], xbf[i], rbf[i], !vec8, vec8 ? 192 : 256);
+            }
+    }
     test_gated_residual_vec();
     test_conv("conv_tf32_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0 }, 3, 3, 7, 9, 7, 9);

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
+ * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1567,9 +1567,9 @@ static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"C", "1536"}
 static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}};
 static const sky_kernel_const KC_MODULATION_6X1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"ESTRIDE", "9216"}, {"KSTRIDE", "1536"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
-static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C1536[] = {{"C", "1536"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -1589,9 +1589,9 @@ const sky_kernel_info dit_forward_kernel_info[21] = {
     {"modulation_2x1536", "modulation", 4, KC_MODULATION_2X1536},
     {"modulation_6x1536", "modulation", 4, KC_MODULATION_6X1536},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
-    {"resnorm_add_mod_ffn_c1536", "residual_norm", 15, KC_RESNORM_ADD_MOD_FFN_C1536},
-    {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 15, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
-    {"resnorm_gate_msa_affine_c1536", "residual_norm", 15, KC_RESNORM_GATE_MSA_AFFINE_C1536},
+    {"resnorm_add_mod_ffn_c1536", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C1536},
+    {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
+    {"resnorm_gate_msa_affine_c1536", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C1536},
     {"rmsnorm_c1536", "rmsnorm", 3, KC_RMSNORM_C1536},
     {"rmsnorm_rope_c1536", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C1536},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -3640,7 +3640,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
@@ -3650,7 +3650,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] bf16 */
@@ -3660,7 +3660,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.qkv.out", OFF_BLOCKS_1_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3672,7 +3672,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
@@ -3682,7 +3682,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] bf16 */
@@ -3692,7 +3692,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
     /* blocks.2.norm1.out = residual_norm(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod, blocks.2.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.2.self_attn.qkv.out = linear(blocks.2.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OUT("blocks.2.self_attn.qkv.out", OFF_BLOCKS_2_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.2.self_attn.q.rope = rmsnorm_rope(blocks.2.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3704,7 +3704,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OUT("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.2.norm3.out = residual_norm(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OUT("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
@@ -3714,7 +3714,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OUT("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.2.norm2.out = residual_norm(blocks.2.x1, blocks.2.cross_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.2.ffn.1.out = linear(blocks.2.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OUT("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] bf16 */
@@ -3724,7 +3724,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
     /* blocks.3.norm1.out = residual_norm(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod, blocks.3.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.3.self_attn.qkv.out = linear(blocks.3.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OUT("blocks.3.self_attn.qkv.out", OFF_BLOCKS_3_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.3.self_attn.q.rope = rmsnorm_rope(blocks.3.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3736,7 +3736,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OUT("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.3.norm3.out = residual_norm(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OUT("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
@@ -3746,7 +3746,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OUT("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.3.norm2.out = residual_norm(blocks.3.x1, blocks.3.cross_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.3.ffn.1.out = linear(blocks.3.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OUT("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] bf16 */
@@ -3756,7 +3756,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
     /* blocks.4.norm1.out = residual_norm(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod, blocks.4.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.4.self_attn.qkv.out = linear(blocks.4.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OUT("blocks.4.self_attn.qkv.out", OFF_BLOCKS_4_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.4.self_attn.q.rope = rmsnorm_rope(blocks.4.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3768,7 +3768,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OUT("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.4.norm3.out = residual_norm(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OUT("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
@@ -3778,7 +3778,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OUT("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.4.norm2.out = residual_norm(blocks.4.x1, blocks.4.cross_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.4.ffn.1.out = linear(blocks.4.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OUT("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] bf16 */
@@ -3788,7 +3788,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
     /* blocks.5.norm1.out = residual_norm(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod, blocks.5.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.5.self_attn.qkv.out = linear(blocks.5.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OUT("blocks.5.self_attn.qkv.out", OFF_BLOCKS_5_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.5.self_attn.q.rope = rmsnorm_rope(blocks.5.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3800,7 +3800,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OUT("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.5.norm3.out = residual_norm(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OUT("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
@@ -3810,7 +3810,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OUT("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.5.norm2.out = residual_norm(blocks.5.x1, blocks.5.cross_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.5.ffn.1.out = linear(blocks.5.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OUT("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] bf16 */
@@ -3820,7 +3820,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
     /* blocks.6.norm1.out = residual_norm(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod, blocks.6.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.6.self_attn.qkv.out = linear(blocks.6.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OUT("blocks.6.self_attn.qkv.out", OFF_BLOCKS_6_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.6.self_attn.q.rope = rmsnorm_rope(blocks.6.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3832,7 +3832,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OUT("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.6.norm3.out = residual_norm(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OUT("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
@@ -3842,7 +3842,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OUT("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.6.norm2.out = residual_norm(blocks.6.x1, blocks.6.cross_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.6.ffn.1.out = linear(blocks.6.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OUT("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] bf16 */
@@ -3852,7 +3852,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
     /* blocks.7.norm1.out = residual_norm(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod, blocks.7.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.7.self_attn.qkv.out = linear(blocks.7.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OUT("blocks.7.self_attn.qkv.out", OFF_BLOCKS_7_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.7.self_attn.q.rope = rmsnorm_rope(blocks.7.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3864,7 +3864,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OUT("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.7.norm3.out = residual_norm(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OUT("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
@@ -3874,7 +3874,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OUT("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.7.norm2.out = residual_norm(blocks.7.x1, blocks.7.cross_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.7.ffn.1.out = linear(blocks.7.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OUT("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] bf16 */
@@ -3884,7 +3884,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
     /* blocks.8.norm1.out = residual_norm(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod, blocks.8.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.8.self_attn.qkv.out = linear(blocks.8.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OUT("blocks.8.self_attn.qkv.out", OFF_BLOCKS_8_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.8.self_attn.q.rope = rmsnorm_rope(blocks.8.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3896,7 +3896,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OUT("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.8.norm3.out = residual_norm(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OUT("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
@@ -3906,7 +3906,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OUT("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.8.norm2.out = residual_norm(blocks.8.x1, blocks.8.cross_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.8.ffn.1.out = linear(blocks.8.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OUT("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] bf16 */
@@ -3916,7 +3916,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
     /* blocks.9.norm1.out = residual_norm(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod, blocks.9.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.9.self_attn.qkv.out = linear(blocks.9.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OUT("blocks.9.self_attn.qkv.out", OFF_BLOCKS_9_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.9.self_attn.q.rope = rmsnorm_rope(blocks.9.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3928,7 +3928,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OUT("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.9.norm3.out = residual_norm(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OUT("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
@@ -3938,7 +3938,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OUT("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.9.norm2.out = residual_norm(blocks.9.x1, blocks.9.cross_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.9.ffn.1.out = linear(blocks.9.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OUT("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] bf16 */
@@ -3948,7 +3948,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
     /* blocks.10.norm1.out = residual_norm(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod, blocks.10.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.10.self_attn.qkv.out = linear(blocks.10.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OUT("blocks.10.self_attn.qkv.out", OFF_BLOCKS_10_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.10.self_attn.q.rope = rmsnorm_rope(blocks.10.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3960,7 +3960,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OUT("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.10.norm3.out = residual_norm(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OUT("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
@@ -3970,7 +3970,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OUT("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.10.norm2.out = residual_norm(blocks.10.x1, blocks.10.cross_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.10.ffn.1.out = linear(blocks.10.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OUT("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] bf16 */
@@ -3980,7 +3980,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
     /* blocks.11.norm1.out = residual_norm(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod, blocks.11.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.11.self_attn.qkv.out = linear(blocks.11.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OUT("blocks.11.self_attn.qkv.out", OFF_BLOCKS_11_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.11.self_attn.q.rope = rmsnorm_rope(blocks.11.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -3992,7 +3992,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OUT("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.11.norm3.out = residual_norm(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OUT("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
@@ -4002,7 +4002,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OUT("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.11.norm2.out = residual_norm(blocks.11.x1, blocks.11.cross_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.11.ffn.1.out = linear(blocks.11.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OUT("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] bf16 */
@@ -4012,7 +4012,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
     /* blocks.12.norm1.out = residual_norm(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod, blocks.12.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.12.self_attn.qkv.out = linear(blocks.12.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OUT("blocks.12.self_attn.qkv.out", OFF_BLOCKS_12_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.12.self_attn.q.rope = rmsnorm_rope(blocks.12.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4024,7 +4024,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OUT("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.12.norm3.out = residual_norm(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OUT("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
@@ -4034,7 +4034,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OUT("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.12.norm2.out = residual_norm(blocks.12.x1, blocks.12.cross_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.12.ffn.1.out = linear(blocks.12.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OUT("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] bf16 */
@@ -4044,7 +4044,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
     /* blocks.13.norm1.out = residual_norm(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod, blocks.13.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.13.self_attn.qkv.out = linear(blocks.13.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OUT("blocks.13.self_attn.qkv.out", OFF_BLOCKS_13_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.13.self_attn.q.rope = rmsnorm_rope(blocks.13.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4056,7 +4056,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OUT("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.13.norm3.out = residual_norm(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OUT("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
@@ -4066,7 +4066,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OUT("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.13.norm2.out = residual_norm(blocks.13.x1, blocks.13.cross_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.13.ffn.1.out = linear(blocks.13.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OUT("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] bf16 */
@@ -4076,7 +4076,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
     /* blocks.14.norm1.out = residual_norm(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod, blocks.14.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.14.self_attn.qkv.out = linear(blocks.14.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OUT("blocks.14.self_attn.qkv.out", OFF_BLOCKS_14_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.14.self_attn.q.rope = rmsnorm_rope(blocks.14.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4088,7 +4088,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OUT("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.14.norm3.out = residual_norm(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OUT("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
@@ -4098,7 +4098,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OUT("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.14.norm2.out = residual_norm(blocks.14.x1, blocks.14.cross_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.14.ffn.1.out = linear(blocks.14.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OUT("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] bf16 */
@@ -4108,7 +4108,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
     /* blocks.15.norm1.out = residual_norm(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod, blocks.15.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.15.self_attn.qkv.out = linear(blocks.15.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OUT("blocks.15.self_attn.qkv.out", OFF_BLOCKS_15_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.15.self_attn.q.rope = rmsnorm_rope(blocks.15.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4120,7 +4120,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OUT("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.15.norm3.out = residual_norm(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OUT("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
@@ -4130,7 +4130,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OUT("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.15.norm2.out = residual_norm(blocks.15.x1, blocks.15.cross_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.15.ffn.1.out = linear(blocks.15.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OUT("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] bf16 */
@@ -4140,7 +4140,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
     /* blocks.16.norm1.out = residual_norm(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod, blocks.16.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.16.self_attn.qkv.out = linear(blocks.16.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OUT("blocks.16.self_attn.qkv.out", OFF_BLOCKS_16_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.16.self_attn.q.rope = rmsnorm_rope(blocks.16.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4152,7 +4152,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OUT("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.16.norm3.out = residual_norm(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OUT("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
@@ -4162,7 +4162,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OUT("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.16.norm2.out = residual_norm(blocks.16.x1, blocks.16.cross_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.16.ffn.1.out = linear(blocks.16.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OUT("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] bf16 */
@@ -4172,7 +4172,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
     /* blocks.17.norm1.out = residual_norm(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod, blocks.17.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.17.self_attn.qkv.out = linear(blocks.17.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OUT("blocks.17.self_attn.qkv.out", OFF_BLOCKS_17_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.17.self_attn.q.rope = rmsnorm_rope(blocks.17.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4184,7 +4184,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OUT("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.17.norm3.out = residual_norm(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OUT("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
@@ -4194,7 +4194,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OUT("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.17.norm2.out = residual_norm(blocks.17.x1, blocks.17.cross_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.17.ffn.1.out = linear(blocks.17.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OUT("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] bf16 */
@@ -4204,7 +4204,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
     /* blocks.18.norm1.out = residual_norm(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod, blocks.18.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.18.self_attn.qkv.out = linear(blocks.18.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OUT("blocks.18.self_attn.qkv.out", OFF_BLOCKS_18_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.18.self_attn.q.rope = rmsnorm_rope(blocks.18.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4216,7 +4216,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OUT("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.18.norm3.out = residual_norm(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OUT("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
@@ -4226,7 +4226,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OUT("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.18.norm2.out = residual_norm(blocks.18.x1, blocks.18.cross_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.18.ffn.1.out = linear(blocks.18.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OUT("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] bf16 */
@@ -4236,7 +4236,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
     /* blocks.19.norm1.out = residual_norm(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod, blocks.19.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.19.self_attn.qkv.out = linear(blocks.19.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OUT("blocks.19.self_attn.qkv.out", OFF_BLOCKS_19_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.19.self_attn.q.rope = rmsnorm_rope(blocks.19.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4248,7 +4248,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OUT("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.19.norm3.out = residual_norm(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OUT("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
@@ -4258,7 +4258,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OUT("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.19.norm2.out = residual_norm(blocks.19.x1, blocks.19.cross_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.19.ffn.1.out = linear(blocks.19.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OUT("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] bf16 */
@@ -4268,7 +4268,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
     /* blocks.20.norm1.out = residual_norm(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod, blocks.20.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.20.self_attn.qkv.out = linear(blocks.20.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OUT("blocks.20.self_attn.qkv.out", OFF_BLOCKS_20_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.20.self_attn.q.rope = rmsnorm_rope(blocks.20.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4280,7 +4280,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OUT("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.20.norm3.out = residual_norm(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OUT("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
@@ -4290,7 +4290,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OUT("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.20.norm2.out = residual_norm(blocks.20.x1, blocks.20.cross_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.20.ffn.1.out = linear(blocks.20.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OUT("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] bf16 */
@@ -4300,7 +4300,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
     /* blocks.21.norm1.out = residual_norm(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod, blocks.21.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.21.self_attn.qkv.out = linear(blocks.21.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OUT("blocks.21.self_attn.qkv.out", OFF_BLOCKS_21_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.21.self_attn.q.rope = rmsnorm_rope(blocks.21.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4312,7 +4312,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OUT("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.21.norm3.out = residual_norm(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OUT("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
@@ -4322,7 +4322,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OUT("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.21.norm2.out = residual_norm(blocks.21.x1, blocks.21.cross_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.21.ffn.1.out = linear(blocks.21.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OUT("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] bf16 */
@@ -4332,7 +4332,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
     /* blocks.22.norm1.out = residual_norm(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod, blocks.22.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.22.self_attn.qkv.out = linear(blocks.22.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OUT("blocks.22.self_attn.qkv.out", OFF_BLOCKS_22_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.22.self_attn.q.rope = rmsnorm_rope(blocks.22.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4344,7 +4344,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OUT("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.22.norm3.out = residual_norm(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OUT("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
@@ -4354,7 +4354,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OUT("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.22.norm2.out = residual_norm(blocks.22.x1, blocks.22.cross_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.22.ffn.1.out = linear(blocks.22.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OUT("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] bf16 */
@@ -4364,7 +4364,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
     /* blocks.23.norm1.out = residual_norm(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod, blocks.23.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.23.self_attn.qkv.out = linear(blocks.23.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OUT("blocks.23.self_attn.qkv.out", OFF_BLOCKS_23_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.23.self_attn.q.rope = rmsnorm_rope(blocks.23.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4376,7 +4376,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OUT("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.23.norm3.out = residual_norm(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OUT("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
@@ -4386,7 +4386,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OUT("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.23.norm2.out = residual_norm(blocks.23.x1, blocks.23.cross_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.23.ffn.1.out = linear(blocks.23.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OUT("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] bf16 */
@@ -4396,7 +4396,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
     /* blocks.24.norm1.out = residual_norm(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod, blocks.24.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.24.self_attn.qkv.out = linear(blocks.24.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OUT("blocks.24.self_attn.qkv.out", OFF_BLOCKS_24_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.24.self_attn.q.rope = rmsnorm_rope(blocks.24.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4408,7 +4408,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OUT("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.24.norm3.out = residual_norm(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OUT("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
@@ -4418,7 +4418,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OUT("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.24.norm2.out = residual_norm(blocks.24.x1, blocks.24.cross_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.24.ffn.1.out = linear(blocks.24.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OUT("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] bf16 */
@@ -4428,7 +4428,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
     /* blocks.25.norm1.out = residual_norm(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod, blocks.25.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.25.self_attn.qkv.out = linear(blocks.25.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OUT("blocks.25.self_attn.qkv.out", OFF_BLOCKS_25_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.25.self_attn.q.rope = rmsnorm_rope(blocks.25.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4440,7 +4440,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OUT("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.25.norm3.out = residual_norm(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OUT("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
@@ -4450,7 +4450,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OUT("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.25.norm2.out = residual_norm(blocks.25.x1, blocks.25.cross_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.25.ffn.1.out = linear(blocks.25.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OUT("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] bf16 */
@@ -4460,7 +4460,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
     /* blocks.26.norm1.out = residual_norm(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod, blocks.26.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.26.self_attn.qkv.out = linear(blocks.26.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OUT("blocks.26.self_attn.qkv.out", OFF_BLOCKS_26_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.26.self_attn.q.rope = rmsnorm_rope(blocks.26.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4472,7 +4472,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OUT("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.26.norm3.out = residual_norm(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OUT("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
@@ -4482,7 +4482,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OUT("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.26.norm2.out = residual_norm(blocks.26.x1, blocks.26.cross_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.26.ffn.1.out = linear(blocks.26.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OUT("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] bf16 */
@@ -4492,7 +4492,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
     /* blocks.27.norm1.out = residual_norm(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod, blocks.27.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.27.self_attn.qkv.out = linear(blocks.27.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OUT("blocks.27.self_attn.qkv.out", OFF_BLOCKS_27_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.27.self_attn.q.rope = rmsnorm_rope(blocks.27.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4504,7 +4504,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OUT("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.27.norm3.out = residual_norm(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OUT("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
@@ -4514,7 +4514,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OUT("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.27.norm2.out = residual_norm(blocks.27.x1, blocks.27.cross_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.27.ffn.1.out = linear(blocks.27.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OUT("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] bf16 */
@@ -4524,7 +4524,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
     /* blocks.28.norm1.out = residual_norm(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod, blocks.28.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.28.self_attn.qkv.out = linear(blocks.28.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OUT("blocks.28.self_attn.qkv.out", OFF_BLOCKS_28_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.28.self_attn.q.rope = rmsnorm_rope(blocks.28.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4536,7 +4536,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OUT("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.28.norm3.out = residual_norm(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OUT("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
@@ -4546,7 +4546,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OUT("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.28.norm2.out = residual_norm(blocks.28.x1, blocks.28.cross_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.28.ffn.1.out = linear(blocks.28.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OUT("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] bf16 */
@@ -4556,7 +4556,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
     /* blocks.29.norm1.out = residual_norm(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod, blocks.29.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 256, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.29.self_attn.qkv.out = linear(blocks.29.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OUT("blocks.29.self_attn.qkv.out", OFF_BLOCKS_29_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
     /* blocks.29.self_attn.q.rope = rmsnorm_rope(blocks.29.self_attn.qkv.out, rope)  [L,1536] bf16 */
@@ -4568,7 +4568,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OUT("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.29.norm3.out = residual_norm(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 256, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OUT("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
@@ -4578,7 +4578,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OUT("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.29.norm2.out = residual_norm(blocks.29.x1, blocks.29.cross_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 256, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     /* blocks.29.ffn.1.out = linear(blocks.29.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OUT("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] bf16 */

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
+ * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
  *            templates/cuda/attention_sm80.cu.in  xxh64 127f8e5accfbcf7d
@@ -16,8 +16,8 @@
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
  *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 d24c6165f9d7bd8b
- *            templates/cuda/residual_norm.cu.in   xxh64 7194c874bc837ef4
+ *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
+ *            templates/cuda/residual_norm.cu.in   xxh64 2db6eade95faeb20
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 1a24b29088b3240b
  *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
@@ -453,6 +453,13 @@ __device__ __forceinline__ float sky_ld(const float *p) { return *p; }
 __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).
+__device__ __forceinline__ float sky_round(const float *, float v) { return v; }
+__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16(v));
+}
 
 // VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
 // where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
@@ -1377,7 +1384,7 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
     dst[3] = __float2bfloat16(src[W + 1]);
 }
 
-// resnorm_add_mod_ffn_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=256 TR=float TU=bf16 TX=float TY=bf16
+// resnorm_add_mod_ffn_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=192 TR=float TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/residual_norm.cu.in
 //
 // A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
@@ -1388,22 +1395,24 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
 // ROUND_IN = 1, as the unfused norm reads it):
 //   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
 //   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
-// The same arithmetic in the same order as those kernels: the results are theirs bit for bit. One row of
-// C channels per block; mean and variance in fp32, two passes over registers. Arguments a variant does
-// not read (rmod, nmod, weight, bias) may be any pointer. The modulation row is token / tokens_per_row.
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+// The residual is the unfused kernels' arithmetic value for value. One row of C channels per block, each
+// thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
+// where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
+// in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
+// pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
 //
-// Parameters: resnorm_add_mod_ffn_c1536, 1536, 256, 0, 0, 0, 1, 3, 4,
+// Parameters: resnorm_add_mod_ffn_c1536, 1536, 192, 8, 0, 0, 0, 1, 3, 4,
 //             6, 0, 1e-06f, float / bf16 / float / bf16 stored types of x, u, r, y.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(192)
 resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
         const float *__restrict__ bias, int tokens_per_row)
 {
-    enum { C = 1536, THREADS = 256, PER = C / THREADS, GATED = 0, GATE = 0,
+    enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 0, GATE = 0,
            RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4, NCHUNKS = 6,
            ROUND_IN = 0 };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    static_assert(C == PER * THREADS * VEC && THREADS % 32 == 0, "C must be PER x THREADS x VEC");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
 
@@ -1411,35 +1420,50 @@ resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const flo
     const int mrow = row / tokens_per_row;
     const size_t base = (size_t)row * C;
     const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
-    float v[PER];
+    float v[PER][VEC];
     float sum = 0.0f;
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        if (GATED) sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c) * g[c]);
-        else sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c));
-        v[i] = sky_ld(r + base + c);    // the value as stored, this thread's own write
-        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-        sum += v[i];
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float xv[VEC], uv[VEC], gv[VEC];
+        sky_ldv<VEC>(x + base + c, xv);
+        sky_ldv<VEC>(u + base + c, uv);
+        if (GATED) sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[i][k] = GATED ? xv[k] + uv[k] * gv[k] : xv[k] + uv[k];
+        sky_stv<VEC>(r + base + c, v[i]);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] = sky_round(r, v[i][k]);    // the value as stored
+            if (ROUND_IN) v[i][k] = __bfloat162float(__float2bfloat16(v[i][k]));
+            sum += v[i][k];
+        }
     }
     const float mean = sky_block_sum(sum, scratch, THREADS) / C;
     float sq = 0.0f;
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
+    for (int i = 0; i < PER; i++)
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] -= mean;
+            sq += v[i][k] * v[i][k];
+        }
     const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
     const float *m = nmod + (size_t)mrow * NCHUNKS * C;
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        if (MODULATE) sky_st(y + base + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-        else sky_st(y + base + c, v[i] * rstd * weight[c] + bias[c]);
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float sc[VEC], sh[VEC], yv[VEC];
+        sky_ldv<VEC>(MODULATE ? m + SCALE * C + c : weight + c, sc);
+        sky_ldv<VEC>(MODULATE ? m + SHIFT * C + c : bias + c, sh);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
+        sky_stv<VEC>(y + base + c, yv);
     }
 }
 
-// resnorm_gate_ffn_bf16_mod_msa_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=5 GATED=1 MODULATE=1 NCHUNKS=6 RCHUNKS=6 ROUND_IN=0 SCALE=1 SHIFT=0 THREADS=256 TR=bf16 TU=bf16 TX=float TY=bf16
+// resnorm_gate_ffn_bf16_mod_msa_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=5 GATED=1 MODULATE=1 NCHUNKS=6 RCHUNKS=6 ROUND_IN=0 SCALE=1 SHIFT=0 THREADS=192 TR=bf16 TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/residual_norm.cu.in
 //
 // A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
@@ -1450,22 +1474,24 @@ resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const flo
 // ROUND_IN = 1, as the unfused norm reads it):
 //   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
 //   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
-// The same arithmetic in the same order as those kernels: the results are theirs bit for bit. One row of
-// C channels per block; mean and variance in fp32, two passes over registers. Arguments a variant does
-// not read (rmod, nmod, weight, bias) may be any pointer. The modulation row is token / tokens_per_row.
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+// The residual is the unfused kernels' arithmetic value for value. One row of C channels per block, each
+// thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
+// where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
+// in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
+// pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
 //
-// Parameters: resnorm_gate_ffn_bf16_mod_msa_c1536, 1536, 256, 1, 5, 6, 1, 0, 1,
+// Parameters: resnorm_gate_ffn_bf16_mod_msa_c1536, 1536, 192, 8, 1, 5, 6, 1, 0, 1,
 //             6, 0, 1e-06f, float / bf16 / bf16 / bf16 stored types of x, u, r, y.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(192)
 resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
         const float *__restrict__ bias, int tokens_per_row)
 {
-    enum { C = 1536, THREADS = 256, PER = C / THREADS, GATED = 1, GATE = 5,
+    enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 1, GATE = 5,
            RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1, NCHUNKS = 6,
            ROUND_IN = 0 };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    static_assert(C == PER * THREADS * VEC && THREADS % 32 == 0, "C must be PER x THREADS x VEC");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
 
@@ -1473,35 +1499,50 @@ resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, 
     const int mrow = row / tokens_per_row;
     const size_t base = (size_t)row * C;
     const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
-    float v[PER];
+    float v[PER][VEC];
     float sum = 0.0f;
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        if (GATED) sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c) * g[c]);
-        else sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c));
-        v[i] = sky_ld(r + base + c);    // the value as stored, this thread's own write
-        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-        sum += v[i];
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float xv[VEC], uv[VEC], gv[VEC];
+        sky_ldv<VEC>(x + base + c, xv);
+        sky_ldv<VEC>(u + base + c, uv);
+        if (GATED) sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[i][k] = GATED ? xv[k] + uv[k] * gv[k] : xv[k] + uv[k];
+        sky_stv<VEC>(r + base + c, v[i]);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] = sky_round(r, v[i][k]);    // the value as stored
+            if (ROUND_IN) v[i][k] = __bfloat162float(__float2bfloat16(v[i][k]));
+            sum += v[i][k];
+        }
     }
     const float mean = sky_block_sum(sum, scratch, THREADS) / C;
     float sq = 0.0f;
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
+    for (int i = 0; i < PER; i++)
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] -= mean;
+            sq += v[i][k] * v[i][k];
+        }
     const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
     const float *m = nmod + (size_t)mrow * NCHUNKS * C;
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        if (MODULATE) sky_st(y + base + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-        else sky_st(y + base + c, v[i] * rstd * weight[c] + bias[c]);
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float sc[VEC], sh[VEC], yv[VEC];
+        sky_ldv<VEC>(MODULATE ? m + SCALE * C + c : weight + c, sc);
+        sky_ldv<VEC>(MODULATE ? m + SHIFT * C + c : bias + c, sh);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
+        sky_stv<VEC>(y + base + c, yv);
     }
 }
 
-// resnorm_gate_msa_affine_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=2 GATED=1 MODULATE=0 NCHUNKS=0 RCHUNKS=6 ROUND_IN=1 SCALE=0 SHIFT=0 THREADS=256 TR=float TU=bf16 TX=bf16 TY=bf16
+// resnorm_gate_msa_affine_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=2 GATED=1 MODULATE=0 NCHUNKS=0 RCHUNKS=6 ROUND_IN=1 SCALE=0 SHIFT=0 THREADS=192 TR=float TU=bf16 TX=bf16 TY=bf16 VEC=8
 // templates/cuda/residual_norm.cu.in
 //
 // A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
@@ -1512,22 +1553,24 @@ resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, 
 // ROUND_IN = 1, as the unfused norm reads it):
 //   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
 //   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
-// The same arithmetic in the same order as those kernels: the results are theirs bit for bit. One row of
-// C channels per block; mean and variance in fp32, two passes over registers. Arguments a variant does
-// not read (rmod, nmod, weight, bias) may be any pointer. The modulation row is token / tokens_per_row.
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+// The residual is the unfused kernels' arithmetic value for value. One row of C channels per block, each
+// thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
+// where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
+// in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
+// pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
 //
-// Parameters: resnorm_gate_msa_affine_c1536, 1536, 256, 1, 2, 6, 0, 0, 0,
+// Parameters: resnorm_gate_msa_affine_c1536, 1536, 192, 8, 1, 2, 6, 0, 0, 0,
 //             0, 1, 1e-06f, bf16 / bf16 / float / bf16 stored types of x, u, r, y.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(192)
 resnorm_gate_msa_affine_c1536(bf16 *__restrict__ y, float *__restrict__ r, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
         const float *__restrict__ bias, int tokens_per_row)
 {
-    enum { C = 1536, THREADS = 256, PER = C / THREADS, GATED = 1, GATE = 2,
+    enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 1, GATE = 2,
            RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0, NCHUNKS = 0,
            ROUND_IN = 1 };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    static_assert(C == PER * THREADS * VEC && THREADS % 32 == 0, "C must be PER x THREADS x VEC");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
 
@@ -1535,31 +1578,46 @@ resnorm_gate_msa_affine_c1536(bf16 *__restrict__ y, float *__restrict__ r, const
     const int mrow = row / tokens_per_row;
     const size_t base = (size_t)row * C;
     const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
-    float v[PER];
+    float v[PER][VEC];
     float sum = 0.0f;
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        if (GATED) sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c) * g[c]);
-        else sky_st(r + base + c, sky_ld(x + base + c) + sky_ld(u + base + c));
-        v[i] = sky_ld(r + base + c);    // the value as stored, this thread's own write
-        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-        sum += v[i];
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float xv[VEC], uv[VEC], gv[VEC];
+        sky_ldv<VEC>(x + base + c, xv);
+        sky_ldv<VEC>(u + base + c, uv);
+        if (GATED) sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[i][k] = GATED ? xv[k] + uv[k] * gv[k] : xv[k] + uv[k];
+        sky_stv<VEC>(r + base + c, v[i]);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] = sky_round(r, v[i][k]);    // the value as stored
+            if (ROUND_IN) v[i][k] = __bfloat162float(__float2bfloat16(v[i][k]));
+            sum += v[i][k];
+        }
     }
     const float mean = sky_block_sum(sum, scratch, THREADS) / C;
     float sq = 0.0f;
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
+    for (int i = 0; i < PER; i++)
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] -= mean;
+            sq += v[i][k] * v[i][k];
+        }
     const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
     const float *m = nmod + (size_t)mrow * NCHUNKS * C;
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        if (MODULATE) sky_st(y + base + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-        else sky_st(y + base + c, v[i] * rstd * weight[c] + bias[c]);
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float sc[VEC], sh[VEC], yv[VEC];
+        sky_ldv<VEC>(MODULATE ? m + SCALE * C + c : weight + c, sc);
+        sky_ldv<VEC>(MODULATE ? m + SHIFT * C + c : bias + c, sh);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
+        sky_stv<VEC>(y + base + c, yv);
     }
 }
 

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
+ * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
  * source     gen/vae_encode_kernels.cu as a C string, for NVRTC
  */
 const char vae_encode_kernels_src[] =
@@ -14,14 +14,14 @@ const char vae_encode_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3\n"
     " *            templates/cuda/common.cuh            xxh64 6b009f25c780a491\n"
     " *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437\n"
     " *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f\n"
     " *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2\n"
-    " *            templates/cuda/reduce.cuh            xxh64 d24c6165f9d7bd8b\n"
+    " *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba\n"
     " *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22\n"
     " *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9\n"
     " *            templates/cuda/vae_normalize_cl.cu.in xxh64 cd1589e431fbb3de\n"
@@ -455,6 +455,13 @@ const char vae_encode_kernels_src[] =
     "__device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }\n"
     "__device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }\n"
     "__device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }\n"
+    "\n"
+    "// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).\n"
+    "__device__ __forceinline__ float sky_round(const float *, float v) { return v; }\n"
+    "__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)\n"
+    "{\n"
+    "    return __bfloat162float(__float2bfloat16(v));\n"
+    "}\n"
     "\n"
     "// VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses\n"
     "// where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value\n"

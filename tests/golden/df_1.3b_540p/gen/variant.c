@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
+ * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1441,7 +1441,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "32cc1453e54108e4",
+    .generator_xxh64 = "62cd39a1e3a9ea9b",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

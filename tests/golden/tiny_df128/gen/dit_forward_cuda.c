@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
+ * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -223,9 +223,9 @@ static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"C", "256"}, 
 static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}};
 static const sky_kernel_const KC_MODULATION_6X256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "256"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
-static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -245,9 +245,9 @@ const sky_kernel_info dit_forward_kernel_info[21] = {
     {"modulation_2x256", "modulation", 4, KC_MODULATION_2X256},
     {"modulation_6x256", "modulation", 4, KC_MODULATION_6X256},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
-    {"resnorm_add_mod_ffn_c256", "residual_norm", 15, KC_RESNORM_ADD_MOD_FFN_C256},
-    {"resnorm_gate_ffn_bf16_mod_msa_c256", "residual_norm", 15, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256},
-    {"resnorm_gate_msa_affine_c256", "residual_norm", 15, KC_RESNORM_GATE_MSA_AFFINE_C256},
+    {"resnorm_add_mod_ffn_c256", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C256},
+    {"resnorm_gate_ffn_bf16_mod_msa_c256", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256},
+    {"resnorm_gate_msa_affine_c256", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C256},
     {"rmsnorm_c256", "rmsnorm", 3, KC_RMSNORM_C256},
     {"rmsnorm_rope_c256", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C256},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -560,7 +560,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 32, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
@@ -570,7 +570,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,256] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 32, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,512] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,256] bf16 */
@@ -580,7 +580,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
     OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,256] bf16 */
-    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256, L, 1, 32, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,768] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.qkv.out", OFF_BLOCKS_1_SELF_ATTN_QKV_OUT, BF16, (long long)L * 768));
     /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,256] bf16 */
@@ -592,7 +592,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] bf16 */
-    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 32, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
@@ -602,7 +602,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,256] bf16 */
-    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 32, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,512] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,256] bf16 */

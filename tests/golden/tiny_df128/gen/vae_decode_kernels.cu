@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 32cc1453e54108e4
+ * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/clamp_cf.cu.in        xxh64 8c95064cadcbad9c
@@ -12,7 +12,7 @@
  *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 d24c6165f9d7bd8b
+ *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209
@@ -446,6 +446,13 @@ __device__ __forceinline__ float sky_ld(const float *p) { return *p; }
 __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).
+__device__ __forceinline__ float sky_round(const float *, float v) { return v; }
+__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16(v));
+}
 
 // VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
 // where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
