@@ -42,6 +42,7 @@ local labels = {
     ["3 conv"]            = "convolutions (3x3x3, 3x3, time)",
     ["4 norm"]            = "norms",
     ["4 norm rope"]       = "rmsnorm + RoPE",
+    ["4 residual norm"]   = "residual + norm (fused)",
     ["5 elementwise"]     = "residuals / elementwise",
     ["6 embed head"]      = "embed / head (non-GEMM)",
 }
@@ -63,7 +64,7 @@ end
 -- The kinds of memory-bound op.
 local kind_of = {
     layernorm_modulate = "4 norm", layernorm_affine = "4 norm", rmsnorm = "4 norm", rms_norm_ch = "4 norm",
-    rmsnorm_rope = "4 norm rope", rope = "4 norm rope", rope_table = "4 norm rope",
+    residual_norm = "4 residual norm", rmsnorm_rope = "4 norm rope", rope = "4 norm rope", rope_table = "4 norm rope",
     patchify = "6 embed head", unpatchify = "6 embed head", sinusoid = "6 embed head", embedding = "6 embed head",
     gather_rows = "6 embed head", patch_cols = "6 embed head", cls_pos = "6 embed head",
     causal_conv3 = "3 conv", conv2d_k3 = "3 conv", conv2d_k3_s2 = "3 conv", time_conv_up = "3 conv",
@@ -141,24 +142,30 @@ end
 -- The device dtype of weight w read by node n (as emit/cuda_*.lua upload them): a GEMM's weight in its
 -- input's dtype and its bias in its output's, the token table in its output's; fp32 otherwise.
 local function weight_dtype(n, key, w)
-    if n.op == "linear" and key == "weight" then return n.ins[1].dtype end
-    if n.op == "linear" and key == "bias" then return n.out.dtype end
+    if n.op == "linear" and key:match("weight$") then return n.ins[1].dtype end     -- (q|k|v_)weight: lower.lua's qkv
+    if n.op == "linear" and key:match("bias$") then return n.out.dtype end
     if n.op == "gather_rows" and key == "table" then return n.out.dtype end
     return "f32"
 end
 
--- Bytes node n moves: each distinct tensor it reads and the one it writes once, and each weight its
--- attributes name once (of a lookup table, the rows it reads), at their dtypes and largest sizes.
+-- Bytes node n moves: each distinct tensor it reads and the one (or, fused, two) it writes once, and each
+-- weight its attributes name once (of a lookup table, the rows it reads), at their dtypes and largest sizes.
 local function bytes_of(g, n)
     if n.op == "attn_scratch" then return 0 end
     local seen, total = {}, 0
-    local function tensor(t)
+    local function tensor(t, cols, ld)
         if seen[t] then return end
         seen[t] = true
-        total = total + elems(g, t) * assert(dtype_bytes[t.dtype], "count: no size of dtype " .. tostring(t.dtype))
+        local e = elems(g, t) // (ld or 1) * (cols or 1)
+        total = total + e * assert(dtype_bytes[t.dtype], "count: no size of dtype " .. tostring(t.dtype))
     end
+    -- a column view of a fused q|k|v (lower.lua's qkv): only its columns are read
+    local a = n.attrs
+    if a.ld then tensor(n.ins[1], a.dim, a.ld) end
+    if a.v_ld then tensor(n.ins[3], a.v_ld // 3, a.v_ld) end
     for _, t in ipairs(n.ins) do tensor(t) end
     tensor(n.out)
+    if n.also then tensor(n.also) end                -- a second output (lower.lua's residual_norm)
     for _, key in ipairs(sorted.keys(n.attrs)) do
         local w = n.attrs[key]
         if type(w) == "table" and w.shape and g.weights[w.name] == w and not seen[w] then

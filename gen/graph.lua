@@ -295,6 +295,10 @@ function graph.dump(programs, backend)
             lines[#lines + 1] = string.format("%%%-4d = %-18s(%s)  %s  %s %s  %s", n.out.id, n.op,
                 table.concat(args, ", "), graph.attrs_text(n.attrs), graph.dims_text(n.out.dims),
                 n.out.dtype, n.out.name)
+            if n.also then                           -- a lowered node's second output (lower.lua)
+                lines[#lines + 1] = string.format("%%%-4d   also %s %s  %s", n.also.id, graph.dims_text(n.also.dims),
+                                                  n.also.dtype, n.also.name)
+            end
         end
         for _, t in ipairs(g.outputs) do
             lines[#lines + 1] = string.format("output %%%d %s", t.id, t.name)

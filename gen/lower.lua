@@ -9,6 +9,13 @@
 --     linear -> gelu_tanh       linear with the cuBLASLt GELU+bias epilogue   (ffn.0, text_embedding.0)
 --     rmsnorm -> rope           rmsnorm_rope: one pass, one bf16 rounding     (self-attention q and k)
 --     rms_norm_ch -> silu       rms_norm_ch with silu = true: one kernel      (the VAE's residual blocks)
+--   qkv          the self-attention's q, k and v linears on the same input become one linear of 3C
+--                outputs (weights adjacent on the device); rmsnorm_rope reads q and k, the attention v,
+--                as column views of its [rows, 3C] output                           (dit_forward)
+--   residual_norm: a residual (gated_residual, add) and the norm reading it (layernorm_affine,
+--                layernorm_modulate) on the same rows become one node in the norm's place writing both
+--                outputs (n.also: the residual stream, which later nodes still read); the DiT's
+--                x1 -> norm3, x2 -> norm2, and each block's output -> the next block's norm1
 --   expansions   one node becomes several, with tensors of their own (ids after the graph's)
 --     attention_frames          attn_qk (per frame: S = Q K^T, softmax in place) then attn_pv (O = P V);
 --                               the scores [T, H, W, H, W] are planned in the arena       (VAE)
@@ -118,6 +125,157 @@ local function fuse(nodes, rules)
     return out
 end
 
+-- ---- qkv: the self-attention's q, k and v projections as one GEMM ----------------------------------------
+
+-- The linear node of weight `name` reading x among nodes (nil when none).
+local function linear_of(nodes, x, name)
+    for _, n in ipairs(nodes) do
+        if n.op == "linear" and n.ins[1] == x and n.attrs.weight.name == name then return n end
+    end
+end
+
+-- The qkv fusion of q (a linear of weight <p>self_attn.q.weight): its k and v siblings on the same input,
+-- same shape and dtypes, no epilogue; q and k each read only by an rmsnorm_rope (as its x), v only by an
+-- attention (as its v). Returns k, v and the three readers, or nil.
+local function qkv_parts(nodes, q, readers_of)
+    local p = q.attrs.weight.name:match("^(.*self_attn%.)q%.weight$")
+    if not p or q.attrs.epilogue then return nil end
+    local k, v = linear_of(nodes, q.ins[1], p .. "k.weight"), linear_of(nodes, q.ins[1], p .. "v.weight")
+    if not (k and v) then return nil end
+    for _, m in ipairs({ k, v }) do
+        if m.attrs.epilogue or m.attrs.n ~= q.attrs.n or m.attrs.k ~= q.attrs.k or m.out.dtype ~= q.out.dtype
+           or m.part ~= q.part or m.out.kind ~= "act" then return nil end
+    end
+    local function only(t, op, slot)
+        local r = readers_of[t.id]
+        return r and #r == 1 and r[1].op == op and r[1].ins[slot] == t and r[1] or nil
+    end
+    local rq, rk, rv = only(q.out, "rmsnorm_rope", 1), only(k.out, "rmsnorm_rope", 1), only(v.out, "attention", 3)
+    if not (rq and rk and rv) or q.out.kind ~= "act" then return nil end
+    return k, v, rq, rk, rv
+end
+
+-- The nodes with each self-attention's q, k and v linears made one linear of n = 3C (in q's place) writing
+-- [rows, 3C]; its weights and biases are laid out adjacently on the device (emit/cuda_dit.lua's weight
+-- places), so the q weight's [C, C] is the first third of one [3C, C]. The readers take their third as a
+-- view: rmsnorm_rope's col (0 or C) and ld (3C), attention's v_col (2C) and v_ld (3C).
+local function fuse_qkv(nodes, L)
+    local readers_of = {}
+    for _, n in ipairs(nodes) do
+        for _, t in ipairs(n.ins) do
+            readers_of[t.id] = readers_of[t.id] or {}
+            table.insert(readers_of[t.id], n)
+        end
+    end
+    local replace, drop, view = {}, {}, {}
+    for _, q in ipairs(nodes) do
+        local k, v, rq, rk, rv
+        if q.op == "linear" then k, v, rq, rk, rv = qkv_parts(nodes, q, readers_of) end
+        if k then
+            local C = q.attrs.n
+            local name = q.out.name:gsub("q%.out$", "qkv.out")
+            local qkv = L.tensor(name, { q.out.dims[1], 3 * C }, q.out.dtype, "act")
+            local attrs = copy_attrs(q.attrs)
+            attrs.n, attrs.qkv = 3 * C, true
+            attrs.k_weight, attrs.k_bias = k.attrs.weight, k.attrs.bias
+            attrs.v_weight, attrs.v_bias = v.attrs.weight, v.attrs.bias
+            replace[q] = node("linear", q.ins, qkv, attrs, q.part)
+            drop[k], drop[v] = true, true
+            view[rq] = { qkv = qkv, col = 0, ld = 3 * C }
+            view[rk] = { qkv = qkv, col = C, ld = 3 * C }
+            view[rv] = { qkv = qkv, v_col = 2 * C, v_ld = 3 * C }
+        end
+    end
+    local out = {}
+    for _, n in ipairs(nodes) do
+        if not drop[n] then
+            local m = replace[n] or n
+            local vw = view[n]
+            if vw then
+                local attrs, ins = copy_attrs(n.attrs), {}
+                for i, t in ipairs(n.ins) do ins[i] = t end
+                if vw.v_col then
+                    ins[3], attrs.v_col, attrs.v_ld = vw.qkv, vw.v_col, vw.v_ld
+                else
+                    ins[1], attrs.col, attrs.ld = vw.qkv, vw.col, vw.ld
+                end
+                m = node(n.op, ins, n.out, attrs, n.part)
+            end
+            out[#out + 1] = m
+        end
+    end
+    return out
+end
+
+-- ---- residual_norm: a residual and the norm reading it, one pass writing both --------------------------
+
+-- The residual ops and the norms that may follow them on the same rows.
+local residual_ops = { gated_residual = true, add = true }
+local norm_ops = { layernorm_affine = true, layernorm_modulate = true }
+
+-- The residual_norm node of residual a and norm b: out = b's output, also = a's (still read after b).
+local function residual_norm(a, b)
+    local ra, nb = a.attrs, b.attrs
+    local attrs = { dim = nb.dim, eps = nb.eps, gated = a.op == "gated_residual", modulate = b.op == "layernorm_modulate" }
+    local ins = { a.ins[1], a.ins[2] }
+    if attrs.gated then
+        attrs.gate, attrs.rchunks = ra.gate, ra.chunks
+        ins[#ins + 1] = a.ins[3]
+    end
+    if attrs.modulate then
+        attrs.shift, attrs.scale, attrs.nchunks = nb.shift, nb.scale, nb.chunks
+        ins[#ins + 1] = b.ins[2]
+    else
+        attrs.weight, attrs.bias, attrs.round_input = nb.weight, nb.bias, nb.round_input
+    end
+    local n = node("residual_norm", ins, b.out, attrs)
+    n.also = a.out
+    return n
+end
+
+-- Whether residual a and norm b (b later in program order) fuse: b reads a's output first, a row of
+-- the norm's width; the same part; a's output an activation whose other readers all come after b (the
+-- fused node takes b's place, and writes a's output there).
+local function residual_norm_fusable(a, b, pos, readers_of)
+    if not (a and residual_ops[a.op] and norm_ops[b.op] and b.ins[1] == a.out and a.part == b.part) then return false end
+    local t = a.out
+    if t.kind ~= "act" or #t.dims ~= 2 or t.dims[2] ~= b.attrs.dim or a.ins[2].dims[2] ~= t.dims[2] then return false end
+    if a.op == "add" and a.ins[1].dims[2] ~= t.dims[2] then return false end
+    for _, r in ipairs(readers_of[t.id]) do
+        if r ~= b and pos[r] < pos[b] then return false end
+    end
+    return true
+end
+
+-- The nodes with every fusable residual -> norm pair made one residual_norm node, in the norm's place.
+local function fuse_residual_norms(nodes)
+    local pos, made_by, readers_of = {}, {}, {}
+    for i, n in ipairs(nodes) do
+        pos[n] = i
+        made_by[n.out.id] = n
+        for _, t in ipairs(n.ins) do
+            readers_of[t.id] = readers_of[t.id] or {}
+            table.insert(readers_of[t.id], n)
+        end
+    end
+    local fused, absorbed = {}, {}
+    for _, b in ipairs(nodes) do
+        local a = b.ins[1] and made_by[b.ins[1].id]
+        if not absorbed[a] and residual_norm_fusable(a, b, pos, readers_of) then
+            fused[b], absorbed[a] = residual_norm(a, b), true
+        end
+    end
+    local out = {}
+    for _, n in ipairs(nodes) do
+        if not absorbed[n] then
+            local f = fused[n]
+            if f then f.part = n.part end
+            out[#out + 1] = f or n
+        end
+    end
+    return out
+end
+
 -- ---- expansions -----------------------------------------------------------------------------------
 
 -- Each rule: fn(n, L) -> the nodes replacing n, or nil to keep it. L.tensor(name, dims, dtype, kind)
@@ -189,7 +347,7 @@ end
 -- The encoders' attention is "attention" in clip_encode and "attention_relbias" in text_encode.
 local cuda_lowering = {
     dit_forward = { label = "cuda backend, the original's dtypes", fuse = { "linear_gelu", "rmsnorm_rope" },
-                    expand = {} },
+                    qkv = true, residual_norm = true, expand = {} },
     vae_decode  = { label = "cuda backend, fp32, channels-last", fuse = { "rms_norm_silu" },
                     expand = { "attention_frames", "causal_conv3" } },
     text_encode = { label = "cuda backend", fuse = {}, expand = { "attention_relbias", "zero_tail" } },
@@ -213,6 +371,10 @@ local function finish(g, nodes, L, label)
         live[n.out.id] = n.out
         out.producer[n.out.id] = id
         for _, t in ipairs(n.ins) do live[t.id] = t end
+        if n.also then                               -- a second output (residual_norm)
+            live[n.also.id] = n.also
+            out.producer[n.also.id] = id
+        end
     end
     for _, id in ipairs(sorted.keys(live)) do out.tensors[#out.tensors + 1] = live[id] end
     out.nodes = nodes
@@ -244,6 +406,8 @@ function lower.cuda(g)
     local how = assert(cuda_lowering[g.name], "lower: no CUDA lowering of program " .. g.name)
     local L = lowering_state(g)
     local nodes = fuse(g.nodes, how.fuse)
+    if how.qkv then nodes = fuse_qkv(nodes, L) end
+    if how.residual_norm then nodes = fuse_residual_norms(nodes) end
     nodes = expand(nodes, how.expand, L)
     return finish(g, nodes, L, how.label)
 end

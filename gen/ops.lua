@@ -190,7 +190,13 @@ ops.split3 = {          -- part `part` (0, 1, 2) of a fused [rows, 3C] q|k|v pro
 -- ---- made by lower.lua for the CUDA backend ----
 
 ops.rmsnorm_rope = {    -- rmsnorm -> rope in one pass (one bf16 rounding): q or k of self-attention
-    inputs  = { "x", "table" },
+    inputs  = { "x", "table" },                 -- x: [rows, dim], or a column view of a [rows, ld] qkv (lower.lua)
+    shape   = function(ins, a) return { ins[1].dims[1], a.dim } end,
+    lowered = "cuda",
+}
+ops.residual_norm = {   -- a residual (gated_residual or add) and the norm reading it (layernorm_affine or
+                        -- layernorm_modulate) in one pass: out = the norm's output, also = the residual
+    inputs  = { "x", "u", "rmod?", "nmod?" },   -- rmod where attrs.gated, nmod (last) where attrs.modulate
     shape   = function(ins) return ins[1].dims end,
     lowered = "cuda",
 }

@@ -131,11 +131,19 @@ emit.rmsnorm = function(n, E)
     return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight) }) }
 end
 
+-- A launch argument pointing at column col of tensor t's rows (a view of lower.lua's fused q|k|v).
+local function col_ptr(t, col)
+    assert(t.kind ~= "prompt", "emit/cuda_dit: a column view of per-prompt tensor " .. t.name)
+    if col == 0 then return ptr(t) end
+    return string.format("PTR(OFF_%s + %d)", cuda.ident(t.name), col * 2)
+end
+
 emit.rmsnorm_rope = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim // 2)
     local k = E:kernel("rmsnorm_rope", { C = a.dim, D = a.head_dim, THREADS = th, EPS = clit.f32(a.eps) })
-    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight), ptr(n.ins[2]) }) }
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { col_ptr(n.ins[1], a.col or 0), wptr(a.weight),
+                                                            ptr(n.ins[2]), "INT(" .. (a.ld or a.dim) .. ")" }) }
 end
 
 emit.rope_table = function(n, E)
@@ -146,12 +154,51 @@ emit.rope_table = function(n, E)
                      { "INT(F)", "INT(H)", "INT(W)" }) }
 end
 
+-- One thread per 8 values (16-byte accesses) where the width allows, else per value; 32-bit indices.
 emit.gated_residual = function(n, E)
     local a = n.attrs
-    local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, TX = ctype(n.ins[1]),
+    assert(graph.max_elems(E.g, n.out) < 2 ^ 31, "emit/cuda_dit: " .. n.out.name .. " too large for 32-bit indices")
+    local vec = a.dim % 8 == 0 and 8 or 1
+    local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, VEC = vec, TX = ctype(n.ins[1]),
                                            TU = ctype(n.ins[2]), TY = ctype(n.out) })
-    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
-                                                         "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" }) }
+    return { elementwise_op(k, string.format("%s / %d", numel(n.out), vec), E:out(n),
+                            { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]), "INT(" .. rows(n.out) .. ")",
+                              "INT(tokens_per_row)" }) }
+end
+
+-- A residual and its norm (lower.lua's residual_norm): writes the norm's output (the op's) and the residual
+-- stream (n.also), both traced (OP2). Arguments the variant does not read get the modulation's pointer.
+-- Threads and values per access of a residual_norm row of C channels: one 16-byte chunk of 8 per thread per pass,
+-- with as few passes as keep the threads at most 1024 and a multiple of 32; else one value at a time.
+local function residual_norm_shape(E, n, C)
+    if C % 8 == 0 then
+        local chunks = C // 8
+        for per = 1, chunks do
+            local th = chunks // per
+            if chunks % per == 0 and th <= 1024 and th % 32 == 0 then return th, 8 end
+        end
+    end
+    return cuda.row_threads(E.s, n, C), 1
+end
+
+emit.residual_norm = function(n, E)
+    local a = n.attrs
+    local th, vec = residual_norm_shape(E, n, a.dim)
+    local rmod = a.gated and ptr(n.ins[3]) or nil
+    local nmod = a.modulate and ptr(n.ins[#n.ins]) or nil
+    local any = rmod or nmod or ptr(n.ins[1])
+    local k = E:kernel("residual_norm", { C = a.dim, THREADS = th, VEC = vec, GATED = a.gated and 1 or 0,
+                                          GATE = a.gate or 0,
+                                          RCHUNKS = a.rchunks or 0, MODULATE = a.modulate and 1 or 0,
+                                          SHIFT = a.shift or 0, SCALE = a.scale or 0, NCHUNKS = a.nchunks or 0,
+                                          ROUND_IN = a.round_input and 1 or 0, EPS = clit.f32(a.eps),
+                                          TX = ctype(n.ins[1]), TU = ctype(n.ins[2]), TR = ctype(n.also),
+                                          TY = ctype(n.out) })
+    local w = a.modulate and any or wptr(a.weight)
+    local b = a.modulate and any or wptr(a.bias)
+    return { string.format("OP2(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(n.ins[1]), th, E:out(n), cuda.out(n.also),
+                           table.concat({ ptr(n.ins[1]), ptr(n.ins[2]), rmod or any, nmod or any, w, b,
+                                          "INT(tokens_per_row)" }, ", ")) }
 end
 
 -- The attention over `heads` heads of 128 as one function of the file: q and o [lq, C], k and v [lk, C]
@@ -168,24 +215,25 @@ local function attention_function(E, heads, D)
                                                  STAGES = sc.stages, THREADS = sc.threads,
                                                  SMEM = schedule.attention_smem(D) })
         return {
-            string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], bf16.",
-                          D, heads, D, C, C),
+            string.format("/* o = softmax(q k^T / sqrt(%d)) v over %d heads of %d: q and o [lq, %d], k and v [lk, %d], "
+                          .. "bf16;", D, heads, D, C, C),
+            " * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).",
             " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;",
             " * o is the op's output (OUT...), traced once the kernel has run. */",
             string.format("static void %s(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, "
                           .. "CUdeviceptr *k,", name),
-            string.format("%s CUdeviceptr *v, int lq, int lk)", string.rep(" ", #name + 12)),
+            string.format("%s CUdeviceptr *v, int ldv, int lq, int lk)", string.rep(" ", #name + 12)),
             "{",
             "    if (st->attn_sm90) {",
             "        CUtensorMap tm_q, tm_k, tm_v;",
             string.format("        sky_cuda_tmap_bf16(&tm_q, *q, lq, %d, 128);", C),
             string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, %d);", C, sc90.block_n),
-            string.format("        sky_cuda_tmap_bf16(&tm_v, *v, lk, %d, %d);", C, sc90.block_n),
+            string.format("        sky_cuda_tmap_bf16_ld(&tm_v, *v, lk, %d, ldv, %d);", C, sc90.block_n),
             string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), "
                           .. "INT(lk), FLT(%s));", k90, heads, scale),
             "    } else {",
-            string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(%s));",
-                          k80, sc.block_m, heads, sc.threads, scale),
+            string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(%s), "
+                          .. "INT(ldv));", k80, sc.block_m, heads, sc.threads, scale),
             "    }",
             "    sky_cuda_trace_out(st, s, o);",
             "}",
@@ -203,17 +251,22 @@ emit.attention = function(n, E)
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
     assert(rows(k) == rows(v), "emit/cuda_dit: attention keys and values of two lengths")
     local f = attention_function(E, a.num_heads, a.head_dim)
-    return { string.format("%s(st, s, %s, %s, %s, %s, %s, %s);", f, E:out(n), ptr(q), ptr(k), ptr(v), rows(q), rows(k)) }
+    local vp = a.v_col and col_ptr(v, a.v_col) or ptr(v)
+    return { string.format("%s(st, s, %s, %s, %s, %s, %d, %s, %s);", f, E:out(n), ptr(q), ptr(k), vp,
+                           a.v_ld or a.num_heads * a.head_dim, rows(q), rows(k)) }
 end
 
 -- A GEMM: dtypes and epilogue from the node; m is bounded by the plan.
 emit.linear = function(n, E)
     local a, x = n.attrs, n.ins[1]
     assert(x.kind ~= "prompt", "emit/cuda_dit: a GEMM reads per-prompt tensor " .. x.name)
+    -- the fused q|k|v (lower.lua's qkv): q's weight and bias are the first thirds of [3C, C] and [3C] (weight_places)
+    local role = cuda.gemm_role(a.weight.name)
+    if a.qkv then role = role:gsub("%.q$", ".qkv") end
     local i = E:gemm({ m_max = graph.max_dim(E.g, x.dims[1]), n = a.n, k = a.k, a_dtype = cuda.gemm_dtype(x),
                        out_dtype = cuda.gemm_dtype(n.out),
                        epilogue = a.epilogue == "gelu_tanh" and "SKY_GEMM_EPI_GELU_TANH_BIAS" or "SKY_GEMM_EPI_BIAS" },
-                     cuda.gemm_role(a.weight.name))
+                     role)
     return { string.format("GEMM(%s, %s, OFF_%s, W_%s, W_%s, %s);", i, rows(x), ident(x.name), ident(a.weight.name),
                            ident(a.bias.name), E:out(n)) }
 end
@@ -232,11 +285,44 @@ local function weight_dtypes(g)
     end
     for _, n in ipairs(g.nodes) do
         if n.op == "linear" then
-            set(n.attrs.weight, n.ins[1].dtype)
-            set(n.attrs.bias, n.out.dtype)
+            for _, w in ipairs({ n.attrs.weight, n.attrs.k_weight, n.attrs.v_weight }) do set(w, n.ins[1].dtype) end
+            for _, b in ipairs({ n.attrs.bias, n.attrs.k_bias, n.attrs.v_bias }) do set(b, n.out.dtype) end
         end
     end
     return dt
+end
+
+-- Each weight's place in the device buffer (runtime/cuda/cuda_program.c: in place order, each 256-byte
+-- aligned): the weights' order, but a fused q|k|v's k and v weights right after its q weight and their biases
+-- after its bias, so that q's [C, C] and [C] start one [3C, C] and one [3C] (no padding between: C C and C
+-- values of the device dtype are multiples of 256 bytes, checked here).
+local function weight_places(g, dt)
+    local after = {}
+    for _, n in ipairs(g.nodes) do
+        local a = n.attrs
+        if n.op == "linear" and a.qkv then
+            for _, w in ipairs({ a.weight, a.k_weight, a.v_weight, a.bias, a.k_bias, a.v_bias }) do
+                local e = 1
+                for _, d in ipairs(w.shape) do e = e * d end
+                assert(e * (dt[w.name] == "bf16" and 2 or 4) % 256 == 0,
+                       "emit/cuda_dit: " .. w.name .. " does not fill whole 256-byte steps; the fused q|k|v needs it")
+            end
+            after[a.weight.name] = { a.k_weight, a.v_weight }
+            after[a.bias.name] = { a.k_bias, a.v_bias }
+        end
+    end
+    local moved, order = {}, {}
+    for _, list in pairs(after) do for _, w in ipairs(list) do moved[w.name] = true end end
+    for _, w in ipairs(g.weights) do
+        if not moved[w.name] then
+            order[#order + 1] = w.name
+            for _, m in ipairs(after[w.name] or {}) do order[#order + 1] = m.name end
+        end
+    end
+    assert(#order == #g.weights, "emit/cuda_dit: the weight places lost a weight")
+    local place = {}
+    for i, name in ipairs(order) do place[name] = i - 1 end
+    return place
 end
 
 -- The launch sequence's hooks: a section per block (else the part), a comment per op.
@@ -296,7 +382,8 @@ local function descriptor(h, E)
         return cuda.slot(p, t)
     end
     cuda.desc_open(h, E, "sky_dit_cuda_desc", false)
-    h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16,", #g.weights)
+    h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,",
+           #g.weights)
     h:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
     h:line(".attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,")
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do h:line(".%s = %s,", name, slot(name)) end
@@ -340,6 +427,12 @@ function cuda_dit.emit(s, p, files, ctx)
     for _, wt in ipairs(g.weights) do
         h:line("%d, /* %s */", (wdt[wt.name] == "bf16") and 1 or 0, clit.comment(wt.name))
     end
+    h:close("};")
+    h:blank()
+    local place = weight_places(g, wdt)
+    h:line("/* each weight's place in the device buffer: its index, but each fused q|k|v's weights adjacent */")
+    h:open(string.format("const int dit_forward_weight_place[%d] = {", #g.weights))
+    for _, wt in ipairs(g.weights) do h:line("%d, /* %s */", place[wt.name], clit.comment(wt.name)) end
     h:close("};")
     h:blank()
     cuda.helpers(h, E)

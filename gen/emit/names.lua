@@ -51,6 +51,19 @@ local function modulation(c) return string.format("modulation_%dx%d", c.CHUNKS, 
 local function patchify(c) return "patchify_c" .. c.CX .. (c.C0 > 0 and ("_at" .. c.C0) or "") end
 local function split3(c) return string.format("split3_%s_c%d", ({ "q", "k", "v" })[c.PART + 1], c.C) end
 
+-- resnorm_gate_msa_affine_c1536, resnorm_add_mod_ffn_c1536, resnorm_gate_ffn_bf16_mod_msa_c1536 (residual_norm):
+-- the residual (its gate's part; the stored dtype where bf16), then the norm (a modulation's part).
+local function residual_norm(c)
+    local res = c.GATED == 1 and ("gate_" .. chunk_role(c.RCHUNKS, c.GATE)) or "add"
+    if c.TR == "bf16" then res = res .. "_bf16" end
+    local norm = "affine"
+    if c.MODULATE == 1 then
+        norm = "mod_" .. chunk_role(c.NCHUNKS, c.SHIFT)
+        assert(norm == "mod_" .. chunk_role(c.NCHUNKS, c.SCALE), "emit/names: shift and scale of two parts")
+    end
+    return string.format("resnorm_%s_%s_c%d", res, norm, c.C)
+end
+
 -- The CUDA templates (templates/cuda/).
 names.cuda = {
     activation         = function(c) return c.FN .. "_" .. dts(c.TX, c.TY) end,
@@ -75,6 +88,7 @@ names.cuda = {
     modulation         = modulation,
     patch_cols         = function(c) return "patch_cols_p" .. c.PATCH end,
     patchify           = patchify,
+    residual_norm      = residual_norm,
     rms_norm_cl        = function(c) return (c.SILU == 1 and "rms_norm_silu_cl_c" or "rms_norm_cl_c") .. c.C end,
     rmsnorm            = function(c) return "rmsnorm_c" .. c.C end,
     rmsnorm_rope       = function(c) return "rmsnorm_rope_c" .. c.C end,

@@ -17,10 +17,10 @@ static void print_table(const sky_selftest_table *t)
 {
     printf("selftest of skyreels-%s on %s (%s: %s)\n", sky_variant.name, t->device,
            t->cached ? "cached verdict" : "run now", t->path);
-    printf("%-10s %-80s %10s %10s  %s\n", "family", "kernel", "max error", "bound", "verdict");
+    printf("%-13s %-80s %10s %10s  %s\n", "family", "kernel", "max error", "bound", "verdict");
     for (int i = 0; i < t->n; i++) {
         const sky_selftest_row *r = &t->rows[i];
-        printf("%-10s %-80s %10.3e %10.3e  %s%s%s\n", r->family, r->kernel, r->max_err, r->bound,
+        printf("%-13s %-80s %10.3e %10.3e  %s%s%s\n", r->family, r->kernel, r->max_err, r->bound,
                r->pass ? "pass" : "FAIL", !r->pass && r->fallback[0] ? " -> fallback " : "",
                r->pass          ? ""
                : r->fallback[0] ? r->fallback

@@ -319,6 +319,25 @@ void sky_cuda_arena_free(sky_cuda *c, void *dptr)
     SKY_CU_CHECK(cuMemFree((CUdeviceptr)(uintptr_t)dptr));
 }
 
+sky_status sky_cuda_host_alloc(sky_cuda *c, size_t bytes, void **p, const char *what, sky_err *err)
+{
+    *p = NULL;
+    const CUresult r = cuMemAllocHost(p, bytes > 0 ? bytes : 1);
+    if (r != CUDA_SUCCESS) {
+        *p = NULL;
+        return sky_fail(err,
+                        "%s: allocating %zu bytes of pinned host memory for GPU %d failed: %s; free host memory "
+                        "or use fewer frames per window",
+                        what, bytes, c->device, sky_cu_error_name(r));
+    }
+    return SKY_OK;
+}
+
+void sky_cuda_host_free(void *p)
+{
+    if (p) SKY_CU_CHECK(cuMemFreeHost(p));
+}
+
 void sky_cuda_sync(sky_cuda *c) { SKY_CU_CHECK(cuStreamSynchronize(c->stream)); }
 
 void sky_cuda_sync_check_(sky_cuda *c, const char *what, const char *func, const char *file, int line)

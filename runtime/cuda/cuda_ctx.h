@@ -121,6 +121,12 @@ sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, s
 sky_status sky_cuda_arena_alloc(sky_cuda *c, size_t bytes, void **dptr, const char *what, sky_err *err);
 void       sky_cuda_arena_free(sky_cuda *c, void *dptr);
 
+/* Page-locked (pinned) host memory of `bytes` for the copies of every call (cuMemAllocHost on c's context):
+ * the DMA engines read and write it directly, so an async copy runs at the bus's speed and does not stage
+ * through a driver buffer. Out of memory is a SKY_ERR naming `what`. Free with sky_cuda_host_free(). */
+sky_status sky_cuda_host_alloc(sky_cuda *c, size_t bytes, void **p, const char *what, sky_err *err);
+void       sky_cuda_host_free(void *p);
+
 /* The device memory sky_cuda_arena_alloc holds (weights, arenas and the cuBLASLt workspace in them, TeaCache's
  * buffers, the selftest's cases), summed over every GPU of the process: now (*live) and the most at once since
  * the process started (*peak). Not the CUDA context's own memory nor cuBLASLt's internal allocations. Either

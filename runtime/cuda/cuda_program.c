@@ -35,7 +35,12 @@ void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsign
 
 void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows)
 {
-    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, stride[1] = {(cuuint64_t)cols * 2};
+    sky_cuda_tmap_bf16_ld(m, p, rows, cols, cols, box_rows);
+}
+
+void sky_cuda_tmap_bf16_ld(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, long long ld, int box_rows)
+{
+    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, stride[1] = {(cuuint64_t)ld * 2};
     const cuuint32_t box[2] = {64, (cuuint32_t)box_rows}, elem[2] = {1, 1};
     const CUresult   r =
         cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)(uintptr_t)p, dims, stride, box, elem,
@@ -151,26 +156,42 @@ sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_cou
     pr->weights = (CUdeviceptr)(uintptr_t)dev;
     float         *src = malloc(max_src * sizeof(float));
     unsigned char *stage = malloc(max_dev);
+    int           *at = malloc((size_t)(n > 0 ? n : 1) * sizeof *at); /* the weight at each place */
     sky_status     st = SKY_OK;
-    if (!src || !stage) {
+    if (!src || !stage || !at) {
         st = sky_fail(err, "out of host memory staging a weight of %s (%zu bytes)", pr->name,
                       max_src * sizeof(float) + max_dev);
         goto done;
     }
+    for (int i = 0; i < n; i++) at[i] = -1;
+    for (int i = 0; i < n; i++) {
+        const int k = pr->place ? pr->place[i] : i;
+        if (k < 0 || k >= n || at[k] >= 0) {
+            st = sky_fail(err,
+                          "%s: the weight places are not a permutation (weight %d at %d); this is a bug in the "
+                          "generated plugin, please report it",
+                          pr->name, i, k);
+            goto done;
+        }
+        at[k] = i;
+    }
     size_t off = 0;
+    for (int k = 0; k < n; k++) {
+        pr->w[at[k]] = pr->weights + off;
+        off += (dev_bytes[at[k]] + 255) / 256 * 256;
+    }
     for (int i = 0; i < n; i++) {
         if (r->read(r->ctx, i, src, err)) {
             st = SKY_ERR;
             goto done;
         }
         form(ctx, i, src, stage);
-        pr->w[i] = pr->weights + off;
         SKY_CU_CHECK(cuMemcpyHtoD(pr->w[i], stage, dev_bytes[i]));
-        off += (dev_bytes[i] + 255) / 256 * 256;
     }
 done:
     free(src);
     free(stage);
+    free(at);
     return st;
 }
 

@@ -58,7 +58,8 @@ typedef struct sky_dit_cuda_desc {
     int                    n_gemms;
     const sky_gemm_desc   *gemms;
     int                    n_weights;
-    const unsigned char   *weight_bf16; /* 1: uploaded as bf16, 0: fp32 */
+    const unsigned char   *weight_bf16;  /* 1: uploaded as bf16, 0: fp32 */
+    const int             *weight_place; /* each weight's place in the device buffer (sky_cuda_prog.place) */
     size_t                 arena_bytes;
     size_t                 prompt_bytes;     /* one prompt arena: the cross-attention keys and values */
     int                    attention_smem;   /* dynamic shared memory of the sm_80 attention kernels */
@@ -170,6 +171,8 @@ typedef struct sky_cuda_prog {
     CUfunction      *fn;
     CUdeviceptr      weights; /* one buffer, each tensor 256-byte aligned */
     CUdeviceptr     *w;
+    const int       *place;       /* NULL: the weights in index order in it; else weight i is the place[i]-th (a
+                               permutation: dit_forward's q, k and v weights adjacent, one GEMM's [3C, C]) */
     size_t           arena_bytes; /* the plan's arena */
     size_t           kept_bytes;  /* and what the program keeps beside it */
     CUdeviceptr      arena;       /* the one allocation: plan arena, workspace, kept */
@@ -191,8 +194,9 @@ void sky_cuda_prog_bind(const sky_cuda_prog *pr);
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                 const sky_weight_reader *r, sky_err *err);
 /* n weights in their device form: tensor i is read through r as src_count[i] fp32 values, turned into
- * dev_bytes[i] bytes by form(ctx, i, src, dst), and uploaded at its own 256-byte aligned offset. The
- * device buffer is allocated first; the host holds one tensor (both forms) at a time. */
+ * dev_bytes[i] bytes by form(ctx, i, src, dst), and uploaded at its own 256-byte aligned offset, in the
+ * order pr->place gives (index order without it). The device buffer is allocated first; the host holds one
+ * tensor (both forms) at a time. */
 typedef void (*sky_weight_form_fn)(void *ctx, int i, const float *src, void *dst);
 sky_status sky_cuda_prog_weights(sky_cuda_prog *pr, int n, const size_t *src_count, const size_t *dev_bytes,
                                  sky_weight_form_fn form, void *ctx, const sky_weight_reader *r, sky_err *err);
@@ -250,6 +254,8 @@ void sky_cuda_launch(const sky_cuda_program *st, int kernel, unsigned gx, unsign
  * read as zeros. A map the driver refuses ends the process with the shapes in the message (the
  * generator checked them: a refusal means a bug). */
 void sky_cuda_tmap_bf16(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, int box_rows);
+/* The same for a [rows, cols] view of rows ld values apart (ld >= cols: the v of a fused [L, 3C] q|k|v). */
+void sky_cuda_tmap_bf16_ld(CUtensorMap *m, CUdeviceptr p, long long rows, long long cols, long long ld, int box_rows);
 
 /* GEMM number i of the program's table on m rows (and, _dims, n columns and depth k). */
 void sky_cuda_gemm(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias,
@@ -311,6 +317,17 @@ static inline void sky_cuda_launch_op(const sky_cuda_program *st, sky_cuda_out *
     sky_cuda_trace_out(st, s, y);
 }
 
+/* Kernel k writing y2 and y, their addresses its first two parameters (args[0] and args[1] are set here), then
+ * y2 and y to --trace (a fused op's two outputs, in the unfused ops' order: lower.lua's residual_norm). */
+static inline void sky_cuda_launch_op2(const sky_cuda_program *st, sky_cuda_out *y, sky_cuda_out *y2, int k,
+                                       unsigned gx, unsigned gy, unsigned bx, unsigned smem, CUstream s, void **args)
+{
+    args[0] = &y->p, args[1] = &y2->p;
+    sky_cuda_launch(st, k, gx, gy, bx, smem, s, args);
+    sky_cuda_trace_out(st, s, y2);
+    sky_cuda_trace_out(st, s, y);
+}
+
 /* GEMM number i writing y, then y to --trace. */
 static inline void sky_cuda_gemm_op(const sky_cuda_program *st, int i, int m, CUdeviceptr x, CUdeviceptr w,
                                     CUdeviceptr bias, const sky_cuda_out *y, CUstream s)
@@ -324,6 +341,10 @@ static inline void sky_cuda_gemm_op(const sky_cuda_program *st, int i, int m, CU
 #define OP(k, gx, gy, bx, smem, y, ...)                                                                   \
     sky_cuda_launch_op(st, (y), (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
                        (void *[]){NULL, __VA_ARGS__})
+/* The same writing two outputs, y (the kernel's first parameter) and y2 (its second). */
+#define OP2(k, gx, gy, bx, smem, y, y2, ...)                                                                     \
+    sky_cuda_launch_op2(st, (y), (y2), (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
+                        (void *[]){NULL, NULL, __VA_ARGS__})
 /* An op of one GEMM: x at arena offset x_off, weight w_i (and bias b_i), writing y (OUT...). */
 #define GEMM(i, m, x_off, w_i, b_i, y) \
     sky_cuda_gemm_op(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], (y), s)

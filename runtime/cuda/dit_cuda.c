@@ -30,10 +30,16 @@ typedef struct dit_cuda {
     const sky_dit_cuda_desc *desc;
     const sky_dit_program   *p;
     sky_graph_cache         *graphs;
-    uint16_t                *ctx_bf16;                 /* host staging for the context */
-    CUdeviceptr              prompt[SKY_PROMPT_SLOTS]; /* the prompt arenas (kept in the program's arena) */
-    int                      F, H, W, Ft;              /* the call being recorded */
-    int                      part;                     /* -1: a step (embed, blocks, head), else the part (PART_*) */
+    uint16_t                *ctx_bf16; /* pinned host staging for the context */
+    /* pinned host staging of every call's copies (sky_cuda_host_alloc), each at the largest window: x, y,
+     * t, fps in; v out (the caller's buffers are pageable: one host memcpy each, then DMA at full speed) */
+    void       *pin;
+    float      *pin_x, *pin_y, *pin_v;
+    double     *pin_t;
+    int64_t    *pin_fps;
+    CUdeviceptr prompt[SKY_PROMPT_SLOTS]; /* the prompt arenas (kept in the program's arena) */
+    int         F, H, W, Ft;              /* the call being recorded */
+    int         part;                     /* -1: a step (embed, blocks, head), else the part (PART_*) */
     /* TeaCache (teacache_open): the tokens entering the blocks, the residual of each parity, the probe */
     void       *tc_mem;
     CUdeviceptr tc_tokens, tc_res[2];
@@ -47,10 +53,31 @@ void sky_dit_cuda_close(void *opaque)
     sky_cuda_prog_bind(&d->pr);
     sky_graph_cache_free(d->graphs);
     if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
+    sky_cuda_host_free(d->ctx_bf16);
+    sky_cuda_host_free(d->pin);
+    sky_cuda_host_free(d->tc_probe);
     sky_cuda_prog_close(&d->pr);
-    free(d->ctx_bf16);
-    free(d->tc_probe);
     free(d);
+}
+
+/* d's pinned host staging (dit_cuda.pin, ctx_bf16) at the largest window of its program. */
+static sky_status pinned_open(dit_cuda *d, sky_err *err)
+{
+    const sky_dit_program *p = d->p;
+    const size_t           lat = (size_t)p->max_frames * p->lat_h * p->lat_w;
+    const size_t           nx = (size_t)p->x_channels * lat * 4, ny = (size_t)p->y_channels * lat * 4,
+                 nv = (size_t)p->out_dim * lat * 4;
+    const size_t nt = ((size_t)p->max_frames * 8 + 15) / 16 * 16, a = 256;
+    const size_t off_y = (nx + a - 1) / a * a, off_v = off_y + (ny + a - 1) / a * a,
+                 off_t = off_v + (nv + a - 1) / a * a;
+    if (sky_cuda_host_alloc(d->pr.c, (size_t)p->text_len * p->text_dim * sizeof(uint16_t), (void **)&d->ctx_bf16,
+                            "dit_forward's context staging", err) ||
+        sky_cuda_host_alloc(d->pr.c, off_t + nt + 16, &d->pin, "dit_forward's input and output staging", err))
+        return SKY_ERR;
+    unsigned char *b = d->pin;
+    d->pin_x = (float *)b, d->pin_y = (float *)(b + off_y), d->pin_v = (float *)(b + off_v);
+    d->pin_t = (double *)(b + off_t), d->pin_fps = (int64_t *)(b + off_t + nt);
+    return SKY_OK;
 }
 
 /* The attention kernel: the sm_90a one (TMA, wgmma, warp specialisation) on a cc 9.0 GPU, the sm_80
@@ -107,17 +134,13 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
                  p->n_weights);
         goto fail;
     }
-    d->ctx_bf16 = malloc((size_t)p->text_len * (size_t)p->text_dim * sizeof(uint16_t));
-    if (!d->ctx_bf16) {
-        sky_fail(err, "out of host memory");
-        goto fail;
-    }
     /* the prompt arenas are kept in the program's one allocation, after the plan's arena and the workspace */
     const size_t prompt_each = (g->prompt_bytes + 255) / 256 * 256;
+    d->pr.place = g->weight_place; /* each self-attention's q, k and v weights adjacent: one GEMM */
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
                             g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||
-        sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
+        sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) || pinned_open(d, err) ||
         sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) || choose_attention(d, err) ||
         sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
         goto fail;
@@ -146,8 +169,9 @@ sky_status sky_dit_cuda_teacache_open(void *opaque, sky_err *err)
     if (d->tc_mem) return SKY_OK;
     sky_cuda_prog_bind(&d->pr);
     /* the probe: e0 [Ft, 6 dim] at most, fp32 */
-    d->tc_probe = malloc((size_t)d->p->max_frames * 6 * (size_t)d->p->dim * sizeof(float));
-    if (!d->tc_probe) return sky_fail(err, "out of host memory for TeaCache");
+    if (sky_cuda_host_alloc(d->pr.c, (size_t)d->p->max_frames * 6 * (size_t)d->p->dim * sizeof(float),
+                            (void **)&d->tc_probe, "TeaCache's probe", err))
+        return SKY_ERR;
     const size_t each = (g->tokens.bytes + 255) / 256 * 256;
     if (sky_cuda_arena_alloc(d->pr.c, 3 * each, &d->tc_mem, "TeaCache (two residuals and the tokens)", err))
         return SKY_ERR;
@@ -207,11 +231,19 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
         d->part = PART_CONTEXT;
         record(d, s);
     }
-    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->x.offset, x, (size_t)p->x_channels * lat * sizeof(float), s));
-    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->t.offset, t, (size_t)Ft * sizeof(double), s));
-    if (p->y_channels)
-        SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->y.offset, y, (size_t)p->y_channels * lat * sizeof(float), s));
-    if (p->inject_sample_info) SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->fps.offset, &fps, sizeof fps, s));
+    /* the inputs through the pinned staging (the previous call's copies are done: it synchronised) */
+    SKY_ASSERT(F <= p->max_frames && Ft <= p->max_frames && (size_t)H * W == (size_t)p->lat_h * p->lat_w);
+    const size_t nx = (size_t)p->x_channels * lat * sizeof(float), ny = (size_t)p->y_channels * lat * sizeof(float);
+    memcpy(d->pin_x, x, nx);
+    memcpy(d->pin_t, t, (size_t)Ft * sizeof(double));
+    *d->pin_fps = fps;
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->x.offset, d->pin_x, nx, s));
+    SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->t.offset, d->pin_t, (size_t)Ft * sizeof(double), s));
+    if (p->y_channels) {
+        memcpy(d->pin_y, y, ny);
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->y.offset, d->pin_y, ny, s));
+    }
+    if (p->inject_sample_info) SKY_CU_CHECK(cuMemcpyHtoDAsync(d->pr.arena + g->fps.offset, d->pin_fps, sizeof fps, s));
     /* One graph per (frames, timestep rows, orientation, prompt slot) and part: the launch parameters
      * differ. */
     const int key = (((F * 2 + (Ft == 1)) * 2 + (H != p->lat_h)) * SKY_PROMPT_SLOTS) + slot;
@@ -241,8 +273,10 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
         }
         run_part(d, key, PART_HEAD);
     }
-    SKY_CU_CHECK(cuMemcpyDtoHAsync(v, d->pr.arena + g->v.offset, (size_t)p->out_dim * lat * sizeof(float), s));
+    const size_t nv = (size_t)p->out_dim * lat * sizeof(float);
+    SKY_CU_CHECK(cuMemcpyDtoHAsync(d->pin_v, d->pr.arena + g->v.offset, nv, s));
     SKY_CU_CHECK(cuStreamSynchronize(s));
+    memcpy(v, d->pin_v, nv);
     sky_cuda_timing_end(&d->pr);
 }
 

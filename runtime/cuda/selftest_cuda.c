@@ -1,7 +1,7 @@
 /* runtime/cuda/selftest_cuda.c — the kernel selftest of the plugin (models/cuda_abi.h: selftest): a kernel
  * of every family the variant's programs use runs on the device at hand at a small shape against a CPU
  * reference, and the verdict is cached per device and plugin beside the NVRTC cache. The families past
- * attention, norm+mod and residual are in selftest_families.c.
+ * attention, norm+mod, residual and residual+norm are in selftest_families.c.
  *
  * The families, each against a plain CPU reference in double from the same inputs (rounded to the
  * kernel's input dtype first), every output starting as NaN bytes (a kernel that writes nothing fails);
@@ -16,8 +16,10 @@
  *     F x H x W = 2 x 6 x 4 call, bound e32 + 2^-40: one fp32 rounding of a cos or sin).
  *   - gemm: one bf16 GEMM with the bias epilogue (37 x 64 x 96) through gemm.h (cuBLASLt; the DiT's
  *     epilogues, bias and GELU, are cuBLASLt's, not generated kernels): u max|y| + 2 (K + 1) e32 max sum|x w|.
- *   - layernorm: layernorm_affine (norm3; the image embedder's), every instance, 5 rows: u_y max|y| +
- *     (2 C + 16) e32 max(|n w| + |b|), as norm+mod.
+ *   - residual+norm: residual_norm (a residual and the norm reading it, one kernel), every instance:
+ *     residual_norm_row, the residual's and the norm's checks above on one launch.
+ *   - layernorm: layernorm_affine (the image embedder's; the DiT's norm3 where not fused), every instance,
+ *     5 rows: u_y max|y| + (2 C + 16) e32 max(|n w| + |b|), as norm+mod.
  *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU), vae_encode (its first
  *   strided conv, a downsample):
  *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
@@ -134,7 +136,7 @@ static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *
         sky_cuda_launch(&p->st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
     } else {
         const int bm = sky_selftest_const_int(p, ki, "BLOCK_M"), threads = sky_selftest_const_int(p, ki, "THREADS");
-        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale, (void *)&cols};
         sky_cuda_launch(&p->st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
                         c->stream, args);
     }
@@ -330,6 +332,121 @@ static sky_status residual_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_se
     return st;
 }
 
+/* Constants of residual_norm instance ki (the kernel info table's). */
+typedef struct rn_consts {
+    int    C, threads, gated, gate, rchunks, modulate, shift, scale, nchunks, rin, xbf, ubf, rbf, ybf;
+    double eps;
+} rn_consts;
+
+static int rn_consts_read(const sky_selftest_prog *p, int ki, rn_consts *k)
+{
+    const char *eps = sky_selftest_const(p, ki, "EPS");
+    *k = (rn_consts){sky_selftest_const_int(p, ki, "C"),
+                     sky_selftest_const_int(p, ki, "THREADS"),
+                     sky_selftest_const_int(p, ki, "GATED"),
+                     sky_selftest_const_int(p, ki, "GATE"),
+                     sky_selftest_const_int(p, ki, "RCHUNKS"),
+                     sky_selftest_const_int(p, ki, "MODULATE"),
+                     sky_selftest_const_int(p, ki, "SHIFT"),
+                     sky_selftest_const_int(p, ki, "SCALE"),
+                     sky_selftest_const_int(p, ki, "NCHUNKS"),
+                     sky_selftest_const_int(p, ki, "ROUND_IN"),
+                     sky_selftest_const_bf16(p, ki, "TX"),
+                     sky_selftest_const_bf16(p, ki, "TU"),
+                     sky_selftest_const_bf16(p, ki, "TR"),
+                     sky_selftest_const_bf16(p, ki, "TY"),
+                     eps ? strtod(eps, NULL) : -1};
+    return k->C > 0 && k->threads > 0 && k->gate >= 0 && k->rin >= 0 && k->eps > 0 && k->shift >= 0 && k->scale >= 0 &&
+           (!k->gated || k->rchunks > 0) && (!k->modulate || k->nchunks > 0);
+}
+
+/* residual_norm (lower.lua's fusion of a residual and the norm reading it): 6 rows, 3 per modulation row; x
+ * and u U[-2, 2], the modulations U[-1, 1], weight and bias U[-1, 1], each rounded to its stored type. Two
+ * checks, each the unfused kernel's: the residual r = x + u gate (or x + u) as residual_row's bound; the norm
+ * of r as the kernel stored it (then rounded to bf16 where ROUND_IN), as norm_row's and layernorm_row's:
+ * u_y max|y| + (2 C + 16) e32 max(|n s| + |t|) (s, t: 1 + scale and shift, or weight and bias). Passes when
+ * both do; max_err and bound are the norm's, or the residual's where it fails. */
+static sky_status residual_norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selftest_row *r, sky_err *err)
+{
+    enum { ROWS = 6, TPR = 3 };
+    const char *name = p->names[ki];
+    rn_consts   k;
+    if (!rn_consts_read(p, ki, &k)) return sky_fail(err, "selftest: %s: incomplete constants in its kernel info", name);
+    const int    C = k.C, tpr = TPR, rch = k.rchunks > 0 ? k.rchunks : 1, nch = k.nchunks > 0 ? k.nchunks : 1;
+    const size_t n = (size_t)ROWS * C, nr = (size_t)(ROWS / TPR) * rch * C, nn = (size_t)(ROWS / TPR) * nch * C;
+    const size_t total = 4 * n + nr + nn + 2 * (size_t)C;
+    float       *h = malloc(total * sizeof *h);
+    uint16_t    *s = malloc(total * 2);
+    void        *dev = NULL;
+    *r = (sky_selftest_row){.max_err = INFINITY};
+    snprintf(r->family, sizeof r->family, "residual+norm");
+    snprintf(r->kernel, sizeof r->kernel, "%s", name);
+    sky_status st = h && s ? SKY_OK : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) st = sky_cuda_arena_alloc(c, total * 4, &dev, "the selftest's residual+norm case", err);
+    if (st == SKY_OK) {
+        float   *y = h, *rr = h + n, *x = h + 2 * n, *u = h + 3 * n, *rm = h + 4 * n, *nm = rm + nr, *w = nm + nn;
+        uint64_t seed = 0x5e5a0ULL + (uint64_t)ki;
+        sky_selftest_fill(s, x, n, 2.0f, &seed);
+        sky_selftest_fill(s, u, n, 2.0f, &seed);
+        sky_selftest_fill(s, rm, nr + nn + 2 * (size_t)C, 1.0f, &seed);
+        const CUdeviceptr dy = (CUdeviceptr)(uintptr_t)dev, dr = dy + n * 4, dx = dr + n * 4, du = dx + n * 4;
+        const CUdeviceptr drm = du + n * 4, dnm = drm + nr * 4, dw = dnm + nn * 4, db = dw + (size_t)C * 4;
+        upload(c, dx, x, n, k.xbf, s);
+        upload(c, du, u, n, k.ubf, s);
+        upload(c, drm, rm, nr + nn + 2 * (size_t)C, 0, s);
+        memset(y, 0xff, 2 * n * 4); /* NaN, y and r */
+        upload(c, dy, y, 2 * n, 0, s);
+        void *args[] = {(void *)&dy,  (void *)&dr, (void *)&dx, (void *)&du, (void *)&drm,
+                        (void *)&dnm, (void *)&dw, (void *)&db, (void *)&tpr};
+        sky_cuda_launch(&p->st, ki, ROWS, 1, (unsigned)k.threads, 0, c->stream, args);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(k.rbf ? (void *)s : (void *)rr, dr, n * (k.rbf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        for (size_t i = 0; k.rbf && i < n; i++) rr[i] = sky_bf16_to_f32(s[i]);
+        SKY_CU_CHECK(cuMemcpyDtoHAsync(k.ybf ? (void *)s : (void *)y, dy, n * (k.ybf ? 2 : 4), c->stream));
+        SKY_CU_CHECK(cuStreamSynchronize(c->stream));
+        for (size_t i = 0; k.ybf && i < n; i++) y[i] = sky_bf16_to_f32(s[i]);
+        double re = 0, rmax = 0, rt = 0, e = 0, ymax = 0, tmax = 0;
+        int    finite = 1;
+        for (int row = 0; row < ROWS; row++) {
+            const float *g = rm + ((size_t)(row / TPR) * rch + k.gate) * C, *m = nm + (size_t)(row / TPR) * nch * C;
+            double       mean = 0, var = 0;
+            for (int i = 0; i < C; i++) {
+                const size_t j = (size_t)row * C + i;
+                const double want = x[j] + (double)u[j] * (k.gated ? g[i] : 1.0);
+                finite &= isfinite(rr[j]) != 0;
+                re = fmax(re, fabs(rr[j] - want)), rmax = fmax(rmax, fabs(want));
+                rt = fmax(rt, fabs(x[j]) + 2 * fabs(u[j] * (k.gated ? g[i] : 1.0)));
+                mean += k.rin ? sky_bf16_to_f32(sky_f32_to_bf16(rr[j])) : rr[j];
+            }
+            mean /= C;
+            for (int i = 0; i < C; i++) {
+                const double v =
+                    (k.rin ? sky_bf16_to_f32(sky_f32_to_bf16(rr[(size_t)row * C + i])) : rr[(size_t)row * C + i]);
+                var += (v - mean) * (v - mean);
+            }
+            const double rs = 1 / sqrt(var / C + k.eps);
+            for (int i = 0; i < C; i++) {
+                const size_t j = (size_t)row * C + i;
+                const double v = k.rin ? sky_bf16_to_f32(sky_f32_to_bf16(rr[j])) : rr[j], nv = (v - mean) * rs;
+                const double sc = k.modulate ? 1 + m[k.scale * C + i] : w[i];
+                const double sh = k.modulate ? m[k.shift * C + i] : w[C + i];
+                finite &= isfinite(y[j]) != 0;
+                e = fmax(e, fabs(y[j] - (nv * sc + sh))), ymax = fmax(ymax, fabs(nv * sc + sh));
+                tmax = fmax(tmax, fabs(nv * sc) + fabs(sh));
+            }
+        }
+        const double rbound = (k.rbf ? ldexp(1, -8) : 0) * rmax + 2 * ldexp(1, -24) * rt;
+        const double ybound = (k.ybf ? ldexp(1, -8) : 0) * ymax + (2.0 * C + 16) * ldexp(1, -24) * tmax;
+        const int    rpass = re <= rbound;
+        r->bound = rpass ? ybound : rbound;
+        r->max_err = !finite ? INFINITY : rpass ? e : re;
+        r->pass = finite && rpass && e <= ybound;
+        sky_cuda_arena_free(c, dev);
+    }
+    free(h), free(s);
+    return st;
+}
+
 /* The cache file of device c into path. */
 static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
 {
@@ -427,6 +544,8 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
                 st = norm_row(c, &dit, i, &t->rows[t->n++], err);
             else if (strcmp(g->kernel_info[i].template_name, "gated_residual") == 0)
                 st = residual_row(c, &dit, i, &t->rows[t->n++], err);
+            else if (strcmp(g->kernel_info[i].template_name, "residual_norm") == 0)
+                st = residual_norm_row(c, &dit, i, &t->rows[t->n++], err);
         if (st == SKY_OK) st = sky_selftest_rope_rows(c, &dit, t, err);
         if (st == SKY_OK) st = sky_selftest_layernorm_rows(c, &dit, 1, t, err);
         if (st == SKY_OK) st = sky_selftest_gemm_row(c, t, err);

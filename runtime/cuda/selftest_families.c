@@ -163,7 +163,7 @@ static sky_status rmsnorm_rope_row(sky_cuda *c, sky_selftest_prog *p, int k, sky
         put(&cs, n * 4, g, (C + nt) * 4);
         memset(h, 0xff, n * 2); /* NaN */
         put(&cs, 0, h, n * 2);
-        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dg, (void *)&dt};
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dg, (void *)&dt, (void *)&C}; /* rows C apart */
         sky_cuda_launch(&p->st, k, ROWS, 1, (unsigned)threads, 0, c->stream, args);
         get(&cs, 0, h, n * 2);
         st_err e = {0, 1};

@@ -85,6 +85,7 @@ struct __nv_bfloat162 { __nv_bfloat16 x, y; };
 inline __nv_bfloat16 __float2bfloat16(float f) { __nv_bfloat16 b; b.__x = sky_emu_f32_to_bf16(f); return b; }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __float2bfloat16(f); }
 inline float __bfloat162float(__nv_bfloat16 b) { return sky_emu_bf16_to_f32(b.__x); }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.__x; }
 inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi)
 {
     __nv_bfloat162 r;

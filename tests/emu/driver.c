@@ -364,6 +364,54 @@ CUresult cuMemFree(CUdeviceptr p)
     return CUDA_ERROR_INVALID_VALUE;
 }
 
+/* Pinned host memory: plain host memory here, each block listed (so that cuMemFreeHost refuses what
+ * cuMemAllocHost did not give) and the async copies counted by their host side, pinned or pageable
+ * (SKY_EMU_REPORT=1 prints both at exit: tests/emu/run.sh wants a DiT call's copies all pinned). */
+static struct host_block {
+    void  *p;
+    size_t n;
+} *host_blocks;
+static int       n_host_blocks, cap_host_blocks;
+static long long async_pinned, async_pageable;
+
+static int is_pinned(const void *h, size_t n)
+{
+    for (int i = 0; i < n_host_blocks; i++)
+        if ((const char *)h >= (const char *)host_blocks[i].p &&
+            (const char *)h + n <= (const char *)host_blocks[i].p + host_blocks[i].n)
+            return 1;
+    return 0;
+}
+
+CUresult cuMemAllocHost(void **p, size_t n)
+{
+    EMU_SERIAL();
+    NEED_INIT();
+    if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (n_host_blocks == cap_host_blocks) {
+        const int          c = cap_host_blocks ? 2 * cap_host_blocks : 16;
+        struct host_block *b = realloc(host_blocks, (size_t)c * sizeof *b);
+        if (!b) return CUDA_ERROR_OUT_OF_MEMORY;
+        host_blocks = b, cap_host_blocks = c;
+    }
+    *p = malloc(n ? n : 1);
+    if (!*p) return CUDA_ERROR_OUT_OF_MEMORY;
+    host_blocks[n_host_blocks++] = (struct host_block){ *p, n };
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemFreeHost(void *p)
+{
+    EMU_SERIAL();
+    for (int i = 0; i < n_host_blocks; i++)
+        if (host_blocks[i].p == p) {
+            free(p);
+            host_blocks[i] = host_blocks[--n_host_blocks];
+            return CUDA_SUCCESS;
+        }
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
 static CUresult copy(void *dst, const void *src, size_t n, int dst_device, CUstream s)
 {
     if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
@@ -381,12 +429,14 @@ CUresult cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
 CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s)
 {
     EMU_SERIAL();
+    ++*(is_pinned(src, n) ? &async_pinned : &async_pageable);
     return copy((void *)(uintptr_t)dst, src, n, 1, s);
 }
 
 CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
 {
     EMU_SERIAL();
+    ++*(is_pinned(dst, n) ? &async_pinned : &async_pageable);
     return copy(dst, (const void *)(uintptr_t)src, n, 0, s);
 }
 
@@ -595,8 +645,9 @@ __attribute__((destructor)) static void report(void)
 {
     const char *v = getenv("SKY_EMU_REPORT");
     if (v && strcmp(v, "1") == 0)
-        fprintf(stderr, "cuda emulator: %d modules loaded from fat binaries, %d NVRTC compilations\n", fatbin_loads,
-                nvrtc_compiles);
+        fprintf(stderr, "cuda emulator: %d modules loaded from fat binaries, %d NVRTC compilations; %lld async copies "
+                "to or from pinned host memory, %lld pageable\n", fatbin_loads, nvrtc_compiles, async_pinned,
+                async_pageable);
 }
 
 /* A fat binary as nvcc -fatbin writes it (the layout cuobjdump reads; the toolkit documents none): a 16-byte

@@ -8,7 +8,12 @@
  *   conv_tf32         each column tile (96, 64, 32, 16), several tiles (128, 72, 144), a partial one (3), a
  *                     partial channel step (20), stride 2, a split output; weights rounded to tf32 as uploaded
  *                     with odd sizes, the temporal upsample's split output, the cache frames
- *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua
+ *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua, v
+ *                     contiguous and as the last third of a fused q|k|v row
+ *   gated_residual    16-byte accesses against one value per thread, bit for bit
+ *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
+ *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): one value at a time
+ *                     bit for bit, in 16-byte chunks the residual bit for bit and the norm within a bound
  * Bounds: softmax_rows and rms_norm_cl in fp32 against double: 1e-5 relative per value (a few fp32
  * roundings and expf's ulps); softmax_relbias: one bf16 ulp (2^-8 relative, the output is rounded to bf16
  * once after fp32 math); conv_tf32: the reference rounds the operands to tf32 as the kernel does and sums
@@ -182,6 +187,106 @@ static void test_rms_norm(int C, int silu)
           silu ? " + SiLU" : "", worst);
 }
 
+/* ---- residual_norm --------------------------------------------------------------------------- */
+
+/* Fill n values of dtype bf (1: bf16 bits, 0: fp32) at p with a * U[-1, 1) + o. */
+static void fill(void *p, int bf, size_t n, float a, float o)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (bf) ((uint16_t *)p)[i] = sky_emu_f32_to_bf16(a * urand() + o);
+        else ((float *)p)[i] = a * urand() + o;
+    }
+}
+
+/* The fused residual + norm (GATED: gate chunk `gate`, else an add; MODULATE: shift and scale chunks, else
+ * weight and bias) against the two unfused kernels it replaces on the same inputs. The residual equals theirs
+ * bit for bit; the norm too where the fused kernel takes one value at a time (exact: the same chunks and sums),
+ * else (16-byte chunks: other fp32 sums of the same C values) within one bf16 step of theirs plus what two
+ * fp32 sum orders can move the value before rounding: 2^-7 |y| + 2 (2 C + 16) 2^-24 max(|n s| + |t|) (n the
+ * normalised value, s and t the scale and shift). 7 rows of 1536 channels, 3 rows per modulation row; the
+ * outputs start as different garbage, so a value never written cannot match. */
+static void test_residual_norm(const char *fused, const char *res, const char *norm, int gated, int modulate,
+                               int xbf, int rbf, int exact, int threads)
+{
+    enum { C = 1536, ROWS = 7, TPR = 3, MROWS = 3 };
+    const size_t n = (size_t)ROWS * C;
+    void *x = dev(n * 4), *u = dev(n * 2), *r = dev(n * 4), *r2 = dev(n * 4), *y = dev(n * 2), *y2 = dev(n * 2);
+    float *rmod = dev((size_t)MROWS * 6 * C * 4), *nmod = dev((size_t)MROWS * 6 * C * 4), *w = dev(C * 4),
+          *b = dev(C * 4);
+    fill(x, xbf, n, 2.0f, 0.5f);
+    fill(u, 1, n, 1.0f, 0.0f);
+    fill(rmod, 0, (size_t)MROWS * 6 * C, 1.0f, 0.0f);
+    fill(nmod, 0, (size_t)MROWS * 6 * C, 0.5f, 0.0f);
+    fill(w, 0, C, 0.2f, 1.0f);
+    fill(b, 0, C, 0.5f, 0.0f);
+    memset(r, 0x7f, n * 4), memset(r2, 0x3e, n * 4), memset(y, 0x7f, n * 2), memset(y2, 0x3e, n * 2);
+    int tpr = TPR, rows = ROWS;
+    long long nn = (long long)n;
+    void *fargs[] = { &y, &r, &x, &u, &rmod, &nmod, &w, &b, &tpr };
+    sky_emu_launch(kernel(fused), ROWS, 1, 1, (unsigned)threads, 1, 1, 0, fargs);
+    void *gargs[] = { &r2, &x, &u, &rmod, &rows, &tpr };
+    void *aargs[] = { &r2, &x, &u, &nn };
+    sky_emu_launch(kernel(res), (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, gated ? gargs : aargs);
+    void *laargs[] = { &y2, &r2, &w, &b };
+    void *lmargs[] = { &y2, &r2, &nmod, &tpr };
+    sky_emu_launch(kernel(norm), ROWS, 1, 1, 256, 1, 1, 0, modulate ? lmargs : laargs);
+    const int same_r = memcmp(r, r2, n * (rbf ? 2 : 4)) == 0;
+    int       same_y = memcmp(y, y2, n * 2) == 0;
+    double    worst = 0;                        /* the largest difference over its bound */
+    for (int row = 0; !exact && row < ROWS; row++) {
+        double vals[C], mean = 0, var = 0, tmax = 0;
+        const float *m = nmod + (size_t)(row / TPR) * 6 * C;
+        for (int i = 0; i < C; i++) {
+            const size_t j = (size_t)row * C + i;
+            float        v = rbf ? sky_emu_bf16_to_f32(((uint16_t *)r2)[j]) : ((float *)r2)[j];
+            if (!modulate) v = bf16r(v); /* the affine case here is norm3's: ROUND_IN */
+            vals[i] = v, mean += v;
+        }
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (vals[i] - mean) * (vals[i] - mean);
+        const double rs = 1 / sqrt(var / C + 1e-6);
+        for (int i = 0; i < C; i++) {
+            const double nv = (vals[i] - mean) * rs, sc = modulate ? 1 + m[4 * C + i] : w[i], sh = modulate ? m[3 * C + i] : b[i];
+            tmax = fmax(tmax, fabs(nv * sc) + fabs(sh));
+        }
+        for (int i = 0; i < C; i++) {
+            const size_t j = (size_t)row * C + i;
+            const double a = sky_emu_bf16_to_f32(((uint16_t *)y)[j]), e = sky_emu_bf16_to_f32(((uint16_t *)y2)[j]);
+            const double bound = ldexp(fabs(e), -7) + 2 * (2.0 * C + 16) * ldexp(1, -24) * tmax;
+            if (!(fabs(a - e) <= bound)) worst = INFINITY;
+            else if (fabs(a - e) / bound > worst) worst = fabs(a - e) / bound;
+        }
+    }
+    if (!exact) same_y = worst <= 1;
+    char how[64];
+    if (exact) snprintf(how, sizeof how, "%s", same_y ? "bit for bit" : "DIFFERS");
+    else snprintf(how, sizeof how, "within its bound (the largest difference %.2f of it)%s", worst, same_y ? "" : " NO");
+    check(same_r && same_y, "residual_norm: %s (%d rows of %d) equals %s then %s: the residual bit for bit%s, the norm %s",
+          fused, ROWS, C, res, norm, same_r ? "" : " NO", how);
+}
+
+/* gated_residual with 16-byte accesses (VEC 8) against one value per thread (VEC 1, the fallback) on the same
+ * inputs: equal bit for bit, the grid's last block partly past the end (7 rows of 1536: 1344 threads). */
+static void test_gated_residual_vec(void)
+{
+    enum { C = 1536, ROWS = 7, TPR = 3 };
+    const size_t n = (size_t)ROWS * C;
+    float *x = dev(n * 4), *mod = dev((size_t)3 * 6 * C * 4);
+    uint16_t *u = dev(n * 2), *y8 = dev(n * 2 + 64), *y1 = dev(n * 2 + 64);
+    fill(x, 0, n, 2.0f, 0.5f), fill(u, 1, n, 1.0f, 0.0f), fill(mod, 0, (size_t)3 * 6 * C, 1.0f, 0.0f);
+    memset(y8, 0x7f, n * 2 + 64), memset(y1, 0x7f, n * 2 + 64);
+    int rows = ROWS, tpr = TPR;
+    void *a8[] = { &y8, &x, &u, &mod, &rows, &tpr }, *a1[] = { &y1, &x, &u, &mod, &rows, &tpr };
+    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+                   (unsigned)((n / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, a8);
+    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec1"),
+                   (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, a1);
+    int past = 1;
+    for (size_t i = n; i < n + 32; i++) past &= y8[i] == 0x7f7f;
+    check(memcmp(y8, y1, n * 2) == 0 && past, "gated_residual: 16-byte accesses (VEC 8) equal one value per thread bit "
+          "for bit over %d rows of %d, nothing written past the end", ROWS, C);
+}
+
 /* ---- conv_tf32 ------------------------------------------------------------------------------ */
 
 typedef struct geo { int CIN, COUT, KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT, BN; } geo;
@@ -286,9 +391,9 @@ static double rel_l2_bf16(const uint16_t *y, const double *ref, size_t n)
     return sqrt(num / den);
 }
 
-static void tmap(CUtensorMap *m, const void *p, int rows, int box_rows)
+static void tmap(CUtensorMap *m, const void *p, int rows, int box_rows, int ld)
 {
-    const cuuint64_t dims[2] = { ATT_C, (cuuint64_t)rows }, stride[1] = { ATT_C * 2 };
+    const cuuint64_t dims[2] = { ATT_C, (cuuint64_t)rows }, stride[1] = { (cuuint64_t)ld * 2 };
     const cuuint32_t box[2] = { 64, (cuuint32_t)box_rows }, elem[2] = { 1, 1 };
     if (cuTensorMapEncodeTiled(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, stride, box, elem,
                                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
@@ -306,14 +411,17 @@ static const struct hopper { const char *schedule, *name; unsigned smem; int blo
 enum { N_HOPPER = sizeof hopper / sizeof hopper[0] };
 
 /* Runs every kernel on one shape; the sm_80 kernel and every Hopper schedule against the double reference,
- * and each Hopper schedule against the sm_80 kernel. */
-static void test_attention(int lq, int lk)
+ * and each Hopper schedule against the sm_80 kernel. v's rows ldv values apart (ATT_C, or 3 ATT_C: v as the
+ * last third of a fused q|k|v row, the first two thirds other numbers), read through vs. */
+static void test_attention(int lq, int lk, int ldv)
 {
     const int extra = 3;                                   /* rows past lq that must not be written */
     uint16_t *q = dev((size_t)lq * ATT_C * 2), *k = dev((size_t)lk * ATT_C * 2), *v = dev((size_t)lk * ATT_C * 2);
+    uint16_t *vs = dev((size_t)lk * ldv * 2), *v0 = vs + (ldv - ATT_C);
     for (size_t i = 0; i < (size_t)lq * ATT_C; i++) q[i] = sky_emu_f32_to_bf16(3.0f * urand());
     for (size_t i = 0; i < (size_t)lk * ATT_C; i++) k[i] = sky_emu_f32_to_bf16(urand());
-    for (size_t i = 0; i < (size_t)lk * ATT_C; i++) v[i] = sky_emu_f32_to_bf16(urand());
+    for (size_t i = 0; i < (size_t)lk * ldv; i++) vs[i] = sky_emu_f32_to_bf16(4.0f * urand());
+    for (size_t i = 0; i < (size_t)lk * ATT_C; i++) v[i] = v0[i / ATT_C * ldv + i % ATT_C] = sky_emu_f32_to_bf16(urand());
     double *ref = malloc((size_t)lq * ATT_C * sizeof(double));
     attention_ref(q, k, v, lq, lk, ref);
     const float scale = (float)(1.4426950408889634 / sqrt((double)ATT_D));
@@ -324,23 +432,24 @@ static void test_attention(int lq, int lk)
     for (int i = -1; i < N_HOPPER; i++) {
         const char *name = i < 0 ? sm80 : hopper[i].name;
         memset(o, 0x5a, n_all * 2);
-        int a_lq = lq, a_lk = lk;
+        int a_lq = lq, a_lk = lk, a_ldv = ldv;
         float a_scale = scale;
         if (i >= 0) {
             CUtensorMap tq, tk, tv;
-            tmap(&tq, q, lq, 128), tmap(&tk, k, lk, hopper[i].block_n), tmap(&tv, v, lk, hopper[i].block_n);
+            tmap(&tq, q, lq, 128, ATT_C), tmap(&tk, k, lk, hopper[i].block_n, ATT_C);
+            tmap(&tv, v0, lk, hopper[i].block_n, ldv);
             void *args[] = { &tq, &tk, &tv, &o, &a_lq, &a_lk, &a_scale };
             sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 384, 1, 1, hopper[i].smem, args);
         } else {
-            void *args[] = { &q, &k, &v, &o, &a_lq, &a_lk, &a_scale };
+            void *args[] = { &q, &k, &v0, &o, &a_lq, &a_lk, &a_scale, &a_ldv };
             sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 256, 1, 1, 104448, args);
         }
         int untouched = 1;
         for (size_t j = n; j < n_all; j++) untouched &= o[j] == 0x5a5a;
         const double rel = rel_l2_bf16(o, ref, n);
-        check(rel <= 1.0 / 256 && untouched, "%s%s%s: lq %d, lk %d: rel_l2 %.2e vs double (bound 2^-8 = 3.9e-3), "
-              "rows past lq %s", i < 0 ? "" : hopper[i].schedule, i < 0 ? "" : " ", name, lq, lk, rel,
-              untouched ? "untouched" : "WRITTEN");
+        check(rel <= 1.0 / 256 && untouched, "%s%s%s: lq %d, lk %d, v rows %d apart: rel_l2 %.2e vs double (bound "
+              "2^-8 = 3.9e-3), rows past lq %s", i < 0 ? "" : hopper[i].schedule, i < 0 ? "" : " ", name, lq, lk, ldv,
+              rel, untouched ? "untouched" : "WRITTEN");
         if (i < 0) {
             for (size_t j = 0; j < n; j++) o80[j] = sky_emu_bf16_to_f32(o[j]);
         } else {
@@ -375,11 +484,35 @@ int main(void)
               (geo){ 32, 3, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 16 }, 2, 2, 11, 13, 11, 13);
     test_conv("conv_tf32_bn32_cin8_cout32_kh3_kt1_kw3_nc0_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 8, 32, 1, 3, 3, 0, 1, 1, 1, 1, 1, 0, 32 }, 2, 2, 10, 14, 10, 14);
-    test_attention(300, 600);
-    test_attention(130, 512);
-    test_attention(200, 257);
-    test_attention(70, 40);
-    test_attention(129, 1057);
+    {
+        const char *fused[3] = {
+            "residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_threads%d_"
+            "trfloat_tubf16_txbf16_tybf16_vec%d",
+            "residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_threads%d_"
+            "trfloat_tubf16_txfloat_tybf16_vec%d",
+            "residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_threads%d_"
+            "trbf16_tubf16_txfloat_tybf16_vec%d" };
+        const char *res[3] = { "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
+                               "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
+        const char *norm[3] = { "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16",
+                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
+                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16" };
+        const int gated[3] = { 1, 0, 1 }, modulate[3] = { 0, 1, 1 }, xbf[3] = { 1, 0, 0 }, rbf[3] = { 0, 0, 1 };
+        for (int vec8 = 0; vec8 < 2; vec8++)
+            for (int i = 0; i < 3; i++) {
+                char name[200];
+                snprintf(name, sizeof name, fused[i], vec8 ? 192 : 256, vec8 ? 8 : 1);
+                test_residual_norm(name, res[i], norm[i], gated[i], modulate[i], xbf[i], rbf[i], !vec8, vec8 ? 192 : 256);
+            }
+    }
+    test_gated_residual_vec();
+    test_attention(300, 600, ATT_C);
+    test_attention(130, 512, ATT_C);
+    test_attention(200, 257, ATT_C);
+    test_attention(70, 40, ATT_C);
+    test_attention(129, 1057, ATT_C);
+    test_attention(300, 600, 3 * ATT_C);    /* v the last third of a fused q|k|v (lower.lua's qkv) */
+    test_attention(129, 1057, 3 * ATT_C);
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

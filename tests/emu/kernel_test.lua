@@ -45,6 +45,30 @@ local instances = {
                      SPLIT = 0, BN = 16 } },
     { "conv_tf32", { CIN = 8, COUT = 32, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1, SH = 1, SW = 1, PH = 1, PW = 1,
                      SPLIT = 0, BN = 32 } },
+    -- a residual and its norm in one pass (residual_norm) beside the unfused kernels it replaces, 1536 channels
+    -- (one value at a time, 6 per thread of 256; and in 16-byte chunks of 8, one per thread of 192): the DiT's
+    -- three pairs (x1 -> norm3, x2 -> norm2, out -> the next norm1)
+    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
+                         NCHUNKS = 0, ROUND_IN = 1, EPS = "1e-06f", TX = "bf16", TU = "bf16", TR = "float", TY = "bf16" } },
+    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
+                         NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "float", TY = "bf16" } },
+    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
+                         NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16", TY = "bf16" } },
+    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
+                         NCHUNKS = 0, ROUND_IN = 1, EPS = "1e-06f", TX = "bf16", TU = "bf16", TR = "float", TY = "bf16" } },
+    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
+                         NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "float", TY = "bf16" } },
+    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
+                         NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16", TY = "bf16" } },
+    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 2, VEC = 8, TX = "bf16", TU = "bf16", TY = "float" } },
+    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 5, VEC = 1, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "add", { TA = "float", TB = "bf16", TY = "float" } },
+    { "layernorm_affine", { C = 1536, THREADS = 256, EPS = "1e-06f", TX = "float", TY = "bf16", ROUND_IN = 1 } },
+    { "layernorm_modulate", { C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f", TX = "float",
+                              TY = "bf16" } },
+    { "layernorm_modulate", { C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f", TX = "bf16",
+                              TY = "bf16" } },
     -- attention at several query blocks and key tiles (kernel_test.c), the sm_80 kernel, then the Hopper one
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }

@@ -29,12 +29,13 @@ end
 -- A bf16 GEMM [M, K] x [K, N] with a bf16 bias: 2 M N K FLOPs; reads x, W, b and writes y once.
 local function bf16_gemm_bytes(M, K, N) return (M * K + N * K + N + M * N) * bf end
 
--- GEMMs of the self-attention: q, k, v, o per layer, each [L, C] x [C, C].
+-- GEMMs of the self-attention: per layer q, k and v as one [L, C] x [C, 3C] (lower.lua's qkv: x read once,
+-- [L, 3C] written), then o [L, C] x [C, C].
 local sa = group("GEMM self_attn")
-t.check_eq(sa.gemms, NL * 4, "self-attention GEMMs")
+t.check_eq(sa.gemms, NL * 2, "self-attention GEMMs")
 t.check_eq(sa.kernels, 0, "self-attention GEMMs: no kernels")
 t.check_eq(sa.flops, NL * 4 * 2 * L * C * C, "self-attention GEMM FLOPs")
-t.check_eq(sa.bytes, NL * 4 * bf16_gemm_bytes(L, C, C), "self-attention GEMM bytes")
+t.check_eq(sa.bytes, NL * (bf16_gemm_bytes(L, C, 3 * C) + bf16_gemm_bytes(L, C, C)), "self-attention GEMM bytes")
 
 -- The cross-attention's q and o per layer (its k and v read the prompt: once per prompt).
 local ca = group("GEMM cross_attn")
@@ -64,7 +65,8 @@ t.check_eq(eh.bytes, bf16_gemm_bytes(L, 64, C)
 t.check_eq(eh.math.f32, 2 * Ft * C * C + 2 * Ft * 6 * C * C + 2 * C * C + 2 * 6 * C * C + 2 * L * 64 * C,
            "embed/head FLOPs on fp32 inputs (true fp32 GEMMs)")
 
--- Attention: one kernel per layer each; 4 Lq Lk C FLOPs (QK^T and PV); q, k, v, o once in bf16.
+-- Attention: one kernel per layer each; 4 Lq Lk C FLOPs (QK^T and PV); q, k, v (its third of the fused q|k|v),
+-- o once in bf16.
 local self_attn, cross_attn = group("attention (self)"), group("attention (cross)")
 t.check_eq(self_attn.kernels, NL, "self-attention launches")
 t.check_eq(self_attn.flops, NL * 4 * L * L * C, "self-attention FLOPs")
@@ -72,29 +74,45 @@ t.check_eq(self_attn.bytes, NL * 4 * L * C * bf, "self-attention bytes")
 t.check_eq(cross_attn.flops, NL * 4 * L * Lc * C, "cross-attention FLOPs")
 t.check_eq(cross_attn.bytes, NL * (2 * L * C + 2 * Lc * C) * bf, "cross-attention bytes")
 
--- Norms: per layer norm1 (bf16 in, the [Ft, 6, C] fp32 modulation, bf16 out), norm3 (fp32 in, fp32 weight
--- and bias, bf16 out), the cross-attention's q rmsnorm (bf16 in and out, fp32 weight), norm2 (fp32 in);
--- then the head's norm (bf16 in, [Ft, 2, C] modulation, fp32 out). No FLOPs counted.
+-- Norms: block 0's norm1 (bf16 in, the [Ft, 6, C] fp32 modulation, bf16 out), per layer the cross-attention's
+-- q rmsnorm (bf16 in and out, fp32 weight), then the head's norm (bf16 in, [Ft, 2, C] modulation, fp32 out).
+-- The other norms run fused with the residual before them (below). No FLOPs counted.
 local norms = group("norms")
-t.check_eq(norms.kernels, 4 * NL + 1, "norm launches")
+t.check_eq(norms.kernels, 1 + NL + 1, "norm launches")
 t.check_eq(norms.flops, 0, "norms: no FLOPs counted")
-t.check_eq(norms.bytes, NL * ((L * C * bf + Ft * 6 * C * f4 + L * C * bf)
-                              + (L * C * f4 + 2 * C * f4 + L * C * bf)
-                              + (2 * L * C * bf + C * f4)
-                              + (L * C * f4 + Ft * 6 * C * f4 + L * C * bf))
-                         + (L * C * bf + Ft * 2 * C * f4 + L * C * f4), "norm bytes")
+t.check_eq(norms.bytes, (L * C * bf + Ft * 6 * C * f4 + L * C * bf)
+                        + NL * (2 * L * C * bf + C * f4)
+                        + (L * C * bf + Ft * 2 * C * f4 + L * C * f4), "norm bytes")
 
--- rmsnorm + RoPE: q and k per layer (bf16 in and out, fp32 weight, the fp32 [L, 64] table), and the
--- table's own kernel (writes [L, 64] fp32).
+-- A residual and the norm reading it, one pass (lower.lua's residual_norm), each writing both: per layer
+-- x1 = x + gate * attn (x bf16, the attention's o bf16, the modulation) with norm3 (fp32 weight and bias;
+-- x1 fp32 and the norm bf16 out); x2 = x1 + the cross-attention's o with norm2 (the modulation; x2 fp32, the
+-- norm bf16); and but for the last layer (its output goes to the head's part) the block's output (x2 fp32,
+-- the FFN's bf16, the modulation; out bf16) with the next block's norm1 (its modulation; bf16 out).
+local rn = group("residual + norm (fused)")
+t.check_eq(rn.kernels, 2 * NL + (NL - 1), "residual+norm launches")
+t.check_eq(rn.bytes, NL * ((2 * L * C * bf + Ft * 6 * C * f4 + 2 * C * f4 + L * C * f4 + L * C * bf)
+                           + (L * C * f4 + L * C * bf + Ft * 6 * C * f4 + L * C * f4 + L * C * bf))
+                     + (NL - 1) * (L * C * f4 + L * C * bf + 2 * Ft * 6 * C * f4 + 2 * L * C * bf),
+           "residual+norm bytes")
+
+-- The residual left alone: the last block's output; with the embed part's elementwise kernels (3 silu,
+-- add_row) and the modulations (one per block, the head's).
+local res = group("residuals / elementwise")
+t.check_eq(res.kernels, 1 + 4 + NL + 1, "residual and elementwise launches")
+
+-- rmsnorm + RoPE: q and k per layer (bf16 in, its third of the fused q|k|v, and out, fp32 weight, the fp32
+-- [L, 64] table), and the table's own kernel (writes [L, 64] fp32).
 local rope = group("rmsnorm + RoPE")
 t.check_eq(rope.kernels, 2 * NL + 1, "rmsnorm+rope launches")
 t.check_eq(rope.bytes, NL * 2 * (2 * L * C * bf + C * f4 + L * 64 * f4) + L * 64 * f4, "rmsnorm+rope bytes")
 
 -- Launches per forward: the embed part 8 kernels (patchify, sinusoid, 3 silu, embedding, add_row, rope
--- table) and 6 GEMMs; per block 12 kernels (modulation, 3 norms + 2 rmsnorm_rope, 2 attentions, 2
--- gated residuals, 1 add... and the q rmsnorm) and 8 GEMMs; the head 3 kernels and 1 GEMM.
-t.check_eq(c.total.kernels, 8 + 12 * NL + 3, "kernels per forward")
-t.check_eq(c.total.gemms, 6 + 8 * NL + 1, "GEMMs per forward")
+-- table) and 6 GEMMs; per block 8 kernels (modulation, 2 rmsnorm_rope, 2 attentions, the q rmsnorm, 2
+-- residual_norm) and 6 GEMMs (q|k|v, o, the cross-attention's q and o, 2 FFN), and but for the last block a third residual_norm (the output with the next
+-- norm1); block 0's norm1 and the last block's gated residual alone; the head 3 kernels and 1 GEMM.
+t.check_eq(c.total.kernels, 8 + 8 * NL + (NL - 1) + 2 + 3, "kernels per forward")
+t.check_eq(c.total.gemms, 6 + 6 * NL + 1, "GEMMs per forward")
 -- The prompt part, once per prompt: text_embedding.0 and .2, per layer the cross-attention's k and v GEMMs
 -- and the k rmsnorm.
 t.check_eq(c.once.gemms, 2 + 2 * NL, "GEMMs once per prompt")
@@ -124,13 +142,14 @@ for _, grp in ipairs(t5.groups) do
     end
 end
 
--- The released df_1.3b_540p (what --info prints): 371 kernels + 247 GEMMs per forward (issue 20's static
--- reading), FLOPs equal to graph.flops; and the same counts twice (deterministic).
+-- The released df_1.3b_540p (what --info prints): 282 kernels + 187 GEMMs per forward (issue 20's static
+-- reading was 371 + 247 before the residual_norm fusions, 3 x 30 - 1 fewer kernels, and the q|k|v GEMMs, 2 x 30
+-- fewer GEMMs), FLOPs equal to graph.flops; and the same counts twice (deterministic).
 local big = spec.load("specs/df_1.3b_540p.lua")
 local bg = lower.cuda(graph.build(big).dit_forward)
 local a1, a2 = count.program(bg), count.program(bg)
-t.check_eq(a1.total.kernels, 371, "df_1.3b_540p kernels per forward")
-t.check_eq(a1.total.gemms, 247, "df_1.3b_540p GEMMs per forward")
+t.check_eq(a1.total.kernels, 371 - (3 * 30 - 1), "df_1.3b_540p kernels per forward")
+t.check_eq(a1.total.gemms, 247 - 2 * 30, "df_1.3b_540p GEMMs per forward")
 t.check_eq(a1.total.flops, graph.flops(bg, "context"), "df_1.3b_540p FLOPs")
 for i, grp in ipairs(a1.groups) do
     t.check_eq(grp.label, a2.groups[i].label, "group order")

@@ -47,7 +47,10 @@ end
 -- the op making each.
 local function op_outputs(g)
     local out = {}
-    for _, n in ipairs(g.nodes) do if n.op ~= "attn_scratch" then out[n.out.name] = n.op end end
+    for _, n in ipairs(g.nodes) do
+        if n.op ~= "attn_scratch" then out[n.out.name] = n.op end
+        if n.also then out[n.also.name] = n.op end   -- a fused node's second output (residual_norm)
+    end
     return out
 end
 

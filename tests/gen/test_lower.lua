@@ -43,6 +43,10 @@ local function check_lowered(what, g, lg)
             t.check(made[x.id], "%s: %s reads %s before it is made", what, n.out.name, x.name)
         end
         made[n.out.id] = true
+        if n.also then                               -- a second output (residual_norm)
+            t.check_eq(lg.producer[n.also.id], i, what .. " producer of " .. n.also.name)
+            made[n.also.id] = true
+        end
     end
     for i = 2, #lg.tensors do
         t.check(lg.tensors[i - 1].id < lg.tensors[i].id, "%s: tensors not in id order", what)
@@ -75,7 +79,24 @@ for name in p:lines() do
         t.check_eq(count(ldit, "rope"), 0, name .. ": every rope fused")
         t.check_eq(count(ldit, "rmsnorm_rope"), count(dit, "rope"), name .. ": rmsnorm_rope per rope")
         t.check_eq(count(ldit, "gelu_tanh"), 0, name .. ": every gelu_tanh fused into its linear")
-        t.check_eq(#ldit.nodes, #dit.nodes - count(dit, "rope") - count(dit, "gelu_tanh"), name .. ": dit nodes")
+        -- per block: x1 -> norm3, x2 -> norm2 and (but the last block's, read by the head) out -> the next norm1
+        local layers = s.dit.num_layers
+        t.check_eq(count(ldit, "residual_norm"), 3 * layers - 1, name .. ": residual_norm per residual and norm")
+        t.check_eq(count(ldit, "layernorm_affine"), count(dit, "layernorm_affine") - layers, name .. ": norm3 fused")
+        t.check_eq(count(ldit, "gated_residual"), 1, name .. ": the last block's output not fused (the head's part)")
+        -- per block one linear for q, k and v (reading q's input), 3C outputs; its readers take views
+        local qkv = 0
+        for _, n in ipairs(ldit.nodes) do
+            if n.op == "linear" and n.attrs.qkv then
+                qkv = qkv + 1
+                t.check_eq(n.attrs.n, 3 * s.dit.dim, name .. ": the fused q|k|v's width")
+                t.check_eq(n.out.dims[2], 3 * s.dit.dim, name .. ": the fused q|k|v's output")
+            end
+            if n.op == "rmsnorm_rope" then t.check_eq(n.attrs.ld, 3 * s.dit.dim, name .. ": rmsnorm_rope reads a view") end
+        end
+        t.check_eq(qkv, layers, name .. ": one q|k|v GEMM per block")
+        t.check_eq(#ldit.nodes, #dit.nodes - count(dit, "rope") - count(dit, "gelu_tanh") - (3 * layers - 1) - 2 * layers,
+                   name .. ": dit nodes")
         if programs.vae_decode then
             local lv = lowered.cuda.vae_decode
             t.check_eq(count(lv, "attention_frames"), 0, name .. ": vae attention expanded")
