@@ -26,6 +26,7 @@
 #include "models/vae.h"
 #include "models/program.h"
 #include "models/cuda_abi.h"
+#include "models/device_plan.h"
 #include "models/prompt_cache.h"
 #include "core/status.h"
 #include "models/trace.h"
@@ -128,6 +129,39 @@ static void print_arenas(size_t cpu, size_t cpu_prompt, size_t cuda, size_t cuda
     printf(" + %zu MiB cuBLASLt workspace\n", (size_t)(SKY_GEMM_WORKSPACE_BYTES >> 20));
 }
 
+/* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
+ * the variant's family (both encoders where it has an image branch, the VAE decoder, the encoder for I2V and
+ * DF's long videos) with every model kept, and with --offload; each with and without TeaCache. */
+static void print_device_plan(void)
+{
+    if (!sky_variant.has_cuda) return;
+    const sky_device_config all = {.text = 1,
+                                   .clip = sky_variant.dit->y_channels > 0,
+                                   .vae_decode = 1,
+                                   .vae_encode = sky_variant.family != SKY_FAMILY_T2V,
+                                   .teacache = sky_variant.dit->has_teacache};
+    sky_device_plan         plan;
+    char                    b[32];
+    sky_device_plan_make(&sky_variant, &all, &plan);
+    printf("device      what the CUDA plugin allocates on GPU 0 (models/device_plan.h):\n");
+    for (int i = 0; i < SKY_DEVICE_PARTS; i++)
+        if (plan.bytes[i])
+            printf("            %-28s %10s (%zu bytes)\n", sky_device_part_name(i),
+                   sky_device_bytes_fmt(b, sizeof b, plan.bytes[i]), plan.bytes[i]);
+    for (int offload = 0; offload < 2; offload++)
+        for (int tc = 0; tc < 2 && (tc == 0 || sky_variant.dit->has_teacache); tc++) {
+            sky_device_config c = all;
+            c.offload = offload, c.teacache = tc;
+            sky_device_plan_make(&sky_variant, &c, &plan);
+            printf("            peak %-23s %10s (%zu bytes): %s\n",
+                   offload && tc ? "--offload --teacache"
+                   : offload     ? "--offload"
+                   : tc          ? "--teacache"
+                                 : "(every model kept)",
+                   sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
+        }
+}
+
 static void print_info(void)
 {
     const sky_dit_program *p = sky_variant.dit;
@@ -157,6 +191,7 @@ static void print_info(void)
                    eps[i]->dim);
             print_arenas(eps[i]->arena_bytes, 0, eps[i]->cuda_arena_bytes, 0);
         }
+    print_device_plan();
     sky_cli_print_counts(sky_variant.counts, sky_variant.guidance);
 }
 

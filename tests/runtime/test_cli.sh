@@ -521,6 +521,13 @@ if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 && info=$(out/df_1.3b_
        grep -Eq "roofline [0-9.]+ ms \(the groups' sum\) vs the math's floor $floor ms" <<<"$info"; then
         pass=$((pass + 1)); echo "ok   --info counts: 371 kernels + 247 GEMMs per forward, 611793.758 GFLOP, floor $floor ms on H200"
     else fail=$((fail + 1)); echo "FAIL --info counts: want 371 + 247 launches and floor $floor ms; $(grep -A16 '^counts' <<<"$info")"; fi
+    # and the device memory the CUDA plugin will allocate (models/device_plan.h), recomputed from the generated
+    # tables the plugin reads (check_device_plan.py; the emulator tier checks the plan against the plugin's
+    # measured peak to the byte)
+    printf '%s\n' "$info" > "$tmp/info.txt"
+    if python3 tests/runtime/check_device_plan.py out/df_1.3b_540p "$tmp/info.txt" > "$tmp/devplan.txt" 2>&1; then
+        pass=$((pass + 1)); echo "ok   --info device memory: $(cat "$tmp/devplan.txt")"
+    else fail=$((fail + 1)); echo "FAIL --info device memory: $(cat "$tmp/devplan.txt")"; fi
     # Without a GPU the full-size variant is refused on the CPU backend unless asked for, with the time its
     # FLOPs give: 611.794 TFLOP per forward x 30 steps x 2 (guidance) at the assumed 100 GFLOP/s.
     R=out/df_1.3b_540p/skyreels-df_1.3b_540p

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 549f83b9ef4cd4dd
+ * generator  gen/ (30 .lua files)                 xxh64 22d56f9b7dff58ca
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1310,6 +1310,7 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)4656324928, .prompt_bytes = (size_t)188743680,
     .cuda_arena_bytes = (size_t)1903842816, .cuda_prompt_bytes = (size_t)94371840,
+    .cuda_weight_bytes = (size_t)2938472704, .cuda_teacache_bytes = (size_t)470016000,
     .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 153813516288,
     .flops_by_tokens = {878444544, 2595618816, 184320},
@@ -1337,6 +1338,7 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)8325027840, .cuda_arena_bytes = (size_t)8325027840,
+    .cuda_weight_bytes = (size_t)293184768,
     .in = {(size_t)0, (size_t)522240}, .out = {(size_t)90347520, (size_t)25067520},
     .n_weights = 108,
     .weights = vae_decode_weights,
@@ -1349,6 +1351,7 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)5364449280, .cuda_arena_bytes = (size_t)5368627200,
+    .cuda_weight_bytes = (size_t)214399744,
     .in = {(size_t)0, (size_t)25067520}, .out = {(size_t)37601280, (size_t)522240},
     .n_weights = 86,
     .weights = vae_encode_weights,
@@ -1360,6 +1363,7 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 4096, .vocab = 256384,
     .arena_bytes = (size_t)79695872, .cuda_arena_bytes = (size_t)39849984,
+    .cuda_weight_bytes = (size_t)11362320384,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)8392704, (size_t)8388608},
     .n_weights = 242,
     .weights = text_encode_weights,
@@ -1440,7 +1444,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "549f83b9ef4cd4dd",
+    .generator_xxh64 = "22d56f9b7dff58ca",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
