@@ -131,6 +131,19 @@ local function dit_program(w, s, plans)
     w:blank()
 end
 
+-- vae_decode's clamp input (the video before the clamp to [-1, 1]) as a slot: it is the last op's input, and its
+-- buffer does not overlap the output's, so it still holds the unclamped video after a call (the tiled decode,
+-- runtime/models/vae_tiled.c, blends the tiles before clamping, as diffusers does). "{0, 0}" for vae_encode.
+local function unclamped_slot(vp)
+    local g = vp.graph
+    local last = g.nodes[#g.nodes]
+    if last.op ~= "clamp" or last.out ~= g.outputs[1] then return "{0, 0}" end
+    local a, b = vp.by_tensor[last.ins[1].id], vp.by_tensor[last.out.id]
+    assert(a.offset + a.bytes <= b.offset or b.offset + b.bytes <= a.offset,
+           "emit/variant: vae_decode's clamp input shares its buffer with the output")
+    return slot(vp, last.ins[1].name)
+end
+
 -- static const sky_vae_program vae_decode / vae_encode.
 local function vae_program(w, s, plans, name)
     local vp, r = plans.cpu[name], s.derived
@@ -142,6 +155,7 @@ local function vae_program(w, s, plans, name)
     w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(vp.peak), cuda_peak(plans, name))
     w:line(".cuda_weight_bytes = %s,", cuda_weights(plans, name))
     w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
+    w:line(".out_unclamped = %s,", unclamped_slot(vp))
     w:line(".n_weights = %d,", #vp.graph.weights)
     w:line(".weights = %s_weights,", name)
     w:line(".forward_cpu = %s_cpu,", name)

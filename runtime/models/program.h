@@ -112,7 +112,9 @@ typedef struct sky_vae_program {
     int                    stride_t, stride_s; /* the variant's vae_stride_t, vae_stride_s (last: as patch_t) */
     double                 flops; /* one call at its largest (a latent frame, 4 video frames): convolutions and
                                    * attention (multiply-add = 2); the first call of a sequence does less */
-    size_t cuda_weight_bytes;     /* the weights on the device as the CUDA plugin uploads them (0: no cuda target) */
+    size_t   cuda_weight_bytes;   /* the weights on the device as the CUDA plugin uploads them (0: no cuda target) */
+    sky_slot out_unclamped;       /* vae_decode: the video before its clamp to [-1, 1], [3, 1|4, H, W] like out, still
+                                   * in the CPU arena after a call (the tiled decode blends it); bytes 0 for encode */
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 22d56f9b7dff58ca
+ * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -1340,6 +1340,7 @@ static const sky_vae_program vae_decode = {
     .arena_bytes = (size_t)8325027840, .cuda_arena_bytes = (size_t)8325027840,
     .cuda_weight_bytes = (size_t)293184768,
     .in = {(size_t)0, (size_t)522240}, .out = {(size_t)90347520, (size_t)25067520},
+    .out_unclamped = {(size_t)2611200, (size_t)25067520},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -1353,6 +1354,7 @@ static const sky_vae_program vae_encode = {
     .arena_bytes = (size_t)5364449280, .cuda_arena_bytes = (size_t)5368627200,
     .cuda_weight_bytes = (size_t)214399744,
     .in = {(size_t)0, (size_t)25067520}, .out = {(size_t)37601280, (size_t)522240},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -1444,7 +1446,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "22d56f9b7dff58ca",
+    .generator_xxh64 = "d7135fdc97501c65",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 22d56f9b7dff58ca
+ * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -364,6 +364,7 @@ static const sky_vae_program vae_decode = {
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)4088832,
     .cuda_weight_bytes = (size_t)2107648,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
+    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -377,6 +378,7 @@ static const sky_vae_program vae_encode = {
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)2856960,
     .cuda_weight_bytes = (size_t)1611264,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -468,7 +470,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "22d56f9b7dff58ca",
+    .generator_xxh64 = "d7135fdc97501c65",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (30 .lua files)                 xxh64 22d56f9b7dff58ca
+ * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -400,6 +400,7 @@ static const sky_vae_program vae_decode = {
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)0,
     .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
+    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -413,6 +414,7 @@ static const sky_vae_program vae_encode = {
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)0,
     .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -447,7 +449,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "22d56f9b7dff58ca",
+    .generator_xxh64 = "d7135fdc97501c65",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (30 .lua files)                 xxh64 22d56f9b7dff58ca
+ * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
@@ -359,6 +359,7 @@ static const sky_vae_program vae_decode = {
     .arena_bytes = (size_t)5451776, .cuda_arena_bytes = (size_t)0,
     .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)1060864, (size_t)196608},
+    .out_unclamped = {(size_t)864256, (size_t)196608},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -372,6 +373,7 @@ static const sky_vae_program vae_encode = {
     .arena_bytes = (size_t)3776512, .cuda_arena_bytes = (size_t)0,
     .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)196608}, .out = {(size_t)294912, (size_t)4096},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -395,7 +397,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_T2V,
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "22d56f9b7dff58ca",
+    .generator_xxh64 = "d7135fdc97501c65",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
