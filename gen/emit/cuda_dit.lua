@@ -325,6 +325,18 @@ local function weight_places(g, dt)
     return place
 end
 
+-- The device bytes of the program's weights as the plugin uploads them (runtime/cuda/cuda_program.c
+-- sky_cuda_prog_weights: each weight at its device dtype, padded to 256 bytes, in one allocation).
+function cuda_dit.weight_device_bytes(g)
+    local dt, total = weight_dtypes(g), 0
+    for _, wt in ipairs(g.weights) do
+        local n = 1
+        for _, d in ipairs(wt.shape) do n = n * d end
+        total = total + (n * (dt[wt.name] == "bf16" and 2 or 4) + 255) // 256 * 256
+    end
+    return total
+end
+
 -- The launch sequence's hooks: a section per block (else the part), a comment per op.
 local hooks = {
     section = function(n) return n.out.name:match("^(blocks%.%d+)%.") or n.part end,

@@ -165,6 +165,18 @@ local function weight_bf16(g)
     return bf
 end
 
+-- The device bytes of the program's weights as the plugin uploads them (runtime/cuda/cuda_program.c
+-- sky_cuda_prog_upload: each weight at its device dtype, padded to 256 bytes, in one allocation).
+function cuda_enc.weight_device_bytes(g)
+    local bf, total = weight_bf16(g), 0
+    for _, wt in ipairs(g.weights) do
+        local n = 1
+        for _, d in ipairs(wt.shape) do n = n * d end
+        total = total + (n * (bf[wt.name] and 2 or 4) + 255) // 256 * 256
+    end
+    return total
+end
+
 -- The launch sequence's hooks: no sections; a comment per op; the scratch (no op runs) is not traced.
 local hooks = {
     comment  = function(n) return cuda.node_comment(n, nil, true) end,

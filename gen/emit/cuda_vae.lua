@@ -274,6 +274,19 @@ local function weight_layouts(g)
     return lay
 end
 
+-- The device bytes of the program's weights as the plugin uploads them (runtime/cuda/vae_cuda.c: fp32, the
+-- convolution kernels padded to cin_pad input channels; each padded to 256 bytes, in one allocation).
+function cuda_vae.weight_device_bytes(g)
+    local lay, total = weight_layouts(g), 0
+    for _, wt in ipairs(g.weights) do
+        local l, n = lay[wt.name], 1
+        if l then n = l.cout * l.taps * l.cin_pad
+        else for _, d in ipairs(wt.shape) do n = n * d end end
+        total = total + (n * 4 + 255) // 256 * 256
+    end
+    return total
+end
+
 -- The launch sequence's hooks: a section per encoder/decoder stage, a comment per op, and each output's
 -- channels-last width for --trace.
 local hooks = {

@@ -14,6 +14,13 @@ local header  = require("emit.header")
 local c       = require("emit.c")
 local counts  = require("emit.counts")
 
+-- The CUDA emitter of each program: its weights' device bytes (weight_device_bytes).
+local cuda_emitters = {
+    dit_forward = require("emit.cuda_dit"), vae_decode = require("emit.cuda_vae"),
+    vae_encode = require("emit.cuda_vae"), text_encode = require("emit.cuda_enc"),
+    clip_encode = require("emit.cuda_enc"),
+}
+
 local variant = {}
 
 -- C initializer of a shape: {128, 16, 1, 2, 2}.
@@ -45,6 +52,21 @@ end
 local function cuda_peak(plans, name)
     local p = plans.cuda and plans.cuda[name]
     return clit.size(p and p.peak or 0)
+end
+
+-- The device bytes of program `name`'s weights as the CUDA plugin uploads them (0 without the cuda target).
+local function cuda_weights(plans, name)
+    local p = plans.cuda and plans.cuda[name]
+    return clit.size(p and cuda_emitters[name].weight_device_bytes(p.graph) or 0)
+end
+
+-- TeaCache's device buffers (runtime/cuda/dit_cuda.c teacache_open: the tokens and two residuals, each the
+-- CUDA plan's tokens slot padded to 256 bytes; 0 without the cuda target).
+local function cuda_teacache(plans)
+    local p = plans.cuda and plans.cuda.dit_forward
+    if not p then return clit.size(0) end
+    local each = (p.by_tensor[p.graph.exposed.tokens.id].bytes + 255) // 256 * 256
+    return clit.size(3 * each)
 end
 
 -- TeaCache's rescale polynomial as a C initializer.
@@ -84,6 +106,7 @@ local function dit_program(w, s, plans)
     w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
     w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", cuda_peak(plans, "dit_forward"),
            clit.size(pc and pc.prompt_bytes or 0))
+    w:line(".cuda_weight_bytes = %s, .cuda_teacache_bytes = %s,", cuda_weights(plans, "dit_forward"), cuda_teacache(plans))
     w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
            string.format("%.17g", graph.flops(p.graph, "context")))
     w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
@@ -108,6 +131,19 @@ local function dit_program(w, s, plans)
     w:blank()
 end
 
+-- vae_decode's clamp input (the video before the clamp to [-1, 1]) as a slot: it is the last op's input, and its
+-- buffer does not overlap the output's, so it still holds the unclamped video after a call (the tiled decode,
+-- runtime/models/vae_tiled.c, blends the tiles before clamping, as diffusers does). "{0, 0}" for vae_encode.
+local function unclamped_slot(vp)
+    local g = vp.graph
+    local last = g.nodes[#g.nodes]
+    if last.op ~= "clamp" or last.out ~= g.outputs[1] then return "{0, 0}" end
+    local a, b = vp.by_tensor[last.ins[1].id], vp.by_tensor[last.out.id]
+    assert(a.offset + a.bytes <= b.offset or b.offset + b.bytes <= a.offset,
+           "emit/variant: vae_decode's clamp input shares its buffer with the output")
+    return slot(vp, last.ins[1].name)
+end
+
 -- static const sky_vae_program vae_decode / vae_encode.
 local function vae_program(w, s, plans, name)
     local vp, r = plans.cpu[name], s.derived
@@ -117,7 +153,9 @@ local function vae_program(w, s, plans, name)
            s.video.height, s.video.width)
     w:line(".stride_t = %d, .stride_s = %d,", r.vae_stride_t, r.vae_stride_s)
     w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(vp.peak), cuda_peak(plans, name))
+    w:line(".cuda_weight_bytes = %s,", cuda_weights(plans, name))
     w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
+    w:line(".out_unclamped = %s,", unclamped_slot(vp))
     w:line(".n_weights = %d,", #vp.graph.weights)
     w:line(".weights = %s_weights,", name)
     w:line(".forward_cpu = %s_cpu,", name)
@@ -144,6 +182,7 @@ local function encoder_program(w, s, plans, name)
     w:open(string.format("static const sky_encoder_program %s = {", name))
     w:line("%s", e.sizes(s))
     w:line(".arena_bytes = %s, .cuda_arena_bytes = %s,", clit.size(ep.peak), cuda_peak(plans, name))
+    w:line(".cuda_weight_bytes = %s,", cuda_weights(plans, name))
     w:line(".in = %s, .out = %s,", slot(ep, e.input), slot(ep, e.output))
     w:line(".n_weights = %d,", #ep.graph.weights)
     w:line(".weights = %s_weights,", name)

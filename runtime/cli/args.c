@@ -124,6 +124,10 @@ static const flag flags[] = {
     {"--offload", 'b', 0, "off",
      "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
      "for each use and freed after it (less memory, reloads per DF window)"},
+    {"--vae_tiling", 'b', 0, "off",
+     "decode in overlapping tiles blended as diffusers' AutoencoderKLWan tiling does, when the latent is larger "
+     "than a tile (the same output as diffusers with enable_tiling; cpu backend only so far)"},
+    {"--vae_tile_size", 's', 0, "256:192", "--vae_tiling's tile and stride in pixels (diffusers' defaults)"},
     {"--use_cfg_parallel", 'b', 0, "off",
      "two GPUs: the unconditional pass of classifier-free guidance on GPU 1 "
      "at the same time as the conditional one on GPU 0 (the same output)"},

@@ -34,6 +34,7 @@
 #include "models/vae.h"
 #include "models/cuda_abi.h"
 #include "models/cuda_plugin.h"
+#include "models/device_plan.h"
 
 enum { G_SELF, G_CROSS, G_GEMM_SELF, G_GEMM_CROSS, G_GEMM_FFN, G_ELEM, G_EMBED, G_N };
 static const char *const group_key[G_N] = {"self_attention", "cross_attention",    "gemm_self_attn", "gemm_cross_attn",
@@ -450,17 +451,6 @@ static sky_status bench_vae(const char *dir, const bench_opts *o, bench_result *
 
 /* ---- the report ---- */
 
-static double weights_bytes(const sky_weight_desc *w, int n, int elem)
-{
-    double b = 0;
-    for (int i = 0; i < n; i++) {
-        double e = 1;
-        for (int k = 0; k < w[i].ndim; k++) e *= (double)w[i].shape[k];
-        b += e * elem;
-    }
-    return b;
-}
-
 static double per_s(double x, double s) { return s > 0 ? x / s : -1; }
 
 static void print_stats(const char *what, const stats *s, const char *unit)
@@ -502,7 +492,7 @@ static void print_table(const bench_opts *o, const bench_result *r)
     if (r->device_used_bytes >= 0)
         printf("device memory held by the transformer: %.1f MiB\n", r->device_used_bytes / 1048576.0);
     if (r->planned_device_bytes >= 0)
-        printf("planned device memory (weights + arenas + workspace): %.1f MiB; ", r->planned_device_bytes / 1048576.0);
+        printf("planned device memory (models/device_plan.h): %.1f MiB; ", r->planned_device_bytes / 1048576.0);
     if (r->peak_device_bytes >= 0)
         printf("peak device memory (the plugin's allocations): %.1f MiB; ", r->peak_device_bytes / 1048576.0);
     printf("host peak RSS %.1f MiB\n", r->host_peak_bytes / 1048576.0);
@@ -674,13 +664,19 @@ static void remove_dir(const char *dir)
 
 static sky_status run_parts(const char *dir, const bench_opts *o, bench_result *r, sky_err *err)
 {
-    const sky_dit_program *p = sky_variant.dit;
-    sky_status             st = SKY_OK;
+    sky_status st = SKY_OK;
     if (o->do_dit) st = bench_dit(dir, o, r, err);
     if (st == SKY_OK && o->do_t5 && sky_variant.text_encode) st = bench_t5(dir, o, r, err);
     if (st == SKY_OK && o->do_vae && sky_variant.vae_decode) st = bench_vae(dir, o, r, err);
-    r->planned_device_bytes = weights_bytes(p->weights, p->n_weights, 2) + (double)p->cuda_arena_bytes +
-                              SKY_PROMPT_SLOTS * (double)p->cuda_prompt_bytes + (double)SKY_GEMM_WORKSPACE_BYTES;
+    /* the programs are opened one after the other, each closed before the next: as under --offload */
+    const sky_device_config dc = {
+        .offload = 1, .text = o->do_t5 && sky_variant.text_encode, .vae_decode = o->do_vae && sky_variant.vae_decode};
+    sky_device_plan plan;
+    sky_device_plan_make(&sky_variant, &dc, &plan);
+    size_t peak = o->do_dit ? plan.bytes[SKY_DEVICE_DIT] : 0;
+    if (plan.bytes[SKY_DEVICE_TEXT] > peak) peak = plan.bytes[SKY_DEVICE_TEXT];
+    if (plan.bytes[SKY_DEVICE_VAE_DECODE] > peak) peak = plan.bytes[SKY_DEVICE_VAE_DECODE];
+    r->planned_device_bytes = (double)peak;
     if (o->backend != SKY_BACKEND_CUDA) r->planned_device_bytes = -1;
     if (o->backend == SKY_BACKEND_CUDA) r->peak_device_bytes = sky_cuda_peak_device_bytes(sky_variant.name);
     struct rusage ru;

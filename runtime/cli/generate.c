@@ -249,6 +249,22 @@ static int read_options(gen *g)
     sky_gen_args *a = &g->a;
     double        dv;
     a->offload = sky_cli_flag_given(&g->f, "--offload");
+    a->vae_tiling = sky_cli_flag_given(&g->f, "--vae_tiling");
+    a->vae_tile_px = 256, a->vae_tile_stride_px = 192;
+    if (sky_cli_flag_given(&g->f, "--vae_tile_size")) {
+        const char *v = sky_cli_flag(&g->f, "--vae_tile_size");
+        char        sep = 0, end = 0;
+        if (!a->vae_tiling) return sky_cli_usage(g->argv0, "--vae_tile_size applies only with --vae_tiling");
+        if (sscanf(v, "%d%c%d%c", &a->vae_tile_px, &sep, &a->vae_tile_stride_px, &end) != 3 || sep != ':' ||
+            a->vae_tile_stride_px <= 0 || a->vae_tile_stride_px > a->vae_tile_px ||
+            a->vae_tile_px % sky_variant.vae_stride_s || a->vae_tile_stride_px % sky_variant.vae_stride_s)
+            return sky_cli_usage(g->argv0,
+                                 "--vae_tile_size %s: want TILE:STRIDE in pixels, multiples of %d, 0 < STRIDE <= TILE",
+                                 v, sky_variant.vae_stride_s);
+    }
+    if (a->vae_tiling && g->backend == SKY_BACKEND_CUDA)
+        return sky_cli_usage(g->argv0, "--vae_tiling: the tiled VAE decode runs on the CPU backend only so far "
+                                       "(--backend cpu, or drop the flag)");
     a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel");
     a->resume_dir = sky_cli_flag(&g->f, "--resume_dir");
     a->teacache = sky_cli_flag_given(&g->f, "--teacache");

@@ -26,6 +26,7 @@
 #include "models/vae.h"
 #include "models/program.h"
 #include "models/cuda_abi.h"
+#include "models/device_plan.h"
 #include "models/prompt_cache.h"
 #include "core/status.h"
 #include "models/trace.h"
@@ -66,6 +67,8 @@ static void print_usage(FILE *out, const char *argv0)
         "      -q, --quiet       no progress lines\n"
         "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video "
         "[1,3,1+%d(L-1),%dh,%dw]\n"
+        "                        --vae_tiling TILE:STRIDE decodes in tiles as diffusers' tiled_decode (pixels; "
+        "cpu)\n"
         "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z "
         "[1,%d,1+(T-1)/%d,H/%d,W/%d]\n"
         "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
@@ -128,6 +131,39 @@ static void print_arenas(size_t cpu, size_t cpu_prompt, size_t cuda, size_t cuda
     printf(" + %zu MiB cuBLASLt workspace\n", (size_t)(SKY_GEMM_WORKSPACE_BYTES >> 20));
 }
 
+/* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
+ * the variant's family (both encoders where it has an image branch, the VAE decoder, the encoder for I2V and
+ * DF's long videos) with every model kept, and with --offload; each with and without TeaCache. */
+static void print_device_plan(void)
+{
+    if (!sky_variant.has_cuda) return;
+    const sky_device_config all = {.text = 1,
+                                   .clip = sky_variant.dit->y_channels > 0,
+                                   .vae_decode = 1,
+                                   .vae_encode = sky_variant.family != SKY_FAMILY_T2V,
+                                   .teacache = sky_variant.dit->has_teacache};
+    sky_device_plan         plan;
+    char                    b[32];
+    sky_device_plan_make(&sky_variant, &all, &plan);
+    printf("device      what the CUDA plugin allocates on GPU 0 (models/device_plan.h):\n");
+    for (int i = 0; i < SKY_DEVICE_PARTS; i++)
+        if (plan.bytes[i])
+            printf("            %-28s %10s (%zu bytes)\n", sky_device_part_name(i),
+                   sky_device_bytes_fmt(b, sizeof b, plan.bytes[i]), plan.bytes[i]);
+    for (int offload = 0; offload < 2; offload++)
+        for (int tc = 0; tc < 2 && (tc == 0 || sky_variant.dit->has_teacache); tc++) {
+            sky_device_config c = all;
+            c.offload = offload, c.teacache = tc;
+            sky_device_plan_make(&sky_variant, &c, &plan);
+            printf("            peak %-23s %10s (%zu bytes): %s\n",
+                   offload && tc ? "--offload --teacache"
+                   : offload     ? "--offload"
+                   : tc          ? "--teacache"
+                                 : "(every model kept)",
+                   sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
+        }
+}
+
 static void print_info(void)
 {
     const sky_dit_program *p = sky_variant.dit;
@@ -157,6 +193,7 @@ static void print_info(void)
                    eps[i]->dim);
             print_arenas(eps[i]->arena_bytes, 0, eps[i]->cuda_arena_bytes, 0);
         }
+    print_device_plan();
     sky_cli_print_counts(sky_variant.counts, sky_variant.guidance);
 }
 
@@ -167,6 +204,8 @@ typedef struct program_opts {
     int              backend_given;
     int              is_dit, is_dec, is_enc, is_text, is_clip;
     sky_lora_spec    loras[16]; /* --lora, pointed to by o.loras */
+    int              tiled;     /* vae_decode --vae_tiling MIN:STRIDE */
+    sky_vae_tiling   tiling;
 } program_opts;
 
 /* Which program: -1 to go on, else the exit code of the usage error printed. */
@@ -216,6 +255,13 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
         } else if (strcmp(a, "--trace") == 0 && val) {
             q->trace_path = val;
             i++;
+        } else if (q->is_dec && strcmp(a, "--vae_tiling") == 0 && val) {
+            char sep = 0;
+            if (sscanf(val, "%d%c%d", &q->tiling.min_px, &sep, &q->tiling.stride_px) != 3 || sep != ':' ||
+                q->tiling.stride_px <= 0 || q->tiling.stride_px > q->tiling.min_px)
+                return usage_error(argv[0], "--vae_tiling %s: want TILE:STRIDE in pixels, 0 < STRIDE <= TILE", val);
+            q->tiled = 1;
+            i++;
         } else if (is_dit && strcmp(a, "--teacache") == 0 && val) {
             char *end;
             o->teacache = strtod(val, &end);
@@ -245,7 +291,7 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
                           strcmp(a, "--teacache_steps") == 0 || strcmp(a, "--lora") == 0 ||
-                          strcmp(a, "--lora_unknown_keys") == 0))
+                          strcmp(a, "--lora_unknown_keys") == 0 || strcmp(a, "--vae_tiling") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else
             return usage_error(argv[0], "program: unknown option %s", a);
@@ -292,11 +338,12 @@ static int cmd_program(int argc, char **argv)
         fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
         return 1;
     }
-    sky_status st = q.is_dit                   ? sky_dit_run(&sky_variant, o, &err)
-                    : (q.is_text || q.is_clip) ? sky_encoder_run_file(&sky_variant, q.is_text, o->weights, o->inputs,
-                                                                      o->output, o->quiet, (int)o->backend, &err)
-                                               : sky_vae_run_file(&sky_variant, q.is_dec, o->weights, o->inputs,
-                                                                  o->output, o->quiet, (int)o->backend, &err);
+    sky_status st = q.is_dit ? sky_dit_run(&sky_variant, o, &err)
+                    : (q.is_text || q.is_clip)
+                        ? sky_encoder_run_file(&sky_variant, q.is_text, o->weights, o->inputs, o->output, o->quiet,
+                                               (int)o->backend, &err)
+                        : sky_vae_run_file(&sky_variant, q.is_dec, o->weights, o->inputs, o->output, o->quiet,
+                                           (int)o->backend, q.tiled ? &q.tiling : NULL, &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, q.trace_path, &err);
     sky_trace_free(trace);
     if (st != SKY_OK) {

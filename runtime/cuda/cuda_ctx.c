@@ -203,6 +203,16 @@ void sky_cuda_mem_info(const sky_cuda *c, size_t *free_bytes, size_t *total_byte
     if (total_bytes != NULL) *total_bytes = t;
 }
 
+sky_status sky_cuda_mem_free(int device, size_t *free_bytes, size_t *total_bytes, sky_err *err)
+{
+    sky_cuda *c;
+    *free_bytes = *total_bytes = 0;
+    if (sky_cuda_open(&c, device, err)) return SKY_ERR;
+    sky_cuda_mem_info(c, free_bytes, total_bytes);
+    sky_cuda_close(c);
+    return SKY_OK;
+}
+
 sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, sky_err *err)
 {
     size_t free_bytes = 0, total = 0;

@@ -106,6 +106,10 @@ void sky_cuda_bind(const sky_cuda *c);
  * being captured cannot be synchronised). */
 void sky_cuda_set_debug(sky_cuda *c, int no_graph, int sync_check);
 
+/* GPU `device`'s free and total memory now, opening (and closing) a sky_cuda on it: the plugin's mem_free
+ * (models/cuda_abi.h). */
+sky_status sky_cuda_mem_free(int device, size_t *free_bytes, size_t *total_bytes, sky_err *err);
+
 /* Free and total device memory now (cuMemGetInfo). */
 void sky_cuda_mem_info(const sky_cuda *c, size_t *free_bytes, size_t *total_bytes);
 

@@ -404,4 +404,5 @@ const sky_cuda_plugin                                               sky_cuda_plu
                                                   .selftest = sky_cuda_selftest,
                                                   .mem_bytes = sky_cuda_mem_bytes,
                                                   .device_info = sky_cuda_device_info,
+                                                  .mem_free = sky_cuda_mem_free,
 };

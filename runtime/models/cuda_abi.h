@@ -99,12 +99,16 @@ typedef struct sky_cuda_plugin {
     /* GPU `device`'s name (e.g. "NVIDIA H200") into name[n] and the driver's CUDA version (13000 for 13.0)
      * into *driver; fails without a driver or such a device. */
     sky_status (*device_info)(int device, char *name, size_t n, int *driver, sky_err *err);
+    /* GPU `device`'s free and total memory now (cuMemGetInfo in its primary context, which this creates when
+     * no program has yet): what a run's planned peak (models/device_plan.h) is checked against before any
+     * model loads. Fails without a driver or such a device. */
+    sky_status (*mem_free)(int device, size_t *free_bytes, size_t *total_bytes, sky_err *err);
 } sky_cuda_plugin;
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
- * 12: set_timing added. */
-#define SKY_CUDA_PLUGIN_ABI 12
+ * 12: set_timing added. 13: mem_free added. */
+#define SKY_CUDA_PLUGIN_ABI 13
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

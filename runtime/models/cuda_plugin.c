@@ -138,3 +138,11 @@ double sky_cuda_peak_device_bytes(const char *who)
     pl->mem_bytes(NULL, &peak);
     return (double)peak;
 }
+
+sky_status sky_cuda_device_memory(const char *who, int device, size_t *free_bytes, size_t *total_bytes, sky_err *err)
+{
+    const sky_cuda_plugin *pl = NULL;
+    *free_bytes = *total_bytes = 0;
+    if (sky_cuda_plugin_get(&pl, who, err)) return SKY_ERR;
+    return pl->mem_free(device, free_bytes, total_bytes, err);
+}

@@ -33,4 +33,8 @@ sky_status sky_cuda_device_describe(const char *who, char *device, size_t n, cha
  * workspace), or -1 when the plugin is not loaded. */
 double sky_cuda_peak_device_bytes(const char *who);
 
+/* GPU `device`'s free and total memory now (cuMemGetInfo), asked through the plugin of variant `who`; SKY_ERR
+ * when the plugin does not load or the driver has no such device. */
+sky_status sky_cuda_device_memory(const char *who, int device, size_t *free_bytes, size_t *total_bytes, sky_err *err);
+
 #endif /* SKY_CUDA_PLUGIN_H */

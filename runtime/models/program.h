@@ -77,6 +77,9 @@ typedef struct sky_dit_program {
     /* One call's FLOPs at L tokens as c + a L + b L^2, {c, a, b} (flops_by_tokens[0] + ... : the count of `flops`
      * at any window; sky_dit_flops_at). */
     double flops_by_tokens[3];
+    /* The CUDA plugin's device bytes (0: no cuda target; models/device_plan.h adds them up): the weights as
+     * uploaded (each at its device dtype, padded to 256 bytes) and TeaCache's buffers (teacache_open). */
+    size_t cuda_weight_bytes, cuda_teacache_bytes;
 } sky_dit_program;
 
 /* The FLOPs of one forward of p over `tokens` tokens (F latent frames: F / patch_t x h / patch_h x w / patch_w),
@@ -109,6 +112,9 @@ typedef struct sky_vae_program {
     int                    stride_t, stride_s; /* the variant's vae_stride_t, vae_stride_s (last: as patch_t) */
     double                 flops; /* one call at its largest (a latent frame, 4 video frames): convolutions and
                                    * attention (multiply-add = 2); the first call of a sequence does less */
+    size_t   cuda_weight_bytes;   /* the weights on the device as the CUDA plugin uploads them (0: no cuda target) */
+    sky_slot out_unclamped;       /* vae_decode: the video before its clamp to [-1, 1], [3, 1|4, H, W] like out, still
+                                   * in the CPU arena after a call (the tiled decode blends it); bytes 0 for encode */
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
@@ -127,6 +133,7 @@ typedef struct sky_encoder_program {
     const sky_weight_desc *weights;
     sky_encoder_cpu_fn     forward_cpu;
     double                 flops; /* one call at its largest (text_len tokens): GEMMs and attention */
+    size_t cuda_weight_bytes;     /* the weights on the device as the CUDA plugin uploads them (0: no cuda target) */
 } sky_encoder_program;
 
 /* The pipeline a variant runs (its spec's family): text-to-video, image-to-video, diffusion forcing. */

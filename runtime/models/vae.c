@@ -145,8 +145,119 @@ sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, f
     return SKY_OK;
 }
 
+/* ---- the tiled decode (vae.h sky_vae_decode_tiled) ------------------------------------------------ */
+
+/* One tile: its latent origin and size, and its decoded video [3, T, TH, TW] before the clamp. */
+typedef struct vae_tile {
+    int    i0, j0, th, tw; /* latent rows i0 .. i0 + th, columns j0 .. j0 + tw */
+    float *px;
+} vae_tile;
+
+/* Decode one tile over the whole sequence, its causal caches reset first (diffusers' clear_cache per tile):
+ * latent frame by latent frame, the clamp's input read back (the blend comes before the clamp). */
+static void decode_tile(sky_vae *v, const float *z, int L, int h, int w, vae_tile *t)
+{
+    const sky_vae_program *p = v->p;
+    const int              s = p->stride_s, T = sky_latent_video_frames(L, p->stride_t);
+    const size_t           thw = (size_t)t->th * t->tw, px_hw = (size_t)s * t->th * s * t->tw;
+    reset(v);
+    for (int l = 0; l < L; l++) {
+        int       t0;
+        const int n = sky_latent_video_span(l, p->stride_t, &t0);
+        float    *in = chunk_in(v);
+        for (int c = 0; c < p->z_dim; c++)
+            for (int y = 0; y < t->th; y++)
+                memcpy(in + c * thw + (size_t)y * t->tw, z + (((size_t)c * L + l) * h + t->i0 + y) * w + t->j0,
+                       (size_t)t->tw * sizeof(float));
+        run_chunk(v, t->th, t->tw, l == 0, (size_t)p->z_dim * thw, (size_t)3 * n * px_hw);
+        copy_frames((float *)(v->s.arena + p->out_unclamped.offset), t->px, 3, T, px_hw, t0, n, 1);
+    }
+}
+
+/* diffusers' blend weights (blend_v, blend_h): b = a * (1 - y / e) + b * (y / e), each product and the sum in
+ * fp32 as PyTorch computes them with a Python scalar. */
+static float blend(float a, float b, int y, int e)
+{
+    const float wa = (float)(1.0 - (double)y / e), wb = (float)((double)y / e);
+    const float pa = a * wa, pb = b * wb;
+    return pa + pb;
+}
+
+/* blend_v(above, cur, extent) (vertical = 1) or blend_h(left, cur, extent), in place on cur: both [3, T, ., .]. */
+static void blend_tiles(const vae_tile *a, vae_tile *b, int T, int s, int extent, int vertical)
+{
+    const int AH = s * a->th, AW = s * a->tw, BH = s * b->th, BW = s * b->tw;
+    int       e = extent;
+    if (vertical) {
+        if (AH < e) e = AH;
+        if (BH < e) e = BH;
+    } else {
+        if (AW < e) e = AW;
+        if (BW < e) e = BW;
+    }
+    for (int ct = 0; ct < 3 * T; ct++) {
+        const float *pa = a->px + (size_t)ct * AH * AW;
+        float       *pb = b->px + (size_t)ct * BH * BW;
+        for (int y = 0; y < (vertical ? e : BH); y++)
+            for (int x = 0; x < (vertical ? BW : e); x++) {
+                const float above = vertical ? pa[(size_t)(AH - e + y) * AW + x] : pa[(size_t)y * AW + AW - e + x];
+                pb[(size_t)y * BW + x] = blend(above, pb[(size_t)y * BW + x], vertical ? y : x, e);
+            }
+    }
+}
+
+sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w, const sky_vae_tiling *tiling,
+                                float *video, sky_err *err)
+{
+    const sky_vae_program *p = v->p;
+    const int              s = p->stride_s, min_px = tiling->min_px, stride_px = tiling->stride_px;
+    if (v->cuda)
+        return sky_fail(err, "--vae_tiling: the tiled decode runs on the CPU backend only so far (--backend cpu)");
+    if (min_px % s || stride_px % s || stride_px <= 0 || stride_px > min_px)
+        return sky_fail(err, "--vae_tiling %d:%d: tile and stride must be multiples of %d pixels, 0 < stride <= tile",
+                        min_px, stride_px, s);
+    if (L < 1) return sky_fail(err, "vae_decode: %d latent frames; need at least 1", L);
+    if (!size_ok(h, w, p->lat_h, p->lat_w))
+        return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
+                        p->lat_h, p->lat_w, p->lat_w, p->lat_h);
+    const int tl = min_px / s, ts = stride_px / s, rows = (h + ts - 1) / ts, cols = (w + ts - 1) / ts;
+    const int T = sky_latent_video_frames(L, p->stride_t), H = s * h, W = s * w;
+    vae_tile *tiles = calloc((size_t)rows * cols, sizeof *tiles);
+    if (!tiles) return sky_fail(err, "out of host memory");
+    sky_status st = SKY_OK;
+    for (int k = 0; k < rows * cols && st == SKY_OK; k++) {
+        vae_tile *t = &tiles[k];
+        t->i0 = k / cols * ts, t->j0 = k % cols * ts;
+        t->th = h - t->i0 < tl ? h - t->i0 : tl;
+        t->tw = w - t->j0 < tl ? w - t->j0 : tl;
+        t->px = malloc((size_t)3 * T * s * t->th * s * t->tw * sizeof(float));
+        if (!t->px)
+            st = sky_fail(err, "out of host memory for a decoded tile");
+        else
+            decode_tile(v, z, L, h, w, t);
+    }
+    for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* row-major, in place: diffusers' order */
+        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], T, s, min_px - stride_px, 1);
+        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], T, s, min_px - stride_px, 0);
+    }
+    for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* each tile's top-left stride x stride, clamped */
+        const vae_tile *t = &tiles[k];
+        const int       TH = s * t->th, TW = s * t->tw, y0 = t->i0 * s, x0 = t->j0 * s;
+        const int       nh = TH < stride_px ? TH : stride_px, nw = TW < stride_px ? TW : stride_px;
+        for (int ct = 0; ct < 3 * T; ct++)
+            for (int y = 0; y < nh && y0 + y < H; y++)
+                for (int x = 0; x < nw && x0 + x < W; x++) {
+                    const float f = t->px[((size_t)ct * TH + y) * TW + x];
+                    video[((size_t)ct * H + y0 + y) * W + x0 + x] = f < -1.0f ? -1.0f : f > 1.0f ? 1.0f : f;
+                }
+    }
+    for (int k = 0; k < rows * cols; k++) free(tiles[k].px);
+    free(tiles);
+    return st;
+}
+
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
-                            const char *output, int quiet, int backend, sky_err *err)
+                            const char *output, int quiet, int backend, const sky_vae_tiling *tiling, sky_err *err)
 {
     const sky_vae_program *p = decode ? variant->vae_decode : variant->vae_encode;
     if (!p) return sky_fail(err, "variant %s has no VAE (its spec has no vae section)", variant->name);
@@ -200,7 +311,10 @@ sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const c
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (decode ? sky_vae_decode(v, in, n, h, w, out, err) : sky_vae_encode(v, in, n, h, w, out, err)) goto done;
+    if (decode
+            ? tiling ? sky_vae_decode_tiled(v, in, n, h, w, tiling, out, err) : sky_vae_decode(v, in, n, h, w, out, err)
+            : sky_vae_encode(v, in, n, h, w, out, err))
+        goto done;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (!quiet)
         fprintf(stderr, "%s: %d frames of %dx%d -> %d frames of %dx%d in %.3f s (%s)\n",

@@ -33,8 +33,24 @@ sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float
 /* Encode T = 1 + 4k video frames [3, T, H, W] into z [z_dim, 1 + k, H/8, W/8]. */
 sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, float *z, sky_err *err);
 
-/* `program vae_decode|vae_encode --weights W --inputs I --output O` (see above). */
+/* The tiles of the tiled decode in pixels, square: diffusers' tile_sample_min_height/width (min_px) and
+ * tile_sample_stride_height/width (stride_px); its defaults are 256 and 192. */
+typedef struct sky_vae_tiling {
+    int min_px, stride_px;
+} sky_vae_tiling;
+
+/* Decode as diffusers' AutoencoderKLWan.tiled_decode does (shared/reference/round2-features.md §6.2): latent tiles
+ * of min_px / 8 at a stride of stride_px / 8, each decoded over the whole sequence with its own causal caches
+ * (reset per tile), before the clamp; then blended over min_px - stride_px pixels (vertically, then horizontally,
+ * in place, row-major), each tile's top-left stride_px square kept, the result clamped to [-1, 1]. Every tile is
+ * decoded by the variant's program at the tile's size; all tiles are held on the host until blended. The CPU
+ * backend only so far (the CUDA backend is refused). */
+sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w, const sky_vae_tiling *tiling,
+                                float *video, sky_err *err);
+
+/* `program vae_decode|vae_encode --weights W --inputs I --output O [--vae_tiling MIN:STRIDE]` (see above);
+ * tiling NULL: untiled (vae_decode only). */
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
-                            const char *output, int quiet, int backend, sky_err *err);
+                            const char *output, int quiet, int backend, const sky_vae_tiling *tiling, sky_err *err);
 
 #endif /* SKY_VAE_H */

@@ -364,9 +364,15 @@ static sky_status decoded_finite(sky_denoise *r, const float *px, int T, sky_err
 sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
-    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
-                                              sky_latent_video_frames(F, r->v->vae_stride_t));
-    const sky_status st = sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
+                                             sky_latent_video_frames(F, r->v->vae_stride_t));
+    /* --vae_tiling: tiles where the latent is larger than a tile, as diffusers' decode chooses them */
+    const sky_gen_args  *a = r->a;
+    const sky_vae_tiling t = {a->vae_tile_px, a->vae_tile_stride_px};
+    const int            tl = a->vae_tile_px / r->v->vae_stride_s;
+    const sky_status     st = a->vae_tiling && (r->h > tl || r->w > tl)
+                                  ? sky_vae_decode_tiled(r->dec, z, F, r->h, r->w, &t, px, err)
+                                  : sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
     sky_denoise_work_done(r, SKY_WORK_DECODE, sky_denoise_flops_vae(r, 1, F));
     sky_denoise_stage(r, prev, NULL);
     done_vae(r, 1);

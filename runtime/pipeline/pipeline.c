@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "formats/safetensors.h"
 #include "models/cuda_plugin.h"
+#include "models/device_plan.h"
 #include "models/encoders.h"
 #include "models/latent.h"
 #include "pipeline/denoise.h"
@@ -295,6 +296,32 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
     return SKY_OK;
 }
 
+/* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
+ * against GPU 0's free memory before any model loads. */
+static sky_status check_device_memory(const sky_denoise *r, sky_err *err)
+{
+    const sky_gen_args     *a = r->a;
+    const sky_variant_desc *v = r->v;
+    if (a->backend != SKY_BACKEND_CUDA) return SKY_OK;
+    const sky_device_config c = {.offload = a->offload,
+                                 .teacache = a->teacache,
+                                 .text = !a->prompt_embeds && v->text_encode,
+                                 .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
+                                 .vae_decode = a->vae_weights != NULL,
+                                 .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r)};
+    size_t                  free_bytes, total;
+    if (sky_cuda_device_memory(v->name, 0, &free_bytes, &total, err)) return SKY_ERR;
+    sky_device_plan plan;
+    sky_device_plan_make(v, &c, &plan);
+    if (!a->quiet && !a->progress_json) {
+        char need[32], have[32];
+        fprintf(stderr, "device memory: %s (%zu bytes) planned at the peak (%s), %s free on GPU 0\n",
+                sky_device_bytes_fmt(need, sizeof need, plan.peak), plan.peak, plan.at_peak,
+                sky_device_bytes_fmt(have, sizeof have, free_bytes));
+    }
+    return sky_device_plan_check(v, &c, free_bytes, total, err);
+}
+
 /* Everything that can fail on input, checked before the first model pass; the models the run keeps opened. */
 static sky_status prepare(sky_denoise *r, sky_err *err)
 {
@@ -309,7 +336,7 @@ static sky_status prepare(sky_denoise *r, sky_err *err)
         return sky_fail(err, "--end_image needs a diffusion-forcing or first-last-frame (FLF2V) variant; %s is %s",
                         r->v->name, sky_family_name(r->v->family));
     if (sky_denoise_phase(r, "load", err) || check_checkpoints(r, err) || check_cfg_parallel(r, err) ||
-        open_loras(r, err))
+        check_device_memory(r, err) || open_loras(r, err))
         return SKY_ERR;
     if ((a->image && sky_denoise_check_image(a->image, a->height, a->width, err)) ||
         (a->end_image && sky_denoise_check_image(a->end_image, a->height, a->width, err)))

@@ -69,9 +69,11 @@ typedef struct sky_gen_args {
     int           ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
     int           teacache, use_ret_steps; /* TeaCache (runtime/models/teacache.h) */
     int           offload;                 /* each model opened for each use and closed after it */
-    int           cfg_parallel;            /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),
+    int           vae_tiling;              /* --vae_tiling: decode in tiles (models/vae.h sky_vae_decode_tiled) */
+    int           vae_tile_px, vae_tile_stride_px;
+    int           cfg_parallel; /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),
                                             * at the same time as the cond pass */
-    const char   *resume_dir;              /* DF: keep finished windows here and continue after them (resume.h) */
+    const char   *resume_dir;   /* DF: keep finished windows here and continue after them (resume.h) */
     double        teacache_thresh;
     const char   *output;         /* the mp4 path (cli/ builds the original's name if not given) */
     const char   *dit_weights;    /* transformer checkpoint */

@@ -27,6 +27,8 @@
  * allocation belongs to the device current at cuMemAlloc, and a copy, memset, GEMM operand or cp.async read
  * on another device's memory fails (device memory is not shared without peer access, which the runtime
  * never enables). Calls from several threads are served one at a time (one lock around every call).
+ * SKY_EMU_DEVICE_BYTES=N (bytes, default 80 GiB) is each device's total memory: cuMemGetInfo's total, its free
+ * (the total less what is allocated on it), cuDeviceTotalMem, and where cuMemAlloc runs out of memory.
  */
 #include <math.h>
 #include <pthread.h>
@@ -44,7 +46,7 @@
 
 #include "emu.h"
 
-#define TOTAL_BYTES   ((size_t)80 << 30)
+#define TOTAL_BYTES   total_bytes           /* SKY_EMU_DEVICE_BYTES */
 #define SMEM_DEFAULT  (48u << 10)
 #define SMEM_OPTIN    232448u                  /* 227 KiB: H100 / H200 */
 
@@ -58,6 +60,7 @@ static void serial_end(int *unused) { (void)unused; pthread_mutex_unlock(&serial
 
 #define MAX_DEVICES 8
 static int n_devices = 1;                      /* SKY_EMU_DEVICES */
+static size_t total_bytes = (size_t)80 << 30;  /* SKY_EMU_DEVICE_BYTES */
 static int primary_ctx[MAX_DEVICES];           /* device d's primary context is &primary_ctx[d] */
 static _Thread_local int current = -1;         /* this thread's current device; -1: none yet */
 
@@ -212,6 +215,8 @@ CUresult cuInit(unsigned int flags)
     dry = d && strcmp(d, "1") == 0;
     const char *nd = getenv("SKY_EMU_DEVICES");
     n_devices = nd && atoi(nd) >= 1 && atoi(nd) <= MAX_DEVICES ? atoi(nd) : 1;
+    const char *tb = getenv("SKY_EMU_DEVICE_BYTES");
+    total_bytes = tb && strtoull(tb, NULL, 10) > 0 ? (size_t)strtoull(tb, NULL, 10) : (size_t)80 << 30;
     return CUDA_SUCCESS;
 }
 

@@ -37,7 +37,9 @@
 #      with --offload (every model reopened for each use) and with --use_cfg_parallel on two emulated GPUs
 #      (SKY_EMU_DEVICES=2: the uncond transformer on GPU 1, each GPU's memory its own): bit for bit the same;
 #      also with TeaCache (the decisions the same); with one GPU, --use_cfg_parallel is refused before any
-#      model runs;
+#      model runs; the plugin's peak device memory equals the peak the run planned (models/device_plan.h), and
+#      on a smaller emulated GPU (SKY_EMU_DEVICE_BYTES) a run that cannot fit is refused before loading, naming
+#      --offload, with which it runs at its planned peak (--teacache: one window);
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
@@ -563,13 +565,13 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime tests/
 "$B" random-weights --output "$p/dit.safetensors" --seed 1 > /dev/null 2>&1
 "$B" random-weights --program vae --output "$p/vae.safetensors" --seed 2 > /dev/null 2>&1
 "$B" random-weights --program t5 --output "$p/t5.safetensors" --seed 3 > /dev/null 2>&1
-run_pipe() {   # backend [name flags...]
+run_pipe() {   # backend [name flags...]; NF=n: one window of n frames (33 in two windows of 21 by default)
     local be=$1 name=${2:-$1}
     shift; shift || true
     SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" --dit_weights "$p/dit.safetensors" \
         --vae_weights "$p/vae.safetensors" --t5_weights "$p/t5.safetensors" \
         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow" \
-        --num_frames 33 --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps "${STEPS:-2}" \
+        --num_frames "${NF:-33}" --base_num_frames "${NF:-21}" --overlap_history 9 --addnoise_condition 20 --inference_steps "${STEPS:-2}" \
         --seed 42 -o "$p/$name.mp4" --output_latents "$p/$name.safetensors" --backend "$be" "$@" > "$p/$name.log" 2>&1
 }
 if run_pipe cpu && run_pipe cuda cuda --json "$p/cuda.json" && [ "$("$p/mp4probe" "$p/cuda.mp4")" = "33 48 64 24/1" ] &&
@@ -580,29 +582,49 @@ else
     bad "pipeline --backend cuda (emulated)"
 fi
 # ... its run record (--json): the device as the (emulated) driver names it, the driver, and the plugin's peak
-# device memory: at least the transformer's weights (2 bytes an element at the least: bf16) and the 32 MiB cuBLASLt
-# workspace inside its arena (models/cuda_abi.h), all held at once without --offload; the end table prints it.
-if python3 - "$p/cuda.json" "$p/dit.safetensors" <<'PY' && grep -q "; peak device memory [0-9.]* MiB" "$p/cuda.log"; then
-import json, struct, sys
+# device memory, which must equal to the byte the peak the run planned before loading (models/device_plan.h,
+# from the generator's constants: every weight padded to 256 bytes, each program's arena with the 32 MiB cuBLASLt
+# workspace and the prompt arenas; the transformer and the VAE decoder and encoder held at once without --offload)
+# and printed ("device memory: ... (N bytes) planned at the peak"); the selftest's verdict is cached by then (its
+# cases are freed before any model opens in any case). The end table prints the peak.
+planned=$(sed -n 's/^device memory: .* (\([0-9]*\) bytes) planned at the peak (\(.*\)), .*/\1/p' "$p/cuda.log")
+if python3 - "$p/cuda.json" "$planned" <<'PY' && grep -q "; peak device memory [0-9.]* MiB" "$p/cuda.log"; then
+import json, sys
 j = json.load(open(sys.argv[1]))
-f = open(sys.argv[2], "rb")
-head = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-elems = 0
-for name, t in head.items():
-    if name != "__metadata__":
-        n = 1
-        for d in t["shape"]: n *= d
-        elems += n
-floor = 2 * elems + (32 << 20)
 assert j["backend"] == "cuda" and j["device"] == "CPU emulator (tests/emu), sm_90 semantics", j["device"]
 assert j["driver"].startswith("CUDA driver "), j["driver"]
-assert j["peak_device_bytes"] >= floor, (j["peak_device_bytes"], floor)
-print("peak_device_bytes %d (at least %d: the DiT's %d weights in bf16 + the workspace)" % (j["peak_device_bytes"], floor, elems))
+assert sys.argv[2] and j["peak_device_bytes"] == int(sys.argv[2]), (j["peak_device_bytes"], sys.argv[2])
 PY
-    ok "pipeline --backend cuda --json (emulated): device, driver, peak device memory in the record and the end table"
+    ok "pipeline --backend cuda --json (emulated): device, driver; peak device memory $planned bytes, as planned before loading ($(sed -n 's/^device memory: .* planned at the peak (\(.*\)), .*/\1/p' "$p/cuda.log"))"
 else
     head -c 600 "$p/cuda.json"; grep "peak" "$p/cuda.log"
-    bad "pipeline --backend cuda --json (emulated): device, driver or peak_device_bytes"
+    bad "pipeline --backend cuda --json (emulated): device, driver or peak_device_bytes (planned: ${planned:-not printed})"
+fi
+# ... a run that cannot fit stops before any model loads (the emulated GPU's memory set by SKY_EMU_DEVICE_BYTES),
+# naming the planned peak, the free memory and --offload, whose peak fits; below even --offload's peak the
+# message says no option makes it fit. With --offload --teacache (one window) under that same limit it runs,
+# and its peak is the planned one (the transformer with TeaCache's buffers: the largest stage) to the byte.
+small=$((planned - 1))
+SKY_EMU_DEVICE_BYTES=$small run_pipe cuda nofit; rc=$?
+if [ "$rc" -eq 1 ] && grep -q "error: tiny_df128 needs .* ($planned bytes) of device memory at its peak (the transformer + the VAE decoder + the VAE encoder.*GPU 0 has .* ($small bytes) free.*run with --offload" "$p/nofit.log" &&
+   ! grep -q "loading the transformer" "$p/nofit.log" && [ ! -e "$p/nofit.mp4" ]; then
+    ok "a run that does not fit (emulated GPU of $small bytes) stops before loading, exit 1: $(grep -o 'run with --offload.*' "$p/nofit.log" | cut -c1-110)"
+else
+    tail -5 "$p/nofit.log"; bad "a run that does not fit: expected a refusal naming --offload (exit $rc)"
+fi
+SKY_EMU_DEVICE_BYTES=$((32 << 20)) run_pipe cuda nofit2 --offload; rc=$?
+if [ "$rc" -eq 1 ] && grep -q "no option of this build makes it fit" "$p/nofit2.log" && [ ! -e "$p/nofit2.mp4" ]; then
+    ok "below --offload's peak (32 MiB): refused, exit 1, no option makes it fit"
+else
+    tail -5 "$p/nofit2.log"; bad "below --offload's peak: expected a refusal (exit $rc)"
+fi
+rm -f "$p/offtc.json"
+if NF=17 SKY_EMU_DEVICE_BYTES=$small run_pipe cuda offtc --offload --teacache --json "$p/offtc.json" &&
+   planned_tc=$(sed -n 's/^device memory: .* (\([0-9]*\) bytes) planned at the peak (the transformer + TeaCache.s buffers), .*/\1/p' "$p/offtc.log") &&
+   [ -n "$planned_tc" ] && [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$p/offtc.json")" = "$planned_tc" ]; then
+    ok "pipeline --offload --teacache (emulated GPU of $small bytes): peak device memory $planned_tc bytes, as planned (the transformer + TeaCache's buffers)"
+else
+    tail -5 "$p/offtc.log"; bad "pipeline --offload --teacache under the small GPU: the peak differs from the plan or the run failed"
 fi
 # ... and with --offload: the transformer, the VAE decoder and encoder each opened for each use and closed
 # after it (device memory freed and reallocated, weights uploaded again per window): the same frames and

@@ -14,6 +14,14 @@
 # the worst case. The fixture script's own float64 reference puts diffusers within 8.1e-7 of exact
 # math. 1e-5 is above that and far below the 1e-2 or more that a wrong tap, a wrong cache frame or a
 # misplaced clamp produces. Measured: 2.5e-7 to 8.3e-7.
+#
+# The tiled decode (program vae_decode --vae_tiling TILE:STRIDE, models/vae.h) against diffusers' tiled_decode
+# (tests/fixtures/vae_tiled/, made by tests/fixtures/make_vae_tiled_fixtures.py: the same weights and latents,
+# tiles of 24 px at a stride of 16 so that the tiny latents split into 2x3 and 3x2 tiles), same bound: each
+# tile is the same computation at a smaller size, and the blend (two products and a sum in fp32, as PyTorch
+# does them) and the clamp add at most an fp32 rounding. The same input decoded untiled must miss the tiled
+# reference by far more (diffusers' own tiled vs untiled outputs differ by ~0.7 relative here), so the test
+# sees the tiling.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BOUND=1e-5
@@ -60,6 +68,26 @@ for dir in tests/fixtures/vae/*/; do
             fi
         done
     done
+done
+for f in tests/fixtures/vae_tiled/*.safetensors; do
+    config=$($st meta "$f" source | sed 's|^tests/fixtures/vae/\([^/]*\)/.*|\1|')
+    bin=out/$config/skyreels-$config
+    tiling="$($st meta "$f" tile_min_px):$($st meta "$f" tile_stride_px)"
+    out=$tmp/tiled-$(basename "$f")
+    if "$bin" program vae_decode -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
+            --vae_tiling "$tiling" --output "$out" && $st compare "$out" "$f" video $BOUND | sed "s|$tmp/||"; then
+        pass=$((pass + 1))
+    else
+        echo "FAIL $(basename "$f"): --vae_tiling $tiling vs diffusers' tiled decode"; fail=$((fail + 1))
+    fi
+    "$bin" program vae_decode -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
+        --output "$out" && if $st compare "$out" "$f" video 1e-2 > "$tmp/untiled.txt"; then
+        echo "FAIL $(basename "$f"): the untiled decode is within 1e-2 of the tiled reference: $(cat "$tmp/untiled.txt")"
+        fail=$((fail + 1))
+    else
+        echo "ok   $(basename "$f"): untiled, the same input is $(grep -o 'rel_l2 [^ ]*' "$tmp/untiled.txt") from the tiled reference"
+        pass=$((pass + 1))
+    fi
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

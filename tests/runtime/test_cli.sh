@@ -499,6 +499,41 @@ else
     fail=$((fail + 1)); echo "FAIL SIGINT: exit $rc, left: $(ls -A "$tmp/intr")"
 fi
 
+# --vae_tiling (models/vae.h sky_vae_decode_tiled, held to diffusers' tiled decode by tests/numeric/run_vae.sh):
+# a T2V run with tiles of 32 px at a stride of 16 (the 8x8 latent splits into 4x4 tiles) writes the video that
+# `program vae_decode --vae_tiling 32:16` makes of its latents, bit for bit, and not the untiled run's;
+# --vae_tile_size without --vae_tiling is refused
+$T random-weights --program vae --output "$tmp/vae_t.safetensors" > /dev/null
+VT=(--dit_weights "$tmp/w_t.safetensors" --prompt_embeds "$tmp/pe_t.safetensors" --vae_weights "$tmp/vae_t.safetensors"
+    --inference_steps 2 --num_frames 5 --seed 1 -q)
+if $T "${VT[@]}" --backend cpu -o "$tmp/vt0.mp4" --output_latents "$tmp/vt0.safetensors" > /dev/null 2>&1 &&
+   $T "${VT[@]}" --backend cpu -o "$tmp/vt1.mp4" --output_latents "$tmp/vt1.safetensors" --vae_tiling --vae_tile_size 32:16 \
+       > /dev/null 2>&1 &&
+   python3 - "$tmp/vt1.safetensors" "$tmp/vtz.safetensors" <<'PY' &&
+import json, struct, sys
+def read(path):
+    f = open(path, "rb"); n = struct.unpack("<Q", f.read(8))[0]; h = json.loads(f.read(n)); return h, f.read()
+h, data = read(sys.argv[1])
+z = h["latents"]
+b = data[z["data_offsets"][0]:z["data_offsets"][1]]
+head = json.dumps({"z": {"dtype": z["dtype"], "shape": [1] + z["shape"], "data_offsets": [0, len(b)]}}).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(head)) + head + b)
+PY
+   $T program vae_decode -q --weights "$tmp/vae_t.safetensors" --inputs "$tmp/vtz.safetensors" --vae_tiling 32:16 \
+       --output "$tmp/vtp.safetensors" &&
+   python3 - "$tmp/vt1.safetensors" "$tmp/vtp.safetensors" "$tmp/vt0.safetensors" <<'PY'; then
+import json, struct, sys
+def video(path):
+    f = open(path, "rb"); n = struct.unpack("<Q", f.read(8))[0]; h = json.loads(f.read(n)); d = f.read()
+    o = h["video"]["data_offsets"]; return d[o[0]:o[1]]
+tiled, program, plain = video(sys.argv[1]), video(sys.argv[2]), video(sys.argv[3])
+assert tiled == program, "the run's tiled video differs from program vae_decode --vae_tiling"
+assert tiled != plain, "the tiled video equals the untiled one"
+PY
+    pass=$((pass + 1)); echo "ok   --vae_tiling --vae_tile_size 32:16: the run's video is program vae_decode --vae_tiling's of its latents, bit for bit, not the untiled one"
+else fail=$((fail + 1)); echo "FAIL --vae_tiling: the run's tiled video (see $tmp/vt1.safetensors)"; fi
+expect 2 "--vae_tile_size applies only with --vae_tiling" -- $T "${VT[@]}" --vae_tile_size 32:16 -o "$tmp/x.mp4"
+
 # A released variant builds into a binary (compile and link, no weights) and reports its plan: the FLOPs of
 # a forward (611.948 TFLOP in all, tests/gen/test_graph.lua checks it against the reference's count) split
 # into a step's 611.794 and the prompt part's 0.154 (text embedding, 30 blocks' cross-attention K and V).
@@ -522,6 +557,13 @@ if ./build.sh gen df_1.3b_540p > "$tmp/gen-real.log" 2>&1 && info=$(out/df_1.3b_
        grep -Eq "roofline [0-9.]+ ms \(the groups' sum\) vs the math's floor $floor ms" <<<"$info"; then
         pass=$((pass + 1)); echo "ok   --info counts: 282 kernels + 187 GEMMs per forward, 611793.758 GFLOP, floor $floor ms on H200"
     else fail=$((fail + 1)); echo "FAIL --info counts: want 282 + 187 launches and floor $floor ms; $(grep -A16 '^counts' <<<"$info")"; fi
+    # and the device memory the CUDA plugin will allocate (models/device_plan.h), recomputed from the generated
+    # tables the plugin reads (check_device_plan.py; the emulator tier checks the plan against the plugin's
+    # measured peak to the byte)
+    printf '%s\n' "$info" > "$tmp/info.txt"
+    if python3 tests/runtime/check_device_plan.py out/df_1.3b_540p "$tmp/info.txt" > "$tmp/devplan.txt" 2>&1; then
+        pass=$((pass + 1)); echo "ok   --info device memory: $(cat "$tmp/devplan.txt")"
+    else fail=$((fail + 1)); echo "FAIL --info device memory: $(cat "$tmp/devplan.txt")"; fi
     # Without a GPU the full-size variant is refused on the CPU backend unless asked for, with the time its
     # FLOPs give: 611.794 TFLOP per forward x 30 steps x 2 (guidance) at the assumed 100 GFLOP/s.
     R=out/df_1.3b_540p/skyreels-df_1.3b_540p

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 62cd39a1e3a9ea9b
+ * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/clamp_cf.cu.in        xxh64 8c95064cadcbad9c
@@ -12,7 +12,7 @@
  *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
+ *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209
@@ -446,71 +446,6 @@ __device__ __forceinline__ float sky_ld(const float *p) { return *p; }
 __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
-
-// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).
-__device__ __forceinline__ float sky_round(const float *, float v) { return v; }
-__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)
-{
-    return __bfloat162float(__float2bfloat16(v));
-}
-
-// VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
-// where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
-// at a time; the values are sky_ld's and sky_st's.
-template <int VEC> __device__ __forceinline__ void sky_ldv(const float *p, float *v)
-{
-#pragma unroll
-    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
-        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
-        v[4 * k] = __int_as_float((int)w.x), v[4 * k + 1] = __int_as_float((int)w.y);
-        v[4 * k + 2] = __int_as_float((int)w.z), v[4 * k + 3] = __int_as_float((int)w.w);
-    }
-#pragma unroll
-    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) v[k] = p[k];
-}
-template <int VEC> __device__ __forceinline__ void sky_ldv(const __nv_bfloat16 *p, float *v)
-{
-#pragma unroll
-    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
-        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
-        const unsigned h[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-        for (int j = 0; j < 4; j++) {    // the first value in the low half (little endian)
-            v[8 * k + 2 * j] = __int_as_float((int)(h[j] << 16));
-            v[8 * k + 2 * j + 1] = __int_as_float((int)(h[j] & 0xffff0000u));
-        }
-    }
-#pragma unroll
-    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) v[k] = __bfloat162float(p[k]);
-}
-template <int VEC> __device__ __forceinline__ void sky_stv(float *p, const float *v)
-{
-#pragma unroll
-    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
-        uint4 w;
-        w.x = __float_as_uint(v[4 * k]), w.y = __float_as_uint(v[4 * k + 1]);
-        w.z = __float_as_uint(v[4 * k + 2]), w.w = __float_as_uint(v[4 * k + 3]);
-        reinterpret_cast<uint4 *>(p)[k] = w;
-    }
-#pragma unroll
-    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) p[k] = v[k];
-}
-template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, const float *v)
-{
-#pragma unroll
-    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
-        unsigned h[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            h[j] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j])) |
-                   (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j + 1])) << 16;
-        uint4 w;
-        w.x = h[0], w.y = h[1], w.z = h[2], w.w = h[3];
-        reinterpret_cast<uint4 *>(p)[k] = w;
-    }
-#pragma unroll
-    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
-}
 
 
 

@@ -1,0 +1,70 @@
+/* runtime/models/device_plan.h — the CUDA backend's device memory, known before a run (issue 21 item 4).
+ *
+ * Counted from the generator's constants (models/program.h) exactly as the CUDA plugin allocates through its
+ * one counted allocator (runtime/cuda/cuda_ctx.c sky_cuda_arena_alloc, whose peak the plugin's mem_bytes
+ * reports):
+ *   - each program's weights in one allocation, each weight at its device dtype padded to 256 bytes
+ *     (cuda_weight_bytes; at least 256 bytes);
+ *   - each program's arena in one allocation: the CUDA plan's peak (cuda_arena_bytes), the cuBLASLt workspace
+ *     (SKY_GEMM_WORKSPACE_BYTES) and, for dit_forward, SKY_PROMPT_SLOTS prompt arenas each padded to 256 bytes
+ *     (both slots whether or not the run has guidance: runtime/cuda/dit_cuda.c keeps them);
+ *   - TeaCache's buffers beside the transformer (cuda_teacache_bytes).
+ * Which programs are held at once follows the pipeline (pipeline/denoise.h, pipeline.c): the text encoder,
+ * then the image encoder, each alone and closed after use; then the transformer with TeaCache's buffers and
+ * the VAE's decoder and encoder, together to the end of the run, or under --offload each alone for its
+ * stage. The peak is the largest of those sets, on GPU 0 (with --use_cfg_parallel GPU 1 holds a second
+ * transformer and its TeaCache buffers).
+ * Not counted: what the plugin does not allocate itself (the CUDA context, the kernels' modules, the CUDA
+ * Graphs, cuBLASLt's internal memory), and the kernel selftest's cases, allocated only on a device's first run
+ * and freed before any model opens.
+ */
+#ifndef SKY_DEVICE_PLAN_H
+#define SKY_DEVICE_PLAN_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+#include "models/program.h"
+
+/* The parts a run may hold on the device. */
+enum {
+    SKY_DEVICE_TEXT = 0,   /* text_encode (umT5) */
+    SKY_DEVICE_CLIP,       /* clip_encode */
+    SKY_DEVICE_DIT,        /* dit_forward with its prompt arenas */
+    SKY_DEVICE_TEACACHE,   /* TeaCache's buffers */
+    SKY_DEVICE_VAE_DECODE, /* vae_decode */
+    SKY_DEVICE_VAE_ENCODE, /* vae_encode */
+    SKY_DEVICE_PARTS
+};
+
+/* What a run holds: the flags of the run (pipeline.h's sky_gen_args) the plan depends on. */
+typedef struct sky_device_config {
+    int offload;    /* --offload: each model on the device only for its stage */
+    int teacache;   /* --teacache */
+    int text, clip; /* the encoders run (not --prompt_embeds; clip: image variants) */
+    int vae_decode; /* the run decodes (VAE weights given) */
+    int vae_encode; /* the run encodes images or frames */
+} sky_device_config;
+
+typedef struct sky_device_plan {
+    size_t bytes[SKY_DEVICE_PARTS]; /* each part's device bytes (0: not in this configuration) */
+    size_t peak;                    /* the most held at once */
+    char   at_peak[160];            /* what is held then: "the transformer + TeaCache + the VAE decoder" */
+} sky_device_plan;
+
+/* The plan of variant v in configuration c (all zero without a cuda target). */
+void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c, sky_device_plan *out);
+
+/* The part's name in messages: "the transformer", "the VAE decoder", ... */
+const char *sky_device_part_name(int part);
+
+/* SKY_OK when c's peak fits in free_bytes (GPU 0's free memory before any model loads). Else SKY_ERR with a
+ * message naming the peak and what is held then, the free and total memory, and the option that makes the run
+ * fit (--offload, when its peak fits), or that none of this build does. */
+sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
+                                 size_t total_bytes, sky_err *err);
+
+/* bytes as "12.34 GiB" (or MiB below 1 GiB) into buf[n]; returns buf. */
+const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes);
+
+#endif /* SKY_DEVICE_PLAN_H */
