@@ -31,6 +31,23 @@ typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int 
 extern sky_trace_fn sky_trace_hook;
 extern void        *sky_trace_ctx;
 
+/* The collectives of the ranks of one run (Ulysses sequence parallelism, dit_forward_usp): the generated programs
+ * call them through this table and never link MPI; the runtime fills it (runtime/dist/usp.h, over MPI). Every rank
+ * calls each collective at the same point of the program with the same count; a failure ends the job (MPI's
+ * errors are fatal), none returns an error. */
+typedef struct sky_comm {
+    int   rank, size; /* this rank, 0 .. size - 1, of size ranks */
+    void *ctx;        /* the implementation's state */
+    /* block p of send (count floats at send + p count) goes to rank p; recv gets rank p's block at recv + p count */
+    void (*alltoall)(const struct sky_comm *c, const float *send, float *recv, long long count);
+    /* every rank's count floats of send, in rank order, into recv (size x count floats) */
+    void (*allgather)(const struct sky_comm *c, const float *send, float *recv, long long count);
+} sky_comm;
+
+/* CPU call of one part of dit_forward_usp on rank comm->rank of comm->size: as sky_dit_part_cpu_fn. */
+typedef void (*sky_dit_usp_part_cpu_fn)(unsigned char *arena, unsigned char *prompt, const float *const *w, int F,
+                                        int H, int W, int Ft, const sky_comm *comm);
+
 /* CPU call of one part of dit_forward for one sample: arena laid out by the plan, prompt the prompt arena
  * of the sample's prompt (prompt_bytes; gen/plan.lua), weights as fp32 in table order. F latent frames,
  * H x W latent size of this call, Ft timestep rows (1 or F). */
@@ -77,6 +94,13 @@ typedef struct sky_dit_program {
     /* One call's FLOPs at L tokens as c + a L + b L^2, {c, a, b} (flops_by_tokens[0] + ... : the count of `flops`
      * at any window; sky_dit_flops_at). */
     double flops_by_tokens[3];
+    /* Ulysses sequence parallelism (round2-features.md §1, gen/programs/dit.lua). In dit_forward: usp, its
+     * dit_forward_usp program (NULL where the generator made none). In dit_forward_usp: the four parts taking the
+     * ranks' collectives in place of *_cpu (NULL), the tokens and hidden slots [Ls, dim] of this rank's tokens, and
+     * usp_ranks, the rank counts it takes (2 .. num_heads, dividing num_heads), 0-terminated. Same weights table. */
+    const struct sky_dit_program *usp;
+    sky_dit_usp_part_cpu_fn       context_usp, embed_usp, blocks_usp, head_usp;
+    int                           usp_ranks[16];
 } sky_dit_program;
 
 /* The FLOPs of one forward of p over `tokens` tokens (F latent frames: F / patch_t x h / patch_h x w / patch_w),

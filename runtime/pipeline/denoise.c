@@ -268,8 +268,10 @@ static void *open_job_run(void *arg)
 {
     open_job           *j = arg;
     const sky_gen_args *a = j->r->a;
-    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->lora, j->r->v->name, a->quiet,
-                         (sky_backend)a->backend, j->device, &j->err);
+    /* --use_usp: the Ulysses form of the program, this rank's part of every forward (models/dit.h) */
+    j->st = sky_dit_open(j->out, a->comm ? j->r->v->dit->usp : j->r->v->dit, a->dit_weights, j->r->lora, j->r->v->name,
+                         a->quiet, (sky_backend)a->backend, j->device, &j->err);
+    if (j->st == SKY_OK && a->comm) j->st = sky_dit_use_comm(*j->out, a->comm, &j->err);
     return NULL;
 }
 
