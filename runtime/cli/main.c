@@ -303,13 +303,17 @@ static int cmd_program(int argc, char **argv)
     if (rc < 0) rc = parse_program_options(argc, argv, &q);
     if (rc < 0) rc = check_program_options(argv[0], &q);
     if (rc < 0 && q.is_dit && q.o.backend == SKY_BACKEND_CUDA) rc = sky_cli_selftest_gate(argv[0], q.o.quiet) ? 1 : -1;
+    if (rc < 0 && usp && !q.use_usp)
+        rc = usage_error(argv[0], "%s", "--use_usp: only program dit_forward runs over ranks");
+    sky_err err;
+    if (rc < 0 && usp && sky_dit_usp_check(sky_variant.dit, sky_usp_comm(usp)->size, &err))
+        rc = usage_error(argv[0], "%s", err.msg);
     rc = sky_cli_ranks_agree(usp, &held, rc, argv[0]);
     if (rc >= 0) {
         sky_usp_end(usp);
         return rc;
     }
     sky_dit_run_opts *o = &q.o;
-    sky_err           err;
     sky_trace        *trace = NULL;
     if (usp) {
         o->comm = sky_usp_comm(usp);
