@@ -55,7 +55,7 @@ typedef struct gen {
 } gen;
 
 /* 1 on the rank that prints the progress and writes the outputs: rank 0, or the only process. */
-static int writes(const gen *g) { return !g->usp || sky_usp_comm(g->usp)->rank == 0; }
+static int writes(const gen *g) { return !g->usp || sky_usp_world_rank(g->usp) == 0; }
 
 /* The first of SIGINT, SIGTERM and SIGHUP received (run: sigaction). */
 static volatile sig_atomic_t interrupted;
@@ -209,17 +209,22 @@ static int check_usp(gen *g)
     if (backend && strcmp(backend, "cuda") == 0)
         return sky_cli_usage(g->argv0, "--use_usp with --backend cuda: not built yet (the NCCL path, issue 17 items 2 "
                                        "and 5, remains); --use_usp runs on the CPU backend (--backend cpu)");
-    if (sky_cli_flag_given(&g->f, "--use_cfg_parallel"))
-        return sky_cli_usage(g->argv0, "--use_usp with --use_cfg_parallel: not built yet (the CFG axis on 2 N ranks, "
-                                       "issue 17 item 2); drop one of them");
+    sky_err e;
+    if (sky_cli_flag_given(&g->f, "--use_cfg_parallel")) { /* the CFG axis: two groups of N ranks */
+        if (sky_cli_flag_given(&g->f, "--teacache"))
+            return sky_cli_usage(g->argv0, "--use_usp --use_cfg_parallel with --teacache: not supported yet (each "
+                                           "group would see half of TeaCache's calls); drop one of them");
+        if (sky_usp_split_cfg(g->usp, &e)) return sky_cli_usage(g->argv0, "%s", e.msg);
+    }
     if (sky_cli_flag_given(&g->f, "--resume_dir"))
         return sky_cli_usage(g->argv0, "--use_usp with --resume_dir: not supported yet (one rank would have to keep "
                                        "the windows for all); drop one of them");
     if (!sky_cli_flag_given(&g->f, "--seed"))
         return sky_cli_usage(g->argv0, "--use_usp needs --seed (every rank draws the same noise from it, as the "
                                        "original requires)");
-    sky_err e;
-    if (sky_dit_usp_check(sky_variant.dit, sky_usp_comm(g->usp)->size, &e)) return sky_cli_usage(g->argv0, "%s", e.msg);
+    const sky_comm *c = sky_usp_comm(g->usp); /* N = 1 (CFG axis on 2 ranks): the plain program, no token split */
+    if ((c->cfg_group < 0 || c->size > 1) && sky_dit_usp_check(sky_variant.dit, c->size, &e))
+        return sky_cli_usage(g->argv0, "%s", e.msg);
     return SKY_CLI_GO_ON;
 }
 
@@ -293,7 +298,7 @@ static int read_options(gen *g)
     sky_gen_args *a = &g->a;
     double        dv;
     a->offload = sky_cli_flag_given(&g->f, "--offload");
-    a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel");
+    a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel") && !g->usp; /* --use_usp: the CFG axis */
     a->resume_dir = sky_cli_flag(&g->f, "--resume_dir");
     a->teacache = sky_cli_flag_given(&g->f, "--teacache");
     if (a->resume_dir && a->teacache)

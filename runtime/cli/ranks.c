@@ -21,7 +21,7 @@ int sky_cli_ranks_begin(int *argc, char ***argv, sky_usp **u)
         return SKY_CLI_EXIT_USAGE;
     }
     if (sky_usp_check_same_args(*u, *argc, *argv, &err)) {
-        if (sky_usp_comm(*u)->rank == 0) fprintf(stderr, "%s: error: %s\n", argv0, err.msg);
+        if (sky_usp_world_rank(*u) == 0) fprintf(stderr, "%s: error: %s\n", argv0, err.msg);
         sky_usp_end(*u);
         *u = NULL;
         return SKY_CLI_EXIT_USAGE;
@@ -33,7 +33,7 @@ void sky_cli_ranks_hold(const sky_usp *u, sky_cli_ranks_held *h)
 {
     h->saved_fd = -1;
     h->text = NULL;
-    if (!u || sky_usp_comm(u)->rank == 0) return;
+    if (!u || sky_usp_world_rank(u) == 0) return;
     fflush(stderr);
     h->text = tmpfile();
     h->saved_fd = h->text ? dup(2) : -1;
@@ -46,11 +46,12 @@ void sky_cli_ranks_hold(const sky_usp *u, sky_cli_ranks_held *h)
 }
 
 /* Copy what h held to stderr, each line after "(rank r of n) ". */
-static void print_held(const sky_cli_ranks_held *h, const sky_comm *c)
+static void print_held(const sky_cli_ranks_held *h, const sky_usp *u)
 {
     char line[4096];
     rewind(h->text);
-    while (fgets(line, sizeof line, h->text)) fprintf(stderr, "(rank %d of %d) %s", c->rank, c->size, line);
+    while (fgets(line, sizeof line, h->text))
+        fprintf(stderr, "(rank %d of %d) %s", sky_usp_world_rank(u), sky_usp_world_size(u), line);
 }
 
 int sky_cli_ranks_agree(const sky_usp *u, sky_cli_ranks_held *h, int rc, const char *argv0)
@@ -62,11 +63,10 @@ int sky_cli_ranks_agree(const sky_usp *u, sky_cli_ranks_held *h, int rc, const c
         close(h->saved_fd);
         h->saved_fd = -1;
     }
-    const sky_comm *c = sky_usp_comm(u);
-    const int       all = sky_usp_all_ok(u, rc == SKY_CLI_GO_ON), rc0 = sky_usp_root_int(u, rc);
+    const int all = sky_usp_all_ok(u, rc == SKY_CLI_GO_ON), rc0 = sky_usp_root_int(u, rc);
     if (!all && rc0 == SKY_CLI_GO_ON) { /* rank 0 passed, another rank did not */
-        if (rc != SKY_CLI_GO_ON && h->text) print_held(h, c);
-        if (c->rank == 0)
+        if (rc != SKY_CLI_GO_ON && h->text) print_held(h, u);
+        if (sky_usp_world_rank(u) == 0)
             fprintf(stderr, "%s: error: another rank failed its checks (its message above); every rank stops\n", argv0);
     }
     if (h->text) fclose(h->text);
@@ -82,8 +82,7 @@ int sky_cli_ranks_fail(sky_usp *u, const char *argv0, const char *msg, int code)
         fprintf(stderr, "%s: error: %s\n", argv0, msg);
         return code;
     }
-    const sky_comm *c = sky_usp_comm(u);
-    fprintf(stderr, "%s: error (rank %d of %d): %s\n", argv0, c->rank, c->size, msg);
+    fprintf(stderr, "%s: error (rank %d of %d): %s\n", argv0, sky_usp_world_rank(u), sky_usp_world_size(u), msg);
     fflush(stderr);
     sky_usp_abort(u, code);
     return code; /* not reached */

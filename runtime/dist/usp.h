@@ -21,8 +21,17 @@ int sky_usp_built(void);
  * MPI ("built without MPI: install libopenmpi-dev and rebuild"). */
 sky_status sky_usp_start(sky_usp **out, int *argc, char ***argv, sky_err *err);
 
+/* The CFG axis: split the 2 N ranks into two groups of N (ranks 0 .. N-1 the conditional passes, N .. 2N-1 the
+ * unconditional ones); sky_usp_comm's collectives then run within this rank's group, and its cfg_swap exchanges
+ * with the other group's rank of the same number. Refused for an odd rank count. Every rank calls it. */
+sky_status sky_usp_split_cfg(sky_usp *u, sky_err *err);
+
 /* This rank's collectives (valid until sky_usp_end). */
 const sky_comm *sky_usp_comm(const sky_usp *u);
+
+/* This rank's number among all ranks, and their count (before or after sky_usp_split_cfg). */
+int sky_usp_world_rank(const sky_usp *u);
+int sky_usp_world_size(const sky_usp *u);
 
 /* Check, on every rank together, that every rank has the same arguments (a hash of argv): refused on every rank,
  * naming the first rank whose arguments differ from rank 0's. */

@@ -9,6 +9,9 @@
 
 struct sky_usp {
     sky_comm comm;
+    MPI_Comm group; /* the ranks the programs' collectives run over: MPI_COMM_WORLD, or a CFG group */
+    int      world_rank, world_size;
+    int      partner; /* the CFG axis: the other group's rank of the same number (-1 without) */
 };
 
 int sky_usp_built(void) { return 1; }
@@ -19,16 +22,29 @@ enum { CHUNK = INT_MAX / 2 };
 
 static void usp_alltoall(const sky_comm *c, const float *send, float *recv, long long count)
 {
-    (void)c;
+    const sky_usp *u = c->ctx;
     SKY_ASSERT(count >= 0 && count <= CHUNK);
-    MPI_Alltoall(send, (int)count, MPI_FLOAT, recv, (int)count, MPI_FLOAT, MPI_COMM_WORLD);
+    MPI_Alltoall(send, (int)count, MPI_FLOAT, recv, (int)count, MPI_FLOAT, u->group);
 }
 
 static void usp_allgather(const sky_comm *c, const float *send, float *recv, long long count)
 {
-    (void)c;
+    const sky_usp *u = c->ctx;
     SKY_ASSERT(count >= 0 && count <= CHUNK);
-    MPI_Allgather(send, (int)count, MPI_FLOAT, recv, (int)count, MPI_FLOAT, MPI_COMM_WORLD);
+    MPI_Allgather(send, (int)count, MPI_FLOAT, recv, (int)count, MPI_FLOAT, u->group);
+}
+
+/* The CFG axis: this rank's count floats to its partner, the partner's into recv, in pieces of at most CHUNK
+ * (a whole velocity: 14B-720P's is 16 x 31 x 90 x 160 floats, far below it; pieces anyway). */
+static void usp_cfg_swap(const sky_comm *c, const float *send, float *recv, long long count)
+{
+    const sky_usp *u = c->ctx;
+    SKY_ASSERT(u->partner >= 0);
+    for (long long done = 0; done < count; done += CHUNK) {
+        const int n = (int)(count - done < CHUNK ? count - done : CHUNK);
+        MPI_Sendrecv(send + done, n, MPI_FLOAT, u->partner, 17, recv + done, n, MPI_FLOAT, u->partner, 17,
+                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
 }
 
 sky_status sky_usp_start(sky_usp **out, int *argc, char ***argv, sky_err *err)
@@ -42,6 +58,11 @@ sky_status sky_usp_start(sky_usp **out, int *argc, char ***argv, sky_err *err)
     if (!u) return sky_fail(err, "out of host memory");
     MPI_Comm_rank(MPI_COMM_WORLD, &u->comm.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &u->comm.size);
+    u->group = MPI_COMM_WORLD;
+    u->world_rank = u->comm.rank;
+    u->world_size = u->comm.size;
+    u->partner = -1;
+    u->comm.cfg_group = -1;
     u->comm.ctx = u;
     u->comm.alltoall = usp_alltoall;
     u->comm.allgather = usp_allgather;
@@ -49,7 +70,30 @@ sky_status sky_usp_start(sky_usp **out, int *argc, char ***argv, sky_err *err)
     return SKY_OK;
 }
 
+sky_status sky_usp_split_cfg(sky_usp *u, sky_err *err)
+{
+    const int world = u->comm.size, n = world / 2;
+    if (world % 2 != 0 || n < 1)
+        return sky_fail(err,
+                        "--use_usp --use_cfg_parallel: %d rank%s; the CFG axis needs an even count, 2 N (N ranks for "
+                        "the conditional passes, N for the unconditional ones)",
+                        world, world == 1 ? "" : "s");
+    const int group = u->world_rank / n;
+    if (MPI_Comm_split(MPI_COMM_WORLD, group, u->world_rank, &u->group) != MPI_SUCCESS)
+        return sky_fail(err, "--use_usp --use_cfg_parallel: MPI_Comm_split failed");
+    MPI_Comm_rank(u->group, &u->comm.rank);
+    MPI_Comm_size(u->group, &u->comm.size);
+    u->partner = (u->world_rank + n) % world;
+    u->comm.cfg_group = group;
+    u->comm.cfg_swap = usp_cfg_swap;
+    return SKY_OK;
+}
+
 const sky_comm *sky_usp_comm(const sky_usp *u) { return &u->comm; }
+
+int sky_usp_world_rank(const sky_usp *u) { return u->world_rank; }
+
+int sky_usp_world_size(const sky_usp *u) { return u->world_size; }
 
 /* FNV-1a over the arguments after the program name, each with its terminating NUL. */
 static uint64_t args_hash(int argc, char **argv)
@@ -107,6 +151,7 @@ void sky_usp_abort(const sky_usp *u, int code)
 void sky_usp_end(sky_usp *u)
 {
     if (!u) return;
+    if (u->group != MPI_COMM_WORLD) MPI_Comm_free(&u->group);
     free(u);
     MPI_Finalize();
 }

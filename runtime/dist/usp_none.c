@@ -14,10 +14,28 @@ sky_status sky_usp_start(sky_usp **out, int *argc, char ***argv, sky_err *err)
                          "libopenmpi-dev openmpi-bin; then launch with mpirun -np N)");
 }
 
+sky_status sky_usp_split_cfg(sky_usp *u, sky_err *err)
+{
+    (void)u;
+    return sky_fail(err, "--use_usp: built without MPI");
+}
+
 const sky_comm *sky_usp_comm(const sky_usp *u)
 {
     (void)u;
     return NULL;
+}
+
+int sky_usp_world_rank(const sky_usp *u)
+{
+    (void)u;
+    return 0;
+}
+
+int sky_usp_world_size(const sky_usp *u)
+{
+    (void)u;
+    return 1;
 }
 
 sky_status sky_usp_check_same_args(const sky_usp *u, int argc, char **argv, sky_err *err)

@@ -42,6 +42,12 @@ typedef struct sky_comm {
     void (*alltoall)(const struct sky_comm *c, const float *send, float *recv, long long count);
     /* every rank's count floats of send, in rank order, into recv (size x count floats) */
     void (*allgather)(const struct sky_comm *c, const float *send, float *recv, long long count);
+    /* The CFG axis (--use_usp --use_cfg_parallel on 2 N ranks; the runtime's, not the programs'): cfg_group -1
+     * without it, else 0 (these N ranks run the conditional passes) or 1 (the unconditional ones); rank and size
+     * above are then within the group. cfg_swap sends count floats to the rank of the other group at the same
+     * rank and receives its count floats into recv. */
+    int cfg_group;
+    void (*cfg_swap)(const struct sky_comm *c, const float *send, float *recv, long long count);
 } sky_comm;
 
 /* CPU call of one part of dit_forward_usp on rank comm->rank of comm->size: as sky_dit_part_cpu_fn. */
