@@ -15,8 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Packages: the generator (lua5.4), the C toolchain, CMake, FFmpeg's libraries (video I/O), zlib (the .pth archives'
-# CRC-32), libcurl (the prompt enhancer's HTTP client), and clang with libFuzzer (the fuzz tier, tests/fuzz/).
-PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev clang libclang-rt-14-dev python3"
+# CRC-32), libcurl (the prompt enhancer's HTTP client), clang with libFuzzer (the fuzz tier, tests/fuzz/), and OpenMPI
+# (--use_usp's ranks, runtime/dist/; its test tier, tests/runtime/test_usp.sh).
+PACKAGES="lua5.4 cmake gcc g++ make pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libsentencepiece-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev clang libclang-rt-14-dev python3 libopenmpi-dev openmpi-bin"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
@@ -43,6 +44,10 @@ deps() {
         pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
             missing="$missing libavcodec-dev libavformat-dev libswscale-dev libavutil-dev"
         pkg-config --exists libcurl 2>/dev/null || missing="$missing libcurl4-openssl-dev"
+        # OpenMPI only for the test tiers (a build without it refuses --use_usp)
+        if [ "${1:-}" = fuzz ]; then
+            { pkg-config --exists ompi-c 2>/dev/null && need_cmd mpirun; } || missing="$missing libopenmpi-dev openmpi-bin"
+        fi
     fi
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ] && need_cmd apt-get; then

@@ -413,12 +413,14 @@ function lower.cuda(g)
 end
 
 -- Every backend's programs: { cpu = programs (as built), cuda = { name = lowered graph } } (cuda only
--- when the spec targets it).
+-- when the spec targets it, and without the programs marked cpu_only: dit_forward_usp).
 function lower.run(s, programs)
     local out = { cpu = programs }
     if s.targets.cuda then
         out.cuda = {}
-        for _, name in ipairs(sorted.keys(programs)) do out.cuda[name] = lower.cuda(programs[name]) end
+        for _, name in ipairs(sorted.keys(programs)) do
+            if not programs[name].cpu_only then out.cuda[name] = lower.cuda(programs[name]) end
+        end
     end
     return out
 end

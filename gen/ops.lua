@@ -64,6 +64,7 @@ ops.modulation = {      -- mod[r, k, :] = table[k, :] + e[r, k-th slice or the w
     shape  = function(ins, a) return { rows(ins[1]), a.chunks, a.dim } end,
 }
 ops.layernorm_modulate = {  -- y = LN(x) * (1 + mod[shift+1]) + mod[shift], no affine (§2.7)
+                            -- (attrs.at_tok0: x is a rank's slice from token tok0, dit_forward_usp)
     inputs = { "x", "mod" },
     shape  = function(ins) return ins[1].dims end,
 }
@@ -88,13 +89,42 @@ ops.attention = {       -- softmax(q k^T / sqrt(d)) v per head, no mask
     shape  = function(ins) return ins[1].dims end,
     flops  = function(n, ins) return 4 * n(rows(ins[1])) * n(rows(ins[2])) * cols(ins[1]) end,
 }
-ops.gated_residual = {  -- y = x + u * mod[gate] (fp32 residual stream, §2.7)
+ops.gated_residual = {  -- y = x + u * mod[gate] (fp32 residual stream, §2.7; attrs.at_tok0 as layernorm_modulate)
     inputs = { "x", "u", "mod" },
     shape  = function(ins) return ins[1].dims end,
 }
 ops.unpatchify = {      -- [L, out_dim*4] -> velocity [out_dim, F, H, W] (§2.10: c fastest)
     inputs = { "x" },
     shape  = function(_, a) return { a.out_dim, "F", a.lat_h, a.lat_w } end,
+}
+
+-- ---- Ulysses sequence parallelism (dit_forward_usp, round2-features.md §1): dims "Ls" (tokens per rank, the
+-- last rank's padded) and "Lp" (Ls x ranks) ----
+
+ops.usp_slice = {       -- this rank's rows [tok0, tok0 + Ls) of x [L, COLS], zeros past L (§1.3)
+    inputs = { "x" },
+    shape  = function(ins) return { "Ls", cols(ins[1]) } end,
+}
+ops.usp_pack_heads = {  -- [Ls, C] -> [P, Ls, C/P], block p head group p (same element count, kept as [Ls, C])
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.usp_alltoall = {    -- block p to rank p; [P, Ls, C/P] sent -> [P, Ls, C/P] received = [Lp, C/P] (§1.6)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.usp_unpack_heads = { -- [P, Ls, C/P] received -> [Ls, C] (inverse of usp_pack_heads)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
+ops.attention_heads = { -- attention of this rank's NH/P heads over all tokens: q [Lp, C/P], keys the first L rows
+    inputs = { "q", "k", "v" },                 -- (each stored in an [Ls, C] tensor: Lp x C/P elements)
+    shape  = function(ins) return ins[1].dims end,
+    flops  = function(n, ins) return 4 * n(rows(ins[1])) * n("L") * cols(ins[1]) end,
+}
+ops.usp_allgather = {   -- every rank's [Ls, COLS] in rank order -> [Lp, COLS] (§1.7: the head's output)
+    inputs = { "x" },
+    shape  = function(ins) return { "Lp", cols(ins[1]) } end,
 }
 
 -- ---- the VAE (reference vae-text-image-files.md §1): tensors [C, T, H, W], channels first ----

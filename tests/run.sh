@@ -20,6 +20,7 @@ tiers=(
     "video I/O (+ASan)       | bash tests/runtime/run_video_tests.sh"
     "command line            | bash tests/runtime/test_cli.sh"
     "numbers + reproducibility | bash tests/runtime/test_checks.sh"
+    "--use_usp under mpirun  | bash tests/runtime/test_usp.sh"
     "prompt enhancer (HTTP)  | bash tests/runtime/test_prompt_enhancer.sh"
     "permissions (as nobody) | bash tests/runtime/test_permissions.sh"
     "life cycle (FIFO, signals) | bash tests/runtime/test_life_cycle.sh"

@@ -157,15 +157,20 @@ backend.modulation = {
         return string.format("%s(%s, %s, %s, %s);", k, act(n.out), act(n.ins[1]), wref(n.attrs.table), rows(n.ins[1]))
     end,
 }
+-- ", tok0, <modulation rows>" after the usual arguments of a kernel on a rank's slice of the tokens (attrs.at_tok0:
+-- dit_forward_usp), else "".
+local function at_tok0(n, mod)
+    return n.attrs.at_tok0 and (", tok0, " .. rows(mod)) or ""
+end
 backend.layernorm_modulate = {
-    template = "layernorm_modulate",
-    consts = function(n)
+    instances = function(n)
         local a = n.attrs
-        return { C = a.dim, CHUNKS = a.chunks, SHIFT = a.shift, SCALE = a.scale, EPS = clit.f64(a.eps) }
-    end,
-    call = function(k, n)
-        return string.format("%s(%s, %s, %s, %s, tokens_per_row);", k, act(n.out), act(n.ins[1]), act(n.ins[2]),
-                             rows(n.ins[1]))
+        return { { template = a.at_tok0 and "layernorm_modulate_at" or "layernorm_modulate",
+                   consts = { C = a.dim, CHUNKS = a.chunks, SHIFT = a.shift, SCALE = a.scale, EPS = clit.f64(a.eps) },
+                   call = function(k)
+                       return string.format("%s(%s, %s, %s, %s, tokens_per_row%s);", k, act(n.out), act(n.ins[1]),
+                                            act(n.ins[2]), rows(n.ins[1]), at_tok0(n, n.ins[2]))
+                   end } }
     end,
 }
 backend.layernorm_affine = {
@@ -207,11 +212,56 @@ backend.attention = {
     end,
 }
 backend.gated_residual = {
-    template = "gated_residual",
-    consts = function(n) return { C = n.attrs.dim, CHUNKS = n.attrs.chunks, GATE = n.attrs.gate } end,
+    instances = function(n)
+        local a = n.attrs
+        return { { template = a.at_tok0 and "gated_residual_at" or "gated_residual",
+                   consts = { C = a.dim, CHUNKS = a.chunks, GATE = a.gate },
+                   call = function(k)
+                       return string.format("%s(%s, %s, %s, %s, %s, tokens_per_row%s);", k, act(n.out), act(n.ins[1]),
+                                            act(n.ins[2]), act(n.ins[3]), rows(n.ins[1]), at_tok0(n, n.ins[3]))
+                   end } }
+    end,
+}
+
+-- ---- Ulysses sequence parallelism (dit_forward_usp): symbols P, Ls, Lp, tok0 (programs/dit.lua); the
+-- collectives through the runtime's comm (program.h sky_comm) ----
+backend.usp_slice = {
+    template = "usp_slice",
+    consts = function(n) return { COLS = cols(n.out) } end,
     call = function(k, n)
-        return string.format("%s(%s, %s, %s, %s, %s, tokens_per_row);", k, act(n.out), act(n.ins[1]), act(n.ins[2]),
-                             act(n.ins[3]), rows(n.ins[1]))
+        return string.format("%s(%s, %s, %s, tok0, %s);", k, act(n.out), act(n.ins[1]), rows(n.out), rows(n.ins[1]))
+    end,
+}
+backend.usp_pack_heads = {
+    template = "usp_pack_heads",
+    consts = function(n) return { C = n.attrs.dim } end,
+    call = function(k, n) return string.format("%s(%s, %s, %s, P);", k, act(n.out), act(n.ins[1]), rows(n.ins[1])) end,
+}
+backend.usp_unpack_heads = {
+    template = "usp_unpack_heads",
+    consts = function(n) return { C = n.attrs.dim } end,
+    call = function(k, n) return string.format("%s(%s, %s, %s, P);", k, act(n.out), act(n.ins[1]), rows(n.out)) end,
+}
+backend.usp_alltoall = {                -- [Ls, C] elements = P blocks of Ls x C / P
+    template = "usp_alltoall",
+    consts = function() return {} end,
+    call = function(k, n)
+        return string.format("%s(%s, %s, (long long)%s * %d / P, comm);", k, act(n.out), act(n.ins[1]), rows(n.ins[1]),
+                             cols(n.ins[1]))
+    end,
+}
+backend.usp_allgather = {
+    template = "usp_allgather",
+    consts = function(n) return { COLS = cols(n.out) } end,
+    call = function(k, n) return string.format("%s(%s, %s, %s, comm);", k, act(n.out), act(n.ins[1]), rows(n.ins[1])) end,
+}
+backend.attention_heads = {             -- Lp queries of NH / P heads over the first L keys
+    template = "attention_heads",
+    consts = function(n) return { D = n.attrs.head_dim } end,
+    call = function(k, n)
+        local q, kk, v = n.ins[1], n.ins[2], n.ins[3]
+        return string.format("%s(%s, %s, %s, %s, Lp, L, %d / P);", k, act(n.out), act(q), act(kk), act(v),
+                             cols(q) // n.attrs.head_dim)
     end,
 }
 backend.unpatchify = {
@@ -405,11 +455,12 @@ local function section_of(n, seen)
 end
 
 -- C prototype of program g's CPU function, or of its part `part` (arena, the prompt arena where it keeps
--- tensors per prompt, fp32 weights, then its runtime params).
+-- tensors per prompt, fp32 weights, then its runtime params; last the ranks' collectives for dit_forward_usp).
 function c.prototype(g, part)
     local params = { "unsigned char *arena", "const float *const *w" }
     if #g.prompt_tensors > 0 then table.insert(params, 2, "unsigned char *prompt") end
     for _, p in ipairs(g.params) do params[#params + 1] = "int " .. p.name end
+    if g.usp then params[#params + 1] = "const sky_comm *comm" end
     return string.format("void %s%s_cpu(%s)", g.name, part and ("_" .. part) or "", table.concat(params, ", "))
 end
 
@@ -533,6 +584,7 @@ local function program_functions(w, p, bodies, part_names)
         w:line("%s;", proto)
         w:line("%s", proto)
         w:open("{")
+        if g.usp then w:line("(void)comm;") end
         for _, l in ipairs(graph.prologue(g, text)) do w:line("%s", l) end
         if #p.prompt > 0 and not text:find("PACT(", 1, true) and not text:find("OUT_PROMPT(", 1, true) then
             w:line("(void)prompt;")
@@ -591,6 +643,12 @@ function c.emit(s, plans, files, ctx)
                           r.head_dim, d.ffn_dim),
             string.format("window     up to %d latent frames x %d tokens (frame count is a runtime argument)",
                           r.max_frames, r.tokens_per_frame),
+        },
+        dit_forward_usp = {
+            string.format("model      %d blocks, C %d, %d heads x %d, ffn %d", d.num_layers, d.dim, d.num_heads,
+                          r.head_dim, d.ffn_dim),
+            string.format("ranks      Ulysses sequence parallelism over 2 to %d ranks dividing the heads (comm)",
+                          d.num_heads),
         },
         vae_decode = { "chunk      one latent frame per call -> 1 frame (first call) or 4 frames" },
         vae_encode = { "chunk      1 frame (first call) or 4 frames per call -> one latent frame" },

@@ -88,12 +88,14 @@ local function flops_by_tokens(g, max_tokens)
     return string.format("{%.17g, %.17g, %.17g}", c, a, b)
 end
 
--- static const sky_dit_program dit_forward.
-local function dit_program(w, s, plans)
+-- static const sky_dit_program dit_forward, or dit_forward_usp (name; the Ulysses form, CPU only: its part functions
+-- take the ranks' collectives, program.h; it reads dit_forward's weights table, the same weights in the same order).
+local function dit_program(w, s, plans, name)
     local d, r = s.dit, s.derived
-    local p = plans.cpu.dit_forward
-    local pc = plans.cuda and plans.cuda.dit_forward
-    w:open("static const sky_dit_program dit_forward = {")
+    local p = plans.cpu[name]
+    local usp = name == "dit_forward_usp"
+    local pc = not usp and plans.cuda and plans.cuda.dit_forward
+    w:open(string.format("static const sky_dit_program %s = {", name))
     w:line(".dim = %d, .ffn_dim = %d, .num_heads = %d, .num_layers = %d, .freq_dim = %d,",
            d.dim, d.ffn_dim, d.num_heads, d.num_layers, d.freq_dim)
     w:line(".text_len = %d, .text_dim = %d,", d.text_len, d.text_dim)
@@ -104,21 +106,39 @@ local function dit_program(w, s, plans)
     w:line(".patch_t = %d, .patch_h = %d, .patch_w = %d,", r.patch_t, r.patch_h, r.patch_w)
     w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
     w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
-    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", cuda_peak(plans, "dit_forward"),
+    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", usp and "0" or cuda_peak(plans, "dit_forward"),
            clit.size(pc and pc.prompt_bytes or 0))
-    w:line(".cuda_weight_bytes = %s, .cuda_teacache_bytes = %s,", cuda_weights(plans, "dit_forward"), cuda_teacache(plans))
+    w:line(".cuda_weight_bytes = %s, .cuda_teacache_bytes = %s,", usp and "0" or cuda_weights(plans, "dit_forward"),
+           usp and "0" or cuda_teacache(plans))
+    -- (dit_forward_usp: the whole forward's, dit_forward's count; each of P ranks does about 1 / P of it)
+    local fg = plans.cpu.dit_forward.graph
     w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",
-           string.format("%.17g", graph.flops(p.graph, "context")))
-    w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(p.graph) - graph.flops(p.graph, "context")))
-    w:line(".flops_by_tokens = %s,", flops_by_tokens(p.graph, r.max_tokens))
+           string.format("%.17g", graph.flops(fg, "context")))
+    w:line(".prompt_flops = %s,", string.format("%.17g", graph.flops(fg) - graph.flops(fg, "context")))
+    w:line(".flops_by_tokens = %s,", flops_by_tokens(fg, r.max_tokens))
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do
         w:line(".%s = %s,", name, slot(p, name))
     end
     w:line(".n_weights = %d,", #p.graph.weights)
-    w:line(".weights = dit_forward_weights,")
+    w:line(".weights = dit_forward_weights,")   -- (dit_forward_usp: the same table)
     assert(table.concat(p.graph.parts, " ") == "context embed blocks head", "emit/variant: dit_forward's parts changed")
-    w:line(".context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,")
-    w:line(".blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
+    if usp then
+        local plain = plans.cpu.dit_forward.graph.weights
+        for i, wt in ipairs(p.graph.weights) do
+            assert(plain[i].name == wt.name, "emit/variant: dit_forward_usp's weights differ from dit_forward's")
+        end
+        w:line(".context_usp = dit_forward_usp_context_cpu, .embed_usp = dit_forward_usp_embed_cpu,")
+        w:line(".blocks_usp = dit_forward_usp_blocks_cpu, .head_usp = dit_forward_usp_head_cpu,")
+        local ranks = {}
+        for i, n in ipairs(require("programs.dit").usp_ranks(s)) do ranks[i] = tostring(n) end
+        assert(#ranks < 16, "emit/variant: more rank counts than program.h's usp_ranks holds")
+        w:line(".usp_ranks = { %s },   /* the rank counts it takes: 2 .. heads, dividing the heads */",
+               table.concat(ranks, ", "))
+    else
+        w:line(".context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,")
+        w:line(".blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,")
+        if plans.cpu.dit_forward_usp then w:line(".usp = &dit_forward_usp,") end
+    end
     for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
         w:line(".%s = %s,", name, slot(p, p.graph.exposed[name].name))
     end
@@ -233,8 +253,11 @@ function variant.emit(s, plans, files, ctx)
         if #g.states > 0 then w:line("void %s_cpu_reset(unsigned char *arena);", g.name) end
     end
     w:blank()
-    for _, name in ipairs(sorted.keys(plans.cpu)) do weights_table(w, plans.cpu[name].graph) end
-    dit_program(w, s, plans)
+    for _, name in ipairs(sorted.keys(plans.cpu)) do
+        if name ~= "dit_forward_usp" then weights_table(w, plans.cpu[name].graph) end
+    end
+    if plans.cpu.dit_forward_usp then dit_program(w, s, plans, "dit_forward_usp") end
+    dit_program(w, s, plans, "dit_forward")
     for _, name in ipairs({ "vae_decode", "vae_encode" }) do
         if plans.cpu[name] then vae_program(w, s, plans, name) end
     end

@@ -11,6 +11,15 @@
 -- backend computes everything in fp32.
 --
 -- Dims: C model width, FF ffn width, L tokens, F latent frames, Ft timestep rows.
+--
+-- The same builder makes `dit_forward_usp` (dit.build with usp): Ulysses sequence parallelism as the original
+-- does it through xDiT (shared/reference/round2-features.md §1), for P ranks (a run-time value, 2 to NH, P
+-- dividing NH). Everything before the blocks runs on all L tokens on every rank; then each rank keeps its Ls =
+-- ceil(L / P) tokens from tok0 = rank Ls (the last rank's padded with zero rows), with the RoPE rows of their
+-- global positions and the modulation rows of their frames. Around self-attention an all-to-all turns
+-- [Ls tokens, all heads] into [all Lp = Ls P tokens, NH / P heads] and back; the padding rows are not keys.
+-- Cross-attention and the FFN are local; the head runs on the local tokens and its output is gathered before
+-- unpatchify. The arithmetic of every token is the single-process program's, in the same order.
 
 local dit = {}
 
@@ -120,6 +129,13 @@ local function attention(g, s, q, k, v, out)
                 { num_heads = s.dit.num_heads, head_dim = d.head_dim }, out, "bf16")
 end
 
+-- Ulysses: tensor x [Ls, C] of this rank's tokens (all heads) -> [Lp, C / P] (all tokens, this rank's heads),
+-- kept in an [Ls, C] tensor (as many elements). round2-features.md §1.6.
+local function to_heads(g, x, C)
+    local packed = g:op("usp_pack_heads", { x }, { dim = C }, x.name .. ".packed", x.dtype)
+    return g:op("usp_alltoall", { packed }, {}, x.name .. ".heads", x.dtype)
+end
+
 -- Self-attention of block p on the modulated, normalised tokens a (§2.7 step 2).
 local function self_attention(g, s, p, a, rope)
     local C = s.dit.dim
@@ -133,7 +149,15 @@ local function self_attention(g, s, p, a, rope)
              m .. "q.rope", "bf16")
     k = g:op("rope", { k, rope }, { num_heads = s.dit.num_heads, head_dim = s.derived.head_dim },
              m .. "k.rope", "bf16")
-    local o = attention(g, s, q, k, v, m .. "attn")
+    local o
+    if g.usp then
+        o = g:op("attention_heads", { to_heads(g, q, C), to_heads(g, k, C), to_heads(g, v, C) },
+                 { head_dim = s.derived.head_dim }, m .. "attn.heads", "bf16")
+        o = g:op("usp_alltoall", { o }, {}, m .. "attn.back", "bf16")
+        o = g:op("usp_unpack_heads", { o }, { dim = C }, m .. "attn", "bf16")
+    else
+        o = attention(g, s, q, k, v, m .. "attn")
+    end
     return linear(g, o, m .. "o", C, C, m .. "o.out", "bf16")
 end
 
@@ -180,10 +204,10 @@ local function attention_block(g, s, i, x, e0, kv, rope)
     local mod = g:op("modulation", { e0 }, { table = table6, chunks = 6, dim = C, per_chunk = true },
                      p .. "mod", "f32")                                       -- [Ft, 6, C]
 
-    local a = g:op("layernorm_modulate", { x, mod }, { eps = eps, shift = 0, scale = 1, chunks = 6, dim = C },
+    local a = g:op("layernorm_modulate", { x, mod }, { eps = eps, shift = 0, scale = 1, chunks = 6, dim = C, at_tok0 = g.usp },
                    p .. "norm1.out", "bf16")                                  -- LN1, no affine
     local sa = self_attention(g, s, p, a, rope)
-    local x1 = g:op("gated_residual", { x, sa, mod }, { gate = 2, chunks = 6, dim = C },
+    local x1 = g:op("gated_residual", { x, sa, mod }, { gate = 2, chunks = 6, dim = C, at_tok0 = g.usp },
                     p .. "x1", "f32")                                         -- x + sa * gate_sa
 
     local c = x1
@@ -198,19 +222,30 @@ local function attention_block(g, s, i, x, e0, kv, rope)
     local ca = cross_attention(g, s, p, c, kv)
     local x2 = g:op("add", { x1, ca }, {}, p .. "x2", "f32")
 
-    local f = g:op("layernorm_modulate", { x2, mod }, { eps = eps, shift = 3, scale = 4, chunks = 6, dim = C },
+    local f = g:op("layernorm_modulate", { x2, mod }, { eps = eps, shift = 3, scale = 4, chunks = 6, dim = C, at_tok0 = g.usp },
                    p .. "norm2.out", "bf16")                                  -- LN2, no affine
     local h = linear(g, f, p .. "ffn.0", s.dit.ffn_dim, C, p .. "ffn.0.out", "bf16")
     h = g:op("gelu_tanh", { h }, {}, p .. "ffn.1.out", "bf16")
     local ff = linear(g, h, p .. "ffn.2", C, s.dit.ffn_dim, p .. "ffn.2.out", "bf16")
-    return g:op("gated_residual", { x2, ff, mod }, { gate = 5, chunks = 6, dim = C },
+    return g:op("gated_residual", { x2, ff, mod }, { gate = 5, chunks = 6, dim = C, at_tok0 = g.usp },
                 p .. "out", "bf16")                                           -- rounded at block end
 end
 
--- Fill graph g with dit_forward for spec s; returns g.
-function dit.build(g, s)
+-- The rank counts dit_forward_usp takes for spec s: 2 .. NH, dividing the heads (round2-features.md §1.8).
+function dit.usp_ranks(s)
+    local list = {}
+    for p = 2, s.dit.num_heads do
+        if s.dit.num_heads % p == 0 then list[#list + 1] = p end
+    end
+    return list
+end
+
+-- Fill graph g with dit_forward for spec s (usp: dit_forward_usp, the Ulysses form, for 2 or more ranks);
+-- returns g.
+function dit.build(g, s, usp)
     local d, r = s.dit, s.derived
     local C = d.dim
+    g.usp = usp or nil
 
     -- Runtime arguments and the values derived from them (the plan sizes every buffer for
     -- the largest window; a call may have fewer frames; H and W may be swapped, same product).
@@ -220,6 +255,12 @@ function dit.build(g, s)
     g:param("Ft", r.max_frames, "timestep rows: 1 (plain) or F (per frame)")
     g:symbol("L", r.max_tokens, "F * (H / 2) * (W / 2)", "tokens of this call")
     g:symbol("tokens_per_row", nil, "(Ft == 1) ? L : L / F", "tokens sharing one modulation row")
+    if usp then                                 -- the ranks: comm (program.h sky_comm), 2 .. NH of them
+        g:symbol("P", nil, "comm->size", "ranks (2 to num_heads, dividing num_heads: the runtime checked)")
+        g:symbol("Ls", (r.max_tokens + 1) // 2, "(L + P - 1) / P", "tokens per rank (the last rank's padded)")
+        g:symbol("Lp", r.max_tokens + d.num_heads - 1, "Ls * P", "tokens with the padding")
+        g:symbol("tok0", nil, "comm->rank * Ls", "this rank's first token")
+    end
 
     -- Inputs of one sample (the runtime loops over the batch).
     local x   = g:input("x", { r.x_channels, "F", r.lat_h, r.lat_w }, "f32")         -- noisy latent
@@ -274,6 +315,7 @@ function dit.build(g, s)
                          "patches", "bf16")
     local tok = linear(g, patches, "patch_embedding", C, r.patch_in, "patch_embedding.out", "bf16",
                        { C, d.in_dim, 1, 2, 2 })
+    if usp then tok = g:op("usp_slice", { tok }, {}, "patch_embedding.local", "bf16") end
 
     -- Time embedding (§2.4): e [Ft, C], e0 [Ft, 6C].
     local sin = g:op("sinusoid", { t }, { freq_dim = d.freq_dim }, "time_sinusoid", "bf16")
@@ -294,6 +336,7 @@ function dit.build(g, s)
     -- 3-D RoPE table for this call's (F, H/2, W/2) grid, shared by all blocks (§2.8).
     local rope = g:op("rope_table", {}, { head_dim = r.head_dim, t_dim = r.rope_t_dim, h_dim = r.rope_h_dim,
                                           w_dim = r.rope_w_dim, theta = d.rope_theta }, "rope", "f32")
+    if usp then rope = g:op("usp_slice", { rope }, {}, "rope.local", "f32") end   -- global positions (§1.4)
 
     -- What the runtime reads between the parts for TeaCache: the tokens entering the blocks and the
     -- tokens leaving them (the cached residual is their difference), and the time embeddings it
@@ -315,9 +358,10 @@ function dit.build(g, s)
     local table2 = weight(g, "head.modulation", { 1, 2, C })
     local hm = g:op("modulation", { e }, { table = table2, chunks = 2, dim = C, per_chunk = false },
                     "head.mod", "f32")                                        -- [Ft, 2, C]
-    local hn = g:op("layernorm_modulate", { h, hm }, { eps = d.eps, shift = 0, scale = 1, chunks = 2, dim = C },
-                    "head.norm.out", "f32")
+    local hn = g:op("layernorm_modulate", { h, hm }, { eps = d.eps, shift = 0, scale = 1, chunks = 2, dim = C,
+                                                       at_tok0 = g.usp }, "head.norm.out", "f32")
     local out = linear(g, hn, "head.head", r.head_out, C, "head.head.out", "f32")
+    if usp then out = g:op("usp_allgather", { out }, {}, "head.head.gathered", "f32") end     -- §1.7
     local v = g:op("unpatchify", { out }, { out_dim = d.out_dim, lat_h = r.lat_h, lat_w = r.lat_w }, "v", "f32")
     g:output(v)
     g:check_prompt_part({ "context", "clip_fea" })

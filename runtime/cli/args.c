@@ -151,10 +151,12 @@ static const flag flags[] = {
      "start, stage and step with the ETA, done with the time per stage)"},
     {"-q", 'b', 0, "", ""},
     {"--quiet", 'b', 0, "off", "no progress lines (-q)"},
-    /* Flags of the original that this engine refuses for now (never silently ignored). */
     {"--use_usp", 'b', 0, "off",
-     "multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel runs the "
-     "two guidance passes on two GPUs)"},
+     "Ulysses sequence parallelism over the ranks of `mpirun -np N` or `srun` (docs/usp.md): each rank runs 1/N of "
+     "the tokens' attention heads; N must divide the heads; needs --seed; CPU backend only so far (the GPU path "
+     "over NCCL is not built yet); rank 0 prints and writes; with --use_cfg_parallel on 2 N ranks, the conditional "
+     "passes run on N ranks and the unconditional ones on the other N"},
+    /* Flags of the original that this engine refuses for now (never silently ignored). */
     {"--causal_attention", 'b', 1, "off",
      "DF: block-causal mask; not supported (the released weights do not "
      "support it, issues #58, #78)"},

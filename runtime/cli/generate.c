@@ -8,6 +8,7 @@
  * SKY_CLI_GO_ON or the exit code of the error it printed; then the pipeline runs.
  */
 #include "cli/cli.h"
+#include "cli/ranks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,11 @@ typedef struct gen {
     sky_prompt_enhancer pe;
     const char         *user_prompt; /* the prompt as given (a->prompt becomes the enhanced one) */
     char                enhanced[SKY_PROMPT_ENHANCER_MAX_PROMPT + 1];
+    sky_usp            *usp; /* --use_usp: the ranks (cli/ranks.h); NULL: one process */
 } gen;
+
+/* 1 on the rank that prints the progress and writes the outputs: rank 0, or the only process. */
+static int writes(const gen *g) { return !g->usp || sky_usp_world_rank(g->usp) == 0; }
 
 /* The first of SIGINT, SIGTERM and SIGHUP received (run: sigaction). */
 static volatile sig_atomic_t interrupted;
@@ -102,7 +107,7 @@ static int refuse_flags(gen *g)
                                  "sequence); give the text in UTF-8",
                                  texts[i], ok + 1, n, (unsigned char)s[ok]);
     }
-    static const char *const refused[] = {"--use_usp", "--causal_attention"};
+    static const char *const refused[] = {"--causal_attention"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (sky_cli_flag_given(&g->f, refused[i]))
             return sky_cli_usage(g->argv0, "%s: %s", refused[i], sky_cli_flag_help(refused[i]));
@@ -181,10 +186,40 @@ static int refuse_slow_cpu(gen *g)
                          SKY_CLI_CPU_GFLOPS);
 }
 
-/* --backend, else cuda where a GPU is present and the plugin loads, else cpu ($SKY_BACKEND overrides; dit.h). */
+/* --use_usp (cli/ranks.h, the ranks started by sky_cli_generate): the CPU backend, a rank count the heads allow,
+ * --seed (every rank draws the same noise, as the original requires), and what it does not combine with yet. */
+static int check_usp(gen *g)
+{
+    if (!g->usp) return SKY_CLI_GO_ON;
+    const char *backend = sky_cli_flag_given(&g->f, "--backend") ? sky_cli_flag(&g->f, "--backend") : NULL;
+    if (backend && strcmp(backend, "cuda") == 0)
+        return sky_cli_usage(g->argv0, "--use_usp with --backend cuda: not built yet (the NCCL path, issue 17 items 2 "
+                                       "and 5, remains); --use_usp runs on the CPU backend (--backend cpu)");
+    sky_err e;
+    if (sky_cli_flag_given(&g->f, "--use_cfg_parallel")) { /* the CFG axis: two groups of N ranks */
+        if (sky_cli_flag_given(&g->f, "--teacache"))
+            return sky_cli_usage(g->argv0, "--use_usp --use_cfg_parallel with --teacache: not supported yet (each "
+                                           "group would see half of TeaCache's calls); drop one of them");
+        if (sky_usp_split_cfg(g->usp, &e)) return sky_cli_usage(g->argv0, "%s", e.msg);
+    }
+    if (sky_cli_flag_given(&g->f, "--resume_dir"))
+        return sky_cli_usage(g->argv0, "--use_usp with --resume_dir: not supported yet (one rank would have to keep "
+                                       "the windows for all); drop one of them");
+    if (!sky_cli_flag_given(&g->f, "--seed"))
+        return sky_cli_usage(g->argv0, "--use_usp needs --seed (every rank draws the same noise from it, as the "
+                                       "original requires)");
+    const sky_comm *c = sky_usp_comm(g->usp); /* N = 1 (CFG axis on 2 ranks): the plain program, no token split */
+    if ((c->cfg_group < 0 || c->size > 1) && sky_dit_usp_check(sky_variant.dit, c->size, &e))
+        return sky_cli_usage(g->argv0, "%s", e.msg);
+    return SKY_CLI_GO_ON;
+}
+
+/* --backend, else cuda where a GPU is present and the plugin loads, else cpu ($SKY_BACKEND overrides; dit.h);
+ * --use_usp: cpu. */
 static int choose_backend(gen *g)
 {
     g->backend = SKY_BACKEND_CPU;
+    if (g->usp) return SKY_CLI_GO_ON;
     if (sky_cli_flag_given(&g->f, "--backend")) {
         sky_err e;
         if (sky_backend_parse(sky_cli_flag(&g->f, "--backend"), &g->backend, &e))
@@ -265,7 +300,7 @@ static int read_options(gen *g)
     if (a->vae_tiling && g->backend == SKY_BACKEND_CUDA)
         return sky_cli_usage(g->argv0, "--vae_tiling: the tiled VAE decode runs on the CPU backend only so far "
                                        "(--backend cpu, or drop the flag)");
-    a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel");
+    a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel") && !g->usp; /* --use_usp: the CFG axis */
     a->resume_dir = sky_cli_flag(&g->f, "--resume_dir");
     a->teacache = sky_cli_flag_given(&g->f, "--teacache");
     if (a->resume_dir && a->teacache)
@@ -589,6 +624,10 @@ static int remove_stale_temps(gen *g)
 static int name_output(gen *g)
 {
     sky_gen_args *a = &g->a;
+    if (!writes(g)) { /* --use_usp: rank 0 names, writes and reports the outputs */
+        a->output = a->output_latents = NULL;
+        return SKY_CLI_GO_ON;
+    }
     if (sky_cli_flag_given(&g->f, "--output"))
         snprintf(g->out, sizeof g->out, "%s", sky_cli_flag(&g->f, "--output"));
     else if (!default_output(g->out, sizeof g->out,
@@ -718,11 +757,8 @@ static int run(gen *g)
         fprintf(stderr, "\n%s: interrupted; nothing was written\n", g->argv0);
         return interrupted == SIGINT ? 130 : 143;
     }
-    if (st != SKY_OK) {
-        fprintf(stderr, "%s: error: %s\n", g->argv0, err.msg);
-        return SKY_CLI_EXIT_FAIL;
-    }
-    const char *summary = sky_cli_flag(&g->f, "--json");
+    if (st != SKY_OK) return sky_cli_ranks_fail(g->usp, g->argv0, err.msg, SKY_CLI_EXIT_FAIL);
+    const char *summary = writes(g) ? sky_cli_flag(&g->f, "--json") : NULL;
     char        why[4200];
     if (summary && sky_cli_summary_write(summary, &(sky_cli_summary){&g->a, g->json, &stats}, why, sizeof why)) {
         fprintf(stderr, "%s: error: --json %s: %s (the video was written)\n", g->argv0, summary, why);
@@ -734,21 +770,29 @@ static int run(gen *g)
 
 int sky_cli_generate(int argc, char **argv)
 {
-    static int (*const steps[])(gen *) = {
-        refuse_flags,     read_enhancer, choose_backend, read_numbers,     read_options,   read_sampler, choose_seed,
-        check_resolution, read_inputs,   check_frames,   find_checkpoints, enhance_prompt, name_output,  describe_run};
+    static int (*const steps[])(gen *) = {refuse_flags,     read_enhancer, check_usp,    choose_backend,
+                                          read_numbers,     read_options,  read_sampler, choose_seed,
+                                          check_resolution, read_inputs,   check_frames, find_checkpoints,
+                                          enhance_prompt,   name_output,   describe_run};
+    sky_usp *usp = NULL; /* --use_usp: the ranks, started before anything else (cli/ranks.h) */
+    int      rc = sky_cli_ranks_begin(&argc, &argv, &usp);
+    if (rc != SKY_CLI_GO_ON) return rc;
     gen *g = calloc(1, sizeof *g); /* ~45 KiB of paths and JSON, alive for the whole run */
-    if (!g) {
-        fprintf(stderr, "%s: error: out of host memory\n", argv[0]);
-        return SKY_CLI_EXIT_FAIL;
-    }
+    if (!g) { return sky_cli_ranks_fail(usp, argv[0], "out of host memory", SKY_CLI_EXIT_FAIL); }
     g->argv0 = argv[0];
-    int rc = sky_cli_flags_parse(&g->f, argc, argv);
-    g->quiet = sky_cli_quiet(&g->f);
+    g->usp = usp;
+    sky_cli_ranks_held held;
+    sky_cli_ranks_hold(usp, &held);
+    rc = sky_cli_flags_parse(&g->f, argc, argv);
+    g->quiet = sky_cli_quiet(&g->f) || !writes(g);
     if (rc == SKY_CLI_GO_ON) rc = read_progress(g);
+    if (!writes(g)) g->a.progress_json = 0;
     for (size_t i = 0; rc == SKY_CLI_GO_ON && i < sizeof steps / sizeof steps[0]; i++) rc = steps[i](g);
+    rc = sky_cli_ranks_agree(usp, &held, rc, argv[0]); /* every rank passed its checks, or every rank stops */
+    if (usp) g->a.comm = sky_usp_comm(usp);
     if (rc == SKY_CLI_GO_ON) rc = run(g);
     free(g->json);
     free(g);
+    sky_usp_end(usp);
     return rc;
 }

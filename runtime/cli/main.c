@@ -19,6 +19,7 @@
 
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/ranks.h"
 #include "cli/counts.h"
 #include "models/dit.h"
 #include "models/random_weights.h"
@@ -64,6 +65,8 @@ static void print_usage(FILE *out, const char *argv0)
         "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
         "      --lora FILE[:SCALE]  merge a LoRA into the weights as they load (repeatable; generation --help)\n"
         "      --lora_unknown_keys warn  skip LoRA keys that match no weight (default: refuse them)\n"
+        "      --use_usp         dit_forward only: Ulysses sequence parallelism over the ranks of\n"
+        "                        `mpirun -np N` (CPU backend; N dividing the heads); rank 0 writes\n"
         "      -q, --quiet       no progress lines\n"
         "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video "
         "[1,3,1+%d(L-1),%dh,%dw]\n"
@@ -203,6 +206,7 @@ typedef struct program_opts {
     const char      *trace_path;
     int              backend_given;
     int              is_dit, is_dec, is_enc, is_text, is_clip;
+    int              use_usp;   /* --use_usp (dit_forward under mpirun: cli/ranks.h) */
     sky_lora_spec    loras[16]; /* --lora, pointed to by o.loras */
     int              tiled;     /* vae_decode --vae_tiling MIN:STRIDE */
     sky_vae_tiling   tiling;
@@ -276,6 +280,8 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
             i++;
         } else if (is_dit && strcmp(a, "--use_ret_steps") == 0)
             o->use_ret_steps = 1;
+        else if (is_dit && strcmp(a, "--use_usp") == 0)
+            q->use_usp = 1;
         else if (is_dit && strcmp(a, "--lora") == 0 && val) {
             sky_err e;
             if (o->n_loras == 16) return usage_error(argv[0], "--lora %s: at most 16 LoRAs", val);
@@ -306,6 +312,14 @@ static int check_program_options(const char *argv0, program_opts *q)
     if (!o->weights) return usage_error(argv0, "program: %s is required", "--weights");
     if (!o->inputs) return usage_error(argv0, "program: %s is required", "--inputs");
     if (!o->output) return usage_error(argv0, "program: %s is required", "--output");
+    if (q->use_usp && q->backend_given && o->backend == SKY_BACKEND_CUDA)
+        return usage_error(argv0, "%s",
+                           "--use_usp with --backend cuda: not built yet (the NCCL path, issue 17 items 2 and 5, "
+                           "remains); --use_usp runs on the CPU backend: --backend cpu");
+    if (q->use_usp) {
+        o->backend = SKY_BACKEND_CPU;
+        q->backend_given = 1;
+    }
     if (!q->backend_given) {
         /* cuda where a GPU is present and the plugin loads, else cpu; $SKY_BACKEND overrides (backend.h) */
         char    note[1200];
@@ -326,18 +340,32 @@ static int cmd_program(int argc, char **argv)
 {
     program_opts q = {0};
     q.o.loras = q.loras;
-    int rc = which_program(argc, argv, &q);
+    sky_usp *usp = NULL; /* --use_usp: the ranks (cli/ranks.h), started before anything else */
+    int      rc = sky_cli_ranks_begin(&argc, &argv, &usp);
+    if (rc >= 0) return rc;
+    sky_cli_ranks_held held;
+    sky_cli_ranks_hold(usp, &held);
+    rc = which_program(argc, argv, &q);
     if (rc < 0) rc = parse_program_options(argc, argv, &q);
     if (rc < 0) rc = check_program_options(argv[0], &q);
     if (rc < 0 && q.is_dit && q.o.backend == SKY_BACKEND_CUDA) rc = sky_cli_selftest_gate(argv[0], q.o.quiet) ? 1 : -1;
-    if (rc >= 0) return rc;
-    const sky_dit_run_opts *o = &q.o;
-    sky_err                 err;
-    sky_trace              *trace = NULL;
-    if (q.trace_path && sky_trace_open(&trace, &err)) {
-        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
-        return 1;
+    if (rc < 0 && usp && !q.use_usp)
+        rc = usage_error(argv[0], "%s", "--use_usp: only program dit_forward runs over ranks");
+    sky_err err;
+    if (rc < 0 && usp && sky_dit_usp_check(sky_variant.dit, sky_usp_comm(usp)->size, &err))
+        rc = usage_error(argv[0], "%s", err.msg);
+    rc = sky_cli_ranks_agree(usp, &held, rc, argv[0]);
+    if (rc >= 0) {
+        sky_usp_end(usp);
+        return rc;
     }
+    sky_dit_run_opts *o = &q.o;
+    sky_trace        *trace = NULL;
+    if (usp) {
+        o->comm = sky_usp_comm(usp);
+        if (o->comm->rank != 0) o->quiet = 1; /* rank 0 prints the progress and writes the output */
+    }
+    if (q.trace_path && sky_trace_open(&trace, &err)) return sky_cli_ranks_fail(usp, argv[0], err.msg, 1);
     sky_status st = q.is_dit ? sky_dit_run(&sky_variant, o, &err)
                     : (q.is_text || q.is_clip)
                         ? sky_encoder_run_file(&sky_variant, q.is_text, o->weights, o->inputs, o->output, o->quiet,
@@ -346,10 +374,8 @@ static int cmd_program(int argc, char **argv)
                                            (int)o->backend, q.tiled ? &q.tiling : NULL, &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, q.trace_path, &err);
     sky_trace_free(trace);
-    if (st != SKY_OK) {
-        fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
-        return 1;
-    }
+    if (st != SKY_OK) return sky_cli_ranks_fail(usp, argv[0], err.msg, 1);
+    sky_usp_end(usp);
     return 0;
 }
 

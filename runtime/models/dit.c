@@ -212,7 +212,39 @@ struct sky_dit {
     float                 *tc_tokens, *tc_res[2];          /* CPU TeaCache: the tokens, a residual per parity */
     sky_prompt_cache       prompts;                        /* which prompt arena holds which prompt (both backends) */
     unsigned char         *prompt_arena[SKY_PROMPT_SLOTS]; /* CPU: the prompt arenas */
+    const sky_comm        *comm;                           /* dit_forward_usp: the ranks' collectives */
 };
+
+sky_status sky_dit_usp_check(const sky_dit_program *p, int ranks, sky_err *err)
+{
+    if (!p->usp) return sky_fail(err, "--use_usp: this variant was generated without dit_forward_usp");
+    p = p->usp;
+    int    ok = 0;
+    char   list[128] = "";
+    size_t used = 0;
+    for (int i = 0; i < 16 && p->usp_ranks[i]; i++) {
+        ok |= p->usp_ranks[i] == ranks;
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%d", i ? ", " : "", p->usp_ranks[i]);
+        if (used >= sizeof list) break;
+    }
+    if (!ok)
+        return sky_fail(err,
+                        "--use_usp: %d rank%s: the rank count must divide the %d attention heads (each rank computes "
+                        "heads / ranks of them) and be at least 2; run with %s ranks (mpirun -np N)",
+                        ranks, ranks == 1 ? "" : "s", p->num_heads, list);
+    return SKY_OK;
+}
+
+sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, sky_err *err)
+{
+    SKY_ASSERT(d->p->embed_usp && !d->cuda);
+    for (int i = 0; i < 16 && d->p->usp_ranks[i]; i++)
+        if (d->p->usp_ranks[i] == comm->size) {
+            d->comm = comm;
+            return SKY_OK;
+        }
+    return sky_fail(err, "--use_usp: %d ranks: not a rank count of this program (sky_dit_usp_check first)", comm->size);
+}
 
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
                         const char *who, int quiet, sky_backend b, int device, sky_err *err)
@@ -308,6 +340,36 @@ sky_status sky_dit_teacache_open(sky_dit *d, sky_err *err)
     return SKY_OK;
 }
 
+/* dit_forward_usp's embed, blocks and head on this rank (TeaCache as in sky_dit_forward, on this rank's Ls tokens:
+ * the decision reads e or e0, the same on every rank, so every rank runs or skips the blocks alike). */
+static void forward_usp(sky_dit *d, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft,
+                        const sky_dit_skip *skip)
+{
+    const sky_dit_program *p = d->p;
+    const sky_comm        *c = d->comm;
+    p->embed_usp(d->s.arena, prompt, w, F, H, W, Ft, c);
+    int    run = 1, par = 0;
+    size_t n_tok = 0;
+    if (skip) {
+        SKY_ASSERT(d->tc_tokens);
+        const size_t L = (size_t)sky_latent_tokens(p, F, H, W), Ls = (L + (size_t)c->size - 1) / (size_t)c->size;
+        n_tok = Ls * (size_t)p->dim;
+        SKY_ASSERT(n_tok * sizeof(float) <= p->tokens.bytes);
+        const size_t   n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
+        const sky_slot probe = skip->use_e0 ? p->e0 : p->e;
+        memcpy(d->tc_tokens, d->s.arena + p->tokens.offset, n_tok * sizeof(float));
+        run = skip->decide(skip->ctx, (const float *)(d->s.arena + probe.offset), n, (long long)L, &par);
+    }
+    float *hidden = (float *)(d->s.arena + p->hidden.offset);
+    if (run) {
+        p->blocks_usp(d->s.arena, prompt, w, F, H, W, Ft, c);
+        for (size_t i = 0; i < n_tok; i++) d->tc_res[par][i] = hidden[i] - d->tc_tokens[i];
+    } else {
+        for (size_t i = 0; i < n_tok; i++) hidden[i] = d->tc_tokens[i] + d->tc_res[par][i];
+    }
+    p->head_usp(d->s.arena, prompt, w, F, H, W, Ft, c);
+}
+
 void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                      const float *context, const float *clip_fea, int64_t fps, float *v, const sky_dit_skip *skip)
 {
@@ -333,9 +395,14 @@ void sky_dit_forward(sky_dit *d, int F, int H, int W, const float *x, const floa
         if (p->y_channels)
             memcpy(d->s.arena + p->clip_fea.offset, clip_fea,
                    (size_t)p->image_len * (size_t)p->image_dim * sizeof(float));
-        p->context_cpu(d->s.arena, prompt, w, F, H, W, Ft);
+        if (d->comm)
+            p->context_usp(d->s.arena, prompt, w, F, H, W, Ft, d->comm);
+        else
+            p->context_cpu(d->s.arena, prompt, w, F, H, W, Ft);
     }
-    if (!skip) {
+    if (d->comm) {
+        forward_usp(d, prompt, w, F, H, W, Ft, skip);
+    } else if (!skip) {
         p->embed_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         p->blocks_cpu(d->s.arena, prompt, w, F, H, W, Ft);
         p->head_cpu(d->s.arena, prompt, w, F, H, W, Ft);
@@ -372,7 +439,7 @@ static sky_status sample_f32(float *dst, const sky_st_tensor *t, int b, size_t n
 
 sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky_err *err)
 {
-    const sky_dit_program *p = v->dit;
+    const sky_dit_program *p = o->comm ? v->dit->usp : v->dit;
     sky_status             st = SKY_ERR;
     sky_safetensors       *in_file = NULL;
     sky_dit               *d = NULL;
@@ -383,6 +450,10 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     sky_teacache           tcs = {0}, *tc = NULL;
     sky_lora              *lora = NULL;
 
+    if (o->comm && sky_dit_usp_check(v->dit, o->comm->size, err)) return SKY_ERR;
+    if (o->comm && o->backend != SKY_BACKEND_CPU)
+        return sky_fail(err, "--use_usp runs on the CPU backend only so far: the CUDA path over NCCL (issue 17 "
+                             "items 2 and 5) is not built yet; give --backend cpu");
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
     if (o->n_loras > 0 &&
@@ -394,7 +465,7 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     }
     const sky_status opened = sky_dit_open(&d, p, o->weights, lora, v->name, o->quiet, o->backend, 0, err);
     sky_lora_close(lora);
-    if (opened) goto done;
+    if (opened || (o->comm && sky_dit_use_comm(d, o->comm, err))) goto done;
     if (o->teacache > 0) {
         if (sky_teacache_init(&tcs, p, v->name, o->teacache, o->use_ret_steps, o->teacache_steps, err) ||
             sky_dit_teacache_open(d, err))
@@ -447,7 +518,7 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
                            "variant", v->name,
                            "backend", o->backend == SKY_BACKEND_CUDA ? "cuda" : "cpu",
                            NULL};
-    if (sky_safetensors_write(o->output, e, tc ? 2 : 1, meta, err)) goto done;
+    if ((!o->comm || o->comm->rank == 0) && sky_safetensors_write(o->output, e, tc ? 2 : 1, meta, err)) goto done;
     st = SKY_OK;
 done:
     free(out);

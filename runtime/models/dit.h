@@ -36,6 +36,9 @@ typedef struct sky_dit_run_opts {
      * lora_skip_unknown, else refused. */
     const sky_lora_spec *loras;
     int                  n_loras, lora_skip_unknown;
+    /* --use_usp: this rank's collectives (NULL: one process). Every rank runs the variant's dit_forward_usp on the
+     * same inputs (CPU backend; sky_dit_use_comm's rank counts); only rank 0 writes the output. */
+    const sky_comm *comm;
 } sky_dit_run_opts;
 
 /* A bound dit_forward program: weights as fp32 and the CPU arena, or the CUDA plugin's state. */
@@ -50,6 +53,16 @@ typedef struct sky_dit sky_dit;
  * (--use_cfg_parallel); one is used by one thread at a time. */
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
                         const char *who, int quiet, sky_backend b, int device, sky_err *err);
+
+/* Whether `ranks` ranks can run p (dit_forward) under --use_usp: p has a dit_forward_usp and ranks is one of its
+ * rank counts (dividing the heads); refused with the counts that work. No work: check before loading anything. */
+sky_status sky_dit_usp_check(const sky_dit_program *p, int ranks, sky_err *err);
+
+/* Run d's forwards as one rank of comm (Ulysses sequence parallelism): d must have been opened on a
+ * dit_forward_usp program (sky_dit_program.usp) on the CPU backend; refused, with the rank counts that work, when
+ * comm's size is not one of the program's usp_ranks. Every rank then calls sky_dit_forward with the same
+ * arguments; each gets the whole v. */
+sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, sky_err *err);
 
 /* Close d (NULL is fine). */
 void sky_dit_close(sky_dit *d);

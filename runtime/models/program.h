@@ -31,6 +31,29 @@ typedef void (*sky_trace_fn)(void *ctx, const char *name, const void *data, int 
 extern sky_trace_fn sky_trace_hook;
 extern void        *sky_trace_ctx;
 
+/* The collectives of the ranks of one run (Ulysses sequence parallelism, dit_forward_usp): the generated programs
+ * call them through this table and never link MPI; the runtime fills it (runtime/dist/usp.h, over MPI). Every rank
+ * calls each collective at the same point of the program with the same count; a failure ends the job (MPI's
+ * errors are fatal), none returns an error. */
+typedef struct sky_comm {
+    int   rank, size; /* this rank, 0 .. size - 1, of size ranks */
+    void *ctx;        /* the implementation's state */
+    /* block p of send (count floats at send + p count) goes to rank p; recv gets rank p's block at recv + p count */
+    void (*alltoall)(const struct sky_comm *c, const float *send, float *recv, long long count);
+    /* every rank's count floats of send, in rank order, into recv (size x count floats) */
+    void (*allgather)(const struct sky_comm *c, const float *send, float *recv, long long count);
+    /* The CFG axis (--use_usp --use_cfg_parallel on 2 N ranks; the runtime's, not the programs'): cfg_group -1
+     * without it, else 0 (these N ranks run the conditional passes) or 1 (the unconditional ones); rank and size
+     * above are then within the group. cfg_swap sends count floats to the rank of the other group at the same
+     * rank and receives its count floats into recv. */
+    int cfg_group;
+    void (*cfg_swap)(const struct sky_comm *c, const float *send, float *recv, long long count);
+} sky_comm;
+
+/* CPU call of one part of dit_forward_usp on rank comm->rank of comm->size: as sky_dit_part_cpu_fn. */
+typedef void (*sky_dit_usp_part_cpu_fn)(unsigned char *arena, unsigned char *prompt, const float *const *w, int F,
+                                        int H, int W, int Ft, const sky_comm *comm);
+
 /* CPU call of one part of dit_forward for one sample: arena laid out by the plan, prompt the prompt arena
  * of the sample's prompt (prompt_bytes; gen/plan.lua), weights as fp32 in table order. F latent frames,
  * H x W latent size of this call, Ft timestep rows (1 or F). */
@@ -80,6 +103,13 @@ typedef struct sky_dit_program {
     /* The CUDA plugin's device bytes (0: no cuda target; models/device_plan.h adds them up): the weights as
      * uploaded (each at its device dtype, padded to 256 bytes) and TeaCache's buffers (teacache_open). */
     size_t cuda_weight_bytes, cuda_teacache_bytes;
+    /* Ulysses sequence parallelism (round2-features.md §1, gen/programs/dit.lua). In dit_forward: usp, its
+     * dit_forward_usp program (NULL where the generator made none). In dit_forward_usp: the four parts taking the
+     * ranks' collectives in place of *_cpu (NULL), the tokens and hidden slots [Ls, dim] of this rank's tokens, and
+     * usp_ranks, the rank counts it takes (2 .. num_heads, dividing num_heads), 0-terminated. Same weights table. */
+    const struct sky_dit_program *usp;
+    sky_dit_usp_part_cpu_fn       context_usp, embed_usp, blocks_usp, head_usp;
+    int                           usp_ranks[16];
 } sky_dit_program;
 
 /* The FLOPs of one forward of p over `tokens` tokens (F latent frames: F / patch_t x h / patch_h x w / patch_w),

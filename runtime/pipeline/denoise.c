@@ -268,8 +268,12 @@ static void *open_job_run(void *arg)
 {
     open_job           *j = arg;
     const sky_gen_args *a = j->r->a;
-    j->st = sky_dit_open(j->out, j->r->v->dit, a->dit_weights, j->r->lora, j->r->v->name, a->quiet,
-                         (sky_backend)a->backend, j->device, &j->err);
+    /* --use_usp: the Ulysses form of the program, this rank's part of every forward (models/dit.h); the plain one
+     * where the CFG axis leaves one rank per group */
+    const int usp = a->comm && a->comm->size > 1;
+    j->st = sky_dit_open(j->out, usp ? j->r->v->dit->usp : j->r->v->dit, a->dit_weights, j->r->lora, j->r->v->name,
+                         a->quiet, (sky_backend)a->backend, j->device, &j->err);
+    if (j->st == SKY_OK && usp) j->st = sky_dit_use_comm(*j->out, a->comm, &j->err);
     return NULL;
 }
 
@@ -487,7 +491,15 @@ void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, c
     const sky_dit_program *p = r->v->dit;
     const int64_t          fps_index = r->a->fps == 16 ? 0 : 1;
     const size_t           n = (size_t)p->out_dim * F * r->hw;
-    if (r->dit_u && !skip_uncond) {
+    const sky_comm        *c = r->a->comm;
+    if (c && c->cfg_group >= 0 && !skip_uncond) {
+        /* The CFG axis (--use_usp --use_cfg_parallel): group 0 runs the conditional pass, group 1 the unconditional
+         * one, each over its N ranks; each rank then swaps its result with the other group's rank of its number */
+        float *mine = c->cfg_group == 0 ? v : tmp, *theirs = c->cfg_group == 0 ? tmp : v;
+        sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, c->cfg_group == 0 ? r->ctx : r->ctx_null, r->clip,
+                        fps_index, mine, NULL);
+        c->cfg_swap(c, mine, theirs, (long long)n);
+    } else if (r->dit_u && !skip_uncond) {
         pass u = {r->dit_u, F, r->h, r->w, Ft, x, y, r->ctx_null, r->clip, t, fps_index, tmp, NULL};
         if (r->order) u.skip = &r->order->skip[1];
         pthread_t th;

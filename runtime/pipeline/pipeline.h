@@ -99,6 +99,11 @@ typedef struct sky_gen_args {
     /* DF without --video_path: the windows the command line checked (sky_pipeline_df_plan). NULL: the run
      * makes them (always with --video_path, once the video is read: its length decides them). */
     const sky_df_plan *df_plan;
+
+    /* --use_usp: this rank's collectives (runtime/dist/usp.h; NULL: one process). Every rank runs the whole run
+     * with the same arguments (text encoding, VAE and sampler replicated, as the original does), the transformer
+     * as dit_forward_usp over the ranks; cli/ gives the other ranks than 0 no outputs and quiet. */
+    const sky_comm *comm;
 } sky_gen_args;
 
 /* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli/;

@@ -72,7 +72,11 @@ for name in p:lines() do
         t.check_eq(graph.dump(programs), before, name .. ": lowering changed the graphs as built")
         t.check(lowered.cpu == programs, "%s: the CPU backend runs the graphs as built", name)
         for _, pname in ipairs(sorted.keys(programs)) do
-            check_lowered(name .. " " .. pname, programs[pname], lowered.cuda[pname])
+            if programs[pname].cpu_only then    -- dit_forward_usp: no CUDA form yet (issue 17 items 2, 5)
+                t.check(lowered.cuda[pname] == nil, "%s: %s is CPU only but was lowered", name, pname)
+            else
+                check_lowered(name .. " " .. pname, programs[pname], lowered.cuda[pname])
+            end
         end
         checked = checked + 1
         local dit, ldit = programs.dit_forward, lowered.cuda.dit_forward

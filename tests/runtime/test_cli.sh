@@ -41,7 +41,8 @@ expect 2 "--guidance_scale -1: must be a number >= 0" -- $T "${W_T[@]}" --guidan
 expect 2 "--inference_steps 0: must be an integer from 1" -- $T "${W_T[@]}" --inference_steps 0
 expect 2 "--num_frames x: must be an integer" -- $T "${W_T[@]}" --num_frames x
 expect 2 "--seed -2: must be an integer from 0 to 2^64-1" -- $T "${W_T[@]}" --seed -2
-expect 2 "--use_usp: multi-GPU sequence parallelism: not supported yet (--use_cfg_parallel" -- $T "${W_T[@]}" --use_usp
+# --use_usp without mpirun: one rank (MPI's singleton), refused (tests/runtime/test_usp.sh runs it under mpirun)
+expect 2 "--use_usp: 1 rank: the rank count must divide the 2 attention heads" -- $T "${W_T[@]}" --seed 1 --use_usp
 expect 2 "--teacache_thresh applies only with --teacache" -- $T "${W_T[@]}" --teacache_thresh 0.3
 expect 2 "--use_ret_steps applies only with --teacache" -- $T "${W_T[@]}" --use_ret_steps
 expect 2 "--teacache_thresh 0: must be a number > 0" -- $T "${W_T[@]}" --teacache --teacache_thresh 0

@@ -4,8 +4,9 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
+ * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
+ * weights    830 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -16,6 +17,10 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_usp_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -1300,6 +1305,40 @@ static const sky_weight_desc vae_encode_weights[86] = {
     {"conv1.bias", "quant_conv.bias", 1, {32}},
 };
 
+static const sky_dit_program dit_forward_usp = {
+    .dim = 1536, .ffn_dim = 8960, .num_heads = 12, .num_layers = 30, .freq_dim = 256,
+    .text_len = 512, .text_dim = 4096,
+    .image_len = 0, .image_dim = 0,
+    .x_channels = 16, .y_channels = 0, .out_dim = 16,
+    .lat_h = 68, .lat_w = 120, .max_frames = 25,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
+    .inject_sample_info = 1,
+    .arena_bytes = (size_t)2360619328, .prompt_bytes = (size_t)188743680,
+    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 153813516288,
+    .flops_by_tokens = {878444544, 2595618816, 184320},
+    .x = {(size_t)0, (size_t)13056000},
+    .y = {0, 0},
+    .t = {(size_t)13056000, (size_t)256},
+    .context = {(size_t)13056256, (size_t)8388608},
+    .clip_fea = {0, 0},
+    .fps = {(size_t)21444864, (size_t)64},
+    .v = {(size_t)34503744, (size_t)13056000},
+    .n_weights = 830,
+    .weights = dit_forward_weights,
+    .context_usp = dit_forward_usp_context_cpu, .embed_usp = dit_forward_usp_embed_cpu,
+    .blocks_usp = dit_forward_usp_blocks_cpu, .head_usp = dit_forward_usp_head_cpu,
+    .usp_ranks = { 2, 3, 4, 6, 12 },   /* the rank counts it takes: 2 .. heads, dividing the heads */
+    .tokens = {(size_t)347844928, (size_t)156672000},
+    .hidden = {(size_t)179192128, (size_t)156672000},
+    .e = {(size_t)21444928, (size_t)153600},
+    .e0 = {(size_t)22673728, (size_t)921600},
+    .has_teacache = 1,
+    .teacache_coef = { { 2396.76752, -1311.10545, 201.331979, -8.29855975, 0.137887774 },
+                       { -52186.2437, 9230.41404, -528.275948, 13.6987616, -0.0499875664 } },
+};
+
 static const sky_dit_program dit_forward = {
     .dim = 1536, .ffn_dim = 8960, .num_heads = 12, .num_layers = 30, .freq_dim = 256,
     .text_len = 512, .text_dim = 4096,
@@ -1310,7 +1349,6 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)4656324928, .prompt_bytes = (size_t)188743680,
     .cuda_arena_bytes = (size_t)1903842816, .cuda_prompt_bytes = (size_t)94371840,
-    .cuda_weight_bytes = (size_t)2938472704, .cuda_teacache_bytes = (size_t)470016000,
     .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 153813516288,
     .flops_by_tokens = {878444544, 2595618816, 184320},
@@ -1325,6 +1363,7 @@ static const sky_dit_program dit_forward = {
     .weights = dit_forward_weights,
     .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
     .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .usp = &dit_forward_usp,
     .tokens = {(size_t)34500928, (size_t)313344000},
     .hidden = {(size_t)335864128, (size_t)313344000},
     .e = {(size_t)21444928, (size_t)153600},
@@ -1338,9 +1377,7 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)8325027840, .cuda_arena_bytes = (size_t)8325027840,
-    .cuda_weight_bytes = (size_t)293184768,
     .in = {(size_t)0, (size_t)522240}, .out = {(size_t)90347520, (size_t)25067520},
-    .out_unclamped = {(size_t)2611200, (size_t)25067520},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -1352,9 +1389,7 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)5364449280, .cuda_arena_bytes = (size_t)5368627200,
-    .cuda_weight_bytes = (size_t)214399744,
     .in = {(size_t)0, (size_t)25067520}, .out = {(size_t)37601280, (size_t)522240},
-    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -1365,7 +1400,6 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 4096, .vocab = 256384,
     .arena_bytes = (size_t)79695872, .cuda_arena_bytes = (size_t)39849984,
-    .cuda_weight_bytes = (size_t)11362320384,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)8392704, (size_t)8388608},
     .n_weights = 242,
     .weights = text_encode_weights,
@@ -1446,7 +1480,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "d7135fdc97501c65",
+    .generator_xxh64 = "9ee76706888f8af9",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

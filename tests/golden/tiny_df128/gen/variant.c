@@ -4,8 +4,9 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
+ * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
+ * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -16,6 +17,10 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_usp_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -324,6 +329,40 @@ static const sky_weight_desc vae_encode_weights[86] = {
     {"conv1.bias", "quant_conv.bias", 1, {32}},
 };
 
+static const sky_dit_program dit_forward_usp = {
+    .dim = 256, .ffn_dim = 512, .num_heads = 2, .num_layers = 2, .freq_dim = 256,
+    .text_len = 32, .text_dim = 64,
+    .image_len = 0, .image_dim = 0,
+    .x_channels = 16, .y_channels = 0, .out_dim = 16,
+    .lat_h = 8, .lat_w = 6, .max_frames = 6,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
+    .inject_sample_info = 1,
+    .arena_bytes = (size_t)358528, .prompt_bytes = (size_t)131072,
+    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 22020096,
+    .flops_by_tokens = {7208960, 2752512, 2048},
+    .x = {(size_t)0, (size_t)18432},
+    .y = {0, 0},
+    .t = {(size_t)18432, (size_t)64},
+    .context = {(size_t)18496, (size_t)8192},
+    .clip_fea = {0, 0},
+    .fps = {(size_t)26688, (size_t)64},
+    .v = {(size_t)54656, (size_t)18432},
+    .n_weights = 74,
+    .weights = dit_forward_weights,
+    .context_usp = dit_forward_usp_context_cpu, .embed_usp = dit_forward_usp_embed_cpu,
+    .blocks_usp = dit_forward_usp_blocks_cpu, .head_usp = dit_forward_usp_head_cpu,
+    .usp_ranks = { 2 },   /* the rank counts it takes: 2 .. heads, dividing the heads */
+    .tokens = {(size_t)118912, (size_t)36864},
+    .hidden = {(size_t)75904, (size_t)36864},
+    .e = {(size_t)32896, (size_t)6144},
+    .e0 = {(size_t)82048, (size_t)36864},
+    .has_teacache = 1,
+    .teacache_coef = { { 2396.76752, -1311.10545, 201.331979, -8.29855975, 0.137887774 },
+                       { -52186.2437, 9230.41404, -528.275948, 13.6987616, -0.0499875664 } },
+};
+
 static const sky_dit_program dit_forward = {
     .dim = 256, .ffn_dim = 512, .num_heads = 2, .num_layers = 2, .freq_dim = 256,
     .text_len = 32, .text_dim = 64,
@@ -334,7 +373,6 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)598144, .prompt_bytes = (size_t)131072,
     .cuda_arena_bytes = (size_t)370176, .cuda_prompt_bytes = (size_t)65536,
-    .cuda_weight_bytes = (size_t)7266048, .cuda_teacache_bytes = (size_t)110592,
     .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 22020096,
     .flops_by_tokens = {7208960, 2752512, 2048},
@@ -349,6 +387,7 @@ static const sky_dit_program dit_forward = {
     .weights = dit_forward_weights,
     .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
     .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .usp = &dit_forward_usp,
     .tokens = {(size_t)45184, (size_t)73728},
     .hidden = {(size_t)75904, (size_t)73728},
     .e = {(size_t)32896, (size_t)6144},
@@ -362,9 +401,7 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)4088832,
-    .cuda_weight_bytes = (size_t)2107648,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
-    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -376,9 +413,7 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)2856960,
-    .cuda_weight_bytes = (size_t)1611264,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
-    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -389,7 +424,6 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 32, .dim = 64, .vocab = 2000,
     .arena_bytes = (size_t)53504, .cuda_arena_bytes = (size_t)26880,
-    .cuda_weight_bytes = (size_t)397568,
     .in = {(size_t)0, (size_t)256}, .out = {(size_t)8448, (size_t)8192},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -470,7 +504,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "d7135fdc97501c65",
+    .generator_xxh64 = "9ee76706888f8af9",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,

@@ -4,9 +4,10 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (30 .lua files)                 xxh64 d7135fdc97501c65
+ * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
+ * weights    87 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
@@ -18,6 +19,10 @@ void dit_forward_context_cpu(unsigned char *arena, unsigned char *prompt, const 
 void dit_forward_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
 void dit_forward_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft);
+void dit_forward_usp_context_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_embed_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_blocks_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
+void dit_forward_usp_head_cpu(unsigned char *arena, unsigned char *prompt, const float *const *w, int F, int H, int W, int Ft, const sky_comm *comm);
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
@@ -359,6 +364,41 @@ static const sky_weight_desc vae_encode_weights[86] = {
     {"conv1.bias", "quant_conv.bias", 1, {32}},
 };
 
+static const sky_dit_program dit_forward_usp = {
+    .dim = 128, .ffn_dim = 256, .num_heads = 2, .num_layers = 2, .freq_dim = 256,
+    .text_len = 512, .text_dim = 64,
+    .image_len = 5, .image_dim = 32,
+    .num_images = 1,
+    .x_channels = 16, .y_channels = 20, .out_dim = 16,
+    .lat_h = 6, .lat_w = 8, .max_frames = 3,
+    .patch_t = 1, .patch_h = 2, .patch_w = 2,
+    .inject_sample_info = 0,
+    .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
+    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
+    .prompt_flops = 92981248,
+    .flops_by_tokens = {884736, 1238016, 1024},
+    .x = {(size_t)0, (size_t)9216},
+    .y = {(size_t)9216, (size_t)11520},
+    .t = {(size_t)20736, (size_t)64},
+    .context = {(size_t)20800, (size_t)131072},
+    .clip_fea = {(size_t)151872, (size_t)640},
+    .fps = {0, 0},
+    .v = {(size_t)161984, (size_t)9216},
+    .n_weights = 87,
+    .weights = dit_forward_weights,
+    .context_usp = dit_forward_usp_context_cpu, .embed_usp = dit_forward_usp_embed_cpu,
+    .blocks_usp = dit_forward_usp_blocks_cpu, .head_usp = dit_forward_usp_head_cpu,
+    .usp_ranks = { 2 },   /* the rank counts it takes: 2 .. heads, dividing the heads */
+    .tokens = {(size_t)152512, (size_t)9216},
+    .hidden = {(size_t)183232, (size_t)9216},
+    .e = {(size_t)163264, (size_t)1536},
+    .e0 = {(size_t)164800, (size_t)9216},
+    .has_teacache = 1,
+    .teacache_coef = { { -302.33167, 223.948934, -52.546397, 5.8734844, -0.201973289 },
+                       { 257151.496, -35422.9917, 1402.86849, -13.5890334, 0.132517977 } },
+};
+
 static const sky_dit_program dit_forward = {
     .dim = 128, .ffn_dim = 256, .num_heads = 2, .num_layers = 2, .freq_dim = 256,
     .text_len = 512, .text_dim = 64,
@@ -370,7 +410,6 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 0,
     .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
-    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 92981248,
     .flops_by_tokens = {884736, 1238016, 1024},
@@ -385,6 +424,7 @@ static const sky_dit_program dit_forward = {
     .weights = dit_forward_weights,
     .context_cpu = dit_forward_context_cpu, .embed_cpu = dit_forward_embed_cpu,
     .blocks_cpu = dit_forward_blocks_cpu, .head_cpu = dit_forward_head_cpu,
+    .usp = &dit_forward_usp,
     .tokens = {(size_t)173248, (size_t)18432},
     .hidden = {(size_t)210880, (size_t)18432},
     .e = {(size_t)154048, (size_t)1536},
@@ -398,9 +438,7 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)0,
-    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
-    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -412,9 +450,7 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)0,
-    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
-    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -425,7 +461,6 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 64, .vocab = 2000,
     .arena_bytes = (size_t)856064, .cuda_arena_bytes = (size_t)0,
-    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)135168, (size_t)131072},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -436,7 +471,6 @@ static const sky_encoder_program text_encode = {
 static const sky_encoder_program clip_encode = {
     .rows = 5, .dim = 32, .image_size = 28,
     .arena_bytes = (size_t)14400, .cuda_arena_bytes = (size_t)0,
-    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)9408}, .out = {(size_t)9408, (size_t)640},
     .n_weights = 17,
     .weights = clip_encode_weights,
@@ -449,7 +483,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "d7135fdc97501c65",
+    .generator_xxh64 = "9ee76706888f8af9",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
