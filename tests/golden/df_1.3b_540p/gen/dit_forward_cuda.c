@@ -4,8 +4,8 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
- * program    dit_forward (cuda): 618 ops per step, 92 more once per prompt
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
+ * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
  */
@@ -70,608 +70,548 @@
 #define OFF_ROPE                                     ((size_t)180450816)
 #define OFF_BLOCKS_0_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)206562816)
-#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)676578816)
 #define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)206562816)
 #define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)206562816)
 #define OFF_BLOCKS_0_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_0_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_1_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_1_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_1_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_1_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_2_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_2_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_2_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_2_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_2_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_2_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_2_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_3_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_3_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_3_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_3_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_3_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_3_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_3_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_3_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_4_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_4_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_4_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_4_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_4_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_4_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_4_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_5_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_5_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_5_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_5_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_5_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_5_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_5_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_5_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_6_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_6_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_6_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_6_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_6_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_6_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_6_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_7_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_7_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_7_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_7_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_7_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_7_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_7_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_7_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_8_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_8_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_8_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_8_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_8_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_8_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_8_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_OUT                             ((size_t)206562816)
-#define OFF_BLOCKS_9_MOD                             ((size_t)17404416)
-#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_9_SELF_ATTN_Q_OUT                 ((size_t)363234816)
-#define OFF_BLOCKS_9_SELF_ATTN_K_OUT                 ((size_t)519906816)
-#define OFF_BLOCKS_9_SELF_ATTN_V_OUT                 ((size_t)676578816)
+#define OFF_BLOCKS_9_MOD                             ((size_t)176073216)
+#define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)363234816)
 #define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)19401216)
 #define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)363234816)
 #define OFF_BLOCKS_9_SELF_ATTN_ATTN                  ((size_t)519906816)
 #define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_9_X1                              ((size_t)363234816)
-#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)676578816)
+#define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)19401216)
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
+#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)19401216)
+#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)206562816)
 #define OFF_BLOCKS_9_X2                              ((size_t)676578816)
 #define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_10_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_10_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_10_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_10_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_10_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_10_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_10_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_11_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_11_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_11_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_11_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_11_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_11_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_11_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_11_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_12_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_12_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_12_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_12_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_12_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_12_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_12_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_13_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_13_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_13_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_13_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_13_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_13_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_13_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_13_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_14_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_14_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_14_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_14_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_14_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_14_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_14_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_15_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_15_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_15_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_15_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_15_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_15_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_15_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_15_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_16_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_16_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_16_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_16_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_16_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_16_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_16_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_17_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_17_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_17_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_17_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_17_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_17_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_17_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_17_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_18_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_18_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_18_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_18_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_18_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_18_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_18_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_19_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_19_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_19_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_19_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_19_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_19_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_19_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_19_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_20_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_20_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_20_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_20_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_20_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_20_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_20_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_21_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_21_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_21_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_21_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_21_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_21_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_21_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_21_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_22_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_22_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_22_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_22_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_22_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_22_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_22_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_23_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_23_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_23_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_23_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_23_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_23_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_23_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_23_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_24_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_24_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_24_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_24_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_24_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_24_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_24_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_25_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_25_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_25_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_25_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_25_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_25_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_25_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_25_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_26_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_26_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_26_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_26_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_26_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_26_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_26_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_27_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_27_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_27_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_27_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_27_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_27_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_27_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_27_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_28_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_28_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_28_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_28_SELF_ATTN_V_OUT                ((size_t)676578816)
+#define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)363234816)
 #define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)19401216)
 #define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_28_SELF_ATTN_ATTN                 ((size_t)519906816)
 #define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_28_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)19401216)
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
+#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)19401216)
+#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)206562816)
 #define OFF_BLOCKS_28_X2                             ((size_t)676578816)
 #define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_OUT                            ((size_t)206562816)
-#define OFF_BLOCKS_29_MOD                            ((size_t)17404416)
-#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)18326016)
-#define OFF_BLOCKS_29_SELF_ATTN_Q_OUT                ((size_t)363234816)
-#define OFF_BLOCKS_29_SELF_ATTN_K_OUT                ((size_t)519906816)
-#define OFF_BLOCKS_29_SELF_ATTN_V_OUT                ((size_t)676578816)
-#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)18326016)
+#define OFF_BLOCKS_29_MOD                            ((size_t)176073216)
+#define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)363234816)
+#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)17404416)
 #define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)363234816)
 #define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)519906816)
-#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)18326016)
+#define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)17404416)
 #define OFF_BLOCKS_29_X1                             ((size_t)363234816)
-#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)18326016)
-#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)174998016)
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)18326016)
-#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)174998016)
-#define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)18326016)
+#define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)676578816)
+#define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)17404416)
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)176994816)
+#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)17404416)
+#define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)176994816)
 #define OFF_BLOCKS_29_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)18326016)
+#define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)17404416)
 #define OFF_BLOCKS_29_FFN_1_OUT                      ((size_t)989922816)
-#define OFF_BLOCKS_29_FFN_2_OUT                      ((size_t)18326016)
-#define OFF_BLOCKS_29_OUT                            ((size_t)174998016)
+#define OFF_BLOCKS_29_FFN_2_OUT                      ((size_t)17404416)
+#define OFF_BLOCKS_29_OUT                            ((size_t)176994816)
 #define OFF_HEAD_MOD                                 ((size_t)17404416)
-#define OFF_HEAD_NORM_OUT                            ((size_t)331670016)
+#define OFF_HEAD_NORM_OUT                            ((size_t)333666816)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)17250816)
 #define OFF_V                                        ((size_t)30306816)
+#define OFF_BLOCKS_0_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_1_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_2_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_3_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_4_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_5_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_6_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_7_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_8_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_9_SELF_ATTN_QKV_OUT               ((size_t)676578816)
+#define OFF_BLOCKS_10_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_11_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_12_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_13_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_14_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_15_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_16_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_17_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_18_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_19_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_20_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_21_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_22_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_23_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_24_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_25_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_26_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_27_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_28_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_29_SELF_ATTN_QKV_OUT              ((size_t)676578816)
 
 /* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
 #define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)
@@ -1569,45 +1509,43 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of dit_forward_kernel_names */
-    K_ADD_F32_BF16_F32 = 0,
-    K_ADD_ROW_C9216 = 1,
-    K_ATTENTION_SM80_H12_D128 = 2,
-    K_ATTENTION_SM90_H12_D128 = 3,
-    K_EMBEDDING_C1536 = 4,
-    K_GATED_RESIDUAL_FFN_C1536 = 5,
-    K_GATED_RESIDUAL_MSA_C1536 = 6,
-    K_LAYERNORM_AFFINE_C1536_EPS1E06 = 7,
-    K_LAYERNORM_MODULATE_FFN_C1536 = 8,
-    K_LAYERNORM_MODULATE_HEAD_C1536 = 9,
-    K_LAYERNORM_MODULATE_MSA_C1536 = 10,
-    K_MODULATION_2X1536 = 11,
-    K_MODULATION_6X1536 = 12,
-    K_PATCHIFY_C16 = 13,
-    K_RMSNORM_C1536 = 14,
-    K_RMSNORM_ROPE_C1536 = 15,
-    K_ROPE_TABLE_D128 = 16,
-    K_SILU_F32 = 17,
-    K_SINUSOID_C256 = 18,
-    K_TEACACHE_APPLY = 19,
-    K_TEACACHE_RESIDUAL = 20,
-    K_UNPATCHIFY_C16 = 21,
+    K_ADD_ROW_C9216 = 0,
+    K_ATTENTION_SM80_H12_D128 = 1,
+    K_ATTENTION_SM90_H12_D128 = 2,
+    K_EMBEDDING_C1536 = 3,
+    K_GATED_RESIDUAL_FFN_C1536 = 4,
+    K_LAYERNORM_MODULATE_HEAD_C1536 = 5,
+    K_LAYERNORM_MODULATE_MSA_C1536 = 6,
+    K_MODULATION_2X1536 = 7,
+    K_MODULATION_6X1536 = 8,
+    K_PATCHIFY_C16 = 9,
+    K_RESNORM_ADD_MOD_FFN_C1536 = 10,
+    K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536 = 11,
+    K_RESNORM_GATE_MSA_AFFINE_C1536 = 12,
+    K_RMSNORM_C1536 = 13,
+    K_RMSNORM_ROPE_C1536 = 14,
+    K_ROPE_TABLE_D128 = 15,
+    K_SILU_F32 = 16,
+    K_SINUSOID_C256 = 17,
+    K_TEACACHE_APPLY = 18,
+    K_TEACACHE_RESIDUAL = 19,
+    K_UNPATCHIFY_C16 = 20,
 };
 
-const char *const dit_forward_kernel_names[22] = {
-    "add_f32_bf16_f32",
+const char *const dit_forward_kernel_names[21] = {
     "add_row_c9216",
     "attention_sm80_h12_d128",
     "attention_sm90_h12_d128",
     "embedding_c1536",
     "gated_residual_ffn_c1536",
-    "gated_residual_msa_c1536",
-    "layernorm_affine_c1536_eps1e06",
-    "layernorm_modulate_ffn_c1536",
     "layernorm_modulate_head_c1536",
     "layernorm_modulate_msa_c1536",
     "modulation_2x1536",
     "modulation_6x1536",
     "patchify_c16",
+    "resnorm_add_mod_ffn_c1536",
+    "resnorm_gate_ffn_bf16_mod_msa_c1536",
+    "resnorm_gate_msa_affine_c1536",
     "rmsnorm_c1536",
     "rmsnorm_rope_c1536",
     "rope_table_d128",
@@ -1619,20 +1557,19 @@ const char *const dit_forward_kernel_names[22] = {
 };
 
 /* each kernel's template and constants, table order (the per-channel lists left out) */
-static const sky_kernel_const KC_ADD_F32_BF16_F32[] = {{"TA", "float"}, {"TB", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_ADD_ROW_C9216[] = {{"COLS", "9216"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H12_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "12"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H12_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "12"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C1536[] = {{"COLS", "1536"}, {"ROWS", "2"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_MSA_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "2"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "float"}};
-static const sky_kernel_const KC_LAYERNORM_AFFINE_C1536_EPS1E06[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"ROUND_IN", "1"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}};
 static const sky_kernel_const KC_MODULATION_6X1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"ESTRIDE", "9216"}, {"KSTRIDE", "1536"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C1536[] = {{"C", "1536"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -1641,21 +1578,20 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[22] = {
-    {"add_f32_bf16_f32", "add", 3, KC_ADD_F32_BF16_F32},
+const sky_kernel_info dit_forward_kernel_info[21] = {
     {"add_row_c9216", "add_row", 1, KC_ADD_ROW_C9216},
     {"attention_sm80_h12_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H12_D128},
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
     {"embedding_c1536", "embedding", 2, KC_EMBEDDING_C1536},
-    {"gated_residual_ffn_c1536", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C1536},
-    {"gated_residual_msa_c1536", "gated_residual", 6, KC_GATED_RESIDUAL_MSA_C1536},
-    {"layernorm_affine_c1536_eps1e06", "layernorm_affine", 6, KC_LAYERNORM_AFFINE_C1536_EPS1E06},
-    {"layernorm_modulate_ffn_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_FFN_C1536},
+    {"gated_residual_ffn_c1536", "gated_residual", 7, KC_GATED_RESIDUAL_FFN_C1536},
     {"layernorm_modulate_head_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C1536},
     {"layernorm_modulate_msa_c1536", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C1536},
     {"modulation_2x1536", "modulation", 4, KC_MODULATION_2X1536},
     {"modulation_6x1536", "modulation", 4, KC_MODULATION_6X1536},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
+    {"resnorm_add_mod_ffn_c1536", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C1536},
+    {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
+    {"resnorm_gate_msa_affine_c1536", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C1536},
     {"rmsnorm_c1536", "rmsnorm", 3, KC_RMSNORM_C1536},
     {"rmsnorm_rope_c1536", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C1536},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -1669,40 +1605,39 @@ const sky_kernel_info dit_forward_kernel_info[22] = {
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
  * per role (the weight's name without a block's index); the roles of one shape share a row. */
 enum {
-    GEMM_TEXT_EMBEDDING_0    = 0,
-    GEMM_TEXT_EMBEDDING_2    = 1,
-    GEMM_BLOCKS_CROSS_ATTN_K = 1,
-    GEMM_BLOCKS_CROSS_ATTN_V = 1,
-    GEMM_PATCH_EMBEDDING     = 2,
-    GEMM_TIME_EMBEDDING_0    = 3,
-    GEMM_TIME_EMBEDDING_2    = 4,
-    GEMM_TIME_PROJECTION_1   = 5,
-    GEMM_FPS_PROJECTION_0    = 6,
-    GEMM_FPS_PROJECTION_2    = 7,
-    GEMM_BLOCKS_SELF_ATTN_Q  = 8,
-    GEMM_BLOCKS_SELF_ATTN_K  = 8,
-    GEMM_BLOCKS_SELF_ATTN_V  = 8,
-    GEMM_BLOCKS_SELF_ATTN_O  = 8,
-    GEMM_BLOCKS_CROSS_ATTN_Q = 8,
-    GEMM_BLOCKS_CROSS_ATTN_O = 8,
-    GEMM_BLOCKS_FFN_0        = 9,
-    GEMM_BLOCKS_FFN_2        = 10,
-    GEMM_HEAD_HEAD           = 11,
+    GEMM_TEXT_EMBEDDING_0     = 0,
+    GEMM_TEXT_EMBEDDING_2     = 1,
+    GEMM_BLOCKS_CROSS_ATTN_K  = 1,
+    GEMM_BLOCKS_CROSS_ATTN_V  = 1,
+    GEMM_PATCH_EMBEDDING      = 2,
+    GEMM_TIME_EMBEDDING_0     = 3,
+    GEMM_TIME_EMBEDDING_2     = 4,
+    GEMM_TIME_PROJECTION_1    = 5,
+    GEMM_FPS_PROJECTION_0     = 6,
+    GEMM_FPS_PROJECTION_2     = 7,
+    GEMM_BLOCKS_SELF_ATTN_QKV = 8,
+    GEMM_BLOCKS_SELF_ATTN_O   = 9,
+    GEMM_BLOCKS_CROSS_ATTN_Q  = 9,
+    GEMM_BLOCKS_CROSS_ATTN_O  = 9,
+    GEMM_BLOCKS_FFN_0         = 10,
+    GEMM_BLOCKS_FFN_2         = 11,
+    GEMM_HEAD_HEAD            = 12,
 };
 
-const sky_gemm_desc dit_forward_gemms[12] = {
-    [GEMM_TEXT_EMBEDDING_0]    = { .m_max = 512,   .n = 1536, .k = 4096, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
-    [GEMM_TEXT_EMBEDDING_2]    = { .m_max = 512,   .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_PATCH_EMBEDDING]     = { .m_max = 51000, .n = 1536, .k = 64,   .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_TIME_EMBEDDING_0]    = { .m_max = 25,    .n = 1536, .k = 256,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_TIME_EMBEDDING_2]    = { .m_max = 25,    .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_TIME_PROJECTION_1]   = { .m_max = 25,    .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_FPS_PROJECTION_0]    = { .m_max = 1,     .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_FPS_PROJECTION_2]    = { .m_max = 1,     .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_BLOCKS_SELF_ATTN_Q]  = { .m_max = 51000, .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_BLOCKS_FFN_0]        = { .m_max = 51000, .n = 8960, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
-    [GEMM_BLOCKS_FFN_2]        = { .m_max = 51000, .n = 1536, .k = 8960, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_HEAD_HEAD]           = { .m_max = 51000, .n = 64,   .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+const sky_gemm_desc dit_forward_gemms[13] = {
+    [GEMM_TEXT_EMBEDDING_0]     = { .m_max = 512,   .n = 1536, .k = 4096, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_TEXT_EMBEDDING_2]     = { .m_max = 512,   .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_PATCH_EMBEDDING]      = { .m_max = 51000, .n = 1536, .k = 64,   .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_0]     = { .m_max = 25,    .n = 1536, .k = 256,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_2]     = { .m_max = 25,    .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_PROJECTION_1]    = { .m_max = 25,    .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_0]     = { .m_max = 1,     .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_2]     = { .m_max = 1,     .n = 9216, .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_QKV] = { .m_max = 51000, .n = 4608, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_O]   = { .m_max = 51000, .n = 1536, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]         = { .m_max = 51000, .n = 8960, .k = 1536, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_BLOCKS_FFN_2]         = { .m_max = 51000, .n = 1536, .k = 8960, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_HEAD_HEAD]            = { .m_max = 51000, .n = 64,   .k = 1536, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */
@@ -2539,20 +2474,855 @@ const unsigned char dit_forward_weight_bf16[830] = {
     0, /* head.head.bias */
 };
 
-/* o = softmax(q k^T / sqrt(128)) v over 12 heads of 128: q and o [lq, 1536], k and v [lk, 1536], bf16.
+/* each weight's place in the device buffer: its index, but each fused q|k|v's weights adjacent */
+const int dit_forward_weight_place[830] = {
+    0, /* patch_embedding.weight */
+    1, /* patch_embedding.bias */
+    2, /* time_embedding.0.weight */
+    3, /* time_embedding.0.bias */
+    4, /* time_embedding.2.weight */
+    5, /* time_embedding.2.bias */
+    6, /* time_projection.1.weight */
+    7, /* time_projection.1.bias */
+    8, /* fps_embedding.weight */
+    9, /* fps_projection.0.weight */
+    10, /* fps_projection.0.bias */
+    11, /* fps_projection.2.weight */
+    12, /* fps_projection.2.bias */
+    13, /* text_embedding.0.weight */
+    14, /* text_embedding.0.bias */
+    15, /* text_embedding.2.weight */
+    16, /* text_embedding.2.bias */
+    17, /* blocks.0.modulation */
+    18, /* blocks.0.self_attn.q.weight */
+    21, /* blocks.0.self_attn.q.bias */
+    19, /* blocks.0.self_attn.k.weight */
+    22, /* blocks.0.self_attn.k.bias */
+    20, /* blocks.0.self_attn.v.weight */
+    23, /* blocks.0.self_attn.v.bias */
+    24, /* blocks.0.self_attn.norm_q.weight */
+    25, /* blocks.0.self_attn.norm_k.weight */
+    26, /* blocks.0.self_attn.o.weight */
+    27, /* blocks.0.self_attn.o.bias */
+    28, /* blocks.0.norm3.weight */
+    29, /* blocks.0.norm3.bias */
+    30, /* blocks.0.cross_attn.q.weight */
+    31, /* blocks.0.cross_attn.q.bias */
+    32, /* blocks.0.cross_attn.norm_q.weight */
+    33, /* blocks.0.cross_attn.k.weight */
+    34, /* blocks.0.cross_attn.k.bias */
+    35, /* blocks.0.cross_attn.norm_k.weight */
+    36, /* blocks.0.cross_attn.v.weight */
+    37, /* blocks.0.cross_attn.v.bias */
+    38, /* blocks.0.cross_attn.o.weight */
+    39, /* blocks.0.cross_attn.o.bias */
+    40, /* blocks.0.ffn.0.weight */
+    41, /* blocks.0.ffn.0.bias */
+    42, /* blocks.0.ffn.2.weight */
+    43, /* blocks.0.ffn.2.bias */
+    44, /* blocks.1.modulation */
+    45, /* blocks.1.self_attn.q.weight */
+    48, /* blocks.1.self_attn.q.bias */
+    46, /* blocks.1.self_attn.k.weight */
+    49, /* blocks.1.self_attn.k.bias */
+    47, /* blocks.1.self_attn.v.weight */
+    50, /* blocks.1.self_attn.v.bias */
+    51, /* blocks.1.self_attn.norm_q.weight */
+    52, /* blocks.1.self_attn.norm_k.weight */
+    53, /* blocks.1.self_attn.o.weight */
+    54, /* blocks.1.self_attn.o.bias */
+    55, /* blocks.1.norm3.weight */
+    56, /* blocks.1.norm3.bias */
+    57, /* blocks.1.cross_attn.q.weight */
+    58, /* blocks.1.cross_attn.q.bias */
+    59, /* blocks.1.cross_attn.norm_q.weight */
+    60, /* blocks.1.cross_attn.k.weight */
+    61, /* blocks.1.cross_attn.k.bias */
+    62, /* blocks.1.cross_attn.norm_k.weight */
+    63, /* blocks.1.cross_attn.v.weight */
+    64, /* blocks.1.cross_attn.v.bias */
+    65, /* blocks.1.cross_attn.o.weight */
+    66, /* blocks.1.cross_attn.o.bias */
+    67, /* blocks.1.ffn.0.weight */
+    68, /* blocks.1.ffn.0.bias */
+    69, /* blocks.1.ffn.2.weight */
+    70, /* blocks.1.ffn.2.bias */
+    71, /* blocks.2.modulation */
+    72, /* blocks.2.self_attn.q.weight */
+    75, /* blocks.2.self_attn.q.bias */
+    73, /* blocks.2.self_attn.k.weight */
+    76, /* blocks.2.self_attn.k.bias */
+    74, /* blocks.2.self_attn.v.weight */
+    77, /* blocks.2.self_attn.v.bias */
+    78, /* blocks.2.self_attn.norm_q.weight */
+    79, /* blocks.2.self_attn.norm_k.weight */
+    80, /* blocks.2.self_attn.o.weight */
+    81, /* blocks.2.self_attn.o.bias */
+    82, /* blocks.2.norm3.weight */
+    83, /* blocks.2.norm3.bias */
+    84, /* blocks.2.cross_attn.q.weight */
+    85, /* blocks.2.cross_attn.q.bias */
+    86, /* blocks.2.cross_attn.norm_q.weight */
+    87, /* blocks.2.cross_attn.k.weight */
+    88, /* blocks.2.cross_attn.k.bias */
+    89, /* blocks.2.cross_attn.norm_k.weight */
+    90, /* blocks.2.cross_attn.v.weight */
+    91, /* blocks.2.cross_attn.v.bias */
+    92, /* blocks.2.cross_attn.o.weight */
+    93, /* blocks.2.cross_attn.o.bias */
+    94, /* blocks.2.ffn.0.weight */
+    95, /* blocks.2.ffn.0.bias */
+    96, /* blocks.2.ffn.2.weight */
+    97, /* blocks.2.ffn.2.bias */
+    98, /* blocks.3.modulation */
+    99, /* blocks.3.self_attn.q.weight */
+    102, /* blocks.3.self_attn.q.bias */
+    100, /* blocks.3.self_attn.k.weight */
+    103, /* blocks.3.self_attn.k.bias */
+    101, /* blocks.3.self_attn.v.weight */
+    104, /* blocks.3.self_attn.v.bias */
+    105, /* blocks.3.self_attn.norm_q.weight */
+    106, /* blocks.3.self_attn.norm_k.weight */
+    107, /* blocks.3.self_attn.o.weight */
+    108, /* blocks.3.self_attn.o.bias */
+    109, /* blocks.3.norm3.weight */
+    110, /* blocks.3.norm3.bias */
+    111, /* blocks.3.cross_attn.q.weight */
+    112, /* blocks.3.cross_attn.q.bias */
+    113, /* blocks.3.cross_attn.norm_q.weight */
+    114, /* blocks.3.cross_attn.k.weight */
+    115, /* blocks.3.cross_attn.k.bias */
+    116, /* blocks.3.cross_attn.norm_k.weight */
+    117, /* blocks.3.cross_attn.v.weight */
+    118, /* blocks.3.cross_attn.v.bias */
+    119, /* blocks.3.cross_attn.o.weight */
+    120, /* blocks.3.cross_attn.o.bias */
+    121, /* blocks.3.ffn.0.weight */
+    122, /* blocks.3.ffn.0.bias */
+    123, /* blocks.3.ffn.2.weight */
+    124, /* blocks.3.ffn.2.bias */
+    125, /* blocks.4.modulation */
+    126, /* blocks.4.self_attn.q.weight */
+    129, /* blocks.4.self_attn.q.bias */
+    127, /* blocks.4.self_attn.k.weight */
+    130, /* blocks.4.self_attn.k.bias */
+    128, /* blocks.4.self_attn.v.weight */
+    131, /* blocks.4.self_attn.v.bias */
+    132, /* blocks.4.self_attn.norm_q.weight */
+    133, /* blocks.4.self_attn.norm_k.weight */
+    134, /* blocks.4.self_attn.o.weight */
+    135, /* blocks.4.self_attn.o.bias */
+    136, /* blocks.4.norm3.weight */
+    137, /* blocks.4.norm3.bias */
+    138, /* blocks.4.cross_attn.q.weight */
+    139, /* blocks.4.cross_attn.q.bias */
+    140, /* blocks.4.cross_attn.norm_q.weight */
+    141, /* blocks.4.cross_attn.k.weight */
+    142, /* blocks.4.cross_attn.k.bias */
+    143, /* blocks.4.cross_attn.norm_k.weight */
+    144, /* blocks.4.cross_attn.v.weight */
+    145, /* blocks.4.cross_attn.v.bias */
+    146, /* blocks.4.cross_attn.o.weight */
+    147, /* blocks.4.cross_attn.o.bias */
+    148, /* blocks.4.ffn.0.weight */
+    149, /* blocks.4.ffn.0.bias */
+    150, /* blocks.4.ffn.2.weight */
+    151, /* blocks.4.ffn.2.bias */
+    152, /* blocks.5.modulation */
+    153, /* blocks.5.self_attn.q.weight */
+    156, /* blocks.5.self_attn.q.bias */
+    154, /* blocks.5.self_attn.k.weight */
+    157, /* blocks.5.self_attn.k.bias */
+    155, /* blocks.5.self_attn.v.weight */
+    158, /* blocks.5.self_attn.v.bias */
+    159, /* blocks.5.self_attn.norm_q.weight */
+    160, /* blocks.5.self_attn.norm_k.weight */
+    161, /* blocks.5.self_attn.o.weight */
+    162, /* blocks.5.self_attn.o.bias */
+    163, /* blocks.5.norm3.weight */
+    164, /* blocks.5.norm3.bias */
+    165, /* blocks.5.cross_attn.q.weight */
+    166, /* blocks.5.cross_attn.q.bias */
+    167, /* blocks.5.cross_attn.norm_q.weight */
+    168, /* blocks.5.cross_attn.k.weight */
+    169, /* blocks.5.cross_attn.k.bias */
+    170, /* blocks.5.cross_attn.norm_k.weight */
+    171, /* blocks.5.cross_attn.v.weight */
+    172, /* blocks.5.cross_attn.v.bias */
+    173, /* blocks.5.cross_attn.o.weight */
+    174, /* blocks.5.cross_attn.o.bias */
+    175, /* blocks.5.ffn.0.weight */
+    176, /* blocks.5.ffn.0.bias */
+    177, /* blocks.5.ffn.2.weight */
+    178, /* blocks.5.ffn.2.bias */
+    179, /* blocks.6.modulation */
+    180, /* blocks.6.self_attn.q.weight */
+    183, /* blocks.6.self_attn.q.bias */
+    181, /* blocks.6.self_attn.k.weight */
+    184, /* blocks.6.self_attn.k.bias */
+    182, /* blocks.6.self_attn.v.weight */
+    185, /* blocks.6.self_attn.v.bias */
+    186, /* blocks.6.self_attn.norm_q.weight */
+    187, /* blocks.6.self_attn.norm_k.weight */
+    188, /* blocks.6.self_attn.o.weight */
+    189, /* blocks.6.self_attn.o.bias */
+    190, /* blocks.6.norm3.weight */
+    191, /* blocks.6.norm3.bias */
+    192, /* blocks.6.cross_attn.q.weight */
+    193, /* blocks.6.cross_attn.q.bias */
+    194, /* blocks.6.cross_attn.norm_q.weight */
+    195, /* blocks.6.cross_attn.k.weight */
+    196, /* blocks.6.cross_attn.k.bias */
+    197, /* blocks.6.cross_attn.norm_k.weight */
+    198, /* blocks.6.cross_attn.v.weight */
+    199, /* blocks.6.cross_attn.v.bias */
+    200, /* blocks.6.cross_attn.o.weight */
+    201, /* blocks.6.cross_attn.o.bias */
+    202, /* blocks.6.ffn.0.weight */
+    203, /* blocks.6.ffn.0.bias */
+    204, /* blocks.6.ffn.2.weight */
+    205, /* blocks.6.ffn.2.bias */
+    206, /* blocks.7.modulation */
+    207, /* blocks.7.self_attn.q.weight */
+    210, /* blocks.7.self_attn.q.bias */
+    208, /* blocks.7.self_attn.k.weight */
+    211, /* blocks.7.self_attn.k.bias */
+    209, /* blocks.7.self_attn.v.weight */
+    212, /* blocks.7.self_attn.v.bias */
+    213, /* blocks.7.self_attn.norm_q.weight */
+    214, /* blocks.7.self_attn.norm_k.weight */
+    215, /* blocks.7.self_attn.o.weight */
+    216, /* blocks.7.self_attn.o.bias */
+    217, /* blocks.7.norm3.weight */
+    218, /* blocks.7.norm3.bias */
+    219, /* blocks.7.cross_attn.q.weight */
+    220, /* blocks.7.cross_attn.q.bias */
+    221, /* blocks.7.cross_attn.norm_q.weight */
+    222, /* blocks.7.cross_attn.k.weight */
+    223, /* blocks.7.cross_attn.k.bias */
+    224, /* blocks.7.cross_attn.norm_k.weight */
+    225, /* blocks.7.cross_attn.v.weight */
+    226, /* blocks.7.cross_attn.v.bias */
+    227, /* blocks.7.cross_attn.o.weight */
+    228, /* blocks.7.cross_attn.o.bias */
+    229, /* blocks.7.ffn.0.weight */
+    230, /* blocks.7.ffn.0.bias */
+    231, /* blocks.7.ffn.2.weight */
+    232, /* blocks.7.ffn.2.bias */
+    233, /* blocks.8.modulation */
+    234, /* blocks.8.self_attn.q.weight */
+    237, /* blocks.8.self_attn.q.bias */
+    235, /* blocks.8.self_attn.k.weight */
+    238, /* blocks.8.self_attn.k.bias */
+    236, /* blocks.8.self_attn.v.weight */
+    239, /* blocks.8.self_attn.v.bias */
+    240, /* blocks.8.self_attn.norm_q.weight */
+    241, /* blocks.8.self_attn.norm_k.weight */
+    242, /* blocks.8.self_attn.o.weight */
+    243, /* blocks.8.self_attn.o.bias */
+    244, /* blocks.8.norm3.weight */
+    245, /* blocks.8.norm3.bias */
+    246, /* blocks.8.cross_attn.q.weight */
+    247, /* blocks.8.cross_attn.q.bias */
+    248, /* blocks.8.cross_attn.norm_q.weight */
+    249, /* blocks.8.cross_attn.k.weight */
+    250, /* blocks.8.cross_attn.k.bias */
+    251, /* blocks.8.cross_attn.norm_k.weight */
+    252, /* blocks.8.cross_attn.v.weight */
+    253, /* blocks.8.cross_attn.v.bias */
+    254, /* blocks.8.cross_attn.o.weight */
+    255, /* blocks.8.cross_attn.o.bias */
+    256, /* blocks.8.ffn.0.weight */
+    257, /* blocks.8.ffn.0.bias */
+    258, /* blocks.8.ffn.2.weight */
+    259, /* blocks.8.ffn.2.bias */
+    260, /* blocks.9.modulation */
+    261, /* blocks.9.self_attn.q.weight */
+    264, /* blocks.9.self_attn.q.bias */
+    262, /* blocks.9.self_attn.k.weight */
+    265, /* blocks.9.self_attn.k.bias */
+    263, /* blocks.9.self_attn.v.weight */
+    266, /* blocks.9.self_attn.v.bias */
+    267, /* blocks.9.self_attn.norm_q.weight */
+    268, /* blocks.9.self_attn.norm_k.weight */
+    269, /* blocks.9.self_attn.o.weight */
+    270, /* blocks.9.self_attn.o.bias */
+    271, /* blocks.9.norm3.weight */
+    272, /* blocks.9.norm3.bias */
+    273, /* blocks.9.cross_attn.q.weight */
+    274, /* blocks.9.cross_attn.q.bias */
+    275, /* blocks.9.cross_attn.norm_q.weight */
+    276, /* blocks.9.cross_attn.k.weight */
+    277, /* blocks.9.cross_attn.k.bias */
+    278, /* blocks.9.cross_attn.norm_k.weight */
+    279, /* blocks.9.cross_attn.v.weight */
+    280, /* blocks.9.cross_attn.v.bias */
+    281, /* blocks.9.cross_attn.o.weight */
+    282, /* blocks.9.cross_attn.o.bias */
+    283, /* blocks.9.ffn.0.weight */
+    284, /* blocks.9.ffn.0.bias */
+    285, /* blocks.9.ffn.2.weight */
+    286, /* blocks.9.ffn.2.bias */
+    287, /* blocks.10.modulation */
+    288, /* blocks.10.self_attn.q.weight */
+    291, /* blocks.10.self_attn.q.bias */
+    289, /* blocks.10.self_attn.k.weight */
+    292, /* blocks.10.self_attn.k.bias */
+    290, /* blocks.10.self_attn.v.weight */
+    293, /* blocks.10.self_attn.v.bias */
+    294, /* blocks.10.self_attn.norm_q.weight */
+    295, /* blocks.10.self_attn.norm_k.weight */
+    296, /* blocks.10.self_attn.o.weight */
+    297, /* blocks.10.self_attn.o.bias */
+    298, /* blocks.10.norm3.weight */
+    299, /* blocks.10.norm3.bias */
+    300, /* blocks.10.cross_attn.q.weight */
+    301, /* blocks.10.cross_attn.q.bias */
+    302, /* blocks.10.cross_attn.norm_q.weight */
+    303, /* blocks.10.cross_attn.k.weight */
+    304, /* blocks.10.cross_attn.k.bias */
+    305, /* blocks.10.cross_attn.norm_k.weight */
+    306, /* blocks.10.cross_attn.v.weight */
+    307, /* blocks.10.cross_attn.v.bias */
+    308, /* blocks.10.cross_attn.o.weight */
+    309, /* blocks.10.cross_attn.o.bias */
+    310, /* blocks.10.ffn.0.weight */
+    311, /* blocks.10.ffn.0.bias */
+    312, /* blocks.10.ffn.2.weight */
+    313, /* blocks.10.ffn.2.bias */
+    314, /* blocks.11.modulation */
+    315, /* blocks.11.self_attn.q.weight */
+    318, /* blocks.11.self_attn.q.bias */
+    316, /* blocks.11.self_attn.k.weight */
+    319, /* blocks.11.self_attn.k.bias */
+    317, /* blocks.11.self_attn.v.weight */
+    320, /* blocks.11.self_attn.v.bias */
+    321, /* blocks.11.self_attn.norm_q.weight */
+    322, /* blocks.11.self_attn.norm_k.weight */
+    323, /* blocks.11.self_attn.o.weight */
+    324, /* blocks.11.self_attn.o.bias */
+    325, /* blocks.11.norm3.weight */
+    326, /* blocks.11.norm3.bias */
+    327, /* blocks.11.cross_attn.q.weight */
+    328, /* blocks.11.cross_attn.q.bias */
+    329, /* blocks.11.cross_attn.norm_q.weight */
+    330, /* blocks.11.cross_attn.k.weight */
+    331, /* blocks.11.cross_attn.k.bias */
+    332, /* blocks.11.cross_attn.norm_k.weight */
+    333, /* blocks.11.cross_attn.v.weight */
+    334, /* blocks.11.cross_attn.v.bias */
+    335, /* blocks.11.cross_attn.o.weight */
+    336, /* blocks.11.cross_attn.o.bias */
+    337, /* blocks.11.ffn.0.weight */
+    338, /* blocks.11.ffn.0.bias */
+    339, /* blocks.11.ffn.2.weight */
+    340, /* blocks.11.ffn.2.bias */
+    341, /* blocks.12.modulation */
+    342, /* blocks.12.self_attn.q.weight */
+    345, /* blocks.12.self_attn.q.bias */
+    343, /* blocks.12.self_attn.k.weight */
+    346, /* blocks.12.self_attn.k.bias */
+    344, /* blocks.12.self_attn.v.weight */
+    347, /* blocks.12.self_attn.v.bias */
+    348, /* blocks.12.self_attn.norm_q.weight */
+    349, /* blocks.12.self_attn.norm_k.weight */
+    350, /* blocks.12.self_attn.o.weight */
+    351, /* blocks.12.self_attn.o.bias */
+    352, /* blocks.12.norm3.weight */
+    353, /* blocks.12.norm3.bias */
+    354, /* blocks.12.cross_attn.q.weight */
+    355, /* blocks.12.cross_attn.q.bias */
+    356, /* blocks.12.cross_attn.norm_q.weight */
+    357, /* blocks.12.cross_attn.k.weight */
+    358, /* blocks.12.cross_attn.k.bias */
+    359, /* blocks.12.cross_attn.norm_k.weight */
+    360, /* blocks.12.cross_attn.v.weight */
+    361, /* blocks.12.cross_attn.v.bias */
+    362, /* blocks.12.cross_attn.o.weight */
+    363, /* blocks.12.cross_attn.o.bias */
+    364, /* blocks.12.ffn.0.weight */
+    365, /* blocks.12.ffn.0.bias */
+    366, /* blocks.12.ffn.2.weight */
+    367, /* blocks.12.ffn.2.bias */
+    368, /* blocks.13.modulation */
+    369, /* blocks.13.self_attn.q.weight */
+    372, /* blocks.13.self_attn.q.bias */
+    370, /* blocks.13.self_attn.k.weight */
+    373, /* blocks.13.self_attn.k.bias */
+    371, /* blocks.13.self_attn.v.weight */
+    374, /* blocks.13.self_attn.v.bias */
+    375, /* blocks.13.self_attn.norm_q.weight */
+    376, /* blocks.13.self_attn.norm_k.weight */
+    377, /* blocks.13.self_attn.o.weight */
+    378, /* blocks.13.self_attn.o.bias */
+    379, /* blocks.13.norm3.weight */
+    380, /* blocks.13.norm3.bias */
+    381, /* blocks.13.cross_attn.q.weight */
+    382, /* blocks.13.cross_attn.q.bias */
+    383, /* blocks.13.cross_attn.norm_q.weight */
+    384, /* blocks.13.cross_attn.k.weight */
+    385, /* blocks.13.cross_attn.k.bias */
+    386, /* blocks.13.cross_attn.norm_k.weight */
+    387, /* blocks.13.cross_attn.v.weight */
+    388, /* blocks.13.cross_attn.v.bias */
+    389, /* blocks.13.cross_attn.o.weight */
+    390, /* blocks.13.cross_attn.o.bias */
+    391, /* blocks.13.ffn.0.weight */
+    392, /* blocks.13.ffn.0.bias */
+    393, /* blocks.13.ffn.2.weight */
+    394, /* blocks.13.ffn.2.bias */
+    395, /* blocks.14.modulation */
+    396, /* blocks.14.self_attn.q.weight */
+    399, /* blocks.14.self_attn.q.bias */
+    397, /* blocks.14.self_attn.k.weight */
+    400, /* blocks.14.self_attn.k.bias */
+    398, /* blocks.14.self_attn.v.weight */
+    401, /* blocks.14.self_attn.v.bias */
+    402, /* blocks.14.self_attn.norm_q.weight */
+    403, /* blocks.14.self_attn.norm_k.weight */
+    404, /* blocks.14.self_attn.o.weight */
+    405, /* blocks.14.self_attn.o.bias */
+    406, /* blocks.14.norm3.weight */
+    407, /* blocks.14.norm3.bias */
+    408, /* blocks.14.cross_attn.q.weight */
+    409, /* blocks.14.cross_attn.q.bias */
+    410, /* blocks.14.cross_attn.norm_q.weight */
+    411, /* blocks.14.cross_attn.k.weight */
+    412, /* blocks.14.cross_attn.k.bias */
+    413, /* blocks.14.cross_attn.norm_k.weight */
+    414, /* blocks.14.cross_attn.v.weight */
+    415, /* blocks.14.cross_attn.v.bias */
+    416, /* blocks.14.cross_attn.o.weight */
+    417, /* blocks.14.cross_attn.o.bias */
+    418, /* blocks.14.ffn.0.weight */
+    419, /* blocks.14.ffn.0.bias */
+    420, /* blocks.14.ffn.2.weight */
+    421, /* blocks.14.ffn.2.bias */
+    422, /* blocks.15.modulation */
+    423, /* blocks.15.self_attn.q.weight */
+    426, /* blocks.15.self_attn.q.bias */
+    424, /* blocks.15.self_attn.k.weight */
+    427, /* blocks.15.self_attn.k.bias */
+    425, /* blocks.15.self_attn.v.weight */
+    428, /* blocks.15.self_attn.v.bias */
+    429, /* blocks.15.self_attn.norm_q.weight */
+    430, /* blocks.15.self_attn.norm_k.weight */
+    431, /* blocks.15.self_attn.o.weight */
+    432, /* blocks.15.self_attn.o.bias */
+    433, /* blocks.15.norm3.weight */
+    434, /* blocks.15.norm3.bias */
+    435, /* blocks.15.cross_attn.q.weight */
+    436, /* blocks.15.cross_attn.q.bias */
+    437, /* blocks.15.cross_attn.norm_q.weight */
+    438, /* blocks.15.cross_attn.k.weight */
+    439, /* blocks.15.cross_attn.k.bias */
+    440, /* blocks.15.cross_attn.norm_k.weight */
+    441, /* blocks.15.cross_attn.v.weight */
+    442, /* blocks.15.cross_attn.v.bias */
+    443, /* blocks.15.cross_attn.o.weight */
+    444, /* blocks.15.cross_attn.o.bias */
+    445, /* blocks.15.ffn.0.weight */
+    446, /* blocks.15.ffn.0.bias */
+    447, /* blocks.15.ffn.2.weight */
+    448, /* blocks.15.ffn.2.bias */
+    449, /* blocks.16.modulation */
+    450, /* blocks.16.self_attn.q.weight */
+    453, /* blocks.16.self_attn.q.bias */
+    451, /* blocks.16.self_attn.k.weight */
+    454, /* blocks.16.self_attn.k.bias */
+    452, /* blocks.16.self_attn.v.weight */
+    455, /* blocks.16.self_attn.v.bias */
+    456, /* blocks.16.self_attn.norm_q.weight */
+    457, /* blocks.16.self_attn.norm_k.weight */
+    458, /* blocks.16.self_attn.o.weight */
+    459, /* blocks.16.self_attn.o.bias */
+    460, /* blocks.16.norm3.weight */
+    461, /* blocks.16.norm3.bias */
+    462, /* blocks.16.cross_attn.q.weight */
+    463, /* blocks.16.cross_attn.q.bias */
+    464, /* blocks.16.cross_attn.norm_q.weight */
+    465, /* blocks.16.cross_attn.k.weight */
+    466, /* blocks.16.cross_attn.k.bias */
+    467, /* blocks.16.cross_attn.norm_k.weight */
+    468, /* blocks.16.cross_attn.v.weight */
+    469, /* blocks.16.cross_attn.v.bias */
+    470, /* blocks.16.cross_attn.o.weight */
+    471, /* blocks.16.cross_attn.o.bias */
+    472, /* blocks.16.ffn.0.weight */
+    473, /* blocks.16.ffn.0.bias */
+    474, /* blocks.16.ffn.2.weight */
+    475, /* blocks.16.ffn.2.bias */
+    476, /* blocks.17.modulation */
+    477, /* blocks.17.self_attn.q.weight */
+    480, /* blocks.17.self_attn.q.bias */
+    478, /* blocks.17.self_attn.k.weight */
+    481, /* blocks.17.self_attn.k.bias */
+    479, /* blocks.17.self_attn.v.weight */
+    482, /* blocks.17.self_attn.v.bias */
+    483, /* blocks.17.self_attn.norm_q.weight */
+    484, /* blocks.17.self_attn.norm_k.weight */
+    485, /* blocks.17.self_attn.o.weight */
+    486, /* blocks.17.self_attn.o.bias */
+    487, /* blocks.17.norm3.weight */
+    488, /* blocks.17.norm3.bias */
+    489, /* blocks.17.cross_attn.q.weight */
+    490, /* blocks.17.cross_attn.q.bias */
+    491, /* blocks.17.cross_attn.norm_q.weight */
+    492, /* blocks.17.cross_attn.k.weight */
+    493, /* blocks.17.cross_attn.k.bias */
+    494, /* blocks.17.cross_attn.norm_k.weight */
+    495, /* blocks.17.cross_attn.v.weight */
+    496, /* blocks.17.cross_attn.v.bias */
+    497, /* blocks.17.cross_attn.o.weight */
+    498, /* blocks.17.cross_attn.o.bias */
+    499, /* blocks.17.ffn.0.weight */
+    500, /* blocks.17.ffn.0.bias */
+    501, /* blocks.17.ffn.2.weight */
+    502, /* blocks.17.ffn.2.bias */
+    503, /* blocks.18.modulation */
+    504, /* blocks.18.self_attn.q.weight */
+    507, /* blocks.18.self_attn.q.bias */
+    505, /* blocks.18.self_attn.k.weight */
+    508, /* blocks.18.self_attn.k.bias */
+    506, /* blocks.18.self_attn.v.weight */
+    509, /* blocks.18.self_attn.v.bias */
+    510, /* blocks.18.self_attn.norm_q.weight */
+    511, /* blocks.18.self_attn.norm_k.weight */
+    512, /* blocks.18.self_attn.o.weight */
+    513, /* blocks.18.self_attn.o.bias */
+    514, /* blocks.18.norm3.weight */
+    515, /* blocks.18.norm3.bias */
+    516, /* blocks.18.cross_attn.q.weight */
+    517, /* blocks.18.cross_attn.q.bias */
+    518, /* blocks.18.cross_attn.norm_q.weight */
+    519, /* blocks.18.cross_attn.k.weight */
+    520, /* blocks.18.cross_attn.k.bias */
+    521, /* blocks.18.cross_attn.norm_k.weight */
+    522, /* blocks.18.cross_attn.v.weight */
+    523, /* blocks.18.cross_attn.v.bias */
+    524, /* blocks.18.cross_attn.o.weight */
+    525, /* blocks.18.cross_attn.o.bias */
+    526, /* blocks.18.ffn.0.weight */
+    527, /* blocks.18.ffn.0.bias */
+    528, /* blocks.18.ffn.2.weight */
+    529, /* blocks.18.ffn.2.bias */
+    530, /* blocks.19.modulation */
+    531, /* blocks.19.self_attn.q.weight */
+    534, /* blocks.19.self_attn.q.bias */
+    532, /* blocks.19.self_attn.k.weight */
+    535, /* blocks.19.self_attn.k.bias */
+    533, /* blocks.19.self_attn.v.weight */
+    536, /* blocks.19.self_attn.v.bias */
+    537, /* blocks.19.self_attn.norm_q.weight */
+    538, /* blocks.19.self_attn.norm_k.weight */
+    539, /* blocks.19.self_attn.o.weight */
+    540, /* blocks.19.self_attn.o.bias */
+    541, /* blocks.19.norm3.weight */
+    542, /* blocks.19.norm3.bias */
+    543, /* blocks.19.cross_attn.q.weight */
+    544, /* blocks.19.cross_attn.q.bias */
+    545, /* blocks.19.cross_attn.norm_q.weight */
+    546, /* blocks.19.cross_attn.k.weight */
+    547, /* blocks.19.cross_attn.k.bias */
+    548, /* blocks.19.cross_attn.norm_k.weight */
+    549, /* blocks.19.cross_attn.v.weight */
+    550, /* blocks.19.cross_attn.v.bias */
+    551, /* blocks.19.cross_attn.o.weight */
+    552, /* blocks.19.cross_attn.o.bias */
+    553, /* blocks.19.ffn.0.weight */
+    554, /* blocks.19.ffn.0.bias */
+    555, /* blocks.19.ffn.2.weight */
+    556, /* blocks.19.ffn.2.bias */
+    557, /* blocks.20.modulation */
+    558, /* blocks.20.self_attn.q.weight */
+    561, /* blocks.20.self_attn.q.bias */
+    559, /* blocks.20.self_attn.k.weight */
+    562, /* blocks.20.self_attn.k.bias */
+    560, /* blocks.20.self_attn.v.weight */
+    563, /* blocks.20.self_attn.v.bias */
+    564, /* blocks.20.self_attn.norm_q.weight */
+    565, /* blocks.20.self_attn.norm_k.weight */
+    566, /* blocks.20.self_attn.o.weight */
+    567, /* blocks.20.self_attn.o.bias */
+    568, /* blocks.20.norm3.weight */
+    569, /* blocks.20.norm3.bias */
+    570, /* blocks.20.cross_attn.q.weight */
+    571, /* blocks.20.cross_attn.q.bias */
+    572, /* blocks.20.cross_attn.norm_q.weight */
+    573, /* blocks.20.cross_attn.k.weight */
+    574, /* blocks.20.cross_attn.k.bias */
+    575, /* blocks.20.cross_attn.norm_k.weight */
+    576, /* blocks.20.cross_attn.v.weight */
+    577, /* blocks.20.cross_attn.v.bias */
+    578, /* blocks.20.cross_attn.o.weight */
+    579, /* blocks.20.cross_attn.o.bias */
+    580, /* blocks.20.ffn.0.weight */
+    581, /* blocks.20.ffn.0.bias */
+    582, /* blocks.20.ffn.2.weight */
+    583, /* blocks.20.ffn.2.bias */
+    584, /* blocks.21.modulation */
+    585, /* blocks.21.self_attn.q.weight */
+    588, /* blocks.21.self_attn.q.bias */
+    586, /* blocks.21.self_attn.k.weight */
+    589, /* blocks.21.self_attn.k.bias */
+    587, /* blocks.21.self_attn.v.weight */
+    590, /* blocks.21.self_attn.v.bias */
+    591, /* blocks.21.self_attn.norm_q.weight */
+    592, /* blocks.21.self_attn.norm_k.weight */
+    593, /* blocks.21.self_attn.o.weight */
+    594, /* blocks.21.self_attn.o.bias */
+    595, /* blocks.21.norm3.weight */
+    596, /* blocks.21.norm3.bias */
+    597, /* blocks.21.cross_attn.q.weight */
+    598, /* blocks.21.cross_attn.q.bias */
+    599, /* blocks.21.cross_attn.norm_q.weight */
+    600, /* blocks.21.cross_attn.k.weight */
+    601, /* blocks.21.cross_attn.k.bias */
+    602, /* blocks.21.cross_attn.norm_k.weight */
+    603, /* blocks.21.cross_attn.v.weight */
+    604, /* blocks.21.cross_attn.v.bias */
+    605, /* blocks.21.cross_attn.o.weight */
+    606, /* blocks.21.cross_attn.o.bias */
+    607, /* blocks.21.ffn.0.weight */
+    608, /* blocks.21.ffn.0.bias */
+    609, /* blocks.21.ffn.2.weight */
+    610, /* blocks.21.ffn.2.bias */
+    611, /* blocks.22.modulation */
+    612, /* blocks.22.self_attn.q.weight */
+    615, /* blocks.22.self_attn.q.bias */
+    613, /* blocks.22.self_attn.k.weight */
+    616, /* blocks.22.self_attn.k.bias */
+    614, /* blocks.22.self_attn.v.weight */
+    617, /* blocks.22.self_attn.v.bias */
+    618, /* blocks.22.self_attn.norm_q.weight */
+    619, /* blocks.22.self_attn.norm_k.weight */
+    620, /* blocks.22.self_attn.o.weight */
+    621, /* blocks.22.self_attn.o.bias */
+    622, /* blocks.22.norm3.weight */
+    623, /* blocks.22.norm3.bias */
+    624, /* blocks.22.cross_attn.q.weight */
+    625, /* blocks.22.cross_attn.q.bias */
+    626, /* blocks.22.cross_attn.norm_q.weight */
+    627, /* blocks.22.cross_attn.k.weight */
+    628, /* blocks.22.cross_attn.k.bias */
+    629, /* blocks.22.cross_attn.norm_k.weight */
+    630, /* blocks.22.cross_attn.v.weight */
+    631, /* blocks.22.cross_attn.v.bias */
+    632, /* blocks.22.cross_attn.o.weight */
+    633, /* blocks.22.cross_attn.o.bias */
+    634, /* blocks.22.ffn.0.weight */
+    635, /* blocks.22.ffn.0.bias */
+    636, /* blocks.22.ffn.2.weight */
+    637, /* blocks.22.ffn.2.bias */
+    638, /* blocks.23.modulation */
+    639, /* blocks.23.self_attn.q.weight */
+    642, /* blocks.23.self_attn.q.bias */
+    640, /* blocks.23.self_attn.k.weight */
+    643, /* blocks.23.self_attn.k.bias */
+    641, /* blocks.23.self_attn.v.weight */
+    644, /* blocks.23.self_attn.v.bias */
+    645, /* blocks.23.self_attn.norm_q.weight */
+    646, /* blocks.23.self_attn.norm_k.weight */
+    647, /* blocks.23.self_attn.o.weight */
+    648, /* blocks.23.self_attn.o.bias */
+    649, /* blocks.23.norm3.weight */
+    650, /* blocks.23.norm3.bias */
+    651, /* blocks.23.cross_attn.q.weight */
+    652, /* blocks.23.cross_attn.q.bias */
+    653, /* blocks.23.cross_attn.norm_q.weight */
+    654, /* blocks.23.cross_attn.k.weight */
+    655, /* blocks.23.cross_attn.k.bias */
+    656, /* blocks.23.cross_attn.norm_k.weight */
+    657, /* blocks.23.cross_attn.v.weight */
+    658, /* blocks.23.cross_attn.v.bias */
+    659, /* blocks.23.cross_attn.o.weight */
+    660, /* blocks.23.cross_attn.o.bias */
+    661, /* blocks.23.ffn.0.weight */
+    662, /* blocks.23.ffn.0.bias */
+    663, /* blocks.23.ffn.2.weight */
+    664, /* blocks.23.ffn.2.bias */
+    665, /* blocks.24.modulation */
+    666, /* blocks.24.self_attn.q.weight */
+    669, /* blocks.24.self_attn.q.bias */
+    667, /* blocks.24.self_attn.k.weight */
+    670, /* blocks.24.self_attn.k.bias */
+    668, /* blocks.24.self_attn.v.weight */
+    671, /* blocks.24.self_attn.v.bias */
+    672, /* blocks.24.self_attn.norm_q.weight */
+    673, /* blocks.24.self_attn.norm_k.weight */
+    674, /* blocks.24.self_attn.o.weight */
+    675, /* blocks.24.self_attn.o.bias */
+    676, /* blocks.24.norm3.weight */
+    677, /* blocks.24.norm3.bias */
+    678, /* blocks.24.cross_attn.q.weight */
+    679, /* blocks.24.cross_attn.q.bias */
+    680, /* blocks.24.cross_attn.norm_q.weight */
+    681, /* blocks.24.cross_attn.k.weight */
+    682, /* blocks.24.cross_attn.k.bias */
+    683, /* blocks.24.cross_attn.norm_k.weight */
+    684, /* blocks.24.cross_attn.v.weight */
+    685, /* blocks.24.cross_attn.v.bias */
+    686, /* blocks.24.cross_attn.o.weight */
+    687, /* blocks.24.cross_attn.o.bias */
+    688, /* blocks.24.ffn.0.weight */
+    689, /* blocks.24.ffn.0.bias */
+    690, /* blocks.24.ffn.2.weight */
+    691, /* blocks.24.ffn.2.bias */
+    692, /* blocks.25.modulation */
+    693, /* blocks.25.self_attn.q.weight */
+    696, /* blocks.25.self_attn.q.bias */
+    694, /* blocks.25.self_attn.k.weight */
+    697, /* blocks.25.self_attn.k.bias */
+    695, /* blocks.25.self_attn.v.weight */
+    698, /* blocks.25.self_attn.v.bias */
+    699, /* blocks.25.self_attn.norm_q.weight */
+    700, /* blocks.25.self_attn.norm_k.weight */
+    701, /* blocks.25.self_attn.o.weight */
+    702, /* blocks.25.self_attn.o.bias */
+    703, /* blocks.25.norm3.weight */
+    704, /* blocks.25.norm3.bias */
+    705, /* blocks.25.cross_attn.q.weight */
+    706, /* blocks.25.cross_attn.q.bias */
+    707, /* blocks.25.cross_attn.norm_q.weight */
+    708, /* blocks.25.cross_attn.k.weight */
+    709, /* blocks.25.cross_attn.k.bias */
+    710, /* blocks.25.cross_attn.norm_k.weight */
+    711, /* blocks.25.cross_attn.v.weight */
+    712, /* blocks.25.cross_attn.v.bias */
+    713, /* blocks.25.cross_attn.o.weight */
+    714, /* blocks.25.cross_attn.o.bias */
+    715, /* blocks.25.ffn.0.weight */
+    716, /* blocks.25.ffn.0.bias */
+    717, /* blocks.25.ffn.2.weight */
+    718, /* blocks.25.ffn.2.bias */
+    719, /* blocks.26.modulation */
+    720, /* blocks.26.self_attn.q.weight */
+    723, /* blocks.26.self_attn.q.bias */
+    721, /* blocks.26.self_attn.k.weight */
+    724, /* blocks.26.self_attn.k.bias */
+    722, /* blocks.26.self_attn.v.weight */
+    725, /* blocks.26.self_attn.v.bias */
+    726, /* blocks.26.self_attn.norm_q.weight */
+    727, /* blocks.26.self_attn.norm_k.weight */
+    728, /* blocks.26.self_attn.o.weight */
+    729, /* blocks.26.self_attn.o.bias */
+    730, /* blocks.26.norm3.weight */
+    731, /* blocks.26.norm3.bias */
+    732, /* blocks.26.cross_attn.q.weight */
+    733, /* blocks.26.cross_attn.q.bias */
+    734, /* blocks.26.cross_attn.norm_q.weight */
+    735, /* blocks.26.cross_attn.k.weight */
+    736, /* blocks.26.cross_attn.k.bias */
+    737, /* blocks.26.cross_attn.norm_k.weight */
+    738, /* blocks.26.cross_attn.v.weight */
+    739, /* blocks.26.cross_attn.v.bias */
+    740, /* blocks.26.cross_attn.o.weight */
+    741, /* blocks.26.cross_attn.o.bias */
+    742, /* blocks.26.ffn.0.weight */
+    743, /* blocks.26.ffn.0.bias */
+    744, /* blocks.26.ffn.2.weight */
+    745, /* blocks.26.ffn.2.bias */
+    746, /* blocks.27.modulation */
+    747, /* blocks.27.self_attn.q.weight */
+    750, /* blocks.27.self_attn.q.bias */
+    748, /* blocks.27.self_attn.k.weight */
+    751, /* blocks.27.self_attn.k.bias */
+    749, /* blocks.27.self_attn.v.weight */
+    752, /* blocks.27.self_attn.v.bias */
+    753, /* blocks.27.self_attn.norm_q.weight */
+    754, /* blocks.27.self_attn.norm_k.weight */
+    755, /* blocks.27.self_attn.o.weight */
+    756, /* blocks.27.self_attn.o.bias */
+    757, /* blocks.27.norm3.weight */
+    758, /* blocks.27.norm3.bias */
+    759, /* blocks.27.cross_attn.q.weight */
+    760, /* blocks.27.cross_attn.q.bias */
+    761, /* blocks.27.cross_attn.norm_q.weight */
+    762, /* blocks.27.cross_attn.k.weight */
+    763, /* blocks.27.cross_attn.k.bias */
+    764, /* blocks.27.cross_attn.norm_k.weight */
+    765, /* blocks.27.cross_attn.v.weight */
+    766, /* blocks.27.cross_attn.v.bias */
+    767, /* blocks.27.cross_attn.o.weight */
+    768, /* blocks.27.cross_attn.o.bias */
+    769, /* blocks.27.ffn.0.weight */
+    770, /* blocks.27.ffn.0.bias */
+    771, /* blocks.27.ffn.2.weight */
+    772, /* blocks.27.ffn.2.bias */
+    773, /* blocks.28.modulation */
+    774, /* blocks.28.self_attn.q.weight */
+    777, /* blocks.28.self_attn.q.bias */
+    775, /* blocks.28.self_attn.k.weight */
+    778, /* blocks.28.self_attn.k.bias */
+    776, /* blocks.28.self_attn.v.weight */
+    779, /* blocks.28.self_attn.v.bias */
+    780, /* blocks.28.self_attn.norm_q.weight */
+    781, /* blocks.28.self_attn.norm_k.weight */
+    782, /* blocks.28.self_attn.o.weight */
+    783, /* blocks.28.self_attn.o.bias */
+    784, /* blocks.28.norm3.weight */
+    785, /* blocks.28.norm3.bias */
+    786, /* blocks.28.cross_attn.q.weight */
+    787, /* blocks.28.cross_attn.q.bias */
+    788, /* blocks.28.cross_attn.norm_q.weight */
+    789, /* blocks.28.cross_attn.k.weight */
+    790, /* blocks.28.cross_attn.k.bias */
+    791, /* blocks.28.cross_attn.norm_k.weight */
+    792, /* blocks.28.cross_attn.v.weight */
+    793, /* blocks.28.cross_attn.v.bias */
+    794, /* blocks.28.cross_attn.o.weight */
+    795, /* blocks.28.cross_attn.o.bias */
+    796, /* blocks.28.ffn.0.weight */
+    797, /* blocks.28.ffn.0.bias */
+    798, /* blocks.28.ffn.2.weight */
+    799, /* blocks.28.ffn.2.bias */
+    800, /* blocks.29.modulation */
+    801, /* blocks.29.self_attn.q.weight */
+    804, /* blocks.29.self_attn.q.bias */
+    802, /* blocks.29.self_attn.k.weight */
+    805, /* blocks.29.self_attn.k.bias */
+    803, /* blocks.29.self_attn.v.weight */
+    806, /* blocks.29.self_attn.v.bias */
+    807, /* blocks.29.self_attn.norm_q.weight */
+    808, /* blocks.29.self_attn.norm_k.weight */
+    809, /* blocks.29.self_attn.o.weight */
+    810, /* blocks.29.self_attn.o.bias */
+    811, /* blocks.29.norm3.weight */
+    812, /* blocks.29.norm3.bias */
+    813, /* blocks.29.cross_attn.q.weight */
+    814, /* blocks.29.cross_attn.q.bias */
+    815, /* blocks.29.cross_attn.norm_q.weight */
+    816, /* blocks.29.cross_attn.k.weight */
+    817, /* blocks.29.cross_attn.k.bias */
+    818, /* blocks.29.cross_attn.norm_k.weight */
+    819, /* blocks.29.cross_attn.v.weight */
+    820, /* blocks.29.cross_attn.v.bias */
+    821, /* blocks.29.cross_attn.o.weight */
+    822, /* blocks.29.cross_attn.o.bias */
+    823, /* blocks.29.ffn.0.weight */
+    824, /* blocks.29.ffn.0.bias */
+    825, /* blocks.29.ffn.2.weight */
+    826, /* blocks.29.ffn.2.bias */
+    827, /* head.modulation */
+    828, /* head.head.weight */
+    829, /* head.head.bias */
+};
+
+/* o = softmax(q k^T / sqrt(128)) v over 12 heads of 128: q and o [lq, 1536], k and v [lk, 1536], bf16;
+ * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).
  * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
  * o is the op's output (OUT...), traced once the kernel has run. */
 static void attention_h12_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, CUdeviceptr *k,
-                               CUdeviceptr *v, int lq, int lk)
+                               CUdeviceptr *v, int ldv, int lq, int lk)
 {
     if (st->attn_sm90) {
         CUtensorMap tm_q, tm_k, tm_v;
         sky_cuda_tmap_bf16(&tm_q, *q, lq, 1536, 128);
         sky_cuda_tmap_bf16(&tm_k, *k, lk, 1536, 128);
-        sky_cuda_tmap_bf16(&tm_v, *v, lk, 1536, 128);
+        sky_cuda_tmap_bf16_ld(&tm_v, *v, lk, 1536, ldv, 128);
         LAUNCH(K_ATTENTION_SM90_H12_D128, CDIV(lq, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_H12_D128, CDIV(lq, 128), 12, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_H12_D128, CDIV(lq, 128), 12, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), INT(ldv));
     }
     sky_cuda_trace_out(st, s, o);
 }
@@ -2859,1260 +3629,962 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,1536] bf16 */
     OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
-    /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
+    /* blocks.0.self_attn.qkv.out = linear(blocks.0.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.qkv.out", OFF_BLOCKS_0_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
+    /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
-    /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
-    /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
+    /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.qkv.out", OFF_BLOCKS_1_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
+    /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
-    /* blocks.2.norm1.out = layernorm_modulate(blocks.1.out, blocks.2.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
-    /* blocks.2.self_attn.q.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OUT("blocks.2.self_attn.q.out", OFF_BLOCKS_2_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.self_attn.k.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_K_WEIGHT, W_BLOCKS_2_SELF_ATTN_K_BIAS, OUT("blocks.2.self_attn.k.out", OFF_BLOCKS_2_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.self_attn.v.out = linear(blocks.2.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_V_WEIGHT, W_BLOCKS_2_SELF_ATTN_V_BIAS, OUT("blocks.2.self_attn.v.out", OFF_BLOCKS_2_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.self_attn.q.rope = rmsnorm_rope(blocks.2.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.2.self_attn.k.rope = rmsnorm_rope(blocks.2.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.q.rope, blocks.2.self_attn.k.rope, blocks.2.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_V_OUT), L, L);
+    /* blocks.2.norm1.out = residual_norm(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod, blocks.2.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.2.self_attn.qkv.out = linear(blocks.2.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OUT("blocks.2.self_attn.qkv.out", OFF_BLOCKS_2_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.2.self_attn.q.rope = rmsnorm_rope(blocks.2.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.2.self_attn.k.rope = rmsnorm_rope(blocks.2.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.q.rope, blocks.2.self_attn.k.rope, blocks.2.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OUT("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.x1 = gated_residual(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.2.norm3.out = layernorm_affine(blocks.2.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS));
+    /* blocks.2.norm3.out = residual_norm(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OUT("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OUT("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.x2 = add(blocks.2.x1, blocks.2.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.2.norm2.out = layernorm_modulate(blocks.2.x2, blocks.2.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
+    /* blocks.2.norm2.out = residual_norm(blocks.2.x1, blocks.2.cross_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.2.norm2.out", OFF_BLOCKS_2_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x2", OFF_BLOCKS_2_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_X1), PTR(OFF_BLOCKS_2_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.2.ffn.1.out = linear(blocks.2.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OUT("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OUT("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.out = gated_residual(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
-    /* blocks.3.norm1.out = layernorm_modulate(blocks.2.out, blocks.3.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
-    /* blocks.3.self_attn.q.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OUT("blocks.3.self_attn.q.out", OFF_BLOCKS_3_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.self_attn.k.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_K_WEIGHT, W_BLOCKS_3_SELF_ATTN_K_BIAS, OUT("blocks.3.self_attn.k.out", OFF_BLOCKS_3_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.self_attn.v.out = linear(blocks.3.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_V_WEIGHT, W_BLOCKS_3_SELF_ATTN_V_BIAS, OUT("blocks.3.self_attn.v.out", OFF_BLOCKS_3_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.self_attn.q.rope = rmsnorm_rope(blocks.3.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.3.self_attn.k.rope = rmsnorm_rope(blocks.3.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.q.rope, blocks.3.self_attn.k.rope, blocks.3.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_V_OUT), L, L);
+    /* blocks.3.norm1.out = residual_norm(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod, blocks.3.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
+    /* blocks.3.self_attn.qkv.out = linear(blocks.3.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OUT("blocks.3.self_attn.qkv.out", OFF_BLOCKS_3_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.3.self_attn.q.rope = rmsnorm_rope(blocks.3.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.3.self_attn.k.rope = rmsnorm_rope(blocks.3.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.q.rope, blocks.3.self_attn.k.rope, blocks.3.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OUT("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.x1 = gated_residual(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.3.norm3.out = layernorm_affine(blocks.3.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS));
+    /* blocks.3.norm3.out = residual_norm(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OUT("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OUT("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.x2 = add(blocks.3.x1, blocks.3.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.3.norm2.out = layernorm_modulate(blocks.3.x2, blocks.3.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
+    /* blocks.3.norm2.out = residual_norm(blocks.3.x1, blocks.3.cross_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.3.norm2.out", OFF_BLOCKS_3_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x2", OFF_BLOCKS_3_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_X1), PTR(OFF_BLOCKS_3_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.3.ffn.1.out = linear(blocks.3.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OUT("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OUT("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.out = gated_residual(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
-    /* blocks.4.norm1.out = layernorm_modulate(blocks.3.out, blocks.4.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
-    /* blocks.4.self_attn.q.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OUT("blocks.4.self_attn.q.out", OFF_BLOCKS_4_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.self_attn.k.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_K_WEIGHT, W_BLOCKS_4_SELF_ATTN_K_BIAS, OUT("blocks.4.self_attn.k.out", OFF_BLOCKS_4_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.self_attn.v.out = linear(blocks.4.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_V_WEIGHT, W_BLOCKS_4_SELF_ATTN_V_BIAS, OUT("blocks.4.self_attn.v.out", OFF_BLOCKS_4_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.self_attn.q.rope = rmsnorm_rope(blocks.4.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.4.self_attn.k.rope = rmsnorm_rope(blocks.4.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.q.rope, blocks.4.self_attn.k.rope, blocks.4.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_V_OUT), L, L);
+    /* blocks.4.norm1.out = residual_norm(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod, blocks.4.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
+    /* blocks.4.self_attn.qkv.out = linear(blocks.4.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OUT("blocks.4.self_attn.qkv.out", OFF_BLOCKS_4_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.4.self_attn.q.rope = rmsnorm_rope(blocks.4.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.4.self_attn.k.rope = rmsnorm_rope(blocks.4.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.q.rope, blocks.4.self_attn.k.rope, blocks.4.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OUT("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.x1 = gated_residual(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.4.norm3.out = layernorm_affine(blocks.4.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS));
+    /* blocks.4.norm3.out = residual_norm(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OUT("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OUT("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.x2 = add(blocks.4.x1, blocks.4.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.4.norm2.out = layernorm_modulate(blocks.4.x2, blocks.4.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
+    /* blocks.4.norm2.out = residual_norm(blocks.4.x1, blocks.4.cross_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.4.norm2.out", OFF_BLOCKS_4_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x2", OFF_BLOCKS_4_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_X1), PTR(OFF_BLOCKS_4_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.4.ffn.1.out = linear(blocks.4.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OUT("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OUT("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.out = gated_residual(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
-    /* blocks.5.norm1.out = layernorm_modulate(blocks.4.out, blocks.5.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
-    /* blocks.5.self_attn.q.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OUT("blocks.5.self_attn.q.out", OFF_BLOCKS_5_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.self_attn.k.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_K_WEIGHT, W_BLOCKS_5_SELF_ATTN_K_BIAS, OUT("blocks.5.self_attn.k.out", OFF_BLOCKS_5_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.self_attn.v.out = linear(blocks.5.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_V_WEIGHT, W_BLOCKS_5_SELF_ATTN_V_BIAS, OUT("blocks.5.self_attn.v.out", OFF_BLOCKS_5_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.self_attn.q.rope = rmsnorm_rope(blocks.5.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.5.self_attn.k.rope = rmsnorm_rope(blocks.5.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.q.rope, blocks.5.self_attn.k.rope, blocks.5.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_V_OUT), L, L);
+    /* blocks.5.norm1.out = residual_norm(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod, blocks.5.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
+    /* blocks.5.self_attn.qkv.out = linear(blocks.5.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OUT("blocks.5.self_attn.qkv.out", OFF_BLOCKS_5_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.5.self_attn.q.rope = rmsnorm_rope(blocks.5.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.5.self_attn.k.rope = rmsnorm_rope(blocks.5.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.q.rope, blocks.5.self_attn.k.rope, blocks.5.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OUT("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.x1 = gated_residual(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.5.norm3.out = layernorm_affine(blocks.5.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS));
+    /* blocks.5.norm3.out = residual_norm(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OUT("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OUT("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.x2 = add(blocks.5.x1, blocks.5.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.5.norm2.out = layernorm_modulate(blocks.5.x2, blocks.5.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
+    /* blocks.5.norm2.out = residual_norm(blocks.5.x1, blocks.5.cross_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.5.norm2.out", OFF_BLOCKS_5_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x2", OFF_BLOCKS_5_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_X1), PTR(OFF_BLOCKS_5_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.5.ffn.1.out = linear(blocks.5.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OUT("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OUT("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.out = gated_residual(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
-    /* blocks.6.norm1.out = layernorm_modulate(blocks.5.out, blocks.6.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
-    /* blocks.6.self_attn.q.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OUT("blocks.6.self_attn.q.out", OFF_BLOCKS_6_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.self_attn.k.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_K_WEIGHT, W_BLOCKS_6_SELF_ATTN_K_BIAS, OUT("blocks.6.self_attn.k.out", OFF_BLOCKS_6_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.self_attn.v.out = linear(blocks.6.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_V_WEIGHT, W_BLOCKS_6_SELF_ATTN_V_BIAS, OUT("blocks.6.self_attn.v.out", OFF_BLOCKS_6_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.self_attn.q.rope = rmsnorm_rope(blocks.6.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.6.self_attn.k.rope = rmsnorm_rope(blocks.6.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.q.rope, blocks.6.self_attn.k.rope, blocks.6.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_V_OUT), L, L);
+    /* blocks.6.norm1.out = residual_norm(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod, blocks.6.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
+    /* blocks.6.self_attn.qkv.out = linear(blocks.6.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OUT("blocks.6.self_attn.qkv.out", OFF_BLOCKS_6_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.6.self_attn.q.rope = rmsnorm_rope(blocks.6.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.6.self_attn.k.rope = rmsnorm_rope(blocks.6.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.q.rope, blocks.6.self_attn.k.rope, blocks.6.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OUT("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.x1 = gated_residual(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.6.norm3.out = layernorm_affine(blocks.6.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS));
+    /* blocks.6.norm3.out = residual_norm(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OUT("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OUT("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.x2 = add(blocks.6.x1, blocks.6.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.6.norm2.out = layernorm_modulate(blocks.6.x2, blocks.6.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
+    /* blocks.6.norm2.out = residual_norm(blocks.6.x1, blocks.6.cross_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.6.norm2.out", OFF_BLOCKS_6_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x2", OFF_BLOCKS_6_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_X1), PTR(OFF_BLOCKS_6_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.6.ffn.1.out = linear(blocks.6.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OUT("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OUT("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.out = gated_residual(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
-    /* blocks.7.norm1.out = layernorm_modulate(blocks.6.out, blocks.7.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
-    /* blocks.7.self_attn.q.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OUT("blocks.7.self_attn.q.out", OFF_BLOCKS_7_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.self_attn.k.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_K_WEIGHT, W_BLOCKS_7_SELF_ATTN_K_BIAS, OUT("blocks.7.self_attn.k.out", OFF_BLOCKS_7_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.self_attn.v.out = linear(blocks.7.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_V_WEIGHT, W_BLOCKS_7_SELF_ATTN_V_BIAS, OUT("blocks.7.self_attn.v.out", OFF_BLOCKS_7_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.self_attn.q.rope = rmsnorm_rope(blocks.7.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.7.self_attn.k.rope = rmsnorm_rope(blocks.7.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.q.rope, blocks.7.self_attn.k.rope, blocks.7.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_V_OUT), L, L);
+    /* blocks.7.norm1.out = residual_norm(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod, blocks.7.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
+    /* blocks.7.self_attn.qkv.out = linear(blocks.7.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OUT("blocks.7.self_attn.qkv.out", OFF_BLOCKS_7_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.7.self_attn.q.rope = rmsnorm_rope(blocks.7.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.7.self_attn.k.rope = rmsnorm_rope(blocks.7.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.q.rope, blocks.7.self_attn.k.rope, blocks.7.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OUT("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.x1 = gated_residual(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.7.norm3.out = layernorm_affine(blocks.7.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS));
+    /* blocks.7.norm3.out = residual_norm(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OUT("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OUT("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.x2 = add(blocks.7.x1, blocks.7.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.7.norm2.out = layernorm_modulate(blocks.7.x2, blocks.7.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
+    /* blocks.7.norm2.out = residual_norm(blocks.7.x1, blocks.7.cross_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.7.norm2.out", OFF_BLOCKS_7_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x2", OFF_BLOCKS_7_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_X1), PTR(OFF_BLOCKS_7_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.7.ffn.1.out = linear(blocks.7.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OUT("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OUT("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.out = gated_residual(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
-    /* blocks.8.norm1.out = layernorm_modulate(blocks.7.out, blocks.8.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
-    /* blocks.8.self_attn.q.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OUT("blocks.8.self_attn.q.out", OFF_BLOCKS_8_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.self_attn.k.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_K_WEIGHT, W_BLOCKS_8_SELF_ATTN_K_BIAS, OUT("blocks.8.self_attn.k.out", OFF_BLOCKS_8_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.self_attn.v.out = linear(blocks.8.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_V_WEIGHT, W_BLOCKS_8_SELF_ATTN_V_BIAS, OUT("blocks.8.self_attn.v.out", OFF_BLOCKS_8_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.self_attn.q.rope = rmsnorm_rope(blocks.8.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.8.self_attn.k.rope = rmsnorm_rope(blocks.8.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.q.rope, blocks.8.self_attn.k.rope, blocks.8.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_V_OUT), L, L);
+    /* blocks.8.norm1.out = residual_norm(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod, blocks.8.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
+    /* blocks.8.self_attn.qkv.out = linear(blocks.8.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OUT("blocks.8.self_attn.qkv.out", OFF_BLOCKS_8_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.8.self_attn.q.rope = rmsnorm_rope(blocks.8.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.8.self_attn.k.rope = rmsnorm_rope(blocks.8.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.q.rope, blocks.8.self_attn.k.rope, blocks.8.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OUT("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.x1 = gated_residual(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.8.norm3.out = layernorm_affine(blocks.8.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS));
+    /* blocks.8.norm3.out = residual_norm(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OUT("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OUT("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.x2 = add(blocks.8.x1, blocks.8.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.8.norm2.out = layernorm_modulate(blocks.8.x2, blocks.8.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
+    /* blocks.8.norm2.out = residual_norm(blocks.8.x1, blocks.8.cross_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.8.norm2.out", OFF_BLOCKS_8_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x2", OFF_BLOCKS_8_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_X1), PTR(OFF_BLOCKS_8_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.8.ffn.1.out = linear(blocks.8.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OUT("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OUT("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.out = gated_residual(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
-    /* blocks.9.norm1.out = layernorm_modulate(blocks.8.out, blocks.9.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
-    /* blocks.9.self_attn.q.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OUT("blocks.9.self_attn.q.out", OFF_BLOCKS_9_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.self_attn.k.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_K_WEIGHT, W_BLOCKS_9_SELF_ATTN_K_BIAS, OUT("blocks.9.self_attn.k.out", OFF_BLOCKS_9_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.self_attn.v.out = linear(blocks.9.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_V_WEIGHT, W_BLOCKS_9_SELF_ATTN_V_BIAS, OUT("blocks.9.self_attn.v.out", OFF_BLOCKS_9_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.self_attn.q.rope = rmsnorm_rope(blocks.9.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.9.self_attn.k.rope = rmsnorm_rope(blocks.9.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.q.rope, blocks.9.self_attn.k.rope, blocks.9.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_V_OUT), L, L);
+    /* blocks.9.norm1.out = residual_norm(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod, blocks.9.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
+    /* blocks.9.self_attn.qkv.out = linear(blocks.9.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OUT("blocks.9.self_attn.qkv.out", OFF_BLOCKS_9_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.9.self_attn.q.rope = rmsnorm_rope(blocks.9.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.9.self_attn.k.rope = rmsnorm_rope(blocks.9.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.q.rope, blocks.9.self_attn.k.rope, blocks.9.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OUT("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.x1 = gated_residual(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.9.norm3.out = layernorm_affine(blocks.9.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS));
+    /* blocks.9.norm3.out = residual_norm(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OUT("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OUT("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.x2 = add(blocks.9.x1, blocks.9.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.9.norm2.out = layernorm_modulate(blocks.9.x2, blocks.9.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
+    /* blocks.9.norm2.out = residual_norm(blocks.9.x1, blocks.9.cross_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.9.norm2.out", OFF_BLOCKS_9_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x2", OFF_BLOCKS_9_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_X1), PTR(OFF_BLOCKS_9_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.9.ffn.1.out = linear(blocks.9.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OUT("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OUT("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.out = gated_residual(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.10 --------------------------------------------------------------- */
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
-    /* blocks.10.norm1.out = layernorm_modulate(blocks.9.out, blocks.10.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
-    /* blocks.10.self_attn.q.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OUT("blocks.10.self_attn.q.out", OFF_BLOCKS_10_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.self_attn.k.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_K_WEIGHT, W_BLOCKS_10_SELF_ATTN_K_BIAS, OUT("blocks.10.self_attn.k.out", OFF_BLOCKS_10_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.self_attn.v.out = linear(blocks.10.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_V_WEIGHT, W_BLOCKS_10_SELF_ATTN_V_BIAS, OUT("blocks.10.self_attn.v.out", OFF_BLOCKS_10_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.self_attn.q.rope = rmsnorm_rope(blocks.10.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.10.self_attn.k.rope = rmsnorm_rope(blocks.10.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.q.rope, blocks.10.self_attn.k.rope, blocks.10.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_V_OUT), L, L);
+    /* blocks.10.norm1.out = residual_norm(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod, blocks.10.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
+    /* blocks.10.self_attn.qkv.out = linear(blocks.10.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OUT("blocks.10.self_attn.qkv.out", OFF_BLOCKS_10_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.10.self_attn.q.rope = rmsnorm_rope(blocks.10.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.10.self_attn.k.rope = rmsnorm_rope(blocks.10.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.q.rope, blocks.10.self_attn.k.rope, blocks.10.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OUT("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.x1 = gated_residual(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.10.norm3.out = layernorm_affine(blocks.10.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS));
+    /* blocks.10.norm3.out = residual_norm(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OUT("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OUT("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.x2 = add(blocks.10.x1, blocks.10.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.10.norm2.out = layernorm_modulate(blocks.10.x2, blocks.10.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
+    /* blocks.10.norm2.out = residual_norm(blocks.10.x1, blocks.10.cross_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.10.norm2.out", OFF_BLOCKS_10_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x2", OFF_BLOCKS_10_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_X1), PTR(OFF_BLOCKS_10_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.10.ffn.1.out = linear(blocks.10.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OUT("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OUT("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.out = gated_residual(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.11 --------------------------------------------------------------- */
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
-    /* blocks.11.norm1.out = layernorm_modulate(blocks.10.out, blocks.11.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
-    /* blocks.11.self_attn.q.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OUT("blocks.11.self_attn.q.out", OFF_BLOCKS_11_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.self_attn.k.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_K_WEIGHT, W_BLOCKS_11_SELF_ATTN_K_BIAS, OUT("blocks.11.self_attn.k.out", OFF_BLOCKS_11_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.self_attn.v.out = linear(blocks.11.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_V_WEIGHT, W_BLOCKS_11_SELF_ATTN_V_BIAS, OUT("blocks.11.self_attn.v.out", OFF_BLOCKS_11_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.self_attn.q.rope = rmsnorm_rope(blocks.11.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.11.self_attn.k.rope = rmsnorm_rope(blocks.11.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.q.rope, blocks.11.self_attn.k.rope, blocks.11.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_V_OUT), L, L);
+    /* blocks.11.norm1.out = residual_norm(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod, blocks.11.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
+    /* blocks.11.self_attn.qkv.out = linear(blocks.11.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OUT("blocks.11.self_attn.qkv.out", OFF_BLOCKS_11_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.11.self_attn.q.rope = rmsnorm_rope(blocks.11.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.11.self_attn.k.rope = rmsnorm_rope(blocks.11.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.q.rope, blocks.11.self_attn.k.rope, blocks.11.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OUT("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.x1 = gated_residual(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.11.norm3.out = layernorm_affine(blocks.11.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS));
+    /* blocks.11.norm3.out = residual_norm(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OUT("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OUT("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.x2 = add(blocks.11.x1, blocks.11.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.11.norm2.out = layernorm_modulate(blocks.11.x2, blocks.11.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
+    /* blocks.11.norm2.out = residual_norm(blocks.11.x1, blocks.11.cross_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.11.norm2.out", OFF_BLOCKS_11_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x2", OFF_BLOCKS_11_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_X1), PTR(OFF_BLOCKS_11_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.11.ffn.1.out = linear(blocks.11.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OUT("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OUT("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.out = gated_residual(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.12 --------------------------------------------------------------- */
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
-    /* blocks.12.norm1.out = layernorm_modulate(blocks.11.out, blocks.12.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
-    /* blocks.12.self_attn.q.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OUT("blocks.12.self_attn.q.out", OFF_BLOCKS_12_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.self_attn.k.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_K_WEIGHT, W_BLOCKS_12_SELF_ATTN_K_BIAS, OUT("blocks.12.self_attn.k.out", OFF_BLOCKS_12_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.self_attn.v.out = linear(blocks.12.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_V_WEIGHT, W_BLOCKS_12_SELF_ATTN_V_BIAS, OUT("blocks.12.self_attn.v.out", OFF_BLOCKS_12_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.self_attn.q.rope = rmsnorm_rope(blocks.12.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.12.self_attn.k.rope = rmsnorm_rope(blocks.12.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.q.rope, blocks.12.self_attn.k.rope, blocks.12.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_V_OUT), L, L);
+    /* blocks.12.norm1.out = residual_norm(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod, blocks.12.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
+    /* blocks.12.self_attn.qkv.out = linear(blocks.12.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OUT("blocks.12.self_attn.qkv.out", OFF_BLOCKS_12_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.12.self_attn.q.rope = rmsnorm_rope(blocks.12.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.12.self_attn.k.rope = rmsnorm_rope(blocks.12.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.q.rope, blocks.12.self_attn.k.rope, blocks.12.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OUT("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.x1 = gated_residual(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.12.norm3.out = layernorm_affine(blocks.12.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS));
+    /* blocks.12.norm3.out = residual_norm(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OUT("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OUT("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.x2 = add(blocks.12.x1, blocks.12.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.12.norm2.out = layernorm_modulate(blocks.12.x2, blocks.12.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
+    /* blocks.12.norm2.out = residual_norm(blocks.12.x1, blocks.12.cross_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.12.norm2.out", OFF_BLOCKS_12_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x2", OFF_BLOCKS_12_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_X1), PTR(OFF_BLOCKS_12_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.12.ffn.1.out = linear(blocks.12.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OUT("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OUT("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.out = gated_residual(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.13 --------------------------------------------------------------- */
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
-    /* blocks.13.norm1.out = layernorm_modulate(blocks.12.out, blocks.13.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
-    /* blocks.13.self_attn.q.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OUT("blocks.13.self_attn.q.out", OFF_BLOCKS_13_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.self_attn.k.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_K_WEIGHT, W_BLOCKS_13_SELF_ATTN_K_BIAS, OUT("blocks.13.self_attn.k.out", OFF_BLOCKS_13_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.self_attn.v.out = linear(blocks.13.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_V_WEIGHT, W_BLOCKS_13_SELF_ATTN_V_BIAS, OUT("blocks.13.self_attn.v.out", OFF_BLOCKS_13_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.self_attn.q.rope = rmsnorm_rope(blocks.13.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.13.self_attn.k.rope = rmsnorm_rope(blocks.13.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.q.rope, blocks.13.self_attn.k.rope, blocks.13.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_V_OUT), L, L);
+    /* blocks.13.norm1.out = residual_norm(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod, blocks.13.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
+    /* blocks.13.self_attn.qkv.out = linear(blocks.13.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OUT("blocks.13.self_attn.qkv.out", OFF_BLOCKS_13_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.13.self_attn.q.rope = rmsnorm_rope(blocks.13.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.13.self_attn.k.rope = rmsnorm_rope(blocks.13.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.q.rope, blocks.13.self_attn.k.rope, blocks.13.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OUT("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.x1 = gated_residual(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.13.norm3.out = layernorm_affine(blocks.13.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS));
+    /* blocks.13.norm3.out = residual_norm(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OUT("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OUT("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.x2 = add(blocks.13.x1, blocks.13.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.13.norm2.out = layernorm_modulate(blocks.13.x2, blocks.13.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
+    /* blocks.13.norm2.out = residual_norm(blocks.13.x1, blocks.13.cross_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.13.norm2.out", OFF_BLOCKS_13_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x2", OFF_BLOCKS_13_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_X1), PTR(OFF_BLOCKS_13_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.13.ffn.1.out = linear(blocks.13.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OUT("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OUT("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.out = gated_residual(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.14 --------------------------------------------------------------- */
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
-    /* blocks.14.norm1.out = layernorm_modulate(blocks.13.out, blocks.14.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
-    /* blocks.14.self_attn.q.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OUT("blocks.14.self_attn.q.out", OFF_BLOCKS_14_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.self_attn.k.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_K_WEIGHT, W_BLOCKS_14_SELF_ATTN_K_BIAS, OUT("blocks.14.self_attn.k.out", OFF_BLOCKS_14_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.self_attn.v.out = linear(blocks.14.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_V_WEIGHT, W_BLOCKS_14_SELF_ATTN_V_BIAS, OUT("blocks.14.self_attn.v.out", OFF_BLOCKS_14_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.self_attn.q.rope = rmsnorm_rope(blocks.14.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.14.self_attn.k.rope = rmsnorm_rope(blocks.14.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.q.rope, blocks.14.self_attn.k.rope, blocks.14.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_V_OUT), L, L);
+    /* blocks.14.norm1.out = residual_norm(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod, blocks.14.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
+    /* blocks.14.self_attn.qkv.out = linear(blocks.14.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OUT("blocks.14.self_attn.qkv.out", OFF_BLOCKS_14_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.14.self_attn.q.rope = rmsnorm_rope(blocks.14.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.14.self_attn.k.rope = rmsnorm_rope(blocks.14.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.q.rope, blocks.14.self_attn.k.rope, blocks.14.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OUT("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.x1 = gated_residual(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.14.norm3.out = layernorm_affine(blocks.14.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS));
+    /* blocks.14.norm3.out = residual_norm(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OUT("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OUT("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.x2 = add(blocks.14.x1, blocks.14.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.14.norm2.out = layernorm_modulate(blocks.14.x2, blocks.14.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
+    /* blocks.14.norm2.out = residual_norm(blocks.14.x1, blocks.14.cross_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.14.norm2.out", OFF_BLOCKS_14_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x2", OFF_BLOCKS_14_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_X1), PTR(OFF_BLOCKS_14_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.14.ffn.1.out = linear(blocks.14.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OUT("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OUT("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.out = gated_residual(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.15 --------------------------------------------------------------- */
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
-    /* blocks.15.norm1.out = layernorm_modulate(blocks.14.out, blocks.15.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
-    /* blocks.15.self_attn.q.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OUT("blocks.15.self_attn.q.out", OFF_BLOCKS_15_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.self_attn.k.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_K_WEIGHT, W_BLOCKS_15_SELF_ATTN_K_BIAS, OUT("blocks.15.self_attn.k.out", OFF_BLOCKS_15_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.self_attn.v.out = linear(blocks.15.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_V_WEIGHT, W_BLOCKS_15_SELF_ATTN_V_BIAS, OUT("blocks.15.self_attn.v.out", OFF_BLOCKS_15_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.self_attn.q.rope = rmsnorm_rope(blocks.15.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.15.self_attn.k.rope = rmsnorm_rope(blocks.15.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.q.rope, blocks.15.self_attn.k.rope, blocks.15.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_V_OUT), L, L);
+    /* blocks.15.norm1.out = residual_norm(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod, blocks.15.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
+    /* blocks.15.self_attn.qkv.out = linear(blocks.15.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OUT("blocks.15.self_attn.qkv.out", OFF_BLOCKS_15_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.15.self_attn.q.rope = rmsnorm_rope(blocks.15.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.15.self_attn.k.rope = rmsnorm_rope(blocks.15.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.q.rope, blocks.15.self_attn.k.rope, blocks.15.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OUT("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.x1 = gated_residual(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.15.norm3.out = layernorm_affine(blocks.15.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS));
+    /* blocks.15.norm3.out = residual_norm(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OUT("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OUT("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.x2 = add(blocks.15.x1, blocks.15.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.15.norm2.out = layernorm_modulate(blocks.15.x2, blocks.15.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
+    /* blocks.15.norm2.out = residual_norm(blocks.15.x1, blocks.15.cross_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.15.norm2.out", OFF_BLOCKS_15_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x2", OFF_BLOCKS_15_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_X1), PTR(OFF_BLOCKS_15_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.15.ffn.1.out = linear(blocks.15.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OUT("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OUT("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.out = gated_residual(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.16 --------------------------------------------------------------- */
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
-    /* blocks.16.norm1.out = layernorm_modulate(blocks.15.out, blocks.16.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
-    /* blocks.16.self_attn.q.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OUT("blocks.16.self_attn.q.out", OFF_BLOCKS_16_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.self_attn.k.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_K_WEIGHT, W_BLOCKS_16_SELF_ATTN_K_BIAS, OUT("blocks.16.self_attn.k.out", OFF_BLOCKS_16_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.self_attn.v.out = linear(blocks.16.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_V_WEIGHT, W_BLOCKS_16_SELF_ATTN_V_BIAS, OUT("blocks.16.self_attn.v.out", OFF_BLOCKS_16_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.self_attn.q.rope = rmsnorm_rope(blocks.16.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.16.self_attn.k.rope = rmsnorm_rope(blocks.16.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.q.rope, blocks.16.self_attn.k.rope, blocks.16.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_V_OUT), L, L);
+    /* blocks.16.norm1.out = residual_norm(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod, blocks.16.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
+    /* blocks.16.self_attn.qkv.out = linear(blocks.16.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OUT("blocks.16.self_attn.qkv.out", OFF_BLOCKS_16_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.16.self_attn.q.rope = rmsnorm_rope(blocks.16.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.16.self_attn.k.rope = rmsnorm_rope(blocks.16.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.q.rope, blocks.16.self_attn.k.rope, blocks.16.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OUT("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.x1 = gated_residual(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.16.norm3.out = layernorm_affine(blocks.16.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS));
+    /* blocks.16.norm3.out = residual_norm(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OUT("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OUT("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.x2 = add(blocks.16.x1, blocks.16.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.16.norm2.out = layernorm_modulate(blocks.16.x2, blocks.16.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
+    /* blocks.16.norm2.out = residual_norm(blocks.16.x1, blocks.16.cross_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.16.norm2.out", OFF_BLOCKS_16_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x2", OFF_BLOCKS_16_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_X1), PTR(OFF_BLOCKS_16_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.16.ffn.1.out = linear(blocks.16.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OUT("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OUT("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.out = gated_residual(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.17 --------------------------------------------------------------- */
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
-    /* blocks.17.norm1.out = layernorm_modulate(blocks.16.out, blocks.17.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
-    /* blocks.17.self_attn.q.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OUT("blocks.17.self_attn.q.out", OFF_BLOCKS_17_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.self_attn.k.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_K_WEIGHT, W_BLOCKS_17_SELF_ATTN_K_BIAS, OUT("blocks.17.self_attn.k.out", OFF_BLOCKS_17_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.self_attn.v.out = linear(blocks.17.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_V_WEIGHT, W_BLOCKS_17_SELF_ATTN_V_BIAS, OUT("blocks.17.self_attn.v.out", OFF_BLOCKS_17_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.self_attn.q.rope = rmsnorm_rope(blocks.17.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.17.self_attn.k.rope = rmsnorm_rope(blocks.17.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.q.rope, blocks.17.self_attn.k.rope, blocks.17.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_V_OUT), L, L);
+    /* blocks.17.norm1.out = residual_norm(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod, blocks.17.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
+    /* blocks.17.self_attn.qkv.out = linear(blocks.17.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OUT("blocks.17.self_attn.qkv.out", OFF_BLOCKS_17_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.17.self_attn.q.rope = rmsnorm_rope(blocks.17.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.17.self_attn.k.rope = rmsnorm_rope(blocks.17.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.q.rope, blocks.17.self_attn.k.rope, blocks.17.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OUT("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.x1 = gated_residual(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.17.norm3.out = layernorm_affine(blocks.17.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS));
+    /* blocks.17.norm3.out = residual_norm(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OUT("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OUT("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.x2 = add(blocks.17.x1, blocks.17.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.17.norm2.out = layernorm_modulate(blocks.17.x2, blocks.17.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
+    /* blocks.17.norm2.out = residual_norm(blocks.17.x1, blocks.17.cross_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.17.norm2.out", OFF_BLOCKS_17_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x2", OFF_BLOCKS_17_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_X1), PTR(OFF_BLOCKS_17_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.17.ffn.1.out = linear(blocks.17.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OUT("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OUT("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.out = gated_residual(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.18 --------------------------------------------------------------- */
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
-    /* blocks.18.norm1.out = layernorm_modulate(blocks.17.out, blocks.18.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
-    /* blocks.18.self_attn.q.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OUT("blocks.18.self_attn.q.out", OFF_BLOCKS_18_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.self_attn.k.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_K_WEIGHT, W_BLOCKS_18_SELF_ATTN_K_BIAS, OUT("blocks.18.self_attn.k.out", OFF_BLOCKS_18_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.self_attn.v.out = linear(blocks.18.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_V_WEIGHT, W_BLOCKS_18_SELF_ATTN_V_BIAS, OUT("blocks.18.self_attn.v.out", OFF_BLOCKS_18_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.self_attn.q.rope = rmsnorm_rope(blocks.18.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.18.self_attn.k.rope = rmsnorm_rope(blocks.18.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.q.rope, blocks.18.self_attn.k.rope, blocks.18.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_V_OUT), L, L);
+    /* blocks.18.norm1.out = residual_norm(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod, blocks.18.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
+    /* blocks.18.self_attn.qkv.out = linear(blocks.18.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OUT("blocks.18.self_attn.qkv.out", OFF_BLOCKS_18_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.18.self_attn.q.rope = rmsnorm_rope(blocks.18.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.18.self_attn.k.rope = rmsnorm_rope(blocks.18.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.q.rope, blocks.18.self_attn.k.rope, blocks.18.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OUT("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.x1 = gated_residual(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.18.norm3.out = layernorm_affine(blocks.18.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS));
+    /* blocks.18.norm3.out = residual_norm(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OUT("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OUT("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.x2 = add(blocks.18.x1, blocks.18.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.18.norm2.out = layernorm_modulate(blocks.18.x2, blocks.18.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
+    /* blocks.18.norm2.out = residual_norm(blocks.18.x1, blocks.18.cross_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.18.norm2.out", OFF_BLOCKS_18_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x2", OFF_BLOCKS_18_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_X1), PTR(OFF_BLOCKS_18_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.18.ffn.1.out = linear(blocks.18.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OUT("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OUT("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.out = gated_residual(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.19 --------------------------------------------------------------- */
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
-    /* blocks.19.norm1.out = layernorm_modulate(blocks.18.out, blocks.19.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
-    /* blocks.19.self_attn.q.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OUT("blocks.19.self_attn.q.out", OFF_BLOCKS_19_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.self_attn.k.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_K_WEIGHT, W_BLOCKS_19_SELF_ATTN_K_BIAS, OUT("blocks.19.self_attn.k.out", OFF_BLOCKS_19_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.self_attn.v.out = linear(blocks.19.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_V_WEIGHT, W_BLOCKS_19_SELF_ATTN_V_BIAS, OUT("blocks.19.self_attn.v.out", OFF_BLOCKS_19_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.self_attn.q.rope = rmsnorm_rope(blocks.19.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.19.self_attn.k.rope = rmsnorm_rope(blocks.19.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.q.rope, blocks.19.self_attn.k.rope, blocks.19.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_V_OUT), L, L);
+    /* blocks.19.norm1.out = residual_norm(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod, blocks.19.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
+    /* blocks.19.self_attn.qkv.out = linear(blocks.19.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OUT("blocks.19.self_attn.qkv.out", OFF_BLOCKS_19_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.19.self_attn.q.rope = rmsnorm_rope(blocks.19.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.19.self_attn.k.rope = rmsnorm_rope(blocks.19.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.q.rope, blocks.19.self_attn.k.rope, blocks.19.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OUT("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.x1 = gated_residual(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.19.norm3.out = layernorm_affine(blocks.19.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS));
+    /* blocks.19.norm3.out = residual_norm(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OUT("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OUT("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.x2 = add(blocks.19.x1, blocks.19.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.19.norm2.out = layernorm_modulate(blocks.19.x2, blocks.19.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
+    /* blocks.19.norm2.out = residual_norm(blocks.19.x1, blocks.19.cross_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.19.norm2.out", OFF_BLOCKS_19_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x2", OFF_BLOCKS_19_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_X1), PTR(OFF_BLOCKS_19_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.19.ffn.1.out = linear(blocks.19.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OUT("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OUT("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.out = gated_residual(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.20 --------------------------------------------------------------- */
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
-    /* blocks.20.norm1.out = layernorm_modulate(blocks.19.out, blocks.20.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
-    /* blocks.20.self_attn.q.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OUT("blocks.20.self_attn.q.out", OFF_BLOCKS_20_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.self_attn.k.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_K_WEIGHT, W_BLOCKS_20_SELF_ATTN_K_BIAS, OUT("blocks.20.self_attn.k.out", OFF_BLOCKS_20_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.self_attn.v.out = linear(blocks.20.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_V_WEIGHT, W_BLOCKS_20_SELF_ATTN_V_BIAS, OUT("blocks.20.self_attn.v.out", OFF_BLOCKS_20_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.self_attn.q.rope = rmsnorm_rope(blocks.20.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.20.self_attn.k.rope = rmsnorm_rope(blocks.20.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.q.rope, blocks.20.self_attn.k.rope, blocks.20.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_V_OUT), L, L);
+    /* blocks.20.norm1.out = residual_norm(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod, blocks.20.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
+    /* blocks.20.self_attn.qkv.out = linear(blocks.20.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OUT("blocks.20.self_attn.qkv.out", OFF_BLOCKS_20_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.20.self_attn.q.rope = rmsnorm_rope(blocks.20.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.20.self_attn.k.rope = rmsnorm_rope(blocks.20.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.q.rope, blocks.20.self_attn.k.rope, blocks.20.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OUT("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.x1 = gated_residual(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.20.norm3.out = layernorm_affine(blocks.20.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS));
+    /* blocks.20.norm3.out = residual_norm(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OUT("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OUT("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.x2 = add(blocks.20.x1, blocks.20.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.20.norm2.out = layernorm_modulate(blocks.20.x2, blocks.20.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
+    /* blocks.20.norm2.out = residual_norm(blocks.20.x1, blocks.20.cross_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.20.norm2.out", OFF_BLOCKS_20_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x2", OFF_BLOCKS_20_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_X1), PTR(OFF_BLOCKS_20_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.20.ffn.1.out = linear(blocks.20.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OUT("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OUT("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.out = gated_residual(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.21 --------------------------------------------------------------- */
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
-    /* blocks.21.norm1.out = layernorm_modulate(blocks.20.out, blocks.21.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
-    /* blocks.21.self_attn.q.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OUT("blocks.21.self_attn.q.out", OFF_BLOCKS_21_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.self_attn.k.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_K_WEIGHT, W_BLOCKS_21_SELF_ATTN_K_BIAS, OUT("blocks.21.self_attn.k.out", OFF_BLOCKS_21_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.self_attn.v.out = linear(blocks.21.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_V_WEIGHT, W_BLOCKS_21_SELF_ATTN_V_BIAS, OUT("blocks.21.self_attn.v.out", OFF_BLOCKS_21_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.self_attn.q.rope = rmsnorm_rope(blocks.21.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.21.self_attn.k.rope = rmsnorm_rope(blocks.21.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.q.rope, blocks.21.self_attn.k.rope, blocks.21.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_V_OUT), L, L);
+    /* blocks.21.norm1.out = residual_norm(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod, blocks.21.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
+    /* blocks.21.self_attn.qkv.out = linear(blocks.21.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OUT("blocks.21.self_attn.qkv.out", OFF_BLOCKS_21_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.21.self_attn.q.rope = rmsnorm_rope(blocks.21.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.21.self_attn.k.rope = rmsnorm_rope(blocks.21.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.q.rope, blocks.21.self_attn.k.rope, blocks.21.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OUT("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.x1 = gated_residual(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.21.norm3.out = layernorm_affine(blocks.21.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS));
+    /* blocks.21.norm3.out = residual_norm(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OUT("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OUT("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.x2 = add(blocks.21.x1, blocks.21.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.21.norm2.out = layernorm_modulate(blocks.21.x2, blocks.21.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
+    /* blocks.21.norm2.out = residual_norm(blocks.21.x1, blocks.21.cross_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.21.norm2.out", OFF_BLOCKS_21_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x2", OFF_BLOCKS_21_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_X1), PTR(OFF_BLOCKS_21_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.21.ffn.1.out = linear(blocks.21.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OUT("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OUT("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.out = gated_residual(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.22 --------------------------------------------------------------- */
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
-    /* blocks.22.norm1.out = layernorm_modulate(blocks.21.out, blocks.22.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
-    /* blocks.22.self_attn.q.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OUT("blocks.22.self_attn.q.out", OFF_BLOCKS_22_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.self_attn.k.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_K_WEIGHT, W_BLOCKS_22_SELF_ATTN_K_BIAS, OUT("blocks.22.self_attn.k.out", OFF_BLOCKS_22_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.self_attn.v.out = linear(blocks.22.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_V_WEIGHT, W_BLOCKS_22_SELF_ATTN_V_BIAS, OUT("blocks.22.self_attn.v.out", OFF_BLOCKS_22_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.self_attn.q.rope = rmsnorm_rope(blocks.22.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.22.self_attn.k.rope = rmsnorm_rope(blocks.22.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.q.rope, blocks.22.self_attn.k.rope, blocks.22.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_V_OUT), L, L);
+    /* blocks.22.norm1.out = residual_norm(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod, blocks.22.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
+    /* blocks.22.self_attn.qkv.out = linear(blocks.22.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OUT("blocks.22.self_attn.qkv.out", OFF_BLOCKS_22_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.22.self_attn.q.rope = rmsnorm_rope(blocks.22.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.22.self_attn.k.rope = rmsnorm_rope(blocks.22.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.q.rope, blocks.22.self_attn.k.rope, blocks.22.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OUT("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.x1 = gated_residual(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.22.norm3.out = layernorm_affine(blocks.22.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS));
+    /* blocks.22.norm3.out = residual_norm(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OUT("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OUT("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.x2 = add(blocks.22.x1, blocks.22.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.22.norm2.out = layernorm_modulate(blocks.22.x2, blocks.22.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
+    /* blocks.22.norm2.out = residual_norm(blocks.22.x1, blocks.22.cross_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.22.norm2.out", OFF_BLOCKS_22_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x2", OFF_BLOCKS_22_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_X1), PTR(OFF_BLOCKS_22_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.22.ffn.1.out = linear(blocks.22.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OUT("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OUT("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.out = gated_residual(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.23 --------------------------------------------------------------- */
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
-    /* blocks.23.norm1.out = layernorm_modulate(blocks.22.out, blocks.23.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
-    /* blocks.23.self_attn.q.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OUT("blocks.23.self_attn.q.out", OFF_BLOCKS_23_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.self_attn.k.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_K_WEIGHT, W_BLOCKS_23_SELF_ATTN_K_BIAS, OUT("blocks.23.self_attn.k.out", OFF_BLOCKS_23_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.self_attn.v.out = linear(blocks.23.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_V_WEIGHT, W_BLOCKS_23_SELF_ATTN_V_BIAS, OUT("blocks.23.self_attn.v.out", OFF_BLOCKS_23_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.self_attn.q.rope = rmsnorm_rope(blocks.23.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.23.self_attn.k.rope = rmsnorm_rope(blocks.23.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.q.rope, blocks.23.self_attn.k.rope, blocks.23.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_V_OUT), L, L);
+    /* blocks.23.norm1.out = residual_norm(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod, blocks.23.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
+    /* blocks.23.self_attn.qkv.out = linear(blocks.23.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OUT("blocks.23.self_attn.qkv.out", OFF_BLOCKS_23_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.23.self_attn.q.rope = rmsnorm_rope(blocks.23.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.23.self_attn.k.rope = rmsnorm_rope(blocks.23.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.q.rope, blocks.23.self_attn.k.rope, blocks.23.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OUT("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.x1 = gated_residual(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.23.norm3.out = layernorm_affine(blocks.23.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS));
+    /* blocks.23.norm3.out = residual_norm(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OUT("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OUT("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.x2 = add(blocks.23.x1, blocks.23.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.23.norm2.out = layernorm_modulate(blocks.23.x2, blocks.23.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
+    /* blocks.23.norm2.out = residual_norm(blocks.23.x1, blocks.23.cross_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.23.norm2.out", OFF_BLOCKS_23_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x2", OFF_BLOCKS_23_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_X1), PTR(OFF_BLOCKS_23_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.23.ffn.1.out = linear(blocks.23.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OUT("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OUT("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.out = gated_residual(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.24 --------------------------------------------------------------- */
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
-    /* blocks.24.norm1.out = layernorm_modulate(blocks.23.out, blocks.24.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
-    /* blocks.24.self_attn.q.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OUT("blocks.24.self_attn.q.out", OFF_BLOCKS_24_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.self_attn.k.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_K_WEIGHT, W_BLOCKS_24_SELF_ATTN_K_BIAS, OUT("blocks.24.self_attn.k.out", OFF_BLOCKS_24_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.self_attn.v.out = linear(blocks.24.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_V_WEIGHT, W_BLOCKS_24_SELF_ATTN_V_BIAS, OUT("blocks.24.self_attn.v.out", OFF_BLOCKS_24_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.self_attn.q.rope = rmsnorm_rope(blocks.24.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.24.self_attn.k.rope = rmsnorm_rope(blocks.24.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.q.rope, blocks.24.self_attn.k.rope, blocks.24.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_V_OUT), L, L);
+    /* blocks.24.norm1.out = residual_norm(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod, blocks.24.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
+    /* blocks.24.self_attn.qkv.out = linear(blocks.24.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OUT("blocks.24.self_attn.qkv.out", OFF_BLOCKS_24_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.24.self_attn.q.rope = rmsnorm_rope(blocks.24.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.24.self_attn.k.rope = rmsnorm_rope(blocks.24.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.q.rope, blocks.24.self_attn.k.rope, blocks.24.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OUT("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.x1 = gated_residual(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.24.norm3.out = layernorm_affine(blocks.24.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS));
+    /* blocks.24.norm3.out = residual_norm(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OUT("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OUT("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.x2 = add(blocks.24.x1, blocks.24.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.24.norm2.out = layernorm_modulate(blocks.24.x2, blocks.24.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
+    /* blocks.24.norm2.out = residual_norm(blocks.24.x1, blocks.24.cross_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.24.norm2.out", OFF_BLOCKS_24_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x2", OFF_BLOCKS_24_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_X1), PTR(OFF_BLOCKS_24_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.24.ffn.1.out = linear(blocks.24.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OUT("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OUT("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.out = gated_residual(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.25 --------------------------------------------------------------- */
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
-    /* blocks.25.norm1.out = layernorm_modulate(blocks.24.out, blocks.25.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
-    /* blocks.25.self_attn.q.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OUT("blocks.25.self_attn.q.out", OFF_BLOCKS_25_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.self_attn.k.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_K_WEIGHT, W_BLOCKS_25_SELF_ATTN_K_BIAS, OUT("blocks.25.self_attn.k.out", OFF_BLOCKS_25_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.self_attn.v.out = linear(blocks.25.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_V_WEIGHT, W_BLOCKS_25_SELF_ATTN_V_BIAS, OUT("blocks.25.self_attn.v.out", OFF_BLOCKS_25_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.self_attn.q.rope = rmsnorm_rope(blocks.25.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.25.self_attn.k.rope = rmsnorm_rope(blocks.25.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.q.rope, blocks.25.self_attn.k.rope, blocks.25.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_V_OUT), L, L);
+    /* blocks.25.norm1.out = residual_norm(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod, blocks.25.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
+    /* blocks.25.self_attn.qkv.out = linear(blocks.25.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OUT("blocks.25.self_attn.qkv.out", OFF_BLOCKS_25_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.25.self_attn.q.rope = rmsnorm_rope(blocks.25.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.25.self_attn.k.rope = rmsnorm_rope(blocks.25.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.q.rope, blocks.25.self_attn.k.rope, blocks.25.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OUT("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.x1 = gated_residual(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.25.norm3.out = layernorm_affine(blocks.25.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS));
+    /* blocks.25.norm3.out = residual_norm(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OUT("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OUT("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.x2 = add(blocks.25.x1, blocks.25.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.25.norm2.out = layernorm_modulate(blocks.25.x2, blocks.25.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
+    /* blocks.25.norm2.out = residual_norm(blocks.25.x1, blocks.25.cross_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.25.norm2.out", OFF_BLOCKS_25_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x2", OFF_BLOCKS_25_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_X1), PTR(OFF_BLOCKS_25_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.25.ffn.1.out = linear(blocks.25.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OUT("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OUT("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.out = gated_residual(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.26 --------------------------------------------------------------- */
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
-    /* blocks.26.norm1.out = layernorm_modulate(blocks.25.out, blocks.26.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
-    /* blocks.26.self_attn.q.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OUT("blocks.26.self_attn.q.out", OFF_BLOCKS_26_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.self_attn.k.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_K_WEIGHT, W_BLOCKS_26_SELF_ATTN_K_BIAS, OUT("blocks.26.self_attn.k.out", OFF_BLOCKS_26_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.self_attn.v.out = linear(blocks.26.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_V_WEIGHT, W_BLOCKS_26_SELF_ATTN_V_BIAS, OUT("blocks.26.self_attn.v.out", OFF_BLOCKS_26_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.self_attn.q.rope = rmsnorm_rope(blocks.26.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.26.self_attn.k.rope = rmsnorm_rope(blocks.26.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.q.rope, blocks.26.self_attn.k.rope, blocks.26.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_V_OUT), L, L);
+    /* blocks.26.norm1.out = residual_norm(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod, blocks.26.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
+    /* blocks.26.self_attn.qkv.out = linear(blocks.26.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OUT("blocks.26.self_attn.qkv.out", OFF_BLOCKS_26_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.26.self_attn.q.rope = rmsnorm_rope(blocks.26.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.26.self_attn.k.rope = rmsnorm_rope(blocks.26.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.q.rope, blocks.26.self_attn.k.rope, blocks.26.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OUT("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.x1 = gated_residual(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.26.norm3.out = layernorm_affine(blocks.26.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS));
+    /* blocks.26.norm3.out = residual_norm(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OUT("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OUT("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.x2 = add(blocks.26.x1, blocks.26.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.26.norm2.out = layernorm_modulate(blocks.26.x2, blocks.26.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
+    /* blocks.26.norm2.out = residual_norm(blocks.26.x1, blocks.26.cross_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.26.norm2.out", OFF_BLOCKS_26_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x2", OFF_BLOCKS_26_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_X1), PTR(OFF_BLOCKS_26_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.26.ffn.1.out = linear(blocks.26.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OUT("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OUT("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.out = gated_residual(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.27 --------------------------------------------------------------- */
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
-    /* blocks.27.norm1.out = layernorm_modulate(blocks.26.out, blocks.27.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
-    /* blocks.27.self_attn.q.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OUT("blocks.27.self_attn.q.out", OFF_BLOCKS_27_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.self_attn.k.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_K_WEIGHT, W_BLOCKS_27_SELF_ATTN_K_BIAS, OUT("blocks.27.self_attn.k.out", OFF_BLOCKS_27_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.self_attn.v.out = linear(blocks.27.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_V_WEIGHT, W_BLOCKS_27_SELF_ATTN_V_BIAS, OUT("blocks.27.self_attn.v.out", OFF_BLOCKS_27_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.self_attn.q.rope = rmsnorm_rope(blocks.27.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.27.self_attn.k.rope = rmsnorm_rope(blocks.27.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.q.rope, blocks.27.self_attn.k.rope, blocks.27.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_V_OUT), L, L);
+    /* blocks.27.norm1.out = residual_norm(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod, blocks.27.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
+    /* blocks.27.self_attn.qkv.out = linear(blocks.27.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OUT("blocks.27.self_attn.qkv.out", OFF_BLOCKS_27_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.27.self_attn.q.rope = rmsnorm_rope(blocks.27.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.27.self_attn.k.rope = rmsnorm_rope(blocks.27.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.q.rope, blocks.27.self_attn.k.rope, blocks.27.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OUT("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.x1 = gated_residual(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.27.norm3.out = layernorm_affine(blocks.27.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS));
+    /* blocks.27.norm3.out = residual_norm(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OUT("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OUT("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.x2 = add(blocks.27.x1, blocks.27.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.27.norm2.out = layernorm_modulate(blocks.27.x2, blocks.27.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
+    /* blocks.27.norm2.out = residual_norm(blocks.27.x1, blocks.27.cross_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.27.norm2.out", OFF_BLOCKS_27_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x2", OFF_BLOCKS_27_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_X1), PTR(OFF_BLOCKS_27_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.27.ffn.1.out = linear(blocks.27.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OUT("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OUT("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.out = gated_residual(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.28 --------------------------------------------------------------- */
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
-    /* blocks.28.norm1.out = layernorm_modulate(blocks.27.out, blocks.28.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
-    /* blocks.28.self_attn.q.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OUT("blocks.28.self_attn.q.out", OFF_BLOCKS_28_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.self_attn.k.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_K_WEIGHT, W_BLOCKS_28_SELF_ATTN_K_BIAS, OUT("blocks.28.self_attn.k.out", OFF_BLOCKS_28_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.self_attn.v.out = linear(blocks.28.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_V_WEIGHT, W_BLOCKS_28_SELF_ATTN_V_BIAS, OUT("blocks.28.self_attn.v.out", OFF_BLOCKS_28_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.self_attn.q.rope = rmsnorm_rope(blocks.28.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.28.self_attn.k.rope = rmsnorm_rope(blocks.28.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.q.rope, blocks.28.self_attn.k.rope, blocks.28.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_V_OUT), L, L);
+    /* blocks.28.norm1.out = residual_norm(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod, blocks.28.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
+    /* blocks.28.self_attn.qkv.out = linear(blocks.28.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OUT("blocks.28.self_attn.qkv.out", OFF_BLOCKS_28_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.28.self_attn.q.rope = rmsnorm_rope(blocks.28.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.28.self_attn.k.rope = rmsnorm_rope(blocks.28.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.q.rope, blocks.28.self_attn.k.rope, blocks.28.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OUT("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.x1 = gated_residual(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.28.norm3.out = layernorm_affine(blocks.28.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS));
+    /* blocks.28.norm3.out = residual_norm(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OUT("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OUT("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.x2 = add(blocks.28.x1, blocks.28.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.28.norm2.out = layernorm_modulate(blocks.28.x2, blocks.28.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
+    /* blocks.28.norm2.out = residual_norm(blocks.28.x1, blocks.28.cross_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.28.norm2.out", OFF_BLOCKS_28_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x2", OFF_BLOCKS_28_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_X1), PTR(OFF_BLOCKS_28_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.28.ffn.1.out = linear(blocks.28.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OUT("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OUT("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.out = gated_residual(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.29 --------------------------------------------------------------- */
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
-    /* blocks.29.norm1.out = layernorm_modulate(blocks.28.out, blocks.29.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
-    /* blocks.29.self_attn.q.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OUT("blocks.29.self_attn.q.out", OFF_BLOCKS_29_SELF_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.self_attn.k.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_K_WEIGHT, W_BLOCKS_29_SELF_ATTN_K_BIAS, OUT("blocks.29.self_attn.k.out", OFF_BLOCKS_29_SELF_ATTN_K_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.self_attn.v.out = linear(blocks.29.norm1.out)  [L,1536] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_V_WEIGHT, W_BLOCKS_29_SELF_ATTN_V_BIAS, OUT("blocks.29.self_attn.v.out", OFF_BLOCKS_29_SELF_ATTN_V_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.self_attn.q.rope = rmsnorm_rope(blocks.29.self_attn.q.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.29.self_attn.k.rope = rmsnorm_rope(blocks.29.self_attn.k.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.q.rope, blocks.29.self_attn.k.rope, blocks.29.self_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_V_OUT), L, L);
+    /* blocks.29.norm1.out = residual_norm(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod, blocks.29.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
+    /* blocks.29.self_attn.qkv.out = linear(blocks.29.norm1.out)  [L,4608] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OUT("blocks.29.self_attn.qkv.out", OFF_BLOCKS_29_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
+    /* blocks.29.self_attn.q.rope = rmsnorm_rope(blocks.29.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.29.self_attn.k.rope = rmsnorm_rope(blocks.29.self_attn.qkv.out, rope)  [L,1536] bf16 */
+    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.q.rope, blocks.29.self_attn.k.rope, blocks.29.self_attn.qkv.out)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OUT("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.x1 = gated_residual(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.29.norm3.out = layernorm_affine(blocks.29.x1)  [L,1536] bf16 */
-    OP(K_LAYERNORM_AFFINE_C1536_EPS1E06, L, 1, 256, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS));
+    /* blocks.29.norm3.out = residual_norm(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OUT("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
     /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
     OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), L, 512);
+    attention_h12_d128(st, s, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), 1536, L, 512);
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OUT("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.x2 = add(blocks.29.x1, blocks.29.cross_attn.o.out)  [L,1536] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), LL((long long)L * 1536));
-    /* blocks.29.norm2.out = layernorm_modulate(blocks.29.x2, blocks.29.mod)  [L,1536] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C1536, L, 1, 256, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
+    /* blocks.29.norm2.out = residual_norm(blocks.29.x1, blocks.29.cross_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C1536, L, 1, 192, 0, OUT("blocks.29.norm2.out", OFF_BLOCKS_29_NORM2_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x2", OFF_BLOCKS_29_X2, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_X1), PTR(OFF_BLOCKS_29_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), INT(tokens_per_row));
     /* blocks.29.ffn.1.out = linear(blocks.29.norm2.out) + gelu_tanh  [L,8960] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_29_NORM2_OUT, W_BLOCKS_29_FFN_0_WEIGHT, W_BLOCKS_29_FFN_0_BIAS, OUT("blocks.29.ffn.1.out", OFF_BLOCKS_29_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.29.ffn.2.out = linear(blocks.29.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OUT("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.29.out = gated_residual(blocks.29.x2, blocks.29.ffn.2.out, blocks.29.mod)  [L,1536] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536, 256), 1, 256, 0, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
+    OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536 / 8, 256), 1, 256, 0, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
@@ -4156,9 +4628,9 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 22, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
-    .n_gemms = 12, .gemms = dit_forward_gemms,
-    .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16,
+    .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_gemms = 13, .gemms = dit_forward_gemms,
+    .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
     .arena_bytes = (size_t)1903842816, .prompt_bytes = (size_t)94371840,
     .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)13056000},
@@ -4169,7 +4641,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .fps = {(size_t)17250560, (size_t)256},
     .v = {(size_t)30306816, (size_t)13056000},
     .tokens = {(size_t)23778816, (size_t)156672000},
-    .hidden = {(size_t)174998016, (size_t)156672000},
+    .hidden = {(size_t)176994816, (size_t)156672000},
     .e = {(size_t)17250816, (size_t)153600},
     .e0 = {(size_t)18479616, (size_t)921600},
     .record_step = dit_forward_cuda_record_step,

@@ -4,28 +4,27 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
- *            templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
- *            templates/cuda/attention_sm80.cu.in  xxh64 a584fd28f9dab390
+ *            templates/cuda/attention_sm80.cu.in  xxh64 127f8e5accfbcf7d
  *            templates/cuda/attention_sm90.cu.in  xxh64 77f8d6c00f98ccc4
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
- *            templates/cuda/gated_residual.cu.in  xxh64 0933b01bf83afd11
- *            templates/cuda/layernorm_affine.cu.in xxh64 6b03af7adfe0a524
+ *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4
  *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
- *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
+ *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
+ *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
+ *            templates/cuda/residual_norm.cu.in   xxh64 2db6eade95faeb20
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
- *            templates/cuda/rmsnorm_rope.cu.in    xxh64 a2db40f43b98f03f
+ *            templates/cuda/rmsnorm_rope.cu.in    xxh64 1a24b29088b3240b
  *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
  *            templates/cuda/teacache.cu.in        xxh64 94684d6d3d566995
  *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce
- * program    dit_forward (cuda): 22 kernels, 12 GEMM shapes (cuBLASLt)
+ * program    dit_forward (cuda): 21 kernels, 13 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
 // templates/cuda/ptx.cuh
@@ -121,6 +120,12 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in
+// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight
+// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would
+// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).
+__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
 // mantissa bits are zero: what the tf32 mma reads.
@@ -455,6 +460,71 @@ __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloa
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
 
+// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).
+__device__ __forceinline__ float sky_round(const float *, float v) { return v; }
+__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16(v));
+}
+
+// VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
+// where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
+// at a time; the values are sky_ld's and sky_st's.
+template <int VEC> __device__ __forceinline__ void sky_ldv(const float *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        v[4 * k] = __int_as_float((int)w.x), v[4 * k + 1] = __int_as_float((int)w.y);
+        v[4 * k + 2] = __int_as_float((int)w.z), v[4 * k + 3] = __int_as_float((int)w.w);
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) v[k] = p[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_ldv(const __nv_bfloat16 *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        const unsigned h[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {    // the first value in the low half (little endian)
+            v[8 * k + 2 * j] = __int_as_float((int)(h[j] << 16));
+            v[8 * k + 2 * j + 1] = __int_as_float((int)(h[j] & 0xffff0000u));
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) v[k] = __bfloat162float(p[k]);
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(float *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        uint4 w;
+        w.x = __float_as_uint(v[4 * k]), w.y = __float_as_uint(v[4 * k + 1]);
+        w.z = __float_as_uint(v[4 * k + 2]), w.w = __float_as_uint(v[4 * k + 3]);
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) p[k] = v[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        unsigned h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            h[j] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j])) |
+                   (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j + 1])) << 16;
+        uint4 w;
+        w.x = h[0], w.y = h[1], w.z = h[2], w.w = h[3];
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
+}
+
 
 
 // Activations, fp32 math (reference §2.4-§2.6).
@@ -465,18 +535,6 @@ __device__ __forceinline__ float sky_act_gelu_tanh(float v)
     return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
 }
 #endif // SKY_REDUCE_CUH
-
-// add_f32_bf16_f32: templates/cuda/add.cu.in with TA=float TB=bf16 TY=float
-// templates/cuda/add.cu.in
-//
-// y = a + b elementwise over n values (the cross-attention residual; I2V's two attention outputs).
-// Parameters: add_f32_bf16_f32, float, bf16, float.
-extern "C" __global__ void __launch_bounds__(256)
-add_f32_bf16_f32(float *__restrict__ y, const float *__restrict__ a, const bf16 *__restrict__ b, long long n)
-{
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
-}
 
 // add_row_c9216: templates/cuda/add_row.cu.in with COLS=9216
 // templates/cuda/add_row.cu.in
@@ -516,7 +574,8 @@ add_row_c9216(float *__restrict__ y, const float *__restrict__ a, const float *_
 // Deterministic: fixed summation order, no atomics.
 //
 // Layout: q, o [lq, NH, D]; k, v [lk, NH, D]; bf16, element (n, h, d) at (n * NH + h) * D + d,
-// i.e. a [L, C] activation with C = NH * D, read and written in place (no transposes).
+// i.e. a [L, C] activation with C = NH * D, read and written in place (no transposes); v's rows are
+// ldv values apart (ldv = C, or 3 C: the v third of a fused [L, 3C] q|k|v, lower.lua's qkv).
 // Launch: grid (ceil(lq / BLOCK_M), NH), block THREADS, dynamic shared memory SMEM bytes (the
 // host raises the limit with cudaFuncSetAttribute / cuFuncSetAttribute when SMEM > 48 KB).
 // Preconditions (checked by the generator; restated below as static_asserts where static):
@@ -524,7 +583,7 @@ add_row_c9216(float *__restrict__ y, const float *__restrict__ a, const float *_
 //   multiple of 16; STAGES >= 1; SMEM = (BLOCK_M + 2 * STAGES * BLOCK_N) * (D + 8) * 2 (the
 //   generator computes it with this formula and passes it in; the template checks it);
 //   runtime: lq >= 1, lk >= 1 (lk = 0 would divide by a zero row sum), scale_log2 > 0,
-//   q, k, v, o 16-byte aligned (the arena aligns to 256).
+//   q, k, v, o 16-byte aligned (the arena aligns to 256), ldv >= C a multiple of 8.
 //
 // Pipeline (STAGES buffers for K and as many for V): the loads form one sequence of half-tiles
 // K0, V0, K1, V1, ... Half-tile p is consumed by phase p (even: S = Q K^T and the softmax;
@@ -559,7 +618,7 @@ add_row_c9216(float *__restrict__ y, const float *__restrict__ a, const float *_
 // bf16, the mma / ldmatrix / cp.async helpers, ex2 and quad_* are in templates/cuda/common.cuh
 extern "C" __global__ void __launch_bounds__(256)
 attention_sm80_h12_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
-        bf16 *__restrict__ o, int lq, int lk, float scale_log2)
+        bf16 *__restrict__ o, int lq, int lk, float scale_log2, int ldv)
 {
     enum {
         NH = 12, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2,
@@ -616,7 +675,7 @@ attention_sm80_h12_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, 
     auto issue_v = [&](int t) {
         if (t < ntiles)
             cp_async_tile<BLOCK_N, D, PITCH, THREADS>(s_v + t % STAGES * KV_BYTES,
-                                                       v + (size_t)t * BLOCK_N * LD + h * D, LD,
+                                                       v + (size_t)t * BLOCK_N * ldv + h * D, ldv,
                                                        lk - t * BLOCK_N);
         cp_async_commit();
     };
@@ -1152,132 +1211,32 @@ embedding_c1536(float *__restrict__ y, const long long *__restrict__ index, cons
     if (c < COLS) y[c] = table[(size_t)index[0] * COLS + c];
 }
 
-// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16
+// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/gated_residual.cu.in
 //
 // y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
 // and rounded to bf16 at the block's end: bf16 says which). gate = chunk GATE of the token's
-// modulation row. One thread per element.
-// Parameters: gated_residual_ffn_c1536, 1536, 6, 5, float, bf16, bf16.
+// modulation row. One thread per VEC consecutive values of a row (VEC = 8: 16-byte accesses of bf16,
+// two of fp32; 1 where C is not a multiple of 8). 32-bit index arithmetic: rows * C < 2^31 (checked by
+// gen/emit/cuda_dit.lua), the divisions by the constant C / VEC and by tokens_per_row once per VEC values.
+// Parameters: gated_residual_ffn_c1536, 1536, 6, 5, 8, float, bf16, bf16.
 extern "C" __global__ void __launch_bounds__(256)
 gated_residual_ffn_c1536(bf16 *__restrict__ y, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ mod, int rows, int tokens_per_row)
 {
-    enum { C = 1536, CHUNKS = 6, GATE = 5 };
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * C) return;
-    const size_t n = i / C;
-    const int c = (int)(i % C);
-    const float g = mod[((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C + c];
-    sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
-}
-
-// gated_residual_msa_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=2 TU=bf16 TX=bf16 TY=float
-// templates/cuda/gated_residual.cu.in
-//
-// y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
-// and rounded to bf16 at the block's end: float says which). gate = chunk GATE of the token's
-// modulation row. One thread per element.
-// Parameters: gated_residual_msa_c1536, 1536, 6, 2, bf16, bf16, float.
-extern "C" __global__ void __launch_bounds__(256)
-gated_residual_msa_c1536(float *__restrict__ y, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
-        const float *__restrict__ mod, int rows, int tokens_per_row)
-{
-    enum { C = 1536, CHUNKS = 6, GATE = 2 };
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * C) return;
-    const size_t n = i / C;
-    const int c = (int)(i % C);
-    const float g = mod[((size_t)(n / tokens_per_row) * CHUNKS + GATE) * C + c];
-    sky_st(y + i, sky_ld(x + i) + sky_ld(u + i) * g);
-}
-
-// layernorm_affine_c1536_eps1e06: templates/cuda/layernorm_affine.cu.in with C=1536 EPS=1e-06f ROUND_IN=1 THREADS=256 TX=float TY=bf16
-// templates/cuda/layernorm_affine.cu.in
-//
-// y = LN(x) * weight + bias              (norm3 before cross-attention; the image embedder's LNs)
-// One row per block, statistics in fp32; weight and bias fp32. ROUND_IN = 1 rounds x to bf16 first
-// (norm3 of T2V/DF: the original casts the fp32 residual to the context's dtype, reference §2.7).
-// Parameters: layernorm_affine_c1536_eps1e06, 1536, 256, 1e-06f, float, bf16, 1.
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_affine_c1536_eps1e06(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ weight,
-        const float *__restrict__ bias)
-{
-    enum { C = 1536, THREADS = 256, PER = C / THREADS, ROUND_IN = 1 };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
-    const float eps = 1e-06f;
-    __shared__ float scratch[32];
-
-    const auto *xr = x + (size_t)blockIdx.x * C;
-    auto *yr = y + (size_t)blockIdx.x * C;
-    float v[PER];
-    float sum = 0.0f;
+    enum { C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, PER_ROW = C / VEC };
+    static_assert(C % VEC == 0, "C must be a multiple of VEC");
+    const unsigned v = blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= (unsigned)rows * PER_ROW) return;
+    const unsigned n = v / PER_ROW, c0 = v % PER_ROW * VEC, i = n * C + c0;
+    const float *g = mod + ((n / (unsigned)tokens_per_row) * CHUNKS + GATE) * C + c0;
+    float xv[VEC], uv[VEC], gv[VEC];
+    sky_ldv<VEC>(x + i, xv);
+    sky_ldv<VEC>(u + i, uv);
+    sky_ldv<VEC>(g, gv);
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
-        if (ROUND_IN) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-        sum += v[i];
-    }
-    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
-    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * weight[c] + bias[c]);
-    }
-}
-
-// layernorm_modulate_ffn_c1536: templates/cuda/layernorm_modulate.cu.in with C=1536 CHUNKS=6 EPS=1e-06f SCALE=4 SHIFT=3 THREADS=256 TX=float TY=bf16
-// templates/cuda/layernorm_modulate.cu.in
-//
-// y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
-// One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
-// no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
-// forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
-//
-// Parameters: layernorm_modulate_ffn_c1536, 1536, 256, 6, 3, 4 chunk indices, 1e-06f,
-//             float / bf16 stored types of x and y (bf16 or float).
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_ffn_c1536(bf16 *__restrict__ y, const float *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
-{
-    enum { C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 3, SCALE = 4,
-           PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
-    const float eps = 1e-06f;
-    __shared__ float scratch[32];
-
-    const int row = blockIdx.x;
-    const auto *xr = x + (size_t)row * C;
-    auto *yr = y + (size_t)row * C;
-    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
-
-    float v[PER];
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] = sky_ld(xr + threadIdx.x + i * THREADS);
-        sum += v[i];
-    }
-    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        v[i] -= mean;
-        sq += v[i] * v[i];
-    }
-    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
-#pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
-    }
+    for (int k = 0; k < VEC; k++) xv[k] = xv[k] + uv[k] * gv[k];
+    sky_stv<VEC>(y + i, xv);
 }
 
 // layernorm_modulate_head_c1536: templates/cuda/layernorm_modulate.cu.in with C=1536 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float
@@ -1431,6 +1390,243 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
     dst[3] = __float2bfloat16(src[W + 1]);
 }
 
+// resnorm_add_mod_ffn_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=192 TR=float TU=bf16 TX=float TY=bf16 VEC=8
+// templates/cuda/residual_norm.cu.in
+//
+// A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
+// gated residual with norm3 or the next block's norm1, the cross-attention add with norm2):
+//   r = x + u * gate   (GATED = 1: gate = chunk GATE of the token's row of rmod, as gated_residual)
+//   r = x + u          (GATED = 0: as add)
+// stored to r in float; then the norm of the row as stored (rounded to float, and to bf16 first where
+// ROUND_IN = 1, as the unfused norm reads it):
+//   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
+//   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
+// The residual is the unfused kernels' arithmetic value for value. One row of C channels per block, each
+// thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
+// where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
+// in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
+// pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
+//
+// Parameters: resnorm_add_mod_ffn_c1536, 1536, 192, 8, 0, 0, 0, 1, 3, 4,
+//             6, 0, 1e-06f, float / bf16 / float / bf16 stored types of x, u, r, y.
+extern "C" __global__ void __launch_bounds__(192)
+resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
+        const float *__restrict__ bias, int tokens_per_row)
+{
+    enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 0, GATE = 0,
+           RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4, NCHUNKS = 6,
+           ROUND_IN = 0 };
+    static_assert(C == PER * THREADS * VEC && THREADS % 32 == 0, "C must be PER x THREADS x VEC");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const int mrow = row / tokens_per_row;
+    const size_t base = (size_t)row * C;
+    const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
+    float v[PER][VEC];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float xv[VEC], uv[VEC], gv[VEC];
+        sky_ldv<VEC>(x + base + c, xv);
+        sky_ldv<VEC>(u + base + c, uv);
+        if (GATED) sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[i][k] = GATED ? xv[k] + uv[k] * gv[k] : xv[k] + uv[k];
+        sky_stv<VEC>(r + base + c, v[i]);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] = sky_round(r, v[i][k]);    // the value as stored
+            if (ROUND_IN) v[i][k] = __bfloat162float(__float2bfloat16(v[i][k]));
+            sum += v[i][k];
+        }
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++)
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] -= mean;
+            sq += v[i][k] * v[i][k];
+        }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    const float *m = nmod + (size_t)mrow * NCHUNKS * C;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float sc[VEC], sh[VEC], yv[VEC];
+        sky_ldv<VEC>(MODULATE ? m + SCALE * C + c : weight + c, sc);
+        sky_ldv<VEC>(MODULATE ? m + SHIFT * C + c : bias + c, sh);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
+        sky_stv<VEC>(y + base + c, yv);
+    }
+}
+
+// resnorm_gate_ffn_bf16_mod_msa_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=5 GATED=1 MODULATE=1 NCHUNKS=6 RCHUNKS=6 ROUND_IN=0 SCALE=1 SHIFT=0 THREADS=192 TR=bf16 TU=bf16 TX=float TY=bf16 VEC=8
+// templates/cuda/residual_norm.cu.in
+//
+// A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
+// gated residual with norm3 or the next block's norm1, the cross-attention add with norm2):
+//   r = x + u * gate   (GATED = 1: gate = chunk GATE of the token's row of rmod, as gated_residual)
+//   r = x + u          (GATED = 0: as add)
+// stored to r in bf16; then the norm of the row as stored (rounded to bf16, and to bf16 first where
+// ROUND_IN = 1, as the unfused norm reads it):
+//   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
+//   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
+// The residual is the unfused kernels' arithmetic value for value. One row of C channels per block, each
+// thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
+// where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
+// in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
+// pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
+//
+// Parameters: resnorm_gate_ffn_bf16_mod_msa_c1536, 1536, 192, 8, 1, 5, 6, 1, 0, 1,
+//             6, 0, 1e-06f, float / bf16 / bf16 / bf16 stored types of x, u, r, y.
+extern "C" __global__ void __launch_bounds__(192)
+resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
+        const float *__restrict__ bias, int tokens_per_row)
+{
+    enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 1, GATE = 5,
+           RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1, NCHUNKS = 6,
+           ROUND_IN = 0 };
+    static_assert(C == PER * THREADS * VEC && THREADS % 32 == 0, "C must be PER x THREADS x VEC");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const int mrow = row / tokens_per_row;
+    const size_t base = (size_t)row * C;
+    const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
+    float v[PER][VEC];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float xv[VEC], uv[VEC], gv[VEC];
+        sky_ldv<VEC>(x + base + c, xv);
+        sky_ldv<VEC>(u + base + c, uv);
+        if (GATED) sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[i][k] = GATED ? xv[k] + uv[k] * gv[k] : xv[k] + uv[k];
+        sky_stv<VEC>(r + base + c, v[i]);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] = sky_round(r, v[i][k]);    // the value as stored
+            if (ROUND_IN) v[i][k] = __bfloat162float(__float2bfloat16(v[i][k]));
+            sum += v[i][k];
+        }
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++)
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] -= mean;
+            sq += v[i][k] * v[i][k];
+        }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    const float *m = nmod + (size_t)mrow * NCHUNKS * C;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float sc[VEC], sh[VEC], yv[VEC];
+        sky_ldv<VEC>(MODULATE ? m + SCALE * C + c : weight + c, sc);
+        sky_ldv<VEC>(MODULATE ? m + SHIFT * C + c : bias + c, sh);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
+        sky_stv<VEC>(y + base + c, yv);
+    }
+}
+
+// resnorm_gate_msa_affine_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=2 GATED=1 MODULATE=0 NCHUNKS=0 RCHUNKS=6 ROUND_IN=1 SCALE=0 SHIFT=0 THREADS=192 TR=float TU=bf16 TX=bf16 TY=bf16 VEC=8
+// templates/cuda/residual_norm.cu.in
+//
+// A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
+// gated residual with norm3 or the next block's norm1, the cross-attention add with norm2):
+//   r = x + u * gate   (GATED = 1: gate = chunk GATE of the token's row of rmod, as gated_residual)
+//   r = x + u          (GATED = 0: as add)
+// stored to r in float; then the norm of the row as stored (rounded to float, and to bf16 first where
+// ROUND_IN = 1, as the unfused norm reads it):
+//   y = LN(r) * weight + bias                      (MODULATE = 0: as layernorm_affine)
+//   y = LN(r) * (1 + nmod[SCALE]) + nmod[SHIFT]    (MODULATE = 1: as layernorm_modulate)
+// The residual is the unfused kernels' arithmetic value for value. One row of C channels per block, each
+// thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
+// where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
+// in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
+// pointer. The modulation row is token / tokens_per_row.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
+//
+// Parameters: resnorm_gate_msa_affine_c1536, 1536, 192, 8, 1, 2, 6, 0, 0, 0,
+//             0, 1, 1e-06f, bf16 / bf16 / float / bf16 stored types of x, u, r, y.
+extern "C" __global__ void __launch_bounds__(192)
+resnorm_gate_msa_affine_c1536(bf16 *__restrict__ y, float *__restrict__ r, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
+        const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
+        const float *__restrict__ bias, int tokens_per_row)
+{
+    enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 1, GATE = 2,
+           RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0, NCHUNKS = 0,
+           ROUND_IN = 1 };
+    static_assert(C == PER * THREADS * VEC && THREADS % 32 == 0, "C must be PER x THREADS x VEC");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    const int mrow = row / tokens_per_row;
+    const size_t base = (size_t)row * C;
+    const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
+    float v[PER][VEC];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float xv[VEC], uv[VEC], gv[VEC];
+        sky_ldv<VEC>(x + base + c, xv);
+        sky_ldv<VEC>(u + base + c, uv);
+        if (GATED) sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[i][k] = GATED ? xv[k] + uv[k] * gv[k] : xv[k] + uv[k];
+        sky_stv<VEC>(r + base + c, v[i]);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] = sky_round(r, v[i][k]);    // the value as stored
+            if (ROUND_IN) v[i][k] = __bfloat162float(__float2bfloat16(v[i][k]));
+            sum += v[i][k];
+        }
+    }
+    const float mean = sky_block_sum(sum, scratch, THREADS) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PER; i++)
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            v[i][k] -= mean;
+            sq += v[i][k] * v[i][k];
+        }
+    const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    const float *m = nmod + (size_t)mrow * NCHUNKS * C;
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        const int c = (threadIdx.x + i * THREADS) * VEC;
+        float sc[VEC], sh[VEC], yv[VEC];
+        sky_ldv<VEC>(MODULATE ? m + SCALE * C + c : weight + c, sc);
+        sky_ldv<VEC>(MODULATE ? m + SHIFT * C + c : bias + c, sh);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
+        sky_stv<VEC>(y + base + c, yv);
+    }
+}
+
 // rmsnorm_c1536: templates/cuda/rmsnorm.cu.in with C=1536 EPS=1e-06f THREADS=256
 // templates/cuda/rmsnorm.cu.in
 //
@@ -1468,11 +1664,12 @@ rmsnorm_c1536(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__r
 // RMS over the full width C = NH * D (all heads together) in fp32; the normalised value is
 // multiplied by the weight without rounding (the original's fast_rms_norm), then every head's
 // interleaved pairs (x[2p], x[2p+1]) are rotated by the table's angle in fp32, and the result is
-// rounded to bf16 once. tab [L, D]: cos at [n, p], sin at [n, D/2 + p].
+// rounded to bf16 once. tab [L, D]: cos at [n, p], sin at [n, D/2 + p]. x's rows are ldx values apart
+// (C, or 3 C: q or k as a third of a fused [L, 3C] q|k|v, lower.lua's qkv; ldx even); y is [L, C].
 // Parameters: rmsnorm_rope_c1536, 1536, 128, 256, 1e-06f. Each thread owns whole pairs.
 extern "C" __global__ void __launch_bounds__(256)
 rmsnorm_rope_c1536(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g,
-        const float *__restrict__ tab)
+        const float *__restrict__ tab, int ldx)
 {
     enum { C = 1536, D = 128, THREADS = 256, PAIRS = C / 2 / THREADS };
     static_assert((C / 2) % THREADS == 0 && THREADS % 32 == 0, "C/2 must be a multiple of THREADS");
@@ -1480,7 +1677,7 @@ rmsnorm_rope_c1536(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float
     __shared__ float scratch[32];
 
     const int row = blockIdx.x;
-    const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * C);
+    const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
     __nv_bfloat162 *yr = reinterpret_cast<__nv_bfloat162 *>(y + (size_t)row * C);
     const float *t = tab + (size_t)row * D;
 

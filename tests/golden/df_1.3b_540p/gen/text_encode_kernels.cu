@@ -4,13 +4,13 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
  *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a
  *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35
- *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
+ *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
+ *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
  *            templates/cuda/softmax_relbias.cu.in xxh64 ed0e868aff955517
  *            templates/cuda/t5_rmsnorm.cu.in      xxh64 5adab7816ba274b3
  *            templates/cuda/zero_tail.cu.in       xxh64 d2711693e11e71cd
@@ -110,6 +110,12 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in
+// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight
+// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would
+// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).
+__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
 // mantissa bits are zero: what the tf32 mma reads.
@@ -443,6 +449,71 @@ __device__ __forceinline__ float sky_ld(const float *p) { return *p; }
 __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
+
+// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).
+__device__ __forceinline__ float sky_round(const float *, float v) { return v; }
+__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16(v));
+}
+
+// VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
+// where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
+// at a time; the values are sky_ld's and sky_st's.
+template <int VEC> __device__ __forceinline__ void sky_ldv(const float *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        v[4 * k] = __int_as_float((int)w.x), v[4 * k + 1] = __int_as_float((int)w.y);
+        v[4 * k + 2] = __int_as_float((int)w.z), v[4 * k + 3] = __int_as_float((int)w.w);
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) v[k] = p[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_ldv(const __nv_bfloat16 *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        const unsigned h[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {    // the first value in the low half (little endian)
+            v[8 * k + 2 * j] = __int_as_float((int)(h[j] << 16));
+            v[8 * k + 2 * j + 1] = __int_as_float((int)(h[j] & 0xffff0000u));
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) v[k] = __bfloat162float(p[k]);
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(float *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        uint4 w;
+        w.x = __float_as_uint(v[4 * k]), w.y = __float_as_uint(v[4 * k + 1]);
+        w.z = __float_as_uint(v[4 * k + 2]), w.w = __float_as_uint(v[4 * k + 3]);
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) p[k] = v[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        unsigned h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            h[j] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j])) |
+                   (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j + 1])) << 16;
+        uint4 w;
+        w.x = h[0], w.y = h[1], w.z = h[2], w.w = h[3];
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
+}
 
 
 

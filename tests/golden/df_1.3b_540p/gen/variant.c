@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    830 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
@@ -1315,6 +1315,7 @@ static const sky_dit_program dit_forward_usp = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)2360619328, .prompt_bytes = (size_t)188743680,
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 153813516288,
     .flops_by_tokens = {878444544, 2595618816, 184320},
@@ -1349,6 +1350,7 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)4656324928, .prompt_bytes = (size_t)188743680,
     .cuda_arena_bytes = (size_t)1903842816, .cuda_prompt_bytes = (size_t)94371840,
+    .cuda_weight_bytes = (size_t)2938472704, .cuda_teacache_bytes = (size_t)470016000,
     .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 153813516288,
     .flops_by_tokens = {878444544, 2595618816, 184320},
@@ -1377,7 +1379,9 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)8325027840, .cuda_arena_bytes = (size_t)8325027840,
+    .cuda_weight_bytes = (size_t)293184768,
     .in = {(size_t)0, (size_t)522240}, .out = {(size_t)90347520, (size_t)25067520},
+    .out_unclamped = {(size_t)2611200, (size_t)25067520},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -1389,7 +1393,9 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)5364449280, .cuda_arena_bytes = (size_t)5368627200,
+    .cuda_weight_bytes = (size_t)214399744,
     .in = {(size_t)0, (size_t)25067520}, .out = {(size_t)37601280, (size_t)522240},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -1400,6 +1406,7 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 4096, .vocab = 256384,
     .arena_bytes = (size_t)79695872, .cuda_arena_bytes = (size_t)39849984,
+    .cuda_weight_bytes = (size_t)11362320384,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)8392704, (size_t)8388608},
     .n_weights = 242,
     .weights = text_encode_weights,
@@ -1407,16 +1414,17 @@ static const sky_encoder_program text_encode = {
     .flops = 4844723109888,   /* one call at its largest (every token), GEMMs + attention */
 };
 
-static const sky_count_group dit_forward_count_groups[10] = {
+static const sky_count_group dit_forward_count_groups[11] = {
     {"attention (cross)", 30, 0, 9.49469184e+09, 4.81296384e+12, 0.004866495288169868, 0.0019780608, 0.004866495288169868},
     {"attention (self)", 30, 0, 1.880064e+10, 4.7941632e+14, 0.4847485540950455, 0.0039168, 0.4847485540950455},
     {"GEMM cross_attn", 0, 60, 1.908393984e+10, 1.443889152e+13, 0.014599485864509605, 0.0039758208, 0.014599485864509605},
     {"GEMM embed / head", 0, 7, 624796416.0, 20932460544.0, 0.0001726329149663613, 0.00013016592, 0.0001726329149663613},
     {"GEMM ffn", 0, 60, 6.588765696e+10, 8.42268672e+13, 0.08516366754297269, 0.0137265952, 0.08516366754297269},
-    {"GEMM self_attn", 0, 120, 3.816787968e+10, 2.887778304e+13, 0.02919897172901921, 0.0079516416, 0.02919897172901921},
-    {"norms", 121, 0, 4.752777216e+10, 0.0, 0.0, 0.0099016192, 0.0099016192},
+    {"GEMM self_attn", 0, 60, 2.876755968e+10, 2.887778304e+13, 0.02919897172901921, 0.0059932416, 0.02919897172901921},
+    {"norms", 32, 0, 1.018509312e+10, 0.0, 0.0, 0.0021218944, 0.0021218944},
     {"rmsnorm + RoPE", 61, 0, 2.039384064e+10, 0.0, 0.0, 0.0042487168, 0.0042487168},
-    {"residuals / elementwise", 125, 0, 6.121675776e+10, 0.0, 0.0, 0.0127534912, 0.0127534912},
+    {"residual + norm (fused)", 89, 0, 7.452831744e+10, 0.0, 0.0, 0.0155267328, 0.0155267328},
+    {"residuals / elementwise", 36, 0, 6.8699136e+08, 0.0, 0.0, 0.0001431232, 0.0001431232},
     {"embed / head (non-GEMM)", 4, 0, 45721296.0, 0.0, 0.0, 9.52527e-06, 9.52527e-06},
 };
 static const sky_count_group text_encode_count_groups[6] = {
@@ -1444,10 +1452,10 @@ static const sky_count_group vae_encode_count_groups[5] = {
 /* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
 static const sky_count_program variant_count_programs[4] = {
     {
-        "dit_forward", 10, dit_forward_count_groups,
-        {"total", 371, 247, 281243696592.0, 611793758060544.0, 0.6187498074346833, 0.05859243679, 0.6456631599046833},
+        "dit_forward", 11, dit_forward_count_groups,
+        {"total", 282, 187, 248499248592.0, 611793758060544.0, 0.6187498074346833, 0.05177067679, 0.6407997999046833},
         {"once per prompt", 30, 62, 592820224.0, 153813516288.0, 0.00015552428340546005, 0.00012350421333333334, 0.00015552428340546005},
-        0.6456631599046833, 0.6185983397983256,
+        0.6407997999046833, 0.6185983397983256,
     },
     {
         "text_encode", 6, text_encode_count_groups,
@@ -1480,7 +1488,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "9ee76706888f8af9",
+    .generator_xxh64 = "c3e8636d3979a161",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

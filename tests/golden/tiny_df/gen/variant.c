@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -339,6 +339,7 @@ static const sky_dit_program dit_forward_usp = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)280256, .prompt_bytes = (size_t)65536,
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .flops = 92684288,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {2883584, 720896, 1024},
@@ -373,6 +374,7 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)478400, .prompt_bytes = (size_t)65536,
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .flops = 92684288,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {2883584, 720896, 1024},
@@ -401,7 +403,9 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
+    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -413,7 +417,9 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -424,6 +430,7 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 32, .dim = 64, .vocab = 2000,
     .arena_bytes = (size_t)53504, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)256}, .out = {(size_t)8448, (size_t)8192},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -436,7 +443,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "00ff5640f5d071a8",
-    .generator_xxh64 = "9ee76706888f8af9",
+    .generator_xxh64 = "c3e8636d3979a161",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,

@@ -4,9 +4,9 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
- * program    dit_forward (cuda): 58 ops per step, 8 more once per prompt
- * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
+ * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
+ * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
  */
 #include <stdint.h>
@@ -42,48 +42,44 @@
 #define OFF_ROPE                                     ((size_t)69120)
 #define OFF_BLOCKS_0_MOD                             ((size_t)148992)
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)185856)
-#define OFF_BLOCKS_0_SELF_ATTN_Q_OUT                 ((size_t)222720)
-#define OFF_BLOCKS_0_SELF_ATTN_K_OUT                 ((size_t)259584)
-#define OFF_BLOCKS_0_SELF_ATTN_V_OUT                 ((size_t)296448)
 #define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)185856)
 #define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)222720)
 #define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)259584)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)185856)
 #define OFF_BLOCKS_0_X1                              ((size_t)222720)
-#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)185856)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)185856)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)29184)
+#define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)296448)
+#define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)29184)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)185856)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)29184)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)185856)
 #define OFF_BLOCKS_0_X2                              ((size_t)296448)
 #define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)29184)
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)185856)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_OUT                             ((size_t)185856)
-#define OFF_BLOCKS_1_MOD                             ((size_t)29184)
-#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)105984)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_OUT                 ((size_t)142848)
-#define OFF_BLOCKS_1_SELF_ATTN_K_OUT                 ((size_t)222720)
-#define OFF_BLOCKS_1_SELF_ATTN_V_OUT                 ((size_t)259584)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)105984)
+#define OFF_BLOCKS_0_OUT                             ((size_t)105984)
+#define OFF_BLOCKS_1_MOD                             ((size_t)185856)
+#define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)222720)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)29184)
 #define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)142848)
 #define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)66048)
-#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)102912)
+#define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)29184)
 #define OFF_BLOCKS_1_X1                              ((size_t)222720)
 #define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)102912)
+#define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)29184)
 #define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)102912)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)29184)
 #define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)66048)
 #define OFF_BLOCKS_1_X2                              ((size_t)102912)
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)176640)
-#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)66048)
-#define OFF_BLOCKS_1_OUT                             ((size_t)176640)
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)29184)
+#define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)222720)
+#define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)29184)
+#define OFF_BLOCKS_1_OUT                             ((size_t)66048)
 #define OFF_HEAD_MOD                                 ((size_t)29184)
-#define OFF_HEAD_NORM_OUT                            ((size_t)41472)
+#define OFF_HEAD_NORM_OUT                            ((size_t)102912)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)23040)
 #define OFF_V                                        ((size_t)41472)
+#define OFF_BLOCKS_0_SELF_ATTN_QKV_OUT               ((size_t)296448)
+#define OFF_BLOCKS_1_SELF_ATTN_QKV_OUT               ((size_t)259584)
 
 /* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
 #define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)
@@ -169,45 +165,43 @@ enum {                                      /* weights, in the order of variant.
 };
 
 enum {                                      /* kernels, in the order of dit_forward_kernel_names */
-    K_ADD_F32_BF16_F32 = 0,
-    K_ADD_ROW_C1536 = 1,
-    K_ATTENTION_SM80_H2_D128 = 2,
-    K_ATTENTION_SM90_H2_D128 = 3,
-    K_EMBEDDING_C256 = 4,
-    K_GATED_RESIDUAL_FFN_C256 = 5,
-    K_GATED_RESIDUAL_MSA_C256 = 6,
-    K_LAYERNORM_AFFINE_C256_EPS1E06 = 7,
-    K_LAYERNORM_MODULATE_FFN_C256 = 8,
-    K_LAYERNORM_MODULATE_HEAD_C256 = 9,
-    K_LAYERNORM_MODULATE_MSA_C256 = 10,
-    K_MODULATION_2X256 = 11,
-    K_MODULATION_6X256 = 12,
-    K_PATCHIFY_C16 = 13,
-    K_RMSNORM_C256 = 14,
-    K_RMSNORM_ROPE_C256 = 15,
-    K_ROPE_TABLE_D128 = 16,
-    K_SILU_F32 = 17,
-    K_SINUSOID_C256 = 18,
-    K_TEACACHE_APPLY = 19,
-    K_TEACACHE_RESIDUAL = 20,
-    K_UNPATCHIFY_C16 = 21,
+    K_ADD_ROW_C1536 = 0,
+    K_ATTENTION_SM80_H2_D128 = 1,
+    K_ATTENTION_SM90_H2_D128 = 2,
+    K_EMBEDDING_C256 = 3,
+    K_GATED_RESIDUAL_FFN_C256 = 4,
+    K_LAYERNORM_MODULATE_HEAD_C256 = 5,
+    K_LAYERNORM_MODULATE_MSA_C256 = 6,
+    K_MODULATION_2X256 = 7,
+    K_MODULATION_6X256 = 8,
+    K_PATCHIFY_C16 = 9,
+    K_RESNORM_ADD_MOD_FFN_C256 = 10,
+    K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256 = 11,
+    K_RESNORM_GATE_MSA_AFFINE_C256 = 12,
+    K_RMSNORM_C256 = 13,
+    K_RMSNORM_ROPE_C256 = 14,
+    K_ROPE_TABLE_D128 = 15,
+    K_SILU_F32 = 16,
+    K_SINUSOID_C256 = 17,
+    K_TEACACHE_APPLY = 18,
+    K_TEACACHE_RESIDUAL = 19,
+    K_UNPATCHIFY_C16 = 20,
 };
 
-const char *const dit_forward_kernel_names[22] = {
-    "add_f32_bf16_f32",
+const char *const dit_forward_kernel_names[21] = {
     "add_row_c1536",
     "attention_sm80_h2_d128",
     "attention_sm90_h2_d128",
     "embedding_c256",
     "gated_residual_ffn_c256",
-    "gated_residual_msa_c256",
-    "layernorm_affine_c256_eps1e06",
-    "layernorm_modulate_ffn_c256",
     "layernorm_modulate_head_c256",
     "layernorm_modulate_msa_c256",
     "modulation_2x256",
     "modulation_6x256",
     "patchify_c16",
+    "resnorm_add_mod_ffn_c256",
+    "resnorm_gate_ffn_bf16_mod_msa_c256",
+    "resnorm_gate_msa_affine_c256",
     "rmsnorm_c256",
     "rmsnorm_rope_c256",
     "rope_table_d128",
@@ -219,20 +213,19 @@ const char *const dit_forward_kernel_names[22] = {
 };
 
 /* each kernel's template and constants, table order (the per-channel lists left out) */
-static const sky_kernel_const KC_ADD_F32_BF16_F32[] = {{"TA", "float"}, {"TB", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_ADD_ROW_C1536[] = {{"COLS", "1536"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H2_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "2"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H2_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "2"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C256[] = {{"COLS", "256"}, {"ROWS", "2"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "2"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "float"}};
-static const sky_kernel_const KC_LAYERNORM_AFFINE_C256_EPS1E06[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"ROUND_IN", "1"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "256"}, {"TX", "float"}, {"TY", "bf16"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
 static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
 static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}};
 static const sky_kernel_const KC_MODULATION_6X256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "256"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -241,21 +234,20 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[22] = {
-    {"add_f32_bf16_f32", "add", 3, KC_ADD_F32_BF16_F32},
+const sky_kernel_info dit_forward_kernel_info[21] = {
     {"add_row_c1536", "add_row", 1, KC_ADD_ROW_C1536},
     {"attention_sm80_h2_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H2_D128},
     {"attention_sm90_h2_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H2_D128},
     {"embedding_c256", "embedding", 2, KC_EMBEDDING_C256},
-    {"gated_residual_ffn_c256", "gated_residual", 6, KC_GATED_RESIDUAL_FFN_C256},
-    {"gated_residual_msa_c256", "gated_residual", 6, KC_GATED_RESIDUAL_MSA_C256},
-    {"layernorm_affine_c256_eps1e06", "layernorm_affine", 6, KC_LAYERNORM_AFFINE_C256_EPS1E06},
-    {"layernorm_modulate_ffn_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_FFN_C256},
+    {"gated_residual_ffn_c256", "gated_residual", 7, KC_GATED_RESIDUAL_FFN_C256},
     {"layernorm_modulate_head_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_HEAD_C256},
     {"layernorm_modulate_msa_c256", "layernorm_modulate", 8, KC_LAYERNORM_MODULATE_MSA_C256},
     {"modulation_2x256", "modulation", 4, KC_MODULATION_2X256},
     {"modulation_6x256", "modulation", 4, KC_MODULATION_6X256},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
+    {"resnorm_add_mod_ffn_c256", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C256},
+    {"resnorm_gate_ffn_bf16_mod_msa_c256", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256},
+    {"resnorm_gate_msa_affine_c256", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C256},
     {"rmsnorm_c256", "rmsnorm", 3, KC_RMSNORM_C256},
     {"rmsnorm_rope_c256", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C256},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -269,40 +261,39 @@ const sky_kernel_info dit_forward_kernel_info[22] = {
 /* GEMMs: y[m, n] = x[m, k] W[n, k]^T (+ b), m <= m_max; built once at start-up (runtime/cuda/gemm.h). A name
  * per role (the weight's name without a block's index); the roles of one shape share a row. */
 enum {
-    GEMM_TEXT_EMBEDDING_0    = 0,
-    GEMM_TEXT_EMBEDDING_2    = 1,
-    GEMM_BLOCKS_CROSS_ATTN_K = 1,
-    GEMM_BLOCKS_CROSS_ATTN_V = 1,
-    GEMM_PATCH_EMBEDDING     = 2,
-    GEMM_TIME_EMBEDDING_0    = 3,
-    GEMM_TIME_EMBEDDING_2    = 4,
-    GEMM_TIME_PROJECTION_1   = 5,
-    GEMM_FPS_PROJECTION_0    = 6,
-    GEMM_FPS_PROJECTION_2    = 7,
-    GEMM_BLOCKS_SELF_ATTN_Q  = 8,
-    GEMM_BLOCKS_SELF_ATTN_K  = 8,
-    GEMM_BLOCKS_SELF_ATTN_V  = 8,
-    GEMM_BLOCKS_SELF_ATTN_O  = 8,
-    GEMM_BLOCKS_CROSS_ATTN_Q = 8,
-    GEMM_BLOCKS_CROSS_ATTN_O = 8,
-    GEMM_BLOCKS_FFN_0        = 9,
-    GEMM_BLOCKS_FFN_2        = 10,
-    GEMM_HEAD_HEAD           = 11,
+    GEMM_TEXT_EMBEDDING_0     = 0,
+    GEMM_TEXT_EMBEDDING_2     = 1,
+    GEMM_BLOCKS_CROSS_ATTN_K  = 1,
+    GEMM_BLOCKS_CROSS_ATTN_V  = 1,
+    GEMM_PATCH_EMBEDDING      = 2,
+    GEMM_TIME_EMBEDDING_0     = 3,
+    GEMM_TIME_EMBEDDING_2     = 4,
+    GEMM_TIME_PROJECTION_1    = 5,
+    GEMM_FPS_PROJECTION_0     = 6,
+    GEMM_FPS_PROJECTION_2     = 7,
+    GEMM_BLOCKS_SELF_ATTN_QKV = 8,
+    GEMM_BLOCKS_SELF_ATTN_O   = 9,
+    GEMM_BLOCKS_CROSS_ATTN_Q  = 9,
+    GEMM_BLOCKS_CROSS_ATTN_O  = 9,
+    GEMM_BLOCKS_FFN_0         = 10,
+    GEMM_BLOCKS_FFN_2         = 11,
+    GEMM_HEAD_HEAD            = 12,
 };
 
-const sky_gemm_desc dit_forward_gemms[12] = {
-    [GEMM_TEXT_EMBEDDING_0]    = { .m_max = 32, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
-    [GEMM_TEXT_EMBEDDING_2]    = { .m_max = 32, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_PATCH_EMBEDDING]     = { .m_max = 72, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_TIME_EMBEDDING_0]    = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_TIME_EMBEDDING_2]    = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_TIME_PROJECTION_1]   = { .m_max = 6,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_FPS_PROJECTION_0]    = { .m_max = 1,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_FPS_PROJECTION_2]    = { .m_max = 1,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_BLOCKS_SELF_ATTN_Q]  = { .m_max = 72, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_BLOCKS_FFN_0]        = { .m_max = 72, .n = 512,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
-    [GEMM_BLOCKS_FFN_2]        = { .m_max = 72, .n = 256,  .k = 512, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_HEAD_HEAD]           = { .m_max = 72, .n = 64,   .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+const sky_gemm_desc dit_forward_gemms[13] = {
+    [GEMM_TEXT_EMBEDDING_0]     = { .m_max = 32, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_TEXT_EMBEDDING_2]     = { .m_max = 32, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_PATCH_EMBEDDING]      = { .m_max = 72, .n = 256,  .k = 64,  .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_0]     = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_EMBEDDING_2]     = { .m_max = 6,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_TIME_PROJECTION_1]    = { .m_max = 6,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_0]     = { .m_max = 1,  .n = 256,  .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_FPS_PROJECTION_2]     = { .m_max = 1,  .n = 1536, .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_QKV] = { .m_max = 72, .n = 768,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_SELF_ATTN_O]   = { .m_max = 72, .n = 256,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_BLOCKS_FFN_0]         = { .m_max = 72, .n = 512,  .k = 256, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_GELU_TANH_BIAS },
+    [GEMM_BLOCKS_FFN_2]         = { .m_max = 72, .n = 256,  .k = 512, .a_dtype = SKY_GEMM_BF16, .out_dtype = SKY_GEMM_BF16, .epilogue = SKY_GEMM_EPI_BIAS },
+    [GEMM_HEAD_HEAD]            = { .m_max = 72, .n = 64,   .k = 256, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32,  .epilogue = SKY_GEMM_EPI_BIAS },
 };
 
 /* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */
@@ -383,20 +374,99 @@ const unsigned char dit_forward_weight_bf16[74] = {
     0, /* head.head.bias */
 };
 
-/* o = softmax(q k^T / sqrt(128)) v over 2 heads of 128: q and o [lq, 256], k and v [lk, 256], bf16.
+/* each weight's place in the device buffer: its index, but each fused q|k|v's weights adjacent */
+const int dit_forward_weight_place[74] = {
+    0, /* patch_embedding.weight */
+    1, /* patch_embedding.bias */
+    2, /* time_embedding.0.weight */
+    3, /* time_embedding.0.bias */
+    4, /* time_embedding.2.weight */
+    5, /* time_embedding.2.bias */
+    6, /* time_projection.1.weight */
+    7, /* time_projection.1.bias */
+    8, /* fps_embedding.weight */
+    9, /* fps_projection.0.weight */
+    10, /* fps_projection.0.bias */
+    11, /* fps_projection.2.weight */
+    12, /* fps_projection.2.bias */
+    13, /* text_embedding.0.weight */
+    14, /* text_embedding.0.bias */
+    15, /* text_embedding.2.weight */
+    16, /* text_embedding.2.bias */
+    17, /* blocks.0.modulation */
+    18, /* blocks.0.self_attn.q.weight */
+    21, /* blocks.0.self_attn.q.bias */
+    19, /* blocks.0.self_attn.k.weight */
+    22, /* blocks.0.self_attn.k.bias */
+    20, /* blocks.0.self_attn.v.weight */
+    23, /* blocks.0.self_attn.v.bias */
+    24, /* blocks.0.self_attn.norm_q.weight */
+    25, /* blocks.0.self_attn.norm_k.weight */
+    26, /* blocks.0.self_attn.o.weight */
+    27, /* blocks.0.self_attn.o.bias */
+    28, /* blocks.0.norm3.weight */
+    29, /* blocks.0.norm3.bias */
+    30, /* blocks.0.cross_attn.q.weight */
+    31, /* blocks.0.cross_attn.q.bias */
+    32, /* blocks.0.cross_attn.norm_q.weight */
+    33, /* blocks.0.cross_attn.k.weight */
+    34, /* blocks.0.cross_attn.k.bias */
+    35, /* blocks.0.cross_attn.norm_k.weight */
+    36, /* blocks.0.cross_attn.v.weight */
+    37, /* blocks.0.cross_attn.v.bias */
+    38, /* blocks.0.cross_attn.o.weight */
+    39, /* blocks.0.cross_attn.o.bias */
+    40, /* blocks.0.ffn.0.weight */
+    41, /* blocks.0.ffn.0.bias */
+    42, /* blocks.0.ffn.2.weight */
+    43, /* blocks.0.ffn.2.bias */
+    44, /* blocks.1.modulation */
+    45, /* blocks.1.self_attn.q.weight */
+    48, /* blocks.1.self_attn.q.bias */
+    46, /* blocks.1.self_attn.k.weight */
+    49, /* blocks.1.self_attn.k.bias */
+    47, /* blocks.1.self_attn.v.weight */
+    50, /* blocks.1.self_attn.v.bias */
+    51, /* blocks.1.self_attn.norm_q.weight */
+    52, /* blocks.1.self_attn.norm_k.weight */
+    53, /* blocks.1.self_attn.o.weight */
+    54, /* blocks.1.self_attn.o.bias */
+    55, /* blocks.1.norm3.weight */
+    56, /* blocks.1.norm3.bias */
+    57, /* blocks.1.cross_attn.q.weight */
+    58, /* blocks.1.cross_attn.q.bias */
+    59, /* blocks.1.cross_attn.norm_q.weight */
+    60, /* blocks.1.cross_attn.k.weight */
+    61, /* blocks.1.cross_attn.k.bias */
+    62, /* blocks.1.cross_attn.norm_k.weight */
+    63, /* blocks.1.cross_attn.v.weight */
+    64, /* blocks.1.cross_attn.v.bias */
+    65, /* blocks.1.cross_attn.o.weight */
+    66, /* blocks.1.cross_attn.o.bias */
+    67, /* blocks.1.ffn.0.weight */
+    68, /* blocks.1.ffn.0.bias */
+    69, /* blocks.1.ffn.2.weight */
+    70, /* blocks.1.ffn.2.bias */
+    71, /* head.modulation */
+    72, /* head.head.weight */
+    73, /* head.head.bias */
+};
+
+/* o = softmax(q k^T / sqrt(128)) v over 2 heads of 128: q and o [lq, 256], k and v [lk, 256], bf16;
+ * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).
  * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
  * o is the op's output (OUT...), traced once the kernel has run. */
 static void attention_h2_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, CUdeviceptr *k,
-                              CUdeviceptr *v, int lq, int lk)
+                              CUdeviceptr *v, int ldv, int lq, int lk)
 {
     if (st->attn_sm90) {
         CUtensorMap tm_q, tm_k, tm_v;
         sky_cuda_tmap_bf16(&tm_q, *q, lq, 256, 128);
         sky_cuda_tmap_bf16(&tm_k, *k, lk, 256, 128);
-        sky_cuda_tmap_bf16(&tm_v, *v, lk, 256, 128);
+        sky_cuda_tmap_bf16_ld(&tm_v, *v, lk, 256, ldv, 128);
         LAUNCH(K_ATTENTION_SM90_H2_D128, CDIV(lq, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
     } else {
-        LAUNCH(K_ATTENTION_SM80_H2_D128, CDIV(lq, 128), 2, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM80_H2_D128, CDIV(lq, 128), 2, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), INT(ldv));
     }
     sky_cuda_trace_out(st, s, o);
 }
@@ -479,84 +549,66 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,256] bf16 */
     OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
-    /* blocks.0.self_attn.q.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.q.out", OFF_BLOCKS_0_SELF_ATTN_Q_OUT, BF16, (long long)L * 256));
-    /* blocks.0.self_attn.k.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_K_WEIGHT, W_BLOCKS_0_SELF_ATTN_K_BIAS, OUT("blocks.0.self_attn.k.out", OFF_BLOCKS_0_SELF_ATTN_K_OUT, BF16, (long long)L * 256));
-    /* blocks.0.self_attn.v.out = linear(blocks.0.norm1.out)  [L,256] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_V_WEIGHT, W_BLOCKS_0_SELF_ATTN_V_BIAS, OUT("blocks.0.self_attn.v.out", OFF_BLOCKS_0_SELF_ATTN_V_OUT, BF16, (long long)L * 256));
-    /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.q.out, rope)  [L,256] bf16 */
-    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.k.out, rope)  [L,256] bf16 */
-    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.v.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_V_OUT), L, L);
+    /* blocks.0.self_attn.qkv.out = linear(blocks.0.norm1.out)  [L,768] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.qkv.out", OFF_BLOCKS_0_SELF_ATTN_QKV_OUT, BF16, (long long)L * 768));
+    /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,256] bf16 */
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(768));
+    /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,256] bf16 */
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 512), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(768));
+    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.qkv.out)  [L,256] bf16 */
+    attention_h2_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 1024), 768, L, L);
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.0.x1 = gated_residual(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.0.norm3.out = layernorm_affine(blocks.0.x1)  [L,256] bf16 */
-    OP(K_LAYERNORM_AFFINE_C256_EPS1E06, L, 1, 256, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS));
+    /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 32, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
     OP(K_RMSNORM_C256, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), L, 32);
+    attention_h2_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), 256, L, 32);
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.0.x2 = add(blocks.0.x1, blocks.0.cross_attn.o.out)  [L,256] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), LL((long long)L * 256));
-    /* blocks.0.norm2.out = layernorm_modulate(blocks.0.x2, blocks.0.mod)  [L,256] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C256, L, 1, 256, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 32, 0, OUT("blocks.0.norm2.out", OFF_BLOCKS_0_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.0.x2", OFF_BLOCKS_0_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_X1), PTR(OFF_BLOCKS_0_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.ffn.1.out = linear(blocks.0.norm2.out) + gelu_tanh  [L,512] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 256));
-    /* blocks.0.out = gated_residual(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod)  [L,256] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), INT(L), INT(tokens_per_row));
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
     OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
-    /* blocks.1.norm1.out = layernorm_modulate(blocks.0.out, blocks.1.mod)  [L,256] bf16 */
-    OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
-    /* blocks.1.self_attn.q.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_Q, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.q.out", OFF_BLOCKS_1_SELF_ATTN_Q_OUT, BF16, (long long)L * 256));
-    /* blocks.1.self_attn.k.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_K, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_K_WEIGHT, W_BLOCKS_1_SELF_ATTN_K_BIAS, OUT("blocks.1.self_attn.k.out", OFF_BLOCKS_1_SELF_ATTN_K_OUT, BF16, (long long)L * 256));
-    /* blocks.1.self_attn.v.out = linear(blocks.1.norm1.out)  [L,256] bf16 */
-    GEMM(GEMM_BLOCKS_SELF_ATTN_V, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_V_WEIGHT, W_BLOCKS_1_SELF_ATTN_V_BIAS, OUT("blocks.1.self_attn.v.out", OFF_BLOCKS_1_SELF_ATTN_V_OUT, BF16, (long long)L * 256));
-    /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.q.out, rope)  [L,256] bf16 */
-    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.k.out, rope)  [L,256] bf16 */
-    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_K_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE));
-    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.v.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_V_OUT), L, L);
+    /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256, L, 1, 32, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
+    /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,768] bf16 */
+    GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.qkv.out", OFF_BLOCKS_1_SELF_ATTN_QKV_OUT, BF16, (long long)L * 768));
+    /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,256] bf16 */
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(768));
+    /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,256] bf16 */
+    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 512), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(768));
+    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.qkv.out)  [L,256] bf16 */
+    attention_h2_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 1024), 768, L, L);
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.1.x1 = gated_residual(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] f32 */
-    OP(K_GATED_RESIDUAL_MSA_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
-    /* blocks.1.norm3.out = layernorm_affine(blocks.1.x1)  [L,256] bf16 */
-    OP(K_LAYERNORM_AFFINE_C256_EPS1E06, L, 1, 256, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS));
+    /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 32, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
     /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
     OP(K_RMSNORM_C256, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
     /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), L, 32);
+    attention_h2_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), 256, L, 32);
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
-    /* blocks.1.x2 = add(blocks.1.x1, blocks.1.cross_attn.o.out)  [L,256] f32 */
-    OP(K_ADD_F32_BF16_F32, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), LL((long long)L * 256));
-    /* blocks.1.norm2.out = layernorm_modulate(blocks.1.x2, blocks.1.mod)  [L,256] bf16 */
-    OP(K_LAYERNORM_MODULATE_FFN_C256, L, 1, 256, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
+    /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,256] bf16 */
+    OP2(K_RESNORM_ADD_MOD_FFN_C256, L, 1, 32, 0, OUT("blocks.1.norm2.out", OFF_BLOCKS_1_NORM2_OUT, BF16, (long long)L * 256), OUT("blocks.1.x2", OFF_BLOCKS_1_X2, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_X1), PTR(OFF_BLOCKS_1_CROSS_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.1.ffn.1.out = linear(blocks.1.norm2.out) + gelu_tanh  [L,512] bf16 */
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 256));
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,256] bf16 */
-    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
+    OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256 / 8, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
@@ -600,10 +652,10 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 22, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
-    .n_gemms = 12, .gemms = dit_forward_gemms,
-    .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16,
-    .arena_bytes = (size_t)370176, .prompt_bytes = (size_t)65536,
+    .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_gemms = 13, .gemms = dit_forward_gemms,
+    .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
+    .arena_bytes = (size_t)407040, .prompt_bytes = (size_t)65536,
     .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)18432},
     .y = {0, 0},
@@ -613,7 +665,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .fps = {(size_t)22784, (size_t)256},
     .v = {(size_t)41472, (size_t)18432},
     .tokens = {(size_t)32256, (size_t)36864},
-    .hidden = {(size_t)176640, (size_t)36864},
+    .hidden = {(size_t)66048, (size_t)36864},
     .e = {(size_t)23040, (size_t)6144},
     .e0 = {(size_t)112128, (size_t)36864},
     .record_step = dit_forward_cuda_record_step,

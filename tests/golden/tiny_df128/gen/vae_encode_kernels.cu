@@ -4,14 +4,14 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
- *            templates/cuda/conv_tf32.cu.in       xxh64 db2f1816eecd6437
+ *            templates/cuda/conv_tf32.cu.in       xxh64 e2994a8f3b49a648
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
- *            templates/cuda/ptx.cuh               xxh64 0d1a3da267c39fb2
- *            templates/cuda/reduce.cuh            xxh64 7ddd7a1c800cf10a
+ *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
+ *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/vae_normalize_cl.cu.in xxh64 cd1589e431fbb3de
@@ -112,6 +112,12 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+
+// fp32 -> the bits a tf32 mma reads as x rounded to nearest, ties away from zero (what cvt.rna gives), in
+// one integer add: the tensor cores ignore the 13 low mantissa bits, and adding half of their weight
+// carries into the kept bits exactly when cvt.rna would round up. For finite x only (an infinity would
+// read as a NaN); where cvt.rna's cost matters (the VAE conv's main loop).
+__device__ __forceinline__ unsigned tf32_near(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // fp32 -> tf32 (cvt.rna: round to nearest, ties away from zero), as a 32-bit pattern whose low 13
 // mantissa bits are zero: what the tf32 mma reads.
@@ -446,6 +452,71 @@ __device__ __forceinline__ float sky_ld(const __nv_bfloat16 *p) { return __bfloa
 __device__ __forceinline__ void sky_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void sky_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16(v); }
 
+// v as a store to p's type would keep it (fp32: v; bf16: rounded to nearest even).
+__device__ __forceinline__ float sky_round(const float *, float v) { return v; }
+__device__ __forceinline__ float sky_round(const __nv_bfloat16 *, float v)
+{
+    return __bfloat162float(__float2bfloat16(v));
+}
+
+// VEC consecutive values at p as floats (sky_ldv) and VEC floats stored at p (sky_stv), in 16-byte accesses
+// where VEC fills them (VEC a multiple of 4 for fp32, of 8 for bf16; p then 16-byte aligned), else one value
+// at a time; the values are sky_ld's and sky_st's.
+template <int VEC> __device__ __forceinline__ void sky_ldv(const float *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        v[4 * k] = __int_as_float((int)w.x), v[4 * k + 1] = __int_as_float((int)w.y);
+        v[4 * k + 2] = __int_as_float((int)w.z), v[4 * k + 3] = __int_as_float((int)w.w);
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) v[k] = p[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_ldv(const __nv_bfloat16 *p, float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        const uint4 w = reinterpret_cast<const uint4 *>(p)[k];
+        const unsigned h[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {    // the first value in the low half (little endian)
+            v[8 * k + 2 * j] = __int_as_float((int)(h[j] << 16));
+            v[8 * k + 2 * j + 1] = __int_as_float((int)(h[j] & 0xffff0000u));
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) v[k] = __bfloat162float(p[k]);
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(float *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? VEC / 4 : 0); k++) {
+        uint4 w;
+        w.x = __float_as_uint(v[4 * k]), w.y = __float_as_uint(v[4 * k + 1]);
+        w.z = __float_as_uint(v[4 * k + 2]), w.w = __float_as_uint(v[4 * k + 3]);
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 4 == 0 ? 0 : VEC); k++) p[k] = v[k];
+}
+template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, const float *v)
+{
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? VEC / 8 : 0); k++) {
+        unsigned h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            h[j] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j])) |
+                   (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[8 * k + 2 * j + 1])) << 16;
+        uint4 w;
+        w.x = h[0], w.y = h[1], w.z = h[2], w.w = h[3];
+        reinterpret_cast<uint4 *>(p)[k] = w;
+    }
+#pragma unroll
+    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
+}
+
 
 
 // Activations, fp32 math (reference §2.4-§2.6).
@@ -513,7 +584,7 @@ cache_update_nc2(float *__restrict__ cache, const float *__restrict__ x, int T, 
     }
 }
 
-// conv_tf32_1x3x3_s1x2x2_16to16: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=16 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
+// conv_tf32_1x3x3_s1x2x2_16to16: templates/cuda/conv_tf32.cu.in with BN=16 CIN=16 COUT=16 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -525,117 +596,165 @@ cache_update_nc2(float *__restrict__ cache, const float *__restrict__ x, int T, 
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_1x3x3_s1x2x2_16to16, 16, 16, 1, 3, 3, 0, 1, 2, 2, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_1x3x3_s1x2x2_16to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 16, COUT = 16, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1,
-           SH = 2, SW = 2, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 2, SW = 2, PH = 0, PW = 0, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -645,19 +764,19 @@ conv_tf32_1x3x3_s1x2x2_16to16(float *__restrict__ y, const float *__restrict__ x
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -665,7 +784,7 @@ conv_tf32_1x3x3_s1x2x2_16to16(float *__restrict__ y, const float *__restrict__ x
         }
 }
 
-// conv_tf32_1x3x3_s1x2x2_32to32: templates/cuda/conv_tf32.cu.in with CIN=32 COUT=32 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
+// conv_tf32_1x3x3_s1x2x2_32to32: templates/cuda/conv_tf32.cu.in with BN=32 CIN=32 COUT=32 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -677,117 +796,165 @@ conv_tf32_1x3x3_s1x2x2_16to16(float *__restrict__ y, const float *__restrict__ x
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_1x3x3_s1x2x2_32to32, 32, 32, 1, 3, 3, 0, 1, 2, 2, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 32. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_1x3x3_s1x2x2_32to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 32, COUT = 32, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1,
-           SH = 2, SW = 2, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 2, SW = 2, PH = 0, PW = 0, SPLIT = 0, BN = 32 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -797,19 +964,19 @@ conv_tf32_1x3x3_s1x2x2_32to32(float *__restrict__ y, const float *__restrict__ x
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -817,7 +984,7 @@ conv_tf32_1x3x3_s1x2x2_32to32(float *__restrict__ y, const float *__restrict__ x
         }
 }
 
-// conv_tf32_1x3x3_s1x2x2_8to8: templates/cuda/conv_tf32.cu.in with CIN=8 COUT=8 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
+// conv_tf32_1x3x3_s1x2x2_8to8: templates/cuda/conv_tf32.cu.in with BN=16 CIN=8 COUT=8 KH=3 KT=1 KW=3 NC=0 PH=0 PW=0 SH=2 SPLIT=0 ST=1 SW=2
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -829,117 +996,165 @@ conv_tf32_1x3x3_s1x2x2_32to32(float *__restrict__ y, const float *__restrict__ x
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_1x3x3_s1x2x2_8to8, 8, 8, 1, 3, 3, 0, 1, 2, 2, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_1x3x3_s1x2x2_8to8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 8, COUT = 8, KT = 1, KH = 3, KW = 3, NC = 0, ST = 1,
-           SH = 2, SW = 2, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 2, SW = 2, PH = 0, PW = 0, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -949,19 +1164,19 @@ conv_tf32_1x3x3_s1x2x2_8to8(float *__restrict__ y, const float *__restrict__ x, 
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -969,7 +1184,7 @@ conv_tf32_1x3x3_s1x2x2_8to8(float *__restrict__ y, const float *__restrict__ x, 
         }
 }
 
-// conv_tf32_3x1x1_s2x1x1_16to16: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=16 KH=1 KT=3 KW=1 NC=1 PH=0 PW=0 SH=1 SPLIT=0 ST=2 SW=1
+// conv_tf32_3x1x1_s2x1x1_16to16: templates/cuda/conv_tf32.cu.in with BN=16 CIN=16 COUT=16 KH=1 KT=3 KW=1 NC=1 PH=0 PW=0 SH=1 SPLIT=0 ST=2 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -981,117 +1196,165 @@ conv_tf32_1x3x3_s1x2x2_8to8(float *__restrict__ y, const float *__restrict__ x, 
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x1x1_s2x1x1_16to16, 16, 16, 3, 1, 1, 1, 2, 1, 1, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x1x1_s2x1x1_16to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 16, COUT = 16, KT = 3, KH = 1, KW = 1, NC = 1, ST = 2,
-           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -1101,19 +1364,19 @@ conv_tf32_3x1x1_s2x1x1_16to16(float *__restrict__ y, const float *__restrict__ x
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -1121,7 +1384,7 @@ conv_tf32_3x1x1_s2x1x1_16to16(float *__restrict__ y, const float *__restrict__ x
         }
 }
 
-// conv_tf32_3x1x1_s2x1x1_32to32: templates/cuda/conv_tf32.cu.in with CIN=32 COUT=32 KH=1 KT=3 KW=1 NC=1 PH=0 PW=0 SH=1 SPLIT=0 ST=2 SW=1
+// conv_tf32_3x1x1_s2x1x1_32to32: templates/cuda/conv_tf32.cu.in with BN=32 CIN=32 COUT=32 KH=1 KT=3 KW=1 NC=1 PH=0 PW=0 SH=1 SPLIT=0 ST=2 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1133,117 +1396,165 @@ conv_tf32_3x1x1_s2x1x1_16to16(float *__restrict__ y, const float *__restrict__ x
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x1x1_s2x1x1_32to32, 32, 32, 3, 1, 1, 1, 2, 1, 1, 0, 0,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 32. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x1x1_s2x1x1_32to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 32, COUT = 32, KT = 3, KH = 1, KW = 1, NC = 1, ST = 2,
-           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 0, PW = 0, SPLIT = 0, BN = 32 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -1253,19 +1564,19 @@ conv_tf32_3x1x1_s2x1x1_32to32(float *__restrict__ y, const float *__restrict__ x
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -1273,7 +1584,7 @@ conv_tf32_3x1x1_s2x1x1_32to32(float *__restrict__ y, const float *__restrict__ x
         }
 }
 
-// conv_tf32_3x3x3_16to16: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=16 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// conv_tf32_3x3x3_16to16: templates/cuda/conv_tf32.cu.in with BN=16 CIN=16 COUT=16 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1285,117 +1596,165 @@ conv_tf32_3x1x1_s2x1x1_32to32(float *__restrict__ y, const float *__restrict__ x
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x3x3_16to16, 16, 16, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x3x3_16to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 16, COUT = 16, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -1405,19 +1764,19 @@ conv_tf32_3x3x3_16to16(float *__restrict__ y, const float *__restrict__ x, const
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -1425,7 +1784,7 @@ conv_tf32_3x3x3_16to16(float *__restrict__ y, const float *__restrict__ x, const
         }
 }
 
-// conv_tf32_3x3x3_16to32: templates/cuda/conv_tf32.cu.in with CIN=16 COUT=32 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// conv_tf32_3x3x3_16to32: templates/cuda/conv_tf32.cu.in with BN=32 CIN=16 COUT=32 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1437,117 +1796,165 @@ conv_tf32_3x3x3_16to16(float *__restrict__ y, const float *__restrict__ x, const
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x3x3_16to32, 16, 32, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 32. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x3x3_16to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 16, COUT = 32, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0, BN = 32 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -1557,19 +1964,19 @@ conv_tf32_3x3x3_16to32(float *__restrict__ y, const float *__restrict__ x, const
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -1577,7 +1984,7 @@ conv_tf32_3x3x3_16to32(float *__restrict__ y, const float *__restrict__ x, const
         }
 }
 
-// conv_tf32_3x3x3_32to32: templates/cuda/conv_tf32.cu.in with CIN=32 COUT=32 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// conv_tf32_3x3x3_32to32: templates/cuda/conv_tf32.cu.in with BN=32 CIN=32 COUT=32 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1589,117 +1996,165 @@ conv_tf32_3x3x3_16to32(float *__restrict__ y, const float *__restrict__ x, const
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x3x3_32to32, 32, 32, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 32. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x3x3_32to32(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 32, COUT = 32, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0, BN = 32 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -1709,19 +2164,19 @@ conv_tf32_3x3x3_32to32(float *__restrict__ y, const float *__restrict__ x, const
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -1729,7 +2184,7 @@ conv_tf32_3x3x3_32to32(float *__restrict__ y, const float *__restrict__ x, const
         }
 }
 
-// conv_tf32_3x3x3_4to8: templates/cuda/conv_tf32.cu.in with CIN=4 COUT=8 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// conv_tf32_3x3x3_4to8: templates/cuda/conv_tf32.cu.in with BN=16 CIN=4 COUT=8 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1741,117 +2196,165 @@ conv_tf32_3x3x3_32to32(float *__restrict__ y, const float *__restrict__ x, const
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x3x3_4to8, 4, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x3x3_4to8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 4, COUT = 8, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -1861,19 +2364,19 @@ conv_tf32_3x3x3_4to8(float *__restrict__ y, const float *__restrict__ x, const f
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -1881,7 +2384,7 @@ conv_tf32_3x3x3_4to8(float *__restrict__ y, const float *__restrict__ x, const f
         }
 }
 
-// conv_tf32_3x3x3_8to16: templates/cuda/conv_tf32.cu.in with CIN=8 COUT=16 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// conv_tf32_3x3x3_8to16: templates/cuda/conv_tf32.cu.in with BN=16 CIN=8 COUT=16 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -1893,117 +2396,165 @@ conv_tf32_3x3x3_4to8(float *__restrict__ y, const float *__restrict__ x, const f
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x3x3_8to16, 8, 16, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x3x3_8to16(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 8, COUT = 16, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -2013,19 +2564,19 @@ conv_tf32_3x3x3_8to16(float *__restrict__ y, const float *__restrict__ x, const 
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }
@@ -2033,7 +2584,7 @@ conv_tf32_3x3x3_8to16(float *__restrict__ y, const float *__restrict__ x, const 
         }
 }
 
-// conv_tf32_3x3x3_8to8: templates/cuda/conv_tf32.cu.in with CIN=8 COUT=8 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
+// conv_tf32_3x3x3_8to8: templates/cuda/conv_tf32.cu.in with BN=16 CIN=8 COUT=8 KH=3 KT=3 KW=3 NC=2 PH=1 PW=1 SH=1 SPLIT=0 ST=1 SW=1
 // templates/cuda/conv_tf32.cu.in
 //
 // A convolution of the Wan VAE as an implicit GEMM on the tensor cores in tf32: fp32 storage, tf32
@@ -2045,117 +2596,165 @@ conv_tf32_3x3x3_8to16(float *__restrict__ y, const float *__restrict__ x, const 
 // NC input frames of the previous call), y [T][HO][WO][COUT]; with SPLIT = 1 (the decoder's temporal
 // upsample) output channel co of frame t is written to frame 2t + co / (COUT/2), channel co % (COUT/2)
 // of y [2T][HO][WO][COUT/2]. Weights [COUT][KT][KH][KW][CIN]: the checkpoint's [COUT][CIN][KT][KH][KW]
-// with the input channel moved last at upload (runtime/cuda/vae_cuda.c).
+// with the input channel moved last and each value rounded to tf32 (to nearest, ties away: what
+// cvt.rna.tf32 gives) at upload (runtime/cuda/vae_cuda.c), so the main loop hands them to the tensor
+// cores as they are; the activations are rounded here, as they are read, by one integer add (ptx.cuh
+// tf32_near: the same bits as cvt.rna for finite values; an infinite activation reads as a NaN, and the
+// decoded video is checked finite). (Rounding them where they are produced instead would save that add
+// but, with the activations as the mma's A operand, costs as many register moves: a fragment's four values
+// come from two shared loads.)
 //
 // The GEMM: M = T * HO * WO output positions, N = COUT, K = KT * KH * KW * CIN. Output frame t, tap
 // (kt, kh, kw) reads frame s = ST * t + kt of [cache (NC frames) ++ x] at row SH * ho + kh - PH and
 // column SW * wo + kw - PW; rows and columns outside the frame read zeros (the padding).
 //
-// Schedule: a BM x BN = 128 x 64 tile per block of 128 threads (4 warps, each 64 x 32 = 4 x 4 mma
-// tiles of 16 x 8), K in steps of BK = 16 input channels of one tap, STAGES cp.async buffers (rows
-// padded to 20 floats, so fragment reads hit 32 distinct banks), 46,080 bytes of dynamic shared
-// memory (under the 48 KiB that needs no opt-in).
-// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros.
+// Schedule: a BM x BN tile per block of 128 threads (4 warps as 2 x 2, each 64 rows x BN/2 columns =
+// 4 x BN/16 mma tiles of 16 x 8); BN (16, 32, 64 or 96) is chosen by the generator to fit COUT (96,
+// 192, 384, 768 and the 3-channel output waste no or few columns). K in steps of BK = 16 input channels
+// of one tap, STAGES cp.async buffers of unpadded 16-float rows. A thread's fragments are 16-byte
+// shared loads: mma k slots q and q+4 of the step's first half are channels 4q and 4q+1, of its second
+// half 4q+2 and 4q+3 (A and B alike, so the sum over the 16 channels is the same sum); 8 threads of a
+// quarter warp read two whole rows, 32 distinct banks. The source rows of the 4 A rows a thread copies
+// are decoded once per tap, not per step. Blocks are numbered with the column tiles fastest, so the
+// blocks that read the same activations run together and find them in L2.
+// CIN must be a multiple of 4 (16-byte copies); channels past CIN in a step read zeros. M < 2^31.
+// __launch_bounds__(128, 1): without the minimum, ptxas caps some instances' registers low enough to
+// spill (384 -> 32 channels on sm_80); they use at most ~120, 4 blocks to an SM by registers.
 // Parameters: conv_tf32_3x3x3_8to8, 8, 8, 3, 3, 3, 2, 1, 1, 1, 1, 1,
-// 0.
-extern "C" __global__ void __launch_bounds__(128)
+// 0, 16. Dynamic shared memory: STAGES * (128 + BN) * 16 * 4 bytes (at most 43,008).
+extern "C" __global__ void __launch_bounds__(128, 1)
 conv_tf32_3x3x3_8to8(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ cache,
         const float *__restrict__ w, const float *__restrict__ bias, int T, int H, int W, int HO, int WO)
 {
     enum { CIN = 8, COUT = 8, KT = 3, KH = 3, KW = 3, NC = 2, ST = 1,
-           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0 };
-    enum { BM = 128, BN = 64, BK = 16, PITCH = BK + 4, STAGES = 3, THREADS = 128,
+           SH = 1, SW = 1, PH = 1, PW = 1, SPLIT = 0, BN = 16 };
+    enum { BM = 128, BK = 16, STAGES = 3, THREADS = 128, NT = BN / 16,
            TAPS = KT * KH * KW, CI_STEPS = (CIN + BK - 1) / BK, STEPS = TAPS * CI_STEPS,
-           A_FLOATS = BM * PITCH, B_FLOATS = BN * PITCH, STAGE_FLOATS = A_FLOATS + B_FLOATS };
+           N_TILES = (COUT + BN - 1) / BN,
+           A_FLOATS = BM * BK, B_FLOATS = BN * BK, STAGE_FLOATS = A_FLOATS + B_FLOATS };
     static_assert(CIN % 4 == 0, "input channels must be a multiple of 4 (16-byte copies)");
     static_assert(!SPLIT || COUT % 2 == 0, "a split output has an even channel count");
-    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B], 46,080 bytes
+    static_assert(BN == 16 || BN == 32 || BN == 64 || BN == 96, "column tile of 16, 32, 64 or 96");
+    extern __shared__ __align__(16) unsigned char conv_smem[];   // STAGES x [A | B]
     float *const smem = reinterpret_cast<float *>(conv_smem);
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = lane / 4, q = lane % 4;
-    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns 32 wn..
-    const long long M = (long long)T * HO * WO;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const int n0 = blockIdx.y * BN;
+    const int wm = warp / 2, wn = warp % 2;           // warp tile: rows 64 wm.., columns BN/2 wn..
+    const int HWO = HO * WO, M = T * HWO;
+    const int m0 = (int)(blockIdx.x / N_TILES) * BM, n0 = (int)(blockIdx.x % N_TILES) * BN;
     const size_t frame = (size_t)H * W * CIN;         // floats per input frame
 
-    // The 4 A rows and 2 B rows this thread copies (16 bytes each per step), decoded once.
+    // The 4 A rows this thread copies (16 bytes each per step): output position, decoded once.
     const int ca = tid % 4;
     int a_t[4], a_ho[4], a_wo[4];
-    bool a_ok[4];
+    bool a_in[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const long long m = m0 + tid / 4 + 32 * i;
-        a_ok[i] = m < M;
-        const long long mm = a_ok[i] ? m : 0;
-        a_t[i] = (int)(mm / ((long long)HO * WO));
-        const int rem = (int)(mm % ((long long)HO * WO));
+        const int m = m0 + tid / 4 + 32 * i;
+        a_in[i] = m < M;
+        const int mm = a_in[i] ? m : 0, rem = mm % HWO;
+        a_t[i] = mm / HWO;
         a_ho[i] = rem / WO;
         a_wo[i] = rem % WO;
     }
     const unsigned s_base = smem_u32(smem);
 
+    // The copies are issued step after step: (tap, channel step) of the next step to issue, and the
+    // source rows of that tap with the bytes to copy from each (0: a zero row, padding or past M, whose
+    // address is x's, never read).
+    int it_tap = 0, it_ci = 0;
+    const float *a_src[4];
+    int a_bytes[4];
+    auto decode_tap = [&](int tap) {
+        const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
+            const bool ok = a_in[i] && ih >= 0 && ih < H && iw >= 0 && iw < W;
+            a_src[i] = ok ? (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
+                                + ((size_t)ih * W + iw) * CIN + 4 * ca
+                          : x;
+            a_bytes[i] = ok ? 16 : 0;
+        }
+    };
+    decode_tap(0);
+    // The B rows this thread copies: rows tid / 4 + 32 i of the tile, channels 4 ca.. of each step.
+    enum { B_COPIES = (BN * 4 + THREADS - 1) / THREADS };
+    const float *const b_src = w + (size_t)n0 * TAPS * CIN + 4 * ca;   // the tile's row 0, this thread's channels
+
+    int issue_stage = 0;                              // step % STAGES of the next step issued
     auto issue = [&](int step) {
-        const int buf = step % STAGES;
         if (step < STEPS) {
-            const int tap = step / CI_STEPS, ci0 = (step % CI_STEPS) * BK + 4 * ca;
-            const int kt = tap / (KH * KW), kh = tap / KW % KH, kw = tap % KW;
-            const unsigned a_dst = s_base + 4u * (unsigned)(buf * STAGE_FLOATS);
-            for (int i = 0; i < 4; i++) {
-                const int s = ST * a_t[i] + kt, ih = SH * a_ho[i] + kh - PH, iw = SW * a_wo[i] + kw - PW;
-                const bool ok = a_ok[i] && ih >= 0 && ih < H && iw >= 0 && iw < W && ci0 < CIN;
-                const float *src = x;
-                if (ok) src = (s < NC ? cache + (size_t)s * frame : x + (size_t)(s - NC) * frame)
-                              + ((size_t)ih * W + iw) * CIN + ci0;
-                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
-            }
+            const unsigned a_dst = s_base + 4u * (unsigned)(issue_stage * STAGE_FLOATS);
+            const int ci0 = it_ci * BK;
+            const bool ch_ok = CIN % BK == 0 || ci0 + 4 * ca < CIN;   // the last step of a tap may be partial
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                cp_async_16(a_dst + 4u * (unsigned)((tid / 4 + 32 * i) * BK + 4 * ca), a_src[i] + (ch_ok ? ci0 : 0),
+                            ch_ok ? a_bytes[i] : 0);
             const unsigned b_dst = a_dst + 4u * (unsigned)A_FLOATS;
-            for (int i = 0; i < 2; i++) {
-                const int co = n0 + tid / 4 + 32 * i;
-                const bool ok = co < COUT && ci0 < CIN;
-                const float *src = ok ? w + ((size_t)co * TAPS + tap) * CIN + ci0 : w;
-                cp_async_16(b_dst + 4u * (unsigned)((tid / 4 + 32 * i) * PITCH + 4 * ca), src, ok ? 16 : 0);
+            const int b_off = it_tap * CIN + ci0;
+#pragma unroll
+            for (int i = 0; i < B_COPIES; i++) {
+                if (B_COPIES * THREADS > BN * 4 && tid / 4 + 32 * i >= BN) break;   // BN = 16: half the threads
+                const int row = tid / 4 + 32 * i;
+                const bool ok = n0 + row < COUT && ch_ok;
+                cp_async_16(b_dst + 4u * (unsigned)(row * BK + 4 * ca),
+                            ok ? b_src + (size_t)row * TAPS * CIN + b_off : w, ok ? 16 : 0);
+            }
+            issue_stage = issue_stage + 1 == STAGES ? 0 : issue_stage + 1;
+            if (++it_ci == CI_STEPS) {
+                it_ci = 0;
+                if (++it_tap < TAPS) decode_tap(it_tap);
             }
         }
         cp_async_commit();                            // one group per step, empty past the end
     };
 
-    float acc[4][4][4];
+    float acc[4][NT][4];
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[mt][nt][r] = 0.0f;
 
     for (int step = 0; step < STAGES - 1; step++) issue(step);
+    int stage = 0;                                    // step % STAGES
     for (int step = 0; step < STEPS; step++) {
         cp_async_wait<STAGES - 2>();                  // this step's copies have landed (this thread) ...
         __syncthreads();                              // ... for every thread; step-1's buffer is free
         issue(step + STAGES - 1);
-        const float *As = smem + (step % STAGES) * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        const float *As = smem + stage * STAGE_FLOATS, *Bs = As + A_FLOATS;
+        stage = stage + 1 == STAGES ? 0 : stage + 1;
+        // rows g and g + 8 of each A tile, row g of each B tile: channels 4q .. 4q+3
+        float4 a_lo[4], a_hi[4], b4[NT];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned a[4][4], b[4][2];
+        for (int mt = 0; mt < 4; mt++) {
+            const float *r = As + (wm * 64 + mt * 16 + g) * BK + 4 * q;
+            a_lo[mt] = *reinterpret_cast<const float4 *>(r);
+            a_hi[mt] = *reinterpret_cast<const float4 *>(r + 8 * BK);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+            b4[nt] = *reinterpret_cast<const float4 *>(Bs + (wn * (BN / 2) + nt * 8 + g) * BK + 4 * q);
+#pragma unroll
+        for (int half = 0; half < 2; half++) {        // k slots (q, q+4): channels (4q, 4q+1), then (4q+2, 4q+3)
+            unsigned a[4][4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const float *r = As + (wm * 64 + mt * 16 + g) * PITCH + kk + q;
-                a[mt][0] = to_tf32(r[0]);
-                a[mt][1] = to_tf32(r[8 * PITCH]);
-                a[mt][2] = to_tf32(r[4]);
-                a[mt][3] = to_tf32(r[8 * PITCH + 4]);
-            }
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const float *c = Bs + (wn * 32 + nt * 8 + g) * PITCH + kk + q;
-                b[nt][0] = to_tf32(c[0]);
-                b[nt][1] = to_tf32(c[4]);
+                a[mt][0] = tf32_near(half ? a_lo[mt].z : a_lo[mt].x);
+                a[mt][1] = tf32_near(half ? a_hi[mt].z : a_hi[mt].x);
+                a[mt][2] = tf32_near(half ? a_lo[mt].w : a_lo[mt].y);
+                a[mt][3] = tf32_near(half ? a_hi[mt].w : a_hi[mt].y);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tf32_1688(acc[mt][nt], a[mt], b[nt][0], b[nt][1]);
+                for (int nt = 0; nt < NT; nt++)
+                    mma_tf32_1688(acc[mt][nt], a[mt], __float_as_uint(half ? b4[nt].z : b4[nt].x),
+                                  __float_as_uint(half ? b4[nt].w : b4[nt].y));
         }
     }
     cp_async_wait<0>();
@@ -2165,19 +2764,19 @@ conv_tf32_3x3x3_8to8(float *__restrict__ y, const float *__restrict__ x, const f
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const long long m = m0 + wm * 64 + mt * 16 + g + 8 * half;
+            const int m = m0 + wm * 64 + mt * 16 + g + 8 * half;
             if (m >= M) continue;
-            const int t = (int)(m / ((long long)HO * WO)), rem = (int)(m % ((long long)HO * WO));
+            const int t = m / HWO, rem = m % HWO;
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < NT; nt++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    const int co = n0 + wn * 32 + nt * 8 + 2 * q + j;
+                    const int co = n0 + wn * (BN / 2) + nt * 8 + 2 * q + j;
                     if (co >= COUT) continue;
                     const float v = acc[mt][nt][2 * half + j] + bias[co];
                     if (SPLIT) {
                         const int c2 = COUT / 2, f = 2 * t + co / c2;
-                        y[((size_t)f * HO * WO + rem) * c2 + co % c2] = v;
+                        y[((size_t)f * HWO + rem) * c2 + co % c2] = v;
                     } else {
                         y[(size_t)m * COUT + co] = v;
                     }

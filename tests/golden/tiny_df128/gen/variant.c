@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -339,6 +339,7 @@ static const sky_dit_program dit_forward_usp = {
     .inject_sample_info = 1,
     .arena_bytes = (size_t)358528, .prompt_bytes = (size_t)131072,
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 22020096,
     .flops_by_tokens = {7208960, 2752512, 2048},
@@ -372,7 +373,8 @@ static const sky_dit_program dit_forward = {
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)598144, .prompt_bytes = (size_t)131072,
-    .cuda_arena_bytes = (size_t)370176, .cuda_prompt_bytes = (size_t)65536,
+    .cuda_arena_bytes = (size_t)407040, .cuda_prompt_bytes = (size_t)65536,
+    .cuda_weight_bytes = (size_t)7266048, .cuda_teacache_bytes = (size_t)110592,
     .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 22020096,
     .flops_by_tokens = {7208960, 2752512, 2048},
@@ -401,7 +403,9 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)4088832,
+    .cuda_weight_bytes = (size_t)2107648,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
+    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -413,7 +417,9 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 6, .height = 64, .width = 48,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)2856960,
+    .cuda_weight_bytes = (size_t)1611264,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -424,6 +430,7 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 32, .dim = 64, .vocab = 2000,
     .arena_bytes = (size_t)53504, .cuda_arena_bytes = (size_t)26880,
+    .cuda_weight_bytes = (size_t)397568,
     .in = {(size_t)0, (size_t)256}, .out = {(size_t)8448, (size_t)8192},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -431,16 +438,17 @@ static const sky_encoder_program text_encode = {
     .flops = 4980736,   /* one call at its largest (every token), GEMMs + attention */
 };
 
-static const sky_count_group dit_forward_count_groups[10] = {
+static const sky_count_group dit_forward_count_groups[11] = {
     {"attention (cross)", 2, 0, 212992.0, 4718592.0, 4.771073811931244e-09, 4.437333333333333e-08, 4.437333333333333e-08},
     {"attention (self)", 2, 0, 294912.0, 10616832.0, 1.0734916076845298e-08, 6.144e-08, 6.144e-08},
     {"GEMM cross_attn", 0, 4, 821248.0, 37748736.0, 3.816859049544995e-08, 1.7109333333333332e-07, 1.7109333333333332e-07},
     {"GEMM embed / head", 0, 7, 4127488.0, 11927552.0, 1.3425271587462084e-07, 8.598933333333334e-07, 8.598933333333334e-07},
     {"GEMM ffn", 0, 4, 1494016.0, 75497472.0, 7.63371809908999e-08, 3.1125333333333336e-07, 3.1125333333333336e-07},
-    {"GEMM self_attn", 0, 8, 1642496.0, 75497472.0, 7.63371809908999e-08, 3.4218666666666665e-07, 3.4218666666666665e-07},
-    {"norms", 9, 0, 1.01376e+06, 0.0, 0.0, 2.112e-07, 2.112e-07},
+    {"GEMM self_attn", 0, 4, 1.49504e+06, 75497472.0, 7.63371809908999e-08, 3.1146666666666665e-07, 3.1146666666666665e-07},
+    {"norms", 4, 0, 382976.0, 0.0, 0.0, 7.978666666666667e-08, 7.978666666666667e-08},
     {"rmsnorm + RoPE", 5, 0, 483328.0, 0.0, 0.0, 1.0069333333333333e-07, 1.0069333333333333e-07},
-    {"residuals / elementwise", 13, 0, 1.39264e+06, 0.0, 0.0, 2.9013333333333334e-07, 2.9013333333333334e-07},
+    {"residual + norm (fused)", 5, 0, 1220608.0, 0.0, 0.0, 2.5429333333333336e-07, 2.5429333333333336e-07},
+    {"residuals / elementwise", 8, 0, 4.7104e+05, 0.0, 0.0, 9.813333333333334e-08, 9.813333333333334e-08},
     {"embed / head (non-GEMM)", 4, 0, 69688.0, 0.0, 0.0, 1.4518333333333334e-08, 1.4518333333333334e-08},
 };
 static const sky_count_group text_encode_count_groups[6] = {
@@ -468,10 +476,10 @@ static const sky_count_group vae_encode_count_groups[5] = {
 /* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
 static const sky_count_program variant_count_programs[4] = {
     {
-        "dit_forward", 10, dit_forward_count_groups,
-        {"total", 35, 23, 11552568.0, 216006656.0, 3.406016582406471e-07, 2.406785e-06, 2.406785e-06},
+        "dit_forward", 11, dit_forward_count_groups,
+        {"total", 30, 19, 11073336.0, 216006656.0, 3.406016582406471e-07, 2.306945e-06, 2.306945e-06},
         {"once per prompt", 2, 6, 943104.0, 22020096.0, 2.2265011122345804e-08, 1.9648e-07, 1.9648e-07},
-        2.406785e-06, 2.184091567239636e-07,
+        2.306945e-06, 2.184091567239636e-07,
     },
     {
         "text_encode", 6, text_encode_count_groups,
@@ -504,7 +512,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "9ee76706888f8af9",
+    .generator_xxh64 = "c3e8636d3979a161",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward_usp (original name, diffusers name, shape)
@@ -375,6 +375,7 @@ static const sky_dit_program dit_forward_usp = {
     .inject_sample_info = 0,
     .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 92981248,
     .flops_by_tokens = {884736, 1238016, 1024},
@@ -410,6 +411,7 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 0,
     .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 92981248,
     .flops_by_tokens = {884736, 1238016, 1024},
@@ -438,7 +440,9 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)4088832, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)3072}, .out = {(size_t)795648, (size_t)147456},
+    .out_unclamped = {(size_t)648192, (size_t)147456},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -450,7 +454,9 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 6, .lat_w = 8, .height = 48, .width = 64,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)2832384, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)147456}, .out = {(size_t)221184, (size_t)3072},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -461,6 +467,7 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 64, .vocab = 2000,
     .arena_bytes = (size_t)856064, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)135168, (size_t)131072},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -471,6 +478,7 @@ static const sky_encoder_program text_encode = {
 static const sky_encoder_program clip_encode = {
     .rows = 5, .dim = 32, .image_size = 28,
     .arena_bytes = (size_t)14400, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)9408}, .out = {(size_t)9408, (size_t)640},
     .n_weights = 17,
     .weights = clip_encode_weights,
@@ -483,7 +491,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "9ee76706888f8af9",
+    .generator_xxh64 = "c3e8636d3979a161",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,

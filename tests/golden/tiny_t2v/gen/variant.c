@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (30 .lua files)                 xxh64 9ee76706888f8af9
+ * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    69 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -334,6 +334,7 @@ static const sky_dit_program dit_forward_usp = {
     .inject_sample_info = 0,
     .arena_bytes = (size_t)202816, .prompt_bytes = (size_t)65536,
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {1474560, 720896, 1024},
@@ -368,6 +369,7 @@ static const sky_dit_program dit_forward = {
     .inject_sample_info = 0,
     .arena_bytes = (size_t)330816, .prompt_bytes = (size_t)65536,
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {1474560, 720896, 1024},
@@ -396,7 +398,9 @@ static const sky_vae_program vae_decode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 8, .height = 64, .width = 64,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)5451776, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)4096}, .out = {(size_t)1060864, (size_t)196608},
+    .out_unclamped = {(size_t)864256, (size_t)196608},
     .n_weights = 108,
     .weights = vae_decode_weights,
     .forward_cpu = vae_decode_cpu,
@@ -408,7 +412,9 @@ static const sky_vae_program vae_encode = {
     .z_dim = 16, .lat_h = 8, .lat_w = 8, .height = 64, .width = 64,
     .stride_t = 4, .stride_s = 8,
     .arena_bytes = (size_t)3776512, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)196608}, .out = {(size_t)294912, (size_t)4096},
+    .out_unclamped = {0, 0},
     .n_weights = 86,
     .weights = vae_encode_weights,
     .forward_cpu = vae_encode_cpu,
@@ -419,6 +425,7 @@ static const sky_vae_program vae_encode = {
 static const sky_encoder_program text_encode = {
     .rows = 32, .dim = 64, .vocab = 2000,
     .arena_bytes = (size_t)53504, .cuda_arena_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0,
     .in = {(size_t)0, (size_t)256}, .out = {(size_t)8448, (size_t)8192},
     .n_weights = 22,
     .weights = text_encode_weights,
@@ -431,7 +438,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_T2V,
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "9ee76706888f8af9",
+    .generator_xxh64 = "c3e8636d3979a161",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
