@@ -52,8 +52,10 @@
 
 #include "attention_kernels.cu"             // build/gpu/: common.cuh + the rendered kernels
 
+// The last int: v's row stride in elements (ldv; here the packed nh * 128, the runtime also passes 3 C
+// for a fused q|k|v).
 typedef void (*attention_fn)(const bf16 *, const bf16 *, const bf16 *, bf16 *, int, int,
-                             float);
+                             float, int);
 
 // The sm_90a kernel takes TMA tensor maps of q, k, v instead of their pointers.
 typedef void (*attention90_fn)(sky_tmap, sky_tmap, sky_tmap, bf16 *, int, int, float);
@@ -300,7 +302,7 @@ int main(int argc, char **argv)
             const sky_tmap tq = tmap(q, sh.lq, sh.nh, 128), tk = tmap(k, sh.lk, sh.nh, kn.block_n),
                            tv = tmap(v, sh.lk, sh.nh, kn.block_n);
             auto launch = [&]() {
-                if (kn.fn) kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2);
+                if (kn.fn) kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2, sh.nh * 128);
                 else kn.fn90<<<grid, kn.threads, kn.smem>>>(tq, tk, tv, o, sh.lq, sh.lk, scale_log2);
             };
             CK(cudaMemset(o, 0xff, nq * sizeof(bf16)));           // NaN: unwritten rows show
