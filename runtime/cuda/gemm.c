@@ -364,6 +364,17 @@ static float time_candidate(sky_gemm_set *s, gemm *e, const cublasLtMatmulHeuris
     return ms / TUNE_RUNS;
 }
 
+/* Make candidate pick of the heuristic's found ones GEMM e's algorithm, chosen as how. */
+static void take(gemm *e, const cublasLtMatmulHeuristicResult_t *res, int found, int pick, gemm_choice how)
+{
+    e->algo = res[pick].algo;
+    e->ws_needed = res[pick].workspaceSize;
+    e->waves = res[pick].wavesCount;
+    e->tuned = how;
+    e->candidates = found;
+    e->pick = pick;
+}
+
 /* The bytes of GEMM e's operands at m_max, each rounded up to 256: x, W, y, the bias. */
 static void operand_bytes(const gemm *e, size_t b[4])
 {
@@ -404,12 +415,7 @@ static void tune_one(sky_gemm_set *s, int i, const cublasLtMatmulHeuristicResult
         if (ms >= 0 && (best < 0 || ms < best_ms)) best = c, best_ms = ms;
     }
     if (best < 0) return; /* none ran: the heuristic's first stays */
-    e->algo = res[best].algo;
-    e->ws_needed = res[best].workspaceSize;
-    e->waves = res[best].wavesCount;
-    e->tuned = GEMM_MEASURED;
-    e->candidates = found;
-    e->pick = best;
+    take(e, res, found, best, GEMM_MEASURED);
     e->ms_pick = best_ms;
 }
 
@@ -427,12 +433,7 @@ void sky_gemm_tune(sky_gemm_set *s, CUdeviceptr scratch, size_t scratch_bytes, c
             snprintf(path, sizeof path, "%s/gemm-%016llx.choice", cache_dir, (unsigned long long)tune_key(s, e));
         const int cached = path[0] ? cache_read(path) : -1;
         if (cached >= 0 && cached < found) {
-            e->algo = res[cached].algo;
-            e->ws_needed = res[cached].workspaceSize;
-            e->waves = res[cached].wavesCount;
-            e->tuned = GEMM_CACHED;
-            e->candidates = found;
-            e->pick = cached;
+            take(e, res, found, cached, GEMM_CACHED);
             continue;
         }
         size_t b[4];
