@@ -35,6 +35,7 @@ tiers=(
     "bench: cpu + emulator    | bash tests/bench/test_bench.sh"
     "DiT numerics vs diffusers | bash tests/numeric/run.sh"
     "LoRA vs diffusers        | bash tests/numeric/run_lora.sh"
+    "fp8 weights vs diffusers | bash tests/numeric/run_fp8.sh"
     "TeaCache vs the original | bash tests/numeric/run_teacache.sh"
     "VAE numerics vs diffusers | bash tests/numeric/run_vae.sh"
     "encoders vs transformers | bash tests/numeric/run_encoders.sh"

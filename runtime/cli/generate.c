@@ -354,6 +354,12 @@ static int read_sampler(gen *g)
             return sky_cli_usage(g->argv0, "--lora_unknown_keys %s: must be error or warn", u);
         g->a.lora_skip_unknown = strcmp(u, "warn") == 0;
     }
+    if (sky_cli_flag_given(&g->f, "--weight_dtype")) {
+        const char *u = sky_cli_flag(&g->f, "--weight_dtype");
+        if (strcmp(u, "fp8") != 0 && strcmp(u, "checkpoint") != 0)
+            return sky_cli_usage(g->argv0, "--weight_dtype %s: must be checkpoint or fp8", u);
+        g->a.weight_fp8 = strcmp(u, "fp8") == 0;
+    }
     g->a.guidance_scale = sky_variant.guidance;
     g->a.shift = sky_variant.shift;
     if (sky_cli_flag_given(&g->f, "--guidance_scale")) {
@@ -698,6 +704,7 @@ static int describe_run(gen *g)
         fprintf(j, ", \"scale\": %.15g}%s", a->loras[i].scale, i + 1 == a->n_loras ? "]" : "");
     }
     if (a->lora_skip_unknown) fprintf(j, ", \"lora_unknown_keys\": \"warn\"");
+    if (a->weight_fp8) fprintf(j, ", \"weight_dtype\": \"fp8\"");
     fprintf(j, "}");
     if (fclose(j) != 0 || !g->json) {
         fprintf(stderr, "%s: error: out of host memory for the run's parameters\n", g->argv0);

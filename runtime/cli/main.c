@@ -65,6 +65,7 @@ static void print_usage(FILE *out, const char *argv0)
         "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
         "      --lora FILE[:SCALE]  merge a LoRA into the weights as they load (repeatable; generation --help)\n"
         "      --lora_unknown_keys warn  skip LoRA keys that match no weight (default: refuse them)\n"
+        "      --weight_dtype fp8  the block linear weights quantised to fp8 e4m3 per output channel at load\n"
         "      --use_usp         dit_forward only: Ulysses sequence parallelism over the ranks of\n"
         "                        `mpirun -np N` (CPU backend; N dividing the heads); rank 0 writes\n"
         "      -q, --quiet       no progress lines\n"
@@ -287,6 +288,11 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
             if (o->n_loras == 16) return usage_error(argv[0], "--lora %s: at most 16 LoRAs", val);
             if (sky_lora_parse_arg(val, &q->loras[o->n_loras++], &e)) return usage_error(argv[0], "%s", e.msg);
             i++;
+        } else if (is_dit && strcmp(a, "--weight_dtype") == 0 && val) {
+            if (strcmp(val, "fp8") != 0 && strcmp(val, "checkpoint") != 0)
+                return usage_error(argv[0], "--weight_dtype %s: must be checkpoint or fp8", val);
+            o->weight_fp8 = strcmp(val, "fp8") == 0;
+            i++;
         } else if (is_dit && strcmp(a, "--lora_unknown_keys") == 0 && val) {
             if (strcmp(val, "warn") != 0 && strcmp(val, "error") != 0)
                 return usage_error(argv[0], "--lora_unknown_keys %s: must be error or warn", val);
@@ -297,7 +303,8 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
                           strcmp(a, "--teacache_steps") == 0 || strcmp(a, "--lora") == 0 ||
-                          strcmp(a, "--lora_unknown_keys") == 0 || strcmp(a, "--vae_tiling") == 0))
+                          strcmp(a, "--lora_unknown_keys") == 0 || strcmp(a, "--weight_dtype") == 0 ||
+                          strcmp(a, "--vae_tiling") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else
             return usage_error(argv[0], "program: unknown option %s", a);

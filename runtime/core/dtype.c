@@ -149,6 +149,21 @@ float sky_f8e4m3_to_f32(uint8_t b)
     return sign * ldexpf((float)(8u + man), (int)exp - 10);
 }
 
+uint8_t sky_f32_to_f8e4m3(float f)
+{
+    const uint8_t sign = signbit(f) ? 0x80u : 0;
+    const float   a = fabsf(f);
+    if (isnan(f)) return sign | 0x7fu;
+    if (a >= 448.0f) return sign | 0x7eu;                           /* saturated, as torch's cast does */
+    if (a < 0x1p-6f) return sign | (uint8_t)nearbyintf(a * 0x1p9f); /* subnormal steps of 2^-9; 8 is 2^-6 */
+    int         e;
+    const float m = frexpf(a, &e) * 2.0f;                    /* a = m 2^(e-1), m in [1, 2) */
+    unsigned    q = (unsigned)nearbyintf((m - 1.0f) * 8.0f); /* exact product; ties to even */
+    e -= 1;
+    if (q == 8) q = 0, e += 1; /* a < 448: the result stays below the NaN code */
+    return sign | (uint8_t)(((unsigned)(e + 7) << 3) | q);
+}
+
 /* fp8 E5M2 (torch.float8_e5m2) is the top byte of an IEEE half, infinities and NaNs included. */
 float sky_f8e5m2_to_f32(uint8_t b) { return sky_f16_to_f32((uint16_t)(b << 8)); }
 

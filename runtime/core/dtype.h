@@ -50,6 +50,11 @@ float sky_bf16_to_f32(uint16_t h);
 float sky_f8e4m3_to_f32(uint8_t b);
 float sky_f8e5m2_to_f32(uint8_t b);
 
+/* float -> fp8 E4M3FN as torch's .to(torch.float8_e4m3fn) gives it (torch 2.15, CPU): rounded to nearest, ties
+ * to even; beyond the largest finite value (infinities included) saturated to +-448; NaN to the NaN code. The
+ * inverse of sky_f8e4m3_to_f32 on every finite code. */
+uint8_t sky_f32_to_f8e4m3(float f);
+
 /* IEEE half -> float (exact, subnormals, infinities and NaNs included). */
 float sky_f16_to_f32(uint16_t h);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "models/fp8_quant.h"
 #include "models/latent.h"
 #include "models/prompt_cache.h"
 #include "formats/safetensors.h"
@@ -247,7 +248,7 @@ sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, sky_err *err)
 }
 
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
-                        const char *who, int quiet, sky_backend b, int device, sky_err *err)
+                        int weight_fp8, const char *who, int quiet, sky_backend b, int device, sky_err *err)
 {
     *out = NULL;
     sky_dit *d = calloc(1, sizeof *d);
@@ -257,8 +258,11 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     /* The plugin first: a missing plugin is reported before minutes of weight loading. */
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&d->cuda, who, err)) goto fail;
     /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading; either
-     * backend merges the LoRAs into each tensor as it is converted to fp32. */
-    const sky_weight_patch patch = sky_lora_patch(lora);
+     * backend merges the LoRAs into each tensor as it is converted to fp32 (and then quantises it, fp8_quant.h). */
+    const sky_weight_patch lora_patch = sky_lora_patch(lora);
+    sky_fp8_patch          fp8;
+    const sky_weight_patch patch =
+        weight_fp8 ? sky_fp8_patch_make(&fp8, &lora_patch, p->weights, p->n_weights) : lora_patch;
     if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, &patch, who, err)
                 : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, &patch, who, err))
         goto fail;
@@ -274,12 +278,17 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
         }
     }
     if (!quiet) {
-        char merged[64] = "";
+        char merged[64] = "", quant[64] = "";
         if (lora)
             snprintf(merged, sizeof merged, ", %d changed by %d LoRA%s", sky_lora_weights_changed(lora),
                      sky_lora_count(lora), sky_lora_count(lora) == 1 ? "" : "s");
-        fprintf(stderr, "weights: %d tensors of dit_forward%s, %s layout, from %s (%.2f s)\n", d->s.w.n, merged,
-                sky_layout_name(d->s.w.layout), weights, now_s() - t0);
+        if (weight_fp8) {
+            int nq = 0;
+            for (int i = 0; i < p->n_weights; i++) nq += sky_fp8_quantised(&p->weights[i]);
+            snprintf(quant, sizeof quant, ", %d quantised to fp8 e4m3 per row", nq);
+        }
+        fprintf(stderr, "weights: %d tensors of dit_forward%s%s, %s layout, from %s (%.2f s)\n", d->s.w.n, merged,
+                quant, sky_layout_name(d->s.w.layout), weights, now_s() - t0);
         if (d->s.w.unused)
             fprintf(stderr, "warning: %d checkpoint tensors are not used by dit_forward (first '%s')\n", d->s.w.unused,
                     d->s.w.first_unused);
@@ -463,7 +472,8 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
         char line[8192];
         if (sky_lora_describe(lora, k, &o->loras[k], line, sizeof line) || !o->quiet) fprintf(stderr, "%s\n", line);
     }
-    const sky_status opened = sky_dit_open(&d, p, o->weights, lora, v->name, o->quiet, o->backend, 0, err);
+    const sky_status opened =
+        sky_dit_open(&d, p, o->weights, lora, o->weight_fp8, v->name, o->quiet, o->backend, 0, err);
     sky_lora_close(lora);
     if (opened || (o->comm && sky_dit_use_comm(d, o->comm, err))) goto done;
     if (o->teacache > 0) {

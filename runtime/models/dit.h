@@ -36,6 +36,7 @@ typedef struct sky_dit_run_opts {
      * lora_skip_unknown, else refused. */
     const sky_lora_spec *loras;
     int                  n_loras, lora_skip_unknown;
+    int                  weight_fp8; /* --weight_dtype fp8: block linear weights quantised at load (fp8_quant.h) */
     /* --use_usp: this rank's collectives (NULL: one process). Every rank runs the variant's dit_forward_usp on the
      * same inputs (CPU backend; sky_dit_use_comm's rank counts); only rank 0 writes the output. */
     const sky_comm *comm;
@@ -46,13 +47,14 @@ typedef struct sky_dit sky_dit;
 
 /* Bind program p to the checkpoint at `weights` (file, index or directory; original or diffusers
  * names) with the deltas of `lora` (NULL: none; opened by sky_lora_open for p's weights table and open
- * until sky_dit_open returns) merged in as each tensor is converted to fp32, on backend b (backend.h; for
+ * until sky_dit_open returns) merged in as each tensor is converted to fp32, then, when weight_fp8, the block linear
+ * weights quantised to fp8 and back (--weight_dtype fp8; fp8_quant.h), on backend b (backend.h; for
  * SKY_BACKEND_CUDA on GPU `device`, 0 .. sky_cuda_devices_visible - 1, cuda_plugin.h); `who` names the
  * variant in messages (and the plugin to load for SKY_BACKEND_CUDA); unless quiet, a line about the weights
  * (and the device) on stderr. Two transformers may run their forwards at once, each from its own thread
  * (--use_cfg_parallel); one is used by one thread at a time. */
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
-                        const char *who, int quiet, sky_backend b, int device, sky_err *err);
+                        int weight_fp8, const char *who, int quiet, sky_backend b, int device, sky_err *err);
 
 /* Whether `ranks` ranks can run p (dit_forward) under --use_usp: p has a dit_forward_usp and ranks is one of its
  * rank counts (dividing the heads); refused with the counts that work. No work: check before loading anything. */

@@ -93,6 +93,7 @@ typedef struct sky_gen_args {
     const sky_lora_spec *loras;  /* --lora: merged into the transformer's weights as it loads (lora.h) */
     int                  n_loras;
     int                  lora_skip_unknown; /* --lora_unknown_keys warn: keys matching no weight skipped */
+    int                  weight_fp8;        /* --weight_dtype fp8 (models/fp8_quant.h) */
     int                  progress_json;     /* --progress json: one JSON object per line on stderr, no text */
     sky_run_stats       *stats;             /* filled at the end of a successful run when not NULL */
 

@@ -1,6 +1,9 @@
 /* tests/runtime/test_fp8.c — fp8 checkpoints (issue 21 item 2): the F8_E4M3 and F8_E5M2 decoders code by code,
  * and plain and scaled fp8 files bound to exactly the float32 weights torch gets from the same files
- * (tests/fixtures/make_fp8_fixtures.py writes both); refusals of malformed scales by their messages. */
+ * (tests/fixtures/make_fp8_fixtures.py writes both); refusals of malformed scales by their messages.
+ * --weight_dtype fp8 (models/fp8_quant.h): the E4M3 encoder inverts the decoder on every finite code, and the
+ * per-row quantiser gives torch's codes, scales and dequantised values bit for bit on rows made to reach every
+ * rounding case (tests/fixtures/make_fp8_quant_fixtures.py). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include "formats/checkpoint.h"
 #include "formats/safetensors_write.h"
 #include "formats/weights.h"
+#include "models/fp8_quant.h"
 
 #define FIX "tests/fixtures/fp8/"
 
@@ -75,6 +79,95 @@ static void codes(void)
         free(want);
     }
     sky_checkpoint_close(ck);
+}
+
+/* The encoder inverts the decoder on every finite E4M3 code (both zeros included); the edges as torch casts. */
+static void encoder(void)
+{
+    int bad = -1;
+    for (int b = 0; b < 256 && bad < 0; b++)
+        if ((b & 0x7f) != 0x7f && sky_f32_to_f8e4m3(sky_f8e4m3_to_f32((uint8_t)b)) != b) bad = b;
+    char d[64] = "";
+    if (bad >= 0) snprintf(d, sizeof d, "code 0x%02x", bad);
+    check(bad < 0, "e4m3 encoder: every finite code round-trips", d);
+    sky_checkpoint *ck;
+    sky_err         e;
+    if (sky_checkpoint_open(&ck, FIX "quant.safetensors", &e) != SKY_OK) {
+        check(0, "quant.safetensors opens", e.msg);
+        return;
+    }
+    const sky_st_tensor *in = sky_checkpoint_find(ck, "edges"), *want = sky_checkpoint_find(ck, "edge_codes");
+    int                  ok = in && want && in->dtype == SKY_DTYPE_F32 && in->ndim == 1 && want->ndim == 1 &&
+             want->shape[0] == in->shape[0] && want->dtype == SKY_DTYPE_F8_E4M3;
+    d[0] = 0;
+    for (int64_t i = 0; ok && i < in->shape[0]; i++) {
+        float x;
+        memcpy(&x, (const char *)in->data + 4 * i, 4);
+        const uint8_t got = sky_f32_to_f8e4m3(x), w = ((const uint8_t *)want->data)[i];
+        if (got != w) snprintf(d, sizeof d, "%g: 0x%02x, torch 0x%02x", x, got, w), ok = 0;
+    }
+    check(ok, "e4m3 encoder: NaN, infinities, values beyond 448 and ties as torch's cast gives them", d);
+    sky_checkpoint_close(ck);
+}
+
+/* sky_fp8_quantise_rows on quant.safetensors' w: torch's codes, scales and dequantised values, bit for bit. */
+static void quantiser(void)
+{
+    sky_checkpoint *ck;
+    sky_err         e;
+    if (sky_checkpoint_open(&ck, FIX "quant.safetensors", &e) != SKY_OK) {
+        check(0, "quant.safetensors opens", e.msg);
+        return;
+    }
+    const sky_st_tensor *tw = sky_checkpoint_find(ck, "w"), *tc = sky_checkpoint_find(ck, "codes");
+    size_t               n = 0, ns = 0, nd = 0;
+    float *w = read_f32(ck, "w", &n), *scale = read_f32(ck, "scale", &ns), *dq = read_f32(ck, "dequant", &nd);
+    if (!tw || !tc || !w || !scale || !dq || tw->ndim != 2 || tc->dtype != SKY_DTYPE_F8_E4M3 || nd != n ||
+        (int64_t)ns != tw->shape[0]) {
+        check(0, "quant.safetensors holds w, codes, scale, dequant", "");
+    } else {
+        const int64_t rows = tw->shape[0], cols = tw->shape[1];
+        float        *s = malloc((size_t)rows * sizeof *s);
+        uint8_t      *q = malloc(n);
+        sky_fp8_quantise_rows(w, rows, cols, s, q);
+        const uint8_t *want = tc->data;
+        int            bc = -1, bs = -1, bd = -1;
+        for (size_t i = 0; i < n; i++) {
+            if (bc < 0 && q[i] != want[i]) bc = (int)i;
+            if (bd < 0 && !same(w[i], dq[i])) bd = (int)i;
+        }
+        for (int64_t r = 0; r < rows; r++)
+            if (bs < 0 && !same(s[r], scale[r])) bs = (int)r;
+        char d[160] = "";
+        if (bc >= 0) snprintf(d, sizeof d, "element %d: code 0x%02x, torch 0x%02x", bc, q[bc], want[bc]);
+        check(bc < 0, "per-row quantiser: torch's fp8 codes", d);
+        d[0] = 0;
+        if (bs >= 0) snprintf(d, sizeof d, "row %d: %g, torch %g", bs, s[bs], scale[bs]);
+        check(bs < 0, "per-row quantiser: torch's scales (amax / 448; 1 for a zero row)", d);
+        d[0] = 0;
+        if (bd >= 0) snprintf(d, sizeof d, "element %d: %.9g, torch %.9g", bd, w[bd], dq[bd]);
+        check(bd < 0, "per-row quantiser: torch's dequantised weights", d);
+        free(s);
+        free(q);
+    }
+    free(w);
+    free(scale);
+    free(dq);
+    sky_checkpoint_close(ck);
+}
+
+/* Which entries --weight_dtype fp8 quantises: the block linear weights, not norms, biases or the embeddings. */
+static void selection(void)
+{
+    static const sky_weight_desc t[] = {
+        {"blocks.3.ffn.0.weight", "", 2, {8, 4}},         {"blocks.3.cross_attn.k_img.weight", "", 2, {4, 4}},
+        {"blocks.3.self_attn.norm_q.weight", "", 1, {4}}, {"blocks.3.ffn.0.bias", "", 1, {8}},
+        {"blocks.3.modulation", "", 3, {1, 6, 4}},        {"patch_embedding.weight", "", 5, {4, 16, 1, 2, 2}},
+        {"text_embedding.0.weight", "", 2, {4, 8}},       {"head.head.weight", "", 2, {64, 4}},
+    };
+    int got = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) got |= sky_fp8_quantised(&t[i]) << i;
+    check(got == 3, "--weight_dtype fp8 quantises the block linear weights only", "");
 }
 
 /* Bind fixture `file`; each table entry equals expected.safetensors' `prefix`_q, _k and bias bit for bit. */
@@ -161,6 +254,9 @@ static void refused(const char *what, sky_dtype q_dtype, const sky_st_entry *sca
 int main(void)
 {
     codes();
+    encoder();
+    quantiser();
+    selection();
     bound_equals("plain.safetensors", "plain", 0);
     bound_equals("scaled.safetensors", "scaled", 0);
     bound_equals("rowscaled.safetensors", "rowscaled", 0);
