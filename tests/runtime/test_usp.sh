@@ -131,6 +131,8 @@ expect 2 "--use_usp: rank 1 was given other arguments than rank 0" -- \
 expect 2 "--use_usp with --backend cuda: not built yet (the NCCL path, issue 17 items 2 and 5, remains)" -- \
     mpi 2 $U "${R[@]}" --backend cuda
 expect 2 "--use_usp needs --seed" -- mpi 2 $U "${R[@]/--seed/--shift}"
+expect 2 "--use_usp with --resume_dir: not supported yet (one rank would have to keep the windows for all)" -- \
+    mpi 2 $U "${R[@]}" --resume_dir "$tmp/resume"
 expect 2 "--use_usp --use_cfg_parallel: 3 ranks; the CFG axis needs an even count, 2 N" -- \
     mpi 3 $U "${R[@]}" --use_cfg_parallel
 expect 2 "--use_usp --use_cfg_parallel with --teacache: not supported yet" -- \
