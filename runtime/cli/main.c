@@ -82,7 +82,8 @@ static void print_usage(FILE *out, const char *argv0)
         "  lora-merge            write the transformer checkpoint with LoRAs merged, F32 (the whole model in memory)\n"
         "      --weights PATH  --lora FILE[:SCALE] ...  --output FILE  [--layout original|diffusers (default "
         "original)]\n"
-        "      [--lora_unknown_keys warn]\n"
+        "      [--lora_unknown_keys warn]  [--weight_dtype fp8: the block linear weights as F8_E4M3 with per-row\n"
+        "      scales (.weight_scale), as --weight_dtype fp8 quantises them; --lora then optional]\n"
         "  random-weights        write random weights for this variant (the model then makes noise)\n"
         "      --output FILE  [--program dit_forward|vae|t5|clip]  [--layout original|diffusers (default original)]\n"
         "      [--bf16]  [--seed N (default 0)]\n"
@@ -386,12 +387,12 @@ static int cmd_program(int argc, char **argv)
     return 0;
 }
 
-/* lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers] */
+/* lora-merge --weights PATH --lora FILE[:SCALE] ... --output FILE [--layout original|diffusers] [--weight_dtype fp8] */
 static int cmd_lora_merge(int argc, char **argv)
 {
     const char   *weights = NULL, *output = NULL, *layout = "original";
     sky_lora_spec loras[16];
-    int           n = 0, skip_unknown = 0;
+    int           n = 0, skip_unknown = 0, fp8 = 0;
     sky_err       err;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -404,26 +405,30 @@ static int cmd_lora_merge(int argc, char **argv)
             layout = val;
         else if (strcmp(a, "--lora_unknown_keys") == 0 && (!strcmp(val, "warn") || !strcmp(val, "error")))
             skip_unknown = strcmp(val, "warn") == 0;
+        else if (strcmp(a, "--weight_dtype") == 0 && (!strcmp(val, "fp8") || !strcmp(val, "checkpoint")))
+            fp8 = strcmp(val, "fp8") == 0;
         else if (strcmp(a, "--lora") == 0 && n < 16) {
             if (sky_lora_parse_arg(val, &loras[n++], &err)) return usage_error(argv[0], "%s", err.msg);
         } else
             return usage_error(argv[0], "lora-merge: unknown option or bad value: %s", a);
         i++;
     }
-    if (!weights || !output || !n)
-        return usage_error(argv[0], "lora-merge: %s are required", "--weights, --lora and --output");
+    if (!weights || !output || !(n || fp8))
+        return usage_error(argv[0], "lora-merge: %s are required",
+                           "--weights, --output and --lora or --weight_dtype fp8");
     if (strcmp(layout, "original") != 0 && strcmp(layout, "diffusers") != 0)
         return usage_error(argv[0], "--layout %s: must be original or diffusers", layout);
     const sky_dit_program *p = sky_variant.dit;
     sky_lora              *lora = NULL;
-    sky_status st = sky_lora_open(&lora, loras, n, p->weights, p->n_weights, skip_unknown, sky_variant.name, &err);
+    sky_status             st =
+        n ? sky_lora_open(&lora, loras, n, p->weights, p->n_weights, skip_unknown, sky_variant.name, &err) : SKY_OK;
     for (int k = 0; st == SKY_OK && k < n; k++) {
         char line[8192];
         sky_lora_describe(lora, k, &loras[k], line, sizeof line);
         fprintf(stderr, "%s\n", line);
     }
     if (st == SKY_OK)
-        st = sky_lora_write_merged(lora, p->weights, p->n_weights, weights, strcmp(layout, "diffusers") == 0,
+        st = sky_lora_write_merged(lora, p->weights, p->n_weights, weights, strcmp(layout, "diffusers") == 0, fp8,
                                    sky_variant.name, output, &err);
     sky_lora_close(lora);
     if (st != SKY_OK) {

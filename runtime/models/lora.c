@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_write.h"
+#include "models/fp8_quant.h"
 
 /* What a key is to its module. */
 typedef enum role { ROLE_DOWN, ROLE_UP, ROLE_BIAS, ROLE_ALPHA, ROLE_DIFF, ROLE_DIFF_B, ROLE_DIFF_M, ROLE_COUNT } role;
@@ -747,15 +748,45 @@ sky_weight_patch sky_lora_patch(const sky_lora *l)
     return l ? (sky_weight_patch){l, patch_add} : (sky_weight_patch){0};
 }
 
+/* Entry i of a quantised write: table entry t's weight (dequantised in place in data) as F8_E4M3 codes, and its
+ * scale as `<name minus .weight>.weight_scale` [rows, 1] F32; codes, scale and the scale's name are owned by q. */
+typedef struct fp8_out {
+    uint8_t *codes;
+    float   *scale;
+    char     name[512];
+} fp8_out;
+
+static sky_status quantise_entry(const sky_weight_desc *t, const char *name, float *data, fp8_out *q, sky_st_entry *e,
+                                 sky_st_entry *es, sky_err *err)
+{
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    const size_t  n = strlen(name);
+    if (n < 7 || strcmp(name + n - 7, ".weight") != 0)
+        return sky_fail(err, "--weight_dtype fp8: '%s' does not end in .weight", name);
+    q->codes = malloc((size_t)(rows * cols));
+    q->scale = malloc((size_t)rows * sizeof *q->scale);
+    if (!q->codes || !q->scale) return sky_fail(err, "out of host memory quantising '%s'", name);
+    sky_fp8_quantise_rows(data, rows, cols, q->scale, q->codes);
+    snprintf(q->name, sizeof q->name, "%.*s.weight_scale", (int)(n - 7), name);
+    *e = (sky_st_entry){name, SKY_DTYPE_F8_E4M3, 2, {rows, cols}, q->codes};
+    *es = (sky_st_entry){q->name, SKY_DTYPE_F32, 2, {rows, 1}, q->scale};
+    return SKY_OK;
+}
+
 sky_status sky_lora_write_merged(const sky_lora *l, const sky_weight_desc *table, int n_table, const char *weights,
-                                 int diffusers, const char *who, const char *path, sky_err *err)
+                                 int diffusers, int weight_fp8, const char *who, const char *path, sky_err *err)
 {
     sky_checkpoint        *ck = NULL;
     sky_weights            w = {0};
-    sky_st_entry          *e = calloc((size_t)n_table, sizeof *e);
+    sky_st_entry          *e = calloc((size_t)n_table * 2, sizeof *e); /* a scale per quantised entry at most */
+    fp8_out               *q = calloc((size_t)n_table, sizeof *q);
     const sky_weight_patch patch = sky_lora_patch(l);
     sky_status             st = SKY_ERR;
-    if (!e) return sky_fail(err, "out of host memory");
+    int                    n = 0;
+    if (!e || !q) {
+        st = sky_fail(err, "out of host memory");
+        goto done;
+    }
     if (sky_checkpoint_open(&ck, weights, err) || sky_weights_bind_f32(&w, ck, table, n_table, &patch, who, err))
         goto done;
     for (int i = 0; i < n_table; i++) {
@@ -763,15 +794,26 @@ sky_status sky_lora_write_merged(const sky_lora *l, const sky_weight_desc *table
             sky_fail(err, "%s: '%s' has no single diffusers name; write the original layout", who, table[i].name);
             goto done;
         }
-        e[i] = (sky_st_entry){diffusers ? table[i].alias : table[i].name, SKY_DTYPE_F32, table[i].ndim, {0}, w.data[i]};
-        memcpy(e[i].shape, table[i].shape, sizeof e[i].shape);
+        const char *name = diffusers ? table[i].alias : table[i].name;
+        if (weight_fp8 && sky_fp8_quantised(&table[i])) {
+            if (quantise_entry(&table[i], name, w.data[i], &q[i], &e[n], &e[n + 1], err)) goto done;
+            n += 2;
+            continue;
+        }
+        e[n] = (sky_st_entry){name, SKY_DTYPE_F32, table[i].ndim, {0}, w.data[i]};
+        memcpy(e[n++].shape, table[i].shape, sizeof e[0].shape);
     }
-    const char *meta[] = {
-        "made_by", "skyreels lora-merge", "variant", who, "layout", diffusers ? "diffusers" : "original", NULL};
-    st = sky_safetensors_write(path, e, n_table, meta, err);
+    const char *meta[] = {"made_by", "skyreels lora-merge",
+                          "variant", who,
+                          "layout",  diffusers ? "diffusers" : "original",
+                          "weights", weight_fp8 ? "fp8 e4m3, one scale per output channel (--weight_dtype fp8)" : "F32",
+                          NULL};
+    st = sky_safetensors_write(path, e, n, meta, err);
 done:
+    for (int i = 0; q && i < n_table; i++) free(q[i].codes), free(q[i].scale);
     sky_weights_free(&w);
     sky_checkpoint_close(ck);
+    free(q);
     free(e);
     return st;
 }

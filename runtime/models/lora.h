@@ -84,10 +84,13 @@ sky_status sky_lora_apply(const sky_lora *l, int i, float *dst, sky_err *err);
 /* Unmap and free. NULL is fine. */
 void sky_lora_close(sky_lora *l);
 
-/* Write the checkpoint at `weights` (bound to table, n_table entries) with l's deltas merged, as F32 under the
- * original names (diffusers = 0) or the diffusers names, to `path` (skyreels lora-merge: a LoRA baked in once;
- * and what the tests compare with diffusers' fuse_lora). Holds the whole model in fp32 in host memory. */
+/* Write the checkpoint at `weights` (bound to table, n_table entries) with l's deltas merged (l NULL: none), as F32
+ * under the original names (diffusers = 0) or the diffusers names, to `path` (skyreels lora-merge: a LoRA baked in
+ * once; and what the tests compare with diffusers' fuse_lora). With weight_fp8, the entries --weight_dtype fp8
+ * quantises (models/fp8_quant.h) are written as F8_E4M3 with their per-row scales as `<layer>.weight_scale` F32
+ * [rows, 1]: the per-channel fp8 file that loads to exactly the weights --weight_dtype fp8 computes. Holds the whole
+ * model in fp32 in host memory. */
 sky_status sky_lora_write_merged(const sky_lora *l, const sky_weight_desc *table, int n_table, const char *weights,
-                                 int diffusers, const char *who, const char *path, sky_err *err);
+                                 int diffusers, int weight_fp8, const char *who, const char *path, sky_err *err);
 
 #endif /* SKY_LORA_H */

@@ -25,7 +25,8 @@
 #      compiling nothing; without them it fails there as NVRTC does; fatbin_test.c (image choice, refusals);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
-#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); the kernel
+#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); --weight_dtype
+#      fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes); the kernel
 #      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
@@ -321,6 +322,30 @@ if "$B" lora-merge --weights "$lw" --lora tests/fixtures/lora/df128.safetensors:
     else cat "$tmp/cmp.txt"; bad "lora (cuda, emulated) vs cpu (bound $bound)"; fi
 else
     bad "lora (cuda, emulated): a run failed"
+fi
+
+# 3c1. --weight_dtype fp8 on the CUDA backend: the plugin reads each tensor through the same weight patch, which
+#     quantises the block linear weights to e4m3 per row and back in fp32 before the plugin converts them to bf16.
+#     So a run with the flag must equal, bit for bit, a run on the fp8 checkpoint `lora-merge --weight_dtype fp8`
+#     wrote (F8_E4M3 with per-row .weight_scale: read back as code x scale, the same floats), on the CUDA backend as
+#     on the CPU; and the CUDA run is held to the CPU one with fp8 weights by the 3-frame case's bound, as 3c's.
+if "$B" lora-merge --weights "$lw" --weight_dtype fp8 --output "$tmp/fp8.safetensors" 2> /dev/null &&
+   "$B" program dit_forward -q --weights "$lw" --weight_dtype fp8 --inputs "$f" --output "$tmp/cpu_q.safetensors" &&
+   "$B" program dit_forward -q --weights "$tmp/fp8.safetensors" --inputs "$f" --output "$tmp/cpu_f8.safetensors" &&
+   SKY_CUDA_PLUGIN="$plug" "$B" program dit_forward -q --backend cuda --weights "$lw" --weight_dtype fp8 --inputs "$f" \
+        --output "$tmp/cuda_q.safetensors" &&
+   SKY_CUDA_PLUGIN="$plug" "$B" program dit_forward -q --backend cuda --weights "$tmp/fp8.safetensors" --inputs "$f" \
+        --output "$tmp/cuda_f8.safetensors"; then
+    if "$ST" compare "$tmp/cuda_q.safetensors" "$tmp/cuda_f8.safetensors" v 0 > /dev/null &&
+       "$ST" compare "$tmp/cpu_q.safetensors" "$tmp/cpu_f8.safetensors" v 0 > /dev/null; then
+        ok "fp8 (cuda, emulated): --weight_dtype fp8 equals the fp8 checkpoint lora-merge wrote, bit for bit (cuda and cpu)"
+    else bad "fp8: --weight_dtype fp8 differs from the fp8 checkpoint"; fi
+    "$ST" compare "$tmp/cpu_q.safetensors" "$f" v 1 > "$tmp/chg.txt"
+    if "$ST" compare "$tmp/cuda_q.safetensors" "$tmp/cpu_q.safetensors" v "$bound" > "$tmp/cmp.txt"; then
+        ok "fp8 (cuda, emulated) vs cpu with fp8 weights: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x $peer (fp8 weights move v by $(grep -o 'rel_l2 [^ ]*' "$tmp/chg.txt" | cut -d' ' -f2))"
+    else cat "$tmp/cmp.txt"; bad "fp8 (cuda, emulated) vs cpu (bound $bound)"; fi
+else
+    bad "fp8 (cuda, emulated): a run failed"
 fi
 
 # 3c2. GEMM algorithms chosen by measurement (runtime/cuda/gemm.h sky_gemm_tune): the emulated heuristic offers 3

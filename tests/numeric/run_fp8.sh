@@ -9,6 +9,9 @@
 #      and bounded by what the peer measured for its own fp8 model (the fixture's rel_l2_vs_unquantised, r)
 #      plus the bound of 1 carried through the triangle inequality: |ours - v0| <= |ours - vq| + |vq - v0|
 #      <= 2e-6 |vq| + r |v0| and |vq| <= (1 + r) |v0|, so rel <= r + 2e-6 (1 + r).
+#   2b. `lora-merge --weight_dtype fp8` writes the per-channel fp8 file (20 F8_E4M3 weights, each with its
+#      .weight_scale), in both layouts; it loads to exactly the weights --weight_dtype fp8 computes, so its v equals
+#      the flag's bit for bit.
 #   3. Generation: DF, 4 Euler steps with --weight_dtype fp8 runs, says how many tensors it quantised, its
 #      latents differ from the unquantised run's, and the run's parameters name the weight dtype.
 #   4. A value other than checkpoint or fp8 is refused by both commands, naming the flag.
@@ -41,6 +44,18 @@ bound=$(awk -v r="$r" 'BEGIN { printf "%.9g", r + 2e-6 * (1 + r) }')
 if $ST compare "$tmp/v_diffusers.safetensors" "$B/f4b1.safetensors" v "$bound" > "$tmp/cmp.txt"; then
     ok "fp8 against the unquantised model: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt") (diffusers' own: $r), bound $bound"
 else cat "$tmp/cmp.txt"; bad "fp8 against the unquantised model (bound $bound)"; fi
+
+for layout in original diffusers; do
+    if "$D" lora-merge --weights "$B/weights_original.safetensors" --weight_dtype fp8 --layout "$layout" \
+            --output "$tmp/q_$layout.safetensors" 2> "$tmp/merge.log" &&
+       [ "$(grep -a -o '"dtype":"F8_E4M3"' "$tmp/q_$layout.safetensors" | wc -l)" -eq 20 ] &&
+       [ "$(grep -a -o 'weight_scale"' "$tmp/q_$layout.safetensors" | wc -l)" -eq 20 ] &&
+       "$D" program dit_forward -q --weights "$tmp/q_$layout.safetensors" --inputs "$B/f4b1.safetensors" \
+            --output "$tmp/vq.safetensors" &&
+       $ST compare "$tmp/vq.safetensors" "$tmp/v_diffusers.safetensors" v 0 > /dev/null; then
+        ok "lora-merge --weight_dtype fp8 ($layout layout): 20 F8_E4M3 weights with per-row scales; v equals --weight_dtype fp8's bit for bit"
+    else cat "$tmp/merge.log"; bad "lora-merge --weight_dtype fp8 ($layout layout)"; fi
+done
 
 EU=(--dit_weights "$B/weights_original.safetensors" --prompt_embeds "$tmp/pe.safetensors" --num_frames 9
     --inference_steps 4 --sample_solver euler --guidance_scale 1 --shift 5 --seed 9)
