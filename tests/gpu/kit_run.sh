@@ -6,17 +6,18 @@
 #
 #   row           limit   what
 #   attention       60 s  attention_test: the sm_80 / sm_90a schedules vs fp32, TFLOP/s at 51,000 tokens each
-#   cuda tiny       45 s  tiny_df128 on tests/fixtures/cuda/ vs diffusers fp32 (bound 2 x its bf16 error),
-#                         default cuda, TeaCache's 60 decisions of the original
+#   cuda tiny       60 s  tiny_df128 on tests/fixtures/cuda/ vs diffusers fp32 (bound 2 x its bf16 error),
+#                         default cuda, TeaCache's 60 decisions of the original, --weight_dtype fp8 (equal to
+#                         the fp8 checkpoint lora-merge writes, within the bound of the CPU's fp8 run)
 #   diffusers 540p  75 s  diffusers' DF-1.3B-540P forward, batch 2 (tests/bench/diffusers_dit.py)
 #   cuda 540p      120 s  random bf16 weights written once, then bench --parts dit: our steady state (sm_90a
 #                         attention), the breakdown, ours / diffusers (2 samples over its batch-2 forward)
-#                         -- 300 s at most so far --
+#                         -- 315 s at most so far --
 #   cuda 540p sm80  45 s  the same with the sm_80 attention
 #   runtime         30 s  runtime_test (cuda_ctx, cuBLASLt epilogues, NVRTC cache, graphs)
 #   vae 540p       100 s  diffusers' VAE decode of 25 latent frames at 540P and ours against it (time, error)
 #   bench 540p      60 s  bench --parts t5,vae: the text encoder and the VAE decode, timed
-#                         -- 535 s at most in all --
+#                         -- 550 s at most in all --
 #
 #   bash tests/gpu/kit_run.sh [--kit DIR] [--dry-run] [ROW ...]      ROW: attention tiny 540p runtime vae rest
 #
@@ -158,10 +159,22 @@ tiny() {
        "$ST" compare "$w/tc.safetensors" "$f" v "$bound" >> "$w/tc.log" 2>&1; then
         row teacache ok "the original's 60 decisions, $(grep -o 'rel_l2 [0-9.e+-]*' "$w/tc.log") (bound $bound) [$(el)]"
     else row teacache FAIL "see $w/tc.log [$(el)]"; fi
+    f=tests/fixtures/cuda/tiny_df128_f3frames.safetensors
+    if "$T" lora-merge --weights "$w/w.safetensors" --weight_dtype fp8 --output "$w/f8.safetensors" > "$w/fp8.log" 2>&1 &&
+       "$T" program dit_forward -q --backend cuda --weights "$w/w.safetensors" --weight_dtype fp8 --inputs "$f" \
+           --output "$w/q.safetensors" >> "$w/fp8.log" 2>&1 &&
+       "$T" program dit_forward -q --backend cuda --weights "$w/f8.safetensors" --inputs "$f" --output "$w/f8v.safetensors" \
+           >> "$w/fp8.log" 2>&1 &&
+       "$T" program dit_forward -q --backend cpu --weights "$w/w.safetensors" --weight_dtype fp8 --inputs "$f" \
+           --output "$w/qc.safetensors" >> "$w/fp8.log" 2>&1 &&
+       "$ST" compare "$w/q.safetensors" "$w/f8v.safetensors" v 0 >> "$w/fp8.log" 2>&1 &&
+       "$ST" compare "$w/q.safetensors" "$w/qc.safetensors" v "$bound" >> "$w/fp8.log" 2>&1; then
+        row fp8 ok "--weight_dtype fp8 = the fp8 checkpoint bit for bit; vs cpu fp8 $(grep -o 'rel_l2 [0-9.e+-]*' "$w/fp8.log" | tail -1) (bound $bound) [$(el)]"
+    else row fp8 FAIL "see $w/fp8.log [$(el)]"; fi
 }
 if want tiny; then
     export -f tiny row; export T ST OUT start K
-    lim 45 bash -c 'el() { echo "$(( $(date +%s) - start ))s"; }; tiny' || row "cuda tiny" FAIL "ran past 45 s or failed; see $OUT/tiny/ [$(el)]"
+    lim 60 bash -c 'el() { echo "$(( $(date +%s) - start ))s"; }; tiny' || row "cuda tiny" FAIL "ran past 60 s or failed; see $OUT/tiny/ [$(el)]"
 fi
 
 # 3. DF-1.3B-540P: diffusers' forward, ours (bench), the ratio, the breakdown
