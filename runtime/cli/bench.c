@@ -14,7 +14,6 @@
 #include "core/json.h"
 #include "cli/counts.h"
 
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,36 +185,14 @@ static void model_groups(const sky_dit_program *p, double L, int elem, bench_res
 
 /* ---- the device ---- */
 
-typedef int (*cu_i_fn)(unsigned);
-typedef int (*cu_get_fn)(int *, int);
-typedef int (*cu_ctx_fn)(void **, int);
-typedef int (*cu_push_fn)(void *);
-typedef int (*cu_pop_fn)(void **);
-typedef int (*cu_rel_fn)(int);
-typedef int (*cu_mem_fn)(size_t *, size_t *);
-
-/* Device memory in use on GPU 0 (cuMemGetInfo in its primary context), -1 without a driver. */
+/* Device memory in use on GPU 0 (the plugin's mem_free: cuMemGetInfo in its primary context), -1 without a
+ * plugin or a driver. */
 static double device_used(void)
 {
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return -1;
-    cu_i_fn    init = (cu_i_fn)dlsym(lib, "cuInit");
-    cu_ctx_fn  retain = (cu_ctx_fn)dlsym(lib, "cuDevicePrimaryCtxRetain");
-    cu_push_fn push = (cu_push_fn)dlsym(lib, "cuCtxPushCurrent_v2");
-    cu_pop_fn  pop = (cu_pop_fn)dlsym(lib, "cuCtxPopCurrent_v2");
-    cu_rel_fn  rel = (cu_rel_fn)dlsym(lib, "cuDevicePrimaryCtxRelease_v2");
-    cu_mem_fn  mem = (cu_mem_fn)dlsym(lib, "cuMemGetInfo_v2");
-    double     used = -1;
-    void      *ctx = NULL;
-    size_t     free_b = 0, total_b = 0;
-    if (init && retain && push && pop && rel && mem && init(0) == 0 && retain(&ctx, 0) == 0) {
-        if (push(ctx) == 0) {
-            if (mem(&free_b, &total_b) == 0) used = (double)(total_b - free_b);
-            pop(&ctx);
-        }
-        rel(0);
-    }
-    return used; /* the library stays loaded: the plugin holds it too */
+    size_t  free_b = 0, total_b = 0;
+    sky_err e;
+    if (sky_cuda_device_memory(sky_variant.name, 0, &free_b, &total_b, &e)) return -1;
+    return (double)(total_b - free_b);
 }
 
 /* Device name, driver version and the stated peak. */
