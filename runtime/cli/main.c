@@ -65,6 +65,8 @@ static void print_usage(FILE *out, const char *argv0)
         "                        holds teacache_computed [B] I64 (1: the blocks ran, 0: skipped)\n"
         "      --lora FILE[:SCALE]  merge a LoRA into the weights as they load (repeatable; generation --help)\n"
         "      --lora_unknown_keys warn  skip LoRA keys that match no weight (default: refuse them)\n"
+        "      --offload_blocks N  cuda: the blocks' weights in pinned host memory, N on the GPU at a time\n"
+        "                        (generation --help; cpu: accepted, nothing changes)\n"
         "      --use_usp         dit_forward only: Ulysses sequence parallelism over the ranks of\n"
         "                        `mpirun -np N` (CPU backend; N dividing the heads); rank 0 writes\n"
         "      -q, --quiet       no progress lines\n"
@@ -278,6 +280,13 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
                 return usage_error(argv[0], "--teacache_steps %s: must be 1 to 100000", val);
             o->teacache_steps = (int)v;
             i++;
+        } else if (is_dit && strcmp(a, "--offload_blocks") == 0 && val) {
+            char      *end;
+            const long v = strtol(val, &end, 10);
+            if (*end || v < 0 || v > 100000)
+                return usage_error(argv[0], "--offload_blocks %s: must be 0 (off) to 100000 blocks", val);
+            o->offload_blocks = (int)v;
+            i++;
         } else if (is_dit && strcmp(a, "--use_ret_steps") == 0)
             o->use_ret_steps = 1;
         else if (is_dit && strcmp(a, "--use_usp") == 0)
@@ -297,7 +306,8 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
         else if (!val && (strcmp(a, "--weights") == 0 || strcmp(a, "--inputs") == 0 || strcmp(a, "--output") == 0 ||
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
                           strcmp(a, "--teacache_steps") == 0 || strcmp(a, "--lora") == 0 ||
-                          strcmp(a, "--lora_unknown_keys") == 0 || strcmp(a, "--vae_tiling") == 0))
+                          strcmp(a, "--lora_unknown_keys") == 0 || strcmp(a, "--vae_tiling") == 0 ||
+                          strcmp(a, "--offload_blocks") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else
             return usage_error(argv[0], "program: unknown option %s", a);
