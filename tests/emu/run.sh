@@ -25,7 +25,8 @@
 #      compiling nothing; without them it fails there as NVRTC does; fatbin_test.c (image choice, refusals);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
-#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); the kernel
+#      TeaCache's decisions; --offload_blocks bit for bit, with the emulator's copies late and early, and two
+#      negative controls (a dropped wait is caught); --lora merged as the tensors upload (equal to a lora-merge checkpoint); the kernel
 #      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
@@ -291,6 +292,65 @@ elif SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" program
     else cat "$tmp/cmp.txt"; bad "teacache (cuda, emulated) vs the original fp32 (bound $bound)"; fi
 else
     tail -5 "$tmp/tc.log"; bad "teacache (cuda, emulated): program dit_forward --teacache failed"
+fi
+
+# 3b2. --offload_blocks N (runtime/cuda/offload.h): the blocks' weights in pinned host memory, N slots on the device,
+#     each next block copied on a second stream, ordered by events, inside the captured graph. v must be bit for bit
+#     that of the run with every weight resident (the same kernels read the same bytes) for N = 1 .. blocks - 1 and
+#     N = blocks (all resident), with the emulator's copies run as late (SKY_EMU_COPY_ORDER=late: a block that does
+#     not wait for its copy reads the slot's previous block) and as early (early: a copy that does not wait for the
+#     block still reading the slot overwrites it) as the dependencies allow: through the graph path with TeaCache
+#     (the 60 calls of tests/fixtures/teacache/tiny_df128_e) and eagerly (the first call of each shape, and a
+#     2-sample batch). Negative controls (SKY_OFFLOAD_FAULT, test only): dropping the last block's wait for its copy
+#     is caught under late, dropping the first copy's wait for block 0's end under early. The CPU backend takes the
+#     flag and changes nothing (bit for bit).
+f=tests/fixtures/teacache/tiny_df128_e.safetensors
+tcargs=(--teacache "$("$ST" meta "$f" teacache_thresh)" --teacache_steps "$("$ST" meta "$f" num_steps)")
+nb=$(grep -o 'cuda_blocks = [0-9]*' "out/$v/gen/variant.c" | tail -1 | grep -o '[0-9]*$')
+offload_run() {   # output inputs weights [args...]: program dit_forward on the emulated GPU
+    local o=$1 in=$2 wt=$3
+    shift 3
+    SKY_CUDA_PLUGIN="$plug_df" "$B" program dit_forward -q --backend cuda --weights "$wt" --inputs "$in" --output "$o" "$@"
+}
+plug_df=$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so
+fb=$FX/tiny_df128_f4b2frames.safetensors
+if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
+    bad "offload: $v's block count (variant.c cuda_blocks) not found or < 2"
+elif offload_run "$tmp/off_base.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" 2> "$tmp/off.log" &&
+     offload_run "$tmp/off_bbase.safetensors" "$fb" "$tmp/w-$v.safetensors" 2>> "$tmp/off.log"; then
+    okn=0 badn=""
+    for order in late early; do
+        for n in $(seq 1 "$nb" | sort -un); do
+            if SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+                   "${tcargs[@]}" --offload_blocks "$n" 2>> "$tmp/off.log" &&
+               "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > /dev/null &&
+               "$ST" equal "$tmp/off.safetensors" "$tmp/off_base.safetensors" teacache_computed > /dev/null &&
+               SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$fb" "$tmp/w-$v.safetensors" \
+                   --offload_blocks "$n" 2>> "$tmp/off.log" &&
+               "$ST" compare "$tmp/off.safetensors" "$tmp/off_bbase.safetensors" v 0 > /dev/null; then
+                okn=$((okn + 1))
+            else badn="$badn $order:N=$n"; fi
+        done
+    done
+    if [ -z "$badn" ]; then
+        ok "offload (cuda, emulated) $v: --offload_blocks 1 .. $nb ($nb blocks) bit for bit the resident run, copies late and early, graph path with TeaCache and eager ($okn cases)"
+    else tail -5 "$tmp/off.log"; bad "offload: differs from the resident run in$badn"; fi
+    # negative controls: one wait dropped must change v
+    for c in "late block:$((nb - 1))" "early copy:0"; do
+        read -r order fault <<< "$c"
+        if SKY_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+               "${tcargs[@]}" --offload_blocks $((nb - 1)) 2>> "$tmp/off.log" &&
+           ! "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > "$tmp/cmp.txt"; then
+            ok "offload negative control: SKY_OFFLOAD_FAULT=$fault (a wait dropped) caught with copies $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
+        else bad "offload negative control: SKY_OFFLOAD_FAULT=$fault with copies $order not caught"; fi
+    done
+    if "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu0.safetensors" &&
+       "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu1.safetensors" \
+            --offload_blocks 1 && "$ST" compare "$tmp/off_cpu1.safetensors" "$tmp/off_cpu0.safetensors" v 0 > /dev/null; then
+        ok "offload (cpu) $v: --offload_blocks 1 accepted, v bit for bit the same"
+    else bad "offload (cpu): --offload_blocks 1 changed v or failed"; fi
+else
+    tail -5 "$tmp/off.log"; bad "offload: the resident runs failed"
 fi
 
 # 3c. --lora on the CUDA backend: the plugin reads each tensor through sky_weights_read, which merges the LoRA in
