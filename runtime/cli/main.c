@@ -136,6 +136,29 @@ static void print_arenas(size_t cpu, size_t cpu_prompt, size_t cuda, size_t cuda
     printf(" + %zu MiB cuBLASLt workspace\n", (size_t)(SKY_GEMM_WORKSPACE_BYTES >> 20));
 }
 
+/* The same peaks with --offload_blocks 2 (two block slots: one computing, the next being copied; docs/offload.md),
+ * with TeaCache where the variant has it, and the pinned host memory the blocks take. */
+static void print_offload_blocks(const sky_device_config *all)
+{
+    const sky_dit_program *p = sky_variant.dit;
+    const int              n = 2;
+    char                   b[32], h[32];
+    if (p->cuda_blocks <= n) return;
+    printf("            one block's weights %s (%zu bytes) of %d; --offload_blocks %d keeps %d on the GPU, all of "
+           "them in pinned host memory:\n",
+           sky_device_bytes_fmt(b, sizeof b, p->cuda_block_bytes), p->cuda_block_bytes, p->cuda_blocks, n, n);
+    for (int offload = 0; offload < 2; offload++) {
+        sky_device_config c = *all;
+        sky_device_plan   plan;
+        c.offload = offload, c.offload_blocks = n;
+        sky_device_plan_make(&sky_variant, &c, &plan);
+        printf("            peak %-23s %10s (%zu bytes): %s; %s (%zu bytes) pinned host\n",
+               offload ? "--offload --offload_blocks 2" : "--offload_blocks 2",
+               sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak,
+               sky_device_bytes_fmt(h, sizeof h, plan.host_pinned), plan.host_pinned);
+    }
+}
+
 /* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
  * the variant's family (both encoders where it has an image branch, the VAE decoder, the encoder for I2V and
  * DF's long videos) with every model kept, and with --offload; each with and without TeaCache. */
@@ -167,6 +190,7 @@ static void print_device_plan(void)
                                  : "(every model kept)",
                    sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
         }
+    print_offload_blocks(&all);
 }
 
 static void print_info(void)

@@ -36,10 +36,10 @@ void sky_cuda_block_end(const sky_cuda_program *st, CUstream s, int b)
     }
 }
 
-/* $SKY_OFFLOAD_FAULT (test only: offload.h) into o. */
+/* $SKY_TEST_OFFLOAD_FAULT (test only: offload.h) into o. */
 static void read_fault(sky_cuda_offload *o)
 {
-    const char *f = getenv("SKY_OFFLOAD_FAULT");
+    const char *f = getenv("SKY_TEST_OFFLOAD_FAULT");
     int         b = -1;
     if (!f || !*f) return;
     if (sscanf(f, "block:%d", &b) == 1 && b >= 0)

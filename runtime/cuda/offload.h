@@ -17,7 +17,7 @@
  * through blocks 0 .. n-1 in order (the generator checks it), so each starts and ends with blocks 0 .. N-1 in
  * slots 0 .. N-1. When n % N != 0 the last blocks' copies for the next pass come less far ahead (slot b % N
  * is next used by block b % N of the next pass).
- * TEST ONLY: $SKY_OFFLOAD_FAULT = block:B drops block B's wait for its copy, copy:B drops the wait of the copy
+ * TEST ONLY: $SKY_TEST_OFFLOAD_FAULT = block:B drops block B's wait for its copy, copy:B drops the wait of the copy
  * made after block B for that block's end (tests/emu/run.sh shows the emulator catches either). */
 #ifndef SKY_CUDA_OFFLOAD_H
 #define SKY_CUDA_OFFLOAD_H
@@ -35,7 +35,7 @@ typedef struct sky_cuda_offload {
     CUstream       copy;        /* the copy stream */
     CUevent        fork, join;
     CUevent       *done, *loaded;           /* one per block */
-    int            fault_block, fault_copy; /* SKY_OFFLOAD_FAULT (test only): 1 + the block, 0 none */
+    int            fault_block, fault_copy; /* SKY_TEST_OFFLOAD_FAULT (test only): 1 + the block, 0 none */
 } sky_cuda_offload;
 
 /* The weights of pr (n of them: src_count fp32 values read through r, dev_bytes bytes in device form made by

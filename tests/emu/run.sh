@@ -301,7 +301,7 @@ fi
 #     not wait for its copy reads the slot's previous block) and as early (early: a copy that does not wait for the
 #     block still reading the slot overwrites it) as the dependencies allow: through the graph path with TeaCache
 #     (the 60 calls of tests/fixtures/teacache/tiny_df128_e) and eagerly (the first call of each shape, and a
-#     2-sample batch). Negative controls (SKY_OFFLOAD_FAULT, test only): dropping the last block's wait for its copy
+#     2-sample batch). Negative controls (SKY_TEST_OFFLOAD_FAULT, test only): dropping the last block's wait for its copy
 #     is caught under late, dropping the first copy's wait for block 0's end under early. The CPU backend takes the
 #     flag and changes nothing (bit for bit).
 f=tests/fixtures/teacache/tiny_df128_e.safetensors
@@ -338,11 +338,11 @@ elif offload_run "$tmp/off_base.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tc
     # negative controls: one wait dropped must change v
     for c in "late block:$((nb - 1))" "early copy:0"; do
         read -r order fault <<< "$c"
-        if SKY_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
                "${tcargs[@]}" --offload_blocks $((nb - 1)) 2>> "$tmp/off.log" &&
            ! "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > "$tmp/cmp.txt"; then
-            ok "offload negative control: SKY_OFFLOAD_FAULT=$fault (a wait dropped) caught with copies $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
-        else bad "offload negative control: SKY_OFFLOAD_FAULT=$fault with copies $order not caught"; fi
+            ok "offload negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with copies $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
+        else bad "offload negative control: SKY_TEST_OFFLOAD_FAULT=$fault with copies $order not caught"; fi
     done
     if "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu0.safetensors" &&
        "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu1.safetensors" \
@@ -672,6 +672,25 @@ if [ "$rc" -eq 1 ] && grep -q "error: tiny_df128 needs .* ($planned bytes) of de
 else
     tail -5 "$p/nofit.log"; bad "a run that does not fit: expected a refusal naming --offload (exit $rc)"
 fi
+# ... just below --offload's peak, with --offload: the message names --offload_blocks N (the largest N that fits,
+# models/device_plan.c), whose planned peak is then under the limit
+off_peak=$(sed -n 's/.*run with --offload (each model on the GPU only for its stage): its peak is [^(]* (\([0-9]*\) bytes.*/\1/p' "$p/nofit.log")
+if [ -n "$off_peak" ]; then
+    SKY_EMU_DEVICE_BYTES=$((off_peak - 1)) run_pipe cuda nofit3 --offload; rc=$?
+    nb_peak=$(sed -n 's/.*--offload_blocks [0-9]* (.*: its peak is [^(]* (\([0-9]*\) bytes.*/\1/p' "$p/nofit3.log")
+    if [ "$rc" -eq 1 ] && grep -q "run with --offload_blocks [0-9]" "$p/nofit3.log" && [ -n "$nb_peak" ] &&
+       [ "$nb_peak" -lt "$off_peak" ] && ! grep -q "loading the transformer" "$p/nofit3.log"; then
+        ok "below --offload's peak ($((off_peak - 1)) bytes) with --offload: refused before loading, naming $(grep -o 'run with --offload_blocks [0-9]*' "$p/nofit3.log" | cut -c10-), peak $nb_peak bytes"
+    else tail -3 "$p/nofit3.log"; bad "below --offload's peak: expected a refusal naming --offload_blocks N (exit $rc)"; fi
+    # ... and with --offload_blocks auto (one window) under that limit it runs, at its planned peak to the byte
+    rm -f "$p/offblk.json"
+    if NF=17 SKY_EMU_DEVICE_BYTES=$((off_peak - 1)) run_pipe cuda offblk --offload --offload_blocks auto --json "$p/offblk.json" &&
+       planned_b=$(sed -n 's/^device memory: .* (\([0-9]*\) bytes) planned at the peak .*--offload_blocks: .*pinned host memory$/\1/p' "$p/offblk.log") &&
+       [ -n "$planned_b" ] && [ "$planned_b" = "$nb_peak" ] &&
+       [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$p/offblk.json")" = "$planned_b" ]; then
+        ok "pipeline --offload --offload_blocks auto (emulated GPU of $((off_peak - 1)) bytes): runs, peak device memory $planned_b bytes as planned ($(grep -o 'offload_blocks: .*' "$p/offblk.log"))"
+    else tail -3 "$p/offblk.log"; bad "pipeline --offload --offload_blocks auto under --offload's peak: failed or the peak differs from the plan"; fi
+else bad "--offload's peak not found in the refusal"; fi
 SKY_EMU_DEVICE_BYTES=$((32 << 20)) run_pipe cuda nofit2 --offload; rc=$?
 if [ "$rc" -eq 1 ] && grep -q "no option of this build makes it fit" "$p/nofit2.log" && [ ! -e "$p/nofit2.mp4" ]; then
     ok "below --offload's peak (32 MiB): refused, exit 1, no option makes it fit"
