@@ -40,7 +40,8 @@
 #      also with TeaCache (the decisions the same); with one GPU, --use_cfg_parallel is refused before any
 #      model runs; the plugin's peak device memory equals the peak the run planned (models/device_plan.h), and
 #      on a smaller emulated GPU (SKY_EMU_DEVICE_BYTES) a run that cannot fit is refused before loading, naming
-#      --offload, with which it runs at its planned peak (--teacache: one window);
+#      --offload, with which it runs at its planned peak (--teacache: one window); below --offload's peak the refusal
+#      names --offload_blocks N, and --offload --offload_blocks auto runs there at its planned peak;
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
