@@ -220,23 +220,33 @@ end
 -- hooks.section), hooks.comment(n), the lines of the op's emitter emitters[n.op](n, E), and a TRACE line
 -- when the op's output is traced (unless hooks.untraced(n)) but no statement of the op took it as its
 -- output (E:out: a loop or branches). hooks.cl(n): the output's channels-last width (0: none).
+-- hooks.enter(sec) and hooks.leave(sec), where given: a line (or nil) at a section's start, after its "----"
+-- line, and at its end (before the next section's line, or at the end of its part).
 function cuda.launch_sequence(E, emitters, hooks)
     E.cl = hooks.cl or E.cl
     local bodies, part_names = {}, {}
-    local current
+    local current, current_body
+    local function leave()
+        local l = current and hooks.leave and hooks.leave(current)
+        if l then current_body:line("%s", l) end
+        current = nil
+    end
     for _, n in ipairs(E.g.nodes) do
         local part = n.part or "all"
         if not bodies[part] then
+            leave()
             bodies[part] = cwriter.new()
             part_names[#part_names + 1] = part
-            current = nil
         end
         local body = bodies[part]
         local sec = hooks.section and hooks.section(n)
         if sec and sec ~= current then
+            leave()
             body:blank()
             body:line("/* ---- %s %s */", sec, string.rep("-", math.max(4, 72 - #sec)))
-            current = sec
+            current, current_body = sec, body
+            local l = hooks.enter and hooks.enter(sec)
+            if l then body:line("%s", l) end
         end
         body:line("%s", hooks.comment(n))
         local emit = assert(emitters[n.op], "emit/cuda: no CUDA implementation of op " .. n.op)
@@ -245,6 +255,7 @@ function cuda.launch_sequence(E, emitters, hooks)
             body:line("%s", cuda.trace_line(n.out, E.cl(n)))
         end
     end
+    leave()
     return bodies, part_names
 end
 

@@ -337,11 +337,79 @@ function cuda_dit.weight_device_bytes(g)
     return total
 end
 
--- The launch sequence's hooks: a section per block (else the part), a comment per op.
+-- The device bytes of one block's weights as the plugin lays them out under --offload_blocks (runtime/cuda/
+-- offload.c: the weights named blocks.<b>.*, each at its device dtype padded to 256 bytes; the largest block)
+-- and the number of blocks.
+function cuda_dit.block_device_bytes(g)
+    local dt, per, n_blocks = weight_dtypes(g), {}, 0
+    for _, wt in ipairs(g.weights) do
+        local b = tonumber(wt.name:match("^blocks%.(%d+)%."))
+        if b then
+            local n = 1
+            for _, d in ipairs(wt.shape) do n = n * d end
+            per[b] = (per[b] or 0) + (n * (dt[wt.name] == "bf16" and 2 or 4) + 255) // 256 * 256
+            n_blocks = math.max(n_blocks, b + 1)
+        end
+    end
+    local most = 0
+    for _, bytes in pairs(per) do most = math.max(most, bytes) end
+    return most, n_blocks
+end
+
+-- The launch sequence's hooks: a section per block (else the part), a comment per op; a block's section opens
+-- with BLOCK_BEGIN(b) and closes with BLOCK_END(b) (runtime/cuda/cuda_program.h: with --offload_blocks, the wait
+-- for the block's weights and the copy of a later block's; nothing otherwise).
 local hooks = {
     section = function(n) return n.out.name:match("^(blocks%.%d+)%.") or n.part end,
     comment = function(n) return cuda.node_comment(n, n.attrs.epilogue, true) end,
+    enter = function(sec)
+        local b = sec:match("^blocks%.(%d+)$")
+        return b and string.format("BLOCK_BEGIN(%s);", b) or nil
+    end,
+    leave = function(sec)
+        local b = sec:match("^blocks%.(%d+)$")
+        return b and string.format("BLOCK_END(%s);", b) or nil
+    end,
 }
+
+-- The weights node n reads (its attributes that are entries of g's weights table).
+local function node_weights(g, n)
+    local ws = {}
+    for _, v in pairs(n.attrs) do
+        if type(v) == "table" and v.name and g.weights[v.name] == v then ws[#ws + 1] = v end
+    end
+    return ws
+end
+
+-- Each weight's block (blocks.<b>.*: b, else -1) and the number of blocks, checked against the launch sequence:
+-- a block's weights are read only inside its own section, and every part that has block sections goes through
+-- blocks 0 .. n-1 once each, in order (the slot rotation of --offload_blocks relies on both).
+local function weight_blocks(g)
+    local block, n_blocks = {}, 0
+    for _, wt in ipairs(g.weights) do
+        local b = wt.name:match("^blocks%.(%d+)%.")
+        block[wt.name] = b and tonumber(b) or -1
+        if b then n_blocks = math.max(n_blocks, tonumber(b) + 1) end
+    end
+    local seen = {}
+    for _, n in ipairs(g.nodes) do
+        local sec = tonumber(n.out.name:match("^blocks%.(%d+)%."))
+        for _, w in ipairs(node_weights(g, n)) do
+            assert(block[w.name] == -1 or block[w.name] == sec,
+                   "emit/cuda_dit: " .. w.name .. " is read outside its block's section by " .. n.out.name)
+        end
+        local part = n.part or "all"
+        seen[part] = seen[part] or { last = -1 }
+        if sec and sec ~= seen[part].last then
+            assert(sec == seen[part].last + 1, "emit/cuda_dit: part " .. part .. " does not go through the blocks in order")
+            seen[part].last = sec
+        end
+    end
+    for part, s in pairs(seen) do
+        assert(s.last == -1 or s.last == n_blocks - 1, "emit/cuda_dit: part " .. part .. " skips blocks")
+    end
+    return block, n_blocks
+end
 
 -- TeaCache's two kernels (reference §8): the residual of a pass through the blocks, and its application.
 local function teacache_kernels(E)
@@ -396,6 +464,7 @@ local function descriptor(h, E)
     cuda.desc_open(h, E, "sky_dit_cuda_desc", false)
     h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,",
            #g.weights)
+    h:line(".weight_block = dit_forward_weight_block, .n_blocks = %d,", E.n_blocks)
     h:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
     h:line(".attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,")
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do h:line(".%s = %s,", name, slot(name)) end
@@ -445,6 +514,13 @@ function cuda_dit.emit(s, p, files, ctx)
     h:line("/* each weight's place in the device buffer: its index, but each fused q|k|v's weights adjacent */")
     h:open(string.format("const int dit_forward_weight_place[%d] = {", #g.weights))
     for _, wt in ipairs(g.weights) do h:line("%d, /* %s */", place[wt.name], clit.comment(wt.name)) end
+    h:close("};")
+    h:blank()
+    local block
+    block, E.n_blocks = weight_blocks(g)
+    h:line("/* each weight's block (-1: none; kept on the device under --offload_blocks) */")
+    h:open(string.format("const short dit_forward_weight_block[%d] = {", #g.weights))
+    for _, wt in ipairs(g.weights) do h:line("%d, /* %s */", block[wt.name], clit.comment(wt.name)) end
     h:close("};")
     h:blank()
     cuda.helpers(h, E)

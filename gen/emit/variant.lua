@@ -110,6 +110,9 @@ local function dit_program(w, s, plans, name)
            clit.size(pc and pc.prompt_bytes or 0))
     w:line(".cuda_weight_bytes = %s, .cuda_teacache_bytes = %s,", usp and "0" or cuda_weights(plans, "dit_forward"),
            usp and "0" or cuda_teacache(plans))
+    local block_bytes, n_blocks = 0, 0
+    if pc and not usp then block_bytes, n_blocks = cuda_emitters.dit_forward.block_device_bytes(pc.graph) end
+    w:line(".cuda_block_bytes = %s, .cuda_blocks = %d,", clit.size(block_bytes), n_blocks)
     -- (dit_forward_usp: the whole forward's, dit_forward's count; each of P ranks does about 1 / P of it)
     local fg = plans.cpu.dit_forward.graph
     w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",

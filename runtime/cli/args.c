@@ -128,6 +128,12 @@ static const flag flags[] = {
     {"--offload", 'b', 0, "off",
      "hold one model at a time (transformer, VAE decoder, VAE encoder): each is loaded "
      "for each use and freed after it (less memory, reloads per DF window)"},
+    {"--offload_blocks", 's', 0, "off",
+     "N or auto: with --backend cuda, the transformer's blocks stay in pinned host memory (as much host memory as "
+     "their weights) and N of them are on the GPU at a time, the next copied over PCIe while one computes (the "
+     "same output; slower where the copy outlasts a block's compute: docs/offload.md); auto: the largest N that "
+     "fits the GPU's free memory, or none when everything fits. The CPU backend accepts it and changes nothing "
+     "(its weights are host memory already)"},
     {"--vae_tiling", 'b', 0, "off",
      "decode in overlapping tiles blended as diffusers' AutoencoderKLWan tiling does, when the latent is larger "
      "than a tile (the same output as diffusers with enable_tiling; cpu backend only so far)"},

@@ -360,7 +360,7 @@ static sky_status bench_dit(const char *dir, const bench_opts *o, bench_result *
     r->F = io.F, r->H = io.H, r->W = io.W;
     r->L = (int)((long long)io.F * io.H * io.W / ((long long)p->patch_t * p->patch_h * p->patch_w));
     const double used0 = o->backend == SKY_BACKEND_CUDA ? device_used() : -1;
-    if (st == SKY_OK) st = sky_dit_open(&d, p, w, NULL, 0, sky_variant.name, o->quiet, o->backend, 0, err);
+    if (st == SKY_OK) st = sky_dit_open(&d, p, w, NULL, 0, sky_variant.name, o->quiet, o->backend, 0, 0, err);
     if (st == SKY_OK) st = dit_steady(d, &io, o, r, err);
     const double used1 = o->backend == SKY_BACKEND_CUDA ? device_used() : -1;
     r->device_used_bytes = used0 >= 0 && used1 >= 0 ? used1 - used0 : -1;

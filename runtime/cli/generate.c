@@ -284,6 +284,17 @@ static int read_options(gen *g)
     sky_gen_args *a = &g->a;
     double        dv;
     a->offload = sky_cli_flag_given(&g->f, "--offload");
+    if (sky_cli_flag_given(&g->f, "--offload_blocks")) {
+        const char *v = sky_cli_flag(&g->f, "--offload_blocks");
+        char       *end;
+        const long  n = strtol(v, &end, 10);
+        if (strcmp(v, "auto") == 0)
+            a->offload_blocks = -1;
+        else if (*v && !*end && n >= 0 && n <= 100000)
+            a->offload_blocks = (int)n;
+        else
+            return sky_cli_usage(g->argv0, "--offload_blocks %s: want a block count (0: off) or auto", v);
+    }
     a->vae_tiling = sky_cli_flag_given(&g->f, "--vae_tiling");
     a->vae_tile_px = 256, a->vae_tile_stride_px = 192;
     if (sky_cli_flag_given(&g->f, "--vae_tile_size")) {

@@ -66,6 +66,8 @@ static void print_usage(FILE *out, const char *argv0)
         "      --lora FILE[:SCALE]  merge a LoRA into the weights as they load (repeatable; generation --help)\n"
         "      --lora_unknown_keys warn  skip LoRA keys that match no weight (default: refuse them)\n"
         "      --weight_dtype fp8  the block linear weights quantised to fp8 e4m3 per output channel at load\n"
+        "      --offload_blocks N  cuda: the blocks' weights in pinned host memory, N on the GPU at a time\n"
+        "                        (generation --help; cpu: accepted, nothing changes)\n"
         "      --use_usp         dit_forward only: Ulysses sequence parallelism over the ranks of\n"
         "                        `mpirun -np N` (CPU backend; N dividing the heads); rank 0 writes\n"
         "      -q, --quiet       no progress lines\n"
@@ -136,6 +138,29 @@ static void print_arenas(size_t cpu, size_t cpu_prompt, size_t cuda, size_t cuda
     printf(" + %zu MiB cuBLASLt workspace\n", (size_t)(SKY_GEMM_WORKSPACE_BYTES >> 20));
 }
 
+/* The same peaks with --offload_blocks 2 (two block slots: one computing, the next being copied; docs/offload.md),
+ * with TeaCache where the variant has it, and the pinned host memory the blocks take. */
+static void print_offload_blocks(const sky_device_config *all)
+{
+    const sky_dit_program *p = sky_variant.dit;
+    const int              n = 2;
+    char                   b[32], h[32];
+    if (p->cuda_blocks <= n) return;
+    printf("            one block's weights %s (%zu bytes) of %d; --offload_blocks %d keeps %d on the GPU, all of "
+           "them in pinned host memory:\n",
+           sky_device_bytes_fmt(b, sizeof b, p->cuda_block_bytes), p->cuda_block_bytes, p->cuda_blocks, n, n);
+    for (int offload = 0; offload < 2; offload++) {
+        sky_device_config c = *all;
+        sky_device_plan   plan;
+        c.offload = offload, c.offload_blocks = n;
+        sky_device_plan_make(&sky_variant, &c, &plan);
+        printf("            peak %-23s %10s (%zu bytes): %s; %s (%zu bytes) pinned host\n",
+               offload ? "--offload --offload_blocks 2" : "--offload_blocks 2",
+               sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak,
+               sky_device_bytes_fmt(h, sizeof h, plan.host_pinned), plan.host_pinned);
+    }
+}
+
 /* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
  * the variant's family (both encoders where it has an image branch, the VAE decoder, the encoder for I2V and
  * DF's long videos) with every model kept, and with --offload; each with and without TeaCache. */
@@ -167,6 +192,7 @@ static void print_device_plan(void)
                                  : "(every model kept)",
                    sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
         }
+    print_offload_blocks(&all);
 }
 
 static void print_info(void)
@@ -280,6 +306,13 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
                 return usage_error(argv[0], "--teacache_steps %s: must be 1 to 100000", val);
             o->teacache_steps = (int)v;
             i++;
+        } else if (is_dit && strcmp(a, "--offload_blocks") == 0 && val) {
+            char      *end;
+            const long v = strtol(val, &end, 10);
+            if (*end || v < 0 || v > 100000)
+                return usage_error(argv[0], "--offload_blocks %s: must be 0 (off) to 100000 blocks", val);
+            o->offload_blocks = (int)v;
+            i++;
         } else if (is_dit && strcmp(a, "--use_ret_steps") == 0)
             o->use_ret_steps = 1;
         else if (is_dit && strcmp(a, "--use_usp") == 0)
@@ -305,7 +338,7 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
                           strcmp(a, "--backend") == 0 || strcmp(a, "--trace") == 0 || strcmp(a, "--teacache") == 0 ||
                           strcmp(a, "--teacache_steps") == 0 || strcmp(a, "--lora") == 0 ||
                           strcmp(a, "--lora_unknown_keys") == 0 || strcmp(a, "--weight_dtype") == 0 ||
-                          strcmp(a, "--vae_tiling") == 0))
+                          strcmp(a, "--vae_tiling") == 0 || strcmp(a, "--offload_blocks") == 0))
             return usage_error(argv[0], "%s needs a value", a);
         else
             return usage_error(argv[0], "program: unknown option %s", a);

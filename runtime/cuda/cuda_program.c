@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "cuda/fatbin.h"
 #include "cuda/nvrtc_cache.h"
+#include "cuda/offload.h"
 #include "cuda/selftest_cuda.h"
 
 #ifndef SKY_PLUGIN_VARIANT
@@ -212,8 +213,10 @@ static void form_dtype(void *ctx, int i, const float *src, void *dst)
     }
 }
 
-sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
-                                const sky_weight_reader *r, sky_err *err)
+/* sky_cuda_prog_upload, with the blocks offloaded when n_slots > 0 (sky_cuda_prog_upload_blocks). */
+static sky_status upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                         const short *block, int n_blocks, int n_slots, sky_cuda_offload **o,
+                         const sky_weight_reader *r, sky_err *err)
 {
     size_t    *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
     size_t    *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
@@ -227,11 +230,26 @@ sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, in
         for (int k = 0; k < wd[i].ndim; k++) count[i] *= (size_t)wd[i].shape[k];
         bytes[i] = count[i] * (bf16[i] ? 2 : 4);
     }
-    st = sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &(upload_form){bf16, count}, r, err);
+    upload_form f = {bf16, count};
+    st = n_slots > 0 ? sky_cuda_offload_open(o, pr, n, count, bytes, form_dtype, &f, block, n_blocks, n_slots, r, err)
+                     : sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &f, r, err);
 done:
     free(count);
     free(bytes);
     return st;
+}
+
+sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                const sky_weight_reader *r, sky_err *err)
+{
+    return upload(pr, wd, n, bf16, NULL, 0, 0, NULL, r, err);
+}
+
+sky_status sky_cuda_prog_upload_blocks(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                       const short *block, int n_blocks, int n_slots, sky_cuda_offload **o,
+                                       const sky_weight_reader *r, sky_err *err)
+{
+    return upload(pr, wd, n, bf16, block, n_blocks, n_slots, o, r, err);
 }
 
 /* The GEMMs' algorithms chosen by measurement in the arena, before it is zeroed and used (gemm.h:

@@ -16,16 +16,19 @@
 #include "cuda/gemm.h"       /* sky_gemm_desc, the GEMM table's rows */
 #include "models/cuda_abi.h" /* sky_cuda_plugin; program.h: sky_slot */
 
+struct sky_cuda_offload; /* dit_forward's block offload (cuda/offload.h) */
+
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {
-    CUdeviceptr        arena;        /* the plan's arena */
-    CUdeviceptr        prompt;       /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
-    const CUdeviceptr *w;            /* one device pointer per weights-table entry */
-    const CUfunction  *fn;           /* one function per kernel name, table order */
-    void              *gemm;         /* the runtime's GEMM set (runtime/cuda/gemm.h) */
-    int                sync_check;   /* --sync-check: synchronise after each launch */
-    int                attn_sm90;    /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
-    int                fault_kernel; /* test only: 1 + the index of the kernel whose launches are dropped, 0 none */
+    CUdeviceptr        arena;         /* the plan's arena */
+    CUdeviceptr        prompt;        /* dit_forward: the prompt arena of the call's prompt (0 elsewhere) */
+    const CUdeviceptr *w;             /* one device pointer per weights-table entry */
+    const CUfunction  *fn;            /* one function per kernel name, table order */
+    void              *gemm;          /* the runtime's GEMM set (runtime/cuda/gemm.h) */
+    int                sync_check;    /* --sync-check: synchronise after each launch */
+    int                attn_sm90;     /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
+    int                fault_kernel;  /* test only: 1 + the index of the kernel whose launches are dropped, 0 none */
+    struct sky_cuda_offload *offload; /* dit_forward with --offload_blocks: the slots' copies (NULL: all resident) */
     /* --trace: called after every op with the op's output at device address p (never while capturing) */
     void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype,
                   long long n, int cl);
@@ -60,6 +63,8 @@ typedef struct sky_dit_cuda_desc {
     int                    n_weights;
     const unsigned char   *weight_bf16;  /* 1: uploaded as bf16, 0: fp32 */
     const int             *weight_place; /* each weight's place in the device buffer (sky_cuda_prog.place) */
+    const short           *weight_block; /* each weight's block, -1 for none (--offload_blocks: cuda/offload.h) */
+    int                    n_blocks;
     size_t                 arena_bytes;
     size_t                 prompt_bytes;     /* one prompt arena: the cross-attention keys and values */
     int                    attention_smem;   /* dynamic shared memory of the sm_80 attention kernels */
@@ -193,6 +198,11 @@ void sky_cuda_prog_bind(const sky_cuda_prog *pr);
 /* n weights read through r, tensor i uploaded as bf16 where bf16[i], else as fp32. */
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                 const sky_weight_reader *r, sky_err *err);
+/* The same with the blocks' weights offloaded (cuda/offload.h) into *o with n_slots slots (1 .. n_blocks - 1);
+ * block[i] is weight i's block, -1 for a weight kept on the device. */
+sky_status sky_cuda_prog_upload_blocks(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                       const short *block, int n_blocks, int n_slots, struct sky_cuda_offload **o,
+                                       const sky_weight_reader *r, sky_err *err);
 /* n weights in their device form: tensor i is read through r as src_count[i] fp32 values, turned into
  * dev_bytes[i] bytes by form(ctx, i, src, dst), and uploaded at its own 256-byte aligned offset, in the
  * order pr->place gives (index order without it). The device buffer is allocated first; the host holds one
@@ -214,7 +224,7 @@ void sky_cuda_timing_end(sky_cuda_prog *pr);
 
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
 sky_status  sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
-                              sky_err *err);
+                              int offload_blocks, sky_err *err);
 int         sky_cuda_devices(void);
 void        sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                                  const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,
@@ -284,6 +294,13 @@ void sky_cuda_gemm_dims(const sky_cuda_program *st, int i, int m, int n, int k, 
     do {                                                                                                        \
         if (st->trace) st->trace(st, s, (name), st->arena + (CUdeviceptr)(off), (dtype), (long long)(n), (cl)); \
     } while (0)
+
+/* dit_forward's block b starts and ends (cuda/offload.h: with --offload_blocks, the wait for the block's weights
+ * in its slot, and the copy of the next block of that slot once it is done; nothing when all are resident). */
+void sky_cuda_block_begin(const sky_cuda_program *st, CUstream s, int b);
+void sky_cuda_block_end(const sky_cuda_program *st, CUstream s, int b);
+#define BLOCK_BEGIN(b) sky_cuda_block_begin(st, s, (b))
+#define BLOCK_END(b)   sky_cuda_block_end(st, s, (b))
 
 /* An op's output: where the op writes it, and what --trace records of it once the op has run (the graph's
  * name, the dtype, the element count; cl as for sky_trace_fn). OUT in the arena, OUT_PROMPT in the prompt

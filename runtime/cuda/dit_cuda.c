@@ -19,6 +19,7 @@
 
 #include "cuda/cuda_ctx.h"
 #include "cuda/cuda_program.h"
+#include "cuda/offload.h"
 #include "cuda/selftest_cuda.h"
 #include "core/dtype.h"
 
@@ -30,6 +31,7 @@ typedef struct dit_cuda {
     const sky_dit_cuda_desc *desc;
     const sky_dit_program   *p;
     sky_graph_cache         *graphs;
+    sky_cuda_offload        *offload;  /* --offload_blocks (NULL: every weight on the device) */
     uint16_t                *ctx_bf16; /* pinned host staging for the context */
     /* pinned host staging of every call's copies (sky_cuda_host_alloc), each at the largest window: x, y,
      * t, fps in; v out (the caller's buffers are pageable: one host memcpy each, then DMA at full speed) */
@@ -52,6 +54,7 @@ void sky_dit_cuda_close(void *opaque)
     if (!d) return;
     sky_cuda_prog_bind(&d->pr);
     sky_graph_cache_free(d->graphs);
+    sky_cuda_offload_close(d->offload);
     if (d->tc_mem) sky_cuda_arena_free(d->pr.c, d->tc_mem);
     sky_cuda_host_free(d->ctx_bf16);
     sky_cuda_host_free(d->pin);
@@ -122,7 +125,19 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
     return SKY_OK;
 }
 
-sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, sky_err *err)
+/* The weights: all on the device, or with 1 <= n_slots < the block count, the blocks offloaded (offload.h). */
+static sky_status upload(dit_cuda *d, int n_slots, const sky_weight_reader *w, sky_err *err)
+{
+    const sky_dit_cuda_desc *g = d->desc;
+    const sky_dit_program   *p = d->p;
+    if (n_slots <= 0 || n_slots >= g->n_blocks)
+        return sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err);
+    return sky_cuda_prog_upload_blocks(&d->pr, p->weights, p->n_weights, g->weight_bf16, g->weight_block, g->n_blocks,
+                                       n_slots, &d->offload, w, err);
+}
+
+sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
+                             int offload_blocks, sky_err *err)
 {
     *out = NULL;
     dit_cuda *d = calloc(1, sizeof *d);
@@ -140,11 +155,17 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
                             g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||
-        sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err) || pinned_open(d, err) ||
+        upload(d, offload_blocks, w, err) || pinned_open(d, err) ||
         sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) || choose_attention(d, err) ||
         sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
         goto fail;
     for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = d->pr.kept + (CUdeviceptr)i * prompt_each;
+    d->pr.st.offload = d->offload;
+    if (d->offload) {
+        const size_t used = strlen(d->pr.device);
+        snprintf(d->pr.device + used, sizeof d->pr.device - used, ", %d of %d blocks on the device (--offload_blocks)",
+                 d->offload->n_slots, d->offload->n_blocks);
+    }
     *out = d;
     return SKY_OK;
 fail:

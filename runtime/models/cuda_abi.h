@@ -46,8 +46,13 @@ typedef struct sky_cuda_plugin {
     const char *variant; /* the variant it was generated for */
     /* dit_forward on GPU `device` (0; 1 for the second transformer of --use_cfg_parallel). Every entry point
      * makes its program's device current on the calling thread, so programs on different GPUs can run at
-     * once from different threads (one thread per program at a time). */
-    sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, sky_err *err);
+     * once from different threads (one thread per program at a time).
+     * offload_blocks: 0 keeps every weight on the device; N >= 1 keeps the blocks' weights in pinned host memory
+     * and N of them on the device at a time, the next copied while one computes (--offload_blocks; N at least
+     * the block count is the same as 0).
+     */
+    sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, int offload_blocks,
+                       sky_err *err);
     /* One forward of one sample; arguments as sky_dit_forward's (dit.h); skip NULL or as above (after
      * teacache_open). The prompt's keys and values are kept in prompt arena `slot` (0 to
      * SKY_PROMPT_SLOTS - 1, runtime/models/prompt_cache.h): fresh = 1 runs the prompt part from context and clip_fea
@@ -107,8 +112,8 @@ typedef struct sky_cuda_plugin {
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
- * 12: set_timing added. 13: mem_free added. */
-#define SKY_CUDA_PLUGIN_ABI 13
+ * 12: set_timing added. 13: mem_free added. 14: open takes offload_blocks. */
+#define SKY_CUDA_PLUGIN_ABI 14
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

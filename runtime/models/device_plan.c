@@ -39,8 +39,10 @@ static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, si
     const sky_dit_program *p = v->dit;
     memset(b, 0, SKY_DEVICE_PARTS * sizeof *b);
     if (!v->has_cuda) return;
-    b[SKY_DEVICE_DIT] =
-        program_bytes(p->cuda_weight_bytes, p->cuda_arena_bytes, SKY_PROMPT_SLOTS * pad256(p->cuda_prompt_bytes));
+    size_t weights = p->cuda_weight_bytes;
+    if (c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks) /* --offload_blocks: N slots of the blocks */
+        weights -= (size_t)(p->cuda_blocks - c->offload_blocks) * p->cuda_block_bytes;
+    b[SKY_DEVICE_DIT] = program_bytes(weights, p->cuda_arena_bytes, SKY_PROMPT_SLOTS * pad256(p->cuda_prompt_bytes));
     if (c->teacache) b[SKY_DEVICE_TEACACHE] = p->cuda_teacache_bytes;
     const sky_encoder_program *e[2] = {c->text ? v->text_encode : NULL, c->clip ? v->clip_encode : NULL};
     for (int i = 0; i < 2; i++)
@@ -54,6 +56,9 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
 {
     memset(out, 0, sizeof *out);
     part_bytes(v, c, out->bytes);
+    const sky_dit_program *p = v->dit;
+    if (v->has_cuda && c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks)
+        out->host_pinned = (size_t)p->cuda_blocks * p->cuda_block_bytes;
     /* the sets held at once, as bit masks of parts: the encoders alone, then the rest together (or, under
      * --offload, the transformer with TeaCache's buffers, and each VAE program alone) */
     const unsigned dit = 1u << SKY_DEVICE_DIT | 1u << SKY_DEVICE_TEACACHE;
@@ -78,30 +83,56 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
                                      sky_device_part_name(i));
 }
 
+int sky_device_plan_fit_blocks(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes)
+{
+    sky_device_config o = *c;
+    sky_device_plan   plan;
+    o.offload_blocks = 0;
+    sky_device_plan_make(v, &o, &plan);
+    if (plan.peak <= free_bytes) return 0;
+    for (int n = v->dit->cuda_blocks - 1; n >= 1; n--) {
+        o.offload_blocks = n;
+        sky_device_plan_make(v, &o, &plan);
+        if (plan.peak <= free_bytes) return n;
+    }
+    return 0;
+}
+
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err)
 {
     sky_device_plan plan;
     sky_device_plan_make(v, c, &plan);
     if (plan.peak <= free_bytes) return SKY_OK;
-    char need[32], have[32], all[32], fix[320];
-    if (!c->offload) {
-        sky_device_config o = *c;
-        sky_device_plan   off;
-        o.offload = 1;
-        sky_device_plan_make(v, &o, &off);
-        if (off.peak <= free_bytes)
-            snprintf(fix, sizeof fix,
-                     "run with --offload (each model on the GPU only for its stage): its peak is %s (%zu bytes, %s)",
-                     sky_device_bytes_fmt(need, sizeof need, off.peak), off.peak, off.at_peak);
-        else
-            snprintf(fix, sizeof fix,
-                     "even --offload needs %s (%s); no option of this build makes it fit: use a GPU with that much "
-                     "free memory, or --backend cpu",
-                     sky_device_bytes_fmt(need, sizeof need, off.peak), off.at_peak);
-    } else {
+    char need[32], have[32], all[32], fix[400];
+    /* the options that can make it fit: --offload, --offload_blocks N, both (N: the largest that fits) */
+    sky_device_config o = *c;
+    sky_device_plan   off;
+    o.offload = 1;
+    sky_device_plan_make(v, &o, &off);
+    const int n_alone = c->offload_blocks <= 0 ? sky_device_plan_fit_blocks(v, c, free_bytes) : 0;
+    const int n_both = c->offload_blocks <= 0 ? sky_device_plan_fit_blocks(v, &o, free_bytes) : 0;
+    if (!c->offload && off.peak <= free_bytes) {
         snprintf(fix, sizeof fix,
-                 "no option of this build makes it fit: use a GPU with that much free memory, or --backend cpu");
+                 "run with --offload (each model on the GPU only for its stage): its peak is %s (%zu bytes, %s)",
+                 sky_device_bytes_fmt(need, sizeof need, off.peak), off.peak, off.at_peak);
+    } else if (n_alone > 0 || n_both > 0) {
+        o = *c, o.offload = n_alone > 0 ? c->offload : 1, o.offload_blocks = n_alone > 0 ? n_alone : n_both;
+        sky_device_plan_make(v, &o, &off);
+        snprintf(fix, sizeof fix,
+                 "run with %s--offload_blocks %d (%d of the transformer's %d blocks on the GPU at a time, all of them "
+                 "in %s of pinned host memory; docs/offload.md): its peak is %s (%zu bytes, %s)",
+                 o.offload && !c->offload ? "--offload " : "", o.offload_blocks, o.offload_blocks, v->dit->cuda_blocks,
+                 sky_device_bytes_fmt(all, sizeof all, off.host_pinned),
+                 sky_device_bytes_fmt(need, sizeof need, off.peak), off.peak, off.at_peak);
+    } else {
+        o = *c, o.offload = 1, o.offload_blocks = v->dit->cuda_blocks > 1 ? 1 : 0;
+        sky_device_plan_make(v, &o, &off);
+        snprintf(fix, sizeof fix,
+                 "even --offload%s needs %s (%s); no option of this build makes it fit: use a GPU with that much "
+                 "free memory, or --backend cpu",
+                 o.offload_blocks ? " --offload_blocks 1" : "", sky_device_bytes_fmt(need, sizeof need, off.peak),
+                 off.at_peak);
     }
     return sky_fail(err,
                     "%s needs %s (%zu bytes) of device memory at its peak (%s; the plan: --info), GPU 0 has %s "

@@ -8,7 +8,9 @@
  *   - each program's arena in one allocation: the CUDA plan's peak (cuda_arena_bytes), the cuBLASLt workspace
  *     (SKY_GEMM_WORKSPACE_BYTES) and, for dit_forward, SKY_PROMPT_SLOTS prompt arenas each padded to 256 bytes
  *     (both slots whether or not the run has guidance: runtime/cuda/dit_cuda.c keeps them);
- *   - TeaCache's buffers beside the transformer (cuda_teacache_bytes).
+ *   - TeaCache's buffers beside the transformer (cuda_teacache_bytes);
+ *   - with --offload_blocks N (runtime/cuda/offload.h): of the transformer's weights only the resident ones and N
+ *     block slots (cuda_block_bytes each); all its blocks in pinned host memory (host_pinned, not device memory).
  * Which programs are held at once follows the pipeline (pipeline/denoise.h, pipeline.c): the text encoder,
  * then the image encoder, each alone and closed after use; then the transformer with TeaCache's buffers and
  * the VAE's decoder and encoder, together to the end of the run, or under --offload each alone for its
@@ -39,17 +41,19 @@ enum {
 
 /* What a run holds: the flags of the run (pipeline.h's sky_gen_args) the plan depends on. */
 typedef struct sky_device_config {
-    int offload;    /* --offload: each model on the device only for its stage */
-    int teacache;   /* --teacache */
-    int text, clip; /* the encoders run (not --prompt_embeds; clip: image variants) */
-    int vae_decode; /* the run decodes (VAE weights given) */
-    int vae_encode; /* the run encodes images or frames */
+    int offload;        /* --offload: each model on the device only for its stage */
+    int teacache;       /* --teacache */
+    int text, clip;     /* the encoders run (not --prompt_embeds; clip: image variants) */
+    int vae_decode;     /* the run decodes (VAE weights given) */
+    int vae_encode;     /* the run encodes images or frames */
+    int offload_blocks; /* --offload_blocks N: N transformer blocks on the device (0, or N >= the blocks: all) */
 } sky_device_config;
 
 typedef struct sky_device_plan {
     size_t bytes[SKY_DEVICE_PARTS]; /* each part's device bytes (0: not in this configuration) */
     size_t peak;                    /* the most held at once */
     char   at_peak[160];            /* what is held then: "the transformer + TeaCache + the VAE decoder" */
+    size_t host_pinned;             /* pinned host memory of --offload_blocks (the blocks' weights; 0 without) */
 } sky_device_plan;
 
 /* The plan of variant v in configuration c (all zero without a cuda target). */
@@ -60,9 +64,14 @@ const char *sky_device_part_name(int part);
 
 /* SKY_OK when c's peak fits in free_bytes (GPU 0's free memory before any model loads). Else SKY_ERR with a
  * message naming the peak and what is held then, the free and total memory, and the option that makes the run
- * fit (--offload, when its peak fits), or that none of this build does. */
+ * fit (--offload, or --offload_blocks N with the largest N that fits, or both, when one fits), or that none of this
+ * build does. */
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err);
+
+/* The largest --offload_blocks N (1 .. blocks - 1) with which c (its other fields as given) fits in free_bytes; 0
+ * when c fits with every block on the device, or when no N fits (sky_device_plan_check then says so). */
+int sky_device_plan_fit_blocks(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes);
 
 /* bytes as "12.34 GiB" (or MiB below 1 GiB) into buf[n]; returns buf. */
 const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes);

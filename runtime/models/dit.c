@@ -248,7 +248,8 @@ sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, sky_err *err)
 }
 
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
-                        int weight_fp8, const char *who, int quiet, sky_backend b, int device, sky_err *err)
+                        int weight_fp8, const char *who, int quiet, sky_backend b, int device, int offload_blocks,
+                        sky_err *err)
 {
     *out = NULL;
     sky_dit *d = calloc(1, sizeof *d);
@@ -296,7 +297,7 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     if (d->cuda) {
         t0 = now_s();
         const sky_weight_reader r = sky_cpu_state_reader(&d->s);
-        if (d->cuda->open(&d->cuda_state, p, &r, device, err)) goto fail;
+        if (d->cuda->open(&d->cuda_state, p, &r, device, offload_blocks, err)) goto fail;
         sky_cpu_state_release(&d->s);
         if (sky_trace_hook) d->cuda->set_trace(d->cuda_state, sky_trace_hook, sky_trace_ctx);
         if (!quiet)
@@ -473,7 +474,7 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
         if (sky_lora_describe(lora, k, &o->loras[k], line, sizeof line) || !o->quiet) fprintf(stderr, "%s\n", line);
     }
     const sky_status opened =
-        sky_dit_open(&d, p, o->weights, lora, o->weight_fp8, v->name, o->quiet, o->backend, 0, err);
+        sky_dit_open(&d, p, o->weights, lora, o->weight_fp8, v->name, o->quiet, o->backend, 0, o->offload_blocks, err);
     sky_lora_close(lora);
     if (opened || (o->comm && sky_dit_use_comm(d, o->comm, err))) goto done;
     if (o->teacache > 0) {

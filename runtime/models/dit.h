@@ -40,6 +40,7 @@ typedef struct sky_dit_run_opts {
     /* --use_usp: this rank's collectives (NULL: one process). Every rank runs the variant's dit_forward_usp on the
      * same inputs (CPU backend; sky_dit_use_comm's rank counts); only rank 0 writes the output. */
     const sky_comm *comm;
+    int             offload_blocks; /* --offload_blocks N (0: off; sky_dit_open) */
 } sky_dit_run_opts;
 
 /* A bound dit_forward program: weights as fp32 and the CPU arena, or the CUDA plugin's state. */
@@ -52,9 +53,12 @@ typedef struct sky_dit sky_dit;
  * SKY_BACKEND_CUDA on GPU `device`, 0 .. sky_cuda_devices_visible - 1, cuda_plugin.h); `who` names the
  * variant in messages (and the plugin to load for SKY_BACKEND_CUDA); unless quiet, a line about the weights
  * (and the device) on stderr. Two transformers may run their forwards at once, each from its own thread
- * (--use_cfg_parallel); one is used by one thread at a time. */
+ * (--use_cfg_parallel); one is used by one thread at a time. offload_blocks (--offload_blocks): on the CUDA
+ * backend, N >= 1 keeps the blocks' weights in pinned host memory and N of them on the device (cuda_abi.h); 0 all
+ * on the device; the CPU backend ignores it (its weights are host memory already). */
 sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *weights, const sky_lora *lora,
-                        int weight_fp8, const char *who, int quiet, sky_backend b, int device, sky_err *err);
+                        int weight_fp8, const char *who, int quiet, sky_backend b, int device, int offload_blocks,
+                        sky_err *err);
 
 /* Whether `ranks` ranks can run p (dit_forward) under --use_usp: p has a dit_forward_usp and ranks is one of its
  * rank counts (dividing the heads); refused with the counts that work. No work: check before loading anything. */

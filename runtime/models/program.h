@@ -110,6 +110,10 @@ typedef struct sky_dit_program {
     const struct sky_dit_program *usp;
     sky_dit_usp_part_cpu_fn       context_usp, embed_usp, blocks_usp, head_usp;
     int                           usp_ranks[16];
+    /* --offload_blocks (runtime/cuda/offload.h): the device bytes of one block's weights as the plugin lays them
+     * out (each padded to 256 bytes; the largest block) and the blocks (0: no cuda target). */
+    size_t cuda_block_bytes;
+    int    cuda_blocks;
 } sky_dit_program;
 
 /* The FLOPs of one forward of p over `tokens` tokens (F latent frames: F / patch_t x h / patch_h x w / patch_w),

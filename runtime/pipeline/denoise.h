@@ -39,6 +39,7 @@ typedef struct sky_denoise {
     sky_dit                *dit_u;          /* --use_cfg_parallel: the uncond pass's transformer on GPU 1 (NULL
                                              * otherwise, or while released) */
     int                     cfg_parallel;   /* --use_cfg_parallel and the run has uncond passes */
+    int                     offload_blocks; /* --offload_blocks resolved (auto: from the plan; pipeline.c), 0: off */
     sky_teacache            tc;             /* --teacache */
     sky_teacache           *tcp;            /* &tc, or NULL without --teacache */
     sky_dit_skip            skip;           /* TeaCache's decision on tc, for one transformer */

@@ -297,27 +297,36 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 }
 
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
- * against GPU 0's free memory before any model loads. */
-static sky_status check_device_memory(const sky_denoise *r, sky_err *err)
+ * against GPU 0's free memory before any model loads; --offload_blocks auto resolved into r->offload_blocks from
+ * it (the largest block count that fits, none when everything does). */
+static sky_status check_device_memory(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args     *a = r->a;
     const sky_variant_desc *v = r->v;
+    r->offload_blocks = a->offload_blocks > 0 ? a->offload_blocks : 0;
     if (a->backend != SKY_BACKEND_CUDA) return SKY_OK;
-    const sky_device_config c = {.offload = a->offload,
-                                 .teacache = a->teacache,
-                                 .text = !a->prompt_embeds && v->text_encode,
-                                 .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
-                                 .vae_decode = a->vae_weights != NULL,
-                                 .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r)};
-    size_t                  free_bytes, total;
+    sky_device_config c = {.offload = a->offload,
+                           .offload_blocks = r->offload_blocks,
+                           .teacache = a->teacache,
+                           .text = !a->prompt_embeds && v->text_encode,
+                           .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
+                           .vae_decode = a->vae_weights != NULL,
+                           .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r)};
+    size_t            free_bytes, total;
     if (sky_cuda_device_memory(v->name, 0, &free_bytes, &total, err)) return SKY_ERR;
+    if (a->offload_blocks < 0) c.offload_blocks = r->offload_blocks = sky_device_plan_fit_blocks(v, &c, free_bytes);
     sky_device_plan plan;
     sky_device_plan_make(v, &c, &plan);
     if (!a->quiet && !a->progress_json) {
-        char need[32], have[32];
-        fprintf(stderr, "device memory: %s (%zu bytes) planned at the peak (%s), %s free on GPU 0\n",
+        char need[32], have[32], pin[32] = "";
+        if (plan.host_pinned) snprintf(pin, sizeof pin, "%d of %d", r->offload_blocks, v->dit->cuda_blocks);
+        fprintf(stderr, "device memory: %s (%zu bytes) planned at the peak (%s), %s free on GPU 0",
                 sky_device_bytes_fmt(need, sizeof need, plan.peak), plan.peak, plan.at_peak,
                 sky_device_bytes_fmt(have, sizeof have, free_bytes));
+        if (plan.host_pinned)
+            fprintf(stderr, "; --offload_blocks: %s blocks on the GPU, all in %s (%zu bytes) of pinned host memory",
+                    pin, sky_device_bytes_fmt(need, sizeof need, plan.host_pinned), plan.host_pinned);
+        fputc('\n', stderr);
     }
     return sky_device_plan_check(v, &c, free_bytes, total, err);
 }

@@ -69,6 +69,8 @@ typedef struct sky_gen_args {
     int           ar_step, causal_block_size, base_num_frames, overlap_history, addnoise_condition;
     int           teacache, use_ret_steps; /* TeaCache (runtime/models/teacache.h) */
     int           offload;                 /* each model opened for each use and closed after it */
+    int           offload_blocks;          /* --offload_blocks N: N transformer blocks on the GPU (0: all; -1: auto,
+                                              resolved from the plan and free memory before loading) */
     int           vae_tiling;              /* --vae_tiling: decode in tiles (models/vae.h sky_vae_decode_tiled) */
     int           vae_tile_px, vae_tile_stride_px;
     int           cfg_parallel; /* --use_cfg_parallel: the uncond pass on a second transformer (GPU 1),

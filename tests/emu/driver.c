@@ -7,9 +7,13 @@
  *     reads must fall inside one allocation;
  *   - a kernel launch checks grid and block limits, __launch_bounds__, and dynamic shared memory
  *     against 48 KiB or the opt-in set by cuFuncSetAttribute (at most 227 KiB, as on Hopper);
- *   - the stream is synchronous; stream capture records launches and GEMMs (their parameters
- *     copied, as the driver does) and a graph launch replays them; anything else on a capturing
- *     stream fails as the driver's THREAD_LOCAL capture mode would;
+ *   - the stream is synchronous; stream capture records launches, GEMMs (their parameters copied, as the
+ *     driver does) and async host-to-device copies from pinned memory, with their dependencies: a second
+ *     stream joins a capture by waiting for an event recorded in it and must be joined back before it ends
+ *     (else CUDA_ERROR_STREAM_CAPTURE_UNJOINED); a graph launch replays them in capture order, or with
+ *     SKY_EMU_COPY_ORDER=late|early the copies as late or as early as their dependencies allow (graph_run),
+ *     so a missing wait changes the result; anything else on a capturing stream fails as the driver's
+ *     THREAD_LOCAL capture mode would;
  *   - cuBLASLt: column-major layouts with any ld, transposes, fp32 and bf16 types, the BIAS and
  *     GELU_BIAS epilogues (GELU in the tanh form: see runtime/cuda/gemm.h; a GPU run measures which form
  *     cuBLASLt uses), fp32 accumulation;
@@ -20,7 +24,9 @@
  *   - cuModuleLoadData also takes a real fat binary (nvcc -fatbin, built into the plugin: runtime/cuda/
  *     fatbin.h): its layout is checked, and its bytes map to the host-compiled kernels of the text it was
  *     compiled from (load_fatbin below says what that checks and what it cannot).
- *   - events complete when recorded (the stream is synchronous): their elapsed time is the host's;
+ *   - events complete when recorded (the stream is synchronous; with SKY_EMU_COPY_ORDER=late, when their
+ *     record, queued behind a copy, runs): their elapsed time is the host's; cuStreamWaitEvent orders
+ *     streams (and, in a capture, nodes);
  * The device reports compute capability 9.0 and 132 SMs, so the runtime picks its sm_90a paths.
  * SKY_EMU_DEVICES=N (1 to 8, default 1) makes N such devices, for --use_cfg_parallel: each thread has its
  * current device (cuCtxSetCurrent, cudaSetDevice; none until it sets one, as in the driver), each
@@ -138,20 +144,73 @@ typedef struct gemm_args {
 
 static void run_gemm(const gemm_args *g);
 
+/* A captured op: a kernel, a GEMM or (is_copy) an async host-to-device copy from pinned memory; deps: the nodes it
+ * waits for (the capturing stream's last nodes when it was captured, joined through events). */
 typedef struct node {
-    int                   is_gemm;
+    int                   is_gemm, is_copy;
     const sky_emu_kernel *k;
     unsigned              grid[3], block[3], smem;
     unsigned char        *argbuf;              /* the parameters, copied */
     void                **args;
     gemm_args            *gemm;
+    void                 *dst;                 /* is_copy: n bytes from src to dst */
+    const void           *src;
+    size_t                n;
+    int                  *deps, ndeps;
 } node;
 
 typedef struct graph { node *n; int count, cap; } graph;
 
-struct CUstream_st { int capturing; graph *g; };
+/* SKY_EMU_COPY_ORDER: when an async host-to-device copy runs relative to the kernels it does not wait for (and
+ * that do not wait for it). Unset: in issue order (eagerly: at once; a graph: its capture order). late: as late as
+ * the dependencies allow (eagerly: a copy waits in its stream's queue until something waits for it, an op of
+ * its own stream runs, or the stream is synchronised; a graph: a copy node runs only when no kernel node is
+ * ready), so a kernel that reads a copy's destination without waiting for it reads what was there before. early:
+ * as early as they allow (a graph: a ready copy node runs before any ready kernel node), so a copy that does not
+ * wait for the kernels still reading its destination overwrites it under them. Eagerly, early is the same as
+ * unset: the kernels issued before a copy have run when it is issued (the stream is synchronous). */
+enum { ORDER_ISSUE = 0, ORDER_LATE, ORDER_EARLY };
+static int copy_order;
+
+/* An op queued on a stream (copy_order late, eager): a copy, an event's record, a wait for an event. */
+typedef struct queued {
+    int                 kind;              /* Q_COPY, Q_RECORD, Q_WAIT */
+    void               *dst;
+    const void         *src;
+    size_t              n;
+    struct CUevent_st  *e;
+    long                seq;               /* Q_RECORD: the event's record number */
+} queued;
+enum { Q_COPY, Q_RECORD, Q_WAIT };
+
+struct CUstream_st {
+    int     capturing;                     /* in a capture (begun on it, or joined through an event) */
+    graph  *g;                             /* the capture's graph (shared by the streams that joined it) */
+    long    cap_id;                        /* the capture's number */
+    int     origin;                        /* the capture was begun on this stream */
+    int    *tail, ntail, cap_tail;         /* capturing: the nodes the next captured op depends on */
+    queued *q;                             /* eager, copy_order late: ops not yet run, in order */
+    int     qhead, qn, qcap;
+};
+
+/* Events: the stream is synchronous, so an event recorded on it completes at once, at the host's monotonic
+ * clock; cuEventElapsedTime is the host time between two records (what the emulated kernels took to run here,
+ * not a GPU's). A record queued behind a copy (copy_order late) completes when it runs (pending until then).
+ * Recorded on a capturing stream, it holds the capture's current nodes, which a stream waiting for it depends on
+ * (joining the capture if it was not in it). */
+struct CUevent_st {
+    int                 recorded;
+    double              t;
+    struct CUstream_st *pending;           /* its last record is queued on this stream */
+    long                seq;               /* its records so far */
+    long                cap_id;            /* recorded in capture cap_id (0: not) */
+    int                *nodes, nnodes;     /* ... after these nodes */
+};
 
 static struct CUstream_st default_stream;
+static struct CUstream_st **streams;      /* every stream made (for the end of a capture) */
+static int n_streams, cap_streams;
+static long captures_begun;
 
 static struct CUstream_st *stream_of(CUstream s)
 {
@@ -170,6 +229,41 @@ static CUresult graph_add(graph *g, node n)
     return CUDA_SUCCESS;
 }
 
+/* n captured on st: it depends on st's tail, and becomes the tail. */
+static CUresult capture_add(struct CUstream_st *st, node n)
+{
+    n.ndeps = st->ntail;
+    n.deps = malloc((size_t)(st->ntail > 0 ? st->ntail : 1) * sizeof *n.deps);
+    if (!n.deps) return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(n.deps, st->tail, (size_t)st->ntail * sizeof *n.deps);
+    if (graph_add(st->g, n) != CUDA_SUCCESS) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (st->cap_tail < 1) {
+        st->tail = realloc(st->tail, 16 * sizeof *st->tail);
+        if (!st->tail) return CUDA_ERROR_OUT_OF_MEMORY;
+        st->cap_tail = 16;
+    }
+    st->tail[0] = st->g->count - 1, st->ntail = 1;
+    return CUDA_SUCCESS;
+}
+
+/* st's tail gains nodes[n] (a wait for an event recorded in the same capture). */
+static CUresult tail_join(struct CUstream_st *st, const int *nodes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < st->ntail; k++) seen |= st->tail[k] == nodes[i];
+        if (seen) continue;
+        if (st->ntail == st->cap_tail) {
+            const int c = st->cap_tail ? 2 * st->cap_tail : 16;
+            int *t = realloc(st->tail, (size_t)c * sizeof *t);
+            if (!t) return CUDA_ERROR_OUT_OF_MEMORY;
+            st->tail = t, st->cap_tail = c;
+        }
+        st->tail[st->ntail++] = nodes[i];
+    }
+    return CUDA_SUCCESS;
+}
+
 static void graph_free(graph *g)
 {
     if (!g) return;
@@ -177,19 +271,102 @@ static void graph_free(graph *g)
         free(g->n[i].argbuf);
         free(g->n[i].args);
         free(g->n[i].gemm);
+        free(g->n[i].deps);
     }
     free(g->n);
     free(g);
 }
 
+static void node_run(const node *n)
+{
+    if (n->is_copy) memcpy(n->dst, n->src, n->n);
+    else if (n->is_gemm) run_gemm(n->gemm);
+    else sky_emu_launch(n->k, n->grid[0], n->grid[1], n->grid[2], n->block[0], n->block[1], n->block[2], n->smem,
+                        n->args);
+}
+
+/* A graph's nodes in an order its dependencies allow: capture order, or (copy_order) the copies as late or as
+ * early as they can run. */
 static void graph_run(const graph *g)
 {
-    for (int i = 0; i < g->count; i++) {
-        const node *n = &g->n[i];
-        if (n->is_gemm) run_gemm(n->gemm);
-        else sky_emu_launch(n->k, n->grid[0], n->grid[1], n->grid[2], n->block[0], n->block[1], n->block[2],
-                            n->smem, n->args);
+    if (copy_order == ORDER_ISSUE) {
+        for (int i = 0; i < g->count; i++) node_run(&g->n[i]);
+        return;
     }
+    char *done = calloc((size_t)(g->count > 0 ? g->count : 1), 1);
+    if (!done) { fprintf(stderr, "cuda emulator: out of memory running a graph\n"); exit(3); }
+    for (int left = g->count; left > 0; left--) {
+        int pick = -1, other = -1;
+        for (int i = 0; i < g->count && pick < 0; i++) {
+            int ready = !done[i];
+            for (int d = 0; ready && d < g->n[i].ndeps; d++) ready = done[g->n[i].deps[d]];
+            if (!ready) continue;
+            if (g->n[i].is_copy == (copy_order == ORDER_EARLY)) pick = i;
+            else if (other < 0) other = i;
+        }
+        if (pick < 0) pick = other;
+        node_run(&g->n[pick]);
+        done[pick] = 1;
+    }
+    free(done);
+}
+
+/* ---- the eager queue (copy_order late) ---------------------------------------------------------------------- */
+
+static void queue_drain(struct CUstream_st *st, const struct CUevent_st *until, long seq);
+
+/* Run op q (a wait first runs the stream its event's record is queued on, up to that record). */
+static void queued_run(const queued *q)
+{
+    struct timespec ts;
+    switch (q->kind) {
+    case Q_COPY: memcpy(q->dst, q->src, q->n); break;
+    case Q_RECORD:
+        if (q->e->pending && q->e->seq == q->seq) q->e->pending = NULL;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        q->e->recorded = 1, q->e->t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+        break;
+    case Q_WAIT:
+        if (q->e->pending) queue_drain(q->e->pending, q->e, q->e->seq);
+        break;
+    }
+}
+
+/* Run st's queued ops in order: all, or up to the record number seq of event until. */
+static void queue_drain(struct CUstream_st *st, const struct CUevent_st *until, long seq)
+{
+    while (st->qhead < st->qn) {
+        const queued q = st->q[st->qhead++];
+        queued_run(&q);
+        if (until && q.kind == Q_RECORD && q.e == until && q.seq == seq) break;
+    }
+    if (st->qhead == st->qn) st->qhead = st->qn = 0;
+}
+
+/* Op q on stream st, eagerly: queued when copy_order is late and it is a copy or st has ops queued, else run. */
+static CUresult queue_op(struct CUstream_st *st, queued q)
+{
+    if (q.kind == Q_RECORD) q.seq = ++q.e->seq, q.e->pending = NULL;
+    if (copy_order != ORDER_LATE || (q.kind != Q_COPY && st->qhead == st->qn)) {
+        queued_run(&q);
+        return CUDA_SUCCESS;
+    }
+    if (st->qn == st->qcap) {
+        st->qcap = st->qcap ? 2 * st->qcap : 64;
+        queued *m = realloc(st->q, (size_t)st->qcap * sizeof *m);
+        if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+        st->q = m;
+    }
+    if (q.kind == Q_RECORD) q.e->pending = st;
+    st->q[st->qn++] = q;
+    return CUDA_SUCCESS;
+}
+
+/* Every stream's queued ops run (a synchronous call on the legacy default stream). */
+static void queue_drain_all(void)
+{
+    queue_drain(&default_stream, NULL, 0);
+    for (int i = 0; i < n_streams; i++) queue_drain(streams[i], NULL, 0);
 }
 
 /* ---- the driver API ------------------------------------------------------------------------------ */
@@ -217,6 +394,12 @@ CUresult cuInit(unsigned int flags)
     n_devices = nd && atoi(nd) >= 1 && atoi(nd) <= MAX_DEVICES ? atoi(nd) : 1;
     const char *tb = getenv("SKY_EMU_DEVICE_BYTES");
     total_bytes = tb && strtoull(tb, NULL, 10) > 0 ? (size_t)strtoull(tb, NULL, 10) : (size_t)80 << 30;
+    const char *co = getenv("SKY_EMU_COPY_ORDER");
+    copy_order = co && strcmp(co, "late") == 0 ? ORDER_LATE : co && strcmp(co, "early") == 0 ? ORDER_EARLY : ORDER_ISSUE;
+    if (co && *co && copy_order == ORDER_ISSUE) {
+        fprintf(stderr, "cuda emulator: SKY_EMU_COPY_ORDER=%s: expected late or early\n", co);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
     return CUDA_SUCCESS;
 }
 
@@ -421,6 +604,7 @@ static CUresult copy(void *dst, const void *src, size_t n, int dst_device, CUstr
 {
     if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     if (!find_alloc(dst_device ? dst : src, n)) return CUDA_ERROR_INVALID_VALUE;
+    queue_drain(stream_of(s), NULL, 0);
     memcpy(dst, src, n);
     return CUDA_SUCCESS;
 }
@@ -428,14 +612,25 @@ static CUresult copy(void *dst, const void *src, size_t n, int dst_device, CUstr
 CUresult cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
 {
     EMU_SERIAL();
+    queue_drain_all();
     return copy((void *)(uintptr_t)dst, src, n, 1, NULL);
 }
 
+/* Host to device on stream s: captured as a copy node when s is capturing (the host side must be pinned then, as
+ * the driver requires), queued (copy_order late) or run now. */
 CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s)
 {
     EMU_SERIAL();
-    ++*(is_pinned(src, n) ? &async_pinned : &async_pageable);
-    return copy((void *)(uintptr_t)dst, src, n, 1, s);
+    const int pinned = is_pinned(src, n);
+    ++*(pinned ? &async_pinned : &async_pageable);
+    struct CUstream_st *st = stream_of(s);
+    if (!find_alloc((void *)(uintptr_t)dst, n)) return CUDA_ERROR_INVALID_VALUE;
+    if (st->capturing) {
+        if (!pinned) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+        return capture_add(st, (node){ .is_copy = 1, .dst = (void *)(uintptr_t)dst, .src = src, .n = n });
+    }
+    if (!pinned) queue_drain(st, NULL, 0); /* pageable: staged by the driver at once */
+    return queue_op(st, (queued){ .kind = Q_COPY, .dst = (void *)(uintptr_t)dst, .src = src, .n = n });
 }
 
 CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
@@ -450,6 +645,7 @@ CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream 
     EMU_SERIAL();
     if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     if (!find_alloc((void *)(uintptr_t)dst, n) || !find_alloc((void *)(uintptr_t)src, n)) return CUDA_ERROR_INVALID_VALUE;
+    queue_drain(stream_of(s), NULL, 0);
     memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
     return CUDA_SUCCESS;
 }
@@ -458,6 +654,7 @@ CUresult cuMemsetD8(CUdeviceptr dst, unsigned char v, size_t n)
 {
     EMU_SERIAL();
     if (!find_alloc((void *)(uintptr_t)dst, n)) return CUDA_ERROR_INVALID_VALUE;
+    queue_drain_all();
     memset((void *)(uintptr_t)dst, v, n);
     return CUDA_SUCCESS;
 }
@@ -468,6 +665,13 @@ CUresult cuStreamCreate(CUstream *s, unsigned int flags)
     (void)flags;
     struct CUstream_st *st = calloc(1, sizeof *st);
     if (!st) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (n_streams == cap_streams) {
+        cap_streams = cap_streams ? 2 * cap_streams : 16;
+        struct CUstream_st **m = realloc(streams, (size_t)cap_streams * sizeof *m);
+        if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+        streams = m;
+    }
+    streams[n_streams++] = st;
     *s = st;
     return CUDA_SUCCESS;
 }
@@ -476,7 +680,12 @@ CUresult cuStreamDestroy(CUstream s)
 {
     EMU_SERIAL();
     if (!s) return CUDA_ERROR_INVALID_HANDLE;
-    graph_free(s->g);
+    queue_drain(s, NULL, 0);
+    for (int i = 0; i < n_streams; i++)
+        if (streams[i] == s) streams[i] = streams[--n_streams];
+    if (s->origin) graph_free(s->g);
+    free(s->tail);
+    free(s->q);
     free(s);
     return CUDA_SUCCESS;
 }
@@ -484,13 +693,10 @@ CUresult cuStreamDestroy(CUstream s)
 CUresult cuStreamSynchronize(CUstream s)
 {
     EMU_SERIAL();
-    return stream_of(s)->capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+    if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    queue_drain(stream_of(s), NULL, 0);
+    return CUDA_SUCCESS;
 }
-
-/* Events: the stream is synchronous, so an event recorded on it completes at once, at the host's monotonic
- * clock; cuEventElapsedTime is the host time between two records (what the emulated kernels took to run here,
- * not a GPU's). Recording on a capturing stream fails as above (the runtime never does). */
-struct CUevent_st { int recorded; double t; };
 
 CUresult cuEventCreate(CUevent *e, unsigned int flags)
 {
@@ -506,6 +712,8 @@ CUresult cuEventDestroy(CUevent e)
 {
     EMU_SERIAL();
     if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    if (e->pending) queue_drain(e->pending, e, e->seq);
+    free(e->nodes);
     free(e);
     return CUDA_SUCCESS;
 }
@@ -514,17 +722,59 @@ CUresult cuEventRecord(CUevent e, CUstream s)
 {
     EMU_SERIAL();
     if (!e) return CUDA_ERROR_INVALID_HANDLE;
-    if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    e->recorded = 1, e->t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    return CUDA_SUCCESS;
+    struct CUstream_st *st = stream_of(s);
+    if (st->capturing) {
+        int *nodes = realloc(e->nodes, (size_t)(st->ntail > 0 ? st->ntail : 1) * sizeof *nodes);
+        if (!nodes) return CUDA_ERROR_OUT_OF_MEMORY;
+        memcpy(nodes, st->tail, (size_t)st->ntail * sizeof *nodes);
+        e->nodes = nodes, e->nnodes = st->ntail, e->cap_id = st->cap_id;
+        return CUDA_SUCCESS;
+    }
+    e->cap_id = 0;
+    return queue_op(st, (queued){ .kind = Q_RECORD, .e = e });
+}
+
+/* The capture numbered id is still being captured (on some stream). */
+static int capture_live(long id)
+{
+    if (id == 0) return 0;
+    if (default_stream.capturing && default_stream.cap_id == id) return 1;
+    for (int i = 0; i < n_streams; i++)
+        if (streams[i]->capturing && streams[i]->cap_id == id) return 1;
+    return 0;
+}
+
+/* Stream s waits for event e: in a capture, s's next nodes depend on e's (s joins e's capture if it was not in
+ * one); eagerly, for e's record to have run (queued: it runs now, with what is before it on its stream), or
+ * queued behind s's own queued ops. */
+CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags)
+{
+    EMU_SERIAL();
+    if (!e || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    struct CUstream_st *st = stream_of(s);
+    if (capture_live(e->cap_id)) {
+        if (!st->capturing) {
+            graph *g = NULL;
+            for (int i = 0; i < n_streams && !g; i++)
+                if (streams[i]->capturing && streams[i]->cap_id == e->cap_id) g = streams[i]->g;
+            if (!g) g = default_stream.g;
+            queue_drain(st, NULL, 0);
+            st->capturing = 1, st->origin = 0, st->g = g, st->cap_id = e->cap_id, st->ntail = 0;
+        } else if (st->cap_id != e->cap_id) {
+            return CUDA_ERROR_STREAM_CAPTURE_ISOLATION;
+        }
+        return tail_join(st, e->nodes, e->nnodes);
+    }
+    if (st->capturing) return CUDA_ERROR_STREAM_CAPTURE_ISOLATION; /* an event from outside the capture */
+    return queue_op(st, (queued){ .kind = Q_WAIT, .e = e });
 }
 
 CUresult cuEventSynchronize(CUevent e)
 {
     EMU_SERIAL();
-    return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    if (e->pending) queue_drain(e->pending, e, e->seq);
+    return CUDA_SUCCESS;
 }
 
 CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end)
@@ -541,18 +791,51 @@ CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode mode)
     (void)mode;
     struct CUstream_st *st = stream_of(s);
     if (!s || st->capturing) return CUDA_ERROR_INVALID_VALUE;
+    queue_drain(st, NULL, 0);
     st->g = calloc(1, sizeof *st->g);
     if (!st->g) return CUDA_ERROR_OUT_OF_MEMORY;
-    st->capturing = 1;
+    st->capturing = 1, st->origin = 1, st->cap_id = ++captures_begun, st->ntail = 0;
     return CUDA_SUCCESS;
 }
 
+/* Every node of g is st's tail or before it (the streams that joined the capture joined back into st). */
+static int capture_joined(const graph *g, const struct CUstream_st *st)
+{
+    char *seen = calloc((size_t)(g->count > 0 ? g->count : 1), 1);
+    int  *stack = malloc((size_t)(g->count > 0 ? g->count : 1) * sizeof *stack), top = 0, all = 1;
+    if (!seen || !stack) { fprintf(stderr, "cuda emulator: out of memory ending a capture\n"); exit(3); }
+    for (int i = 0; i < st->ntail; i++)
+        if (!seen[st->tail[i]]) seen[st->tail[i]] = 1, stack[top++] = st->tail[i];
+    while (top > 0) {
+        const node *n = &g->n[stack[--top]];
+        for (int d = 0; d < n->ndeps; d++)
+            if (!seen[n->deps[d]]) seen[n->deps[d]] = 1, stack[top++] = n->deps[d];
+    }
+    for (int i = 0; i < g->count; i++) all &= seen[i];
+    free(seen);
+    free(stack);
+    return all;
+}
+
+/* The capture ends on the stream it began on; the streams that joined it leave it. A stream whose nodes were
+ * not joined back (through an event the origin waited for) fails it, as the driver's
+ * CUDA_ERROR_STREAM_CAPTURE_UNJOINED. */
 CUresult cuStreamEndCapture(CUstream s, CUgraph *out)
 {
     EMU_SERIAL();
     struct CUstream_st *st = stream_of(s);
-    if (!st->capturing) return CUDA_ERROR_ILLEGAL_STATE;
-    st->capturing = 0;
+    if (!st->capturing || !st->origin) return CUDA_ERROR_ILLEGAL_STATE;
+    const int joined = capture_joined(st->g, st);
+    for (int i = 0; i < n_streams; i++)
+        if (streams[i] != st && streams[i]->capturing && streams[i]->cap_id == st->cap_id)
+            streams[i]->capturing = 0, streams[i]->g = NULL, streams[i]->cap_id = 0;
+    st->capturing = 0, st->origin = 0, st->cap_id = 0;
+    if (!joined) {
+        graph_free(st->g);
+        st->g = NULL;
+        *out = NULL;
+        return CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+    }
     *out = (CUgraph)st->g;
     st->g = NULL;
     return CUDA_SUCCESS;
@@ -576,7 +859,12 @@ CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph g, unsigned long long fla
     if (!e) return CUDA_ERROR_OUT_OF_MEMORY;
     for (int i = 0; i < src->count; i++) {
         node n = src->n[i];
-        if (n.is_gemm) {
+        n.deps = malloc((size_t)(n.ndeps > 0 ? n.ndeps : 1) * sizeof *n.deps);
+        if (!n.deps) return CUDA_ERROR_OUT_OF_MEMORY;
+        memcpy(n.deps, src->n[i].deps, (size_t)n.ndeps * sizeof *n.deps);
+        if (n.is_copy) {
+            /* nothing more: the copy's pointers */
+        } else if (n.is_gemm) {
             n.gemm = malloc(sizeof *n.gemm);
             memcpy(n.gemm, src->n[i].gemm, sizeof *n.gemm);
         } else {
@@ -624,6 +912,7 @@ CUresult cuGraphLaunch(CUgraphExec e, CUstream s)
     EMU_SERIAL();
     if (!e) return CUDA_ERROR_INVALID_VALUE;
     if (stream_of(s)->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    queue_drain(stream_of(s), NULL, 0);
     graph_run((const graph *)e);
     return CUDA_SUCCESS;
 }
@@ -849,6 +1138,7 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
     }
     struct CUstream_st *st = stream_of(s);
     if (!st->capturing) {
+        queue_drain(st, NULL, 0);
         sky_emu_launch(k, gx, gy, gz, bx, by, bz, smem, params);
         return CUDA_SUCCESS;
     }
@@ -865,7 +1155,7 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
         n.args[a] = n.argbuf + off;
         off += k->arg_sizes[a];
     }
-    return graph_add(st->g, n);
+    return capture_add(st, n);
 }
 
 /* ---- the runtime API ------------------------------------------------------------------------------------ */
@@ -1161,13 +1451,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
     }
     struct CUstream_st *str = stream_of((CUstream)s);
     if (!str->capturing) {
+        queue_drain(str, NULL, 0);
         run_gemm(&g);
         return CUBLAS_STATUS_SUCCESS;
     }
     node n = { .is_gemm = 1, .gemm = malloc(sizeof g) };
     if (!n.gemm) return CUBLAS_STATUS_ALLOC_FAILED;
     *n.gemm = g;
-    return graph_add(str->g, n) == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+    return capture_add(str, n) == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
 }
 
 /* ---- NVRTC -------------------------------------------------------------------------------------------------- */

@@ -25,8 +25,9 @@
 #      compiling nothing; without them it fails there as NVRTC does; fatbin_test.c (image choice, refusals);
 #   3. an op-by-op trace of one case (program --trace) on both backends, every op within 5e-2 of the
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
-#      TeaCache's decisions; --lora merged as the tensors upload (equal to a lora-merge checkpoint); --weight_dtype
-#      fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes); the kernel
+#      TeaCache's decisions; --offload_blocks bit for bit, with the emulator's copies late and early, and two
+#      negative controls (a dropped wait is caught); --lora merged as the tensors upload (equal to a lora-merge
+#      checkpoint); --weight_dtype fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes); the kernel
 #      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
@@ -40,7 +41,8 @@
 #      also with TeaCache (the decisions the same); with one GPU, --use_cfg_parallel is refused before any
 #      model runs; the plugin's peak device memory equals the peak the run planned (models/device_plan.h), and
 #      on a smaller emulated GPU (SKY_EMU_DEVICE_BYTES) a run that cannot fit is refused before loading, naming
-#      --offload, with which it runs at its planned peak (--teacache: one window);
+#      --offload, with which it runs at its planned peak (--teacache: one window); below --offload's peak the refusal
+#      names --offload_blocks N, and --offload --offload_blocks auto runs there at its planned peak;
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
@@ -292,6 +294,65 @@ elif SKY_CUDA_PLUGIN="$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so" "$B" program
     else cat "$tmp/cmp.txt"; bad "teacache (cuda, emulated) vs the original fp32 (bound $bound)"; fi
 else
     tail -5 "$tmp/tc.log"; bad "teacache (cuda, emulated): program dit_forward --teacache failed"
+fi
+
+# 3b2. --offload_blocks N (runtime/cuda/offload.h): the blocks' weights in pinned host memory, N slots on the device,
+#     each next block copied on a second stream, ordered by events, inside the captured graph. v must be bit for bit
+#     that of the run with every weight resident (the same kernels read the same bytes) for N = 1 .. blocks - 1 and
+#     N = blocks (all resident), with the emulator's copies run as late (SKY_EMU_COPY_ORDER=late: a block that does
+#     not wait for its copy reads the slot's previous block) and as early (early: a copy that does not wait for the
+#     block still reading the slot overwrites it) as the dependencies allow: through the graph path with TeaCache
+#     (the 60 calls of tests/fixtures/teacache/tiny_df128_e) and eagerly (the first call of each shape, and a
+#     2-sample batch). Negative controls (SKY_TEST_OFFLOAD_FAULT, test only): dropping the last block's wait for its copy
+#     is caught under late, dropping the first copy's wait for block 0's end under early. The CPU backend takes the
+#     flag and changes nothing (bit for bit).
+f=tests/fixtures/teacache/tiny_df128_e.safetensors
+tcargs=(--teacache "$("$ST" meta "$f" teacache_thresh)" --teacache_steps "$("$ST" meta "$f" num_steps)")
+nb=$(grep -o 'cuda_blocks = [0-9]*' "out/$v/gen/variant.c" | tail -1 | grep -o '[0-9]*$')
+offload_run() {   # output inputs weights [args...]: program dit_forward on the emulated GPU
+    local o=$1 in=$2 wt=$3
+    shift 3
+    SKY_CUDA_PLUGIN="$plug_df" "$B" program dit_forward -q --backend cuda --weights "$wt" --inputs "$in" --output "$o" "$@"
+}
+plug_df=$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so
+fb=$FX/tiny_df128_f4b2frames.safetensors
+if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
+    bad "offload: $v's block count (variant.c cuda_blocks) not found or < 2"
+elif offload_run "$tmp/off_base.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" 2> "$tmp/off.log" &&
+     offload_run "$tmp/off_bbase.safetensors" "$fb" "$tmp/w-$v.safetensors" 2>> "$tmp/off.log"; then
+    okn=0 badn=""
+    for order in late early; do
+        for n in $(seq 1 "$nb" | sort -un); do
+            if SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+                   "${tcargs[@]}" --offload_blocks "$n" 2>> "$tmp/off.log" &&
+               "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > /dev/null &&
+               "$ST" equal "$tmp/off.safetensors" "$tmp/off_base.safetensors" teacache_computed > /dev/null &&
+               SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$fb" "$tmp/w-$v.safetensors" \
+                   --offload_blocks "$n" 2>> "$tmp/off.log" &&
+               "$ST" compare "$tmp/off.safetensors" "$tmp/off_bbase.safetensors" v 0 > /dev/null; then
+                okn=$((okn + 1))
+            else badn="$badn $order:N=$n"; fi
+        done
+    done
+    if [ -z "$badn" ]; then
+        ok "offload (cuda, emulated) $v: --offload_blocks 1 .. $nb ($nb blocks) bit for bit the resident run, copies late and early, graph path with TeaCache and eager ($okn cases)"
+    else tail -5 "$tmp/off.log"; bad "offload: differs from the resident run in$badn"; fi
+    # negative controls: one wait dropped must change v
+    for c in "late block:$((nb - 1))" "early copy:0"; do
+        read -r order fault <<< "$c"
+        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+               "${tcargs[@]}" --offload_blocks $((nb - 1)) 2>> "$tmp/off.log" &&
+           ! "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > "$tmp/cmp.txt"; then
+            ok "offload negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with copies $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
+        else bad "offload negative control: SKY_TEST_OFFLOAD_FAULT=$fault with copies $order not caught"; fi
+    done
+    if "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu0.safetensors" &&
+       "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu1.safetensors" \
+            --offload_blocks 1 && "$ST" compare "$tmp/off_cpu1.safetensors" "$tmp/off_cpu0.safetensors" v 0 > /dev/null; then
+        ok "offload (cpu) $v: --offload_blocks 1 accepted, v bit for bit the same"
+    else bad "offload (cpu): --offload_blocks 1 changed v or failed"; fi
+else
+    tail -5 "$tmp/off.log"; bad "offload: the resident runs failed"
 fi
 
 # 3c. --lora on the CUDA backend: the plugin reads each tensor through sky_weights_read, which merges the LoRA in
@@ -637,6 +698,25 @@ if [ "$rc" -eq 1 ] && grep -q "error: tiny_df128 needs .* ($planned bytes) of de
 else
     tail -5 "$p/nofit.log"; bad "a run that does not fit: expected a refusal naming --offload (exit $rc)"
 fi
+# ... just below --offload's peak, with --offload: the message names --offload_blocks N (the largest N that fits,
+# models/device_plan.c), whose planned peak is then under the limit
+off_peak=$(sed -n 's/.*run with --offload (each model on the GPU only for its stage): its peak is [^(]* (\([0-9]*\) bytes.*/\1/p' "$p/nofit.log")
+if [ -n "$off_peak" ]; then
+    SKY_EMU_DEVICE_BYTES=$((off_peak - 1)) run_pipe cuda nofit3 --offload; rc=$?
+    nb_peak=$(sed -n 's/.*--offload_blocks [0-9]* (.*: its peak is [^(]* (\([0-9]*\) bytes.*/\1/p' "$p/nofit3.log")
+    if [ "$rc" -eq 1 ] && grep -q "run with --offload_blocks [0-9]" "$p/nofit3.log" && [ -n "$nb_peak" ] &&
+       [ "$nb_peak" -lt "$off_peak" ] && ! grep -q "loading the transformer" "$p/nofit3.log"; then
+        ok "below --offload's peak ($((off_peak - 1)) bytes) with --offload: refused before loading, naming $(grep -o 'run with --offload_blocks [0-9]*' "$p/nofit3.log" | cut -c10-), peak $nb_peak bytes"
+    else tail -3 "$p/nofit3.log"; bad "below --offload's peak: expected a refusal naming --offload_blocks N (exit $rc)"; fi
+    # ... and with --offload_blocks auto (one window) under that limit it runs, at its planned peak to the byte
+    rm -f "$p/offblk.json"
+    if NF=17 SKY_EMU_DEVICE_BYTES=$((off_peak - 1)) run_pipe cuda offblk --offload --offload_blocks auto --json "$p/offblk.json" &&
+       planned_b=$(sed -n 's/^device memory: .* (\([0-9]*\) bytes) planned at the peak .*--offload_blocks: .*pinned host memory$/\1/p' "$p/offblk.log") &&
+       [ -n "$planned_b" ] && [ "$planned_b" = "$nb_peak" ] &&
+       [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$p/offblk.json")" = "$planned_b" ]; then
+        ok "pipeline --offload --offload_blocks auto (emulated GPU of $((off_peak - 1)) bytes): runs, peak device memory $planned_b bytes as planned ($(grep -o 'offload_blocks: .*' "$p/offblk.log"))"
+    else tail -3 "$p/offblk.log"; bad "pipeline --offload --offload_blocks auto under --offload's peak: failed or the peak differs from the plan"; fi
+else bad "--offload's peak not found in the refusal"; fi
 SKY_EMU_DEVICE_BYTES=$((32 << 20)) run_pipe cuda nofit2 --offload; rc=$?
 if [ "$rc" -eq 1 ] && grep -q "no option of this build makes it fit" "$p/nofit2.log" && [ ! -e "$p/nofit2.mp4" ]; then
     ok "below --offload's peak (32 MiB): refused, exit 1, no option makes it fit"

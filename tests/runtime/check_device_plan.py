@@ -9,7 +9,10 @@ recomputed from the generated tables the CUDA plugin itself reads (not from the 
     size padded to 256 (runtime/cuda/dit_cuda.c);
   - the peaks: every model kept = the transformer (+ TeaCache's buffers) + the VAE decoder + encoder; with
     --offload the largest single stage (the text encoder, the image encoder, the transformer with TeaCache's
-    buffers, the VAE decoder, the VAE encoder).
+    buffers, the VAE decoder, the VAE encoder);
+  - with --offload_blocks 2 (runtime/cuda/offload.c): the transformer keeps its weights of no block
+    (dit_forward_weight_block -1) and 2 slots of the largest block's weights (each padded to 256), the blocks
+    (count x that) in pinned host memory; the same peaks with TeaCache's buffers.
 Prints what it checked; exit 1 on a mismatch. (The emulator tier checks that the plugin's measured peak
 equals the printed plan to the byte, tests/emu/run.sh step 6.)"""
 import re
@@ -26,12 +29,18 @@ cuda = open(f"{out}/gen/dit_forward_cuda.c").read()
 flags = cuda[cuda.index("dit_forward_weight_bf16["):]
 flags = [int(x) for x in re.findall(r"^\s+([01]), /\*", flags[: flags.index("};")], re.M)]
 assert len(shapes) == len(flags) > 0, (len(shapes), len(flags))
-weights = 0
-for shape, bf in zip(shapes, flags):
+blk = cuda[cuda.index("dit_forward_weight_block["):]
+blk = [int(x) for x in re.findall(r"^\s+(-?\d+), /\*", blk[: blk.index("};")], re.M)]
+assert len(blk) == len(flags), (len(blk), len(flags))
+weights, per_block = 0, {}
+for shape, bf, b in zip(shapes, flags, blk):
     n = 1
     for d in shape:
         n *= d
     weights += pad(n * (2 if bf else 4))
+    if b >= 0:
+        per_block[b] = per_block.get(b, 0) + pad(n * (2 if bf else 4))
+n_blocks, block = len(per_block), max(per_block.values())
 plan = open(f"{out}/plan_cuda.txt").read()
 arena = int(re.search(r"^# arena dit_forward \(cuda[^)]*\): peak ([0-9,]+) B", plan, re.M).group(1).replace(",", ""))
 prompt = int(re.search(r"^# prompt arena dit_forward: ([0-9,]+) B", plan, re.M).group(1).replace(",", ""))
@@ -49,6 +58,13 @@ expect = {"(every model kept)": part["the transformer"] + vae, "--offload": max(
 if tc:
     expect["--teacache"] = part["the transformer"] + tc + vae
     expect["--offload --teacache"] = max(stages + [part["the transformer"] + tc])
+if n_blocks > 2:
+    t2 = part["the transformer"] - (n_blocks - 2) * block
+    expect["--offload_blocks 2"] = t2 + tc + vae
+    expect["--offload --offload_blocks 2"] = max(stages + [t2 + tc])
+    pinned = [int(m.group(1)) for m in re.finditer(r"offload_blocks 2 .*\((\d+) bytes\) pinned host$", info, re.M)]
+    if pinned != [n_blocks * block] * 2:
+        fail.append(f"--offload_blocks 2 pinned host: --info {pinned}, recomputed {n_blocks} x {block}")
 for k, v in expect.items():
     if peak.get(k) != v:
         fail.append(f"peak {k}: --info {peak.get(k)}, the parts give {v}")

@@ -195,6 +195,14 @@ if build/tools/sttool compare "$tmp/long_off.safetensors" "$tmp/long.safetensors
 else fail=$((fail + 1)); echo "FAIL --offload: $(cat "$tmp/cmp.txt"); transformer loads: $loads (want 3); $(grep "prompt part" "$tmp/off.log")"; fi
 expect 1 "w_d.safetensors: no tensor of this model found (looked for 'decoder.head.2.bias'" -- \
     $D "${LONG[@]/$tmp\/vae.safetensors/$tmp/w_d.safetensors}" --offload -o "$tmp/x2.mp4"
+# --offload_blocks on the CPU backend: accepted (its weights are host memory already) and nothing changes, bit for
+# bit (the CUDA backend's check is tests/emu/run.sh 3b2); a value that is neither a count nor auto is refused
+$D "${LONG[@]}" -o "$tmp/long_ob.mp4" --output_latents "$tmp/long_ob.safetensors" --offload_blocks 1 2> "$tmp/ob.log" > /dev/null
+if build/tools/sttool compare "$tmp/long_ob.safetensors" "$tmp/long.safetensors" video 0 > "$tmp/cmp.txt" &&
+   build/tools/sttool compare "$tmp/long_ob.safetensors" "$tmp/long.safetensors" latents.w2 0 >> "$tmp/cmp.txt"; then
+    pass=$((pass + 1)); echo "ok   --offload_blocks 1 (cpu backend): a 3-window DF video equals the run without it bit for bit"
+else fail=$((fail + 1)); echo "FAIL --offload_blocks 1 (cpu backend): $(cat "$tmp/cmp.txt"); $(tail -n 2 "$tmp/ob.log")"; fi
+expect 2 "--offload_blocks two: want a block count (0: off) or auto" -- $D "${W_D[@]}" --offload_blocks two
 
 # --use_cfg_parallel: the uncond passes on a second transformer, in a thread of their own at the same time as
 # the cond passes (on the CPU backend both share the cores; on CUDA the second is on GPU 1: tests/emu/run.sh

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
+ * generator  gen/ (30 .lua files)                 xxh64 fef2c0ca835986aa
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -3308,6 +3308,840 @@ const int dit_forward_weight_place[830] = {
     829, /* head.head.bias */
 };
 
+/* each weight's block (-1: none; kept on the device under --offload_blocks) */
+const short dit_forward_weight_block[830] = {
+    -1, /* patch_embedding.weight */
+    -1, /* patch_embedding.bias */
+    -1, /* time_embedding.0.weight */
+    -1, /* time_embedding.0.bias */
+    -1, /* time_embedding.2.weight */
+    -1, /* time_embedding.2.bias */
+    -1, /* time_projection.1.weight */
+    -1, /* time_projection.1.bias */
+    -1, /* fps_embedding.weight */
+    -1, /* fps_projection.0.weight */
+    -1, /* fps_projection.0.bias */
+    -1, /* fps_projection.2.weight */
+    -1, /* fps_projection.2.bias */
+    -1, /* text_embedding.0.weight */
+    -1, /* text_embedding.0.bias */
+    -1, /* text_embedding.2.weight */
+    -1, /* text_embedding.2.bias */
+    0, /* blocks.0.modulation */
+    0, /* blocks.0.self_attn.q.weight */
+    0, /* blocks.0.self_attn.q.bias */
+    0, /* blocks.0.self_attn.k.weight */
+    0, /* blocks.0.self_attn.k.bias */
+    0, /* blocks.0.self_attn.v.weight */
+    0, /* blocks.0.self_attn.v.bias */
+    0, /* blocks.0.self_attn.norm_q.weight */
+    0, /* blocks.0.self_attn.norm_k.weight */
+    0, /* blocks.0.self_attn.o.weight */
+    0, /* blocks.0.self_attn.o.bias */
+    0, /* blocks.0.norm3.weight */
+    0, /* blocks.0.norm3.bias */
+    0, /* blocks.0.cross_attn.q.weight */
+    0, /* blocks.0.cross_attn.q.bias */
+    0, /* blocks.0.cross_attn.norm_q.weight */
+    0, /* blocks.0.cross_attn.k.weight */
+    0, /* blocks.0.cross_attn.k.bias */
+    0, /* blocks.0.cross_attn.norm_k.weight */
+    0, /* blocks.0.cross_attn.v.weight */
+    0, /* blocks.0.cross_attn.v.bias */
+    0, /* blocks.0.cross_attn.o.weight */
+    0, /* blocks.0.cross_attn.o.bias */
+    0, /* blocks.0.ffn.0.weight */
+    0, /* blocks.0.ffn.0.bias */
+    0, /* blocks.0.ffn.2.weight */
+    0, /* blocks.0.ffn.2.bias */
+    1, /* blocks.1.modulation */
+    1, /* blocks.1.self_attn.q.weight */
+    1, /* blocks.1.self_attn.q.bias */
+    1, /* blocks.1.self_attn.k.weight */
+    1, /* blocks.1.self_attn.k.bias */
+    1, /* blocks.1.self_attn.v.weight */
+    1, /* blocks.1.self_attn.v.bias */
+    1, /* blocks.1.self_attn.norm_q.weight */
+    1, /* blocks.1.self_attn.norm_k.weight */
+    1, /* blocks.1.self_attn.o.weight */
+    1, /* blocks.1.self_attn.o.bias */
+    1, /* blocks.1.norm3.weight */
+    1, /* blocks.1.norm3.bias */
+    1, /* blocks.1.cross_attn.q.weight */
+    1, /* blocks.1.cross_attn.q.bias */
+    1, /* blocks.1.cross_attn.norm_q.weight */
+    1, /* blocks.1.cross_attn.k.weight */
+    1, /* blocks.1.cross_attn.k.bias */
+    1, /* blocks.1.cross_attn.norm_k.weight */
+    1, /* blocks.1.cross_attn.v.weight */
+    1, /* blocks.1.cross_attn.v.bias */
+    1, /* blocks.1.cross_attn.o.weight */
+    1, /* blocks.1.cross_attn.o.bias */
+    1, /* blocks.1.ffn.0.weight */
+    1, /* blocks.1.ffn.0.bias */
+    1, /* blocks.1.ffn.2.weight */
+    1, /* blocks.1.ffn.2.bias */
+    2, /* blocks.2.modulation */
+    2, /* blocks.2.self_attn.q.weight */
+    2, /* blocks.2.self_attn.q.bias */
+    2, /* blocks.2.self_attn.k.weight */
+    2, /* blocks.2.self_attn.k.bias */
+    2, /* blocks.2.self_attn.v.weight */
+    2, /* blocks.2.self_attn.v.bias */
+    2, /* blocks.2.self_attn.norm_q.weight */
+    2, /* blocks.2.self_attn.norm_k.weight */
+    2, /* blocks.2.self_attn.o.weight */
+    2, /* blocks.2.self_attn.o.bias */
+    2, /* blocks.2.norm3.weight */
+    2, /* blocks.2.norm3.bias */
+    2, /* blocks.2.cross_attn.q.weight */
+    2, /* blocks.2.cross_attn.q.bias */
+    2, /* blocks.2.cross_attn.norm_q.weight */
+    2, /* blocks.2.cross_attn.k.weight */
+    2, /* blocks.2.cross_attn.k.bias */
+    2, /* blocks.2.cross_attn.norm_k.weight */
+    2, /* blocks.2.cross_attn.v.weight */
+    2, /* blocks.2.cross_attn.v.bias */
+    2, /* blocks.2.cross_attn.o.weight */
+    2, /* blocks.2.cross_attn.o.bias */
+    2, /* blocks.2.ffn.0.weight */
+    2, /* blocks.2.ffn.0.bias */
+    2, /* blocks.2.ffn.2.weight */
+    2, /* blocks.2.ffn.2.bias */
+    3, /* blocks.3.modulation */
+    3, /* blocks.3.self_attn.q.weight */
+    3, /* blocks.3.self_attn.q.bias */
+    3, /* blocks.3.self_attn.k.weight */
+    3, /* blocks.3.self_attn.k.bias */
+    3, /* blocks.3.self_attn.v.weight */
+    3, /* blocks.3.self_attn.v.bias */
+    3, /* blocks.3.self_attn.norm_q.weight */
+    3, /* blocks.3.self_attn.norm_k.weight */
+    3, /* blocks.3.self_attn.o.weight */
+    3, /* blocks.3.self_attn.o.bias */
+    3, /* blocks.3.norm3.weight */
+    3, /* blocks.3.norm3.bias */
+    3, /* blocks.3.cross_attn.q.weight */
+    3, /* blocks.3.cross_attn.q.bias */
+    3, /* blocks.3.cross_attn.norm_q.weight */
+    3, /* blocks.3.cross_attn.k.weight */
+    3, /* blocks.3.cross_attn.k.bias */
+    3, /* blocks.3.cross_attn.norm_k.weight */
+    3, /* blocks.3.cross_attn.v.weight */
+    3, /* blocks.3.cross_attn.v.bias */
+    3, /* blocks.3.cross_attn.o.weight */
+    3, /* blocks.3.cross_attn.o.bias */
+    3, /* blocks.3.ffn.0.weight */
+    3, /* blocks.3.ffn.0.bias */
+    3, /* blocks.3.ffn.2.weight */
+    3, /* blocks.3.ffn.2.bias */
+    4, /* blocks.4.modulation */
+    4, /* blocks.4.self_attn.q.weight */
+    4, /* blocks.4.self_attn.q.bias */
+    4, /* blocks.4.self_attn.k.weight */
+    4, /* blocks.4.self_attn.k.bias */
+    4, /* blocks.4.self_attn.v.weight */
+    4, /* blocks.4.self_attn.v.bias */
+    4, /* blocks.4.self_attn.norm_q.weight */
+    4, /* blocks.4.self_attn.norm_k.weight */
+    4, /* blocks.4.self_attn.o.weight */
+    4, /* blocks.4.self_attn.o.bias */
+    4, /* blocks.4.norm3.weight */
+    4, /* blocks.4.norm3.bias */
+    4, /* blocks.4.cross_attn.q.weight */
+    4, /* blocks.4.cross_attn.q.bias */
+    4, /* blocks.4.cross_attn.norm_q.weight */
+    4, /* blocks.4.cross_attn.k.weight */
+    4, /* blocks.4.cross_attn.k.bias */
+    4, /* blocks.4.cross_attn.norm_k.weight */
+    4, /* blocks.4.cross_attn.v.weight */
+    4, /* blocks.4.cross_attn.v.bias */
+    4, /* blocks.4.cross_attn.o.weight */
+    4, /* blocks.4.cross_attn.o.bias */
+    4, /* blocks.4.ffn.0.weight */
+    4, /* blocks.4.ffn.0.bias */
+    4, /* blocks.4.ffn.2.weight */
+    4, /* blocks.4.ffn.2.bias */
+    5, /* blocks.5.modulation */
+    5, /* blocks.5.self_attn.q.weight */
+    5, /* blocks.5.self_attn.q.bias */
+    5, /* blocks.5.self_attn.k.weight */
+    5, /* blocks.5.self_attn.k.bias */
+    5, /* blocks.5.self_attn.v.weight */
+    5, /* blocks.5.self_attn.v.bias */
+    5, /* blocks.5.self_attn.norm_q.weight */
+    5, /* blocks.5.self_attn.norm_k.weight */
+    5, /* blocks.5.self_attn.o.weight */
+    5, /* blocks.5.self_attn.o.bias */
+    5, /* blocks.5.norm3.weight */
+    5, /* blocks.5.norm3.bias */
+    5, /* blocks.5.cross_attn.q.weight */
+    5, /* blocks.5.cross_attn.q.bias */
+    5, /* blocks.5.cross_attn.norm_q.weight */
+    5, /* blocks.5.cross_attn.k.weight */
+    5, /* blocks.5.cross_attn.k.bias */
+    5, /* blocks.5.cross_attn.norm_k.weight */
+    5, /* blocks.5.cross_attn.v.weight */
+    5, /* blocks.5.cross_attn.v.bias */
+    5, /* blocks.5.cross_attn.o.weight */
+    5, /* blocks.5.cross_attn.o.bias */
+    5, /* blocks.5.ffn.0.weight */
+    5, /* blocks.5.ffn.0.bias */
+    5, /* blocks.5.ffn.2.weight */
+    5, /* blocks.5.ffn.2.bias */
+    6, /* blocks.6.modulation */
+    6, /* blocks.6.self_attn.q.weight */
+    6, /* blocks.6.self_attn.q.bias */
+    6, /* blocks.6.self_attn.k.weight */
+    6, /* blocks.6.self_attn.k.bias */
+    6, /* blocks.6.self_attn.v.weight */
+    6, /* blocks.6.self_attn.v.bias */
+    6, /* blocks.6.self_attn.norm_q.weight */
+    6, /* blocks.6.self_attn.norm_k.weight */
+    6, /* blocks.6.self_attn.o.weight */
+    6, /* blocks.6.self_attn.o.bias */
+    6, /* blocks.6.norm3.weight */
+    6, /* blocks.6.norm3.bias */
+    6, /* blocks.6.cross_attn.q.weight */
+    6, /* blocks.6.cross_attn.q.bias */
+    6, /* blocks.6.cross_attn.norm_q.weight */
+    6, /* blocks.6.cross_attn.k.weight */
+    6, /* blocks.6.cross_attn.k.bias */
+    6, /* blocks.6.cross_attn.norm_k.weight */
+    6, /* blocks.6.cross_attn.v.weight */
+    6, /* blocks.6.cross_attn.v.bias */
+    6, /* blocks.6.cross_attn.o.weight */
+    6, /* blocks.6.cross_attn.o.bias */
+    6, /* blocks.6.ffn.0.weight */
+    6, /* blocks.6.ffn.0.bias */
+    6, /* blocks.6.ffn.2.weight */
+    6, /* blocks.6.ffn.2.bias */
+    7, /* blocks.7.modulation */
+    7, /* blocks.7.self_attn.q.weight */
+    7, /* blocks.7.self_attn.q.bias */
+    7, /* blocks.7.self_attn.k.weight */
+    7, /* blocks.7.self_attn.k.bias */
+    7, /* blocks.7.self_attn.v.weight */
+    7, /* blocks.7.self_attn.v.bias */
+    7, /* blocks.7.self_attn.norm_q.weight */
+    7, /* blocks.7.self_attn.norm_k.weight */
+    7, /* blocks.7.self_attn.o.weight */
+    7, /* blocks.7.self_attn.o.bias */
+    7, /* blocks.7.norm3.weight */
+    7, /* blocks.7.norm3.bias */
+    7, /* blocks.7.cross_attn.q.weight */
+    7, /* blocks.7.cross_attn.q.bias */
+    7, /* blocks.7.cross_attn.norm_q.weight */
+    7, /* blocks.7.cross_attn.k.weight */
+    7, /* blocks.7.cross_attn.k.bias */
+    7, /* blocks.7.cross_attn.norm_k.weight */
+    7, /* blocks.7.cross_attn.v.weight */
+    7, /* blocks.7.cross_attn.v.bias */
+    7, /* blocks.7.cross_attn.o.weight */
+    7, /* blocks.7.cross_attn.o.bias */
+    7, /* blocks.7.ffn.0.weight */
+    7, /* blocks.7.ffn.0.bias */
+    7, /* blocks.7.ffn.2.weight */
+    7, /* blocks.7.ffn.2.bias */
+    8, /* blocks.8.modulation */
+    8, /* blocks.8.self_attn.q.weight */
+    8, /* blocks.8.self_attn.q.bias */
+    8, /* blocks.8.self_attn.k.weight */
+    8, /* blocks.8.self_attn.k.bias */
+    8, /* blocks.8.self_attn.v.weight */
+    8, /* blocks.8.self_attn.v.bias */
+    8, /* blocks.8.self_attn.norm_q.weight */
+    8, /* blocks.8.self_attn.norm_k.weight */
+    8, /* blocks.8.self_attn.o.weight */
+    8, /* blocks.8.self_attn.o.bias */
+    8, /* blocks.8.norm3.weight */
+    8, /* blocks.8.norm3.bias */
+    8, /* blocks.8.cross_attn.q.weight */
+    8, /* blocks.8.cross_attn.q.bias */
+    8, /* blocks.8.cross_attn.norm_q.weight */
+    8, /* blocks.8.cross_attn.k.weight */
+    8, /* blocks.8.cross_attn.k.bias */
+    8, /* blocks.8.cross_attn.norm_k.weight */
+    8, /* blocks.8.cross_attn.v.weight */
+    8, /* blocks.8.cross_attn.v.bias */
+    8, /* blocks.8.cross_attn.o.weight */
+    8, /* blocks.8.cross_attn.o.bias */
+    8, /* blocks.8.ffn.0.weight */
+    8, /* blocks.8.ffn.0.bias */
+    8, /* blocks.8.ffn.2.weight */
+    8, /* blocks.8.ffn.2.bias */
+    9, /* blocks.9.modulation */
+    9, /* blocks.9.self_attn.q.weight */
+    9, /* blocks.9.self_attn.q.bias */
+    9, /* blocks.9.self_attn.k.weight */
+    9, /* blocks.9.self_attn.k.bias */
+    9, /* blocks.9.self_attn.v.weight */
+    9, /* blocks.9.self_attn.v.bias */
+    9, /* blocks.9.self_attn.norm_q.weight */
+    9, /* blocks.9.self_attn.norm_k.weight */
+    9, /* blocks.9.self_attn.o.weight */
+    9, /* blocks.9.self_attn.o.bias */
+    9, /* blocks.9.norm3.weight */
+    9, /* blocks.9.norm3.bias */
+    9, /* blocks.9.cross_attn.q.weight */
+    9, /* blocks.9.cross_attn.q.bias */
+    9, /* blocks.9.cross_attn.norm_q.weight */
+    9, /* blocks.9.cross_attn.k.weight */
+    9, /* blocks.9.cross_attn.k.bias */
+    9, /* blocks.9.cross_attn.norm_k.weight */
+    9, /* blocks.9.cross_attn.v.weight */
+    9, /* blocks.9.cross_attn.v.bias */
+    9, /* blocks.9.cross_attn.o.weight */
+    9, /* blocks.9.cross_attn.o.bias */
+    9, /* blocks.9.ffn.0.weight */
+    9, /* blocks.9.ffn.0.bias */
+    9, /* blocks.9.ffn.2.weight */
+    9, /* blocks.9.ffn.2.bias */
+    10, /* blocks.10.modulation */
+    10, /* blocks.10.self_attn.q.weight */
+    10, /* blocks.10.self_attn.q.bias */
+    10, /* blocks.10.self_attn.k.weight */
+    10, /* blocks.10.self_attn.k.bias */
+    10, /* blocks.10.self_attn.v.weight */
+    10, /* blocks.10.self_attn.v.bias */
+    10, /* blocks.10.self_attn.norm_q.weight */
+    10, /* blocks.10.self_attn.norm_k.weight */
+    10, /* blocks.10.self_attn.o.weight */
+    10, /* blocks.10.self_attn.o.bias */
+    10, /* blocks.10.norm3.weight */
+    10, /* blocks.10.norm3.bias */
+    10, /* blocks.10.cross_attn.q.weight */
+    10, /* blocks.10.cross_attn.q.bias */
+    10, /* blocks.10.cross_attn.norm_q.weight */
+    10, /* blocks.10.cross_attn.k.weight */
+    10, /* blocks.10.cross_attn.k.bias */
+    10, /* blocks.10.cross_attn.norm_k.weight */
+    10, /* blocks.10.cross_attn.v.weight */
+    10, /* blocks.10.cross_attn.v.bias */
+    10, /* blocks.10.cross_attn.o.weight */
+    10, /* blocks.10.cross_attn.o.bias */
+    10, /* blocks.10.ffn.0.weight */
+    10, /* blocks.10.ffn.0.bias */
+    10, /* blocks.10.ffn.2.weight */
+    10, /* blocks.10.ffn.2.bias */
+    11, /* blocks.11.modulation */
+    11, /* blocks.11.self_attn.q.weight */
+    11, /* blocks.11.self_attn.q.bias */
+    11, /* blocks.11.self_attn.k.weight */
+    11, /* blocks.11.self_attn.k.bias */
+    11, /* blocks.11.self_attn.v.weight */
+    11, /* blocks.11.self_attn.v.bias */
+    11, /* blocks.11.self_attn.norm_q.weight */
+    11, /* blocks.11.self_attn.norm_k.weight */
+    11, /* blocks.11.self_attn.o.weight */
+    11, /* blocks.11.self_attn.o.bias */
+    11, /* blocks.11.norm3.weight */
+    11, /* blocks.11.norm3.bias */
+    11, /* blocks.11.cross_attn.q.weight */
+    11, /* blocks.11.cross_attn.q.bias */
+    11, /* blocks.11.cross_attn.norm_q.weight */
+    11, /* blocks.11.cross_attn.k.weight */
+    11, /* blocks.11.cross_attn.k.bias */
+    11, /* blocks.11.cross_attn.norm_k.weight */
+    11, /* blocks.11.cross_attn.v.weight */
+    11, /* blocks.11.cross_attn.v.bias */
+    11, /* blocks.11.cross_attn.o.weight */
+    11, /* blocks.11.cross_attn.o.bias */
+    11, /* blocks.11.ffn.0.weight */
+    11, /* blocks.11.ffn.0.bias */
+    11, /* blocks.11.ffn.2.weight */
+    11, /* blocks.11.ffn.2.bias */
+    12, /* blocks.12.modulation */
+    12, /* blocks.12.self_attn.q.weight */
+    12, /* blocks.12.self_attn.q.bias */
+    12, /* blocks.12.self_attn.k.weight */
+    12, /* blocks.12.self_attn.k.bias */
+    12, /* blocks.12.self_attn.v.weight */
+    12, /* blocks.12.self_attn.v.bias */
+    12, /* blocks.12.self_attn.norm_q.weight */
+    12, /* blocks.12.self_attn.norm_k.weight */
+    12, /* blocks.12.self_attn.o.weight */
+    12, /* blocks.12.self_attn.o.bias */
+    12, /* blocks.12.norm3.weight */
+    12, /* blocks.12.norm3.bias */
+    12, /* blocks.12.cross_attn.q.weight */
+    12, /* blocks.12.cross_attn.q.bias */
+    12, /* blocks.12.cross_attn.norm_q.weight */
+    12, /* blocks.12.cross_attn.k.weight */
+    12, /* blocks.12.cross_attn.k.bias */
+    12, /* blocks.12.cross_attn.norm_k.weight */
+    12, /* blocks.12.cross_attn.v.weight */
+    12, /* blocks.12.cross_attn.v.bias */
+    12, /* blocks.12.cross_attn.o.weight */
+    12, /* blocks.12.cross_attn.o.bias */
+    12, /* blocks.12.ffn.0.weight */
+    12, /* blocks.12.ffn.0.bias */
+    12, /* blocks.12.ffn.2.weight */
+    12, /* blocks.12.ffn.2.bias */
+    13, /* blocks.13.modulation */
+    13, /* blocks.13.self_attn.q.weight */
+    13, /* blocks.13.self_attn.q.bias */
+    13, /* blocks.13.self_attn.k.weight */
+    13, /* blocks.13.self_attn.k.bias */
+    13, /* blocks.13.self_attn.v.weight */
+    13, /* blocks.13.self_attn.v.bias */
+    13, /* blocks.13.self_attn.norm_q.weight */
+    13, /* blocks.13.self_attn.norm_k.weight */
+    13, /* blocks.13.self_attn.o.weight */
+    13, /* blocks.13.self_attn.o.bias */
+    13, /* blocks.13.norm3.weight */
+    13, /* blocks.13.norm3.bias */
+    13, /* blocks.13.cross_attn.q.weight */
+    13, /* blocks.13.cross_attn.q.bias */
+    13, /* blocks.13.cross_attn.norm_q.weight */
+    13, /* blocks.13.cross_attn.k.weight */
+    13, /* blocks.13.cross_attn.k.bias */
+    13, /* blocks.13.cross_attn.norm_k.weight */
+    13, /* blocks.13.cross_attn.v.weight */
+    13, /* blocks.13.cross_attn.v.bias */
+    13, /* blocks.13.cross_attn.o.weight */
+    13, /* blocks.13.cross_attn.o.bias */
+    13, /* blocks.13.ffn.0.weight */
+    13, /* blocks.13.ffn.0.bias */
+    13, /* blocks.13.ffn.2.weight */
+    13, /* blocks.13.ffn.2.bias */
+    14, /* blocks.14.modulation */
+    14, /* blocks.14.self_attn.q.weight */
+    14, /* blocks.14.self_attn.q.bias */
+    14, /* blocks.14.self_attn.k.weight */
+    14, /* blocks.14.self_attn.k.bias */
+    14, /* blocks.14.self_attn.v.weight */
+    14, /* blocks.14.self_attn.v.bias */
+    14, /* blocks.14.self_attn.norm_q.weight */
+    14, /* blocks.14.self_attn.norm_k.weight */
+    14, /* blocks.14.self_attn.o.weight */
+    14, /* blocks.14.self_attn.o.bias */
+    14, /* blocks.14.norm3.weight */
+    14, /* blocks.14.norm3.bias */
+    14, /* blocks.14.cross_attn.q.weight */
+    14, /* blocks.14.cross_attn.q.bias */
+    14, /* blocks.14.cross_attn.norm_q.weight */
+    14, /* blocks.14.cross_attn.k.weight */
+    14, /* blocks.14.cross_attn.k.bias */
+    14, /* blocks.14.cross_attn.norm_k.weight */
+    14, /* blocks.14.cross_attn.v.weight */
+    14, /* blocks.14.cross_attn.v.bias */
+    14, /* blocks.14.cross_attn.o.weight */
+    14, /* blocks.14.cross_attn.o.bias */
+    14, /* blocks.14.ffn.0.weight */
+    14, /* blocks.14.ffn.0.bias */
+    14, /* blocks.14.ffn.2.weight */
+    14, /* blocks.14.ffn.2.bias */
+    15, /* blocks.15.modulation */
+    15, /* blocks.15.self_attn.q.weight */
+    15, /* blocks.15.self_attn.q.bias */
+    15, /* blocks.15.self_attn.k.weight */
+    15, /* blocks.15.self_attn.k.bias */
+    15, /* blocks.15.self_attn.v.weight */
+    15, /* blocks.15.self_attn.v.bias */
+    15, /* blocks.15.self_attn.norm_q.weight */
+    15, /* blocks.15.self_attn.norm_k.weight */
+    15, /* blocks.15.self_attn.o.weight */
+    15, /* blocks.15.self_attn.o.bias */
+    15, /* blocks.15.norm3.weight */
+    15, /* blocks.15.norm3.bias */
+    15, /* blocks.15.cross_attn.q.weight */
+    15, /* blocks.15.cross_attn.q.bias */
+    15, /* blocks.15.cross_attn.norm_q.weight */
+    15, /* blocks.15.cross_attn.k.weight */
+    15, /* blocks.15.cross_attn.k.bias */
+    15, /* blocks.15.cross_attn.norm_k.weight */
+    15, /* blocks.15.cross_attn.v.weight */
+    15, /* blocks.15.cross_attn.v.bias */
+    15, /* blocks.15.cross_attn.o.weight */
+    15, /* blocks.15.cross_attn.o.bias */
+    15, /* blocks.15.ffn.0.weight */
+    15, /* blocks.15.ffn.0.bias */
+    15, /* blocks.15.ffn.2.weight */
+    15, /* blocks.15.ffn.2.bias */
+    16, /* blocks.16.modulation */
+    16, /* blocks.16.self_attn.q.weight */
+    16, /* blocks.16.self_attn.q.bias */
+    16, /* blocks.16.self_attn.k.weight */
+    16, /* blocks.16.self_attn.k.bias */
+    16, /* blocks.16.self_attn.v.weight */
+    16, /* blocks.16.self_attn.v.bias */
+    16, /* blocks.16.self_attn.norm_q.weight */
+    16, /* blocks.16.self_attn.norm_k.weight */
+    16, /* blocks.16.self_attn.o.weight */
+    16, /* blocks.16.self_attn.o.bias */
+    16, /* blocks.16.norm3.weight */
+    16, /* blocks.16.norm3.bias */
+    16, /* blocks.16.cross_attn.q.weight */
+    16, /* blocks.16.cross_attn.q.bias */
+    16, /* blocks.16.cross_attn.norm_q.weight */
+    16, /* blocks.16.cross_attn.k.weight */
+    16, /* blocks.16.cross_attn.k.bias */
+    16, /* blocks.16.cross_attn.norm_k.weight */
+    16, /* blocks.16.cross_attn.v.weight */
+    16, /* blocks.16.cross_attn.v.bias */
+    16, /* blocks.16.cross_attn.o.weight */
+    16, /* blocks.16.cross_attn.o.bias */
+    16, /* blocks.16.ffn.0.weight */
+    16, /* blocks.16.ffn.0.bias */
+    16, /* blocks.16.ffn.2.weight */
+    16, /* blocks.16.ffn.2.bias */
+    17, /* blocks.17.modulation */
+    17, /* blocks.17.self_attn.q.weight */
+    17, /* blocks.17.self_attn.q.bias */
+    17, /* blocks.17.self_attn.k.weight */
+    17, /* blocks.17.self_attn.k.bias */
+    17, /* blocks.17.self_attn.v.weight */
+    17, /* blocks.17.self_attn.v.bias */
+    17, /* blocks.17.self_attn.norm_q.weight */
+    17, /* blocks.17.self_attn.norm_k.weight */
+    17, /* blocks.17.self_attn.o.weight */
+    17, /* blocks.17.self_attn.o.bias */
+    17, /* blocks.17.norm3.weight */
+    17, /* blocks.17.norm3.bias */
+    17, /* blocks.17.cross_attn.q.weight */
+    17, /* blocks.17.cross_attn.q.bias */
+    17, /* blocks.17.cross_attn.norm_q.weight */
+    17, /* blocks.17.cross_attn.k.weight */
+    17, /* blocks.17.cross_attn.k.bias */
+    17, /* blocks.17.cross_attn.norm_k.weight */
+    17, /* blocks.17.cross_attn.v.weight */
+    17, /* blocks.17.cross_attn.v.bias */
+    17, /* blocks.17.cross_attn.o.weight */
+    17, /* blocks.17.cross_attn.o.bias */
+    17, /* blocks.17.ffn.0.weight */
+    17, /* blocks.17.ffn.0.bias */
+    17, /* blocks.17.ffn.2.weight */
+    17, /* blocks.17.ffn.2.bias */
+    18, /* blocks.18.modulation */
+    18, /* blocks.18.self_attn.q.weight */
+    18, /* blocks.18.self_attn.q.bias */
+    18, /* blocks.18.self_attn.k.weight */
+    18, /* blocks.18.self_attn.k.bias */
+    18, /* blocks.18.self_attn.v.weight */
+    18, /* blocks.18.self_attn.v.bias */
+    18, /* blocks.18.self_attn.norm_q.weight */
+    18, /* blocks.18.self_attn.norm_k.weight */
+    18, /* blocks.18.self_attn.o.weight */
+    18, /* blocks.18.self_attn.o.bias */
+    18, /* blocks.18.norm3.weight */
+    18, /* blocks.18.norm3.bias */
+    18, /* blocks.18.cross_attn.q.weight */
+    18, /* blocks.18.cross_attn.q.bias */
+    18, /* blocks.18.cross_attn.norm_q.weight */
+    18, /* blocks.18.cross_attn.k.weight */
+    18, /* blocks.18.cross_attn.k.bias */
+    18, /* blocks.18.cross_attn.norm_k.weight */
+    18, /* blocks.18.cross_attn.v.weight */
+    18, /* blocks.18.cross_attn.v.bias */
+    18, /* blocks.18.cross_attn.o.weight */
+    18, /* blocks.18.cross_attn.o.bias */
+    18, /* blocks.18.ffn.0.weight */
+    18, /* blocks.18.ffn.0.bias */
+    18, /* blocks.18.ffn.2.weight */
+    18, /* blocks.18.ffn.2.bias */
+    19, /* blocks.19.modulation */
+    19, /* blocks.19.self_attn.q.weight */
+    19, /* blocks.19.self_attn.q.bias */
+    19, /* blocks.19.self_attn.k.weight */
+    19, /* blocks.19.self_attn.k.bias */
+    19, /* blocks.19.self_attn.v.weight */
+    19, /* blocks.19.self_attn.v.bias */
+    19, /* blocks.19.self_attn.norm_q.weight */
+    19, /* blocks.19.self_attn.norm_k.weight */
+    19, /* blocks.19.self_attn.o.weight */
+    19, /* blocks.19.self_attn.o.bias */
+    19, /* blocks.19.norm3.weight */
+    19, /* blocks.19.norm3.bias */
+    19, /* blocks.19.cross_attn.q.weight */
+    19, /* blocks.19.cross_attn.q.bias */
+    19, /* blocks.19.cross_attn.norm_q.weight */
+    19, /* blocks.19.cross_attn.k.weight */
+    19, /* blocks.19.cross_attn.k.bias */
+    19, /* blocks.19.cross_attn.norm_k.weight */
+    19, /* blocks.19.cross_attn.v.weight */
+    19, /* blocks.19.cross_attn.v.bias */
+    19, /* blocks.19.cross_attn.o.weight */
+    19, /* blocks.19.cross_attn.o.bias */
+    19, /* blocks.19.ffn.0.weight */
+    19, /* blocks.19.ffn.0.bias */
+    19, /* blocks.19.ffn.2.weight */
+    19, /* blocks.19.ffn.2.bias */
+    20, /* blocks.20.modulation */
+    20, /* blocks.20.self_attn.q.weight */
+    20, /* blocks.20.self_attn.q.bias */
+    20, /* blocks.20.self_attn.k.weight */
+    20, /* blocks.20.self_attn.k.bias */
+    20, /* blocks.20.self_attn.v.weight */
+    20, /* blocks.20.self_attn.v.bias */
+    20, /* blocks.20.self_attn.norm_q.weight */
+    20, /* blocks.20.self_attn.norm_k.weight */
+    20, /* blocks.20.self_attn.o.weight */
+    20, /* blocks.20.self_attn.o.bias */
+    20, /* blocks.20.norm3.weight */
+    20, /* blocks.20.norm3.bias */
+    20, /* blocks.20.cross_attn.q.weight */
+    20, /* blocks.20.cross_attn.q.bias */
+    20, /* blocks.20.cross_attn.norm_q.weight */
+    20, /* blocks.20.cross_attn.k.weight */
+    20, /* blocks.20.cross_attn.k.bias */
+    20, /* blocks.20.cross_attn.norm_k.weight */
+    20, /* blocks.20.cross_attn.v.weight */
+    20, /* blocks.20.cross_attn.v.bias */
+    20, /* blocks.20.cross_attn.o.weight */
+    20, /* blocks.20.cross_attn.o.bias */
+    20, /* blocks.20.ffn.0.weight */
+    20, /* blocks.20.ffn.0.bias */
+    20, /* blocks.20.ffn.2.weight */
+    20, /* blocks.20.ffn.2.bias */
+    21, /* blocks.21.modulation */
+    21, /* blocks.21.self_attn.q.weight */
+    21, /* blocks.21.self_attn.q.bias */
+    21, /* blocks.21.self_attn.k.weight */
+    21, /* blocks.21.self_attn.k.bias */
+    21, /* blocks.21.self_attn.v.weight */
+    21, /* blocks.21.self_attn.v.bias */
+    21, /* blocks.21.self_attn.norm_q.weight */
+    21, /* blocks.21.self_attn.norm_k.weight */
+    21, /* blocks.21.self_attn.o.weight */
+    21, /* blocks.21.self_attn.o.bias */
+    21, /* blocks.21.norm3.weight */
+    21, /* blocks.21.norm3.bias */
+    21, /* blocks.21.cross_attn.q.weight */
+    21, /* blocks.21.cross_attn.q.bias */
+    21, /* blocks.21.cross_attn.norm_q.weight */
+    21, /* blocks.21.cross_attn.k.weight */
+    21, /* blocks.21.cross_attn.k.bias */
+    21, /* blocks.21.cross_attn.norm_k.weight */
+    21, /* blocks.21.cross_attn.v.weight */
+    21, /* blocks.21.cross_attn.v.bias */
+    21, /* blocks.21.cross_attn.o.weight */
+    21, /* blocks.21.cross_attn.o.bias */
+    21, /* blocks.21.ffn.0.weight */
+    21, /* blocks.21.ffn.0.bias */
+    21, /* blocks.21.ffn.2.weight */
+    21, /* blocks.21.ffn.2.bias */
+    22, /* blocks.22.modulation */
+    22, /* blocks.22.self_attn.q.weight */
+    22, /* blocks.22.self_attn.q.bias */
+    22, /* blocks.22.self_attn.k.weight */
+    22, /* blocks.22.self_attn.k.bias */
+    22, /* blocks.22.self_attn.v.weight */
+    22, /* blocks.22.self_attn.v.bias */
+    22, /* blocks.22.self_attn.norm_q.weight */
+    22, /* blocks.22.self_attn.norm_k.weight */
+    22, /* blocks.22.self_attn.o.weight */
+    22, /* blocks.22.self_attn.o.bias */
+    22, /* blocks.22.norm3.weight */
+    22, /* blocks.22.norm3.bias */
+    22, /* blocks.22.cross_attn.q.weight */
+    22, /* blocks.22.cross_attn.q.bias */
+    22, /* blocks.22.cross_attn.norm_q.weight */
+    22, /* blocks.22.cross_attn.k.weight */
+    22, /* blocks.22.cross_attn.k.bias */
+    22, /* blocks.22.cross_attn.norm_k.weight */
+    22, /* blocks.22.cross_attn.v.weight */
+    22, /* blocks.22.cross_attn.v.bias */
+    22, /* blocks.22.cross_attn.o.weight */
+    22, /* blocks.22.cross_attn.o.bias */
+    22, /* blocks.22.ffn.0.weight */
+    22, /* blocks.22.ffn.0.bias */
+    22, /* blocks.22.ffn.2.weight */
+    22, /* blocks.22.ffn.2.bias */
+    23, /* blocks.23.modulation */
+    23, /* blocks.23.self_attn.q.weight */
+    23, /* blocks.23.self_attn.q.bias */
+    23, /* blocks.23.self_attn.k.weight */
+    23, /* blocks.23.self_attn.k.bias */
+    23, /* blocks.23.self_attn.v.weight */
+    23, /* blocks.23.self_attn.v.bias */
+    23, /* blocks.23.self_attn.norm_q.weight */
+    23, /* blocks.23.self_attn.norm_k.weight */
+    23, /* blocks.23.self_attn.o.weight */
+    23, /* blocks.23.self_attn.o.bias */
+    23, /* blocks.23.norm3.weight */
+    23, /* blocks.23.norm3.bias */
+    23, /* blocks.23.cross_attn.q.weight */
+    23, /* blocks.23.cross_attn.q.bias */
+    23, /* blocks.23.cross_attn.norm_q.weight */
+    23, /* blocks.23.cross_attn.k.weight */
+    23, /* blocks.23.cross_attn.k.bias */
+    23, /* blocks.23.cross_attn.norm_k.weight */
+    23, /* blocks.23.cross_attn.v.weight */
+    23, /* blocks.23.cross_attn.v.bias */
+    23, /* blocks.23.cross_attn.o.weight */
+    23, /* blocks.23.cross_attn.o.bias */
+    23, /* blocks.23.ffn.0.weight */
+    23, /* blocks.23.ffn.0.bias */
+    23, /* blocks.23.ffn.2.weight */
+    23, /* blocks.23.ffn.2.bias */
+    24, /* blocks.24.modulation */
+    24, /* blocks.24.self_attn.q.weight */
+    24, /* blocks.24.self_attn.q.bias */
+    24, /* blocks.24.self_attn.k.weight */
+    24, /* blocks.24.self_attn.k.bias */
+    24, /* blocks.24.self_attn.v.weight */
+    24, /* blocks.24.self_attn.v.bias */
+    24, /* blocks.24.self_attn.norm_q.weight */
+    24, /* blocks.24.self_attn.norm_k.weight */
+    24, /* blocks.24.self_attn.o.weight */
+    24, /* blocks.24.self_attn.o.bias */
+    24, /* blocks.24.norm3.weight */
+    24, /* blocks.24.norm3.bias */
+    24, /* blocks.24.cross_attn.q.weight */
+    24, /* blocks.24.cross_attn.q.bias */
+    24, /* blocks.24.cross_attn.norm_q.weight */
+    24, /* blocks.24.cross_attn.k.weight */
+    24, /* blocks.24.cross_attn.k.bias */
+    24, /* blocks.24.cross_attn.norm_k.weight */
+    24, /* blocks.24.cross_attn.v.weight */
+    24, /* blocks.24.cross_attn.v.bias */
+    24, /* blocks.24.cross_attn.o.weight */
+    24, /* blocks.24.cross_attn.o.bias */
+    24, /* blocks.24.ffn.0.weight */
+    24, /* blocks.24.ffn.0.bias */
+    24, /* blocks.24.ffn.2.weight */
+    24, /* blocks.24.ffn.2.bias */
+    25, /* blocks.25.modulation */
+    25, /* blocks.25.self_attn.q.weight */
+    25, /* blocks.25.self_attn.q.bias */
+    25, /* blocks.25.self_attn.k.weight */
+    25, /* blocks.25.self_attn.k.bias */
+    25, /* blocks.25.self_attn.v.weight */
+    25, /* blocks.25.self_attn.v.bias */
+    25, /* blocks.25.self_attn.norm_q.weight */
+    25, /* blocks.25.self_attn.norm_k.weight */
+    25, /* blocks.25.self_attn.o.weight */
+    25, /* blocks.25.self_attn.o.bias */
+    25, /* blocks.25.norm3.weight */
+    25, /* blocks.25.norm3.bias */
+    25, /* blocks.25.cross_attn.q.weight */
+    25, /* blocks.25.cross_attn.q.bias */
+    25, /* blocks.25.cross_attn.norm_q.weight */
+    25, /* blocks.25.cross_attn.k.weight */
+    25, /* blocks.25.cross_attn.k.bias */
+    25, /* blocks.25.cross_attn.norm_k.weight */
+    25, /* blocks.25.cross_attn.v.weight */
+    25, /* blocks.25.cross_attn.v.bias */
+    25, /* blocks.25.cross_attn.o.weight */
+    25, /* blocks.25.cross_attn.o.bias */
+    25, /* blocks.25.ffn.0.weight */
+    25, /* blocks.25.ffn.0.bias */
+    25, /* blocks.25.ffn.2.weight */
+    25, /* blocks.25.ffn.2.bias */
+    26, /* blocks.26.modulation */
+    26, /* blocks.26.self_attn.q.weight */
+    26, /* blocks.26.self_attn.q.bias */
+    26, /* blocks.26.self_attn.k.weight */
+    26, /* blocks.26.self_attn.k.bias */
+    26, /* blocks.26.self_attn.v.weight */
+    26, /* blocks.26.self_attn.v.bias */
+    26, /* blocks.26.self_attn.norm_q.weight */
+    26, /* blocks.26.self_attn.norm_k.weight */
+    26, /* blocks.26.self_attn.o.weight */
+    26, /* blocks.26.self_attn.o.bias */
+    26, /* blocks.26.norm3.weight */
+    26, /* blocks.26.norm3.bias */
+    26, /* blocks.26.cross_attn.q.weight */
+    26, /* blocks.26.cross_attn.q.bias */
+    26, /* blocks.26.cross_attn.norm_q.weight */
+    26, /* blocks.26.cross_attn.k.weight */
+    26, /* blocks.26.cross_attn.k.bias */
+    26, /* blocks.26.cross_attn.norm_k.weight */
+    26, /* blocks.26.cross_attn.v.weight */
+    26, /* blocks.26.cross_attn.v.bias */
+    26, /* blocks.26.cross_attn.o.weight */
+    26, /* blocks.26.cross_attn.o.bias */
+    26, /* blocks.26.ffn.0.weight */
+    26, /* blocks.26.ffn.0.bias */
+    26, /* blocks.26.ffn.2.weight */
+    26, /* blocks.26.ffn.2.bias */
+    27, /* blocks.27.modulation */
+    27, /* blocks.27.self_attn.q.weight */
+    27, /* blocks.27.self_attn.q.bias */
+    27, /* blocks.27.self_attn.k.weight */
+    27, /* blocks.27.self_attn.k.bias */
+    27, /* blocks.27.self_attn.v.weight */
+    27, /* blocks.27.self_attn.v.bias */
+    27, /* blocks.27.self_attn.norm_q.weight */
+    27, /* blocks.27.self_attn.norm_k.weight */
+    27, /* blocks.27.self_attn.o.weight */
+    27, /* blocks.27.self_attn.o.bias */
+    27, /* blocks.27.norm3.weight */
+    27, /* blocks.27.norm3.bias */
+    27, /* blocks.27.cross_attn.q.weight */
+    27, /* blocks.27.cross_attn.q.bias */
+    27, /* blocks.27.cross_attn.norm_q.weight */
+    27, /* blocks.27.cross_attn.k.weight */
+    27, /* blocks.27.cross_attn.k.bias */
+    27, /* blocks.27.cross_attn.norm_k.weight */
+    27, /* blocks.27.cross_attn.v.weight */
+    27, /* blocks.27.cross_attn.v.bias */
+    27, /* blocks.27.cross_attn.o.weight */
+    27, /* blocks.27.cross_attn.o.bias */
+    27, /* blocks.27.ffn.0.weight */
+    27, /* blocks.27.ffn.0.bias */
+    27, /* blocks.27.ffn.2.weight */
+    27, /* blocks.27.ffn.2.bias */
+    28, /* blocks.28.modulation */
+    28, /* blocks.28.self_attn.q.weight */
+    28, /* blocks.28.self_attn.q.bias */
+    28, /* blocks.28.self_attn.k.weight */
+    28, /* blocks.28.self_attn.k.bias */
+    28, /* blocks.28.self_attn.v.weight */
+    28, /* blocks.28.self_attn.v.bias */
+    28, /* blocks.28.self_attn.norm_q.weight */
+    28, /* blocks.28.self_attn.norm_k.weight */
+    28, /* blocks.28.self_attn.o.weight */
+    28, /* blocks.28.self_attn.o.bias */
+    28, /* blocks.28.norm3.weight */
+    28, /* blocks.28.norm3.bias */
+    28, /* blocks.28.cross_attn.q.weight */
+    28, /* blocks.28.cross_attn.q.bias */
+    28, /* blocks.28.cross_attn.norm_q.weight */
+    28, /* blocks.28.cross_attn.k.weight */
+    28, /* blocks.28.cross_attn.k.bias */
+    28, /* blocks.28.cross_attn.norm_k.weight */
+    28, /* blocks.28.cross_attn.v.weight */
+    28, /* blocks.28.cross_attn.v.bias */
+    28, /* blocks.28.cross_attn.o.weight */
+    28, /* blocks.28.cross_attn.o.bias */
+    28, /* blocks.28.ffn.0.weight */
+    28, /* blocks.28.ffn.0.bias */
+    28, /* blocks.28.ffn.2.weight */
+    28, /* blocks.28.ffn.2.bias */
+    29, /* blocks.29.modulation */
+    29, /* blocks.29.self_attn.q.weight */
+    29, /* blocks.29.self_attn.q.bias */
+    29, /* blocks.29.self_attn.k.weight */
+    29, /* blocks.29.self_attn.k.bias */
+    29, /* blocks.29.self_attn.v.weight */
+    29, /* blocks.29.self_attn.v.bias */
+    29, /* blocks.29.self_attn.norm_q.weight */
+    29, /* blocks.29.self_attn.norm_k.weight */
+    29, /* blocks.29.self_attn.o.weight */
+    29, /* blocks.29.self_attn.o.bias */
+    29, /* blocks.29.norm3.weight */
+    29, /* blocks.29.norm3.bias */
+    29, /* blocks.29.cross_attn.q.weight */
+    29, /* blocks.29.cross_attn.q.bias */
+    29, /* blocks.29.cross_attn.norm_q.weight */
+    29, /* blocks.29.cross_attn.k.weight */
+    29, /* blocks.29.cross_attn.k.bias */
+    29, /* blocks.29.cross_attn.norm_k.weight */
+    29, /* blocks.29.cross_attn.v.weight */
+    29, /* blocks.29.cross_attn.v.bias */
+    29, /* blocks.29.cross_attn.o.weight */
+    29, /* blocks.29.cross_attn.o.bias */
+    29, /* blocks.29.ffn.0.weight */
+    29, /* blocks.29.ffn.0.bias */
+    29, /* blocks.29.ffn.2.weight */
+    29, /* blocks.29.ffn.2.bias */
+    -1, /* head.modulation */
+    -1, /* head.head.weight */
+    -1, /* head.head.bias */
+};
+
 /* o = softmax(q k^T / sqrt(128)) v over 12 heads of 128: q and o [lq, 1536], k and v [lk, 1536], bf16;
  * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).
  * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
@@ -3340,244 +4174,304 @@ void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int
     GEMM(GEMM_TEXT_EMBEDDING_2, 512, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, BF16, (long long)512 * 1536));
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(0);
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(0);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(1);
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(1);
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(2);
     /* blocks.2.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_K_WEIGHT, W_BLOCKS_2_CROSS_ATTN_K_BIAS, OUT("blocks.2.cross_attn.k.out", OFF_BLOCKS_2_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.2.cross_attn.norm_k.out = rmsnorm(blocks.2.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.2.cross_attn.norm_k.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.2.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_2_CROSS_ATTN_V_WEIGHT, W_BLOCKS_2_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.2.cross_attn.v.out", OFF_BLOCKS_2_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(2);
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(3);
     /* blocks.3.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_K_WEIGHT, W_BLOCKS_3_CROSS_ATTN_K_BIAS, OUT("blocks.3.cross_attn.k.out", OFF_BLOCKS_3_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.3.cross_attn.norm_k.out = rmsnorm(blocks.3.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.3.cross_attn.norm_k.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.3.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_3_CROSS_ATTN_V_WEIGHT, W_BLOCKS_3_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.3.cross_attn.v.out", OFF_BLOCKS_3_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(3);
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(4);
     /* blocks.4.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_K_WEIGHT, W_BLOCKS_4_CROSS_ATTN_K_BIAS, OUT("blocks.4.cross_attn.k.out", OFF_BLOCKS_4_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.4.cross_attn.norm_k.out = rmsnorm(blocks.4.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.4.cross_attn.norm_k.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.4.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_4_CROSS_ATTN_V_WEIGHT, W_BLOCKS_4_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.4.cross_attn.v.out", OFF_BLOCKS_4_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(4);
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(5);
     /* blocks.5.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_K_WEIGHT, W_BLOCKS_5_CROSS_ATTN_K_BIAS, OUT("blocks.5.cross_attn.k.out", OFF_BLOCKS_5_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.5.cross_attn.norm_k.out = rmsnorm(blocks.5.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.5.cross_attn.norm_k.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.5.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_5_CROSS_ATTN_V_WEIGHT, W_BLOCKS_5_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.5.cross_attn.v.out", OFF_BLOCKS_5_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(5);
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(6);
     /* blocks.6.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_K_WEIGHT, W_BLOCKS_6_CROSS_ATTN_K_BIAS, OUT("blocks.6.cross_attn.k.out", OFF_BLOCKS_6_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.6.cross_attn.norm_k.out = rmsnorm(blocks.6.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.6.cross_attn.norm_k.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.6.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_6_CROSS_ATTN_V_WEIGHT, W_BLOCKS_6_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.6.cross_attn.v.out", OFF_BLOCKS_6_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(6);
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(7);
     /* blocks.7.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_K_WEIGHT, W_BLOCKS_7_CROSS_ATTN_K_BIAS, OUT("blocks.7.cross_attn.k.out", OFF_BLOCKS_7_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.7.cross_attn.norm_k.out = rmsnorm(blocks.7.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.7.cross_attn.norm_k.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.7.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_7_CROSS_ATTN_V_WEIGHT, W_BLOCKS_7_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.7.cross_attn.v.out", OFF_BLOCKS_7_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(7);
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(8);
     /* blocks.8.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_K_WEIGHT, W_BLOCKS_8_CROSS_ATTN_K_BIAS, OUT("blocks.8.cross_attn.k.out", OFF_BLOCKS_8_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.8.cross_attn.norm_k.out = rmsnorm(blocks.8.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.8.cross_attn.norm_k.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.8.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_8_CROSS_ATTN_V_WEIGHT, W_BLOCKS_8_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.8.cross_attn.v.out", OFF_BLOCKS_8_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(8);
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(9);
     /* blocks.9.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_K_WEIGHT, W_BLOCKS_9_CROSS_ATTN_K_BIAS, OUT("blocks.9.cross_attn.k.out", OFF_BLOCKS_9_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.9.cross_attn.norm_k.out = rmsnorm(blocks.9.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.9.cross_attn.norm_k.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.9.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_9_CROSS_ATTN_V_WEIGHT, W_BLOCKS_9_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.9.cross_attn.v.out", OFF_BLOCKS_9_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(9);
 
     /* ---- blocks.10 --------------------------------------------------------------- */
+    BLOCK_BEGIN(10);
     /* blocks.10.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_K_WEIGHT, W_BLOCKS_10_CROSS_ATTN_K_BIAS, OUT("blocks.10.cross_attn.k.out", OFF_BLOCKS_10_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.10.cross_attn.norm_k.out = rmsnorm(blocks.10.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.10.cross_attn.norm_k.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.10.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_10_CROSS_ATTN_V_WEIGHT, W_BLOCKS_10_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.10.cross_attn.v.out", OFF_BLOCKS_10_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(10);
 
     /* ---- blocks.11 --------------------------------------------------------------- */
+    BLOCK_BEGIN(11);
     /* blocks.11.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_K_WEIGHT, W_BLOCKS_11_CROSS_ATTN_K_BIAS, OUT("blocks.11.cross_attn.k.out", OFF_BLOCKS_11_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.11.cross_attn.norm_k.out = rmsnorm(blocks.11.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.11.cross_attn.norm_k.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.11.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_11_CROSS_ATTN_V_WEIGHT, W_BLOCKS_11_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.11.cross_attn.v.out", OFF_BLOCKS_11_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(11);
 
     /* ---- blocks.12 --------------------------------------------------------------- */
+    BLOCK_BEGIN(12);
     /* blocks.12.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_K_WEIGHT, W_BLOCKS_12_CROSS_ATTN_K_BIAS, OUT("blocks.12.cross_attn.k.out", OFF_BLOCKS_12_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.12.cross_attn.norm_k.out = rmsnorm(blocks.12.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.12.cross_attn.norm_k.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.12.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_12_CROSS_ATTN_V_WEIGHT, W_BLOCKS_12_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.12.cross_attn.v.out", OFF_BLOCKS_12_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(12);
 
     /* ---- blocks.13 --------------------------------------------------------------- */
+    BLOCK_BEGIN(13);
     /* blocks.13.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_K_WEIGHT, W_BLOCKS_13_CROSS_ATTN_K_BIAS, OUT("blocks.13.cross_attn.k.out", OFF_BLOCKS_13_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.13.cross_attn.norm_k.out = rmsnorm(blocks.13.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.13.cross_attn.norm_k.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.13.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_13_CROSS_ATTN_V_WEIGHT, W_BLOCKS_13_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.13.cross_attn.v.out", OFF_BLOCKS_13_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(13);
 
     /* ---- blocks.14 --------------------------------------------------------------- */
+    BLOCK_BEGIN(14);
     /* blocks.14.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_K_WEIGHT, W_BLOCKS_14_CROSS_ATTN_K_BIAS, OUT("blocks.14.cross_attn.k.out", OFF_BLOCKS_14_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.14.cross_attn.norm_k.out = rmsnorm(blocks.14.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.14.cross_attn.norm_k.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.14.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_14_CROSS_ATTN_V_WEIGHT, W_BLOCKS_14_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.14.cross_attn.v.out", OFF_BLOCKS_14_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(14);
 
     /* ---- blocks.15 --------------------------------------------------------------- */
+    BLOCK_BEGIN(15);
     /* blocks.15.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_K_WEIGHT, W_BLOCKS_15_CROSS_ATTN_K_BIAS, OUT("blocks.15.cross_attn.k.out", OFF_BLOCKS_15_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.15.cross_attn.norm_k.out = rmsnorm(blocks.15.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.15.cross_attn.norm_k.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.15.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_15_CROSS_ATTN_V_WEIGHT, W_BLOCKS_15_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.15.cross_attn.v.out", OFF_BLOCKS_15_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(15);
 
     /* ---- blocks.16 --------------------------------------------------------------- */
+    BLOCK_BEGIN(16);
     /* blocks.16.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_K_WEIGHT, W_BLOCKS_16_CROSS_ATTN_K_BIAS, OUT("blocks.16.cross_attn.k.out", OFF_BLOCKS_16_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.16.cross_attn.norm_k.out = rmsnorm(blocks.16.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.16.cross_attn.norm_k.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.16.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_16_CROSS_ATTN_V_WEIGHT, W_BLOCKS_16_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.16.cross_attn.v.out", OFF_BLOCKS_16_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(16);
 
     /* ---- blocks.17 --------------------------------------------------------------- */
+    BLOCK_BEGIN(17);
     /* blocks.17.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_K_WEIGHT, W_BLOCKS_17_CROSS_ATTN_K_BIAS, OUT("blocks.17.cross_attn.k.out", OFF_BLOCKS_17_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.17.cross_attn.norm_k.out = rmsnorm(blocks.17.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.17.cross_attn.norm_k.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.17.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_17_CROSS_ATTN_V_WEIGHT, W_BLOCKS_17_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.17.cross_attn.v.out", OFF_BLOCKS_17_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(17);
 
     /* ---- blocks.18 --------------------------------------------------------------- */
+    BLOCK_BEGIN(18);
     /* blocks.18.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_K_WEIGHT, W_BLOCKS_18_CROSS_ATTN_K_BIAS, OUT("blocks.18.cross_attn.k.out", OFF_BLOCKS_18_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.18.cross_attn.norm_k.out = rmsnorm(blocks.18.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.18.cross_attn.norm_k.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.18.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_18_CROSS_ATTN_V_WEIGHT, W_BLOCKS_18_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.18.cross_attn.v.out", OFF_BLOCKS_18_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(18);
 
     /* ---- blocks.19 --------------------------------------------------------------- */
+    BLOCK_BEGIN(19);
     /* blocks.19.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_K_WEIGHT, W_BLOCKS_19_CROSS_ATTN_K_BIAS, OUT("blocks.19.cross_attn.k.out", OFF_BLOCKS_19_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.19.cross_attn.norm_k.out = rmsnorm(blocks.19.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.19.cross_attn.norm_k.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.19.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_19_CROSS_ATTN_V_WEIGHT, W_BLOCKS_19_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.19.cross_attn.v.out", OFF_BLOCKS_19_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(19);
 
     /* ---- blocks.20 --------------------------------------------------------------- */
+    BLOCK_BEGIN(20);
     /* blocks.20.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_K_WEIGHT, W_BLOCKS_20_CROSS_ATTN_K_BIAS, OUT("blocks.20.cross_attn.k.out", OFF_BLOCKS_20_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.20.cross_attn.norm_k.out = rmsnorm(blocks.20.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.20.cross_attn.norm_k.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.20.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_20_CROSS_ATTN_V_WEIGHT, W_BLOCKS_20_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.20.cross_attn.v.out", OFF_BLOCKS_20_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(20);
 
     /* ---- blocks.21 --------------------------------------------------------------- */
+    BLOCK_BEGIN(21);
     /* blocks.21.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_K_WEIGHT, W_BLOCKS_21_CROSS_ATTN_K_BIAS, OUT("blocks.21.cross_attn.k.out", OFF_BLOCKS_21_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.21.cross_attn.norm_k.out = rmsnorm(blocks.21.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.21.cross_attn.norm_k.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.21.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_21_CROSS_ATTN_V_WEIGHT, W_BLOCKS_21_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.21.cross_attn.v.out", OFF_BLOCKS_21_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(21);
 
     /* ---- blocks.22 --------------------------------------------------------------- */
+    BLOCK_BEGIN(22);
     /* blocks.22.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_K_WEIGHT, W_BLOCKS_22_CROSS_ATTN_K_BIAS, OUT("blocks.22.cross_attn.k.out", OFF_BLOCKS_22_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.22.cross_attn.norm_k.out = rmsnorm(blocks.22.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.22.cross_attn.norm_k.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.22.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_22_CROSS_ATTN_V_WEIGHT, W_BLOCKS_22_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.22.cross_attn.v.out", OFF_BLOCKS_22_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(22);
 
     /* ---- blocks.23 --------------------------------------------------------------- */
+    BLOCK_BEGIN(23);
     /* blocks.23.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_K_WEIGHT, W_BLOCKS_23_CROSS_ATTN_K_BIAS, OUT("blocks.23.cross_attn.k.out", OFF_BLOCKS_23_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.23.cross_attn.norm_k.out = rmsnorm(blocks.23.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.23.cross_attn.norm_k.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.23.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_23_CROSS_ATTN_V_WEIGHT, W_BLOCKS_23_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.23.cross_attn.v.out", OFF_BLOCKS_23_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(23);
 
     /* ---- blocks.24 --------------------------------------------------------------- */
+    BLOCK_BEGIN(24);
     /* blocks.24.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_K_WEIGHT, W_BLOCKS_24_CROSS_ATTN_K_BIAS, OUT("blocks.24.cross_attn.k.out", OFF_BLOCKS_24_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.24.cross_attn.norm_k.out = rmsnorm(blocks.24.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.24.cross_attn.norm_k.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.24.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_24_CROSS_ATTN_V_WEIGHT, W_BLOCKS_24_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.24.cross_attn.v.out", OFF_BLOCKS_24_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(24);
 
     /* ---- blocks.25 --------------------------------------------------------------- */
+    BLOCK_BEGIN(25);
     /* blocks.25.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_K_WEIGHT, W_BLOCKS_25_CROSS_ATTN_K_BIAS, OUT("blocks.25.cross_attn.k.out", OFF_BLOCKS_25_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.25.cross_attn.norm_k.out = rmsnorm(blocks.25.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.25.cross_attn.norm_k.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.25.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_25_CROSS_ATTN_V_WEIGHT, W_BLOCKS_25_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.25.cross_attn.v.out", OFF_BLOCKS_25_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(25);
 
     /* ---- blocks.26 --------------------------------------------------------------- */
+    BLOCK_BEGIN(26);
     /* blocks.26.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_K_WEIGHT, W_BLOCKS_26_CROSS_ATTN_K_BIAS, OUT("blocks.26.cross_attn.k.out", OFF_BLOCKS_26_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.26.cross_attn.norm_k.out = rmsnorm(blocks.26.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.26.cross_attn.norm_k.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.26.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_26_CROSS_ATTN_V_WEIGHT, W_BLOCKS_26_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.26.cross_attn.v.out", OFF_BLOCKS_26_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(26);
 
     /* ---- blocks.27 --------------------------------------------------------------- */
+    BLOCK_BEGIN(27);
     /* blocks.27.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_K_WEIGHT, W_BLOCKS_27_CROSS_ATTN_K_BIAS, OUT("blocks.27.cross_attn.k.out", OFF_BLOCKS_27_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.27.cross_attn.norm_k.out = rmsnorm(blocks.27.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.27.cross_attn.norm_k.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.27.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_27_CROSS_ATTN_V_WEIGHT, W_BLOCKS_27_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.27.cross_attn.v.out", OFF_BLOCKS_27_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(27);
 
     /* ---- blocks.28 --------------------------------------------------------------- */
+    BLOCK_BEGIN(28);
     /* blocks.28.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_K_WEIGHT, W_BLOCKS_28_CROSS_ATTN_K_BIAS, OUT("blocks.28.cross_attn.k.out", OFF_BLOCKS_28_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.28.cross_attn.norm_k.out = rmsnorm(blocks.28.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.28.cross_attn.norm_k.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.28.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_28_CROSS_ATTN_V_WEIGHT, W_BLOCKS_28_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.28.cross_attn.v.out", OFF_BLOCKS_28_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(28);
 
     /* ---- blocks.29 --------------------------------------------------------------- */
+    BLOCK_BEGIN(29);
     /* blocks.29.cross_attn.k.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_K_WEIGHT, W_BLOCKS_29_CROSS_ATTN_K_BIAS, OUT("blocks.29.cross_attn.k.out", OFF_BLOCKS_29_CROSS_ATTN_K_OUT, BF16, (long long)512 * 1536));
     /* blocks.29.cross_attn.norm_k.out = rmsnorm(blocks.29.cross_attn.k.out)  [512,1536] bf16 */
     OP(K_RMSNORM_C1536, 512, 1, 256, 0, OUT_PROMPT("blocks.29.cross_attn.norm_k.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT, BF16, (long long)512 * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.29.cross_attn.v.out = linear(text_embedding.2.out)  [512,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 512, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_29_CROSS_ATTN_V_WEIGHT, W_BLOCKS_29_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.29.cross_attn.v.out", OFF_BLOCKS_29_CROSS_ATTN_V_OUT, BF16, (long long)512 * 1536));
+    BLOCK_END(29);
 }
 
 /* Part "embed" of one forward of one sample (gen/programs/dit.lua). */
@@ -3625,6 +4519,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(0);
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,1536] bf16 */
@@ -3655,8 +4550,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(0);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(1);
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,1536] bf16 */
@@ -3687,8 +4584,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_1_NORM2_OUT, W_BLOCKS_1_FFN_0_WEIGHT, W_BLOCKS_1_FFN_0_BIAS, OUT("blocks.1.ffn.1.out", OFF_BLOCKS_1_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.1.ffn.2.out = linear(blocks.1.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(1);
 
     /* ---- blocks.2 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(2);
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
     /* blocks.2.norm1.out = residual_norm(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod, blocks.2.mod)  [L,1536] bf16 */
@@ -3719,8 +4618,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_2_NORM2_OUT, W_BLOCKS_2_FFN_0_WEIGHT, W_BLOCKS_2_FFN_0_BIAS, OUT("blocks.2.ffn.1.out", OFF_BLOCKS_2_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.2.ffn.2.out = linear(blocks.2.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_2_FFN_1_OUT, W_BLOCKS_2_FFN_2_WEIGHT, W_BLOCKS_2_FFN_2_BIAS, OUT("blocks.2.ffn.2.out", OFF_BLOCKS_2_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(2);
 
     /* ---- blocks.3 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(3);
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
     /* blocks.3.norm1.out = residual_norm(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod, blocks.3.mod)  [L,1536] bf16 */
@@ -3751,8 +4652,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_3_NORM2_OUT, W_BLOCKS_3_FFN_0_WEIGHT, W_BLOCKS_3_FFN_0_BIAS, OUT("blocks.3.ffn.1.out", OFF_BLOCKS_3_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.3.ffn.2.out = linear(blocks.3.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_3_FFN_1_OUT, W_BLOCKS_3_FFN_2_WEIGHT, W_BLOCKS_3_FFN_2_BIAS, OUT("blocks.3.ffn.2.out", OFF_BLOCKS_3_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(3);
 
     /* ---- blocks.4 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(4);
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
     /* blocks.4.norm1.out = residual_norm(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod, blocks.4.mod)  [L,1536] bf16 */
@@ -3783,8 +4686,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_4_NORM2_OUT, W_BLOCKS_4_FFN_0_WEIGHT, W_BLOCKS_4_FFN_0_BIAS, OUT("blocks.4.ffn.1.out", OFF_BLOCKS_4_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.4.ffn.2.out = linear(blocks.4.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_4_FFN_1_OUT, W_BLOCKS_4_FFN_2_WEIGHT, W_BLOCKS_4_FFN_2_BIAS, OUT("blocks.4.ffn.2.out", OFF_BLOCKS_4_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(4);
 
     /* ---- blocks.5 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(5);
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
     /* blocks.5.norm1.out = residual_norm(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod, blocks.5.mod)  [L,1536] bf16 */
@@ -3815,8 +4720,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_5_NORM2_OUT, W_BLOCKS_5_FFN_0_WEIGHT, W_BLOCKS_5_FFN_0_BIAS, OUT("blocks.5.ffn.1.out", OFF_BLOCKS_5_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.5.ffn.2.out = linear(blocks.5.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_5_FFN_1_OUT, W_BLOCKS_5_FFN_2_WEIGHT, W_BLOCKS_5_FFN_2_BIAS, OUT("blocks.5.ffn.2.out", OFF_BLOCKS_5_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(5);
 
     /* ---- blocks.6 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(6);
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
     /* blocks.6.norm1.out = residual_norm(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod, blocks.6.mod)  [L,1536] bf16 */
@@ -3847,8 +4754,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_6_NORM2_OUT, W_BLOCKS_6_FFN_0_WEIGHT, W_BLOCKS_6_FFN_0_BIAS, OUT("blocks.6.ffn.1.out", OFF_BLOCKS_6_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.6.ffn.2.out = linear(blocks.6.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_6_FFN_1_OUT, W_BLOCKS_6_FFN_2_WEIGHT, W_BLOCKS_6_FFN_2_BIAS, OUT("blocks.6.ffn.2.out", OFF_BLOCKS_6_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(6);
 
     /* ---- blocks.7 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(7);
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
     /* blocks.7.norm1.out = residual_norm(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod, blocks.7.mod)  [L,1536] bf16 */
@@ -3879,8 +4788,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_7_NORM2_OUT, W_BLOCKS_7_FFN_0_WEIGHT, W_BLOCKS_7_FFN_0_BIAS, OUT("blocks.7.ffn.1.out", OFF_BLOCKS_7_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.7.ffn.2.out = linear(blocks.7.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_7_FFN_1_OUT, W_BLOCKS_7_FFN_2_WEIGHT, W_BLOCKS_7_FFN_2_BIAS, OUT("blocks.7.ffn.2.out", OFF_BLOCKS_7_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(7);
 
     /* ---- blocks.8 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(8);
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
     /* blocks.8.norm1.out = residual_norm(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod, blocks.8.mod)  [L,1536] bf16 */
@@ -3911,8 +4822,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_8_NORM2_OUT, W_BLOCKS_8_FFN_0_WEIGHT, W_BLOCKS_8_FFN_0_BIAS, OUT("blocks.8.ffn.1.out", OFF_BLOCKS_8_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.8.ffn.2.out = linear(blocks.8.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_8_FFN_1_OUT, W_BLOCKS_8_FFN_2_WEIGHT, W_BLOCKS_8_FFN_2_BIAS, OUT("blocks.8.ffn.2.out", OFF_BLOCKS_8_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(8);
 
     /* ---- blocks.9 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(9);
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
     /* blocks.9.norm1.out = residual_norm(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod, blocks.9.mod)  [L,1536] bf16 */
@@ -3943,8 +4856,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_9_NORM2_OUT, W_BLOCKS_9_FFN_0_WEIGHT, W_BLOCKS_9_FFN_0_BIAS, OUT("blocks.9.ffn.1.out", OFF_BLOCKS_9_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.9.ffn.2.out = linear(blocks.9.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_9_FFN_1_OUT, W_BLOCKS_9_FFN_2_WEIGHT, W_BLOCKS_9_FFN_2_BIAS, OUT("blocks.9.ffn.2.out", OFF_BLOCKS_9_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(9);
 
     /* ---- blocks.10 --------------------------------------------------------------- */
+    BLOCK_BEGIN(10);
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
     /* blocks.10.norm1.out = residual_norm(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod, blocks.10.mod)  [L,1536] bf16 */
@@ -3975,8 +4890,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_10_NORM2_OUT, W_BLOCKS_10_FFN_0_WEIGHT, W_BLOCKS_10_FFN_0_BIAS, OUT("blocks.10.ffn.1.out", OFF_BLOCKS_10_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.10.ffn.2.out = linear(blocks.10.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_10_FFN_1_OUT, W_BLOCKS_10_FFN_2_WEIGHT, W_BLOCKS_10_FFN_2_BIAS, OUT("blocks.10.ffn.2.out", OFF_BLOCKS_10_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(10);
 
     /* ---- blocks.11 --------------------------------------------------------------- */
+    BLOCK_BEGIN(11);
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
     /* blocks.11.norm1.out = residual_norm(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod, blocks.11.mod)  [L,1536] bf16 */
@@ -4007,8 +4924,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_11_NORM2_OUT, W_BLOCKS_11_FFN_0_WEIGHT, W_BLOCKS_11_FFN_0_BIAS, OUT("blocks.11.ffn.1.out", OFF_BLOCKS_11_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.11.ffn.2.out = linear(blocks.11.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_11_FFN_1_OUT, W_BLOCKS_11_FFN_2_WEIGHT, W_BLOCKS_11_FFN_2_BIAS, OUT("blocks.11.ffn.2.out", OFF_BLOCKS_11_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(11);
 
     /* ---- blocks.12 --------------------------------------------------------------- */
+    BLOCK_BEGIN(12);
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
     /* blocks.12.norm1.out = residual_norm(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod, blocks.12.mod)  [L,1536] bf16 */
@@ -4039,8 +4958,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_12_NORM2_OUT, W_BLOCKS_12_FFN_0_WEIGHT, W_BLOCKS_12_FFN_0_BIAS, OUT("blocks.12.ffn.1.out", OFF_BLOCKS_12_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.12.ffn.2.out = linear(blocks.12.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_12_FFN_1_OUT, W_BLOCKS_12_FFN_2_WEIGHT, W_BLOCKS_12_FFN_2_BIAS, OUT("blocks.12.ffn.2.out", OFF_BLOCKS_12_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(12);
 
     /* ---- blocks.13 --------------------------------------------------------------- */
+    BLOCK_BEGIN(13);
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
     /* blocks.13.norm1.out = residual_norm(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod, blocks.13.mod)  [L,1536] bf16 */
@@ -4071,8 +4992,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_13_NORM2_OUT, W_BLOCKS_13_FFN_0_WEIGHT, W_BLOCKS_13_FFN_0_BIAS, OUT("blocks.13.ffn.1.out", OFF_BLOCKS_13_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.13.ffn.2.out = linear(blocks.13.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_13_FFN_1_OUT, W_BLOCKS_13_FFN_2_WEIGHT, W_BLOCKS_13_FFN_2_BIAS, OUT("blocks.13.ffn.2.out", OFF_BLOCKS_13_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(13);
 
     /* ---- blocks.14 --------------------------------------------------------------- */
+    BLOCK_BEGIN(14);
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
     /* blocks.14.norm1.out = residual_norm(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod, blocks.14.mod)  [L,1536] bf16 */
@@ -4103,8 +5026,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_14_NORM2_OUT, W_BLOCKS_14_FFN_0_WEIGHT, W_BLOCKS_14_FFN_0_BIAS, OUT("blocks.14.ffn.1.out", OFF_BLOCKS_14_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.14.ffn.2.out = linear(blocks.14.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_14_FFN_1_OUT, W_BLOCKS_14_FFN_2_WEIGHT, W_BLOCKS_14_FFN_2_BIAS, OUT("blocks.14.ffn.2.out", OFF_BLOCKS_14_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(14);
 
     /* ---- blocks.15 --------------------------------------------------------------- */
+    BLOCK_BEGIN(15);
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
     /* blocks.15.norm1.out = residual_norm(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod, blocks.15.mod)  [L,1536] bf16 */
@@ -4135,8 +5060,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_15_NORM2_OUT, W_BLOCKS_15_FFN_0_WEIGHT, W_BLOCKS_15_FFN_0_BIAS, OUT("blocks.15.ffn.1.out", OFF_BLOCKS_15_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.15.ffn.2.out = linear(blocks.15.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_15_FFN_1_OUT, W_BLOCKS_15_FFN_2_WEIGHT, W_BLOCKS_15_FFN_2_BIAS, OUT("blocks.15.ffn.2.out", OFF_BLOCKS_15_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(15);
 
     /* ---- blocks.16 --------------------------------------------------------------- */
+    BLOCK_BEGIN(16);
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
     /* blocks.16.norm1.out = residual_norm(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod, blocks.16.mod)  [L,1536] bf16 */
@@ -4167,8 +5094,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_16_NORM2_OUT, W_BLOCKS_16_FFN_0_WEIGHT, W_BLOCKS_16_FFN_0_BIAS, OUT("blocks.16.ffn.1.out", OFF_BLOCKS_16_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.16.ffn.2.out = linear(blocks.16.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_16_FFN_1_OUT, W_BLOCKS_16_FFN_2_WEIGHT, W_BLOCKS_16_FFN_2_BIAS, OUT("blocks.16.ffn.2.out", OFF_BLOCKS_16_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(16);
 
     /* ---- blocks.17 --------------------------------------------------------------- */
+    BLOCK_BEGIN(17);
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
     /* blocks.17.norm1.out = residual_norm(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod, blocks.17.mod)  [L,1536] bf16 */
@@ -4199,8 +5128,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_17_NORM2_OUT, W_BLOCKS_17_FFN_0_WEIGHT, W_BLOCKS_17_FFN_0_BIAS, OUT("blocks.17.ffn.1.out", OFF_BLOCKS_17_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.17.ffn.2.out = linear(blocks.17.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_17_FFN_1_OUT, W_BLOCKS_17_FFN_2_WEIGHT, W_BLOCKS_17_FFN_2_BIAS, OUT("blocks.17.ffn.2.out", OFF_BLOCKS_17_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(17);
 
     /* ---- blocks.18 --------------------------------------------------------------- */
+    BLOCK_BEGIN(18);
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
     /* blocks.18.norm1.out = residual_norm(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod, blocks.18.mod)  [L,1536] bf16 */
@@ -4231,8 +5162,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_18_NORM2_OUT, W_BLOCKS_18_FFN_0_WEIGHT, W_BLOCKS_18_FFN_0_BIAS, OUT("blocks.18.ffn.1.out", OFF_BLOCKS_18_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.18.ffn.2.out = linear(blocks.18.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_18_FFN_1_OUT, W_BLOCKS_18_FFN_2_WEIGHT, W_BLOCKS_18_FFN_2_BIAS, OUT("blocks.18.ffn.2.out", OFF_BLOCKS_18_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(18);
 
     /* ---- blocks.19 --------------------------------------------------------------- */
+    BLOCK_BEGIN(19);
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
     /* blocks.19.norm1.out = residual_norm(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod, blocks.19.mod)  [L,1536] bf16 */
@@ -4263,8 +5196,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_19_NORM2_OUT, W_BLOCKS_19_FFN_0_WEIGHT, W_BLOCKS_19_FFN_0_BIAS, OUT("blocks.19.ffn.1.out", OFF_BLOCKS_19_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.19.ffn.2.out = linear(blocks.19.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_19_FFN_1_OUT, W_BLOCKS_19_FFN_2_WEIGHT, W_BLOCKS_19_FFN_2_BIAS, OUT("blocks.19.ffn.2.out", OFF_BLOCKS_19_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(19);
 
     /* ---- blocks.20 --------------------------------------------------------------- */
+    BLOCK_BEGIN(20);
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
     /* blocks.20.norm1.out = residual_norm(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod, blocks.20.mod)  [L,1536] bf16 */
@@ -4295,8 +5230,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_20_NORM2_OUT, W_BLOCKS_20_FFN_0_WEIGHT, W_BLOCKS_20_FFN_0_BIAS, OUT("blocks.20.ffn.1.out", OFF_BLOCKS_20_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.20.ffn.2.out = linear(blocks.20.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_20_FFN_1_OUT, W_BLOCKS_20_FFN_2_WEIGHT, W_BLOCKS_20_FFN_2_BIAS, OUT("blocks.20.ffn.2.out", OFF_BLOCKS_20_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(20);
 
     /* ---- blocks.21 --------------------------------------------------------------- */
+    BLOCK_BEGIN(21);
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
     /* blocks.21.norm1.out = residual_norm(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod, blocks.21.mod)  [L,1536] bf16 */
@@ -4327,8 +5264,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_21_NORM2_OUT, W_BLOCKS_21_FFN_0_WEIGHT, W_BLOCKS_21_FFN_0_BIAS, OUT("blocks.21.ffn.1.out", OFF_BLOCKS_21_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.21.ffn.2.out = linear(blocks.21.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_21_FFN_1_OUT, W_BLOCKS_21_FFN_2_WEIGHT, W_BLOCKS_21_FFN_2_BIAS, OUT("blocks.21.ffn.2.out", OFF_BLOCKS_21_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(21);
 
     /* ---- blocks.22 --------------------------------------------------------------- */
+    BLOCK_BEGIN(22);
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
     /* blocks.22.norm1.out = residual_norm(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod, blocks.22.mod)  [L,1536] bf16 */
@@ -4359,8 +5298,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_22_NORM2_OUT, W_BLOCKS_22_FFN_0_WEIGHT, W_BLOCKS_22_FFN_0_BIAS, OUT("blocks.22.ffn.1.out", OFF_BLOCKS_22_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.22.ffn.2.out = linear(blocks.22.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_22_FFN_1_OUT, W_BLOCKS_22_FFN_2_WEIGHT, W_BLOCKS_22_FFN_2_BIAS, OUT("blocks.22.ffn.2.out", OFF_BLOCKS_22_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(22);
 
     /* ---- blocks.23 --------------------------------------------------------------- */
+    BLOCK_BEGIN(23);
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
     /* blocks.23.norm1.out = residual_norm(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod, blocks.23.mod)  [L,1536] bf16 */
@@ -4391,8 +5332,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_23_NORM2_OUT, W_BLOCKS_23_FFN_0_WEIGHT, W_BLOCKS_23_FFN_0_BIAS, OUT("blocks.23.ffn.1.out", OFF_BLOCKS_23_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.23.ffn.2.out = linear(blocks.23.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_23_FFN_1_OUT, W_BLOCKS_23_FFN_2_WEIGHT, W_BLOCKS_23_FFN_2_BIAS, OUT("blocks.23.ffn.2.out", OFF_BLOCKS_23_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(23);
 
     /* ---- blocks.24 --------------------------------------------------------------- */
+    BLOCK_BEGIN(24);
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
     /* blocks.24.norm1.out = residual_norm(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod, blocks.24.mod)  [L,1536] bf16 */
@@ -4423,8 +5366,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_24_NORM2_OUT, W_BLOCKS_24_FFN_0_WEIGHT, W_BLOCKS_24_FFN_0_BIAS, OUT("blocks.24.ffn.1.out", OFF_BLOCKS_24_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.24.ffn.2.out = linear(blocks.24.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_24_FFN_1_OUT, W_BLOCKS_24_FFN_2_WEIGHT, W_BLOCKS_24_FFN_2_BIAS, OUT("blocks.24.ffn.2.out", OFF_BLOCKS_24_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(24);
 
     /* ---- blocks.25 --------------------------------------------------------------- */
+    BLOCK_BEGIN(25);
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
     /* blocks.25.norm1.out = residual_norm(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod, blocks.25.mod)  [L,1536] bf16 */
@@ -4455,8 +5400,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_25_NORM2_OUT, W_BLOCKS_25_FFN_0_WEIGHT, W_BLOCKS_25_FFN_0_BIAS, OUT("blocks.25.ffn.1.out", OFF_BLOCKS_25_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.25.ffn.2.out = linear(blocks.25.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_25_FFN_1_OUT, W_BLOCKS_25_FFN_2_WEIGHT, W_BLOCKS_25_FFN_2_BIAS, OUT("blocks.25.ffn.2.out", OFF_BLOCKS_25_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(25);
 
     /* ---- blocks.26 --------------------------------------------------------------- */
+    BLOCK_BEGIN(26);
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
     /* blocks.26.norm1.out = residual_norm(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod, blocks.26.mod)  [L,1536] bf16 */
@@ -4487,8 +5434,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_26_NORM2_OUT, W_BLOCKS_26_FFN_0_WEIGHT, W_BLOCKS_26_FFN_0_BIAS, OUT("blocks.26.ffn.1.out", OFF_BLOCKS_26_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.26.ffn.2.out = linear(blocks.26.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_26_FFN_1_OUT, W_BLOCKS_26_FFN_2_WEIGHT, W_BLOCKS_26_FFN_2_BIAS, OUT("blocks.26.ffn.2.out", OFF_BLOCKS_26_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(26);
 
     /* ---- blocks.27 --------------------------------------------------------------- */
+    BLOCK_BEGIN(27);
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
     /* blocks.27.norm1.out = residual_norm(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod, blocks.27.mod)  [L,1536] bf16 */
@@ -4519,8 +5468,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_27_NORM2_OUT, W_BLOCKS_27_FFN_0_WEIGHT, W_BLOCKS_27_FFN_0_BIAS, OUT("blocks.27.ffn.1.out", OFF_BLOCKS_27_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.27.ffn.2.out = linear(blocks.27.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_27_FFN_1_OUT, W_BLOCKS_27_FFN_2_WEIGHT, W_BLOCKS_27_FFN_2_BIAS, OUT("blocks.27.ffn.2.out", OFF_BLOCKS_27_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(27);
 
     /* ---- blocks.28 --------------------------------------------------------------- */
+    BLOCK_BEGIN(28);
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
     /* blocks.28.norm1.out = residual_norm(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod, blocks.28.mod)  [L,1536] bf16 */
@@ -4551,8 +5502,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_28_NORM2_OUT, W_BLOCKS_28_FFN_0_WEIGHT, W_BLOCKS_28_FFN_0_BIAS, OUT("blocks.28.ffn.1.out", OFF_BLOCKS_28_FFN_1_OUT, BF16, (long long)L * 8960));
     /* blocks.28.ffn.2.out = linear(blocks.28.ffn.1.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_28_FFN_1_OUT, W_BLOCKS_28_FFN_2_WEIGHT, W_BLOCKS_28_FFN_2_BIAS, OUT("blocks.28.ffn.2.out", OFF_BLOCKS_28_FFN_2_OUT, BF16, (long long)L * 1536));
+    BLOCK_END(28);
 
     /* ---- blocks.29 --------------------------------------------------------------- */
+    BLOCK_BEGIN(29);
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
     OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
     /* blocks.29.norm1.out = residual_norm(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod, blocks.29.mod)  [L,1536] bf16 */
@@ -4585,6 +5538,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_29_FFN_1_OUT, W_BLOCKS_29_FFN_2_WEIGHT, W_BLOCKS_29_FFN_2_BIAS, OUT("blocks.29.ffn.2.out", OFF_BLOCKS_29_FFN_2_OUT, BF16, (long long)L * 1536));
     /* blocks.29.out = gated_residual(blocks.29.x2, blocks.29.ffn.2.out, blocks.29.mod)  [L,1536] bf16 */
     OP(K_GATED_RESIDUAL_FFN_C1536, CDIV((long long)L * 1536 / 8, 256), 1, 256, 0, OUT("blocks.29.out", OFF_BLOCKS_29_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_X2), PTR(OFF_BLOCKS_29_FFN_2_OUT), PTR(OFF_BLOCKS_29_MOD), INT(L), INT(tokens_per_row));
+    BLOCK_END(29);
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
@@ -4631,6 +5585,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 13, .gemms = dit_forward_gemms,
     .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
+    .weight_block = dit_forward_weight_block, .n_blocks = 30,
     .arena_bytes = (size_t)1903842816, .prompt_bytes = (size_t)94371840,
     .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)13056000},

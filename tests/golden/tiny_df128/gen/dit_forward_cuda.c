@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 c3e8636d3979a161
+ * generator  gen/ (30 .lua files)                 xxh64 fef2c0ca835986aa
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
  * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -452,6 +452,84 @@ const int dit_forward_weight_place[74] = {
     73, /* head.head.bias */
 };
 
+/* each weight's block (-1: none; kept on the device under --offload_blocks) */
+const short dit_forward_weight_block[74] = {
+    -1, /* patch_embedding.weight */
+    -1, /* patch_embedding.bias */
+    -1, /* time_embedding.0.weight */
+    -1, /* time_embedding.0.bias */
+    -1, /* time_embedding.2.weight */
+    -1, /* time_embedding.2.bias */
+    -1, /* time_projection.1.weight */
+    -1, /* time_projection.1.bias */
+    -1, /* fps_embedding.weight */
+    -1, /* fps_projection.0.weight */
+    -1, /* fps_projection.0.bias */
+    -1, /* fps_projection.2.weight */
+    -1, /* fps_projection.2.bias */
+    -1, /* text_embedding.0.weight */
+    -1, /* text_embedding.0.bias */
+    -1, /* text_embedding.2.weight */
+    -1, /* text_embedding.2.bias */
+    0, /* blocks.0.modulation */
+    0, /* blocks.0.self_attn.q.weight */
+    0, /* blocks.0.self_attn.q.bias */
+    0, /* blocks.0.self_attn.k.weight */
+    0, /* blocks.0.self_attn.k.bias */
+    0, /* blocks.0.self_attn.v.weight */
+    0, /* blocks.0.self_attn.v.bias */
+    0, /* blocks.0.self_attn.norm_q.weight */
+    0, /* blocks.0.self_attn.norm_k.weight */
+    0, /* blocks.0.self_attn.o.weight */
+    0, /* blocks.0.self_attn.o.bias */
+    0, /* blocks.0.norm3.weight */
+    0, /* blocks.0.norm3.bias */
+    0, /* blocks.0.cross_attn.q.weight */
+    0, /* blocks.0.cross_attn.q.bias */
+    0, /* blocks.0.cross_attn.norm_q.weight */
+    0, /* blocks.0.cross_attn.k.weight */
+    0, /* blocks.0.cross_attn.k.bias */
+    0, /* blocks.0.cross_attn.norm_k.weight */
+    0, /* blocks.0.cross_attn.v.weight */
+    0, /* blocks.0.cross_attn.v.bias */
+    0, /* blocks.0.cross_attn.o.weight */
+    0, /* blocks.0.cross_attn.o.bias */
+    0, /* blocks.0.ffn.0.weight */
+    0, /* blocks.0.ffn.0.bias */
+    0, /* blocks.0.ffn.2.weight */
+    0, /* blocks.0.ffn.2.bias */
+    1, /* blocks.1.modulation */
+    1, /* blocks.1.self_attn.q.weight */
+    1, /* blocks.1.self_attn.q.bias */
+    1, /* blocks.1.self_attn.k.weight */
+    1, /* blocks.1.self_attn.k.bias */
+    1, /* blocks.1.self_attn.v.weight */
+    1, /* blocks.1.self_attn.v.bias */
+    1, /* blocks.1.self_attn.norm_q.weight */
+    1, /* blocks.1.self_attn.norm_k.weight */
+    1, /* blocks.1.self_attn.o.weight */
+    1, /* blocks.1.self_attn.o.bias */
+    1, /* blocks.1.norm3.weight */
+    1, /* blocks.1.norm3.bias */
+    1, /* blocks.1.cross_attn.q.weight */
+    1, /* blocks.1.cross_attn.q.bias */
+    1, /* blocks.1.cross_attn.norm_q.weight */
+    1, /* blocks.1.cross_attn.k.weight */
+    1, /* blocks.1.cross_attn.k.bias */
+    1, /* blocks.1.cross_attn.norm_k.weight */
+    1, /* blocks.1.cross_attn.v.weight */
+    1, /* blocks.1.cross_attn.v.bias */
+    1, /* blocks.1.cross_attn.o.weight */
+    1, /* blocks.1.cross_attn.o.bias */
+    1, /* blocks.1.ffn.0.weight */
+    1, /* blocks.1.ffn.0.bias */
+    1, /* blocks.1.ffn.2.weight */
+    1, /* blocks.1.ffn.2.bias */
+    -1, /* head.modulation */
+    -1, /* head.head.weight */
+    -1, /* head.head.bias */
+};
+
 /* o = softmax(q k^T / sqrt(128)) v over 2 heads of 128: q and o [lq, 256], k and v [lk, 256], bf16;
  * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).
  * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
@@ -484,20 +562,24 @@ void dit_forward_cuda_record_context(const sky_cuda_program *st, CUstream s, int
     GEMM(GEMM_TEXT_EMBEDDING_2, 32, OFF_TEXT_EMBEDDING_1_OUT, W_TEXT_EMBEDDING_2_WEIGHT, W_TEXT_EMBEDDING_2_BIAS, OUT("text_embedding.2.out", OFF_TEXT_EMBEDDING_2_OUT, BF16, (long long)32 * 256));
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(0);
     /* blocks.0.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_K_WEIGHT, W_BLOCKS_0_CROSS_ATTN_K_BIAS, OUT("blocks.0.cross_attn.k.out", OFF_BLOCKS_0_CROSS_ATTN_K_OUT, BF16, (long long)32 * 256));
     /* blocks.0.cross_attn.norm_k.out = rmsnorm(blocks.0.cross_attn.k.out)  [32,256] bf16 */
     OP(K_RMSNORM_C256, 32, 1, 256, 0, OUT_PROMPT("blocks.0.cross_attn.norm_k.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT, BF16, (long long)32 * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.0.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_0_CROSS_ATTN_V_WEIGHT, W_BLOCKS_0_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.0.cross_attn.v.out", OFF_BLOCKS_0_CROSS_ATTN_V_OUT, BF16, (long long)32 * 256));
+    BLOCK_END(0);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(1);
     /* blocks.1.cross_attn.k.out = linear(text_embedding.2.out)  [32,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_K, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_K_WEIGHT, W_BLOCKS_1_CROSS_ATTN_K_BIAS, OUT("blocks.1.cross_attn.k.out", OFF_BLOCKS_1_CROSS_ATTN_K_OUT, BF16, (long long)32 * 256));
     /* blocks.1.cross_attn.norm_k.out = rmsnorm(blocks.1.cross_attn.k.out)  [32,256] bf16 */
     OP(K_RMSNORM_C256, 32, 1, 256, 0, OUT_PROMPT("blocks.1.cross_attn.norm_k.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT, BF16, (long long)32 * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_K_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_K_WEIGHT));
     /* blocks.1.cross_attn.v.out = linear(text_embedding.2.out)  [32,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_V, 32, OFF_TEXT_EMBEDDING_2_OUT, W_BLOCKS_1_CROSS_ATTN_V_WEIGHT, W_BLOCKS_1_CROSS_ATTN_V_BIAS, OUT_PROMPT("blocks.1.cross_attn.v.out", OFF_BLOCKS_1_CROSS_ATTN_V_OUT, BF16, (long long)32 * 256));
+    BLOCK_END(1);
 }
 
 /* Part "embed" of one forward of one sample (gen/programs/dit.lua). */
@@ -545,6 +627,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     const int tokens_per_row = (Ft == 1) ? L : L / F;  /* tokens sharing one modulation row */
 
     /* ---- blocks.0 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(0);
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
     OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,256] bf16 */
@@ -575,8 +658,10 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_0, L, OFF_BLOCKS_0_NORM2_OUT, W_BLOCKS_0_FFN_0_WEIGHT, W_BLOCKS_0_FFN_0_BIAS, OUT("blocks.0.ffn.1.out", OFF_BLOCKS_0_FFN_1_OUT, BF16, (long long)L * 512));
     /* blocks.0.ffn.2.out = linear(blocks.0.ffn.1.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_0_FFN_1_OUT, W_BLOCKS_0_FFN_2_WEIGHT, W_BLOCKS_0_FFN_2_BIAS, OUT("blocks.0.ffn.2.out", OFF_BLOCKS_0_FFN_2_OUT, BF16, (long long)L * 256));
+    BLOCK_END(0);
 
     /* ---- blocks.1 ---------------------------------------------------------------- */
+    BLOCK_BEGIN(1);
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
     OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,256] bf16 */
@@ -609,6 +694,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     GEMM(GEMM_BLOCKS_FFN_2, L, OFF_BLOCKS_1_FFN_1_OUT, W_BLOCKS_1_FFN_2_WEIGHT, W_BLOCKS_1_FFN_2_BIAS, OUT("blocks.1.ffn.2.out", OFF_BLOCKS_1_FFN_2_OUT, BF16, (long long)L * 256));
     /* blocks.1.out = gated_residual(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod)  [L,256] bf16 */
     OP(K_GATED_RESIDUAL_FFN_C256, CDIV((long long)L * 256 / 8, 256), 1, 256, 0, OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), INT(L), INT(tokens_per_row));
+    BLOCK_END(1);
 }
 
 /* Part "head" of one forward of one sample (gen/programs/dit.lua). */
@@ -655,6 +741,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 13, .gemms = dit_forward_gemms,
     .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
+    .weight_block = dit_forward_weight_block, .n_blocks = 2,
     .arena_bytes = (size_t)407040, .prompt_bytes = (size_t)65536,
     .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)18432},
