@@ -354,6 +354,7 @@ local cuda_lowering = {
     clip_encode = { label = "cuda backend", fuse = {}, expand = { "attention", "patch_embed" } },
 }
 cuda_lowering.vae_encode = cuda_lowering.vae_decode
+cuda_lowering.vae_decode_tile = cuda_lowering.vae_decode
 
 -- The lowered copy of graph g with `nodes`: every tensor an input, state, or node reads or writes, in id
 -- order (what the plan walks), node ids from 1, each output's producer.

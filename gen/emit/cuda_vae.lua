@@ -104,6 +104,13 @@ emit.clamp = function(n, E)
     return { elementwise_op(k, positions(x) .. " * " .. C, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
 end
 
+emit.video_out = function(n, E)
+    local x = n.ins[1]
+    local C = x.dims[1]
+    local k = E:kernel("video_cf", { C = C })
+    return { elementwise_op(k, positions(x) .. " * " .. C, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
+end
+
 emit.video_cl = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local k = E:kernel("video_cl", { CIN = a.cin, CP = a.cp })
@@ -298,9 +305,11 @@ local hooks = {
     comment = function(n) return cuda.node_comment(n, n.attrs.silu and "silu", false) end,
     -- channels-last [T, H, W, C] tensors are traced with their channel count, so the trace holds them in
     -- the CPU backend's [C, T, H, W] order; the attention scores have no CPU counterpart; clamp and
-    -- vae_normalize write channels-first
+    -- vae_normalize (and video_out) write channels-first
     cl = function(n)
-        if n.op == "clamp" or n.op == "vae_normalize" or n.op == "attn_qk" or #n.out.dims ~= 4 then return 0 end
+        if n.op == "clamp" or n.op == "video_out" or n.op == "vae_normalize" or n.op == "attn_qk" or #n.out.dims ~= 4 then
+            return 0
+        end
         return n.out.dims[1]
     end,
 }
