@@ -97,6 +97,7 @@ names.cuda = {
     sinusoid           = function(c) return "sinusoid_c" .. 2 * c.HALF end,
     softmax_relbias    = function(c) return "softmax_relbias_h" .. c.NH end,
     softmax_rows       = function() return "softmax_rows" end,
+    softmax_rows_ld    = function() return "softmax_rows_ld" end,
     split3             = split3,
     t5_rmsnorm         = function(c) return "t5_rmsnorm_c" .. c.C end,
     teacache           = function(c) return "teacache_" .. c.MODE end,

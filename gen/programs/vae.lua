@@ -183,6 +183,7 @@ function vae.build_decode(g, s, tile)
     local _, dec = ladders(s)
     local Z = v.z_dim
     local max_h, max_w = tile or r.lat_h, tile or r.lat_w
+    g.tile = tile                                      -- H x W of a call varies (the CUDA attention: emit/cuda_vae.lua)
     g:param("H", max_h, tile and "latent height of this tile" or "latent height of this call (width and height may be swapped)")
     g:param("W", max_w, tile and "latent width of this tile" or "latent width")
     g:param("first", nil, "1 for the first latent frame of a sequence, else 0")

@@ -42,7 +42,7 @@ for dir in tests/fixtures/vae/*/; do
     W=$($st shape "$dir/$first" video 4)
     # the tile of this configuration's tiled fixture, if any: the spec's vae.tile_px (vae_decode_tile's size)
     tile=
-    for f in tests/fixtures/vae_tiled/"$config"_*.safetensors; do
+    for f in tests/fixtures/vae_tiled/"$config"_decode_*_tiled.safetensors; do
         [ -f "$f" ] && tile="tile_px = $($st meta "$f" tile_min_px), "
     done
     mkdir -p "$tmp/specs"

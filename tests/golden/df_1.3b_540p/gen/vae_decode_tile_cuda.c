@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 bd40f3581b389e7b
+ * generator  gen/ (30 .lua files)                 xxh64 893630598b852374
  * program    vae_decode_tile (cuda): 91 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      1,044,709,376 bytes (see plan_cuda.txt)
  */
@@ -269,7 +269,7 @@ enum {                                      /* kernels, in the order of vae_deco
     K_RMS_NORM_SILU_CL_C192 = 13,
     K_RMS_NORM_SILU_CL_C384 = 14,
     K_RMS_NORM_SILU_CL_C96 = 15,
-    K_SOFTMAX_ROWS = 16,
+    K_SOFTMAX_ROWS_LD = 16,
     K_UPSAMPLE2X_CL_C192 = 17,
     K_UPSAMPLE2X_CL_C384 = 18,
     K_VAE_DENORM_CL_C16 = 19,
@@ -293,7 +293,7 @@ const char *const vae_decode_tile_kernel_names[21] = {
     "rms_norm_silu_cl_c192",
     "rms_norm_silu_cl_c384",
     "rms_norm_silu_cl_c96",
-    "softmax_rows",
+    "softmax_rows_ld",
     "upsample2x_cl_c192",
     "upsample2x_cl_c384",
     "vae_denorm_cl_c16",
@@ -337,7 +337,7 @@ const sky_kernel_info vae_decode_tile_kernel_info[21] = {
     {"rms_norm_silu_cl_c192", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C192},
     {"rms_norm_silu_cl_c384", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C384},
     {"rms_norm_silu_cl_c96", "rms_norm_cl", 2, KC_RMS_NORM_SILU_CL_C96},
-    {"softmax_rows", "softmax_rows", 0, NULL},
+    {"softmax_rows_ld", "softmax_rows_ld", 0, NULL},
     {"upsample2x_cl_c192", "upsample2x_cl", 1, KC_UPSAMPLE2X_CL_C192},
     {"upsample2x_cl_c384", "upsample2x_cl", 1, KC_UPSAMPLE2X_CL_C384},
     {"vae_denorm_cl_c16", "vae_denorm_cl", 1, KC_VAE_DENORM_CL_C16},
@@ -358,8 +358,8 @@ enum {
 const sky_gemm_desc vae_decode_tile_gemms[6] = {
     [GEMM_CONV2]                        = { .m_max = 1024, .n = 16,   .k = 16,   .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
     [GEMM_DECODER_MIDDLE_1_TO_QKV]      = { .m_max = 1024, .n = 1152, .k = 384,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
-    [GEMM_DECODER_MIDDLE_1_ATTN_QK]     = { .m_max = 1024, .n = 1024, .k = 384,  .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 1152, .ldw = 1152 },
-    [GEMM_DECODER_MIDDLE_1_ATTN_PV]     = { .m_max = 1024, .n = 384,  .k = 1024, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldw = 1152, .w_kn = 1 },
+    [GEMM_DECODER_MIDDLE_1_ATTN_QK]     = { .m_max = 1024, .n = 1024, .k = 384,  .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 1152, .ldw = 1152, .ldy = 1024 },
+    [GEMM_DECODER_MIDDLE_1_ATTN_PV]     = { .m_max = 1024, .n = 384,  .k = 1024, .a_dtype = SKY_GEMM_F32,  .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_NONE, .ldx = 1024, .ldw = 1152, .w_kn = 1 },
     [GEMM_DECODER_MIDDLE_1_PROJ]        = { .m_max = 1024, .n = 384,  .k = 384,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
     [GEMM_DECODER_UPSAMPLES_4_SHORTCUT] = { .m_max = 8192, .n = 384,  .k = 192,  .a_dtype = SKY_GEMM_TF32, .out_dtype = SKY_GEMM_F32, .epilogue = SKY_GEMM_EPI_BIAS },
 };
@@ -559,13 +559,13 @@ void vae_decode_tile_cuda_record(const sky_cuda_program *st, CUstream s, int H, 
     GEMM(GEMM_DECODER_MIDDLE_1_TO_QKV, (long long)T0 * H0 * W0, OFF_DECODER_MIDDLE_1_NORM_OUT, W_DECODER_MIDDLE_1_TO_QKV_WEIGHT, W_DECODER_MIDDLE_1_TO_QKV_BIAS, OUT_CL("decoder.middle.1.to_qkv.out", OFF_DECODER_MIDDLE_1_TO_QKV_OUT, (long long)1152 * T0 * H0 * W0, 1152));
     /* decoder.middle.1.attn.scores = attn_qk(decoder.middle.1.to_qkv.out)  [T0,H0,W0,H0,W0] */
     for (int f = 0; f < T0; f++) {
-        GEMM_ACT(GEMM_DECODER_MIDDLE_1_ATTN_QK, H0 * W0, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 1536, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4);  /* S = Q K^T */
-        LAUNCH(K_SOFTMAX_ROWS, H0 * W0, 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4), INT(H0 * W0), FLT(0.05103104f));
+        GEMM_DIMS(GEMM_DECODER_MIDDLE_1_ATTN_QK, H0 * W0, H0 * W0, 384, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 1536, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * 1024 * 4);  /* S = Q K^T */
+        LAUNCH(K_SOFTMAX_ROWS_LD, H0 * W0, 1, 256, 0, PTR(OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * 1024 * 4), INT(H0 * W0), INT(1024), FLT(0.05103104f));
     }
     TRACE("decoder.middle.1.attn.scores", OFF_DECODER_MIDDLE_1_ATTN_SCORES, SKY_TRACE_F32, (long long)T0 * H0 * W0 * H0 * W0, 0);
     /* decoder.middle.1.attn = attn_pv(decoder.middle.1.attn.scores, decoder.middle.1.to_qkv.out)  [384,T0,H0,W0] */
     for (int f = 0; f < T0; f++) {
-        GEMM_ACT(GEMM_DECODER_MIDDLE_1_ATTN_PV, H0 * W0, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * H0 * W0 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 3072, OFF_DECODER_MIDDLE_1_ATTN + (size_t)f * H0 * W0 * 384 * 4);  /* O = P V */
+        GEMM_DIMS(GEMM_DECODER_MIDDLE_1_ATTN_PV, H0 * W0, 384, H0 * W0, OFF_DECODER_MIDDLE_1_ATTN_SCORES + (size_t)f * H0 * W0 * 1024 * 4, OFF_DECODER_MIDDLE_1_TO_QKV_OUT + (size_t)f * H0 * W0 * 1152 * 4 + 3072, OFF_DECODER_MIDDLE_1_ATTN + (size_t)f * H0 * W0 * 384 * 4);  /* O = P V */
     }
     TRACE("decoder.middle.1.attn", OFF_DECODER_MIDDLE_1_ATTN, SKY_TRACE_F32, (long long)384 * T0 * H0 * W0, 384);
     /* decoder.middle.1.proj.out = conv1x1(decoder.middle.1.attn)  [384,T0,H0,W0] */

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 bd40f3581b389e7b
+ * generator  gen/ (30 .lua files)                 xxh64 893630598b852374
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
@@ -13,7 +13,7 @@
  *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
  *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
- *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
+ *            templates/cuda/softmax_rows_ld.cu.in xxh64 a7864248feb545f5
  *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209
  *            templates/cuda/vae_denorm_cl.cu.in   xxh64 18085991502ea3e2
  *            templates/cuda/video_cf.cu.in        xxh64 783fe39f4a75bddf
@@ -2515,17 +2515,18 @@ rms_norm_silu_cl_c96(float *__restrict__ y, const float *__restrict__ x, const f
     }
 }
 
-// softmax_rows: templates/cuda/softmax_rows.cu.in
-// templates/cuda/softmax_rows.cu.in
+// softmax_rows_ld: templates/cuda/softmax_rows_ld.cu.in
+// templates/cuda/softmax_rows_ld.cu.in
 //
-// The VAE attention's softmax, in place on the fp32 scores of one frame: s[r, :] = softmax(scale *
-// s[r, :]) for each of the rows (reference vae-text-image-files.md §1.2: scale 1/sqrt(C)). One block of
-// 256 threads per row, three passes over the row (max, exp and sum, normalise). Parameters: softmax_rows.
+// softmax_rows.cu.in with a row stride: the scores of one frame are n rows of n at a stride of ld floats
+// (vae_decode_tile, whose token count n changes from call to call while its GEMMs' strides are fixed at the
+// largest, ld; gen/emit/cuda_vae.lua). s[r, :n] = softmax(scale * s[r, :n]), the same passes and arithmetic as
+// softmax_rows. Parameters: softmax_rows_ld.
 extern "C" __global__ void __launch_bounds__(256)
-softmax_rows(float *__restrict__ s, int n, float scale)
+softmax_rows_ld(float *__restrict__ s, int n, int ld, float scale)
 {
     __shared__ float scratch[32];
-    float *row = s + (size_t)blockIdx.x * n;
+    float *row = s + (size_t)blockIdx.x * ld;
     float m = neg_inf();
     for (int j = threadIdx.x; j < n; j += 256) m = fmaxf(m, row[j]);
     m = warp_max(m);

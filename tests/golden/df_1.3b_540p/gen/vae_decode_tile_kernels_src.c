@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 bd40f3581b389e7b
+ * generator  gen/ (30 .lua files)                 xxh64 893630598b852374
  * source     gen/vae_decode_tile_kernels.cu as a C string, for NVRTC
  */
 const char vae_decode_tile_kernels_src[] =
@@ -14,7 +14,7 @@ const char vae_decode_tile_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 bd40f3581b389e7b\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 893630598b852374\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3\n"
     " *            templates/cuda/common.cuh            xxh64 6b009f25c780a491\n"
@@ -23,7 +23,7 @@ const char vae_decode_tile_kernels_src[] =
     " *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3\n"
     " *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba\n"
     " *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22\n"
-    " *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9\n"
+    " *            templates/cuda/softmax_rows_ld.cu.in xxh64 a7864248feb545f5\n"
     " *            templates/cuda/upsample2x_cl.cu.in   xxh64 1cf0f288cfa7a209\n"
     " *            templates/cuda/vae_denorm_cl.cu.in   xxh64 18085991502ea3e2\n"
     " *            templates/cuda/video_cf.cu.in        xxh64 783fe39f4a75bddf\n"
@@ -2525,17 +2525,18 @@ const char vae_decode_tile_kernels_src[] =
     "    }\n"
     "}\n"
     "\n"
-    "// softmax_rows: templates/cuda/softmax_rows.cu.in\n"
-    "// templates/cuda/softmax_rows.cu.in\n"
+    "// softmax_rows_ld: templates/cuda/softmax_rows_ld.cu.in\n"
+    "// templates/cuda/softmax_rows_ld.cu.in\n"
     "//\n"
-    "// The VAE attention's softmax, in place on the fp32 scores of one frame: s[r, :] = softmax(scale *\n"
-    "// s[r, :]) for each of the rows (reference vae-text-image-files.md \302\2471.2: scale 1/sqrt(C)). One block of\n"
-    "// 256 threads per row, three passes over the row (max, exp and sum, normalise). Parameters: softmax_rows.\n"
+    "// softmax_rows.cu.in with a row stride: the scores of one frame are n rows of n at a stride of ld floats\n"
+    "// (vae_decode_tile, whose token count n changes from call to call while its GEMMs' strides are fixed at the\n"
+    "// largest, ld; gen/emit/cuda_vae.lua). s[r, :n] = softmax(scale * s[r, :n]), the same passes and arithmetic as\n"
+    "// softmax_rows. Parameters: softmax_rows_ld.\n"
     "extern \"C\" __global__ void __launch_bounds__(256)\n"
-    "softmax_rows(float *__restrict__ s, int n, float scale)\n"
+    "softmax_rows_ld(float *__restrict__ s, int n, int ld, float scale)\n"
     "{\n"
     "    __shared__ float scratch[32];\n"
-    "    float *row = s + (size_t)blockIdx.x * n;\n"
+    "    float *row = s + (size_t)blockIdx.x * ld;\n"
     "    float m = neg_inf();\n"
     "    for (int j = threadIdx.x; j < n; j += 256) m = fmaxf(m, row[j]);\n"
     "    m = warp_max(m);\n"
