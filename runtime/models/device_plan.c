@@ -45,7 +45,8 @@ static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, si
     const sky_encoder_program *e[2] = {c->text ? v->text_encode : NULL, c->clip ? v->clip_encode : NULL};
     for (int i = 0; i < 2; i++)
         if (e[i]) b[SKY_DEVICE_TEXT + i] = program_bytes(e[i]->cuda_weight_bytes, e[i]->cuda_arena_bytes, 0);
-    const sky_vae_program *vp[2] = {c->vae_decode ? v->vae_decode : NULL, c->vae_encode ? v->vae_encode : NULL};
+    const sky_vae_program *dec = c->vae_tiled && v->vae_decode_tile ? v->vae_decode_tile : v->vae_decode;
+    const sky_vae_program *vp[2] = {c->vae_decode ? dec : NULL, c->vae_encode ? v->vae_encode : NULL};
     for (int i = 0; i < 2; i++)
         if (vp[i]) b[SKY_DEVICE_VAE_DECODE + i] = program_bytes(vp[i]->cuda_weight_bytes, vp[i]->cuda_arena_bytes, 0);
 }
@@ -78,31 +79,54 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
                                      sky_device_part_name(i));
 }
 
+int sky_device_plan_tile_vae(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes)
+{
+    if (!c->vae_decode || c->vae_tiled || !v->vae_decode_tile) return 0;
+    sky_device_plan   plan;
+    sky_device_config t = *c;
+    sky_device_plan_make(v, c, &plan);
+    if (plan.peak <= free_bytes) return 0;
+    t.vae_tiled = 1;
+    sky_device_plan_make(v, &t, &plan);
+    return plan.peak <= free_bytes;
+}
+
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err)
 {
     sky_device_plan plan;
     sky_device_plan_make(v, c, &plan);
     if (plan.peak <= free_bytes) return SKY_OK;
-    char need[32], have[32], all[32], fix[320];
-    if (!c->offload) {
+    char need[32], have[32], all[32], fix[480];
+    /* the options that lower the peak, alone then together: the tiled VAE decoder (where the variant has one and
+     * the decode is not tiled already), --offload (each model on the GPU only for its stage) */
+    const int tile = c->vae_decode && !c->vae_tiled && v->vae_decode_tile != NULL;
+    const struct {
+        int         offload, tiled;
+        const char *flags;
+    } opts[3] = {{0, 1, "--vae_tiling (the VAE decoder's arena one tile's)"},
+                 {1, 0, "--offload (each model on the GPU only for its stage)"},
+                 {1, 1, "--offload --vae_tiling"}};
+    sky_device_plan best = {0};
+    int             found = -1;
+    for (int i = 0; i < 3 && found < 0; i++) {
         sky_device_config o = *c;
-        sky_device_plan   off;
-        o.offload = 1;
-        sky_device_plan_make(v, &o, &off);
-        if (off.peak <= free_bytes)
-            snprintf(fix, sizeof fix,
-                     "run with --offload (each model on the GPU only for its stage): its peak is %s (%zu bytes, %s)",
-                     sky_device_bytes_fmt(need, sizeof need, off.peak), off.peak, off.at_peak);
-        else
-            snprintf(fix, sizeof fix,
-                     "even --offload needs %s (%s); no option of this build makes it fit: use a GPU with that much "
-                     "free memory, or --backend cpu",
-                     sky_device_bytes_fmt(need, sizeof need, off.peak), off.at_peak);
-    } else {
+        if ((opts[i].tiled && !tile) || (opts[i].offload && c->offload)) continue;
+        o.offload |= opts[i].offload, o.vae_tiled |= opts[i].tiled;
+        sky_device_plan_make(v, &o, &best);
+        if (best.peak <= free_bytes) found = i;
+    }
+    if (found >= 0)
+        snprintf(fix, sizeof fix, "run with %s: its peak is %s (%zu bytes, %s)", opts[found].flags,
+                 sky_device_bytes_fmt(need, sizeof need, best.peak), best.peak, best.at_peak);
+    else if (best.peak)
+        snprintf(fix, sizeof fix,
+                 "even with every option of this build (--offload%s) it needs %s (%s): use a GPU with that much "
+                 "free memory, or --backend cpu",
+                 tile ? " --vae_tiling" : "", sky_device_bytes_fmt(need, sizeof need, best.peak), best.at_peak);
+    else
         snprintf(fix, sizeof fix,
                  "no option of this build makes it fit: use a GPU with that much free memory, or --backend cpu");
-    }
     return sky_fail(err,
                     "%s needs %s (%zu bytes) of device memory at its peak (%s; the plan: --info), GPU 0 has %s "
                     "(%zu bytes) free of %s; %s",

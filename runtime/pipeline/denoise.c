@@ -336,7 +336,7 @@ static int vae_tiled(const sky_denoise *r, sky_vae_tiling *t)
     const sky_gen_args *a = r->a;
     const int           tl = a->vae_tile_px / r->v->vae_stride_s;
     *t = (sky_vae_tiling){a->vae_tile_px, a->vae_tile_stride_px};
-    return a->vae_tiling && (r->h > tl || r->w > tl);
+    return r->vae_tiled && (r->h > tl || r->w > tl);
 }
 
 sky_status sky_denoise_use_vae(sky_denoise *r, int decode, sky_err *err)

@@ -297,22 +297,38 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 }
 
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
- * against GPU 0's free memory before any model loads. */
-static sky_status check_device_memory(const sky_denoise *r, sky_err *err)
+ * against GPU 0's free memory before any model loads. Where the VAE decoder at the frame's size would not fit and
+ * the variant has vae_decode_tile, the decode is tiled (r->vae_tiled; said on stderr), as with --vae_tiling. */
+static sky_status check_device_memory(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args     *a = r->a;
     const sky_variant_desc *v = r->v;
     if (a->backend != SKY_BACKEND_CUDA) return SKY_OK;
-    const sky_device_config c = {.offload = a->offload,
-                                 .teacache = a->teacache,
-                                 .text = !a->prompt_embeds && v->text_encode,
-                                 .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
-                                 .vae_decode = a->vae_weights != NULL,
-                                 .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r)};
-    size_t                  free_bytes, total;
+    sky_device_config c = {.offload = a->offload,
+                           .teacache = a->teacache,
+                           .text = !a->prompt_embeds && v->text_encode,
+                           .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
+                           .vae_decode = a->vae_weights != NULL,
+                           .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r),
+                           .vae_tiled = r->vae_tiled};
+    size_t            free_bytes, total;
     if (sky_cuda_device_memory(v->name, 0, &free_bytes, &total, err)) return SKY_ERR;
     sky_device_plan plan;
     sky_device_plan_make(v, &c, &plan);
+    const sky_vae_tiling tiling = {a->vae_tile_px, a->vae_tile_stride_px};
+    if (sky_vae_tiled_program(v, &tiling) == v->vae_decode_tile && sky_device_plan_tile_vae(v, &c, free_bytes)) {
+        const size_t frame = plan.bytes[SKY_DEVICE_VAE_DECODE];
+        char         fb[32], tb[32], have[32];
+        r->vae_tiled = c.vae_tiled = 1;
+        sky_device_plan_make(v, &c, &plan);
+        if (!a->quiet && !a->progress_json)
+            fprintf(stderr,
+                    "device memory: the VAE decoder at the frame's size (%s) does not fit beside the rest (%s free on "
+                    "GPU 0): decoding in tiles of %d:%d pixels (vae_decode_tile, %s), as --vae_tiling does\n",
+                    sky_device_bytes_fmt(fb, sizeof fb, frame), sky_device_bytes_fmt(have, sizeof have, free_bytes),
+                    a->vae_tile_px, a->vae_tile_stride_px,
+                    sky_device_bytes_fmt(tb, sizeof tb, plan.bytes[SKY_DEVICE_VAE_DECODE]));
+    }
     if (!a->quiet && !a->progress_json) {
         char need[32], have[32];
         fprintf(stderr, "device memory: %s (%zu bytes) planned at the peak (%s), %s free on GPU 0\n",
@@ -461,7 +477,7 @@ static void report(const sky_denoise *r, double seconds)
 
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err)
 {
-    sky_denoise r = {.v = v, .a = a, .stage = SKY_STAGE_LOAD};
+    sky_denoise r = {.v = v, .a = a, .stage = SKY_STAGE_LOAD, .vae_tiled = a->vae_tiling};
     r.t0 = r.stage_t0 = sky_denoise_now();
     r.h = sky_latent_size(a->height, v->vae_stride_s);
     r.w = sky_latent_size(a->width, v->vae_stride_s);

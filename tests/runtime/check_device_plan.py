@@ -9,7 +9,10 @@ recomputed from the generated tables the CUDA plugin itself reads (not from the 
     size padded to 256 (runtime/cuda/dit_cuda.c);
   - the peaks: every model kept = the transformer (+ TeaCache's buffers) + the VAE decoder + encoder; with
     --offload the largest single stage (the text encoder, the image encoder, the transformer with TeaCache's
-    buffers, the VAE decoder, the VAE encoder).
+    buffers, the VAE decoder, the VAE encoder);
+  - where the variant has vae_decode_tile (the tiled decode's program): the tiled VAE decoder = the VAE decoder
+    with plan_cuda.txt's vae_decode_tile arena peak in place of vae_decode's (the same weights), and every peak
+    again with --vae_tiling, the tiled decoder in place of the decoder.
 Prints what it checked; exit 1 on a mismatch. (The emulator tier checks that the plugin's measured peak
 equals the printed plan to the byte, tests/emu/run.sh step 6.)"""
 import re
@@ -52,6 +55,23 @@ if tc:
 for k, v in expect.items():
     if peak.get(k) != v:
         fail.append(f"peak {k}: --info {peak.get(k)}, the parts give {v}")
+tiled = [m for m in re.finditer(r"^ {12}the VAE decoder, tiled +[0-9.]+ [GM]iB \((\d+) bytes\)$", info, re.M)]
+if "vae_decode_tile (cuda" in plan:
+    arena_of = lambda name: int(re.search(r"^# arena %s \(cuda[^)]*\): peak ([0-9,]+) B" % name, plan, re.M)
+                                .group(1).replace(",", ""))
+    want_tiled = part["the VAE decoder"] - arena_of("vae_decode") + arena_of("vae_decode_tile")
+    if len(tiled) != 1 or int(tiled[0].group(1)) != want_tiled:
+        fail.append(f"the VAE decoder, tiled: --info {[int(m.group(1)) for m in tiled]}, recomputed {want_tiled}")
+    d = want_tiled - part["the VAE decoder"]
+    stages_t = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE encoder")] + [want_tiled]
+    for k in list(expect):
+        kt = (k + " --vae_tiling") if k != "(every model kept)" else "--vae_tiling"
+        if "offload" in k:
+            expect[kt] = max(stages_t + [part["the transformer"] + tc * ("teacache" in k)])
+        else:
+            expect[kt] = expect[k] + d
+elif tiled:
+    fail.append("--info shows a tiled VAE decoder, plan_cuda.txt has no vae_decode_tile")
 if fail:
     print("\n".join(fail))
     sys.exit(1)
