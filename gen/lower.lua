@@ -354,6 +354,7 @@ local cuda_lowering = {
     clip_encode = { label = "cuda backend", fuse = {}, expand = { "attention", "patch_embed" } },
 }
 cuda_lowering.vae_encode = cuda_lowering.vae_decode
+cuda_lowering.vae_decode_tile = cuda_lowering.vae_decode
 
 -- The lowered copy of graph g with `nodes`: every tensor an input, state, or node reads or writes, in id
 -- order (what the plan walks), node ids from 1, each output's producer.
@@ -362,6 +363,7 @@ local function finish(g, nodes, L, label)
     out.params, out.symbols, out.dim, out.weights, out.inputs = g.params, g.symbols, g.dim, g.weights, g.inputs
     out.parts, out.exposed, out.prompt_tensors = g.parts, g.exposed, g.prompt_tensors
     out.by_name, out.states, out.outputs, out.label = L.by_name, L.states, L.outputs, label
+    out.tile = g.tile                                -- vae_decode_tile: H x W varies from call to call
     local live = {}
     for _, t in ipairs(g.inputs) do live[t.id] = t end
     for _, t in ipairs(L.states) do live[t.id] = t end

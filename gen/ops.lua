@@ -184,6 +184,10 @@ ops.clamp = {           -- clamp to [-1, 1] (the decoder's output)
     inputs = { "x" },
     shape  = function(ins) return ins[1].dims end,
 }
+ops.video_out = {       -- y = x: the tile decoder's output, the video before the clamp (channels-first on every backend)
+    inputs = { "x" },
+    shape  = function(ins) return ins[1].dims end,
+}
 
 -- ---- the text encoder (umT5, reference vae-text-image-files.md §2) and CLIP (§3) ----
 

@@ -42,6 +42,7 @@ local fields = {
     { "vae.temporal_downsample", "bool_list" },
     { "vae.latents_mean",        "float_list" },
     { "vae.latents_std",         "float_list", gt = 0 },
+    { "vae.tile_px",             "int",    min = 8 },
     { "t5.vocab",                "int",    min = 1 },
     { "t5.dim",                  "int",    min = 1 },
     { "t5.heads",                "int",    min = 1 },
@@ -337,6 +338,10 @@ local function check_relations(path, v, errs)
                 errs:add("%s: %s is required when vae.z_dim is not 16 (the Wan2.1 constants have 16)", path, f)
             end
         end
+        local tile = v["vae.tile_px"]
+        if tile and tile % 8 ~= 0 then
+            errs:add("%s: vae.tile_px = %d must be a multiple of 8 pixels (one latent is 8 x 8 pixels)", path, tile)
+        end
     end
     local targets = v["targets"]
     if targets and dim and heads and dim % heads == 0 then
@@ -466,6 +471,7 @@ function spec.load(path)
     else
         s.vae.latents_mean = s.vae.latents_mean or wan_latents_mean
         s.vae.latents_std = s.vae.latents_std or wan_latents_std
+        s.vae.tile_px = s.vae.tile_px or 256            -- diffusers' tile_sample_min_height/width
     end
     s.dit.eps = s.dit.eps + 0.0
     s.dit.rope_theta = s.dit.rope_theta + 0.0

@@ -127,6 +127,7 @@ backend.gelu_erf  = elementwise("gelu_erf")
 backend.add       = elementwise("add")
 backend.add_row   = elementwise("add_row")
 backend.clamp     = elementwise("clamp")
+backend.video_out = elementwise("video_out")
 backend.add_weight = {                  -- the add kernel with the weight as b
     template = "add",
     consts = function(n) return { COLS = select(2, split_dims(n.out)) } end,
@@ -651,6 +652,7 @@ function c.emit(s, plans, files, ctx)
                           d.num_heads),
         },
         vae_decode = { "chunk      one latent frame per call -> 1 frame (first call) or 4 frames" },
+        vae_decode_tile = { "chunk      one latent tile of one frame per call -> its 1 or 4 frames, not clamped" },
         vae_encode = { "chunk      1 frame (first call) or 4 frames per call -> one latent frame" },
         text_encode = { "encoder    umT5 on the N real tokens of a prompt; rows after them are zeros" },
         clip_encode = { "encoder    CLIP ViT visual tower, the first use_layers blocks, no post-norm" },

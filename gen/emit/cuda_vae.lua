@@ -104,6 +104,13 @@ emit.clamp = function(n, E)
     return { elementwise_op(k, positions(x) .. " * " .. C, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
 end
 
+emit.video_out = function(n, E)
+    local x = n.ins[1]
+    local C = x.dims[1]
+    local k = E:kernel("video_cf", { C = C })
+    return { elementwise_op(k, positions(x) .. " * " .. C, E:out(n), { ptr(x), "LL(" .. positions(x) .. ")" }) }
+end
+
 emit.video_cl = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local k = E:kernel("video_cl", { CIN = a.cin, CP = a.cp })
@@ -159,9 +166,41 @@ local function frame_attention(n, E, qkv)
     return T, N, maxN, string.format("(size_t)f * %s * %d * 4", N, 3 * C)
 end
 
+-- vae_decode_tile (E.g.tile): the token count N = H * W changes from call to call (a tile at the frame's edge is
+-- smaller), while the GEMMs' strides are fixed when they are built: S = Q K^T is [N, N] at a row stride of maxN,
+-- the GEMMs take N as their n or k at each call (GEMM_DIMS), the softmax its row stride (softmax_rows_ld).
+local function tile_attn_qk(n, E, C, qkv, T, N, maxN, frame_qkv)
+    local i = E:gemm({ m_max = maxN, n = maxN, k = C, a_dtype = "SKY_GEMM_F32", out_dtype = "SKY_GEMM_F32",
+                       epilogue = "SKY_GEMM_EPI_NONE", ldx = 3 * C, ldw = 3 * C, ldy = maxN },
+                     cuda.gemm_role(n.out.name:gsub("%.scores$", "")) .. ".qk")
+    local k = E:kernel("softmax_rows_ld", {})
+    local S = string.format("OFF_%s + (size_t)f * %s * %d * 4", ident(n.out.name), N, maxN)
+    return {
+        string.format("for (int f = 0; f < %s; f++) {", T),
+        string.format("    GEMM_DIMS(%s, %s, %s, %d, OFF_%s + %s, OFF_%s + %s + %d, %s);  /* S = Q K^T */", i, N, N, C,
+                      ident(qkv.name), frame_qkv, ident(qkv.name), frame_qkv, 4 * C, S),
+        string.format("    LAUNCH(%s, %s, 1, 256, 0, PTR(%s), INT(%s), INT(%d), FLT(%s));", k, N, S, N, maxN,
+                      clit.f32(1.0 / math.sqrt(C))),
+        "}",
+    }
+end
+
+local function tile_attn_pv(n, E, C, scores, qkv, T, N, maxN, frame_qkv)
+    local i = E:gemm({ m_max = maxN, n = C, k = maxN, a_dtype = "SKY_GEMM_F32", out_dtype = "SKY_GEMM_F32",
+                       epilogue = "SKY_GEMM_EPI_NONE", ldx = maxN, ldw = 3 * C, w_kn = true }, cuda.gemm_role(n.out.name) .. ".pv")
+    return {
+        string.format("for (int f = 0; f < %s; f++) {", T),
+        string.format("    GEMM_DIMS(%s, %s, %d, %s, OFF_%s + (size_t)f * %s * %d * 4, OFF_%s + %s + %d, "
+                      .. "OFF_%s + (size_t)f * %s * %d * 4);  /* O = P V */", i, N, C, N, ident(scores.name), N, maxN,
+                      ident(qkv.name), frame_qkv, 8 * C, ident(n.out.name), N, C),
+        "}",
+    }
+end
+
 emit.attn_qk = function(n, E)
     local C, qkv = n.attrs.c, n.ins[1]
     local T, N, maxN, frame_qkv = frame_attention(n, E, qkv)
+    if E.g.tile then return tile_attn_qk(n, E, C, qkv, T, N, maxN, frame_qkv) end
     local i = E:gemm({ m_max = maxN, n = maxN, k = C, a_dtype = "SKY_GEMM_F32", out_dtype = "SKY_GEMM_F32",
                        epilogue = "SKY_GEMM_EPI_NONE", ldx = 3 * C, ldw = 3 * C },
                      cuda.gemm_role(n.out.name:gsub("%.scores$", "")) .. ".qk")
@@ -179,6 +218,7 @@ end
 emit.attn_pv = function(n, E)
     local C, scores, qkv = n.attrs.c, n.ins[1], n.ins[2]
     local T, N, maxN, frame_qkv = frame_attention(n, E, qkv)
+    if E.g.tile then return tile_attn_pv(n, E, C, scores, qkv, T, N, maxN, frame_qkv) end
     local i = E:gemm({ m_max = maxN, n = C, k = maxN, a_dtype = "SKY_GEMM_F32", out_dtype = "SKY_GEMM_F32",
                        epilogue = "SKY_GEMM_EPI_NONE", ldx = 0, ldw = 3 * C, w_kn = true }, cuda.gemm_role(n.out.name) .. ".pv")
     return {
@@ -298,9 +338,11 @@ local hooks = {
     comment = function(n) return cuda.node_comment(n, n.attrs.silu and "silu", false) end,
     -- channels-last [T, H, W, C] tensors are traced with their channel count, so the trace holds them in
     -- the CPU backend's [C, T, H, W] order; the attention scores have no CPU counterpart; clamp and
-    -- vae_normalize write channels-first
+    -- vae_normalize (and video_out) write channels-first
     cl = function(n)
-        if n.op == "clamp" or n.op == "vae_normalize" or n.op == "attn_qk" or #n.out.dims ~= 4 then return 0 end
+        if n.op == "clamp" or n.op == "video_out" or n.op == "vae_normalize" or n.op == "attn_qk" or #n.out.dims ~= 4 then
+            return 0
+        end
         return n.out.dims[1]
     end,
 }

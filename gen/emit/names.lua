@@ -73,6 +73,7 @@ names.cuda = {
     attention_sm90     = function(c) return string.format("attention_sm90_h%d_d%d", c.NH, c.D) end,
     cache_update       = function(c) return "cache_update_nc" .. c.NC end,
     clamp_cf           = function(c) return "clamp_cf_c" .. c.C end,
+    video_cf           = function(c) return "video_cf_c" .. c.C end,
     cls_pos            = function(c) return "cls_pos_c" .. c.C end,
     conv_tf32          = function(c)    -- the runtime finds the convs by the prefix conv_tf32
         local stride = (c.ST == 1 and c.SH == 1 and c.SW == 1) and "" or string.format("_s%dx%dx%d", c.ST, c.SH, c.SW)
@@ -96,6 +97,7 @@ names.cuda = {
     sinusoid           = function(c) return "sinusoid_c" .. 2 * c.HALF end,
     softmax_relbias    = function(c) return "softmax_relbias_h" .. c.NH end,
     softmax_rows       = function() return "softmax_rows" end,
+    softmax_rows_ld    = function() return "softmax_rows_ld" end,
     split3             = split3,
     t5_rmsnorm         = function(c) return "t5_rmsnorm_c" .. c.C end,
     teacache           = function(c) return "teacache_" .. c.MODE end,

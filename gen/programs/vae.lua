@@ -6,6 +6,8 @@
 --
 --   vae_decode: one latent frame per call -> 1 video frame (first call) or 4 (later calls)
 --   vae_encode: 1 video frame (first call) or 4 (later calls) -> one latent frame
+--   vae_decode_tile: vae_decode at a latent tile of at most tile x tile (the tiled decode, models/vae.h), its
+--               output the video before the clamp (diffusers blends the tiles, then clamps)
 --
 -- The chunk rules: every causal k=3 conv prepends its cached last 2 input frames (zeros at the
 -- start of a sequence, which equals the original's zero front pad); the decoder's upsample3d
@@ -173,18 +175,21 @@ function Builder:spatial(stage, how, H, W)
     return next_dim(H, "H"), next_dim(W, "W")
 end
 
--- Fill g with vae_decode: one normalised latent frame -> 1 or 4 frames in [-1, 1].
-function vae.build_decode(g, s)
+-- Fill g with vae_decode: one normalised latent frame -> 1 or 4 frames in [-1, 1]; or, with tile (latents),
+-- vae_decode_tile: a latent tile of at most tile x tile -> its 1 or 4 frames before the clamp.
+function vae.build_decode(g, s, tile)
     local v, r = s.vae, s.derived
     local b = builder(g, s)
     local _, dec = ladders(s)
     local Z = v.z_dim
-    g:param("H", r.lat_h, "latent height of this call (width and height may be swapped)")
-    g:param("W", r.lat_w, "latent width")
+    local max_h, max_w = tile or r.lat_h, tile or r.lat_w
+    g.tile = tile                                      -- H x W of a call varies (the CUDA attention: emit/cuda_vae.lua)
+    g:param("H", max_h, tile and "latent height of this tile" or "latent height of this call (width and height may be swapped)")
+    g:param("W", max_w, tile and "latent width of this tile" or "latent width")
     g:param("first", nil, "1 for the first latent frame of a sequence, else 0")
     -- Sizes are planned for the landscape H x W; a portrait call swaps them, same product.
-    g:symbol("H0", r.lat_h, "H")
-    g:symbol("W0", r.lat_w, "W")
+    g:symbol("H0", max_h, "H")
+    g:symbol("W0", max_w, "W")
     g:symbol("T0", 1, "1", "latent frames per call")
     -- [Z, 1, H, W] normalised latent -> z * std + mean (reference §1.6), then post_quant_conv.
     local z = g:input("z", { Z, "T0", "H0", "W0" }, "f32")
@@ -211,7 +216,7 @@ function vae.build_decode(g, s)
     end
     x = b:rms(x, "decoder.head.0.gamma", { dec[#dec], 1, 1, 1 }, "decoder.head.0.out", true)
     x = b:causal_conv3(x, "decoder.head.2", dec[#dec], 3)
-    g:output(g:op("clamp", { x }, {}, "video", "f32"))
+    g:output(g:op(tile and "video_out" or "clamp", { x }, {}, "video", "f32"))
     return g
 end
 

@@ -136,7 +136,9 @@ static const flag flags[] = {
      "(its weights are host memory already)"},
     {"--vae_tiling", 'b', 0, "off",
      "decode in overlapping tiles blended as diffusers' AutoencoderKLWan tiling does, when the latent is larger "
-     "than a tile (the same output as diffusers with enable_tiling; cpu backend only so far)"},
+     "than a tile (the same output as diffusers with enable_tiling); the tiles run the variant's vae_decode_tile, "
+     "generated at its spec's vae.tile_px (256 by default), whose arena is the tile's. On the cuda backend a run "
+     "tiles by itself (and says so) when the decoder at the frame's size would not fit in free device memory"},
     {"--vae_tile_size", 's', 0, "256:192", "--vae_tiling's tile and stride in pixels (diffusers' defaults)"},
     {"--use_cfg_parallel", 'b', 0, "off",
      "two GPUs: the unconditional pass of classifier-free guidance on GPU 1 "

@@ -28,6 +28,7 @@
 #include "models/dit.h"
 #include "models/latent.h"
 #include "models/lora.h"
+#include "models/vae.h"
 #include "net/http.h"
 #include "net/prompt_enhancer.h"
 #include "pipeline/forcing.h"
@@ -308,9 +309,19 @@ static int read_options(gen *g)
                                  "--vae_tile_size %s: want TILE:STRIDE in pixels, multiples of %d, 0 < STRIDE <= TILE",
                                  v, sky_variant.vae_stride_s);
     }
-    if (a->vae_tiling && g->backend == SKY_BACKEND_CUDA)
-        return sky_cli_usage(g->argv0, "--vae_tiling: the tiled VAE decode runs on the CPU backend only so far "
-                                       "(--backend cpu, or drop the flag)");
+    const sky_vae_program *dec = sky_variant.vae_decode;
+    const sky_vae_tiling   tiling = {a->vae_tile_px, a->vae_tile_stride_px};
+    if (a->vae_tiling && g->backend == SKY_BACKEND_CUDA && dec &&
+        (dec->lat_h > a->vae_tile_px / dec->stride_s || dec->lat_w > a->vae_tile_px / dec->stride_s) &&
+        sky_vae_tiled_program(&sky_variant, &tiling) == dec)
+        return sky_cli_usage(
+            g->argv0,
+            "--vae_tiling: on the CUDA backend the tiles are decoded by the variant's vae_decode_tile, "
+            "%s%d pixels (the spec's vae.tile_px): use a --vae_tile_size TILE of at most that, or "
+            "--backend cpu",
+            sky_variant.vae_decode_tile ? "generated for tiles of up to " : "absent: its frame fits a tile of ",
+            sky_variant.vae_decode_tile ? sky_variant.vae_decode_tile->tile * dec->stride_s
+                                        : (dec->lat_h > dec->lat_w ? dec->lat_h : dec->lat_w) * dec->stride_s);
     a->cfg_parallel = sky_cli_flag_given(&g->f, "--use_cfg_parallel") && !g->usp; /* --use_usp: the CFG axis */
     a->resume_dir = sky_cli_flag(&g->f, "--resume_dir");
     a->teacache = sky_cli_flag_given(&g->f, "--teacache");

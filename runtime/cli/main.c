@@ -149,16 +149,19 @@ static void print_offload_blocks(const sky_device_config *all)
     printf("            one block's weights %s (%zu bytes) of %d; --offload_blocks %d keeps %d on the GPU, all of "
            "them in pinned host memory:\n",
            sky_device_bytes_fmt(b, sizeof b, p->cuda_block_bytes), p->cuda_block_bytes, p->cuda_blocks, n, n);
-    for (int offload = 0; offload < 2; offload++) {
-        sky_device_config c = *all;
-        sky_device_plan   plan;
-        c.offload = offload, c.offload_blocks = n;
-        sky_device_plan_make(&sky_variant, &c, &plan);
-        printf("            peak %-23s %10s (%zu bytes): %s; %s (%zu bytes) pinned host\n",
-               offload ? "--offload --offload_blocks 2" : "--offload_blocks 2",
-               sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak,
-               sky_device_bytes_fmt(h, sizeof h, plan.host_pinned), plan.host_pinned);
-    }
+    for (int tiled = 0; tiled < 2 && (tiled == 0 || sky_variant.vae_decode_tile); tiled++)
+        for (int offload = 0; offload < 2; offload++) {
+            sky_device_config c = *all;
+            sky_device_plan   plan;
+            char              flags[64];
+            c.offload = offload, c.offload_blocks = n, c.vae_tiled = tiled;
+            sky_device_plan_make(&sky_variant, &c, &plan);
+            snprintf(flags, sizeof flags, "%s--offload_blocks %d%s", offload ? "--offload " : "", n,
+                     tiled ? " --vae_tiling" : "");
+            printf("            peak %-34s %10s (%zu bytes): %s; %s (%zu bytes) pinned host\n", flags,
+                   sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak,
+                   sky_device_bytes_fmt(h, sizeof h, plan.host_pinned), plan.host_pinned);
+        }
 }
 
 /* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
@@ -180,18 +183,25 @@ static void print_device_plan(void)
         if (plan.bytes[i])
             printf("            %-28s %10s (%zu bytes)\n", sky_device_part_name(i),
                    sky_device_bytes_fmt(b, sizeof b, plan.bytes[i]), plan.bytes[i]);
-    for (int offload = 0; offload < 2; offload++)
-        for (int tc = 0; tc < 2 && (tc == 0 || sky_variant.dit->has_teacache); tc++) {
-            sky_device_config c = all;
-            c.offload = offload, c.teacache = tc;
-            sky_device_plan_make(&sky_variant, &c, &plan);
-            printf("            peak %-23s %10s (%zu bytes): %s\n",
-                   offload && tc ? "--offload --teacache"
-                   : offload     ? "--offload"
-                   : tc          ? "--teacache"
-                                 : "(every model kept)",
-                   sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
-        }
+    if (sky_variant.vae_decode_tile) {
+        sky_device_config c = all;
+        c.vae_tiled = 1;
+        sky_device_plan_make(&sky_variant, &c, &plan);
+        printf("            %-28s %10s (%zu bytes)\n", "the VAE decoder, tiled",
+               sky_device_bytes_fmt(b, sizeof b, plan.bytes[SKY_DEVICE_VAE_DECODE]), plan.bytes[SKY_DEVICE_VAE_DECODE]);
+    }
+    for (int tiled = 0; tiled < 2 && (tiled == 0 || sky_variant.vae_decode_tile); tiled++)
+        for (int offload = 0; offload < 2; offload++)
+            for (int tc = 0; tc < 2 && (tc == 0 || sky_variant.dit->has_teacache); tc++) {
+                sky_device_config c = all;
+                char              flags[64];
+                c.offload = offload, c.teacache = tc, c.vae_tiled = tiled;
+                sky_device_plan_make(&sky_variant, &c, &plan);
+                snprintf(flags, sizeof flags, "%s%s%s", offload ? " --offload" : "", tc ? " --teacache" : "",
+                         tiled ? " --vae_tiling" : "");
+                printf("            peak %-34s %10s (%zu bytes): %s\n", flags[0] ? flags + 1 : "(every model kept)",
+                       sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
+            }
     print_offload_blocks(&all);
 }
 
@@ -216,6 +226,13 @@ static void print_info(void)
             printf("%-11s %d weight tensors, one chunk per call\n", vnames[i], vps[i]->n_weights);
             print_arenas(vps[i]->arena_bytes, 0, vps[i]->cuda_arena_bytes, 0);
         }
+    const sky_vae_program *tile = sky_variant.vae_decode_tile;
+    if (tile) {
+        printf("vae_decode_tile  the tiled decode's (--vae_tiling): tiles of up to %dx%d latents (%d px), one chunk "
+               "per call\n",
+               tile->tile, tile->tile, tile->tile * tile->stride_s);
+        print_arenas(tile->arena_bytes, 0, tile->cuda_arena_bytes, 0);
+    }
     const sky_encoder_program *eps[] = {sky_variant.text_encode, sky_variant.clip_encode};
     const char                *enames[] = {"text_encode", "clip_encode"};
     for (int i = 0; i < 2; i++)

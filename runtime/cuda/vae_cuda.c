@@ -1,12 +1,14 @@
-/* runtime/cuda/vae_cuda.c — the CUDA backend of vae_decode and vae_encode, in the plugin with the generated
- * gen/vae_{decode,encode}_cuda.c (cuda_program.h, models/cuda_abi.h).
+/* runtime/cuda/vae_cuda.c — the CUDA backend of vae_decode, vae_encode and vae_decode_tile (the tiled decode's
+ * program), in the plugin with the generated gen/vae_{decode,encode,decode_tile}_cuda.c (cuda_program.h,
+ * models/cuda_abi.h).
  *
  * Open: the device, the program's kernels (NVRTC, cached), every weight uploaded as fp32 into one
  * buffer (convolution kernels with their input channel moved last, as the generated layout table
  * says), the arena the plan sized (activations and the per-layer caches), the cuBLASLt GEMM table,
  * the graph cache. A chunk: the input is copied into its arena slot (the CPU program's channels-first
  * layout; the first kernel converts), the launch sequence is replayed from a CUDA Graph captured once
- * per (first chunk or not, orientation), the output slot is read back. Reset zeroes the caches.
+ * per (first chunk or not, H x W: the orientation, or a tile's size), the output slot is read back. Reset zeroes
+ * the caches.
  *
  * STATUS: compiled in CI and run there on the CPU emulator of tests/emu/ against the CPU backend and
  * diffusers; not yet run on a GPU.
@@ -19,15 +21,16 @@
 #include "cuda/cuda_ctx.h"
 #include "cuda/cuda_program.h"
 
-/* Defined in the generated gen/vae_{decode,encode}_cuda.c when the variant has a VAE. */
+/* Defined in the generated gen/vae_{decode,encode}_cuda.c when the variant has a VAE, gen/vae_decode_tile_cuda.c
+ * when its frame is larger than a tile. */
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
+extern const sky_vae_cuda_desc vae_decode_tile_cuda __attribute__((weak));
 
 typedef struct vae_cuda {
     sky_cuda_prog            pr; /* device, kernels, weights, arena, GEMMs, st, trace */
     const sky_vae_cuda_desc *desc;
     const sky_vae_program   *p;
-    int                      landscape_h; /* H of a landscape call */
     sky_graph_cache         *graphs;
     int                      H, W, first; /* the call being recorded */
 } vae_cuda;
@@ -104,15 +107,16 @@ done:
 sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w, sky_err *err)
 {
     *out = NULL;
-    const sky_vae_cuda_desc *g = decode ? &vae_decode_cuda : &vae_encode_cuda;
-    const char              *name = decode ? "vae_decode" : "vae_encode";
+    const sky_vae_cuda_desc *g = p->tile ? &vae_decode_tile_cuda : decode ? &vae_decode_cuda : &vae_encode_cuda;
+    const char              *name = p->tile ? "vae_decode_tile" : decode ? "vae_decode" : "vae_encode";
     if (!g)
-        return sky_fail(err, "--backend cuda: this plugin has no CUDA %s (the variant's spec has no vae section)",
+        return sky_fail(err,
+                        "--backend cuda: this plugin has no CUDA %s (the variant's spec has no vae section, or "
+                        "the plugin was built from another generation than the binary: rebuild both)",
                         name);
     vae_cuda *v = calloc(1, sizeof *v);
     if (!v) return sky_fail(err, "out of host memory");
     v->desc = g, v->p = p;
-    v->landscape_h = decode ? p->lat_h : p->height;
     if (g->n_weights != p->n_weights) {
         sky_fail(err, "the CUDA plugin's %s has %d weights, the binary's %d: rebuild both", name, g->n_weights,
                  p->n_weights);
@@ -121,7 +125,7 @@ sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, c
     if (sky_cuda_prog_begin(&v->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names,
                             "conv_tf32", g->conv_smem, p->n_weights, g->arena_bytes, 0, err) ||
         upload_weights(v, w, err) || sky_cuda_prog_end(&v->pr, g->gemms, g->n_gemms, err) ||
-        sky_graph_cache_init(&v->graphs, v->pr.c, 4, err))
+        sky_graph_cache_init(&v->graphs, v->pr.c, 16, err))
         goto fail;
     *out = v;
     return SKY_OK;
@@ -155,8 +159,10 @@ void sky_vae_cuda_chunk(void *opaque, int H, int W, int first, const float *in, 
                        v->pr.name, n_in, n_out, g->in.bytes, g->out.bytes);
     SKY_CU_CHECK(cuMemcpyHtoDAsync(v->pr.arena + g->in.offset, in, n_in * sizeof(float), s));
     v->H = H, v->W = W, v->first = first != 0;
-    sky_err   err;
-    const int key = v->first * 2 + (H != v->landscape_h); /* the launch parameters differ between these */
+    sky_err err;
+    /* the launch parameters differ between these: the orientation of a frame, the size of a tile (at most 4 of
+     * them: the full tile and the last row's and column's) */
+    const int key = v->first + 2 * (H * 65536 + W);
     if (v->pr.trace.fn) {
         record(v, s);
     } else if (sky_graph_run(v->graphs, key, record, v, &err)) {

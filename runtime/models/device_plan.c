@@ -47,7 +47,8 @@ static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, si
     const sky_encoder_program *e[2] = {c->text ? v->text_encode : NULL, c->clip ? v->clip_encode : NULL};
     for (int i = 0; i < 2; i++)
         if (e[i]) b[SKY_DEVICE_TEXT + i] = program_bytes(e[i]->cuda_weight_bytes, e[i]->cuda_arena_bytes, 0);
-    const sky_vae_program *vp[2] = {c->vae_decode ? v->vae_decode : NULL, c->vae_encode ? v->vae_encode : NULL};
+    const sky_vae_program *dec = c->vae_tiled && v->vae_decode_tile ? v->vae_decode_tile : v->vae_decode;
+    const sky_vae_program *vp[2] = {c->vae_decode ? dec : NULL, c->vae_encode ? v->vae_encode : NULL};
     for (int i = 0; i < 2; i++)
         if (vp[i]) b[SKY_DEVICE_VAE_DECODE + i] = program_bytes(vp[i]->cuda_weight_bytes, vp[i]->cuda_arena_bytes, 0);
 }
@@ -98,42 +99,71 @@ int sky_device_plan_fit_blocks(const sky_variant_desc *v, const sky_device_confi
     return 0;
 }
 
+int sky_device_plan_tile_vae(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes)
+{
+    if (!c->vae_decode || c->vae_tiled || !v->vae_decode_tile) return 0;
+    sky_device_plan   plan;
+    sky_device_config t = *c;
+    sky_device_plan_make(v, c, &plan);
+    if (plan.peak <= free_bytes) return 0;
+    t.vae_tiled = 1;
+    sky_device_plan_make(v, &t, &plan);
+    return plan.peak <= free_bytes;
+}
+
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err)
 {
     sky_device_plan plan;
     sky_device_plan_make(v, c, &plan);
     if (plan.peak <= free_bytes) return SKY_OK;
-    char need[32], have[32], all[32], fix[400];
-    /* the options that can make it fit: --offload, --offload_blocks N, both (N: the largest that fits) */
+    char need[32], have[32], all[32], fix[560];
+    /* the options that lower the peak, cheapest first, alone then together: the tiled VAE decoder (where the variant
+     * has one and the decode is not tiled already), --offload (each model on the GPU only for its stage), then the
+     * same with --offload_blocks N (N: the largest that fits; where the transformer has more than one block) */
+    const int tile = c->vae_decode && !c->vae_tiled && v->vae_decode_tile != NULL;
+    const int blocks = v->has_cuda && v->dit->cuda_blocks > 1;
+    sky_device_plan   best = {0};
     sky_device_config o = *c;
-    sky_device_plan   off;
-    o.offload = 1;
-    sky_device_plan_make(v, &o, &off);
-    const int n_alone = c->offload_blocks <= 0 ? sky_device_plan_fit_blocks(v, c, free_bytes) : 0;
-    const int n_both = c->offload_blocks <= 0 ? sky_device_plan_fit_blocks(v, &o, free_bytes) : 0;
-    if (!c->offload && off.peak <= free_bytes) {
-        snprintf(fix, sizeof fix,
-                 "run with --offload (each model on the GPU only for its stage): its peak is %s (%zu bytes, %s)",
-                 sky_device_bytes_fmt(need, sizeof need, off.peak), off.peak, off.at_peak);
-    } else if (n_alone > 0 || n_both > 0) {
-        o = *c, o.offload = n_alone > 0 ? c->offload : 1, o.offload_blocks = n_alone > 0 ? n_alone : n_both;
-        sky_device_plan_make(v, &o, &off);
-        snprintf(fix, sizeof fix,
-                 "run with %s--offload_blocks %d (%d of the transformer's %d blocks on the GPU at a time, all of them "
-                 "in %s of pinned host memory; docs/offload.md): its peak is %s (%zu bytes, %s)",
-                 o.offload && !c->offload ? "--offload " : "", o.offload_blocks, o.offload_blocks, v->dit->cuda_blocks,
-                 sky_device_bytes_fmt(all, sizeof all, off.host_pinned),
-                 sky_device_bytes_fmt(need, sizeof need, off.peak), off.peak, off.at_peak);
-    } else {
-        o = *c, o.offload = 1, o.offload_blocks = v->dit->cuda_blocks > 1 ? 1 : 0;
-        sky_device_plan_make(v, &o, &off);
-        snprintf(fix, sizeof fix,
-                 "even --offload%s needs %s (%s); no option of this build makes it fit: use a GPU with that much "
-                 "free memory, or --backend cpu",
-                 o.offload_blocks ? " --offload_blocks 1" : "", sky_device_bytes_fmt(need, sizeof need, off.peak),
-                 off.at_peak);
+    int               found = 0;
+    for (int i = 1; i < 8 && !found; i++) {
+        const int tiled = i & 1, offload = i >> 1 & 1, by_block = i >> 2 & 1;
+        if ((tiled && !tile) || (offload && c->offload) || (by_block && !blocks)) continue;
+        o = *c;
+        o.offload |= offload, o.vae_tiled |= tiled;
+        if (by_block) {
+            o.offload_blocks = sky_device_plan_fit_blocks(v, &o, free_bytes);
+            if (!o.offload_blocks) o.offload_blocks = 1; /* none fits: the lowest peak, for the message */
+        }
+        sky_device_plan_make(v, &o, &best);
+        found = best.peak <= free_bytes;
     }
+    char flags[96];
+    snprintf(flags, sizeof flags, "%s%s%s", o.offload && !c->offload ? " --offload" : "",
+             o.vae_tiled && !c->vae_tiled ? " --vae_tiling" : "",
+             o.offload_blocks != c->offload_blocks ? " --offload_blocks" : "");
+    if (found && o.offload_blocks != c->offload_blocks)
+        snprintf(fix, sizeof fix,
+                 "run with %s %d (%d of the transformer's %d blocks on the GPU at a time, all of them in %s of pinned "
+                 "host memory; docs/offload.md): its peak is %s (%zu bytes, %s)",
+                 flags + 1, o.offload_blocks, o.offload_blocks, v->dit->cuda_blocks,
+                 sky_device_bytes_fmt(all, sizeof all, best.host_pinned),
+                 sky_device_bytes_fmt(need, sizeof need, best.peak), best.peak, best.at_peak);
+    else if (found)
+        snprintf(fix, sizeof fix, "run with %s%s: its peak is %s (%zu bytes, %s)", flags + 1,
+                 o.offload && !c->offload && !o.vae_tiled ? " (each model on the GPU only for its stage)"
+                 : o.vae_tiled && !o.offload              ? " (the VAE decoder's arena one tile's)"
+                                                          : "",
+                 sky_device_bytes_fmt(need, sizeof need, best.peak), best.peak, best.at_peak);
+    else if (best.peak)
+        snprintf(fix, sizeof fix,
+                 "even with every option of this build (%s%s) it needs %s (%s); no option of this build makes it fit: "
+                 "use a GPU with that much free memory, or --backend cpu",
+                 flags[0] ? flags + 1 : "none left to add", o.offload_blocks != c->offload_blocks ? " 1" : "",
+                 sky_device_bytes_fmt(need, sizeof need, best.peak), best.at_peak);
+    else
+        snprintf(fix, sizeof fix,
+                 "no option of this build makes it fit: use a GPU with that much free memory, or --backend cpu");
     return sky_fail(err,
                     "%s needs %s (%zu bytes) of device memory at its peak (%s; the plan: --info), GPU 0 has %s "
                     "(%zu bytes) free of %s; %s",

@@ -11,6 +11,8 @@
  *   - TeaCache's buffers beside the transformer (cuda_teacache_bytes);
  *   - with --offload_blocks N (runtime/cuda/offload.h): of the transformer's weights only the resident ones and N
  *     block slots (cuda_block_bytes each); all its blocks in pinned host memory (host_pinned, not device memory).
+ *   - the VAE decoder as vae_decode (its arena the frame's) or, when the decode is tiled (--vae_tiling, or chosen
+ *     by the run because the frame's does not fit), as vae_decode_tile (its arena one tile's).
  * Which programs are held at once follows the pipeline (pipeline/denoise.h, pipeline.c): the text encoder,
  * then the image encoder, each alone and closed after use; then the transformer with TeaCache's buffers and
  * the VAE's decoder and encoder, together to the end of the run, or under --offload each alone for its
@@ -46,6 +48,7 @@ typedef struct sky_device_config {
     int text, clip;     /* the encoders run (not --prompt_embeds; clip: image variants) */
     int vae_decode;     /* the run decodes (VAE weights given) */
     int vae_encode;     /* the run encodes images or frames */
+    int vae_tiled;      /* the decode is tiled: the decoder is vae_decode_tile (where the variant has one) */
     int offload_blocks; /* --offload_blocks N: N transformer blocks on the device (0, or N >= the blocks: all) */
 } sky_device_config;
 
@@ -63,15 +66,19 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
 const char *sky_device_part_name(int part);
 
 /* SKY_OK when c's peak fits in free_bytes (GPU 0's free memory before any model loads). Else SKY_ERR with a
- * message naming the peak and what is held then, the free and total memory, and the option that makes the run
- * fit (--offload, or --offload_blocks N with the largest N that fits, or both, when one fits), or that none of this
- * build does. */
+ * message naming the peak and what is held then, the free and total memory, and the options that make the run
+ * fit: the first whose peak fits of --vae_tiling, --offload, both, then each of these with --offload_blocks N (N the
+ * largest that fits), cheapest first; or that none of this build does. */
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err);
 
 /* The largest --offload_blocks N (1 .. blocks - 1) with which c (its other fields as given) fits in free_bytes; 0
  * when c fits with every block on the device, or when no N fits (sky_device_plan_check then says so). */
 int sky_device_plan_fit_blocks(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes);
+
+/* Whether the run should decode in tiles though not asked to: c decodes untiled, its peak exceeds free_bytes, v has
+ * vae_decode_tile, and c with the tiled decoder fits. */
+int sky_device_plan_tile_vae(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes);
 
 /* bytes as "12.34 GiB" (or MiB below 1 GiB) into buf[n]; returns buf. */
 const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes);

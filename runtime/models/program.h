@@ -148,7 +148,10 @@ typedef struct sky_vae_program {
                                    * attention (multiply-add = 2); the first call of a sequence does less */
     size_t   cuda_weight_bytes;   /* the weights on the device as the CUDA plugin uploads them (0: no cuda target) */
     sky_slot out_unclamped;       /* vae_decode: the video before its clamp to [-1, 1], [3, 1|4, H, W] like out, still
-                                   * in the CPU arena after a call (the tiled decode blends it); bytes 0 for encode */
+                                   * in the CPU arena after a call (the tiled decode blends it); bytes 0 for encode;
+                                   * vae_decode_tile: its out (it does not clamp) */
+    int      tile; /* vae_decode_tile: a call's latent H and W are at most tile (the spec's vae.tile_px / stride_s); its
+               * lat_h, lat_w, height, width are still the frame's. 0 for vae_decode and vae_encode */
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
@@ -225,9 +228,11 @@ typedef struct sky_variant_desc {
     const sky_dit_program     *dit;
     const sky_vae_program     *vae_decode; /* NULL when the spec has no vae section */
     const sky_vae_program     *vae_encode;
-    const sky_encoder_program *text_encode; /* NULL when the spec has no t5 section */
-    const sky_encoder_program *clip_encode; /* NULL when the spec has no clip section */
-    const sky_count_table     *counts;      /* the CUDA lowering's counts; NULL without a cuda target */
+    const sky_encoder_program *text_encode;     /* NULL when the spec has no t5 section */
+    const sky_encoder_program *clip_encode;     /* NULL when the spec has no clip section */
+    const sky_count_table     *counts;          /* the CUDA lowering's counts; NULL without a cuda target */
+    const sky_vae_program     *vae_decode_tile; /* vae_decode at one tile (the tiled decode, models/vae.h); NULL when
+                                                 * the spec has no vae or its frame is no larger than a tile */
 } sky_variant_desc;
 
 /* Defined in the generated out/<variant>/gen/variant.c. */

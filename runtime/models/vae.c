@@ -107,6 +107,7 @@ static int size_ok(int h, int w, int want_h, int want_w)
 sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float *video, sky_err *err)
 {
     const sky_vae_program *p = v->p;
+    if (p->tile) return sky_fail(err, "vae_decode: bound to vae_decode_tile, which decodes tiles only (a bug)");
     if (L < 1) return sky_fail(err, "vae_decode: %d latent frames; need at least 1", L);
     if (!size_ok(h, w, p->lat_h, p->lat_w))
         return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
@@ -154,7 +155,8 @@ typedef struct vae_tile {
 } vae_tile;
 
 /* Decode one tile over the whole sequence, its causal caches reset first (diffusers' clear_cache per tile):
- * latent frame by latent frame, the clamp's input read back (the blend comes before the clamp). */
+ * latent frame by latent frame, the clamp's input read back (the blend comes before the clamp): vae_decode_tile's
+ * output (it has no clamp), or vae_decode's clamp input left in the CPU arena. */
 static void decode_tile(sky_vae *v, const float *z, int L, int h, int w, vae_tile *t)
 {
     const sky_vae_program *p = v->p;
@@ -170,7 +172,8 @@ static void decode_tile(sky_vae *v, const float *z, int L, int h, int w, vae_til
                 memcpy(in + c * thw + (size_t)y * t->tw, z + (((size_t)c * L + l) * h + t->i0 + y) * w + t->j0,
                        (size_t)t->tw * sizeof(float));
         run_chunk(v, t->th, t->tw, l == 0, (size_t)p->z_dim * thw, (size_t)3 * n * px_hw);
-        copy_frames((float *)(v->s.arena + p->out_unclamped.offset), t->px, 3, T, px_hw, t0, n, 1);
+        float *out = p->tile ? chunk_out(v) : (float *)(v->s.arena + p->out_unclamped.offset);
+        copy_frames(out, t->px, 3, T, px_hw, t0, n, 1);
     }
 }
 
@@ -211,11 +214,20 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
 {
     const sky_vae_program *p = v->p;
     const int              s = p->stride_s, min_px = tiling->min_px, stride_px = tiling->stride_px;
-    if (v->cuda)
-        return sky_fail(err, "--vae_tiling: the tiled decode runs on the CPU backend only so far (--backend cpu)");
     if (min_px % s || stride_px % s || stride_px <= 0 || stride_px > min_px)
         return sky_fail(err, "--vae_tiling %d:%d: tile and stride must be multiples of %d pixels, 0 < stride <= tile",
                         min_px, stride_px, s);
+    if (p->tile && min_px / s > p->tile)
+        return sky_fail(err,
+                        "--vae_tiling %d:%d: this variant's vae_decode_tile takes tiles of up to %d pixels (its spec's "
+                        "vae.tile_px): use a tile of at most %d, or regenerate with a larger vae.tile_px",
+                        min_px, stride_px, s * p->tile, s * p->tile);
+    if (v->cuda && !p->tile)
+        return sky_fail(err,
+                        "--vae_tiling %d:%d: the CUDA backend decodes tiles with vae_decode_tile, which this variant "
+                        "lacks (its frame fits one tile of vae.tile_px) or which takes smaller tiles: use a tile of at "
+                        "most the spec's vae.tile_px, or --backend cpu",
+                        min_px, stride_px);
     if (L < 1) return sky_fail(err, "vae_decode: %d latent frames; need at least 1", L);
     if (!size_ok(h, w, p->lat_h, p->lat_w))
         return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
@@ -256,10 +268,18 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
     return st;
 }
 
+const sky_vae_program *sky_vae_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling)
+{
+    const sky_vae_program *t = variant->vae_decode_tile;
+    return t && tiling->min_px / t->stride_s <= t->tile ? t : variant->vae_decode;
+}
+
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
                             const char *output, int quiet, int backend, const sky_vae_tiling *tiling, sky_err *err)
 {
-    const sky_vae_program *p = decode ? variant->vae_decode : variant->vae_encode;
+    const sky_vae_program *p = !decode  ? variant->vae_encode
+                               : tiling ? sky_vae_tiled_program(variant, tiling)
+                                        : variant->vae_decode;
     if (!p) return sky_fail(err, "variant %s has no VAE (its spec has no vae section)", variant->name);
     const char      *in_name = decode ? "z" : "video", *out_name = decode ? "video" : "z";
     sky_status       st = SKY_ERR;

@@ -43,10 +43,14 @@ typedef struct sky_vae_tiling {
  * of min_px / 8 at a stride of stride_px / 8, each decoded over the whole sequence with its own causal caches
  * (reset per tile), before the clamp; then blended over min_px - stride_px pixels (vertically, then horizontally,
  * in place, row-major), each tile's top-left stride_px square kept, the result clamped to [-1, 1]. Every tile is
- * decoded by the variant's program at the tile's size; all tiles are held on the host until blended. The CPU
- * backend only so far (the CUDA backend is refused). */
+ * decoded at its size by v's program: vae_decode_tile (its arena the tile's; any backend; min_px / 8 at most its
+ * tile) or vae_decode (the frame's arena; CPU backend only); all tiles are held on the host until blended. */
 sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w, const sky_vae_tiling *tiling,
                                 float *video, sky_err *err);
+
+/* The program the tiled decode with `tiling` runs on the variant: vae_decode_tile when the variant has one and
+ * its tile holds tiling's, else vae_decode (which sky_vae_decode_tiled runs on the CPU backend only). */
+const sky_vae_program *sky_vae_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling);
 
 /* `program vae_decode|vae_encode --weights W --inputs I --output O [--vae_tiling MIN:STRIDE]` (see above);
  * tiling NULL: untiled (vae_decode only). */

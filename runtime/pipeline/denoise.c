@@ -329,13 +329,26 @@ void sky_denoise_done_dit(sky_denoise *r)
     if (r->a->offload) sky_denoise_close_dits(r);
 }
 
+/* --vae_tiling's tiles, and whether the decode is tiled: where the latent is larger than a tile, as diffusers'
+ * decode chooses. */
+static int vae_tiled(const sky_denoise *r, sky_vae_tiling *t)
+{
+    const sky_gen_args *a = r->a;
+    const int           tl = a->vae_tile_px / r->v->vae_stride_s;
+    *t = (sky_vae_tiling){a->vae_tile_px, a->vae_tile_stride_px};
+    return r->vae_tiled && (r->h > tl || r->w > tl);
+}
+
 sky_status sky_denoise_use_vae(sky_denoise *r, int decode, sky_err *err)
 {
     sky_vae **m = decode ? &r->dec : &r->enc;
     if (*m) return SKY_OK;
-    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_LOAD, "loading the VAE %scoder", decode ? "de" : "en");
-    const sky_status st = sky_vae_open(m, decode ? r->v->vae_decode : r->v->vae_encode, decode, r->a->vae_weights,
-                                       r->v->name, r->a->backend, err);
+    sky_vae_tiling         t;
+    const sky_vae_program *p = !decode            ? r->v->vae_encode
+                               : vae_tiled(r, &t) ? sky_vae_tiled_program(r->v, &t)
+                                                  : r->v->vae_decode;
+    const sky_stage        prev = sky_denoise_stage(r, SKY_STAGE_LOAD, "loading the VAE %scoder", decode ? "de" : "en");
+    const sky_status       st = sky_vae_open(m, p, decode, r->a->vae_weights, r->v->name, r->a->backend, err);
     sky_denoise_stage(r, prev, NULL);
     return st;
 }
@@ -368,15 +381,11 @@ static sky_status decoded_finite(sky_denoise *r, const float *px, int T, sky_err
 sky_status sky_denoise_vae_decode(sky_denoise *r, const float *z, int F, float *px, sky_err *err)
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 1, err)) return SKY_ERR;
-    const sky_stage prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
-                                             sky_latent_video_frames(F, r->v->vae_stride_t));
-    /* --vae_tiling: tiles where the latent is larger than a tile, as diffusers' decode chooses them */
-    const sky_gen_args  *a = r->a;
-    const sky_vae_tiling t = {a->vae_tile_px, a->vae_tile_stride_px};
-    const int            tl = a->vae_tile_px / r->v->vae_stride_s;
-    const sky_status     st = a->vae_tiling && (r->h > tl || r->w > tl)
-                                  ? sky_vae_decode_tiled(r->dec, z, F, r->h, r->w, &t, px, err)
-                                  : sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
+    const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_DECODE, "VAE decode: %d latent frames to %d frames", F,
+                                              sky_latent_video_frames(F, r->v->vae_stride_t));
+    sky_vae_tiling   t;
+    const sky_status st = vae_tiled(r, &t) ? sky_vae_decode_tiled(r->dec, z, F, r->h, r->w, &t, px, err)
+                                           : sky_vae_decode(r->dec, z, F, r->h, r->w, px, err);
     sky_denoise_work_done(r, SKY_WORK_DECODE, sky_denoise_flops_vae(r, 1, F));
     sky_denoise_stage(r, prev, NULL);
     done_vae(r, 1);

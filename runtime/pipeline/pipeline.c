@@ -297,8 +297,11 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 }
 
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
- * against GPU 0's free memory before any model loads; --offload_blocks auto resolved into r->offload_blocks from
- * it (the largest block count that fits, none when everything does). */
+ * against GPU 0's free memory before any model loads. Where the VAE decoder at the frame's size would not fit and
+ * the variant has vae_decode_tile, the decode is tiled (r->vae_tiled; said on stderr), as with --vae_tiling; with
+ * --offload_blocks auto also where the rest then needs block offload (tiling costs less time than copying blocks).
+ * --offload_blocks auto is then resolved into r->offload_blocks (the largest block count that fits, none when
+ * everything does). */
 static sky_status check_device_memory(sky_denoise *r, sky_err *err)
 {
     const sky_gen_args     *a = r->a;
@@ -311,12 +314,33 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
                            .text = !a->prompt_embeds && v->text_encode,
                            .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
                            .vae_decode = a->vae_weights != NULL,
-                           .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r)};
+                           .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r),
+                           .vae_tiled = r->vae_tiled};
     size_t            free_bytes, total;
     if (sky_cuda_device_memory(v->name, 0, &free_bytes, &total, err)) return SKY_ERR;
-    if (a->offload_blocks < 0) c.offload_blocks = r->offload_blocks = sky_device_plan_fit_blocks(v, &c, free_bytes);
     sky_device_plan plan;
     sky_device_plan_make(v, &c, &plan);
+    const sky_vae_tiling tiling = {a->vae_tile_px, a->vae_tile_stride_px};
+    const int            auto_blocks = a->offload_blocks < 0;
+    if (sky_vae_tiled_program(v, &tiling) == v->vae_decode_tile &&
+        (sky_device_plan_tile_vae(v, &c, free_bytes) ||
+         (auto_blocks && c.vae_decode && !c.vae_tiled && v->vae_decode_tile && plan.peak > free_bytes))) {
+        const size_t frame = plan.bytes[SKY_DEVICE_VAE_DECODE];
+        char         fb[32], tb[32], have[32];
+        r->vae_tiled = c.vae_tiled = 1;
+        sky_device_plan_make(v, &c, &plan);
+        if (!a->quiet && !a->progress_json)
+            fprintf(stderr,
+                    "device memory: the VAE decoder at the frame's size (%s) does not fit beside the rest (%s free on "
+                    "GPU 0): decoding in tiles of %d:%d pixels (vae_decode_tile, %s), as --vae_tiling does\n",
+                    sky_device_bytes_fmt(fb, sizeof fb, frame), sky_device_bytes_fmt(have, sizeof have, free_bytes),
+                    a->vae_tile_px, a->vae_tile_stride_px,
+                    sky_device_bytes_fmt(tb, sizeof tb, plan.bytes[SKY_DEVICE_VAE_DECODE]));
+    }
+    if (auto_blocks) {
+        c.offload_blocks = r->offload_blocks = sky_device_plan_fit_blocks(v, &c, free_bytes);
+        sky_device_plan_make(v, &c, &plan);
+    }
     if (!a->quiet && !a->progress_json) {
         char need[32], have[32], pin[32] = "";
         if (plan.host_pinned) snprintf(pin, sizeof pin, "%d of %d", r->offload_blocks, v->dit->cuda_blocks);
@@ -470,7 +494,7 @@ static void report(const sky_denoise *r, double seconds)
 
 sky_status sky_pipeline_run(const sky_variant_desc *v, const sky_gen_args *a, sky_err *err)
 {
-    sky_denoise r = {.v = v, .a = a, .stage = SKY_STAGE_LOAD};
+    sky_denoise r = {.v = v, .a = a, .stage = SKY_STAGE_LOAD, .vae_tiled = a->vae_tiling};
     r.t0 = r.stage_t0 = sky_denoise_now();
     r.h = sky_latent_size(a->height, v->vae_stride_s);
     r.w = sky_latent_size(a->width, v->vae_stride_s);

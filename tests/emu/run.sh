@@ -32,7 +32,9 @@
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
-#      runs its convolutions in tf32 too), and op by op against the CPU backend;
+#      runs its convolutions in tf32 too), and op by op against the CPU backend; the tiled decode (vae_decode_tile,
+#      --vae_tiling) on every case of tests/fixtures/vae_tiled/ against diffusers' tiled_decode, the same rule
+#      (2 x diffusers' tiled decode's own error with tf32 convolutions, made by make_vae_tiled_fixtures.py);
 #   5. the encoders: text_encode (bf16) on every umT5 fixture case within 2 x transformers' own bf16 error,
 #      the rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers;
 #   6. the DF pipeline from a prompt to an mp4 with --backend cuda (two windows), beside the CPU run, and
@@ -504,12 +506,19 @@ unset SKY_SELFTEST_FAULT
 
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
 #    fixture's vae section and tiny_df128's DiT (so the variant has the CUDA target), bound 2 x the error
-#    of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*: PyTorch's default on a GPU)
+#    of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*: PyTorch's default on a GPU); where the
+#    configuration has a tiled fixture (tests/fixtures/vae_tiled/), the spec's vae.tile_px is its tile, and the
+#    tiled decode runs the generated vae_decode_tile, bound 2 x diffusers' tiled decode's tf32-conv error (its
+#    metadata peer_tf32_rel_l2)
 for dir in tests/fixtures/vae/*/; do
     config=$(basename "$dir")
     first=$(ls "$dir" | grep -E '^(decode|encode)_' | head -n 1)
     H=$("$ST" shape "$dir/$first" video 3)
     W=$("$ST" shape "$dir/$first" video 4)
+    tile=
+    for f in tests/fixtures/vae_tiled/"$config"_decode_*_tiled.safetensors; do
+        [ -f "$f" ] && tile="tile_px = $("$ST" meta "$f" tile_min_px), "
+    done
     v=emu_$config
     mkdir -p "$tmp/specs"
     spec=$tmp/specs/$v.lua
@@ -518,7 +527,7 @@ for dir in tests/fixtures/vae/*/; do
         echo "return {"
         echo "    variant = \"$v\", family = \"t2v\","
         sed -n '/^    dit = {/,/^    },/p' specs/tiny_df128.lua | sed 's/inject_sample_info = true/inject_sample_info = false/'
-        echo "    $("$ST" meta "$dir/$first" spec_lua | tr '\n' ' ')"
+        echo "    $("$ST" meta "$dir/$first" spec_lua | tr '\n' ' ' | sed "s/^vae = { /vae = { $tile/")"
         echo "    video = { height = $H, width = $W, base_num_frames = 17 },"
         echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
         echo "}"
@@ -542,6 +551,23 @@ for dir in tests/fixtures/vae/*/; do
         else
             cat "$tmp/vae.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
             bad "$config $c: cuda (emulated) vs diffusers fp32 (bound $bound = 2 x $peer)"
+        fi
+    done
+    # the tiled decode: vae_decode_tile on the device, the blend and the clamp on the host
+    for f in tests/fixtures/vae_tiled/"$config"_decode_*_tiled.safetensors; do
+        [ -f "$f" ] || continue
+        c=$(basename "$f" .safetensors)
+        tiling="$("$ST" meta "$f" tile_min_px):$("$ST" meta "$f" tile_stride_px)"
+        peer=$("$ST" meta "$f" peer_tf32_rel_l2)
+        bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
+        if [ -f "out/$v/gen/vae_decode_tile_cuda.c" ] &&
+           SKY_CUDA_PLUGIN="$PWD/$P" "$B" program vae_decode -q --weights "$dir/weights_diffusers.safetensors" \
+                --inputs "$f" --vae_tiling "$tiling" --output "$tmp/vae.safetensors" --backend cuda 2> "$tmp/vae.log" &&
+           "$ST" compare "$tmp/vae.safetensors" "$f" video "$bound" > "$tmp/cmp.txt"; then
+            ok "$c --vae_tiling $tiling: cuda (emulated, vae_decode_tile) vs diffusers' tiled decode fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x diffusers' tiled tf32-conv error $peer"
+        else
+            cat "$tmp/vae.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
+            bad "$c --vae_tiling $tiling: cuda (emulated) vs diffusers' tiled decode (bound $bound = 2 x $peer; needs out/$v/gen/vae_decode_tile_cuda.c)"
         fi
     done
     # op by op, one decode and one encode (the CUDA VAE traces channels-last tensors in the CPU's order)

@@ -21,7 +21,9 @@
 # tile is the same computation at a smaller size, and the blend (two products and a sum in fp32, as PyTorch
 # does them) and the clamp add at most an fp32 rounding. The same input decoded untiled must miss the tiled
 # reference by far more (diffusers' own tiled vs untiled outputs differ by ~0.7 relative here), so the test
-# sees the tiling.
+# sees the tiling. Each configuration with a tiled fixture is generated with vae.tile_px = the fixture's tile, so
+# its tiled decode runs vae_decode_tile, the decoder generated at the tile's size (its arena the tile's; the
+# variant's vae_decode at the frame's size is what the untiled cases run); the test checks the variant has it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BOUND=1e-5
@@ -38,6 +40,11 @@ for dir in tests/fixtures/vae/*/; do
     # video size from the first case's video tensor: [1, 3, T, H, W]
     H=$($st shape "$dir/$first" video 3)
     W=$($st shape "$dir/$first" video 4)
+    # the tile of this configuration's tiled fixture, if any: the spec's vae.tile_px (vae_decode_tile's size)
+    tile=
+    for f in tests/fixtures/vae_tiled/"$config"_decode_*_tiled.safetensors; do
+        [ -f "$f" ] && tile="tile_px = $($st meta "$f" tile_min_px), "
+    done
     mkdir -p "$tmp/specs"
     spec=$tmp/specs/$config.lua
     {
@@ -45,7 +52,7 @@ for dir in tests/fixtures/vae/*/; do
         echo "return {"
         echo "    variant = \"$config\", family = \"t2v\","
         sed -n '/^    dit = {/,/^    },/p' specs/tiny_t2v.lua
-        echo "    $($st meta "$dir/$first" spec_lua | tr '\n' ' ')"
+        echo "    $($st meta "$dir/$first" spec_lua | tr '\n' ' ' | sed "s/^vae = { /vae = { $tile/")"
         echo "    video = { height = $H, width = $W, base_num_frames = 17 },"
         echo "    sampler = { steps = 30, shift = 8.0, guidance = 6.0 },"
         echo "}"
@@ -74,6 +81,12 @@ for f in tests/fixtures/vae_tiled/*.safetensors; do
     bin=out/$config/skyreels-$config
     tiling="$($st meta "$f" tile_min_px):$($st meta "$f" tile_stride_px)"
     out=$tmp/tiled-$(basename "$f")
+    if [ -f "out/$config/gen/vae_decode_tile_cpu.c" ]; then
+        echo "ok   $config: has vae_decode_tile ($(grep -o 'vae_decode_tile: arena peak [^(]*' "$tmp/gen-$config.log"))"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $config: no vae_decode_tile generated (the spec's vae.tile_px is the fixture's tile)"; fail=$((fail + 1))
+    fi
     if "$bin" program vae_decode -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
             --vae_tiling "$tiling" --output "$out" && $st compare "$out" "$f" video $BOUND | sed "s|$tmp/||"; then
         pass=$((pass + 1))

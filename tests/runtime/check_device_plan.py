@@ -13,6 +13,9 @@ recomputed from the generated tables the CUDA plugin itself reads (not from the 
   - with --offload_blocks 2 (runtime/cuda/offload.c): the transformer keeps its weights of no block
     (dit_forward_weight_block -1) and 2 slots of the largest block's weights (each padded to 256), the blocks
     (count x that) in pinned host memory; the same peaks with TeaCache's buffers.
+  - where the variant has vae_decode_tile (the tiled decode's program): the tiled VAE decoder = the VAE decoder
+    with plan_cuda.txt's vae_decode_tile arena peak in place of vae_decode's (the same weights), and every peak
+    again with --vae_tiling, the tiled decoder in place of the decoder.
 Prints what it checked; exit 1 on a mismatch. (The emulator tier checks that the plugin's measured peak
 equals the printed plan to the byte, tests/emu/run.sh step 6.)"""
 import re
@@ -52,19 +55,36 @@ fail = []
 if part.get("the transformer") != want:
     fail.append(f"the transformer: --info {part.get('the transformer')}, recomputed {want} ({weights} weights + {arena} arena + 32 MiB + 2 x {pad(prompt)})")
 tc = part.get("TeaCache's buffers", 0)
-vae = part.get("the VAE decoder", 0) + part.get("the VAE encoder", 0)
-stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE decoder", "the VAE encoder")]
-expect = {"(every model kept)": part["the transformer"] + vae, "--offload": max(stages + [part["the transformer"]])}
+# each peak row as (its flags, the transformer's term, whether the VAE decoder is tiled); every model kept: the
+# transformer with the VAE programs; --offload: the largest stage alone
+rows = [("", part["the transformer"])]
 if tc:
-    expect["--teacache"] = part["the transformer"] + tc + vae
-    expect["--offload --teacache"] = max(stages + [part["the transformer"] + tc])
-if n_blocks > 2:
-    t2 = part["the transformer"] - (n_blocks - 2) * block
-    expect["--offload_blocks 2"] = t2 + tc + vae
-    expect["--offload --offload_blocks 2"] = max(stages + [t2 + tc])
-    pinned = [int(m.group(1)) for m in re.finditer(r"offload_blocks 2 .*\((\d+) bytes\) pinned host$", info, re.M)]
-    if pinned != [n_blocks * block] * 2:
-        fail.append(f"--offload_blocks 2 pinned host: --info {pinned}, recomputed {n_blocks} x {block}")
+    rows.append(("--teacache", part["the transformer"] + tc))
+pinned = [int(m.group(1)) for m in re.finditer(r"offload_blocks 2 .*\((\d+) bytes\) pinned host$", info, re.M)]
+if n_blocks > 2:  # --offload_blocks 2 rows (with TeaCache's buffers where the variant has them): 2 blocks resident
+    rows.append(("--offload_blocks 2", part["the transformer"] - (n_blocks - 2) * block + tc))
+tiled = [m for m in re.finditer(r"^ {12}the VAE decoder, tiled +[0-9.]+ [GM]iB \((\d+) bytes\)$", info, re.M)]
+decoders = [("", part.get("the VAE decoder", 0))]
+if "vae_decode_tile (cuda" in plan:
+    arena_of = lambda name: int(re.search(r"^# arena %s \(cuda[^)]*\): peak ([0-9,]+) B" % name, plan, re.M)
+                                .group(1).replace(",", ""))
+    want_tiled = part["the VAE decoder"] - arena_of("vae_decode") + arena_of("vae_decode_tile")
+    if len(tiled) != 1 or int(tiled[0].group(1)) != want_tiled:
+        fail.append(f"the VAE decoder, tiled: --info {[int(m.group(1)) for m in tiled]}, recomputed {want_tiled}")
+    decoders.append((" --vae_tiling", want_tiled))
+elif tiled:
+    fail.append("--info shows a tiled VAE decoder, plan_cuda.txt has no vae_decode_tile")
+if n_blocks > 2 and pinned != [n_blocks * block] * (2 * len(decoders)):
+    fail.append(f"--offload_blocks 2 pinned host: --info {pinned}, recomputed {n_blocks} x {block}")
+expect = {}
+for tflag, dec in decoders:
+    enc = part.get("the VAE encoder", 0)
+    stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE encoder")] + [dec]
+    for flags, dit in rows:
+        kept = " ".join(x for x in (flags, tflag.strip()) if x) or "(every model kept)"
+        expect[kept] = dit + dec + enc
+        off = "--offload" + (" " + flags if flags else "") + tflag
+        expect[off] = max(stages + [dit])
 for k, v in expect.items():
     if peak.get(k) != v:
         fail.append(f"peak {k}: --info {peak.get(k)}, the parts give {v}")

@@ -13,8 +13,8 @@ mkdir -p "$OUT"
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime -Itests/runtime)
 SAN_FLAGS=(-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/safetensors_write.c runtime/formats/checkpoint.c runtime/formats/pickle.c runtime/formats/pth.c runtime/formats/zip.c runtime/formats/weights.c runtime/models/latent.c runtime/models/fp8_quant.c runtime/models/lora.c runtime/models/teacache.c runtime/models/prompt_cache.c runtime/pipeline/resume.c runtime/net/prompt_enhancer.c runtime/net/http_none.c)
-TESTS=(test_json test_safetensors test_weights test_fp8 test_latent test_lora test_teacache test_prompt_cache test_resume test_prompt_enhancer)
+LIB=(runtime/core/status.c runtime/core/json.c runtime/core/dtype.c runtime/core/fs.c runtime/formats/safetensors.c runtime/formats/safetensors_write.c runtime/formats/checkpoint.c runtime/formats/pickle.c runtime/formats/pth.c runtime/formats/zip.c runtime/formats/weights.c runtime/models/latent.c runtime/models/fp8_quant.c runtime/models/lora.c runtime/models/teacache.c runtime/models/prompt_cache.c runtime/models/device_plan.c runtime/pipeline/resume.c runtime/net/prompt_enhancer.c runtime/net/http_none.c)
+TESTS=(test_json test_safetensors test_weights test_fp8 test_latent test_lora test_teacache test_prompt_cache test_device_plan test_resume test_prompt_enhancer)
 
 failed=()
 tot_p=0 tot_f=0

@@ -4,11 +4,12 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 fef2c0ca835986aa
+ * generator  gen/ (30 .lua files)                 xxh64 e8594241eef24eae
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    830 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
+ * weights    108 tensors of vae_decode_tile (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
  */
 #include "models/program.h"
@@ -24,6 +25,8 @@ void dit_forward_usp_head_cpu(unsigned char *arena, unsigned char *prompt, const
 void text_encode_cpu(unsigned char *arena, const float *const *w, int N);
 void vae_decode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_decode_cpu_reset(unsigned char *arena);
+void vae_decode_tile_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
+void vae_decode_tile_cpu_reset(unsigned char *arena);
 void vae_encode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_encode_cpu_reset(unsigned char *arena);
 
@@ -1405,6 +1408,21 @@ static const sky_vae_program vae_encode = {
     .flops = 10553041551360,   /* one call at its largest (4 video frames), convolutions + attention */
 };
 
+static const sky_vae_program vae_decode_tile = {
+    .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
+    .stride_t = 4, .stride_s = 8,
+    .arena_bytes = (size_t)1044709376, .cuda_arena_bytes = (size_t)1044709376,
+    .cuda_weight_bytes = (size_t)293184768,
+    .in = {(size_t)0, (size_t)65536}, .out = {(size_t)11337728, (size_t)3145728},
+    .out_unclamped = {(size_t)11337728, (size_t)3145728},
+    .n_weights = 108,
+    .weights = vae_decode_weights,
+    .forward_cpu = vae_decode_tile_cpu,
+    .reset_cpu = vae_decode_tile_cpu_reset,
+    .flops = 2215385759744,   /* one call at its largest (4 video frames), convolutions + attention */
+    .tile = 32,   /* latents: a call's H and W at most this (the spec's vae.tile_px / 8) */
+};
+
 static const sky_encoder_program text_encode = {
     .rows = 512, .dim = 4096, .vocab = 256384,
     .arena_bytes = (size_t)79695872, .cuda_arena_bytes = (size_t)39849984,
@@ -1444,6 +1462,13 @@ static const sky_count_group vae_decode_count_groups[5] = {
     {"norms", 30, 0, 1.742195904e+10, 0.0, 0.0, 0.0036295748, 0.0036295748},
     {"residuals / elementwise", 20, 0, 1.514182656e+10, 0.0, 0.0, 0.0031545472, 0.0031545472},
 };
+static const sky_count_group vae_decode_tile_count_groups[5] = {
+    {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 19398656.0, 1610612736.0, 2.403899605970149e-05, 4.041386666666666e-06, 2.403899605970149e-05},
+    {"GEMM 1x1 conv", 0, 4, 3.11056e+07, 2416443392.0, 4.8915858137651824e-06, 6.480333333333333e-06, 6.480333333333333e-06},
+    {"convolutions (3x3x3, 3x3, time)", 67, 0, 3518200332.0, 2211358703616.0, 0.004476434622704454, 0.0007329584025, 0.004476434622704454},
+    {"norms", 30, 0, 2.1863136e+09, 0.0, 0.0, 0.000455482, 0.000455482},
+    {"residuals / elementwise", 20, 0, 1900150784.0, 0.0, 0.0, 0.00039586474666666665, 0.00039586474666666665},
+};
 static const sky_count_group vae_encode_count_groups[5] = {
     {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 6.2042112e+08, 1.022754816e+11, 0.0015264997253731343, 0.0001292544, 0.0015264997253731343},
     {"GEMM 1x1 conv", 0, 5, 832057728.0, 3.85204224e+10, 7.797656356275304e-05, 0.00017334536, 0.00017334536},
@@ -1452,7 +1477,7 @@ static const sky_count_group vae_encode_count_groups[5] = {
     {"residuals / elementwise", 13, 0, 8.06913024e+09, 0.0, 0.0, 0.0016810688, 0.0016810688},
 };
 /* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
-static const sky_count_program variant_count_programs[4] = {
+static const sky_count_program variant_count_programs[5] = {
     {
         "dit_forward", 11, dit_forward_count_groups,
         {"total", 282, 187, 248499248592.0, 611793758060544.0, 0.6187498074346833, 0.05177067679, 0.6407997999046833},
@@ -1472,6 +1497,12 @@ static const sky_count_program variant_count_programs[4] = {
         0.04402998411171592, 0.017940643260182004,
     },
     {
+        "vae_decode_tile", 5, vae_decode_tile_count_groups,
+        {"total", 118, 6, 7655168972.0, 2215385759744.0, 0.00450536520457792, 0.0015948268691666667, 0.005358300698764156},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        0.005358300698764156, 0.0022400260462527807,
+    },
+    {
         "vae_encode", 5, vae_encode_count_groups,
         {"total", 87, 7, 35892257792.0, 1.055304155136e+13, 0.022681896627721312, 0.007477553706666667, 0.02657863382415856},
         {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
@@ -1482,7 +1513,7 @@ static const sky_count_table variant_counts = {
     .device = "H200 SXM",
     .bf16_flops = 9.89e+14, .tf32_flops = 4.94e+14, .f32_flops = 6.7e+13, .hbm_bytes = 4.8e+12,
     .source = "NVIDIA H200 datasheet: BF16 1,979 and TF32 989 TFLOP/s with sparsity (halved), FP32 67, HBM3e 4.8 TB/s",
-    .n_programs = 4, .programs = variant_count_programs,
+    .n_programs = 5, .programs = variant_count_programs,
 };
 
 const sky_variant_desc sky_variant = {
@@ -1490,7 +1521,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "fef2c0ca835986aa",
+    .generator_xxh64 = "e8594241eef24eae",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
@@ -1501,4 +1532,5 @@ const sky_variant_desc sky_variant = {
     .text_encode = &text_encode,
     .clip_encode = NULL,
     .counts = &variant_counts,
+    .vae_decode_tile = &vae_decode_tile,
 };

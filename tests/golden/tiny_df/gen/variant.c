@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (30 .lua files)                 xxh64 fef2c0ca835986aa
+ * generator  gen/ (30 .lua files)                 xxh64 e8594241eef24eae
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -445,7 +445,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "00ff5640f5d071a8",
-    .generator_xxh64 = "fef2c0ca835986aa",
+    .generator_xxh64 = "e8594241eef24eae",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,
@@ -456,4 +456,5 @@ const sky_variant_desc sky_variant = {
     .text_encode = &text_encode,
     .clip_encode = NULL,
     .counts = NULL,
+    .vae_decode_tile = NULL,
 };

@@ -1,0 +1,110 @@
+/* tests/runtime/test_device_plan.c — runtime/models/device_plan.c's VAE terms: the tiled decoder (vae_decode_tile)
+ * counted in place of vae_decode when the decode is tiled, the run's automatic choice of tiling when the frame's
+ * decoder does not fit (sky_device_plan_tile_vae), and the refusal's suggestions. A made-up variant with round
+ * sizes; each part is counted as device_plan.h says (weights + arena + the cuBLASLt workspace), so the expected
+ * values are sums of the numbers below.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "models/cuda_abi.h" /* SKY_GEMM_WORKSPACE_BYTES */
+#include "models/device_plan.h"
+
+enum { MIB = 1 << 20 };
+#define WS ((size_t)SKY_GEMM_WORKSPACE_BYTES)
+
+static const sky_dit_program dit = {.cuda_weight_bytes = 1000 * (size_t)MIB, .cuda_arena_bytes = 200 * (size_t)MIB};
+static const sky_vae_program dec = {.cuda_weight_bytes = 10 * MIB, .cuda_arena_bytes = 2000 * (size_t)MIB};
+static const sky_vae_program tile = {.cuda_weight_bytes = 10 * MIB, .cuda_arena_bytes = 100 * (size_t)MIB, .tile = 32};
+static const sky_vae_program enc = {.cuda_weight_bytes = 10 * MIB, .cuda_arena_bytes = 50 * (size_t)MIB};
+
+static sky_variant_desc variant(int with_tile)
+{
+    sky_variant_desc v = {.name = "made_up", .has_cuda = 1, .dit = &dit, .vae_decode = &dec, .vae_encode = &enc};
+    v.vae_decode_tile = with_tile ? &tile : NULL;
+    return v;
+}
+
+/* The decoder's bytes: vae_decode's, or vae_decode_tile's when tiled; the peak with every model kept moves by the
+ * arenas' difference. */
+static int test_tiled_decoder_counted(void)
+{
+    const sky_variant_desc v = variant(1);
+    sky_device_config      c = {.vae_decode = 1, .vae_encode = 1};
+    sky_device_plan        a, b;
+    sky_device_plan_make(&v, &c, &a);
+    c.vae_tiled = 1;
+    sky_device_plan_make(&v, &c, &b);
+    CHECK(a.bytes[SKY_DEVICE_VAE_DECODE] == 2010 * (size_t)MIB + WS, "untiled decoder %zu",
+          a.bytes[SKY_DEVICE_VAE_DECODE]);
+    CHECK(b.bytes[SKY_DEVICE_VAE_DECODE] == 110 * (size_t)MIB + WS, "tiled decoder %zu",
+          b.bytes[SKY_DEVICE_VAE_DECODE]);
+    CHECK(a.peak - b.peak == 1900 * (size_t)MIB, "peaks %zu and %zu", a.peak, b.peak);
+    const sky_variant_desc w = variant(0); /* no vae_decode_tile: tiling changes nothing on the device */
+    sky_device_plan_make(&w, &c, &b);
+    CHECK(b.peak == a.peak, "without vae_decode_tile %zu, want %zu", b.peak, a.peak);
+    return 0;
+}
+
+/* Tiling is chosen exactly when the untiled peak does not fit and the tiled one does. */
+static int test_auto_tiling(void)
+{
+    const sky_variant_desc  v = variant(1), w = variant(0);
+    const sky_device_config c = {.vae_decode = 1, .vae_encode = 1};
+    sky_device_config       t = c;
+    sky_device_plan         a, b;
+    t.vae_tiled = 1;
+    sky_device_plan_make(&v, &c, &a);
+    sky_device_plan_make(&v, &t, &b);
+    CHECK(!sky_device_plan_tile_vae(&v, &c, a.peak), "tiled though the untiled run fits");
+    CHECK(sky_device_plan_tile_vae(&v, &c, a.peak - 1), "not tiled one byte short of the untiled peak");
+    CHECK(sky_device_plan_tile_vae(&v, &c, b.peak), "not tiled at the tiled peak");
+    CHECK(!sky_device_plan_tile_vae(&v, &c, b.peak - 1), "tiled though the tiled run does not fit either");
+    CHECK(!sky_device_plan_tile_vae(&w, &c, a.peak - 1), "tiled without vae_decode_tile");
+    CHECK(!sky_device_plan_tile_vae(&v, &t, b.peak - 1), "asked again when already tiled");
+    const sky_device_config nodec = {.vae_encode = 1};
+    CHECK(!sky_device_plan_tile_vae(&v, &nodec, 0), "tiled a run that does not decode");
+    return 0;
+}
+
+/* The refusal names the first option that fits, tried in the order --vae_tiling, --offload, both. Here the
+ * decoder's frame arena is the largest part: tiling alone (every model kept) beats --offload alone, whose peak
+ * is that decoder, and both together beat either. Without vae_decode_tile only --offload is named. */
+static int test_check_suggests(void)
+{
+    const sky_variant_desc  v = variant(1), w = variant(0);
+    const sky_device_config c = {.vae_decode = 1, .vae_encode = 1};
+    sky_device_config       o = c;
+    sky_device_plan         tiled, off, both;
+    sky_err                 err;
+    o.vae_tiled = 1;
+    sky_device_plan_make(&v, &o, &tiled);
+    o.offload = 1;
+    sky_device_plan_make(&v, &o, &both);
+    o.vae_tiled = 0;
+    sky_device_plan_make(&v, &o, &off);
+    CHECK(off.peak > tiled.peak && tiled.peak > both.peak, "peaks: offload %zu, tiled %zu, both %zu", off.peak,
+          tiled.peak, both.peak);
+    CHECK(sky_device_plan_check(&v, &c, tiled.peak, 1, &err) && strstr(err.msg, "run with --vae_tiling (the"), "%s",
+          err.msg);
+    CHECK(sky_device_plan_check(&v, &c, tiled.peak - 1, 1, &err) && strstr(err.msg, "run with --offload --vae_tiling"),
+          "%s", err.msg);
+    CHECK(sky_device_plan_check(&v, &c, both.peak - 1, 1, &err) && strstr(err.msg, "even with every option") &&
+              strstr(err.msg, "--offload --vae_tiling"),
+          "%s", err.msg);
+    CHECK(sky_device_plan_check(&w, &c, off.peak, 1, &err) && strstr(err.msg, "run with --offload (each") &&
+              !strstr(err.msg, "vae_tiling"),
+          "%s", err.msg);
+    sky_device_plan all;
+    sky_device_plan_make(&v, &c, &all);
+    CHECK(sky_device_plan_check(&v, &c, all.peak, 1, &err) == SKY_OK, "refused at its own peak: %s", err.msg);
+    return 0;
+}
+
+int main(void)
+{
+    RUN(test_tiled_decoder_counted);
+    RUN(test_auto_tiling);
+    RUN(test_check_suggests);
+    return CHECK_SUMMARY();
+}
