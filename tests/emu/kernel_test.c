@@ -187,6 +187,53 @@ static void test_rms_norm(int C, int silu)
           silu ? " + SiLU" : "", worst);
 }
 
+/* ---- rms_factor --------------------------------------------------------------------------------
+ * q's row factors (lower.lua's q_norm) against the kernels whose normalised q the attention now makes: at
+ * 1536 channels with df_1.3b_540p's threads, rms_factor (PAIRS 0) and rmsnorm, rms_factor (PAIRS 1) and
+ * rmsnorm_rope on rows 3 C apart (q's third of a fused q|k|v). q normalised on the host from the factors
+ * as common.cuh's sky_q_prep does it (x r, times g, the pair rotated, one bf16 rounding) must equal the
+ * norm's output bit for bit: the factors are the norm's own. */
+static void test_rms_factor(int pairs)
+{
+    enum { C = 1536, D = 128 };
+    const int rows = 19, ldx = pairs ? 3 * C : C;
+    uint16_t *x = dev((size_t)rows * ldx * 2), *y = dev((size_t)rows * C * 2);
+    float *g = dev(C * 4), *r = dev(rows * 4), *tab = dev((size_t)rows * D * 4);
+    for (size_t i = 0; i < (size_t)rows * ldx; i++) x[i] = sky_emu_f32_to_bf16(4.0f * urand() + 0.5f);
+    for (int c = 0; c < C; c++) g[c] = 1.0f + 0.3f * urand();
+    for (int n = 0; n < rows; n++)
+        for (int p = 0; p < D / 2; p++) {
+            const double t = 0.37 * n * (p + 1);
+            tab[n * D + p] = (float)cos(t), tab[n * D + D / 2 + p] = (float)sin(t);
+        }
+    int a_ld = ldx;
+    if (pairs) {
+        void *args[] = { &y, &x, &g, &tab, &a_ld };
+        sky_emu_launch(kernel("rmsnorm_rope_c1536_d128_eps1e06f_threads256"), rows, 1, 1, 256, 1, 1, 0, args);
+    } else {
+        void *args[] = { &y, &x, &g };
+        sky_emu_launch(kernel("rmsnorm_c1536_eps1e06f_threads256"), rows, 1, 1, 256, 1, 1, 0, args);
+    }
+    void *fargs[] = { &r, &x, &a_ld };
+    sky_emu_launch(kernel(pairs ? "rms_factor_c1536_eps1e06f_pairs1_threads256" : "rms_factor_c1536_eps1e06f_pairs0_threads256"),
+                   rows, 1, 1, 256, 1, 1, 0, fargs);
+    int differ = 0;
+    for (int n = 0; n < rows; n++)
+        for (int c = 0; c < C; c += 2) {
+            const float a = sky_emu_bf16_to_f32(x[(size_t)n * ldx + c]) * r[n] * g[c],
+                        b = sky_emu_bf16_to_f32(x[(size_t)n * ldx + c + 1]) * r[n] * g[c + 1];
+            float u = a, w = b;
+            if (pairs) {
+                const float cs = tab[n * D + c % D / 2], sn = tab[n * D + D / 2 + c % D / 2];
+                u = a * cs - b * sn, w = a * sn + b * cs;
+            }
+            differ += y[(size_t)n * C + c] != sky_emu_f32_to_bf16(u) || y[(size_t)n * C + c + 1] != sky_emu_f32_to_bf16(w);
+        }
+    check(differ == 0, "rms_factor (%s): %d rows of %d: q normalised from its factors equals %s's output bit for bit "
+          "(%d pairs differ)", pairs ? "pairs, rows 3 C apart" : "values", rows, C, pairs ? "rmsnorm_rope" : "rmsnorm",
+          differ);
+}
+
 /* ---- residual_norm --------------------------------------------------------------------------- */
 
 /* Fill n values of dtype bf (1: bf16 bits, 0: fp32) at p with a * U[-1, 1) + o. */
@@ -553,6 +600,8 @@ int main(void)
             }
     }
     test_gated_residual_vec();
+    test_rms_factor(0);
+    test_rms_factor(1);
     test_attention(300, 600, ATT_C, 0);
     test_attention(130, 512, ATT_C, 0);
     test_attention(200, 257, ATT_C, 0);
