@@ -64,7 +64,7 @@ end
 -- The kinds of memory-bound op.
 local kind_of = {
     layernorm_modulate = "4 norm", layernorm_affine = "4 norm", rmsnorm = "4 norm", rms_norm_ch = "4 norm",
-    residual_norm = "4 residual norm", rmsnorm_rope = "4 norm rope", rope = "4 norm rope", rope_table = "4 norm rope",
+    residual_norm = "4 residual norm", rmsnorm_rope = "4 norm rope", rms_factor = "4 norm", rope = "4 norm rope", rope_table = "4 norm rope",
     patchify = "6 embed head", unpatchify = "6 embed head", sinusoid = "6 embed head", embedding = "6 embed head",
     gather_rows = "6 embed head", patch_cols = "6 embed head", cls_pos = "6 embed head",
     causal_conv3 = "3 conv", conv2d_k3 = "3 conv", conv2d_k3_s2 = "3 conv", time_conv_up = "3 conv",
@@ -113,7 +113,7 @@ local function launches(g, n)
     if op == "causal_conv3" or op == "time_conv_up" or op == "time_conv_down" then return 2, 0 end   -- conv + cache
     if op == "attn_qk" then local T = graph.max_dim(g, n.ins[1].dims[2]); return T, T end         -- softmax, S = QK^T
     if op == "attn_pv" then return 0, graph.max_dim(g, n.ins[2].dims[2]) end
-    if (op == "attention" or op == "attention_relbias") and n.ins[4] then                          -- per head
+    if (op == "attention" or op == "attention_relbias") and n.ins[4] and not n.attrs.q_norm then   -- per head
         return n.attrs.num_heads, 2 * n.attrs.num_heads
     end
     return 1, 0
@@ -129,7 +129,7 @@ end
 -- The group key and label of node n of program g.
 local function group_of(g, n)
     if n.op == "linear" or n.op == "conv1x1" then return gemm_group(n.attrs.weight, n.op) end
-    if n.op == "attention" and not n.ins[4] then
+    if n.op == "attention" and (not n.ins[4] or n.attrs.q_norm) then
         local key = n.out.name:find("cross_attn", 1, true) and "1 attention cross" or "1 attention self"
         return key, labels[key]
     end
@@ -155,16 +155,23 @@ local function bytes_of(g, n)
     local seen, total = {}, 0
     local function tensor(t, cols, ld)
         if seen[t] then return end
-        seen[t] = true
         local e = elems(g, t) // (ld or 1) * (cols or 1)
         total = total + e * assert(dtype_bytes[t.dtype], "count: no size of dtype " .. tostring(t.dtype))
     end
-    -- a column view of a fused q|k|v (lower.lua's qkv): only its columns are read
+    -- column views of a fused q|k|v (lower.lua's qkv): only their columns are read (q's and v's of one
+    -- q|k|v by an attention: two thirds)
     local a = n.attrs
     if a.ld then tensor(n.ins[1], a.dim, a.ld) end
+    if a.q_ld then tensor(n.ins[1], a.q_ld // 3, a.q_ld) end
     if a.v_ld then tensor(n.ins[3], a.v_ld // 3, a.v_ld) end
-    for _, t in ipairs(n.ins) do tensor(t) end
+    if a.ld or a.q_ld then seen[n.ins[1]] = true end
+    if a.v_ld then seen[n.ins[3]] = true end
+    for _, t in ipairs(n.ins) do
+        tensor(t)
+        seen[t] = true
+    end
     tensor(n.out)
+    seen[n.out] = true
     if n.also then tensor(n.also) end                -- a second output (lower.lua's residual_norm)
     for _, key in ipairs(sorted.keys(n.attrs)) do
         local w = n.attrs[key]

@@ -16,6 +16,12 @@
 --                layernorm_modulate) on the same rows become one node in the norm's place writing both
 --                outputs (n.also: the residual stream, which later nodes still read); the DiT's
 --                x1 -> norm3, x2 -> norm2, and each block's output -> the next block's norm1
+--   q_norm       the norm of an attention's q (rmsnorm: cross-attention; rmsnorm_rope: self-attention, q a view
+--                of the fused q|k|v) becomes rms_factor, which reads q and writes one fp32 factor per row; the
+--                attentions reading the normed q read q itself with the factors (ins[4]), the norm's weight
+--                (attrs.q_weight) and, for rmsnorm_rope, the RoPE table (ins[5]), and normalise q where they
+--                load it (attrs.q_norm; templates/cuda/attention_sm*.cu.in): the normed q is never stored
+--                                                                                   (dit_forward)
 --   expansions   one node becomes several, with tensors of their own (ids after the graph's)
 --     attention_frames          attn_qk (per frame: S = Q K^T, softmax in place) then attn_pv (O = P V);
 --                               the scores [T, H, W, H, W] are planned in the arena       (VAE)
@@ -276,6 +282,48 @@ local function fuse_residual_norms(nodes)
     return out
 end
 
+-- ---- q_norm: an attention's q normalised where the attention loads it ------------------------------
+
+-- The norms whose output may be normalised at an attention's load instead of stored.
+local q_norm_ops = { rmsnorm = true, rmsnorm_rope = true }
+
+-- The nodes with each q norm read only by attentions (as their q) made an rms_factor node, and its readers
+-- reading q with the factors (see the header).
+local function fuse_q_norms(nodes, L)
+    local readers_of = {}
+    for _, n in ipairs(nodes) do
+        for _, t in ipairs(n.ins) do
+            readers_of[t.id] = readers_of[t.id] or {}
+            table.insert(readers_of[t.id], n)
+        end
+    end
+    local replace = {}
+    for _, a in ipairs(nodes) do
+        local rs = readers_of[a.out.id]
+        local ok = q_norm_ops[a.op] and rs and a.out.kind == "act"
+        for _, r in ipairs(rs or {}) do
+            ok = ok and r.op == "attention" and #r.ins == 3 and r.ins[1] == a.out and r.ins[2] ~= a.out
+                 and r.ins[3] ~= a.out and r.part == a.part
+        end
+        if ok then
+            local x, at = a.ins[1], a.attrs
+            local factor = L.tensor(a.out.name .. ".rms", { a.out.dims[1] }, "f32", "act")
+            replace[a] = node("rms_factor", { x }, factor, { dim = at.dim, eps = at.eps, col = at.col, ld = at.ld,
+                                                            pairs = a.op == "rmsnorm_rope" }, a.part)
+            for _, r in ipairs(rs) do
+                local attrs = copy_attrs(r.attrs)
+                attrs.q_norm, attrs.q_weight, attrs.q_col, attrs.q_ld = true, at.weight, at.col, at.ld
+                local ins = { x, r.ins[2], r.ins[3], factor }
+                if a.op == "rmsnorm_rope" then ins[5] = a.ins[2] end
+                replace[r] = node(r.op, ins, r.out, attrs, r.part)
+            end
+        end
+    end
+    local out = {}
+    for _, n in ipairs(nodes) do out[#out + 1] = replace[n] or n end
+    return out
+end
+
 -- ---- expansions -----------------------------------------------------------------------------------
 
 -- Each rule: fn(n, L) -> the nodes replacing n, or nil to keep it. L.tensor(name, dims, dtype, kind)
@@ -347,7 +395,7 @@ end
 -- The encoders' attention is "attention" in clip_encode and "attention_relbias" in text_encode.
 local cuda_lowering = {
     dit_forward = { label = "cuda backend, the original's dtypes", fuse = { "linear_gelu", "rmsnorm_rope" },
-                    qkv = true, residual_norm = true, expand = {} },
+                    qkv = true, residual_norm = true, q_norm = true, expand = {} },
     vae_decode  = { label = "cuda backend, fp32, channels-last", fuse = { "rms_norm_silu" },
                     expand = { "attention_frames", "causal_conv3" } },
     text_encode = { label = "cuda backend", fuse = {}, expand = { "attention_relbias", "zero_tail" } },
@@ -410,6 +458,7 @@ function lower.cuda(g)
     local nodes = fuse(g.nodes, how.fuse)
     if how.qkv then nodes = fuse_qkv(nodes, L) end
     if how.residual_norm then nodes = fuse_residual_norms(nodes) end
+    if how.q_norm then nodes = fuse_q_norms(nodes, L) end
     nodes = expand(nodes, how.expand, L)
     return finish(g, nodes, L, how.label)
 end

@@ -85,9 +85,13 @@ ops.rope = {            -- rotate interleaved pairs of every head of q or k (§2
     shape  = function(ins) return ins[1].dims end,
 }
 ops.attention = {       -- softmax(q k^T / sqrt(d)) v per head, no mask
-    inputs = { "q", "k", "v", "scores?" },      -- scores: the CUDA encoders' scratch (lower.lua)
-    shape  = function(ins) return ins[1].dims end,
-    flops  = function(n, ins) return 4 * n(rows(ins[1])) * n(rows(ins[2])) * cols(ins[1]) end,
+    -- 4th: the CUDA encoders' scratch of scores, or (attrs.q_norm) q's row factors, then the RoPE table (lower.lua)
+    inputs = { "q", "k", "v", "scores_or_q_rs?", "table?" },
+    shape  = function(ins, a)                   -- q a column view of a [rows, q_ld] q|k|v: [rows, q_ld / 3]
+        if a.q_ld then return { ins[1].dims[1], a.q_ld // 3 } end
+        return ins[1].dims
+    end,
+    flops  = function(n, ins, out) return 4 * n(rows(ins[1])) * n(rows(ins[2])) * cols(out) end,
 }
 ops.gated_residual = {  -- y = x + u * mod[gate] (fp32 residual stream, §2.7; attrs.at_tok0 as layernorm_modulate)
     inputs = { "x", "u", "mod" },
@@ -226,6 +230,11 @@ ops.split3 = {          -- part `part` (0, 1, 2) of a fused [rows, 3C] q|k|v pro
 ops.rmsnorm_rope = {    -- rmsnorm -> rope in one pass (one bf16 rounding): q or k of self-attention
     inputs  = { "x", "table" },                 -- x: [rows, dim], or a column view of a [rows, ld] qkv (lower.lua)
     shape   = function(ins, a) return { ins[1].dims[1], a.dim } end,
+    lowered = "cuda",
+}
+ops.rms_factor = {      -- rsqrt(mean(x^2) + eps) of each row of q, fp32 (lower.lua's q_norm): [rows]
+    inputs  = { "x" },                          -- x: [rows, dim], or a column view of a [rows, ld] qkv
+    shape   = function(ins) return { ins[1].dims[1] } end,
     lowered = "cuda",
 }
 ops.residual_norm = {   -- a residual (gated_residual or add) and the norm reading it (layernorm_affine or

@@ -146,6 +146,16 @@ emit.rmsnorm_rope = function(n, E)
                                                             ptr(n.ins[2]), "INT(" .. (a.ld or a.dim) .. ")" }) }
 end
 
+-- q's row factors (lower.lua's q_norm): THREADS and the summation as the kernel it replaces (rmsnorm, or
+-- rmsnorm_rope reading pairs), so that the attention's normalised q is that kernel's bit for bit.
+emit.rms_factor = function(n, E)
+    local a = n.attrs
+    local th = cuda.row_threads(E.s, n, a.pairs and a.dim // 2 or a.dim)
+    local k = E:kernel("rms_factor", { C = a.dim, THREADS = th, PAIRS = a.pairs and 1 or 0, EPS = clit.f32(a.eps) })
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { col_ptr(n.ins[1], a.col or 0),
+                                                            "INT(" .. (a.ld or a.dim) .. ")" }) }
+end
+
 emit.rope_table = function(n, E)
     local a = n.attrs
     local k = E:kernel("rope_table", { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2,
@@ -219,21 +229,25 @@ local function attention_function(E, heads, D)
                           .. "bf16;", D, heads, D, C, C),
             " * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).",
             " * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;",
+            " * q's rows ldq values apart; q_rs, q_g, q_tab: q's norm (and RoPE) applied where the kernel loads q",
+            " * (pointers to null device pointers for none; lower.lua's q_norm).",
             " * o is the op's output (OUT...), traced once the kernel has run. */",
             string.format("static void %s(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, "
-                          .. "CUdeviceptr *k,", name),
-            string.format("%s CUdeviceptr *v, int ldv, int lq, int lk)", string.rep(" ", #name + 12)),
+                          .. "int ldq,", name),
+            string.format("%s CUdeviceptr *k, CUdeviceptr *v, int ldv, int lq, int lk, CUdeviceptr *q_rs, "
+                          .. "CUdeviceptr *q_g,", string.rep(" ", #name + 12)),
+            string.format("%s CUdeviceptr *q_tab)", string.rep(" ", #name + 12)),
             "{",
             "    if (st->attn_sm90) {",
             "        CUtensorMap tm_q, tm_k, tm_v;",
-            string.format("        sky_cuda_tmap_bf16(&tm_q, *q, lq, %d, 128);", C),
+            string.format("        sky_cuda_tmap_bf16_ld(&tm_q, *q, lq, %d, ldq, 128);", C),
             string.format("        sky_cuda_tmap_bf16(&tm_k, *k, lk, %d, %d);", C, sc90.block_n),
             string.format("        sky_cuda_tmap_bf16_ld(&tm_v, *v, lk, %d, ldv, %d);", C, sc90.block_n),
             string.format("        LAUNCH(%s, CDIV(lq, 128), %d, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), "
-                          .. "INT(lk), FLT(%s));", k90, heads, scale),
+                          .. "INT(lk), FLT(%s), q_rs, q_g, q_tab);", k90, heads, scale),
             "    } else {",
             string.format("        LAUNCH(%s, CDIV(lq, %d), %d, %d, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(%s), "
-                          .. "INT(ldv));", k80, sc.block_m, heads, sc.threads, scale),
+                          .. "INT(ldv), INT(ldq), q_rs, q_g, q_tab);", k80, sc.block_m, heads, sc.threads, scale),
             "    }",
             "    sky_cuda_trace_out(st, s, o);",
             "}",
@@ -251,9 +265,17 @@ emit.attention = function(n, E)
     local q, k, v = n.ins[1], n.ins[2], n.ins[3]
     assert(rows(k) == rows(v), "emit/cuda_dit: attention keys and values of two lengths")
     local f = attention_function(E, a.num_heads, a.head_dim)
+    local C = a.num_heads * a.head_dim
     local vp = a.v_col and col_ptr(v, a.v_col) or ptr(v)
-    return { string.format("%s(st, s, %s, %s, %s, %s, %d, %s, %s);", f, E:out(n), ptr(q), ptr(k), vp,
-                           a.v_ld or a.num_heads * a.head_dim, rows(q), rows(k)) }
+    local qp = a.q_col and col_ptr(q, a.q_col) or ptr(q)
+    local none = "&(CUdeviceptr){0}"
+    local rs, g, tab = none, none, none
+    if a.q_norm then
+        rs, g = ptr(n.ins[4]), wptr(a.q_weight)
+        if n.ins[5] then tab = ptr(n.ins[5]) end
+    end
+    return { string.format("%s(st, s, %s, %s, %d, %s, %s, %d, %s, %s, %s, %s, %s);", f, E:out(n), qp, a.q_ld or C,
+                           ptr(k), vp, a.v_ld or C, rows(q), rows(k), rs, g, tab) }
 end
 
 -- A GEMM: dtypes and epilogue from the node; m is bounded by the plan.

@@ -90,6 +90,7 @@ names.cuda = {
     patch_cols         = function(c) return "patch_cols_p" .. c.PATCH end,
     patchify           = patchify,
     residual_norm      = residual_norm,
+    rms_factor         = function(c) return (c.PAIRS == 1 and "rms_factor_pairs_c" or "rms_factor_c") .. c.C end,
     rms_norm_cl        = function(c) return (c.SILU == 1 and "rms_norm_silu_cl_c" or "rms_norm_cl_c") .. c.C end,
     rmsnorm            = function(c) return "rmsnorm_c" .. c.C end,
     rmsnorm_rope       = function(c) return "rmsnorm_rope_c" .. c.C end,

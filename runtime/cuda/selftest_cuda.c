@@ -132,11 +132,14 @@ static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *
         sky_cuda_tmap_bf16(&tq, a->q, LQ, cols, 128);
         sky_cuda_tmap_bf16(&tk, a->k, LK, cols, bn);
         sky_cuda_tmap_bf16(&tv, a->v, LK, cols, bn);
-        void *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale};
+        CUdeviceptr none = 0; /* no q norm at load (lower.lua's q_norm): q as given */
+        void       *args[] = {&tq, &tk, &tv, &a->o, (void *)&lq, (void *)&lk, (void *)&scale, &none, &none, &none};
         sky_cuda_launch(&p->st, ki, (LQ + 127) / 128, (unsigned)a->nh, 384, (unsigned)smem, c->stream, args);
     } else {
-        const int bm = sky_selftest_const_int(p, ki, "BLOCK_M"), threads = sky_selftest_const_int(p, ki, "THREADS");
-        void     *args[] = {&a->q, &a->k, &a->v, &a->o, (void *)&lq, (void *)&lk, (void *)&scale, (void *)&cols};
+        const int   bm = sky_selftest_const_int(p, ki, "BLOCK_M"), threads = sky_selftest_const_int(p, ki, "THREADS");
+        CUdeviceptr none = 0;
+        void       *args[] = {&a->q,          &a->k,         &a->v,         &a->o, (void *)&lq, (void *)&lk,
+                              (void *)&scale, (void *)&cols, (void *)&cols, &none, &none,       &none};
         sky_cuda_launch(&p->st, ki, (unsigned)((LQ + bm - 1) / bm), (unsigned)a->nh, (unsigned)threads, (unsigned)smem,
                         c->stream, args);
     }

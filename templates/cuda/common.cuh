@@ -101,4 +101,33 @@ __device__ __forceinline__ void cp_async_tile(unsigned dst, const bf16 *src, int
     }
 }
 
+// ---- q's RMSNorm (and RoPE) where the attention loads it ------------------------------------
+
+// Eight bf16 values of a q row as 16 bytes (raw): columns col .. col + 7 of one head, g the head's D
+// norm weights (fp32), r the row's factor rsqrt(mean(x^2) + eps) (templates/cuda/rms_factor.cu.in).
+// Each value times r, then times its weight, in fp32 (rmsnorm.cu.in's and rmsnorm_rope.cu.in's order);
+// with a RoPE row tab ([D]: cos at p, sin at D/2 + p; null for none), each pair (col + 2i, col + 2i + 1)
+// rotated by pair p = col / 2 + i's angle as rmsnorm_rope.cu.in rotates it; rounded to bf16 once. With r
+// computed as those kernels compute it, the result equals theirs bit for bit.
+template <int D>
+__device__ __forceinline__ uint4 sky_q_prep(uint4 raw, float r, const float *g, const float *tab, int col)
+{
+    unsigned w[4] = { raw.x, raw.y, raw.z, raw.w };
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float x = __int_as_float((int)(w[i] << 16)), y = __int_as_float((int)(w[i] & 0xffff0000u));
+        const float a = x * r * g[col + 2 * i], b = y * r * g[col + 2 * i + 1];
+        if (tab != nullptr) {
+            const int p = col / 2 + i;
+            const float c = tab[p], s = tab[D / 2 + p];
+            w[i] = pack_bf16x2(a * c - b * s, a * s + b * c);
+        } else {
+            w[i] = pack_bf16x2(a, b);
+        }
+    }
+    uint4 out;
+    out.x = w[0], out.y = w[1], out.z = w[2], out.w = w[3];
+    return out;
+}
+
 #endif // SKY_COMMON_CUH

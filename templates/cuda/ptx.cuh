@@ -178,6 +178,14 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 
+// Orders this thread's earlier generic-proxy writes to shared memory (st.shared) before later async-proxy
+// reads of it (wgmma's shared-memory operands, TMA stores): what a thread that rewrote a TMA-loaded tile must
+// execute before the barrier after which a wgmma reads the tile.
+__device__ __forceinline__ void fence_proxy_async_shared(void)
+{
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
 // Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
 // arrives and waits for the barrier to complete, bar_arrive arrives without waiting (a producer's signal).
 __device__ __forceinline__ void bar_sync(unsigned id, unsigned threads)

@@ -163,6 +163,8 @@ inline void tma_load_2d(unsigned dst, const sky_tmap *map, int c0, int c1, unsig
 {
     sky_emu_tma_load_2d(dst, map, c0, c1, bar);
 }
+// Shared memory here is one memory for every proxy: the fence orders nothing more.
+inline void fence_proxy_async_shared(void) {}
 inline void bar_sync(unsigned id, unsigned threads) { sky_emu_bar_sync(id, threads); }
 inline void bar_arrive(unsigned id, unsigned threads) { sky_emu_bar_arrive(id, threads); }
 template <int N> inline void setmaxnreg_inc(void) { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg"); }

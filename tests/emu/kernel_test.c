@@ -187,6 +187,53 @@ static void test_rms_norm(int C, int silu)
           silu ? " + SiLU" : "", worst);
 }
 
+/* ---- rms_factor --------------------------------------------------------------------------------
+ * q's row factors (lower.lua's q_norm) against the kernels whose normalised q the attention now makes: at
+ * 1536 channels with df_1.3b_540p's threads, rms_factor (PAIRS 0) and rmsnorm, rms_factor (PAIRS 1) and
+ * rmsnorm_rope on rows 3 C apart (q's third of a fused q|k|v). q normalised on the host from the factors
+ * as common.cuh's sky_q_prep does it (x r, times g, the pair rotated, one bf16 rounding) must equal the
+ * norm's output bit for bit: the factors are the norm's own. */
+static void test_rms_factor(int pairs)
+{
+    enum { C = 1536, D = 128 };
+    const int rows = 19, ldx = pairs ? 3 * C : C;
+    uint16_t *x = dev((size_t)rows * ldx * 2), *y = dev((size_t)rows * C * 2);
+    float *g = dev(C * 4), *r = dev(rows * 4), *tab = dev((size_t)rows * D * 4);
+    for (size_t i = 0; i < (size_t)rows * ldx; i++) x[i] = sky_emu_f32_to_bf16(4.0f * urand() + 0.5f);
+    for (int c = 0; c < C; c++) g[c] = 1.0f + 0.3f * urand();
+    for (int n = 0; n < rows; n++)
+        for (int p = 0; p < D / 2; p++) {
+            const double t = 0.37 * n * (p + 1);
+            tab[n * D + p] = (float)cos(t), tab[n * D + D / 2 + p] = (float)sin(t);
+        }
+    int a_ld = ldx;
+    if (pairs) {
+        void *args[] = { &y, &x, &g, &tab, &a_ld };
+        sky_emu_launch(kernel("rmsnorm_rope_c1536_d128_eps1e06f_threads256"), rows, 1, 1, 256, 1, 1, 0, args);
+    } else {
+        void *args[] = { &y, &x, &g };
+        sky_emu_launch(kernel("rmsnorm_c1536_eps1e06f_threads256"), rows, 1, 1, 256, 1, 1, 0, args);
+    }
+    void *fargs[] = { &r, &x, &a_ld };
+    sky_emu_launch(kernel(pairs ? "rms_factor_c1536_eps1e06f_pairs1_threads256" : "rms_factor_c1536_eps1e06f_pairs0_threads256"),
+                   rows, 1, 1, 256, 1, 1, 0, fargs);
+    int differ = 0;
+    for (int n = 0; n < rows; n++)
+        for (int c = 0; c < C; c += 2) {
+            const float a = sky_emu_bf16_to_f32(x[(size_t)n * ldx + c]) * r[n] * g[c],
+                        b = sky_emu_bf16_to_f32(x[(size_t)n * ldx + c + 1]) * r[n] * g[c + 1];
+            float u = a, w = b;
+            if (pairs) {
+                const float cs = tab[n * D + c % D / 2], sn = tab[n * D + D / 2 + c % D / 2];
+                u = a * cs - b * sn, w = a * sn + b * cs;
+            }
+            differ += y[(size_t)n * C + c] != sky_emu_f32_to_bf16(u) || y[(size_t)n * C + c + 1] != sky_emu_f32_to_bf16(w);
+        }
+    check(differ == 0, "rms_factor (%s): %d rows of %d: q normalised from its factors equals %s's output bit for bit "
+          "(%d pairs differ)", pairs ? "pairs, rows 3 C apart" : "values", rows, C, pairs ? "rmsnorm_rope" : "rmsnorm",
+          differ);
+}
+
 /* ---- residual_norm --------------------------------------------------------------------------- */
 
 /* Fill n values of dtype bf (1: bf16 bits, 0: fp32) at p with a * U[-1, 1) + o. */
@@ -410,15 +457,53 @@ static const struct hopper { const char *schedule, *name; unsigned smem; int blo
 };
 enum { N_HOPPER = sizeof hopper / sizeof hopper[0] };
 
+/* q normalised as common.cuh's sky_q_prep does it, on the host in the same fp32 operations (x r, times g; the
+ * pair rotated by cos, sin; one bf16 rounding), from qs (rows ldq apart) into qn [lq, ATT_C]; tab null: no RoPE. */
+static void q_prep_host(uint16_t *qn, const uint16_t *qs, int ldq, int lq, const float *rs, const float *g,
+                        const float *tab)
+{
+    for (int n = 0; n < lq; n++)
+        for (int c = 0; c < ATT_C; c += 2) {
+            const float x = sky_emu_bf16_to_f32(qs[(size_t)n * ldq + c]), y = sky_emu_bf16_to_f32(qs[(size_t)n * ldq + c + 1]);
+            const float a = x * rs[n] * g[c], b = y * rs[n] * g[c + 1];
+            float u = a, w = b;
+            if (tab) {
+                const int p = c % ATT_D / 2;
+                const float cs = tab[(size_t)n * ATT_D + p], sn = tab[(size_t)n * ATT_D + ATT_D / 2 + p];
+                u = a * cs - b * sn, w = a * sn + b * cs;
+            }
+            qn[(size_t)n * ATT_C + c] = sky_emu_f32_to_bf16(u);
+            qn[(size_t)n * ATT_C + c + 1] = sky_emu_f32_to_bf16(w);
+        }
+}
+
 /* Runs every kernel on one shape; the sm_80 kernel and every Hopper schedule against the double reference,
  * and each Hopper schedule against the sm_80 kernel. v's rows ldv values apart (ATT_C, or 3 ATT_C: v as the
- * last third of a fused q|k|v row, the first two thirds other numbers), read through vs. */
-static void test_attention(int lq, int lk, int ldv)
+ * last third of a fused q|k|v row, the first two thirds other numbers), read through vs. qmode: q's norm at
+ * load (lower.lua's q_norm): 1 row factors and weights (the cross-attention's), 2 also RoPE (the
+ * self-attention's, q the first third of rows 3 ATT_C apart): every kernel given the raw q with them must
+ * write, bit for bit, what it writes given q normalised on the host (q_prep_host), the q the reference
+ * and the other checks use. */
+static void test_attention(int lq, int lk, int ldv, int qmode)
 {
     const int extra = 3;                                   /* rows past lq that must not be written */
     uint16_t *q = dev((size_t)lq * ATT_C * 2), *k = dev((size_t)lk * ATT_C * 2), *v = dev((size_t)lk * ATT_C * 2);
     uint16_t *vs = dev((size_t)lk * ldv * 2), *v0 = vs + (ldv - ATT_C);
+    const int ldq = qmode == 2 ? 3 * ATT_C : ATT_C;
+    uint16_t *qs = dev((size_t)lq * ldq * 2);
+    float *rs = dev((size_t)lq * 4), *g = dev(ATT_C * 4), *tab = dev((size_t)lq * ATT_D * 4);
     for (size_t i = 0; i < (size_t)lq * ATT_C; i++) q[i] = sky_emu_f32_to_bf16(3.0f * urand());
+    if (qmode) {
+        for (size_t i = 0; i < (size_t)lq * ldq; i++) qs[i] = sky_emu_f32_to_bf16(20.0f * urand());
+        for (int n = 0; n < lq; n++) rs[n] = 0.1f + 0.05f * urand();
+        for (int c = 0; c < ATT_C; c++) g[c] = 1.0f + 0.5f * urand();
+        for (int n = 0; n < lq; n++)
+            for (int p = 0; p < ATT_D / 2; p++) {
+                const double t = 0.01 * n * (p + 1) + p;
+                tab[(size_t)n * ATT_D + p] = (float)cos(t), tab[(size_t)n * ATT_D + ATT_D / 2 + p] = (float)sin(t);
+            }
+        q_prep_host(q, qs, ldq, lq, rs, g, qmode == 2 ? tab : NULL);
+    }
     for (size_t i = 0; i < (size_t)lk * ATT_C; i++) k[i] = sky_emu_f32_to_bf16(urand());
     for (size_t i = 0; i < (size_t)lk * ldv; i++) vs[i] = sky_emu_f32_to_bf16(4.0f * urand());
     for (size_t i = 0; i < (size_t)lk * ATT_C; i++) v[i] = v0[i / ATT_C * ldv + i % ATT_C] = sky_emu_f32_to_bf16(urand());
@@ -427,23 +512,32 @@ static void test_attention(int lq, int lk, int ldv)
     const float scale = (float)(1.4426950408889634 / sqrt((double)ATT_D));
     const size_t n = (size_t)lq * ATT_C, n_all = (size_t)(lq + extra) * ATT_C;
     const char *sm80 = "attention_sm80_blockm128_blockn64_d128_nh2_smem104448_stages2_threads256";
-    uint16_t *o = dev(n_all * 2);
+    uint16_t *o = dev(n_all * 2), *oq = dev(n_all * 2);
     double *o80 = malloc(n * sizeof(double));
     for (int i = -1; i < N_HOPPER; i++) {
         const char *name = i < 0 ? sm80 : hopper[i].name;
-        memset(o, 0x5a, n_all * 2);
-        int a_lq = lq, a_lk = lk, a_ldv = ldv;
-        float a_scale = scale;
-        if (i >= 0) {
-            CUtensorMap tq, tk, tv;
-            tmap(&tq, q, lq, 128, ATT_C), tmap(&tk, k, lk, hopper[i].block_n, ATT_C);
-            tmap(&tv, v0, lk, hopper[i].block_n, ldv);
-            void *args[] = { &tq, &tk, &tv, &o, &a_lq, &a_lk, &a_scale };
-            sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 384, 1, 1, hopper[i].smem, args);
-        } else {
-            void *args[] = { &q, &k, &v0, &o, &a_lq, &a_lk, &a_scale, &a_ldv };
-            sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 256, 1, 1, 104448, args);
+        for (int normed = qmode ? 1 : 0; normed >= 0; normed--) {   /* q's norm at load first, then q normalised */
+            uint16_t *out = normed ? oq : o, *qa = normed ? qs : q;
+            float *nul = NULL, *a_rs = normed ? rs : nul, *a_g = normed ? g : nul,
+                  *a_tab = normed && qmode == 2 ? tab : nul;
+            memset(out, 0x5a, n_all * 2);
+            int a_lq = lq, a_lk = lk, a_ldv = ldv, a_ldq = normed ? ldq : ATT_C;
+            float a_scale = scale;
+            if (i >= 0) {
+                CUtensorMap tq, tk, tv;
+                tmap(&tq, qa, lq, 128, a_ldq), tmap(&tk, k, lk, hopper[i].block_n, ATT_C);
+                tmap(&tv, v0, lk, hopper[i].block_n, ldv);
+                void *args[] = { &tq, &tk, &tv, &out, &a_lq, &a_lk, &a_scale, &a_rs, &a_g, &a_tab };
+                sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 384, 1, 1, hopper[i].smem, args);
+            } else {
+                void *args[] = { &qa, &k, &v0, &out, &a_lq, &a_lk, &a_scale, &a_ldv, &a_ldq, &a_rs, &a_g, &a_tab };
+                sky_emu_launch(kernel(name), (unsigned)((lq + 127) / 128), ATT_NH, 1, 256, 1, 1, 104448, args);
+            }
         }
+        if (qmode)
+            check(memcmp(o, oq, n_all * 2) == 0, "%s%s%s: lq %d, lk %d: q's norm%s at load (q rows %d apart) equals the "
+                  "kernel on q normalised on the host, bit for bit", i < 0 ? "" : hopper[i].schedule, i < 0 ? "" : " ",
+                  name, lq, lk, qmode == 2 ? " and RoPE" : "", ldq);
         int untouched = 1;
         for (size_t j = n; j < n_all; j++) untouched &= o[j] == 0x5a5a;
         const double rel = rel_l2_bf16(o, ref, n);
@@ -506,13 +600,18 @@ int main(void)
             }
     }
     test_gated_residual_vec();
-    test_attention(300, 600, ATT_C);
-    test_attention(130, 512, ATT_C);
-    test_attention(200, 257, ATT_C);
-    test_attention(70, 40, ATT_C);
-    test_attention(129, 1057, ATT_C);
-    test_attention(300, 600, 3 * ATT_C);    /* v the last third of a fused q|k|v (lower.lua's qkv) */
-    test_attention(129, 1057, 3 * ATT_C);
+    test_rms_factor(0);
+    test_rms_factor(1);
+    test_attention(300, 600, ATT_C, 0);
+    test_attention(130, 512, ATT_C, 0);
+    test_attention(200, 257, ATT_C, 0);
+    test_attention(70, 40, ATT_C, 0);
+    test_attention(129, 1057, ATT_C, 0);
+    test_attention(300, 600, 3 * ATT_C, 0);    /* v the last third of a fused q|k|v (lower.lua's qkv) */
+    test_attention(129, 1057, 3 * ATT_C, 0);
+    test_attention(130, 512, ATT_C, 1);        /* q's norm at load: the cross-attention's (lower.lua's q_norm) */
+    test_attention(300, 600, 3 * ATT_C, 2);    /* and the self-attention's, with RoPE, q and v views of q|k|v */
+    test_attention(70, 40, 3 * ATT_C, 2);
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -69,6 +69,12 @@ local instances = {
                               TY = "bf16" } },
     { "layernorm_modulate", { C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f", TX = "bf16",
                               TY = "bf16" } },
+    -- q's row factors (rms_factor, lower.lua's q_norm) beside the norms whose sums they reproduce, 1536 channels
+    -- with df_1.3b_540p's threads
+    { "rmsnorm", { C = 1536, THREADS = 256, EPS = "1e-06f" } },
+    { "rmsnorm_rope", { C = 1536, D = 128, THREADS = 256, EPS = "1e-06f" } },
+    { "rms_factor", { C = 1536, THREADS = 256, PAIRS = 0, EPS = "1e-06f" } },
+    { "rms_factor", { C = 1536, THREADS = 256, PAIRS = 1, EPS = "1e-06f" } },
     -- attention at several query blocks and key tiles (kernel_test.c), the sm_80 kernel, then the Hopper one
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }

@@ -81,10 +81,22 @@ for name in p:lines() do
         checked = checked + 1
         local dit, ldit = programs.dit_forward, lowered.cuda.dit_forward
         t.check_eq(count(ldit, "rope"), 0, name .. ": every rope fused")
-        t.check_eq(count(ldit, "rmsnorm_rope"), count(dit, "rope"), name .. ": rmsnorm_rope per rope")
+        -- q's norm where the attention loads it (q_norm): k's rmsnorm_rope per block remains, q's is an rms_factor
+        -- as is the cross-attention q's rmsnorm; every attention reads q with its factors
+        local layers = s.dit.num_layers
+        t.check_eq(count(ldit, "rmsnorm_rope"), count(dit, "rope") // 2, name .. ": rmsnorm_rope per k rope")
+        t.check_eq(count(ldit, "rms_factor"), 2 * layers, name .. ": rms_factor per q norm")
+        t.check_eq(count(ldit, "rmsnorm"), count(dit, "rmsnorm") - count(dit, "rope") - layers,
+                   name .. ": rmsnorm left: the cross-attention's k (per prompt)")
+        for _, n in ipairs(ldit.nodes) do
+            if n.op == "attention" then
+                t.check(n.attrs.q_norm and n.ins[4].dims[1] == n.ins[1].dims[1] and n.ins[4].dtype == "f32",
+                        "%s: %s reads q with its row factors", name, n.out.name)
+                t.check_eq(n.ins[5] ~= nil, n.out.name:find("self_attn", 1, true) ~= nil, name .. ": RoPE at load")
+            end
+        end
         t.check_eq(count(ldit, "gelu_tanh"), 0, name .. ": every gelu_tanh fused into its linear")
         -- per block: x1 -> norm3, x2 -> norm2 and (but the last block's, read by the head) out -> the next norm1
-        local layers = s.dit.num_layers
         t.check_eq(count(ldit, "residual_norm"), 3 * layers - 1, name .. ": residual_norm per residual and norm")
         t.check_eq(count(ldit, "layernorm_affine"), count(dit, "layernorm_affine") - layers, name .. ": norm3 fused")
         t.check_eq(count(ldit, "gated_residual"), 1, name .. ": the last block's output not fused (the head's part)")

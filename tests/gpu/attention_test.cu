@@ -52,13 +52,15 @@
 
 #include "attention_kernels.cu"             // build/gpu/: common.cuh + the rendered kernels
 
-// The last int: v's row stride in elements (ldv; here the packed nh * 128, the runtime also passes 3 C
-// for a fused q|k|v).
+// The ints after the scale: v's and q's row strides in elements (ldv, ldq; here the packed nh * 128, the
+// runtime also passes 3 C for a fused q|k|v); then q's norm at load (row factors, weights, RoPE table:
+// null here, as the selftest passes them; lower.lua's q_norm gives them in a forward).
 typedef void (*attention_fn)(const bf16 *, const bf16 *, const bf16 *, bf16 *, int, int,
-                             float, int);
+                             float, int, int, const float *, const float *, const float *);
 
 // The sm_90a kernel takes TMA tensor maps of q, k, v instead of their pointers.
-typedef void (*attention90_fn)(sky_tmap, sky_tmap, sky_tmap, bf16 *, int, int, float);
+typedef void (*attention90_fn)(sky_tmap, sky_tmap, sky_tmap, bf16 *, int, int, float, const float *,
+                               const float *, const float *);
 
 struct att_kernel {
     const char    *config;     // schedule name, m<BLOCK_M>n<BLOCK_N>s<STAGES>t<THREADS>, or sm90_<name>
@@ -302,8 +304,10 @@ int main(int argc, char **argv)
             const sky_tmap tq = tmap(q, sh.lq, sh.nh, 128), tk = tmap(k, sh.lk, sh.nh, kn.block_n),
                            tv = tmap(v, sh.lk, sh.nh, kn.block_n);
             auto launch = [&]() {
-                if (kn.fn) kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2, sh.nh * 128);
-                else kn.fn90<<<grid, kn.threads, kn.smem>>>(tq, tk, tv, o, sh.lq, sh.lk, scale_log2);
+                if (kn.fn) kn.fn<<<grid, kn.threads, kn.smem>>>(q, k, v, o, sh.lq, sh.lk, scale_log2, sh.nh * 128,
+                                                                 sh.nh * 128, nullptr, nullptr, nullptr);
+                else kn.fn90<<<grid, kn.threads, kn.smem>>>(tq, tk, tv, o, sh.lq, sh.lk, scale_log2, nullptr, nullptr,
+                                                             nullptr);
             };
             CK(cudaMemset(o, 0xff, nq * sizeof(bf16)));           // NaN: unwritten rows show
             launch();

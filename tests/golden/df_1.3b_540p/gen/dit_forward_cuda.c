@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 e8594241eef24eae
+ * generator  gen/ (30 .lua files)                 xxh64 03967a697b13081f
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -70,511 +70,451 @@
 #define OFF_ROPE                                     ((size_t)180450816)
 #define OFF_BLOCKS_0_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)206562816)
-#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)206562816)
-#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)206562816)
+#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)206562816)
 #define OFF_BLOCKS_0_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_0_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_0_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_1_MOD                             ((size_t)176073216)
 #define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_1_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_1_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_1_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_2_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_2_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_2_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_2_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_2_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_2_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_2_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_2_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_2_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_2_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_2_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_2_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_2_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_2_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_2_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_2_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_3_MOD                             ((size_t)176073216)
 #define OFF_BLOCKS_3_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_3_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_3_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_3_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_3_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_3_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_3_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_3_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_3_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_3_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_3_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_3_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_3_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_3_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_3_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_4_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_4_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_4_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_4_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_4_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_4_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_4_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_4_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_4_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_4_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_4_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_4_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_4_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_4_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_4_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_4_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_5_MOD                             ((size_t)176073216)
 #define OFF_BLOCKS_5_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_5_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_5_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_5_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_5_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_5_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_5_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_5_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_5_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_5_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_5_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_5_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_5_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_5_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_5_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_6_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_6_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_6_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_6_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_6_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_6_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_6_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_6_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_6_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_6_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_6_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_6_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_6_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_6_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_6_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_6_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_7_MOD                             ((size_t)176073216)
 #define OFF_BLOCKS_7_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_7_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_7_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_7_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_7_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_7_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_7_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_7_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_7_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_7_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_7_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_7_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_7_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_7_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_7_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_8_MOD                             ((size_t)17404416)
 #define OFF_BLOCKS_8_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_8_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_8_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_8_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_8_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_8_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_8_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_8_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_8_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_8_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_8_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_8_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_8_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_8_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_8_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_9_MOD                             ((size_t)176073216)
 #define OFF_BLOCKS_9_NORM1_OUT                       ((size_t)363234816)
-#define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE                ((size_t)19401216)
-#define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)363234816)
-#define OFF_BLOCKS_9_SELF_ATTN_ATTN                  ((size_t)519906816)
+#define OFF_BLOCKS_9_SELF_ATTN_K_ROPE                ((size_t)19401216)
+#define OFF_BLOCKS_9_SELF_ATTN_ATTN                  ((size_t)363234816)
 #define OFF_BLOCKS_9_SELF_ATTN_O_OUT                 ((size_t)19401216)
 #define OFF_BLOCKS_9_X1                              ((size_t)363234816)
 #define OFF_BLOCKS_9_NORM3_OUT                       ((size_t)676578816)
 #define OFF_BLOCKS_9_CROSS_ATTN_Q_OUT                ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT           ((size_t)206562816)
-#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)19401216)
-#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)206562816)
+#define OFF_BLOCKS_9_CROSS_ATTN_ATTN                 ((size_t)206562816)
+#define OFF_BLOCKS_9_CROSS_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_9_X2                              ((size_t)676578816)
-#define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)19401216)
+#define OFF_BLOCKS_9_NORM2_OUT                       ((size_t)206562816)
 #define OFF_BLOCKS_9_FFN_1_OUT                       ((size_t)989922816)
 #define OFF_BLOCKS_9_FFN_2_OUT                       ((size_t)19401216)
 #define OFF_BLOCKS_9_OUT                             ((size_t)206562816)
 #define OFF_BLOCKS_10_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_10_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_10_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_10_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_10_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_10_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_10_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_10_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_10_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_10_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_10_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_10_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_10_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_10_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_10_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_10_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_11_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_11_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_11_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_11_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_11_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_11_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_11_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_11_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_11_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_11_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_11_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_11_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_11_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_11_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_11_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_11_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_12_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_12_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_12_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_12_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_12_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_12_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_12_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_12_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_12_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_12_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_12_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_12_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_12_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_12_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_12_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_12_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_13_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_13_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_13_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_13_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_13_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_13_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_13_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_13_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_13_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_13_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_13_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_13_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_13_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_13_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_13_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_13_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_14_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_14_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_14_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_14_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_14_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_14_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_14_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_14_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_14_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_14_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_14_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_14_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_14_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_14_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_14_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_14_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_15_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_15_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_15_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_15_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_15_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_15_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_15_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_15_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_15_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_15_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_15_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_15_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_15_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_15_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_15_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_15_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_16_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_16_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_16_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_16_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_16_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_16_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_16_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_16_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_16_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_16_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_16_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_16_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_16_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_16_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_16_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_16_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_17_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_17_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_17_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_17_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_17_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_17_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_17_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_17_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_17_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_17_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_17_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_17_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_17_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_17_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_17_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_17_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_18_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_18_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_18_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_18_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_18_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_18_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_18_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_18_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_18_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_18_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_18_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_18_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_18_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_18_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_18_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_18_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_19_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_19_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_19_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_19_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_19_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_19_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_19_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_19_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_19_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_19_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_19_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_19_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_19_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_19_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_19_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_19_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_20_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_20_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_20_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_20_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_20_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_20_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_20_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_20_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_20_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_20_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_20_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_20_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_20_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_20_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_20_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_20_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_21_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_21_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_21_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_21_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_21_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_21_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_21_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_21_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_21_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_21_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_21_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_21_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_21_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_21_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_21_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_21_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_22_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_22_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_22_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_22_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_22_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_22_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_22_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_22_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_22_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_22_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_22_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_22_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_22_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_22_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_22_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_22_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_23_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_23_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_23_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_23_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_23_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_23_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_23_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_23_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_23_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_23_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_23_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_23_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_23_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_23_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_23_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_23_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_24_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_24_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_24_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_24_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_24_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_24_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_24_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_24_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_24_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_24_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_24_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_24_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_24_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_24_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_24_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_24_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_25_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_25_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_25_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_25_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_25_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_25_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_25_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_25_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_25_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_25_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_25_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_25_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_25_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_25_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_25_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_25_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_26_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_26_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_26_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_26_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_26_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_26_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_26_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_26_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_26_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_26_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_26_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_26_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_26_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_26_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_26_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_26_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_27_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_27_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_27_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_27_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_27_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_27_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_27_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_27_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_27_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_27_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_27_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_27_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_27_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_27_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_27_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_27_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_28_MOD                            ((size_t)17404416)
 #define OFF_BLOCKS_28_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE               ((size_t)19401216)
-#define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_28_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_28_SELF_ATTN_K_ROPE               ((size_t)19401216)
+#define OFF_BLOCKS_28_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_28_SELF_ATTN_O_OUT                ((size_t)19401216)
 #define OFF_BLOCKS_28_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_28_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_28_CROSS_ATTN_Q_OUT               ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT          ((size_t)206562816)
-#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)19401216)
-#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)206562816)
+#define OFF_BLOCKS_28_CROSS_ATTN_ATTN                ((size_t)206562816)
+#define OFF_BLOCKS_28_CROSS_ATTN_O_OUT               ((size_t)19401216)
 #define OFF_BLOCKS_28_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)19401216)
+#define OFF_BLOCKS_28_NORM2_OUT                      ((size_t)206562816)
 #define OFF_BLOCKS_28_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_28_FFN_2_OUT                      ((size_t)19401216)
 #define OFF_BLOCKS_28_OUT                            ((size_t)206562816)
 #define OFF_BLOCKS_29_MOD                            ((size_t)176073216)
 #define OFF_BLOCKS_29_NORM1_OUT                      ((size_t)363234816)
-#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE               ((size_t)17404416)
-#define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)363234816)
-#define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)519906816)
+#define OFF_BLOCKS_29_SELF_ATTN_K_ROPE               ((size_t)17404416)
+#define OFF_BLOCKS_29_SELF_ATTN_ATTN                 ((size_t)363234816)
 #define OFF_BLOCKS_29_SELF_ATTN_O_OUT                ((size_t)17404416)
 #define OFF_BLOCKS_29_X1                             ((size_t)363234816)
 #define OFF_BLOCKS_29_NORM3_OUT                      ((size_t)676578816)
 #define OFF_BLOCKS_29_CROSS_ATTN_Q_OUT               ((size_t)17404416)
-#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT          ((size_t)176994816)
-#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)17404416)
-#define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)176994816)
+#define OFF_BLOCKS_29_CROSS_ATTN_ATTN                ((size_t)176994816)
+#define OFF_BLOCKS_29_CROSS_ATTN_O_OUT               ((size_t)17404416)
 #define OFF_BLOCKS_29_X2                             ((size_t)676578816)
-#define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)17404416)
+#define OFF_BLOCKS_29_NORM2_OUT                      ((size_t)176994816)
 #define OFF_BLOCKS_29_FFN_1_OUT                      ((size_t)989922816)
 #define OFF_BLOCKS_29_FFN_2_OUT                      ((size_t)17404416)
 #define OFF_BLOCKS_29_OUT                            ((size_t)176994816)
@@ -582,36 +522,96 @@
 #define OFF_HEAD_NORM_OUT                            ((size_t)333666816)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)17250816)
 #define OFF_V                                        ((size_t)30306816)
-#define OFF_BLOCKS_0_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_1_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_2_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_3_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_4_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_5_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_6_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_7_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_8_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_9_SELF_ATTN_QKV_OUT               ((size_t)676578816)
-#define OFF_BLOCKS_10_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_11_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_12_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_13_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_14_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_15_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_16_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_17_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_18_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_19_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_20_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_21_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_22_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_23_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_24_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_25_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_26_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_27_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_28_SELF_ATTN_QKV_OUT              ((size_t)676578816)
-#define OFF_BLOCKS_29_SELF_ATTN_QKV_OUT              ((size_t)676578816)
+#define OFF_BLOCKS_0_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_1_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_2_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_3_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_4_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_5_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_6_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_7_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_8_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_9_SELF_ATTN_QKV_OUT               ((size_t)519906816)
+#define OFF_BLOCKS_10_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_11_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_12_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_13_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_14_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_15_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_16_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_17_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_18_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_19_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_20_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_21_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_22_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_23_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_24_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_25_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_26_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_27_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_28_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_29_SELF_ATTN_QKV_OUT              ((size_t)519906816)
+#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE_RMS            ((size_t)19401216)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)176073216)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE_RMS            ((size_t)17404416)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)17404416)
+#define OFF_BLOCKS_2_SELF_ATTN_Q_ROPE_RMS            ((size_t)176073216)
+#define OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)176073216)
+#define OFF_BLOCKS_3_SELF_ATTN_Q_ROPE_RMS            ((size_t)17404416)
+#define OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)17404416)
+#define OFF_BLOCKS_4_SELF_ATTN_Q_ROPE_RMS            ((size_t)176073216)
+#define OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)176073216)
+#define OFF_BLOCKS_5_SELF_ATTN_Q_ROPE_RMS            ((size_t)17404416)
+#define OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)17404416)
+#define OFF_BLOCKS_6_SELF_ATTN_Q_ROPE_RMS            ((size_t)176073216)
+#define OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)176073216)
+#define OFF_BLOCKS_7_SELF_ATTN_Q_ROPE_RMS            ((size_t)17404416)
+#define OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)17404416)
+#define OFF_BLOCKS_8_SELF_ATTN_Q_ROPE_RMS            ((size_t)176073216)
+#define OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)176073216)
+#define OFF_BLOCKS_9_SELF_ATTN_Q_ROPE_RMS            ((size_t)17404416)
+#define OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)17404416)
+#define OFF_BLOCKS_10_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_11_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_12_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_13_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_14_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_15_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_16_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_17_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_18_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_19_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_20_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_21_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_22_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_23_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_24_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_25_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_26_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_27_SELF_ATTN_Q_ROPE_RMS           ((size_t)17404416)
+#define OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)17404416)
+#define OFF_BLOCKS_28_SELF_ATTN_Q_ROPE_RMS           ((size_t)176073216)
+#define OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)176073216)
+#define OFF_BLOCKS_29_SELF_ATTN_Q_ROPE_RMS           ((size_t)174076416)
+#define OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT_RMS      ((size_t)174076416)
 
 /* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
 #define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)
@@ -1522,17 +1522,19 @@ enum {                                      /* kernels, in the order of dit_forw
     K_RESNORM_ADD_MOD_FFN_C1536 = 10,
     K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536 = 11,
     K_RESNORM_GATE_MSA_AFFINE_C1536 = 12,
-    K_RMSNORM_C1536 = 13,
-    K_RMSNORM_ROPE_C1536 = 14,
-    K_ROPE_TABLE_D128 = 15,
-    K_SILU_F32 = 16,
-    K_SINUSOID_C256 = 17,
-    K_TEACACHE_APPLY = 18,
-    K_TEACACHE_RESIDUAL = 19,
-    K_UNPATCHIFY_C16 = 20,
+    K_RMS_FACTOR_C1536 = 13,
+    K_RMS_FACTOR_PAIRS_C1536 = 14,
+    K_RMSNORM_C1536 = 15,
+    K_RMSNORM_ROPE_C1536 = 16,
+    K_ROPE_TABLE_D128 = 17,
+    K_SILU_F32 = 18,
+    K_SINUSOID_C256 = 19,
+    K_TEACACHE_APPLY = 20,
+    K_TEACACHE_RESIDUAL = 21,
+    K_UNPATCHIFY_C16 = 22,
 };
 
-const char *const dit_forward_kernel_names[21] = {
+const char *const dit_forward_kernel_names[23] = {
     "add_row_c9216",
     "attention_sm80_h12_d128",
     "attention_sm90_h12_d128",
@@ -1546,6 +1548,8 @@ const char *const dit_forward_kernel_names[21] = {
     "resnorm_add_mod_ffn_c1536",
     "resnorm_gate_ffn_bf16_mod_msa_c1536",
     "resnorm_gate_msa_affine_c1536",
+    "rms_factor_c1536",
+    "rms_factor_pairs_c1536",
     "rmsnorm_c1536",
     "rmsnorm_rope_c1536",
     "rope_table_d128",
@@ -1570,6 +1574,8 @@ static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"
 static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMS_FACTOR_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}};
+static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C1536[] = {{"C", "1536"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -1578,7 +1584,7 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[21] = {
+const sky_kernel_info dit_forward_kernel_info[23] = {
     {"add_row_c9216", "add_row", 1, KC_ADD_ROW_C9216},
     {"attention_sm80_h12_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H12_D128},
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
@@ -1592,6 +1598,8 @@ const sky_kernel_info dit_forward_kernel_info[21] = {
     {"resnorm_add_mod_ffn_c1536", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C1536},
     {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
     {"resnorm_gate_msa_affine_c1536", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C1536},
+    {"rms_factor_c1536", "rms_factor", 4, KC_RMS_FACTOR_C1536},
+    {"rms_factor_pairs_c1536", "rms_factor", 4, KC_RMS_FACTOR_PAIRS_C1536},
     {"rmsnorm_c1536", "rmsnorm", 3, KC_RMSNORM_C1536},
     {"rmsnorm_rope_c1536", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C1536},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -4145,18 +4153,21 @@ const short dit_forward_weight_block[830] = {
 /* o = softmax(q k^T / sqrt(128)) v over 12 heads of 128: q and o [lq, 1536], k and v [lk, 1536], bf16;
  * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).
  * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
+ * q's rows ldq values apart; q_rs, q_g, q_tab: q's norm (and RoPE) applied where the kernel loads q
+ * (pointers to null device pointers for none; lower.lua's q_norm).
  * o is the op's output (OUT...), traced once the kernel has run. */
-static void attention_h12_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, CUdeviceptr *k,
-                               CUdeviceptr *v, int ldv, int lq, int lk)
+static void attention_h12_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, int ldq,
+                               CUdeviceptr *k, CUdeviceptr *v, int ldv, int lq, int lk, CUdeviceptr *q_rs, CUdeviceptr *q_g,
+                               CUdeviceptr *q_tab)
 {
     if (st->attn_sm90) {
         CUtensorMap tm_q, tm_k, tm_v;
-        sky_cuda_tmap_bf16(&tm_q, *q, lq, 1536, 128);
+        sky_cuda_tmap_bf16_ld(&tm_q, *q, lq, 1536, ldq, 128);
         sky_cuda_tmap_bf16(&tm_k, *k, lk, 1536, 128);
         sky_cuda_tmap_bf16_ld(&tm_v, *v, lk, 1536, ldv, 128);
-        LAUNCH(K_ATTENTION_SM90_H12_D128, CDIV(lq, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM90_H12_D128, CDIV(lq, 128), 12, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), q_rs, q_g, q_tab);
     } else {
-        LAUNCH(K_ATTENTION_SM80_H12_D128, CDIV(lq, 128), 12, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), INT(ldv));
+        LAUNCH(K_ATTENTION_SM80_H12_D128, CDIV(lq, 128), 12, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), INT(ldv), INT(ldq), q_rs, q_g, q_tab);
     }
     sky_cuda_trace_out(st, s, o);
 }
@@ -4526,22 +4537,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.self_attn.qkv.out = linear(blocks.0.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.qkv.out", OFF_BLOCKS_0_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.0.self_attn.q.rope.rms = rms_factor(blocks.0.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.q.rope.rms", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.qkv.out, blocks.0.self_attn.k.rope, blocks.0.self_attn.qkv.out, blocks.0.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.0.cross_attn.norm_q.out.rms = rms_factor(blocks.0.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out.rms", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out, blocks.0.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,1536] bf16 */
@@ -4560,22 +4571,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.qkv.out", OFF_BLOCKS_1_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.1.self_attn.q.rope.rms = rms_factor(blocks.1.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.q.rope.rms", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.qkv.out, blocks.1.self_attn.k.rope, blocks.1.self_attn.qkv.out, blocks.1.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.1.cross_attn.norm_q.out.rms = rms_factor(blocks.1.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out.rms", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out, blocks.1.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,1536] bf16 */
@@ -4594,22 +4605,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.2.self_attn.qkv.out = linear(blocks.2.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_2_NORM1_OUT, W_BLOCKS_2_SELF_ATTN_Q_WEIGHT, W_BLOCKS_2_SELF_ATTN_Q_BIAS, OUT("blocks.2.self_attn.qkv.out", OFF_BLOCKS_2_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.2.self_attn.q.rope = rmsnorm_rope(blocks.2.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.q.rope", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.2.self_attn.q.rope.rms = rms_factor(blocks.2.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.q.rope.rms", OFF_BLOCKS_2_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.2.self_attn.k.rope = rmsnorm_rope(blocks.2.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.2.self_attn.k.rope", OFF_BLOCKS_2_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.q.rope, blocks.2.self_attn.k.rope, blocks.2.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.2.self_attn.attn = attention(blocks.2.self_attn.qkv.out, blocks.2.self_attn.k.rope, blocks.2.self_attn.qkv.out, blocks.2.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.2.self_attn.attn", OFF_BLOCKS_2_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_2_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_2_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_2_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_2_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.2.self_attn.o.out = linear(blocks.2.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_2_SELF_ATTN_ATTN, W_BLOCKS_2_SELF_ATTN_O_WEIGHT, W_BLOCKS_2_SELF_ATTN_O_BIAS, OUT("blocks.2.self_attn.o.out", OFF_BLOCKS_2_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.2.norm3.out = residual_norm(blocks.1.out, blocks.2.self_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.2.norm3.out", OFF_BLOCKS_2_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.2.x1", OFF_BLOCKS_2_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_BLOCKS_2_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), WPTR(W_BLOCKS_2_NORM3_WEIGHT), WPTR(W_BLOCKS_2_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.2.cross_attn.q.out = linear(blocks.2.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_2_NORM3_OUT, W_BLOCKS_2_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_2_CROSS_ATTN_Q_BIAS, OUT("blocks.2.cross_attn.q.out", OFF_BLOCKS_2_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.2.cross_attn.norm_q.out = rmsnorm(blocks.2.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.2.cross_attn.norm_q.out", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.norm_q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.2.cross_attn.norm_q.out.rms = rms_factor(blocks.2.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.2.cross_attn.norm_q.out.rms", OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.2.cross_attn.attn = attention(blocks.2.cross_attn.q.out, blocks.2.cross_attn.norm_k.out, blocks.2.cross_attn.v.out, blocks.2.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.2.cross_attn.attn", OFF_BLOCKS_2_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_2_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_2_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_2_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.2.cross_attn.o.out = linear(blocks.2.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_2_CROSS_ATTN_ATTN, W_BLOCKS_2_CROSS_ATTN_O_WEIGHT, W_BLOCKS_2_CROSS_ATTN_O_BIAS, OUT("blocks.2.cross_attn.o.out", OFF_BLOCKS_2_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.2.norm2.out = residual_norm(blocks.2.x1, blocks.2.cross_attn.o.out, blocks.2.mod)  [L,1536] bf16 */
@@ -4628,22 +4639,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.3.self_attn.qkv.out = linear(blocks.3.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_3_NORM1_OUT, W_BLOCKS_3_SELF_ATTN_Q_WEIGHT, W_BLOCKS_3_SELF_ATTN_Q_BIAS, OUT("blocks.3.self_attn.qkv.out", OFF_BLOCKS_3_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.3.self_attn.q.rope = rmsnorm_rope(blocks.3.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.q.rope", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.3.self_attn.q.rope.rms = rms_factor(blocks.3.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.q.rope.rms", OFF_BLOCKS_3_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.3.self_attn.k.rope = rmsnorm_rope(blocks.3.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.3.self_attn.k.rope", OFF_BLOCKS_3_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.q.rope, blocks.3.self_attn.k.rope, blocks.3.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.3.self_attn.attn = attention(blocks.3.self_attn.qkv.out, blocks.3.self_attn.k.rope, blocks.3.self_attn.qkv.out, blocks.3.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.3.self_attn.attn", OFF_BLOCKS_3_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_3_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_3_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_3_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_3_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.3.self_attn.o.out = linear(blocks.3.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_3_SELF_ATTN_ATTN, W_BLOCKS_3_SELF_ATTN_O_WEIGHT, W_BLOCKS_3_SELF_ATTN_O_BIAS, OUT("blocks.3.self_attn.o.out", OFF_BLOCKS_3_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.3.norm3.out = residual_norm(blocks.2.out, blocks.3.self_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.3.norm3.out", OFF_BLOCKS_3_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.3.x1", OFF_BLOCKS_3_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_2_OUT), PTR(OFF_BLOCKS_3_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), WPTR(W_BLOCKS_3_NORM3_WEIGHT), WPTR(W_BLOCKS_3_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.3.cross_attn.q.out = linear(blocks.3.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_3_NORM3_OUT, W_BLOCKS_3_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_3_CROSS_ATTN_Q_BIAS, OUT("blocks.3.cross_attn.q.out", OFF_BLOCKS_3_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.3.cross_attn.norm_q.out = rmsnorm(blocks.3.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.3.cross_attn.norm_q.out", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.norm_q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.3.cross_attn.norm_q.out.rms = rms_factor(blocks.3.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.3.cross_attn.norm_q.out.rms", OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.3.cross_attn.attn = attention(blocks.3.cross_attn.q.out, blocks.3.cross_attn.norm_k.out, blocks.3.cross_attn.v.out, blocks.3.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.3.cross_attn.attn", OFF_BLOCKS_3_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_3_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_3_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_3_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.3.cross_attn.o.out = linear(blocks.3.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_3_CROSS_ATTN_ATTN, W_BLOCKS_3_CROSS_ATTN_O_WEIGHT, W_BLOCKS_3_CROSS_ATTN_O_BIAS, OUT("blocks.3.cross_attn.o.out", OFF_BLOCKS_3_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.3.norm2.out = residual_norm(blocks.3.x1, blocks.3.cross_attn.o.out, blocks.3.mod)  [L,1536] bf16 */
@@ -4662,22 +4673,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.4.self_attn.qkv.out = linear(blocks.4.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_4_NORM1_OUT, W_BLOCKS_4_SELF_ATTN_Q_WEIGHT, W_BLOCKS_4_SELF_ATTN_Q_BIAS, OUT("blocks.4.self_attn.qkv.out", OFF_BLOCKS_4_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.4.self_attn.q.rope = rmsnorm_rope(blocks.4.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.q.rope", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.4.self_attn.q.rope.rms = rms_factor(blocks.4.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.q.rope.rms", OFF_BLOCKS_4_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.4.self_attn.k.rope = rmsnorm_rope(blocks.4.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.4.self_attn.k.rope", OFF_BLOCKS_4_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.q.rope, blocks.4.self_attn.k.rope, blocks.4.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.4.self_attn.attn = attention(blocks.4.self_attn.qkv.out, blocks.4.self_attn.k.rope, blocks.4.self_attn.qkv.out, blocks.4.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.4.self_attn.attn", OFF_BLOCKS_4_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_4_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_4_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_4_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_4_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.4.self_attn.o.out = linear(blocks.4.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_4_SELF_ATTN_ATTN, W_BLOCKS_4_SELF_ATTN_O_WEIGHT, W_BLOCKS_4_SELF_ATTN_O_BIAS, OUT("blocks.4.self_attn.o.out", OFF_BLOCKS_4_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.4.norm3.out = residual_norm(blocks.3.out, blocks.4.self_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.4.norm3.out", OFF_BLOCKS_4_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.4.x1", OFF_BLOCKS_4_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_3_OUT), PTR(OFF_BLOCKS_4_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), WPTR(W_BLOCKS_4_NORM3_WEIGHT), WPTR(W_BLOCKS_4_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.4.cross_attn.q.out = linear(blocks.4.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_4_NORM3_OUT, W_BLOCKS_4_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_4_CROSS_ATTN_Q_BIAS, OUT("blocks.4.cross_attn.q.out", OFF_BLOCKS_4_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.4.cross_attn.norm_q.out = rmsnorm(blocks.4.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.4.cross_attn.norm_q.out", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.norm_q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.4.cross_attn.norm_q.out.rms = rms_factor(blocks.4.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.4.cross_attn.norm_q.out.rms", OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.4.cross_attn.attn = attention(blocks.4.cross_attn.q.out, blocks.4.cross_attn.norm_k.out, blocks.4.cross_attn.v.out, blocks.4.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.4.cross_attn.attn", OFF_BLOCKS_4_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_4_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_4_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_4_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.4.cross_attn.o.out = linear(blocks.4.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_4_CROSS_ATTN_ATTN, W_BLOCKS_4_CROSS_ATTN_O_WEIGHT, W_BLOCKS_4_CROSS_ATTN_O_BIAS, OUT("blocks.4.cross_attn.o.out", OFF_BLOCKS_4_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.4.norm2.out = residual_norm(blocks.4.x1, blocks.4.cross_attn.o.out, blocks.4.mod)  [L,1536] bf16 */
@@ -4696,22 +4707,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.5.self_attn.qkv.out = linear(blocks.5.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_5_NORM1_OUT, W_BLOCKS_5_SELF_ATTN_Q_WEIGHT, W_BLOCKS_5_SELF_ATTN_Q_BIAS, OUT("blocks.5.self_attn.qkv.out", OFF_BLOCKS_5_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.5.self_attn.q.rope = rmsnorm_rope(blocks.5.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.q.rope", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.5.self_attn.q.rope.rms = rms_factor(blocks.5.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.q.rope.rms", OFF_BLOCKS_5_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.5.self_attn.k.rope = rmsnorm_rope(blocks.5.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.5.self_attn.k.rope", OFF_BLOCKS_5_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.q.rope, blocks.5.self_attn.k.rope, blocks.5.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.5.self_attn.attn = attention(blocks.5.self_attn.qkv.out, blocks.5.self_attn.k.rope, blocks.5.self_attn.qkv.out, blocks.5.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.5.self_attn.attn", OFF_BLOCKS_5_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_5_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_5_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_5_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_5_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.5.self_attn.o.out = linear(blocks.5.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_5_SELF_ATTN_ATTN, W_BLOCKS_5_SELF_ATTN_O_WEIGHT, W_BLOCKS_5_SELF_ATTN_O_BIAS, OUT("blocks.5.self_attn.o.out", OFF_BLOCKS_5_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.5.norm3.out = residual_norm(blocks.4.out, blocks.5.self_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.5.norm3.out", OFF_BLOCKS_5_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.5.x1", OFF_BLOCKS_5_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_4_OUT), PTR(OFF_BLOCKS_5_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), WPTR(W_BLOCKS_5_NORM3_WEIGHT), WPTR(W_BLOCKS_5_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.5.cross_attn.q.out = linear(blocks.5.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_5_NORM3_OUT, W_BLOCKS_5_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_5_CROSS_ATTN_Q_BIAS, OUT("blocks.5.cross_attn.q.out", OFF_BLOCKS_5_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.5.cross_attn.norm_q.out = rmsnorm(blocks.5.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.5.cross_attn.norm_q.out", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.norm_q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.5.cross_attn.norm_q.out.rms = rms_factor(blocks.5.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.5.cross_attn.norm_q.out.rms", OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.5.cross_attn.attn = attention(blocks.5.cross_attn.q.out, blocks.5.cross_attn.norm_k.out, blocks.5.cross_attn.v.out, blocks.5.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.5.cross_attn.attn", OFF_BLOCKS_5_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_5_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_5_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_5_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.5.cross_attn.o.out = linear(blocks.5.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_5_CROSS_ATTN_ATTN, W_BLOCKS_5_CROSS_ATTN_O_WEIGHT, W_BLOCKS_5_CROSS_ATTN_O_BIAS, OUT("blocks.5.cross_attn.o.out", OFF_BLOCKS_5_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.5.norm2.out = residual_norm(blocks.5.x1, blocks.5.cross_attn.o.out, blocks.5.mod)  [L,1536] bf16 */
@@ -4730,22 +4741,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.6.self_attn.qkv.out = linear(blocks.6.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_6_NORM1_OUT, W_BLOCKS_6_SELF_ATTN_Q_WEIGHT, W_BLOCKS_6_SELF_ATTN_Q_BIAS, OUT("blocks.6.self_attn.qkv.out", OFF_BLOCKS_6_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.6.self_attn.q.rope = rmsnorm_rope(blocks.6.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.q.rope", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.6.self_attn.q.rope.rms = rms_factor(blocks.6.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.q.rope.rms", OFF_BLOCKS_6_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.6.self_attn.k.rope = rmsnorm_rope(blocks.6.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.6.self_attn.k.rope", OFF_BLOCKS_6_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.q.rope, blocks.6.self_attn.k.rope, blocks.6.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.6.self_attn.attn = attention(blocks.6.self_attn.qkv.out, blocks.6.self_attn.k.rope, blocks.6.self_attn.qkv.out, blocks.6.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.6.self_attn.attn", OFF_BLOCKS_6_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_6_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_6_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_6_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_6_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.6.self_attn.o.out = linear(blocks.6.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_6_SELF_ATTN_ATTN, W_BLOCKS_6_SELF_ATTN_O_WEIGHT, W_BLOCKS_6_SELF_ATTN_O_BIAS, OUT("blocks.6.self_attn.o.out", OFF_BLOCKS_6_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.6.norm3.out = residual_norm(blocks.5.out, blocks.6.self_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.6.norm3.out", OFF_BLOCKS_6_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.6.x1", OFF_BLOCKS_6_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_5_OUT), PTR(OFF_BLOCKS_6_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), WPTR(W_BLOCKS_6_NORM3_WEIGHT), WPTR(W_BLOCKS_6_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.6.cross_attn.q.out = linear(blocks.6.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_6_NORM3_OUT, W_BLOCKS_6_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_6_CROSS_ATTN_Q_BIAS, OUT("blocks.6.cross_attn.q.out", OFF_BLOCKS_6_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.6.cross_attn.norm_q.out = rmsnorm(blocks.6.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.6.cross_attn.norm_q.out", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.norm_q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.6.cross_attn.norm_q.out.rms = rms_factor(blocks.6.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.6.cross_attn.norm_q.out.rms", OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.6.cross_attn.attn = attention(blocks.6.cross_attn.q.out, blocks.6.cross_attn.norm_k.out, blocks.6.cross_attn.v.out, blocks.6.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.6.cross_attn.attn", OFF_BLOCKS_6_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_6_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_6_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_6_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.6.cross_attn.o.out = linear(blocks.6.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_6_CROSS_ATTN_ATTN, W_BLOCKS_6_CROSS_ATTN_O_WEIGHT, W_BLOCKS_6_CROSS_ATTN_O_BIAS, OUT("blocks.6.cross_attn.o.out", OFF_BLOCKS_6_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.6.norm2.out = residual_norm(blocks.6.x1, blocks.6.cross_attn.o.out, blocks.6.mod)  [L,1536] bf16 */
@@ -4764,22 +4775,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.7.self_attn.qkv.out = linear(blocks.7.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_7_NORM1_OUT, W_BLOCKS_7_SELF_ATTN_Q_WEIGHT, W_BLOCKS_7_SELF_ATTN_Q_BIAS, OUT("blocks.7.self_attn.qkv.out", OFF_BLOCKS_7_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.7.self_attn.q.rope = rmsnorm_rope(blocks.7.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.q.rope", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.7.self_attn.q.rope.rms = rms_factor(blocks.7.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.q.rope.rms", OFF_BLOCKS_7_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.7.self_attn.k.rope = rmsnorm_rope(blocks.7.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.7.self_attn.k.rope", OFF_BLOCKS_7_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.q.rope, blocks.7.self_attn.k.rope, blocks.7.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.7.self_attn.attn = attention(blocks.7.self_attn.qkv.out, blocks.7.self_attn.k.rope, blocks.7.self_attn.qkv.out, blocks.7.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.7.self_attn.attn", OFF_BLOCKS_7_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_7_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_7_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_7_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_7_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.7.self_attn.o.out = linear(blocks.7.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_7_SELF_ATTN_ATTN, W_BLOCKS_7_SELF_ATTN_O_WEIGHT, W_BLOCKS_7_SELF_ATTN_O_BIAS, OUT("blocks.7.self_attn.o.out", OFF_BLOCKS_7_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.7.norm3.out = residual_norm(blocks.6.out, blocks.7.self_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.7.norm3.out", OFF_BLOCKS_7_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.7.x1", OFF_BLOCKS_7_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_6_OUT), PTR(OFF_BLOCKS_7_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), WPTR(W_BLOCKS_7_NORM3_WEIGHT), WPTR(W_BLOCKS_7_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.7.cross_attn.q.out = linear(blocks.7.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_7_NORM3_OUT, W_BLOCKS_7_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_7_CROSS_ATTN_Q_BIAS, OUT("blocks.7.cross_attn.q.out", OFF_BLOCKS_7_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.7.cross_attn.norm_q.out = rmsnorm(blocks.7.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.7.cross_attn.norm_q.out", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.norm_q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.7.cross_attn.norm_q.out.rms = rms_factor(blocks.7.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.7.cross_attn.norm_q.out.rms", OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.7.cross_attn.attn = attention(blocks.7.cross_attn.q.out, blocks.7.cross_attn.norm_k.out, blocks.7.cross_attn.v.out, blocks.7.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.7.cross_attn.attn", OFF_BLOCKS_7_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_7_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_7_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_7_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.7.cross_attn.o.out = linear(blocks.7.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_7_CROSS_ATTN_ATTN, W_BLOCKS_7_CROSS_ATTN_O_WEIGHT, W_BLOCKS_7_CROSS_ATTN_O_BIAS, OUT("blocks.7.cross_attn.o.out", OFF_BLOCKS_7_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.7.norm2.out = residual_norm(blocks.7.x1, blocks.7.cross_attn.o.out, blocks.7.mod)  [L,1536] bf16 */
@@ -4798,22 +4809,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.8.self_attn.qkv.out = linear(blocks.8.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_8_NORM1_OUT, W_BLOCKS_8_SELF_ATTN_Q_WEIGHT, W_BLOCKS_8_SELF_ATTN_Q_BIAS, OUT("blocks.8.self_attn.qkv.out", OFF_BLOCKS_8_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.8.self_attn.q.rope = rmsnorm_rope(blocks.8.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.q.rope", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.8.self_attn.q.rope.rms = rms_factor(blocks.8.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.q.rope.rms", OFF_BLOCKS_8_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.8.self_attn.k.rope = rmsnorm_rope(blocks.8.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.8.self_attn.k.rope", OFF_BLOCKS_8_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.q.rope, blocks.8.self_attn.k.rope, blocks.8.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.8.self_attn.attn = attention(blocks.8.self_attn.qkv.out, blocks.8.self_attn.k.rope, blocks.8.self_attn.qkv.out, blocks.8.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.8.self_attn.attn", OFF_BLOCKS_8_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_8_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_8_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_8_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_8_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.8.self_attn.o.out = linear(blocks.8.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_8_SELF_ATTN_ATTN, W_BLOCKS_8_SELF_ATTN_O_WEIGHT, W_BLOCKS_8_SELF_ATTN_O_BIAS, OUT("blocks.8.self_attn.o.out", OFF_BLOCKS_8_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.8.norm3.out = residual_norm(blocks.7.out, blocks.8.self_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.8.norm3.out", OFF_BLOCKS_8_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.8.x1", OFF_BLOCKS_8_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_7_OUT), PTR(OFF_BLOCKS_8_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), WPTR(W_BLOCKS_8_NORM3_WEIGHT), WPTR(W_BLOCKS_8_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.8.cross_attn.q.out = linear(blocks.8.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_8_NORM3_OUT, W_BLOCKS_8_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_8_CROSS_ATTN_Q_BIAS, OUT("blocks.8.cross_attn.q.out", OFF_BLOCKS_8_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.8.cross_attn.norm_q.out = rmsnorm(blocks.8.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.8.cross_attn.norm_q.out", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.norm_q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.8.cross_attn.norm_q.out.rms = rms_factor(blocks.8.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.8.cross_attn.norm_q.out.rms", OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.8.cross_attn.attn = attention(blocks.8.cross_attn.q.out, blocks.8.cross_attn.norm_k.out, blocks.8.cross_attn.v.out, blocks.8.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.8.cross_attn.attn", OFF_BLOCKS_8_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_8_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_8_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_8_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.8.cross_attn.o.out = linear(blocks.8.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_8_CROSS_ATTN_ATTN, W_BLOCKS_8_CROSS_ATTN_O_WEIGHT, W_BLOCKS_8_CROSS_ATTN_O_BIAS, OUT("blocks.8.cross_attn.o.out", OFF_BLOCKS_8_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.8.norm2.out = residual_norm(blocks.8.x1, blocks.8.cross_attn.o.out, blocks.8.mod)  [L,1536] bf16 */
@@ -4832,22 +4843,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.9.self_attn.qkv.out = linear(blocks.9.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_9_NORM1_OUT, W_BLOCKS_9_SELF_ATTN_Q_WEIGHT, W_BLOCKS_9_SELF_ATTN_Q_BIAS, OUT("blocks.9.self_attn.qkv.out", OFF_BLOCKS_9_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.9.self_attn.q.rope = rmsnorm_rope(blocks.9.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.q.rope", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.9.self_attn.q.rope.rms = rms_factor(blocks.9.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.q.rope.rms", OFF_BLOCKS_9_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.9.self_attn.k.rope = rmsnorm_rope(blocks.9.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.9.self_attn.k.rope", OFF_BLOCKS_9_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.q.rope, blocks.9.self_attn.k.rope, blocks.9.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.9.self_attn.attn = attention(blocks.9.self_attn.qkv.out, blocks.9.self_attn.k.rope, blocks.9.self_attn.qkv.out, blocks.9.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.9.self_attn.attn", OFF_BLOCKS_9_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_9_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_9_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_9_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_9_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.9.self_attn.o.out = linear(blocks.9.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_9_SELF_ATTN_ATTN, W_BLOCKS_9_SELF_ATTN_O_WEIGHT, W_BLOCKS_9_SELF_ATTN_O_BIAS, OUT("blocks.9.self_attn.o.out", OFF_BLOCKS_9_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.9.norm3.out = residual_norm(blocks.8.out, blocks.9.self_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.9.norm3.out", OFF_BLOCKS_9_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.9.x1", OFF_BLOCKS_9_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_8_OUT), PTR(OFF_BLOCKS_9_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), WPTR(W_BLOCKS_9_NORM3_WEIGHT), WPTR(W_BLOCKS_9_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.9.cross_attn.q.out = linear(blocks.9.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_9_NORM3_OUT, W_BLOCKS_9_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_9_CROSS_ATTN_Q_BIAS, OUT("blocks.9.cross_attn.q.out", OFF_BLOCKS_9_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.9.cross_attn.norm_q.out = rmsnorm(blocks.9.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.9.cross_attn.norm_q.out", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.norm_q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.9.cross_attn.norm_q.out.rms = rms_factor(blocks.9.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.9.cross_attn.norm_q.out.rms", OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.9.cross_attn.attn = attention(blocks.9.cross_attn.q.out, blocks.9.cross_attn.norm_k.out, blocks.9.cross_attn.v.out, blocks.9.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.9.cross_attn.attn", OFF_BLOCKS_9_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_9_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_9_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_9_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.9.cross_attn.o.out = linear(blocks.9.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_9_CROSS_ATTN_ATTN, W_BLOCKS_9_CROSS_ATTN_O_WEIGHT, W_BLOCKS_9_CROSS_ATTN_O_BIAS, OUT("blocks.9.cross_attn.o.out", OFF_BLOCKS_9_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.9.norm2.out = residual_norm(blocks.9.x1, blocks.9.cross_attn.o.out, blocks.9.mod)  [L,1536] bf16 */
@@ -4866,22 +4877,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.10.self_attn.qkv.out = linear(blocks.10.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_10_NORM1_OUT, W_BLOCKS_10_SELF_ATTN_Q_WEIGHT, W_BLOCKS_10_SELF_ATTN_Q_BIAS, OUT("blocks.10.self_attn.qkv.out", OFF_BLOCKS_10_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.10.self_attn.q.rope = rmsnorm_rope(blocks.10.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.q.rope", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.10.self_attn.q.rope.rms = rms_factor(blocks.10.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.q.rope.rms", OFF_BLOCKS_10_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.10.self_attn.k.rope = rmsnorm_rope(blocks.10.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.10.self_attn.k.rope", OFF_BLOCKS_10_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.q.rope, blocks.10.self_attn.k.rope, blocks.10.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.10.self_attn.attn = attention(blocks.10.self_attn.qkv.out, blocks.10.self_attn.k.rope, blocks.10.self_attn.qkv.out, blocks.10.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.10.self_attn.attn", OFF_BLOCKS_10_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_10_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_10_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_10_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_10_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.10.self_attn.o.out = linear(blocks.10.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_10_SELF_ATTN_ATTN, W_BLOCKS_10_SELF_ATTN_O_WEIGHT, W_BLOCKS_10_SELF_ATTN_O_BIAS, OUT("blocks.10.self_attn.o.out", OFF_BLOCKS_10_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.10.norm3.out = residual_norm(blocks.9.out, blocks.10.self_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.10.norm3.out", OFF_BLOCKS_10_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.10.x1", OFF_BLOCKS_10_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_9_OUT), PTR(OFF_BLOCKS_10_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), WPTR(W_BLOCKS_10_NORM3_WEIGHT), WPTR(W_BLOCKS_10_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.10.cross_attn.q.out = linear(blocks.10.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_10_NORM3_OUT, W_BLOCKS_10_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_10_CROSS_ATTN_Q_BIAS, OUT("blocks.10.cross_attn.q.out", OFF_BLOCKS_10_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.10.cross_attn.norm_q.out = rmsnorm(blocks.10.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.10.cross_attn.norm_q.out", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.norm_q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.10.cross_attn.norm_q.out.rms = rms_factor(blocks.10.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.10.cross_attn.norm_q.out.rms", OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.10.cross_attn.attn = attention(blocks.10.cross_attn.q.out, blocks.10.cross_attn.norm_k.out, blocks.10.cross_attn.v.out, blocks.10.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.10.cross_attn.attn", OFF_BLOCKS_10_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_10_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_10_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_10_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.10.cross_attn.o.out = linear(blocks.10.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_10_CROSS_ATTN_ATTN, W_BLOCKS_10_CROSS_ATTN_O_WEIGHT, W_BLOCKS_10_CROSS_ATTN_O_BIAS, OUT("blocks.10.cross_attn.o.out", OFF_BLOCKS_10_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.10.norm2.out = residual_norm(blocks.10.x1, blocks.10.cross_attn.o.out, blocks.10.mod)  [L,1536] bf16 */
@@ -4900,22 +4911,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.11.self_attn.qkv.out = linear(blocks.11.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_11_NORM1_OUT, W_BLOCKS_11_SELF_ATTN_Q_WEIGHT, W_BLOCKS_11_SELF_ATTN_Q_BIAS, OUT("blocks.11.self_attn.qkv.out", OFF_BLOCKS_11_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.11.self_attn.q.rope = rmsnorm_rope(blocks.11.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.q.rope", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.11.self_attn.q.rope.rms = rms_factor(blocks.11.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.q.rope.rms", OFF_BLOCKS_11_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.11.self_attn.k.rope = rmsnorm_rope(blocks.11.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.11.self_attn.k.rope", OFF_BLOCKS_11_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.q.rope, blocks.11.self_attn.k.rope, blocks.11.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.11.self_attn.attn = attention(blocks.11.self_attn.qkv.out, blocks.11.self_attn.k.rope, blocks.11.self_attn.qkv.out, blocks.11.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.11.self_attn.attn", OFF_BLOCKS_11_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_11_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_11_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_11_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_11_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.11.self_attn.o.out = linear(blocks.11.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_11_SELF_ATTN_ATTN, W_BLOCKS_11_SELF_ATTN_O_WEIGHT, W_BLOCKS_11_SELF_ATTN_O_BIAS, OUT("blocks.11.self_attn.o.out", OFF_BLOCKS_11_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.11.norm3.out = residual_norm(blocks.10.out, blocks.11.self_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.11.norm3.out", OFF_BLOCKS_11_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.11.x1", OFF_BLOCKS_11_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_10_OUT), PTR(OFF_BLOCKS_11_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), WPTR(W_BLOCKS_11_NORM3_WEIGHT), WPTR(W_BLOCKS_11_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.11.cross_attn.q.out = linear(blocks.11.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_11_NORM3_OUT, W_BLOCKS_11_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_11_CROSS_ATTN_Q_BIAS, OUT("blocks.11.cross_attn.q.out", OFF_BLOCKS_11_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.11.cross_attn.norm_q.out = rmsnorm(blocks.11.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.11.cross_attn.norm_q.out", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.norm_q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.11.cross_attn.norm_q.out.rms = rms_factor(blocks.11.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.11.cross_attn.norm_q.out.rms", OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.11.cross_attn.attn = attention(blocks.11.cross_attn.q.out, blocks.11.cross_attn.norm_k.out, blocks.11.cross_attn.v.out, blocks.11.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.11.cross_attn.attn", OFF_BLOCKS_11_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_11_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_11_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_11_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.11.cross_attn.o.out = linear(blocks.11.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_11_CROSS_ATTN_ATTN, W_BLOCKS_11_CROSS_ATTN_O_WEIGHT, W_BLOCKS_11_CROSS_ATTN_O_BIAS, OUT("blocks.11.cross_attn.o.out", OFF_BLOCKS_11_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.11.norm2.out = residual_norm(blocks.11.x1, blocks.11.cross_attn.o.out, blocks.11.mod)  [L,1536] bf16 */
@@ -4934,22 +4945,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.12.self_attn.qkv.out = linear(blocks.12.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_12_NORM1_OUT, W_BLOCKS_12_SELF_ATTN_Q_WEIGHT, W_BLOCKS_12_SELF_ATTN_Q_BIAS, OUT("blocks.12.self_attn.qkv.out", OFF_BLOCKS_12_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.12.self_attn.q.rope = rmsnorm_rope(blocks.12.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.q.rope", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.12.self_attn.q.rope.rms = rms_factor(blocks.12.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.q.rope.rms", OFF_BLOCKS_12_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.12.self_attn.k.rope = rmsnorm_rope(blocks.12.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.12.self_attn.k.rope", OFF_BLOCKS_12_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.q.rope, blocks.12.self_attn.k.rope, blocks.12.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.12.self_attn.attn = attention(blocks.12.self_attn.qkv.out, blocks.12.self_attn.k.rope, blocks.12.self_attn.qkv.out, blocks.12.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.12.self_attn.attn", OFF_BLOCKS_12_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_12_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_12_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_12_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_12_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.12.self_attn.o.out = linear(blocks.12.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_12_SELF_ATTN_ATTN, W_BLOCKS_12_SELF_ATTN_O_WEIGHT, W_BLOCKS_12_SELF_ATTN_O_BIAS, OUT("blocks.12.self_attn.o.out", OFF_BLOCKS_12_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.12.norm3.out = residual_norm(blocks.11.out, blocks.12.self_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.12.norm3.out", OFF_BLOCKS_12_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.12.x1", OFF_BLOCKS_12_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_11_OUT), PTR(OFF_BLOCKS_12_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), WPTR(W_BLOCKS_12_NORM3_WEIGHT), WPTR(W_BLOCKS_12_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.12.cross_attn.q.out = linear(blocks.12.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_12_NORM3_OUT, W_BLOCKS_12_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_12_CROSS_ATTN_Q_BIAS, OUT("blocks.12.cross_attn.q.out", OFF_BLOCKS_12_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.12.cross_attn.norm_q.out = rmsnorm(blocks.12.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.12.cross_attn.norm_q.out", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.norm_q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.12.cross_attn.norm_q.out.rms = rms_factor(blocks.12.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.12.cross_attn.norm_q.out.rms", OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.12.cross_attn.attn = attention(blocks.12.cross_attn.q.out, blocks.12.cross_attn.norm_k.out, blocks.12.cross_attn.v.out, blocks.12.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.12.cross_attn.attn", OFF_BLOCKS_12_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_12_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_12_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_12_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.12.cross_attn.o.out = linear(blocks.12.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_12_CROSS_ATTN_ATTN, W_BLOCKS_12_CROSS_ATTN_O_WEIGHT, W_BLOCKS_12_CROSS_ATTN_O_BIAS, OUT("blocks.12.cross_attn.o.out", OFF_BLOCKS_12_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.12.norm2.out = residual_norm(blocks.12.x1, blocks.12.cross_attn.o.out, blocks.12.mod)  [L,1536] bf16 */
@@ -4968,22 +4979,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.13.self_attn.qkv.out = linear(blocks.13.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_13_NORM1_OUT, W_BLOCKS_13_SELF_ATTN_Q_WEIGHT, W_BLOCKS_13_SELF_ATTN_Q_BIAS, OUT("blocks.13.self_attn.qkv.out", OFF_BLOCKS_13_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.13.self_attn.q.rope = rmsnorm_rope(blocks.13.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.q.rope", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.13.self_attn.q.rope.rms = rms_factor(blocks.13.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.q.rope.rms", OFF_BLOCKS_13_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.13.self_attn.k.rope = rmsnorm_rope(blocks.13.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.13.self_attn.k.rope", OFF_BLOCKS_13_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.q.rope, blocks.13.self_attn.k.rope, blocks.13.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.13.self_attn.attn = attention(blocks.13.self_attn.qkv.out, blocks.13.self_attn.k.rope, blocks.13.self_attn.qkv.out, blocks.13.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.13.self_attn.attn", OFF_BLOCKS_13_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_13_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_13_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_13_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_13_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.13.self_attn.o.out = linear(blocks.13.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_13_SELF_ATTN_ATTN, W_BLOCKS_13_SELF_ATTN_O_WEIGHT, W_BLOCKS_13_SELF_ATTN_O_BIAS, OUT("blocks.13.self_attn.o.out", OFF_BLOCKS_13_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.13.norm3.out = residual_norm(blocks.12.out, blocks.13.self_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.13.norm3.out", OFF_BLOCKS_13_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.13.x1", OFF_BLOCKS_13_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_12_OUT), PTR(OFF_BLOCKS_13_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), WPTR(W_BLOCKS_13_NORM3_WEIGHT), WPTR(W_BLOCKS_13_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.13.cross_attn.q.out = linear(blocks.13.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_13_NORM3_OUT, W_BLOCKS_13_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_13_CROSS_ATTN_Q_BIAS, OUT("blocks.13.cross_attn.q.out", OFF_BLOCKS_13_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.13.cross_attn.norm_q.out = rmsnorm(blocks.13.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.13.cross_attn.norm_q.out", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.norm_q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.13.cross_attn.norm_q.out.rms = rms_factor(blocks.13.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.13.cross_attn.norm_q.out.rms", OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.13.cross_attn.attn = attention(blocks.13.cross_attn.q.out, blocks.13.cross_attn.norm_k.out, blocks.13.cross_attn.v.out, blocks.13.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.13.cross_attn.attn", OFF_BLOCKS_13_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_13_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_13_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_13_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.13.cross_attn.o.out = linear(blocks.13.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_13_CROSS_ATTN_ATTN, W_BLOCKS_13_CROSS_ATTN_O_WEIGHT, W_BLOCKS_13_CROSS_ATTN_O_BIAS, OUT("blocks.13.cross_attn.o.out", OFF_BLOCKS_13_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.13.norm2.out = residual_norm(blocks.13.x1, blocks.13.cross_attn.o.out, blocks.13.mod)  [L,1536] bf16 */
@@ -5002,22 +5013,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.14.self_attn.qkv.out = linear(blocks.14.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_14_NORM1_OUT, W_BLOCKS_14_SELF_ATTN_Q_WEIGHT, W_BLOCKS_14_SELF_ATTN_Q_BIAS, OUT("blocks.14.self_attn.qkv.out", OFF_BLOCKS_14_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.14.self_attn.q.rope = rmsnorm_rope(blocks.14.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.q.rope", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.14.self_attn.q.rope.rms = rms_factor(blocks.14.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.q.rope.rms", OFF_BLOCKS_14_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.14.self_attn.k.rope = rmsnorm_rope(blocks.14.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.14.self_attn.k.rope", OFF_BLOCKS_14_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.q.rope, blocks.14.self_attn.k.rope, blocks.14.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.14.self_attn.attn = attention(blocks.14.self_attn.qkv.out, blocks.14.self_attn.k.rope, blocks.14.self_attn.qkv.out, blocks.14.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.14.self_attn.attn", OFF_BLOCKS_14_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_14_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_14_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_14_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_14_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.14.self_attn.o.out = linear(blocks.14.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_14_SELF_ATTN_ATTN, W_BLOCKS_14_SELF_ATTN_O_WEIGHT, W_BLOCKS_14_SELF_ATTN_O_BIAS, OUT("blocks.14.self_attn.o.out", OFF_BLOCKS_14_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.14.norm3.out = residual_norm(blocks.13.out, blocks.14.self_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.14.norm3.out", OFF_BLOCKS_14_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.14.x1", OFF_BLOCKS_14_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_13_OUT), PTR(OFF_BLOCKS_14_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), WPTR(W_BLOCKS_14_NORM3_WEIGHT), WPTR(W_BLOCKS_14_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.14.cross_attn.q.out = linear(blocks.14.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_14_NORM3_OUT, W_BLOCKS_14_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_14_CROSS_ATTN_Q_BIAS, OUT("blocks.14.cross_attn.q.out", OFF_BLOCKS_14_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.14.cross_attn.norm_q.out = rmsnorm(blocks.14.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.14.cross_attn.norm_q.out", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.norm_q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.14.cross_attn.norm_q.out.rms = rms_factor(blocks.14.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.14.cross_attn.norm_q.out.rms", OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.14.cross_attn.attn = attention(blocks.14.cross_attn.q.out, blocks.14.cross_attn.norm_k.out, blocks.14.cross_attn.v.out, blocks.14.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.14.cross_attn.attn", OFF_BLOCKS_14_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_14_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_14_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_14_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.14.cross_attn.o.out = linear(blocks.14.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_14_CROSS_ATTN_ATTN, W_BLOCKS_14_CROSS_ATTN_O_WEIGHT, W_BLOCKS_14_CROSS_ATTN_O_BIAS, OUT("blocks.14.cross_attn.o.out", OFF_BLOCKS_14_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.14.norm2.out = residual_norm(blocks.14.x1, blocks.14.cross_attn.o.out, blocks.14.mod)  [L,1536] bf16 */
@@ -5036,22 +5047,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.15.self_attn.qkv.out = linear(blocks.15.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_15_NORM1_OUT, W_BLOCKS_15_SELF_ATTN_Q_WEIGHT, W_BLOCKS_15_SELF_ATTN_Q_BIAS, OUT("blocks.15.self_attn.qkv.out", OFF_BLOCKS_15_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.15.self_attn.q.rope = rmsnorm_rope(blocks.15.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.q.rope", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.15.self_attn.q.rope.rms = rms_factor(blocks.15.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.q.rope.rms", OFF_BLOCKS_15_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.15.self_attn.k.rope = rmsnorm_rope(blocks.15.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.15.self_attn.k.rope", OFF_BLOCKS_15_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.q.rope, blocks.15.self_attn.k.rope, blocks.15.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.15.self_attn.attn = attention(blocks.15.self_attn.qkv.out, blocks.15.self_attn.k.rope, blocks.15.self_attn.qkv.out, blocks.15.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.15.self_attn.attn", OFF_BLOCKS_15_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_15_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_15_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_15_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_15_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.15.self_attn.o.out = linear(blocks.15.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_15_SELF_ATTN_ATTN, W_BLOCKS_15_SELF_ATTN_O_WEIGHT, W_BLOCKS_15_SELF_ATTN_O_BIAS, OUT("blocks.15.self_attn.o.out", OFF_BLOCKS_15_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.15.norm3.out = residual_norm(blocks.14.out, blocks.15.self_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.15.norm3.out", OFF_BLOCKS_15_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.15.x1", OFF_BLOCKS_15_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_14_OUT), PTR(OFF_BLOCKS_15_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), WPTR(W_BLOCKS_15_NORM3_WEIGHT), WPTR(W_BLOCKS_15_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.15.cross_attn.q.out = linear(blocks.15.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_15_NORM3_OUT, W_BLOCKS_15_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_15_CROSS_ATTN_Q_BIAS, OUT("blocks.15.cross_attn.q.out", OFF_BLOCKS_15_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.15.cross_attn.norm_q.out = rmsnorm(blocks.15.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.15.cross_attn.norm_q.out", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.norm_q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.15.cross_attn.norm_q.out.rms = rms_factor(blocks.15.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.15.cross_attn.norm_q.out.rms", OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.15.cross_attn.attn = attention(blocks.15.cross_attn.q.out, blocks.15.cross_attn.norm_k.out, blocks.15.cross_attn.v.out, blocks.15.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.15.cross_attn.attn", OFF_BLOCKS_15_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_15_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_15_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_15_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.15.cross_attn.o.out = linear(blocks.15.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_15_CROSS_ATTN_ATTN, W_BLOCKS_15_CROSS_ATTN_O_WEIGHT, W_BLOCKS_15_CROSS_ATTN_O_BIAS, OUT("blocks.15.cross_attn.o.out", OFF_BLOCKS_15_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.15.norm2.out = residual_norm(blocks.15.x1, blocks.15.cross_attn.o.out, blocks.15.mod)  [L,1536] bf16 */
@@ -5070,22 +5081,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.16.self_attn.qkv.out = linear(blocks.16.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_16_NORM1_OUT, W_BLOCKS_16_SELF_ATTN_Q_WEIGHT, W_BLOCKS_16_SELF_ATTN_Q_BIAS, OUT("blocks.16.self_attn.qkv.out", OFF_BLOCKS_16_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.16.self_attn.q.rope = rmsnorm_rope(blocks.16.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.q.rope", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.16.self_attn.q.rope.rms = rms_factor(blocks.16.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.q.rope.rms", OFF_BLOCKS_16_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.16.self_attn.k.rope = rmsnorm_rope(blocks.16.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.16.self_attn.k.rope", OFF_BLOCKS_16_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.q.rope, blocks.16.self_attn.k.rope, blocks.16.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.16.self_attn.attn = attention(blocks.16.self_attn.qkv.out, blocks.16.self_attn.k.rope, blocks.16.self_attn.qkv.out, blocks.16.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.16.self_attn.attn", OFF_BLOCKS_16_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_16_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_16_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_16_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_16_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.16.self_attn.o.out = linear(blocks.16.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_16_SELF_ATTN_ATTN, W_BLOCKS_16_SELF_ATTN_O_WEIGHT, W_BLOCKS_16_SELF_ATTN_O_BIAS, OUT("blocks.16.self_attn.o.out", OFF_BLOCKS_16_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.16.norm3.out = residual_norm(blocks.15.out, blocks.16.self_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.16.norm3.out", OFF_BLOCKS_16_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.16.x1", OFF_BLOCKS_16_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_15_OUT), PTR(OFF_BLOCKS_16_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), WPTR(W_BLOCKS_16_NORM3_WEIGHT), WPTR(W_BLOCKS_16_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.16.cross_attn.q.out = linear(blocks.16.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_16_NORM3_OUT, W_BLOCKS_16_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_16_CROSS_ATTN_Q_BIAS, OUT("blocks.16.cross_attn.q.out", OFF_BLOCKS_16_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.16.cross_attn.norm_q.out = rmsnorm(blocks.16.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.16.cross_attn.norm_q.out", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.norm_q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.16.cross_attn.norm_q.out.rms = rms_factor(blocks.16.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.16.cross_attn.norm_q.out.rms", OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.16.cross_attn.attn = attention(blocks.16.cross_attn.q.out, blocks.16.cross_attn.norm_k.out, blocks.16.cross_attn.v.out, blocks.16.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.16.cross_attn.attn", OFF_BLOCKS_16_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_16_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_16_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_16_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.16.cross_attn.o.out = linear(blocks.16.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_16_CROSS_ATTN_ATTN, W_BLOCKS_16_CROSS_ATTN_O_WEIGHT, W_BLOCKS_16_CROSS_ATTN_O_BIAS, OUT("blocks.16.cross_attn.o.out", OFF_BLOCKS_16_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.16.norm2.out = residual_norm(blocks.16.x1, blocks.16.cross_attn.o.out, blocks.16.mod)  [L,1536] bf16 */
@@ -5104,22 +5115,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.17.self_attn.qkv.out = linear(blocks.17.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_17_NORM1_OUT, W_BLOCKS_17_SELF_ATTN_Q_WEIGHT, W_BLOCKS_17_SELF_ATTN_Q_BIAS, OUT("blocks.17.self_attn.qkv.out", OFF_BLOCKS_17_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.17.self_attn.q.rope = rmsnorm_rope(blocks.17.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.q.rope", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.17.self_attn.q.rope.rms = rms_factor(blocks.17.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.q.rope.rms", OFF_BLOCKS_17_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.17.self_attn.k.rope = rmsnorm_rope(blocks.17.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.17.self_attn.k.rope", OFF_BLOCKS_17_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.q.rope, blocks.17.self_attn.k.rope, blocks.17.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.17.self_attn.attn = attention(blocks.17.self_attn.qkv.out, blocks.17.self_attn.k.rope, blocks.17.self_attn.qkv.out, blocks.17.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.17.self_attn.attn", OFF_BLOCKS_17_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_17_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_17_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_17_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_17_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.17.self_attn.o.out = linear(blocks.17.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_17_SELF_ATTN_ATTN, W_BLOCKS_17_SELF_ATTN_O_WEIGHT, W_BLOCKS_17_SELF_ATTN_O_BIAS, OUT("blocks.17.self_attn.o.out", OFF_BLOCKS_17_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.17.norm3.out = residual_norm(blocks.16.out, blocks.17.self_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.17.norm3.out", OFF_BLOCKS_17_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.17.x1", OFF_BLOCKS_17_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_16_OUT), PTR(OFF_BLOCKS_17_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), WPTR(W_BLOCKS_17_NORM3_WEIGHT), WPTR(W_BLOCKS_17_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.17.cross_attn.q.out = linear(blocks.17.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_17_NORM3_OUT, W_BLOCKS_17_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_17_CROSS_ATTN_Q_BIAS, OUT("blocks.17.cross_attn.q.out", OFF_BLOCKS_17_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.17.cross_attn.norm_q.out = rmsnorm(blocks.17.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.17.cross_attn.norm_q.out", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.norm_q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.17.cross_attn.norm_q.out.rms = rms_factor(blocks.17.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.17.cross_attn.norm_q.out.rms", OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.17.cross_attn.attn = attention(blocks.17.cross_attn.q.out, blocks.17.cross_attn.norm_k.out, blocks.17.cross_attn.v.out, blocks.17.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.17.cross_attn.attn", OFF_BLOCKS_17_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_17_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_17_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_17_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.17.cross_attn.o.out = linear(blocks.17.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_17_CROSS_ATTN_ATTN, W_BLOCKS_17_CROSS_ATTN_O_WEIGHT, W_BLOCKS_17_CROSS_ATTN_O_BIAS, OUT("blocks.17.cross_attn.o.out", OFF_BLOCKS_17_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.17.norm2.out = residual_norm(blocks.17.x1, blocks.17.cross_attn.o.out, blocks.17.mod)  [L,1536] bf16 */
@@ -5138,22 +5149,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.18.self_attn.qkv.out = linear(blocks.18.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_18_NORM1_OUT, W_BLOCKS_18_SELF_ATTN_Q_WEIGHT, W_BLOCKS_18_SELF_ATTN_Q_BIAS, OUT("blocks.18.self_attn.qkv.out", OFF_BLOCKS_18_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.18.self_attn.q.rope = rmsnorm_rope(blocks.18.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.q.rope", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.18.self_attn.q.rope.rms = rms_factor(blocks.18.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.q.rope.rms", OFF_BLOCKS_18_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.18.self_attn.k.rope = rmsnorm_rope(blocks.18.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.18.self_attn.k.rope", OFF_BLOCKS_18_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.q.rope, blocks.18.self_attn.k.rope, blocks.18.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.18.self_attn.attn = attention(blocks.18.self_attn.qkv.out, blocks.18.self_attn.k.rope, blocks.18.self_attn.qkv.out, blocks.18.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.18.self_attn.attn", OFF_BLOCKS_18_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_18_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_18_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_18_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_18_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.18.self_attn.o.out = linear(blocks.18.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_18_SELF_ATTN_ATTN, W_BLOCKS_18_SELF_ATTN_O_WEIGHT, W_BLOCKS_18_SELF_ATTN_O_BIAS, OUT("blocks.18.self_attn.o.out", OFF_BLOCKS_18_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.18.norm3.out = residual_norm(blocks.17.out, blocks.18.self_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.18.norm3.out", OFF_BLOCKS_18_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.18.x1", OFF_BLOCKS_18_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_17_OUT), PTR(OFF_BLOCKS_18_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), WPTR(W_BLOCKS_18_NORM3_WEIGHT), WPTR(W_BLOCKS_18_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.18.cross_attn.q.out = linear(blocks.18.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_18_NORM3_OUT, W_BLOCKS_18_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_18_CROSS_ATTN_Q_BIAS, OUT("blocks.18.cross_attn.q.out", OFF_BLOCKS_18_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.18.cross_attn.norm_q.out = rmsnorm(blocks.18.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.18.cross_attn.norm_q.out", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.norm_q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.18.cross_attn.norm_q.out.rms = rms_factor(blocks.18.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.18.cross_attn.norm_q.out.rms", OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.18.cross_attn.attn = attention(blocks.18.cross_attn.q.out, blocks.18.cross_attn.norm_k.out, blocks.18.cross_attn.v.out, blocks.18.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.18.cross_attn.attn", OFF_BLOCKS_18_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_18_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_18_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_18_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.18.cross_attn.o.out = linear(blocks.18.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_18_CROSS_ATTN_ATTN, W_BLOCKS_18_CROSS_ATTN_O_WEIGHT, W_BLOCKS_18_CROSS_ATTN_O_BIAS, OUT("blocks.18.cross_attn.o.out", OFF_BLOCKS_18_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.18.norm2.out = residual_norm(blocks.18.x1, blocks.18.cross_attn.o.out, blocks.18.mod)  [L,1536] bf16 */
@@ -5172,22 +5183,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.19.self_attn.qkv.out = linear(blocks.19.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_19_NORM1_OUT, W_BLOCKS_19_SELF_ATTN_Q_WEIGHT, W_BLOCKS_19_SELF_ATTN_Q_BIAS, OUT("blocks.19.self_attn.qkv.out", OFF_BLOCKS_19_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.19.self_attn.q.rope = rmsnorm_rope(blocks.19.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.q.rope", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.19.self_attn.q.rope.rms = rms_factor(blocks.19.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.q.rope.rms", OFF_BLOCKS_19_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.19.self_attn.k.rope = rmsnorm_rope(blocks.19.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.19.self_attn.k.rope", OFF_BLOCKS_19_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.q.rope, blocks.19.self_attn.k.rope, blocks.19.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.19.self_attn.attn = attention(blocks.19.self_attn.qkv.out, blocks.19.self_attn.k.rope, blocks.19.self_attn.qkv.out, blocks.19.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.19.self_attn.attn", OFF_BLOCKS_19_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_19_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_19_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_19_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_19_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.19.self_attn.o.out = linear(blocks.19.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_19_SELF_ATTN_ATTN, W_BLOCKS_19_SELF_ATTN_O_WEIGHT, W_BLOCKS_19_SELF_ATTN_O_BIAS, OUT("blocks.19.self_attn.o.out", OFF_BLOCKS_19_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.19.norm3.out = residual_norm(blocks.18.out, blocks.19.self_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.19.norm3.out", OFF_BLOCKS_19_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.19.x1", OFF_BLOCKS_19_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_18_OUT), PTR(OFF_BLOCKS_19_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), WPTR(W_BLOCKS_19_NORM3_WEIGHT), WPTR(W_BLOCKS_19_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.19.cross_attn.q.out = linear(blocks.19.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_19_NORM3_OUT, W_BLOCKS_19_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_19_CROSS_ATTN_Q_BIAS, OUT("blocks.19.cross_attn.q.out", OFF_BLOCKS_19_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.19.cross_attn.norm_q.out = rmsnorm(blocks.19.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.19.cross_attn.norm_q.out", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.norm_q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.19.cross_attn.norm_q.out.rms = rms_factor(blocks.19.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.19.cross_attn.norm_q.out.rms", OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.19.cross_attn.attn = attention(blocks.19.cross_attn.q.out, blocks.19.cross_attn.norm_k.out, blocks.19.cross_attn.v.out, blocks.19.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.19.cross_attn.attn", OFF_BLOCKS_19_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_19_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_19_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_19_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.19.cross_attn.o.out = linear(blocks.19.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_19_CROSS_ATTN_ATTN, W_BLOCKS_19_CROSS_ATTN_O_WEIGHT, W_BLOCKS_19_CROSS_ATTN_O_BIAS, OUT("blocks.19.cross_attn.o.out", OFF_BLOCKS_19_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.19.norm2.out = residual_norm(blocks.19.x1, blocks.19.cross_attn.o.out, blocks.19.mod)  [L,1536] bf16 */
@@ -5206,22 +5217,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.20.self_attn.qkv.out = linear(blocks.20.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_20_NORM1_OUT, W_BLOCKS_20_SELF_ATTN_Q_WEIGHT, W_BLOCKS_20_SELF_ATTN_Q_BIAS, OUT("blocks.20.self_attn.qkv.out", OFF_BLOCKS_20_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.20.self_attn.q.rope = rmsnorm_rope(blocks.20.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.q.rope", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.20.self_attn.q.rope.rms = rms_factor(blocks.20.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.q.rope.rms", OFF_BLOCKS_20_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.20.self_attn.k.rope = rmsnorm_rope(blocks.20.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.20.self_attn.k.rope", OFF_BLOCKS_20_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.q.rope, blocks.20.self_attn.k.rope, blocks.20.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.20.self_attn.attn = attention(blocks.20.self_attn.qkv.out, blocks.20.self_attn.k.rope, blocks.20.self_attn.qkv.out, blocks.20.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.20.self_attn.attn", OFF_BLOCKS_20_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_20_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_20_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_20_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_20_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.20.self_attn.o.out = linear(blocks.20.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_20_SELF_ATTN_ATTN, W_BLOCKS_20_SELF_ATTN_O_WEIGHT, W_BLOCKS_20_SELF_ATTN_O_BIAS, OUT("blocks.20.self_attn.o.out", OFF_BLOCKS_20_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.20.norm3.out = residual_norm(blocks.19.out, blocks.20.self_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.20.norm3.out", OFF_BLOCKS_20_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.20.x1", OFF_BLOCKS_20_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_19_OUT), PTR(OFF_BLOCKS_20_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), WPTR(W_BLOCKS_20_NORM3_WEIGHT), WPTR(W_BLOCKS_20_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.20.cross_attn.q.out = linear(blocks.20.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_20_NORM3_OUT, W_BLOCKS_20_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_20_CROSS_ATTN_Q_BIAS, OUT("blocks.20.cross_attn.q.out", OFF_BLOCKS_20_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.20.cross_attn.norm_q.out = rmsnorm(blocks.20.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.20.cross_attn.norm_q.out", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.norm_q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.20.cross_attn.norm_q.out.rms = rms_factor(blocks.20.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.20.cross_attn.norm_q.out.rms", OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.20.cross_attn.attn = attention(blocks.20.cross_attn.q.out, blocks.20.cross_attn.norm_k.out, blocks.20.cross_attn.v.out, blocks.20.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.20.cross_attn.attn", OFF_BLOCKS_20_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_20_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_20_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_20_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.20.cross_attn.o.out = linear(blocks.20.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_20_CROSS_ATTN_ATTN, W_BLOCKS_20_CROSS_ATTN_O_WEIGHT, W_BLOCKS_20_CROSS_ATTN_O_BIAS, OUT("blocks.20.cross_attn.o.out", OFF_BLOCKS_20_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.20.norm2.out = residual_norm(blocks.20.x1, blocks.20.cross_attn.o.out, blocks.20.mod)  [L,1536] bf16 */
@@ -5240,22 +5251,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.21.self_attn.qkv.out = linear(blocks.21.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_21_NORM1_OUT, W_BLOCKS_21_SELF_ATTN_Q_WEIGHT, W_BLOCKS_21_SELF_ATTN_Q_BIAS, OUT("blocks.21.self_attn.qkv.out", OFF_BLOCKS_21_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.21.self_attn.q.rope = rmsnorm_rope(blocks.21.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.q.rope", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.21.self_attn.q.rope.rms = rms_factor(blocks.21.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.q.rope.rms", OFF_BLOCKS_21_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.21.self_attn.k.rope = rmsnorm_rope(blocks.21.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.21.self_attn.k.rope", OFF_BLOCKS_21_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.q.rope, blocks.21.self_attn.k.rope, blocks.21.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.21.self_attn.attn = attention(blocks.21.self_attn.qkv.out, blocks.21.self_attn.k.rope, blocks.21.self_attn.qkv.out, blocks.21.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.21.self_attn.attn", OFF_BLOCKS_21_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_21_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_21_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_21_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_21_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.21.self_attn.o.out = linear(blocks.21.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_21_SELF_ATTN_ATTN, W_BLOCKS_21_SELF_ATTN_O_WEIGHT, W_BLOCKS_21_SELF_ATTN_O_BIAS, OUT("blocks.21.self_attn.o.out", OFF_BLOCKS_21_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.21.norm3.out = residual_norm(blocks.20.out, blocks.21.self_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.21.norm3.out", OFF_BLOCKS_21_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.21.x1", OFF_BLOCKS_21_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_20_OUT), PTR(OFF_BLOCKS_21_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), WPTR(W_BLOCKS_21_NORM3_WEIGHT), WPTR(W_BLOCKS_21_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.21.cross_attn.q.out = linear(blocks.21.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_21_NORM3_OUT, W_BLOCKS_21_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_21_CROSS_ATTN_Q_BIAS, OUT("blocks.21.cross_attn.q.out", OFF_BLOCKS_21_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.21.cross_attn.norm_q.out = rmsnorm(blocks.21.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.21.cross_attn.norm_q.out", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.norm_q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.21.cross_attn.norm_q.out.rms = rms_factor(blocks.21.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.21.cross_attn.norm_q.out.rms", OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.21.cross_attn.attn = attention(blocks.21.cross_attn.q.out, blocks.21.cross_attn.norm_k.out, blocks.21.cross_attn.v.out, blocks.21.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.21.cross_attn.attn", OFF_BLOCKS_21_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_21_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_21_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_21_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.21.cross_attn.o.out = linear(blocks.21.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_21_CROSS_ATTN_ATTN, W_BLOCKS_21_CROSS_ATTN_O_WEIGHT, W_BLOCKS_21_CROSS_ATTN_O_BIAS, OUT("blocks.21.cross_attn.o.out", OFF_BLOCKS_21_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.21.norm2.out = residual_norm(blocks.21.x1, blocks.21.cross_attn.o.out, blocks.21.mod)  [L,1536] bf16 */
@@ -5274,22 +5285,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.22.self_attn.qkv.out = linear(blocks.22.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_22_NORM1_OUT, W_BLOCKS_22_SELF_ATTN_Q_WEIGHT, W_BLOCKS_22_SELF_ATTN_Q_BIAS, OUT("blocks.22.self_attn.qkv.out", OFF_BLOCKS_22_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.22.self_attn.q.rope = rmsnorm_rope(blocks.22.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.q.rope", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.22.self_attn.q.rope.rms = rms_factor(blocks.22.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.q.rope.rms", OFF_BLOCKS_22_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.22.self_attn.k.rope = rmsnorm_rope(blocks.22.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.22.self_attn.k.rope", OFF_BLOCKS_22_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.q.rope, blocks.22.self_attn.k.rope, blocks.22.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.22.self_attn.attn = attention(blocks.22.self_attn.qkv.out, blocks.22.self_attn.k.rope, blocks.22.self_attn.qkv.out, blocks.22.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.22.self_attn.attn", OFF_BLOCKS_22_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_22_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_22_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_22_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_22_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.22.self_attn.o.out = linear(blocks.22.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_22_SELF_ATTN_ATTN, W_BLOCKS_22_SELF_ATTN_O_WEIGHT, W_BLOCKS_22_SELF_ATTN_O_BIAS, OUT("blocks.22.self_attn.o.out", OFF_BLOCKS_22_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.22.norm3.out = residual_norm(blocks.21.out, blocks.22.self_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.22.norm3.out", OFF_BLOCKS_22_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.22.x1", OFF_BLOCKS_22_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_21_OUT), PTR(OFF_BLOCKS_22_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), WPTR(W_BLOCKS_22_NORM3_WEIGHT), WPTR(W_BLOCKS_22_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.22.cross_attn.q.out = linear(blocks.22.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_22_NORM3_OUT, W_BLOCKS_22_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_22_CROSS_ATTN_Q_BIAS, OUT("blocks.22.cross_attn.q.out", OFF_BLOCKS_22_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.22.cross_attn.norm_q.out = rmsnorm(blocks.22.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.22.cross_attn.norm_q.out", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.norm_q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.22.cross_attn.norm_q.out.rms = rms_factor(blocks.22.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.22.cross_attn.norm_q.out.rms", OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.22.cross_attn.attn = attention(blocks.22.cross_attn.q.out, blocks.22.cross_attn.norm_k.out, blocks.22.cross_attn.v.out, blocks.22.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.22.cross_attn.attn", OFF_BLOCKS_22_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_22_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_22_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_22_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.22.cross_attn.o.out = linear(blocks.22.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_22_CROSS_ATTN_ATTN, W_BLOCKS_22_CROSS_ATTN_O_WEIGHT, W_BLOCKS_22_CROSS_ATTN_O_BIAS, OUT("blocks.22.cross_attn.o.out", OFF_BLOCKS_22_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.22.norm2.out = residual_norm(blocks.22.x1, blocks.22.cross_attn.o.out, blocks.22.mod)  [L,1536] bf16 */
@@ -5308,22 +5319,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.23.self_attn.qkv.out = linear(blocks.23.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_23_NORM1_OUT, W_BLOCKS_23_SELF_ATTN_Q_WEIGHT, W_BLOCKS_23_SELF_ATTN_Q_BIAS, OUT("blocks.23.self_attn.qkv.out", OFF_BLOCKS_23_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.23.self_attn.q.rope = rmsnorm_rope(blocks.23.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.q.rope", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.23.self_attn.q.rope.rms = rms_factor(blocks.23.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.q.rope.rms", OFF_BLOCKS_23_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.23.self_attn.k.rope = rmsnorm_rope(blocks.23.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.23.self_attn.k.rope", OFF_BLOCKS_23_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.q.rope, blocks.23.self_attn.k.rope, blocks.23.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.23.self_attn.attn = attention(blocks.23.self_attn.qkv.out, blocks.23.self_attn.k.rope, blocks.23.self_attn.qkv.out, blocks.23.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.23.self_attn.attn", OFF_BLOCKS_23_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_23_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_23_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_23_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_23_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.23.self_attn.o.out = linear(blocks.23.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_23_SELF_ATTN_ATTN, W_BLOCKS_23_SELF_ATTN_O_WEIGHT, W_BLOCKS_23_SELF_ATTN_O_BIAS, OUT("blocks.23.self_attn.o.out", OFF_BLOCKS_23_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.23.norm3.out = residual_norm(blocks.22.out, blocks.23.self_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.23.norm3.out", OFF_BLOCKS_23_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.23.x1", OFF_BLOCKS_23_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_22_OUT), PTR(OFF_BLOCKS_23_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), WPTR(W_BLOCKS_23_NORM3_WEIGHT), WPTR(W_BLOCKS_23_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.23.cross_attn.q.out = linear(blocks.23.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_23_NORM3_OUT, W_BLOCKS_23_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_23_CROSS_ATTN_Q_BIAS, OUT("blocks.23.cross_attn.q.out", OFF_BLOCKS_23_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.23.cross_attn.norm_q.out = rmsnorm(blocks.23.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.23.cross_attn.norm_q.out", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.norm_q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.23.cross_attn.norm_q.out.rms = rms_factor(blocks.23.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.23.cross_attn.norm_q.out.rms", OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.23.cross_attn.attn = attention(blocks.23.cross_attn.q.out, blocks.23.cross_attn.norm_k.out, blocks.23.cross_attn.v.out, blocks.23.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.23.cross_attn.attn", OFF_BLOCKS_23_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_23_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_23_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_23_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.23.cross_attn.o.out = linear(blocks.23.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_23_CROSS_ATTN_ATTN, W_BLOCKS_23_CROSS_ATTN_O_WEIGHT, W_BLOCKS_23_CROSS_ATTN_O_BIAS, OUT("blocks.23.cross_attn.o.out", OFF_BLOCKS_23_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.23.norm2.out = residual_norm(blocks.23.x1, blocks.23.cross_attn.o.out, blocks.23.mod)  [L,1536] bf16 */
@@ -5342,22 +5353,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.24.self_attn.qkv.out = linear(blocks.24.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_24_NORM1_OUT, W_BLOCKS_24_SELF_ATTN_Q_WEIGHT, W_BLOCKS_24_SELF_ATTN_Q_BIAS, OUT("blocks.24.self_attn.qkv.out", OFF_BLOCKS_24_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.24.self_attn.q.rope = rmsnorm_rope(blocks.24.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.q.rope", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.24.self_attn.q.rope.rms = rms_factor(blocks.24.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.q.rope.rms", OFF_BLOCKS_24_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.24.self_attn.k.rope = rmsnorm_rope(blocks.24.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.24.self_attn.k.rope", OFF_BLOCKS_24_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.q.rope, blocks.24.self_attn.k.rope, blocks.24.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.24.self_attn.attn = attention(blocks.24.self_attn.qkv.out, blocks.24.self_attn.k.rope, blocks.24.self_attn.qkv.out, blocks.24.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.24.self_attn.attn", OFF_BLOCKS_24_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_24_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_24_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_24_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_24_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.24.self_attn.o.out = linear(blocks.24.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_24_SELF_ATTN_ATTN, W_BLOCKS_24_SELF_ATTN_O_WEIGHT, W_BLOCKS_24_SELF_ATTN_O_BIAS, OUT("blocks.24.self_attn.o.out", OFF_BLOCKS_24_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.24.norm3.out = residual_norm(blocks.23.out, blocks.24.self_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.24.norm3.out", OFF_BLOCKS_24_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.24.x1", OFF_BLOCKS_24_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_23_OUT), PTR(OFF_BLOCKS_24_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), WPTR(W_BLOCKS_24_NORM3_WEIGHT), WPTR(W_BLOCKS_24_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.24.cross_attn.q.out = linear(blocks.24.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_24_NORM3_OUT, W_BLOCKS_24_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_24_CROSS_ATTN_Q_BIAS, OUT("blocks.24.cross_attn.q.out", OFF_BLOCKS_24_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.24.cross_attn.norm_q.out = rmsnorm(blocks.24.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.24.cross_attn.norm_q.out", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.norm_q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.24.cross_attn.norm_q.out.rms = rms_factor(blocks.24.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.24.cross_attn.norm_q.out.rms", OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.24.cross_attn.attn = attention(blocks.24.cross_attn.q.out, blocks.24.cross_attn.norm_k.out, blocks.24.cross_attn.v.out, blocks.24.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.24.cross_attn.attn", OFF_BLOCKS_24_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_24_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_24_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_24_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.24.cross_attn.o.out = linear(blocks.24.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_24_CROSS_ATTN_ATTN, W_BLOCKS_24_CROSS_ATTN_O_WEIGHT, W_BLOCKS_24_CROSS_ATTN_O_BIAS, OUT("blocks.24.cross_attn.o.out", OFF_BLOCKS_24_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.24.norm2.out = residual_norm(blocks.24.x1, blocks.24.cross_attn.o.out, blocks.24.mod)  [L,1536] bf16 */
@@ -5376,22 +5387,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.25.self_attn.qkv.out = linear(blocks.25.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_25_NORM1_OUT, W_BLOCKS_25_SELF_ATTN_Q_WEIGHT, W_BLOCKS_25_SELF_ATTN_Q_BIAS, OUT("blocks.25.self_attn.qkv.out", OFF_BLOCKS_25_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.25.self_attn.q.rope = rmsnorm_rope(blocks.25.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.q.rope", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.25.self_attn.q.rope.rms = rms_factor(blocks.25.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.q.rope.rms", OFF_BLOCKS_25_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.25.self_attn.k.rope = rmsnorm_rope(blocks.25.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.25.self_attn.k.rope", OFF_BLOCKS_25_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.q.rope, blocks.25.self_attn.k.rope, blocks.25.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.25.self_attn.attn = attention(blocks.25.self_attn.qkv.out, blocks.25.self_attn.k.rope, blocks.25.self_attn.qkv.out, blocks.25.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.25.self_attn.attn", OFF_BLOCKS_25_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_25_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_25_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_25_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_25_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.25.self_attn.o.out = linear(blocks.25.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_25_SELF_ATTN_ATTN, W_BLOCKS_25_SELF_ATTN_O_WEIGHT, W_BLOCKS_25_SELF_ATTN_O_BIAS, OUT("blocks.25.self_attn.o.out", OFF_BLOCKS_25_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.25.norm3.out = residual_norm(blocks.24.out, blocks.25.self_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.25.norm3.out", OFF_BLOCKS_25_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.25.x1", OFF_BLOCKS_25_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_24_OUT), PTR(OFF_BLOCKS_25_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), WPTR(W_BLOCKS_25_NORM3_WEIGHT), WPTR(W_BLOCKS_25_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.25.cross_attn.q.out = linear(blocks.25.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_25_NORM3_OUT, W_BLOCKS_25_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_25_CROSS_ATTN_Q_BIAS, OUT("blocks.25.cross_attn.q.out", OFF_BLOCKS_25_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.25.cross_attn.norm_q.out = rmsnorm(blocks.25.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.25.cross_attn.norm_q.out", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.norm_q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.25.cross_attn.norm_q.out.rms = rms_factor(blocks.25.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.25.cross_attn.norm_q.out.rms", OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.25.cross_attn.attn = attention(blocks.25.cross_attn.q.out, blocks.25.cross_attn.norm_k.out, blocks.25.cross_attn.v.out, blocks.25.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.25.cross_attn.attn", OFF_BLOCKS_25_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_25_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_25_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_25_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.25.cross_attn.o.out = linear(blocks.25.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_25_CROSS_ATTN_ATTN, W_BLOCKS_25_CROSS_ATTN_O_WEIGHT, W_BLOCKS_25_CROSS_ATTN_O_BIAS, OUT("blocks.25.cross_attn.o.out", OFF_BLOCKS_25_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.25.norm2.out = residual_norm(blocks.25.x1, blocks.25.cross_attn.o.out, blocks.25.mod)  [L,1536] bf16 */
@@ -5410,22 +5421,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.26.self_attn.qkv.out = linear(blocks.26.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_26_NORM1_OUT, W_BLOCKS_26_SELF_ATTN_Q_WEIGHT, W_BLOCKS_26_SELF_ATTN_Q_BIAS, OUT("blocks.26.self_attn.qkv.out", OFF_BLOCKS_26_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.26.self_attn.q.rope = rmsnorm_rope(blocks.26.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.q.rope", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.26.self_attn.q.rope.rms = rms_factor(blocks.26.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.q.rope.rms", OFF_BLOCKS_26_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.26.self_attn.k.rope = rmsnorm_rope(blocks.26.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.26.self_attn.k.rope", OFF_BLOCKS_26_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.q.rope, blocks.26.self_attn.k.rope, blocks.26.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.26.self_attn.attn = attention(blocks.26.self_attn.qkv.out, blocks.26.self_attn.k.rope, blocks.26.self_attn.qkv.out, blocks.26.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.26.self_attn.attn", OFF_BLOCKS_26_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_26_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_26_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_26_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_26_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.26.self_attn.o.out = linear(blocks.26.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_26_SELF_ATTN_ATTN, W_BLOCKS_26_SELF_ATTN_O_WEIGHT, W_BLOCKS_26_SELF_ATTN_O_BIAS, OUT("blocks.26.self_attn.o.out", OFF_BLOCKS_26_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.26.norm3.out = residual_norm(blocks.25.out, blocks.26.self_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.26.norm3.out", OFF_BLOCKS_26_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.26.x1", OFF_BLOCKS_26_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_25_OUT), PTR(OFF_BLOCKS_26_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), WPTR(W_BLOCKS_26_NORM3_WEIGHT), WPTR(W_BLOCKS_26_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.26.cross_attn.q.out = linear(blocks.26.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_26_NORM3_OUT, W_BLOCKS_26_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_26_CROSS_ATTN_Q_BIAS, OUT("blocks.26.cross_attn.q.out", OFF_BLOCKS_26_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.26.cross_attn.norm_q.out = rmsnorm(blocks.26.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.26.cross_attn.norm_q.out", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.norm_q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.26.cross_attn.norm_q.out.rms = rms_factor(blocks.26.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.26.cross_attn.norm_q.out.rms", OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.26.cross_attn.attn = attention(blocks.26.cross_attn.q.out, blocks.26.cross_attn.norm_k.out, blocks.26.cross_attn.v.out, blocks.26.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.26.cross_attn.attn", OFF_BLOCKS_26_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_26_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_26_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_26_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.26.cross_attn.o.out = linear(blocks.26.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_26_CROSS_ATTN_ATTN, W_BLOCKS_26_CROSS_ATTN_O_WEIGHT, W_BLOCKS_26_CROSS_ATTN_O_BIAS, OUT("blocks.26.cross_attn.o.out", OFF_BLOCKS_26_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.26.norm2.out = residual_norm(blocks.26.x1, blocks.26.cross_attn.o.out, blocks.26.mod)  [L,1536] bf16 */
@@ -5444,22 +5455,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.27.self_attn.qkv.out = linear(blocks.27.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_27_NORM1_OUT, W_BLOCKS_27_SELF_ATTN_Q_WEIGHT, W_BLOCKS_27_SELF_ATTN_Q_BIAS, OUT("blocks.27.self_attn.qkv.out", OFF_BLOCKS_27_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.27.self_attn.q.rope = rmsnorm_rope(blocks.27.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.q.rope", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.27.self_attn.q.rope.rms = rms_factor(blocks.27.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.q.rope.rms", OFF_BLOCKS_27_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.27.self_attn.k.rope = rmsnorm_rope(blocks.27.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.27.self_attn.k.rope", OFF_BLOCKS_27_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.q.rope, blocks.27.self_attn.k.rope, blocks.27.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.27.self_attn.attn = attention(blocks.27.self_attn.qkv.out, blocks.27.self_attn.k.rope, blocks.27.self_attn.qkv.out, blocks.27.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.27.self_attn.attn", OFF_BLOCKS_27_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_27_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_27_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_27_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_27_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.27.self_attn.o.out = linear(blocks.27.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_27_SELF_ATTN_ATTN, W_BLOCKS_27_SELF_ATTN_O_WEIGHT, W_BLOCKS_27_SELF_ATTN_O_BIAS, OUT("blocks.27.self_attn.o.out", OFF_BLOCKS_27_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.27.norm3.out = residual_norm(blocks.26.out, blocks.27.self_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.27.norm3.out", OFF_BLOCKS_27_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.27.x1", OFF_BLOCKS_27_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_26_OUT), PTR(OFF_BLOCKS_27_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), WPTR(W_BLOCKS_27_NORM3_WEIGHT), WPTR(W_BLOCKS_27_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.27.cross_attn.q.out = linear(blocks.27.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_27_NORM3_OUT, W_BLOCKS_27_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_27_CROSS_ATTN_Q_BIAS, OUT("blocks.27.cross_attn.q.out", OFF_BLOCKS_27_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.27.cross_attn.norm_q.out = rmsnorm(blocks.27.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.27.cross_attn.norm_q.out", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.norm_q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.27.cross_attn.norm_q.out.rms = rms_factor(blocks.27.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.27.cross_attn.norm_q.out.rms", OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.27.cross_attn.attn = attention(blocks.27.cross_attn.q.out, blocks.27.cross_attn.norm_k.out, blocks.27.cross_attn.v.out, blocks.27.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.27.cross_attn.attn", OFF_BLOCKS_27_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_27_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_27_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_27_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.27.cross_attn.o.out = linear(blocks.27.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_27_CROSS_ATTN_ATTN, W_BLOCKS_27_CROSS_ATTN_O_WEIGHT, W_BLOCKS_27_CROSS_ATTN_O_BIAS, OUT("blocks.27.cross_attn.o.out", OFF_BLOCKS_27_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.27.norm2.out = residual_norm(blocks.27.x1, blocks.27.cross_attn.o.out, blocks.27.mod)  [L,1536] bf16 */
@@ -5478,22 +5489,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.28.self_attn.qkv.out = linear(blocks.28.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_28_NORM1_OUT, W_BLOCKS_28_SELF_ATTN_Q_WEIGHT, W_BLOCKS_28_SELF_ATTN_Q_BIAS, OUT("blocks.28.self_attn.qkv.out", OFF_BLOCKS_28_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.28.self_attn.q.rope = rmsnorm_rope(blocks.28.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.q.rope", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.28.self_attn.q.rope.rms = rms_factor(blocks.28.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.q.rope.rms", OFF_BLOCKS_28_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.28.self_attn.k.rope = rmsnorm_rope(blocks.28.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.28.self_attn.k.rope", OFF_BLOCKS_28_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.q.rope, blocks.28.self_attn.k.rope, blocks.28.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.28.self_attn.attn = attention(blocks.28.self_attn.qkv.out, blocks.28.self_attn.k.rope, blocks.28.self_attn.qkv.out, blocks.28.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.28.self_attn.attn", OFF_BLOCKS_28_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_28_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_28_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_28_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_28_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.28.self_attn.o.out = linear(blocks.28.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_28_SELF_ATTN_ATTN, W_BLOCKS_28_SELF_ATTN_O_WEIGHT, W_BLOCKS_28_SELF_ATTN_O_BIAS, OUT("blocks.28.self_attn.o.out", OFF_BLOCKS_28_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.28.norm3.out = residual_norm(blocks.27.out, blocks.28.self_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.28.norm3.out", OFF_BLOCKS_28_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.28.x1", OFF_BLOCKS_28_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_27_OUT), PTR(OFF_BLOCKS_28_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), WPTR(W_BLOCKS_28_NORM3_WEIGHT), WPTR(W_BLOCKS_28_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.28.cross_attn.q.out = linear(blocks.28.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_28_NORM3_OUT, W_BLOCKS_28_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_28_CROSS_ATTN_Q_BIAS, OUT("blocks.28.cross_attn.q.out", OFF_BLOCKS_28_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.28.cross_attn.norm_q.out = rmsnorm(blocks.28.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.28.cross_attn.norm_q.out", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.norm_q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.28.cross_attn.norm_q.out.rms = rms_factor(blocks.28.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.28.cross_attn.norm_q.out.rms", OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.28.cross_attn.attn = attention(blocks.28.cross_attn.q.out, blocks.28.cross_attn.norm_k.out, blocks.28.cross_attn.v.out, blocks.28.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.28.cross_attn.attn", OFF_BLOCKS_28_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_28_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_28_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_28_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.28.cross_attn.o.out = linear(blocks.28.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_28_CROSS_ATTN_ATTN, W_BLOCKS_28_CROSS_ATTN_O_WEIGHT, W_BLOCKS_28_CROSS_ATTN_O_BIAS, OUT("blocks.28.cross_attn.o.out", OFF_BLOCKS_28_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.28.norm2.out = residual_norm(blocks.28.x1, blocks.28.cross_attn.o.out, blocks.28.mod)  [L,1536] bf16 */
@@ -5512,22 +5523,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.29.self_attn.qkv.out = linear(blocks.29.norm1.out)  [L,4608] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_29_NORM1_OUT, W_BLOCKS_29_SELF_ATTN_Q_WEIGHT, W_BLOCKS_29_SELF_ATTN_Q_BIAS, OUT("blocks.29.self_attn.qkv.out", OFF_BLOCKS_29_SELF_ATTN_QKV_OUT, BF16, (long long)L * 4608));
-    /* blocks.29.self_attn.q.rope = rmsnorm_rope(blocks.29.self_attn.qkv.out, rope)  [L,1536] bf16 */
-    OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.q.rope", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(4608));
+    /* blocks.29.self_attn.q.rope.rms = rms_factor(blocks.29.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.q.rope.rms", OFF_BLOCKS_29_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT), INT(4608));
     /* blocks.29.self_attn.k.rope = rmsnorm_rope(blocks.29.self_attn.qkv.out, rope)  [L,1536] bf16 */
     OP(K_RMSNORM_ROPE_C1536, L, 1, 256, 0, OUT("blocks.29.self_attn.k.rope", OFF_BLOCKS_29_SELF_ATTN_K_ROPE, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT + 3072), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(4608));
-    /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.q.rope, blocks.29.self_attn.k.rope, blocks.29.self_attn.qkv.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT + 6144), 4608, L, L);
+    /* blocks.29.self_attn.attn = attention(blocks.29.self_attn.qkv.out, blocks.29.self_attn.k.rope, blocks.29.self_attn.qkv.out, blocks.29.self_attn.q.rope.rms, rope)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.29.self_attn.attn", OFF_BLOCKS_29_SELF_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT), 4608, PTR(OFF_BLOCKS_29_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_29_SELF_ATTN_QKV_OUT + 6144), 4608, L, L, PTR(OFF_BLOCKS_29_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_29_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.29.self_attn.o.out = linear(blocks.29.self_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_29_SELF_ATTN_ATTN, W_BLOCKS_29_SELF_ATTN_O_WEIGHT, W_BLOCKS_29_SELF_ATTN_O_BIAS, OUT("blocks.29.self_attn.o.out", OFF_BLOCKS_29_SELF_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.29.norm3.out = residual_norm(blocks.28.out, blocks.29.self_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C1536, L, 1, 192, 0, OUT("blocks.29.norm3.out", OFF_BLOCKS_29_NORM3_OUT, BF16, (long long)L * 1536), OUT("blocks.29.x1", OFF_BLOCKS_29_X1, F32, (long long)L * 1536), PTR(OFF_BLOCKS_28_OUT), PTR(OFF_BLOCKS_29_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_29_MOD), WPTR(W_BLOCKS_29_NORM3_WEIGHT), WPTR(W_BLOCKS_29_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.29.cross_attn.q.out = linear(blocks.29.norm3.out)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_29_NORM3_OUT, W_BLOCKS_29_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_29_CROSS_ATTN_Q_BIAS, OUT("blocks.29.cross_attn.q.out", OFF_BLOCKS_29_CROSS_ATTN_Q_OUT, BF16, (long long)L * 1536));
-    /* blocks.29.cross_attn.norm_q.out = rmsnorm(blocks.29.cross_attn.q.out)  [L,1536] bf16 */
-    OP(K_RMSNORM_C1536, L, 1, 256, 0, OUT("blocks.29.cross_attn.norm_q.out", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.norm_q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out)  [L,1536] bf16 */
-    attention_h12_d128(st, s, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), 1536, L, 512);
+    /* blocks.29.cross_attn.norm_q.out.rms = rms_factor(blocks.29.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C1536, L, 1, 256, 0, OUT("blocks.29.cross_attn.norm_q.out.rms", OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), INT(1536));
+    /* blocks.29.cross_attn.attn = attention(blocks.29.cross_attn.q.out, blocks.29.cross_attn.norm_k.out, blocks.29.cross_attn.v.out, blocks.29.cross_attn.norm_q.out.rms)  [L,1536] bf16 */
+    attention_h12_d128(st, s, OUT("blocks.29.cross_attn.attn", OFF_BLOCKS_29_CROSS_ATTN_ATTN, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_29_CROSS_ATTN_Q_OUT), 1536, PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_29_CROSS_ATTN_V_OUT), 1536, L, 512, PTR(OFF_BLOCKS_29_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_29_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.29.cross_attn.o.out = linear(blocks.29.cross_attn.attn)  [L,1536] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_29_CROSS_ATTN_ATTN, W_BLOCKS_29_CROSS_ATTN_O_WEIGHT, W_BLOCKS_29_CROSS_ATTN_O_BIAS, OUT("blocks.29.cross_attn.o.out", OFF_BLOCKS_29_CROSS_ATTN_O_OUT, BF16, (long long)L * 1536));
     /* blocks.29.norm2.out = residual_norm(blocks.29.x1, blocks.29.cross_attn.o.out, blocks.29.mod)  [L,1536] bf16 */
@@ -5582,7 +5593,7 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_kernels = 23, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 13, .gemms = dit_forward_gemms,
     .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
     .weight_block = dit_forward_weight_block, .n_blocks = 30,

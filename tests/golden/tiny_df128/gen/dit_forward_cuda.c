@@ -4,9 +4,9 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 e8594241eef24eae
+ * generator  gen/ (30 .lua files)                 xxh64 03967a697b13081f
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
- * arena      407,040 bytes (the original's dtypes; see plan_cuda.txt)
+ * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
  */
 #include <stdint.h>
@@ -42,44 +42,44 @@
 #define OFF_ROPE                                     ((size_t)69120)
 #define OFF_BLOCKS_0_MOD                             ((size_t)148992)
 #define OFF_BLOCKS_0_NORM1_OUT                       ((size_t)185856)
-#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE                ((size_t)185856)
-#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)222720)
-#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)259584)
+#define OFF_BLOCKS_0_SELF_ATTN_K_ROPE                ((size_t)185856)
+#define OFF_BLOCKS_0_SELF_ATTN_ATTN                  ((size_t)222720)
 #define OFF_BLOCKS_0_SELF_ATTN_O_OUT                 ((size_t)185856)
 #define OFF_BLOCKS_0_X1                              ((size_t)222720)
 #define OFF_BLOCKS_0_NORM3_OUT                       ((size_t)296448)
 #define OFF_BLOCKS_0_CROSS_ATTN_Q_OUT                ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT           ((size_t)185856)
-#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)29184)
-#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)185856)
+#define OFF_BLOCKS_0_CROSS_ATTN_ATTN                 ((size_t)185856)
+#define OFF_BLOCKS_0_CROSS_ATTN_O_OUT                ((size_t)29184)
 #define OFF_BLOCKS_0_X2                              ((size_t)296448)
-#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)185856)
+#define OFF_BLOCKS_0_NORM2_OUT                       ((size_t)185856)
+#define OFF_BLOCKS_0_FFN_1_OUT                       ((size_t)222720)
 #define OFF_BLOCKS_0_FFN_2_OUT                       ((size_t)29184)
 #define OFF_BLOCKS_0_OUT                             ((size_t)105984)
 #define OFF_BLOCKS_1_MOD                             ((size_t)185856)
 #define OFF_BLOCKS_1_NORM1_OUT                       ((size_t)222720)
-#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE                ((size_t)29184)
-#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)142848)
-#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)66048)
+#define OFF_BLOCKS_1_SELF_ATTN_K_ROPE                ((size_t)29184)
+#define OFF_BLOCKS_1_SELF_ATTN_ATTN                  ((size_t)142848)
 #define OFF_BLOCKS_1_SELF_ATTN_O_OUT                 ((size_t)29184)
 #define OFF_BLOCKS_1_X1                              ((size_t)222720)
 #define OFF_BLOCKS_1_NORM3_OUT                       ((size_t)66048)
 #define OFF_BLOCKS_1_CROSS_ATTN_Q_OUT                ((size_t)29184)
-#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT           ((size_t)66048)
-#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)29184)
-#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)66048)
-#define OFF_BLOCKS_1_X2                              ((size_t)102912)
-#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)29184)
+#define OFF_BLOCKS_1_CROSS_ATTN_ATTN                 ((size_t)66048)
+#define OFF_BLOCKS_1_CROSS_ATTN_O_OUT                ((size_t)29184)
+#define OFF_BLOCKS_1_X2                              ((size_t)66048)
+#define OFF_BLOCKS_1_NORM2_OUT                       ((size_t)139776)
 #define OFF_BLOCKS_1_FFN_1_OUT                       ((size_t)222720)
 #define OFF_BLOCKS_1_FFN_2_OUT                       ((size_t)29184)
-#define OFF_BLOCKS_1_OUT                             ((size_t)66048)
+#define OFF_BLOCKS_1_OUT                             ((size_t)139776)
 #define OFF_HEAD_MOD                                 ((size_t)29184)
-#define OFF_HEAD_NORM_OUT                            ((size_t)102912)
+#define OFF_HEAD_NORM_OUT                            ((size_t)41472)
 #define OFF_HEAD_HEAD_OUT                            ((size_t)23040)
 #define OFF_V                                        ((size_t)41472)
-#define OFF_BLOCKS_0_SELF_ATTN_QKV_OUT               ((size_t)296448)
+#define OFF_BLOCKS_0_SELF_ATTN_QKV_OUT               ((size_t)259584)
 #define OFF_BLOCKS_1_SELF_ATTN_QKV_OUT               ((size_t)259584)
+#define OFF_BLOCKS_0_SELF_ATTN_Q_ROPE_RMS            ((size_t)29184)
+#define OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)66048)
+#define OFF_BLOCKS_1_SELF_ATTN_Q_ROPE_RMS            ((size_t)66048)
+#define OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT_RMS       ((size_t)102912)
 
 /* prompt arena offsets (bytes): tensors made once per prompt and kept (gen/plan.lua) */
 #define OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT           ((size_t)0)
@@ -178,17 +178,19 @@ enum {                                      /* kernels, in the order of dit_forw
     K_RESNORM_ADD_MOD_FFN_C256 = 10,
     K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256 = 11,
     K_RESNORM_GATE_MSA_AFFINE_C256 = 12,
-    K_RMSNORM_C256 = 13,
-    K_RMSNORM_ROPE_C256 = 14,
-    K_ROPE_TABLE_D128 = 15,
-    K_SILU_F32 = 16,
-    K_SINUSOID_C256 = 17,
-    K_TEACACHE_APPLY = 18,
-    K_TEACACHE_RESIDUAL = 19,
-    K_UNPATCHIFY_C16 = 20,
+    K_RMS_FACTOR_C256 = 13,
+    K_RMS_FACTOR_PAIRS_C256 = 14,
+    K_RMSNORM_C256 = 15,
+    K_RMSNORM_ROPE_C256 = 16,
+    K_ROPE_TABLE_D128 = 17,
+    K_SILU_F32 = 18,
+    K_SINUSOID_C256 = 19,
+    K_TEACACHE_APPLY = 20,
+    K_TEACACHE_RESIDUAL = 21,
+    K_UNPATCHIFY_C16 = 22,
 };
 
-const char *const dit_forward_kernel_names[21] = {
+const char *const dit_forward_kernel_names[23] = {
     "add_row_c1536",
     "attention_sm80_h2_d128",
     "attention_sm90_h2_d128",
@@ -202,6 +204,8 @@ const char *const dit_forward_kernel_names[21] = {
     "resnorm_add_mod_ffn_c256",
     "resnorm_gate_ffn_bf16_mod_msa_c256",
     "resnorm_gate_msa_affine_c256",
+    "rms_factor_c256",
+    "rms_factor_pairs_c256",
     "rmsnorm_c256",
     "rmsnorm_rope_c256",
     "rope_table_d128",
@@ -226,6 +230,8 @@ static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"
 static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMS_FACTOR_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}};
+static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "128"}};
 static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
@@ -234,7 +240,7 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[21] = {
+const sky_kernel_info dit_forward_kernel_info[23] = {
     {"add_row_c1536", "add_row", 1, KC_ADD_ROW_C1536},
     {"attention_sm80_h2_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H2_D128},
     {"attention_sm90_h2_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H2_D128},
@@ -248,6 +254,8 @@ const sky_kernel_info dit_forward_kernel_info[21] = {
     {"resnorm_add_mod_ffn_c256", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C256},
     {"resnorm_gate_ffn_bf16_mod_msa_c256", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256},
     {"resnorm_gate_msa_affine_c256", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C256},
+    {"rms_factor_c256", "rms_factor", 4, KC_RMS_FACTOR_C256},
+    {"rms_factor_pairs_c256", "rms_factor", 4, KC_RMS_FACTOR_PAIRS_C256},
     {"rmsnorm_c256", "rmsnorm", 3, KC_RMSNORM_C256},
     {"rmsnorm_rope_c256", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C256},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
@@ -533,18 +541,21 @@ const short dit_forward_weight_block[74] = {
 /* o = softmax(q k^T / sqrt(128)) v over 2 heads of 128: q and o [lq, 256], k and v [lk, 256], bf16;
  * v's rows ldv values apart (a third of a fused q|k|v: 3 x its width).
  * The sm_90a kernel (TMA, wgmma) where the runtime chose it (st->attn_sm90), else the sm_80 one;
+ * q's rows ldq values apart; q_rs, q_g, q_tab: q's norm (and RoPE) applied where the kernel loads q
+ * (pointers to null device pointers for none; lower.lua's q_norm).
  * o is the op's output (OUT...), traced once the kernel has run. */
-static void attention_h2_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, CUdeviceptr *k,
-                              CUdeviceptr *v, int ldv, int lq, int lk)
+static void attention_h2_d128(const sky_cuda_program *st, CUstream s, sky_cuda_out *o, CUdeviceptr *q, int ldq,
+                              CUdeviceptr *k, CUdeviceptr *v, int ldv, int lq, int lk, CUdeviceptr *q_rs, CUdeviceptr *q_g,
+                              CUdeviceptr *q_tab)
 {
     if (st->attn_sm90) {
         CUtensorMap tm_q, tm_k, tm_v;
-        sky_cuda_tmap_bf16(&tm_q, *q, lq, 256, 128);
+        sky_cuda_tmap_bf16_ld(&tm_q, *q, lq, 256, ldq, 128);
         sky_cuda_tmap_bf16(&tm_k, *k, lk, 256, 128);
         sky_cuda_tmap_bf16_ld(&tm_v, *v, lk, 256, ldv, 128);
-        LAUNCH(K_ATTENTION_SM90_H2_D128, CDIV(lq, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f));
+        LAUNCH(K_ATTENTION_SM90_H2_D128, CDIV(lq, 128), 2, 384, ATTN90_SMEM, &tm_q, &tm_k, &tm_v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), q_rs, q_g, q_tab);
     } else {
-        LAUNCH(K_ATTENTION_SM80_H2_D128, CDIV(lq, 128), 2, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), INT(ldv));
+        LAUNCH(K_ATTENTION_SM80_H2_D128, CDIV(lq, 128), 2, 256, ATTN_SMEM, q, k, v, &o->p, INT(lq), INT(lk), FLT(0.12751743f), INT(ldv), INT(ldq), q_rs, q_g, q_tab);
     }
     sky_cuda_trace_out(st, s, o);
 }
@@ -634,22 +645,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.self_attn.qkv.out = linear(blocks.0.norm1.out)  [L,768] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_0_NORM1_OUT, W_BLOCKS_0_SELF_ATTN_Q_WEIGHT, W_BLOCKS_0_SELF_ATTN_Q_BIAS, OUT("blocks.0.self_attn.qkv.out", OFF_BLOCKS_0_SELF_ATTN_QKV_OUT, BF16, (long long)L * 768));
-    /* blocks.0.self_attn.q.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,256] bf16 */
-    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.q.rope", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(768));
+    /* blocks.0.self_attn.q.rope.rms = rms_factor(blocks.0.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.q.rope.rms", OFF_BLOCKS_0_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), INT(768));
     /* blocks.0.self_attn.k.rope = rmsnorm_rope(blocks.0.self_attn.qkv.out, rope)  [L,256] bf16 */
     OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.0.self_attn.k.rope", OFF_BLOCKS_0_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 512), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(768));
-    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.q.rope, blocks.0.self_attn.k.rope, blocks.0.self_attn.qkv.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 1024), 768, L, L);
+    /* blocks.0.self_attn.attn = attention(blocks.0.self_attn.qkv.out, blocks.0.self_attn.k.rope, blocks.0.self_attn.qkv.out, blocks.0.self_attn.q.rope.rms, rope)  [L,256] bf16 */
+    attention_h2_d128(st, s, OUT("blocks.0.self_attn.attn", OFF_BLOCKS_0_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT), 768, PTR(OFF_BLOCKS_0_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_0_SELF_ATTN_QKV_OUT + 1024), 768, L, L, PTR(OFF_BLOCKS_0_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_0_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.0.self_attn.o.out = linear(blocks.0.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_0_SELF_ATTN_ATTN, W_BLOCKS_0_SELF_ATTN_O_WEIGHT, W_BLOCKS_0_SELF_ATTN_O_BIAS, OUT("blocks.0.self_attn.o.out", OFF_BLOCKS_0_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.0.norm3.out = residual_norm(patch_embedding.out, blocks.0.self_attn.o.out, blocks.0.mod)  [L,256] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 32, 0, OUT("blocks.0.norm3.out", OFF_BLOCKS_0_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.0.x1", OFF_BLOCKS_0_X1, F32, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), WPTR(W_BLOCKS_0_NORM3_WEIGHT), WPTR(W_BLOCKS_0_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.0.cross_attn.q.out = linear(blocks.0.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_0_NORM3_OUT, W_BLOCKS_0_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_0_CROSS_ATTN_Q_BIAS, OUT("blocks.0.cross_attn.q.out", OFF_BLOCKS_0_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
-    /* blocks.0.cross_attn.norm_q.out = rmsnorm(blocks.0.cross_attn.q.out)  [L,256] bf16 */
-    OP(K_RMSNORM_C256, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.norm_q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), 256, L, 32);
+    /* blocks.0.cross_attn.norm_q.out.rms = rms_factor(blocks.0.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C256, L, 1, 256, 0, OUT("blocks.0.cross_attn.norm_q.out.rms", OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), INT(256));
+    /* blocks.0.cross_attn.attn = attention(blocks.0.cross_attn.q.out, blocks.0.cross_attn.norm_k.out, blocks.0.cross_attn.v.out, blocks.0.cross_attn.norm_q.out.rms)  [L,256] bf16 */
+    attention_h2_d128(st, s, OUT("blocks.0.cross_attn.attn", OFF_BLOCKS_0_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_CROSS_ATTN_Q_OUT), 256, PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_0_CROSS_ATTN_V_OUT), 256, L, 32, PTR(OFF_BLOCKS_0_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_0_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.0.cross_attn.o.out = linear(blocks.0.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_0_CROSS_ATTN_ATTN, W_BLOCKS_0_CROSS_ATTN_O_WEIGHT, W_BLOCKS_0_CROSS_ATTN_O_BIAS, OUT("blocks.0.cross_attn.o.out", OFF_BLOCKS_0_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.0.norm2.out = residual_norm(blocks.0.x1, blocks.0.cross_attn.o.out, blocks.0.mod)  [L,256] bf16 */
@@ -668,22 +679,22 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256, L, 1, 32, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,768] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_QKV, L, OFF_BLOCKS_1_NORM1_OUT, W_BLOCKS_1_SELF_ATTN_Q_WEIGHT, W_BLOCKS_1_SELF_ATTN_Q_BIAS, OUT("blocks.1.self_attn.qkv.out", OFF_BLOCKS_1_SELF_ATTN_QKV_OUT, BF16, (long long)L * 768));
-    /* blocks.1.self_attn.q.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,256] bf16 */
-    OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.q.rope", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE), INT(768));
+    /* blocks.1.self_attn.q.rope.rms = rms_factor(blocks.1.self_attn.qkv.out)  [L] f32 */
+    OP(K_RMS_FACTOR_PAIRS_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.q.rope.rms", OFF_BLOCKS_1_SELF_ATTN_Q_ROPE_RMS, F32, (long long)L), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), INT(768));
     /* blocks.1.self_attn.k.rope = rmsnorm_rope(blocks.1.self_attn.qkv.out, rope)  [L,256] bf16 */
     OP(K_RMSNORM_ROPE_C256, L, 1, 128, 0, OUT("blocks.1.self_attn.k.rope", OFF_BLOCKS_1_SELF_ATTN_K_ROPE, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 512), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_K_WEIGHT), PTR(OFF_ROPE), INT(768));
-    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.q.rope, blocks.1.self_attn.k.rope, blocks.1.self_attn.qkv.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 1024), 768, L, L);
+    /* blocks.1.self_attn.attn = attention(blocks.1.self_attn.qkv.out, blocks.1.self_attn.k.rope, blocks.1.self_attn.qkv.out, blocks.1.self_attn.q.rope.rms, rope)  [L,256] bf16 */
+    attention_h2_d128(st, s, OUT("blocks.1.self_attn.attn", OFF_BLOCKS_1_SELF_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT), 768, PTR(OFF_BLOCKS_1_SELF_ATTN_K_ROPE), PTR(OFF_BLOCKS_1_SELF_ATTN_QKV_OUT + 1024), 768, L, L, PTR(OFF_BLOCKS_1_SELF_ATTN_Q_ROPE_RMS), WPTR(W_BLOCKS_1_SELF_ATTN_NORM_Q_WEIGHT), PTR(OFF_ROPE));
     /* blocks.1.self_attn.o.out = linear(blocks.1.self_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_SELF_ATTN_O, L, OFF_BLOCKS_1_SELF_ATTN_ATTN, W_BLOCKS_1_SELF_ATTN_O_WEIGHT, W_BLOCKS_1_SELF_ATTN_O_BIAS, OUT("blocks.1.self_attn.o.out", OFF_BLOCKS_1_SELF_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.1.norm3.out = residual_norm(blocks.0.out, blocks.1.self_attn.o.out, blocks.1.mod)  [L,256] bf16 */
     OP2(K_RESNORM_GATE_MSA_AFFINE_C256, L, 1, 32, 0, OUT("blocks.1.norm3.out", OFF_BLOCKS_1_NORM3_OUT, BF16, (long long)L * 256), OUT("blocks.1.x1", OFF_BLOCKS_1_X1, F32, (long long)L * 256), PTR(OFF_BLOCKS_0_OUT), PTR(OFF_BLOCKS_1_SELF_ATTN_O_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), WPTR(W_BLOCKS_1_NORM3_WEIGHT), WPTR(W_BLOCKS_1_NORM3_BIAS), INT(tokens_per_row));
     /* blocks.1.cross_attn.q.out = linear(blocks.1.norm3.out)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_Q, L, OFF_BLOCKS_1_NORM3_OUT, W_BLOCKS_1_CROSS_ATTN_Q_WEIGHT, W_BLOCKS_1_CROSS_ATTN_Q_BIAS, OUT("blocks.1.cross_attn.q.out", OFF_BLOCKS_1_CROSS_ATTN_Q_OUT, BF16, (long long)L * 256));
-    /* blocks.1.cross_attn.norm_q.out = rmsnorm(blocks.1.cross_attn.q.out)  [L,256] bf16 */
-    OP(K_RMSNORM_C256, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT));
-    /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.norm_q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out)  [L,256] bf16 */
-    attention_h2_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), 256, L, 32);
+    /* blocks.1.cross_attn.norm_q.out.rms = rms_factor(blocks.1.cross_attn.q.out)  [L] f32 */
+    OP(K_RMS_FACTOR_C256, L, 1, 256, 0, OUT("blocks.1.cross_attn.norm_q.out.rms", OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT_RMS, F32, (long long)L), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), INT(256));
+    /* blocks.1.cross_attn.attn = attention(blocks.1.cross_attn.q.out, blocks.1.cross_attn.norm_k.out, blocks.1.cross_attn.v.out, blocks.1.cross_attn.norm_q.out.rms)  [L,256] bf16 */
+    attention_h2_d128(st, s, OUT("blocks.1.cross_attn.attn", OFF_BLOCKS_1_CROSS_ATTN_ATTN, BF16, (long long)L * 256), PTR(OFF_BLOCKS_1_CROSS_ATTN_Q_OUT), 256, PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_K_OUT), PROMPT_PTR(OFF_BLOCKS_1_CROSS_ATTN_V_OUT), 256, L, 32, PTR(OFF_BLOCKS_1_CROSS_ATTN_NORM_Q_OUT_RMS), WPTR(W_BLOCKS_1_CROSS_ATTN_NORM_Q_WEIGHT), &(CUdeviceptr){0});
     /* blocks.1.cross_attn.o.out = linear(blocks.1.cross_attn.attn)  [L,256] bf16 */
     GEMM(GEMM_BLOCKS_CROSS_ATTN_O, L, OFF_BLOCKS_1_CROSS_ATTN_ATTN, W_BLOCKS_1_CROSS_ATTN_O_WEIGHT, W_BLOCKS_1_CROSS_ATTN_O_BIAS, OUT("blocks.1.cross_attn.o.out", OFF_BLOCKS_1_CROSS_ATTN_O_OUT, BF16, (long long)L * 256));
     /* blocks.1.norm2.out = residual_norm(blocks.1.x1, blocks.1.cross_attn.o.out, blocks.1.mod)  [L,256] bf16 */
@@ -738,11 +749,11 @@ extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 21, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_kernels = 23, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 13, .gemms = dit_forward_gemms,
     .n_weights = 74, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
     .weight_block = dit_forward_weight_block, .n_blocks = 2,
-    .arena_bytes = (size_t)407040, .prompt_bytes = (size_t)65536,
+    .arena_bytes = (size_t)370176, .prompt_bytes = (size_t)65536,
     .attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,
     .x = {(size_t)0, (size_t)18432},
     .y = {0, 0},
@@ -752,7 +763,7 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .fps = {(size_t)22784, (size_t)256},
     .v = {(size_t)41472, (size_t)18432},
     .tokens = {(size_t)32256, (size_t)36864},
-    .hidden = {(size_t)66048, (size_t)36864},
+    .hidden = {(size_t)139776, (size_t)36864},
     .e = {(size_t)23040, (size_t)6144},
     .e0 = {(size_t)112128, (size_t)36864},
     .record_step = dit_forward_cuda_record_step,

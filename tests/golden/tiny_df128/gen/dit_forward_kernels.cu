@@ -4,27 +4,28 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 e8594241eef24eae
+ * generator  gen/ (30 .lua files)                 xxh64 03967a697b13081f
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
- *            templates/cuda/attention_sm80.cu.in  xxh64 127f8e5accfbcf7d
- *            templates/cuda/attention_sm90.cu.in  xxh64 77f8d6c00f98ccc4
- *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
+ *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087
+ *            templates/cuda/attention_sm90.cu.in  xxh64 28188bcbec928f2d
+ *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4
  *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082
  *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
  *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
- *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
+ *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
  *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
  *            templates/cuda/residual_norm.cu.in   xxh64 2db6eade95faeb20
+ *            templates/cuda/rms_factor.cu.in      xxh64 6d3a9917ca9cd37a
  *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 1a24b29088b3240b
  *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
  *            templates/cuda/teacache.cu.in        xxh64 94684d6d3d566995
  *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce
- * program    dit_forward (cuda): 21 kernels, 13 GEMM shapes (cuBLASLt)
+ * program    dit_forward (cuda): 23 kernels, 13 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
 // templates/cuda/ptx.cuh
@@ -205,6 +206,14 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes "
                  "[%0], [%1, {%2, %3}], [%4];"
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+
+// Orders this thread's earlier generic-proxy writes to shared memory (st.shared) before later async-proxy
+// reads of it (wgmma's shared-memory operands, TMA stores): what a thread that rewrote a TMA-loaded tile must
+// execute before the barrier after which a wgmma reads the tile.
+__device__ __forceinline__ void fence_proxy_async_shared(void)
+{
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
 // Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
@@ -427,6 +436,35 @@ __device__ __forceinline__ void cp_async_tile(unsigned dst, const bf16 *src, int
     }
 }
 
+// ---- q's RMSNorm (and RoPE) where the attention loads it ------------------------------------
+
+// Eight bf16 values of a q row as 16 bytes (raw): columns col .. col + 7 of one head, g the head's D
+// norm weights (fp32), r the row's factor rsqrt(mean(x^2) + eps) (templates/cuda/rms_factor.cu.in).
+// Each value times r, then times its weight, in fp32 (rmsnorm.cu.in's and rmsnorm_rope.cu.in's order);
+// with a RoPE row tab ([D]: cos at p, sin at D/2 + p; null for none), each pair (col + 2i, col + 2i + 1)
+// rotated by pair p = col / 2 + i's angle as rmsnorm_rope.cu.in rotates it; rounded to bf16 once. With r
+// computed as those kernels compute it, the result equals theirs bit for bit.
+template <int D>
+__device__ __forceinline__ uint4 sky_q_prep(uint4 raw, float r, const float *g, const float *tab, int col)
+{
+    unsigned w[4] = { raw.x, raw.y, raw.z, raw.w };
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float x = __int_as_float((int)(w[i] << 16)), y = __int_as_float((int)(w[i] & 0xffff0000u));
+        const float a = x * r * g[col + 2 * i], b = y * r * g[col + 2 * i + 1];
+        if (tab != nullptr) {
+            const int p = col / 2 + i;
+            const float c = tab[p], s = tab[D / 2 + p];
+            w[i] = pack_bf16x2(a * c - b * s, a * s + b * c);
+        } else {
+            w[i] = pack_bf16x2(a, b);
+        }
+    }
+    uint4 out;
+    out.x = w[0], out.y = w[1], out.z = w[2], out.w = w[3];
+    return out;
+}
+
 #endif // SKY_COMMON_CUH
 // templates/cuda/reduce.cuh — block-wide sums for the row kernels (norms). Included once per
 // generated kernels file, after common.cuh. Deterministic: a fixed tree, no atomics.
@@ -574,8 +612,12 @@ add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *_
 // Deterministic: fixed summation order, no atomics.
 //
 // Layout: q, o [lq, NH, D]; k, v [lk, NH, D]; bf16, element (n, h, d) at (n * NH + h) * D + d,
-// i.e. a [L, C] activation with C = NH * D, read and written in place (no transposes); v's rows are
-// ldv values apart (ldv = C, or 3 C: the v third of a fused [L, 3C] q|k|v, lower.lua's qkv).
+// i.e. a [L, C] activation with C = NH * D, read and written in place (no transposes); q's rows are
+// ldq and v's ldv values apart (C, or 3 C: the q or v third of a fused [L, 3C] q|k|v, lower.lua's qkv).
+// q's RMSNorm at load (lower.lua's q_norm, where q_rs is not null): once its tile has landed, each q row n
+// is normalised in shared memory by its factor q_rs[n] and the weights q_g[h D ..] (and, where q_tab is
+// not null, rotated by its RoPE row q_tab + n D), common.cuh's sky_q_prep: q as rmsnorm(_rope).cu.in
+// would have written it, bit for bit.
 // Launch: grid (ceil(lq / BLOCK_M), NH), block THREADS, dynamic shared memory SMEM bytes (the
 // host raises the limit with cudaFuncSetAttribute / cuFuncSetAttribute when SMEM > 48 KB).
 // Preconditions (checked by the generator; restated below as static_asserts where static):
@@ -583,7 +625,7 @@ add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *_
 //   multiple of 16; STAGES >= 1; SMEM = (BLOCK_M + 2 * STAGES * BLOCK_N) * (D + 8) * 2 (the
 //   generator computes it with this formula and passes it in; the template checks it);
 //   runtime: lq >= 1, lk >= 1 (lk = 0 would divide by a zero row sum), scale_log2 > 0,
-//   q, k, v, o 16-byte aligned (the arena aligns to 256), ldv >= C a multiple of 8.
+//   q, k, v, o 16-byte aligned (the arena aligns to 256), ldq and ldv >= C multiples of 8.
 //
 // Pipeline (STAGES buffers for K and as many for V): the loads form one sequence of half-tiles
 // K0, V0, K1, V1, ... Half-tile p is consumed by phase p (even: S = Q K^T and the softmax;
@@ -618,7 +660,8 @@ add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *_
 // bf16, the mma / ldmatrix / cp.async helpers, ex2 and quad_* are in templates/cuda/common.cuh
 extern "C" __global__ void __launch_bounds__(256)
 attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
-        bf16 *__restrict__ o, int lq, int lk, float scale_log2, int ldv)
+        bf16 *__restrict__ o, int lq, int lk, float scale_log2, int ldv, int ldq,
+        const float *__restrict__ q_rs, const float *__restrict__ q_g, const float *__restrict__ q_tab)
 {
     enum {
         NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2,
@@ -681,17 +724,29 @@ attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, c
     };
 
     // Prologue: Q, then half-tiles 0 .. 2 * STAGES - 2 (K0, V0, ..., K[STAGES - 1]).
-    cp_async_tile<BLOCK_M, D, PITCH, THREADS>(s_q, q + (size_t)m0 * LD + h * D, LD, lq - m0);
+    cp_async_tile<BLOCK_M, D, PITCH, THREADS>(s_q, q + (size_t)m0 * ldq + h * D, ldq, lq - m0);
     cp_async_commit();
     for (int t = 0; t < STAGES; t++) {
         issue_k(t);
         if (t < STAGES - 1) issue_v(t);
     }
 
-    unsigned qf[KSTEPS][4];                   // Q A-fragments, kept when Q_IN_REGS
-    if constexpr (Q_IN_REGS != 0) {
+    if (Q_IN_REGS != 0 || q_rs != nullptr) {
         cp_async_wait<2 * STAGES - 1>();      // the Q group (the oldest) has landed
         __syncthreads();
+    }
+    if (q_rs != nullptr) {                    // q's norm (and RoPE), in place, once per block
+        for (int i = threadIdx.x; i < BLOCK_M * CHUNKS; i += THREADS) {
+            const int r = i / CHUNKS, c = i % CHUNKS, n = m0 + r;
+            if (n < lq) {
+                uint4 *qp = (uint4 *)(attention_smem + r * PITCH + c * 16);
+                *qp = sky_q_prep<D>(*qp, q_rs[n], q_g + h * D, q_tab ? q_tab + (size_t)n * D : nullptr, c * 8);
+            }
+        }
+        __syncthreads();
+    }
+    unsigned qf[KSTEPS][4];                   // Q A-fragments, kept when Q_IN_REGS
+    if constexpr (Q_IN_REGS != 0) {
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; kk++) ldmatrix_x4(qf[kk], s_qw + lane_a + kk * 32);
     }
@@ -876,6 +931,11 @@ attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, c
 //     (O is rescaled once it has completed);
 //   - FlashAttention-3's ping-pong: the two consumers issue their batches of wgmma in turns (named
 //     barriers 3 and 4), so that one's softmax overlaps the other's GEMMs;
+//   - q's RMSNorm at load (lower.lua's q_norm, where q_rs is not null): once Q has landed, each consumer
+//     normalises its own 64 rows in shared memory (in the swizzled layout; factor q_rs[n], weights q_g[h D ..],
+//     and where q_tab is not null the RoPE row q_tab + n D: common.cuh's sky_q_prep, bit for bit what
+//     rmsnorm(_rope).cu.in would have written), then fences the generic-proxy writes for the async proxy
+//     (fence.proxy.async) and syncs its 128 threads (named barrier 1 + c) before its first wgmma reads them;
 //   - operand fences (ptx.cuh's wgmma_fence_operand, CUTLASS's warpgroup_fence_operand) around every
 //     batch: the accumulators and P registers are pinned before its wgmma.fence and after the wait that
 //     completes it, so no compiler may move their accesses, or reuse their registers, while it is in flight.
@@ -906,7 +966,8 @@ attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, c
 // Launch: grid (ceil(lq / 128), NH), block 384 threads, SMEM bytes of dynamic shared memory (the
 // host raises the limit), parameters: the tensor maps of q [lq, NH * D] (boxes 64 x 128), k and v
 // [lk, NH * D] (boxes 64 x BLOCK_N) (bf16, 128-byte swizzle: runtime/cuda/cuda_program.h's TMAP), o,
-// lq, lk, scale_log2 = log2(e) / sqrt(D). Preconditions: D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
+// lq, lk, scale_log2 = log2(e) / sqrt(D), then q_rs, q_g, q_tab (above; null: q as loaded). Preconditions:
+// D = 128, lq >= 1, lk >= 1, o 16-byte aligned.
 //
 // Parameters: attention_sm90_h2_d128 kernel name, 2 heads, 128 head dim (128), 128 keys per tile, 2
 //             K/V stages, 0 and 0 (above), 164936 dynamic shared memory bytes (formula
@@ -914,7 +975,8 @@ attention_sm80_h2_d128(const bf16 *__restrict__ q, const bf16 *__restrict__ k, c
 
 extern "C" __global__ void __launch_bounds__(384, 1)
 attention_sm90_h2_d128(const __grid_constant__ sky_tmap tm_q, const __grid_constant__ sky_tmap tm_k,
-        const __grid_constant__ sky_tmap tm_v, bf16 *__restrict__ o, int lq, int lk, float scale_log2)
+        const __grid_constant__ sky_tmap tm_v, bf16 *__restrict__ o, int lq, int lk, float scale_log2,
+        const float *__restrict__ q_rs, const float *__restrict__ q_g, const float *__restrict__ q_tab)
 {
     enum {
         NH = 2, D = 128, BLOCK_N = 128, STAGES = 2, DESC_INC = 0,
@@ -1128,6 +1190,19 @@ attention_sm90_h2_d128(const __grid_constant__ sky_tmap tm_q, const __grid_const
     float sc[NS], alpha[2];
     unsigned p[PSTEPS][4];
     mbar_wait(q_full, 0);
+    if (q_rs != nullptr) {                       // q's norm (and RoPE) on this consumer's rows, in place
+#pragma unroll 1
+        for (int i = 0; i < 64 * 16 / 128; i++) {
+            const int idx = i * 128 + t, row = c * 64 + idx / 16, ch = idx % 16, n = m0 + row;
+            const unsigned off = Q_OFF + ch / 8 * Q_HALF + row * 128 + ((ch % 8) ^ (row % 8)) * 16;
+            if (n < lq) {
+                uint4 *qp = (uint4 *)(base_ptr + off);
+                *qp = sky_q_prep<D>(*qp, q_rs[n], q_g + h * D, q_tab ? q_tab + (size_t)n * D : nullptr, ch * 8);
+            }
+        }
+        fence_proxy_async_shared();
+        bar_sync(1 + c, 128);
+    }
     mbar_wait(k_full(0), 0);
     turn_begin();
     issue_s(sc, 0);
@@ -1625,6 +1700,86 @@ resnorm_gate_msa_affine_c256(bf16 *__restrict__ y, float *__restrict__ r, const 
             yv[k] = MODULATE ? v[i][k] * rstd * (1.0f + sc[k]) + sh[k] : v[i][k] * rstd * sc[k] + sh[k];
         sky_stv<VEC>(y + base + c, yv);
     }
+}
+
+// rms_factor_c256: templates/cuda/rms_factor.cu.in with C=256 EPS=1e-06f PAIRS=0 THREADS=256
+// templates/cuda/rms_factor.cu.in
+//
+// r[n] = rsqrt(mean over the row of x^2 + eps), fp32, for each row n of x (q of an attention whose kernel
+// applies the norm where it loads q: lower.lua's q_norm, common.cuh's sky_q_prep). Reads the row, writes
+// one float: the row's factor summed as the kernel it replaces sums it, so the normalised q is that
+// kernel's bit for bit: PAIRS = 0 as rmsnorm.cu.in (thread t sums values t + i THREADS), PAIRS = 1 as
+// rmsnorm_rope.cu.in (pairs t + i THREADS, x^2 + y^2 per pair). x's rows are ldx values apart (C, or 3 C:
+// q as a third of a fused [L, 3C] q|k|v; ldx even). Launch: one block of THREADS per row.
+// Parameters: rms_factor_c256, 256, 256, 0, 1e-06f.
+extern "C" __global__ void __launch_bounds__(256)
+rms_factor_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx)
+{
+    enum { C = 256, THREADS = 256, PAIRS = 0 };
+    static_assert(PAIRS == 0 || PAIRS == 1, "PAIRS is 0 or 1");
+    static_assert((PAIRS ? C / 2 : C) % THREADS == 0 && THREADS % 32 == 0, "the row must split evenly over THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    float sq = 0.0f;
+    if constexpr (PAIRS != 0) {
+        const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
+#pragma unroll
+        for (int i = 0; i < C / 2 / THREADS; i++) {
+            const float2 v = __bfloat1622float2(xr[threadIdx.x + i * THREADS]);
+            sq += v.x * v.x + v.y * v.y;
+        }
+    } else {
+        const bf16 *xr = x + (size_t)row * ldx;
+#pragma unroll
+        for (int i = 0; i < C / THREADS; i++) {
+            const float v = __bfloat162float(xr[threadIdx.x + i * THREADS]);
+            sq += v * v;
+        }
+    }
+    const float s = sky_block_sum(sq, scratch, THREADS);
+    if (threadIdx.x == 0) r[row] = rsqrtf(s / C + eps);
+}
+
+// rms_factor_pairs_c256: templates/cuda/rms_factor.cu.in with C=256 EPS=1e-06f PAIRS=1 THREADS=128
+// templates/cuda/rms_factor.cu.in
+//
+// r[n] = rsqrt(mean over the row of x^2 + eps), fp32, for each row n of x (q of an attention whose kernel
+// applies the norm where it loads q: lower.lua's q_norm, common.cuh's sky_q_prep). Reads the row, writes
+// one float: the row's factor summed as the kernel it replaces sums it, so the normalised q is that
+// kernel's bit for bit: PAIRS = 0 as rmsnorm.cu.in (thread t sums values t + i THREADS), PAIRS = 1 as
+// rmsnorm_rope.cu.in (pairs t + i THREADS, x^2 + y^2 per pair). x's rows are ldx values apart (C, or 3 C:
+// q as a third of a fused [L, 3C] q|k|v; ldx even). Launch: one block of THREADS per row.
+// Parameters: rms_factor_pairs_c256, 256, 128, 1, 1e-06f.
+extern "C" __global__ void __launch_bounds__(128)
+rms_factor_pairs_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx)
+{
+    enum { C = 256, THREADS = 128, PAIRS = 1 };
+    static_assert(PAIRS == 0 || PAIRS == 1, "PAIRS is 0 or 1");
+    static_assert((PAIRS ? C / 2 : C) % THREADS == 0 && THREADS % 32 == 0, "the row must split evenly over THREADS");
+    const float eps = 1e-06f;
+    __shared__ float scratch[32];
+
+    const int row = blockIdx.x;
+    float sq = 0.0f;
+    if constexpr (PAIRS != 0) {
+        const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
+#pragma unroll
+        for (int i = 0; i < C / 2 / THREADS; i++) {
+            const float2 v = __bfloat1622float2(xr[threadIdx.x + i * THREADS]);
+            sq += v.x * v.x + v.y * v.y;
+        }
+    } else {
+        const bf16 *xr = x + (size_t)row * ldx;
+#pragma unroll
+        for (int i = 0; i < C / THREADS; i++) {
+            const float v = __bfloat162float(xr[threadIdx.x + i * THREADS]);
+            sq += v * v;
+        }
+    }
+    const float s = sky_block_sum(sq, scratch, THREADS);
+    if (threadIdx.x == 0) r[row] = rsqrtf(s / C + eps);
 }
 
 // rmsnorm_c256: templates/cuda/rmsnorm.cu.in with C=256 EPS=1e-06f THREADS=256

@@ -4,12 +4,12 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 e8594241eef24eae
+ * generator  gen/ (30 .lua files)                 xxh64 03967a697b13081f
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
- *            templates/cuda/common.cuh            xxh64 6b009f25c780a491
+ *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a
  *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a
  *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35
- *            templates/cuda/ptx.cuh               xxh64 e38bc2110fe9f7a3
+ *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
  *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
  *            templates/cuda/softmax_relbias.cu.in xxh64 ed0e868aff955517
  *            templates/cuda/t5_rmsnorm.cu.in      xxh64 5adab7816ba274b3
@@ -195,6 +195,14 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const sky_tmap *map, i
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes "
                  "[%0], [%1, {%2, %3}], [%4];"
                  :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+
+// Orders this thread's earlier generic-proxy writes to shared memory (st.shared) before later async-proxy
+// reads of it (wgmma's shared-memory operands, TMA stores): what a thread that rewrote a TMA-loaded tile must
+// execute before the barrier after which a wgmma reads the tile.
+__device__ __forceinline__ void fence_proxy_async_shared(void)
+{
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
 // Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32): bar_sync
@@ -415,6 +423,35 @@ __device__ __forceinline__ void cp_async_tile(unsigned dst, const bf16 *src, int
         const bool ok = r < rows_valid;
         cp_async_16(dst + r * PITCH + c * 16, src + (ok ? r : 0) * ld + c * 8, ok ? 16 : 0);
     }
+}
+
+// ---- q's RMSNorm (and RoPE) where the attention loads it ------------------------------------
+
+// Eight bf16 values of a q row as 16 bytes (raw): columns col .. col + 7 of one head, g the head's D
+// norm weights (fp32), r the row's factor rsqrt(mean(x^2) + eps) (templates/cuda/rms_factor.cu.in).
+// Each value times r, then times its weight, in fp32 (rmsnorm.cu.in's and rmsnorm_rope.cu.in's order);
+// with a RoPE row tab ([D]: cos at p, sin at D/2 + p; null for none), each pair (col + 2i, col + 2i + 1)
+// rotated by pair p = col / 2 + i's angle as rmsnorm_rope.cu.in rotates it; rounded to bf16 once. With r
+// computed as those kernels compute it, the result equals theirs bit for bit.
+template <int D>
+__device__ __forceinline__ uint4 sky_q_prep(uint4 raw, float r, const float *g, const float *tab, int col)
+{
+    unsigned w[4] = { raw.x, raw.y, raw.z, raw.w };
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float x = __int_as_float((int)(w[i] << 16)), y = __int_as_float((int)(w[i] & 0xffff0000u));
+        const float a = x * r * g[col + 2 * i], b = y * r * g[col + 2 * i + 1];
+        if (tab != nullptr) {
+            const int p = col / 2 + i;
+            const float c = tab[p], s = tab[D / 2 + p];
+            w[i] = pack_bf16x2(a * c - b * s, a * s + b * c);
+        } else {
+            w[i] = pack_bf16x2(a, b);
+        }
+    }
+    uint4 out;
+    out.x = w[0], out.y = w[1], out.z = w[2], out.w = w[3];
+    return out;
 }
 
 #endif // SKY_COMMON_CUH
