@@ -20,6 +20,8 @@
  *   - cuModuleLoadData also takes a real fat binary (nvcc -fatbin, built into the plugin: runtime/cuda/
  *     fatbin.h): its layout is checked, and its bytes map to the host-compiled kernels of the text it was
  *     compiled from (load_fatbin below says what that checks and what it cannot).
+ *   - another emulated library's step on a stream (sky_emu_stream_host: the NCCL double, nccl_double.c) runs at
+ *     once, or, on a capturing stream, is recorded and runs where it sits when the graph is replayed;
  *   - events complete when recorded (the stream is synchronous): their elapsed time is the host's;
  * The device reports compute capability 9.0 and 132 SMs, so the runtime picks its sm_90a paths.
  * SKY_EMU_DEVICES=N (1 to 8, default 1) makes N such devices, for --use_cfg_parallel: each thread has its
@@ -145,6 +147,8 @@ typedef struct node {
     unsigned char        *argbuf;              /* the parameters, copied */
     void                **args;
     gemm_args            *gemm;
+    void                (*host)(void *ctx);     /* a host step (sky_emu_stream_host): host(argbuf) */
+    size_t                host_bytes;           /* its context's bytes, in argbuf */
 } node;
 
 typedef struct graph { node *n; int count, cap; } graph;
@@ -186,7 +190,8 @@ static void graph_run(const graph *g)
 {
     for (int i = 0; i < g->count; i++) {
         const node *n = &g->n[i];
-        if (n->is_gemm) run_gemm(n->gemm);
+        if (n->host) n->host(n->argbuf);
+        else if (n->is_gemm) run_gemm(n->gemm);
         else sky_emu_launch(n->k, n->grid[0], n->grid[1], n->grid[2], n->block[0], n->block[1], n->block[2],
                             n->smem, n->args);
     }
@@ -576,7 +581,11 @@ CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph g, unsigned long long fla
     if (!e) return CUDA_ERROR_OUT_OF_MEMORY;
     for (int i = 0; i < src->count; i++) {
         node n = src->n[i];
-        if (n.is_gemm) {
+        if (n.host) {
+            n.argbuf = malloc(n.host_bytes ? n.host_bytes : 1);
+            if (!n.argbuf) return CUDA_ERROR_OUT_OF_MEMORY;
+            memcpy(n.argbuf, src->n[i].argbuf, n.host_bytes);
+        } else if (n.is_gemm) {
             n.gemm = malloc(sizeof *n.gemm);
             memcpy(n.gemm, src->n[i].gemm, sizeof *n.gemm);
         } else {
@@ -865,6 +874,28 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
         n.args[a] = n.argbuf + off;
         off += k->arg_sizes[a];
     }
+    return graph_add(st->g, n);
+}
+
+/* A step of another emulated library on stream s (the NCCL double, nccl_double.c): run fn(ctx) now, or, while s
+ * is capturing, record it (ctx_bytes copied, as a launch's parameters are) to run where it sits when the graph is
+ * replayed. ctx must be flat (no pointers to memory it owns). */
+CUresult sky_emu_stream_host(CUstream s, void (*fn)(void *ctx), const void *ctx, size_t ctx_bytes)
+{
+    EMU_SERIAL();
+    struct CUstream_st *st = stream_of(s);
+    if (!st->capturing) {
+        void *c = malloc(ctx_bytes ? ctx_bytes : 1);
+        if (!c) return CUDA_ERROR_OUT_OF_MEMORY;
+        memcpy(c, ctx, ctx_bytes);
+        fn(c);
+        free(c);
+        return CUDA_SUCCESS;
+    }
+    node n = { .host = fn, .host_bytes = ctx_bytes };
+    n.argbuf = malloc(ctx_bytes ? ctx_bytes : 1);
+    if (!n.argbuf) return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(n.argbuf, ctx, ctx_bytes);
     return graph_add(st->g, n);
 }
 
