@@ -8,7 +8,10 @@
 #   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
 #   - --backend cuda on text_encode reaches the plugin too (exit 1, no driver); an unknown backend exits 2;
 #   - without --backend the run takes the CPU backend here and says why; $SKY_BACKEND overrides;
-#   - -DSKY_CUDA_ARCHS with a target that is not one, or that nvcc does not know, stops the configure.
+#   - -DSKY_CUDA_ARCHS with a target that is not one, or that nvcc does not know, stops the configure;
+#   - --use_usp's device collectives (runtime/cuda/usp_nccl.c): the plugin links the real NCCL (libnccl.so.2
+#     resolved, every nccl* symbol it needs defined there); the module compiles with gcc and clang -Werror and
+#     links alone against -lnccl with --no-undefined; without NCCL (usp_nccl_none.c) its calls say what is missing.
 # Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -105,5 +108,41 @@ for bad_arch in "sm90a:is not sm_XY" "sm_12:cannot compile for sm_12"; do
     else bad "-DSKY_CUDA_ARCHS=${bad_arch%%:*}: configure exit $rc, want a message with '$want': $(echo "$out" | grep -A2 'Error' | head -3)"; fi
     rm -rf "$tmp/archs"
 done
+# --use_usp over NCCL (runtime/cuda/usp_nccl.h): CMake found the toolkit's NCCL, so the plugin needs libnccl.so.2, the
+# loader finds it, and every NCCL symbol the plugin leaves undefined is one that library defines.
+if [ -f "$CUDA_HOME/include/nccl.h" ]; then
+    nccl_lib=$(ldd "$P" 2>/dev/null | awk '$1 == "libnccl.so.2" { print $3 }')
+    need=$(nm -D -u "$P" 2>/dev/null | awk '$2 ~ /^nccl/ { print $2 }' | sort)
+    missing=""
+    if [ -n "$nccl_lib" ]; then
+        have=$(nm -D --defined-only "$nccl_lib" | awk '{ print $3 }' | sort)
+        missing=$(comm -23 <(echo "$need") <(echo "$have") | tr '\n' ' ')
+    fi
+    if [ -n "$nccl_lib" ] && [ "$(echo "$need" | wc -w)" -ge 8 ] && [ -z "$missing" ]; then
+        ok "the plugin links NCCL: $nccl_lib defines its $(echo "$need" | wc -w) nccl symbols ($(echo "$need" | tr '\n' ' '))"
+    else bad "the plugin and NCCL: libnccl.so.2 => '$nccl_lib', needed: $(echo "$need" | tr '\n' ' '), not defined there: '$missing'"; fi
+    for c in "gcc -O2" "gcc -O0 -g" "clang -O2"; do
+        if ${c%% *} ${c#* } -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -iquote runtime -I"$CUDA_HOME/include" \
+              -c runtime/cuda/usp_nccl.c -o "$tmp/usp_nccl.o" 2> "$tmp/nccl.log"; then ok "$c -Werror runtime/cuda/usp_nccl.c"
+        else bad "$c runtime/cuda/usp_nccl.c: $(head -5 "$tmp/nccl.log")"; fi
+    done
+    if cc -shared -o "$tmp/usp_nccl.so" "$tmp/usp_nccl.o" runtime/core/status.c runtime/core/dtype.c -fPIC -iquote runtime \
+          -Wl,--no-undefined -L"$CUDA_HOME/lib64" -lnccl -lcudart -lm 2> "$tmp/nccl.log"; then
+        ok "runtime/cuda/usp_nccl.c links alone against -lnccl -lcudart (--no-undefined)"
+    else bad "runtime/cuda/usp_nccl.c with -lnccl: $(head -5 "$tmp/nccl.log")"; fi
+else   # the toolkit without NCCL: CMake built usp_nccl_none.c, and the plugin needs no libnccl
+    if ldd "$P" | grep -q libnccl; then bad "no NCCL headers, yet the plugin needs libnccl"
+    else ok "no NCCL under $CUDA_HOME: the plugin needs no libnccl (--use_usp on CUDA refused)"; fi
+fi
+printf '%s\n' '#include <stdio.h>' '#include "cuda/usp_nccl.h"' 'int main(void)' '{' \
+    '    unsigned char id[SKY_NCCL_ID_BYTES];' '    sky_err err;' \
+    '    if (sky_nccl_built() || sky_nccl_make_id(id, &err) == SKY_OK) return 1;' '    puts(err.msg);' '    return 0;' \
+    '}' > "$tmp/nccl_none.c"
+out=""
+if cc -std=c11 -Wall -Wextra -Werror -iquote runtime "$tmp/nccl_none.c" runtime/cuda/usp_nccl_none.c runtime/core/status.c \
+      -lm -o "$tmp/nccl_none" 2> "$tmp/nccl.log" && out=$("$tmp/nccl_none") &&
+   [[ "$out" == *"this plugin was built without NCCL (install NCCL"* ]]; then
+    ok "a plugin without NCCL (usp_nccl_none.c) says: $out"
+else bad "usp_nccl_none.c: $(cat "$tmp/nccl.log") $out"; fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
