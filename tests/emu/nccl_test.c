@@ -11,8 +11,10 @@
  *   - refusals: a host (not device) buffer, an element type other than F32 / BF16.
  * Usage: nccl_test            (every rank prints "ok ..." / "FAIL ..." lines, exit 1 on a failure)
  *        nccl_test open       (only the communicator: the no-GPU refusal, nccl_test.sh)
+ *        nccl_test plugin SO  (the communicator through the ABI of an emulated plugin, SO: cuda_program.c's nccl_*)
  *        nccl_test mismatch   (an all-to-all whose block size differs per rank: the double stops the run, exit 3)
  */
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +201,22 @@ int main(int argc, char **argv)
         .devices = devices, .nccl_id = sky_nccl_make_id, .nccl_open = open_comm, .nccl_close = close_comm};
     int   device = -1;
     void *comm = NULL;
+    if (argc >= 3 && strcmp(argv[1], "plugin") == 0) { /* the same through an emulated plugin's table */
+        void                  *so = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
+        const sky_cuda_plugin *pl = so ? dlsym(so, SKY_CUDA_PLUGIN_SYMBOL) : NULL;
+        if (!pl || pl->abi != SKY_CUDA_PLUGIN_ABI) {
+            printf("FAIL rank %d: %s: no plugin table of ABI %d (%s)\n", rank, argv[2], SKY_CUDA_PLUGIN_ABI,
+                   so ? "wrong ABI" : dlerror());
+            return 1;
+        }
+        const sky_status st = sky_usp_cuda_open(u, pl, &device, &comm, &err);
+        CHECK(st == SKY_OK && device == rank && comm, "through the plugin's ABI %d (nccl_id, nccl_open): GPU %d%s%s",
+              pl->abi, device, st ? ": " : "", st ? err.msg : "");
+        if (comm) pl->nccl_close(comm);
+        const int all = sky_usp_all_ok(u, !failed);
+        sky_usp_end(u);
+        return all ? 0 : 1;
+    }
     if (sky_usp_cuda_open(u, &table, &device, &comm, &err)) {
         printf("refused rank %d of %d: %s\n", rank, size, err.msg);
         sky_usp_end(u);

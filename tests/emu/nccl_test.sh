@@ -7,7 +7,9 @@
 #     unsupported element type refused with their messages;
 #   - an all-to-all whose block size differs between the ranks stops the run (exit 3, both counts named);
 #   - a rank without a GPU (two ranks on a machine with one emulated GPU) is refused, naming the rank and the host,
-#     and the other rank stops too.
+#     and the other rank stops too;
+#   - the communicator made through the ABI of the emulated tiny_df128 plugin (cuda_program.c nccl_id, nccl_open,
+#     nccl_close), when build/emu/tiny_df128 holds one.
 # Skipped (0 passed, 0 failed) without mpicc / mpirun or the CUDA headers. Ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +31,7 @@ mkdir -p "$T"
 if ! mpicc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime -Itests/emu -I"$CUDA/include" \
         tests/emu/nccl_test.c tests/emu/nccl_double.c tests/emu/driver.c tests/emu/emu.c runtime/cuda/usp_nccl.c \
         runtime/dist/usp_cuda.c runtime/dist/usp_device.c runtime/dist/usp_mpi.c runtime/core/dtype.c \
-        runtime/core/status.c -lxxhash -lstdc++ -lm -o "$T/nccl_test" 2> "$tmp/build.log"; then
+        runtime/core/status.c -lxxhash -lstdc++ -ldl -lm -o "$T/nccl_test" 2> "$tmp/build.log"; then
     cat "$tmp/build.log"
     bad "building tests/emu/nccl_test.c"
     echo "$pass passed, $fail failed"
@@ -46,6 +48,18 @@ for n in 2 3; do
         bad "$n ranks: exit $rc, $checks checks passed (want $((10 * n)))"
     fi
 done
+# through an emulated plugin's ABI (runtime/cuda/cuda_program.c nccl_id / nccl_open / nccl_close), when one is built
+# (tests/emu/build.sh tiny_df128; run.sh builds it later, so this runs from the second run on)
+PL=build/emu/tiny_df128/libskyreels-tiny_df128-cuda-emu.so
+if [ -f "$PL" ]; then
+    SKY_EMU_DEVICES=2 mpi 2 "$T/nccl_test" plugin "$PL" > "$tmp/out.txt" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ] && [ "$(grep -c '^ok.*through the plugin' "$tmp/out.txt")" -eq 2 ]; then
+        ok "the communicator through $PL's ABI, 2 ranks"
+    else cat "$tmp/out.txt"; bad "the communicator through $PL's ABI: exit $rc"; fi
+else
+    echo "(no $PL yet: the communicator through a plugin's ABI not checked)"
+fi
 SKY_EMU_DEVICES=2 mpi 2 "$T/nccl_test" mismatch > "$tmp/out.txt" 2>&1
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "nccl double: fault: rank 1's ncclRecv from rank 0 expected 12 bytes, rank 0 sent 8" "$tmp/out.txt"; then
