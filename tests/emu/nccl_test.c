@@ -12,6 +12,8 @@
  * Usage: nccl_test            (every rank prints "ok ..." / "FAIL ..." lines, exit 1 on a failure)
  *        nccl_test open       (only the communicator: the no-GPU refusal, nccl_test.sh)
  *        nccl_test plugin SO  (the communicator through the ABI of an emulated plugin, SO: cuda_program.c's nccl_*)
+ *        nccl_test cfg        (on 2 N ranks: the CFG axis's two groups of N, dist/usp.h sky_usp_split_cfg, each with
+ *                              its own communicator; every test above within each group)
  *        nccl_test mismatch   (an all-to-all whose block size differs per rank: the double stops the run, exit 3)
  */
 #include <dlfcn.h>
@@ -26,6 +28,8 @@
 #include "dist/usp_cuda.h"
 
 static int rank, size, failed;
+static int world; /* this process's MPI world rank: its GPU (one machine) */
+static int group; /* the CFG group (cfg mode), else 0: offsets every value, so a block from the other group shows */
 
 #define CHECK(cond, ...)                                \
     do {                                                \
@@ -64,7 +68,7 @@ static sky_status open_comm(void **out, int device, int r, int n, const unsigned
 
 static void close_comm(void *c) { sky_nccl_close(c); }
 
-static float value(int from, int block, int i) { return (float)(from * 1000 + block * 100 + i); }
+static float value(int from, int block, int i) { return (float)(group * 50000 + from * 1000 + block * 100 + i); }
 
 static CUdeviceptr dev_alloc(size_t bytes)
 {
@@ -101,7 +105,7 @@ static void test_alltoall_bf16(sky_nccl *c, CUstream s)
     const size_t n = (size_t)size * COUNT;
     uint16_t    *h = malloc(n * 2), *back = malloc(n * 2);
     for (int p = 0; p < size; p++)
-        for (int i = 0; i < COUNT; i++) h[p * COUNT + i] = (uint16_t)(0x3f00 + rank * 64 + p * 8 + i);
+        for (int i = 0; i < COUNT; i++) h[p * COUNT + i] = (uint16_t)(0x3f00 + group * 0x400 + rank * 64 + p * 8 + i);
     CUdeviceptr send = dev_alloc(n * 2), recv = dev_alloc(n * 2);
     CU(cuMemcpyHtoD(send, h, n * 2));
     sky_err          err;
@@ -109,7 +113,8 @@ static void test_alltoall_bf16(sky_nccl *c, CUstream s)
     CU(cuMemcpyDtoHAsync(back, recv, n * 2, s));
     int bad = st != SKY_OK;
     for (int p = 0; p < size && !bad; p++)
-        for (int i = 0; i < COUNT; i++) bad |= back[p * COUNT + i] != (uint16_t)(0x3f00 + p * 64 + rank * 8 + i);
+        for (int i = 0; i < COUNT; i++)
+            bad |= back[p * COUNT + i] != (uint16_t)(0x3f00 + group * 0x400 + p * 64 + rank * 8 + i);
     CHECK(!bad, "all-to-all BF16, %d blocks of %d: the bits of rank p's block %d%s%s", size, COUNT, rank,
           st ? ": " : "", st ? err.msg : "");
     free(h), free(back);
@@ -196,7 +201,14 @@ int main(int argc, char **argv)
         printf("FAIL %s\n", err.msg);
         return 1;
     }
-    rank = sky_usp_world_rank(u), size = sky_usp_world_size(u);
+    rank = world = sky_usp_world_rank(u), size = sky_usp_world_size(u);
+    if (argc >= 2 && strcmp(argv[1], "cfg") == 0) {
+        if (sky_usp_split_cfg(u, &err)) {
+            printf("FAIL rank %d: %s\n", rank, err.msg);
+            return 1;
+        }
+        rank = sky_usp_comm(u)->rank, size = sky_usp_comm(u)->size, group = sky_usp_comm(u)->cfg_group;
+    }
     const sky_cuda_plugin table = {
         .devices = devices, .nccl_id = sky_nccl_make_id, .nccl_open = open_comm, .nccl_close = close_comm};
     int   device = -1;
@@ -223,9 +235,9 @@ int main(int argc, char **argv)
         return 2;
     }
     sky_nccl *c = comm;
-    CHECK(device == rank && sky_nccl_rank(c) == rank && sky_nccl_size(c) == size,
-          "communicator on GPU %d, NCCL rank %d of %d (NCCL %d)", device, sky_nccl_rank(c), sky_nccl_size(c),
-          sky_nccl_version());
+    CHECK(device == world && sky_nccl_rank(c) == rank && sky_nccl_size(c) == size,
+          "communicator on GPU %d, NCCL rank %d of %d, group %d (NCCL %d)", device, sky_nccl_rank(c), sky_nccl_size(c),
+          group, sky_nccl_version());
     if (argc >= 2 && strcmp(argv[1], "mismatch") == 0) {
         CUstream    s;
         CUdeviceptr send = dev_alloc(64 * 4), recv = dev_alloc(64 * 4);

@@ -5,6 +5,7 @@
 #   - nccl_test.c under mpirun -np 2 and -np 3: all-to-all (F32, BF16) and all-gather (out of place, in place)
 #     against the expected blocks, an all-to-all captured into a CUDA Graph and replayed, a host buffer and an
 #     unsupported element type refused with their messages;
+#   - the CFG axis: 4 ranks as two groups of 2, one communicator per group, the same checks within each group;
 #   - an all-to-all whose block size differs between the ranks stops the run (exit 3, both counts named);
 #   - a rank without a GPU (two ranks on a machine with one emulated GPU) is refused, naming the rank and the host,
 #     and the other rank stops too;
@@ -60,6 +61,14 @@ if [ -f "$PL" ]; then
 else
     echo "(no $PL yet: the communicator through a plugin's ABI not checked)"
 fi
+# the CFG axis: 4 ranks as two groups of 2 (sky_usp_split_cfg), one communicator per group (each group's rank 0 makes
+# its id), every collective within its group (the groups' values differ: a block from the other group shows)
+SKY_EMU_DEVICES=4 mpi 4 "$T/nccl_test" cfg > "$tmp/out.txt" 2>&1
+rc=$?
+checks=$(grep -c '^ok' "$tmp/out.txt")
+if [ "$rc" -eq 0 ] && ! grep -q '^FAIL' "$tmp/out.txt" && [ "$checks" -eq 40 ] && [ "$(grep -c 'group 1 (NCCL' "$tmp/out.txt")" -eq 2 ]; then
+    ok "the CFG axis, 4 ranks as 2 groups of 2: $checks checks, each group on its own communicator"
+else cat "$tmp/out.txt"; bad "the CFG axis, 4 ranks: exit $rc, $checks checks passed (want 40)"; fi
 SKY_EMU_DEVICES=2 mpi 2 "$T/nccl_test" mismatch > "$tmp/out.txt" 2>&1
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "nccl double: fault: rank 1's ncclRecv from rank 0 expected 12 bytes, rank 0 sent 8" "$tmp/out.txt"; then

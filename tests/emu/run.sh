@@ -13,7 +13,7 @@
 #      issue and with the dynamic shared memory 16 bytes into the block's window;
 #   0c. --use_usp's device collectives (runtime/cuda/usp_nccl.c) between 2 and 3 emulated GPUs, one per rank process,
 #      through the NCCL double over MPI (nccl_test.sh: all-to-all and all-gather against the expected blocks, also
-#      captured in a graph; a block-size mismatch and a rank without a GPU refused);
+#      captured in a graph; the CFG axis's two groups; a block-size mismatch and a rank without a GPU refused);
 #   1. the weights: our random-weights --seed 1, checked against the sha256 the fixtures were made with;
 #   2. every case of tests/fixtures/cuda/ (plain and per-frame timesteps, 1 to 6 frames, portrait,
 #      batches whose second sample replays the captured CUDA Graph):
