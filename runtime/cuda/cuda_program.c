@@ -13,6 +13,7 @@
 #include "cuda/nvrtc_cache.h"
 #include "cuda/offload.h"
 #include "cuda/selftest_cuda.h"
+#include "cuda/usp_nccl.h"
 
 #ifndef SKY_PLUGIN_VARIANT
 #error "build with -DSKY_PLUGIN_VARIANT=\"<variant>\" (CMakeLists.txt does)"
@@ -396,6 +397,19 @@ void sky_cuda_timing_end(sky_cuda_prog *pr)
 
 /* The plugin's one exported symbol, SKY_CUDA_PLUGIN_SYMBOL (dlsym'ed by runtime/models/cuda_plugin.c;
  * everything else is hidden). */
+/* --use_usp's NCCL communicator through the ABI (cuda_abi.h; the module: cuda/usp_nccl.h). */
+_Static_assert(SKY_PLUGIN_NCCL_ID_BYTES == SKY_NCCL_ID_BYTES, "cuda_abi.h and usp_nccl.h: NCCL id sizes differ");
+
+static sky_status plugin_nccl_open(void **out, int device, int rank, int size, const unsigned char *id, sky_err *err)
+{
+    sky_nccl        *c = NULL;
+    const sky_status s = sky_nccl_open(&c, device, rank, size, id, err);
+    *out = c;
+    return s;
+}
+
+static void plugin_nccl_close(void *c) { sky_nccl_close(c); }
+
 __attribute__((visibility("default"))) extern const sky_cuda_plugin sky_cuda_plugin_v1;
 const sky_cuda_plugin                                               sky_cuda_plugin_v1 = {
                                                   .abi = SKY_CUDA_PLUGIN_ABI,
@@ -423,4 +437,7 @@ const sky_cuda_plugin                                               sky_cuda_plu
                                                   .mem_bytes = sky_cuda_mem_bytes,
                                                   .device_info = sky_cuda_device_info,
                                                   .mem_free = sky_cuda_mem_free,
+                                                  .nccl_id = sky_nccl_make_id,
+                                                  .nccl_open = plugin_nccl_open,
+                                                  .nccl_close = plugin_nccl_close,
 };

@@ -43,6 +43,15 @@ int sky_usp_all_ok(const sky_usp *u, int ok);
 /* Every rank together: rank 0's v (MPI_Bcast). */
 int sky_usp_root_int(const sky_usp *u, int v);
 
+/* Every rank of this rank's group together (the whole run without the CFG axis): the group's rank 0's n bytes of
+ * buf into every rank's buf (MPI_Bcast; e.g. the NCCL unique id of the group's communicator). */
+void sky_usp_group_bytes(const sky_usp *u, void *buf, int n);
+
+/* The GPU of this rank on its machine (no MPI call): its local rank, from OMPI_COMM_WORLD_LOCAL_RANK (mpirun),
+ * SLURM_LOCALID (srun) or MPI_LOCALRANKID (MPICH), else world_rank (one machine). Refused when the machine shows
+ * fewer GPUs (n_devices) than that, naming the rank, the host and the count, and what to do. */
+sky_status sky_usp_local_device(int world_rank, int n_devices, int *device, sky_err *err);
+
 /* End the whole job from one rank with exit code `code` (after that rank printed why): MPI_Abort, which stops
  * every rank; no rank waits for a collective that will not come. Does not return. */
 void sky_usp_abort(const sky_usp *u, int code);

@@ -59,6 +59,8 @@ int sky_usp_root_int(const sky_usp *u, int v)
     return v;
 }
 
+void sky_usp_group_bytes(const sky_usp *u, void *buf, int n) { (void)u, (void)buf, (void)n; }
+
 void sky_usp_abort(const sky_usp *u, int code)
 {
     (void)u;

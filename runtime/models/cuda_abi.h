@@ -109,13 +109,24 @@ typedef struct sky_cuda_plugin {
      * no program has yet): what a run's planned peak (models/device_plan.h) is checked against before any
      * model loads. Fails without a driver or such a device. */
     sky_status (*mem_free)(int device, size_t *free_bytes, size_t *total_bytes, sky_err *err);
+
+    /* --use_usp's device collectives over NCCL (runtime/cuda/usp_nccl.h). nccl_id: a new NCCL unique id into
+     * id[SKY_PLUGIN_NCCL_ID_BYTES], on rank 0 only (the binary broadcasts the bytes with MPI: dist/usp.h).
+     * nccl_open: join the communicator of size ranks named by id as rank, on GPU device (every rank at once).
+     * nccl_close: leave it (NULL is fine). A plugin built without NCCL fails them, saying what is missing. */
+    sky_status (*nccl_id)(unsigned char *id, sky_err *err);
+    sky_status (*nccl_open)(void **out, int device, int rank, int size, const unsigned char *id, sky_err *err);
+    void (*nccl_close)(void *comm);
 } sky_cuda_plugin;
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
  * 12: set_timing added. 13: mem_free added. 14: open takes offload_blocks. 15: vae_open takes vae_decode_tile
- * (sky_vae_program.tile). */
-#define SKY_CUDA_PLUGIN_ABI 15
+ * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. */
+#define SKY_CUDA_PLUGIN_ABI 16
+
+/* The bytes of an NCCL unique id (nccl.h's NCCL_UNIQUE_ID_BYTES; the plugin checks they agree). */
+#define SKY_PLUGIN_NCCL_ID_BYTES 128
 
 /* The one symbol the plugin exports: its sky_cuda_plugin table. */
 #define SKY_CUDA_PLUGIN_SYMBOL "sky_cuda_plugin_v1"

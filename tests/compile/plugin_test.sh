@@ -8,7 +8,11 @@
 #   - a variant generated for the cpu target only refuses --backend cuda (exit 2);
 #   - --backend cuda on text_encode reaches the plugin too (exit 1, no driver); an unknown backend exits 2;
 #   - without --backend the run takes the CPU backend here and says why; $SKY_BACKEND overrides;
-#   - -DSKY_CUDA_ARCHS with a target that is not one, or that nvcc does not know, stops the configure.
+#   - -DSKY_CUDA_ARCHS with a target that is not one, or that nvcc does not know, stops the configure;
+#   - --use_usp's device collectives (runtime/cuda/usp_nccl.c): the plugin loads without NCCL (not linked); the
+#     module compiles with gcc and clang -Werror, links alone with --no-undefined without -lnccl, and, run, opens
+#     the toolkit's libnccl.so.2 with every function it calls (the version nccl.h names); without the library its
+#     message says what to install; without NCCL at build time (usp_nccl_none.c) its calls say what is missing.
 # Prints "not run (no CUDA toolkit)" where CMake finds none; ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -105,5 +109,54 @@ for bad_arch in "sm90a:is not sm_XY" "sm_12:cannot compile for sm_12"; do
     else bad "-DSKY_CUDA_ARCHS=${bad_arch%%:*}: configure exit $rc, want a message with '$want': $(echo "$out" | grep -A2 'Error' | head -3)"; fi
     rm -rf "$tmp/archs"
 done
+# --use_usp over NCCL (runtime/cuda/usp_nccl.h): the plugin does not link NCCL (it loads without it, and runs
+# single-GPU); the module opens libnccl.so.2 when --use_usp first needs it, every function it calls looked up at once.
+if ldd "$P" | grep -q libnccl || nm -D -u "$P" | awk '$2 ~ /^nccl/' | grep -q .; then
+    bad "the plugin needs libnccl at load: $(ldd "$P" | grep nccl) $(nm -D -u "$P" | awk '$2 ~ /^nccl/ { print $2 }' | tr '\n' ' ')"
+else ok "the plugin loads without NCCL (no libnccl in ldd, no nccl* symbol undefined)"; fi
+if [ -f "$CUDA_HOME/include/nccl.h" ]; then
+    for c in "gcc -O2" "gcc -O0 -g" "clang -O2"; do
+        if ${c%% *} ${c#* } -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -iquote runtime -I"$CUDA_HOME/include" \
+              -c runtime/cuda/usp_nccl.c -o "$tmp/usp_nccl.o" 2> "$tmp/nccl.log"; then ok "$c -Werror runtime/cuda/usp_nccl.c"
+        else bad "$c runtime/cuda/usp_nccl.c: $(head -5 "$tmp/nccl.log")"; fi
+    done
+    if cc -shared -o "$tmp/usp_nccl.so" "$tmp/usp_nccl.o" runtime/core/status.c runtime/core/dtype.c -fPIC -iquote runtime \
+          -Wl,--no-undefined -L"$CUDA_HOME/lib64" -lcudart -ldl -lpthread -lm 2> "$tmp/nccl.log"; then
+        ok "runtime/cuda/usp_nccl.c links alone against -lcudart -ldl (--no-undefined, no -lnccl)"
+    else bad "runtime/cuda/usp_nccl.c without -lnccl: $(head -5 "$tmp/nccl.log")"; fi
+    # Loaded: the toolkit's libnccl.so.2 has every function the module looks up, and the version the header names;
+    # with the library out of reach, the message says what to install.
+    printf '%s\n' '#include <stdio.h>' '#include "cuda/usp_nccl.h"' 'int main(void)' '{' \
+        '    unsigned char id[SKY_NCCL_ID_BYTES];' '    sky_err err;' '    const int v = sky_nccl_version();' \
+        '    if (v) { printf("%d\n", v); return 0; }' '    if (sky_nccl_make_id(id, &err) == SKY_OK) return 1;' \
+        '    puts(err.msg);' '    return 2;' '}' > "$tmp/nccl_load.c"
+    want=$(awk '$2 == "NCCL_VERSION_CODE" { print $3 }' "$CUDA_HOME/include/nccl.h")
+    if cc -std=c11 -iquote runtime -I"$CUDA_HOME/include" "$tmp/nccl_load.c" runtime/cuda/usp_nccl.c runtime/core/status.c \
+          runtime/core/dtype.c -L"$CUDA_HOME/lib64" -lcudart -ldl -lpthread -lm -Wl,-rpath,"$CUDA_HOME/lib64" \
+          -o "$tmp/nccl_load" 2> "$tmp/nccl.log"; then
+        libdir=$(dirname "$(readlink -f "$CUDA_HOME/lib64/libnccl.so.2" 2> /dev/null || echo /none/x)")
+        got=$(LD_LIBRARY_PATH="$libdir" "$tmp/nccl_load" 2>&1)
+        if [ -n "$want" ] && [ "$got" = "$want" ]; then ok "libnccl.so.2 loaded when needed: every function found, version $got as nccl.h"
+        elif [ ! -e "$libdir/libnccl.so.2" ]; then ok "no libnccl.so.2 beside the toolkit: the load is checked where one is"
+        else bad "loading libnccl.so.2 from $libdir: '$got', nccl.h says $want"; fi
+        got=$(SKY_NCCL_LIBRARY="$tmp/none/libnccl.so.2" "$tmp/nccl_load" 2>&1); rc=$?
+        if [ "$rc" -eq 2 ] && [[ "$got" == *"NCCL could not be loaded: $tmp/none/libnccl.so.2"*"install NCCL"* ]]; then
+            ok "without libnccl.so.2 (SKY_NCCL_LIBRARY names none): ${got:0:150}"
+        else bad "without libnccl.so.2: exit $rc, '$got'"; fi
+        got=$(SKY_NCCL_LIBRARY="$(readlink -f "$CUDA_HOME/lib64/libcudart.so")" "$tmp/nccl_load" 2>&1); rc=$?
+        if [ "$rc" -eq 2 ] && [[ "$got" == *"lacks ncclGetVersion"* ]]; then ok "a library that is not NCCL: ${got:0:150}"
+        else bad "SKY_NCCL_LIBRARY naming libcudart: exit $rc, '$got'"; fi
+    else bad "building a loader of usp_nccl.c: $(head -5 "$tmp/nccl.log")"; fi
+else ok "no NCCL headers under $CUDA_HOME: the plugin is built with usp_nccl_none.c (--use_usp on CUDA refused)"; fi
+printf '%s\n' '#include <stdio.h>' '#include "cuda/usp_nccl.h"' 'int main(void)' '{' \
+    '    unsigned char id[SKY_NCCL_ID_BYTES];' '    sky_err err;' \
+    '    if (sky_nccl_built() || sky_nccl_make_id(id, &err) == SKY_OK) return 1;' '    puts(err.msg);' '    return 0;' \
+    '}' > "$tmp/nccl_none.c"
+out=""
+if cc -std=c11 -Wall -Wextra -Werror -iquote runtime "$tmp/nccl_none.c" runtime/cuda/usp_nccl_none.c runtime/core/status.c \
+      -lm -o "$tmp/nccl_none" 2> "$tmp/nccl.log" && out=$("$tmp/nccl_none") &&
+   [[ "$out" == *"this plugin was built without NCCL (install NCCL"* ]]; then
+    ok "a plugin without NCCL (usp_nccl_none.c) says: $out"
+else bad "usp_nccl_none.c: $(cat "$tmp/nccl.log") $out"; fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -151,14 +151,17 @@ for v in $variants; do
             fatbin_c=("$out/fb1/dit_forward_kernels_fatbin.c")
         else bad "$v dit_forward: the embedded fat binary's C file or object differs between two runs (or does not compile)"; fi
     fi
-    # The CUDA plugin of the variant links with nothing undefined (as CMakeLists.txt builds it).
+    # The CUDA plugin of the variant links with nothing undefined (as CMakeLists.txt builds it; with --use_usp's
+    # collectives over NCCL when the toolkit has nccl.h: runtime/cuda/usp_nccl.c, which opens libnccl.so.2 when needed).
+    nccl=(runtime/cuda/usp_nccl_none.c)
+    [ -f "$CUDA_HOME/include/nccl.h" ] && nccl=(runtime/cuda/usp_nccl.c -ldl -lpthread)
     if cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -shared -fvisibility=hidden \
           -DSKY_PLUGIN_VARIANT="\"$v\"" -iquote runtime -I"$CUDA_HOME/include" runtime/cuda/cuda_ctx.c runtime/cuda/cuda_program.c \
           runtime/cuda/dit_cuda.c runtime/core/dtype.c runtime/cuda/enc_cuda.c runtime/cuda/fatbin.c runtime/cuda/gemm.c \
           runtime/cuda/nvrtc_cache.c runtime/cuda/offload.c runtime/cuda/selftest_cuda.c runtime/cuda/selftest_families.c runtime/core/status.c runtime/cuda/vae_cuda.c \
           "$out"/gen/*_cuda.c "$out"/gen/*_kernels_src.c "${fatbin_c[@]}" -Wl,--no-undefined -L"$CUDA_HOME/lib64/stubs" \
-          -L"$CUDA_HOME/lib64" -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
-        ok "$v: the CUDA plugin links (--no-undefined)${fatbin_c[*]:+, with the kernels of dit_forward built in} (compile-only)"
+          -L"$CUDA_HOME/lib64" "${nccl[@]}" -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
+        ok "$v: the CUDA plugin links (--no-undefined, ${nccl[0]#runtime/cuda/})${fatbin_c[*]:+, with the kernels of dit_forward built in} (compile-only)"
     else bad "$v: plugin:"; head -20 "$out/plugin.log"; fi
 done
 echo "$pass passed, $fail failed"

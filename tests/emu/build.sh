@@ -12,6 +12,8 @@
 # When the variant's build made fat binaries (SKY_CUDA_ARCHS, in build/<variant>/fatbin/<variant>/), their C
 # files are linked in as in the real plugin, and prepare.lua records each fat binary's xxh64, so that the
 # emulated cuModuleLoadData runs the host-compiled kernels of exactly that build (driver.c).
+# --use_usp's device collectives (runtime/cuda/usp_nccl.c) are linked with tests/emu/nccl_double.c, NCCL's calls
+# over MPI between the rank processes (OpenMPI's mpicc gives the flags); without mpicc, runtime/cuda/usp_nccl_none.c.
 # Needs out/<variant>/ generated (./build.sh gen <variant>), or EMU_GEN=<folder>/gen, and the CUDA toolkit's headers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,6 +62,15 @@ for f in "$gen"/*_cuda.c; do
     if fatbin_of "$prog"; then cc_one "$fb/${prog}_kernels_fatbin.c" "$b/${prog}_kernels_fatbin.o"; fi
 done
 cc_one tests/emu/driver.c "$b/driver.o" -D_GNU_SOURCE
+mpi_link=()
+if command -v mpicc > /dev/null 2>&1; then
+    read -r -a mpi_cflags <<< "$(mpicc --showme:compile)"
+    read -r -a mpi_link <<< "$(mpicc --showme:link)"
+    cc_one runtime/cuda/usp_nccl.c "$b/usp_nccl.o" -DSKY_NCCL_LINKED
+    cc_one tests/emu/nccl_double.c "$b/nccl_double.o" "${mpi_cflags[@]}"
+else
+    cc_one runtime/cuda/usp_nccl_none.c "$b/usp_nccl_none.o"
+fi
 cc_one tests/emu/emu.c "$b/emu.o"
 
 for prog in "${progs[@]}"; do
@@ -70,8 +81,8 @@ for prog in "${progs[@]}"; do
     objs+=("$b/${prog}_kernels_emu.o")
 done
 
-g++ -shared -o "$b/libskyreels-$v-cuda-emu.so" "${objs[@]}" -lxxhash -lm -Wl,--no-undefined
+g++ -shared -o "$b/libskyreels-$v-cuda-emu.so" "${objs[@]}" "${mpi_link[@]}" -lxxhash -lm -Wl,--no-undefined
 # launch_check: the same objects walking the full-size launch sequence in dry mode (launch_check.c)
 gcc "${CFLAGS[@]}" -c tests/emu/launch_check.c -o "$b/launch_check.o"
-g++ -o "$b/launch_check" "$b/launch_check.o" "${objs[@]}" -lxxhash -lm
+g++ -o "$b/launch_check" "$b/launch_check.o" "${objs[@]}" "${mpi_link[@]}" -lxxhash -lm
 echo "$b/libskyreels-$v-cuda-emu.so"

@@ -24,6 +24,9 @@
  *   - cuModuleLoadData also takes a real fat binary (nvcc -fatbin, built into the plugin: runtime/cuda/
  *     fatbin.h): its layout is checked, and its bytes map to the host-compiled kernels of the text it was
  *     compiled from (load_fatbin below says what that checks and what it cannot).
+ *   - another emulated library's step on a stream (sky_emu_stream_host: the NCCL double, nccl_double.c) runs at
+ *     once (after the stream's queued copies), or, on a capturing stream, is captured as a node with its
+ *     dependencies and runs where they allow when the graph is replayed;
  *   - events complete when recorded (the stream is synchronous; with SKY_EMU_COPY_ORDER=late, when their
  *     record, queued behind a copy, runs): their elapsed time is the host's; cuStreamWaitEvent orders
  *     streams (and, in a capture, nodes);
@@ -157,6 +160,8 @@ typedef struct node {
     const void           *src;
     size_t                n;
     int                  *deps, ndeps;
+    void                (*host)(void *ctx);     /* a host step (sky_emu_stream_host): host(argbuf) */
+    size_t                host_bytes;           /* its context's bytes, in argbuf */
 } node;
 
 typedef struct graph { node *n; int count, cap; } graph;
@@ -280,6 +285,7 @@ static void graph_free(graph *g)
 static void node_run(const node *n)
 {
     if (n->is_copy) memcpy(n->dst, n->src, n->n);
+    else if (n->host) n->host(n->argbuf);
     else if (n->is_gemm) run_gemm(n->gemm);
     else sky_emu_launch(n->k, n->grid[0], n->grid[1], n->grid[2], n->block[0], n->block[1], n->block[2], n->smem,
                         n->args);
@@ -864,6 +870,10 @@ CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph g, unsigned long long fla
         memcpy(n.deps, src->n[i].deps, (size_t)n.ndeps * sizeof *n.deps);
         if (n.is_copy) {
             /* nothing more: the copy's pointers */
+        } else if (n.host) {
+            n.argbuf = malloc(n.host_bytes ? n.host_bytes : 1);
+            if (!n.argbuf) return CUDA_ERROR_OUT_OF_MEMORY;
+            memcpy(n.argbuf, src->n[i].argbuf, n.host_bytes);
         } else if (n.is_gemm) {
             n.gemm = malloc(sizeof *n.gemm);
             memcpy(n.gemm, src->n[i].gemm, sizeof *n.gemm);
@@ -1155,6 +1165,29 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
         n.args[a] = n.argbuf + off;
         off += k->arg_sizes[a];
     }
+    return capture_add(st, n);
+}
+
+/* A step of another emulated library on stream s (the NCCL double, nccl_double.c): run fn(ctx) now, or, while s
+ * is capturing, record it (ctx_bytes copied, as a launch's parameters are) to run where it sits when the graph is
+ * replayed. ctx must be flat (no pointers to memory it owns). */
+CUresult sky_emu_stream_host(CUstream s, void (*fn)(void *ctx), const void *ctx, size_t ctx_bytes)
+{
+    EMU_SERIAL();
+    struct CUstream_st *st = stream_of(s);
+    if (!st->capturing) {
+        void *c = malloc(ctx_bytes ? ctx_bytes : 1);
+        if (!c) return CUDA_ERROR_OUT_OF_MEMORY;
+        memcpy(c, ctx, ctx_bytes);
+        queue_drain(st, NULL, 0);
+        fn(c);
+        free(c);
+        return CUDA_SUCCESS;
+    }
+    node n = { .host = fn, .host_bytes = ctx_bytes };
+    n.argbuf = malloc(ctx_bytes ? ctx_bytes : 1);
+    if (!n.argbuf) return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(n.argbuf, ctx, ctx_bytes);
     return capture_add(st, n);
 }
 

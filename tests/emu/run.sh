@@ -11,6 +11,9 @@
 #      partial channel steps, odd strided sizes; the attention kernels with every Hopper schedule of
 #      gen/schedule_sm90.lua) against plain references (kernel_test.c), also with the TMA copies landing at
 #      issue and with the dynamic shared memory 16 bytes into the block's window;
+#   0c. --use_usp's device collectives (runtime/cuda/usp_nccl.c) between 2 and 3 emulated GPUs, one per rank process,
+#      through the NCCL double over MPI (nccl_test.sh: all-to-all and all-gather against the expected blocks, also
+#      captured in a graph; the CFG axis's two groups; a block-size mismatch and a rank without a GPU refused);
 #   1. the weights: our random-weights --seed 1, checked against the sha256 the fixtures were made with;
 #   2. every case of tests/fixtures/cuda/ (plain and per-frame timesteps, 1 to 6 frames, portrait,
 #      batches whose second sample replays the captured CUDA Graph):
@@ -117,6 +120,13 @@ if lua5.4 tests/emu/kernel_test.lua "$K" &&
 else
     bad "building tests/emu/kernel_test"
 fi
+
+# 0c. --use_usp's device collectives through the NCCL double (nccl_test.sh; "not run" without MPI)
+bash tests/emu/nccl_test.sh > "$tmp/nccl.txt" 2>&1
+while read -r status line; do
+    case $status in ok) ok "nccl: $line" ;; FAIL) bad "nccl: $line" ;; esac
+done < "$tmp/nccl.txt"
+grep -q " 0 failed" "$tmp/nccl.txt" || { tail -5 "$tmp/nccl.txt"; bad "tests/emu/nccl_test.sh"; }
 
 bash tests/numeric/build_sttool.sh > "$tmp/sttool.log" 2>&1 || { cat "$tmp/sttool.log"; bad "sttool"; }
 for v in tiny_df128 tiny_i2v128; do

@@ -379,7 +379,7 @@ else fail=$((fail + 1)); echo "FAIL absolute --outdir: $(ls -R "$tmp/abs out" 2>
 # the engine's prefix SKY_.
 miss="" n_env=0 help_t=$($T --help)
 for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)|getenv\(SKY_[A-Z_]+\)' runtime | sed -E 's/getenv\("?([A-Z_]+)"?\)/\1/' | sort -u); do
-    case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE | TMPDIR) continue ;; esac
+    case $v in HOME | XDG_CACHE_HOME | CUDA_HOME | CUDA_PATH | CUDA_VISIBLE_DEVICES | HF_HOME | HF_HUB_CACHE | SKYREELS_CACHE | TMPDIR) continue ;; esac
     # test-only switches, documented where they are read (denoise.h, video.h, selftest_cuda.c), not for users
     case $v in SKY_TEST_* | SKY_SELFTEST_FAULT) continue ;; esac
     case $v in *_ENV) v=$(grep -rhoE "define $v \"[A-Z_]+\"" runtime | sed -E 's/.*"(.*)"/\1/') ;; esac
