@@ -219,6 +219,9 @@ static const struct {
     {"SKY_GEMM_TUNE", "--backend cuda",
      "0: take cuBLASLt's first heuristic answer for every GEMM instead of timing its first 4 candidates once "
      "per GPU and shape (the choices are cached beside the kernel cache as `gemm-<key>.choice`)"},
+    {"SKY_NCCL_LIBRARY", "--use_usp",
+     "with --backend cuda: the NCCL library to open (default libnccl.so.2 from the loader's path), e.g. a "
+     "pip-installed nvidia-nccl's"},
     {SKY_PROMPT_ENHANCER_URL_ENV, "--prompt_enhancer_url", "the server's base URL when the flag is not given"},
     {SKY_PROMPT_ENHANCER_KEY_ENV, "--prompt_enhancer", "the server's API key (sent as a Bearer token)"},
     {"HF_HUB_CACHE", "--model_id", "the Hugging Face cache a repo id is looked up in (else $HF_HOME/hub)"},

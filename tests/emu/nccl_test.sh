@@ -50,7 +50,7 @@ for n in 2 3; do
     fi
 done
 # through an emulated plugin's ABI (runtime/cuda/cuda_program.c nccl_id / nccl_open / nccl_close), when one is built
-# (tests/emu/build.sh tiny_df128; run.sh builds it later, so this runs from the second run on)
+# (tests/emu/build.sh tiny_df128; run.sh runs this file right after building it)
 PL=build/emu/tiny_df128/libskyreels-tiny_df128-cuda-emu.so
 if [ -f "$PL" ]; then
     SKY_EMU_DEVICES=2 mpi 2 "$T/nccl_test" plugin "$PL" > "$tmp/out.txt" 2>&1

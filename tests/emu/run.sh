@@ -121,19 +121,24 @@ else
     bad "building tests/emu/kernel_test"
 fi
 
-# 0c. --use_usp's device collectives through the NCCL double (nccl_test.sh; "not run" without MPI)
-bash tests/emu/nccl_test.sh > "$tmp/nccl.txt" 2>&1
-while read -r status line; do
-    case $status in ok) ok "nccl: $line" ;; FAIL) bad "nccl: $line" ;; esac
-done < "$tmp/nccl.txt"
-grep -q " 0 failed" "$tmp/nccl.txt" || { tail -5 "$tmp/nccl.txt"; bad "tests/emu/nccl_test.sh"; }
-
 bash tests/numeric/build_sttool.sh > "$tmp/sttool.log" 2>&1 || { cat "$tmp/sttool.log"; bad "sttool"; }
 for v in tiny_df128 tiny_i2v128; do
     B=out/$v/skyreels-$v
     ./build.sh gen "$v" > "$tmp/gen.log" 2>&1 || { cat "$tmp/gen.log"; bad "./build.sh gen $v"; continue; }
     if P=$(bash tests/emu/build.sh "$v" 2> "$tmp/emu.log"); then ok "the $v CUDA plugin builds against the emulator ($P)"
     else cat "$tmp/emu.log"; bad "tests/emu/build.sh $v"; continue; fi
+    if [ "$v" = tiny_df128 ]; then
+        # 0c. --use_usp's device collectives through the NCCL double (nccl_test.sh; "not run" without MPI), also
+        # through the ABI of the plugin just built
+        bash tests/emu/nccl_test.sh > "$tmp/nccl.txt" 2>&1
+        while read -r status line; do
+            case $status in ok) ok "nccl: $line" ;; FAIL) bad "nccl: $line" ;; esac
+        done < "$tmp/nccl.txt"
+        grep -q " 0 failed" "$tmp/nccl.txt" || { tail -5 "$tmp/nccl.txt"; bad "tests/emu/nccl_test.sh"; }
+        if command -v mpicc > /dev/null && ! grep -q "through .*'s ABI, 2 ranks" "$tmp/nccl.txt"; then
+            bad "nccl: the communicator through the plugin's ABI not checked"
+        fi
+    fi
 
     # 1. the weights the fixtures were made with
     "$B" random-weights --layout diffusers --seed 1 --output "$tmp/w-$v.safetensors" > /dev/null 2>&1
