@@ -156,9 +156,9 @@ static void print_offload_blocks(const sky_device_config *all)
             char              flags[64];
             c.offload = offload, c.offload_blocks = n, c.vae_tiled = tiled;
             sky_device_plan_make(&sky_variant, &c, &plan);
-            snprintf(flags, sizeof flags, "%s--offload_blocks %d%s", offload ? "--offload " : "", n,
-                     tiled ? " --vae_tiling" : "");
-            printf("            peak %-34s %10s (%zu bytes): %s; %s (%zu bytes) pinned host\n", flags,
+            snprintf(flags, sizeof flags, "%s%s--offload_blocks %d%s", offload ? "--offload " : "",
+                     c.teacache ? "--teacache " : "", n, tiled ? " --vae_tiling" : "");
+            printf("            peak %-45s %10s (%zu bytes): %s; %s (%zu bytes) pinned host\n", flags,
                    sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak,
                    sky_device_bytes_fmt(h, sizeof h, plan.host_pinned), plan.host_pinned);
         }

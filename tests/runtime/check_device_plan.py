@@ -55,14 +55,14 @@ fail = []
 if part.get("the transformer") != want:
     fail.append(f"the transformer: --info {part.get('the transformer')}, recomputed {want} ({weights} weights + {arena} arena + 32 MiB + 2 x {pad(prompt)})")
 tc = part.get("TeaCache's buffers", 0)
-# each peak row as (its flags, the transformer's term, whether the VAE decoder is tiled); every model kept: the
-# transformer with the VAE programs; --offload: the largest stage alone
+# each peak row as (its flags, the transformer's term), with each decoder; every model kept: the transformer with
+# the VAE programs, or an encoder where it is larger (the encoders run alone, before); --offload: the largest stage
 rows = [("", part["the transformer"])]
 if tc:
     rows.append(("--teacache", part["the transformer"] + tc))
 pinned = [int(m.group(1)) for m in re.finditer(r"offload_blocks 2 .*\((\d+) bytes\) pinned host$", info, re.M)]
-if n_blocks > 2:  # --offload_blocks 2 rows (with TeaCache's buffers where the variant has them): 2 blocks resident
-    rows.append(("--offload_blocks 2", part["the transformer"] - (n_blocks - 2) * block + tc))
+if n_blocks > 2:  # --offload_blocks 2 rows (with --teacache where the variant has it): 2 blocks resident
+    rows.append(("--teacache " * (tc > 0) + "--offload_blocks 2", part["the transformer"] - (n_blocks - 2) * block + tc))
 tiled = [m for m in re.finditer(r"^ {12}the VAE decoder, tiled +[0-9.]+ [GM]iB \((\d+) bytes\)$", info, re.M)]
 decoders = [("", part.get("the VAE decoder", 0))]
 if "vae_decode_tile (cuda" in plan:
@@ -82,7 +82,7 @@ for tflag, dec in decoders:
     stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE encoder")] + [dec]
     for flags, dit in rows:
         kept = " ".join(x for x in (flags, tflag.strip()) if x) or "(every model kept)"
-        expect[kept] = dit + dec + enc
+        expect[kept] = max(part.get("the text encoder", 0), part.get("the image encoder", 0), dit + dec + enc)
         off = "--offload" + (" " + flags if flags else "") + tflag
         expect[off] = max(stages + [dit])
 for k, v in expect.items():
