@@ -161,11 +161,8 @@ local function qkv_parts(nodes, q, readers_of)
     return k, v, rq, rk, rv
 end
 
--- The nodes with each self-attention's q, k and v linears made one linear of n = 3C (in q's place) writing
--- [rows, 3C]; its weights and biases are laid out adjacently on the device (emit/cuda_dit.lua's weight
--- places), so the q weight's [C, C] is the first third of one [3C, C]. The readers take their third as a
--- view: rmsnorm_rope's col (0 or C) and ld (3C), attention's v_col (2C) and v_ld (3C).
-local function fuse_qkv(nodes, L)
+-- Each tensor id's readers, in node order.
+local function readers_map(nodes)
     local readers_of = {}
     for _, n in ipairs(nodes) do
         for _, t in ipairs(n.ins) do
@@ -173,6 +170,15 @@ local function fuse_qkv(nodes, L)
             table.insert(readers_of[t.id], n)
         end
     end
+    return readers_of
+end
+
+-- The nodes with each self-attention's q, k and v linears made one linear of n = 3C (in q's place) writing
+-- [rows, 3C]; its weights and biases are laid out adjacently on the device (emit/cuda_dit.lua's weight
+-- places), so the q weight's [C, C] is the first third of one [3C, C]. The readers take their third as a
+-- view: rmsnorm_rope's col (0 or C) and ld (3C), attention's v_col (2C) and v_ld (3C).
+local function fuse_qkv(nodes, L)
+    local readers_of = readers_map(nodes)
     local replace, drop, view = {}, {}, {}
     for _, q in ipairs(nodes) do
         local k, v, rq, rk, rv
@@ -290,13 +296,7 @@ local q_norm_ops = { rmsnorm = true, rmsnorm_rope = true }
 -- The nodes with each q norm read only by attentions (as their q) made an rms_factor node, and its readers
 -- reading q with the factors (see the header).
 local function fuse_q_norms(nodes, L)
-    local readers_of = {}
-    for _, n in ipairs(nodes) do
-        for _, t in ipairs(n.ins) do
-            readers_of[t.id] = readers_of[t.id] or {}
-            table.insert(readers_of[t.id], n)
-        end
-    end
+    local readers_of = readers_map(nodes)
     local replace = {}
     for _, a in ipairs(nodes) do
         local rs = readers_of[a.out.id]
