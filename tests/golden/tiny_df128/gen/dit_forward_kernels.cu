@@ -14,7 +14,7 @@
  *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4
  *            templates/cuda/layernorm_modulate.cu.in xxh64 994e80b0e6b476e4
  *            templates/cuda/modulation.cu.in      xxh64 15165cb97c72d730
- *            templates/cuda/patchify.cu.in        xxh64 e2ae7cc54d9bf4ce
+ *            templates/cuda/patchify.cu.in        xxh64 316a0ae10a684971
  *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
  *            templates/cuda/reduce.cuh            xxh64 22a3c344af5d05ae
  *            templates/cuda/residual_norm.cu.in   xxh64 2db6eade95faeb20
@@ -1533,6 +1533,7 @@ extern "C" __global__ void __launch_bounds__(256)
 patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, int W)
 {
     enum { CX = 16, C0 = 0, PATCH_IN = 64 };
+    static_assert(PATCH_IN % 4 == 0, "a patch's 4 entries are one 8-byte store");
     const unsigned hp = H / 2, wp = W / 2, L = F * hp * wp;
     const unsigned idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= L * CX) return;
@@ -1540,10 +1541,13 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
     const unsigned f = n / (hp * wp), i = n / wp % hp, j = n % wp;
     const float *src = x + ((c * F + f) * H + 2 * i) * W + 2 * j;
     bf16 *dst = p + n * PATCH_IN + (C0 + c) * 4;
-    dst[0] = __float2bfloat16(src[0]);
-    dst[1] = __float2bfloat16(src[1]);
-    dst[2] = __float2bfloat16(src[W]);
-    dst[3] = __float2bfloat16(src[W + 1]);
+    // the 4 entries of the patch in one 8-byte store (8-byte aligned: PATCH_IN is a multiple of 4), the first
+    // in the low bits (little endian)
+    const unsigned long long e0 = __bfloat16_as_ushort(__float2bfloat16(src[0])),
+                             e1 = __bfloat16_as_ushort(__float2bfloat16(src[1])),
+                             e2 = __bfloat16_as_ushort(__float2bfloat16(src[W])),
+                             e3 = __bfloat16_as_ushort(__float2bfloat16(src[W + 1]));
+    *reinterpret_cast<unsigned long long *>(dst) = e0 | e1 << 16 | e2 << 32 | e3 << 48;
 }
 
 // resnorm_add_mod_ffn_c256: templates/cuda/residual_norm.cu.in with C=256 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=32 TR=float TU=bf16 TX=float TY=bf16 VEC=8
