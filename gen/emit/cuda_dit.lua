@@ -43,7 +43,8 @@ local function row_vec(width, ld, col)
     return 1
 end
 
--- The largest number of elements of t: the elementwise and row kernels index in 32 bits.
+-- A user error unless t holds fewer than 2^31 values at its largest: the elementwise kernels and patchify,
+-- unpatchify and rope_table index in 32 bits.
 local function check_int32(E, t)
     if graph.max_elems(E.g, t) >= 2 ^ 31 then
         fail.user("%s: %s has %d values, too many for the CUDA kernels' 32-bit indices", E.s.path, t.name,
@@ -202,7 +203,7 @@ end
 -- One thread per 8 values (16-byte accesses) where the width allows, else per value; 32-bit indices.
 emit.gated_residual = function(n, E)
     local a = n.attrs
-    assert(graph.max_elems(E.g, n.out) < 2 ^ 31, "emit/cuda_dit: " .. n.out.name .. " too large for 32-bit indices")
+    check_int32(E, n.out)
     local vec = a.dim % 8 == 0 and 8 or 1
     local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, VEC = vec, TX = ctype(n.ins[1]),
                                            TU = ctype(n.ins[2]), TY = ctype(n.out) })

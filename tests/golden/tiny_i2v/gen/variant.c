@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (30 .lua files)                 xxh64 217fd6ed0f661764
+ * generator  gen/ (30 .lua files)                 xxh64 6be8ef83a3a19bed
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward_usp (original name, diffusers name, shape)
@@ -493,7 +493,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "217fd6ed0f661764",
+    .generator_xxh64 = "6be8ef83a3a19bed",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
