@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 cdf4b44640b7acd2
+ * generator  gen/ (30 .lua files)                 xxh64 d6c53edf5197c98a
  * source     gen/dit_forward_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_kernels_src[] =
@@ -14,13 +14,14 @@ const char dit_forward_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 cdf4b44640b7acd2\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 d6c53edf5197c98a\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77\n"
     " *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087\n"
     " *            templates/cuda/attention_sm90.cu.in  xxh64 28188bcbec928f2d\n"
     " *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a\n"
     " *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27\n"
+    " *            templates/cuda/fp8_expand.cu.in      xxh64 6207a20acc571c3d\n"
     " *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4\n"
     " *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082\n"
     " *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41\n"
@@ -35,7 +36,7 @@ const char dit_forward_kernels_src[] =
     " *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b\n"
     " *            templates/cuda/teacache.cu.in        xxh64 94684d6d3d566995\n"
     " *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce\n"
-    " * program    dit_forward (cuda): 23 kernels, 13 GEMM shapes (cuBLASLt)\n"
+    " * program    dit_forward (cuda): 24 kernels, 13 GEMM shapes (cuBLASLt)\n"
     " * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)\n"
     " */\n"
     "// templates/cuda/ptx.cuh\n"
@@ -1294,6 +1295,29 @@ const char dit_forward_kernels_src[] =
     "    static_assert(ROWS > 0, \"an embedding table has rows\");\n"
     "    const int c = blockIdx.x * blockDim.x + threadIdx.x;\n"
     "    if (c < COLS) y[c] = table[(size_t)index[0] * COLS + c];\n"
+    "}\n"
+    "\n"
+    "// fp8_expand: templates/cuda/fp8_expand.cu.in\n"
+    "// templates/cuda/fp8_expand.cu.in\n"
+    "//\n"
+    "// --weight_dtype fp8 on the device (runtime/cuda/offload.h): a block linear weight W [rows, cols] is kept as its\n"
+    "// e4m3 codes (one byte each, row-major) and one fp32 scale per row (runtime/models/fp8_quant.h), and expanded\n"
+    "// into a bf16 block slot right before the block's GEMMs, on the copy stream:\n"
+    "//   y[r, c] = bf16(float(code[r, c]) * scale[r])        rounded to nearest even, once\n"
+    "// float(code) is exact (e4m3fn: 1 sign, 4 exponent bits biased by 7, 3 mantissa bits; exponent 0 is subnormal,\n"
+    "// m x 2^-9), so y is bit for bit the bf16 of the fp32 W' the CPU path computes (sky_f8e4m3_to_f32(code) x scale).\n"
+    "// The NaN codes (0x7f, 0xff) never occur: the quantiser clamps to +-448.\n"
+    "// Parameters: fp8_expand.\n"
+    "extern \"C\" __global__ void __launch_bounds__(256)\n"
+    "fp8_expand(bf16 *__restrict__ y, const unsigned char *__restrict__ codes, const float *__restrict__ scale,\n"
+    "        long long cols, long long n)\n"
+    "{\n"
+    "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "    if (i >= n) return;\n"
+    "    const unsigned b = codes[i];\n"
+    "    const int      e = (int)(b >> 3 & 15u), m = (int)(b & 7u);\n"
+    "    const float    mag = e ? ldexpf((float)(8 + m), e - 10) : ldexpf((float)m, -9);\n"
+    "    y[i] = __float2bfloat16_rn((b & 128u ? -mag : mag) * scale[i / cols]);\n"
     "}\n"
     "\n"
     "// gated_residual_ffn_c256: templates/cuda/gated_residual.cu.in with C=256 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8\n"
