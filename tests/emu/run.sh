@@ -30,7 +30,9 @@
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
 #      TeaCache's decisions; --offload_blocks bit for bit, with the emulator's copies late and early, and two
 #      negative controls (a dropped wait is caught); --lora merged as the tensors upload (equal to a lora-merge
-#      checkpoint); --weight_dtype fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes); the kernel
+#      checkpoint); --weight_dtype fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes), its
+#      block weights kept as fp8 on the device and expanded into 1 .. blocks bf16 slots on the copy stream bit for
+#      bit the same, expansions late and early, with the two negative controls of --offload_blocks; the kernel
 #      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
@@ -402,11 +404,12 @@ else
     bad "lora (cuda, emulated): a run failed"
 fi
 
-# 3c1. --weight_dtype fp8 on the CUDA backend: the plugin reads each tensor through the same weight patch, which
-#     quantises the block linear weights to e4m3 per row and back in fp32 before the plugin converts them to bf16.
-#     So a run with the flag must equal, bit for bit, a run on the fp8 checkpoint `lora-merge --weight_dtype fp8`
-#     wrote (F8_E4M3 with per-row .weight_scale: read back as code x scale, the same floats), on the CUDA backend as
-#     on the CPU; and the CUDA run is held to the CPU one with fp8 weights by the 3-frame case's bound, as 3c's.
+# 3c1. --weight_dtype fp8 on the CUDA backend: the plugin quantises the block linear weights to e4m3 per row as the
+#     CPU path does (models/fp8_quant.c), keeps the codes and row scales on the device and expands each block's to
+#     bf16 into a block slot right before its GEMMs (runtime/cuda/offload.h). So a run with the flag must equal, bit
+#     for bit, a run on the fp8 checkpoint `lora-merge --weight_dtype fp8` wrote (F8_E4M3 with per-row .weight_scale:
+#     read back as code x scale, the same floats, uploaded as bf16 and resident), on the CUDA backend as on the CPU;
+#     and the CUDA run is held to the CPU one with fp8 weights by the 3-frame case's bound, as 3c's.
 if "$B" lora-merge --weights "$lw" --weight_dtype fp8 --output "$tmp/fp8.safetensors" 2> /dev/null &&
    "$B" program dit_forward -q --weights "$lw" --weight_dtype fp8 --inputs "$f" --output "$tmp/cpu_q.safetensors" &&
    "$B" program dit_forward -q --weights "$tmp/fp8.safetensors" --inputs "$f" --output "$tmp/cpu_f8.safetensors" &&
@@ -424,6 +427,53 @@ if "$B" lora-merge --weights "$lw" --weight_dtype fp8 --output "$tmp/fp8.safeten
     else cat "$tmp/cmp.txt"; bad "fp8 (cuda, emulated) vs cpu (bound $bound)"; fi
 else
     bad "fp8 (cuda, emulated): a run failed"
+fi
+
+# 3c1b. --weight_dtype fp8's expansions on the copy stream, as 3b2's copies: v bit for bit that of the fp8 checkpoint's
+#     resident run (3c1) with N = 1 .. blocks slots (--offload_blocks N; N = blocks: the default's 2 here), the
+#     emulator's second-stream kernels run as late and as early as their dependencies allow (a captured graph moves
+#     them as it moves copies: tests/emu/driver.c), through the graph path with TeaCache (the 60 calls of
+#     tests/fixtures/teacache/tiny_df128_e) and eagerly (a 2-sample batch; there the expansions run when launched).
+#     Negative controls (SKY_TEST_OFFLOAD_FAULT, test only): the last block's dropped wait for its expansion caught
+#     under late, the first expansion's dropped wait for block 0's end under early.
+f=tests/fixtures/teacache/tiny_df128_e.safetensors
+fp8_run() {   # output inputs weights [args...]
+    local o=$1 in=$2 wt=$3
+    shift 3
+    SKY_CUDA_PLUGIN="$plug_df" "$B" program dit_forward -q --backend cuda --weights "$wt" --inputs "$in" --output "$o" "$@"
+}
+if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
+    bad "fp8 slots: $v's block count (variant.c cuda_blocks) not found or < 2"
+elif "$B" lora-merge --weights "$tmp/wo-$v.safetensors" --weight_dtype fp8 --output "$tmp/fp8o.safetensors" 2> /dev/null &&
+     fp8_run "$tmp/f8_base.safetensors" "$f" "$tmp/fp8o.safetensors" "${tcargs[@]}" 2> "$tmp/f8.log" &&
+     fp8_run "$tmp/f8_bbase.safetensors" "$fb" "$tmp/fp8.safetensors" 2>> "$tmp/f8.log"; then
+    okn=0 badn=""
+    for order in late early; do
+        for n in $(seq 1 "$nb" | sort -un); do
+            if SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" \
+                   --weight_dtype fp8 --offload_blocks "$n" 2>> "$tmp/f8.log" &&
+               "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" v 0 > /dev/null &&
+               "$ST" equal "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" teacache_computed > /dev/null &&
+               SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$fb" "$lw" --weight_dtype fp8 \
+                   --offload_blocks "$n" 2>> "$tmp/f8.log" &&
+               "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_bbase.safetensors" v 0 > /dev/null; then
+                okn=$((okn + 1))
+            else badn="$badn $order:N=$n"; fi
+        done
+    done
+    if [ -z "$badn" ]; then
+        ok "fp8 on the device (cuda, emulated) $v: 1 .. $nb bf16 block slots expanded from fp8 bit for bit the fp8 checkpoint's resident run, expansions late and early, graph path with TeaCache and eager ($okn cases)"
+    else tail -5 "$tmp/f8.log"; bad "fp8 on the device: differs from the resident run in$badn"; fi
+    for c in "late block:$((nb - 1))" "early copy:0"; do
+        read -r order fault <<< "$c"
+        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+               "${tcargs[@]}" --weight_dtype fp8 --offload_blocks $((nb - 1)) 2>> "$tmp/f8.log" &&
+           ! "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" v 0 > "$tmp/cmp.txt"; then
+            ok "fp8 on the device negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with expansions $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
+        else bad "fp8 on the device negative control: SKY_TEST_OFFLOAD_FAULT=$fault with expansions $order not caught"; fi
+    done
+else
+    tail -5 "$tmp/f8.log"; bad "fp8 on the device: the fp8 checkpoint's resident runs failed"
 fi
 
 # 3c2. GEMM algorithms chosen by measurement (runtime/cuda/gemm.h sky_gemm_tune): the emulated heuristic offers 3
