@@ -49,7 +49,8 @@
 #      model runs; the plugin's peak device memory equals the peak the run planned (models/device_plan.h), and
 #      on a smaller emulated GPU (SKY_EMU_DEVICE_BYTES) a run that cannot fit is refused before loading, naming
 #      --offload, with which it runs at its planned peak (--teacache: one window); below --offload's peak the refusal
-#      names --offload_blocks N, and --offload --offload_blocks auto runs there at its planned peak;
+#      names --offload_blocks N, and --offload --offload_blocks auto runs there at its planned peak; --weight_dtype fp8
+#      runs at its planned peak;
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
@@ -776,6 +777,17 @@ PY
 else
     head -c 600 "$p/cuda.json"; grep "peak" "$p/cuda.log"
     bad "pipeline --backend cuda --json (emulated): device, driver or peak_device_bytes (planned: ${planned:-not printed})"
+fi
+# ... with --weight_dtype fp8 (one window): the blocks' linear weights kept on the device as fp8 and expanded into 2
+# bf16 block slots (runtime/cuda/offload.h); the plugin's peak device memory equals the fp8 plan's peak to the byte
+# (models/device_plan.h: the linear weights' fp8 bytes in place of their bf16 bytes, plus the slots).
+if NF=17 run_pipe cuda fp8 --weight_dtype fp8 --json "$p/fp8.json" &&
+   planned_f=$(sed -n 's/^device memory: .* (\([0-9]*\) bytes) planned at the peak .*--weight_dtype fp8: .*/\1/p' "$p/fp8.log") &&
+   [ -n "$planned_f" ] && grep -q "the blocks' linear weights in fp8, 2 of 2 blocks expanded" "$p/fp8.log" &&
+   [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$p/fp8.json")" = "$planned_f" ]; then
+    ok "pipeline --backend cuda --weight_dtype fp8 (emulated, one window): peak device memory $planned_f bytes, as planned"
+else
+    tail -5 "$p/fp8.log"; bad "pipeline --backend cuda --weight_dtype fp8 (emulated): failed or the peak differs from the plan"
 fi
 # ... a run that cannot fit stops before any model loads (the emulated GPU's memory set by SKY_EMU_DEVICE_BYTES),
 # naming the planned peak, the free memory and --offload, whose peak fits; below even --offload's peak the
