@@ -524,11 +524,11 @@ run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
 missing=""
 # (tiny_df128's DiT runs every norm3 fused with its residual: residual+norm; layernorm is CLIP's, step 5)
-for fam in attention norm+mod residual residual+norm rope gemm vae_conv vae_norm vae_attn t5_norm t5_attn; do
+for fam in attention norm+mod residual residual+norm rope gemm fp8_expand vae_conv vae_norm vae_attn t5_norm t5_attn; do
     awk -v f="$fam" '$1 == f && $NF == "pass" { n++ } END { exit !n }' "$tmp/st.txt" || missing="$missing $fam"
 done
 if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
-    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, residual+norm, rope, gemm, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, residual+norm, rope, gemm, fp8_expand, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
 else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
 conv=$(awk '$1 == "vae_conv" { print $2; exit }' "$tmp/st.txt")   # vae_decode's
 export SKY_SELFTEST_FAULT=attention_sm90
