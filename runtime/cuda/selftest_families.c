@@ -694,9 +694,9 @@ sky_status sky_selftest_fp8_row(sky_cuda *c, sky_selftest_prog *dit, sky_selftes
     memset(y, 0xff, sizeof y); /* NaN */
     put(&cs, 0, y, sizeof y);
     const CUdeviceptr dy = cs.dev, dc = cs.dev + off_codes, ds = cs.dev + off_scale;
-    long long         cols = COLS, n = N;
-    void             *args[] = {(void *)&dy, (void *)&dc, (void *)&ds, (void *)&cols, (void *)&n};
-    sky_cuda_launch(&dit->st, k, (N + 255) / 256, 1, 256, 0, c->stream, args);
+    int               cols = COLS;
+    void             *args[] = {(void *)&dy, (void *)&dc, (void *)&ds, (void *)&cols};
+    sky_cuda_launch(&dit->st, k, (COLS + 255) / 256, ROWS, 256, 0, c->stream, args);
     get(&cs, 0, y, sizeof y);
     st_err e = {0, 1};
     for (int i = 0; i < N; i++)

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 d6c53edf5197c98a
+ * generator  gen/ (30 .lua files)                 xxh64 802a185d6e4c4409
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -5598,8 +5598,7 @@ void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdevic
 void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,
                                  CUdeviceptr scale, long long rows, long long cols)
 {
-    const long long n = rows * cols;
-    LAUNCH(K_FP8_EXPAND, CDIV(n, 256), 1, 256, 0, &y, &codes, &scale, LL(cols), LL(n));
+    LAUNCH(K_FP8_EXPAND, CDIV(cols, 256), rows, 256, 0, &y, &codes, &scale, INT(cols));
 }
 
 extern const char dit_forward_kernels_src[];

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 d6c53edf5197c98a
+ * generator  gen/ (30 .lua files)                 xxh64 802a185d6e4c4409
  * source     gen/dit_forward_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_kernels_src[] =
@@ -14,14 +14,14 @@ const char dit_forward_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 d6c53edf5197c98a\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 802a185d6e4c4409\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77\n"
     " *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087\n"
     " *            templates/cuda/attention_sm90.cu.in  xxh64 28188bcbec928f2d\n"
     " *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a\n"
     " *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27\n"
-    " *            templates/cuda/fp8_expand.cu.in      xxh64 6207a20acc571c3d\n"
+    " *            templates/cuda/fp8_expand.cu.in      xxh64 75812f98e43883d1\n"
     " *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4\n"
     " *            templates/cuda/layernorm_modulate.cu.in xxh64 bc158e4893e44082\n"
     " *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41\n"
@@ -1307,17 +1307,19 @@ const char dit_forward_kernels_src[] =
     "// float(code) is exact (e4m3fn: 1 sign, 4 exponent bits biased by 7, 3 mantissa bits; exponent 0 is subnormal,\n"
     "// m x 2^-9), so y is bit for bit the bf16 of the fp32 W' the CPU path computes (sky_f8e4m3_to_f32(code) x scale).\n"
     "// The NaN codes (0x7f, 0xff) never occur: the quantiser clamps to +-448.\n"
+    "// Grid: x over the columns (256 a block), y one row (rows <= 65535: the grid's limit; the model's largest is\n"
+    "// ffn_dim), so no thread divides to find its row.\n"
     "// Parameters: fp8_expand.\n"
     "extern \"C\" __global__ void __launch_bounds__(256)\n"
-    "fp8_expand(bf16 *__restrict__ y, const unsigned char *__restrict__ codes, const float *__restrict__ scale,\n"
-    "        long long cols, long long n)\n"
+    "fp8_expand(bf16 *__restrict__ y, const unsigned char *__restrict__ codes, const float *__restrict__ scale, int cols)\n"
     "{\n"
-    "    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
-    "    if (i >= n) return;\n"
-    "    const unsigned b = codes[i];\n"
-    "    const int      e = (int)(b >> 3 & 15u), m = (int)(b & 7u);\n"
-    "    const float    mag = e ? ldexpf((float)(8 + m), e - 10) : ldexpf((float)m, -9);\n"
-    "    y[i] = __float2bfloat16_rn((b & 128u ? -mag : mag) * scale[i / cols]);\n"
+    "    const int c = blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "    if (c >= cols) return;\n"
+    "    const long long i = (long long)blockIdx.y * cols + c;\n"
+    "    const unsigned  b = codes[i];\n"
+    "    const int       e = (int)(b >> 3 & 15u), m = (int)(b & 7u);\n"
+    "    const float     mag = e ? ldexpf((float)(8 + m), e - 10) : ldexpf((float)m, -9);\n"
+    "    y[i] = __float2bfloat16_rn((b & 128u ? -mag : mag) * scale[blockIdx.y]);\n"
     "}\n"
     "\n"
     "// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8\n"

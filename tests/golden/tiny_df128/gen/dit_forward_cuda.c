@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 d6c53edf5197c98a
+ * generator  gen/ (30 .lua files)                 xxh64 802a185d6e4c4409
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -754,8 +754,7 @@ void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdevic
 void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,
                                  CUdeviceptr scale, long long rows, long long cols)
 {
-    const long long n = rows * cols;
-    LAUNCH(K_FP8_EXPAND, CDIV(n, 256), 1, 256, 0, &y, &codes, &scale, LL(cols), LL(n));
+    LAUNCH(K_FP8_EXPAND, CDIV(cols, 256), rows, 256, 0, &y, &codes, &scale, INT(cols));
 }
 
 extern const char dit_forward_kernels_src[];
