@@ -414,6 +414,31 @@ function cuda_dit.block_device_bytes(g)
     return most, n_blocks
 end
 
+-- Whether weight wt is quantised by --weight_dtype fp8 (runtime/models/fp8_quant.c sky_fp8_quantised: a 2-D
+-- tensor named blocks.*, a block linear weight).
+local function fp8_quantised(wt) return #wt.shape == 2 and wt.name:match("^blocks%.") ~= nil end
+
+-- The device bytes of --weight_dtype fp8 (runtime/cuda/offload.c, fp8 mode), each piece padded to 256 bytes:
+-- what the quantised weights take at their device dtype (bf16), what they take as fp8 (the codes, one byte each,
+-- and one fp32 scale per row), and the largest block's quantised weights at bf16 (one block slot).
+function cuda_dit.fp8_device_bytes(g)
+    local dt, as_bf16, as_fp8, per = weight_dtypes(g), 0, 0, {}
+    local function pad(n) return (n + 255) // 256 * 256 end
+    for _, wt in ipairs(g.weights) do
+        if fp8_quantised(wt) then
+            assert(dt[wt.name] == "bf16", "emit/cuda_dit: fp8 weight " .. wt.name .. " is not bf16 on the device")
+            local rows, cols = wt.shape[1], wt.shape[2]
+            local b = tonumber(wt.name:match("^blocks%.(%d+)%."))
+            as_bf16 = as_bf16 + pad(rows * cols * 2)
+            as_fp8 = as_fp8 + pad(rows * cols) + pad(rows * 4)
+            per[b] = (per[b] or 0) + pad(rows * cols * 2)
+        end
+    end
+    local most = 0
+    for _, bytes in pairs(per) do most = math.max(most, bytes) end
+    return as_bf16, as_fp8, most
+end
+
 -- The launch sequence's hooks: a section per block (else the part), a comment per op; a block's section opens
 -- with BLOCK_BEGIN(b) and closes with BLOCK_END(b) (runtime/cuda/cuda_program.h: with --offload_blocks, the wait
 -- for the block's weights and the copy of a later block's; nothing otherwise).
@@ -500,6 +525,20 @@ local function teacache_function(h, E, k_residual, k_apply, vec)
     h:blank()
 end
 
+-- --weight_dtype fp8 on the device (runtime/cuda/offload.h): the kernel expanding one block linear weight's e4m3 codes
+-- and row scales into its bf16 block slot, and its launch function (device pointers outside the arena).
+local function fp8_expand_function(h, k)
+    h:line("/* --weight_dtype fp8: y [rows, cols] bf16 = e4m3 codes x the row's fp32 scale (templates/cuda/fp8_expand.cu.in). */")
+    h:line("void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,")
+    h:line("                                 CUdeviceptr scale, long long rows, long long cols);")
+    h:line("void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,")
+    h:line("                                 CUdeviceptr scale, long long rows, long long cols)")
+    h:open("{")
+    h:line("LAUNCH(%s, CDIV(cols, %d), rows, %d, 0, &y, &codes, &scale, INT(cols));", k, THREADS, THREADS)
+    h:close("}")
+    h:blank()
+end
+
 -- One record function per part, then a step (every part but the prompt's) calling them; each is launched
 -- on stream s, and the runtime captures a step or a part into a CUDA Graph.
 local function record_functions(h, g, bodies, part_names)
@@ -536,6 +575,7 @@ local function descriptor(h, E)
     h:line(".record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,")
     h:line("                 dit_forward_cuda_record_head },")
     h:line(".teacache = dit_forward_cuda_teacache,")
+    h:line(".fp8_expand = dit_forward_cuda_fp8_expand,")
     h:close("};")
 end
 
@@ -545,6 +585,7 @@ function cuda_dit.emit(s, p, files, ctx)
     local g = p.graph
     local bodies, part_names = cuda.launch_sequence(E, emit, hooks)
     local k_residual, k_apply, tc_vec = teacache_kernels(E)
+    local k_fp8 = E:kernel("fp8_expand", {})
     cuda.write_kernels(E, ctx, files)
 
     local n_context = 0
@@ -587,6 +628,7 @@ function cuda_dit.emit(s, p, files, ctx)
     cuda.helpers(h, E)
     record_functions(h, g, bodies, part_names)
     teacache_function(h, E, k_residual, k_apply, tc_vec)
+    fp8_expand_function(h, k_fp8)
     descriptor(h, E)
     files["gen/dit_forward_cuda.c"] = h:text()
 end

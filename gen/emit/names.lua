@@ -81,6 +81,7 @@ names.cuda = {
     end,
     copy               = function() return "copy" end,
     embedding          = function(c) return "embedding_c" .. c.COLS end,
+    fp8_expand         = function() return "fp8_expand" end,
     gated_gelu         = function() return "gated_gelu" end,
     gated_residual     = gated_residual,
     gather_rows        = function(c) return "gather_rows_c" .. c.COLS end,

@@ -113,6 +113,10 @@ local function dit_program(w, s, plans, name)
     local block_bytes, n_blocks = 0, 0
     if pc and not usp then block_bytes, n_blocks = cuda_emitters.dit_forward.block_device_bytes(pc.graph) end
     w:line(".cuda_block_bytes = %s, .cuda_blocks = %d,", clit.size(block_bytes), n_blocks)
+    local fp8_bf16, fp8_bytes, fp8_block = 0, 0, 0
+    if pc and not usp then fp8_bf16, fp8_bytes, fp8_block = cuda_emitters.dit_forward.fp8_device_bytes(pc.graph) end
+    w:line(".cuda_fp8_bf16_bytes = %s, .cuda_fp8_bytes = %s, .cuda_fp8_block_bytes = %s,", clit.size(fp8_bf16),
+           clit.size(fp8_bytes), clit.size(fp8_block))
     -- (dit_forward_usp: the whole forward's, dit_forward's count; each of P ranks does about 1 / P of it)
     local fg = plans.cpu.dit_forward.graph
     w:line(".flops = %s,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */",

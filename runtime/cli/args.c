@@ -82,8 +82,8 @@ static const flag flags[] = {
     {"--lora_unknown_keys", 's', 0, "error", "error, or warn: skip LoRA keys that match no weight of this model"},
     {"--weight_dtype", 's', 0, "checkpoint",
      "checkpoint (the checkpoint's values), or fp8: the transformer's block linear weights quantised at load to fp8 "
-     "e4m3 with one scale per output channel (after any --lora), as the per-channel fp8 files are; fp8 checkpoints "
-     "load either way"},
+     "e4m3 with one scale per output channel (after any --lora), as the per-channel fp8 files are, and kept so on the "
+     "GPU (expanded to bf16 a block at a time); fp8 checkpoints load either way"},
     {"--guidance_scale", 'f', 0, "6.0",
      "classifier-free guidance scale, >= 0 (the uncond pass is skipped at 1, and by DF at <= 1)"},
     {"--shift", 'f', 0, "8.0", "flow-matching sigma shift, > 0"},

@@ -164,6 +164,38 @@ static void print_offload_blocks(const sky_device_config *all)
         }
 }
 
+/* The same peaks with --weight_dtype fp8 (the blocks' linear weights as fp8 on the GPU, expanded to bf16 into 2 block
+ * slots, or N with --offload_blocks N; docs/offload.md), TeaCache off, and the linear weights' bytes both ways. */
+static void print_fp8(const sky_device_config *all)
+{
+    const sky_dit_program *p = sky_variant.dit;
+    char                   b[32], f[32], s[32];
+    if (p->cuda_blocks < 1 || !p->cuda_fp8_bf16_bytes) return;
+    printf("            the blocks' linear weights %s (%zu bytes) at bf16; --weight_dtype fp8 keeps them as e4m3 codes "
+           "and fp32 row scales, %s (%zu bytes), and expands them into bf16 block slots of %s (%zu bytes):\n",
+           sky_device_bytes_fmt(b, sizeof b, p->cuda_fp8_bf16_bytes), p->cuda_fp8_bf16_bytes,
+           sky_device_bytes_fmt(f, sizeof f, p->cuda_fp8_bytes), p->cuda_fp8_bytes,
+           sky_device_bytes_fmt(s, sizeof s, p->cuda_fp8_block_bytes), p->cuda_fp8_block_bytes);
+    static const struct {
+        int offload, tiled, blocks;
+    } rows[] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {1, 1, 0}, {0, 1, 2}, {1, 1, 1}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (rows[i].tiled && !sky_variant.vae_decode_tile) continue;
+        if (rows[i].blocks >= p->cuda_blocks) continue;
+        sky_device_config c = *all;
+        sky_device_plan   plan;
+        char              flags[80];
+        c.weight_fp8 = 1, c.teacache = 0;
+        c.offload = rows[i].offload, c.vae_tiled = rows[i].tiled, c.offload_blocks = rows[i].blocks;
+        sky_device_plan_make(&sky_variant, &c, &plan);
+        snprintf(flags, sizeof flags, "--weight_dtype fp8%s%s%s", c.offload ? " --offload" : "",
+                 c.offload_blocks == 1 ? " --offload_blocks 1" : c.offload_blocks == 2 ? " --offload_blocks 2" : "",
+                 c.vae_tiled ? " --vae_tiling" : "");
+        printf("            peak %-45s %10s (%zu bytes): %s\n", flags, sky_device_bytes_fmt(b, sizeof b, plan.peak),
+               plan.peak, plan.at_peak);
+    }
+}
+
 /* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
  * the variant's family (both encoders where it has an image branch, the VAE decoder, the encoder for I2V and
  * DF's long videos) with every model kept, and with --offload; each with and without TeaCache. */
@@ -203,6 +235,7 @@ static void print_device_plan(void)
                        sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
             }
     print_offload_blocks(&all);
+    print_fp8(&all);
 }
 
 static void print_info(void)

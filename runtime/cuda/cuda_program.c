@@ -14,6 +14,7 @@
 #include "cuda/offload.h"
 #include "cuda/selftest_cuda.h"
 #include "cuda/usp_nccl.h"
+#include "models/fp8_quant.h"
 
 #ifndef SKY_PLUGIN_VARIANT
 #error "build with -DSKY_PLUGIN_VARIANT=\"<variant>\" (CMakeLists.txt does)"
@@ -214,11 +215,13 @@ static void form_dtype(void *ctx, int i, const float *src, void *dst)
     }
 }
 
-/* sky_cuda_prog_upload, with the blocks offloaded when n_slots > 0 (sky_cuda_prog_upload_blocks). */
+/* sky_cuda_prog_upload, with the blocks offloaded when n_slots > 0 (sky_cuda_prog_upload_blocks), their linear
+ * weights as fp8 when expand is set (sky_cuda_prog_upload_fp8). */
 static sky_status upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
-                         const short *block, int n_blocks, int n_slots, sky_cuda_offload **o,
-                         const sky_weight_reader *r, sky_err *err)
+                         const short *block, int n_blocks, int n_slots, sky_cuda_fp8_expand_fn expand,
+                         sky_cuda_offload **o, const sky_weight_reader *r, sky_err *err)
 {
+    unsigned char *quantised = NULL;
     size_t    *count = calloc((size_t)(n > 0 ? n : 1), sizeof *count);
     size_t    *bytes = calloc((size_t)(n > 0 ? n : 1), sizeof *bytes);
     sky_status st = SKY_ERR;
@@ -232,25 +235,44 @@ static sky_status upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, co
         bytes[i] = count[i] * (bf16[i] ? 2 : 4);
     }
     upload_form f = {bf16, count};
-    st = n_slots > 0 ? sky_cuda_offload_open(o, pr, n, count, bytes, form_dtype, &f, block, n_blocks, n_slots, r, err)
-                     : sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &f, r, err);
+    if (expand) {
+        quantised = malloc((size_t)(n > 0 ? n : 1));
+        if (!quantised) {
+            sky_fail(err, "out of host memory");
+            goto done;
+        }
+        for (int i = 0; i < n; i++) quantised[i] = (unsigned char)(sky_fp8_quantised(&wd[i]) && bf16[i]);
+        st = sky_cuda_offload_open_fp8(o, pr, wd, n, count, bytes, form_dtype, &f, block, quantised, n_blocks, n_slots,
+                                       expand, r, err);
+    } else {
+        st = n_slots > 0 ? sky_cuda_offload_open(o, pr, n, count, bytes, form_dtype, &f, block, n_blocks, n_slots, r, err)
+                         : sky_cuda_prog_weights(pr, n, count, bytes, form_dtype, &f, r, err);
+    }
 done:
     free(count);
     free(bytes);
+    free(quantised);
     return st;
 }
 
 sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                 const sky_weight_reader *r, sky_err *err)
 {
-    return upload(pr, wd, n, bf16, NULL, 0, 0, NULL, r, err);
+    return upload(pr, wd, n, bf16, NULL, 0, 0, NULL, NULL, r, err);
 }
 
 sky_status sky_cuda_prog_upload_blocks(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                        const short *block, int n_blocks, int n_slots, sky_cuda_offload **o,
                                        const sky_weight_reader *r, sky_err *err)
 {
-    return upload(pr, wd, n, bf16, block, n_blocks, n_slots, o, r, err);
+    return upload(pr, wd, n, bf16, block, n_blocks, n_slots, NULL, o, r, err);
+}
+
+sky_status sky_cuda_prog_upload_fp8(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                    const short *block, int n_blocks, int n_slots, sky_cuda_fp8_expand_fn expand,
+                                    sky_cuda_offload **o, const sky_weight_reader *r, sky_err *err)
+{
+    return upload(pr, wd, n, bf16, block, n_blocks, n_slots, expand, o, r, err);
 }
 
 /* The GEMMs' algorithms chosen by measurement in the arena, before it is zeroed and used (gemm.h:

@@ -78,6 +78,9 @@ typedef struct sky_dit_cuda_desc {
     /* TeaCache on the [L, dim] bf16 tokens of an F x H x W call: y = a + b (apply) or y = a - b */
     void (*teacache)(const struct sky_cuda_program *st, CUstream s, int F, int H, int W, int apply, CUdeviceptr y,
                      CUdeviceptr a, CUdeviceptr b);
+    /* --weight_dtype fp8 (cuda/offload.h): y [rows, cols] bf16 = the e4m3 codes x each row's fp32 scale */
+    void (*fp8_expand)(const struct sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,
+                       CUdeviceptr scale, long long rows, long long cols);
 } sky_dit_cuda_desc;
 
 /* What a generated gen/text_encode_cuda.c or gen/clip_encode_cuda.c describes: the kernels, the GEMM
@@ -203,6 +206,14 @@ sky_status sky_cuda_prog_upload(sky_cuda_prog *pr, const sky_weight_desc *wd, in
 sky_status sky_cuda_prog_upload_blocks(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
                                        const short *block, int n_blocks, int n_slots, struct sky_cuda_offload **o,
                                        const sky_weight_reader *r, sky_err *err);
+/* The same for --weight_dtype fp8 (cuda/offload.h): the blocks' linear weights (models/fp8_quant.h, bf16 on the
+ * device) kept as fp8 and expanded by expand into n_slots bf16 slots (1 .. n_blocks); the rest resident. */
+sky_status sky_cuda_prog_upload_fp8(sky_cuda_prog *pr, const sky_weight_desc *wd, int n, const unsigned char *bf16,
+                                    const short *block, int n_blocks, int n_slots,
+                                    void (*expand)(const sky_cuda_program *st, CUstream s, CUdeviceptr y,
+                                                   CUdeviceptr codes, CUdeviceptr scale, long long rows,
+                                                   long long cols),
+                                    struct sky_cuda_offload **o, const sky_weight_reader *r, sky_err *err);
 /* n weights in their device form: tensor i is read through r as src_count[i] fp32 values, turned into
  * dev_bytes[i] bytes by form(ctx, i, src, dst), and uploaded at its own 256-byte aligned offset, in the
  * order pr->place gives (index order without it). The device buffer is allocated first; the host holds one
@@ -224,7 +235,7 @@ void sky_cuda_timing_end(sky_cuda_prog *pr);
 
 /* The plugin's entry points (dit_cuda.c, vae_cuda.c, enc_cuda.c; the table is in cuda_program.c). */
 sky_status  sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
-                              int offload_blocks, sky_err *err);
+                              int offload_blocks, int weight_fp8, sky_err *err);
 int         sky_cuda_devices(void);
 void        sky_dit_cuda_forward(void *d, int F, int H, int W, const float *x, const float *y, const double *t, int Ft,
                                  const float *context, const float *clip_fea, int slot, int fresh, int64_t fps, float *v,

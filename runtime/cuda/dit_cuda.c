@@ -125,11 +125,17 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
     return SKY_OK;
 }
 
-/* The weights: all on the device, or with 1 <= n_slots < the block count, the blocks offloaded (offload.h). */
-static sky_status upload(dit_cuda *d, int n_slots, const sky_weight_reader *w, sky_err *err)
+/* The weights: all on the device, or with 1 <= n_slots < the block count, the blocks offloaded (offload.h); with
+ * weight_fp8, the blocks' linear weights as fp8 expanded into n_slots bf16 slots (2 without --offload_blocks). */
+static sky_status upload(dit_cuda *d, int n_slots, int weight_fp8, const sky_weight_reader *w, sky_err *err)
 {
     const sky_dit_cuda_desc *g = d->desc;
     const sky_dit_program   *p = d->p;
+    if (weight_fp8 && g->n_blocks > 0) {
+        if (n_slots <= 0 || n_slots >= g->n_blocks) n_slots = g->n_blocks < 2 ? g->n_blocks : 2;
+        return sky_cuda_prog_upload_fp8(&d->pr, p->weights, p->n_weights, g->weight_bf16, g->weight_block, g->n_blocks,
+                                        n_slots, g->fp8_expand, &d->offload, w, err);
+    }
     if (n_slots <= 0 || n_slots >= g->n_blocks)
         return sky_cuda_prog_upload(&d->pr, p->weights, p->n_weights, g->weight_bf16, w, err);
     return sky_cuda_prog_upload_blocks(&d->pr, p->weights, p->n_weights, g->weight_bf16, g->weight_block, g->n_blocks,
@@ -137,7 +143,7 @@ static sky_status upload(dit_cuda *d, int n_slots, const sky_weight_reader *w, s
 }
 
 sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device,
-                             int offload_blocks, sky_err *err)
+                             int offload_blocks, int weight_fp8, sky_err *err)
 {
     *out = NULL;
     dit_cuda *d = calloc(1, sizeof *d);
@@ -155,7 +161,7 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     if (sky_cuda_prog_begin(&d->pr, "dit_forward", device, g->kernels_src, "gen/dit_forward_kernels.cu", g->n_kernels,
                             g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, SKY_PROMPT_SLOTS * prompt_each,
                             err) ||
-        upload(d, offload_blocks, w, err) || pinned_open(d, err) ||
+        upload(d, offload_blocks, weight_fp8, w, err) || pinned_open(d, err) ||
         sky_cuda_prog_end(&d->pr, g->gemms, g->n_gemms, err) || choose_attention(d, err) ||
         sky_graph_cache_init(&d->graphs, d->pr.c, 64, err))
         goto fail;
@@ -163,8 +169,14 @@ sky_status sky_dit_cuda_open(void **out, const sky_dit_program *p, const sky_wei
     d->pr.st.offload = d->offload;
     if (d->offload) {
         const size_t used = strlen(d->pr.device);
-        snprintf(d->pr.device + used, sizeof d->pr.device - used, ", %d of %d blocks on the device (--offload_blocks)",
-                 d->offload->n_slots, d->offload->n_blocks);
+        sky_cuda_offload_fill(d->offload, &d->pr.st, d->pr.c->stream);
+        if (d->offload->fp8)
+            snprintf(d->pr.device + used, sizeof d->pr.device - used,
+                     ", the blocks' linear weights in fp8, %d of %d blocks expanded to bf16 at a time (--weight_dtype fp8)",
+                     d->offload->n_slots, d->offload->n_blocks);
+        else
+            snprintf(d->pr.device + used, sizeof d->pr.device - used,
+                     ", %d of %d blocks on the device (--offload_blocks)", d->offload->n_slots, d->offload->n_blocks);
     }
     *out = d;
     return SKY_OK;

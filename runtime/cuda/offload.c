@@ -5,6 +5,7 @@
 
 #include "cuda/cuda_ctx.h"
 #include "cuda/offload.h"
+#include "models/fp8_quant.h"
 
 static size_t pad256(size_t n) { return (n + 255) / 256 * 256; }
 
@@ -19,6 +20,15 @@ void sky_cuda_block_begin(const sky_cuda_program *st, CUstream s, int b)
     if (b >= o->n_slots && o->fault_block != b + 1) SKY_CU_CHECK(cuStreamWaitEvent(s, o->loaded[b], 0));
 }
 
+/* --weight_dtype fp8: block b's quantised weights expanded into slot (at its place in the block image) on stream s. */
+static void expand_block(const sky_cuda_offload *o, const sky_cuda_program *st, CUstream s, CUdeviceptr slot, int b)
+{
+    for (int j = o->fp8_first[b]; j < o->fp8_first[b + 1]; j++) {
+        const sky_cuda_fp8_weight *q = &o->fp8[j];
+        o->expand(st, s, slot + q->off, q->codes, q->scale, q->rows, q->cols);
+    }
+}
+
 void sky_cuda_block_end(const sky_cuda_program *st, CUstream s, int b)
 {
     sky_cuda_offload *o = st->offload;
@@ -28,7 +38,10 @@ void sky_cuda_block_end(const sky_cuda_program *st, CUstream s, int b)
     const CUdeviceptr slot = o->slots + (CUdeviceptr)(b % o->n_slots) * o->block_bytes;
     SKY_CU_CHECK(cuEventRecord(o->done[b], s));
     if (o->fault_copy != b + 1) SKY_CU_CHECK(cuStreamWaitEvent(o->copy, o->done[b], 0));
-    SKY_CU_CHECK(cuMemcpyHtoDAsync(slot, o->host + (size_t)next * o->block_bytes, o->block_bytes, o->copy));
+    if (o->fp8)
+        expand_block(o, st, o->copy, slot, next);
+    else
+        SKY_CU_CHECK(cuMemcpyHtoDAsync(slot, o->host + (size_t)next * o->block_bytes, o->block_bytes, o->copy));
     SKY_CU_CHECK(cuEventRecord(o->loaded[next], o->copy));
     if (b == o->n_blocks - 1) {
         SKY_CU_CHECK(cuEventRecord(o->join, o->copy));
@@ -63,6 +76,8 @@ void sky_cuda_offload_close(sky_cuda_offload *o)
     if (o->join) SKY_CU_CHECK(cuEventDestroy(o->join));
     free(o->done);
     free(o->loaded);
+    free(o->fp8);
+    free(o->fp8_first);
     sky_cuda_host_free(o->host);
     free(o);
 }
@@ -178,4 +193,108 @@ fail:
     free(off), free(src), free(stage);
     sky_cuda_offload_close(o);
     return SKY_ERR;
+}
+
+/* --weight_dtype fp8: the slots hold only the blocks' quantised weights (expanded from their codes); every other
+ * weight, the blocks' norms, biases and modulation tables too, is resident. */
+sky_status sky_cuda_offload_open_fp8(sky_cuda_offload **out, sky_cuda_prog *pr, const sky_weight_desc *wd, int n,
+                                     const size_t *src_count, const size_t *dev_bytes, sky_weight_form_fn form,
+                                     void *ctx, const short *block, const unsigned char *quantised, int n_blocks,
+                                     int n_slots, sky_cuda_fp8_expand_fn expand, const sky_weight_reader *r,
+                                     sky_err *err)
+{
+    *out = NULL;
+    SKY_ASSERT(n_slots >= 1 && n_slots <= n_blocks);
+    sky_cuda_offload *o = calloc(1, sizeof *o);
+    size_t           *off = calloc((size_t)(n > 0 ? n : 1), sizeof *off);
+    short            *in_slot = calloc((size_t)(n > 0 ? n : 1), sizeof *in_slot);
+    float            *src = NULL, *scale = NULL;
+    unsigned char    *stage = NULL;
+    size_t            resident = 0, max_src = 1, max_dev = 1, max_rows = 1, fp8_bytes = 0;
+    int               n_fp8 = 0;
+    if (!o || !off || !in_slot) {
+        free(o), free(off), free(in_slot);
+        return sky_fail(err, "out of host memory");
+    }
+    o->n_blocks = n_blocks, o->n_slots = n_slots, o->expand = expand;
+    read_fault(o);
+    for (int i = 0; i < n; i++) {
+        in_slot[i] = quantised[i] ? block[i] : -1;
+        SKY_ASSERT(!quantised[i] || (block[i] >= 0 && wd[i].ndim == 2 && dev_bytes[i] == src_count[i] * 2));
+        if (src_count[i] > max_src) max_src = src_count[i];
+        if (dev_bytes[i] > max_dev) max_dev = dev_bytes[i];
+        if (quantised[i]) {
+            n_fp8++;
+            fp8_bytes += pad256(src_count[i]) + pad256((size_t)wd[i].shape[0] * sizeof(float));
+            if ((size_t)wd[i].shape[0] > max_rows) max_rows = (size_t)wd[i].shape[0];
+        }
+    }
+    o->fp8 = calloc((size_t)(n_fp8 > 0 ? n_fp8 : 1), sizeof *o->fp8);
+    o->fp8_first = calloc((size_t)n_blocks + 1, sizeof *o->fp8_first);
+    if (!o->fp8 || !o->fp8_first) {
+        sky_fail(err, "out of host memory for the fp8 weights' table");
+        goto fail;
+    }
+    if (layout(pr, n, dev_bytes, in_slot, n_blocks, off, &resident, &o->block_bytes, err)) goto fail;
+    void *dev;
+    char  what[200];
+    snprintf(what, sizeof what,
+             "the weights of %s (resident, %d bf16 block slots of %zu bytes and %d fp8 weights: --weight_dtype fp8)",
+             pr->name, n_slots, o->block_bytes, n_fp8);
+    const size_t total = resident + (size_t)n_slots * o->block_bytes + fp8_bytes;
+    if (sky_cuda_arena_alloc(pr->c, total, &dev, what, err)) goto fail;
+    pr->weights = (CUdeviceptr)(uintptr_t)dev;
+    o->slots = pr->weights + resident;
+    src = malloc(max_src * sizeof(float));
+    stage = malloc(max_dev > max_src ? max_dev : max_src);
+    scale = malloc(max_rows * sizeof(float));
+    if (!src || !stage || !scale) {
+        sky_fail(err, "out of host memory staging a weight of %s", pr->name);
+        goto fail;
+    }
+    /* the fp8 weights' table by block (each block's in index order), their codes and scales after the slots */
+    CUdeviceptr at = o->slots + (CUdeviceptr)n_slots * o->block_bytes;
+    for (int b = 0, j = 0; b < n_blocks; b++) {
+        o->fp8_first[b] = j;
+        for (int i = 0; i < n; i++) {
+            if (!quantised[i] || block[i] != b) continue;
+            sky_cuda_fp8_weight *q = &o->fp8[j++];
+            q->index = i, q->off = off[i], q->rows = wd[i].shape[0], q->cols = wd[i].shape[1];
+            q->codes = at;
+            at += pad256(src_count[i]);
+            q->scale = at;
+            at += pad256((size_t)q->rows * sizeof(float));
+        }
+        o->fp8_first[b + 1] = j;
+    }
+    for (int j = 0; j < n_fp8; j++) {
+        const sky_cuda_fp8_weight *q = &o->fp8[j];
+        if (r->read(r->ctx, q->index, src, err)) goto fail;
+        sky_fp8_quantise_rows(src, q->rows, q->cols, scale, stage); /* fp8_quant.h: the CPU path's codes */
+        SKY_CU_CHECK(cuMemcpyHtoD(q->codes, stage, (size_t)(q->rows * q->cols)));
+        SKY_CU_CHECK(cuMemcpyHtoD(q->scale, scale, (size_t)q->rows * sizeof(float)));
+    }
+    for (int i = 0; i < n; i++) {
+        const int b = block[i];
+        pr->w[i] = quantised[i] ? o->slots + (CUdeviceptr)(b % n_slots) * o->block_bytes + off[i] : pr->weights + off[i];
+        if (quantised[i]) continue;
+        if (r->read(r->ctx, i, src, err)) goto fail;
+        form(ctx, i, src, stage);
+        SKY_CU_CHECK(cuMemcpyHtoD(pr->w[i], stage, dev_bytes[i]));
+    }
+    if (streams_open(o, err)) goto fail;
+    free(off), free(in_slot), free(src), free(stage), free(scale);
+    *out = o;
+    return SKY_OK;
+fail:
+    free(off), free(in_slot), free(src), free(stage), free(scale);
+    sky_cuda_offload_close(o);
+    return SKY_ERR;
+}
+
+void sky_cuda_offload_fill(const sky_cuda_offload *o, const sky_cuda_program *st, CUstream s)
+{
+    if (!o->fp8) return;
+    for (int b = 0; b < o->n_slots; b++) expand_block(o, st, s, o->slots + (CUdeviceptr)b * o->block_bytes, b);
+    SKY_CU_CHECK(cuStreamSynchronize(s));
 }

@@ -16,6 +16,8 @@
  *     F x H x W = 2 x 6 x 4 call, bound e32 + 2^-40: one fp32 rounding of a cos or sin).
  *   - gemm: one bf16 GEMM with the bias epilogue (37 x 64 x 96) through gemm.h (cuBLASLt; the DiT's
  *     epilogues, bias and GELU, are cuBLASLt's, not generated kernels): u max|y| + 2 (K + 1) e32 max sum|x w|.
+ *   - fp8_expand (--weight_dtype fp8's expansion of a block's fp8 weights into bf16): every e4m3 code but the NaNs
+ *     in 3 rows of 3 scales, bound 0 (selftest_families.c: the host's bf16 of code x scale exactly).
  *   - residual+norm: residual_norm (a residual and the norm reading it, one kernel), every instance:
  *     residual_norm_row, the residual's and the norm's checks above on one launch.
  *   - layernorm: layernorm_affine (the image embedder's; the DiT's norm3 where not fused), every instance,
@@ -552,6 +554,7 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
         if (st == SKY_OK) st = sky_selftest_rope_rows(c, &dit, t, err);
         if (st == SKY_OK) st = sky_selftest_layernorm_rows(c, &dit, 1, t, err);
         if (st == SKY_OK) st = sky_selftest_gemm_row(c, t, err);
+        if (st == SKY_OK) st = sky_selftest_fp8_row(c, &dit, t, err);
     }
     sky_selftest_prog_unload(&dit);
     const sky_vae_cuda_desc *vaes[2] = {&vae_decode_cuda, &vae_encode_cuda};

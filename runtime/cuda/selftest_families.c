@@ -671,6 +671,42 @@ static sky_status relbias_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_self
     return st;
 }
 
+/* ---- fp8_expand (--weight_dtype fp8: runtime/cuda/offload.h) ---------------------------------------------- */
+
+/* Every e4m3 code but the two NaNs (0x7f, 0xff: the quantiser never makes them; 0 in their place) in each of 3 rows,
+ * scaled by a normal, a small and a subnormal-making scale: exactly the bf16 of the host's code x scale (bound 0: the
+ * decode is exact and the product rounds once, as fp8_quant.h's fp32 product then the upload's bf16 rounding). */
+sky_status sky_selftest_fp8_row(sky_cuda *c, sky_selftest_prog *dit, sky_selftest_table *t, sky_err *err)
+{
+    enum { ROWS = 3, COLS = 256, N = ROWS * COLS };
+    const int         k = sky_selftest_find_template(dit, "fp8_expand", 0);
+    sky_selftest_row *r;
+    if (k < 0 || !(r = row_new(t, "fp8_expand", dit->names[k]))) return SKY_OK;
+    const float   scale[ROWS] = {1.0f, 0.0123f, 3.0e-7f};
+    unsigned char codes[N];
+    uint16_t      y[N];
+    for (int i = 0; i < N; i++) codes[i] = (i % COLS & 0x7f) == 0x7f ? 0 : (unsigned char)(i % COLS);
+    st_case      cs = {0};
+    const size_t off_codes = N * 2, off_scale = off_codes + N;
+    if (case_open(&cs, c, off_scale + sizeof scale, err)) return SKY_ERR;
+    put(&cs, off_codes, codes, N);
+    put(&cs, off_scale, scale, sizeof scale);
+    memset(y, 0xff, sizeof y); /* NaN */
+    put(&cs, 0, y, sizeof y);
+    const CUdeviceptr dy = cs.dev, dc = cs.dev + off_codes, ds = cs.dev + off_scale;
+    int               cols = COLS;
+    void             *args[] = {(void *)&dy, (void *)&dc, (void *)&ds, (void *)&cols};
+    sky_cuda_launch(&dit->st, k, (COLS + 255) / 256, ROWS, 256, 0, c->stream, args);
+    get(&cs, 0, y, sizeof y);
+    st_err e = {0, 1};
+    for (int i = 0; i < N; i++)
+        err_add(&e, sky_bf16_to_f32(y[i]),
+                sky_bf16_to_f32(sky_f32_to_bf16(sky_f8e4m3_to_f32(codes[i]) * scale[i / COLS])));
+    row_done(r, &e, 0.0);
+    case_close(&cs);
+    return SKY_OK;
+}
+
 sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selftest_table *t, sky_err *err)
 {
     const int         k = sky_selftest_find_template(text, "t5_rmsnorm", 0);

@@ -51,6 +51,8 @@ sky_status sky_selftest_vae_rows(sky_cuda *c, sky_selftest_prog *vae, int encode
 sky_status sky_selftest_layernorm_rows(sky_cuda *c, sky_selftest_prog *p, int all, sky_selftest_table *t, sky_err *err);
 sky_status sky_selftest_softmax_row(sky_cuda *c, sky_selftest_prog *p, const char *family, sky_selftest_table *t,
                                     sky_err *err);
+/* fp8_expand of dit (--weight_dtype fp8): exact */
+sky_status sky_selftest_fp8_row(sky_cuda *c, sky_selftest_prog *dit, sky_selftest_table *t, sky_err *err);
 sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selftest_table *t, sky_err *err);
 
 #endif /* SKY_SELFTEST_FAMILIES_H */

@@ -50,9 +50,13 @@ typedef struct sky_cuda_plugin {
      * offload_blocks: 0 keeps every weight on the device; N >= 1 keeps the blocks' weights in pinned host memory
      * and N of them on the device at a time, the next copied while one computes (--offload_blocks; N at least
      * the block count is the same as 0).
+     * weight_fp8 (--weight_dtype fp8): w reads the block linear weights unquantised (LoRAs merged); the plugin
+     * quantises them per row as models/fp8_quant.h does and keeps them on the device as fp8 (e4m3 codes and fp32
+     * row scales), expanding each block's to bf16 right before its GEMMs (runtime/cuda/offload.h); the GEMMs read
+     * the same bf16 values as the CPU path's fp32 ones rounded.
      */
     sky_status (*open)(void **out, const sky_dit_program *p, const sky_weight_reader *w, int device, int offload_blocks,
-                       sky_err *err);
+                       int weight_fp8, sky_err *err);
     /* One forward of one sample; arguments as sky_dit_forward's (dit.h); skip NULL or as above (after
      * teacache_open). The prompt's keys and values are kept in prompt arena `slot` (0 to
      * SKY_PROMPT_SLOTS - 1, runtime/models/prompt_cache.h): fresh = 1 runs the prompt part from context and clip_fea
@@ -122,8 +126,8 @@ typedef struct sky_cuda_plugin {
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
  * 12: set_timing added. 13: mem_free added. 14: open takes offload_blocks. 15: vae_open takes vae_decode_tile
- * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. */
-#define SKY_CUDA_PLUGIN_ABI 16
+ * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. 17: open takes weight_fp8. */
+#define SKY_CUDA_PLUGIN_ABI 17
 
 /* The bytes of an NCCL unique id (nccl.h's NCCL_UNIQUE_ID_BYTES; the plugin checks they agree). */
 #define SKY_PLUGIN_NCCL_ID_BYTES 128

@@ -33,6 +33,14 @@ const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes)
     return buf;
 }
 
+/* --weight_dtype fp8's bf16 block slots (runtime/cuda/dit_cuda.c upload): --offload_blocks N where it is on, else 2
+ * (at most the blocks). */
+static int fp8_slots(const sky_dit_program *p, const sky_device_config *c)
+{
+    if (c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks) return c->offload_blocks;
+    return p->cuda_blocks < 2 ? p->cuda_blocks : 2;
+}
+
 /* Each part's bytes in configuration c (0 where c does not use it). */
 static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, size_t *b)
 {
@@ -40,7 +48,9 @@ static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, si
     memset(b, 0, SKY_DEVICE_PARTS * sizeof *b);
     if (!v->has_cuda) return;
     size_t weights = p->cuda_weight_bytes;
-    if (c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks) /* --offload_blocks: N slots of the blocks */
+    if (c->weight_fp8 && p->cuda_blocks > 0) /* the linear weights as fp8, N bf16 slots of them (dit_cuda.c upload) */
+        weights += p->cuda_fp8_bytes - p->cuda_fp8_bf16_bytes + (size_t)fp8_slots(p, c) * p->cuda_fp8_block_bytes;
+    else if (c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks) /* --offload_blocks: N slots of the blocks */
         weights -= (size_t)(p->cuda_blocks - c->offload_blocks) * p->cuda_block_bytes;
     b[SKY_DEVICE_DIT] = program_bytes(weights, p->cuda_arena_bytes, SKY_PROMPT_SLOTS * pad256(p->cuda_prompt_bytes));
     if (c->teacache) b[SKY_DEVICE_TEACACHE] = p->cuda_teacache_bytes;
@@ -58,7 +68,7 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
     memset(out, 0, sizeof *out);
     part_bytes(v, c, out->bytes);
     const sky_dit_program *p = v->dit;
-    if (v->has_cuda && c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks)
+    if (v->has_cuda && !c->weight_fp8 && c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks)
         out->host_pinned = (size_t)p->cuda_blocks * p->cuda_block_bytes;
     /* the sets held at once, as bit masks of parts: the encoders alone, then the rest together (or, under
      * --offload, the transformer with TeaCache's buffers, and each VAE program alone) */
@@ -142,7 +152,13 @@ sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_con
     snprintf(flags, sizeof flags, "%s%s%s", o.offload && !c->offload ? " --offload" : "",
              o.vae_tiled && !c->vae_tiled ? " --vae_tiling" : "",
              o.offload_blocks != c->offload_blocks ? " --offload_blocks" : "");
-    if (found && o.offload_blocks != c->offload_blocks)
+    if (found && o.offload_blocks != c->offload_blocks && c->weight_fp8)
+        snprintf(fix, sizeof fix,
+                 "run with %s %d (%d bf16 slots of the blocks' fp8 linear weights; docs/offload.md): its peak is %s (%zu "
+                 "bytes, %s)",
+                 flags + 1, o.offload_blocks, o.offload_blocks, sky_device_bytes_fmt(need, sizeof need, best.peak),
+                 best.peak, best.at_peak);
+    else if (found && o.offload_blocks != c->offload_blocks)
         snprintf(fix, sizeof fix,
                  "run with %s %d (%d of the transformer's %d blocks on the GPU at a time, all of them in %s of pinned "
                  "host memory; docs/offload.md): its peak is %s (%zu bytes, %s)",

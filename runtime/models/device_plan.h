@@ -11,6 +11,10 @@
  *   - TeaCache's buffers beside the transformer (cuda_teacache_bytes);
  *   - with --offload_blocks N (runtime/cuda/offload.h): of the transformer's weights only the resident ones and N
  *     block slots (cuda_block_bytes each); all its blocks in pinned host memory (host_pinned, not device memory).
+ *   - with --weight_dtype fp8 (runtime/cuda/offload.h): the blocks' linear weights as fp8 (cuda_fp8_bytes: the codes,
+ *     one byte each, and the fp32 row scales) in place of bf16 (cuda_fp8_bf16_bytes), and N bf16 slots of one block's
+ *     linear weights (cuda_fp8_block_bytes each; N = --offload_blocks N where it is on, else 2); every other weight
+ *     resident, no pinned host memory.
  *   - the VAE decoder as vae_decode (its arena the frame's) or, when the decode is tiled (--vae_tiling, or chosen
  *     by the run because the frame's does not fit), as vae_decode_tile (its arena one tile's).
  * Which programs are held at once follows the pipeline (pipeline/denoise.h, pipeline.c): the text encoder,
@@ -50,6 +54,7 @@ typedef struct sky_device_config {
     int vae_encode;     /* the run encodes images or frames */
     int vae_tiled;      /* the decode is tiled: the decoder is vae_decode_tile (where the variant has one) */
     int offload_blocks; /* --offload_blocks N: N transformer blocks on the device (0, or N >= the blocks: all) */
+    int weight_fp8;     /* --weight_dtype fp8: the blocks' linear weights as fp8 on the device */
 } sky_device_config;
 
 typedef struct sky_device_plan {

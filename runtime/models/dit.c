@@ -259,11 +259,12 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     /* The plugin first: a missing plugin is reported before minutes of weight loading. */
     if (b == SKY_BACKEND_CUDA && sky_cuda_plugin_get(&d->cuda, who, err)) goto fail;
     /* The CUDA backend checks the checkpoint now and reads it tensor by tensor while uploading; either
-     * backend merges the LoRAs into each tensor as it is converted to fp32 (and then quantises it, fp8_quant.h). */
+     * backend merges the LoRAs into each tensor as it is converted to fp32 and then quantises it (fp8_quant.h): the
+     * CPU backend here, the CUDA plugin itself, which keeps the codes and scales on the device (cuda_abi.h open). */
     const sky_weight_patch lora_patch = sky_lora_patch(lora);
     sky_fp8_patch          fp8;
     const sky_weight_patch patch =
-        weight_fp8 ? sky_fp8_patch_make(&fp8, &lora_patch, p->weights, p->n_weights) : lora_patch;
+        weight_fp8 && !d->cuda ? sky_fp8_patch_make(&fp8, &lora_patch, p->weights, p->n_weights) : lora_patch;
     if (d->cuda ? sky_cpu_state_open_lazy(&d->s, p->weights, p->n_weights, weights, &patch, who, err)
                 : sky_cpu_state_open(&d->s, p->weights, p->n_weights, p->arena_bytes, weights, &patch, who, err))
         goto fail;
@@ -297,7 +298,7 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
     if (d->cuda) {
         t0 = now_s();
         const sky_weight_reader r = sky_cpu_state_reader(&d->s);
-        if (d->cuda->open(&d->cuda_state, p, &r, device, offload_blocks, err)) goto fail;
+        if (d->cuda->open(&d->cuda_state, p, &r, device, offload_blocks, weight_fp8, err)) goto fail;
         sky_cpu_state_release(&d->s);
         if (sky_trace_hook) d->cuda->set_trace(d->cuda_state, sky_trace_hook, sky_trace_ctx);
         if (!quiet)

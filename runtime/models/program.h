@@ -114,6 +114,10 @@ typedef struct sky_dit_program {
      * out (each padded to 256 bytes; the largest block) and the blocks (0: no cuda target). */
     size_t cuda_block_bytes;
     int    cuda_blocks;
+    /* --weight_dtype fp8 on the device (runtime/cuda/offload.h; 0: no cuda target), each piece padded to 256 bytes:
+     * the quantised weights (fp8_quant.h) at bf16, the same as e4m3 codes and fp32 row scales, and the largest
+     * block's quantised weights at bf16 (one block slot). */
+    size_t cuda_fp8_bf16_bytes, cuda_fp8_bytes, cuda_fp8_block_bytes;
 } sky_dit_program;
 
 /* The FLOPs of one forward of p over `tokens` tokens (F latent frames: F / patch_t x h / patch_h x w / patch_w),

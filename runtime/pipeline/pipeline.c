@@ -315,7 +315,8 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
                            .clip = !a->prompt_embeds && v->dit->y_channels && v->clip_encode,
                            .vae_decode = a->vae_weights != NULL,
                            .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r),
-                           .vae_tiled = r->vae_tiled};
+                           .vae_tiled = r->vae_tiled,
+                           .weight_fp8 = a->weight_fp8};
     size_t            free_bytes, total;
     if (sky_cuda_device_memory(v->name, 0, &free_bytes, &total, err)) return SKY_ERR;
     sky_device_plan plan;
@@ -350,6 +351,9 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
         if (plan.host_pinned)
             fprintf(stderr, "; --offload_blocks: %s blocks on the GPU, all in %s (%zu bytes) of pinned host memory",
                     pin, sky_device_bytes_fmt(need, sizeof need, plan.host_pinned), plan.host_pinned);
+        if (c.weight_fp8 && v->dit->cuda_blocks > 0)
+            fprintf(stderr, "; --weight_dtype fp8: the blocks' linear weights in fp8 on the GPU, expanded to bf16 a block "
+                            "at a time");
         fputc('\n', stderr);
     }
     return sky_device_plan_check(v, &c, free_bytes, total, err);

@@ -180,7 +180,7 @@ for v in $variants; do
     if cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -fPIC -shared -fvisibility=hidden \
           -DSKY_PLUGIN_VARIANT="\"$v\"" -iquote runtime -I"$CUDA_HOME/include" runtime/cuda/cuda_ctx.c runtime/cuda/cuda_program.c \
           runtime/cuda/dit_cuda.c runtime/core/dtype.c runtime/cuda/enc_cuda.c runtime/cuda/fatbin.c runtime/cuda/gemm.c \
-          runtime/cuda/nvrtc_cache.c runtime/cuda/offload.c runtime/cuda/selftest_cuda.c runtime/cuda/selftest_families.c runtime/core/status.c runtime/cuda/vae_cuda.c \
+          runtime/cuda/nvrtc_cache.c runtime/cuda/offload.c runtime/cuda/selftest_cuda.c runtime/cuda/selftest_families.c runtime/core/status.c runtime/cuda/vae_cuda.c runtime/models/fp8_quant.c \
           "$out"/gen/*_cuda.c "$out"/gen/*_kernels_src.c "${fatbin_c[@]}" -Wl,--no-undefined -L"$CUDA_HOME/lib64/stubs" \
           -L"$CUDA_HOME/lib64" "${nccl[@]}" -lcuda -lcudart -lcublasLt -lnvrtc -lxxhash -lm -o "$out/plugin.so" 2> "$out/plugin.log"; then
         ok "$v: the CUDA plugin links (--no-undefined, ${nccl[0]#runtime/cuda/})${fatbin_c[*]:+, with the kernels of dit_forward built in} (compile-only)"

@@ -37,7 +37,7 @@ cc_one() {   # source object [extra flags...]
     gcc "${CFLAGS[@]}" "$@" -c "$src" -o "$obj"
     objs+=("$obj")
 }
-for f in cuda/cuda_ctx cuda/cuda_program cuda/dit_cuda core/dtype cuda/enc_cuda cuda/fatbin cuda/gemm cuda/nvrtc_cache cuda/offload cuda/selftest_cuda cuda/selftest_families core/status cuda/vae_cuda; do
+for f in cuda/cuda_ctx cuda/cuda_program cuda/dit_cuda core/dtype cuda/enc_cuda cuda/fatbin cuda/gemm cuda/nvrtc_cache cuda/offload cuda/selftest_cuda cuda/selftest_families core/status cuda/vae_cuda models/fp8_quant; do
     cc_one "runtime/$f.c" "$b/${f#*/}.o" -DSKY_PLUGIN_VARIANT="\"$v\""
 done
 progs=()

@@ -11,8 +11,8 @@
  *     driver does) and async host-to-device copies from pinned memory, with their dependencies: a second
  *     stream joins a capture by waiting for an event recorded in it and must be joined back before it ends
  *     (else CUDA_ERROR_STREAM_CAPTURE_UNJOINED); a graph launch replays them in capture order, or with
- *     SKY_EMU_COPY_ORDER=late|early the copies as late or as early as their dependencies allow (graph_run),
- *     so a missing wait changes the result; anything else on a capturing stream fails as the driver's
+ *     SKY_EMU_COPY_ORDER=late|early the copies, and the kernels of a stream that joined the capture, as late or as
+ *     early as their dependencies allow (graph_run), so a missing wait changes the result; anything else on a capturing stream fails as the driver's
  *     THREAD_LOCAL capture mode would;
  *   - cuBLASLt: column-major layouts with any ld, transposes, fp32 and bf16 types, the BIAS and
  *     GELU_BIAS epilogues (GELU in the tanh form: see runtime/cuda/gemm.h; a GPU run measures which form
@@ -148,9 +148,11 @@ typedef struct gemm_args {
 static void run_gemm(const gemm_args *g);
 
 /* A captured op: a kernel, a GEMM or (is_copy) an async host-to-device copy from pinned memory; deps: the nodes it
- * waits for (the capturing stream's last nodes when it was captured, joined through events). */
+ * waits for (the capturing stream's last nodes when it was captured, joined through events). second: a kernel
+ * captured on a stream that joined the capture (not the one it began on: the copy stream's fp8 expansions,
+ * runtime/cuda/offload.h), which SKY_EMU_COPY_ORDER moves as it moves the copies. */
 typedef struct node {
-    int                   is_gemm, is_copy;
+    int                   is_gemm, is_copy, second;
     const sky_emu_kernel *k;
     unsigned              grid[3], block[3], smem;
     unsigned char        *argbuf;              /* the parameters, copied */
@@ -173,7 +175,9 @@ typedef struct graph { node *n; int count, cap; } graph;
  * ready), so a kernel that reads a copy's destination without waiting for it reads what was there before. early:
  * as early as they allow (a graph: a ready copy node runs before any ready kernel node), so a copy that does not
  * wait for the kernels still reading its destination overwrites it under them. Eagerly, early is the same as
- * unset: the kernels issued before a copy have run when it is issued (the stream is synchronous). */
+ * unset: the kernels issued before a copy have run when it is issued (the stream is synchronous). In a graph, a
+ * kernel node of a stream that joined the capture (node.second: --weight_dtype fp8's expansions into the block
+ * slots on the copy stream) moves as a copy does; eagerly such a kernel runs when launched, in issue order. */
 enum { ORDER_ISSUE = 0, ORDER_LATE, ORDER_EARLY };
 static int copy_order;
 
@@ -307,7 +311,7 @@ static void graph_run(const graph *g)
             int ready = !done[i];
             for (int d = 0; ready && d < g->n[i].ndeps; d++) ready = done[g->n[i].deps[d]];
             if (!ready) continue;
-            if (g->n[i].is_copy == (copy_order == ORDER_EARLY)) pick = i;
+            if ((g->n[i].is_copy || g->n[i].second) == (copy_order == ORDER_EARLY)) pick = i;
             else if (other < 0) other = i;
         }
         if (pick < 0) pick = other;
@@ -1153,7 +1157,8 @@ CUresult cuLaunchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, un
         return CUDA_SUCCESS;
     }
     /* Captured: the parameters are copied now, as the driver does. */
-    node n = { .is_gemm = 0, .k = k, .grid = { gx, gy, gz }, .block = { bx, by, bz }, .smem = smem };
+    node n = { .is_gemm = 0, .second = !st->origin, .k = k, .grid = { gx, gy, gz }, .block = { bx, by, bz },
+               .smem = smem };
     size_t total = 0;
     for (int a = 0; a < k->nargs; a++) total += k->arg_sizes[a];
     n.argbuf = malloc(total ? total : 1);

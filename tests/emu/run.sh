@@ -30,7 +30,9 @@
 #      CPU backend (printed; the bound only catches a broken op: bf16 rounding leaves ~5e-3 here);
 #      TeaCache's decisions; --offload_blocks bit for bit, with the emulator's copies late and early, and two
 #      negative controls (a dropped wait is caught); --lora merged as the tensors upload (equal to a lora-merge
-#      checkpoint); --weight_dtype fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes); the kernel
+#      checkpoint); --weight_dtype fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes), its
+#      block weights kept as fp8 on the device and expanded into 1 .. blocks bf16 slots on the copy stream bit for
+#      bit the same, expansions late and early, with the two negative controls of --offload_blocks; the kernel
 #      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
@@ -47,7 +49,8 @@
 #      model runs; the plugin's peak device memory equals the peak the run planned (models/device_plan.h), and
 #      on a smaller emulated GPU (SKY_EMU_DEVICE_BYTES) a run that cannot fit is refused before loading, naming
 #      --offload, with which it runs at its planned peak (--teacache: one window); below --offload's peak the refusal
-#      names --offload_blocks N, and --offload --offload_blocks auto runs there at its planned peak;
+#      names --offload_blocks N, and --offload --offload_blocks auto runs there at its planned peak; --weight_dtype fp8
+#      runs at its planned peak;
 #   7. the launch sequences of df_1.3b_540p, t2v_14b_720p and i2v_14b_720p at full size, dry
 #      (launch_check.c): every launch and GEMM within the device limits, for several frame counts.
 # What this does NOT show: timing, races the emulator's fixed thread order hides, real cuBLASLt
@@ -402,11 +405,12 @@ else
     bad "lora (cuda, emulated): a run failed"
 fi
 
-# 3c1. --weight_dtype fp8 on the CUDA backend: the plugin reads each tensor through the same weight patch, which
-#     quantises the block linear weights to e4m3 per row and back in fp32 before the plugin converts them to bf16.
-#     So a run with the flag must equal, bit for bit, a run on the fp8 checkpoint `lora-merge --weight_dtype fp8`
-#     wrote (F8_E4M3 with per-row .weight_scale: read back as code x scale, the same floats), on the CUDA backend as
-#     on the CPU; and the CUDA run is held to the CPU one with fp8 weights by the 3-frame case's bound, as 3c's.
+# 3c1. --weight_dtype fp8 on the CUDA backend: the plugin quantises the block linear weights to e4m3 per row as the
+#     CPU path does (models/fp8_quant.c), keeps the codes and row scales on the device and expands each block's to
+#     bf16 into a block slot right before its GEMMs (runtime/cuda/offload.h). So a run with the flag must equal, bit
+#     for bit, a run on the fp8 checkpoint `lora-merge --weight_dtype fp8` wrote (F8_E4M3 with per-row .weight_scale:
+#     read back as code x scale, the same floats, uploaded as bf16 and resident), on the CUDA backend as on the CPU;
+#     and the CUDA run is held to the CPU one with fp8 weights by the 3-frame case's bound, as 3c's.
 if "$B" lora-merge --weights "$lw" --weight_dtype fp8 --output "$tmp/fp8.safetensors" 2> /dev/null &&
    "$B" program dit_forward -q --weights "$lw" --weight_dtype fp8 --inputs "$f" --output "$tmp/cpu_q.safetensors" &&
    "$B" program dit_forward -q --weights "$tmp/fp8.safetensors" --inputs "$f" --output "$tmp/cpu_f8.safetensors" &&
@@ -424,6 +428,53 @@ if "$B" lora-merge --weights "$lw" --weight_dtype fp8 --output "$tmp/fp8.safeten
     else cat "$tmp/cmp.txt"; bad "fp8 (cuda, emulated) vs cpu (bound $bound)"; fi
 else
     bad "fp8 (cuda, emulated): a run failed"
+fi
+
+# 3c1b. --weight_dtype fp8's expansions on the copy stream, as 3b2's copies: v bit for bit that of the fp8 checkpoint's
+#     resident run (3c1) with N = 1 .. blocks slots (--offload_blocks N; N = blocks: the default's 2 here), the
+#     emulator's second-stream kernels run as late and as early as their dependencies allow (a captured graph moves
+#     them as it moves copies: tests/emu/driver.c), through the graph path with TeaCache (the 60 calls of
+#     tests/fixtures/teacache/tiny_df128_e) and eagerly (a 2-sample batch; there the expansions run when launched).
+#     Negative controls (SKY_TEST_OFFLOAD_FAULT, test only): the last block's dropped wait for its expansion caught
+#     under late, the first expansion's dropped wait for block 0's end under early.
+f=tests/fixtures/teacache/tiny_df128_e.safetensors
+fp8_run() {   # output inputs weights [args...]
+    local o=$1 in=$2 wt=$3
+    shift 3
+    SKY_CUDA_PLUGIN="$plug_df" "$B" program dit_forward -q --backend cuda --weights "$wt" --inputs "$in" --output "$o" "$@"
+}
+if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
+    bad "fp8 slots: $v's block count (variant.c cuda_blocks) not found or < 2"
+elif "$B" lora-merge --weights "$tmp/wo-$v.safetensors" --weight_dtype fp8 --output "$tmp/fp8o.safetensors" 2> /dev/null &&
+     fp8_run "$tmp/f8_base.safetensors" "$f" "$tmp/fp8o.safetensors" "${tcargs[@]}" 2> "$tmp/f8.log" &&
+     fp8_run "$tmp/f8_bbase.safetensors" "$fb" "$tmp/fp8.safetensors" 2>> "$tmp/f8.log"; then
+    okn=0 badn=""
+    for order in late early; do
+        for n in $(seq 1 "$nb" | sort -un); do
+            if SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" \
+                   --weight_dtype fp8 --offload_blocks "$n" 2>> "$tmp/f8.log" &&
+               "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" v 0 > /dev/null &&
+               "$ST" equal "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" teacache_computed > /dev/null &&
+               SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$fb" "$lw" --weight_dtype fp8 \
+                   --offload_blocks "$n" 2>> "$tmp/f8.log" &&
+               "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_bbase.safetensors" v 0 > /dev/null; then
+                okn=$((okn + 1))
+            else badn="$badn $order:N=$n"; fi
+        done
+    done
+    if [ -z "$badn" ]; then
+        ok "fp8 on the device (cuda, emulated) $v: 1 .. $nb bf16 block slots expanded from fp8 bit for bit the fp8 checkpoint's resident run, expansions late and early, graph path with TeaCache and eager ($okn cases)"
+    else tail -5 "$tmp/f8.log"; bad "fp8 on the device: differs from the resident run in$badn"; fi
+    for c in "late block:$((nb - 1))" "early copy:0"; do
+        read -r order fault <<< "$c"
+        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$f" "$tmp/wo-$v.safetensors" \
+               "${tcargs[@]}" --weight_dtype fp8 --offload_blocks $((nb - 1)) 2>> "$tmp/f8.log" &&
+           ! "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" v 0 > "$tmp/cmp.txt"; then
+            ok "fp8 on the device negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with expansions $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
+        else bad "fp8 on the device negative control: SKY_TEST_OFFLOAD_FAULT=$fault with expansions $order not caught"; fi
+    done
+else
+    tail -5 "$tmp/f8.log"; bad "fp8 on the device: the fp8 checkpoint's resident runs failed"
 fi
 
 # 3c2. GEMM algorithms chosen by measurement (runtime/cuda/gemm.h sky_gemm_tune): the emulated heuristic offers 3
@@ -473,11 +524,11 @@ run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
 missing=""
 # (tiny_df128's DiT runs every norm3 fused with its residual: residual+norm; layernorm is CLIP's, step 5)
-for fam in attention norm+mod residual residual+norm rope gemm vae_conv vae_norm vae_attn t5_norm t5_attn; do
+for fam in attention norm+mod residual residual+norm rope gemm fp8_expand vae_conv vae_norm vae_attn t5_norm t5_attn; do
     awk -v f="$fam" '$1 == f && $NF == "pass" { n++ } END { exit !n }' "$tmp/st.txt" || missing="$missing $fam"
 done
 if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
-    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, residual+norm, rope, gemm, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, residual+norm, rope, gemm, fp8_expand, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
 else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
 conv=$(awk '$1 == "vae_conv" { print $2; exit }' "$tmp/st.txt")   # vae_decode's
 export SKY_SELFTEST_FAULT=attention_sm90
@@ -726,6 +777,17 @@ PY
 else
     head -c 600 "$p/cuda.json"; grep "peak" "$p/cuda.log"
     bad "pipeline --backend cuda --json (emulated): device, driver or peak_device_bytes (planned: ${planned:-not printed})"
+fi
+# ... with --weight_dtype fp8 (one window): the blocks' linear weights kept on the device as fp8 and expanded into 2
+# bf16 block slots (runtime/cuda/offload.h); the plugin's peak device memory equals the fp8 plan's peak to the byte
+# (models/device_plan.h: the linear weights' fp8 bytes in place of their bf16 bytes, plus the slots).
+if NF=17 run_pipe cuda fp8 --weight_dtype fp8 --json "$p/fp8.json" &&
+   planned_f=$(sed -n 's/^device memory: .* (\([0-9]*\) bytes) planned at the peak .*--weight_dtype fp8: .*/\1/p' "$p/fp8.log") &&
+   [ -n "$planned_f" ] && grep -q "the blocks' linear weights in fp8, 2 of 2 blocks expanded" "$p/fp8.log" &&
+   [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$p/fp8.json")" = "$planned_f" ]; then
+    ok "pipeline --backend cuda --weight_dtype fp8 (emulated, one window): peak device memory $planned_f bytes, as planned"
+else
+    tail -5 "$p/fp8.log"; bad "pipeline --backend cuda --weight_dtype fp8 (emulated): failed or the peak differs from the plan"
 fi
 # ... a run that cannot fit stops before any model loads (the emulated GPU's memory set by SKY_EMU_DEVICE_BYTES),
 # naming the planned peak, the free memory and --offload, whose peak fits; below even --offload's peak the

@@ -25,7 +25,10 @@
 #                  replay, prompt arenas reused) time per sample, and the ratio to diffusers: 2 samples
 #                  (cond + uncond) over its batch-2 forward
 #   default cuda   a run without --backend takes the CUDA backend on this machine
-#   selftest       `selftest` of tiny_df128 with a fresh cache: every kernel passes, each of its 11 families, < 60 s
+#   selftest       `selftest` of tiny_df128 with a fresh cache: every kernel passes, each of its 12 families, < 60 s
+#   fp8 device     --weight_dtype fp8 with the blocks' linear weights kept as fp8 on the GPU, expanded into bf16 block
+#                  slots on the copy stream (runtime/cuda/offload.h): TeaCache's 60 calls (graphs) and their v bit for
+#                  bit those of the fp8 checkpoint lora-merge writes, run resident, with 2 slots and with 1
 #   cfg parallel   with two GPUs: --use_cfg_parallel (the uncond passes on GPU 1) gives the latents of a one-GPU run
 #                  bit for bit; "not run" with one GPU
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
@@ -153,7 +156,7 @@ elif SKY_CMAKE_ARGS="$SKY_CMAKE_ARGS -DSKY_CUDA_ARCHS=native" ./build.sh gen tin
     SKY_CACHE="$OUT/selftest-cache" out/tiny_df128/skyreels-tiny_df128 selftest > "$OUT/selftest.log" 2>&1; rc=$?
     secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     fams=$(awk 'NR > 2 && $NF == "pass" { print $1 }' "$OUT/selftest.log" | sort -u | tr '\n' ' ')
-    if [ "$rc" -eq 0 ] && [ "$(echo "$fams" | wc -w)" -ge 11 ] && awk -v s="$secs" 'BEGIN { exit !(s < 60) }'; then
+    if [ "$rc" -eq 0 ] && [ "$(echo "$fams" | wc -w)" -ge 12 ] && awk -v s="$secs" 'BEGIN { exit !(s < 60) }'; then
         row selftest ok "$(grep -c ' pass$' "$OUT/selftest.log") kernels pass in $secs s (NVRTC included), families: $fams"
     else
         row selftest FAIL "exit $rc, $secs s, families passing: ${fams:-none}; see $OUT/selftest.log"
@@ -173,6 +176,29 @@ elif SKY_CMAKE_ARGS="$SKY_CMAKE_ARGS -DSKY_CUDA_ARCHS=native" ./build.sh gen tin
         row teacache ok "tiny_df128_e: the original's 60 decisions, $(grep -o 'rel_l2 [0-9.e+-]*' "$OUT/teacache.log"), bound $tb"
     else
         row teacache FAIL "see $OUT/teacache.log"
+    fi
+    # --weight_dtype fp8 on the device: the same 60 calls with the blocks' linear weights as fp8 on the GPU, expanded
+    # into 2 block slots (the default) and 1 (--offload_blocks 1) on the copy stream, bit for bit the fp8 checkpoint's
+    # resident run (the expansions' values are the checkpoint's bf16 exactly; a missing event shows as a difference).
+    tc=(--teacache "$(build/tools/sttool meta "$f" teacache_thresh)" --teacache_steps "$(build/tools/sttool meta "$f" num_steps)")
+    fp8ok=1
+    out/tiny_df128/skyreels-tiny_df128 lora-merge --weights "$OUT/tiny_df128/wo.safetensors" --weight_dtype fp8 \
+        --output "$OUT/tiny_df128/fp8.safetensors" > "$OUT/fp8.log" 2>&1 &&
+    out/tiny_df128/skyreels-tiny_df128 program dit_forward -q --backend cuda --weights "$OUT/tiny_df128/fp8.safetensors" \
+        --inputs "$f" --output "$OUT/tiny_df128/f8base.safetensors" "${tc[@]}" >> "$OUT/fp8.log" 2>&1 || fp8ok=0
+    for n in 0 1; do
+        [ "$fp8ok" -eq 1 ] || break
+        out/tiny_df128/skyreels-tiny_df128 program dit_forward --backend cuda --weights "$OUT/tiny_df128/wo.safetensors" \
+            --weight_dtype fp8 --offload_blocks "$n" --inputs "$f" --output "$OUT/tiny_df128/f8.safetensors" "${tc[@]}" \
+            >> "$OUT/fp8.log" 2>&1 &&
+        build/tools/sttool compare "$OUT/tiny_df128/f8.safetensors" "$OUT/tiny_df128/f8base.safetensors" v 0 >> "$OUT/fp8.log" 2>&1 &&
+        build/tools/sttool equal "$OUT/tiny_df128/f8.safetensors" "$OUT/tiny_df128/f8base.safetensors" teacache_computed \
+            >> "$OUT/fp8.log" 2>&1 || fp8ok=0
+    done
+    if [ "$fp8ok" -eq 1 ] && grep -q "linear weights in fp8, 1 of 2 blocks" "$OUT/fp8.log"; then
+        row "fp8 device" ok "60 calls with 2 and 1 bf16 block slots expanded from fp8: v bit for bit the fp8 checkpoint's resident run"
+    else
+        row "fp8 device" FAIL "see $OUT/fp8.log"
     fi
     # --use_cfg_parallel: the uncond passes on a second transformer on GPU 1; a short guided DF run gives the
     # latents of the same run on GPU 0 alone bit for bit (same kernels, same inputs; on two GPUs of one model).

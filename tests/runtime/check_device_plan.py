@@ -13,6 +13,9 @@ recomputed from the generated tables the CUDA plugin itself reads (not from the 
   - with --offload_blocks 2 (runtime/cuda/offload.c): the transformer keeps its weights of no block
     (dit_forward_weight_block -1) and 2 slots of the largest block's weights (each padded to 256), the blocks
     (count x that) in pinned host memory; the same peaks with TeaCache's buffers.
+  - with --weight_dtype fp8 (runtime/cuda/offload.c, fp8 mode): the blocks' linear weights (the 2-D weights named
+    blocks.*, models/fp8_quant.c) as e4m3 codes (one byte each) and fp32 row scales, each padded to 256, in place of
+    bf16, and 2 bf16 slots of the largest block's linear weights (1 with --offload_blocks 1); TeaCache off.
   - where the variant has vae_decode_tile (the tiled decode's program): the tiled VAE decoder = the VAE decoder
     with plan_cuda.txt's vae_decode_tile arena peak in place of vae_decode's (the same weights), and every peak
     again with --vae_tiling, the tiled decoder in place of the decoder.
@@ -27,7 +30,9 @@ pad = lambda n: (n + 255) // 256 * 256
 variant = open(f"{out}/gen/variant.c").read()
 table = variant[variant.index("dit_forward_weights["):]
 table = table[: table.index("};")]
-shapes = [[int(d) for d in m.group(1).split(",")] for m in re.finditer(r'\{"[^"]*", "[^"]*", \d+, \{([^}]*)\}\}', table)]
+rows_re = list(re.finditer(r'\{"([^"]*)", "[^"]*", \d+, \{([^}]*)\}\}', table))
+shapes = [[int(d) for d in m.group(2).split(",")] for m in rows_re]
+names = [m.group(1) for m in rows_re]
 cuda = open(f"{out}/gen/dit_forward_cuda.c").read()
 flags = cuda[cuda.index("dit_forward_weight_bf16["):]
 flags = [int(x) for x in re.findall(r"^\s+([01]), /\*", flags[: flags.index("};")], re.M)]
@@ -44,6 +49,14 @@ for shape, bf, b in zip(shapes, flags, blk):
     if b >= 0:
         per_block[b] = per_block.get(b, 0) + pad(n * (2 if bf else 4))
 n_blocks, block = len(per_block), max(per_block.values())
+# --weight_dtype fp8: the quantised weights at bf16, as fp8 (codes + row scales), and the largest block's at bf16
+q_bf16, q_fp8, q_block = 0, 0, {}
+for name, shape, bf, b in zip(names, shapes, flags, blk):
+    if len(shape) == 2 and name.startswith("blocks."):
+        assert bf and b >= 0, name
+        q_bf16 += pad(shape[0] * shape[1] * 2)
+        q_fp8 += pad(shape[0] * shape[1]) + pad(shape[0] * 4)
+        q_block[b] = q_block.get(b, 0) + pad(shape[0] * shape[1] * 2)
 plan = open(f"{out}/plan_cuda.txt").read()
 arena = int(re.search(r"^# arena dit_forward \(cuda[^)]*\): peak ([0-9,]+) B", plan, re.M).group(1).replace(",", ""))
 prompt = int(re.search(r"^# prompt arena dit_forward: ([0-9,]+) B", plan, re.M).group(1).replace(",", ""))
@@ -85,6 +98,22 @@ for tflag, dec in decoders:
         expect[kept] = max(part.get("the text encoder", 0), part.get("the image encoder", 0), dit + dec + enc)
         off = "--offload" + (" " + flags if flags else "") + tflag
         expect[off] = max(stages + [dit])
+# the fp8 rows (TeaCache off): kept, --offload, each with each decoder; --offload_blocks 2 (the default's 2 slots) and
+# --offload --offload_blocks 1 with the tiled decoder
+fp8_dit = lambda slots: part["the transformer"] - q_bf16 + q_fp8 + slots * max(q_block.values())
+fp8_info = re.search(r"linear weights [0-9.]+ [GM]iB \((\d+) bytes\) at bf16; .* row scales, [0-9.]+ [GM]iB \((\d+) bytes\), "
+                     r"and expands them into bf16 block slots of [0-9.]+ [GM]iB \((\d+) bytes\)", info)
+if not fp8_info or [int(x) for x in fp8_info.groups()] != [q_bf16, q_fp8, max(q_block.values())]:
+    fail.append(f"--weight_dtype fp8's bytes: --info {fp8_info and fp8_info.groups()}, recomputed {q_bf16} {q_fp8} {max(q_block.values())}")
+for tflag, dec in decoders:
+    enc = part.get("the VAE encoder", 0)
+    stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE encoder")] + [dec]
+    for offload, blocks in ((0, 0), (1, 0)) + (((0, 2), (1, 1)) if tflag and n_blocks > 2 else ()):
+        slots = blocks or 2
+        k = "--weight_dtype fp8" + " --offload" * offload + (f" --offload_blocks {blocks}" if blocks else "") + tflag
+        dit = fp8_dit(slots)
+        expect[k] = max(stages + [dit]) if offload else max(part.get("the text encoder", 0),
+                                                          part.get("the image encoder", 0), dit + dec + enc)
 for k, v in expect.items():
     if peak.get(k) != v:
         fail.append(f"peak {k}: --info {peak.get(k)}, the parts give {v}")

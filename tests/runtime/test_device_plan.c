@@ -1,6 +1,6 @@
 /* tests/runtime/test_device_plan.c — runtime/models/device_plan.c's VAE terms: the tiled decoder (vae_decode_tile)
  * counted in place of vae_decode when the decode is tiled, the run's automatic choice of tiling when the frame's
- * decoder does not fit (sky_device_plan_tile_vae), and the refusal's suggestions. A made-up variant with round
+ * decoder does not fit (sky_device_plan_tile_vae), and the refusal's suggestions; --weight_dtype fp8's transformer. A made-up variant with round
  * sizes; each part is counted as device_plan.h says (weights + arena + the cuBLASLt workspace), so the expected
  * values are sums of the numbers below.
  */
@@ -14,6 +14,14 @@ enum { MIB = 1 << 20 };
 #define WS ((size_t)SKY_GEMM_WORKSPACE_BYTES)
 
 static const sky_dit_program dit = {.cuda_weight_bytes = 1000 * (size_t)MIB, .cuda_arena_bytes = 200 * (size_t)MIB};
+/* the same with 10 blocks of 90 MiB, 80 MiB of each their linear weights (800 MiB at bf16, 410 MiB as fp8) */
+static const sky_dit_program dit8 = {.cuda_weight_bytes = 1000 * (size_t)MIB,
+                                     .cuda_arena_bytes = 200 * (size_t)MIB,
+                                     .cuda_blocks = 10,
+                                     .cuda_block_bytes = 90 * (size_t)MIB,
+                                     .cuda_fp8_bf16_bytes = 800 * (size_t)MIB,
+                                     .cuda_fp8_bytes = 410 * (size_t)MIB,
+                                     .cuda_fp8_block_bytes = 80 * (size_t)MIB};
 static const sky_vae_program dec = {.cuda_weight_bytes = 10 * MIB, .cuda_arena_bytes = 2000 * (size_t)MIB};
 static const sky_vae_program tile = {.cuda_weight_bytes = 10 * MIB, .cuda_arena_bytes = 100 * (size_t)MIB, .tile = 32};
 static const sky_vae_program enc = {.cuda_weight_bytes = 10 * MIB, .cuda_arena_bytes = 50 * (size_t)MIB};
@@ -101,10 +109,41 @@ static int test_check_suggests(void)
     return 0;
 }
 
+/* --weight_dtype fp8: the linear weights' bf16 bytes replaced by their fp8 bytes and 2 bf16 block slots (N with
+ * --offload_blocks N), no pinned host memory; without it, --offload_blocks as before. */
+static int test_fp8(void)
+{
+    sky_variant_desc  v = variant(1);
+    sky_device_config c = {.weight_fp8 = 1};
+    v.dit = &dit8;
+    sky_device_plan        a;
+    const size_t           rest = 200 * (size_t)MIB + WS; /* the arena and the workspace (no prompt arenas here) */
+    sky_device_plan_make(&v, &c, &a);
+    CHECK(a.bytes[SKY_DEVICE_DIT] == (1000 - 800 + 410 + 2 * 80) * (size_t)MIB + rest, "fp8 transformer %zu",
+          a.bytes[SKY_DEVICE_DIT]);
+    CHECK(a.host_pinned == 0, "fp8 pinned %zu", a.host_pinned);
+    c.offload_blocks = 3;
+    sky_device_plan_make(&v, &c, &a);
+    CHECK(a.bytes[SKY_DEVICE_DIT] == (1000 - 800 + 410 + 3 * 80) * (size_t)MIB + rest, "fp8, 3 slots %zu",
+          a.bytes[SKY_DEVICE_DIT]);
+    CHECK(a.host_pinned == 0, "fp8 --offload_blocks 3 pinned %zu", a.host_pinned);
+    c.offload_blocks = 10; /* at least the blocks: the default 2 */
+    sky_device_plan_make(&v, &c, &a);
+    CHECK(a.bytes[SKY_DEVICE_DIT] == (1000 - 800 + 410 + 2 * 80) * (size_t)MIB + rest, "fp8, N = blocks %zu",
+          a.bytes[SKY_DEVICE_DIT]);
+    c.weight_fp8 = 0, c.offload_blocks = 3;
+    sky_device_plan_make(&v, &c, &a);
+    CHECK(a.bytes[SKY_DEVICE_DIT] == (1000 - 7 * 90) * (size_t)MIB + rest, "bf16 --offload_blocks 3 %zu",
+          a.bytes[SKY_DEVICE_DIT]);
+    CHECK(a.host_pinned == 10 * 90 * (size_t)MIB, "bf16 --offload_blocks 3 pinned %zu", a.host_pinned);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_tiled_decoder_counted);
     RUN(test_auto_tiling);
     RUN(test_check_suggests);
+    RUN(test_fp8);
     return CHECK_SUMMARY();
 }

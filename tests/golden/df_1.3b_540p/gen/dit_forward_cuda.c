@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 6be8ef83a3a19bed
+ * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1513,32 +1513,34 @@ enum {                                      /* kernels, in the order of dit_forw
     K_ATTENTION_SM80_H12_D128 = 1,
     K_ATTENTION_SM90_H12_D128 = 2,
     K_EMBEDDING_C1536 = 3,
-    K_GATED_RESIDUAL_FFN_C1536 = 4,
-    K_LAYERNORM_MODULATE_HEAD_C1536 = 5,
-    K_LAYERNORM_MODULATE_MSA_C1536 = 6,
-    K_MODULATION_2X1536 = 7,
-    K_MODULATION_6X1536 = 8,
-    K_PATCHIFY_C16 = 9,
-    K_RESNORM_ADD_MOD_FFN_C1536 = 10,
-    K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536 = 11,
-    K_RESNORM_GATE_MSA_AFFINE_C1536 = 12,
-    K_RMS_FACTOR_C1536 = 13,
-    K_RMS_FACTOR_PAIRS_C1536 = 14,
-    K_RMSNORM_C1536 = 15,
-    K_RMSNORM_ROPE_C1536 = 16,
-    K_ROPE_TABLE_D128 = 17,
-    K_SILU_F32 = 18,
-    K_SINUSOID_C256 = 19,
-    K_TEACACHE_APPLY = 20,
-    K_TEACACHE_RESIDUAL = 21,
-    K_UNPATCHIFY_C16 = 22,
+    K_FP8_EXPAND = 4,
+    K_GATED_RESIDUAL_FFN_C1536 = 5,
+    K_LAYERNORM_MODULATE_HEAD_C1536 = 6,
+    K_LAYERNORM_MODULATE_MSA_C1536 = 7,
+    K_MODULATION_2X1536 = 8,
+    K_MODULATION_6X1536 = 9,
+    K_PATCHIFY_C16 = 10,
+    K_RESNORM_ADD_MOD_FFN_C1536 = 11,
+    K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536 = 12,
+    K_RESNORM_GATE_MSA_AFFINE_C1536 = 13,
+    K_RMS_FACTOR_C1536 = 14,
+    K_RMS_FACTOR_PAIRS_C1536 = 15,
+    K_RMSNORM_C1536 = 16,
+    K_RMSNORM_ROPE_C1536 = 17,
+    K_ROPE_TABLE_D128 = 18,
+    K_SILU_F32 = 19,
+    K_SINUSOID_C256 = 20,
+    K_TEACACHE_APPLY = 21,
+    K_TEACACHE_RESIDUAL = 22,
+    K_UNPATCHIFY_C16 = 23,
 };
 
-const char *const dit_forward_kernel_names[23] = {
+const char *const dit_forward_kernel_names[24] = {
     "add_row_c9216",
     "attention_sm80_h12_d128",
     "attention_sm90_h12_d128",
     "embedding_c1536",
+    "fp8_expand",
     "gated_residual_ffn_c1536",
     "layernorm_modulate_head_c1536",
     "layernorm_modulate_msa_c1536",
@@ -1584,11 +1586,12 @@ static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf1
 static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
-const sky_kernel_info dit_forward_kernel_info[23] = {
+const sky_kernel_info dit_forward_kernel_info[24] = {
     {"add_row_c9216", "add_row", 2, KC_ADD_ROW_C9216},
     {"attention_sm80_h12_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H12_D128},
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
     {"embedding_c1536", "embedding", 2, KC_EMBEDDING_C1536},
+    {"fp8_expand", "fp8_expand", 0, NULL},
     {"gated_residual_ffn_c1536", "gated_residual", 7, KC_GATED_RESIDUAL_FFN_C1536},
     {"layernorm_modulate_head_c1536", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_HEAD_C1536},
     {"layernorm_modulate_msa_c1536", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_MSA_C1536},
@@ -5589,11 +5592,20 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
     LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 2048), 1, 256, 0, &y, &a, &b, INT(n));
 }
 
+/* --weight_dtype fp8: y [rows, cols] bf16 = e4m3 codes x the row's fp32 scale (templates/cuda/fp8_expand.cu.in). */
+void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,
+                                 CUdeviceptr scale, long long rows, long long cols);
+void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,
+                                 CUdeviceptr scale, long long rows, long long cols)
+{
+    LAUNCH(K_FP8_EXPAND, CDIV(cols, 256), rows, 256, 0, &y, &codes, &scale, INT(cols));
+}
+
 extern const char dit_forward_kernels_src[];
 
 const sky_dit_cuda_desc dit_forward_cuda = {
     .kernels_src = dit_forward_kernels_src,
-    .n_kernels = 23, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
+    .n_kernels = 24, .kernel_names = dit_forward_kernel_names, .kernel_info = dit_forward_kernel_info,
     .n_gemms = 13, .gemms = dit_forward_gemms,
     .n_weights = 830, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,
     .weight_block = dit_forward_weight_block, .n_blocks = 30,
@@ -5614,4 +5626,5 @@ const sky_dit_cuda_desc dit_forward_cuda = {
     .record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,
                      dit_forward_cuda_record_head },
     .teacache = dit_forward_cuda_teacache,
+    .fp8_expand = dit_forward_cuda_fp8_expand,
 };

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (30 .lua files)                 xxh64 6be8ef83a3a19bed
+ * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -341,6 +341,7 @@ static const sky_dit_program dit_forward_usp = {
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
     .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
+    .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 92684288,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {2883584, 720896, 1024},
@@ -377,6 +378,7 @@ static const sky_dit_program dit_forward = {
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
     .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
+    .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 92684288,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {2883584, 720896, 1024},
@@ -445,7 +447,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "00ff5640f5d071a8",
-    .generator_xxh64 = "6be8ef83a3a19bed",
+    .generator_xxh64 = "b6afa3bd552efc77",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,

@@ -4,13 +4,14 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 6be8ef83a3a19bed
+ * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 3122ebcb334de12b
  *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087
  *            templates/cuda/attention_sm90.cu.in  xxh64 28188bcbec928f2d
  *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
+ *            templates/cuda/fp8_expand.cu.in      xxh64 75812f98e43883d1
  *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4
  *            templates/cuda/layernorm_modulate.cu.in xxh64 994e80b0e6b476e4
  *            templates/cuda/modulation.cu.in      xxh64 15165cb97c72d730
@@ -25,7 +26,7 @@
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
  *            templates/cuda/teacache.cu.in        xxh64 704a5c5270da5931
  *            templates/cuda/unpatchify.cu.in      xxh64 d4c0546797d0ca23
- * program    dit_forward (cuda): 23 kernels, 13 GEMM shapes (cuBLASLt)
+ * program    dit_forward (cuda): 24 kernels, 13 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
 // templates/cuda/ptx.cuh
@@ -1310,6 +1311,31 @@ embedding_c256(float *__restrict__ y, const long long *__restrict__ index, const
     static_assert(ROWS > 0, "an embedding table has rows");
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c < COLS) y[c] = table[(size_t)index[0] * COLS + c];
+}
+
+// fp8_expand: templates/cuda/fp8_expand.cu.in
+// templates/cuda/fp8_expand.cu.in
+//
+// --weight_dtype fp8 on the device (runtime/cuda/offload.h): a block linear weight W [rows, cols] is kept as its
+// e4m3 codes (one byte each, row-major) and one fp32 scale per row (runtime/models/fp8_quant.h), and expanded
+// into a bf16 block slot right before the block's GEMMs, on the copy stream:
+//   y[r, c] = bf16(float(code[r, c]) * scale[r])        rounded to nearest even, once
+// float(code) is exact (e4m3fn: 1 sign, 4 exponent bits biased by 7, 3 mantissa bits; exponent 0 is subnormal,
+// m x 2^-9), so y is bit for bit the bf16 of the fp32 W' the CPU path computes (sky_f8e4m3_to_f32(code) x scale).
+// The NaN codes (0x7f, 0xff) never occur: the quantiser clamps to +-448.
+// Grid: x over the columns (256 a block), y one row (rows <= 65535: the grid's limit; the model's largest is
+// ffn_dim), so no thread divides to find its row.
+// Parameters: fp8_expand.
+extern "C" __global__ void __launch_bounds__(256)
+fp8_expand(bf16 *__restrict__ y, const unsigned char *__restrict__ codes, const float *__restrict__ scale, int cols)
+{
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    const long long i = (long long)blockIdx.y * cols + c;
+    const unsigned  b = codes[i];
+    const int       e = (int)(b >> 3 & 15u), m = (int)(b & 7u);
+    const float     mag = e ? ldexpf((float)(8 + m), e - 10) : ldexpf((float)m, -9);
+    y[i] = __float2bfloat16_rn((b & 128u ? -mag : mag) * scale[blockIdx.y]);
 }
 
 // gated_residual_ffn_c256: templates/cuda/gated_residual.cu.in with C=256 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8

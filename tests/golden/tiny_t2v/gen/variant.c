@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (30 .lua files)                 xxh64 6be8ef83a3a19bed
+ * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    69 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -336,6 +336,7 @@ static const sky_dit_program dit_forward_usp = {
     .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
     .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
+    .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {1474560, 720896, 1024},
@@ -372,6 +373,7 @@ static const sky_dit_program dit_forward = {
     .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
     .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
+    .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 5767168,
     .flops_by_tokens = {1474560, 720896, 1024},
@@ -440,7 +442,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_T2V,
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "6be8ef83a3a19bed",
+    .generator_xxh64 = "b6afa3bd552efc77",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
