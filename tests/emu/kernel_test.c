@@ -11,6 +11,8 @@
  *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua, v
  *                     contiguous and as the last third of a fused q|k|v row
  *   gated_residual    16-byte accesses against one value per thread, bit for bit
+ *   usp_slice         --use_usp's slice of a rank's rows (bf16 tokens, fp32 RoPE rows), the last rank's padding
+ *                     zero; usp_pack_heads: the head groups packed for the all-to-all and back, bit for bit
  *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
  *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): one value at a time
  *                     bit for bit, in 16-byte chunks the residual bit for bit and the norm within a bound
@@ -334,6 +336,52 @@ static void test_gated_residual_vec(void)
           "for bit over %d rows of %d, nothing written past the end", ROWS, C);
 }
 
+/* ---- --use_usp's data movement (dit_forward_usp) ----------------------------------------------- */
+
+/* usp_slice: rank `rank` of P takes rows [rank Ls, rank Ls + Ls) of an [L, COLS] tensor, Ls = ceil(L / P), the
+ * rows past L zero; against the same rows picked on the host, bit for bit, nothing written past the slice. */
+static void test_usp_slice(const char *name, int cols, size_t bytes, int L, int P, int rank)
+{
+    const int Ls = (L + P - 1) / P, tok0 = rank * Ls;
+    const size_t n_in = (size_t)L * cols * bytes, n_out = (size_t)Ls * cols * bytes;
+    unsigned char *x = dev(n_in), *y = dev(n_out + 64), *want = calloc(1, n_out);
+    for (size_t i = 0; i < n_in; i++) x[i] = (unsigned char)(1 + (i * 131 + (i >> 7)) % 251);
+    for (int r = 0; r < Ls; r++)
+        if (tok0 + r < L) memcpy(want + (size_t)r * cols * bytes, x + (size_t)(tok0 + r) * cols * bytes, cols * bytes);
+    memset(y, 0x7f, n_out + 64);
+    int rows = Ls, t0 = tok0, l = L;
+    void *a[] = { &y, &x, &rows, &t0, &l };
+    sky_emu_launch(kernel(name), (unsigned)(((size_t)Ls * cols + 255) / 256), 1, 1, 256, 1, 1, 0, a);
+    int past = 1;
+    for (size_t i = n_out; i < n_out + 64; i++) past &= y[i] == 0x7f;
+    check(memcmp(y, want, n_out) == 0 && past, "usp_slice: rank %d of %d, rows [%d, %d) of %d (%d of padding), %d "
+          "columns of %zu bytes, bit for bit", rank, P, tok0, tok0 + Ls, L, tok0 + Ls > L ? tok0 + Ls - L : 0, cols,
+          bytes);
+    free(want);
+}
+
+/* usp_pack_heads: [rows, C] into P blocks [P, rows, C / P] (block p: head group p) against the host's layout,
+ * and the UNPACK form back to the same bits. */
+static void test_usp_pack(int rows, int P)
+{
+    enum { C = 1536 };
+    const int    cp = C / P;
+    const size_t n = (size_t)rows * C;
+    uint16_t *x = dev(n * 2), *packed = dev(n * 2), *back = dev(n * 2), *want = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) x[i] = (uint16_t)(i * 2654435761u >> 7);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) want[((size_t)(c / cp) * rows + r) * cp + c % cp] = x[(size_t)r * C + c];
+    int nr = rows, np = P;
+    void *a[] = { &packed, &x, &nr, &np }, *b[] = { &back, &packed, &nr, &np };
+    const unsigned grid = (unsigned)((n + 255) / 256);
+    sky_emu_launch(kernel("usp_pack_heads_c1536_tunsignedshort_unpack0"), grid, 1, 1, 256, 1, 1, 0, a);
+    const int packed_ok = memcmp(packed, want, n * 2) == 0;
+    sky_emu_launch(kernel("usp_pack_heads_c1536_tunsignedshort_unpack1"), grid, 1, 1, 256, 1, 1, 0, b);
+    check(packed_ok && memcmp(back, x, n * 2) == 0, "usp_pack_heads: %d rows of %d into %d head groups of %d as the "
+          "host lays them out, and back (UNPACK) bit for bit", rows, C, P, cp);
+    free(want);
+}
+
 /* ---- conv_tf32 ------------------------------------------------------------------------------ */
 
 typedef struct geo { int CIN, COUT, KT, KH, KW, NC, ST, SH, SW, PH, PW, SPLIT, BN; } geo;
@@ -566,6 +614,11 @@ int main(void)
     test_rms_norm(8, 0);
     test_rms_norm(96, 1);
     test_rms_norm(384, 0);
+    test_usp_slice("usp_slice_cols1536_tunsignedshort", 1536, 2, 11, 2, 1);
+    test_usp_slice("usp_slice_cols1536_tunsignedshort", 1536, 2, 11, 2, 0);
+    test_usp_slice("usp_slice_cols128_tfloat", 128, 4, 10, 4, 3);
+    test_usp_pack(5, 2);
+    test_usp_pack(3, 12);
     test_conv("conv_tf32_bn96_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 96 }, 3, 3, 7, 9, 7, 9);
     test_conv("conv_tf32_bn64_cin20_cout128_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",

@@ -75,6 +75,12 @@ local instances = {
     { "rmsnorm_rope", { C = 1536, D = 128, THREADS = 256, EPS = "1e-06f" } },
     { "rms_factor", { C = 1536, THREADS = 256, PAIRS = 0, EPS = "1e-06f" } },
     { "rms_factor", { C = 1536, THREADS = 256, PAIRS = 1, EPS = "1e-06f" } },
+    -- --use_usp's data movement (dit_forward_usp): a rank's slice of the tokens (bf16 tokens, fp32 RoPE rows) and
+    -- the head groups packed for the all-to-all and back
+    { "usp_slice", { COLS = 1536, T = "unsigned short" } },
+    { "usp_slice", { COLS = 128, T = "float" } },
+    { "usp_pack_heads", { C = 1536, T = "unsigned short", UNPACK = 0 } },
+    { "usp_pack_heads", { C = 1536, T = "unsigned short", UNPACK = 1 } },
     -- attention at several query blocks and key tiles (kernel_test.c), the sm_80 kernel, then the Hopper one
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }
