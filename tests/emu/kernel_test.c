@@ -326,14 +326,71 @@ static void test_gated_residual_vec(void)
     memset(y8, 0x7f, n * 2 + 64), memset(y1, 0x7f, n * 2 + 64);
     int rows = ROWS, tpr = TPR;
     void *a8[] = { &y8, &x, &u, &mod, &rows, &tpr }, *a1[] = { &y1, &x, &u, &mod, &rows, &tpr };
-    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+    sky_emu_launch(kernel("gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
                    (unsigned)((n / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, a8);
-    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec1"),
+    sky_emu_launch(kernel("gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec1"),
                    (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, a1);
     int past = 1;
     for (size_t i = n; i < n + 32; i++) past &= y8[i] == 0x7f7f;
     check(memcmp(y8, y1, n * 2) == 0 && past, "gated_residual: 16-byte accesses (VEC 8) equal one value per thread bit "
           "for bit over %d rows of %d, nothing written past the end", ROWS, C);
+}
+
+/* ---- --use_usp: the kernels reading a modulation row on a rank's slice (AT 1, dit_forward_usp) ------ */
+
+/* Each of layernorm_modulate, gated_residual and residual_norm with AT 1 on rank 1 of 2's slice of 9 tokens of 3
+ * frames (3 tokens per modulation row; rows 5..9 from tok0 5, row 9 the padding) against the AT 0 kernel over all 9
+ * rows: the slice's rows 5..8 bit for bit those rows of the whole call (the per-frame modulation follows the
+ * tokens); the padding row reads the last modulation row (within the buffers). */
+static void test_at_tok0(void)
+{
+    enum { C = 1536, L = 9, TPR = 3, MROWS = 3, LS = 5, TOK0 = 5, VALID = L - TOK0 };
+    float    *mod = dev((size_t)MROWS * 6 * C * 4), *nmod = dev((size_t)MROWS * 6 * C * 4), *xf = dev((size_t)L * C * 4);
+    float    *xs = dev((size_t)LS * C * 4);
+    uint16_t *xb = dev((size_t)L * C * 2), *xbs = dev((size_t)LS * C * 2), *u = dev((size_t)L * C * 2);
+    uint16_t *us = dev((size_t)LS * C * 2), *yf = dev((size_t)L * C * 2), *ys = dev((size_t)LS * C * 2);
+    uint16_t *rbf = dev((size_t)L * C * 2), *rbs = dev((size_t)LS * C * 2);
+    fill(mod, 0, (size_t)MROWS * 6 * C, 1.0f, 0.0f), fill(nmod, 0, (size_t)MROWS * 6 * C, 0.5f, 0.0f);
+    fill(xf, 0, (size_t)L * C, 2.0f, 0.5f), fill(xb, 1, (size_t)L * C, 2.0f, 0.5f), fill(u, 1, (size_t)L * C, 1.0f, 0.0f);
+    memset(xs, 0, (size_t)LS * C * 4), memset(xbs, 0, (size_t)LS * C * 2), memset(us, 0, (size_t)LS * C * 2);
+    memcpy(xs, xf + (size_t)TOK0 * C, (size_t)VALID * C * 4), memcpy(xbs, xb + (size_t)TOK0 * C, (size_t)VALID * C * 2);
+    memcpy(us, u + (size_t)TOK0 * C, (size_t)VALID * C * 2);
+    int       l = L, ls = LS, tpr = TPR, tok0 = TOK0, mrows = MROWS;
+    const size_t valid = (size_t)VALID * C;
+
+    void *a0[] = { &yf, &xb, &mod, &tpr }, *a1[] = { &ys, &xbs, &mod, &tpr, &tok0, &mrows };
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), L, 1,
+                   1, 256, 1, 1, 0, a0);
+    sky_emu_launch(kernel("layernorm_modulate_at1_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), LS, 1,
+                   1, 256, 1, 1, 0, a1);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0, "layernorm_modulate AT 1: rows %d..%d of %d from tok0 %d "
+          "equal the whole call's bit for bit (3 tokens per frame)", TOK0, L - 1, L, TOK0);
+
+    void *g0[] = { &yf, &xf, &u, &mod, &l, &tpr }, *g1[] = { &ys, &xs, &us, &mod, &ls, &tpr, &tok0, &mrows };
+    sky_emu_launch(kernel("gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+                   (unsigned)(((size_t)L * C / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, g0);
+    sky_emu_launch(kernel("gated_residual_at1_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+                   (unsigned)(((size_t)LS * C / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, g1);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0, "gated_residual AT 1: the slice's rows equal the whole "
+          "call's bit for bit");
+
+    void *r0[] = { &yf, &rbf, &xf, &u, &mod, &nmod, &mod, &mod, &tpr };
+    void *r1[] = { &ys, &rbs, &xs, &us, &mod, &nmod, &mod, &mod, &tpr, &tok0, &mrows };
+    const char *rn = "residual_norm_at%d_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_"
+                     "threads192_trbf16_tubf16_txfloat_tybf16_vec8";
+    char n0[200], n1[200];
+    snprintf(n0, sizeof n0, rn, 0), snprintf(n1, sizeof n1, rn, 1);
+    sky_emu_launch(kernel(n0), L, 1, 1, 192, 1, 1, 0, r0);
+    sky_emu_launch(kernel(n1), LS, 1, 1, 192, 1, 1, 0, r1);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0 && memcmp(rbs, rbf + (size_t)TOK0 * C, valid * 2) == 0,
+          "residual_norm AT 1: the slice's norm and residual rows equal the whole call's bit for bit");
+    /* the negative control: the AT 0 kernel on the slice takes frame 0's modulation for row 0 (token 5, frame 1) */
+    void *w[] = { &ys, &xbs, &mod, &tpr };
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), L, 1,
+                   1, 256, 1, 1, 0, a0);
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), LS, 1,
+                   1, 256, 1, 1, 0, w);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) != 0, "negative control: without AT the slice's rows differ");
 }
 
 /* ---- --use_usp's data movement (dit_forward_usp) ----------------------------------------------- */
@@ -619,6 +676,7 @@ int main(void)
     test_usp_slice("usp_slice_cols128_tfloat", 128, 4, 10, 4, 3);
     test_usp_pack(5, 2);
     test_usp_pack(3, 12);
+    test_at_tok0();
     test_conv("conv_tf32_bn96_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 96 }, 3, 3, 7, 9, 7, 9);
     test_conv("conv_tf32_bn64_cin20_cout128_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
@@ -633,17 +691,17 @@ int main(void)
               (geo){ 8, 32, 1, 3, 3, 0, 1, 1, 1, 1, 1, 0, 32 }, 2, 2, 10, 14, 10, 14);
     {
         const char *fused[3] = {
-            "residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_threads%d_"
+            "residual_norm_at0_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_threads%d_"
             "trfloat_tubf16_txbf16_tybf16_vec%d",
-            "residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_threads%d_"
+            "residual_norm_at0_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_threads%d_"
             "trfloat_tubf16_txfloat_tybf16_vec%d",
-            "residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_threads%d_"
+            "residual_norm_at0_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_threads%d_"
             "trbf16_tubf16_txfloat_tybf16_vec%d" };
-        const char *res[3] = { "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
-                               "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
+        const char *res[3] = { "gated_residual_at0_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
+                               "gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
         const char *norm[3] = { "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16",
-                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
-                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16" };
+                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
+                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16" };
         const int gated[3] = { 1, 0, 1 }, modulate[3] = { 0, 1, 1 }, xbf[3] = { 1, 0, 0 }, rbf[3] = { 0, 0, 1 };
         for (int vec8 = 0; vec8 < 2; vec8++)
             for (int i = 0; i < 3; i++) {

@@ -48,26 +48,26 @@ local instances = {
     -- a residual and its norm in one pass (residual_norm) beside the unfused kernels it replaces, 1536 channels
     -- (one value at a time, 6 per thread of 256; and in 16-byte chunks of 8, one per thread of 192): the DiT's
     -- three pairs (x1 -> norm3, x2 -> norm2, out -> the next norm1)
-    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
                          NCHUNKS = 0, ROUND_IN = 1, EPS = "1e-06f", TX = "bf16", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 256, VEC = 1, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
                          NCHUNKS = 0, ROUND_IN = 1, EPS = "1e-06f", TX = "bf16", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 192, VEC = 8, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16", TY = "bf16" } },
-    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 2, VEC = 8, TX = "bf16", TU = "bf16", TY = "float" } },
-    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
-    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 5, VEC = 1, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "gated_residual", { AT = 0, C = 1536, CHUNKS = 6, GATE = 2, VEC = 8, TX = "bf16", TU = "bf16", TY = "float" } },
+    { "gated_residual", { AT = 0, C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "gated_residual", { AT = 0, C = 1536, CHUNKS = 6, GATE = 5, VEC = 1, TX = "float", TU = "bf16", TY = "bf16" } },
     { "add", { TA = "float", TB = "bf16", TY = "float" } },
     { "layernorm_affine", { C = 1536, THREADS = 256, EPS = "1e-06f", TX = "float", TY = "bf16", ROUND_IN = 1 } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f", TX = "float",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f", TX = "float",
                               TY = "bf16" } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f", TX = "bf16",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f", TX = "bf16",
                               TY = "bf16" } },
     -- q's row factors (rms_factor, lower.lua's q_norm) beside the norms whose sums they reproduce, 1536 channels
     -- with df_1.3b_540p's threads
@@ -75,6 +75,13 @@ local instances = {
     { "rmsnorm_rope", { C = 1536, D = 128, THREADS = 256, EPS = "1e-06f" } },
     { "rms_factor", { C = 1536, THREADS = 256, PAIRS = 0, EPS = "1e-06f" } },
     { "rms_factor", { C = 1536, THREADS = 256, PAIRS = 1, EPS = "1e-06f" } },
+    -- on a rank's slice of the tokens (AT 1, dit_forward_usp): the per-frame modulation row follows the tokens
+    { "layernorm_modulate", { AT = 1, C = 1536, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f", TX = "bf16",
+                              TY = "bf16" } },
+    { "gated_residual", { AT = 1, C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "residual_norm", { AT = 1, C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0,
+                         SCALE = 1, NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16",
+                         TY = "bf16" } },
     -- --use_usp's data movement (dit_forward_usp): a rank's slice of the tokens (bf16 tokens, fp32 RoPE rows) and
     -- the head groups packed for the all-to-all and back
     { "usp_slice", { COLS = 1536, T = "unsigned short" } },
