@@ -35,14 +35,34 @@ local function numel(t)
     return "(long long)" .. table.concat(parts, " * ")
 end
 
+-- Values per access of a row kernel over rows of `width` values (`ld` apart, starting `col` values in): 8 where
+-- a row is whole 16-byte chunks of bf16 (and of fp32: two chunks) and its start stays 16-byte aligned (the
+-- arena's 256-byte alignment, rows a multiple of 8 values apart), else 1 (one value at a time).
+local function row_vec(width, ld, col)
+    if width % 8 == 0 and (ld or width) % 8 == 0 and (col or 0) % 8 == 0 then return 8 end
+    return 1
+end
+
+-- A user error unless t holds fewer than 2^31 values at its largest: the elementwise kernels and patchify,
+-- unpatchify and rope_table index in 32 bits.
+local function check_int32(E, t)
+    if graph.max_elems(E.g, t) >= 2 ^ 31 then
+        fail.user("%s: %s has %d values, too many for the CUDA kernels' 32-bit indices", E.s.path, t.name,
+                  graph.max_elems(E.g, t))
+    end
+end
+
 -- ---- the C lines of each op (op -> function(n, E)) ------------------------------------------------
 
 local emit = {}
 
--- One launch per input (x, and y for I2V: the channels after x's); the last one writes the whole output.
+-- One launch per input (x, and y for I2V: the channels after x's); the last one writes the whole output. 32-bit
+-- indices (patchify, unpatchify and rope_table: sizes checked here).
 emit.patchify = function(n, E)
     local lines = {}
+    check_int32(E, n.out)
     for i, t in ipairs(n.ins) do
+        check_int32(E, t)
         local c0 = (i == 1) and 0 or E.s.derived.x_channels
         local k = E:kernel("patchify", { CX = t.dims[1], C0 = c0, PATCH_IN = n.attrs.patch_in })
         local grid = string.format("CDIV((long long)L * %d, %d)", t.dims[1], THREADS)
@@ -57,6 +77,8 @@ emit.patchify = function(n, E)
 end
 
 emit.unpatchify = function(n, E)
+    check_int32(E, n.ins[1])
+    check_int32(E, n.out)
     local k = E:kernel("unpatchify", { OUT = n.attrs.out_dim })
     return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "INT(F)", "INT(H)", "INT(W)" }) }
 end
@@ -83,9 +105,14 @@ emit.add_weight = function(n, E)
     return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(n.attrs.weight), "LL(" .. numel(n.out) .. ")" }) }
 end
 
+-- One thread per 4 fp32 values (a 16-byte access) where the row allows, else per value; 32-bit indices.
 emit.add_row = function(n, E)
-    local k = E:kernel("add_row", { COLS = n.out.dims[2] })
-    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }
+    check_int32(E, n.out)
+    local cols = n.out.dims[2]
+    local vec = cols % 4 == 0 and 4 or 1
+    local k = E:kernel("add_row", { COLS = cols, VEC = vec })
+    return { elementwise_op(k, string.format("%s / %d", numel(n.out), vec), E:out(n),
+                            { ptr(n.ins[1]), ptr(n.ins[2]), "INT(" .. rows(n.out) .. ")" }) }
 end
 
 emit.embedding = function(n, E)
@@ -100,11 +127,15 @@ emit.sinusoid = function(n, E)
                      { ptr(n.ins[1]), "INT(" .. rows(n.ins[1]) .. ")" }) }
 end
 
+-- One thread per 4 fp32 values (16-byte accesses) where the widths allow, else per value; 32-bit indices.
 emit.modulation = function(n, E)
     local a = n.attrs
+    check_int32(E, n.out)
+    local vec = (a.dim % 4 == 0 and n.ins[1].dims[2] % 4 == 0) and 4 or 1
     local k = E:kernel("modulation", { CHUNKS = a.chunks, C = a.dim, ESTRIDE = n.ins[1].dims[2],
-                                       KSTRIDE = a.per_chunk and a.dim or 0 })
-    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
+                                       KSTRIDE = a.per_chunk and a.dim or 0, VEC = vec })
+    return { elementwise_op(k, string.format("%s / %d", numel(n.out), vec), E:out(n),
+                            { ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
 end
 
 -- args, then on a rank's slice of the tokens (attrs.at_tok0, dit_forward_usp) the slice's first token and the rows
@@ -120,7 +151,8 @@ end
 emit.layernorm_modulate = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim)
-    local k = E:kernel("layernorm_modulate", { C = a.dim, THREADS = th, CHUNKS = a.chunks, SHIFT = a.shift,
+    local k = E:kernel("layernorm_modulate", { C = a.dim, THREADS = th, VEC = row_vec(a.dim), CHUNKS = a.chunks,
+                                               SHIFT = a.shift,
                                                SCALE = a.scale, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
                                                TY = ctype(n.out), AT = a.at_tok0 and 1 or 0 })
     return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n),
@@ -130,7 +162,8 @@ end
 emit.layernorm_affine = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim)
-    local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
+    local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, VEC = row_vec(a.dim), EPS = clit.f32(a.eps),
+                                             TX = ctype(n.ins[1]),
                                              TY = ctype(n.out), ROUND_IN = a.round_input and 1 or 0 })
     return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight), wptr(a.bias) }) }
 end
@@ -138,7 +171,7 @@ end
 emit.rmsnorm = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim)
-    local k = E:kernel("rmsnorm", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps) })
+    local k = E:kernel("rmsnorm", { C = a.dim, THREADS = th, VEC = row_vec(a.dim), EPS = clit.f32(a.eps) })
     return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), wptr(a.weight) }) }
 end
 
@@ -152,7 +185,8 @@ end
 emit.rmsnorm_rope = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim // 2)
-    local k = E:kernel("rmsnorm_rope", { C = a.dim, D = a.head_dim, THREADS = th, EPS = clit.f32(a.eps) })
+    local vec = a.head_dim % 8 == 0 and row_vec(a.dim, a.ld, a.col) or 1
+    local k = E:kernel("rmsnorm_rope", { C = a.dim, D = a.head_dim, THREADS = th, VEC = vec, EPS = clit.f32(a.eps) })
     return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { col_ptr(n.ins[1], a.col or 0), wptr(a.weight),
                                                             ptr(n.ins[2]), "INT(" .. (a.ld or a.dim) .. ")" }) }
 end
@@ -162,13 +196,15 @@ end
 emit.rms_factor = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.pairs and a.dim // 2 or a.dim)
-    local k = E:kernel("rms_factor", { C = a.dim, THREADS = th, PAIRS = a.pairs and 1 or 0, EPS = clit.f32(a.eps) })
+    local k = E:kernel("rms_factor", { C = a.dim, THREADS = th, VEC = row_vec(a.dim, a.ld, a.col),
+                                       PAIRS = a.pairs and 1 or 0, EPS = clit.f32(a.eps) })
     return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { col_ptr(n.ins[1], a.col or 0),
                                                             "INT(" .. (a.ld or a.dim) .. ")" }) }
 end
 
 emit.rope_table = function(n, E)
     local a = n.attrs
+    check_int32(E, n.out)
     local k = E:kernel("rope_table", { D = a.head_dim, TP = a.t_dim // 2, HP = a.h_dim // 2, WP = a.w_dim // 2,
                                        THETA = clit.f64(a.theta) })
     return { cuda.op(k, string.format("CDIV((long long)L * %d, %d)", a.head_dim // 2, THREADS), 1, THREADS, 0, E:out(n),
@@ -178,7 +214,7 @@ end
 -- One thread per 8 values (16-byte accesses) where the width allows, else per value; 32-bit indices.
 emit.gated_residual = function(n, E)
     local a = n.attrs
-    assert(graph.max_elems(E.g, n.out) < 2 ^ 31, "emit/cuda_dit: " .. n.out.name .. " too large for 32-bit indices")
+    check_int32(E, n.out)
     local vec = a.dim % 8 == 0 and 8 or 1
     local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, VEC = vec, TX = ctype(n.ins[1]),
                                            TU = ctype(n.ins[2]), TY = ctype(n.out), AT = a.at_tok0 and 1 or 0 })
@@ -476,13 +512,15 @@ local function teacache_kernels(E)
     -- runtime/cuda/dit_cuda.c copies the tokens as bf16 and reads the probes e and e0 as fp32
     assert(tokens.dtype == "bf16" and g.exposed.hidden.dtype == "bf16" and g.exposed.e.dtype == "f32"
            and g.exposed.e0.dtype == "f32", "emit/cuda_dit: TeaCache's tensors changed dtype")
-    local residual = E:kernel("teacache", { T = ctype(tokens), MODE = "residual", OP = "-" })
-    local apply = E:kernel("teacache", { T = ctype(tokens), MODE = "apply", OP = "+" })
-    return residual, apply
+    check_int32(E, tokens)
+    local vec = tokens.dims[2] % 8 == 0 and 8 or 1
+    local residual = E:kernel("teacache", { T = ctype(tokens), MODE = "residual", OP = "-", VEC = vec })
+    local apply = E:kernel("teacache", { T = ctype(tokens), MODE = "apply", OP = "+", VEC = vec })
+    return residual, apply, vec
 end
 
 -- TeaCache's launch function on the tokens [L, dim] (device pointers outside the arena allowed).
-local function teacache_function(h, E, k_residual, k_apply)
+local function teacache_function(h, E, k_residual, k_apply, vec)
     local C = E.g.exposed.tokens.dims[2]
     h:line("/* TeaCache (reference §8): y = a + b (apply = 1) or y = a - b (apply = 0), over the [L, %d] tokens. */", C)
     h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
@@ -491,8 +529,9 @@ local function teacache_function(h, E, k_residual, k_apply)
     h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)")
     h:open("{")
     local L = assert(E.g.dim.L, "emit/cuda_dit: dit_forward has no symbol L")
-    h:line("const long long n = (long long)(%s) * %d;", L.expr, C)
-    h:line("LAUNCH(apply ? %s : %s, CDIV(n, %d), 1, %d, 0, &y, &a, &b, LL(n));", k_apply, k_residual, THREADS, THREADS)
+    h:line("const int n = (int)(%s) * %d; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */", L.expr, C)
+    h:line("LAUNCH(apply ? %s : %s, CDIV(n, %d), 1, %d, 0, &y, &a, &b, INT(n));", k_apply, k_residual, vec * THREADS,
+           THREADS)
     h:close("}")
     h:blank()
 end
@@ -556,7 +595,7 @@ function cuda_dit.emit(s, p, files, ctx)
     local E = cuda.program_state(s, p, ctx)
     local g = p.graph
     local bodies, part_names = cuda.launch_sequence(E, emit, hooks)
-    local k_residual, k_apply = teacache_kernels(E)
+    local k_residual, k_apply, tc_vec = teacache_kernels(E)
     local k_fp8 = E:kernel("fp8_expand", {})
     cuda.write_kernels(E, ctx, files)
 
@@ -599,7 +638,7 @@ function cuda_dit.emit(s, p, files, ctx)
     h:blank()
     cuda.helpers(h, E)
     record_functions(h, g, bodies, part_names)
-    teacache_function(h, E, k_residual, k_apply)
+    teacache_function(h, E, k_residual, k_apply, tc_vec)
     fp8_expand_function(h, k_fp8)
     descriptor(h, E)
     files["gen/dit_forward_cuda.c"] = h:text()

@@ -143,7 +143,7 @@ emit.layernorm_affine = function(n, E)
     local a, x = n.attrs, n.ins[1]
     local th = cuda.row_threads(E.s, n, a.dim)
     local k = E:kernel("layernorm_affine", { C = a.dim, THREADS = th, EPS = clit.f32(a.eps), TX = ctype(x),
-                                             TY = ctype(n.out), ROUND_IN = 0 })
+                                             TY = ctype(n.out), ROUND_IN = 0, VEC = 1 })
     return { cuda.op(k, rows(x), 1, th, 0, E:out(n), { ptr(x), wptr(a.weight), wptr(a.bias) }) }
 end
 

@@ -95,7 +95,23 @@ template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, con
     for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
 }
 
-
+// The N values of a row at src (global) copied to dst (shared) in 16-byte accesses, chunk k by thread
+// k mod THREADS, then a barrier: the row kernels read their strided values from dst afterwards, so each
+// thread sums the same values in the same order as reading them one at a time (bit for bit), while global
+// memory sees 16-byte loads. src and dst 16-byte aligned, N values a whole number of 16-byte chunks
+// (gen/emit/cuda_dit.lua's row_vec chooses this only then).
+template <int N, int THREADS, typename T> __device__ __forceinline__ void sky_stage16(T *dst, const T *src)
+{
+    static_assert(N * sizeof(T) % 16 == 0, "sky_stage16: the row must be whole 16-byte chunks");
+    const uint4 *s = reinterpret_cast<const uint4 *>(src);
+    uint4 *d = reinterpret_cast<uint4 *>(dst);
+#pragma unroll
+    for (int k = 0; k < (int)(N * sizeof(T) / 16 + THREADS - 1) / THREADS; k++) {
+        const int i = k * THREADS + threadIdx.x;
+        if (i < (int)(N * sizeof(T) / 16)) d[i] = s[i];
+    }
+    __syncthreads();
+}
 
 // Activations, fp32 math (reference §2.4-§2.6).
 __device__ __forceinline__ float sky_act_silu(float v) { return v / (1.0f + expf(-v)); }

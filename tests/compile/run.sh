@@ -5,7 +5,9 @@
 # each CUDA program (dit_forward, vae_decode, vae_encode, vae_decode_tile, the encoders)
 #   - nvcc compiles gen/<program>_kernels.cu for sm_90a and sm_80 (-Xptxas -v): no register spill in
 #     any kernel, no stack frame in the attention and convolution kernels; with cuobjdump, the VAE convs'
-#     main loops spend >= 25 % of a step's instructions on the tensor cores (tests/compile/sass_loop.py);
+#     main loops spend >= 25 % of a step's instructions on the tensor cores (tests/compile/sass_loop.py), and
+#     dit_forward's row and elementwise kernels read and write global memory 16 bytes at a time with no 64-bit
+#     integer division left in any kernel but the attention's (tests/compile/sass_mem.py);
 #   - NVRTC compiles the same text (tests/compile/nvrtc_compile.c) for sm_90a;
 #   - the generated host code (gen/<program>_cuda.c) compiles as C11 against cuda.h with -Werror;
 #   - two nvcc builds of the same file (-objtemp -frandom-seed=<path>) give identical objects;
@@ -98,6 +100,26 @@ for v in $variants; do
                     else bad "$v $prog: $tag conv main loops under 25 % mma: $low"; cat "$out/${prog}_$tag.share"; fi
                 else
                     bad "$v $prog: cuobjdump / sass_loop.py on ${prog}_$tag.o"
+                fi
+            done
+        fi
+    fi
+    # dit_forward's global accesses (issue 20 item 2): the row kernels' loads and stores and the elementwise ones 16
+    # bytes each (rms_factor stores one float per row), no 64-bit division (tests/compile/sass_mem.py).
+    if [ "$prog" = dit_forward ]; then
+        cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo "$CUDA_HOME/bin/cuobjdump")}
+        if [ ! -x "$cuobjdump" ]; then
+            echo "     $v $prog: SASS access widths not run (no cuobjdump; set CUOBJDUMP)"
+        else
+            for tag in sm_90a sm_80; do
+                if "$cuobjdump" -sass "$out/gen/${prog}_$tag.o" > "$out/${prog}_$tag.sass" 2>&1 &&
+                   python3 tests/compile/sass_mem.py "$out/${prog}_$tag.sass" \
+                       --wide-loads '^(layernorm|rmsnorm|rms_factor|resnorm|gated_residual|add_row|modulation|teacache)' \
+                       --wide-stores '^(layernorm|rmsnorm|resnorm|gated_residual|add_row|modulation|teacache)' \
+                       > "$out/${prog}_$tag.mem"; then
+                    ok "$v $prog: $tag row and elementwise kernels 16 bytes per global access, no 64-bit division ($(tail -1 "$out/${prog}_$tag.mem" | sed 's/^total: //; s/;.*//'))"
+                else
+                    bad "$v $prog: $tag SASS access widths (tests/compile/sass_mem.py)"; tail -4 "$out/${prog}_$tag.mem" 2>/dev/null || head -5 "$out/${prog}_$tag.sass"
                 fi
             done
         fi

@@ -13,6 +13,9 @@
  *   gated_residual    16-byte accesses against one value per thread, bit for bit
  *   usp_slice         --use_usp's slice of a rank's rows (bf16 tokens, fp32 RoPE rows), the last rank's padding
  *                     zero; usp_pack_heads: the head groups packed for the all-to-all and back, bit for bit
+ *   16-byte accesses  the row kernels (layernorm_affine, layernorm_modulate, rmsnorm, rmsnorm_rope, rms_factor:
+ *                     the row staged in shared memory) and add_row, modulation, teacache against one value at
+ *                     a time, bit for bit
  *   residual_norm     the DiT's three residual -> norm pairs of 1536 channels against the unfused kernels
  *                     (gated_residual or add, then layernorm_affine or layernorm_modulate): one value at a time
  *                     bit for bit, in 16-byte chunks the residual bit for bit and the norm within a bound
@@ -211,13 +214,13 @@ static void test_rms_factor(int pairs)
     int a_ld = ldx;
     if (pairs) {
         void *args[] = { &y, &x, &g, &tab, &a_ld };
-        sky_emu_launch(kernel("rmsnorm_rope_c1536_d128_eps1e06f_threads256"), rows, 1, 1, 256, 1, 1, 0, args);
+        sky_emu_launch(kernel("rmsnorm_rope_c1536_d128_eps1e06f_threads256_vec1"), rows, 1, 1, 256, 1, 1, 0, args);
     } else {
         void *args[] = { &y, &x, &g };
-        sky_emu_launch(kernel("rmsnorm_c1536_eps1e06f_threads256"), rows, 1, 1, 256, 1, 1, 0, args);
+        sky_emu_launch(kernel("rmsnorm_c1536_eps1e06f_threads256_vec1"), rows, 1, 1, 256, 1, 1, 0, args);
     }
     void *fargs[] = { &r, &x, &a_ld };
-    sky_emu_launch(kernel(pairs ? "rms_factor_c1536_eps1e06f_pairs1_threads256" : "rms_factor_c1536_eps1e06f_pairs0_threads256"),
+    sky_emu_launch(kernel(pairs ? "rms_factor_c1536_eps1e06f_pairs1_threads256_vec1" : "rms_factor_c1536_eps1e06f_pairs0_threads256_vec1"),
                    rows, 1, 1, 256, 1, 1, 0, fargs);
     int differ = 0;
     for (int n = 0; n < rows; n++)
@@ -359,9 +362,9 @@ static void test_at_tok0(void)
     const size_t valid = (size_t)VALID * C;
 
     void *a0[] = { &yf, &xb, &mod, &tpr }, *a1[] = { &ys, &xbs, &mod, &tpr, &tok0, &mrows };
-    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), L, 1,
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), L, 1,
                    1, 256, 1, 1, 0, a0);
-    sky_emu_launch(kernel("layernorm_modulate_at1_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), LS, 1,
+    sky_emu_launch(kernel("layernorm_modulate_at1_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), LS, 1,
                    1, 256, 1, 1, 0, a1);
     check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0, "layernorm_modulate AT 1: rows %d..%d of %d from tok0 %d "
           "equal the whole call's bit for bit (3 tokens per frame)", TOK0, L - 1, L, TOK0);
@@ -386,9 +389,9 @@ static void test_at_tok0(void)
           "residual_norm AT 1: the slice's norm and residual rows equal the whole call's bit for bit");
     /* the negative control: the AT 0 kernel on the slice takes frame 0's modulation for row 0 (token 5, frame 1) */
     void *w[] = { &ys, &xbs, &mod, &tpr };
-    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), L, 1,
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), L, 1,
                    1, 256, 1, 1, 0, a0);
-    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16"), LS, 1,
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), LS, 1,
                    1, 256, 1, 1, 0, w);
     check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) != 0, "negative control: without AT the slice's rows differ");
 }
@@ -437,6 +440,94 @@ static void test_usp_pack(int rows, int P)
     check(packed_ok && memcmp(back, x, n * 2) == 0, "usp_pack_heads: %d rows of %d into %d head groups of %d as the "
           "host lays them out, and back (UNPACK) bit for bit", rows, C, P, cp);
     free(want);
+}
+
+/* Kernel k16 (16-byte accesses) and k1 (one value at a time) on the same inputs write y16 and y1 (bytes each, set
+ * to two different patterns first): equal bit for bit. */
+static void same_bits(const char *what, const char *k16, unsigned g16, const char *k1, unsigned g1, void **a16,
+                      void **a1, void *y16, void *y1, size_t bytes)
+{
+    memset(y16, 0x7f, bytes), memset(y1, 0x3f, bytes);
+    sky_emu_launch(kernel(k16), g16, 1, 1, 256, 1, 1, 0, a16);
+    sky_emu_launch(kernel(k1), g1, 1, 1, 256, 1, 1, 0, a1);
+    check(memcmp(y16, y1, bytes) == 0, "%s: 16-byte accesses (%s) equal one value at a time bit for bit", what, k16);
+}
+
+/* The row kernels with the row staged in shared memory by 16-byte loads and the output in 16-byte stores (VEC 8),
+ * and add_row, modulation and teacache 16 bytes per access, against VEC 1 on the same inputs: 7 rows of 1536
+ * (the grids' last blocks partly past the end), the modulation row changing every 3 tokens, q and k as thirds
+ * of a fused q|k|v (rows 3 C apart). */
+static void test_vec16(void)
+{
+    enum { C = 1536, ROWS = 7, TPR = 3, D = 128 };
+    const size_t n = (size_t)ROWS * C;
+    float *xf = dev(n * 4), *mod = dev((size_t)3 * 6 * C * 4), *w = dev(C * 4), *b = dev(C * 4),
+          *tab = dev((size_t)ROWS * D * 4), *e = dev((size_t)ROWS * 6 * C * 4), *t6 = dev(6 * C * 4);
+    float *f16 = dev(n * 6 * 4), *f1 = dev(n * 6 * 4);
+    uint16_t *xb = dev(3 * n * 2), *ub = dev(n * 2), *b16 = dev(n * 2), *b1 = dev(n * 2);
+    fill(xf, 0, n, 2.0f, 0.5f), fill(mod, 0, (size_t)3 * 6 * C, 1.0f, 0.0f), fill(w, 0, C, 0.3f, 1.0f);
+    fill(b, 0, C, 0.5f, 0.0f), fill(tab, 0, (size_t)ROWS * D, 1.0f, 0.0f), fill(e, 0, (size_t)ROWS * 6 * C, 1.0f, 0.0f);
+    fill(t6, 0, 6 * C, 1.0f, 0.0f), fill(xb, 1, 3 * n, 3.0f, 0.25f), fill(ub, 1, n, 1.0f, 0.0f);
+    int tpr = TPR, rows = ROWS, ld = 3 * C, nn = (int)n;
+    const unsigned ew16 = (unsigned)((n / 4 + 255) / 256), ew1 = (unsigned)((n + 255) / 256);
+    {
+        void *a16[] = { &b16, &xf, &w, &b }, *a1[] = { &b1, &xf, &w, &b };
+        same_bits("layernorm_affine", "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16_vec8", ROWS,
+                  "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16_vec1", ROWS, a16, a1, b16, b1, n * 2);
+    }
+    {
+        void *a16[] = { &b16, &xf, &mod, &tpr }, *a1[] = { &b1, &xf, &mod, &tpr };
+        same_bits("layernorm_modulate (fp32 x)", "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec8",
+                  ROWS, "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec1", ROWS,
+                  a16, a1, b16, b1, n * 2);
+    }
+    {
+        void *a16[] = { &b16, &xb, &mod, &tpr }, *a1[] = { &b1, &xb, &mod, &tpr };
+        same_bits("layernorm_modulate (bf16 x)", "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8",
+                  ROWS, "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec1", ROWS,
+                  a16, a1, b16, b1, n * 2);
+    }
+    {
+        void *a16[] = { &f16, &xb, &mod, &tpr }, *a1[] = { &f1, &xb, &mod, &tpr };
+        same_bits("layernorm_modulate (the head's, fp32 y)",
+                  "layernorm_modulate_at0_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat_vec8", ROWS,
+                  "layernorm_modulate_at0_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat_vec1", ROWS,
+                  a16, a1, f16, f1, n * 4);
+    }
+    {
+        void *a16[] = { &b16, &xb, &w }, *a1[] = { &b1, &xb, &w };
+        same_bits("rmsnorm", "rmsnorm_c1536_eps1e06f_threads256_vec8", ROWS, "rmsnorm_c1536_eps1e06f_threads256_vec1",
+                  ROWS, a16, a1, b16, b1, n * 2);
+    }
+    {
+        void *a16[] = { &b16, &xb, &w, &tab, &ld }, *a1[] = { &b1, &xb, &w, &tab, &ld };
+        same_bits("rmsnorm_rope (rows 3 C apart)", "rmsnorm_rope_c1536_d128_eps1e06f_threads256_vec8", ROWS,
+                  "rmsnorm_rope_c1536_d128_eps1e06f_threads256_vec1", ROWS, a16, a1, b16, b1, n * 2);
+    }
+    for (int pairs = 0; pairs < 2; pairs++) {
+        char k16[64], k1[64];
+        snprintf(k16, sizeof k16, "rms_factor_c1536_eps1e06f_pairs%d_threads256_vec8", pairs);
+        snprintf(k1, sizeof k1, "rms_factor_c1536_eps1e06f_pairs%d_threads256_vec1", pairs);
+        void *a16[] = { &f16, &xb, &ld }, *a1[] = { &f1, &xb, &ld };
+        same_bits(pairs ? "rms_factor (pairs, rows 3 C apart)" : "rms_factor (rows 3 C apart)", k16, ROWS, k1, ROWS,
+                  a16, a1, f16, f1, ROWS * 4);
+    }
+    {
+        void *a16[] = { &f16, &xf, &w, &rows }, *a1[] = { &f1, &xf, &w, &rows };
+        same_bits("add_row", "add_row_cols1536_vec4", ew16, "add_row_cols1536_vec1", ew1, a16, a1, f16, f1, n * 4);
+    }
+    {
+        void *a16[] = { &f16, &e, &t6, &rows }, *a1[] = { &f1, &e, &t6, &rows };
+        same_bits("modulation (6 chunks)", "modulation_c1536_chunks6_estride9216_kstride1536_vec4", 6 * ew16,
+                  "modulation_c1536_chunks6_estride9216_kstride1536_vec1", 6 * ew1, a16, a1, f16, f1, n * 6 * 4);
+        same_bits("modulation (the head's 2 chunks)", "modulation_c1536_chunks2_estride1536_kstride0_vec4", 2 * ew16,
+                  "modulation_c1536_chunks2_estride1536_kstride0_vec1", 2 * ew1, a16, a1, f16, f1, n * 2 * 4);
+    }
+    {
+        void *a16[] = { &b16, &xb, &ub, &nn }, *a1[] = { &b1, &xb, &ub, &nn };
+        same_bits("teacache", "teacache_moderesidual_op_tbf16_vec8", (unsigned)((n / 8 + 255) / 256),
+                  "teacache_moderesidual_op_tbf16_vec1", ew1, a16, a1, b16, b1, n * 2);
+    }
 }
 
 /* ---- conv_tf32 ------------------------------------------------------------------------------ */
@@ -699,9 +790,9 @@ int main(void)
             "trbf16_tubf16_txfloat_tybf16_vec%d" };
         const char *res[3] = { "gated_residual_at0_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
                                "gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
-        const char *norm[3] = { "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16",
-                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16",
-                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16" };
+        const char *norm[3] = { "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16_vec1",
+                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec1",
+                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec1" };
         const int gated[3] = { 1, 0, 1 }, modulate[3] = { 0, 1, 1 }, xbf[3] = { 1, 0, 0 }, rbf[3] = { 0, 0, 1 };
         for (int vec8 = 0; vec8 < 2; vec8++)
             for (int i = 0; i < 3; i++) {
@@ -711,6 +802,7 @@ int main(void)
             }
     }
     test_gated_residual_vec();
+    test_vec16();
     test_rms_factor(0);
     test_rms_factor(1);
     test_attention(300, 600, ATT_C, 0);

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 35d050b01dec1ac3
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1563,53 +1563,53 @@ const char *const dit_forward_kernel_names[24] = {
 };
 
 /* each kernel's template and constants, table order (the per-channel lists left out) */
-static const sky_kernel_const KC_ADD_ROW_C9216[] = {{"COLS", "9216"}};
+static const sky_kernel_const KC_ADD_ROW_C9216[] = {{"COLS", "9216"}, {"VEC", "4"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H12_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "12"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H12_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "12"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C1536[] = {{"COLS", "1536"}, {"ROWS", "2"}};
 static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}};
-static const sky_kernel_const KC_MODULATION_6X1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"ESTRIDE", "9216"}, {"KSTRIDE", "1536"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}, {"VEC", "8"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}, {"VEC", "4"}};
+static const sky_kernel_const KC_MODULATION_6X1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"ESTRIDE", "9216"}, {"KSTRIDE", "1536"}, {"VEC", "4"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
 static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_RMS_FACTOR_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}};
-static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "256"}};
-static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
-static const sky_kernel_const KC_RMSNORM_ROPE_C1536[] = {{"C", "1536"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
+static const sky_kernel_const KC_RMS_FACTOR_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "256"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMSNORM_ROPE_C1536[] = {{"C", "1536"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "256"}, {"VEC", "8"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
 static const sky_kernel_const KC_SILU_F32[] = {{"FN", "silu"}, {"TX", "float"}, {"TY", "float"}};
 static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
-static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
+static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
 const sky_kernel_info dit_forward_kernel_info[24] = {
-    {"add_row_c9216", "add_row", 1, KC_ADD_ROW_C9216},
+    {"add_row_c9216", "add_row", 2, KC_ADD_ROW_C9216},
     {"attention_sm80_h12_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H12_D128},
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
     {"embedding_c1536", "embedding", 2, KC_EMBEDDING_C1536},
     {"fp8_expand", "fp8_expand", 0, NULL},
     {"gated_residual_ffn_c1536", "gated_residual", 8, KC_GATED_RESIDUAL_FFN_C1536},
-    {"layernorm_modulate_head_c1536", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_HEAD_C1536},
-    {"layernorm_modulate_msa_c1536", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_MSA_C1536},
-    {"modulation_2x1536", "modulation", 4, KC_MODULATION_2X1536},
-    {"modulation_6x1536", "modulation", 4, KC_MODULATION_6X1536},
+    {"layernorm_modulate_head_c1536", "layernorm_modulate", 10, KC_LAYERNORM_MODULATE_HEAD_C1536},
+    {"layernorm_modulate_msa_c1536", "layernorm_modulate", 10, KC_LAYERNORM_MODULATE_MSA_C1536},
+    {"modulation_2x1536", "modulation", 5, KC_MODULATION_2X1536},
+    {"modulation_6x1536", "modulation", 5, KC_MODULATION_6X1536},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
     {"resnorm_add_mod_ffn_c1536", "residual_norm", 17, KC_RESNORM_ADD_MOD_FFN_C1536},
     {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 17, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
     {"resnorm_gate_msa_affine_c1536", "residual_norm", 17, KC_RESNORM_GATE_MSA_AFFINE_C1536},
-    {"rms_factor_c1536", "rms_factor", 4, KC_RMS_FACTOR_C1536},
-    {"rms_factor_pairs_c1536", "rms_factor", 4, KC_RMS_FACTOR_PAIRS_C1536},
-    {"rmsnorm_c1536", "rmsnorm", 3, KC_RMSNORM_C1536},
-    {"rmsnorm_rope_c1536", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C1536},
+    {"rms_factor_c1536", "rms_factor", 5, KC_RMS_FACTOR_C1536},
+    {"rms_factor_pairs_c1536", "rms_factor", 5, KC_RMS_FACTOR_PAIRS_C1536},
+    {"rmsnorm_c1536", "rmsnorm", 4, KC_RMSNORM_C1536},
+    {"rmsnorm_rope_c1536", "rmsnorm_rope", 5, KC_RMSNORM_ROPE_C1536},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
     {"silu_f32", "activation", 3, KC_SILU_F32},
     {"sinusoid_c256", "sinusoid", 2, KC_SINUSOID_C256},
-    {"teacache_apply", "teacache", 3, KC_TEACACHE_APPLY},
-    {"teacache_residual", "teacache", 3, KC_TEACACHE_RESIDUAL},
+    {"teacache_apply", "teacache", 4, KC_TEACACHE_APPLY},
+    {"teacache_residual", "teacache", 4, KC_TEACACHE_RESIDUAL},
     {"unpatchify_c16", "unpatchify", 1, KC_UNPATCHIFY_C16},
 };
 
@@ -4520,7 +4520,7 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,9216] f32 */
     GEMM(GEMM_FPS_PROJECTION_2, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OUT("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, F32, (long long)1 * 9216));
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,9216] f32 */
-    OP(K_ADD_ROW_C9216, CDIV((long long)Ft * 9216, 256), 1, 256, 0, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, F32, (long long)Ft * 9216), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
+    OP(K_ADD_ROW_C9216, CDIV((long long)Ft * 9216 / 4, 256), 1, 256, 0, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, F32, (long long)Ft * 9216), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
     /* rope = rope_table()  [L,128] f32 */
     OP(K_ROPE_TABLE_D128, CDIV((long long)L * 64, 256), 1, 256, 0, OUT("rope", OFF_ROPE, F32, (long long)L * 128), INT(F), INT(H), INT(W));
 }
@@ -4535,7 +4535,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     BLOCK_BEGIN(0);
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,1536] bf16 */
     OP(K_LAYERNORM_MODULATE_MSA_C1536, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 1536), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.self_attn.qkv.out = linear(blocks.0.norm1.out)  [L,4608] bf16 */
@@ -4569,7 +4569,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     BLOCK_BEGIN(1);
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,4608] bf16 */
@@ -4603,7 +4603,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.2 ---------------------------------------------------------------- */
     BLOCK_BEGIN(2);
     /* blocks.2.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.2.mod", OFF_BLOCKS_2_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_2_MODULATION), INT(Ft));
     /* blocks.2.norm1.out = residual_norm(blocks.1.x2, blocks.1.ffn.2.out, blocks.1.mod, blocks.2.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.2.norm1.out", OFF_BLOCKS_2_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.1.out", OFF_BLOCKS_1_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_1_X2), PTR(OFF_BLOCKS_1_FFN_2_OUT), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_1_MOD), INT(tokens_per_row));
     /* blocks.2.self_attn.qkv.out = linear(blocks.2.norm1.out)  [L,4608] bf16 */
@@ -4637,7 +4637,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.3 ---------------------------------------------------------------- */
     BLOCK_BEGIN(3);
     /* blocks.3.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.3.mod", OFF_BLOCKS_3_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_3_MODULATION), INT(Ft));
     /* blocks.3.norm1.out = residual_norm(blocks.2.x2, blocks.2.ffn.2.out, blocks.2.mod, blocks.3.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.3.norm1.out", OFF_BLOCKS_3_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.2.out", OFF_BLOCKS_2_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_2_X2), PTR(OFF_BLOCKS_2_FFN_2_OUT), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_2_MOD), PTR(OFF_BLOCKS_2_MOD), INT(tokens_per_row));
     /* blocks.3.self_attn.qkv.out = linear(blocks.3.norm1.out)  [L,4608] bf16 */
@@ -4671,7 +4671,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.4 ---------------------------------------------------------------- */
     BLOCK_BEGIN(4);
     /* blocks.4.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.4.mod", OFF_BLOCKS_4_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_4_MODULATION), INT(Ft));
     /* blocks.4.norm1.out = residual_norm(blocks.3.x2, blocks.3.ffn.2.out, blocks.3.mod, blocks.4.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.4.norm1.out", OFF_BLOCKS_4_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.3.out", OFF_BLOCKS_3_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_3_X2), PTR(OFF_BLOCKS_3_FFN_2_OUT), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_3_MOD), PTR(OFF_BLOCKS_3_MOD), INT(tokens_per_row));
     /* blocks.4.self_attn.qkv.out = linear(blocks.4.norm1.out)  [L,4608] bf16 */
@@ -4705,7 +4705,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.5 ---------------------------------------------------------------- */
     BLOCK_BEGIN(5);
     /* blocks.5.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.5.mod", OFF_BLOCKS_5_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_5_MODULATION), INT(Ft));
     /* blocks.5.norm1.out = residual_norm(blocks.4.x2, blocks.4.ffn.2.out, blocks.4.mod, blocks.5.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.5.norm1.out", OFF_BLOCKS_5_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.4.out", OFF_BLOCKS_4_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_4_X2), PTR(OFF_BLOCKS_4_FFN_2_OUT), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_4_MOD), PTR(OFF_BLOCKS_4_MOD), INT(tokens_per_row));
     /* blocks.5.self_attn.qkv.out = linear(blocks.5.norm1.out)  [L,4608] bf16 */
@@ -4739,7 +4739,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.6 ---------------------------------------------------------------- */
     BLOCK_BEGIN(6);
     /* blocks.6.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.6.mod", OFF_BLOCKS_6_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_6_MODULATION), INT(Ft));
     /* blocks.6.norm1.out = residual_norm(blocks.5.x2, blocks.5.ffn.2.out, blocks.5.mod, blocks.6.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.6.norm1.out", OFF_BLOCKS_6_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.5.out", OFF_BLOCKS_5_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_5_X2), PTR(OFF_BLOCKS_5_FFN_2_OUT), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_5_MOD), PTR(OFF_BLOCKS_5_MOD), INT(tokens_per_row));
     /* blocks.6.self_attn.qkv.out = linear(blocks.6.norm1.out)  [L,4608] bf16 */
@@ -4773,7 +4773,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.7 ---------------------------------------------------------------- */
     BLOCK_BEGIN(7);
     /* blocks.7.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.7.mod", OFF_BLOCKS_7_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_7_MODULATION), INT(Ft));
     /* blocks.7.norm1.out = residual_norm(blocks.6.x2, blocks.6.ffn.2.out, blocks.6.mod, blocks.7.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.7.norm1.out", OFF_BLOCKS_7_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.6.out", OFF_BLOCKS_6_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_6_X2), PTR(OFF_BLOCKS_6_FFN_2_OUT), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_6_MOD), PTR(OFF_BLOCKS_6_MOD), INT(tokens_per_row));
     /* blocks.7.self_attn.qkv.out = linear(blocks.7.norm1.out)  [L,4608] bf16 */
@@ -4807,7 +4807,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.8 ---------------------------------------------------------------- */
     BLOCK_BEGIN(8);
     /* blocks.8.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.8.mod", OFF_BLOCKS_8_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_8_MODULATION), INT(Ft));
     /* blocks.8.norm1.out = residual_norm(blocks.7.x2, blocks.7.ffn.2.out, blocks.7.mod, blocks.8.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.8.norm1.out", OFF_BLOCKS_8_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.7.out", OFF_BLOCKS_7_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_7_X2), PTR(OFF_BLOCKS_7_FFN_2_OUT), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_7_MOD), PTR(OFF_BLOCKS_7_MOD), INT(tokens_per_row));
     /* blocks.8.self_attn.qkv.out = linear(blocks.8.norm1.out)  [L,4608] bf16 */
@@ -4841,7 +4841,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.9 ---------------------------------------------------------------- */
     BLOCK_BEGIN(9);
     /* blocks.9.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.9.mod", OFF_BLOCKS_9_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_9_MODULATION), INT(Ft));
     /* blocks.9.norm1.out = residual_norm(blocks.8.x2, blocks.8.ffn.2.out, blocks.8.mod, blocks.9.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.9.norm1.out", OFF_BLOCKS_9_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.8.out", OFF_BLOCKS_8_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_8_X2), PTR(OFF_BLOCKS_8_FFN_2_OUT), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_8_MOD), PTR(OFF_BLOCKS_8_MOD), INT(tokens_per_row));
     /* blocks.9.self_attn.qkv.out = linear(blocks.9.norm1.out)  [L,4608] bf16 */
@@ -4875,7 +4875,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.10 --------------------------------------------------------------- */
     BLOCK_BEGIN(10);
     /* blocks.10.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.10.mod", OFF_BLOCKS_10_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_10_MODULATION), INT(Ft));
     /* blocks.10.norm1.out = residual_norm(blocks.9.x2, blocks.9.ffn.2.out, blocks.9.mod, blocks.10.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.10.norm1.out", OFF_BLOCKS_10_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.9.out", OFF_BLOCKS_9_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_9_X2), PTR(OFF_BLOCKS_9_FFN_2_OUT), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_9_MOD), PTR(OFF_BLOCKS_9_MOD), INT(tokens_per_row));
     /* blocks.10.self_attn.qkv.out = linear(blocks.10.norm1.out)  [L,4608] bf16 */
@@ -4909,7 +4909,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.11 --------------------------------------------------------------- */
     BLOCK_BEGIN(11);
     /* blocks.11.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.11.mod", OFF_BLOCKS_11_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_11_MODULATION), INT(Ft));
     /* blocks.11.norm1.out = residual_norm(blocks.10.x2, blocks.10.ffn.2.out, blocks.10.mod, blocks.11.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.11.norm1.out", OFF_BLOCKS_11_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.10.out", OFF_BLOCKS_10_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_10_X2), PTR(OFF_BLOCKS_10_FFN_2_OUT), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_10_MOD), PTR(OFF_BLOCKS_10_MOD), INT(tokens_per_row));
     /* blocks.11.self_attn.qkv.out = linear(blocks.11.norm1.out)  [L,4608] bf16 */
@@ -4943,7 +4943,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.12 --------------------------------------------------------------- */
     BLOCK_BEGIN(12);
     /* blocks.12.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.12.mod", OFF_BLOCKS_12_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_12_MODULATION), INT(Ft));
     /* blocks.12.norm1.out = residual_norm(blocks.11.x2, blocks.11.ffn.2.out, blocks.11.mod, blocks.12.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.12.norm1.out", OFF_BLOCKS_12_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.11.out", OFF_BLOCKS_11_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_11_X2), PTR(OFF_BLOCKS_11_FFN_2_OUT), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_11_MOD), PTR(OFF_BLOCKS_11_MOD), INT(tokens_per_row));
     /* blocks.12.self_attn.qkv.out = linear(blocks.12.norm1.out)  [L,4608] bf16 */
@@ -4977,7 +4977,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.13 --------------------------------------------------------------- */
     BLOCK_BEGIN(13);
     /* blocks.13.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.13.mod", OFF_BLOCKS_13_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_13_MODULATION), INT(Ft));
     /* blocks.13.norm1.out = residual_norm(blocks.12.x2, blocks.12.ffn.2.out, blocks.12.mod, blocks.13.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.13.norm1.out", OFF_BLOCKS_13_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.12.out", OFF_BLOCKS_12_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_12_X2), PTR(OFF_BLOCKS_12_FFN_2_OUT), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_12_MOD), PTR(OFF_BLOCKS_12_MOD), INT(tokens_per_row));
     /* blocks.13.self_attn.qkv.out = linear(blocks.13.norm1.out)  [L,4608] bf16 */
@@ -5011,7 +5011,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.14 --------------------------------------------------------------- */
     BLOCK_BEGIN(14);
     /* blocks.14.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.14.mod", OFF_BLOCKS_14_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_14_MODULATION), INT(Ft));
     /* blocks.14.norm1.out = residual_norm(blocks.13.x2, blocks.13.ffn.2.out, blocks.13.mod, blocks.14.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.14.norm1.out", OFF_BLOCKS_14_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.13.out", OFF_BLOCKS_13_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_13_X2), PTR(OFF_BLOCKS_13_FFN_2_OUT), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_13_MOD), PTR(OFF_BLOCKS_13_MOD), INT(tokens_per_row));
     /* blocks.14.self_attn.qkv.out = linear(blocks.14.norm1.out)  [L,4608] bf16 */
@@ -5045,7 +5045,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.15 --------------------------------------------------------------- */
     BLOCK_BEGIN(15);
     /* blocks.15.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.15.mod", OFF_BLOCKS_15_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_15_MODULATION), INT(Ft));
     /* blocks.15.norm1.out = residual_norm(blocks.14.x2, blocks.14.ffn.2.out, blocks.14.mod, blocks.15.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.15.norm1.out", OFF_BLOCKS_15_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.14.out", OFF_BLOCKS_14_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_14_X2), PTR(OFF_BLOCKS_14_FFN_2_OUT), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_14_MOD), PTR(OFF_BLOCKS_14_MOD), INT(tokens_per_row));
     /* blocks.15.self_attn.qkv.out = linear(blocks.15.norm1.out)  [L,4608] bf16 */
@@ -5079,7 +5079,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.16 --------------------------------------------------------------- */
     BLOCK_BEGIN(16);
     /* blocks.16.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.16.mod", OFF_BLOCKS_16_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_16_MODULATION), INT(Ft));
     /* blocks.16.norm1.out = residual_norm(blocks.15.x2, blocks.15.ffn.2.out, blocks.15.mod, blocks.16.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.16.norm1.out", OFF_BLOCKS_16_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.15.out", OFF_BLOCKS_15_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_15_X2), PTR(OFF_BLOCKS_15_FFN_2_OUT), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_15_MOD), PTR(OFF_BLOCKS_15_MOD), INT(tokens_per_row));
     /* blocks.16.self_attn.qkv.out = linear(blocks.16.norm1.out)  [L,4608] bf16 */
@@ -5113,7 +5113,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.17 --------------------------------------------------------------- */
     BLOCK_BEGIN(17);
     /* blocks.17.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.17.mod", OFF_BLOCKS_17_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_17_MODULATION), INT(Ft));
     /* blocks.17.norm1.out = residual_norm(blocks.16.x2, blocks.16.ffn.2.out, blocks.16.mod, blocks.17.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.17.norm1.out", OFF_BLOCKS_17_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.16.out", OFF_BLOCKS_16_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_16_X2), PTR(OFF_BLOCKS_16_FFN_2_OUT), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_16_MOD), PTR(OFF_BLOCKS_16_MOD), INT(tokens_per_row));
     /* blocks.17.self_attn.qkv.out = linear(blocks.17.norm1.out)  [L,4608] bf16 */
@@ -5147,7 +5147,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.18 --------------------------------------------------------------- */
     BLOCK_BEGIN(18);
     /* blocks.18.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.18.mod", OFF_BLOCKS_18_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_18_MODULATION), INT(Ft));
     /* blocks.18.norm1.out = residual_norm(blocks.17.x2, blocks.17.ffn.2.out, blocks.17.mod, blocks.18.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.18.norm1.out", OFF_BLOCKS_18_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.17.out", OFF_BLOCKS_17_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_17_X2), PTR(OFF_BLOCKS_17_FFN_2_OUT), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_17_MOD), PTR(OFF_BLOCKS_17_MOD), INT(tokens_per_row));
     /* blocks.18.self_attn.qkv.out = linear(blocks.18.norm1.out)  [L,4608] bf16 */
@@ -5181,7 +5181,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.19 --------------------------------------------------------------- */
     BLOCK_BEGIN(19);
     /* blocks.19.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.19.mod", OFF_BLOCKS_19_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_19_MODULATION), INT(Ft));
     /* blocks.19.norm1.out = residual_norm(blocks.18.x2, blocks.18.ffn.2.out, blocks.18.mod, blocks.19.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.19.norm1.out", OFF_BLOCKS_19_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.18.out", OFF_BLOCKS_18_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_18_X2), PTR(OFF_BLOCKS_18_FFN_2_OUT), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_18_MOD), PTR(OFF_BLOCKS_18_MOD), INT(tokens_per_row));
     /* blocks.19.self_attn.qkv.out = linear(blocks.19.norm1.out)  [L,4608] bf16 */
@@ -5215,7 +5215,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.20 --------------------------------------------------------------- */
     BLOCK_BEGIN(20);
     /* blocks.20.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.20.mod", OFF_BLOCKS_20_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_20_MODULATION), INT(Ft));
     /* blocks.20.norm1.out = residual_norm(blocks.19.x2, blocks.19.ffn.2.out, blocks.19.mod, blocks.20.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.20.norm1.out", OFF_BLOCKS_20_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.19.out", OFF_BLOCKS_19_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_19_X2), PTR(OFF_BLOCKS_19_FFN_2_OUT), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_19_MOD), PTR(OFF_BLOCKS_19_MOD), INT(tokens_per_row));
     /* blocks.20.self_attn.qkv.out = linear(blocks.20.norm1.out)  [L,4608] bf16 */
@@ -5249,7 +5249,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.21 --------------------------------------------------------------- */
     BLOCK_BEGIN(21);
     /* blocks.21.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.21.mod", OFF_BLOCKS_21_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_21_MODULATION), INT(Ft));
     /* blocks.21.norm1.out = residual_norm(blocks.20.x2, blocks.20.ffn.2.out, blocks.20.mod, blocks.21.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.21.norm1.out", OFF_BLOCKS_21_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.20.out", OFF_BLOCKS_20_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_20_X2), PTR(OFF_BLOCKS_20_FFN_2_OUT), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_20_MOD), PTR(OFF_BLOCKS_20_MOD), INT(tokens_per_row));
     /* blocks.21.self_attn.qkv.out = linear(blocks.21.norm1.out)  [L,4608] bf16 */
@@ -5283,7 +5283,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.22 --------------------------------------------------------------- */
     BLOCK_BEGIN(22);
     /* blocks.22.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.22.mod", OFF_BLOCKS_22_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_22_MODULATION), INT(Ft));
     /* blocks.22.norm1.out = residual_norm(blocks.21.x2, blocks.21.ffn.2.out, blocks.21.mod, blocks.22.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.22.norm1.out", OFF_BLOCKS_22_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.21.out", OFF_BLOCKS_21_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_21_X2), PTR(OFF_BLOCKS_21_FFN_2_OUT), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_21_MOD), PTR(OFF_BLOCKS_21_MOD), INT(tokens_per_row));
     /* blocks.22.self_attn.qkv.out = linear(blocks.22.norm1.out)  [L,4608] bf16 */
@@ -5317,7 +5317,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.23 --------------------------------------------------------------- */
     BLOCK_BEGIN(23);
     /* blocks.23.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.23.mod", OFF_BLOCKS_23_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_23_MODULATION), INT(Ft));
     /* blocks.23.norm1.out = residual_norm(blocks.22.x2, blocks.22.ffn.2.out, blocks.22.mod, blocks.23.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.23.norm1.out", OFF_BLOCKS_23_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.22.out", OFF_BLOCKS_22_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_22_X2), PTR(OFF_BLOCKS_22_FFN_2_OUT), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_22_MOD), PTR(OFF_BLOCKS_22_MOD), INT(tokens_per_row));
     /* blocks.23.self_attn.qkv.out = linear(blocks.23.norm1.out)  [L,4608] bf16 */
@@ -5351,7 +5351,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.24 --------------------------------------------------------------- */
     BLOCK_BEGIN(24);
     /* blocks.24.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.24.mod", OFF_BLOCKS_24_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_24_MODULATION), INT(Ft));
     /* blocks.24.norm1.out = residual_norm(blocks.23.x2, blocks.23.ffn.2.out, blocks.23.mod, blocks.24.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.24.norm1.out", OFF_BLOCKS_24_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.23.out", OFF_BLOCKS_23_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_23_X2), PTR(OFF_BLOCKS_23_FFN_2_OUT), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_23_MOD), PTR(OFF_BLOCKS_23_MOD), INT(tokens_per_row));
     /* blocks.24.self_attn.qkv.out = linear(blocks.24.norm1.out)  [L,4608] bf16 */
@@ -5385,7 +5385,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.25 --------------------------------------------------------------- */
     BLOCK_BEGIN(25);
     /* blocks.25.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.25.mod", OFF_BLOCKS_25_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_25_MODULATION), INT(Ft));
     /* blocks.25.norm1.out = residual_norm(blocks.24.x2, blocks.24.ffn.2.out, blocks.24.mod, blocks.25.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.25.norm1.out", OFF_BLOCKS_25_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.24.out", OFF_BLOCKS_24_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_24_X2), PTR(OFF_BLOCKS_24_FFN_2_OUT), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_24_MOD), PTR(OFF_BLOCKS_24_MOD), INT(tokens_per_row));
     /* blocks.25.self_attn.qkv.out = linear(blocks.25.norm1.out)  [L,4608] bf16 */
@@ -5419,7 +5419,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.26 --------------------------------------------------------------- */
     BLOCK_BEGIN(26);
     /* blocks.26.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.26.mod", OFF_BLOCKS_26_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_26_MODULATION), INT(Ft));
     /* blocks.26.norm1.out = residual_norm(blocks.25.x2, blocks.25.ffn.2.out, blocks.25.mod, blocks.26.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.26.norm1.out", OFF_BLOCKS_26_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.25.out", OFF_BLOCKS_25_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_25_X2), PTR(OFF_BLOCKS_25_FFN_2_OUT), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_25_MOD), PTR(OFF_BLOCKS_25_MOD), INT(tokens_per_row));
     /* blocks.26.self_attn.qkv.out = linear(blocks.26.norm1.out)  [L,4608] bf16 */
@@ -5453,7 +5453,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.27 --------------------------------------------------------------- */
     BLOCK_BEGIN(27);
     /* blocks.27.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.27.mod", OFF_BLOCKS_27_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_27_MODULATION), INT(Ft));
     /* blocks.27.norm1.out = residual_norm(blocks.26.x2, blocks.26.ffn.2.out, blocks.26.mod, blocks.27.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.27.norm1.out", OFF_BLOCKS_27_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.26.out", OFF_BLOCKS_26_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_26_X2), PTR(OFF_BLOCKS_26_FFN_2_OUT), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_26_MOD), PTR(OFF_BLOCKS_26_MOD), INT(tokens_per_row));
     /* blocks.27.self_attn.qkv.out = linear(blocks.27.norm1.out)  [L,4608] bf16 */
@@ -5487,7 +5487,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.28 --------------------------------------------------------------- */
     BLOCK_BEGIN(28);
     /* blocks.28.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.28.mod", OFF_BLOCKS_28_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_28_MODULATION), INT(Ft));
     /* blocks.28.norm1.out = residual_norm(blocks.27.x2, blocks.27.ffn.2.out, blocks.27.mod, blocks.28.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.28.norm1.out", OFF_BLOCKS_28_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.27.out", OFF_BLOCKS_27_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_27_X2), PTR(OFF_BLOCKS_27_FFN_2_OUT), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_27_MOD), PTR(OFF_BLOCKS_27_MOD), INT(tokens_per_row));
     /* blocks.28.self_attn.qkv.out = linear(blocks.28.norm1.out)  [L,4608] bf16 */
@@ -5521,7 +5521,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.29 --------------------------------------------------------------- */
     BLOCK_BEGIN(29);
     /* blocks.29.mod = modulation(time_projection.fps)  [Ft,6,1536] f32 */
-    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X1536, CDIV((long long)Ft * 6 * 1536 / 4, 256), 1, 256, 0, OUT("blocks.29.mod", OFF_BLOCKS_29_MOD, F32, (long long)Ft * 6 * 1536), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_29_MODULATION), INT(Ft));
     /* blocks.29.norm1.out = residual_norm(blocks.28.x2, blocks.28.ffn.2.out, blocks.28.mod, blocks.29.mod)  [L,1536] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536, L, 1, 192, 0, OUT("blocks.29.norm1.out", OFF_BLOCKS_29_NORM1_OUT, BF16, (long long)L * 1536), OUT("blocks.28.out", OFF_BLOCKS_28_OUT, BF16, (long long)L * 1536), PTR(OFF_BLOCKS_28_X2), PTR(OFF_BLOCKS_28_FFN_2_OUT), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_29_MOD), PTR(OFF_BLOCKS_28_MOD), PTR(OFF_BLOCKS_28_MOD), INT(tokens_per_row));
     /* blocks.29.self_attn.qkv.out = linear(blocks.29.norm1.out)  [L,4608] bf16 */
@@ -5564,7 +5564,7 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,1536] f32 */
-    OP(K_MODULATION_2X1536, CDIV((long long)Ft * 2 * 1536, 256), 1, 256, 0, OUT("head.mod", OFF_HEAD_MOD, F32, (long long)Ft * 2 * 1536), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
+    OP(K_MODULATION_2X1536, CDIV((long long)Ft * 2 * 1536 / 4, 256), 1, 256, 0, OUT("head.mod", OFF_HEAD_MOD, F32, (long long)Ft * 2 * 1536), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
     /* head.norm.out = layernorm_modulate(blocks.29.out, head.mod)  [L,1536] f32 */
     OP(K_LAYERNORM_MODULATE_HEAD_C1536, L, 1, 256, 0, OUT("head.norm.out", OFF_HEAD_NORM_OUT, F32, (long long)L * 1536), PTR(OFF_BLOCKS_29_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
     /* head.head.out = linear(head.norm.out)  [L,64] f32 */
@@ -5588,8 +5588,8 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
 void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,
                                CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)
 {
-    const long long n = (long long)(F * (H / 2) * (W / 2)) * 1536;
-    LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 256), 1, 256, 0, &y, &a, &b, LL(n));
+    const int n = (int)(F * (H / 2) * (W / 2)) * 1536; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */
+    LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 2048), 1, 256, 0, &y, &a, &b, INT(n));
 }
 
 /* --weight_dtype fp8: y [rows, cols] bf16 = e4m3 codes x the row's fp32 scale (templates/cuda/fp8_expand.cu.in). */

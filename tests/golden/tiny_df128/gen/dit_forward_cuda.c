@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 35d050b01dec1ac3
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -219,53 +219,53 @@ const char *const dit_forward_kernel_names[24] = {
 };
 
 /* each kernel's template and constants, table order (the per-channel lists left out) */
-static const sky_kernel_const KC_ADD_ROW_C1536[] = {{"COLS", "1536"}};
+static const sky_kernel_const KC_ADD_ROW_C1536[] = {{"COLS", "1536"}, {"VEC", "4"}};
 static const sky_kernel_const KC_ATTENTION_SM80_H2_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "2"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H2_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "2"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C256[] = {{"COLS", "256"}, {"ROWS", "2"}};
 static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C256[] = {{"AT", "0"}, {"C", "256"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C256[] = {{"AT", "0"}, {"C", "256"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"AT", "0"}, {"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}};
-static const sky_kernel_const KC_MODULATION_6X256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "256"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C256[] = {{"AT", "0"}, {"C", "256"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}, {"VEC", "8"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C256[] = {{"AT", "0"}, {"C", "256"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_MODULATION_2X256[] = {{"C", "256"}, {"CHUNKS", "2"}, {"ESTRIDE", "256"}, {"KSTRIDE", "0"}, {"VEC", "4"}};
+static const sky_kernel_const KC_MODULATION_6X256[] = {{"C", "256"}, {"CHUNKS", "6"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "256"}, {"VEC", "4"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
 static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C256[] = {{"AT", "0"}, {"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256[] = {{"AT", "0"}, {"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C256[] = {{"AT", "0"}, {"C", "256"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "32"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_RMS_FACTOR_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}};
-static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "128"}};
-static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}};
-static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}};
+static const sky_kernel_const KC_RMS_FACTOR_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "128"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMSNORM_C256[] = {{"C", "256"}, {"EPS", "1e-06f"}, {"THREADS", "256"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RMSNORM_ROPE_C256[] = {{"C", "256"}, {"D", "128"}, {"EPS", "1e-06f"}, {"THREADS", "128"}, {"VEC", "8"}};
 static const sky_kernel_const KC_ROPE_TABLE_D128[] = {{"D", "128"}, {"HP", "21"}, {"THETA", "1e+04"}, {"TP", "22"}, {"WP", "21"}};
 static const sky_kernel_const KC_SILU_F32[] = {{"FN", "silu"}, {"TX", "float"}, {"TY", "float"}};
 static const sky_kernel_const KC_SINUSOID_C256[] = {{"HALF", "128"}, {"TY", "bf16"}};
-static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}};
-static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}};
+static const sky_kernel_const KC_TEACACHE_APPLY[] = {{"MODE", "apply"}, {"OP", "+"}, {"T", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_TEACACHE_RESIDUAL[] = {{"MODE", "residual"}, {"OP", "-"}, {"T", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_UNPATCHIFY_C16[] = {{"OUT", "16"}};
 const sky_kernel_info dit_forward_kernel_info[24] = {
-    {"add_row_c1536", "add_row", 1, KC_ADD_ROW_C1536},
+    {"add_row_c1536", "add_row", 2, KC_ADD_ROW_C1536},
     {"attention_sm80_h2_d128", "attention_sm80", 7, KC_ATTENTION_SM80_H2_D128},
     {"attention_sm90_h2_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H2_D128},
     {"embedding_c256", "embedding", 2, KC_EMBEDDING_C256},
     {"fp8_expand", "fp8_expand", 0, NULL},
     {"gated_residual_ffn_c256", "gated_residual", 8, KC_GATED_RESIDUAL_FFN_C256},
-    {"layernorm_modulate_head_c256", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_HEAD_C256},
-    {"layernorm_modulate_msa_c256", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_MSA_C256},
-    {"modulation_2x256", "modulation", 4, KC_MODULATION_2X256},
-    {"modulation_6x256", "modulation", 4, KC_MODULATION_6X256},
+    {"layernorm_modulate_head_c256", "layernorm_modulate", 10, KC_LAYERNORM_MODULATE_HEAD_C256},
+    {"layernorm_modulate_msa_c256", "layernorm_modulate", 10, KC_LAYERNORM_MODULATE_MSA_C256},
+    {"modulation_2x256", "modulation", 5, KC_MODULATION_2X256},
+    {"modulation_6x256", "modulation", 5, KC_MODULATION_6X256},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
     {"resnorm_add_mod_ffn_c256", "residual_norm", 17, KC_RESNORM_ADD_MOD_FFN_C256},
     {"resnorm_gate_ffn_bf16_mod_msa_c256", "residual_norm", 17, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C256},
     {"resnorm_gate_msa_affine_c256", "residual_norm", 17, KC_RESNORM_GATE_MSA_AFFINE_C256},
-    {"rms_factor_c256", "rms_factor", 4, KC_RMS_FACTOR_C256},
-    {"rms_factor_pairs_c256", "rms_factor", 4, KC_RMS_FACTOR_PAIRS_C256},
-    {"rmsnorm_c256", "rmsnorm", 3, KC_RMSNORM_C256},
-    {"rmsnorm_rope_c256", "rmsnorm_rope", 4, KC_RMSNORM_ROPE_C256},
+    {"rms_factor_c256", "rms_factor", 5, KC_RMS_FACTOR_C256},
+    {"rms_factor_pairs_c256", "rms_factor", 5, KC_RMS_FACTOR_PAIRS_C256},
+    {"rmsnorm_c256", "rmsnorm", 4, KC_RMSNORM_C256},
+    {"rmsnorm_rope_c256", "rmsnorm_rope", 5, KC_RMSNORM_ROPE_C256},
     {"rope_table_d128", "rope_table", 5, KC_ROPE_TABLE_D128},
     {"silu_f32", "activation", 3, KC_SILU_F32},
     {"sinusoid_c256", "sinusoid", 2, KC_SINUSOID_C256},
-    {"teacache_apply", "teacache", 3, KC_TEACACHE_APPLY},
-    {"teacache_residual", "teacache", 3, KC_TEACACHE_RESIDUAL},
+    {"teacache_apply", "teacache", 4, KC_TEACACHE_APPLY},
+    {"teacache_residual", "teacache", 4, KC_TEACACHE_RESIDUAL},
     {"unpatchify_c16", "unpatchify", 1, KC_UNPATCHIFY_C16},
 };
 
@@ -628,7 +628,7 @@ void dit_forward_cuda_record_embed(const sky_cuda_program *st, CUstream s, int F
     /* fps_projection.2.out = linear(fps_projection.1.out)  [1,1536] f32 */
     GEMM(GEMM_FPS_PROJECTION_2, 1, OFF_FPS_PROJECTION_1_OUT, W_FPS_PROJECTION_2_WEIGHT, W_FPS_PROJECTION_2_BIAS, OUT("fps_projection.2.out", OFF_FPS_PROJECTION_2_OUT, F32, (long long)1 * 1536));
     /* time_projection.fps = add_row(time_projection.1.out, fps_projection.2.out)  [Ft,1536] f32 */
-    OP(K_ADD_ROW_C1536, CDIV((long long)Ft * 1536, 256), 1, 256, 0, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, F32, (long long)Ft * 1536), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
+    OP(K_ADD_ROW_C1536, CDIV((long long)Ft * 1536 / 4, 256), 1, 256, 0, OUT("time_projection.fps", OFF_TIME_PROJECTION_FPS, F32, (long long)Ft * 1536), PTR(OFF_TIME_PROJECTION_1_OUT), PTR(OFF_FPS_PROJECTION_2_OUT), INT(Ft));
     /* rope = rope_table()  [L,128] f32 */
     OP(K_ROPE_TABLE_D128, CDIV((long long)L * 64, 256), 1, 256, 0, OUT("rope", OFF_ROPE, F32, (long long)L * 128), INT(F), INT(H), INT(W));
 }
@@ -643,7 +643,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.0 ---------------------------------------------------------------- */
     BLOCK_BEGIN(0);
     /* blocks.0.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
-    OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256 / 4, 256), 1, 256, 0, OUT("blocks.0.mod", OFF_BLOCKS_0_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_0_MODULATION), INT(Ft));
     /* blocks.0.norm1.out = layernorm_modulate(patch_embedding.out, blocks.0.mod)  [L,256] bf16 */
     OP(K_LAYERNORM_MODULATE_MSA_C256, L, 1, 256, 0, OUT("blocks.0.norm1.out", OFF_BLOCKS_0_NORM1_OUT, BF16, (long long)L * 256), PTR(OFF_PATCH_EMBEDDING_OUT), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.0.self_attn.qkv.out = linear(blocks.0.norm1.out)  [L,768] bf16 */
@@ -677,7 +677,7 @@ void dit_forward_cuda_record_blocks(const sky_cuda_program *st, CUstream s, int 
     /* ---- blocks.1 ---------------------------------------------------------------- */
     BLOCK_BEGIN(1);
     /* blocks.1.mod = modulation(time_projection.fps)  [Ft,6,256] f32 */
-    OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
+    OP(K_MODULATION_6X256, CDIV((long long)Ft * 6 * 256 / 4, 256), 1, 256, 0, OUT("blocks.1.mod", OFF_BLOCKS_1_MOD, F32, (long long)Ft * 6 * 256), PTR(OFF_TIME_PROJECTION_FPS), WPTR(W_BLOCKS_1_MODULATION), INT(Ft));
     /* blocks.1.norm1.out = residual_norm(blocks.0.x2, blocks.0.ffn.2.out, blocks.0.mod, blocks.1.mod)  [L,256] bf16 */
     OP2(K_RESNORM_GATE_FFN_BF16_MOD_MSA_C256, L, 1, 32, 0, OUT("blocks.1.norm1.out", OFF_BLOCKS_1_NORM1_OUT, BF16, (long long)L * 256), OUT("blocks.0.out", OFF_BLOCKS_0_OUT, BF16, (long long)L * 256), PTR(OFF_BLOCKS_0_X2), PTR(OFF_BLOCKS_0_FFN_2_OUT), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_1_MOD), PTR(OFF_BLOCKS_0_MOD), PTR(OFF_BLOCKS_0_MOD), INT(tokens_per_row));
     /* blocks.1.self_attn.qkv.out = linear(blocks.1.norm1.out)  [L,768] bf16 */
@@ -720,7 +720,7 @@ void dit_forward_cuda_record_head(const sky_cuda_program *st, CUstream s, int F,
 
     /* ---- head -------------------------------------------------------------------- */
     /* head.mod = modulation(time_embedding.2.out)  [Ft,2,256] f32 */
-    OP(K_MODULATION_2X256, CDIV((long long)Ft * 2 * 256, 256), 1, 256, 0, OUT("head.mod", OFF_HEAD_MOD, F32, (long long)Ft * 2 * 256), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
+    OP(K_MODULATION_2X256, CDIV((long long)Ft * 2 * 256 / 4, 256), 1, 256, 0, OUT("head.mod", OFF_HEAD_MOD, F32, (long long)Ft * 2 * 256), PTR(OFF_TIME_EMBEDDING_2_OUT), WPTR(W_HEAD_MODULATION), INT(Ft));
     /* head.norm.out = layernorm_modulate(blocks.1.out, head.mod)  [L,256] f32 */
     OP(K_LAYERNORM_MODULATE_HEAD_C256, L, 1, 256, 0, OUT("head.norm.out", OFF_HEAD_NORM_OUT, F32, (long long)L * 256), PTR(OFF_BLOCKS_1_OUT), PTR(OFF_HEAD_MOD), INT(tokens_per_row));
     /* head.head.out = linear(head.norm.out)  [L,64] f32 */
@@ -744,8 +744,8 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
 void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,
                                CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)
 {
-    const long long n = (long long)(F * (H / 2) * (W / 2)) * 256;
-    LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 256), 1, 256, 0, &y, &a, &b, LL(n));
+    const int n = (int)(F * (H / 2) * (W / 2)) * 256; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */
+    LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 2048), 1, 256, 0, &y, &a, &b, INT(n));
 }
 
 /* --weight_dtype fp8: y [rows, cols] bf16 = e4m3 codes x the row's fp32 scale (templates/cuda/fp8_expand.cu.in). */

@@ -4,28 +4,28 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 35d050b01dec1ac3
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
- *            templates/cuda/add_row.cu.in         xxh64 10c6e17a8816ce77
+ *            templates/cuda/add_row.cu.in         xxh64 3122ebcb334de12b
  *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087
  *            templates/cuda/attention_sm90.cu.in  xxh64 28188bcbec928f2d
  *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/fp8_expand.cu.in      xxh64 75812f98e43883d1
  *            templates/cuda/gated_residual.cu.in  xxh64 cb81ccd84158ad0d
- *            templates/cuda/layernorm_modulate.cu.in xxh64 694cfc4f39f15127
- *            templates/cuda/modulation.cu.in      xxh64 28633c0e1c367c41
- *            templates/cuda/patchify.cu.in        xxh64 5b90413350d32873
+ *            templates/cuda/layernorm_modulate.cu.in xxh64 1ad7f5a4f6f75ff4
+ *            templates/cuda/modulation.cu.in      xxh64 15165cb97c72d730
+ *            templates/cuda/patchify.cu.in        xxh64 316a0ae10a684971
  *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
- *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
+ *            templates/cuda/reduce.cuh            xxh64 22a3c344af5d05ae
  *            templates/cuda/residual_norm.cu.in   xxh64 b8772fce7e6a5431
- *            templates/cuda/rms_factor.cu.in      xxh64 6d3a9917ca9cd37a
- *            templates/cuda/rmsnorm.cu.in         xxh64 0a5490dc9109ff20
- *            templates/cuda/rmsnorm_rope.cu.in    xxh64 1a24b29088b3240b
- *            templates/cuda/rope_table.cu.in      xxh64 5c832ca335e9bf3c
+ *            templates/cuda/rms_factor.cu.in      xxh64 1ddaf00413ec2fa2
+ *            templates/cuda/rmsnorm.cu.in         xxh64 7fe8bd1940af8198
+ *            templates/cuda/rmsnorm_rope.cu.in    xxh64 e723f3a0ee94c333
+ *            templates/cuda/rope_table.cu.in      xxh64 0b3c4dcec23b7fcf
  *            templates/cuda/sinusoid.cu.in        xxh64 6b0171e0aad6be1b
- *            templates/cuda/teacache.cu.in        xxh64 94684d6d3d566995
- *            templates/cuda/unpatchify.cu.in      xxh64 d4fec9bfc5a5ffce
+ *            templates/cuda/teacache.cu.in        xxh64 704a5c5270da5931
+ *            templates/cuda/unpatchify.cu.in      xxh64 d4c0546797d0ca23
  * program    dit_forward (cuda): 24 kernels, 13 GEMM shapes (cuBLASLt)
  * compile    nvcc -gencode=arch=compute_90a,code=sm_90a (or sm_80), or NVRTC at run time (same text)
  */
@@ -580,7 +580,23 @@ template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, con
     for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
 }
 
-
+// The N values of a row at src (global) copied to dst (shared) in 16-byte accesses, chunk k by thread
+// k mod THREADS, then a barrier: the row kernels read their strided values from dst afterwards, so each
+// thread sums the same values in the same order as reading them one at a time (bit for bit), while global
+// memory sees 16-byte loads. src and dst 16-byte aligned, N values a whole number of 16-byte chunks
+// (gen/emit/cuda_dit.lua's row_vec chooses this only then).
+template <int N, int THREADS, typename T> __device__ __forceinline__ void sky_stage16(T *dst, const T *src)
+{
+    static_assert(N * sizeof(T) % 16 == 0, "sky_stage16: the row must be whole 16-byte chunks");
+    const uint4 *s = reinterpret_cast<const uint4 *>(src);
+    uint4 *d = reinterpret_cast<uint4 *>(dst);
+#pragma unroll
+    for (int k = 0; k < (int)(N * sizeof(T) / 16 + THREADS - 1) / THREADS; k++) {
+        const int i = k * THREADS + threadIdx.x;
+        if (i < (int)(N * sizeof(T) / 16)) d[i] = s[i];
+    }
+    __syncthreads();
+}
 
 // Activations, fp32 math (reference §2.4-§2.6).
 __device__ __forceinline__ float sky_act_silu(float v) { return v / (1.0f + expf(-v)); }
@@ -591,17 +607,27 @@ __device__ __forceinline__ float sky_act_gelu_tanh(float v)
 }
 #endif // SKY_REDUCE_CUH
 
-// add_row_c1536: templates/cuda/add_row.cu.in with COLS=1536
+// add_row_c1536: templates/cuda/add_row.cu.in with COLS=1536 VEC=4
 // templates/cuda/add_row.cu.in
 //
 // y[r, :] = a[r, :] + b[0, :] for every row (the fps projection added to e0 of every frame, §2.4),
-// fp32. Parameters: add_row_c1536, 1536.
+// fp32. One thread per VEC consecutive values of a row (VEC = 4: 16-byte accesses; 1 where COLS is not a
+// multiple of 4). 32-bit indices: rows * COLS < 2^31 (checked by gen/emit/cuda_dit.lua).
+// Parameters: add_row_c1536, 1536, 4.
 extern "C" __global__ void __launch_bounds__(256)
 add_row_c1536(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b, int rows)
 {
-    enum { COLS = 1536 };
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx < rows * COLS) y[idx] = a[idx] + b[idx % COLS];
+    enum { COLS = 1536, VEC = 4, PER_ROW = COLS / VEC };
+    static_assert(COLS % VEC == 0, "COLS must be a multiple of VEC");
+    const unsigned v = blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= (unsigned)rows * PER_ROW) return;
+    const unsigned i = v * VEC, c = v % PER_ROW * VEC;
+    float av[VEC], bv[VEC];
+    sky_ldv<VEC>(a + i, av);
+    sky_ldv<VEC>(b + c, bv);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) av[k] = av[k] + bv[k];
+    sky_stv<VEC>(y + i, av);
 }
 
 // attention_sm80_h2_d128: templates/cuda/attention_sm80.cu.in with BLOCK_M=128 BLOCK_N=64 D=128 NH=2 SMEM=104448 STAGES=2 THREADS=256
@@ -1357,31 +1383,37 @@ gated_residual_ffn_c256(bf16 *__restrict__ y, const float *__restrict__ x, const
     sky_stv<VEC>(y + i, xv);
 }
 
-// layernorm_modulate_head_c256: templates/cuda/layernorm_modulate.cu.in with AT=0 C=256 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float
+// layernorm_modulate_head_c256: templates/cuda/layernorm_modulate.cu.in with AT=0 C=256 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float VEC=8
 // templates/cuda/layernorm_modulate.cu.in
 //
 // y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
 // One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
 // no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
 // forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
+// VEC = 8 (C a multiple of 8): the row is staged in shared memory with 16-byte loads (sky_stage16) and the
+// sums read it there as they would read x (the same values per thread, bit for bit); the output pass takes
+// 8 consecutive channels per thread, the modulation and y in 16-byte accesses. VEC = 1: one value at a time.
 // AT 1: the rows are a rank's slice of the tokens from tok0 (common.cuh SKY_MOD_ROW_1).
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0, C % VEC == 0.
 //
-// Parameters: layernorm_modulate_head_c256, 256, 256, 2, 0, 1 chunk indices, 1e-06f,
+// Parameters: layernorm_modulate_head_c256, 256, 256, 8, 2, 0, 1 chunk indices, 1e-06f,
 //             bf16 / float stored types of x and y (bf16 or float), 0.
 extern "C" __global__ void __launch_bounds__(256)
 layernorm_modulate_head_c256(float *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod,
         int tokens_per_row SKY_AT_ARGS_0)
 {
-    enum { C = 256, THREADS = 256, CHUNKS = 2, SHIFT = 0, SCALE = 1,
+    enum { C = 256, THREADS = 256, VEC = 8, CHUNKS = 2, SHIFT = 0, SCALE = 1,
            PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0 && C % VEC == 0, "C must be a multiple of THREADS and VEC");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
+    __shared__ __align__(16) bf16 xs[VEC > 1 ? C : 1];
 
     const int row = blockIdx.x;
-    const auto *xr = x + (size_t)row * C;
-    auto *yr = y + (size_t)row * C;
+    const bf16 *xg = x + (size_t)row * C;
+    if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
+    const bf16 *xr = VEC > 1 ? xs : xg;
+    float *yr = y + (size_t)row * C;
     const float *m = mod + (size_t)(SKY_MOD_ROW_0(row, tokens_per_row)) * CHUNKS * C;
 
     float v[PER];
@@ -1399,38 +1431,58 @@ layernorm_modulate_head_c256(float *__restrict__ y, const bf16 *__restrict__ x, 
         sq += v[i] * v[i];
     }
     const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    if constexpr (VEC == 1) {
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        for (int i = 0; i < PER; i++) {
+            const int c = threadIdx.x + i * THREADS;
+            sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < (C / VEC + THREADS - 1) / THREADS; k++) {
+            const int c = (k * THREADS + threadIdx.x) * VEC;
+            if (c >= C) break;
+            float sc[VEC], sh[VEC], yv[VEC];
+            sky_ldv<VEC>(m + SCALE * C + c, sc);
+            sky_ldv<VEC>(m + SHIFT * C + c, sh);
+#pragma unroll
+            for (int j = 0; j < VEC; j++) yv[j] = (sky_ld(xr + c + j) - mean) * rstd * (1.0f + sc[j]) + sh[j];
+            sky_stv<VEC>(yr + c, yv);
+        }
     }
 }
 
-// layernorm_modulate_msa_c256: templates/cuda/layernorm_modulate.cu.in with AT=0 C=256 CHUNKS=6 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=bf16
+// layernorm_modulate_msa_c256: templates/cuda/layernorm_modulate.cu.in with AT=0 C=256 CHUNKS=6 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=bf16 VEC=8
 // templates/cuda/layernorm_modulate.cu.in
 //
 // y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
 // One row (token) of C channels per block; mean and variance in fp32, two passes over registers;
 // no affine weight. The modulation row is token / tokens_per_row: per latent frame for diffusion
 // forcing, one row for a plain timestep; mod is [rows, CHUNKS, C] fp32 (never expanded per token).
+// VEC = 8 (C a multiple of 8): the row is staged in shared memory with 16-byte loads (sky_stage16) and the
+// sums read it there as they would read x (the same values per thread, bit for bit); the output pass takes
+// 8 consecutive channels per thread, the modulation and y in 16-byte accesses. VEC = 1: one value at a time.
 // AT 1: the rows are a rank's slice of the tokens from tok0 (common.cuh SKY_MOD_ROW_1).
-// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0.
+// Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0, C % VEC == 0.
 //
-// Parameters: layernorm_modulate_msa_c256, 256, 256, 6, 0, 1 chunk indices, 1e-06f,
+// Parameters: layernorm_modulate_msa_c256, 256, 256, 8, 6, 0, 1 chunk indices, 1e-06f,
 //             bf16 / bf16 stored types of x and y (bf16 or float), 0.
 extern "C" __global__ void __launch_bounds__(256)
 layernorm_modulate_msa_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod,
         int tokens_per_row SKY_AT_ARGS_0)
 {
-    enum { C = 256, THREADS = 256, CHUNKS = 6, SHIFT = 0, SCALE = 1,
+    enum { C = 256, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 0, SCALE = 1,
            PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0 && C % VEC == 0, "C must be a multiple of THREADS and VEC");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
+    __shared__ __align__(16) bf16 xs[VEC > 1 ? C : 1];
 
     const int row = blockIdx.x;
-    const auto *xr = x + (size_t)row * C;
-    auto *yr = y + (size_t)row * C;
+    const bf16 *xg = x + (size_t)row * C;
+    if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
+    const bf16 *xr = VEC > 1 ? xs : xg;
+    bf16 *yr = y + (size_t)row * C;
     const float *m = mod + (size_t)(SKY_MOD_ROW_0(row, tokens_per_row)) * CHUNKS * C;
 
     float v[PER];
@@ -1448,43 +1500,73 @@ layernorm_modulate_msa_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, co
         sq += v[i] * v[i];
     }
     const float rstd = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    if constexpr (VEC == 1) {
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        for (int i = 0; i < PER; i++) {
+            const int c = threadIdx.x + i * THREADS;
+            sky_st(yr + c, v[i] * rstd * (1.0f + m[SCALE * C + c]) + m[SHIFT * C + c]);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < (C / VEC + THREADS - 1) / THREADS; k++) {
+            const int c = (k * THREADS + threadIdx.x) * VEC;
+            if (c >= C) break;
+            float sc[VEC], sh[VEC], yv[VEC];
+            sky_ldv<VEC>(m + SCALE * C + c, sc);
+            sky_ldv<VEC>(m + SHIFT * C + c, sh);
+#pragma unroll
+            for (int j = 0; j < VEC; j++) yv[j] = (sky_ld(xr + c + j) - mean) * rstd * (1.0f + sc[j]) + sh[j];
+            sky_stv<VEC>(yr + c, yv);
+        }
     }
 }
 
-// modulation_2x256: templates/cuda/modulation.cu.in with C=256 CHUNKS=2 ESTRIDE=256 KSTRIDE=0
+// modulation_2x256: templates/cuda/modulation.cu.in with C=256 CHUNKS=2 ESTRIDE=256 KSTRIDE=0 VEC=4
 // templates/cuda/modulation.cu.in
 //
 // mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE .. k*KSTRIDE + C], all fp32 (reference §2.7: the
 // blocks add a different slice of e0 per chunk, KSTRIDE = C; §2.10: the head adds e to both chunks,
-// KSTRIDE = 0). One thread per output element. Parameters: modulation_2x256, 2, 256, 256, 0.
+// KSTRIDE = 0). One thread per VEC consecutive output values (VEC = 4: 16-byte accesses, C and ESTRIDE
+// multiples of 4; else 1). 32-bit indices: rows * CHUNKS * C < 2^31 (checked by gen/emit/cuda_dit.lua).
+// Parameters: modulation_2x256, 2, 256, 256, 0, 4.
 extern "C" __global__ void __launch_bounds__(256)
 modulation_2x256(float *__restrict__ mod, const float *__restrict__ e, const float *__restrict__ table, int rows)
 {
-    enum { CHUNKS = 2, C = 256, ESTRIDE = 256, KSTRIDE = 0 };
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= rows * CHUNKS * C) return;
-    const int r = idx / (CHUNKS * C), k = idx / C % CHUNKS, c = idx % C;
-    mod[idx] = table[k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
+    enum { CHUNKS = 2, C = 256, ESTRIDE = 256, KSTRIDE = 0, VEC = 4 };
+    static_assert(C % VEC == 0 && ESTRIDE % VEC == 0 && KSTRIDE % VEC == 0, "C and the strides must be multiples of VEC");
+    const unsigned v = blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= (unsigned)rows * (CHUNKS * C / VEC)) return;
+    const unsigned idx = v * VEC, r = idx / (CHUNKS * C), k = idx / C % CHUNKS, c = idx % C;
+    float t[VEC], ev[VEC];
+    sky_ldv<VEC>(table + k * C + c, t);
+    sky_ldv<VEC>(e + r * ESTRIDE + k * KSTRIDE + c, ev);
+#pragma unroll
+    for (int j = 0; j < VEC; j++) t[j] = t[j] + ev[j];
+    sky_stv<VEC>(mod + idx, t);
 }
 
-// modulation_6x256: templates/cuda/modulation.cu.in with C=256 CHUNKS=6 ESTRIDE=1536 KSTRIDE=256
+// modulation_6x256: templates/cuda/modulation.cu.in with C=256 CHUNKS=6 ESTRIDE=1536 KSTRIDE=256 VEC=4
 // templates/cuda/modulation.cu.in
 //
 // mod[r, k, :] = table[k, :] + e[r, k*KSTRIDE .. k*KSTRIDE + C], all fp32 (reference §2.7: the
 // blocks add a different slice of e0 per chunk, KSTRIDE = C; §2.10: the head adds e to both chunks,
-// KSTRIDE = 0). One thread per output element. Parameters: modulation_6x256, 6, 256, 1536, 256.
+// KSTRIDE = 0). One thread per VEC consecutive output values (VEC = 4: 16-byte accesses, C and ESTRIDE
+// multiples of 4; else 1). 32-bit indices: rows * CHUNKS * C < 2^31 (checked by gen/emit/cuda_dit.lua).
+// Parameters: modulation_6x256, 6, 256, 1536, 256, 4.
 extern "C" __global__ void __launch_bounds__(256)
 modulation_6x256(float *__restrict__ mod, const float *__restrict__ e, const float *__restrict__ table, int rows)
 {
-    enum { CHUNKS = 6, C = 256, ESTRIDE = 1536, KSTRIDE = 256 };
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= rows * CHUNKS * C) return;
-    const int r = idx / (CHUNKS * C), k = idx / C % CHUNKS, c = idx % C;
-    mod[idx] = table[k * C + c] + e[(size_t)r * ESTRIDE + (size_t)k * KSTRIDE + c];
+    enum { CHUNKS = 6, C = 256, ESTRIDE = 1536, KSTRIDE = 256, VEC = 4 };
+    static_assert(C % VEC == 0 && ESTRIDE % VEC == 0 && KSTRIDE % VEC == 0, "C and the strides must be multiples of VEC");
+    const unsigned v = blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= (unsigned)rows * (CHUNKS * C / VEC)) return;
+    const unsigned idx = v * VEC, r = idx / (CHUNKS * C), k = idx / C % CHUNKS, c = idx % C;
+    float t[VEC], ev[VEC];
+    sky_ldv<VEC>(table + k * C + c, t);
+    sky_ldv<VEC>(e + r * ESTRIDE + k * KSTRIDE + c, ev);
+#pragma unroll
+    for (int j = 0; j < VEC; j++) t[j] = t[j] + ev[j];
+    sky_stv<VEC>(mod + idx, t);
 }
 
 // patchify_c16: templates/cuda/patchify.cu.in with C0=0 CX=16 PATCH_IN=64
@@ -1492,24 +1574,27 @@ modulation_6x256(float *__restrict__ mod, const float *__restrict__ e, const flo
 //
 // Latent channels into 1x2x2 patches (reference §2.2): x [CX, F, H, W] fp32 -> p [L, PATCH_IN] bf16,
 // token n = f*(H/2)*(W/2) + i*(W/2) + j, channel c of x at patch entries (C0 + c)*4 + ph*2 + pw.
-// One thread per (token, channel). Parameters: patchify_c16, 16, 0, 64.
+// One thread per (token, channel). 32-bit index arithmetic: x and p hold fewer than 2^31 values
+// (checked by gen/emit/cuda_dit.lua). Parameters: patchify_c16, 16, 0, 64.
 extern "C" __global__ void __launch_bounds__(256)
 patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, int W)
 {
     enum { CX = 16, C0 = 0, PATCH_IN = 64 };
-    const int hp = H / 2, wp = W / 2;
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const long long L = (long long)F * hp * wp;
+    static_assert(PATCH_IN % 4 == 0, "a patch's 4 entries are one 8-byte store");
+    const unsigned hp = H / 2, wp = W / 2, L = F * hp * wp;
+    const unsigned idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= L * CX) return;
-    const int c = (int)(idx / L);
-    const long long n = idx % L;
-    const int f = (int)(n / ((long long)hp * wp)), i = (int)(n / wp % hp), j = (int)(n % wp);
-    const float *src = x + (((size_t)c * F + f) * H + 2 * i) * W + 2 * j;
-    bf16 *dst = p + (size_t)n * PATCH_IN + (size_t)(C0 + c) * 4;
-    dst[0] = __float2bfloat16(src[0]);
-    dst[1] = __float2bfloat16(src[1]);
-    dst[2] = __float2bfloat16(src[W]);
-    dst[3] = __float2bfloat16(src[W + 1]);
+    const unsigned c = idx / L, n = idx % L;
+    const unsigned f = n / (hp * wp), i = n / wp % hp, j = n % wp;
+    const float *src = x + ((c * F + f) * H + 2 * i) * W + 2 * j;
+    bf16 *dst = p + n * PATCH_IN + (C0 + c) * 4;
+    // the 4 entries of the patch in one 8-byte store (8-byte aligned: PATCH_IN is a multiple of 4), the first
+    // in the low bits (little endian)
+    const unsigned long long e0 = __bfloat16_as_ushort(__float2bfloat16(src[0])),
+                             e1 = __bfloat16_as_ushort(__float2bfloat16(src[1])),
+                             e2 = __bfloat16_as_ushort(__float2bfloat16(src[W])),
+                             e3 = __bfloat16_as_ushort(__float2bfloat16(src[W + 1]));
+    *reinterpret_cast<unsigned long long *>(dst) = e0 | e1 << 16 | e2 << 32 | e3 << 48;
 }
 
 // resnorm_add_mod_ffn_c256: templates/cuda/residual_norm.cu.in with AT=0 C=256 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=32 TR=float TU=bf16 TX=float TY=bf16 VEC=8
@@ -1752,7 +1837,7 @@ resnorm_gate_msa_affine_c256(bf16 *__restrict__ y, float *__restrict__ r, const 
     }
 }
 
-// rms_factor_c256: templates/cuda/rms_factor.cu.in with C=256 EPS=1e-06f PAIRS=0 THREADS=256
+// rms_factor_c256: templates/cuda/rms_factor.cu.in with C=256 EPS=1e-06f PAIRS=0 THREADS=256 VEC=8
 // templates/cuda/rms_factor.cu.in
 //
 // r[n] = rsqrt(mean over the row of x^2 + eps), fp32, for each row n of x (q of an attention whose kernel
@@ -1760,28 +1845,34 @@ resnorm_gate_msa_affine_c256(bf16 *__restrict__ y, float *__restrict__ r, const 
 // one float: the row's factor summed as the kernel it replaces sums it, so the normalised q is that
 // kernel's bit for bit: PAIRS = 0 as rmsnorm.cu.in (thread t sums values t + i THREADS), PAIRS = 1 as
 // rmsnorm_rope.cu.in (pairs t + i THREADS, x^2 + y^2 per pair). x's rows are ldx values apart (C, or 3 C:
-// q as a third of a fused [L, 3C] q|k|v; ldx even). Launch: one block of THREADS per row.
-// Parameters: rms_factor_c256, 256, 256, 0, 1e-06f.
+// q as a third of a fused [L, 3C] q|k|v; ldx even). Launch: one block of THREADS per row. VEC = 8 (C, ldx
+// and the column a multiple of 8): the row staged in shared memory with 16-byte loads (sky_stage16), the
+// sums reading it there (bit for bit VEC = 1's). Parameters: rms_factor_c256, 256, 256, 8, 0, 1e-06f.
 extern "C" __global__ void __launch_bounds__(256)
 rms_factor_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx)
 {
-    enum { C = 256, THREADS = 256, PAIRS = 0 };
+    enum { C = 256, THREADS = 256, VEC = 8, PAIRS = 0 };
+    static_assert(C % VEC == 0, "C must be a multiple of VEC");
     static_assert(PAIRS == 0 || PAIRS == 1, "PAIRS is 0 or 1");
     static_assert((PAIRS ? C / 2 : C) % THREADS == 0 && THREADS % 32 == 0, "the row must split evenly over THREADS");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
+    __shared__ __align__(16) bf16 xs[VEC > 1 ? C : 1];
 
     const int row = blockIdx.x;
+    const bf16 *xg = x + (size_t)row * ldx;
+    if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
+    const bf16 *xb = VEC > 1 ? xs : xg;
     float sq = 0.0f;
     if constexpr (PAIRS != 0) {
-        const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
+        const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(xb);
 #pragma unroll
         for (int i = 0; i < C / 2 / THREADS; i++) {
             const float2 v = __bfloat1622float2(xr[threadIdx.x + i * THREADS]);
             sq += v.x * v.x + v.y * v.y;
         }
     } else {
-        const bf16 *xr = x + (size_t)row * ldx;
+        const bf16 *xr = xb;
 #pragma unroll
         for (int i = 0; i < C / THREADS; i++) {
             const float v = __bfloat162float(xr[threadIdx.x + i * THREADS]);
@@ -1792,7 +1883,7 @@ rms_factor_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx)
     if (threadIdx.x == 0) r[row] = rsqrtf(s / C + eps);
 }
 
-// rms_factor_pairs_c256: templates/cuda/rms_factor.cu.in with C=256 EPS=1e-06f PAIRS=1 THREADS=128
+// rms_factor_pairs_c256: templates/cuda/rms_factor.cu.in with C=256 EPS=1e-06f PAIRS=1 THREADS=128 VEC=8
 // templates/cuda/rms_factor.cu.in
 //
 // r[n] = rsqrt(mean over the row of x^2 + eps), fp32, for each row n of x (q of an attention whose kernel
@@ -1800,28 +1891,34 @@ rms_factor_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx)
 // one float: the row's factor summed as the kernel it replaces sums it, so the normalised q is that
 // kernel's bit for bit: PAIRS = 0 as rmsnorm.cu.in (thread t sums values t + i THREADS), PAIRS = 1 as
 // rmsnorm_rope.cu.in (pairs t + i THREADS, x^2 + y^2 per pair). x's rows are ldx values apart (C, or 3 C:
-// q as a third of a fused [L, 3C] q|k|v; ldx even). Launch: one block of THREADS per row.
-// Parameters: rms_factor_pairs_c256, 256, 128, 1, 1e-06f.
+// q as a third of a fused [L, 3C] q|k|v; ldx even). Launch: one block of THREADS per row. VEC = 8 (C, ldx
+// and the column a multiple of 8): the row staged in shared memory with 16-byte loads (sky_stage16), the
+// sums reading it there (bit for bit VEC = 1's). Parameters: rms_factor_pairs_c256, 256, 128, 8, 1, 1e-06f.
 extern "C" __global__ void __launch_bounds__(128)
 rms_factor_pairs_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx)
 {
-    enum { C = 256, THREADS = 128, PAIRS = 1 };
+    enum { C = 256, THREADS = 128, VEC = 8, PAIRS = 1 };
+    static_assert(C % VEC == 0, "C must be a multiple of VEC");
     static_assert(PAIRS == 0 || PAIRS == 1, "PAIRS is 0 or 1");
     static_assert((PAIRS ? C / 2 : C) % THREADS == 0 && THREADS % 32 == 0, "the row must split evenly over THREADS");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
+    __shared__ __align__(16) bf16 xs[VEC > 1 ? C : 1];
 
     const int row = blockIdx.x;
+    const bf16 *xg = x + (size_t)row * ldx;
+    if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
+    const bf16 *xb = VEC > 1 ? xs : xg;
     float sq = 0.0f;
     if constexpr (PAIRS != 0) {
-        const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
+        const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(xb);
 #pragma unroll
         for (int i = 0; i < C / 2 / THREADS; i++) {
             const float2 v = __bfloat1622float2(xr[threadIdx.x + i * THREADS]);
             sq += v.x * v.x + v.y * v.y;
         }
     } else {
-        const bf16 *xr = x + (size_t)row * ldx;
+        const bf16 *xr = xb;
 #pragma unroll
         for (int i = 0; i < C / THREADS; i++) {
             const float v = __bfloat162float(xr[threadIdx.x + i * THREADS]);
@@ -1832,20 +1929,25 @@ rms_factor_pairs_c256(float *__restrict__ r, const bf16 *__restrict__ x, int ldx
     if (threadIdx.x == 0) r[row] = rsqrtf(s / C + eps);
 }
 
-// rmsnorm_c256: templates/cuda/rmsnorm.cu.in with C=256 EPS=1e-06f THREADS=256
+// rmsnorm_c256: templates/cuda/rmsnorm.cu.in with C=256 EPS=1e-06f THREADS=256 VEC=8
 // templates/cuda/rmsnorm.cu.in
 //
 // y = RMSNorm_C(x) * g, rounded to bf16 once      (cross-attention q and k, reference §2.7)
-// RMS over the full width C in fp32. Parameters: rmsnorm_c256, 256, 256, 1e-06f.
+// RMS over the full width C in fp32. VEC = 8: x staged in shared memory with 16-byte loads, the output pass
+// 8 channels per thread in 16-byte accesses (as layernorm_modulate.cu.in; bit for bit VEC = 1's values).
+// Parameters: rmsnorm_c256, 256, 256, 8, 1e-06f.
 extern "C" __global__ void __launch_bounds__(256)
 rmsnorm_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g)
 {
-    enum { C = 256, THREADS = 256, PER = C / THREADS };
-    static_assert(C % THREADS == 0 && THREADS % 32 == 0, "C must be a multiple of THREADS");
+    enum { C = 256, THREADS = 256, VEC = 8, PER = C / THREADS };
+    static_assert(C % THREADS == 0 && THREADS % 32 == 0 && C % VEC == 0, "C must be a multiple of THREADS and VEC");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
+    __shared__ __align__(16) bf16 xs[VEC > 1 ? C : 1];
 
-    const bf16 *xr = x + (size_t)blockIdx.x * C;
+    const bf16 *xg = x + (size_t)blockIdx.x * C;
+    if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
+    const bf16 *xr = VEC > 1 ? xs : xg;
     bf16 *yr = y + (size_t)blockIdx.x * C;
     float v[PER];
     float sq = 0.0f;
@@ -1855,14 +1957,27 @@ rmsnorm_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__re
         sq += v[i] * v[i];
     }
     const float r = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    if constexpr (VEC == 1) {
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int c = threadIdx.x + i * THREADS;
-        yr[c] = __float2bfloat16(v[i] * r * g[c]);
+        for (int i = 0; i < PER; i++) {
+            const int c = threadIdx.x + i * THREADS;
+            yr[c] = __float2bfloat16(v[i] * r * g[c]);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < (C / VEC + THREADS - 1) / THREADS; k++) {
+            const int c = (k * THREADS + threadIdx.x) * VEC;
+            if (c >= C) break;
+            float gv[VEC], yv[VEC];
+            sky_ldv<VEC>(g + c, gv);
+#pragma unroll
+            for (int j = 0; j < VEC; j++) yv[j] = __bfloat162float(xr[c + j]) * r * gv[j];
+            sky_stv<VEC>(yr + c, yv);
+        }
     }
 }
 
-// rmsnorm_rope_c256: templates/cuda/rmsnorm_rope.cu.in with C=256 D=128 EPS=1e-06f THREADS=128
+// rmsnorm_rope_c256: templates/cuda/rmsnorm_rope.cu.in with C=256 D=128 EPS=1e-06f THREADS=128 VEC=8
 // templates/cuda/rmsnorm_rope.cu.in
 //
 // q or k of self-attention: y = RoPE(RMSNorm_C(x) * g)      (reference §2.7, §2.8)
@@ -1871,18 +1986,25 @@ rmsnorm_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__re
 // interleaved pairs (x[2p], x[2p+1]) are rotated by the table's angle in fp32, and the result is
 // rounded to bf16 once. tab [L, D]: cos at [n, p], sin at [n, D/2 + p]. x's rows are ldx values apart
 // (C, or 3 C: q or k as a third of a fused [L, 3C] q|k|v, lower.lua's qkv; ldx even); y is [L, C].
-// Parameters: rmsnorm_rope_c256, 256, 128, 128, 1e-06f. Each thread owns whole pairs.
+// VEC = 8 (C, ldx and the column multiples of 8, D/2 of 4): x staged in shared memory with 16-byte loads
+// (sky_stage16) and summed there as VEC = 1 sums it (bit for bit); the output pass takes 4 consecutive pairs
+// per thread, g, the table and y in 16-byte accesses. Parameters: rmsnorm_rope_c256, 256, 128, 128, 8, 1e-06f.
+// Each thread owns whole pairs.
 extern "C" __global__ void __launch_bounds__(128)
 rmsnorm_rope_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ g,
         const float *__restrict__ tab, int ldx)
 {
-    enum { C = 256, D = 128, THREADS = 128, PAIRS = C / 2 / THREADS };
+    enum { C = 256, D = 128, THREADS = 128, VEC = 8, PAIRS = C / 2 / THREADS };
     static_assert((C / 2) % THREADS == 0 && THREADS % 32 == 0, "C/2 must be a multiple of THREADS");
+    static_assert(VEC == 1 || (VEC == 8 && C % 8 == 0 && (D / 2) % 4 == 0), "VEC = 8 needs C % 8 and D/2 % 4");
     const float eps = 1e-06f;
     __shared__ float scratch[32];
+    __shared__ __align__(16) bf16 xs[VEC > 1 ? C : 1];
 
     const int row = blockIdx.x;
-    const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(x + (size_t)row * ldx);
+    const bf16 *xg = x + (size_t)row * ldx;
+    if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
+    const __nv_bfloat162 *xr = reinterpret_cast<const __nv_bfloat162 *>(VEC > 1 ? xs : xg);
     __nv_bfloat162 *yr = reinterpret_cast<__nv_bfloat162 *>(y + (size_t)row * C);
     const float *t = tab + (size_t)row * D;
 
@@ -1894,13 +2016,33 @@ rmsnorm_rope_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float 
         sq += v[i].x * v[i].x + v[i].y * v[i].y;
     }
     const float r = rsqrtf(sky_block_sum(sq, scratch, THREADS) / C + eps);
+    if constexpr (VEC == 1) {
 #pragma unroll
-    for (int i = 0; i < PAIRS; i++) {
-        const int pair = threadIdx.x + i * THREADS;          // pair index within the row
-        const int p = pair % (D / 2);                         // pair index within its head
-        const float a = v[i].x * r * g[2 * pair], b = v[i].y * r * g[2 * pair + 1];
-        const float c = t[p], s = t[D / 2 + p];
-        yr[pair] = __floats2bfloat162_rn(a * c - b * s, a * s + b * c);
+        for (int i = 0; i < PAIRS; i++) {
+            const int pair = threadIdx.x + i * THREADS;          // pair index within the row
+            const int p = pair % (D / 2);                         // pair index within its head
+            const float a = v[i].x * r * g[2 * pair], b = v[i].y * r * g[2 * pair + 1];
+            const float c = t[p], s = t[D / 2 + p];
+            yr[pair] = __floats2bfloat162_rn(a * c - b * s, a * s + b * c);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < (C / VEC + THREADS - 1) / THREADS; k++) {
+            const int pair0 = (k * THREADS + threadIdx.x) * (VEC / 2), p0 = pair0 % (D / 2);
+            if (pair0 >= C / 2) break;
+            float gv[VEC], cs[VEC / 2], sn[VEC / 2], yv[VEC];
+            sky_ldv<VEC>(g + 2 * pair0, gv);
+            sky_ldv<VEC / 2>(t + p0, cs);
+            sky_ldv<VEC / 2>(t + D / 2 + p0, sn);
+#pragma unroll
+            for (int j = 0; j < VEC / 2; j++) {
+                const float2 xv = __bfloat1622float2(xr[pair0 + j]);
+                const float a = xv.x * r * gv[2 * j], b = xv.y * r * gv[2 * j + 1];
+                yv[2 * j] = a * cs[j] - b * sn[j];
+                yv[2 * j + 1] = a * sn[j] + b * cs[j];
+            }
+            sky_stv<VEC>(y + (size_t)row * C + 2 * pair0, yv);
+        }
     }
 }
 
@@ -1910,19 +2052,19 @@ rmsnorm_rope_c256(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float 
 // cos and sin of the 3-D RoPE angle of every (token, pair) for an F x H/2 x W/2 grid (reference §2.8):
 // pairs [0, TP) turn by the frame index, [TP, TP+HP) by the row, the rest by the column; pair j of an
 // axis of A dims has theta_j = THETA^(-2j/A); angles in float64, stored fp32. tab [L, D]: cos at
-// [n, p], sin at [n, D/2 + p]. One thread per (token, pair). Runs once per forward.
+// [n, p], sin at [n, D/2 + p]. One thread per (token, pair). Runs once per forward. 32-bit index
+// arithmetic: tab holds fewer than 2^31 values (checked by gen/emit/cuda_dit.lua).
 // Parameters: rope_table_d128, 128, 22, 21, 21, 1e+04.
 extern "C" __global__ void __launch_bounds__(256)
 rope_table_d128(float *__restrict__ tab, int F, int H, int W)
 {
     enum { D = 128, TP = 22, HP = 21, WP = 21 };
     const double theta = 1e+04;
-    const int hp = H / 2, wp = W / 2;
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long long)F * hp * wp * (D / 2)) return;
-    const int p = (int)(idx % (D / 2));
-    const long long n = idx / (D / 2);
-    const int f = (int)(n / ((long long)hp * wp)), i = (int)(n / wp % hp), j = (int)(n % wp);
+    const unsigned hp = H / 2, wp = W / 2;
+    const unsigned idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= F * hp * wp * (D / 2)) return;
+    const unsigned p = idx % (D / 2), n = idx / (D / 2);
+    const unsigned f = n / (hp * wp), i = n / wp % hp, j = n % wp;
     double pos, k, dims;
     if (p < TP)           { pos = f; k = p;           dims = 2 * TP; }
     else if (p < TP + HP) { pos = i; k = p - TP;      dims = 2 * HP; }
@@ -1964,54 +2106,69 @@ sinusoid_c256(bf16 *__restrict__ s, const double *__restrict__ t, int rows)
     sky_st(s + (size_t)r * 2 * HALF + HALF + k, (float)sin(arg));
 }
 
-// teacache_apply: templates/cuda/teacache.cu.in with MODE=apply OP=+ T=bf16
+// teacache_apply: templates/cuda/teacache.cu.in with MODE=apply OP=+ T=bf16 VEC=8
 // templates/cuda/teacache.cu.in
 //
 // TeaCache (reference dit-and-sampling.md §8) on the tokens between the embeddings and the head:
 // "residual": y = a - b, what a pass through the blocks added to the tokens (hidden - tokens);
 // "apply":    y = a + b, a cached residual added to the tokens in place of the blocks.
 // This instance: apply, y = a + b over n values of type bf16, rounded once to bf16 (as PyTorch's
-// bf16 subtraction and addition round).
-// Parameters: teacache_apply, bf16, apply, +.
+// bf16 subtraction and addition round). One thread per VEC consecutive values (VEC = 8: 16-byte accesses
+// of bf16; n a multiple of VEC); 32-bit indices: n < 2^31 (checked by gen/emit/cuda_dit.lua).
+// Parameters: teacache_apply, bf16, apply, +, 8.
 extern "C" __global__ void __launch_bounds__(256)
-teacache_apply(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
+teacache_apply(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, int n)
 {
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sky_st(y + i, sky_ld(a + i) + sky_ld(b + i));
+    enum { VEC = 8 };
+    const unsigned i = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (i >= (unsigned)n) return;
+    float av[VEC], bv[VEC];
+    sky_ldv<VEC>(a + i, av);
+    sky_ldv<VEC>(b + i, bv);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) av[k] = av[k] + bv[k];
+    sky_stv<VEC>(y + i, av);
 }
 
-// teacache_residual: templates/cuda/teacache.cu.in with MODE=residual OP=- T=bf16
+// teacache_residual: templates/cuda/teacache.cu.in with MODE=residual OP=- T=bf16 VEC=8
 // templates/cuda/teacache.cu.in
 //
 // TeaCache (reference dit-and-sampling.md §8) on the tokens between the embeddings and the head:
 // "residual": y = a - b, what a pass through the blocks added to the tokens (hidden - tokens);
 // "apply":    y = a + b, a cached residual added to the tokens in place of the blocks.
 // This instance: residual, y = a - b over n values of type bf16, rounded once to bf16 (as PyTorch's
-// bf16 subtraction and addition round).
-// Parameters: teacache_residual, bf16, residual, -.
+// bf16 subtraction and addition round). One thread per VEC consecutive values (VEC = 8: 16-byte accesses
+// of bf16; n a multiple of VEC); 32-bit indices: n < 2^31 (checked by gen/emit/cuda_dit.lua).
+// Parameters: teacache_residual, bf16, residual, -, 8.
 extern "C" __global__ void __launch_bounds__(256)
-teacache_residual(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, long long n)
+teacache_residual(bf16 *__restrict__ y, const bf16 *__restrict__ a, const bf16 *__restrict__ b, int n)
 {
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sky_st(y + i, sky_ld(a + i) - sky_ld(b + i));
+    enum { VEC = 8 };
+    const unsigned i = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (i >= (unsigned)n) return;
+    float av[VEC], bv[VEC];
+    sky_ldv<VEC>(a + i, av);
+    sky_ldv<VEC>(b + i, bv);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) av[k] = av[k] - bv[k];
+    sky_stv<VEC>(y + i, av);
 }
 
 // unpatchify_c16: templates/cuda/unpatchify.cu.in with OUT=16
 // templates/cuda/unpatchify.cu.in
 //
 // Head output back to a latent (reference §2.10): x [L, 4*OUT] fp32 -> v [OUT, F, H, W] fp32,
-// output channel o = (ph*2 + pw)*OUT + c (c fastest). One thread per output element.
-// Parameters: unpatchify_c16, 16.
+// output channel o = (ph*2 + pw)*OUT + c (c fastest). One thread per output element. 32-bit index
+// arithmetic: v holds fewer than 2^31 values (checked by gen/emit/cuda_dit.lua). Parameters: unpatchify_c16, 16.
 extern "C" __global__ void __launch_bounds__(256)
 unpatchify_c16(float *__restrict__ v, const float *__restrict__ x, int F, int H, int W)
 {
     enum { OUT = 16 };
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const long long total = (long long)OUT * F * H * W;
-    if (idx >= total) return;
-    const int ww = (int)(idx % W), hh = (int)(idx / W % H), f = (int)(idx / ((long long)W * H) % F);
-    const int c = (int)(idx / ((long long)W * H * F));
-    const int i = hh / 2, ph = hh % 2, j = ww / 2, pw = ww % 2;
-    const size_t n = ((size_t)f * (H / 2) + i) * (W / 2) + j;
+    const unsigned idx = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned hw = H * W;
+    if (idx >= OUT * F * hw) return;
+    const unsigned ww = idx % W, hh = idx / W % H, f = idx / hw % F, c = idx / (hw * F);
+    const unsigned i = hh / 2, ph = hh % 2, j = ww / 2, pw = ww % 2;
+    const unsigned n = (f * (H / 2) + i) * (W / 2) + j;
     v[idx] = x[n * 4 * OUT + (ph * 2 + pw) * OUT + c];
 }

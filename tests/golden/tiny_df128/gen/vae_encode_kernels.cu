@@ -4,14 +4,14 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 35d050b01dec1ac3
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
  *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978
  *            templates/cuda/conv_tf32.cu.in       xxh64 e2994a8f3b49a648
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
- *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba
+ *            templates/cuda/reduce.cuh            xxh64 22a3c344af5d05ae
  *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22
  *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9
  *            templates/cuda/vae_normalize_cl.cu.in xxh64 cd1589e431fbb3de
@@ -570,7 +570,23 @@ template <int VEC> __device__ __forceinline__ void sky_stv(__nv_bfloat16 *p, con
     for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);
 }
 
-
+// The N values of a row at src (global) copied to dst (shared) in 16-byte accesses, chunk k by thread
+// k mod THREADS, then a barrier: the row kernels read their strided values from dst afterwards, so each
+// thread sums the same values in the same order as reading them one at a time (bit for bit), while global
+// memory sees 16-byte loads. src and dst 16-byte aligned, N values a whole number of 16-byte chunks
+// (gen/emit/cuda_dit.lua's row_vec chooses this only then).
+template <int N, int THREADS, typename T> __device__ __forceinline__ void sky_stage16(T *dst, const T *src)
+{
+    static_assert(N * sizeof(T) % 16 == 0, "sky_stage16: the row must be whole 16-byte chunks");
+    const uint4 *s = reinterpret_cast<const uint4 *>(src);
+    uint4 *d = reinterpret_cast<uint4 *>(dst);
+#pragma unroll
+    for (int k = 0; k < (int)(N * sizeof(T) / 16 + THREADS - 1) / THREADS; k++) {
+        const int i = k * THREADS + threadIdx.x;
+        if (i < (int)(N * sizeof(T) / 16)) d[i] = s[i];
+    }
+    __syncthreads();
+}
 
 // Activations, fp32 math (reference §2.4-§2.6).
 __device__ __forceinline__ float sky_act_silu(float v) { return v / (1.0f + expf(-v)); }

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 35d050b01dec1ac3
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * source     gen/vae_encode_kernels.cu as a C string, for NVRTC
  */
 const char vae_encode_kernels_src[] =
@@ -14,14 +14,14 @@ const char vae_encode_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 35d050b01dec1ac3\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3\n"
     " *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978\n"
     " *            templates/cuda/conv_tf32.cu.in       xxh64 e2994a8f3b49a648\n"
     " *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f\n"
     " *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494\n"
-    " *            templates/cuda/reduce.cuh            xxh64 8cc82143a53553ba\n"
+    " *            templates/cuda/reduce.cuh            xxh64 22a3c344af5d05ae\n"
     " *            templates/cuda/rms_norm_cl.cu.in     xxh64 b2b2cc375a6e0c22\n"
     " *            templates/cuda/softmax_rows.cu.in    xxh64 ad5713d5959125c9\n"
     " *            templates/cuda/vae_normalize_cl.cu.in xxh64 cd1589e431fbb3de\n"
@@ -580,7 +580,23 @@ const char vae_encode_kernels_src[] =
     "    for (int k = 0; k < (VEC % 8 == 0 ? 0 : VEC); k++) p[k] = __float2bfloat16(v[k]);\n"
     "}\n"
     "\n"
-    "\n"
+    "// The N values of a row at src (global) copied to dst (shared) in 16-byte accesses, chunk k by thread\n"
+    "// k mod THREADS, then a barrier: the row kernels read their strided values from dst afterwards, so each\n"
+    "// thread sums the same values in the same order as reading them one at a time (bit for bit), while global\n"
+    "// memory sees 16-byte loads. src and dst 16-byte aligned, N values a whole number of 16-byte chunks\n"
+    "// (gen/emit/cuda_dit.lua's row_vec chooses this only then).\n"
+    "template <int N, int THREADS, typename T> __device__ __forceinline__ void sky_stage16(T *dst, const T *src)\n"
+    "{\n"
+    "    static_assert(N * sizeof(T) % 16 == 0, \"sky_stage16: the row must be whole 16-byte chunks\");\n"
+    "    const uint4 *s = reinterpret_cast<const uint4 *>(src);\n"
+    "    uint4 *d = reinterpret_cast<uint4 *>(dst);\n"
+    "#pragma unroll\n"
+    "    for (int k = 0; k < (int)(N * sizeof(T) / 16 + THREADS - 1) / THREADS; k++) {\n"
+    "        const int i = k * THREADS + threadIdx.x;\n"
+    "        if (i < (int)(N * sizeof(T) / 16)) d[i] = s[i];\n"
+    "    }\n"
+    "    __syncthreads();\n"
+    "}\n"
     "\n"
     "// Activations, fp32 math (reference \302\2472.4-\302\2472.6).\n"
     "__device__ __forceinline__ float sky_act_silu(float v) { return v / (1.0f + expf(-v)); }\n"
