@@ -264,11 +264,9 @@ end
 function graph.build(s)
     local dit = require("programs.dit")
     local programs = { dit_forward = dit.build(graph.new("dit_forward", s), s) }
-    -- Ulysses sequence parallelism (--use_usp) where some rank count divides the heads; CPU backend only for
-    -- now (lower.lua: cpu_only), the CUDA path is issue 17's items 2 and 5.
+    -- Ulysses sequence parallelism (--use_usp) where some rank count divides the heads (issue 17)
     if #dit.usp_ranks(s) > 0 then
         programs.dit_forward_usp = dit.build(graph.new("dit_forward_usp", s), s, true)
-        programs.dit_forward_usp.cpu_only = true
     end
     if s.t5 then programs.text_encode = require("programs.t5").build(graph.new("text_encode", s), s) end
     if s.clip then programs.clip_encode = require("programs.clip").build(graph.new("clip_encode", s), s) end

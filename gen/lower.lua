@@ -228,7 +228,8 @@ local norm_ops = { layernorm_affine = true, layernorm_modulate = true }
 -- The residual_norm node of residual a and norm b: out = b's output, also = a's (still read after b).
 local function residual_norm(a, b)
     local ra, nb = a.attrs, b.attrs
-    local attrs = { dim = nb.dim, eps = nb.eps, gated = a.op == "gated_residual", modulate = b.op == "layernorm_modulate" }
+    local attrs = { dim = nb.dim, eps = nb.eps, gated = a.op == "gated_residual", modulate = b.op == "layernorm_modulate",
+                    at_tok0 = ra.at_tok0 or nb.at_tok0 }
     local ins = { a.ins[1], a.ins[2] }
     if attrs.gated then
         attrs.gate, attrs.rchunks = ra.gate, ra.chunks
@@ -401,6 +402,7 @@ local cuda_lowering = {
     text_encode = { label = "cuda backend", fuse = {}, expand = { "attention_relbias", "zero_tail" } },
     clip_encode = { label = "cuda backend", fuse = {}, expand = { "attention", "patch_embed" } },
 }
+cuda_lowering.dit_forward_usp = cuda_lowering.dit_forward   -- the Ulysses form: the same fusions
 cuda_lowering.vae_encode = cuda_lowering.vae_decode
 cuda_lowering.vae_decode_tile = cuda_lowering.vae_decode
 
@@ -464,13 +466,13 @@ function lower.cuda(g)
 end
 
 -- Every backend's programs: { cpu = programs (as built), cuda = { name = lowered graph } } (cuda only
--- when the spec targets it, and without the programs marked cpu_only: dit_forward_usp).
+-- when the spec targets it).
 function lower.run(s, programs)
     local out = { cpu = programs }
     if s.targets.cuda then
         out.cuda = {}
         for _, name in ipairs(sorted.keys(programs)) do
-            if not programs[name].cpu_only then out.cuda[name] = lower.cuda(programs[name]) end
+            out.cuda[name] = lower.cuda(programs[name])
         end
     end
     return out

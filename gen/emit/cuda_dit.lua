@@ -138,14 +138,25 @@ emit.modulation = function(n, E)
                             { ptr(n.ins[1]), wptr(a.table), "INT(" .. rows(n.ins[1]) .. ")" }) }
 end
 
+-- args, then on a rank's slice of the tokens (attrs.at_tok0, dit_forward_usp) the slice's first token and the rows
+-- of modulation mod (common.cuh SKY_AT_ARGS_1).
+local function at_tok0_args(n, mod, args)
+    if n.attrs.at_tok0 then
+        args[#args + 1] = "INT(tok0)"
+        args[#args + 1] = "INT(" .. rows(mod) .. ")"
+    end
+    return args
+end
+
 emit.layernorm_modulate = function(n, E)
     local a = n.attrs
     local th = cuda.row_threads(E.s, n, a.dim)
     local k = E:kernel("layernorm_modulate", { C = a.dim, THREADS = th, VEC = row_vec(a.dim), CHUNKS = a.chunks,
                                                SHIFT = a.shift,
                                                SCALE = a.scale, EPS = clit.f32(a.eps), TX = ctype(n.ins[1]),
-                                               TY = ctype(n.out) })
-    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n), { ptr(n.ins[1]), ptr(n.ins[2]), "INT(tokens_per_row)" }) }
+                                               TY = ctype(n.out), AT = a.at_tok0 and 1 or 0 })
+    return { cuda.op(k, rows(n.ins[1]), 1, th, 0, E:out(n),
+                     at_tok0_args(n, n.ins[2], { ptr(n.ins[1]), ptr(n.ins[2]), "INT(tokens_per_row)" })) }
 end
 
 emit.layernorm_affine = function(n, E)
@@ -206,10 +217,10 @@ emit.gated_residual = function(n, E)
     check_int32(E, n.out)
     local vec = a.dim % 8 == 0 and 8 or 1
     local k = E:kernel("gated_residual", { C = a.dim, CHUNKS = a.chunks, GATE = a.gate, VEC = vec, TX = ctype(n.ins[1]),
-                                           TU = ctype(n.ins[2]), TY = ctype(n.out) })
+                                           TU = ctype(n.ins[2]), TY = ctype(n.out), AT = a.at_tok0 and 1 or 0 })
     return { elementwise_op(k, string.format("%s / %d", numel(n.out), vec), E:out(n),
-                            { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]), "INT(" .. rows(n.out) .. ")",
-                              "INT(tokens_per_row)" }) }
+                            at_tok0_args(n, n.ins[3], { ptr(n.ins[1]), ptr(n.ins[2]), ptr(n.ins[3]),
+                                                        "INT(" .. rows(n.out) .. ")", "INT(tokens_per_row)" })) }
 end
 
 -- A residual and its norm (lower.lua's residual_norm): writes the norm's output (the op's) and the residual
@@ -239,12 +250,12 @@ emit.residual_norm = function(n, E)
                                           SHIFT = a.shift or 0, SCALE = a.scale or 0, NCHUNKS = a.nchunks or 0,
                                           ROUND_IN = a.round_input and 1 or 0, EPS = clit.f32(a.eps),
                                           TX = ctype(n.ins[1]), TU = ctype(n.ins[2]), TR = ctype(n.also),
-                                          TY = ctype(n.out) })
+                                          TY = ctype(n.out), AT = a.at_tok0 and 1 or 0 })
     local w = a.modulate and any or wptr(a.weight)
     local b = a.modulate and any or wptr(a.bias)
     return { string.format("OP2(%s, %s, 1, %d, 0, %s, %s, %s);", k, rows(n.ins[1]), th, E:out(n), cuda.out(n.also),
-                           table.concat({ ptr(n.ins[1]), ptr(n.ins[2]), rmod or any, nmod or any, w, b,
-                                          "INT(tokens_per_row)" }, ", ")) }
+                           table.concat(at_tok0_args(n, n.ins[#n.ins], { ptr(n.ins[1]), ptr(n.ins[2]), rmod or any,
+                                                                    nmod or any, w, b, "INT(tokens_per_row)" }), ", ")) }
 end
 
 -- The attention over `heads` heads of 128 as one function of the file: q and o [lq, C], k and v [lk, C]

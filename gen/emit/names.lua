@@ -38,7 +38,7 @@ end
 local function layernorm_modulate(c)
     local role = chunk_role(c.CHUNKS, c.SHIFT)
     assert(role == chunk_role(c.CHUNKS, c.SCALE), "emit/names: shift and scale of two parts")
-    return string.format("layernorm_modulate_%s_c%d", role, c.C)
+    return string.format("layernorm_modulate_%s_c%d%s", role, c.C, c.AT == 1 and "_at" or "")
 end
 
 -- layernorm_affine_c1536_eps1e05: the model's norms of one width differ by their epsilon.
@@ -46,7 +46,9 @@ local function layernorm_affine(c)
     return string.format("layernorm_affine_c%d_eps%s", c.C, tostring(c.EPS):gsub("[^%w]", ""):gsub("f$", ""))
 end
 
-local function gated_residual(c) return string.format("gated_residual_%s_c%d", chunk_role(c.CHUNKS, c.GATE), c.C) end
+local function gated_residual(c)
+    return string.format("gated_residual_%s_c%d%s", chunk_role(c.CHUNKS, c.GATE), c.C, c.AT == 1 and "_at" or "")
+end
 local function modulation(c) return string.format("modulation_%dx%d", c.CHUNKS, c.C) end
 local function patchify(c) return "patchify_c" .. c.CX .. (c.C0 > 0 and ("_at" .. c.C0) or "") end
 local function split3(c) return string.format("split3_%s_c%d", ({ "q", "k", "v" })[c.PART + 1], c.C) end
@@ -61,7 +63,7 @@ local function residual_norm(c)
         norm = "mod_" .. chunk_role(c.NCHUNKS, c.SHIFT)
         assert(norm == "mod_" .. chunk_role(c.NCHUNKS, c.SCALE), "emit/names: shift and scale of two parts")
     end
-    return string.format("resnorm_%s_%s_c%d", res, norm, c.C)
+    return string.format("resnorm_%s_%s_c%d%s", res, norm, c.C, c.AT == 1 and "_at" or "")
 end
 
 -- The CUDA templates (templates/cuda/).
@@ -105,6 +107,8 @@ names.cuda = {
     teacache           = function(c) return "teacache_" .. c.MODE end,
     unpatchify         = function(c) return "unpatchify_c" .. c.OUT end,
     upsample2x_cl      = function(c) return "upsample2x_cl_c" .. c.C end,
+    usp_pack_heads     = function(c) return (c.UNPACK == 1 and "usp_unpack_heads_c" or "usp_pack_heads_c") .. c.C end,
+    usp_slice          = function(c) return "usp_slice_" .. (c.T == "float" and "f32" or "b16") .. "_c" .. c.COLS end,
     vae_denorm_cl      = function(c) return "vae_denorm_cl_c" .. c.Z end,
     vae_normalize_cl   = function(c) return "vae_normalize_cl_c" .. c.Z end,
     video_cl           = function(c) return string.format("video_cl_%dto%d", c.CIN, c.CP) end,

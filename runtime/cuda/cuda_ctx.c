@@ -213,6 +213,16 @@ sky_status sky_cuda_mem_free(int device, size_t *free_bytes, size_t *total_bytes
     return SKY_OK;
 }
 
+sky_status sky_cuda_set_device(int device, sky_err *err)
+{
+    sky_cuda *c;
+    CUcontext ctx;
+    if (sky_cuda_open(&c, device, err)) return SKY_ERR;
+    SKY_CU_CHECK(cuDevicePrimaryCtxRetain(&ctx, c->dev)); /* held past sky_cuda_close's release */
+    sky_cuda_close(c);
+    return SKY_OK;
+}
+
 sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, sky_err *err)
 {
     size_t free_bytes = 0, total = 0;

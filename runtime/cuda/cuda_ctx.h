@@ -110,6 +110,11 @@ void sky_cuda_set_debug(sky_cuda *c, int no_graph, int sync_check);
  * (models/cuda_abi.h). */
 sky_status sky_cuda_mem_free(int device, size_t *free_bytes, size_t *total_bytes, sky_err *err);
 
+/* Make GPU `device`'s primary context current on this thread (and the runtime API's device), with
+ * sky_cuda_open's checks and messages: the plugin's set_device (models/cuda_abi.h). The context stays
+ * retained until the process ends, so it is still current when the DiT opened next retains it too. */
+sky_status sky_cuda_set_device(int device, sky_err *err);
+
 /* Free and total device memory now (cuMemGetInfo). */
 void sky_cuda_mem_info(const sky_cuda *c, size_t *free_bytes, size_t *total_bytes);
 

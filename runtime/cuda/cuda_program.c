@@ -462,4 +462,6 @@ const sky_cuda_plugin                                               sky_cuda_plu
                                                   .nccl_id = sky_nccl_make_id,
                                                   .nccl_open = plugin_nccl_open,
                                                   .nccl_close = plugin_nccl_close,
+                                                  .set_device = sky_cuda_set_device,
+                                                  .use_comm = sky_dit_cuda_use_comm,
 };

@@ -245,6 +245,7 @@ const char *sky_dit_cuda_device(void *d);
 void        sky_dit_cuda_close(void *d);
 void        sky_dit_cuda_set_trace(void *d, sky_trace_fn fn, void *ctx);
 void        sky_dit_cuda_set_timing(void *d, sky_trace_fn fn, void *ctx);
+sky_status  sky_dit_cuda_use_comm(void *d, void *comm, sky_err *err);
 sky_status  sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w,
                               sky_err *err);
 void        sky_vae_cuda_reset(void *v);

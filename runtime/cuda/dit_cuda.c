@@ -21,6 +21,7 @@
 #include "cuda/cuda_program.h"
 #include "cuda/offload.h"
 #include "cuda/selftest_cuda.h"
+#include "cuda/usp_nccl.h"
 #include "core/dtype.h"
 
 /* Defined in the generated gen/dit_forward_cuda.c linked into the same plugin. */
@@ -314,3 +315,18 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
 }
 
 const char *sky_dit_cuda_device(void *opaque) { return ((dit_cuda *)opaque)->pr.device; }
+
+/* --use_usp (models/cuda_abi.h use_comm): the communicator's rank runs its slice of dit_forward_usp. NULL
+ * detaches; a plugin whose variant has no CUDA dit_forward_usp for the communicator's size refuses it. */
+sky_status sky_dit_cuda_use_comm(void *opaque, void *comm, sky_err *err)
+{
+    dit_cuda *d = opaque;
+    if (comm == NULL) return SKY_OK;
+    if (sky_nccl_device(comm) != d->pr.c->device)
+        return sky_fail(err, "--use_usp: the NCCL communicator is on GPU %d, the transformer on GPU %d",
+                        sky_nccl_device(comm), d->pr.c->device);
+    return sky_fail(err,
+                    "--use_usp with --backend cuda: this plugin has no CUDA dit_forward_usp for %d ranks "
+                    "(not generated yet); run with --backend cpu",
+                    sky_nccl_size(comm));
+}

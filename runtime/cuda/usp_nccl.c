@@ -146,6 +146,8 @@ int sky_nccl_rank(const sky_nccl *c) { return c->rank; }
 
 int sky_nccl_size(const sky_nccl *c) { return c->size; }
 
+int sky_nccl_device(const sky_nccl *c) { return c ? c->device : -1; }
+
 static int nccl_type(sky_dtype t, ncclDataType_t *out, size_t *bytes)
 {
     if (t == SKY_DTYPE_F32) return *out = ncclFloat32, *bytes = 4, 1;

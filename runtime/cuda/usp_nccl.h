@@ -42,6 +42,9 @@ sky_status sky_nccl_open(sky_nccl **out, int device, int rank, int size, const u
 int sky_nccl_rank(const sky_nccl *c);
 int sky_nccl_size(const sky_nccl *c);
 
+/* The GPU c was opened on (-1 for NULL). */
+int sky_nccl_device(const sky_nccl *c);
+
 /* The all-to-all above, on stream (a CUstream / cudaStream_t; NULL is the default stream): send and recv are
  * device buffers of size x count elements of type t, not overlapping. */
 sky_status sky_nccl_alltoall(sky_nccl *c, const void *send, void *recv, size_t count, sky_dtype t, void *stream,

@@ -27,6 +27,8 @@ int sky_nccl_rank(const sky_nccl *c) { return c ? 0 : -1; }
 
 int sky_nccl_size(const sky_nccl *c) { return c ? 1 : 0; }
 
+int sky_nccl_device(const sky_nccl *c) { return c ? 0 : -1; }
+
 sky_status sky_nccl_alltoall(sky_nccl *c, const void *send, void *recv, size_t count, sky_dtype t, void *stream,
                              sky_err *err)
 {

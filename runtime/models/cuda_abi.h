@@ -121,13 +121,22 @@ typedef struct sky_cuda_plugin {
     sky_status (*nccl_id)(unsigned char *id, sky_err *err);
     sky_status (*nccl_open)(void **out, int device, int rank, int size, const unsigned char *id, sky_err *err);
     void (*nccl_close)(void *comm);
+    /* set_device: make GPU device's primary context current on the calling thread (a --use_usp rank's own GPU,
+     * before nccl_open and open; fails without a driver or such a device). use_comm: hand an opened DiT (open's
+     * *out) the communicator nccl_open made (NULL: none), so that its forward runs dit_forward_usp over it: the
+     * communicator's rank holds its slice of the tokens and the collectives run on the DiT's stream. Fails when
+     * the plugin's variant has no dit_forward_usp for the communicator's size (the head count not divisible),
+     * or when the DiT and the communicator are on different GPUs. The DiT does not own the communicator. */
+    sky_status (*set_device)(int device, sky_err *err);
+    sky_status (*use_comm)(void *dit, void *comm, sky_err *err);
 } sky_cuda_plugin;
 
 /* The table's layout and meaning: the loader refuses a plugin whose abi differs (rebuild both).
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
  * 12: set_timing added. 13: mem_free added. 14: open takes offload_blocks. 15: vae_open takes vae_decode_tile
- * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. 17: open takes weight_fp8. */
-#define SKY_CUDA_PLUGIN_ABI 17
+ * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. 17: open takes weight_fp8.
+ * 18: use_comm and set_device. */
+#define SKY_CUDA_PLUGIN_ABI 18
 
 /* The bytes of an NCCL unique id (nccl.h's NCCL_UNIQUE_ID_BYTES; the plugin checks they agree). */
 #define SKY_PLUGIN_NCCL_ID_BYTES 128

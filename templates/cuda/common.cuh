@@ -28,6 +28,22 @@
 
 typedef __nv_bfloat16 bf16;
 
+// ---- a token's modulation row -----------------------------------------------------------------
+// The kernels that read a per-token modulation row (layernorm_modulate, gated_residual, residual_norm) take
+// their rows' place with a constant AT: AT 0 is a whole call, token = row; AT 1 a rank's slice of the tokens
+// (--use_usp, dit_forward_usp): two more arguments, tok0 (the slice's first token) and mod_rows (the modulation's
+// rows), token = tok0 + row and the padding rows past the last token take the last modulation row (as the CPU's
+// *_at templates).
+#define SKY_AT_ARGS_0
+#define SKY_AT_ARGS_1 , int tok0, int mod_rows
+#define SKY_MOD_ROW_0(row, tokens_per_row) ((row) / (tokens_per_row))
+#define SKY_MOD_ROW_1(row, tokens_per_row) sky_mod_row_at(tok0 + (int)(row), (int)(tokens_per_row), mod_rows)
+__device__ __forceinline__ int sky_mod_row_at(int token, int tokens_per_row, int mod_rows)
+{
+    const int m = token / tokens_per_row;
+    return m < mod_rows ? m : mod_rows - 1;
+}
+
 // ---- reductions ----------------------------------------------------------------------------
 
 // Sum / max over the 32 lanes of a warp; every lane gets the result.

@@ -11,6 +11,8 @@
  *   attention         the sm_80 kernel and the Hopper kernel with every schedule of gen/schedule_sm90.lua, v
  *                     contiguous and as the last third of a fused q|k|v row
  *   gated_residual    16-byte accesses against one value per thread, bit for bit
+ *   usp_slice         --use_usp's slice of a rank's rows (bf16 tokens, fp32 RoPE rows), the last rank's padding
+ *                     zero; usp_pack_heads: the head groups packed for the all-to-all and back, bit for bit
  *   16-byte accesses  the row kernels (layernorm_affine, layernorm_modulate, rmsnorm, rmsnorm_rope, rms_factor:
  *                     the row staged in shared memory) and add_row, modulation, teacache against one value at
  *                     a time, bit for bit
@@ -327,14 +329,117 @@ static void test_gated_residual_vec(void)
     memset(y8, 0x7f, n * 2 + 64), memset(y1, 0x7f, n * 2 + 64);
     int rows = ROWS, tpr = TPR;
     void *a8[] = { &y8, &x, &u, &mod, &rows, &tpr }, *a1[] = { &y1, &x, &u, &mod, &rows, &tpr };
-    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+    sky_emu_launch(kernel("gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
                    (unsigned)((n / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, a8);
-    sky_emu_launch(kernel("gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec1"),
+    sky_emu_launch(kernel("gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec1"),
                    (unsigned)((n + 255) / 256), 1, 1, 256, 1, 1, 0, a1);
     int past = 1;
     for (size_t i = n; i < n + 32; i++) past &= y8[i] == 0x7f7f;
     check(memcmp(y8, y1, n * 2) == 0 && past, "gated_residual: 16-byte accesses (VEC 8) equal one value per thread bit "
           "for bit over %d rows of %d, nothing written past the end", ROWS, C);
+}
+
+/* ---- --use_usp: the kernels reading a modulation row on a rank's slice (AT 1, dit_forward_usp) ------ */
+
+/* Each of layernorm_modulate, gated_residual and residual_norm with AT 1 on rank 1 of 2's slice of 9 tokens of 3
+ * frames (3 tokens per modulation row; rows 5..9 from tok0 5, row 9 the padding) against the AT 0 kernel over all 9
+ * rows: the slice's rows 5..8 bit for bit those rows of the whole call (the per-frame modulation follows the
+ * tokens); the padding row reads the last modulation row (within the buffers). */
+static void test_at_tok0(void)
+{
+    enum { C = 1536, L = 9, TPR = 3, MROWS = 3, LS = 5, TOK0 = 5, VALID = L - TOK0 };
+    float    *mod = dev((size_t)MROWS * 6 * C * 4), *nmod = dev((size_t)MROWS * 6 * C * 4), *xf = dev((size_t)L * C * 4);
+    float    *xs = dev((size_t)LS * C * 4);
+    uint16_t *xb = dev((size_t)L * C * 2), *xbs = dev((size_t)LS * C * 2), *u = dev((size_t)L * C * 2);
+    uint16_t *us = dev((size_t)LS * C * 2), *yf = dev((size_t)L * C * 2), *ys = dev((size_t)LS * C * 2);
+    uint16_t *rbf = dev((size_t)L * C * 2), *rbs = dev((size_t)LS * C * 2);
+    fill(mod, 0, (size_t)MROWS * 6 * C, 1.0f, 0.0f), fill(nmod, 0, (size_t)MROWS * 6 * C, 0.5f, 0.0f);
+    fill(xf, 0, (size_t)L * C, 2.0f, 0.5f), fill(xb, 1, (size_t)L * C, 2.0f, 0.5f), fill(u, 1, (size_t)L * C, 1.0f, 0.0f);
+    memset(xs, 0, (size_t)LS * C * 4), memset(xbs, 0, (size_t)LS * C * 2), memset(us, 0, (size_t)LS * C * 2);
+    memcpy(xs, xf + (size_t)TOK0 * C, (size_t)VALID * C * 4), memcpy(xbs, xb + (size_t)TOK0 * C, (size_t)VALID * C * 2);
+    memcpy(us, u + (size_t)TOK0 * C, (size_t)VALID * C * 2);
+    int       l = L, ls = LS, tpr = TPR, tok0 = TOK0, mrows = MROWS;
+    const size_t valid = (size_t)VALID * C;
+
+    void *a0[] = { &yf, &xb, &mod, &tpr }, *a1[] = { &ys, &xbs, &mod, &tpr, &tok0, &mrows };
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), L, 1,
+                   1, 256, 1, 1, 0, a0);
+    sky_emu_launch(kernel("layernorm_modulate_at1_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), LS, 1,
+                   1, 256, 1, 1, 0, a1);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0, "layernorm_modulate AT 1: rows %d..%d of %d from tok0 %d "
+          "equal the whole call's bit for bit (3 tokens per frame)", TOK0, L - 1, L, TOK0);
+
+    void *g0[] = { &yf, &xf, &u, &mod, &l, &tpr }, *g1[] = { &ys, &xs, &us, &mod, &ls, &tpr, &tok0, &mrows };
+    sky_emu_launch(kernel("gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+                   (unsigned)(((size_t)L * C / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, g0);
+    sky_emu_launch(kernel("gated_residual_at1_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8"),
+                   (unsigned)(((size_t)LS * C / 8 + 255) / 256), 1, 1, 256, 1, 1, 0, g1);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0, "gated_residual AT 1: the slice's rows equal the whole "
+          "call's bit for bit");
+
+    void *r0[] = { &yf, &rbf, &xf, &u, &mod, &nmod, &mod, &mod, &tpr };
+    void *r1[] = { &ys, &rbs, &xs, &us, &mod, &nmod, &mod, &mod, &tpr, &tok0, &mrows };
+    const char *rn = "residual_norm_at%d_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_"
+                     "threads192_trbf16_tubf16_txfloat_tybf16_vec8";
+    char n0[200], n1[200];
+    snprintf(n0, sizeof n0, rn, 0), snprintf(n1, sizeof n1, rn, 1);
+    sky_emu_launch(kernel(n0), L, 1, 1, 192, 1, 1, 0, r0);
+    sky_emu_launch(kernel(n1), LS, 1, 1, 192, 1, 1, 0, r1);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) == 0 && memcmp(rbs, rbf + (size_t)TOK0 * C, valid * 2) == 0,
+          "residual_norm AT 1: the slice's norm and residual rows equal the whole call's bit for bit");
+    /* the negative control: the AT 0 kernel on the slice takes frame 0's modulation for row 0 (token 5, frame 1) */
+    void *w[] = { &ys, &xbs, &mod, &tpr };
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), L, 1,
+                   1, 256, 1, 1, 0, a0);
+    sky_emu_launch(kernel("layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8"), LS, 1,
+                   1, 256, 1, 1, 0, w);
+    check(memcmp(ys, yf + (size_t)TOK0 * C, valid * 2) != 0, "negative control: without AT the slice's rows differ");
+}
+
+/* ---- --use_usp's data movement (dit_forward_usp) ----------------------------------------------- */
+
+/* usp_slice: rank `rank` of P takes rows [rank Ls, rank Ls + Ls) of an [L, COLS] tensor, Ls = ceil(L / P), the
+ * rows past L zero; against the same rows picked on the host, bit for bit, nothing written past the slice. */
+static void test_usp_slice(const char *name, int cols, size_t bytes, int L, int P, int rank)
+{
+    const int Ls = (L + P - 1) / P, tok0 = rank * Ls;
+    const size_t n_in = (size_t)L * cols * bytes, n_out = (size_t)Ls * cols * bytes;
+    unsigned char *x = dev(n_in), *y = dev(n_out + 64), *want = calloc(1, n_out);
+    for (size_t i = 0; i < n_in; i++) x[i] = (unsigned char)(1 + (i * 131 + (i >> 7)) % 251);
+    for (int r = 0; r < Ls; r++)
+        if (tok0 + r < L) memcpy(want + (size_t)r * cols * bytes, x + (size_t)(tok0 + r) * cols * bytes, cols * bytes);
+    memset(y, 0x7f, n_out + 64);
+    int rows = Ls, t0 = tok0, l = L;
+    void *a[] = { &y, &x, &rows, &t0, &l };
+    sky_emu_launch(kernel(name), (unsigned)(((size_t)Ls * cols + 255) / 256), 1, 1, 256, 1, 1, 0, a);
+    int past = 1;
+    for (size_t i = n_out; i < n_out + 64; i++) past &= y[i] == 0x7f;
+    check(memcmp(y, want, n_out) == 0 && past, "usp_slice: rank %d of %d, rows [%d, %d) of %d (%d of padding), %d "
+          "columns of %zu bytes, bit for bit", rank, P, tok0, tok0 + Ls, L, tok0 + Ls > L ? tok0 + Ls - L : 0, cols,
+          bytes);
+    free(want);
+}
+
+/* usp_pack_heads: [rows, C] into P blocks [P, rows, C / P] (block p: head group p) against the host's layout,
+ * and the UNPACK form back to the same bits. */
+static void test_usp_pack(int rows, int P)
+{
+    enum { C = 1536 };
+    const int    cp = C / P;
+    const size_t n = (size_t)rows * C;
+    uint16_t *x = dev(n * 2), *packed = dev(n * 2), *back = dev(n * 2), *want = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) x[i] = (uint16_t)(i * 2654435761u >> 7);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) want[((size_t)(c / cp) * rows + r) * cp + c % cp] = x[(size_t)r * C + c];
+    int nr = rows, np = P;
+    void *a[] = { &packed, &x, &nr, &np }, *b[] = { &back, &packed, &nr, &np };
+    const unsigned grid = (unsigned)((n + 255) / 256);
+    sky_emu_launch(kernel("usp_pack_heads_c1536_tunsignedshort_unpack0"), grid, 1, 1, 256, 1, 1, 0, a);
+    const int packed_ok = memcmp(packed, want, n * 2) == 0;
+    sky_emu_launch(kernel("usp_pack_heads_c1536_tunsignedshort_unpack1"), grid, 1, 1, 256, 1, 1, 0, b);
+    check(packed_ok && memcmp(back, x, n * 2) == 0, "usp_pack_heads: %d rows of %d into %d head groups of %d as the "
+          "host lays them out, and back (UNPACK) bit for bit", rows, C, P, cp);
+    free(want);
 }
 
 /* Kernel k16 (16-byte accesses) and k1 (one value at a time) on the same inputs write y16 and y1 (bytes each, set
@@ -372,21 +477,21 @@ static void test_vec16(void)
     }
     {
         void *a16[] = { &b16, &xf, &mod, &tpr }, *a1[] = { &b1, &xf, &mod, &tpr };
-        same_bits("layernorm_modulate (fp32 x)", "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec8",
-                  ROWS, "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec1", ROWS,
+        same_bits("layernorm_modulate (fp32 x)", "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec8",
+                  ROWS, "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec1", ROWS,
                   a16, a1, b16, b1, n * 2);
     }
     {
         void *a16[] = { &b16, &xb, &mod, &tpr }, *a1[] = { &b1, &xb, &mod, &tpr };
-        same_bits("layernorm_modulate (bf16 x)", "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8",
-                  ROWS, "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec1", ROWS,
+        same_bits("layernorm_modulate (bf16 x)", "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec8",
+                  ROWS, "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec1", ROWS,
                   a16, a1, b16, b1, n * 2);
     }
     {
         void *a16[] = { &f16, &xb, &mod, &tpr }, *a1[] = { &f1, &xb, &mod, &tpr };
         same_bits("layernorm_modulate (the head's, fp32 y)",
-                  "layernorm_modulate_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat_vec8", ROWS,
-                  "layernorm_modulate_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat_vec1", ROWS,
+                  "layernorm_modulate_at0_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat_vec8", ROWS,
+                  "layernorm_modulate_at0_c1536_chunks2_eps1e06f_scale1_shift0_threads256_txbf16_tyfloat_vec1", ROWS,
                   a16, a1, f16, f1, n * 4);
     }
     {
@@ -657,6 +762,12 @@ int main(void)
     test_rms_norm(8, 0);
     test_rms_norm(96, 1);
     test_rms_norm(384, 0);
+    test_usp_slice("usp_slice_cols1536_tunsignedshort", 1536, 2, 11, 2, 1);
+    test_usp_slice("usp_slice_cols1536_tunsignedshort", 1536, 2, 11, 2, 0);
+    test_usp_slice("usp_slice_cols128_tfloat", 128, 4, 10, 4, 3);
+    test_usp_pack(5, 2);
+    test_usp_pack(3, 12);
+    test_at_tok0();
     test_conv("conv_tf32_bn96_cin20_cout96_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
               (geo){ 20, 96, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 96 }, 3, 3, 7, 9, 7, 9);
     test_conv("conv_tf32_bn64_cin20_cout128_kh3_kt3_kw3_nc2_ph1_pw1_sh1_split0_st1_sw1",
@@ -671,17 +782,17 @@ int main(void)
               (geo){ 8, 32, 1, 3, 3, 0, 1, 1, 1, 1, 1, 0, 32 }, 2, 2, 10, 14, 10, 14);
     {
         const char *fused[3] = {
-            "residual_norm_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_threads%d_"
+            "residual_norm_at0_c1536_eps1e06f_gate2_gated1_modulate0_nchunks0_rchunks6_roundin1_scale0_shift0_threads%d_"
             "trfloat_tubf16_txbf16_tybf16_vec%d",
-            "residual_norm_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_threads%d_"
+            "residual_norm_at0_c1536_eps1e06f_gate0_gated0_modulate1_nchunks6_rchunks0_roundin0_scale4_shift3_threads%d_"
             "trfloat_tubf16_txfloat_tybf16_vec%d",
-            "residual_norm_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_threads%d_"
+            "residual_norm_at0_c1536_eps1e06f_gate5_gated1_modulate1_nchunks6_rchunks6_roundin0_scale1_shift0_threads%d_"
             "trbf16_tubf16_txfloat_tybf16_vec%d" };
-        const char *res[3] = { "gated_residual_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
-                               "gated_residual_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
+        const char *res[3] = { "gated_residual_at0_c1536_chunks6_gate2_tubf16_txbf16_tyfloat_vec8", "add_tafloat_tbbf16_tyfloat",
+                               "gated_residual_at0_c1536_chunks6_gate5_tubf16_txfloat_tybf16_vec8" };
         const char *norm[3] = { "layernorm_affine_c1536_eps1e06f_roundin1_threads256_txfloat_tybf16_vec1",
-                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec1",
-                                "layernorm_modulate_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec1" };
+                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale4_shift3_threads256_txfloat_tybf16_vec1",
+                                "layernorm_modulate_at0_c1536_chunks6_eps1e06f_scale1_shift0_threads256_txbf16_tybf16_vec1" };
         const int gated[3] = { 1, 0, 1 }, modulate[3] = { 0, 1, 1 }, xbf[3] = { 1, 0, 0 }, rbf[3] = { 0, 0, 1 };
         for (int vec8 = 0; vec8 < 2; vec8++)
             for (int i = 0; i < 3; i++) {

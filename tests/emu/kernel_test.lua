@@ -48,26 +48,26 @@ local instances = {
     -- a residual and its norm in one pass (residual_norm) beside the unfused kernels it replaces, 1536 channels
     -- (one value at a time, 6 per thread of 256; and in 16-byte chunks of 8, one per thread of 192): the DiT's
     -- three pairs (x1 -> norm3, x2 -> norm2, out -> the next norm1)
-    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
                          NCHUNKS = 0, ROUND_IN = 1, EPS = "1e-06f", TX = "bf16", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 256, VEC = 1, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 256, VEC = 1, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 2, RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0,
                          NCHUNKS = 0, ROUND_IN = 1, EPS = "1e-06f", TX = "bf16", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 192, VEC = 8, GATED = 0, GATE = 0, RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "float", TY = "bf16" } },
-    { "residual_norm", { C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
+    { "residual_norm", { AT = 0, C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1,
                          NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16", TY = "bf16" } },
-    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 2, VEC = 8, TX = "bf16", TU = "bf16", TY = "float" } },
-    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
-    { "gated_residual", { C = 1536, CHUNKS = 6, GATE = 5, VEC = 1, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "gated_residual", { AT = 0, C = 1536, CHUNKS = 6, GATE = 2, VEC = 8, TX = "bf16", TU = "bf16", TY = "float" } },
+    { "gated_residual", { AT = 0, C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "gated_residual", { AT = 0, C = 1536, CHUNKS = 6, GATE = 5, VEC = 1, TX = "float", TU = "bf16", TY = "bf16" } },
     { "add", { TA = "float", TB = "bf16", TY = "float" } },
     { "layernorm_affine", { C = 1536, THREADS = 256, VEC = 1, EPS = "1e-06f", TX = "float", TY = "bf16", ROUND_IN = 1 } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, VEC = 1, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, VEC = 1, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f",
                               TX = "float", TY = "bf16" } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, VEC = 1, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, VEC = 1, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
                               TX = "bf16", TY = "bf16" } },
     -- q's row factors (rms_factor, lower.lua's q_norm) beside the norms whose sums they reproduce, 1536 channels
     -- with df_1.3b_540p's threads
@@ -78,13 +78,13 @@ local instances = {
     -- the same row kernels with 16-byte accesses (VEC 8: the row staged in shared memory), and the elementwise
     -- ones of 16-byte accesses beside one value at a time (kernel_test.c: bit for bit); the head's norm to fp32
     { "layernorm_affine", { C = 1536, THREADS = 256, VEC = 8, EPS = "1e-06f", TX = "float", TY = "bf16", ROUND_IN = 1 } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 3, SCALE = 4, EPS = "1e-06f",
                               TX = "float", TY = "bf16" } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
                               TX = "bf16", TY = "bf16" } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, VEC = 1, CHUNKS = 2, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, VEC = 1, CHUNKS = 2, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
                               TX = "bf16", TY = "float" } },
-    { "layernorm_modulate", { C = 1536, THREADS = 256, VEC = 8, CHUNKS = 2, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
+    { "layernorm_modulate", { AT = 0, C = 1536, THREADS = 256, VEC = 8, CHUNKS = 2, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
                               TX = "bf16", TY = "float" } },
     { "rmsnorm", { C = 1536, THREADS = 256, VEC = 8, EPS = "1e-06f" } },
     { "rmsnorm_rope", { C = 1536, D = 128, THREADS = 256, VEC = 8, EPS = "1e-06f" } },
@@ -98,6 +98,19 @@ local instances = {
     { "modulation", { CHUNKS = 2, C = 1536, ESTRIDE = 1536, KSTRIDE = 0, VEC = 1 } },
     { "teacache", { T = "bf16", MODE = "residual", OP = "-", VEC = 8 } },
     { "teacache", { T = "bf16", MODE = "residual", OP = "-", VEC = 1 } },
+    -- on a rank's slice of the tokens (AT 1, dit_forward_usp): the per-frame modulation row follows the tokens
+    { "layernorm_modulate", { AT = 1, C = 1536, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 0, SCALE = 1, EPS = "1e-06f",
+                              TX = "bf16", TY = "bf16" } },
+    { "gated_residual", { AT = 1, C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, TX = "float", TU = "bf16", TY = "bf16" } },
+    { "residual_norm", { AT = 1, C = 1536, THREADS = 192, VEC = 8, GATED = 1, GATE = 5, RCHUNKS = 6, MODULATE = 1, SHIFT = 0,
+                         SCALE = 1, NCHUNKS = 6, ROUND_IN = 0, EPS = "1e-06f", TX = "float", TU = "bf16", TR = "bf16",
+                         TY = "bf16" } },
+    -- --use_usp's data movement (dit_forward_usp): a rank's slice of the tokens (bf16 tokens, fp32 RoPE rows) and
+    -- the head groups packed for the all-to-all and back
+    { "usp_slice", { COLS = 1536, T = "unsigned short" } },
+    { "usp_slice", { COLS = 128, T = "float" } },
+    { "usp_pack_heads", { C = 1536, T = "unsigned short", UNPACK = 0 } },
+    { "usp_pack_heads", { C = 1536, T = "unsigned short", UNPACK = 1 } },
     -- attention at several query blocks and key tiles (kernel_test.c), the sm_80 kernel, then the Hopper one
     { "attention_sm80", { NH = 2, D = 128, BLOCK_M = 128, BLOCK_N = 64, STAGES = 2, THREADS = 256, SMEM = 104448 } },
 }

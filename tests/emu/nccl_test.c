@@ -68,6 +68,16 @@ static sky_status open_comm(void **out, int device, int r, int n, const unsigned
 
 static void close_comm(void *c) { sky_nccl_close(c); }
 
+static sky_status set_device(int device, sky_err *err)
+{
+    CUdevice  d;
+    CUcontext ctx;
+    if (cuInit(0) != CUDA_SUCCESS || cuDeviceGet(&d, device) != CUDA_SUCCESS ||
+        cuDevicePrimaryCtxRetain(&ctx, d) != CUDA_SUCCESS || cuCtxSetCurrent(ctx) != CUDA_SUCCESS)
+        return sky_fail(err, "no emulated GPU %d", device);
+    return SKY_OK;
+}
+
 static float value(int from, int block, int i) { return (float)(group * 50000 + from * 1000 + block * 100 + i); }
 
 static CUdeviceptr dev_alloc(size_t bytes)
@@ -209,8 +219,11 @@ int main(int argc, char **argv)
         }
         rank = sky_usp_comm(u)->rank, size = sky_usp_comm(u)->size, group = sky_usp_comm(u)->cfg_group;
     }
-    const sky_cuda_plugin table = {
-        .devices = devices, .nccl_id = sky_nccl_make_id, .nccl_open = open_comm, .nccl_close = close_comm};
+    const sky_cuda_plugin table = {.devices = devices,
+                                   .nccl_id = sky_nccl_make_id,
+                                   .nccl_open = open_comm,
+                                   .nccl_close = close_comm,
+                                   .set_device = set_device};
     int   device = -1;
     void *comm = NULL;
     if (argc >= 3 && strcmp(argv[1], "plugin") == 0) { /* the same through an emulated plugin's table */
@@ -222,8 +235,12 @@ int main(int argc, char **argv)
             return 1;
         }
         const sky_status st = sky_usp_cuda_open(u, pl, &device, &comm, &err);
-        CHECK(st == SKY_OK && device == rank && comm, "through the plugin's ABI %d (nccl_id, nccl_open): GPU %d%s%s",
-              pl->abi, device, st ? ": " : "", st ? err.msg : "");
+        /* set_device (called by sky_usp_cuda_open) refuses a GPU the rank does not have, naming it */
+        sky_err   e2;
+        const int refused = pl->set_device(size, &e2) == SKY_ERR && strstr(e2.msg, "does not exist") != NULL;
+        CHECK(st == SKY_OK && device == rank && comm && refused && pl->use_comm,
+              "through the plugin's ABI %d (set_device, nccl_id, nccl_open; GPU %d refused: %s): GPU %d%s%s", pl->abi,
+              size, refused ? "yes" : "no", device, st ? ": " : "", st ? err.msg : "");
         if (comm) pl->nccl_close(comm);
         const int all = sky_usp_all_ok(u, !failed);
         sky_usp_end(u);

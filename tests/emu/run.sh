@@ -9,7 +9,8 @@
 #      shared-memory overrun: exit 3 with the kernel's name);
 #   0b. templates at sizes the tiny models do not reach (rows longer than a warp, several column tiles,
 #      partial channel steps, odd strided sizes; the attention kernels with every Hopper schedule of
-#      gen/schedule_sm90.lua) against plain references (kernel_test.c), also with the TMA copies landing at
+#      gen/schedule_sm90.lua; --use_usp's slice of a rank's rows and the head groups packed for the all-to-all)
+#      against plain references (kernel_test.c), also with the TMA copies landing at
 #      issue and with the dynamic shared memory 16 bytes into the block's window;
 #   0c. --use_usp's device collectives (runtime/cuda/usp_nccl.c) between 2 and 3 emulated GPUs, one per rank process,
 #      through the NCCL double over MPI (nccl_test.sh: all-to-all and all-gather against the expected blocks, also

@@ -72,13 +72,20 @@ for name in p:lines() do
         t.check_eq(graph.dump(programs), before, name .. ": lowering changed the graphs as built")
         t.check(lowered.cpu == programs, "%s: the CPU backend runs the graphs as built", name)
         for _, pname in ipairs(sorted.keys(programs)) do
-            if programs[pname].cpu_only then    -- dit_forward_usp: no CUDA form yet (issue 17 items 2, 5)
-                t.check(lowered.cuda[pname] == nil, "%s: %s is CPU only but was lowered", name, pname)
-            else
-                check_lowered(name .. " " .. pname, programs[pname], lowered.cuda[pname])
-            end
+            check_lowered(name .. " " .. pname, programs[pname], lowered.cuda[pname])
         end
         checked = checked + 1
+        local usp = lowered.cuda.dit_forward_usp   -- the Ulysses form: every collective kept, the slice rows known
+        if usp then                                 -- to each fused norm (the DF per-frame modulation follows tokens)
+            t.check_eq(count(usp, "usp_alltoall"), 4 * s.dit.num_layers, name .. ": 4 all-to-alls per block")
+            t.check_eq(count(usp, "usp_allgather"), 1, name .. ": the head's all-gather")
+            t.check_eq(count(usp, "rope"), 0, name .. ": usp: every rope fused")
+            for _, n in ipairs(usp.nodes) do
+                if n.op == "residual_norm" or n.op == "layernorm_modulate" or n.op == "gated_residual" then
+                    t.check(n.attrs.at_tok0, "%s: usp %s (%s) lost at_tok0", name, n.out.name, n.op)
+                end
+            end
+        end
         local dit, ldit = programs.dit_forward, lowered.cuda.dit_forward
         t.check_eq(count(ldit, "rope"), 0, name .. ": every rope fused")
         -- q's norm where the attention loads it (q_norm): k's rmsnorm_rope per block remains, q's is an rms_factor

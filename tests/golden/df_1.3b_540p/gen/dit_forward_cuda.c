@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -1567,15 +1567,15 @@ static const sky_kernel_const KC_ADD_ROW_C9216[] = {{"COLS", "9216"}, {"VEC", "4
 static const sky_kernel_const KC_ATTENTION_SM80_H12_D128[] = {{"BLOCK_M", "128"}, {"BLOCK_N", "64"}, {"D", "128"}, {"NH", "12"}, {"SMEM", "104448"}, {"STAGES", "2"}, {"THREADS", "256"}};
 static const sky_kernel_const KC_ATTENTION_SM90_H12_D128[] = {{"BLOCK_N", "128"}, {"D", "128"}, {"DESC_INC", "0"}, {"KV_SPLIT", "0"}, {"NH", "12"}, {"SMEM", "164936"}, {"STAGES", "2"}};
 static const sky_kernel_const KC_EMBEDDING_C1536[] = {{"COLS", "1536"}, {"ROWS", "2"}};
-static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}, {"VEC", "8"}};
-static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_GATED_RESIDUAL_FFN_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "6"}, {"GATE", "5"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_HEAD_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "2"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "float"}, {"VEC", "8"}};
+static const sky_kernel_const KC_LAYERNORM_MODULATE_MSA_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"CHUNKS", "6"}, {"EPS", "1e-06f"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "256"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_MODULATION_2X1536[] = {{"C", "1536"}, {"CHUNKS", "2"}, {"ESTRIDE", "1536"}, {"KSTRIDE", "0"}, {"VEC", "4"}};
 static const sky_kernel_const KC_MODULATION_6X1536[] = {{"C", "1536"}, {"CHUNKS", "6"}, {"ESTRIDE", "9216"}, {"KSTRIDE", "1536"}, {"VEC", "4"}};
 static const sky_kernel_const KC_PATCHIFY_C16[] = {{"C0", "0"}, {"CX", "16"}, {"PATCH_IN", "64"}};
-static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
-static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_ADD_MOD_FFN_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "0"}, {"GATED", "0"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "0"}, {"ROUND_IN", "0"}, {"SCALE", "4"}, {"SHIFT", "3"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "5"}, {"GATED", "1"}, {"MODULATE", "1"}, {"NCHUNKS", "6"}, {"RCHUNKS", "6"}, {"ROUND_IN", "0"}, {"SCALE", "1"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "bf16"}, {"TU", "bf16"}, {"TX", "float"}, {"TY", "bf16"}, {"VEC", "8"}};
+static const sky_kernel_const KC_RESNORM_GATE_MSA_AFFINE_C1536[] = {{"AT", "0"}, {"C", "1536"}, {"EPS", "1e-06f"}, {"GATE", "2"}, {"GATED", "1"}, {"MODULATE", "0"}, {"NCHUNKS", "0"}, {"RCHUNKS", "6"}, {"ROUND_IN", "1"}, {"SCALE", "0"}, {"SHIFT", "0"}, {"THREADS", "192"}, {"TR", "float"}, {"TU", "bf16"}, {"TX", "bf16"}, {"TY", "bf16"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMS_FACTOR_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "0"}, {"THREADS", "256"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMS_FACTOR_PAIRS_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"PAIRS", "1"}, {"THREADS", "256"}, {"VEC", "8"}};
 static const sky_kernel_const KC_RMSNORM_C1536[] = {{"C", "1536"}, {"EPS", "1e-06f"}, {"THREADS", "256"}, {"VEC", "8"}};
@@ -1592,15 +1592,15 @@ const sky_kernel_info dit_forward_kernel_info[24] = {
     {"attention_sm90_h12_d128", "attention_sm90", 7, KC_ATTENTION_SM90_H12_D128},
     {"embedding_c1536", "embedding", 2, KC_EMBEDDING_C1536},
     {"fp8_expand", "fp8_expand", 0, NULL},
-    {"gated_residual_ffn_c1536", "gated_residual", 7, KC_GATED_RESIDUAL_FFN_C1536},
-    {"layernorm_modulate_head_c1536", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_HEAD_C1536},
-    {"layernorm_modulate_msa_c1536", "layernorm_modulate", 9, KC_LAYERNORM_MODULATE_MSA_C1536},
+    {"gated_residual_ffn_c1536", "gated_residual", 8, KC_GATED_RESIDUAL_FFN_C1536},
+    {"layernorm_modulate_head_c1536", "layernorm_modulate", 10, KC_LAYERNORM_MODULATE_HEAD_C1536},
+    {"layernorm_modulate_msa_c1536", "layernorm_modulate", 10, KC_LAYERNORM_MODULATE_MSA_C1536},
     {"modulation_2x1536", "modulation", 5, KC_MODULATION_2X1536},
     {"modulation_6x1536", "modulation", 5, KC_MODULATION_6X1536},
     {"patchify_c16", "patchify", 3, KC_PATCHIFY_C16},
-    {"resnorm_add_mod_ffn_c1536", "residual_norm", 16, KC_RESNORM_ADD_MOD_FFN_C1536},
-    {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 16, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
-    {"resnorm_gate_msa_affine_c1536", "residual_norm", 16, KC_RESNORM_GATE_MSA_AFFINE_C1536},
+    {"resnorm_add_mod_ffn_c1536", "residual_norm", 17, KC_RESNORM_ADD_MOD_FFN_C1536},
+    {"resnorm_gate_ffn_bf16_mod_msa_c1536", "residual_norm", 17, KC_RESNORM_GATE_FFN_BF16_MOD_MSA_C1536},
+    {"resnorm_gate_msa_affine_c1536", "residual_norm", 17, KC_RESNORM_GATE_MSA_AFFINE_C1536},
     {"rms_factor_c1536", "rms_factor", 5, KC_RMS_FACTOR_C1536},
     {"rms_factor_pairs_c1536", "rms_factor", 5, KC_RMS_FACTOR_PAIRS_C1536},
     {"rmsnorm_c1536", "rmsnorm", 4, KC_RMSNORM_C1536},

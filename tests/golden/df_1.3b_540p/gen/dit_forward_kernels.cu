@@ -4,21 +4,21 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 3122ebcb334de12b
  *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087
  *            templates/cuda/attention_sm90.cu.in  xxh64 28188bcbec928f2d
- *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a
+ *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978
  *            templates/cuda/embedding.cu.in       xxh64 392d98d0193f6d27
  *            templates/cuda/fp8_expand.cu.in      xxh64 75812f98e43883d1
- *            templates/cuda/gated_residual.cu.in  xxh64 fd39caba46b029f4
- *            templates/cuda/layernorm_modulate.cu.in xxh64 994e80b0e6b476e4
+ *            templates/cuda/gated_residual.cu.in  xxh64 cb81ccd84158ad0d
+ *            templates/cuda/layernorm_modulate.cu.in xxh64 1ad7f5a4f6f75ff4
  *            templates/cuda/modulation.cu.in      xxh64 15165cb97c72d730
  *            templates/cuda/patchify.cu.in        xxh64 316a0ae10a684971
  *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
  *            templates/cuda/reduce.cuh            xxh64 22a3c344af5d05ae
- *            templates/cuda/residual_norm.cu.in   xxh64 2db6eade95faeb20
+ *            templates/cuda/residual_norm.cu.in   xxh64 b8772fce7e6a5431
  *            templates/cuda/rms_factor.cu.in      xxh64 1ddaf00413ec2fa2
  *            templates/cuda/rmsnorm.cu.in         xxh64 7fe8bd1940af8198
  *            templates/cuda/rmsnorm_rope.cu.in    xxh64 e723f3a0ee94c333
@@ -363,6 +363,22 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const uns
 #include <cuda_bf16.h>
 
 typedef __nv_bfloat16 bf16;
+
+// ---- a token's modulation row -----------------------------------------------------------------
+// The kernels that read a per-token modulation row (layernorm_modulate, gated_residual, residual_norm) take
+// their rows' place with a constant AT: AT 0 is a whole call, token = row; AT 1 a rank's slice of the tokens
+// (--use_usp, dit_forward_usp): two more arguments, tok0 (the slice's first token) and mod_rows (the modulation's
+// rows), token = tok0 + row and the padding rows past the last token take the last modulation row (as the CPU's
+// *_at templates).
+#define SKY_AT_ARGS_0
+#define SKY_AT_ARGS_1 , int tok0, int mod_rows
+#define SKY_MOD_ROW_0(row, tokens_per_row) ((row) / (tokens_per_row))
+#define SKY_MOD_ROW_1(row, tokens_per_row) sky_mod_row_at(tok0 + (int)(row), (int)(tokens_per_row), mod_rows)
+__device__ __forceinline__ int sky_mod_row_at(int token, int tokens_per_row, int mod_rows)
+{
+    const int m = token / tokens_per_row;
+    return m < mod_rows ? m : mod_rows - 1;
+}
 
 // ---- reductions ----------------------------------------------------------------------------
 
@@ -1338,7 +1354,7 @@ fp8_expand(bf16 *__restrict__ y, const unsigned char *__restrict__ codes, const 
     y[i] = __float2bfloat16_rn((b & 128u ? -mag : mag) * scale[blockIdx.y]);
 }
 
-// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8
+// gated_residual_ffn_c1536: templates/cuda/gated_residual.cu.in with AT=0 C=1536 CHUNKS=6 GATE=5 TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/gated_residual.cu.in
 //
 // y = x + u * gate        (reference §2.7 steps 3 and 6; the residual stream is fp32 inside a block
@@ -1346,17 +1362,18 @@ fp8_expand(bf16 *__restrict__ y, const unsigned char *__restrict__ codes, const 
 // modulation row. One thread per VEC consecutive values of a row (VEC = 8: 16-byte accesses of bf16,
 // two of fp32; 1 where C is not a multiple of 8). 32-bit index arithmetic: rows * C < 2^31 (checked by
 // gen/emit/cuda_dit.lua), the divisions by the constant C / VEC and by tokens_per_row once per VEC values.
-// Parameters: gated_residual_ffn_c1536, 1536, 6, 5, 8, float, bf16, bf16.
+// AT 1: the rows are a rank's slice of the tokens from tok0 (common.cuh SKY_MOD_ROW_1).
+// Parameters: gated_residual_ffn_c1536, 1536, 6, 5, 8, float, bf16, bf16, 0.
 extern "C" __global__ void __launch_bounds__(256)
 gated_residual_ffn_c1536(bf16 *__restrict__ y, const float *__restrict__ x, const bf16 *__restrict__ u,
-        const float *__restrict__ mod, int rows, int tokens_per_row)
+        const float *__restrict__ mod, int rows, int tokens_per_row SKY_AT_ARGS_0)
 {
     enum { C = 1536, CHUNKS = 6, GATE = 5, VEC = 8, PER_ROW = C / VEC };
     static_assert(C % VEC == 0, "C must be a multiple of VEC");
     const unsigned v = blockIdx.x * blockDim.x + threadIdx.x;
     if (v >= (unsigned)rows * PER_ROW) return;
     const unsigned n = v / PER_ROW, c0 = v % PER_ROW * VEC, i = n * C + c0;
-    const float *g = mod + ((n / (unsigned)tokens_per_row) * CHUNKS + GATE) * C + c0;
+    const float *g = mod + ((unsigned)(SKY_MOD_ROW_0(n, (unsigned)tokens_per_row)) * CHUNKS + GATE) * C + c0;
     float xv[VEC], uv[VEC], gv[VEC];
     sky_ldv<VEC>(x + i, xv);
     sky_ldv<VEC>(u + i, uv);
@@ -1366,7 +1383,7 @@ gated_residual_ffn_c1536(bf16 *__restrict__ y, const float *__restrict__ x, cons
     sky_stv<VEC>(y + i, xv);
 }
 
-// layernorm_modulate_head_c1536: templates/cuda/layernorm_modulate.cu.in with C=1536 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float VEC=8
+// layernorm_modulate_head_c1536: templates/cuda/layernorm_modulate.cu.in with AT=0 C=1536 CHUNKS=2 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=float VEC=8
 // templates/cuda/layernorm_modulate.cu.in
 //
 // y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
@@ -1376,12 +1393,14 @@ gated_residual_ffn_c1536(bf16 *__restrict__ y, const float *__restrict__ x, cons
 // VEC = 8 (C a multiple of 8): the row is staged in shared memory with 16-byte loads (sky_stage16) and the
 // sums read it there as they would read x (the same values per thread, bit for bit); the output pass takes
 // 8 consecutive channels per thread, the modulation and y in 16-byte accesses. VEC = 1: one value at a time.
+// AT 1: the rows are a rank's slice of the tokens from tok0 (common.cuh SKY_MOD_ROW_1).
 // Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0, C % VEC == 0.
 //
 // Parameters: layernorm_modulate_head_c1536, 1536, 256, 8, 2, 0, 1 chunk indices, 1e-06f,
-//             bf16 / float stored types of x and y (bf16 or float).
+//             bf16 / float stored types of x and y (bf16 or float), 0.
 extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_head_c1536(float *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
+layernorm_modulate_head_c1536(float *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod,
+        int tokens_per_row SKY_AT_ARGS_0)
 {
     enum { C = 1536, THREADS = 256, VEC = 8, CHUNKS = 2, SHIFT = 0, SCALE = 1,
            PER = C / THREADS };
@@ -1395,7 +1414,7 @@ layernorm_modulate_head_c1536(float *__restrict__ y, const bf16 *__restrict__ x,
     if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
     const bf16 *xr = VEC > 1 ? xs : xg;
     float *yr = y + (size_t)row * C;
-    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
+    const float *m = mod + (size_t)(SKY_MOD_ROW_0(row, tokens_per_row)) * CHUNKS * C;
 
     float v[PER];
     float sum = 0.0f;
@@ -1433,7 +1452,7 @@ layernorm_modulate_head_c1536(float *__restrict__ y, const bf16 *__restrict__ x,
     }
 }
 
-// layernorm_modulate_msa_c1536: templates/cuda/layernorm_modulate.cu.in with C=1536 CHUNKS=6 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=bf16 VEC=8
+// layernorm_modulate_msa_c1536: templates/cuda/layernorm_modulate.cu.in with AT=0 C=1536 CHUNKS=6 EPS=1e-06f SCALE=1 SHIFT=0 THREADS=256 TX=bf16 TY=bf16 VEC=8
 // templates/cuda/layernorm_modulate.cu.in
 //
 // y = LN(x) * (1 + scale) + shift        (Wan block norm1/norm2 and the head; reference §2.7, §2.10)
@@ -1443,12 +1462,14 @@ layernorm_modulate_head_c1536(float *__restrict__ y, const bf16 *__restrict__ x,
 // VEC = 8 (C a multiple of 8): the row is staged in shared memory with 16-byte loads (sky_stage16) and the
 // sums read it there as they would read x (the same values per thread, bit for bit); the output pass takes
 // 8 consecutive channels per thread, the modulation and y in 16-byte accesses. VEC = 1: one value at a time.
+// AT 1: the rows are a rank's slice of the tokens from tok0 (common.cuh SKY_MOD_ROW_1).
 // Preconditions (checked by gen/emit/cuda_dit.lua): C % THREADS == 0, THREADS % 32 == 0, C % VEC == 0.
 //
 // Parameters: layernorm_modulate_msa_c1536, 1536, 256, 8, 6, 0, 1 chunk indices, 1e-06f,
-//             bf16 / bf16 stored types of x and y (bf16 or float).
+//             bf16 / bf16 stored types of x and y (bf16 or float), 0.
 extern "C" __global__ void __launch_bounds__(256)
-layernorm_modulate_msa_c1536(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod, int tokens_per_row)
+layernorm_modulate_msa_c1536(bf16 *__restrict__ y, const bf16 *__restrict__ x, const float *__restrict__ mod,
+        int tokens_per_row SKY_AT_ARGS_0)
 {
     enum { C = 1536, THREADS = 256, VEC = 8, CHUNKS = 6, SHIFT = 0, SCALE = 1,
            PER = C / THREADS };
@@ -1462,7 +1483,7 @@ layernorm_modulate_msa_c1536(bf16 *__restrict__ y, const bf16 *__restrict__ x, c
     if constexpr (VEC > 1) sky_stage16<C, THREADS>(xs, xg);
     const bf16 *xr = VEC > 1 ? xs : xg;
     bf16 *yr = y + (size_t)row * C;
-    const float *m = mod + (size_t)(row / tokens_per_row) * CHUNKS * C;
+    const float *m = mod + (size_t)(SKY_MOD_ROW_0(row, tokens_per_row)) * CHUNKS * C;
 
     float v[PER];
     float sum = 0.0f;
@@ -1576,7 +1597,7 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
     *reinterpret_cast<unsigned long long *>(dst) = e0 | e1 << 16 | e2 << 32 | e3 << 48;
 }
 
-// resnorm_add_mod_ffn_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=192 TR=float TU=bf16 TX=float TY=bf16 VEC=8
+// resnorm_add_mod_ffn_c1536: templates/cuda/residual_norm.cu.in with AT=0 C=1536 EPS=1e-06f GATE=0 GATED=0 MODULATE=1 NCHUNKS=6 RCHUNKS=0 ROUND_IN=0 SCALE=4 SHIFT=3 THREADS=192 TR=float TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/residual_norm.cu.in
 //
 // A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
@@ -1591,15 +1612,16 @@ patchify_c16(bf16 *__restrict__ p, const float *__restrict__ x, int F, int H, in
 // thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
 // where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
 // in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
-// pointer. The modulation row is token / tokens_per_row.
+// pointer. The modulation row is token / tokens_per_row; AT 1: the rows are a rank's slice of the tokens from tok0
+// (common.cuh SKY_MOD_ROW_1).
 // Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
 //
 // Parameters: resnorm_add_mod_ffn_c1536, 1536, 192, 8, 0, 0, 0, 1, 3, 4,
-//             6, 0, 1e-06f, float / bf16 / float / bf16 stored types of x, u, r, y.
+//             6, 0, 1e-06f, float / bf16 / float / bf16 stored types of x, u, r, y, 0.
 extern "C" __global__ void __launch_bounds__(192)
 resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
-        const float *__restrict__ bias, int tokens_per_row)
+        const float *__restrict__ bias, int tokens_per_row SKY_AT_ARGS_0)
 {
     enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 0, GATE = 0,
            RCHUNKS = 0, MODULATE = 1, SHIFT = 3, SCALE = 4, NCHUNKS = 6,
@@ -1609,7 +1631,7 @@ resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const flo
     __shared__ float scratch[32];
 
     const int row = blockIdx.x;
-    const int mrow = row / tokens_per_row;
+    const int mrow = SKY_MOD_ROW_0(row, tokens_per_row);
     const size_t base = (size_t)row * C;
     const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
     float v[PER][VEC];
@@ -1655,7 +1677,7 @@ resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const flo
     }
 }
 
-// resnorm_gate_ffn_bf16_mod_msa_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=5 GATED=1 MODULATE=1 NCHUNKS=6 RCHUNKS=6 ROUND_IN=0 SCALE=1 SHIFT=0 THREADS=192 TR=bf16 TU=bf16 TX=float TY=bf16 VEC=8
+// resnorm_gate_ffn_bf16_mod_msa_c1536: templates/cuda/residual_norm.cu.in with AT=0 C=1536 EPS=1e-06f GATE=5 GATED=1 MODULATE=1 NCHUNKS=6 RCHUNKS=6 ROUND_IN=0 SCALE=1 SHIFT=0 THREADS=192 TR=bf16 TU=bf16 TX=float TY=bf16 VEC=8
 // templates/cuda/residual_norm.cu.in
 //
 // A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
@@ -1670,15 +1692,16 @@ resnorm_add_mod_ffn_c1536(bf16 *__restrict__ y, float *__restrict__ r, const flo
 // thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
 // where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
 // in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
-// pointer. The modulation row is token / tokens_per_row.
+// pointer. The modulation row is token / tokens_per_row; AT 1: the rows are a rank's slice of the tokens from tok0
+// (common.cuh SKY_MOD_ROW_1).
 // Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
 //
 // Parameters: resnorm_gate_ffn_bf16_mod_msa_c1536, 1536, 192, 8, 1, 5, 6, 1, 0, 1,
-//             6, 0, 1e-06f, float / bf16 / bf16 / bf16 stored types of x, u, r, y.
+//             6, 0, 1e-06f, float / bf16 / bf16 / bf16 stored types of x, u, r, y, 0.
 extern "C" __global__ void __launch_bounds__(192)
 resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, const float *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
-        const float *__restrict__ bias, int tokens_per_row)
+        const float *__restrict__ bias, int tokens_per_row SKY_AT_ARGS_0)
 {
     enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 1, GATE = 5,
            RCHUNKS = 6, MODULATE = 1, SHIFT = 0, SCALE = 1, NCHUNKS = 6,
@@ -1688,7 +1711,7 @@ resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, 
     __shared__ float scratch[32];
 
     const int row = blockIdx.x;
-    const int mrow = row / tokens_per_row;
+    const int mrow = SKY_MOD_ROW_0(row, tokens_per_row);
     const size_t base = (size_t)row * C;
     const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
     float v[PER][VEC];
@@ -1734,7 +1757,7 @@ resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, 
     }
 }
 
-// resnorm_gate_msa_affine_c1536: templates/cuda/residual_norm.cu.in with C=1536 EPS=1e-06f GATE=2 GATED=1 MODULATE=0 NCHUNKS=0 RCHUNKS=6 ROUND_IN=1 SCALE=0 SHIFT=0 THREADS=192 TR=float TU=bf16 TX=bf16 TY=bf16 VEC=8
+// resnorm_gate_msa_affine_c1536: templates/cuda/residual_norm.cu.in with AT=0 C=1536 EPS=1e-06f GATE=2 GATED=1 MODULATE=0 NCHUNKS=0 RCHUNKS=6 ROUND_IN=1 SCALE=0 SHIFT=0 THREADS=192 TR=float TU=bf16 TX=bf16 TY=bf16 VEC=8
 // templates/cuda/residual_norm.cu.in
 //
 // A residual and the norm that reads it, in one pass over each row (lower.lua's residual_norm: the
@@ -1749,15 +1772,16 @@ resnorm_gate_ffn_bf16_mod_msa_c1536(bf16 *__restrict__ y, bf16 *__restrict__ r, 
 // thread PER chunks of VEC consecutive channels (VEC = 8: 16-byte accesses of bf16, two of fp32; VEC = 1,
 // where C does not allow it, gives the unfused kernels' chunks and their sums bit for bit); mean and variance
 // in fp32, two passes over registers. Arguments a variant does not read (rmod, nmod, weight, bias) may be any
-// pointer. The modulation row is token / tokens_per_row.
+// pointer. The modulation row is token / tokens_per_row; AT 1: the rows are a rank's slice of the tokens from tok0
+// (common.cuh SKY_MOD_ROW_1).
 // Preconditions (checked by gen/emit/cuda_dit.lua): C = PER * THREADS * VEC, THREADS % 32 == 0.
 //
 // Parameters: resnorm_gate_msa_affine_c1536, 1536, 192, 8, 1, 2, 6, 0, 0, 0,
-//             0, 1, 1e-06f, bf16 / bf16 / float / bf16 stored types of x, u, r, y.
+//             0, 1, 1e-06f, bf16 / bf16 / float / bf16 stored types of x, u, r, y, 0.
 extern "C" __global__ void __launch_bounds__(192)
 resnorm_gate_msa_affine_c1536(bf16 *__restrict__ y, float *__restrict__ r, const bf16 *__restrict__ x, const bf16 *__restrict__ u,
         const float *__restrict__ rmod, const float *__restrict__ nmod, const float *__restrict__ weight,
-        const float *__restrict__ bias, int tokens_per_row)
+        const float *__restrict__ bias, int tokens_per_row SKY_AT_ARGS_0)
 {
     enum { C = 1536, THREADS = 192, VEC = 8, PER = C / (THREADS * VEC), GATED = 1, GATE = 2,
            RCHUNKS = 6, MODULATE = 0, SHIFT = 0, SCALE = 0, NCHUNKS = 0,
@@ -1767,7 +1791,7 @@ resnorm_gate_msa_affine_c1536(bf16 *__restrict__ y, float *__restrict__ r, const
     __shared__ float scratch[32];
 
     const int row = blockIdx.x;
-    const int mrow = row / tokens_per_row;
+    const int mrow = SKY_MOD_ROW_0(row, tokens_per_row);
     const size_t base = (size_t)row * C;
     const float *g = rmod + ((size_t)mrow * RCHUNKS + GATE) * C;
     float v[PER][VEC];

@@ -4,10 +4,10 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd
  *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3
- *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a
+ *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978
  *            templates/cuda/conv_tf32.cu.in       xxh64 e2994a8f3b49a648
  *            templates/cuda/copy.cu.in            xxh64 16405b47c5b05a3f
  *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494
@@ -354,6 +354,22 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[64], const uns
 #include <cuda_bf16.h>
 
 typedef __nv_bfloat16 bf16;
+
+// ---- a token's modulation row -----------------------------------------------------------------
+// The kernels that read a per-token modulation row (layernorm_modulate, gated_residual, residual_norm) take
+// their rows' place with a constant AT: AT 0 is a whole call, token = row; AT 1 a rank's slice of the tokens
+// (--use_usp, dit_forward_usp): two more arguments, tok0 (the slice's first token) and mod_rows (the modulation's
+// rows), token = tok0 + row and the padding rows past the last token take the last modulation row (as the CPU's
+// *_at templates).
+#define SKY_AT_ARGS_0
+#define SKY_AT_ARGS_1 , int tok0, int mod_rows
+#define SKY_MOD_ROW_0(row, tokens_per_row) ((row) / (tokens_per_row))
+#define SKY_MOD_ROW_1(row, tokens_per_row) sky_mod_row_at(tok0 + (int)(row), (int)(tokens_per_row), mod_rows)
+__device__ __forceinline__ int sky_mod_row_at(int token, int tokens_per_row, int mod_rows)
+{
+    const int m = token / tokens_per_row;
+    return m < mod_rows ? m : mod_rows - 1;
+}
 
 // ---- reductions ----------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    830 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
@@ -1449,6 +1449,18 @@ static const sky_count_group dit_forward_count_groups[11] = {
     {"residuals / elementwise", 36, 0, 6.8699136e+08, 0.0, 0.0, 0.0001431232, 0.0001431232},
     {"embed / head (non-GEMM)", 4, 0, 45721296.0, 0.0, 0.0, 9.52527e-06, 9.52527e-06},
 };
+static const sky_count_group dit_forward_usp_count_groups[10] = {
+    {"attention (cross)", 30, 0, 4.79777616e+09, 2.40648192e+12, 0.002433247644084934, 0.0009995367, 0.002433247644084934},
+    {"GEMM cross_attn", 0, 60, 9.68361984e+09, 7.21944576e+12, 0.0072997429322548026, 0.0020174208, 0.0072997429322548026},
+    {"GEMM embed / head", 0, 7, 461596416.0, 15918956544.0, 9.780449705591356e-05, 9.616592e-05, 9.780449705591356e-05},
+    {"GEMM ffn", 0, 60, 3.376989696e+10, 4.21134336e+13, 0.042581833771486347, 0.0070353952, 0.042581833771486347},
+    {"GEMM self_attn", 0, 120, 1.936723968e+10, 1.443889152e+13, 0.014599485864509605, 0.0040348416, 0.014599485864509605},
+    {"norms", 32, 0, 2.7460488e+09, 0.0, 0.0, 0.0005720935, 0.0005720935},
+    {"rmsnorm + RoPE", 61, 0, 1.021016064e+10, 0.0, 0.0, 0.0021271168, 0.0021271168},
+    {"residual + norm (fused)", 89, 0, 3.731871744e+10, 0.0, 0.0, 0.0077747328, 0.0077747328},
+    {"residuals / elementwise", 309, 0, 47669010176.0, 2.3970816e+14, 0.24237427704752276, 0.009931043786666666, 0.24237427704752276},
+    {"embed / head (non-GEMM)", 4, 0, 45724112.0, 0.0, 0.0, 9.525856666666667e-06, 9.525856666666667e-06},
+};
 static const sky_count_group text_encode_count_groups[6] = {
     {"attention (per head: 2 GEMMs + softmax)", 1536, 3072, 415432704.0, 103079215104.0, 0.00010422569777957533, 8.654848e-05, 0.00010422569777957533},
     {"GEMM attn", 0, 96, 4.02653184e+09, 1649267441664.0, 0.0016676111644732053, 0.0008388608, 0.0016676111644732053},
@@ -1479,12 +1491,18 @@ static const sky_count_group vae_encode_count_groups[5] = {
     {"residuals / elementwise", 13, 0, 8.06913024e+09, 0.0, 0.0, 0.0016810688, 0.0016810688},
 };
 /* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
-static const sky_count_program variant_count_programs[5] = {
+static const sky_count_program variant_count_programs[6] = {
     {
         "dit_forward", 11, dit_forward_count_groups,
         {"total", 282, 187, 239123408592.0, 611793758060544.0, 0.6187498074346833, 0.04981737679, 0.6386806731046832},
         {"once per prompt", 30, 62, 592820224.0, 153813516288.0, 0.00015552428340546005, 0.00012350421333333334, 0.00015552428340546005},
         0.6386806731046832, 0.6185983397983256,
+    },
+    {
+        "dit_forward_usp", 10, dit_forward_usp_count_groups,
+        {"total", 525, 247, 166069790224.0, 305902331756544.0, 0.3093863917569144, 0.03459787296333333, 0.31986986071358103},
+        {"once per prompt", 30, 62, 592820224.0, 153813516288.0, 0.00015552428340546005, 0.00012350421333333334, 0.00015552428340546005},
+        0.31986986071358103, 0.30930468327254196,
     },
     {
         "text_encode", 6, text_encode_count_groups,
@@ -1515,7 +1533,7 @@ static const sky_count_table variant_counts = {
     .device = "H200 SXM",
     .bf16_flops = 9.89e+14, .tf32_flops = 4.94e+14, .f32_flops = 6.7e+13, .hbm_bytes = 4.8e+12,
     .source = "NVIDIA H200 datasheet: BF16 1,979 and TF32 989 TFLOP/s with sparsity (halved), FP32 67, HBM3e 4.8 TB/s",
-    .n_programs = 5, .programs = variant_count_programs,
+    .n_programs = 6, .programs = variant_count_programs,
 };
 
 const sky_variant_desc sky_variant = {
@@ -1523,7 +1541,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "b6afa3bd552efc77",
+    .generator_xxh64 = "692986fe308060a2",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

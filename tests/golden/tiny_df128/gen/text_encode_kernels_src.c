@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * source     gen/text_encode_kernels.cu as a C string, for NVRTC
  */
 const char text_encode_kernels_src[] =
@@ -14,9 +14,9 @@ const char text_encode_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
-    " *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a\n"
+    " *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978\n"
     " *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a\n"
     " *            templates/cuda/gather_rows.cu.in     xxh64 5486af4ecb289f35\n"
     " *            templates/cuda/ptx.cuh               xxh64 f4686db4f50ee494\n"
@@ -361,6 +361,22 @@ const char text_encode_kernels_src[] =
     "#include <cuda_bf16.h>\n"
     "\n"
     "typedef __nv_bfloat16 bf16;\n"
+    "\n"
+    "// ---- a token's modulation row -----------------------------------------------------------------\n"
+    "// The kernels that read a per-token modulation row (layernorm_modulate, gated_residual, residual_norm) take\n"
+    "// their rows' place with a constant AT: AT 0 is a whole call, token = row; AT 1 a rank's slice of the tokens\n"
+    "// (--use_usp, dit_forward_usp): two more arguments, tok0 (the slice's first token) and mod_rows (the modulation's\n"
+    "// rows), token = tok0 + row and the padding rows past the last token take the last modulation row (as the CPU's\n"
+    "// *_at templates).\n"
+    "#define SKY_AT_ARGS_0\n"
+    "#define SKY_AT_ARGS_1 , int tok0, int mod_rows\n"
+    "#define SKY_MOD_ROW_0(row, tokens_per_row) ((row) / (tokens_per_row))\n"
+    "#define SKY_MOD_ROW_1(row, tokens_per_row) sky_mod_row_at(tok0 + (int)(row), (int)(tokens_per_row), mod_rows)\n"
+    "__device__ __forceinline__ int sky_mod_row_at(int token, int tokens_per_row, int mod_rows)\n"
+    "{\n"
+    "    const int m = token / tokens_per_row;\n"
+    "    return m < mod_rows ? m : mod_rows - 1;\n"
+    "}\n"
     "\n"
     "// ---- reductions ----------------------------------------------------------------------------\n"
     "\n"

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 b6afa3bd552efc77
+ * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -455,6 +455,18 @@ static const sky_count_group dit_forward_count_groups[11] = {
     {"residuals / elementwise", 8, 0, 4.7104e+05, 0.0, 0.0, 9.813333333333334e-08, 9.813333333333334e-08},
     {"embed / head (non-GEMM)", 4, 0, 69688.0, 0.0, 0.0, 1.4518333333333334e-08, 1.4518333333333334e-08},
 };
+static const sky_count_group dit_forward_usp_count_groups[10] = {
+    {"attention (cross)", 2, 0, 1.416e+05, 2359296.0, 2.385536905965622e-09, 2.95e-08, 2.95e-08},
+    {"GEMM cross_attn", 0, 4, 673792.0, 18874368.0, 1.9084295247724975e-08, 1.4037333333333333e-07, 1.4037333333333333e-07},
+    {"GEMM embed / head", 0, 7, 4081408.0, 10747904.0, 1.1664602930745665e-07, 8.502933333333333e-07, 8.502933333333333e-07},
+    {"GEMM ffn", 0, 4, 1272832.0, 37748736.0, 3.816859049544995e-08, 2.6517333333333336e-07, 2.6517333333333336e-07},
+    {"GEMM self_attn", 0, 8, 1347584.0, 37748736.0, 3.816859049544995e-08, 2.8074666666666665e-07, 2.8074666666666665e-07},
+    {"norms", 4, 0, 178464.0, 0.0, 0.0, 3.718e-08, 3.718e-08},
+    {"rmsnorm + RoPE", 5, 0, 262144.0, 0.0, 0.0, 5.461333333333333e-08, 5.461333333333333e-08},
+    {"residual + norm (fused)", 5, 0, 722944.0, 0.0, 0.0, 1.5061333333333334e-07, 1.5061333333333334e-07},
+    {"residuals / elementwise", 29, 0, 1273088.0, 5308416.0, 5.367458038422649e-09, 2.652266666666667e-07, 2.652266666666667e-07},
+    {"embed / head (non-GEMM)", 4, 0, 69944.0, 0.0, 0.0, 1.4571666666666667e-08, 1.4571666666666667e-08},
+};
 static const sky_count_group text_encode_count_groups[6] = {
     {"attention (per head: 2 GEMMs + softmax)", 8, 16, 37888.0, 524288.0, 5.301193124368049e-10, 7.893333333333333e-09, 7.893333333333333e-09},
     {"GEMM attn", 0, 8, 131072.0, 2097152.0, 2.1204772497472195e-09, 2.7306666666666665e-08, 2.7306666666666665e-08},
@@ -478,12 +490,18 @@ static const sky_count_group vae_encode_count_groups[5] = {
     {"residuals / elementwise", 13, 0, 4279296.0, 0.0, 0.0, 8.9152e-07, 8.9152e-07},
 };
 /* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
-static const sky_count_program variant_count_programs[4] = {
+static const sky_count_program variant_count_programs[5] = {
     {
         "dit_forward", 11, dit_forward_count_groups,
         {"total", 30, 19, 10928184.0, 216006656.0, 3.406016582406471e-07, 2.276705e-06, 2.276705e-06},
         {"once per prompt", 2, 6, 943104.0, 22020096.0, 2.2265011122345804e-08, 1.9648e-07, 1.9648e-07},
         2.276705e-06, 2.184091567239636e-07,
+    },
+    {
+        "dit_forward_usp", 10, dit_forward_usp_count_groups,
+        {"total", 49, 23, 1.00238e+07, 112787456.0, 2.198205004904698e-07, 2.0882916666666666e-06, 2.0882916666666666e-06},
+        {"once per prompt", 2, 6, 943104.0, 22020096.0, 2.2265011122345804e-08, 1.9648e-07, 1.9648e-07},
+        2.0882916666666666e-06, 1.1404191708796764e-07,
     },
     {
         "text_encode", 6, text_encode_count_groups,
@@ -508,7 +526,7 @@ static const sky_count_table variant_counts = {
     .device = "H200 SXM",
     .bf16_flops = 9.89e+14, .tf32_flops = 4.94e+14, .f32_flops = 6.7e+13, .hbm_bytes = 4.8e+12,
     .source = "NVIDIA H200 datasheet: BF16 1,979 and TF32 989 TFLOP/s with sparsity (halved), FP32 67, HBM3e 4.8 TB/s",
-    .n_programs = 4, .programs = variant_count_programs,
+    .n_programs = 5, .programs = variant_count_programs,
 };
 
 const sky_variant_desc sky_variant = {
@@ -516,7 +534,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "b6afa3bd552efc77",
+    .generator_xxh64 = "692986fe308060a2",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,
