@@ -77,10 +77,10 @@ typedef struct sky_cuda_plugin {
      * fn as SKY_TRACE_SECONDS (program.h); NULL stops. Forwards run without CUDA Graphs while it is set. */
     void (*set_timing)(void *d, sky_trace_fn fn, void *ctx);
 
-    /* vae_decode (decode = 1), vae_decode_tile (p->tile > 0, decode = 1) or vae_encode of the variant: one chunk
-     * per call, the caches kept on the device; vae_reset zeroes them (the start of a sequence). in and out are
-     * the CPU program's slots ([C, frames, H*W] floats: n_in and n_out of them); H x W is the call's size, as for
-     * forward_cpu. */
+    /* vae_decode (decode = 1), vae_decode_tile (p->tile > 0, decode = 1), vae_encode or vae_encode_tile (p->tile > 0,
+     * decode = 0) of the variant: one chunk per call, the caches kept on the device; vae_reset zeroes them (the start
+     * of a sequence). in and out are the CPU program's slots ([C, frames, H*W] floats: n_in and n_out of them); H x W
+     * is the call's size, as for forward_cpu. */
     sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w, sky_err *err);
     void (*vae_reset)(void *v);
     void (*vae_chunk)(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);

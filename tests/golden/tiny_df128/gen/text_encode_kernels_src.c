@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 802a185d6e4c4409
+ * generator  gen/ (30 .lua files)                 xxh64 59358c6d91522254
  * source     gen/text_encode_kernels.cu as a C string, for NVRTC
  */
 const char text_encode_kernels_src[] =
@@ -14,7 +14,7 @@ const char text_encode_kernels_src[] =
     " *   ./build.sh gen tiny_df128\n"
     " *\n"
     " * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 802a185d6e4c4409\n"
+    " * generator  gen/ (30 .lua files)                 xxh64 59358c6d91522254\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/common.cuh            xxh64 571fd8eacd86bc1a\n"
     " *            templates/cuda/gated_gelu.cu.in      xxh64 cbcede45cc94505a\n"
