@@ -221,6 +221,10 @@ static void print_device_plan(void)
         sky_device_plan_make(&sky_variant, &c, &plan);
         printf("            %-28s %10s (%zu bytes)\n", "the VAE decoder, tiled",
                sky_device_bytes_fmt(b, sizeof b, plan.bytes[SKY_DEVICE_VAE_DECODE]), plan.bytes[SKY_DEVICE_VAE_DECODE]);
+        if (sky_variant.vae_encode_tile && plan.bytes[SKY_DEVICE_VAE_ENCODE])
+            printf("            %-28s %10s (%zu bytes)\n", "the VAE encoder, tiled",
+                   sky_device_bytes_fmt(b, sizeof b, plan.bytes[SKY_DEVICE_VAE_ENCODE]),
+                   plan.bytes[SKY_DEVICE_VAE_ENCODE]);
     }
     for (int tiled = 0; tiled < 2 && (tiled == 0 || sky_variant.vae_decode_tile); tiled++)
         for (int offload = 0; offload < 2; offload++)
