@@ -274,11 +274,13 @@ function graph.build(s)
         local vae = require("programs.vae")
         programs.vae_decode = vae.build_decode(graph.new("vae_decode", s), s)
         programs.vae_encode = vae.build_encode(graph.new("vae_encode", s), s)
-        -- The tiled decode's program (models/vae.h sky_vae_decode_tiled): the decoder at one tile of vae.tile_px,
-        -- where the frame is larger than a tile, so that its arena is the tile's.
+        -- The tiled decode's and encode's programs (models/vae.h sky_vae_decode_tiled, sky_vae_encode_tiled): the
+        -- decoder and the encoder at one tile of vae.tile_px, where the frame is larger than a tile, so that their
+        -- arenas are the tile's.
         local tile = s.vae.tile_px // s.derived.vae_stride_s
         if tile < s.derived.lat_h or tile < s.derived.lat_w then
             programs.vae_decode_tile = vae.build_decode(graph.new("vae_decode_tile", s), s, tile)
+            programs.vae_encode_tile = vae.build_encode(graph.new("vae_encode_tile", s), s, tile)
         end
     end
     return programs

@@ -405,6 +405,7 @@ local cuda_lowering = {
 cuda_lowering.dit_forward_usp = cuda_lowering.dit_forward   -- the Ulysses form: the same fusions
 cuda_lowering.vae_encode = cuda_lowering.vae_decode
 cuda_lowering.vae_decode_tile = cuda_lowering.vae_decode
+cuda_lowering.vae_encode_tile = cuda_lowering.vae_decode
 
 -- The lowered copy of graph g with `nodes`: every tensor an input, state, or node reads or writes, in id
 -- order (what the plan walks), node ids from 1, each output's producer.

@@ -27,6 +27,7 @@ local cuda_emitter = {
     dit_forward = require("emit.cuda_dit"),
     vae_decode  = require("emit.cuda_vae"),
     vae_decode_tile = require("emit.cuda_vae"),
+    vae_encode_tile = require("emit.cuda_vae"),
     vae_encode  = require("emit.cuda_vae"),
     text_encode = require("emit.cuda_enc"),
     clip_encode = require("emit.cuda_enc"),

@@ -654,6 +654,7 @@ function c.emit(s, plans, files, ctx)
         vae_decode = { "chunk      one latent frame per call -> 1 frame (first call) or 4 frames" },
         vae_decode_tile = { "chunk      one latent tile of one frame per call -> its 1 or 4 frames, not clamped" },
         vae_encode = { "chunk      1 frame (first call) or 4 frames per call -> one latent frame" },
+        vae_encode_tile = { "chunk      one video tile of 1 frame (first call) or 4 frames per call -> its latent frame" },
         text_encode = { "encoder    umT5 on the N real tokens of a prompt; rows after them are zeros" },
         clip_encode = { "encoder    CLIP ViT visual tower, the first use_layers blocks, no post-norm" },
     }

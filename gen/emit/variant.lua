@@ -17,8 +17,8 @@ local counts  = require("emit.counts")
 -- The CUDA emitter of each program: its weights' device bytes (weight_device_bytes).
 local cuda_emitters = {
     dit_forward = require("emit.cuda_dit"), vae_decode = require("emit.cuda_vae"),
-    vae_encode = require("emit.cuda_vae"), vae_decode_tile = require("emit.cuda_vae"), text_encode = require("emit.cuda_enc"),
-    clip_encode = require("emit.cuda_enc"),
+    vae_encode = require("emit.cuda_vae"), vae_decode_tile = require("emit.cuda_vae"),
+    vae_encode_tile = require("emit.cuda_vae"), text_encode = require("emit.cuda_enc"), clip_encode = require("emit.cuda_enc"),
 }
 
 local variant = {}
@@ -161,7 +161,7 @@ end
 -- vae_decode's clamp input (the video before the clamp to [-1, 1]) as a slot: it is the last op's input, and its
 -- buffer does not overlap the output's, so it still holds the unclamped video after a call (the tiled decode,
 -- runtime/models/vae.c, blends the tiles before clamping, as diffusers does). vae_decode_tile's output (it has no
--- clamp); "{0, 0}" for vae_encode.
+-- clamp); "{0, 0}" for vae_encode and vae_encode_tile.
 local function unclamped_slot(vp)
     local g = vp.graph
     local last = g.nodes[#g.nodes]
@@ -173,10 +173,13 @@ local function unclamped_slot(vp)
     return slot(vp, last.ins[1].name)
 end
 
--- static const sky_vae_program vae_decode / vae_encode.
+-- The untiled program whose weights table a tile program shares (the same builder, the same weights in order).
+local tile_of = { vae_decode_tile = "vae_decode", vae_encode_tile = "vae_encode" }
+
+-- static const sky_vae_program vae_decode / vae_encode / vae_decode_tile / vae_encode_tile.
 local function vae_program(w, s, plans, name)
     local vp, r = plans.cpu[name], s.derived
-    local decode = name ~= "vae_encode"
+    local decode = name == "vae_decode" or name == "vae_decode_tile"
     w:open(string.format("static const sky_vae_program %s = {", name))
     w:line(".z_dim = %d, .lat_h = %d, .lat_w = %d, .height = %d, .width = %d,", s.vae.z_dim, r.lat_h, r.lat_w,
            s.video.height, s.video.width)
@@ -186,13 +189,13 @@ local function vae_program(w, s, plans, name)
     w:line(".in = %s, .out = %s,", slot(vp, decode and "z" or "video"), slot(vp, decode and "video" or "z"))
     w:line(".out_unclamped = %s,", unclamped_slot(vp))
     w:line(".n_weights = %d,", #vp.graph.weights)
-    w:line(".weights = %s_weights,", name == "vae_decode_tile" and "vae_decode" or name)
+    w:line(".weights = %s_weights,", tile_of[name] or name)
     w:line(".forward_cpu = %s_cpu,", name)
     w:line(".reset_cpu = %s_cpu_reset,", name)
     w:line(".flops = %s,   /* one call at its largest (4 video frames), convolutions + attention */",
            string.format("%.17g", graph.flops(vp.graph)))
-    if name == "vae_decode_tile" then
-        w:line(".tile = %d,   /* latents: a call's H and W at most this (the spec's vae.tile_px / %d) */",
+    if tile_of[name] then
+        w:line(".tile = %d,   /* latents: a call's latent H and W at most this (the spec's vae.tile_px / %d) */",
                s.vae.tile_px // r.vae_stride_s, r.vae_stride_s)
     end
     w:close("};")
@@ -246,6 +249,7 @@ local function variant_desc(w, s, plans, ctx, counts_expr)
     end
     w:line(".counts = %s,", counts_expr)
     w:line(".vae_decode_tile = %s,", plans.cpu.vae_decode_tile and "&vae_decode_tile" or "NULL")
+    w:line(".vae_encode_tile = %s,", plans.cpu.vae_encode_tile and "&vae_encode_tile" or "NULL")
     w:close("};")
 end
 
@@ -268,17 +272,20 @@ function variant.emit(s, plans, files, ctx)
     end
     w:blank()
     for _, name in ipairs(sorted.keys(plans.cpu)) do
-        if name ~= "dit_forward_usp" and name ~= "vae_decode_tile" then weights_table(w, plans.cpu[name].graph) end
+        if name ~= "dit_forward_usp" and not tile_of[name] then weights_table(w, plans.cpu[name].graph) end
     end
-    if plans.cpu.vae_decode_tile then   -- the same builder, the same weights in the same order: vae_decode's table
-        local plain = plans.cpu.vae_decode.graph.weights
-        for i, wt in ipairs(plans.cpu.vae_decode_tile.graph.weights) do
-            assert(plain[i].name == wt.name, "emit/variant: vae_decode_tile's weights differ from vae_decode's")
+    for _, name in ipairs(sorted.keys(tile_of)) do   -- the same builder, the same weights in the same order
+        if plans.cpu[name] then
+            local plain, of = plans.cpu[tile_of[name]].graph.weights, tile_of[name]
+            assert(#plain == #plans.cpu[name].graph.weights, "emit/variant: " .. name .. "'s weights differ from " .. of .. "'s")
+            for i, wt in ipairs(plans.cpu[name].graph.weights) do
+                assert(plain[i].name == wt.name, "emit/variant: " .. name .. "'s weights differ from " .. of .. "'s")
+            end
         end
     end
     if plans.cpu.dit_forward_usp then dit_program(w, s, plans, "dit_forward_usp") end
     dit_program(w, s, plans, "dit_forward")
-    for _, name in ipairs({ "vae_decode", "vae_encode", "vae_decode_tile" }) do
+    for _, name in ipairs({ "vae_decode", "vae_encode", "vae_decode_tile", "vae_encode_tile" }) do
         if plans.cpu[name] then vae_program(w, s, plans, name) end
     end
     for _, name in ipairs({ "text_encode", "clip_encode" }) do

@@ -8,6 +8,8 @@
 --   vae_encode: 1 video frame (first call) or 4 (later calls) -> one latent frame
 --   vae_decode_tile: vae_decode at a latent tile of at most tile x tile (the tiled decode, models/vae.h), its
 --               output the video before the clamp (diffusers blends the tiles, then clamps)
+--   vae_encode_tile: vae_encode at a video tile of at most 8 tile x 8 tile pixels (the tiled encode, models/vae.h),
+--               its output the tile's normalised latent (the blend is linear: it commutes with the normalisation)
 --
 -- The chunk rules: every causal k=3 conv prepends its cached last 2 input frames (zeros at the
 -- start of a sequence, which equals the original's zero front pad); the decoder's upsample3d
@@ -222,14 +224,16 @@ end
 
 -- Fill g with vae_encode: 1 or 4 video frames in [-1, 1] -> one normalised latent frame (the
 -- posterior mean, reference §1.3 and §1.6).
-function vae.build_encode(g, s)
+function vae.build_encode(g, s, tile)
     local v, r = s.vae, s.derived
     local b = builder(g, s)
     local enc = ladders(s)
     local Z = v.z_dim
-    local px_h, px_w = s.video.height, s.video.width
-    g:param("H", px_h, "video height of this call (width and height may be swapped)")
-    g:param("W", px_w, "video width")
+    local px_h = tile and tile * r.vae_stride_s or s.video.height
+    local px_w = tile and tile * r.vae_stride_s or s.video.width
+    g.tile = tile                                      -- H x W of a call varies (the CUDA attention: emit/cuda_vae.lua)
+    g:param("H", px_h, tile and "video height of this tile" or "video height of this call (width and height may be swapped)")
+    g:param("W", px_w, tile and "video width of this tile" or "video width")
     g:param("first", nil, "1 for the first frame of a sequence (1 frame), else 0 (4 frames)")
     g:symbol("H0", px_h, "H")
     g:symbol("W0", px_w, "W")

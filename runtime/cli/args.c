@@ -135,9 +135,10 @@ static const flag flags[] = {
      "fits the GPU's free memory, or none when everything fits. The CPU backend accepts it and changes nothing "
      "(its weights are host memory already)"},
     {"--vae_tiling", 'b', 0, "off",
-     "decode in overlapping tiles blended as diffusers' AutoencoderKLWan tiling does, when the latent is larger "
-     "than a tile (the same output as diffusers with enable_tiling); the tiles run the variant's vae_decode_tile, "
-     "generated at its spec's vae.tile_px (256 by default), whose arena is the tile's. On the cuda backend a run "
+     "decode (and encode, where the run encodes an image or video) in overlapping tiles blended as diffusers' "
+     "AutoencoderKLWan tiling does, when the frame is larger than a tile (the same output as diffusers with "
+     "enable_tiling); the tiles run the variant's vae_decode_tile and vae_encode_tile, generated at its spec's "
+     "vae.tile_px (256 by default), whose arenas are the tile's. On the cuda backend a run "
      "tiles by itself (and says so) when the decoder at the frame's size would not fit in free device memory"},
     {"--vae_tile_size", 's', 0, "256:192", "--vae_tiling's tile and stride in pixels (diffusers' defaults)"},
     {"--use_cfg_parallel", 'b', 0, "off",

@@ -73,10 +73,10 @@ static void print_usage(FILE *out, const char *argv0)
         "      -q, --quiet       no progress lines\n"
         "  program vae_decode    decode latents: --inputs holds z [1,%d,L,h,w] (normalised) -> video "
         "[1,3,1+%d(L-1),%dh,%dw]\n"
-        "                        --vae_tiling TILE:STRIDE decodes in tiles as diffusers' tiled_decode (pixels; "
-        "cpu)\n"
+        "                        --vae_tiling TILE:STRIDE decodes in tiles as diffusers' tiled_decode (pixels)\n"
         "  program vae_encode    encode video: --inputs holds video [1,3,T,H,W] in [-1,1] -> z "
         "[1,%d,1+(T-1)/%d,H/%d,W/%d]\n"
+        "                        --vae_tiling TILE:STRIDE encodes in tiles as diffusers' tiled_encode (pixels)\n"
         "                        (same --weights/--inputs/--output; the VAE checkpoint, original or diffusers names)\n"
         "  program text_encode   umT5: --inputs holds ids [S] and mask [S] -> context [text_len, text_dim]\n"
         "  program clip_encode   CLIP: --inputs holds pixels [3, S, S] (preprocessed) -> clip_fea [image_len, "
@@ -221,6 +221,10 @@ static void print_device_plan(void)
         sky_device_plan_make(&sky_variant, &c, &plan);
         printf("            %-28s %10s (%zu bytes)\n", "the VAE decoder, tiled",
                sky_device_bytes_fmt(b, sizeof b, plan.bytes[SKY_DEVICE_VAE_DECODE]), plan.bytes[SKY_DEVICE_VAE_DECODE]);
+        if (sky_variant.vae_encode_tile && plan.bytes[SKY_DEVICE_VAE_ENCODE])
+            printf("            %-28s %10s (%zu bytes)\n", "the VAE encoder, tiled",
+                   sky_device_bytes_fmt(b, sizeof b, plan.bytes[SKY_DEVICE_VAE_ENCODE]),
+                   plan.bytes[SKY_DEVICE_VAE_ENCODE]);
     }
     for (int tiled = 0; tiled < 2 && (tiled == 0 || sky_variant.vae_decode_tile); tiled++)
         for (int offload = 0; offload < 2; offload++)
@@ -266,6 +270,13 @@ static void print_info(void)
                tile->tile, tile->tile, tile->tile * tile->stride_s);
         print_arenas(tile->arena_bytes, 0, tile->cuda_arena_bytes, 0);
     }
+    const sky_vae_program *etile = sky_variant.vae_encode_tile;
+    if (etile) {
+        printf("vae_encode_tile  the tiled encode's (--vae_tiling): tiles of up to %dx%d px (%dx%d latents), one "
+               "chunk per call\n",
+               etile->tile * etile->stride_s, etile->tile * etile->stride_s, etile->tile, etile->tile);
+        print_arenas(etile->arena_bytes, 0, etile->cuda_arena_bytes, 0);
+    }
     const sky_encoder_program *eps[] = {sky_variant.text_encode, sky_variant.clip_encode};
     const char                *enames[] = {"text_encode", "clip_encode"};
     for (int i = 0; i < 2; i++)
@@ -286,7 +297,7 @@ typedef struct program_opts {
     int              is_dit, is_dec, is_enc, is_text, is_clip;
     int              use_usp;   /* --use_usp (dit_forward under mpirun: cli/ranks.h) */
     sky_lora_spec    loras[16]; /* --lora, pointed to by o.loras */
-    int              tiled;     /* vae_decode --vae_tiling MIN:STRIDE */
+    int              tiled;     /* vae_decode, vae_encode --vae_tiling MIN:STRIDE */
     sky_vae_tiling   tiling;
 } program_opts;
 
@@ -337,7 +348,7 @@ static int parse_program_options(int argc, char **argv, program_opts *q)
         } else if (strcmp(a, "--trace") == 0 && val) {
             q->trace_path = val;
             i++;
-        } else if (q->is_dec && strcmp(a, "--vae_tiling") == 0 && val) {
+        } else if ((q->is_dec || q->is_enc) && strcmp(a, "--vae_tiling") == 0 && val) {
             char sep = 0;
             if (sscanf(val, "%d%c%d", &q->tiling.min_px, &sep, &q->tiling.stride_px) != 3 || sep != ':' ||
                 q->tiling.stride_px <= 0 || q->tiling.stride_px > q->tiling.min_px)

@@ -1,6 +1,6 @@
-/* runtime/cuda/vae_cuda.c — the CUDA backend of vae_decode, vae_encode and vae_decode_tile (the tiled decode's
- * program), in the plugin with the generated gen/vae_{decode,encode,decode_tile}_cuda.c (cuda_program.h,
- * models/cuda_abi.h).
+/* runtime/cuda/vae_cuda.c — the CUDA backend of vae_decode, vae_encode, vae_decode_tile and vae_encode_tile (the
+ * tiled decode's and encode's programs), in the plugin with the generated
+ * gen/vae_{decode,encode,decode_tile,encode_tile}_cuda.c (cuda_program.h, models/cuda_abi.h).
  *
  * Open: the device, the program's kernels (NVRTC, cached), every weight uploaded as fp32 into one
  * buffer (convolution kernels with their input channel moved last, as the generated layout table
@@ -21,11 +21,12 @@
 #include "cuda/cuda_ctx.h"
 #include "cuda/cuda_program.h"
 
-/* Defined in the generated gen/vae_{decode,encode}_cuda.c when the variant has a VAE, gen/vae_decode_tile_cuda.c
- * when its frame is larger than a tile. */
+/* Defined in the generated gen/vae_{decode,encode}_cuda.c when the variant has a VAE,
+ * gen/vae_{decode,encode}_tile_cuda.c when its frame is larger than a tile. */
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_decode_tile_cuda __attribute__((weak));
+extern const sky_vae_cuda_desc vae_encode_tile_cuda __attribute__((weak));
 
 typedef struct vae_cuda {
     sky_cuda_prog            pr; /* device, kernels, weights, arena, GEMMs, st, trace */
@@ -107,8 +108,10 @@ done:
 sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w, sky_err *err)
 {
     *out = NULL;
-    const sky_vae_cuda_desc *g = p->tile ? &vae_decode_tile_cuda : decode ? &vae_decode_cuda : &vae_encode_cuda;
-    const char              *name = p->tile ? "vae_decode_tile" : decode ? "vae_decode" : "vae_encode";
+    const sky_vae_cuda_desc *g = p->tile  ? decode ? &vae_decode_tile_cuda : &vae_encode_tile_cuda
+                                 : decode ? &vae_decode_cuda
+                                          : &vae_encode_cuda;
+    const char *name = p->tile ? decode ? "vae_decode_tile" : "vae_encode_tile" : decode ? "vae_decode" : "vae_encode";
     if (!g)
         return sky_fail(err,
                         "--backend cuda: this plugin has no CUDA %s (the variant's spec has no vae section, or "

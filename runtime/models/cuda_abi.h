@@ -77,10 +77,10 @@ typedef struct sky_cuda_plugin {
      * fn as SKY_TRACE_SECONDS (program.h); NULL stops. Forwards run without CUDA Graphs while it is set. */
     void (*set_timing)(void *d, sky_trace_fn fn, void *ctx);
 
-    /* vae_decode (decode = 1), vae_decode_tile (p->tile > 0, decode = 1) or vae_encode of the variant: one chunk
-     * per call, the caches kept on the device; vae_reset zeroes them (the start of a sequence). in and out are
-     * the CPU program's slots ([C, frames, H*W] floats: n_in and n_out of them); H x W is the call's size, as for
-     * forward_cpu. */
+    /* vae_decode (decode = 1), vae_decode_tile (p->tile > 0, decode = 1), vae_encode or vae_encode_tile (p->tile > 0,
+     * decode = 0) of the variant: one chunk per call, the caches kept on the device; vae_reset zeroes them (the start
+     * of a sequence). in and out are the CPU program's slots ([C, frames, H*W] floats: n_in and n_out of them); H x W
+     * is the call's size, as for forward_cpu. */
     sky_status (*vae_open)(void **out, const sky_vae_program *p, int decode, const sky_weight_reader *w, sky_err *err);
     void (*vae_reset)(void *v);
     void (*vae_chunk)(void *v, int H, int W, int first, const float *in, size_t n_in, float *out, size_t n_out);
@@ -135,8 +135,8 @@ typedef struct sky_cuda_plugin {
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
  * 12: set_timing added. 13: mem_free added. 14: open takes offload_blocks. 15: vae_open takes vae_decode_tile
  * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. 17: open takes weight_fp8.
- * 18: use_comm and set_device. */
-#define SKY_CUDA_PLUGIN_ABI 18
+ * 18: use_comm and set_device. 19: vae_open takes vae_encode_tile (a tile program with decode 0). */
+#define SKY_CUDA_PLUGIN_ABI 19
 
 /* The bytes of an NCCL unique id (nccl.h's NCCL_UNIQUE_ID_BYTES; the plugin checks they agree). */
 #define SKY_PLUGIN_NCCL_ID_BYTES 128

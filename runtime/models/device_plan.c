@@ -58,7 +58,8 @@ static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, si
     for (int i = 0; i < 2; i++)
         if (e[i]) b[SKY_DEVICE_TEXT + i] = program_bytes(e[i]->cuda_weight_bytes, e[i]->cuda_arena_bytes, 0);
     const sky_vae_program *dec = c->vae_tiled && v->vae_decode_tile ? v->vae_decode_tile : v->vae_decode;
-    const sky_vae_program *vp[2] = {c->vae_decode ? dec : NULL, c->vae_encode ? v->vae_encode : NULL};
+    const sky_vae_program *enc = c->vae_tiled && v->vae_encode_tile ? v->vae_encode_tile : v->vae_encode;
+    const sky_vae_program *vp[2] = {c->vae_decode ? dec : NULL, c->vae_encode ? enc : NULL};
     for (int i = 0; i < 2; i++)
         if (vp[i]) b[SKY_DEVICE_VAE_DECODE + i] = program_bytes(vp[i]->cuda_weight_bytes, vp[i]->cuda_arena_bytes, 0);
 }

@@ -16,7 +16,8 @@
  *     linear weights (cuda_fp8_block_bytes each; N = --offload_blocks N where it is on, else 2); every other weight
  *     resident, no pinned host memory.
  *   - the VAE decoder as vae_decode (its arena the frame's) or, when the decode is tiled (--vae_tiling, or chosen
- *     by the run because the frame's does not fit), as vae_decode_tile (its arena one tile's).
+ *     by the run because the frame's does not fit), as vae_decode_tile (its arena one tile's); the VAE encoder
+ *     likewise as vae_encode or, tiled, vae_encode_tile (the run tiles both or neither).
  * Which programs are held at once follows the pipeline (pipeline/denoise.h, pipeline.c): the text encoder,
  * then the image encoder, each alone and closed after use; then the transformer with TeaCache's buffers and
  * the VAE's decoder and encoder, together to the end of the run, or under --offload each alone for its

@@ -154,8 +154,9 @@ typedef struct sky_vae_program {
     sky_slot out_unclamped;       /* vae_decode: the video before its clamp to [-1, 1], [3, 1|4, H, W] like out, still
                                    * in the CPU arena after a call (the tiled decode blends it); bytes 0 for encode;
                                    * vae_decode_tile: its out (it does not clamp) */
-    int      tile; /* vae_decode_tile: a call's latent H and W are at most tile (the spec's vae.tile_px / stride_s); its
-               * lat_h, lat_w, height, width are still the frame's. 0 for vae_decode and vae_encode */
+    int      tile; /* vae_decode_tile, vae_encode_tile: a call's latent H and W are at most tile (the spec's
+               * vae.tile_px / stride_s; the encoder's pixels stride_s times that); its lat_h, lat_w, height, width
+               * are still the frame's. 0 for vae_decode and vae_encode */
 } sky_vae_program;
 
 /* CPU call of an encoder program: n = real tokens (text_encode) or unused (clip_encode). */
@@ -237,6 +238,7 @@ typedef struct sky_variant_desc {
     const sky_count_table     *counts;          /* the CUDA lowering's counts; NULL without a cuda target */
     const sky_vae_program     *vae_decode_tile; /* vae_decode at one tile (the tiled decode, models/vae.h); NULL when
                                                  * the spec has no vae or its frame is no larger than a tile */
+    const sky_vae_program     *vae_encode_tile; /* vae_encode at one tile (the tiled encode); NULL as vae_decode_tile */
 } sky_variant_desc;
 
 /* Defined in the generated out/<variant>/gen/variant.c. */

@@ -128,6 +128,7 @@ sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float
 sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, float *z, sky_err *err)
 {
     const sky_vae_program *p = v->p;
+    if (p->tile) return sky_fail(err, "vae_encode: bound to vae_encode_tile, which encodes tiles only (a bug)");
     if (T < 1) return sky_fail(err, "vae_encode: %d frames; need at least 1", T);
     if (!size_ok(H, W, p->height, p->width))
         return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
@@ -148,7 +149,8 @@ sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, f
 
 /* ---- the tiled decode (vae.h sky_vae_decode_tiled) ------------------------------------------------ */
 
-/* One tile: its latent origin and size, and its decoded video [3, T, TH, TW] before the clamp. */
+/* One tile: its latent origin and size, and its decoded video [3, T, TH, TW] before the clamp (the tiled decode) or
+ * its latent [z_dim, L, th, tw] (the tiled encode). */
 typedef struct vae_tile {
     int    i0, j0, th, tw; /* latent rows i0 .. i0 + th, columns j0 .. j0 + tw */
     float *px;
@@ -186,8 +188,9 @@ static float blend(float a, float b, int y, int e)
     return pa + pb;
 }
 
-/* blend_v(above, cur, extent) (vertical = 1) or blend_h(left, cur, extent), in place on cur: both [3, T, ., .]. */
-static void blend_tiles(const vae_tile *a, vae_tile *b, int T, int s, int extent, int vertical)
+/* blend_v(above, cur, extent) (vertical = 1) or blend_h(left, cur, extent), in place on cur: both [planes, ., .], a
+ * tile's data s times its latent size (the decode's pixels: s = stride_s; the encode's latents: s = 1). */
+static void blend_tiles(const vae_tile *a, vae_tile *b, int planes, int s, int extent, int vertical)
 {
     const int AH = s * a->th, AW = s * a->tw, BH = s * b->th, BW = s * b->tw;
     int       e = extent;
@@ -198,7 +201,7 @@ static void blend_tiles(const vae_tile *a, vae_tile *b, int T, int s, int extent
         if (AW < e) e = AW;
         if (BW < e) e = BW;
     }
-    for (int ct = 0; ct < 3 * T; ct++) {
+    for (int ct = 0; ct < planes; ct++) {
         const float *pa = a->px + (size_t)ct * AH * AW;
         float       *pb = b->px + (size_t)ct * BH * BW;
         for (int y = 0; y < (vertical ? e : BH); y++)
@@ -209,8 +212,8 @@ static void blend_tiles(const vae_tile *a, vae_tile *b, int T, int s, int extent
     }
 }
 
-sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w, const sky_vae_tiling *tiling,
-                                float *video, sky_err *err)
+/* The checks both tiled directions make of `tiling` against v's program (`what`: vae_decode_tile or vae_encode_tile). */
+static sky_status tiling_ok(const sky_vae *v, const sky_vae_tiling *tiling, const char *what, sky_err *err)
 {
     const sky_vae_program *p = v->p;
     const int              s = p->stride_s, min_px = tiling->min_px, stride_px = tiling->stride_px;
@@ -219,15 +222,24 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
                         min_px, stride_px, s);
     if (p->tile && min_px / s > p->tile)
         return sky_fail(err,
-                        "--vae_tiling %d:%d: this variant's vae_decode_tile takes tiles of up to %d pixels (its spec's "
+                        "--vae_tiling %d:%d: this variant's %s takes tiles of up to %d pixels (its spec's "
                         "vae.tile_px): use a tile of at most %d, or regenerate with a larger vae.tile_px",
-                        min_px, stride_px, s * p->tile, s * p->tile);
+                        min_px, stride_px, what, s * p->tile, s * p->tile);
     if (v->cuda && !p->tile)
         return sky_fail(err,
-                        "--vae_tiling %d:%d: the CUDA backend decodes tiles with vae_decode_tile, which this variant "
+                        "--vae_tiling %d:%d: the CUDA backend runs tiles with %s, which this variant "
                         "lacks (its frame fits one tile of vae.tile_px) or which takes smaller tiles: use a tile of at "
                         "most the spec's vae.tile_px, or --backend cpu",
-                        min_px, stride_px);
+                        min_px, stride_px, what);
+    return SKY_OK;
+}
+
+sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w, const sky_vae_tiling *tiling,
+                                float *video, sky_err *err)
+{
+    const sky_vae_program *p = v->p;
+    const int              s = p->stride_s, min_px = tiling->min_px, stride_px = tiling->stride_px;
+    if (tiling_ok(v, tiling, "vae_decode_tile", err)) return SKY_ERR;
     if (L < 1) return sky_fail(err, "vae_decode: %d latent frames; need at least 1", L);
     if (!size_ok(h, w, p->lat_h, p->lat_w))
         return sky_fail(err, "vae_decode: latent size %dx%d; this variant was generated for %dx%d (or %dx%d)", h, w,
@@ -249,8 +261,8 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
             decode_tile(v, z, L, h, w, t);
     }
     for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* row-major, in place: diffusers' order */
-        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], T, s, min_px - stride_px, 1);
-        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], T, s, min_px - stride_px, 0);
+        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], 3 * T, s, min_px - stride_px, 1);
+        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], 3 * T, s, min_px - stride_px, 0);
     }
     for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* each tile's top-left stride x stride, clamped */
         const vae_tile *t = &tiles[k];
@@ -274,12 +286,87 @@ const sky_vae_program *sky_vae_tiled_program(const sky_variant_desc *variant, co
     return t && tiling->min_px / t->stride_s <= t->tile ? t : variant->vae_decode;
 }
 
+/* ---- the tiled encode (vae.h sky_vae_encode_tiled) ------------------------------------------------ */
+
+/* Encode one tile (latent origin i0, j0, size th x tw; its pixels stride_s times that) over the whole sequence, its
+ * causal caches reset first (clear_cache per tile): frame 0, then 4 frames per call, each call's latent frame kept
+ * in the tile's [z_dim, L, th, tw]. */
+static void encode_tile(sky_vae *v, const float *video, int T, int H, int W, vae_tile *t)
+{
+    const sky_vae_program *p = v->p;
+    const int              s = p->stride_s, L = sky_latent_frames(T, p->stride_t), ph = s * t->th, pw = s * t->tw;
+    const size_t           px_hw = (size_t)ph * pw, thw = (size_t)t->th * t->tw;
+    reset(v);
+    for (int l = 0; l < L; l++) {
+        int       t0;
+        const int n = sky_latent_video_span(l, p->stride_t, &t0);
+        float    *in = chunk_in(v);
+        for (int c = 0; c < 3; c++)
+            for (int f = 0; f < n; f++)
+                for (int y = 0; y < ph; y++)
+                    memcpy(in + ((size_t)c * n + f) * px_hw + (size_t)y * pw,
+                           video + (((size_t)c * T + t0 + f) * H + s * t->i0 + y) * W + s * t->j0,
+                           (size_t)pw * sizeof(float));
+        run_chunk(v, ph, pw, l == 0, (size_t)3 * n * px_hw, (size_t)p->z_dim * thw);
+        copy_frames(chunk_out(v), t->px, p->z_dim, L, thw, l, 1, 1);
+    }
+}
+
+sky_status sky_vae_encode_tiled(sky_vae *v, const float *video, int T, int H, int W, const sky_vae_tiling *tiling,
+                                float *z, sky_err *err)
+{
+    const sky_vae_program *p = v->p;
+    const int              s = p->stride_s;
+    if (tiling_ok(v, tiling, "vae_encode_tile", err)) return SKY_ERR;
+    if (T < 1) return sky_fail(err, "vae_encode: %d frames; need at least 1", T);
+    if (!size_ok(H, W, p->height, p->width))
+        return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
+                        p->height, p->width, p->width, p->height);
+    const int tl = tiling->min_px / s, ts = tiling->stride_px / s, h = H / s, w = W / s;
+    const int rows = (h + ts - 1) / ts, cols = (w + ts - 1) / ts, L = sky_latent_frames(T, p->stride_t);
+    vae_tile *tiles = calloc((size_t)rows * cols, sizeof *tiles);
+    if (!tiles) return sky_fail(err, "out of host memory");
+    sky_status st = SKY_OK;
+    for (int k = 0; k < rows * cols && st == SKY_OK; k++) {
+        vae_tile *t = &tiles[k];
+        t->i0 = k / cols * ts, t->j0 = k % cols * ts;
+        t->th = h - t->i0 < tl ? h - t->i0 : tl;
+        t->tw = w - t->j0 < tl ? w - t->j0 : tl;
+        t->px = malloc((size_t)p->z_dim * L * t->th * t->tw * sizeof(float));
+        if (!t->px)
+            st = sky_fail(err, "out of host memory for an encoded tile");
+        else
+            encode_tile(v, video, T, H, W, t);
+    }
+    for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* row-major, in place, in latents: diffusers' order */
+        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], p->z_dim * L, 1, tl - ts, 1);
+        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], p->z_dim * L, 1, tl - ts, 0);
+    }
+    for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* each tile's top-left stride x stride latents */
+        const vae_tile *t = &tiles[k];
+        const int       nh = t->th < ts ? t->th : ts, nw = t->tw < ts ? t->tw : ts;
+        for (int cl = 0; cl < p->z_dim * L; cl++)
+            for (int y = 0; y < nh; y++)
+                memcpy(z + ((size_t)cl * h + t->i0 + y) * w + t->j0, t->px + ((size_t)cl * t->th + y) * t->tw,
+                       (size_t)nw * sizeof(float));
+    }
+    for (int k = 0; k < rows * cols; k++) free(tiles[k].px);
+    free(tiles);
+    return st;
+}
+
+const sky_vae_program *sky_vae_encode_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling)
+{
+    const sky_vae_program *t = variant->vae_encode_tile;
+    return t && tiling->min_px / t->stride_s <= t->tile ? t : variant->vae_encode;
+}
+
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
                             const char *output, int quiet, int backend, const sky_vae_tiling *tiling, sky_err *err)
 {
-    const sky_vae_program *p = !decode  ? variant->vae_encode
-                               : tiling ? sky_vae_tiled_program(variant, tiling)
-                                        : variant->vae_decode;
+    const sky_vae_program *p = !tiling  ? decode ? variant->vae_decode : variant->vae_encode
+                               : decode ? sky_vae_tiled_program(variant, tiling)
+                                        : sky_vae_encode_tiled_program(variant, tiling);
     if (!p) return sky_fail(err, "variant %s has no VAE (its spec has no vae section)", variant->name);
     const char      *in_name = decode ? "z" : "video", *out_name = decode ? "video" : "z";
     sky_status       st = SKY_ERR;
@@ -333,7 +420,8 @@ sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const c
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (decode
             ? tiling ? sky_vae_decode_tiled(v, in, n, h, w, tiling, out, err) : sky_vae_decode(v, in, n, h, w, out, err)
-            : sky_vae_encode(v, in, n, h, w, out, err))
+        : tiling ? sky_vae_encode_tiled(v, in, n, h, w, tiling, out, err)
+                 : sky_vae_encode(v, in, n, h, w, out, err))
         goto done;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (!quiet)

@@ -52,8 +52,22 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
  * its tile holds tiling's, else vae_decode (which sky_vae_decode_tiled runs on the CPU backend only). */
 const sky_vae_program *sky_vae_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling);
 
+/* Encode as diffusers' AutoencoderKLWan.tiled_encode does (shared/reference/round2-features.md §6.3): pixel tiles
+ * of min_px at a stride of stride_px, each encoded over the whole sequence (frame 0, then 4 frames per call) with its
+ * own causal caches (reset per tile); the tiles' latents blended over (min_px - stride_px) / 8 latents (vertically,
+ * then horizontally, in place, row-major), each tile's top-left stride_px / 8 square kept. The normalised latent
+ * z [z_dim, 1 + (T-1)/4, H/8, W/8] (the blend is linear with weights summing to 1, so blending the normalised mean
+ * is diffusers' blend of the mean, normalised, up to fp32 rounding). Every tile is encoded at its size by v's
+ * program: vae_encode_tile (its arena the tile's; any backend) or vae_encode (the frame's; CPU backend only). */
+sky_status sky_vae_encode_tiled(sky_vae *v, const float *video, int T, int H, int W, const sky_vae_tiling *tiling,
+                                float *z, sky_err *err);
+
+/* The program the tiled encode with `tiling` runs: vae_encode_tile when the variant has one and its tile holds
+ * tiling's, else vae_encode. */
+const sky_vae_program *sky_vae_encode_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling);
+
 /* `program vae_decode|vae_encode --weights W --inputs I --output O [--vae_tiling MIN:STRIDE]` (see above);
- * tiling NULL: untiled (vae_decode only). */
+ * tiling NULL: untiled. */
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
                             const char *output, int quiet, int backend, const sky_vae_tiling *tiling, sky_err *err);
 

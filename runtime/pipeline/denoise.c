@@ -329,8 +329,8 @@ void sky_denoise_done_dit(sky_denoise *r)
     if (r->a->offload) sky_denoise_close_dits(r);
 }
 
-/* --vae_tiling's tiles, and whether the decode is tiled: where the latent is larger than a tile, as diffusers'
- * decode chooses. */
+/* --vae_tiling's tiles, and whether the decode and the encode are tiled: where the latent is larger than a tile, as
+ * diffusers' decode chooses (and its encode: the video larger than a tile, the same frames). */
 static int vae_tiled(const sky_denoise *r, sky_vae_tiling *t)
 {
     const sky_gen_args *a = r->a;
@@ -344,9 +344,9 @@ sky_status sky_denoise_use_vae(sky_denoise *r, int decode, sky_err *err)
     sky_vae **m = decode ? &r->dec : &r->enc;
     if (*m) return SKY_OK;
     sky_vae_tiling         t;
-    const sky_vae_program *p = !decode            ? r->v->vae_encode
-                               : vae_tiled(r, &t) ? sky_vae_tiled_program(r->v, &t)
-                                                  : r->v->vae_decode;
+    const sky_vae_program *p = !vae_tiled(r, &t) ? decode ? r->v->vae_decode : r->v->vae_encode
+                               : decode          ? sky_vae_tiled_program(r->v, &t)
+                                                 : sky_vae_encode_tiled_program(r->v, &t);
     const sky_stage        prev = sky_denoise_stage(r, SKY_STAGE_LOAD, "loading the VAE %scoder", decode ? "de" : "en");
     const sky_status       st = sky_vae_open(m, p, decode, r->a->vae_weights, r->v->name, r->a->backend, err);
     sky_denoise_stage(r, prev, NULL);
@@ -396,7 +396,10 @@ sky_status sky_denoise_vae_encode(sky_denoise *r, const float *video, int T, flo
 {
     if (sky_denoise_check_interrupt(r, err) || sky_denoise_use_vae(r, 0, err)) return SKY_ERR;
     const sky_stage  prev = sky_denoise_stage(r, SKY_STAGE_VAE_ENCODE, "VAE encode: %d frames", T);
-    const sky_status st = sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
+    sky_vae_tiling   t;
+    const sky_status st = vae_tiled(r, &t)
+                              ? sky_vae_encode_tiled(r->enc, video, T, r->a->height, r->a->width, &t, z, err)
+                              : sky_vae_encode(r->enc, video, T, r->a->height, r->a->width, z, err);
     sky_denoise_work_done(r, SKY_WORK_ENCODE, sky_denoise_flops_vae(r, 0, sky_latent_frames(T, r->v->vae_stride_t)));
     sky_denoise_stage(r, prev, NULL);
     done_vae(r, 0);

@@ -47,8 +47,8 @@ typedef struct sky_denoise {
     long long               prompt_runs[2]; /* forwards of closed transformers that ran / reused the prompt part
                                              * (sky_dit_prompt_counts) */
     sky_vae                *dec, *enc;      /* NULL while released (--offload) or not needed */
-    int                     vae_tiled;      /* decode in tiles: --vae_tiling, or chosen because the VAE decoder at the
-                                             * frame's size does not fit the device (pipeline.c) */
+    int                     vae_tiled;      /* decode and encode in tiles: --vae_tiling, or chosen because the VAE
+                                             * decoder at the frame's size does not fit the device (pipeline.c) */
     int                     has_vae;        /* VAE weights given: decode to an mp4 */
     sky_noise               noise;
     float                  *ctx, *ctx_null, *clip; /* prompt embeddings (and CLIP features) */

@@ -298,8 +298,9 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
  * against GPU 0's free memory before any model loads. Where the VAE decoder at the frame's size would not fit and
- * the variant has vae_decode_tile, the decode is tiled (r->vae_tiled; said on stderr), as with --vae_tiling; with
- * --offload_blocks auto also where the rest then needs block offload (tiling costs less time than copying blocks).
+ * the variant has vae_decode_tile, the decode (and the encode) is tiled (r->vae_tiled; said on stderr), as with
+ * --vae_tiling; with --offload_blocks auto also where the rest then needs block offload (tiling costs less time than
+ * copying blocks).
  * --offload_blocks auto is then resolved into r->offload_blocks (the largest block count that fits, none when
  * everything does). */
 static sky_status check_device_memory(sky_denoise *r, sky_err *err)
@@ -333,10 +334,11 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
         if (!a->quiet && !a->progress_json)
             fprintf(stderr,
                     "device memory: the VAE decoder at the frame's size (%s) does not fit beside the rest (%s free on "
-                    "GPU 0): decoding in tiles of %d:%d pixels (vae_decode_tile, %s), as --vae_tiling does\n",
+                    "GPU 0): decoding in tiles of %d:%d pixels (vae_decode_tile, %s)%s, as --vae_tiling does\n",
                     sky_device_bytes_fmt(fb, sizeof fb, frame), sky_device_bytes_fmt(have, sizeof have, free_bytes),
                     a->vae_tile_px, a->vae_tile_stride_px,
-                    sky_device_bytes_fmt(tb, sizeof tb, plan.bytes[SKY_DEVICE_VAE_DECODE]));
+                    sky_device_bytes_fmt(tb, sizeof tb, plan.bytes[SKY_DEVICE_VAE_DECODE]),
+                    c.vae_encode && v->vae_encode_tile ? " and encoding too (vae_encode_tile)" : "");
     }
     if (auto_blocks) {
         c.offload_blocks = r->offload_blocks = sky_device_plan_fit_blocks(v, &c, free_bytes);

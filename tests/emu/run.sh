@@ -38,9 +38,10 @@
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
-#      runs its convolutions in tf32 too), and op by op against the CPU backend; the tiled decode (vae_decode_tile,
-#      --vae_tiling) on every case of tests/fixtures/vae_tiled/ against diffusers' tiled_decode, the same rule
-#      (2 x diffusers' tiled decode's own error with tf32 convolutions, made by make_vae_tiled_fixtures.py);
+#      runs its convolutions in tf32 too), and op by op against the CPU backend; the tiled decode and encode
+#      (vae_decode_tile, vae_encode_tile, --vae_tiling) on every case of tests/fixtures/vae_tiled/ against diffusers'
+#      tiled_decode and tiled_encode, the same rule (2 x diffusers' own tiled error with tf32 convolutions, made by
+#      make_vae_tiled_fixtures.py);
 #   5. the encoders: text_encode (bf16) on every umT5 fixture case within 2 x transformers' own bf16 error,
 #      the rows after the real tokens exactly 0; clip_encode (fp32) within 1e-5 of transformers;
 #   6. the DF pipeline from a prompt to an mp4 with --backend cuda (two windows), beside the CPU run, and
@@ -575,8 +576,8 @@ unset SKY_SELFTEST_FAULT
 #    fixture's vae section and tiny_df128's DiT (so the variant has the CUDA target), bound 2 x the error
 #    of diffusers with tf32 convolutions (tests/fixtures/cuda/vae_*: PyTorch's default on a GPU); where the
 #    configuration has a tiled fixture (tests/fixtures/vae_tiled/), the spec's vae.tile_px is its tile, and the
-#    tiled decode runs the generated vae_decode_tile, bound 2 x diffusers' tiled decode's tf32-conv error (its
-#    metadata peer_tf32_rel_l2)
+#    tiled decode and encode run the generated vae_decode_tile and vae_encode_tile, bound 2 x diffusers' tiled
+#    decode's or encode's tf32-conv error (its metadata peer_tf32_rel_l2)
 for dir in tests/fixtures/vae/*/; do
     config=$(basename "$dir")
     first=$(ls "$dir" | grep -E '^(decode|encode)_' | head -n 1)
@@ -620,21 +621,24 @@ for dir in tests/fixtures/vae/*/; do
             bad "$config $c: cuda (emulated) vs diffusers fp32 (bound $bound = 2 x $peer)"
         fi
     done
-    # the tiled decode: vae_decode_tile on the device, the blend and the clamp on the host
-    for f in tests/fixtures/vae_tiled/"$config"_decode_*_tiled.safetensors; do
+    # the tiled decode and encode: vae_decode_tile / vae_encode_tile on the device, the blend (and the decode's
+    # clamp) on the host
+    for f in tests/fixtures/vae_tiled/"$config"_decode_*_tiled.safetensors \
+             tests/fixtures/vae_tiled/"$config"_encode_*_tiled.safetensors; do
         [ -f "$f" ] || continue
         c=$(basename "$f" .safetensors)
+        case $c in *_decode_*) prog=vae_decode; want=video ;; *) prog=vae_encode; want=z ;; esac
         tiling="$("$ST" meta "$f" tile_min_px):$("$ST" meta "$f" tile_stride_px)"
         peer=$("$ST" meta "$f" peer_tf32_rel_l2)
         bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
-        if [ -f "out/$v/gen/vae_decode_tile_cuda.c" ] &&
-           SKY_CUDA_PLUGIN="$PWD/$P" "$B" program vae_decode -q --weights "$dir/weights_diffusers.safetensors" \
+        if [ -f "out/$v/gen/${prog}_tile_cuda.c" ] &&
+           SKY_CUDA_PLUGIN="$PWD/$P" "$B" program $prog -q --weights "$dir/weights_diffusers.safetensors" \
                 --inputs "$f" --vae_tiling "$tiling" --output "$tmp/vae.safetensors" --backend cuda 2> "$tmp/vae.log" &&
-           "$ST" compare "$tmp/vae.safetensors" "$f" video "$bound" > "$tmp/cmp.txt"; then
-            ok "$c --vae_tiling $tiling: cuda (emulated, vae_decode_tile) vs diffusers' tiled decode fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x diffusers' tiled tf32-conv error $peer"
+           "$ST" compare "$tmp/vae.safetensors" "$f" $want "$bound" > "$tmp/cmp.txt"; then
+            ok "$c --vae_tiling $tiling: cuda (emulated, ${prog}_tile) vs diffusers' tiled ${prog#vae_} fp32: $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"), bound $bound = 2 x diffusers' tiled tf32-conv error $peer"
         else
             cat "$tmp/vae.log" "$tmp/cmp.txt" 2>/dev/null | tail -5
-            bad "$c --vae_tiling $tiling: cuda (emulated) vs diffusers' tiled decode (bound $bound = 2 x $peer; needs out/$v/gen/vae_decode_tile_cuda.c)"
+            bad "$c --vae_tiling $tiling: cuda (emulated) vs diffusers' tiled ${prog#vae_} (bound $bound = 2 x $peer; needs out/$v/gen/${prog}_tile_cuda.c)"
         fi
     done
     # op by op, one decode and one encode (the CUDA VAE traces channels-last tensors in the CPU's order)

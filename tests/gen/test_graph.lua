@@ -87,6 +87,26 @@ t.check_eq(dec_alias["conv2.weight"], "post_quant_conv.weight", "post_quant_conv
 t.check_eq(dec_alias["decoder.middle.1.to_qkv.weight"], "decoder.mid_block.attentions.0.to_qkv.weight",
            "decoder attention name")
 
+-- The tiled VAE's programs (models/vae.h): where the frame is larger than vae.tile_px (256 px), vae_decode_tile and
+-- vae_encode_tile are the decoder and the encoder at one tile (32 latents, 256 px), with the untiled programs'
+-- weights in the same order; a frame that fits one tile has neither.
+for _, name in ipairs({ "decode", "encode" }) do
+    local tile, plain = progs["vae_" .. name .. "_tile"], progs["vae_" .. name]
+    t.check(tile ~= nil, "df_14b_720p: no vae_%s_tile", name)
+    if tile then
+        t.check_eq(tile.tile, 32, "vae_" .. name .. "_tile: its tile in latents")
+        t.check_eq(tile.dim.H.max, name == "decode" and 32 or 256, "vae_" .. name .. "_tile: H at most one tile")
+        t.check_eq(tile.dim.W.max, name == "decode" and 32 or 256, "vae_" .. name .. "_tile: W at most one tile")
+        t.check_eq(#tile.weights, #plain.weights, "vae_" .. name .. "_tile: its weights are vae_" .. name .. "'s")
+        for i, w in ipairs(tile.weights) do
+            t.check(w.name == plain.weights[i].name, "vae_%s_tile: weight %d is %s, vae_%s's %s", name, i, w.name,
+                    name, plain.weights[i].name)
+        end
+    end
+end
+local tiny = graph.build(spec.load("specs/tiny_df.lua"))
+t.check(tiny.vae_decode_tile == nil and tiny.vae_encode_tile == nil, "tiny_df: its frame fits a tile, no tile programs")
+
 -- FLOPs per forward at the full window equal the reference's counts (performance.md §4: 612 TFLOP
 -- for 1.3B 540P, 12,920 TFLOP for 14B 720P; the table rounds, hence 0.5%).
 for name, want in pairs({ df_1_3b = 612e12, t2v_14b_720p = 12920e12 }) do

@@ -24,6 +24,10 @@
 # sees the tiling. Each configuration with a tiled fixture is generated with vae.tile_px = the fixture's tile, so
 # its tiled decode runs vae_decode_tile, the decoder generated at the tile's size (its arena the tile's; the
 # variant's vae_decode at the frame's size is what the untiled cases run); the test checks the variant has it.
+# The tiled encode (program vae_encode --vae_tiling TILE:STRIDE) against diffusers' tiled_encode likewise
+# (tiles of 24 px at a stride of 8: 4x6 and 6x4 tiles, blended over 2 latents), same bound and reasoning (the
+# blend is in latent space; ours blends the normalised mean, diffusers the mean before normalising: an affine map
+# per channel with blend weights summing to 1, so an fp32 rounding apart), run by vae_encode_tile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BOUND=1e-5
@@ -78,24 +82,25 @@ for dir in tests/fixtures/vae/*/; do
 done
 for f in tests/fixtures/vae_tiled/*.safetensors; do
     config=$($st meta "$f" source | sed 's|^tests/fixtures/vae/\([^/]*\)/.*|\1|')
+    case $(basename "$f") in *_decode_*) prog=vae_decode; want=video ;; *) prog=vae_encode; want=z ;; esac
     bin=out/$config/skyreels-$config
     tiling="$($st meta "$f" tile_min_px):$($st meta "$f" tile_stride_px)"
     out=$tmp/tiled-$(basename "$f")
-    if [ -f "out/$config/gen/vae_decode_tile_cpu.c" ]; then
-        echo "ok   $config: has vae_decode_tile ($(grep -o 'vae_decode_tile: arena peak [^(]*' "$tmp/gen-$config.log"))"
+    if [ -f "out/$config/gen/${prog}_tile_cpu.c" ]; then
+        echo "ok   $config: has ${prog}_tile ($(grep -o "${prog}_tile: arena peak [^(]*" "$tmp/gen-$config.log"))"
         pass=$((pass + 1))
     else
-        echo "FAIL $config: no vae_decode_tile generated (the spec's vae.tile_px is the fixture's tile)"; fail=$((fail + 1))
+        echo "FAIL $config: no ${prog}_tile generated (the spec's vae.tile_px is the fixture's tile)"; fail=$((fail + 1))
     fi
-    if "$bin" program vae_decode -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
-            --vae_tiling "$tiling" --output "$out" && $st compare "$out" "$f" video $BOUND | sed "s|$tmp/||"; then
+    if "$bin" program $prog -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
+            --vae_tiling "$tiling" --output "$out" && $st compare "$out" "$f" $want $BOUND | sed "s|$tmp/||"; then
         pass=$((pass + 1))
     else
-        echo "FAIL $(basename "$f"): --vae_tiling $tiling vs diffusers' tiled decode"; fail=$((fail + 1))
+        echo "FAIL $(basename "$f"): --vae_tiling $tiling vs diffusers' tiled ${prog#vae_}"; fail=$((fail + 1))
     fi
-    "$bin" program vae_decode -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
-        --output "$out" && if $st compare "$out" "$f" video 1e-2 > "$tmp/untiled.txt"; then
-        echo "FAIL $(basename "$f"): the untiled decode is within 1e-2 of the tiled reference: $(cat "$tmp/untiled.txt")"
+    "$bin" program $prog -q --weights "tests/fixtures/vae/$config/weights_diffusers.safetensors" --inputs "$f" \
+        --output "$out" && if $st compare "$out" "$f" $want 1e-2 > "$tmp/untiled.txt"; then
+        echo "FAIL $(basename "$f"): the untiled ${prog#vae_} is within 1e-2 of the tiled reference: $(cat "$tmp/untiled.txt")"
         fail=$((fail + 1))
     else
         echo "ok   $(basename "$f"): untiled, the same input is $(grep -o 'rel_l2 [^ ]*' "$tmp/untiled.txt") from the tiled reference"

@@ -18,7 +18,8 @@ recomputed from the generated tables the CUDA plugin itself reads (not from the 
     bf16, and 2 bf16 slots of the largest block's linear weights (1 with --offload_blocks 1); TeaCache off.
   - where the variant has vae_decode_tile (the tiled decode's program): the tiled VAE decoder = the VAE decoder
     with plan_cuda.txt's vae_decode_tile arena peak in place of vae_decode's (the same weights), and every peak
-    again with --vae_tiling, the tiled decoder in place of the decoder.
+    again with --vae_tiling, the tiled decoder in place of the decoder; likewise the tiled VAE encoder
+    (vae_encode_tile's arena in place of vae_encode's) in place of the encoder where the family has one.
 Prints what it checked; exit 1 on a mismatch. (The emulator tier checks that the plugin's measured peak
 equals the printed plan to the byte, tests/emu/run.sh step 6.)"""
 import re
@@ -77,22 +78,28 @@ pinned = [int(m.group(1)) for m in re.finditer(r"offload_blocks 2 .*\((\d+) byte
 if n_blocks > 2:  # --offload_blocks 2 rows (with --teacache where the variant has it): 2 blocks resident
     rows.append(("--teacache " * (tc > 0) + "--offload_blocks 2", part["the transformer"] - (n_blocks - 2) * block + tc))
 tiled = [m for m in re.finditer(r"^ {12}the VAE decoder, tiled +[0-9.]+ [GM]iB \((\d+) bytes\)$", info, re.M)]
-decoders = [("", part.get("the VAE decoder", 0))]
+enc_tiled = [m for m in re.finditer(r"^ {12}the VAE encoder, tiled +[0-9.]+ [GM]iB \((\d+) bytes\)$", info, re.M)]
+# (flags, the VAE decoder's bytes, the VAE encoder's)
+decoders = [("", part.get("the VAE decoder", 0), part.get("the VAE encoder", 0))]
 if "vae_decode_tile (cuda" in plan:
     arena_of = lambda name: int(re.search(r"^# arena %s \(cuda[^)]*\): peak ([0-9,]+) B" % name, plan, re.M)
                                 .group(1).replace(",", ""))
     want_tiled = part["the VAE decoder"] - arena_of("vae_decode") + arena_of("vae_decode_tile")
     if len(tiled) != 1 or int(tiled[0].group(1)) != want_tiled:
         fail.append(f"the VAE decoder, tiled: --info {[int(m.group(1)) for m in tiled]}, recomputed {want_tiled}")
-    decoders.append((" --vae_tiling", want_tiled))
-elif tiled:
-    fail.append("--info shows a tiled VAE decoder, plan_cuda.txt has no vae_decode_tile")
+    want_enc = part.get("the VAE encoder", 0)
+    if want_enc:
+        want_enc += arena_of("vae_encode_tile") - arena_of("vae_encode")
+        if len(enc_tiled) != 1 or int(enc_tiled[0].group(1)) != want_enc:
+            fail.append(f"the VAE encoder, tiled: --info {[int(m.group(1)) for m in enc_tiled]}, recomputed {want_enc}")
+    decoders.append((" --vae_tiling", want_tiled, want_enc))
+elif tiled or enc_tiled:
+    fail.append("--info shows a tiled VAE program, plan_cuda.txt has no vae_decode_tile")
 if n_blocks > 2 and pinned != [n_blocks * block] * (2 * len(decoders)):
     fail.append(f"--offload_blocks 2 pinned host: --info {pinned}, recomputed {n_blocks} x {block}")
 expect = {}
-for tflag, dec in decoders:
-    enc = part.get("the VAE encoder", 0)
-    stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE encoder")] + [dec]
+for tflag, dec, enc in decoders:
+    stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder")] + [enc, dec]
     for flags, dit in rows:
         kept = " ".join(x for x in (flags, tflag.strip()) if x) or "(every model kept)"
         expect[kept] = max(part.get("the text encoder", 0), part.get("the image encoder", 0), dit + dec + enc)
@@ -105,9 +112,8 @@ fp8_info = re.search(r"linear weights [0-9.]+ [GM]iB \((\d+) bytes\) at bf16; .*
                      r"and expands them into bf16 block slots of [0-9.]+ [GM]iB \((\d+) bytes\)", info)
 if not fp8_info or [int(x) for x in fp8_info.groups()] != [q_bf16, q_fp8, max(q_block.values())]:
     fail.append(f"--weight_dtype fp8's bytes: --info {fp8_info and fp8_info.groups()}, recomputed {q_bf16} {q_fp8} {max(q_block.values())}")
-for tflag, dec in decoders:
-    enc = part.get("the VAE encoder", 0)
-    stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder", "the VAE encoder")] + [dec]
+for tflag, dec, enc in decoders:
+    stages = [part.get(k, 0) for k in ("the text encoder", "the image encoder")] + [enc, dec]
     for offload, blocks in ((0, 0), (1, 0)) + (((0, 2), (1, 1)) if tflag and n_blocks > 2 else ()):
         slots = blocks or 2
         k = "--weight_dtype fp8" + " --offload" * offload + (f" --offload_blocks {blocks}" if blocks else "") + tflag

@@ -491,6 +491,27 @@ if $I -q --dit_weights "$tmp/i_dit_forward.safetensors" --vae_weights "$tmp/i_va
 else
     fail=$((fail + 1)); echo "FAIL I2V from --prompt and --image: $("$tmp/mp4probe" "$tmp/i2v.mp4" 2>&1)"
 fi
+# --vae_tiling on I2V: the image's encode is tiled too (models/vae.h sky_vae_encode_tiled, held to diffusers'
+# tiled_encode by tests/numeric/run_vae.sh): with tiles of 32 px at a stride of 16 the run writes its 9 frames, and
+# its latents differ from the untiled run's (the conditioning latent is the tiled encode's)
+IT=(-q --dit_weights "$tmp/i_dit_forward.safetensors" --vae_weights "$tmp/i_vae.safetensors"
+    --t5_weights "$tmp/i_t5.safetensors" --clip_weights "$tmp/i_clip.safetensors"
+    --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --image "$tmp/start.ppm" --prompt "a cat" --num_frames 9
+    --inference_steps 2 --seed 1 --backend cpu)
+if $I "${IT[@]}" -o "$tmp/i2v_u.mp4" --output_latents "$tmp/i2v_u.safetensors" > /dev/null 2>&1 &&
+   $I "${IT[@]}" -o "$tmp/i2v_t.mp4" --output_latents "$tmp/i2v_t.safetensors" --vae_tiling --vae_tile_size 32:16 \
+       > /dev/null 2>&1 && [ "$("$tmp/mp4probe" "$tmp/i2v_t.mp4")" = "9 64 48 24/1" ] &&
+   python3 - "$tmp/i2v_u.safetensors" "$tmp/i2v_t.safetensors" <<'PY'; then
+import json, struct, sys
+def latents(path):
+    f = open(path, "rb"); n = struct.unpack("<Q", f.read(8))[0]; h = json.loads(f.read(n)); d = f.read()
+    o = h["latents"]["data_offsets"]; return d[o[0]:o[1]]
+assert latents(sys.argv[1]) != latents(sys.argv[2]), "the tiled I2V run's latents equal the untiled run's"
+PY
+    pass=$((pass + 1)); echo "ok   I2V --vae_tiling --vae_tile_size 32:16: 9 frames of 64x48, latents not the untiled run's (tiled encode)"
+else
+    fail=$((fail + 1)); echo "FAIL I2V --vae_tiling: $("$tmp/mp4probe" "$tmp/i2v_t.mp4" 2>&1)"
+fi
 
 # Ctrl-C between steps: exit 130, and neither the mp4 nor its temporary file is left.
 mkdir -p "$tmp/intr"

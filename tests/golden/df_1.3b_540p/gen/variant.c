@@ -4,13 +4,14 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
+ * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    830 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode (original name, diffusers name, shape)
  * weights    108 tensors of vae_decode_tile (original name, diffusers name, shape)
  * weights    86 tensors of vae_encode (original name, diffusers name, shape)
+ * weights    86 tensors of vae_encode_tile (original name, diffusers name, shape)
  */
 #include "models/program.h"
 
@@ -29,6 +30,8 @@ void vae_decode_tile_cpu(unsigned char *arena, const float *const *w, int H, int
 void vae_decode_tile_cpu_reset(unsigned char *arena);
 void vae_encode_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
 void vae_encode_cpu_reset(unsigned char *arena);
+void vae_encode_tile_cpu(unsigned char *arena, const float *const *w, int H, int W, int first);
+void vae_encode_tile_cpu_reset(unsigned char *arena);
 
 static const sky_weight_desc dit_forward_weights[830] = {
     {"patch_embedding.weight", "patch_embedding.weight", 5, {1536, 16, 1, 2, 2}},
@@ -1422,7 +1425,22 @@ static const sky_vae_program vae_decode_tile = {
     .forward_cpu = vae_decode_tile_cpu,
     .reset_cpu = vae_decode_tile_cpu_reset,
     .flops = 2215385759744,   /* one call at its largest (4 video frames), convolutions + attention */
-    .tile = 32,   /* latents: a call's H and W at most this (the spec's vae.tile_px / 8) */
+    .tile = 32,   /* latents: a call's latent H and W at most this (the spec's vae.tile_px / 8) */
+};
+
+static const sky_vae_program vae_encode_tile = {
+    .z_dim = 16, .lat_h = 68, .lat_w = 120, .height = 544, .width = 960,
+    .stride_t = 4, .stride_s = 8,
+    .arena_bytes = (size_t)673185792, .cuda_arena_bytes = (size_t)673710080,
+    .cuda_weight_bytes = (size_t)214399744,
+    .in = {(size_t)0, (size_t)3145728}, .out = {(size_t)4718592, (size_t)65536},
+    .out_unclamped = {0, 0},
+    .n_weights = 86,
+    .weights = vae_encode_weights,
+    .forward_cpu = vae_encode_tile_cpu,
+    .reset_cpu = vae_encode_tile_cpu_reset,
+    .flops = 1313079296000,   /* one call at its largest (4 video frames), convolutions + attention */
+    .tile = 32,   /* latents: a call's latent H and W at most this (the spec's vae.tile_px / 8) */
 };
 
 static const sky_encoder_program text_encode = {
@@ -1490,8 +1508,15 @@ static const sky_count_group vae_encode_count_groups[5] = {
     {"norms", 22, 0, 1.017743808e+10, 0.0, 0.0, 0.0021202996, 0.0021202996},
     {"residuals / elementwise", 13, 0, 8.06913024e+09, 0.0, 0.0, 0.0016810688, 0.0016810688},
 };
+static const sky_count_group vae_encode_tile_count_groups[5] = {
+    {"attention (per frame: 2 GEMMs + softmax)", 1, 2, 19398656.0, 1610612736.0, 2.403899605970149e-05, 4.041386666666666e-06, 2.403899605970149e-05},
+    {"GEMM 1x1 conv", 0, 5, 106811776.0, 4.83393536e+09, 9.785294251012145e-06, 2.2252453333333332e-05, 2.2252453333333332e-05},
+    {"convolutions (3x3x3, 3x3, time)", 51, 0, 2217154816.0, 1306634747904.0, 0.0026450096111417004, 0.0004619072533333333, 0.0026450096111417004},
+    {"norms", 22, 0, 1277190528.0, 0.0, 0.0, 0.00026608136, 0.00026608136},
+    {"residuals / elementwise", 13, 0, 1012596736.0, 0.0, 0.0, 0.00021095765333333332, 0.00021095765333333332},
+};
 /* per call of each program's CUDA lowering at its largest window (gen/count.lua) */
-static const sky_count_program variant_count_programs[6] = {
+static const sky_count_program variant_count_programs[7] = {
     {
         "dit_forward", 11, dit_forward_count_groups,
         {"total", 282, 187, 239123408592.0, 611793758060544.0, 0.6187498074346833, 0.04981737679, 0.6386806731046832},
@@ -1528,12 +1553,18 @@ static const sky_count_program variant_count_programs[6] = {
         {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
         0.02657863382415856, 0.010670416128776542,
     },
+    {
+        "vae_encode_tile", 5, vae_encode_tile_count_groups,
+        {"total", 87, 7, 4633152512.0, 1.313079296e+12, 0.002678833901452414, 0.0009652401066666666, 0.0031683400738680687},
+        {"once per prompt", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        0.0031683400738680687, 0.0013276838179979778,
+    },
 };
 static const sky_count_table variant_counts = {
     .device = "H200 SXM",
     .bf16_flops = 9.89e+14, .tf32_flops = 4.94e+14, .f32_flops = 6.7e+13, .hbm_bytes = 4.8e+12,
     .source = "NVIDIA H200 datasheet: BF16 1,979 and TF32 989 TFLOP/s with sparsity (halved), FP32 67, HBM3e 4.8 TB/s",
-    .n_programs = 6, .programs = variant_count_programs,
+    .n_programs = 7, .programs = variant_count_programs,
 };
 
 const sky_variant_desc sky_variant = {
@@ -1541,7 +1572,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "692986fe308060a2",
+    .generator_xxh64 = "161400d9d8c7dbd5",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,
@@ -1553,4 +1584,5 @@ const sky_variant_desc sky_variant = {
     .clip_encode = NULL,
     .counts = &variant_counts,
     .vae_decode_tile = &vae_decode_tile,
+    .vae_encode_tile = &vae_encode_tile,
 };

@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (30 .lua files)                 xxh64 692986fe308060a2
+ * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward_usp (original name, diffusers name, shape)
@@ -495,7 +495,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "692986fe308060a2",
+    .generator_xxh64 = "161400d9d8c7dbd5",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,
@@ -507,4 +507,5 @@ const sky_variant_desc sky_variant = {
     .clip_encode = &clip_encode,
     .counts = NULL,
     .vae_decode_tile = NULL,
+    .vae_encode_tile = NULL,
 };
