@@ -47,7 +47,7 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$CUDA_HOME/include" tests/compile/nvrtc
 for v in $variants; do
     out=$tmp/$v
     lua5.4 gen/main.lua "specs/$v.lua" "$out" 2>/dev/null || { bad "$v: generation failed"; continue; }
-    for prog in dit_forward vae_decode vae_encode vae_decode_tile text_encode clip_encode; do
+    for prog in dit_forward dit_forward_usp vae_decode vae_encode vae_decode_tile text_encode clip_encode; do
     [ -f "$out/gen/${prog}_kernels.cu" ] || continue
     cu=$out/gen/${prog}_kernels.cu
     for arch in "compute_90a,code=sm_90a" "compute_80,code=sm_80"; do
@@ -106,7 +106,7 @@ for v in $variants; do
     fi
     # dit_forward's global accesses (issue 20 item 2): the row kernels' loads and stores and the elementwise ones 16
     # bytes each (rms_factor stores one float per row), no 64-bit division (tests/compile/sass_mem.py).
-    if [ "$prog" = dit_forward ]; then
+    if [ "$prog" = dit_forward ] || [ "$prog" = dit_forward_usp ]; then
         cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo "$CUDA_HOME/bin/cuobjdump")}
         if [ ! -x "$cuobjdump" ]; then
             echo "     $v $prog: SASS access widths not run (no cuobjdump; set CUOBJDUMP)"
