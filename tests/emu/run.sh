@@ -223,6 +223,42 @@ else
 fi
 rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
 
+# 2d. --use_usp --backend cuda (issue 17): 2 ranks under mpirun, one emulated GPU each (SKY_EMU_DEVICES=2), the
+#     collectives through the NCCL double, give latents bit for bit equal to the one-process emulated CUDA run (the
+#     fixture cases: plain and per-frame timesteps, 1 to 6 frames, portrait, a batch whose second sample replays the
+#     captured graph; --offload_blocks 1; TeaCache); a negative control flips one bit of every all-to-all's first block
+#     (SKY_EMU_NCCL_FLIP, test only) and must change them
+v=tiny_df128
+if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    P=$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so B=out/$v/skyreels-$v
+    usp_pair() {   # case [flags...]: one process, then 2 ranks; 0 when both ran
+        local f=$FX/${v}_$1.safetensors
+        shift
+        SKY_CUDA_PLUGIN=$P "$B" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+            --output "$tmp/usp1.safetensors" -q --backend cuda "$@" 2> "$tmp/usp1.log" &&
+        SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 600 mpirun --oversubscribe -np 2 -x SKY_EMU_DEVICES -x SKY_CUDA_PLUGIN \
+            -x SKY_EMU_NCCL_FLIP "$B" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+            --output "$tmp/usp2.safetensors" -q --backend cuda --use_usp "$@" > "$tmp/usp2.log" 2>&1
+    }
+    for c in f1plain f2portrait f3frames f4b2frames f6frames f6plain; do
+        if SKY_EMU_NCCL_FLIP=0 usp_pair "$c" && cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+            ok "$v $c: --use_usp --backend cuda on 2 ranks (NCCL double) equals the one-process run bit for bit"
+        else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v $c: --use_usp --backend cuda on 2 ranks"; fi
+    done
+    for extra in "--offload_blocks 1" "--teacache 0.5 --teacache_steps 2"; do
+        # shellcheck disable=SC2086  # the flags split on spaces
+        if SKY_EMU_NCCL_FLIP=0 usp_pair f4b2frames $extra && cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+            ok "$v f4b2frames $extra: --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
+        else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v f4b2frames $extra: --use_usp on 2 ranks"; fi
+    done
+    if SKY_EMU_NCCL_FLIP=1 usp_pair f3frames && ! cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+        ok "$v f3frames: negative control: one bit flipped in every all-to-all's first block changes the latents"
+    else cat "$tmp/usp2.log" 2>/dev/null | tail -5; bad "$v: the --use_usp negative control (a flipped bit) was not seen"; fi
+else
+    echo "     --use_usp --backend cuda on 2 ranks: not run (needs mpirun and $CUDA/include/nccl.h)"
+fi
+
 # 2c. kernels built into the plugin (CMakeLists.txt's SKY_CUDA_ARCHS, runtime/cuda/fatbin.h): tiny_df128 built with
 #     an sm_90a fat binary (nvcc) runs a fixture case where NVRTC would find no toolkit headers (SKY_EMU_NVRTC=
 #     no-headers: it fails as the real one does then; CUDA_HOME and CUDA_PATH point nowhere; an empty kernel cache):
