@@ -226,7 +226,7 @@ rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
 # 2d. --use_usp --backend cuda (issue 17): 2 ranks under mpirun, one emulated GPU each (SKY_EMU_DEVICES=2), the
 #     collectives through the NCCL double, give latents bit for bit equal to the one-process emulated CUDA run (the
 #     fixture cases: plain and per-frame timesteps, 1 to 6 frames, portrait, a batch whose second sample replays the
-#     captured graph; --offload_blocks 1; TeaCache); a negative control flips one bit of every all-to-all's first block
+#     captured graph; --offload_blocks 1; TeaCache; the sm_80 attention); a negative control flips one bit of every all-to-all's first block
 #     (SKY_EMU_NCCL_FLIP, test only) and must change them
 v=tiny_df128
 if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
@@ -252,6 +252,10 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
             ok "$v f4b2frames $extra: --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
         else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v f4b2frames $extra: --use_usp on 2 ranks"; fi
     done
+    # the sm_80 attention kernels (NH / P heads) on both sides (the ranks inherit the environment)
+    if SKY_ATTENTION=sm80 SKY_EMU_NCCL_FLIP=0 usp_pair f3frames && cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+        ok "$v f3frames, sm_80 attention: --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
+    else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v f3frames, sm_80 attention: --use_usp on 2 ranks"; fi
     if SKY_EMU_NCCL_FLIP=1 usp_pair f3frames && ! cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
         ok "$v f3frames: negative control: one bit flipped in every all-to-all's first block changes the latents"
     else cat "$tmp/usp2.log" 2>/dev/null | tail -5; bad "$v: the --use_usp negative control (a flipped bit) was not seen"; fi
