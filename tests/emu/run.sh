@@ -226,7 +226,8 @@ rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
 # 2d. --use_usp --backend cuda (issue 17): 2 ranks under mpirun, one emulated GPU each (SKY_EMU_DEVICES=2), the
 #     collectives through the NCCL double, give latents bit for bit equal to the one-process emulated CUDA run (the
 #     fixture cases: plain and per-frame timesteps, 1 to 6 frames, portrait, a batch whose second sample replays the
-#     captured graph; --offload_blocks 1; TeaCache; the sm_80 attention); a negative control flips one bit of every all-to-all's first block
+#     captured graph; --offload_blocks 1; TeaCache; the sm_80 attention) and a DF generation of 2 windows (the
+#     encoders and the VAE on each rank's GPU); a negative control flips one bit of every all-to-all's first block
 #     (SKY_EMU_NCCL_FLIP, test only) and must change them
 v=tiny_df128
 if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
@@ -259,6 +260,21 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
     if SKY_EMU_NCCL_FLIP=1 usp_pair f3frames && ! cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
         ok "$v f3frames: negative control: one bit flipped in every all-to-all's first block changes the latents"
     else cat "$tmp/usp2.log" 2>/dev/null | tail -5; bad "$v: the --use_usp negative control (a flipped bit) was not seen"; fi
+    # a DF generation (2 windows, 2 steps, umT5 and the VAE on each rank's GPU) on 2 ranks against one process
+    u=$tmp/usp_df
+    mkdir -p "$u"
+    "$B" random-weights --output "$u/dit.safetensors" --seed 1 > /dev/null 2>&1
+    "$B" random-weights --program vae --output "$u/vae.safetensors" --seed 2 > /dev/null 2>&1
+    "$B" random-weights --program t5 --output "$u/t5.safetensors" --seed 3 > /dev/null 2>&1
+    DFA=(--dit_weights "$u/dit.safetensors" --vae_weights "$u/vae.safetensors" --t5_weights "$u/t5.safetensors"
+         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow" --num_frames 33
+         --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps 2 --seed 42 --backend cuda)
+    if SKY_CUDA_PLUGIN=$P "$B" "${DFA[@]}" -o "$u/one.mp4" --output_latents "$u/one.safetensors" > "$u/one.log" 2>&1 &&
+       SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np 2 "$B" "${DFA[@]}" --use_usp \
+           -o "$u/two.mp4" --output_latents "$u/two.safetensors" > "$u/two.log" 2>&1 &&
+       cmp -s "$u/one.safetensors" "$u/two.safetensors"; then
+        ok "$v: DF generation (2 windows, 2 steps) with --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
+    else tail -5 "$u/one.log" "$u/two.log"; bad "$v: DF generation with --use_usp --backend cuda on 2 ranks"; fi
 else
     echo "     --use_usp --backend cuda on 2 ranks: not run (needs mpirun and $CUDA/include/nccl.h)"
 fi
