@@ -25,6 +25,7 @@ local cwriter  = require("lib.cwriter")
 -- The CUDA emitter of each program (emit/cuda.lua is their shared skeleton).
 local cuda_emitter = {
     dit_forward = require("emit.cuda_dit"),
+    dit_forward_usp = require("emit.cuda_dit"),
     vae_decode  = require("emit.cuda_vae"),
     vae_decode_tile = require("emit.cuda_vae"),
     vae_encode_tile = require("emit.cuda_vae"),
@@ -114,9 +115,8 @@ local function emit(s, programs, plans, ctx)
     local files = {}
     emit_c.emit(s, plans.cpu, files, ctx)               -- gen/<program>_cpu.c
     emit_variant.emit(s, plans, files, ctx)             -- gen/variant.c (both backends' peaks)
-    for _, name in ipairs(sorted.keys(plans.cuda or {})) do        -- dit_forward_usp: lowered and planned (its
-        local e = cuda_emitter[name]                                 -- arena in plan_cuda.txt), not emitted yet
-        if e then e.emit(s, plans.cuda[name], files, ctx) end      -- gen/<program>_cuda.c, _kernels.cu, _src.c
+    for _, name in ipairs(sorted.keys(plans.cuda or {})) do
+        cuda_emitter[name].emit(s, plans.cuda[name], files, ctx)   -- gen/<program>_cuda.c, _kernels.cu, _src.c
     end
     files["graph.txt"] = graph.dump(programs)
     files["plan.txt"] = plan.dump(plans.cpu)

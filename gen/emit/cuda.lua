@@ -420,6 +420,29 @@ function cuda.helpers(h, E)
     end
 end
 
+-- The C line naming the ranks of dit_forward_usp (cuda_program.h sky_cuda_usp) `comm`, as its symbols read them
+-- (gen/programs/dit.lua: P and tok0), before the symbol lines `lines` where one reads it; `lines` otherwise.
+local function with_comm(lines)
+    for _, l in ipairs(lines) do
+        if l:find("comm->", 1, true) then
+            table.insert(lines, 1, "const sky_cuda_usp *const comm = st->usp; /* the ranks (dit_forward_usp) */")
+            break
+        end
+    end
+    return lines
+end
+
+-- The const int line of each symbol of graph g that C statements `text` read (and of those these read), with
+-- the ranks' line where one needs it; for functions whose parameters are not g's.
+function cuda.symbol_lines(g, text)
+    local lines = {}
+    for _, sym in ipairs((graph.symbols_read(g, text))) do
+        lines[#lines + 1] = string.format("const int %s = %s;%s", sym.name, sym.expr,
+                                          sym.doc and ("  /* " .. clit.comment(sym.doc) .. " */") or "")
+    end
+    return with_comm(lines)
+end
+
 -- Record function `fname` of graph g into writer h: its runtime parameters, the symbols its launches read
 -- (graph.prologue: and a (void) for each parameter nothing reads), then the launch sequence `body`.
 function cuda.record_function(h, g, fname, body, doc)
@@ -430,7 +453,7 @@ function cuda.record_function(h, g, fname, body, doc)
     h:line("%s;", proto)
     h:line("%s", proto)
     h:open("{")
-    for _, l in ipairs(graph.prologue(g, body)) do h:line("%s", l) end
+    for _, l in ipairs(with_comm(graph.prologue(g, body))) do h:line("%s", l) end
     h:raw(body:gsub("[^\n]+", "    %0"))
     h:close("}")
     h:blank()

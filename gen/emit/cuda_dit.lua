@@ -21,6 +21,7 @@ local graph    = require("graph")
 local plan     = require("plan")
 local schedule = require("schedule_sm90")
 local cuda     = require("emit.cuda")
+local dit      = require("programs.dit")
 
 local cuda_dit = {}
 
@@ -325,6 +326,67 @@ emit.attention = function(n, E)
                            ptr(k), vp, a.v_ld or C, rows(q), rows(k), rs, g, tab) }
 end
 
+-- ---- Ulysses sequence parallelism (dit_forward_usp): the symbols P, Ls, Lp and tok0 (gen/programs/dit.lua) read
+-- the ranks (cuda_program.h sky_cuda_usp); the collectives go through its hooks on the step's stream, so that a
+-- captured CUDA Graph records them.
+
+-- The type the data movement kernels copy a tensor's values as: their raw bits (bf16 as unsigned short).
+local function raw_type(t) return t.dtype == "bf16" and "unsigned short" or ctype(t) end
+
+-- This rank's rows [tok0, tok0 + Ls) of the [L, cols] input, the rows past L zero.
+emit.usp_slice = function(n, E)
+    local k = E:kernel("usp_slice", { COLS = n.out.dims[2], T = raw_type(n.out) })
+    return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "INT(" .. rows(n.out) .. ")", "INT(tok0)",
+                                                         "INT(" .. rows(n.ins[1]) .. ")" }) }
+end
+
+-- The head groups of the rank's rows as P blocks for the all-to-all (unpack: back).
+local function usp_pack(unpack)
+    return function(n, E)
+        local k = E:kernel("usp_pack_heads", { C = n.attrs.dim, T = raw_type(n.out), UNPACK = unpack })
+        return { elementwise_op(k, numel(n.out), E:out(n), { ptr(n.ins[1]), "INT(" .. rows(n.out) .. ")", "INT(P)" }) }
+    end
+end
+emit.usp_pack_heads = usp_pack(0)
+emit.usp_unpack_heads = usp_pack(1)
+
+-- [Ls, C] as P blocks of Ls x C / P values: block p to rank p, rank p's into block p.
+emit.usp_alltoall = function(n, E)
+    local x = n.ins[1]
+    return { string.format("ALLTOALL(OFF_%s, %s, (long long)%s * %d / P);", ident(x.name), E:out(n), rows(x),
+                           x.dims[2]) }
+end
+
+-- Every rank's [Ls, cols] in rank order into [Lp, cols].
+emit.usp_allgather = function(n, E)
+    local x = n.ins[1]
+    return { string.format("ALLGATHER(OFF_%s, %s, (long long)%s * %d);", ident(x.name), E:out(n), rows(x), x.dims[2]) }
+end
+
+-- The self-attention of this rank's NH / P heads over the Lp = Ls x P queries the all-to-all brought (q, k and v
+-- [Lp, C / P]) and the first L keys (the padding rows are not keys): the attention function of NH / P heads, one
+-- per rank count the spec allows (programs/dit.lua usp_ranks), chosen on P.
+emit.attention_heads = function(n, E)
+    local D = n.attrs.head_dim
+    if D ~= 128 then
+        fail.user("%s: the CUDA attention kernel is written for head dim 128, this spec has %d "
+                  .. "(generate it for the cpu target only)", E.s.path, D)
+    end
+    local q, k, v = n.ins[1], n.ins[2], n.ins[3]
+    local NH = q.dims[2] // D
+    local none = "&(CUdeviceptr){0}"
+    local lines = { "switch (P) { /* the heads of this rank */" }
+    for _, P in ipairs(dit.usp_ranks(E.s)) do
+        local f = attention_function(E, NH // P, D)
+        local C = NH // P * D
+        lines[#lines + 1] = string.format("case %d: %s(st, s, %s, %s, %d, %s, %s, %d, Lp, L, %s, %s, %s); break;", P, f,
+                                          E:out(n), ptr(q), C, ptr(k), ptr(v), C, none, none, none)
+    end
+    lines[#lines + 1] = "default: break; /* no other rank count (the plugin's use_comm refuses it) */"
+    lines[#lines + 1] = "}"
+    return lines
+end
+
 -- A GEMM: dtypes and epilogue from the node; m is bounded by the plan.
 emit.linear = function(n, E)
     local a, x = n.attrs, n.ins[1]
@@ -519,17 +581,24 @@ local function teacache_kernels(E)
     return residual, apply, vec
 end
 
--- TeaCache's launch function on the tokens [L, dim] (device pointers outside the arena allowed).
+-- TeaCache's launch function on the tokens [L, dim] (dit_forward_usp: this rank's [Ls, dim]; device pointers outside
+-- the arena allowed).
 local function teacache_function(h, E, k_residual, k_apply, vec)
-    local C = E.g.exposed.tokens.dims[2]
-    h:line("/* TeaCache (reference §8): y = a + b (apply = 1) or y = a - b (apply = 0), over the [L, %d] tokens. */", C)
-    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
-    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b);")
-    h:line("void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,")
-    h:line("                               CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)")
+    local tokens = E.g.exposed.tokens
+    local C, rows_name = tokens.dims[2], tokens.dims[1]
+    local fname = E.g.name .. "_cuda_teacache"
+    h:line("/* TeaCache (reference §8): y = a + b (apply = 1) or y = a - b (apply = 0), over the [%s, %d] tokens. */",
+           rows_name, C)
+    local pad = string.rep(" ", #fname + 6)
+    h:line("void %s(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,", fname)
+    h:line("%sCUdeviceptr y, CUdeviceptr a, CUdeviceptr b);", pad)
+    h:line("void %s(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,", fname)
+    h:line("%sCUdeviceptr y, CUdeviceptr a, CUdeviceptr b)", pad)
     h:open("{")
-    local L = assert(E.g.dim.L, "emit/cuda_dit: dit_forward has no symbol L")
-    h:line("const int n = (int)(%s) * %d; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */", L.expr, C)
+    local count = string.format("const int n = (int)(%s) * %d; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */",
+                                rows_name, C)
+    for _, l in ipairs(cuda.symbol_lines(E.g, count)) do h:line("%s", l) end
+    h:line("%s", count)
     h:line("LAUNCH(apply ? %s : %s, CDIV(n, %d), 1, %d, 0, &y, &a, &b, INT(n));", k_apply, k_residual, vec * THREADS,
            THREADS)
     h:close("}")
@@ -538,11 +607,11 @@ end
 
 -- --weight_dtype fp8 on the device (runtime/cuda/offload.h): the kernel expanding one block linear weight's e4m3 codes
 -- and row scales into its bf16 block slot, and its launch function (device pointers outside the arena).
-local function fp8_expand_function(h, k)
+local function fp8_expand_function(h, pn, k)
     h:line("/* --weight_dtype fp8: y [rows, cols] bf16 = e4m3 codes x the row's fp32 scale (templates/cuda/fp8_expand.cu.in). */")
-    h:line("void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,")
+    h:line("void " .. pn .. "_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,")
     h:line("                                 CUdeviceptr scale, long long rows, long long cols);")
-    h:line("void dit_forward_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,")
+    h:line("void " .. pn .. "_cuda_fp8_expand(const sky_cuda_program *st, CUstream s, CUdeviceptr y, CUdeviceptr codes,")
     h:line("                                 CUdeviceptr scale, long long rows, long long cols)")
     h:open("{")
     h:line("LAUNCH(%s, CDIV(cols, %d), rows, %d, 0, &y, &codes, &scale, INT(cols));", k, THREADS, THREADS)
@@ -556,11 +625,11 @@ local function record_functions(h, g, bodies, part_names)
     assert(table.concat(part_names, " ") == "context embed blocks head", "emit/cuda_dit: dit_forward's parts changed")
     local calls = cwriter.new()
     for _, part in ipairs(part_names) do
-        cuda.record_function(h, g, "dit_forward_cuda_record_" .. part, bodies[part]:text(),
+        cuda.record_function(h, g, g.name .. "_cuda_record_" .. part, bodies[part]:text(),
                              string.format("Part \"%s\" of one forward of one sample (gen/programs/dit.lua).", part))
-        if part ~= "context" then calls:line("dit_forward_cuda_record_%s(st, s, F, H, W, Ft);", part) end
+        if part ~= "context" then calls:line("%s_cuda_record_%s(st, s, F, H, W, Ft);", g.name, part) end
     end
-    cuda.record_function(h, g, "dit_forward_cuda_record_step", calls:text(),
+    cuda.record_function(h, g, g.name .. "_cuda_record_step", calls:text(),
                          "One forward of one sample whose prompt part has run: the other parts in order.")
 end
 
@@ -573,20 +642,20 @@ local function descriptor(h, E)
         return cuda.slot(p, t)
     end
     cuda.desc_open(h, E, "sky_dit_cuda_desc", false)
-    h:line(".n_weights = %d, .weight_bf16 = dit_forward_weight_bf16, .weight_place = dit_forward_weight_place,",
-           #g.weights)
-    h:line(".weight_block = dit_forward_weight_block, .n_blocks = %d,", E.n_blocks)
+    local pn = g.name
+    h:line(".n_weights = %d, .weight_bf16 = %s_weight_bf16, .weight_place = %s_weight_place,", #g.weights, pn, pn)
+    h:line(".weight_block = %s_weight_block, .n_blocks = %d,", pn, E.n_blocks)
     h:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
     h:line(".attention_smem = ATTN_SMEM, .attention90_smem = ATTN90_SMEM,")
     for _, name in ipairs({ "x", "y", "t", "context", "clip_fea", "fps", "v" }) do h:line(".%s = %s,", name, slot(name)) end
     for _, name in ipairs({ "tokens", "hidden", "e", "e0" }) do
         h:line(".%s = %s,", name, slot(g.exposed[name].name))
     end
-    h:line(".record_step = dit_forward_cuda_record_step,")
-    h:line(".record_part = { dit_forward_cuda_record_context, dit_forward_cuda_record_embed, dit_forward_cuda_record_blocks,")
-    h:line("                 dit_forward_cuda_record_head },")
-    h:line(".teacache = dit_forward_cuda_teacache,")
-    h:line(".fp8_expand = dit_forward_cuda_fp8_expand,")
+    h:line(".record_step = %s_cuda_record_step,", pn)
+    h:line(".record_part = { %s_cuda_record_context, %s_cuda_record_embed, %s_cuda_record_blocks,", pn, pn, pn)
+    h:line("                 %s_cuda_record_head },", pn)
+    h:line(".teacache = %s_cuda_teacache,", pn)
+    h:line(".fp8_expand = %s_cuda_fp8_expand,", pn)
     h:close("};")
 end
 
@@ -602,7 +671,7 @@ function cuda_dit.emit(s, p, files, ctx)
     local n_context = 0
     for _, n in ipairs(g.nodes) do if n.part == "context" then n_context = n_context + 1 end end
     local h = cuda.file_open(E, ctx, {
-        string.format("program    dit_forward (cuda): %d ops per step, %d more once per prompt", #g.nodes - n_context,
+        string.format("program    %s (cuda): %d ops per step, %d more once per prompt", g.name, #g.nodes - n_context,
                       n_context),
         string.format("arena      %s bytes (the original's dtypes; see plan_cuda.txt)", plan.commas(p.peak)),
         string.format("prompt     %s bytes per prompt (the cross-attention keys and values)", plan.commas(p.prompt_bytes)),
@@ -617,7 +686,7 @@ function cuda_dit.emit(s, p, files, ctx)
     cuda.tables(h, E)
     local wdt = weight_dtypes(g)
     h:line("/* device dtype of each weight: the A dtype of its GEMM, fp32 otherwise */")
-    h:open(string.format("const unsigned char dit_forward_weight_bf16[%d] = {", #g.weights))
+    h:open(string.format("const unsigned char %s_weight_bf16[%d] = {", g.name, #g.weights))
     for _, wt in ipairs(g.weights) do
         h:line("%d, /* %s */", (wdt[wt.name] == "bf16") and 1 or 0, clit.comment(wt.name))
     end
@@ -625,23 +694,23 @@ function cuda_dit.emit(s, p, files, ctx)
     h:blank()
     local place = weight_places(g, wdt)
     h:line("/* each weight's place in the device buffer: its index, but each fused q|k|v's weights adjacent */")
-    h:open(string.format("const int dit_forward_weight_place[%d] = {", #g.weights))
+    h:open(string.format("const int %s_weight_place[%d] = {", g.name, #g.weights))
     for _, wt in ipairs(g.weights) do h:line("%d, /* %s */", place[wt.name], clit.comment(wt.name)) end
     h:close("};")
     h:blank()
     local block
     block, E.n_blocks = weight_blocks(g)
     h:line("/* each weight's block (-1: none; kept on the device under --offload_blocks) */")
-    h:open(string.format("const short dit_forward_weight_block[%d] = {", #g.weights))
+    h:open(string.format("const short %s_weight_block[%d] = {", g.name, #g.weights))
     for _, wt in ipairs(g.weights) do h:line("%d, /* %s */", block[wt.name], clit.comment(wt.name)) end
     h:close("};")
     h:blank()
     cuda.helpers(h, E)
     record_functions(h, g, bodies, part_names)
     teacache_function(h, E, k_residual, k_apply, tc_vec)
-    fp8_expand_function(h, k_fp8)
+    fp8_expand_function(h, g.name, k_fp8)
     descriptor(h, E)
-    files["gen/dit_forward_cuda.c"] = h:text()
+    files["gen/" .. g.name .. "_cuda.c"] = h:text()
 end
 
 return cuda_dit

@@ -60,10 +60,10 @@ local function cuda_weights(plans, name)
     return clit.size(p and cuda_emitters[name].weight_device_bytes(p.graph) or 0)
 end
 
--- TeaCache's device buffers (runtime/cuda/dit_cuda.c teacache_open: the tokens and two residuals, each the
--- CUDA plan's tokens slot padded to 256 bytes; 0 without the cuda target).
-local function cuda_teacache(plans)
-    local p = plans.cuda and plans.cuda.dit_forward
+-- TeaCache's device buffers of program `name` (runtime/cuda/dit_cuda.c teacache_open: the tokens and two residuals,
+-- each the CUDA plan's tokens slot padded to 256 bytes; 0 without the cuda target).
+local function cuda_teacache(plans, name)
+    local p = plans.cuda and plans.cuda[name]
     if not p then return clit.size(0) end
     local each = (p.by_tensor[p.graph.exposed.tokens.id].bytes + 255) // 256 * 256
     return clit.size(3 * each)
@@ -88,13 +88,16 @@ local function flops_by_tokens(g, max_tokens)
     return string.format("{%.17g, %.17g, %.17g}", c, a, b)
 end
 
--- static const sky_dit_program dit_forward, or dit_forward_usp (name; the Ulysses form, CPU only: its part functions
--- take the ranks' collectives, program.h; it reads dit_forward's weights table, the same weights in the same order).
+-- static const sky_dit_program dit_forward, or dit_forward_usp (name; the Ulysses form: its CPU part functions take
+-- the ranks' collectives, program.h; it reads dit_forward's weights table, the same weights in the same order). The
+-- CUDA sizes are the program's own plan's (arena, prompt, TeaCache); the weights', blocks' and fp8 sizes dit_forward's,
+-- as the plugin uploads them once for both (runtime/cuda/dit_cuda.c use_comm).
 local function dit_program(w, s, plans, name)
     local d, r = s.dit, s.derived
     local p = plans.cpu[name]
     local usp = name == "dit_forward_usp"
-    local pc = not usp and plans.cuda and plans.cuda.dit_forward
+    local pc = plans.cuda and plans.cuda.dit_forward
+    local pu = plans.cuda and plans.cuda[name]
     w:open(string.format("static const sky_dit_program %s = {", name))
     w:line(".dim = %d, .ffn_dim = %d, .num_heads = %d, .num_layers = %d, .freq_dim = %d,",
            d.dim, d.ffn_dim, d.num_heads, d.num_layers, d.freq_dim)
@@ -106,15 +109,14 @@ local function dit_program(w, s, plans, name)
     w:line(".patch_t = %d, .patch_h = %d, .patch_w = %d,", r.patch_t, r.patch_h, r.patch_w)
     w:line(".inject_sample_info = %d,", d.inject_sample_info and 1 or 0)
     w:line(".arena_bytes = %s, .prompt_bytes = %s,", clit.size(p.peak), clit.size(p.prompt_bytes))
-    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", usp and "0" or cuda_peak(plans, "dit_forward"),
-           clit.size(pc and pc.prompt_bytes or 0))
-    w:line(".cuda_weight_bytes = %s, .cuda_teacache_bytes = %s,", usp and "0" or cuda_weights(plans, "dit_forward"),
-           usp and "0" or cuda_teacache(plans))
+    w:line(".cuda_arena_bytes = %s, .cuda_prompt_bytes = %s,", cuda_peak(plans, name), clit.size(pu and pu.prompt_bytes or 0))
+    w:line(".cuda_weight_bytes = %s, .cuda_teacache_bytes = %s,", cuda_weights(plans, "dit_forward"),
+           cuda_teacache(plans, name))
     local block_bytes, n_blocks = 0, 0
-    if pc and not usp then block_bytes, n_blocks = cuda_emitters.dit_forward.block_device_bytes(pc.graph) end
+    if pc then block_bytes, n_blocks = cuda_emitters.dit_forward.block_device_bytes(pc.graph) end
     w:line(".cuda_block_bytes = %s, .cuda_blocks = %d,", clit.size(block_bytes), n_blocks)
     local fp8_bf16, fp8_bytes, fp8_block = 0, 0, 0
-    if pc and not usp then fp8_bf16, fp8_bytes, fp8_block = cuda_emitters.dit_forward.fp8_device_bytes(pc.graph) end
+    if pc then fp8_bf16, fp8_bytes, fp8_block = cuda_emitters.dit_forward.fp8_device_bytes(pc.graph) end
     w:line(".cuda_fp8_bf16_bytes = %s, .cuda_fp8_bytes = %s, .cuda_fp8_block_bytes = %s,", clit.size(fp8_bf16),
            clit.size(fp8_bytes), clit.size(fp8_block))
     -- (dit_forward_usp: the whole forward's, dit_forward's count; each of P ranks does about 1 / P of it)

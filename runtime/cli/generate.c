@@ -25,6 +25,8 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "cli/summary.h"
+#include "dist/usp_cuda.h"
+#include "models/cuda_plugin.h"
 #include "models/dit.h"
 #include "models/latent.h"
 #include "models/lora.h"
@@ -187,15 +189,15 @@ static int refuse_slow_cpu(gen *g)
                          SKY_CLI_CPU_GFLOPS);
 }
 
-/* --use_usp (cli/ranks.h, the ranks started by sky_cli_generate): the CPU backend, a rank count the heads allow,
- * --seed (every rank draws the same noise, as the original requires), and what it does not combine with yet. */
+/* --use_usp (cli/ranks.h, the ranks started by sky_cli_generate): a rank count the heads allow, --seed (every rank
+ * draws the same noise, as the original requires), and what it does not combine with yet. */
 static int check_usp(gen *g)
 {
     if (!g->usp) return SKY_CLI_GO_ON;
     const char *backend = sky_cli_flag_given(&g->f, "--backend") ? sky_cli_flag(&g->f, "--backend") : NULL;
-    if (backend && strcmp(backend, "cuda") == 0)
-        return sky_cli_usage(g->argv0, "--use_usp with --backend cuda: not built yet (the NCCL path, issue 17 items 2 "
-                                       "and 5, remains); --use_usp runs on the CPU backend (--backend cpu)");
+    if (backend && strcmp(backend, "cuda") == 0 && sky_cli_flag_given(&g->f, "--use_cfg_parallel"))
+        return sky_cli_usage(g->argv0, "--use_usp --use_cfg_parallel with --backend cuda: not built yet (the CFG "
+                                       "axis runs on the CPU backend: --backend cpu)");
     sky_err e;
     if (sky_cli_flag_given(&g->f, "--use_cfg_parallel")) { /* the CFG axis: two groups of N ranks */
         if (sky_cli_flag_given(&g->f, "--teacache"))
@@ -216,11 +218,11 @@ static int check_usp(gen *g)
 }
 
 /* --backend, else cuda where a GPU is present and the plugin loads, else cpu ($SKY_BACKEND overrides; dit.h);
- * --use_usp: cpu. */
+ * --use_usp: cpu unless --backend cuda. */
 static int choose_backend(gen *g)
 {
     g->backend = SKY_BACKEND_CPU;
-    if (g->usp) return SKY_CLI_GO_ON;
+    if (g->usp && !sky_cli_flag_given(&g->f, "--backend")) return SKY_CLI_GO_ON;
     if (sky_cli_flag_given(&g->f, "--backend")) {
         sky_err e;
         if (sky_backend_parse(sky_cli_flag(&g->f, "--backend"), &g->backend, &e))
@@ -819,7 +821,15 @@ int sky_cli_generate(int argc, char **argv)
     for (size_t i = 0; rc == SKY_CLI_GO_ON && i < sizeof steps / sizeof steps[0]; i++) rc = steps[i](g);
     rc = sky_cli_ranks_agree(usp, &held, rc, argv[0]); /* every rank passed its checks, or every rank stops */
     if (usp) g->a.comm = sky_usp_comm(usp);
+    /* --use_usp --backend cuda: every rank's GPU (its programs' GPU from here on: set_device) and its NCCL
+     * communicator (dist/usp_cuda.h), before any model */
+    const sky_cuda_plugin *pl = NULL;
+    sky_err                e;
+    if (rc == SKY_CLI_GO_ON && usp && g->backend == SKY_BACKEND_CUDA &&
+        (sky_cuda_plugin_get(&pl, sky_variant.name, &e) || sky_usp_cuda_open(usp, pl, &g->a.device, &g->a.nccl, &e)))
+        rc = sky_cli_ranks_fail(usp, argv[0], e.msg, SKY_CLI_EXIT_FAIL);
     if (rc == SKY_CLI_GO_ON) rc = run(g);
+    if (g->a.nccl) pl->nccl_close(g->a.nccl);
     free(g->json);
     free(g);
     sky_usp_end(usp);

@@ -27,6 +27,8 @@
 #include "models/vae.h"
 #include "models/program.h"
 #include "models/cuda_abi.h"
+#include "models/cuda_plugin.h"
+#include "dist/usp_cuda.h"
 #include "models/device_plan.h"
 #include "models/prompt_cache.h"
 #include "core/status.h"
@@ -414,11 +416,7 @@ static int check_program_options(const char *argv0, program_opts *q)
     if (!o->weights) return usage_error(argv0, "program: %s is required", "--weights");
     if (!o->inputs) return usage_error(argv0, "program: %s is required", "--inputs");
     if (!o->output) return usage_error(argv0, "program: %s is required", "--output");
-    if (q->use_usp && q->backend_given && o->backend == SKY_BACKEND_CUDA)
-        return usage_error(argv0, "%s",
-                           "--use_usp with --backend cuda: not built yet (the NCCL path, issue 17 items 2 and 5, "
-                           "remains); --use_usp runs on the CPU backend: --backend cpu");
-    if (q->use_usp) {
+    if (q->use_usp && !q->backend_given) { /* --use_usp on the GPUs only when asked (--backend cuda) */
         o->backend = SKY_BACKEND_CPU;
         q->backend_given = 1;
     }
@@ -467,6 +465,11 @@ static int cmd_program(int argc, char **argv)
         o->comm = sky_usp_comm(usp);
         if (o->comm->rank != 0) o->quiet = 1; /* rank 0 prints the progress and writes the output */
     }
+    /* --use_usp --backend cuda: every rank's GPU and its NCCL communicator (dist/usp_cuda.h), before any model */
+    const sky_cuda_plugin *pl = NULL;
+    if (usp && o->backend == SKY_BACKEND_CUDA &&
+        (sky_cuda_plugin_get(&pl, sky_variant.name, &err) || sky_usp_cuda_open(usp, pl, &o->device, &o->nccl, &err)))
+        return sky_cli_ranks_fail(usp, argv[0], err.msg, 1);
     if (q.trace_path && sky_trace_open(&trace, &err)) return sky_cli_ranks_fail(usp, argv[0], err.msg, 1);
     sky_status st = q.is_dit ? sky_dit_run(&sky_variant, o, &err)
                     : (q.is_text || q.is_clip)
@@ -476,6 +479,7 @@ static int cmd_program(int argc, char **argv)
                                            (int)o->backend, q.tiled ? &q.tiling : NULL, &err);
     if (st == SKY_OK && trace) st = sky_trace_write(trace, q.trace_path, &err);
     sky_trace_free(trace);
+    if (o->nccl) pl->nccl_close(o->nccl);
     if (st != SKY_OK) return sky_cli_ranks_fail(usp, argv[0], err.msg, 1);
     sky_usp_end(usp);
     return 0;

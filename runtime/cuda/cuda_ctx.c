@@ -213,6 +213,8 @@ sky_status sky_cuda_mem_free(int device, size_t *free_bytes, size_t *total_bytes
     return SKY_OK;
 }
 
+static int process_device; /* sky_cuda_process_device */
+
 sky_status sky_cuda_set_device(int device, sky_err *err)
 {
     sky_cuda *c;
@@ -220,8 +222,11 @@ sky_status sky_cuda_set_device(int device, sky_err *err)
     if (sky_cuda_open(&c, device, err)) return SKY_ERR;
     SKY_CU_CHECK(cuDevicePrimaryCtxRetain(&ctx, c->dev)); /* held past sky_cuda_close's release */
     sky_cuda_close(c);
+    process_device = device;
     return SKY_OK;
 }
+
+int sky_cuda_process_device(void) { return process_device; }
 
 sky_status sky_cuda_require(const sky_cuda *c, size_t bytes, const char *what, sky_err *err)
 {

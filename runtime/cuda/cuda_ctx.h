@@ -115,6 +115,10 @@ sky_status sky_cuda_mem_free(int device, size_t *free_bytes, size_t *total_bytes
  * retained until the process ends, so it is still current when the DiT opened next retains it too. */
 sky_status sky_cuda_set_device(int device, sky_err *err);
 
+/* The GPU of the programs opened without one (the VAE's and the encoders'): 0, or the last that
+ * sky_cuda_set_device made current (a --use_usp rank's own GPU). */
+int sky_cuda_process_device(void);
+
 /* Free and total device memory now (cuMemGetInfo). */
 void sky_cuda_mem_info(const sky_cuda *c, size_t *free_bytes, size_t *total_bytes);
 

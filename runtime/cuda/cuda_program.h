@@ -18,6 +18,21 @@
 
 struct sky_cuda_offload; /* dit_forward's block offload (cuda/offload.h) */
 
+/* dit_forward_usp's ranks (--use_usp on CUDA): this rank and the rank count (gen/programs/dit.lua's symbols P and
+ * tok0 read them, as `comm->size` and `comm->rank`), and the collectives over the ranks' communicator, queued on
+ * stream s so that a captured CUDA Graph records them (the plugin's: NCCL, cuda/usp_nccl.h). alltoall: block p of
+ * send (count values at send + p count) to rank p, rank p's block into recv + p count; allgather: every rank's count
+ * values of send, in rank order, into recv. dtype: SKY_TRACE_BF16 or SKY_TRACE_F32. A failure ends the process, as
+ * a failed launch does (the runtime checked everything before the forward). */
+typedef struct sky_cuda_usp {
+    int   rank, size;
+    void *ctx;
+    void (*alltoall)(const struct sky_cuda_usp *u, CUstream s, CUdeviceptr send, CUdeviceptr recv, long long count,
+                     int dtype);
+    void (*allgather)(const struct sky_cuda_usp *u, CUstream s, CUdeviceptr send, CUdeviceptr recv, long long count,
+                      int dtype);
+} sky_cuda_usp;
+
 /* The state a generated program's launches read. */
 typedef struct sky_cuda_program {
     CUdeviceptr        arena;         /* the plan's arena */
@@ -29,6 +44,7 @@ typedef struct sky_cuda_program {
     int                attn_sm90;     /* 1: the Hopper attention kernel (TMA, wgmma), else the sm_80 one */
     int                fault_kernel;  /* test only: 1 + the index of the kernel whose launches are dropped, 0 none */
     struct sky_cuda_offload *offload; /* dit_forward with --offload_blocks: the slots' copies (NULL: all resident) */
+    const sky_cuda_usp *usp;          /* dit_forward_usp: the ranks (NULL for every other program) */
     /* --trace: called after every op with the op's output at device address p (never while capturing) */
     void (*trace)(const struct sky_cuda_program *st, CUstream s, const char *name, CUdeviceptr p, int dtype,
                   long long n, int cl);
@@ -374,6 +390,22 @@ static inline void sky_cuda_gemm_op(const sky_cuda_program *st, int i, int m, CU
 #define OP2(k, gx, gy, bx, smem, y, y2, ...)                                                                     \
     sky_cuda_launch_op2(st, (y), (y2), (k), (unsigned)(gx), (unsigned)(gy), (unsigned)(bx), (unsigned)(smem), s, \
                         (void *[]){NULL, NULL, __VA_ARGS__})
+/* dit_forward_usp's collectives writing y (OUT...), then y to --trace: the all-to-all of P blocks of count values
+ * from arena offset x_off, and the all-gather of count values from it (sky_cuda_usp). */
+static inline void sky_cuda_alltoall_op(const sky_cuda_program *st, CUstream s, size_t x_off, const sky_cuda_out *y,
+                                        long long count)
+{
+    st->usp->alltoall(st->usp, s, st->arena + (CUdeviceptr)x_off, y->p, count, y->dtype);
+    sky_cuda_trace_out(st, s, y);
+}
+static inline void sky_cuda_allgather_op(const sky_cuda_program *st, CUstream s, size_t x_off, const sky_cuda_out *y,
+                                         long long count)
+{
+    st->usp->allgather(st->usp, s, st->arena + (CUdeviceptr)x_off, y->p, count, y->dtype);
+    sky_cuda_trace_out(st, s, y);
+}
+#define ALLTOALL(x_off, y, count)  sky_cuda_alltoall_op(st, s, (x_off), (y), (long long)(count))
+#define ALLGATHER(x_off, y, count) sky_cuda_allgather_op(st, s, (x_off), (y), (long long)(count))
 /* An op of one GEMM: x at arena offset x_off, weight w_i (and bias b_i), writing y (OUT...). */
 #define GEMM(i, m, x_off, w_i, b_i, y) \
     sky_cuda_gemm_op(st, (i), (m), st->arena + (x_off), st->w[w_i], st->w[b_i], (y), s)

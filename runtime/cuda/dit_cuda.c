@@ -24,8 +24,10 @@
 #include "cuda/usp_nccl.h"
 #include "core/dtype.h"
 
-/* Defined in the generated gen/dit_forward_cuda.c linked into the same plugin. */
+/* Defined in the generated gen/dit_forward_cuda.c linked into the same plugin; dit_forward_usp_cuda in
+ * gen/dit_forward_usp_cuda.c, where the generator made one (weak: a variant without it refuses --use_usp). */
 extern const sky_dit_cuda_desc dit_forward_cuda;
+extern const sky_dit_cuda_desc dit_forward_usp_cuda __attribute__((weak));
 
 typedef struct dit_cuda {
     sky_cuda_prog            pr; /* device, kernels, weights, arena, GEMMs, st, trace */
@@ -47,6 +49,7 @@ typedef struct dit_cuda {
     void       *tc_mem;
     CUdeviceptr tc_tokens, tc_res[2];
     float      *tc_probe;
+    sky_cuda_usp usp; /* --use_usp (use_comm): the ranks over the NCCL communicator usp.ctx; st.usp points here */
 } dit_cuda;
 
 void sky_dit_cuda_close(void *opaque)
@@ -289,8 +292,10 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
          * residual) or the residual, then the head. */
         SKY_ASSERT(d->tc_mem);
         const long long L = (long long)F * (H / 2) * (W / 2);
+        /* the tokens this rank holds: all L, or under --use_usp its ceil(L / P) (dit_forward_usp's Ls) */
+        const long long rows = d->pr.st.usp ? (L + d->usp.size - 1) / d->usp.size : L;
         const size_t    n = (size_t)Ft * (size_t)p->dim * (skip->use_e0 ? 6u : 1u);
-        const size_t    tok_bytes = (size_t)L * (size_t)p->dim * sizeof(uint16_t);
+        const size_t    tok_bytes = (size_t)rows * (size_t)p->dim * sizeof(uint16_t);
         SKY_ASSERT(tok_bytes <= g->tokens.bytes);
         run_part(d, key, PART_EMBED);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(d->tc_probe, d->pr.arena + (skip->use_e0 ? g->e0.offset : g->e.offset),
@@ -316,8 +321,42 @@ void sky_dit_cuda_forward(void *opaque, int F, int H, int W, const float *x, con
 
 const char *sky_dit_cuda_device(void *opaque) { return ((dit_cuda *)opaque)->pr.device; }
 
-/* --use_usp (models/cuda_abi.h use_comm): the communicator's rank runs its slice of dit_forward_usp. NULL
- * detaches; a plugin whose variant has no CUDA dit_forward_usp for the communicator's size refuses it. */
+/* The collectives of dit_forward_usp (cuda_program.h sky_cuda_usp) over NCCL on the step's stream; a failure ends
+ * the process, as a failed launch does. */
+static sky_dtype usp_dtype(int trace_dtype) { return trace_dtype == SKY_TRACE_BF16 ? SKY_DTYPE_BF16 : SKY_DTYPE_F32; }
+
+static void usp_alltoall(const sky_cuda_usp *u, CUstream s, CUdeviceptr send, CUdeviceptr recv, long long count,
+                         int dtype)
+{
+    sky_err err;
+    if (sky_nccl_alltoall(u->ctx, (const void *)(uintptr_t)send, (void *)(uintptr_t)recv, (size_t)count,
+                          usp_dtype(dtype), s, &err))
+        SKY_CUDA_FATAL("dit_forward_usp (cuda): %s", err.msg);
+}
+
+static void usp_allgather(const sky_cuda_usp *u, CUstream s, CUdeviceptr send, CUdeviceptr recv, long long count,
+                          int dtype)
+{
+    sky_err err;
+    if (sky_nccl_allgather(u->ctx, (const void *)(uintptr_t)send, (void *)(uintptr_t)recv, (size_t)count,
+                           usp_dtype(dtype), s, &err))
+        SKY_CUDA_FATAL("dit_forward_usp (cuda): %s", err.msg);
+}
+
+/* Whether n ranks is one of the counts dit_forward_usp takes (program.h usp_ranks; p is dit_forward, or the
+ * dit_forward_usp the binary opened the DiT on). */
+static int usp_takes(const sky_dit_program *p, int n)
+{
+    const sky_dit_program *u = p->usp ? p->usp : p;
+    for (int i = 0; i < 16 && u->usp_ranks[i]; i++)
+        if (u->usp_ranks[i] == n) return 1;
+    return 0;
+}
+
+/* --use_usp (models/cuda_abi.h use_comm): the communicator's rank runs its slice of dit_forward_usp from now on: its
+ * kernels, its arena (with the prompt arenas and the workspace) and its GEMM table replace dit_forward's, the weights
+ * (the same table, the same device dtypes and blocks) stay. Before the first forward (no prompt is kept across it).
+ * NULL: nothing (the DiT stays as it is). */
 sky_status sky_dit_cuda_use_comm(void *opaque, void *comm, sky_err *err)
 {
     dit_cuda *d = opaque;
@@ -325,8 +364,54 @@ sky_status sky_dit_cuda_use_comm(void *opaque, void *comm, sky_err *err)
     if (sky_nccl_device(comm) != d->pr.c->device)
         return sky_fail(err, "--use_usp: the NCCL communicator is on GPU %d, the transformer on GPU %d",
                         sky_nccl_device(comm), d->pr.c->device);
-    return sky_fail(err,
-                    "--use_usp with --backend cuda: this plugin has no CUDA dit_forward_usp for %d ranks "
-                    "(not generated yet); run with --backend cpu",
-                    sky_nccl_size(comm));
+    const int size = sky_nccl_size(comm);
+    if (!&dit_forward_usp_cuda || !usp_takes(d->p, size))
+        return sky_fail(err, "--use_usp with --backend cuda: this plugin has no CUDA dit_forward_usp for %d ranks",
+                        size);
+    const sky_dit_cuda_desc *u = &dit_forward_usp_cuda, *g = d->desc;
+    if (d->pr.st.usp) return sky_fail(err, "--use_usp: the transformer already runs over a communicator");
+    if (u->n_weights != g->n_weights || memcmp(u->weight_bf16, g->weight_bf16, (size_t)g->n_weights) != 0 ||
+        memcmp(u->weight_block, g->weight_block, (size_t)g->n_weights * sizeof *g->weight_block) != 0 ||
+        u->n_blocks != g->n_blocks)
+        return sky_fail(err, "--use_usp: the plugin's dit_forward_usp keeps its weights unlike dit_forward; this is a "
+                             "bug in the generated plugin, please report it");
+    sky_cuda_prog_bind(&d->pr);
+    CUfunction *fn = calloc((size_t)u->n_kernels, sizeof *fn);
+    CUmodule    module = NULL;
+    char        how[160];
+    if (!fn) return sky_fail(err, "out of host memory");
+    if (sky_cuda_kernels_load(d->pr.c, u->kernels_src, "gen/dit_forward_usp_kernels.cu", u->n_kernels,
+                              u->kernel_names, NULL, 0, &module, fn, how, sizeof how, err)) {
+        free(fn);
+        return SKY_ERR;
+    }
+    /* dit_forward's arena, GEMM table and kernels go; sky_cuda_prog_end makes the usp program's (st anew) */
+    SKY_CU_CHECK(cuStreamSynchronize(d->pr.c->stream));
+    sky_graph_cache_free(d->graphs);
+    d->graphs = NULL;
+    sky_gemm_free(d->pr.gemm);
+    d->pr.gemm = NULL;
+    sky_cuda_arena_free(d->pr.c, (void *)(uintptr_t)d->pr.arena);
+    d->pr.arena = 0;
+    cuModuleUnload(d->pr.module);
+    free(d->pr.fn);
+    d->pr.module = module, d->pr.fn = fn;
+    d->pr.fault_kernel = sky_cuda_fault_kernel(u->n_kernels, u->kernel_names);
+    const size_t prompt_each = (u->prompt_bytes + 255) / 256 * 256;
+    d->pr.arena_bytes = (u->arena_bytes + 255) / 256 * 256;
+    d->pr.kept_bytes = SKY_PROMPT_SLOTS * prompt_each;
+    const sky_cuda_program keep = d->pr.st; /* what sky_cuda_prog_end resets and the DiT set */
+    d->desc = u;
+    if (sky_cuda_prog_end(&d->pr, u->gemms, u->n_gemms, err)) return SKY_ERR;
+    d->pr.st.offload = keep.offload;
+    d->pr.st.trace = keep.trace, d->pr.st.trace_ctx = keep.trace_ctx;
+    if (choose_attention(d, err) || sky_graph_cache_init(&d->graphs, d->pr.c, 64, err)) return SKY_ERR;
+    for (int i = 0; i < SKY_PROMPT_SLOTS; i++) d->prompt[i] = d->pr.kept + (CUdeviceptr)i * prompt_each;
+    d->usp = (sky_cuda_usp){.rank = sky_nccl_rank(comm), .size = size, .ctx = comm, .alltoall = usp_alltoall,
+                            .allgather = usp_allgather};
+    d->pr.st.usp = &d->usp;
+    const size_t used = strlen(d->pr.device);
+    snprintf(d->pr.device + used, sizeof d->pr.device - used, ", rank %d of %d (--use_usp, NCCL)", d->usp.rank,
+             d->usp.size);
+    return SKY_OK;
 }

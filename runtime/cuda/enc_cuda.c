@@ -50,8 +50,8 @@ sky_status sky_enc_cuda_open(void **out, const sky_encoder_program *p, int text,
                  p->n_weights);
         goto fail;
     }
-    if (sky_cuda_prog_begin(&e->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names, NULL, 0,
-                            p->n_weights, g->arena_bytes, 0, err) ||
+    if (sky_cuda_prog_begin(&e->pr, name, sky_cuda_process_device(), g->kernels_src, g->kernels_file, g->n_kernels,
+                            g->kernel_names, NULL, 0, p->n_weights, g->arena_bytes, 0, err) ||
         sky_cuda_prog_upload(&e->pr, p->weights, p->n_weights, g->weight_bf16, w, err) ||
         sky_cuda_prog_end(&e->pr, g->gemms, g->n_gemms, err))
         goto fail;

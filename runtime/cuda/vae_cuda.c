@@ -125,8 +125,8 @@ sky_status sky_vae_cuda_open(void **out, const sky_vae_program *p, int decode, c
                  p->n_weights);
         goto fail;
     }
-    if (sky_cuda_prog_begin(&v->pr, name, 0, g->kernels_src, g->kernels_file, g->n_kernels, g->kernel_names,
-                            "conv_tf32", g->conv_smem, p->n_weights, g->arena_bytes, 0, err) ||
+    if (sky_cuda_prog_begin(&v->pr, name, sky_cuda_process_device(), g->kernels_src, g->kernels_file, g->n_kernels,
+                            g->kernel_names, "conv_tf32", g->conv_smem, p->n_weights, g->arena_bytes, 0, err) ||
         upload_weights(v, w, err) || sky_cuda_prog_end(&v->pr, g->gemms, g->n_gemms, err) ||
         sky_graph_cache_init(&v->graphs, v->pr.c, 16, err))
         goto fail;

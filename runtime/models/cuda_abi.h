@@ -122,7 +122,8 @@ typedef struct sky_cuda_plugin {
     sky_status (*nccl_open)(void **out, int device, int rank, int size, const unsigned char *id, sky_err *err);
     void (*nccl_close)(void *comm);
     /* set_device: make GPU device's primary context current on the calling thread (a --use_usp rank's own GPU,
-     * before nccl_open and open; fails without a driver or such a device). use_comm: hand an opened DiT (open's
+     * before nccl_open and open; fails without a driver or such a device), and the GPU of the VAE and encoders
+     * opened after it (vae_open and enc_open take none). use_comm: hand an opened DiT (open's
      * *out) the communicator nccl_open made (NULL: none), so that its forward runs dit_forward_usp over it: the
      * communicator's rank holds its slice of the tokens and the collectives run on the DiT's stream. Fails when
      * the plugin's variant has no dit_forward_usp for the communicator's size (the head count not divisible),

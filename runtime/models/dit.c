@@ -236,11 +236,12 @@ sky_status sky_dit_usp_check(const sky_dit_program *p, int ranks, sky_err *err)
     return SKY_OK;
 }
 
-sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, sky_err *err)
+sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, void *nccl, sky_err *err)
 {
-    SKY_ASSERT(d->p->embed_usp && !d->cuda);
+    SKY_ASSERT(d->p->embed_usp && (!d->cuda || nccl));
     for (int i = 0; i < 16 && d->p->usp_ranks[i]; i++)
         if (d->p->usp_ranks[i] == comm->size) {
+            if (d->cuda) return d->cuda->use_comm(d->cuda_state, nccl, err); /* the forwards in the plugin */
             d->comm = comm;
             return SKY_OK;
         }
@@ -462,9 +463,6 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
     sky_lora              *lora = NULL;
 
     if (o->comm && sky_dit_usp_check(v->dit, o->comm->size, err)) return SKY_ERR;
-    if (o->comm && o->backend != SKY_BACKEND_CPU)
-        return sky_fail(err, "--use_usp runs on the CPU backend only so far: the CUDA path over NCCL (issue 17 "
-                             "items 2 and 5) is not built yet; give --backend cpu");
     if (sky_safetensors_open(&in_file, o->inputs, err)) goto done;
     if (read_inputs(&in, in_file, p, err)) goto done;
     if (o->n_loras > 0 &&
@@ -475,9 +473,10 @@ sky_status sky_dit_run(const sky_variant_desc *v, const sky_dit_run_opts *o, sky
         if (sky_lora_describe(lora, k, &o->loras[k], line, sizeof line) || !o->quiet) fprintf(stderr, "%s\n", line);
     }
     const sky_status opened =
-        sky_dit_open(&d, p, o->weights, lora, o->weight_fp8, v->name, o->quiet, o->backend, 0, o->offload_blocks, err);
+        sky_dit_open(&d, p, o->weights, lora, o->weight_fp8, v->name, o->quiet, o->backend, o->device,
+                     o->offload_blocks, err);
     sky_lora_close(lora);
-    if (opened || (o->comm && sky_dit_use_comm(d, o->comm, err))) goto done;
+    if (opened || (o->comm && sky_dit_use_comm(d, o->comm, o->nccl, err))) goto done;
     if (o->teacache > 0) {
         if (sky_teacache_init(&tcs, p, v->name, o->teacache, o->use_ret_steps, o->teacache_steps, err) ||
             sky_dit_teacache_open(d, err))

@@ -38,8 +38,11 @@ typedef struct sky_dit_run_opts {
     int                  n_loras, lora_skip_unknown;
     int                  weight_fp8; /* --weight_dtype fp8: block linear weights quantised at load (fp8_quant.h) */
     /* --use_usp: this rank's collectives (NULL: one process). Every rank runs the variant's dit_forward_usp on the
-     * same inputs (CPU backend; sky_dit_use_comm's rank counts); only rank 0 writes the output. */
+     * same inputs (sky_dit_use_comm's rank counts); only rank 0 writes the output. With the CUDA backend, nccl is
+     * the rank's NCCL communicator (dist/usp_cuda.h sky_usp_cuda_open) and device its GPU. */
     const sky_comm *comm;
+    void           *nccl;
+    int             device;
     int             offload_blocks; /* --offload_blocks N (0: off; sky_dit_open) */
 } sky_dit_run_opts;
 
@@ -65,10 +68,11 @@ sky_status sky_dit_open(sky_dit **out, const sky_dit_program *p, const char *wei
 sky_status sky_dit_usp_check(const sky_dit_program *p, int ranks, sky_err *err);
 
 /* Run d's forwards as one rank of comm (Ulysses sequence parallelism): d must have been opened on a
- * dit_forward_usp program (sky_dit_program.usp) on the CPU backend; refused, with the rank counts that work, when
- * comm's size is not one of the program's usp_ranks. Every rank then calls sky_dit_forward with the same
- * arguments; each gets the whole v. */
-sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, sky_err *err);
+ * dit_forward_usp program (sky_dit_program.usp); refused, with the rank counts that work, when comm's size is not
+ * one of the program's usp_ranks. On the CUDA backend, nccl is the rank's NCCL communicator (the plugin's use_comm:
+ * the collectives run on the GPU; comm's size and rank are its). Every rank then calls sky_dit_forward with the
+ * same arguments; each gets the whole v. */
+sky_status sky_dit_use_comm(sky_dit *d, const sky_comm *comm, void *nccl, sky_err *err);
 
 /* Close d (NULL is fine). */
 void sky_dit_close(sky_dit *d);

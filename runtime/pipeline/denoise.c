@@ -272,8 +272,9 @@ static void *open_job_run(void *arg)
      * where the CFG axis leaves one rank per group */
     const int usp = a->comm && a->comm->size > 1;
     j->st = sky_dit_open(j->out, usp ? j->r->v->dit->usp : j->r->v->dit, a->dit_weights, j->r->lora, a->weight_fp8,
-                         j->r->v->name, a->quiet, (sky_backend)a->backend, j->device, j->r->offload_blocks, &j->err);
-    if (j->st == SKY_OK && usp) j->st = sky_dit_use_comm(*j->out, a->comm, &j->err);
+                         j->r->v->name, a->quiet, (sky_backend)a->backend, usp ? a->device : j->device,
+                         j->r->offload_blocks, &j->err);
+    if (j->st == SKY_OK && usp) j->st = sky_dit_use_comm(*j->out, a->comm, a->nccl, &j->err);
     return NULL;
 }
 

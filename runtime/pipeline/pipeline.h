@@ -105,8 +105,11 @@ typedef struct sky_gen_args {
 
     /* --use_usp: this rank's collectives (runtime/dist/usp.h; NULL: one process). Every rank runs the whole run
      * with the same arguments (text encoding, VAE and sampler replicated, as the original does), the transformer
-     * as dit_forward_usp over the ranks; cli/ gives the other ranks than 0 no outputs and quiet. */
+     * as dit_forward_usp over the ranks; cli/ gives the other ranks than 0 no outputs and quiet. With the CUDA
+     * backend, nccl is the rank's NCCL communicator (dist/usp_cuda.h) and device its GPU. */
     const sky_comm *comm;
+    void           *nccl;
+    int             device;
 } sky_gen_args;
 
 /* Run the variant's pipeline (T2V, I2V or DF by its family). Flags were validated by cli/;

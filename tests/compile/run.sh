@@ -2,7 +2,7 @@
 # tests/compile/run.sh — the compile tier (COMPILE-ONLY: no GPU, no numbers checked).
 #
 # For one 1.3B and one 14B variant (every shipped variant with SKY_TEST_ALL=1: ./build.sh test-all): generate, then for
-# each CUDA program (dit_forward, vae_decode, vae_encode, vae_decode_tile, vae_encode_tile, the encoders)
+# each CUDA program (dit_forward, dit_forward_usp, vae_decode, vae_encode, vae_decode_tile, vae_encode_tile, the encoders)
 #   - nvcc compiles gen/<program>_kernels.cu for sm_90a and sm_80 (-Xptxas -v): no register spill in
 #     any kernel, no stack frame in the attention and convolution kernels; with cuobjdump, the VAE convs'
 #     main loops spend >= 25 % of a step's instructions on the tensor cores (tests/compile/sass_loop.py), and
@@ -47,7 +47,7 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$CUDA_HOME/include" tests/compile/nvrtc
 for v in $variants; do
     out=$tmp/$v
     lua5.4 gen/main.lua "specs/$v.lua" "$out" 2>/dev/null || { bad "$v: generation failed"; continue; }
-    for prog in dit_forward vae_decode vae_encode vae_decode_tile vae_encode_tile text_encode clip_encode; do
+    for prog in dit_forward dit_forward_usp vae_decode vae_encode vae_decode_tile vae_encode_tile text_encode clip_encode; do
     [ -f "$out/gen/${prog}_kernels.cu" ] || continue
     cu=$out/gen/${prog}_kernels.cu
     for arch in "compute_90a,code=sm_90a" "compute_80,code=sm_80"; do
@@ -106,7 +106,7 @@ for v in $variants; do
     fi
     # dit_forward's global accesses (issue 20 item 2): the row kernels' loads and stores and the elementwise ones 16
     # bytes each (rms_factor stores one float per row), no 64-bit division (tests/compile/sass_mem.py).
-    if [ "$prog" = dit_forward ]; then
+    if [ "$prog" = dit_forward ] || [ "$prog" = dit_forward_usp ]; then
         cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo "$CUDA_HOME/bin/cuobjdump")}
         if [ ! -x "$cuobjdump" ]; then
             echo "     $v $prog: SASS access widths not run (no cuobjdump; set CUOBJDUMP)"

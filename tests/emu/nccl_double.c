@@ -18,7 +18,8 @@
  *     code 3 and a message naming both ranks and counts (NCCL would corrupt or hang);
  *   - ncclAllGather: the same checks, then MPI_Allgather (MPI_IN_PLACE when send is recv + rank count) at the
  *     stream's point;
- *   - ncclCommDestroy frees the MPI communicator; error strings as NCCL's; ncclGetLastError says what was refused.
+ *   - ncclCommDestroy frees the MPI communicator; error strings as NCCL's; ncclGetLastError says what was refused;
+ *   - test only: SKY_EMU_NCCL_FLIP=1 corrupts one bit of every group's first receive (a negative control).
  * Not modelled: asynchronous errors, other collectives, several communicators or streams in one group.
  * MPI must be running (the binary starts it for --use_usp; tests/emu/nccl_test.c does for itself).
  */
@@ -228,6 +229,14 @@ static void run_group(void *ctx)
             MPI_Isend(o->buf, (int)o->bytes, MPI_BYTE, o->peer, 0, g->mpi, &req[i]);
     }
     const int all = MPI_Waitall(g->n, req, st);
+    /* TEST ONLY (tests/emu/run.sh's negative control of --use_usp): SKY_EMU_NCCL_FLIP=1 flips the lowest bit of the
+     * first byte each group receives, as a transport that corrupts a block would */
+    const char *flip = getenv("SKY_EMU_NCCL_FLIP");
+    for (int i = 0; flip && strcmp(flip, "1") == 0 && i < g->n; i++)
+        if (g->op[i].recv && g->op[i].bytes > 0) {
+            ((unsigned char *)g->op[i].buf)[0] ^= 1;
+            break;
+        }
     for (int i = 0; i < g->n; i++) {
         int got = 0;
         if (!g->op[i].recv) continue;

@@ -224,6 +224,62 @@ else
 fi
 rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
 
+# 2d. --use_usp --backend cuda (issue 17): 2 ranks under mpirun, one emulated GPU each (SKY_EMU_DEVICES=2), the
+#     collectives through the NCCL double, give latents bit for bit equal to the one-process emulated CUDA run (the
+#     fixture cases: plain and per-frame timesteps, 1 to 6 frames, portrait, a batch whose second sample replays the
+#     captured graph; --offload_blocks 1; TeaCache; the sm_80 attention) and a DF generation of 2 windows (the
+#     encoders and the VAE on each rank's GPU); a negative control flips one bit of every all-to-all's first block
+#     (SKY_EMU_NCCL_FLIP, test only) and must change them
+v=tiny_df128
+if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    P=$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so B=out/$v/skyreels-$v
+    usp_pair() {   # case [flags...]: one process, then 2 ranks; 0 when both ran
+        local f=$FX/${v}_$1.safetensors
+        shift
+        SKY_CUDA_PLUGIN=$P "$B" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+            --output "$tmp/usp1.safetensors" -q --backend cuda "$@" 2> "$tmp/usp1.log" &&
+        SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 600 mpirun --oversubscribe -np 2 -x SKY_EMU_DEVICES -x SKY_CUDA_PLUGIN \
+            -x SKY_EMU_NCCL_FLIP "$B" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+            --output "$tmp/usp2.safetensors" -q --backend cuda --use_usp "$@" > "$tmp/usp2.log" 2>&1
+    }
+    for c in f1plain f2portrait f3frames f4b2frames f6frames f6plain; do
+        if SKY_EMU_NCCL_FLIP=0 usp_pair "$c" && cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+            ok "$v $c: --use_usp --backend cuda on 2 ranks (NCCL double) equals the one-process run bit for bit"
+        else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v $c: --use_usp --backend cuda on 2 ranks"; fi
+    done
+    for extra in "--offload_blocks 1" "--teacache 0.5 --teacache_steps 2"; do
+        # shellcheck disable=SC2086  # the flags split on spaces
+        if SKY_EMU_NCCL_FLIP=0 usp_pair f4b2frames $extra && cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+            ok "$v f4b2frames $extra: --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
+        else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v f4b2frames $extra: --use_usp on 2 ranks"; fi
+    done
+    # the sm_80 attention kernels (NH / P heads) on both sides (the ranks inherit the environment)
+    if SKY_ATTENTION=sm80 SKY_EMU_NCCL_FLIP=0 usp_pair f3frames && cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+        ok "$v f3frames, sm_80 attention: --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
+    else cat "$tmp/usp1.log" "$tmp/usp2.log" 2>/dev/null | tail -8; bad "$v f3frames, sm_80 attention: --use_usp on 2 ranks"; fi
+    if SKY_EMU_NCCL_FLIP=1 usp_pair f3frames && ! cmp -s "$tmp/usp1.safetensors" "$tmp/usp2.safetensors"; then
+        ok "$v f3frames: negative control: one bit flipped in every all-to-all's first block changes the latents"
+    else cat "$tmp/usp2.log" 2>/dev/null | tail -5; bad "$v: the --use_usp negative control (a flipped bit) was not seen"; fi
+    # a DF generation (2 windows, 2 steps, umT5 and the VAE on each rank's GPU) on 2 ranks against one process
+    u=$tmp/usp_df
+    mkdir -p "$u"
+    "$B" random-weights --output "$u/dit.safetensors" --seed 1 > /dev/null 2>&1
+    "$B" random-weights --program vae --output "$u/vae.safetensors" --seed 2 > /dev/null 2>&1
+    "$B" random-weights --program t5 --output "$u/t5.safetensors" --seed 3 > /dev/null 2>&1
+    DFA=(--dit_weights "$u/dit.safetensors" --vae_weights "$u/vae.safetensors" --t5_weights "$u/t5.safetensors"
+         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow" --num_frames 33
+         --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps 2 --seed 42 --backend cuda)
+    if SKY_CUDA_PLUGIN=$P "$B" "${DFA[@]}" -o "$u/one.mp4" --output_latents "$u/one.safetensors" > "$u/one.log" 2>&1 &&
+       SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np 2 "$B" "${DFA[@]}" --use_usp \
+           -o "$u/two.mp4" --output_latents "$u/two.safetensors" > "$u/two.log" 2>&1 &&
+       cmp -s "$u/one.safetensors" "$u/two.safetensors"; then
+        ok "$v: DF generation (2 windows, 2 steps) with --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
+    else tail -5 "$u/one.log" "$u/two.log"; bad "$v: DF generation with --use_usp --backend cuda on 2 ranks"; fi
+else
+    echo "     --use_usp --backend cuda on 2 ranks: not run (needs mpirun and $CUDA/include/nccl.h)"
+fi
+
 # 2c. kernels built into the plugin (CMakeLists.txt's SKY_CUDA_ARCHS, runtime/cuda/fatbin.h): tiny_df128 built with
 #     an sm_90a fat binary (nvcc) runs a fixture case where NVRTC would find no toolkit headers (SKY_EMU_NVRTC=
 #     no-headers: it fails as the real one does then; CUDA_HOME and CUDA_PATH point nowhere; an empty kernel cache):

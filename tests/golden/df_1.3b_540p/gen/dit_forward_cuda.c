@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * program    dit_forward (cuda): 469 ops per step, 92 more once per prompt
  * arena      1,903,842,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)
@@ -5588,7 +5588,8 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
 void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,
                                CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)
 {
-    const int n = (int)(F * (H / 2) * (W / 2)) * 1536; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */
+    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    const int n = (int)(L) * 1536; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */
     LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 2048), 1, 256, 0, &y, &a, &b, INT(n));
 }
 

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * weights    830 tensors of dit_forward (original name, diffusers name, shape)
  * weights    830 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    242 tensors of text_encode (original name, diffusers name, shape)
@@ -1320,10 +1320,10 @@ static const sky_dit_program dit_forward_usp = {
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)2360619328, .prompt_bytes = (size_t)188743680,
-    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
-    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
-    .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
-    .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
+    .cuda_arena_bytes = (size_t)1029090816, .cuda_prompt_bytes = (size_t)94371840,
+    .cuda_weight_bytes = (size_t)2938472704, .cuda_teacache_bytes = (size_t)235008000,
+    .cuda_block_bytes = (size_t)92918272, .cuda_blocks = 30,
+    .cuda_fp8_bf16_bytes = (size_t)2783969280, .cuda_fp8_bytes = (size_t)1394718720, .cuda_fp8_block_bytes = (size_t)92798976,
     .flops = 611793758060544,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 153813516288,
     .flops_by_tokens = {878444544, 2595618816, 184320},
@@ -1572,7 +1572,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/df_1.3b_540p.lua",
     .spec_xxh64 = "cd337ddf45505512",
-    .generator_xxh64 = "161400d9d8c7dbd5",
+    .generator_xxh64 = "a12b12699033c60b",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 544, .width = 960, .base_num_frames = 97,

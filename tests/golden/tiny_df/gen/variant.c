@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df
  *
  * spec       specs/tiny_df.lua                    xxh64 00ff5640f5d071a8
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -338,8 +338,8 @@ static const sky_dit_program dit_forward_usp = {
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)280256, .prompt_bytes = (size_t)65536,
-    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
-    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
+    .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
     .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 92684288,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
@@ -447,7 +447,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df.lua",
     .spec_xxh64 = "00ff5640f5d071a8",
-    .generator_xxh64 = "161400d9d8c7dbd5",
+    .generator_xxh64 = "a12b12699033c60b",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 33,

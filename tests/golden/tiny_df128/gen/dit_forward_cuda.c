@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * program    dit_forward (cuda): 49 ops per step, 8 more once per prompt
  * arena      370,176 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     65,536 bytes per prompt (the cross-attention keys and values)
@@ -744,7 +744,8 @@ void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, in
 void dit_forward_cuda_teacache(const sky_cuda_program *st, CUstream s, int F, int H, int W, int apply,
                                CUdeviceptr y, CUdeviceptr a, CUdeviceptr b)
 {
-    const int n = (int)(F * (H / 2) * (W / 2)) * 256; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */
+    const int L = F * (H / 2) * (W / 2);  /* tokens of this call */
+    const int n = (int)(L) * 256; /* < 2^31 at the largest size (gen/emit/cuda_dit.lua) */
     LAUNCH(apply ? K_TEACACHE_APPLY : K_TEACACHE_RESIDUAL, CDIV(n, 2048), 1, 256, 0, &y, &a, &b, INT(n));
 }
 

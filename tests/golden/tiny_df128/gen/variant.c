@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_df128
  *
  * spec       specs/tiny_df128.lua                 xxh64 7309929bdcbf935c
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * weights    74 tensors of dit_forward (original name, diffusers name, shape)
  * weights    74 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -338,10 +338,10 @@ static const sky_dit_program dit_forward_usp = {
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 1,
     .arena_bytes = (size_t)358528, .prompt_bytes = (size_t)131072,
-    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
-    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
-    .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
-    .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
+    .cuda_arena_bytes = (size_t)235008, .cuda_prompt_bytes = (size_t)65536,
+    .cuda_weight_bytes = (size_t)7266048, .cuda_teacache_bytes = (size_t)55296,
+    .cuda_block_bytes = (size_t)1590784, .cuda_blocks = 2,
+    .cuda_fp8_bf16_bytes = (size_t)3145728, .cuda_fp8_bytes = (size_t)1595392, .cuda_fp8_block_bytes = (size_t)1572864,
     .flops = 216006656,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
     .prompt_flops = 22020096,
     .flops_by_tokens = {7208960, 2752512, 2048},
@@ -534,7 +534,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_DF,
     .spec_path = "specs/tiny_df128.lua",
     .spec_xxh64 = "7309929bdcbf935c",
-    .generator_xxh64 = "161400d9d8c7dbd5",
+    .generator_xxh64 = "a12b12699033c60b",
     .has_cuda = 1,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 48, .base_num_frames = 21,

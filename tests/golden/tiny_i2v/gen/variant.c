@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_i2v
  *
  * spec       specs/tiny_i2v.lua                   xxh64 0f0195762f2e40a5
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * weights    17 tensors of clip_encode (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward (original name, diffusers name, shape)
  * weights    87 tensors of dit_forward_usp (original name, diffusers name, shape)
@@ -374,8 +374,8 @@ static const sky_dit_program dit_forward_usp = {
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)682560, .prompt_bytes = (size_t)1058816,
-    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
-    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
+    .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
     .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 46780416,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
@@ -495,7 +495,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_I2V,
     .spec_path = "specs/tiny_i2v.lua",
     .spec_xxh64 = "0f0195762f2e40a5",
-    .generator_xxh64 = "161400d9d8c7dbd5",
+    .generator_xxh64 = "a12b12699033c60b",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 48, .width = 64, .base_num_frames = 9,

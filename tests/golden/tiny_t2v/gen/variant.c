@@ -4,7 +4,7 @@
  *   ./build.sh gen tiny_t2v
  *
  * spec       specs/tiny_t2v.lua                   xxh64 0a5a36d4c134be80
- * generator  gen/ (30 .lua files)                 xxh64 161400d9d8c7dbd5
+ * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
  * weights    69 tensors of dit_forward (original name, diffusers name, shape)
  * weights    69 tensors of dit_forward_usp (original name, diffusers name, shape)
  * weights    22 tensors of text_encode (original name, diffusers name, shape)
@@ -333,8 +333,8 @@ static const sky_dit_program dit_forward_usp = {
     .patch_t = 1, .patch_h = 2, .patch_w = 2,
     .inject_sample_info = 0,
     .arena_bytes = (size_t)202816, .prompt_bytes = (size_t)65536,
-    .cuda_arena_bytes = 0, .cuda_prompt_bytes = (size_t)0,
-    .cuda_weight_bytes = 0, .cuda_teacache_bytes = 0,
+    .cuda_arena_bytes = (size_t)0, .cuda_prompt_bytes = (size_t)0,
+    .cuda_weight_bytes = (size_t)0, .cuda_teacache_bytes = (size_t)0,
     .cuda_block_bytes = (size_t)0, .cuda_blocks = 0,
     .cuda_fp8_bf16_bytes = (size_t)0, .cuda_fp8_bytes = (size_t)0, .cuda_fp8_block_bytes = (size_t)0,
     .flops = 65699840,   /* one call at the largest window, GEMMs + attention, the prompt's part not counted */
@@ -442,7 +442,7 @@ const sky_variant_desc sky_variant = {
     .family = SKY_FAMILY_T2V,
     .spec_path = "specs/tiny_t2v.lua",
     .spec_xxh64 = "0a5a36d4c134be80",
-    .generator_xxh64 = "161400d9d8c7dbd5",
+    .generator_xxh64 = "a12b12699033c60b",
     .has_cuda = 0,
     .steps = 30, .shift = 8.0, .guidance = 6.0,
     .height = 64, .width = 64, .base_num_frames = 17,
