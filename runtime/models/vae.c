@@ -213,6 +213,16 @@ static void blend_tiles(const vae_tile *a, vae_tile *b, int planes, int s, int e
 }
 
 /* The checks both tiled directions make of `tiling` against v's program (`what`: vae_decode_tile or vae_encode_tile). */
+/* Blend every tile with its upper and left neighbours, row-major and in place (diffusers' order): planes planes of
+ * s x s pixels per latent, over extent pixels. */
+static void blend_grid(vae_tile *tiles, int rows, int cols, int planes, int s, int extent)
+{
+    for (int k = 0; k < rows * cols; k++) {
+        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], planes, s, extent, 1);
+        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], planes, s, extent, 0);
+    }
+}
+
 static sky_status tiling_ok(const sky_vae *v, const sky_vae_tiling *tiling, const char *what, sky_err *err)
 {
     const sky_vae_program *p = v->p;
@@ -260,10 +270,7 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
         else
             decode_tile(v, z, L, h, w, t);
     }
-    for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* row-major, in place: diffusers' order */
-        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], 3 * T, s, min_px - stride_px, 1);
-        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], 3 * T, s, min_px - stride_px, 0);
-    }
+    if (st == SKY_OK) blend_grid(tiles, rows, cols, 3 * T, s, min_px - stride_px);
     for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* each tile's top-left stride x stride, clamped */
         const vae_tile *t = &tiles[k];
         const int       TH = s * t->th, TW = s * t->tw, y0 = t->i0 * s, x0 = t->j0 * s;
@@ -280,10 +287,16 @@ sky_status sky_vae_decode_tiled(sky_vae *v, const float *z, int L, int h, int w,
     return st;
 }
 
+/* The tile program where the variant has one and the tiling's tiles fit it, else the whole-frame program. */
+static const sky_vae_program *tile_or_whole(const sky_vae_program *tile, const sky_vae_program *whole,
+                                            const sky_vae_tiling *tiling)
+{
+    return tile && tiling->min_px / tile->stride_s <= tile->tile ? tile : whole;
+}
+
 const sky_vae_program *sky_vae_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling)
 {
-    const sky_vae_program *t = variant->vae_decode_tile;
-    return t && tiling->min_px / t->stride_s <= t->tile ? t : variant->vae_decode;
+    return tile_or_whole(variant->vae_decode_tile, variant->vae_decode, tiling);
 }
 
 /* ---- the tiled encode (vae.h sky_vae_encode_tiled) ------------------------------------------------ */
@@ -338,10 +351,7 @@ sky_status sky_vae_encode_tiled(sky_vae *v, const float *video, int T, int H, in
         else
             encode_tile(v, video, T, H, W, t);
     }
-    for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* row-major, in place, in latents: diffusers' order */
-        if (k >= cols) blend_tiles(&tiles[k - cols], &tiles[k], p->z_dim * L, 1, tl - ts, 1);
-        if (k % cols) blend_tiles(&tiles[k - 1], &tiles[k], p->z_dim * L, 1, tl - ts, 0);
-    }
+    if (st == SKY_OK) blend_grid(tiles, rows, cols, p->z_dim * L, 1, tl - ts); /* in latents */
     for (int k = 0; k < rows * cols && st == SKY_OK; k++) { /* each tile's top-left stride x stride latents */
         const vae_tile *t = &tiles[k];
         const int       nh = t->th < ts ? t->th : ts, nw = t->tw < ts ? t->tw : ts;
@@ -357,8 +367,7 @@ sky_status sky_vae_encode_tiled(sky_vae *v, const float *video, int T, int H, in
 
 const sky_vae_program *sky_vae_encode_tiled_program(const sky_variant_desc *variant, const sky_vae_tiling *tiling)
 {
-    const sky_vae_program *t = variant->vae_encode_tile;
-    return t && tiling->min_px / t->stride_s <= t->tile ? t : variant->vae_encode;
+    return tile_or_whole(variant->vae_encode_tile, variant->vae_encode, tiling);
 }
 
 sky_status sky_vae_run_file(const sky_variant_desc *variant, int decode, const char *weights, const char *inputs,
