@@ -167,7 +167,7 @@ static const flag flags[] = {
     {"--use_usp", 'b', 0, "off",
      "Ulysses sequence parallelism over the ranks of `mpirun -np N` or `srun` (docs/usp.md): each rank runs 1/N of "
      "the tokens' attention heads; N must divide the heads; needs --seed; the CPU backend unless --backend cuda "
-     "(one GPU per rank, over NCCL); rank 0 prints and writes; with --use_cfg_parallel on 2 N ranks (CPU backend), "
+     "(one GPU per rank, over NCCL); rank 0 prints and writes; with --use_cfg_parallel on 2 N ranks, "
      "the conditional passes run on N ranks and the unconditional ones on the other N"},
     /* Flags of the original that this engine refuses for now (never silently ignored). */
     {"--causal_attention", 'b', 1, "off",

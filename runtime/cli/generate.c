@@ -194,10 +194,6 @@ static int refuse_slow_cpu(gen *g)
 static int check_usp(gen *g)
 {
     if (!g->usp) return SKY_CLI_GO_ON;
-    const char *backend = sky_cli_flag_given(&g->f, "--backend") ? sky_cli_flag(&g->f, "--backend") : NULL;
-    if (backend && strcmp(backend, "cuda") == 0 && sky_cli_flag_given(&g->f, "--use_cfg_parallel"))
-        return sky_cli_usage(g->argv0, "--use_usp --use_cfg_parallel with --backend cuda: not built yet (the CFG "
-                                       "axis runs on the CPU backend: --backend cpu)");
     sky_err e;
     if (sky_cli_flag_given(&g->f, "--use_cfg_parallel")) { /* the CFG axis: two groups of N ranks */
         if (sky_cli_flag_given(&g->f, "--teacache"))

@@ -22,6 +22,7 @@ sky_status sky_usp_cuda_open(const sky_usp *u, const sky_cuda_plugin *p, int *de
     sky_status      s = sky_usp_local_device(sky_usp_world_rank(u), p->devices(), device, err);
     if (s == SKY_OK) s = p->set_device(*device, err); /* the rank's GPU current on this thread from here on */
     if (all_agree(u, s, "to find its GPU", err)) return SKY_ERR;
+    if (c->size == 1) return SKY_OK; /* the CFG axis on 2 ranks: one rank per group, nothing to split, no NCCL */
     unsigned char id[SKY_PLUGIN_NCCL_ID_BYTES];
     memset(id, 0, sizeof id);
     s = c->rank == 0 ? p->nccl_id(id, err) : SKY_OK;

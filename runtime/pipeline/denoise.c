@@ -269,10 +269,10 @@ static void *open_job_run(void *arg)
     open_job           *j = arg;
     const sky_gen_args *a = j->r->a;
     /* --use_usp: the Ulysses form of the program, this rank's part of every forward (models/dit.h); the plain one
-     * where the CFG axis leaves one rank per group */
+     * where the CFG axis leaves one rank per group. Either way on the rank's own GPU (a->device). */
     const int usp = a->comm && a->comm->size > 1;
     j->st = sky_dit_open(j->out, usp ? j->r->v->dit->usp : j->r->v->dit, a->dit_weights, j->r->lora, a->weight_fp8,
-                         j->r->v->name, a->quiet, (sky_backend)a->backend, usp ? a->device : j->device,
+                         j->r->v->name, a->quiet, (sky_backend)a->backend, a->comm ? a->device : j->device,
                          j->r->offload_blocks, &j->err);
     if (j->st == SKY_OK && usp) j->st = sky_dit_use_comm(*j->out, a->comm, a->nccl, &j->err);
     return NULL;

@@ -228,7 +228,7 @@ rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
 #     collectives through the NCCL double, give latents bit for bit equal to the one-process emulated CUDA run (the
 #     fixture cases: plain and per-frame timesteps, 1 to 6 frames, portrait, a batch whose second sample replays the
 #     captured graph; --offload_blocks 1; TeaCache; the sm_80 attention) and a DF generation of 2 windows (the
-#     encoders and the VAE on each rank's GPU); a negative control flips one bit of every all-to-all's first block
+#     encoders and the VAE on each rank's GPU), also with the CFG axis on 2 ranks (1 + 1) and 4 (2 + 2); a negative control flips one bit of every all-to-all's first block
 #     (SKY_EMU_NCCL_FLIP, test only) and must change them
 v=tiny_df128
 if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
@@ -276,6 +276,15 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
        cmp -s "$u/one.safetensors" "$u/two.safetensors"; then
         ok "$v: DF generation (2 windows, 2 steps) with --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
     else tail -5 "$u/one.log" "$u/two.log"; bad "$v: DF generation with --use_usp --backend cuda on 2 ranks"; fi
+    # the CFG axis (--use_cfg_parallel): 2 ranks (1 + 1: the plain program on each rank's GPU, no NCCL; the velocities
+    # swapped over MPI) and 4 (2 + 2: a communicator per group), the same latents bit for bit
+    for n in 2 4; do
+        if SKY_EMU_DEVICES=$n SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np $n "$B" "${DFA[@]}" --use_usp \
+               --use_cfg_parallel -o "$u/cfg$n.mp4" --output_latents "$u/cfg$n.safetensors" > "$u/cfg$n.log" 2>&1 &&
+           cmp -s "$u/one.safetensors" "$u/cfg$n.safetensors"; then
+            ok "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks ($((n / 2)) + $((n / 2))) equals the one-process run bit for bit"
+        else tail -5 "$u/cfg$n.log"; bad "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks"; fi
+    done
 else
     echo "     --use_usp --backend cuda on 2 ranks: not run (needs mpirun and $CUDA/include/nccl.h)"
 fi

@@ -31,6 +31,8 @@
 #                  bit those of the fp8 checkpoint lora-merge writes, run resident, with 2 slots and with 1
 #   cfg parallel   with two GPUs: --use_cfg_parallel (the uncond passes on GPU 1) gives the latents of a one-GPU run
 #                  bit for bit; "not run" with one GPU
+#   usp            with two GPUs, mpirun and NCCL: --use_usp --backend cuda on 2 ranks gives the latents of one GPU bit
+#                  for bit (and on 4 ranks with the CFG axis where there are 4 GPUs); "not run" otherwise
 #   vae tiny       the CUDA VAE on the cases of tests/fixtures/vae/ against diffusers fp32, bound 2 x
 #                  diffusers' own error with tf32 convolutions (tests/fixtures/cuda/vae_*)
 #   enc tiny       the CUDA encoders on tests/fixtures/encoders/: umT5 (bf16) within 2x transformers' bf16
@@ -218,6 +220,39 @@ elif SKY_CMAKE_ARGS="$SKY_CMAKE_ARGS -DSKY_CUDA_ARCHS=native" ./build.sh gen tin
         else
             row "cfg parallel" FAIL "see $OUT/cfg.log"
         fi
+    fi
+    # --use_usp --backend cuda over NCCL (issue 17): 2 ranks, one GPU each, give the latents of the same guided DF run
+    # on one GPU bit for bit; then the same on 4 ranks with the CFG axis (2 + 2) where there are 4 GPUs. "not run"
+    # with one GPU, without mpirun or without NCCL (libnccl.so.2, or SKY_NCCL_LIBRARY).
+    nccl_ok=0
+    if [ -n "${SKY_NCCL_LIBRARY:-}" ] || ldconfig -p 2> /dev/null | grep -q 'libnccl.so.2'; then nccl_ok=1; fi
+    if [ "$ngpu" -lt 2 ] || ! command -v mpirun > /dev/null 2>&1 || [ "$nccl_ok" -eq 0 ]; then
+        row "usp" "not run" "$ngpu GPU(s), mpirun $(command -v mpirun > /dev/null 2>&1 && echo found || echo missing), NCCL $([ "$nccl_ok" -eq 1 ] && echo found || echo missing): --use_usp needs 2 GPUs, mpirun and NCCL (tests/emu/run.sh step 2d checks it on emulated GPUs)"
+    else
+        export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+        tb=out/tiny_df128/skyreels-tiny_df128
+        CF=(--dit_weights "$OUT/tiny_df128/w.safetensors" --prompt_embeds "$OUT/tiny_df128/pe.safetensors" --num_frames 17
+            --inference_steps 3 --seed 7 --backend cuda)
+        uspmsg=""
+        if [ -f "$OUT/tiny_df128/cf1.safetensors" ] &&
+           mpirun -np 2 "$tb" "${CF[@]}" --use_usp --output_latents "$OUT/tiny_df128/usp2.safetensors" > "$OUT/usp.log" 2>&1 &&
+           build/tools/sttool compare "$OUT/tiny_df128/usp2.safetensors" "$OUT/tiny_df128/cf1.safetensors" latents 0 \
+               >> "$OUT/usp.log" 2>&1; then
+            uspmsg="2 ranks: the latents of one GPU, bit for bit"
+            if [ "$ngpu" -ge 4 ]; then
+                if mpirun -np 4 "$tb" "${CF[@]}" --use_usp --use_cfg_parallel --output_latents "$OUT/tiny_df128/usp4.safetensors" \
+                       >> "$OUT/usp.log" 2>&1 &&
+                   build/tools/sttool compare "$OUT/tiny_df128/usp4.safetensors" "$OUT/tiny_df128/cf1.safetensors" latents 0 \
+                       >> "$OUT/usp.log" 2>&1; then
+                    uspmsg="$uspmsg; 4 ranks with the CFG axis (2 + 2): the same"
+                else
+                    uspmsg="FAIL: 4 ranks with the CFG axis differ or failed"
+                fi
+            fi
+        else
+            uspmsg="FAIL: 2 ranks differ from one GPU or failed"
+        fi
+        if [[ "$uspmsg" == FAIL* ]]; then row "usp" FAIL "${uspmsg#FAIL: }; see $OUT/usp.log"; else row "usp" ok "$uspmsg"; fi
     fi
 else
     row "cuda tiny" FAIL "tiny_df128 or its CUDA plugin did not build; see $OUT/tiny_build.log"

@@ -10,7 +10,7 @@
 #     2 ranks; DF on tiny_df with TeaCache, 2 ranks;
 #   - the CFG axis (--use_cfg_parallel, issue 17 item 2): T2V on 2 ranks (1 + 1) and 4 (2 + 2), DF on 6 (3 + 3);
 #   - refusals, each with its message: a rank count that does not divide the heads (the counts that work listed),
-#     one rank alone, other arguments on one rank, --backend cuda (a cpu-only variant; with the CFG axis), no --seed,
+#     one rank alone, other arguments on one rank, --backend cuda (a cpu-only variant), no --seed,
 #     an odd count or TeaCache with the CFG
 #     axis, and a build
 #     without MPI (runtime/dist/usp_none.c); a rank that cannot read a file stops every rank (no hang).
@@ -130,8 +130,6 @@ expect 2 "--use_usp: 3 ranks: the rank count must divide the 2 attention heads (
 expect 2 "--use_usp: rank 1 was given other arguments than rank 0" -- \
     timeout 120 mpirun -np 1 $U "${R[@]}" : -np 1 $U "${R[@]}" --inference_steps 3
 expect 2 "--backend cuda: tiny_usp was generated for the cpu target only" -- mpi 2 $U "${R[@]}" --backend cuda
-expect 2 "--use_usp --use_cfg_parallel with --backend cuda: not built yet" -- \
-    mpi 4 $U "${R[@]}" --backend cuda --use_cfg_parallel
 expect 2 "--use_usp needs --seed" -- mpi 2 $U "${R[@]/--seed/--shift}"
 expect 2 "--use_usp with --resume_dir: not supported yet (one rank would have to keep the windows for all)" -- \
     mpi 2 $U "${R[@]}" --resume_dir "$tmp/resume"
