@@ -386,7 +386,7 @@ fi
 # 3b2. --offload_blocks N (runtime/cuda/offload.h): the blocks' weights in pinned host memory, N slots on the device,
 #     each next block copied on a second stream, ordered by events, inside the captured graph. v must be bit for bit
 #     that of the run with every weight resident (the same kernels read the same bytes) for N = 1 .. blocks - 1 and
-#     N = blocks (all resident), with the emulator's copies run as late (SKY_EMU_COPY_ORDER=late: a block that does
+#     N = blocks (all resident) under test-all, N = 1 (one slot every block reuses) under ./build.sh test, with the emulator's copies run as late (SKY_EMU_COPY_ORDER=late: a block that does
 #     not wait for its copy reads the slot's previous block) and as early (early: a copy that does not wait for the
 #     block still reading the slot overwrites it) as the dependencies allow: through the graph path with TeaCache
 #     (the 60 calls of tests/fixtures/teacache/tiny_df128_e) and eagerly (the first call of each shape, and a
@@ -403,36 +403,46 @@ offload_run() {   # output inputs weights [args...]: program dit_forward on the 
 }
 plug_df=$PWD/build/emu/$v/libskyreels-$v-cuda-emu.so
 fb=$FX/tiny_df128_f4b2frames.safetensors
-if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
-    bad "offload: $v's block count (variant.c cuda_blocks) not found or < 2"
-elif offload_run "$tmp/off_base.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" 2> "$tmp/off.log" &&
-     offload_run "$tmp/off_bbase.safetensors" "$fb" "$tmp/w-$v.safetensors" 2>> "$tmp/off.log"; then
-    okn=0 badn=""
+# slot_sweep LABEL NOUN LOG BASE BBASE TCW BW [FLAGS...]: program dit_forward with FLAGS and --offload_blocks N, the
+# emulator's second-stream work (NOUN: copies, expansions) late and early, through the graph path with TeaCache ($f on
+# weights TCW: v and TeaCache's decisions equal to BASE's) and eagerly ($fb on weights BW: v equal to BBASE's), bit for
+# bit; then the two negative controls (a wait dropped, SKY_TEST_OFFLOAD_FAULT) must change v. N = 1 (one slot that
+# every block reuses: each copy must wait for the previous block) under ./build.sh test; 1 .. blocks under test-all.
+slot_sweep() {
+    local label=$1 noun=$2 log=$3 base=$4 bbase=$5 tcw=$6 bw=$7
+    shift 7
+    local ns=1 okn=0 badn="" order n fault c
+    [ -n "${SKY_TEST_ALL:-}" ] && ns=$(seq 1 "$nb" | tr '\n' ' ')
     for order in late early; do
-        for n in $(seq 1 "$nb" | sort -un); do
-            if SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
-                   "${tcargs[@]}" --offload_blocks "$n" 2>> "$tmp/off.log" &&
-               "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > /dev/null &&
-               "$ST" equal "$tmp/off.safetensors" "$tmp/off_base.safetensors" teacache_computed > /dev/null &&
-               SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$fb" "$tmp/w-$v.safetensors" \
-                   --offload_blocks "$n" 2>> "$tmp/off.log" &&
-               "$ST" compare "$tmp/off.safetensors" "$tmp/off_bbase.safetensors" v 0 > /dev/null; then
+        for n in $ns; do
+            if SKY_EMU_COPY_ORDER=$order offload_run "$tmp/slot.safetensors" "$f" "$tcw" "${tcargs[@]}" "$@" \
+                   --offload_blocks "$n" 2>> "$log" &&
+               "$ST" compare "$tmp/slot.safetensors" "$base" v 0 > /dev/null &&
+               "$ST" equal "$tmp/slot.safetensors" "$base" teacache_computed > /dev/null &&
+               SKY_EMU_COPY_ORDER=$order offload_run "$tmp/slot.safetensors" "$fb" "$bw" "$@" --offload_blocks "$n" 2>> "$log" &&
+               "$ST" compare "$tmp/slot.safetensors" "$bbase" v 0 > /dev/null; then
                 okn=$((okn + 1))
             else badn="$badn $order:N=$n"; fi
         done
     done
     if [ -z "$badn" ]; then
-        ok "offload (cuda, emulated) $v: --offload_blocks 1 .. $nb ($nb blocks) bit for bit the resident run, copies late and early, graph path with TeaCache and eager ($okn cases)"
-    else tail -5 "$tmp/off.log"; bad "offload: differs from the resident run in$badn"; fi
-    # negative controls: one wait dropped must change v
+        ok "$label $v: --offload_blocks $(echo $ns | tr ' ' ',') of $nb blocks bit for bit the resident run, $noun late and early, graph path with TeaCache and eager ($okn cases)"
+    else tail -5 "$log"; bad "$label: differs from the resident run in$badn"; fi
     for c in "late block:$((nb - 1))" "early copy:0"; do
         read -r order fault <<< "$c"
-        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order offload_run "$tmp/off.safetensors" "$f" "$tmp/wo-$v.safetensors" \
-               "${tcargs[@]}" --offload_blocks $((nb - 1)) 2>> "$tmp/off.log" &&
-           ! "$ST" compare "$tmp/off.safetensors" "$tmp/off_base.safetensors" v 0 > "$tmp/cmp.txt"; then
-            ok "offload negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with copies $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
-        else bad "offload negative control: SKY_TEST_OFFLOAD_FAULT=$fault with copies $order not caught"; fi
+        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order offload_run "$tmp/slot.safetensors" "$f" "$tcw" \
+               "${tcargs[@]}" "$@" --offload_blocks $((nb - 1)) 2>> "$log" &&
+           ! "$ST" compare "$tmp/slot.safetensors" "$base" v 0 > "$tmp/cmp.txt"; then
+            ok "$label negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with $noun $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
+        else bad "$label negative control: SKY_TEST_OFFLOAD_FAULT=$fault with $noun $order not caught"; fi
     done
+}
+if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
+    bad "offload: $v's block count (variant.c cuda_blocks) not found or < 2"
+elif offload_run "$tmp/off_base.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" 2> "$tmp/off.log" &&
+     offload_run "$tmp/off_bbase.safetensors" "$fb" "$tmp/w-$v.safetensors" 2>> "$tmp/off.log"; then
+    slot_sweep "offload (cuda, emulated)" copies "$tmp/off.log" "$tmp/off_base.safetensors" "$tmp/off_bbase.safetensors" \
+        "$tmp/wo-$v.safetensors" "$tmp/w-$v.safetensors"
     if "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu0.safetensors" &&
        "$B" program dit_forward -q --weights "$tmp/w-$v.safetensors" --inputs "$fb" --output "$tmp/off_cpu1.safetensors" \
             --offload_blocks 1 && "$ST" compare "$tmp/off_cpu1.safetensors" "$tmp/off_cpu0.safetensors" v 0 > /dev/null; then
@@ -498,48 +508,21 @@ else
 fi
 
 # 3c1b. --weight_dtype fp8's expansions on the copy stream, as 3b2's copies: v bit for bit that of the fp8 checkpoint's
-#     resident run (3c1) with N = 1 .. blocks slots (--offload_blocks N; N = blocks: the default's 2 here), the
+#     resident run (3c1) with N = 1 .. blocks slots (--offload_blocks N; N = blocks: the default's 2 here; N = 1 only
+#     under ./build.sh test), the
 #     emulator's second-stream kernels run as late and as early as their dependencies allow (a captured graph moves
 #     them as it moves copies: tests/emu/driver.c), through the graph path with TeaCache (the 60 calls of
 #     tests/fixtures/teacache/tiny_df128_e) and eagerly (a 2-sample batch; there the expansions run when launched).
 #     Negative controls (SKY_TEST_OFFLOAD_FAULT, test only): the last block's dropped wait for its expansion caught
 #     under late, the first expansion's dropped wait for block 0's end under early.
 f=tests/fixtures/teacache/tiny_df128_e.safetensors
-fp8_run() {   # output inputs weights [args...]
-    local o=$1 in=$2 wt=$3
-    shift 3
-    SKY_CUDA_PLUGIN="$plug_df" "$B" program dit_forward -q --backend cuda --weights "$wt" --inputs "$in" --output "$o" "$@"
-}
 if [ -z "$nb" ] || [ "$nb" -lt 2 ]; then
     bad "fp8 slots: $v's block count (variant.c cuda_blocks) not found or < 2"
 elif "$B" lora-merge --weights "$tmp/wo-$v.safetensors" --weight_dtype fp8 --output "$tmp/fp8o.safetensors" 2> /dev/null &&
-     fp8_run "$tmp/f8_base.safetensors" "$f" "$tmp/fp8o.safetensors" "${tcargs[@]}" 2> "$tmp/f8.log" &&
-     fp8_run "$tmp/f8_bbase.safetensors" "$fb" "$tmp/fp8.safetensors" 2>> "$tmp/f8.log"; then
-    okn=0 badn=""
-    for order in late early; do
-        for n in $(seq 1 "$nb" | sort -un); do
-            if SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$f" "$tmp/wo-$v.safetensors" "${tcargs[@]}" \
-                   --weight_dtype fp8 --offload_blocks "$n" 2>> "$tmp/f8.log" &&
-               "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" v 0 > /dev/null &&
-               "$ST" equal "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" teacache_computed > /dev/null &&
-               SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$fb" "$lw" --weight_dtype fp8 \
-                   --offload_blocks "$n" 2>> "$tmp/f8.log" &&
-               "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_bbase.safetensors" v 0 > /dev/null; then
-                okn=$((okn + 1))
-            else badn="$badn $order:N=$n"; fi
-        done
-    done
-    if [ -z "$badn" ]; then
-        ok "fp8 on the device (cuda, emulated) $v: 1 .. $nb bf16 block slots expanded from fp8 bit for bit the fp8 checkpoint's resident run, expansions late and early, graph path with TeaCache and eager ($okn cases)"
-    else tail -5 "$tmp/f8.log"; bad "fp8 on the device: differs from the resident run in$badn"; fi
-    for c in "late block:$((nb - 1))" "early copy:0"; do
-        read -r order fault <<< "$c"
-        if SKY_TEST_OFFLOAD_FAULT=$fault SKY_EMU_COPY_ORDER=$order fp8_run "$tmp/f8.safetensors" "$f" "$tmp/wo-$v.safetensors" \
-               "${tcargs[@]}" --weight_dtype fp8 --offload_blocks $((nb - 1)) 2>> "$tmp/f8.log" &&
-           ! "$ST" compare "$tmp/f8.safetensors" "$tmp/f8_base.safetensors" v 0 > "$tmp/cmp.txt"; then
-            ok "fp8 on the device negative control: SKY_TEST_OFFLOAD_FAULT=$fault (a wait dropped) caught with expansions $order ($(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt"))"
-        else bad "fp8 on the device negative control: SKY_TEST_OFFLOAD_FAULT=$fault with expansions $order not caught"; fi
-    done
+     offload_run "$tmp/f8_base.safetensors" "$f" "$tmp/fp8o.safetensors" "${tcargs[@]}" 2> "$tmp/f8.log" &&
+     offload_run "$tmp/f8_bbase.safetensors" "$fb" "$tmp/fp8.safetensors" 2>> "$tmp/f8.log"; then
+    slot_sweep "fp8 on the device (cuda, emulated)" expansions "$tmp/f8.log" "$tmp/f8_base.safetensors" \
+        "$tmp/f8_bbase.safetensors" "$tmp/wo-$v.safetensors" "$lw" --weight_dtype fp8
 else
     tail -5 "$tmp/f8.log"; bad "fp8 on the device: the fp8 checkpoint's resident runs failed"
 fi
