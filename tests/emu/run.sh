@@ -531,10 +531,11 @@ fi
 #     candidates (SKY_EMU_HEURISTICS=3; each computes the same here, so only the mechanism is shown, not the
 #     choice): the first run times them and writes one gemm-<key>.choice per GEMM shape into the cache folder; a
 #     second run reads them back and writes nothing; a damaged choice is measured and written again;
-#     SKY_GEMM_TUNE=0 measures nothing. v is bit for bit that of the run with one candidate in every case.
+#     SKY_GEMM_TUNE=0 measures nothing. v is bit for bit that of the run with one candidate in every case. Each run is
+#     the 2-sample batch (the first eager, the second a captured graph's replay), not TeaCache's 60 calls.
 gc=$tmp/gemm-cache
 gemm_run() { SKY_CACHE=$gc SKY_CUDA_PLUGIN="$plug" "$B" program dit_forward -q --backend cuda --weights "$lw" \
-                 --inputs "$f" --output "$tmp/$1.safetensors" 2> "$tmp/$1.log"; }
+                 --inputs "$fb" --output "$tmp/$1.safetensors" 2> "$tmp/$1.log"; }
 choices() { for c in "$gc"/gemm-*.choice; do [ -f "$c" ] && echo "${c##*/} $(stat -c %y "$c") $(head -1 "$c")"; done; true; }
 rm -rf "$gc"
 if SKY_EMU_HEURISTICS=3 gemm_run g1 && n1=$(choices | wc -l) && c1=$(choices) &&
