@@ -1,5 +1,6 @@
 /* runtime/cuda/selftest_families.c — the selftest's kernel constants and inputs, and the families RoPE,
- * GEMM, VAE conv and norm, umT5 norm (selftest_families.h; the cases and bounds: selftest_cuda.c). */
+ * GEMM, VAE conv and norm, umT5 norm, --use_usp's usp_slice and usp_pack (selftest_families.h; the cases and
+ * bounds: selftest_cuda.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
