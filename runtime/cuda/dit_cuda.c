@@ -114,10 +114,16 @@ static sky_status choose_attention(dit_cuda *d, sky_err *err)
     if (sky_selftest_enabled()) {
         sky_selftest_table t;
         if (sky_cuda_selftest_on(d->pr.c, 0, &t, err)) return SKY_ERR;
-        const sky_selftest_row *r90 = sky_selftest_find(&t, "attention_sm90");
-        const sky_selftest_row *r80 = sky_selftest_find(&t, "attention_sm80");
-        if (sm90 && r90 && !r90->pass) sm90 = 0;
-        if (!sm90 && r80 && !r80->pass)
+        /* the rows of this program's attention kernels (dit_forward's, or under --use_usp dit_forward_usp's of every
+         * head count a rank may hold): one failed sm_90a kernel sends all to sm_80, one failed sm_80 one refuses */
+        const sky_selftest_row *r80 = NULL;
+        for (int k = 0; k < d->desc->n_kernels; k++) {
+            const char             *name = d->desc->kernel_names[k];
+            const sky_selftest_row *r = sky_selftest_find(&t, name);
+            if (r && !r->pass && strncmp(name, "attention_sm90", 14) == 0) sm90 = 0;
+            if (r && !r->pass && strncmp(name, "attention_sm80", 14) == 0 && !r80) r80 = r;
+        }
+        if (!sm90 && r80)
             return sky_fail(err,
                             "%s failed the kernel selftest on %s (max error %.3g, bound %.3g; %s) and has no "
                             "fallback: run `selftest` to see the table; SKY_SELFTEST=0 runs it anyway",

@@ -22,6 +22,13 @@
  *     residual_norm_row, the residual's and the norm's checks above on one launch.
  *   - layernorm: layernorm_affine (the image embedder's; the DiT's norm3 where not fused), every instance,
  *     5 rows: u_y max|y| + (2 C + 16) e32 max(|n w| + |b|), as norm+mod.
+ *   dit_forward_usp (--use_usp; whenever the plugin has it, see sky_cuda_selftest_on), each kernel dit_forward has not
+ *   (usp_rows; the same name and constants are the same kernel, checked above):
+ *   - attention: the instances of the heads a rank holds (NH / P), both kernels, the case below at those heads.
+ *   - norm+mod, residual, residual+norm: the AT 1 instances (a rank's slice of the tokens from tok0): the cases
+ *     above on the slice of tokens 4..9 of 3 modulation rows (the last row past them: the padding's clamp).
+ *   - usp_slice: the last rank's rows 6..11 of 11 tokens (one padding row, zero); usp_pack: usp_pack_heads' P = 2
+ *     head groups of 5 rows, packed (UNPACK 0) or unpacked: exact (bound 0), nothing written past the output.
  *   vae_decode (the first causal 3x3x3 conv and the first norm without SiLU), vae_encode (its first
  *   strided conv, a downsample):
  *   - vae_conv: conv_tf32, T = 2 frames of 5 x 6 with its cache: (2^-11 + 2^-22 + 2 (taps CIN + 1) e32)
@@ -34,8 +41,9 @@
  *   - t5_attn: softmax_relbias over 150 tokens: (u + (N + 8) e32) max p (the bf16 score + bias is the
  *     model's, so the reference rounds it too).
  *   clip_encode: layernorm (its first layernorm_affine) and clip_attn (softmax_rows), the cases above.
- * Only attention_sm90 has a fallback; a failure anywhere else refuses a CUDA run (cli/selftest.c). The
- * cases are small: the whole selftest takes well under a second on a GPU (NVRTC aside).
+ * Only attention_sm90 has a fallback (attention_sm80 of the same heads); a failure anywhere else refuses a CUDA run
+ * (cli/selftest.c), a dit_forward_usp kernel's too, with or without --use_usp. The cases are small: the whole
+ * selftest takes well under a second on a GPU (NVRTC aside).
  *
  * The attention case: lq = 130 query rows, lk = 150 key rows (partial tiles of both kernels), the variant's heads
  * and head dim, q and k uniform in [-2, 2], v uniform in [-1, 1], rounded to bf16 before the reference
@@ -49,9 +57,9 @@
  * nothing fails.
  *
  * Cache: <cache dir of nvrtc_cache.h>/selftest-<16 hex>.txt, the key xxh64 over the plugin ABI, the
- * xxh64 of the kernel sources of the programs tested (the plugin hash), the device name, its compute capability and
- * the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never a real run's); written
- * to a temporary file and renamed. One line per kernel:
+ * xxh64 of the kernel sources of the programs tested, dit_forward_usp's among them (the plugin hash), the device
+ * name, its compute capability and the driver version (and $SKY_SELFTEST_FAULT, so a test's faulty verdict is never
+ * a real run's); written to a temporary file and renamed. One line per kernel:
  * family, kernel, fallback ("-" for none), max error, bound, pass (1/0), tab-separated.
  *
  * SKY_SELFTEST_FAULT (test only; cuda_program.c): the launches of the kernel it names are dropped,
@@ -72,12 +80,29 @@
 #include "cuda/selftest_families.h"
 
 extern const sky_dit_cuda_desc dit_forward_cuda;
+extern const sky_dit_cuda_desc dit_forward_usp_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_decode_cuda __attribute__((weak));
 extern const sky_vae_cuda_desc vae_encode_cuda __attribute__((weak));
 extern const sky_enc_cuda_desc text_encode_cuda __attribute__((weak));
 extern const sky_enc_cuda_desc clip_encode_cuda __attribute__((weak));
 
 enum { LQ = 130, LK = 150 };
+
+/* The modulated kernels' case (norm_row, residual_row, residual_norm_row): ROWS rows, TPR tokens per modulation row.
+ * An AT 1 instance (dit_forward_usp's: the rows are a rank's slice of the tokens) gets the slice from token AT_TOK0 of
+ * AT_MROWS modulation rows: tokens 4..9, modulation rows 1, 1, 2, 2, 2 and, past the last, 2 again (the last
+ * rank's padding row reads the last modulation row: common.cuh sky_mod_row_at). */
+enum { ROWS = 6, TPR = 3, AT_TOK0 = 4, AT_MROWS = 3 };
+
+/* The modulation rows of the case of an instance with constant AT = at (0 or 1). */
+static int mod_rows(int at) { return at ? AT_MROWS : ROWS / TPR; }
+
+/* The modulation row of the case's row `row`, as the kernel picks it. */
+static int mod_row(int at, int row)
+{
+    const int m = at ? (AT_TOK0 + row) / TPR : row / TPR;
+    return m < mod_rows(at) ? m : mod_rows(at) - 1;
+}
 
 /* The reference o [LQ, NH D] in double from the bf16-rounded q, k, v; *smax as in the header. */
 static void reference(const float *q, const float *k, const float *v, int nh, int d, double *o, double *smax)
@@ -117,8 +142,10 @@ typedef struct attn_case {
     double       bound;
 } attn_case;
 
-/* Launch kernel index `ki` (attention_sm90 or attention_sm80) on the case; fills the row. */
-static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *a, sky_selftest_row *r)
+/* Launch kernel index `ki` (attention_sm90 or attention_sm80) on the case; fills the row. fallback: the sm_80
+ * kernel of the same heads that replaces a failed sm_90a one (NULL for an sm_80 row: none). */
+static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *a, const char *fallback,
+                          sky_selftest_row *r)
 {
     const char  *name = p->names[ki];
     const int    sm90 = strncmp(name, "attention_sm90", 14) == 0, cols = a->nh * a->d;
@@ -160,17 +187,28 @@ static void attention_row(sky_cuda *c, sky_selftest_prog *p, int ki, attn_case *
     r->pass = finite && err <= a->bound;
     snprintf(r->family, sizeof r->family, "attention");
     snprintf(r->kernel, sizeof r->kernel, "%s", name);
-    snprintf(r->fallback, sizeof r->fallback, "%s", sm90 ? "attention_sm80" : "");
+    snprintf(r->fallback, sizeof r->fallback, "%s", sm90 && fallback ? fallback : "");
 }
 
-/* The attention rows: the sm_90a kernel first (on a cc 9.0 device only), then the sm_80 one. */
-static sky_status attention_rows(sky_cuda *c, sky_selftest_prog *p, sky_selftest_table *t, sky_err *err)
+/* The attention rows of kernels k90 (attention_sm90, or -1) and k80 (attention_sm80, or -1) of p, of the same heads
+ * and head dim: the sm_90a kernel first (on a cc 9.0 device only), then the sm_80 one; the sm_90a row's fallback is
+ * the sm_80 kernel of p with its heads (the one a run falls back to). */
+static sky_status attention_pair(sky_cuda *c, sky_selftest_prog *p, int k90, int k80, sky_selftest_table *t,
+                                 sky_err *err)
 {
-    const int k90 = sky_selftest_find_template(p, "attention_sm90", 0),
-              k80 = sky_selftest_find_template(p, "attention_sm80", 0);
-    if (k80 < 0) return SKY_OK; /* a program without attention */
-    attn_case a = {.nh = sky_selftest_const_int(p, k80, "NH"), .d = sky_selftest_const_int(p, k80, "D")};
-    if (a.nh < 1 || a.d < 1) return sky_fail(err, "selftest: %s: no NH or D in its kernel info", p->names[k80]);
+    const int k = k80 >= 0 ? k80 : k90;
+    if (k < 0) return SKY_OK; /* a program without attention */
+    attn_case a = {.nh = sky_selftest_const_int(p, k, "NH"), .d = sky_selftest_const_int(p, k, "D")};
+    if (a.nh < 1 || a.d < 1) return sky_fail(err, "selftest: %s: no NH or D in its kernel info", p->names[k]);
+    const int run90 = k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0, rows = run90 + (k80 >= 0);
+    if (t->n + rows > SKY_SELFTEST_MAX_ROWS)
+        return sky_fail(err, "selftest: more than %d kernels to check (%s): raise SKY_SELFTEST_MAX_ROWS",
+                        SKY_SELFTEST_MAX_ROWS, p->names[k]);
+    const char *fallback = NULL; /* the sm_80 kernel of these heads */
+    for (int i = sky_selftest_find_template(p, "attention_sm80", 0); i >= 0 && !fallback;
+         i = sky_selftest_find_template(p, "attention_sm80", i + 1))
+        if (sky_selftest_const_int(p, i, "NH") == a.nh && sky_selftest_const_int(p, i, "D") == a.d)
+            fallback = p->names[i];
     const size_t nq = (size_t)LQ * a.nh * a.d, nk = (size_t)LK * a.nh * a.d;
     uint16_t    *h = malloc((nq + 2 * nk) * 2);
     float       *f = malloc((nq + 2 * nk) * sizeof *f);
@@ -192,8 +230,8 @@ static sky_status attention_rows(sky_cuda *c, sky_selftest_prog *p, sky_selftest
     if (st == SKY_OK) {
         a.q = (CUdeviceptr)(uintptr_t)dev, a.k = a.q + nq * 2, a.v = a.k + nk * 2, a.o = a.v + nk * 2;
         SKY_CU_CHECK(cuMemcpyHtoDAsync(a.q, h, (nq + 2 * nk) * 2, c->stream)); /* stream-ordered before the launches */
-        if (k90 >= 0 && c->cc_major == 9 && c->cc_minor == 0) attention_row(c, p, k90, &a, &t->rows[t->n++]);
-        attention_row(c, p, k80, &a, &t->rows[t->n++]);
+        if (run90) attention_row(c, p, k90, &a, fallback, &t->rows[t->n++]);
+        if (k80 >= 0) attention_row(c, p, k80, &a, NULL, &t->rows[t->n++]);
         sky_cuda_arena_free(c, dev);
     }
     free(h), free(f), free(a.ref), free(a.out);
@@ -201,21 +239,21 @@ static sky_status attention_rows(sky_cuda *c, sky_selftest_prog *p, sky_selftest
 }
 
 /* layernorm_modulate (the blocks' norm1/norm2 and the head: y = LN(x) (1 + scale) + shift, the modulation
- * row per tokens_per_row tokens): 6 tokens, 3 per modulation row, x = 0.5 + U[-2, 2] rounded to its stored
- * type, mod U[-1, 1] fp32; reference in double on those values. Bound: u_y max|y| (u_y = 2^-8 for a bf16
- * output, 0 for fp32) + (2 C + 16) e32 max(|n| |1 + scale| + |shift|), n the normalised value: the fp32
- * sums of C terms for the mean and the variance, rsqrt and the two products. */
+ * row per tokens_per_row tokens): 6 tokens, 3 per modulation row (AT 1: from token AT_TOK0, mod_row), x = 0.5 +
+ * U[-2, 2] rounded to its stored type, mod U[-1, 1] fp32; reference in double on those values. Bound: u_y max|y|
+ * (u_y = 2^-8 for a bf16 output, 0 for fp32) + (2 C + 16) e32 max(|n| |1 + scale| + |shift|), n the normalised
+ * value: the fp32 sums of C terms for the mean and the variance, rsqrt and the two products. */
 static sky_status norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selftest_row *r, sky_err *err)
 {
-    enum { ROWS = 6, TPR = 3 };
     const char *name = p->names[ki];
+    const int   at = sky_selftest_const_int(p, ki, "AT") == 1, tok0 = AT_TOK0, mrows = mod_rows(at);
     const int   C = sky_selftest_const_int(p, ki, "C"), chunks = sky_selftest_const_int(p, ki, "CHUNKS");
     const int   threads = sky_selftest_const_int(p, ki, "THREADS"), tpr = TPR;
     const int   sc = sky_selftest_const_int(p, ki, "SCALE"), sh = sky_selftest_const_int(p, ki, "SHIFT");
     const int   xbf = sky_selftest_const_bf16(p, ki, "TX"), ybf = sky_selftest_const_bf16(p, ki, "TY");
     if (C < 1 || chunks < 1 || threads < 1 || sc < 0 || sh < 0)
         return sky_fail(err, "selftest: %s: no C, CHUNKS, THREADS, SCALE or SHIFT in its kernel info", name);
-    const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
+    const size_t n = (size_t)ROWS * C, nm = (size_t)mrows * chunks * C;
     float       *x = malloc(n * sizeof *x), *mod = malloc(nm * sizeof *mod), *y = malloc(n * sizeof *y);
     uint16_t    *xh = malloc(n * 2), *yh = malloc(n * 2), *mh = malloc(nm * 2);
     void        *dev = NULL;
@@ -235,7 +273,7 @@ static sky_status norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selfte
         SKY_CU_CHECK(cuMemcpyHtoDAsync(dm, mod, nm * 4, c->stream));
         SKY_CU_CHECK(cuMemcpyHtoDAsync(dy, y, n * 4, c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
-        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dm, (void *)&tpr};
+        void *args[] = {(void *)&dy, (void *)&dx, (void *)&dm, (void *)&tpr, (void *)&tok0, (void *)&mrows};
         sky_cuda_launch(&p->st, ki, ROWS, 1, (unsigned)threads, 0, c->stream, args);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)yh : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
@@ -247,7 +285,7 @@ static sky_status norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selfte
             mean /= C;
             for (int i = 0; i < C; i++) var += (x[(size_t)row * C + i] - mean) * (x[(size_t)row * C + i] - mean);
             const double rstd = 1 / sqrt(var / C + 1e-6);
-            const float *m = mod + (size_t)(row / TPR) * chunks * C;
+            const float *m = mod + (size_t)mod_row(at, row) * chunks * C;
             for (int i = 0; i < C; i++) {
                 const double nv = (x[(size_t)row * C + i] - mean) * rstd,
                              want = nv * (1 + m[sc * C + i]) + m[sh * C + i];
@@ -283,15 +321,15 @@ static void upload(sky_cuda *c, CUdeviceptr p, float *f, size_t n, int bf16, uin
  * a bf16 output, else 0) + 2 e32 max(|x| + 2 |u gate|): the fp32 product and sum. */
 static sky_status residual_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selftest_row *r, sky_err *err)
 {
-    enum { ROWS = 6, TPR = 3 };
     const char *name = p->names[ki];
+    const int   at = sky_selftest_const_int(p, ki, "AT") == 1, tok0 = AT_TOK0, mrows = mod_rows(at);
     const int   C = sky_selftest_const_int(p, ki, "C"), chunks = sky_selftest_const_int(p, ki, "CHUNKS");
     const int   gate = sky_selftest_const_int(p, ki, "GATE"), rows = ROWS, tpr = TPR;
     const int   xbf = sky_selftest_const_bf16(p, ki, "TX"), ubf = sky_selftest_const_bf16(p, ki, "TU");
     const int   ybf = sky_selftest_const_bf16(p, ki, "TY");
     if (C < 1 || chunks < 1 || gate < 0)
         return sky_fail(err, "selftest: %s: no C, CHUNKS or GATE in its kernel info", name);
-    const size_t n = (size_t)ROWS * C, nm = (size_t)(ROWS / TPR) * chunks * C;
+    const size_t n = (size_t)ROWS * C, nm = (size_t)mrows * chunks * C;
     float       *h = malloc((3 * n + nm) * sizeof *h);
     uint16_t    *s = malloc((n > nm ? n : nm) * 2);
     void        *dev = NULL;
@@ -312,14 +350,16 @@ static sky_status residual_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_se
         upload(c, dm, mod, nm, 0, s);
         memset(y, 0xff, n * 4); /* NaN */
         upload(c, dy, y, n, 0, s);
-        void *args[] = {(void *)&dy, (void *)&dx, (void *)&du, (void *)&dm, (void *)&rows, (void *)&tpr};
+        void *args[] = {(void *)&dy,   (void *)&dx,  (void *)&du,   (void *)&dm,
+                        (void *)&rows, (void *)&tpr, (void *)&tok0, (void *)&mrows};
         sky_cuda_launch(&p->st, ki, (unsigned)((n + 255) / 256), 1, 256, 0, c->stream, args);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(ybf ? (void *)s : (void *)y, dy, n * (ybf ? 2 : 4), c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
         double e = 0, ymax = 0, tmax = 0;
         int    finite = 1;
         for (size_t i = 0; i < n; i++) {
-            const double g = mod[((i / C) / TPR * chunks + gate) * C + i % C], want = x[i] + (double)u[i] * g;
+            const double g = mod[((size_t)mod_row(at, (int)(i / C)) * chunks + gate) * C + i % C];
+            const double want = x[i] + (double)u[i] * g;
             const double got = ybf ? sky_bf16_to_f32(s[i]) : y[i];
             if (!isfinite(got))
                 finite = 0;
@@ -373,12 +413,12 @@ static int rn_consts_read(const sky_selftest_prog *p, int ki, rn_consts *k)
  * both do; max_err and bound are the norm's, or the residual's where it fails. */
 static sky_status residual_norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, sky_selftest_row *r, sky_err *err)
 {
-    enum { ROWS = 6, TPR = 3 };
     const char *name = p->names[ki];
+    const int   at = sky_selftest_const_int(p, ki, "AT") == 1, tok0 = AT_TOK0, mrows = mod_rows(at);
     rn_consts   k;
     if (!rn_consts_read(p, ki, &k)) return sky_fail(err, "selftest: %s: incomplete constants in its kernel info", name);
     const int    C = k.C, tpr = TPR, rch = k.rchunks > 0 ? k.rchunks : 1, nch = k.nchunks > 0 ? k.nchunks : 1;
-    const size_t n = (size_t)ROWS * C, nr = (size_t)(ROWS / TPR) * rch * C, nn = (size_t)(ROWS / TPR) * nch * C;
+    const size_t n = (size_t)ROWS * C, nr = (size_t)mrows * rch * C, nn = (size_t)mrows * nch * C;
     const size_t total = 4 * n + nr + nn + 2 * (size_t)C;
     float       *h = malloc(total * sizeof *h);
     uint16_t    *s = malloc(total * 2);
@@ -401,8 +441,8 @@ static sky_status residual_norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, s
         upload(c, drm, rm, nr + nn + 2 * (size_t)C, 0, s);
         memset(y, 0xff, 2 * n * 4); /* NaN, y and r */
         upload(c, dy, y, 2 * n, 0, s);
-        void *args[] = {(void *)&dy,  (void *)&dr, (void *)&dx, (void *)&du, (void *)&drm,
-                        (void *)&dnm, (void *)&dw, (void *)&db, (void *)&tpr};
+        void *args[] = {(void *)&dy, (void *)&dr, (void *)&dx,  (void *)&du,   (void *)&drm,  (void *)&dnm,
+                        (void *)&dw, (void *)&db, (void *)&tpr, (void *)&tok0, (void *)&mrows};
         sky_cuda_launch(&p->st, ki, ROWS, 1, (unsigned)k.threads, 0, c->stream, args);
         SKY_CU_CHECK(cuMemcpyDtoHAsync(k.rbf ? (void *)s : (void *)rr, dr, n * (k.rbf ? 2 : 4), c->stream));
         SKY_CU_CHECK(cuStreamSynchronize(c->stream));
@@ -413,8 +453,9 @@ static sky_status residual_norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, s
         double re = 0, rmax = 0, rt = 0, e = 0, ymax = 0, tmax = 0;
         int    finite = 1;
         for (int row = 0; row < ROWS; row++) {
-            const float *g = rm + ((size_t)(row / TPR) * rch + k.gate) * C, *m = nm + (size_t)(row / TPR) * nch * C;
-            double       mean = 0, var = 0;
+            const float *g = rm + ((size_t)mod_row(at, row) * rch + k.gate) * C,
+                        *m = nm + (size_t)mod_row(at, row) * nch * C;
+            double mean = 0, var = 0;
             for (int i = 0; i < C; i++) {
                 const size_t j = (size_t)row * C + i;
                 const double want = x[j] + (double)u[j] * (k.gated ? g[i] : 1.0);
@@ -452,6 +493,68 @@ static sky_status residual_norm_row(sky_cuda *c, sky_selftest_prog *p, int ki, s
     return st;
 }
 
+/* 1 when kernel k of u (dit_forward_usp) is one of dit_forward's (d): the same name, template and constants. The
+ * generator names an instance by its template and constants, so it is the same kernel text, which dit_forward's
+ * rows check. */
+static int covered(const sky_selftest_prog *u, int k, const sky_selftest_prog *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        if (strcmp(d->names[i], u->names[k]) != 0) continue;
+        const sky_kernel_info *a = &u->info[k], *b = &d->info[i];
+        if (strcmp(a->template_name, b->template_name) != 0 || a->n_consts != b->n_consts) return 0;
+        for (int j = 0; j < a->n_consts; j++)
+            if (strcmp(a->consts[j].key, b->consts[j].key) != 0 || strcmp(a->consts[j].value, b->consts[j].value) != 0)
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* The kernel of template `tmpl` (the other attention kernel) of u with kernel k's heads and head dim that dit_forward
+ * lacks, or -1. */
+static int attention_partner(const sky_selftest_prog *u, int k, const char *tmpl, const sky_selftest_prog *dit)
+{
+    for (int i = sky_selftest_find_template(u, tmpl, 0); i >= 0; i = sky_selftest_find_template(u, tmpl, i + 1))
+        if (sky_selftest_const_int(u, i, "NH") == sky_selftest_const_int(u, k, "NH") &&
+            sky_selftest_const_int(u, i, "D") == sky_selftest_const_int(u, k, "D") && !covered(u, i, dit))
+            return i;
+    return -1;
+}
+
+/* The rows of dit_forward_usp's (u) kernels that dit_forward (dit) has not, in u's table order: the attention of the
+ * heads a rank holds (NH / P, both kernels of those heads as one pair), the AT 1 instances of the modulated norms and
+ * residuals (the rows a rank's slice of the tokens, from tok0: the case above), usp_slice and usp_pack_heads
+ * (selftest_families.c). A kernel of another template, new to dit_forward_usp, fails the selftest rather than go
+ * unchecked. */
+static sky_status usp_rows(sky_cuda *c, sky_selftest_prog *u, const sky_selftest_prog *dit, sky_selftest_table *t,
+                           sky_err *err)
+{
+    sky_status st = SKY_OK;
+    for (int k = 0; st == SKY_OK && k < u->n; k++) {
+        if (covered(u, k, dit)) continue;
+        const char *tmpl = u->info[k].template_name;
+        if (strcmp(tmpl, "attention_sm80") == 0)
+            st = attention_pair(c, u, attention_partner(u, k, "attention_sm90", dit), k, t, err);
+        else if (strcmp(tmpl, "attention_sm90") == 0) {
+            if (attention_partner(u, k, "attention_sm80", dit) < 0) st = attention_pair(c, u, k, -1, t, err);
+        } else if (!strcmp(tmpl, "layernorm_modulate") || !strcmp(tmpl, "gated_residual") ||
+                   !strcmp(tmpl, "residual_norm")) {
+            if (t->n == SKY_SELFTEST_MAX_ROWS)
+                return sky_fail(err, "selftest: more than %d kernels to check (%s): raise SKY_SELFTEST_MAX_ROWS",
+                                SKY_SELFTEST_MAX_ROWS, u->names[k]);
+            sky_selftest_row *r = &t->rows[t->n++];
+            st = tmpl[0] == 'l'   ? norm_row(c, u, k, r, err)
+                 : tmpl[0] == 'g' ? residual_row(c, u, k, r, err)
+                                  : residual_norm_row(c, u, k, r, err);
+        } else if (!sky_selftest_usp_row(c, u, k, t, &st, err))
+            st = sky_fail(err,
+                          "selftest: dit_forward_usp's kernel %s (template %s) is not one of dit_forward's and the "
+                          "selftest has no case for it: add one (runtime/cuda/selftest_cuda.c usp_rows)",
+                          u->names[k], tmpl);
+    }
+    return st;
+}
+
 /* The cache file of device c into path. */
 static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err *err)
 {
@@ -463,6 +566,8 @@ static sky_status cache_path(const sky_cuda *c, char *path, size_t size, sky_err
     if (!h) return sky_fail(err, "selftest: out of host memory");
     XXH64_reset(h, 0);
     XXH64_update(h, dit_forward_cuda.kernels_src, strlen(dit_forward_cuda.kernels_src));
+    if (&dit_forward_usp_cuda)
+        XXH64_update(h, dit_forward_usp_cuda.kernels_src, strlen(dit_forward_usp_cuda.kernels_src));
     if (&vae_decode_cuda) XXH64_update(h, vae_decode_cuda.kernels_src, strlen(vae_decode_cuda.kernels_src));
     if (&vae_encode_cuda) XXH64_update(h, vae_encode_cuda.kernels_src, strlen(vae_encode_cuda.kernels_src));
     if (&text_encode_cuda) XXH64_update(h, text_encode_cuda.kernels_src, strlen(text_encode_cuda.kernels_src));
@@ -543,7 +648,8 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
     sky_status               st = sky_selftest_prog_load(c, &dit, err);
     if (st == SKY_OK) {
         sky_cuda_smem_limit(g->n_kernels, g->kernel_names, dit.fn, "attention_sm90", g->attention90_smem);
-        st = attention_rows(c, &dit, t, err);
+        st = attention_pair(c, &dit, sky_selftest_find_template(&dit, "attention_sm90", 0),
+                            sky_selftest_find_template(&dit, "attention_sm80", 0), t, err);
         for (int i = 0; st == SKY_OK && i < g->n_kernels && t->n < SKY_SELFTEST_MAX_ROWS; i++)
             if (strcmp(g->kernel_info[i].template_name, "layernorm_modulate") == 0)
                 st = norm_row(c, &dit, i, &t->rows[t->n++], err);
@@ -556,7 +662,28 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
         if (st == SKY_OK) st = sky_selftest_gemm_row(c, t, err);
         if (st == SKY_OK) st = sky_selftest_fp8_row(c, &dit, t, err);
     }
-    sky_selftest_prog_unload(&dit);
+    sky_selftest_prog_unload(&dit); /* its names and kernel info stay: usp_rows compares against them */
+    /* dit_forward_usp (--use_usp): its kernels that dit_forward lacks are checked whenever the plugin has the program,
+     * whether or not a run asks for --use_usp. The verdict is one per device and plugin (cached; neither the plugin's
+     * selftest entry nor its cache key knows a run's options), the gate before every CUDA run reads that one table,
+     * and a --use_usp run then needs no selftest of its own; the cost is one more module (no compilation where the
+     * kernels are built in, else NVRTC's cache keeps it for the --use_usp run) and a few small launches. */
+    if (st == SKY_OK && &dit_forward_usp_cuda) {
+        const sky_dit_cuda_desc *u = &dit_forward_usp_cuda;
+        sky_selftest_prog        usp = {.src = u->kernels_src,
+                                        .file = "gen/dit_forward_usp_kernels.cu",
+                                        .n = u->n_kernels,
+                                        .names = u->kernel_names,
+                                        .info = u->kernel_info,
+                                        .smem_prefix = "attention_sm80",
+                                        .smem = u->attention_smem};
+        st = sky_selftest_prog_load(c, &usp, err);
+        if (st == SKY_OK) {
+            sky_cuda_smem_limit(u->n_kernels, u->kernel_names, usp.fn, "attention_sm90", u->attention90_smem);
+            st = usp_rows(c, &usp, &dit, t, err);
+        }
+        sky_selftest_prog_unload(&usp);
+    }
     const sky_vae_cuda_desc *vaes[2] = {&vae_decode_cuda, &vae_encode_cuda};
     for (int i = 0; i < 2 && st == SKY_OK; i++) {
         const sky_vae_cuda_desc *v = vaes[i];

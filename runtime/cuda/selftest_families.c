@@ -1,5 +1,6 @@
 /* runtime/cuda/selftest_families.c — the selftest's kernel constants and inputs, and the families RoPE,
- * GEMM, VAE conv and norm, umT5 norm (selftest_families.h; the cases and bounds: selftest_cuda.c). */
+ * GEMM, VAE conv and norm, umT5 norm, --use_usp's usp_slice and usp_pack (selftest_families.h; the cases and
+ * bounds: selftest_cuda.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -715,4 +716,118 @@ sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selfte
     const int kb = sky_selftest_find_template(text, "softmax_relbias", 0);
     if (kb >= 0 && (r = row_new(t, "t5_attn", text->names[kb])) && relbias_row(c, text, kb, r, err)) return SKY_ERR;
     return SKY_OK;
+}
+
+/* ---- --use_usp's data movement (dit_forward_usp): usp_slice and usp_pack_heads ------------------------------- */
+
+/* 1 when the kernel's T (a raw-bits type: "unsigned short" for bf16, or "float") is 4 bytes wide; 0 for 2; -1 else. */
+static int raw_is_f32(const sky_selftest_prog *p, int k)
+{
+    const char *t = sky_selftest_const(p, k, "T");
+    return !t ? -1 : strcmp(t, "float") == 0 ? 1 : strcmp(t, "unsigned short") == 0 ? 0 : -1;
+}
+
+/* Value i of a raw buffer of bf16 (f32 = 0) or fp32 values. */
+static double raw_at(const void *b, int f32, size_t i)
+{
+    return f32 ? ((const float *)b)[i] : sky_bf16_to_f32(((const uint16_t *)b)[i]);
+}
+
+/* A move of values (usp_slice, usp_pack_heads) against the host's: exact (bound 0); the output and the GUARD values
+ * past it start as NaN bytes, so a value not written, or one written past the output, fails the row. */
+enum { GUARD = 64 };
+static void move_check(sky_selftest_row *r, const void *got, const void *want, int f32, size_t n)
+{
+    st_err e = {0, 1};
+    for (size_t i = 0; i < n; i++) err_add(&e, raw_at(got, f32, i), raw_at(want, f32, i));
+    for (size_t i = n; i < n + GUARD; i++) e.finite &= isnan(raw_at(got, f32, i)) != 0; /* nothing written past */
+    row_done(r, &e, 0.0);
+}
+
+/* usp_slice (y [rows, COLS] = rows [tok0, tok0 + rows) of x [L, COLS], the rows past L zero): the last rank's slice,
+ * rank 1 of 2 of L = 11 tokens: rows = 6 from tok0 = 6, one of them padding. */
+static sky_status usp_slice_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_row *r, sky_err *err)
+{
+    const int cols = sky_selftest_const_int(p, k, "COLS"), f32 = raw_is_f32(p, k);
+    if (cols < 1 || f32 < 0) return sky_fail(err, "selftest: %s: no COLS or T in its kernel info", p->names[k]);
+    int            L = 11, rows = 6, tok0 = 6;
+    const size_t   es = f32 ? 4 : 2, nx = (size_t)L * cols, ny = (size_t)rows * cols;
+    float         *f = malloc(nx * sizeof *f);
+    uint16_t      *h = malloc(nx * 2);
+    unsigned char *x = malloc(nx * es), *y = malloc((ny + GUARD) * es), *want = calloc(ny + GUARD, es);
+    st_case        cs = {0};
+    sky_status     st = f && h && x && y && want ? case_open(&cs, c, (nx + ny + GUARD) * es, err)
+                                                 : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) {
+        uint64_t seed = 0x51ceULL;
+        sky_selftest_fill(h, f, nx, 2.0f, &seed); /* bf16-exact values: the same numbers in either type */
+        memcpy(x, f32 ? (const void *)f : (const void *)h, nx * es);
+        for (int i = 0; i < rows && tok0 + i < L; i++)
+            memcpy(want + (size_t)i * cols * es, x + (size_t)(tok0 + i) * cols * es, (size_t)cols * es);
+        memset(y, 0xff, (ny + GUARD) * es); /* NaN */
+        put(&cs, 0, x, nx * es);
+        put(&cs, nx * es, y, (ny + GUARD) * es);
+        const CUdeviceptr dx = cs.dev, dy = cs.dev + nx * es;
+        void             *args[] = {(void *)&dy, (void *)&dx, (void *)&rows, (void *)&tok0, (void *)&L};
+        sky_cuda_launch(&p->st, k, (unsigned)((ny + 255) / 256), 1, 256, 0, c->stream, args);
+        get(&cs, nx * es, y, (ny + GUARD) * es);
+        move_check(r, y, want, f32, ny);
+    }
+    case_close(&cs);
+    free(f), free(h), free(x), free(y), free(want);
+    return st;
+}
+
+/* usp_pack_heads: UNPACK 0 packs x [rows, C] into P = 2 blocks [P, rows, C / P] (block p: head group p), UNPACK 1
+ * the inverse, each against the host's layout, 5 rows. */
+static sky_status usp_pack_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_row *r, sky_err *err)
+{
+    const int C = sky_selftest_const_int(p, k, "C"), unpack = sky_selftest_const_int(p, k, "UNPACK");
+    const int f32 = raw_is_f32(p, k);
+    if (C < 2 || C % 2 || unpack < 0 || f32 < 0)
+        return sky_fail(err, "selftest: %s: no even C, UNPACK or T in its kernel info", p->names[k]);
+    int            rows = 5, P = 2;
+    const int      cp = C / P;
+    const size_t   es = f32 ? 4 : 2, n = (size_t)rows * C;
+    float         *f = malloc(n * sizeof *f);
+    uint16_t      *h = malloc(n * 2);
+    unsigned char *x = malloc(n * es), *y = malloc((n + GUARD) * es), *want = malloc((n + GUARD) * es);
+    st_case        cs = {0};
+    sky_status     st = f && h && x && y && want ? case_open(&cs, c, (2 * n + GUARD) * es, err)
+                                                 : sky_fail(err, "selftest: out of host memory");
+    if (st == SKY_OK) {
+        uint64_t seed = 0x9ac4ULL + (uint64_t)unpack;
+        sky_selftest_fill(h, f, n, 2.0f, &seed);
+        memcpy(x, f32 ? (const void *)f : (const void *)h, n * es);
+        for (int row = 0; row < rows; row++)
+            for (int col = 0; col < C; col++) {
+                const size_t i = (size_t)row * C + col, b = ((size_t)(col / cp) * rows + row) * cp + col % cp;
+                memcpy(want + (unpack ? i : b) * es, x + (unpack ? b : i) * es, es);
+            }
+        memset(y, 0xff, (n + GUARD) * es); /* NaN */
+        put(&cs, 0, x, n * es);
+        put(&cs, n * es, y, (n + GUARD) * es);
+        const CUdeviceptr dx = cs.dev, dy = cs.dev + n * es;
+        void             *args[] = {(void *)&dy, (void *)&dx, (void *)&rows, (void *)&P};
+        sky_cuda_launch(&p->st, k, (unsigned)((n + 255) / 256), 1, 256, 0, c->stream, args);
+        get(&cs, n * es, y, (n + GUARD) * es);
+        move_check(r, y, want, f32, n);
+    }
+    case_close(&cs);
+    free(f), free(h), free(x), free(y), free(want);
+    return st;
+}
+
+int sky_selftest_usp_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_table *t, sky_status *st, sky_err *err)
+{
+    const char *tmpl = p->info[k].template_name;
+    const int   slice = strcmp(tmpl, "usp_slice") == 0, pack = strcmp(tmpl, "usp_pack_heads") == 0;
+    if (!slice && !pack) return 0;
+    sky_selftest_row *r = row_new(t, slice ? "usp_slice" : "usp_pack", p->names[k]);
+    if (!r)
+        *st = sky_fail(err, "selftest: more than %d kernels to check (%s): raise SKY_SELFTEST_MAX_ROWS",
+                       SKY_SELFTEST_MAX_ROWS, p->names[k]);
+    else
+        *st = slice ? usp_slice_row(c, p, k, r, err) : usp_pack_row(c, p, k, r, err);
+    return 1;
 }

@@ -2,7 +2,8 @@
  * selftest_families.c: a generated program's kernels loaded for the selftest, their compile-time
  * constants read from the program's kernel info table (gen/emit/cuda.lua: kernel_info), the inputs, and
  * the families beyond attention, norm+mod and residual (RoPE, GEMM, layernorm, the VAE's conv, norm and
- * attention softmax, umT5's norm and relative-bias softmax, CLIP's attention softmax).
+ * attention softmax, umT5's norm and relative-bias softmax, CLIP's attention softmax, --use_usp's slice and
+ * head-group packing).
  * The header comment of selftest_cuda.c gives every family's case and bound. */
 #ifndef SKY_SELFTEST_FAMILIES_H
 #define SKY_SELFTEST_FAMILIES_H
@@ -53,6 +54,9 @@ sky_status sky_selftest_softmax_row(sky_cuda *c, sky_selftest_prog *p, const cha
                                     sky_err *err);
 /* fp8_expand of dit (--weight_dtype fp8): exact */
 sky_status sky_selftest_fp8_row(sky_cuda *c, sky_selftest_prog *dit, sky_selftest_table *t, sky_err *err);
+/* usp_slice or usp_pack_heads kernel k of p (dit_forward_usp): its row (families usp_slice, usp_pack; exact), the
+ * case's status in *st; 1 when k is one of those, 0 (nothing done) when not. */
+int sky_selftest_usp_row(sky_cuda *c, sky_selftest_prog *p, int k, sky_selftest_table *t, sky_status *st, sky_err *err);
 sky_status sky_selftest_t5_rows(sky_cuda *c, sky_selftest_prog *text, sky_selftest_table *t, sky_err *err);
 
 #endif /* SKY_SELFTEST_FAMILIES_H */

@@ -30,7 +30,7 @@ typedef struct sky_selftest_row {
     int    pass;         /* max_err <= bound, and every value finite */
 } sky_selftest_row;
 
-#define SKY_SELFTEST_MAX_ROWS 32
+#define SKY_SELFTEST_MAX_ROWS 64
 
 /* The verdict of one device for this plugin: cached beside the NVRTC cache (selftest_cuda.c). */
 typedef struct sky_selftest_table {
@@ -136,8 +136,9 @@ typedef struct sky_cuda_plugin {
  * 10: mem_bytes and device_info added. 11: the selftest table holds SKY_SELFTEST_MAX_ROWS 32 rows.
  * 12: set_timing added. 13: mem_free added. 14: open takes offload_blocks. 15: vae_open takes vae_decode_tile
  * (sky_vae_program.tile). 16: nccl_id, nccl_open and nccl_close added. 17: open takes weight_fp8.
- * 18: use_comm and set_device. 19: vae_open takes vae_encode_tile (a tile program with decode 0). */
-#define SKY_CUDA_PLUGIN_ABI 19
+ * 18: use_comm and set_device. 19: vae_open takes vae_encode_tile (a tile program with decode 0).
+ * 20: the selftest table holds SKY_SELFTEST_MAX_ROWS 64 rows (dit_forward_usp's kernels checked too). */
+#define SKY_CUDA_PLUGIN_ABI 20
 
 /* The bytes of an NCCL unique id (nccl.h's NCCL_UNIQUE_ID_BYTES; the plugin checks they agree). */
 #define SKY_PLUGIN_NCCL_ID_BYTES 128

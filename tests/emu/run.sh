@@ -34,7 +34,8 @@
 #      checkpoint); --weight_dtype fp8 likewise (equal to the fp8 checkpoint lora-merge --weight_dtype fp8 writes), its
 #      block weights kept as fp8 on the device and expanded into 1 .. blocks bf16 slots on the copy stream bit for
 #      bit the same, expansions late and early, with the two negative controls of --offload_blocks; the kernel
-#      selftest and its fallback with a fault injected (SKY_SELFTEST_FAULT, test only); the GEMMs' choice by
+#      selftest (dit_forward_usp's own kernels among its rows) and its fallback with a fault injected
+#      (SKY_SELFTEST_FAULT, test only; a usp kernel's fault caught too, and under --use_usp); the GEMMs' choice by
 #      measurement and its cache (3 emulated candidates);
 #   4. the VAE (vae_decode, vae_encode) on every case of tests/fixtures/vae/ against diffusers fp32,
 #      bound 2 x diffusers' own error with tf32 convolutions (PyTorch's default on a GPU; the CUDA VAE
@@ -555,7 +556,8 @@ else
 fi
 
 # 3d. the kernel selftest (`selftest`, runtime/cuda/selftest_cuda.c: the attention kernels at 130 x 150 rows,
-#     the norms with modulation, the gated residuals, RoPE, a cuBLASLt GEMM, the affine layer norms, the VAE's
+#     the norms with modulation, the gated residuals, RoPE, a cuBLASLt GEMM, the affine layer norms, --use_usp's slice
+#     and head-group packing and the other kernels of dit_forward_usp, the VAE's
 #     conv, norm and softmax, umT5's norm and relative-bias softmax at small shapes against a double reference of the same inputs, bounds from the
 #     dtypes' rounding) and the fallback it drives.
 #     Faults come from the test-only SKY_SELFTEST_FAULT (the named kernel's launches are dropped, in the
@@ -566,7 +568,14 @@ fi
 #         with SKY_SELFTEST=0 (selftest off: sm_90a kept) is NOT within it, so the fallback is what saved it;
 #       - attention_sm80 faulted, SKY_ATTENTION=sm80 (the failed kernel and no fallback): the run is refused;
 #       - layernorm_modulate faulted (a norm with modulation: no fallback): the run is refused;
-#       - the VAE conv of the table faulted (no fallback): its row fails, and a dit_forward run is refused naming it.
+#       - the VAE conv of the table faulted (no fallback): its row fails, and a dit_forward run is refused naming it;
+#       - dit_forward_usp's kernels (the variant has the program: checked with or without --use_usp): each kernel of
+#         its table that dit_forward's lacks (the attention of NH / P heads, the AT 1 norms and residuals, usp_slice,
+#         usp_pack_heads) has a passing row; usp_slice and an AT 1 norm faulted: their rows fail (no fallback), a run
+#         is refused naming the first; the usp program's attention_sm90 (h1: a rank's heads) faulted alone: a
+#         --use_usp run on 2 ranks warns and falls back to its sm_80 kernel, equal bit for bit to the sm_80 run, and
+#         with SKY_SELFTEST=0 it differs (the fault is real; dit_forward's own attention_sm90 row passes, so only the
+#         usp program's rows can have sent it to sm_80).
 f=$FX/tiny_df128_f1plain.safetensors
 peer=$("$ST" meta "$f" peer_bf16_rel_l2)
 bound=$(awk -v p="$peer" 'BEGIN { printf "%.3e", 2 * p }')
@@ -575,13 +584,24 @@ run_st ok "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 run_st ok "$B" selftest --cached > "$tmp/st2.txt" 2>&1; rc2=$?
 missing=""
 # (tiny_df128's DiT runs every norm3 fused with its residual: residual+norm; layernorm is CLIP's, step 5)
-for fam in attention norm+mod residual residual+norm rope gemm fp8_expand vae_conv vae_norm vae_attn t5_norm t5_attn; do
+for fam in attention norm+mod residual residual+norm rope gemm fp8_expand usp_slice usp_pack vae_conv vae_norm vae_attn t5_norm t5_attn; do
     awk -v f="$fam" '$1 == f && $NF == "pass" { n++ } END { exit !n }' "$tmp/st.txt" || missing="$missing $fam"
 done
 if [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -z "$missing" ] && ! grep -q FAIL "$tmp/st.txt" && grep -q "cached verdict" "$tmp/st2.txt"; then
-    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, residual+norm, rope, gemm, fp8_expand, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
+    ok "selftest (emulated): $(grep -c ' pass$' "$tmp/st.txt") kernels pass (every family: attention, norm+mod, residual, residual+norm, rope, gemm, fp8_expand, usp_slice, usp_pack, vae_conv, vae_norm, vae_attn, t5_norm, t5_attn), verdict cached; attention_sm90 max error, bound: $(grep -m1 attention_sm90 "$tmp/st.txt" | tr -s ' ' | cut -d' ' -f3-)"
 else cat "$tmp/st.txt" "$tmp/st2.txt"; bad "selftest (emulated) without a fault (exit $rc, $rc2; families without a passing row:${missing:- none})"; fi
 conv=$(awk '$1 == "vae_conv" { print $2; exit }' "$tmp/st.txt")   # vae_decode's
+# dit_forward_usp's kernels that dit_forward's table lacks (by name: the same name is the same instance)
+knames() { sed -n "/^const char \*const $1_kernel_names\[/,/^};/p" "out/$v/gen/$1_cuda.c" | grep -o '"[^"]*"' | tr -d '"' | sort; }
+usp_only=$(comm -23 <(knames dit_forward_usp) <(knames dit_forward))
+nu=0 unchecked=""
+for k in $usp_only; do
+    if awk -v k="$k" '$2 == k && $NF == "pass" { f = 1 } END { exit !f }' "$tmp/st.txt"; then nu=$((nu + 1))
+    else unchecked="$unchecked $k"; fi
+done
+if [ "$nu" -gt 0 ] && [ -z "$unchecked" ] && grep -qE "^usp_slice .* pass$" "$tmp/st.txt" && grep -qE "^usp_pack .* pass$" "$tmp/st.txt"; then
+    ok "selftest (emulated) checks dit_forward_usp's $nu kernels dit_forward lacks, each passing (of $(grep -c ' pass$' "$tmp/st.txt") rows): $(echo $usp_only | tr ' ' ',')"
+else cat "$tmp/st.txt"; bad "selftest (emulated): dit_forward_usp's kernels dit_forward lacks without a passing row:${unchecked:- (none found)}"; fi
 export SKY_SELFTEST_FAULT=attention_sm90
 run_st f90 "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
 if [ "$rc" -eq 1 ] && grep -q "attention_sm90.*FAIL -> fallback attention_sm80" "$tmp/st.txt"; then
@@ -619,7 +639,41 @@ if [ -n "$conv" ] && [ "$rc" -eq 1 ] && grep -qE "^vae_conv +$conv .*FAIL \(no f
    grep -q "error: selftest: $conv failed.*no fallback: the run is refused" "$tmp/st.log" && [ ! -e "$tmp/stconv.safetensors" ]; then
     ok "$conv (the VAE's conv, no fallback) faulted: its row FAILs (no fallback), exit 1; a run is refused naming it, exit 1"
 else cat "$tmp/st.txt" "$tmp/st.log"; bad "VAE conv ${conv:-(no vae_conv row)} faulted: expected a FAIL row and a refusal (exit $rc, $rc2)"; fi
+# a usp kernel faulted (usp_slice: dit_forward_usp's first; an AT 1 norm): its row fails, a run (without --use_usp:
+# the gate reads one table) is refused naming it
+for k in usp_slice layernorm_modulate_msa_c256_at; do
+    export SKY_SELFTEST_FAULT=$k
+    run_st "f$k" "$B" selftest > "$tmp/st.txt" 2>&1; rc=$?
+    run_st "f$k" "$B" program dit_forward --backend cuda --weights "$tmp/w-$v.safetensors" --inputs "$f" \
+        --output "$tmp/stusp.safetensors" > "$tmp/st.log" 2>&1; rc2=$?
+    row=$(awk -v k="$k" 'index($2, k) == 1 { print $1, $2; exit }' "$tmp/st.txt")
+    if [ "$rc" -eq 1 ] && [ "$(grep -c FAIL "$tmp/st.txt")" -eq 1 ] && grep -qE "^[a-z_+]+ +${k}[a-z0-9_]* .*FAIL \(no fallback\)" "$tmp/st.txt" &&
+       [ "$rc2" -eq 1 ] && grep -q "error: selftest: $k.*failed.*no fallback: the run is refused" "$tmp/st.log" &&
+       [ ! -e "$tmp/stusp.safetensors" ]; then
+        ok "$row (dit_forward_usp's) faulted: its row alone FAILs (no fallback), exit 1; a dit_forward run is refused naming it"
+    else cat "$tmp/st.txt" "$tmp/st.log"; bad "dit_forward_usp's $k faulted: expected its FAIL row and a refusal (exit $rc, $rc2)"; fi
+done
 unset SKY_SELFTEST_FAULT
+if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
+    usp_st() {   # output [env...]: a --use_usp run on 2 ranks, one emulated GPU each
+        local out=$1
+        shift
+        env "$@" SKY_CACHE="$tmp/st-usp" SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN="$plug" timeout 600 mpirun --oversubscribe -np 2 \
+            -x SKY_CACHE -x SKY_EMU_DEVICES -x SKY_CUDA_PLUGIN -x SKY_SELFTEST_FAULT -x SKY_SELFTEST -x SKY_ATTENTION \
+            "$B" program dit_forward --weights "$tmp/w-$v.safetensors" --inputs "$f" --output "$tmp/$out.safetensors" -q \
+            --backend cuda --use_usp > "$tmp/$out.log" 2>&1
+    }
+    # the variables mpirun passes on are set on every run (empty: unset for the program)
+    if usp_st us80 SKY_SELFTEST_FAULT= SKY_SELFTEST=1 SKY_ATTENTION=sm80 &&
+       usp_st us90f SKY_SELFTEST_FAULT=attention_sm90_h1 SKY_SELFTEST=1 SKY_ATTENTION= &&
+       usp_st us90off SKY_SELFTEST_FAULT=attention_sm90_h1 SKY_SELFTEST=0 SKY_ATTENTION= &&
+       grep -q "warning: selftest: attention_sm90_h1_d128 failed.*uses its fallback attention_sm80_h1_d128" "$tmp/us90f.log" &&
+       cmp -s "$tmp/us80.safetensors" "$tmp/us90f.safetensors" && ! cmp -s "$tmp/us80.safetensors" "$tmp/us90off.safetensors"; then
+        ok "dit_forward_usp's attention_sm90_h1_d128 faulted: a --use_usp run on 2 ranks warns, falls back to attention_sm80_h1_d128 (bit for bit the sm_80 run); with SKY_SELFTEST=0 it differs (the fault is real)"
+    else tail -n 4 "$tmp"/us80.log "$tmp"/us90f.log "$tmp"/us90off.log; bad "dit_forward_usp's attention_sm90 faulted under --use_usp: expected the sm_80 fallback"; fi
+else
+    echo "     dit_forward_usp's attention fallback under --use_usp: not run (needs mpirun and $CUDA/include/nccl.h)"
+fi
 
 # 4. the VAE: every case of tests/fixtures/vae/ (diffusers AutoencoderKLWan, fp32) on a spec made of the
 #    fixture's vae section and tiny_df128's DiT (so the variant has the CUDA target), bound 2 x the error
