@@ -88,9 +88,8 @@ const char *sky_device_part_label(const sky_variant_desc *v, int part, const sky
 
 /* SKY_OK when c's peak fits in free_bytes (GPU c->device's free memory before any model loads). Else SKY_ERR with a
  * message naming the peak and what is held then, the GPU (and with usp the rank), the free and total memory, and
- * the options that make the run
- * fit: the first whose peak fits of --vae_tiling, --offload, both, then each of these with --offload_blocks N (N the
- * largest that fits), cheapest first; or that none of this build does. */
+ * the options that make the run fit: the first whose peak fits of --vae_tiling, --offload, both, then each of these
+ * with --offload_blocks N (N the largest that fits), cheapest first; or that none of this build does. */
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err);
 

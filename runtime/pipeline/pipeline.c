@@ -298,7 +298,8 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
  * against GPU 0's free memory before any model loads (--use_usp with more than one rank per group: each rank's own
- * plan, the transformer as dit_forward while it opens then as dit_forward_usp, against its own GPU, a->device). Where the VAE decoder at the frame's size would not fit and
+ * plan, the transformer as dit_forward while it opens then as dit_forward_usp, against its own GPU, a->device).
+ * Where the VAE decoder at the frame's size would not fit and
  * the variant has vae_decode_tile, the decode (and the encode) is tiled (r->vae_tiled; said on stderr), as with
  * --vae_tiling; with --offload_blocks auto also where the rest then needs block offload (tiling costs less time than
  * copying blocks).

@@ -1,8 +1,8 @@
 /* tests/runtime/test_device_plan.c — runtime/models/device_plan.c's VAE terms: the tiled decoder (vae_decode_tile)
  * counted in place of vae_decode when the decode is tiled, the run's automatic choice of tiling when the frame's
  * decoder does not fit (sky_device_plan_tile_vae), and the refusal's suggestions; --weight_dtype fp8's transformer;
- * --use_usp's transformer (dit_forward as it opens, then dit_forward_usp) and the rank's GPU. A made-up variant with round
- * sizes; each part is counted as device_plan.h says (weights + arena + the cuBLASLt workspace), so the expected
+ * --use_usp's transformer (dit_forward as it opens, then dit_forward_usp) and the rank's GPU. A made-up variant with
+ * round sizes; each part is counted as device_plan.h says (weights + arena + the cuBLASLt workspace), so the expected
  * values are sums of the numbers below.
  */
 #include <string.h>
