@@ -198,6 +198,31 @@ static void print_fp8(const sky_device_config *all)
     }
 }
 
+/* --use_usp (runtime/cuda/dit_cuda.c use_comm): each rank's transformer on its own GPU, opened as dit_forward and then
+ * moved onto dit_forward_usp (dit_forward's arena freed first, the weights kept), and one rank's peaks, with TeaCache
+ * where the variant has it. */
+static void print_usp(const sky_device_config *all)
+{
+    if (!sky_variant.dit->usp) return;
+    sky_device_config c = *all;
+    sky_device_plan   plan;
+    char              b[32], u[32];
+    c.usp = 1;
+    sky_device_plan_make(&sky_variant, &c, &plan);
+    printf("            --use_usp, each rank on its own GPU: the transformer opens as dit_forward, %s (%zu bytes), "
+           "then runs as dit_forward_usp, %s (%zu bytes)\n",
+           sky_device_bytes_fmt(b, sizeof b, plan.bytes[SKY_DEVICE_DIT_OPEN]), plan.bytes[SKY_DEVICE_DIT_OPEN],
+           sky_device_bytes_fmt(u, sizeof u, plan.bytes[SKY_DEVICE_DIT]), plan.bytes[SKY_DEVICE_DIT]);
+    for (int offload = 0; offload < 2; offload++) {
+        char flags[64];
+        c.offload = offload;
+        sky_device_plan_make(&sky_variant, &c, &plan);
+        snprintf(flags, sizeof flags, "--use_usp%s%s", offload ? " --offload" : "", c.teacache ? " --teacache" : "");
+        printf("            peak %-34s %10s (%zu bytes): %s\n", flags, sky_device_bytes_fmt(b, sizeof b, plan.peak),
+               plan.peak, plan.at_peak);
+    }
+}
+
 /* The CUDA plugin's device memory (models/device_plan.h): each program's bytes, and the peak of a full run of
  * the variant's family (both encoders where it has an image branch, the VAE decoder, the encoder for I2V and
  * DF's long videos) with every model kept, and with --offload; each with and without TeaCache. */
@@ -240,6 +265,7 @@ static void print_device_plan(void)
                 printf("            peak %-34s %10s (%zu bytes): %s\n", flags[0] ? flags + 1 : "(every model kept)",
                        sky_device_bytes_fmt(b, sizeof b, plan.peak), plan.peak, plan.at_peak);
             }
+    print_usp(&all);
     print_offload_blocks(&all);
     print_fp8(&all);
 }

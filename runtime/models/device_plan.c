@@ -18,9 +18,26 @@ static size_t program_bytes(size_t weights, size_t arena, size_t kept)
 
 const char *sky_device_part_name(int part)
 {
-    static const char *names[SKY_DEVICE_PARTS] = {"the text encoder",   "the image encoder", "the transformer",
-                                                  "TeaCache's buffers", "the VAE decoder",   "the VAE encoder"};
+    static const char *names[SKY_DEVICE_PARTS] = {"the text encoder",
+                                                  "the image encoder",
+                                                  "the transformer",
+                                                  "TeaCache's buffers",
+                                                  "the VAE decoder",
+                                                  "the VAE encoder",
+                                                  "the transformer as it opens (dit_forward)"};
     return part >= 0 && part < SKY_DEVICE_PARTS ? names[part] : "?";
+}
+
+/* Whether c counts the transformer as --use_usp holds it: dit_forward as it opens, then dit_forward_usp. */
+static int usp_of(const sky_variant_desc *v, const sky_device_config *c)
+{
+    return c->usp && v->has_cuda && v->dit->usp != NULL;
+}
+
+const char *sky_device_part_label(const sky_variant_desc *v, int part, const sky_device_config *c)
+{
+    if (part == SKY_DEVICE_DIT && usp_of(v, c)) return "the transformer (dit_forward_usp)";
+    return sky_device_part_name(part);
 }
 
 const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes)
@@ -52,8 +69,15 @@ static void part_bytes(const sky_variant_desc *v, const sky_device_config *c, si
         weights += p->cuda_fp8_bytes - p->cuda_fp8_bf16_bytes + (size_t)fp8_slots(p, c) * p->cuda_fp8_block_bytes;
     else if (c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks) /* --offload_blocks: N slots of the blocks */
         weights -= (size_t)(p->cuda_blocks - c->offload_blocks) * p->cuda_block_bytes;
-    b[SKY_DEVICE_DIT] = program_bytes(weights, p->cuda_arena_bytes, SKY_PROMPT_SLOTS * pad256(p->cuda_prompt_bytes));
-    if (c->teacache) b[SKY_DEVICE_TEACACHE] = p->cuda_teacache_bytes;
+    /* --use_usp: the weights uploaded once for both programs; dit_forward's arena while it opens, then (use_comm
+     * frees it first) dit_forward_usp's, whose tokens slot TeaCache's buffers copy (teacache_open runs after) */
+    const sky_dit_program *run = usp_of(v, c) ? p->usp : p;
+    b[SKY_DEVICE_DIT] =
+        program_bytes(weights, run->cuda_arena_bytes, SKY_PROMPT_SLOTS * pad256(run->cuda_prompt_bytes));
+    if (run != p)
+        b[SKY_DEVICE_DIT_OPEN] =
+            program_bytes(weights, p->cuda_arena_bytes, SKY_PROMPT_SLOTS * pad256(p->cuda_prompt_bytes));
+    if (c->teacache) b[SKY_DEVICE_TEACACHE] = run->cuda_teacache_bytes;
     const sky_encoder_program *e[2] = {c->text ? v->text_encode : NULL, c->clip ? v->clip_encode : NULL};
     for (int i = 0; i < 2; i++)
         if (e[i]) b[SKY_DEVICE_TEXT + i] = program_bytes(e[i]->cuda_weight_bytes, e[i]->cuda_arena_bytes, 0);
@@ -72,11 +96,12 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
     if (v->has_cuda && !c->weight_fp8 && c->offload_blocks > 0 && c->offload_blocks < p->cuda_blocks)
         out->host_pinned = (size_t)p->cuda_blocks * p->cuda_block_bytes;
     /* the sets held at once, as bit masks of parts: the encoders alone, then the rest together (or, under
-     * --offload, the transformer with TeaCache's buffers, and each VAE program alone) */
+     * --offload, the transformer with TeaCache's buffers, and each VAE program alone); with --use_usp before them
+     * the transformer as it opens, alone (0 bytes without) */
     const unsigned dit = 1u << SKY_DEVICE_DIT | 1u << SKY_DEVICE_TEACACHE;
     const unsigned vae_dec = 1u << SKY_DEVICE_VAE_DECODE, vae_enc = 1u << SKY_DEVICE_VAE_ENCODE;
-    unsigned       sets[5] = {1u << SKY_DEVICE_TEXT, 1u << SKY_DEVICE_CLIP};
-    int            n_sets = 2;
+    unsigned       sets[6] = {1u << SKY_DEVICE_TEXT, 1u << SKY_DEVICE_CLIP, 1u << SKY_DEVICE_DIT_OPEN};
+    int            n_sets = 3;
     if (c->offload)
         sets[n_sets++] = dit, sets[n_sets++] = vae_dec, sets[n_sets++] = vae_enc;
     else
@@ -92,7 +117,7 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
     for (int i = 0; i < SKY_DEVICE_PARTS; i++)
         if ((best >> i & 1) && out->bytes[i] && used < sizeof out->at_peak)
             used += (size_t)snprintf(out->at_peak + used, sizeof out->at_peak - used, "%s%s", used ? " + " : "",
-                                     sky_device_part_name(i));
+                                     sky_device_part_label(v, i, c));
 }
 
 int sky_device_plan_fit_blocks(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes)
@@ -128,7 +153,7 @@ sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_con
     sky_device_plan plan;
     sky_device_plan_make(v, c, &plan);
     if (plan.peak <= free_bytes) return SKY_OK;
-    char need[32], have[32], all[32], fix[560];
+    char need[32], have[32], all[32], fix[560], gpu[48];
     /* the options that lower the peak, cheapest first, alone then together: the tiled VAE decoder (where the variant
      * has one and the decode is not tiled already), --offload (each model on the GPU only for its stage), then the
      * same with --offload_blocks N (N: the largest that fits; where the transformer has more than one block) */
@@ -181,10 +206,15 @@ sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_con
     else
         snprintf(fix, sizeof fix,
                  "no option of this build makes it fit: use a GPU with that much free memory, or --backend cpu");
+    /* --use_usp: every rank checks its own GPU; the message says whose */
+    if (c->ranks > 0)
+        snprintf(gpu, sizeof gpu, "rank %d's GPU %d", c->rank, c->device);
+    else
+        snprintf(gpu, sizeof gpu, "GPU %d", c->device);
     return sky_fail(err,
-                    "%s needs %s (%zu bytes) of device memory at its peak (%s; the plan: --info), GPU 0 has %s "
+                    "%s needs %s (%zu bytes) of device memory at its peak (%s; the plan: --info), %s has %s "
                     "(%zu bytes) free of %s; %s",
-                    v->name, sky_device_bytes_fmt(need, sizeof need, plan.peak), plan.peak, plan.at_peak,
+                    v->name, sky_device_bytes_fmt(need, sizeof need, plan.peak), plan.peak, plan.at_peak, gpu,
                     sky_device_bytes_fmt(have, sizeof have, free_bytes), free_bytes,
                     sky_device_bytes_fmt(all, sizeof all, total_bytes), fix);
 }

@@ -23,9 +23,17 @@
  * the VAE's decoder and encoder, together to the end of the run, or under --offload each alone for its
  * stage. The peak is the largest of those sets, on GPU 0 (with --use_cfg_parallel GPU 1 holds a second
  * transformer and its TeaCache buffers).
+ * --use_usp with more than one rank per group (config usp): one rank's plan, on the rank's own GPU (config device).
+ * Each rank opens the transformer as dit_forward (its weights, arena, workspace and prompt arenas: the part
+ * SKY_DEVICE_DIT_OPEN, held alone: the encoders are closed, the VAE not open yet), then use_comm
+ * (runtime/cuda/dit_cuda.c) frees dit_forward's arena before it allocates dit_forward_usp's (the two never
+ * coexist), and keeps the weights: SKY_DEVICE_DIT is then the same weights with dit_forward_usp's arena, workspace
+ * and prompt arenas, and TeaCache's buffers are dit_forward_usp's (opened after use_comm: its tokens slot holds the
+ * rank's tokens). Under --offload the transformer reopens so for each stage. With one rank per group (the CFG axis
+ * on 2 ranks) each rank holds dit_forward as one process does, on its own GPU (config device, ranks and rank).
  * Not counted: what the plugin does not allocate itself (the CUDA context, the kernels' modules, the CUDA
- * Graphs, cuBLASLt's internal memory), and the kernel selftest's cases, allocated only on a device's first run
- * and freed before any model opens.
+ * Graphs, cuBLASLt's internal memory, NCCL's own buffers), and the kernel selftest's cases, allocated only on a
+ * device's first run and freed before any model opens.
  */
 #ifndef SKY_DEVICE_PLAN_H
 #define SKY_DEVICE_PLAN_H
@@ -39,10 +47,11 @@
 enum {
     SKY_DEVICE_TEXT = 0,   /* text_encode (umT5) */
     SKY_DEVICE_CLIP,       /* clip_encode */
-    SKY_DEVICE_DIT,        /* dit_forward with its prompt arenas */
+    SKY_DEVICE_DIT,        /* dit_forward with its prompt arenas (--use_usp: dit_forward_usp's) */
     SKY_DEVICE_TEACACHE,   /* TeaCache's buffers */
     SKY_DEVICE_VAE_DECODE, /* vae_decode */
     SKY_DEVICE_VAE_ENCODE, /* vae_encode */
+    SKY_DEVICE_DIT_OPEN,   /* --use_usp: dit_forward with its prompt arenas as the rank opens it (0 without usp) */
     SKY_DEVICE_PARTS
 };
 
@@ -56,6 +65,11 @@ typedef struct sky_device_config {
     int vae_tiled;      /* the decode is tiled: the decoder is vae_decode_tile (where the variant has one) */
     int offload_blocks; /* --offload_blocks N: N transformer blocks on the device (0, or N >= the blocks: all) */
     int weight_fp8;     /* --weight_dtype fp8: the blocks' linear weights as fp8 on the device */
+    int usp;            /* --use_usp, more than one rank per group: the transformer opens as dit_forward, then runs
+                         * as dit_forward_usp (the variant's dit->usp; ignored where it has none) */
+    int ranks;          /* --use_usp: the ranks of the run (also one rank per group: the CFG axis on 2); else 0 */
+    int rank;           /* --use_usp: this rank among them (messages) */
+    int device;         /* the GPU the plan is checked against: the rank's own under --use_usp, else 0 */
 } sky_device_config;
 
 typedef struct sky_device_plan {
@@ -71,10 +85,14 @@ void sky_device_plan_make(const sky_variant_desc *v, const sky_device_config *c,
 /* The part's name in messages: "the transformer", "the VAE decoder", ... */
 const char *sky_device_part_name(int part);
 
-/* SKY_OK when c's peak fits in free_bytes (GPU 0's free memory before any model loads). Else SKY_ERR with a
- * message naming the peak and what is held then, the free and total memory, and the options that make the run
- * fit: the first whose peak fits of --vae_tiling, --offload, both, then each of these with --offload_blocks N (N the
- * largest that fits), cheapest first; or that none of this build does. */
+/* The part's name in the plan of variant v in configuration c: sky_device_part_name's, but with usp (where v has
+ * dit_forward_usp) the transformer names its program: "the transformer (dit_forward_usp)". */
+const char *sky_device_part_label(const sky_variant_desc *v, int part, const sky_device_config *c);
+
+/* SKY_OK when c's peak fits in free_bytes (GPU c->device's free memory before any model loads). Else SKY_ERR with a
+ * message naming the peak and what is held then, the GPU (and with usp the rank), the free and total memory, and
+ * the options that make the run fit: the first whose peak fits of --vae_tiling, --offload, both, then each of these
+ * with --offload_blocks N (N the largest that fits), cheapest first; or that none of this build does. */
 sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes,
                                  size_t total_bytes, sky_err *err);
 

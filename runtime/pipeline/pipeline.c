@@ -297,7 +297,9 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 }
 
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
- * against GPU 0's free memory before any model loads. Where the VAE decoder at the frame's size would not fit and
+ * against GPU 0's free memory before any model loads (--use_usp: each rank's own plan against its own GPU, a->device;
+ * with more than one rank per group the transformer as dit_forward while it opens, then as dit_forward_usp).
+ * Where the VAE decoder at the frame's size would not fit and
  * the variant has vae_decode_tile, the decode (and the encode) is tiled (r->vae_tiled; said on stderr), as with
  * --vae_tiling; with --offload_blocks auto also where the rest then needs block offload (tiling costs less time than
  * copying blocks).
@@ -309,6 +311,10 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
     const sky_variant_desc *v = r->v;
     r->offload_blocks = a->offload_blocks > 0 ? a->offload_blocks : 0;
     if (a->backend != SKY_BACKEND_CUDA) return SKY_OK;
+    /* --use_usp: every rank plans its own GPU; the ranks among all of them (a CFG group's rank is its number within
+     * the group, group g holding ranks g N .. g N + N - 1) */
+    const sky_comm   *cm = a->comm;
+    const int         groups = cm && cm->cfg_group >= 0 ? 2 : 1, group = cm && cm->cfg_group >= 0 ? cm->cfg_group : 0;
     sky_device_config c = {.offload = a->offload,
                            .offload_blocks = r->offload_blocks,
                            .teacache = a->teacache,
@@ -317,9 +323,19 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
                            .vae_decode = a->vae_weights != NULL,
                            .vae_encode = a->vae_weights != NULL && needs_vae_encoder(r),
                            .vae_tiled = r->vae_tiled,
-                           .weight_fp8 = a->weight_fp8};
+                           .weight_fp8 = a->weight_fp8,
+                           /* as denoise.c opens the transformer (open_job_run) */
+                           .usp = a->comm && a->comm->size > 1,
+                           .ranks = cm ? groups * cm->size : 0,
+                           .rank = cm ? group * cm->size + cm->rank : 0,
+                           .device = cm ? a->device : 0};
     size_t            free_bytes, total;
-    if (sky_cuda_device_memory(v->name, 0, &free_bytes, &total, err)) return SKY_ERR;
+    char              gpu[48]; /* the GPU checked, in the lines printed */
+    if (c.ranks > 0)
+        snprintf(gpu, sizeof gpu, "rank %d's GPU %d", c.rank, c.device);
+    else
+        snprintf(gpu, sizeof gpu, "GPU %d", c.device);
+    if (sky_cuda_device_memory(v->name, c.device, &free_bytes, &total, err)) return SKY_ERR;
     sky_device_plan plan;
     sky_device_plan_make(v, &c, &plan);
     const sky_vae_tiling tiling = {a->vae_tile_px, a->vae_tile_stride_px};
@@ -334,9 +350,9 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
         if (!a->quiet && !a->progress_json)
             fprintf(stderr,
                     "device memory: the VAE decoder at the frame's size (%s) does not fit beside the rest (%s free on "
-                    "GPU 0): decoding in tiles of %d:%d pixels (vae_decode_tile, %s)%s, as --vae_tiling does\n",
+                    "%s): decoding in tiles of %d:%d pixels (vae_decode_tile, %s)%s, as --vae_tiling does\n",
                     sky_device_bytes_fmt(fb, sizeof fb, frame), sky_device_bytes_fmt(have, sizeof have, free_bytes),
-                    a->vae_tile_px, a->vae_tile_stride_px,
+                    gpu, a->vae_tile_px, a->vae_tile_stride_px,
                     sky_device_bytes_fmt(tb, sizeof tb, plan.bytes[SKY_DEVICE_VAE_DECODE]),
                     c.vae_encode && v->vae_encode_tile ? " and encoding too (vae_encode_tile)" : "");
     }
@@ -347,9 +363,9 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
     if (!a->quiet && !a->progress_json) {
         char need[32], have[32], pin[32] = "";
         if (plan.host_pinned) snprintf(pin, sizeof pin, "%d of %d", r->offload_blocks, v->dit->cuda_blocks);
-        fprintf(stderr, "device memory: %s (%zu bytes) planned at the peak (%s), %s free on GPU 0",
+        fprintf(stderr, "device memory: %s (%zu bytes) planned at the peak (%s), %s free on %s",
                 sky_device_bytes_fmt(need, sizeof need, plan.peak), plan.peak, plan.at_peak,
-                sky_device_bytes_fmt(have, sizeof have, free_bytes));
+                sky_device_bytes_fmt(have, sizeof have, free_bytes), gpu);
         if (plan.host_pinned)
             fprintf(stderr, "; --offload_blocks: %s blocks on the GPU, all in %s (%zu bytes) of pinned host memory",
                     pin, sky_device_bytes_fmt(need, sizeof need, plan.host_pinned), plan.host_pinned);

@@ -37,7 +37,8 @@
  * on another device's memory fails (device memory is not shared without peer access, which the runtime
  * never enables). Calls from several threads are served one at a time (one lock around every call).
  * SKY_EMU_DEVICE_BYTES=N (bytes, default 80 GiB) is each device's total memory: cuMemGetInfo's total, its free
- * (the total less what is allocated on it), cuDeviceTotalMem, and where cuMemAlloc runs out of memory.
+ * (the total less what is allocated on it), cuDeviceTotalMem, and where cuMemAlloc runs out of memory; N0,N1,...
+ * gives device d the d-th (the last for the devices after), so that one rank's GPU can be the small one.
  */
 #include <math.h>
 #include <pthread.h>
@@ -55,7 +56,7 @@
 
 #include "emu.h"
 
-#define TOTAL_BYTES   total_bytes           /* SKY_EMU_DEVICE_BYTES */
+#define TOTAL_BYTES(d) total_bytes[d]       /* SKY_EMU_DEVICE_BYTES */
 #define SMEM_DEFAULT  (48u << 10)
 #define SMEM_OPTIN    232448u                  /* 227 KiB: H100 / H200 */
 
@@ -69,7 +70,7 @@ static void serial_end(int *unused) { (void)unused; pthread_mutex_unlock(&serial
 
 #define MAX_DEVICES 8
 static int n_devices = 1;                      /* SKY_EMU_DEVICES */
-static size_t total_bytes = (size_t)80 << 30;  /* SKY_EMU_DEVICE_BYTES */
+static size_t total_bytes[MAX_DEVICES];        /* SKY_EMU_DEVICE_BYTES, per device (cuInit) */
 static int primary_ctx[MAX_DEVICES];           /* device d's primary context is &primary_ctx[d] */
 static _Thread_local int current = -1;         /* this thread's current device; -1: none yet */
 
@@ -104,7 +105,7 @@ static CUresult mem_alloc(CUdeviceptr *out, size_t n)
 {
     if (!out || n == 0) return CUDA_ERROR_INVALID_VALUE;
     if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
-    if (n > TOTAL_BYTES - allocated[current]) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (n > TOTAL_BYTES(current) - allocated[current]) return CUDA_ERROR_OUT_OF_MEMORY;
     if (n_allocs == cap_allocs) {
         cap_allocs = cap_allocs ? 2 * cap_allocs : 64;
         alloc *a = realloc(allocs, (size_t)cap_allocs * sizeof *a);
@@ -403,7 +404,13 @@ CUresult cuInit(unsigned int flags)
     const char *nd = getenv("SKY_EMU_DEVICES");
     n_devices = nd && atoi(nd) >= 1 && atoi(nd) <= MAX_DEVICES ? atoi(nd) : 1;
     const char *tb = getenv("SKY_EMU_DEVICE_BYTES");
-    total_bytes = tb && strtoull(tb, NULL, 10) > 0 ? (size_t)strtoull(tb, NULL, 10) : (size_t)80 << 30;
+    const char *at = tb;
+    for (int d = 0; d < MAX_DEVICES; d++) { /* "N" or "N0,N1,...": the last one for the devices after */
+        char *end = NULL;
+        const unsigned long long n = at && *at ? strtoull(at, &end, 10) : 0;
+        total_bytes[d] = n > 0 ? (size_t)n : d > 0 ? total_bytes[d - 1] : (size_t)80 << 30;
+        at = end && *end == ',' ? end + 1 : NULL;
+    }
     const char *co = getenv("SKY_EMU_COPY_ORDER");
     copy_order = co && strcmp(co, "late") == 0 ? ORDER_LATE : co && strcmp(co, "early") == 0 ? ORDER_EARLY : ORDER_ISSUE;
     if (co && *co && copy_order == ORDER_ISSUE) {
@@ -470,7 +477,7 @@ CUresult cuDeviceTotalMem(size_t *bytes, CUdevice d)
 {
     EMU_SERIAL();
     if (d < 0 || d >= n_devices) return CUDA_ERROR_INVALID_DEVICE;
-    *bytes = TOTAL_BYTES;
+    *bytes = TOTAL_BYTES(d);
     return CUDA_SUCCESS;
 }
 
@@ -537,8 +544,8 @@ CUresult cuMemGetInfo(size_t *free_bytes, size_t *total)
 {
     EMU_SERIAL();
     if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
-    *free_bytes = TOTAL_BYTES - allocated[current];
-    *total = TOTAL_BYTES;
+    *free_bytes = TOTAL_BYTES(current) - allocated[current];
+    *total = TOTAL_BYTES(current);
     return CUDA_SUCCESS;
 }
 

@@ -229,8 +229,11 @@ rm -rf "out/$vs" "build/$vs" "build/cmake-$vs.log" "build/emu/$vs"
 #     collectives through the NCCL double, give latents bit for bit equal to the one-process emulated CUDA run (the
 #     fixture cases: plain and per-frame timesteps, 1 to 6 frames, portrait, a batch whose second sample replays the
 #     captured graph; --offload_blocks 1; TeaCache; the sm_80 attention) and a DF generation of 2 windows (the
-#     encoders and the VAE on each rank's GPU), also with the CFG axis on 2 ranks (1 + 1) and 4 (2 + 2); a negative control flips one bit of every all-to-all's first block
-#     (SKY_EMU_NCCL_FLIP, test only) and must change them
+#     encoders and the VAE on each rank's GPU), also with the CFG axis on 2 ranks (1 + 1) and 4 (2 + 2); a negative
+#     control flips one bit of every all-to-all's first block (SKY_EMU_NCCL_FLIP, test only) and must change them; the
+#     device plan per rank (models/device_plan.h): a rank whose own GPU is too small refuses before loading, naming
+#     itself and its GPU, and the generation runs on GPUs of exactly the planned peak, rank 0's plugin peak equal to it
+#     (also with --offload --teacache, one window: the transformer as it opens is the peak)
 v=tiny_df128
 if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -269,14 +272,42 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
     "$B" random-weights --program vae --output "$u/vae.safetensors" --seed 2 > /dev/null 2>&1
     "$B" random-weights --program t5 --output "$u/t5.safetensors" --seed 3 > /dev/null 2>&1
     DFA=(--dit_weights "$u/dit.safetensors" --vae_weights "$u/vae.safetensors" --t5_weights "$u/t5.safetensors"
-         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow" --num_frames 33
-         --base_num_frames 21 --overlap_history 9 --addnoise_condition 20 --inference_steps 2 --seed 42 --backend cuda)
-    if SKY_CUDA_PLUGIN=$P "$B" "${DFA[@]}" -o "$u/one.mp4" --output_latents "$u/one.safetensors" > "$u/one.log" 2>&1 &&
-       SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np 2 "$B" "${DFA[@]}" --use_usp \
-           -o "$u/two.mp4" --output_latents "$u/two.safetensors" > "$u/two.log" 2>&1 &&
+         --tokenizer tests/fixtures/tokenizer/tiny_umt5.model --prompt "a red fox runs through fresh snow"
+         --overlap_history 9 --addnoise_condition 20 --inference_steps 2 --seed 42 --backend cuda)
+    W2=(--num_frames 33 --base_num_frames 21)   # two windows
+    # ... the device plan of each rank (models/device_plan.h: the transformer as dit_forward while it opens, then as
+    # dit_forward_usp, with the VAE; on the rank's own GPU): with GPU 1 the small one (SKY_EMU_DEVICE_BYTES=80 GiB,64
+    # MiB: per device), rank 1 refuses before loading, naming itself, its GPU and its planned peak N (the old check of
+    # GPU 0 passed there); the generation then runs on two GPUs of exactly N bytes each (the emulator's cuMemAlloc
+    # fails beyond: each rank's plugin stays within its plan), and rank 0's plugin peak (--json) is N to the byte
+    SKY_EMU_DEVICE_BYTES=$((80 << 30)),$((64 << 20)) SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 600 mpirun \
+        --oversubscribe -np 2 -x SKY_EMU_DEVICE_BYTES "$B" "${DFA[@]}" "${W2[@]}" --use_usp -o "$u/small.mp4" > "$u/small.log" 2>&1
+    rc=$?
+    usp_plan=$(sed -n "s/.*error (rank 1 of 2): $v needs .* (\([0-9]*\) bytes) of device memory at its peak (the transformer (dit_forward_usp) + the VAE decoder + the VAE encoder; .*rank 1's GPU 1 has .* ($((64 << 20)) bytes) free.*run with --offload.*/\1/p" "$u/small.log")
+    if [ "$rc" -ne 0 ] && [ -n "$usp_plan" ] && [ ! -e "$u/small.mp4" ]; then
+        ok "$v --use_usp on 2 ranks, GPU 1 of 64 MiB: rank 1 refuses before loading, its planned peak $usp_plan bytes on its own GPU"
+    else tail -5 "$u/small.log"; bad "$v --use_usp, GPU 1 too small: expected rank 1's refusal naming its GPU 1 (exit $rc)"; fi
+    if SKY_CUDA_PLUGIN=$P "$B" "${DFA[@]}" "${W2[@]}" -o "$u/one.mp4" --output_latents "$u/one.safetensors" > "$u/one.log" 2>&1 &&
+       SKY_EMU_DEVICE_BYTES=${usp_plan:-} SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np 2 \
+           -x SKY_EMU_DEVICE_BYTES "$B" "${DFA[@]}" "${W2[@]}" --use_usp -o "$u/two.mp4" --output_latents "$u/two.safetensors" \
+           --json "$u/two.json" > "$u/two.log" 2>&1 &&
        cmp -s "$u/one.safetensors" "$u/two.safetensors"; then
         ok "$v: DF generation (2 windows, 2 steps) with --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
     else tail -5 "$u/one.log" "$u/two.log"; bad "$v: DF generation with --use_usp --backend cuda on 2 ranks"; fi
+    usp_planned=$(sed -n "s/^device memory: .* (\([0-9]*\) bytes) planned at the peak (the transformer (dit_forward_usp) .*), .* free on rank 0's GPU 0$/\1/p" "$u/two.log")
+    if [ -n "$usp_plan" ] && [ "$usp_planned" = "$usp_plan" ] && [ -s "$u/two.safetensors" ] &&
+       [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$u/two.json")" = "$usp_planned" ]; then
+        ok "$v --use_usp on 2 ranks, each GPU of $usp_plan bytes (rank 1's plan): runs; rank 0 planned $usp_planned bytes, its plugin's peak the same"
+    else grep "device memory" "$u/two.log"; bad "$v --use_usp on 2 ranks: the plugin's peak differs from the plan (rank 0: ${usp_planned:-not printed}, rank 1: ${usp_plan:-not printed})"; fi
+    # ... and with --offload --teacache (one window): the peak is the transformer as it opens (dit_forward's arena,
+    # freed by use_comm before dit_forward_usp's is allocated: were both held, the plugin's peak would exceed it)
+    if SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 600 mpirun --oversubscribe -np 2 "$B" "${DFA[@]}" --use_usp \
+           --num_frames 17 --base_num_frames 17 --offload --teacache -o "$u/off.mp4" --json "$u/off.json" > "$u/off.log" 2>&1 &&
+       usp_off=$(sed -n "s/^device memory: .* (\([0-9]*\) bytes) planned at the peak (the transformer as it opens (dit_forward)), .* free on rank 0's GPU 0$/\1/p" "$u/off.log") &&
+       [ -n "$usp_off" ] &&
+       [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$u/off.json")" = "$usp_off" ]; then
+        ok "$v --use_usp --offload --teacache on 2 ranks (one window): rank 0 planned $usp_off bytes (the transformer as it opens), its plugin's peak the same"
+    else tail -3 "$u/off.log"; bad "$v --use_usp --offload --teacache on 2 ranks: failed, or the plugin's peak differs from the plan (${usp_off:-not printed})"; fi
     # the CFG axis (--use_cfg_parallel): 2 ranks (1 + 1: the plain program on each rank's GPU, no NCCL; the velocities
     # swapped over MPI) and 4 (2 + 2: a communicator per group), the same latents bit for bit
     for n in 2 4; do

@@ -1,7 +1,8 @@
 /* tests/runtime/test_device_plan.c — runtime/models/device_plan.c's VAE terms: the tiled decoder (vae_decode_tile)
  * counted in place of vae_decode when the decode is tiled, the run's automatic choice of tiling when the frame's
- * decoder does not fit (sky_device_plan_tile_vae), and the refusal's suggestions; --weight_dtype fp8's transformer. A made-up variant with round
- * sizes; each part is counted as device_plan.h says (weights + arena + the cuBLASLt workspace), so the expected
+ * decoder does not fit (sky_device_plan_tile_vae), and the refusal's suggestions; --weight_dtype fp8's transformer;
+ * --use_usp's transformer (dit_forward as it opens, then dit_forward_usp) and the rank's GPU. A made-up variant with
+ * round sizes; each part is counted as device_plan.h says (weights + arena + the cuBLASLt workspace), so the expected
  * values are sums of the numbers below.
  */
 #include <string.h>
@@ -139,11 +140,72 @@ static int test_fp8(void)
     return 0;
 }
 
+/* --use_usp (device_plan.h): the transformer as it opens (dit_forward: weights, arena, workspace, prompt arenas) held
+ * alone, then the same weights with dit_forward_usp's arena and prompt arenas and its TeaCache buffers beside the VAE;
+ * the peak the larger; the refusal names the rank and its GPU. Without usp, or without dit_forward_usp, unchanged. */
+static const sky_dit_program dit_usp = {.cuda_weight_bytes = 1000 * (size_t)MIB,
+                                        .cuda_arena_bytes = 120 * (size_t)MIB,
+                                        .cuda_prompt_bytes = 1 * (size_t)MIB,
+                                        .cuda_teacache_bytes = 15 * (size_t)MIB};
+static const sky_dit_program dit_u = {.cuda_weight_bytes = 1000 * (size_t)MIB,
+                                      .cuda_arena_bytes = 200 * (size_t)MIB,
+                                      .cuda_prompt_bytes = 2 * (size_t)MIB,
+                                      .cuda_teacache_bytes = 30 * (size_t)MIB,
+                                      .usp = &dit_usp};
+
+static int test_usp(void)
+{
+    sky_variant_desc  v = variant(1);
+    sky_device_config c = {.teacache = 1, .usp = 1, .ranks = 2, .rank = 1, .device = 1};
+    sky_device_plan   a, b;
+    sky_err           err;
+    v.dit = &dit_u;
+    sky_device_plan_make(&v, &c, &a);
+    const size_t open = (1000 + 200 + 2 * 2) * (size_t)MIB + WS, run = (1000 + 120 + 2 * 1) * (size_t)MIB + WS;
+    CHECK(a.bytes[SKY_DEVICE_DIT_OPEN] == open, "opening %zu, want %zu", a.bytes[SKY_DEVICE_DIT_OPEN], open);
+    CHECK(a.bytes[SKY_DEVICE_DIT] == run, "dit_forward_usp %zu, want %zu", a.bytes[SKY_DEVICE_DIT], run);
+    CHECK(a.bytes[SKY_DEVICE_TEACACHE] == 15 * (size_t)MIB, "TeaCache %zu", a.bytes[SKY_DEVICE_TEACACHE]);
+    /* no VAE: the opening is the peak (the usp arena with TeaCache's buffers is smaller) */
+    CHECK(a.peak == open && strcmp(a.at_peak, "the transformer as it opens (dit_forward)") == 0, "peak %zu (%s)",
+          a.peak, a.at_peak);
+    CHECK(sky_device_plan_check(&v, &c, open - 1, 1, &err) && strstr(err.msg, "rank 1's GPU 1 has"), "%s", err.msg);
+    CHECK(sky_device_plan_check(&v, &c, open, 1, &err) == SKY_OK, "refused at its own peak: %s", err.msg);
+    /* with the VAE kept beside it, dit_forward_usp's set is the peak, named so */
+    c.vae_decode = c.vae_tiled = 1;
+    sky_device_plan_make(&v, &c, &a);
+    const size_t with_vae = run + 15 * (size_t)MIB + a.bytes[SKY_DEVICE_VAE_DECODE];
+    CHECK(with_vae > open && a.peak == with_vae &&
+              strcmp(a.at_peak, "the transformer (dit_forward_usp) + TeaCache's buffers + the VAE decoder") == 0,
+          "peak %zu, want %zu (%s)", a.peak, with_vae, a.at_peak);
+    /* the CFG axis on 2 ranks (one per group): dit_forward's sizes, no opening part, on the rank's own GPU */
+    c.usp = 0;
+    sky_device_plan_make(&v, &c, &b);
+    CHECK(b.bytes[SKY_DEVICE_DIT] == open && b.bytes[SKY_DEVICE_DIT_OPEN] == 0, "one rank per group: %zu %zu",
+          b.bytes[SKY_DEVICE_DIT], b.bytes[SKY_DEVICE_DIT_OPEN]);
+    CHECK(sky_device_plan_check(&v, &c, b.peak - 1, 1, &err) && strstr(err.msg, "rank 1's GPU 1 has"), "%s", err.msg);
+    /* without usp: dit_forward's sizes, no opening part, GPU 0 */
+    c.ranks = c.rank = c.device = 0;
+    sky_device_plan_make(&v, &c, &b);
+    CHECK(b.bytes[SKY_DEVICE_DIT] == open && b.bytes[SKY_DEVICE_DIT_OPEN] == 0 &&
+              b.bytes[SKY_DEVICE_TEACACHE] == 30 * (size_t)MIB,
+          "without usp: %zu %zu %zu", b.bytes[SKY_DEVICE_DIT], b.bytes[SKY_DEVICE_DIT_OPEN],
+          b.bytes[SKY_DEVICE_TEACACHE]);
+    CHECK(sky_device_plan_check(&v, &c, b.peak - 1, 1, &err) && strstr(err.msg, ", GPU 0 has"), "%s", err.msg);
+    /* usp on a variant without dit_forward_usp: as without */
+    c.usp = 1;
+    v.dit = &dit;
+    sky_device_plan_make(&v, &c, &a);
+    CHECK(a.bytes[SKY_DEVICE_DIT_OPEN] == 0 && strstr(a.at_peak, "(dit_forward_usp)") == NULL, "no usp program: %s",
+          a.at_peak);
+    return 0;
+}
+
 int main(void)
 {
     RUN(test_tiled_decoder_counted);
     RUN(test_auto_tiling);
     RUN(test_check_suggests);
     RUN(test_fp8);
+    RUN(test_usp);
     return CHECK_SUMMARY();
 }
