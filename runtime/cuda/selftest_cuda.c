@@ -626,6 +626,18 @@ static sky_status cache_write(const sky_selftest_table *t, sky_err *err)
     return SKY_OK;
 }
 
+/* A DiT program's kernels as the selftest loads them (its sm_80 attention's shared memory by name). */
+static sky_selftest_prog dit_prog(const sky_dit_cuda_desc *g, const char *file)
+{
+    return (sky_selftest_prog){.src = g->kernels_src,
+                               .file = file,
+                               .n = g->n_kernels,
+                               .names = g->kernel_names,
+                               .info = g->kernel_info,
+                               .smem_prefix = "attention_sm80",
+                               .smem = g->attention_smem};
+}
+
 sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, sky_err *err)
 {
     memset(t, 0, sizeof *t);
@@ -638,13 +650,7 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
     }
     t->n = 0;
     const sky_dit_cuda_desc *g = &dit_forward_cuda;
-    sky_selftest_prog        dit = {.src = g->kernels_src,
-                                    .file = "gen/dit_forward_kernels.cu",
-                                    .n = g->n_kernels,
-                                    .names = g->kernel_names,
-                                    .info = g->kernel_info,
-                                    .smem_prefix = "attention_sm80",
-                                    .smem = g->attention_smem};
+    sky_selftest_prog        dit = dit_prog(g, "gen/dit_forward_kernels.cu");
     sky_status               st = sky_selftest_prog_load(c, &dit, err);
     if (st == SKY_OK) {
         sky_cuda_smem_limit(g->n_kernels, g->kernel_names, dit.fn, "attention_sm90", g->attention90_smem);
@@ -670,13 +676,7 @@ sky_status sky_cuda_selftest_on(sky_cuda *c, int force, sky_selftest_table *t, s
      * kernels are built in, else NVRTC's cache keeps it for the --use_usp run) and a few small launches. */
     if (st == SKY_OK && &dit_forward_usp_cuda) {
         const sky_dit_cuda_desc *u = &dit_forward_usp_cuda;
-        sky_selftest_prog        usp = {.src = u->kernels_src,
-                                        .file = "gen/dit_forward_usp_kernels.cu",
-                                        .n = u->n_kernels,
-                                        .names = u->kernel_names,
-                                        .info = u->kernel_info,
-                                        .smem_prefix = "attention_sm80",
-                                        .smem = u->attention_smem};
+        sky_selftest_prog        usp = dit_prog(u, "gen/dit_forward_usp_kernels.cu");
         st = sky_selftest_prog_load(c, &usp, err);
         if (st == SKY_OK) {
             sky_cuda_smem_limit(u->n_kernels, u->kernel_names, usp.fn, "attention_sm90", u->attention90_smem);
