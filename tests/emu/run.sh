@@ -311,8 +311,8 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
     # the CFG axis (--use_cfg_parallel): 2 ranks (1 + 1: the plain program on each rank's GPU, no NCCL; the velocities
     # swapped over MPI) and 4 (2 + 2: a communicator per group), the same latents bit for bit
     for n in 2 4; do
-        if SKY_EMU_DEVICES=$n SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np $n "$B" "${DFA[@]}" --use_usp \
-               --use_cfg_parallel -o "$u/cfg$n.mp4" --output_latents "$u/cfg$n.safetensors" > "$u/cfg$n.log" 2>&1 &&
+        if SKY_EMU_DEVICES=$n SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np $n "$B" "${DFA[@]}" "${W2[@]}" \
+               --use_usp --use_cfg_parallel -o "$u/cfg$n.mp4" --output_latents "$u/cfg$n.safetensors" > "$u/cfg$n.log" 2>&1 &&
            cmp -s "$u/one.safetensors" "$u/cfg$n.safetensors"; then
             ok "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks ($((n / 2)) + $((n / 2))) equals the one-process run bit for bit"
         else tail -5 "$u/cfg$n.log"; bad "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks"; fi
@@ -418,7 +418,8 @@ fi
 # 3b2. --offload_blocks N (runtime/cuda/offload.h): the blocks' weights in pinned host memory, N slots on the device,
 #     each next block copied on a second stream, ordered by events, inside the captured graph. v must be bit for bit
 #     that of the run with every weight resident (the same kernels read the same bytes) for N = 1 .. blocks - 1 and
-#     N = blocks (all resident) under test-all, N = 1 (one slot every block reuses) under ./build.sh test, with the emulator's copies run as late (SKY_EMU_COPY_ORDER=late: a block that does
+#     N = blocks (all resident) under test-all, N = 1 (one slot every block reuses) under ./build.sh test, with the
+#     emulator's copies run as late (SKY_EMU_COPY_ORDER=late: a block that does
 #     not wait for its copy reads the slot's previous block) and as early (early: a copy that does not wait for the
 #     block still reading the slot overwrites it) as the dependencies allow: through the graph path with TeaCache
 #     (the 60 calls of tests/fixtures/teacache/tiny_df128_e) and eagerly (the first call of each shape, and a
