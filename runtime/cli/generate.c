@@ -195,12 +195,8 @@ static int check_usp(gen *g)
 {
     if (!g->usp) return SKY_CLI_GO_ON;
     sky_err e;
-    if (sky_cli_flag_given(&g->f, "--use_cfg_parallel")) { /* the CFG axis: two groups of N ranks */
-        if (sky_cli_flag_given(&g->f, "--teacache"))
-            return sky_cli_usage(g->argv0, "--use_usp --use_cfg_parallel with --teacache: not supported yet (each "
-                                           "group would see half of TeaCache's calls); drop one of them");
-        if (sky_usp_split_cfg(g->usp, &e)) return sky_cli_usage(g->argv0, "%s", e.msg);
-    }
+    if (sky_cli_flag_given(&g->f, "--use_cfg_parallel") && sky_usp_split_cfg(g->usp, &e)) /* two groups of N ranks */
+        return sky_cli_usage(g->argv0, "%s", e.msg);
     if (sky_cli_flag_given(&g->f, "--resume_dir"))
         return sky_cli_usage(g->argv0, "--use_usp with --resume_dir: not supported yet (one rank would have to keep "
                                        "the windows for all); drop one of them");

@@ -478,6 +478,24 @@ sky_status sky_denoise_teacache_start(sky_denoise *r, int num_steps, sky_err *er
     return r->cfg_parallel ? tc_order_init(r, err) : SKY_OK;
 }
 
+/* ---- TeaCache on the CFG axis (--use_usp --use_cfg_parallel) ----------------------------------- */
+
+/* Each group runs one pass of every guided step, while TeaCache's state must see both calls in the order of a run on
+ * one GPU (cond, then uncond). The probe is the time embedding (e, or e0), which does not depend on the prompt: both
+ * passes of a step have the same one. So every rank makes both decisions with its own probe, in that order, and
+ * keeps the one of its group's pass: every rank holds the same state, as one GPU would. Each group's transformer keeps
+ * the residuals of the calls it ran, which is enough for the reason tc_order's comment gives (a wrap starts with
+ * both parities running their blocks). */
+static int decide_cfg_axis(void *ctx, const float *probe, size_t n, long long tokens, int *parity)
+{
+    const sky_denoise *r = ctx;
+    int                p[2], calc[2];
+    for (int pass = 0; pass < 2; pass++) calc[pass] = sky_teacache_decide(r->tcp, probe, n, tokens, &p[pass]);
+    const int mine = r->a->comm->cfg_group;
+    *parity = p[mine];
+    return calc[mine];
+}
+
 /* ---- guidance ------------------------------------------------------------------------------ */
 
 /* One forward pass, as a thread's job (--use_cfg_parallel). */
@@ -508,9 +526,10 @@ void sky_denoise_guided(sky_denoise *r, int F, const float *x, const float *y, c
     if (c && c->cfg_group >= 0 && !skip_uncond) {
         /* The CFG axis (--use_usp --use_cfg_parallel): group 0 runs the conditional pass, group 1 the unconditional
          * one, each over its N ranks; each rank then swaps its result with the other group's rank of its number */
-        float *mine = c->cfg_group == 0 ? v : tmp, *theirs = c->cfg_group == 0 ? tmp : v;
+        float             *mine = c->cfg_group == 0 ? v : tmp, *theirs = c->cfg_group == 0 ? tmp : v;
+        const sky_dit_skip sk = {r->a->use_ret_steps, decide_cfg_axis, r};
         sky_dit_forward(r->dit, F, r->h, r->w, x, y, t, Ft, c->cfg_group == 0 ? r->ctx : r->ctx_null, r->clip,
-                        fps_index, mine, NULL);
+                        fps_index, mine, r->tcp ? &sk : NULL);
         c->cfg_swap(c, mine, theirs, (long long)n);
     } else if (r->dit_u && !skip_uncond) {
         pass u = {r->dit_u, F, r->h, r->w, Ft, x, y, r->ctx_null, r->clip, t, fps_index, tmp, NULL};

@@ -293,7 +293,7 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
            --json "$u/two.json" > "$u/two.log" 2>&1 &&
        cmp -s "$u/one.safetensors" "$u/two.safetensors"; then
         ok "$v: DF generation (2 windows, 2 steps) with --use_usp --backend cuda on 2 ranks equals the one-process run bit for bit"
-    else tail -5 "$u/one.log" "$u/two.log"; bad "$v: DF generation with --use_usp --backend cuda on 2 ranks"; fi
+    else tail -n 5 "$u/one.log" "$u/two.log"; bad "$v: DF generation with --use_usp --backend cuda on 2 ranks"; fi
     usp_planned=$(sed -n "s/^device memory: .* (\([0-9]*\) bytes) planned at the peak (the transformer (dit_forward_usp) .*), .* free on rank 0's GPU 0$/\1/p" "$u/two.log")
     if [ -n "$usp_plan" ] && [ "$usp_planned" = "$usp_plan" ] && [ -s "$u/two.safetensors" ] &&
        [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["peak_device_bytes"])' "$u/two.json")" = "$usp_planned" ]; then
@@ -315,8 +315,25 @@ if command -v mpirun > /dev/null 2>&1 && [ -f "$CUDA/include/nccl.h" ]; then
                --use_usp --use_cfg_parallel -o "$u/cfg$n.mp4" --output_latents "$u/cfg$n.safetensors" > "$u/cfg$n.log" 2>&1 &&
            cmp -s "$u/one.safetensors" "$u/cfg$n.safetensors"; then
             ok "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks ($((n / 2)) + $((n / 2))) equals the one-process run bit for bit"
-        else tail -5 "$u/cfg$n.log"; bad "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks"; fi
+        else tail -n 5 "$u/cfg$n.log"; bad "$v: DF generation with --use_usp --use_cfg_parallel --backend cuda on $n ranks"; fi
     done
+    # ... with TeaCache (every rank replays both passes' decisions in the one-process order: pipeline/denoise.c
+    # decide_cfg_axis), every call past the warm-up skipped: under test-all (./build.sh test checks the decisions on the
+    # CPU backend, tests/runtime/test_usp.sh)
+    if [ -n "${SKY_TEST_ALL:-}" ]; then
+        TCA=(--teacache --teacache_thresh 1e9)
+        DF3=("${DFA[@]}")   # 3 steps (2 are all warm-up): the counter wraps between a cond and an uncond call
+        for i in "${!DF3[@]}"; do [ "${DF3[$i]}" = --inference_steps ] && DF3[$((i + 1))]=3; done
+        if SKY_CUDA_PLUGIN=$P "$B" "${DF3[@]}" "${W2[@]}" "${TCA[@]}" -o "$u/tc1.mp4" --output_latents "$u/tc1.safetensors" \
+               > "$u/tc1.log" 2>&1 &&
+           SKY_EMU_DEVICES=2 SKY_CUDA_PLUGIN=$P timeout 1200 mpirun --oversubscribe -np 2 "$B" "${DF3[@]}" "${W2[@]}" \
+               "${TCA[@]}" --use_usp --use_cfg_parallel -o "$u/tc2.mp4" --output_latents "$u/tc2.safetensors" > "$u/tc2.log" 2>&1 &&
+           grep -q "teacache: [1-9][0-9]* of" "$u/tc1.log" && cmp -s "$u/tc1.safetensors" "$u/tc2.safetensors"; then
+            ok "$v: DF generation with TeaCache ($(grep -o 'teacache: [0-9]* of [0-9]*' "$u/tc1.log") calls skipped) and the CFG axis on 2 ranks equals the one-process run bit for bit"
+        else tail -n 3 "$u/tc1.log" "$u/tc2.log"; bad "$v: DF generation with TeaCache and the CFG axis on 2 ranks"; fi
+    else
+        echo "skip --use_usp --use_cfg_parallel --teacache --backend cuda (emulated): test-all only"
+    fi
 else
     echo "     --use_usp --backend cuda on 2 ranks: not run (needs mpirun and $CUDA/include/nccl.h)"
 fi
@@ -896,7 +913,7 @@ if run_pipe cpu && run_pipe cuda cuda --json "$p/cuda.json" && [ "$("$p/mp4probe
    "$ST" compare "$p/cuda.safetensors" "$p/cpu.safetensors" latents.w1 1 > "$tmp/cmp.txt"; then
     ok "pipeline --backend cuda (emulated): prompt -> umT5 -> DiT (2 windows) -> VAE -> 33 frames of 48x64; final latents $(grep -o 'rel_l2 [^ ]*' "$tmp/cmp.txt") from the CPU run's"
 else
-    tail -5 "$p/cuda.log" "$p/cpu.log" "$tmp/cmp.txt" 2>/dev/null
+    tail -n 5 "$p/cuda.log" "$p/cpu.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda (emulated)"
 fi
 # ... its run record (--json): the device as the (emulated) driver names it, the driver, and the plugin's peak
@@ -984,7 +1001,7 @@ elif run_pipe cuda offload --offload && "$ST" compare "$p/offload.safetensors" "
    "$ST" compare "$p/offload.safetensors" "$p/cuda.safetensors" latents.w1 0 >> "$tmp/cmp.txt"; then
     ok "pipeline --backend cuda --offload (emulated): the same frames and latents bit for bit, the transformer uploaded $(grep -c 'weights uploaded' "$p/offload.log") times"
 else
-    tail -5 "$p/offload.log" "$tmp/cmp.txt" 2>/dev/null
+    tail -n 5 "$p/offload.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda --offload (emulated)"
 fi
 # ... and with --use_cfg_parallel on two emulated GPUs: the uncond passes on a transformer on GPU 1 (a thread of
@@ -996,7 +1013,7 @@ if SKY_EMU_DEVICES=2 run_pipe cuda cfgpar --use_cfg_parallel &&
    grep -q "cuda: GPU 1: " "$p/cfgpar.log"; then
     ok "pipeline --backend cuda --use_cfg_parallel (2 emulated GPUs): the same frames and latents bit for bit"
 else
-    tail -5 "$p/cfgpar.log" "$tmp/cmp.txt" 2>/dev/null
+    tail -n 5 "$p/cfgpar.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda --use_cfg_parallel (emulated)"
 fi
 # ... and with TeaCache (4 steps: the counter wraps at 4, so half the calls skip their blocks): the two passes
@@ -1011,7 +1028,7 @@ elif STEPS=4 run_pipe cuda tc --teacache --teacache_thresh 1e9 &&
    "$ST" compare "$p/tcpar.safetensors" "$p/tc.safetensors" latents.w1 0 > "$tmp/cmp.txt"; then
     ok "pipeline --backend cuda --use_cfg_parallel --teacache (2 emulated GPUs): the one-GPU run's latents bit for bit, $(grep -o '[0-9]* of [0-9]* DiT calls skipped' "$p/tcpar.log")"
 else
-    tail -3 "$p/tc.log" "$p/tcpar.log" "$tmp/cmp.txt" 2>/dev/null
+    tail -n 3 "$p/tc.log" "$p/tcpar.log" "$tmp/cmp.txt" 2>/dev/null
     bad "pipeline --backend cuda --use_cfg_parallel --teacache (emulated)"
 fi
 SKY_EMU_DEVICES=1 run_pipe cuda cfgone --use_cfg_parallel

@@ -9,10 +9,10 @@
 #     re-encoded frames), 2 ranks; T2V on tiny_t2v (2 heads) and I2V on tiny_i2v (from a prompt and an image) with
 #     2 ranks; DF on tiny_df with TeaCache, 2 ranks;
 #   - the CFG axis (--use_cfg_parallel, issue 17 item 2): T2V on 2 ranks (1 + 1) and 4 (2 + 2), DF on 6 (3 + 3);
+#     T2V with TeaCache on 2 and 4 (the decisions replayed in the one-process order);
 #   - refusals, each with its message: a rank count that does not divide the heads (the counts that work listed),
 #     one rank alone, other arguments on one rank, --backend cuda (a cpu-only variant), no --seed,
-#     an odd count or TeaCache with the CFG
-#     axis, and a build
+#     an odd count for the CFG axis, and a build
 #     without MPI (runtime/dist/usp_none.c); a rank that cannot read a file stops every rank (no hang).
 # Skipped (0 passed, 0 failed) without mpirun.
 set -uo pipefail
@@ -93,6 +93,21 @@ gen t2v_cfg "$T" 2 "${T2V[@]}" --use_cfg_parallel
 same "T2V, CFG axis on 2 ranks (1 + 1: no token split)" "$tmp/t2v-1.safetensors" "$tmp/t2v_cfg-2.safetensors"
 gen t2v_cfg "$T" 4 "${T2V[@]}" --use_cfg_parallel
 same "T2V, CFG axis on 4 ranks (2 + 2)" "$tmp/t2v-1.safetensors" "$tmp/t2v_cfg-4.safetensors"
+# ... with TeaCache: every rank replays both passes' decisions in the one-process order (runtime/pipeline/denoise.c
+# decide_cfg_axis). A threshold no distance reaches skips every call past the warm-up; 5 steps (odd) make the counter
+# wrap between a cond and an uncond call, so the parities change passes there. The run must skip (its latents
+# differ from the plain run's) and equal the one-process TeaCache run bit for bit.
+T2V_TC=(--dit_weights "$tmp/w_T.safetensors" --prompt_embeds "$tmp/pe_T.safetensors" --seed 3 --inference_steps 5
+        --num_frames 5)
+gen t2v_plain5 "$T" 1 "${T2V_TC[@]}"
+gen t2v_tc "$T" 1 "${T2V_TC[@]}" --teacache --teacache_thresh 1e9
+if [ -s "$tmp/t2v_tc-1.safetensors" ] && ! cmp -s "$tmp/t2v_tc-1.safetensors" "$tmp/t2v_plain5-1.safetensors"; then
+    ok "T2V with TeaCache (5 steps, every call past the warm-up skipped): differs from the plain run"
+else bad "T2V with TeaCache: no skip seen (equal to the plain run, or missing)"; fi
+for n in 2 4; do
+    gen t2v_tc_cfg "$T" "$n" "${T2V_TC[@]}" --teacache --teacache_thresh 1e9 --use_cfg_parallel
+    same "T2V with TeaCache, CFG axis on $n ranks ($((n / 2)) + $((n / 2)))" "$tmp/t2v_tc-1.safetensors" "$tmp/t2v_tc_cfg-$n.safetensors"
+done
 gen df_sync_cfg "$U" 6 "${SYNC[@]}" --use_cfg_parallel
 same "DF synchronous, CFG axis on 6 ranks (3 + 3)" "$tmp/df_sync-1.safetensors" "$tmp/df_sync_cfg-6.safetensors"
 # I2V from a prompt and an image: every rank tokenizes and encodes the prompt (umT5) and the image (CLIP, VAE)
@@ -104,7 +119,7 @@ gen i2v "$I" 1 "${I2V[@]}"
 gen i2v "$I" 2 "${I2V[@]}"
 same "I2V (prompt and image encoded on every rank), 2 ranks" "$tmp/i2v-1.safetensors" "$tmp/i2v-2.safetensors"
 TC=(--dit_weights "$tmp/w_D.safetensors" --prompt_embeds "$tmp/pe_D.safetensors" --seed 4 --inference_steps 6
-    --num_frames 17 --teacache --teacache_thresh 0.3)
+    --num_frames 17 --teacache --teacache_thresh 1e9)   # 8 of 12 calls skip: every one past the warm-up
 gen teacache "$D" 1 "${TC[@]}"
 gen teacache "$D" 2 "${TC[@]}"
 same "DF with TeaCache, 2 ranks" "$tmp/teacache-1.safetensors" "$tmp/teacache-2.safetensors"
@@ -135,8 +150,6 @@ expect 2 "--use_usp with --resume_dir: not supported yet (one rank would have to
     mpi 2 $U "${R[@]}" --resume_dir "$tmp/resume"
 expect 2 "--use_usp --use_cfg_parallel: 3 ranks; the CFG axis needs an even count, 2 N" -- \
     mpi 3 $U "${R[@]}" --use_cfg_parallel
-expect 2 "--use_usp --use_cfg_parallel with --teacache: not supported yet" -- \
-    mpi 2 $D "${TC[@]}" --output_latents "$tmp/refused.safetensors" --use_usp --use_cfg_parallel
 # a file only one rank cannot read: that rank's message with its number, every rank stopped (MPI_Abort), no hang
 mkdir -p "$tmp/rank0" "$tmp/rank1"
 cp "$tmp/w_U.safetensors" "$tmp/rank0/w.safetensors"          # rank 1's folder has none
