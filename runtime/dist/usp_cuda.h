@@ -9,8 +9,8 @@
 /* Every rank together: pick this rank's GPU (sky_usp_local_device over p->devices()), then the rank 0 of each
  * group (usp.h: the whole run, or a CFG group) makes an NCCL unique id, the group's ranks get it by MPI and join
  * the group's communicator on their GPU. *device is the GPU, *comm the plugin's communicator (p->nccl_close ends
- * it; NULL where the group is one rank: the CFG axis on 2 ranks). A rank that fails returns its own message; the others return "another rank failed" (no rank waits for a
- * communicator that will not come). */
+ * it; NULL where the group is one rank: the CFG axis on 2 ranks). A rank that fails returns its own message; the
+ * others return "another rank failed" (no rank waits for a communicator that will not come). */
 sky_status sky_usp_cuda_open(const sky_usp *u, const sky_cuda_plugin *p, int *device, void **comm, sky_err *err);
 
 #endif /* SKY_DIST_USP_CUDA_H */
