@@ -22,17 +22,7 @@ local emit_variant = require("emit.variant")
 local manifest = require("manifest")
 local cwriter  = require("lib.cwriter")
 
--- The CUDA emitter of each program (emit/cuda.lua is their shared skeleton).
-local cuda_emitter = {
-    dit_forward = require("emit.cuda_dit"),
-    dit_forward_usp = require("emit.cuda_dit"),
-    vae_decode  = require("emit.cuda_vae"),
-    vae_decode_tile = require("emit.cuda_vae"),
-    vae_encode_tile = require("emit.cuda_vae"),
-    vae_encode  = require("emit.cuda_vae"),
-    text_encode = require("emit.cuda_enc"),
-    clip_encode = require("emit.cuda_enc"),
-}
+local cuda_emitter = require("emit.cuda_programs")   -- the CUDA emitter of each program
 
 -- Parse the command line into { spec_path, out_dir, stop_after }.
 local function parse_args(args)

@@ -14,12 +14,7 @@ local header  = require("emit.header")
 local c       = require("emit.c")
 local counts  = require("emit.counts")
 
--- The CUDA emitter of each program: its weights' device bytes (weight_device_bytes).
-local cuda_emitters = {
-    dit_forward = require("emit.cuda_dit"), vae_decode = require("emit.cuda_vae"),
-    vae_encode = require("emit.cuda_vae"), vae_decode_tile = require("emit.cuda_vae"),
-    vae_encode_tile = require("emit.cuda_vae"), text_encode = require("emit.cuda_enc"), clip_encode = require("emit.cuda_enc"),
-}
+local cuda_emitters = require("emit.cuda_programs")   -- its weights' device bytes (weight_device_bytes)
 
 local variant = {}
 

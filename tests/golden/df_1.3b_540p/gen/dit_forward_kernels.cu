@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
+ * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f
  * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de
  *            templates/cuda/add_row.cu.in         xxh64 3122ebcb334de12b
  *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087

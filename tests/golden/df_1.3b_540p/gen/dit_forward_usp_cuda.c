@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
+ * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f
  * program    dit_forward_usp (cuda): 772 ops per step, 92 more once per prompt
  * arena      1,029,090,816 bytes (the original's dtypes; see plan_cuda.txt)
  * prompt     94,371,840 bytes per prompt (the cross-attention keys and values)

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
+ * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f
  * source     gen/dit_forward_usp_kernels.cu as a C string, for NVRTC
  */
 const char dit_forward_usp_kernels_src[] =
@@ -14,7 +14,7 @@ const char dit_forward_usp_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b\n"
+    " * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f\n"
     " * templates  templates/cuda/activation.cu.in      xxh64 ff021c371156e3de\n"
     " *            templates/cuda/add_row.cu.in         xxh64 3122ebcb334de12b\n"
     " *            templates/cuda/attention_sm80.cu.in  xxh64 2f3f8d812e351087\n"

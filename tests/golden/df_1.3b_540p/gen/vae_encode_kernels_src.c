@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
+ * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f
  * source     gen/vae_encode_kernels.cu as a C string, for NVRTC
  */
 const char vae_encode_kernels_src[] =
@@ -14,7 +14,7 @@ const char vae_encode_kernels_src[] =
     " *   ./build.sh gen df_1.3b_540p\n"
     " *\n"
     " * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512\n"
-    " * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b\n"
+    " * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f\n"
     " * templates  templates/cuda/add.cu.in             xxh64 10597c6207b018fd\n"
     " *            templates/cuda/cache_update.cu.in    xxh64 460a21785344a0f3\n"
     " *            templates/cuda/common.cuh            xxh64 e97e22d5c08a5978\n"

@@ -4,7 +4,7 @@
  *   ./build.sh gen df_1.3b_540p
  *
  * spec       specs/df_1.3b_540p.lua               xxh64 cd337ddf45505512
- * generator  gen/ (30 .lua files)                 xxh64 a12b12699033c60b
+ * generator  gen/ (31 .lua files)                 xxh64 b218fd9eb442989f
  * program    vae_encode_tile (cuda): 69 ops per call (one chunk), fp32 channels-last, convs in tf32
  * arena      673,710,080 bytes (see plan_cuda.txt)
  */
