@@ -40,6 +40,15 @@ const char *sky_device_part_label(const sky_variant_desc *v, int part, const sky
     return sky_device_part_name(part);
 }
 
+const char *sky_device_plan_gpu(const sky_device_config *c, char *buf, size_t n)
+{
+    if (c->ranks > 0) /* --use_usp: every rank checks its own GPU; the lines say whose */
+        snprintf(buf, n, "rank %d's GPU %d", c->rank, c->device);
+    else
+        snprintf(buf, n, "GPU %d", c->device);
+    return buf;
+}
+
 const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes)
 {
     const double mib = 1024.0 * 1024.0;
@@ -206,11 +215,7 @@ sky_status sky_device_plan_check(const sky_variant_desc *v, const sky_device_con
     else
         snprintf(fix, sizeof fix,
                  "no option of this build makes it fit: use a GPU with that much free memory, or --backend cpu");
-    /* --use_usp: every rank checks its own GPU; the message says whose */
-    if (c->ranks > 0)
-        snprintf(gpu, sizeof gpu, "rank %d's GPU %d", c->rank, c->device);
-    else
-        snprintf(gpu, sizeof gpu, "GPU %d", c->device);
+    sky_device_plan_gpu(c, gpu, sizeof gpu);
     return sky_fail(err,
                     "%s needs %s (%zu bytes) of device memory at its peak (%s; the plan: --info), %s has %s "
                     "(%zu bytes) free of %s; %s",

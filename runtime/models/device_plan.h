@@ -104,6 +104,9 @@ int sky_device_plan_fit_blocks(const sky_variant_desc *v, const sky_device_confi
  * vae_decode_tile, and c with the tiled decoder fits. */
 int sky_device_plan_tile_vae(const sky_variant_desc *v, const sky_device_config *c, size_t free_bytes);
 
+/* The GPU c is checked against, for messages: "GPU d", or under --use_usp "rank r's GPU d"; buf returned. */
+const char *sky_device_plan_gpu(const sky_device_config *c, char *buf, size_t n);
+
 /* bytes as "12.34 GiB" (or MiB below 1 GiB) into buf[n]; returns buf. */
 const char *sky_device_bytes_fmt(char *buf, size_t n, size_t bytes);
 

@@ -125,14 +125,21 @@ sky_status sky_vae_decode(sky_vae *v, const float *z, int L, int h, int w, float
     return SKY_OK;
 }
 
-sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, float *z, sky_err *err)
+/* The video an encode takes, whole or tiled: at least one frame, at the variant's size (either orientation). */
+static sky_status encode_input_ok(const sky_vae_program *p, int T, int H, int W, sky_err *err)
 {
-    const sky_vae_program *p = v->p;
-    if (p->tile) return sky_fail(err, "vae_encode: bound to vae_encode_tile, which encodes tiles only (a bug)");
     if (T < 1) return sky_fail(err, "vae_encode: %d frames; need at least 1", T);
     if (!size_ok(H, W, p->height, p->width))
         return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
                         p->height, p->width, p->width, p->height);
+    return SKY_OK;
+}
+
+sky_status sky_vae_encode(sky_vae *v, const float *video, int T, int H, int W, float *z, sky_err *err)
+{
+    const sky_vae_program *p = v->p;
+    if (p->tile) return sky_fail(err, "vae_encode: bound to vae_encode_tile, which encodes tiles only (a bug)");
+    if (encode_input_ok(p, T, H, W, err)) return SKY_ERR;
     const int    L = sky_latent_frames(T, p->stride_t);
     const size_t px_hw = (size_t)H * W;
     const size_t lat_hw = (size_t)sky_latent_size(H, p->stride_s) * sky_latent_size(W, p->stride_s);
@@ -212,7 +219,6 @@ static void blend_tiles(const vae_tile *a, vae_tile *b, int planes, int s, int e
     }
 }
 
-/* The checks both tiled directions make of `tiling` against v's program (`what`: vae_decode_tile or vae_encode_tile). */
 /* Blend every tile with its upper and left neighbours, row-major and in place (diffusers' order): planes planes of
  * s x s pixels per latent, over extent pixels. */
 static void blend_grid(vae_tile *tiles, int rows, int cols, int planes, int s, int extent)
@@ -223,6 +229,7 @@ static void blend_grid(vae_tile *tiles, int rows, int cols, int planes, int s, i
     }
 }
 
+/* The checks both tiled directions make of `tiling` against v's program (`what`: vae_decode_tile or vae_encode_tile). */
 static sky_status tiling_ok(const sky_vae *v, const sky_vae_tiling *tiling, const char *what, sky_err *err)
 {
     const sky_vae_program *p = v->p;
@@ -330,11 +337,7 @@ sky_status sky_vae_encode_tiled(sky_vae *v, const float *video, int T, int H, in
 {
     const sky_vae_program *p = v->p;
     const int              s = p->stride_s;
-    if (tiling_ok(v, tiling, "vae_encode_tile", err)) return SKY_ERR;
-    if (T < 1) return sky_fail(err, "vae_encode: %d frames; need at least 1", T);
-    if (!size_ok(H, W, p->height, p->width))
-        return sky_fail(err, "vae_encode: video size %dx%d; this variant was generated for %dx%d (or %dx%d)", H, W,
-                        p->height, p->width, p->width, p->height);
+    if (tiling_ok(v, tiling, "vae_encode_tile", err) || encode_input_ok(p, T, H, W, err)) return SKY_ERR;
     const int tl = tiling->min_px / s, ts = tiling->stride_px / s, h = H / s, w = W / s;
     const int rows = (h + ts - 1) / ts, cols = (w + ts - 1) / ts, L = sky_latent_frames(T, p->stride_t);
     vae_tile *tiles = calloc((size_t)rows * cols, sizeof *tiles);

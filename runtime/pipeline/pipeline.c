@@ -299,10 +299,9 @@ static sky_status check_checkpoints(const sky_denoise *r, sky_err *err)
 /* The CUDA backend: the plan's device memory peak of this run (models/device_plan.h), printed, and checked
  * against GPU 0's free memory before any model loads (--use_usp: each rank's own plan against its own GPU, a->device;
  * with more than one rank per group the transformer as dit_forward while it opens, then as dit_forward_usp).
- * Where the VAE decoder at the frame's size would not fit and
- * the variant has vae_decode_tile, the decode (and the encode) is tiled (r->vae_tiled; said on stderr), as with
- * --vae_tiling; with --offload_blocks auto also where the rest then needs block offload (tiling costs less time than
- * copying blocks).
+ * Where the VAE decoder at the frame's size would not fit and the variant has vae_decode_tile, the decode (and the
+ * encode) is tiled (r->vae_tiled; said on stderr), as with --vae_tiling; with --offload_blocks auto also where the
+ * rest then needs block offload (tiling costs less time than copying blocks).
  * --offload_blocks auto is then resolved into r->offload_blocks (the largest block count that fits, none when
  * everything does). */
 static sky_status check_device_memory(sky_denoise *r, sky_err *err)
@@ -331,10 +330,7 @@ static sky_status check_device_memory(sky_denoise *r, sky_err *err)
                            .device = cm ? a->device : 0};
     size_t            free_bytes, total;
     char              gpu[48]; /* the GPU checked, in the lines printed */
-    if (c.ranks > 0)
-        snprintf(gpu, sizeof gpu, "rank %d's GPU %d", c.rank, c.device);
-    else
-        snprintf(gpu, sizeof gpu, "GPU %d", c.device);
+    sky_device_plan_gpu(&c, gpu, sizeof gpu);
     if (sky_cuda_device_memory(v->name, c.device, &free_bytes, &total, err)) return SKY_ERR;
     sky_device_plan plan;
     sky_device_plan_make(v, &c, &plan);
